@@ -1,0 +1,9 @@
+-- luacheck configuration: no globals anywhere; nginx code may use `ngx`.
+std = "lua54"
+max_line_length = 120
+codes = true
+files["spec"] = { std = "+busted" }
+files["lua/kling/sim"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/resty.lua"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/resty"] = { read_globals = { "ngx" }, std = "luajit" }
+files["examples/nginx"] = { read_globals = { "ngx" }, std = "luajit" }

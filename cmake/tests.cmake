@@ -1,0 +1,98 @@
+# The whole test suite, registered with ctest so that one summary line counts it all:
+# C unit tests, busted specs (unit and integration against the simulator in real nginx),
+# nginx tests of the LuaJIT build, valgrind over the integration specs, and luacheck.
+
+set(KLING_SRC ${CMAKE_SOURCE_DIR})
+set(KLING_LUA_PATH "${KLING_SRC}/lua/?.lua;${KLING_SRC}/lua/?/init.lua;;")
+set(KLING_LUA_CPATH "${CMAKE_BINARY_DIR}/?.so;;")
+set(KLING_SIM_DIR "${CMAKE_BINARY_DIR}/sim")
+set(KLING_TEST_ENV
+  "LUA_PATH=${KLING_LUA_PATH}"
+  "LUA_CPATH=${KLING_LUA_CPATH}"
+  "KLING_SIM_INFO=${KLING_SIM_DIR}/sim.json"
+  "KLING_BUILD_DIR=${CMAKE_BINARY_DIR}"
+  "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit")
+
+# C unit tests: one executable per spec/c/test_*.c, linked against the pure part only.
+file(GLOB KLING_C_TESTS CONFIGURE_DEPENDS ${KLING_SRC}/spec/c/test_*.c)
+foreach(src ${KLING_C_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_compile_options(${name} PRIVATE ${KLING_WARNINGS})
+  target_link_libraries(${name} PRIVATE kling_pure)
+  add_test(NAME c_${name} COMMAND ${name})
+endforeach()
+
+if(NOT KLING_LUA STREQUAL "5.4")
+  return()
+endif()
+
+# The LuaJIT flavour, built beside this one: nginx's Lua module embeds LuaJIT and cannot
+# load a 5.4 module. build/jit/kling/core.so is what the nginx tests and examples load.
+pkg_check_modules(LUAJIT luajit)
+if(LUAJIT_FOUND)
+  include(ExternalProject)
+  ExternalProject_Add(kling_jit
+    SOURCE_DIR ${KLING_SRC}
+    BINARY_DIR ${CMAKE_BINARY_DIR}/jit
+    CMAKE_ARGS -DKLING_LUA=jit -DKLING_TESTS=OFF -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}
+               -DKLING_ASAN=${KLING_ASAN}
+    INSTALL_COMMAND ""
+    BUILD_ALWAYS ON)
+else()
+  message(WARNING "luajit not found: the LuaJIT build and its nginx tests are skipped")
+endif()
+
+find_program(KLING_BUSTED busted REQUIRED)
+find_program(KLING_LUACHECK luacheck)
+find_program(KLING_VALGRIND valgrind)
+find_program(KLING_NGINX nginx PATHS /usr/sbin)
+
+# The simulator is a ctest fixture: started once before the integration specs, stopped after.
+add_test(NAME sim_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start --dir ${KLING_SIM_DIR}
+  --out ${KLING_SIM_DIR}/sim.json)
+add_test(NAME sim_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_SIM_DIR})
+set_tests_properties(sim_start PROPERTIES FIXTURES_SETUP sim ENVIRONMENT "${KLING_TEST_ENV}")
+set_tests_properties(sim_stop PROPERTIES FIXTURES_CLEANUP sim ENVIRONMENT "${KLING_TEST_ENV}")
+
+function(kling_busted_tests dir needs_sim)
+  file(GLOB specs CONFIGURE_DEPENDS ${KLING_SRC}/spec/${dir}/*_spec.lua)
+  foreach(spec ${specs})
+    get_filename_component(name ${spec} NAME_WE)
+    add_test(NAME ${dir}_${name}
+      COMMAND ${KLING_LUA_BIN} ${KLING_BUSTED} --helper=${KLING_SRC}/spec/helper.lua ${spec}
+      WORKING_DIRECTORY ${KLING_SRC})
+    set_tests_properties(${dir}_${name} PROPERTIES ENVIRONMENT "${KLING_TEST_ENV}" TIMEOUT 600)
+    if(needs_sim)
+      set_tests_properties(${dir}_${name} PROPERTIES FIXTURES_REQUIRED sim RESOURCE_LOCK sim)
+    endif()
+  endforeach()
+endfunction()
+kling_busted_tests(unit FALSE)
+kling_busted_tests(integration TRUE)
+
+# Shell-driven tests (nginx with the LuaJIT build, killed batches, ...): spec/sh/*.sh.
+file(GLOB KLING_SH_TESTS CONFIGURE_DEPENDS ${KLING_SRC}/spec/sh/*.sh)
+foreach(script ${KLING_SH_TESTS})
+  get_filename_component(name ${script} NAME_WE)
+  add_test(NAME sh_${name} COMMAND bash ${script} WORKING_DIRECTORY ${KLING_SRC})
+  set_tests_properties(sh_${name} PROPERTIES ENVIRONMENT "${KLING_TEST_ENV}" TIMEOUT 600)
+endforeach()
+
+# valgrind over the integration specs: any leak or invalid access from the module fails.
+if(KLING_VALGRIND)
+  add_test(NAME valgrind_integration
+    COMMAND ${KLING_VALGRIND} --quiet --error-exitcode=99 --leak-check=full
+            --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+            --suppressions=${KLING_SRC}/spec/valgrind.supp
+            ${KLING_LUA_BIN} ${KLING_BUSTED} --helper=${KLING_SRC}/spec/helper.lua
+            ${KLING_SRC}/spec/integration
+    WORKING_DIRECTORY ${KLING_SRC})
+  set_tests_properties(valgrind_integration PROPERTIES ENVIRONMENT "${KLING_TEST_ENV}"
+    FIXTURES_REQUIRED sim RESOURCE_LOCK sim TIMEOUT 1200)
+endif()
+
+if(KLING_LUACHECK)
+  add_test(NAME luacheck COMMAND ${KLING_LUACHECK} lua bin/kling spec examples bench
+    WORKING_DIRECTORY ${KLING_SRC})
+endif()

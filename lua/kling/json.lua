@@ -1,0 +1,95 @@
+-- JSON over lua-cjson, with the two things Debian's cjson 2.1.0 lacks:
+--  * numbers: cjson decodes every number as a float on Lua 5.4; integral values come back
+--    as integers here, so ids, timestamps and counts compare and print as integers.
+--  * empty arrays: cjson encodes {} as an object; json.array(t) marks a table to be
+--    encoded as an array even when empty.
+local cjson = require "cjson.safe"
+
+local M = {}
+
+cjson.encode_sparse_array(true, 1, 1)
+cjson.encode_number_precision(14) -- the most cjson 2.1.0 allows; ms timestamps need 13
+M.null = cjson.null
+
+local array_mt = { __name = "kling.json.array" }
+local EMPTY = "\0klingemptyarray\0"
+local EMPTY_ENCODED = '"\\u0000klingemptyarray\\u0000"'
+
+function M.array(t)
+  return setmetatable(t or {}, array_mt)
+end
+
+function M.is_array(t)
+  return getmetatable(t) == array_mt
+end
+
+local tointeger = math.tointeger or function(x) -- LuaJIT: every number is a double
+  return x
+end
+
+local function normalize(v)
+  local t = type(v)
+  if t == "number" then
+    return tointeger(v) or v
+  elseif t == "table" then
+    for k, x in pairs(v) do
+      v[k] = normalize(x)
+    end
+  end
+  return v
+end
+
+-- Returns the value, or nil and a message naming the position of the error.
+function M.decode(s)
+  if type(s) ~= "string" then
+    return nil, "expected a JSON string, got " .. type(s)
+  end
+  local v, err = cjson.decode(s)
+  if v == nil and err then
+    return nil, err
+  end
+  return normalize(v)
+end
+
+local function has_empty_array(v)
+  if type(v) ~= "table" then
+    return false
+  end
+  if getmetatable(v) == array_mt and next(v) == nil then
+    return true
+  end
+  for _, x in pairs(v) do
+    if has_empty_array(x) then
+      return true
+    end
+  end
+  return false
+end
+
+local function mark_empty(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  if getmetatable(v) == array_mt and next(v) == nil then
+    return EMPTY
+  end
+  local copy = {}
+  for k, x in pairs(v) do
+    copy[k] = mark_empty(x)
+  end
+  return copy
+end
+
+-- Returns the text, or nil and a message.
+function M.encode(v)
+  if has_empty_array(v) then
+    local s, err = cjson.encode(mark_empty(v))
+    if not s then
+      return nil, err
+    end
+    return (s:gsub(EMPTY_ENCODED, "[]"))
+  end
+  return cjson.encode(v)
+end
+
+return M

@@ -1,0 +1,34 @@
+/* Shared by the Lua bindings of kling.core: Lua version shims and the
+ * per-concern openers that core.c calls. The pure C parts live in src/pure/
+ * and never include this header. */
+#ifndef KLING_H
+#define KLING_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#if LUA_VERSION_NUM < 502
+/* LuaJIT 2.1 / Lua 5.1: 5.3 API used here (lua_isinteger, luaL_len, ...). */
+#include <lua5.1/compat-5.3.h>
+#endif
+
+/* Each opener sets its functions into the module table at the top of the
+ * stack and leaves the stack as it found it. Userdata types register their
+ * metatables (with __gc) here too. */
+void kling_open_time(lua_State *L);    /* time.c:    now_ms, wall_s, sleep_ms */
+void kling_open_codec(lua_State *L);   /* codec.c:   base64, hmac, jwt, random */
+void kling_open_auth(lua_State *L);    /* auth.c:    auth userdata (secrets kept in C) */
+void kling_open_retry(lua_State *L);   /* retry.c:   classify, retry_after, backoff, decide */
+void kling_open_webhook(lua_State *L); /* webhook.c: Standard Webhooks verification */
+void kling_open_http(lua_State *L);    /* http.c:    libcurl multi driver */
+
+/* Set t[name] = integer / string field of the table at the top of the stack. */
+void kling_setint(lua_State *L, const char *name, lua_Integer v);
+void kling_setstr(lua_State *L, const char *name, const char *v);
+void kling_setbool(lua_State *L, const char *name, int v);
+
+/* Read optional fields of the table at index idx. */
+lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer def);
+const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len);
+
+#endif
