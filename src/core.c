@@ -61,5 +61,7 @@ int luaopen_kling_core(lua_State *L) {
     kling_open_retry(L);
     kling_open_webhook(L);
     kling_open_http(L);
+    kling_open_money(L);
+    kling_open_sched(L);
     return 1;
 }

@@ -21,6 +21,8 @@ void kling_open_auth(lua_State *L);    /* auth.c:    auth userdata (secrets kept
 void kling_open_retry(lua_State *L);   /* retry.c:   classify, retry_after, backoff, decide */
 void kling_open_webhook(lua_State *L); /* webhook.c: Standard Webhooks verification */
 void kling_open_http(lua_State *L);    /* http.c:    libcurl multi driver */
+void kling_open_money(lua_State *L);   /* money.c:   decimal micro-units, price rules */
+void kling_open_sched(lua_State *L);   /* sched.c:   poll scheduler, slot limiter */
 
 /* Set t[name] = integer / string field of the table at the top of the stack. */
 void kling_setint(lua_State *L, const char *name, lua_Integer v);

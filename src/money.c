@@ -1,0 +1,6 @@
+/* Placeholder opener: being written now (see docs/internals.md). */
+#include "kling.h"
+
+void kling_open_money(lua_State *L) {
+    (void)L;
+}
