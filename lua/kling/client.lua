@@ -1,0 +1,276 @@
+-- The client: one provider, one set of credentials, one driver.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local providers = require "kling.providers"
+local transport = require "kling.transport"
+local task = require "kling.task"
+local validate = require "kling.validate"
+
+local Client = {}
+Client.__index = Client
+Client.__name = "kling.client"
+
+local M = {}
+
+local function env(name)
+  local v = os.getenv(name)
+  if v == "" then
+    return nil
+  end
+  return v
+end
+
+local function seconds(fn, name, v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v ~= v or v <= 0 then
+    errors.misuse(fn, name .. " must be a positive number of seconds")
+  end
+  return v
+end
+
+local function make_auth(opts, provider)
+  local ak = opts.access_key or env("KLING_ACCESS_KEY")
+  local sk = opts.secret_key or env("KLING_SECRET_KEY")
+  local key = opts.api_key or env("KLING_API_KEY")
+  if ak and sk and provider.auth.jwt then
+    return core.auth { access_key = ak, secret_key = sk }
+  end
+  if key then
+    return core.auth { api_key = key }
+  end
+  if (ak or sk) and not (ak and sk) and provider.auth.jwt then
+    return nil, errors.new { kind = "auth", provider = provider.name,
+      message = "access_key and secret_key go together: one of them is missing" }
+  end
+  local how = provider.auth.jwt and "access_key + secret_key, or api_key (or KLING_ACCESS_KEY + "
+    .. "KLING_SECRET_KEY, or KLING_API_KEY)" or "api_key (or KLING_API_KEY)"
+  return nil, errors.new { kind = "auth", provider = provider.name, message = "no credentials: give " .. how }
+end
+
+-- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
+-- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =}
+-- Returns a client, or nil and an error (unknown provider, missing credentials).
+function M.new(opts)
+  opts = opts or {}
+  errors.check_arg("new", 1, opts, "table")
+  local provider, perr = providers.get(opts.provider or env("KLING_PROVIDER"))
+  if not provider then
+    return nil, perr
+  end
+  local auth, aerr = make_auth(opts, provider)
+  if not auth then
+    return nil, aerr
+  end
+  local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
+  if type(base_url) ~= "string" or not base_url:match("^https?://[^/]+") then
+    return nil, errors.validation("base_url", "must be an http(s) URL (got " .. tostring(base_url) .. ")")
+  end
+  local timeout = seconds("new", "timeout", opts.timeout, 60)
+  local connect_timeout = seconds("new", "connect_timeout", opts.connect_timeout, 10)
+  local driver = opts.driver or require("kling.driver.curl").new {
+    ca_file = opts.ca_file or env("KLING_CA_FILE"),
+    timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
+    user_agent = opts.user_agent,
+  }
+  local self = setmetatable({
+    provider = provider,
+    driver = driver,
+    base_url = (base_url:gsub("/+$", "")),
+    wait_timeout = seconds("new", "wait_timeout", opts.wait_timeout, 1800),
+    poll_min = seconds("new", "poll_min", opts.poll_min, 1),
+    poll_max = seconds("new", "poll_max", opts.poll_max, 15),
+    auto_external_id = opts.auto_external_id ~= false,
+  }, Client)
+  self.ctx = {
+    core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
+    max_attempts = opts.max_attempts or 5, base_ms = opts.retry_base_ms or 500, cap_ms = opts.retry_cap_ms or 20000,
+    call_budget_ms = math.floor(seconds("new", "call_budget", opts.call_budget, 120) * 1000),
+    timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
+    on_retry = opts.on_retry,
+  }
+  return self
+end
+
+function Client:__tostring()
+  return string.format("kling.client(%s, %s)", self.provider.name, self.base_url)
+end
+
+-- Validates a canonical request and returns the endpoint it goes to, or nil and an error.
+function Client:check(req)
+  errors.check_arg("check", 1, req, "table")
+  if req.provider ~= nil and req.provider ~= self.provider.name then
+    return nil, errors.validation("provider", "this client talks to '" .. self.provider.name
+      .. "', the request names '" .. tostring(req.provider) .. "'")
+  end
+  local endpoint = req.endpoint or self.provider.default_endpoint(req)
+  local err = self.provider.validate(req, endpoint)
+  if err then
+    return nil, err
+  end
+  return endpoint
+end
+
+local function protocol_error(self, msg, extra)
+  local e = errors.new { kind = "protocol", provider = self.provider.name, message = msg }
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
+  return e
+end
+
+-- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
+-- means the request left the host and its answer was lost: the task may exist; look it up
+-- with get_task{external_task_id = err.external_task_id} rather than sending it again.
+function Client:submit(req)
+  local endpoint, err = self:check(req)
+  if not endpoint then
+    return nil, err
+  end
+  if req.external_task_id == nil and self.auto_external_id and self.provider.capabilities.external_ids then
+    local copy = {}
+    for k, v in pairs(req) do
+      copy[k] = v
+    end
+    copy.external_task_id = "kl-" .. core.random_hex(12)
+    req = copy
+  end
+  local call = self.provider.build(req, endpoint)
+  local data, meta = transport.call(self.ctx, call)
+  if not data then
+    meta.external_task_id = req.external_task_id
+    meta.endpoint = endpoint
+    return nil, meta
+  end
+  local t, perr = self.provider.parse_task(data, endpoint)
+  if not t then
+    return nil, protocol_error(self, "create succeeded but its answer is unreadable: " .. perr,
+      { uncertain = true, external_task_id = req.external_task_id, endpoint = endpoint })
+  end
+  t.endpoint = endpoint
+  t.external_task_id = t.external_task_id or req.external_task_id
+  t.request_id = meta.request_id
+  t.request = req
+  return task.new(self, t)
+end
+
+-- One query of a task by id on an endpoint; returns the parsed fields (not a Task).
+function Client:fetch_task(id, endpoint, by_external)
+  local path = by_external and self.provider.external_query_path(endpoint, id)
+    or self.provider.query_path(endpoint, id)
+  local data, err = transport.call(self.ctx, { method = "GET", path = path })
+  if not data then
+    return nil, err
+  end
+  if by_external and type(data) == "table" and data[1] ~= nil then
+    data = data[1]
+  end
+  local t, perr = self.provider.parse_task(data, endpoint)
+  if not t then
+    return nil, protocol_error(self, perr)
+  end
+  t.endpoint = endpoint
+  return t
+end
+
+local function is_not_found(err)
+  return err.kind == "not_found" or err.http_status == 404
+end
+
+-- get_task(id | {external_task_id =}, {endpoint =}): a Task, or nil and an error. Without an
+-- endpoint the video endpoints are tried in turn (queries are free).
+function Client:get_task(ref, opts)
+  opts = opts or {}
+  local id, by_external = ref, false
+  if type(ref) == "table" then
+    id, by_external = ref.external_task_id, true
+    if type(id) ~= "string" or id == "" then
+      errors.misuse("get_task", "{external_task_id = <string>} expected")
+    end
+  elseif type(ref) ~= "string" or ref == "" then
+    errors.misuse("get_task", "a task id (string) or {external_task_id = ...} expected")
+  end
+  local endpoints = { opts.endpoint }
+  if not opts.endpoint then
+    endpoints = {}
+    for name, e in pairs(self.provider.endpoints) do
+      if e.async and e.kind == "video" then
+        endpoints[#endpoints + 1] = name
+      end
+    end
+    table.sort(endpoints)
+  end
+  local last
+  for _, endpoint in ipairs(endpoints) do
+    local t, err = self:fetch_task(id, endpoint, by_external)
+    if t then
+      return task.new(self, t)
+    end
+    if not is_not_found(err) then
+      return nil, err
+    end
+    last = err
+  end
+  return nil, last or errors.new { kind = "not_found", message = "no task " .. tostring(id) }
+end
+
+-- list_tasks{endpoint =, page =, page_size =}: an array of Tasks, or nil and an error.
+function Client:list_tasks(opts)
+  opts = opts or {}
+  local endpoint = opts.endpoint or "videos/text2video"
+  if not self.provider.endpoints[endpoint] then
+    return nil, errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'", self.provider.name)
+  end
+  local page, size = opts.page or 1, opts.page_size or 30
+  if not validate.is_whole(page) or page < 1 or page > 1000 then
+    return nil, errors.validation("page", "must be a whole number between 1 and 1000", self.provider.name)
+  end
+  if not validate.is_whole(size) or size < 1 or size > 500 then
+    return nil, errors.validation("page_size", "must be a whole number between 1 and 500", self.provider.name)
+  end
+  local data, err = transport.call(self.ctx, { method = "GET", path = self.provider.list_path(endpoint, page, size) })
+  if not data then
+    return nil, err
+  end
+  if type(data) ~= "table" then
+    return nil, protocol_error(self, "task list is not an array")
+  end
+  local out = {}
+  for i, item in ipairs(data) do
+    local t, perr = self.provider.parse_task(item, endpoint)
+    if not t then
+      return nil, protocol_error(self, "task list item " .. i .. ": " .. perr)
+    end
+    t.endpoint = endpoint
+    out[i] = task.new(self, t)
+  end
+  return out
+end
+
+-- submit + wait. Returns the finished task or nil and an error.
+function Client:run(req, wait_opts)
+  local t, err = self:submit(req)
+  if not t then
+    return nil, err
+  end
+  return t:wait(wait_opts)
+end
+
+function Client:cancel_task(t)
+  if not self.provider.capabilities.cancel then
+    return nil, errors.unsupported(self.provider.name, "cancel")
+  end
+  return self.provider.cancel(self, t)
+end
+
+-- Downloads a URL to a path (through a temporary name). Returns path, bytes or nil, error.
+function Client:download(url, path)
+  local ok, err = self.driver:download(url, path)
+  if not ok then
+    return nil, errors.new { kind = "network", message = err, retryable = true, provider = self.provider.name }
+  end
+  return ok, err
+end
+
+return M

@@ -1,0 +1,73 @@
+-- The plain-Lua driver: kling.core's libcurl multi handle, the monotonic clock and sleep.
+-- (Inside nginx the resty driver takes its place: libcurl never runs in a worker.)
+local core = require "kling.core"
+
+local Driver = {}
+Driver.__index = Driver
+
+local M = {}
+
+-- opts: ca_file, connect_timeout_ms, timeout_ms, user_agent
+function M.new(opts)
+  local http = core.http {
+    ca_file = opts.ca_file, connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
+    user_agent = opts.user_agent,
+  }
+  return setmetatable({ http = http }, Driver)
+end
+
+function Driver:request(req)
+  return self.http:request(req)
+end
+
+function Driver.now_ms()
+  return core.now_ms()
+end
+
+function Driver.wall_s()
+  return core.wall_s()
+end
+
+function Driver.sleep_ms(_, ms)
+  if ms > 0 then
+    core.sleep_ms(ms)
+  end
+end
+
+-- Streams url to path through a temporary name, checks the size against Content-Length,
+-- then renames: a reader never sees a partial file. Returns path, bytes or nil, message.
+function Driver:download(url, path, opts)
+  local tmp = path .. ".part"
+  local res = self.http:request {
+    method = "GET", url = url, output = tmp, follow = true,
+    timeout_ms = opts and opts.timeout_ms or 600000,
+  }
+  local function fail(msg)
+    os.remove(tmp)
+    return nil, msg
+  end
+  if not res.ok then
+    return fail("download of " .. url .. " failed: " .. tostring(res.message))
+  end
+  if res.status ~= 200 then
+    return fail("download of " .. url .. " failed: HTTP " .. tostring(res.status))
+  end
+  local f = io.open(tmp, "rb")
+  if not f then
+    return fail("download of " .. url .. " wrote no file")
+  end
+  local size = f:seek("end")
+  f:close()
+  -- Content-Length counts encoded bytes: only comparable when the body came unencoded.
+  local expected = not res.headers["content-encoding"] and tonumber(res.headers["content-length"])
+  if expected and expected ~= size then
+    return fail(string.format("download of %s is %d bytes, expected %d", url, size, expected))
+  end
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then
+    return fail("cannot move the download into place: " .. tostring(rerr))
+  end
+  return path, size
+end
+
+return M

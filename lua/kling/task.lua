@@ -1,0 +1,122 @@
+-- A task: what a create returned, kept up to date by refresh() and wait().
+local errors = require "kling.errors"
+
+local Task = {}
+Task.__index = Task
+Task.__name = "kling.task"
+
+local M = {}
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+M.TERMINAL = TERMINAL
+
+-- Phrases providers use when a task fails on content grounds: never worth resubmitting.
+local POLICY_PATTERNS = { "polic", "safety", "sensitive", "violat", "risk", "moderat", "inappropriate" }
+
+function M.new(client, fields)
+  fields.client = client
+  return setmetatable(fields, Task)
+end
+
+function Task:__tostring()
+  return string.format("kling.task(%s %s, %s)", self.client.provider.name, self.id, self.status)
+end
+
+function Task:is_terminal()
+  return TERMINAL[self.status] == true
+end
+
+-- Copies a freshly parsed task's fields into this one.
+function Task:update(fresh)
+  for k, v in pairs(fresh) do
+    if k ~= "client" then
+      self[k] = v
+    end
+  end
+  return self
+end
+
+-- The error that a failed or cancelled task ends with.
+function Task:failure()
+  if self.status == "cancelled" then
+    return errors.new { kind = "cancelled", message = "task " .. self.id .. " was cancelled",
+      provider = self.client.provider.name, task = self }
+  end
+  local msg = self.message or "the provider reported failure without a reason"
+  local lower = msg:lower()
+  local kind, retryable = "server", true
+  for _, p in ipairs(POLICY_PATTERNS) do
+    if lower:find(p, 1, true) then
+      kind, retryable = "content_policy", false
+      break
+    end
+  end
+  return errors.new { kind = kind, message = "task " .. self.id .. " failed: " .. msg, retryable = retryable,
+    provider = self.client.provider.name, task = self, code = self.fail_code }
+end
+
+-- Queries the provider once. Returns the task, or nil and an error.
+function Task:refresh()
+  local fresh, err = self.client:fetch_task(self.id, self.endpoint)
+  if not fresh then
+    return nil, err
+  end
+  return self:update(fresh)
+end
+
+-- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
+-- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
+-- a timeout leaves the task running at the provider and returns an error of kind "timeout".
+function Task:wait(opts)
+  opts = opts or {}
+  local client = self.client
+  local driver = client.driver
+  local timeout_ms = math.floor((opts.timeout or client.wait_timeout) * 1000)
+  local poll_min = math.floor((opts.poll_min or client.poll_min) * 1000)
+  local poll_max = math.floor((opts.poll_max or client.poll_max) * 1000)
+  local deadline = driver:now_ms() + timeout_ms
+  local interval = poll_min
+  local last_err
+  while true do
+    if self.status == "succeeded" then
+      return self
+    elseif TERMINAL[self.status] then
+      return nil, self:failure()
+    end
+    local left = deadline - driver:now_ms()
+    if left <= 0 then
+      return nil, errors.new { kind = "timeout", retryable = true, task = self,
+        provider = client.provider.name,
+        message = string.format("task %s did not finish within %g s (last status %s%s)", self.id,
+          timeout_ms / 1000, self.status, last_err and ("; last error: " .. tostring(last_err)) or "") }
+    end
+    driver:sleep_ms(math.min(interval, left))
+    interval = math.min(math.floor(interval * 1.5), poll_max)
+    local ok, err = self:refresh()
+    if not ok then
+      if not err.retryable then
+        return nil, err
+      end
+      last_err = err
+    elseif opts.on_progress then
+      opts.on_progress(self)
+    end
+  end
+end
+
+function Task:cancel()
+  return self.client:cancel_task(self)
+end
+
+-- A plain table of the task's data (no client), for JSON or logs.
+function Task:to_table()
+  local t = {}
+  for k, v in pairs(self) do
+    if k ~= "client" and k ~= "raw" then
+      t[k] = v
+    end
+  end
+  return t
+end
+
+return M

@@ -1,0 +1,126 @@
+-- One API call with the retry policy of the C core, over any driver (libcurl or nginx
+-- cosockets). The decisions (retry or not, how long to wait, what kind of error) are made by
+-- core.decide; this loop only carries them out.
+local json = require "kling.json"
+local errors = require "kling.errors"
+
+local M = {}
+
+local function is_json(content_type)
+  return content_type ~= nil and content_type:lower():find("json", 1, true) ~= nil
+end
+
+-- Reads one driver result. Returns the envelope's data on success, or a description of the
+-- failure: {status, code, message, request_id, transport}.
+local function read_result(provider, res)
+  if not res.ok then
+    return nil, { transport = res.error or "other", message = res.message, sent = res.sent,
+      received = res.received }
+  end
+  local f = { status = res.status, sent = true, received = true }
+  local request_id = res.headers and (res.headers["x-request-id"] or res.headers["request-id"])
+  if not is_json(res.headers and res.headers["content-type"]) then
+    if res.status >= 200 and res.status < 300 then
+      f.transport = "protocol"
+      f.message = "expected JSON, got content type " .. tostring(res.headers["content-type"])
+    else
+      f.message = "HTTP " .. res.status .. " without a JSON body"
+    end
+    f.request_id = request_id
+    return nil, f
+  end
+  local body, derr = json.decode(res.body)
+  if body == nil then
+    f.transport = "protocol"
+    f.message = "malformed JSON in the response: " .. tostring(derr)
+    return nil, f
+  end
+  local data, code, message, rid = provider.unwrap(body, res.status)
+  f.request_id = rid or request_id
+  if data == false then
+    if res.status >= 200 and res.status < 300 then
+      f.transport = "protocol"
+      f.message = "the response is not a " .. provider.name .. " envelope"
+    else
+      f.message = type(body) == "table" and (body.message or body.msg or body.error) or nil
+      if type(f.message) == "table" then
+        f.code = f.message.code
+        f.message = f.message.message
+      end
+    end
+    return nil, f
+  end
+  if data == nil then
+    f.code, f.message = code, message
+    return nil, f
+  end
+  if res.status < 200 or res.status >= 300 then
+    f.message = "HTTP " .. res.status .. " with a success envelope"
+    return nil, f
+  end
+  return data, f
+end
+
+-- call(ctx, spec): ctx = {driver, provider, base_url, auth, max_attempts, base_ms, cap_ms,
+-- call_budget_ms, timeout_ms, connect_timeout_ms, core}; spec = {method, path, body}.
+-- Returns data, meta ({request_id, http_status}) or nil, err.
+function M.call(ctx, spec)
+  local core, driver = ctx.core, ctx.driver
+  local body = spec.body
+  if body ~= nil and type(body) ~= "string" then
+    local encoded, eerr = json.encode(body)
+    if not encoded then
+      return nil, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr), ctx.provider.name)
+    end
+    body = encoded
+  end
+  local deadline = driver:now_ms() + (spec.budget_ms or ctx.call_budget_ms)
+  local attempt, renewed = 0, false
+  while true do
+    local headers = { accept = "application/json" }
+    if ctx.auth then
+      headers.authorization = ctx.auth:bearer(driver:wall_s())
+    end
+    if body then
+      headers["content-type"] = "application/json"
+    end
+    local res = driver:request {
+      method = spec.method, url = ctx.base_url .. spec.path, headers = headers, body = body,
+      timeout_ms = ctx.timeout_ms, connect_timeout_ms = ctx.connect_timeout_ms,
+    }
+    local data, f = read_result(ctx.provider, res)
+    if data ~= nil then
+      return data, { request_id = f.request_id, http_status = f.status }
+    end
+    if f.code == 1004 and ctx.auth and not renewed then
+      -- The token expired in flight (clock skew): renew once, without counting an attempt.
+      ctx.auth:invalidate()
+      renewed = true
+    else
+      local now = driver:now_ms()
+      local d = core.decide {
+        method = spec.method, attempt = attempt, max_attempts = ctx.max_attempts,
+        http_status = f.status, code = tonumber(f.code), transport = f.transport,
+        sent = f.sent, received = f.received,
+        retry_after = res.headers and res.headers["retry-after"], now_s = driver:wall_s(),
+        budget_ms = math.max(0, deadline - now), base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
+      }
+      if not d.retry then
+        return nil, errors.new {
+          kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
+          message = f.message or errors.kinds[d.kind], retryable = d.retryable,
+          provider = ctx.provider.name, uncertain = d.uncertain or nil,
+          transport = f.transport, attempts = attempt + 1,
+        }
+      end
+      if ctx.on_retry then
+        ctx.on_retry { attempt = attempt + 1, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
+          http_status = f.status, path = spec.path }
+      end
+      driver:sleep_ms(d.delay_ms)
+      attempt = attempt + 1
+    end
+  end
+end
+
+return M

@@ -1,0 +1,196 @@
+-- Rule checkers shared by the provider files. Each returns nil when the rule holds,
+-- or a validation error naming the field and the rule. Runs on Lua 5.4 and LuaJIT.
+local errors = require "kling.errors"
+
+local M = {}
+
+-- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
+function M.utf8_len(s)
+  local n, i, len = 0, 1, #s
+  while i <= len do
+    local c = s:byte(i)
+    local extra
+    if c < 0x80 then
+      extra = 0
+    elseif c >= 0xC2 and c < 0xE0 then
+      extra = 1
+    elseif c >= 0xE0 and c < 0xF0 then
+      extra = 2
+    elseif c >= 0xF0 and c < 0xF5 then
+      extra = 3
+    else
+      return nil
+    end
+    for k = i + 1, i + extra do
+      local b = s:byte(k)
+      if not b or b < 0x80 or b > 0xBF then
+        return nil
+      end
+    end
+    i = i + extra + 1
+    n = n + 1
+  end
+  return n
+end
+
+local function fail(ctx, field, msg)
+  return errors.validation(field, msg, ctx and ctx.provider)
+end
+
+-- A string field: opts.required, opts.max_chars, opts.nonempty.
+function M.text(ctx, req, field, opts)
+  local v = req[field]
+  if v == nil then
+    if opts.required then
+      return fail(ctx, field, "is required" .. (opts.why and (" " .. opts.why) or ""))
+    end
+    return nil
+  end
+  if type(v) ~= "string" then
+    return fail(ctx, field, "must be a string, got " .. type(v))
+  end
+  local n = M.utf8_len(v)
+  if not n then
+    return fail(ctx, field, "must be valid UTF-8")
+  end
+  if opts.required and v:match("^%s*$") then
+    return fail(ctx, field, "must not be empty")
+  end
+  if opts.max_chars and n > opts.max_chars then
+    return fail(ctx, field, string.format("must be at most %d characters (got %d)", opts.max_chars, n))
+  end
+  return nil
+end
+
+local function list_words(set)
+  local words = {}
+  for k in pairs(set) do
+    words[#words + 1] = tostring(k)
+  end
+  table.sort(words)
+  return table.concat(words, ", ")
+end
+
+-- One of a set of values; `set` maps each allowed value to true.
+function M.one_of(ctx, req, field, set, why)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if not set[v] then
+    return fail(ctx, field, string.format("must be one of %s%s (got %s)", list_words(set),
+      why and (" " .. why) or "", tostring(v)))
+  end
+  return nil
+end
+
+function M.boolean(ctx, req, field)
+  local v = req[field]
+  if v ~= nil and type(v) ~= "boolean" then
+    return fail(ctx, field, "must be a boolean (true or false), got " .. type(v))
+  end
+  return nil
+end
+
+function M.number_in(ctx, req, field, lo, hi)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if type(v) ~= "number" or v ~= v then
+    return fail(ctx, field, "must be a number, got " .. type(v))
+  end
+  if v < lo or v > hi then
+    return fail(ctx, field, string.format("must be between %s and %s (got %s)", lo, hi, v))
+  end
+  return nil
+end
+
+local function is_whole(v)
+  return type(v) == "number" and v == v and v % 1 == 0
+end
+M.is_whole = is_whole
+
+-- A whole number in [lo, hi], or one of `set` when given.
+function M.whole_in(ctx, req, field, lo, hi, set, why)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if not is_whole(v) then
+    return fail(ctx, field, "must be a whole number, got " .. tostring(v))
+  end
+  if set then
+    if not set[v] then
+      return fail(ctx, field, string.format("must be one of %s%s (got %d)", list_words(set),
+        why and (" " .. why) or "", v))
+    end
+  elseif v < lo or v > hi then
+    return fail(ctx, field, string.format("must be between %d and %d%s (got %d)", lo, hi,
+      why and (" " .. why) or "", v))
+  end
+  return nil
+end
+
+function M.array(ctx, req, field, max_items)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
+    return fail(ctx, field, "must be an array")
+  end
+  if max_items and #v > max_items then
+    return fail(ctx, field, string.format("must have at most %d items (got %d)", max_items, #v))
+  end
+  return nil
+end
+
+-- http(s) URL with a host.
+function M.is_url(s)
+  return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+[^%s]*$") ~= nil
+end
+
+-- An image given as a URL or as base64 (a `data:` prefix is tolerated and removed by the
+-- provider mapping). Checks what can be checked before the network: format and size
+-- for inline data.
+function M.image(ctx, req, field, opts)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if type(v) ~= "string" or v == "" then
+    return fail(ctx, field, "must be an image URL or base64 data")
+  end
+  if M.is_url(v) then
+    return nil
+  end
+  local data = v:gsub("^data:image/[%w.+-]+;base64,", "")
+  if data:find("[^%w+/=\r\n]") then
+    return fail(ctx, field, "must be an http(s) URL or base64-encoded JPG/PNG data")
+  end
+  local approx_bytes = math.floor(#data * 3 / 4)
+  local max = opts and opts.max_bytes or 10 * 1024 * 1024
+  if approx_bytes > max then
+    return fail(ctx, field, string.format("must be at most %d MB (got about %.1f MB)", math.floor(max / 1048576),
+      approx_bytes / 1048576))
+  end
+  local head = data:sub(1, 16)
+  if not (head:sub(1, 4) == "/9j/" or head:sub(1, 8) == "iVBORw0K") then
+    return fail(ctx, field, "inline data must be a base64-encoded JPG or PNG image")
+  end
+  return nil
+end
+
+-- Runs checks in order and returns the first failure.
+function M.first(...)
+  for i = 1, select("#", ...) do
+    local err = select(i, ...)
+    if err then
+      return err
+    end
+  end
+  return nil
+end
+
+return M

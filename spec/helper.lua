@@ -1,0 +1,2 @@
+-- Loaded by busted before every spec (--helper): makes spec/support/ requirable.
+package.path = "spec/?.lua;" .. package.path
