@@ -63,12 +63,20 @@ function M.text(ctx, req, field, opts)
 end
 
 local function list_words(set)
-  local words = {}
+  local keys = {}
   for k in pairs(set) do
-    words[#words + 1] = tostring(k)
+    keys[#keys + 1] = k
   end
-  table.sort(words)
-  return table.concat(words, ", ")
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) then
+      return a < b
+    end
+    return type(a) == "number"
+  end)
+  for i, k in ipairs(keys) do
+    keys[i] = tostring(k)
+  end
+  return table.concat(keys, ", ")
 end
 
 -- One of a set of values; `set` maps each allowed value to true.

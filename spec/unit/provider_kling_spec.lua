@@ -1,0 +1,196 @@
+-- The official provider's validation rules and its mapping of the canonical request.
+local P = require "kling.providers.kling"
+
+local T2V, I2V = "videos/text2video", "videos/image2video"
+local PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+local function rejects(req, endpoint, field, pattern)
+  local err = P.validate(req, endpoint or P.default_endpoint(req))
+  assert.is_not_nil(err, "expected a validation error on " .. field)
+  assert.are.equal("validation", err.kind)
+  assert.are.equal(field, err.field)
+  if pattern then
+    assert.matches(pattern, err.message)
+  end
+  assert.matches(field, tostring(err), 1, true)
+end
+
+local function accepts(req, endpoint)
+  local err = P.validate(req, endpoint or P.default_endpoint(req))
+  assert.is_nil(err, err and tostring(err))
+end
+
+describe("official provider validation", function()
+  it("accepts the documented minimal requests", function()
+    accepts { prompt = "a cat" }
+    accepts { image = "https://example.com/a.png" }
+    accepts { image = PNG, prompt = "move" }
+    accepts { image = "data:image/png;base64," .. PNG }
+    accepts { model = "kling-v3", prompt = "x", duration = 3 }
+    accepts { model = "kling-v3", prompt = "x", duration = 15, sound = true, mode = "pro" }
+    accepts { model = "kling-v2-6", prompt = "x", sound = true, mode = "pro", duration = 10 }
+  end)
+
+  it("picks the endpoint from the presence of an image", function()
+    assert.are.equal(T2V, P.default_endpoint { prompt = "x" })
+    assert.are.equal(I2V, P.default_endpoint { image = "https://e.com/a.png" })
+    assert.are.equal(I2V, P.default_endpoint { last_image = "https://e.com/a.png" })
+  end)
+
+  it("checks prompts: required for text2video, at most 2500 characters (not bytes)", function()
+    rejects({ mode = "std" }, T2V, "prompt", "required")
+    rejects({ prompt = "   " }, T2V, "prompt", "empty")
+    rejects({ prompt = ("x"):rep(2501) }, T2V, "prompt", "at most 2500")
+    accepts({ prompt = ("字"):rep(2500) }, T2V)
+    rejects({ prompt = ("字"):rep(2501) }, T2V, "prompt", "2501")
+    rejects({ prompt = "x", negative_prompt = ("y"):rep(2501) }, T2V, "negative_prompt")
+    rejects({ prompt = "\255bad" }, T2V, "prompt", "UTF%-8")
+    rejects({ prompt = 5 }, T2V, "prompt", "string")
+  end)
+
+  it("checks durations per model", function()
+    rejects({ prompt = "x", duration = 7 }, T2V, "duration", "5, 10")
+    rejects({ prompt = "x", duration = "5" }, T2V, "duration", "whole number")
+    rejects({ prompt = "x", duration = 5.5 }, T2V, "duration", "whole number")
+    rejects({ model = "kling-v3", prompt = "x", duration = 2 }, T2V, "duration", "between 3 and 15")
+    rejects({ model = "kling-v3", prompt = "x", duration = 16 }, T2V, "duration", "between 3 and 15")
+    accepts({ model = "kling-v3", prompt = "x", duration = 7 }, T2V)
+  end)
+
+  it("checks enumerations and ranges", function()
+    rejects({ prompt = "x", mode = "fast" }, T2V, "mode", "pro, std")
+    rejects({ prompt = "x", aspect_ratio = "4:3" }, T2V, "aspect_ratio")
+    rejects({ prompt = "x", cfg_scale = 1.5 }, T2V, "cfg_scale", "between 0 and 1")
+    rejects({ prompt = "x", model = "kling-v2-6", cfg_scale = 0.5 }, T2V, "cfg_scale", "not supported")
+    rejects({ prompt = "x", model = "kling-v9" }, T2V, "model", "unknown model")
+    rejects({ prompt = "x", sound = "on" }, T2V, "sound", "boolean")
+    rejects({ prompt = "x", resolution = "4k" }, T2V, "resolution")
+    rejects({ prompt = "x", resolution = "1080p", mode = "std" }, T2V, "resolution", "conflicts")
+  end)
+
+  it("allows sound only where the model has it", function()
+    rejects({ prompt = "x", sound = true }, T2V, "sound", "not supported")
+    rejects({ prompt = "x", model = "kling-v2-6", sound = true, mode = "std" }, T2V, "sound", "pro")
+    rejects({ prompt = "x", model = "kling-v3", voice_list = { "v1" } }, T2V, "voice_list", "sound")
+    rejects({ prompt = "x", model = "kling-v3", sound = true, voice_list = { "a", "b", "c" } }, T2V,
+      "voice_list", "at most 2")
+  end)
+
+  it("checks image rules before the network", function()
+    rejects({ prompt = "x" }, I2V, "image", "required")
+    rejects({ image = "ftp://x/y.png" }, I2V, "image")
+    rejects({ image = "R0lGODlhAQABAAAAACw=" }, I2V, "image", "JPG or PNG")
+    rejects({ image = "/9j/" .. ("A"):rep(14 * 1024 * 1024) }, I2V, "image", "10 MB")
+    rejects({ prompt = "x", last_image = "https://e.com/b.png" }, T2V, "last_image", "image%-to%-video")
+  end)
+
+  it("keeps first/last frame, motion brush and camera control mutually exclusive", function()
+    rejects({ image = "https://e.com/a.png", last_image = "https://e.com/b.png", static_mask = "https://e.com/m.png" },
+      I2V, "last_image", "mutually exclusive")
+    accepts({ image = "https://e.com/a.png", last_image = "https://e.com/b.png" }, I2V)
+  end)
+
+  it("checks camera control", function()
+    accepts({ prompt = "x", camera_control = { type = "simple", config = { zoom = 5 } } }, T2V)
+    rejects({ prompt = "x", camera_control = { type = "simple", config = { zoom = 5, pan = 1 } } }, T2V,
+      "camera_control.config", "exactly one")
+    rejects({ prompt = "x", camera_control = { type = "simple", config = { zoom = 11 } } }, T2V,
+      "camera_control.config.zoom")
+    rejects({ prompt = "x", camera_control = { type = "orbit" } }, T2V, "camera_control.type")
+    rejects({ prompt = "x", camera_control = { type = "down_back", config = {} } }, T2V, "camera_control.config")
+    rejects({ prompt = "x", model = "kling-v2-6", camera_control = { type = "down_back" } }, T2V, "camera_control")
+  end)
+
+  it("checks multi-shot: at most 6 shots of at most 512 characters summing to the duration", function()
+    local function shots(n, d)
+      local t = {}
+      for i = 1, n do
+        t[i] = { prompt = "shot " .. i, duration = d }
+      end
+      return t
+    end
+    accepts({ model = "kling-v3", multi_shot = true, duration = 12, multi_prompt = shots(6, 2) }, T2V)
+    accepts({ model = "kling-v3", multi_shot = true, multi_prompt = shots(3, 3) }, T2V)
+    rejects({ model = "kling-v3", multi_shot = true, duration = 14, multi_prompt = shots(7, 2) }, T2V,
+      "multi_prompt", "at most 6")
+    rejects({ model = "kling-v3", multi_shot = true, duration = 10, multi_prompt = shots(2, 4) }, T2V,
+      "multi_prompt", "sum to duration 10")
+    rejects({ model = "kling-v3", multi_shot = true, duration = 5,
+      multi_prompt = { { prompt = ("x"):rep(513), duration = 5 } } }, T2V, "multi_prompt[1].prompt", "512")
+    rejects({ model = "kling-v3", multi_shot = true, duration = 5 }, T2V, "multi_prompt", "required")
+    rejects({ model = "kling-v1", multi_shot = true, multi_prompt = shots(1, 5) }, T2V, "multi_shot")
+    rejects({ prompt = "x", multi_prompt = shots(1, 5) }, T2V, "multi_prompt", "multi_shot")
+    rejects({ model = "kling-v3", multi_shot = true, shot_type = "auto", multi_prompt = shots(1, 5) }, T2V,
+      "shot_type")
+  end)
+
+  it("checks elements", function()
+    rejects({ prompt = "x", element_list = { "e1" } }, T2V, "element_list", "kling%-v3")
+    rejects({ model = "kling-v3", image = "https://e.com/a.png", element_list = { 1, 2, 3, 4 } }, I2V,
+      "element_list", "at most 3")
+    rejects({ model = "kling-v3", prompt = "x", sound = true, voice_list = { "v" }, element_list = { "e" } }, T2V,
+      "voice_list", "element_list")
+  end)
+
+  it("rejects unknown endpoints and bad callback urls", function()
+    rejects({ prompt = "x" }, "videos/nope", "endpoint")
+    rejects({ prompt = "x", callback_url = "not a url" }, T2V, "callback_url")
+  end)
+end)
+
+describe("official provider mapping", function()
+  it("converts numbers and booleans to Kling's spelling and passes unknown fields through", function()
+    local call = P.build({ prompt = "p", duration = 10, sound = false, model = "kling-v2-6", mode = "pro",
+      watermark_info = { enabled = false }, provider = "kling" }, T2V)
+    assert.are.equal("POST", call.method)
+    assert.are.equal("/v1/videos/text2video", call.path)
+    assert.are.equal("10", call.body.duration)
+    assert.are.equal("off", call.body.sound)
+    assert.are.equal("kling-v2-6", call.body.model_name)
+    assert.are.same({ enabled = false }, call.body.watermark_info)
+    assert.is_nil(call.body.provider)
+    assert.is_nil(call.body.model)
+  end)
+
+  it("maps images, multi-shot, elements and voices", function()
+    local call = P.build({ model = "kling-v3", image = "data:image/png;base64," .. PNG,
+      last_image = "https://e.com/b.png", resolution = "1080p", multi_shot = true,
+      multi_prompt = { { prompt = "a", duration = 2 }, { prompt = "b", duration = 3 } },
+      element_list = { "el1", { element_id = "el2" } }, voice_list = { "v1" } }, I2V)
+    assert.are.equal(PNG, call.body.image)
+    assert.are.equal("https://e.com/b.png", call.body.image_tail)
+    assert.are.equal("pro", call.body.mode)
+    assert.are.equal("5", call.body.duration)
+    assert.are.same({ { index = 1, prompt = "a", duration = "2" }, { index = 2, prompt = "b", duration = "3" } },
+      call.body.multi_prompt)
+    assert.are.equal("customize", call.body.shot_type)
+    assert.are.same({ { element_id = "el1" }, { element_id = "el2" } }, call.body.element_list)
+    assert.are.same({ { voice_id = "v1" } }, call.body.voice_list)
+    assert.is_nil(call.body.last_image)
+  end)
+
+  it("parses a task and refuses unknown statuses", function()
+    local t = P.parse_task { task_id = "t1", task_status = "succeed", created_at = 1700000000000,
+      updated_at = 1700000005000, final_unit_deduction = "2.5", task_info = { external_task_id = "e1" },
+      task_result = { videos = { { id = "v", url = "http://x/v.mp4", duration = "5.041" } } } }
+    assert.are.equal("succeeded", t.status)
+    assert.are.equal("e1", t.external_task_id)
+    assert.are.equal(1700000000, t.created_at)
+    assert.are.equal(5.041, t.videos[1].duration)
+    assert.are.equal("2.5", t.charge)
+    local bad, msg = P.parse_task { task_id = "t2", task_status = "expired" }
+    assert.is_nil(bad)
+    assert.matches("unknown task_status 'expired'", msg)
+  end)
+
+  it("unwraps the envelope", function()
+    assert.are.same({ x = 1 }, (P.unwrap { code = 0, data = { x = 1 }, request_id = "r" }))
+    local data, code, msg, rid = P.unwrap { code = 1303, message = "parallel task over resource pack limit",
+      request_id = "r2" }
+    assert.is_nil(data)
+    assert.are.equal(1303, code)
+    assert.matches("parallel", msg)
+    assert.are.equal("r2", rid)
+    assert.is_false(P.unwrap { hello = "world" })
+  end)
+end)
