@@ -1,0 +1,77 @@
+/* The libcurl multi driver behind the `kling.http` userdata: shared between
+ * http.c (the userdata, the multi loop) and http_result.c (what a finished
+ * transfer looks like to Lua). Not part of the pure core: it does I/O. */
+#ifndef KLING_HTTP_H
+#define KLING_HTTP_H
+
+#include "kling.h"
+
+#include <stdio.h>
+#include <curl/curl.h>
+
+/* A growable byte buffer; `cap` is kept when a transfer is recycled so that
+ * the next one rarely reallocates. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} kh_buf;
+
+/* One request from start() to the moment wait() hands its result to Lua.
+ * Transfers live on exactly one list of their client: active (in the multi),
+ * done (finished, result not yet collected) or free (recycled). */
+enum { KH_FREE, KH_BUILDING, KH_ACTIVE, KH_DONE };
+
+typedef struct kh_xfer {
+    struct kh_xfer *prev, *next;
+    CURL *easy;
+    lua_Integer id;
+    int state;            /* KH_* */
+    struct curl_slist *headers_out;
+    kh_buf body;          /* response body kept in memory */
+    kh_buf head;          /* raw header lines of the last response block */
+    FILE *out;            /* output file for a 2xx body, or NULL */
+    int has_output;       /* the request named an output file */
+    long status;          /* from the last status line seen */
+    size_t max_body;      /* in-memory body limit for this transfer */
+    curl_off_t out_bytes; /* body bytes written to `out` */
+    curl_off_t rx_bytes;  /* header + body bytes that arrived */
+    int too_large;        /* stopped for size: 1 the body (max_body), 2 the headers */
+    int oom;              /* a callback could not grow a buffer */
+    int out_errno;        /* errno of a failed write to `out`, or 0 */
+    /* Filled when the transfer finishes (CURLINFO is gone once recycled). */
+    CURLcode code;
+    long request_size;
+    curl_off_t upload_bytes;
+    curl_off_t total_us;
+    char errbuf[CURL_ERROR_SIZE];
+} kh_xfer;
+
+typedef struct {
+    kh_xfer *first, *last;
+    size_t count;
+} kh_list;
+
+void kh_list_push(kh_list *list, kh_xfer *x);
+void kh_list_unlink(kh_list *list, kh_xfer *x);
+
+/* Byte buffers. kh_buf_append returns 0 when memory runs out. */
+int kh_buf_append(kh_buf *b, const char *data, size_t len);
+void kh_buf_release(kh_buf *b, size_t keep_cap);
+
+/* libcurl callbacks (CURLOPT_HEADERFUNCTION / CURLOPT_WRITEFUNCTION), with
+ * the transfer as their userdata. They never call into Lua. */
+size_t kh_on_header(char *data, size_t size, size_t n, void *ud);
+size_t kh_on_body(char *data, size_t size, size_t n, void *ud);
+
+/* Error category of a finished transfer: NULL when a complete response arrived. */
+const char *kh_category(const kh_xfer *x);
+
+/* Push the result table of a finished transfer. May raise (Lua out of memory);
+ * the transfer is left untouched so that it can be collected again. */
+void kh_push_result(lua_State *L, const kh_xfer *x);
+
+/* Parse the status code out of a status line ("HTTP/1.1 200 OK", "HTTP/2 204"):
+ * the code, or -1 when the line is not a status line. Exposed for the tests. */
+long kh_parse_status(const char *line, size_t len);
+
+#endif
