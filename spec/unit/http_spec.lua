@@ -1,6 +1,10 @@
 -- The libcurl multi driver (kling.core.http) against a real throwaway nginx: every error
 -- category, the sent/received flags the retry policy relies on, keep-alive reuse,
 -- concurrency through wait(), downloads to a file, cancel/close and misuse.
+-- Runnable without --helper=spec/helper.lua too (plain `busted spec/unit/http_spec.lua`).
+if not package.path:find("spec/?.lua", 1, true) then
+  package.path = "spec/?.lua;" .. package.path
+end
 local core = require "kling.core"
 local cjson = require "cjson"
 local nginx = require "support.nginx"
