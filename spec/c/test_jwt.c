@@ -13,13 +13,19 @@
 
 static void check_token(const char *ak, const char *sk, int64_t now, int64_t ttl,
                         const char *want) {
-    char *tok = NULL;
-    size_t len = 0;
-    CHECK_INT(kling_jwt_hs256(ak, strlen(ak), (const unsigned char *)sk, strlen(sk), now, ttl, &tok,
-                              &len),
+    size_t cap = kling_jwt_size(strlen(ak)), len = 0;
+    char *tok = malloc(cap);
+    if (tok == NULL) abort();
+    CHECK_INT(kling_jwt_hs256(ak, strlen(ak), (const unsigned char *)sk, strlen(sk), now, ttl, tok,
+                              cap, &len),
               KLING_JWT_OK);
     CHECK_STR(tok, want);
-    CHECK_INT(len, tok ? strlen(tok) : 0);
+    CHECK_INT(len, strlen(tok));
+    CHECK(len < cap);
+    /* One byte short of the documented room is refused, not overrun. */
+    CHECK_INT(kling_jwt_hs256(ak, strlen(ak), (const unsigned char *)sk, strlen(sk), now, ttl, tok,
+                              cap - 1, &len),
+              KLING_JWT_ENOMEM);
     free(tok);
 }
 
@@ -37,26 +43,38 @@ static void test_vectors(void) {
                 "h5DvmSIjeWfkdwr8gFRfLcGoq9FWPhBOyyGqtCj-pfg");
 }
 
+static enum kling_jwt_status sign(const char *ak, const char *sk, int64_t now, int64_t ttl,
+                                  char *buf, size_t cap, size_t *len) {
+    return kling_jwt_hs256(ak, strlen(ak), (const unsigned char *)sk, strlen(sk), now, ttl, buf,
+                           cap, len);
+}
+
 static void test_range(void) {
-    char *tok = (char *)1;
+    char buf[512];
     size_t len = 99;
-    CHECK_INT(kling_jwt_hs256("a", 1, (const unsigned char *)"s", 1, 0, 0, &tok, &len),
-              KLING_JWT_ERANGE);
-    CHECK(tok == NULL && len == 0);
-    CHECK_INT(kling_jwt_hs256("a", 1, (const unsigned char *)"s", 1, 0, -1, &tok, &len),
-              KLING_JWT_ERANGE);
-    CHECK_INT(kling_jwt_hs256("a", 1, (const unsigned char *)"s", 1, INT64_MAX - 10, 11, &tok, &len),
-              KLING_JWT_ERANGE);
-    CHECK_INT(kling_jwt_hs256("a", 1, (const unsigned char *)"s", 1, INT64_MIN + 4, 1, &tok, &len),
-              KLING_JWT_ERANGE);
-    /* The extremes that do fit produce a token. */
-    CHECK_INT(kling_jwt_hs256("a", 1, (const unsigned char *)"s", 1, INT64_MAX - 10, 10, &tok, &len),
-              KLING_JWT_OK);
-    free(tok);
-    CHECK_INT(kling_jwt_hs256("", 0, (const unsigned char *)"", 0, INT64_MIN + 5, 1, &tok, &len),
-              KLING_JWT_OK);
-    CHECK(tok != NULL && strchr(tok, '.') != NULL);
-    free(tok);
+    CHECK_INT(sign("a", "s", 0, 0, buf, sizeof(buf), &len), KLING_JWT_ERANGE);
+    CHECK_INT(len, 0);
+    CHECK_INT(sign("a", "s", 0, -1, buf, sizeof(buf), &len), KLING_JWT_ERANGE);
+    CHECK_INT(sign("a", "s", INT64_MAX - 10, 11, buf, sizeof(buf), &len), KLING_JWT_ERANGE);
+    CHECK_INT(sign("a", "s", INT64_MIN + 4, 1, buf, sizeof(buf), &len), KLING_JWT_ERANGE);
+    /* The extremes that do fit produce a token (the widest numbers). */
+    CHECK_INT(sign("a", "s", INT64_MAX - 10, 10, buf, sizeof(buf), &len), KLING_JWT_OK);
+    CHECK_INT(sign("", "", INT64_MIN + 5, 1, buf, sizeof(buf), &len), KLING_JWT_OK);
+    CHECK(len == strlen(buf) && strchr(buf, '.') != NULL);
+    /* Every key byte escaped to \u00XX still fits the documented room. */
+    {
+        char ak[64], *tok;
+        size_t cap = kling_jwt_size(sizeof(ak));
+        memset(ak, 1, sizeof(ak));
+        tok = malloc(cap);
+        if (tok == NULL) abort();
+        CHECK_INT(kling_jwt_hs256(ak, sizeof(ak), (const unsigned char *)"s", 1, INT64_MIN + 5,
+                                  INT64_MAX, tok, cap, &len),
+                  KLING_JWT_OK);
+        CHECK(len + 1 <= cap);
+        free(tok);
+    }
+    CHECK_INT(kling_jwt_size(SIZE_MAX), 0);
     CHECK(strstr(kling_jwt_strerror(KLING_JWT_ERANGE), "ttl_s") != NULL);
 }
 

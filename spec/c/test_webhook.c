@@ -128,6 +128,7 @@ static void test_malformed(void) {
     CHECK_INT(verify(&m, "v1,garbage", 1614265330), KLING_WH_MISMATCH);
     m = msg("whsec_@@@", ID1, TS1, BODY1);
     CHECK_INT(verify(&m, SIG1, 1614265330), KLING_WH_BAD_SECRET);
+    CHECK_INT(verify(&m, SIG1, 1914265330), KLING_WH_BAD_SECRET); /* even when stale */
     m = msg("", ID1, TS1, BODY1);
     CHECK_INT(verify(&m, SIG1, 1614265330), KLING_WH_BAD_SECRET);
     CHECK(strstr(kling_webhook_strerror(KLING_WH_TOO_OLD), "too old") != NULL);

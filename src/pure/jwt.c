@@ -72,26 +72,37 @@ const char *kling_jwt_strerror(enum kling_jwt_status st) {
     return "unknown error";
 }
 
+/* 2 * 20 digits and a sign for the two numbers, plus the fixed JSON text. */
+#define CLAIMS_FIXED (sizeof("{\"iss\":\"\",\"exp\":,\"nbf\":}") + 2 * 21)
+
+/* Worst-case escaped length is 6 bytes per key byte; keys are short. */
+#define AK_MAX (SIZE_MAX / 16)
+
+size_t kling_jwt_size(size_t aklen) {
+    if (aklen > AK_MAX) {
+        return 0;
+    }
+    return kling_b64_encoded_len(sizeof(JWT_HEADER) - 1, 1) + 1 +
+           kling_b64_encoded_len(6 * aklen + CLAIMS_FIXED, 1) + 1 +
+           kling_b64_encoded_len(KLING_SHA256_LEN, 1) + 1;
+}
+
 enum kling_jwt_status kling_jwt_hs256(const char *ak, size_t aklen, const unsigned char *sk,
-                                      size_t sklen, int64_t now_s, int64_t ttl_s, char **out,
-                                      size_t *outlen) {
-    /* 2 * 20 digits and sign for the two numbers, plus the fixed JSON text. */
-    enum { CLAIMS_FIXED = sizeof("{\"iss\":\"\",\"exp\":,\"nbf\":}") + 2 * 21 };
-    size_t esc, claims_cap, claims_len, hlen, plen, total, pos;
-    char *claims = NULL, *tok = NULL;
+                                      size_t sklen, int64_t now_s, int64_t ttl_s, char *out,
+                                      size_t cap, size_t *outlen) {
+    size_t claims_cap, claims_len, pos;
+    char *claims;
     unsigned char mac[KLING_SHA256_LEN];
     int n;
 
-    *out = NULL;
     *outlen = 0;
     if (ttl_s <= 0 || now_s > INT64_MAX - ttl_s || now_s < INT64_MIN + KLING_JWT_SKEW_S) {
         return KLING_JWT_ERANGE;
     }
-    esc = json_escaped_len(ak, aklen);
-    if (esc > SIZE_MAX / 4 - CLAIMS_FIXED) { /* keeps the base64 sizes below in range */
+    if (kling_jwt_size(aklen) == 0 || cap < kling_jwt_size(aklen)) {
         return KLING_JWT_ENOMEM;
     }
-    claims_cap = esc + CLAIMS_FIXED;
+    claims_cap = json_escaped_len(ak, aklen) + CLAIMS_FIXED;
     claims = malloc(claims_cap);
     if (claims == NULL) {
         return KLING_JWT_ENOMEM;
@@ -106,26 +117,17 @@ enum kling_jwt_status kling_jwt_hs256(const char *ak, size_t aklen, const unsign
     }
     claims_len = pos + (size_t)n;
 
-    hlen = kling_b64_encoded_len(sizeof(JWT_HEADER) - 1, 1);
-    plen = kling_b64_encoded_len(claims_len, 1);
-    total = hlen + 1 + plen + 1 + kling_b64_encoded_len(KLING_SHA256_LEN, 1);
-    tok = malloc(total + 1);
-    if (tok == NULL) {
-        free(claims);
-        return KLING_JWT_ENOMEM;
-    }
-    pos = kling_b64_encode((const unsigned char *)JWT_HEADER, sizeof(JWT_HEADER) - 1, tok, 1);
-    tok[pos++] = '.';
-    pos += kling_b64_encode((const unsigned char *)claims, claims_len, tok + pos, 1);
+    pos = kling_b64_encode((const unsigned char *)JWT_HEADER, sizeof(JWT_HEADER) - 1, out, 1);
+    out[pos++] = '.';
+    pos += kling_b64_encode((const unsigned char *)claims, claims_len, out + pos, 1);
     free(claims);
-    if (kling_hmac_sha256(sk, sklen, tok, pos, mac) != 0) {
-        free(tok);
+    if (kling_hmac_sha256(sk, sklen, out, pos, mac) != 0) {
+        out[0] = '\0';
         return KLING_JWT_ECRYPTO;
     }
-    tok[pos++] = '.';
-    pos += kling_b64_encode(mac, sizeof(mac), tok + pos, 1);
+    out[pos++] = '.';
+    pos += kling_b64_encode(mac, sizeof(mac), out + pos, 1);
     OPENSSL_cleanse(mac, sizeof(mac));
-    *out = tok;
     *outlen = pos;
     return KLING_JWT_OK;
 }

@@ -101,12 +101,20 @@ enum kling_webhook_status kling_webhook_verify(const struct kling_webhook_msg *m
 
     if (m->id_len == 0) return KLING_WH_NO_ID;
     if (parse_timestamp(m->timestamp, m->timestamp_len, &ts) != 0) return KLING_WH_BAD_TIMESTAMP;
-    if (tolerance_s < 0) tolerance_s = 0;
-    /* ts is in [0, 10^18): compare without overflowing for any now_s. */
-    if (now_s > ts && now_s - ts > tolerance_s) return KLING_WH_TOO_OLD;
-    if (ts > now_s && now_s < ts - tolerance_s) return KLING_WH_TOO_NEW;
+    /* Sign first: a bad secret is reported whatever the timestamp says. */
     st = sign(m, expected);
     if (st != KLING_WH_OK) return st;
+    if (tolerance_s < 0) tolerance_s = 0;
+    /* ts is in [0, 10^18): compare without overflowing for any now_s. */
+    if (now_s > ts && now_s - ts > tolerance_s) {
+        st = KLING_WH_TOO_OLD;
+    } else if (ts > now_s && now_s < ts - tolerance_s) {
+        st = KLING_WH_TOO_NEW;
+    }
+    if (st != KLING_WH_OK) {
+        OPENSSL_cleanse(expected, sizeof(expected));
+        return st;
+    }
     elen = strlen(expected);
     while (i < signature_len) {
         size_t start, len;
