@@ -480,6 +480,12 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
         SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
         SETOPT(CURLOPT_MAXREDIRS, KH_MAX_REDIRS);
     }
+    if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0) {
+        /* libcurl silently resends a request whose reused connection closed
+         * before any response byte, even after the server read it: a create
+         * could run twice. A fresh connection is never retried that way. */
+        SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+    }
     if (strcmp(r->method, "HEAD") == 0) {
         SETOPT(CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "GET") != 0) {

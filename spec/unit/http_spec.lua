@@ -39,6 +39,10 @@ local SERVER = [[
       }
     }
     location = /reset { content_by_lua_block { ngx.exit(444) } }
+    location = /reset_counted {
+      content_by_lua_block { ngx.shared.hits:incr("reset", 1, 0); ngx.exit(444) }
+    }
+    location = /hits { content_by_lua_block { ngx.print(ngx.shared.hits:get("reset") or 0) } }
     location = /partial {
       content_by_lua_block {
         ngx.header["Content-Length"] = 100
@@ -84,7 +88,7 @@ describe("kling.core.http", function()
   local srv, h, tmp
 
   setup(function()
-    srv = nginx.start(SERVER)
+    srv = nginx.start(SERVER, { http = "  lua_shared_dict hits 1m;\n" })
     tmp = nginx.tempdir()
     h = core.http {}
   end)
@@ -233,6 +237,16 @@ describe("kling.core.http", function()
       assert.equal(52, r.curl_code)
       assert.is_true(r.sent)
       assert.is_false(r.received)
+    end)
+
+    it("sends a POST once even when a kept-alive connection dies without a reply", function()
+      -- libcurl resends on a fresh connection when a reused one closes before any
+      -- response byte; for a create that would be a second task.
+      assert.is_true(h:request { url = srv.url .. "/hello" }.ok) -- a connection to reuse
+      local r = h:request { method = "POST", url = srv.url .. "/reset_counted", body = "{}" }
+      assert.equal("reset", r.error)
+      assert.is_true(r.sent)
+      assert.equal("1", h:request { url = srv.url .. "/hits" }.body)
     end)
 
     it("sees a body cut short (partial, received)", function()
