@@ -456,22 +456,22 @@ static int push_eval_error(lua_State *L, const struct kling_price_rule *r, const
     switch (e) {
     case KLING_MONEY_NO_TIER:
         tier_list(r, tiers, sizeof tiers);
-        lua_pushfstring(L, "%s: %s s matches no price tier (priced: %s)", field, secs, tiers);
+        lua_pushfstring(L, "%s s matches no price tier (priced: %s)", secs, tiers);
         break;
     case KLING_MONEY_RANGE:
         kling_decimal_format(r->range_min_ms < 0 ? 0 : r->range_min_ms, 3, a);
         if (r->range_max_ms < 0) {
-            lua_pushfstring(L, "%s: %s s is below the priced minimum of %s s", field, secs, a);
+            lua_pushfstring(L, "%s s is below the priced minimum of %s s", secs, a);
         } else {
             kling_decimal_format(r->range_max_ms, 3, b);
-            lua_pushfstring(L, "%s: %s s is outside the priced range %s..%s s", field, secs, a, b);
+            lua_pushfstring(L, "%s s is outside the priced range %s..%s s", secs, a, b);
         }
         break;
     case KLING_MONEY_MISSING:
-        lua_pushfstring(L, "%s: required by the %s price rule", field, kind_name(r->kind));
+        lua_pushfstring(L, "required by the %s price rule", kind_name(r->kind));
         break;
     default:
-        lua_pushfstring(L, "%s: %s", field, kling_money_strerror(e));
+        lua_pushstring(L, kling_money_strerror(e));
         break;
     }
     lua_pushstring(L, field);
@@ -538,7 +538,7 @@ static int read_usage(lua_State *L, int idx, struct kling_price_usage *u) {
         if (err != NULL) {
             lua_pop(L, 1);
             lua_pushnil(L);
-            lua_pushfstring(L, "duration: %s", err);
+            lua_pushstring(L, err);
             lua_pushliteral(L, "duration");
             return 0;
         }
@@ -550,7 +550,7 @@ static int read_usage(lua_State *L, int idx, struct kling_price_usage *u) {
         if (!to_int64(L, -1, &u->count) || u->count < 0) {
             lua_pop(L, 1);
             lua_pushnil(L);
-            lua_pushliteral(L, "count: a non-negative integer is required");
+            lua_pushliteral(L, "a non-negative integer is required");
             lua_pushliteral(L, "count");
             return 0;
         }
@@ -563,7 +563,8 @@ static int read_usage(lua_State *L, int idx, struct kling_price_usage *u) {
     return 1;
 }
 
-/* price_eval(rule, usage) -> micros, breakdown | nil, message, field.
+/* price_eval(rule, usage) -> micros, breakdown | nil, message, field (the message
+ * does not repeat the field).
  * usage = {duration = seconds, count = outputs, strict = is_estimate}. */
 static int l_price_eval(lua_State *L) {
     struct kling_price_rule r;
