@@ -111,7 +111,7 @@ local function conf_text(dir, port, server, opts)
     "  scgi_temp_path ", dir, "/scgi;\n",
     opts.lua == false and "" or table.concat {
       '  lua_package_path "', repo, "/lua/?.lua;", repo, '/lua/?/init.lua;/usr/share/lua/5.1/?.lua;;";\n',
-      '  lua_package_cpath "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";\n',
+      '  lua_package_cpath "', opts.cpath or "", '/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";\n',
     },
     opts.http or "",
     "  server {\n    ", listen, ";\n    ", tls, server, "\n  }\n",
@@ -121,8 +121,8 @@ end
 
 -- start(server_block [, opts]) -> {port, url, dir, pid, stop = function}
 -- opts: ssl = {cert, key} (serve HTTPS), http = extra http-level directives,
--- lua = false (no Lua module), repo = repository root (default: the working directory),
--- timeout (s, 10), keep = true (leave the prefix dir behind for post-mortems).
+-- lua = false (no Lua module), cpath = "dir/?.so;" entries before the system ones,
+-- repo = repository root (default: the working directory), timeout (s, 10), keep = true (leave the prefix dir behind for post-mortems).
 function M.start(server, opts)
   opts = opts or {}
   local dir = M.tempdir()

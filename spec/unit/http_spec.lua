@@ -511,4 +511,42 @@ describe("kling.core.http", function()
       ok:close()
     end)
   end)
+
+  describe("under LuaJIT (nginx's Lua)", function()
+    it("drives a request from a worker with the LuaJIT build", function()
+      local jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or "build/jit"
+      local so = io.open(jit_dir .. "/kling/core.so")
+      if not so then
+        pending("no LuaJIT build at " .. jit_dir .. "/kling/core.so (set KLING_JIT_BUILD_DIR)")
+        return
+      end
+      so:close()
+      -- A blocking libcurl call inside a worker is fine for a test, never in production.
+      local jit = nginx.start([[
+        location = /fetch {
+          content_by_lua_block {
+            local core = require "kling.core"
+            local h = core.http { timeout_ms = 5000 }
+            local id = assert(h:start { url = ngx.var.arg_url })
+            local rs = {}
+            while h:pending() > 0 do
+              for _, r in ipairs(h:wait(1000)) do rs[#rs + 1] = r end
+            end
+            local r = h:request { method = "POST", url = ngx.var.arg_url:gsub("/hello$", "/echo"), body = "jit" }
+            h:close()
+            ngx.print(require("cjson").encode {
+              id = id, n = #rs, ok = rs[1].ok, status = rs[1].status, body = rs[1].body,
+              post = r.body, method = r.headers["x-method"], lua = core.lua,
+            })
+          }
+        }
+      ]], { cpath = jit_dir .. "/?.so;" })
+      local r = h:request { url = jit.url .. "/fetch?url=" .. srv.url .. "/hello", timeout_ms = 20000 }
+      jit.stop()
+      assert.equal(200, r.status, r.body)
+      local got = cjson.decode(r.body)
+      assert.same({ id = 1, n = 1, ok = true, status = 200, body = "hello", post = "jit", method = "POST",
+        lua = "jit" }, got)
+    end)
+  end)
 end)
