@@ -122,7 +122,8 @@ end
 -- start(server_block [, opts]) -> {port, url, dir, pid, stop = function}
 -- opts: ssl = {cert, key} (serve HTTPS), http = extra http-level directives,
 -- lua = false (no Lua module), cpath = "dir/?.so;" entries before the system ones,
--- repo = repository root (default: the working directory), timeout (s, 10), keep = true (leave the prefix dir behind for post-mortems).
+-- repo = repository root (default: the working directory), timeout (s, 10),
+-- keep = true (leave the prefix dir behind for post-mortems).
 function M.start(server, opts)
   opts = opts or {}
   local dir = M.tempdir()
