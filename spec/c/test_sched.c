@@ -1,0 +1,637 @@
+/* The poll scheduler against a fake clock: heap order against a naive
+ * reference, the interval policy's polls and detection lag, progress
+ * extrapolation, deadlines, jitter bounds and memory per task. */
+#include "sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+#define UNKNOWN KLING_SCHED_UNKNOWN
+
+/* Test-side randomness (independent of the scheduler's). */
+static uint64_t trng = 88172645463325252ULL;
+static uint64_t tr(void) {
+    trng ^= trng << 13;
+    trng ^= trng >> 7;
+    trng ^= trng << 17;
+    return trng;
+}
+static int64_t trange(int64_t lo, int64_t hi) {
+    return lo + (int64_t)(tr() % (uint64_t)(hi - lo + 1));
+}
+
+static struct kling_sched *mk(int64_t min, int64_t max, double jitter, uint64_t seed) {
+    struct kling_sched_config c;
+    struct kling_sched *s;
+    kling_sched_config_default(&c);
+    c.min_interval_ms = min;
+    c.max_interval_ms = max;
+    c.jitter = jitter;
+    c.seed = seed;
+    s = kling_sched_new(&c);
+    if (s == NULL) {
+        fprintf(stderr, "kling_sched_new failed\n");
+        exit(2);
+    }
+    return s;
+}
+
+/* ---- heap order against a naive reference ---- */
+
+enum { R_FREE, R_QUEUED, R_INFLIGHT };
+
+struct ref {
+    int64_t at;
+    int64_t deadline;
+    int state;
+};
+
+static struct ref *refs;
+static int cmp_handle_by_time(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (refs[x].at != refs[y].at) {
+        return refs[x].at < refs[y].at ? -1 : 1;
+    }
+    return x < y ? -1 : (x > y);
+}
+
+static void test_heap_against_reference(void) {
+    enum { N = 100000 };
+    struct kling_sched *s = mk(1000, 30000, 0.1, 7);
+    uint32_t *live = malloc(sizeof(uint32_t) * N); /* live handles (any state) */
+    size_t *pos = malloc(sizeof(size_t) * N);      /* index in live[] */
+    uint32_t *expect = malloc(sizeof(uint32_t) * N);
+    struct kling_sched_due *got = malloc(sizeof(*got) * N);
+    size_t nlive = 0, added = 0, ops = 0, popped = 0, i;
+    int64_t now = 0;
+    refs = calloc(N, sizeof(*refs));
+    if (!live || !pos || !expect || !got || !refs) {
+        fprintf(stderr, "alloc\n");
+        exit(2);
+    }
+    while (added < N || nlive > 0) {
+        int op = (int)(tr() % 1000);
+        ops++;
+        now += trange(0, 40);
+        if (added < N && (op < 350 || nlive == 0)) {
+            uint32_t h;
+            int64_t est = tr() % 3 == 0 ? UNKNOWN : trange(0, 300000);
+            int64_t dl = tr() % 2 == 0 ? UNKNOWN : now + trange(0, 400000);
+            int rc = kling_sched_add(s, now, est, dl, &h);
+            CHECK(rc == KLING_SCHED_OK, "add rc %d", rc);
+            CHECK(h < N, "handle %u not dense", h);
+            CHECK(refs[h].state == R_FREE, "handle %u reused while live", h);
+            refs[h].state = R_QUEUED;
+            refs[h].deadline = (dl == UNKNOWN || dl > now + 86400000) ? now + 86400000 : dl;
+            refs[h].at = kling_sched_next_at(s, h);
+            CHECK(refs[h].at >= now + 1000 || refs[h].at == refs[h].deadline, "first poll %lld too soon",
+                  (long long)refs[h].at);
+            CHECK(refs[h].at <= refs[h].deadline, "first poll past the deadline");
+            pos[h] = nlive;
+            live[nlive++] = h;
+            added++;
+        } else if (op < 600) {
+            uint32_t h = live[tr() % nlive];
+            int64_t at = 0;
+            int term = tr() % 10 == 0;
+            int prog = tr() % 2 ? UNKNOWN : (int)trange(0, 100);
+            int64_t est = tr() % 2 ? UNKNOWN : trange(0, 100000);
+            int rc = kling_sched_report(s, h, now, prog, est, term, &at);
+            CHECK(rc == KLING_SCHED_OK, "report rc %d", rc);
+            if (term) {
+                CHECK(at == UNKNOWN, "terminal next %lld", (long long)at);
+                refs[h].state = R_FREE;
+                live[pos[h]] = live[--nlive];
+                pos[live[pos[h]]] = pos[h];
+            } else {
+                CHECK(at <= refs[h].deadline, "next %lld past deadline %lld", (long long)at,
+                      (long long)refs[h].deadline);
+                CHECK(at >= now + 1000 || at == refs[h].deadline, "next %lld sooner than min after %lld",
+                      (long long)at, (long long)now);
+                refs[h].state = R_QUEUED;
+                refs[h].at = at;
+            }
+        } else if (op < 800) {
+            uint32_t h = live[tr() % nlive];
+            int64_t at = 0, d = trange(0, 100000);
+            int rc = kling_sched_defer(s, h, now, d, &at);
+            CHECK(rc == KLING_SCHED_OK, "defer rc %d", rc);
+            refs[h].state = R_QUEUED;
+            refs[h].at = at;
+        } else if (op < 980) {
+            uint32_t h = live[tr() % nlive];
+            CHECK(kling_sched_remove(s, h) == KLING_SCHED_OK, "remove");
+            refs[h].state = R_FREE;
+            live[pos[h]] = live[--nlive];
+            pos[live[pos[h]]] = pos[h];
+        } else {
+            size_t n = 0, max = (size_t)trange(1, 400), got_n, k;
+            if (op >= 995) {
+                now += trange(0, 100000); /* a long stall: many tasks come due at once */
+            }
+            for (k = 0; k < nlive; k++) {
+                uint32_t h = live[k];
+                if (refs[h].state == R_QUEUED && refs[h].at <= now) {
+                    expect[n++] = h;
+                }
+            }
+            qsort(expect, n, sizeof(*expect), cmp_handle_by_time);
+            if (n > max) n = max;
+            got_n = kling_sched_due(s, now, got, max);
+            CHECK(got_n == n, "due returned %zu, reference %zu", got_n, n);
+            for (k = 0; k < n && k < got_n; k++) {
+                uint32_t h = expect[k];
+                CHECK(got[k].handle == h, "due[%zu] = %u, reference %u", k, got[k].handle, h);
+                CHECK(got[k].expired == (now >= refs[h].deadline), "expired flag of %u", h);
+                refs[h].state = R_INFLIGHT;
+            }
+            popped += got_n;
+            {
+                int64_t w = kling_sched_next_wakeup(s, now);
+                int64_t f2 = INT64_MAX;
+                for (k = 0; k < nlive; k++) {
+                    uint32_t h = live[k];
+                    if (refs[h].state == R_QUEUED && refs[h].at < f2) f2 = refs[h].at;
+                }
+                if (f2 == INT64_MAX) {
+                    CHECK(w == UNKNOWN, "wakeup %lld with nothing queued", (long long)w);
+                } else {
+                    CHECK(w == (f2 > now ? f2 - now : 0), "wakeup %lld, reference %lld", (long long)w,
+                          (long long)(f2 > now ? f2 - now : 0));
+                }
+            }
+        }
+        if (ops % 20000 == 0) {
+            CHECK(kling_sched_check(s) == 0, "invariants broken after %zu ops", ops);
+        }
+    }
+    CHECK(kling_sched_check(s) == 0, "invariants at the end");
+    {
+        struct kling_sched_counts c;
+        kling_sched_counts(s, &c);
+        CHECK(c.live == 0 && c.queued == 0 && c.inflight == 0, "counts at the end %zu %zu %zu", c.live,
+              c.queued, c.inflight);
+    }
+    for (i = 0; i < N; i++) {
+        CHECK(refs[i].state == R_FREE || i >= added, "ref %zu left", i);
+    }
+    printf("heap: %zu tasks, %zu operations, %zu popped by due(), all in reference order\n", added, ops,
+           popped);
+    free(live);
+    free(pos);
+    free(expect);
+    free(got);
+    free(refs);
+    kling_sched_free(s);
+}
+
+/* ---- one task against a fake provider ---- */
+
+struct run {
+    int polls;
+    int64_t lag;      /* from the finish to the poll that saw it */
+    int64_t max_gap;  /* longest gap between polls after the first */
+    int expired;
+};
+
+/* Runs one task that finishes at `finish` ms. estimate: given at add (or
+ * UNKNOWN). progress: the provider reports linear progress after `queued` ms
+ * in its queue, rounded down to a multiple of `quantum` %. */
+static struct run simulate_q(struct kling_sched *s, int64_t finish, int64_t estimate, int progress,
+                             int64_t queued, int quantum) {
+    struct run r = {0, 0, 0, 0};
+    uint32_t h;
+    int64_t now = 0, last = -1;
+    struct kling_sched_due d;
+    int rc = kling_sched_add(s, 0, estimate, UNKNOWN, &h);
+    CHECK(rc == 0, "add");
+    for (;;) {
+        int64_t w = kling_sched_next_wakeup(s, now);
+        int p = UNKNOWN;
+        if (w == UNKNOWN) {
+            CHECK(0, "nothing queued for a live task");
+            break;
+        }
+        now += w;
+        CHECK(kling_sched_due(s, now, &d, 1) == 1 && d.handle == h, "due");
+        if (d.expired) {
+            r.expired = 1;
+            kling_sched_remove(s, h);
+            break;
+        }
+        r.polls++;
+        if (last >= 0 && now - last > r.max_gap) r.max_gap = now - last;
+        last = now;
+        if (now >= finish) {
+            r.lag = now - finish;
+            kling_sched_report(s, h, now, 100, UNKNOWN, 1, NULL);
+            break;
+        }
+        if (progress) {
+            p = now < queued ? 0 : (int)((now - queued) * 100 / (finish - queued)) / quantum * quantum;
+        }
+        kling_sched_report(s, h, now, p, UNKNOWN, 0, NULL);
+    }
+    return r;
+}
+
+static struct run simulate(struct kling_sched *s, int64_t finish, int64_t estimate, int progress,
+                           int64_t queued) {
+    return simulate_q(s, finish, estimate, progress, queued, 1);
+}
+
+static void test_known_estimate_120s(void) {
+    int seed, worst_polls = 0;
+    int64_t worst_lag = 0;
+    for (seed = 1; seed <= 2000; seed++) {
+        struct kling_sched *s = mk(1000, 30000, 0.1, (uint64_t)seed);
+        struct run r = simulate(s, 120000, 120000, 0, 0);
+        if (r.polls > worst_polls) worst_polls = r.polls;
+        if (r.lag > worst_lag) worst_lag = r.lag;
+        kling_sched_free(s);
+    }
+    printf("120 s task, estimate 120 s, 2000 seeds: at most %d polls, lag at most %lld ms\n", worst_polls,
+           (long long)worst_lag);
+    CHECK(worst_polls <= 6, "polls %d > 6", worst_polls);
+    CHECK(worst_lag <= 6000, "lag %lld ms > 5%% of 120 s", (long long)worst_lag);
+}
+
+/* Tasks of 30..300 s: with an exact estimate, with estimates 20 % off either
+ * way, with progress only, with nothing known; and fixed-interval polling. */
+static void test_task_lengths(void) {
+    static const int64_t lengths[] = {30000, 60000, 120000, 180000, 300000};
+    size_t i;
+    printf("polls per task (mean of 200 seeds) and detection lag (worst), min 1 s, max 30 s, jitter 0.1\n");
+    printf("%8s | %-22s | %-22s | %-22s | %-22s | %-22s | fixed 1/3/10 s polls\n", "task", "estimate = T",
+           "estimate = 0.8 T", "estimate = 1.2 T", "progress only (1 %)", "nothing known");
+    for (i = 0; i < sizeof(lengths) / sizeof(lengths[0]); i++) {
+        int64_t T = lengths[i];
+        const char *names[5] = {"exact", "short", "long", "progress", "none"};
+        double polls[5] = {0}, lag[5] = {0}, maxlag[5] = {0};
+        int k, seed, seeds = 200;
+        (void)names;
+        for (k = 0; k < 5; k++) {
+            for (seed = 1; seed <= seeds; seed++) {
+                struct kling_sched *s = mk(1000, 30000, 0.1, (uint64_t)(seed * 31 + k));
+                int64_t est = k == 0 ? T : k == 1 ? T * 8 / 10 : k == 2 ? T * 12 / 10 : UNKNOWN;
+                struct run r = simulate(s, T, est, k == 3, 0);
+                CHECK(!r.expired, "expired");
+                polls[k] += r.polls;
+                lag[k] += (double)r.lag;
+                if ((double)r.lag > maxlag[k]) maxlag[k] = (double)r.lag;
+                if (r.max_gap > 0 && (k == 0 || k == 4)) {
+                    CHECK(r.max_gap <= 30000, "gap %lld past max_interval", (long long)r.max_gap);
+                }
+                kling_sched_free(s);
+            }
+            polls[k] /= seeds;
+            lag[k] /= seeds;
+        }
+        printf("%6llds |", (long long)(T / 1000));
+        for (k = 0; k < 5; k++) {
+            printf(" %4.1f polls lag %5.2f s |", polls[k], maxlag[k] / 1000.0);
+        }
+        printf(" %lld/%lld/%lld (lag <= 1/3/10 s)\n", (long long)(T / 1000), (long long)((T + 2999) / 3000),
+               (long long)((T + 9999) / 10000));
+        /* An exact estimate: a couple of polls, lag <= 5 % (or min interval). */
+        CHECK(polls[0] <= 3.0, "T=%lld exact estimate: %.1f polls", (long long)T, polls[0]);
+        CHECK(maxlag[0] <= (double)T * 0.05 || maxlag[0] <= 1100, "T=%lld exact: lag %.0f", (long long)T,
+              maxlag[0]);
+        /* A task that overruns its estimate by 25 %: still lag <= 5 %. */
+        CHECK(maxlag[1] <= (double)T * 0.05 || maxlag[1] <= 1100, "T=%lld short estimate: lag %.0f",
+              (long long)T, maxlag[1]);
+        /* Progress only: extrapolation keeps polls low and lag <= 5 %. */
+        CHECK(polls[3] <= 8.0, "T=%lld progress: %.1f polls", (long long)T, polls[3]);
+        CHECK(maxlag[3] <= (double)T * 0.05 || maxlag[3] <= 1100, "T=%lld progress: lag %.0f", (long long)T,
+              maxlag[3]);
+        /* Nothing known: lag bounded by the max interval (+ jitter). */
+        CHECK(maxlag[4] <= 33000, "T=%lld nothing known: lag %.0f", (long long)T, maxlag[4]);
+        CHECK(polls[4] <= 9.0 + (double)T / 30000.0, "T=%lld nothing known: %.1f polls", (long long)T, polls[4]);
+    }
+}
+
+static void test_progress_extrapolation(void) {
+    struct kling_sched *s = mk(1000, 30000, 0.0, 3);
+    uint32_t h;
+    int64_t next = 0;
+    struct run r;
+    /* One reading, 47 % at 50 s: the earliest finish that fits "at least 47,
+     * below 48" is 50 + 50 * 52/48 = 104.166 s; a single reading is hedged, so
+     * the next poll comes half way: 77.083 s. */
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+    kling_sched_report(s, h, 50000, 47, UNKNOWN, 0, &next);
+    CHECK(next == 77083, "next %lld, expected 77083", (long long)next);
+    /* A second reading, 73 % at 77.083 s: rate (73 + 1 - 47) / 27.083 s, so
+     * 26 % remain in 26.080 s: E = 103.162 s, polled 1 % of E early. */
+    kling_sched_report(s, h, 77083, 73, UNKNOWN, 0, &next);
+    CHECK(next == 102131, "two readings: next %lld, expected 102131", (long long)next);
+    kling_sched_remove(s, h);
+    /* 20 s queued (progress 0), then 11 % at 30 s: the run began after 20 s,
+     * E = 30 + 10 * 88/12 = 103.333 s, hedged: half way is 66.666 s. */
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+    kling_sched_report(s, h, 20000, 0, UNKNOWN, 0, NULL);
+    kling_sched_report(s, h, 30000, 11, UNKNOWN, 0, &next);
+    CHECK(next == 66666, "queued then running: next %lld, expected 66666", (long long)next);
+    /* Two readings beat the provider's remaining time... (11 % at 30 s, 23 % at
+     * 40 s: 76 % in 58.461 s, E = 98.461 s, poll at 97.477 s). */
+    kling_sched_report(s, h, 40000, 23, 30000, 0, &next);
+    CHECK(next == 97477, "two readings over eta: next %lld, expected 97477", (long long)next);
+    kling_sched_remove(s, h);
+    /* Readings in steps of 10 % are read as "below p + 10": 10 % at 12 s gives
+     * E = 12 + 12 * 80/20 = 60 s (hedged: 36 s); 30 % at 36 s gives a rate of
+     * (30 + 10 - 10) % per 24 s, so 60 % remain in 48 s: E = 84 s. */
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+    kling_sched_report(s, h, 12000, 10, UNKNOWN, 0, &next);
+    CHECK(next == 36000, "coarse single: next %lld, expected 36000", (long long)next);
+    kling_sched_report(s, h, 36000, 30, UNKNOWN, 0, &next);
+    CHECK(next == 83160, "coarse two readings: next %lld, expected 83160", (long long)next);
+    kling_sched_remove(s, h);
+    /* ...which beats a single reading: E = 10 + 30 s, polled at 39.6 s. */
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+    kling_sched_report(s, h, 10000, 7, 30000, 0, &next);
+    CHECK(next == 39600, "eta over one reading: next %lld, expected 39600", (long long)next);
+    /* Progress back at 0 (requeued at the provider): the estimate still holds. */
+    kling_sched_report(s, h, 20000, 0, UNKNOWN, 0, &next);
+    CHECK(next == 39600, "progress 0 keeps E: next %lld", (long long)next);
+    kling_sched_remove(s, h);
+    kling_sched_free(s);
+    /* A task queued for 60 s then running 120 s, progress reported: few polls. */
+    s = mk(1000, 30000, 0.1, 5);
+    r = simulate(s, 180000, UNKNOWN, 1, 60000);
+    printf("progress: 60 s queued + 120 s running: %d polls, lag %lld ms\n", r.polls, (long long)r.lag);
+    CHECK(r.lag <= 9000, "lag %lld", (long long)r.lag);
+    CHECK(r.polls <= 14, "polls %d", r.polls);
+    kling_sched_free(s);
+    /* Coarse progress (10 % steps) breaks the "below p + 1" reading: the lag
+     * grows but stays bounded by the hedge and the late polls. */
+    {
+        int seed, worst_polls = 0;
+        int64_t worst_lag = 0;
+        for (seed = 1; seed <= 200; seed++) {
+            s = mk(1000, 30000, 0.1, (uint64_t)seed);
+            r = simulate_q(s, 120000, UNKNOWN, 1, 0, 10);
+            if (r.polls > worst_polls) worst_polls = r.polls;
+            if (r.lag > worst_lag) worst_lag = r.lag;
+            kling_sched_free(s);
+        }
+        printf("progress in 10 %% steps, 120 s task: at most %d polls, lag at most %lld ms\n", worst_polls,
+               (long long)worst_lag);
+        CHECK(worst_lag <= 12000, "coarse progress lag %lld", (long long)worst_lag);
+        CHECK(worst_polls <= 16, "coarse progress polls %d", worst_polls);
+    }
+}
+
+static void test_deadlines(void) {
+    struct kling_sched_config c;
+    struct kling_sched *s;
+    struct kling_sched_due d[8];
+    uint32_t a, b, x;
+    int64_t now = 0, next = 0;
+    size_t n;
+    int guard = 0;
+    /* A task with a 10 s deadline that never finishes is returned expired at 10 s. */
+    s = mk(1000, 30000, 0.1, 9);
+    kling_sched_add(s, 0, UNKNOWN, 10000, &a);
+    for (;;) {
+        now += kling_sched_next_wakeup(s, now);
+        n = kling_sched_due(s, now, d, 8);
+        CHECK(n == 1, "one due");
+        CHECK(now <= 10000, "polled at %lld past the deadline", (long long)now);
+        if (d[0].expired) break;
+        kling_sched_report(s, a, now, UNKNOWN, UNKNOWN, 0, &next);
+        CHECK(next <= 10000, "next poll %lld past the deadline", (long long)next);
+        CHECK(++guard < 100, "no end");
+        if (guard >= 100) break;
+    }
+    CHECK(now == 10000, "expired at %lld, expected 10000", (long long)now);
+    /* Reporting progress on an expired task does not revive it. */
+    kling_sched_report(s, a, now, 50, UNKNOWN, 0, &next);
+    n = kling_sched_due(s, now, d, 8);
+    CHECK(n == 1 && d[0].expired, "still expired");
+    CHECK(kling_sched_remove(s, a) == 0, "remove");
+    /* An estimate far beyond the deadline: expected at the deadline, polled
+     * just before it. */
+    kling_sched_add(s, 20000, 600000, 50000, &a);
+    next = kling_sched_next_wakeup(s, 20000);
+    CHECK(next >= 29000 && next <= 30000, "wakeup %lld", (long long)next);
+    kling_sched_remove(s, a);
+    kling_sched_free(s);
+
+    /* No deadline: max_age ends it. */
+    kling_sched_config_default(&c);
+    c.max_age_ms = 600000;
+    c.seed = 4;
+    s = kling_sched_new(&c);
+    kling_sched_add(s, 1000, UNKNOWN, UNKNOWN, &a);
+    now = 1000;
+    for (guard = 0; guard < 1000; guard++) {
+        now += kling_sched_next_wakeup(s, now);
+        n = kling_sched_due(s, now, d, 8);
+        if (n == 1 && d[0].expired) break;
+        kling_sched_report(s, a, now, 10, UNKNOWN, 0, NULL); /* stuck at 10 % */
+    }
+    CHECK(now == 601000, "max age: expired at %lld", (long long)now);
+    kling_sched_remove(s, a);
+
+    /* Run deadline: everything queued comes back expired once it passes. */
+    kling_sched_set_run_deadline(s, 5000);
+    kling_sched_add(s, 0, 100000, UNKNOWN, &a);
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &b);
+    kling_sched_add(s, 0, 200000, UNKNOWN, &x);
+    n = kling_sched_due(s, 1500, d, 8); /* b's first poll, not expired */
+    CHECK(n == 1 && d[0].handle == b && !d[0].expired, "b due first");
+    kling_sched_report(s, b, 1500, UNKNOWN, UNKNOWN, 0, &next);
+    CHECK(next <= 5000, "next %lld past run deadline", (long long)next);
+    CHECK(kling_sched_next_wakeup(s, 4000) <= 1000, "wakeup respects the run deadline");
+    n = kling_sched_due(s, 5000, d, 8);
+    CHECK(n == 3 && d[0].expired && d[1].expired && d[2].expired, "all expired at the run deadline (%zu)", n);
+    /* Moving the run deadline later: a task added now is polled normally. */
+    kling_sched_remove(s, a);
+    kling_sched_remove(s, b);
+    kling_sched_remove(s, x);
+    kling_sched_set_run_deadline(s, 100000);
+    kling_sched_add(s, 6000, 10000, UNKNOWN, &a);
+    n = kling_sched_due(s, 16000, d, 8);
+    CHECK(n == 1 && !d[0].expired, "after moving the run deadline");
+    kling_sched_remove(s, a);
+    /* Lowering it below queued poll times still expires them on time. */
+    kling_sched_add(s, 20000, 60000, UNKNOWN, &a);
+    kling_sched_set_run_deadline(s, 30000);
+    CHECK(kling_sched_next_wakeup(s, 20000) == 10000, "lowered run deadline wakes at 30 s");
+    n = kling_sched_due(s, 30000, d, 8);
+    CHECK(n == 1 && d[0].expired, "lowered run deadline expires");
+    kling_sched_free(s);
+}
+
+static void test_jitter_bounds(void) {
+    /* Back-off gaps 1000 * 2^k with jitter 0.2: every gap within +-20 % of its
+     * base, and the spread actually used. */
+    struct kling_sched_config c;
+    struct kling_sched *s;
+    double lo = 10, hi = 0;
+    int task, k;
+    kling_sched_config_default(&c);
+    c.min_interval_ms = 1000;
+    c.max_interval_ms = 1000000;
+    c.backoff = 2.0;
+    c.jitter = 0.2;
+    c.seed = 11;
+    s = kling_sched_new(&c);
+    for (task = 0; task < 1000; task++) {
+        uint32_t h;
+        int64_t now = 0, next = 0;
+        double base = 1000;
+        kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+        now = kling_sched_next_wakeup(s, 0);
+        CHECK(now >= 1000 && now <= 1200, "first gap %lld outside [min, min * 1.2]", (long long)now);
+        for (k = 1; k <= 6; k++) {
+            double ratio;
+            base *= 2;
+            kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 0, &next);
+            ratio = (double)(next - now) / base;
+            CHECK(ratio >= 0.8 - 1e-9 && ratio <= 1.2 + 1e-9, "gap ratio %.3f", ratio);
+            if (ratio < lo) lo = ratio;
+            if (ratio > hi) hi = ratio;
+            now = next;
+        }
+        kling_sched_remove(s, h);
+    }
+    printf("jitter 0.2: gap/base within [%.3f, %.3f]\n", lo, hi);
+    CHECK(lo < 0.82 && hi > 1.18, "jitter not spread: [%.3f, %.3f]", lo, hi);
+    kling_sched_free(s);
+    /* No jitter: gaps exact; and two schedulers with one seed agree. */
+    c.jitter = 0;
+    s = kling_sched_new(&c);
+    {
+        uint32_t h;
+        int64_t next;
+        kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+        CHECK(kling_sched_next_wakeup(s, 0) == 1000, "exact first gap");
+        kling_sched_report(s, h, 1000, UNKNOWN, UNKNOWN, 0, &next);
+        CHECK(next == 3000, "exact second gap %lld", (long long)next);
+    }
+    kling_sched_free(s);
+    {
+        struct kling_sched *s1 = mk(1000, 30000, 0.1, 42), *s2 = mk(1000, 30000, 0.1, 42);
+        int i, same = 1;
+        for (i = 0; i < 100; i++) {
+            uint32_t h1, h2;
+            kling_sched_add(s1, i, UNKNOWN, UNKNOWN, &h1);
+            kling_sched_add(s2, i, UNKNOWN, UNKNOWN, &h2);
+            same &= kling_sched_next_wakeup(s1, 0) == kling_sched_next_wakeup(s2, 0);
+        }
+        CHECK(same, "same seed, same jitter");
+        kling_sched_free(s1);
+        kling_sched_free(s2);
+    }
+    /* Max interval holds after the back-off saturates. */
+    s = mk(1000, 5000, 0.1, 12);
+    {
+        uint32_t h;
+        int64_t now = 0, next;
+        int i;
+        kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
+        for (i = 0; i < 30; i++) {
+            kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 0, &next);
+            CHECK(next - now >= 1000 && next - now <= 5000, "gap %lld outside [1000, 5000]", (long long)(next - now));
+            now = next;
+        }
+    }
+    kling_sched_free(s);
+}
+
+static void test_memory(void) {
+    struct kling_sched *s = mk(1000, 30000, 0.1, 1);
+    struct kling_sched_counts c;
+    uint32_t h;
+    int i;
+    for (i = 0; i < 10000; i++) {
+        CHECK(kling_sched_add(s, i, i % 2 ? 120000 : UNKNOWN, UNKNOWN, &h) == 0, "add");
+    }
+    kling_sched_counts(s, &c);
+    printf("memory: %zu bytes per task at capacity; %zu bytes for 10000 tasks (%.1f per task)\n",
+           kling_sched_task_bytes(), c.bytes, (double)c.bytes / 10000.0);
+    CHECK(kling_sched_task_bytes() <= 64, "task bytes %zu", kling_sched_task_bytes());
+    CHECK(c.bytes <= 10000 * 64 * 3 / 2 + 1024, "bytes %zu", c.bytes);
+    CHECK(c.live == 10000 && c.queued == 10000 && c.inflight == 0, "counts");
+    kling_sched_free(s);
+}
+
+static void test_handles_and_misuse(void) {
+    struct kling_sched_config c;
+    struct kling_sched *s = mk(1000, 30000, 0.1, 1);
+    uint32_t a, b, a2;
+    int64_t next;
+    struct kling_sched_counts n;
+    struct kling_sched_due d[4];
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &a);
+    kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &b);
+    CHECK(a == 0 && b == 1, "dense handles %u %u", a, b);
+    CHECK(kling_sched_remove(s, a) == 0, "remove");
+    CHECK(kling_sched_remove(s, a) == KLING_SCHED_EHANDLE, "remove twice");
+    CHECK(kling_sched_report(s, a, 0, UNKNOWN, UNKNOWN, 0, &next) == KLING_SCHED_EHANDLE, "report freed");
+    CHECK(kling_sched_defer(s, 99, 0, 10, &next) == KLING_SCHED_EHANDLE, "defer never added");
+    CHECK(kling_sched_report(s, b, 0, 101, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress 101");
+    CHECK(kling_sched_report(s, b, 0, -2, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress -2");
+    CHECK(kling_sched_report(s, b, 0, UNKNOWN, -5, 0, &next) == KLING_SCHED_EARG, "estimate -5");
+    CHECK(kling_sched_defer(s, b, 0, -1, &next) == KLING_SCHED_EARG, "delay -1");
+    CHECK(kling_sched_add(s, INT64_MAX, UNKNOWN, UNKNOWN, &a2) == KLING_SCHED_EARG, "now overflow");
+    CHECK(kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &a2) == 0 && a2 == a, "freed handle reused");
+    kling_sched_counts(s, &n);
+    CHECK(n.live == 2 && n.queued == 2, "counts");
+    CHECK(kling_sched_due(s, 5000, d, 4) == 2, "due both");
+    kling_sched_counts(s, &n);
+    CHECK(n.inflight == 2 && n.queued == 0, "in flight");
+    CHECK(kling_sched_polls(s, a2) == 1, "polls counted");
+    CHECK(kling_sched_report(s, a2, 5000, UNKNOWN, UNKNOWN, 1, &next) == 0 && next == UNKNOWN, "terminal");
+    CHECK(kling_sched_check(s) == 0, "invariants");
+    CHECK(strcmp(kling_sched_strerror(KLING_SCHED_EHANDLE), "ok") != 0, "strerror");
+    kling_sched_free(s);
+    kling_sched_config_default(&c);
+    c.min_interval_ms = 0;
+    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "min_interval_ms"),
+          "min 0 rejected");
+    CHECK(kling_sched_new(&c) == NULL, "new with bad config");
+    kling_sched_config_default(&c);
+    c.max_interval_ms = 500;
+    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "max_interval_ms"),
+          "max < min rejected");
+    kling_sched_config_default(&c);
+    c.jitter = 0.7;
+    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "jitter"), "jitter");
+    kling_sched_config_default(&c);
+    c.backoff = 0.5;
+    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "backoff"), "backoff");
+    kling_sched_config_default(&c);
+    CHECK(kling_sched_config_check(&c) == NULL, "defaults valid");
+}
+
+int main(void) {
+    test_handles_and_misuse();
+    test_heap_against_reference();
+    test_known_estimate_120s();
+    test_task_lengths();
+    test_progress_extrapolation();
+    test_deadlines();
+    test_jitter_bounds();
+    test_memory();
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_sched: all passed\n");
+    return 0;
+}
