@@ -659,6 +659,9 @@ static int l_wait(lua_State *L) {
     const char *what = NULL;
     lua_Integer i = 0;
     luaL_argcheck(L, timeout >= 0, 2, "timeout_ms must be >= 0");
+    if (timeout > INT_MAX) {
+        timeout = INT_MAX; /* 24 days: keeps the deadline from overflowing */
+    }
     deadline = mono_ms() + timeout;
     for (;;) {
         lua_Integer left;

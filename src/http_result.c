@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Response header blocks larger than this stop the transfer (too_large):
- * no API answer needs them, and they would otherwise grow without bound. */
-#define KH_MAX_HEAD ((size_t)1 << 20)
+/* Response header blocks larger than this stop the transfer (too_large): no
+ * API answer needs them. It stays below libcurl's own limit (300 KiB in 7.88),
+ * which reports RECV_ERROR, a "reset" that a GET would retry in vain. */
+#define KH_MAX_HEAD ((size_t)256 * 1024)
 
 void kh_list_push(kh_list *list, kh_xfer *x) {
     x->next = NULL;

@@ -38,6 +38,12 @@ local SERVER = [[
         ngx.print(body)
       }
     }
+    location = /manyheaders {
+      content_by_lua_block {
+        for i = 1, 1100 do ngx.header["X-Big-" .. i] = string.rep("h", 1000) end
+        ngx.print("x")
+      }
+    }
     location = /reset { content_by_lua_block { ngx.exit(444) } }
     location = /reset_counted {
       content_by_lua_block { ngx.shared.hits:incr("reset", 1, 0); ngx.exit(444) }
@@ -267,6 +273,9 @@ describe("kling.core.http", function()
       assert.equal("too_large", r.error)
       assert.is_true(r.received)
       assert.matches("max_body", r.message)
+      local heads = small:request { url = srv.url .. "/manyheaders" }
+      assert.equal("too_large", heads.error)
+      assert.matches("headers larger than", heads.message)
       local fits = small:request { url = srv.url .. "/big?n=1000" }
       assert.is_true(fits.ok)
       assert.equal(1000, #fits.body)
