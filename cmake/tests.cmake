@@ -3,8 +3,9 @@
 # nginx tests of the LuaJIT build, valgrind over the integration specs, and luacheck.
 
 set(KLING_SRC ${CMAKE_SOURCE_DIR})
-set(KLING_LUA_PATH "${KLING_SRC}/lua/?.lua;${KLING_SRC}/lua/?/init.lua;;")
-set(KLING_LUA_CPATH "${CMAKE_BINARY_DIR}/?.so;;")
+# Semicolons escaped: ENVIRONMENT is a CMake list, and Lua's ";;" (the default path) must survive it.
+set(KLING_LUA_PATH "${KLING_SRC}/lua/?.lua\\;${KLING_SRC}/lua/?/init.lua\\;\\;")
+set(KLING_LUA_CPATH "${CMAKE_BINARY_DIR}/?.so\\;\\;")
 set(KLING_SIM_DIR "${CMAKE_BINARY_DIR}/sim")
 set(KLING_TEST_ENV
   "LUA_PATH=${KLING_LUA_PATH}"

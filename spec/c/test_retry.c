@@ -30,7 +30,7 @@ static void test_classify_codes(void) {
     CLASS(400, 1200, VALIDATION, 0);
     CLASS(400, 1201, VALIDATION, 0);
     CLASS(404, 1202, VALIDATION, 0);
-    CLASS(404, 1203, VALIDATION, 0);
+    CLASS(404, 1203, NOT_FOUND, 0);
     CLASS(400, 1300, CONTENT_POLICY, 0);
     CLASS(400, 1301, CONTENT_POLICY, 0);
     CLASS(429, 1302, RATE_LIMITED, 1);
@@ -257,7 +257,7 @@ static void test_decide_post(void) {
     in.has_code = 1;
     in.code = 5000;
     o = kling_decide(&in);
-    CHECK(!o.retry && !o.uncertain && o.retryable && o.kind == KLING_KIND_SERVER);
+    CHECK(!o.retry && o.uncertain && o.retryable && o.kind == KLING_KIND_SERVER);
     in.http_status = 429;
     in.code = 1303;
     o = kling_decide(&in);

@@ -49,7 +49,8 @@ static int classify_code(int64_t code, struct kling_class *out) {
     if (code >= 1000 && code <= 1004) *out = mk(KLING_KIND_AUTH, 0);
     else if (code >= 1100 && code <= 1102) *out = mk(KLING_KIND_QUOTA, 0);
     else if (code == 1103) *out = mk(KLING_KIND_AUTH, 0);
-    else if (code >= 1200 && code <= 1203) *out = mk(KLING_KIND_VALIDATION, 0);
+    else if (code >= 1200 && code <= 1202) *out = mk(KLING_KIND_VALIDATION, 0);
+    else if (code == 1203) *out = mk(KLING_KIND_NOT_FOUND, 0); /* 404: no such resource (task, model) */
     else if (code >= 1300 && code <= 1301) *out = mk(KLING_KIND_CONTENT_POLICY, 0);
     else if (code >= 1302 && code <= 1303) *out = mk(KLING_KIND_RATE_LIMITED, 1);
     else if (code == 1304) *out = mk(KLING_KIND_AUTH, 0);
@@ -353,6 +354,8 @@ struct kling_retry_out kling_decide(const struct kling_retry_in *in) {
     out.delay_ms = delay;
     out.kind = cls.kind;
     out.retryable = cls.retryable;
-    out.uncertain = !in->idempotent && sent && !complete;
+    /* A create whose answer was lost, or that the server failed part-way (5xx: a gateway
+     * may time out after the task exists), may have made a task: look it up, never resend. */
+    out.uncertain = !in->idempotent && sent && (!complete || cls.kind == KLING_KIND_SERVER);
     return out;
 }
