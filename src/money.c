@@ -115,12 +115,12 @@ static void push_amount(lua_State *L, int64_t micros) {
 
 static int l_money_parse(lua_State *L) {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s;
     int64_t v = 0;
     enum kling_money_err e;
-    if (lua_type(L, 1) != LUA_TSTRING) {
-        return luaL_argerror(L, 1, "decimal string expected");
-    }
+    /* a number may already be a float: only strings are amounts */
+    luaL_checktype(L, 1, LUA_TSTRING);
+    s = lua_tolstring(L, 1, &len);
     e = kling_money_parse(s, len, &v);
     if (e != KLING_MONEY_OK) {
         lua_pushnil(L);
@@ -175,8 +175,11 @@ static int l_money_sub(lua_State *L) {
 static int l_money_scale(lua_State *L) {
     int64_t m = check_micros(L, 1), ratio = 0, v = 0;
     size_t len;
-    const char *s = luaL_checklstring(L, 2, &len);
-    enum kling_money_err e = kling_money_parse(s, len, &ratio);
+    const char *s;
+    enum kling_money_err e;
+    luaL_checktype(L, 2, LUA_TSTRING);
+    s = lua_tolstring(L, 2, &len);
+    e = kling_money_parse(s, len, &ratio);
     if (e != KLING_MONEY_OK) {
         return luaL_argerror(L, 2, "decimal ratio with at most 6 decimals expected");
     }

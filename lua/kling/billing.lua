@@ -190,11 +190,10 @@ end
 
 -- What the catalog rules match on, plus the quantities to price.
 local function facts(req, cat, provider)
+  -- Without an endpoint (nor a catalog default) only rules that ignore it can match; one
+  -- that needs it reports the field missing.
   local endpoint = norm_endpoint(req.endpoint) or cat.endpoint_default
-  if endpoint == nil then
-    return nil, validation("endpoint", "required to price a request on " .. provider, provider)
-  end
-  local d = defaults_for(cat, endpoint)
+  local d = defaults_for(cat, endpoint or "*")
   local input = type(req.input) == "table" and req.input or {}
   local f = {
     endpoint = endpoint,
@@ -264,7 +263,7 @@ local function matches(rule, f)
 end
 
 local function describe(f)
-  local parts = { f.endpoint }
+  local parts = { f.endpoint or "(no endpoint)" }
   if f.model then
     parts[#parts + 1] = "model " .. f.model
   end
@@ -488,7 +487,7 @@ local function key_of(task_key)
 end
 
 local function note_task_id(self, key, task_id)
-  if task_id ~= nil and task_id ~= json.null then
+  if task_id ~= nil and task_id ~= false and task_id ~= json.null then
     self.task_ids[key] = tostring(task_id)
   end
 end

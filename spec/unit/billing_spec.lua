@@ -1,0 +1,407 @@
+-- Billing API shapes, the money bindings of kling.core, catalog overrides, and the ledger:
+-- a hard cap with thousands of reservations in flight, settle and release, JSON lines.
+local core = require "kling.core"
+local billing = require "kling.billing"
+local json = require "kling.json"
+
+describe("kling.core money bindings", function()
+  it("parses decimal strings to integer micro-units and back", function()
+    assert.equal(25000, core.money_parse("0.025"))
+    assert.equal("integer", math.type(core.money_parse("12")))
+    assert.equal(-1500000, core.money_parse("-1.5"))
+    assert.equal("0.025", core.money_format(25000))
+    assert.equal("-1.5", core.money_format(-1500000))
+    assert.equal("9223372036854.775807", core.money_format(math.maxinteger))
+    assert.equal("0.02", core.money_format(15900, 2))
+    assert.equal("3.00", core.money_format(3000000, 2))
+  end)
+
+  it("refuses too many decimals, garbage and overflow with a message", function()
+    for _, s in ipairs { "1.1234567", "abc", "1e3", " 1", "", "9223372036855" } do
+      local v, err = core.money_parse(s)
+      assert.is_nil(v)
+      assert.is_string(err)
+    end
+    assert.matches("more than 6 decimals", select(2, core.money_parse("0.0000001")))
+  end)
+
+  it("never takes a float as an amount", function()
+    assert.has_error(function()
+      core.money_format(1.5)
+    end)
+    assert.has_error(function()
+      core.money_add(1, 0.5)
+    end)
+    assert.has_error(function()
+      core.money_parse(12)
+    end)
+  end)
+
+  it("adds, subtracts and scales with overflow checks", function()
+    assert.equal(3, core.money_add(1, 2))
+    assert.is_nil(core.money_add(math.maxinteger, 1))
+    assert.is_nil(core.money_sub(math.mininteger, 1))
+    assert.equal(567000, core.money_scale(40500000, "0.014"))
+    assert.is_nil(core.money_scale(math.maxinteger, "2"))
+  end)
+
+  it("reads durations as decimal milliseconds", function()
+    assert.equal(5041, core.seconds_ms("5.041"))
+    assert.equal(5000, core.seconds_ms(5))
+    assert.equal(5500, core.seconds_ms(5.5))
+    assert.equal("5.041", core.seconds_format(5041))
+    assert.is_nil(core.seconds_ms("5 s"))
+    assert.is_nil(core.seconds_ms(-1))
+    assert.is_nil(core.seconds_ms(0 / 0))
+  end)
+
+  it("evaluates a rule and explains it; bad rule data raises", function()
+    local micros, bd = core.price_eval({ kind = "per_second", price = "5.4", minimum = 3, multiplier = "1.333" },
+      { duration = 2 })
+    assert.equal(21594600, micros)
+    assert.equal("16.2", bd.base)
+    assert.equal("3", bd.billed_seconds)
+    assert.equal("1.333", bd.multiplier)
+    assert.is_true(bd.minimum_applied)
+    local none, msg, field = core.price_eval({ kind = "per_second", price = "1" }, {})
+    assert.is_nil(none)
+    assert.equal("duration", field)
+    assert.matches("per_second", msg)
+    assert.has_error(function()
+      core.price_eval({ kind = "per_second", price = 0.6 }, { duration = 1 })
+    end)
+    assert.has_error(function()
+      core.price_eval({ kind = "sometimes", price = "1" }, {})
+    end)
+    assert.is_nil(core.price_check {
+      kind = "tiered", tiers = { { seconds = 10, price = "2" }, { seconds = 5, price = "1" } },
+    })
+    assert.is_true(core.price_check { kind = "ceil_to_unit", price = "0.5", unit = 5 })
+  end)
+end)
+
+describe("billing.estimate shape", function()
+  it("returns {provider, currency, micros, amount, rule, breakdown}", function()
+    local q = assert(billing.estimate { provider = "kling", model = "kling-video-o1", mode = "pro", duration = 5,
+      image = "https://example.com/a.png" })
+    assert.equal("kling", q.provider)
+    assert.equal("CNY", q.currency)
+    assert.equal(6000000, q.micros)
+    assert.equal("integer", math.type(q.micros))
+    assert.equal("6", q.amount)
+    assert.equal("video/kling-video-o1/pro/reference", q.rule)
+    assert.equal("per_second", q.breakdown.kind)
+    assert.equal("1.2", q.breakdown.unit_price)
+    assert.equal("5", q.breakdown.seconds)
+    assert.equal("2026-01-20", q.breakdown.catalog_date)
+    assert.matches("seeds/000", q.breakdown.source)
+    assert.is_nil(q.usd)
+  end)
+
+  it("errors are tables with kind, field and message", function()
+    local q, err = billing.estimate { model = "kling-v1" }
+    assert.is_nil(q)
+    assert.equal("validation", err.kind)
+    assert.equal("provider", err.field)
+    q, err = billing.estimate { provider = "nobody" }
+    assert.is_nil(q)
+    assert.equal("provider", err.field)
+    assert.matches("nobody", tostring(err))
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function()
+      billing.estimate "kling"
+    end)
+    assert.has_error(function()
+      billing.settle({ provider = "kling" }, 5)
+    end)
+  end)
+end)
+
+describe("catalog overrides", function()
+  after_each(function()
+    billing.set_catalog("kling", nil)
+  end)
+
+  it("set_catalog replaces a provider's prices and nil restores them", function()
+    assert(billing.set_catalog("kling", {
+      provider = "kling", date = "2027-01-01", currency = "CNY", endpoint_default = "videos/text2video",
+      rules = { { id = "flat", match = { model = "kling-v1" }, kind = "per_second", price = "0.3" } },
+    }))
+    assert.equal("1.5", billing.estimate({ provider = "kling", model = "kling-v1", duration = 5 }).amount)
+    billing.set_catalog("kling", nil)
+    assert.equal("1", billing.estimate({ provider = "kling", model = "kling-v1", duration = 5 }).amount)
+  end)
+
+  it("refuses malformed catalogs, naming the rule", function()
+    local ok, err = billing.set_catalog("kling", {
+      date = "2027-01-01", currency = "CNY", rules = { { id = "bad", kind = "per_second", price = "0.1234567" } },
+    })
+    assert.is_nil(ok)
+    assert.equal("validation", err.kind)
+    assert.equal("catalog.rules[1]", err.field)
+    ok, err = billing.set_catalog("kling", { currency = "CNY", rules = {} })
+    assert.is_nil(ok)
+    assert.equal("catalog.date", err.field)
+    ok, err = billing.set_catalog("kling", { date = "x", currency = "CNY",
+      rules = { { id = "r", match = { colour = "red" }, kind = "fixed", price = "1" } } })
+    assert.is_nil(ok)
+    assert.equal("catalog.rules[1].match.colour", err.field)
+  end)
+
+  it("estimate can take a catalog for one call", function()
+    local cat = { provider = "x", date = "2027-01-01", currency = "USD",
+      rules = { { id = "one", kind = "per_call", price = "0.5" } } }
+    local q = assert(billing.estimate({ provider = "kling", endpoint = "audio/tts" }, { catalog = cat }))
+    assert.equal("0.5", q.amount)
+    assert.equal("USD", q.currency)
+  end)
+
+  it("every shipped catalog is well formed and dated", function()
+    for _, name in ipairs(billing.providers) do
+      local cat = require("kling.prices." .. name)
+      assert(billing.check_catalog(name, cat))
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d$", cat.date)
+      assert.matches("seeds/00%d_", cat.source)
+    end
+  end)
+end)
+
+local function clock()
+  local t = 1700000000000
+  return function()
+    t = t + 1
+    return t
+  end
+end
+
+describe("ledger", function()
+  local function ledger(limit, currency)
+    return assert(billing.ledger { limit = limit or "50.00", currency = currency or "CNY", clock = clock() })
+  end
+
+  it("refuses a bad budget, naming the field", function()
+    local l, err = billing.ledger { limit = 50, currency = "CNY" }
+    assert.is_nil(l)
+    assert.equal("budget.limit", err.field)
+    l, err = billing.ledger { limit = "50.001x", currency = "CNY" }
+    assert.is_nil(l)
+    assert.equal("budget.limit", err.field)
+    l, err = billing.ledger { limit = "5" }
+    assert.is_nil(l)
+    assert.equal("budget.currency", err.field)
+  end)
+
+  it("holds the cap with 10000 reservations in flight", function()
+    local l = ledger("50.00")
+    local quote = assert(billing.estimate { provider = "kling", endpoint = "videos/identify-face" }) -- 0.05
+    local ok_count, refused = 0, 0
+    for i = 1, 10000 do
+      local e, err = l:reserve("task-" .. i, quote)
+      if e then
+        ok_count = ok_count + 1
+      else
+        assert.equal("budget", err.kind)
+        refused = refused + 1
+      end
+      assert(l:spent() + l:reserved() <= l:limit())
+    end
+    assert.equal(1000, ok_count) -- 50.00 / 0.05
+    assert.equal(9000, refused)
+    assert.equal(50000000, l:reserved())
+    assert.equal(0, l:balance())
+    assert.equal(1000, l:summary().in_flight)
+    -- releasing restores room; settling at a lower actual charge does too
+    assert(l:release("task-1"))
+    assert(l:release("task-2"))
+    assert(l:settle("task-3", 0))
+    assert.equal(150000, l:balance())
+    assert(l:reserve("late-1", quote))
+    assert(l:reserve("late-2", quote))
+    assert(l:reserve("late-3", quote))
+    local none, err = l:reserve("late-4", quote)
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+    assert.matches("would pass the limit of 50", err.message)
+  end)
+
+  it("keeps exact totals over thousands of mixed movements", function()
+    local l = ledger("1000")
+    local seed = 12345
+    local function rand(n)
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    end
+    local spent, held, open = 0, {}, {}
+    for i = 1, 5000 do
+      local key = "t" .. i
+      local m = rand(2000000) + 1 -- up to 2 units
+      local e = l:reserve(key, m)
+      local shadow_reserved = 0
+      for _, v in pairs(held) do
+        shadow_reserved = shadow_reserved + v
+      end
+      if spent + shadow_reserved + m <= 1000000000 then
+        assert.truthy(e)
+        held[key] = m
+        open[#open + 1] = key
+      else
+        assert.is_nil(e)
+      end
+      if #open > 0 and rand(3) == 0 then
+        local k = table.remove(open, rand(#open) + 1)
+        if rand(2) == 0 then
+          local actual = rand(held[k] + 1)
+          assert(l:settle(k, actual))
+          spent = spent + actual
+        else
+          assert(l:release(k))
+        end
+        held[k] = nil
+      end
+      if i % 500 == 0 then
+        local r = 0
+        for _, v in pairs(held) do
+          r = r + v
+        end
+        assert.equal(spent, l:spent())
+        assert.equal(r, l:reserved())
+        assert(l:spent() + l:reserved() <= l:limit())
+      end
+    end
+  end)
+
+  it("settles to the charge from the ACTUAL duration", function()
+    local l = ledger("10")
+    local req = { provider = "kling", model = "kling-video-o1", mode = "std", duration = 5 }
+    local est = assert(billing.estimate(req))
+    assert(l:reserve("a", est))
+    assert.equal(3000000, l:reserved())
+    local actual = assert(billing.settle(req, { duration = "5.041" }))
+    local e = assert(l:settle("a", actual, { task_id = "task-123" }))
+    assert.equal("3.0246", e.amount)
+    assert.equal("3", e.reserved_amount)
+    assert.equal("task-123", e.task_id)
+    assert.equal(3024600, l:spent())
+    assert.equal(0, l:reserved())
+    assert.equal("6.9754", l:summary().balance)
+  end)
+
+  it("records a charge past the limit (it was incurred) and then refuses more", function()
+    local l = ledger("3")
+    assert(l:reserve("a", 3000000))
+    assert(l:settle("a", 3024600))
+    assert.equal(-24600, l:balance())
+    local none, err = l:reserve("b", 0 + 1)
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+  end)
+
+  it("refuses double settles, releases without reservation, and mixed currencies", function()
+    local l = ledger("10")
+    assert(l:reserve("a", 1000000))
+    local none, err = l:reserve("a", 1)
+    assert.is_nil(none)
+    assert.equal("task_key", err.field)
+    assert(l:settle("a", 1000000))
+    none, err = l:settle("a", 1000000)
+    assert.is_nil(none)
+    assert.equal("task_key", err.field)
+    none, err = l:release("zzz")
+    assert.is_nil(none)
+    assert.equal("task_key", err.field)
+    local credits = assert(billing.estimate { provider = "apiinone" })
+    none, err = l:reserve("c", credits)
+    assert.is_nil(none)
+    assert.equal("quote", err.field)
+    none, err = l:reserve("d", -5)
+    assert.is_nil(none)
+    assert.equal("quote", err.field)
+    assert.has_error(function()
+      l:reserve(nil, 1)
+    end)
+    none, err = l:reserve("e", 1.5) -- a float is never an amount
+    assert.is_nil(none)
+    assert.equal("quote", err.field)
+  end)
+
+  it("a USD budget counts gateway credits at the seed's rate", function()
+    local l = ledger("5.00", "USD")
+    local q = assert(billing.estimate { provider = "apiinone" }) -- 300 credits = $3
+    assert(l:reserve("a", q))
+    assert.equal(3000000, l:reserved())
+    local none, err = l:reserve("b", q)
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+    local evo = assert(billing.estimate { provider = "evolink", model = "kling-v3", resolution = "720p",
+      duration = 5, sound = true }) -- $0.567
+    assert(l:reserve("c", evo))
+    assert.equal("3.567", l:summary().reserved)
+  end)
+
+  it("records every movement with task id and time, as JSON lines that replay", function()
+    local seen = {}
+    local l = assert(billing.ledger { limit = "20", currency = "CNY", clock = clock(),
+      on_entry = function(e, line)
+        seen[#seen + 1] = { e.op, line }
+      end })
+    assert(l:reserve("k1", 3500000, { task_id = "t-1" }))
+    assert(l:reserve("k2", 2000000))
+    assert(l:reserve("k3", 7000000))
+    assert(l:settle("k1", 3500000))
+    assert(l:release("k2", { task_id = "t-2" }))
+    local entries = l:entries()
+    assert.equal(5, #entries)
+    assert.same({ "reserve", "reserve", "reserve", "settle", "release" }, {
+      entries[1].op, entries[2].op, entries[3].op, entries[4].op, entries[5].op })
+    assert.equal("t-1", entries[1].task_id)
+    assert.equal("t-1", entries[4].task_id)
+    assert.equal("t-2", entries[5].task_id)
+    assert.equal(1700000000001, entries[1].time_ms)
+    assert.is_true(entries[5].time_ms > entries[1].time_ms)
+    assert.equal(5, #seen)
+    assert.equal("settle", seen[4][1])
+    local decoded = json.decode(seen[4][2])
+    assert.equal("3.5", decoded.amount)
+    assert.equal("k1", decoded.task_key)
+
+    local lines = l:lines()
+    assert.equal(5, #lines)
+    assert.equal(2, #l:lines(4))
+    local r = assert(billing.ledger { limit = "20", currency = "CNY", lines = lines })
+    assert.equal(l:spent(), r:spent())
+    assert.equal(l:reserved(), r:reserved())
+    assert.equal(7000000, r:reservation("k3"))
+    assert.equal(1, r:summary().in_flight)
+    assert.equal(lines[5], r:lines()[5])
+    -- the restored ledger goes on where the first stopped
+    assert(r:settle("k3", 6500000))
+    assert.equal(10000000, r:spent())
+    local none, err = r:reserve("k4", 10000001)
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+  end)
+
+  it("refuses lines that do not follow from the ledger", function()
+    local l, err = billing.ledger { limit = "1", currency = "CNY", lines = {
+      json.encode { op = "release", task_key = "x", amount = "1", currency = "CNY" } } }
+    assert.is_nil(l)
+    assert.equal("lines[1].task_key", err.field)
+    l, err = billing.ledger { limit = "1", currency = "CNY", lines = { "{not json" } }
+    assert.is_nil(l)
+    assert.equal("lines[1].line", err.field)
+    l, err = billing.ledger { limit = "1", currency = "USD", lines = {
+      json.encode { op = "reserve", task_key = "x", amount = "1", currency = "CNY" } } }
+    assert.is_nil(l)
+    assert.equal("lines[1].line.currency", err.field)
+  end)
+
+  it("keeps amounts beyond 2^53 micro-units exact through JSON lines", function()
+    local l = ledger("9000000000000")
+    local big = 8999999999999999999 -- 8999999999999.999999 units
+    assert(l:reserve("big", big))
+    local r = assert(billing.ledger { limit = "9000000000000", currency = "CNY", lines = l:lines() })
+    assert.equal(big, r:reserved())
+  end)
+end)

@@ -1,0 +1,281 @@
+-- Every price row of seeds 001 (API in One, credits), 002 (apimodels, USD) and 003 (EvoLink,
+-- credits), and seed 004's absence of prices. Expected amounts are worked out by hand from
+-- the seeds: credits per second x seconds (x the EvoLink factor), USD rows as printed.
+local billing = require "kling.billing"
+
+local function priced(provider, req)
+  req.provider = provider
+  local q, err = billing.estimate(req)
+  assert(q, err and tostring(err))
+  assert.equal("integer", math.type(q.micros))
+  return q
+end
+
+local function fails(provider, req, kind, field)
+  req.provider = provider
+  local q, err = billing.estimate(req)
+  assert.is_nil(q)
+  assert.equal(kind, err.kind)
+  assert.equal(field, err.field)
+  return err
+end
+
+describe("seed 001 API in One (credits per second, 100 credits = $1.00)", function()
+  -- { mode, sound, seconds, credits, usd }
+  local rows = {
+    { "std", false, 5, "200", "2" },    -- 40/s
+    { "std", true, 5, "300", "3" },     -- 60/s: the documented default, "300 credits (~$3.00)"
+    { "pro", false, 5, "270", "2.7" },  -- 54/s
+    { "pro", true, 5, "400", "4" },     -- 80/s
+    { "std", false, 3, "120", "1.2" },  -- the cheapest: "120 credits (~$1.20)"
+    { "pro", true, 15, "1200", "12" },  -- the dearest: "1200 credits (~$12.00)"
+    { "std", true, 10, "600", "6" },
+    { "pro", false, 7, "378", "3.78" },
+  }
+  for _, row in ipairs(rows) do
+    local mode, sound, seconds, credits, usd = table.unpack(row)
+    it(string.format("%s sound=%s %d s = %s credits ($%s)", mode, tostring(sound), seconds, credits, usd), function()
+      local q = priced("apiinone", { model = "kling-3", mode = mode, sound = sound, duration = seconds })
+      assert.equal("credits", q.currency)
+      assert.equal(credits, q.amount)
+      assert.equal(usd, q.usd.amount)
+    end)
+  end
+
+  it("applies its documented defaults: kling-v3, std, 5 s, sound on", function()
+    local q = priced("apiinone", {})
+    assert.equal("300", q.amount)
+    assert.equal("kling-3/std/sound", q.rule)
+    assert.equal("3", q.usd.amount)
+    assert.equal("400", priced("apiinone", { mode = "pro" }).amount)
+    assert.equal("200", priced("apiinone", { sound = false, endpoint = "videos/text2video" }).amount)
+  end)
+
+  it("prices a multi-shot request by its total", function()
+    assert.equal("560", priced("apiinone", {
+      mode = "pro", multi_shot = true,
+      multi_prompt = { { prompt = "a", duration = 3 }, { prompt = "b", duration = 4 } },
+    }).amount) -- 80 x 7
+  end)
+
+  it("refuses durations outside 3-15 s", function()
+    fails("apiinone", { duration = 2 }, "validation", "duration")
+    fails("apiinone", { duration = 16 }, "validation", "duration")
+  end)
+
+  it("does not price what it does not serve", function()
+    fails("apiinone", { model = "kling-v2-6", mode = "pro", duration = 5 }, "unpriced", nil)
+    fails("apiinone", { endpoint = "videos/motion-control", model = "kling-v3", duration = 5 }, "unpriced", nil)
+  end)
+end)
+
+describe("seed 002 apimodels (USD)", function()
+  -- kling-v2-6: { mode, sound, voice, seconds, usd }
+  local v26 = {
+    { "std", false, false, 5, "0.0159" },
+    { "std", false, false, 10, "0.032" },
+    { "pro", false, false, 5, "0.0267" },
+    { "pro", false, false, 10, "0.0531" },
+    { "pro", true, false, 5, "0.0531" },
+    { "pro", true, false, 10, "0.1064" },
+    { "pro", true, true, 5, "0.0639" },
+    { "pro", true, true, 10, "0.1275" },
+  }
+  for _, row in ipairs(v26) do
+    local mode, sound, voice, seconds, usd = table.unpack(row)
+    it(string.format("kling-v2-6 %s sound=%s voice=%s %d s = $%s", mode, tostring(sound), tostring(voice),
+      seconds, usd), function()
+      local q = priced("apimodels", { model = "kling-v2-6", mode = mode, sound = sound, duration = seconds,
+        voice_list = voice and { { voice_id = "v" } } or nil })
+      assert.equal("USD", q.currency)
+      assert.equal(usd, q.amount)
+      assert.equal(usd, q.usd.amount)
+    end)
+  end
+
+  -- kling-v3 per second: { mode, sound, seconds, usd }
+  local v3 = {
+    { "std", false, 5, "0.3165" },  -- 0.0633 x 5
+    { "std", true, 5, "0.478" },    -- 0.0956 x 5
+    { "pro", false, 5, "0.4265" },  -- 0.0853 x 5
+    { "pro", true, 5, "0.64" },     -- 0.1280 x 5
+    { "std", false, 3, "0.1899" },  -- 0.0633 x 3
+    { "pro", true, 15, "1.92" },    -- 0.1280 x 15
+  }
+  for _, row in ipairs(v3) do
+    local mode, sound, seconds, usd = table.unpack(row)
+    it(string.format("kling-v3 %s sound=%s %d s = $%s", mode, tostring(sound), seconds, usd), function()
+      assert.equal(usd, priced("apimodels", { model = "kling-v3", mode = mode, sound = sound,
+        duration = seconds }).amount)
+    end)
+  end
+
+  -- motion control per second: { version, resolution, seconds, usd }
+  local motion = {
+    { "kling-v2-6", "720p", 10, "0.6" },   -- 0.06 x 10
+    { "kling-v2-6", "1080p", 10, "1" },    -- 0.10 x 10
+    { "kling-v3", "720p", 10, "1.2" },     -- 0.12 x 10
+    { "kling-v3", "1080p", 10, "1.5" },    -- 0.15 x 10
+    { "kling-v3", "1080p", 30, "4.5" },    -- up to 30 s
+    { "kling-v2-6", "720p", 1, "0.06" },
+  }
+  for _, row in ipairs(motion) do
+    local model, resolution, seconds, usd = table.unpack(row)
+    it(string.format("motion control %s %s %d s = $%s", model, resolution, seconds, usd), function()
+      assert.equal(usd, priced("apimodels", { endpoint = "videos/motion-control", model = model,
+        resolution = resolution, duration = seconds }).amount)
+    end)
+  end
+
+  it("takes the motion-control resolution from the mode (pro = 1080p) and refuses more than 30 s", function()
+    assert.equal("1.5", priced("apimodels", { endpoint = "videos/motion-control", model = "kling-v3",
+      mode = "pro", duration = 10 }).amount)
+    fails("apimodels", { endpoint = "videos/motion-control", model = "kling-v3", resolution = "720p",
+      duration = 31 }, "validation", "duration")
+    fails("apimodels", { endpoint = "videos/motion-control", model = "kling-v3", duration = 10 },
+      "validation", "resolution")
+  end)
+
+  it("needs the mode (no documented default) and prices no std sound for kling-v2-6", function()
+    fails("apimodels", { model = "kling-v2-6", duration = 5 }, "validation", "mode")
+    fails("apimodels", { model = "kling-v2-6", mode = "std", sound = true, duration = 5 }, "unpriced", nil)
+    fails("apimodels", { model = "kling-v2-6", mode = "pro", sound = false, voice_list = { { voice_id = "v" } },
+      duration = 5 }, "validation", "voice_list")
+    fails("apimodels", { model = "kling-v2-6", mode = "pro", duration = 7 }, "validation", "duration")
+    fails("apimodels", { model = "kling-v3", mode = "pro", duration = 2 }, "validation", "duration")
+  end)
+
+  it("settles kling-v3 from the actual duration, rounded half up to the micro-dollar", function()
+    local req = { provider = "apimodels", model = "kling-v3", mode = "std", duration = 5 }
+    assert.equal("0.319095", billing.settle(req, { duration = "5.041" }).amount) -- 0.3190953
+    assert.equal("0.0159", billing.settle({ provider = "apimodels", model = "kling-v2-6", mode = "std",
+      duration = 5 }, { duration = "5.1" }).amount)
+  end)
+end)
+
+describe("seed 003 EvoLink (5.4 credits per second x factor, $0.014 per credit)", function()
+  -- { resolution, sound, seconds, credits, usd }
+  local rows = {
+    { "720p", false, 5, "27", "0.378" },       -- 5.4 x 5 x 1.0
+    { "720p", true, 5, "40.5", "0.567" },      -- x 1.5
+    { "1080p", false, 5, "35.991", "0.503874" }, -- x 1.333
+    { "1080p", true, 5, "54", "0.756" },       -- x 2.0
+    { "720p", false, 3, "16.2", "0.2268" },
+    { "1080p", true, 15, "162", "2.268" },
+    { "1080p", false, 10, "71.982", "1.007748" },
+    { "720p", true, 15, "121.5", "1.701" },
+  }
+  for _, row in ipairs(rows) do
+    local resolution, sound, seconds, credits, usd = table.unpack(row)
+    it(string.format("%s sound=%s %d s = %s credits ($%s)", resolution, tostring(sound), seconds, credits, usd),
+      function()
+        local q = priced("evolink", { model = "kling-v3", resolution = resolution, sound = sound, duration = seconds })
+        assert.equal("credits", q.currency)
+        assert.equal(credits, q.amount)
+        assert.equal(usd, q.usd.amount)
+      end)
+  end
+
+  it("accepts its own model ids and takes the resolution from the mode", function()
+    assert.equal("27", priced("evolink", { model = "kling-v3-text-to-video", resolution = "720p",
+      duration = 5 }).amount)
+    assert.equal("35.991", priced("evolink", { model = "kling-v3-image-to-video", mode = "pro", duration = 5,
+      image = "https://example.com/a.png" }).amount)
+    fails("evolink", { model = "kling-v3", duration = 5 }, "validation", "resolution")
+  end)
+
+  it("bills less than 3 s as 3 s when settling, and refuses asking for it", function()
+    local req = { provider = "evolink", model = "kling-v3", resolution = "720p", duration = 3 }
+    local q = assert(billing.settle(req, { duration = 2 }))
+    assert.equal("16.2", q.amount)
+    assert.is_true(q.breakdown.minimum_applied)
+    assert.equal("3", q.breakdown.billed_seconds)
+    assert.equal("16.2", billing.settle(req, { duration = "2.999" }).amount)
+    assert.equal("16.2", billing.settle(req, { duration = 3 }).amount)
+    assert.equal("16.2054", billing.settle(req, { duration = "3.001" }).amount) -- 5.4 x 3.001
+    req.resolution, req.sound = "1080p", true
+    assert.equal("32.4", billing.settle(req, { duration = "2.5" }).amount)   -- 3 s x 5.4 x 2
+    fails("evolink", { model = "kling-v3", resolution = "720p", duration = 2 }, "validation", "duration")
+    fails("evolink", { model = "kling-v3", resolution = "720p", duration = 16 }, "validation", "duration")
+  end)
+
+  it("custom elements: 1 credit ($0.014) per creation", function()
+    local q = priced("evolink", { model = "kling-custom-element" })
+    assert.equal("1", q.amount)
+    assert.equal("0.014", q.usd.amount)
+    assert.equal("1", priced("evolink", { endpoint = "general/custom-elements" }).amount)
+  end)
+
+  it("leaves models with unstated factors unpriced", function()
+    fails("evolink", { model = "kling-o3-text-to-video", resolution = "720p", duration = 5 }, "unpriced", nil)
+  end)
+end)
+
+describe("seed 004 compat gateway (no prices)", function()
+  it("is unpriced for everything, never 0", function()
+    for _, req in ipairs {
+      { model = "kling-v3-std-silent", duration = 5 },
+      { model = "kling-v3-pro-audio", duration = 10 },
+      {},
+    } do
+      local err = fails("compat", req, "unpriced", nil)
+      assert.matches("seed 004", err.message)
+    end
+  end)
+
+  it("is priced once the user supplies a catalog", function()
+    assert(billing.set_catalog("compat", {
+      provider = "compat", date = "2026-11-01", currency = "USD", rules = {
+        { id = "mine", match = { model = "kling-v3-std-silent" }, kind = "per_second", price = "0.07" },
+      },
+    }))
+    finally(function()
+      billing.set_catalog("compat", nil)
+    end)
+    local q = priced("compat", { model = "kling-v3-std-silent", duration = 5 })
+    assert.equal("0.35", q.amount)
+    assert.equal("0.35", q.usd.amount)
+    assert.equal("2026-11-01", q.breakdown.catalog_date)
+    fails("compat", { model = "kling-v3-pro-audio", duration = 5 }, "unpriced", nil)
+  end)
+end)
+
+describe("quote across providers", function()
+  it("orders kling-v3 std 5 s with sound by USD, listing the providers that cannot price it", function()
+    local list = billing.quote { model = "kling-v3", mode = "std", duration = 5, sound = true }
+    local got = {}
+    for i, q in ipairs(list) do
+      got[i] = q.provider .. " " .. q.amount .. " " .. q.currency .. " $" .. q.usd.amount
+    end
+    assert.same({
+      "apimodels 0.478 USD $0.478",
+      "evolink 40.5 credits $0.567",  -- std = 720p, sound: 5.4 x 5 x 1.5
+      "apiinone 300 credits $3",
+    }, got)
+    local out = {}
+    for _, u in ipairs(list.unavailable) do
+      out[#out + 1] = u.provider .. ":" .. u.error.kind
+    end
+    assert.same({ "kling:unpriced", "compat:unpriced" }, out)
+  end)
+
+  it("puts prices without a USD rate after those with one, unless a rate is given", function()
+    local req = { model = "kling-v2-6", mode = "pro", duration = 5 }
+    local list = billing.quote(req)
+    assert.equal("apimodels", list[1].provider)
+    assert.equal("0.0267", list[1].amount)
+    assert.equal("kling", list[2].provider)
+    assert.equal("2.5", list[2].amount)
+    assert.is_nil(list[2].usd)
+    list = billing.quote(req, { usd_rates = { kling = "0.0100" } })
+    assert.equal("kling", list[1].provider) -- 2.5 CNY at a (made-up) 0.01 = $0.025
+    assert.equal("0.025", list[1].usd.amount)
+  end)
+
+  it("asks only the providers named", function()
+    local list = billing.quote({ duration = 5 }, { providers = { "apiinone" } })
+    assert.equal(1, #list)
+    assert.equal("300", list[1].amount)
+    assert.equal(0, #list.unavailable)
+  end)
+end)
