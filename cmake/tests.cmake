@@ -94,6 +94,6 @@ if(KLING_VALGRIND)
 endif()
 
 if(KLING_LUACHECK)
-  add_test(NAME luacheck COMMAND ${KLING_LUACHECK} lua bin/kling spec examples bench
+  add_test(NAME luacheck COMMAND ${KLING_LUACHECK} lua bin/kling spec examples
     WORKING_DIRECTORY ${KLING_SRC})
 endif()

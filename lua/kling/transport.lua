@@ -84,10 +84,14 @@ function M.call(ctx, spec)
     if body then
       headers["content-type"] = "application/json"
     end
-    local res = driver:request {
+    local res, rerr = driver:request {
       method = spec.method, url = ctx.base_url .. spec.path, headers = headers, body = body,
       timeout_ms = ctx.timeout_ms, connect_timeout_ms = ctx.connect_timeout_ms,
     }
+    if not res then
+      -- The driver could not even start the transfer: nothing left the host.
+      res = { ok = false, error = "other", message = rerr, sent = false, received = false }
+    end
     local data, f = read_result(ctx.provider, res)
     if data ~= nil then
       return data, { request_id = f.request_id, http_status = f.status }

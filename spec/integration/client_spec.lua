@@ -1,7 +1,6 @@
 -- The real client against the real simulator (nginx) over loopback: success, failure,
 -- every fault kind, auth, validation, lookups; and never a create sent twice.
 local sim = require "support.sim"
-local kling = require "kling"
 
 local PROMPT = "a lighthouse in a storm, slow dolly in"
 
@@ -90,7 +89,8 @@ describe("client against the simulator", function()
   end)
 
   it("finds a task by id and by external id, and lists tasks", function()
-    local task = assert(client:submit { prompt = PROMPT, external_task_id = "ext-" .. os.time() .. "-" .. math.random(1e6) })
+    local ext = "ext-" .. os.time() .. "-" .. math.random(1e6)
+    local task = assert(client:submit { prompt = PROMPT, external_task_id = ext })
     local by_id = assert(client:get_task(task.id))
     assert.are.equal(task.id, by_id.id)
     local by_ext = assert(client:get_task { external_task_id = task.external_task_id })
