@@ -51,6 +51,12 @@ describe("seed 001 API in One (credits per second, 100 credits = $1.00)", functi
     assert.equal("200", priced("apiinone", { sound = false, endpoint = "videos/text2video" }).amount)
   end)
 
+  it("settles a delivered clip by its whole seconds", function()
+    local req = { provider = "apiinone", mode = "std", sound = true, duration = 5 }
+    assert.equal("300", billing.settle(req, { duration = "5.041" }).amount)
+    assert.equal("360", billing.settle(req, { duration = "5.5" }).amount) -- 6 s x 60
+  end)
+
   it("prices a multi-shot request by its total", function()
     assert.equal("560", priced("apiinone", {
       mode = "pro", multi_shot = true,
@@ -145,9 +151,14 @@ describe("seed 002 apimodels (USD)", function()
     fails("apimodels", { model = "kling-v3", mode = "pro", duration = 2 }, "validation", "duration")
   end)
 
-  it("settles kling-v3 from the actual duration, rounded half up to the micro-dollar", function()
+  it("settles kling-v3 from the actual duration in whole seconds, motion control to the ms", function()
     local req = { provider = "apimodels", model = "kling-v3", mode = "std", duration = 5 }
-    assert.equal("0.319095", billing.settle(req, { duration = "5.041" }).amount) -- 0.3190953
+    assert.equal("0.3165", billing.settle(req, { duration = "5.041" }).amount) -- 5 s
+    assert.equal("0.3798", billing.settle(req, { duration = "5.5" }).amount)   -- 6 s x 0.0633
+    local mc = { provider = "apimodels", endpoint = "videos/motion-control", model = "kling-v2-6",
+      resolution = "720p", duration = 5 }
+    assert.equal("0.30246", billing.settle(mc, { duration = "5.041" }).amount) -- 0.06 x 5.041
+    assert.equal("0.00006", billing.settle(mc, { duration = "0.001" }).amount)   -- one millisecond
     assert.equal("0.0159", billing.settle({ provider = "apimodels", model = "kling-v2-6", mode = "std",
       duration = 5 }, { duration = "5.1" }).amount)
   end)
@@ -192,7 +203,8 @@ describe("seed 003 EvoLink (5.4 credits per second x factor, $0.014 per credit)"
     assert.equal("3", q.breakdown.billed_seconds)
     assert.equal("16.2", billing.settle(req, { duration = "2.999" }).amount)
     assert.equal("16.2", billing.settle(req, { duration = 3 }).amount)
-    assert.equal("16.2054", billing.settle(req, { duration = "3.001" }).amount) -- 5.4 x 3.001
+    assert.equal("16.2", billing.settle(req, { duration = "3.499" }).amount) -- 3 s
+    assert.equal("21.6", billing.settle(req, { duration = "3.5" }).amount)   -- 4 s x 5.4
     req.resolution, req.sound = "1080p", true
     assert.equal("32.4", billing.settle(req, { duration = "2.5" }).amount)   -- 3 s x 5.4 x 2
     fails("evolink", { model = "kling-v3", resolution = "720p", duration = 2 }, "validation", "duration")

@@ -5,6 +5,8 @@
 --   duration 3-15 s, defaults mode std, duration 5, sound true ("default std 5s with audio is
 --   300 credits (~$3.00)"), billed per successful request.
 
+-- The price is per video, set by its whole-second duration (3-15): a delivered clip is
+-- rounded half up to whole seconds (5.041 s is the 5 s video).
 -- The gateway's one route serves text-to-video and image-to-video alike.
 local VIDEO = { "videos/generations", "videos/text2video", "videos/image2video" }
 local MODEL = { "kling-v3", "kling-3" } -- canonical name, and the gateway's spelling
@@ -13,7 +15,7 @@ local function per_second(id, mode, sound, price)
   return {
     id = id,
     match = { endpoint = VIDEO, model = MODEL, mode = mode, sound = sound },
-    kind = "per_second", price = price, range = { 3, 15 },
+    kind = "per_second", price = price, range = { 3, 15 }, round = "half_up",
   }
 end
 

@@ -22,9 +22,11 @@ local function rule(id, match, price)
   return r
 end
 
+-- kling-v3 is asked for in whole seconds (3-15): a delivered clip is rounded half up to
+-- whole seconds. Motion control follows its source video: priced to the millisecond.
 local function v3(id, mode, sound, price)
   return rule(id, { endpoint = VIDEO, model = "kling-v3", mode = mode, sound = sound },
-    { kind = "per_second", price = price, range = { 3, 15 } })
+    { kind = "per_second", price = price, range = { 3, 15 }, round = "half_up" })
 end
 
 local function motion(id, model, resolution, price)

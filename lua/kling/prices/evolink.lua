@@ -7,6 +7,8 @@
 -- The seed prices Kling O3 and the other models with "slightly different factors" it does not
 -- give: they are unpriced.
 
+-- Durations are whole seconds (3-15): a delivered clip is rounded half up to whole seconds,
+-- then the 3 s minimum applies, then the factor (rounded half up to the micro-credit).
 local VIDEO = { "videos/generations", "videos/text2video", "videos/image2video" }
 local MODEL = { "kling-v3", "kling-v3-text-to-video", "kling-v3-image-to-video" }
 
@@ -15,6 +17,7 @@ local function v3(id, resolution, sound, multiplier)
     id = id,
     match = { endpoint = VIDEO, model = MODEL, resolution = resolution, sound = sound },
     kind = "per_second", price = "5.4", minimum = 3, multiplier = multiplier, range = { 3, 15 },
+    round = "half_up",
   }
 end
 

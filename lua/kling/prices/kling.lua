@@ -76,7 +76,9 @@ return {
     rule("delete (free)", { endpoint = { "general/delete-elements", "general/delete-voices" } },
       { kind = "fixed", price = "0" }),
 
-    -- 1.1-1.4 kling-video-o1: per second, dearer with a reference (image, video or element)
+    -- 1.1-1.4 kling-video-o1: per second, dearer with a reference (image, video or element).
+    -- "按实际生成视频时长（秒）计费": per-second rules bill the actual duration to the
+    -- millisecond; only the avatar's rule says to round (half up, to whole seconds).
     rule("video/kling-video-o1/std/no-reference",
       { endpoint = VIDEO, model = "kling-video-o1", mode = "std", reference = false }, per_second("0.6")),
     rule("video/kling-video-o1/std/reference",
