@@ -531,6 +531,10 @@ void kling_sched_counts(const struct kling_sched *s, struct kling_sched_counts *
     out->bytes = sizeof(*s) + (size_t)s->cap * (sizeof(struct task) + sizeof(struct entry));
 }
 
+int kling_sched_is_live(const struct kling_sched *s, uint32_t handle) {
+    return live_task(s, handle) != NULL;
+}
+
 int64_t kling_sched_next_at(const struct kling_sched *s, uint32_t handle) {
     const struct task *t = live_task(s, handle);
     return t == NULL || stage(t) != QUEUED ? KLING_SCHED_UNKNOWN : s->heap[t->link].at;

@@ -140,6 +140,9 @@ int kling_sched_set_run_deadline(struct kling_sched *s, int64_t deadline_ms);
 
 void kling_sched_counts(const struct kling_sched *s, struct kling_sched_counts *out);
 
+/* 1 when handle names a live task (added, not yet removed or ended). */
+int kling_sched_is_live(const struct kling_sched *s, uint32_t handle);
+
 /* Absolute time of a queued task's next poll; UNKNOWN when it is not queued. */
 int64_t kling_sched_next_at(const struct kling_sched *s, uint32_t handle);
 
