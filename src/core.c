@@ -21,7 +21,10 @@ lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer de
     lua_getfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
         int ok = 0;
-        v = lua_tointegerx(L, -1, &ok);
+        /* Numbers only: lua_tointegerx would also take numeric strings like "1000". */
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            v = lua_tointegerx(L, -1, &ok);
+        }
         if (!ok) {
             luaL_error(L, "kling.core: field '%s' must be an integer", name);
         }
