@@ -1,0 +1,163 @@
+-- The admin API under /_sim/ (plain JSON, no auth, never counted in the stats):
+--   GET /_sim/health | GET /_sim/stats | GET /_sim/requests?n=N
+--   GET|POST|DELETE /_sim/faults | GET|POST|DELETE /_sim/config | POST /_sim/reset
+--   GET|POST /_sim/clock {"advance": seconds} | GET /_sim/tasks/{id}
+local json = require "kling.json"
+local clock = require "kling.sim.clock"
+local faults = require "kling.sim.faults"
+local registry = require "kling.sim.registry"
+local reply = require "kling.sim.reply"
+local settings = require "kling.sim.settings"
+local stats = require "kling.sim.stats"
+local store = require "kling.sim.store"
+local units = require "kling.sim.units"
+
+local M = {}
+
+local function bad(message)
+  return reply.json(400, { error = message })
+end
+
+local function body_json()
+  ngx.req.read_body()
+  local data = ngx.req.get_body_data()
+  if not data or data == "" then
+    return {}
+  end
+  local v, err = json.decode(data)
+  if v == nil then
+    return nil, "body is not valid JSON: " .. tostring(err)
+  end
+  return v
+end
+
+local function full_stats()
+  local out = stats.snapshot()
+  local now = clock.now_ms()
+  local by, total, billed = {}, 0, 0
+  store.each(function(t)
+    local d = registry.by_name[t.dialect]
+    local status, cost = d.task_status(t, now)
+    by[status] = (by[status] or 0) + 1
+    total = total + 1
+    billed = billed + (cost or 0)
+  end)
+  out.tasks, out.tasks_total, out.units_billed = by, total, units.format(billed)
+  local cfg = settings.get()
+  out.parallel = { live = store.live("main", now), max = cfg.max_parallel }
+  out.now_ms = now
+  return out
+end
+
+local handlers = {}
+
+handlers["GET /_sim/health"] = function()
+  return reply.json(200, { ok = true })
+end
+
+handlers["GET /_sim/stats"] = function()
+  return reply.json(200, full_stats())
+end
+
+handlers["GET /_sim/requests"] = function()
+  local n = tonumber(ngx.var.arg_n or ngx.var.arg_limit or 100)
+  if not n or n < 0 then
+    return bad("n: must be a number of requests >= 0")
+  end
+  return reply.json(200, stats.recent(math.floor(n)))
+end
+
+handlers["GET /_sim/faults"] = function()
+  return reply.json(200, faults.get())
+end
+
+handlers["POST /_sim/faults"] = function()
+  local body, err = body_json()
+  if not body then
+    return bad(err)
+  end
+  local set
+  set, err = faults.validate(body, settings.get().fault_seed or 1)
+  if not set then
+    return bad(err)
+  end
+  faults.set(set)
+  return reply.json(200, faults.get())
+end
+
+handlers["DELETE /_sim/faults"] = function()
+  faults.clear()
+  return reply.json(200, faults.get())
+end
+
+handlers["GET /_sim/config"] = function()
+  return reply.json(200, settings.public())
+end
+
+handlers["POST /_sim/config"] = function()
+  local body, err = body_json()
+  if not body then
+    return bad(err)
+  end
+  body, err = settings.check(body)
+  if not body then
+    return bad(err)
+  end
+  settings.update(body)
+  return reply.json(200, settings.public())
+end
+
+handlers["DELETE /_sim/config"] = function()
+  settings.restore()
+  return reply.json(200, settings.public())
+end
+
+handlers["POST /_sim/reset"] = function()
+  store.reset()
+  stats.reset()
+  faults.clear()
+  clock.reset()
+  return reply.json(200, { ok = true })
+end
+
+handlers["GET /_sim/clock"] = function()
+  return reply.json(200, { now_ms = clock.now_ms(), offset_ms = clock.offset_ms() })
+end
+
+handlers["POST /_sim/clock"] = function()
+  local body, err = body_json()
+  if not body then
+    return bad(err)
+  end
+  local s = body.advance
+  if type(s) ~= "number" or s < 0 or s > 86400 * 365 then
+    return bad("advance: must be seconds in 0..31536000 (the clock never goes back)")
+  end
+  clock.advance(s * 1000)
+  return reply.json(200, { now_ms = clock.now_ms(), offset_ms = clock.offset_ms() })
+end
+
+function M.handle(method, uri)
+  local h = handlers[method .. " " .. uri]
+  if h then
+    return h()
+  end
+  local id = uri:match("^/_sim/tasks/([^/]+)$")
+  if id and method == "GET" then
+    local t = store.get(id)
+    if not t then
+      return reply.json(404, { error = "no task " .. id })
+    end
+    local d = registry.by_name[t.dialect]
+    t.status, t.billed = d.task_status(t, clock.now_ms())
+    return reply.json(200, t)
+  end
+  for key in pairs(handlers) do
+    if key:match("^%u+ (.*)$") == uri then
+      return reply.json(405, { error = method .. " is not allowed on " .. uri })
+    end
+  end
+  return reply.json(404, { error = "no admin endpoint " .. uri })
+end
+
+return M

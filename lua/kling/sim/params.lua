@@ -1,0 +1,389 @@
+-- The official API's documented rules for text2video and image2video bodies. Pure (no ngx):
+-- validate() returns the cleaned request, or nil and an error {status, code, message} that
+-- names the field and the rule, as the API's 1200/1201/1203 answers do.
+local M = {}
+
+local ENDPOINT_MODELS = {
+  text2video = { "kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo",
+    "kling-v2-6", "kling-v3", "kling-video-o1" },
+  image2video = { "kling-v1", "kling-v1-5", "kling-v1-6", "kling-v2-master", "kling-v2-1", "kling-v2-1-master",
+    "kling-v2-5-turbo", "kling-v2-6", "kling-v3", "kling-video-o1" },
+}
+local MODELS = {}
+for ep, list in pairs(ENDPOINT_MODELS) do
+  MODELS[ep] = {}
+  for _, m in ipairs(list) do
+    MODELS[ep][m] = true
+  end
+end
+
+local SOUND_MODELS = { ["kling-v2-6"] = true, ["kling-v3"] = true }
+local MODES = { std = true, pro = true }
+local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
+local CAMERA_TYPES = { simple = true, down_back = true, forward_up = true, right_turn_forward = true,
+  left_turn_forward = true }
+local CAMERA_AXES = { "horizontal", "vertical", "pan", "tilt", "roll", "zoom" }
+local MAX_PROMPT, MAX_SHOT_PROMPT = 2500, 512
+local MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+M.ENDPOINTS = { text2video = true, image2video = true }
+
+local function bad(message)
+  return { status = 400, code = 1201, message = message }
+end
+
+local function chars(s)
+  return select(2, s:gsub("[^\128-\191]", ""))
+end
+
+local function is_int(x)
+  return type(x) == "number" and x == math.floor(x)
+end
+
+local function is_array(t)
+  return type(t) == "table" and (#t > 0 or next(t) == nil)
+end
+
+local function text(body, field, limit, required)
+  local v = body[field]
+  if v == nil then
+    if required then
+      return nil, bad(field .. " is required")
+    end
+    return nil
+  end
+  if type(v) ~= "string" then
+    return nil, bad(field .. " must be a string")
+  end
+  if required and v:match("^%s*$") then
+    return nil, bad(field .. " must not be empty")
+  end
+  if chars(v) > limit then
+    return nil, bad(field .. " must be at most " .. limit .. " characters (got " .. chars(v) .. ")")
+  end
+  return v
+end
+
+local function enum(body, field, allowed, default)
+  local v = body[field]
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "string" or not allowed[v] then
+    local names = {}
+    for k in pairs(allowed) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    return nil, bad(field .. " must be one of " .. table.concat(names, ", ") .. " (got " .. tostring(v) .. ")")
+  end
+  return v
+end
+
+-- Width and height of a PNG or JPEG, or nil.
+local function be16(s, i)
+  local a, b = s:byte(i, i + 1)
+  return a * 256 + b
+end
+
+local function image_size(bytes)
+  if bytes:sub(1, 8) == "\137PNG\r\n\26\n" and #bytes >= 24 then
+    return be16(bytes, 17) * 65536 + be16(bytes, 19), be16(bytes, 21) * 65536 + be16(bytes, 23), "png"
+  end
+  if bytes:sub(1, 2) == "\255\216" then
+    local i = 3
+    while i + 8 <= #bytes do
+      if bytes:byte(i) ~= 255 then
+        return nil
+      end
+      local marker = bytes:byte(i + 1)
+      if marker >= 0xC0 and marker <= 0xCF and marker ~= 0xC4 and marker ~= 0xC8 and marker ~= 0xCC then
+        return be16(bytes, i + 7), be16(bytes, i + 5), "jpeg"
+      end
+      i = i + 2 + be16(bytes, i + 2)
+    end
+  end
+  return nil
+end
+
+-- An image field: an http(s) URL, or raw base64 of a JPEG/PNG within the documented limits.
+local function image(body, field, decode_b64)
+  local v = body[field]
+  if type(v) ~= "string" or v == "" then
+    return nil, bad(field .. " must be a non-empty string (an image URL or raw base64)")
+  end
+  if v:match("^https?://") then
+    return true
+  end
+  if v:match("^data:") then
+    return nil, bad(field .. " must be raw base64 without a 'data:' prefix, or a URL")
+  end
+  local bytes = decode_b64(v)
+  if not bytes then
+    return nil, bad(field .. " is neither an http(s) URL nor valid base64")
+  end
+  if #bytes > MAX_IMAGE_BYTES then
+    return nil, bad(field .. " must be at most 10 MB (got " .. #bytes .. " bytes)")
+  end
+  local w, h = image_size(bytes)
+  if not w then
+    return nil, bad(field .. " must be a JPEG or PNG image")
+  end
+  if w < 300 or h < 300 then
+    return nil, bad(field .. " must be at least 300 px wide and high (got " .. w .. "x" .. h .. ")")
+  end
+  if 2 * math.max(w, h) > 5 * math.min(w, h) then
+    return nil, bad(field .. " aspect ratio must be between 1:2.5 and 2.5:1 (got " .. w .. "x" .. h .. ")")
+  end
+  return true
+end
+
+local function camera(body)
+  local c = body.camera_control
+  if c == nil then
+    return true
+  end
+  if type(c) ~= "table" or not CAMERA_TYPES[c.type] then
+    return nil, bad("camera_control.type must be one of simple, down_back, forward_up, right_turn_forward, "
+      .. "left_turn_forward")
+  end
+  if c.type ~= "simple" then
+    return true
+  end
+  if type(c.config) ~= "table" then
+    return nil, bad("camera_control.config is required when camera_control.type is simple")
+  end
+  local nonzero = 0
+  for _, axis in ipairs(CAMERA_AXES) do
+    local v = c.config[axis]
+    if v ~= nil then
+      if type(v) ~= "number" or v < -10 or v > 10 then
+        return nil, bad("camera_control.config." .. axis .. " must be a number in -10..10")
+      end
+      if v ~= 0 then
+        nonzero = nonzero + 1
+      end
+    end
+  end
+  if nonzero ~= 1 then
+    return nil, bad("camera_control.config must set exactly one of horizontal, vertical, pan, tilt, roll, zoom "
+      .. "to a non-zero value when type is simple")
+  end
+  return true
+end
+
+local function duration(body, model)
+  local v = body.duration
+  if v == nil then
+    return 5, "5"
+  end
+  if type(v) ~= "string" then
+    return nil, bad("duration must be a string of seconds such as \"5\" (got a " .. type(v) .. ")")
+  end
+  local n = v:match("^%d+$") and tonumber(v)
+  if model == "kling-v3" then
+    if not n or n < 3 or n > 15 then
+      return nil, bad("duration must be \"3\" to \"15\" for kling-v3 (got \"" .. v .. "\")")
+    end
+  elseif n ~= 5 and n ~= 10 then
+    return nil, bad("duration must be \"5\" or \"10\" for " .. model .. " (got \"" .. v .. "\")")
+  end
+  return n, v
+end
+
+local function multi_shot(body, model, total)
+  if body.multi_shot == nil and body.multi_prompt == nil and body.shot_type == nil then
+    return false
+  end
+  if model ~= "kling-v3" then
+    return nil, bad("multi_shot, shot_type and multi_prompt need model_name kling-v3")
+  end
+  if body.multi_shot ~= nil and type(body.multi_shot) ~= "boolean" then
+    return nil, bad("multi_shot must be a boolean")
+  end
+  if not body.multi_shot then
+    return false
+  end
+  local shot_type = body.shot_type or "customize"
+  if shot_type ~= "customize" and shot_type ~= "intelligence" then
+    return nil, bad("shot_type must be customize or intelligence (got " .. tostring(shot_type) .. ")")
+  end
+  if shot_type == "intelligence" then
+    return true
+  end
+  local shots = body.multi_prompt
+  if not is_array(shots) or #shots < 1 or #shots > 6 then
+    return nil, bad("multi_prompt must be an array of 1 to 6 shots when shot_type is customize")
+  end
+  local sum = 0
+  for i, shot in ipairs(shots) do
+    local where = "multi_prompt[" .. i .. "]"
+    if type(shot) ~= "table" then
+      return nil, bad(where .. " must be an object {index, prompt, duration}")
+    end
+    if type(shot.prompt) ~= "string" or shot.prompt == "" or chars(shot.prompt) > MAX_SHOT_PROMPT then
+      return nil, bad(where .. ".prompt must be a non-empty string of at most " .. MAX_SHOT_PROMPT .. " characters")
+    end
+    local d = tonumber(shot.duration)
+    if not d or not is_int(d) or d < 1 then
+      return nil, bad(where .. ".duration must be a whole number of seconds")
+    end
+    sum = sum + d
+  end
+  if sum ~= total then
+    return nil, bad("multi_prompt durations must add up to duration " .. total .. " (got " .. sum .. ")")
+  end
+  return true
+end
+
+local function object_list(body, field, max, key)
+  local v = body[field]
+  if v == nil then
+    return 0
+  end
+  if not is_array(v) or #v > max then
+    return nil, bad(field .. " must be an array of at most " .. max .. " items")
+  end
+  for i, item in ipairs(v) do
+    if type(item) ~= "table" or (type(item[key]) ~= "string" and type(item[key]) ~= "number") then
+      return nil, bad(field .. "[" .. i .. "]." .. key .. " is required")
+    end
+  end
+  return #v
+end
+
+local function masks(body)
+  local dm = body.dynamic_masks
+  if body.static_mask ~= nil and type(body.static_mask) ~= "string" then
+    return nil, bad("static_mask must be a string (an image URL or raw base64)")
+  end
+  if dm == nil then
+    return true
+  end
+  if not is_array(dm) or #dm > 6 then
+    return nil, bad("dynamic_masks must be an array of at most 6 items")
+  end
+  for i, m in ipairs(dm) do
+    local where = "dynamic_masks[" .. i .. "]"
+    if type(m) ~= "table" or type(m.mask) ~= "string" then
+      return nil, bad(where .. ".mask is required")
+    end
+    local tr = m.trajectories
+    if not is_array(tr) or #tr < 2 or #tr > 77 then
+      return nil, bad(where .. ".trajectories must hold 2 to 77 points")
+    end
+    for j, p in ipairs(tr) do
+      if type(p) ~= "table" or not is_int(p.x) or not is_int(p.y) then
+        return nil, bad(where .. ".trajectories[" .. j .. "] must be {x = integer, y = integer}")
+      end
+    end
+  end
+  return true
+end
+
+-- Fields every video create shares; fills r (the cleaned request).
+local function common(body, ep, r)
+  local err
+  r.model = body.model_name == nil and "kling-v1" or body.model_name
+  if type(r.model) ~= "string" then
+    return nil, bad("model_name must be a string")
+  end
+  if not MODELS[ep][r.model] then
+    return nil, { status = 404, code = 1203, message = "model_name " .. r.model .. " does not exist for " .. ep }
+  end
+  r.prompt, err = text(body, "prompt", MAX_PROMPT, false)
+  if err then return nil, err end
+  r.negative_prompt, err = text(body, "negative_prompt", MAX_PROMPT, false)
+  if err then return nil, err end
+  r.mode, err = enum(body, "mode", MODES, "std")
+  if err then return nil, err end
+  r.aspect_ratio, err = enum(body, "aspect_ratio", RATIOS, "16:9")
+  if err then return nil, err end
+  r.sound, err = enum(body, "sound", { on = true, off = true }, "off")
+  if err then return nil, err end
+  if r.sound == "on" and not SOUND_MODELS[r.model] then
+    return nil, bad("sound on needs kling-v2-6 or later (model_name is " .. r.model .. ")")
+  end
+  local seconds, spelled = duration(body, r.model)
+  if not seconds then return nil, spelled end
+  r.duration, r.duration_str = seconds, spelled
+  local cfg = body.cfg_scale
+  if cfg ~= nil and (type(cfg) ~= "number" or cfg < 0 or cfg > 1) then
+    return nil, bad("cfg_scale must be a number in 0..1")
+  end
+  local ok
+  ok, err = camera(body)
+  if not ok then return nil, err end
+  local wm = body.watermark_info
+  if wm ~= nil and (type(wm) ~= "table" or (wm.enabled ~= nil and type(wm.enabled) ~= "boolean")) then
+    return nil, bad("watermark_info must be an object {enabled = boolean}")
+  end
+  r.watermark = type(wm) == "table" and wm.enabled == true
+  local cb = body.callback_url
+  if cb ~= nil and (type(cb) ~= "string" or not cb:match("^https?://.")) then
+    return nil, bad("callback_url must be an http(s) URL")
+  end
+  r.callback_url = body.callback_url
+  local ext = body.external_task_id
+  if ext ~= nil and (type(ext) ~= "string" or ext == "") then
+    return nil, bad("external_task_id must be a non-empty string")
+  end
+  r.external_task_id = ext
+  r.multi_shot, err = multi_shot(body, r.model, r.duration)
+  if r.multi_shot == nil then return nil, err end
+  r.voices, err = object_list(body, "voice_list", 2, "voice_id")
+  if not r.voices then return nil, err end
+  if r.voices > 0 and r.sound ~= "on" then
+    return nil, bad("voice_list needs sound on")
+  end
+  r.elements, err = object_list(body, "element_list", 3, "element_id")
+  if not r.elements then return nil, err end
+  if r.elements > 0 and r.model ~= "kling-v3" then
+    return nil, bad("element_list needs model_name kling-v3")
+  end
+  if r.elements > 0 and r.voices > 0 then
+    return nil, bad("element_list and voice_list cannot be used together")
+  end
+  return r
+end
+
+-- validate(endpoint, body, decode_b64) -> request | nil, {status, code, message}
+-- body is the decoded JSON; decode_b64(s) -> bytes | nil decodes standard base64.
+function M.validate(ep, body, decode_b64)
+  if type(body) ~= "table" or is_array(body) and next(body) ~= nil then
+    return nil, { status = 400, code = 1200, message = "the request body must be a JSON object" }
+  end
+  local r, err = common(body, ep, { endpoint = ep })
+  if not r then
+    return nil, err
+  end
+  if ep == "text2video" then
+    if not r.multi_shot and (not r.prompt or r.prompt:match("^%s*$")) then
+      return nil, bad("prompt is required and must not be empty")
+    end
+    return r
+  end
+  -- image2video
+  if body.image == nil then
+    return nil, bad("image is required")
+  end
+  local ok
+  ok, err = image(body, "image", decode_b64)
+  if not ok then return nil, err end
+  if body.image_tail ~= nil then
+    ok, err = image(body, "image_tail", decode_b64)
+    if not ok then return nil, err end
+  end
+  ok, err = masks(body)
+  if not ok then return nil, err end
+  local groups = (body.image_tail ~= nil and 1 or 0)
+    + ((body.static_mask ~= nil or body.dynamic_masks ~= nil) and 1 or 0)
+    + (body.camera_control ~= nil and 1 or 0)
+  if groups > 1 then
+    return nil, bad("image_tail, static_mask/dynamic_masks and camera_control cannot be used together")
+  end
+  r.reference = true
+  return r
+end
+
+return M
