@@ -273,4 +273,54 @@ function Client:download(url, path)
   return ok, err
 end
 
+-- ---- many tasks at once (kling.engine) ---------------------------------------------------
+
+-- client:engine(opts) -> the client's engine, made on first use with opts (see kling.engine:
+-- max_requests, max_parallel, slots, min_interval, max_interval, timeout, deadline,
+-- callback_silence, webhook_secret, on_create, on_created).
+function Client:engine(opts)
+  if not self._engine then
+    self._engine = require("kling.engine").new(self, opts)
+  end
+  return self._engine
+end
+
+-- submit_many(reqs, {estimate =, timeout =, max_parallel =, adopt =, submit_timeout =, engine =})
+-- -> tasks aligned with reqs. Returns once every create is settled: each task has an id, has
+-- failed (task.error says why: validation, quota, ...), or waits here for a provider slot
+-- (status "pending"). estimate: expected seconds per task (or req.estimate each; not sent);
+-- timeout: each task's deadline in seconds; max_parallel: the provider's parallel slots.
+function Client:submit_many(reqs, opts)
+  errors.check_arg("submit_many", 1, reqs, "table")
+  opts = opts or {}
+  errors.check_arg("submit_many", 2, opts, "table")
+  local e = self:engine(opts.engine)
+  if opts.max_parallel ~= nil then
+    e:set_limit(nil, opts.max_parallel)
+  end
+  local tasks = {}
+  for i, req in ipairs(reqs) do
+    if type(req) ~= "table" then
+      errors.misuse("submit_many", "reqs[" .. i .. "] must be a request table")
+    end
+    tasks[i] = e:submit(req, { estimate = opts.estimate, timeout = opts.timeout, adopt = opts.adopt })
+  end
+  e:pump(opts.submit_timeout)
+  return tasks
+end
+
+-- wait_all(tasks, {on_progress =, on_done =, timeout =, progress_interval =}) -> results
+-- aligned with tasks ({task, ok, error}) with counts, spend and elapsed_s. on_progress gets
+-- {total, waiting, queued, running, succeeded, failed, done, spend, charged, elapsed_s, eta_s};
+-- on_done(task, err) is called as each task ends.
+function Client:wait_all(tasks, opts)
+  return self:engine():wait_all(tasks, opts)
+end
+
+-- wait_any(tasks, opts) -> the first of tasks to end and its error (nil when it succeeded),
+-- or nil and a timeout error.
+function Client:wait_any(tasks, opts)
+  return self:engine():wait_any(tasks, opts)
+end
+
 return M

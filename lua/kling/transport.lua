@@ -61,6 +61,11 @@ local function read_result(provider, res)
   return data, f
 end
 
+-- read_result(provider, res): one driver result as the envelope's data (and f), or nil and
+-- the failure f = {status, code, message, request_id, transport, sent, received}. Exported for
+-- the engine, which reads results of requests it started itself (non-blocking).
+M.read_result = read_result
+
 -- call(ctx, spec): ctx = {driver, provider, base_url, auth, max_attempts, base_ms, cap_ms,
 -- call_budget_ms, timeout_ms, connect_timeout_ms, core}; spec = {method, path, body}.
 -- Returns data, meta ({request_id, http_status}) or nil, err.

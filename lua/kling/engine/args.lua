@@ -1,0 +1,28 @@
+-- Argument checks of the engine's options: misuse raises, naming the function and the rule.
+local errors = require "kling.errors"
+
+local M = {}
+
+-- Seconds (a number) as integer milliseconds; nil gives default.
+function M.ms(fn, name, v, default, allow_zero)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero) or v > 2147483 then
+    errors.misuse(fn, name .. " must be a positive number of seconds (at most 2147483)")
+  end
+  return math.floor(v * 1000 + 0.5)
+end
+
+-- A whole number in 1..max; nil gives default.
+function M.whole(fn, name, v, default, max)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v ~= math.floor(v) or v < 1 or v > max then
+    errors.misuse(fn, name .. " must be a whole number from 1 to " .. max)
+  end
+  return math.floor(v)
+end
+
+return M

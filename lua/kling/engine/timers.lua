@@ -1,0 +1,76 @@
+-- The engine's own timers, for what the C scheduler does not track because no task exists
+-- at the provider yet: a create waiting out a 1303's delay, a lookup by external id, a
+-- deadline of a task still waiting locally. A binary min-heap over parallel arrays (no table
+-- per entry); an entry carries a token so that a timer superseded by a newer one is skipped
+-- when it fires instead of being searched for and removed.
+local Timers = {}
+Timers.__index = Timers
+
+local M = {}
+
+function M.new()
+  return setmetatable({ n = 0, at = {}, item = {}, tok = {} }, Timers)
+end
+
+local function swap(h, i, j)
+  local at, item, tok = h.at, h.item, h.tok
+  at[i], at[j] = at[j], at[i]
+  item[i], item[j] = item[j], item[i]
+  tok[i], tok[j] = tok[j], tok[i]
+end
+
+-- push(at, item, tok): fires at `at` (ms); ties in no particular order.
+function Timers:push(at, item, tok)
+  local n = self.n + 1
+  self.n = n
+  self.at[n], self.item[n], self.tok[n] = at, item, tok
+  local a = self.at
+  while n > 1 do
+    local p = math.floor(n / 2)
+    if a[p] <= a[n] then
+      break
+    end
+    swap(self, p, n)
+    n = p
+  end
+end
+
+-- Time of the earliest entry, or nil when empty.
+function Timers:peek()
+  return self.at[1]
+end
+
+-- Removes the earliest entry: at, item, tok.
+function Timers:pop()
+  local n = self.n
+  if n == 0 then
+    return nil
+  end
+  local at, item, tok = self.at[1], self.item[1], self.tok[1]
+  swap(self, 1, n)
+  self.at[n], self.item[n], self.tok[n] = nil, nil, nil
+  n = n - 1
+  self.n = n
+  local a, i = self.at, 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and a[l] < a[m] then
+      m = l
+    end
+    if r <= n and a[r] < a[m] then
+      m = r
+    end
+    if m == i then
+      break
+    end
+    swap(self, i, m)
+    i = m
+  end
+  return at, item, tok
+end
+
+function Timers:size()
+  return self.n
+end
+
+return M

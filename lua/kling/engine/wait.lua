@@ -1,0 +1,125 @@
+-- Waiting on tasks: wait_all, wait_any, with on_done per task and throttled on_progress
+-- events (counts, spend, ETA; kling.engine.progress). Installed as methods of the engine.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local progress = require "kling.engine.progress"
+local ms = require("kling.engine.args").ms
+
+return function(Engine)
+
+  function Engine:flush_ended(w, opts)
+    local ended = self.ended
+    if #ended == 0 then
+      return
+    end
+    self.ended = {}
+    for _, rec in ipairs(ended) do
+      if rec.watch == w then
+        w.first = w.first or rec
+        if opts.on_done then
+          opts.on_done(rec.task, rec.task.error)
+        end
+      end
+    end
+  end
+
+  function Engine:wait_loop(w, opts, deadline)
+    local interval = ms("engine:wait", "progress_interval", opts.progress_interval, 1000, true)
+    local on_progress = opts.on_progress
+    w.reported = -math.huge
+    while true do
+      self:flush_ended(w, opts)
+      local now = self.now()
+      if on_progress and self.dirty and now - w.reported >= interval then
+        self.dirty = false
+        w.reported = now
+        on_progress(w:event(self, now))
+      end
+      if (opts.any and w.first) or w:finished() >= w.total or (deadline and now >= deadline) then
+        break
+      end
+      self:step(deadline and deadline - now or nil)
+    end
+    if on_progress then
+      on_progress(w:event(self, self.now()))
+    end
+  end
+
+  -- The common part of wait_all and wait_any: watches tasks until opts says to stop.
+  function Engine:watch_tasks(fn, tasks, opts)
+    errors.check_arg(fn, 1, tasks, "table")
+    opts = opts or {}
+    errors.check_arg(fn, 2, opts, "table")
+    if self.watching then
+      errors.misuse(fn, "the engine is already waiting (called from on_done or on_progress?)")
+    end
+    local now = self.now()
+    local deadline = opts.timeout and now + ms(fn, "timeout", opts.timeout, nil, true)
+    local w = progress.new(now)
+    w.any = opts.any
+    for i, t in ipairs(tasks) do
+      local rec = self.recs[t]
+      if not rec then
+        errors.misuse(fn, "tasks[" .. i .. "] is not a task of this engine (use the tasks submit_many returned)")
+      end
+      if rec.watch ~= w then
+        rec.watch = w
+        w:add(rec)
+        if opts.any and rec.state == "done" and not w.first then
+          w.first = rec
+        end
+      end
+    end
+    self.watching = true
+    local ok, err = pcall(self.wait_loop, self, w, opts, deadline)
+    for _, rec in ipairs(w.recs) do
+      rec.watch = nil
+    end
+    self.watching = false
+    self.ended = {}
+    if not ok then
+      error(err, 0)
+    end
+    return w
+  end
+
+  -- wait_all(tasks, {timeout =, on_progress =, on_done =, progress_interval =}) -> results:
+  -- results[i] = {task =, ok =, error =} aligned with tasks, and results.succeeded, .failed,
+  -- .unfinished, .spend (decimal string in the provider's unit), .spend_micros, .elapsed_s,
+  -- .timed_out. A task still running when the wait times out gets a timeout error here but
+  -- stays tracked: a later wait goes on with it.
+  function Engine:wait_all(tasks, opts)
+    local w = self:watch_tasks("wait_all", tasks, opts)
+    local now = self.now()
+    local c = w.counts
+    local results = { succeeded = c.succeeded, failed = c.failed, unfinished = w.total - w:finished(),
+      spend = core.money_format(w.spend), spend_micros = w.spend, elapsed_s = (now - w.started_ms) / 1000 }
+    results.timed_out = results.unfinished > 0
+    for i, t in ipairs(tasks) do
+      local rec = self.recs[t]
+      if rec.state == "done" then
+        results[i] = { task = t, ok = t.error == nil, error = t.error }
+      else
+        results[i] = { task = t, ok = false, error = self:timeout_error(rec, "had not ended when the wait timed out") }
+      end
+    end
+    return results
+  end
+
+  -- wait_any(tasks, {timeout =, on_progress =, on_done =}) -> task, err: the first of tasks to
+  -- end (one that has already ended counts at once), with its error when it failed; or nil and
+  -- a timeout error.
+  function Engine:wait_any(tasks, opts)
+    local o = {}
+    for k, v in pairs(opts or {}) do
+      o[k] = v
+    end
+    o.any = true
+    local w = self:watch_tasks("wait_any", tasks, o)
+    if w.first then
+      return w.first.task, w.first.task.error
+    end
+    return nil, errors.new { kind = "timeout", retryable = true, provider = self.provider.name,
+      message = "none of the " .. w.total .. " tasks ended within the wait's timeout" }
+  end
+end
