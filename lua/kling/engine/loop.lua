@@ -198,6 +198,9 @@ return function(Engine)
     self:collect_due(now)
     self:dispatch(now)
     local wait = self:wait_ms(now, max_wait_ms, recovering)
+    if #self.ended > 0 or self.active_n == 0 then
+      wait = 0 -- a waiter has news (or nothing is left to wait for): no sleep
+    end
     if self.n_inflight > 0 then
       local results, werr = self.http:wait(wait)
       if not results then

@@ -1,0 +1,369 @@
+-- kling.engine on a fake Kling API and a fake clock (spec/support/fake_kling.lua): polls per
+-- task and detection lag, slots (configured, learnt from 1303, AIMD), creates never sent
+-- twice when their answers are lost, faults on polls, deadlines, unknown statuses,
+-- callbacks, wait_any and progress events. The same behaviour against the real simulator
+-- is in spec/integration/engine_spec.lua.
+local fake = require "support.fake_kling"
+local engine = require "kling.engine"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local function setup_fake(fopts, copts, eopts)
+  local f = fake.new(fopts)
+  local c = fake.client(f, copts)
+  c:engine(eopts)
+  return f, c
+end
+
+local function prompts(n, fmt)
+  local reqs = {}
+  for i = 1, n do
+    reqs[i] = { prompt = string.format(fmt or "shot %d", i) }
+  end
+  return reqs
+end
+
+-- Detection lag of each finished task: when the engine knew, minus when the fake finished it.
+local function lag_recorder(f)
+  local lags = {}
+  return lags, function(t)
+    local ft = f.tasks[t.id]
+    if ft then
+      lags[t.id] = f.t - (ft.created + ft.total)
+    end
+  end
+end
+
+describe("kling.engine", function()
+  it("runs 200 tasks with estimates at 2 polls each and a lag under 5 % of their time", function()
+    local f, c = setup_fake()
+    local reqs = {}
+    for i = 1, 200 do
+      local s = 30 + i
+      reqs[i] = { prompt = "shot [sim:seconds=" .. s .. "]", estimate = s }
+    end
+    local tasks = c:submit_many(reqs)
+    assert.equal(200, f.stats.creates)
+    local lags, on_done = lag_recorder(f)
+    local res = c:wait_all(tasks, { on_done = on_done })
+    assert.equal(200, res.succeeded)
+    assert.equal(0, res.failed)
+    assert.is_false(res.timed_out)
+    assert.is_true(f.stats.polls <= 3 * 200, "polls " .. f.stats.polls)
+    for i, t in ipairs(tasks) do
+      assert.equal("succeeded", t.status)
+      assert.equal(res[i].task, t)
+      assert.is_true(res[i].ok)
+      local total = f.tasks[t.id].total
+      assert.is_true(lags[t.id] >= 0 and lags[t.id] <= 0.05 * total, "lag " .. lags[t.id] .. " of " .. total)
+    end
+    assert.equal("300", res.spend) -- 200 x "1.5" reported by the provider, summed exactly
+    assert.equal(200, f.stats.creates)
+  end)
+
+  it("polls a 120 s task with a known estimate at most 6 times, lag <= 5 %", function()
+    for seed = 1, 20 do
+      local f, c = setup_fake(nil, nil, { seed = seed })
+      local tasks = c:submit_many({ { prompt = "long [sim:seconds=120]" } }, { estimate = 120 })
+      local lags, on_done = lag_recorder(f)
+      local res = c:wait_all(tasks, { on_done = on_done })
+      assert.equal(1, res.succeeded)
+      assert.is_true(f.stats.polls <= 6, "polls " .. f.stats.polls)
+      assert.is_true(lags[tasks[1].id] <= 6000, "lag " .. lags[tasks[1].id])
+    end
+  end)
+
+  it("backs off without an estimate, and learns one from the first task of a kind to finish", function()
+    local polls = {}
+    for _, learn in ipairs { false, true } do
+      local f, c = setup_fake({ task_seconds = 60 }, nil, { learn = learn })
+      local first = c:submit_many(prompts(10))
+      assert.equal(10, c:wait_all(first).succeeded)
+      local before = f.stats.polls
+      local second = c:submit_many(prompts(10))
+      assert.equal(10, c:wait_all(second).succeeded)
+      polls[learn] = f.stats.polls - before
+    end
+    assert.is_true(polls[true] <= 20, "learnt: " .. polls[true])
+    assert.is_true(polls[false] >= 3 * polls[true], "back-off " .. polls[false] .. " vs learnt " .. polls[true])
+  end)
+
+  it("keeps tasks waiting locally under max_parallel: the provider never refuses one", function()
+    local f, c = setup_fake { task_seconds = 20, max_parallel = 5 }
+    local tasks = c:submit_many(prompts(40), { max_parallel = 5 })
+    local waiting = 0
+    for _, t in ipairs(tasks) do
+      waiting = waiting + (t.status == "pending" and 1 or 0)
+    end
+    assert.equal(35, waiting)
+    local res = c:wait_all(tasks)
+    assert.equal(40, res.succeeded)
+    assert.equal(40, f.stats.posts)
+    assert.equal(40, f.stats.creates)
+    assert.equal(0, c:engine():stats().rate_limited)
+    -- 8 waves of 20 s: the slots stay busy
+    assert.is_true(res.elapsed_s < 8 * 20 * 1.1, "elapsed " .. res.elapsed_s)
+  end)
+
+  it("learns the provider's slot limit from the first 1303, and never creates a task twice", function()
+    local f, c = setup_fake { task_seconds = 20, max_parallel = 5 }
+    local tasks = c:submit_many(prompts(50))
+    local res = c:wait_all(tasks)
+    assert.equal(50, res.succeeded)
+    assert.equal(50, f.stats.creates)
+    local st = c:engine():stats()
+    assert.equal(5, st.limits["kling-v1"].configured)
+    assert.is_true(st.rate_limited >= 1)
+    local ids = {}
+    for _, t in ipairs(tasks) do
+      assert.is_nil(ids[t.id])
+      ids[t.id] = true
+    end
+  end)
+
+  it("cuts a limit set too high on 1303 (AIMD) and still finishes every task once", function()
+    local f, c = setup_fake({ task_seconds = 20, max_parallel = 4 }, nil, { max_parallel = 12 })
+    local cuts = {}
+    local tasks = c:submit_many(prompts(40))
+    local e = c:engine()
+    local res = c:wait_all(tasks, { on_progress = function()
+      cuts[#cuts + 1] = e:stats().limits["kling-v1"].effective
+    end, progress_interval = 0 })
+    assert.equal(40, res.succeeded)
+    assert.equal(40, f.stats.creates)
+    assert.is_true(e:stats().rate_limited >= 1)
+    assert.is_true(math.min(table.unpack(cuts)) < 12)
+  end)
+
+  it("adopts a create whose answer was lost (5xx after the task exists) by external id, no second POST", function()
+    local f, c = setup_fake { task_seconds = 10 }
+    f:fault { method = "POST", kind = "5xx", phase = "after", count = 1 }
+    local tasks = c:submit_many(prompts(5))
+    assert.equal(5, f.stats.posts)
+    assert.equal(5, f.stats.creates)
+    assert.equal(1, f.stats.lookups)
+    for _, t in ipairs(tasks) do
+      assert.is_string(t.id)
+    end
+    assert.equal(5, c:wait_all(tasks).succeeded)
+    assert.equal(5, f.stats.posts)
+    assert.equal(1, c:engine():stats().adopted)
+  end)
+
+  it("adopts after a reset or a malformed answer too", function()
+    for _, kind in ipairs { "reset", "malformed" } do
+      local f, c = setup_fake { task_seconds = 10 }
+      f:fault { method = "POST", kind = kind, phase = "after", count = 2 }
+      local res = c:wait_all(c:submit_many(prompts(6)))
+      assert.equal(6, res.succeeded)
+      assert.equal(6, f.stats.posts)
+      assert.equal(6, f.stats.creates)
+    end
+  end)
+
+  it("sends a lost create again only after lookups found nothing, under the same external id", function()
+    local f, c = setup_fake({ task_seconds = 10 }, nil, { lookups = 3 })
+    f:fault { method = "POST", kind = "reset", phase = "before", count = 1 }
+    local sent = {}
+    c:engine().hook_create = function(t)
+      sent[#sent + 1] = t.external_task_id
+    end
+    local tasks = c:submit_many(prompts(3))
+    assert.equal(3, f.stats.lookups)
+    assert.equal(4, #sent)
+    local first = sent[1]
+    local again = 0
+    for _, ext in ipairs(sent) do
+      again = again + (ext == first and 1 or 0)
+    end
+    assert.equal(2, again)
+    assert.equal(3, c:wait_all(tasks).succeeded)
+    assert.equal(3, f.stats.creates)
+  end)
+
+  it("retries a create that never left the host", function()
+    local f, c = setup_fake { task_seconds = 10 }
+    f:fault { method = "POST", kind = "refused", count = 2 }
+    local res = c:wait_all(c:submit_many(prompts(4)))
+    assert.equal(4, res.succeeded)
+    assert.equal(4, f.stats.creates)
+  end)
+
+  it("survives faults on polls", function()
+    local f, c = setup_fake { task_seconds = 20 }
+    f:fault { method = "GET", kind = "5xx", count = 30 }
+    f:fault { method = "GET", kind = "reset", count = 10 }
+    f:fault { method = "GET", kind = "malformed", phase = "after", count = 10 }
+    f:fault { method = "GET", kind = "1303", count = 5 }
+    local res = c:wait_all(c:submit_many(prompts(20)))
+    assert.equal(20, res.succeeded)
+    assert.is_true(c:engine():stats().poll_errors >= 50)
+  end)
+
+  it("ends a task on a status it does not know, and stops polling it", function()
+    local f, c = setup_fake { task_seconds = 5 }
+    local tasks = c:submit_many { { prompt = "odd [sim:status=expired]" }, { prompt = "fine" } }
+    local res = c:wait_all(tasks)
+    assert.equal(1, res.succeeded)
+    assert.is_false(res[1].ok)
+    assert.equal("protocol", res[1].error.kind)
+    assert.matches("expired", res[1].error.message)
+    local polls = f.stats.polls
+    c:engine():step(60000)
+    assert.equal(polls, f.stats.polls)
+  end)
+
+  it("reports a failed task through on_done with its error", function()
+    local _, c = setup_fake { task_seconds = 5 }
+    local seen = {}
+    local res = c:wait_all(c:submit_many { { prompt = "bad [sim:fail]" } }, { on_done = function(t, err)
+      seen[#seen + 1] = { t, err }
+    end })
+    assert.equal(1, res.failed)
+    assert.equal(1, #seen)
+    assert.equal("failed", seen[1][1].status)
+    assert.equal("content_policy", seen[1][2].kind)
+  end)
+
+  it("gives a failed entry for a request that breaks a rule, and runs the rest", function()
+    local f, c = setup_fake { task_seconds = 5 }
+    local tasks = c:submit_many { { prompt = "ok" }, { prompt = "bad", duration = 7 }, { estimate = -1, prompt = "x" } }
+    assert.equal(1, f.stats.posts)
+    assert.equal("validation", tasks[2].error.kind)
+    assert.equal("duration", tasks[2].error.field)
+    assert.equal("estimate", tasks[3].error.field)
+    local res = c:wait_all(tasks)
+    assert.equal(1, res.succeeded)
+    assert.equal(2, res.failed)
+  end)
+
+  it("ends a task at its deadline with a timeout error; the wait's own timeout leaves tasks running", function()
+    local _, c = setup_fake()
+    local tasks = c:submit_many({ { prompt = "slow [sim:seconds=100]" } }, { timeout = 5 })
+    local res = c:wait_all(tasks)
+    assert.equal(1, res.failed)
+    assert.equal("timeout", res[1].error.kind)
+    assert.is_true(res.elapsed_s >= 4.9 and res.elapsed_s < 7, "elapsed " .. res.elapsed_s)
+
+    local more = c:submit_many { { prompt = "slow [sim:seconds=30]" } }
+    local part = c:wait_all(more, { timeout = 10 })
+    assert.is_true(part.timed_out)
+    assert.equal(1, part.unfinished)
+    assert.equal("timeout", part[1].error.kind)
+    assert.is_nil(more[1].error)
+    local rest = c:wait_all(more)
+    assert.equal(1, rest.succeeded)
+  end)
+
+  it("ends everything at the run's deadline", function()
+    local f, c = setup_fake({ task_seconds = 50, max_parallel = 2 }, nil, { max_parallel = 2 })
+    local tasks = c:submit_many(prompts(6))
+    c:engine():set_deadline(8)
+    local t0 = f.t
+    local res = c:wait_all(tasks)
+    assert.equal(6, res.failed)
+    for _, r in ipairs(res) do
+      assert.equal("timeout", r.error.kind)
+    end
+    assert.is_true(f.t - t0 < 10000)
+  end)
+
+  it("wait_any returns the first task to end", function()
+    local _, c = setup_fake()
+    local tasks = c:submit_many { { prompt = "a [sim:seconds=40]" }, { prompt = "b [sim:seconds=10]" },
+      { prompt = "c [sim:seconds=25]" } }
+    local t, err = c:wait_any(tasks)
+    assert.equal(tasks[2], t)
+    assert.is_nil(err)
+    local t2 = c:wait_any { tasks[1], tasks[3] }
+    assert.equal(tasks[3], t2)
+    local none, terr = c:wait_any({ tasks[1] }, { timeout = 1 })
+    assert.is_nil(none)
+    assert.equal("timeout", terr.kind)
+  end)
+
+  it("emits progress events with counts, spend and an ETA", function()
+    local _, c = setup_fake { task_seconds = 10 }
+    local events = {}
+    local tasks = c:submit_many(prompts(30), { max_parallel = 10 })
+    c:wait_all(tasks, { on_progress = function(ev)
+      events[#events + 1] = ev
+    end, progress_interval = 0 })
+    assert.is_true(#events >= 3)
+    local saw_eta = false
+    for _, ev in ipairs(events) do
+      assert.equal(30, ev.total)
+      assert.equal(30, ev.queued + ev.running + ev.succeeded + ev.failed)
+      saw_eta = saw_eta or (ev.eta_s ~= nil and ev.done > 0 and ev.done < 30)
+    end
+    local last = events[#events]
+    assert.equal(30, last.succeeded)
+    assert.equal("45", last.spend)
+    assert.equal(0, last.eta_s)
+    assert.is_true(saw_eta)
+  end)
+
+  describe("callbacks", function()
+    local function body_of(f, t)
+      return assert(json.encode(f:view(f.tasks[t.id])))
+    end
+
+    it("advance a task without polls; polls come only after a silence", function()
+      local f, c = setup_fake({ task_seconds = 20 }, nil, { callback_silence = 30 })
+      local tasks = c:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" },
+        { prompt = "quiet [sim:seconds=60]", callback_url = "https://example.com/hook" } }
+      local e = c:engine()
+      while f.t < f.tasks[tasks[1].id].created + 20000 do
+        e:step(1000)
+      end
+      local t = assert(e:deliver("kling", body_of(f, tasks[1]), {}))
+      assert.equal(tasks[1], t)
+      assert.equal("succeeded", t.status)
+      assert.equal(0, f.stats.polls)
+      local res = c:wait_all(tasks)
+      assert.equal(2, res.succeeded)
+      assert.is_true(f.stats.polls >= 1)
+      assert.is_true(f.t - f.tasks[tasks[2].id].created >= 60000)
+    end)
+
+    it("are refused unsigned or forged when a secret is set, accepted when signed", function()
+      local secret = "whsec_" .. core.b64encode("0123456789abcdef0123456789abcdef")
+      local f, c = setup_fake({ task_seconds = 5 }, nil, { webhook_secret = secret })
+      local tasks = c:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" } }
+      local e = c:engine()
+      e:step(6000)
+      local body = body_of(f, tasks[1])
+      local _, err = e:deliver("kling", body, {})
+      assert.equal("auth", err.kind)
+      local ts = tostring(f.driver.wall_s())
+      local sig = core.webhook_sign { secret = secret, id = "m1", timestamp = ts, body = body }
+      _, err = e:deliver("kling", body .. " ", { ["Webhook-Id"] = "m1", ["Webhook-Timestamp"] = ts,
+        ["Webhook-Signature"] = sig })
+      assert.equal("auth", err.kind)
+      local t = assert(e:deliver("kling", body, { ["webhook-id"] = "m1", ["webhook-timestamp"] = ts,
+        ["webhook-signature"] = sig }))
+      assert.equal("succeeded", t.status)
+      local _, perr = e:deliver("evolink", body, {})
+      assert.equal("validation", perr.kind)
+    end)
+  end)
+
+  it("refuses misuse", function()
+    local f, c = setup_fake()
+    assert.has_error(function()
+      engine.new(c, { max_requests = 0 })
+    end)
+    assert.has_error(function()
+      c:wait_all({ { id = "x" } })
+    end)
+    assert.has_error(function()
+      c:submit_many("nope")
+    end)
+    assert.has_error(function()
+      c:engine():set_limit(nil, 0)
+    end)
+    assert.has_error(function()
+      engine.new(fake.client(f, { driver = { request = function() end } }))
+    end)
+  end)
+end)
