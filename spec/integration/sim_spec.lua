@@ -418,8 +418,11 @@ describe("kling simulator", function()
       local res = list()
       assert.are.equal(200, res.status)
       assert.is_true(res.elapsed >= 0.9, tostring(res.elapsed))
+      local before = stats().by_route["GET /v1/videos/text2video"]
       res = api("GET", "/v1/videos/text2video?pageSize=1", nil, { max_time = 0.3 })
       assert.are.equal(28, res.exit) -- curl: timeout
+      -- Counted on arrival: the stalled request is in the stats while it still hangs.
+      assert.are.equal(before + 1, stats().by_route["GET /v1/videos/text2video"])
     end)
 
     it("malformed answers 200 with truncated JSON", function()

@@ -17,6 +17,7 @@ local faults = require "kling.sim.faults"
 local media = require "kling.sim.media"
 local registry = require "kling.sim.registry"
 local reply = require "kling.sim.reply"
+local stats = require "kling.sim.stats"
 local store = require "kling.sim.store"
 
 local M = {}
@@ -132,6 +133,7 @@ local function dispatch(req, d, route, caps)
   if route.auth ~= false then
     local account, res = d.authenticate(req)
     if not account then
+      stats.incr("auth_failures")
       return res
     end
     return route.handler(req, caps, account)
@@ -172,9 +174,12 @@ function M.handle()
     end
   end
 
+  ctx.route = ctx.route or "unmatched"
+  stats.arrive(method, ctx.route)
   local rule = faults.pick(method, uri, "before")
   if rule then
     ctx.fault = rule.kind
+    stats.fault(rule.kind)
     local res = faults.respond(rule, d, nil)
     if res then
       return reply.send(res)
@@ -184,6 +189,7 @@ function M.handle()
   rule = faults.pick(method, uri, "after")
   if rule then
     ctx.fault = rule.kind
+    stats.fault(rule.kind)
     res = faults.respond(rule, d, res) or res
   end
   return reply.send(res)

@@ -46,7 +46,6 @@ function M.log()
     dialect = ctx.dialect,
     fault = ctx.fault,
     auth = ctx.auth,
-    auth_failed = ctx.auth == "failed" or nil,
     request_id = ctx.request_id,
     task_id = ctx.task_id,
   }

@@ -19,19 +19,22 @@ function M.incr(name, n)
   counters():incr(name, n or 1, 0)
 end
 
+-- Counted when a request arrives, not when it ends: a stalled request is already in the
+-- numbers while its client waits.
+function M.arrive(method, route)
+  M.incr("requests")
+  M.incr("m:" .. method)
+  M.incr("r:" .. route)
+end
+
+function M.fault(kind)
+  M.incr("faults")
+  M.incr("f:" .. kind)
+end
+
 -- Called from the log phase with what the request did (see server.log).
 function M.record(e)
-  M.incr("requests")
-  M.incr("m:" .. e.method)
-  M.incr("r:" .. e.route)
   M.incr("s:" .. e.status)
-  if e.fault then
-    M.incr("faults")
-    M.incr("f:" .. e.fault)
-  end
-  if e.auth_failed then
-    M.incr("auth_failures")
-  end
   local n = ring():incr("seq", 1, 0)
   e.seq = n
   ring():set("e:" .. (n % M.LOG_SIZE), json.encode(e))
