@@ -180,7 +180,7 @@ local function check_traversable(dir)
     return true
   end
   local path = ""
-  for part in dir:gmatch("[^/]+") do
+  for part in dir:match("^(.*)/[^/]*$"):gmatch("[^/]+") do -- D itself is made 0755 by start()
     path = path .. "/" .. part
     local _, mode = run("stat -c %A " .. q(path))
     if mode:sub(10, 10) ~= "x" and mode:sub(10, 10) ~= "t" then

@@ -1,0 +1,135 @@
+-- `kling sim start|stop` end to end: arguments, the files it makes, the JSON line, a fixed
+-- port that is taken, replacing a running sim, and stopping (twice). Starts its own nginx.
+local json = require "kling.json"
+local cli = require "kling.cli.sim"
+local launcher = require "kling.sim.launcher"
+
+local function sh(cmd)
+  local p = io.popen(cmd, "r")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then
+    return false
+  end
+  local state = f:read("a"):match("^%d+ %b() (%a)")
+  f:close()
+  return state ~= "Z"
+end
+
+-- Runs cli.main with stderr captured; -> status, stderr text
+local function main(args)
+  -- luacheck: push ignore 122 (io.stderr is swapped for a buffer while main runs)
+  local real, buf = io.stderr, {}
+  io.stderr = { write = function(_, ...)
+    for _, s in ipairs { ... } do
+      buf[#buf + 1] = s
+    end
+  end }
+  local ok, status = pcall(cli.main, args)
+  io.stderr = real
+  -- luacheck: pop
+  assert(ok, status)
+  return status, table.concat(buf)
+end
+
+local dirs = {}
+local function tmpdir()
+  local d = sh("mktemp -d /tmp/kling-sim-spec.XXXXXX"):gsub("%s+$", "")
+  dirs[#dirs + 1] = d
+  return d
+end
+
+describe("kling sim command", function()
+  teardown(function()
+    for _, d in ipairs(dirs) do
+      launcher.stop(d)
+      sh("rm -rf " .. q(d))
+    end
+  end)
+
+  it("refuses bad arguments with a message and status 2", function()
+    for _, args in ipairs {
+      { "launch" }, { "start", "--port", "0" }, { "start", "--port", "http" }, { "start", "--task-seconds", "-1" },
+      { "start", "--seed", "1.5" }, { "start", "--frobnicate" }, { "start", "--dir" }, { "stop" },
+      { "stop", "--dir", "/tmp/x", "--port", "1" },
+    } do
+      local status, err = main(args)
+      assert.are.equal(2, status, table.concat(args, " "))
+      assert.matches("^kling sim: ", err)
+    end
+  end)
+
+  it("treats stopping a sim that is not running as success", function()
+    local d = tmpdir()
+    assert.are.equal(0, (main { "stop", "--dir", d }))
+    local f = assert(io.open(d .. "/sim.pid", "w"))
+    f:write("999999\n") -- a stale pid file
+    f:close()
+    assert.are.equal(0, (main { "stop", "--dir", d }))
+    assert.is_nil(io.open(d .. "/sim.pid"))
+  end)
+
+  it("starts from bin/kling, prints one JSON line, and stops", function()
+    local d = tmpdir()
+    local out_file = d .. "/info.json"
+    local t0 = os.clock()
+    local out, code = sh("lua5.4 bin/kling sim start --dir " .. q(d) .. " --out " .. q(out_file)
+      .. " --task-seconds 2 --access-key ak1 --secret-key sk1 --api-key key1 2>&1")
+    assert.are.equal(0, code, out)
+    assert.is_true(os.clock() - t0 < 5)
+    assert.matches("^{.*}\n$", out)
+    local info = assert(json.decode(out))
+    assert.are.same(info, json.decode(assert(io.open(out_file)):read("a")))
+    assert.are.same(info, json.decode(assert(io.open(d .. "/sim.json")):read("a")))
+    assert.are.equal(d, info.dir)
+    assert.matches("^http://127%.0%.0%.1:%d+$", info.http)
+    assert.matches("^https://127%.0%.0%.1:%d+$", info.https)
+    assert.are.equal(info.http .. "/_sim", info.admin)
+    assert.are.same({ "ak1", "sk1", "key1" }, { info.access_key, info.secret_key, info.api_key })
+    assert.are.equal(tostring(info.pid), (assert(io.open(d .. "/sim.pid")):read("a"):gsub("%s", "")))
+    assert.is_true(alive(info.pid))
+    -- The CA is world-readable; the certificate is valid for 127.0.0.1 and localhost.
+    assert.matches("^%-rw%-r%-%-r%-%-", sh("ls -l " .. q(info.ca_file)))
+    local port = info.https:match(":(%d+)$")
+    for _, host in ipairs { "127.0.0.1", "localhost" } do
+      local body, c = sh("curl -s --resolve localhost:" .. port .. ":127.0.0.1 --cacert " .. q(info.ca_file)
+        .. " https://" .. host .. ":" .. port .. "/_sim/health")
+      assert.are.equal(0, c, host)
+      assert.are.equal('{"ok":true}', body)
+    end
+    assert.matches('"task_seconds":2', sh("curl -s " .. info.admin .. "/config"), 1, true)
+    -- The media were made for this start.
+    assert.matches("codec_type=audio", sh("ffprobe -v error -show_entries stream=codec_type -of compact "
+      .. q(d .. "/media/sample.mp4")), 1, true)
+
+    local status, msg = main { "stop", "--dir", d }
+    assert.are.equal(0, status)
+    assert.matches("stopped", msg)
+    assert.is_false(alive(info.pid))
+    assert.are.equal(0, (main { "stop", "--dir", d }))
+  end)
+
+  it("fails clearly when the fixed port is taken, and replaces a sim already running in its dir", function()
+    local a, b = tmpdir(), tmpdir()
+    local first = assert(launcher.start { dir = a })
+    local port = tonumber(first.http:match(":(%d+)$"))
+    local info, err = launcher.start { dir = b, port = port }
+    assert.is_nil(info)
+    assert.matches("Address already in use", err)
+    local again = assert(launcher.start { dir = a })
+    assert.are_not.equal(first.pid, again.pid)
+    assert.is_false(alive(first.pid))
+    assert.is_true(alive(again.pid))
+    assert(launcher.stop(a))
+    assert.is_false(alive(again.pid))
+  end)
+end)
