@@ -89,9 +89,13 @@ local function jwt(claims, secret, header)
   return input .. "." .. sig
 end
 
-local function good_jwt()
+local token, token_time = nil, 0
+local function good_jwt() -- made once every few minutes, as real clients cache theirs
   local now = os.time()
-  return jwt({ iss = info.access_key, exp = now + 1800, nbf = now - 5 }, info.secret_key)
+  if now - token_time > 300 then
+    token, token_time = jwt({ iss = info.access_key, exp = now + 1800, nbf = now - 5 }, info.secret_key), now
+  end
+  return token
 end
 
 local function api(method, path, body, o)
