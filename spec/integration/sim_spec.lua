@@ -552,6 +552,11 @@ describe("kling simulator", function()
       s = stats()
       assert.are.same({ succeed = 1, failed = 1 }, s.tasks)
       assert.are.equal("1", s.units_billed) -- kling-v1 std 5 s; the failed one is free
+      local ledger = admin("GET", "/ledger")
+      assert.are.equal("1", ledger.units_total)
+      assert.are.equal(1, #ledger.tasks)
+      assert.are.same({ task_id = a.task_id, dialect = "kling", endpoint = "text2video", model = "kling-v1",
+        mode = "std", duration = 5, sound = "off", status = "succeed", units = "1" }, ledger.tasks[1])
     end)
 
     it("logs the last requests without the Authorization value", function()

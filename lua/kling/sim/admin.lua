@@ -1,5 +1,5 @@
 -- The admin API under /_sim/ (plain JSON, no auth, never counted in the stats):
---   GET /_sim/health | GET /_sim/stats | GET /_sim/requests?n=N
+--   GET /_sim/health | GET /_sim/stats | GET /_sim/requests?n=N | GET /_sim/ledger
 --   GET|POST|DELETE /_sim/faults | GET|POST|DELETE /_sim/config | POST /_sim/reset
 --   GET|POST /_sim/clock {"advance": seconds} | GET /_sim/tasks/{id}
 local json = require "kling.json"
@@ -49,7 +49,26 @@ local function full_stats()
   return out
 end
 
+-- What the providers would bill: every finished, billed task, and the total.
+local function ledger()
+  local now, rows, total = clock.now_ms(), json.array {}, 0
+  store.each(function(t)
+    local status, cost = registry.by_name[t.dialect].task_status(t, now)
+    if cost then
+      total = total + cost
+      local r = t.request or {}
+      rows[#rows + 1] = { task_id = t.id, dialect = t.dialect, endpoint = t.endpoint, model = r.model,
+        mode = r.mode, duration = r.duration, sound = r.sound, status = status, units = units.format(cost) }
+    end
+  end)
+  return { units_total = units.format(total), tasks = rows }
+end
+
 local handlers = {}
+
+handlers["GET /_sim/ledger"] = function()
+  return reply.json(200, ledger())
+end
 
 handlers["GET /_sim/health"] = function()
   return reply.json(200, { ok = true })
