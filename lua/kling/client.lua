@@ -215,7 +215,9 @@ function Client:get_task(ref, opts)
   return nil, last or errors.new { kind = "not_found", message = "no task " .. tostring(id) }
 end
 
--- list_tasks{endpoint =, page =, page_size =}: an array of Tasks, or nil and an error.
+-- list_tasks{endpoint =, page =, page_size =}: an array of Tasks, or nil and an error. Items the
+-- module cannot read (an unknown status, say) are not dropped silently: they come back as a second
+-- array of {index, raw, message}.
 function Client:list_tasks(opts)
   opts = opts or {}
   local endpoint = opts.endpoint or "videos/text2video"
@@ -236,16 +238,17 @@ function Client:list_tasks(opts)
   if type(data) ~= "table" then
     return nil, protocol_error(self, "task list is not an array")
   end
-  local out = {}
+  local out, unreadable = {}, {}
   for i, item in ipairs(data) do
     local t, perr = self.provider.parse_task(item, endpoint)
-    if not t then
-      return nil, protocol_error(self, "task list item " .. i .. ": " .. perr)
+    if t then
+      t.endpoint = endpoint
+      out[#out + 1] = task.new(self, t)
+    else
+      unreadable[#unreadable + 1] = { index = i, raw = item, message = perr }
     end
-    t.endpoint = endpoint
-    out[i] = task.new(self, t)
   end
-  return out
+  return out, unreadable
 end
 
 -- submit + wait. Returns the finished task or nil and an error.

@@ -187,6 +187,62 @@ function M.image(ctx, req, field, opts)
   if not (head:sub(1, 4) == "/9j/" or head:sub(1, 8) == "iVBORw0K") then
     return fail(ctx, field, "inline data must be a base64-encoded JPG or PNG image")
   end
+  local bytes = require("kling.core").b64decode((data:gsub("[\r\n]", "")))
+  if not bytes then
+    return fail(ctx, field, "inline data is not valid base64")
+  end
+  local w, h = M.image_size(bytes)
+  if not w then
+    return fail(ctx, field, "inline data is not a readable JPG or PNG image")
+  end
+  local min_side = opts and opts.min_side or 300
+  if w < min_side or h < min_side then
+    return fail(ctx, field, string.format("must be at least %d px wide and high (got %dx%d)", min_side, w, h))
+  end
+  local max_ratio = opts and opts.max_ratio or 2.5
+  if w > h * max_ratio or h > w * max_ratio then
+    return fail(ctx, field, string.format("aspect ratio must be between 1:%g and %g:1 (got %dx%d)",
+      max_ratio, max_ratio, w, h))
+  end
+  return nil
+end
+
+local function be16(s, i)
+  local a, b = s:byte(i, i + 1)
+  return a * 256 + b
+end
+
+local function be32(s, i)
+  return be16(s, i) * 65536 + be16(s, i + 2)
+end
+
+-- Width and height of a PNG (IHDR) or JPEG (first SOFn marker), or nil.
+function M.image_size(bytes)
+  if bytes:sub(1, 8) == "\137PNG\r\n\26\n" and #bytes >= 24 and bytes:sub(13, 16) == "IHDR" then
+    return be32(bytes, 17), be32(bytes, 21)
+  end
+  if bytes:sub(1, 2) ~= "\255\216" then
+    return nil
+  end
+  local i = 3
+  while i + 8 <= #bytes do
+    if bytes:byte(i) ~= 0xFF then
+      return nil
+    end
+    local marker = bytes:byte(i + 1)
+    if marker == 0xFF then
+      i = i + 1
+    elseif marker == 0xD8 or marker == 0x01 or (marker >= 0xD0 and marker <= 0xD7) then
+      i = i + 2
+    else
+      local len = be16(bytes, i + 2)
+      local is_sof = marker >= 0xC0 and marker <= 0xCF and marker ~= 0xC4 and marker ~= 0xC8 and marker ~= 0xCC
+      if is_sof then
+        return be16(bytes, i + 7), be16(bytes, i + 5)
+      end
+      i = i + 2 + len
+    end
+  end
   return nil
 end
 

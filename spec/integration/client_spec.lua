@@ -50,7 +50,9 @@ describe("client against the simulator", function()
 
   it("runs image-to-video with an inline PNG over HTTPS with the simulator's CA", function()
     local https = sim.client { base_url = sim.info().https }
-    local png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    local f = assert(io.open(sim.info().dir .. "/media/sample.png", "rb"))
+    local png = require("kling.core").b64encode(f:read("a"))
+    f:close()
     local done = assert(https:run({ image = "data:image/png;base64," .. png, prompt = "wave", model = "kling-v1-6" },
       { timeout = 30 }))
     assert.are.equal("videos/image2video", done.endpoint)
@@ -192,6 +194,7 @@ describe("client against the simulator", function()
   end)
 
   it("answers 1303 when the parallel limit is reached, as a retryable rate limit", function()
+    sim.reset() -- tasks of earlier tests would hold slots
     sim.config { max_parallel = 1, task_seconds = 3 }
     local first = assert(client:submit { prompt = PROMPT })
     local second, err = client:submit { prompt = PROMPT }

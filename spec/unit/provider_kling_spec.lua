@@ -1,8 +1,21 @@
 -- The official provider's validation rules and its mapping of the canonical request.
 local P = require "kling.providers.kling"
+local core = require "kling.core"
 
 local T2V, I2V = "videos/text2video", "videos/image2video"
-local PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+-- Inline images of a given size: only the headers the rules read (PNG IHDR, JPEG SOF0).
+local function u32(n)
+  return string.char(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+end
+local function png(w, h)
+  return core.b64encode("\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(w) .. u32(h) .. "\8\6\0\0\0" .. u32(0))
+end
+local function jpeg(w, h)
+  local app0 = "\255\224\0\16JFIF\0\1\1\0\0\1\0\1\0\0"
+  local sof0 = "\255\192\0\17\8" .. string.char(h >> 8, h & 255, w >> 8, w & 255) .. "\3\1\34\0\2\17\1\3\17\1"
+  return core.b64encode("\255\216" .. app0 .. sof0 .. "\255\217")
+end
+local PNG = png(640, 360)
 
 local function rejects(req, endpoint, field, pattern)
   local err = P.validate(req, endpoint or P.default_endpoint(req))
@@ -80,6 +93,13 @@ describe("official provider validation", function()
     rejects({ prompt = "x" }, I2V, "image", "required")
     rejects({ image = "ftp://x/y.png" }, I2V, "image")
     rejects({ image = "R0lGODlhAQABAAAAACw=" }, I2V, "image", "JPG or PNG")
+    rejects({ image = png(1, 1) }, I2V, "image", "at least 300 px .*1x1")
+    rejects({ image = png(299, 600) }, I2V, "image", "at least 300 px")
+    rejects({ image = png(1000, 300) }, I2V, "image", "aspect ratio")
+    accepts({ image = png(750, 300) }, I2V)
+    accepts({ image = jpeg(300, 750) }, I2V)
+    rejects({ image = jpeg(300, 751) }, I2V, "image", "aspect ratio")
+    rejects({ image = jpeg(200, 300) }, I2V, "image", "200x300")
     rejects({ image = "/9j/" .. ("A"):rep(14 * 1024 * 1024) }, I2V, "image", "10 MB")
     rejects({ prompt = "x", last_image = "https://e.com/b.png" }, T2V, "last_image", "image%-to%-video")
   end)
