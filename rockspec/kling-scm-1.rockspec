@@ -11,10 +11,8 @@ thin Lua modules compose workflows; bin/kling is the command line.]],
   license = "MIT",
 }
 dependencies = { "lua >= 5.1", "lua-cjson" }
-external_dependencies = {
-  CURL = { header = "curl/curl.h" },
-  CRYPTO = { header = "openssl/hmac.h" },
-}
+-- libcurl and libcrypto are found by CMake through pkg-config (Debian keeps curl.h under a
+-- multiarch directory that luarocks' own header search does not look in).
 build = {
   type = "cmake",
   variables = {
@@ -22,20 +20,10 @@ build = {
     CMAKE_INSTALL_PREFIX = "$(PREFIX)",
     KLING_TESTS = "OFF",
     KLING_CMOD_DIR = "$(LIBDIR)",
+    KLING_LMOD_DIR = "$(LUADIR)",
   },
+  -- CMake installs kling/core.so into LIBDIR and every lua/kling file into LUADIR.
   install = {
-    lua = {
-      ["kling"] = "lua/kling/init.lua",
-      ["kling.client"] = "lua/kling/client.lua",
-      ["kling.errors"] = "lua/kling/errors.lua",
-      ["kling.json"] = "lua/kling/json.lua",
-      ["kling.task"] = "lua/kling/task.lua",
-      ["kling.transport"] = "lua/kling/transport.lua",
-      ["kling.validate"] = "lua/kling/validate.lua",
-      ["kling.driver.curl"] = "lua/kling/driver/curl.lua",
-      ["kling.providers"] = "lua/kling/providers/init.lua",
-      ["kling.providers.kling"] = "lua/kling/providers/kling.lua",
-    },
     bin = { kling = "bin/kling" },
   },
 }
