@@ -1,0 +1,63 @@
+-- kling estimate: the price of one request before it is sent, or (with --actual-*) the charge
+-- for what was delivered. Exit status: 0 priced, 3 unpriced, 2 bad request or usage.
+local billing = require "kling.billing"
+local json = require "kling.json"
+local request = require "kling.cli.request"
+
+local M = {}
+
+local USAGE = [[
+usage: kling estimate [request] [--actual-duration S] [--actual-count N] [--format text|json]
+
+Prints the price of the request on its provider (default kling) from the dated catalog in
+lua/kling/prices/, evaluated in integer micro-units. With --actual-duration / --actual-count,
+prices the delivered usage instead (what a finished task is charged).
+]] .. request.USAGE .. "\n"
+
+local EXTRA = { ["--actual-duration"] = "actual_duration", ["--actual-count"] = "actual_count",
+  ["--format"] = "format" }
+
+-- One line describing a quote: amount, currency, rule and where the price comes from.
+function M.describe(q)
+  local b = q.breakdown or {}
+  local usd = q.usd and q.currency ~= "USD" and string.format(" (~%s USD)", q.usd.amount) or ""
+  local billed = b.billed_seconds and (", " .. b.billed_seconds .. " s billed") or ""
+  return string.format("%s %s%s  [%s: %s%s; catalog %s]", q.amount, q.currency, usd, q.provider or "?",
+    q.rule, billed, b.catalog_date or "?")
+end
+
+local function fail(status, msg)
+  io.stderr:write("kling estimate: ", tostring(msg), "\n")
+  return status
+end
+
+function M.main(args)
+  if args[1] == "--help" or args[1] == "-h" then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  local req, opts = request.parse(args, EXTRA)
+  if not req then
+    io.stderr:write(USAGE)
+    return fail(2, opts)
+  end
+  req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
+  local q, err
+  if opts.actual_duration or opts.actual_count then
+    q, err = billing.settle(req, { duration = opts.actual_duration, count = tonumber(opts.actual_count) })
+  else
+    q, err = billing.estimate(req)
+  end
+  if not q then
+    return fail(err.kind == "unpriced" and 3 or 2, err)
+  end
+  q.provider = q.provider or req.provider
+  if opts.format == "json" then
+    io.stdout:write(assert(json.encode(q)), "\n")
+  else
+    io.stdout:write(M.describe(q), "\n")
+  end
+  return 0
+end
+
+return M
