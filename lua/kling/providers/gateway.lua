@@ -1,0 +1,267 @@
+-- Rules and helpers shared by the gateway provider files (apiinone, apimodels, evolink, compat):
+-- the Kling v3 limits every gateway repeats (3-15 s, multi-shot shots), canonical fields a
+-- gateway lacks (a validation error naming the provider and the feature, never dropped), URL
+-- checks (https only, no private or internal hosts) and small readers for task objects.
+local validate = require "kling.validate"
+local errors = require "kling.errors"
+local json = require "kling.json"
+
+local M = {}
+
+M.ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
+M.MODES = { std = true, pro = true }
+M.RESOLUTIONS = { ["720p"] = true, ["1080p"] = true }
+M.RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+M.MODE_RESOLUTION = { std = "720p", pro = "1080p" }
+
+-- Every canonical field with the capability it needs; a gateway that maps a field lists it
+-- in its own `maps` set (true, or the one value it accepts), and any other canonical field it
+-- receives is refused by name.
+M.FEATURE_OF = {
+  last_image = "first_last_frame", multi_shot = "multi_shot", multi_prompt = "multi_shot",
+  shot_type = "multi_shot", element_list = "elements", voice_list = "voices",
+  callback_url = "callbacks", external_task_id = "external_ids", camera_control = "camera_control",
+  static_mask = "motion_brush", dynamic_masks = "motion_brush", cfg_scale = "cfg_scale",
+  negative_prompt = "negative_prompt", watermark_info = "watermark", n = "several outputs",
+}
+
+-- The first canonical field present in req that the provider does not map, as an error.
+function M.unsupported(P, req, maps)
+  local names = {}
+  for field in pairs(M.FEATURE_OF) do
+    names[#names + 1] = field
+  end
+  table.sort(names)
+  for _, field in ipairs(names) do
+    local v, m = req[field], maps[field]
+    if field == "n" and m == nil then
+      m = 1 -- one video per task is what every gateway makes
+    end
+    if v ~= nil and v ~= false then
+      if not m then
+        return errors.unsupported(P.name, field, (P.title or P.name) .. " has no " .. M.FEATURE_OF[field]
+          .. " (" .. field .. ")")
+      elseif m ~= true and v ~= m then -- only one value is meaningful there
+        return errors.unsupported(P.name, field, (P.title or P.name) .. " has only " .. field .. " = " .. m
+          .. " (got " .. tostring(v) .. ")")
+      end
+    end
+  end
+  return nil
+end
+
+function M.ctx(P)
+  return { provider = P.name }
+end
+
+-- Duration as it will be sent: duration, else the sum of the shots, else the default.
+function M.duration_of(req, default)
+  if req.duration ~= nil then
+    return req.duration
+  end
+  if req.multi_shot and type(req.multi_prompt) == "table" and #req.multi_prompt > 0 then
+    local sum = 0
+    for _, shot in ipairs(req.multi_prompt) do
+      sum = sum + (tonumber(type(shot) == "table" and shot.duration) or 0)
+    end
+    return sum
+  end
+  return default
+end
+
+-- The Kling v3 shot rules: 1 to 6 shots, each {prompt <= 512 chars, whole duration >= 1},
+-- durations summing to the video's duration.
+function M.check_shots(P, req, duration)
+  local c = M.ctx(P)
+  local err = validate.array(c, req, "multi_prompt", 6)
+  if err then
+    return err
+  end
+  local shots = req.multi_prompt
+  if type(shots) ~= "table" or #shots == 0 then
+    return errors.validation("multi_prompt", "is required (1 to 6 shots) when multi_shot is true", P.name)
+  end
+  local sum = 0
+  for i, shot in ipairs(shots) do
+    local field = "multi_prompt[" .. i .. "]"
+    if type(shot) ~= "table" then
+      return errors.validation(field, "must be a table {prompt, duration}", P.name)
+    end
+    err = validate.text(c, shot, "prompt", { required = true, max_chars = 512 })
+      or validate.whole_in(c, shot, "duration", 1, 15)
+    if err then
+      err.field = field .. "." .. err.field
+      return err
+    end
+    if shot.duration == nil then
+      return errors.validation(field .. ".duration", "is required", P.name)
+    end
+    sum = sum + shot.duration
+  end
+  if duration ~= nil and sum ~= duration then
+    return errors.validation("multi_prompt", string.format("shot durations must sum to duration %d (got %d)",
+      duration, sum), P.name)
+  end
+  return nil
+end
+
+-- Checks every v3 gateway shares: text, ratio, 3-15 s, mode/resolution agreement, booleans,
+-- images, multi-shot. opts.prompt_required (text-to-video without multi-shot).
+function M.check_v3(P, req, opts)
+  local c = M.ctx(P)
+  local err = validate.first(
+    validate.text(c, req, "prompt", { required = opts.prompt_required, max_chars = 2500,
+      why = opts.prompt_why }),
+    validate.text(c, req, "negative_prompt", { max_chars = 2500 }),
+    validate.one_of(c, req, "mode", M.MODES),
+    validate.one_of(c, req, "resolution", M.RESOLUTIONS),
+    validate.one_of(c, req, "aspect_ratio", M.ASPECT),
+    validate.number_in(c, req, "cfg_scale", 0, 1),
+    validate.boolean(c, req, "sound"),
+    validate.boolean(c, req, "multi_shot"),
+    validate.whole_in(c, req, "duration", 3, 15),
+    validate.image(c, req, "image"),
+    validate.image(c, req, "last_image"))
+  if err then
+    return err
+  end
+  if req.resolution and req.mode and M.RESOLUTION_MODE[req.resolution] ~= req.mode then
+    return errors.validation("resolution", req.resolution .. " is mode " .. M.RESOLUTION_MODE[req.resolution]
+      .. "; it conflicts with mode " .. req.mode, P.name)
+  end
+  if req.multi_prompt ~= nil and not req.multi_shot then
+    return errors.validation("multi_prompt", "needs multi_shot = true", P.name)
+  end
+  if req.multi_shot then
+    if req.shot_type == "intelligence" or req.shot_type == "intelligent" then
+      if req.multi_prompt ~= nil then -- the model cuts the shots itself from the prompt
+        return errors.validation("multi_prompt", "is not used with shot_type " .. req.shot_type, P.name)
+      end
+      return nil
+    end
+    local d = M.duration_of(req, nil)
+    if d ~= nil and (d < 3 or d > 15) then
+      return errors.validation("multi_prompt", "shot durations must add up to 3-15 s (got " .. d .. ")", P.name)
+    end
+    return M.check_shots(P, req, req.duration)
+  end
+  return nil
+end
+
+-- The mode a request asks for: mode, else from resolution, else nil.
+function M.mode_of(req)
+  return req.mode or (req.resolution and M.RESOLUTION_MODE[req.resolution]) or nil
+end
+
+-- ---- URLs ----
+
+local function ipv4(host)
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then
+    return nil
+  end
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  if a > 255 or b > 255 or c > 255 or d > 255 then
+    return nil
+  end
+  return a, b
+end
+
+-- The host of an http(s) URL, lowercased, without brackets, port or credentials.
+function M.url_host(url)
+  local rest = type(url) == "string" and url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]+)")
+  if not rest then
+    return nil
+  end
+  rest = rest:gsub("^.*@", "")
+  local v6 = rest:match("^%[([^%]]+)%]")
+  if v6 then
+    return v6:lower()
+  end
+  return (rest:gsub(":%d*$", ""):lower())
+end
+
+-- True when a host names this machine, a private network, link-local or an internal name:
+-- nothing a gateway's servers may be sent to fetch from or call back.
+function M.is_private_host(host)
+  if not host or host == "" then
+    return true
+  end
+  host = host:gsub("%.$", "")
+  if host == "localhost" or host:match("%.localhost$") or host:match("%.local$") or host:match("%.internal$")
+    or host:match("%.lan$") or host:match("%.intranet$") or host:match("%.home%.arpa$")
+    or not host:find("[%.:]") then
+    return true
+  end
+  local a, b = ipv4(host)
+  if a then
+    return a == 0 or a == 10 or a == 127 or (a == 169 and b == 254) or (a == 172 and b >= 16 and b <= 31)
+      or (a == 192 and b == 168) or (a == 100 and b >= 64 and b <= 127) or a >= 224
+  end
+  if host:find(":", 1, true) then
+    local h = host:gsub("^0*", "")
+    return host == "::" or host == "::1" or h:match("^f[cd]%x%x:") ~= nil or host:match("^fe[89ab]%x:") ~= nil
+      or host:match("^::ffff:") ~= nil
+  end
+  return false
+end
+
+-- A media URL a gateway's servers must fetch: http(s) with a public host.
+function M.check_public_url(P, req, field)
+  local v = req[field]
+  if v == nil then
+    return nil
+  end
+  if not validate.is_url(v) then
+    return errors.validation(field, "must be a public http(s) URL of the image (" .. P.name
+      .. " does not take inline data)", P.name)
+  end
+  if M.is_private_host(M.url_host(v)) then
+    return errors.validation(field, "must not point to a private or internal address (" .. tostring(M.url_host(v))
+      .. "): the gateway's servers cannot fetch it", P.name)
+  end
+  return nil
+end
+
+-- ---- responses ----
+
+-- A JSON value that may arrive as a JSON string (apimodels' param/resultJson).
+function M.maybe_json(v)
+  if type(v) ~= "string" then
+    if v == json.null then
+      return nil
+    end
+    return v
+  end
+  local doc, err = json.decode(v)
+  if doc == nil then
+    return nil, err
+  end
+  if doc == json.null then
+    return nil
+  end
+  return doc
+end
+
+-- A charge as a decimal string (numbers keep their decimal digits, never float noise).
+function M.charge(v)
+  if type(v) == "number" then
+    if math.type and math.type(v) == "integer" then
+      return string.format("%d", v)
+    end
+    if v == math.floor(v) and v < 2 ^ 53 then
+      return string.format("%d", v)
+    end
+    return (string.format("%.10f", v):gsub("0+$", ""):gsub("%.$", ""))
+  elseif type(v) == "string" and v ~= "" then
+    return v
+  end
+  return nil
+end
+
+function M.ms_to_s(v)
+  v = tonumber(v)
+  return v and v / 1000 or nil
+end
+
+return M
