@@ -52,7 +52,7 @@ local function clock(driver, name, default)
 end
 
 -- engine.new(client, opts): opts (times in seconds) =
---   max_requests   HTTP requests in flight at once (256)
+--   max_requests   HTTP requests in flight at once (64: on loopback more only costs memory)
 --   max_parallel   provider slots: a number for every model, or {[model] = n}; unset: unlimited
 --                  until the provider refuses a create with 1303/429, then learnt
 --   slots          {decrease, recover_after, recover_ms, cooldown_ms} for the AIMD limiter
@@ -95,10 +95,14 @@ function M.new(client, opts)
     timers = timers.new(),
     limiters = {}, model_limits = {}, slot_opts = { decrease = so.decrease, recover_after = so.recover_after,
       recover_ms = so.recover_ms, cooldown_ms = so.cooldown_ms },
+    -- by_id and by_ext index the tasks a callback may name (those with a callback_url).
     recs = setmetatable({}, { __mode = "k" }), by_n = {}, by_h = {}, by_id = {}, by_ext = {},
+    -- one request table and one header table, reused: start() copies them into C at once
+    req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
+      connect_timeout_ms = client.ctx.connect_timeout_ms },
     inflight = {}, n_inflight = 0, q_poll = queue.new(), q_create = queue.new(), ended = {},
     next_n = 0, active_n = 0, creating_n = 0, dirty = false, invalidated_ms = -math.huge,
-    max_requests = whole("engine.new", "max_requests", opts.max_requests, 256, 100000),
+    max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
@@ -158,9 +162,9 @@ end
 function Engine:timeout_error(rec, why)
   local t = rec.task
   return errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task_id = t.id,
-    external_task_id = rec.ext,
-    message = string.format("task %s %s (last status %s)%s", tostring(t.id or rec.ext or rec.n), why or
-      string.format("did not finish within its deadline (%g s after submission)", rec.timeout_ms / 1000), t.status,
+    external_task_id = t.external_task_id,
+    message = string.format("task %s %s (last status %s)%s", tostring(t.id or t.external_task_id or rec.n),
+      why or "did not finish by its deadline", t.status,
       rec.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
 end
 
@@ -199,13 +203,16 @@ function Engine:finish(rec, err, now)
   end
   self:set_phase(rec, success and "succeeded" or "failed")
   self.by_n[rec.n] = nil
-  if t.id and self.by_id[t.id] == rec then
-    self.by_id[t.id] = nil
+  if rec.callback then
+    if t.id and self.by_id[t.id] == rec then
+      self.by_id[t.id] = nil
+    end
+    local ext = t.external_task_id
+    if ext and self.by_ext[ext] == rec then
+      self.by_ext[ext] = nil
+    end
   end
-  if rec.ext and self.by_ext[rec.ext] == rec then
-    self.by_ext[rec.ext] = nil
-  end
-  rec.body, rec.poll_path = nil, nil
+  rec.c = nil
   self.active_n = self.active_n - 1
   if rec.watch then
     self.ended[#self.ended + 1] = rec
@@ -232,8 +239,10 @@ function Engine:new_rec(t, now, topts)
   local n = self.next_n + 1
   self.next_n = n
   local timeout_ms = ms("engine:submit", "timeout", topts.timeout, self.task_timeout_ms)
-  local rec = { n = n, task = t, phase = "waiting", state = "new", attempt = 0, pfail = 0, lfail = 0, lookups = 0,
-    tok = 0, deadline = now + timeout_ms, timeout_ms = timeout_ms }
+  -- Kept small (10,000 of these must fit in a few MiB): the fields every task has are made
+  -- here, so the table is sized once; c holds the create's payload until it is accepted.
+  local rec = { n = n, task = t, phase = "waiting", state = "new", fails = 0, tok = 0, deadline = now + timeout_ms,
+    key = false, kind = false, c = false, h = false, created_ms = false, polls = 0 }
   self.recs[t] = rec
   self.by_n[n] = rec
   self.active_n = self.active_n + 1
@@ -298,14 +307,14 @@ function Engine:submit(req, topts)
         provider.name), now)
     end
   end
-  rec.endpoint, rec.ext, rec.method, rec.path, rec.body = endpoint, req.external_task_id, call.method, call.path, body
-  rec.callback = req.callback_url ~= nil
+  rec.c = { method = call.method, path = call.path, body = body }
+  rec.callback = req.callback_url ~= nil or nil
   rec.key = req.model or provider.default_model or "default"
   rec.kind = table.concat({ rec.key, endpoint, tostring(req.mode), tostring(req.duration), tostring(req.sound) }, "|")
   rec.adopt = topts.adopt and true or nil
-  t.endpoint, t.external_task_id = endpoint, rec.ext
-  if rec.ext then
-    self.by_ext[rec.ext] = rec
+  t.endpoint, t.external_task_id = endpoint, req.external_task_id
+  if rec.callback and req.external_task_id then
+    self.by_ext[req.external_task_id] = rec
   end
   if not self.limiters[rec.key] then
     local c = self:configured_limit(rec.key)
@@ -336,8 +345,8 @@ function Engine:track(t, topts)
   end
   local now = self.now()
   local rec = self:new_rec(t, now, topts)
-  rec.endpoint, rec.ext, rec.key = t.endpoint, t.external_task_id, "tracked"
-  rec.callback = type(t.request) == "table" and t.request.callback_url ~= nil
+  rec.key = "tracked"
+  rec.callback = type(t.request) == "table" and t.request.callback_url ~= nil or nil
   rec.expect_ms = topts.estimate and ms("engine:track", "estimate", topts.estimate)
   local fields = {}
   for k, v in pairs(t) do
@@ -367,10 +376,10 @@ function Engine:stats()
   }
 end
 
--- The polls a task's record has taken so far (the scheduler's count), or nil.
+-- The status queries sent for a task so far (lookups by external id not counted).
 function Engine:polls_of(t)
   local rec = self.recs[t]
-  return rec and rec.h and self.sched:polls(rec.h) or nil
+  return rec and (rec.polls or 0) or nil
 end
 
 M.Engine = Engine

@@ -65,12 +65,12 @@ return function(Engine)
   function Engine:accept(rec, fields, now)
     local t = rec.task
     t:update(fields)
-    t.endpoint = rec.endpoint
-    t.external_task_id = t.external_task_id or rec.ext
-    rec.body, rec.adopt, rec.renewed = nil, nil, nil
+    rec.c, rec.adopt, rec.renewed, rec.lookups, rec.uncertain_err = nil, nil, nil, nil, nil
+    rec.fails = 0
     rec.created_ms = now
-    rec.poll_path = self.provider.query_path(rec.endpoint, t.id)
-    self.by_id[t.id] = rec
+    if rec.callback then
+      self.by_id[t.id] = rec
+    end
     self.created_n = self.created_n + 1
     self:confirm_slot(rec)
     if self.hook_created then
@@ -101,33 +101,33 @@ return function(Engine)
   -- The create's fate is unknown (sent, no usable answer): look it up by external id.
   function Engine:uncertain(rec, err, now)
     self.uncertain_n = self.uncertain_n + 1
-    if not rec.ext or not self.provider.external_query_path then
+    if not rec.task.external_task_id or not self.provider.external_query_path then
       return self:finish(rec, err, now)
     end
     rec.uncertain_err = err
-    rec.lookups, rec.lfail = 0, 0
+    rec.lookups, rec.fails = 0, 0
     self:queue_lookup(rec)
   end
 
   function Engine:on_create(rec, res, now)
     local data, f = read_result(self.provider, res)
     if data ~= nil then
-      local fields, perr = self.provider.parse_task(data, rec.endpoint)
+      local fields, perr = self.provider.parse_task(data, rec.task.endpoint)
       if fields then
         return self:accept(rec, fields, now)
       end
       return self:uncertain(rec, self:protocol("create succeeded but its answer is unreadable: " .. perr,
-        { uncertain = true, external_task_id = rec.ext }), now)
+        { uncertain = true, external_task_id = rec.task.external_task_id }), now)
     end
     if self:renewed(rec, f, now) then
       return self:queue_create(rec)
     end
-    local d = self:decide("POST", rec.attempt, f, res, now, rec.deadline)
+    local d = self:decide("POST", rec.fails, f, res, now, rec.deadline)
     if d.uncertain then
-      return self:uncertain(rec, self:error_of(f, d, { external_task_id = rec.ext }), now)
+      return self:uncertain(rec, self:error_of(f, d, { external_task_id = rec.task.external_task_id }), now)
     end
     if d.retry then -- provably never left the host
-      rec.attempt = rec.attempt + 1
+      rec.fails = rec.fails + 1
       rec.not_before = now + d.delay_ms
       self:set_state(rec, "delay")
       return self:timer(rec, rec.not_before)
@@ -151,7 +151,7 @@ return function(Engine)
       if type(data) == "table" and data[1] ~= nil then
         data = data[1]
       end
-      local fields, perr = self.provider.parse_task(data, rec.endpoint)
+      local fields, perr = self.provider.parse_task(data, rec.task.endpoint)
       if fields then
         self.adopted_n = self.adopted_n + 1
         return self:accept(rec, fields, now)
@@ -164,7 +164,7 @@ return function(Engine)
     if self:renewed(rec, f, now) then
       return self:queue_lookup(rec)
     end
-    local d = self:decide("GET", rec.lfail, f, res, now, rec.deadline)
+    local d = self:decide("GET", rec.fails, f, res, now, rec.deadline)
     if d.kind == "not_found" then
       if rec.adopt then -- resuming: nothing exists under this external id, create it
         rec.adopt = nil
@@ -181,27 +181,27 @@ return function(Engine)
         -- Looked up and not found: the design allows one more create, under the same
         -- external id so that the provider refuses it should the first appear after all.
         rec.resent = true
-        rec.attempt = 0
+        rec.fails = 0
         return self:queue_create(rec)
       end
       return self:finish(rec, rec.uncertain_err, now)
     end
     if d.retryable and rec.deadline > now then
-      rec.lfail = rec.lfail + 1
+      rec.fails = rec.fails + 1
       rec.not_before = now + d.delay_ms
       self:set_state(rec, "lwait")
       return self:timer(rec, rec.not_before)
     end
     self:finish(rec, self:error_of(f, d, { uncertain = rec.uncertain_err and true or nil,
-      external_task_id = rec.ext }), now)
+      external_task_id = rec.task.external_task_id }), now)
   end
 
   function Engine:on_poll(rec, res, now)
     local data, f = read_result(self.provider, res)
     if data ~= nil then
-      local fields, perr = self.provider.parse_task(data, rec.endpoint)
+      local fields, perr = self.provider.parse_task(data, rec.task.endpoint)
       if fields then
-        rec.pfail, rec.renewed = 0, nil
+        rec.fails, rec.renewed = 0, nil
         return self:news(rec, fields, now, false)
       end
       if perr:find("status", 1, true) then
@@ -214,9 +214,9 @@ return function(Engine)
     if self:renewed(rec, f, now) then
       return self.sched:defer(rec.h, now, 0)
     end
-    local d = self:decide("GET", rec.pfail, f, res, now, rec.deadline)
+    local d = self:decide("GET", rec.fails, f, res, now, rec.deadline)
     if d.retryable then
-      rec.pfail = rec.pfail + 1
+      rec.fails = rec.fails + 1
       self.poll_errors = self.poll_errors + 1
       return self.sched:defer(rec.h, now, d.delay_ms)
     end
@@ -227,7 +227,6 @@ return function(Engine)
   function Engine:news(rec, fields, now, from_callback)
     local t = rec.task
     t:update(fields)
-    t.endpoint = rec.endpoint
     self:set_phase(rec, PHASE[t.status] or rec.phase)
     if TERMINAL[t.status] then
       if rec.h then

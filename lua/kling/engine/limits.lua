@@ -43,7 +43,7 @@ return function(Engine)
     local holders, unsent = {}, {}
     for _, rec in pairs(self.by_n) do
       if rec.key == key and rec ~= except then
-        rec.slot = false
+        rec.slot = nil
         if CONFIRMED[rec.state] or (limit and SENT[rec.state]) then
           holders[#holders + 1] = rec
         elseif UNSENT[rec.state] then
@@ -58,13 +58,12 @@ return function(Engine)
       recover_after = o.recover_after, recover_ms = o.recover_ms, cooldown_ms = o.cooldown_ms }
     self.limiters[key] = lim
     for _, rec in ipairs(holders) do
-      rec.slot = lim:acquire(rec.n)
+      rec.slot = lim:acquire(rec.n) or nil
       if not rec.slot then
         lim:cancel(rec.n) -- beyond a lowered limit: it runs on, outside the count
       end
     end
     for _, rec in ipairs(unsent) do
-      rec.slot = false
       self:set_state(rec, "slot")
       if lim:acquire(rec.n) then
         self:granted(rec, now)
@@ -78,7 +77,7 @@ return function(Engine)
   function Engine:confirm_slot(rec)
     local lim = self.limiters[rec.key]
     if lim and not rec.slot then
-      rec.slot = lim:acquire(rec.n)
+      rec.slot = lim:acquire(rec.n) or nil
       if not rec.slot then
         lim:cancel(rec.n)
       end
@@ -98,7 +97,7 @@ return function(Engine)
   end
 
   function Engine:granted(rec, now)
-    rec.slot = self.limiters[rec.key] ~= nil
+    rec.slot = self.limiters[rec.key] ~= nil or nil
     if rec.not_before and rec.not_before > now then
       self:set_state(rec, "delay")
       self:timer(rec, rec.not_before)
@@ -119,7 +118,7 @@ return function(Engine)
       lim:on_success(now)
     end
     if rec.slot then
-      rec.slot = false
+      rec.slot = nil
       self:handle_grants(lim, lim:release(now), now)
     elseif rec.state == "slot" then
       lim:cancel(rec.n)
@@ -140,7 +139,7 @@ return function(Engine)
     if lim then
       lim:on_rate_limited(now)
       if rec.slot then
-        rec.slot = false
+        rec.slot = nil
         self:set_state(rec, "slot") -- so that a grant made by this release is not for it
         self:handle_grants(lim, lim:release(now), now)
       end

@@ -26,28 +26,30 @@ return function(Engine)
   end
 
   function Engine:start(rec, op, now)
-    local ctx = self.ctx
-    local headers = { accept = "application/json" }
-    if ctx.auth then
-      headers.authorization = ctx.auth:bearer(self.wall_s())
-    end
-    local req = { method = "GET", headers = headers, timeout_ms = ctx.timeout_ms,
-      connect_timeout_ms = ctx.connect_timeout_ms }
+    local ctx, t = self.ctx, rec.task
+    local req = self.req
+    local headers = req.headers
+    headers.accept = "application/json"
+    headers.authorization = ctx.auth and ctx.auth:bearer(self.wall_s()) or nil
+    headers["content-type"] = nil
+    req.method, req.body = "GET", nil
     if op == "create" then
       if self.hook_create then
-        self.hook_create(rec.task)
+        self.hook_create(t)
       end
-      req.method, req.url, req.body = rec.method, self.base_url .. rec.path, rec.body
-      if rec.body then
+      local c = rec.c
+      req.method, req.url, req.body = c.method, self.base_url .. c.path, c.body
+      if c.body then
         headers["content-type"] = "application/json"
       end
       self.creates_sent = self.creates_sent + 1
     elseif op == "lookup" then
-      req.url = self.base_url .. self.provider.external_query_path(rec.endpoint, rec.ext)
+      req.url = self.base_url .. self.provider.external_query_path(t.endpoint, t.external_task_id)
       self.lookups_sent = self.lookups_sent + 1
     else
-      req.url = self.base_url .. rec.poll_path
+      req.url = self.base_url .. self.provider.query_path(t.endpoint, t.id)
       self.polls_sent = self.polls_sent + 1
+      rec.polls = rec.polls + 1
     end
     self:set_state(rec, op)
     local id, serr = self.http:start(req)
