@@ -5,6 +5,7 @@ local providers = require "kling.providers"
 local transport = require "kling.transport"
 local task = require "kling.task"
 local validate = require "kling.validate"
+local budget = require "kling.budget"
 
 local Client = {}
 Client.__index = Client
@@ -50,8 +51,9 @@ local function make_auth(opts, provider)
 end
 
 -- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
--- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =}
--- Returns a client, or nil and an error (unknown provider, missing credentials).
+-- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
+-- budget = {limit =, currency =} | ledger}
+-- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget).
 function M.new(opts)
   opts = opts or {}
   errors.check_arg("new", 1, opts, "table")
@@ -66,6 +68,10 @@ function M.new(opts)
   local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
   if type(base_url) ~= "string" or not base_url:match("^https?://[^/]+") then
     return nil, errors.validation("base_url", "must be an http(s) URL (got " .. tostring(base_url) .. ")")
+  end
+  local ledger, lerr = budget.open(opts.budget)
+  if lerr then
+    return nil, lerr
   end
   local timeout = seconds("new", "timeout", opts.timeout, 60)
   local connect_timeout = seconds("new", "connect_timeout", opts.connect_timeout, 10)
@@ -82,6 +88,7 @@ function M.new(opts)
     poll_min = seconds("new", "poll_min", opts.poll_min, 1),
     poll_max = seconds("new", "poll_max", opts.poll_max, 15),
     auto_external_id = opts.auto_external_id ~= false,
+    ledger = ledger,
   }, Client)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
@@ -136,23 +143,45 @@ function Client:submit(req)
     copy.external_task_id = "kl-" .. core.random_hex(12)
     req = copy
   end
+  -- With a budget, the estimate is held before anything is sent; the key is the external id
+  -- (or a local one where the provider has none).
+  local key = self.ledger and (req.external_task_id or ("local-" .. core.random_hex(12)))
+  local quote, berr = budget.reserve(self, key, req)
+  if not quote then
+    return nil, berr
+  end
   local call = self.provider.build(req, endpoint)
   local data, meta = transport.call(self.ctx, call)
   if not data then
     meta.external_task_id = req.external_task_id
     meta.endpoint = endpoint
+    if self.ledger then
+      if meta.uncertain then
+        -- The task may exist and be charged: the reservation stays until it is found.
+        meta.ledger_key = key
+      else
+        self.ledger:release(key)
+      end
+    end
     return nil, meta
   end
   local t, perr = self.provider.parse_task(data, endpoint)
   if not t then
     return nil, protocol_error(self, "create succeeded but its answer is unreadable: " .. perr,
-      { uncertain = true, external_task_id = req.external_task_id, endpoint = endpoint })
+      { uncertain = true, external_task_id = req.external_task_id, endpoint = endpoint, ledger_key = key })
   end
   t.endpoint = endpoint
   t.external_task_id = t.external_task_id or req.external_task_id
   t.request_id = meta.request_id
   t.request = req
-  return task.new(self, t)
+  if self.ledger then
+    t.ledger_key, t.quote = key, quote
+  end
+  local tk = task.new(self, t)
+  if tk:is_terminal() then
+    budget.account(self, tk) -- a synchronous endpoint: charged at once
+  end
+  return tk
 end
 
 -- One query of a task by id on an endpoint; returns the parsed fields (not a Task).

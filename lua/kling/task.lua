@@ -1,5 +1,6 @@
 -- A task: what a create returned, kept up to date by refresh() and wait().
 local errors = require "kling.errors"
+local budget = require "kling.budget"
 
 local Task = {}
 Task.__index = Task
@@ -26,12 +27,16 @@ function Task:is_terminal()
   return TERMINAL[self.status] == true
 end
 
--- Copies a freshly parsed task's fields into this one.
+-- Copies a freshly parsed task's fields into this one; the first time it is seen ended, its
+-- reservation (if the client has a budget) is settled or released.
 function Task:update(fresh)
   for k, v in pairs(fresh) do
     if k ~= "client" then
       self[k] = v
     end
+  end
+  if TERMINAL[self.status] and self.ledger_key and not self.accounted then
+    budget.account(self.client, self)
   end
   return self
 end
