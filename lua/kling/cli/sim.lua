@@ -4,6 +4,7 @@ local M = {}
 local USAGE = [[
 usage: kling sim start [--dir D] [--port N] [--out FILE] [--access-key K] [--secret-key S]
                        [--api-key K] [--task-seconds N] [--seed N] [--workers N]
+                       [--webhook-secret whsec_...]
        kling sim stop --dir D
 
 start  makes D (default: a fresh /tmp/kling-sim.XXXXXX), a certificate for 127.0.0.1 and
@@ -12,12 +13,13 @@ start  makes D (default: a fresh /tmp/kling-sim.XXXXXX), a certificate for 127.0
        D/sim.json): {"http","https","ca_file","pid","access_key","secret_key","api_key","admin","dir"}.
        Test keys by default: access key kling-sim-access-key, secret key kling-sim-secret-key,
        API key kling-sim-api-key. --task-seconds: time a task takes (default 3); --seed: the
-       default fault seed (default 1); --workers: nginx worker processes (default 1).
+       default fault seed (default 1); --workers: nginx worker processes (default 1);
+       --webhook-secret: sign the official API's callbacks (Standard Webhooks headers).
        A simulator already running in D is stopped first.
 stop   stops the simulator in D (QUIT, then KILL after a timeout); a stopped one is not an error.
 
 Admin API (no auth) under <http>/_sim/: health, stats, requests, faults, config, reset, clock,
-tasks/{id}. Prompt markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N].
+tasks/{id}, callbacks. Prompt markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N].
 ]]
 
 local OPTIONS = {
@@ -25,6 +27,7 @@ local OPTIONS = {
   ["--access-key"] = { "access_key", "key" }, ["--secret-key"] = { "secret_key", "key" },
   ["--api-key"] = { "api_key", "key" }, ["--task-seconds"] = { "task_seconds", "seconds" },
   ["--seed"] = { "seed", "integer" }, ["--workers"] = { "workers", "workers" },
+  ["--webhook-secret"] = { "webhook_secret", "key" },
 }
 
 local function convert(kind, name, v)

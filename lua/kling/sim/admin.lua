@@ -1,8 +1,9 @@
 -- The admin API under /_sim/ (plain JSON, no auth, never counted in the stats):
 --   GET /_sim/health | GET /_sim/stats | GET /_sim/requests?n=N | GET /_sim/ledger
 --   GET|POST|DELETE /_sim/faults | GET|POST|DELETE /_sim/config | POST /_sim/reset
---   GET|POST /_sim/clock {"advance": seconds} | GET /_sim/tasks/{id}
+--   GET|POST /_sim/clock {"advance": seconds} | GET /_sim/tasks/{id} | GET /_sim/callbacks?n=N
 local json = require "kling.json"
+local callbacks = require "kling.sim.callbacks"
 local clock = require "kling.sim.clock"
 local faults = require "kling.sim.faults"
 local registry = require "kling.sim.registry"
@@ -84,6 +85,15 @@ handlers["GET /_sim/requests"] = function()
     return bad("n: must be a number of requests >= 0")
   end
   return reply.json(200, stats.recent(math.floor(n)))
+end
+
+-- Every callback attempt (oldest first): url, attempt, status or error, headers and body sent.
+handlers["GET /_sim/callbacks"] = function()
+  local n = tonumber(ngx.var.arg_n or 100)
+  if not n or n < 0 then
+    return bad("n: must be a number of attempts >= 0")
+  end
+  return reply.json(200, callbacks.recent(math.floor(n)))
 end
 
 handlers["GET /_sim/faults"] = function()

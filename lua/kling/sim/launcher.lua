@@ -304,7 +304,7 @@ local function absolute_dir(dir)
 end
 
 -- start(o) -> info | nil, message. o = {dir, port, out, access_key, secret_key, api_key,
--- task_seconds, seed, workers}; missing values take M.DEFAULTS.
+-- task_seconds, seed, workers, webhook_secret}; missing values take M.DEFAULTS.
 function M.start(o)
   local opts = {}
   for k, v in pairs(M.DEFAULTS) do
@@ -355,6 +355,7 @@ function M.start(o)
   local config = {
     task_seconds = opts.task_seconds, max_parallel = 0, fault_seed = opts.seed,
     access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key,
+    webhook_secret = opts.webhook_secret,
   }
   ok, err = write(dir .. "/init.lua", conf.init_file {
     dir = dir, media_dir = dir .. "/media", dialects = dialects(root), config = config,
@@ -386,6 +387,7 @@ function M.start(o)
   local info = {
     http = http, https = "https://127.0.0.1:" .. https_port, ca_file = ca, pid = pid, admin = http .. "/_sim",
     access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key, dir = dir,
+    webhook_secret = opts.webhook_secret,
   }
   local line = assert(json.encode(info))
   write(dir .. "/sim.json", line .. "\n")

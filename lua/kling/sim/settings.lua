@@ -12,9 +12,11 @@ local RULES = {
   access_key = { "string" },
   secret_key = { "string" },
   api_key = { "string" },
+  -- Signs the official dialect's callbacks (Standard Webhooks); "" turns signing off.
+  webhook_secret = { "webhook_secret" },
 }
 
-M.SECRETS = { secret_key = true, api_key = true }
+M.SECRETS = { secret_key = true, api_key = true, webhook_secret = true }
 
 local function state()
   return ngx.shared.kling_sim_state
@@ -38,6 +40,11 @@ function M.check(t)
     if rule[1] == "string" then
       if type(v) ~= "string" or v == "" then
         return nil, k .. ": must be a non-empty string"
+      end
+    elseif rule[1] == "webhook_secret" then
+      local b64 = type(v) == "string" and v:match("^whsec_(.*)$")
+      if type(v) ~= "string" or (b64 and not (b64:match("^[%w+/]+=*$") and ngx.decode_base64(b64))) then
+        return nil, k .. ": must be a string: whsec_<base64 key>, another non-empty key, or \"\" for unsigned"
       end
     elseif type(v) ~= "number" or v < rule[2] or v > rule[3] or (rule[1] == "integer" and v ~= math.floor(v)) then
       return nil, k .. ": must be " .. rule[4]
