@@ -404,7 +404,7 @@ function P.parse_task(data)
   }
   outputs(t, data)
   if status == "succeeded" then
-    t.progress, t.eta = 100, nil
+    t.progress, t.eta = 100, 0
   end
   return t
 end

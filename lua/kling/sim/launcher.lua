@@ -389,6 +389,11 @@ function M.start(o)
     access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key, dir = dir,
     webhook_secret = opts.webhook_secret,
   }
+  -- A base URL per provider: the official API at the root, each gateway under /<name>.
+  info.providers = {}
+  for i, name in ipairs(dialects(root)) do
+    info.providers[name] = i == 1 and http or (http .. "/" .. name)
+  end
   local line = assert(json.encode(info))
   write(dir .. "/sim.json", line .. "\n")
   if opts.out then
