@@ -109,7 +109,8 @@ function P.validate(req, endpoint)
   end
   local i2v = endpoint == "videos/image2video"
   local customize = req.multi_shot and (req.shot_type or "customize") == "customize"
-  err = gw.check_v3(P, req, { prompt_required = not i2v and not req.multi_shot, prompt_why = "for text-to-video" })
+  err = gw.check_public_url(P, req, "image") or gw.check_public_url(P, req, "last_image")
+    or gw.check_v3(P, req, { prompt_required = not i2v and not req.multi_shot, prompt_why = "for text-to-video" })
   if err then
     return err
   end
@@ -122,8 +123,6 @@ function P.validate(req, endpoint)
       .. tostring(req.shot_type) .. ")")
   end
   err = validate.array(gw.ctx(P), req, "element_list", i2v and 3 or 7)
-    or gw.check_public_url(P, req, "image")
-    or gw.check_public_url(P, req, "last_image")
   if err then
     return err
   end

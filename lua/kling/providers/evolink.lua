@@ -212,12 +212,11 @@ function P.validate(req, endpoint)
   end
   local i2v = endpoint == "videos/image2video"
   local customize = req.multi_shot and (req.shot_type or "customize") == "customize"
-  err = gw.check_v3(P, req, { prompt_required = not customize, prompt_why = "unless multi_shot with shot_type "
+  err = gw.check_public_url(P, req, "image") or gw.check_public_url(P, req, "last_image")
+    or gw.check_v3(P, req, { prompt_required = not customize, prompt_why = "unless multi_shot with shot_type "
     .. "customize" })
     or validate.one_of(gw.ctx(P), req, "shot_type", SHOT_TYPES)
     or validate.array(gw.ctx(P), req, "element_list", i2v and 3 or 7)
-    or gw.check_public_url(P, req, "image")
-    or gw.check_public_url(P, req, "last_image")
     or P.check_callback(req)
   if err then
     return err
