@@ -228,7 +228,10 @@ local function make_media(t, dir)
     .. " -map 0:v -map 1:a -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac -b:a 32k -shortest"
     .. " -movflags +faststart " .. q(dir .. "/sample.mp4")
     .. " -map 2:v -frames:v 1 -update 1 " .. q(dir .. "/sample.png")
-    .. " && chmod 644 " .. q(dir .. "/sample.mp4") .. " " .. q(dir .. "/sample.png"))
+    .. " -map 1:a -c:a libmp3lame -b:a 32k " .. q(dir .. "/sample.mp3")
+    .. " -map 1:a -c:a pcm_s16le -ar 16000 -ac 1 " .. q(dir .. "/sample.wav")
+    .. " && chmod 644 " .. q(dir .. "/sample.mp4") .. " " .. q(dir .. "/sample.png") .. " " .. q(dir .. "/sample.mp3")
+    .. " " .. q(dir .. "/sample.wav"))
 end
 
 -- Two distinct free loopback ports (the kernel's choice when LuaSocket is there).

@@ -1,14 +1,15 @@
--- Result files: a small real mp4 (with audio) and a png, made by the launcher with ffmpeg
+-- Result files: a small real mp4 (with audio), a png, and the same 3 s tone as mp3 and wav
+-- (the official audio endpoints deliver both), made by the launcher with ffmpeg
 -- and read into memory in the master at init, so workers never open files. Served with
 -- Content-Length, HEAD and single byte ranges, like a CDN.
 local M = {}
 
 local files = {} -- name -> {body, type}
 
-local TYPES = { mp4 = "video/mp4", png = "image/png" }
+local TYPES = { mp4 = "video/mp4", png = "image/png", mp3 = "audio/mpeg", wav = "audio/wav" }
 
 function M.load(dir)
-  for _, name in ipairs { "sample.mp4", "sample.png" } do
+  for _, name in ipairs { "sample.mp4", "sample.png", "sample.mp3", "sample.wav" } do
     local f, err = io.open(dir .. "/" .. name, "rb")
     if not f then
       error("kling sim: cannot read media file: " .. tostring(err))

@@ -1,6 +1,13 @@
--- The official API's documented rules for text2video and image2video bodies. Pure (no ngx):
--- validate() returns the cleaned request, or nil and an error {status, code, message} that
--- names the field and the rule, as the API's 1200/1201/1203 answers do.
+-- The official API's documented body rules. Pure (no ngx): validate() returns the cleaned
+-- request, or nil and an error {status, code, message} that names the field and the rule, as
+-- the API's 1200/1201/1203 answers do. text2video and image2video are here; the other
+-- endpoints' rules live in kling.sim.official.*_rules, keyed by the dialect's endpoint keys
+-- (the path after /v1/videos/ for video endpoints, after /v1/ for the others).
+local c = require "kling.sim.official.check"
+local video_rules = require "kling.sim.official.video_rules"
+local media_rules = require "kling.sim.official.media_rules"
+local general_rules = require "kling.sim.official.general_rules"
+
 local M = {}
 
 local ENDPOINT_MODELS = {
@@ -24,138 +31,46 @@ local CAMERA_TYPES = { simple = true, down_back = true, forward_up = true, right
   left_turn_forward = true }
 local CAMERA_AXES = { "horizontal", "vertical", "pan", "tilt", "roll", "zoom" }
 local MAX_PROMPT, MAX_SHOT_PROMPT = 2500, 512
-local MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+local RULES = {}
+for _, set in ipairs { video_rules, media_rules, general_rules } do
+  for k, fn in pairs(set) do
+    if type(fn) == "function" and not k:find("_", 1, true) then -- helpers have "_" in their names
+      RULES[k] = fn
+    end
+  end
+end
 
 M.ENDPOINTS = { text2video = true, image2video = true }
-
-local function bad(message)
-  return { status = 400, code = 1201, message = message }
+for k in pairs(RULES) do
+  M.ENDPOINTS[k] = true
 end
 
-local function chars(s)
-  return select(2, s:gsub("[^\128-\191]", ""))
-end
+local bad, chars, is_int, is_array, text, enum = c.bad, c.chars, c.is_int, c.is_array, c.text, c.enum
+local object_list = c.object_list
 
-local function is_int(x)
-  return type(x) == "number" and x == math.floor(x)
-end
-
-local function is_array(t)
-  return type(t) == "table" and (#t > 0 or next(t) == nil)
-end
-
-local function text(body, field, limit, required)
-  local v = body[field]
-  if v == nil then
-    if required then
-      return nil, bad(field .. " is required")
-    end
-    return nil
-  end
-  if type(v) ~= "string" then
-    return nil, bad(field .. " must be a string")
-  end
-  if required and v:match("^%s*$") then
-    return nil, bad(field .. " must not be empty")
-  end
-  if chars(v) > limit then
-    return nil, bad(field .. " must be at most " .. limit .. " characters (got " .. chars(v) .. ")")
-  end
-  return v
-end
-
-local function enum(body, field, allowed, default)
-  local v = body[field]
-  if v == nil then
-    return default
-  end
-  if type(v) ~= "string" or not allowed[v] then
-    local names = {}
-    for k in pairs(allowed) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return nil, bad(field .. " must be one of " .. table.concat(names, ", ") .. " (got " .. tostring(v) .. ")")
-  end
-  return v
-end
-
--- Width and height of a PNG or JPEG, or nil.
-local function be16(s, i)
-  local a, b = s:byte(i, i + 1)
-  return a * 256 + b
-end
-
-local function image_size(bytes)
-  if bytes:sub(1, 8) == "\137PNG\r\n\26\n" and #bytes >= 24 then
-    return be16(bytes, 17) * 65536 + be16(bytes, 19), be16(bytes, 21) * 65536 + be16(bytes, 23), "png"
-  end
-  if bytes:sub(1, 2) == "\255\216" then
-    local i = 3
-    while i + 8 <= #bytes do
-      if bytes:byte(i) ~= 255 then
-        return nil
-      end
-      local marker = bytes:byte(i + 1)
-      if marker >= 0xC0 and marker <= 0xCF and marker ~= 0xC4 and marker ~= 0xC8 and marker ~= 0xCC then
-        return be16(bytes, i + 7), be16(bytes, i + 5), "jpeg"
-      end
-      i = i + 2 + be16(bytes, i + 2)
-    end
-  end
-  return nil
-end
-
--- An image field: an http(s) URL, or raw base64 of a JPEG/PNG within the documented limits.
 local function image(body, field, decode_b64)
-  local v = body[field]
-  if type(v) ~= "string" or v == "" then
-    return nil, bad(field .. " must be a non-empty string (an image URL or raw base64)")
-  end
-  if v:match("^https?://") then
-    return true
-  end
-  if v:match("^data:") then
-    return nil, bad(field .. " must be raw base64 without a 'data:' prefix, or a URL")
-  end
-  local bytes = decode_b64(v)
-  if not bytes then
-    return nil, bad(field .. " is neither an http(s) URL nor valid base64")
-  end
-  if #bytes > MAX_IMAGE_BYTES then
-    return nil, bad(field .. " must be at most 10 MB (got " .. #bytes .. " bytes)")
-  end
-  local w, h = image_size(bytes)
-  if not w then
-    return nil, bad(field .. " must be a JPEG or PNG image")
-  end
-  if w < 300 or h < 300 then
-    return nil, bad(field .. " must be at least 300 px wide and high (got " .. w .. "x" .. h .. ")")
-  end
-  if 2 * math.max(w, h) > 5 * math.min(w, h) then
-    return nil, bad(field .. " aspect ratio must be between 1:2.5 and 2.5:1 (got " .. w .. "x" .. h .. ")")
-  end
-  return true
+  return c.image_value(body[field], field, decode_b64)
 end
 
 local function camera(body)
-  local c = body.camera_control
-  if c == nil then
+  local cc = body.camera_control
+  if cc == nil then
     return true
   end
-  if type(c) ~= "table" or not CAMERA_TYPES[c.type] then
+  if type(cc) ~= "table" or not CAMERA_TYPES[cc.type] then
     return nil, bad("camera_control.type must be one of simple, down_back, forward_up, right_turn_forward, "
       .. "left_turn_forward")
   end
-  if c.type ~= "simple" then
+  if cc.type ~= "simple" then
     return true
   end
-  if type(c.config) ~= "table" then
+  if type(cc.config) ~= "table" then
     return nil, bad("camera_control.config is required when camera_control.type is simple")
   end
   local nonzero = 0
   for _, axis in ipairs(CAMERA_AXES) do
-    local v = c.config[axis]
+    local v = cc.config[axis]
     if v ~= nil then
       if type(v) ~= "number" or v < -10 or v > 10 then
         return nil, bad("camera_control.config." .. axis .. " must be a number in -10..10")
@@ -234,22 +149,6 @@ local function multi_shot(body, model, total)
     return nil, bad("multi_prompt durations must add up to duration " .. total .. " (got " .. sum .. ")")
   end
   return true
-end
-
-local function object_list(body, field, max, key)
-  local v = body[field]
-  if v == nil then
-    return 0
-  end
-  if not is_array(v) or #v > max then
-    return nil, bad(field .. " must be an array of at most " .. max .. " items")
-  end
-  for i, item in ipairs(v) do
-    if type(item) ~= "table" or (type(item[key]) ~= "string" and type(item[key]) ~= "number") then
-      return nil, bad(field .. "[" .. i .. "]." .. key .. " is required")
-    end
-  end
-  return #v
 end
 
 local function masks(body)
@@ -352,6 +251,17 @@ end
 function M.validate(ep, body, decode_b64)
   if type(body) ~= "table" or is_array(body) and next(body) ~= nil then
     return nil, { status = 400, code = 1200, message = "the request body must be a JSON object" }
+  end
+  local rule = RULES[ep]
+  if rule then
+    local r, err = rule(body, decode_b64)
+    if r then
+      r.endpoint = ep
+    end
+    return r, err
+  end
+  if ep ~= "text2video" and ep ~= "image2video" then
+    return nil, { status = 404, code = 1202, message = "no such endpoint: " .. tostring(ep) }
   end
   local r, err = common(body, ep, { endpoint = ep })
   if not r then

@@ -65,8 +65,9 @@ local function save(t)
 end
 
 -- create(t, max_parallel) -> t | nil, "parallel_limit" | "duplicate" | "full" | "busy"
--- t = {dialect, endpoint, account, external_task_id, total_ms, fate, request, units}; fills
--- id, created_ms and video_id. max_parallel 0 or nil means no limit.
+-- t = {dialect, endpoint, account, external_task_id, total_ms, fate, request, units, slots};
+-- fills id, created_ms and video_id. max_parallel 0 or nil means no limit. A task holds
+-- t.slots parallel slots (default 1; an official image task holds n) until it ends.
 function M.create(t, max_parallel)
   local dict = tasks()
   local key
@@ -75,7 +76,7 @@ function M.create(t, max_parallel)
     if not key then
       return nil, "busy"
     end
-    if M.live(t.account, clock.now_ms()) >= max_parallel then
+    if M.live(t.account, clock.now_ms()) + (t.slots or 1) > max_parallel then
       unlock(key)
       return nil, "parallel_limit"
     end
@@ -98,6 +99,9 @@ function M.create(t, max_parallel)
   end
   local ends = t.created_ms + t.total_ms
   slots():set(t.account .. "\0" .. t.id, ends, t.total_ms / 1000 + 60)
+  for k = 2, t.slots or 1 do
+    slots():set(t.account .. "\0" .. t.id .. "#" .. k, ends, t.total_ms / 1000 + 60)
+  end
   if key then unlock(key) end
   local n = dict:incr("n:" .. t.account .. "\0" .. t.endpoint, 1, 0)
   dict:set("i:" .. t.account .. "\0" .. t.endpoint .. "\0" .. n, t.id)
