@@ -93,14 +93,15 @@ function M.new(client, opts)
     sched = core.sched { min_interval_ms = min_ms, max_interval_ms = max_ms, jitter = opts.jitter,
       backoff = opts.backoff, seed = opts.seed },
     timers = timers.new(),
-    limiters = {}, model_limits = {}, slot_opts = { decrease = so.decrease, recover_after = so.recover_after,
+    limiters = {}, model_limits = {}, learnt_limit = {}, built_ms = {},
+    slot_opts = { decrease = so.decrease, recover_after = so.recover_after,
       recover_ms = so.recover_ms, cooldown_ms = so.cooldown_ms },
     -- by_id and by_ext index the tasks a callback may name (those with a callback_url).
     recs = setmetatable({}, { __mode = "k" }), by_n = {}, by_h = {}, by_id = {}, by_ext = {},
     -- one request table and one header table, reused: start() copies them into C at once
     req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
       connect_timeout_ms = client.ctx.connect_timeout_ms },
-    inflight = {}, n_inflight = 0, q_poll = queue.new(), q_create = queue.new(), ended = {},
+    inflight = {}, n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
     next_n = 0, active_n = 0, creating_n = 0, dirty = false, invalidated_ms = -math.huge,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),

@@ -72,7 +72,7 @@ return function(Engine)
       self.by_id[t.id] = rec
     end
     self.created_n = self.created_n + 1
-    self:confirm_slot(rec)
+    self:confirm_slot(rec, now)
     if self.hook_created then
       self.hook_created(t)
     end

@@ -36,23 +36,27 @@ return function(Engine)
     end
   end
 
-  -- (Re)builds key's limiter. limit nil: learn it, as the number of tasks the provider has
-  -- confirmed (those whose creates are still in flight may be refused too). Tasks at the
-  -- provider keep a slot as far as the limit goes; unsent ones queue in submission order.
-  function Engine:build_limiter(key, limit, now, except)
+  -- (Re)builds key's limiter. A learnt limit (limit nil: learn it now; learnt: raise one)
+  -- counts the tasks the provider has confirmed, plus `include` (being confirmed): creates
+  -- still in flight may yet be refused. A configured limit counts every sent task. Tasks at
+  -- the provider keep a slot as far as the limit goes; unsent ones queue in submission order.
+  function Engine:build_limiter(key, limit, now, except, learnt, include)
+    learnt = learnt or limit == nil
     local holders, unsent = {}, {}
     for _, rec in pairs(self.by_n) do
       if rec.key == key and rec ~= except then
         rec.slot = nil
-        if CONFIRMED[rec.state] or (limit and SENT[rec.state]) then
+        if CONFIRMED[rec.state] or rec == include or (not learnt and SENT[rec.state]) then
           holders[#holders + 1] = rec
-        elseif UNSENT[rec.state] then
+        elseif UNSENT[rec.state] and not rec.bounced then
           unsent[#unsent + 1] = rec
         end
       end
     end
     table.sort(holders, by_n)
     table.sort(unsent, by_n)
+    self.learnt_limit[key] = learnt or nil
+    self.built_ms[key] = now
     local o = self.slot_opts
     local lim = core.slots { limit = limit or math.max(1, #holders), decrease = o.decrease,
       recover_after = o.recover_after, recover_ms = o.recover_ms, cooldown_ms = o.cooldown_ms }
@@ -73,13 +77,19 @@ return function(Engine)
   end
 
   -- The provider confirmed a task that holds no slot (its create was in flight when the
-  -- limiter was made): it takes one if there is room, else runs on outside the count.
-  function Engine:confirm_slot(rec)
+  -- limiter was made): it takes one if there is room. If not, a learnt limit was too low
+  -- (answers of one burst arrive in any order): the provider has this one more running.
+  -- Under a configured limit it runs on outside the count.
+  function Engine:confirm_slot(rec, now)
     local lim = self.limiters[rec.key]
     if lim and not rec.slot then
       rec.slot = lim:acquire(rec.n) or nil
       if not rec.slot then
         lim:cancel(rec.n)
+        if self.learnt_limit[rec.key] then
+          local _, c = lim:limit()
+          self:build_limiter(rec.key, c + 1, now, nil, true, rec)
+        end
       end
     end
   end
@@ -137,18 +147,43 @@ return function(Engine)
     self.rate_limited = self.rate_limited + 1
     local lim = self.limiters[rec.key]
     if lim then
-      lim:on_rate_limited(now)
+      -- Only a create sent since the limit was set says the limit is too high: the other
+      -- refusals of a burst were answers to creates sent before it.
+      if rec.c and rec.c.sent_ms and rec.c.sent_ms >= self.built_ms[rec.key] then
+        lim:on_rate_limited(now)
+      end
       if rec.slot then
         rec.slot = nil
         self:set_state(rec, "slot") -- so that a grant made by this release is not for it
         self:handle_grants(lim, lim:release(now), now)
       end
     else
-      lim = self:build_limiter(rec.key, nil, now, rec)
+      self:build_limiter(rec.key, nil, now, rec)
     end
+    -- Back to the head of the queue, once the step's answers are in: a burst refused
+    -- together keeps its submission order (flush_bounced).
     self:set_state(rec, "slot")
-    if lim:acquire(rec.n, true) then
-      self:granted(rec, now)
+    rec.bounced = true
+    self.bounced[#self.bounced + 1] = rec
+  end
+
+  local function by_n_desc(a, b)
+    return a.n > b.n
+  end
+
+  function Engine:flush_bounced(now)
+    local list = self.bounced
+    if #list == 0 then
+      return
+    end
+    self.bounced = {}
+    table.sort(list, by_n_desc) -- each goes to the front: the oldest last, so it leads
+    for _, rec in ipairs(list) do
+      rec.bounced = nil
+      local lim = self.limiters[rec.key]
+      if rec.state == "slot" and lim and lim:acquire(rec.n, true) then
+        self:granted(rec, now)
+      end
     end
   end
 

@@ -38,6 +38,7 @@ return function(Engine)
         self.hook_create(t)
       end
       local c = rec.c
+      c.sent_ms = now
       req.method, req.url, req.body = c.method, self.base_url .. c.path, c.body
       if c.body then
         headers["content-type"] = "application/json"
@@ -218,6 +219,7 @@ return function(Engine)
           self:answer(rec, res, now)
         end
       end
+      self:flush_bounced(now)
       self:dispatch(now)
     elseif wait > 0 then
       self.sleep(wait)
