@@ -13,6 +13,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local task_mod = require "kling.task"
+local budget = require "kling.budget"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
@@ -191,6 +192,12 @@ function Engine:finish(rec, err, now)
     err = t:failure()
   end
   self:release_slot(rec, now, success)
+  if t.ledger_key and not t.accounted and not t.id and not rec.uncertain_err and not (err and err.uncertain) then
+    -- No task was made (refused, never sent, or ended before its create): nothing is owed.
+    -- A task that exists, or may, keeps its reservation until it is seen ended.
+    t.accounted = true
+    self.client.ledger:release(t.ledger_key)
+  end
   self:set_state(rec, "done")
   t.error = err
   if success and rec.created_ms then
@@ -307,6 +314,15 @@ function Engine:submit(req, topts)
       return self:fail_now(rec, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr),
         provider.name), now)
     end
+  end
+  if self.client.ledger then
+    -- The client's budget: the estimate is held before anything is sent (kling.budget).
+    local key = req.external_task_id or ("local-" .. core.random_hex(12))
+    local quote, berr = budget.reserve(self.client, key, req)
+    if not quote then
+      return self:fail_now(rec, berr, now)
+    end
+    t.ledger_key, t.quote = key, quote
   end
   rec.c = { method = call.method, path = call.path, body = body }
   rec.callback = req.callback_url ~= nil or nil

@@ -303,6 +303,22 @@ describe("kling.engine", function()
     assert.is_true(saw_eta)
   end)
 
+  it("holds the client's budget: reserved before sending, refused past the cap, settled as delivered", function()
+    local q = assert(require("kling").estimate { provider = "kling", prompt = "x" })
+    local f = fake.new { task_seconds = 10 }
+    local limit = core.money_format(q.micros * 2 + q.micros // 2)
+    local c = fake.client(f, { budget = { limit = limit, currency = q.currency } })
+    f:fault { method = "POST", kind = "refused", count = 1 }
+    local tasks = c:submit_many { { prompt = "a" }, { prompt = "b" }, { prompt = "c" }, { prompt = "d" } }
+    assert.equal(2, f.stats.creates)
+    assert.equal("budget", tasks[3].error.kind)
+    assert.equal("budget", tasks[4].error.kind)
+    local res = c:wait_all(tasks)
+    assert.equal(2, res.succeeded)
+    assert.equal(q.micros * 2, c.ledger:spent())
+    assert.equal(0, c.ledger:reserved())
+  end)
+
   describe("callbacks", function()
     local function body_of(f, t)
       return assert(json.encode(f:view(f.tasks[t.id])))
