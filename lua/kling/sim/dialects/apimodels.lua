@@ -190,27 +190,40 @@ function M.callback_body(t, base_url, now_ms)
   }
 end
 
--- At the task's end (it is decided at creation), the callback goes out with its retries.
+-- At the task's end (it is decided at creation), the callback goes out with its retries. A
+-- timer may fire a little before the task's last millisecond: then it waits for the rest.
+local function on_end(premature, id, base_url)
+  if premature then
+    return
+  end
+  local t = require("kling.sim.store").get(id)
+  if not t then
+    return -- reset meanwhile
+  end
+  local now = gw.now_ms()
+  local state = M.task_status(t, now)
+  if state == "pending" or state == "processing" then
+    local ok_, err = ngx.timer.at(math.max(0.005, (t.created_ms + t.total_ms - now) / 1000), on_end, id, base_url)
+    if not ok_ then
+      ngx.log(ngx.ERR, "kling sim: apimodels callback timer: ", err)
+    end
+    return
+  elseif state ~= "completed" and state ~= "failed" then
+    return -- a [sim:status=NAME] task never reaches a documented end state
+  end
+  -- Seed 002: only Content-Type, no signature; 3 retries 1 s / 2 s / 4 s apart, 10 s each.
+  local cid, serr = callbacks.schedule { url = t.request.callback_url,
+    body = json.encode(M.callback_body(t, base_url, now)),
+    headers = { ["Content-Type"] = "application/json" }, schedule_s = { 1, 2, 4 }, timeout_s = 10,
+    meta = { dialect = M.name, task_id = public_id(t), status = state } }
+  if not cid then
+    ngx.log(ngx.ERR, "kling sim: apimodels callback for ", public_id(t), ": ", serr)
+  end
+end
+
 local function schedule_callback(t, base_url)
-  local delay = math.max(0, (t.created_ms + t.total_ms - gw.now_ms()) / 1000)
-  local ok_, err = ngx.timer.at(delay, function(premature)
-    if premature then
-      return
-    end
-    local fresh = require("kling.sim.store").get(t.id) or t
-    local state = M.task_status(fresh, gw.now_ms())
-    if state ~= "completed" and state ~= "failed" then
-      return -- a [sim:status=NAME] task never reaches a documented end state
-    end
-    -- Seed 002: only Content-Type, no signature; 3 retries 1 s / 2 s / 4 s apart, 10 s each.
-    local id, serr = callbacks.schedule { url = fresh.request.callback_url,
-      body = json.encode(M.callback_body(fresh, base_url, gw.now_ms())),
-      headers = { ["Content-Type"] = "application/json" }, schedule_s = { 1, 2, 4 }, timeout_s = 10,
-      meta = { dialect = M.name, task_id = public_id(fresh), status = state } }
-    if not id then
-      ngx.log(ngx.ERR, "kling sim: apimodels callback for ", public_id(fresh), ": ", serr)
-    end
-  end)
+  local ok_, err = ngx.timer.at(math.max(0, (t.created_ms + t.total_ms - gw.now_ms()) / 1000), on_end, t.id,
+    base_url)
   if not ok_ then
     ngx.log(ngx.ERR, "kling sim: apimodels callback timer: ", err)
   end
