@@ -135,7 +135,9 @@ function Client:submit(req)
   if not endpoint then
     return nil, err
   end
-  if req.external_task_id == nil and self.auto_external_id and self.provider.capabilities.external_ids then
+  local takes = self.provider.takes
+  if req.external_task_id == nil and self.auto_external_id and self.provider.capabilities.external_ids
+    and (not takes or takes(endpoint, "external_task_id")) then
     local copy = {}
     for k, v in pairs(req) do
       copy[k] = v
@@ -173,6 +175,7 @@ function Client:submit(req)
   t.endpoint = endpoint
   t.external_task_id = t.external_task_id or req.external_task_id
   t.request_id = meta.request_id
+  t.id = t.id or meta.request_id -- a synchronous answer without an id of its own (image-recognize)
   t.request = req
   if self.ledger then
     t.ledger_key, t.quote = key, quote
@@ -221,7 +224,9 @@ function Client:get_task(ref, opts)
     errors.misuse("get_task", "a task id (string) or {external_task_id = ...} expected")
   end
   local endpoints = { opts.endpoint }
-  if not opts.endpoint then
+  if not opts.endpoint and self.provider.lookup_endpoints then
+    endpoints = self.provider.lookup_endpoints
+  elseif not opts.endpoint then
     endpoints = {}
     for name, e in pairs(self.provider.endpoints) do
       if e.async and e.kind == "video" then
@@ -250,8 +255,14 @@ end
 function Client:list_tasks(opts)
   opts = opts or {}
   local endpoint = opts.endpoint or "videos/text2video"
-  if not self.provider.endpoints[endpoint] then
+  local def = self.provider.endpoints[endpoint]
+  if not def then
     return nil, errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'", self.provider.name)
+  end
+  if def.sync then
+    return nil, errors.validation("endpoint", endpoint .. " answers at once and keeps no task list"
+      .. (self.provider.calls and self.provider.calls[endpoint] and "; its list is client:call" or ""),
+      self.provider.name)
   end
   local page, size = opts.page or 1, opts.page_size or 30
   if not validate.is_whole(page) or page < 1 or page > 1000 then
@@ -278,6 +289,40 @@ function Client:list_tasks(opts)
     end
   end
   return out, unreadable
+end
+
+-- call(endpoint, params, {method =}) -> result, meta | nil, err: one of the provider's calls
+-- that make no task (official: element and voice lists, presets, deletes, multi-elements
+-- selections). params are the call's own fields, plus page and page_size for lists; they are
+-- checked before the network. The result is canonical where the answer has a canonical form
+-- (lists of elements or tasks, {id, status} for a delete), else the answer's data.
+function Client:call(endpoint, params, opts)
+  errors.check_arg("call", 1, endpoint, "string")
+  params = params or {}
+  errors.check_arg("call", 2, params, "table")
+  opts = opts or {}
+  errors.check_arg("call", 3, opts, "table")
+  if not self.provider.call_spec then
+    return nil, errors.unsupported(self.provider.name, "call", "it has no calls besides its tasks")
+  end
+  local spec, err = self.provider.call_spec(endpoint, params, opts.method)
+  if not spec then
+    return nil, err
+  end
+  local data, meta = transport.call(self.ctx, spec)
+  if data == nil then
+    meta.endpoint = endpoint
+    return nil, meta
+  end
+  local result, perr, code = self.provider.parse_call(endpoint, data)
+  if result == nil then
+    if code ~= nil then -- the provider answered and refused (a selection's non-zero status)
+      return nil, errors.new { kind = "validation", provider = self.provider.name, code = code,
+        request_id = meta.request_id, message = endpoint .. " " .. tostring(perr) }
+    end
+    return nil, protocol_error(self, endpoint .. ": " .. tostring(perr))
+  end
+  return result, meta
 end
 
 -- submit + wait. Returns the finished task or nil and an error.

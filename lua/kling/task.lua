@@ -60,8 +60,12 @@ function Task:failure()
     provider = self.client.provider.name, task = self, code = self.fail_code }
 end
 
--- Queries the provider once. Returns the task, or nil and an error.
+-- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
+-- (task.sync) is already final: there is nothing to query.
 function Task:refresh()
+  if self.sync then
+    return self
+  end
   local fresh, err = self.client:fetch_task(self.id, self.endpoint)
   if not fresh then
     return nil, err

@@ -1,8 +1,18 @@
--- The official Kling API ("/v1" style): endpoints, the canonical request's mapping to Kling's
--- spelling, the response envelope, statuses and validation rules.
+-- The official Kling API ("/v1" style), every endpoint of seed 000: the catalogue (each
+-- endpoint's kind, whether it answers at once or makes a task, the canonical fields it
+-- takes), the canonical request's mapping to Kling's spelling, the response envelope,
+-- statuses, validation and the free management calls (client:call).
 -- Sources: ../shared/seeds/000 and ../shared/kling-api-notes.md ([R], [V], [MM]).
+-- The endpoint families live in kling/providers/kling/: video (text2video, image2video),
+-- edit (omni-video, multi-image2video, motion-control, multi-elements, video-extend, effects),
+-- talk (avatar, identify-face, advanced-lip-sync), media (images, audio, image-recognize),
+-- general (custom voices and elements, management calls); parse reads the answers.
 local validate = require "kling.validate"
 local errors = require "kling.errors"
+local json = require "kling.json"
+local R = require "kling.providers.kling.rules"
+local video = require "kling.providers.kling.video"
+local parse = require "kling.providers.kling.parse"
 
 local P = {
   name = "kling",
@@ -16,57 +26,37 @@ local P = {
   },
 }
 
--- Per model: modes, allowed durations (set) or a range, and which features it has.
-local V1 = { modes = { std = true, pro = true }, durations = { [5] = true, [10] = true }, cfg = true }
-local function model(base, extra)
-  local m = {}
-  for k, v in pairs(base) do
-    m[k] = v
-  end
-  for k, v in pairs(extra or {}) do
-    m[k] = v
-  end
-  return m
-end
-P.models = {
-  ["kling-v1"] = model(V1, { camera = true }),
-  ["kling-v1-5"] = model(V1),
-  ["kling-v1-6"] = model(V1),
-  ["kling-v2-master"] = model(V1, { cfg = false }),
-  ["kling-v2-1"] = model(V1, { cfg = false }),
-  ["kling-v2-1-master"] = model(V1, { cfg = false }),
-  ["kling-v2-5-turbo"] = model(V1, { cfg = false }),
-  ["kling-v2-6"] = model(V1, { cfg = false, sound = "pro", voices = true }),
-  ["kling-v3"] = model(V1, {
-    durations = false, min_duration = 3, max_duration = 15,
-    sound = true, voices = true, multi_shot = true, elements = true,
-  }),
-}
-P.default_model = "kling-v1"
+P.models = video.models
+P.default_model = video.default_model
+P.statuses = parse.statuses
+P.duration_of = video.duration_of
 
-local ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
-local SHOT_TYPES = { customize = true, intelligence = true }
-local CAMERA_TYPES = {
-  simple = true, down_back = true, forward_up = true, right_turn_forward = true, left_turn_forward = true,
-}
-local CAMERA_AXES = { "horizontal", "vertical", "pan", "tilt", "roll", "zoom" }
-local RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
-
--- Canonical status of each official task_status. Anything else is an error, never "keep polling".
-P.statuses = { submitted = "queued", processing = "running", succeed = "succeeded", failed = "failed" }
-
--- Endpoints this file implements (path after /v1/), with the kind of task they return.
+-- Endpoints (path after /v1/): kind of result, async (a task to poll) or sync (the answer is
+-- the result), takes (canonical fields mapped), validate(req, endpoint) and build(req, endpoint).
+local VIDEO_TAKES = R.set { "model", "prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "resolution",
+  "sound", "image", "last_image", "multi_shot", "shot_type", "multi_prompt", "element_list", "voice_list",
+  "cfg_scale", "callback_url", "external_task_id" }
 P.endpoints = {
-  ["videos/text2video"] = { kind = "video", async = true },
-  ["videos/image2video"] = { kind = "video", async = true },
+  ["videos/text2video"] = { kind = "video", async = true, takes = VIDEO_TAKES, validate = video.validate,
+    build = video.build },
+  ["videos/image2video"] = { kind = "video", async = true, takes = VIDEO_TAKES, validate = video.validate,
+    build = video.build },
 }
+local general = require "kling.providers.kling.general"
+for _, family in ipairs { require "kling.providers.kling.edit", require "kling.providers.kling.talk",
+  require "kling.providers.kling.media", general.endpoints } do
+  for path, def in pairs(family) do
+    if type(def) == "table" and def.validate then
+      P.endpoints[path] = def
+    end
+  end
+end
+P.calls = general.calls
 
--- Canonical fields this file maps itself; any other field passes through unchanged.
-local CANONICAL = {
-  provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
-  last_image = true, multi_prompt = true, element_list = true, voice_list = true, resolution = true,
-  n = true, base_url = true,
-}
+-- The video endpoints get_task tries (in this order) when it is not told the endpoint.
+P.lookup_endpoints = { "videos/text2video", "videos/image2video", "videos/omni-video", "videos/multi-image2video",
+  "videos/motion-control", "videos/multi-elements", "videos/video-extend", "videos/avatar/image2video",
+  "videos/effects", "videos/advanced-lip-sync" }
 
 function P.default_endpoint(req)
   if req.image ~= nil or req.last_image ~= nil then
@@ -75,285 +65,32 @@ function P.default_endpoint(req)
   return "videos/text2video"
 end
 
-local function ctx()
-  return { provider = P.name }
-end
-
 local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end
 
-local function validate_camera(req)
-  local cc = req.camera_control
-  if cc == nil then
-    return nil
-  end
-  if type(cc) ~= "table" or not CAMERA_TYPES[cc.type] then
-    return fail("camera_control.type", "must be one of simple, down_back, forward_up, "
-      .. "right_turn_forward, left_turn_forward")
-  end
-  if cc.type ~= "simple" then
-    if cc.config ~= nil then
-      return fail("camera_control.config", "must be omitted unless type is simple")
-    end
-    return nil
-  end
-  if type(cc.config) ~= "table" then
-    return fail("camera_control.config", "is required when type is simple")
-  end
-  local nonzero = 0
-  for _, axis in ipairs(CAMERA_AXES) do
-    local v = cc.config[axis]
-    if v ~= nil then
-      if type(v) ~= "number" or v < -10 or v > 10 then
-        return fail("camera_control.config." .. axis, "must be a number between -10 and 10")
-      end
-      if v ~= 0 then
-        nonzero = nonzero + 1
-      end
-    end
-  end
-  if nonzero ~= 1 then
-    return fail("camera_control.config", "type simple needs exactly one non-zero axis (got " .. nonzero .. ")")
-  end
-  return nil
-end
-
-local function validate_multi_shot(req, m, duration)
-  if not req.multi_shot then
-    if req.multi_prompt ~= nil then
-      return fail("multi_prompt", "needs multi_shot = true")
-    end
-    return nil
-  end
-  if not m.multi_shot then
-    return fail("multi_shot", "is not supported by model " .. req.model .. " (kling-v3 has it)")
-  end
-  local err = validate.one_of(ctx(), req, "shot_type", SHOT_TYPES)
-  if err then
-    return err
-  end
-  if req.shot_type == "intelligence" then
-    return nil
-  end
-  err = validate.array(ctx(), req, "multi_prompt", 6)
-  if err then
-    return err
-  end
-  local shots = req.multi_prompt
-  if type(shots) ~= "table" or #shots == 0 then
-    return fail("multi_prompt", "is required (1 to 6 shots) when multi_shot is true and shot_type is customize")
-  end
-  local sum = 0
-  for i, shot in ipairs(shots) do
-    local field = "multi_prompt[" .. i .. "]"
-    if type(shot) ~= "table" then
-      return fail(field, "must be a table {prompt, duration}")
-    end
-    err = validate.text(ctx(), shot, "prompt", { required = true, max_chars = 512 })
-      or validate.whole_in(ctx(), shot, "duration", 1, 15)
-    if err then
-      err.field = field .. "." .. err.field
-      return err
-    end
-    if shot.duration == nil then
-      return fail(field .. ".duration", "is required")
-    end
-    sum = sum + shot.duration
-  end
-  if sum ~= duration then
-    return fail("multi_prompt", string.format("shot durations must sum to duration %d (got %d)", duration, sum))
-  end
-  return nil
-end
-
--- The request's duration in seconds as it will be sent (the sum of shots for multi-shot).
-function P.duration_of(req)
-  if req.duration ~= nil then
-    return req.duration
-  end
-  if req.multi_shot and type(req.multi_prompt) == "table" then
-    local sum = 0
-    for _, shot in ipairs(req.multi_prompt) do
-      sum = sum + (tonumber(shot.duration) or 0)
-    end
-    return sum
-  end
-  return 5
-end
-
-local function validate_video(req, endpoint)
-  local c = ctx()
-  local model_name = req.model or P.default_model
-  local m = P.models[model_name]
-  if not m then
-    local names = {}
-    for k in pairs(P.models) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return fail("model", "unknown model '" .. tostring(model_name) .. "' for " .. endpoint
-      .. " (known: " .. table.concat(names, ", ") .. ")")
-  end
-  local i2v = endpoint == "videos/image2video"
-  local err = validate.first(
-    validate.text(c, req, "prompt", { required = not i2v and not req.multi_shot, max_chars = 2500,
-      why = "for text2video" }),
-    validate.text(c, req, "negative_prompt", { max_chars = 2500 }),
-    validate.one_of(c, req, "mode", m.modes),
-    validate.one_of(c, req, "resolution", { ["720p"] = true, ["1080p"] = true }),
-    validate.one_of(c, req, "aspect_ratio", ASPECT),
-    validate.number_in(c, req, "cfg_scale", 0, 1),
-    validate.boolean(c, req, "sound"),
-    validate.boolean(c, req, "multi_shot"),
-    validate.text(c, req, "callback_url", {}),
-    validate.text(c, req, "external_task_id", { max_chars = 256 }),
-    validate.image(c, req, "image"),
-    validate.image(c, req, "last_image"),
-    validate.array(c, req, "voice_list", 2),
-    validate.array(c, req, "element_list", i2v and 3 or 7))
-  if err then
-    return err
-  end
-  if req.duration ~= nil then
-    if m.durations then
-      err = validate.whole_in(c, req, "duration", 0, 0, m.durations, "for " .. model_name)
-    else
-      err = validate.whole_in(c, req, "duration", m.min_duration, m.max_duration, nil, "for " .. model_name)
-    end
-    if err then
-      return err
-    end
-  end
-  if req.resolution and req.mode and RESOLUTION_MODE[req.resolution] ~= req.mode then
-    return fail("resolution", req.resolution .. " is mode " .. RESOLUTION_MODE[req.resolution]
-      .. " on the official API; it conflicts with mode " .. req.mode)
-  end
-  if req.cfg_scale ~= nil and not m.cfg then
-    return fail("cfg_scale", "is not supported by model " .. model_name)
-  end
-  if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
-    return fail("callback_url", "must be an http(s) URL")
-  end
-  local mode = req.mode or (req.resolution and RESOLUTION_MODE[req.resolution]) or "std"
-  if req.sound then
-    if not m.sound then
-      return fail("sound", "is not supported by model " .. model_name .. " (kling-v2-6 pro and kling-v3 have it)")
-    end
-    if m.sound == "pro" and mode ~= "pro" then
-      return fail("sound", "needs mode pro on " .. model_name)
-    end
-  end
-  if req.voice_list ~= nil then
-    if not m.voices then
-      return fail("voice_list", "is not supported by model " .. model_name)
-    end
-    if not req.sound then
-      return fail("voice_list", "needs sound = true")
-    end
-    if req.element_list ~= nil then
-      return fail("voice_list", "cannot be combined with element_list")
-    end
-  end
-  if req.element_list ~= nil and not m.elements then
-    return fail("element_list", "is not supported by model " .. model_name .. " (kling-v3 has it)")
-  end
-  if req.camera_control ~= nil and not m.camera then
-    return fail("camera_control", "is not supported by model " .. model_name)
-  end
-  err = validate_camera(req)
-  if err then
-    return err
-  end
-  if i2v then
-    if req.image == nil and req.last_image == nil then
-      return fail("image", "is required for image2video (image, last_image or both)")
-    end
-    local masks = req.static_mask ~= nil or req.dynamic_masks ~= nil
-    local exclusive = 0
-    for _, on in ipairs { req.last_image ~= nil, masks, req.camera_control ~= nil } do
-      if on then
-        exclusive = exclusive + 1
-      end
-    end
-    if exclusive > 1 then
-      return fail("last_image", "first/last frame, motion brush (static_mask, dynamic_masks) and "
-        .. "camera_control are mutually exclusive")
-    end
-    if type(req.dynamic_masks) == "table" and #req.dynamic_masks > 6 then
-      return fail("dynamic_masks", "must have at most 6 items")
-    end
-  elseif req.last_image ~= nil or req.static_mask ~= nil or req.dynamic_masks ~= nil then
-    return fail("last_image", "needs an image-to-video endpoint")
-  end
-  if req.multi_shot and i2v and req.prompt ~= nil and req.multi_prompt ~= nil then
-    return fail("prompt", "cannot be combined with multi_prompt on image2video")
-  end
-  return validate_multi_shot(req, m, P.duration_of(req))
+-- Whether `endpoint` takes canonical field `field` (the client asks before adding an
+-- external_task_id of its own).
+function P.takes(endpoint, field)
+  local def = P.endpoints[endpoint]
+  return def ~= nil and def.takes[field] == true
 end
 
 -- Returns nil when the request is valid for `endpoint`, else a validation error.
 function P.validate(req, endpoint)
-  if not P.endpoints[endpoint] then
+  local def = P.endpoints[endpoint]
+  if not def then
+    if P.calls[endpoint] then
+      return fail("endpoint", "'" .. endpoint .. "' is a management call, not a task: use client:call")
+    end
     return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'")
   end
-  return validate_video(req, endpoint)
-end
-
-local function strip_data_uri(s)
-  if type(s) ~= "string" then
-    return s
-  end
-  return (s:gsub("^data:image/[%w.+-]+;base64,", ""))
-end
-
-local function id_list(list, key)
-  local out = {}
-  for i, item in ipairs(list) do
-    if type(item) == "table" then
-      out[i] = item
-    else
-      out[i] = { [key] = tostring(item) }
-    end
-  end
-  return out
+  return R.only(req, endpoint, def.takes) or def.validate(req, endpoint)
 end
 
 -- The create call for a validated request: method, path and body.
 function P.build(req, endpoint)
-  local body = {}
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
-  body.model_name = req.model or P.default_model
-  if req.resolution and not req.mode then
-    body.mode = RESOLUTION_MODE[req.resolution]
-  end
-  body.duration = tostring(math.floor(P.duration_of(req)))
-  if req.sound ~= nil then
-    body.sound = req.sound and "on" or "off"
-  end
-  if endpoint == "videos/image2video" then
-    body.aspect_ratio = nil
-    body.image = strip_data_uri(req.image)
-    body.image_tail = strip_data_uri(req.last_image)
-  end
-  if req.multi_prompt then
-    body.shot_type = req.shot_type or "customize"
-    body.multi_prompt = {}
-    for i, shot in ipairs(req.multi_prompt) do
-      body.multi_prompt[i] = { index = i, prompt = shot.prompt, duration = tostring(shot.duration) }
-    end
-  end
-  if req.element_list then
-    body.element_list = id_list(req.element_list, "element_id")
-  end
-  if req.voice_list then
-    body.voice_list = id_list(req.voice_list, "voice_id")
-  end
-  return { method = "POST", path = "/v1/" .. endpoint, body = body }
+  return { method = "POST", path = "/v1/" .. endpoint, body = P.endpoints[endpoint].build(req, endpoint) }
 end
 
 local function escape(s)
@@ -387,50 +124,82 @@ function P.unwrap(body)
   return body.data, nil, nil, body.request_id
 end
 
-local function ms_to_s(v)
-  v = tonumber(v)
-  return v and v / 1000 or nil
-end
-
--- A canonical task from the provider's task object (create, query, list or callback).
-function P.parse_task(data)
-  if type(data) ~= "table" or data.task_id == nil then
-    return nil, "task object without task_id"
+-- A canonical task from the answer of `endpoint` (create, query, list or callback; endpoint
+-- may be nil for a callback). A synchronous endpoint's finished answer is marked sync: it has
+-- nothing to poll.
+function P.parse_task(data, endpoint)
+  local t, err = parse.parse(data, endpoint)
+  if not t then
+    return nil, err
   end
-  local status = P.statuses[data.task_status]
-  if not status then
-    return nil, "unknown task_status '" .. tostring(data.task_status) .. "'"
-  end
-  local t = {
-    id = tostring(data.task_id),
-    status = status,
-    provider_status = data.task_status,
-    message = data.task_status_msg ~= "" and data.task_status_msg or nil,
-    external_task_id = type(data.task_info) == "table" and data.task_info.external_task_id or nil,
-    created_at = ms_to_s(data.created_at),
-    updated_at = ms_to_s(data.updated_at),
-    charge = data.final_unit_deduction,
-    raw = data,
-  }
-  local result = data.task_result
-  if type(result) == "table" then
-    if type(result.videos) == "table" then
-      t.videos = {}
-      for i, v in ipairs(result.videos) do
-        t.videos[i] = { id = v.id, url = v.url, watermark_url = v.watermark_url, duration = tonumber(v.duration) }
-      end
-    end
-    if type(result.images) == "table" then
-      t.images = {}
-      for i, v in ipairs(result.images) do
-        t.images[i] = { index = v.index, url = v.url }
-      end
-    end
-  end
-  if status == "succeeded" then
-    t.progress = 100
+  local def = endpoint and P.endpoints[endpoint]
+  if def and def.sync and (t.status == "succeeded" or t.status == "failed") then
+    t.sync = true
   end
   return t
+end
+
+-- A callback POST's raw body: the task object at the top level (not wrapped in code/data);
+-- an envelope around it is tolerated.
+function P.parse_callback(raw)
+  local doc, derr = json.decode(raw)
+  if type(doc) ~= "table" then
+    return nil, "body is not a JSON object" .. (derr and (": " .. tostring(derr)) or "")
+  end
+  local data = P.unwrap(doc)
+  return parse.task(type(data) == "table" and data or doc)
+end
+
+-- ---- management calls (client:call) ----
+
+-- call_spec(endpoint, params, method) -> {method, path, body} | nil, validation error
+function P.call_spec(endpoint, params, method)
+  local spec = P.calls[endpoint]
+  if not spec then
+    if P.endpoints[endpoint] then
+      return nil, fail("endpoint", "'" .. endpoint .. "' makes a task: use client:submit (and client:list_tasks "
+        .. "for its list)")
+    end
+    return nil, fail("endpoint", "unknown call '" .. tostring(endpoint) .. "'")
+  end
+  method = method and method:upper() or spec.methods[1]
+  local allowed = false
+  for _, m in ipairs(spec.methods) do
+    allowed = allowed or m == method
+  end
+  if not allowed then
+    return nil, fail("method", endpoint .. " takes " .. table.concat(spec.methods, " or ") .. " (got " .. method .. ")")
+  end
+  if spec.paged then
+    local page, size = params.page or 1, params.page_size or 30
+    if not validate.is_whole(page) or page < 1 or page > 1000 then
+      return nil, fail("page", "must be a whole number between 1 and 1000")
+    end
+    if not validate.is_whole(size) or size < 1 or size > 500 then
+      return nil, fail("page_size", "must be a whole number between 1 and 500")
+    end
+    return { method = method, path = P.list_path(endpoint, page, size) }
+  end
+  local err = spec.validate(params)
+  if err then
+    return nil, err
+  end
+  local body = {}
+  for k, v in pairs(params) do
+    body[k] = v
+  end
+  return { method = method, path = "/v1/" .. endpoint, body = body }
+end
+
+-- parse_call(endpoint, data) -> result | nil, message: canonical elements or tasks for the
+-- lists, {id, status} for the deletes, the answer itself for the selections (whose non-zero
+-- `status` is a refusal).
+function P.parse_call(endpoint, data)
+  local kind = P.calls[endpoint].parse
+  if kind == "selection" and type(data) == "table" and data.status ~= nil and data.status ~= 0 then
+    return nil, "refused with status " .. tostring(data.status), data.status
+  end
+  return parse.call_result(kind, data)
 end
 
 return P

@@ -1,0 +1,138 @@
+-- The official API's general endpoints: custom voices (asynchronous: a task whose result is
+-- voices[]) and custom elements (synchronous per seed 000: the element comes back at once;
+-- an answer shaped as a task is accepted too). The free management calls (lists, presets,
+-- deletes) and the multi-elements selections are in M.calls, for client:call.
+-- Sources: kling-api-notes.md [R] and seed 000 (5. queries and management, not billed).
+local validate = require "kling.validate"
+local R = require "kling.providers.kling.rules"
+
+local fail, set = R.fail, R.set
+local M = { endpoints = {}, calls = {} }
+
+local function text(req, field, max, required)
+  return validate.text(R.ctx(), req, field, { max_chars = max, required = required })
+end
+
+M.endpoints["general/custom-voices"] = {
+  kind = "voice", async = true,
+  takes = set { "callback_url", "external_task_id" },
+  validate = function(req)
+    local err = text(req, "voice_name", 20, true) or R.one_of(req, "voice_url", "video_id") or R.id(req, "video_id")
+      or R.task_options(req)
+    if err then
+      return err
+    end
+    if req.voice_url ~= nil and not validate.is_url(req.voice_url) then
+      return fail("voice_url", "must be an http(s) URL of a clean 5-30 s voice clip (mp3/wav/mp4/mov)")
+    end
+    return nil
+  end,
+  build = function(req)
+    local body = R.passthrough(req)
+    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
+    return body
+  end,
+}
+
+M.TAGS = set { "o_101", "o_102", "o_103", "o_104", "o_105", "o_106", "o_107", "o_108" }
+
+local function tag_list(list)
+  local out = {}
+  for i, t in ipairs(list) do
+    out[i] = type(t) == "table" and t or { tag_id = t }
+  end
+  return out
+end
+
+-- image (canonical) is the frontal image; element_refer_list 1 to 3 more views.
+M.endpoints["general/custom-elements"] = {
+  kind = "element", sync = true,
+  takes = set { "image" },
+  validate = function(req)
+    local err = text(req, "element_name", 20, true) or text(req, "element_description", 100, true)
+      or R.one_of(req, "image", "element_frontal_image") or validate.image(R.ctx(), req, "image")
+      or validate.image(R.ctx(), req, "element_frontal_image") or validate.array(R.ctx(), req, "tag_list")
+    if err then
+      return err
+    end
+    local _
+    _, err = R.image_list(req, "element_refer_list", "image_url", 1, 3)
+    if err then
+      return err
+    end
+    for i, t in ipairs(tag_list(req.tag_list or {})) do
+      if not M.TAGS[t.tag_id] then
+        return fail("tag_list[" .. i .. "]", "must be one of o_101 .. o_108 (got " .. tostring(t.tag_id) .. ")")
+      end
+    end
+    return nil
+  end,
+  build = function(req)
+    local body = R.passthrough(req)
+    body.element_frontal_image = R.strip_data_uri(req.image or req.element_frontal_image)
+    body.element_refer_list = R.map_images(req.element_refer_list, "image_url")
+    body.tag_list = req.tag_list and tag_list(req.tag_list) or nil
+    return body
+  end,
+}
+
+-- ---- client:call: management and selections (synchronous, free) ----
+-- Each: methods (the first is the default), paged (GET lists take page and page_size),
+-- validate(params), body(params), parse = "elements" | "tasks" | "status" | "selection".
+
+local function session(params)
+  return R.id(params, "session_id", true)
+end
+
+local function points(params)
+  local err = session(params) or validate.whole_in(R.ctx(), params, "frame_index", 0, 1e6)
+  if err then
+    return err
+  end
+  if params.frame_index == nil then
+    return fail("frame_index", "is required: the frame the points are on")
+  end
+  local pts = params.points
+  if type(pts) ~= "table" or #pts == 0 then
+    return fail("points", "is required: an array of {x, y}, each in 0..1")
+  end
+  for i, p in ipairs(pts) do
+    if type(p) ~= "table" or type(p.x) ~= "number" or type(p.y) ~= "number" or p.x < 0 or p.x > 1 or p.y < 0
+      or p.y > 1 then
+      return fail("points[" .. i .. "]", "must be {x, y} with both in 0..1")
+    end
+  end
+  return nil
+end
+
+local function source(params)
+  local err = R.one_of(params, "video_id", "video_url") or R.id(params, "video_id")
+  if not err and params.video_url ~= nil and not validate.is_url(params.video_url) then
+    err = fail("video_url", "must be an http(s) URL")
+  end
+  return err
+end
+
+local function required_id(field)
+  return function(params)
+    return R.id(params, field, true)
+  end
+end
+
+M.calls["general/custom-elements"] = { methods = { "GET" }, paged = true, parse = "elements" }
+M.calls["general/presets-elements"] = { methods = { "GET" }, paged = true, parse = "elements" }
+M.calls["general/custom-voices"] = { methods = { "GET" }, paged = true, parse = "tasks" }
+M.calls["general/presets-voices"] = { methods = { "GET" }, paged = true, parse = "tasks" }
+-- Deletes: POST as the official pages show, DELETE as seed 000 lists them.
+M.calls["general/delete-elements"] = { methods = { "POST", "DELETE" }, validate = required_id("element_id"),
+  parse = "status" }
+M.calls["general/delete-voices"] = { methods = { "POST", "DELETE" }, validate = required_id("voice_id"),
+  parse = "status" }
+M.calls["videos/multi-elements/init-selection"] = { methods = { "POST" }, validate = source, parse = "selection" }
+M.calls["videos/multi-elements/add-selection"] = { methods = { "POST" }, validate = points, parse = "selection" }
+M.calls["videos/multi-elements/delete-selection"] = { methods = { "POST" }, validate = points, parse = "selection" }
+M.calls["videos/multi-elements/clear-selection"] = { methods = { "POST" }, validate = session, parse = "selection" }
+M.calls["videos/multi-elements/preview-selection"] = { methods = { "POST" }, validate = session,
+  parse = "selection" }
+
+return M

@@ -1,0 +1,188 @@
+-- The official API's answers as canonical tasks: the task object (create, query, list,
+-- callback) with its outputs (videos, images, audios, voices, the parent video), and the
+-- synchronous answers that are not task objects (identify-face, image-recognize, a custom
+-- element). Numbers that Kling sends as strings (durations) become numbers.
+local M = {}
+
+-- Canonical status of each official task_status. Anything else is an error, never "keep polling".
+M.statuses = { submitted = "queued", processing = "running", succeed = "succeeded", failed = "failed" }
+
+local function ms_to_s(v)
+  v = tonumber(v)
+  return v and v / 1000 or nil
+end
+
+local function list(v)
+  return type(v) == "table" and v or {}
+end
+
+local function video(v)
+  return { id = v.id, url = v.url, watermark_url = v.watermark_url, duration = tonumber(v.duration),
+    session_id = v.session_id }
+end
+
+-- TTS audios carry url and duration; text/video-to-audio ones mp3 and wav (url is the mp3).
+local function audio(v)
+  if v.url_mp3 ~= nil or v.url_wav ~= nil then
+    return { id = v.id, url = v.url_mp3 or v.url_wav, url_mp3 = v.url_mp3, url_wav = v.url_wav,
+      duration = tonumber(v.duration_mp3 or v.duration_wav), duration_mp3 = tonumber(v.duration_mp3),
+      duration_wav = tonumber(v.duration_wav) }
+  end
+  return { id = v.id, url = v.url, duration = tonumber(v.duration) }
+end
+
+-- An element as the element endpoints answer it.
+function M.element(e)
+  if type(e) ~= "table" or e.element_id == nil then
+    return nil, "element object without element_id"
+  end
+  return {
+    element_id = e.element_id, element_name = e.element_name, element_description = e.element_description,
+    element_frontal_image = e.element_frontal_image, element_refer_list = e.element_refer_list,
+    tag_list = e.tag_list, owned_by = e.owned_by, raw = e,
+  }
+end
+
+local function outputs(t, result)
+  if type(result) ~= "table" then
+    return
+  end
+  if type(result.videos) == "table" then
+    t.videos = {}
+    for i, v in ipairs(result.videos) do
+      t.videos[i] = video(v)
+    end
+  end
+  if type(result.images) == "table" then
+    t.images = {}
+    for i, v in ipairs(result.images) do
+      t.images[i] = { index = v.index, url = v.url, watermark_url = v.watermark_url, type = v.type,
+        is_contain = v.is_contain }
+    end
+  end
+  if type(result.audios) == "table" then
+    t.audios = {}
+    for i, v in ipairs(result.audios) do
+      t.audios[i] = audio(v)
+    end
+  end
+  if type(result.voices) == "table" then
+    t.voices = {}
+    for i, v in ipairs(result.voices) do
+      t.voices[i] = { voice_id = v.voice_id, voice_name = v.voice_name, trial_url = v.trial_url, owned_by = v.owned_by }
+    end
+  end
+end
+
+-- A canonical task from the provider's task object (create, query, list or callback).
+function M.task(data)
+  if type(data) ~= "table" or data.task_id == nil then
+    return nil, "task object without task_id"
+  end
+  local status = M.statuses[data.task_status]
+  if not status then
+    return nil, "unknown task_status '" .. tostring(data.task_status) .. "'"
+  end
+  local info = type(data.task_info) == "table" and data.task_info or {}
+  local t = {
+    id = tostring(data.task_id),
+    status = status,
+    provider_status = data.task_status,
+    message = data.task_status_msg ~= "" and data.task_status_msg or nil,
+    external_task_id = info.external_task_id,
+    created_at = ms_to_s(data.created_at),
+    updated_at = ms_to_s(data.updated_at),
+    charge = data.final_unit_deduction,
+    raw = data,
+  }
+  if type(info.parent_video) == "table" then
+    t.parent_video = video(info.parent_video)
+  end
+  outputs(t, data.task_result)
+  if status == "succeeded" then
+    t.progress = 100
+  end
+  return t
+end
+
+-- The synchronous answers that are no task object; each is a finished, charged result.
+local SYNC = {}
+
+SYNC["videos/identify-face"] = function(data)
+  if data.session_id == nil then
+    return nil, "identify-face answer without session_id"
+  end
+  local faces = {}
+  for i, f in ipairs(list(data.face_data)) do
+    faces[i] = { face_id = f.face_id, face_image = f.face_image, start_time = f.start_time, end_time = f.end_time }
+  end
+  return { id = tostring(data.session_id), session_id = tostring(data.session_id), face_data = faces }
+end
+
+SYNC["videos/image-recognize"] = function(data)
+  if type(data.task_result) ~= "table" then
+    return nil, "image-recognize answer without task_result"
+  end
+  local t = {}
+  outputs(t, data.task_result)
+  return t
+end
+
+SYNC["general/custom-elements"] = function(data)
+  local e, err = M.element(data)
+  if not e then
+    return nil, err
+  end
+  return { id = tostring(data.element_id), elements = { e } }
+end
+
+-- parse(data, endpoint) -> canonical fields | nil, message. A task object is read as one on
+-- every endpoint (TTS answers one; custom-elements may); the other synchronous answers by
+-- their endpoint, as finished tasks marked sync (nothing to poll).
+function M.parse(data, endpoint)
+  if type(data) ~= "table" then
+    return nil, "answer is not an object"
+  end
+  if data.task_id ~= nil or not SYNC[endpoint] then
+    return M.task(data)
+  end
+  local t, err = SYNC[endpoint](data)
+  if not t then
+    return nil, err
+  end
+  t.status, t.provider_status, t.progress, t.sync = "succeeded", "succeed", 100, true
+  t.charge, t.raw = data.final_unit_deduction, data
+  return t
+end
+
+-- What client:call returns for each kind of management answer.
+function M.call_result(kind, data)
+  if kind == "elements" or kind == "tasks" then
+    if type(data) ~= "table" then
+      return nil, "list answer is not an array"
+    end
+    local out = {}
+    for i, item in ipairs(data) do
+      local v, err
+      if kind == "elements" then
+        v, err = M.element(item)
+      else
+        v, err = M.task(item)
+      end
+      if not v then
+        return nil, "item " .. i .. ": " .. err
+      end
+      out[i] = v
+    end
+    return out
+  elseif kind == "status" then
+    if type(data) ~= "table" then
+      return nil, "answer is not an object"
+    end
+    return { id = data.task_id and tostring(data.task_id), status = M.statuses[data.task_status],
+      provider_status = data.task_status, raw = data }
+  end
+  return data
+end
+
+return M

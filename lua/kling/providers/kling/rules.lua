@@ -1,0 +1,258 @@
+-- Helpers shared by the official provider's endpoint files (kling/providers/kling/*.lua):
+-- errors in the provider's name, which canonical fields an endpoint takes (any other one is
+-- refused by name, never dropped), and small mappers (ids, image lists, data URIs).
+local validate = require "kling.validate"
+local errors = require "kling.errors"
+
+local M = {}
+
+M.NAME = "kling"
+M.MODES = { std = true, pro = true }
+M.ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
+M.IMAGE_ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true, ["4:3"] = true, ["3:4"] = true,
+  ["3:2"] = true, ["2:3"] = true, ["21:9"] = true }
+M.RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+M.IMAGE_RESOLUTIONS = { ["1k"] = true, ["2k"] = true }
+
+-- The canonical request's fields (design.md); every other field is the provider's own and
+-- passes through unchanged.
+M.CANONICAL = {
+  "model", "prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "resolution", "sound", "image",
+  "last_image", "multi_shot", "shot_type", "multi_prompt", "element_list", "voice_list", "n", "cfg_scale",
+  "callback_url", "external_task_id",
+}
+-- Fields the client itself reads, never sent.
+M.LOCAL = { provider = true, endpoint = true, base_url = true, estimate = true }
+
+function M.ctx()
+  return { provider = M.NAME }
+end
+
+function M.fail(field, msg)
+  return errors.validation(field, msg, M.NAME)
+end
+local fail = M.fail
+
+-- A set from a list.
+function M.set(list)
+  local s = {}
+  for _, v in ipairs(list) do
+    s[v] = true
+  end
+  return s
+end
+
+-- The first canonical field present in req that `endpoint` does not take, as an error.
+-- false counts as absent (sound = false, multi_shot = false ask for nothing), and so does
+-- n = 1 where n is not taken (one result is what such an endpoint makes).
+function M.only(req, endpoint, takes)
+  for _, field in ipairs(M.CANONICAL) do
+    local v = req[field]
+    if v ~= nil and v ~= false and not takes[field] and not (field == "n" and v == 1) then
+      return errors.unsupported(M.NAME, field, endpoint .. " has no " .. field)
+    end
+  end
+  return nil
+end
+
+-- callback_url (an http(s) URL) and external_task_id (at most 256 characters).
+function M.task_options(req)
+  local c = M.ctx()
+  local err = validate.text(c, req, "callback_url", {})
+    or validate.text(c, req, "external_task_id", { max_chars = 256 })
+  if err then
+    return err
+  end
+  if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
+    return fail("callback_url", "must be an http(s) URL")
+  end
+  return nil
+end
+
+-- The model: req.model (or the endpoint's default) must be one of `models` (a set).
+function M.model(req, endpoint, models, default)
+  local name = req.model or default
+  if name == nil then
+    return nil
+  end
+  if type(name) ~= "string" or not models[name] then
+    local names = {}
+    for k in pairs(models) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    return fail("model", "unknown model '" .. tostring(name) .. "' for " .. endpoint .. " (known: "
+      .. table.concat(names, ", ") .. ")")
+  end
+  return nil
+end
+
+-- The mode a request asks for: mode, else the one its resolution implies (720p std, 1080p pro).
+function M.mode_of(req)
+  return req.mode or (req.resolution and M.RESOLUTION_MODE[req.resolution])
+end
+
+-- mode and resolution of a video endpoint: std/pro, 720p/1080p, and not contradicting.
+function M.video_mode(req)
+  local c = M.ctx()
+  local err = validate.one_of(c, req, "mode", M.MODES)
+    or validate.one_of(c, req, "resolution", { ["720p"] = true, ["1080p"] = true })
+  if err then
+    return err
+  end
+  if req.resolution and req.mode and M.RESOLUTION_MODE[req.resolution] ~= req.mode then
+    return fail("resolution", req.resolution .. " is mode " .. M.RESOLUTION_MODE[req.resolution]
+      .. " on the official API; it conflicts with mode " .. req.mode)
+  end
+  return nil
+end
+
+function M.strip_data_uri(s)
+  if type(s) ~= "string" then
+    return s
+  end
+  return (s:gsub("^data:image/[%w.+-]+;base64,", ""))
+end
+
+-- [{key = id}] from ids or tables.
+function M.id_list(list, key)
+  local out = {}
+  for i, item in ipairs(list) do
+    if type(item) == "table" then
+      out[i] = item
+    else
+      out[i] = { [key] = tostring(item) }
+    end
+  end
+  return out
+end
+
+-- An array of images given as strings or as tables {key = image, ...}: each checked as an
+-- image (URL or base64 JPG/PNG of 300+ px). -> count | nil, err
+function M.image_list(req, field, key, min, max)
+  local list = req[field]
+  if list == nil then
+    if min > 0 then
+      return nil, fail(field, "is required (" .. min .. " to " .. max .. " images)")
+    end
+    return 0
+  end
+  local err = validate.array(M.ctx(), req, field, max)
+  if err then
+    return nil, err
+  end
+  if #list < min then
+    return nil, fail(field, string.format("must have at least %d image%s (got %d)", min, min == 1 and "" or "s",
+      #list))
+  end
+  for i, item in ipairs(list) do
+    local holder = type(item) == "table" and item or { [key] = item }
+    err = validate.image(M.ctx(), holder, key)
+    if err then
+      err.field = field .. "[" .. i .. "]" .. (type(item) == "table" and ("." .. key) or "")
+      return nil, err
+    end
+    if holder[key] == nil then
+      return nil, fail(field .. "[" .. i .. "]." .. key, "is required")
+    end
+  end
+  return #list
+end
+
+-- The same list as the API wants it: [{key = image without a data: prefix, ...}].
+function M.map_images(list, key)
+  if list == nil then
+    return nil
+  end
+  local out = {}
+  for i, item in ipairs(list) do
+    if type(item) == "table" then
+      local copy = {}
+      for k, v in pairs(item) do
+        copy[k] = v
+      end
+      copy[key] = M.strip_data_uri(copy[key])
+      out[i] = copy
+    else
+      out[i] = { [key] = M.strip_data_uri(item) }
+    end
+  end
+  return out
+end
+
+-- Exactly one of fields a and b (at most one when optional).
+function M.one_of(req, a, b, optional)
+  local n = (req[a] ~= nil and 1 or 0) + (req[b] ~= nil and 1 or 0)
+  if n == 2 then
+    return fail(a, "cannot be combined with " .. b .. " (give one of them)")
+  end
+  if n == 0 and not optional then
+    return fail(a, "is required (or " .. b .. ")")
+  end
+  return nil
+end
+
+-- A provider id: a non-empty string or a whole number.
+function M.id(req, field, required)
+  local v = req[field]
+  if v == nil then
+    return required and fail(field, "is required") or nil
+  end
+  if (type(v) == "string" and v ~= "") or (validate.is_whole(v) and v >= 0) then
+    return nil
+  end
+  return fail(field, "must be a non-empty string id")
+end
+
+-- A duration that is not sent but prices the task (the source's length): seconds in [lo, hi].
+function M.seconds_in(req, lo, hi, why)
+  local v = req.duration
+  if v == nil then
+    return nil
+  end
+  if type(v) ~= "number" or v ~= v or v < lo or v > hi then
+    return fail("duration", string.format("must be seconds between %s and %s %s (got %s)", lo, hi, why, tostring(v)))
+  end
+  return nil
+end
+
+-- A number with at most one decimal (text-to-audio durations, TTS speed).
+function M.one_decimal(req, field)
+  local v = req[field]
+  if v ~= nil and math.abs(v * 10 - math.floor(v * 10 + 0.5)) > 1e-6 then
+    return fail(field, "must have at most one decimal place (got " .. tostring(v) .. ")")
+  end
+  return nil
+end
+
+-- "yes"/"no" from a boolean or the API's own spelling.
+function M.yes_no(v)
+  if v == true then
+    return "yes"
+  elseif v == false then
+    return "no"
+  end
+  return v
+end
+
+function M.check_yes_no(req, field)
+  local v = req[field]
+  if v ~= nil and v ~= true and v ~= false and v ~= "yes" and v ~= "no" then
+    return fail(field, "must be a boolean (or \"yes\" / \"no\")")
+  end
+  return nil
+end
+
+-- The body: every field that is not canonical nor local passes through unchanged.
+function M.passthrough(req)
+  local canonical = M.set(M.CANONICAL)
+  local body = {}
+  for k, v in pairs(req) do
+    if not canonical[k] and not M.LOCAL[k] then
+      body[k] = v
+    end
+  end
+  return body
+end
+
+return M
