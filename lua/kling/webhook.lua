@@ -1,0 +1,108 @@
+-- Callbacks (webhook POSTs) of any provider as canonical tasks: the Standard Webhooks
+-- signature checked in C (core.webhook_verify: constant time, +-tolerance, several v1,
+-- signatures during key rotation) when a secret is given, then the raw body parsed by the
+-- provider file's parse_callback (official: the bare task object). The engine's deliver()
+-- goes through here too (kling.engine.callback).
+local core = require "kling.core"
+local json = require "kling.json"
+local errors = require "kling.errors"
+local providers = require "kling.providers"
+
+local M = {}
+
+M.TOLERANCE_S = 300
+
+-- A header by lowercase name from a table with any spelling; the first value of a list
+-- (ngx.req.get_headers gives one for a repeated header).
+local function header(headers, name)
+  local v = headers[name]
+  if v == nil then
+    for k, x in pairs(headers) do
+      if type(k) == "string" and k:lower() == name then
+        v = x
+        break
+      end
+    end
+  end
+  if type(v) == "table" then
+    v = v[1]
+  end
+  return type(v) == "string" and v or nil
+end
+M.header = header
+
+local function auth_error(provider, msg)
+  return errors.new { kind = "auth", provider = provider, retryable = false, message = "callback: " .. msg }
+end
+
+-- verify(provider_name, secret, body, headers, now_s, tolerance_s) -> true | nil, err
+function M.verify(provider, secret, body, headers, now_s, tolerance_s)
+  local id, ts = header(headers, "webhook-id"), header(headers, "webhook-timestamp")
+  local sig = header(headers, "webhook-signature")
+  if not (id and ts and sig) then
+    return nil, auth_error(provider, "unsigned: webhook-id, webhook-timestamp and webhook-signature are required "
+      .. "when a webhook secret is set")
+  end
+  local ok, why = core.webhook_verify { secret = secret, id = id, timestamp = ts, signature = sig, body = body,
+    now_s = now_s or core.wall_s(), tolerance_s = tolerance_s or M.TOLERANCE_S }
+  if not ok then
+    return nil, auth_error(provider, "signature refused: " .. tostring(why))
+  end
+  return true
+end
+
+local function protocol(provider, msg)
+  return errors.new { kind = "protocol", provider = provider.name, retryable = false, message = "callback: " .. msg }
+end
+
+-- decode(provider, body) -> canonical task fields | nil, err. The provider's parse_callback
+-- when it has one; else the body as JSON, the provider's envelope tolerated around a task.
+function M.decode(provider, body)
+  if provider.parse_callback then
+    local t, perr = provider.parse_callback(body)
+    if not t then
+      return nil, protocol(provider, tostring(perr))
+    end
+    return t
+  end
+  local doc, derr = json.decode(body)
+  if type(doc) ~= "table" then
+    return nil, protocol(provider, "body is not a JSON object" .. (derr and (": " .. derr) or ""))
+  end
+  local data = provider.unwrap(doc, 200)
+  if type(data) ~= "table" then
+    data = doc
+  end
+  local t, perr = provider.parse_task(data)
+  if not t then
+    return nil, protocol(provider, perr)
+  end
+  return t
+end
+
+-- parse(provider_name, raw_body, headers, {secret =, now_s =, tolerance_s =})
+-- -> canonical task fields | nil, err. With a secret, an unsigned, tampered, stale or
+-- wrongly signed callback is refused (kind "auth") before its body is read. raw_body must be
+-- the bytes as received (the signature covers them exactly).
+function M.parse(provider_name, raw_body, headers, opts)
+  if type(raw_body) ~= "string" then
+    errors.misuse("webhook.parse", "raw_body must be the request body as received (a string)")
+  end
+  headers = headers or {}
+  errors.check_arg("webhook.parse", 3, headers, "table")
+  opts = opts or {}
+  errors.check_arg("webhook.parse", 4, opts, "table")
+  local provider, perr = providers.get(provider_name)
+  if not provider then
+    return nil, perr
+  end
+  if opts.secret ~= nil then
+    local ok, verr = M.verify(provider.name, opts.secret, raw_body, headers, opts.now_s, opts.tolerance_s)
+    if not ok then
+      return nil, verr
+    end
+  end
+  return M.decode(provider, raw_body)
+end
+
+return M
