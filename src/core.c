@@ -66,5 +66,6 @@ int luaopen_kling_core(lua_State *L) {
     kling_open_http(L);
     kling_open_money(L);
     kling_open_sched(L);
+    kling_open_fileio(L);
     return 1;
 }
