@@ -223,6 +223,9 @@ function Client:get_task(ref, opts)
   elseif type(ref) ~= "string" or ref == "" then
     errors.misuse("get_task", "a task id (string) or {external_task_id = ...} expected")
   end
+  if by_external and not (self.provider.capabilities.external_ids and self.provider.external_query_path) then
+    return nil, errors.unsupported(self.provider.name, "external_task_id", "tasks cannot be looked up by external id")
+  end
   local endpoints = { opts.endpoint }
   if not opts.endpoint and self.provider.lookup_endpoints then
     endpoints = self.provider.lookup_endpoints
@@ -254,6 +257,9 @@ end
 -- array of {index, raw, message}.
 function Client:list_tasks(opts)
   opts = opts or {}
+  if not (self.provider.capabilities.list and self.provider.list_path) then
+    return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
+  end
   local endpoint = opts.endpoint or "videos/text2video"
   local def = self.provider.endpoints[endpoint]
   if not def then

@@ -14,8 +14,9 @@ VERSION="1.2.1"
 cache="${KLING_THIRDPARTY_DIR:-$root/build/thirdparty}"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "SKIP: node and npm are needed to run EvoLink's client (apt-get install nodejs npm)"
-  exit 0
+  echo "node and npm are needed to run EvoLink's client (scripts/bootstrap installs them)"
+  echo "0 passed, 1 failed"
+  exit 1
 fi
 
 orig="$cache/node_modules/$PKG"

@@ -73,5 +73,14 @@ return {
     motion("motion-control/kling-v2-6/1080p", "kling-v2-6", "1080p", "0.10"),
     motion("motion-control/kling-v3/720p", "kling-v3", "720p", "0.12"),
     motion("motion-control/kling-v3/1080p", "kling-v3", "1080p", "0.15"),
+    -- The create call names only "kling-motion-control": nothing documented chooses 2.6 or 3.0,
+    -- so the price of such a request is open (a price by model above applies when the caller
+    -- prices the version explicitly).
+    {
+      id = "motion-control/unversioned",
+      match = { endpoint = MOTION, model = "kling-motion-control" },
+      unpriced = "seed 002 prices motion control by version (2.6: 0.06/0.10, 3.0: 0.12/0.15 USD/s) "
+        .. "but documents no request field that picks the version",
+    },
   },
 }

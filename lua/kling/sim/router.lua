@@ -8,8 +8,8 @@
 --   error_response(status, code, message) -> response,  sample_body() -> a success-shaped body,
 --   not_found(req) -> response,  method_not_allowed(req) -> response,
 --   task_status(task, now_ms) -> status name, billed thousandths of a unit (or nil).
--- At "/" every dialect's routes are tried in order (the official API first); under
--- "/<name>/" only that dialect's, so gateways whose paths collide each get their own base URL.
+-- At "/" only the official API's routes are served; every dialect (the official one too) is
+-- served under "/<name>/", so gateways whose paths collide each get their own base URL.
 -- luacheck: ignore 122 (ngx.ctx, ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
 local admin = require "kling.sim.admin"
@@ -103,17 +103,11 @@ local function match(method, uri)
     local r, caps = find_route(d, method, rest)
     return d, r, caps, rest
   end
-  local known_in
-  for _, dd in ipairs(registry.list) do
-    local r, caps = find_route(dd, method, uri)
-    if r then
-      return dd, r, caps, uri
-    end
-    if caps and not known_in then
-      known_in = dd
-    end
-  end
-  return known_in or registry.root(), nil, known_in ~= nil, uri
+  -- "/" is the official API alone: a gateway path that happens to match there (compat's
+  -- GET /v1/videos/{id}) must not answer an official request in the gateway's dialect.
+  local root = registry.root()
+  local r, caps_or_known = find_route(root, method, uri)
+  return root, r, caps_or_known, uri
 end
 
 local function media_route(req, uri)
