@@ -26,6 +26,7 @@ require("kling.engine.answers")(Engine)
 require("kling.engine.loop")(Engine)
 require("kling.engine.wait")(Engine)
 require("kling.engine.deliver")(Engine)
+require("kling.engine.learn")(Engine)
 
 local M = {}
 
@@ -62,9 +63,8 @@ end
 --   deadline       the run's deadline from now (none)
 --   callback_silence   a task with callback_url is polled after this long without news (60)
 --   webhook_secret, webhook_tolerance   verify callbacks (Standard Webhooks), +-300 s
---   learn          without an estimate, expect a task to take at least as long as the
---                  shortest one of its kind (model, endpoint, mode, duration, sound) seen to
---                  finish: later tasks are polled near their end, not from their start (true)
+--   learn          without an estimate, expect a task to take as long as the tasks of its
+--                  kind seen to finish, when they agree (kling.engine.learn) (true)
 --   lookups        lookups by external id that find nothing before an uncertain create is
 --                  sent again under the same external id (3)
 --   on_create(task)    called just before a create is sent (task.external_task_id is set)
@@ -204,9 +204,8 @@ function Engine:finish(rec, err, now)
     local took = now - rec.created_ms
     self.finished_n = self.finished_n + 1
     self.finished_ms = self.finished_ms + took
-    local seen = rec.kind and self.learned[rec.kind]
-    if rec.kind and self.learn and (not seen or took < seen) then
-      self:learnt(rec.kind, took, now)
+    if rec.kind and self.learn then
+      self:observe(rec.kind, took, now)
     end
   end
   self:set_phase(rec, success and "succeeded" or "failed")
@@ -224,20 +223,6 @@ function Engine:finish(rec, err, now)
   self.active_n = self.active_n - 1
   if rec.watch then
     self.ended[#self.ended + 1] = rec
-  end
-end
-
--- A task of `kind` took `took` ms, the shortest so far: tasks of that kind polled without an
--- estimate now expect to end no sooner, and are polled near then (or at once, at the
--- scheduler's late gaps, when already older) instead of backing off.
-function Engine:learnt(kind, took, now)
-  self.learned[kind] = took
-  local sched = self.sched
-  for _, rec in pairs(self.by_n) do
-    if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
-      -- Past that already: expected now, so polled at the scheduler's "late" gaps.
-      sched:report(rec.h, now, nil, math.max(0, took - (now - rec.created_ms)))
-    end
   end
 end
 

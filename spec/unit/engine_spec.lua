@@ -88,6 +88,20 @@ describe("kling.engine", function()
     assert.is_true(polls[false] >= 3 * polls[true], "back-off " .. polls[false] .. " vs learnt " .. polls[true])
   end)
 
+  it("learns nothing from a kind whose durations disagree: a mixed batch backs off", function()
+    local polls = {}
+    for _, learn in ipairs { false, true } do
+      local f, c = setup_fake(nil, nil, { learn = learn, seed = 3 })
+      local reqs = {}
+      for i = 1, 12 do
+        reqs[i] = { prompt = "mixed [sim:seconds=" .. (30 + 24 * i) .. "]" }
+      end
+      assert.equal(12, c:wait_all(c:submit_many(reqs)).succeeded)
+      polls[learn] = f.stats.polls
+    end
+    assert.equal(polls[false], polls[true])
+  end)
+
   it("keeps tasks waiting locally under max_parallel: the provider never refuses one", function()
     local f, c = setup_fake { task_seconds = 20, max_parallel = 5 }
     local tasks = c:submit_many(prompts(40), { max_parallel = 5 })

@@ -86,8 +86,8 @@ return function(Engine)
   -- Into the scheduler; a task with a callback is polled only after a silence.
   function Engine:schedule(rec, now)
     local expect = rec.expect_ms
-    if not expect and self.learn and rec.kind then
-      expect = self.learned[rec.kind] -- the shortest of its kind seen so far (nil: back-off)
+    if not expect and self.learn then
+      expect = self:expectation(rec.kind) -- learnt from its kind (nil: back-off)
     end
     local h = self.sched:add(now, expect, rec.deadline)
     rec.h = h
