@@ -1,0 +1,218 @@
+-- The gateway's official-API face: creates (metered: priced with the gateway's catalog,
+-- reserved against the client's balance BEFORE anything is forwarded, settled at once when
+-- the endpoint answers synchronously), task queries and lists (answered from the gateway's
+-- own table: free, no upstream call), and the client's balance.
+local billing = require "kling.billing"
+local budget = require "kling.budget"
+local core = require "kling.core"
+local json = require "kling.json"
+local callback = require "kling.resty.callback"
+local official = require "gateway.official"
+local track = require "gateway.track"
+local endpoints = require("kling.providers.kling").endpoints
+
+local M = {}
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do
+    out[k] = v
+  end
+  return out
+end
+
+-- "/v1/videos/text2video" -> "videos/text2video"; "/v1/videos/text2video/ID" -> endpoint, ID
+function M.route(uri)
+  local rest = uri:match("^/v1/(.-)/*$")
+  if not rest or rest == "" then
+    return nil
+  end
+  if endpoints[rest] then
+    return rest
+  end
+  local ep, id = rest:match("^(.+)/([^/]+)$")
+  if ep and endpoints[ep] then
+    return ep, id
+  end
+  return nil
+end
+
+-- An upstream error as the client's answer: the provider's own code where it is the client's
+-- business (its request, its content), the gateway's 5xx where it is the gateway's.
+function M.upstream_error(err)
+  local kind, code = err.kind, tonumber(err.code)
+  local msg = err.message or tostring(err)
+  if kind == "validation" then
+    return { status = 400, code = code or 1201, message = (err.field and (err.field .. ": ") or "") .. msg }
+  elseif kind == "content_policy" then
+    return { status = 400, code = code or 1301, message = msg }
+  elseif kind == "rate_limited" then
+    return { status = 429, code = code or 1302, message = msg }
+  elseif kind == "not_found" then
+    return { status = 404, code = code or 1203, message = msg }
+  elseif kind == "auth" or kind == "quota" then
+    return { status = 503, code = 5001, message = "the gateway's upstream account cannot serve this now" }
+  elseif kind == "timeout" then
+    return { status = 504, code = 5002, message = msg }
+  end
+  return { status = 502, code = 5000, message = msg }
+end
+
+local function pricing(G, req, endpoint)
+  local p = copy(req)
+  p.provider, p.endpoint, p.method = G.cfg.price_provider, endpoint, "POST"
+  return p
+end
+
+local function new_id()
+  return "gw" .. core.random_hex(12)
+end
+
+-- The answer of a synchronous endpoint: the upstream's own data, with the gateway's id and
+-- the gateway's charge.
+local function sync_data(rec, t)
+  local data = type(t.raw) == "table" and copy(t.raw) or official.view(rec)
+  if data.task_id ~= nil then
+    data.task_id = rec.id
+  end
+  data.final_unit_deduction = rec.charge
+  return data
+end
+
+-- POST /v1/<endpoint>
+function M.create(G, account, endpoint)
+  local raw, rerr = callback.raw_body()
+  if not raw then
+    return official.fail { status = 413, code = 1200, message = rerr }
+  end
+  local body = json.decode(raw)
+  local req, cb, ext = official.to_canonical(body)
+  if not req then
+    return official.fail { status = 400, code = 1200, message = cb }
+  end
+  local client = G.client()
+  local def = client.provider.endpoints[endpoint]
+  local fwd = copy(req)
+  fwd.endpoint = endpoint
+  local ok, verr = client:check(fwd)
+  if not ok then
+    return official.fail { status = 400, code = 1201, message = tostring(verr.field and (verr.field .. ": ") or "")
+      .. tostring(verr.message) }
+  end
+  local preq = pricing(G, req, endpoint)
+  local quote, perr = billing.estimate(preq)
+  if not quote then
+    local why = perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
+    return official.fail { status = 400, code = 1201, message = why .. tostring(perr.field and (perr.field .. ": ")
+      or "") .. tostring(perr.message) }
+  end
+  local now = core.wall_ms()
+  local rec = {
+    id = new_id(), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
+    external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
+    request = official.facts(preq), quote = core.money_format(quote.micros),
+  }
+  local cok, cerr = G.tasks:create(rec)
+  if not cok then
+    if cerr == "external_task_id exists" then
+      return official.fail { status = 400, code = 1201, message = "external_task_id " .. ext .. " already exists" }
+    end
+    return official.fail { status = 503, code = 5001, message = "the gateway cannot take more tasks now: " .. cerr }
+  end
+  -- The balance is checked and held before anything leaves the gateway.
+  local held, berr = G.meter:reserve(account.name, rec.id, quote.micros, { task_id = rec.id })
+  if not held then
+    G.tasks:drop(rec)
+    local status, code = 429, 1101
+    if berr.kind ~= "budget" then
+      status, code = 503, 5001
+    end
+    return official.fail { status = status, code = code, message = "balance insufficient: " .. tostring(berr.message) }
+  end
+  local caps = client.provider.capabilities
+  if caps.external_ids and (not client.provider.takes or client.provider.takes(endpoint, "external_task_id")) then
+    fwd.external_task_id = rec.id -- lets a lost answer be found again, and callbacks name our task
+  end
+  if G.cfg.callback_url and def and not def.sync and caps.callbacks
+    and (not client.provider.takes or client.provider.takes(endpoint, "callback_url")) then
+    fwd.callback_url = G.cfg.callback_url
+  end
+  local t, err = client:submit(fwd)
+  if t and t:is_terminal() then
+    -- Synchronous: the answer is the result, charged at once.
+    rec.status, rec.message, rec.upstream_id = t.status, t.message, t.id
+    rec.result = official.result(t)
+    rec.usage = budget.usage(t)
+    G.tasks:publish(rec, false)
+    track.finish(G, rec)
+    if rec.status ~= "succeeded" then
+      return official.fail { status = 400, code = 1201, message = rec.message or "failed" }
+    end
+    return official.ok(sync_data(rec, t))
+  end
+  if t then
+    rec.upstream_id, rec.status, rec.state = t.id, t.status, "active"
+    rec.updated_at = core.wall_ms()
+    G.tasks:save(rec)
+    G.tasks:publish(rec, true)
+    return official.ok(official.created(rec))
+  end
+  if err.uncertain then
+    -- It may exist upstream: it stays reserved and is looked up by its external id.
+    rec.state = "lookup"
+    G.tasks:save(rec)
+    G.tasks:publish(rec, true)
+    return official.ok(official.created(rec))
+  end
+  G.meter:release(rec.id, { task_id = rec.id })
+  G.tasks:drop(rec)
+  return official.fail(M.upstream_error(err))
+end
+
+local function mine(rec, account, endpoint)
+  return rec and rec.account == account.name and rec.endpoint == endpoint
+end
+
+-- GET /v1/<endpoint>/<id>
+function M.query(G, account, endpoint, id)
+  local rec = G.tasks:get(id)
+  if not mine(rec, account, endpoint) then
+    return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
+  end
+  return official.ok(official.view(rec))
+end
+
+-- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=
+function M.list(G, account, endpoint)
+  local args = ngx.req.get_uri_args()
+  if args.external_task_id then
+    local id = G.tasks:by_external(account.name, args.external_task_id)
+    local rec = id and G.tasks:get(id)
+    if not mine(rec, account, endpoint) then
+      return official.fail { status = 404, code = 1203, message = "no task with external_task_id "
+        .. tostring(args.external_task_id) }
+    end
+    return official.ok(official.view(rec))
+  end
+  local page, size = tonumber(args.pageNum or 1), tonumber(args.pageSize or 30)
+  if not page or page < 1 or page > 1000 or page % 1 ~= 0 then
+    return official.fail { status = 400, code = 1201, message = "pageNum: must be a whole number from 1 to 1000" }
+  end
+  if not size or size < 1 or size > 500 or size % 1 ~= 0 then
+    return official.fail { status = 400, code = 1201, message = "pageSize: must be a whole number from 1 to 500" }
+  end
+  local out = json.array {}
+  for i, rec in ipairs(G.tasks:list(account.name, endpoint, page, size)) do
+    out[i] = official.view(rec)
+  end
+  return official.ok(out)
+end
+
+-- GET /gateway/balance: the caller's own account.
+function M.balance(G, account)
+  local a = G.meter:account(account.name)
+  return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
+    reserved = a.reserved, balance = a.balance }
+end
+
+return M

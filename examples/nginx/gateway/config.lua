@@ -1,0 +1,154 @@
+-- The gateway's configuration: a JSON file read in nginx's master (init_by_lua) at start
+-- and at every reload, so a new key, a top-up (a higher credit) or a new upstream takes effect
+-- with `nginx -s reload`. Checked field by field: a bad file stops nginx with the field named.
+--
+-- {
+--   "currency": "CNY", "price_provider": "kling",
+--   "upstream": {"provider": "kling", "base_url": "https://api-singapore.klingai.com",
+--                "access_key": "...", "secret_key": "..." | "api_key": "...",
+--                "timeout": 60, "connect_timeout": 10, "reuse_posts": false},
+--   "callback_url": "https://gateway.example/kling/callback",   (what the upstream calls back)
+--   "webhook_secret": "whsec_...",           (verify the upstream's callbacks; optional)
+--   "client_webhook_secret": "whsec_...",    (sign callbacks forwarded to clients; optional)
+--   "journal": "/var/lib/kling-gateway/ledger.jsonl",
+--   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
+--   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
+--                 "credit": "100.00"}]
+-- }
+local json = require "kling.json"
+local core = require "kling.core"
+
+local M = {}
+
+local function fail(field, rule)
+  error("kling gateway config: " .. field .. ": " .. rule, 0)
+end
+
+local function str(t, k, where, required)
+  local v = t[k]
+  if v == nil or v == json.null then
+    if required then
+      fail(where .. k, "is required (a string)")
+    end
+    return nil
+  end
+  if type(v) ~= "string" or v == "" then
+    fail(where .. k, "must be a non-empty string")
+  end
+  return v
+end
+
+local function seconds(t, k, where, default)
+  local v = t[k]
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v <= 0 or v ~= v then
+    fail(where .. k, "must be a positive number of seconds")
+  end
+  return v
+end
+
+-- check(doc) -> config (raises naming the field)
+function M.check(doc)
+  if type(doc) ~= "table" then
+    fail("(file)", "must be a JSON object")
+  end
+  local c = {
+    currency = str(doc, "currency", "", false) or "CNY",
+    price_provider = str(doc, "price_provider", "", false) or "kling",
+    callback_url = str(doc, "callback_url", "", false),
+    webhook_secret = str(doc, "webhook_secret", "", false),
+    client_webhook_secret = str(doc, "client_webhook_secret", "", false),
+    journal = str(doc, "journal", "", true),
+  }
+  if c.callback_url and not c.callback_url:match("^https?://[^/]+") then
+    fail("callback_url", "must be an http(s) URL")
+  end
+  local u = doc.upstream
+  if type(u) ~= "table" then
+    fail("upstream", "is required: {provider, base_url, access_key + secret_key | api_key}")
+  end
+  c.upstream = {
+    provider = str(u, "provider", "upstream.", false) or "kling",
+    base_url = str(u, "base_url", "upstream.", true),
+    access_key = str(u, "access_key", "upstream.", false),
+    secret_key = str(u, "secret_key", "upstream.", false),
+    api_key = str(u, "api_key", "upstream.", false),
+    timeout = seconds(u, "timeout", "upstream.", 60),
+    connect_timeout = seconds(u, "connect_timeout", "upstream.", 10),
+    reuse_posts = u.reuse_posts == true,
+  }
+  if not c.upstream.api_key and not (c.upstream.access_key and c.upstream.secret_key) then
+    fail("upstream", "needs access_key and secret_key, or api_key")
+  end
+  local p = doc.poll or {}
+  if type(p) ~= "table" then
+    fail("poll", "must be an object")
+  end
+  c.poll = {
+    min_interval = seconds(p, "min_interval", "poll.", 1),
+    max_interval = seconds(p, "max_interval", "poll.", 15),
+    silence = seconds(p, "silence", "poll.", 60),
+    deadline = seconds(p, "deadline", "poll.", 86400),
+    lookups = seconds(p, "lookups", "poll.", 3),
+  }
+  if c.poll.max_interval < c.poll.min_interval then
+    fail("poll.max_interval", "must be at least poll.min_interval")
+  end
+  if type(doc.accounts) ~= "table" or #doc.accounts == 0 then
+    fail("accounts", "is required: a non-empty array of {name, api_key | access_key + secret_key, credit}")
+  end
+  c.accounts, c.by_key, c.by_access = {}, {}, {}
+  for i, a in ipairs(doc.accounts) do
+    local where = "accounts[" .. i .. "]."
+    if type(a) ~= "table" then
+      fail("accounts[" .. i .. "]", "must be an object")
+    end
+    local acct = {
+      name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
+      access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),
+      credit = str(a, "credit", where, true),
+    }
+    if not acct.name:match("^[%w._-]+$") then
+      fail(where .. "name", "letters, digits, '.', '_' and '-' only")
+    end
+    if not core.money_parse(acct.credit) then
+      fail(where .. "credit", "must be a decimal string such as \"100.00\"")
+    end
+    if not acct.api_key and not (acct.access_key and acct.secret_key) then
+      fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
+    end
+    if acct.api_key then
+      if c.by_key[acct.api_key] then
+        fail(where .. "api_key", "is already another account's")
+      end
+      c.by_key[acct.api_key] = acct
+    end
+    if acct.access_key then
+      if c.by_access[acct.access_key] then
+        fail(where .. "access_key", "is already another account's")
+      end
+      c.by_access[acct.access_key] = acct
+    end
+    c.accounts[#c.accounts + 1] = acct
+  end
+  return c
+end
+
+-- load(path) -> config (raises with the path and the field)
+function M.load(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    error("kling gateway config: cannot read " .. path .. ": " .. tostring(err), 0)
+  end
+  local text = f:read("*a")
+  f:close()
+  local doc, derr = json.decode(text)
+  if doc == nil then
+    error("kling gateway config: " .. path .. " is not JSON: " .. tostring(derr), 0)
+  end
+  return M.check(doc)
+end
+
+return M

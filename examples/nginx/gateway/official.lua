@@ -1,0 +1,160 @@
+-- The official Kling API's shape on the gateway's side: a client's create body read as the
+-- canonical request (so that it can go to any provider and be priced), the gateway's task
+-- records shown as official task objects, and the envelope {code, message, request_id, data}.
+-- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local json = require "kling.json"
+
+local M = {}
+
+-- Canonical status -> official task_status.
+M.STATUS = { queued = "submitted", pending = "submitted", running = "processing", succeeded = "succeed",
+  failed = "failed", cancelled = "failed" }
+
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do
+    out[k] = v
+  end
+  return out
+end
+
+-- to_canonical(body) -> request, callback_url, external_task_id | nil, message
+-- The official spelling (model_name, "5", "on", image_tail, shots with string durations)
+-- becomes the canonical one; fields the module does not know pass through unchanged.
+-- callback_url and external_task_id are the client's: the gateway keeps them and sends its
+-- own upstream.
+function M.to_canonical(body)
+  if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
+    return nil, "the body must be a JSON object"
+  end
+  local req = copy(body)
+  local cb, ext = req.callback_url, req.external_task_id
+  req.callback_url, req.external_task_id = nil, nil
+  if cb ~= nil and (type(cb) ~= "string" or not cb:match("^https?://[^/]+")) then
+    return nil, "callback_url: must be an http(s) URL"
+  end
+  if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
+    return nil, "external_task_id: must be a non-empty string of at most 256 characters"
+  end
+  if req.model_name ~= nil then
+    req.model, req.model_name = req.model_name, nil
+  end
+  if type(req.duration) == "string" and tonumber(req.duration) then
+    req.duration = tonumber(req.duration)
+  end
+  if req.sound == "on" then
+    req.sound = true
+  elseif req.sound == "off" then
+    req.sound = false
+  end
+  if req.image_tail ~= nil then
+    req.last_image, req.image_tail = req.image_tail, nil
+  end
+  if type(req.multi_prompt) == "table" then
+    local shots = {}
+    for i, s in ipairs(req.multi_prompt) do
+      if type(s) == "table" then
+        shots[i] = { prompt = s.prompt, duration = tonumber(s.duration) or s.duration }
+      else
+        shots[i] = s
+      end
+    end
+    req.multi_prompt = shots
+  end
+  return req, cb, ext
+end
+
+-- Large strings (inline images, audio) are not kept in the task table: pricing only asks
+-- whether they were given.
+function M.facts(req)
+  local out = {}
+  for k, v in pairs(req) do
+    if type(v) == "string" and #v > 2048 then
+      out[k] = "(" .. #v .. " bytes)"
+    elseif type(v) == "table" and #(json.encode(v) or "") > 2048 then
+      out[k] = { "(large)" }
+    else
+      out[k] = v
+    end
+  end
+  return out
+end
+
+-- The task_result of an official task object from a canonical task (any provider).
+function M.result(t)
+  if t.raw and type(t.raw.task_result) == "table" and t.provider_status ~= nil and M.STATUS[t.status]
+    and t.raw.task_status == t.provider_status then
+    return t.raw.task_result -- the official upstream's own, as it was
+  end
+  local r = {}
+  if t.videos then
+    r.videos = json.array {}
+    for i, v in ipairs(t.videos) do
+      r.videos[i] = { id = v.id and tostring(v.id) or tostring(i), url = v.url, watermark_url = v.watermark_url,
+        duration = v.duration and tostring(v.duration) or nil }
+    end
+  end
+  if t.images then
+    r.images = json.array {}
+    for i, v in ipairs(t.images) do
+      r.images[i] = { index = v.index or (i - 1), url = v.url }
+    end
+  end
+  if t.audios then
+    r.audios = json.array {}
+    for i, v in ipairs(t.audios) do
+      r.audios[i] = { id = v.id, url = v.url, url_mp3 = v.url_mp3, url_wav = v.url_wav,
+        duration = v.duration and tostring(v.duration) or nil }
+    end
+  end
+  if t.voices then
+    r.voices = t.voices
+  end
+  return next(r) and r or nil
+end
+
+-- The official task object of a gateway record (query, list, callback forwarding).
+function M.view(rec)
+  return {
+    task_id = rec.id,
+    task_status = M.STATUS[rec.status] or "submitted",
+    task_status_msg = rec.message or "",
+    task_info = { external_task_id = rec.external_task_id },
+    task_result = rec.result,
+    created_at = rec.created_at,
+    updated_at = rec.updated_at,
+    final_unit_deduction = rec.charge,
+  }
+end
+
+-- What a create answers.
+function M.created(rec)
+  return {
+    task_id = rec.id, task_status = M.STATUS[rec.status] or "submitted",
+    task_info = { external_task_id = rec.external_task_id },
+    created_at = rec.created_at, updated_at = rec.updated_at,
+  }
+end
+
+local function request_id()
+  return ngx.var.request_id or ngx.var.connection .. "-" .. ngx.var.connection_requests
+end
+
+-- Answers with the official envelope and ends the request.
+function M.reply(status, code, message, data)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json; charset=utf-8"
+  ngx.say(json.encode { code = code, message = message, request_id = request_id(), data = data })
+  return ngx.exit(status)
+end
+
+function M.ok(data)
+  return M.reply(200, 0, "SUCCEED", data)
+end
+
+-- An error answer; e = {status, code, message}.
+function M.fail(e)
+  return M.reply(e.status or 400, e.code or 1200, e.message or "error", nil)
+end
+
+return M

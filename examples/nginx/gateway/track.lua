@@ -1,0 +1,202 @@
+-- Following the gateway's tasks after their create: the poller's poll function, the
+-- upstream's callbacks, and the one place a task ends (settle from what was delivered, or
+-- release), plus forwarding the end to the client's own callback_url.
+local billing = require "kling.billing"
+local budget = require "kling.budget"
+local core = require "kling.core"
+local json = require "kling.json"
+local http = require "kling.resty.http"
+local official = require "gateway.official"
+
+local M = {}
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+M.TERMINAL = TERMINAL
+M.FORWARD_SCHEDULE_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
+
+local function now_ms()
+  return core.wall_ms()
+end
+
+-- Copies what a fresh upstream answer says into the record.
+local function update(rec, t)
+  rec.status = t.status
+  rec.message = t.message
+  rec.progress = t.progress
+  rec.upstream_id = rec.upstream_id or t.id
+  rec.result = official.result(t) or rec.result
+  rec.updated_at = now_ms()
+end
+
+-- Sends the official task object to the client's callback_url from a timer, retried on
+-- FORWARD_SCHEDULE_S until a 2xx, signed the Standard Webhooks way when the gateway has a
+-- client_webhook_secret.
+local forward
+forward = function(premature, G, id, attempt)
+  if premature then
+    return
+  end
+  local rec = G.tasks:get(id)
+  if not rec or not rec.callback_url then
+    return
+  end
+  local body = json.encode(official.view(rec))
+  local headers = { ["Content-Type"] = "application/json" }
+  local secret = G.cfg.client_webhook_secret
+  if secret then
+    local msg_id = "msg_" .. id
+    local ts = tostring(math.floor(core.wall_s()))
+    headers["webhook-id"], headers["webhook-timestamp"] = msg_id, ts
+    headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }
+  end
+  local res = http.request({ method = "POST", url = rec.callback_url, headers = headers, body = body,
+    timeout_ms = 10000 }, { fresh = true })
+  local delivered = res.ok and res.status >= 200 and res.status < 300
+  if not delivered then
+    local wait = M.FORWARD_SCHEDULE_S[attempt]
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " to its client failed (attempt ", attempt, "): ",
+      res.ok and ("HTTP " .. res.status) or res.message)
+    if wait then
+      ngx.timer.at(wait, forward, G, id, attempt + 1)
+    end
+  end
+end
+
+-- Ends a record once, with the meter: succeeded tasks are charged from what they delivered
+-- (the price of a delivery the catalog cannot price is the reservation, never nothing),
+-- others release their reservation. keep_hold ends the record but leaves the money held
+-- (its fate upstream is unknown). Returns true when this call ended it.
+function M.finish(G, rec, keep_hold)
+  local micros
+  if rec.status == "succeeded" then
+    local q, err = billing.settle(rec.request, rec.usage or { count = 1 })
+    local _, held = G.meter:hold(rec.id)
+    micros = q and q.micros or held or 0
+    if not q then
+      rec.billing_error = tostring(err)
+    end
+    rec.charge = core.money_format(micros)
+  elseif not keep_hold then
+    rec.charge = "0"
+  end
+  rec.state = "done"
+  rec.updated_at = now_ms()
+  local won, err = G.tasks:finish(rec)
+  if not won then
+    if err then
+      ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", err)
+    end
+    return false
+  end
+  local e, merr
+  if rec.status == "succeeded" then
+    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
+  elseif not keep_hold then
+    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
+  end
+  if merr then
+    ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
+  end
+  if rec.callback_url then
+    local ok, terr = ngx.timer.at(0, forward, G, rec.id, 1)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: cannot forward the callback of ", rec.id, ": ", terr)
+    end
+  end
+  return true, e
+end
+
+-- Applies an upstream task (from a poll or a callback) to the record.
+local function apply(G, rec, t)
+  update(rec, t)
+  if TERMINAL[t.status] then
+    rec.usage = budget.usage(t)
+    M.finish(G, rec)
+    return true
+  end
+  G.tasks:save(rec)
+  return false
+end
+
+local function gone(G, rec, why)
+  rec.status, rec.message = "failed", why
+  M.finish(G, rec)
+end
+
+-- poll(G, id) -> outcome for kling.resty.poller
+function M.poll(G, id)
+  local rec, final = G.tasks:get(id)
+  if not rec or final then
+    return { terminal = true }
+  end
+  local client = G.client()
+  local age_ms = now_ms() - (rec.created_at or now_ms())
+  if age_ms > G.cfg.poll.deadline * 1000 then
+    rec.status, rec.message = "failed", "no end seen within the gateway's deadline; the reservation stays held"
+    M.finish(G, rec, true)
+    return { terminal = true }
+  end
+  if rec.state == "lookup" then
+    -- The create's answer was lost: find the task by our external id, never send it again.
+    local t, err = client:get_task({ external_task_id = rec.id }, { endpoint = rec.endpoint })
+    if t then
+      rec.state = "active"
+      rec.upstream_id = t.id
+      G.tasks:save(rec, true)
+      return { terminal = apply(G, rec, t) }
+    end
+    if err.kind == "not_found" or err.http_status == 404 then
+      rec.lookups = (rec.lookups or 0) + 1
+      if rec.lookups >= G.cfg.poll.lookups then
+        gone(G, rec, "the create's answer was lost and the provider has no such task: nothing is charged")
+        return { terminal = true }
+      end
+      G.tasks:save(rec)
+    end
+    return {}
+  end
+  local t, err = client:fetch_task(rec.upstream_id, rec.endpoint)
+  if not t then
+    if err.kind == "not_found" then
+      rec.misses = (rec.misses or 0) + 1
+      if rec.misses >= G.cfg.poll.lookups then
+        gone(G, rec, "the provider no longer knows this task: nothing is charged")
+        return { terminal = true }
+      end
+      G.tasks:save(rec)
+    end
+    return {}
+  end
+  if apply(G, rec, t) then
+    return { terminal = true }
+  end
+  return { progress = t.progress }
+end
+
+-- on_callback(G, task) -> true | nil, message, status: a verified upstream callback.
+function M.on_callback(G, t)
+  local id = G.tasks:by_upstream(t.id)
+  if not id and t.external_task_id and G.tasks:get(t.external_task_id) then
+    id = t.external_task_id -- our own external id upstream is the gateway's task id
+  end
+  local rec, final
+  if id then
+    rec, final = G.tasks:get(id)
+  end
+  if not rec then
+    return nil, "no task " .. tostring(t.id) .. " here", 404
+  end
+  if final then
+    return true
+  end
+  if rec.state == "lookup" then
+    rec.state = "active"
+    G.tasks:save(rec, true)
+  end
+  if not apply(G, rec, t) then
+    G.tasks:news(rec.id) -- polled again only after a silence
+  end
+  return true
+end
+
+return M

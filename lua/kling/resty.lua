@@ -1,0 +1,25 @@
+-- kling inside nginx (OpenResty / Debian's nginx with its Lua module): the same client,
+-- providers, retry policy, scheduler and billing as plain Lua, over cosockets instead of
+-- libcurl, so a worker never blocks.
+--
+--   local kling = require "kling"
+--   local client = kling.new { provider = "kling", api_key = "...",
+--     driver = require("kling.resty").driver { timeout_ms = 60000 } }
+--   local task, err = client:submit { prompt = "...", duration = 5 }   -- content, access, timer
+--
+-- Many tasks across workers: kling.resty.tasks (a task table in a lua_shared_dict),
+-- kling.resty.poller (a timer loop in one worker at a time, over core.sched),
+-- kling.resty.callback (a location that takes verified callbacks), kling.resty.meter
+-- (per-account balances and a ledger in shared memory with a journal file).
+local M = {}
+
+-- driver(opts) -> a driver for kling.new{driver = ...} (see kling.resty.driver).
+function M.driver(opts)
+  return require("kling.resty.driver").new(opts)
+end
+
+M.http = function(req, opts)
+  return require("kling.resty.http").request(req, opts)
+end
+
+return M

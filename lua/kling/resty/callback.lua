@@ -1,0 +1,74 @@
+-- A location that takes a provider's callbacks (webhook POSTs): the raw body and headers go
+-- to kling.webhook.parse, which checks the Standard Webhooks signature in C when a secret is
+-- set (unsigned, tampered, stale or foreign callbacks are refused before the body is read)
+-- and reads the body with the provider file; the canonical task goes to on_task.
+--
+--   location = /kling/callback {
+--     content_by_lua_block {
+--       require("kling.resty.callback").handle { provider = "kling", secret = "whsec_...",
+--         on_task = function(task) ... return true end }
+--     }
+--   }
+-- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local json = require "kling.json"
+local webhook = require "kling.webhook"
+
+local M = {}
+
+M.MAX_BODY = 8 * 1024 * 1024
+
+local function reply(status, t)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(json.encode(t))
+  return ngx.exit(status)
+end
+
+-- The request body as received: in memory, or in the temp file nginx spilled it to.
+function M.raw_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body then
+    return body
+  end
+  local path = ngx.req.get_body_file()
+  if not path then
+    return ""
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "cannot read the spilled body: " .. tostring(err)
+  end
+  body = f:read(M.MAX_BODY + 1)
+  f:close()
+  if body and #body > M.MAX_BODY then
+    return nil, "body larger than " .. M.MAX_BODY .. " bytes"
+  end
+  return body or ""
+end
+
+-- handle{provider =, secret =, tolerance_s =, on_task = function(task, raw_body) -> ok, message}
+-- Answers 200 when on_task took the news, 401 when the signature is refused, 400 when the
+-- body is unreadable, 404/409 when on_task says so (ok = nil, message, status).
+function M.handle(opts)
+  if ngx.req.get_method() ~= "POST" then
+    return reply(405, { error = "callbacks are POSTed" })
+  end
+  local raw, rerr = M.raw_body()
+  if not raw then
+    return reply(413, { error = rerr })
+  end
+  local t, err = webhook.parse(opts.provider, raw, ngx.req.get_headers(100), { secret = opts.secret,
+    tolerance_s = opts.tolerance_s })
+  if not t then
+    ngx.log(ngx.WARN, "kling callback refused: ", tostring(err))
+    return reply(err.kind == "auth" and 401 or 400, { error = tostring(err) })
+  end
+  local ok, msg, status = opts.on_task(t, raw)
+  if not ok then
+    return reply(status or 404, { error = msg or "not taken" })
+  end
+  return reply(200, { ok = true })
+end
+
+return M

@@ -1,0 +1,144 @@
+-- The OpenResty driver: what kling.transport needs (request, now_ms, wall_s, sleep_ms) over
+-- nginx cosockets, so the same client, providers, retry policy and billing run inside a
+-- worker without ever blocking it. libcurl is never used here.
+local core = require "kling.core"
+local http = require "kling.resty.http"
+
+local Driver = {}
+Driver.__index = Driver
+Driver.__name = "kling.resty.driver"
+
+local M = {}
+
+-- Phases in which nginx gives Lua cosockets and ngx.sleep.
+M.PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
+  ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true }
+
+local function check_phase(what)
+  if ngx == nil or type(ngx.get_phase) ~= "function" then
+    error("kling.resty: " .. what .. " needs nginx's Lua module (ngx is not there): use the plain-Lua driver", 3)
+  end
+  local phase = ngx.get_phase()
+  if not M.PHASES[phase] then
+    error("kling.resty: " .. what .. " cannot run in the " .. phase .. " phase: nginx has no cosockets there. "
+      .. "Call the client from rewrite, access, content or a timer (ngx.timer.at(0, fn) from elsewhere)", 3)
+  end
+end
+
+local function positive(name, v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v ~= v or v <= 0 then
+    error("kling.resty.driver: " .. name .. " must be a positive number", 3)
+  end
+  return math.floor(v)
+end
+
+-- driver{timeout_ms, connect_timeout_ms, keepalive_ms, pool_size, verify, server_name,
+-- user_agent, max_body, reuse_posts} -> driver. Times in ms. TLS is verified (verify = false
+-- turns that off) against lua_ssl_trusted_certificate of the nginx conf: a ca_file option
+-- cannot work here and is refused. POSTs go on a connection of their own unless reuse_posts:
+-- a kept-alive connection the server has just closed would lose the request after it was
+-- written, and a create whose fate is unknown must be looked up, never resent.
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("kling.resty.driver: options table expected", 2)
+  end
+  if opts.ca_file ~= nil then
+    error("kling.resty.driver: ca_file cannot be set per driver: cosockets verify against "
+      .. "lua_ssl_trusted_certificate in nginx.conf", 2)
+  end
+  local o = {
+    timeout_ms = positive("timeout_ms", opts.timeout_ms, http.DEFAULTS.timeout_ms),
+    connect_timeout_ms = positive("connect_timeout_ms", opts.connect_timeout_ms, http.DEFAULTS.connect_timeout_ms),
+    keepalive_ms = positive("keepalive_ms", opts.keepalive_ms, http.DEFAULTS.keepalive_ms),
+    pool_size = positive("pool_size", opts.pool_size, http.DEFAULTS.pool_size),
+    max_body = positive("max_body", opts.max_body, http.DEFAULTS.max_body),
+    verify = opts.verify ~= false,
+    server_name = opts.server_name,
+    user_agent = opts.user_agent or ("lua-kling/" .. core.version .. " ngx_lua/" .. tostring(ngx and ngx.config
+      and ngx.config.ngx_lua_version)),
+  }
+  -- Counters of this driver's connections (per worker): connected, reused.
+  o.stats = { connected = 0, reused = 0 }
+  return setmetatable({ opts = o, reuse_posts = opts.reuse_posts == true, stats = o.stats }, Driver)
+end
+
+local function for_method(self, method)
+  local m = (method or "GET"):upper()
+  if not self.reuse_posts and (m == "POST" or m == "PATCH") then
+    if not self.fresh_opts then
+      local f = {}
+      for k, v in pairs(self.opts) do
+        f[k] = v
+      end
+      f.fresh = true
+      self.fresh_opts = f
+    end
+    return self.fresh_opts
+  end
+  return self.opts
+end
+
+-- request(req) -> result (docs/internals.md: ok, status, headers, body, sent, received,
+-- elapsed_ms, error, message). Raises outside the phases that have cosockets.
+function Driver:request(req)
+  check_phase("an HTTP request")
+  if type(req) ~= "table" then
+    error("kling.resty.driver:request: request table expected", 2)
+  end
+  return http.request(req, for_method(self, req.method))
+end
+
+function Driver.now_ms()
+  return core.now_ms()
+end
+
+function Driver.wall_s()
+  return core.wall_s()
+end
+
+-- Waits by yielding to nginx (ngx.sleep): other requests of the worker go on meanwhile.
+function Driver.sleep_ms(_, ms)
+  check_phase("a wait")
+  if ms > 0 then
+    ngx.sleep(ms / 1000)
+  end
+end
+
+-- Streams url to path through a temporary name, checks the size against Content-Length,
+-- then renames. Returns path, bytes or nil, message. (The file writes are ordinary disk
+-- writes: keep downloads out of latency-sensitive workers, or hand out the URL instead.)
+function Driver:download(url, path, opts)
+  check_phase("a download")
+  local tmp = path .. ".part"
+  local o = {}
+  for k, v in pairs(self.opts) do
+    o[k] = v
+  end
+  local res = http.request({ method = "GET", url = url, output = tmp,
+    timeout_ms = opts and opts.timeout_ms or 600000 }, o)
+  local function failed(msg)
+    os.remove(tmp)
+    return nil, msg
+  end
+  if not res.ok then
+    return failed("download of " .. url .. " failed: " .. tostring(res.message))
+  end
+  if res.status ~= 200 then
+    return failed("download of " .. url .. " failed: HTTP " .. tostring(res.status))
+  end
+  local expected = not res.headers["content-encoding"] and tonumber(res.headers["content-length"])
+  if expected and expected ~= res.bytes then
+    return failed(string.format("download of %s is %d bytes, expected %d", url, res.bytes, expected))
+  end
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then
+    return failed("cannot move the download into place: " .. tostring(rerr))
+  end
+  return path, res.bytes
+end
+
+return M

@@ -1,0 +1,384 @@
+-- An HTTP/1.1 client over nginx cosockets (ngx.socket.tcp): one request per call, results in
+-- the shape of kling.core's libcurl driver (docs/internals.md) so that transport.lua reads
+-- both alike. Connections are kept alive in a pool per scheme, host, port and TLS settings;
+-- TLS is verified against lua_ssl_trusted_certificate. Nothing here blocks the worker: every
+-- wait is a cosocket yield.
+local M = {}
+
+M.DEFAULTS = {
+  timeout_ms = 60000, connect_timeout_ms = 10000,
+  -- Shorter than nginx's default keepalive_timeout (75 s), so the server rarely closes a
+  -- connection that sits in our pool.
+  keepalive_ms = 30000, pool_size = 32,
+  max_body = 64 * 1024 * 1024,
+}
+
+local CHUNK = 65536
+
+-- {scheme, host, port, target, authority} of an http(s) URL, or nil and a message.
+function M.parse_url(url)
+  if type(url) ~= "string" then
+    return nil, "url must be a string"
+  end
+  local scheme, rest = url:match("^([Hh][Tt][Tt][Pp][Ss]?)://(.*)$")
+  if not scheme then
+    return nil, "url must be an http or https URL: " .. url
+  end
+  scheme = scheme:lower()
+  local authority, target = rest:match("^([^/%?#]*)([^#]*)")
+  local host, port = authority:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then
+    host = authority:match("^%[([^%]]+)%]$")
+  end
+  if not host then
+    host, port = authority:match("^([^:@]+):(%d+)$")
+  end
+  if not host then
+    host = authority:match("^([^:@]+)$")
+  end
+  if not host or host == "" then
+    return nil, "url has no host (or a userinfo form this client does not take): " .. url
+  end
+  local default = scheme == "https" and 443 or 80
+  port = tonumber(port) or default
+  if port < 1 or port > 65535 then
+    return nil, "url port must be in 1..65535: " .. url
+  end
+  if target == "" then
+    target = "/"
+  elseif target:sub(1, 1) == "?" then
+    target = "/" .. target
+  end
+  local name = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  return { scheme = scheme, host = host, port = port, target = target,
+    authority = port == default and name or (name .. ":" .. port) }
+end
+
+local function is_ip(host)
+  return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
+end
+
+-- A header value must not smuggle a second header or line.
+local function clean(v)
+  return not tostring(v):find("[\r\n]")
+end
+
+local function fail(res, category, message)
+  res.ok, res.error, res.message = false, category, message
+  return res
+end
+
+-- The category of a cosocket error while reading (timeout, closed, ...).
+local function read_error(err, received)
+  if err == "timeout" then
+    return "timeout"
+  end
+  return received and "partial" or "reset"
+end
+
+-- Reads the header block after the status line into a table of lowercased names
+-- (repeated headers joined with ", "). Returns headers or nil, err.
+local function read_headers(sock)
+  local headers = {}
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then
+      return nil, err
+    end
+    if line == "" then
+      return headers
+    end
+    local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
+    if name then
+      name = name:lower()
+      local prev = headers[name]
+      headers[name] = prev and (prev .. ", " .. value) or value
+    end
+  end
+end
+
+-- Body sinks: into a string (with a size limit), or into a file (downloads).
+local function string_sink(max)
+  local parts, n = {}, 0
+  return {
+    put = function(s)
+      n = n + #s
+      if n > max then
+        return nil, "too_large"
+      end
+      parts[#parts + 1] = s
+      return true
+    end,
+    bytes = function()
+      return n
+    end,
+    result = function()
+      return table.concat(parts)
+    end,
+  }
+end
+
+local function file_sink(f)
+  local n = 0
+  return {
+    put = function(s)
+      n = n + #s
+      local ok, err = f:write(s)
+      if not ok then
+        return nil, "other", "cannot write the download: " .. tostring(err)
+      end
+      return true
+    end,
+    bytes = function()
+      return n
+    end,
+    result = function()
+      return nil
+    end,
+  }
+end
+
+-- Reads exactly n bytes into the sink, in pieces. Returns true or nil, category, message.
+local function read_n(sock, n, sink)
+  while n > 0 do
+    local piece, err = sock:receive(n < CHUNK and n or CHUNK)
+    if not piece then
+      return nil, read_error(err, true), "reading the body: " .. tostring(err)
+    end
+    local ok, cat, msg = sink.put(piece)
+    if not ok then
+      return nil, cat, msg or "the body is larger than max_body"
+    end
+    n = n - #piece
+  end
+  return true
+end
+
+local function read_chunked(sock, sink)
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then
+      return nil, read_error(err, true), "reading a chunk size: " .. tostring(err)
+    end
+    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    if not size then
+      return nil, "partial", "bad chunk size line: " .. line:sub(1, 40)
+    end
+    if size == 0 then
+      -- Trailers, up to the empty line.
+      repeat
+        line, err = sock:receive("*l")
+        if not line then
+          return nil, read_error(err, true), "reading the trailers: " .. tostring(err)
+        end
+      until line == ""
+      return true
+    end
+    local ok, cat, msg = read_n(sock, size, sink)
+    if not ok then
+      return nil, cat, msg
+    end
+    local crlf
+    crlf, err = sock:receive(2)
+    if crlf ~= "\r\n" then
+      return nil, "partial", "chunk not followed by CRLF" .. (err and (": " .. err) or "")
+    end
+  end
+end
+
+local function read_to_close(sock, sink)
+  while true do
+    local piece, err, partial = sock:receive(CHUNK)
+    local data = piece or partial
+    if data and #data > 0 then
+      local ok, cat, msg = sink.put(data)
+      if not ok then
+        return nil, cat, msg or "the body is larger than max_body"
+      end
+    end
+    if not piece then
+      if err == "closed" then
+        return true
+      end
+      return nil, read_error(err, true), "reading the body: " .. tostring(err)
+    end
+  end
+end
+
+-- Whether the connection can go back to the pool after this response.
+local function reusable(version, headers)
+  local conn = (headers["connection"] or ""):lower()
+  if conn:find("close", 1, true) then
+    return false
+  end
+  if version == "1.0" then
+    return conn:find("keep-alive", 1, true) ~= nil
+  end
+  return true
+end
+
+local function read_body(sock, method, status, headers, sink)
+  if method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200) then
+    return true, true
+  end
+  local te = headers["transfer-encoding"]
+  if te and te:lower():find("chunked", 1, true) then
+    local ok, cat, msg = read_chunked(sock, sink)
+    return ok, ok, cat, msg
+  end
+  local len = headers["content-length"]
+  if len then
+    local n = tonumber(len:match("^%s*(%d+)%s*$"))
+    if not n then
+      return nil, false, "partial", "bad Content-Length: " .. len
+    end
+    local ok, cat, msg = read_n(sock, n, sink)
+    return ok, ok, cat, msg
+  end
+  local ok, cat, msg = read_to_close(sock, sink)
+  return ok, false, cat, msg
+end
+
+-- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
+-- connect_timeout_ms, output = path}; opts = {keepalive_ms, pool_size, verify, server_name,
+-- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats}.
+-- The result: {ok, status, headers, body, sent, received, elapsed_ms, bytes, reused,
+-- error = connect|tls|timeout|reset|partial|too_large|other, message}.
+function M.request(req, opts)
+  opts = opts or {}
+  local started = ngx.now()
+  local res = { sent = false, received = false }
+  local function done(r)
+    ngx.update_time()
+    r.elapsed_ms = math.floor((ngx.now() - started) * 1000 + 0.5)
+    return r
+  end
+  local method = (req.method or "GET"):upper()
+  local u, uerr = M.parse_url(req.url)
+  if not u then
+    return done(fail(res, "other", uerr))
+  end
+  local body = req.body
+  if body ~= nil and type(body) ~= "string" then
+    return done(fail(res, "other", "body must be a string"))
+  end
+  local tls = u.scheme == "https"
+  local verify = opts.verify ~= false
+  -- Without a resolver in the conf only addresses connect: "localhost" is loopback.
+  local addr = u.host == "localhost" and "127.0.0.1" or u.host
+  local server_name = opts.server_name or (not is_ip(u.host) and u.host or nil)
+  local pool = table.concat({ u.scheme, addr, u.port, tls and tostring(server_name) or "",
+    tls and tostring(verify) or "" }, ":")
+  if opts.fresh then
+    -- Never given back to a pool under this name, so a connect under it is always new.
+    pool = pool .. ":fresh"
+  end
+  local sock = ngx.socket.tcp()
+  local timeout = req.timeout_ms or opts.timeout_ms or M.DEFAULTS.timeout_ms
+  sock:settimeouts(req.connect_timeout_ms or opts.connect_timeout_ms or M.DEFAULTS.connect_timeout_ms,
+    timeout, timeout)
+  local ok, err = sock:connect(addr, u.port, { pool = pool, pool_size = opts.pool_size or M.DEFAULTS.pool_size })
+  if not ok then
+    return done(fail(res, "connect", "connect to " .. u.authority .. " failed: " .. tostring(err)))
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  res.reused = reused
+  if opts.stats then
+    local key = reused and "reused" or "connected"
+    opts.stats[key] = (opts.stats[key] or 0) + 1
+  end
+  if tls and not reused then
+    -- lua-resty-core 0.1.25 asserts (raises) instead of returning an error when a handshake
+    -- that yielded fails its checks (host name, chain): both ways are a TLS failure here.
+    -- (Passing false for the session would avoid the assertion, but then a host mismatch
+    -- comes back as success on a closed connection.)
+    local pok, hok, herr = pcall(sock.sslhandshake, sock, nil, server_name, verify)
+    if not pok or not hok then
+      sock:close()
+      local why = pok and tostring(herr) or "certificate refused (not trusted, or not for this host; see error.log)"
+      local hint = ""
+      if verify and (why:find("issuer", 1, true) or why:find("self", 1, true) or why:find("verify", 1, true)) then
+        hint = " (the CA is lua_ssl_trusted_certificate in nginx.conf)"
+      end
+      return done(fail(res, "tls", "TLS handshake with " .. u.authority .. " failed: " .. why .. hint))
+    end
+  end
+  local lines = { method, " ", u.target, " HTTP/1.1\r\nHost: ", u.authority, "\r\n" }
+  local headers = req.headers or {}
+  local has = {}
+  for k, v in pairs(headers) do
+    if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") or not clean(v) then
+      sock:close()
+      return done(fail(res, "other", "header " .. tostring(k) .. " is not a token with a one-line value"))
+    end
+    has[k:lower()] = true
+    lines[#lines + 1] = k .. ": " .. tostring(v) .. "\r\n"
+  end
+  if not has["user-agent"] and opts.user_agent then
+    lines[#lines + 1] = "User-Agent: " .. opts.user_agent .. "\r\n"
+  end
+  if body or method == "POST" or method == "PUT" or method == "PATCH" then
+    lines[#lines + 1] = "Content-Length: " .. (body and #body or 0) .. "\r\n"
+  end
+  lines[#lines + 1] = "\r\n"
+  lines[#lines + 1] = body or ""
+  local sent
+  sent, err = sock:send(lines)
+  -- A failed send may still have written part of the request: it counts as sent.
+  res.sent = true
+  if not sent then
+    sock:close()
+    return done(fail(res, err == "timeout" and "timeout" or "reset", "sending the request failed: " .. tostring(err)))
+  end
+  local line
+  repeat
+    line, err = sock:receive("*l")
+    if not line then
+      sock:close()
+      return done(fail(res, read_error(err, false), "no response from " .. u.authority .. ": " .. tostring(err)))
+    end
+    res.received = true
+    local version, code = line:match("^HTTP/(%d%.%d) (%d%d%d)")
+    if not version then
+      sock:close()
+      return done(fail(res, "partial", "not an HTTP status line: " .. line:sub(1, 80)))
+    end
+    res.status, res.version = tonumber(code), version
+    res.headers, err = read_headers(sock)
+    if not res.headers then
+      sock:close()
+      return done(fail(res, read_error(err, true), "reading the headers: " .. tostring(err)))
+    end
+  until res.status >= 200 or res.status == 101
+  local sink, file
+  local ok2xx = res.status >= 200 and res.status < 300
+  if req.output and ok2xx then
+    file, err = io.open(req.output, "wb")
+    if not file then
+      sock:close()
+      return done(fail(res, "other", "cannot open " .. req.output .. ": " .. tostring(err)))
+    end
+    sink = file_sink(file)
+  else
+    sink = string_sink(opts.max_body or M.DEFAULTS.max_body)
+  end
+  local complete, keep, cat, msg = read_body(sock, method, res.status, res.headers, sink)
+  if file then
+    file:close()
+  end
+  res.bytes = sink.bytes()
+  res.body = sink.result() or ""
+  if not complete then
+    sock:close()
+    return done(fail(res, cat, msg))
+  end
+  if keep and reusable(res.version, res.headers) and not opts.fresh then
+    sock:setkeepalive(opts.keepalive_ms or M.DEFAULTS.keepalive_ms, opts.pool_size or M.DEFAULTS.pool_size)
+  else
+    sock:close()
+  end
+  res.ok = true
+  return done(res)
+end
+
+return M

@@ -1,0 +1,93 @@
+-- An append-only journal of JSON lines, written by every worker, read back at start to
+-- rebuild shared memory after a restart (a reload keeps shared memory; a restart does not).
+-- Each worker keeps its own handle open in append mode; one line is one write(2) of less
+-- than a page, so lines of different workers do not interleave. Lines are flushed to the
+-- kernel at once, which survives a crash of nginx; with sync = true each line is also
+-- fsync'd (when kling.core offers fsync_path), which survives a crash of the machine at the
+-- cost of a disk wait inside the worker.
+local json = require "kling.json"
+
+local Journal = {}
+Journal.__index = Journal
+Journal.__name = "kling.resty.journal"
+
+local M = {}
+
+-- open(path, {sync =}) -> journal. Nothing is opened until the first append (the master
+-- reads, the workers write).
+function M.open(path, opts)
+  if type(path) ~= "string" or path == "" then
+    error("kling.resty.journal: path must be a non-empty string", 2)
+  end
+  return setmetatable({ path = path, sync = opts and opts.sync or false }, Journal)
+end
+
+-- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line.
+function Journal:append(entry)
+  local line = entry
+  if type(entry) ~= "string" then
+    local err
+    line, err = json.encode(entry)
+    if not line then
+      return nil, "journal entry cannot be encoded: " .. tostring(err)
+    end
+  end
+  if not self.fh then
+    local f, err = io.open(self.path, "a")
+    if not f then
+      return nil, "cannot open the journal " .. self.path .. ": " .. tostring(err)
+    end
+    f:setvbuf("full", 65536)
+    self.fh = f
+  end
+  local ok, err = self.fh:write(line, "\n")
+  if ok then
+    ok, err = self.fh:flush()
+  end
+  if not ok then
+    self.fh:close()
+    self.fh = nil
+    return nil, "cannot write the journal " .. self.path .. ": " .. tostring(err)
+  end
+  if self.sync then
+    local core = require "kling.core"
+    if core.fsync_path then
+      local sok, serr = core.fsync_path(self.path)
+      if not sok then
+        return nil, serr
+      end
+    end
+  end
+  return true
+end
+
+function Journal:close()
+  if self.fh then
+    self.fh:close()
+    self.fh = nil
+  end
+end
+
+-- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:
+-- a line cut short by a crash). A missing file is an empty journal.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return {}, 0
+  end
+  local out, skipped = {}, 0
+  for line in f:lines() do
+    if line ~= "" then
+      local e = json.decode(line)
+      if type(e) == "table" then
+        out[#out + 1] = e
+      else
+        skipped = skipped + 1
+      end
+    end
+  end
+  f:close()
+  return out, skipped
+end
+
+return M

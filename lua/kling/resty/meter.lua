@@ -1,0 +1,298 @@
+-- Per-account metering in shared memory: every worker reserves, settles and releases against
+-- the same balances, atomically (ngx.shared.DICT incr), so a balance is a hard cap however
+-- many requests run at once in however many workers. Amounts are integer micro-units
+-- (exact in the dict's doubles below 2^53, i.e. 9 billion units). Every movement is a
+-- kling.billing ledger line with the account added; appended to a journal, those lines
+-- rebuild the balances after a restart, and replayed into kling.billing.ledger{} per account
+-- they give the same totals (the ledger's own arithmetic checks ours).
+--
+-- Keys: seq, a:<account>:{limit,avail,spent,reserved}, h:<task_key> (the hold: account and
+-- micros), d:<task_key> (settled or released: the one movement that ends a hold).
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+
+local Meter = {}
+Meter.__index = Meter
+Meter.__name = "kling.resty.meter"
+
+local M = {}
+
+local function validation(field, message)
+  return errors.new { kind = "validation", field = field, message = message }
+end
+
+local function whole(v)
+  return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
+end
+
+-- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
+-- clock = fn -> ms} -> meter
+function M.new(opts)
+  if type(opts) ~= "table" then
+    error("kling.resty.meter: options table expected", 2)
+  end
+  local dict = opts.dict
+  if type(dict) == "string" then
+    dict = ngx.shared[dict]
+    if not dict then
+      error("kling.resty.meter: no lua_shared_dict " .. opts.dict .. " in the nginx conf", 2)
+    end
+  end
+  if type(opts.currency) ~= "string" or opts.currency == "" then
+    error("kling.resty.meter: currency is required", 2)
+  end
+  return setmetatable({ dict = dict, currency = opts.currency, journal = opts.journal,
+    clock = opts.clock or core.wall_ms }, Meter)
+end
+
+local function akey(account, what)
+  return "a:" .. account .. ":" .. what
+end
+
+local function num(dict, key)
+  return dict:get(key) or 0
+end
+
+-- Writes one movement to the journal; a journal that cannot be written is logged loudly
+-- (the movement itself has happened in shared memory and stands).
+function Meter:record(op, account, key, micros, extra)
+  local e = {
+    seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = op, task_key = key,
+    task_id = extra and extra.task_id or key, amount = core.money_format(micros), currency = self.currency,
+    account = account, reserved_amount = extra and extra.reserved_amount,
+  }
+  if self.journal then
+    local ok, err = self.journal:append(e)
+    if not ok then
+      ngx.log(ngx.ERR, "kling meter: ", err)
+    end
+  end
+  e.micros = micros
+  return e
+end
+
+-- open_account(name, limit) sets an account's limit (a decimal string: the credit it may
+-- spend). A changed limit moves the available balance by the difference (a top-up is a new
+-- limit and a reload). Returns the account's summary or nil, err.
+function Meter:open_account(name, limit)
+  if type(name) ~= "string" or not name:match("^[%w._-]+$") then
+    return nil, validation("account", "a name of letters, digits, '.', '_' and '-' is required")
+  end
+  local m, err = core.money_parse(tostring(limit))
+  if not m then
+    return nil, validation("accounts." .. name .. ".credit", err)
+  end
+  if m < 0 then
+    return nil, validation("accounts." .. name .. ".credit", "must not be negative")
+  end
+  local d = self.dict
+  for _, k in ipairs { "spent", "reserved" } do
+    local ok, aerr = d:safe_add(akey(name, k), 0)
+    if not ok and aerr ~= "exists" then
+      return nil, validation("dict", "shared memory: " .. tostring(aerr))
+    end
+  end
+  local old = d:get(akey(name, "limit"))
+  if old == nil then
+    local ok, aerr = d:safe_add(akey(name, "avail"), m - num(d, akey(name, "spent")) - num(d, akey(name, "reserved")))
+    if not ok and aerr ~= "exists" then
+      return nil, validation("dict", "shared memory: " .. tostring(aerr))
+    end
+  elseif old ~= m then
+    d:incr(akey(name, "avail"), m - old)
+  end
+  local ok, serr = d:safe_set(akey(name, "limit"), m)
+  if not ok then
+    return nil, validation("dict", "shared memory: " .. tostring(serr))
+  end
+  return self:account(name)
+end
+
+function Meter:known(account)
+  return self.dict:get(akey(account, "limit")) ~= nil
+end
+
+-- reserve(account, task_key, micros [, {task_id}]) -> entry | nil, err: kind "budget" when
+-- the account's balance cannot hold it (nothing changes then).
+function Meter:reserve(account, key, micros, info)
+  if not whole(micros) then
+    error("kling.resty.meter:reserve: micros must be a whole number >= 0", 2)
+  end
+  local d = self.dict
+  if not self:known(account) then
+    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  end
+  local avail = d:incr(akey(account, "avail"), -micros)
+  if avail == nil or avail < 0 then
+    if avail ~= nil then
+      d:incr(akey(account, "avail"), micros)
+    end
+    local left = (avail or -micros) + micros
+    return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
+      .. core.money_format(left) .. " " .. self.currency .. " available) cannot hold "
+      .. core.money_format(micros) .. " " .. self.currency }
+  end
+  local ok, err = d:safe_add("h:" .. key, account .. "|" .. string.format("%d", micros))
+  if not ok then
+    d:incr(akey(account, "avail"), micros)
+    if err == "exists" then
+      return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+    end
+    return nil, validation("dict", "shared memory: " .. tostring(err))
+  end
+  d:incr(akey(account, "reserved"), micros)
+  return self:record("reserve", account, key, micros, info)
+end
+
+local function hold_of(d, key)
+  local h = d:get("h:" .. key)
+  if not h then
+    return nil
+  end
+  local account, m = h:match("^(.*)|(%d+)$")
+  return account, tonumber(m)
+end
+
+-- Ends a hold once: the first of settle/release for a key wins.
+local function claim(d, key, op)
+  local ok, err = d:safe_add("d:" .. key, op)
+  if ok then
+    return true
+  end
+  if err == "exists" then
+    return nil, validation("task_key", "'" .. key .. "' is already " .. tostring(d:get("d:" .. key) or "ended"))
+  end
+  return nil, validation("dict", "shared memory: " .. tostring(err))
+end
+
+-- settle(task_key, micros [, {task_id, account}]) -> entry | nil, err. Replaces the hold by
+-- the actual charge, which stands even past the balance (it was incurred). Without a hold
+-- the charge needs info.account.
+function Meter:settle(key, micros, info)
+  if not whole(micros) then
+    error("kling.resty.meter:settle: micros must be a whole number >= 0", 2)
+  end
+  local d = self.dict
+  local account, held = hold_of(d, key)
+  account = account or (info and info.account)
+  if not account or not self:known(account) then
+    return nil, validation("task_key", "'" .. key .. "' has no reservation and no known account")
+  end
+  local ok, err = claim(d, key, "settled")
+  if not ok then
+    return nil, err
+  end
+  held = held or 0
+  d:delete("h:" .. key)
+  d:incr(akey(account, "avail"), held - micros)
+  d:incr(akey(account, "reserved"), -held)
+  d:incr(akey(account, "spent"), micros)
+  return self:record("settle", account, key, micros, { task_id = info and info.task_id,
+    reserved_amount = core.money_format(held) })
+end
+
+-- release(task_key [, {task_id}]) -> entry | nil, err: nothing is charged.
+function Meter:release(key, info)
+  local d = self.dict
+  local account, held = hold_of(d, key)
+  if not account then
+    return nil, validation("task_key", "'" .. key .. "' has no reservation to release")
+  end
+  local ok, err = claim(d, key, "released")
+  if not ok then
+    return nil, err
+  end
+  d:delete("h:" .. key)
+  d:incr(akey(account, "avail"), held)
+  d:incr(akey(account, "reserved"), -held)
+  return self:record("release", account, key, held, info)
+end
+
+-- The hold of a task key: account, micros (or nil).
+function Meter:hold(key)
+  return hold_of(self.dict, key)
+end
+
+-- account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings), and
+-- *_micros} | nil
+function Meter:account(name)
+  local d = self.dict
+  local limit = d:get(akey(name, "limit"))
+  if limit == nil then
+    return nil
+  end
+  local spent, reserved, avail = num(d, akey(name, "spent")), num(d, akey(name, "reserved")),
+    num(d, akey(name, "avail"))
+  local f = core.money_format
+  return { name = name, currency = self.currency, limit = f(limit), spent = f(spent), reserved = f(reserved),
+    balance = f(avail), limit_micros = limit, spent_micros = spent, reserved_micros = reserved,
+    balance_micros = avail }
+end
+
+function Meter:entries_count()
+  return self.dict:get("seq") or 0
+end
+
+-- restore(entries) rebuilds the balances from journal entries when shared memory is empty
+-- (a restart; after a reload the dict still holds them and nothing is done). Limits come
+-- from open_account afterwards. Returns the number of movements replayed, or nil, err.
+function Meter:restore(entries)
+  local d = self.dict
+  if d:get("seq") ~= nil then
+    return 0
+  end
+  local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
+  for i, e in ipairs(entries) do
+    if e.op == "reserve" or e.op == "settle" or e.op == "release" then
+      local m = type(e.amount) == "string" and core.money_parse(e.amount)
+      if not m or type(e.task_key) ~= "string" or type(e.account) ~= "string" then
+        return nil, validation("journal[" .. i .. "]", "a ledger line {op, task_key, amount, account} is required")
+      end
+      if e.currency ~= self.currency then
+        return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency)
+          .. ", meter in " .. self.currency)
+      end
+      local a = e.account
+      spent[a], reserved[a] = spent[a] or 0, reserved[a] or 0
+      local held = holds[e.task_key]
+      if e.op == "reserve" then
+        holds[e.task_key] = { a, m }
+        reserved[a] = reserved[a] + m
+      elseif not ended[e.task_key] then
+        ended[e.task_key] = e.op == "settle" and "settled" or "released"
+        if held then
+          reserved[held[1]] = reserved[held[1]] - held[2]
+          holds[e.task_key] = nil
+        end
+        if e.op == "settle" then
+          spent[a] = spent[a] + m
+        end
+      end
+      if type(e.seq) == "number" and e.seq > seq then
+        seq = e.seq
+      end
+      n = n + 1
+    end
+  end
+  for a in pairs(spent) do
+    d:safe_set(akey(a, "spent"), spent[a])
+    d:safe_set(akey(a, "reserved"), reserved[a])
+  end
+  for key, h in pairs(holds) do
+    d:safe_set("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
+  end
+  for key, how in pairs(ended) do
+    d:safe_set("d:" .. key, how)
+  end
+  d:safe_set("seq", seq)
+  return n
+end
+
+-- One entry as the JSON line kling.billing's ledger replays (plus the account).
+function M.line(e)
+  return json.encode { seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
+    amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount, account = e.account }
+end
+
+return M

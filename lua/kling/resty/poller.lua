@@ -1,0 +1,196 @@
+-- The timer loop that polls the shared task table (kling.resty.tasks). Every worker runs an
+-- ngx.timer.every; the one holding a lock in the shared dict (added with a time to live and
+-- renewed each tick) does the work, so one worker polls at a time and another takes over
+-- when it exits (a reload, a crash: the lock then lapses). The holder keeps the C scheduler
+-- (core.sched: first poll, back-off, deadlines) for the tasks not yet ended; on taking over
+-- it rebuilds it from the dict. Polls of one tick run concurrently in light threads.
+--
+-- The caller says what a poll is: poll(id) -> outcome, where outcome is one of
+--   {terminal = true}                      the task ended (or is gone): stop polling it
+--   {progress =, remaining_ms =}          not yet: the scheduler picks the next time
+--   {delay_ms =}                           not yet, and not before delay_ms (Retry-After)
+local core = require "kling.core"
+local tasks_q = require "kling.resty.tasks"
+
+local M = {}
+
+M.LOCK = "poller:lock"
+
+local function log_err(...)
+  ngx.log(ngx.ERR, "kling poller: ", ...)
+end
+
+-- start{tasks =, poll =, interval = 0.2 (s), batch = 32 (polls per tick), lock_ttl = 10 (s),
+-- min_interval_ms = 1000, max_interval_ms = 15000, silence_ms = 60000 (after a callback's
+-- news, the next poll), deadline_ms (each task's, from when this poller first sees it)}
+-- -> poller | nil, err. Call from init_worker_by_lua.
+function M.start(opts)
+  if type(opts) ~= "table" or type(opts.poll) ~= "function" or type(opts.tasks) ~= "table" then
+    error("kling.resty.poller.start: {tasks =, poll = function(id) ... end} expected", 2)
+  end
+  local self = {
+    tasks = opts.tasks, poll = opts.poll, dict = opts.tasks.dict,
+    batch = opts.batch or 32, lock_ttl = opts.lock_ttl or 10, silence_ms = opts.silence_ms or 60000,
+    deadline_ms = opts.deadline_ms,
+    sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000 },
+    pid = ngx.worker.pid(), holder = false, busy = false, by_h = {}, by_id = {},
+    stats = { ticks = 0, polls = 0, takeovers = 0 },
+  }
+  self.release = function()
+    if self.holder and self.dict:get(M.LOCK) == self.pid then
+      self.dict:delete(M.LOCK)
+    end
+    self.holder = false
+  end
+  local ok, err = ngx.timer.every(opts.interval or 0.2, M.tick, self)
+  if not ok then
+    return nil, "cannot start the poller's timer: " .. tostring(err)
+  end
+  return self
+end
+
+local function add(self, id, now)
+  if self.by_id[id] then
+    return
+  end
+  local h = self.sched:add(now, nil, self.deadline_ms and now + self.deadline_ms or nil)
+  self.by_h[h], self.by_id[id] = id, h
+end
+
+local function forget(self, h)
+  local id = self.by_h[h]
+  self.by_h[h] = nil
+  if id then
+    self.by_id[id] = nil
+  end
+end
+
+-- Holds or takes the lock; false when another worker holds it.
+local function lock(self)
+  local d = self.dict
+  local ok, err = d:add(M.LOCK, self.pid, self.lock_ttl)
+  if ok then
+    return true, true
+  end
+  if err ~= "exists" then
+    log_err("lock: ", err)
+    return false
+  end
+  if d:get(M.LOCK) == self.pid then
+    d:set(M.LOCK, self.pid, self.lock_ttl)
+    return true, false
+  end
+  return false
+end
+
+local function take_over(self, now)
+  self.stats.takeovers = self.stats.takeovers + 1
+  self.sched = core.sched(self.sched_opts)
+  self.by_h, self.by_id = {}, {}
+  for _, id in ipairs(self.tasks:active_ids()) do
+    add(self, id, now)
+  end
+end
+
+local function apply(self, h, outcome, now)
+  if not self.by_h[h] then
+    return
+  end
+  if type(outcome) ~= "table" or outcome.terminal then
+    self.sched:report(h, now, nil, nil, true)
+    forget(self, h)
+    return
+  end
+  local progress = tonumber(outcome.progress)
+  if progress and (progress < 0 or progress > 100) then
+    progress = nil
+  end
+  self.sched:report(h, now, progress, outcome.remaining_ms and math.max(0, math.floor(outcome.remaining_ms)) or nil)
+  if outcome.delay_ms and outcome.delay_ms > 0 then
+    self.sched:defer(h, now, math.floor(outcome.delay_ms))
+  end
+end
+
+local function run_one(self, id)
+  local ok, outcome = pcall(self.poll, id)
+  if not ok then
+    log_err("poll of ", id, " failed: ", outcome)
+    return { delay_ms = 5000 }
+  end
+  return outcome
+end
+
+local function work(self)
+  local now = core.now_ms()
+  for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEW, 10000)) do
+    add(self, id, now)
+  end
+  -- Callback news: the task is polled again only after a silence.
+  for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEWS, 10000)) do
+    local h = self.by_id[id]
+    if h then
+      pcall(self.sched.defer, self.sched, h, now, self.silence_ms)
+    end
+  end
+  local due, expired = self.sched:due(now, self.batch)
+  for _, h in ipairs(expired) do
+    -- Past its deadline: one last poll decides (the poll function ends it if it wants to).
+    due[#due + 1] = h
+  end
+  if #due == 0 then
+    return
+  end
+  local threads = {}
+  for i, h in ipairs(due) do
+    local id = self.by_h[h]
+    if id then
+      threads[i] = { h = h, co = ngx.thread.spawn(run_one, self, id) }
+    else
+      self.sched:remove(h)
+    end
+  end
+  for _, th in pairs(threads) do
+    local ok, outcome = ngx.thread.wait(th.co)
+    self.stats.polls = self.stats.polls + 1
+    apply(self, th.h, ok and outcome or { delay_ms = 5000 }, core.now_ms())
+  end
+end
+
+function M.tick(premature, self)
+  if premature then
+    self.release()
+    return
+  end
+  if self.busy then
+    return
+  end
+  local held, fresh = lock(self)
+  if not held then
+    self.holder = false
+    self.sched = nil
+    return
+  end
+  self.busy = true
+  self.stats.ticks = self.stats.ticks + 1
+  local ok, err = pcall(function()
+    if fresh or not self.holder or not self.sched then
+      take_over(self, core.now_ms())
+    end
+    self.holder = true
+    work(self)
+  end)
+  self.busy = false
+  if not ok then
+    log_err(err)
+  end
+end
+
+-- How many tasks this worker's scheduler holds (0 unless it holds the lock).
+function M.count(self)
+  if not self.sched then
+    return 0
+  end
+  return (self.sched:count())
+end
+
+return M

@@ -1,0 +1,270 @@
+-- A task table shared by every worker: JSON records in a lua_shared_dict keyed by task id,
+-- with indexes by upstream id, by (account, external id) and per (account, endpoint) in
+-- creation order for lists. A record ends once: its final form is added under its own key
+-- (add is atomic), so a callback in one worker and a poll in another cannot both end it,
+-- and a late non-final write can never hide the final one. New tasks are queued on a
+-- shared list for the poller (kling.resty.poller), news from callbacks on another.
+--
+-- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones.
+local json = require "kling.json"
+
+local Tasks = {}
+Tasks.__index = Tasks
+Tasks.__name = "kling.resty.tasks"
+
+local M = {}
+
+M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
+
+-- new{dict = shared dict or its name, journal = kling.resty.journal | nil} -> table
+function M.new(opts)
+  if type(opts) ~= "table" then
+    error("kling.resty.tasks: options table expected", 2)
+  end
+  local dict = opts.dict
+  if type(dict) == "string" then
+    dict = ngx.shared[dict]
+    if not dict then
+      error("kling.resty.tasks: no lua_shared_dict " .. opts.dict .. " in the nginx conf", 2)
+    end
+  end
+  return setmetatable({ dict = dict, journal = opts.journal }, Tasks)
+end
+
+local function encode(rec)
+  local s, err = json.encode(rec)
+  if not s then
+    return nil, "task record cannot be encoded: " .. tostring(err)
+  end
+  return s
+end
+
+local function snapshot(self, rec)
+  if self.journal then
+    local ok, err = self.journal:append { op = "task", record = rec }
+    if not ok then
+      ngx.log(ngx.ERR, "kling tasks: ", err)
+    end
+  end
+end
+
+-- create(rec) -> true | nil, message ("exists", "no memory"). rec.id and rec.account are
+-- required; rec.external_task_id (the account's own) must be unique per account.
+function Tasks:create(rec)
+  local d = self.dict
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  if rec.external_task_id then
+    local ok, xerr = d:safe_add("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
+    if not ok then
+      return nil, xerr == "exists" and "external_task_id exists" or xerr
+    end
+  end
+  local ok, aerr = d:safe_add("t:" .. rec.id, s)
+  if not ok then
+    if rec.external_task_id then
+      d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
+    end
+    return nil, aerr
+  end
+  return true
+end
+
+-- Publishes a created record: listed for its account, handed to the poller when it has
+-- something to poll, and written to the journal.
+function Tasks:publish(rec, poll)
+  local d = self.dict
+  local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
+  local n = d:incr(list, 1, 0)
+  d:safe_set(list .. ":" .. n, rec.id)
+  if rec.upstream_id then
+    d:safe_set("u:" .. rec.upstream_id, rec.id)
+  end
+  if poll then
+    local len, err = d:rpush(M.Q_NEW, rec.id)
+    if not len then
+      ngx.log(ngx.ERR, "kling tasks: cannot queue ", rec.id, " for polling: ", err)
+    end
+  end
+  snapshot(self, rec)
+end
+
+-- Forgets a record that never reached the provider (refused before forwarding).
+function Tasks:drop(rec)
+  local d = self.dict
+  d:delete("t:" .. rec.id)
+  if rec.external_task_id then
+    d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
+  end
+end
+
+-- get(id) -> record, final (boolean) | nil
+function Tasks:get(id)
+  local d = self.dict
+  local s = d:get("f:" .. id)
+  local final = s ~= nil
+  if not s then
+    s = d:get("t:" .. id)
+  end
+  if not s then
+    return nil
+  end
+  return json.decode(s), final
+end
+
+-- save(rec [, journal]) -> true | nil, message: a non-final update; ignored once the record
+-- has ended. journal = true writes it to the journal too (news a restart must not lose,
+-- such as the upstream id of a create found by its external id).
+function Tasks:save(rec, journal)
+  local d = self.dict
+  if d:get("f:" .. rec.id) then
+    return true
+  end
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  if rec.upstream_id and not d:get("u:" .. rec.upstream_id) then
+    d:safe_set("u:" .. rec.upstream_id, rec.id)
+  end
+  local ok, serr = d:safe_set("t:" .. rec.id, s)
+  if ok and journal then
+    snapshot(self, rec)
+  end
+  return ok, serr
+end
+
+-- finish(rec) -> true when this call ended the record, false when it had already ended
+-- (elsewhere), or nil, message.
+function Tasks:finish(rec)
+  local d = self.dict
+  rec.final = true
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  local ok, aerr = d:safe_add("f:" .. rec.id, s)
+  if not ok then
+    if aerr == "exists" then
+      return false
+    end
+    return nil, aerr
+  end
+  d:delete("t:" .. rec.id)
+  if rec.upstream_id then
+    d:safe_set("u:" .. rec.upstream_id, rec.id)
+  end
+  snapshot(self, rec)
+  return true
+end
+
+-- Rewrites an ended record (what is kept after the end: forwarding of the client's
+-- callback, say). The end itself stays decided by finish().
+function Tasks:amend(rec)
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  return self.dict:safe_set("f:" .. rec.id, s)
+end
+
+function Tasks:by_upstream(upstream_id)
+  return self.dict:get("u:" .. tostring(upstream_id))
+end
+
+function Tasks:by_external(account, external_id)
+  return self.dict:get("x:" .. account .. ":" .. tostring(external_id))
+end
+
+-- list(account, endpoint, page, size) -> records, newest first.
+function Tasks:list(account, endpoint, page, size)
+  local d = self.dict
+  local list = "l:" .. account .. ":" .. tostring(endpoint)
+  local n = d:get(list) or 0
+  local out = {}
+  local first = n - (page - 1) * size
+  for i = first, math.max(1, first - size + 1), -1 do
+    local id = d:get(list .. ":" .. i)
+    local rec = id and self:get(id)
+    if rec then
+      out[#out + 1] = rec
+    end
+  end
+  return out
+end
+
+-- Queues: ids of new tasks for the poller, and ids with news (a callback arrived).
+function Tasks:pop(queue, max)
+  local d, out = self.dict, {}
+  for _ = 1, max or 1000 do
+    local id = d:lpop(queue)
+    if not id then
+      break
+    end
+    out[#out + 1] = id
+  end
+  return out
+end
+
+function Tasks:news(id)
+  local len, err = self.dict:rpush(M.Q_NEWS, id)
+  if not len then
+    ngx.log(ngx.ERR, "kling tasks: cannot queue news of ", id, ": ", err)
+  end
+end
+
+-- Ids of every record that has not ended (a poller taking over walks the dict once).
+function Tasks:active_ids()
+  local d, out = self.dict, {}
+  for _, key in ipairs(d:get_keys(0)) do
+    local id = key:match("^t:(.+)$")
+    if id and not d:get("f:" .. id) then
+      out[#out + 1] = id
+    end
+  end
+  return out
+end
+
+-- restore(entries) rebuilds the table from the journal's task snapshots (the last one of
+-- each id wins) when shared memory is empty. Returns the number of tasks restored.
+function Tasks:restore(entries)
+  local d = self.dict
+  if d:get("restored") then
+    return 0
+  end
+  local last, order = {}, {}
+  for _, e in ipairs(entries) do
+    local rec = e.op == "task" and type(e.record) == "table" and e.record
+    if rec and type(rec.id) == "string" and type(rec.account) == "string" then
+      if not last[rec.id] then
+        order[#order + 1] = rec.id
+      end
+      last[rec.id] = rec
+    end
+  end
+  local saved = self.journal
+  self.journal = nil -- already journaled
+  for _, id in ipairs(order) do
+    local rec = last[id]
+    local s = encode(rec)
+    if s then
+      if rec.external_task_id then
+        d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
+      end
+      d:safe_set((rec.final and "f:" or "t:") .. rec.id, s)
+      local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
+      local n = d:incr(list, 1, 0)
+      d:safe_set(list .. ":" .. n, rec.id)
+      if rec.upstream_id then
+        d:safe_set("u:" .. rec.upstream_id, rec.id)
+      end
+    end
+  end
+  self.journal = saved
+  d:safe_set("restored", true)
+  return #order
+end
+
+return M
