@@ -1,0 +1,218 @@
+-- luacheck: read globals ngx
+-- luacheck: ignore 122 (ngx.header is meant to be written)
+-- Checks of kling.resty that run INSIDE nginx (LuaJIT, cosockets), driven by
+-- spec/sh/nginx_resty.sh: each location answers lines "ok - name" or "not ok - name: why",
+-- which the test counts. The simulator's URLs and the fixture ports come from a JSON file
+-- the test writes next to the conf.
+local kling = require "kling"
+local json = require "kling.json"
+local resty = require "kling.resty"
+local http = require "kling.resty.http"
+
+local M = {}
+
+local env
+local function E()
+  if not env then
+    local f = assert(io.open(ngx.config.prefix() .. "env.json", "rb"))
+    env = assert(json.decode(f:read("*a")))
+    f:close()
+  end
+  return env
+end
+
+local function line(ok, name, detail)
+  ngx.say((ok and "ok - " or "not ok - ") .. name .. ((not ok and detail ~= nil) and (": " .. tostring(detail)) or ""))
+end
+
+local function client(o)
+  o = o or {}
+  local e = E()
+  return assert(kling.new { provider = "kling", access_key = e.access_key, secret_key = e.secret_key,
+    base_url = o.base_url or e.http, driver = o.driver or resty.driver(o.driver_opts), poll_min = 0.2, poll_max = 0.5,
+    retry_base_ms = 20, retry_cap_ms = 200, timeout = o.timeout, call_budget = o.call_budget })
+end
+
+local function sim(method, path, body)
+  local res = http.request { method = method, url = E().http .. path, headers = { ["content-type"] = "application/json" },
+    body = body and json.encode(body) or nil }
+  assert(res.ok and res.status < 300, "sim admin " .. path .. ": " .. tostring(res.message or res.body))
+  return json.decode(res.body)
+end
+
+local REQ = { prompt = "a paper boat on a rain-soaked street", model = "kling-v1", mode = "std", duration = 5 }
+
+local function fixture(path)
+  return "http://127.0.0.1:" .. ngx.var.server_port .. "/fixture/" .. path
+end
+
+-- /checks/content: the client in a content handler, over HTTP and HTTPS, and the HTTP client.
+function M.content()
+  local e = E()
+  local driver = resty.driver()
+  local c = client { driver = driver }
+  local t, err = c:submit(REQ)
+  line(t ~= nil, "content: kling.new{driver = kling.resty.driver()} submits", err)
+  if t then
+    local done, werr = t:wait { timeout = 20 }
+    line(done and done.videos and done.videos[1].url ~= nil, "content: task:wait polls (ngx.sleep) until the video", werr)
+  end
+  local before = { connected = driver.stats.connected, reused = driver.stats.reused }
+  for _ = 1, 3 do
+    assert(c:get_task(t.id, { endpoint = "videos/text2video" }))
+  end
+  line(driver.stats.reused - before.reused >= 2 and driver.stats.connected - before.connected <= 1,
+    "keep-alive: three queries share one pooled connection", json.encode(driver.stats))
+  local posts = driver.stats.connected
+  assert(c:submit(REQ))
+  assert(c:submit(REQ))
+  line(driver.stats.connected - posts == 2, "keep-alive: each create (POST) goes on a connection of its own",
+    json.encode(driver.stats))
+
+  local https = client { base_url = "https://localhost:" .. e.https_port }
+  local ht, herr = https:submit(REQ)
+  line(ht ~= nil, "TLS: HTTPS verified against lua_ssl_trusted_certificate and the host name", herr)
+
+  local res = http.request({ method = "POST", url = "https://localhost:" .. e.https_port .. "/v1/videos/text2video",
+    body = "{}" }, { server_name = "example.com" })
+  line(not res.ok and res.error == "tls" and res.sent == false, "TLS: a certificate for another host fails before "
+    .. "anything is sent", json.encode { res.error, res.sent, res.message })
+  res = http.request { method = "GET", url = "https://localhost:" .. e.untrusted_port .. "/" }
+  line(not res.ok and res.error == "tls" and res.sent == false, "TLS: an untrusted certificate is refused",
+    json.encode { res.error, res.message })
+  res = http.request({ method = "GET", url = "https://localhost:" .. e.untrusted_port .. "/fixture/plain" },
+    { verify = false })
+  line(res.ok and res.status == 200, "TLS: verify = false talks to it anyway", res.message)
+
+  res = http.request { method = "GET", url = "http://127.0.0.1:" .. e.closed_port .. "/" }
+  line(not res.ok and res.error == "connect" and res.sent == false, "a refused connection is 'connect', never sent",
+    json.encode { res.error, res.sent })
+
+  res = http.request { method = "GET", url = fixture("slow"), timeout_ms = 200 }
+  line(not res.ok and res.error == "timeout" and res.sent and not res.received,
+    "a response slower than timeout_ms is 'timeout', sent, nothing received", json.encode { res.error, res.message })
+
+  local stats = {}
+  res = http.request({ method = "GET", url = fixture("chunked") }, { stats = stats })
+  local want = string.rep("0123456789", 1000)
+  line(res.ok and res.headers["transfer-encoding"] == "chunked" and res.body == want,
+    "a chunked body is read whole", res.message or #res.body)
+  res = http.request({ method = "GET", url = fixture("chunked") }, { stats = stats })
+  line(res.ok and res.reused, "after a chunked body the connection goes back to the pool", json.encode(stats))
+  res = http.request { method = "GET", url = fixture("close") }
+  line(res.ok and res.body == "bye", "Connection: close is read to the end", res.message)
+  res = http.request { method = "GET", url = fixture("close") }
+  line(res.ok and not res.reused, "... and that connection is not pooled", tostring(res.reused))
+  res = http.request({ method = "GET", url = fixture("chunked") }, { max_body = 1000 })
+  line(not res.ok and res.error == "too_large", "a body past max_body is 'too_large'", res.error)
+  res = http.request { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\r\nInjected: yes" } }
+  line(not res.ok and res.sent == false, "a header value with a line break is refused before sending", res.message)
+
+  -- The retry policy of the C core runs here too: two 5xx on queries, then the answer.
+  sim("POST", "/_sim/faults", { rules = { { kind = "5xx", method = "GET", path = "^/v1/videos", count = 2 } } })
+  local got, gerr = c:get_task(t.id, { endpoint = "videos/text2video" })
+  sim("DELETE", "/_sim/faults")
+  line(got ~= nil, "queries are retried past two 5xx (core.decide, waits by ngx.sleep)", gerr)
+
+  -- A create whose answer is late past the timeout is uncertain, and sent once.
+  sim("POST", "/_sim/reset")
+  sim("POST", "/_sim/faults", { rules = { { kind = "stall", method = "POST", seconds = 1.5, count = 1 } } })
+  local slow = client { timeout = 0.5, call_budget = 5 }
+  local none, serr = slow:submit(REQ)
+  local st = sim("GET", "/_sim/stats")
+  sim("DELETE", "/_sim/faults")
+  line(none == nil and serr.uncertain == true and serr.external_task_id ~= nil,
+    "a create that times out is uncertain, with its external id", serr)
+  line(st.by_method.POST == 1, "... and was not sent again", json.encode(st.by_method))
+
+  local path = ngx.config.prefix() .. "video.mp4"
+  local vt = assert(client():submit(REQ))
+  local vdone = assert(vt:wait { timeout = 20 })
+  local p, bytes = driver:download(vdone.videos[1].url, path)
+  local f = p and io.open(path, "rb")
+  local size = f and f:seek("end")
+  if f then
+    f:close()
+  end
+  line(p ~= nil and bytes > 0 and size == bytes, "download streams a result to a file", bytes)
+end
+
+-- /checks/access: the same client from access_by_lua.
+function M.access()
+  local t, err = client():submit(REQ)
+  ngx.ctx.line = { t ~= nil, "access: a create from access_by_lua", err }
+end
+
+function M.access_report()
+  line(ngx.ctx.line[1], ngx.ctx.line[2], ngx.ctx.line[3])
+end
+
+-- /checks/timer: from a timer (ngx.timer.at), which is how work leaves a request.
+function M.timer()
+  local dict = ngx.shared.checks
+  dict:delete("timer")
+  local ok, err = ngx.timer.at(0, function(premature)
+    if premature then
+      return
+    end
+    local t, serr = client():submit(REQ)
+    local done, werr
+    if t then
+      done, werr = t:wait { timeout = 20 }
+    end
+    dict:set("timer", done and "ok" or tostring(serr or werr))
+  end)
+  assert(ok, err)
+  for _ = 1, 300 do
+    if dict:get("timer") then
+      break
+    end
+    ngx.sleep(0.05)
+  end
+  line(dict:get("timer") == "ok", "timer: submit and wait inside ngx.timer.at", dict:get("timer"))
+end
+
+-- Phases without cosockets: the driver raises a clear error instead of misbehaving.
+local function phase_error()
+  local ok, err = pcall(function()
+    return resty.driver():request { method = "GET", url = E().http .. "/_sim/health" }
+  end)
+  return ok and "no error" or tostring(err)
+end
+
+function M.header_filter()
+  ngx.header["X-Kling-Error"] = phase_error():gsub("[\r\n]", " ")
+end
+
+function M.init_worker()
+  ngx.shared.checks:set("init_worker", phase_error())
+end
+
+function M.phases()
+  local hf = ngx.location.capture("/checks/header_filter")
+  local msg = hf.header["X-Kling-Error"] or ""
+  line(msg:find("header_filter phase", 1, true) and msg:find("rewrite, access, content or a timer", 1, true),
+    "header_filter: a clear error naming the phase and where to call from", msg)
+  msg = ngx.shared.checks:get("init_worker") or ""
+  line(msg:find("init_worker phase", 1, true), "init_worker: a clear error naming the phase", msg)
+end
+
+-- Fixtures the HTTP client is tested against (served by this same nginx).
+function M.fixture(name)
+  if name == "chunked" then
+    for _ = 1, 10 do
+      ngx.print(string.rep("0123456789", 100))
+      ngx.flush(true)
+    end
+  elseif name == "slow" then
+    ngx.sleep(1)
+    ngx.say("late")
+  elseif name == "close" then
+    ngx.header["Connection"] = "close"
+    ngx.print("bye")
+  else
+    ngx.print("plain")
+  end
+end
+
+return M

@@ -1,0 +1,259 @@
+-- What the nginx tests (spec/sh/nginx_*.sh) share, under plain Lua 5.4 in the test process:
+-- checks counted as "N passed, N failed", a simulator of their own (bin/kling sim start),
+-- nginx in a prefix directory started, reloaded (HUP) and stopped by its PID (never by
+-- name: other nginx instances run on this machine), and HTTP through kling.core (libcurl,
+-- here in the test process, never inside nginx).
+local core = require "kling.core"
+local json = require "kling.json"
+local socket = require "socket"
+
+local M = {}
+
+M.src = os.getenv("PWD") or "."
+M.jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or (M.src .. "/build/jit")
+M.passed, M.failed = 0, 0
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.q = q
+
+function M.sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+  M.sh("chmod 644 " .. q(path))
+end
+
+function M.check(name, cond, detail)
+  if cond then
+    M.passed = M.passed + 1
+    print("ok - " .. name)
+  else
+    M.failed = M.failed + 1
+    print("not ok - " .. name .. (detail ~= nil and (": " .. tostring(detail)) or ""))
+  end
+  return cond
+end
+
+function M.now()
+  return core.now_ms() / 1000
+end
+
+function M.sleep(s)
+  socket.sleep(s)
+end
+
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return assert(tonumber(port))
+end
+
+function M.tempdir(tag)
+  local out = M.sh("mktemp -d /tmp/kling-" .. tag .. ".XXXXXX")
+  local dir = assert(out:match("^(%S+)"), out)
+  M.sh("chmod 755 " .. q(dir))
+  return dir
+end
+
+-- ---- HTTP (libcurl in this process) ----
+
+local http
+function M.request(method, url, o)
+  o = o or {}
+  http = http or core.http { timeout_ms = 30000 }
+  local headers = {}
+  for k, v in pairs(o.headers or {}) do
+    headers[k] = v
+  end
+  local body = o.body
+  if type(body) == "table" then
+    body = assert(json.encode(body))
+    headers["content-type"] = "application/json"
+  end
+  local started = M.now()
+  local res = http:request { method = method, url = url, headers = headers, body = body,
+    timeout_ms = o.timeout_ms or 30000 }
+  res.seconds = M.now() - started
+  if res.ok and res.body and (res.headers["content-type"] or ""):find("json", 1, true) then
+    res.json = json.decode(res.body)
+  end
+  return res
+end
+
+-- ---- the simulator ----
+
+-- sim_start(dir, {task_seconds =, webhook_secret =}) -> info (http, https, ca_file, keys, ...)
+function M.sim_start(dir, o)
+  o = o or {}
+  local args = { "lua5.4", q(M.src .. "/bin/kling"), "sim", "start", "--dir", q(dir), "--out", q(dir .. "/sim.json") }
+  if o.task_seconds then
+    args[#args + 1] = "--task-seconds " .. o.task_seconds
+  end
+  if o.webhook_secret then
+    args[#args + 1] = "--webhook-secret " .. q(o.webhook_secret)
+  end
+  local out, ok = M.sh(table.concat(args, " "))
+  assert(ok, "sim start failed: " .. out)
+  local info = assert(json.decode(assert(M.read(dir .. "/sim.json"))))
+  info.dir = dir
+  return info
+end
+
+function M.sim_stop(dir)
+  M.sh("lua5.4 " .. q(M.src .. "/bin/kling") .. " sim stop --dir " .. q(dir))
+end
+
+function M.sim_admin(info, method, path, body)
+  local res = M.request(method, info.http .. path, { body = body })
+  assert(res.ok and res.status < 300, "sim admin " .. path .. ": " .. tostring(res.message or res.body))
+  return json.decode(res.body)
+end
+
+-- ---- nginx ----
+
+local function alive(pid)
+  local stat = M.read("/proc/" .. pid .. "/stat")
+  local state = stat and stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
+end
+M.alive = alive
+
+local function accepts(port)
+  local c = socket.tcp()
+  c:settimeout(0.2)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok ~= nil
+end
+
+function M.is_root()
+  return (M.sh("id -u")):match("^0%s") ~= nil
+end
+
+-- The lines every test conf starts with: workers as root when started as root (a checkout
+-- under /root stays readable), the Lua module, one worker (blocking would show).
+function M.conf_head(prefix)
+  return table.concat {
+    M.is_root() and "user root root;\n" or "",
+    "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n",
+    "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n",
+    "worker_processes 1;\n",
+    "pid ", prefix, "/nginx.pid;\n",
+    "error_log ", prefix, "/error.log info;\n",
+    "events { worker_connections 1024; }\n",
+  }
+end
+
+function M.lua_paths(extra)
+  return table.concat {
+    '  lua_package_path "', M.src, "/lua/?.lua;", M.src, "/lua/?/init.lua;", extra or "",
+    '/usr/share/lua/5.1/?.lua;;";\n',
+    '  lua_package_cpath "', M.jit_dir, '/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";\n',
+  }
+end
+
+-- Temp paths in the prefix (Debian's defaults live under /var/lib/nginx).
+function M.temp_paths(prefix)
+  local out = {}
+  for _, k in ipairs { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" } do
+    out[#out + 1] = "  " .. k .. "_temp_path " .. prefix .. "/" .. k .. ";\n"
+  end
+  return table.concat(out)
+end
+
+-- nginx_start(prefix, conf_text, port [, env]) -> srv {pid, stop(), hup(), error_log()}
+function M.nginx_start(prefix, conf, port, env)
+  M.write(prefix .. "/nginx.conf", conf)
+  local cmd = ("%s setsid nginx -p %s -c %s -g 'daemon off;' >>%s 2>&1 </dev/null & echo $!"):format(
+    env or "", q(prefix), q(prefix .. "/nginx.conf"), q(prefix .. "/stdout"))
+  local out = M.sh(cmd)
+  local pid = assert(tonumber(out:match("%d+")), out)
+  local deadline = M.now() + 10
+  while not accepts(port) do
+    if not alive(pid) or M.now() > deadline then
+      error("nginx did not start:\n" .. (M.read(prefix .. "/stdout") or "") .. (M.read(prefix .. "/error.log") or ""))
+    end
+    M.sleep(0.02)
+  end
+  local srv = { pid = pid, prefix = prefix, port = port }
+  function srv.stop()
+    if not alive(pid) then
+      return
+    end
+    M.sh("kill -QUIT " .. pid)
+    local limit = M.now() + 5
+    while alive(pid) and M.now() < limit do
+      M.sleep(0.02)
+    end
+    if alive(pid) then
+      M.sh("kill -KILL " .. pid)
+    end
+  end
+  -- The PIDs of the master's workers.
+  function srv.workers()
+    local list = M.sh("pgrep -P " .. pid)
+    local out = {}
+    for w in list:gmatch("%d+") do
+      out[#out + 1] = tonumber(w)
+    end
+    return out
+  end
+  -- Reload: new workers with the re-read conf; shared memory stays. Waits until the old
+  -- workers are gone and a new one answers.
+  function srv.hup()
+    local old = srv.workers()
+    M.sh("kill -HUP " .. pid)
+    local limit = M.now() + 10
+    while M.now() < limit do
+      local now_workers, fresh, stale = srv.workers(), false, false
+      for _, w in ipairs(now_workers) do
+        local is_old = false
+        for _, o in ipairs(old) do
+          is_old = is_old or o == w
+        end
+        fresh = fresh or not is_old
+        stale = stale or is_old
+      end
+      if fresh and not stale then
+        return true
+      end
+      M.sleep(0.05)
+    end
+    return false
+  end
+  function srv.error_log()
+    return M.read(prefix .. "/error.log") or ""
+  end
+  return srv
+end
+
+-- Prints the summary line and exits (non-zero on any failure).
+function M.finish(cleanup)
+  if cleanup then
+    pcall(cleanup)
+  end
+  print(("%d passed, %d failed"):format(M.passed, M.failed))
+  os.exit(M.failed == 0 and M.passed > 0 and 0 or 1)
+end
+
+return M
