@@ -29,13 +29,14 @@ local function client(o)
   o = o or {}
   local e = E()
   return assert(kling.new { provider = "kling", access_key = e.access_key, secret_key = e.secret_key,
-    base_url = o.base_url or e.http, driver = o.driver or resty.driver(o.driver_opts), poll_min = 0.2, poll_max = 0.5,
+    base_url = o.base_url or e.http, driver = o.driver or resty.driver(o.driver_opts),
+    poll_min = 0.2, poll_max = 0.5,
     retry_base_ms = 20, retry_cap_ms = 200, timeout = o.timeout, call_budget = o.call_budget })
 end
 
 local function sim(method, path, body)
-  local res = http.request { method = method, url = E().http .. path, headers = { ["content-type"] = "application/json" },
-    body = body and json.encode(body) or nil }
+  local res = http.request { method = method, url = E().http .. path,
+    headers = { ["content-type"] = "application/json" }, body = body and json.encode(body) or nil }
   assert(res.ok and res.status < 300, "sim admin " .. path .. ": " .. tostring(res.message or res.body))
   return json.decode(res.body)
 end

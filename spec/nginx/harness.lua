@@ -212,11 +212,11 @@ function M.nginx_start(prefix, conf, port, env)
   -- The PIDs of the master's workers.
   function srv.workers()
     local list = M.sh("pgrep -P " .. pid)
-    local out = {}
+    local pids = {}
     for w in list:gmatch("%d+") do
-      out[#out + 1] = tonumber(w)
+      pids[#pids + 1] = tonumber(w)
     end
-    return out
+    return pids
   end
   -- Reload: new workers with the re-read conf; shared memory stays. Waits until the old
   -- workers are gone and a new one answers.
