@@ -56,7 +56,8 @@ function M.content()
   line(t ~= nil, "content: kling.new{driver = kling.resty.driver()} submits", err)
   if t then
     local done, werr = t:wait { timeout = 20 }
-    line(done and done.videos and done.videos[1].url ~= nil, "content: task:wait polls (ngx.sleep) until the video", werr)
+    line(done and done.videos and done.videos[1].url ~= nil, "content: task:wait polls (ngx.sleep) until the video",
+      werr)
   end
   local before = { connected = driver.stats.connected, reused = driver.stats.reused }
   for _ = 1, 3 do
