@@ -1,0 +1,488 @@
+-- kling.batch: a manifest of requests turned into finished files, unattended, without losing
+-- or double-paying a task even when the process is killed halfway (kill -9, a reboot).
+--
+--   local batch = require "kling.batch"
+--   local result, status = batch.run { manifest = "jobs.jsonl", out = "out/" }
+--
+-- Everything the batch does is journaled first in DIR/journal.jsonl (kling.journal: each
+-- record on disk before the step it announces; records in kling.batch.state). Running the
+-- same command again resumes: ended rows stay ended, tasks the provider has are tracked or
+-- adopted by external id (never created again), the rest run. Rows go through one engine
+-- per provider/base URL/key set (kling.engine: slots, polling, lost creates); outputs are
+-- downloaded as soon as a task succeeds; at the end DIR/summary.json and DIR/report.html.
+local core = require "kling.core"
+local kling = require "kling"
+local billing = require "kling.billing"
+local journal = require "kling.journal"
+local manifest = require "kling.batch.manifest"
+local state = require "kling.batch.state"
+local names = require "kling.batch.names"
+local download = require "kling.batch.download"
+local progress = require "kling.batch.progress"
+local report = require "kling.batch.report"
+
+local M = {}
+
+-- Exit statuses (bin/kling run and status): scripts may rely on them.
+M.EXIT = {
+  ok = 0,          -- every row ended: succeeded, or failed for good (summary.json says which)
+  error = 1,       -- the batch could not run (journal unwritable, internal error)
+  usage = 2,       -- bad flags, manifest or journal: nothing was sent
+  unfinished = 3,  -- rows remain (deadline, budget, downloads, still running): run the same command again
+  uncertain = 4,   -- every other row ended, but some are uncertain: see summary.json
+  locked = 5,      -- another live process runs this batch directory
+}
+
+local Batch = {}
+Batch.__index = Batch
+require("kling.batch.rows")(Batch)
+require("kling.batch.resume")(Batch)
+
+local FINAL = { succeeded = true, failed = true, uncertain = true }
+
+-- ---- the lock: one process per batch directory ----
+
+local function my_pid()
+  local f = io.open("/proc/self/stat")
+  if not f then
+    return nil
+  end
+  local s = f:read("l")
+  f:close()
+  return s and tonumber(s:match("^(%d+)"))
+end
+
+local function running_kling(pid)
+  local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
+  if not f then
+    return false
+  end
+  local cmd = f:read("a") or ""
+  f:close()
+  return cmd:find("lua", 1, true) ~= nil or cmd:find("kling", 1, true) ~= nil
+end
+
+local function lock(dir)
+  local path = dir .. "/.lock"
+  local f = io.open(path)
+  if f then
+    local pid = tonumber(f:read("l") or "")
+    f:close()
+    if pid and pid ~= my_pid() and running_kling(pid) then
+      return nil, "another process (pid " .. pid .. ") is running the batch in " .. dir
+    end
+  end
+  local w, err = io.open(path, "w")
+  if not w then
+    return nil, "cannot write " .. path .. ": " .. tostring(err)
+  end
+  w:write(tostring(my_pid() or 0), "\n")
+  w:close()
+  return path
+end
+
+-- ---- set-up ----
+
+function Batch:append(rec)
+  local ok, err = self.journal:append(rec)
+  if not ok then
+    error("kling.batch: " .. err, 0) -- nothing may happen that the journal does not hold
+  end
+end
+
+function Batch:event(row, text)
+  self.progress:event(row.id .. ": " .. text)
+end
+
+local function client_key(o)
+  return table.concat({ o.provider or "", o.base_url or "", o.access_key or "", o.api_key or "", o.ca_file or "" },
+    "\0")
+end
+
+-- The client (and its engine) for a row: provider, base URL and keys from the row, else the
+-- flags, else the environment (kling.new reads KLING_*).
+function Batch:client_for(row)
+  local o = self.opts
+  local m = row.meta
+  local co = {
+    provider = m.provider or o.provider, base_url = m.base_url or o.base_url, ca_file = m.ca_file or o.ca_file,
+    access_key = m.access_key or o.access_key, secret_key = m.secret_key or o.secret_key,
+    api_key = m.api_key or o.api_key, poll_min = o.poll_min, poll_max = o.poll_max,
+  }
+  local key = client_key(co)
+  local c = self.clients[key]
+  if c == nil then
+    local err
+    c, err = kling.new(co)
+    if not c then
+      self.client_errors[key] = err
+      c = false
+    end
+    self.clients[key] = c
+  end
+  if not c then
+    return nil, self.client_errors[key]
+  end
+  return c
+end
+
+function Batch:engine_of(client)
+  local e = client._engine
+  if not e then
+    e = client:engine {
+      max_parallel = self.parallel, timeout = self.opts.timeout, deadline = self.deadline_s,
+      on_create = function(t)
+        self:on_create(t)
+      end,
+      on_created = function(t)
+        self:on_created(t)
+      end,
+    }
+    e.batch_tasks = {}
+    self.engines[#self.engines + 1] = { client = client, engine = e }
+  end
+  return e
+end
+
+-- The budget: from the flags, else from the journal (a resumed batch keeps its cap); the
+-- ledger replays the journal's movements, so the spend so far counts.
+function Batch:open_ledger(st)
+  local o = self.opts
+  local limit = o.budget or (st.budget and st.budget.limit)
+  if not limit then
+    return true
+  end
+  local currency = o.currency or (st.budget and st.budget.currency)
+  if not currency then
+    local cat = billing.catalog(o.provider or os.getenv("KLING_PROVIDER") or "kling")
+    currency = cat and cat.currency
+  end
+  local ledger, err = billing.ledger { limit = tostring(limit), currency = currency, lines = state.ledger_lines(st) }
+  if not ledger then
+    return nil, "budget: " .. tostring(err)
+  end
+  ledger.on_entry = function(_, line)
+    local rec = assert(require("kling.json").decode(line))
+    rec.t = "ledger"
+    self:append(rec)
+  end
+  self.ledger = ledger
+  self.budget = { limit = tostring(limit), currency = currency }
+  return true
+end
+
+-- ---- the loop ----
+
+function Batch:next_row(now)
+  for i, row in ipairs(self.queue) do
+    if (row.not_before or 0) <= now then
+      table.remove(self.queue, i)
+      return row
+    end
+  end
+end
+
+function Batch:feed(now)
+  while self.active < self.parallel and not self.budget_blocked and not self.stopped do
+    local row = self:next_row(now)
+    if not row then
+      return
+    end
+    self:launch(row)
+  end
+end
+
+function Batch:counts()
+  local c = { total = #self.rows, done = 0, succeeded = 0, failed = 0, uncertain = 0, running = self.active }
+  for _, row in ipairs(self.rows) do
+    if FINAL[row.st] then
+      c.done = c.done + 1
+      c[row.st] = c[row.st] + 1
+    end
+  end
+  if self.ledger then
+    c.spend = core.money_format(self.ledger:spent()) .. " " .. self.ledger.currency
+  else
+    local by = report.charges(self.rows)
+    local parts = {}
+    for cur, m in pairs(by) do
+      parts[#parts + 1] = core.money_format(m) .. " " .. cur
+    end
+    table.sort(parts)
+    c.spend = #parts > 0 and table.concat(parts, " + ") or "0"
+  end
+  local finished = c.done - self.done_at_start
+  local left = c.total - c.done
+  local elapsed = (self.now() - self.started_ms) / 1000
+  c.eta_s = finished > 0 and left * elapsed / finished or nil
+  return c
+end
+
+function Batch:expire()
+  self.stopped = true
+  for _, row in ipairs(self.queue) do
+    self:park(row, "not started before the deadline")
+  end
+  self.queue = {}
+end
+
+function Batch:busy()
+  if self.active > 0 or self.downloads:busy() > 0 then
+    return true
+  end
+  return not self.stopped and not self.budget_blocked and #self.queue > 0
+end
+
+function Batch:loop()
+  while true do
+    local now = self.now()
+    if self.deadline_ms and now >= self.deadline_ms and not self.stopped then
+      self:expire()
+    end
+    self:feed(now)
+    if not self:busy() then
+      break
+    end
+    local dl = self.downloads:busy() > 0
+    local slice = dl and 0.05 or 0.25
+    local waited = false
+    local live = {}
+    for _, s in ipairs(self.engines) do
+      local list = {}
+      for t in pairs(s.engine.batch_tasks) do
+        list[#list + 1] = t
+      end
+      if #list > 0 then
+        live[#live + 1] = { s.engine, list }
+      end
+    end
+    for _, l in ipairs(live) do
+      l[1]:wait_all(l[2], { timeout = slice / #live, on_done = function(t, err)
+        self:ended(t, err)
+      end })
+      waited = true
+    end
+    if dl then
+      self.downloads:step(waited and 0 or slice * 1000)
+      waited = true
+    end
+    if not waited then
+      -- Only rows waiting out a retry delay: sleep until the first may go.
+      local soonest = math.huge
+      for _, row in ipairs(self.queue) do
+        soonest = math.min(soonest, row.not_before or 0)
+      end
+      core.sleep_ms(math.max(10, math.min(250, soonest - self.now())))
+    end
+    self.progress:update(self:counts())
+  end
+  -- Rows left over (budget exhausted while nothing ran): say why.
+  for _, row in ipairs(self.queue) do
+    self:park(row, self.stopped and "not started before the deadline" or "budget: the limit leaves no room")
+  end
+  self.queue = {}
+end
+
+-- ---- the result ----
+
+function Batch:result()
+  local rows = {}
+  for _, row in ipairs(self.rows) do
+    local st = row.st
+    if not FINAL[st] then
+      st = "unfinished"
+    end
+    local files = {}
+    for n = 1, #(row.outputs or {}) do
+      if row.files[n] then
+        files[#files + 1] = row.files[n]
+      end
+    end
+    if #files == 0 then
+      for _, f in pairs(row.files) do
+        files[#files + 1] = f
+      end
+    end
+    local req = row.request
+    local prompt = req.prompt
+    if not prompt and type(req.multi_prompt) == "table" and type(req.multi_prompt[1]) == "table" then
+      prompt = req.multi_prompt[1].prompt
+    end
+    rows[#rows + 1] = {
+      id = row.id, state = st, reason = row.reason or (st == "unfinished" and "not run yet") or nil,
+      attempts = row.attempt, task_id = row.task_id, external_task_id = row.ext,
+      provider = row.client and row.client.provider.name or row.meta.provider or self.opts.provider,
+      model = req.model, prompt = prompt, error = row.error, refused = row.refused, charge = row.charge, files = files,
+    }
+  end
+  local now = self.now()
+  local r = {
+    manifest = self.opts.manifest, out = self.out, journal = self.journal.path, rows = rows, runs = self.runs,
+    started_s = self.started_s, finished_s = core.wall_s(), elapsed_s = (now - self.started_ms) / 1000,
+  }
+  if self.ledger then
+    local s = self.ledger:summary()
+    r.budget = { limit = s.limit, spent = s.spent, reserved = s.reserved, currency = s.currency }
+  end
+  local c = { failed = 0, uncertain = 0, unfinished = 0 }
+  for _, row in ipairs(rows) do
+    c[row.state] = (c[row.state] or 0) + 1
+  end
+  r.exit_status = c.unfinished > 0 and M.EXIT.unfinished or c.uncertain > 0 and M.EXIT.uncertain or M.EXIT.ok
+  return r
+end
+
+-- ---- entry point ----
+
+local function check_opts(o)
+  if type(o.manifest) ~= "string" then
+    return nil, "a manifest path is required"
+  end
+  if type(o.out) ~= "string" or o.out == "" then
+    return nil, "an output directory (out) is required"
+  end
+  for _, k in ipairs { "parallel", "retries", "deadline", "timeout", "estimate", "poll_min", "poll_max" } do
+    local v = o[k]
+    if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0 or (k ~= "retries" and v == 0)) then
+      return nil, k .. " must be a positive number" .. (k == "retries" and " or 0" or "")
+    end
+  end
+  if o.parallel and o.parallel ~= math.floor(o.parallel) then
+    return nil, "parallel must be a whole number"
+  end
+  if o.budget ~= nil and not core.money_parse(tostring(o.budget)) then
+    return nil, "budget must be a decimal amount such as \"50.00\" (got " .. tostring(o.budget) .. ")"
+  end
+  return names.check(o.name or names.DEFAULT)
+end
+
+-- run(opts) -> result, exit_status | nil, message, exit_status. opts:
+--   manifest, out                   the manifest (JSONL or CSV) and the output directory
+--   provider, base_url, ca_file, access_key, secret_key, api_key   for rows that do not say
+--   defaults = {field = value}      under every row (the manifest's defaults line below them)
+--   parallel (4)                    rows at the provider at once (its parallel task slots)
+--   retries (2)                     further attempts of a row whose task failed (server,
+--                                   network, rate_limited; never content_policy)
+--   deadline                        seconds for this run; rows still running then stay open
+--   timeout                         seconds a task may take (default: the client's 1800)
+--   budget, currency                a hard cap (kept in the journal across runs)
+--   name ("{id}.{ext}")             the output name template (kling.batch.names)
+--   estimate                        expected seconds per task (better polling)
+--   poll_min, poll_max              poll intervals (s)
+--   progress ("auto"|"bar"|"plain"|"none"), stderr, stdout   where progress and the table go
+--   element_cache                   the element cache (kling.element) for names in element_list
+function M.run(opts)
+  local ok, err = check_opts(opts)
+  if not ok then
+    return nil, err, M.EXIT.usage
+  end
+  local out = opts.out:gsub("/+$", "")
+  if out == "" then
+    out = "/"
+  end
+  ok, err = names.mkdir_p(out)
+  if not ok then
+    return nil, err, M.EXIT.error
+  end
+  local lock_path
+  lock_path, err = lock(out)
+  if not lock_path then
+    return nil, err, M.EXIT.locked
+  end
+  local self = setmetatable({
+    opts = opts, out = out, parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
+    name_template = opts.name or names.DEFAULT, now = core.now_ms, started_ms = core.now_ms(),
+    started_s = core.wall_s(), clients = {}, client_errors = {}, engines = {}, by_task = {}, active = 0, queue = {},
+    deadline_s = opts.deadline, elements = opts.element_cache and require("kling.element") or nil,
+    element_cache = opts.element_cache,
+  }, Batch)
+  local res, msg
+  ok, res, msg = pcall(M.start, self)
+  os.remove(lock_path)
+  if not ok then
+    return nil, tostring(res), M.EXIT.error
+  end
+  if not res then
+    return nil, msg, M.EXIT.usage
+  end
+  return res, res.exit_status
+end
+
+-- The run itself (M.run holds the lock around it): result | nil, message (nothing was sent).
+function M.start(self)
+  local opts = self.opts
+  local rows, info = manifest.load(opts.manifest, { defaults = opts.defaults, format = opts.format })
+  if not rows then
+    return nil, info
+  end
+  self.rows, self.by_id = rows, info.by_id
+  for _, row in ipairs(rows) do
+    row.attempt, row.files, row.st, row.mode = 1, {}, "pending", "fresh"
+  end
+  local j, records = journal.open(self.out .. "/journal.jsonl")
+  if not j then
+    return nil, records
+  end
+  self.journal = j
+  local st, serr = state.replay(records)
+  if not st then
+    return nil, "journal " .. j.path .. ": " .. serr
+  end
+  local ok, lerr = self:open_ledger(st)
+  if not ok then
+    return nil, lerr
+  end
+  self.runs = st.runs + 1
+  self:append { t = "batch", v = state.VERSION, manifest = opts.manifest, manifest_sha256 = info.sha256,
+    rows = #rows, budget = self.budget, started_s = self.started_s, durable = journal.durable }
+  local rok, rerr = self:resume(st)
+  if not rok then
+    return nil, rerr
+  end
+  self.downloads = download.new { ca_file = opts.ca_file or os.getenv("KLING_CA_FILE") }
+  local total = 0
+  for _, row in ipairs(rows) do
+    total = total + 1
+    if row.st == "pending" then
+      if row.mode ~= "fresh" then
+        table.insert(self.queue, 1, row) -- already at the provider: first
+      else
+        self.queue[#self.queue + 1] = row
+      end
+    end
+  end
+  self.progress = progress.new { mode = opts.progress, stream = opts.stderr or io.stderr, total = total }
+  self.done_at_start = 0
+  for _, row in ipairs(rows) do
+    if FINAL[row.st] then
+      self.done_at_start = self.done_at_start + 1
+    end
+  end
+  if self.deadline_s then
+    self.deadline_ms = self.started_ms + math.floor(self.deadline_s * 1000)
+  end
+  for _, row in ipairs(rows) do
+    if row.st:match("^resume_") then
+      self:carry_on(row)
+    end
+  end
+  self:loop()
+  self.progress:finish(self:counts())
+  self.downloads:close()
+  local result = self:result()
+  local paths, werr = report.write(result, self.out)
+  if not paths then
+    error("cannot write the report: " .. tostring(werr), 0)
+  end
+  result.paths = paths
+  if opts.stdout ~= false then
+    local stdout = opts.stdout or io.stdout
+    for _, line in ipairs(report.table(result, paths)) do
+      stdout:write(line, "\n")
+    end
+  end
+  return result
+end
+
+M.Batch = Batch
+return M

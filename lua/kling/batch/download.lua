@@ -1,0 +1,145 @@
+-- Downloads of a batch's outputs, several at once and without blocking the batch's loop: a
+-- libcurl multi handle of their own (the engine's handle drops answers it did not ask for),
+-- started and collected with start/wait. Each file streams to <path>.part (made durable by
+-- the C driver), its size is checked against Content-Length, then it is renamed into place:
+-- a file under its final name is always whole. Transient failures are tried again with a
+-- back-off; a 403/404/410 (an expired URL) is reported at once so the caller can fetch a
+-- fresh URL.
+local core = require "kling.core"
+
+local Downloads = {}
+Downloads.__index = Downloads
+
+local M = {}
+
+local EXPIRED = { [403] = true, [404] = true, [410] = true }
+
+-- new{ca_file =, max = 4, attempts = 4, timeout_ms = 600000, now_ms =} -> downloads
+function M.new(opts)
+  opts = opts or {}
+  return setmetatable({
+    http = core.http { ca_file = opts.ca_file, timeout_ms = opts.timeout_ms or 600000, connect_timeout_ms = 10000 },
+    max = opts.max or 4, attempts = opts.attempts or 4, now = opts.now_ms or core.now_ms,
+    queue = {}, inflight = {}, n_inflight = 0,
+  }, Downloads)
+end
+
+-- add{url =, path =, on_done = fn(job, path, bytes) | fn(job, nil, message, expired)}
+function Downloads:add(job)
+  job.tries = 0
+  job.not_before = 0
+  self.queue[#self.queue + 1] = job
+end
+
+function Downloads:busy()
+  return #self.queue + self.n_inflight
+end
+
+local function size_of(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+-- What a finished transfer means: path, bytes | nil, message, retryable, expired.
+local function outcome(job, res)
+  local tmp = job.path .. ".part"
+  if not res.ok then
+    os.remove(tmp)
+    return nil, "download failed: " .. tostring(res.message or res.error), true
+  end
+  if res.status ~= 200 then
+    os.remove(tmp)
+    local retry = res.status == 429 or res.status >= 500
+    return nil, "download failed: HTTP " .. tostring(res.status), retry, EXPIRED[res.status]
+  end
+  local size = size_of(tmp)
+  if not size then
+    return nil, "download wrote no file", true
+  end
+  local expected = not res.headers["content-encoding"] and tonumber(res.headers["content-length"])
+  if expected and expected ~= size then
+    os.remove(tmp)
+    return nil, string.format("download is %d bytes, expected %d", size, expected), true
+  end
+  local ok, err = os.rename(tmp, job.path)
+  if not ok then
+    os.remove(tmp)
+    return nil, "cannot move the download into place: " .. tostring(err), false
+  end
+  if core.fsync_path then
+    core.fsync_path(job.path, true) -- the rename itself, durable before the journal says so
+  end
+  return job.path, size
+end
+
+function Downloads:start_queued(now)
+  local i = 1
+  while i <= #self.queue and self.n_inflight < self.max do
+    local job = self.queue[i]
+    if job.not_before <= now then
+      table.remove(self.queue, i)
+      job.tries = job.tries + 1
+      local id, err = self.http:start { method = "GET", url = job.url, output = job.path .. ".part", follow = true }
+      if id then
+        self.inflight[id] = job
+        self.n_inflight = self.n_inflight + 1
+      else
+        job.on_done(job, nil, "download could not start: " .. tostring(err))
+      end
+    else
+      i = i + 1
+    end
+  end
+end
+
+-- step(wait_ms): starts what may start, waits at most wait_ms for transfers to finish, and
+-- calls on_done for each job that has ended (done, or failed for good).
+function Downloads:step(wait_ms)
+  local now = self.now()
+  self:start_queued(now)
+  if self.n_inflight == 0 then
+    return
+  end
+  local results = self.http:wait(math.max(0, math.floor(wait_ms or 0)))
+  for _, res in ipairs(results or {}) do
+    local job = self.inflight[res.id]
+    if job then
+      self.inflight[res.id] = nil
+      self.n_inflight = self.n_inflight - 1
+      local path, bytes, retry, expired = outcome(job, res)
+      if path then
+        job.on_done(job, path, bytes)
+      elseif retry and job.tries < self.attempts then
+        job.not_before = self.now() + math.min(30000, 500 * 2 ^ job.tries)
+        job.last_error = bytes
+        self.queue[#self.queue + 1] = job
+      else
+        job.on_done(job, nil, bytes, expired)
+      end
+    end
+  end
+  self:start_queued(self.now())
+end
+
+-- The time (ms) until a queued retry may start, or nil.
+function Downloads:next_due()
+  local soonest
+  for _, job in ipairs(self.queue) do
+    if not soonest or job.not_before < soonest then
+      soonest = job.not_before
+    end
+  end
+  return soonest and math.max(0, soonest - self.now()) or nil
+end
+
+function Downloads:close()
+  self.http:close()
+end
+
+M.size_of = size_of
+return M

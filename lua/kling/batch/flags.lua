@@ -1,0 +1,70 @@
+-- Command-line flags of the workflow commands (run, status, storyboard, element): a spec maps
+-- each flag to an option name and a kind; the rest are positional arguments.
+--   spec = {["--out"] = {"out"}, ["--parallel"] = {"parallel", "number"}, ["--quiet"] = {"quiet", "bool"},
+--           ["--set"] = {"set", "list"}}
+-- Values come as "--flag value" or "--flag=value".
+local M = {}
+
+-- parse(args, spec) -> opts, positionals | nil, message
+function M.parse(args, spec)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    local flag, inline = a:match("^(%-%-[%w%-]+)=(.*)$")
+    flag = flag or a
+    local s = spec[flag]
+    if a == "--" then
+      for k = i + 1, #args do
+        pos[#pos + 1] = args[k]
+      end
+      break
+    elseif s then
+      local name, kind = s[1], s[2] or "string"
+      if kind == "bool" then
+        if inline then
+          return nil, flag .. " takes no value"
+        end
+        opts[name] = true
+      else
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = args[i]
+        end
+        if v == nil then
+          return nil, flag .. " needs a value"
+        end
+        if kind == "number" then
+          local n = tonumber(v)
+          if not n then
+            return nil, flag .. " must be a number (got '" .. v .. "')"
+          end
+          opts[name] = math.tointeger(n) or n
+        elseif kind == "list" then
+          opts[name] = opts[name] or {}
+          table.insert(opts[name], v)
+        else
+          opts[name] = v
+        end
+      end
+    elseif a:match("^%-%-?%a") then
+      return nil, "unknown option " .. flag
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+-- positive(opts, name, flag) -> nil | message: a number option must be > 0 when given.
+function M.positive(opts, name, flag, whole)
+  local v = opts[name]
+  if v ~= nil and (v <= 0 or (whole and v ~= math.floor(v))) then
+    return flag .. " must be a positive " .. (whole and "whole number" or "number") .. " (got " .. tostring(v) .. ")"
+  end
+  return nil
+end
+
+return M

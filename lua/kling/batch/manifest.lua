@@ -1,0 +1,347 @@
+-- A batch manifest: JSONL (one canonical request per line, an optional `id`; a first line
+-- {"defaults": {...}} sets fields every row starts from) or CSV with a header row. Each row
+-- becomes {id, index, line, request, meta, hash}: meta holds what is not sent to the provider
+-- (provider, base_url, keys, ca_file, name template), request the canonical request, hash a
+-- digest of both (keys excluded) that the journal keeps to notice a manifest edited under a
+-- running batch.
+local core = require "kling.core"
+local json = require "kling.json"
+
+local M = {}
+
+-- Row fields that configure the row instead of being sent.
+M.META = { id = true, provider = true, base_url = true, access_key = true, secret_key = true, api_key = true,
+  ca_file = true, name = true }
+M.SECRETS = { access_key = true, secret_key = true, api_key = true }
+
+-- How CSV cells and --set values are typed (JSONL is typed already).
+local NUMBERS = { duration = true, n = true, cfg_scale = true, estimate = true }
+local BOOLEANS = { sound = true, multi_shot = true }
+local LISTS = { element_list = true, voice_list = true }
+local TRUE = { ["true"] = true, on = true, yes = true, ["1"] = true }
+local FALSE = { ["false"] = true, off = true, no = true, ["0"] = true }
+
+local function fail(where, msg)
+  return nil, where .. ": " .. msg
+end
+
+-- cell(field, text) -> value | nil (empty: no value), err
+function M.cell(field, text)
+  if text == nil or text == "" then
+    return nil
+  end
+  local first = text:match("^%s*(.)")
+  if first == "[" or first == "{" then
+    local v, err = json.decode(text)
+    if v == nil then
+      return nil, "not valid JSON: " .. tostring(err)
+    end
+    return v
+  end
+  if NUMBERS[field] then
+    local n = tonumber(text)
+    if not n then
+      return nil, "must be a number (got '" .. text .. "')"
+    end
+    return math.tointeger(n) or n
+  end
+  if BOOLEANS[field] then
+    local l = text:lower()
+    if TRUE[l] then
+      return true
+    elseif FALSE[l] then
+      return false
+    end
+    return nil, "must be true or false (got '" .. text .. "')"
+  end
+  if LISTS[field] then
+    local list = {}
+    for item in text:gmatch("[^;]+") do
+      list[#list + 1] = item:match("^%s*(.-)%s*$")
+    end
+    return list
+  end
+  return text
+end
+
+-- RFC 4180 CSV: quoted fields with "" escapes, commas and newlines inside quotes, CRLF or LF.
+-- Returns records (arrays of strings) with the line each began on, or nil and a message.
+function M.parse_csv(text)
+  local records, rec, field = {}, {}, {}
+  local i, n, line, rec_line = 1, #text, 1, 1
+  local quoted = false
+  local function end_field()
+    rec[#rec + 1] = table.concat(field)
+    field = {}
+  end
+  local function end_record()
+    end_field()
+    if not (#rec == 1 and rec[1] == "") then
+      rec.line = rec_line
+      records[#records + 1] = rec
+    end
+    rec = {}
+    rec_line = line
+  end
+  while i <= n do
+    local c = text:sub(i, i)
+    if quoted then
+      if c == '"' then
+        if text:sub(i + 1, i + 1) == '"' then
+          field[#field + 1] = '"'
+          i = i + 1
+        else
+          quoted = false
+        end
+      else
+        if c == "\n" then
+          line = line + 1
+        end
+        field[#field + 1] = c
+      end
+    elseif c == '"' then
+      if #field > 0 then
+        return nil, "line " .. line .. ": a quote inside an unquoted field (quote the whole field)"
+      end
+      quoted = true
+    elseif c == "," then
+      end_field()
+    elseif c == "\n" or c == "\r" then
+      if c == "\r" and text:sub(i + 1, i + 1) == "\n" then
+        i = i + 1
+      end
+      line = line + 1
+      end_record()
+    else
+      field[#field + 1] = c
+    end
+    i = i + 1
+  end
+  if quoted then
+    return nil, "line " .. rec_line .. ": a quoted field is not closed"
+  end
+  if #field > 0 or #rec > 0 then
+    end_record()
+  end
+  return records
+end
+
+local function csv_rows(text, path)
+  local records, err = M.parse_csv(text)
+  if not records then
+    return nil, path .. ": " .. err
+  end
+  local header = table.remove(records, 1)
+  if not header then
+    return nil, path .. ": empty (a CSV manifest needs a header row naming the fields)"
+  end
+  local seen = {}
+  for i, name in ipairs(header) do
+    name = name:match("^%s*(.-)%s*$")
+    if i == 1 then
+      name = name:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
+    end
+    if name == "" then
+      return nil, path .. ": header column " .. i .. " has no name"
+    end
+    if seen[name] then
+      return nil, path .. ": header names '" .. name .. "' twice"
+    end
+    seen[name] = true
+    header[i] = name
+  end
+  local rows = {}
+  for _, rec in ipairs(records) do
+    if #rec > #header then
+      return nil, string.format("%s:%d: %d cells, the header has %d", path, rec.line, #rec, #header)
+    end
+    local row = {}
+    for i, name in ipairs(header) do
+      local v, cerr = M.cell(name, rec[i])
+      if cerr then
+        return nil, string.format("%s:%d: %s: %s", path, rec.line, name, cerr)
+      end
+      row[name] = v
+    end
+    rows[#rows + 1] = { fields = row, line = rec.line }
+  end
+  return rows, {}
+end
+
+-- A line that holds nothing but {"defaults": ...}.
+local function only_defaults(v)
+  local k = next(v)
+  return k == "defaults" and next(v, k) == nil
+end
+
+local function jsonl_rows(text, path)
+  local rows, defaults = {}, {}
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    local s = line:gsub("\r$", "")
+    if s:find("%S") and not s:match("^%s*#") and not s:match("^%s*//") then
+      local v, err = json.decode(s)
+      if type(v) ~= "table" or (v[1] ~= nil) then
+        return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
+          tostring(err or "got " .. (type(v) == "table" and "an array" or type(v))))
+      end
+      if only_defaults(v) then
+        if #rows > 0 then
+          return nil, string.format("%s:%d: a defaults line must come before the first row", path, n)
+        end
+        if type(v.defaults) ~= "table" then
+          return nil, string.format("%s:%d: defaults must be an object", path, n)
+        end
+        for k, x in pairs(v.defaults) do
+          defaults[k] = x
+        end
+      else
+        rows[#rows + 1] = { fields = v, line = n }
+      end
+    end
+  end
+  return rows, defaults
+end
+
+-- canonical(v): JSON with sorted keys, so that equal tables always give equal text.
+local function canonical(v, out)
+  local t = type(v)
+  if t == "table" then
+    if v[1] ~= nil or (next(v) == nil and json.is_array(v)) then
+      out[#out + 1] = "["
+      for i, x in ipairs(v) do
+        if i > 1 then
+          out[#out + 1] = ","
+        end
+        canonical(x, out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        keys[#keys + 1] = tostring(k)
+      end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then
+          out[#out + 1] = ","
+        end
+        out[#out + 1] = assert(json.encode(k))
+        out[#out + 1] = ":"
+        local x = v[k]
+        if x == nil then
+          x = v[tonumber(k)]
+        end
+        canonical(x, out)
+      end
+      out[#out + 1] = "}"
+    end
+  elseif t == "number" and math.type and math.type(v) == "float" and v == math.floor(v)
+    and v > -2 ^ 53 and v < 2 ^ 53 then
+    out[#out + 1] = string.format("%d", v)
+  else
+    out[#out + 1] = assert(json.encode(v))
+  end
+  return out
+end
+
+function M.canonical(v)
+  return table.concat(canonical(v, {}))
+end
+
+local function valid_id(id)
+  return type(id) == "string" and id ~= "" and #id <= 128 and not id:find("[%c]")
+end
+
+-- load(path, {defaults =, format = "jsonl"|"csv"}) -> rows, info | nil, message.
+-- Defaults apply under each row (the row wins): the manifest's defaults line first, then
+-- opts.defaults (flags) over them. info = {format, sha256, rows}.
+function M.load(path, opts)
+  opts = opts or {}
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "cannot read the manifest: " .. tostring(err)
+  end
+  local text = f:read("a")
+  f:close()
+  local format = opts.format
+  if not format then
+    local ext = path:lower():match("%.(%w+)$")
+    if ext == "csv" then
+      format = "csv"
+    elseif ext == "jsonl" or ext == "ndjson" or ext == "json" then
+      format = "jsonl"
+    else
+      format = text:match("^%s*{") and "jsonl" or "csv"
+    end
+  end
+  local raw, defaults
+  if format == "csv" then
+    raw, defaults = csv_rows(text, path)
+  elseif format == "jsonl" then
+    raw, defaults = jsonl_rows(text, path)
+  else
+    return nil, "format must be jsonl or csv (got " .. tostring(format) .. ")"
+  end
+  if not raw then
+    return nil, defaults
+  end
+  for k, v in pairs(opts.defaults or {}) do
+    defaults[k] = v
+  end
+  if #raw == 0 then
+    return nil, path .. ": no rows"
+  end
+  local rows, by_id = {}, {}
+  for i, r in ipairs(raw) do
+    local where = path .. ":" .. r.line
+    local merged = {}
+    for k, v in pairs(defaults) do
+      merged[k] = v
+    end
+    for k, v in pairs(r.fields) do
+      if v ~= json.null then
+        merged[k] = v
+      end
+    end
+    local id = r.fields.id
+    if id == nil then
+      id = "row-" .. i
+    elseif type(id) == "number" then
+      id = math.tointeger(id) and string.format("%d", id) or tostring(id)
+    end
+    if not valid_id(id) then
+      return fail(where, "id must be a non-empty string of at most 128 characters without control characters")
+    end
+    if by_id[id] then
+      return fail(where, "id '" .. id .. "' is also the id of the row on line " .. by_id[id].line)
+    end
+    local request, meta, hashed = {}, {}, {}
+    for k, v in pairs(merged) do
+      if M.META[k] then
+        if k ~= "id" then
+          if type(v) ~= "string" or v == "" then
+            return fail(where, k .. " must be a non-empty string")
+          end
+          meta[k] = v
+        end
+        if not M.SECRETS[k] then
+          hashed[k] = v
+        end
+      else
+        request[k] = v
+        hashed[k] = v
+      end
+    end
+    hashed.id = id
+    local row = { id = id, index = i, line = r.line, request = request, meta = meta,
+      hash = core.sha256_hex(M.canonical(hashed)):sub(1, 16) }
+    rows[i] = row
+    by_id[id] = row
+  end
+  return rows, { format = format, sha256 = core.sha256_hex(text), rows = #rows, by_id = by_id }
+end
+
+return M

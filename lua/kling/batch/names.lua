@@ -1,0 +1,88 @@
+-- Where a batch puts each output: a name template under DIR, with placeholders
+--   {id} the row's id   {row} its position in the manifest   {n} the output's number
+--   {kind} video|image|audio   {ext} from the URL (else by kind)   {task_id}   {model}
+-- Default "{id}.{ext}"; a row with several outputs gets "-{n}" before the extension when the
+-- template has no {n}. Values are made safe for file names; the template may name
+-- subdirectories but never leave DIR.
+local M = {}
+
+M.DEFAULT = "{id}.{ext}"
+
+local KNOWN = { id = true, row = true, n = true, kind = true, ext = true, task_id = true, model = true }
+local EXTS = { mp4 = true, mov = true, webm = true, mkv = true, png = true, jpg = true, jpeg = true, webp = true,
+  gif = true, mp3 = true, wav = true, m4a = true, aac = true, ogg = true, flac = true }
+local BY_KIND = { video = "mp4", image = "png", audio = "mp3" }
+
+-- check(template) -> template | nil, message naming the rule.
+function M.check(t)
+  if type(t) ~= "string" or t == "" then
+    return nil, "the name template must be a non-empty string"
+  end
+  if t:sub(1, 1) == "/" then
+    return nil, "the name template must be relative to the output directory (got " .. t .. ")"
+  end
+  for seg in t:gmatch("[^/]+") do
+    if seg == ".." or seg == "." then
+      return nil, "the name template must stay inside the output directory (no '.' or '..' segments)"
+    end
+  end
+  for name in t:gmatch("{([^}]*)}") do
+    if not KNOWN[name] then
+      return nil, "unknown placeholder {" .. name .. "} in the name template (known: id, row, n, kind, ext, "
+        .. "task_id, model)"
+    end
+  end
+  if not (t:find("{id}", 1, true) or t:find("{row}", 1, true) or t:find("{task_id}", 1, true)) then
+    return nil, "the name template must contain {id}, {row} or {task_id}, or every row would get the same name"
+  end
+  return t
+end
+
+function M.safe(s)
+  s = tostring(s or ""):gsub("[^%w%-%._]", "_")
+  if s == "" or s == "." or s == ".." then
+    s = "_" .. s
+  end
+  return s
+end
+
+function M.ext_of(url, kind)
+  local e = type(url) == "string" and url:match("^[^?#]*%.(%w+)$")
+  e = e and e:lower()
+  if e and EXTS[e] then
+    return e
+  end
+  return BY_KIND[kind] or "bin"
+end
+
+-- name(template, row, n, output, count) -> relative path
+function M.name(template, row, n, o, count)
+  local t = template
+  if count > 1 and not t:find("{n}", 1, true) then
+    local with, k = t:gsub("%.{ext}$", "-{n}.{ext}")
+    t = k > 0 and with or (t .. "-{n}")
+  end
+  local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n), kind = o.kind or "video",
+    ext = M.ext_of(o.url, o.kind), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
+  return (t:gsub("{(%w+)}", vars))
+end
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+M.quote = quote
+
+-- mkdir -p (Lua has no mkdir); true or nil, message.
+function M.mkdir_p(dir)
+  local ok = os.execute("mkdir -p " .. quote(dir))
+  if ok ~= true and ok ~= 0 then
+    return nil, "cannot create directory " .. dir
+  end
+  return true
+end
+
+function M.dirname(path)
+  return path:match("^(.*)/[^/]*$")
+end
+
+return M

@@ -1,0 +1,105 @@
+-- Picking a batch up from its journal: each row is set where the journal left it. A row that
+-- ended stays ended; a task the provider has is tracked by its id; a create whose answer
+-- never reached the journal is adopted by its external id (looked up before anything is
+-- created again), or, where the provider has no external ids, reported uncertain and never
+-- resent. The budget's ledger (replayed from the journal) is brought in line with the ends
+-- the journal saw. Installed as a method of the batch by kling.batch.
+local core = require "kling.core"
+
+return function(Batch)
+  -- The ledger's side of what the journal says about each attempt of a row.
+  function Batch:reconcile_ledger(row, h)
+    local ledger = self.ledger
+    if not ledger then
+      return
+    end
+    for n, a in pairs(h.attempts) do
+      local key = row.id .. "#" .. n
+      if ledger:reservation(key) then
+        local e = a.ended
+        if e and e.status == "succeeded" then
+          local c = e.charge or {}
+          local m = c.amount and c.currency == ledger.currency and core.money_parse(c.amount)
+          ledger:settle(key, m or ledger:reservation(key), { task_id = e.task_id })
+        elseif (e and e.status == "failed") or (not e and n < h.attempt) then
+          ledger:release(key, { task_id = a.task_id })
+        end
+      end
+    end
+  end
+
+  -- resume(state) -> true | nil, message (the journal does not fit the manifest).
+  function Batch:resume(st)
+    for id in pairs(st.rows) do
+      if not self.by_id[id] then
+        return nil, "the journal names row '" .. id .. "', which the manifest has not: resume with the manifest "
+          .. "that started this batch, or use a new --out directory"
+      end
+    end
+    for _, row in ipairs(self.rows) do
+      local h = st.rows[row.id]
+      if h then
+        for n, a in pairs(h.attempts) do
+          if a.hash and a.hash ~= row.hash then
+            return nil, string.format("row '%s' (line %d) has changed since its attempt %d was sent: a batch "
+              .. "resumes only with the manifest it started with (or use a new --out directory)", row.id, row.line, n)
+          end
+        end
+        self:resume_row(row, h)
+      end
+    end
+    return true
+  end
+
+  function Batch:resume_row(row, h)
+    row.attempt = h.attempt
+    row.files = h.files
+    local a = h.attempts[h.attempt] or {}
+    row.ext, row.task_id, row.endpoint = a.ext, a.task_id, a.endpoint
+    self:reconcile_ledger(row, h)
+    local e = a.ended
+    if e then
+      row.error, row.charge, row.outputs = e.error, e.charge, e.outputs
+      row.task_id = row.task_id or e.task_id
+    end
+    if h.final then
+      row.st = h.final.state
+      return
+    end
+    if e then
+      if e.status == "succeeded" then
+        row.st = "resume_download"
+      elseif e.status == "uncertain" then
+        row.st = "resume_final_uncertain"
+      else
+        row.st = "resume_failed"
+      end
+    elseif row.task_id then
+      row.mode, row.st = "track", "pending"
+    elseif a.intent and row.ext then
+      row.mode, row.st = "adopt", "pending"
+    elseif a.intent then
+      row.st = "resume_uncertain"
+    end
+  end
+
+  -- Rows the journal left between two steps: carried on now that the journal is open.
+  function Batch:carry_on(row)
+    local s = row.st
+    if s == "resume_download" then
+      local client, err = self:client_for(row)
+      if not client then
+        return self:park(row, "cannot download: " .. tostring(err))
+      end
+      row.client = client
+      self:fetch_outputs(row)
+    elseif s == "resume_failed" then
+      self:after_failure(row)
+    elseif s == "resume_final_uncertain" then
+      self:finalize(row, "uncertain")
+    elseif s == "resume_uncertain" then
+      self:uncertain(row, { kind = "network", message = "the batch stopped after sending the create and before "
+        .. "its answer was journaled" })
+    end
+  end
+end

@@ -1,0 +1,395 @@
+-- A batch row's life, as methods of the batch: launched into its client's engine (fresh,
+-- adopted by external id, or tracked by task id), journaled at each step (intent before the
+-- create, task id after, end with the charge, files, final), retried by error kind with a
+-- new external id, downloaded as soon as its task succeeds. Installed by kling.batch.
+local core = require "kling.core"
+local billing = require "kling.billing"
+local budget = require "kling.budget"
+local task_mod = require "kling.task"
+local names = require "kling.batch.names"
+local download = require "kling.batch.download"
+
+-- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
+-- never is; validation, auth, quota and unpriced need the manifest or the account changed.
+local RETRY = { server = true, network = true, rate_limited = true }
+-- Kinds refused before any task existed that a later run may get past (fixed manifest,
+-- keys, catalog, a paid bill): reported failed, not journaled as the row's end.
+local REFUSED = { validation = true, unpriced = true, auth = true, quota = true }
+
+local function error_record(err)
+  if type(err) ~= "table" then
+    return { kind = "server", message = tostring(err) }
+  end
+  return { kind = err.kind, code = err.code, message = err.message and tostring(err.message) or tostring(err),
+    http_status = err.http_status, field = err.field }
+end
+
+local function outputs_of(t)
+  local out = {}
+  for _, kind in ipairs { "video", "image", "audio" } do
+    for _, o in ipairs(t[kind .. "s"] or {}) do
+      if type(o) == "table" and type(o.url) == "string" then
+        out[#out + 1] = { kind = kind, url = o.url, duration = o.duration }
+      end
+    end
+  end
+  return out
+end
+
+-- What billing.settle needs from outputs (budget.usage reads videos/images/audios).
+local function as_task(outputs)
+  local t = {}
+  for _, o in ipairs(outputs) do
+    local k = o.kind .. "s"
+    t[k] = t[k] or {}
+    t[k][#t[k] + 1] = { url = o.url, duration = o.duration }
+  end
+  return t
+end
+
+return function(Batch)
+  function Batch.priced(_, row, req)
+    local r = {}
+    for k, v in pairs(req or row.request) do
+      r[k] = v
+    end
+    r.estimate = nil
+    r.provider = row.client.provider.name
+    return r
+  end
+
+  -- The charge of a succeeded attempt from what it delivered: a quote, or nil and why not.
+  function Batch:charge_of(row, outputs)
+    return billing.settle(self:priced(row, row.req), budget.usage(as_task(outputs)))
+  end
+
+  function Batch:journal_row(t, row, extra)
+    local rec = { t = t, row = row.id, attempt = row.attempt }
+    for k, v in pairs(extra or {}) do
+      rec[k] = v
+    end
+    self:append(rec)
+  end
+
+  function Batch.ledger_key(_, row)
+    return row.id .. "#" .. row.attempt
+  end
+
+  function Batch:release(row)
+    if self.ledger and self.ledger:reservation(self:ledger_key(row)) then
+      self.ledger:release(self:ledger_key(row), { task_id = row.task_id })
+    end
+  end
+
+  -- ---- launching ----
+
+  -- The request as sent: element names resolved, an external id where the provider keeps them.
+  function Batch:prepare(row)
+    local client = row.client
+    local req = {}
+    for k, v in pairs(row.request) do
+      req[k] = v
+    end
+    if req.element_list ~= nil and self.elements then
+      local list, err = self.elements.resolve(req.element_list, { cache = self.element_cache,
+        provider = client.provider.name, base_url = client.base_url })
+      if not list then
+        return nil, err
+      end
+      req.element_list = list
+    end
+    local endpoint, err = client:check(req)
+    if not endpoint then
+      return nil, err
+    end
+    local takes = client.provider.takes
+    if client.provider.capabilities.external_ids and (not takes or takes(endpoint, "external_task_id")) then
+      if not row.ext then
+        local given = row.request.external_task_id
+        row.ext = given and (row.attempt == 1 and given or (given .. "-" .. row.attempt))
+          or ("kb-" .. core.random_hex(12))
+      end
+      req.external_task_id = row.ext
+    end
+    return req
+  end
+
+  -- Holds the row's estimate under the budget before its create can go out. true, or nil
+  -- and the error (kind budget: wait for running rows; else the row is refused).
+  function Batch:reserve(row, req)
+    local key = self:ledger_key(row)
+    if not self.ledger or self.ledger:reservation(key) then
+      return true
+    end
+    local q, err = billing.estimate(self:priced(row, req))
+    if not q then
+      err.message = tostring(err.message) .. " (a budget is set: every row needs a price)"
+      return nil, err
+    end
+    return self.ledger:reserve(key, q)
+  end
+
+  function Batch:launch(row)
+    local client, cerr = self:client_for(row)
+    if not client then
+      return self:refuse(row, cerr)
+    end
+    row.client = client
+    local req, err = self:prepare(row)
+    if not req then
+      return self:refuse(row, err)
+    end
+    row.req = req
+    local ok, berr = self:reserve(row, req)
+    if not ok then
+      if berr.kind == "budget" then
+        return self:budget_wait(row, berr)
+      end
+      return self:refuse(row, berr)
+    end
+    local e = self:engine_of(client)
+    local t
+    row.intent_written = row.mode ~= "fresh"
+    if row.mode == "track" then
+      t = task_mod.new(client, { id = row.task_id, endpoint = row.endpoint, status = "queued",
+        external_task_id = row.ext, request = req })
+      self:attach(row, t, e)
+      e:track(t, { estimate = self.estimate })
+    else
+      t = e:submit(req, { adopt = row.mode == "adopt" or nil, estimate = self.estimate })
+      self:attach(row, t, e)
+    end
+    if t.error then -- refused at submit (validation): it never reaches the engine's loop
+      self:ended(t, t.error)
+    end
+  end
+
+  function Batch:attach(row, t, e)
+    row.task, row.st = t, "active"
+    self.by_task[t] = row
+    self.active = self.active + 1
+    e.batch_tasks[t] = true
+  end
+
+  -- Engine hooks: the intent is on disk before the create leaves, the task id as soon as
+  -- the provider gave it.
+  function Batch:on_create(t)
+    local row = self.by_task[t]
+    if row and not row.intent_written then
+      row.intent_written = true
+      self:journal_row("intent", row, { ext = t.external_task_id, key = self:ledger_key(row), hash = row.hash })
+    end
+  end
+
+  function Batch:on_created(t)
+    local row = self.by_task[t]
+    if row and row.task_id ~= t.id then
+      row.task_id, row.endpoint = t.id, t.endpoint
+      self:journal_row("created", row, { task_id = t.id, endpoint = t.endpoint, ext = t.external_task_id })
+    end
+  end
+
+  -- ---- endings ----
+
+  function Batch:detach(t)
+    local row = self.by_task[t]
+    self.by_task[t] = nil
+    for _, s in ipairs(self.engines) do
+      s.engine.batch_tasks[t] = nil
+    end
+    self.active = self.active - 1
+    row.task = nil
+    return row
+  end
+
+  -- Every attempt ends here (from the engine's on_done, or at once when the engine refused
+  -- it at submit).
+  function Batch:ended(t, err)
+    local row = self:detach(t)
+    self.budget_blocked = false
+    if not err and t.status == "succeeded" then
+      return self:succeeded(row, t)
+    end
+    err = err or t:failure()
+    local created = t.id ~= nil
+    if err.kind == "timeout" then
+      -- A deadline passed: a task that exists goes on at the provider; the next run of the
+      -- same command picks it up (by task id or external id).
+      return self:park(row, created and ("still running at the deadline (task " .. t.id .. ")")
+        or "not started before the deadline")
+    end
+    if err.uncertain and not created then
+      return self:uncertain(row, err)
+    end
+    if not created and REFUSED[err.kind] then
+      return self:refuse(row, err)
+    end
+    return self:attempt_failed(row, t, err)
+  end
+
+  function Batch:refuse(row, err)
+    self:release(row)
+    row.st, row.refused, row.error = "failed", true, error_record(err)
+    self:event(row, "refused: " .. tostring(err))
+  end
+
+  function Batch:park(row, reason)
+    row.st, row.reason = "unfinished", reason
+    self:event(row, "unfinished: " .. reason)
+  end
+
+  function Batch:budget_wait(row, err)
+    if self.active > 0 then
+      -- Running rows will settle or release what they hold: try again when one ends.
+      self.budget_blocked = true
+      table.insert(self.queue, 1, row)
+      return
+    end
+    self:park(row, "budget: " .. tostring(err.message))
+  end
+
+  function Batch:finalize(row, state, extra)
+    row.st = state
+    local rec = { state = state, attempts = row.attempt, task_id = row.task_id }
+    for k, v in pairs(extra or {}) do
+      rec[k] = v
+    end
+    self:journal_row("final", row, rec)
+  end
+
+  function Batch:uncertain(row, err)
+    row.error = error_record(err)
+    row.error.message = "the create's fate is unknown and the provider cannot look it up: " .. row.error.message
+      .. " (never resent; check the provider's task list)"
+    self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
+    self:finalize(row, "uncertain")
+    self:event(row, "uncertain: " .. row.error.message)
+  end
+
+  function Batch:attempt_failed(row, t, err)
+    row.error = error_record(err)
+    self:journal_row("end", row, { status = "failed", task_id = t.id, error = row.error })
+    self:release(row)
+    self:after_failure(row)
+  end
+
+  -- After a failed attempt (now, or found in the journal on resume): retry or end the row.
+  function Batch:after_failure(row)
+    local e = row.error or {}
+    if RETRY[e.kind] and row.attempt <= self.retries then
+      local reason = e.kind .. ": " .. tostring(e.message)
+      row.attempt = row.attempt + 1
+      row.ext, row.task_id, row.endpoint, row.mode = nil, nil, nil, "fresh"
+      self:journal_row("retry", row, { reason = reason })
+      row.st, row.not_before = "pending", self.now() + math.min(30000, 1000 * 2 ^ (row.attempt - 2))
+      self.queue[#self.queue + 1] = row
+      self:event(row, string.format("attempt %d failed (%s): retrying", row.attempt - 1, reason))
+      return
+    end
+    self:finalize(row, "failed", { kind = e.kind })
+    self:event(row, "failed: " .. tostring(e.kind) .. ": " .. tostring(e.message))
+  end
+
+  function Batch:succeeded(row, t)
+    local outputs = outputs_of(t)
+    local q, qerr = self:charge_of(row, outputs)
+    local charge = q and { amount = q.amount, currency = q.currency, rule = q.rule }
+      or { unpriced = tostring(qerr and qerr.message or qerr) }
+    charge.reported = t.charge ~= nil and tostring(t.charge) or nil
+    self:journal_row("end", row, { status = "succeeded", task_id = t.id, charge = charge, outputs = outputs })
+    self:settle(row, q)
+    row.outputs, row.charge = outputs, charge
+    self:fetch_outputs(row)
+  end
+
+  -- The budget's side of a succeeded attempt: the actual charge replaces the reservation
+  -- (an unpriced delivery is charged its reservation, never nothing).
+  function Batch:settle(row, q)
+    local key = self:ledger_key(row)
+    if not self.ledger or self.ledger.settled[key] then
+      return
+    end
+    local amount = q or self.ledger:reservation(key)
+    if amount then
+      local ok, err = self.ledger:settle(key, amount, { task_id = row.task_id })
+      if not ok then
+        self:event(row, "budget: " .. tostring(err))
+      end
+    end
+  end
+
+  -- ---- outputs ----
+
+  function Batch:fetch_outputs(row)
+    row.st = "download"
+    row.pending_files = 0
+    local count = #row.outputs
+    for n, o in ipairs(row.outputs) do
+      local rec = row.files[n]
+      local rel = rec and rec.path or names.name(self.name_template, row, n, o, count)
+      local path = self.out .. "/" .. rel
+      local size = download.size_of(path)
+      if size and size > 0 then
+        if not rec then
+          self:file_done(row, n, o, rel, size)
+        end
+      else
+        local dir = names.dirname(path)
+        if dir then
+          names.mkdir_p(dir)
+        end
+        row.pending_files = row.pending_files + 1
+        self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
+          on_done = function(job, p, bytes, expired)
+            self:downloaded(job, p, bytes, expired)
+          end }
+      end
+    end
+    self:maybe_done(row)
+  end
+
+  function Batch:file_done(row, n, o, rel, bytes)
+    row.files[n] = { path = rel, bytes = bytes, kind = o.kind, n = n }
+    self:journal_row("file", row, { n = n, path = rel, bytes = bytes, kind = o.kind })
+  end
+
+  function Batch:downloaded(job, path, bytes, expired)
+    local row = job.row
+    row.pending_files = row.pending_files - 1
+    if path then
+      self:file_done(row, job.n, job.output, job.rel, bytes)
+      return self:maybe_done(row)
+    end
+    if expired and not row.refreshed and row.task_id then
+      -- Gateway URLs expire: ask the provider for the task again, for fresh ones.
+      row.refreshed = true
+      local fresh = row.client:get_task(row.task_id, { endpoint = row.endpoint })
+      local outs = fresh and fresh.status == "succeeded" and outputs_of(fresh)
+      if outs and #outs == #row.outputs then
+        row.outputs, row.refetch = outs, true
+        return self:maybe_done(row)
+      end
+    end
+    row.download_error = bytes
+    self:maybe_done(row)
+  end
+
+  function Batch:maybe_done(row)
+    if row.pending_files > 0 or row.st ~= "download" then
+      return
+    end
+    if row.refetch then
+      row.refetch = nil
+      return self:fetch_outputs(row) -- the files still missing, from the fresh URLs
+    end
+    if row.download_error then
+      return self:park(row, "download failed: " .. tostring(row.download_error))
+    end
+    self:finalize(row, "succeeded")
+    local files = {}
+    for _, f in ipairs(row.files) do
+      files[#files + 1] = f.path
+    end
+    self:event(row, "succeeded (task " .. tostring(row.task_id) .. ") -> " .. table.concat(files, ", "))
+  end
+end

@@ -1,0 +1,89 @@
+-- A batch journal read back: what each row has been through. The records (kling.batch writes
+-- them; each is on disk before the step it announces):
+--   {t = "batch", v = 1, manifest, manifest_sha256, rows, budget = {limit, currency}}   each run
+--   {t = "ledger", op, task_key, amount, currency, ...}    a budget movement (kling.billing line)
+--   {t = "intent", row, attempt, ext, key, hash}           just before a create is sent
+--   {t = "created", row, attempt, task_id, endpoint}       the provider has the task
+--   {t = "end", row, attempt, status, task_id, error, charge, outputs}   the task ended
+--   {t = "retry", row, attempt, reason}                    the next attempt (a new task) begins
+--   {t = "file", row, n, path, bytes}                      an output is in place
+--   {t = "final", row, state, attempts, task_id}           the row is over (once per row)
+local M = {}
+
+M.VERSION = 1
+
+local function history(rows, id)
+  local h = rows[id]
+  if not h then
+    h = { attempt = 1, attempts = {}, files = {} }
+    rows[id] = h
+  end
+  return h
+end
+
+local function attempt_of(h, n)
+  n = n or h.attempt
+  local a = h.attempts[n]
+  if not a then
+    a = {}
+    h.attempts[n] = a
+  end
+  return a
+end
+
+-- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
+-- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
+-- files = {[n] = record}, final}}}
+function M.replay(records)
+  local st = { runs = 0, ledger = {}, rows = {} }
+  for i, r in ipairs(records) do
+    local t = r.t
+    if t == "batch" then
+      if r.v ~= M.VERSION then
+        return nil, "record " .. i .. ": journal version " .. tostring(r.v) .. " (this module writes "
+          .. M.VERSION .. ")"
+      end
+      st.runs = st.runs + 1
+      st.header = st.header or r
+      st.last_header = r
+      if r.budget then
+        st.budget = r.budget
+      end
+    elseif t == "ledger" then
+      st.ledger[#st.ledger + 1] = r
+    elseif type(r.row) ~= "string" then
+      return nil, "record " .. i .. " (" .. tostring(t) .. ") names no row"
+    else
+      local h = history(st.rows, r.row)
+      local n = tonumber(r.attempt) or h.attempt
+      if t == "intent" then
+        local a = attempt_of(h, n)
+        a.intent, a.ext, a.key, a.hash = true, r.ext, r.key, r.hash
+        h.attempt = math.max(h.attempt, n)
+      elseif t == "created" then
+        local a = attempt_of(h, n)
+        a.task_id, a.endpoint = r.task_id, r.endpoint
+        a.ext = a.ext or r.ext
+      elseif t == "end" then
+        attempt_of(h, n).ended = r
+      elseif t == "retry" then
+        h.attempt = math.max(h.attempt, n)
+        attempt_of(h, n)
+      elseif t == "file" then
+        h.files[r.n] = r
+      elseif t == "final" then
+        h.final = r
+      else
+        return nil, "record " .. i .. ": unknown type '" .. tostring(t) .. "'"
+      end
+    end
+  end
+  return st
+end
+
+-- The ledger lines of a journal (for billing.ledger{lines =}).
+function M.ledger_lines(st)
+  return st.ledger
+end
+
+return M

@@ -1,0 +1,148 @@
+-- kling.journal: an append-only file of JSON lines, each on disk before append() returns.
+-- The batch runner writes what it is about to do (and what the provider answered) here, so
+-- that a process killed at any instant can be started again and pick up where it stopped.
+--
+-- Durability: kling.core.append_sync (write + fsync of the file, and of its directory when
+-- the file was created) when the C core has it. A core without it falls back to write +
+-- flush + close: the record then survives a killed process (it is in the kernel), not a
+-- power cut. journal.durable says which is in use.
+local core = require "kling.core"
+local json = require "kling.json"
+
+local M = {}
+
+M.durable = type(core.append_sync) == "function"
+
+local function append_flush(path, data)
+  local f, err = io.open(path, "ab")
+  if not f then
+    return nil, err
+  end
+  local ok, werr = f:write(data)
+  if ok then
+    ok, werr = f:flush()
+  end
+  f:close()
+  if not ok then
+    return nil, werr
+  end
+  return true
+end
+
+local append_raw = M.durable and core.append_sync or append_flush
+
+local function sync_file(path)
+  if core.fsync_path then
+    return core.fsync_path(path, true)
+  end
+  return true
+end
+
+-- read(path) -> records, info | nil, message. info = {lines, torn, good_bytes, missing}.
+-- A last line without its newline is a write cut short by a kill (a record and its newline
+-- go out in one write): it is reported as torn and not returned. Any other unreadable line
+-- is an error naming the line.
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return {}, { lines = 0, missing = true, good_bytes = 0 }
+  end
+  local text = f:read("a")
+  f:close()
+  local records, n, pos = {}, 0, 1
+  while pos <= #text do
+    local nl = text:find("\n", pos, true)
+    if not nl then
+      return records, { lines = n, torn = true, good_bytes = pos - 1 }
+    end
+    n = n + 1
+    local line = text:sub(pos, nl - 1)
+    if line:find("%S") then
+      local rec, err = json.decode(line)
+      if type(rec) ~= "table" then
+        return nil, string.format("%s:%d: not a journal record (%s)", path, n, tostring(err or "not an object"))
+      end
+      records[#records + 1] = rec
+    end
+    pos = nl + 1
+  end
+  return records, { lines = n, good_bytes = #text }
+end
+
+-- Cuts a torn last line off: the good part is written to a temporary file, made durable,
+-- and renamed over the journal (a rename is atomic), so no later append lands after it.
+local function repair(path, good_bytes)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local good = f:read(good_bytes) or ""
+  f:close()
+  local tmp = path .. ".repair"
+  local w
+  w, err = io.open(tmp, "wb")
+  if not w then
+    return nil, err
+  end
+  local ok, werr = w:write(good)
+  w:close()
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  ok, werr = sync_file(tmp)
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  ok, werr = os.rename(tmp, path)
+  if not ok then
+    return nil, werr
+  end
+  return sync_file(path)
+end
+
+local Journal = {}
+Journal.__index = Journal
+Journal.__name = "kling.journal"
+
+-- open(path) -> journal, records | nil, message: the records already there (a torn last line
+-- is cut off first), and a journal to append to.
+function M.open(path)
+  if type(path) ~= "string" or path == "" then
+    error("kling.journal.open: a path is required", 2)
+  end
+  local records, info = M.read(path)
+  if not records then
+    return nil, info
+  end
+  if info.torn then
+    local ok, err = repair(path, info.good_bytes)
+    if not ok then
+      return nil, "cannot repair the torn last line of " .. path .. ": " .. tostring(err)
+    end
+  end
+  return setmetatable({ path = path, appended = 0, repaired = info.torn or nil }, Journal), records
+end
+
+-- append(record) -> true | nil, message. The record (a table) is one JSON line; it is on disk
+-- when this returns.
+function Journal:append(rec)
+  local line, err = json.encode(rec)
+  if not line then
+    return nil, "cannot encode a journal record: " .. tostring(err)
+  end
+  local ok, werr = append_raw(self.path, line .. "\n")
+  if not ok then
+    return nil, "cannot append to " .. self.path .. ": " .. tostring(werr)
+  end
+  self.appended = self.appended + 1
+  return true
+end
+
+function Journal:__tostring()
+  return "kling.journal(" .. self.path .. ")"
+end
+
+M.Journal = Journal
+return M
