@@ -55,6 +55,11 @@ end
 -- What a finished task delivered, in the terms billing.settle prices: seconds of video or
 -- audio (as decimal text, to the millisecond) and the number of outputs.
 function M.usage(t)
+  local provider = t.client and t.client.provider
+  local own = provider and provider.usage and provider.usage(t)
+  if own then
+    return own
+  end
   local outputs = t.videos or t.audios or t.images
   if type(outputs) ~= "table" or #outputs == 0 then
     return { count = 1 }

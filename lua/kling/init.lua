@@ -23,4 +23,7 @@ M.quote = billing.quote
 M.ledger = billing.ledger
 M.set_catalog = billing.set_catalog
 
+-- Callbacks: kling.webhook.parse(provider, raw_body, headers, {secret =}) -> canonical task fields.
+M.webhook = require "kling.webhook"
+
 return M

@@ -5,6 +5,7 @@
 -- only (synchronous calls at once), and image tasks hold n parallel slots.
 local sim = require "support.sim"
 local kling = require "kling"
+local budget = require "kling.budget"
 local core = require "kling.core"
 
 local IMG, IMG2, VID = "https://example.com/a.png", "https://example.com/b.png", "https://example.com/v.mp4"
@@ -18,20 +19,10 @@ local function micros(s)
   return assert(core.money_parse(s), "not an amount: " .. tostring(s))
 end
 
--- What the client's catalog charges for what the task delivered equals the simulator's charge.
+-- What the client's catalog charges for what the task delivered (as a budget settles it)
+-- equals the simulator's charge.
 local function same_charge(t)
-  local usage = {}
-  if t.videos then
-    usage.duration = t.videos[1].duration
-    if t.endpoint == "videos/video-extend" then -- priced by the extension, not the whole video
-      usage.duration = t.videos[1].duration - t.parent_video.duration
-    end
-  elseif t.audios then
-    usage.duration = t.audios[1].duration
-  end
-  if t.images and t.endpoint:match("^images/") then
-    usage.count = #t.images
-  end
+  local usage = budget.usage(t)
   local q = assert(kling.settle(t.request, usage, { provider = "kling" }))
   assert.are.equal(q.micros, micros(t.charge), t.endpoint .. ": catalog " .. q.amount .. ", simulator " .. t.charge)
   if t.endpoint ~= "videos/image-recognize" then -- it has no id of its own: checked by endpoint at the end

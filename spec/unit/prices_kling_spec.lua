@@ -102,11 +102,12 @@ describe("seed 000 1.1-1.4 video tables (text2video, omni-video, image2video, mu
     assert.equal("3", amount(with("image_list", {}))) -- an empty list is no reference
   end)
 
-  it("applies the official defaults: kling-v1, std, 5 s, text2video", function()
+  it("applies the official defaults: kling-v1, std, 5 s, text2video; omni-video pro", function()
     local q = assert(estimate {})
     assert.equal("1", q.amount)
     assert.equal("video/kling-v1/std", q.rule)
-    assert.equal("3", amount { endpoint = "videos/omni-video" }) -- kling-video-o1 std 5 s
+    -- omni-video's own default mode is pro (the simulator follows the docs): 0.8/s x 5 s
+    assert.equal("4", amount { endpoint = "videos/omni-video" })
   end)
 
   it("maps resolution to mode where no mode is given (1080p is pro)", function()

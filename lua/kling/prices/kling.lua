@@ -57,7 +57,7 @@ return {
     ["*"] = { model = "kling-v1", mode = "std", sound = false },
     ["videos/text2video"] = { duration = 5 },
     ["videos/image2video"] = { duration = 5 },
-    ["videos/omni-video"] = { model = "kling-video-o1", duration = 5 },
+    ["videos/omni-video"] = { model = "kling-video-o1", duration = 5, mode = "pro" }, -- omni's own default
     ["videos/multi-image2video"] = { model = "kling-v1-6", duration = 5 },
     ["videos/multi-elements"] = { model = "kling-v1-6", duration = 5 },
     ["images/omni-image"] = { model = "kling-image-o1" },

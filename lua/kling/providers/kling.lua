@@ -196,6 +196,22 @@ end
 -- parse_call(endpoint, data) -> result | nil, message: canonical elements or tasks for the
 -- lists, {id, status} for the deletes, the answer itself for the selections (whose non-zero
 -- `status` is a refusal).
+-- What a finished task delivered, in the terms billing.settle prices, where the outputs alone
+-- do not say it: a video extension is billed by the seconds it added (the result's duration
+-- minus the parent video's), not by the whole video. nil: price the outputs as they are.
+function P.usage(t)
+  local v, parent = t.videos and t.videos[1], t.parent_video
+  if t.endpoint ~= "videos/video-extend" or not (v and parent) then
+    return nil
+  end
+  local total, base = tonumber(v.duration), tonumber(parent.duration)
+  if not (total and base) or total < base then
+    return nil
+  end
+  local ms = math.floor(total * 1000 + 0.5) - math.floor(base * 1000 + 0.5)
+  return { count = 1, duration = string.format("%d.%03d", math.floor(ms / 1000), ms % 1000) }
+end
+
 function P.parse_call(endpoint, data)
   local kind = P.calls[endpoint].parse
   if kind == "selection" and type(data) == "table" and data.status ~= nil and data.status ~= 0 then
