@@ -1,0 +1,172 @@
+-- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
+-- or one task asked of its provider.
+local kling = require "kling"
+local core = require "kling.core"
+local json = require "kling.json"
+local billing = require "kling.billing"
+local journal = require "kling.journal"
+local state = require "kling.batch.state"
+local flags = require "kling.batch.flags"
+
+local M = {}
+
+local USAGE = [[
+usage: kling status DIR [--rows] [--json]
+       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL] [--json]
+
+DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
+         (succeeded, failed, uncertain; running with their task ids; pending), the runs so
+         far and the budget. Reads the journal only: safe while the batch runs. --rows lists
+         every row.
+TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
+         id is an external_task_id; --endpoint when it is not a text2video/image2video task.
+
+exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
+             TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
+             1 the journal or the provider could not be read, 2 bad usage.
+]]
+
+local SPEC = {
+  ["--rows"] = { "rows", "bool" }, ["--json"] = { "json", "bool" }, ["--external"] = { "external", "bool" },
+  ["--endpoint"] = { "endpoint" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
+  ["--ca-file"] = { "ca_file" }, ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
+}
+
+local function fail(status, msg)
+  io.stderr:write("kling status: ", tostring(msg), "\n")
+  return status
+end
+
+-- A row's state as far as the journal knows.
+local function row_state(h)
+  if h.final then
+    return h.final.state, h.final.task_id
+  end
+  local a = h.attempts[h.attempt] or {}
+  if a.ended then
+    return a.ended.status == "succeeded" and "downloading" or "ending", a.ended.task_id
+  end
+  if a.task_id then
+    return "running", a.task_id
+  end
+  if a.intent then
+    return "sent", nil
+  end
+  return "pending", nil
+end
+
+local ORDER = { "succeeded", "failed", "uncertain", "running", "downloading", "ending", "sent", "pending" }
+
+local function batch_status(dir, opts)
+  local records, info = journal.read(dir .. "/journal.jsonl")
+  if not records then
+    return fail(1, info)
+  end
+  local st, err = state.replay(records)
+  if not st then
+    return fail(1, err)
+  end
+  local header = st.last_header or {}
+  local total = header.rows or 0
+  local counts, rows = {}, {}
+  local listed = 0
+  for id, h in pairs(st.rows) do
+    local s, task = row_state(h)
+    counts[s] = (counts[s] or 0) + 1
+    rows[#rows + 1] = { id = id, state = s, task_id = task, attempts = h.attempt }
+    listed = listed + 1
+  end
+  counts.pending = (counts.pending or 0) + math.max(0, total - listed)
+  table.sort(rows, function(a, b)
+    return a.id < b.id
+  end)
+  local budget
+  if st.budget then
+    local ledger = billing.ledger { limit = st.budget.limit, currency = st.budget.currency, lines = st.ledger }
+    if ledger then
+      budget = { limit = st.budget.limit, currency = st.budget.currency, spent = core.money_format(ledger:spent()),
+        reserved = core.money_format(ledger:reserved()) }
+    end
+  end
+  local ended = (counts.succeeded or 0) + (counts.failed or 0)
+  local status = ended + (counts.uncertain or 0) < total and 3 or (counts.uncertain or 0) > 0 and 4 or 0
+  if opts.json then
+    local out = { dir = dir, manifest = header.manifest, rows = total, runs = st.runs, counts = counts,
+      budget = budget, torn_last_line = info.torn or nil }
+    if opts.rows then
+      out.row_states = rows
+    end
+    io.stdout:write(assert(json.encode(out)), "\n")
+    return status
+  end
+  io.stdout:write(string.format("batch %s: %d rows, %d run(s), manifest %s\n", dir, total, st.runs,
+    tostring(header.manifest)))
+  for _, s in ipairs(ORDER) do
+    if counts[s] and counts[s] > 0 then
+      io.stdout:write(string.format("  %-12s %6d\n", s, counts[s]))
+    end
+  end
+  if budget then
+    io.stdout:write(string.format("budget: spent %s of %s %s (reserved %s)\n", budget.spent, budget.limit,
+      budget.currency, budget.reserved))
+  end
+  if opts.rows then
+    for _, r in ipairs(rows) do
+      io.stdout:write(string.format("  %-20s %-12s %s\n", r.id, r.state, r.task_id and ("task " .. r.task_id) or ""))
+    end
+  end
+  return status
+end
+
+local function task_status(id, opts)
+  local client, err = kling.new { provider = opts.provider, base_url = opts.base_url, ca_file = opts.ca_file }
+  if not client then
+    return fail(2, err)
+  end
+  local t
+  t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
+  if not t then
+    return fail(1, err)
+  end
+  local status = t.status == "succeeded" and 0 or (t.status == "failed" or t.status == "cancelled") and 4 or 3
+  if opts.json then
+    io.stdout:write(assert(json.encode(t:to_table())), "\n")
+    return status
+  end
+  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, t.endpoint or "?", t.status,
+    t.progress and (" " .. t.progress .. "%") or "", t.message and (": " .. t.message) or ""))
+  for _, kind in ipairs { "videos", "images", "audios" } do
+    for _, o in ipairs(t[kind] or {}) do
+      io.stdout:write(string.format("  %s %s%s\n", kind:sub(1, -2), tostring(o.url),
+        o.duration and (" (" .. o.duration .. " s)") or ""))
+    end
+  end
+  if t.charge then
+    io.stdout:write("  charge reported: ", tostring(t.charge), "\n")
+  end
+  return status
+end
+
+function M.main(args)
+  local opts, pos = flags.parse(args, SPEC)
+  if not opts then
+    io.stderr:write(USAGE)
+    return fail(2, pos)
+  end
+  if opts.help then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  if #pos ~= 1 then
+    io.stderr:write(USAGE)
+    return fail(2, "a batch DIR or a TASK_ID is required")
+  end
+  local f = io.open(pos[1] .. "/journal.jsonl")
+  if f then
+    f:close()
+    return batch_status(pos[1]:gsub("/+$", ""), opts)
+  end
+  return task_status(pos[1], opts)
+end
+
+return M

@@ -1,0 +1,113 @@
+-- kling storyboard FILE --out DIR: a multi-shot storyboard made into one video (kling.multishot).
+local kling = require "kling"
+local json = require "kling.json"
+local multishot = require "kling.multishot"
+local flags = require "kling.batch.flags"
+
+local M = {}
+
+local USAGE = [[
+usage: kling storyboard FILE --out DIR [--provider P] [--base-url URL] [--ca-file PEM]
+                        [--elements FILE] [--split] [--no-continuity] [--frames-base-url URL]
+                        [--timeout SECONDS] [--poll-min S] [--poll-max S] [--json]
+
+FILE is JSON: a list of shots [{"prompt": "...", "duration": 5, "image": URL?, "elements": [...]?}]
+or an object {"model": "kling-v3", "mode": "pro", "aspect_ratio": "16:9", ..., "shots": [...]}
+whose other fields go into every request. Checked before anything is sent: each shot's
+prompt at most 512 characters, durations whole seconds.
+
+With native multi-shot (kling-v3 on the official API and the gateways that have it) a
+storyboard of at most 6 shots lasting 3..15 s in all is ONE request. A longer one is split
+into segments within those limits; each segment starts from the last frame of the one
+before (ffmpeg), unless its first shot has its own image, and the segments are joined with
+ffmpeg into DIR/storyboard.mp4. --split makes every shot its own segment. Element names in
+"elements" are resolved with the element cache (--elements, as kling element create wrote it).
+Providers that take image URLs only need the frames served: --frames-base-url is the URL
+under which DIR's files can be fetched.
+
+Segments are journaled in DIR/storyboard.jsonl: the same command again skips the segments
+already made and waits for a task in flight instead of paying for it twice.
+
+exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
+(nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)
+]]
+
+local SPEC = {
+  ["--out"] = { "out" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
+  ["--ca-file"] = { "ca_file" }, ["--elements"] = { "elements" }, ["--split"] = { "split", "bool" },
+  ["--no-continuity"] = { "no_continuity", "bool" }, ["--frames-base-url"] = { "frames_base_url" },
+  ["--timeout"] = { "timeout", "number" }, ["--poll-min"] = { "poll_min", "number" },
+  ["--poll-max"] = { "poll_max", "number" }, ["--json"] = { "json", "bool" },
+  ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
+}
+
+local function fail(status, msg)
+  io.stderr:write("kling storyboard: ", tostring(msg), "\n")
+  return status
+end
+
+function M.main(args)
+  local opts, pos = flags.parse(args, SPEC)
+  if not opts then
+    io.stderr:write(USAGE)
+    return fail(2, pos)
+  end
+  if opts.help then
+    io.stdout:write(USAGE)
+    return 0
+  end
+  if #pos ~= 1 then
+    io.stderr:write(USAGE)
+    return fail(2, "one storyboard FILE is required")
+  end
+  if not opts.out then
+    return fail(2, "--out DIR is required")
+  end
+  local sb, err = multishot.load(pos[1])
+  if not sb then
+    return fail(2, err)
+  end
+  local verr = multishot.check(sb)
+  if verr then
+    return fail(2, verr)
+  end
+  local client
+  client, err = kling.new { provider = opts.provider or sb.provider, base_url = opts.base_url, ca_file = opts.ca_file,
+    poll_min = opts.poll_min, poll_max = opts.poll_max }
+  if not client then
+    return fail(2, err)
+  end
+  local result, rerr = multishot.run(client, sb, {
+    out = opts.out, native = opts.split and false or nil, continuity = not opts.no_continuity,
+    frames_base_url = opts.frames_base_url, elements = opts.elements, timeout = opts.timeout,
+    on_progress = function(ev)
+      io.stderr:write(string.format("segment %d/%d: %s%s%s\n", ev.segment, ev.segments, ev.status,
+        ev.progress and (" " .. ev.progress .. "%") or "", ev.task_id and (" (task " .. ev.task_id .. ")") or ""))
+    end,
+  })
+  if not result then
+    if rerr.kind == "timeout" then
+      return fail(3, tostring(rerr) .. " (run the same command again to keep waiting)")
+    end
+    return fail((rerr.kind == "validation" and not rerr.code) and 2 or 1, rerr)
+  end
+  if opts.json then
+    local segs = json.array {}
+    for i, s in ipairs(result.segments) do
+      segs[i] = { first = s.first, last = s.last, duration = s.duration, path = s.path, task_id = s.task_id,
+        frame = s.frame, skipped = s.skipped or nil }
+    end
+    io.stdout:write(assert(json.encode { file = result.file, native = result.native, duration = result.duration,
+      segments = segs }), "\n")
+  else
+    for i, s in ipairs(result.segments) do
+      io.stdout:write(string.format("segment %d: shots %d..%d, %d s, task %s%s -> %s\n", i, s.first, s.last, s.duration,
+        tostring(s.task_id), s.skipped and " (already made)" or "", s.path))
+    end
+    io.stdout:write(string.format("storyboard: %s (%d s asked, %d segment(s)%s)\n", result.file, result.duration,
+      #result.segments, result.native and ", native multi-shot" or ""))
+  end
+  return 0
+end
+
+return M

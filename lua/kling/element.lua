@@ -1,0 +1,433 @@
+-- kling.element: custom elements (a subject kept consistent across videos) made once and
+-- used by name.
+--
+--   local element = require "kling.element"
+--   local e = assert(element.create(client, {
+--     name = "Mia", description = "a young woman with short red hair",
+--     images = { "https://.../front.jpg", "https://.../side.jpg" },   -- the first is frontal
+--   }, { on_progress = function(t) print(t.status, t.progress) end }))
+--   client:submit { model = "kling-v3", image = ..., element_list = element.resolve({ "Mia" }, ...) }
+--
+-- A spec is {name, description, images = {frontal, up to 3 more} | video = URL [, voice_id],
+-- tags = {"o_101", ...} (official only)}. It is checked against every documented rule
+-- before anything is sent. The official API (general/custom-elements) answers at once and
+-- takes images only; EvoLink (kling-custom-element) takes images or a video (with an
+-- optional voice) and works for about ten minutes: create() waits, with progress.
+--
+-- The element's id is cached (a JSON file: $XDG_CACHE_HOME/kling/elements.json, or
+-- ~/.cache/kling/elements.json, or opts.cache) under a hash of its inputs, provider, base URL
+-- and account, so that creating the same element again returns the cached id and pays
+-- nothing. A create in flight is in the cache too (its task id, or a "creating" mark), so a
+-- run killed while waiting picks the same task up instead of paying for a second one.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+local validate = require "kling.validate"
+
+local M = {}
+
+local TAGS = {}
+for i = 101, 108 do
+  TAGS["o_" .. i] = true
+end
+
+local function fail(field, msg, provider)
+  return errors.validation(field, msg, provider)
+end
+
+-- ---- the spec ----
+
+-- check(spec [, provider_name]) -> nil | validation error naming the field and the rule.
+function M.check(spec, provider)
+  if type(spec) ~= "table" then
+    return fail("element", "a table {name, description, images | video} is required", provider)
+  end
+  local c = { provider = provider }
+  local err = validate.text(c, spec, "name", { required = true, max_chars = 20 })
+    or validate.text(c, spec, "description", { required = true, max_chars = 100 })
+    or validate.text(c, spec, "video", {}) or validate.text(c, spec, "voice_id", {})
+  if err then
+    return err
+  end
+  local images, video = spec.images, spec.video
+  if (images == nil) == (video == nil) then
+    return fail("images", "give either images (one frontal and up to 3 more) or a video, not both", provider)
+  end
+  if images ~= nil then
+    if type(images) ~= "table" or images[1] == nil then
+      return fail("images", "must be a list: the frontal image first, then up to 3 more views", provider)
+    end
+    if #images > 4 then
+      return fail("images", "one frontal image and at most 3 more (got " .. #images .. ")", provider)
+    end
+    for i, img in ipairs(images) do
+      if type(img) ~= "string" or img == "" then
+        return fail("images[" .. i .. "]", "must be an image URL or base64 data", provider)
+      end
+    end
+    if spec.voice_id ~= nil then
+      return fail("voice_id", "goes with a video: an element made from images has no voice", provider)
+    end
+  elseif not validate.is_url(video) then
+    return fail("video", "must be an http(s) URL of a video showing the subject's face", provider)
+  end
+  if spec.tags ~= nil then
+    if type(spec.tags) ~= "table" then
+      return fail("tags", "must be a list of tag ids o_101 .. o_108", provider)
+    end
+    for i, t in ipairs(spec.tags) do
+      if not TAGS[t] then
+        return fail("tags[" .. i .. "]", "must be one of o_101 .. o_108 (got " .. tostring(t) .. ")", provider)
+      end
+    end
+  end
+  return nil
+end
+
+-- request(spec, provider) -> the canonical request that creates the element on provider.
+function M.request(spec, provider)
+  local name = provider.name
+  if not (provider.endpoints and provider.endpoints["general/custom-elements"]) then
+    return nil, errors.unsupported(name, "custom elements", "the official API (kling) and evolink make them")
+  end
+  local err = M.check(spec, name)
+  if err then
+    return nil, err
+  end
+  local images = spec.images or {}
+  if name == "kling" then
+    if spec.video then
+      return nil, errors.unsupported(name, "video", "the official custom-elements endpoint makes elements "
+        .. "from images (evolink takes a video)")
+    end
+    local refs = {}
+    for i = 2, #images do
+      refs[#refs + 1] = { image_url = images[i] }
+    end
+    return { endpoint = "general/custom-elements", element_name = spec.name, element_description = spec.description,
+      image = images[1], element_refer_list = #refs > 0 and refs or nil, tag_list = spec.tags }
+  end
+  if spec.tags then
+    return nil, errors.unsupported(name, "tags", "element tags are the official API's")
+  end
+  local req = { endpoint = "general/custom-elements", model = provider.ELEMENT_MODEL,
+    element_name = spec.name, element_description = spec.description }
+  if spec.video then
+    req.reference_type = "video_refer"
+    req.element_video_list = { video_url = spec.video }
+    req.element_voice_id = spec.voice_id
+  else
+    local refs = {}
+    for i = 2, #images do
+      refs[#refs + 1] = { image_url = images[i] }
+    end
+    req.reference_type = "image_refer"
+    req.element_image_list = { frontal_image = images[1], refer_images = #refs > 0 and refs or nil }
+  end
+  return req
+end
+
+-- ---- the cache ----
+
+function M.default_cache()
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base == "" then
+    local home = os.getenv("HOME")
+    base = (home and home ~= "" and home or ".") .. "/.cache"
+  end
+  return base .. "/kling/elements.json"
+end
+
+-- account_of(key_text) -> a short, non-reversible name for the account a key belongs to.
+function M.account_of(key_text)
+  if type(key_text) ~= "string" or key_text == "" then
+    return ""
+  end
+  return core.sha256_hex("kling element account\0" .. key_text):sub(1, 16)
+end
+
+local function canonical(v)
+  return require("kling.batch.manifest").canonical(v)
+end
+
+-- key(spec, {provider =, base_url =, account =}) -> hex digest of everything that makes the
+-- element: the same inputs on the same account give the same key.
+function M.key(spec, where)
+  return core.sha256_hex(canonical {
+    provider = where.provider, base_url = where.base_url or "", account = where.account or "",
+    name = spec.name, description = spec.description, images = spec.images or json.array {},
+    video = spec.video or "", voice_id = spec.voice_id or "", tags = spec.tags or json.array {},
+  })
+end
+
+function M.load(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return { version = 1, elements = {} }
+  end
+  local text = f:read("a")
+  f:close()
+  local doc, err = json.decode(text)
+  if type(doc) ~= "table" or type(doc.elements) ~= "table" then
+    return nil, "element cache " .. path .. " is not readable (" .. tostring(err or "no elements") .. ")"
+  end
+  return doc
+end
+
+local function mkdir_for(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir and dir ~= "" then
+    os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+  end
+end
+
+-- save(path, doc): a temporary file made durable, then renamed (never half a cache).
+function M.save(path, doc)
+  mkdir_for(path)
+  local text, err = json.encode(doc)
+  if not text then
+    return nil, err
+  end
+  local tmp = path .. ".tmp"
+  local f
+  f, err = io.open(tmp, "wb")
+  if not f then
+    return nil, "cannot write the element cache: " .. tostring(err)
+  end
+  local ok, werr = f:write(text, "\n")
+  f:close()
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  if core.fsync_path then
+    core.fsync_path(tmp)
+  end
+  ok, werr = os.rename(tmp, path)
+  if not ok then
+    return nil, werr
+  end
+  if core.fsync_path then
+    core.fsync_path(path, true)
+  end
+  return true
+end
+
+-- Reads the cache, applies fn(doc), writes it back.
+local function update(path, fn)
+  local doc, err = M.load(path)
+  if not doc then
+    return nil, err
+  end
+  fn(doc)
+  return M.save(path, doc)
+end
+
+-- ---- creating ----
+
+local function element_id_of(t)
+  if t.element_id ~= nil then
+    return tostring(t.element_id)
+  end
+  local e = type(t.elements) == "table" and t.elements[1]
+  if e and (e.element_id or e.id) then
+    return tostring(e.element_id or e.id)
+  end
+  return nil
+end
+
+-- The official API keeps a list of the account's elements: a create whose answer was lost
+-- is found there by name and description.
+local function find_listed(client, spec)
+  if client.provider.name ~= "kling" then
+    return nil
+  end
+  for page = 1, 20 do
+    local list = client:call("general/custom-elements", { page = page, page_size = 500 })
+    if not list or #list == 0 then
+      return nil
+    end
+    for _, e in ipairs(list) do
+      if e.element_name == spec.name and e.element_description == spec.description then
+        return tostring(e.element_id)
+      end
+    end
+    if #list < 500 then
+      return nil
+    end
+  end
+  return nil
+end
+
+-- create(client, spec, opts) -> entry, cached | nil, err. entry = {id, name, provider,
+-- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
+-- opts: cache (a path; false: no cache), account (see account_of), timeout (s, 1200),
+-- on_progress(task), force (create even though an earlier create's fate is unknown).
+function M.create(client, spec, opts)
+  errors.check_arg("element.create", 1, client, "table")
+  opts = opts or {}
+  local req, err = M.request(spec, client.provider)
+  if not req then
+    return nil, err
+  end
+  local where = { provider = client.provider.name, base_url = client.base_url, account = opts.account }
+  local key = M.key(spec, where)
+  local path = opts.cache
+  if path == nil then
+    path = M.default_cache()
+  end
+  local function remember(fields)
+    if not path then
+      return true
+    end
+    return update(path, function(doc)
+      local e = doc.elements[key] or {}
+      for k, v in pairs(fields) do
+        e[k] = v
+      end
+      doc.elements[key] = e
+    end)
+  end
+  local entry = {}
+  if path then
+    local doc, lerr = M.load(path)
+    if not doc then
+      return nil, errors.validation("cache", lerr)
+    end
+    entry = doc.elements[key] or {}
+  end
+  if entry.id then
+    return entry, true
+  end
+  local base = { name = spec.name, provider = where.provider, base_url = where.base_url, key = key }
+  local t
+  if entry.task_id then
+    -- A create already made this task: wait for it rather than pay again.
+    t, err = client:get_task(entry.task_id, { endpoint = "general/custom-elements" })
+    if not t then
+      return nil, err
+    end
+  else
+    if entry.creating and not opts.force then
+      local found = find_listed(client, spec)
+      if found then
+        base.id, base.created_s = found, core.wall_s()
+        assert(remember(base))
+        return base, true
+      end
+      return nil, errors.new { kind = "validation", field = "element", provider = where.provider,
+        message = "an earlier create of element '" .. spec.name .. "' was interrupted before its answer came: it "
+          .. "may exist (and be paid). Check the provider's element list; create again with force to risk a "
+          .. "second one" }
+    end
+    local ok, cerr = remember { creating = core.wall_s(), name = spec.name, provider = where.provider,
+      base_url = where.base_url }
+    if path and not ok then
+      return nil, errors.validation("cache", tostring(cerr))
+    end
+    t, err = client:submit(req)
+    if not t then
+      if not err.uncertain and path then
+        update(path, function(doc)
+          doc.elements[key] = nil -- refused: nothing was made, nothing is owed
+        end)
+      end
+      return nil, err
+    end
+    if not t:is_terminal() and path then
+      remember { task_id = t.id }
+    end
+  end
+  if not t:is_terminal() then
+    t, err = t:wait { timeout = opts.timeout or 1200, on_progress = opts.on_progress }
+    if not t then
+      if err.kind ~= "timeout" and path then
+        update(path, function(doc)
+          doc.elements[key] = nil -- the task failed: free, and may be tried again
+        end)
+      end
+      return nil, err
+    end
+  elseif t.status ~= "succeeded" then
+    return nil, t:failure()
+  end
+  local id = element_id_of(t)
+  if not id then
+    return nil, errors.new { kind = "protocol", provider = where.provider,
+      message = "the element was made but its answer names no element_id (task " .. tostring(t.id) .. ")" }
+  end
+  base.id, base.created_s, base.task_id = id, core.wall_s(), t.id ~= id and t.id or nil
+  local ok, serr = remember { id = id, created_s = base.created_s, creating = false, task_id = base.task_id }
+  if not ok then
+    return nil, errors.validation("cache", "element " .. id .. " was made but cannot be cached: " .. tostring(serr))
+  end
+  return base, false
+end
+
+-- ---- using ----
+
+-- list(path) -> entries (with their key), newest first.
+function M.list(path)
+  local doc, err = M.load(path or M.default_cache())
+  if not doc then
+    return nil, err
+  end
+  local out = {}
+  for key, e in pairs(doc.elements) do
+    e.key = key
+    out[#out + 1] = e
+  end
+  table.sort(out, function(a, b)
+    return (a.created_s or a.creating or 0) > (b.created_s or b.creating or 0)
+  end)
+  return out
+end
+
+-- resolve(list, {cache =, provider =, base_url =}) -> element_list | nil, err. Entries that
+-- are ids (numbers, strings of digits, tables) pass through; any other string is an
+-- element's name, looked up in the cache (made on the same provider and base URL; the newest
+-- of that name).
+function M.resolve(list, opts)
+  if type(list) ~= "table" then
+    return nil, errors.validation("element_list", "must be a list of element ids or names")
+  end
+  opts = opts or {}
+  local entries
+  local out = {}
+  for i, item in ipairs(list) do
+    if type(item) == "string" and not item:match("^%d+$") then
+      if not entries then
+        local err
+        entries, err = M.list(opts.cache)
+        if not entries then
+          return nil, errors.validation("element_list", err)
+        end
+      end
+      local id
+      for _, e in ipairs(entries) do
+        if e.id and e.name == item and (not opts.provider or e.provider == opts.provider)
+          and (not opts.base_url or e.base_url == opts.base_url) then
+          id = e.id
+          break
+        end
+      end
+      if not id then
+        return nil, errors.validation("element_list[" .. i .. "]", "no element named '" .. item .. "' in the cache "
+          .. (opts.cache or M.default_cache()) .. (opts.provider and (" for " .. opts.provider) or "")
+          .. " (make it with kling element create)")
+      end
+      out[i] = { element_id = id }
+    elseif type(item) == "table" and item.element_id == nil and type(item.name) == "string" then
+      local r, err = M.resolve({ item.name }, opts)
+      if not r then
+        return nil, err
+      end
+      out[i] = r[1]
+    else
+      out[i] = item
+    end
+  end
+  return out
+end
+
+return M

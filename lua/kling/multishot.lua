@@ -1,0 +1,484 @@
+-- kling.multishot: a storyboard (a list of shots {prompt, duration, image?, elements?}) made
+-- into one video.
+--
+--   local multishot = require "kling.multishot"
+--   local r = assert(multishot.run(client, { model = "kling-v3", shots = {
+--     { prompt = "a fox wakes up in its den", duration = 4 },
+--     { prompt = "the fox trots through snow", duration = 6, elements = { "Fox" } },
+--   } }, { out = "out/fox" }))
+--   print(r.file)   -- out/fox/storyboard.mp4
+--
+-- On a provider and model with native multi-shot (kling-v3) a storyboard of at most 6 shots
+-- whose durations sum to 3..15 s is ONE request (multi_shot, multi_prompt). A longer one is
+-- split into segments that each fit those limits; every segment after the first starts from
+-- the last frame of the one before (extracted with ffmpeg) for continuity, unless its first
+-- shot brings its own image; the segments are joined with ffmpeg into one file. Without
+-- native multi-shot every shot is a segment of its own.
+--
+-- Segments are journaled (DIR/storyboard.jsonl, kling.journal) like batch rows: running the
+-- same storyboard again into the same DIR skips the segments already made and picks up a
+-- task in flight by its id or external id instead of paying for it twice.
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+local validate = require "kling.validate"
+local journal = require "kling.journal"
+local canonical = require("kling.batch.manifest").canonical
+
+local M = {}
+
+-- The documented limits of one multi-shot request (kling-v3).
+M.MAX_SHOTS, M.MIN_TOTAL, M.MAX_TOTAL, M.MAX_PROMPT = 6, 3, 15, 512
+-- The official API measures images: a frame smaller than this is scaled up.
+M.MIN_FRAME = 300
+
+local SHOT_FIELDS = { prompt = true, duration = true, image = true, elements = true }
+
+local function fail(field, msg, provider)
+  return errors.validation(field, msg, provider)
+end
+
+-- ---- the storyboard ----
+
+-- load(path) -> storyboard | nil, message: a JSON array of shots, or an object {shots = [...],
+-- and any canonical request fields shared by every segment (model, mode, aspect_ratio, ...)}.
+function M.load(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "cannot read the storyboard: " .. tostring(err)
+  end
+  local doc, jerr = json.decode(f:read("a"))
+  f:close()
+  if type(doc) ~= "table" then
+    return nil, path .. ": not a JSON storyboard (" .. tostring(jerr or type(doc)) .. ")"
+  end
+  if doc[1] ~= nil then
+    doc = { shots = doc }
+  end
+  return doc
+end
+
+-- check(sb) -> nil | validation error naming the shot and the rule.
+function M.check(sb)
+  if type(sb) ~= "table" or type(sb.shots) ~= "table" or sb.shots[1] == nil then
+    return fail("shots", "a storyboard needs a list of shots {prompt, duration, image?, elements?}")
+  end
+  for k in pairs(sb) do
+    if k == "multi_shot" or k == "multi_prompt" or k == "prompt" or k == "duration" then
+      return fail(k, "is made from the shots: give it per shot, not for the whole storyboard")
+    end
+  end
+  for i, shot in ipairs(sb.shots) do
+    local where = "shots[" .. i .. "]"
+    if type(shot) ~= "table" then
+      return fail(where, "must be an object {prompt, duration, image?, elements?}")
+    end
+    for k in pairs(shot) do
+      if not SHOT_FIELDS[k] then
+        return fail(where .. "." .. tostring(k), "unknown shot field (a shot has prompt, duration, image, elements)")
+      end
+    end
+    local err = validate.text({}, shot, "prompt", { required = true, max_chars = M.MAX_PROMPT })
+    if err then
+      err.field = where .. ".prompt"
+      return err
+    end
+    local d = shot.duration
+    if type(d) ~= "number" or d ~= math.floor(d) or d < 1 or d > M.MAX_TOTAL then
+      return fail(where .. ".duration", "must be a whole number of seconds from 1 to " .. M.MAX_TOTAL)
+    end
+    if shot.image ~= nil and (type(shot.image) ~= "string" or shot.image == "") then
+      return fail(where .. ".image", "must be an image URL or base64 data")
+    end
+    local els = shot.elements
+    if els ~= nil and (type(els) ~= "table" or (next(els) ~= nil and els[1] == nil)) then
+      return fail(where .. ".elements", "must be a list of element names or ids")
+    end
+  end
+  return nil
+end
+
+-- Whether the client's provider makes a multi-shot video in one request with this model.
+function M.native(provider, model)
+  if not provider.capabilities.multi_shot then
+    return false
+  end
+  local m = provider.models and provider.models[model]
+  return type(m) ~= "table" or m.multi_shot == true
+end
+
+local function sum(shots, a, b)
+  local s = 0
+  for i = a, b do
+    s = s + shots[i].duration
+  end
+  return s
+end
+
+-- plan(sb, native) -> segments | nil, err. Each segment {first, last, duration}: shots
+-- first..last. Native: packed greedily (at most 6 shots, 15 s), a shot with its own image
+-- opening a new segment; a segment left under 3 s takes shots from the one before.
+function M.plan(sb, native)
+  local shots = sb.shots
+  local segs = {}
+  if not native then
+    for i, shot in ipairs(shots) do
+      segs[i] = { first = i, last = i, duration = shot.duration }
+    end
+    return segs
+  end
+  local cur
+  for i, shot in ipairs(shots) do
+    if cur and (shot.image ~= nil or cur.last - cur.first + 1 >= M.MAX_SHOTS
+      or cur.duration + shot.duration > M.MAX_TOTAL) then
+      cur = nil
+    end
+    if not cur then
+      cur = { first = i, last = i - 1, duration = 0 }
+      segs[#segs + 1] = cur
+    end
+    cur.last, cur.duration = i, cur.duration + shot.duration
+  end
+  for k, seg in ipairs(segs) do
+    local prev = segs[k - 1]
+    while seg.duration < M.MIN_TOTAL and prev and prev.last > prev.first and shots[seg.first].image == nil
+      and seg.last - seg.first + 1 < M.MAX_SHOTS and seg.duration + shots[prev.last].duration <= M.MAX_TOTAL
+      and prev.duration - shots[prev.last].duration >= M.MIN_TOTAL do
+      local moved = shots[prev.last].duration
+      seg.first, seg.duration = prev.last, seg.duration + moved
+      prev.last, prev.duration = prev.last - 1, prev.duration - moved
+    end
+    if seg.duration < M.MIN_TOTAL then
+      return nil, fail("shots[" .. seg.first .. "].duration", string.format("a multi-shot request lasts %d to %d s: "
+        .. "shots %d..%d make a segment of %d s that cannot be balanced with its neighbours", M.MIN_TOTAL,
+        M.MAX_TOTAL, seg.first, seg.last, seg.duration))
+    end
+  end
+  return segs
+end
+
+-- The canonical request of a segment (image: its start frame, if any; elements resolved).
+function M.segment_request(sb, shots, seg, native)
+  local req = {}
+  for k, v in pairs(sb) do
+    if k ~= "shots" and k ~= "provider" then
+      req[k] = v
+    end
+  end
+  local elements, seen = {}, {}
+  for i = seg.first, seg.last do
+    for _, e in ipairs(shots[i].elements or {}) do
+      local key = type(e) == "table" and canonical(e) or tostring(e)
+      if not seen[key] then
+        seen[key] = true
+        elements[#elements + 1] = e
+      end
+    end
+  end
+  if #elements > 0 then
+    req.element_list = elements
+  end
+  req.image = shots[seg.first].image or req.image
+  if native and seg.last > seg.first then
+    req.multi_shot, req.shot_type = true, "customize"
+    req.multi_prompt = {}
+    for i = seg.first, seg.last do
+      req.multi_prompt[#req.multi_prompt + 1] = { prompt = shots[i].prompt, duration = shots[i].duration }
+    end
+    req.duration = sum(shots, seg.first, seg.last)
+  else
+    req.prompt, req.duration = shots[seg.first].prompt, shots[seg.first].duration
+  end
+  return req
+end
+
+-- ---- ffmpeg ----
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function ffmpeg(args, log)
+  local cmd = "ffmpeg -nostdin -v error -y " .. args .. " 2>" .. quote(log)
+  local ok = os.execute(cmd)
+  if ok == true or ok == 0 then
+    os.remove(log)
+    return true
+  end
+  local f = io.open(log)
+  local msg = f and f:read("a") or ""
+  if f then
+    f:close()
+  end
+  return nil, "ffmpeg failed: " .. (msg:gsub("%s+$", "") ~= "" and msg:gsub("%s+$", "") or "see " .. log)
+end
+
+function M.have_ffmpeg()
+  local ok = os.execute("command -v ffmpeg >/dev/null 2>&1")
+  return ok == true or ok == 0
+end
+
+-- last_frame(video, png) -> true | nil, err: the video's last frame as a PNG, scaled up (the
+-- aspect kept) when its short side is under MIN_FRAME pixels so providers accept it.
+function M.last_frame(video, png)
+  local m = M.MIN_FRAME
+  local scale = string.format("scale=w='if(lt(iw,ih),max(iw,%d),-2)':h='if(lt(iw,ih),-2,max(ih,%d))'", m, m)
+  return ffmpeg("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1 " .. quote(png),
+    png .. ".log")
+end
+
+-- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
+-- re-encoded when the segments' streams differ).
+function M.join(videos, out)
+  local list = out .. ".txt"
+  local f, err = io.open(list, "w")
+  if not f then
+    return nil, err
+  end
+  for _, v in ipairs(videos) do
+    f:write("file ", quote(v), "\n")
+  end
+  f:close()
+  local ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
+  if not ok then
+    ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
+      .. "-c:a aac " .. quote(out), out .. ".log")
+  end
+  os.remove(list)
+  return ok, ferr
+end
+
+local function read_b64(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local data = f:read("a")
+  f:close()
+  return core.b64encode(data)
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return false
+  end
+  local size = f:seek("end")
+  f:close()
+  return size > 0
+end
+
+-- ---- running ----
+
+local Run = {}
+Run.__index = Run
+
+function Run:log(rec)
+  local ok, err = self.journal:append(rec)
+  if not ok then
+    error("kling.multishot: " .. err, 0)
+  end
+end
+
+function Run:progress(ev)
+  if self.on_progress then
+    self.on_progress(ev)
+  end
+end
+
+-- The task of segment k: the one the journal says is at the provider, else a new create
+-- (its intent journaled first).
+function Run:task_of(k, req, key)
+  local client = self.client
+  local h = self.history[key]
+  if h and h.task_id then
+    return client:get_task(h.task_id, { endpoint = h.endpoint })
+  end
+  if h and h.ext then
+    local t, err = client:get_task({ external_task_id = h.ext })
+    if t then
+      self:log { t = "created", key = key, task_id = t.id, endpoint = t.endpoint }
+      return t
+    end
+    if err.kind ~= "not_found" then
+      return nil, err
+    end
+    req.external_task_id = h.ext
+  elseif h and h.intent then
+    return nil, errors.new { kind = "validation", field = "segments[" .. k .. "]", provider = client.provider.name,
+      message = "an earlier run sent this segment's create and stopped before its answer; " .. client.provider.name
+        .. " cannot look it up: remove " .. self.journal.path .. " to create it again (it may be paid twice)" }
+  end
+  local endpoint, err = client:check(req)
+  if not endpoint then
+    return nil, err
+  end
+  local takes = client.provider.takes
+  if not req.external_task_id and client.provider.capabilities.external_ids
+    and (not takes or takes(endpoint, "external_task_id")) then
+    req.external_task_id = "ks-" .. core.random_hex(12)
+  end
+  self:log { t = "intent", key = key, ext = req.external_task_id }
+  local t
+  t, err = client:submit(req)
+  if not t then
+    return nil, err
+  end
+  self:log { t = "created", key = key, task_id = t.id, endpoint = t.endpoint }
+  return t
+end
+
+function Run:segment(k, seg, start_frame)
+  local sb, shots = self.sb, self.sb.shots
+  local req = M.segment_request(sb, shots, seg, self.native)
+  if req.element_list and self.elements then
+    local list, err = require("kling.element").resolve(req.element_list, { cache = self.elements,
+      provider = self.client.provider.name, base_url = self.client.base_url })
+    if not list then
+      return nil, err
+    end
+    req.element_list = list
+  end
+  -- The key names what the segment asks for; a start frame is named by its file (the
+  -- frame of the same video is the same frame).
+  local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0" .. tostring(start_frame)):sub(1, 16)
+  local path = string.format("%s/segment-%02d.mp4", self.out, k)
+  local h = self.history[key]
+  if h and h.done and exists(path) then
+    return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
+  end
+  if start_frame and not req.image then
+    if self.frames_base_url then
+      req.image = self.frames_base_url:gsub("/+$", "") .. "/" .. start_frame:match("([^/]+)$")
+    else
+      local b64, err = read_b64(start_frame)
+      if not b64 then
+        return nil, errors.validation("frame", "cannot read " .. start_frame .. ": " .. tostring(err))
+      end
+      req.image = b64
+    end
+  end
+  local t, err = self:task_of(k, req, key)
+  if not t then
+    if err.field == "image" and start_frame and not self.frames_base_url then
+      err.message = err.message .. " (segments start from the previous one's last frame: this provider needs it "
+        .. "as a URL: serve " .. self.out .. " and give frames_base_url / --frames-base-url)"
+    end
+    return nil, err
+  end
+  self:progress { segment = k, segments = self.count, status = t.status, task_id = t.id }
+  local done
+  done, err = t:wait { timeout = self.timeout, on_progress = function(task)
+    self:progress { segment = k, segments = self.count, status = task.status, progress = task.progress,
+      task_id = task.id }
+  end }
+  if not done then
+    return nil, err
+  end
+  local video = done.videos and done.videos[1]
+  if not video then
+    return nil, errors.new { kind = "protocol", provider = self.client.provider.name,
+      message = "segment " .. k .. " (task " .. tostring(done.id) .. ") succeeded without a video" }
+  end
+  local got, derr = self.client:download(video.url, path)
+  if not got then
+    return nil, derr
+  end
+  os.remove(string.format("%s/frame-%02d.png", self.out, k)) -- a new video: its last frame is taken again
+  self:log { t = "done", key = key, task_id = done.id, path = path, charge = done.charge }
+  return { path = path, task_id = done.id, charge = done.charge }
+end
+
+-- run(client, storyboard, opts) -> result | nil, err. opts: out (the directory, required),
+-- native (override the provider's multi-shot), continuity (start each segment from the
+-- previous one's last frame; default true), frames_base_url (where out/ is served, for
+-- providers that take image URLs only), elements (the element cache, for names in shots'
+-- elements), timeout (per segment, s), on_progress(event {segment, segments, status,
+-- progress, task_id}). result = {file, native, segments = {{first, last, duration, path,
+-- task_id, frame, request}}, duration}.
+function M.run(client, sb, opts)
+  errors.check_arg("multishot.run", 1, client, "table")
+  opts = opts or {}
+  if type(opts.out) ~= "string" or opts.out == "" then
+    errors.misuse("multishot.run", "opts.out (a directory) is required")
+  end
+  local err = M.check(sb)
+  if err then
+    return nil, err
+  end
+  local model = sb.model or "kling-v3"
+  local copy = {}
+  for k, v in pairs(sb) do
+    copy[k] = v
+  end
+  copy.model = model
+  local native = opts.native
+  if native == nil then
+    native = M.native(client.provider, model)
+  end
+  local segs
+  segs, err = M.plan(copy, native)
+  if not segs then
+    return nil, err
+  end
+  if #segs > 1 and not M.have_ffmpeg() then
+    return nil, errors.validation("storyboard", "needs " .. #segs .. " segments, and joining them needs ffmpeg "
+      .. "(not found on PATH)")
+  end
+  local out = opts.out:gsub("/+$", "")
+  os.execute("mkdir -p " .. quote(out))
+  local j, records = journal.open(out .. "/storyboard.jsonl")
+  if not j then
+    return nil, errors.validation("out", records)
+  end
+  local history = {}
+  for _, r in ipairs(records) do
+    local h = history[r.key] or {}
+    history[r.key] = h
+    if r.t == "intent" then
+      h.intent, h.ext = true, r.ext
+    elseif r.t == "created" then
+      h.task_id, h.endpoint = r.task_id, r.endpoint
+    elseif r.t == "done" then
+      h.done, h.task_id, h.charge = true, r.task_id, r.charge
+    end
+  end
+  local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
+    count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
+    frames_base_url = opts.frames_base_url }, Run)
+  local frame
+  local files = {}
+  local total = 0
+  for k, seg in ipairs(segs) do
+    local r
+    r, err = run:segment(k, seg, opts.continuity ~= false and frame or nil)
+    if not r then
+      if type(err) == "table" and err.field == nil then
+        err.message = "segment " .. k .. " (shots " .. seg.first .. ".." .. seg.last .. "): " .. tostring(err.message)
+      end
+      return nil, err
+    end
+    seg.path, seg.task_id, seg.skipped, seg.charge = r.path, r.task_id, r.skipped, r.charge
+    files[k] = r.path
+    total = total + seg.duration
+    frame = nil
+    if k < #segs and copy.shots[segs[k + 1].first].image == nil then
+      frame = string.format("%s/frame-%02d.png", out, k)
+      if not exists(frame) then
+        local ok, ferr = M.last_frame(r.path, frame)
+        if not ok then
+          return nil, errors.validation("frame", "segment " .. k .. ": " .. ferr)
+        end
+      end
+      seg.frame = frame
+    end
+  end
+  local file = out .. "/storyboard.mp4"
+  local ok, jerr = M.join(files, file)
+  if not ok then
+    return nil, errors.validation("join", jerr)
+  end
+  return { file = file, native = native, segments = segs, duration = total }
+end
+
+return M
