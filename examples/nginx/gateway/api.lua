@@ -129,6 +129,8 @@ function M.create(G, account, endpoint)
     end
     return official.fail { status = status, code = code, message = "balance insufficient: " .. tostring(berr.message) }
   end
+  -- Journaled before forwarding: after a crash from here on, the task is looked up by its id.
+  G.tasks:save(rec, true)
   local caps = client.provider.capabilities
   if caps.external_ids and (not client.provider.takes or client.provider.takes(endpoint, "external_task_id")) then
     fwd.external_task_id = rec.id -- lets a lost answer be found again, and callbacks name our task

@@ -97,6 +97,8 @@ function M.init_worker()
     return client
   end
   local p = G.cfg.poll
+  -- The longest a create can be in flight: its retries' budget, then the last attempt.
+  G.creating_grace_ms = math.floor((G.cfg.upstream.timeout * 3 + 10) * 1000)
   local err
   G.poller, err = poller.start {
     tasks = G.tasks, poll = function(id)

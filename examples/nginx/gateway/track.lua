@@ -136,7 +136,16 @@ function M.poll(G, id)
     M.finish(G, rec, true)
     return { terminal = true }
   end
-  if rec.state == "lookup" then
+  if rec.state == "creating" then
+    -- Its create is still in flight in a request handler, which publishes it when done. One
+    -- older than any create can take was cut short (a crash, a restart): look it up.
+    if age_ms < G.creating_grace_ms then
+      return {}
+    end
+    rec.state = "lookup"
+    G.tasks:save(rec, true)
+  end
+  if rec.state == "lookup" or not rec.upstream_id then
     -- The create's answer was lost: find the task by our external id, never send it again.
     local t, err = client:get_task({ external_task_id = rec.id }, { endpoint = rec.endpoint })
     if t then
@@ -189,7 +198,16 @@ function M.on_callback(G, t)
   if final then
     return true
   end
-  if rec.state == "lookup" then
+  if rec.state == "creating" then
+    -- Its create is still in flight in a request handler, which publishes it when done. One
+    -- older than any create can take was cut short (a crash, a restart): look it up.
+    if age_ms < G.creating_grace_ms then
+      return {}
+    end
+    rec.state = "lookup"
+    G.tasks:save(rec, true)
+  end
+  if rec.state == "lookup" or not rec.upstream_id then
     rec.state = "active"
     G.tasks:save(rec, true)
   end

@@ -91,13 +91,15 @@ function Tasks:publish(rec, poll)
   snapshot(self, rec)
 end
 
--- Forgets a record that never reached the provider (refused before forwarding).
+-- Forgets a record that never reached the provider (refused before forwarding); the
+-- journal learns it too, so a restart does not bring it back.
 function Tasks:drop(rec)
   local d = self.dict
   d:delete("t:" .. rec.id)
   if rec.external_task_id then
     d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
   end
+  snapshot(self, { id = rec.id, account = rec.account, dropped = true })
 end
 
 -- get(id) -> record, final (boolean) | nil
@@ -248,7 +250,7 @@ function Tasks:restore(entries)
   self.journal = nil -- already journaled
   for _, id in ipairs(order) do
     local rec = last[id]
-    local s = encode(rec)
+    local s = not rec.dropped and encode(rec)
     if s then
       if rec.external_task_id then
         d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)

@@ -1,0 +1,429 @@
+-- The metering gateway (examples/nginx) in real nginx with ONE worker, in front of a
+-- simulator of its own over HTTPS: its clients' keys and JWTs, refusals before forwarding
+-- (bad requests, balances too low: the simulator sees nothing), no blocking while an
+-- upstream call stalls, a mixed run (successes, failures, a synchronous call, a create whose
+-- answer is lost) whose ledger reconciles with the simulator's, callbacks verified both
+-- ways, a reload (HUP) and a restart that keep the ledger and finish the tasks in flight.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+local billing = require "kling.billing"
+
+local SIM_SECRET = "whsec_" .. core.b64encode("simulator-to-gateway-secret")
+local CLIENT_SECRET = "whsec_" .. core.b64encode("gateway-to-client-secret")
+local PROMPT = "a paper boat on a rain-soaked street"
+
+local base = h.tempdir("gateway")
+local sim_dir, prefix = base .. "/sim", base .. "/nginx"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local srv, sim, port
+
+local function cleanup()
+  if srv then
+    srv.stop()
+  end
+  h.sim_stop(sim_dir)
+  if h.failed == 0 then
+    h.sh("rm -rf " .. h.q(base))
+  else
+    print("# kept " .. base .. " for a post-mortem")
+  end
+end
+
+local function url(path)
+  return "http://127.0.0.1:" .. port .. path
+end
+
+-- A request to the gateway as one of its clients.
+local function gw(method, path, o)
+  o = o or {}
+  local headers = o.headers or {}
+  if o.key then
+    headers.authorization = "Bearer " .. o.key
+  end
+  return h.request(method, url(path), { headers = headers, body = o.body, timeout_ms = o.timeout_ms })
+end
+
+local function admin()
+  local res = h.request("GET", url("/gateway/admin"))
+  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
+  local a = json.decode(res.body)
+  a.by = {}
+  for _, acct in ipairs(a.accounts) do
+    a.by[acct.name] = acct
+  end
+  return a
+end
+
+local function sim_stats()
+  return h.sim_admin(sim, "GET", "/_sim/stats")
+end
+
+local function micros(s)
+  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
+end
+
+local function create(key, endpoint, body)
+  return gw("POST", "/v1/" .. endpoint, { key = key, body = body })
+end
+
+-- Polls the gateway (its own table: free) until the task ends.
+local function wait_end(key, endpoint, id, timeout)
+  local limit = h.now() + (timeout or 30)
+  local last
+  while h.now() < limit do
+    local res = gw("GET", "/v1/" .. endpoint .. "/" .. id, { key = key })
+    last = res.json and res.json.data
+    if last and (last.task_status == "succeed" or last.task_status == "failed") then
+      return last
+    end
+    h.sleep(0.2)
+  end
+  return nil, last
+end
+
+local ACCOUNTS = {
+  { name = "alice", api_key = "gw-alice-key", credit = "1000" },
+  { name = "bob", access_key = "gw-bob-ak", secret_key = "gw-bob-sk", credit = "50" },
+  { name = "poor", api_key = "gw-poor-key", credit = "1" },
+}
+
+local function write_config(accounts)
+  h.write(prefix .. "/gateway.json", json.encode {
+    upstream = { provider = "kling", base_url = "https://localhost:" .. sim.https:match(":(%d+)$"),
+      access_key = sim.access_key, secret_key = sim.secret_key, timeout = 30 },
+    callback_url = url("/kling/callback"), webhook_secret = SIM_SECRET, client_webhook_secret = CLIENT_SECRET,
+    journal = prefix .. "/ledger.jsonl",
+    poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
+    accounts = accounts,
+  })
+end
+
+local function start_nginx()
+  local conf = h.conf_head(prefix) .. "http {\n  access_log off;\n"
+    .. h.lua_paths(h.src .. "/examples/nginx/?.lua;" .. h.src .. "/examples/nginx/?/init.lua;")
+    .. h.temp_paths(prefix) .. ([[
+  lua_ssl_trusted_certificate %s;
+  lua_ssl_verify_depth 3;
+  lua_shared_dict receiver 1m;
+  include %s/examples/nginx/http.conf;
+  server {
+    listen 127.0.0.1:%d;
+    include %s/examples/nginx/server.conf;
+    # The gateway's clients' own callback receiver, for the test.
+    location = /receiver {
+      content_by_lua_block {
+        ngx.req.read_body()
+        local n = ngx.shared.receiver:incr("n", 1, 0)
+        local h = ngx.req.get_headers()
+        ngx.shared.receiver:set(n, require("kling.json").encode { body = ngx.req.get_body_data(),
+          id = h["webhook-id"], timestamp = h["webhook-timestamp"], signature = h["webhook-signature"] })
+        ngx.say("ok")
+      }
+    }
+    location = /received {
+      content_by_lua_block {
+        local out = {}
+        for i = 1, ngx.shared.receiver:get("n") or 0 do out[i] = ngx.shared.receiver:get(i) end
+        ngx.header["Content-Type"] = "application/json"
+        ngx.say("[" .. table.concat(out, ",") .. "]")
+      }
+    }
+  }
+}
+]]):format(sim.ca_file, h.src, port, h.src)
+  srv = h.nginx_start(prefix, conf, port)
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
+  port = h.free_port()
+  write_config(ACCOUNTS)
+  start_nginx()
+
+  -- ---- who may call ----
+  local body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT }
+  local res = create(nil, "videos/text2video", body)
+  h.check("no Authorization: 401 with code 1001", res.status == 401 and res.json.code == 1001, res.body)
+  res = create("nobody", "videos/text2video", body)
+  h.check("an unknown key: 401 with code 1002", res.status == 401 and res.json.code == 1002, res.body)
+  local now = math.floor(core.wall_s())
+  local jwt = core.jwt_hs256("gw-bob-ak", "gw-bob-sk", now, 1800)
+  res = gw("GET", "/gateway/balance", { key = jwt })
+  h.check("a JWT signed with the account's secret key is bob", res.status == 200 and res.json.data.account == "bob",
+    res.body)
+  res = gw("GET", "/gateway/balance", { key = core.jwt_hs256("gw-bob-ak", "gw-bob-sk", now - 4000, 1800) })
+  h.check("an expired JWT: 401 with code 1004", res.status == 401 and res.json.code == 1004, res.body)
+  res = gw("GET", "/gateway/balance", { key = core.jwt_hs256("gw-bob-ak", "not-the-secret", now, 1800) })
+  h.check("a JWT signed with another secret: 401 with code 1002", res.status == 401 and res.json.code == 1002, res.body)
+
+  -- ---- refused before forwarding ----
+  local before = sim_stats()
+  res = create("gw-alice-key", "videos/text2video", { model_name = "kling-v1", duration = "7", prompt = PROMPT })
+  h.check("a request breaking a documented rule: 400 with code 1201 naming the field",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("duration", 1, true), res.body)
+  res = create("gw-poor-key", "videos/text2video", { model_name = "kling-v1", mode = "pro", duration = "5",
+    prompt = PROMPT })
+  h.check("a client whose balance (1) cannot hold the estimate (3.5): 429 with code 1101",
+    res.status == 429 and res.json.code == 1101, res.body)
+  local after = sim_stats()
+  h.check("the simulator saw neither request", after.requests == before.requests and after.creates == before.creates,
+    json.encode { before.requests, after.requests })
+  h.check("and the refused client's balance did not move", admin().by.poor.balance == "1", admin().by.poor.balance)
+  local fit = create("gw-poor-key", "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = PROMPT })
+  h.check("an estimate that fits the balance exactly (1 of 1) is forwarded", fit.status == 200, fit.body)
+  res = create("gw-poor-key", "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = PROMPT })
+  h.check("... and the next one is refused while it is held", res.status == 429 and res.json.code == 1101, res.body)
+  h.check("only that one create reached the simulator", sim_stats().creates == after.creates + 1, sim_stats().creates)
+
+  -- ---- no blocking: one upstream call stalls for 5 s, the worker answers everyone else ----
+  local alice = "gw-alice-key"
+  local first = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = PROMPT })
+  local first_id = first.json and first.json.data and first.json.data.task_id
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "stall", method = "POST", seconds = 5, count = 1 } } })
+  local posts = sim_stats().by_method.POST or 0
+  local out = prefix .. "/stalled.out"
+  h.sh(("curl -s -o %s.body -w '%%{http_code} %%{time_total}' -H 'Authorization: Bearer %s' "
+    .. "-H 'Content-Type: application/json' -d %s %s > %s 2>/dev/null </dev/null &"):format(out, alice,
+    h.q(json.encode { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT .. " (stalled)" }),
+    h.q(url("/v1/videos/text2video")), out))
+  local limit = h.now() + 5
+  while (sim_stats().by_method.POST or 0) == posts and h.now() < limit do
+    h.sleep(0.02)
+  end
+  h.check("the stalled create reached the simulator", (sim_stats().by_method.POST or 0) > posts)
+  local stall_started = h.now()
+  local worst, all_ok, n = 0, true, 0
+  local probes = {
+    function()
+      return gw("GET", "/gateway/balance", { key = alice })
+    end,
+    function()
+      return gw("GET", "/v1/videos/text2video/" .. tostring(first_id), { key = alice })
+    end,
+    function()
+      return gw("GET", "/v1/videos/text2video?pageNum=1&pageSize=5", { key = alice })
+    end,
+    function()
+      return create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+        prompt = PROMPT .. " (during the stall)" })
+    end,
+  }
+  while h.now() - stall_started < 3 do
+    h.sleep(0.05)
+    for _, probe in ipairs(probes) do
+      local r = probe()
+      n = n + 1
+      all_ok = all_ok and r.ok and r.status == 200
+      if r.seconds > worst then
+        worst = r.seconds
+      end
+    end
+  end
+  print(("# %d requests during the stall, slowest %.3f s"):format(n, worst))
+  h.check("the probes ran while the stalled create was still waiting for its answer",
+    not (h.read(out) or ""):match("^%d%d%d "), h.read(out))
+  h.check("during the 5 s stall every other request is answered (balance, query, list, create)", all_ok and n >= 8)
+  h.check(("... each within 0.5 s (slowest %.3f s of %d)"):format(worst, n), worst < 0.5, worst)
+  limit = h.now() + 15
+  local stalled
+  while h.now() < limit do
+    stalled = h.read(out)
+    if stalled and stalled:match("^%d%d%d ") then
+      break
+    end
+    h.sleep(0.1)
+  end
+  local code, took = (stalled or ""):match("^(%d+) ([%d.]+)")
+  h.check("the stalled create itself is answered once the upstream is (200 after >= 4.5 s)",
+    code == "200" and tonumber(took) >= 4.5, stalled)
+  local stalled_id = (json.decode(h.read(out .. ".body") or "") or { data = {} }).data.task_id
+
+  -- ---- a mixed run ----
+  local bob_jwt = core.jwt_hs256("gw-bob-ak", "gw-bob-sk", math.floor(core.wall_s()), 1800)
+  local runs = {
+    { alice, "videos/text2video", { model_name = "kling-v1", mode = "pro", duration = "10", prompt = PROMPT,
+      callback_url = url("/receiver"), external_task_id = "alice-order-1" }, "succeed", "7" },
+    { alice, "videos/text2video", { model_name = "kling-v2-6", mode = "pro", duration = "5", sound = "on",
+      prompt = PROMPT }, "succeed", "5" },
+    { alice, "videos/text2video", { model_name = "kling-v1", mode = "pro", duration = "10",
+      prompt = PROMPT .. " [sim:fail]" }, "failed", "0" },
+    { bob_jwt, "videos/text2video", { model_name = "kling-v2-5-turbo", mode = "std", duration = "10",
+      prompt = PROMPT }, "succeed", "3" },
+    { bob_jwt, "videos/text2video", { model_name = "kling-v2-6", mode = "pro", duration = "10", sound = "on",
+      prompt = PROMPT .. " [sim:fail]" }, "failed", "0" },
+  }
+  local made = {}
+  for i, r in ipairs(runs) do
+    res = create(r[1], r[2], r[3])
+    made[i] = res.json and res.json.data and res.json.data.task_id
+    h.check("mixed run: create " .. i .. " accepted", res.status == 200 and made[i] ~= nil, res.body)
+  end
+  local held = admin()
+  h.check("while they run, their estimates are held (alice 7 + 5 + 7 on top of what ran before)",
+    micros(held.by.alice.reserved) >= micros("19"), held.by.alice.reserved)
+  -- A create whose answer is lost (the simulator makes the task, then drops the connection).
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
+    count = 1 } } })
+  local lost = create(alice, "videos/text2video", { model_name = "kling-v1-6", mode = "std", duration = "5",
+    prompt = PROMPT .. " (answer lost)" })
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  local lost_id = lost.json and lost.json.data and lost.json.data.task_id
+  h.check("a create whose answer was lost is still a task for the client (looked up, not resent)",
+    lost.status == 200 and lost_id ~= nil, lost.body)
+  -- A synchronous endpoint: charged at once.
+  local spent_before = micros(admin().by.alice.spent)
+  res = create(alice, "audio/tts", { text = "Hello from the gateway.", voice_id = "kling_narrator_en",
+    voice_language = "en" })
+  h.check("a synchronous call (tts) answers at once with its audio", res.status == 200 and res.json.data
+    and res.json.data.task_result and res.json.data.task_result.audios ~= nil, res.body)
+  h.check("... and is charged at once (0.05)", micros(admin().by.alice.spent) - spent_before == micros("0.05"),
+    admin().by.alice.spent)
+  for i, r in ipairs(runs) do
+    local view = made[i] and wait_end(r[1] == bob_jwt and core.jwt_hs256("gw-bob-ak", "gw-bob-sk",
+      math.floor(core.wall_s()), 1800) or r[1], r[2], made[i])
+    h.check(("mixed run: task %d ends %s, charged %s"):format(i, r[4], r[5]),
+      view and view.task_status == r[4] and view.final_unit_deduction == r[5], json.encode(view))
+  end
+  local lost_view = lost_id and wait_end(alice, "videos/text2video", lost_id)
+  h.check("the lost create was found by its external id and settled (2)", lost_view
+    and lost_view.task_status == "succeed" and lost_view.final_unit_deduction == "2", json.encode(lost_view))
+  for _, id in ipairs { first_id, stalled_id } do
+    local v = id and wait_end(alice, "videos/text2video", id)
+    h.check("the tasks from the stall test end too", v and v.task_status == "succeed", json.encode(v))
+  end
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1", { key = alice })
+  h.check("a query by the client's own external_task_id", res.status == 200 and res.json.data.task_id == made[1],
+    res.body)
+  res = gw("GET", "/v1/videos/text2video/" .. made[1], { key = "gw-poor-key" })
+  h.check("another client cannot see it", res.status == 404 and res.json.code == 1203, res.body)
+  local queried = sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0
+  for _ = 1, 5 do
+    gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })
+  end
+  h.check("queries are answered from the gateway's own table (none forwarded)",
+    (sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0) - queried <= 2, queried)
+
+  -- Reconciliation: what the gateway charged equals what the provider bills, to the micro-unit.
+  h.sleep(0.5)
+  local a = admin()
+  local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  h.check(("the gateway's charges (%s) equal the simulator's ledger (%s)"):format(a.spent, ledger.units_total),
+    micros(a.spent) == micros(ledger.units_total))
+  h.check("nothing is left reserved once every task ended", a.reserved == "0", a.reserved)
+  -- The journal replayed by kling.billing's own ledger gives the same balances.
+  local by_acct = {}
+  for l in (h.read(prefix .. "/ledger.jsonl") or ""):gmatch("[^\n]+") do
+    local e = json.decode(l)
+    if e and e.account then
+      by_acct[e.account] = by_acct[e.account] or {}
+      table.insert(by_acct[e.account], l)
+    end
+  end
+  for _, acct in ipairs(ACCOUNTS) do
+    local l = billing.ledger { limit = acct.credit, currency = "CNY", lines = by_acct[acct.name] or {} }
+    h.check("the journal of " .. acct.name .. " replays in kling.billing.ledger to the same spent and balance",
+      l and l:spent() == micros(a.by[acct.name].spent) and l:balance() == micros(a.by[acct.name].balance),
+      l and json.encode(l:summary()) or "replay failed")
+  end
+
+  -- ---- callbacks ----
+  local cbs = h.sim_admin(sim, "GET", "/_sim/callbacks?n=200")
+  local delivered, signed = 0, 0
+  for _, c in ipairs(cbs) do
+    if c.delivered and c.status == 200 then
+      delivered = delivered + 1
+    end
+    if c.signed then
+      signed = signed + 1
+    end
+  end
+  h.check("the simulator's signed callbacks were taken (200)", delivered > 0 and signed == #cbs,
+    json.encode { delivered = delivered, signed = signed, total = #cbs })
+  local forged = json.encode { task_id = "1", task_status = "succeed", task_info = { external_task_id = made[2] } }
+  res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json" },
+    body = forged })
+  h.check("an unsigned callback is refused (401)", res.status == 401, res.body)
+  local ts = tostring(math.floor(core.wall_s()))
+  res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json",
+    ["webhook-id"] = "msg_x", ["webhook-timestamp"] = ts,
+    ["webhook-signature"] = core.webhook_sign { secret = "whsec_" .. core.b64encode("wrong"), id = "msg_x",
+      timestamp = ts, body = forged } }, body = forged })
+  h.check("a callback signed with another secret is refused (401)", res.status == 401, res.body)
+  local received = json.decode(h.request("GET", url("/received")).body) or {}
+  local final_cb
+  for _, r in ipairs(received) do
+    local b = json.decode(r.body or "")
+    if b and b.task_id == made[1] and b.task_status == "succeed" then
+      final_cb = r
+    end
+  end
+  h.check("the client's own callback_url got the task's end, as an official task object", final_cb ~= nil,
+    #received)
+  h.check("... signed with the gateway's client secret", final_cb and core.webhook_verify { secret = CLIENT_SECRET,
+    id = final_cb.id, timestamp = final_cb.timestamp, signature = final_cb.signature, body = final_cb.body,
+    now_s = core.wall_s() } == true)
+
+  -- ---- reload (HUP): shared memory keeps the ledger; a task in flight ends after it ----
+  local inflight = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = PROMPT .. " [sim:seconds=2]" })
+  local inflight_id = inflight.json and inflight.json.data.task_id
+  local pre = admin()
+  local accounts = {}
+  for i, acct in ipairs(ACCOUNTS) do
+    accounts[i] = acct
+  end
+  accounts[3] = { name = "poor", api_key = "gw-poor-key", credit = "5" } -- a top-up, taken at the reload
+  write_config(accounts)
+  h.check("nginx reloads (HUP): new worker, old one gone", srv.hup())
+  local post = admin()
+  h.check("the ledger is the same after the reload", post.spent == pre.spent and post.entries >= pre.entries
+    and post.by.alice.balance == pre.by.alice.balance and post.by.bob.balance == pre.by.bob.balance,
+    json.encode { pre.spent, post.spent })
+  h.check("a new worker answers", post.worker ~= pre.worker, json.encode { pre.worker, post.worker })
+  h.check("the reload's new credit tops poor up by 4", micros(post.by.poor.balance) - micros(pre.by.poor.balance)
+    == micros("4"), json.encode { pre.by.poor.balance, post.by.poor.balance })
+  local iv = inflight_id and wait_end(alice, "videos/text2video", inflight_id)
+  h.check("the task in flight across the reload ends and is settled (1)", iv and iv.task_status == "succeed"
+    and iv.final_unit_deduction == "1", json.encode(iv))
+
+  -- ---- restart: shared memory is gone, the journal rebuilds it ----
+  local inflight2 = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "pro", duration = "5",
+    prompt = PROMPT .. " [sim:seconds=2]" })
+  local inflight2_id = inflight2.json and inflight2.json.data.task_id
+  pre = admin()
+  srv.stop()
+  start_nginx()
+  post = admin()
+  h.check("after a restart the journal rebuilds every balance", post.spent == pre.spent
+    and post.reserved == pre.reserved and post.by.alice.balance == pre.by.alice.balance
+    and post.by.poor.balance == pre.by.poor.balance, json.encode { pre = pre.by.alice, post = post.by.alice })
+  res = gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })
+  h.check("... and the task table (an old task is still answered)", res.status == 200
+    and res.json.data.final_unit_deduction == "7", res.body)
+  iv = inflight2_id and wait_end(alice, "videos/text2video", inflight2_id)
+  h.check("a task in flight across the restart ends and is settled (3.5)", iv and iv.task_status == "succeed"
+    and iv.final_unit_deduction == "3.5", json.encode(iv))
+  h.sleep(0.3)
+  a = admin()
+  ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  h.check(("at the end the gateway (%s) and the simulator (%s) still agree"):format(a.spent, ledger.units_total),
+    micros(a.spent) == micros(ledger.units_total) and a.reserved == "0")
+
+  local log = srv.error_log()
+  h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
+    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*"))
+end
+
+local ok, err = pcall(run)
+if not ok then
+  h.check("the test ran to its end", false, err)
+  if srv then
+    print(srv.error_log():sub(-4000))
+  end
+end
+h.finish(cleanup)
