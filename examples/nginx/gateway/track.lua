@@ -198,16 +198,7 @@ function M.on_callback(G, t)
   if final then
     return true
   end
-  if rec.state == "creating" then
-    -- Its create is still in flight in a request handler, which publishes it when done. One
-    -- older than any create can take was cut short (a crash, a restart): look it up.
-    if age_ms < G.creating_grace_ms then
-      return {}
-    end
-    rec.state = "lookup"
-    G.tasks:save(rec, true)
-  end
-  if rec.state == "lookup" or not rec.upstream_id then
+  if rec.state == "lookup" then
     rec.state = "active"
     G.tasks:save(rec, true)
   end
