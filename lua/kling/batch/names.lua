@@ -64,7 +64,7 @@ function M.name(template, row, n, o, count)
   end
   local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n), kind = o.kind or "video",
     ext = M.ext_of(o.url, o.kind), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
-  return (t:gsub("{(%w+)}", vars))
+  return (t:gsub("{([%w_]+)}", vars))
 end
 
 local function quote(s)

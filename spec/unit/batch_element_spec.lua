@@ -1,0 +1,141 @@
+-- Custom elements (kling.element), without the network: every documented rule of a spec,
+-- its request on the official API and on EvoLink (and the features each lacks refused by
+-- name), the cache key, the cache file, and names resolved to ids in element_list.
+local element = require "kling.element"
+local providers = require "kling.providers"
+
+local IMG = "https://example.com/front.png"
+local official = assert(providers.get("kling"))
+local evolink = assert(providers.get("evolink"))
+
+local function spec(extra)
+  local s = { name = "Mia", description = "a woman with red hair", images = { IMG, "https://example.com/side.png" } }
+  for k, v in pairs(extra or {}) do
+    s[k] = v
+  end
+  return s
+end
+
+local dir = os.tmpname()
+os.remove(dir)
+teardown(function()
+  os.execute("rm -rf " .. dir)
+end)
+
+describe("an element's rules", function()
+  it("refuses, naming the field, what the providers document as wrong", function()
+    local cases = {
+      { { name = string.rep("n", 21) }, "name", "at most 20 characters" },
+      { { name = "" }, "name", "must not be empty" },
+      { { description = string.rep("d", 101) }, "description", "at most 100 characters" },
+      { { video = "https://example.com/v.mp4" }, "images", "either images" },
+      { { images = false }, "images", "either images" },
+      { { images = {} }, "images", "the frontal image first" },
+      { { images = { IMG, IMG, IMG, IMG, IMG } }, "images", "at most 3 more (got 5)" },
+      { { images = { IMG, 7 } }, "images[2]", "image URL or base64" },
+      { { voice_id = "829826751244537879" }, "voice_id", "goes with a video" },
+      { { tags = { "o_109" } }, "tags[1]", "o_101 .. o_108" },
+    }
+    for _, c in ipairs(cases) do
+      local s = spec(c[1])
+      if c[1].images == false then
+        s.images = nil
+      end
+      local err = element.check(s)
+      assert.is_not_nil(err, c[2])
+      assert.are.equal(c[2], err.field)
+      assert.matches(c[3], err.message, 1, true)
+    end
+    local err = element.check { name = "V", description = "d", video = "not a url" }
+    assert.are.equal("video", err.field)
+    assert.is_nil(element.check { name = "V", description = "d", video = "https://e.x/v.mp4", voice_id = "1" })
+  end)
+end)
+
+describe("an element's request", function()
+  it("is general/custom-elements on the official API, the first image frontal", function()
+    local req = assert(element.request(spec { tags = { "o_102" } }, official))
+    assert.are.same({ endpoint = "general/custom-elements", element_name = "Mia",
+      element_description = "a woman with red hair", image = IMG,
+      element_refer_list = { { image_url = "https://example.com/side.png" } }, tag_list = { "o_102" } }, req)
+    assert.is_nil(official.validate(req, req.endpoint))
+  end)
+
+  it("is kling-custom-element on EvoLink, from images or from a video with its voice", function()
+    local req = assert(element.request(spec(), evolink))
+    assert.are.equal("kling-custom-element", req.model)
+    assert.are.equal("image_refer", req.reference_type)
+    assert.are.same({ frontal_image = IMG, refer_images = { { image_url = "https://example.com/side.png" } } },
+      req.element_image_list)
+    assert.is_nil(evolink.validate(req, req.endpoint))
+    req = assert(element.request({ name = "V", description = "d", video = "https://e.x/v.mp4", voice_id = "42" },
+      evolink))
+    assert.are.equal("video_refer", req.reference_type)
+    assert.are.same({ video_url = "https://e.x/v.mp4" }, req.element_video_list)
+    assert.are.equal("42", req.element_voice_id)
+    assert.is_nil(evolink.validate(req, req.endpoint))
+  end)
+
+  it("refuses by name what a provider lacks", function()
+    local _, err = element.request({ name = "V", description = "d", video = "https://e.x/v.mp4" }, official)
+    assert.are.equal("video", err.field)
+    assert.matches("not supported by provider 'kling'", err.message)
+    _, err = element.request(spec { tags = { "o_101" } }, evolink)
+    assert.are.equal("tags", err.field)
+    _, err = element.request(spec(), assert(providers.get("apimodels")))
+    assert.are.equal("custom elements", err.field)
+    assert.are.equal("apimodels", err.provider)
+  end)
+end)
+
+describe("the element cache", function()
+  local where = { provider = "kling", base_url = "https://api.example", account = element.account_of("ak-1") }
+
+  it("keys an element by its inputs, provider, base URL and account", function()
+    local k = element.key(spec(), where)
+    assert.are.equal(k, element.key(spec(), { provider = "kling", base_url = "https://api.example",
+      account = element.account_of("ak-1") }))
+    assert.are_not.equal(k, element.key(spec { description = "other" }, where))
+    assert.are_not.equal(k, element.key(spec(), { provider = "evolink", base_url = where.base_url,
+      account = where.account }))
+    assert.are_not.equal(k, element.key(spec(), { provider = "kling", base_url = where.base_url,
+      account = element.account_of("ak-2") }))
+    assert.are.equal(16, #element.account_of("ak-1"))
+    assert.is_nil(element.account_of("ak-1"):find("ak", 1, true))
+  end)
+
+  it("lives in $XDG_CACHE_HOME/kling/elements.json unless told otherwise", function()
+    assert.matches("/kling/elements%.json$", element.default_cache())
+  end)
+
+  it("is saved whole and resolves names to ids, newest first, on the provider asked", function()
+    local path = dir .. "/sub/elements.json"
+    assert(element.save(path, { version = 1, elements = {
+      k1 = { id = "111", name = "Mia", provider = "kling", base_url = "https://a", created_s = 10 },
+      k2 = { id = "222", name = "Mia", provider = "kling", base_url = "https://a", created_s = 20 },
+      k3 = { id = "333", name = "Tom", provider = "evolink", base_url = "https://b", created_s = 5 },
+      k4 = { name = "Half", provider = "kling", creating = 30 },
+    } }))
+    local list = assert(element.resolve({ "Mia", 42, "777", { element_id = "9" }, { name = "Mia" } },
+      { cache = path, provider = "kling", base_url = "https://a" }))
+    assert.are.same({ { element_id = "222" }, 42, "777", { element_id = "9" }, { element_id = "222" } }, list)
+    local _, err = element.resolve({ "Tom" }, { cache = path, provider = "kling" })
+    assert.are.equal("element_list[1]", err.field)
+    assert.matches("no element named 'Tom'", err.message)
+    _, err = element.resolve({ "Half" }, { cache = path })
+    assert.matches("no element named 'Half'", err.message) -- a create not finished has no id to use
+    local entries = assert(element.list(path))
+    assert.are.equal("k4", entries[1].key)
+    assert.are.equal("k3", entries[4].key)
+  end)
+
+  it("reports a cache it cannot read", function()
+    local path = dir .. "/broken.json"
+    local f = assert(io.open(path, "w"))
+    f:write("{nope")
+    f:close()
+    local _, err = element.resolve({ "Mia" }, { cache = path })
+    assert.are.equal("element_list", err.field)
+    assert.matches("not readable", err.message)
+  end)
+end)

@@ -1,0 +1,123 @@
+-- The batch journal: append-only JSON lines, each durable before append returns (fsync when
+-- the core has append_sync), a torn last line (a kill in the middle of a write) cut off on
+-- open, any other bad line an error; and the replay of its records into row histories.
+local core = require "kling.core"
+local journal = require "kling.journal"
+local state = require "kling.batch.state"
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+teardown(function()
+  os.execute("rm -rf " .. dir)
+end)
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+describe("kling.journal", function()
+  it("says whether appends are fsync'd, as the core allows", function()
+    assert.are.equal(type(core.append_sync) == "function", journal.durable)
+  end)
+
+  it("appends records as JSON lines and reads them back in order", function()
+    local path = dir .. "/a.jsonl"
+    local j, records = assert(journal.open(path))
+    assert.are.same({}, records)
+    assert(j:append { t = "intent", row = "r1", attempt = 1, ext = "kb-1" })
+    assert(j:append { t = "created", row = "r1", attempt = 1, task_id = "123" })
+    assert.are.equal(2, j.appended)
+    local text = slurp(path)
+    assert.are.equal(2, select(2, text:gsub("\n", "")))
+    local j2, again = assert(journal.open(path))
+    assert.are.equal(2, #again)
+    assert.are.equal("kb-1", again[1].ext)
+    assert.are.equal("123", again[2].task_id)
+    assert.is_nil(j2.repaired)
+  end)
+
+  it("cuts off a torn last line so that the next record starts on a line of its own", function()
+    local path = dir .. "/torn.jsonl"
+    write(path, '{"t":"intent","row":"a"}\n{"t":"created","row":"a","task_')
+    local records, info = journal.read(path)
+    assert.are.equal(1, #records)
+    assert.is_true(info.torn)
+    local j, recs = assert(journal.open(path))
+    assert.are.equal(1, #recs)
+    assert.is_true(j.repaired)
+    assert.are.equal('{"t":"intent","row":"a"}\n', slurp(path))
+    assert(j:append { t = "created", row = "a", task_id = "9" })
+    local _, after = assert(journal.open(path))
+    assert.are.equal(2, #after)
+    assert.are.equal("9", after[2].task_id)
+  end)
+
+  it("refuses a journal with a bad line before its end, naming the line", function()
+    local path = dir .. "/bad.jsonl"
+    write(path, '{"t":"batch","v":1}\nnot json\n{"t":"final","row":"a"}\n')
+    local j, err = journal.open(path)
+    assert.is_nil(j)
+    assert.matches("bad%.jsonl:2: not a journal record", err)
+  end)
+
+  it("reports an unwritable journal instead of going on without it", function()
+    local j = assert(journal.open(dir .. "/nodir/x.jsonl"))
+    local ok, err = j:append { t = "x" }
+    assert.is_nil(ok)
+    assert.matches("cannot append to .*nodir/x%.jsonl", err)
+  end)
+end)
+
+describe("kling.batch.state.replay", function()
+  it("gives each row its attempts, files and end, the runs and the ledger lines", function()
+    local st = assert(state.replay {
+      { t = "batch", v = 1, budget = { limit = "10", currency = "CNY" } },
+      { t = "ledger", op = "reserve", task_key = "a#1", amount = "1", currency = "CNY" },
+      { t = "intent", row = "a", attempt = 1, ext = "kb-a1", key = "a#1", hash = "h" },
+      { t = "created", row = "a", attempt = 1, task_id = "t1", endpoint = "videos/text2video" },
+      { t = "end", row = "a", attempt = 1, status = "failed", error = { kind = "server" } },
+      { t = "retry", row = "a", attempt = 2, reason = "server" },
+      { t = "batch", v = 1 },
+      { t = "intent", row = "a", attempt = 2, ext = "kb-a2" },
+      { t = "intent", row = "b", attempt = 1 },
+      { t = "end", row = "c", attempt = 1, status = "succeeded", outputs = { { kind = "video", url = "u" } } },
+      { t = "file", row = "c", attempt = 1, n = 1, path = "c.mp4", bytes = 10 },
+      { t = "final", row = "c", attempt = 1, state = "succeeded" },
+    })
+    assert.are.equal(2, st.runs)
+    assert.are.same({ limit = "10", currency = "CNY" }, st.budget)
+    assert.are.equal(1, #st.ledger)
+    local a = st.rows.a
+    assert.are.equal(2, a.attempt)
+    assert.are.equal("t1", a.attempts[1].task_id)
+    assert.are.equal("failed", a.attempts[1].ended.status)
+    assert.are.equal("kb-a2", a.attempts[2].ext)
+    assert.is_nil(a.attempts[2].task_id)
+    assert.is_true(st.rows.b.attempts[1].intent)
+    assert.is_nil(st.rows.b.attempts[1].ext)
+    assert.are.equal("c.mp4", st.rows.c.files[1].path)
+    assert.are.equal("succeeded", st.rows.c.final.state)
+  end)
+
+  it("refuses records it does not know, and journals of another version", function()
+    local st, err = state.replay { { t = "batch", v = 1 }, { t = "teleport", row = "a" } }
+    assert.is_nil(st)
+    assert.matches("record 2: unknown type 'teleport'", err)
+    st, err = state.replay { { t = "batch", v = 99 } }
+    assert.is_nil(st)
+    assert.matches("journal version 99", err)
+    st, err = state.replay { { t = "intent" } }
+    assert.is_nil(st)
+    assert.matches("names no row", err)
+  end)
+end)

@@ -1,0 +1,148 @@
+-- Batch manifests: JSONL with a defaults line, CSV with typed cells (RFC 4180 quoting), row
+-- ids, the split between what is sent and what configures the row, and the row hash that
+-- lets a resumed batch notice an edited manifest (keys never in it).
+local manifest = require "kling.batch.manifest"
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute("mkdir -p " .. dir)
+
+local n = 0
+local function file(text, ext)
+  n = n + 1
+  local path = string.format("%s/m%d.%s", dir, n, ext or "jsonl")
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  return path
+end
+
+teardown(function()
+  os.execute("rm -rf " .. dir)
+end)
+
+describe("a JSONL manifest", function()
+  it("puts the defaults line under every row, the row winning, and numbers rows without an id", function()
+    local rows, info = assert(manifest.load(file([[
+# a comment, then the defaults
+{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}
+
+{"id": "a", "prompt": "first"}
+{"prompt": "second", "mode": "pro"}
+// another comment
+{"id": 7, "prompt": "third", "duration": 10}
+]])))
+    assert.are.equal(3, #rows)
+    assert.are.equal("jsonl", info.format)
+    assert.are.same({ model = "kling-v1", mode = "std", duration = 5, prompt = "first" }, rows[1].request)
+    assert.are.equal("a", rows[1].id)
+    assert.are.equal("row-2", rows[2].id)
+    assert.are.equal("pro", rows[2].request.mode)
+    assert.are.equal("7", rows[3].id)
+    assert.are.equal(10, rows[3].request.duration)
+    assert.are.equal(7, rows[3].line)
+    assert.are.equal(rows[1], info.by_id.a)
+  end)
+
+  it("lets flag defaults override the manifest's, and rows override both", function()
+    local rows = assert(manifest.load(file('{"defaults": {"mode": "std", "duration": 5}}\n'
+      .. '{"prompt": "x"}\n{"prompt": "y", "duration": 10}\n'), { defaults = { duration = 10, sound = true } }))
+    assert.are.equal(10, rows[1].request.duration)
+    assert.is_true(rows[1].request.sound)
+    assert.are.equal("std", rows[2].request.mode)
+  end)
+
+  it("keeps provider, base URL and keys out of the request, and keys out of the hash", function()
+    local a = assert(manifest.load(file('{"id": "r", "prompt": "x", "provider": "evolink", "base_url": '
+      .. '"https://gw.example", "api_key": "secret-1"}\n')))[1]
+    local b = assert(manifest.load(file('{"id": "r", "prompt": "x", "provider": "evolink", "base_url": '
+      .. '"https://gw.example", "api_key": "secret-2"}\n')))[1]
+    local c = assert(manifest.load(file('{"id": "r", "prompt": "y", "provider": "evolink", "base_url": '
+      .. '"https://gw.example", "api_key": "secret-1"}\n')))[1]
+    assert.are.same({ prompt = "x" }, a.request)
+    assert.are.same({ provider = "evolink", base_url = "https://gw.example", api_key = "secret-1" }, a.meta)
+    assert.are.equal(a.hash, b.hash)
+    assert.are_not.equal(a.hash, c.hash)
+    assert.is_nil(a.hash:find("secret"))
+  end)
+
+  it("names the line and the rule when a row is wrong", function()
+    local cases = {
+      { '{"id": "a"}\n{"id": "a"}\n', "m%d+%.jsonl:2: id 'a' is also the id of the row on line 1" },
+      { '{"id": "a"}\n[1, 2]\n', ":2: each line must be a JSON object" },
+      { '{"id": "a"}\n{"defaults": {}}\n', ":2: a defaults line must come before the first row" },
+      { '{"id": ""}\n', ":1: id must be a non%-empty string" },
+      { '{"id": "a", "provider": 3}\n', ":1: provider must be a non%-empty string" },
+      { '{"defaults": {"mode": "std"}}\n', "no rows" },
+      { '{"id": "a"\n', ":1: each line must be a JSON object" },
+    }
+    for _, c in ipairs(cases) do
+      local rows, err = manifest.load(file(c[1]))
+      assert.is_nil(rows)
+      assert.matches(c[2], err)
+    end
+    local rows, err = manifest.load(dir .. "/missing.jsonl")
+    assert.is_nil(rows)
+    assert.matches("cannot read the manifest", err)
+  end)
+end)
+
+describe("a CSV manifest", function()
+  it("types its cells and honours RFC 4180 quoting", function()
+    local rows = assert(manifest.load(file(
+      'id,prompt,duration,sound,element_list,camera_control,mode\r\n'
+      .. 'a,"a cat, on a ""piano""",5,true,e1;e2,"{""type"":""down_back""}",\r\n'
+      .. 'b,"two\nlines",10,off,,,pro\n', "csv")))
+    assert.are.equal(2, #rows)
+    local a = rows[1].request
+    assert.are.equal('a cat, on a "piano"', a.prompt)
+    assert.are.equal(5, a.duration)
+    assert.is_true(math.type(a.duration) == "integer")
+    assert.is_true(a.sound)
+    assert.are.same({ "e1", "e2" }, a.element_list)
+    assert.are.same({ type = "down_back" }, a.camera_control)
+    assert.is_nil(a.mode) -- an empty cell is no value
+    local b = rows[2].request
+    assert.are.equal("two\nlines", b.prompt)
+    assert.is_false(b.sound)
+    assert.are.equal("pro", b.mode)
+    assert.are.equal(3, rows[2].line)
+  end)
+
+  it("is recognised by its content without the extension, and a BOM is ignored", function()
+    local rows, info = assert(manifest.load(file("\239\187\191id,prompt\nx,hello\n", "txt")))
+    assert.are.equal("csv", info.format)
+    assert.are.equal("x", rows[1].id)
+  end)
+
+  it("names the line and the column of a bad cell", function()
+    local cases = {
+      { "id,duration\na,five\n", ":2: duration: must be a number %(got 'five'%)" },
+      { "id,sound\na,maybe\n", ":2: sound: must be true or false" },
+      { "id,prompt\na,b,c\n", ":2: 3 cells, the header has 2" },
+      { 'id,prompt\na,"open\n', "line 2: a quoted field is not closed" },
+      { "id,id\na,b\n", "header names 'id' twice" },
+      { 'id,prompt\na,x"y\n', "a quote inside an unquoted field" },
+    }
+    for _, c in ipairs(cases) do
+      local rows, err = manifest.load(file(c[1], "csv"))
+      assert.is_nil(rows, c[1])
+      assert.matches(c[2], err)
+    end
+  end)
+end)
+
+describe("canonical JSON", function()
+  it("is the same text for the same table, whatever the insertion order", function()
+    local a, b = {}, {}
+    for _, k in ipairs { "z", "a", "m", "b" } do
+      a[k] = k
+    end
+    for _, k in ipairs { "b", "m", "a", "z" } do
+      b[k] = k
+    end
+    a.list, b.list = { 1, 2.0, { y = 1, x = 2 } }, { 1, 2, { x = 2, y = 1 } }
+    assert.are.equal(manifest.canonical(a), manifest.canonical(b))
+    assert.are.equal('{"a":"a","b":"b","list":[1,2,{"x":2,"y":1}],"m":"m","z":"z"}', manifest.canonical(a))
+  end)
+end)

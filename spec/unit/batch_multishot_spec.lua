@@ -1,0 +1,136 @@
+-- Storyboards (kling.multishot), without the network: the documented rules of a shot, the
+-- split into segments that each fit one native multi-shot request (at most 6 shots, 3..15 s,
+-- 512 characters a shot), and the request each segment becomes.
+local multishot = require "kling.multishot"
+local providers = require "kling.providers"
+
+local function shots(...)
+  local list = {}
+  for i, d in ipairs { ... } do
+    list[i] = { prompt = "shot " .. i, duration = d }
+  end
+  return list
+end
+
+local function plan(list, native)
+  local segs, err = multishot.plan({ shots = list }, native)
+  if not segs then
+    return nil, err
+  end
+  local out = {}
+  for i, s in ipairs(segs) do
+    out[i] = string.format("%d-%d:%d", s.first, s.last, s.duration)
+  end
+  return table.concat(out, " ")
+end
+
+describe("a storyboard's rules", function()
+  it("accepts shots of 1..15 whole seconds with prompts of at most 512 characters", function()
+    assert.is_nil(multishot.check { shots = { { prompt = string.rep("é", 512), duration = 1 },
+      { prompt = "x", duration = 15, image = "https://e.x/a.png", elements = { "Mia", 123 } } } })
+  end)
+
+  it("refuses, naming the shot and the rule, what a provider would refuse", function()
+    local cases = {
+      { {}, "shots", "a list of shots" },
+      { { shots = {} }, "shots", "a list of shots" },
+      { { shots = { { prompt = string.rep("é", 513), duration = 3 } } }, "shots[1].prompt", "at most 512" },
+      { { shots = { { prompt = "", duration = 3 } } }, "shots[1].prompt", "must not be empty" },
+      { { shots = { { duration = 3 } } }, "shots[1].prompt", "is required" },
+      { { shots = { { prompt = "a", duration = 3 }, { prompt = "b", duration = 2.5 } } }, "shots[2].duration",
+        "whole number of seconds from 1 to 15" },
+      { { shots = { { prompt = "a", duration = 16 } } }, "shots[1].duration", "from 1 to 15" },
+      { { shots = { { prompt = "a", duration = 0 } } }, "shots[1].duration", "from 1 to 15" },
+      { { shots = { { prompt = "a", duration = 3, camera = 1 } } }, "shots[1].camera", "unknown shot field" },
+      { { shots = { { prompt = "a", duration = 3, elements = { x = 1 } } } }, "shots[1].elements", "a list" },
+      { { prompt = "x", shots = shots(3) }, "prompt", "is made from the shots" },
+      { { multi_prompt = {}, shots = shots(3) }, "multi_prompt", "is made from the shots" },
+    }
+    for _, c in ipairs(cases) do
+      local err = multishot.check(c[1])
+      assert.is_not_nil(err, c[2])
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(c[2], err.field)
+      assert.matches(c[3], err.message, 1, true)
+    end
+  end)
+end)
+
+describe("the split into segments", function()
+  it("keeps a storyboard that fits one request in one segment", function()
+    assert.are.equal("1-3:15", plan(shots(5, 5, 5), true))
+    assert.are.equal("1-6:6", plan(shots(1, 1, 1, 1, 1, 1), true))
+    assert.are.equal("1-1:3", plan(shots(3), true))
+  end)
+
+  it("starts a new segment at 15 s, at 6 shots, and at a shot with its own image", function()
+    assert.are.equal("1-3:15 4-4:5", plan(shots(5, 5, 5, 5), true))
+    assert.are.equal("1-6:12 7-8:4", plan(shots(2, 2, 2, 2, 2, 2, 2, 2), true))
+    local list = shots(4, 4, 4)
+    list[2].image = "https://e.x/b.png"
+    assert.are.equal("1-1:4 2-3:8", plan(list, true))
+  end)
+
+  it("balances a short last segment with shots of the one before", function()
+    -- 6 x 2 s fill the first segment; 1 s alone is too short: shot 6 moves over.
+    assert.are.equal("1-5:10 6-7:3", plan(shots(2, 2, 2, 2, 2, 2, 1), true))
+    assert.are.equal("1-2:10 3-4:6", plan(shots(5, 5, 4, 2), true))
+    assert.are.equal("1-2:10 3-4:7", plan(shots(5, 5, 5, 2), true))
+  end)
+
+  it("refuses a segment that cannot reach 3 s, naming its first shot", function()
+    local segs, err = plan(shots(14, 2), true)
+    assert.is_nil(segs)
+    assert.are.equal("shots[2].duration", err.field)
+    assert.matches("3 to 15 s", err.message)
+    local list = shots(5, 1)
+    list[2].image = "https://e.x/b.png"
+    segs, err = plan(list, true)
+    assert.is_nil(segs)
+    assert.are.equal("shots[2].duration", err.field)
+  end)
+
+  it("makes every shot its own segment without native multi-shot", function()
+    assert.are.equal("1-1:5 2-2:10 3-3:5", plan(shots(5, 10, 5), false))
+  end)
+end)
+
+describe("a segment's request", function()
+  local sb = { model = "kling-v3", mode = "pro", aspect_ratio = "9:16", shots = shots(4, 5, 6) }
+  sb.shots[1].elements = { "Mia", { element_id = "9" } }
+  sb.shots[2].elements = { "Mia", "Tom" }
+  sb.shots[1].image = "https://e.x/first.png"
+
+  it("is one multi-shot request for several shots, with the shared fields and the elements once each", function()
+    local req = multishot.segment_request(sb, sb.shots, { first = 1, last = 3, duration = 15 }, true)
+    assert.are.same({
+      model = "kling-v3", mode = "pro", aspect_ratio = "9:16", image = "https://e.x/first.png",
+      multi_shot = true, shot_type = "customize", duration = 15,
+      multi_prompt = { { prompt = "shot 1", duration = 4 }, { prompt = "shot 2", duration = 5 },
+        { prompt = "shot 3", duration = 6 } },
+      element_list = { "Mia", { element_id = "9" }, "Tom" },
+    }, req)
+  end)
+
+  it("is a plain request for a single shot", function()
+    local req = multishot.segment_request(sb, sb.shots, { first = 3, last = 3, duration = 6 }, true)
+    assert.are.same({ model = "kling-v3", mode = "pro", aspect_ratio = "9:16", prompt = "shot 3", duration = 6 }, req)
+  end)
+
+  it("passes the official provider's own checks", function()
+    local kling = assert(providers.get("kling"))
+    local req = multishot.segment_request(sb, sb.shots, { first = 2, last = 3, duration = 11 }, true)
+    req.element_list = { { element_id = "1" } }
+    assert.is_nil(kling.validate(req, kling.default_endpoint(req)))
+  end)
+end)
+
+describe("native multi-shot", function()
+  it("is kling-v3 on the official API, and not a provider without multi-shot", function()
+    local kling = assert(providers.get("kling"))
+    assert.is_true(multishot.native(kling, "kling-v3"))
+    assert.is_false(multishot.native(kling, "kling-v1"))
+    assert.is_false(multishot.native(assert(providers.get("apimodels")), "kling-v3"))
+    assert.is_true(multishot.native(assert(providers.get("evolink")), "kling-v3"))
+  end)
+end)

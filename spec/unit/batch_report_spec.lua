@@ -1,0 +1,174 @@
+-- What a batch leaves behind and shows: output names (template, extension, safe, inside the
+-- output directory), summary.json (counts, exact charges by currency, failures with their
+-- reason), report.html (every output playable, escaped, no external assets) and the
+-- progress line.
+local json = require "kling.json"
+local names = require "kling.batch.names"
+local report = require "kling.batch.report"
+local progress = require "kling.batch.progress"
+
+describe("output names", function()
+  it("refuses templates that leave the directory, give every row one name, or use unknown placeholders", function()
+    assert.are.equal("{id}.{ext}", names.check(names.DEFAULT))
+    assert.are.equal("{model}/{id}-{n}.{ext}", names.check("{model}/{id}-{n}.{ext}"))
+    for t, msg in pairs {
+      ["/tmp/{id}.{ext}"] = "relative to the output directory",
+      ["../{id}.{ext}"] = "stay inside",
+      ["a/./{id}"] = "stay inside",
+      ["{id}.{format}"] = "unknown placeholder {format}",
+      ["clip.{ext}"] = "must contain {id}, {row} or {task_id}",
+      [""] = "non%-empty",
+    } do
+      local ok, err = names.check(t)
+      assert.is_nil(ok, t)
+      assert.matches(msg, err)
+    end
+  end)
+
+  it("fills the placeholders, numbers several outputs, and keeps names safe", function()
+    local row = { id = "cat/../dog 1", index = 3, task_id = "T9", request = { model = "kling-v2-6" } }
+    local v = { kind = "video", url = "https://cdn.example/a/b/clip.MP4?sig=1#x" }
+    assert.are.equal("cat_.._dog_1.mp4", names.name("{id}.{ext}", row, 1, v, 1))
+    assert.are.equal("cat_.._dog_1-2.mp4", names.name("{id}.{ext}", row, 2, v, 2))
+    assert.are.equal("kling-v2-6/3-T9-video-1", names.name("{model}/{row}-{task_id}-{kind}", row, 1, v, 3))
+    assert.are.equal("png", names.ext_of("https://x/y", "image"))
+    assert.are.equal("mp3", names.ext_of("https://x/file.exe", "audio"))
+    assert.are.equal("webp", names.ext_of("https://x/i.webp", "image"))
+    assert.are.equal("_..", names.safe(".."))
+  end)
+end)
+
+local function result()
+  return {
+    manifest = "jobs.jsonl", out = "out", runs = 2, elapsed_s = 12.5,
+    budget = { limit = "10", spent = "0.3", reserved = "0", currency = "USD" },
+    rows = {
+      { id = "a", state = "succeeded", attempts = 1, task_id = "1", model = "m", prompt = "<script>alert(1)</script>",
+        charge = { amount = "0.1", currency = "USD", rule = "r1" },
+        files = { { path = "a b.mp4", kind = "video", bytes = 10 } } },
+      { id = "b", state = "succeeded", attempts = 2, charge = { amount = "0.2", currency = "USD" },
+        files = { { path = "b.png", kind = "image", bytes = 5 }, { path = "b.mp3", kind = "audio", bytes = 7 } } },
+      { id = "c", state = "succeeded", charge = { amount = "3", currency = "CNY" }, files = {} },
+      { id = "d", state = "succeeded", charge = { unpriced = "no price" }, files = {} },
+      { id = "e", state = "failed", attempts = 3, task_id = "5",
+        error = { kind = "content_policy", code = 1301, message = "refused & <bad>" } },
+      { id = "f", state = "uncertain", external_task_id = "kb-f", error = { kind = "network", message = "lost" } },
+      { id = "g", state = "unfinished", reason = "still running at the deadline (task 7)", task_id = "7" },
+    },
+  }
+end
+
+describe("summary.json", function()
+  it("counts rows by state, sums charges exactly by currency, and lists each failure with its reason", function()
+    local s = report.summary(result())
+    assert.are.equal(7, s.rows)
+    assert.are.equal(4, s.succeeded)
+    assert.are.equal(1, s.failed)
+    assert.are.equal(1, s.uncertain)
+    assert.are.equal(1, s.unfinished)
+    assert.are.same({ USD = "0.3", CNY = "3" }, s.charges) -- 0.1 + 0.2, no float in sight
+    assert.are.equal(1, s.unpriced_rows)
+    assert.are.same({ id = "e", kind = "content_policy", code = 1301, reason = "refused & <bad>", attempts = 3,
+      task_id = "5" }, s.failures[1])
+    assert.are.equal("kb-f", s.uncertain_rows[1].external_task_id)
+    assert.matches("deadline", s.unfinished_rows[1].reason)
+    assert.are.equal(3, #s.outputs)
+    assert(json.encode(s))
+  end)
+
+  it("writes an empty failure list as a JSON array", function()
+    local r = result()
+    r.rows = { r.rows[1] }
+    local text = assert(json.encode(report.summary(r)))
+    assert.matches('"failures":%[%]', text)
+  end)
+
+  it("prints a table with the counts, the charges and what did not succeed", function()
+    local lines = table.concat(report.table(result(), { summary = "out/summary.json", report = "out/report.html" }),
+      "\n")
+    assert.matches("succeeded%s+4", lines)
+    assert.matches("charges: 3 CNY, 0.3 USD %(%+1 unpriced rows%)", lines)
+    assert.matches("e%s+failed%s+content_policy: refused", lines)
+    assert.matches("g%s+unfinished%s+still running", lines)
+    assert.matches("summary: out/summary.json", lines)
+  end)
+end)
+
+describe("report.html", function()
+  local html = report.html(result())
+
+  it("plays every output with the element for its kind, by its relative path", function()
+    assert.matches('<video controls preload="metadata" src="a%%20b.mp4"></video>', html)
+    assert.matches('<img src="b.png"', html)
+    assert.matches('<audio controls preload="metadata" src="b.mp3"></audio>', html)
+  end)
+
+  it("escapes what rows say and loads nothing from elsewhere", function()
+    assert.is_nil(html:find("<script>", 1, true))
+    assert.matches("&lt;script&gt;alert%(1%)&lt;/script&gt;", html)
+    assert.matches("refused &amp; &lt;bad&gt;", html)
+    assert.is_nil(html:find("https?://"))
+    assert.is_nil(html:find("<link", 1, true))
+    assert.matches("<style>", html)
+  end)
+
+  it("breaks the cost down per row and totals it per currency", function()
+    assert.matches("<td>r1</td>", html)
+    assert.matches('<th colspan="6">total</th><th class="num">0.3</th><th>USD</th>', html)
+    assert.matches('<th colspan="6">total</th><th class="num">3</th><th>CNY</th>', html)
+    assert.matches("Budget: spent 0.3 of 10 USD", html)
+  end)
+
+  it("is written with summary.json through temporary names", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local paths = assert(report.write(result(), dir))
+    local f = assert(io.open(paths.summary))
+    local s = assert(json.decode(f:read("a")))
+    f:close()
+    assert.are.equal(7, s.rows)
+    assert.is_nil(io.open(dir .. "/summary.json.tmp"))
+    os.execute("rm -rf " .. dir)
+  end)
+end)
+
+describe("the progress line", function()
+  it("shows done, failed, running, spend and the ETA", function()
+    local text = progress.text({ done = 5, total = 10, succeeded = 4, failed = 1, uncertain = 0, running = 3,
+      spend = "4.5 CNY", eta_s = 75.4 }, 10)
+    assert.are.equal("[#####-----] 5/10 done  ok 4  failed 1  running 3  spend 4.5 CNY  ETA 1:15", text)
+    assert.are.equal("1:01:01", progress.clock(3661))
+    assert.are.equal("--:--", progress.clock(nil))
+  end)
+
+  it("redraws in place on a terminal and prints plain lines otherwise", function()
+    local out = {}
+    local stream = { write = function(_, ...)
+      for i = 1, select("#", ...) do
+        out[#out + 1] = select(i, ...)
+      end
+    end, flush = function() end }
+    local clock = 0
+    local c = { done = 0, total = 2, succeeded = 0, failed = 0, running = 2, spend = "0" }
+    local bar = progress.new { mode = "bar", stream = stream, now_ms = function()
+      return clock
+    end }
+    bar:update(c)
+    bar:update(c) -- throttled: nothing new
+    bar:event("a: succeeded")
+    clock = 1000
+    bar:finish(c)
+    local text = table.concat(out)
+    assert.are.equal(2, select(2, text:gsub("\r\27%[K%[", "")))
+    assert.matches("\r\27%[Ka: succeeded\n", text)
+    out = {}
+    local plain = progress.new { mode = "plain", stream = stream, now_ms = function()
+      return clock
+    end }
+    plain:update(c)
+    plain:event("b: failed")
+    assert.is_nil(table.concat(out):find("\r", 1, true))
+    assert.matches("0/2 done.*\nb: failed\n", table.concat(out))
+  end)
+end)
