@@ -356,7 +356,7 @@ local function check_opts(o)
   return names.check(o.name or names.DEFAULT)
 end
 
--- run(opts) -> result, exit_status | nil, message, exit_status. opts:
+-- run(opts) -> result, nil, exit_status | nil, message, exit_status (M.EXIT). opts:
 --   manifest, out                   the manifest (JSONL or CSV) and the output directory
 --   provider, base_url, ca_file, access_key, secret_key, api_key   for rows that do not say
 --   defaults = {field = value}      under every row (the manifest's defaults line below them)
@@ -405,7 +405,7 @@ function M.run(opts)
   if not res then
     return nil, msg, M.EXIT.usage
   end
-  return res, res.exit_status
+  return res, nil, res.exit_status
 end
 
 -- The run itself (M.run holds the lock around it): result | nil, message (nothing was sent).

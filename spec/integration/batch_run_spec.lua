@@ -1,0 +1,304 @@
+-- kling.batch against the simulator: a mixed manifest (successes downloaded, a content-policy
+-- refusal never retried, a failing task retried under a new external id), a journal left by
+-- a killed run (a create adopted by its external id, a task tracked by its id, a lost create
+-- on a provider without lookups reported uncertain and never resent), the budget kept across
+-- runs, a deadline, CSV with a row on another provider, names, files already in place, an
+-- edited manifest refused, and the lock. The simulator's creates counter proves that no
+-- task is ever made twice; its ledger, that the budget's spend is what it billed.
+local sim = require "support.sim"
+local core = require "kling.core"
+local json = require "kling.json"
+local batch = require "kling.batch"
+local manifest = require "kling.batch.manifest"
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p " .. root)
+local n = 0
+
+local function fresh_dir()
+  n = n + 1
+  local d = root .. "/b" .. n
+  os.execute("mkdir -p " .. d)
+  return d
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function jsonl(rows)
+  local out = {}
+  for i, r in ipairs(rows) do
+    out[i] = assert(json.encode(r))
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function records(dir)
+  local out = {}
+  for line in io.lines(dir .. "/journal.jsonl") do
+    out[#out + 1] = assert(json.decode(line))
+  end
+  return out
+end
+
+local function of_row(recs, id, t)
+  local out = {}
+  for _, r in ipairs(recs) do
+    if r.row == id and (t == nil or r.t == t) then
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+local function sim_charges(dialect)
+  local total = 0
+  for _, row in ipairs(sim.admin("GET", "/_sim/ledger").tasks) do
+    if row.dialect == dialect then
+      total = total + assert(core.money_parse(row.units))
+    end
+  end
+  return total
+end
+
+local function run(dir, opts)
+  local i = sim.info()
+  local o = { out = dir, manifest = dir .. "/rows.jsonl", provider = "kling", base_url = i.http,
+    access_key = i.access_key, secret_key = i.secret_key, poll_min = 0.2, poll_max = 0.5, estimate = 1,
+    progress = "none", stdout = false }
+  for k, v in pairs(opts or {}) do
+    if v == false then
+      o[k] = nil -- false: leave it to the row or the environment
+    else
+      o[k] = v
+    end
+  end
+  return batch.run(o)
+end
+
+local function states(result)
+  local s = {}
+  for _, r in ipairs(result.rows) do
+    s[r.id] = r.state
+  end
+  return s
+end
+
+local V1 = { model = "kling-v1", mode = "std", duration = 5 }
+
+describe("a batch against the simulator", function()
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+  end)
+
+  after_each(function()
+    sim.clear_faults()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. root)
+  end)
+
+  it("downloads successes, never retries a content-policy refusal, retries a failure as a new task", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl {
+      { defaults = V1 },
+      { id = "ok1", prompt = "a cat on a piano" },
+      { id = "ok2", prompt = "a lighthouse", model = "kling-v2-6", mode = "pro", sound = true },
+      { id = "policy", prompt = "refused [sim:fail=content policy violation]" },
+      { id = "flaky", prompt = "breaks [sim:fail=the renderer crashed]" },
+    })
+    local result, err, status = run(dir, { retries = 1, budget = "100", parallel = 3 })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ ok1 = "succeeded", ok2 = "succeeded", policy = "failed", flaky = "failed" }, states(result))
+    assert.are.equal(5, sim.stats().creates) -- 4 rows, and flaky once more
+    local recs = records(dir)
+    local intents = of_row(recs, "flaky", "intent")
+    assert.are.equal(2, #intents)
+    assert.are_not.equal(intents[1].ext, intents[2].ext)
+    assert.are.equal(1, #of_row(recs, "flaky", "retry"))
+    assert.are.equal(1, #of_row(recs, "policy", "intent"))
+    for _, id in ipairs { "ok1", "ok2", "policy", "flaky" } do
+      assert.are.equal(1, #of_row(recs, id, "final"), id)
+    end
+    local summary = assert(json.decode(assert(slurp(dir .. "/summary.json"))))
+    assert.are.equal(2, summary.succeeded)
+    assert.are.equal(2, summary.failed)
+    assert.are.equal("6", summary.charges.CNY) -- 1 + 5: failures are free
+    local kinds = {}
+    for _, f in ipairs(summary.failures) do
+      kinds[f.id] = f.kind .. "/" .. f.attempts
+    end
+    assert.are.same({ policy = "content_policy/1", flaky = "server/2" }, kinds)
+    assert.are.equal(sim_charges("kling"), core.money_parse(result.budget.spent))
+    for _, id in ipairs { "ok1", "ok2" } do
+      local body = assert(slurp(dir .. "/" .. id .. ".mp4"))
+      assert.are.equal("ftyp", body:sub(5, 8))
+    end
+    assert.matches("<video", assert(slurp(dir .. "/report.html")))
+  end)
+
+  it("resumes a killed run: adopts a create by external id, tracks a task by id, creates only the rest", function()
+    local dir = fresh_dir()
+    local rows = { { defaults = V1 }, { id = "a", prompt = "adopted" }, { id = "b", prompt = "tracked" },
+      { id = "c", prompt = "never sent" } }
+    write(dir .. "/rows.jsonl", jsonl(rows))
+    local parsed = assert(manifest.load(dir .. "/rows.jsonl"))
+    -- What a run killed mid-way leaves: a's create reached the provider but not the journal,
+    -- b's task id was journaled, c's intent was written and the process died before the POST.
+    local client = sim.client()
+    local ta = assert(client:submit { model = "kling-v1", mode = "std", duration = 5, prompt = "adopted",
+      external_task_id = "kb-pre-a" })
+    local tb = assert(client:submit { model = "kling-v1", mode = "std", duration = 5, prompt = "tracked",
+      external_task_id = "kb-pre-b" })
+    write(dir .. "/journal.jsonl", jsonl {
+      { t = "batch", v = 1, rows = 3 },
+      { t = "intent", row = "a", attempt = 1, ext = "kb-pre-a", hash = parsed[1].hash },
+      { t = "intent", row = "b", attempt = 1, ext = "kb-pre-b", hash = parsed[2].hash },
+      { t = "created", row = "b", attempt = 1, task_id = tb.id, endpoint = "videos/text2video" },
+      { t = "intent", row = "c", attempt = 1, ext = "kb-never-c", hash = parsed[3].hash },
+    })
+    local result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ a = "succeeded", b = "succeeded", c = "succeeded" }, states(result))
+    local st = sim.stats()
+    assert.are.equal(3, st.creates) -- a and b made once, before; c now
+    assert.are.equal(2, st.by_route["GET /v1/videos/text2video?external_task_id"]) -- a found, c not
+    local recs = records(dir)
+    assert.are.equal(ta.id, of_row(recs, "a", "created")[1].task_id)
+    assert.are.equal("kb-never-c", of_row(recs, "c", "created")[1].ext)
+    assert.are.equal(2, result.runs)
+  end)
+
+  it("reports a lost create uncertain where the provider cannot look it up, and never sends it again", function()
+    local dir = fresh_dir()
+    local i = sim.info()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = { duration = 5 } }, { id = "lost", prompt = "lost" },
+      { id = "fine", prompt = "fine" } })
+    local parsed = assert(manifest.load(dir .. "/rows.jsonl"))
+    write(dir .. "/journal.jsonl", jsonl { { t = "batch", v = 1, rows = 2 },
+      { t = "intent", row = "lost", attempt = 1, hash = parsed[1].hash } })
+    local opts = { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key, access_key = false,
+      secret_key = false }
+    local result, err, status = run(dir, opts)
+    assert(result, err)
+    assert.are.equal(4, status)
+    assert.are.same({ lost = "uncertain", fine = "succeeded" }, states(result))
+    assert.are.equal(1, sim.stats().creates)
+    assert.matches("never resent", result.rows[1].error.message)
+    result, err, status = run(dir, opts)
+    assert(result, err)
+    assert.are.equal(4, status)
+    assert.are.equal(1, sim.stats().creates)
+    assert.are.equal(1, #of_row(records(dir), "lost", "final"))
+  end)
+
+  it("keeps to its budget across runs: rows past it wait for a larger one, the spend carried over", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "x1", prompt = "one" }, { id = "x2", prompt = "two" },
+      { id = "x3", prompt = "three" } })
+    local result, err, status = run(dir, { budget = "2", parallel = 2 })
+    assert(result, err)
+    assert.are.equal(3, status)
+    local s = states(result)
+    assert.are.equal(1, (s.x1 == "unfinished" and 1 or 0) + (s.x2 == "unfinished" and 1 or 0)
+      + (s.x3 == "unfinished" and 1 or 0))
+    assert.are.equal("2", result.budget.spent)
+    assert.are.equal(2, sim.stats().creates)
+    result, err, status = run(dir, { budget = "3", parallel = 2 })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.equal("3", result.budget.spent)
+    assert.are.equal(3, sim.stats().creates)
+    assert.are.equal(sim_charges("kling"), core.money_parse(result.budget.spent))
+    -- Without the flag the journal's budget holds.
+    result = assert(run(dir, { parallel = 2 }))
+    assert.are.same({ limit = "3", spent = "3", reserved = "0", currency = "CNY" }, result.budget)
+  end)
+
+  it("leaves rows running at its deadline open, and the next run tracks them to the end", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "s1", prompt = "slow [sim:seconds=4]" },
+      { id = "s2", prompt = "slow too [sim:seconds=4]" } })
+    local t0 = core.now_ms()
+    local result, err, status = run(dir, { deadline = 1 })
+    assert(result, err)
+    assert.is_true(core.now_ms() - t0 < 3500)
+    assert.are.equal(3, status)
+    assert.are.same({ s1 = "unfinished", s2 = "unfinished" }, states(result))
+    assert.matches("still running at the deadline", result.rows[1].reason)
+    result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ s1 = "succeeded", s2 = "succeeded" }, states(result))
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
+  it("takes CSV with a row on another provider, names outputs, keeps a file in place, prints no key", function()
+    local dir = fresh_dir()
+    local i = sim.info()
+    write(dir .. "/rows.csv", "id,provider,base_url,api_key,prompt,model,mode,duration\n"
+      .. "k1,,,,a kite,kling-v1,std,5\n"
+      .. string.format("e1,evolink,%s,%s,a boat,kling-v3,,5\n", i.providers.evolink, i.api_key))
+    os.execute("mkdir -p " .. dir .. "/clips")
+    write(dir .. "/clips/k1.mp4", "x")
+    local result, err, status = run(dir, { manifest = dir .. "/rows.csv", name = "clips/{id}.{ext}" })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ k1 = "succeeded", e1 = "succeeded" }, states(result))
+    assert.are.equal("x", slurp(dir .. "/clips/k1.mp4")) -- already there: not fetched again
+    assert.are.equal("ftyp", assert(slurp(dir .. "/clips/e1.mp4")):sub(5, 8))
+    assert.are.equal(1, of_row(records(dir), "k1", "file")[1].bytes)
+    assert.are.equal(2, sim.stats().creates)
+    for _, name in ipairs { "journal.jsonl", "summary.json", "report.html" } do
+      local text = assert(slurp(dir .. "/" .. name))
+      assert.is_nil(text:find(i.api_key, 1, true), name)
+      assert.is_nil(text:find(i.secret_key, 1, true), name)
+    end
+  end)
+
+  it("refuses a manifest edited under its journal, and a directory another live process runs", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "m", prompt = "first version" } })
+    assert(run(dir))
+    local before = sim.stats().requests
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "m", prompt = "second version" } })
+    local result, err, status = run(dir)
+    assert.is_nil(result)
+    assert.are.equal(2, status)
+    assert.matches("row 'm' %(line 2%) has changed", err)
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "other", prompt = "x" } })
+    result, err, status = run(dir)
+    assert.is_nil(result)
+    assert.are.equal(2, status)
+    assert.matches("the journal names row 'm'", err)
+    assert.are.equal(before, sim.stats().requests)
+    local p = io.popen("lua5.4 -e 'os.execute(\"sleep 3\")' >/dev/null 2>&1 & echo $!")
+    local pid = p:read("l")
+    p:close()
+    write(dir .. "/.lock", pid .. "\n")
+    result, err, status = run(dir)
+    assert.is_nil(result)
+    assert.are.equal(5, status)
+    assert.matches("another process %(pid " .. pid .. "%)", err)
+  end)
+end)
