@@ -268,6 +268,10 @@ local function exists(path)
   return size > 0
 end
 
+-- A frame that does not exist yet, for checking the requests of chained segments before the
+-- first is sent: a PNG header (IHDR 640x360) as base64. Never sent anywhere.
+local FRAME_STANDIN = core.b64encode("\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\2\128\0\0\1\104\8\2\0\0\0\0\0\0\0")
+
 -- ---- running ----
 
 local Run = {}
@@ -328,9 +332,9 @@ function Run:task_of(k, req, key)
   return t
 end
 
-function Run:segment(k, seg, start_frame)
-  local sb, shots = self.sb, self.sb.shots
-  local req = M.segment_request(sb, shots, seg, self.native)
+-- The request of segment k, element names resolved.
+function Run:request(seg)
+  local req = M.segment_request(self.sb, self.sb.shots, seg, self.native)
   if req.element_list and self.elements then
     local list, err = require("kling.element").resolve(req.element_list, { cache = self.elements,
       provider = self.client.provider.name, base_url = self.client.base_url })
@@ -338,6 +342,36 @@ function Run:segment(k, seg, start_frame)
       return nil, err
     end
     req.element_list = list
+  end
+  return req
+end
+
+-- Every segment's request checked before the first is sent (a chained segment with a
+-- stand-in for the frame it will start from).
+function Run:check_all(segs, continuity)
+  for k, seg in ipairs(segs) do
+    local req, err = self:request(seg)
+    if req and k > 1 and continuity and not req.image then
+      req.image = self.frames_base_url and (self.frames_base_url .. "/frame.png") or FRAME_STANDIN
+    end
+    if req then
+      local _
+      _, err = self.client:check(req)
+    end
+    if err then
+      if err.field and err.field ~= "element_list" and not err.field:match("^element_list%[") then
+        err.message = "segment " .. k .. " (shots " .. seg.first .. ".." .. seg.last .. "): " .. tostring(err.message)
+      end
+      return nil, err
+    end
+  end
+  return true
+end
+
+function Run:segment(k, seg, start_frame)
+  local req, err = self:request(seg)
+  if not req then
+    return nil, err
   end
   -- The key names what the segment asks for; a start frame is named by its file (the
   -- frame of the same video is the same frame).
@@ -351,14 +385,15 @@ function Run:segment(k, seg, start_frame)
     if self.frames_base_url then
       req.image = self.frames_base_url:gsub("/+$", "") .. "/" .. start_frame:match("([^/]+)$")
     else
-      local b64, err = read_b64(start_frame)
+      local b64, rerr = read_b64(start_frame)
       if not b64 then
-        return nil, errors.validation("frame", "cannot read " .. start_frame .. ": " .. tostring(err))
+        return nil, errors.validation("frame", "cannot read " .. start_frame .. ": " .. tostring(rerr))
       end
       req.image = b64
     end
   end
-  local t, err = self:task_of(k, req, key)
+  local t
+  t, err = self:task_of(k, req, key)
   if not t then
     if err.field == "image" and start_frame and not self.frames_base_url then
       err.message = err.message .. " (segments start from the previous one's last frame: this provider needs it "
@@ -446,6 +481,10 @@ function M.run(client, sb, opts)
   local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
     count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
     frames_base_url = opts.frames_base_url }, Run)
+  local ok, cerr = run:check_all(segs, opts.continuity ~= false)
+  if not ok then
+    return nil, cerr
+  end
   local frame
   local files = {}
   local total = 0
@@ -465,8 +504,8 @@ function M.run(client, sb, opts)
     if k < #segs and copy.shots[segs[k + 1].first].image == nil then
       frame = string.format("%s/frame-%02d.png", out, k)
       if not exists(frame) then
-        local ok, ferr = M.last_frame(r.path, frame)
-        if not ok then
+        local got, ferr = M.last_frame(r.path, frame)
+        if not got then
           return nil, errors.validation("frame", "segment " .. k .. ": " .. ferr)
         end
       end
@@ -474,8 +513,8 @@ function M.run(client, sb, opts)
     end
   end
   local file = out .. "/storyboard.mp4"
-  local ok, jerr = M.join(files, file)
-  if not ok then
+  local joined, jerr = M.join(files, file)
+  if not joined then
     return nil, errors.validation("join", jerr)
   end
   return { file = file, native = native, segments = segs, duration = total }

@@ -1,0 +1,139 @@
+-- The workflow commands as scripts use them (bin/kling in a process of its own, keys in the
+-- environment) against the simulator: --help on each, the documented exit statuses (0 done,
+-- 2 bad usage with nothing sent, 3 rows remain, 4 uncertain rows), kling status on a batch
+-- directory and on a task, and no key ever printed.
+local sim = require "support.sim"
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p " .. root)
+
+local function env()
+  local i = sim.info()
+  return string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
+    .. "KLING_API_KEY= ", i.http, i.access_key, i.secret_key)
+end
+
+local function kling(args, extra_env)
+  local p = io.popen((extra_env or env()) .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("exit=(%d+)%s*$")), out
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function no_secret(out)
+  local i = sim.info()
+  assert.is_nil(out:find(i.secret_key, 1, true), "the secret key was printed")
+  assert.is_nil(out:find(i.api_key, 1, true), "the API key was printed")
+end
+
+describe("the workflow commands", function()
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. root)
+  end)
+
+  it("each answer --help with their exit statuses", function()
+    for _, cmd in ipairs { "run", "status", "storyboard", "element" } do
+      local status, out = kling(cmd .. " --help")
+      assert.are.equal(0, status, cmd)
+      assert.matches("usage: kling " .. cmd, out)
+      assert.matches("exit status", out)
+    end
+  end)
+
+  it("kling run exits 2 on bad usage and a bad manifest, sending nothing", function()
+    write(root .. "/bad.jsonl", '{"id": "a"}\n{"id": "a"}\n')
+    for _, args in ipairs { "run", "run " .. root .. "/bad.jsonl", "run " .. root .. "/bad.jsonl --out " .. root
+      .. "/o1", "run x.jsonl --out d --parallel 0", "run x.jsonl --out d --bogus" } do
+      local status, out = kling(args)
+      assert.are.equal(2, status, args .. ": " .. out)
+    end
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
+  it("kling run exits 0 when every row ended, 3 while rows remain; kling status agrees", function()
+    local m = root .. "/rows.jsonl"
+    write(m, '{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}\n'
+      .. '{"id": "quick", "prompt": "quick"}\n{"id": "slow", "prompt": "slow [sim:seconds=4]"}\n')
+    local out_dir = root .. "/out"
+    local status, out = kling("run " .. m .. " --out " .. out_dir .. " --deadline 2 --progress plain --poll-min 0.2")
+    assert.are.equal(3, status, out)
+    assert.matches("slow: unfinished: still running at the deadline", out)
+    no_secret(out)
+    status, out = kling("status " .. out_dir .. " --rows")
+    assert.are.equal(3, status, out)
+    assert.matches("running%s+1", out)
+    local task = out:match("slow%s+running%s+task (%d+)")
+    assert.is_string(task)
+    status, out = kling("status " .. task)
+    assert.are.equal(3, status, out) -- still running at the provider
+    status, out = kling("run " .. m .. " --out " .. out_dir .. " --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.are.equal("", out:gsub("exit=%d+%s*$", ""))
+    status, out = kling("status " .. out_dir)
+    assert.are.equal(0, status, out)
+    assert.matches("succeeded%s+2", out)
+    status, out = kling("status " .. task .. " --json")
+    assert.are.equal(0, status, out)
+    assert.matches('"status":"succeeded"', out)
+    no_secret(out)
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
+  it("kling run exits 4 when a row is uncertain", function()
+    local i = sim.info()
+    local m = root .. "/u.jsonl"
+    write(m, '{"id": "lost", "prompt": "lost", "duration": 5}\n')
+    local out_dir = root .. "/u"
+    os.execute("mkdir -p " .. out_dir)
+    local hash = require("kling.batch.manifest").load(m)[1].hash
+    write(out_dir .. "/journal.jsonl", '{"t":"batch","v":1,"rows":1}\n{"t":"intent","row":"lost","attempt":1,'
+      .. '"hash":"' .. hash .. '"}\n')
+    local status, out = kling("run " .. m .. " --out " .. out_dir .. " --provider evolink --base-url "
+      .. i.providers.evolink, string.format("KLING_API_KEY='%s' ", i.api_key))
+    assert.are.equal(4, status, out)
+    assert.matches("lost%s+uncertain", out)
+    assert.are.equal(0, sim.stats().creates)
+  end)
+
+  it("kling storyboard and kling element work end to end and say so in their exit status", function()
+    local cache = root .. "/elements.json"
+    local status, out = kling("element create --name Mia --description 'red hair' --image "
+      .. "https://example.com/f.png --image https://example.com/s.png --cache " .. cache)
+    assert.are.equal(0, status, out)
+    assert.matches("element Mia: %d+ %(kling, created%)", out)
+    status, out = kling("element create --name Mia --description 'red hair' --image "
+      .. "https://example.com/f.png --image https://example.com/s.png --cache " .. cache)
+    assert.are.equal(0, status, out)
+    assert.matches("from the cache: nothing paid", out)
+    status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
+      .. "--voice 1 --cache " .. cache)
+    assert.are.equal(2, status, out)
+    status, out = kling("element list --cache " .. cache)
+    assert.are.equal(0, status, out)
+    assert.matches("Mia", out)
+    local sb = root .. "/sb.json"
+    write(sb, '{"model": "kling-v3", "mode": "std", "shots": [{"prompt": "a", "duration": 5}, '
+      .. '{"prompt": "b", "duration": 5, "elements": ["Mia"]}, {"prompt": "c", "duration": 6}]}')
+    status, out = kling("storyboard " .. sb .. " --out " .. root .. "/sb --elements " .. cache .. " --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.matches("storyboard: .*/storyboard%.mp4 %(16 s asked, 2 segment%(s%), native multi%-shot%)", out)
+    write(sb, '[{"prompt": "a", "duration": 0}]')
+    status, out = kling("storyboard " .. sb .. " --out " .. root .. "/sb2")
+    assert.are.equal(2, status, out)
+    assert.matches("shots%[1%]%.duration", out)
+    no_secret(out)
+  end)
+end)

@@ -1,0 +1,150 @@
+-- Custom elements against the simulator: made on the official API (an answer at once) and
+-- on EvoLink (a task waited for, with progress), cached under their inputs so a second run
+-- sends nothing and pays nothing, found again after an interrupted create, refused before
+-- the network when a rule is broken, and used by name in a batch row.
+local sim = require "support.sim"
+local json = require "kling.json"
+local element = require "kling.element"
+local batch = require "kling.batch"
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p " .. root)
+local n = 0
+local function cache_path()
+  n = n + 1
+  return root .. "/cache" .. n .. "/elements.json"
+end
+
+local IMAGES = { "https://example.com/mia/front.png", "https://example.com/mia/side.png" }
+
+local function spec(name)
+  return { name = name or "Mia", description = "a young woman with short red hair", images = IMAGES }
+end
+
+local function evolink()
+  local i = sim.info()
+  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+end
+
+describe("custom elements against the simulator", function()
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. root)
+  end)
+
+  it("are made once on the official API: the second create comes from the cache", function()
+    local client = sim.client()
+    local cache = cache_path()
+    local e, cached = assert(element.create(client, spec(), { cache = cache }))
+    assert.is_false(cached)
+    assert.matches("^%d+$", e.id)
+    local listed = assert(client:call("general/custom-elements", {}))
+    assert.are.equal(1, #listed)
+    assert.are.equal(e.id, tostring(listed[1].element_id))
+    local requests = sim.stats().requests
+    local again, was_cached = assert(element.create(client, spec(), { cache = cache }))
+    assert.is_true(was_cached)
+    assert.are.equal(e.id, again.id)
+    assert.are.equal(requests, sim.stats().requests)
+    -- Another account (or other inputs) is another element.
+    local other = assert(element.create(client, spec(), { cache = cache, account = element.account_of("ak-2") }))
+    assert.are_not.equal(e.id, other.id)
+  end)
+
+  it("are waited for on EvoLink, with progress, and charged once", function()
+    local client = evolink()
+    local cache = cache_path()
+    local seen = {}
+    local e, cached = assert(element.create(client, { name = "Vee", description = "from a video",
+      video = "https://example.com/vee.mp4", voice_id = "829826751244537879" }, { cache = cache,
+      on_progress = function(t)
+        seen[#seen + 1] = t.status
+      end }))
+    assert.is_false(cached)
+    assert.is_string(e.id)
+    assert.is_string(e.task_id)
+    assert.are.equal("succeeded", seen[#seen])
+    local creates = sim.stats().creates
+    assert(element.create(client, { name = "Vee", description = "from a video", video = "https://example.com/vee.mp4",
+      voice_id = "829826751244537879" }, { cache = cache }))
+    assert.are.equal(creates, sim.stats().creates)
+  end)
+
+  it("pick up an interrupted create instead of paying for another", function()
+    -- EvoLink: the task id was cached before the wait; the next run waits for that task.
+    local client = evolink()
+    local cache = cache_path()
+    local t = assert(client:submit(assert(element.request(spec("Kay"), client.provider))))
+    local key = element.key(spec("Kay"), { provider = "evolink", base_url = client.base_url })
+    assert(element.save(cache, { version = 1, elements = { [key] = { task_id = t.id, creating = 1, name = "Kay",
+      provider = "evolink", base_url = client.base_url } } }))
+    local e, cached = assert(element.create(client, spec("Kay"), { cache = cache }))
+    assert.is_false(cached)
+    assert.are.equal(1, sim.stats().creates)
+    assert.is_string(e.id)
+    -- Official: no task id, but the element is in the account's list by name and description.
+    local official = sim.client()
+    local made = assert(official:submit(assert(element.request(spec("Lou"), official.provider))))
+    local okey = element.key(spec("Lou"), { provider = "kling", base_url = official.base_url })
+    assert(element.save(cache, { version = 1, elements = { [okey] = { creating = 1, name = "Lou",
+      provider = "kling", base_url = official.base_url } } }))
+    local found, was_cached = assert(element.create(official, spec("Lou"), { cache = cache }))
+    assert.is_true(was_cached)
+    assert.are.equal(made.id, found.id)
+    -- Where it cannot be found, nothing is sent again unless forced.
+    local ekey = element.key(spec("Zed"), { provider = "evolink", base_url = client.base_url })
+    assert(element.save(cache, { version = 1, elements = { [ekey] = { creating = 1, name = "Zed" } } }))
+    local before = sim.stats().creates
+    local _, err = element.create(client, spec("Zed"), { cache = cache })
+    assert.matches("interrupted", err.message)
+    assert.are.equal(before, sim.stats().creates)
+    assert(element.create(client, spec("Zed"), { cache = cache, force = true }))
+    assert.are.equal(before + 1, sim.stats().creates)
+  end)
+
+  it("are refused before the network when a rule is broken", function()
+    local client = sim.client()
+    local before = sim.stats().requests
+    local _, err = element.create(client, { name = "Mia", description = "d", images = { IMAGES[1] } },
+      { cache = false })
+    assert.are.equal("element_refer_list", err.field) -- the official API wants 1..3 more views
+    _, err = element.create(client, { name = "Mia", description = "d", video = "https://e.x/v.mp4" }, { cache = false })
+    assert.matches("not supported by provider 'kling'", err.message)
+    _, err = element.create(evolink(), { name = "Mia", description = string.rep("d", 101), images = IMAGES },
+      { cache = false })
+    assert.are.equal("description", err.field)
+    assert.are.equal(before, sim.stats().requests)
+  end)
+
+  it("are used by name in a batch row", function()
+    local client = sim.client()
+    local cache = cache_path()
+    local e = assert(element.create(client, spec(), { cache = cache }))
+    local dir = root .. "/batch"
+    os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/rows.jsonl", "w"))
+    f:write(assert(json.encode { id = "with-mia", model = "kling-v3", mode = "std", duration = 5,
+      prompt = "Mia in the rain", image = IMAGES[1], element_list = { "Mia" } }), "\n")
+    f:write(assert(json.encode { id = "nobody", model = "kling-v3", mode = "std", duration = 5, prompt = "x",
+      image = IMAGES[1], element_list = { "Nobody" } }), "\n")
+    f:close()
+    local i = sim.info()
+    local result, err, status = batch.run { manifest = dir .. "/rows.jsonl", out = dir, provider = "kling",
+      base_url = i.http, access_key = i.access_key, secret_key = i.secret_key, element_cache = cache,
+      poll_min = 0.2, poll_max = 0.5, progress = "none", stdout = false }
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.equal("succeeded", result.rows[1].state)
+    assert.are.equal("failed", result.rows[2].state)
+    assert.is_true(result.rows[2].refused)
+    assert.are.equal("element_list[1]", result.rows[2].error.field)
+    assert.are.equal(2, sim.stats().creates) -- the element itself, then one video
+    assert.is_string(e.id)
+  end)
+end)

@@ -1,0 +1,137 @@
+-- Storyboards against the simulator (whose mp4s are real, so ffmpeg really extracts frames
+-- and joins segments): one native multi-shot request when the storyboard fits, segments
+-- chained by their last frames when it does not, every shot its own task without native
+-- multi-shot, elements by name, a second run that pays nothing, and rules checked before
+-- any request.
+local sim = require "support.sim"
+local multishot = require "kling.multishot"
+local element = require "kling.element"
+
+local root = os.tmpname()
+os.remove(root)
+local n = 0
+local function fresh_dir()
+  n = n + 1
+  return root .. "/s" .. n
+end
+
+local function shots(...)
+  local list = {}
+  for i, d in ipairs { ... } do
+    list[i] = { prompt = "a fox, shot " .. i, duration = d }
+  end
+  return list
+end
+
+local function probe(path, what)
+  local p = io.popen("ffprobe -v error -show_entries " .. what .. " -of csv=p=0 '" .. path .. "'")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function task_of(id)
+  return sim.admin("GET", "/_sim/tasks/" .. id)
+end
+
+describe("a storyboard against the simulator", function()
+  local client
+
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+    client = sim.client()
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. root)
+  end)
+
+  it("is one native multi-shot request when it fits: at most 6 shots, 3..15 s", function()
+    local dir = fresh_dir()
+    local events = {}
+    local r = assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = shots(4, 4, 5) },
+      { out = dir, on_progress = function(ev)
+        events[#events + 1] = ev
+      end }))
+    assert.is_true(r.native)
+    assert.are.equal(1, #r.segments)
+    assert.are.equal(1, sim.stats().creates)
+    local t = task_of(r.segments[1].task_id)
+    assert.are.equal(13, t.request.duration) -- the shots' sum, in one request
+    assert.are.equal("text2video", t.endpoint)
+    assert.are.equal("succeeded", events[#events].status)
+    assert.matches("^%d", probe(r.file, "format=duration"))
+  end)
+
+  it("splits a longer one into segments, each starting from the last frame of the one before", function()
+    local dir = fresh_dir()
+    local r = assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) },
+      { out = dir }))
+    assert.are.equal(2, #r.segments)
+    assert.are.equal(2, sim.stats().creates)
+    local second = task_of(r.segments[2].task_id)
+    assert.are.equal("image2video", second.endpoint) -- it started from a frame
+    assert.are.equal(8, second.request.duration)
+    local w, h = probe(r.segments[1].frame, "stream=width,height"):match("(%d+),(%d+)")
+    assert.is_true(tonumber(h) >= 300 and tonumber(w) >= 300, "frame " .. w .. "x" .. h)
+    local one = tonumber(probe(r.segments[1].path, "format=duration"))
+    local joined = tonumber(probe(r.file, "format=duration"))
+    assert.is_true(math.abs(joined - 2 * one) < 0.2, joined .. " s joined from two of " .. one .. " s")
+    -- Again into the same directory: nothing is created, the file is made again.
+    os.remove(r.file)
+    local again = assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) },
+      { out = dir }))
+    assert.is_true(again.segments[1].skipped and again.segments[2].skipped)
+    assert.are.equal(2, sim.stats().creates)
+    assert(io.open(again.file)):close()
+    -- A segment whose file is gone is fetched again from its task, not made again.
+    os.remove(r.segments[2].path)
+    assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }, { out = dir }))
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
+  it("makes every shot a task of its own without native multi-shot, and starts a shot from its own image", function()
+    local dir = fresh_dir()
+    local list = shots(5, 5, 5)
+    list[3].image = "https://example.com/own-start.png"
+    local r = assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = list },
+      { out = dir, native = false }))
+    assert.are.equal(3, #r.segments)
+    assert.are.equal(3, sim.stats().creates)
+    assert.is_string(r.segments[1].frame)
+    assert.is_nil(r.segments[2].frame) -- shot 3 brings its own first frame
+    assert.are.equal("image2video", task_of(r.segments[3].task_id).endpoint)
+  end)
+
+  it("resolves elements by name from the element cache", function()
+    local dir = fresh_dir()
+    local cache = dir .. "-elements.json"
+    local e = assert(element.create(client, { name = "Fox", description = "a red fox with a white tail tip",
+      images = { "https://example.com/fox.png", "https://example.com/fox-side.png" } }, { cache = cache }))
+    local list = shots(5, 5)
+    list[2].elements = { "Fox" }
+    local r = assert(multishot.run(client, { model = "kling-v3", mode = "std", shots = list },
+      { out = dir, elements = cache }))
+    assert.are.equal(1, #r.segments)
+    assert.is_string(e.id)
+    local _, err = multishot.run(client, { model = "kling-v3", shots = { { prompt = "x", duration = 5,
+      elements = { "Nobody" } } } }, { out = fresh_dir(), elements = cache })
+    assert.are.equal("element_list[1]", err.field)
+  end)
+
+  it("refuses what breaks a rule before sending anything", function()
+    local before = sim.stats().requests
+    local _, err = multishot.run(client, { model = "kling-v3", shots = { { prompt = string.rep("x", 513),
+      duration = 5 } } }, { out = fresh_dir() })
+    assert.are.equal("shots[1].prompt", err.field)
+    _, err = multishot.run(client, { model = "kling-v3", shots = shots(14, 2) }, { out = fresh_dir() })
+    assert.are.equal("shots[2].duration", err.field)
+    _, err = multishot.run(client, { model = "kling-v1", shots = shots(5, 7) }, { out = fresh_dir() })
+    assert.are.equal("duration", err.field) -- kling-v1 has no multi-shot: shots alone, 5 or 10 s
+    assert.matches("^segment 2 %(shots 2..2%)", err.message) -- found before segment 1 was sent
+    assert.are.equal(before, sim.stats().requests)
+  end)
+end)
+
