@@ -137,6 +137,14 @@ function M.content()
     f:close()
   end
   line(p ~= nil and bytes > 0 and size == bytes, "download streams a result to a file", bytes)
+  local rpath = ngx.config.prefix() .. "redirected.txt"
+  local rp, rbytes = driver:download(fixture("redirect"), rpath)
+  f = rp and io.open(rpath, "rb")
+  local text = f and f:read("*a")
+  if f then
+    f:close()
+  end
+  line(rp ~= nil and rbytes == 5 and text == "plain", "download follows a redirect", rbytes or text)
 end
 
 -- /checks/access: the same client from access_by_lua.
@@ -209,6 +217,8 @@ function M.fixture(name)
   elseif name == "slow" then
     ngx.sleep(1)
     ngx.say("late")
+  elseif name == "redirect" then
+    return ngx.redirect("/fixture/plain", 302)
   elseif name == "close" then
     ngx.header["Connection"] = "close"
     ngx.print("bye")

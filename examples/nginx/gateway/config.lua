@@ -11,6 +11,7 @@
 --   "webhook_secret": "whsec_...",           (verify the upstream's callbacks; optional)
 --   "client_webhook_secret": "whsec_...",    (sign callbacks forwarded to clients; optional)
 --   "journal": "/var/lib/kling-gateway/ledger.jsonl",
+--   "retention_days": 30,                    (how long ended tasks stay queryable)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
 --                 "credit": "100.00"}]
@@ -38,13 +39,13 @@ local function str(t, k, where, required)
   return v
 end
 
-local function seconds(t, k, where, default)
+local function seconds(t, k, where, default, unit)
   local v = t[k]
   if v == nil then
     return default
   end
   if type(v) ~= "number" or v <= 0 or v ~= v then
-    fail(where .. k, "must be a positive number of seconds")
+    fail(where .. k, "must be a positive number of " .. (unit or "seconds"))
   end
   return v
 end
@@ -61,6 +62,7 @@ function M.check(doc)
     webhook_secret = str(doc, "webhook_secret", "", false),
     client_webhook_secret = str(doc, "client_webhook_secret", "", false),
     journal = str(doc, "journal", "", true),
+    retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
   if c.callback_url and not c.callback_url:match("^https?://[^/]+") then
     fail("callback_url", "must be an http(s) URL")
@@ -91,7 +93,7 @@ function M.check(doc)
     max_interval = seconds(p, "max_interval", "poll.", 15),
     silence = seconds(p, "silence", "poll.", 60),
     deadline = seconds(p, "deadline", "poll.", 86400),
-    lookups = seconds(p, "lookups", "poll.", 3),
+    lookups = seconds(p, "lookups", "poll.", 3, "lookups"),
   }
   if c.poll.max_interval < c.poll.min_interval then
     fail("poll.max_interval", "must be at least poll.min_interval")

@@ -59,7 +59,7 @@ function M.init(path)
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)
   G.journal = journal.open(G.cfg.journal)
-  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal }
+  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
   G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
   local entries, skipped = journal.read(G.cfg.journal)
   local moves, rerr = G.meter:restore(entries)
@@ -106,6 +106,8 @@ function M.init_worker()
     end,
     min_interval_ms = math.floor(p.min_interval * 1000), max_interval_ms = math.floor(p.max_interval * 1000),
     silence_ms = math.floor(p.silence * 1000),
+    -- With callbacks coming, a new task is first polled only after a silence.
+    first_poll_ms = G.cfg.callback_url and math.floor(p.silence * 1000) or nil,
   }
   if not G.poller then
     ngx.log(ngx.ERR, "kling gateway: ", err)

@@ -108,6 +108,8 @@ function Driver.sleep_ms(_, ms)
   end
 end
 
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+
 -- Streams url to path through a temporary name, checks the size against Content-Length,
 -- then renames. Returns path, bytes or nil, message. (The file writes are ordinary disk
 -- writes: keep downloads out of latency-sensitive workers, or hand out the URL instead.)
@@ -118,11 +120,23 @@ function Driver:download(url, path, opts)
   for k, v in pairs(self.opts) do
     o[k] = v
   end
-  local res = http.request({ method = "GET", url = url, output = tmp,
-    timeout_ms = opts and opts.timeout_ms or 600000 }, o)
   local function failed(msg)
     os.remove(tmp)
     return nil, msg
+  end
+  -- Redirects are followed (result URLs may point at a CDN), at most five.
+  local res, at = nil, url
+  for _ = 1, 6 do
+    res = http.request({ method = "GET", url = at, output = tmp, timeout_ms = opts and opts.timeout_ms or 600000 }, o)
+    local to = res.ok and REDIRECT[res.status] and res.headers["location"]
+    if not to then
+      break
+    end
+    at = to:match("^https?://") and to or (at:match("^(https?://[^/]+)") .. (to:sub(1, 1) == "/" and to or ("/" .. to)))
+    res = nil
+  end
+  if not res then
+    return failed("download of " .. url .. " failed: more than 5 redirects")
   end
   if not res.ok then
     return failed("download of " .. url .. " failed: " .. tostring(res.message))

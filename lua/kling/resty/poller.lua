@@ -22,7 +22,9 @@ end
 
 -- start{tasks =, poll =, interval = 0.2 (s), batch = 32 (polls per tick), lock_ttl = 10 (s),
 -- min_interval_ms = 1000, max_interval_ms = 15000, silence_ms = 60000 (after a callback's
--- news, the next poll), deadline_ms (each task's, from when this poller first sees it)}
+-- news, the next poll), first_poll_ms (a new task's first poll; by default the scheduler's:
+-- give the silence when callbacks are expected), deadline_ms (each task's, from when this
+-- poller first sees it)}
 -- -> poller | nil, err. Call from init_worker_by_lua.
 function M.start(opts)
   if type(opts) ~= "table" or type(opts.poll) ~= "function" or type(opts.tasks) ~= "table" then
@@ -31,7 +33,7 @@ function M.start(opts)
   local self = {
     tasks = opts.tasks, poll = opts.poll, dict = opts.tasks.dict,
     batch = opts.batch or 32, lock_ttl = opts.lock_ttl or 10, silence_ms = opts.silence_ms or 60000,
-    deadline_ms = opts.deadline_ms,
+    deadline_ms = opts.deadline_ms, first_poll_ms = opts.first_poll_ms,
     sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000 },
     pid = ngx.worker.pid(), holder = false, busy = false, by_h = {}, by_id = {},
     stats = { ticks = 0, polls = 0, takeovers = 0 },
@@ -49,12 +51,15 @@ function M.start(opts)
   return self
 end
 
-local function add(self, id, now)
+local function add(self, id, now, new)
   if self.by_id[id] then
     return
   end
   local h = self.sched:add(now, nil, self.deadline_ms and now + self.deadline_ms or nil)
   self.by_h[h], self.by_id[id] = id, h
+  if new and self.first_poll_ms then
+    self.sched:defer(h, now, self.first_poll_ms)
+  end
 end
 
 local function forget(self, h)
@@ -123,7 +128,7 @@ end
 local function work(self)
   local now = core.now_ms()
   for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEW, 10000)) do
-    add(self, id, now)
+    add(self, id, now, true)
   end
   -- Callback news: the task is polled again only after a silence.
   for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEWS, 10000)) do

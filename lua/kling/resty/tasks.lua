@@ -6,6 +6,8 @@
 -- shared list for the poller (kling.resty.poller), news from callbacks on another.
 --
 -- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones.
+-- Ended records (and their index entries) expire after `retention_s` (30 days by default, as
+-- long as Kling keeps results), so the dict holds what is live plus a month of history.
 local json = require "kling.json"
 
 local Tasks = {}
@@ -16,7 +18,9 @@ local M = {}
 
 M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 
--- new{dict = shared dict or its name, journal = kling.resty.journal | nil} -> table
+M.RETENTION_S = 30 * 86400
+
+-- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =} -> table
 function M.new(opts)
   if type(opts) ~= "table" then
     error("kling.resty.tasks: options table expected", 2)
@@ -28,7 +32,11 @@ function M.new(opts)
       error("kling.resty.tasks: no lua_shared_dict " .. opts.dict .. " in the nginx conf", 2)
     end
   end
-  return setmetatable({ dict = dict, journal = opts.journal }, Tasks)
+  local retention = opts.retention_s or M.RETENTION_S
+  if type(retention) ~= "number" or retention <= 0 then
+    error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
+  end
+  return setmetatable({ dict = dict, journal = opts.journal, retention_s = retention }, Tasks)
 end
 
 local function encode(rec)
@@ -79,8 +87,13 @@ function Tasks:publish(rec, poll)
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
   d:safe_set(list .. ":" .. n, rec.id)
+  rec.list_n = n
   if rec.upstream_id then
     d:safe_set("u:" .. rec.upstream_id, rec.id)
+  end
+  local s = encode(rec)
+  if s and not d:get("f:" .. rec.id) then
+    d:safe_set("t:" .. rec.id, s)
   end
   if poll then
     local len, err = d:rpush(M.Q_NEW, rec.id)
@@ -147,7 +160,8 @@ function Tasks:finish(rec)
   if not s then
     return nil, err
   end
-  local ok, aerr = d:safe_add("f:" .. rec.id, s)
+  local ttl = self.retention_s
+  local ok, aerr = d:safe_add("f:" .. rec.id, s, ttl)
   if not ok then
     if aerr == "exists" then
       return false
@@ -155,8 +169,15 @@ function Tasks:finish(rec)
     return nil, aerr
   end
   d:delete("t:" .. rec.id)
+  -- The indexes expire with the record.
   if rec.upstream_id then
-    d:safe_set("u:" .. rec.upstream_id, rec.id)
+    d:safe_set("u:" .. rec.upstream_id, rec.id, ttl)
+  end
+  if rec.external_task_id then
+    d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
+  end
+  if rec.list_n then
+    d:safe_set("l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
   end
   snapshot(self, rec)
   return true
@@ -169,7 +190,8 @@ function Tasks:amend(rec)
   if not s then
     return nil, err
   end
-  return self.dict:safe_set("f:" .. rec.id, s)
+  local ttl = self.dict:ttl("f:" .. rec.id)
+  return self.dict:safe_set("f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
 end
 
 function Tasks:by_upstream(upstream_id)
@@ -246,27 +268,33 @@ function Tasks:restore(entries)
       last[rec.id] = rec
     end
   end
-  local saved = self.journal
-  self.journal = nil -- already journaled
+  local now_s, restored = ngx.time(), 0
   for _, id in ipairs(order) do
     local rec = last[id]
-    local s = not rec.dropped and encode(rec)
-    if s then
-      if rec.external_task_id then
-        d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
-      end
-      d:safe_set((rec.final and "f:" or "t:") .. rec.id, s)
+    -- An ended record keeps what is left of its retention; one past it stays gone.
+    local keep = 0
+    if rec.final then
+      keep = self.retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+    end
+    if not rec.dropped and keep >= 0 and not (rec.final and keep == 0) then
       local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
-      local n = d:incr(list, 1, 0)
-      d:safe_set(list .. ":" .. n, rec.id)
-      if rec.upstream_id then
-        d:safe_set("u:" .. rec.upstream_id, rec.id)
+      rec.list_n = d:incr(list, 1, 0)
+      local s = encode(rec)
+      if s then
+        restored = restored + 1
+        d:safe_set(list .. ":" .. rec.list_n, rec.id, keep)
+        if rec.external_task_id then
+          d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, keep)
+        end
+        d:safe_set((rec.final and "f:" or "t:") .. rec.id, s, keep)
+        if rec.upstream_id then
+          d:safe_set("u:" .. rec.upstream_id, rec.id, keep)
+        end
       end
     end
   end
-  self.journal = saved
   d:safe_set("restored", true)
-  return #order
+  return restored
 end
 
 return M
