@@ -157,7 +157,8 @@ function M.conf_head(prefix)
     M.is_root() and "user root root;\n" or "",
     "load_module /usr/lib/nginx/modules/ndk_http_module.so;\n",
     "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n",
-    "worker_processes 1;\n",
+    -- One worker, so that blocking would show; KLING_TEST_WORKERS=N runs the same checks on N.
+    "worker_processes ", os.getenv("KLING_TEST_WORKERS") or "1", ";\n",
     "pid ", prefix, "/nginx.pid;\n",
     "error_log ", prefix, "/error.log info;\n",
     "events { worker_connections 1024; }\n",
