@@ -50,25 +50,55 @@ local function full_stats()
   return out
 end
 
--- What the providers would bill: every finished, billed task, and the total.
+-- JSON numbers here carry 14 significant digits (kling.json): beyond that a sum is not exact.
+local EXACT_LIMIT = 1e14
+
+-- What the providers would bill: every finished, billed task, and the totals. `units` and
+-- `units_total` are the older thousandths (in each dialect's `ledger_unit`, summed across
+-- dialects); `micros` is each charge in integer micro-units of the dialect's `currency`,
+-- exact, and `totals` sums them per currency (apiinone and evolink both book "credits",
+-- which are not the same money: `by_dialect` keeps them apart). -> ledger | nil, message
 local function ledger()
   local now, rows, total = clock.now_ms(), json.array {}, 0
+  local totals, by_dialect, problem = {}, {}, nil
   store.each(function(t)
-    local status, cost = registry.by_name[t.dialect].task_status(t, now)
+    local d = registry.by_name[t.dialect]
+    local status, cost = d.task_status(t, now)
     if cost then
       total = total + cost
+      if t.micros == nil or t.micros ~= math.floor(t.micros) or not d.currency then
+        problem = problem or ("task " .. t.id .. " (" .. t.dialect .. ") is billed without whole micros in a currency")
+        return
+      end
       local r = t.request or {}
       rows[#rows + 1] = { task_id = t.id, dialect = t.dialect, endpoint = t.endpoint, model = r.model,
-        mode = r.mode, duration = r.duration, sound = r.sound, status = status, units = units.format(cost) }
+        mode = r.mode, duration = r.duration, sound = r.sound, status = status, units = units.format(cost),
+        micros = t.micros, currency = d.currency }
+      totals[d.currency] = (totals[d.currency] or 0) + t.micros
+      local b = by_dialect[t.dialect] or { currency = d.currency, micros = 0, tasks = 0 }
+      b.micros, b.tasks = b.micros + t.micros, b.tasks + 1
+      by_dialect[t.dialect] = b
     end
   end)
-  return { units_total = units.format(total), tasks = rows }
+  for currency, m in pairs(totals) do
+    if m >= EXACT_LIMIT then
+      problem = problem or ("the " .. currency .. " total (" .. m .. " micros) is past what JSON carries exactly")
+    end
+  end
+  if problem then
+    return nil, problem
+  end
+  return { units_total = units.format(total), tasks = rows, totals = totals, by_dialect = by_dialect }
 end
 
 local handlers = {}
 
 handlers["GET /_sim/ledger"] = function()
-  return reply.json(200, ledger())
+  local l, err = ledger()
+  if not l then
+    return reply.json(500, { error = err })
+  end
+  return reply.json(200, l)
 end
 
 handlers["GET /_sim/health"] = function()

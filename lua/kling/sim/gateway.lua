@@ -32,8 +32,8 @@ function M.authenticate(req)
 end
 
 -- create(d, endpoint, o) -> task | nil, why, message. o = {prompt (markers), request, units,
--- limit (honour max_parallel), total_ms}. why: "marker" (bad prompt marker), or store's
--- "parallel_limit", "duplicate", "full", "busy".
+-- micros (the charge in micro-units of d.currency), limit (honour max_parallel), total_ms}.
+-- why: "marker" (bad prompt marker), or store's "parallel_limit", "duplicate", "full", "busy".
 function M.create(d, endpoint, o)
   local f, seconds = fate.parse(o.prompt)
   if not f then
@@ -43,7 +43,7 @@ function M.create(d, endpoint, o)
   local t, why = store.create({
     dialect = d.name, endpoint = endpoint, account = d.name, external_task_id = nil,
     total_ms = o.total_ms or math.floor((seconds or cfg.task_seconds) * 1000), fate = f,
-    units = o.units, request = o.request,
+    units = o.units, micros = o.micros, request = o.request,
   }, o.limit and cfg.max_parallel or 0)
   if not t then
     return nil, why
@@ -260,6 +260,17 @@ end
 -- Public hosts only (the seeds refuse private media and internal callback addresses).
 function M.private_url(url)
   return urls.is_private_host(urls.url_host(url))
+end
+
+-- Integer micro-units as decimal text: 21594600 -> "21.5946", 378000000 -> "378". Built
+-- from the integer, so the text is exact; a JSON answer carries tonumber() of it.
+function M.decimal(micros)
+  local whole = math.floor(micros / 1000000)
+  local frac = micros - whole * 1000000
+  if frac == 0 then
+    return string.format("%d", whole)
+  end
+  return (string.format("%d.%06d", whole, frac):gsub("0+$", ""))
 end
 
 -- thousandths of a unit from a whole count of `per` sub-units, rounded half up.

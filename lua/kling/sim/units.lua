@@ -116,6 +116,19 @@ function M.charge(key, r, out)
   return nil
 end
 
+-- The charge in micro-units of CNY (what the client's ledger counts). Every seed 000 price is
+-- a whole number of thousandths (the smallest is 0.025) and every quantity is whole (seconds,
+-- started 5 s units, images, calls), so the thousandths above are exact and this is too.
+function M.micros(thousandths)
+  if thousandths == nil then
+    return nil
+  end
+  if thousandths ~= math.floor(thousandths) then
+    error("units.micros: a charge of " .. thousandths .. " thousandths is not whole")
+  end
+  return thousandths * 1000
+end
+
 -- 3500 -> "3.5", 2000 -> "2", 125 -> "0.125"
 function M.format(thousandths)
   local whole = math.floor(thousandths / 1000)

@@ -7,12 +7,14 @@ local gw = require "kling.sim.gateway"
 local reply = require "kling.sim.reply"
 local json = require "kling.json"
 
-local M = { name = "apiinone", ledger_unit = "credits" }
+-- The ledger books credits: `units` in thousandths (older readers), `micros` exactly.
+local M = { name = "apiinone", ledger_unit = "credits", currency = "credits" }
 
 local MODES = { std = true, pro = true }
 local RATIOS = { ["1:1"] = true, ["9:16"] = true, ["16:9"] = true }
 -- credits per second (seed 001): "std no-audio 40/s, std with-audio 60/s, pro no-audio 54/s,
--- pro with-audio 80/s"
+-- pro with-audio 80/s". Whole credits times whole seconds: the seed needs no rounding (a
+-- delivered clip lasts the asked seconds; the client's catalog rounds half up to them).
 local RATE = { std = { [false] = 40, [true] = 60 }, pro = { [false] = 54, [true] = 80 } }
 
 function M.error_response(status, _, message)
@@ -74,8 +76,9 @@ function M.check(b)
   end
   local sound = b.sound ~= false
   local mode = b.mode or "std"
+  local credits = RATE[mode][sound] * (d or 5)
   return { model = "kling-3", mode = mode, duration = d or 5, sound = sound, image = b.image ~= nil,
-    units = RATE[mode][sound] * (d or 5) * 1000 }
+    units = credits * 1000, micros = credits * 1000000 }
 end
 
 function M.task_status(t, now_ms)
@@ -101,7 +104,7 @@ local function view(t, req, now_ms)
   }
   if status == "completed" then
     d.output = { videos = json.array { { url = gw.video_url(req, t), duration = t.request.duration } } }
-    d.credits = billed and math.floor(billed / 1000) or nil
+    d.credits = billed and tonumber(gw.decimal(t.micros)) or nil
   elseif status == "failed" then
     d.error = { code = "generation_failed", message = t.fate.message or "generation failed" }
   end
@@ -118,7 +121,7 @@ local function create(req)
     return M.error_response(400, nil, err)
   end
   local t, why, msg = gw.create(M, "videos/generations", {
-    prompt = gw.marker_text(b, b.multi_prompt), units = r.units,
+    prompt = gw.marker_text(b, b.multi_prompt), units = r.units, micros = r.micros,
     request = { model = r.model, mode = r.mode, duration = r.duration, sound = r.sound, image = r.image },
   })
   if not t then

@@ -5,26 +5,31 @@
 -- Bearer API key. With a callback_url, the documented callback is POSTed when the task
 -- completes or fails (data.param and data.resultJson as JSON strings), retried after 1, 2
 -- and 4 s with a 10 s timeout, through the simulator's callback sender.
--- The ledger is in US cents (thousandths of a cent): the seed's $/s prices have four decimals.
+-- The ledger books USD in micro-dollars (`micros`, what the client's ledger counts); its older
+-- `units` stay in US cents (thousandths of a cent = ten micro-dollars), exact for the seed's
+-- four-decimal prices.
 local gw = require "kling.sim.gateway"
 local reply = require "kling.sim.reply"
 local json = require "kling.json"
 
 local callbacks = require "kling.sim.callbacks"
 
-local M = { name = "apimodels", ledger_unit = "US cents" }
+local M = { name = "apimodels", ledger_unit = "US cents", currency = "USD" }
 
 local MODES = { std = true, pro = true }
 local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local SOUND = { on = true, off = false }
 local RESOLUTIONS = { ["720p"] = true, ["1080p"] = true }
 
--- Seed 002 prices in thousandths of a US cent (1e-5 USD).
+-- Seed 002 prices ("价格 (8.5折)") in micro-dollars: "| std | 5s | - | - | $0.0159 |" is 15900.
 local V26 = { -- mode/sound/voice -> {5 s, 10 s}
-  ["std/off"] = { 1590, 3200 }, ["pro/off"] = { 2670, 5310 },
-  ["pro/on"] = { 5310, 10640 }, ["pro/on/voice"] = { 6390, 12750 },
+  ["std/off"] = { 15900, 32000 }, ["pro/off"] = { 26700, 53100 },
+  ["pro/on"] = { 53100, 106400 }, ["pro/on/voice"] = { 63900, 127500 },
 }
-local V3 = { ["std/off"] = 6330, ["std/on"] = 9560, ["pro/off"] = 8530, ["pro/on"] = 12800 } -- per second
+-- Per second, times the whole seconds asked ("| std | 3-15s | - | $0.0633 |"): the seed names no
+-- rounding, and a delivered clip lasts the asked seconds (the client's catalog rounds half up).
+local V3 = { ["std/off"] = 63300, ["std/on"] = 95600, ["pro/off"] = 85300, ["pro/on"] = 128000 }
+local MICROS_PER_UNIT = 10 -- `units` are thousandths of a US cent
 
 M.ERRORS = {
   [400] = "请求错误 - 参数缺失或无效: ", [401] = "未授权 - API 密钥无效", [402] = "余额不足 - 积分不够",
@@ -122,18 +127,18 @@ function M.check(b)
   if voice and (b.model ~= "kling-v2-6" or sound ~= "on") then
     return nil, "voice_list needs model kling-v2-6 with sound on"
   end
-  local units
+  local micros
   if b.model == "kling-v2-6" then
     local row = V26[mode .. "/" .. sound .. (voice and "/voice" or "")]
     if not row then
       return nil, "sound on kling-v2-6 needs mode pro"
     end
-    units = row[d == 5 and 1 or 2]
+    micros = row[d == 5 and 1 or 2]
   else
-    units = V3[mode .. "/" .. sound] * d
+    micros = V3[mode .. "/" .. sound] * d
   end
-  return { model = b.model, mode = mode, duration = d, sound = sound, voice = voice or nil, units = units,
-    image = i2v }
+  return { model = b.model, mode = mode, duration = d, sound = sound, voice = voice or nil, micros = micros,
+    units = math.floor(micros / MICROS_PER_UNIT), image = i2v }
 end
 
 function M.task_status(t, now_ms)
@@ -239,7 +244,7 @@ local function create(req)
     return bad(err)
   end
   local t, why, msg = gw.create(M, "video/generations", {
-    prompt = gw.marker_text(b), units = r.units,
+    prompt = gw.marker_text(b), units = r.units, micros = r.micros,
     request = { model = r.model, mode = r.mode, duration = r.duration, sound = r.sound, voice = r.voice,
       resolution = r.resolution, image = r.image, callback_url = b.callback_url, param = json.encode(b) },
   })

@@ -7,12 +7,13 @@
 -- ASSUMPTION (as in the provider file): POST /v1/tasks/{id}/cancel cancels a task whose
 -- task_info.can_cancel is true; it then reads "failed" with error.code "request_cancelled".
 -- Credits: 5.4 per second times 1.0 / 1.5 / 1.333 / 2.0 (720p/1080p, sound off/on), 3 s
--- minimum; 1 credit per element. The ledger holds credits rounded half up to the thousandth.
+-- minimum; 1 credit per element. The ledger books the exact credits in micro-credits
+-- (`micros`); its older `units` keep credits rounded half up to the thousandth.
 local gw = require "kling.sim.gateway"
 local reply = require "kling.sim.reply"
 local json = require "kling.json"
 
-local M = { name = "evolink", ledger_unit = "credits" }
+local M = { name = "evolink", ledger_unit = "credits", currency = "credits" }
 
 local VIDEO_MODELS = {
   ["kling-v3-text-to-video"] = { i2v = false, elements = 0, priced = true },
@@ -26,8 +27,13 @@ local QUALITY = { ["720p"] = true, ["1080p"] = true }
 local SOUND = { on = true, off = true }
 local SHOT_TYPES = { customize = true, intelligence = true }
 local REFERENCE_TYPES = { image_refer = true, video_refer = true }
--- 5.4 credits per second x factor, in ten-thousandths of a credit per second.
-local PER_SECOND = { ["720p/off"] = 54000, ["720p/on"] = 81000, ["1080p/off"] = 71982, ["1080p/on"] = 108000 }
+-- "基础价格为每秒 5.4 积分 ... 720p+关闭音效 = 1.0x,720p+开启音效 = 1.5x,1080p+关闭音效 = 1.333x,
+-- 1080p+开启音效 = 2.0x", in micro-credits per second: 5.4 x 1.333 = 7.1982 exactly, so the seed
+-- needs no rounding of the rate; times the whole seconds asked (3-15), at least 3 ("短于 3 秒的
+-- 视频按 3 秒最低标准计费"). The client's catalog rounds a delivered clip half up to whole seconds.
+local PER_SECOND = { ["720p/off"] = 5400000, ["720p/on"] = 8100000, ["1080p/off"] = 7198200,
+  ["1080p/on"] = 10800000 }
+local ELEMENT_MICROS = 1000000 -- "Fixed price: 1 Credit per element creation"
 
 local TYPES = {
   [400] = { "invalid_request_error", "invalid_parameters" }, [401] = { "authentication_error", "invalid_api_key" },
@@ -133,7 +139,8 @@ local function check_element(b)
   if cerr then
     return nil, cerr, "callback_url"
   end
-  return { model = ELEMENT_MODEL, units = 1000, element_name = p.element_name, estimated_s = 600 }
+  return { model = ELEMENT_MODEL, units = 1000, micros = ELEMENT_MICROS, element_name = p.element_name,
+    estimated_s = 600 }
 end
 
 -- The documented parameters -> cleaned request | nil, message, param
@@ -192,12 +199,13 @@ function M.check(b)
     return nil, cerr, "callback_url"
   end
   local quality, sound = b.quality or "720p", b.sound or "off"
-  local units
-  if m.priced then -- ten-thousandths of a credit, then thousandths rounded half up
-    units = PER_SECOND[quality .. "/" .. sound] * math.max(d, 3)
+  local micros
+  if m.priced then
+    micros = PER_SECOND[quality .. "/" .. sound] * math.max(d, 3)
   end
-  return { model = b.model, duration = d, quality = quality, sound = sound, i2v = m.i2v, credits_e4 = units,
-    units = units and gw.round_div(units, 10) or nil, estimated_s = 60 + 20 * d }
+  -- `units`: thousandths rounded half up from the micro-credits, as the ledger always had them
+  return { model = b.model, duration = d, quality = quality, sound = sound, i2v = m.i2v, micros = micros,
+    units = micros and gw.round_div(micros, 1000) or nil, estimated_s = 60 + 20 * d }
 end
 
 -- "failed" for failures and cancellations (error.code says which); a [sim:status=NAME] task NAME.
@@ -218,14 +226,9 @@ local function public_id(t)
   return string.format("task-unified-%d-%s", math.floor(t.created_ms / 1000), t.id)
 end
 
-local function credits(e4)
-  if not e4 then
-    return nil
-  end
-  if e4 % 10000 == 0 then
-    return math.floor(e4 / 10000)
-  end
-  return e4 / 10000
+-- The exact credits as a JSON number (from the decimal text of the integer micro-credits).
+local function credits(micros)
+  return micros and tonumber(gw.decimal(micros)) or nil
 end
 
 local function view(t, req, now_ms)
@@ -238,7 +241,7 @@ local function view(t, req, now_ms)
     object = element and "video.generation.task" or "video.generation.task", progress = s.progress,
     status = status, type = "video",
     task_info = { can_cancel = s.phase ~= "done", video_duration = r.duration },
-    usage = { billing_rule = element and "per_call" or "per_second", credits_reserved = credits(r.credits_e4),
+    usage = { billing_rule = element and "per_call" or "per_second", credits_reserved = credits(t.micros),
       user_group = "default" },
   }
   if s.phase ~= "done" then
@@ -274,10 +277,9 @@ local function create(req)
   end
   local shots = type(b.model_params) == "table" and b.model_params.multi_prompt or nil
   local t, why, msg = gw.create(M, "videos/generations", {
-    prompt = gw.marker_text(b, shots), units = r.units, limit = true,
+    prompt = gw.marker_text(b, shots), units = r.units, micros = r.micros, limit = true,
     request = { model = r.model, duration = r.duration, resolution = r.quality, sound = r.sound,
-      credits_e4 = r.credits_e4 or (r.model == ELEMENT_MODEL and 10000 or nil), element_name = r.element_name,
-      image = r.i2v },
+      element_name = r.element_name, image = r.i2v },
   })
   if not t then
     if why == "marker" then

@@ -24,7 +24,8 @@ local notify = require "kling.sim.official.notify"
 local plan = require "kling.sim.official.plan"
 local views = require "kling.sim.official.views"
 
-local M = { name = "kling" }
+-- The ledger books CNY: seed 000 prices in yuan (one unit of final_unit_deduction per yuan).
+local M = { name = "kling", currency = "CNY" }
 
 -- One account holds the configured access/secret key pair and the API key.
 local ACCOUNT = "main"
@@ -146,7 +147,7 @@ end
 local function record(key, account, r, f, total_ms, p, base)
   return {
     dialect = M.name, endpoint = key, account = account, external_task_id = r.external_task_id, total_ms = total_ms,
-    fate = f, units = p.units, slots = p.slots, out = p.out, base_url = base,
+    fate = f, units = p.units, micros = units.micros(p.units), slots = p.slots, out = p.out, base_url = base,
     request = { model = r.model, mode = r.mode, duration = r.duration, duration_str = r.duration_str,
       sound = r.sound, watermark = r.watermark, callback_url = r.callback_url, effect = r.effect, n = r.n },
   }
