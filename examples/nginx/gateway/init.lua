@@ -34,7 +34,10 @@ local function settle_orphans(entries)
   local last = {}
   for _, e in ipairs(entries) do
     if e.op == "task" and type(e.record) == "table" and e.record.id then
-      last[e.record.id] = e.record
+      local prev = last[e.record.id]
+      if not (prev and prev.final) then
+        last[e.record.id] = e.record
+      end
     end
   end
   for id, rec in pairs(last) do

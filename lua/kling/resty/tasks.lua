@@ -91,17 +91,21 @@ function Tasks:publish(rec, poll)
   if rec.upstream_id then
     d:safe_set("u:" .. rec.upstream_id, rec.id)
   end
+  -- A callback may have ended it already (in another worker): then that end stands.
+  local ended = d:get("f:" .. rec.id) ~= nil
   local s = encode(rec)
-  if s and not d:get("f:" .. rec.id) then
+  if s and not ended then
     d:safe_set("t:" .. rec.id, s)
   end
-  if poll then
+  if poll and not ended then
     local len, err = d:rpush(M.Q_NEW, rec.id)
     if not len then
       ngx.log(ngx.ERR, "kling tasks: cannot queue ", rec.id, " for polling: ", err)
     end
   end
-  snapshot(self, rec)
+  if not ended then
+    snapshot(self, rec)
+  end
 end
 
 -- Forgets a record that never reached the provider (refused before forwarding); the
@@ -262,10 +266,14 @@ function Tasks:restore(entries)
   for _, e in ipairs(entries) do
     local rec = e.op == "task" and type(e.record) == "table" and e.record
     if rec and type(rec.id) == "string" and type(rec.account) == "string" then
-      if not last[rec.id] then
+      local prev = last[rec.id]
+      if not prev then
         order[#order + 1] = rec.id
       end
-      last[rec.id] = rec
+      -- The last snapshot wins, except that an end is never undone by a late update.
+      if not (prev and prev.final and not rec.final) then
+        last[rec.id] = rec
+      end
     end
   end
   local now_s, restored = ngx.time(), 0
