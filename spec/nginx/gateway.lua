@@ -417,6 +417,31 @@ local function run()
   local log = srv.error_log()
   h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
     and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*"))
+
+  -- ---- any provider upstream: the same gateway in front of EvoLink's dialect ----
+  srv.stop()
+  prefix = base .. "/nginx-evolink"
+  h.sh("mkdir -p " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+  h.write(prefix .. "/gateway.json", json.encode {
+    upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
+    price_provider = "evolink", journal = prefix .. "/ledger.jsonl", poll = { min_interval = 0.3, max_interval = 1 },
+    accounts = { { name = "alice", api_key = alice, credit = "1000" } },
+  })
+  port = h.free_port()
+  start_nginx()
+  res = create(alice, "videos/text2video", { model_name = "kling-v3", mode = "pro", duration = "5", sound = "on",
+    prompt = PROMPT })
+  local evo_id = res.json and res.json.data and res.json.data.task_id
+  h.check("EvoLink upstream: the official body is forwarded in EvoLink's dialect", res.status == 200
+    and evo_id ~= nil, res.body)
+  local ev = evo_id and wait_end(alice, "videos/text2video", evo_id)
+  local evo = h.sim_admin(sim, "GET", "/_sim/ledger").by_dialect.evolink
+  h.check("... polled to its end and charged in EvoLink's credits as the simulator bills them",
+    ev and ev.task_status == "succeed" and evo and micros(ev.final_unit_deduction) == evo.micros,
+    json.encode { ev, evo })
+  a = admin()
+  h.check("... the gateway's ledger in credits equals the simulator's EvoLink charges", a.currency == "credits"
+    and evo and micros(a.spent) == evo.micros and a.reserved == "0", json.encode { a.spent, evo })
 end
 
 local ok, err = pcall(run)

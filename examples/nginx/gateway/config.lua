@@ -3,7 +3,7 @@
 -- with `nginx -s reload`. Checked field by field: a bad file stops nginx with the field named.
 --
 -- {
---   "currency": "CNY", "price_provider": "kling",
+--   "price_provider": "kling", "currency": "CNY",  (the currency of that provider's price catalog)
 --   "upstream": {"provider": "kling", "base_url": "https://api-singapore.klingai.com",
 --                "access_key": "...", "secret_key": "..." | "api_key": "...",
 --                "timeout": 60, "connect_timeout": 10, "reuse_posts": false},
@@ -56,7 +56,7 @@ function M.check(doc)
     fail("(file)", "must be a JSON object")
   end
   local c = {
-    currency = str(doc, "currency", "", false) or "CNY",
+    currency = str(doc, "currency", "", false),
     price_provider = str(doc, "price_provider", "", false) or "kling",
     callback_url = str(doc, "callback_url", "", false),
     webhook_secret = str(doc, "webhook_secret", "", false),
@@ -64,6 +64,18 @@ function M.check(doc)
     journal = str(doc, "journal", "", true),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
+  -- The gateway charges in its price catalog's currency.
+  local cat, cerr = require("kling.billing").catalog(c.price_provider)
+  if not cat then
+    fail("price_provider", tostring(cerr and cerr.message or cerr))
+  end
+  if type(cat.currency) ~= "string" then
+    fail("price_provider", "the " .. c.price_provider .. " catalog has no currency (it prices nothing)")
+  end
+  if c.currency and c.currency ~= cat.currency then
+    fail("currency", "the " .. c.price_provider .. " catalog is in " .. cat.currency .. ", not " .. c.currency)
+  end
+  c.currency = cat.currency
   if c.callback_url and not c.callback_url:match("^https?://[^/]+") then
     fail("callback_url", "must be an http(s) URL")
   end
