@@ -159,7 +159,8 @@ describe("a batch against the simulator", function()
   it("resumes a killed run: adopts a create by external id, tracks a task by id, creates only the rest", function()
     local dir = fresh_dir()
     local rows = { { defaults = V1 }, { id = "a", prompt = "adopted" }, { id = "b", prompt = "tracked" },
-      { id = "c", prompt = "never sent" } }
+      { id = "c", prompt = "never sent" }, { id = "d", prompt = "ended, not downloaded" },
+      { id = "e", prompt = "failed, not yet decided" } }
     write(dir .. "/rows.jsonl", jsonl(rows))
     local parsed = assert(manifest.load(dir .. "/rows.jsonl"))
     -- What a run killed mid-way leaves: a's create reached the provider but not the journal,
@@ -169,8 +170,22 @@ describe("a batch against the simulator", function()
       external_task_id = "kb-pre-a" })
     local tb = assert(client:submit { model = "kling-v1", mode = "std", duration = 5, prompt = "tracked",
       external_task_id = "kb-pre-b" })
+    -- d ended and was charged but its file was not written; e failed and the run died before
+    -- deciding about a retry.
+    local td = assert(client:run({ model = "kling-v1", mode = "std", duration = 5, prompt = "d",
+      external_task_id = "kb-pre-d" }, { timeout = 30 }))
+    local te = assert(client:submit { model = "kling-v1", mode = "std", duration = 5, prompt = "e",
+      external_task_id = "kb-pre-e" })
     write(dir .. "/journal.jsonl", jsonl {
-      { t = "batch", v = 1, rows = 3 },
+      { t = "batch", v = 1, rows = 5 },
+      { t = "intent", row = "d", attempt = 1, ext = "kb-pre-d", hash = parsed[4].hash },
+      { t = "created", row = "d", attempt = 1, task_id = td.id, endpoint = "videos/text2video" },
+      { t = "end", row = "d", attempt = 1, status = "succeeded", task_id = td.id, charge = { amount = "1",
+        currency = "CNY" }, outputs = { { kind = "video", url = td.videos[1].url, duration = 5 } } },
+      { t = "intent", row = "e", attempt = 1, ext = "kb-pre-e", hash = parsed[5].hash },
+      { t = "created", row = "e", attempt = 1, task_id = te.id, endpoint = "videos/text2video" },
+      { t = "end", row = "e", attempt = 1, status = "failed", task_id = te.id,
+        error = { kind = "content_policy", message = "refused" } },
       { t = "intent", row = "a", attempt = 1, ext = "kb-pre-a", hash = parsed[1].hash },
       { t = "intent", row = "b", attempt = 1, ext = "kb-pre-b", hash = parsed[2].hash },
       { t = "created", row = "b", attempt = 1, task_id = tb.id, endpoint = "videos/text2video" },
@@ -179,13 +194,17 @@ describe("a batch against the simulator", function()
     local result, err, status = run(dir)
     assert(result, err)
     assert.are.equal(0, status)
-    assert.are.same({ a = "succeeded", b = "succeeded", c = "succeeded" }, states(result))
+    assert.are.same({ a = "succeeded", b = "succeeded", c = "succeeded", d = "succeeded", e = "failed" },
+      states(result))
     local st = sim.stats()
-    assert.are.equal(3, st.creates) -- a and b made once, before; c now
+    assert.are.equal(5, st.creates) -- a, b, d and e made once, before; c now
     assert.are.equal(2, st.by_route["GET /v1/videos/text2video?external_task_id"]) -- a found, c not
     local recs = records(dir)
     assert.are.equal(ta.id, of_row(recs, "a", "created")[1].task_id)
     assert.are.equal("kb-never-c", of_row(recs, "c", "created")[1].ext)
+    assert.are.equal("ftyp", assert(slurp(dir .. "/d.mp4")):sub(5, 8))
+    assert.are.equal(1, #of_row(recs, "e", "final"))
+    assert.are.equal(0, #of_row(recs, "e", "retry")) -- content policy: never retried
     assert.are.equal(2, result.runs)
   end)
 
@@ -274,6 +293,24 @@ describe("a batch against the simulator", function()
       assert.is_nil(text:find(i.api_key, 1, true), name)
       assert.is_nil(text:find(i.secret_key, 1, true), name)
     end
+  end)
+
+  it("stops creating when the provider refuses the account, and leaves the rows for the next run", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "k1", prompt = "one" }, { id = "k2", prompt = "two" },
+      { id = "k3", prompt = "three" }, { id = "k4", prompt = "four" } })
+    local result, err, status = run(dir, { secret_key = "not-the-secret", parallel = 2 })
+    assert(result, err)
+    assert.are.equal(3, status)
+    assert.are.same({ k1 = "unfinished", k2 = "unfinished", k3 = "unfinished", k4 = "unfinished" }, states(result))
+    assert.matches("^auth", result.rows[1].reason)
+    assert.matches("refused the account", result.rows[4].reason)
+    local posts = sim.stats().by_route["POST /v1/videos/text2video"] or 0
+    assert.is_true(posts <= 2, posts .. " creates sent after the account was refused")
+    result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.equal(4, sim.stats().creates)
   end)
 
   it("refuses a manifest edited under its journal, and a directory another live process runs", function()

@@ -12,9 +12,12 @@ local download = require "kling.batch.download"
 -- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
 -- never is; validation, auth, quota and unpriced need the manifest or the account changed.
 local RETRY = { server = true, network = true, rate_limited = true }
--- Kinds refused before any task existed that a later run may get past (fixed manifest,
--- keys, catalog, a paid bill): reported failed, not journaled as the row's end.
-local REFUSED = { validation = true, unpriced = true, auth = true, quota = true }
+-- Kinds refused before any task existed because of the row (fix the manifest or the price
+-- catalog): reported failed, not journaled as the row's end, so a later run looks again.
+local REFUSED = { validation = true, unpriced = true }
+-- Kinds that say the account cannot create anything now (keys refused, nothing left to pay
+-- with): the run stops creating; the rows stay open for a run after the account is fixed.
+local HALT = { auth = true, quota = true }
 
 local function error_record(err)
   if type(err) ~= "table" then
@@ -132,6 +135,10 @@ return function(Batch)
   function Batch:launch(row)
     local client, cerr = self:client_for(row)
     if not client then
+      if cerr.kind == "auth" then -- no keys for this row's provider: open until there are
+        row.error = error_record(cerr)
+        return self:park(row, "auth: " .. tostring(cerr.message))
+      end
       return self:refuse(row, cerr)
     end
     row.client = client
@@ -215,14 +222,18 @@ return function(Batch)
     if err.kind == "timeout" then
       -- A deadline passed: a task that exists goes on at the provider; the next run of the
       -- same command picks it up (by task id or external id).
-      return self:park(row, created and ("still running at the deadline (task " .. t.id .. ")")
-        or "not started before the deadline")
+      return self:park(row, created and ("still running at the deadline (task " .. t.id .. "): the next run "
+        .. "picks it up") or "not started before the deadline")
     end
     if err.uncertain and not created then
       return self:uncertain(row, err)
     end
     if not created and REFUSED[err.kind] then
       return self:refuse(row, err)
+    end
+    if not created and HALT[err.kind] then
+      self:release(row)
+      return self:halt(row, err)
     end
     return self:attempt_failed(row, t, err)
   end
@@ -231,6 +242,20 @@ return function(Batch)
     self:release(row)
     row.st, row.refused, row.error = "failed", true, error_record(err)
     self:event(row, "refused: " .. tostring(err))
+  end
+
+  -- The account refused a create (auth, quota): no further row is started in this run.
+  function Batch:halt(row, err)
+    row.error = error_record(err)
+    self:park(row, err.kind .. ": " .. tostring(err.message))
+    if not self.stopped then
+      self.stopped = true
+      local reason = "not started: the provider refused the account (" .. err.kind .. ") on row " .. row.id
+      for _, r in ipairs(self.queue) do
+        self:park(r, reason)
+      end
+      self.queue = {}
+    end
   end
 
   function Batch:park(row, reason)

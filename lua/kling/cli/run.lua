@@ -51,7 +51,8 @@ exit status:
   0  every row ended (succeeded or failed; see DIR/summary.json)
   1  the batch could not run (journal not writable, internal error)
   2  bad usage, manifest or journal (nothing was sent)
-  3  rows remain (deadline, budget, download, still running): run the same command again
+  3  rows remain (deadline, budget, download, still running, the account refused):
+     run the same command again
   4  every other row ended, some are uncertain (see summary.json: never resent)
   5  another live process is running this DIR
 ]]
