@@ -5,6 +5,11 @@
 -- Values come as "--flag value" or "--flag=value".
 local M = {}
 
+-- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
+local tointeger = math.tointeger or function(x)
+  return x == math.floor(x) and x or nil
+end
+
 -- parse(args, spec) -> opts, positionals | nil, message
 function M.parse(args, spec)
   local opts, pos = {}, {}
@@ -40,7 +45,7 @@ function M.parse(args, spec)
           if not n then
             return nil, flag .. " must be a number (got '" .. v .. "')"
           end
-          opts[name] = math.tointeger(n) or n
+          opts[name] = tointeger(n) or n
         elseif kind == "list" then
           opts[name] = opts[name] or {}
           table.insert(opts[name], v)

@@ -9,6 +9,11 @@ local json = require "kling.json"
 
 local M = {}
 
+-- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
+local tointeger = math.tointeger or function(x)
+  return x == math.floor(x) and x or nil
+end
+
 -- Row fields that configure the row instead of being sent.
 M.META = { id = true, provider = true, base_url = true, access_key = true, secret_key = true, api_key = true,
   ca_file = true, name = true }
@@ -43,7 +48,7 @@ function M.cell(field, text)
     if not n then
       return nil, "must be a number (got '" .. text .. "')"
     end
-    return math.tointeger(n) or n
+    return tointeger(n) or n
   end
   if BOOLEANS[field] then
     local l = text:lower()
@@ -310,7 +315,7 @@ function M.load(path, opts)
     if id == nil then
       id = "row-" .. i
     elseif type(id) == "number" then
-      id = math.tointeger(id) and string.format("%d", id) or tostring(id)
+      id = tointeger(id) and string.format("%d", id) or tostring(id)
     end
     if not valid_id(id) then
       return fail(where, "id must be a non-empty string of at most 128 characters without control characters")

@@ -36,7 +36,7 @@ function M.clock(seconds)
     return "--:--"
   end
   seconds = math.floor(seconds + 0.5)
-  local h, m, s = seconds // 3600, seconds % 3600 // 60, seconds % 60
+  local h, m, s = math.floor(seconds / 3600), math.floor(seconds % 3600 / 60), seconds % 60
   if h > 0 then
     return string.format("%d:%02d:%02d", h, m, s)
   end
