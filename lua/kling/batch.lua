@@ -161,10 +161,10 @@ function Batch:open_ledger(st)
   if not ledger then
     return nil, "budget: " .. tostring(err)
   end
-  ledger.on_entry = function(_, line)
-    local rec = assert(require("kling.json").decode(line))
-    rec.t = "ledger"
-    self:append(rec)
+  ledger.on_entry = function(e)
+    -- The ledger's own line (amounts as decimal strings), marked as a ledger record.
+    self:append { t = "ledger", seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key,
+      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount }
   end
   self.ledger = ledger
   self.budget = { limit = tostring(limit), currency = currency }

@@ -25,7 +25,7 @@ options:
   --out DIR              output directory (required): outputs, journal.jsonl, summary.json, report.html
   --provider P           kling | apiinone | apimodels | evolink | compat (rows may override)
   --base-url URL         the provider's base URL
-  --ca-file PEM          CA bundle for HTTPS (e.g. the simulator's)
+  --ca-file PEM          CA bundle for HTTPS, for the API and the downloads (e.g. the simulator's)
   --access-key K, --secret-key S, --api-key K
                          credentials (prefer the KLING_* environment: flags show in ps)
   --set FIELD=VALUE      a default for every row (repeatable; the row wins)
