@@ -91,7 +91,10 @@ describe("engine against the simulator", function()
       assert.equal(30, st.creates)
       assert.is_true(route(st, POST) > 30) -- the refused ones, answered 1303
       local lim = client:engine():stats().limits["kling-v1"]
-      assert.equal(5, lim.configured)
+      -- Learnt from the refusals: 5, or 6 when a task ended at the provider before the engine
+      -- polled it (a slow run, under valgrind say, lets one more create in meanwhile).
+      assert.is_true(lim.configured == 5 or lim.configured == 6, "learnt limit " .. tostring(lim.configured))
+      assert.is_true(sim.stats().parallel.live <= 5)
     end)
 
     it("cuts a max_parallel set too high (AIMD) and still finishes every task once", function()

@@ -556,7 +556,9 @@ describe("kling simulator", function()
       assert.are.equal("1", ledger.units_total)
       assert.are.equal(1, #ledger.tasks)
       assert.are.same({ task_id = a.task_id, dialect = "kling", endpoint = "text2video", model = "kling-v1",
-        mode = "std", duration = 5, sound = "off", status = "succeed", units = "1" }, ledger.tasks[1])
+        mode = "std", duration = 5, sound = "off", status = "succeed", units = "1", micros = 1000000,
+        currency = "CNY" }, ledger.tasks[1])
+      assert.are.same({ CNY = 1000000 }, ledger.totals)
     end)
 
     it("logs the last requests without the Authorization value", function()
