@@ -41,7 +41,9 @@ return {
   source = "seeds/002_9c8fb5c099ec140b.txt",
   usd_rate = "1",
   endpoint_default = "videos/generations",
-  defaults = {},
+  -- The provider sends kling-v2-6 when no model is given (providers/apimodels.lua default_model);
+  -- motion control always sends kling-motion-control.
+  defaults = { ["*"] = { model = "kling-v2-6" }, ["videos/motion-control"] = { model = "kling-motion-control" } },
   -- Motion control is priced by resolution; Kling's modes are std = 720p, pro = 1080p.
   resolution_by_mode = { std = "720p", pro = "1080p" },
   rules = {

@@ -28,7 +28,8 @@ return {
   source = "seeds/003_46e2b306b5871800.txt",
   usd_rate = "0.014", -- "$0.014 (~ 1 credits)"
   endpoint_default = "videos/generations",
-  defaults = {},
+  -- The provider sends kling-v3 when no model is given (providers/evolink.lua default_model).
+  defaults = { ["*"] = { model = "kling-v3" } },
   -- Resolution is the `quality` parameter; Kling's modes are std = 720p, pro = 1080p.
   resolution_by_mode = { std = "720p", pro = "1080p" },
   rules = {
