@@ -47,6 +47,15 @@ describe("budget against the simulator", function()
     -- Every estimate is held while the tasks run: 1 + 7 + 5 + 3 + 7 + 10.
     assert.are.equal(33000000, ledger:reserved())
     assert.are.equal(0, ledger:spent())
+    -- A synchronous call is charged at once (TTS: 0.05 per call), the failed one not at all.
+    local tts = assert(client:submit { endpoint = "audio/tts", text = "one moment please", voice_id = "kling_narrator_en",
+      voice_language = "en" })
+    assert.are.equal("succeeded", tts.status)
+    assert.are.equal(50000, ledger:spent())
+    local no_tts, terr = client:submit { endpoint = "audio/tts", text = "no [sim:fail]", voice_id = "v" }
+    assert.is_nil(no_tts)
+    assert.is_table(terr)
+    assert.are.equal(50000, ledger:spent())
     local ok, failed = 0, 0
     for _, t in ipairs(tasks) do
       if t:wait { timeout = 30 } then
@@ -58,14 +67,14 @@ describe("budget against the simulator", function()
     assert.are.equal(4, ok)
     assert.are.equal(2, failed)
     assert.are.equal(0, ledger:reserved())
-    assert.are.equal(16000000, ledger:spent()) -- failures are free
+    assert.are.equal(16050000, ledger:spent()) -- failures are free
     assert.are.equal(sim_charges("kling"), ledger:spent())
     local ops = {}
     for _, e in ipairs(ledger:entries()) do
       ops[e.op] = (ops[e.op] or 0) + 1
       assert.is_string(e.task_key)
     end
-    assert.are.same({ reserve = 6, settle = 4, release = 2 }, ops)
+    assert.are.same({ reserve = 8, settle = 5, release = 3 }, ops)
   end)
 
   it("refuses a create that would pass the limit before any network call", function()
