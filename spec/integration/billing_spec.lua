@@ -48,8 +48,8 @@ describe("budget against the simulator", function()
     assert.are.equal(33000000, ledger:reserved())
     assert.are.equal(0, ledger:spent())
     -- A synchronous call is charged at once (TTS: 0.05 per call), the failed one not at all.
-    local tts = assert(client:submit { endpoint = "audio/tts", text = "one moment please", voice_id = "kling_narrator_en",
-      voice_language = "en" })
+    local tts = assert(client:submit { endpoint = "audio/tts", text = "one moment please",
+      voice_id = "kling_narrator_en", voice_language = "en" })
     assert.are.equal("succeeded", tts.status)
     assert.are.equal(50000, ledger:spent())
     local no_tts, terr = client:submit { endpoint = "audio/tts", text = "no [sim:fail]", voice_id = "v" }
