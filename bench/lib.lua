@@ -28,6 +28,9 @@ end
 function M.client(opts)
   local i = M.info()
   local o = { provider = "kling", access_key = i.access_key, secret_key = i.secret_key, base_url = i.http }
+  if os.getenv("BENCH_HTTPS") == "1" then -- TLS, as kling-api must use
+    o.base_url, o.ca_file = i.https, i.ca_file
+  end
   for k, v in pairs(opts or {}) do
     o[k] = v
   end

@@ -82,6 +82,7 @@ end
 -- In flight
 local inflight = {
   { "ours", lib.read(dir .. "/inflight-ours.json"), timing("inflight-ours") },
+  { "ours over HTTPS", lib.read(dir .. "/inflight-ours-https.json"), timing("inflight-ours-https") },
   { "kling-api (Promise.all)", lib.read(dir .. "/inflight-kling-api.json"), timing("inflight-kling-api") },
   { "curl loop (xargs -P 32, 3 s rounds)", lib.read(dir .. "/inflight-curl.json"), timing("inflight-curl") },
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a fresh simulator on loopback and writes every result (JSON, and
 # /usr/bin/time -v output) into $BENCH_DIR/results, then a markdown report (bench/report.lua).
-#   bench/run.sh [all|lag|inflight|rate|slots]
+#   bench/run.sh [all|lag|inflight|inflight-https|rate|slots]
 # Env: BUILD (build dir with kling/core.so, default build), BENCH_DIR (default /tmp/kling-bench),
 # KLING_API_DIR (where npm installs kling-api, default /tmp/bench-node; outside the repository),
 # BENCH_N / BENCH_S (tasks in flight and their seconds, default 10000 / 120),
@@ -58,6 +58,13 @@ if [ "$only" = all ] || [ "$only" = inflight ]; then
   # simulator's time), each with every task in flight at once.
   reset
   timed inflight-ours lua5.4 bench/inflight.lua "$n" "$s" "$out/inflight-ours.json"
+fi
+if [ "$only" = all ] || [ "$only" = inflight ] || [ "$only" = inflight-https ]; then
+  # Ours over HTTPS too: kling-api refuses plain HTTP, and TLS costs both sides CPU.
+  reset
+  BENCH_HTTPS=1 timed inflight-ours-https lua5.4 bench/inflight.lua "$n" "$s" "$out/inflight-ours-https.json"
+fi
+if [ "$only" = all ] || [ "$only" = inflight ]; then
   reset
   timed inflight-kling-api node bench/kling_api.mjs inflight "$n" "$s" "$out/inflight-kling-api.json"
   reset
