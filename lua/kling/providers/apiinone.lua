@@ -8,8 +8,8 @@
 -- duration}]}, error = {code, message}}, and errors as {code, message} with the HTTP status.
 local validate = require "kling.validate"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local gw = require "kling.providers.gateway"
+local common = require "kling.providers.common"
 
 local P = {
   name = "apiinone",
@@ -52,12 +52,7 @@ local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end
 
-function P.default_endpoint(req)
-  if req.image ~= nil or req.last_image ~= nil then
-    return "videos/image2video"
-  end
-  return "videos/text2video"
-end
+P.default_endpoint = common.video_endpoint
 
 function P.validate(req, endpoint)
   if not P.endpoints[endpoint] then
@@ -94,12 +89,7 @@ function P.duration_of(req)
 end
 
 function P.build(req, endpoint)
-  local body = {}
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
+  local body = common.copy_except(req, CANONICAL)
   body.model = P.models[req.model or P.default_model]
   body.mode = gw.mode_of(req)
   body.duration = req.duration or (req.multi_shot and P.duration_of(req)) or nil
@@ -120,14 +110,8 @@ function P.build(req, endpoint)
   return { method = "POST", path = P.create_path, body = body }
 end
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-
 function P.query_path(_, id)
-  return "/api/v1/tasks/" .. escape(id)
+  return "/api/v1/tasks/" .. common.escape(id)
 end
 
 -- {code = 0, message, data}: data; {code ~= 0}: nil, code, message; a bare task object on a
@@ -190,8 +174,8 @@ function P.parse_task(data)
     progress = tonumber(data.progress),
     message = err and err.message or (type(data.error) == "string" and data.error or nil),
     fail_code = err and err.code or nil,
-    created_at = gw.ms_to_s(data.created_at),
-    updated_at = gw.ms_to_s(data.updated_at),
+    created_at = common.ms_to_s(data.created_at),
+    updated_at = common.ms_to_s(data.updated_at),
     charge = gw.charge(data.credits),
     videos = videos_of(data.output),
     raw = data,
@@ -204,9 +188,9 @@ end
 
 -- The seed documents no callbacks; a POSTed task (bare or in the envelope) reads like a query.
 function P.parse_callback(raw)
-  local doc, derr = json.decode(raw)
-  if type(doc) ~= "table" then
-    return nil, "body is not a JSON object" .. (derr and (": " .. derr) or "")
+  local doc, derr = common.decode_object(raw)
+  if not doc then
+    return nil, derr
   end
   local data = P.unwrap(doc, 200)
   if type(data) ~= "table" then

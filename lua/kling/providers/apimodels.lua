@@ -10,6 +10,7 @@ local validate = require "kling.validate"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local gw = require "kling.providers.gateway"
+local common = require "kling.providers.common"
 
 local P = {
   name = "apimodels",
@@ -53,10 +54,7 @@ function P.default_endpoint(req)
   if req.motion_video ~= nil or req.model == "kling-motion-control" then
     return "videos/motion-control"
   end
-  if req.image ~= nil or req.last_image ~= nil then
-    return "videos/image2video"
-  end
-  return "videos/text2video"
+  return common.video_endpoint(req)
 end
 
 local function check_url(req, field, required, what)
@@ -155,12 +153,7 @@ function P.duration_of(req)
 end
 
 function P.build(req, endpoint)
-  local body = {}
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
+  local body = common.copy_except(req, CANONICAL)
   body.image = req.image
   if endpoint == "videos/motion-control" then
     body.model = "kling-motion-control"
@@ -175,22 +168,13 @@ function P.build(req, endpoint)
     body.sound = req.sound and "on" or "off"
   end
   if req.voice_list then
-    body.voice_list = {}
-    for i, v in ipairs(req.voice_list) do
-      body.voice_list[i] = type(v) == "table" and v or { voice_id = tostring(v) }
-    end
+    body.voice_list = common.id_list(req.voice_list, "voice_id")
   end
   return { method = "POST", path = P.create_path, body = body }
 end
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-
 function P.query_path(_, id)
-  return P.create_path .. "?task_id=" .. escape(id)
+  return P.create_path .. "?task_id=" .. common.escape(id)
 end
 
 -- {code = 200, msg, data}: data; any other code: nil, code, msg.
@@ -245,8 +229,8 @@ local function task_of(data, result)
     provider_status = data.state,
     message = data.failMsg ~= json.null and data.failMsg or nil,
     fail_code = data.failCode ~= json.null and data.failCode or nil,
-    created_at = gw.ms_to_s(data.createTime),
-    updated_at = gw.ms_to_s(data.completeTime),
+    created_at = common.ms_to_s(data.createTime),
+    updated_at = common.ms_to_s(data.completeTime),
     model = data.model,
     videos = videos_of(urls, result),
     raw = data,
@@ -264,9 +248,9 @@ end
 -- The callback: {code, msg, data = {taskId, state, param = "<JSON>", resultJson = "<JSON>" |
 -- null, failCode, failMsg, costTime, completeTime, createTime}}.
 function P.parse_callback(raw)
-  local doc, derr = json.decode(raw)
-  if type(doc) ~= "table" then
-    return nil, "body is not a JSON object" .. (derr and (": " .. derr) or "")
+  local doc, derr = common.decode_object(raw)
+  if not doc then
+    return nil, derr
   end
   local data = doc.data
   if type(data) ~= "table" then

@@ -11,8 +11,8 @@
 -- {error = {message, type, code, param}} with the HTTP status.
 local validate = require "kling.validate"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local gw = require "kling.providers.gateway"
+local common = require "kling.providers.common"
 
 local P = {
   name = "compat",
@@ -64,12 +64,7 @@ local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end
 
-function P.default_endpoint(req)
-  if req.image ~= nil or req.last_image ~= nil then
-    return "videos/image2video"
-  end
-  return "videos/text2video"
-end
+P.default_endpoint = common.video_endpoint
 
 -- The model id for a request: the canonical kling-v3 with mode and sound, or an id given
 -- directly, which must agree with mode and sound when those are given too.
@@ -153,21 +148,8 @@ function P.duration_of(req)
   return gw.duration_of(req, 5)
 end
 
-local function id_list(list, key)
-  local out = {}
-  for i, item in ipairs(list) do
-    out[i] = type(item) == "table" and item or { [key] = tostring(item) }
-  end
-  return out
-end
-
 function P.build(req, endpoint)
-  local body = {}
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
+  local body = common.copy_except(req, CANONICAL)
   body.model = P.model_id(req)
   body.duration = req.duration or (req.multi_shot and P.duration_of(req)) or nil
   if endpoint == "videos/image2video" then
@@ -190,20 +172,14 @@ function P.build(req, endpoint)
     end
   end
   if req.element_list then
-    extra.element_list = id_list(req.element_list, "element_id")
+    extra.element_list = common.id_list(req.element_list, "element_id")
   end
   body.extra_body = next(extra) ~= nil and extra or nil
   return { method = "POST", path = P.create_path, body = body }
 end
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-
 function P.query_path(_, id)
-  return "/v1/videos/" .. escape(id)
+  return "/v1/videos/" .. common.escape(id)
 end
 
 -- A job object on 2xx; OpenAI's {error = {message, type, code}} otherwise.
@@ -254,9 +230,9 @@ end
 
 -- The gateway posts its job object (tolerated inside {data = job} too).
 function P.parse_callback(raw)
-  local doc, derr = json.decode(raw)
-  if type(doc) ~= "table" then
-    return nil, "body is not a JSON object" .. (derr and (": " .. derr) or "")
+  local doc, derr = common.decode_object(raw)
+  if not doc then
+    return nil, derr
   end
   if doc.id == nil and doc.task_id == nil and type(doc.data) == "table" then
     doc = doc.data

@@ -12,8 +12,8 @@
 -- EvoLink's public client knows), or as "cancelled".
 local validate = require "kling.validate"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local gw = require "kling.providers.gateway"
+local common = require "kling.providers.common"
 
 local P = {
   name = "evolink",
@@ -64,6 +64,8 @@ local CANONICAL = {
   last_image = true, multi_shot = true, multi_prompt = true, shot_type = true, element_list = true,
   resolution = true, base_url = true, mode = true,
 }
+-- What an element's body spells itself (the rest, but its model_params fields, passes through).
+local ELEMENT_SPELT = { provider = true, endpoint = true, model = true, callback_url = true, base_url = true }
 -- Fields of a custom element, sent inside model_params.
 local ELEMENT_FIELDS = {
   "element_name", "element_description", "reference_type", "element_image_list", "element_video_list",
@@ -81,10 +83,7 @@ function P.default_endpoint(req)
   if req.model and MODEL_ENDPOINT[req.model] then
     return MODEL_ENDPOINT[req.model]
   end
-  if req.image ~= nil or req.last_image ~= nil then
-    return "videos/image2video"
-  end
-  return "videos/text2video"
+  return common.video_endpoint(req)
 end
 
 -- The wire model id for a request on an endpoint, or nil and an error.
@@ -241,23 +240,9 @@ function P.duration_of(req)
   return gw.duration_of(req, 5)
 end
 
-local function id_list(list, key)
-  local out = {}
-  for i, item in ipairs(list) do
-    out[i] = type(item) == "table" and item or { [key] = tostring(item) }
-  end
-  return out
-end
-
 function P.build(req, endpoint)
-  local body = {}
   if endpoint == "general/custom-elements" then
-    local params = {}
-    for k, v in pairs(req) do
-      if k ~= "provider" and k ~= "endpoint" and k ~= "model" and k ~= "callback_url" and k ~= "base_url" then
-        body[k] = v
-      end
-    end
+    local body, params = common.copy_except(req, ELEMENT_SPELT), {}
     for _, f in ipairs(ELEMENT_FIELDS) do
       params[f], body[f] = req[f], nil
     end
@@ -266,11 +251,7 @@ function P.build(req, endpoint)
     body.callback_url = req.callback_url
     return { method = "POST", path = P.create_path, body = body }
   end
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
+  local body = common.copy_except(req, CANONICAL)
   body.model = P.model_id(req, endpoint)
   body.duration = req.duration or (req.multi_shot and P.duration_of(req)) or nil
   local mode = gw.mode_of(req)
@@ -295,7 +276,7 @@ function P.build(req, endpoint)
     end
   end
   if req.element_list then
-    params.element_list = id_list(req.element_list, "element_id")
+    params.element_list = common.id_list(req.element_list, "element_id")
   end
   if next(params) ~= nil then
     body.model_params = params
@@ -303,18 +284,12 @@ function P.build(req, endpoint)
   return { method = "POST", path = P.create_path, body = body }
 end
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-
 function P.query_path(_, id)
-  return "/v1/tasks/" .. escape(id)
+  return "/v1/tasks/" .. common.escape(id)
 end
 
 function P.cancel_path(id)
-  return "/v1/tasks/" .. escape(id) .. "/cancel"
+  return "/v1/tasks/" .. common.escape(id) .. "/cancel"
 end
 
 -- A task object on 2xx; {error = {code, message}} otherwise.
@@ -410,9 +385,9 @@ end
 
 -- EvoLink posts the task object itself (tolerated inside {data = task} too).
 function P.parse_callback(raw)
-  local doc, derr = json.decode(raw)
-  if type(doc) ~= "table" then
-    return nil, "body is not a JSON object" .. (derr and (": " .. derr) or "")
+  local doc, derr = common.decode_object(raw)
+  if not doc then
+    return nil, derr
   end
   if doc.id == nil and type(doc.data) == "table" then
     doc = doc.data

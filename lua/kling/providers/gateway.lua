@@ -5,6 +5,7 @@
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local json = require "kling.json"
+local common = require "kling.providers.common"
 
 local M = {}
 
@@ -69,42 +70,6 @@ function M.duration_of(req, default)
   return default
 end
 
--- The Kling v3 shot rules: 1 to 6 shots, each {prompt <= 512 chars, whole duration >= 1},
--- durations summing to the video's duration.
-function M.check_shots(P, req, duration)
-  local c = M.ctx(P)
-  local err = validate.array(c, req, "multi_prompt", 6)
-  if err then
-    return err
-  end
-  local shots = req.multi_prompt
-  if type(shots) ~= "table" or #shots == 0 then
-    return errors.validation("multi_prompt", "is required (1 to 6 shots) when multi_shot is true", P.name)
-  end
-  local sum = 0
-  for i, shot in ipairs(shots) do
-    local field = "multi_prompt[" .. i .. "]"
-    if type(shot) ~= "table" then
-      return errors.validation(field, "must be a table {prompt, duration}", P.name)
-    end
-    err = validate.text(c, shot, "prompt", { required = true, max_chars = 512 })
-      or validate.whole_in(c, shot, "duration", 1, 15)
-    if err then
-      err.field = field .. "." .. err.field
-      return err
-    end
-    if shot.duration == nil then
-      return errors.validation(field .. ".duration", "is required", P.name)
-    end
-    sum = sum + shot.duration
-  end
-  if duration ~= nil and sum ~= duration then
-    return errors.validation("multi_prompt", string.format("shot durations must sum to duration %d (got %d)",
-      duration, sum), P.name)
-  end
-  return nil
-end
-
 -- Checks every v3 gateway shares: text, ratio, 3-15 s, mode/resolution agreement, booleans,
 -- images, multi-shot. opts.prompt_required (text-to-video without multi-shot).
 function M.check_v3(P, req, opts)
@@ -143,7 +108,7 @@ function M.check_v3(P, req, opts)
     if d ~= nil and (d < 3 or d > 15) then
       return errors.validation("multi_prompt", "shot durations must add up to 3-15 s (got " .. d .. ")", P.name)
     end
-    return M.check_shots(P, req, req.duration)
+    return common.check_shots(P.name, req, req.duration, "when multi_shot is true")
   end
   return nil
 end
@@ -257,11 +222,6 @@ function M.charge(v)
     return v
   end
   return nil
-end
-
-function M.ms_to_s(v)
-  v = tonumber(v)
-  return v and v / 1000 or nil
 end
 
 return M

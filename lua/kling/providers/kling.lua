@@ -9,10 +9,10 @@
 -- general (custom voices and elements, management calls); parse reads the answers.
 local validate = require "kling.validate"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local R = require "kling.providers.kling.rules"
 local video = require "kling.providers.kling.video"
 local parse = require "kling.providers.kling.parse"
+local common = require "kling.providers.common"
 
 local P = {
   name = "kling",
@@ -60,12 +60,7 @@ P.lookup_endpoints = { "videos/text2video", "videos/image2video", "videos/omni-v
   "videos/motion-control", "videos/multi-elements", "videos/video-extend", "videos/avatar/image2video",
   "videos/effects", "videos/advanced-lip-sync" }
 
-function P.default_endpoint(req)
-  if req.image ~= nil or req.last_image ~= nil then
-    return "videos/image2video"
-  end
-  return "videos/text2video"
-end
+P.default_endpoint = common.video_endpoint
 
 local function fail(field, msg)
   return errors.validation(field, msg, P.name)
@@ -95,19 +90,14 @@ function P.build(req, endpoint)
   return { method = "POST", path = "/v1/" .. endpoint, body = P.endpoints[endpoint].build(req, endpoint) }
 end
 
-local function escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
-end
-P.escape = escape
+P.escape = common.escape
 
 function P.query_path(endpoint, id)
-  return "/v1/" .. endpoint .. "/" .. escape(id)
+  return "/v1/" .. endpoint .. "/" .. common.escape(id)
 end
 
 function P.external_query_path(endpoint, external_id)
-  return "/v1/" .. endpoint .. "?external_task_id=" .. escape(external_id)
+  return "/v1/" .. endpoint .. "?external_task_id=" .. common.escape(external_id)
 end
 
 function P.list_path(endpoint, page, page_size)
@@ -144,9 +134,9 @@ end
 -- A callback POST's raw body: the task object at the top level (not wrapped in code/data);
 -- an envelope around it is tolerated.
 function P.parse_callback(raw)
-  local doc, derr = json.decode(raw)
-  if type(doc) ~= "table" then
-    return nil, "body is not a JSON object" .. (derr and (": " .. tostring(derr)) or "")
+  local doc, derr = common.decode_object(raw)
+  if not doc then
+    return nil, derr
   end
   local data = P.unwrap(doc)
   return parse.task(type(data) == "table" and data or doc)

@@ -2,15 +2,12 @@
 -- callback) with its outputs (videos, images, audios, voices, the parent video), and the
 -- synchronous answers that are not task objects (identify-face, image-recognize, a custom
 -- element). Numbers that Kling sends as strings (durations) become numbers.
+local common = require "kling.providers.common"
+
 local M = {}
 
 -- Canonical status of each official task_status. Anything else is an error, never "keep polling".
 M.statuses = { submitted = "queued", processing = "running", succeed = "succeeded", failed = "failed" }
-
-local function ms_to_s(v)
-  v = tonumber(v)
-  return v and v / 1000 or nil
-end
 
 local function list(v)
   return type(v) == "table" and v or {}
@@ -90,8 +87,8 @@ function M.task(data)
     provider_status = data.task_status,
     message = data.task_status_msg ~= "" and data.task_status_msg or nil,
     external_task_id = info.external_task_id,
-    created_at = ms_to_s(data.created_at),
-    updated_at = ms_to_s(data.updated_at),
+    created_at = common.ms_to_s(data.created_at),
+    updated_at = common.ms_to_s(data.updated_at),
     charge = data.final_unit_deduction,
     raw = data,
   }

@@ -3,6 +3,7 @@
 -- refused by name, never dropped), and small mappers (ids, image lists, data URIs).
 local validate = require "kling.validate"
 local errors = require "kling.errors"
+local common = require "kling.providers.common"
 
 local M = {}
 
@@ -115,17 +116,7 @@ function M.strip_data_uri(s)
 end
 
 -- [{key = id}] from ids or tables.
-function M.id_list(list, key)
-  local out = {}
-  for i, item in ipairs(list) do
-    if type(item) == "table" then
-      out[i] = item
-    else
-      out[i] = { [key] = tostring(item) }
-    end
-  end
-  return out
-end
+M.id_list = common.id_list
 
 -- An array of images given as strings or as tables {key = image, ...}: each checked as an
 -- image (URL or base64 JPG/PNG of 300+ px). -> count | nil, err

@@ -3,6 +3,7 @@
 -- canonical request to Kling's spelling. Sources: ../shared/kling-api-notes.md ([R], [V]).
 local validate = require "kling.validate"
 local errors = require "kling.errors"
+local common = require "kling.providers.common"
 
 local M = {}
 
@@ -105,35 +106,8 @@ local function validate_multi_shot(req, m, duration)
   if req.shot_type == "intelligence" then
     return nil
   end
-  err = validate.array(ctx(), req, "multi_prompt", 6)
-  if err then
-    return err
-  end
-  local shots = req.multi_prompt
-  if type(shots) ~= "table" or #shots == 0 then
-    return fail("multi_prompt", "is required (1 to 6 shots) when multi_shot is true and shot_type is customize")
-  end
-  local sum = 0
-  for i, shot in ipairs(shots) do
-    local field = "multi_prompt[" .. i .. "]"
-    if type(shot) ~= "table" then
-      return fail(field, "must be a table {prompt, duration}")
-    end
-    err = validate.text(ctx(), shot, "prompt", { required = true, max_chars = 512 })
-      or validate.whole_in(ctx(), shot, "duration", 1, 15)
-    if err then
-      err.field = field .. "." .. err.field
-      return err
-    end
-    if shot.duration == nil then
-      return fail(field .. ".duration", "is required")
-    end
-    sum = sum + shot.duration
-  end
-  if sum ~= duration then
-    return fail("multi_prompt", string.format("shot durations must sum to duration %d (got %d)", duration, sum))
-  end
-  return nil
+  -- duration (duration_of) is never nil here: the shots must always sum to it.
+  return common.check_shots("kling", req, duration, "when multi_shot is true and shot_type is customize")
 end
 
 -- The request's duration in seconds as it will be sent (the sum of shots for multi-shot).
@@ -275,26 +249,9 @@ local function strip_data_uri(s)
   return (s:gsub("^data:image/[%w.+-]+;base64,", ""))
 end
 
-local function id_list(list, key)
-  local out = {}
-  for i, item in ipairs(list) do
-    if type(item) == "table" then
-      out[i] = item
-    else
-      out[i] = { [key] = tostring(item) }
-    end
-  end
-  return out
-end
-
 -- The body of the create for a validated request.
 function M.build(req, endpoint)
-  local body = {}
-  for k, v in pairs(req) do
-    if not CANONICAL[k] then
-      body[k] = v
-    end
-  end
+  local body = common.copy_except(req, CANONICAL)
   body.model_name = req.model or M.default_model
   if req.resolution and not req.mode then
     body.mode = RESOLUTION_MODE[req.resolution]
@@ -316,10 +273,10 @@ function M.build(req, endpoint)
     end
   end
   if req.element_list then
-    body.element_list = id_list(req.element_list, "element_id")
+    body.element_list = common.id_list(req.element_list, "element_id")
   end
   if req.voice_list then
-    body.voice_list = id_list(req.voice_list, "voice_id")
+    body.voice_list = common.id_list(req.voice_list, "voice_id")
   end
   return body
 end

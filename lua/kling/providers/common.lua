@@ -1,0 +1,102 @@
+-- Helpers the official provider (kling.lua and kling/*.lua) and the gateways share: an id in
+-- a URL, id lists, the pass-through part of a body, the video endpoint a request implies,
+-- callback bodies, times, and the Kling v3 shot list. Runs on Lua 5.4 and LuaJIT.
+local validate = require "kling.validate"
+local errors = require "kling.errors"
+local json = require "kling.json"
+
+local M = {}
+
+-- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query.
+function M.escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c)
+    return string.format("%%%02X", c:byte())
+  end))
+end
+
+-- [{key = id}] from ids (sent as strings) or tables (sent as they are).
+function M.id_list(list, key)
+  local out = {}
+  for i, item in ipairs(list) do
+    if type(item) == "table" then
+      out[i] = item
+    else
+      out[i] = { [key] = tostring(item) }
+    end
+  end
+  return out
+end
+
+-- A new body holding every field of req that is not in `spelt` (the fields the provider file
+-- spells itself): provider-only fields pass through unchanged.
+function M.copy_except(req, spelt)
+  local body = {}
+  for k, v in pairs(req) do
+    if not spelt[k] then
+      body[k] = v
+    end
+  end
+  return body
+end
+
+-- The video endpoint a request implies: image-to-video when it has an image, else text.
+function M.video_endpoint(req)
+  if req.image ~= nil or req.last_image ~= nil then
+    return "videos/image2video"
+  end
+  return "videos/text2video"
+end
+
+-- A callback's raw body as a JSON object (or array) -> doc | nil, message.
+function M.decode_object(raw)
+  local doc, derr = json.decode(raw)
+  if type(doc) ~= "table" then
+    return nil, "body is not a JSON object" .. (derr and (": " .. tostring(derr)) or "")
+  end
+  return doc
+end
+
+-- Milliseconds since the epoch (a number or a numeric string) as seconds.
+function M.ms_to_s(v)
+  v = tonumber(v)
+  return v and v / 1000 or nil
+end
+
+-- The Kling v3 shot rules: 1 to 6 shots, each {prompt <= 512 chars, whole duration >= 1},
+-- durations summing to `duration` when it is given. `when` ends the message of a missing
+-- list ("when multi_shot is true").
+function M.check_shots(provider, req, duration, when)
+  local c = { provider = provider }
+  local err = validate.array(c, req, "multi_prompt", 6)
+  if err then
+    return err
+  end
+  local shots = req.multi_prompt
+  if type(shots) ~= "table" or #shots == 0 then
+    return errors.validation("multi_prompt", "is required (1 to 6 shots) " .. when, provider)
+  end
+  local sum = 0
+  for i, shot in ipairs(shots) do
+    local field = "multi_prompt[" .. i .. "]"
+    if type(shot) ~= "table" then
+      return errors.validation(field, "must be a table {prompt, duration}", provider)
+    end
+    err = validate.text(c, shot, "prompt", { required = true, max_chars = 512 })
+      or validate.whole_in(c, shot, "duration", 1, 15)
+    if err then
+      err.field = field .. "." .. err.field
+      return err
+    end
+    if shot.duration == nil then
+      return errors.validation(field .. ".duration", "is required", provider)
+    end
+    sum = sum + shot.duration
+  end
+  if duration ~= nil and sum ~= duration then
+    return errors.validation("multi_prompt", string.format("shot durations must sum to duration %d (got %d)",
+      duration, sum), provider)
+  end
+  return nil
+end
+
+return M
