@@ -55,11 +55,7 @@ end
 P.default_endpoint = common.video_endpoint
 
 function P.validate(req, endpoint)
-  if not P.endpoints[endpoint] then
-    return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: videos/text2video, "
-      .. "videos/image2video)")
-  end
-  local err = gw.unsupported(P, req, MAPS)
+  local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video")
   if err then
     return err
   end
@@ -84,9 +80,7 @@ function P.validate(req, endpoint)
   return nil
 end
 
-function P.duration_of(req)
-  return gw.duration_of(req, 5)
-end
+P.duration_of = gw.duration_with_default(5)
 
 function P.build(req, endpoint)
   local body = common.copy_except(req, CANONICAL)

@@ -84,12 +84,8 @@ local function validate_motion(req)
 end
 
 function P.validate(req, endpoint)
-  local ep = P.endpoints[endpoint]
-  if not ep then
-    return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: videos/text2video, "
-      .. "videos/image2video, videos/motion-control)")
-  end
-  local err = gw.unsupported(P, req, MAPS)
+  local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video, "
+    .. "videos/motion-control")
   if err then
     return err
   end

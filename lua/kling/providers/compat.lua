@@ -94,11 +94,7 @@ function P.model_id(req)
 end
 
 function P.validate(req, endpoint)
-  if not P.endpoints[endpoint] then
-    return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: videos/text2video, "
-      .. "videos/image2video)")
-  end
-  local err = gw.unsupported(P, req, MAPS)
+  local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video")
   if err then
     return err
   end
@@ -144,9 +140,7 @@ function P.validate(req, endpoint)
   return nil
 end
 
-function P.duration_of(req)
-  return gw.duration_of(req, 5)
-end
+P.duration_of = gw.duration_with_default(5)
 
 function P.build(req, endpoint)
   local body = common.copy_except(req, CANONICAL)
@@ -182,21 +176,14 @@ function P.query_path(_, id)
   return "/v1/videos/" .. common.escape(id)
 end
 
--- A job object on 2xx; OpenAI's {error = {message, type, code}} otherwise.
+local function is_job(body)
+  return body.id ~= nil or body.task_id ~= nil
+end
+
+-- A job object on 2xx; OpenAI's {error = {message, type, code}} otherwise (a code-less
+-- error named by its type).
 function P.unwrap(body, http_status)
-  if type(body) ~= "table" then
-    return false
-  end
-  if type(body.error) == "table" and (http_status == nil or http_status >= 300) then
-    return nil, body.error.code or body.error.type, body.error.message
-  end
-  if http_status and (http_status < 200 or http_status >= 300) then
-    return false
-  end
-  if body.id == nil and body.task_id == nil then
-    return false
-  end
-  return body
+  return gw.unwrap_plain(body, http_status, is_job, true)
 end
 
 function P.parse_task(data)
@@ -230,14 +217,7 @@ end
 
 -- The gateway posts its job object (tolerated inside {data = job} too).
 function P.parse_callback(raw)
-  local doc, derr = common.decode_object(raw)
-  if not doc then
-    return nil, derr
-  end
-  if doc.id == nil and doc.task_id == nil and type(doc.data) == "table" then
-    doc = doc.data
-  end
-  return P.parse_task(doc)
+  return gw.plain_callback(raw, is_job, P.parse_task)
 end
 
 return P

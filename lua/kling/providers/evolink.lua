@@ -194,11 +194,8 @@ local function validate_element(req)
 end
 
 function P.validate(req, endpoint)
-  if not P.endpoints[endpoint] then
-    return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: videos/text2video, "
-      .. "videos/image2video, general/custom-elements)")
-  end
-  local err = gw.unsupported(P, req, MAPS)
+  local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video, "
+    .. "general/custom-elements")
   if err then
     return err
   end
@@ -236,9 +233,7 @@ function P.validate(req, endpoint)
   return nil
 end
 
-function P.duration_of(req)
-  return gw.duration_of(req, 5)
-end
+P.duration_of = gw.duration_with_default(5)
 
 function P.build(req, endpoint)
   if endpoint == "general/custom-elements" then
@@ -292,21 +287,13 @@ function P.cancel_path(id)
   return "/v1/tasks/" .. common.escape(id) .. "/cancel"
 end
 
+local function is_task(body)
+  return body.id ~= nil
+end
+
 -- A task object on 2xx; {error = {code, message}} otherwise.
 function P.unwrap(body, http_status)
-  if type(body) ~= "table" then
-    return false
-  end
-  if type(body.error) == "table" and (http_status == nil or http_status >= 300) then
-    return nil, body.error.code, body.error.message
-  end
-  if http_status and (http_status < 200 or http_status >= 300) then
-    return false
-  end
-  if body.id == nil then
-    return false
-  end
-  return body
+  return gw.unwrap_plain(body, http_status, is_task)
 end
 
 local function outputs(t, data)
@@ -385,14 +372,7 @@ end
 
 -- EvoLink posts the task object itself (tolerated inside {data = task} too).
 function P.parse_callback(raw)
-  local doc, derr = common.decode_object(raw)
-  if not doc then
-    return nil, derr
-  end
-  if doc.id == nil and type(doc.data) == "table" then
-    doc = doc.data
-  end
-  return P.parse_task(doc)
+  return gw.plain_callback(raw, is_task, P.parse_task)
 end
 
 -- Cancels a task that says it can be cancelled; the task is updated from the answer.

@@ -51,6 +51,16 @@ function M.unsupported(P, req, maps)
   return nil
 end
 
+-- What every gateway checks first: a known endpoint (`known` lists them for the message),
+-- then no canonical field it lacks.
+function M.check_request(P, req, endpoint, maps, known)
+  if not P.endpoints[endpoint] then
+    return errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: " .. known .. ")",
+      P.name)
+  end
+  return M.unsupported(P, req, maps)
+end
+
 function M.ctx(P)
   return { provider = P.name }
 end
@@ -68,6 +78,13 @@ function M.duration_of(req, default)
     return sum
   end
   return default
+end
+
+-- P.duration_of of a gateway that makes `default` seconds when no duration is given.
+function M.duration_with_default(default)
+  return function(req)
+    return M.duration_of(req, default)
+  end
 end
 
 -- Checks every v3 gateway shares: text, ratio, 3-15 s, mode/resolution agreement, booleans,
@@ -206,6 +223,42 @@ function M.maybe_json(v)
     return nil
   end
   return doc
+end
+
+-- An OpenAI-style answer (EvoLink, compat): the provider's object itself on a 2xx, else
+-- {error = {code, message}}. is_object(body) tells the object; with code_or_type an error
+-- without a code is named by its type.
+function M.unwrap_plain(body, http_status, is_object, code_or_type)
+  if type(body) ~= "table" then
+    return false
+  end
+  local e = body.error
+  if type(e) == "table" and (http_status == nil or http_status >= 300) then
+    if code_or_type then
+      return nil, e.code or e.type, e.message
+    end
+    return nil, e.code, e.message
+  end
+  if http_status and (http_status < 200 or http_status >= 300) then
+    return false
+  end
+  if not is_object(body) then
+    return false
+  end
+  return body
+end
+
+-- A callback that posts the provider's object itself (tolerated inside {data = object} too),
+-- read by parse(object).
+function M.plain_callback(raw, is_object, parse)
+  local doc, err = common.decode_object(raw)
+  if not doc then
+    return nil, err
+  end
+  if not is_object(doc) and type(doc.data) == "table" then
+    doc = doc.data
+  end
+  return parse(doc)
 end
 
 -- A charge as a decimal string (numbers keep their decimal digits, never float noise).
