@@ -159,6 +159,15 @@ function M.is_url(s)
   return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+[^%s]*$") ~= nil
 end
 
+-- An http(s) URL when present; `rule` says what it must be (default: an http(s) URL).
+function M.url(ctx, req, field, rule)
+  local v = req[field]
+  if v ~= nil and not M.is_url(v) then
+    return fail(ctx, field, rule or "must be an http(s) URL")
+  end
+  return nil
+end
+
 -- An image given as a URL or as base64 (a `data:` prefix is tolerated and removed by the
 -- provider mapping). Checks what can be checked before the network: format and size
 -- for inline data.

@@ -66,11 +66,9 @@ function P.validate(req, endpoint)
   local i2v = endpoint == "videos/image2video"
   err = gw.check_v3(P, req, { prompt_required = not req.multi_shot, prompt_why = "unless multi_shot is true" })
     or validate.array(gw.ctx(P), req, "element_list", i2v and 3 or 7)
+    or validate.url(gw.ctx(P), req, "image", "must be an http(s) image URL (API in One takes no inline data)")
   if err then
     return err
-  end
-  if req.image ~= nil and not validate.is_url(req.image) then
-    return fail("image", "must be an http(s) image URL (API in One takes no inline data)")
   end
   if i2v and req.image == nil then
     return fail("image", "is required for image-to-video")

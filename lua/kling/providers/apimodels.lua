@@ -85,12 +85,9 @@ end
 
 function P.validate(req, endpoint)
   local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video, "
-    .. "videos/motion-control")
+    .. "videos/motion-control") or validate.url(gw.ctx(P), req, "callback_url")
   if err then
     return err
-  end
-  if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
-    return fail("callback_url", "must be an http(s) URL")
   end
   if endpoint == "videos/motion-control" then
     return validate_motion(req)

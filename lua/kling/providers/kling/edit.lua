@@ -11,11 +11,7 @@ local M = {}
 local TASK = { "callback_url", "external_task_id" }
 
 local function takes(list)
-  local s = set(list)
-  for _, f in ipairs(TASK) do
-    s[f] = true
-  end
-  return s
+  return set(list, TASK)
 end
 
 -- Video durations are whole seconds, sent as strings.
@@ -129,10 +125,9 @@ M["videos/omni-video"] = {
     return whole(req, 3, 10, nil, "for kling-video-o1")
   end,
   build = function(req)
-    local body = R.passthrough(req)
+    local body = R.task_body(req)
     body.model_name = req.model or "kling-video-o1"
     body.prompt, body.mode, body.aspect_ratio = req.prompt, R.mode_of(req), req.aspect_ratio
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
     if req.duration ~= nil then
       body.duration = tostring(req.duration)
     end
@@ -161,6 +156,16 @@ M["videos/omni-video"] = {
 -- ---- multi-image2video (kling-v1-6): 1 to 4 reference images ----
 local V16 = { ["kling-v1-6"] = true }
 
+-- The body both kling-v1-6 endpoints (multi-image2video, multi-elements) send.
+local function v16_body(req)
+  local body = R.task_body(req)
+  body.model_name = req.model or "kling-v1-6"
+  body.prompt, body.negative_prompt, body.mode = req.prompt, req.negative_prompt, R.mode_of(req)
+  body.duration = tostring(req.duration or 5)
+  body.image_list = R.map_images(req.image_list, "image")
+  return body
+end
+
 M["videos/multi-image2video"] = {
   kind = "video", async = true, default_model = "kling-v1-6", models = V16,
   takes = takes { "model", "prompt", "negative_prompt", "mode", "resolution", "duration", "aspect_ratio" },
@@ -172,13 +177,8 @@ M["videos/multi-image2video"] = {
       or err
   end,
   build = function(req)
-    local body = R.passthrough(req)
-    body.model_name = req.model or "kling-v1-6"
-    body.prompt, body.negative_prompt, body.mode = req.prompt, req.negative_prompt, R.mode_of(req)
-    body.aspect_ratio, body.callback_url, body.external_task_id = req.aspect_ratio, req.callback_url,
-      req.external_task_id
-    body.duration = tostring(req.duration or 5)
-    body.image_list = R.map_images(req.image_list, "image")
+    local body = v16_body(req)
+    body.aspect_ratio = req.aspect_ratio
     return body
   end,
 }
@@ -215,9 +215,8 @@ M["videos/motion-control"] = {
       .. req.character_orientation .. ")")
   end,
   build = function(req)
-    local body = R.passthrough(req)
+    local body = R.task_body(req)
     body.prompt, body.mode = req.prompt, R.mode_of(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
     body.image_url = R.strip_data_uri(req.image)
     body.keep_original_sound = R.yes_no(req.keep_original_sound)
     return body
@@ -250,15 +249,7 @@ M["videos/multi-elements"] = {
     _, err = R.image_list(req, "image_list", "image", lo, math.max(hi, 1))
     return err
   end,
-  build = function(req)
-    local body = R.passthrough(req)
-    body.model_name = req.model or "kling-v1-6"
-    body.prompt, body.negative_prompt, body.mode = req.prompt, req.negative_prompt, R.mode_of(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
-    body.duration = tostring(req.duration or 5)
-    body.image_list = R.map_images(req.image_list, "image")
-    return body
-  end,
+  build = v16_body,
 }
 
 -- ---- video-extend: 4~5 s more of a video_id; model and mode follow the source video ----
@@ -275,9 +266,8 @@ M["videos/video-extend"] = {
       or R.seconds_in(req, 4, 5, "(video-extend adds 4 to 5 s per call)")
   end,
   build = function(req)
-    local body = R.passthrough(req)
+    local body = R.task_body(req)
     body.prompt, body.negative_prompt, body.cfg_scale = req.prompt, req.negative_prompt, req.cfg_scale
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
     return body
   end,
 }
@@ -363,8 +353,7 @@ M["videos/effects"] = {
     return R.model({ model = input.model_name }, "effect " .. scene, set(models))
   end,
   build = function(req)
-    local body = R.passthrough(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
+    local body = R.task_body(req)
     local input = effect_input(req)
     input.image = R.strip_data_uri(input.image)
     if type(input.images) == "table" then

@@ -17,21 +17,11 @@ M.endpoints["general/custom-voices"] = {
   kind = "voice", async = true,
   takes = set { "callback_url", "external_task_id" },
   validate = function(req)
-    local err = text(req, "voice_name", 20, true) or R.one_of(req, "voice_url", "video_id") or R.id(req, "video_id")
-      or R.task_options(req)
-    if err then
-      return err
-    end
-    if req.voice_url ~= nil and not validate.is_url(req.voice_url) then
-      return fail("voice_url", "must be an http(s) URL of a clean 5-30 s voice clip (mp3/wav/mp4/mov)")
-    end
-    return nil
+    return text(req, "voice_name", 20, true) or R.one_of(req, "voice_url", "video_id") or R.id(req, "video_id")
+      or R.task_options(req) or validate.url(R.ctx(), req, "voice_url", "must be an http(s) URL of a clean 5-30 s "
+        .. "voice clip (mp3/wav/mp4/mov)")
   end,
-  build = function(req)
-    local body = R.passthrough(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
-    return body
-  end,
+  build = R.task_body,
 }
 
 M.TAGS = set { "o_101", "o_102", "o_103", "o_104", "o_105", "o_106", "o_107", "o_108" }
@@ -106,11 +96,8 @@ local function points(params)
 end
 
 local function source(params)
-  local err = R.one_of(params, "video_id", "video_url") or R.id(params, "video_id")
-  if not err and params.video_url ~= nil and not validate.is_url(params.video_url) then
-    err = fail("video_url", "must be an http(s) URL")
-  end
-  return err
+  return R.one_of(params, "video_id", "video_url") or R.id(params, "video_id")
+    or validate.url(R.ctx(), params, "video_url")
 end
 
 local function required_id(field)

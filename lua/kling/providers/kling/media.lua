@@ -21,19 +21,14 @@ local function image_common(req, ratios, resolution)
 end
 
 local function image_body(req)
-  local body = R.passthrough(req)
+  local body = R.task_body(req)
   body.prompt, body.n, body.aspect_ratio = req.prompt, req.n, req.aspect_ratio
-  body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
   return body
 end
 
 local IMAGE_TAKES = { "model", "prompt", "n", "aspect_ratio", "callback_url", "external_task_id" }
 local function takes(extra)
-  local s = set(IMAGE_TAKES)
-  for _, f in ipairs(extra) do
-    s[f] = true
-  end
-  return s
+  return set(IMAGE_TAKES, extra)
 end
 
 -- Seed 000 writes kling-v1-0, kling-v2-0, kling-v2-0-new; the API's model_name is kling-v1,
@@ -229,9 +224,8 @@ M["audio/text-to-audio"] = {
     return validate.number_in(R.ctx(), req, "duration", 3, 10) or R.one_decimal(req, "duration")
   end,
   build = function(req)
-    local body = R.passthrough(req)
+    local body = R.task_body(req)
     body.prompt, body.duration = req.prompt, req.duration
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
     return body
   end,
 }
@@ -241,23 +235,13 @@ M["audio/video-to-audio"] = {
   kind = "audio", async = true,
   takes = set { "duration", "callback_url", "external_task_id" },
   validate = function(req)
-    local err = R.one_of(req, "video_id", "video_url") or R.id(req, "video_id")
+    return R.one_of(req, "video_id", "video_url") or R.id(req, "video_id")
       or text(req, "sound_effect_prompt", 200) or text(req, "bgm_prompt", 200)
       or validate.boolean(R.ctx(), req, "asmr_mode") or R.task_options(req)
       or R.seconds_in(req, 3, 20, "(the video's length)")
-    if err then
-      return err
-    end
-    if req.video_url ~= nil and not validate.is_url(req.video_url) then
-      return fail("video_url", "must be an http(s) URL (MP4/MOV, 3-20 s, at most 100 MB)")
-    end
-    return nil
+      or validate.url(R.ctx(), req, "video_url", "must be an http(s) URL (MP4/MOV, 3-20 s, at most 100 MB)")
   end,
-  build = function(req)
-    local body = R.passthrough(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
-    return body
-  end,
+  build = R.task_body,
 }
 
 -- Synchronous: what an image contains (subject, head, face, clothes), charged at once.

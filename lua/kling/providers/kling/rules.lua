@@ -34,11 +34,13 @@ function M.fail(field, msg)
 end
 local fail = M.fail
 
--- A set from a list.
-function M.set(list)
+-- A set from one list, or the union of several.
+function M.set(...)
   local s = {}
-  for _, v in ipairs(list) do
-    s[v] = true
+  for i = 1, select("#", ...) do
+    for _, v in ipairs((select(i, ...))) do
+      s[v] = true
+    end
   end
   return s
 end
@@ -59,15 +61,8 @@ end
 -- callback_url (an http(s) URL) and external_task_id (at most 256 characters).
 function M.task_options(req)
   local c = M.ctx()
-  local err = validate.text(c, req, "callback_url", {})
-    or validate.text(c, req, "external_task_id", { max_chars = 256 })
-  if err then
-    return err
-  end
-  if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
-    return fail("callback_url", "must be an http(s) URL")
-  end
-  return nil
+  return validate.text(c, req, "callback_url", {}) or validate.text(c, req, "external_task_id", { max_chars = 256 })
+    or validate.url(c, req, "callback_url")
 end
 
 -- The model: req.model (or the endpoint's default) must be one of `models` (a set).
@@ -243,6 +238,13 @@ function M.passthrough(req)
       body[k] = v
     end
   end
+  return body
+end
+
+-- The body of an asynchronous create: the pass-through fields and the task options.
+function M.task_body(req)
+  local body = M.passthrough(req)
+  body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
   return body
 end
 

@@ -35,9 +35,8 @@ M["videos/avatar/image2video"] = {
     return nil
   end,
   build = function(req)
-    local body = R.passthrough(req)
+    local body = R.task_body(req)
     body.image, body.prompt, body.mode = R.strip_data_uri(req.image), req.prompt, R.mode_of(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
     return body
   end,
 }
@@ -46,14 +45,8 @@ M["videos/avatar/image2video"] = {
 M["videos/identify-face"] = {
   kind = "face", sync = true, takes = {},
   validate = function(req)
-    local err = R.one_of(req, "video_id", "video_url") or R.id(req, "video_id")
-    if err then
-      return err
-    end
-    if req.video_url ~= nil and not validate.is_url(req.video_url) then
-      return fail("video_url", "must be an http(s) URL (MP4/MOV, 2-60 s, 720p or 1080p)")
-    end
-    return nil
+    return R.one_of(req, "video_id", "video_url") or R.id(req, "video_id")
+      or validate.url(R.ctx(), req, "video_url", "must be an http(s) URL (MP4/MOV, 2-60 s, 720p or 1080p)")
   end,
   build = R.passthrough,
 }
@@ -104,11 +97,7 @@ M["videos/advanced-lip-sync"] = {
     end
     return nil
   end,
-  build = function(req)
-    local body = R.passthrough(req)
-    body.callback_url, body.external_task_id = req.callback_url, req.external_task_id
-    return body
-  end,
+  build = R.task_body,
 }
 
 return M

@@ -2,8 +2,8 @@
 -- voices, elements, multi-shot, camera control, motion brush) and the mapping of the
 -- canonical request to Kling's spelling. Sources: ../shared/kling-api-notes.md ([R], [V]).
 local validate = require "kling.validate"
-local errors = require "kling.errors"
 local common = require "kling.providers.common"
+local R = require "kling.providers.kling.rules"
 
 local M = {}
 
@@ -37,21 +37,13 @@ M.models = {
 }
 M.default_model = "kling-v1"
 
-local ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local SHOT_TYPES = { customize = true, intelligence = true }
 local CAMERA_TYPES = {
   simple = true, down_back = true, forward_up = true, right_turn_forward = true, left_turn_forward = true,
 }
 local CAMERA_AXES = { "horizontal", "vertical", "pan", "tilt", "roll", "zoom" }
-local RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
-
-local function ctx()
-  return { provider = "kling" }
-end
-
-local function fail(field, msg)
-  return errors.validation(field, msg, "kling")
-end
+local ASPECT, RESOLUTION_MODE = R.ASPECT, R.RESOLUTION_MODE
+local ctx, fail = R.ctx, R.fail
 
 local function validate_camera(req)
   local cc = req.camera_control
@@ -107,7 +99,7 @@ local function validate_multi_shot(req, m, duration)
     return nil
   end
   -- duration (duration_of) is never nil here: the shots must always sum to it.
-  return common.check_shots("kling", req, duration, "when multi_shot is true and shot_type is customize")
+  return common.check_shots(R.NAME, req, duration, "when multi_shot is true and shot_type is customize")
 end
 
 -- The request's duration in seconds as it will be sent (the sum of shots for multi-shot).
@@ -128,16 +120,11 @@ end
 function M.validate(req, endpoint)
   local c = ctx()
   local model_name = req.model or M.default_model
-  local m = M.models[model_name]
-  if not m then
-    local names = {}
-    for k in pairs(M.models) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return fail("model", "unknown model '" .. tostring(model_name) .. "' for " .. endpoint
-      .. " (known: " .. table.concat(names, ", ") .. ")")
+  local merr = R.model(req, endpoint, M.models, M.default_model)
+  if merr then
+    return merr
   end
+  local m = M.models[model_name]
   local i2v = endpoint == "videos/image2video"
   local err = validate.first(
     validate.text(c, req, "prompt", { required = not i2v and not req.multi_shot, max_chars = 2500,
@@ -178,7 +165,7 @@ function M.validate(req, endpoint)
   if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
     return fail("callback_url", "must be an http(s) URL")
   end
-  local mode = req.mode or (req.resolution and RESOLUTION_MODE[req.resolution]) or "std"
+  local mode = R.mode_of(req) or "std"
   if req.sound then
     if not m.sound then
       return fail("sound", "is not supported by model " .. model_name .. " (kling-v2-6 pro and kling-v3 have it)")
@@ -242,13 +229,6 @@ local CANONICAL = {
   n = true, base_url = true, estimate = true,
 }
 
-local function strip_data_uri(s)
-  if type(s) ~= "string" then
-    return s
-  end
-  return (s:gsub("^data:image/[%w.+-]+;base64,", ""))
-end
-
 -- The body of the create for a validated request.
 function M.build(req, endpoint)
   local body = common.copy_except(req, CANONICAL)
@@ -262,8 +242,8 @@ function M.build(req, endpoint)
   end
   if endpoint == "videos/image2video" then
     body.aspect_ratio = nil
-    body.image = strip_data_uri(req.image)
-    body.image_tail = strip_data_uri(req.last_image)
+    body.image = R.strip_data_uri(req.image)
+    body.image_tail = R.strip_data_uri(req.last_image)
   end
   if req.multi_prompt then
     body.shot_type = req.shot_type or "customize"
