@@ -180,15 +180,7 @@ end
 
 -- The seed documents no callbacks; a POSTed task (bare or in the envelope) reads like a query.
 function P.parse_callback(raw)
-  local doc, derr = common.decode_object(raw)
-  if not doc then
-    return nil, derr
-  end
-  local data = P.unwrap(doc, 200)
-  if type(data) ~= "table" then
-    data = doc
-  end
-  return P.parse_task(data)
+  return common.callback_task(raw, P.unwrap, P.parse_task)
 end
 
 return P

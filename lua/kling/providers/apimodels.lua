@@ -111,17 +111,9 @@ function P.validate(req, endpoint)
   if err then
     return err
   end
-  if m.durations then
-    err = validate.whole_in(c, req, "duration", 0, 0, m.durations, "for " .. name)
-  else
-    err = validate.whole_in(c, req, "duration", m.min_duration, m.max_duration, nil, "for " .. name)
-  end
+  err = common.check_duration(P.name, req, m, name) or common.check_mode_resolution(P.name, req)
   if err then
     return err
-  end
-  if req.resolution and req.mode and gw.RESOLUTION_MODE[req.resolution] ~= req.mode then
-    return fail("resolution", req.resolution .. " is mode " .. gw.RESOLUTION_MODE[req.resolution]
-      .. "; it conflicts with mode " .. req.mode)
   end
   local mode = gw.mode_of(req) or "std"
   if req.sound and m.sound == "pro" and mode ~= "pro" then

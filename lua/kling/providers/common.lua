@@ -47,6 +47,17 @@ function M.video_endpoint(req)
   return "videos/text2video"
 end
 
+-- A callback whose body is the task, bare or in the provider's envelope: the envelope's data
+-- (unwrap(doc, 200)) when it is a table, else the body itself, read by parse.
+function M.callback_task(raw, unwrap, parse)
+  local doc, err = M.decode_object(raw)
+  if not doc then
+    return nil, err
+  end
+  local data = unwrap(doc, 200)
+  return parse(type(data) == "table" and data or doc)
+end
+
 -- A callback's raw body as a JSON object (or array) -> doc | nil, message.
 function M.decode_object(raw)
   local doc, derr = json.decode(raw)
@@ -60,6 +71,28 @@ end
 function M.ms_to_s(v)
   v = tonumber(v)
   return v and v / 1000 or nil
+end
+
+-- The mode each video resolution is (720p std, 1080p pro), on the official API and the gateways.
+M.RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+
+-- resolution and mode, when both are given, must agree; `where` qualifies the rule.
+function M.check_mode_resolution(provider, req, where)
+  if req.resolution and req.mode and M.RESOLUTION_MODE[req.resolution] ~= req.mode then
+    return errors.validation("resolution", req.resolution .. " is mode " .. M.RESOLUTION_MODE[req.resolution]
+      .. (where or "") .. "; it conflicts with mode " .. req.mode, provider)
+  end
+  return nil
+end
+
+-- duration by a model's rule: whole seconds in its set (m.durations) or its range
+-- (m.min_duration .. m.max_duration); `name` names the model in the message.
+function M.check_duration(provider, req, m, name)
+  local c = { provider = provider }
+  if m.durations then
+    return validate.whole_in(c, req, "duration", 0, 0, m.durations, "for " .. name)
+  end
+  return validate.whole_in(c, req, "duration", m.min_duration, m.max_duration, nil, "for " .. name)
 end
 
 -- The Kling v3 shot rules: 1 to 6 shots, each {prompt <= 512 chars, whole duration >= 1},

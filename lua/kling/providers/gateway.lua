@@ -12,7 +12,7 @@ local M = {}
 M.ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 M.MODES = { std = true, pro = true }
 M.RESOLUTIONS = { ["720p"] = true, ["1080p"] = true }
-M.RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+M.RESOLUTION_MODE = common.RESOLUTION_MODE
 M.MODE_RESOLUTION = { std = "720p", pro = "1080p" }
 
 -- Every canonical field with the capability it needs; a gateway that maps a field lists it
@@ -107,9 +107,9 @@ function M.check_v3(P, req, opts)
   if err then
     return err
   end
-  if req.resolution and req.mode and M.RESOLUTION_MODE[req.resolution] ~= req.mode then
-    return errors.validation("resolution", req.resolution .. " is mode " .. M.RESOLUTION_MODE[req.resolution]
-      .. "; it conflicts with mode " .. req.mode, P.name)
+  err = common.check_mode_resolution(P.name, req)
+  if err then
+    return err
   end
   if req.multi_prompt ~= nil and not req.multi_shot then
     return errors.validation("multi_prompt", "needs multi_shot = true", P.name)

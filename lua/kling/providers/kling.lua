@@ -134,12 +134,7 @@ end
 -- A callback POST's raw body: the task object at the top level (not wrapped in code/data);
 -- an envelope around it is tolerated.
 function P.parse_callback(raw)
-  local doc, derr = common.decode_object(raw)
-  if not doc then
-    return nil, derr
-  end
-  local data = P.unwrap(doc)
-  return parse.task(type(data) == "table" and data or doc)
+  return common.callback_task(raw, P.unwrap, parse.task)
 end
 
 -- ---- management calls (client:call) ----

@@ -12,7 +12,7 @@ M.MODES = { std = true, pro = true }
 M.ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 M.IMAGE_ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true, ["4:3"] = true, ["3:4"] = true,
   ["3:2"] = true, ["2:3"] = true, ["21:9"] = true }
-M.RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+M.RESOLUTION_MODE = common.RESOLUTION_MODE
 M.IMAGE_RESOLUTIONS = { ["1k"] = true, ["2k"] = true }
 
 -- The canonical request's fields (design.md); every other field is the provider's own and
@@ -93,14 +93,12 @@ function M.video_mode(req)
   local c = M.ctx()
   local err = validate.one_of(c, req, "mode", M.MODES)
     or validate.one_of(c, req, "resolution", { ["720p"] = true, ["1080p"] = true })
-  if err then
-    return err
-  end
-  if req.resolution and req.mode and M.RESOLUTION_MODE[req.resolution] ~= req.mode then
-    return fail("resolution", req.resolution .. " is mode " .. M.RESOLUTION_MODE[req.resolution]
-      .. " on the official API; it conflicts with mode " .. req.mode)
-  end
-  return nil
+  return err or M.check_mode_resolution(req)
+end
+
+-- resolution and mode, when both are given, must agree.
+function M.check_mode_resolution(req)
+  return common.check_mode_resolution(M.NAME, req, " on the official API")
 end
 
 function M.strip_data_uri(s)

@@ -145,19 +145,9 @@ function M.validate(req, endpoint)
   if err then
     return err
   end
-  if req.duration ~= nil then
-    if m.durations then
-      err = validate.whole_in(c, req, "duration", 0, 0, m.durations, "for " .. model_name)
-    else
-      err = validate.whole_in(c, req, "duration", m.min_duration, m.max_duration, nil, "for " .. model_name)
-    end
-    if err then
-      return err
-    end
-  end
-  if req.resolution and req.mode and RESOLUTION_MODE[req.resolution] ~= req.mode then
-    return fail("resolution", req.resolution .. " is mode " .. RESOLUTION_MODE[req.resolution]
-      .. " on the official API; it conflicts with mode " .. req.mode)
+  err = common.check_duration(R.NAME, req, m, model_name) or R.check_mode_resolution(req)
+  if err then
+    return err
   end
   if req.cfg_scale ~= nil and not m.cfg then
     return fail("cfg_scale", "is not supported by model " .. model_name)
