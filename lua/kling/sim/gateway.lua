@@ -11,6 +11,7 @@ local clock = require "kling.sim.clock"
 local fate = require "kling.sim.fate"
 local settings = require "kling.sim.settings"
 local store = require "kling.sim.store"
+local check = require "kling.sim.official.check"
 local urls = require "kling.providers.gateway" -- required here: workers never read the tree
 
 local M = {}
@@ -96,6 +97,21 @@ function M.state(t, now_ms)
   return s
 end
 
+-- The statuses apiinone, apimodels and EvoLink share -> status, billed units, updated_ms:
+-- pending, processing, completed (billed t.units), failed (a cancellation too: EvoLink's
+-- error.code tells it apart); a [sim:status=NAME] task reports NAME.
+function M.task_status(t, now_ms)
+  local s = M.state(t, now_ms)
+  if s.phase ~= "done" then
+    return s.phase == "submitted" and "pending" or "processing", nil, s.updated_ms
+  elseif s.outcome == "succeed" then
+    return "completed", t.units, s.updated_ms
+  elseif s.outcome == "failed" or s.outcome == "cancelled" then
+    return "failed", nil, s.updated_ms
+  end
+  return s.status, nil, s.updated_ms
+end
+
 -- Share of the task's time gone, 0..99 while it runs ("submitted" reads as 0).
 function M.progress(t, now_ms)
   if t.total_ms <= 0 then
@@ -125,6 +141,20 @@ function M.body(req)
   return v
 end
 
+-- A create's body checked by dialect d (d.check(b) -> r | nil, message, param) -> b, r, or
+-- nil, nil and the dialect's 400 answer bad(message, param).
+function M.checked_body(d, req, bad)
+  local b = M.body(req)
+  if not b then
+    return nil, nil, bad("the request body must be a JSON object")
+  end
+  local r, err, param = d.check(b)
+  if not r then
+    return nil, nil, bad(err, param)
+  end
+  return b, r
+end
+
 -- ---- body checks: each returns nil when the rule holds, else a message naming the field ----
 
 local function chars(s)
@@ -148,20 +178,10 @@ function M.text(body, field, limit, required)
   return nil
 end
 
+-- The official dialect's rule, its message alone.
 function M.enum(body, field, set)
-  local v = body[field]
-  if v == nil then
-    return nil
-  end
-  if type(v) ~= "string" or not set[v] then
-    local names = {}
-    for k in pairs(set) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return field .. " must be one of " .. table.concat(names, ", ") .. " (got " .. tostring(v) .. ")"
-  end
-  return nil
+  local _, err = check.enum(body, field, set)
+  return err and err.message or nil
 end
 
 function M.is_int(v)

@@ -21,6 +21,10 @@ function M.error_response(status, _, message)
   return reply.json(status, { code = status, message = message })
 end
 
+local function bad(message)
+  return M.error_response(400, nil, message)
+end
+
 local function ok(data)
   return reply.json(200, { code = 0, message = "success", data = data })
 end
@@ -81,19 +85,7 @@ function M.check(b)
     units = credits * 1000, micros = credits * 1000000 }
 end
 
-function M.task_status(t, now_ms)
-  local s = gw.state(t, now_ms)
-  if s.phase == "submitted" then
-    return "pending", nil, s.updated_ms
-  elseif s.phase == "processing" then
-    return "processing", nil, s.updated_ms
-  elseif s.outcome == "succeed" then
-    return "completed", t.units, s.updated_ms
-  elseif s.outcome == "failed" or s.outcome == "cancelled" then
-    return "failed", nil, s.updated_ms
-  end
-  return s.status, nil, s.updated_ms
-end
+M.task_status = gw.task_status
 
 local function view(t, req, now_ms)
   local status, billed, updated = M.task_status(t, now_ms)
@@ -112,13 +104,9 @@ local function view(t, req, now_ms)
 end
 
 local function create(req)
-  local b = gw.body(req)
+  local b, r, res = gw.checked_body(M, req, bad)
   if not b then
-    return M.error_response(400, nil, "the request body must be a JSON object")
-  end
-  local r, err = M.check(b)
-  if not r then
-    return M.error_response(400, nil, err)
+    return res
   end
   local t, why, msg = gw.create(M, "videos/generations", {
     prompt = gw.marker_text(b, b.multi_prompt), units = r.units, micros = r.micros,
@@ -126,7 +114,7 @@ local function create(req)
   })
   if not t then
     if why == "marker" then
-      return M.error_response(400, nil, msg)
+      return bad(msg)
     end
     return M.error_response(500, nil, "task store " .. tostring(why))
   end

@@ -141,17 +141,7 @@ function M.check(b)
     units = math.floor(micros / MICROS_PER_UNIT), image = i2v }
 end
 
-function M.task_status(t, now_ms)
-  local s = gw.state(t, now_ms)
-  if s.phase ~= "done" then
-    return s.phase == "submitted" and "pending" or "processing", nil, s.updated_ms
-  elseif s.outcome == "succeed" then
-    return "completed", t.units, s.updated_ms
-  elseif s.outcome == "failed" or s.outcome == "cancelled" then
-    return "failed", nil, s.updated_ms
-  end
-  return s.status, nil, s.updated_ms
-end
+M.task_status = gw.task_status
 
 local function public_id(t)
   return "cl" .. t.id
@@ -235,13 +225,9 @@ local function schedule_callback(t, base_url)
 end
 
 local function create(req)
-  local b = gw.body(req)
+  local b, r, res = gw.checked_body(M, req, bad)
   if not b then
-    return bad("the request body must be a JSON object")
-  end
-  local r, err = M.check(b)
-  if not r then
-    return bad(err)
+    return res
   end
   local t, why, msg = gw.create(M, "video/generations", {
     prompt = gw.marker_text(b), units = r.units, micros = r.micros,

@@ -140,13 +140,9 @@ local function view(t, req, now_ms)
 end
 
 local function create(req)
-  local b = gw.body(req)
+  local b, r, res = gw.checked_body(M, req, bad)
   if not b then
-    return bad("the request body must be a JSON object")
-  end
-  local r, err, param = M.check(b)
-  if not r then
-    return bad(err, param)
+    return res
   end
   local x = type(b.extra_body) == "table" and b.extra_body or {}
   local t, why, msg = gw.create(M, "video/generations", {

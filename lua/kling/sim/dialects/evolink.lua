@@ -209,17 +209,7 @@ function M.check(b)
 end
 
 -- "failed" for failures and cancellations (error.code says which); a [sim:status=NAME] task NAME.
-function M.task_status(t, now_ms)
-  local s = gw.state(t, now_ms)
-  if s.phase ~= "done" then
-    return s.phase == "submitted" and "pending" or "processing", nil, s.updated_ms
-  elseif s.outcome == "succeed" then
-    return "completed", t.units, s.updated_ms
-  elseif s.outcome == "failed" or s.outcome == "cancelled" then
-    return "failed", nil, s.updated_ms
-  end
-  return s.status, nil, s.updated_ms
-end
+M.task_status = gw.task_status
 
 -- task-unified-<created s>-<store id>
 local function public_id(t)
@@ -267,13 +257,9 @@ local function view(t, req, now_ms)
 end
 
 local function create(req)
-  local b = gw.body(req)
+  local b, r, res = gw.checked_body(M, req, bad)
   if not b then
-    return bad("the request body must be a JSON object")
-  end
-  local r, err, param = M.check(b)
-  if not r then
-    return bad(err, param)
+    return res
   end
   local shots = type(b.model_params) == "table" and b.model_params.multi_prompt or nil
   local t, why, msg = gw.create(M, "videos/generations", {

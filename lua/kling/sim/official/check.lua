@@ -16,6 +16,24 @@ function M.chars(s)
 end
 local chars = M.chars
 
+-- The keys of a set, sorted (for "must be one of ..." messages).
+function M.sorted_keys(set)
+  local names = {}
+  for k in pairs(set) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  return names
+end
+
+-- An absent field: an error when it is required, else nothing.
+local function absent(field, required)
+  if required then
+    return nil, bad(field .. " is required")
+  end
+  return nil
+end
+
 function M.is_int(x)
   return type(x) == "number" and x == math.floor(x)
 end
@@ -28,10 +46,7 @@ end
 function M.text(body, field, limit, required)
   local v = body[field]
   if v == nil then
-    if required then
-      return nil, bad(field .. " is required")
-    end
-    return nil
+    return absent(field, required)
   end
   if type(v) ~= "string" then
     return nil, bad(field .. " must be a string")
@@ -52,12 +67,8 @@ function M.enum(body, field, allowed, default)
     return default
   end
   if type(v) ~= "string" or not allowed[v] then
-    local names = {}
-    for k in pairs(allowed) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return nil, bad(field .. " must be one of " .. table.concat(names, ", ") .. " (got " .. tostring(v) .. ")")
+    return nil, bad(field .. " must be one of " .. table.concat(M.sorted_keys(allowed), ", ") .. " (got "
+      .. tostring(v) .. ")")
   end
   return v
 end
@@ -103,10 +114,7 @@ end
 function M.url(body, field, required)
   local v = body[field]
   if v == nil then
-    if required then
-      return nil, bad(field .. " is required")
-    end
-    return nil
+    return absent(field, required)
   end
   if type(v) ~= "string" or not v:match("^https?://[^%s/]+") then
     return nil, bad(field .. " must be an http(s) URL")
@@ -118,15 +126,24 @@ end
 function M.id(body, field, required)
   local v = body[field]
   if v == nil then
-    if required then
-      return nil, bad(field .. " is required")
-    end
-    return nil
+    return absent(field, required)
   end
   if (type(v) == "string" and v ~= "" and #v <= 128) or (M.is_int(v) and v >= 0) then
     return v
   end
   return nil, bad(field .. " must be a non-empty string id")
+end
+
+-- model_name (default when absent) among `allowed` (a set), else a 1203 naming endpoint `ep`.
+function M.model(body, default, allowed, ep)
+  local m = body.model_name == nil and default or body.model_name
+  if type(m) ~= "string" then
+    return nil, bad("model_name must be a string")
+  end
+  if not allowed[m] then
+    return nil, { status = 404, code = 1203, message = "model_name " .. m .. " does not exist for " .. ep }
+  end
+  return m
 end
 
 -- Exactly one of two fields (a and b), or at most one when optional.
@@ -201,10 +218,7 @@ end
 
 function M.image(body, field, decode_b64, required)
   if body[field] == nil then
-    if required then
-      return nil, bad(field .. " is required")
-    end
-    return nil
+    return absent(field, required)
   end
   return M.image_value(body[field], field, decode_b64)
 end

@@ -11,16 +11,7 @@ local IMAGE_RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true, ["4:3"]
   ["3:2"] = true, ["2:3"] = true, ["21:9"] = true }
 local RESOLUTIONS = { ["1k"] = true, ["2k"] = true }
 
-local function model(body, default, allowed, ep)
-  local m = body.model_name == nil and default or body.model_name
-  if type(m) ~= "string" then
-    return nil, bad("model_name must be a string")
-  end
-  if not allowed[m] then
-    return nil, { status = 404, code = 1203, message = "model_name " .. m .. " does not exist for " .. ep }
-  end
-  return m
-end
+local model = c.model
 
 -- n, resolution, aspect_ratio and the task options every image create shares.
 local function image_common(body, r, ratios, default_ratio, resolution)

@@ -13,16 +13,7 @@ local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local YES_NO = { yes = true, no = true }
 local MAX_PROMPT = 2500
 
-local function model(body, default, allowed, ep)
-  local m = body.model_name == nil and default or body.model_name
-  if type(m) ~= "string" then
-    return nil, bad("model_name must be a string")
-  end
-  if not allowed[m] then
-    return nil, { status = 404, code = 1203, message = "model_name " .. m .. " does not exist for " .. ep }
-  end
-  return m
-end
+local model = c.model
 
 -- duration as a string of seconds in `set` (a set of integers) -> seconds, spelling
 local function duration(body, set, default, why)
@@ -32,13 +23,8 @@ local function duration(body, set, default, why)
   end
   local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
   if not n or not set[n] then
-    local names = {}
-    for k in pairs(set) do
-      names[#names + 1] = k
-    end
-    table.sort(names)
-    return nil, bad("duration must be one of \"" .. table.concat(names, "\", \"") .. "\"" .. (why or "") .. " (got "
-      .. (type(v) == "string" and ("\"" .. v .. "\"") or ("a " .. type(v))) .. ")")
+    return nil, bad("duration must be one of \"" .. table.concat(c.sorted_keys(set), "\", \"") .. "\"" .. (why or "")
+      .. " (got " .. (type(v) == "string" and ("\"" .. v .. "\"") or ("a " .. type(v))) .. ")")
   end
   return n, v
 end
