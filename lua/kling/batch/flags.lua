@@ -2,7 +2,10 @@
 -- each flag to an option name and a kind; the rest are positional arguments.
 --   spec = {["--out"] = {"out"}, ["--parallel"] = {"parallel", "number"}, ["--quiet"] = {"quiet", "bool"},
 --           ["--set"] = {"set", "list"}}
--- Values come as "--flag value" or "--flag=value".
+-- Values come as "--flag value" or "--flag=value". Also the opening every command's main()
+-- shares: its failure reporter, the usage on a bad flag or --help, and the client its flags name.
+local kling = require "kling"
+
 local M = {}
 
 -- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
@@ -70,6 +73,46 @@ function M.positive(opts, name, flag, whole)
     return flag .. " must be a positive " .. (whole and "whole number" or "number") .. " (got " .. tostring(v) .. ")"
   end
   return nil
+end
+
+-- fail(status, message) of command `name` ("kling run"): the message on stderr, the exit
+-- status returned.
+function M.failure(name)
+  return function(status, msg)
+    io.stderr:write(name, ": ", tostring(msg), "\n")
+    return status
+  end
+end
+
+-- parse(args, spec) for a command's main(): a bad flag writes the usage to stderr and fails
+-- with 2, --help writes it to stdout (0). -> opts, positionals | nil, exit status
+function M.command(args, spec, usage, fail)
+  local opts, pos = M.parse(args, spec)
+  if not opts then
+    io.stderr:write(usage)
+    return nil, fail(2, pos)
+  end
+  if opts.help then
+    io.stdout:write(usage)
+    return nil, 0
+  end
+  return opts, pos
+end
+
+-- The client the flags --provider (else `provider`), --base-url, --ca-file, --poll-min and
+-- --poll-max name; keys and the rest come from the KLING_* environment. -> client | nil, err
+function M.client(opts, provider)
+  return kling.new { provider = opts.provider or provider, base_url = opts.base_url,
+    ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max }
+end
+
+-- The exit status of a workflow that returned `err`: 3 when it timed out (`again` says how to
+-- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed).
+function M.failed(fail, err, again)
+  if err.kind == "timeout" then
+    return fail(3, tostring(err) .. " (" .. again .. ")")
+  end
+  return fail((err.kind == "validation" and not err.code) and 2 or 1, err)
 end
 
 return M

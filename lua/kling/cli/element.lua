@@ -1,6 +1,5 @@
 -- kling element create|list: custom elements made once (cached by their inputs) and used by
 -- name in element_list (kling.element).
-local kling = require "kling"
 local element = require "kling.element"
 local json = require "kling.json"
 local flags = require "kling.batch.flags"
@@ -44,10 +43,7 @@ local SPEC = {
   ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
 }
 
-local function fail(status, msg)
-  io.stderr:write("kling element: ", tostring(msg), "\n")
-  return status
-end
+local fail = flags.failure("kling element")
 
 local function env(name)
   local v = os.getenv(name)
@@ -78,8 +74,7 @@ local function create(opts)
     return fail(2, err)
   end
   local client
-  client, err = kling.new { provider = opts.provider, base_url = opts.base_url, ca_file = opts.ca_file,
-    poll_min = opts.poll_min, poll_max = opts.poll_max }
+  client, err = flags.client(opts)
   if not client then
     return fail(2, err)
   end
@@ -93,11 +88,7 @@ local function create(opts)
         t.eta and string.format(", about %d s left", t.eta) or "", os.time() - started))
     end })
   if not e then
-    err = cached
-    if err.kind == "timeout" then
-      return fail(3, tostring(err) .. " (still being made: run the same command again to keep waiting)")
-    end
-    return fail((err.kind == "validation" and not err.code) and 2 or 1, err)
+    return flags.failed(fail, cached, "still being made: run the same command again to keep waiting")
   end
   if opts.json then
     e.cached = cached
@@ -110,14 +101,9 @@ local function create(opts)
 end
 
 function M.main(args)
-  local opts, pos = flags.parse(args, SPEC)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail)
   if not opts then
-    io.stderr:write(USAGE)
-    return fail(2, pos)
-  end
-  if opts.help then
-    io.stdout:write(USAGE)
-    return 0
+    return pos
   end
   local cmd = pos[1]
   if #pos > 1 then

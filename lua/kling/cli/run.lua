@@ -71,10 +71,7 @@ local SPEC = {
 
 local PROGRESS = { auto = true, bar = true, plain = true, none = true }
 
-local function fail(status, msg)
-  io.stderr:write("kling run: ", tostring(msg), "\n")
-  return status
-end
+local fail = flags.failure("kling run")
 
 -- defaults from --defaults FILE and --set FIELD=VALUE (typed like CSV cells).
 local function defaults(opts)
@@ -108,14 +105,9 @@ local function defaults(opts)
 end
 
 function M.main(args)
-  local opts, pos = flags.parse(args, SPEC)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail)
   if not opts then
-    io.stderr:write(USAGE)
-    return fail(2, pos)
-  end
-  if opts.help then
-    io.stdout:write(USAGE)
-    return 0
+    return pos
   end
   if #pos ~= 1 then
     io.stderr:write(USAGE)

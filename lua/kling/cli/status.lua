@@ -1,6 +1,5 @@
 -- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
 -- or one task asked of its provider.
-local kling = require "kling"
 local core = require "kling.core"
 local json = require "kling.json"
 local billing = require "kling.billing"
@@ -32,10 +31,7 @@ local SPEC = {
   ["--ca-file"] = { "ca_file" }, ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
 }
 
-local function fail(status, msg)
-  io.stderr:write("kling status: ", tostring(msg), "\n")
-  return status
-end
+local fail = flags.failure("kling status")
 
 -- A row's state as far as the journal knows.
 local function row_state(h)
@@ -119,7 +115,7 @@ local function batch_status(dir, opts)
 end
 
 local function task_status(id, opts)
-  local client, err = kling.new { provider = opts.provider, base_url = opts.base_url, ca_file = opts.ca_file }
+  local client, err = flags.client(opts)
   if not client then
     return fail(2, err)
   end
@@ -148,14 +144,9 @@ local function task_status(id, opts)
 end
 
 function M.main(args)
-  local opts, pos = flags.parse(args, SPEC)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail)
   if not opts then
-    io.stderr:write(USAGE)
-    return fail(2, pos)
-  end
-  if opts.help then
-    io.stdout:write(USAGE)
-    return 0
+    return pos
   end
   if #pos ~= 1 then
     io.stderr:write(USAGE)

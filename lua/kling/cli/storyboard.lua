@@ -1,5 +1,4 @@
 -- kling storyboard FILE --out DIR: a multi-shot storyboard made into one video (kling.multishot).
-local kling = require "kling"
 local json = require "kling.json"
 local multishot = require "kling.multishot"
 local flags = require "kling.batch.flags"
@@ -41,20 +40,12 @@ local SPEC = {
   ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
 }
 
-local function fail(status, msg)
-  io.stderr:write("kling storyboard: ", tostring(msg), "\n")
-  return status
-end
+local fail = flags.failure("kling storyboard")
 
 function M.main(args)
-  local opts, pos = flags.parse(args, SPEC)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail)
   if not opts then
-    io.stderr:write(USAGE)
-    return fail(2, pos)
-  end
-  if opts.help then
-    io.stdout:write(USAGE)
-    return 0
+    return pos
   end
   if #pos ~= 1 then
     io.stderr:write(USAGE)
@@ -72,8 +63,7 @@ function M.main(args)
     return fail(2, verr)
   end
   local client
-  client, err = kling.new { provider = opts.provider or sb.provider, base_url = opts.base_url, ca_file = opts.ca_file,
-    poll_min = opts.poll_min, poll_max = opts.poll_max }
+  client, err = flags.client(opts, sb.provider)
   if not client then
     return fail(2, err)
   end
@@ -86,10 +76,7 @@ function M.main(args)
     end,
   })
   if not result then
-    if rerr.kind == "timeout" then
-      return fail(3, tostring(rerr) .. " (run the same command again to keep waiting)")
-    end
-    return fail((rerr.kind == "validation" and not rerr.code) and 2 or 1, rerr)
+    return flags.failed(fail, rerr, "run the same command again to keep waiting")
   end
   if opts.json then
     local segs = json.array {}
