@@ -85,8 +85,10 @@ function M.failure(name)
 end
 
 -- parse(args, spec) for a command's main(): a bad flag writes the usage to stderr and fails
--- with 2, --help writes it to stdout (0). -> opts, positionals | nil, exit status
-function M.command(args, spec, usage, fail)
+-- with 2, --help writes it to stdout (0). With `single`, exactly one positional argument must
+-- come, else the usage and `single` (a message, or a function of the count that gives one)
+-- fail with 2. -> opts, positionals | nil, exit status
+function M.command(args, spec, usage, fail, single)
   local opts, pos = M.parse(args, spec)
   if not opts then
     io.stderr:write(usage)
@@ -95,6 +97,10 @@ function M.command(args, spec, usage, fail)
   if opts.help then
     io.stdout:write(usage)
     return nil, 0
+  end
+  if single and #pos ~= 1 then
+    io.stderr:write(usage)
+    return nil, fail(2, type(single) == "function" and single(#pos) or single)
   end
   return opts, pos
 end

@@ -105,13 +105,11 @@ local function defaults(opts)
 end
 
 function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail, function(n)
+    return n == 0 and "a MANIFEST is required" or "one MANIFEST only (got " .. n .. ")"
+  end)
   if not opts then
     return pos
-  end
-  if #pos ~= 1 then
-    io.stderr:write(USAGE)
-    return fail(2, #pos == 0 and "a MANIFEST is required" or "one MANIFEST only (got " .. #pos .. ")")
   end
   if not opts.out then
     return fail(2, "--out DIR is required")

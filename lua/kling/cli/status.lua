@@ -144,13 +144,9 @@ local function task_status(id, opts)
 end
 
 function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail, "a batch DIR or a TASK_ID is required")
   if not opts then
     return pos
-  end
-  if #pos ~= 1 then
-    io.stderr:write(USAGE)
-    return fail(2, "a batch DIR or a TASK_ID is required")
   end
   local f = io.open(pos[1] .. "/journal.jsonl")
   if f then

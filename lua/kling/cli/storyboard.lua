@@ -43,13 +43,9 @@ local SPEC = {
 local fail = flags.failure("kling storyboard")
 
 function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail)
+  local opts, pos = flags.command(args, SPEC, USAGE, fail, "one storyboard FILE is required")
   if not opts then
     return pos
-  end
-  if #pos ~= 1 then
-    io.stderr:write(USAGE)
-    return fail(2, "one storyboard FILE is required")
   end
   if not opts.out then
     return fail(2, "--out DIR is required")
