@@ -151,30 +151,13 @@ local function videos_of(out)
 end
 
 function P.parse_task(data)
-  if type(data) ~= "table" or (data.task_id == nil and data.id == nil) then
-    return nil, "task object without task_id"
+  local t, err = gw.plain_task(P, data, "task object without task_id")
+  if not t then
+    return nil, err
   end
-  local status = P.statuses[data.status]
-  if not status then
-    return nil, "unknown status '" .. tostring(data.status) .. "'"
-  end
-  local err = type(data.error) == "table" and data.error or nil
-  local t = {
-    id = tostring(data.task_id or data.id),
-    status = status,
-    provider_status = data.status,
-    progress = tonumber(data.progress),
-    message = err and err.message or (type(data.error) == "string" and data.error or nil),
-    fail_code = err and err.code or nil,
-    created_at = common.ms_to_s(data.created_at),
-    updated_at = common.ms_to_s(data.updated_at),
-    charge = gw.charge(data.credits),
-    videos = videos_of(data.output),
-    raw = data,
-  }
-  if status == "succeeded" then
-    t.progress = 100
-  end
+  t.created_at, t.updated_at = common.ms_to_s(data.created_at), common.ms_to_s(data.updated_at)
+  t.charge = gw.charge(data.credits)
+  t.videos = videos_of(data.output)
   return t
 end
 

@@ -187,30 +187,13 @@ function P.unwrap(body, http_status)
 end
 
 function P.parse_task(data)
-  if type(data) ~= "table" or (data.id == nil and data.task_id == nil) then
-    return nil, "job object without id"
+  local t, err = gw.plain_task(P, data, "job object without id")
+  if not t then
+    return nil, err
   end
-  local status = P.statuses[data.status]
-  if not status then
-    return nil, "unknown status '" .. tostring(data.status) .. "'"
-  end
-  local err = type(data.error) == "table" and data.error or nil
-  local t = {
-    id = tostring(data.task_id or data.id),
-    status = status,
-    provider_status = data.status,
-    model = data.model,
-    progress = tonumber(data.progress),
-    message = err and err.message or (type(data.error) == "string" and data.error or nil),
-    fail_code = err and err.code or nil,
-    created_at = tonumber(data.created_at),
-    raw = data,
-  }
+  t.model, t.created_at = data.model, tonumber(data.created_at)
   if type(data.video_url) == "string" then
     t.videos = { { url = data.video_url, duration = tonumber(data.seconds or data.duration) } }
-  end
-  if status == "succeeded" then
-    t.progress = 100
   end
   return t
 end

@@ -261,6 +261,29 @@ function M.plain_callback(raw, is_object, parse)
   return parse(doc)
 end
 
+-- The fields a task object {task_id | id, status, progress, error = {code, message} | message}
+-- gives alike on API in One and compat -> t | nil, message (`missing` when there is no id).
+-- A succeeded task is at 100 %.
+function M.plain_task(P, data, missing)
+  if type(data) ~= "table" or (data.task_id == nil and data.id == nil) then
+    return nil, missing
+  end
+  local status = P.statuses[data.status]
+  if not status then
+    return nil, "unknown status '" .. tostring(data.status) .. "'"
+  end
+  local err = type(data.error) == "table" and data.error or nil
+  return {
+    id = tostring(data.task_id or data.id),
+    status = status,
+    provider_status = data.status,
+    progress = status == "succeeded" and 100 or tonumber(data.progress),
+    message = err and err.message or (type(data.error) == "string" and data.error or nil),
+    fail_code = err and err.code or nil,
+    raw = data,
+  }
+end
+
 -- A charge as a decimal string (numbers keep their decimal digits, never float noise).
 function M.charge(v)
   if type(v) == "number" then
