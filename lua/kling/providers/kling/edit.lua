@@ -5,7 +5,7 @@
 local validate = require "kling.validate"
 local R = require "kling.providers.kling.rules"
 
-local fail, set = R.fail, R.set
+local fail, set, text = R.fail, R.set, R.text
 local M = {}
 
 local TASK = { "callback_url", "external_task_id" }
@@ -17,10 +17,6 @@ end
 -- Video durations are whole seconds, sent as strings.
 local function whole(req, lo, hi, allowed, why)
   return validate.whole_in(R.ctx(), req, "duration", lo, hi, allowed, why)
-end
-
-local function text(req, field, max, required, why)
-  return validate.text(R.ctx(), req, field, { max_chars = max, required = required, why = why })
 end
 
 -- ---- omni-video (kling-video-o1) ----

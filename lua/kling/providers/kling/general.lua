@@ -6,12 +6,8 @@
 local validate = require "kling.validate"
 local R = require "kling.providers.kling.rules"
 
-local fail, set = R.fail, R.set
+local fail, set, text = R.fail, R.set, R.text
 local M = { endpoints = {}, calls = {} }
-
-local function text(req, field, max, required)
-  return validate.text(R.ctx(), req, field, { max_chars = max, required = required })
-end
 
 M.endpoints["general/custom-voices"] = {
   kind = "voice", async = true,

@@ -5,12 +5,8 @@
 local validate = require "kling.validate"
 local R = require "kling.providers.kling.rules"
 
-local fail, set = R.fail, R.set
+local fail, set, text = R.fail, R.set, R.text
 local M = {}
-
-local function text(req, field, max, required, why)
-  return validate.text(R.ctx(), req, field, { max_chars = max, required = required, why = why })
-end
 
 -- n, aspect_ratio, resolution and the task options every image create shares.
 local function image_common(req, ratios, resolution)

@@ -58,6 +58,11 @@ function M.only(req, endpoint, takes)
   return nil
 end
 
+-- A string field of at most `max` characters (required: not empty; `why` ends that message).
+function M.text(req, field, max, required, why)
+  return validate.text(M.ctx(), req, field, { max_chars = max, required = required, why = why })
+end
+
 -- callback_url (an http(s) URL) and external_task_id (at most 256 characters).
 function M.task_options(req)
   local c = M.ctx()

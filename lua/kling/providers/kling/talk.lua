@@ -23,7 +23,7 @@ M["videos/avatar/image2video"] = {
   kind = "video", async = true,
   takes = set { "image", "prompt", "mode", "resolution", "duration", "callback_url", "external_task_id" },
   validate = function(req)
-    local err = validate.image(R.ctx(), req, "image") or validate.text(R.ctx(), req, "prompt", { max_chars = 2500 })
+    local err = validate.image(R.ctx(), req, "image") or R.text(req, "prompt", 2500)
       or R.video_mode(req) or R.one_of(req, "audio_id", "sound_file") or R.id(req, "audio_id")
       or audio(req, "sound_file") or R.seconds_in(req, 2, 300, "(the audio's length)")
     if err then
