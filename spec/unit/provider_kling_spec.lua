@@ -139,6 +139,9 @@ describe("official provider validation", function()
       multi_prompt = { { prompt = ("x"):rep(513), duration = 5 } } }, T2V, "multi_prompt[1].prompt", "512")
     rejects({ model = "kling-v3", multi_shot = true, duration = 5 }, T2V, "multi_prompt", "required")
     rejects({ model = "kling-v1", multi_shot = true, multi_prompt = shots(1, 5) }, T2V, "multi_shot")
+    rejects({ multi_shot = true, multi_prompt = shots(1, 5) }, T2V, "multi_shot", "kling%-v1 ")
+    rejects({ model = "kling-v3", multi_shot = true, duration = 5, multi_prompt = { 5 } }, T2V, "multi_prompt[1]",
+      "table")
     rejects({ prompt = "x", multi_prompt = shots(1, 5) }, T2V, "multi_prompt", "multi_shot")
     rejects({ model = "kling-v3", multi_shot = true, shot_type = "auto", multi_prompt = shots(1, 5) }, T2V,
       "shot_type")

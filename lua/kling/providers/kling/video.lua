@@ -89,7 +89,7 @@ local function validate_multi_shot(req, m, duration)
     return nil
   end
   if not m.multi_shot then
-    return fail("multi_shot", "is not supported by model " .. req.model .. " (kling-v3 has it)")
+    return fail("multi_shot", "is not supported by model " .. (req.model or M.default_model) .. " (kling-v3 has it)")
   end
   local err = validate.one_of(ctx(), req, "shot_type", SHOT_TYPES)
   if err then
@@ -110,7 +110,8 @@ function M.duration_of(req)
   if req.multi_shot and type(req.multi_prompt) == "table" then
     local sum = 0
     for _, shot in ipairs(req.multi_prompt) do
-      sum = sum + (tonumber(shot.duration) or 0)
+      -- Only well-formed shots count here; validation names a malformed one.
+      sum = sum + (type(shot) == "table" and tonumber(shot.duration) or 0)
     end
     return sum
   end
