@@ -3,7 +3,7 @@ std = "lua54"
 max_line_length = 120
 codes = true
 files["spec"] = { std = "+busted" }
-files["lua/kling/sim"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling_sim"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty"] = { read_globals = { "ngx" }, std = "luajit" }
 files["examples/nginx"] = { read_globals = { "ngx" }, std = "luajit" }

@@ -4,7 +4,7 @@ package = "kling"
 version = "scm-1"
 source = { url = "git+file:///dev/null" }
 description = {
-  summary = "Kling AI video, image and audio generation from Lua: official API and gateways, offline simulator",
+  summary = "Kling AI video, image and audio generation from Lua: official API and gateways",
   detailed = [[
 A C core (libcurl, OpenSSL libcrypto) does transport, task polling and exact-integer billing;
 thin Lua modules compose workflows; bin/kling is the command line.]],
@@ -22,7 +22,8 @@ build = {
     KLING_CMOD_DIR = "$(LIBDIR)",
     KLING_LMOD_DIR = "$(LUADIR)",
   },
-  -- CMake installs kling/core.so into LIBDIR and every lua/kling file into LUADIR.
+  -- CMake installs kling/core.so into LIBDIR and every lua/kling file into LUADIR; the simulator
+  -- (lua/kling_sim) is not the library: rockspec/kling-sim-scm-1.rockspec installs it.
   install = {
     bin = { kling = "bin/kling" },
   },

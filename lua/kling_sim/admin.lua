@@ -3,15 +3,15 @@
 --   GET|POST|DELETE /_sim/faults | GET|POST|DELETE /_sim/config | POST /_sim/reset
 --   GET|POST /_sim/clock {"advance": seconds} | GET /_sim/tasks/{id} | GET /_sim/callbacks?n=N
 local json = require "kling.json"
-local callbacks = require "kling.sim.callbacks"
-local clock = require "kling.sim.clock"
-local faults = require "kling.sim.faults"
-local registry = require "kling.sim.registry"
-local reply = require "kling.sim.reply"
-local settings = require "kling.sim.settings"
-local stats = require "kling.sim.stats"
-local store = require "kling.sim.store"
-local units = require "kling.sim.units"
+local callbacks = require "kling_sim.callbacks"
+local clock = require "kling_sim.clock"
+local faults = require "kling_sim.faults"
+local registry = require "kling_sim.registry"
+local reply = require "kling_sim.reply"
+local settings = require "kling_sim.settings"
+local stats = require "kling_sim.stats"
+local store = require "kling_sim.store"
+local units = require "kling_sim.units"
 
 local M = {}
 

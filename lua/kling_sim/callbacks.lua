@@ -6,9 +6,9 @@
 --   webhook-timestamp: <seconds of the attempt>
 --   webhook-signature: v1,<base64 HMAC-SHA256(key, id "." timestamp "." body)>
 -- where key is the base64-decoded part after "whsec_", else the secret's raw bytes.
--- HMAC comes from libcrypto through the FFI (kling.sim.auth), as the JWT check does.
+-- HMAC comes from libcrypto through the FFI (kling_sim.auth), as the JWT check does.
 local json = require "kling.json"
-local auth = require "kling.sim.auth"
+local auth = require "kling_sim.auth"
 
 local M = {}
 

@@ -6,13 +6,13 @@
 -- everything else is derived from timestamps on each read, like the official dialect.
 -- luacheck: ignore 122 (ngx.ctx is meant to be written)
 local json = require "kling.json"
-local auth = require "kling.sim.auth"
-local clock = require "kling.sim.clock"
-local fate = require "kling.sim.fate"
-local settings = require "kling.sim.settings"
-local store = require "kling.sim.store"
-local check = require "kling.sim.official.check"
-local urls = require "kling.providers.gateway" -- required here: workers never read the tree
+local auth = require "kling_sim.auth"
+local clock = require "kling_sim.clock"
+local fate = require "kling_sim.fate"
+local settings = require "kling_sim.settings"
+local store = require "kling_sim.store"
+local check = require "kling_sim.official.check"
+local hosts = require "kling_sim.hosts"
 
 local M = {}
 
@@ -279,7 +279,7 @@ end
 
 -- Public hosts only (the seeds refuse private media and internal callback addresses).
 function M.private_url(url)
-  return urls.is_private_host(urls.url_host(url))
+  return hosts.internal(url)
 end
 
 -- Integer micro-units as decimal text: 21594600 -> "21.5946", 378000000 -> "378". Built

@@ -8,7 +8,7 @@
 -- bodies spilled to D/tmp (over 16 MB), so D and its parents must be traversable (o+x):
 -- start() checks this and refuses a D that is not.
 local json = require "kling.json"
-local conf = require "kling.sim.conf"
+local conf = require "kling_sim.conf"
 
 local M = {}
 
@@ -93,13 +93,13 @@ local function tools()
   return t
 end
 
--- The absolute lua/ directory this module was loaded from.
-local function lua_root()
-  local path = package.searchpath("kling.sim.server", package.path)
+-- The absolute directory (resolved) that holds `module`'s file; tail is its path inside it.
+local function root_of(module, tail)
+  local path = package.searchpath(module, package.path)
   if not path then
-    return nil, "cannot find kling/sim/server.lua on package.path"
+    return nil, "cannot find " .. tail .. " on package.path"
   end
-  local dir = path:gsub("/kling/sim/server%.lua$", "")
+  local dir = path:sub(1, #path - #tail - 1)
   local ok, out = run("cd " .. q(dir) .. " && pwd -P")
   if not ok then
     return nil, "cannot resolve " .. dir .. ": " .. out
@@ -107,8 +107,22 @@ local function lua_root()
   return (out:gsub("%s+$", ""))
 end
 
+-- The lua/ directory of the simulator, and the one of the JSON module it borrows.
+local function lua_roots()
+  local root, err = root_of("kling_sim.server", "kling_sim/server.lua")
+  if not root then
+    return nil, err
+  end
+  local json_root
+  json_root, err = root_of("kling.json", "kling/json.lua")
+  if not json_root then
+    return nil, err
+  end
+  return root, json_root
+end
+
 local function dialects(root)
-  local _, out = run("ls " .. q(root .. "/kling/sim/dialects"))
+  local _, out = run("ls " .. q(root .. "/kling_sim/dialects"))
   local names = {}
   for name in out:gmatch("([%w_]+)%.lua") do
     if name ~= "kling" then
@@ -320,10 +334,9 @@ function M.start(o)
   if not t then
     return nil, err
   end
-  local root
-  root, err = lua_root()
+  local root, json_root = lua_roots()
   if not root then
-    return nil, err
+    return nil, json_root
   end
   local dir
   dir, err = absolute_dir(opts.dir)
@@ -371,8 +384,8 @@ function M.start(o)
   for _ = 1, 8 do
     http_port, https_port = free_ports(opts.port)
     local text
-    text, err = conf.render { dir = dir, lua_root = root, http_port = http_port, https_port = https_port,
-      workers = opts.workers }
+    text, err = conf.render { dir = dir, lua_root = root, json_root = json_root, http_port = http_port,
+      https_port = https_port, workers = opts.workers }
     if not text then
       return nil, err
     end

@@ -1,12 +1,12 @@
 -- The official API's documented body rules. Pure (no ngx): validate() returns the cleaned
 -- request, or nil and an error {status, code, message} that names the field and the rule, as
 -- the API's 1200/1201/1203 answers do. text2video and image2video are here; the other
--- endpoints' rules live in kling.sim.official.*_rules, keyed by the dialect's endpoint keys
+-- endpoints' rules live in kling_sim.official.*_rules, keyed by the dialect's endpoint keys
 -- (the path after /v1/videos/ for video endpoints, after /v1/ for the others).
-local c = require "kling.sim.official.check"
-local video_rules = require "kling.sim.official.video_rules"
-local media_rules = require "kling.sim.official.media_rules"
-local general_rules = require "kling.sim.official.general_rules"
+local c = require "kling_sim.official.check"
+local video_rules = require "kling_sim.official.video_rules"
+local media_rules = require "kling_sim.official.media_rules"
+local general_rules = require "kling_sim.official.general_rules"
 
 local M = {}
 

@@ -1,4 +1,4 @@
--- The dialects this simulator speaks, one module each under kling/sim/dialects/. The first
+-- The dialects this simulator speaks, one module each under kling_sim/dialects/. The first
 -- is mounted at "/" (the official API); every dialect is also reachable under "/<name>/",
 -- so gateways whose paths collide can each have their own base URL.
 local M = { list = {}, by_name = {} }
@@ -6,8 +6,8 @@ local M = { list = {}, by_name = {} }
 function M.load(names)
   M.list, M.by_name = {}, {}
   for _, name in ipairs(names) do
-    local d = require("kling.sim.dialects." .. name)
-    assert(d.name == name, "dialect module kling.sim.dialects." .. name .. " names itself " .. tostring(d.name))
+    local d = require("kling_sim.dialects." .. name)
+    assert(d.name == name, "dialect module kling_sim.dialects." .. name .. " names itself " .. tostring(d.name))
     M.list[#M.list + 1] = d
     M.by_name[name] = d
   end

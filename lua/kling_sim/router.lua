@@ -1,7 +1,7 @@
 -- One request's way through the simulator: admin paths, media, or a dialect's route; faults
 -- before and after the handler; authentication where the route needs it.
 --
--- A dialect module (kling/sim/dialects/<name>.lua) provides:
+-- A dialect module (kling_sim/dialects/<name>.lua) provides:
 --   name, routes = { {method, pattern, name = string | fn(caps, req), handler = fn(req, caps, account),
 --                     auth = false to skip authentication} },
 --   authenticate(req) -> account | nil, response
@@ -12,13 +12,13 @@
 -- served under "/<name>/", so gateways whose paths collide each get their own base URL.
 -- luacheck: ignore 122 (ngx.ctx, ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
-local admin = require "kling.sim.admin"
-local faults = require "kling.sim.faults"
-local media = require "kling.sim.media"
-local registry = require "kling.sim.registry"
-local reply = require "kling.sim.reply"
-local stats = require "kling.sim.stats"
-local store = require "kling.sim.store"
+local admin = require "kling_sim.admin"
+local faults = require "kling_sim.faults"
+local media = require "kling_sim.media"
+local registry = require "kling_sim.registry"
+local reply = require "kling_sim.reply"
+local stats = require "kling_sim.stats"
+local store = require "kling_sim.store"
 
 local M = {}
 

@@ -1,11 +1,11 @@
 -- The simulator's entry points in nginx: init (master, from the generated init file),
 -- init_worker, content and log. Everything is required here, in the master, so workers
 -- running as nobody never need to read the source tree.
-local registry = require "kling.sim.registry"
-local media = require "kling.sim.media"
-local router = require "kling.sim.router"
-local settings = require "kling.sim.settings"
-local stats = require "kling.sim.stats"
+local registry = require "kling_sim.registry"
+local media = require "kling_sim.media"
+local router = require "kling_sim.router"
+local settings = require "kling_sim.settings"
+local stats = require "kling_sim.stats"
 
 local M = {}
 

@@ -1,11 +1,11 @@
 -- The task store, shared by every dialect: task records, external ids (unique per account),
 -- per-endpoint lists and the parallel slots a running task holds, all in lua_shared_dict so
 -- every worker sees them and they outlive a reload. A task's state is derived from its
--- timestamps on each read (kling.sim.fate), never updated in place.
+-- timestamps on each read (kling_sim.fate), never updated in place.
 local json = require "kling.json"
-local clock = require "kling.sim.clock"
-local fate = require "kling.sim.fate"
-local stats = require "kling.sim.stats"
+local clock = require "kling_sim.clock"
+local fate = require "kling_sim.fate"
+local stats = require "kling_sim.stats"
 
 local M = {}
 

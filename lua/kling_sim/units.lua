@@ -52,7 +52,7 @@ function M.thousandths(t)
   return nil
 end
 
--- Seed 000 1.5-1.10 and 2-4: per endpoint key (see kling.sim.params), what a task costs.
+-- Seed 000 1.5-1.10 and 2-4: per endpoint key (see kling_sim.params), what a task costs.
 local PER_SECOND = { ["motion-control"] = { std = 500, pro = 800 }, ["avatar/image2video"] = { std = 400, pro = 800 } }
 local MULTI_ELEMENTS = { std = { [5] = 3000, [10] = 6000 }, pro = { [5] = 5000, [10] = 10000 } }
 local EXTEND = { ["kling-v1"] = { std = 1000, pro = 3500 }, ["kling-v1-5"] = { std = 2000, pro = 3500 },

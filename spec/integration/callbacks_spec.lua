@@ -1,7 +1,7 @@
 -- Callbacks end to end: a throwaway nginx receives the simulator's official callbacks (the
 -- top-level task object on each status change, with nobody polling), which verify with
 -- kling.webhook and parse into the same canonical task as a poll; unsigned, tampered or
--- foreign ones are refused. The sender (kling.sim.callbacks) is also driven directly inside
+-- foreign ones are refused. The sender (kling_sim.callbacks) is also driven directly inside
 -- the same throwaway nginx: retry schedule, give-up, timeouts, both kinds of secret.
 local sim = require "support.sim"
 local nginx = require "support.nginx"
@@ -46,13 +46,13 @@ local RECEIVER = [[
       content_by_lua_block {
         ngx.req.read_body()
         local o = require("cjson").decode(ngx.req.get_body_data())
-        local id, err = require("kling.sim.callbacks").schedule(o)
+        local id, err = require("kling_sim.callbacks").schedule(o)
         ngx.say(require("cjson").encode { id = id or ngx.null, error = err or ngx.null })
       }
     }
     location = /attempts {
       content_by_lua_block {
-        ngx.say(require("kling.json").encode(require("kling.sim.callbacks").recent(1000)))
+        ngx.say(require("kling.json").encode(require("kling_sim.callbacks").recent(1000)))
       }
     }
 ]]

@@ -1,8 +1,8 @@
 -- The simulator's side of the official catalogue, pure parts: each endpoint's body rules in
 -- the API's words (HTTP status, code, the field named) and what a finished task is charged,
 -- row by row from seed 000 (written here by hand, not derived from the code under test).
-local params = require "kling.sim.params"
-local units = require "kling.sim.units"
+local params = require "kling_sim.params"
+local units = require "kling_sim.units"
 local core = require "kling.core"
 
 local URL, VID = "https://e.com/a.png", "https://e.com/v.mp4"

@@ -2,7 +2,7 @@
 -- port that is taken, replacing a running sim, and stopping (twice). Starts its own nginx.
 local json = require "kling.json"
 local cli = require "kling.cli.sim"
-local launcher = require "kling.sim.launcher"
+local launcher = require "kling_sim.launcher"
 
 local function sh(cmd)
   local p = io.popen(cmd, "r")

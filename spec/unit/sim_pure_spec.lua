@@ -1,9 +1,10 @@
 -- The simulator's pure parts: the official API's parameter rules, prompt markers and the
 -- task clock, unit deductions, and the nginx conf it renders.
-local params = require "kling.sim.params"
-local fate = require "kling.sim.fate"
-local units = require "kling.sim.units"
-local conf = require "kling.sim.conf"
+local params = require "kling_sim.params"
+local fate = require "kling_sim.fate"
+local units = require "kling_sim.units"
+local conf = require "kling_sim.conf"
+local hosts = require "kling_sim.hosts"
 
 -- A strict standard-base64 decoder (nil on anything else), as ngx.decode_base64 is.
 local ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -211,5 +212,48 @@ describe("sim conf", function()
     end }
     assert(load(src, "init", "t", env))()
     assert.are.same(opts, got)
+  end)
+
+  it("issue 10: the nginx conf finds kling.json in its own directory when the rocks are apart", function()
+    local text = assert(conf.render { dir = "/tmp/s", lua_root = "/sim/lua", json_root = "/lib/lua", http_port = 1,
+      https_port = 2, workers = 1 })
+    assert.truthy(text:find('lua_package_path "/sim/lua/?.lua;/sim/lua/?/init.lua;/lib/lua/?.lua;', 1, true))
+    assert.is_nil(conf.render { dir = "/tmp/s", lua_root = "/x", json_root = "/a b", http_port = 1, https_port = 2,
+      workers = 1 })
+  end)
+end)
+
+describe("the simulator stands apart from the library (issue 10)", function()
+  it("issue 10: no file of lua/kling_sim requires a kling module but kling.json", function()
+    local p = assert(io.popen("find lua/kling_sim -name '*.lua'"))
+    local files, offenders = 0, {}
+    for path in p:lines() do
+      files = files + 1
+      local f = assert(io.open(path))
+      local src = f:read("a")
+      f:close()
+      for name in src:gmatch("require%s*%(?%s*[\"']([%w_%.]+)[\"']") do
+        if name:match("^kling%.") and name ~= "kling.json" then
+          offenders[#offenders + 1] = path .. ": " .. name
+        end
+      end
+    end
+    p:close()
+    assert.is_true(files > 30)
+    assert.are.same({}, offenders)
+  end)
+
+  it("issue 10: its own reading of 'no internal IPs' refuses internal hosts and lets public ones through", function()
+    for _, url in ipairs { "https://localhost/x", "http://127.0.0.1:8080/cb", "https://10.1.2.3/a.png",
+      "https://172.20.0.1/", "https://192.168.1.1/", "https://169.254.169.254/latest", "https://[::1]/",
+      "https://[fd00::1]/", "https://[fe80::1]/", "https://printer.local/", "https://db.internal/",
+      "https://intranet/", "https://user@100.64.0.1:443/", "ftp://example.com/", "not a url" } do
+      assert.is_true(hosts.internal(url), url)
+    end
+    for _, url in ipairs { "https://example.com/a.png", "https://8.8.8.8/", "http://[2001:db8::1]/x",
+      "https://172.32.0.1/", "https://cdn.example.org:8443/v.mp4" } do
+      assert.is_false(hosts.internal(url), url)
+    end
+    assert.are.equal("example.com", hosts.of("HTTPS://u:p@Example.COM:443/path?q"))
   end)
 end)

@@ -108,7 +108,14 @@ function M.main(args)
     io.stderr:write("kling sim: ", o, "\n", USAGE)
     return 2
   end
-  local launcher = require "kling.sim.launcher"
+  -- The simulator is not part of the library: bin/kling finds it in the source tree beside
+  -- itself, an installed copy comes from rockspec/kling-sim-scm-1.rockspec.
+  if not package.searchpath("kling_sim.launcher", package.path) then
+    io.stderr:write("kling sim: the simulator is not installed (run bin/kling from the source tree, or "
+      .. "luarocks make rockspec/kling-sim-scm-1.rockspec)\n")
+    return 1
+  end
+  local launcher = require "kling_sim.launcher"
   if cmd == "stop" then
     local ok, msg = launcher.stop(o.dir)
     if not ok then

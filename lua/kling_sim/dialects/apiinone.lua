@@ -3,8 +3,8 @@
 -- /api/v1/tasks/{task_id}; Bearer API key; credits per second by mode and sound, billed per
 -- successful request. The seed shows no response: the envelope is {code = 0, message, data}
 -- and errors {code = HTTP status, message} (the same ASSUMPTION as the provider file).
-local gw = require "kling.sim.gateway"
-local reply = require "kling.sim.reply"
+local gw = require "kling_sim.gateway"
+local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
 -- The ledger books credits: `units` in thousandths (older readers), `micros` exactly.

@@ -8,11 +8,11 @@
 -- The ledger books USD in micro-dollars (`micros`, what the client's ledger counts); its older
 -- `units` stay in US cents (thousandths of a cent = ten micro-dollars), exact for the seed's
 -- four-decimal prices.
-local gw = require "kling.sim.gateway"
-local reply = require "kling.sim.reply"
+local gw = require "kling_sim.gateway"
+local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
-local callbacks = require "kling.sim.callbacks"
+local callbacks = require "kling_sim.callbacks"
 
 local M = { name = "apimodels", ledger_unit = "US cents", currency = "USD" }
 
@@ -191,7 +191,7 @@ local function on_end(premature, id, base_url)
   if premature then
     return
   end
-  local t = require("kling.sim.store").get(id)
+  local t = require("kling_sim.store").get(id)
   if not t then
     return -- reset meanwhile
   end

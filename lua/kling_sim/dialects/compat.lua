@@ -7,8 +7,8 @@
 -- ASSUMPTION (as in the provider file): the job goes queued -> in_progress -> completed or
 -- failed (OpenAI's video job statuses; the seed shows "completed" only). The seed publishes
 -- no prices: the ledger bills nothing for this gateway.
-local gw = require "kling.sim.gateway"
-local reply = require "kling.sim.reply"
+local gw = require "kling_sim.gateway"
+local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
 local M = { name = "compat" }

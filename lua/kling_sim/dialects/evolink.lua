@@ -9,8 +9,8 @@
 -- Credits: 5.4 per second times 1.0 / 1.5 / 1.333 / 2.0 (720p/1080p, sound off/on), 3 s
 -- minimum; 1 credit per element. The ledger books the exact credits in micro-credits
 -- (`micros`); its older `units` keep credits rounded half up to the thousandth.
-local gw = require "kling.sim.gateway"
-local reply = require "kling.sim.reply"
+local gw = require "kling_sim.gateway"
+local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
 local M = { name = "evolink", ledger_unit = "credits", currency = "credits" }

@@ -4,25 +4,25 @@
 -- free management calls (selections, presets, deletes). Envelope {code, message,
 -- request_id, data}; JWT or API-key bearer auth with codes 1001-1004; errors with the
 -- documented HTTP status and code. Tasks with a callback_url get a callback on each status
--- change (kling.sim.official.notify). Endpoint keys in the store: the path after
+-- change (kling_sim.official.notify). Endpoint keys in the store: the path after
 -- /v1/videos/ for video endpoints ("text2video", "avatar/image2video"), after /v1/ for the
 -- others ("audio/tts", "images/generations", "general/custom-voices").
 -- luacheck: ignore 122 (ngx.ctx, ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
-local auth = require "kling.sim.auth"
-local clock = require "kling.sim.clock"
-local fate = require "kling.sim.fate"
-local media = require "kling.sim.media"
-local params = require "kling.sim.params"
-local reply = require "kling.sim.reply"
-local settings = require "kling.sim.settings"
-local store = require "kling.sim.store"
-local units = require "kling.sim.units"
-local general_rules = require "kling.sim.official.general_rules"
-local library = require "kling.sim.official.library"
-local notify = require "kling.sim.official.notify"
-local plan = require "kling.sim.official.plan"
-local views = require "kling.sim.official.views"
+local auth = require "kling_sim.auth"
+local clock = require "kling_sim.clock"
+local fate = require "kling_sim.fate"
+local media = require "kling_sim.media"
+local params = require "kling_sim.params"
+local reply = require "kling_sim.reply"
+local settings = require "kling_sim.settings"
+local store = require "kling_sim.store"
+local units = require "kling_sim.units"
+local general_rules = require "kling_sim.official.general_rules"
+local library = require "kling_sim.official.library"
+local notify = require "kling_sim.official.notify"
+local plan = require "kling_sim.official.plan"
+local views = require "kling_sim.official.views"
 
 -- The ledger books CNY: seed 000 prices in yuan (one unit of final_unit_deduction per yuan).
 local M = { name = "kling", currency = "CNY" }

@@ -1,7 +1,7 @@
 -- The official API's documented body rules for the general endpoints: custom voices and
 -- custom elements, and deleting them. Pure: each returns the cleaned request r or nil and
 -- {status, code, message}.
-local c = require "kling.sim.official.check"
+local c = require "kling_sim.official.check"
 
 local bad = c.bad
 local M = {}

@@ -3,8 +3,8 @@
 -- and voices. Also the lookups of earlier results that later calls refer to (a video by its
 -- id, an identify-face session, a TTS audio id).
 local json = require "kling.json"
-local clock = require "kling.sim.clock"
-local store = require "kling.sim.store"
+local clock = require "kling_sim.clock"
+local store = require "kling_sim.store"
 
 local M = {}
 

@@ -1,7 +1,7 @@
 -- The official API's documented body rules for the image and audio endpoints and for
 -- image-recognize. Pure: each returns the cleaned request r or nil and {status, code, message}.
-local c = require "kling.sim.official.check"
-local video_rules = require "kling.sim.official.video_rules"
+local c = require "kling_sim.official.check"
+local video_rules = require "kling_sim.official.video_rules"
 
 local bad = c.bad
 local M = {}

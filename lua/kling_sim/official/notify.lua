@@ -1,13 +1,13 @@
 -- Official callbacks: a task created with callback_url is watched, and a timer (one per
 -- worker, started lazily, each tick run by one worker at a time) looks at every watched task;
 -- when its status differs from the last one sent, the task object (top level, NOT wrapped in
--- code/data) is POSTed through kling.sim.callbacks, signed when a webhook secret is set.
+-- code/data) is POSTed through kling_sim.callbacks, signed when a webhook secret is set.
 -- Task states are still derived from timestamps, so callbacks fire without anyone polling.
 local json = require "kling.json"
-local callbacks = require "kling.sim.callbacks"
-local clock = require "kling.sim.clock"
-local settings = require "kling.sim.settings"
-local store = require "kling.sim.store"
+local callbacks = require "kling_sim.callbacks"
+local clock = require "kling_sim.clock"
+local settings = require "kling_sim.settings"
+local store = require "kling_sim.store"
 
 local M = {}
 

@@ -2,9 +2,9 @@
 -- (duration, number of images, the source it continues) and so its charge. This is where a
 -- request meets earlier results: a video_id, an identify-face session, a TTS audio id, a
 -- selection session must exist in this account (else 1201, as the API answers).
-local c = require "kling.sim.official.check"
-local library = require "kling.sim.official.library"
-local units = require "kling.sim.units"
+local c = require "kling_sim.official.check"
+local library = require "kling_sim.official.library"
+local units = require "kling_sim.units"
 
 local bad = c.bad
 local M = {}

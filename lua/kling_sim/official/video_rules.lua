@@ -1,9 +1,9 @@
 -- The official API's documented body rules for the video endpoints beyond text2video and
--- image2video (those stay in kling.sim.params), the lip-sync pair and the multi-elements
+-- image2video (those stay in kling_sim.params), the lip-sync pair and the multi-elements
 -- selections. Pure: each rule returns the cleaned request r (with the facts the ledger and
 -- the result need) or nil and {status, code, message}. What needs the store (sessions,
 -- source videos, audio ids) is checked by the dialect afterwards.
-local c = require "kling.sim.official.check"
+local c = require "kling_sim.official.check"
 
 local bad = c.bad
 local M = {}

@@ -2,7 +2,7 @@
 -- with task_result shaped by what the endpoint delivers. `base` is the scheme://host:port
 -- result URLs start with (the caller's, or the one recorded at create for callbacks).
 local json = require "kling.json"
-local units = require "kling.sim.units"
+local units = require "kling_sim.units"
 
 local M = {}
 
