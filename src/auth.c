@@ -163,7 +163,7 @@ static int l_bearer(lua_State *L) {
     return 1;
 }
 
-/* a:invalidate(): the server refused the token (Kling 1004); sign anew. */
+/* a:invalidate(): the server refused the token (the dialect says it expired); sign anew. */
 static int l_invalidate(lua_State *L) {
     drop_token(check_auth(L));
     return 0;

@@ -1,9 +1,12 @@
-/* kling.core retry policy functions: classify, retry_after, backoff and
- * decide, over src/pure/retry.c. The only inputs not passed in are the wall
- * clock (when now_s is omitted) and the jitter (when r is omitted). */
+/* kling.core retry policy functions: codes, classify, retry_after, backoff
+ * and decide, over src/pure/retry.c. The only inputs not passed in are the
+ * wall clock (when now_s is omitted) and the jitter (when r is omitted). A
+ * provider's business codes come from its dialect as a kling.codes userdata,
+ * built once (decide runs on every poll: no table is walked per call). */
 #include "kling.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <openssl/rand.h>
@@ -92,12 +95,117 @@ static int get_retry_after(lua_State *L, int idx, int64_t now_s, int64_t *ms) {
     return 0;
 }
 
-/* classify(http_status, code) -> kind, retryable */
+#define CODES_MT "kling.codes"
+
+struct lcodes {
+    struct kling_codes t;
+    struct kling_code_range *v; /* owned; freed by __gc */
+};
+
+/* An entry's integer at position i (1 or 2). */
+static int64_t range_end(lua_State *L, lua_Integer entry, int i) {
+    int64_t v;
+    int ok = 0;
+    lua_rawgeti(L, -1, i);
+    v = (int64_t)lua_tointegerx(L, -1, &ok);
+    if (lua_type(L, -1) != LUA_TNUMBER || !ok) {
+        luaL_error(L, "kling.core: codes: entry %d: [%d] must be an integer code", (int)entry, i);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* codes{{lo, hi, kind [, retryable = true]}, ...} -> kling.codes: a provider's
+ * business codes (lo..hi inclusive) and the kind each range means. */
+static int l_codes(lua_State *L) {
+    struct lcodes *u;
+    lua_Integer n, i;
+    long bad;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = (lua_Integer)luaL_len(L, 1);
+    if (n < 0 || n > 4096) {
+        return luaL_argerror(L, 1, "a list of at most 4096 code ranges");
+    }
+    u = lua_newuserdata(L, sizeof(*u));
+    u->t.v = NULL;
+    u->t.n = 0;
+    u->v = NULL;
+    luaL_setmetatable(L, CODES_MT); /* from here on __gc frees whatever is set */
+    if (n > 0) {
+        u->v = calloc((size_t)n, sizeof(*u->v));
+        if (u->v == NULL) {
+            return luaL_error(L, "kling.core: codes: out of memory");
+        }
+    }
+    for (i = 1; i <= n; i++) {
+        struct kling_code_range *r = &u->v[i - 1];
+        const char *kind;
+        size_t klen = 0;
+        lua_rawgeti(L, 1, i);
+        if (!lua_istable(L, -1)) {
+            return luaL_error(L, "kling.core: codes: entry %d must be a table {lo, hi, kind}", (int)i);
+        }
+        r->lo = range_end(L, i, 1);
+        r->hi = range_end(L, i, 2);
+        lua_rawgeti(L, -1, 3);
+        kind = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
+        if (kind == NULL || kling_kind_parse(kind, klen, &r->cls.kind) != 0) {
+            return luaL_error(L, "kling.core: codes: entry %d: [3] must be a kind (auth, rate_limited, quota, "
+                                 "content_policy, not_found, server, validation, protocol, timeout, network)",
+                              (int)i);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "retryable");
+        if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+            return luaL_error(L, "kling.core: codes: entry %d: retryable must be a boolean", (int)i);
+        }
+        r->cls.retryable = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+    }
+    bad = kling_codes_check(u->v, (size_t)n);
+    if (bad >= 0) {
+        return luaL_error(L, "kling.core: codes: range %lld..%lld is empty or overlaps another",
+                          (long long)u->v[bad].lo, (long long)u->v[bad].hi);
+    }
+    u->t.v = u->v;
+    u->t.n = (size_t)n;
+    return 1;
+}
+
+static int l_codes_gc(lua_State *L) {
+    struct lcodes *u = luaL_checkudata(L, 1, CODES_MT);
+    free(u->v);
+    u->v = NULL;
+    u->t.v = NULL;
+    u->t.n = 0;
+    return 0;
+}
+
+static int l_codes_tostring(lua_State *L) {
+    struct lcodes *u = luaL_checkudata(L, 1, CODES_MT);
+    lua_pushfstring(L, CODES_MT " (%d ranges)", (int)u->t.n);
+    return 1;
+}
+
+/* The code table at idx: a kling.codes, or NULL for nil. */
+static const struct kling_codes *opt_codes(lua_State *L, int idx, const char *what) {
+    struct lcodes *u;
+    if (lua_isnoneornil(L, idx)) {
+        return NULL;
+    }
+    u = luaL_testudata(L, idx, CODES_MT);
+    if (u == NULL) {
+        luaL_error(L, "kling.core: %s must be a kling.codes (core.codes{...}) or nil", what);
+    }
+    return &u->t;
+}
+
+/* classify(http_status, code [, codes]) -> kind, retryable */
 static int l_classify(lua_State *L) {
     int64_t code = 0;
     int status = get_status(L, 1);
     int has_code = get_code(L, 2, &code);
-    struct kling_class c = kling_classify(status, has_code, code);
+    struct kling_class c = kling_classify(opt_codes(L, 3, "classify: codes"), status, has_code, code);
     lua_pushstring(L, kling_kind_name(c.kind));
     lua_pushboolean(L, c.retryable);
     return 2;
@@ -150,8 +258,8 @@ static lua_Integer opt_nonneg(lua_State *L, const char *name, lua_Integer def) {
     return v;
 }
 
-/* decide{method, attempt, max_attempts, http_status, code, transport, sent,
- * received, retry_after, now_s, budget_ms, base_ms, cap_ms, r} -> result */
+/* decide{method, attempt, max_attempts, http_status, code, codes, transport,
+ * sent, received, retry_after, now_s, budget_ms, base_ms, cap_ms, r} -> result */
 static int l_decide(lua_State *L) {
     struct kling_retry_in in;
     struct kling_retry_out out;
@@ -182,6 +290,9 @@ static int l_decide(lua_State *L) {
     lua_getfield(L, 1, "code");
     in.code = 0;
     in.has_code = get_code(L, -1, &in.code);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "codes");
+    in.codes = opt_codes(L, -1, "decide: field 'codes'"); /* the userdata stays referenced by t */
     lua_pop(L, 1);
 
     transport = kling_optstr(L, 1, "transport", &tlen);
@@ -217,6 +328,7 @@ static int l_decide(lua_State *L) {
 }
 
 static const luaL_Reg retry_funcs[] = {
+    {"codes", l_codes},
     {"classify", l_classify},
     {"retry_after", l_retry_after},
     {"backoff", l_backoff},
@@ -224,6 +336,17 @@ static const luaL_Reg retry_funcs[] = {
     {NULL, NULL}
 };
 
+static const luaL_Reg codes_meta[] = {
+    {"__gc", l_codes_gc},
+    {"__tostring", l_codes_tostring},
+    {NULL, NULL}
+};
+
 void kling_open_retry(lua_State *L) {
+    luaL_newmetatable(L, CODES_MT);
+    luaL_setfuncs(L, codes_meta, 0);
+    lua_pushstring(L, CODES_MT);
+    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
+    lua_pop(L, 1);
     luaL_setfuncs(L, retry_funcs, 0);
 }

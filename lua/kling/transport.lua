@@ -3,6 +3,7 @@
 -- core.decide; this loop only carries them out.
 local json = require "kling.json"
 local errors = require "kling.errors"
+local providers = require "kling.providers"
 
 local M = {}
 
@@ -101,7 +102,7 @@ function M.call(ctx, spec)
     if data ~= nil then
       return data, { request_id = f.request_id, http_status = f.status }
     end
-    if f.code == 1004 and ctx.auth and not renewed then
+    if ctx.auth and not renewed and providers.token_expired(ctx.provider, f) then
       -- The token expired in flight (clock skew): renew once, without counting an attempt.
       ctx.auth:invalidate()
       renewed = true
@@ -109,7 +110,7 @@ function M.call(ctx, spec)
       local now = driver:now_ms()
       local d = core.decide {
         method = spec.method, attempt = attempt, max_attempts = ctx.max_attempts,
-        http_status = f.status, code = tonumber(f.code), transport = f.transport,
+        http_status = f.status, code = tonumber(f.code), codes = ctx.provider.codes, transport = f.transport,
         sent = f.sent, received = f.received,
         retry_after = res.headers and res.headers["retry-after"], now_s = driver:wall_s(),
         budget_ms = math.max(0, deadline - now), base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,

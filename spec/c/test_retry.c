@@ -1,6 +1,7 @@
-/* The retry policy: every row of the classification table (docs/internals.md,
- * kling-api-notes.md "Errors"), Retry-After in all three HTTP-date forms and
- * its edge cases, backoff bounds for attempts 0..100, and decide(). */
+/* The retry policy: a provider's code table handed in (the test's own copy of
+ * Kling's, as lua/kling/providers/kling/codes.lua declares it), every row of
+ * the classification, Retry-After in all three HTTP-date forms and its edge
+ * cases, backoff bounds for attempts 0..100, and decide(). */
 #include <stdint.h>
 #include <string.h>
 
@@ -9,9 +10,20 @@
 
 #define NO_CODE 0, 0
 
+#define RANGE(lo, hi, kind, r) {lo, hi, {KLING_KIND_##kind, r}}
+/* Deliberately out of order: kling_codes_check sorts. */
+static struct kling_code_range OFFICIAL[] = {
+    RANGE(5000, 5002, SERVER, 1),       RANGE(1000, 1004, AUTH, 0),
+    RANGE(1100, 1102, QUOTA, 0),        RANGE(1103, 1103, AUTH, 0),
+    RANGE(1200, 1202, VALIDATION, 0),   RANGE(1203, 1203, NOT_FOUND, 0),
+    RANGE(1300, 1301, CONTENT_POLICY, 0), RANGE(1302, 1303, RATE_LIMITED, 1),
+    RANGE(1304, 1304, AUTH, 0),
+};
+static struct kling_codes codes = {OFFICIAL, sizeof(OFFICIAL) / sizeof(OFFICIAL[0])};
+
 static void check_class(int status, int has_code, int64_t code, enum kling_kind kind, int retryable,
                         int line) {
-    struct kling_class c = kling_classify(status, has_code, code);
+    struct kling_class c = kling_classify(&codes, status, has_code, code);
     char what[96];
     snprintf(what, sizeof(what), "classify(%d, %lld) -> %s/%d (got %s/%d)", status,
              has_code ? (long long)code : -1LL, kling_kind_name(kind), retryable,
@@ -54,6 +66,48 @@ static void test_classify_codes(void) {
     CLASS(400, 5003, VALIDATION, 0);
     CLASS(500, 0, SERVER, 1);
     CLASS(429, -1, RATE_LIMITED, 1);
+}
+
+/* The table is the caller's: without one (or empty) only the status counts,
+ * and another provider's table means what it says. */
+static void test_code_tables(void) {
+    struct kling_code_range gw[] = {RANGE(429, 429, QUOTA, 0), RANGE(7, 9, SERVER, 1)};
+    struct kling_codes other = {gw, 2};
+    struct kling_codes empty = {NULL, 0};
+    struct kling_code_range bad[] = {RANGE(10, 20, AUTH, 0), RANGE(15, 30, SERVER, 1)};
+    struct kling_code_range inverted[] = {RANGE(30, 20, AUTH, 0)};
+    struct kling_class c;
+    struct kling_retry_in in;
+    enum kling_kind k;
+    CHECK(kling_codes_check(gw, 2) == -1 && gw[0].lo == 7);
+    c = kling_classify(NULL, 429, 1, 1102);
+    CHECK(c.kind == KLING_KIND_RATE_LIMITED && c.retryable);
+    c = kling_classify(&empty, 429, 1, 1102);
+    CHECK(c.kind == KLING_KIND_RATE_LIMITED && c.retryable);
+    c = kling_classify(&other, 429, 1, 1102);
+    CHECK(c.kind == KLING_KIND_RATE_LIMITED);
+    c = kling_classify(&other, 429, 1, 429);
+    CHECK(c.kind == KLING_KIND_QUOTA && !c.retryable);
+    c = kling_classify(&other, 200, 1, 8);
+    CHECK(c.kind == KLING_KIND_SERVER && c.retryable);
+    CHECK(!kling_codes_find(&other, 10, &c) && !kling_codes_find(&other, 6, &c));
+    CHECK(kling_codes_check(bad, 2) == 1);
+    CHECK(kling_codes_check(inverted, 1) == 0);
+    CHECK(kling_codes_check(NULL, 0) == -1);
+    /* decide reads the table it is given. */
+    memset(&in, 0, sizeof(in));
+    in.idempotent = 1;
+    in.max_attempts = 5;
+    in.http_status = 429;
+    in.has_code = 1;
+    in.code = 429;
+    in.sent = in.received = 1;
+    CHECK(kling_decide(&in).retry);
+    in.codes = &other;
+    CHECK(!kling_decide(&in).retry && kling_decide(&in).kind == KLING_KIND_QUOTA);
+    CHECK(kling_kind_parse("rate_limited", 12, &k) == 0 && k == KLING_KIND_RATE_LIMITED);
+    CHECK(kling_kind_parse("network", 7, &k) == 0 && k == KLING_KIND_NETWORK);
+    CHECK(kling_kind_parse("rate", 4, &k) == -1);
 }
 
 static void test_classify_status(void) {
@@ -217,6 +271,7 @@ static struct kling_retry_in get_req(void) {
     in.base_ms = 500;
     in.cap_ms = 20000;
     in.r = UINT32_MAX;
+    in.codes = &codes;
     return in;
 }
 
@@ -407,7 +462,9 @@ static void test_methods(void) {
 }
 
 int main(void) {
+    CHECK(kling_codes_check(OFFICIAL, codes.n) == -1);
     test_classify_codes();
+    test_code_tables();
     test_classify_status();
     test_transport();
     test_retry_after();

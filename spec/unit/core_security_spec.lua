@@ -269,8 +269,10 @@ describe("kling.core webhooks", function()
 end)
 
 describe("kling.core retry policy", function()
+  local kling_codes = require("kling.providers.kling").codes
+
   it("classifies by business code before HTTP status", function()
-    local function class(status, code) return { core.classify(status, code) } end
+    local function class(status, code) return { core.classify(status, code, kling_codes) } end
     assert.same({ "quota", false }, class(429, 1102))
     assert.same({ "rate_limited", true }, class(429, 1303))
     assert.same({ "rate_limited", true }, class(429, 1302))
@@ -285,6 +287,29 @@ describe("kling.core retry policy", function()
     assert.same({ "server", true }, class(502, 0))
     assert.same({ "quota", false }, class(402, 1.5)) -- not an integer: no known code
     assert.same({ "protocol", false }, class(nil, nil))
+  end)
+
+  it("issue 10: the business codes are the dialect's table, handed in; C holds none", function()
+    assert.same({ "rate_limited", true }, { core.classify(429, 1102) }) -- no table: the status decides
+    assert.same({ "server", true }, { core.classify(500, 1303) })
+    local gw = core.codes { { 7, 9, "quota" }, { 42, 42, "server", retryable = true } }
+    assert.matches("^kling%.codes", tostring(gw))
+    assert.same({ "quota", false }, { core.classify(429, 8, gw) })
+    assert.same({ "server", true }, { core.classify(200, 42, gw) })
+    assert.same({ "rate_limited", true }, { core.classify(429, 1102, gw) }) -- another provider's code
+    assert.same({ "quota", false }, { core.classify(429, 1102, kling_codes) })
+    assert.is_false(core.decide { method = "GET", http_status = 429, code = 8, codes = gw }.retry)
+    assert.is_true(core.decide { method = "GET", http_status = 429, code = 8 }.retry)
+    assert.same({ "validation", false }, { core.classify(400, 1, core.codes {}) })
+    -- A table that is not one raises, naming what is wrong.
+    assert.has_error(function() core.codes { { 5, 1, "auth" } } end)
+    assert.has_error(function() core.codes { { 1, 5, "auth" }, { 5, 9, "server" } } end) -- overlap
+    assert.has_error(function() core.codes { { 1, 5, "gremlins" } } end)
+    assert.has_error(function() core.codes { { 1, 5.5, "auth" } } end)
+    assert.has_error(function() core.codes { { 1, 5, "auth", retryable = "yes" } } end)
+    assert.has_error(function() core.codes { 7 } end)
+    assert.has_error(function() core.classify(400, 1, {}) end)
+    assert.has_error(function() core.decide { method = "GET", codes = { { 1, 2, "auth" } } } end)
   end)
 
   it("parses Retry-After", function()
@@ -325,14 +350,16 @@ describe("kling.core retry policy", function()
     assert.is_false(lost.retry)
     assert.is_true(lost.uncertain)
     assert.equal("timeout", lost.kind)
-    local answered = core.decide { method = "POST", http_status = 429, code = 1303, sent = true, received = true }
+    local answered = core.decide { method = "POST", http_status = 429, code = 1303, codes = kling_codes, sent = true,
+      received = true }
     assert.is_false(answered.retry)
     assert.is_false(answered.uncertain)
     assert.is_true(answered.retryable)
   end)
 
   it("decides: GET retries while retryable, attempts remain and the delay fits", function()
-    local base = { method = "GET", http_status = 503, sent = true, received = true, r = 4294967295 }
+    local base = { method = "GET", http_status = 503, sent = true, received = true, r = 4294967295,
+      codes = kling_codes }
     local function d(over)
       local t = {}
       for k, v in pairs(base) do t[k] = v end

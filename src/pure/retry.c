@@ -1,8 +1,10 @@
-/* Retry policy for the official Kling API and the gateways (docs/internals.md,
- * kling-api-notes.md "Errors"). The business code decides before the HTTP
- * status because Kling's 1100-1102 are 429s that never succeed. */
+/* Retry policy for the official Kling API and the gateways (docs/internals.md).
+ * The business code decides before the HTTP status because a provider may
+ * answer 429 for a quota that never comes back; which codes mean what is the
+ * provider's table, handed in by its dialect. */
 #include "retry.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const KIND_NAMES[] = {
@@ -15,6 +17,17 @@ const char *kling_kind_name(enum kling_kind kind) {
         return KIND_NAMES[kind];
     }
     return "protocol";
+}
+
+int kling_kind_parse(const char *s, size_t n, enum kling_kind *out) {
+    size_t i;
+    for (i = 0; i < sizeof(KIND_NAMES) / sizeof(KIND_NAMES[0]); i++) {
+        if (strlen(KIND_NAMES[i]) == n && memcmp(KIND_NAMES[i], s, n) == 0) {
+            *out = (enum kling_kind)i;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 static const struct {
@@ -44,24 +57,49 @@ static struct kling_class mk(enum kling_kind kind, int retryable) {
     return c;
 }
 
-/* The official business codes; 0 when the code is not one of them. */
-static int classify_code(int64_t code, struct kling_class *out) {
-    if (code >= 1000 && code <= 1004) *out = mk(KLING_KIND_AUTH, 0);
-    else if (code >= 1100 && code <= 1102) *out = mk(KLING_KIND_QUOTA, 0);
-    else if (code == 1103) *out = mk(KLING_KIND_AUTH, 0);
-    else if (code >= 1200 && code <= 1202) *out = mk(KLING_KIND_VALIDATION, 0);
-    else if (code == 1203) *out = mk(KLING_KIND_NOT_FOUND, 0); /* 404: no such resource (task, model) */
-    else if (code >= 1300 && code <= 1301) *out = mk(KLING_KIND_CONTENT_POLICY, 0);
-    else if (code >= 1302 && code <= 1303) *out = mk(KLING_KIND_RATE_LIMITED, 1);
-    else if (code == 1304) *out = mk(KLING_KIND_AUTH, 0);
-    else if (code >= 5000 && code <= 5002) *out = mk(KLING_KIND_SERVER, 1);
-    else return 0;
-    return 1;
+static int by_lo(const void *a, const void *b) {
+    const struct kling_code_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-struct kling_class kling_classify(int http_status, int has_code, int64_t code) {
+long kling_codes_check(struct kling_code_range *v, size_t n) {
+    size_t i;
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), by_lo);
+    }
+    for (i = 0; i < n; i++) {
+        if (v[i].lo > v[i].hi || (i > 0 && v[i].lo <= v[i - 1].hi)) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+int kling_codes_find(const struct kling_codes *codes, int64_t code, struct kling_class *out) {
+    size_t lo = 0, hi;
+    if (codes == NULL || codes->v == NULL) {
+        return 0;
+    }
+    hi = codes->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct kling_code_range *r = &codes->v[mid];
+        if (code < r->lo) {
+            hi = mid;
+        } else if (code > r->hi) {
+            lo = mid + 1;
+        } else {
+            *out = r->cls;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+struct kling_class kling_classify(const struct kling_codes *codes, int http_status, int has_code,
+                                  int64_t code) {
     struct kling_class c;
-    if (has_code && classify_code(code, &c)) {
+    if (has_code && kling_codes_find(codes, code, &c)) {
         return c;
     }
     switch (http_status) {
@@ -331,7 +369,8 @@ struct kling_retry_out kling_decide(const struct kling_retry_in *in) {
     int allowed;
 
     cls = in->transport != KLING_TR_NONE ? kling_classify_transport(in->transport)
-                                         : kling_classify(in->http_status, in->has_code, in->code);
+                                         : kling_classify(in->codes, in->http_status, in->has_code,
+                                                          in->code);
     if (cls.retryable) {
         if (in->has_retry_after) {
             delay = in->retry_after_ms < 0 ? 0

@@ -1,7 +1,8 @@
 /* Retry policy: error classification (business code first, HTTP status
  * second), Retry-After parsing, full-jitter exponential backoff and the
  * decision whether and when to try again. Pure: the clock and the randomness
- * are arguments. */
+ * are arguments. No provider's business codes live here: each dialect hands
+ * its own table in (struct kling_codes). */
 #ifndef KLING_RETRY_H
 #define KLING_RETRY_H
 
@@ -37,7 +38,8 @@ enum kling_transport {
 
 /* Delays never exceed a day, whatever a server asks for. */
 #define KLING_RETRY_AFTER_MAX_MS INT64_C(86400000)
-/* Kling asks for at least 1 s between attempts after a rate limit (1302/1303). */
+/* After a rate limit (a code the dialect calls rate_limited, or a bare 429)
+ * the next attempt waits at least a second unless Retry-After says otherwise. */
 #define KLING_RATE_LIMIT_FLOOR_MS INT64_C(1000)
 
 struct kling_class {
@@ -45,15 +47,43 @@ struct kling_class {
     int retryable;
 };
 
+/* One range of a provider's business codes, lo..hi inclusive, and what they
+ * mean to the decision. */
+struct kling_code_range {
+    int64_t lo, hi;
+    struct kling_class cls;
+};
+
+/* A provider's code table: ranges sorted by lo, none overlapping
+ * (kling_codes_check). n = 0 (or a NULL table) means "no business codes":
+ * the HTTP status decides. */
+struct kling_codes {
+    const struct kling_code_range *v;
+    size_t n;
+};
+
+/* Sorts v[0..n) by lo and checks it: returns -1 when fine, else the index (in
+ * the sorted order) of the first range with lo > hi or overlapping the one
+ * before it. */
+long kling_codes_check(struct kling_code_range *v, size_t n);
+
+/* Looks a code up (binary search); 1 and *out set when found, else 0. */
+int kling_codes_find(const struct kling_codes *codes, int64_t code, struct kling_class *out);
+
 const char *kling_kind_name(enum kling_kind kind);
+
+/* Parses a kind name; returns 0, or -1 for an unknown name. */
+int kling_kind_parse(const char *s, size_t n, enum kling_kind *out);
 
 /* Parses a transport category name; returns 0, or -1 for an unknown name. */
 int kling_transport_parse(const char *s, size_t n, enum kling_transport *out);
 
-/* Classifies a provider error: the official business code wins when known,
- * else the HTTP status decides (0 = no status). Statuses that are not errors
- * (no status, 1xx-3xx, >= 600) are protocol errors, not retryable. */
-struct kling_class kling_classify(int http_status, int has_code, int64_t code);
+/* Classifies a provider error: a business code found in the provider's table
+ * (codes may be NULL) wins, else the HTTP status decides (0 = no status).
+ * Statuses that are not errors (no status, 1xx-3xx, >= 600) are protocol
+ * errors, not retryable. */
+struct kling_class kling_classify(const struct kling_codes *codes, int http_status, int has_code,
+                                  int64_t code);
 
 /* Classifies a transport failure (category other than KLING_TR_NONE). */
 struct kling_class kling_classify_transport(enum kling_transport t);
@@ -80,6 +110,7 @@ struct kling_retry_in {
     int http_status;         /* 0 when no response arrived */
     int has_code;
     int64_t code;            /* provider business code */
+    const struct kling_codes *codes; /* the provider's table, or NULL */
     enum kling_transport transport;
     int sent;                /* any request byte was written */
     int received;            /* any response byte arrived */

@@ -3,7 +3,7 @@
  * (by a caller-chosen integer id) and are handed slots as they free up.
  *
  * The effective limit starts at the configured limit C and follows AIMD:
- * - a rate-limit signal (Kling 1303, a gateway's 429) multiplies it by
+ * - a rate-limit signal (the provider says its slots are full) multiplies it by
  *   `decrease` (rounded down, never below 1). Signals within cooldown_ms of
  *   the last decrease count once: the tasks submitted together all bounce
  *   off the same full account, and one cut is the right answer to them.

@@ -2,10 +2,11 @@
 -- or a callback's. The retry decisions are core.decide's (the same policy as
 -- kling.transport): a query is retried while its error is transient, until the task's
 -- deadline; a create is sent again only when it provably never left the host, or when the
--- provider refused it (1303/429: it said no, nothing exists). A create whose answer was lost
+-- provider refused it (rate-limited: it said no, nothing exists). A create whose answer was lost
 -- is looked up by its external id before anything else. Installed as methods of the engine.
 local core = require "kling.core"
 local errors = require "kling.errors"
+local providers = require "kling.providers"
 local transport = require "kling.transport"
 local task_mod = require "kling.task"
 
@@ -20,7 +21,8 @@ return function(Engine)
     local ctx = self.ctx
     return core.decide {
       method = method, attempt = attempt, max_attempts = ctx.max_attempts, http_status = f.status,
-      code = tonumber(f.code), transport = f.transport, sent = f.sent, received = f.received,
+      code = tonumber(f.code), codes = self.provider.codes, transport = f.transport, sent = f.sent,
+      received = f.received,
       retry_after = res.headers and res.headers["retry-after"], now_s = self.wall_s(),
       budget_ms = math.max(0, deadline - now), base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
     }
@@ -38,10 +40,10 @@ return function(Engine)
     return e
   end
 
-  -- A 1004 (token expired in flight): a new token, and the same request again at once,
-  -- once per request. True when handled.
+  -- The token expired in flight (the provider's renew_token_codes): a new token, and the same
+  -- request again at once, once per request. True when handled.
   function Engine:renewed(rec, f, now)
-    if tonumber(f.code) ~= 1004 or not self.ctx.auth or rec.renewed then
+    if not self.ctx.auth or rec.renewed or not providers.token_expired(self.provider, f) then
       return false
     end
     if now - self.invalidated_ms > 1000 then
@@ -132,10 +134,9 @@ return function(Engine)
       self:set_state(rec, "delay")
       return self:timer(rec, rec.not_before)
     end
-    local code = tonumber(f.code)
     if d.kind == "rate_limited" and f.status and (rec.deadline - now) > d.delay_ms then
-      -- Refused, nothing created: queue again. 1303 or a bare 429 says the slots are full.
-      return self:bounce(rec, now, math.max(d.delay_ms, 1000), code == 1303 or (code == nil and f.status == 429))
+      -- Refused, nothing created: queue again; the provider says whether its slots are full.
+      return self:bounce(rec, now, math.max(d.delay_ms, 1000), providers.slot_full(self.provider, f))
     end
     if rec.resent and d.kind == "validation" then
       -- The create sent again after a lookup found nothing was refused (a duplicate

@@ -7,12 +7,14 @@
 -- edit (omni-video, multi-image2video, motion-control, multi-elements, video-extend, effects),
 -- talk (avatar, identify-face, advanced-lip-sync), media (images, audio, image-recognize),
 -- general (custom voices and elements, management calls); parse reads the answers.
+local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local R = require "kling.providers.kling.rules"
 local video = require "kling.providers.kling.video"
 local parse = require "kling.providers.kling.parse"
 local common = require "kling.providers.common"
+local codes = require "kling.providers.kling.codes"
 
 local P = {
   name = "kling",
@@ -204,5 +206,15 @@ function P.parse_call(endpoint, data)
   end
   return parse.call_result(kind, data)
 end
+
+-- Business codes (kling/codes.lua): the table core.decide reads, built once, and the codes
+-- the runners act on themselves: renew the token and resend once; a create refused for want of
+-- a free slot (nothing created: queue it again).
+P.codes = core.codes(codes.ranges)
+P.renew_token_codes = R.set(codes.renew_token)
+P.slot_full_codes = R.set(codes.slot_full)
+
+-- Its dated price catalog (kling.billing reads it through this link).
+P.prices = "kling.prices.kling"
 
 return P
