@@ -4,11 +4,12 @@
 -- integer micro-units, so no float ever touches an amount.
 local core = require "kling.core"
 local errors = require "kling.errors"
+local providers = require "kling.providers"
 
 local M = {}
 
--- The providers quote() asks, in this order (kling.providers.names).
-M.providers = { "kling", "apiinone", "apimodels", "evolink", "compat" }
+-- The providers quote() asks, in this order: the registry's one list.
+M.providers = providers.names
 
 local overrides = {} -- provider -> catalog set by the user (set_catalog)
 
@@ -90,7 +91,7 @@ function M.catalog(provider, opts)
   if overrides[provider] then
     return overrides[provider]
   end
-  local ok, cat = pcall(require, "kling.prices." .. provider)
+  local ok, cat = pcall(require, providers.get(provider).prices) -- the provider's link to its catalog
   if not ok then
     return nil, unpriced(provider, "no price catalog for provider '" .. provider .. "'")
   end
