@@ -11,8 +11,6 @@ local M = {}
 -- The providers quote() asks, in this order: the registry's one list.
 M.providers = providers.names
 
-local overrides = {} -- provider -> catalog set by the user (set_catalog)
-
 local function validation(field, message, provider)
   return errors.new { kind = "validation", field = field, message = message, provider = provider }
 end
@@ -67,10 +65,59 @@ local function check_catalog(provider, cat)
   return true
 end
 
-local function known_provider(name)
-  if overrides[name] then
-    return true
+-- ---- catalog sets: the user's catalogs, per owner ----
+-- A client keeps its own set (kling.new{catalogs =}, client:set_catalog), so two clients never
+-- see each other's prices. A provider a set holds no catalog for falls back to its parent
+-- (for a client: the process default below, what kling.set_catalog fills, kept for that
+-- public call), then to the catalog shipped in kling/prices/.
+local Catalogs = {}
+Catalogs.__index = Catalogs
+M.Catalogs = Catalogs
+
+local function is_catalogs(v)
+  return getmetatable(v) == Catalogs
+end
+
+-- catalogs([{provider = catalog, ...}] [, parent]) -> a set | nil, err (the first bad catalog).
+function M.catalogs(own, parent)
+  if own ~= nil and type(own) ~= "table" then
+    return nil, validation("catalogs", "must be a table {provider = catalog}")
   end
+  if parent ~= nil and not is_catalogs(parent) then
+    errors.misuse("billing.catalogs", "parent must be a catalog set (billing.catalogs)")
+  end
+  local set = setmetatable({ own = {}, parent = parent }, Catalogs)
+  local names = {}
+  for provider in pairs(own or {}) do
+    names[#names + 1] = provider
+  end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  for _, provider in ipairs(names) do
+    if type(provider) ~= "string" then
+      return nil, validation("catalogs", "keys are provider names (got " .. type(provider) .. ")")
+    end
+    local ok, err = set:set(provider, own[provider])
+    if not ok then
+      return nil, err
+    end
+  end
+  return set
+end
+
+-- The user's catalog for a provider in this set or its parents, or nil.
+function Catalogs:own_catalog(provider)
+  local set = self
+  while set do
+    local cat = set.own[provider]
+    if cat then
+      return cat
+    end
+    set = set.parent
+  end
+  return nil
+end
+
+local function listed(name)
   for _, p in ipairs(M.providers) do
     if p == name then
       return true
@@ -79,17 +126,18 @@ local function known_provider(name)
   return false
 end
 
--- Returns the catalog in force for a provider: opts.catalog, the user's, or the shipped one.
-function M.catalog(provider, opts)
+-- The catalog in force for a provider: opts.catalog, the user's, or the shipped one.
+function Catalogs:get(provider, opts)
   if opts and opts.catalog then
     return opts.catalog
   end
-  if type(provider) ~= "string" or not known_provider(provider) then
+  local own = type(provider) == "string" and self:own_catalog(provider)
+  if own then
+    return own
+  end
+  if type(provider) ~= "string" or not listed(provider) then
     return nil, validation("provider", "unknown provider '" .. tostring(provider) .. "' (known: "
       .. table.concat(M.providers, ", ") .. ")")
-  end
-  if overrides[provider] then
-    return overrides[provider]
   end
   local ok, cat = pcall(require, providers.get(provider).prices) -- the provider's link to its catalog
   if not ok then
@@ -98,19 +146,41 @@ function M.catalog(provider, opts)
   return cat
 end
 
--- Replaces a provider's catalog for this process (nil restores the shipped one).
-function M.set_catalog(provider, cat)
-  errors.check_arg("billing.set_catalog", 1, provider, "string")
+-- Replaces a provider's catalog in this set (nil removes it: the parent's or the shipped one
+-- is in force again). -> true | nil, err
+function Catalogs:set(provider, cat)
+  errors.check_arg("set_catalog", 1, provider, "string")
   if cat == nil then
-    overrides[provider] = nil
+    self.own[provider] = nil
     return true
   end
   local ok, err = check_catalog(provider, cat)
   if not ok then
     return nil, err
   end
-  overrides[provider] = cat
+  self.own[provider] = cat
   return true
+end
+
+-- The process default, what kling.set_catalog fills: a client's own set falls back to it.
+local default = M.catalogs()
+M.default_catalogs = default
+
+-- Returns the catalog in force for a provider: opts.catalog, opts.catalogs' (a set), the
+-- process default's, or the shipped one.
+function M.catalog(provider, opts)
+  local set = opts and opts.catalogs
+  if set ~= nil and not is_catalogs(set) then
+    errors.misuse("billing", "opts.catalogs must be a catalog set (billing.catalogs)")
+  end
+  return (set or default):get(provider, opts)
+end
+
+-- Replaces a provider's catalog in the process default (nil restores the shipped one); a
+-- client's own catalogs (kling.new{catalogs =}, client:set_catalog) take precedence.
+function M.set_catalog(provider, cat)
+  errors.check_arg("billing.set_catalog", 1, provider, "string")
+  return default:set(provider, cat)
 end
 
 M.check_catalog = check_catalog
@@ -419,7 +489,8 @@ function M.quote(req, opts)
   local names = (opts and opts.providers) or M.providers
   local list, unavailable = {}, {}
   for _, name in ipairs(names) do
-    local q, err = price(req, nil, { provider = name, usd_rates = opts and opts.usd_rates })
+    local q, err = price(req, nil, { provider = name, usd_rates = opts and opts.usd_rates,
+      catalogs = opts and opts.catalogs })
     if q then
       list[#list + 1] = q
     else
@@ -429,6 +500,29 @@ function M.quote(req, opts)
   table.sort(list, cheaper)
   list.unavailable = unavailable
   return list
+end
+
+-- The same three with a set's catalogs: set:estimate(req [, opts]), set:settle(req, usage
+-- [, opts]), set:quote(req [, opts]).
+local function in_set(set, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  o.catalogs = set
+  return o
+end
+
+function Catalogs:estimate(req, opts)
+  return M.estimate(req, in_set(self, opts))
+end
+
+function Catalogs:settle(req, usage, opts)
+  return M.settle(req, usage, in_set(self, opts))
+end
+
+function Catalogs:quote(req, opts)
+  return M.quote(req, in_set(self, opts))
 end
 
 -- ---- ledger: budgets as a hard cap ----

@@ -31,6 +31,11 @@ local function priced_request(client, req)
   return r
 end
 
+-- The request's price on the client's provider, with the client's catalogs.
+function M.estimate(client, req)
+  return client.catalogs:estimate(priced_request(client, req))
+end
+
 -- Reserves the request's estimate under `key` (its external id). Returns the quote, true when
 -- there is no budget, or nil and an error (kind "budget", "unpriced" or "validation"); nothing
 -- is sent in that case. An unpriced request cannot be held to a cap, so it is refused.
@@ -39,9 +44,10 @@ function M.reserve(client, key, req)
   if not ledger then
     return true
   end
-  local q, err = billing.estimate(priced_request(client, req))
+  local q, err = M.estimate(client, req)
   if not q then
-    err.message = (err.message or "") .. " (a budget is set: give the provider's price with kling.set_catalog)"
+    err.message = (err.message or "") .. " (a budget is set: give the provider's price with client:set_catalog"
+      .. " or kling.set_catalog)"
     return nil, err
   end
   local ok, rerr = ledger:reserve(key, q)
@@ -88,7 +94,7 @@ function M.account(client, t)
   if t.status ~= "succeeded" then
     return ledger:release(t.ledger_key, info)
   end
-  local q, err = billing.settle(priced_request(client, t.request or {}), M.usage(t))
+  local q, err = client.catalogs:settle(priced_request(client, t.request or {}), M.usage(t))
   if not q then
     -- The price of what was delivered is unknown: charge the reservation, never nothing.
     t.billing_error = err

@@ -6,6 +6,7 @@ local transport = require "kling.transport"
 local task = require "kling.task"
 local validate = require "kling.validate"
 local budget = require "kling.budget"
+local billing = require "kling.billing"
 
 local Client = {}
 Client.__index = Client
@@ -52,8 +53,9 @@ end
 
 -- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
 -- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
--- budget = {limit =, currency =} | ledger}
--- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget).
+-- budget = {limit =, currency =} | ledger, catalogs = {provider = catalog}}
+-- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget,
+-- a bad catalog). catalogs: this client's own prices (see client:set_catalog).
 function M.new(opts)
   opts = opts or {}
   errors.check_arg("new", 1, opts, "table")
@@ -73,6 +75,10 @@ function M.new(opts)
   if lerr then
     return nil, lerr
   end
+  local catalogs, cerr = billing.catalogs(opts.catalogs, billing.default_catalogs)
+  if not catalogs then
+    return nil, cerr
+  end
   local timeout = seconds("new", "timeout", opts.timeout, 60)
   local connect_timeout = seconds("new", "connect_timeout", opts.connect_timeout, 10)
   local driver = opts.driver or require("kling.driver.curl").new {
@@ -89,6 +95,7 @@ function M.new(opts)
     poll_max = seconds("new", "poll_max", opts.poll_max, 15),
     auto_external_id = opts.auto_external_id ~= false,
     ledger = ledger,
+    catalogs = catalogs, -- this client's own catalogs, over the process default (kling.set_catalog)
   }, Client)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
@@ -98,6 +105,19 @@ function M.new(opts)
     on_retry = opts.on_retry,
   }
   return self
+end
+
+-- client:set_catalog(provider, catalog) -> true | nil, err: this client's price for a provider
+-- (nil: the process default or the shipped catalog again). Other clients do not see it.
+function Client:set_catalog(provider, cat)
+  return self.catalogs:set(provider, cat)
+end
+
+-- client:estimate(req) -> quote | nil, err: the request's price on this client's provider, with
+-- this client's catalogs (what a budget reserves).
+function Client:estimate(req)
+  errors.check_arg("estimate", 1, req, "table")
+  return budget.estimate(self, req)
 end
 
 function Client:__tostring()

@@ -134,6 +134,34 @@ describe("catalog overrides", function()
     assert.equal("1", billing.estimate({ provider = "kling", model = "kling-v1", duration = 5 }).amount)
   end)
 
+  it("issue 10: two clients with different catalog overrides do not see each other's", function()
+    local kling = require "kling"
+    local function flat(price)
+      return { provider = "kling", date = "2027-01-01", currency = "CNY", endpoint_default = "videos/text2video",
+        rules = { { id = "flat", match = { model = "kling-v1" }, kind = "per_second", price = price } } }
+    end
+    local req = { model = "kling-v1", duration = 5 }
+    local a = assert(kling.new { provider = "kling", api_key = "k", catalogs = { kling = flat("0.3") } })
+    local b = assert(kling.new { provider = "kling", api_key = "k" })
+    local c = assert(kling.new { provider = "kling", api_key = "k" })
+    assert(b:set_catalog("kling", flat("0.5")))
+    assert.equal("1.5", a:estimate(req).amount)
+    assert.equal("2.5", b:estimate(req).amount)
+    assert.equal("1", c:estimate(req).amount) -- the shipped catalog
+    assert.equal("1", kling.estimate { provider = "kling", model = "kling-v1", duration = 5 }.amount)
+    -- The process default (kling.set_catalog) still reaches a client without its own.
+    assert(kling.set_catalog("kling", flat("0.7")))
+    assert.equal("3.5", c:estimate(req).amount)
+    assert.equal("1.5", a:estimate(req).amount)
+    assert(b:set_catalog("kling", nil))
+    assert.equal("3.5", b:estimate(req).amount)
+    -- A bad catalog is refused by name when the client is made.
+    local none, err = kling.new { provider = "kling", api_key = "k", catalogs = { kling = { currency = "CNY" } } }
+    assert.is_nil(none)
+    assert.equal("catalog.rules", err.field)
+    assert.has_error(function() billing.estimate(req, { provider = "kling", catalogs = {} }) end)
+  end)
+
   it("refuses malformed catalogs, naming the rule", function()
     local ok, err = billing.set_catalog("kling", {
       date = "2027-01-01", currency = "CNY", rules = { { id = "bad", kind = "per_second", price = "0.1234567" } },

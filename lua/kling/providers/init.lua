@@ -59,6 +59,9 @@ function M.check(P, name)
   return true
 end
 
+-- Provider modules already checked (a memo: a module does not change once loaded).
+local checked = setmetatable({}, { __mode = "k" })
+
 -- Returns the provider module, or nil and a validation error for a name that is not one.
 -- A provider file that breaks the contract is a bug of this module: that raises.
 function M.get(name)
@@ -71,9 +74,12 @@ function M.get(name)
   if not ok then
     return nil, errors.validation("provider", "provider '" .. name .. "' is not available: " .. tostring(mod))
   end
-  local fine, why = M.check(mod, name)
-  if not fine then
-    error("kling.providers: " .. why, 2)
+  if not checked[mod] then
+    local fine, why = M.check(mod, name)
+    if not fine then
+      error("kling.providers: " .. why, 2)
+    end
+    checked[mod] = true
   end
   return mod
 end
