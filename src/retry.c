@@ -6,6 +6,7 @@
 #include "kling.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -164,8 +165,10 @@ static int l_codes(lua_State *L) {
     }
     bad = kling_codes_check(u->v, (size_t)n);
     if (bad >= 0) {
-        return luaL_error(L, "kling.core: codes: range %lld..%lld is empty or overlaps another",
-                          (long long)u->v[bad].lo, (long long)u->v[bad].hi);
+        /* lua_pushfstring has no 64-bit conversion on every Lua this builds for. */
+        char range[64];
+        snprintf(range, sizeof(range), "%lld..%lld", (long long)u->v[bad].lo, (long long)u->v[bad].hi);
+        return luaL_error(L, "kling.core: codes: range %s is empty or overlaps another", range);
     }
     u->t.v = u->v;
     u->t.n = (size_t)n;

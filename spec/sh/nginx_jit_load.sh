@@ -30,7 +30,8 @@ http {
       content_by_lua_block {
         local core = require "kling.core"
         local tok = core.jwt_hs256("ak", "sk", 1700000000, 1800)
-        local kind = core.classify(429, 1102)
+        -- The business codes are the dialect's (a kling.codes built by the provider file).
+        local kind = core.classify(429, 1102, require("kling.providers.kling").codes)
         local d = core.decide{ method = "POST", attempt = 0, max_attempts = 3, transport = "connect",
           sent = false, now_s = 0, budget_ms = 1000, base_ms = 10, cap_ms = 100 }
         ngx.say(core.lua, " ", core.version, " ", #tok, " ", kind, " ", tostring(d.retry))

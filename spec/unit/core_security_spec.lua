@@ -302,8 +302,10 @@ describe("kling.core retry policy", function()
     assert.is_true(core.decide { method = "GET", http_status = 429, code = 8 }.retry)
     assert.same({ "validation", false }, { core.classify(400, 1, core.codes {}) })
     -- A table that is not one raises, naming what is wrong.
-    assert.has_error(function() core.codes { { 5, 1, "auth" } } end)
-    assert.has_error(function() core.codes { { 1, 5, "auth" }, { 5, 9, "server" } } end) -- overlap
+    assert.has_error(function() core.codes { { 5, 1, "auth" } } end,
+      "kling.core: codes: range 5..1 is empty or overlaps another")
+    assert.has_error(function() core.codes { { 1, 5, "auth" }, { 5, 9, "server" } } end,
+      "kling.core: codes: range 5..9 is empty or overlaps another")
     assert.has_error(function() core.codes { { 1, 5, "gremlins" } } end)
     assert.has_error(function() core.codes { { 1, 5.5, "auth" } } end)
     assert.has_error(function() core.codes { { 1, 5, "auth", retryable = "yes" } } end)
