@@ -135,6 +135,28 @@ describe("kling.engine", function()
     end
   end)
 
+  it("issue 10: which refusal means 'slots full' is the dialect's rule, not the engine's", function()
+    -- The same fake, spoken to through a dialect that declares no slot code: the 1303s are then
+    -- plain rate limits (waited out and resent), and no slot limit is learnt from them.
+    local f = fake.new { task_seconds = 20, max_parallel = 5 }
+    local c = fake.client(f)
+    local P = setmetatable({ slot_full_codes = {} }, { __index = c.provider })
+    c.provider, c.ctx.provider = P, P
+    local res = c:wait_all(c:submit_many(prompts(20)))
+    assert.equal(20, res.succeeded)
+    assert.equal(20, f.stats.creates)
+    local st = c:engine():stats()
+    assert.is_true(f.stats.posts > 20, "posts " .. f.stats.posts) -- refused creates, sent again
+    assert.equal(0, st.rate_limited)
+    assert.is_nil(st.limits["kling-v1"] and st.limits["kling-v1"].configured)
+    -- Kling's own dialect learns the limit from the same refusals.
+    local f2, c2 = setup_fake { task_seconds = 20, max_parallel = 5 }
+    assert.equal(20, c2:wait_all(c2:submit_many(prompts(20))).succeeded)
+    assert.equal(20, f2.stats.creates)
+    assert.is_true(c2:engine():stats().rate_limited >= 1)
+    assert.equal(5, c2:engine():stats().limits["kling-v1"].configured)
+  end)
+
   it("cuts a limit set too high on 1303 (AIMD) and still finishes every task once", function()
     local f, c = setup_fake({ task_seconds = 20, max_parallel = 4 }, nil, { max_parallel = 12 })
     local cuts = {}
