@@ -137,8 +137,8 @@ return function(Engine)
 
   -- The provider refused a create (nothing was created). no_slot: it had no free slot (its
   -- slot_full_codes or a bare 429, providers.slot_full): cut the limit or learn it, and the task
-  -- waits for a slot again at the head of
-  -- the queue. Either way it is sent again no sooner than delay_ms from now.
+  -- waits for a slot again at the head of the queue. Either way it is sent again no sooner than
+  -- delay_ms from now.
   function Engine:bounce(rec, now, delay_ms, no_slot)
     rec.not_before = now + delay_ms
     if not no_slot then
