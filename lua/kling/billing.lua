@@ -189,12 +189,26 @@ local function is_count(n)
 end
 
 -- What the catalog rules match on, plus the quantities to price.
+-- The request fields the facts are read from that must be strings when given.
+local STRING_FACTS = { "endpoint", "model", "model_name", "mode", "resolution", "effect_scene", "method" }
+
 local function facts(req, cat, provider)
+  for _, k in ipairs(STRING_FACTS) do
+    local v = req[k]
+    if v ~= nil and type(v) ~= "string" then
+      return nil, validation(k, "must be a string, got " .. type(v), provider)
+    end
+  end
   -- Without an endpoint (nor a catalog default) only rules that ignore it can match; one
   -- that needs it reports the field missing.
   local endpoint = norm_endpoint(req.endpoint) or cat.endpoint_default
   local d = defaults_for(cat, endpoint or "*")
   local input = type(req.input) == "table" and req.input or {}
+  for _, k in ipairs { "model_name", "mode" } do
+    if input[k] ~= nil and type(input[k]) ~= "string" then
+      return nil, validation("input." .. k, "must be a string, got " .. type(input[k]), provider)
+    end
+  end
   local f = {
     endpoint = endpoint,
     method = string.upper(req.method or "POST"),

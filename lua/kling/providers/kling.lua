@@ -82,7 +82,8 @@ function P.validate(req, endpoint)
     end
     return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'")
   end
-  return R.only(req, endpoint, def.takes) or def.validate(req, endpoint)
+  return R.only(req, endpoint, def.takes) or R.unknown_fields(req, endpoint, def.takes)
+    or def.validate(req, endpoint)
 end
 
 -- The create call for a validated request: method, path and body.
