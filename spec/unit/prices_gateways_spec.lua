@@ -133,6 +133,28 @@ describe("seed 002 apimodels (USD)", function()
     end)
   end
 
+  it("issue 11.7: motion control as the gateway is asked for it (kling-motion-control) is priced per second "
+    .. "by resolution", function()
+    local req = { endpoint = "videos/motion-control", duration = 10 }
+    for resolution, usd in pairs { ["720p"] = "0.6", ["1080p"] = "1" } do
+      req.resolution = resolution
+      local q = priced("apimodels", req)
+      assert.equal(usd, q.amount)
+      assert.equal("motion-control/kling-motion-control/" .. resolution, q.rule)
+    end
+    req.resolution = nil
+    assert.equal("1", priced("apimodels", { endpoint = "videos/motion-control", mode = "pro", duration = 10 }).amount)
+    -- The request the provider builds (model kling-motion-control) prices the same.
+    local P = require("kling.providers").get("apimodels")
+    local mc = { image = "https://example.com/a.png", motion_video = "https://example.com/m.mp4",
+      resolution = "1080p", duration = 8 }
+    assert.is_nil(P.validate(mc, "videos/motion-control"))
+    local body = P.build(mc, "videos/motion-control").body
+    assert.equal("0.8", priced("apimodels", { endpoint = "videos/motion-control", model = body.model,
+      resolution = body.resolution, duration = 8 }).amount)
+    fails("apimodels", { endpoint = "videos/motion-control", duration = 10 }, "validation", "resolution")
+  end)
+
   it("takes the motion-control resolution from the mode (pro = 1080p) and refuses more than 30 s", function()
     assert.equal("1.5", priced("apimodels", { endpoint = "videos/motion-control", model = "kling-v3",
       mode = "pro", duration = 10 }).amount)
