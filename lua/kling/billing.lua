@@ -4,6 +4,7 @@
 -- integer micro-units, so no float ever touches an amount.
 local core = require "kling.core"
 local errors = require "kling.errors"
+local providers = require "kling.providers"
 
 local M = {}
 
@@ -348,6 +349,14 @@ local function price(req, usage, opts)
   f, err = facts(req, cat, provider)
   if not f then
     return nil, err
+  end
+  -- What the provider would refuse is not priced (an estimate only: a settle prices what ran).
+  local dialect = usage == nil and providers.get(provider)
+  if dialect and dialect.price_check and f.endpoint then
+    err = dialect.price_check(req, f.endpoint)
+    if err then
+      return nil, err
+    end
   end
   local rule
   rule, err = find_rule(cat, f, provider)
