@@ -3,7 +3,6 @@
 -- Content-Length for the size cap.
 local sim = require "support.sim"
 local nginx = require "support.nginx"
-local kling = require "kling"
 
 local function size_of(path)
   local f = io.open(path, "rb")
