@@ -237,6 +237,7 @@ end
 -- endpoint the video endpoints are tried in turn (queries are free).
 function Client:get_task(ref, opts)
   opts = opts or {}
+  validate.options("get_task", opts, { endpoint = true })
   local id, by_external = ref, false
   if type(ref) == "table" then
     id, by_external = ref.external_task_id, true
@@ -280,6 +281,7 @@ end
 -- array of {index, raw, message}.
 function Client:list_tasks(opts)
   opts = opts or {}
+  validate.options("list_tasks", opts, { endpoint = true, page = true, page_size = true })
   if not (self.provider.capabilities.list and self.provider.list_path) then
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
   end
@@ -331,6 +333,7 @@ function Client:call(endpoint, params, opts)
   errors.check_arg("call", 2, params, "table")
   opts = opts or {}
   errors.check_arg("call", 3, opts, "table")
+  validate.options("call", opts, { method = true })
   if not self.provider.call_spec then
     return nil, errors.unsupported(self.provider.name, "call", "it has no calls besides its tasks")
   end

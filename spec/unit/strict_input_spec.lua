@@ -40,6 +40,15 @@ describe("strict input", function()
     provider("evolink").rejects({ prompt = "x", image_start = IMG }, "image_start", "use image")
     provider("evolink").rejects({ prompt = "x", image = IMG, image_end = IMG }, "image_end", "use last_image",
       "videos/image2video")
+    for _, name in ipairs { "apiinone", "apimodels", "evolink", "compat" } do
+      provider(name).rejects({ prompt = "x", model_name = "kling-v3" }, "model_name", "use model")
+    end
+    -- A gateway's own container never carries a canonical field the mapping would overwrite.
+    provider("compat").rejects({ prompt = "x", extra_body = { negative_prompt = "blur" } },
+      "extra_body.negative_prompt", "use negative_prompt")
+    provider("evolink").rejects({ prompt = "x", model_params = { element_list = { "e" } } },
+      "model_params.element_list", "use element_list")
+    provider("compat").accepts { prompt = "x", extra_body = { seed = 1 } }
   end)
 
   it("issue 11.2: a client refuses model_name before anything is sent", function()
@@ -94,6 +103,15 @@ describe("strict input", function()
     end)
     raises("engine.new: unknown option 'max_request'", function()
       require("kling.engine").new(c, { max_request = 1 })
+    end)
+    raises("get_task: unknown option 'endpont'; did you mean endpoint%?", function()
+      c:get_task("1", { endpont = "videos/text2video" })
+    end)
+    raises("list_tasks: unknown option 'pagesize'; did you mean page_size%?", function()
+      c:list_tasks { pagesize = 2 }
+    end)
+    raises("call: unknown option 'methd'; did you mean method%?", function()
+      c:call("general/custom-elements", {}, { methd = "GET" })
     end)
   end)
 

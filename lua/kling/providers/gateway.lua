@@ -72,6 +72,9 @@ end
 -- No gateway's page documents passing unknown fields on: a field that is neither canonical nor
 -- one of the endpoint's own documented fields (P.own[endpoint]) is refused by name, and the
 -- gateway's own spelling of a canonical field (P.spellings, e.g. multi_shots) points at it.
+-- Spellings of canonical fields on the official API, refused on every gateway too.
+M.SPELLINGS = { model_name = "model", image_tail = "last_image" }
+
 function M.unknown_fields(P, req, endpoint)
   local own = P.own and P.own[endpoint] or {}
   local names = {}
@@ -81,7 +84,7 @@ function M.unknown_fields(P, req, endpoint)
   table.sort(names)
   for _, k in ipairs(names) do
     if not (M.CANONICAL[k] or own[k]) then
-      local canonical = P.spellings and P.spellings[k]
+      local canonical = P.spellings and P.spellings[k] or M.SPELLINGS[k]
       if canonical then
         return errors.validation(k, "use " .. canonical .. " (" .. (P.title or P.name) .. "'s " .. k
           .. " is written " .. canonical .. " here)", P.name)
@@ -95,6 +98,20 @@ function M.unknown_fields(P, req, endpoint)
       end
       return errors.validation(k, validate.unknown_name(k, known, "field for " .. endpoint .. " ("
         .. (P.title or P.name) .. " documents no such field)"), P.name)
+    end
+  end
+  -- A container of the gateway's own options (compat's extra_body, EvoLink's model_params)
+  -- passes its fields on, except canonical ones: the mapping writes those from the canonical
+  -- field and would drop the container's copy.
+  for container in pairs(own) do
+    local t = req[container]
+    if type(t) == "table" then
+      for k in pairs(t) do
+        if M.CANONICAL[k] then
+          return errors.validation(container .. "." .. k, "use " .. k .. " (the canonical field; "
+            .. container .. " carries only the gateway's other options)", P.name)
+        end
+      end
     end
   end
   return nil
