@@ -50,10 +50,6 @@ local function make_auth(opts, provider)
   return nil, errors.new { kind = "auth", provider = provider.name, message = "no credentials: give " .. how }
 end
 
--- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
--- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
--- budget = {limit =, currency =} | ledger}
--- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget).
 -- Downloads stop at this size unless kling.new{max_download_bytes =} says otherwise: far
 -- beyond any clip the providers make, short of filling a disk from a misbehaving server.
 M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
@@ -71,10 +67,16 @@ end
 local NEW_OPTIONS = {}
 for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
   "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
-  "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes" } do
+  "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes", "engine" } do
   NEW_OPTIONS[k] = true
 end
 
+-- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
+-- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
+-- budget = {limit =, currency =} | ledger, user_agent =, auto_external_id =, retry_base_ms =,
+-- retry_cap_ms =, call_budget =, max_download_bytes =, engine = {options of kling.engine.new}}.
+-- Any other option name raises, naming the closest known one.
+-- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget).
 function M.new(opts)
   opts = opts or {}
   errors.check_arg("new", 1, opts, "table")
@@ -111,6 +113,7 @@ function M.new(opts)
     poll_max = seconds("new", "poll_max", opts.poll_max, 15),
     auto_external_id = opts.auto_external_id ~= false,
     max_download_bytes = M.download_limit(opts.max_download_bytes),
+    engine_opts = opts.engine, -- options of client:engine() when it is made (kling.engine.new)
     ledger = ledger,
   }, Client)
   self.ctx = {
@@ -438,7 +441,7 @@ end
 -- callback_silence, webhook_secret, on_create, on_created).
 function Client:engine(opts)
   if not self._engine then
-    self._engine = require("kling.engine").new(self, opts)
+    self._engine = require("kling.engine").new(self, opts or self.engine_opts)
   end
   return self._engine
 end
