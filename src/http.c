@@ -93,6 +93,7 @@ static void xfer_recycle(kh_client *c, kh_xfer *x) {
     x->id = 0;
     x->has_output = 0;
     x->status = 0;
+    x->max_output = 0;
     x->out_bytes = x->rx_bytes = x->upload_bytes = x->total_us = 0;
     x->too_large = x->oom = x->out_errno = 0;
     x->code = CURLE_OK;
@@ -315,6 +316,7 @@ static int l_pending(lua_State *L) {
 typedef struct {
     const char *method, *url, *body, *output;
     size_t body_len;
+    lua_Integer max_output;
     long timeout_ms, connect_timeout_ms;
     int follow, has_body_method;
 } kh_req;
@@ -357,6 +359,7 @@ static void read_req(lua_State *L, kh_client *c, int idx, kh_req *r) {
     if (r->output && r->output[0] == '\0') {
         luaL_error(L, "kling.http: field 'output' must be a non-empty path");
     }
+    r->max_output = r->output ? opt_positive(L, idx, "max_output", INT_MAX, INT_MAX) : 0;
     r->timeout_ms = (long)opt_positive(L, idx, "timeout_ms", c->timeout_ms, INT_MAX);
     r->connect_timeout_ms =
         (long)opt_positive(L, idx, "connect_timeout_ms", c->connect_timeout_ms, INT_MAX);
@@ -523,6 +526,7 @@ static kh_xfer *start(lua_State *L, kh_client *c, int idx) {
             return NULL;
         }
         x->has_output = 1;
+        x->max_output = (curl_off_t)r.max_output;
     }
     rc = set_options(c, x, &r, &what);
     if (rc != CURLE_OK) {

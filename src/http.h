@@ -34,8 +34,9 @@ typedef struct kh_xfer {
     long status;          /* from the last status line seen */
     size_t max_body;      /* in-memory body limit for this transfer */
     curl_off_t out_bytes; /* body bytes written to `out` */
+    curl_off_t max_output; /* cap on out_bytes (0: none): a download stops there */
     curl_off_t rx_bytes;  /* header + body bytes that arrived */
-    int too_large;        /* stopped for size: 1 the body (max_body), 2 the headers */
+    int too_large;        /* stopped for size: 1 the body (max_body), 2 the headers, 3 output */
     int oom;              /* a callback could not grow a buffer */
     int out_errno;        /* errno of a failed write to `out`, or 0 */
     /* Filled when the transfer finishes (CURLINFO is gone once recycled). */

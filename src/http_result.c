@@ -128,6 +128,10 @@ size_t kh_on_body(char *data, size_t size, size_t n, void *ud) {
             x->out_errno = EBADF;
             return 0;
         }
+        if (x->max_output > 0 && (curl_off_t)len > x->max_output - x->out_bytes) {
+            x->too_large = 3;
+            return 0;
+        }
         if (len > 0 && fwrite(data, 1, len, x->out) != len) {
             x->out_errno = errno ? errno : EIO;
             return 0;
@@ -278,6 +282,9 @@ static void push_message(lua_State *L, const kh_xfer *x) {
     char text[96];
     if (x->too_large == 2) {
         snprintf(text, sizeof text, "response headers larger than %zu bytes", KH_MAX_HEAD);
+        lua_pushstring(L, text);
+    } else if (x->too_large == 3) {
+        snprintf(text, sizeof text, "download larger than max_output (%lld bytes)", (long long)x->max_output);
         lua_pushstring(L, text);
     } else if (x->too_large) {
         snprintf(text, sizeof text, "response body larger than max_body (%zu bytes)", x->max_body);

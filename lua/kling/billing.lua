@@ -260,12 +260,26 @@ local function is_count(n)
 end
 
 -- What the catalog rules match on, plus the quantities to price.
+-- The request fields the facts are read from that must be strings when given.
+local STRING_FACTS = { "endpoint", "model", "model_name", "mode", "resolution", "effect_scene", "method" }
+
 local function facts(req, cat, provider)
+  for _, k in ipairs(STRING_FACTS) do
+    local v = req[k]
+    if v ~= nil and type(v) ~= "string" then
+      return nil, validation(k, "must be a string, got " .. type(v), provider)
+    end
+  end
   -- Without an endpoint (nor a catalog default) only rules that ignore it can match; one
   -- that needs it reports the field missing.
   local endpoint = norm_endpoint(req.endpoint) or cat.endpoint_default
   local d = defaults_for(cat, endpoint or "*")
   local input = type(req.input) == "table" and req.input or {}
+  for _, k in ipairs { "model_name", "mode" } do
+    if input[k] ~= nil and type(input[k]) ~= "string" then
+      return nil, validation("input." .. k, "must be a string, got " .. type(input[k]), provider)
+    end
+  end
   local f = {
     endpoint = endpoint,
     method = string.upper(req.method or "POST"),
@@ -406,6 +420,14 @@ local function price(req, usage, opts)
   if not f then
     return nil, err
   end
+  -- What the provider would refuse is not priced (an estimate only: a settle prices what ran).
+  local dialect = usage == nil and providers.get(provider)
+  if dialect and dialect.price_check and f.endpoint then
+    err = dialect.price_check(req, f.endpoint)
+    if err then
+      return nil, err
+    end
+  end
   local rule
   rule, err = find_rule(cat, f, provider)
   if not rule then
@@ -462,44 +484,157 @@ function M.settle(req, usage, opts)
   return price(req, usage, opts)
 end
 
-local function cheaper(a, b)
-  if (a.usd ~= nil) ~= (b.usd ~= nil) then
-    return a.usd ~= nil
+-- A currency as money that can be compared: each gateway's credits are its own money (API in
+-- One's and EvoLink's "credits" are different units), so a bare "credits" is qualified.
+function M.currency_id(q)
+  if q.currency == "credits" then
+    return q.provider .. "-credits"
   end
-  if a.usd and a.usd.micros ~= b.usd.micros then
-    return a.usd.micros < b.usd.micros
+  return q.currency
+end
+
+-- The product every provider is asked to price: the defaults that differ between providers
+-- made explicit (API in One makes sound unless told otherwise; others are silent), and a
+-- resolution given without a mode turned into that mode (720p std, 1080p pro) so that no
+-- catalog prices 1080p as the default mode. -> request, {field = value made explicit}
+local RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+function M.same_product(req)
+  local product, assumed = {}, {}
+  for k, v in pairs(req) do
+    product[k] = v
   end
-  if not a.usd and a.currency ~= b.currency then
-    return a.currency < b.currency
+  product.provider = nil
+  local function assume(field, value)
+    if product[field] == nil then
+      product[field], assumed[field] = value, value
+    end
   end
+  local method = type(req.method) == "string" and req.method:upper() or "POST"
+  local endpoint = req.endpoint
+  local video = method == "POST" and (endpoint == nil or endpoint == "videos/text2video"
+    or endpoint == "videos/image2video")
+  if video then
+    assume("sound", false)
+    assume("mode", RESOLUTION_MODE[req.resolution] or "std")
+    if not req.multi_shot then
+      assume("duration", 5)
+    end
+  end
+  return product, assumed
+end
+
+-- The fields of `product` that `name`'s provider cannot honour, as its validation error (nil
+-- when it takes them all). Content the quote does without (a prompt) is stood in for.
+local function cannot_honour(name, product)
+  local P = providers.get(name)
+  if not (P and P.validate and P.default_endpoint) then
+    return nil
+  end
+  local probe = {}
+  for k, v in pairs(product) do
+    probe[k] = v
+  end
+  if probe.prompt == nil and not probe.multi_shot then
+    probe.prompt = "x"
+  end
+  local endpoint = probe.endpoint or P.default_endpoint(probe)
+  probe.endpoint = nil
+  if not P.endpoints[endpoint] then
+    return nil
+  end
+  local err = P.validate(probe, endpoint)
+  if err and err.field and err.field ~= "prompt" and err.field ~= "image" then
+    return err
+  end
+  return nil
+end
+
+local function by_amount(a, b)
   if a.micros ~= b.micros then
     return a.micros < b.micros
   end
   return a.provider < b.provider
 end
 
--- quote(req [, opts]) -> list of quotes, one per provider that can price the request, cheapest
--- first by USD where a rate is known (those without one follow); `unavailable` lists the
--- others with their error. opts.providers limits the providers asked; opts.usd_rates adds
--- rates ({kling = "0.14"}: USD per unit of that provider's currency).
+-- quote(req [, opts]) -> list of quotes for the same product on every provider that can make and
+-- price it, with:
+--   list.assumed     the defaults made explicit first ({sound = false, mode = "std", ...})
+--   list.groups      [{currency, quotes}] each ranked cheapest first, currencies in name order
+--   list.ranked      true when the list is one ranking across currencies: only with a rate
+--                    (opts.rates = {CNY = "0.14", ["apiinone-credits"] = "0.01"}: USD per unit,
+--                    or opts.usd_rates by provider) for every currency in it; otherwise the
+--                    list is the groups one after the other and list.note says so
+--   list.unavailable [{provider, error, field}]: cannot price it, or cannot honour `field`
+-- opts.providers limits the providers asked.
 function M.quote(req, opts)
   if type(req) ~= "table" then
     errors.misuse("billing.quote", "request table expected")
   end
-  local names = (opts and opts.providers) or M.providers
-  local list, unavailable = {}, {}
+  opts = opts or {}
+  local product, assumed = M.same_product(req)
+  local names = opts.providers or M.providers
+  local list, unavailable, by_currency = {}, {}, {}
   for _, name in ipairs(names) do
-    local q, err = price(req, nil, { provider = name, usd_rates = opts and opts.usd_rates,
-      catalogs = opts and opts.catalogs })
-    if q then
-      list[#list + 1] = q
+    local herr = cannot_honour(name, product)
+    local q, err
+    if herr then
+      err = herr
     else
-      unavailable[#unavailable + 1] = { provider = name, error = err }
+      q, err = price(product, nil, { provider = name, usd_rates = opts.usd_rates, catalogs = opts.catalogs })
+    end
+    if q then
+      q.currency_id = M.currency_id(q)
+      local rate = opts.rates and opts.rates[q.currency_id]
+        or (opts.usd_rates and opts.usd_rates[name]) or (q.currency == "USD" and "1")
+      q.rate = rate and { usd = rate, micros = core.money_scale(q.micros, rate) } or nil
+      list[#list + 1] = q
+      local g = by_currency[q.currency_id]
+      if not g then
+        g = { currency = q.currency_id, quotes = {} }
+        by_currency[q.currency_id] = g
+      end
+      g.quotes[#g.quotes + 1] = q
+    else
+      unavailable[#unavailable + 1] = { provider = name, error = err, field = err and err.field }
     end
   end
-  table.sort(list, cheaper)
-  list.unavailable = unavailable
-  return list
+  local groups = {}
+  for _, g in pairs(by_currency) do
+    table.sort(g.quotes, by_amount)
+    groups[#groups + 1] = g
+  end
+  table.sort(groups, function(a, b)
+    return a.currency < b.currency
+  end)
+  local ranked = true
+  for _, q in ipairs(list) do
+    ranked = ranked and q.rate ~= nil and q.rate.micros ~= nil
+  end
+  local out = {}
+  if ranked then
+    for i, q in ipairs(list) do
+      out[i] = q
+    end
+    table.sort(out, function(a, b)
+      if a.rate.micros ~= b.rate.micros then
+        return a.rate.micros < b.rate.micros
+      end
+      return a.provider < b.provider
+    end)
+  else
+    for _, g in ipairs(groups) do
+      for _, q in ipairs(g.quotes) do
+        out[#out + 1] = q
+      end
+    end
+  end
+  out.assumed, out.groups, out.unavailable = assumed, groups, unavailable
+  out.ranked = ranked or #groups <= 1
+  if not out.ranked then
+    out.note = "prices in different currencies are not ranked against each other: each currency is ranked "
+      .. "on its own (give a rate, USD per unit, for each currency to rank them together)"
+  end
+  return out
 end
 
 -- The same three with a set's catalogs: set:estimate(req [, opts]), set:settle(req, usage

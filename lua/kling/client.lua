@@ -51,14 +51,39 @@ local function make_auth(opts, provider)
   return nil, errors.new { kind = "auth", provider = provider.name, message = "no credentials: give " .. how }
 end
 
+-- Downloads stop at this size unless kling.new{max_download_bytes =} says otherwise: far
+-- beyond any clip the providers make, short of filling a disk from a misbehaving server.
+M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+
+function M.download_limit(v)
+  if v == nil then
+    return M.DEFAULT_MAX_DOWNLOAD_BYTES
+  end
+  if not validate.is_whole(v) or v < 1 or v > 2147483647 then
+    errors.misuse("new", "max_download_bytes must be a whole number of bytes from 1 to 2147483647")
+  end
+  return v
+end
+
+local NEW_OPTIONS = {}
+for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
+  "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
+  "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes", "engine",
+  "catalogs" } do
+  NEW_OPTIONS[k] = true
+end
+
 -- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
 -- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
--- budget = {limit =, currency =} | ledger, catalogs = {provider = catalog}}
+-- budget = {limit =, currency =} | ledger, catalogs = {provider = catalog}, user_agent =,
+-- auto_external_id =, retry_base_ms =, retry_cap_ms =, call_budget =, max_download_bytes =,
+-- engine = {options of kling.engine.new}}. Any other option name raises, naming the closest known one.
 -- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget,
 -- a bad catalog). catalogs: this client's own prices (see client:set_catalog).
 function M.new(opts)
   opts = opts or {}
   errors.check_arg("new", 1, opts, "table")
+  validate.options("new", opts, NEW_OPTIONS)
   local provider, perr = providers.get(opts.provider or env("KLING_PROVIDER"))
   if not provider then
     return nil, perr
@@ -94,6 +119,8 @@ function M.new(opts)
     poll_min = seconds("new", "poll_min", opts.poll_min, 1),
     poll_max = seconds("new", "poll_max", opts.poll_max, 15),
     auto_external_id = opts.auto_external_id ~= false,
+    max_download_bytes = M.download_limit(opts.max_download_bytes),
+    engine_opts = opts.engine, -- options of client:engine() when it is made (kling.engine.new)
     ledger = ledger,
     catalogs = catalogs, -- this client's own catalogs, over the process default (kling.set_catalog)
   }, Client)
@@ -234,6 +261,7 @@ end
 -- endpoint the video endpoints are tried in turn (queries are free).
 function Client:get_task(ref, opts)
   opts = opts or {}
+  validate.options("get_task", opts, { endpoint = true })
   local id, by_external = ref, false
   if type(ref) == "table" then
     id, by_external = ref.external_task_id, true
@@ -277,6 +305,7 @@ end
 -- array of {index, raw, message}.
 function Client:list_tasks(opts)
   opts = opts or {}
+  validate.options("list_tasks", opts, { endpoint = true, page = true, page_size = true })
   if not (self.provider.capabilities.list and self.provider.list_path) then
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
   end
@@ -328,6 +357,7 @@ function Client:call(endpoint, params, opts)
   errors.check_arg("call", 2, params, "table")
   opts = opts or {}
   errors.check_arg("call", 3, opts, "table")
+  validate.options("call", opts, { method = true })
   if not self.provider.call_spec then
     return nil, errors.unsupported(self.provider.name, "call", "it has no calls besides its tasks")
   end
@@ -367,13 +397,62 @@ function Client:cancel_task(t)
   return self.provider.cancel(self, t)
 end
 
--- Downloads a URL to a path (through a temporary name). Returns path, bytes or nil, error.
-function Client:download(url, path)
-  local ok, err = self.driver:download(url, path)
-  if not ok then
-    return nil, errors.new { kind = "network", message = err, retryable = true, provider = self.provider.name }
+local DOWNLOAD_OPTIONS = { max_bytes = true, expected_bytes = true, timeout = true }
+-- What a driver's download failure is, as an error kind and whether trying again can help.
+local DOWNLOAD_KINDS = {
+  not_found = { "not_found", false }, too_large = { "protocol", false }, io = { "validation", false },
+  network = { "network", true },
+}
+-- A download stops at this many bytes beyond twice the expected size, when one is known.
+local EXPECTED_SLACK = 1024 * 1024
+
+-- download(url, path [, {max_bytes =, expected_bytes =, timeout =}]) -> path, bytes | nil, err.
+-- Streams to a temporary name, then renames. The transfer stops at max_bytes (default the
+-- client's max_download_bytes) and, when expected_bytes is known (a size the provider
+-- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
+-- or not writable), not_found (HTTP 404/410), protocol (too large), network.
+function Client:download(url, path, opts)
+  errors.check_arg("download", 1, url, "string")
+  errors.check_arg("download", 2, path, "string")
+  opts = opts or {}
+  errors.check_arg("download", 3, opts, "table")
+  validate.options("download", opts, DOWNLOAD_OPTIONS)
+  local name = self.provider.name
+  if not validate.is_url(url) then
+    return nil, errors.validation("url", "must be an http(s) URL", name)
   end
-  return ok, err
+  local max = self.max_download_bytes
+  if opts.max_bytes ~= nil then
+    if not validate.is_whole(opts.max_bytes) or opts.max_bytes < 1 then
+      errors.misuse("download", "max_bytes must be a whole number of bytes >= 1")
+    end
+    max = math.min(max, opts.max_bytes)
+  end
+  if opts.expected_bytes ~= nil then
+    if not validate.is_whole(opts.expected_bytes) or opts.expected_bytes < 0 then
+      errors.misuse("download", "expected_bytes must be a whole number of bytes >= 0")
+    end
+    max = math.min(max, opts.expected_bytes * 2 + EXPECTED_SLACK)
+  end
+  local dir = path:match("^(.*)/[^/]*$")
+  local probe = dir and dir ~= "" and io.open(dir .. "/.", "rb")
+  if probe then
+    probe:close()
+  elseif dir and dir ~= "" then
+    return nil, errors.validation("path", "its directory " .. dir .. " does not exist", name)
+  end
+  local got, msg, kind = self.driver:download(url, path, {
+    max_bytes = math.min(max, 2147483647), timeout_ms = opts.timeout and math.floor(opts.timeout * 1000) or nil,
+  })
+  if not got then
+    local k = DOWNLOAD_KINDS[kind or "network"] or DOWNLOAD_KINDS.network
+    local err = errors.new { kind = k[1], message = msg, retryable = k[2], provider = name }
+    if kind == "io" then
+      err.field = "path"
+    end
+    return nil, err
+  end
+  return got, msg
 end
 
 -- ---- many tasks at once (kling.engine) ---------------------------------------------------
@@ -383,7 +462,7 @@ end
 -- callback_silence, webhook_secret, on_create, on_created).
 function Client:engine(opts)
   if not self._engine then
-    self._engine = require("kling.engine").new(self, opts)
+    self._engine = require("kling.engine").new(self, opts or self.engine_opts)
   end
   return self._engine
 end
@@ -393,10 +472,14 @@ end
 -- failed (task.error says why: validation, quota, ...), or waits here for a provider slot
 -- (status "pending"). estimate: expected seconds per task (or req.estimate each; not sent);
 -- timeout: each task's deadline in seconds; max_parallel: the provider's parallel slots.
+local SUBMIT_MANY_OPTIONS = { estimate = true, timeout = true, max_parallel = true, adopt = true,
+  submit_timeout = true, engine = true }
+
 function Client:submit_many(reqs, opts)
   errors.check_arg("submit_many", 1, reqs, "table")
   opts = opts or {}
   errors.check_arg("submit_many", 2, opts, "table")
+  validate.options("submit_many", opts, SUBMIT_MANY_OPTIONS)
   local e = self:engine(opts.engine)
   if opts.max_parallel ~= nil then
     e:set_limit(nil, opts.max_parallel)

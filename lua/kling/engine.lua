@@ -17,6 +17,7 @@ local budget = require "kling.budget"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
+local validate = require "kling.validate"
 
 local Engine = {}
 Engine.__index = Engine
@@ -71,10 +72,18 @@ end
 --   on_created(task)   called when the provider has the task (task.id is set)
 --   http, now_ms, sleep_ms, wall_s, seed   the multi handle (driver.http) and the clocks (the
 --                  driver's, else kling.core's), for tests
+local NEW_OPTIONS = {}
+for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
+  "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create", "on_created",
+  "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
+  NEW_OPTIONS[k] = true
+end
+
 function M.new(client, opts)
   errors.check_arg("engine.new", 1, client, "table")
   opts = opts or {}
   errors.check_arg("engine.new", 2, opts, "table")
+  validate.options("engine.new", opts, NEW_OPTIONS)
   local driver = client.driver
   local http = opts.http or (driver and driver.http)
   if http == nil then

@@ -1,6 +1,7 @@
 -- A task: what a create returned, kept up to date by refresh() and wait().
 local errors = require "kling.errors"
 local budget = require "kling.budget"
+local validate = require "kling.validate"
 
 local Task = {}
 Task.__index = Task
@@ -76,8 +77,11 @@ end
 -- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
+local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll_max = true }
+
 function Task:wait(opts)
   opts = opts or {}
+  validate.options("task:wait", opts, WAIT_OPTIONS)
   local client = self.client
   local driver = client.driver
   local timeout_ms = math.floor((opts.timeout or client.wait_timeout) * 1000)

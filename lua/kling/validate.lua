@@ -125,6 +125,10 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
   if v == nil then
     return nil
   end
+  if type(v) ~= "number" then
+    return fail(ctx, field, "must be a number, got a " .. type(v)
+      .. (type(v) == "string" and (" (\"" .. v .. "\")") or ""))
+  end
   if not is_whole(v) then
     return fail(ctx, field, "must be a whole number, got " .. tostring(v))
   end
@@ -253,6 +257,74 @@ function M.image_size(bytes)
     end
   end
   return nil
+end
+
+-- Edit distance between two short names (unknown option and field names).
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- The known name closest to `name` (a set or a list of names), or nil when none is close
+-- (more than a third of the name would have to change).
+function M.closest(name, known)
+  if type(name) ~= "string" then
+    return nil
+  end
+  local best, best_d
+  local list = known[1] ~= nil and known or nil
+  local function try(k)
+    if type(k) == "string" then
+      local d = distance(name, k)
+      if not best_d or d < best_d or (d == best_d and k < best) then
+        best, best_d = k, d
+      end
+    end
+  end
+  if list then
+    for _, k in ipairs(list) do
+      try(k)
+    end
+  else
+    for k in pairs(known) do
+      try(k)
+    end
+  end
+  if best and best_d <= math.max(2, math.floor(#name / 3)) then
+    return best
+  end
+  return nil
+end
+
+-- The error for an unknown name: "unknown <what>", with the closest known name when one is.
+function M.unknown_name(name, known, what)
+  local near = M.closest(name, known)
+  return "unknown " .. what .. (near and ("; did you mean " .. near .. "?") or "")
+end
+
+-- Raises (misuse) when `opts` holds a key not in `known` (a set), naming the closest known one:
+-- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore.
+function M.options(fn, opts, known)
+  if type(opts) ~= "table" then
+    return
+  end
+  for k in pairs(opts) do
+    if not known[k] then
+      error(string.format("kling.%s: %s", fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'")),
+        3)
+    end
+  end
 end
 
 -- Runs checks in order and returns the first failure.

@@ -10,9 +10,10 @@ local general_rules = require "kling_sim.official.general_rules"
 
 local M = {}
 
+-- Seed 000's text-to-video table (1.1) prices kling-v1-5 and kling-v2-1 (std, pro) there too.
 local ENDPOINT_MODELS = {
-  text2video = { "kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo",
-    "kling-v2-6", "kling-v3", "kling-video-o1" },
+  text2video = { "kling-v1", "kling-v1-5", "kling-v1-6", "kling-v2-master", "kling-v2-1", "kling-v2-1-master",
+    "kling-v2-5-turbo", "kling-v2-6", "kling-v3", "kling-video-o1" },
   image2video = { "kling-v1", "kling-v1-5", "kling-v1-6", "kling-v2-master", "kling-v2-1", "kling-v2-1-master",
     "kling-v2-5-turbo", "kling-v2-6", "kling-v3", "kling-video-o1" },
 }
@@ -202,6 +203,10 @@ local function common(body, ep, r)
   if err then return nil, err end
   if r.sound == "on" and not SOUND_MODELS[r.model] then
     return nil, bad("sound on needs kling-v2-6 or later (model_name is " .. r.model .. ")")
+  end
+  -- Seed 000 sells kling-v2-6's sound in pro only ("pro (有声...)").
+  if r.sound == "on" and r.model == "kling-v2-6" and r.mode ~= "pro" then
+    return nil, bad("sound on needs mode pro on kling-v2-6")
   end
   local seconds, spelled = duration(body, r.model)
   if not seconds then return nil, spelled end

@@ -24,8 +24,9 @@ local V26 = { silent = 500, sound = 1000, voice = 1200 } -- per second (5 s = 2.
 -- kling-video-o1 per second: std/pro, without/with a reference image.
 local O1 = { std = { plain = 600, ref = 900 }, pro = { plain = 800, ref = 1200 } }
 
--- Seed 000 has no price for kling-v3 and none for kling-v2-6 std: ASSUMPTION, both are
--- deducted like kling-v2-6 pro, per second. Change here when the official table has them.
+-- Seed 000 has no price for kling-v3 and none for kling-v2-6 std: those tasks deduct nothing
+-- known (no final_unit_deduction, no ledger charge), as the client's catalog has them unpriced
+-- (issue 11.6). Change here when the official table has them.
 local function per_second_v26(t)
   local rate = V26.silent
   if t.sound == "on" then
@@ -42,7 +43,7 @@ function M.thousandths(t)
     local by_mode = fixed.master or fixed[t.mode]
     return by_mode and by_mode[t.duration]
   end
-  if t.model == "kling-v2-6" or t.model == "kling-v3" then
+  if t.model == "kling-v2-6" and t.mode == "pro" then
     return per_second_v26(t)
   end
   if t.model == "kling-video-o1" then

@@ -57,10 +57,18 @@ kills=0
 runs=0
 finished=0
 while [ "$kills" -lt "$KILLS" ]; do
+  headers=$(grep -c '"t":"batch"' "$out/journal.jsonl" 2>/dev/null || true)
   "${cmd[@]}" & pid=$!
   runs=$((runs + 1))
-  # 0.10 .. 0.70 s: from start-up to the middle of a wave.
-  sleep "0.$((RANDOM % 61 + 10))"
+  # Wait for this run's header (start-up takes longer on a loaded machine; a kill before it
+  # tests nothing and would leave the header count short), then 0.00 .. 0.60 s: from the first
+  # create to the middle of a wave.
+  for _ in $(seq 1 500); do
+    [ "$(grep -c '"t":"batch"' "$out/journal.jsonl" 2>/dev/null || true)" -gt "${headers:-0}" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  sleep "$(printf "0.%02d" $((RANDOM % 61)))"
   if kill -9 "$pid" 2>/dev/null; then
     kills=$((kills + 1))
   fi

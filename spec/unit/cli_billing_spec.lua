@@ -46,17 +46,31 @@ describe("kling estimate", function()
 end)
 
 describe("kling quote", function()
-  it("lists providers cheapest first with USD equivalents, then those that cannot price it", function()
+  it("issue 11.8: groups providers by currency, cheapest first in each, then those that cannot price it",
+    function()
     local out, status = run("quote --model kling-v3 --mode pro --duration 10 --sound")
     assert.are.equal(0, status)
+    assert.matches("USD:\n1%. apimodels +1.28 USD", out)
+    assert.matches("evolink%-credits:\n1%. evolink +108 credits", out)
+    assert.matches("apiinone%-credits:\n1%. apiinone +800 credits", out)
+    assert.matches("not ranked against each other", out)
+    assert.matches("%-  kling +unpriced", out)
+  end)
+
+  it("issue 11.8: states the defaults it made explicit and ranks with --rates", function()
+    local out, status = run("quote --model kling-v3 --duration 10 --resolution 1080p "
+      .. "--rates CNY=0.14,apiinone-credits=0.01,evolink-credits=0.014,USD=1")
+    assert.are.equal(0, status)
+    assert.matches("defaults made explicit: mode=pro, sound=false", out, 1, true)
     local lines = {}
     for line in out:gmatch("[^\n]+") do
       lines[#lines + 1] = line
     end
-    assert.matches("^1%. apimodels +1.28 USD", lines[1])
-    assert.matches("^2%. evolink +108 credits %(~1.512 USD%)", lines[2])
-    assert.matches("^3%. apiinone +800 credits %(~8 USD%)", lines[3])
-    assert.matches("^%-  kling +unpriced", out:match("%-  kling[^\n]*"))
+    assert.matches("^1%. apimodels +0.853 USD", lines[2])
+    assert.matches("^2%. evolink +71.982 credits", lines[3])
+    assert.matches("^3%. apiinone +540 credits", lines[4])
+    local _, bad = run("quote --model kling-v3 --rates CNY")
+    assert.are.equal(2, bad)
   end)
 
   it("gives JSON", function()

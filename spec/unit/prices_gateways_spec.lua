@@ -133,6 +133,28 @@ describe("seed 002 apimodels (USD)", function()
     end)
   end
 
+  it("issue 11.7: motion control as the gateway is asked for it (kling-motion-control) is priced per second "
+    .. "by resolution", function()
+    local req = { endpoint = "videos/motion-control", duration = 10 }
+    for resolution, usd in pairs { ["720p"] = "0.6", ["1080p"] = "1" } do
+      req.resolution = resolution
+      local q = priced("apimodels", req)
+      assert.equal(usd, q.amount)
+      assert.equal("motion-control/kling-motion-control/" .. resolution, q.rule)
+    end
+    req.resolution = nil
+    assert.equal("1", priced("apimodels", { endpoint = "videos/motion-control", mode = "pro", duration = 10 }).amount)
+    -- The request the provider builds (model kling-motion-control) prices the same.
+    local P = require("kling.providers").get("apimodels")
+    local mc = { image = "https://example.com/a.png", motion_video = "https://example.com/m.mp4",
+      resolution = "1080p", duration = 8 }
+    assert.is_nil(P.validate(mc, "videos/motion-control"))
+    local body = P.build(mc, "videos/motion-control").body
+    assert.equal("0.8", priced("apimodels", { endpoint = "videos/motion-control", model = body.model,
+      resolution = body.resolution, duration = 8 }).amount)
+    fails("apimodels", { endpoint = "videos/motion-control", duration = 10 }, "validation", "resolution")
+  end)
+
   it("takes the motion-control resolution from the mode (pro = 1080p) and refuses more than 30 s", function()
     assert.equal("1.5", priced("apimodels", { endpoint = "videos/motion-control", model = "kling-v3",
       mode = "pro", duration = 10 }).amount)
@@ -253,17 +275,23 @@ describe("seed 004 compat gateway (no prices)", function()
 end)
 
 describe("quote across providers", function()
-  it("orders kling-v3 std 5 s with sound by USD, listing the providers that cannot price it", function()
-    local list = billing.quote { model = "kling-v3", mode = "std", duration = 5, sound = true }
+  local function lines(list)
     local got = {}
     for i, q in ipairs(list) do
-      got[i] = q.provider .. " " .. q.amount .. " " .. q.currency .. " $" .. q.usd.amount
+      got[i] = q.provider .. " " .. q.amount .. " " .. q.currency_id
     end
+    return got
+  end
+
+  it("groups kling-v3 std 5 s with sound by currency, listing the providers that cannot price it", function()
+    local list = billing.quote { model = "kling-v3", mode = "std", duration = 5, sound = true }
+    assert.is_false(list.ranked)
+    assert.matches("not ranked against each other", list.note)
     assert.same({
-      "apimodels 0.478 USD $0.478",
-      "evolink 40.5 credits $0.567",  -- std = 720p, sound: 5.4 x 5 x 1.5
-      "apiinone 300 credits $3",
-    }, got)
+      "apimodels 0.478 USD",
+      "apiinone 300 apiinone-credits",
+      "evolink 40.5 evolink-credits",  -- std = 720p, sound: 5.4 x 5 x 1.5
+    }, lines(list))
     local out = {}
     for _, u in ipairs(list.unavailable) do
       out[#out + 1] = u.provider .. ":" .. u.error.kind
@@ -271,21 +299,50 @@ describe("quote across providers", function()
     assert.same({ "kling:unpriced", "compat:unpriced" }, out)
   end)
 
-  it("puts prices without a USD rate after those with one, unless a rate is given", function()
+  it("issue 11.8: ranks across currencies only with a rate for each currency", function()
     local req = { model = "kling-v2-6", mode = "pro", duration = 5 }
     local list = billing.quote(req)
-    assert.equal("apimodels", list[1].provider)
-    assert.equal("0.0267", list[1].amount)
-    assert.equal("kling", list[2].provider)
-    assert.equal("2.5", list[2].amount)
-    assert.is_nil(list[2].usd)
-    list = billing.quote(req, { usd_rates = { kling = "0.0100" } })
-    assert.equal("kling", list[1].provider) -- 2.5 CNY at a (made-up) 0.01 = $0.025
-    assert.equal("0.025", list[1].usd.amount)
+    assert.is_false(list.ranked)
+    assert.same({ "kling 2.5 CNY", "apimodels 0.0267 USD" }, lines(list)) -- CNY group, then USD
+    list = billing.quote(req, { rates = { CNY = "0.0100" } })
+    assert.is_true(list.ranked)
+    assert.same({ "kling 2.5 CNY", "apimodels 0.0267 USD" }, lines(list)) -- $0.025 < $0.0267
+    list = billing.quote(req, { rates = { CNY = "0.14" } })
+    assert.same({ "apimodels 0.0267 USD", "kling 2.5 CNY" }, lines(list)) -- $0.35
+    -- The gateways' credits are two currencies, never summed or ranked as one.
+    list = billing.quote({ model = "kling-v3", duration = 5 }, { rates = { ["apiinone-credits"] = "0.01" } })
+    assert.is_false(list.ranked)
+    assert.equal(3, #list.groups)
+  end)
+
+  it("issue 11.8: quotes the same product everywhere: defaults made explicit first", function()
+    -- API in One makes sound unless told otherwise: the quote asks it for the silent clip the
+    -- others make by default (40 credits/s, not 60).
+    local list = billing.quote { model = "kling-v3", duration = 5 }
+    assert.same({ sound = false, mode = "std" }, list.assumed)
+    assert.same({ "apimodels 0.3165 USD", "apiinone 200 apiinone-credits", "evolink 27 evolink-credits" },
+      lines(list))
+    -- 1080p is pro everywhere (API in One priced it as its default std before).
+    list = billing.quote { model = "kling-v3", duration = 5, resolution = "1080p" }
+    assert.same({ sound = false, mode = "pro" }, list.assumed)
+    assert.same({ "apimodels 0.4265 USD", "apiinone 270 apiinone-credits", "evolink 35.991 evolink-credits" },
+      lines(list))
+  end)
+
+  it("issue 11.8: says which field a provider cannot honour", function()
+    local list = billing.quote { model = "kling-v3", duration = 5, image = "https://example.com/a.png",
+      last_image = "https://example.com/b.png" }
+    local cannot = {}
+    for _, u in ipairs(list.unavailable) do
+      cannot[u.provider] = u.field
+    end
+    assert.equal("last_image", cannot.apiinone)
+    assert.equal("last_image", cannot.apimodels)
+    assert.same({ "evolink 27 evolink-credits" }, lines(list))
   end)
 
   it("asks only the providers named", function()
-    local list = billing.quote({ duration = 5 }, { providers = { "apiinone" } })
+    local list = billing.quote({ duration = 5, sound = true }, { providers = { "apiinone" } })
     assert.equal(1, #list)
     assert.equal("300", list[1].amount)
     assert.equal(0, #list.unavailable)

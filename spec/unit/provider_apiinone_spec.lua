@@ -77,8 +77,8 @@ describe("apiinone mapping", function()
       aspect_ratio = "9:16" }, b)
   end)
 
-  it("leaves the gateway's defaults alone and passes provider-only fields through", function()
-    assert.are.same({ model = "kling-3", prompt = "x", seed = 7 }, (body { prompt = "x", seed = 7 }))
+  it("leaves the gateway's defaults alone", function()
+    assert.are.same({ model = "kling-3", prompt = "x" }, (body { prompt = "x" }))
   end)
 
   it("maps resolution to mode, shots, elements and the image", function()

@@ -63,7 +63,7 @@ describe("official provider validation", function()
 
   it("checks durations per model", function()
     rejects({ prompt = "x", duration = 7 }, T2V, "duration", "5, 10")
-    rejects({ prompt = "x", duration = "5" }, T2V, "duration", "whole number")
+    rejects({ prompt = "x", duration = "5" }, T2V, "duration", "must be a number, got a string")
     rejects({ prompt = "x", duration = 5.5 }, T2V, "duration", "whole number")
     rejects({ model = "kling-v3", prompt = "x", duration = 2 }, T2V, "duration", "between 3 and 15")
     rejects({ model = "kling-v3", prompt = "x", duration = 16 }, T2V, "duration", "between 3 and 15")

@@ -74,7 +74,7 @@ describe("sim params", function()
       { { prompt = "x", duration = 5 }, 400, 1201, "duration must be a string" },
       { { prompt = "x", duration = "15" }, 400, 1201, "\"5\" or \"10\"" },
       { { prompt = "x", model_name = "kling-v3", duration = "2" }, 400, 1201, "\"3\" to \"15\"" },
-      { { prompt = "x", model_name = "kling-v1-5" }, 404, 1203, "model_name kling-v1-5" }, -- image2video only
+      { { prompt = "x", model_name = "kling-v1-1" }, 404, 1203, "model_name kling-v1-1" }, -- no such model
       { { prompt = "x", mode = "turbo" }, 400, 1201, "mode must be one of pro, std" },
       { { prompt = "x", cfg_scale = "0.5" }, 400, 1201, "cfg_scale" },
       { { prompt = "x", callback_url = "ftp://x" }, 400, 1201, "callback_url" },
@@ -177,6 +177,9 @@ describe("sim units", function()
     assert.are.equal("6", u { model = "kling-video-o1", mode = "pro", duration = 5, reference = true })
     assert.are.equal("3", u { model = "kling-video-o1", mode = "std", duration = 5 })
     assert.is_nil(units.thousandths { model = "kling-v1", mode = "std", duration = 7 })
+    -- issue 11.6: seed 000 prices neither kling-v3 nor kling-v2-6 std; the simulator bills neither.
+    assert.is_nil(units.thousandths { model = "kling-v3", mode = "pro", duration = 5, sound = "off" })
+    assert.is_nil(units.thousandths { model = "kling-v2-6", mode = "std", duration = 5, sound = "off" })
     assert.are.equal("0.125", units.format(125))
     assert.are.equal("0", units.format(0))
   end)

@@ -124,8 +124,10 @@ struct kling_class kling_classify(const struct kling_codes *codes, int http_stat
 
 struct kling_class kling_classify_transport(enum kling_transport t) {
     switch (t) {
-    case KLING_TR_CONNECT: case KLING_TR_TLS: case KLING_TR_RESET: case KLING_TR_PARTIAL:
+    case KLING_TR_CONNECT: case KLING_TR_RESET: case KLING_TR_PARTIAL:
         return mk(KLING_KIND_NETWORK, 1);
+    /* A certificate the peer cannot prove will not prove itself on the next try (issue 11.13). */
+    case KLING_TR_TLS: return mk(KLING_KIND_NETWORK, 0);
     case KLING_TR_TIMEOUT: return mk(KLING_KIND_TIMEOUT, 1);
     case KLING_TR_PROTOCOL: return mk(KLING_KIND_PROTOCOL, 1);
     case KLING_TR_TOO_LARGE: return mk(KLING_KIND_PROTOCOL, 0);

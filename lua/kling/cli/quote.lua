@@ -1,6 +1,6 @@
--- kling quote: one request priced on every provider that can serve it, cheapest first (by
--- USD equivalent where a rate is known). Exit status: 0 when at least one provider prices it,
--- 3 when none does, 2 for a bad request or usage.
+-- kling quote: the same product priced on every provider that can make it, cheapest first
+-- within each currency (across currencies only with the user's --rates). Exit status: 0 when
+-- at least one provider prices it, 3 when none does, 2 for a bad request or usage.
 local billing = require "kling.billing"
 local json = require "kling.json"
 local request = require "kling.cli.request"
@@ -9,41 +9,93 @@ local estimate = require "kling.cli.estimate"
 local M = {}
 
 local USAGE = [[
-usage: kling quote [request] [--format text|json]
+usage: kling quote [request] [--rates CUR=USD,...] [--format text|json]
 
-Prices the request on every provider (kling, apiinone, apimodels, evolink, compat) and lists
-them cheapest first, then the providers that cannot price or serve it, with the reason.
+Prices the same product on every provider (kling, apiinone, apimodels, evolink, compat): the
+defaults that differ between providers are made explicit first (sound off, mode std or the
+one the resolution implies, 5 s) and printed. Each currency is ranked on its own (each
+gateway's credits are its own currency: apiinone-credits, evolink-credits); with --rates
+(USD per unit of each currency, e.g. --rates CNY=0.14,apiinone-credits=0.01,
+evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
+field of the request or price it, with the reason.
 ]] .. request.USAGE .. "\n"
+
+-- "CNY=0.14,apiinone-credits=0.01" -> {CNY = "0.14", ...} | nil, message
+local function parse_rates(text)
+  local rates = {}
+  for item in text:gmatch("[^,]+") do
+    local cur, rate = item:match("^%s*([%w%-_]+)%s*=%s*([%d.]+)%s*$")
+    if not cur or not require("kling.core").money_parse(rate) then
+      return nil, "--rates takes CURRENCY=USD_PER_UNIT pairs separated by commas (got " .. item .. ")"
+    end
+    rates[cur] = rate
+  end
+  return rates
+end
+
+local function describe(u)
+  local what = u.error.kind == "validation" and u.field and ("cannot honour " .. u.field) or u.error.kind
+  return string.format("-  %-10s %s: %s\n", u.provider, what, u.error.message)
+end
 
 function M.main(args)
   if args[1] == "--help" or args[1] == "-h" then
     io.stdout:write(USAGE)
     return 0
   end
-  local req, opts = request.parse(args, { ["--format"] = "format" })
+  local req, opts = request.parse(args, { ["--format"] = "format", ["--rates"] = "rates" })
   if not req then
     io.stderr:write(USAGE, "kling quote: ", opts, "\n")
     return 2
   end
-  req.provider = nil
-  local list, err = billing.quote(req)
-  if not list then
-    io.stderr:write("kling quote: ", tostring(err), "\n")
-    return err.kind == "validation" and 2 or 3
-  end
-  if opts.format == "json" then
-    local unavailable = list.unavailable or {}
-    for _, u in ipairs(unavailable) do
-      u.error = { kind = u.error.kind, message = u.error.message }
+  local rates
+  if opts.rates then
+    local rerr
+    rates, rerr = parse_rates(opts.rates)
+    if not rates then
+      io.stderr:write(USAGE, "kling quote: ", rerr, "\n")
+      return 2
     end
-    local out = { quotes = json.array({ table.unpack(list) }), unavailable = json.array(unavailable) }
+  end
+  req.provider = nil
+  local list = billing.quote(req, { rates = rates })
+  local assumed = {}
+  for k, v in pairs(list.assumed) do
+    assumed[#assumed + 1] = k .. "=" .. tostring(v)
+  end
+  table.sort(assumed)
+  if opts.format == "json" then
+    local unavailable = {}
+    for i, u in ipairs(list.unavailable) do
+      unavailable[i] = { provider = u.provider, field = u.field,
+        error = { kind = u.error.kind, message = u.error.message } }
+    end
+    local groups = {}
+    for i, g in ipairs(list.groups) do
+      groups[i] = { currency = g.currency, quotes = json.array(g.quotes) }
+    end
+    local out = { quotes = json.array({ table.unpack(list) }), ranked = list.ranked, note = list.note,
+      assumed = list.assumed, groups = json.array(groups), unavailable = json.array(unavailable) }
     io.stdout:write(assert(json.encode(out)), "\n")
   else
-    for i, q in ipairs(list) do
-      io.stdout:write(string.format("%d. %-10s %s\n", i, q.provider, estimate.describe(q)))
+    if #assumed > 0 then
+      io.stdout:write("defaults made explicit: ", table.concat(assumed, ", "), "\n")
     end
-    for _, u in ipairs(list.unavailable or {}) do
-      io.stdout:write(string.format("-  %-10s %s: %s\n", u.provider, u.error.kind, u.error.message))
+    if list.ranked then
+      for i, q in ipairs(list) do
+        io.stdout:write(string.format("%d. %-10s %s\n", i, q.provider, estimate.describe(q)))
+      end
+    else
+      for _, g in ipairs(list.groups) do
+        io.stdout:write(g.currency, ":\n")
+        for i, q in ipairs(g.quotes) do
+          io.stdout:write(string.format("%d. %-10s %s\n", i, q.provider, estimate.describe(q)))
+        end
+      end
+      io.stdout:write("(", list.note, ")\n")
+    end
+    for _, u in ipairs(list.unavailable) do
+      io.stdout:write(describe(u))
     end
   end
   return #list > 0 and 0 or 3

@@ -35,37 +35,46 @@ function Driver.sleep_ms(_, ms)
 end
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
--- then renames: a reader never sees a partial file. Returns path, bytes or nil, message.
+-- then renames: a reader never sees a partial file. opts: timeout_ms, max_bytes (the transfer
+-- stops there). Returns path, bytes or nil, message, kind: "not_found" (HTTP 404 or 410),
+-- "too_large" (past max_bytes), "io" (the file cannot be written) or "network".
 function Driver:download(url, path, opts)
+  opts = opts or {}
   local tmp = path .. ".part"
-  local res = self.http:request {
-    method = "GET", url = url, output = tmp, follow = true,
-    timeout_ms = opts and opts.timeout_ms or 600000,
-  }
-  local function fail(msg)
+  local function fail(msg, kind)
     os.remove(tmp)
-    return nil, msg
+    return nil, msg, kind
+  end
+  local res, serr = self.http:request {
+    method = "GET", url = url, output = tmp, follow = true, max_output = opts.max_bytes,
+    timeout_ms = opts.timeout_ms or 600000,
+  }
+  if not res then -- the transfer could not start (the output file cannot be opened)
+    return fail("download of " .. url .. " could not start: " .. tostring(serr), "io")
   end
   if not res.ok then
-    return fail("download of " .. url .. " failed: " .. tostring(res.message))
+    local kind = res.error == "too_large" and "too_large" or (res.error == "other" and res.message
+      and res.message:find("^output") and "io") or "network"
+    return fail("download of " .. url .. " failed: " .. tostring(res.message), kind)
   end
   if res.status ~= 200 then
-    return fail("download of " .. url .. " failed: HTTP " .. tostring(res.status))
+    local kind = (res.status == 404 or res.status == 410) and "not_found" or "network"
+    return fail("download of " .. url .. " failed: HTTP " .. tostring(res.status), kind)
   end
   local f = io.open(tmp, "rb")
   if not f then
-    return fail("download of " .. url .. " wrote no file")
+    return fail("download of " .. url .. " wrote no file", "io")
   end
   local size = f:seek("end")
   f:close()
   -- Content-Length counts encoded bytes: only comparable when the body came unencoded.
   local expected = not res.headers["content-encoding"] and tonumber(res.headers["content-length"])
   if expected and expected ~= size then
-    return fail(string.format("download of %s is %d bytes, expected %d", url, size, expected))
+    return fail(string.format("download of %s is %d bytes, expected %d", url, size, expected), "network")
   end
   local ok, rerr = os.rename(tmp, path)
   if not ok then
-    return fail("cannot move the download into place: " .. tostring(rerr))
+    return fail("cannot move the download into place: " .. tostring(rerr), "io")
   end
   return path, size
 end

@@ -4,6 +4,10 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local progress = require "kling.engine.progress"
 local ms = require("kling.engine.args").ms
+local validate = require "kling.validate"
+
+-- The options wait_all and wait_any take; any other name is a mistake, refused by name.
+local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progress_interval = true }
 
 return function(Engine)
 
@@ -89,6 +93,7 @@ return function(Engine)
   -- .timed_out. A task still running when the wait times out gets a timeout error here but
   -- stays tracked: a later wait goes on with it.
   function Engine:wait_all(tasks, opts)
+    validate.options("wait_all", opts, WAIT_OPTIONS)
     local w = self:watch_tasks("wait_all", tasks, opts)
     local now = self.now()
     local c = w.counts
@@ -110,6 +115,7 @@ return function(Engine)
   -- end (one that has already ended counts at once), with its error when it failed; or nil and
   -- a timeout error.
   function Engine:wait_any(tasks, opts)
+    validate.options("wait_any", opts, WAIT_OPTIONS)
     local o = {}
     for k, v in pairs(opts or {}) do
       o[k] = v

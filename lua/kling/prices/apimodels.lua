@@ -70,19 +70,15 @@ return {
     v3("kling-v3/pro/silent", "pro", false, "0.0853"),
     v3("kling-v3/pro/sound", "pro", true, "0.1280"),
 
-    -- kling-motion-control: per second by version and resolution, up to 30 s
-    motion("motion-control/kling-v2-6/720p", "kling-v2-6", "720p", "0.06"),
-    motion("motion-control/kling-v2-6/1080p", "kling-v2-6", "1080p", "0.10"),
+    -- kling-motion-control: per second by resolution, up to 30 s (seed 002: "Kling 2.6 · 720p |
+    -- Up to 30s | $0.06/s", "Kling 2.6 · 1080p | $0.10/s"). The create call names only
+    -- kling-motion-control, the model the seed's model table prices "from $0.06/s": the Kling
+    -- 2.6 rows. The Kling 3.0 rows ($0.12/s, $0.15/s) price a request that names kling-v3's
+    -- motion control explicitly (billing.estimate{model = "kling-v3", ...}); no create field
+    -- chooses 3.0, so the provider never sends one.
+    motion("motion-control/kling-motion-control/720p", { "kling-motion-control", "kling-v2-6" }, "720p", "0.06"),
+    motion("motion-control/kling-motion-control/1080p", { "kling-motion-control", "kling-v2-6" }, "1080p", "0.10"),
     motion("motion-control/kling-v3/720p", "kling-v3", "720p", "0.12"),
     motion("motion-control/kling-v3/1080p", "kling-v3", "1080p", "0.15"),
-    -- The create call names only "kling-motion-control": nothing documented chooses 2.6 or 3.0,
-    -- so the price of such a request is open (a price by model above applies when the caller
-    -- prices the version explicitly).
-    {
-      id = "motion-control/unversioned",
-      match = { endpoint = MOTION, model = "kling-motion-control" },
-      unpriced = "seed 002 prices motion control by version (2.6: 0.06/0.10, 3.0: 0.12/0.15 USD/s) "
-        .. "but documents no request field that picks the version",
-    },
   },
 }

@@ -39,6 +39,9 @@ P.endpoints = {
   ["videos/image2video"] = { kind = "video", async = true },
 }
 
+-- Seed 001's own spellings of canonical fields; it documents no other field.
+P.spellings = { multi_shots = "multi_shot", kling_elements = "element_list" }
+
 -- Canonical fields this gateway maps (others of the canonical set are refused by name).
 local MAPS = { multi_shot = true, multi_prompt = true, shot_type = "customize", element_list = true }
 

@@ -40,6 +40,9 @@ P.endpoints = {
   ["videos/motion-control"] = { kind = "video", async = true, model = "kling-motion-control" },
 }
 
+-- Seed 002's fields beyond the canonical ones: the motion source video of motion control.
+P.own = { ["videos/motion-control"] = { motion_video = true } }
+
 local MAPS = { voice_list = true, callback_url = true }
 
 local CANONICAL = {

@@ -48,6 +48,10 @@ P.endpoints = {
   ["videos/image2video"] = { kind = "video", async = true },
 }
 
+-- Seed 004 documents extra_body (negative_prompt, cfg_scale, multi_prompt, element_list,
+-- shot_type: written canonically here); extra_body itself passes its other fields on.
+P.own = { ["videos/text2video"] = { extra_body = true }, ["videos/image2video"] = { extra_body = true } }
+
 local MAPS = {
   last_image = true, multi_shot = true, multi_prompt = true, shot_type = true, element_list = true,
   negative_prompt = true, cfg_scale = true,

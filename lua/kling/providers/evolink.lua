@@ -73,6 +73,15 @@ local ELEMENT_FIELDS = {
   "element_voice_id",
 }
 
+-- Seed 003's own fields: model_params (its container of model options) on the videos, the
+-- element's fields on custom elements; its spellings of canonical fields point at them.
+P.own = { ["videos/text2video"] = { model_params = true }, ["videos/image2video"] = { model_params = true },
+  ["general/custom-elements"] = {} }
+for _, f in ipairs(ELEMENT_FIELDS) do
+  P.own["general/custom-elements"][f] = true
+end
+P.spellings = { quality = "resolution", image_start = "image", image_end = "last_image" }
+
 local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end

@@ -58,7 +58,63 @@ function M.check_request(P, req, endpoint, maps, known)
     return errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: " .. known .. ")",
       P.name)
   end
-  return M.unsupported(P, req, maps)
+  return M.unsupported(P, req, maps) or M.unknown_fields(P, req, endpoint, maps)
+end
+
+-- The canonical request's fields (design.md) and the fields the client itself reads.
+M.CANONICAL = {}
+for _, f in ipairs { "model", "prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "resolution",
+  "sound", "image", "last_image", "multi_shot", "shot_type", "multi_prompt", "element_list", "voice_list", "n",
+  "cfg_scale", "callback_url", "external_task_id", "provider", "endpoint", "base_url", "estimate" } do
+  M.CANONICAL[f] = true
+end
+
+-- No gateway's page documents passing unknown fields on: a field that is neither canonical nor
+-- one of the endpoint's own documented fields (P.own[endpoint]) is refused by name, and the
+-- gateway's own spelling of a canonical field (P.spellings, e.g. multi_shots) points at it.
+-- Spellings of canonical fields on the official API, refused on every gateway too.
+M.SPELLINGS = { model_name = "model", image_tail = "last_image" }
+
+function M.unknown_fields(P, req, endpoint)
+  local own = P.own and P.own[endpoint] or {}
+  local names = {}
+  for k in pairs(req) do
+    names[#names + 1] = tostring(k)
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if not (M.CANONICAL[k] or own[k]) then
+      local canonical = P.spellings and P.spellings[k] or M.SPELLINGS[k]
+      if canonical then
+        return errors.validation(k, "use " .. canonical .. " (" .. (P.title or P.name) .. "'s " .. k
+          .. " is written " .. canonical .. " here)", P.name)
+      end
+      local known = {}
+      for f in pairs(M.CANONICAL) do
+        known[#known + 1] = f
+      end
+      for f in pairs(own) do
+        known[#known + 1] = f
+      end
+      return errors.validation(k, validate.unknown_name(k, known, "field for " .. endpoint .. " ("
+        .. (P.title or P.name) .. " documents no such field)"), P.name)
+    end
+  end
+  -- A container of the gateway's own options (compat's extra_body, EvoLink's model_params)
+  -- passes its fields on, except canonical ones: the mapping writes those from the canonical
+  -- field and would drop the container's copy.
+  for container in pairs(own) do
+    local t = req[container]
+    if type(t) == "table" then
+      for k in pairs(t) do
+        if M.CANONICAL[k] then
+          return errors.validation(container .. "." .. k, "use " .. k .. " (the canonical field; "
+            .. container .. " carries only the gateway's other options)", P.name)
+        end
+      end
+    end
+  end
+  return nil
 end
 
 function M.ctx(P)

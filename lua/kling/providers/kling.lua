@@ -64,6 +64,27 @@ P.lookup_endpoints = { "videos/text2video", "videos/image2video", "videos/omni-v
 
 P.default_endpoint = common.video_endpoint
 
+-- The facts a price depends on, checked by the endpoint's own rules (billing.estimate asks
+-- before pricing: what submit would refuse has no price). Content the estimate does without
+-- (the prompt, the image) is stood in for; only text2video and image2video have per-model
+-- rules to agree with, the other endpoints' prices name their models themselves.
+local PRICE_FACTS = { "model", "mode", "duration", "sound", "resolution", "voice_list", "multi_shot",
+  "multi_prompt", "shot_type", "element_list" }
+function P.price_check(req, endpoint)
+  if endpoint ~= "videos/text2video" and endpoint ~= "videos/image2video" then
+    return nil
+  end
+  local probe = { prompt = "x", image = endpoint == "videos/image2video" and "https://example.com/a.png" or nil }
+  for _, k in ipairs(PRICE_FACTS) do
+    probe[k] = req[k]
+  end
+  probe.model = req.model or req.model_name
+  if probe.multi_shot then
+    probe.prompt = nil
+  end
+  return P.validate(probe, endpoint)
+end
+
 local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end
@@ -84,7 +105,8 @@ function P.validate(req, endpoint)
     end
     return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'")
   end
-  return R.only(req, endpoint, def.takes) or def.validate(req, endpoint)
+  return R.only(req, endpoint, def.takes) or R.unknown_fields(req, endpoint, def.takes)
+    or def.validate(req, endpoint)
 end
 
 -- The create call for a validated request: method, path and body.

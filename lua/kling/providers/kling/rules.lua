@@ -44,6 +44,7 @@ function M.set(...)
   end
   return s
 end
+M.CANONICAL_SET = M.set(M.CANONICAL)
 
 -- The first canonical field present in req that `endpoint` does not take, as an error.
 -- false counts as absent (sound = false, multi_shot = false ask for nothing), and so does
@@ -53,6 +54,74 @@ function M.only(req, endpoint, takes)
     local v = req[field]
     if v ~= nil and v ~= false and not takes[field] and not (field == "n" and v == 1) then
       return errors.unsupported(M.NAME, field, endpoint .. " has no " .. field)
+    end
+  end
+  return nil
+end
+
+-- The official API's own fields (not canonical) each endpoint documents: these, and only
+-- these, pass through unchanged. Sources: kling-api-notes.md ([R]: text2video/image2video
+-- camera_control, static_mask, dynamic_masks, watermark_info) and the official pages each
+-- endpoint file cites; anything else is refused by name.
+local WATERMARK = "watermark_info"
+M.OWN = {
+  ["videos/text2video"] = M.set { "camera_control", WATERMARK },
+  ["videos/image2video"] = M.set { "camera_control", "static_mask", "dynamic_masks", WATERMARK },
+  ["videos/omni-video"] = M.set { "image_list", "video_list" },
+  ["videos/multi-image2video"] = M.set { "image_list" },
+  ["videos/motion-control"] = M.set { "video_url", "character_orientation", "keep_original_sound" },
+  ["videos/multi-elements"] = M.set { "session_id", "edit_mode", "image_list" },
+  ["videos/video-extend"] = M.set { "video_id" },
+  ["videos/effects"] = M.set { "effect_scene", "input", "images" },
+  ["videos/avatar/image2video"] = M.set { "audio_id", "sound_file" },
+  ["videos/identify-face"] = M.set { "video_id", "video_url" },
+  ["videos/advanced-lip-sync"] = M.set { "session_id", "face_choose" },
+  ["videos/image-recognize"] = {},
+  ["images/generations"] = M.set { "image_reference", "image_fidelity", "human_fidelity" },
+  ["images/omni-image"] = M.set { "image_list" },
+  ["images/multi-image2image"] = M.set { "subject_image_list", "scene_image", "style_image" },
+  ["images/editing/expand"] = M.set { "up_expansion_ratio", "down_expansion_ratio", "left_expansion_ratio",
+    "right_expansion_ratio" },
+  ["audio/tts"] = M.set { "text", "voice_id", "voice_language", "voice_speed" },
+  ["audio/text-to-audio"] = {},
+  ["audio/video-to-audio"] = M.set { "video_id", "video_url", "sound_effect_prompt", "bgm_prompt", "asmr_mode" },
+  ["general/custom-voices"] = M.set { "voice_name", "voice_url", "video_id" },
+  ["general/custom-elements"] = M.set { "element_name", "element_description", "element_frontal_image",
+    "element_refer_list", "tag_list" },
+}
+
+-- The API's own spelling of a canonical field: refused by name, pointing at the canonical
+-- field, so that it is never sent beside a default the module adds (model_name beside the
+-- default kling-v1 was charged as kling-v1). Per endpoint where the spelling is local.
+M.SPELLINGS = { model_name = "model", image_tail = "last_image" }
+M.ENDPOINT_SPELLINGS = { ["videos/motion-control"] = { image_url = "image" } }
+
+-- The first field of req that is neither canonical, local, nor one of `endpoint`'s own
+-- documented fields, as a validation error naming it (and the closest known field).
+function M.unknown_fields(req, endpoint, takes)
+  local own = M.OWN[endpoint] or {}
+  local spellings = M.ENDPOINT_SPELLINGS[endpoint] or {}
+  local names = {}
+  for k in pairs(req) do
+    names[#names + 1] = tostring(k)
+  end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    if not (M.CANONICAL_SET[k] or M.LOCAL[k] or own[k]) then
+      local canonical = spellings[k] or M.SPELLINGS[k]
+      if canonical then
+        return fail(k, "use " .. canonical .. " (the API's " .. k .. " is written " .. canonical
+          .. " here; " .. endpoint .. ")")
+      end
+      local known = {}
+      for f in pairs(takes) do
+        known[#known + 1] = f
+      end
+      for f in pairs(own) do
+        known[#known + 1] = f
+      end
+      return fail(k, validate.unknown_name(k, known, "field for " .. endpoint .. " (the official API documents "
+        .. "no such field)"))
     end
   end
   return nil

@@ -187,8 +187,12 @@ function M.validate(req, endpoint)
     return err
   end
   if i2v then
-    if req.image == nil and req.last_image == nil then
-      return fail("image", "is required for image2video (image, last_image or both)")
+    -- The API's image2video requires image; an end frame alone is not a request it takes.
+    if req.image == nil then
+      if req.last_image ~= nil then
+        return fail("last_image", "needs image (the first frame): an end frame alone is refused by image2video")
+      end
+      return fail("image", "is required for image2video")
     end
     local masks = req.static_mask ~= nil or req.dynamic_masks ~= nil
     local exclusive = 0

@@ -1,0 +1,152 @@
+-- Strict input (issue 11, points 2, 3, 15 and 21): a provider's own spelling of a canonical
+-- field is refused by name, unknown fields and options are refused naming the closest known
+-- one, wrong types are named, and billing never raises on them. Pure: nothing is sent.
+local kling = require "kling"
+local billing = require "kling.billing"
+local providers = require "kling.providers"
+local check = require "spec.support.provider_check"
+
+local IMG = "https://example.com/a.png"
+
+local function provider(name)
+  return check.for_provider((providers.get(name)))
+end
+
+describe("strict input", function()
+  local official = provider("kling")
+
+  it("issue 11.2: model_name is refused by name as model on every official endpoint that takes a model", function()
+    local P = providers.get("kling")
+    local n = 0
+    for endpoint, def in pairs(P.endpoints) do
+      local err = P.validate({ model_name = "kling-v2-6" }, endpoint)
+      assert.is_not_nil(err, endpoint)
+      assert.are.equal("model_name", err.field, endpoint)
+      assert.matches("use model", err.message, 1, true)
+      n = n + (def.takes.model and 1 or 0)
+    end
+    assert.is_true(n >= 10)
+    -- The API's end frame and motion-control's image_url, likewise.
+    official.rejects({ prompt = "x", image = IMG, image_tail = IMG }, "image_tail", "use last_image",
+      "videos/image2video")
+    official.rejects({ image_url = IMG, video_url = IMG, character_orientation = "image", mode = "std" },
+      "image_url", "use image", "videos/motion-control")
+  end)
+
+  it("issue 11.2: the gateways' own spellings point at the canonical field", function()
+    provider("apiinone").rejects({ prompt = "x", multi_shots = true }, "multi_shots", "use multi_shot")
+    provider("apiinone").rejects({ prompt = "x", kling_elements = { {} } }, "kling_elements", "use element_list")
+    provider("evolink").rejects({ prompt = "x", quality = "1080p" }, "quality", "use resolution")
+    provider("evolink").rejects({ prompt = "x", image_start = IMG }, "image_start", "use image")
+    provider("evolink").rejects({ prompt = "x", image = IMG, image_end = IMG }, "image_end", "use last_image",
+      "videos/image2video")
+    for _, name in ipairs { "apiinone", "apimodels", "evolink", "compat" } do
+      provider(name).rejects({ prompt = "x", model_name = "kling-v3" }, "model_name", "use model")
+    end
+    -- A gateway's own container never carries a canonical field the mapping would overwrite.
+    provider("compat").rejects({ prompt = "x", extra_body = { negative_prompt = "blur" } },
+      "extra_body.negative_prompt", "use negative_prompt")
+    provider("evolink").rejects({ prompt = "x", model_params = { element_list = { "e" } } },
+      "model_params.element_list", "use element_list")
+    provider("compat").accepts { prompt = "x", extra_body = { seed = 1 } }
+  end)
+
+  it("issue 11.2: a client refuses model_name before anything is sent", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local t, err = c:submit { model_name = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" }
+    assert.is_nil(t)
+    assert.are.equal("validation", err.kind)
+    assert.are.equal("model_name", err.field)
+  end)
+
+  it("issue 11.3: unknown request fields are refused naming the closest known one", function()
+    local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
+    assert.matches("did you mean cfg_scale", err.message, 1, true)
+    official.rejects({ prompt = "x", seed = 7 }, "seed", "documents no such field")
+    -- Documented own fields of an endpoint still pass through, and only there.
+    official.accepts({ model = "kling-v1", prompt = "x", camera_control = { type = "down_back" } },
+      "videos/text2video")
+    assert.are.same({ type = "down_back" }, providers.get("kling").build({ model = "kling-v1", prompt = "x",
+      camera_control = { type = "down_back" } }, "videos/text2video").body.camera_control)
+    official.rejects({ prompt = "x", static_mask = IMG }, "static_mask", "unknown field", "videos/text2video")
+    for _, name in ipairs { "apiinone", "apimodels", "evolink", "compat" } do
+      err = provider(name).rejects({ prompt = "x", promt = "y" }, "promt", "unknown field")
+      assert.matches("did you mean prompt", err.message, 1, true)
+    end
+  end)
+
+  it("issue 11.3: unknown options are errors naming the closest known option", function()
+    local function raises(pattern, fn)
+      local ok, msg = pcall(fn)
+      assert.is_false(ok)
+      assert.matches(pattern, tostring(msg))
+    end
+    raises("unknown option 'timeuot'; did you mean timeout%?", function()
+      kling.new { timeuot = 5, api_key = "k" }
+    end)
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    raises("task:wait: unknown option 'timout'; did you mean timeout%?", function()
+      t:wait { timout = 1 }
+    end)
+    raises("submit_many: unknown option 'max_paralel'; did you mean max_parallel%?", function()
+      c:submit_many({}, { max_paralel = 2 })
+    end)
+    raises("wait_all: unknown option 'on_progres'; did you mean on_progress%?", function()
+      c:wait_all({}, { on_progres = print })
+    end)
+    raises("wait_any: unknown option 'timeot'", function()
+      c:wait_any({}, { timeot = 1 })
+    end)
+    raises("download: unknown option 'max_byte'; did you mean max_bytes%?", function()
+      c:download("http://127.0.0.1:9/x", os.tmpname(), { max_byte = 1 })
+    end)
+    raises("engine.new: unknown option 'max_request'", function()
+      require("kling.engine").new(c, { max_request = 1 })
+    end)
+    raises("get_task: unknown option 'endpont'; did you mean endpoint%?", function()
+      c:get_task("1", { endpont = "videos/text2video" })
+    end)
+    raises("list_tasks: unknown option 'pagesize'; did you mean page_size%?", function()
+      c:list_tasks { pagesize = 2 }
+    end)
+    raises("call: unknown option 'methd'; did you mean method%?", function()
+      c:call("general/custom-elements", {}, { methd = "GET" })
+    end)
+  end)
+
+  it("issue 11.21: duration \"5\" names the type it got", function()
+    local err = official.rejects({ prompt = "x", duration = "5" }, "duration", "must be a number, got a string")
+    assert.matches('"5"', err.message, 1, true)
+    provider("apimodels").rejects({ prompt = "x", duration = "5" }, "duration", "got a string")
+  end)
+
+  it("issue 11.21: an end frame without image is refused by name, never sent to text2video", function()
+    local P = providers.get("kling")
+    -- The API's spelling is refused by name wherever it would go...
+    official.rejects({ prompt = "x", image_tail = IMG }, "image_tail", "use last_image")
+    -- ...and the canonical one goes to image2video, which needs the first frame.
+    assert.are.equal("videos/image2video", P.default_endpoint { prompt = "x", last_image = IMG })
+    official.rejects({ prompt = "x", last_image = IMG }, "last_image", "needs image")
+  end)
+
+  it("issue 11.15: estimate and settle return a validation error for a model or mode that is not a string", function()
+    for _, req in ipairs {
+      { provider = "kling", model = { "kling-v1" }, duration = 5 },
+      { provider = "kling", mode = 1, duration = 5 },
+      { provider = "kling", endpoint = "videos/effects", effect_scene = "hug", input = { model_name = 7 } },
+    } do
+      for _, call in ipairs {
+        function() return billing.estimate(req) end,
+        function() return billing.settle(req, { duration = 5 }) end,
+      } do
+        local ok, q, err = pcall(call)
+        assert.is_true(ok, tostring(q))
+        assert.is_nil(q)
+        assert.are.equal("validation", err.kind)
+        assert.matches("must be a string, got", err.message)
+        assert.is_string(err.field)
+      end
+    end
+  end)
+end)
