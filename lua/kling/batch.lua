@@ -42,43 +42,25 @@ local FINAL = { succeeded = true, failed = true, uncertain = true }
 
 -- ---- the lock: one process per batch directory ----
 
-local function my_pid()
-  local f = io.open("/proc/self/stat")
-  if not f then
-    return nil
-  end
-  local s = f:read("l")
-  f:close()
-  return s and tonumber(s:match("^(%d+)"))
-end
-
-local function running_kling(pid)
-  local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
-  if not f then
-    return false
-  end
-  local cmd = f:read("a") or ""
-  f:close()
-  return cmd:find("lua", 1, true) ~= nil or cmd:find("kling", 1, true) ~= nil
-end
-
+-- An flock on DIR/.lock, held for the whole run (the kernel drops it when the process ends,
+-- however it ends: no stale lock, no window between checking and taking it). -> lock |
+-- nil, message, exit status (locked when another process holds it, else error).
 local function lock(dir)
   local path = dir .. "/.lock"
-  local f = io.open(path)
-  if f then
-    local pid = tonumber(f:read("l") or "")
-    f:close()
-    if pid and pid ~= my_pid() and running_kling(pid) then
-      return nil, "another process (pid " .. pid .. ") is running the batch in " .. dir
+  local l, err, busy = core.lock_file(path)
+  if l then
+    return l
+  end
+  if busy then
+    local f = io.open(path)
+    local pid = f and f:read("l")
+    if f then
+      f:close()
     end
+    return nil, "another process" .. (pid and pid:match("^%d+$") and (" (pid " .. pid .. ")") or "")
+      .. " is running the batch in " .. dir, M.EXIT.locked
   end
-  local w, err = io.open(path, "w")
-  if not w then
-    return nil, "cannot write " .. path .. ": " .. tostring(err)
-  end
-  w:write(tostring(my_pid() or 0), "\n")
-  w:close()
-  return path
+  return nil, err, M.EXIT.error
 end
 
 -- ---- set-up ----
@@ -384,10 +366,9 @@ function M.run(opts)
   if not ok then
     return nil, err, M.EXIT.error
   end
-  local lock_path
-  lock_path, err = lock(out)
-  if not lock_path then
-    return nil, err, M.EXIT.locked
+  local held, lerr, lstatus = lock(out)
+  if not held then
+    return nil, lerr, lstatus
   end
   local self = setmetatable({
     opts = opts, out = out, parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
@@ -398,7 +379,7 @@ function M.run(opts)
   }, Batch)
   local res, msg
   ok, res, msg = pcall(M.start, self)
-  os.remove(lock_path)
+  held:release()
   if not ok then
     return nil, tostring(res), M.EXIT.error
   end

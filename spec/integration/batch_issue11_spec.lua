@@ -1,0 +1,123 @@
+-- Issue 11 (money-correctness holes found by using the module as a new user would), the
+-- workflow points: each test runs the real bin/kling, in processes of its own, against the
+-- simulator, and is named after the point it covers.
+local sim = require "support.sim"
+local json = require "kling.json"
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p " .. root)
+
+local function env(provider)
+  local i = sim.info()
+  return string.format("KLING_PROVIDER=%s KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
+    .. "KLING_API_KEY= ", provider or "kling", i.http, i.access_key, i.secret_key)
+end
+
+local function kling(args, extra_env)
+  local p = io.popen((extra_env or env()) .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("a")
+  p:close()
+  return tonumber(out:match("exit=(%d+)%s*$")), out
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function journal(dir)
+  local out = {}
+  for line in io.lines(dir .. "/journal.jsonl") do
+    out[#out + 1] = assert(json.decode(line))
+  end
+  return out
+end
+
+local n = 0
+local function fresh_dir()
+  n = n + 1
+  local d = root .. "/d" .. n
+  os.execute("mkdir -p " .. d)
+  return d
+end
+
+describe("issue 11", function()
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 1, max_parallel = 0 }
+  end)
+
+  teardown(function()
+    os.execute("chmod -R u+w " .. root .. " 2>/dev/null; rm -rf " .. root)
+  end)
+
+  it("issue 11.1: of 20 kling run started at once on one DIR exactly one runs, the rest exit 5, one create per row",
+    function()
+      local dir = fresh_dir()
+      local m = dir .. "/rows.jsonl"
+      write(m, '{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}\n'
+        .. '{"id": "a", "prompt": "a"}\n{"id": "b", "prompt": "b"}\n{"id": "c", "prompt": "c [sim:seconds=3]"}\n')
+      local out = dir .. "/out"
+      -- 20 processes held at a barrier (a FIFO) and released together. Where strace is
+      -- installed, every system call on DIR/.lock returns 0.2 s late: that widens the moment
+      -- between looking at the lock and taking it (a check-then-write lock lets most of the
+      -- 20 through then), and changes nothing for a lock taken in one step.
+      local wrap = os.execute("command -v strace >/dev/null 2>&1") and string.format(
+        "strace -f -qq -o /dev/null -P %s/.lock -e inject=openat:delay_exit=200000 ", out) or ""
+      local script = { "mkfifo " .. dir .. "/go" }
+      for k = 1, 20 do
+        script[#script + 1] = string.format("(cat %s/go >/dev/null; %s%slua5.4 bin/kling run %s --out %s --quiet "
+          .. "--poll-min 0.2 >%s/log.%d 2>&1; echo $? > %s/status.%d) &", dir, env(), wrap, m, out, dir, k, dir, k)
+      end
+      script[#script + 1] = "sleep 0.5; echo go > " .. dir .. "/go; wait"
+      assert(os.execute(table.concat(script, "\n")))
+      local by = {}
+      for k = 1, 20 do
+        local s = assert(tonumber(slurp(dir .. "/status." .. k)))
+        by[s] = (by[s] or 0) + 1
+        if s == 5 then
+          assert.matches("another process", slurp(dir .. "/log." .. k))
+        end
+      end
+      assert.are.same({ [0] = 1, [5] = 19 }, by)
+      assert.are.equal(3, sim.stats().creates)
+      local intents = {}
+      for _, r in ipairs(journal(out)) do
+        if r.t == "intent" then
+          intents[r.row] = (intents[r.row] or 0) + 1
+        end
+      end
+      assert.are.same({ a = 1, b = 1, c = 1 }, intents)
+    end)
+
+  it("issue 11.16: a read-only out dir exits 1 naming the lock file, not 5 (another process)", function()
+    local dir = fresh_dir()
+    local m = dir .. "/rows.jsonl"
+    write(m, '{"id": "a", "prompt": "a", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local out = dir .. "/ro"
+    os.execute("mkdir -p " .. out .. " && chmod 555 " .. out)
+    -- root writes anywhere: the command runs as nobody then.
+    local p = io.popen("id -u")
+    local uid = p:read("l")
+    p:close()
+    local as = uid == "0" and "setpriv --reuid=65534 --regid=65534 --clear-groups " or ""
+    local status, text = kling("run " .. m .. " --out " .. out, env() .. as)
+    assert.are.equal(1, status, text)
+    assert.matches("cannot open " .. out:gsub("%p", "%%%0") .. "/%.lock: Permission denied", text)
+    assert.is_nil(text:find("another process", 1, true))
+    assert.are.equal(0, sim.stats().requests)
+  end)
+end)
