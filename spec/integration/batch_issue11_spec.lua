@@ -140,4 +140,47 @@ describe("issue 11", function()
     assert.matches("rows%.csv:3: duration: must be a finite number %(got '1e999'%)", out)
     assert.are.equal(0, sim.stats().requests)
   end)
+
+  local function refused_batch()
+    local dir = fresh_dir()
+    local m = dir .. "/rows.jsonl"
+    write(m, '{"defaults": {"model": "kling-v1", "mode": "std"}}\n{"id": "good", "prompt": "a", "duration": 5}\n'
+      .. '{"id": "bad", "prompt": "b", "duration": 7}\n')
+    local status, out = kling("run " .. m .. " --out " .. dir .. "/out --progress plain --poll-min 0.2")
+    return dir .. "/out", status, out
+  end
+
+  it("issue 11.18: the summary table, summary.json and report.html name the field of a validation failure",
+    function()
+      local dir, status, out = refused_batch()
+      assert.are.equal(0, status, out)
+      assert.matches("bad: refused: [^\n]*duration: ", out) -- the live line
+      assert.matches("\n  bad +failed +validation: duration: ", out) -- the table
+      local summary = json.decode(slurp(dir .. "/summary.json"))
+      assert.are.equal(1, #summary.failures)
+      assert.are.equal("duration", summary.failures[1].field)
+      assert.matches("^duration: ", summary.failures[1].reason)
+      assert.matches("<td>duration: [^<]+</td></tr>", slurp(dir .. "/report.html"))
+    end)
+
+  it("issue 11.19: kling status DIR and the run's summary agree: refused rows are journaled", function()
+    local dir, status, out = refused_batch()
+    assert.are.equal(0, status, out)
+    local summary = json.decode(slurp(dir .. "/summary.json"))
+    local st, text = kling("status " .. dir .. " --json")
+    assert.are.equal(status, st, text)
+    local counts = json.decode(text:match("^[^\n]*")).counts
+    assert.are.same({ succeeded = summary.succeeded, failed = summary.failed },
+      { succeeded = counts.succeeded, failed = counts.failed })
+    assert.are.equal(0, counts.pending or 0)
+    st, text = kling("status " .. dir)
+    assert.are.equal(0, st, text)
+    assert.matches("failed +1", text)
+    -- The refused row is looked at again by the next run (and refused again: nothing sent).
+    local before = sim.stats().creates
+    st = kling("run " .. dir:gsub("/out$", "") .. "/rows.jsonl --out " .. dir .. " --quiet")
+    assert.are.equal(0, st)
+    assert.are.equal(before, sim.stats().creates)
+    assert.are.equal(0, (kling("status " .. dir)))
+  end)
 end)

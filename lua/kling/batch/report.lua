@@ -27,6 +27,19 @@ function M.charges(rows)
   return by, unpriced
 end
 
+-- Why a row failed, as the live lines say it: the field first when the error names one
+-- ("duration: must be 5 or 10"), then the message.
+function M.reason(e)
+  if type(e) ~= "table" or e.message == nil then
+    return nil
+  end
+  local msg = tostring(e.message)
+  if type(e.field) == "string" and e.field ~= "" and msg:sub(1, #e.field + 1) ~= e.field .. ":" then
+    return e.field .. ": " .. msg
+  end
+  return msg
+end
+
 local function sorted_keys(t)
   local keys = {}
   for k in pairs(t) do
@@ -55,10 +68,10 @@ function M.summary(result)
   for _, r in ipairs(result.rows) do
     local e = r.error or {}
     if r.state == "failed" then
-      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, reason = e.message, attempts = r.attempts,
-        task_id = r.task_id, refused = r.refused or nil }
+      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e),
+        attempts = r.attempts, task_id = r.task_id, refused = r.refused or nil }
     elseif r.state == "uncertain" then
-      uncertain[#uncertain + 1] = { id = r.id, reason = e.message, external_task_id = r.external_task_id }
+      uncertain[#uncertain + 1] = { id = r.id, reason = M.reason(e), external_task_id = r.external_task_id }
     elseif r.state == "unfinished" then
       unfinished[#unfinished + 1] = { id = r.id, reason = r.reason, task_id = r.task_id }
     end
@@ -105,7 +118,7 @@ function M.table(result, paths)
     if r.state ~= "succeeded" then
       local e = r.error or {}
       add("  %-12s %-10s %s", r.id, r.state, r.state == "unfinished" and tostring(r.reason)
-        or ((e.kind and (e.kind .. ": ") or "") .. tostring(e.message or r.reason or "")))
+        or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or "")))
     end
   end
   if paths then
@@ -188,7 +201,7 @@ function M.html(result)
   for _, r in ipairs(result.rows) do
     local ch = r.charge or {}
     local e = r.error or {}
-    local note = r.state == "unfinished" and r.reason or e.message or ch.unpriced or ""
+    local note = r.state == "unfinished" and r.reason or M.reason(e) or ch.unpriced or ""
     w("<tr><td>", esc(r.id), "</td><td class=\"", esc(r.state), "\">", esc(r.state), "</td><td>",
       esc(r.provider or ""), "</td><td>", esc(r.model or ""), "</td><td><code>", esc(r.task_id or ""),
       "</code></td><td class=\"num\">", tostring(r.attempts or 0), "</td><td class=\"num\">", esc(ch.amount or ""),

@@ -238,9 +238,13 @@ return function(Batch)
     return self:attempt_failed(row, t, err)
   end
 
+  -- Refused before any task existed (the row or the price catalog must change): failed in
+  -- this run's summary, and journaled as such so that kling status says the same; not the
+  -- row's final record, so a later run looks at it again.
   function Batch:refuse(row, err)
     self:release(row)
     row.st, row.refused, row.error = "failed", true, error_record(err)
+    self:journal_row("refused", row, { error = row.error })
     self:event(row, "refused: " .. tostring(err))
   end
 

@@ -38,6 +38,9 @@ local function row_state(h)
   if h.final then
     return h.final.state, h.final.task_id
   end
+  if h.refused then
+    return "failed", nil -- as the run's summary counts it (refused; looked at again next run)
+  end
   local a = h.attempts[h.attempt] or {}
   if a.ended then
     return a.ended.status == "succeeded" and "downloading" or "ending", a.ended.task_id
