@@ -13,6 +13,7 @@
 local core = require "kling.core"
 local kling = require "kling"
 local billing = require "kling.billing"
+local budget = require "kling.budget"
 local journal = require "kling.journal"
 local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
@@ -126,30 +127,47 @@ function Batch:engine_of(client)
   return e
 end
 
--- The budget: from the flags, else from the journal (a resumed batch keeps its cap); the
--- ledger replays the journal's movements, so the spend so far counts.
+-- The budgets (one per currency) and rates: from the flags, else from the journal (a resumed
+-- batch keeps its caps); the ledger replays the journal's movements, so the spend so far
+-- counts. A bare amount is in --currency, else the unit of the provider the flags name.
 function Batch:open_ledger(st)
   local o = self.opts
-  local limit = o.budget or (st.budget and st.budget.limit)
-  if not limit then
+  local budgets, rates = budget.from_header(st.budget)
+  if o.budget then
+    local currency = o.currency
+    if not currency then
+      local provider = o.provider or os.getenv("KLING_PROVIDER") or "kling"
+      local cat = billing.catalog(provider)
+      currency = cat and billing.unit(cat.currency, provider)
+    end
+    local err
+    budgets, err = budget.parse_all(o.budget, currency)
+    if not budgets then
+      return nil, err
+    end
+  end
+  if o.rates then
+    local err
+    rates, err = budget.read_rates(o.rates)
+    if not rates then
+      return nil, err
+    end
+  end
+  if not budgets then
     return true
   end
-  local currency = o.currency or (st.budget and st.budget.currency)
-  if not currency then
-    local cat = billing.catalog(o.provider or os.getenv("KLING_PROVIDER") or "kling")
-    currency = cat and cat.currency
-  end
-  local ledger, err = billing.ledger { limit = tostring(limit), currency = currency, lines = state.ledger_lines(st) }
+  local ledger, err = budget.ledger(budgets, rates, state.ledger_lines(st))
   if not ledger then
     return nil, "budget: " .. tostring(err)
   end
   ledger.on_entry = function(e)
     -- The ledger's own line (amounts as decimal strings), marked as a ledger record.
     self:append { t = "ledger", seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key,
-      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount }
+      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
+      from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate }
   end
   self.ledger = ledger
-  self.budget = { limit = tostring(limit), currency = currency }
+  self.budget = { budgets = budgets, rates = rates }
   return true
 end
 
@@ -183,7 +201,7 @@ function Batch:counts()
     end
   end
   if self.ledger then
-    c.spend = core.money_format(self.ledger:spent()) .. " " .. self.ledger.currency
+    c.spend = budget.spend_text(self.ledger)
   else
     local by = report.charges(self.rows)
     local parts = {}
@@ -305,6 +323,10 @@ function Batch:result()
   if self.ledger then
     local s = self.ledger:summary()
     r.budget = { limit = s.limit, spent = s.spent, reserved = s.reserved, currency = s.currency }
+    r.budgets, r.rates = {}, s.rates
+    for i, b in ipairs(s.budgets) do
+      r.budgets[i] = { limit = b.limit, spent = b.spent, reserved = b.reserved, currency = b.currency }
+    end
   end
   local c = { failed = 0, uncertain = 0, unfinished = 0 }
   for _, row in ipairs(rows) do
@@ -332,8 +354,11 @@ local function check_opts(o)
   if o.parallel and o.parallel ~= math.floor(o.parallel) then
     return nil, "parallel must be a whole number"
   end
-  if o.budget ~= nil and not core.money_parse(tostring(o.budget)) then
-    return nil, "budget must be a decimal amount such as \"50.00\" (got " .. tostring(o.budget) .. ")"
+  if o.budget ~= nil then
+    local _, err = budget.parse_all(o.budget, o.currency or "CNY")
+    if err then
+      return nil, err
+    end
   end
   return names.check(o.name or names.DEFAULT)
 end
@@ -347,7 +372,11 @@ end
 --                                   network, rate_limited; never content_policy)
 --   deadline                        seconds for this run; rows still running then stay open
 --   timeout                         seconds a task may take (default: the client's 1800)
---   budget, currency                a hard cap (kept in the journal across runs)
+--   budget, currency                hard caps, one per currency: "50" (in currency, else the
+--                                   provider's unit), "50CNY", "300:evolink-credits", or a list
+--                                   of them (kept in the journal across runs)
+--   rates                           a rates file (kling.budget.read_rates): other currencies
+--                                   counted against the budget in its `currency`
 --   name ("{id}.{ext}")             the output name template (kling.batch.names)
 --   estimate                        expected seconds per task (better polling)
 --   poll_min, poll_max              poll intervals (s)

@@ -183,4 +183,64 @@ describe("issue 11", function()
     assert.are.equal(before, sim.stats().creates)
     assert.are.equal(0, (kling("status " .. dir)))
   end)
+
+  it("issue 11.5: each provider's unit is its own currency: apart in the summary, one budget per currency, rates",
+    function()
+      local i = sim.info()
+      local dir = fresh_dir()
+      local m = dir .. "/rows.jsonl"
+      local function gw(name)
+        return string.format('"provider": "%s", "base_url": "%s", "api_key": "%s"', name, i.providers[name], i.api_key)
+      end
+      write(m, '{"id": "cny", "prompt": "a", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+        .. '{"id": "aio", "prompt": "b", "model": "kling-v3", "mode": "std", "duration": 5, "sound": false, '
+        .. gw("apiinone") .. '}\n'
+        .. '{"id": "evo", "prompt": "c", "model": "kling-v3", "mode": "std", "duration": 5, "sound": false, '
+        .. gw("evolink") .. '}\n')
+      local out = dir .. "/out"
+      -- A CNY budget only: the gateway rows wait for a budget in their own unit (not failed).
+      local status, text = kling("run " .. m .. " --out " .. out .. " --budget 50CNY --poll-min 0.2 --progress plain")
+      assert.are.equal(3, status, text)
+      local summary = json.decode(slurp(out .. "/summary.json"))
+      assert.are.same({ succeeded = 1, failed = 0, unfinished = 2 },
+        { succeeded = summary.succeeded, failed = summary.failed, unfinished = summary.unfinished })
+      assert.matches("no budget in apiinone%-credits", text)
+      assert.matches("no budget in evolink%-credits", text)
+      assert.are.equal(1, sim.stats().creates)
+      -- One budget per currency: every row runs, each currency kept apart.
+      status, text = kling("run " .. m .. " --out " .. out .. " --budget 50CNY --budget 1000:apiinone-credits "
+        .. "--budget 300:evolink-credits --poll-min 0.2")
+      assert.are.equal(0, status, text)
+      summary = json.decode(slurp(out .. "/summary.json"))
+      assert.are.same({ CNY = "1", ["apiinone-credits"] = "200", ["evolink-credits"] = "27" }, summary.charges)
+      assert.are.equal(3, #summary.budgets)
+      for _, b in ipairs(summary.budgets) do
+        assert.are.equal(summary.charges[b.currency], b.spent)
+      end
+      assert.matches("charges: 1 CNY, 200 apiinone%-credits, 27 evolink%-credits", text)
+      assert.matches("budget: spent 27 of 300 evolink%-credits", text)
+      assert.is_nil(text:find(" credits", 1, true))
+      local html = slurp(out .. "/report.html")
+      assert.matches("<th class=\"num\">200</th><th>apiinone%-credits</th>", html)
+      assert.matches("<th class=\"num\">27</th><th>evolink%-credits</th>", html)
+      local st, stext = kling("status " .. out)
+      assert.are.equal(0, st, stext)
+      assert.matches("budget: spent 200 of 1000 apiinone%-credits", stext)
+      -- With rates, one CNY budget counts everything (credits converted at the user's rates).
+      sim.reset()
+      local rates = dir .. "/rates.json"
+      write(rates, '{"currency": "CNY", "rates": {"apiinone-credits": "0.072", "evolink-credits": "0.1"}}')
+      local out2 = dir .. "/out2"
+      status, text = kling("run " .. m .. " --out " .. out2 .. " --budget 50CNY --rates " .. rates .. " --poll-min 0.2")
+      assert.are.equal(0, status, text)
+      summary = json.decode(slurp(out2 .. "/summary.json"))
+      assert.are.equal("18.1", summary.budgets[1].spent) -- 1 + 200 x 0.072 + 27 x 0.1
+      assert.are.equal(1, #summary.budgets)
+      -- ... and a budget too small for the converted amount holds the rows back.
+      sim.reset()
+      status, text = kling("run " .. m .. " --out " .. dir .. "/out3 --budget 5CNY --rates " .. rates .. " --parallel 1")
+      assert.are.equal(3, status, text)
+      assert.are.equal(2, sim.stats().creates) -- 1 CNY and 2.7 CNY fit in 5; 14.4 CNY does not
+      assert.matches("aio +unfinished +budget: ", text)
+    end)
 end)

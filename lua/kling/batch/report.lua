@@ -1,5 +1,6 @@
 -- The end of a batch: a summary table (text), DIR/summary.json (counts of succeeded, failed,
--- uncertain and unfinished rows, charges by currency, each failure with its reason) and
+-- uncertain and unfinished rows, charges by currency (each provider's unit its own currency:
+-- API in One's and EvoLink's credits are never summed), each failure with its reason) and
 -- DIR/report.html (every output playable in the page, the cost breakdown; one file, no
 -- external assets: the outputs are linked by their paths relative to DIR). No key ever
 -- appears here: rows carry their request without the manifest's key fields.
@@ -86,7 +87,8 @@ function M.summary(result)
     runs = result.runs, rows = #result.rows,
     succeeded = c.succeeded, failed = c.failed, uncertain = c.uncertain, unfinished = c.unfinished,
     charges = charges, unpriced_rows = unpriced,
-    budget = result.budget, failures = failures, uncertain_rows = uncertain, unfinished_rows = unfinished,
+    budget = result.budget, budgets = result.budgets, rates = result.rates,
+    failures = failures, uncertain_rows = uncertain, unfinished_rows = unfinished,
     outputs = outputs, exit_status = result.exit_status,
   }
 end
@@ -110,9 +112,11 @@ function M.table(result, paths)
   end
   add("charges: %s%s", #parts > 0 and table.concat(parts, ", ") or "none",
     unpriced > 0 and string.format(" (+%d unpriced rows)", unpriced) or "")
-  if result.budget then
-    add("budget: spent %s of %s %s (reserved %s)", result.budget.spent, result.budget.limit, result.budget.currency,
-      result.budget.reserved)
+  for _, b in ipairs(result.budgets or { result.budget }) do
+    add("budget: spent %s of %s %s (reserved %s)", b.spent, b.limit, b.currency, b.reserved)
+  end
+  if result.rates then
+    add("rates: other currencies counted in %s", result.rates.currency)
   end
   for _, r in ipairs(result.rows) do
     if r.state ~= "succeeded" then
@@ -216,8 +220,7 @@ function M.html(result)
   if unpriced > 0 then
     w("<p>", tostring(unpriced), " succeeded row(s) have no price in the catalog: their charge is not counted.</p>\n")
   end
-  if result.budget then
-    local b = result.budget
+  for _, b in ipairs(result.budgets or { result.budget }) do
     w("<p>Budget: spent ", esc(b.spent), " of ", esc(b.limit), " ", esc(b.currency), ", reserved ", esc(b.reserved),
       ".</p>\n")
   end

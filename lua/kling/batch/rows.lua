@@ -149,7 +149,11 @@ return function(Batch)
     row.req = req
     local ok, berr = self:reserve(row, req)
     if not ok then
-      if berr.kind == "budget" then
+      if berr.kind == "budget" and berr.code == "no_budget" then
+        -- Its currency has no budget: open (not failed) until the batch is given one.
+        row.error = error_record(berr)
+        return self:park(row, "budget: " .. tostring(berr.message))
+      elseif berr.kind == "budget" then
         return self:budget_wait(row, berr)
       end
       return self:refuse(row, berr)
@@ -322,7 +326,7 @@ return function(Batch)
   function Batch:succeeded(row, t)
     local outputs = outputs_of(t)
     local q, qerr = self:charge_of(row, outputs)
-    local charge = q and { amount = q.amount, currency = q.currency, rule = q.rule }
+    local charge = q and { amount = q.amount, currency = billing.unit(q), rule = q.rule }
       or { unpriced = tostring(qerr and qerr.message or qerr) }
     charge.reported = t.charge ~= nil and tostring(t.charge) or nil
     self:journal_row("end", row, { status = "succeeded", task_id = t.id, charge = charge, outputs = outputs })
@@ -335,7 +339,7 @@ return function(Batch)
   -- (an unpriced delivery is charged its reservation, never nothing).
   function Batch:settle(row, q)
     local key = self:ledger_key(row)
-    if not self.ledger or self.ledger.settled[key] then
+    if not self.ledger or self.ledger:settled(key) then
       return
     end
     local amount = q or self.ledger:reservation(key)

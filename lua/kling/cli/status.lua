@@ -1,8 +1,7 @@
 -- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
 -- or one task asked of its provider.
-local core = require "kling.core"
 local json = require "kling.json"
-local billing = require "kling.billing"
+local budget = require "kling.budget"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
 local flags = require "kling.batch.flags"
@@ -79,19 +78,20 @@ local function batch_status(dir, opts)
   table.sort(rows, function(a, b)
     return a.id < b.id
   end)
-  local budget
-  if st.budget then
-    local ledger = billing.ledger { limit = st.budget.limit, currency = st.budget.currency, lines = st.ledger }
-    if ledger then
-      budget = { limit = st.budget.limit, currency = st.budget.currency, spent = core.money_format(ledger:spent()),
-        reserved = core.money_format(ledger:reserved()) }
+  local budgets
+  local list, rates = budget.from_header(st.budget)
+  local ledger = list and budget.ledger(list, rates, st.ledger)
+  if ledger then
+    budgets = {}
+    for i, b in ipairs(ledger:summary().budgets) do
+      budgets[i] = { limit = b.limit, currency = b.currency, spent = b.spent, reserved = b.reserved }
     end
   end
   local ended = (counts.succeeded or 0) + (counts.failed or 0)
   local status = ended + (counts.uncertain or 0) < total and 3 or (counts.uncertain or 0) > 0 and 4 or 0
   if opts.json then
     local out = { dir = dir, manifest = header.manifest, rows = total, runs = st.runs, counts = counts,
-      budget = budget, torn_last_line = info.torn or nil }
+      budget = budgets and budgets[1], budgets = budgets, torn_last_line = info.torn or nil }
     if opts.rows then
       out.row_states = rows
     end
@@ -105,9 +105,9 @@ local function batch_status(dir, opts)
       io.stdout:write(string.format("  %-12s %6d\n", s, counts[s]))
     end
   end
-  if budget then
-    io.stdout:write(string.format("budget: spent %s of %s %s (reserved %s)\n", budget.spent, budget.limit,
-      budget.currency, budget.reserved))
+  for _, b in ipairs(budgets or {}) do
+    io.stdout:write(string.format("budget: spent %s of %s %s (reserved %s)\n", b.spent, b.limit, b.currency,
+      b.reserved))
   end
   if opts.rows then
     for _, r in ipairs(rows) do
