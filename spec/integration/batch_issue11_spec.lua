@@ -238,7 +238,8 @@ describe("issue 11", function()
       assert.are.equal(1, #summary.budgets)
       -- ... and a budget too small for the converted amount holds the rows back.
       sim.reset()
-      status, text = kling("run " .. m .. " --out " .. dir .. "/out3 --budget 5CNY --rates " .. rates .. " --parallel 1")
+      status, text = kling("run " .. m .. " --out " .. dir .. "/out3 --budget 5CNY --rates " .. rates
+        .. " --parallel 1")
       assert.are.equal(3, status, text)
       assert.are.equal(2, sim.stats().creates) -- 1 CNY and 2.7 CNY fit in 5; 14.4 CNY does not
       assert.matches("aio +unfinished +budget: ", text)
