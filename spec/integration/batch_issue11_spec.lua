@@ -244,4 +244,35 @@ describe("issue 11", function()
       assert.are.equal(2, sim.stats().creates) -- 1 CNY and 2.7 CNY fit in 5; 14.4 CNY does not
       assert.matches("aio +unfinished +budget: ", text)
     end)
+
+  it("issue 11.20: status refuses a path-like argument, names no guessed endpoint, prints charges with their "
+    .. "currency; storyboard takes --api-key", function()
+    local i = sim.info()
+    local dir = fresh_dir()
+    -- A mistyped batch directory is not sent to the API as a task id.
+    for _, arg in ipairs { "out2", dir .. "/out2", dir, "./out2" } do
+      local status, text = kling("status " .. arg)
+      assert.are.equal(2, status, arg .. ": " .. text)
+      assert.matches("is not a batch directory", text)
+    end
+    assert.are.equal(0, sim.stats().requests)
+    -- An EvoLink text-to-video task: no "(videos/image2video)", its charge in evolink-credits.
+    local client = sim.client { provider = "evolink", api_key = i.api_key, base_url = i.providers.evolink }
+    local t = assert(client:submit { model = "kling-v3", mode = "std", duration = 5, sound = false, prompt = "a" })
+    assert(t:wait { timeout = 30 })
+    local evo = string.format("KLING_PROVIDER=evolink KLING_BASE_URL='%s' KLING_API_KEY='%s' ",
+      i.providers.evolink, i.api_key)
+    local status, text = kling("status " .. t.id, evo)
+    assert.are.equal(0, status, text)
+    assert.is_nil(text:find("image2video", 1, true), text)
+    assert.matches("charge reported: 27 evolink%-credits", text)
+    -- kling storyboard takes the key as a flag, as kling run does.
+    local sb = dir .. "/sb.json"
+    write(sb, '{"model": "kling-v3", "mode": "std", "shots": [{"prompt": "a", "duration": 5}]}')
+    local bare = string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY= KLING_SECRET_KEY= "
+      .. "KLING_API_KEY= ", i.http)
+    status, text = kling("storyboard " .. sb .. " --out " .. dir .. "/sb --api-key " .. i.api_key
+      .. " --poll-min 0.2", bare)
+    assert.are.equal(0, status, text)
+  end)
 end)

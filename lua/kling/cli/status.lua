@@ -1,6 +1,7 @@
 -- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
 -- or one task asked of its provider.
 local json = require "kling.json"
+local billing = require "kling.billing"
 local budget = require "kling.budget"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
@@ -10,7 +11,8 @@ local M = {}
 
 local USAGE = [[
 usage: kling status DIR [--rows] [--json]
-       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL] [--json]
+       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL]
+                    [--api-key K | --access-key K --secret-key S] [--json]
 
 DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
          (succeeded, failed, uncertain; running with their task ids; pending), the runs so
@@ -18,13 +20,16 @@ DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal
          every row.
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
          id is an external_task_id; --endpoint when it is not a text2video/image2video task.
+         An argument that looks like a path (a "/", a leading "." or "~", an existing file,
+         or not a task id of the official API: digits) but is no batch directory is an
+         error: nothing is sent. A charge the provider reports is printed with its currency.
 
 exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
              1 the journal or the provider could not be read, 2 bad usage.
 ]]
 
-local SPEC = {
+local SPEC = flags.with_keys {
   ["--rows"] = { "rows", "bool" }, ["--json"] = { "json", "bool" }, ["--external"] = { "external", "bool" },
   ["--endpoint"] = { "endpoint" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
   ["--ca-file"] = { "ca_file" }, ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
@@ -117,6 +122,21 @@ local function batch_status(dir, opts)
   return status
 end
 
+-- An argument meant as a directory: a "/" or a leading "." or "~", something on disk, or, on
+-- the official API (whose task ids are digits) without --external, anything else.
+local function path_like(arg, opts)
+  if arg:find("/", 1, true) or arg:match("^[.~]") then
+    return true
+  end
+  local f = io.open(arg)
+  if f then
+    f:close()
+    return true
+  end
+  local provider = opts.provider or os.getenv("KLING_PROVIDER") or "kling"
+  return provider == "kling" and not opts.external and not arg:match("^%d+$")
+end
+
 local function task_status(id, opts)
   local client, err = flags.client(opts)
   if not client then
@@ -132,7 +152,13 @@ local function task_status(id, opts)
     io.stdout:write(assert(json.encode(t:to_table())), "\n")
     return status
   end
-  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, t.endpoint or "?", t.status,
+  -- The endpoint when the lookup says it (the user gave it, or the provider's query path
+  -- depends on it); else the model the provider reports.
+  local p = client.provider
+  local told = opts.endpoint or (t.endpoint and p.query_path("videos/text2video", "x")
+    ~= p.query_path("videos/image2video", "x") and t.endpoint)
+  local what = told or (t.model and ("model " .. tostring(t.model))) or "?"
+  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, what, t.status,
     t.progress and (" " .. t.progress .. "%") or "", t.message and (": " .. t.message) or ""))
   for _, kind in ipairs { "videos", "images", "audios" } do
     for _, o in ipairs(t[kind] or {}) do
@@ -141,7 +167,9 @@ local function task_status(id, opts)
     end
   end
   if t.charge then
-    io.stdout:write("  charge reported: ", tostring(t.charge), "\n")
+    local cat = billing.catalog(p.name)
+    local unit = cat and billing.unit(cat.currency, p.name)
+    io.stdout:write("  charge reported: ", tostring(t.charge), " ", unit or ("(in " .. p.name .. "'s unit)"), "\n")
   end
   return status
 end
@@ -151,12 +179,17 @@ function M.main(args)
   if not opts then
     return pos
   end
-  local f = io.open(pos[1] .. "/journal.jsonl")
+  local arg = pos[1]
+  local f = io.open(arg .. "/journal.jsonl")
   if f then
     f:close()
-    return batch_status(pos[1]:gsub("/+$", ""), opts)
+    return batch_status(arg:gsub("/+$", ""), opts)
   end
-  return task_status(pos[1], opts)
+  if path_like(arg, opts) then
+    return fail(2, "'" .. arg .. "' is not a batch directory (no " .. arg:gsub("/+$", "") .. "/journal.jsonl)"
+      .. " and not a task id: nothing was sent")
+  end
+  return task_status(arg, opts)
 end
 
 return M
