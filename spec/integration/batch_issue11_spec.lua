@@ -275,4 +275,50 @@ describe("issue 11", function()
       .. " --poll-min 0.2", bare)
     assert.are.equal(0, status, text)
   end)
+
+  it("issue 11.4: storyboards with a relative --out are joined; one segment needs no join; a segment paid for "
+    .. "is never made again; exit 2 only when nothing was sent", function()
+    local p = io.popen("pwd")
+    local repo = p:read("l")
+    p:close()
+    local dir = fresh_dir()
+    local function at_repo(cmd)
+      return cmd:gsub("lua5.4 bin/kling", "lua5.4 " .. repo .. "/bin/kling")
+    end
+    local two = dir .. "/two.json"
+    write(two, '{"model": "kling-v3", "mode": "std", "shots": [{"prompt": "a", "duration": 3}, '
+      .. '{"prompt": "b", "duration": 3}]}')
+    local function run_sb(args, extra)
+      local cmd = at_repo((extra or env()) .. "lua5.4 bin/kling storyboard " .. args .. " --poll-min 0.2")
+      local h = io.popen("cd " .. dir .. " && " .. cmd .. " 2>&1; echo \"exit=$?\"")
+      local text = h:read("a")
+      h:close()
+      return tonumber(text:match("exit=(%d+)%s*$")), text
+    end
+    -- (run_sb runs from DIR, so that --out may be relative)
+    local status, text = run_sb("two.json --out sb1 --split")
+    assert.are.equal(0, status, text)
+    assert.matches("storyboard: sb1/storyboard%.mp4 %(6 s asked, 2 segment%(s%)", text)
+    assert.truthy(slurp(dir .. "/sb1/storyboard.mp4"))
+    assert.are.equal(2, sim.stats().creates)
+    -- The same storyboard into the same DIR named by its absolute path: nothing is made again.
+    status, text = run_sb("two.json --out " .. dir .. "/sb1 --split")
+    assert.are.equal(0, status, text)
+    assert.are.equal(2, sim.stats().creates)
+    assert.matches("segment 2: [^\n]*%(already made%)", text)
+    -- One segment: no join, no ffmpeg needed (PATH without it).
+    local bin = dir .. "/bin"
+    os.execute("mkdir -p " .. bin .. " && ln -sf \"$(command -v mkdir)\" " .. bin .. "/mkdir && ln -sf "
+      .. "\"$(command -v lua5.4)\" " .. bin .. "/lua5.4")
+    write(dir .. "/one.json", '{"model": "kling-v3", "mode": "std", "shots": [{"prompt": "c", "duration": 5}]}')
+    status, text = run_sb("one.json --out one", env() .. "PATH=" .. bin .. " ")
+    assert.are.equal(0, status, text)
+    assert.truthy(slurp(dir .. "/one/storyboard.mp4"))
+    assert.are.equal(3, sim.stats().creates)
+    -- A join that fails after segments were paid for is exit 1 (something was sent), not 2.
+    os.execute("mkdir -p " .. dir .. "/sb3/storyboard.mp4")
+    status, text = run_sb("two.json --out sb3 --split")
+    assert.are.equal(1, status, text)
+    assert.are.equal(5, sim.stats().creates)
+  end)
 end)

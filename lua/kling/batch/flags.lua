@@ -126,12 +126,13 @@ function M.client(opts, provider)
 end
 
 -- The exit status of a workflow that returned `err`: 3 when it timed out (`again` says how to
--- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed).
+-- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed, or
+-- anything after a create was sent: err.sent).
 function M.failed(fail, err, again)
   if err.kind == "timeout" then
     return fail(3, tostring(err) .. " (" .. again .. ")")
   end
-  return fail((err.kind == "validation" and not err.code) and 2 or 1, err)
+  return fail((err.kind == "validation" and not err.code and not err.sent) and 2 or 1, err)
 end
 
 return M

@@ -65,8 +65,12 @@ function M.main(args)
   if not client then
     return fail(2, err)
   end
+  local native -- the provider's multi-shot, unless --split
+  if opts.split then
+    native = false
+  end
   local result, rerr = multishot.run(client, sb, {
-    out = opts.out, native = opts.split and false or nil, continuity = not opts.no_continuity,
+    out = opts.out, native = native, continuity = not opts.no_continuity,
     frames_base_url = opts.frames_base_url, elements = opts.elements, timeout = opts.timeout,
     on_progress = function(ev)
       io.stderr:write(string.format("segment %d/%d: %s%s%s\n", ev.segment, ev.segments, ev.status,
