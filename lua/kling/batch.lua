@@ -21,6 +21,7 @@ local names = require "kling.batch.names"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
+local ffmpeg = require "kling.batch.ffmpeg"
 
 local M = {}
 
@@ -285,6 +286,33 @@ end
 
 -- ---- the result ----
 
+-- The provider a row runs on, as kling.new picks it: the row's, the flags', KLING_PROVIDER,
+-- else the official API.
+function Batch:provider_of(row)
+  return row.meta.provider or self.opts.provider or os.getenv("KLING_PROVIDER") or "kling"
+end
+
+-- A poster frame for each video in place (DIR/posters/<path>.jpg, made once), so that the
+-- report shows a picture instead of a black box; none when ffmpeg is missing or fails.
+function Batch:posters(rows)
+  if not ffmpeg.have() then
+    return
+  end
+  for _, r in ipairs(rows) do
+    for _, f in ipairs(r.files) do
+      if f.kind == "video" and f.path then
+        local rel = "posters/" .. f.path .. ".jpg"
+        local path = self.out .. "/" .. rel
+        local made = (download.size_of(path) or 0) > 0
+          or (names.mkdir_p(names.dirname(path)) and ffmpeg.poster(self.out .. "/" .. f.path, path))
+        if made then
+          f.poster = rel
+        end
+      end
+    end
+  end
+end
+
 function Batch:result()
   local rows = {}
   for _, row in ipairs(self.rows) do
@@ -311,7 +339,7 @@ function Batch:result()
     rows[#rows + 1] = {
       id = row.id, state = st, reason = row.reason or (st == "unfinished" and "not run yet") or nil,
       attempts = row.attempt, task_id = row.task_id, external_task_id = row.ext,
-      provider = row.client and row.client.provider.name or row.meta.provider or self.opts.provider,
+      provider = row.client and row.client.provider.name or self:provider_of(row),
       model = req.model, prompt = prompt, error = row.error, refused = row.refused, charge = row.charge, files = files,
     }
   end
@@ -480,6 +508,7 @@ function M.start(self)
   self.progress:finish(self:counts())
   self.downloads:close()
   local result = self:result()
+  self:posters(result.rows)
   local paths, werr = report.write(result, self.out)
   if not paths then
     error("cannot write the report: " .. tostring(werr), 0)

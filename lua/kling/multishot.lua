@@ -24,6 +24,7 @@ local json = require "kling.json"
 local validate = require "kling.validate"
 local journal = require "kling.journal"
 local canonical = require("kling.batch.manifest").canonical
+local ffmpeg = require "kling.batch.ffmpeg"
 
 local M = {}
 
@@ -194,37 +195,16 @@ end
 
 -- ---- ffmpeg ----
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function ffmpeg(args, log)
-  local cmd = "ffmpeg -nostdin -v error -y " .. args .. " 2>" .. quote(log)
-  local ok = os.execute(cmd)
-  if ok == true or ok == 0 then
-    os.remove(log)
-    return true
-  end
-  local f = io.open(log)
-  local msg = f and f:read("a") or ""
-  if f then
-    f:close()
-  end
-  return nil, "ffmpeg failed: " .. (msg:gsub("%s+$", "") ~= "" and msg:gsub("%s+$", "") or "see " .. log)
-end
+local quote = ffmpeg.quote
 
 function M.have_ffmpeg()
-  local ok = os.execute("command -v ffmpeg >/dev/null 2>&1")
-  return ok == true or ok == 0
+  return ffmpeg.have()
 end
 
 -- last_frame(video, png) -> true | nil, err: the video's last frame as a PNG, scaled up (the
 -- aspect kept) when its short side is under MIN_FRAME pixels so providers accept it.
 function M.last_frame(video, png)
-  local m = M.MIN_FRAME
-  local scale = string.format("scale=w='if(lt(iw,ih),max(iw,%d),-2)':h='if(lt(iw,ih),-2,max(ih,%d))'", m, m)
-  return ffmpeg("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1 " .. quote(png),
-    png .. ".log")
+  return ffmpeg.last_frame(video, png, M.MIN_FRAME)
 end
 
 local function dirname(path)
@@ -296,9 +276,9 @@ function M.join(videos, out)
     f:write("file ", quote(listed(v, list)), "\n")
   end
   f:close()
-  local ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
+  local ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
   if not ok then
-    ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
+    ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
       .. "-c:a aac " .. quote(out), out .. ".log")
   end
   os.remove(list)

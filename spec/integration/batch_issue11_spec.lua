@@ -321,4 +321,25 @@ describe("issue 11", function()
     assert.are.equal(1, status, text)
     assert.are.equal(5, sim.stats().creates)
   end)
+
+  it("issue 11.22: report.html shows a poster frame (ffmpeg) for each video and the provider of every row",
+    function()
+      local dir = fresh_dir()
+      local m = dir .. "/rows.jsonl"
+      write(m, '{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}\n'
+        .. '{"id": "one", "prompt": "a"}\n{"id": "two", "prompt": "b"}\n')
+      local out = dir .. "/out"
+      for run = 1, 2 do -- the second run finds every row ended in the journal
+        local status, text = kling("run " .. m .. " --out " .. out .. " --quiet --poll-min 0.2")
+        assert.are.equal(0, status, text)
+        local html = slurp(out .. "/report.html")
+        for _, id in ipairs { "one", "two" } do
+          local poster = html:match('<video [^>]*poster="(posters/' .. id .. '%.mp4%.jpg)"')
+          assert.is_string(poster, "run " .. run .. ": no poster for " .. id)
+          assert.are.equal("\255\216\255", slurp(out .. "/" .. poster):sub(1, 3)) -- a JPEG
+          assert.matches("<tr><td>" .. id .. "</td><td class=\"succeeded\">succeeded</td><td>kling</td>", html)
+        end
+      end
+      assert.are.equal(2, sim.stats().creates)
+    end)
 end)

@@ -153,7 +153,8 @@ local function media(f)
   elseif f.kind == "audio" then
     return string.format('<audio controls preload="metadata" src="%s"></audio>', src)
   end
-  return string.format('<video controls preload="metadata" src="%s"></video>', src)
+  local poster = f.poster and (' poster="' .. esc(href(f.poster)) .. '"') or ""
+  return string.format('<video controls preload="metadata"%s src="%s"></video>', poster, src)
 end
 
 local STYLE = [[
