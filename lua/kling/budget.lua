@@ -127,6 +127,11 @@ function M.parse(text, default_currency)
   if not currency then
     return nil, "budget " .. text .. ": give its currency (\"" .. text .. "CNY\", \"" .. text .. ":evolink-credits\")"
   end
+  if not (currency:match("^%u%u%u$") or currency:find("-", 1, true)) then
+    -- "credits" is no one currency: each gateway's credits are its own money.
+    return nil, "budget " .. text .. ": " .. currency .. " is not one currency; name the provider's unit, such as "
+      .. "apiinone-" .. currency .. " or evolink-" .. currency .. " (or an ISO code: CNY, USD)"
+  end
   return { limit = amount, currency = currency }
 end
 

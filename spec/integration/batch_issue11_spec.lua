@@ -226,6 +226,12 @@ describe("issue 11", function()
       local st, stext = kling("status " .. out)
       assert.are.equal(0, st, stext)
       assert.matches("budget: spent 200 of 1000 apiinone%-credits", stext)
+      -- "credits" alone is no currency: refused before anything is sent.
+      local before = sim.stats().requests
+      status, text = kling("run " .. m .. " --out " .. dir .. "/outc --budget 400 --currency credits")
+      assert.are.equal(2, status, text)
+      assert.matches("credits is not one currency", text)
+      assert.are.equal(before, sim.stats().requests)
       -- With rates, one CNY budget counts everything (credits converted at the user's rates).
       sim.reset()
       local rates = dir .. "/rates.json"

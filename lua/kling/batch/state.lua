@@ -1,6 +1,7 @@
 -- A batch journal read back: what each row has been through. The records (kling.batch writes
 -- them; each is on disk before the step it announces):
---   {t = "batch", v = 1, manifest, manifest_sha256, rows, budget = {limit, currency}}   each run
+--   {t = "batch", v = 1, manifest, manifest_sha256, rows, budget = {budgets = {{limit, currency}},
+--    rates}}                                               each run (older: budget = {limit, currency})
 --   {t = "ledger", op, task_key, amount, currency, ...}    a budget movement (kling.billing line)
 --   {t = "intent", row, attempt, ext, key, hash}           just before a create is sent
 --   {t = "created", row, attempt, task_id, endpoint}       the provider has the task
