@@ -4,9 +4,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define LOCK_MT "kling.lock"
+
+typedef struct {
+    int fd; /* -1 once released */
+} file_lock;
 
 static int push_errno(lua_State *L, const char *what, const char *path) {
     int e = errno;
@@ -89,11 +97,80 @@ static int l_fsync_path(lua_State *L) {
     return 1;
 }
 
+/* lock_file(path) -> lock | nil, message, busy: an exclusive flock on path (created when
+ * missing), taken without waiting. The kernel holds it for as long as the descriptor is open:
+ * until lock:release(), the lock's collection or the process's end (kill -9 included), so a
+ * lock is never stale and two processes can never both hold it. busy is true when another
+ * process holds it; otherwise the message says why the file could not be opened or locked.
+ * The holder's pid is written into the file (for people; the lock itself is the flock). */
+static int l_lock_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
+    char pid[32];
+    int n;
+    lk->fd = -1;
+    luaL_getmetatable(L, LOCK_MT);
+    lua_setmetatable(L, -2);
+    lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lk->fd < 0) return push_errno(L, "cannot open", path);
+    while (flock(lk->fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        close(lk->fd);
+        lk->fd = -1;
+        errno = e;
+        push_errno(L, "cannot lock", path);
+        lua_pushboolean(L, e == EWOULDBLOCK);
+        return 3;
+    }
+    n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(lk->fd, 0) != 0 || pwrite(lk->fd, pid, (size_t)n, 0) != n) {
+        /* The pid is for people only: the flock is what excludes. */
+    }
+    return 1;
+}
+
+/* lock:release() -> true: lets the next process take the lock (the file stays: removing it
+ * would let a process lock an unlinked file while another creates a new one). */
+static int l_lock_release(lua_State *L) {
+    file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    if (lk->fd >= 0) {
+        close(lk->fd);
+        lk->fd = -1;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_lock_tostring(lua_State *L) {
+    file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushstring(L, lk->fd >= 0 ? "kling.lock (held)" : "kling.lock (released)");
+    return 1;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
         {"fsync_path", l_fsync_path},
+        {"lock_file", l_lock_file},
         {NULL, NULL},
     };
+    static const luaL_Reg meta[] = {
+        {"__gc", l_lock_release},
+        {"__tostring", l_lock_tostring},
+        {NULL, NULL},
+    };
+    static const luaL_Reg methods[] = {
+        {"release", l_lock_release},
+        {NULL, NULL},
+    };
+    luaL_newmetatable(L, LOCK_MT);
+    luaL_setfuncs(L, meta, 0);
+    lua_pushstring(L, LOCK_MT);
+    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
     luaL_setfuncs(L, fns, 0);
 }

@@ -13,6 +13,7 @@
 local core = require "kling.core"
 local kling = require "kling"
 local billing = require "kling.billing"
+local budget = require "kling.budget"
 local journal = require "kling.journal"
 local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
@@ -20,6 +21,7 @@ local names = require "kling.batch.names"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
+local ffmpeg = require "kling.batch.ffmpeg"
 
 local M = {}
 
@@ -42,43 +44,25 @@ local FINAL = { succeeded = true, failed = true, uncertain = true }
 
 -- ---- the lock: one process per batch directory ----
 
-local function my_pid()
-  local f = io.open("/proc/self/stat")
-  if not f then
-    return nil
-  end
-  local s = f:read("l")
-  f:close()
-  return s and tonumber(s:match("^(%d+)"))
-end
-
-local function running_kling(pid)
-  local f = io.open("/proc/" .. pid .. "/cmdline", "rb")
-  if not f then
-    return false
-  end
-  local cmd = f:read("a") or ""
-  f:close()
-  return cmd:find("lua", 1, true) ~= nil or cmd:find("kling", 1, true) ~= nil
-end
-
+-- An flock on DIR/.lock, held for the whole run (the kernel drops it when the process ends,
+-- however it ends: no stale lock, no window between checking and taking it). -> lock |
+-- nil, message, exit status (locked when another process holds it, else error).
 local function lock(dir)
   local path = dir .. "/.lock"
-  local f = io.open(path)
-  if f then
-    local pid = tonumber(f:read("l") or "")
-    f:close()
-    if pid and pid ~= my_pid() and running_kling(pid) then
-      return nil, "another process (pid " .. pid .. ") is running the batch in " .. dir
+  local l, err, busy = core.lock_file(path)
+  if l then
+    return l
+  end
+  if busy then
+    local f = io.open(path)
+    local pid = f and f:read("l")
+    if f then
+      f:close()
     end
+    return nil, "another process" .. (pid and pid:match("^%d+$") and (" (pid " .. pid .. ")") or "")
+      .. " is running the batch in " .. dir, M.EXIT.locked
   end
-  local w, err = io.open(path, "w")
-  if not w then
-    return nil, "cannot write " .. path .. ": " .. tostring(err)
-  end
-  w:write(tostring(my_pid() or 0), "\n")
-  w:close()
-  return path
+  return nil, err, M.EXIT.error
 end
 
 -- ---- set-up ----
@@ -144,30 +128,47 @@ function Batch:engine_of(client)
   return e
 end
 
--- The budget: from the flags, else from the journal (a resumed batch keeps its cap); the
--- ledger replays the journal's movements, so the spend so far counts.
+-- The budgets (one per currency) and rates: from the flags, else from the journal (a resumed
+-- batch keeps its caps); the ledger replays the journal's movements, so the spend so far
+-- counts. A bare amount is in --currency, else the unit of the provider the flags name.
 function Batch:open_ledger(st)
   local o = self.opts
-  local limit = o.budget or (st.budget and st.budget.limit)
-  if not limit then
+  local budgets, rates = budget.from_header(st.budget)
+  if o.budget then
+    local currency = o.currency
+    if not currency then
+      local provider = o.provider or os.getenv("KLING_PROVIDER") or "kling"
+      local cat = billing.catalog(provider)
+      currency = cat and billing.unit(cat.currency, provider)
+    end
+    local err
+    budgets, err = budget.parse_all(o.budget, currency)
+    if not budgets then
+      return nil, err
+    end
+  end
+  if o.rates then
+    local err
+    rates, err = budget.read_rates(o.rates)
+    if not rates then
+      return nil, err
+    end
+  end
+  if not budgets then
     return true
   end
-  local currency = o.currency or (st.budget and st.budget.currency)
-  if not currency then
-    local cat = billing.catalog(o.provider or os.getenv("KLING_PROVIDER") or "kling")
-    currency = cat and cat.currency
-  end
-  local ledger, err = billing.ledger { limit = tostring(limit), currency = currency, lines = state.ledger_lines(st) }
+  local ledger, err = budget.ledger(budgets, rates, state.ledger_lines(st))
   if not ledger then
     return nil, "budget: " .. tostring(err)
   end
   ledger.on_entry = function(e)
     -- The ledger's own line (amounts as decimal strings), marked as a ledger record.
     self:append { t = "ledger", seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key,
-      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount }
+      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
+      from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate }
   end
   self.ledger = ledger
-  self.budget = { limit = tostring(limit), currency = currency }
+  self.budget = { budgets = budgets, rates = rates }
   return true
 end
 
@@ -201,7 +202,7 @@ function Batch:counts()
     end
   end
   if self.ledger then
-    c.spend = core.money_format(self.ledger:spent()) .. " " .. self.ledger.currency
+    c.spend = budget.spend_text(self.ledger)
   else
     local by = report.charges(self.rows)
     local parts = {}
@@ -285,6 +286,33 @@ end
 
 -- ---- the result ----
 
+-- The provider a row runs on, as kling.new picks it: the row's, the flags', KLING_PROVIDER,
+-- else the official API.
+function Batch:provider_of(row)
+  return row.meta.provider or self.opts.provider or os.getenv("KLING_PROVIDER") or "kling"
+end
+
+-- A poster frame for each video in place (DIR/posters/<path>.jpg, made once), so that the
+-- report shows a picture instead of a black box; none when ffmpeg is missing or fails.
+function Batch:posters(rows)
+  if not ffmpeg.have() then
+    return
+  end
+  for _, r in ipairs(rows) do
+    for _, f in ipairs(r.files) do
+      if f.kind == "video" and f.path then
+        local rel = "posters/" .. f.path .. ".jpg"
+        local path = self.out .. "/" .. rel
+        local made = (download.size_of(path) or 0) > 0
+          or (names.mkdir_p(names.dirname(path)) and ffmpeg.poster(self.out .. "/" .. f.path, path))
+        if made then
+          f.poster = rel
+        end
+      end
+    end
+  end
+end
+
 function Batch:result()
   local rows = {}
   for _, row in ipairs(self.rows) do
@@ -311,7 +339,7 @@ function Batch:result()
     rows[#rows + 1] = {
       id = row.id, state = st, reason = row.reason or (st == "unfinished" and "not run yet") or nil,
       attempts = row.attempt, task_id = row.task_id, external_task_id = row.ext,
-      provider = row.client and row.client.provider.name or row.meta.provider or self.opts.provider,
+      provider = row.client and row.client.provider.name or self:provider_of(row),
       model = req.model, prompt = prompt, error = row.error, refused = row.refused, charge = row.charge, files = files,
     }
   end
@@ -323,6 +351,10 @@ function Batch:result()
   if self.ledger then
     local s = self.ledger:summary()
     r.budget = { limit = s.limit, spent = s.spent, reserved = s.reserved, currency = s.currency }
+    r.budgets, r.rates = {}, s.rates
+    for i, b in ipairs(s.budgets) do
+      r.budgets[i] = { limit = b.limit, spent = b.spent, reserved = b.reserved, currency = b.currency }
+    end
   end
   local c = { failed = 0, uncertain = 0, unfinished = 0 }
   for _, row in ipairs(rows) do
@@ -350,8 +382,11 @@ local function check_opts(o)
   if o.parallel and o.parallel ~= math.floor(o.parallel) then
     return nil, "parallel must be a whole number"
   end
-  if o.budget ~= nil and not core.money_parse(tostring(o.budget)) then
-    return nil, "budget must be a decimal amount such as \"50.00\" (got " .. tostring(o.budget) .. ")"
+  if o.budget ~= nil then
+    local _, err = budget.parse_all(o.budget, o.currency or "CNY")
+    if err then
+      return nil, err
+    end
   end
   return names.check(o.name or names.DEFAULT)
 end
@@ -365,7 +400,11 @@ end
 --                                   network, rate_limited; never content_policy)
 --   deadline                        seconds for this run; rows still running then stay open
 --   timeout                         seconds a task may take (default: the client's 1800)
---   budget, currency                a hard cap (kept in the journal across runs)
+--   budget, currency                hard caps, one per currency: "50" (in currency, else the
+--                                   provider's unit), "50CNY", "300:evolink-credits", or a list
+--                                   of them (kept in the journal across runs)
+--   rates                           a rates file (kling.budget.read_rates): other currencies
+--                                   counted against the budget in its `currency`
 --   name ("{id}.{ext}")             the output name template (kling.batch.names)
 --   estimate                        expected seconds per task (better polling)
 --   poll_min, poll_max              poll intervals (s)
@@ -384,10 +423,9 @@ function M.run(opts)
   if not ok then
     return nil, err, M.EXIT.error
   end
-  local lock_path
-  lock_path, err = lock(out)
-  if not lock_path then
-    return nil, err, M.EXIT.locked
+  local held, lerr, lstatus = lock(out)
+  if not held then
+    return nil, lerr, lstatus
   end
   local self = setmetatable({
     opts = opts, out = out, parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
@@ -398,7 +436,7 @@ function M.run(opts)
   }, Batch)
   local res, msg
   ok, res, msg = pcall(M.start, self)
-  os.remove(lock_path)
+  held:release()
   if not ok then
     return nil, tostring(res), M.EXIT.error
   end
@@ -470,6 +508,7 @@ function M.start(self)
   self.progress:finish(self:counts())
   self.downloads:close()
   local result = self:result()
+  self:posters(result.rows)
   local paths, werr = report.write(result, self.out)
   if not paths then
     error("cannot write the report: " .. tostring(werr), 0)

@@ -666,8 +666,32 @@ end
 -- "budget" before anything is sent, however many tasks are in flight. Every movement is an
 -- entry {seq, time_ms, op, task_key, task_id, amount, micros, currency} that can be written as
 -- a JSON line and replayed (the batch journal keeps them).
+--
+-- Every currency is its own money: CNY, USD, and each gateway's credits (API in One's and
+-- EvoLink's are different units: "apiinone-credits", "evolink-credits"). A ledger holds one
+-- budget per currency it was given; a quote is counted against the budget of its own unit,
+-- else (with rates the user gave) converted into the rates' currency, else refused with kind
+-- "budget", code "no_budget" (give a budget in that unit): nothing is summed across units
+-- without a rate.
 
 local json = require "kling.json"
+
+-- The unit a quote's money is counted in: an ISO code (CNY, USD) stands for itself; a
+-- provider's own unit ("credits") is that provider's ("evolink-credits"). A name already
+-- qualified (with a "-") is kept. unit(quote) or unit(currency, provider).
+function M.unit(x, provider)
+  local currency = x
+  if type(x) == "table" then
+    currency, provider = x.currency, x.provider
+  end
+  if type(currency) ~= "string" or currency == "" then
+    return nil
+  end
+  if currency:match("^%u%u%u$") or currency:find("-", 1, true) or type(provider) ~= "string" then
+    return currency
+  end
+  return provider .. "-" .. currency
+end
 
 local Ledger = {}
 Ledger.__index = Ledger
@@ -684,18 +708,41 @@ local function integral(v)
   return type(v) == "number" and v == math.floor(v) and (math.type == nil or math.type(v) == "integer")
 end
 
--- Micro-units of `x` (integer micros or a quote) in the ledger's currency.
-function Ledger:micros_of(x, field)
-  local m = x
+local function no_budget(self, unit, field)
+  local have = {}
+  for _, a in ipairs(self.order) do
+    have[#have + 1] = a.currency
+  end
+  return errors.new {
+    kind = "budget", code = "no_budget", field = field,
+    message = "no budget in " .. tostring(unit) .. " (the budget is in " .. table.concat(have, ", ")
+      .. "): give one in " .. tostring(unit) .. (self.rates and "" or ", or rates to count it in "
+      .. have[1]),
+  }
+end
+
+-- Micro-units of `x` and the currency of the budget they count against: `x` is integer
+-- micros (in the currency of `key`'s reservation, else the first budget's) or a quote
+-- ({micros, currency[, provider]}). -> micros, currency, conversion | nil, err
+function Ledger:micros_of(x, field, key)
+  local m, cur, conv = x, self.currency, nil
   if type(x) == "table" then
-    if x.currency == self.currency then
-      m = x.micros
-    elseif self.currency == "USD" and x.usd then
-      m = x.usd.micros
+    local unit = M.unit(x)
+    m = x.micros
+    if self.accounts[unit] then
+      cur = unit
+    elseif self.rates and self.rates.rates[unit] and integral(m) then
+      cur = self.rates.currency
+      conv = { amount = core.money_format(m), currency = unit, rate = self.rates.rates[unit] }
+      m = core.money_scale(m, conv.rate)
+    elseif self.accounts.USD and x.usd and #self.order == 1 then
+      -- A single USD budget counts a quote at the catalog's published USD rate.
+      cur, m = "USD", x.usd.micros
     else
-      return nil, validation(field, "a quote in " .. tostring(x.currency) .. " cannot be counted against a "
-        .. self.currency .. " budget (no conversion rate)")
+      return nil, no_budget(self, unit, field)
     end
+  elseif key and self.holds[key] then
+    cur = self.holds[key].currency
   end
   if not integral(m) then
     return nil, validation(field, "integer micro-units or a quote are required")
@@ -703,7 +750,7 @@ function Ledger:micros_of(x, field)
   if m < 0 then
     return nil, validation(field, "must not be negative")
   end
-  return m
+  return m, cur, conv
 end
 
 local function key_of(task_key)
@@ -722,11 +769,11 @@ local function note_task_id(self, key, task_id)
   end
 end
 
-function Ledger:record(op, key, micros, time_ms, extra)
+function Ledger:record(op, key, micros, currency, time_ms, extra)
   self.seq = self.seq + 1
   local e = {
     seq = self.seq, time_ms = time_ms or self.clock(), op = op, task_key = key, task_id = self.task_ids[key],
-    amount = core.money_format(micros), micros = micros, currency = self.currency,
+    amount = core.money_format(micros), micros = micros, currency = currency,
   }
   for k, v in pairs(extra or {}) do
     e[k] = v
@@ -738,12 +785,17 @@ function Ledger:record(op, key, micros, time_ms, extra)
   return e
 end
 
--- The three movements. `time_ms` is given when replaying history.
-local function do_reserve(self, key, m, enforce, time_ms)
-  if self.holds[key] or self.settled[key] then
+local function converted(conv)
+  return conv and { from_amount = conv.amount, from_currency = conv.currency, rate = conv.rate } or nil
+end
+
+-- The three movements, each in the currency of one budget (`a`, its account). `time_ms` is
+-- given when replaying history.
+local function do_reserve(self, key, m, a, enforce, time_ms, conv)
+  if self.holds[key] or self.charges[key] then
     return nil, validation("task_key", "'" .. key .. "' already has a reservation or a charge")
   end
-  local committed, err = checked(core.money_add(self.spent_micros, self.reserved_micros), "budget")
+  local committed, err = checked(core.money_add(a.spent, a.reserved), "budget")
   if not committed then
     return nil, err
   end
@@ -752,37 +804,42 @@ local function do_reserve(self, key, m, enforce, time_ms)
   if not after then
     return nil, err
   end
-  if enforce and after > self.limit_micros then
+  if enforce and after > a.limit then
     return nil, errors.new {
       kind = "budget", field = "budget.limit",
-      message = "reserving " .. core.money_format(m) .. " " .. self.currency .. " would pass the limit of "
-        .. core.money_format(self.limit_micros) .. " (spent " .. core.money_format(self.spent_micros)
-        .. ", reserved " .. core.money_format(self.reserved_micros) .. ")",
+      message = "reserving " .. core.money_format(m) .. " " .. a.currency .. " would pass the limit of "
+        .. core.money_format(a.limit) .. " " .. a.currency .. " (spent " .. core.money_format(a.spent)
+        .. ", reserved " .. core.money_format(a.reserved) .. ")",
     }
   end
-  self.holds[key] = m
+  self.holds[key] = { micros = m, currency = a.currency }
   self.in_flight = self.in_flight + 1
-  self.reserved_micros = core.money_add(self.reserved_micros, m) -- fits: spent + reserved + m did
-  return self:record("reserve", key, m, time_ms)
+  a.reserved = core.money_add(a.reserved, m) -- fits: spent + reserved + m did
+  return self:record("reserve", key, m, a.currency, time_ms, converted(conv))
 end
 
-local function do_settle(self, key, m, time_ms)
-  if self.settled[key] then
+local function do_settle(self, key, m, a, time_ms, conv)
+  if self.charges[key] then
     return nil, validation("task_key", "'" .. key .. "' is already settled")
   end
-  local spent, err = checked(core.money_add(self.spent_micros, m), "actual")
+  local held = self.holds[key]
+  if held and held.currency ~= a.currency then
+    return nil, validation("actual", "'" .. key .. "' was reserved in " .. held.currency .. ", not " .. a.currency)
+  end
+  local spent, err = checked(core.money_add(a.spent, m), "actual")
   if not spent then
     return nil, err
   end
-  local held = self.holds[key]
   if held then
     self.holds[key] = nil
     self.in_flight = self.in_flight - 1
-    self.reserved_micros = core.money_sub(self.reserved_micros, held) -- held <= reserved
+    a.reserved = core.money_sub(a.reserved, held.micros) -- held <= reserved
   end
-  self.spent_micros = spent
-  self.settled[key] = true
-  return self:record("settle", key, m, time_ms, { reserved_amount = core.money_format(held or 0) })
+  a.spent = spent
+  self.charges[key] = { micros = m, currency = a.currency }
+  local extra = converted(conv) or {}
+  extra.reserved_amount = core.money_format(held and held.micros or 0)
+  return self:record("settle", key, m, a.currency, time_ms, extra)
 end
 
 local function do_release(self, key, time_ms)
@@ -790,35 +847,37 @@ local function do_release(self, key, time_ms)
   if held == nil then
     return nil, validation("task_key", "'" .. key .. "' has no reservation to release")
   end
+  local a = self.accounts[held.currency]
   self.holds[key] = nil
   self.in_flight = self.in_flight - 1
-  self.reserved_micros = core.money_sub(self.reserved_micros, held)
-  return self:record("release", key, held, time_ms)
+  a.reserved = core.money_sub(a.reserved, held.micros)
+  return self:record("release", key, held.micros, a.currency, time_ms)
 end
 
 -- reserve(task_key, quote | micros [, {task_id=}]) -> entry | nil, err (kind "budget" when
--- spent + reserved + this would pass the limit).
+-- spent + reserved + this would pass the limit of its currency, or no budget counts it).
 function Ledger:reserve(task_key, quote, info)
   local key = key_of(task_key)
-  local m, err = self:micros_of(quote, "quote")
+  local m, cur, conv = self:micros_of(quote, "quote")
   if not m then
-    return nil, err
+    return nil, cur
   end
   note_task_id(self, key, type(info) == "table" and info.task_id)
-  return do_reserve(self, key, m, true)
+  return do_reserve(self, key, m, self.accounts[cur], true, nil, conv)
 end
 
 -- settle(task_key, actual micros | settled quote [, {task_id=}]) -> entry | nil, err.
 -- The reservation is replaced by the actual charge, which is recorded even past the limit:
 -- it has been incurred. A charge without a reservation (a synchronous call) is recorded too.
+-- Micros are in the currency of the reservation.
 function Ledger:settle(task_key, actual, info)
   local key = key_of(task_key)
-  local m, err = self:micros_of(actual, "actual")
+  local m, cur, conv = self:micros_of(actual, "actual", key)
   if not m then
-    return nil, err
+    return nil, cur
   end
   note_task_id(self, key, type(info) == "table" and info.task_id)
-  return do_settle(self, key, m)
+  return do_settle(self, key, m, self.accounts[cur], nil, conv)
 end
 
 -- release(task_key [, {task_id=}]) -> entry | nil, err: the task failed; nothing is charged.
@@ -828,33 +887,74 @@ function Ledger:release(task_key, info)
   return do_release(self, key)
 end
 
-function Ledger:limit()
-  return self.limit_micros
+local function account(self, currency)
+  local a = self.accounts[currency or self.currency]
+  if not a then
+    errors.misuse("ledger", "no budget in " .. tostring(currency))
+  end
+  return a
 end
 
-function Ledger:spent()
-  return self.spent_micros
+-- limit([currency]), spent([currency]), reserved([currency]), balance([currency]): micros
+-- of one budget (default: the first).
+function Ledger:limit(currency)
+  return account(self, currency).limit
 end
 
-function Ledger:reserved()
-  return self.reserved_micros
+function Ledger:spent(currency)
+  return account(self, currency).spent
+end
+
+function Ledger:reserved(currency)
+  return account(self, currency).reserved
 end
 
 -- What may still be reserved: limit - spent - reserved (negative once charges passed it).
-function Ledger:balance()
-  return core.money_sub(core.money_sub(self.limit_micros, self.spent_micros), self.reserved_micros)
+function Ledger:balance(currency)
+  local a = account(self, currency)
+  return core.money_sub(core.money_sub(a.limit, a.spent), a.reserved)
 end
 
+-- The currencies the ledger holds a budget in, in the order given.
+function Ledger:currencies()
+  local out = {}
+  for i, a in ipairs(self.order) do
+    out[i] = a.currency
+  end
+  return out
+end
+
+-- reservation(task_key) -> micros, currency | nil: what the key holds now.
 function Ledger:reservation(task_key)
-  return self.holds[key_of(task_key)]
+  local h = self.holds[key_of(task_key)]
+  if h then
+    return h.micros, h.currency
+  end
+  return nil
 end
 
+-- settled(task_key) -> micros, currency | nil: the key's charge once settled.
+function Ledger:settled(task_key)
+  local c = self.charges[key_of(task_key)]
+  if c then
+    return c.micros, c.currency
+  end
+  return nil
+end
+
+-- summary() -> the first budget's figures (currency, limit, spent, reserved, balance as
+-- decimal strings), in_flight, entries, budgets = one such table per currency, rates.
 function Ledger:summary()
   local fmt = core.money_format
+  local budgets = {}
+  for i, a in ipairs(self.order) do
+    budgets[i] = { currency = a.currency, limit = fmt(a.limit), spent = fmt(a.spent), reserved = fmt(a.reserved),
+      balance = fmt(self:balance(a.currency)) }
+  end
+  local first = budgets[1]
   return {
-    currency = self.currency, limit = fmt(self.limit_micros), spent = fmt(self.spent_micros),
-    reserved = fmt(self.reserved_micros), balance = fmt(self:balance()), in_flight = self.in_flight,
-    entries = #self.log,
+    currency = first.currency, limit = first.limit, spent = first.spent, reserved = first.reserved,
+    balance = first.balance, in_flight = self.in_flight, entries = #self.log, budgets = budgets, rates = self.rates,
   }
 end
 
@@ -873,6 +973,7 @@ function Ledger.line(_, e)
   return json.encode {
     seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
     amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
+    from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate,
   }
 end
 
@@ -901,56 +1002,109 @@ function Ledger:replay(line)
   if type(e) ~= "table" or type(e.task_key) ~= "string" or type(e.amount) ~= "string" then
     return nil, validation("line", "a ledger entry {op, task_key, amount, ...} is required")
   end
-  if e.currency ~= self.currency then
-    return nil, validation("line.currency", "entry in " .. tostring(e.currency) .. ", ledger in " .. self.currency)
+  local a = self.accounts[e.currency]
+  if not a then
+    return nil, validation("line.currency", "entry in " .. tostring(e.currency) .. ", the ledger has budgets in "
+      .. table.concat(self:currencies(), ", "))
   end
   local m, err = core.money_parse(e.amount)
   if not m then
     return nil, validation("line.amount", err)
   end
   local time_ms = type(e.time_ms) == "number" and e.time_ms or nil
+  local conv = type(e.from_currency) == "string"
+    and { amount = e.from_amount, currency = e.from_currency, rate = e.rate } or nil
   note_task_id(self, e.task_key, e.task_id)
   if e.op == "reserve" then
-    return do_reserve(self, e.task_key, m, false, time_ms)
+    return do_reserve(self, e.task_key, m, a, false, time_ms, conv)
   elseif e.op == "settle" then
-    return do_settle(self, e.task_key, m, time_ms)
+    return do_settle(self, e.task_key, m, a, time_ms, conv)
   elseif e.op == "release" then
     return do_release(self, e.task_key, time_ms)
   end
   return nil, validation("line.op", "unknown op '" .. tostring(e.op) .. "'")
 end
 
--- ledger{limit = "50.00", currency = "CNY" [, clock = fn -> ms] [, on_entry = fn(entry, line)]
+local function budget_of(b, field)
+  if type(b) ~= "table" or type(b.limit) ~= "string" then
+    return nil, validation(field .. ".limit", "a decimal string is required (e.g. \"50.00\")")
+  end
+  local limit, err = core.money_parse(b.limit)
+  if not limit then
+    return nil, validation(field .. ".limit", err)
+  end
+  if limit < 0 then
+    return nil, validation(field .. ".limit", "must not be negative")
+  end
+  if type(b.currency) ~= "string" or b.currency == "" then
+    return nil, validation(field .. ".currency", "a currency is required (CNY, USD, evolink-credits, ...)")
+  end
+  return { currency = b.currency, limit = limit, spent = 0, reserved = 0 }
+end
+
+-- rates {currency = "CNY", rates = {USD = "7.1", ["evolink-credits"] = "0.1"}}: units of
+-- `currency` per unit of each other currency (decimal strings, at most 6 decimals).
+local function rates_of(r, accounts)
+  if r == nil then
+    return nil
+  end
+  if type(r) ~= "table" or type(r.currency) ~= "string" or type(r.rates) ~= "table" then
+    return nil, validation("rates", "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required")
+  end
+  if not accounts[r.currency] then
+    return nil, validation("rates.currency", "rates count in " .. r.currency .. ", which has no budget")
+  end
+  local out = {}
+  for cur, rate in pairs(r.rates) do
+    local m = type(cur) == "string" and type(rate) == "string" and core.money_parse(rate)
+    if not m or m <= 0 then
+      return nil, validation("rates.rates." .. tostring(cur), "a positive decimal string is required (e.g. \"0.14\")")
+    end
+    out[cur] = rate
+  end
+  return { currency = r.currency, rates = out }
+end
+
+-- ledger{limit = "50.00", currency = "CNY" | budgets = {{limit =, currency =}, ...}
+-- [, rates = {currency =, rates = {}}] [, clock = fn -> ms] [, on_entry = fn(entry, line)]
 -- [, lines = {JSON lines to replay}]} -> ledger | nil, err
 function M.ledger(opts)
   if type(opts) ~= "table" then
     errors.misuse("billing.ledger", "options table expected")
   end
-  if type(opts.limit) ~= "string" then
-    return nil, validation("budget.limit", "a decimal string is required (e.g. \"50.00\")")
+  local list, field = opts.budgets, "budgets"
+  if list == nil then
+    list, field = { { limit = opts.limit, currency = opts.currency } }, "budget"
+  elseif type(list) ~= "table" or #list == 0 then
+    return nil, validation("budgets", "a list of {limit, currency} is required")
   end
-  local limit, err = core.money_parse(opts.limit)
-  if not limit then
-    return nil, validation("budget.limit", err)
+  local accounts, order = {}, {}
+  for i, b in ipairs(list) do
+    local a, err = budget_of(b, field == "budget" and field or (field .. "[" .. i .. "]"))
+    if not a then
+      return nil, err
+    end
+    if accounts[a.currency] then
+      return nil, validation(field .. "[" .. i .. "].currency", "a second budget in " .. a.currency)
+    end
+    accounts[a.currency], order[#order + 1] = a, a
   end
-  if limit < 0 then
-    return nil, validation("budget.limit", "must not be negative")
-  end
-  if type(opts.currency) ~= "string" or opts.currency == "" then
-    return nil, validation("budget.currency", "a currency is required (CNY, USD, credits)")
+  local rates, rerr = rates_of(opts.rates, accounts)
+  if rerr then
+    return nil, rerr
   end
   local self = setmetatable({
-    currency = opts.currency, limit_micros = limit, spent_micros = 0, reserved_micros = 0,
-    holds = {}, settled = {}, task_ids = {}, in_flight = 0, seq = 0, log = {},
+    currency = order[1].currency, accounts = accounts, order = order, rates = rates,
+    holds = {}, charges = {}, task_ids = {}, in_flight = 0, seq = 0, log = {},
     clock = opts.clock or core.wall_ms or function()
       return os.time() * 1000
     end,
   }, Ledger)
   for i, line in ipairs(opts.lines or {}) do
-    local ok, rerr = self:replay(line)
+    local ok, err = self:replay(line)
     if not ok then
-      rerr.field = "lines[" .. i .. "]" .. (rerr.field and ("." .. rerr.field) or "")
-      return nil, rerr
+      err.field = "lines[" .. i .. "]" .. (err.field and ("." .. err.field) or "")
+      return nil, err
     end
   end
   self.on_entry = opts.on_entry -- set after the replay: restored entries are already persisted

@@ -7,9 +7,10 @@ local errors = require "kling.errors"
 
 local M = {}
 
--- opts.budget: {limit = "50.00", currency = "CNY"} or a ledger shared by several clients.
+-- opts.budget: {limit = "50.00", currency = "CNY"} or a ledger shared by several clients. A
+-- provider's own unit ("credits") names that provider's ("evolink-credits"): the client's.
 -- Returns the ledger, nil when there is no budget, or nil and an error.
-function M.open(budget)
+function M.open(budget, provider)
   if budget == nil then
     return nil
   end
@@ -19,7 +20,12 @@ function M.open(budget)
   if type(budget) ~= "table" then
     return nil, errors.validation("budget", "must be {limit = \"50.00\", currency = \"CNY\"} or a ledger")
   end
-  return billing.ledger(budget)
+  local b = {}
+  for k, v in pairs(budget) do
+    b[k] = v
+  end
+  b.currency = billing.unit(b.currency, provider)
+  return billing.ledger(b)
 end
 
 local function priced_request(client, req)
@@ -102,6 +108,108 @@ function M.account(client, t)
   end
   t.charge_quote = q
   return ledger:settle(t.ledger_key, q, info)
+end
+
+-- ---- budgets as the command line and the batch journal spell them ----
+
+-- One budget as text: "50" (in `default_currency`), "50CNY", "50 CNY", "50:CNY",
+-- "300:evolink-credits". -> {limit = "50", currency = "CNY"} | nil, message
+function M.parse(text, default_currency)
+  if type(text) == "number" then
+    text = tostring(text)
+  end
+  if type(text) ~= "string" then
+    return nil, "a budget is an amount and a currency such as \"50CNY\" or \"300:evolink-credits\""
+  end
+  local amount, currency = text:match("^%s*([%d%.]+)%s*:?%s*(%a[%w%-]*)%s*$")
+  if not amount then
+    amount = text:match("^%s*([%d%.]+)%s*$")
+    currency = default_currency
+  end
+  if not amount or not core.money_parse(amount) then
+    return nil, "budget must be a decimal amount with its currency, such as \"50CNY\" or \"300:evolink-credits\" "
+      .. "(got \"" .. text .. "\")"
+  end
+  if not currency then
+    return nil, "budget " .. text .. ": give its currency (\"" .. text .. "CNY\", \"" .. text .. ":evolink-credits\")"
+  end
+  if not (currency:match("^%u%u%u$") or currency:find("-", 1, true)) then
+    -- "credits" is no one currency: each gateway's credits are its own money.
+    return nil, "budget " .. text .. ": " .. currency .. " is not one currency; name the provider's unit, such as "
+      .. "apiinone-" .. currency .. " or evolink-" .. currency .. " (or an ISO code: CNY, USD)"
+  end
+  return { limit = amount, currency = currency }
+end
+
+-- Budgets from texts (one per currency). -> list | nil, message
+function M.parse_all(texts, default_currency)
+  if type(texts) ~= "table" then
+    texts = { texts }
+  end
+  local list, seen = {}, {}
+  for _, t in ipairs(texts) do
+    local b, err = M.parse(t, default_currency)
+    if not b then
+      return nil, err
+    end
+    if seen[b.currency] then
+      return nil, "two budgets in " .. b.currency .. " (one per currency)"
+    end
+    seen[b.currency] = true
+    list[#list + 1] = b
+  end
+  return list
+end
+
+-- A rates file (JSON): {"currency": "CNY", "rates": {"USD": "7.10", "evolink-credits": "0.10"}},
+-- units of `currency` per unit of each other one, as decimal strings. -> rates | nil, message
+function M.read_rates(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "cannot read the rates: " .. tostring(err)
+  end
+  local v, jerr = require("kling.json").decode(f:read("a"))
+  f:close()
+  if type(v) ~= "table" or type(v.currency) ~= "string" or type(v.rates) ~= "table" then
+    return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
+      .. (jerr and (" (" .. tostring(jerr) .. ")") or "")
+  end
+  for cur, rate in pairs(v.rates) do
+    if type(rate) ~= "string" or not core.money_parse(rate) then
+      return nil, path .. ": rates." .. tostring(cur) .. " must be a decimal string such as \"0.14\" (got "
+        .. tostring(rate) .. ")"
+    end
+  end
+  return { currency = v.currency, rates = v.rates }
+end
+
+-- The budget a batch journal's header keeps: {budgets = {...}, rates =} (older journals:
+-- {limit, currency}). -> budgets, rates | nil
+function M.from_header(b)
+  if type(b) ~= "table" then
+    return nil
+  end
+  if b.budgets then
+    return b.budgets, b.rates
+  end
+  if b.limit then
+    return { { limit = b.limit, currency = b.currency } }, nil
+  end
+  return nil
+end
+
+-- A ledger over those budgets and rates, with the journal's movements replayed.
+function M.ledger(budgets, rates, lines)
+  return billing.ledger { budgets = budgets, rates = rates, lines = lines }
+end
+
+-- "12.5 CNY + 40 evolink-credits": every budget's spend, each in its own currency.
+function M.spend_text(ledger)
+  local parts = {}
+  for _, cur in ipairs(ledger:currencies()) do
+    parts[#parts + 1] = core.money_format(ledger:spent(cur)) .. " " .. cur
+  end
+  return table.concat(parts, " + ")
 end
 
 return M

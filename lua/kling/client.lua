@@ -96,7 +96,7 @@ function M.new(opts)
   if type(base_url) ~= "string" or not base_url:match("^https?://[^/]+") then
     return nil, errors.validation("base_url", "must be an http(s) URL (got " .. tostring(base_url) .. ")")
   end
-  local ledger, lerr = budget.open(opts.budget)
+  local ledger, lerr = budget.open(opts.budget, provider.name)
   if lerr then
     return nil, lerr
   end

@@ -24,6 +24,7 @@ local json = require "kling.json"
 local validate = require "kling.validate"
 local journal = require "kling.journal"
 local canonical = require("kling.batch.manifest").canonical
+local ffmpeg = require "kling.batch.ffmpeg"
 
 local M = {}
 
@@ -194,54 +195,90 @@ end
 
 -- ---- ffmpeg ----
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function ffmpeg(args, log)
-  local cmd = "ffmpeg -nostdin -v error -y " .. args .. " 2>" .. quote(log)
-  local ok = os.execute(cmd)
-  if ok == true or ok == 0 then
-    os.remove(log)
-    return true
-  end
-  local f = io.open(log)
-  local msg = f and f:read("a") or ""
-  if f then
-    f:close()
-  end
-  return nil, "ffmpeg failed: " .. (msg:gsub("%s+$", "") ~= "" and msg:gsub("%s+$", "") or "see " .. log)
-end
+local quote = ffmpeg.quote
 
 function M.have_ffmpeg()
-  local ok = os.execute("command -v ffmpeg >/dev/null 2>&1")
-  return ok == true or ok == 0
+  return ffmpeg.have()
 end
 
 -- last_frame(video, png) -> true | nil, err: the video's last frame as a PNG, scaled up (the
 -- aspect kept) when its short side is under MIN_FRAME pixels so providers accept it.
 function M.last_frame(video, png)
-  local m = M.MIN_FRAME
-  local scale = string.format("scale=w='if(lt(iw,ih),max(iw,%d),-2)':h='if(lt(iw,ih),-2,max(ih,%d))'", m, m)
-  return ffmpeg("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1 " .. quote(png),
-    png .. ".log")
+  return ffmpeg.last_frame(video, png, M.MIN_FRAME)
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function basename(path)
+  return path:match("([^/]*)$")
+end
+
+-- A path as ffmpeg's concat list must name it: the list resolves relative names against
+-- its own directory, not the current one (out/x.mp4 in out/list.txt is out/out/x.mp4).
+local function listed(path, list)
+  if dirname(path) == dirname(list) then
+    return basename(path)
+  end
+  if path:sub(1, 1) == "/" then
+    return path
+  end
+  local p = io.popen("pwd")
+  local cwd = p and p:read("l")
+  if p then
+    p:close()
+  end
+  return (cwd or ".") .. "/" .. path
+end
+
+-- copy(from, to) -> true | nil, err (through a temporary name).
+local function copy_file(from, to)
+  local src, err = io.open(from, "rb")
+  if not src then
+    return nil, err
+  end
+  local dst
+  dst, err = io.open(to .. ".part", "wb")
+  if not dst then
+    src:close()
+    return nil, err
+  end
+  while true do
+    local chunk = src:read(1048576)
+    if not chunk then
+      break
+    end
+    local ok, werr = dst:write(chunk)
+    if not ok then
+      src:close()
+      dst:close()
+      return nil, werr
+    end
+  end
+  src:close()
+  dst:close()
+  return os.rename(to .. ".part", to)
 end
 
 -- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
--- re-encoded when the segments' streams differ).
+-- re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
 function M.join(videos, out)
+  if #videos == 1 then
+    return copy_file(videos[1], out)
+  end
   local list = out .. ".txt"
   local f, err = io.open(list, "w")
   if not f then
     return nil, err
   end
   for _, v in ipairs(videos) do
-    f:write("file ", quote(v), "\n")
+    f:write("file ", quote(listed(v, list)), "\n")
   end
   f:close()
-  local ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
+  local ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
   if not ok then
-    ok, ferr = ffmpeg("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
+    ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
       .. "-c:a aac " .. quote(out), out .. ".log")
   end
   os.remove(list)
@@ -323,6 +360,7 @@ function Run:task_of(k, req, key)
     req.external_task_id = "ks-" .. core.random_hex(12)
   end
   self:log { t = "intent", key = key, ext = req.external_task_id }
+  self.sent = true
   local t
   t, err = client:submit(req)
   if not t then
@@ -375,7 +413,10 @@ function Run:segment(k, seg, start_frame)
   end
   -- The key names what the segment asks for; a start frame is named by its file (the
   -- frame of the same video is the same frame).
-  local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0" .. tostring(start_frame)):sub(1, 16)
+  -- Named by the file's name alone, so that DIR given as a relative or an absolute path is the
+  -- same segment (paid once).
+  local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0"
+    .. tostring(start_frame and basename(start_frame))):sub(1, 16)
   local path = string.format("%s/segment-%02d.mp4", self.out, k)
   local h = self.history[key]
   if h and h.done and exists(path) then
@@ -480,17 +521,29 @@ function M.run(client, sb, opts)
   end
   local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
     count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
-    frames_base_url = opts.frames_base_url }, Run)
+    frames_base_url = opts.frames_base_url, sent = #records > 0 }, Run)
   local ok, cerr = run:check_all(segs, opts.continuity ~= false)
   if not ok then
     return nil, cerr
   end
+  local result
+  result, err = run:all(segs, opts.continuity ~= false)
+  if not result and type(err) == "table" then
+    err.sent = run.sent or nil -- segments were (or may have been) paid for: not a usage error
+  end
+  return result, err
+end
+
+-- The segments in order (each from the last frame of the one before), then the join.
+function Run:all(segs, continuity)
+  local out, copy, native = self.out, self.sb, self.native
+  local err
   local frame
   local files = {}
   local total = 0
   for k, seg in ipairs(segs) do
     local r
-    r, err = run:segment(k, seg, opts.continuity ~= false and frame or nil)
+    r, err = self:segment(k, seg, continuity and frame or nil)
     if not r then
       if type(err) == "table" and err.field == nil then
         err.message = "segment " .. k .. " (shots " .. seg.first .. ".." .. seg.last .. "): " .. tostring(err.message)

@@ -329,10 +329,11 @@ describe("a batch against the simulator", function()
     assert.are.equal(2, status)
     assert.matches("the journal names row 'm'", err)
     assert.are.equal(before, sim.stats().requests)
-    local p = io.popen("lua5.4 -e 'os.execute(\"sleep 3\")' >/dev/null 2>&1 & echo $!")
+    -- Another process holds the lock (an flock on DIR/.lock, as a running batch does).
+    local p = io.popen("flock " .. dir .. "/.lock sh -c 'echo $$ > " .. dir .. "/.lock; echo $$; sleep 3' "
+      .. "2>/dev/null & sleep 0.3")
     local pid = p:read("l")
     p:close()
-    write(dir .. "/.lock", pid .. "\n")
     result, err, status = run(dir)
     assert.is_nil(result)
     assert.are.equal(5, status)

@@ -105,20 +105,34 @@ function M.command(args, spec, usage, fail, single)
   return opts, pos
 end
 
--- The client the flags --provider (else `provider`), --base-url, --ca-file, --poll-min and
--- --poll-max name; keys and the rest come from the KLING_* environment. -> client | nil, err
+-- The key flags every command that talks to a provider takes (as kling run does).
+M.KEYS = { ["--access-key"] = { "access_key" }, ["--secret-key"] = { "secret_key" }, ["--api-key"] = { "api_key" } }
+
+-- spec with the key flags added.
+function M.with_keys(spec)
+  for flag, s in pairs(M.KEYS) do
+    spec[flag] = s
+  end
+  return spec
+end
+
+-- The client the flags --provider (else `provider`), --base-url, --ca-file, --poll-min,
+-- --poll-max and the keys name; what they leave out comes from the KLING_* environment.
+-- -> client | nil, err
 function M.client(opts, provider)
   return kling.new { provider = opts.provider or provider, base_url = opts.base_url,
-    ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max }
+    ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max,
+    access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key }
 end
 
 -- The exit status of a workflow that returned `err`: 3 when it timed out (`again` says how to
--- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed).
+-- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed, or
+-- anything after a create was sent: err.sent).
 function M.failed(fail, err, again)
   if err.kind == "timeout" then
     return fail(3, tostring(err) .. " (" .. again .. ")")
   end
-  return fail((err.kind == "validation" and not err.code) and 2 or 1, err)
+  return fail((err.kind == "validation" and not err.code and not err.sent) and 2 or 1, err)
 end
 
 return M

@@ -19,15 +19,26 @@ M.META = { id = true, provider = true, base_url = true, access_key = true, secre
   ca_file = true, name = true }
 M.SECRETS = { access_key = true, secret_key = true, api_key = true }
 
--- How CSV cells and --set values are typed (JSONL is typed already).
+-- How CSV cells and --set values are typed (JSONL is typed already). Only a field whose value
+-- is a list or an object is read as JSON: a prompt "[Wide shot] A dog runs" stays text.
 local NUMBERS = { duration = true, n = true, cfg_scale = true, estimate = true }
-local BOOLEANS = { sound = true, multi_shot = true }
-local LISTS = { element_list = true, voice_list = true }
+local BOOLEANS = { sound = true, multi_shot = true, keep_original_sound = true }
+-- Lists given as JSON or as "a;b" (names or ids).
+local LISTS = { element_list = true, voice_list = true, tag_list = true }
+-- Lists and objects of the canonical request and of seed 000's endpoints: JSON cells.
+local STRUCTURED = { multi_prompt = true, camera_control = true, image_list = true, video_list = true,
+  dynamic_masks = true, input = true, model_params = true, extra_body = true, face_choose = true,
+  element_image_list = true, element_video_list = true, element_refer_list = true, subject_image_list = true,
+  images = true }
 local TRUE = { ["true"] = true, on = true, yes = true, ["1"] = true }
 local FALSE = { ["false"] = true, off = true, no = true, ["0"] = true }
 
 local function fail(where, msg)
   return nil, where .. ": " .. msg
+end
+
+local function finite(n)
+  return n == n and n ~= math.huge and n ~= -math.huge
 end
 
 -- cell(field, text) -> value | nil (empty: no value), err
@@ -36,10 +47,10 @@ function M.cell(field, text)
     return nil
   end
   local first = text:match("^%s*(.)")
-  if first == "[" or first == "{" then
+  if STRUCTURED[field] or (LISTS[field] and first == "[") then
     local v, err = json.decode(text)
-    if v == nil then
-      return nil, "not valid JSON: " .. tostring(err)
+    if type(v) ~= "table" then
+      return nil, "must be JSON (a list or an object): " .. tostring(err or ("got " .. type(v)))
     end
     return v
   end
@@ -47,6 +58,9 @@ function M.cell(field, text)
     local n = tonumber(text)
     if not n then
       return nil, "must be a number (got '" .. text .. "')"
+    end
+    if not finite(n) then
+      return nil, "must be a finite number (got '" .. text .. "')"
     end
     return tointeger(n) or n
   end
@@ -256,6 +270,23 @@ function M.canonical(v)
   return table.concat(canonical(v, {}))
 end
 
+-- The path of the first number in v that is not finite (JSON has no such numbers: 1e999
+-- decodes to infinity and could be neither journaled nor sent), or nil.
+local function infinite(v, path)
+  if type(v) == "number" then
+    return not finite(v) and path or nil
+  end
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      local bad = infinite(x, path .. (type(k) == "number" and ("[" .. k .. "]") or ("." .. tostring(k))))
+      if bad then
+        return bad
+      end
+    end
+  end
+  return nil
+end
+
 local function valid_id(id)
   return type(id) == "string" and id ~= "" and #id <= 128 and not id:find("[%c]")
 end
@@ -325,6 +356,10 @@ function M.load(path, opts)
     end
     local request, meta, hashed = {}, {}, {}
     for k, v in pairs(merged) do
+      local bad = infinite(v, k)
+      if bad then
+        return fail(where, bad .. " must be a finite number")
+      end
       if M.META[k] then
         if k ~= "id" then
           if type(v) ~= "string" or v == "" then

@@ -1,5 +1,6 @@
 -- The end of a batch: a summary table (text), DIR/summary.json (counts of succeeded, failed,
--- uncertain and unfinished rows, charges by currency, each failure with its reason) and
+-- uncertain and unfinished rows, charges by currency (each provider's unit its own currency:
+-- API in One's and EvoLink's credits are never summed), each failure with its reason) and
 -- DIR/report.html (every output playable in the page, the cost breakdown; one file, no
 -- external assets: the outputs are linked by their paths relative to DIR). No key ever
 -- appears here: rows carry their request without the manifest's key fields.
@@ -25,6 +26,19 @@ function M.charges(rows)
     end
   end
   return by, unpriced
+end
+
+-- Why a row failed, as the live lines say it: the field first when the error names one
+-- ("duration: must be 5 or 10"), then the message.
+function M.reason(e)
+  if type(e) ~= "table" or e.message == nil then
+    return nil
+  end
+  local msg = tostring(e.message)
+  if type(e.field) == "string" and e.field ~= "" and msg:sub(1, #e.field + 1) ~= e.field .. ":" then
+    return e.field .. ": " .. msg
+  end
+  return msg
 end
 
 local function sorted_keys(t)
@@ -55,10 +69,10 @@ function M.summary(result)
   for _, r in ipairs(result.rows) do
     local e = r.error or {}
     if r.state == "failed" then
-      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, reason = e.message, attempts = r.attempts,
-        task_id = r.task_id, refused = r.refused or nil }
+      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e),
+        attempts = r.attempts, task_id = r.task_id, refused = r.refused or nil }
     elseif r.state == "uncertain" then
-      uncertain[#uncertain + 1] = { id = r.id, reason = e.message, external_task_id = r.external_task_id }
+      uncertain[#uncertain + 1] = { id = r.id, reason = M.reason(e), external_task_id = r.external_task_id }
     elseif r.state == "unfinished" then
       unfinished[#unfinished + 1] = { id = r.id, reason = r.reason, task_id = r.task_id }
     end
@@ -73,7 +87,8 @@ function M.summary(result)
     runs = result.runs, rows = #result.rows,
     succeeded = c.succeeded, failed = c.failed, uncertain = c.uncertain, unfinished = c.unfinished,
     charges = charges, unpriced_rows = unpriced,
-    budget = result.budget, failures = failures, uncertain_rows = uncertain, unfinished_rows = unfinished,
+    budget = result.budget, budgets = result.budgets, rates = result.rates,
+    failures = failures, uncertain_rows = uncertain, unfinished_rows = unfinished,
     outputs = outputs, exit_status = result.exit_status,
   }
 end
@@ -97,15 +112,17 @@ function M.table(result, paths)
   end
   add("charges: %s%s", #parts > 0 and table.concat(parts, ", ") or "none",
     unpriced > 0 and string.format(" (+%d unpriced rows)", unpriced) or "")
-  if result.budget then
-    add("budget: spent %s of %s %s (reserved %s)", result.budget.spent, result.budget.limit, result.budget.currency,
-      result.budget.reserved)
+  for _, b in ipairs(result.budgets or { result.budget }) do
+    add("budget: spent %s of %s %s (reserved %s)", b.spent, b.limit, b.currency, b.reserved)
+  end
+  if result.rates then
+    add("rates: other currencies counted in %s", result.rates.currency)
   end
   for _, r in ipairs(result.rows) do
     if r.state ~= "succeeded" then
       local e = r.error or {}
       add("  %-12s %-10s %s", r.id, r.state, r.state == "unfinished" and tostring(r.reason)
-        or ((e.kind and (e.kind .. ": ") or "") .. tostring(e.message or r.reason or "")))
+        or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or "")))
     end
   end
   if paths then
@@ -136,7 +153,8 @@ local function media(f)
   elseif f.kind == "audio" then
     return string.format('<audio controls preload="metadata" src="%s"></audio>', src)
   end
-  return string.format('<video controls preload="metadata" src="%s"></video>', src)
+  local poster = f.poster and (' poster="' .. esc(href(f.poster)) .. '"') or ""
+  return string.format('<video controls preload="metadata"%s src="%s"></video>', poster, src)
 end
 
 local STYLE = [[
@@ -188,7 +206,7 @@ function M.html(result)
   for _, r in ipairs(result.rows) do
     local ch = r.charge or {}
     local e = r.error or {}
-    local note = r.state == "unfinished" and r.reason or e.message or ch.unpriced or ""
+    local note = r.state == "unfinished" and r.reason or M.reason(e) or ch.unpriced or ""
     w("<tr><td>", esc(r.id), "</td><td class=\"", esc(r.state), "\">", esc(r.state), "</td><td>",
       esc(r.provider or ""), "</td><td>", esc(r.model or ""), "</td><td><code>", esc(r.task_id or ""),
       "</code></td><td class=\"num\">", tostring(r.attempts or 0), "</td><td class=\"num\">", esc(ch.amount or ""),
@@ -203,8 +221,7 @@ function M.html(result)
   if unpriced > 0 then
     w("<p>", tostring(unpriced), " succeeded row(s) have no price in the catalog: their charge is not counted.</p>\n")
   end
-  if result.budget then
-    local b = result.budget
+  for _, b in ipairs(result.budgets or { result.budget }) do
     w("<p>Budget: spent ", esc(b.spent), " of ", esc(b.limit), " ", esc(b.currency), ", reserved ", esc(b.reserved),
       ".</p>\n")
   end

@@ -18,9 +18,13 @@ return function(Batch)
       if ledger:reservation(key) then
         local e = a.ended
         if e and e.status == "succeeded" then
+          -- The journaled charge (in its own currency), else the reservation: never nothing.
           local c = e.charge or {}
-          local m = c.amount and c.currency == ledger.currency and core.money_parse(c.amount)
-          ledger:settle(key, m or ledger:reservation(key), { task_id = e.task_id })
+          local m = type(c.amount) == "string" and core.money_parse(c.amount)
+          local info = { task_id = e.task_id }
+          if not (m and ledger:settle(key, { micros = m, currency = c.currency }, info)) then
+            ledger:settle(key, ledger:reservation(key), info)
+          end
         elseif (e and e.status == "failed") or (not e and n < h.attempt) then
           ledger:release(key, { task_id = a.task_id })
         end

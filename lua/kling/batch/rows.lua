@@ -149,7 +149,11 @@ return function(Batch)
     row.req = req
     local ok, berr = self:reserve(row, req)
     if not ok then
-      if berr.kind == "budget" then
+      if berr.kind == "budget" and berr.code == "no_budget" then
+        -- Its currency has no budget: open (not failed) until the batch is given one.
+        row.error = error_record(berr)
+        return self:park(row, "budget: " .. tostring(berr.message))
+      elseif berr.kind == "budget" then
         return self:budget_wait(row, berr)
       end
       return self:refuse(row, berr)
@@ -238,9 +242,13 @@ return function(Batch)
     return self:attempt_failed(row, t, err)
   end
 
+  -- Refused before any task existed (the row or the price catalog must change): failed in
+  -- this run's summary, and journaled as such so that kling status says the same; not the
+  -- row's final record, so a later run looks at it again.
   function Batch:refuse(row, err)
     self:release(row)
     row.st, row.refused, row.error = "failed", true, error_record(err)
+    self:journal_row("refused", row, { error = row.error })
     self:event(row, "refused: " .. tostring(err))
   end
 
@@ -318,7 +326,7 @@ return function(Batch)
   function Batch:succeeded(row, t)
     local outputs = outputs_of(t)
     local q, qerr = self:charge_of(row, outputs)
-    local charge = q and { amount = q.amount, currency = q.currency, rule = q.rule }
+    local charge = q and { amount = q.amount, currency = billing.unit(q), rule = q.rule }
       or { unpriced = tostring(qerr and qerr.message or qerr) }
     charge.reported = t.charge ~= nil and tostring(t.charge) or nil
     self:journal_row("end", row, { status = "succeeded", task_id = t.id, charge = charge, outputs = outputs })
@@ -331,7 +339,7 @@ return function(Batch)
   -- (an unpriced delivery is charged its reservation, never nothing).
   function Batch:settle(row, q)
     local key = self:ledger_key(row)
-    if not self.ledger or self.ledger.settled[key] then
+    if not self.ledger or self.ledger:settled(key) then
       return
     end
     local amount = q or self.ledger:reservation(key)

@@ -1,12 +1,15 @@
 -- A batch journal read back: what each row has been through. The records (kling.batch writes
 -- them; each is on disk before the step it announces):
---   {t = "batch", v = 1, manifest, manifest_sha256, rows, budget = {limit, currency}}   each run
+--   {t = "batch", v = 1, manifest, manifest_sha256, rows, budget = {budgets = {{limit, currency}},
+--    rates}}                                               each run (older: budget = {limit, currency})
 --   {t = "ledger", op, task_key, amount, currency, ...}    a budget movement (kling.billing line)
 --   {t = "intent", row, attempt, ext, key, hash}           just before a create is sent
 --   {t = "created", row, attempt, task_id, endpoint}       the provider has the task
 --   {t = "end", row, attempt, status, task_id, error, charge, outputs}   the task ended
 --   {t = "retry", row, attempt, reason}                    the next attempt (a new task) begins
 --   {t = "file", row, n, path, bytes}                      an output is in place
+--   {t = "refused", row, attempt, error}                   refused before any task existed (validation,
+--                                                          unpriced): failed for now, looked at again next run
 --   {t = "final", row, state, attempts, task_id}           the row is over (once per row)
 local M = {}
 
@@ -33,7 +36,7 @@ end
 
 -- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
 -- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
--- files = {[n] = record}, final}}}
+-- files = {[n] = record}, refused, final}}}
 function M.replay(records)
   local st = { runs = 0, ledger = {}, rows = {} }
   for i, r in ipairs(records) do
@@ -56,7 +59,12 @@ function M.replay(records)
     else
       local h = history(st.rows, r.row)
       local n = tonumber(r.attempt) or h.attempt
-      if t == "intent" then
+      if t ~= "refused" then
+        h.refused = nil -- the row went further since
+      end
+      if t == "refused" then
+        h.refused = r
+      elseif t == "intent" then
         local a = attempt_of(h, n)
         a.intent, a.ext, a.key, a.hash = true, r.ext, r.key, r.hash
         h.attempt = math.max(h.attempt, n)

@@ -35,8 +35,15 @@ options:
   --retries N            further attempts of a row whose task failed for a transient reason
                          (server, network, rate_limited; never content_policy) (default 2);
                          each attempt is a new task with a new external id
-  --budget AMOUNT        hard cap on the spend, e.g. 50.00 (kept across resumed runs)
-  --currency C           the budget's currency (default: the provider catalog's)
+  --budget AMOUNT[CUR]   hard cap on the spend in one currency, e.g. 50CNY, 20USD,
+                         300:evolink-credits, 1000:apiinone-credits (repeatable: one per
+                         currency; kept across resumed runs). Every provider's unit is its
+                         own currency: a row whose currency has no budget waits (exit 3)
+  --currency C           the currency of a bare --budget AMOUNT (default: the unit of the
+                         provider the flags name, e.g. CNY for kling)
+  --rates FILE.json      count other currencies against one budget:
+                         {"currency": "CNY", "rates": {"USD": "7.10", "evolink-credits": "0.10"}}
+                         (units of "currency" per unit of each other one)
   --deadline SECONDS     stop this run after SECONDS; unfinished rows resume next time
   --timeout SECONDS      the longest a task may take (default 1800)
   --estimate SECONDS     expected task duration (polls near the end instead of backing off)
@@ -62,7 +69,8 @@ local SPEC = {
   ["--ca-file"] = { "ca_file" }, ["--access-key"] = { "access_key" }, ["--secret-key"] = { "secret_key" },
   ["--api-key"] = { "api_key" }, ["--set"] = { "set", "list" }, ["--defaults"] = { "defaults_file" },
   ["--format"] = { "format" }, ["--parallel"] = { "parallel", "number" }, ["--retries"] = { "retries", "number" },
-  ["--budget"] = { "budget" }, ["--currency"] = { "currency" }, ["--deadline"] = { "deadline", "number" },
+  ["--budget"] = { "budget", "list" }, ["--currency"] = { "currency" }, ["--rates"] = { "rates" },
+  ["--deadline"] = { "deadline", "number" },
   ["--timeout"] = { "timeout", "number" }, ["--estimate"] = { "estimate", "number" },
   ["--poll-min"] = { "poll_min", "number" }, ["--poll-max"] = { "poll_max", "number" }, ["--name"] = { "name" },
   ["--elements"] = { "element_cache" }, ["--progress"] = { "progress" }, ["--quiet"] = { "quiet", "bool" },

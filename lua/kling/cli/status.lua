@@ -1,8 +1,8 @@
 -- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
 -- or one task asked of its provider.
-local core = require "kling.core"
 local json = require "kling.json"
 local billing = require "kling.billing"
+local budget = require "kling.budget"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
 local flags = require "kling.batch.flags"
@@ -11,7 +11,8 @@ local M = {}
 
 local USAGE = [[
 usage: kling status DIR [--rows] [--json]
-       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL] [--json]
+       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL]
+                    [--api-key K | --access-key K --secret-key S] [--json]
 
 DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
          (succeeded, failed, uncertain; running with their task ids; pending), the runs so
@@ -19,13 +20,16 @@ DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal
          every row.
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
          id is an external_task_id; --endpoint when it is not a text2video/image2video task.
+         An argument that looks like a path (a "/", a leading "." or "~", an existing file,
+         or not a task id of the official API: digits) but is no batch directory is an
+         error: nothing is sent. A charge the provider reports is printed with its currency.
 
 exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
              1 the journal or the provider could not be read, 2 bad usage.
 ]]
 
-local SPEC = {
+local SPEC = flags.with_keys {
   ["--rows"] = { "rows", "bool" }, ["--json"] = { "json", "bool" }, ["--external"] = { "external", "bool" },
   ["--endpoint"] = { "endpoint" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
   ["--ca-file"] = { "ca_file" }, ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
@@ -37,6 +41,9 @@ local fail = flags.failure("kling status")
 local function row_state(h)
   if h.final then
     return h.final.state, h.final.task_id
+  end
+  if h.refused then
+    return "failed", nil -- as the run's summary counts it (refused; looked at again next run)
   end
   local a = h.attempts[h.attempt] or {}
   if a.ended then
@@ -76,19 +83,20 @@ local function batch_status(dir, opts)
   table.sort(rows, function(a, b)
     return a.id < b.id
   end)
-  local budget
-  if st.budget then
-    local ledger = billing.ledger { limit = st.budget.limit, currency = st.budget.currency, lines = st.ledger }
-    if ledger then
-      budget = { limit = st.budget.limit, currency = st.budget.currency, spent = core.money_format(ledger:spent()),
-        reserved = core.money_format(ledger:reserved()) }
+  local budgets
+  local list, rates = budget.from_header(st.budget)
+  local ledger = list and budget.ledger(list, rates, st.ledger)
+  if ledger then
+    budgets = {}
+    for i, b in ipairs(ledger:summary().budgets) do
+      budgets[i] = { limit = b.limit, currency = b.currency, spent = b.spent, reserved = b.reserved }
     end
   end
   local ended = (counts.succeeded or 0) + (counts.failed or 0)
   local status = ended + (counts.uncertain or 0) < total and 3 or (counts.uncertain or 0) > 0 and 4 or 0
   if opts.json then
     local out = { dir = dir, manifest = header.manifest, rows = total, runs = st.runs, counts = counts,
-      budget = budget, torn_last_line = info.torn or nil }
+      budget = budgets and budgets[1], budgets = budgets, torn_last_line = info.torn or nil }
     if opts.rows then
       out.row_states = rows
     end
@@ -102,9 +110,9 @@ local function batch_status(dir, opts)
       io.stdout:write(string.format("  %-12s %6d\n", s, counts[s]))
     end
   end
-  if budget then
-    io.stdout:write(string.format("budget: spent %s of %s %s (reserved %s)\n", budget.spent, budget.limit,
-      budget.currency, budget.reserved))
+  for _, b in ipairs(budgets or {}) do
+    io.stdout:write(string.format("budget: spent %s of %s %s (reserved %s)\n", b.spent, b.limit, b.currency,
+      b.reserved))
   end
   if opts.rows then
     for _, r in ipairs(rows) do
@@ -112,6 +120,21 @@ local function batch_status(dir, opts)
     end
   end
   return status
+end
+
+-- An argument meant as a directory: a "/" or a leading "." or "~", something on disk, or, on
+-- the official API (whose task ids are digits) without --external, anything else.
+local function path_like(arg, opts)
+  if arg:find("/", 1, true) or arg:match("^[.~]") then
+    return true
+  end
+  local f = io.open(arg)
+  if f then
+    f:close()
+    return true
+  end
+  local provider = opts.provider or os.getenv("KLING_PROVIDER") or "kling"
+  return provider == "kling" and not opts.external and not arg:match("^%d+$")
 end
 
 local function task_status(id, opts)
@@ -129,7 +152,13 @@ local function task_status(id, opts)
     io.stdout:write(assert(json.encode(t:to_table())), "\n")
     return status
   end
-  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, t.endpoint or "?", t.status,
+  -- The endpoint when the lookup says it (the user gave it, or the provider's query path
+  -- depends on it); else the model the provider reports.
+  local p = client.provider
+  local told = opts.endpoint or (t.endpoint and p.query_path("videos/text2video", "x")
+    ~= p.query_path("videos/image2video", "x") and t.endpoint)
+  local what = told or (t.model and ("model " .. tostring(t.model))) or "?"
+  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, what, t.status,
     t.progress and (" " .. t.progress .. "%") or "", t.message and (": " .. t.message) or ""))
   for _, kind in ipairs { "videos", "images", "audios" } do
     for _, o in ipairs(t[kind] or {}) do
@@ -138,7 +167,9 @@ local function task_status(id, opts)
     end
   end
   if t.charge then
-    io.stdout:write("  charge reported: ", tostring(t.charge), "\n")
+    local cat = billing.catalog(p.name)
+    local unit = cat and billing.unit(cat.currency, p.name)
+    io.stdout:write("  charge reported: ", tostring(t.charge), " ", unit or ("(in " .. p.name .. "'s unit)"), "\n")
   end
   return status
 end
@@ -148,12 +179,17 @@ function M.main(args)
   if not opts then
     return pos
   end
-  local f = io.open(pos[1] .. "/journal.jsonl")
+  local arg = pos[1]
+  local f = io.open(arg .. "/journal.jsonl")
   if f then
     f:close()
-    return batch_status(pos[1]:gsub("/+$", ""), opts)
+    return batch_status(arg:gsub("/+$", ""), opts)
   end
-  return task_status(pos[1], opts)
+  if path_like(arg, opts) then
+    return fail(2, "'" .. arg .. "' is not a batch directory (no " .. arg:gsub("/+$", "") .. "/journal.jsonl)"
+      .. " and not a task id: nothing was sent")
+  end
+  return task_status(arg, opts)
 end
 
 return M

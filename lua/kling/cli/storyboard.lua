@@ -7,13 +7,15 @@ local M = {}
 
 local USAGE = [[
 usage: kling storyboard FILE --out DIR [--provider P] [--base-url URL] [--ca-file PEM]
+                        [--api-key K | --access-key K --secret-key S]
                         [--elements FILE] [--split] [--no-continuity] [--frames-base-url URL]
                         [--timeout SECONDS] [--poll-min S] [--poll-max S] [--json]
 
 FILE is JSON: a list of shots [{"prompt": "...", "duration": 5, "image": URL?, "elements": [...]?}]
 or an object {"model": "kling-v3", "mode": "pro", "aspect_ratio": "16:9", ..., "shots": [...]}
 whose other fields go into every request. Checked before anything is sent: each shot's
-prompt at most 512 characters, durations whole seconds.
+prompt at most 512 characters, durations whole seconds. Keys as for kling run: the flags
+(they show in ps), else KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY.
 
 With native multi-shot (kling-v3 on the official API and the gateways that have it) a
 storyboard of at most 6 shots lasting 3..15 s in all is ONE request. A longer one is split
@@ -31,7 +33,7 @@ exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or 
 (nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)
 ]]
 
-local SPEC = {
+local SPEC = flags.with_keys {
   ["--out"] = { "out" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
   ["--ca-file"] = { "ca_file" }, ["--elements"] = { "elements" }, ["--split"] = { "split", "bool" },
   ["--no-continuity"] = { "no_continuity", "bool" }, ["--frames-base-url"] = { "frames_base_url" },
@@ -63,8 +65,12 @@ function M.main(args)
   if not client then
     return fail(2, err)
   end
+  local native -- the provider's multi-shot, unless --split
+  if opts.split then
+    native = false
+  end
   local result, rerr = multishot.run(client, sb, {
-    out = opts.out, native = opts.split and false or nil, continuity = not opts.no_continuity,
+    out = opts.out, native = native, continuity = not opts.no_continuity,
     frames_base_url = opts.frames_base_url, elements = opts.elements, timeout = opts.timeout,
     on_progress = function(ev)
       io.stderr:write(string.format("segment %d/%d: %s%s%s\n", ev.segment, ev.segments, ev.status,

@@ -1,0 +1,74 @@
+-- The per-currency budget (issue 11.5) at the level of the one Ledger (kling.billing) and the
+-- spellings kling.budget reads for the command line: each provider's unit is its own
+-- currency, a budget per currency, rates the user gives, nothing summed without them.
+local billing = require "kling.billing"
+local budget = require "kling.budget"
+
+local function quote(provider, currency, micros)
+  return { provider = provider, currency = currency, micros = micros }
+end
+
+describe("issue 11.5: budgets per currency", function()
+  it("names each provider's unit apart: apiinone-credits and evolink-credits are not one currency", function()
+    assert.are.equal("apiinone-credits", billing.unit(quote("apiinone", "credits", 1)))
+    assert.are.equal("evolink-credits", billing.unit("credits", "evolink"))
+    assert.are.equal("CNY", billing.unit(quote("kling", "CNY", 1)))
+    assert.are.equal("evolink-credits", billing.unit("evolink-credits", "evolink")) -- already qualified
+  end)
+
+  it("keeps one budget per currency and refuses (code no_budget) a unit none counts", function()
+    local l = assert(billing.ledger { budgets = { { limit = "10", currency = "CNY" },
+      { limit = "300", currency = "evolink-credits" } } })
+    assert(l:reserve("a", quote("kling", "CNY", 4000000)))
+    assert(l:reserve("b", quote("evolink", "credits", 270000000)))
+    local none, err = l:reserve("c", quote("apiinone", "credits", 1000000))
+    assert.is_nil(none)
+    assert.are.equal("budget", err.kind)
+    assert.are.equal("no_budget", err.code)
+    assert.matches("no budget in apiinone%-credits", err.message)
+    -- The evolink budget is full; the CNY one is not touched by credits.
+    none, err = l:reserve("d", quote("evolink", "credits", 40000000))
+    assert.is_nil(none)
+    assert.is_nil(err.code)
+    assert.matches("evolink%-credits", err.message)
+    assert(l:settle("b", quote("evolink", "credits", 270000000)))
+    assert.are.same({ 270000000, "evolink-credits" }, { l:settled("b") })
+    assert.is_nil(l:settled("a"))
+    assert(l:settle("a", 3000000)) -- micros: in the currency of the reservation
+    assert.are.same({ 3000000, "CNY" }, { l:settled("a") })
+    assert.are.equal(3000000, l:spent("CNY"))
+    assert.are.equal(270000000, l:spent("evolink-credits"))
+    assert.are.same({ "CNY", "evolink-credits" }, l:currencies())
+  end)
+
+  it("converts with the user's rates into one budget, and replays the converted lines", function()
+    local lines = {}
+    local l = assert(billing.ledger { budgets = { { limit = "20", currency = "CNY" } },
+      rates = { currency = "CNY", rates = { ["apiinone-credits"] = "0.072" } },
+      on_entry = function(_, line)
+        lines[#lines + 1] = line
+      end })
+    local e = assert(l:reserve("a", quote("apiinone", "credits", 200000000)))
+    assert.are.equal("14.4", e.amount)
+    assert.are.equal("CNY", e.currency)
+    assert.are.equal("apiinone-credits", e.from_currency)
+    local none, err = l:reserve("b", quote("evolink", "credits", 1000000))
+    assert.is_nil(none)
+    assert.are.equal("no_budget", err.code)
+    local again = assert(billing.ledger { budgets = { { limit = "20", currency = "CNY" } },
+      rates = { currency = "CNY", rates = { ["apiinone-credits"] = "0.072" } }, lines = lines })
+    assert.are.equal(14400000, again:reserved("CNY"))
+  end)
+
+  it("reads the command line's spellings, and refuses 'credits' alone", function()
+    assert.are.same({ limit = "50", currency = "CNY" }, budget.parse("50CNY"))
+    assert.are.same({ limit = "300", currency = "evolink-credits" }, budget.parse("300:evolink-credits"))
+    assert.are.same({ limit = "12.5", currency = "USD" }, budget.parse("12.5", "USD"))
+    local none, err = budget.parse("400", "credits")
+    assert.is_nil(none)
+    assert.matches("credits is not one currency", err)
+    none, err = budget.parse_all({ "5CNY", "6:CNY" })
+    assert.is_nil(none)
+    assert.matches("two budgets in CNY", err)
+  end)
+end)
