@@ -1,7 +1,9 @@
+--- Billing: estimate, settle, quote, and ledgers with hard-cap budgets.
 -- Billing: the price of a request before it is sent (estimate), the charge for what was
 -- delivered (settle), the comparison across providers (quote), and budgets (kling.ledger).
 -- Prices come from the dated catalogs in kling/prices/ (data); kling.core evaluates them in
 -- integer micro-units, so no float ever touches an amount.
+-- @module kling.billing
 local core = require "kling.core"
 local errors = require "kling.errors"
 
@@ -78,7 +80,12 @@ local function known_provider(name)
   return false
 end
 
+--- The price catalog in force for a provider.
 -- Returns the catalog in force for a provider: opts.catalog, the user's, or the shipped one.
+---@param provider string
+---@param opts? {catalog: table}
+---@return table|nil catalog
+---@return kling.Error|nil err
 function M.catalog(provider, opts)
   if opts and opts.catalog then
     return opts.catalog
@@ -97,7 +104,12 @@ function M.catalog(provider, opts)
   return cat
 end
 
+--- Replaces a provider's catalog for this process.
 -- Replaces a provider's catalog for this process (nil restores the shipped one).
+---@param provider string
+---@param cat table|nil a catalog, or nil to restore the shipped one
+---@return boolean|nil ok
+---@return kling.Error|nil err what is wrong with the catalog
 function M.set_catalog(provider, cat)
   errors.check_arg("billing.set_catalog", 1, provider, "string")
   if cat == nil then
@@ -112,6 +124,11 @@ function M.set_catalog(provider, cat)
   return true
 end
 
+--- Checks a catalog's shape (every rule, price and fact).
+---@param provider string
+---@param cat table
+---@return boolean|nil ok
+---@return kling.Error|nil err
 M.check_catalog = check_catalog
 
 -- ---- request facts ----
@@ -376,14 +393,35 @@ local function price(req, usage, opts)
   }
 end
 
+--- A price: what estimate, settle and quote return.
+---@class kling.Quote
+---@field provider string
+---@field currency string the catalog's currency ("CNY" for kling, "USD", "credits", ...)
+---@field amount string the price, a decimal string (e.g. "2.5"): never a float
+---@field micros integer the same in micro-units (2500000)
+---@field rule string the catalog rule that priced it, e.g. "video/kling-v2-6/pro/silent"
+---@field breakdown table how: billed seconds, unit price, catalog date and source
+---@field usd table|nil {amount, micros} where a USD rate is known
+
+--- The price of a request before it is sent (`kling.estimate`).
 -- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
+---@param req table a canonical request; `provider` (default "kling") picks the catalog
+---@param opts? {catalog: table, provider: string, usd_rates: table}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.estimate(req, opts)
   return price(req, nil, opts)
 end
 
+--- The charge for what a task delivered (`kling.settle`).
 -- settle(req, usage [, opts]) -> quote of the ACTUAL usage: usage.duration (seconds, a number
 -- or a decimal string such as "5.041") and usage.count (outputs delivered). A field absent
 -- from usage falls back to the request (breakdown.duration_from / count_from say which).
+---@param req table the canonical request
+---@param usage {duration: number|string, count: integer}
+---@param opts? {catalog: table}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err
 function M.settle(req, usage, opts)
   if type(usage) ~= "table" then
     errors.misuse("billing.settle", "usage table expected")
@@ -407,10 +445,14 @@ local function cheaper(a, b)
   return a.provider < b.provider
 end
 
+--- A request priced on every provider, cheapest first (`kling.quote`).
 -- quote(req [, opts]) -> list of quotes, one per provider that can price the request, cheapest
 -- first by USD where a rate is known (those without one follow); `unavailable` lists the
 -- others with their error. opts.providers limits the providers asked; opts.usd_rates adds
 -- rates ({kling = "0.14"}: USD per unit of that provider's currency).
+---@param req table a canonical request
+---@param opts? {providers: string[], usd_rates: table}
+---@return kling.Quote[] quotes with `quotes.unavailable = {{provider, error}}`
 function M.quote(req, opts)
   if type(req) ~= "table" then
     errors.misuse("billing.quote", "request table expected")
@@ -439,6 +481,9 @@ end
 
 local json = require "kling.json"
 
+--- A ledger: a budget with a hard cap (`kling.ledger`). Amounts are integer micro-units.
+---@class kling.Ledger
+---@field currency string
 local Ledger = {}
 Ledger.__index = Ledger
 Ledger.__name = "kling.ledger"
@@ -454,7 +499,9 @@ local function integral(v)
   return type(v) == "number" and v == math.floor(v) and (math.type == nil or math.type(v) == "integer")
 end
 
+--- Micro-units of an amount in the ledger's currency (internal).
 -- Micro-units of `x` (integer micros or a quote) in the ledger's currency.
+-- @local
 function Ledger:micros_of(x, field)
   local m = x
   if type(x) == "table" then
@@ -492,6 +539,8 @@ local function note_task_id(self, key, task_id)
   end
 end
 
+--- Appends one entry (internal).
+-- @local
 function Ledger:record(op, key, micros, time_ms, extra)
   self.seq = self.seq + 1
   local e = {
@@ -566,8 +615,14 @@ local function do_release(self, key, time_ms)
   return self:record("release", key, held, time_ms)
 end
 
+--- Holds an estimate before a create.
 -- reserve(task_key, quote | micros [, {task_id=}]) -> entry | nil, err (kind "budget" when
 -- spent + reserved + this would pass the limit).
+---@param task_key string
+---@param quote kling.Quote|integer
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err kind `budget` past the limit
 function Ledger:reserve(task_key, quote, info)
   local key = key_of(task_key)
   local m, err = self:micros_of(quote, "quote")
@@ -578,9 +633,15 @@ function Ledger:reserve(task_key, quote, info)
   return do_reserve(self, key, m, true)
 end
 
+--- Replaces a reservation by the actual charge.
 -- settle(task_key, actual micros | settled quote [, {task_id=}]) -> entry | nil, err.
 -- The reservation is replaced by the actual charge, which is recorded even past the limit:
 -- it has been incurred. A charge without a reservation (a synchronous call) is recorded too.
+---@param task_key string
+---@param actual kling.Quote|integer
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err
 function Ledger:settle(task_key, actual, info)
   local key = key_of(task_key)
   local m, err = self:micros_of(actual, "actual")
@@ -591,34 +652,52 @@ function Ledger:settle(task_key, actual, info)
   return do_settle(self, key, m)
 end
 
+--- Drops a reservation: the task failed, nothing is charged.
 -- release(task_key [, {task_id=}]) -> entry | nil, err: the task failed; nothing is charged.
+---@param task_key string
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err
 function Ledger:release(task_key, info)
   local key = key_of(task_key)
   note_task_id(self, key, type(info) == "table" and info.task_id)
   return do_release(self, key)
 end
 
+--- The limit in micro-units.
+---@return integer
 function Ledger:limit()
   return self.limit_micros
 end
 
+--- What was charged, in micro-units.
+---@return integer
 function Ledger:spent()
   return self.spent_micros
 end
 
+--- What is held for tasks in flight, in micro-units.
+---@return integer
 function Ledger:reserved()
   return self.reserved_micros
 end
 
+--- What may still be reserved, in micro-units.
 -- What may still be reserved: limit - spent - reserved (negative once charges passed it).
+---@return integer
 function Ledger:balance()
   return core.money_sub(core.money_sub(self.limit_micros, self.spent_micros), self.reserved_micros)
 end
 
+--- The micro-units held for one task, if any.
+---@param task_key string
+---@return integer|nil
 function Ledger:reservation(task_key)
   return self.holds[key_of(task_key)]
 end
 
+--- Limit, spent, reserved and balance as decimal strings, with the currency.
+---@return table
 function Ledger:summary()
   local fmt = core.money_format
   return {
@@ -628,7 +707,9 @@ function Ledger:summary()
   }
 end
 
+--- Every movement, oldest first.
 -- Every movement so far, oldest first (a new list; the entries themselves are shared).
+---@return table[]
 function Ledger:entries()
   local out = {}
   for i, e in ipairs(self.log) do
@@ -637,8 +718,12 @@ function Ledger:entries()
   return out
 end
 
+--- One entry as a JSON line.
 -- One entry as a JSON line. Amounts travel as decimal strings: JSON numbers pass through
 -- doubles (and cjson prints 14 digits), exact only for small amounts.
+---@param _ kling.Ledger|nil the ledger (unused: ledger:line(e) or Ledger.line(nil, e))
+---@param e table an entry
+---@return string
 function Ledger.line(_, e)
   return json.encode {
     seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
@@ -646,7 +731,10 @@ function Ledger.line(_, e)
   }
 end
 
+--- The entries as JSON lines.
 -- JSON lines of the entries from sequence number `from` (default 1) on.
+---@param from? integer first sequence number (1)
+---@return string[]
 function Ledger:lines(from)
   local out = {}
   for _, e in ipairs(self.log) do
@@ -657,8 +745,12 @@ function Ledger:lines(from)
   return out
 end
 
+--- Applies one persisted entry.
 -- Applies one persisted entry (a JSON line or its decoded table): history is replayed as it
 -- happened, without the limit check.
+---@param line string|table
+---@return boolean|nil ok
+---@return kling.Error|nil err
 function Ledger:replay(line)
   local e = line
   if type(line) == "string" then
@@ -690,8 +782,12 @@ function Ledger:replay(line)
   return nil, validation("line.op", "unknown op '" .. tostring(e.op) .. "'")
 end
 
+--- Makes a ledger (`kling.ledger`).
 -- ledger{limit = "50.00", currency = "CNY" [, clock = fn -> ms] [, on_entry = fn(entry, line)]
 -- [, lines = {JSON lines to replay}]} -> ledger | nil, err
+---@param opts {limit: string|integer, currency: string, clock: fun(): integer, on_entry: function, lines: string[]}
+---@return kling.Ledger|nil ledger
+---@return kling.Error|nil err
 function M.ledger(opts)
   if type(opts) ~= "table" then
     errors.misuse("billing.ledger", "options table expected")
