@@ -140,7 +140,7 @@ describe("the examples against the simulator", function()
   end)
 
   it("issue 14: bin/kling answers from another directory with no LUA_PATH/LUA_CPATH", function()
-    local status, out = sh("cd / && lua5.4 " .. q(checkout .. "/bin/kling") .. "
+    local status, out = sh("cd / && lua5.4 " .. q(checkout .. "/bin/kling")
       .. " estimate --model kling-v2-6 --mode pro --duration 5 --format json")
     assert.are.equal(0, status, out)
     assert.matches('"amount"', out)
