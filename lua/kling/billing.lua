@@ -104,8 +104,7 @@ function M.catalog(provider, opts)
   return cat
 end
 
---- Replaces a provider's catalog for this process.
--- Replaces a provider's catalog for this process (nil restores the shipped one).
+--- Replaces a provider's catalog for this process (nil restores the shipped one).
 ---@param provider string
 ---@param cat table|nil a catalog, or nil to restore the shipped one
 ---@return boolean|nil ok

@@ -160,8 +160,7 @@ local function protocol_error(self, msg, extra)
   return e
 end
 
---- Validates a request and sends one create.
--- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
+--- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
 -- means the request left the host and its answer was lost: the task may exist; look it up
 -- with get_task{external_task_id = err.external_task_id} rather than sending it again.
 ---@param req table a canonical request (`model`, `prompt`, `duration`, `mode`, `image`, ...)
@@ -415,8 +414,7 @@ function Client:cancel_task(t)
   return self.provider.cancel(self, t)
 end
 
---- Downloads an output.
--- Downloads a URL to a path (through a temporary name). Returns path, bytes or nil, error.
+--- Downloads a URL to a path (through a temporary name). Returns path, bytes or nil, error.
 -- Streams to `path.part`, checks the size, then renames it to `path`.
 ---@param url string an output URL (`task.videos[1].url`)
 ---@param path string where to write it

@@ -1,5 +1,4 @@
---- A task: what a create returned, kept up to date by refresh and wait.
--- A task: what a create returned, kept up to date by refresh() and wait().
+--- A task: what a create returned, kept up to date by refresh() and wait().
 -- @module kling.task
 local errors = require "kling.errors"
 local budget = require "kling.budget"
@@ -69,8 +68,7 @@ function Task:update(fresh)
   return self
 end
 
---- The error a failed or cancelled task ends with.
--- The error that a failed or cancelled task ends with.
+--- The error that a failed or cancelled task ends with.
 -- Kind `content_policy` (not retryable) when the reason is about content, `cancelled`, else `server`.
 ---@return kling.Error
 function Task:failure()
@@ -91,8 +89,7 @@ function Task:failure()
     provider = self.client.provider.name, task = self, code = self.fail_code }
 end
 
---- Queries the task once.
--- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
+--- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
 -- (task.sync) is already final: there is nothing to query.
 ---@return kling.Task|nil task
 ---@return kling.Error|nil err
@@ -107,8 +104,7 @@ function Task:refresh()
   return self:update(fresh)
 end
 
---- Polls until the task ends.
--- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
+--- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
 ---@param opts? {timeout: number, on_progress: fun(task: kling.Task), poll_min: number, poll_max: number} seconds
@@ -158,8 +154,7 @@ function Task:cancel()
   return self.client:cancel_task(self)
 end
 
---- The task's data as a plain table.
--- A plain table of the task's data (no client), for JSON or logs.
+--- A plain table of the task's data (no client), for JSON or logs.
 ---@return table
 function Task:to_table()
   local t = {}
