@@ -146,6 +146,29 @@ describe("the examples against the simulator", function()
     assert.matches('"amount"', out)
   end)
 
+  it("issue 14: an installed kling wins over the checkout beside the script", function()
+    -- A stand-in install (LUA_PATH plays the system tree here): its kling says where it is from.
+    local dir = root .. "/installed"
+    assert.is_true(os.execute("mkdir -p " .. q(dir .. "/kling")))
+    local f = assert(io.open(dir .. "/kling/init.lua", "w"))
+    f:write('io.write("kling from the installed tree\\n") os.exit(0)\n')
+    f:close()
+    f = assert(io.open(dir .. "/kling/core.so", "w"))
+    f:close()
+    assert.is_true(os.execute("mkdir -p " .. q(dir .. "/kling/cli")))
+    f = assert(io.open(dir .. "/kling/cli/estimate.lua", "w"))
+    f:write('return { main = function() io.write("kling from the installed tree\\n") return 0 end }\n')
+    f:close()
+    local env = string.format("LUA_PATH=%s LUA_CPATH=%s", q(dir .. "/?.lua;" .. dir .. "/?/init.lua"),
+      q(dir .. "/?.so"))
+    for _, run in ipairs { "examples/generate.lua", "examples/storyboard.lua", "bin/kling estimate" } do
+      local script, rest = run:match("^(%S+)(.*)$")
+      local status, out = sh("cd / && " .. env .. " lua5.4 " .. q(checkout .. "/" .. script) .. rest)
+      assert.are.equal(0, status, out)
+      assert.matches("kling from the installed tree", out, run)
+    end
+  end)
+
   it("issue 14: every README block marked runnable runs against the simulator as written", function()
     local blocks = readme_blocks()
     assert.is_true(#blocks >= 3, "README.md has " .. #blocks .. " runnable blocks")
