@@ -9,6 +9,7 @@ local errors = require "kling.errors"
 
 local M = {}
 
+--- The providers `quote` asks, in order.
 -- The providers quote() asks, in this order (kling.providers.names).
 M.providers = { "kling", "apiinone", "apimodels", "evolink", "compat" }
 
@@ -128,6 +129,7 @@ end
 ---@param cat table
 ---@return boolean|nil ok
 ---@return kling.Error|nil err
+-- @function check_catalog
 M.check_catalog = check_catalog
 
 -- ---- request facts ----

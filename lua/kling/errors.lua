@@ -4,6 +4,7 @@
 -- @module kling.errors
 local M = {}
 
+--- The error kinds: name -> what it means.
 -- Every kind a returned error can have, and whether that kind can be retried in general
 -- (each error also carries its own `retryable`, which is what callers should read).
 M.kinds = {

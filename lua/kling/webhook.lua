@@ -12,6 +12,7 @@ local providers = require "kling.providers"
 
 local M = {}
 
+--- How far (seconds) a callback's timestamp may be from now.
 M.TOLERANCE_S = 300
 
 -- A header by lowercase name from a table with any spelling; the first value of a list
@@ -35,6 +36,7 @@ end
 ---@param headers table
 ---@param name string lowercase
 ---@return string|nil value
+-- @function header
 M.header = header
 
 local function auth_error(provider, msg)

@@ -74,6 +74,83 @@ local function definition(lines, owners, name)
   end
 end
 
+-- The types LuaLS knows without a declaration.
+local BUILTIN = { string = true, number = true, integer = true, boolean = true, table = true, ["function"] = true,
+  any = true, ["nil"] = true, thread = true, userdata = true, ["false"] = true, ["true"] = true }
+
+-- The type at the start of s: up to the first space outside braces and parentheses.
+local function split_type(s)
+  local depth = 0
+  for i = 1, #s do
+    local c = s:sub(i, i)
+    if c == "{" or c == "(" then
+      depth = depth + 1
+    elseif c == "}" or c == ")" then
+      depth = depth - 1
+      if depth < 0 then
+        return nil
+      end
+    elseif c:match("%s") and depth == 0 then
+      return s:sub(1, i - 1)
+    end
+  end
+  return depth == 0 and s or nil
+end
+
+-- Checks one type: its top-level alternatives are builtins, kling.* classes (recorded in uses),
+-- tables {...} or functions fun(...); kling.* names anywhere inside are recorded too.
+local function type_ok(t, where, uses)
+  for name in t:gmatch("kling%.[%a_][%w_.]*") do
+    uses[#uses + 1] = { name = name:gsub("%.$", ""), where = where }
+  end
+  local depth, alt, alts = 0, {}, {}
+  for c in t:gmatch(".") do
+    if c == "{" or c == "(" then
+      depth = depth + 1
+    elseif c == "}" or c == ")" then
+      depth = depth - 1
+    end
+    if c == "|" and depth == 0 then
+      alts[#alts + 1], alt = table.concat(alt), {}
+    else
+      alt[#alt + 1] = c
+    end
+  end
+  alts[#alts + 1] = table.concat(alt)
+  for _, a in ipairs(alts) do
+    local base = a:gsub("%[%]$", "")
+    if not (BUILTIN[base] or base:match("^kling%.[%a_][%w_.]*$") or base:match("^{.*}$")
+        or base:match("^fun%(.*%)")) then
+      return nil, "unknown type '" .. a .. "' in '" .. t .. "'"
+    end
+  end
+  return true
+end
+
+-- One ---@tag line: class NAME | field NAME TYPE | param NAME[?] TYPE | return TYPE.
+-- Returns true, or nil and why.
+local function annotation_ok(tag, rest, where, uses)
+  if tag == "class" then
+    return rest:match("^kling%.[%a_][%w_]*") and true or nil, "a class is named kling.Name"
+  end
+  local t
+  if tag == "field" or tag == "param" then
+    local name, after = rest:match("^([%a_][%w_]*%??)%s+(.*)$")
+    if not name then
+      return nil, "---@" .. tag .. " NAME TYPE expected"
+    end
+    t = split_type(after)
+  elseif tag == "return" then
+    t = split_type(rest)
+  else
+    return nil, "---@" .. tag .. ": only class, field, param and return are used here"
+  end
+  if not t or t == "" then
+    return nil, "---@" .. tag .. ": no type, or unbalanced braces"
+  end
+  return type_ok(t, where, uses)
+end
+
 -- Each public function: a doc comment, or an explicit `@local` (internal, kept out of the
 -- reference). Returns a list of problems.
 local function check_functions(path, t, owners)
@@ -142,6 +219,42 @@ describe("the reference", function()
       assert.matches("^%-%-%-", text, path .. " does not open with a --- summary")
       assert.matches("@module " .. escape(module_of(path)) .. "\n", text, path .. " lacks @module")
     end
+  end)
+
+  it("issue 14: the LuaLS annotations are well formed and name declared classes", function()
+    local problems, declared, uses = {}, {}, {}
+    for _, path in ipairs(reference_files()) do
+      for n, line in ipairs(lines_of(path)) do
+        local where = path .. ":" .. n
+        local tag, rest = line:match("^%s*%-%-%-@(%a+)%s*(.*)$")
+        if tag then
+          local ok, perr = annotation_ok(tag, rest, where, uses)
+          if tag == "class" then
+            declared[rest:match("^(%S+)")] = true
+          end
+          if not ok then
+            problems[#problems + 1] = where .. ": " .. perr
+          end
+        end
+      end
+    end
+    for _, u in ipairs(uses) do
+      if not declared[u.name] then
+        problems[#problems + 1] = u.where .. ": type " .. u.name .. " is not declared by any ---@class"
+      end
+    end
+    assert.are.same({}, problems)
+  end)
+
+  it("issue 14: a malformed annotation is found (the check can fail)", function()
+    local uses = {}
+    assert.is_nil((annotation_ok("param", "opts", "x", uses)))
+    assert.is_nil((annotation_ok("parm", "opts table", "x", uses)))
+    assert.is_nil((annotation_ok("return", "strng the text", "x", uses)))
+    assert.is_nil((annotation_ok("param", "opts {a: string the options", "x", uses)))
+    assert.is_true((annotation_ok("param", "opts? {a: string, b: kling.Task[]}|nil the options", "x", uses)))
+    assert.is_true((annotation_ok("return", "kling.Quote|nil quote", "x", uses)))
+    assert.are.same({ "kling.Task", "kling.Quote" }, { uses[1].name, uses[2].name })
   end)
 
   it("issue 14: a function without a doc comment is found (the check can fail)", function()
