@@ -472,7 +472,6 @@ function Client:submit_many(reqs, opts)
   return tasks
 end
 
---- Drives tasks of submit_many to their end.
 --- What `client:wait_all` returns: one entry per task, plus the counts.
 ---@class kling.WaitResults
 ---@field succeeded integer tasks that succeeded
@@ -490,6 +489,7 @@ end
 ---@field on_done fun(task: kling.Task, err: kling.Error|nil) called as each task ends
 ---@field progress_interval number seconds between progress events
 
+--- Drives tasks of submit_many to their end.
 -- wait_all(tasks, {on_progress =, on_done =, timeout =, progress_interval =}) -> results
 -- aligned with tasks ({task, ok, error}) with counts, spend and elapsed_s. on_progress gets
 -- {total, waiting, queued, running, succeeded, failed, done, spend, charged, elapsed_s, eta_s};

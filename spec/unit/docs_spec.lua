@@ -38,8 +38,8 @@ local function escape(s)
   return (s:gsub("%p", "%%%0"))
 end
 
--- The doc comment above line i: the run of comment lines right above it, opened by a `---`
--- line (LDoc's and LuaLS's marker). Returns its text, or nil (with why) when there is none.
+-- The doc comment above line i: the run of comment lines right above it, its first line
+-- opened by `---` (LDoc's and LuaLS's marker). Returns its text, or nil (with why) when there is none.
 local function doc_above(lines, i)
   local j = i - 1
   local first
@@ -50,13 +50,8 @@ local function doc_above(lines, i)
   if not first then
     return nil, "no comment above it"
   end
-  local opened = false
-  for k = first, i - 1 do
-    if lines[k]:match("^%s*%-%-%-") then
-      opened = true
-    end
-  end
-  if not opened then
+  -- LDoc reads a comment as documentation only when its first line opens with ---.
+  if not lines[first]:match("^%s*%-%-%-") then
     return nil, "a plain comment, not a doc comment (start it with ---)"
   end
   return table.concat(lines, "\n", first, i - 1)
@@ -261,14 +256,17 @@ describe("the reference", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "w"))
     f:write("local M = {}\n\n--- Documented.\nfunction M.a() end\n\n-- plain\nfunction M.b() end\n\n",
-      "function M.c() end\n\n--- Internal.\n-- @local\nfunction M.d() end\nreturn M\n")
+      "function M.c() end\n\n--- Internal.\n-- @local\nfunction M.d() end\n\n-- plain, then tags\n",
+      "---@param x string\nfunction M.f(x) end\nreturn M\n")
     f:close()
-    local problems = check_functions(path, { a = print, b = print, c = print, d = print, e = print }, { "M" })
+    local problems = check_functions(path, { a = print, b = print, c = print, d = print, e = print, f = print },
+      { "M" })
     os.remove(path)
-    assert.are.equal(3, #problems, table.concat(problems, "\n")) -- a is documented, d is @local
+    assert.are.equal(4, #problems, table.concat(problems, "\n")) -- a is documented, d is @local
     assert.matches("b has no documentation %(a plain comment", problems[1])
     assert.matches("c has no documentation %(no comment", problems[2])
     assert.matches("e is exported but not defined", problems[3])
+    assert.matches("f has no documentation %(a plain comment", problems[4])
   end)
 end)
 
