@@ -347,6 +347,41 @@ describe("README.md", function()
     assert.is_true(n >= 10, "only " .. n .. " names found: the README parser is broken")
   end)
 
+  it("issue 14: names every public function of kling and method of client and task", function()
+    local names = readme_names(text)
+    local missing = {}
+    local function want(path, t, owner, shown)
+      local lines = lines_of(path)
+      for k, v in pairs(t) do
+        if type(v) == "function" and not k:match("^__") then
+          local i = definition(lines, { owner }, k)
+          local doc = i and doc_above(lines, i) or ""
+          if not doc:match("@local") and not shown(k) then
+            missing[#missing + 1] = path .. ": " .. k
+          end
+        end
+      end
+    end
+    want("lua/kling/init.lua", kling, "M", function(k) return names.dotted["kling." .. k] end)
+    want("lua/kling/client.lua", Client, "Client", function(k) return names.method["client:" .. k] end)
+    want("lua/kling/task.lua", Task, "Task", function(k) return names.method["task:" .. k] end)
+    table.sort(missing)
+    assert.are.same({}, missing)
+  end)
+
+  it("issue 14: every require(\"kling.x\").f it names exists", function()
+    local missing, n = {}, 0
+    for mod, f in text:gmatch("require%s*%(?%s*[\"']([%w_.]+)[\"']%s*%)?%.([%a_][%w_]*)") do
+      n = n + 1
+      local v, why = resolve(mod .. "." .. f)
+      if v == nil then
+        missing[#missing + 1] = mod .. "." .. f .. " (" .. why .. ")"
+      end
+    end
+    assert.are.same({}, missing)
+    assert.is_true(n >= 3, "only " .. n .. " found: the parser is broken")
+  end)
+
   it("issue 14: a name that does not exist is caught (the check can fail)", function()
     local names = readme_names("use `client:submitt(req)` and `kling.estimat{}`, see lua/kling/json.lua")
     assert.is_true(names.method["client:submitt"])
