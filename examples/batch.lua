@@ -5,6 +5,14 @@
 -- otherwise against the real API with KLING_ACCESS_KEY + KLING_SECRET_KEY (or KLING_API_KEY).
 -- Kill it at any moment and run it again: it resumes from OUT_DIR/journal.jsonl without
 -- creating any task twice (the same as `kling run OUT_DIR/manifest.jsonl --out OUT_DIR`).
+-- Runs as written from a checkout: unless kling is installed (luarocks make) or on LUA_PATH,
+-- load it from lua/ and build/ beside this script.
+if not (package.searchpath("kling", package.path) and package.searchpath("kling.core", package.cpath)) then
+  local root = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/.."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+  package.cpath = root .. "/build/?.so;" .. package.cpath
+end
+
 local batch = require "kling.batch"
 local json = require "kling.json"
 

@@ -4,6 +4,14 @@
 --   lua5.4 examples/storyboard.lua [OUT_DIR]
 -- Against the simulator when KLING_SIM_INFO names its JSON line; otherwise the real API
 -- (KLING_ACCESS_KEY + KLING_SECRET_KEY). Run it again: the segments already made are kept.
+-- Runs as written from a checkout: unless kling is installed (luarocks make) or on LUA_PATH,
+-- load it from lua/ and build/ beside this script.
+if not (package.searchpath("kling", package.path) and package.searchpath("kling.core", package.cpath)) then
+  local root = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/.."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+  package.cpath = root .. "/build/?.so;" .. package.cpath
+end
+
 local kling = require "kling"
 local json = require "kling.json"
 local multishot = require "kling.multishot"

@@ -1,3 +1,4 @@
+--- Batch runs: a manifest of requests turned into finished files, crash-safe.
 -- kling.batch: a manifest of requests turned into finished files, unattended, without losing
 -- or double-paying a task even when the process is killed halfway (kill -9, a reboot).
 --
@@ -10,6 +11,7 @@
 -- adopted by external id (never created again), the rest run. Rows go through one engine
 -- per provider/base URL/key set (kling.engine: slots, polling, lost creates); outputs are
 -- downloaded as soon as a task succeeds; at the end DIR/summary.json and DIR/report.html.
+-- @module kling.batch
 local core = require "kling.core"
 local kling = require "kling"
 local billing = require "kling.billing"
@@ -391,6 +393,7 @@ local function check_opts(o)
   return names.check(o.name or names.DEFAULT)
 end
 
+--- Runs a manifest as a crash-safe batch (`kling run`).
 -- run(opts) -> result, nil, exit_status | nil, message, exit_status (M.EXIT). opts:
 --   manifest, out                   the manifest (JSONL or CSV) and the output directory
 --   provider, base_url, ca_file, access_key, secret_key, api_key   for rows that do not say
@@ -410,6 +413,10 @@ end
 --   poll_min, poll_max              poll intervals (s)
 --   progress ("auto"|"bar"|"plain"|"none"), stderr, stdout   where progress and the table go
 --   element_cache                   the element cache (kling.element) for names in element_list
+---@param opts table the options above (`manifest` and `out` required)
+---@return table|nil result `rows`, `counts`, `paths` (`summary`, `report`, `journal`), ...
+---@return string|nil err what stopped it
+---@return integer status the exit status of `kling run` (batch.EXIT: 0 ended, 2 usage, 3 rows remain, ...)
 function M.run(opts)
   local ok, err = check_opts(opts)
   if not ok then
@@ -446,7 +453,9 @@ function M.run(opts)
   return res, nil, res.exit_status
 end
 
+--- The run under the lock (internal).
 -- The run itself (M.run holds the lock around it): result | nil, message (nothing was sent).
+-- @local
 function M.start(self)
   local opts = self.opts
   local rows, info = manifest.load(opts.manifest, { defaults = opts.defaults, format = opts.format })

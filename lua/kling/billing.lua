@@ -1,7 +1,9 @@
+--- Billing: estimate, settle, quote, and ledgers with hard-cap budgets.
 -- Billing: the price of a request before it is sent (estimate), the charge for what was
 -- delivered (settle), the comparison across providers (quote), and budgets (kling.ledger).
 -- Prices come from the dated catalogs in kling/prices/ (data); kling.core evaluates them in
 -- integer micro-units, so no float ever touches an amount.
+-- @module kling.billing
 local core = require "kling.core"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
@@ -469,14 +471,35 @@ local function price(req, usage, opts)
   }
 end
 
+--- A price: what estimate, settle and quote return.
+---@class kling.Quote
+---@field provider string
+---@field currency string the catalog's currency ("CNY" for kling, "USD", "credits", ...)
+---@field amount string the price, a decimal string (e.g. "2.5"): never a float
+---@field micros integer the same in micro-units (2500000)
+---@field rule string the catalog rule that priced it, e.g. "video/kling-v2-6/pro/silent"
+---@field breakdown table how: billed seconds, unit price, catalog date and source
+---@field usd table|nil {amount, micros} where a USD rate is known
+
+--- The price of a request before it is sent (`kling.estimate`).
 -- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
+---@param req table a canonical request; `provider` (default "kling") picks the catalog
+---@param opts? {catalog: table, provider: string, usd_rates: table}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.estimate(req, opts)
   return price(req, nil, opts)
 end
 
+--- The charge for what a task delivered (`kling.settle`).
 -- settle(req, usage [, opts]) -> quote of the ACTUAL usage: usage.duration (seconds, a number
 -- or a decimal string such as "5.041") and usage.count (outputs delivered). A field absent
 -- from usage falls back to the request (breakdown.duration_from / count_from say which).
+---@param req table the canonical request
+---@param usage {duration: number|string, count: integer}
+---@param opts? {catalog: table}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err
 function M.settle(req, usage, opts)
   if type(usage) ~= "table" then
     errors.misuse("billing.settle", "usage table expected")
@@ -854,6 +877,7 @@ local function do_release(self, key, time_ms)
   return self:record("release", key, held.micros, a.currency, time_ms)
 end
 
+--- Holds an estimate before a create.
 -- reserve(task_key, quote | micros [, {task_id=}]) -> entry | nil, err (kind "budget" when
 -- spent + reserved + this would pass the limit of its currency, or no budget counts it).
 function Ledger:reserve(task_key, quote, info)
@@ -866,6 +890,7 @@ function Ledger:reserve(task_key, quote, info)
   return do_reserve(self, key, m, self.accounts[cur], true, nil, conv)
 end
 
+--- Replaces a reservation by the actual charge.
 -- settle(task_key, actual micros | settled quote [, {task_id=}]) -> entry | nil, err.
 -- The reservation is replaced by the actual charge, which is recorded even past the limit:
 -- it has been incurred. A charge without a reservation (a synchronous call) is recorded too.
@@ -880,7 +905,12 @@ function Ledger:settle(task_key, actual, info)
   return do_settle(self, key, m, self.accounts[cur], nil, conv)
 end
 
+--- Drops a reservation: the task failed, nothing is charged.
 -- release(task_key [, {task_id=}]) -> entry | nil, err: the task failed; nothing is charged.
+---@param task_key string
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err
 function Ledger:release(task_key, info)
   local key = key_of(task_key)
   note_task_id(self, key, type(info) == "table" and info.task_id)
@@ -909,6 +939,7 @@ function Ledger:reserved(currency)
   return account(self, currency).reserved
 end
 
+--- What may still be reserved, in micro-units.
 -- What may still be reserved: limit - spent - reserved (negative once charges passed it).
 function Ledger:balance(currency)
   local a = account(self, currency)
@@ -958,7 +989,9 @@ function Ledger:summary()
   }
 end
 
+--- Every movement, oldest first.
 -- Every movement so far, oldest first (a new list; the entries themselves are shared).
+---@return table[]
 function Ledger:entries()
   local out = {}
   for i, e in ipairs(self.log) do
@@ -967,8 +1000,12 @@ function Ledger:entries()
   return out
 end
 
+--- One entry as a JSON line.
 -- One entry as a JSON line. Amounts travel as decimal strings: JSON numbers pass through
 -- doubles (and cjson prints 14 digits), exact only for small amounts.
+---@param _ kling.Ledger|nil the ledger (unused: ledger:line(e) or Ledger.line(nil, e))
+---@param e table an entry
+---@return string
 function Ledger.line(_, e)
   return json.encode {
     seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
@@ -977,7 +1014,10 @@ function Ledger.line(_, e)
   }
 end
 
+--- The entries as JSON lines.
 -- JSON lines of the entries from sequence number `from` (default 1) on.
+---@param from? integer first sequence number (1)
+---@return string[]
 function Ledger:lines(from)
   local out = {}
   for _, e in ipairs(self.log) do
@@ -988,8 +1028,12 @@ function Ledger:lines(from)
   return out
 end
 
+--- Applies one persisted entry.
 -- Applies one persisted entry (a JSON line or its decoded table): history is replayed as it
 -- happened, without the limit check.
+---@param line string|table
+---@return boolean|nil ok
+---@return kling.Error|nil err
 function Ledger:replay(line)
   local e = line
   if type(line) == "string" then
@@ -1068,6 +1112,9 @@ end
 -- ledger{limit = "50.00", currency = "CNY" | budgets = {{limit =, currency =}, ...}
 -- [, rates = {currency =, rates = {}}] [, clock = fn -> ms] [, on_entry = fn(entry, line)]
 -- [, lines = {JSON lines to replay}]} -> ledger | nil, err
+---@param opts {limit: string|integer, currency: string, clock: fun(): integer, on_entry: function, lines: string[]}
+---@return kling.Ledger|nil ledger
+---@return kling.Error|nil err
 function M.ledger(opts)
   if type(opts) ~= "table" then
     errors.misuse("billing.ledger", "options table expected")

@@ -1,4 +1,5 @@
--- The client: one provider, one set of credentials, one driver.
+--- The client: one provider, one set of credentials, one driver.
+-- @module kling.client
 local core = require "kling.core"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
@@ -151,7 +152,11 @@ function Client:__tostring()
   return string.format("kling.client(%s, %s)", self.provider.name, self.base_url)
 end
 
+--- Checks a request against every documented rule, without any network call.
 -- Validates a canonical request and returns the endpoint it goes to, or nil and an error.
+---@param req table a canonical request
+---@return string|nil endpoint the path after /v1/ it goes to, e.g. "videos/text2video"
+---@return kling.Error|nil err kind `validation`, naming the field and the rule
 function Client:check(req)
   errors.check_arg("check", 1, req, "table")
   if req.provider ~= nil and req.provider ~= self.provider.name then
@@ -174,9 +179,12 @@ local function protocol_error(self, msg, extra)
   return e
 end
 
--- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
+--- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
 -- means the request left the host and its answer was lost: the task may exist; look it up
 -- with get_task{external_task_id = err.external_task_id} rather than sending it again.
+---@param req table a canonical request (`model`, `prompt`, `duration`, `mode`, `image`, ...)
+---@return kling.Task|nil task `id`, `external_task_id`, `status`, `endpoint` (a sync endpoint's is finished)
+---@return kling.Error|nil err with `uncertain = true` and `external_task_id` when the create's fate is unknown
 function Client:submit(req)
   local endpoint, err = self:check(req)
   if not endpoint then
@@ -234,7 +242,14 @@ function Client:submit(req)
   return tk
 end
 
+--- One query of a task (internal: use get_task).
 -- One query of a task by id on an endpoint; returns the parsed fields (not a Task).
+-- @local
+---@param id string
+---@param endpoint string
+---@param by_external? boolean
+---@return table|nil fields
+---@return kling.Error|nil err
 function Client:fetch_task(id, endpoint, by_external)
   local path = by_external and self.provider.external_query_path(endpoint, id)
     or self.provider.query_path(endpoint, id)
@@ -257,8 +272,13 @@ local function is_not_found(err)
   return err.kind == "not_found" or err.http_status == 404
 end
 
+--- Looks a task up by id or by external id.
 -- get_task(id | {external_task_id =}, {endpoint =}): a Task, or nil and an error. Without an
 -- endpoint the video endpoints are tried in turn (queries are free).
+---@param ref string|{external_task_id: string} the task id, or `{external_task_id = ...}`
+---@param opts? {endpoint: string} the endpoint, else the video endpoints are tried in turn
+---@return kling.Task|nil task
+---@return kling.Error|nil err kind `not_found` when no endpoint knows it
 function Client:get_task(ref, opts)
   opts = opts or {}
   validate.options("get_task", opts, { endpoint = true })
@@ -300,9 +320,13 @@ function Client:get_task(ref, opts)
   return nil, last or errors.new { kind = "not_found", message = "no task " .. tostring(id) }
 end
 
+--- One page of an asynchronous endpoint's tasks.
 -- list_tasks{endpoint =, page =, page_size =}: an array of Tasks, or nil and an error. Items the
 -- module cannot read (an unknown status, say) are not dropped silently: they come back as a second
 -- array of {index, raw, message}.
+---@param opts? {endpoint: string, page: integer, page_size: integer} page 1..1000, page_size 1..500 (30)
+---@return kling.Task[]|nil tasks
+---@return kling.Error|table|nil err_or_unreadable the error; with tasks, unreadable items {index, raw, message}
 function Client:list_tasks(opts)
   opts = opts or {}
   validate.options("list_tasks", opts, { endpoint = true, page = true, page_size = true })
@@ -346,11 +370,17 @@ function Client:list_tasks(opts)
   return out, unreadable
 end
 
+--- A provider call that makes no task (lists, presets, deletes, selections).
 -- call(endpoint, params, {method =}) -> result, meta | nil, err: one of the provider's calls
 -- that make no task (official: element and voice lists, presets, deletes, multi-elements
 -- selections). params are the call's own fields, plus page and page_size for lists; they are
 -- checked before the network. The result is canonical where the answer has a canonical form
 -- (lists of elements or tasks, {id, status} for a delete), else the answer's data.
+---@param endpoint string e.g. "general/custom-elements", "general/delete-voices"
+---@param params? table the call's own fields (page, page_size for lists)
+---@param opts? {method: string} e.g. `{method = "DELETE"}`
+---@return any|nil result canonical elements or tasks for a list, `{id, status}` for a delete, else the answer's data
+---@return table|kling.Error meta_or_err `{request_id}`, or the error
 function Client:call(endpoint, params, opts)
   errors.check_arg("call", 1, endpoint, "string")
   params = params or {}
@@ -381,7 +411,12 @@ function Client:call(endpoint, params, opts)
   return result, meta
 end
 
+--- Submits a request and waits for its task (`submit` + `task:wait`).
 -- submit + wait. Returns the finished task or nil and an error.
+---@param req table a canonical request
+---@param wait_opts? table as `task:wait`
+---@return kling.Task|nil task the finished task, with its outputs
+---@return kling.Error|nil err
 function Client:run(req, wait_opts)
   local t, err = self:submit(req)
   if not t then
@@ -390,6 +425,10 @@ function Client:run(req, wait_opts)
   return t:wait(wait_opts)
 end
 
+--- Cancels a task where the provider can (use `task:cancel`).
+---@param t kling.Task
+---@return any|nil ok
+---@return kling.Error|nil err kind `validation` where the provider cannot cancel
 function Client:cancel_task(t)
   if not self.provider.capabilities.cancel then
     return nil, errors.unsupported(self.provider.name, "cancel")
@@ -457,9 +496,13 @@ end
 
 -- ---- many tasks at once (kling.engine) ---------------------------------------------------
 
+--- The client's engine of many tasks (internal: submit_many, wait_all, wait_any use it).
 -- client:engine(opts) -> the client's engine, made on first use with opts (see kling.engine:
 -- max_requests, max_parallel, slots, min_interval, max_interval, timeout, deadline,
 -- callback_silence, webhook_secret, on_create, on_created).
+-- @local
+---@param opts? table engine options (kling.engine.new)
+---@return table engine
 function Client:engine(opts)
   if not self._engine then
     self._engine = require("kling.engine").new(self, opts or self.engine_opts)
@@ -467,6 +510,7 @@ function Client:engine(opts)
   return self._engine
 end
 
+--- Submits many requests at once through one engine (libcurl multi, one thread).
 -- submit_many(reqs, {estimate =, timeout =, max_parallel =, adopt =, submit_timeout =, engine =})
 -- -> tasks aligned with reqs. Returns once every create is settled: each task has an id, has
 -- failed (task.error says why: validation, quota, ...), or waits here for a provider slot
@@ -495,16 +539,42 @@ function Client:submit_many(reqs, opts)
   return tasks
 end
 
+--- What `client:wait_all` returns: one entry per task, plus the counts.
+---@class kling.WaitResults
+---@field succeeded integer tasks that succeeded
+---@field failed integer tasks that failed or were cancelled
+---@field unfinished integer tasks still running when the wait timed out (they stay tracked)
+---@field timed_out boolean unfinished > 0
+---@field spend string charged so far, decimal string in the provider's unit (e.g. "7.5")
+---@field spend_micros integer the same in micro-units
+---@field elapsed_s number seconds the wait took
+
+--- The options of `client:wait_all` and `client:wait_any`.
+---@class kling.WaitOptions
+---@field timeout number seconds to wait in all (the engine's deadline)
+---@field on_progress fun(ev: table) {total, waiting, queued, running, succeeded, failed, done, spend, elapsed_s, eta_s}
+---@field on_done fun(task: kling.Task, err: kling.Error|nil) called as each task ends
+---@field progress_interval number seconds between progress events
+
+--- Drives tasks of submit_many to their end.
 -- wait_all(tasks, {on_progress =, on_done =, timeout =, progress_interval =}) -> results
 -- aligned with tasks ({task, ok, error}) with counts, spend and elapsed_s. on_progress gets
 -- {total, waiting, queued, running, succeeded, failed, done, spend, charged, elapsed_s, eta_s};
 -- on_done(task, err) is called as each task ends.
+---@param tasks kling.Task[] tasks returned by submit_many
+---@param opts? kling.WaitOptions
+---@return kling.WaitResults results `results[i] = {task, ok, error}` and the counts
 function Client:wait_all(tasks, opts)
   return self:engine():wait_all(tasks, opts)
 end
 
+--- Waits for the first of tasks to end.
 -- wait_any(tasks, opts) -> the first of tasks to end and its error (nil when it succeeded),
 -- or nil and a timeout error.
+---@param tasks kling.Task[] tasks returned by submit_many
+---@param opts? kling.WaitOptions `timeout`, `on_progress`, `on_done`
+---@return kling.Task|nil task the first to end (one already ended counts at once)
+---@return kling.Error|nil err its error when it failed, or a `timeout` error with no task
 function Client:wait_any(tasks, opts)
   return self:engine():wait_any(tasks, opts)
 end

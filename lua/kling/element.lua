@@ -1,3 +1,4 @@
+--- Custom elements: created once, cached, then used by name.
 -- kling.element: custom elements (a subject kept consistent across videos) made once and
 -- used by name.
 --
@@ -19,6 +20,7 @@
 -- and account, so that creating the same element again returns the cached id and pays
 -- nothing. A create in flight is in the cache too (its task id, or a "creating" mark), so a
 -- run killed while waiting picks the same task up instead of paying for a second one.
+-- @module kling.element
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -37,7 +39,11 @@ end
 
 -- ---- the spec ----
 
+--- Checks an element's spec.
 -- check(spec [, provider_name]) -> nil | validation error naming the field and the rule.
+---@param spec table `{name, description, images | video, voice?, tags?}`
+---@param provider? string
+---@return kling.Error|nil err
 function M.check(spec, provider)
   if type(spec) ~= "table" then
     return fail("element", "a table {name, description, images | video} is required", provider)
@@ -84,7 +90,11 @@ function M.check(spec, provider)
   return nil
 end
 
+--- The canonical request that creates an element.
 -- request(spec, provider) -> the canonical request that creates the element on provider.
+---@param spec table
+---@param provider string
+---@return table request
 function M.request(spec, provider)
   local name = provider.name
   if not (provider.endpoints and provider.endpoints["general/custom-elements"]) then
@@ -129,6 +139,8 @@ end
 
 -- ---- the cache ----
 
+--- The default cache path ($XDG_CACHE_HOME/kling/elements.json).
+---@return string
 function M.default_cache()
   local base = os.getenv("XDG_CACHE_HOME")
   if not base or base == "" then
@@ -138,7 +150,10 @@ function M.default_cache()
   return base .. "/kling/elements.json"
 end
 
+--- A short, non-reversible account name.
 -- account_of(key_text) -> a short, non-reversible name for the account a key belongs to.
+---@param key_text string
+---@return string
 function M.account_of(key_text)
   if type(key_text) ~= "string" or key_text == "" then
     return ""
@@ -150,8 +165,12 @@ local function canonical(v)
   return require("kling.batch.manifest").canonical(v)
 end
 
+--- The cache key of an element.
 -- key(spec, {provider =, base_url =, account =}) -> hex digest of everything that makes the
 -- element: the same inputs on the same account give the same key.
+---@param spec table
+---@param where {provider: string, base_url: string, account: string}
+---@return string hex
 function M.key(spec, where)
   return core.sha256_hex(canonical {
     provider = where.provider, base_url = where.base_url or "", account = where.account or "",
@@ -160,6 +179,9 @@ function M.key(spec, where)
   })
 end
 
+--- Reads the cache.
+---@param path string
+---@return table doc
 function M.load(path)
   local f = io.open(path, "rb")
   if not f then
@@ -181,7 +203,12 @@ local function mkdir_for(path)
   end
 end
 
+--- Writes the cache durably.
 -- save(path, doc): a temporary file made durable, then renamed (never half a cache).
+---@param path string
+---@param doc table
+---@return boolean|nil ok
+---@return string|nil err
 function M.save(path, doc)
   mkdir_for(path)
   local text, err = json.encode(doc)
@@ -259,10 +286,16 @@ local function find_listed(client, spec)
   return nil
 end
 
+--- Creates a custom element once (`kling element create`).
 -- create(client, spec, opts) -> entry, cached | nil, err. entry = {id, name, provider,
 -- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
 -- opts: cache (a path; false: no cache), account (see account_of), timeout (s, 1200),
 -- on_progress(task), force (create even though an earlier create's fate is unknown).
+---@param client kling.Client
+---@param spec table `{name, description, images | video, voice?, tags?}`
+---@param opts? {cache: string|false, account: string, timeout: number, on_progress: fun(t: kling.Task), force: boolean}
+---@return table|nil entry `{id, name, provider, base_url, key, created_s}`
+---@return boolean|kling.Error cached_or_err true when the cache had it (nothing paid), or the error
 function M.create(client, spec, opts)
   errors.check_arg("element.create", 1, client, "table")
   opts = opts or {}
@@ -366,7 +399,10 @@ end
 
 -- ---- using ----
 
+--- The cached elements (`kling element list`).
 -- list(path) -> entries (with their key), newest first.
+---@param path? string the cache
+---@return table[] entries
 function M.list(path)
   local doc, err = M.load(path or M.default_cache())
   if not doc then
@@ -383,10 +419,15 @@ function M.list(path)
   return out
 end
 
+--- Element names in an element_list resolved to ids.
 -- resolve(list, {cache =, provider =, base_url =}) -> element_list | nil, err. Entries that
 -- are ids (numbers, strings of digits, tables) pass through; any other string is an
 -- element's name, looked up in the cache (made on the same provider and base URL; the newest
 -- of that name).
+---@param list table an element_list
+---@param opts? {cache: string, provider: string, base_url: string}
+---@return table|nil element_list
+---@return kling.Error|nil err
 function M.resolve(list, opts)
   if type(list) ~= "table" then
     return nil, errors.validation("element_list", "must be a list of element ids or names")

@@ -1,3 +1,4 @@
+--- Many tasks in one process: the engine behind submit_many, wait_all and wait_any.
 -- kling.engine: many tasks in one process, none blocking another. Creates and polls run
 -- concurrently over the libcurl multi driver (start/wait); the C scheduler decides when each
 -- task is polled (near its expected finish when an estimate or progress is known, back-off
@@ -9,6 +10,7 @@
 -- ready -> create (POST in flight) -> sched (queued in the scheduler) <-> pready (due) <->
 -- poll (GET in flight) -> done. An uncertain create goes lwait/lready/lookup (GET by
 -- external id) instead of ever being sent again blindly.
+-- @module kling.engine
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -54,6 +56,7 @@ local function clock(driver, name, default)
   return default
 end
 
+--- Makes an engine for a client (used through client:submit_many, wait_all, wait_any).
 -- engine.new(client, opts): opts (times in seconds) =
 --   max_requests   HTTP requests in flight at once (64: on loopback more only costs memory)
 --   max_parallel   provider slots: a number for every model, or {[model] = n}; unset: unlimited

@@ -1,7 +1,10 @@
+--- Errors: the kinds, the error table and its one-line form.
 -- Errors that callers handle are returned as `nil, err`; err is one of these tables.
 -- Misuse of the API (wrong argument types) raises instead (errors.misuse).
+-- @module kling.errors
 local M = {}
 
+--- The error kinds: name -> what it means.
 -- Every kind a returned error can have, and whether that kind can be retried in general
 -- (each error also carries its own `retryable`, which is what callers should read).
 M.kinds = {
@@ -19,6 +22,20 @@ M.kinds = {
   unpriced = "no price is known for the request",
   cancelled = "the task was cancelled",
 }
+
+--- An error returned as `nil, err`; `tostring(err)` gives one line.
+---@class kling.Error
+---@field kind string one of `kinds`: validation, auth, rate_limited, quota, content_policy, not_found,
+--- server, network, timeout, protocol, budget, unpriced, cancelled
+---@field message string what happened
+---@field retryable boolean whether the same call may succeed later
+---@field code any|nil the provider's business code (Kling 1303, ...)
+---@field http_status integer|nil
+---@field request_id string|nil the provider's request id
+---@field field string|nil the request field a validation error is about
+---@field provider string|nil
+---@field uncertain boolean|nil a create whose fate is unknown: look it up by external_task_id
+---@field external_task_id string|nil
 
 local Error = {}
 Error.__index = Error
@@ -50,7 +67,10 @@ function Error.__tostring(e)
   return table.concat(parts)
 end
 
+--- Makes an error.
 -- new{kind=, message=, code=, http_status=, request_id=, retryable=, field=, provider=, ...}
+---@param t table kind (one of `kinds`), message and the other fields
+---@return kling.Error
 function M.new(t)
   assert(M.kinds[t.kind], "kling.errors: unknown error kind " .. tostring(t.kind))
   if t.retryable == nil then
@@ -59,12 +79,22 @@ function M.new(t)
   return setmetatable(t, Error)
 end
 
+--- A validation error naming a field.
+---@param field string
+---@param message string the rule broken
+---@param provider? string
+---@return kling.Error
 function M.validation(field, message, provider)
   return M.new { kind = "validation", field = field, message = message, provider = provider }
 end
 
+--- A validation error for a feature a provider lacks.
 -- A feature the provider lacks is a validation error naming the provider and the feature:
 -- it is never silently dropped.
+---@param provider string
+---@param feature string
+---@param detail? string
+---@return kling.Error
 function M.unsupported(provider, feature, detail)
   return M.new {
     kind = "validation", provider = provider, field = feature,
@@ -72,15 +102,29 @@ function M.unsupported(provider, feature, detail)
   }
 end
 
+--- Whether a value is an error of this module (of a kind).
+---@param err any
+---@param kind? string
+---@return boolean
 function M.is(err, kind)
   return getmetatable(err) == Error and (kind == nil or err.kind == kind)
 end
 
+--- Raises a misuse error (internal).
 -- Raises for programming errors (bad argument types), naming the function and argument.
+-- @local
+---@param fn string
+---@param what string
 function M.misuse(fn, what)
   error("kling." .. fn .. ": " .. what, 3)
 end
 
+--- Raises unless an argument has a type (internal).
+-- @local
+---@param fn string
+---@param n integer
+---@param value any
+---@param want string
 function M.check_arg(fn, n, value, want)
   if type(value) ~= want then
     error(string.format("kling.%s: bad argument #%d (%s expected, got %s)", fn, n, want, type(value)), 3)

@@ -1,8 +1,10 @@
+--- JSON: lua-cjson with integers kept integers and empty arrays kept arrays.
 -- JSON over lua-cjson, with the two things Debian's cjson 2.1.0 lacks:
 --  * numbers: cjson decodes every number as a float on Lua 5.4; integral values come back
 --    as integers here, so ids, timestamps and counts compare and print as integers.
 --  * empty arrays: cjson encodes {} as an object; json.array(t) marks a table to be
 --    encoded as an array even when empty.
+-- @module kling.json
 local cjson = require "cjson.safe"
 
 local M = {}
@@ -15,10 +17,16 @@ local array_mt = { __name = "kling.json.array" }
 local EMPTY = "\0klingemptyarray\0"
 local EMPTY_ENCODED = '"\\u0000klingemptyarray\\u0000"'
 
+--- Marks a table to encode as an array even when empty.
+---@param t table
+---@return table t
 function M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
+--- Whether a table is a sequence (or marked as an array).
+---@param t any
+---@return boolean
 function M.is_array(t)
   return getmetatable(t) == array_mt
 end
@@ -39,7 +47,11 @@ local function normalize(v)
   return v
 end
 
+--- Decodes JSON text; never raises.
 -- Returns the value, or nil and a message naming the position of the error.
+---@param s string
+---@return any|nil value
+---@return string|nil err
 function M.decode(s)
   if type(s) ~= "string" then
     return nil, "expected a JSON string, got " .. type(s)
@@ -80,7 +92,11 @@ local function mark_empty(v)
   return copy
 end
 
+--- Encodes a value as JSON; never raises.
 -- Returns the text, or nil and a message.
+---@param v any
+---@return string|nil text
+---@return string|nil err
 function M.encode(v)
   if has_empty_array(v) then
     local s, err = cjson.encode(mark_empty(v))

@@ -1,3 +1,4 @@
+--- Storyboards: multi-shot videos, native where the model can, else chained segments.
 -- kling.multishot: a storyboard (a list of shots {prompt, duration, image?, elements?}) made
 -- into one video.
 --
@@ -18,6 +19,7 @@
 -- Segments are journaled (DIR/storyboard.jsonl, kling.journal) like batch rows: running the
 -- same storyboard again into the same DIR skips the segments already made and picks up a
 -- task in flight by its id or external id instead of paying for it twice.
+-- @module kling.multishot
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -41,8 +43,12 @@ end
 
 -- ---- the storyboard ----
 
+--- Reads a storyboard file.
 -- load(path) -> storyboard | nil, message: a JSON array of shots, or an object {shots = [...],
 -- and any canonical request fields shared by every segment (model, mode, aspect_ratio, ...)}.
+---@param path string
+---@return table|nil storyboard
+---@return string|nil err
 function M.load(path)
   local f, err = io.open(path, "rb")
   if not f then
@@ -59,7 +65,10 @@ function M.load(path)
   return doc
 end
 
+--- Checks a storyboard's shots.
 -- check(sb) -> nil | validation error naming the shot and the rule.
+---@param sb table
+---@return kling.Error|nil err
 function M.check(sb)
   if type(sb) ~= "table" or type(sb.shots) ~= "table" or sb.shots[1] == nil then
     return fail("shots", "a storyboard needs a list of shots {prompt, duration, image?, elements?}")
@@ -99,7 +108,11 @@ function M.check(sb)
   return nil
 end
 
+--- Whether one request can carry several shots.
 -- Whether the client's provider makes a multi-shot video in one request with this model.
+---@param provider table
+---@param model string
+---@return boolean
 function M.native(provider, model)
   if not provider.capabilities.multi_shot then
     return false
@@ -116,9 +129,14 @@ local function sum(shots, a, b)
   return s
 end
 
+--- Splits a storyboard into segments.
 -- plan(sb, native) -> segments | nil, err. Each segment {first, last, duration}: shots
 -- first..last. Native: packed greedily (at most 6 shots, 15 s), a shot with its own image
 -- opening a new segment; a segment left under 3 s takes shots from the one before.
+---@param sb table
+---@param native boolean
+---@return table[]|nil segments
+---@return kling.Error|nil err
 function M.plan(sb, native)
   local shots = sb.shots
   local segs = {}
@@ -158,7 +176,13 @@ function M.plan(sb, native)
   return segs
 end
 
+--- The canonical request of one segment.
 -- The canonical request of a segment (image: its start frame, if any; elements resolved).
+---@param sb table
+---@param shots table[]
+---@param seg table
+---@param native boolean
+---@return table request
 function M.segment_request(sb, shots, seg, native)
   local req = {}
   for k, v in pairs(sb) do
@@ -197,12 +221,19 @@ end
 
 local quote = ffmpeg.quote
 
+--- Whether ffmpeg is on the PATH.
+---@return boolean
 function M.have_ffmpeg()
   return ffmpeg.have()
 end
 
+--- Extracts a video's last frame (ffmpeg).
 -- last_frame(video, png) -> true | nil, err: the video's last frame as a PNG, scaled up (the
 -- aspect kept) when its short side is under MIN_FRAME pixels so providers accept it.
+---@param video string
+---@param png string
+---@return boolean|nil ok
+---@return string|nil err
 function M.last_frame(video, png)
   return ffmpeg.last_frame(video, png, M.MIN_FRAME)
 end
@@ -261,6 +292,7 @@ local function copy_file(from, to)
   return os.rename(to .. ".part", to)
 end
 
+--- Joins videos into one (ffmpeg).
 -- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
 -- re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
 function M.join(videos, out)
@@ -465,6 +497,7 @@ function Run:segment(k, seg, start_frame)
   return { path = path, task_id = done.id, charge = done.charge }
 end
 
+--- Renders a storyboard into one video (`kling storyboard`).
 -- run(client, storyboard, opts) -> result | nil, err. opts: out (the directory, required),
 -- native (override the provider's multi-shot), continuity (start each segment from the
 -- previous one's last frame; default true), frames_base_url (where out/ is served, for
@@ -472,6 +505,11 @@ end
 -- elements), timeout (per segment, s), on_progress(event {segment, segments, status,
 -- progress, task_id}). result = {file, native, segments = {{first, last, duration, path,
 -- task_id, frame, request}}, duration}.
+---@param client kling.Client
+---@param sb table `{model =, shots = {{prompt, duration, image?, elements?}}, ...}`
+---@param opts table `out` (directory) and the options above
+---@return table|nil result `{file, native, segments, duration}`
+---@return kling.Error|string|nil err
 function M.run(client, sb, opts)
   errors.check_arg("multishot.run", 1, client, "table")
   opts = opts or {}

@@ -1,3 +1,4 @@
+--- kling inside nginx: the same client over cosockets.
 -- kling inside nginx (OpenResty / Debian's nginx with its Lua module): the same client,
 -- providers, retry policy, scheduler and billing as plain Lua, over cosockets instead of
 -- libcurl, so a worker never blocks.
@@ -11,13 +12,21 @@
 -- kling.resty.poller (a timer loop in one worker at a time, over core.sched),
 -- kling.resty.callback (a location that takes verified callbacks), kling.resty.meter
 -- (per-account balances and a ledger in shared memory with a journal file).
+-- @module kling.resty
 local M = {}
 
+--- The nginx driver for `kling.new{driver = ...}`.
 -- driver(opts) -> a driver for kling.new{driver = ...} (see kling.resty.driver).
+---@param opts? table timeout_ms, connect_timeout_ms, keepalive_ms, pool_size, verify, server_name, reuse_posts
+---@return table driver
 function M.driver(opts)
   return require("kling.resty.driver").new(opts)
 end
 
+--- One HTTP request over cosockets (kling.resty.http.request).
+---@param req table
+---@param opts? table
+---@return table answer
 M.http = function(req, opts)
   return require("kling.resty.http").request(req, opts)
 end

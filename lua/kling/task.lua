@@ -1,8 +1,24 @@
--- A task: what a create returned, kept up to date by refresh() and wait().
+--- A task: what a create returned, kept up to date by refresh() and wait().
+-- @module kling.task
 local errors = require "kling.errors"
 local budget = require "kling.budget"
 local validate = require "kling.validate"
 
+--- A task, as the provider reported it last (canonical fields on every provider).
+---@class kling.Task
+---@field id string the provider's task id
+---@field external_task_id string|nil the id this module gave the create (`kl-` + hex), where the provider takes one
+---@field endpoint string the endpoint it was created on, e.g. "videos/text2video"
+---@field status string "queued", "running", "succeeded", "failed" or "cancelled"
+---@field progress number|nil percent, when the provider says
+---@field eta number|nil seconds left, when the provider says
+---@field videos table[]|nil outputs: {id, url, duration, watermark_url}
+---@field images table[]|nil outputs: {index, url}
+---@field audios table[]|nil outputs: {url, duration, url_mp3, url_wav}
+---@field charge string|nil what the provider reports it charged, a decimal string as given (e.g. "2.5")
+---@field message string|nil the provider's reason for a failure
+---@field sync boolean|nil true for a synchronous answer: already final
+---@field raw table the provider's own answer
 local Task = {}
 Task.__index = Task
 Task.__name = "kling.task"
@@ -15,6 +31,11 @@ M.TERMINAL = TERMINAL
 -- Phrases providers use when a task fails on content grounds: never worth resubmitting.
 local POLICY_PATTERNS = { "polic", "safety", "sensitive", "violat", "risk", "moderat", "inappropriate" }
 
+--- Wraps parsed task fields into a task of a client (internal).
+-- @local
+---@param client kling.Client
+---@param fields table
+---@return kling.Task
 function M.new(client, fields)
   fields.client = client
   return setmetatable(fields, Task)
@@ -24,12 +45,18 @@ function Task:__tostring()
   return string.format("kling.task(%s %s, %s)", self.client.provider.name, self.id, self.status)
 end
 
+--- Whether the task has ended (succeeded, failed or cancelled).
+---@return boolean
 function Task:is_terminal()
   return TERMINAL[self.status] == true
 end
 
+--- Takes a fresh query's fields (internal).
 -- Copies a freshly parsed task's fields into this one; the first time it is seen ended, its
 -- reservation (if the client has a budget) is settled or released.
+-- @local
+---@param fresh table
+---@return kling.Task
 function Task:update(fresh)
   for k, v in pairs(fresh) do
     if k ~= "client" then
@@ -42,7 +69,9 @@ function Task:update(fresh)
   return self
 end
 
--- The error that a failed or cancelled task ends with.
+--- The error that a failed or cancelled task ends with.
+-- Kind `content_policy` (not retryable) when the reason is about content, `cancelled`, else `server`.
+---@return kling.Error
 function Task:failure()
   if self.status == "cancelled" then
     return errors.new { kind = "cancelled", message = "task " .. self.id .. " was cancelled",
@@ -61,8 +90,10 @@ function Task:failure()
     provider = self.client.provider.name, task = self, code = self.fail_code }
 end
 
--- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
+--- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
 -- (task.sync) is already final: there is nothing to query.
+---@return kling.Task|nil task
+---@return kling.Error|nil err
 function Task:refresh()
   if self.sync then
     return self
@@ -74,7 +105,7 @@ function Task:refresh()
   return self:update(fresh)
 end
 
--- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
+--- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
 local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll_max = true }
@@ -117,11 +148,15 @@ function Task:wait(opts)
   end
 end
 
+--- Cancels the task where the provider can (EvoLink while `task_info.can_cancel`).
+---@return any|nil ok
+---@return kling.Error|nil err kind `validation` where the provider cannot cancel
 function Task:cancel()
   return self.client:cancel_task(self)
 end
 
--- A plain table of the task's data (no client), for JSON or logs.
+--- A plain table of the task's data (no client), for JSON or logs.
+---@return table
 function Task:to_table()
   local t = {}
   for k, v in pairs(self) do

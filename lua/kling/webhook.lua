@@ -1,8 +1,10 @@
+--- Callbacks (webhook POSTs) of any provider as canonical task fields.
 -- Callbacks (webhook POSTs) of any provider as canonical tasks: the Standard Webhooks
 -- signature checked in C (core.webhook_verify: constant time, +-tolerance, several v1,
 -- signatures during key rotation) when a secret is given, then the raw body parsed by the
 -- provider file's parse_callback (official: the bare task object). The engine's deliver()
 -- goes through here too (kling.engine.callback).
+-- @module kling.webhook
 local core = require "kling.core"
 local json = require "kling.json"
 local errors = require "kling.errors"
@@ -10,6 +12,7 @@ local providers = require "kling.providers"
 
 local M = {}
 
+--- How far (seconds) a callback's timestamp may be from now.
 M.TOLERANCE_S = 300
 
 -- A header by lowercase name from a table with any spelling; the first value of a list
@@ -29,13 +32,27 @@ local function header(headers, name)
   end
   return type(v) == "string" and v or nil
 end
+--- A header by lowercase name, whatever its spelling in the table.
+---@param headers table
+---@param name string lowercase
+---@return string|nil value
+-- @function header
 M.header = header
 
 local function auth_error(provider, msg)
   return errors.new { kind = "auth", provider = provider, retryable = false, message = "callback: " .. msg }
 end
 
+--- Checks a Standard Webhooks signature (in C).
 -- verify(provider_name, secret, body, headers, now_s, tolerance_s) -> true | nil, err
+---@param provider string
+---@param secret string whsec_...
+---@param body string the raw body
+---@param headers table
+---@param now_s? number
+---@param tolerance_s? number (300)
+---@return boolean|nil ok
+---@return kling.Error|nil err kind `auth`
 function M.verify(provider, secret, body, headers, now_s, tolerance_s)
   local id, ts = header(headers, "webhook-id"), header(headers, "webhook-timestamp")
   local sig = header(headers, "webhook-signature")
@@ -55,8 +72,13 @@ local function protocol(provider, msg)
   return errors.new { kind = "protocol", provider = provider.name, retryable = false, message = "callback: " .. msg }
 end
 
+--- A callback body as canonical task fields (no signature check).
 -- decode(provider, body) -> canonical task fields | nil, err. The provider's parse_callback
 -- when it has one; else the body as JSON, the provider's envelope tolerated around a task.
+---@param provider table a provider (kling.providers.get)
+---@param body string
+---@return table|nil fields
+---@return kling.Error|nil err kind `protocol`
 function M.decode(provider, body)
   if provider.parse_callback then
     local t, perr = provider.parse_callback(body)
@@ -80,10 +102,17 @@ function M.decode(provider, body)
   return t
 end
 
+--- Verifies and reads a callback POST.
 -- parse(provider_name, raw_body, headers, {secret =, now_s =, tolerance_s =})
 -- -> canonical task fields | nil, err. With a secret, an unsigned, tampered, stale or
 -- wrongly signed callback is refused (kind "auth") before its body is read. raw_body must be
 -- the bytes as received (the signature covers them exactly).
+---@param provider_name string "kling", "evolink", ...
+---@param raw_body string the body as received
+---@param headers? table the request headers
+---@param opts? {secret: string, now_s: number, tolerance_s: number}
+---@return table|nil fields canonical task fields (id, status, videos, ...)
+---@return kling.Error|nil err kind `auth` (unsigned, tampered, stale) or `protocol`
 function M.parse(provider_name, raw_body, headers, opts)
   if type(raw_body) ~= "string" then
     errors.misuse("webhook.parse", "raw_body must be the request body as received (a string)")

@@ -1,3 +1,4 @@
+--- A location that takes a provider's verified callbacks.
 -- A location that takes a provider's callbacks (webhook POSTs): the raw body and headers go
 -- to kling.webhook.parse, which checks the Standard Webhooks signature in C when a secret is
 -- set (unsigned, tampered, stale or foreign callbacks are refused before the body is read)
@@ -10,6 +11,7 @@
 --     }
 --   }
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+-- @module kling.resty.callback
 local json = require "kling.json"
 local webhook = require "kling.webhook"
 
@@ -24,7 +26,10 @@ local function reply(status, t)
   return ngx.exit(status)
 end
 
+--- The request body as received (read from its temp file when nginx spooled it).
 -- The request body as received: in memory, or in the temp file nginx spilled it to.
+---@return string|nil body
+---@return string|nil err
 function M.raw_body()
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
@@ -47,9 +52,13 @@ function M.raw_body()
   return body or ""
 end
 
+--- Handles a callback POST in a content phase.
 -- handle{provider =, secret =, tolerance_s =, on_task = function(task, raw_body) -> ok, message}
 -- Answers 200 when on_task took the news, 401 when the signature is refused, 400 when the
 -- body is unreadable, 404/409 when on_task says so (ok = nil, message, status).
+---@param opts {provider: string, secret: string, on_task: fun(fields: table)}
+---@return boolean|nil ok
+---@return kling.Error|nil err
 function M.handle(opts)
   if ngx.req.get_method() ~= "POST" then
     return reply(405, { error = "callbacks are POSTed" })

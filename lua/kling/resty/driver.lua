@@ -1,6 +1,8 @@
+--- The OpenResty driver: the transport over nginx cosockets.
 -- The OpenResty driver: what kling.transport needs (request, now_ms, wall_s, sleep_ms) over
 -- nginx cosockets, so the same client, providers, retry policy and billing run inside a
 -- worker without ever blocking it. libcurl is never used here.
+-- @module kling.resty.driver
 local core = require "kling.core"
 local http = require "kling.resty.http"
 
@@ -35,12 +37,15 @@ local function positive(name, v, default)
   return math.floor(v)
 end
 
+--- Makes the driver (see `kling.resty.driver`).
 -- driver{timeout_ms, connect_timeout_ms, keepalive_ms, pool_size, verify, server_name,
 -- user_agent, max_body, reuse_posts} -> driver. Times in ms. TLS is verified (verify = false
 -- turns that off) against lua_ssl_trusted_certificate of the nginx conf: a ca_file option
 -- cannot work here and is refused. POSTs go on a connection of their own unless reuse_posts:
 -- a kept-alive connection the server has just closed would lose the request after it was
 -- written, and a create whose fate is unknown must be looked up, never resent.
+---@param opts? table
+---@return table driver
 function M.new(opts)
   opts = opts or {}
   if type(opts) ~= "table" then

@@ -1,3 +1,4 @@
+--- Per-account balances in shared memory, a hard cap across workers.
 -- Per-account metering in shared memory: every worker reserves, settles and releases against
 -- the same balances, atomically (ngx.shared.DICT incr), so a balance is a hard cap however
 -- many requests run at once in however many workers. Amounts are integer micro-units
@@ -8,6 +9,7 @@
 --
 -- Keys: seq, a:<account>:{limit,avail,spent,reserved}, h:<task_key> (the hold: account and
 -- micros), d:<task_key> (settled or released: the one movement that ends a hold).
+-- @module kling.resty.meter
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -26,8 +28,12 @@ local function whole(v)
   return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
 end
 
+--- Makes the per-account meter.
 -- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
 -- clock = fn -> ms} -> meter
+---@param opts {dict: string, currency: string, journal: string}
+---@return table|nil meter
+---@return string|nil err
 function M.new(opts)
   if type(opts) ~= "table" then
     error("kling.resty.meter: options table expected", 2)
@@ -289,7 +295,10 @@ function Meter:restore(entries)
   return n
 end
 
+--- One ledger entry as a JSON line.
 -- One entry as the JSON line kling.billing's ledger replays (plus the account).
+---@param e table
+---@return string
 function M.line(e)
   return json.encode { seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
     amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount, account = e.account }

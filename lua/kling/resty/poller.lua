@@ -1,3 +1,4 @@
+--- The timer loop that polls the shared task table, one worker at a time.
 -- The timer loop that polls the shared task table (kling.resty.tasks). Every worker runs an
 -- ngx.timer.every; the one holding a lock in the shared dict (added with a time to live and
 -- renewed each tick) does the work, so one worker polls at a time and another takes over
@@ -9,6 +10,7 @@
 --   {terminal = true}                      the task ended (or is gone): stop polling it
 --   {progress =, remaining_ms =}          not yet: the scheduler picks the next time
 --   {delay_ms =}                           not yet, and not before delay_ms (Retry-After)
+-- @module kling.resty.poller
 local core = require "kling.core"
 local tasks_q = require "kling.resty.tasks"
 
@@ -20,12 +22,16 @@ local function log_err(...)
   ngx.log(ngx.ERR, "kling poller: ", ...)
 end
 
+--- Starts the timer loop in this worker.
 -- start{tasks =, poll =, interval = 0.2 (s), batch = 32 (polls per tick), lock_ttl = 10 (s),
 -- min_interval_ms = 1000, max_interval_ms = 15000, silence_ms = 60000 (after a callback's
 -- news, the next poll), first_poll_ms (a new task's first poll; by default the scheduler's:
 -- give the silence when callbacks are expected), deadline_ms (each task's, from when this
 -- poller first sees it)}
 -- -> poller | nil, err. Call from init_worker_by_lua.
+---@param opts {tasks: table, poll: function, interval: number, min_interval_ms: integer, max_interval_ms: integer}
+---@return table|nil poller
+---@return string|nil err
 function M.start(opts)
   if type(opts) ~= "table" or type(opts.poll) ~= "function" or type(opts.tasks) ~= "table" then
     error("kling.resty.poller.start: {tasks =, poll = function(id) ... end} expected", 2)
@@ -161,6 +167,8 @@ local function work(self)
   end
 end
 
+--- One tick of the loop (the timer's callback; internal).
+-- @local
 function M.tick(premature, self)
   if premature then
     self.release()
@@ -190,7 +198,10 @@ function M.tick(premature, self)
   end
 end
 
+--- How many tasks the scheduler holds.
 -- How many tasks this worker's scheduler holds (0 unless it holds the lock).
+---@param self table a poller
+---@return integer
 function M.count(self)
   if not self.sched then
     return 0

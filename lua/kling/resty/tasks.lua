@@ -1,3 +1,4 @@
+--- A task table shared by every nginx worker.
 -- A task table shared by every worker: JSON records in a lua_shared_dict keyed by task id,
 -- with indexes by upstream id, by (account, external id) and per (account, endpoint) in
 -- creation order for lists. A record ends once: its final form is added under its own key
@@ -8,6 +9,7 @@
 -- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones.
 -- Ended records (and their index entries) expire after `retention_s` (30 days by default, as
 -- long as Kling keeps results), so the dict holds what is live plus a month of history.
+-- @module kling.resty.tasks
 local json = require "kling.json"
 
 local Tasks = {}
@@ -20,7 +22,11 @@ M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 
 M.RETENTION_S = 30 * 86400
 
+--- Makes the shared task table.
 -- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =} -> table
+---@param opts {dict: string, journal: string, retention_s: number}
+---@return table|nil tasks
+---@return string|nil err
 function M.new(opts)
   if type(opts) ~= "table" then
     error("kling.resty.tasks: options table expected", 2)

@@ -1,0 +1,404 @@
+-- The reference stays complete and the README stays true: every function a public module
+-- exports (and every method of its public classes) has an LDoc / LuaLS doc comment right above
+-- its definition, unless marked `@local`; every `client:x`, `task:x`, `kling.x` and
+-- `kling.mod.x` the README names exists in the loaded module.
+local kling = require "kling"
+local billing = require "kling.billing"
+local task = require "kling.task"
+
+local function read(path)
+  local f = assert(io.open(path))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function lines_of(path)
+  local out = {}
+  for line in (read(path) .. "\n"):gmatch("(.-)\n") do
+    out[#out + 1] = line
+  end
+  return out
+end
+
+-- The modules of the reference: config.ld's file list.
+local function reference_files()
+  local files = {}
+  for path in read("config.ld"):match("file%s*=%s*(%b{})"):gmatch('"(lua/[^"]+%.lua)"') do
+    files[#files + 1] = path
+  end
+  return files
+end
+
+local function module_of(path)
+  return (path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+local function escape(s)
+  return (s:gsub("%p", "%%%0"))
+end
+
+-- The doc comment above line i: the run of comment lines right above it, its first line
+-- opened by `---` (LDoc's and LuaLS's marker). Returns its text, or nil (with why) when there is none.
+local function doc_above(lines, i)
+  local j = i - 1
+  local first
+  while j >= 1 and lines[j]:match("^%s*%-%-") do
+    first = j
+    j = j - 1
+  end
+  if not first then
+    return nil, "no comment above it"
+  end
+  -- LDoc reads a comment as documentation only when its first line opens with ---.
+  if not lines[first]:match("^%s*%-%-%-") then
+    return nil, "a plain comment, not a doc comment (start it with ---)"
+  end
+  return table.concat(lines, "\n", first, i - 1)
+end
+
+-- Finds the definition of `owner.name` / `owner:name` in a file's lines.
+local function definition(lines, owners, name)
+  for i, line in ipairs(lines) do
+    for _, owner in ipairs(owners) do
+      local o, n = escape(owner), escape(name)
+      if line:match("^function " .. o .. "[.:]" .. n .. "%(") or line:match("^" .. o .. "%." .. n .. "%s*=") then
+        return i
+      end
+    end
+  end
+end
+
+-- The types LuaLS knows without a declaration.
+local BUILTIN = { string = true, number = true, integer = true, boolean = true, table = true, ["function"] = true,
+  any = true, ["nil"] = true, thread = true, userdata = true, ["false"] = true, ["true"] = true }
+
+-- The type at the start of s: up to the first space outside braces and parentheses.
+local function split_type(s)
+  local depth = 0
+  for i = 1, #s do
+    local c = s:sub(i, i)
+    if c == "{" or c == "(" then
+      depth = depth + 1
+    elseif c == "}" or c == ")" then
+      depth = depth - 1
+      if depth < 0 then
+        return nil
+      end
+    elseif c:match("%s") and depth == 0 then
+      return s:sub(1, i - 1)
+    end
+  end
+  return depth == 0 and s or nil
+end
+
+-- Checks one type: its top-level alternatives are builtins, kling.* classes (recorded in uses),
+-- tables {...} or functions fun(...); kling.* names anywhere inside are recorded too.
+local function type_ok(t, where, uses)
+  for name in t:gmatch("kling%.[%a_][%w_.]*") do
+    uses[#uses + 1] = { name = name:gsub("%.$", ""), where = where }
+  end
+  local depth, alt, alts = 0, {}, {}
+  for c in t:gmatch(".") do
+    if c == "{" or c == "(" then
+      depth = depth + 1
+    elseif c == "}" or c == ")" then
+      depth = depth - 1
+    end
+    if c == "|" and depth == 0 then
+      alts[#alts + 1], alt = table.concat(alt), {}
+    else
+      alt[#alt + 1] = c
+    end
+  end
+  alts[#alts + 1] = table.concat(alt)
+  for _, a in ipairs(alts) do
+    local base = a:gsub("%[%]$", "")
+    if not (BUILTIN[base] or base:match("^kling%.[%a_][%w_.]*$") or base:match("^{.*}$")
+        or base:match("^fun%(.*%)")) then
+      return nil, "unknown type '" .. a .. "' in '" .. t .. "'"
+    end
+  end
+  return true
+end
+
+-- One ---@tag line: class NAME | field NAME TYPE | param NAME[?] TYPE | return TYPE.
+-- Returns true, or nil and why.
+local function annotation_ok(tag, rest, where, uses)
+  if tag == "class" then
+    return rest:match("^kling%.[%a_][%w_]*") and true or nil, "a class is named kling.Name"
+  end
+  local t
+  if tag == "field" or tag == "param" then
+    local name, after = rest:match("^([%a_][%w_]*%??)%s+(.*)$")
+    if not name then
+      return nil, "---@" .. tag .. " NAME TYPE expected"
+    end
+    t = split_type(after)
+  elseif tag == "return" then
+    t = split_type(rest)
+  else
+    return nil, "---@" .. tag .. ": only class, field, param and return are used here"
+  end
+  if not t or t == "" then
+    return nil, "---@" .. tag .. ": no type, or unbalanced braces"
+  end
+  return type_ok(t, where, uses)
+end
+
+-- Each public function: a doc comment, or an explicit `@local` (internal, kept out of the
+-- reference). Returns a list of problems.
+local function check_functions(path, t, owners)
+  local lines = lines_of(path)
+  local problems = {}
+  local names = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and type(v) == "function" and not k:match("^__") then
+      names[#names + 1] = k
+    end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local i = definition(lines, owners, name)
+    if not i then
+      problems[#problems + 1] = path .. ": " .. name .. " is exported but not defined here"
+    else
+      local doc, why = doc_above(lines, i)
+      if not doc then
+        problems[#problems + 1] = string.format("%s:%d: %s has no documentation (%s)", path, i, name, why)
+      elseif not doc:match("@local") and not doc:match("%-%-%-?%s*[%w`(]") then
+        problems[#problems + 1] = string.format("%s:%d: %s's doc comment is empty", path, i, name)
+      end
+    end
+  end
+  return problems
+end
+
+-- The classes whose methods are public, with the file that defines them and the local name
+-- their methods hang on. (The engine's methods are reached through the client: submit_many,
+-- wait_all, wait_any.)
+local function classes()
+  local client = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+  return {
+    { "lua/kling/client.lua", getmetatable(client).__index, { "Client" } },
+    { "lua/kling/task.lua", getmetatable(task.new(client, { id = "t", status = "queued" })).__index, { "Task" } },
+    { "lua/kling/billing.lua", billing.Ledger, { "Ledger" } },
+  }
+end
+
+describe("the reference", function()
+  it("issue 14: every function of every public module has a doc comment", function()
+    local problems = {}
+    for _, path in ipairs(reference_files()) do
+      local mod = require(module_of(path))
+      for _, p in ipairs(check_functions(path, mod, { "M" })) do
+        problems[#problems + 1] = p
+      end
+    end
+    assert.are.same({}, problems)
+  end)
+
+  it("issue 14: every method of the public classes has a doc comment", function()
+    local problems = {}
+    for _, c in ipairs(classes()) do
+      for _, p in ipairs(check_functions(c[1], c[2], c[3])) do
+        problems[#problems + 1] = p
+      end
+    end
+    assert.are.same({}, problems)
+  end)
+
+  it("issue 14: every public module opens with a summary and names itself", function()
+    for _, path in ipairs(reference_files()) do
+      local text = read(path)
+      assert.matches("^%-%-%-", text, path .. " does not open with a --- summary")
+      assert.matches("@module " .. escape(module_of(path)) .. "\n", text, path .. " lacks @module")
+    end
+  end)
+
+  it("issue 14: the LuaLS annotations are well formed and name declared classes", function()
+    local problems, declared, uses = {}, {}, {}
+    for _, path in ipairs(reference_files()) do
+      for n, line in ipairs(lines_of(path)) do
+        local where = path .. ":" .. n
+        local tag, rest = line:match("^%s*%-%-%-@(%a+)%s*(.*)$")
+        if tag then
+          local ok, perr = annotation_ok(tag, rest, where, uses)
+          if tag == "class" then
+            declared[rest:match("^(%S+)")] = true
+          end
+          if not ok then
+            problems[#problems + 1] = where .. ": " .. perr
+          end
+        end
+      end
+    end
+    for _, u in ipairs(uses) do
+      if not declared[u.name] then
+        problems[#problems + 1] = u.where .. ": type " .. u.name .. " is not declared by any ---@class"
+      end
+    end
+    assert.are.same({}, problems)
+  end)
+
+  it("issue 14: a malformed annotation is found (the check can fail)", function()
+    local uses = {}
+    assert.is_nil((annotation_ok("param", "opts", "x", uses)))
+    assert.is_nil((annotation_ok("parm", "opts table", "x", uses)))
+    assert.is_nil((annotation_ok("return", "strng the text", "x", uses)))
+    assert.is_nil((annotation_ok("param", "opts {a: string the options", "x", uses)))
+    assert.is_true((annotation_ok("param", "opts? {a: string, b: kling.Task[]}|nil the options", "x", uses)))
+    assert.is_true((annotation_ok("return", "kling.Quote|nil quote", "x", uses)))
+    assert.are.same({ "kling.Task", "kling.Quote" }, { uses[1].name, uses[2].name })
+  end)
+
+  it("issue 14: a function without a doc comment is found (the check can fail)", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("local M = {}\n\n--- Documented.\nfunction M.a() end\n\n-- plain\nfunction M.b() end\n\n",
+      "function M.c() end\n\n--- Internal.\n-- @local\nfunction M.d() end\n\n-- plain, then tags\n",
+      "---@param x string\nfunction M.f(x) end\nreturn M\n")
+    f:close()
+    local problems = check_functions(path, { a = print, b = print, c = print, d = print, e = print, f = print },
+      { "M" })
+    os.remove(path)
+    assert.are.equal(4, #problems, table.concat(problems, "\n")) -- a is documented, d is @local
+    assert.matches("b has no documentation %(a plain comment", problems[1])
+    assert.matches("c has no documentation %(no comment", problems[2])
+    assert.matches("e is exported but not defined", problems[3])
+    assert.matches("f has no documentation %(a plain comment", problems[4])
+  end)
+end)
+
+-- Resolves a dotted name (kling.resty.tasks.new) against the loaded modules: the longest
+-- prefix that is a module, then fields. Returns the value or nil and why.
+local function resolve(name)
+  local parts = {}
+  for p in name:gmatch("[^.]+") do
+    parts[#parts + 1] = p
+  end
+  for n = #parts, 1, -1 do
+    local modname = table.concat(parts, ".", 1, n)
+    if package.searchpath(modname, package.path) or package.searchpath(modname, package.cpath) then
+      local v = require(modname)
+      for k = n + 1, #parts do
+        if type(v) ~= "table" or v[parts[k]] == nil then
+          return nil, modname .. " has no " .. table.concat(parts, ".", n + 1, k)
+        end
+        v = v[parts[k]]
+      end
+      return v
+    end
+  end
+  return nil, "no module " .. name
+end
+
+-- The API names the README uses: client:x(, task:x(, and kling.a.b... (file names, paths and
+-- URLs are not names).
+local function readme_names(text)
+  local names = { method = {}, dotted = {} }
+  for _, owner in ipairs { "client", "task" } do
+    for m in text:gmatch("[^%w_.:/]" .. owner .. ":([%a_][%w_]*)") do
+      names.method[owner .. ":" .. m] = true
+    end
+  end
+  for d in text:gmatch("[^%w_./%-]kling%.([%a_][%w_.]*)") do
+    d = "kling." .. d:gsub("%.$", "")
+    if not d:match("%.lua$") and not d:match("%.so$") and not d:match("%.h$") then
+      names.dotted[d] = true
+    end
+  end
+  return names
+end
+
+describe("README.md", function()
+  local text = read("README.md")
+  local client = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+  local Client = getmetatable(client).__index
+  local Task = getmetatable(task.new(client, { id = "t", status = "queued" })).__index
+
+  it("issue 14: every client:x and task:x it names is a method", function()
+    local names = readme_names(text)
+    local missing = {}
+    for name in pairs(names.method) do
+      local owner, m = name:match("^(%a+):(.+)$")
+      local class = owner == "client" and Client or Task
+      if type(class[m]) ~= "function" then
+        missing[#missing + 1] = name
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
+    assert.is_true(names.method["client:submit"] and names.method["task:wait"] and true or false)
+  end)
+
+  it("issue 14: every kling.x it names exists in the loaded module", function()
+    local missing = {}
+    local n = 0
+    for name in pairs(readme_names(text).dotted) do
+      n = n + 1
+      local v, why = resolve(name)
+      if v == nil then
+        missing[#missing + 1] = name .. " (" .. why .. ")"
+      end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
+    assert.is_true(n >= 10, "only " .. n .. " names found: the README parser is broken")
+  end)
+
+  it("issue 14: names every public function of kling and method of client and task", function()
+    local names = readme_names(text)
+    local missing = {}
+    local function want(path, t, owner, shown)
+      local lines = lines_of(path)
+      for k, v in pairs(t) do
+        if type(v) == "function" and not k:match("^__") then
+          local i = definition(lines, { owner }, k)
+          local doc = i and doc_above(lines, i) or ""
+          if not doc:match("@local") and not shown(k) then
+            missing[#missing + 1] = path .. ": " .. k
+          end
+        end
+      end
+    end
+    want("lua/kling/init.lua", kling, "M", function(k) return names.dotted["kling." .. k] end)
+    want("lua/kling/client.lua", Client, "Client", function(k) return names.method["client:" .. k] end)
+    want("lua/kling/task.lua", Task, "Task", function(k) return names.method["task:" .. k] end)
+    table.sort(missing)
+    assert.are.same({}, missing)
+  end)
+
+  it("issue 14: every require(\"kling.x\").f it names exists", function()
+    local missing, n = {}, 0
+    for mod, f in text:gmatch("require%s*%(?%s*[\"']([%w_.]+)[\"']%s*%)?%.([%a_][%w_]*)") do
+      n = n + 1
+      local v, why = resolve(mod .. "." .. f)
+      if v == nil then
+        missing[#missing + 1] = mod .. "." .. f .. " (" .. why .. ")"
+      end
+    end
+    assert.are.same({}, missing)
+    assert.is_true(n >= 3, "only " .. n .. " found: the parser is broken")
+  end)
+
+  it("issue 14: a name that does not exist is caught (the check can fail)", function()
+    local names = readme_names("use `client:submitt(req)` and `kling.estimat{}`, see lua/kling/json.lua")
+    assert.is_true(names.method["client:submitt"])
+    assert.is_nil(Client.submitt)
+    assert.is_true(names.dotted["kling.estimat"])
+    assert.is_nil((resolve("kling.estimat")))
+    assert.is_nil(names.dotted["kling.json.lua"])
+  end)
+
+  it("issue 14: documents kling.estimate, settle, quote, the estimate and quote commands", function()
+    for _, s in ipairs { "kling.estimate", "kling.settle", "kling.quote", "kling estimate", "kling quote" } do
+      assert.is_truthy(text:find(s, 1, true), s)
+    end
+  end)
+
+  it("issue 14: is self-contained (no ../shared)", function()
+    assert.is_nil(text:find("../shared", 1, true))
+    assert.is_nil(text:find("design.md", 1, true))
+  end)
+end)
