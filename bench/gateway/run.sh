@@ -56,7 +56,7 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $work/nginx/body;
   proxy_temp_path $work/nginx/proxy;
-  lua_package_path "$src/lua/?.lua;$src/lua/?/init.lua;$src/examples/nginx/?.lua;$src/examples/nginx/?/init.lua;/usr/share/lua/5.1/?.lua;;";
+  lua_package_path "$src/lua/?.lua;$src/lua/?/init.lua;/usr/share/lua/5.1/?.lua;;";
   lua_package_cpath "$jit_dir/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
   include $src/examples/nginx/http.conf;
   upstream sim {

@@ -7,8 +7,8 @@ local budget = require "kling.budget"
 local core = require "kling.core"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"
-local official = require "gateway.official"
-local track = require "gateway.track"
+local official = require "kling.gateway.official"
+local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
@@ -86,7 +86,7 @@ function M.create(G, account, endpoint)
     return official.fail { status = 413, code = 1200, message = rerr }
   end
   local body = json.decode(raw)
-  local req, cb, ext = official.to_canonical(body)
+  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
   if not req then
     return official.fail { status = 400, code = 1200, message = cb }
   end
@@ -123,19 +123,26 @@ function M.create(G, account, endpoint)
   local held, berr = G.meter:reserve(account.name, rec.id, quote.micros, { task_id = rec.id })
   if not held then
     G.tasks:drop(rec)
-    local status, code = 429, 1101
-    if berr.kind ~= "budget" then
-      status, code = 503, 5001
+    if berr.kind == "budget" then
+      return official.fail { status = 429, code = 1101, message = "balance insufficient: " .. tostring(berr.message) }
     end
-    return official.fail { status = status, code = code, message = "balance insufficient: " .. tostring(berr.message) }
+    return official.fail { status = 503, code = 5001, message = "the gateway cannot record this create now"
+      .. " (nothing was forwarded): " .. tostring(berr.message) }
   end
   -- Journaled before forwarding: after a crash from here on, the task is looked up by its id.
-  G.tasks:save(rec, true)
+  -- A gateway that cannot write its journal forwards nothing (fail closed).
+  local saved, serr = G.tasks:save(rec, true)
+  if not saved then
+    G.meter:release(rec.id, { task_id = rec.id })
+    G.tasks:drop(rec)
+    return official.fail { status = 503, code = 5001, message = "the gateway cannot record this create now"
+      .. " (nothing was forwarded): " .. tostring(serr) }
+  end
   local caps = client.provider.capabilities
   if caps.external_ids and (not client.provider.takes or client.provider.takes(endpoint, "external_task_id")) then
     fwd.external_task_id = rec.id -- lets a lost answer be found again, and callbacks name our task
   end
-  if G.cfg.callback_url and def and not def.sync and caps.callbacks
+  if G.cfg.callback_url and G.cfg.callbacks and def and not def.sync and caps.callbacks
     and (not client.provider.takes or client.provider.takes(endpoint, "callback_url")) then
     fwd.callback_url = G.cfg.callback_url
   end

@@ -7,18 +7,20 @@
 --
 -- nginx.conf: include http.conf in http{} and server.conf in a server{} (see nginx.conf here).
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
-local config = require "gateway.config"
-local auth = require "gateway.auth"
-local official = require "gateway.official"
-local api = require "gateway.api"
-local track = require "gateway.track"
-local json = require "kling.json"
+local config = require "kling.gateway.config"
+local accounts = require "kling.gateway.accounts"
+local admin = require "kling.gateway.admin"
+local auth = require "kling.gateway.auth"
+local official = require "kling.gateway.official"
+local api = require "kling.gateway.api"
+local track = require "kling.gateway.track"
 local kling = require "kling"
 local resty = require "kling.resty"
 local journal = require "kling.resty.journal"
 local tasks = require "kling.resty.tasks"
 local meter = require "kling.resty.meter"
 local poller = require "kling.resty.poller"
+local core = require "kling.core"
 local callback = require "kling.resty.callback"
 
 local M = {}
@@ -28,8 +30,10 @@ M.TASKS_DICT, M.LEDGER_DICT = "kling_gateway_tasks", "kling_gateway_ledger"
 local G = {}
 M.G = G
 
--- A task ended in the journal whose money movement never made it there (nginx died in
--- between): the movement is made now, from the record.
+-- After a restart: a task ended in the journal whose money movement never made it there
+-- (nginx died in between) gets it now, from the record; a hold whose task was never journaled
+-- (nginx died between the reservation and the record, before anything was forwarded) is
+-- released.
 local function settle_orphans(entries)
   local last = {}
   for _, e in ipairs(entries) do
@@ -43,7 +47,7 @@ local function settle_orphans(entries)
   for id, rec in pairs(last) do
     if rec.final and G.meter:hold(id) then
       if rec.status == "succeeded" then
-        local m = require("kling.core").money_parse(tostring(rec.charge))
+        local m = core.money_parse(tostring(rec.charge))
         if m then
           G.meter:settle(id, m, { task_id = rec.upstream_id })
         end
@@ -52,34 +56,96 @@ local function settle_orphans(entries)
       end
     end
   end
+  for key in pairs(G.meter:holds()) do
+    if not last[key] or last[key].dropped then
+      G.meter:release(key, { task_id = key })
+    end
+  end
 end
 
--- init([path]) in init_by_lua (nginx's master, at start and at every reload): reads the
--- configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json), rebuilds shared memory
--- from the journal after a restart (a reload keeps it), and opens the accounts (a changed
--- credit moves the balance by the difference).
-function M.init(path)
+-- The user nginx's workers run as when the master is root: the conf's `user` directive,
+-- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
+local function worker_user()
+  local st = io.open("/proc/self/status", "rb")
+  local uid = st and st:read("*a"):match("\nUid:%s+(%d+)")
+  if st then
+    st:close()
+  end
+  if uid ~= "0" then
+    return nil
+  end
+  local args = {}
+  local f = io.open("/proc/self/cmdline", "rb")
+  if f then
+    -- After the first start nginx rewrites its title: "nginx: master process nginx -c ...".
+    for a in f:read("*a"):gmatch("[^%z%s]+") do
+      args[#args + 1] = a
+    end
+    f:close()
+  end
+  local conf
+  for i, a in ipairs(args) do
+    if a == "-c" then
+      conf = args[i + 1]
+    end
+  end
+  conf = conf or (ngx.config.prefix() .. "conf/nginx.conf")
+  if conf:sub(1, 1) ~= "/" then
+    conf = ngx.config.prefix() .. conf
+  end
+  local cf = io.open(conf, "rb")
+  local text = cf and cf:read("*a") or ""
+  if cf then
+    cf:close()
+  end
+  for line in text:gmatch("[^\n]+") do
+    local user = line:gsub("#.*", ""):match("^%s*user%s+([^%s;]+)")
+    if user then
+      return user
+    end
+  end
+  return "nobody"
+end
+
+-- init([path [, {worker_user =}]]) in init_by_lua (nginx's master, at start and at every
+-- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
+-- refuses to start when the workers could not write the journal (fail closed), rebuilds
+-- shared memory from the journal after a restart (a reload keeps it), and opens the
+-- accounts (a changed credit moves the balance by the difference).
+function M.init(path, opts)
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)
-  G.journal = journal.open(G.cfg.journal)
+  local wok, werr = journal.writable(G.cfg.journal, opts and opts.worker_user or worker_user())
+  if not wok then
+    error("kling gateway: " .. werr, 0)
+  end
+  local ledger_dict = ngx.shared[M.LEDGER_DICT]
+  G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
   G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   local entries, skipped = journal.read(G.cfg.journal)
   local moves, rerr = G.meter:restore(entries)
   if not moves then
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
   end
   local restored = G.tasks:restore(entries)
-  if moves > 0 or restored > 0 then
-    settle_orphans(entries)
-    ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements and ", restored, " tasks from ",
-      G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)") or "")
-  end
-  for _, a in ipairs(G.cfg.accounts) do
-    local ok, err = G.meter:open_account(a.name, a.credit)
+  local created = moves > 0 and G.accounts:restore(entries) or 0
+  for _, name in ipairs(G.accounts:names()) do
+    local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)
     if not ok then
       error("kling gateway: " .. tostring(err), 0)
     end
+  end
+  if moves > 0 or restored > 0 then
+    settle_orphans(entries)
+    ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
+      " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
+      or "")
+  end
+  if G.cfg.callback_url and not G.cfg.callbacks then
+    ngx.log(ngx.WARN, "kling gateway: callback_url is ignored without webhook_secret (or insecure_callbacks):"
+      .. " polling alone ends tasks")
   end
   G.journal:close() -- each worker opens its own
 end
@@ -110,7 +176,7 @@ function M.init_worker()
     min_interval_ms = math.floor(p.min_interval * 1000), max_interval_ms = math.floor(p.max_interval * 1000),
     silence_ms = math.floor(p.silence * 1000),
     -- With callbacks coming, a new task is first polled only after a silence.
-    first_poll_ms = G.cfg.callback_url and math.floor(p.silence * 1000) or nil,
+    first_poll_ms = G.cfg.callback_url and G.cfg.callbacks and math.floor(p.silence * 1000) or nil,
   }
   if not G.poller then
     ngx.log(ngx.ERR, "kling gateway: ", err)
@@ -118,14 +184,14 @@ function M.init_worker()
 end
 
 local function caller()
-  local account, err = auth.account(G.cfg, ngx.var.http_authorization, ngx.time())
+  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time())
   if not account then
     return official.fail(err)
   end
   return account
 end
 
--- location /v1/ { content_by_lua_block { require("gateway").api() } }
+-- location /v1/ { content_by_lua_block { require("kling.gateway").api() } }
 function M.api()
   local account = caller()
   local endpoint, id = api.route(ngx.var.uri)
@@ -148,34 +214,24 @@ function M.balance()
   return api.balance(G, caller())
 end
 
--- location = /kling/callback: the upstream's callbacks, verified with webhook_secret.
+-- location = /kling/callback: the upstream's callbacks, verified with webhook_secret; off
+-- without it (polling ends tasks) unless the config says insecure_callbacks = true.
 function M.callback()
+  if not G.cfg.callbacks then
+    ngx.status = 403
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say('{"error":"callbacks are off: this gateway has no webhook_secret to verify them"}')
+    return ngx.exit(403)
+  end
   return callback.handle { provider = G.cfg.upstream.provider, secret = G.cfg.webhook_secret,
     on_task = function(t)
       return track.on_callback(G, t)
     end }
 end
 
--- location = /gateway/admin (keep it private: allow 127.0.0.1; deny all;): every account,
--- the totals, and this worker's poller and connection counters.
+-- location /gateway/admin (loopback callers with the admin_key: kling.gateway.admin)
 function M.admin()
-  local core = require "kling.core"
-  local accounts, spent, reserved = json.array {}, 0, 0
-  for i, a in ipairs(G.cfg.accounts) do
-    local s = G.meter:account(a.name)
-    s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
-    accounts[i] = s
-    spent = spent + G.meter:account(a.name).spent_micros
-    reserved = reserved + G.meter:account(a.name).reserved_micros
-  end
-  ngx.header["Content-Type"] = "application/json"
-  ngx.say(json.encode {
-    accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
-    reserved = core.money_format(reserved), entries = G.meter:entries_count(),
-    worker = ngx.worker.pid(), poller = G.poller and { holder = G.poller.holder, tracked = poller.count(G.poller),
-      ticks = G.poller.stats.ticks, polls = G.poller.stats.polls, takeovers = G.poller.stats.takeovers } or nil,
-    connections = G.driver and G.driver.stats or nil,
-  })
+  return admin.handle(G)
 end
 
 return M

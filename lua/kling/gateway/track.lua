@@ -6,7 +6,8 @@ local budget = require "kling.budget"
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
-local official = require "gateway.official"
+local official = require "kling.gateway.official"
+local public_url = require "kling.gateway.public_url"
 
 local M = {}
 
@@ -38,6 +39,12 @@ forward = function(premature, G, id, attempt)
   end
   local rec = G.tasks:get(id)
   if not rec or not rec.callback_url then
+    return
+  end
+  -- Checked at the create; checked again here in case the config changed since.
+  local allowed, why = public_url.check(rec.callback_url, G.cfg.allow_private_callbacks)
+  if not allowed then
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: callback_url ", why)
     return
   end
   local body = json.encode(official.view(rec))
