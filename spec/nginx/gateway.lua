@@ -417,6 +417,36 @@ local function run()
   local bv = back_id and wait_end(alice, "videos/text2video", back_id)
   h.check("issue 12.2: ... and end, settled (1)", bv and bv.final_unit_deduction == "1", json.encode(bv))
 
+  -- ---- metrics ----
+  res = h.request("GET", url("/metrics"))
+  local text = res.body or ""
+  local function metric(line)
+    local v = text:match("\n" .. line:gsub("[%p]", "%%%0") .. " ([%d.e+-]+)\n")
+    return tonumber(v)
+  end
+  local am = admin()
+  h.check("issue 12.4: GET /metrics answers Prometheus text", res.status == 200
+    and (res.headers["content-type"] or ""):find("text/plain", 1, true) and text:find("# TYPE", 1, true), res.status)
+  h.check("issue 12.4: requests by route and status",
+    (metric('kling_gateway_requests_total{route="create",status="200"}') or 0) > 0
+    and (metric('kling_gateway_requests_total{route="create",status="429"}') or 0) > 0, text:sub(1, 300))
+  h.check("issue 12.4: creates forwarded", (metric("kling_gateway_creates_forwarded_total{}") or 0) >= 10)
+  h.check("issue 12.4: refusals by reason (balance, validation, journal)",
+    (metric('kling_gateway_refusals_total{reason="balance"}') or 0) >= 2
+    and (metric('kling_gateway_refusals_total{reason="validation"}') or 0) >= 1
+    and (metric('kling_gateway_refusals_total{reason="journal"}') or 0) >= 1)
+  h.check("issue 12.4: spend by account and currency, to the micro-unit",
+    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}') == micros(am.by.alice.spent),
+    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}'))
+  h.check("issue 12.4: open reservations", metric("kling_gateway_open_reservations") ~= nil)
+  local creates_seen = metric('kling_gateway_upstream_seconds_bucket{op="create",le="+Inf"}')
+  h.check("issue 12.4: upstream latency histogram", (creates_seen or 0) >= 10
+    and metric('kling_gateway_upstream_seconds_count{op="create"}') == creates_seen
+    and (metric('kling_gateway_upstream_seconds_bucket{op="create",le="10"}') or 0) <= creates_seen,
+    text:match("[^\n]*upstream_seconds_count[^\n]*"))
+  h.check("issue 12.4: poll lag and journal errors", (metric("kling_gateway_poll_lag_seconds") or 99) < 5
+    and (metric("kling_gateway_journal_errors_total") or 0) > 0)
+
   -- ---- reload (HUP): shared memory keeps the ledger; a task in flight ends after it ----
   local inflight = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
     prompt = PROMPT .. " [sim:seconds=2]" })

@@ -10,6 +10,7 @@
 local config = require "kling.gateway.config"
 local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
+local metrics = require "kling.gateway.metrics"
 local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
 local api = require "kling.gateway.api"
@@ -115,6 +116,11 @@ end
 function M.init(path, opts)
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)
+  for _, name in ipairs { M.TASKS_DICT, M.LEDGER_DICT, metrics.DICT } do
+    if not ngx.shared[name] then
+      error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)
+    end
+  end
   local wok, werr = journal.writable(G.cfg.journal, opts and opts.worker_user or worker_user())
   if not wok then
     error("kling gateway: " .. werr, 0)
@@ -227,6 +233,16 @@ function M.callback()
     on_task = function(t)
       return track.on_callback(G, t)
     end }
+end
+
+-- location = /metrics: Prometheus text (kling.gateway.metrics)
+function M.metrics()
+  return metrics.handle(G)
+end
+
+-- log_by_lua in the gateway's server: requests by route and status.
+function M.log()
+  return metrics.log()
 end
 
 -- location /gateway/admin (loopback callers with the admin_key: kling.gateway.admin)

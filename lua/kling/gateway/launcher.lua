@@ -71,6 +71,7 @@ function M.render(o)
     "  keepalive_requests 100000;",
     "  lua_shared_dict kling_gateway_tasks 128m;",
     "  lua_shared_dict kling_gateway_ledger 16m;",
+    "  lua_shared_dict kling_gateway_metrics 4m;",
     "  lua_socket_log_errors off;",
     "  client_body_buffer_size 16m;",
     "  client_max_body_size 20m;",
@@ -79,6 +80,9 @@ function M.render(o)
     "  init_worker_by_lua_block { require(\"kling.gateway\").init_worker() }",
     "  server {",
     "    listen " .. o.listen .. ";",
+    "    log_by_lua_block { require(\"kling.gateway\").log() }",
+    "    location = /metrics { allow 127.0.0.1; deny all;"
+      .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
     "    location /v1/ { content_by_lua_block { require(\"kling.gateway\").api() } }",
     "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
     "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",

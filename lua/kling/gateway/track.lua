@@ -8,6 +8,7 @@ local json = require "kling.json"
 local http = require "kling.resty.http"
 local official = require "kling.gateway.official"
 local public_url = require "kling.gateway.public_url"
+local metrics = require "kling.gateway.metrics"
 
 local M = {}
 
@@ -154,7 +155,10 @@ function M.poll(G, id)
   end
   if rec.state == "lookup" or not rec.upstream_id then
     -- The create's answer was lost: find the task by our external id, never send it again.
+    local asked = ngx.now()
     local t, err = client:get_task({ external_task_id = rec.id }, { endpoint = rec.endpoint })
+    ngx.update_time()
+    metrics.observe("lookup", ngx.now() - asked)
     if t then
       rec.state = "active"
       rec.upstream_id = t.id
@@ -171,7 +175,10 @@ function M.poll(G, id)
     end
     return {}
   end
+  local asked = ngx.now()
   local t, err = client:fetch_task(rec.upstream_id, rec.endpoint)
+  ngx.update_time()
+  metrics.observe("poll", ngx.now() - asked)
   if not t then
     if err.kind == "not_found" then
       rec.misses = (rec.misses or 0) + 1

@@ -161,7 +161,13 @@ function Meter:reserve(account, key, micros, info)
     d:incr(akey(account, "avail"), micros)
     return nil, errors.new { kind = "server", field = "journal", message = jerr }
   end
+  d:incr("holds_open", 1, 0)
   return e
+end
+
+-- How many reservations are held now.
+function Meter:open_holds()
+  return self.dict:get("holds_open") or 0
 end
 
 -- topup(account, micros) -> account summary | nil, err: more credit, without a reload;
@@ -226,6 +232,9 @@ function Meter:settle(key, micros, info)
   if not ok then
     return nil, err
   end
+  if held then
+    d:incr("holds_open", -1, 0)
+  end
   held = held or 0
   d:delete("h:" .. key)
   d:incr(akey(account, "avail"), held - micros)
@@ -247,6 +256,7 @@ function Meter:release(key, info)
     return nil, err
   end
   d:delete("h:" .. key)
+  d:incr("holds_open", -1, 0)
   d:incr(akey(account, "avail"), held)
   d:incr(akey(account, "reserved"), -held)
   return self:record("release", account, key, held, info)
@@ -331,9 +341,12 @@ function Meter:restore(entries)
   for a, m in pairs(topups) do
     d:safe_set(akey(a, "topup"), m)
   end
+  local open = 0
   for key, h in pairs(holds) do
     d:safe_set("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
+    open = open + 1
   end
+  d:safe_set("holds_open", open)
   for key, how in pairs(ended) do
     d:safe_set("d:" .. key, how)
   end

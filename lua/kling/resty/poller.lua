@@ -15,6 +15,7 @@ local tasks_q = require "kling.resty.tasks"
 local M = {}
 
 M.LOCK = "poller:lock"
+M.LAST_TICK = "poller:last_tick" -- when the leader last ran (ngx.now()): the poll lag's base
 
 local function log_err(...)
   ngx.log(ngx.ERR, "kling poller: ", ...)
@@ -183,6 +184,7 @@ function M.tick(premature, self)
     end
     self.holder = true
     work(self)
+    self.dict:set(M.LAST_TICK, ngx.now())
   end)
   self.busy = false
   if not ok then
