@@ -4,18 +4,30 @@
 -- the file's accounts win a name or key clash, and a reload never drops a created one.
 local json = require "kling.json"
 
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
+
 local Accounts = {}
 Accounts.__index = Accounts
 
 local M = {}
 
--- new{cfg =, dict = shared dict, journal =} -> accounts
+-- new{cfg =, dict = shared dict, journal = | redis = kling.gateway.redis (several nodes)}
 function M.new(opts)
-  return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal }, Accounts)
+  return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal, redis = opts.redis }, Accounts)
 end
 
 local function stored(self, key)
   local s = self.dict:get(key)
+  if not s and self.redis then
+    local r = self.redis
+    s = r:with(function(red)
+      return red:hget(r.prefix .. "accounts", key)
+    end)
+    s = type(s) == "string" and s or nil
+    if s then
+      self.dict:set(key, s) -- accounts never change once created
+    end
+  end
   return s and json.decode(s) or nil
 end
 
@@ -42,10 +54,18 @@ function Accounts:names()
   for _, a in ipairs(self.cfg.accounts) do
     out[#out + 1], seen[a.name] = a.name, true
   end
-  for _, key in ipairs(self.dict:get_keys(0)) do
+  local keys = self.dict:get_keys(0)
+  if self.redis then
+    local r = self.redis
+    local all = r:with(function(red)
+      return red:hkeys(r.prefix .. "accounts")
+    end)
+    keys = type(all) == "table" and all or keys
+  end
+  for _, key in ipairs(keys) do
     local name = key:match("^cn:(.+)$")
     if name and not seen[name] then
-      out[#out + 1] = name
+      out[#out + 1], seen[name] = name, true
     end
   end
   return out
@@ -75,7 +95,22 @@ function Accounts:add(acct)
   if acct.access_key and self:by_access(acct.access_key) then
     return nil, { field = "access_key", message = "is already another account's" }
   end
-  local ok, err = self.journal:append { op = "account", created = acct }
+  local ok, err
+  if self.redis then
+    local r, s = self.redis, json.encode(acct)
+    ok, err = r:with(function(red)
+      local fields = { "cn:" .. acct.name, s }
+      if acct.api_key then
+        fields[#fields + 1], fields[#fields + 2] = "ck:" .. acct.api_key, s
+      end
+      if acct.access_key then
+        fields[#fields + 1], fields[#fields + 2] = "ca:" .. acct.access_key, s
+      end
+      return red:hset(r.prefix .. "accounts", unpack(fields))
+    end)
+  else
+    ok, err = self.journal:append { op = "account", created = acct }
+  end
   if not ok then
     return nil, { journal = true, message = err }
   end

@@ -121,7 +121,7 @@ function M.handle(G)
   elseif uri == "/gateway/admin/accounts" and method == "POST" then
     return create_account(G)
   elseif uri == "/gateway/admin/journal/reopen" and method == "POST" then
-    return reply(200, { generation = journal.reopen_all(G.meter.dict) })
+    return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
   end
   local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
   if name and method == "POST" then

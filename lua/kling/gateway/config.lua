@@ -17,7 +17,8 @@
 --                 "credit": "100.00"}],
 --   "admin_key": "...",                      (the admin API's Bearer key; without it the API is off)
 --   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
---   "insecure_callbacks": false              (take the upstream's callbacks without webhook_secret)
+--   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
+--   "store": {"redis": "redis://127.0.0.1:6379/0", "prefix": "kgw:"}  (several nodes; no journal then)
 -- }
 -- Unknown fields are refused by name (with the closest known one).
 local json = require "kling.json"
@@ -46,7 +47,8 @@ end
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
-    "insecure_callbacks" },
+    "insecure_callbacks", "store" },
+  ["store."] = { "redis", "prefix" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
     "reuse_posts" },
   ["poll."] = { "min_interval", "max_interval", "silence", "deadline", "lookups" },
@@ -133,7 +135,7 @@ function M.check(doc)
     callback_url = str(doc, "callback_url", "", false),
     webhook_secret = str(doc, "webhook_secret", "", false),
     client_webhook_secret = str(doc, "client_webhook_secret", "", false),
-    journal = str(doc, "journal", "", true),
+    journal = str(doc, "journal", "", doc.store == nil),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
   -- The gateway charges in its price catalog's currency.
@@ -153,6 +155,18 @@ function M.check(doc)
   end
   if c.admin_key and #c.admin_key < 16 then
     fail("admin_key", "must be at least 16 characters")
+  end
+  if doc.store ~= nil then
+    if type(doc.store) ~= "table" or json.is_array(doc.store) then
+      fail("store", "must be an object {\"redis\": \"redis://host:port/db\"}")
+    end
+    only_known(doc.store, "store.")
+    local url = str(doc.store, "redis", "store.", true)
+    local parsed, perr = require("kling.gateway.redis").parse(url)
+    if not parsed then
+      fail("store.redis", perr)
+    end
+    c.store = { redis = parsed, prefix = str(doc.store, "prefix", "store.", false) or "kgw:" }
   end
   -- The upstream's callbacks are taken only when they can be verified (or when the operator
   -- says in writing that they need not be); without them polling alone ends tasks.

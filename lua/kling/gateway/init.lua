@@ -20,6 +20,9 @@ local resty = require "kling.resty"
 local journal = require "kling.resty.journal"
 local tasks = require "kling.resty.tasks"
 local meter = require "kling.resty.meter"
+local redis = require "kling.gateway.redis"
+local redis_meter = require "kling.gateway.redis_meter"
+local redis_tasks = require "kling.gateway.redis_tasks"
 local poller = require "kling.resty.poller"
 local core = require "kling.core"
 local callback = require "kling.resty.callback"
@@ -108,6 +111,34 @@ local function worker_user()
   return "nobody"
 end
 
+-- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
+-- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
+-- Redis by each node's first worker (cosockets are not available here).
+local function init_redis(ledger_dict)
+  local s = G.cfg.store
+  G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix })
+  G.meter = redis_meter.new { redis = G.redis, currency = G.cfg.currency, dict = ledger_dict }
+  G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
+    retention_s = G.cfg.retention_days * 86400 }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
+  G.ledger_dict = ledger_dict
+end
+
+-- Opens the file's accounts in Redis, retried until Redis answers.
+local function open_redis_accounts(premature)
+  if premature then
+    return
+  end
+  for _, a in ipairs(G.cfg.accounts) do
+    local ok, err = G.meter:open_account(a.name, a.credit)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
+      ngx.timer.at(1, open_redis_accounts)
+      return
+    end
+  end
+end
+
 -- init([path [, {worker_user =}]]) in init_by_lua (nginx's master, at start and at every
 -- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
 -- refuses to start when the workers could not write the journal (fail closed), rebuilds
@@ -121,15 +152,19 @@ function M.init(path, opts)
       error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)
     end
   end
+  local ledger_dict = ngx.shared[M.LEDGER_DICT]
+  if G.cfg.store then
+    return init_redis(ledger_dict)
+  end
   local wok, werr = journal.writable(G.cfg.journal, opts and opts.worker_user or worker_user())
   if not wok then
     error("kling gateway: " .. werr, 0)
   end
-  local ledger_dict = ngx.shared[M.LEDGER_DICT]
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
   G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
+  G.ledger_dict = ledger_dict
   local entries, skipped = journal.read(G.cfg.journal)
   local moves, rerr = G.meter:restore(entries)
   if not moves then
@@ -174,8 +209,23 @@ function M.init_worker()
   local p = G.cfg.poll
   -- The longest a create can be in flight: its retries' budget, then the last attempt.
   G.creating_grace_ms = math.floor((G.cfg.upstream.timeout * 3 + 10) * 1000)
+  local lock, unlock
+  if G.redis then
+    if ngx.worker.id() == 0 then
+      ngx.timer.at(0, open_redis_accounts)
+    end
+    -- One poller across every node: this worker's own name in the Redis lock.
+    local owner = core.random_hex(8) .. ":" .. ngx.worker.pid()
+    lock = function(ttl_s)
+      return G.redis:lock(owner, ttl_s)
+    end
+    unlock = function()
+      return G.redis:unlock(owner)
+    end
+  end
   local err
   G.poller, err = poller.start {
+    lock = lock, unlock = unlock,
     tasks = G.tasks, poll = function(id)
       return track.poll(G, id)
     end,

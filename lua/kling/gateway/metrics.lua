@@ -12,7 +12,7 @@ local HELP = {
   kling_gateway_creates_forwarded_total = { "counter", "Creates sent upstream (each once)." },
   kling_gateway_refusals_total = { "counter",
     "Creates refused, by reason: balance, validation, upstream, journal (nothing forwarded but upstream)." },
-  kling_gateway_journal_errors_total = { "counter", "Journal writes that failed." },
+  kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
   kling_gateway_upstream_seconds = { "histogram", "Upstream call latency, by operation." },
 }
 

@@ -70,6 +70,28 @@ forward = function(premature, G, id, attempt)
   end
 end
 
+-- The money movement of an ended record: settle or release (or nothing: keep_hold). A store
+-- that cannot be reached now (Redis restarting) is retried from a timer until it answers;
+-- the end itself is already recorded, so the movement is owed, never lost.
+M.MOVE_RETRY_S = { 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60 }
+function M.move(G, rec, micros, keep_hold, attempt)
+  local e, merr
+  if rec.status == "succeeded" then
+    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
+  elseif not keep_hold then
+    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
+  end
+  local wait = merr and merr.field == "store" and M.MOVE_RETRY_S[attempt or 1]
+  if wait then
+    ngx.timer.at(wait, function(premature)
+      if not premature then
+        M.move(G, rec, micros, keep_hold, (attempt or 1) + 1)
+      end
+    end)
+  end
+  return e, merr
+end
+
 -- Ends a record once, with the meter: succeeded tasks are charged from what they delivered
 -- (the price of a delivery the catalog cannot price is the reservation, never nothing),
 -- others release their reservation. keep_hold ends the record but leaves the money held
@@ -93,15 +115,11 @@ function M.finish(G, rec, keep_hold)
   if not won then
     if err then
       ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", err)
+      return nil, err -- not ended: polled again
     end
     return false
   end
-  local e, merr
-  if rec.status == "succeeded" then
-    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
-  elseif not keep_hold then
-    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
-  end
+  local e, merr = M.move(G, rec, micros, keep_hold)
   if merr then
     ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
   end
@@ -119,8 +137,8 @@ local function apply(G, rec, t)
   update(rec, t)
   if TERMINAL[t.status] then
     rec.usage = budget.usage(t)
-    M.finish(G, rec)
-    return true
+    local ended, err = M.finish(G, rec)
+    return ended ~= nil or err == nil
   end
   G.tasks:save(rec)
   return false
