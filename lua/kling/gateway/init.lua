@@ -11,6 +11,7 @@ local config = require "kling.gateway.config"
 local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
 local metrics = require "kling.gateway.metrics"
+local proxy = require "kling.gateway.proxy"
 local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
 local api = require "kling.gateway.api"
@@ -139,7 +140,7 @@ local function open_redis_accounts(premature)
   end
 end
 
--- init([path [, {worker_user =}]]) in init_by_lua (nginx's master, at start and at every
+-- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
 -- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
 -- refuses to start when the workers could not write the journal (fail closed), rebuilds
 -- shared memory from the journal after a restart (a reload keeps it), and opens the
@@ -147,6 +148,10 @@ end
 function M.init(path, opts)
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)
+  -- Upstream calls from request handlers through nginx's proxy (kling.gateway.proxy's
+  -- location, which the conf must have), else over cosockets.
+  G.capture = opts and opts.proxy_location and { location = opts.proxy_location,
+    origin = proxy.origin(G.cfg.upstream.base_url) } or nil
   for _, name in ipairs { M.TASKS_DICT, M.LEDGER_DICT, metrics.DICT } do
     if not ngx.shared[name] then
       error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)
@@ -199,7 +204,8 @@ function M.init_worker()
     if not client then
       local u = G.cfg.upstream
       G.driver = resty.driver { timeout_ms = math.floor(u.timeout * 1000),
-        connect_timeout_ms = math.floor(u.connect_timeout * 1000), reuse_posts = u.reuse_posts }
+        connect_timeout_ms = math.floor(u.connect_timeout * 1000), reuse_posts = u.reuse_posts,
+        capture = G.capture }
       client = assert(kling.new { provider = u.provider, base_url = u.base_url, access_key = u.access_key,
         secret_key = u.secret_key, api_key = u.api_key, timeout = u.timeout, connect_timeout = u.connect_timeout,
         driver = G.driver, retry_base_ms = 200, retry_cap_ms = 5000, call_budget = u.timeout * 2 })

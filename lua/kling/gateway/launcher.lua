@@ -9,6 +9,7 @@
 local config = require "kling.gateway.config"
 local json = require "kling.json"
 local run = require "kling.nginx_run"
+local proxy = require "kling.gateway.proxy"
 
 local M = {}
 
@@ -75,8 +76,9 @@ function M.render(o)
     "  lua_socket_log_errors off;",
     "  client_body_buffer_size 16m;",
     "  client_max_body_size 20m;",
-    ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s }) }"):format(o.config,
-      o.user and ("%q"):format(o.user:match("^%S+")) or "nil"),
+    ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q }) }")
+      :format(o.config, o.user and ("%q"):format(o.user:match("^%S+")) or "nil", proxy.LOCATION),
+    proxy.http_block(o.cfg),
     "  init_worker_by_lua_block { require(\"kling.gateway\").init_worker() }",
     "  server {",
     "    listen " .. o.listen .. ";",
@@ -88,6 +90,7 @@ function M.render(o)
     "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
     "    location = /gateway/health { return 200 \"ok\\n\"; }",
+    proxy.server_block(o.cfg, o.ca_file),
     "  }",
     "}",
   }
@@ -115,9 +118,9 @@ end
 
 -- start{config =, dir =, port =, listen =, workers =, ca_file =} -> info, line | nil, message
 function M.start(o)
-  local ok, cfg_err = pcall(config.load, o.config)
+  local ok, cfg = pcall(config.load, o.config)
   if not ok then
-    return nil, tostring(cfg_err)
+    return nil, tostring(cfg)
   end
   local nginx = run.which { os.getenv("KLING_NGINX") or "nginx", "/usr/sbin/nginx" }
   if not nginx then
@@ -150,7 +153,7 @@ function M.start(o)
     return nil, hostport
   end
   local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
-    config = config_path, listen = listen, ca_file = o.ca_file or "/etc/ssl/certs/ca-certificates.crt" }
+    config = config_path, listen = listen, ca_file = o.ca_file or "/etc/ssl/certs/ca-certificates.crt", cfg = cfg }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
   local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", ready = function()
