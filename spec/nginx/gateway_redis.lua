@@ -254,7 +254,44 @@ local function run()
     json.encode(a.accounts[1]))
 end
 
-local ok, err = pcall(run)
+-- issue 12.6: a create whose answer is lost on its way back through nginx's proxy_pass is
+-- sent once, answered as a task, found by its external id and settled.
+local function lost_answer()
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "5" } })
+  local before = admin(1)
+  local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
+    count = 1 } } })
+  local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "answer lost on the way back" } })
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  local id = res.json and res.json.data and res.json.data.task_id
+  h.check("issue 12.6: a create whose answer is lost behind proxy_pass is still a task for the client",
+    res.status == 200 and id ~= nil, res.body)
+  h.check("issue 12.6: ... sent to the simulator once (never resent)",
+    h.sim_admin(sim, "GET", "/_sim/stats").creates == creates + 1)
+  local view
+  local limit = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. tostring(id)),
+      { headers = { authorization = "Bearer " .. KEY } })
+    view = r.json and r.json.data
+  until (view and (view.task_status == "succeed" or view.task_status == "failed")) or h.now() > limit
+  h.check("issue 12.6: ... found by its external id and settled (1)", view and view.task_status == "succeed"
+    and view.final_unit_deduction == "1", json.encode(view))
+  local a = wait_settled(20)
+  local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  h.check("issue 12.6: ... and the spend still equals the simulator's ledger", micros(a.spent)
+    == micros(ledger.units_total) and micros(a.spent) - micros(before.spent) == micros("1"),
+    json.encode { a.spent, ledger.units_total })
+end
+
+local ok, err = pcall(function()
+  run()
+  lost_answer()
+end)
 if not ok then
   h.check("the test ran to its end", false, err)
   for i = 1, #nodes do
