@@ -129,7 +129,7 @@ function M.create(G, account, endpoint)
       .. cerr })
   end
   -- The balance is checked and held before anything leaves the gateway.
-  local held, berr = G.meter:reserve(account.name, rec.id, quote.micros, { task_id = rec.id })
+  local held, berr = track.reserve(G, rec, quote.micros)
   if not held then
     G.tasks:drop(rec)
     if berr.kind == "budget" then
@@ -143,7 +143,7 @@ function M.create(G, account, endpoint)
   -- A gateway that cannot write its journal forwards nothing (fail closed).
   local saved, serr = G.tasks:save(rec, true)
   if not saved then
-    G.meter:release(rec.id, { task_id = rec.id })
+    track.unreserve(G, rec)
     G.tasks:drop(rec)
     return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
       .. " (nothing was forwarded): " .. tostring(serr) })
@@ -187,7 +187,7 @@ function M.create(G, account, endpoint)
     G.tasks:publish(rec, true)
     return official.ok(official.created(rec))
   end
-  G.meter:release(rec.id, { task_id = rec.id })
+  track.unreserve(G, rec)
   G.tasks:drop(rec)
   return refuse("upstream", M.upstream_error(err))
 end

@@ -35,39 +35,6 @@ M.TASKS_DICT, M.LEDGER_DICT = "kling_gateway_tasks", "kling_gateway_ledger"
 local G = {}
 M.G = G
 
--- After a restart: a task ended in the journal whose money movement never made it there
--- (nginx died in between) gets it now, from the record; a hold whose task was never journaled
--- (nginx died between the reservation and the record, before anything was forwarded) is
--- released.
-local function settle_orphans(entries)
-  local last = {}
-  for _, e in ipairs(entries) do
-    if e.op == "task" and type(e.record) == "table" and e.record.id then
-      local prev = last[e.record.id]
-      if not (prev and prev.final) then
-        last[e.record.id] = e.record
-      end
-    end
-  end
-  for id, rec in pairs(last) do
-    if rec.final and G.meter:hold(id) then
-      if rec.status == "succeeded" then
-        local m = core.money_parse(tostring(rec.charge))
-        if m then
-          G.meter:settle(id, m, { task_id = rec.upstream_id })
-        end
-      elseif rec.charge == "0" then
-        G.meter:release(id, { task_id = rec.upstream_id })
-      end
-    end
-  end
-  for key in pairs(G.meter:holds()) do
-    if not last[key] or last[key].dropped then
-      G.meter:release(key, { task_id = key })
-    end
-  end
-end
-
 -- The user nginx's workers run as when the master is root: the conf's `user` directive,
 -- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
 local function worker_user()
@@ -184,7 +151,7 @@ function M.init(path, opts)
     end
   end
   if moves > 0 or restored > 0 then
-    settle_orphans(entries)
+    track.settle_orphans(G, entries)
     ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
       " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
       or "")

@@ -70,6 +70,52 @@ forward = function(premature, G, id, attempt)
   end
 end
 
+-- Every reservation, settlement and release of the gateway is decided in this file (the
+-- meter, kling.resty.meter or kling.gateway.redis_meter, carries them out).
+
+-- reserve(G, rec, micros) -> entry | nil, err: the estimate held before anything is forwarded.
+function M.reserve(G, rec, micros)
+  return G.meter:reserve(rec.account, rec.id, micros, { task_id = rec.id })
+end
+
+-- unreserve(G, rec): a create that was not forwarded (or refused upstream) costs nothing.
+function M.unreserve(G, rec)
+  return G.meter:release(rec.id, { task_id = rec.id })
+end
+
+-- After a restart: a task ended in the journal whose money movement never made it there
+-- (nginx died in between) gets it now, from the record; a hold whose task was never journaled
+-- (nginx died between the reservation and the record, before anything was forwarded) is
+-- released.
+function M.settle_orphans(G, entries)
+  local last = {}
+  for _, e in ipairs(entries) do
+    if e.op == "task" and type(e.record) == "table" and e.record.id then
+      local prev = last[e.record.id]
+      if not (prev and prev.final) then
+        last[e.record.id] = e.record
+      end
+    end
+  end
+  for id, rec in pairs(last) do
+    if rec.final and G.meter:hold(id) then
+      if rec.status == "succeeded" then
+        local m = core.money_parse(tostring(rec.charge))
+        if m then
+          G.meter:settle(id, m, { task_id = rec.upstream_id })
+        end
+      elseif rec.charge == "0" then
+        G.meter:release(id, { task_id = rec.upstream_id })
+      end
+    end
+  end
+  for key in pairs(G.meter:holds()) do
+    if not last[key] or last[key].dropped then
+      G.meter:release(key, { task_id = key })
+    end
+  end
+end
+
 -- The money movement of an ended record: settle or release (or nothing: keep_hold). A store
 -- that cannot be reached now (Redis restarting) is retried from a timer until it answers;
 -- the end itself is already recorded, so the movement is owed, never lost.
