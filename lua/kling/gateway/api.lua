@@ -141,7 +141,10 @@ function M.create(G, account, endpoint)
   end
   -- Journaled before forwarding: after a crash from here on, the task is looked up by its id.
   -- A gateway that cannot write its journal forwards nothing (fail closed).
-  local saved, serr = G.tasks:save(rec, true)
+  local saved, serr = true, nil
+  if not G.tasks.durable_create then -- (Redis keeps the record from create() on)
+    saved, serr = G.tasks:save(rec, true)
+  end
   if not saved then
     track.unreserve(G, rec)
     G.tasks:drop(rec)
@@ -176,7 +179,6 @@ function M.create(G, account, endpoint)
   if t then
     rec.upstream_id, rec.status, rec.state = t.id, t.status, "active"
     rec.updated_at = core.wall_ms()
-    G.tasks:save(rec)
     G.tasks:publish(rec, true)
     return official.ok(official.created(rec))
   end

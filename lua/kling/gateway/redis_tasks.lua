@@ -6,12 +6,13 @@
 -- node died mid-create is still found (looked up by its external id) and ended.
 --
 -- Keys (<p> the prefix): t:<id> (live record), f:<id> (final record), x:<account>:<ext>,
--- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids), active (set),
+-- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
 -- q:new and q:news (lists).
 local json = require "kling.json"
 
 local Tasks = {}
 Tasks.__index = Tasks
+Tasks.durable_create = true -- create() already keeps the record (no save before forwarding)
 
 local M = {}
 
@@ -48,6 +49,7 @@ local PUBLISH = [[
 local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local n = redis.call('INCR', p .. list)
 redis.call('SET', p .. list .. ':' .. n, id)
+redis.call('SET', p .. 'ln:' .. id, n)
 if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
 if redis.call('EXISTS', p .. 'f:' .. id) == 1 then return n end
 redis.call('SET', p .. 't:' .. id, s)
@@ -56,13 +58,17 @@ return n
 ]]
 
 local FINISH = [[
-local p, id, s, ttl, up, xkey, lkey = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local p, id, s, ttl, up, xkey, list = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if not redis.call('SET', p .. 'f:' .. id, s, 'NX', 'EX', ttl) then return 0 end
 redis.call('DEL', p .. 't:' .. id)
 redis.call('SREM', p .. 'active', id)
 if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, 'EX', ttl) end
 if xkey ~= '' then redis.call('EXPIRE', p .. xkey, ttl) end
-if lkey ~= '' then redis.call('EXPIRE', p .. lkey, ttl) end
+local n = redis.call('GET', p .. 'ln:' .. id)
+if n then
+  redis.call('EXPIRE', p .. list .. ':' .. n, ttl)
+  redis.call('EXPIRE', p .. 'ln:' .. id, ttl)
+end
 return 1
 ]]
 
@@ -110,11 +116,7 @@ function Tasks:publish(rec, poll)
   local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
-    return
   end
-  rec.list_n = n
-  -- The list position is part of the record (its index expires with it).
-  self:save(rec)
 end
 
 function Tasks:drop(rec)
@@ -166,7 +168,7 @@ function Tasks:finish(rec)
     return nil, err
   end
   local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.floor(self.retention_s)), rec.upstream_id or "",
-    xkey(rec), rec.list_n and (list_key(rec) .. ":" .. rec.list_n) or "")
+    xkey(rec), list_key(rec))
   if not res then
     return nil, rerr
   end
