@@ -66,21 +66,22 @@ local function kill9()
   srv = nil
 end
 
--- n creates, `parallel` at a time, by curl in the background: -> the file their answers go to
+-- n creates, `parallel` at a time, by curl in the background: -> their answers' dir
 local function load(tag, n, parallel)
-  local out = base .. "/" .. tag .. ".out"
-  local body = json.encode { model_name = "kling-v1", mode = "std", duration = "5",
-    prompt = "a paper boat on a rain-soaked street" }
-  h.sh(("seq 1 %d | xargs -P %d -I{} curl -s -m 20 -H 'Authorization: Bearer %s' -H 'Content-Type: application/json'"
-    .. " -d %s %s -w '\\nEND\\n' >> %s 2>/dev/null &"):format(n, parallel, KEY, h.q(body),
-    h.q(url("/v1/videos/text2video")), h.q(out)))
+  local urls, out = {}, base .. "/" .. tag
+  for k = 1, n do
+    urls[k] = url("/v1/videos/text2video")
+  end
+  h.posts(out, urls, json.encode { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = "a paper boat on a rain-soaked street" }, KEY, parallel)
   return out
 end
 
+-- The task ids answered 200, and how many answers were anything else (cut off by the kill).
 local function answered(out)
   local ids, others = {}, 0
-  for answer in ((h.read(out) or "") .. "\n"):gmatch("(.-)\nEND\n") do
-    local j = json.decode(answer)
+  local list = h.answers(out)
+  for _, j in ipairs(list) do
     if j and j.code == 0 and j.data and j.data.task_id then
       ids[#ids + 1] = j.data.task_id
     else
@@ -93,8 +94,7 @@ end
 local function wait_load_done(out, n)
   local limit = h.now() + 30
   while h.now() < limit do
-    local _, ends = (h.read(out) or ""):gsub("\nEND\n", "")
-    if ends >= n then
+    if select(2, h.answers(out)) >= n then
       return true
     end
     h.sleep(0.2)

@@ -81,35 +81,23 @@ local function micros(s)
   return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
 end
 
--- n creates, `parallel` at a time, spread round-robin over the nodes, each answer in a file
--- of its own (D/<tag>/<n>): -> D/<tag>
-local function load(tag, n, parallel)
-  local lines, out = {}, base .. "/" .. tag
-  h.sh("mkdir -p " .. h.q(out))
-  for k = 1, n do
-    lines[k] = nodes[(k - 1) % NODES + 1].port .. " " .. k
-  end
-  h.write(out .. ".args", table.concat(lines, "\n") .. "\n")
-  local body = json.encode { model_name = "kling-v1", mode = "std", duration = "5",
-    prompt = "a paper boat on a rain-soaked street" }
-  h.sh(("xargs -P %d -n 2 sh -c 'curl -s -m 60 -H \"Authorization: Bearer %s\" -H \"Content-Type: application/json\""
-    .. " -d @%s -o %s/$1 http://127.0.0.1:$0/v1/videos/text2video; echo >> %s/$1' < %s >/dev/null 2>&1 &"):format(
-    parallel, KEY, out .. ".body", out, out, out .. ".args"))
-  h.write(out .. ".body", body)
-  return out
-end
+local BODY = json.encode { model_name = "kling-v1", mode = "std", duration = "5",
+  prompt = "a paper boat on a rain-soaked street" }
 
-local function each_answer(out, fn)
-  local list = h.sh("ls " .. h.q(out))
-  for name in list:gmatch("%d+") do
-    fn(h.read(out .. "/" .. name) or "")
+-- n creates, `parallel` at a time, spread round-robin over the nodes: -> their answers' dir
+local function load(tag, n, parallel)
+  local urls = {}
+  for k = 1, n do
+    urls[k] = url((k - 1) % NODES + 1, "/v1/videos/text2video")
   end
+  local out = base .. "/" .. tag
+  h.posts(out, urls, BODY, KEY, parallel)
+  return out
 end
 
 local function answers(out)
   local ok_ids, refused, other = {}, 0, 0
-  each_answer(out, function(answer)
-    local j = json.decode(answer)
+  for _, j in ipairs((h.answers(out))) do
     if j and j.code == 0 and j.data and j.data.task_id then
       ok_ids[#ok_ids + 1] = j.data.task_id
     elseif j and j.code == 1101 then
@@ -117,18 +105,12 @@ local function answers(out)
     else
       other = other + 1
     end
-  end)
+  end
   return ok_ids, refused, other
 end
 
 local function count_done(out)
-  local n = 0
-  each_answer(out, function(answer)
-    if answer:sub(-1) == "\n" then
-      n = n + 1
-    end
-  end)
-  return n
+  return select(2, h.answers(out))
 end
 
 -- Samples alice's balance (min) until the load's n answers are in.
