@@ -198,6 +198,11 @@ local function run()
     headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "400" } })
   h.check("issue 12.5: a top-up through one node is everyone's", res.status == 200
     and admin(3).accounts[1].balance == "400", res.body)
+  res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
+    body = { name = "carol", api_key = "gw-carol-key", credit = "3" } })
+  local carol = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })
+  h.check("issue 12.5: an account created through one node calls through another", res.status == 201
+    and carol.status == 200 and carol.json.data.balance == "3", tostring(res.body) .. " " .. tostring(carol.body))
   out = load("chaos", 600, 24)
   h.sleep(1)
   local victim = nodes[3].info.pid
