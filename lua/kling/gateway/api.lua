@@ -125,8 +125,8 @@ function M.create(G, account, endpoint)
       return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
         .. " already exists" })
     end
-    return refuse("capacity", { status = 503, code = 5001, message = "the gateway cannot take more tasks now: "
-      .. cerr })
+    return refuse(G.redis and "store" or "capacity", { status = 503, code = 5001,
+      message = "the gateway cannot take more tasks now: " .. cerr })
   end
   -- The balance is checked and held before anything leaves the gateway.
   local held, berr = track.reserve(G, rec, quote.micros)
