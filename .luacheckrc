@@ -7,3 +7,4 @@ files["lua/kling_sim"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty"] = { read_globals = { "ngx" }, std = "luajit" }
 files["examples/nginx"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/gateway"] = { read_globals = { "ngx" }, std = "luajit" }

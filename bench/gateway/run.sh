@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The cost of metering: requests per second and p99 latency through the example gateway
-# (examples/nginx: auth, validation, pricing, a reservation in shared memory, a journal line,
-# the forward over a cosocket, the task record) against plain proxy_pass to the same upstream
-# (a simulator of its own), both in ONE nginx with one worker, in the same run, on loopback.
-#   bench/gateway/run.sh            (env: BUILD=build, SECONDS_EACH=5, CONNS=32, THREADS=2)
-# Needs wrk (apt-get install wrk), nginx with its Lua module, lua5.4, curl, jq.
+# The cost of metering: requests per second and p99 latency through the gateway as
+# `kling gateway start` runs it (auth, validation, pricing, a reservation, journal lines, the
+# forward through nginx's proxy_pass by subrequest, the task record), with its shared-dict
+# store and with its Redis store, against plain proxy_pass to the same upstream (a simulator
+# of its own); each nginx with one worker, in the same run, on loopback.
+#   bench/gateway/run.sh   (env: BUILD=build, SECONDS_EACH=5, CONNS=32, THREADS=2, APPENDFSYNC=everysec)
+# Needs wrk, redis-server, nginx with its Lua module, lua5.4, curl, jq.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 src=$(pwd)
 build=${BUILD:-build}
 jit_dir=$src/$build/jit
+export KLING_JIT_BUILD_DIR=$jit_dir
 secs=${SECONDS_EACH:-5}
 conns=${CONNS:-32}
 threads=${THREADS:-2}
@@ -23,6 +25,9 @@ lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-secon
 pid=""
 cleanup() {
   [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null || true
+  lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true
+  lua5.4 bin/kling gateway stop --dir "$work/gw-redis" >/dev/null 2>&1 || true
+  [ -n "${redis_port:-}" ] && redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -32,21 +37,34 @@ sim_key=$(jq -r .api_key "$work/sim.json")
 gw_port=$(free_port)
 px_port=$(free_port)
 
-gateway_json() { # $1: reuse_posts (true|false)
-  cat > "$work/nginx/gateway.json" <<JSON
-{ "upstream": {"provider": "kling", "base_url": "$sim_http", "api_key": "$sim_key", "reuse_posts": $1},
-  "journal": "$work/nginx/ledger.jsonl",
+admin_key="bench-admin-key-0123456789"
+mkdir -p "$work/journal"
+[ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
+gateway_json() { # $1: extra top-level JSON
+  cat > "$work/gateway.json" <<JSON
+{ "upstream": {"provider": "kling", "base_url": "$sim_http", "api_key": "$sim_key"},
+  "journal": "$work/journal/ledger.jsonl", "admin_key": "$admin_key",
   "poll": {"min_interval": 600, "max_interval": 600},
-  "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] }
+  "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] $1 }
 JSON
 }
-gateway_json false
+gateway_json ""
+# The metered gateway as its operators run it: kling gateway start (one nginx worker).
+lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$gw_port" >/dev/null
+# The same with its balances and tasks in Redis.
+redis_port=$(free_port)
+rd_port=$(free_port)
+mkdir -p "$work/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync "${APPENDFSYNC:-everysec}" \
+  --save '' --dir "$work/redis" --daemonize yes --logfile "$work/redis/redis.log"
+for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+gateway_json ", \"store\": {\"redis\": \"redis://127.0.0.1:$redis_port/0\"}"
+cp "$work/gateway.json" "$work/gateway-redis.json"
+lua5.4 bin/kling gateway start --config "$work/gateway-redis.json" --dir "$work/gw-redis" --port "$rd_port" >/dev/null
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"
 cat > "$work/nginx/nginx.conf" <<CONF
 $user_line
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes 1;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
@@ -56,16 +74,9 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $work/nginx/body;
   proxy_temp_path $work/nginx/proxy;
-  lua_package_path "$src/lua/?.lua;$src/lua/?/init.lua;$src/examples/nginx/?.lua;$src/examples/nginx/?/init.lua;/usr/share/lua/5.1/?.lua;;";
-  lua_package_cpath "$jit_dir/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
-  include $src/examples/nginx/http.conf;
   upstream sim {
     server ${sim_http#http://};
     keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:$gw_port;
-    include $src/examples/nginx/server.conf;
   }
   # The baseline: the same requests passed through untouched (the key swapped for the sim's).
   server {
@@ -81,7 +92,7 @@ http {
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/stdout" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$gw_port/gateway/admin" >/dev/null && break; sleep 0.05; done
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$px_port/" && break; sleep 0.05; done
 
 reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
 # One wrk run; prints "<requests/s> <p99 ms> <non-2xx>".
@@ -100,7 +111,7 @@ row() { # name, gateway result, proxy result
     "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))"
 }
 
-echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker for both paths, simulator: 1 worker; $(nproc) CPUs"
+echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs"
 echo
 echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -121,15 +132,16 @@ g=$(measure query.lua "http://127.0.0.1:$gw_port/v1/videos/text2video/$gw_task")
 p=$(measure query.lua "http://127.0.0.1:$px_port/v1/videos/text2video/$px_task")
 row "query (GET, from the gateway's table)" "$g" "$p"
 
-# The same creates with POSTs allowed on kept-alive upstream connections (reuse_posts).
-gateway_json true
-kill -HUP "$pid"
-sleep 1
+# The same creates with the Redis store (several nodes' shape, one node here).
 reset_sim
-g=$(measure create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video")
+g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video")
 reset_sim
 p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video")
-row "create, reuse_posts = true" "$g" "$p"
+row "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" "$g" "$p"
 echo
-spent=$(curl -fs "http://127.0.0.1:$gw_port/gateway/admin" | jq -r '.spent + " spent, " + .reserved + " reserved, " + (.entries|tostring) + " ledger entries"')
-echo "gateway ledger after the run: $spent"
+for d in gw gw-redis; do
+  port=$gw_port; [ "$d" = gw-redis ] && port=$rd_port
+  spent=$(curl -fs -H "Authorization: Bearer $admin_key" "http://127.0.0.1:$port/gateway/admin" \
+    | jq -r '.spent + " spent, " + .reserved + " reserved, " + (.entries|tostring) + " ledger entries"')
+  echo "gateway ($d) ledger after the run: $spent"
+done

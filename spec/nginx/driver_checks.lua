@@ -109,6 +109,26 @@ function M.content()
   line(not res.ok and res.error == "too_large", "a body past max_body is 'too_large'", res.error)
   res = http.request { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\r\nInjected: yes" } }
   line(not res.ok and res.sent == false, "a header value with a line break is refused before sending", res.message)
+  -- issue 12.1: nothing a caller passes can end the request line or a header early.
+  local hits = ngx.shared.checks:get("fixture_hits") or 0
+  for _, bad in ipairs {
+    { method = "GET", url = fixture("plain") .. " HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET /fixture/plain" },
+    { method = "GET", url = fixture("plain") .. "\n" },
+    { method = "GET", url = fixture("pl ain") },
+    { method = "GET / HTTP/1.1\r\n", url = fixture("plain") },
+    { method = "GE\1T", url = fixture("plain") },
+    { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\1b" } },
+    { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\rb" } },
+    { method = "GET", url = fixture("plain"), headers = { ["x-bad: 1\r\nx-injected"] = "yes" } },
+    { method = "GET", url = fixture("plain"), headers = { ["x bad"] = "yes" } },
+  } do
+    res = http.request(bad)
+    line(not res.ok and res.error == "other" and res.sent == false,
+      "issue 12.1: an injected method, path or header is an error, not a send: "
+      .. (bad.method .. " " .. bad.url):gsub("%c", "?"):sub(1, 60), res.message)
+  end
+  line((ngx.shared.checks:get("fixture_hits") or 0) == hits, "issue 12.1: ... and nothing reached the server",
+    (ngx.shared.checks:get("fixture_hits") or 0) - hits)
 
   -- The retry policy of the C core runs here too: two 5xx on queries, then the answer.
   sim("POST", "/_sim/faults", { rules = { { kind = "5xx", method = "GET", path = "^/v1/videos", count = 2 } } })
@@ -209,6 +229,7 @@ end
 
 -- Fixtures the HTTP client is tested against (served by this same nginx).
 function M.fixture(name)
+  ngx.shared.checks:incr("fixture_hits", 1, 0)
   if name == "chunked" then
     for _ = 1, 10 do
       ngx.print(string.rep("0123456789", 100))

@@ -45,8 +45,15 @@ local function gw(method, path, o)
   return h.request(method, url(path), { headers = headers, body = o.body, timeout_ms = o.timeout_ms })
 end
 
+local ADMIN_KEY = "gw-admin-key-0123456789"
+
+local function admin_call(method, path, body, key)
+  return h.request(method, url("/gateway/admin" .. path), { body = body,
+    headers = { authorization = "Bearer " .. (key or ADMIN_KEY) } })
+end
+
 local function admin()
-  local res = h.request("GET", url("/gateway/admin"))
+  local res = admin_call("GET", "")
   assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
   local a = json.decode(res.body)
   a.by = {}
@@ -94,7 +101,8 @@ local function write_config(accounts)
     upstream = { provider = "kling", base_url = "https://localhost:" .. sim.https:match(":(%d+)$"),
       access_key = sim.access_key, secret_key = sim.secret_key, timeout = 30 },
     callback_url = url("/kling/callback"), webhook_secret = SIM_SECRET, client_webhook_secret = CLIENT_SECRET,
-    journal = prefix .. "/ledger.jsonl",
+    journal = prefix .. "/ledger.jsonl", admin_key = ADMIN_KEY,
+    allow_private_callbacks = true, -- the test's receiver is on loopback
     poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
     accounts = accounts,
   })
@@ -102,7 +110,7 @@ end
 
 local function start_nginx()
   local conf = h.conf_head(prefix) .. "http {\n  access_log off;\n"
-    .. h.lua_paths(h.src .. "/examples/nginx/?.lua;" .. h.src .. "/examples/nginx/?/init.lua;")
+    .. h.lua_paths()
     .. h.temp_paths(prefix) .. ([[
   lua_ssl_trusted_certificate %s;
   lua_ssl_verify_depth 3;
@@ -157,6 +165,25 @@ local function run()
   h.check("an expired JWT: 401 with code 1004", res.status == 401 and res.json.code == 1004, res.body)
   res = gw("GET", "/gateway/balance", { key = core.jwt_hs256("gw-bob-ak", "not-the-secret", now, 1800) })
   h.check("a JWT signed with another secret: 401 with code 1002", res.status == 401 and res.json.code == 1002, res.body)
+
+  -- ---- the admin API: loopback and admin_key; accounts and top-ups without a reload ----
+  res = h.request("GET", url("/gateway/admin"))
+  h.check("issue 12.1: the admin API without admin_key is refused (401)", res.status == 401, res.body)
+  res = admin_call("GET", "", nil, "gw-admin-key-0123456788")
+  h.check("issue 12.1: ... and with a wrong key (401)", res.status == 401, res.body)
+  res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-carol-key", credit = "2", colour = "red" })
+  h.check("issue 12.1: an account with an unknown field is refused by name", res.status == 400
+    and res.json.error:find("colour", 1, true), res.body)
+  res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-alice-key", credit = "2" })
+  h.check("issue 12.1: an account with another's key is refused", res.status == 409, res.body)
+  res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-carol-key", credit = "2" })
+  h.check("issue 12.1: the admin API creates an account without a reload", res.status == 201
+    and res.json.balance == "2", res.body)
+  res = gw("GET", "/gateway/balance", { key = "gw-carol-key" })
+  h.check("issue 12.1: ... which can call at once", res.status == 200 and res.json.data.account == "carol", res.body)
+  res = admin_call("POST", "/accounts/carol/topup", { amount = "3.5" })
+  h.check("issue 12.1: a top-up adds credit without a reload", res.status == 200 and res.json.balance == "5.5"
+    and res.json.limit == "5.5", res.body)
 
   -- ---- refused before forwarding ----
   local before = sim_stats()
@@ -319,7 +346,7 @@ local function run()
   local by_acct = {}
   for l in (h.read(prefix .. "/ledger.jsonl") or ""):gmatch("[^\n]+") do
     local e = json.decode(l)
-    if e and e.account then
+    if e and (e.op == "reserve" or e.op == "settle" or e.op == "release") then
       by_acct[e.account] = by_acct[e.account] or {}
       table.insert(by_acct[e.account], l)
     end
@@ -368,6 +395,58 @@ local function run()
     id = final_cb.id, timestamp = final_cb.timestamp, signature = final_cb.signature, body = final_cb.body,
     now_s = core.wall_s() } == true)
 
+  -- ---- fail closed: a journal that cannot be written refuses creates, until it can again ----
+  local jpath = prefix .. "/ledger.jsonl"
+  h.sh(("mv %s %s.keep && ln -s /dev/full %s"):format(h.q(jpath), h.q(jpath), h.q(jpath)))
+  h.check("the journal is reopened on the admin's word", admin_call("POST", "/journal/reopen").status == 200)
+  local held_before, creates_before = admin().by.alice, sim_stats().creates
+  res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT })
+  h.check("issue 12.2: a create while the journal cannot be written: 503 with code 5001",
+    res.status == 503 and res.json.code == 5001, res.body)
+  h.check("issue 12.2: ... nothing was forwarded and nothing stays held", sim_stats().creates == creates_before
+    and admin().by.alice.reserved == held_before.reserved and admin().by.alice.balance == held_before.balance,
+    json.encode { held_before, admin().by.alice })
+  res = admin_call("POST", "/accounts/carol/topup", { amount = "1" })
+  h.check("issue 12.2: ... a top-up is refused too (503)", res.status == 503, res.body)
+  h.check("issue 12.2: ... and the admin summary counts the journal errors", admin().journal_errors > 0)
+  h.sh(("rm %s && mv %s.keep %s"):format(h.q(jpath), h.q(jpath), h.q(jpath)))
+  admin_call("POST", "/journal/reopen")
+  res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT })
+  h.check("issue 12.2: once the journal can be written again, creates are taken", res.status == 200, res.body)
+  local back_id = res.json and res.json.data and res.json.data.task_id
+  local bv = back_id and wait_end(alice, "videos/text2video", back_id)
+  h.check("issue 12.2: ... and end, settled (1)", bv and bv.final_unit_deduction == "1", json.encode(bv))
+
+  -- ---- metrics ----
+  res = h.request("GET", url("/metrics"))
+  local text = res.body or ""
+  local function metric(line)
+    local v = text:match("\n" .. line:gsub("[%p]", "%%%0") .. " ([%d.e+-]+)\n")
+    return tonumber(v)
+  end
+  local am = admin()
+  h.check("issue 12.4: GET /metrics answers Prometheus text", res.status == 200
+    and (res.headers["content-type"] or ""):find("text/plain", 1, true) and text:find("# TYPE", 1, true), res.status)
+  h.check("issue 12.4: requests by route and status",
+    (metric('kling_gateway_requests_total{route="create",status="200"}') or 0) > 0
+    and (metric('kling_gateway_requests_total{route="create",status="429"}') or 0) > 0, text:sub(1, 300))
+  h.check("issue 12.4: creates forwarded", (metric("kling_gateway_creates_forwarded_total{}") or 0) >= 10)
+  h.check("issue 12.4: refusals by reason (balance, validation, journal)",
+    (metric('kling_gateway_refusals_total{reason="balance"}') or 0) >= 2
+    and (metric('kling_gateway_refusals_total{reason="validation"}') or 0) >= 1
+    and (metric('kling_gateway_refusals_total{reason="journal"}') or 0) >= 1)
+  h.check("issue 12.4: spend by account and currency, to the micro-unit",
+    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}') == micros(am.by.alice.spent),
+    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}'))
+  h.check("issue 12.4: open reservations", metric("kling_gateway_open_reservations") ~= nil)
+  local creates_seen = metric('kling_gateway_upstream_seconds_bucket{op="create",le="+Inf"}')
+  h.check("issue 12.4: upstream latency histogram", (creates_seen or 0) >= 10
+    and metric('kling_gateway_upstream_seconds_count{op="create"}') == creates_seen
+    and (metric('kling_gateway_upstream_seconds_bucket{op="create",le="10"}') or 0) <= creates_seen,
+    text:match("[^\n]*upstream_seconds_count[^\n]*"))
+  h.check("issue 12.4: poll lag and journal errors", (metric("kling_gateway_poll_lag_seconds") or 99) < 5
+    and (metric("kling_gateway_journal_errors_total") or 0) > 0)
+
   -- ---- reload (HUP): shared memory keeps the ledger; a task in flight ends after it ----
   local inflight = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
     prompt = PROMPT .. " [sim:seconds=2]" })
@@ -402,6 +481,8 @@ local function run()
   h.check("after a restart the journal rebuilds every balance", post.spent == pre.spent
     and post.reserved == pre.reserved and post.by.alice.balance == pre.by.alice.balance
     and post.by.poor.balance == pre.by.poor.balance, json.encode { pre = pre.by.alice, post = post.by.alice })
+  h.check("issue 12.1: ... and the admin's account and top-up", post.by.carol and post.by.carol.balance == "5.5"
+    and gw("GET", "/gateway/balance", { key = "gw-carol-key" }).status == 200, json.encode(post.by.carol))
   res = gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })
   h.check("... and the task table (an old task is still answered)", res.status == 200
     and res.json.data.final_unit_deduction == "7", res.body)
@@ -425,7 +506,7 @@ local function run()
   h.write(prefix .. "/gateway.json", json.encode {
     upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
     price_provider = "evolink", journal = prefix .. "/ledger.jsonl", poll = { min_interval = 0.3, max_interval = 1 },
-    accounts = { { name = "alice", api_key = alice, credit = "1000" } },
+    accounts = { { name = "alice", api_key = alice, credit = "1000" } }, admin_key = ADMIN_KEY,
   })
   port = h.free_port()
   start_nginx()
@@ -442,6 +523,64 @@ local function run()
   a = admin()
   h.check("... the gateway's ledger in credits equals the simulator's EvoLink charges", a.currency == "credits"
     and evo and micros(a.spent) == evo.micros and a.reserved == "0", json.encode { a.spent, evo })
+
+  -- ---- untrusted input stays data (this gateway: default config, no webhook_secret) ----
+  local seen = sim_stats().requests
+  for _, bad in ipairs {
+    { "a CR LF injection", "http://host.example/cb HTTP/1.1\r\nX-Injected: yes\r\n\r\nPOST /x HTTP/1.1\r\n" },
+    { "a %0d%0a injection", "http://host.example/cb%20HTTP/1.1%0d%0aX-Injected:%20yes%0d%0a" },
+    { "a private address", url("/receiver") },
+    { "user info", "http://user:secret@host.example/cb" },
+  } do
+    res = create(alice, "videos/text2video", { model_name = "kling-v3", mode = "pro", duration = "5", sound = "on",
+      prompt = PROMPT, callback_url = bad[2] })
+    h.check("issue 12.1: a callback_url with " .. bad[1] .. ": 400 naming callback_url", res.status == 400
+      and res.json.message:find("callback_url", 1, true) ~= nil, res.body)
+  end
+  h.check("issue 12.1: ... and nothing was sent anywhere (the simulator saw nothing, the receiver nothing)",
+    sim_stats().requests == seen and #(json.decode(h.request("GET", url("/received")).body) or {}) == 0,
+    sim_stats().requests - seen)
+  res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json" },
+    body = json.encode { id = "x", status = "completed" } })
+  h.check("issue 12.1: without webhook_secret the callback location is off (an unsigned callback: 403)",
+    res.status == 403, res.body)
+  h.write(prefix .. "/gateway.json", json.encode {
+    upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
+    price_provider = "evolink", journal = prefix .. "/ledger.jsonl", poll = { min_interval = 0.3, max_interval = 1 },
+    accounts = { { name = "alice", api_key = alice, credit = "1000" } },
+  })
+  srv.hup()
+  res = h.request("GET", url("/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
+  h.check("issue 12.1: without admin_key the admin API is off (403)", res.status == 403, res.body)
+  srv.stop()
+  srv = nil
+
+  -- ---- a journal the workers cannot write: nginx does not start, and says why ----
+  prefix = base .. "/nginx-closed"
+  h.sh("mkdir -p " .. h.q(prefix) .. "/private && chmod 755 " .. h.q(prefix) .. " && chmod 700 " .. h.q(prefix)
+    .. "/private")
+  h.write(prefix .. "/gateway.json", json.encode {
+    upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
+    price_provider = "evolink", journal = prefix .. "/private/ledger.jsonl",
+    accounts = { { name = "alice", api_key = alice, credit = "1000" } },
+  })
+  port = h.free_port()
+  if h.is_root() then
+    local started, serr = pcall(function()
+      local conf = h.conf_head(prefix):gsub("user root root;", "user nobody nogroup;") .. "http {\n  access_log off;\n"
+        .. h.lua_paths() .. h.temp_paths(prefix) .. ("  include %s/examples/nginx/http.conf;\n"
+        .. "  server {\n    listen 127.0.0.1:%d;\n    include %s/examples/nginx/server.conf;\n  }\n}\n"):format(
+        h.src, port, h.src)
+      srv = h.nginx_start(prefix, conf, port)
+    end)
+    serr = tostring(serr)
+    h.check("issue 12.2: a gateway whose workers (nobody) cannot write the journal does not start",
+      not started, "it started")
+    h.check("issue 12.2: ... and says why, naming the path and the workers' user",
+      serr:find(prefix .. "/private/ledger.jsonl", 1, true) and serr:find("nobody", 1, true), serr:sub(1, 600))
+  else
+    print("# skipped: the unwritable-journal start needs root (workers as another user)")
+  end
 end
 
 local ok, err = pcall(run)

@@ -248,6 +248,37 @@ function M.nginx_start(prefix, conf, port, env)
   return srv
 end
 
+-- ---- load: many concurrent requests by curl, in the background ----
+
+-- posts(dir, urls, body, key, parallel): POSTs body to each of urls (an array), `parallel` at
+-- a time, in the background; each answer goes to a file of its own, dir/<n>, ended by a
+-- newline once complete (one file per request: answers never interleave).
+function M.posts(dir, urls, body, key, parallel)
+  M.sh("mkdir -p " .. q(dir))
+  local lines = {}
+  for n, url in ipairs(urls) do
+    lines[n] = url .. " " .. n
+  end
+  M.write(dir .. ".args", table.concat(lines, "\n") .. "\n")
+  M.write(dir .. ".body", body)
+  M.sh(("xargs -P %d -n 2 sh -c 'curl -s -m 60 -H \"Authorization: Bearer %s\" -H \"Content-Type: application/json\""
+    .. " -d @%s -o %s/$1 $0; echo >> %s/$1' < %s >/dev/null 2>&1 &"):format(parallel, key, dir .. ".body", dir, dir,
+    dir .. ".args"))
+end
+
+-- answers(dir) -> the decoded answers so far (nil for one cut off), and how many are complete
+function M.answers(dir)
+  local out, done = {}, 0
+  for name in (M.sh("ls " .. q(dir))):gmatch("%d+") do
+    local text = M.read(dir .. "/" .. name) or ""
+    if text:sub(-1) == "\n" then
+      done = done + 1
+      out[#out + 1] = json.decode(text) or false
+    end
+  end
+  return out, done
+end
+
 -- Prints the summary line and exits (non-zero on any failure).
 function M.finish(cleanup)
   if cleanup then

@@ -39,9 +39,10 @@ end
 
 --- Makes the driver (see `kling.resty.driver`).
 -- driver{timeout_ms, connect_timeout_ms, keepalive_ms, pool_size, verify, server_name,
--- user_agent, max_body, reuse_posts} -> driver. Times in ms. TLS is verified (verify = false
--- turns that off) against lua_ssl_trusted_certificate of the nginx conf: a ca_file option
--- cannot work here and is refused. POSTs go on a connection of their own unless reuse_posts:
+-- user_agent, max_body, reuse_posts, capture = {location, origin}} -> driver. Times in ms.
+-- TLS is verified (verify = false turns that off) against lua_ssl_trusted_certificate of
+-- the nginx conf: a ca_file option cannot work here and is refused. POSTs go on a
+-- connection of their own unless reuse_posts:
 -- a kept-alive connection the server has just closed would lose the request after it was
 -- written, and a create whose fate is unknown must be looked up, never resent.
 ---@param opts? table
@@ -66,9 +67,78 @@ function M.new(opts)
     user_agent = opts.user_agent or ("lua-kling/" .. core.version .. " ngx_lua/" .. tostring(ngx and ngx.config
       and ngx.config.ngx_lua_version)),
   }
-  -- Counters of this driver's connections (per worker): connected, reused.
-  o.stats = { connected = 0, reused = 0 }
-  return setmetatable({ opts = o, reuse_posts = opts.reuse_posts == true, stats = o.stats }, Driver)
+  -- Counters of this driver's connections (per worker): connected, reused, captured.
+  o.stats = { connected = 0, reused = 0, captured = 0 }
+  local capture = opts.capture
+  if capture ~= nil and (type(capture) ~= "table" or type(capture.location) ~= "string"
+    or type(capture.origin) ~= "string") then
+    error("kling.resty.driver: capture must be {location = \"/_kling_upstream\", origin = \"http(s)://host[:port]\"}",
+      2)
+  end
+  return setmetatable({ opts = o, reuse_posts = opts.reuse_posts == true, stats = o.stats,
+    capture = capture and { location = capture.location, origin = capture.origin:lower():gsub("/+$", "") } },
+    Driver)
+end
+
+-- Through nginx's own upstream machinery: a request to the configured origin, made from a
+-- request handler, goes to an internal proxy_pass location by subrequest (the location maps
+-- these two headers and drops the client's; it never resends: proxy_next_upstream off).
+-- The location's error pages say what nginx saw: 598 no answer (connect failed or the
+-- connection broke), 599 a timeout; both count as sent, so a create is looked up, not resent.
+local CAPTURE_PHASES = { content = true, access = true, rewrite = true }
+local CAPTURE_HEADERS = { authorization = "X-Kling-Upstream-Authorization",
+  ["content-type"] = "X-Kling-Upstream-Content-Type" }
+local METHODS = { GET = ngx and ngx.HTTP_GET, POST = ngx and ngx.HTTP_POST, DELETE = ngx and ngx.HTTP_DELETE }
+
+local function capturable(self, req)
+  local c = self.capture
+  if not c or not CAPTURE_PHASES[ngx.get_phase()] or not METHODS[(req.method or "GET"):upper()] then
+    return nil
+  end
+  local origin, target = req.url:match("^(https?://[^/?#]+)(.*)$")
+  if not origin or origin:lower() ~= c.origin then
+    return nil
+  end
+  for k in pairs(req.headers or {}) do
+    if not CAPTURE_HEADERS[k:lower()] and k:lower() ~= "accept" and k:lower() ~= "user-agent" then
+      return nil
+    end
+  end
+  return target ~= "" and target or "/"
+end
+
+local function capture(self, req, target)
+  local started = ngx.now()
+  for k, v in pairs(req.headers or {}) do
+    local as = CAPTURE_HEADERS[k:lower()]
+    if as then
+      ngx.req.set_header(as, v)
+    end
+  end
+  local res = ngx.location.capture(self.capture.location .. target, { method = METHODS[(req.method or "GET"):upper()],
+    body = req.body or "" })
+  for _, as in pairs(CAPTURE_HEADERS) do
+    ngx.req.clear_header(as)
+  end
+  self.stats.captured = self.stats.captured + 1
+  ngx.update_time()
+  local out = { sent = true, received = true, elapsed_ms = math.floor((ngx.now() - started) * 1000 + 0.5) }
+  if res.status == 598 or res.status == 599 then
+    out.ok, out.received = false, false
+    out.error = res.status == 599 and "timeout" or "reset"
+    out.message = "the upstream " .. (res.status == 599 and "timed out" or "gave no answer") .. " (proxy_pass)"
+    return out
+  end
+  if res.truncated then
+    out.ok, out.error, out.message = false, "partial", "the upstream's answer was cut short (proxy_pass)"
+    return out
+  end
+  local headers = {}
+  for k, v in pairs(res.header or {}) do
+    headers[k:lower()] = type(v) == "table" and table.concat(v, ", ") or v
+  end
+  out.ok, out.status, out.headers, out.body, out.bytes = true, res.status, headers, res.body or "", #(res.body or "")
+  return out
 end
 
 local function for_method(self, method)
@@ -93,6 +163,10 @@ function Driver:request(req)
   check_phase("an HTTP request")
   if type(req) ~= "table" then
     error("kling.resty.driver:request: request table expected", 2)
+  end
+  local target = self.capture and not http.request_error(req) and capturable(self, req)
+  if target then
+    return capture(self, req, target)
   end
   return http.request(req, for_method(self, req.method))
 end

@@ -58,10 +58,33 @@ local function is_ip(host)
   return host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:find(":", 1, true) ~= nil
 end
 
--- A header value must not smuggle a second header or line.
-local function clean(v)
-  return not tostring(v):find("[\r\n]")
+-- Nothing a caller passes may end the request line or a header early: a method is a token,
+-- a URL and a header value hold no CR, LF or other control character (a value may hold
+-- tabs), a header name is a token. A request breaking this is an error, never a send.
+local TOKEN = "^[%w!#$%%&'*+.^_`|~-]+$"
+
+local function header_clean(v)
+  return not tostring(v):find("[%z\1-\8\10-\31\127]")
 end
+
+local function request_error(req)
+  if type(req.method) ~= "nil" and (type(req.method) ~= "string" or not req.method:match(TOKEN)) then
+    return "method must be a token (letters, no spaces or control characters)"
+  end
+  if type(req.url) == "string" and req.url:find("[%z\1-\32\127]") then
+    return "url must not contain spaces or control characters (CR, LF ...)"
+  end
+  for k, v in pairs(req.headers or {}) do
+    if type(k) ~= "string" or not k:match(TOKEN) then
+      return "header name " .. string.format("%q", tostring(k)) .. " is not a token"
+    end
+    if (type(v) ~= "string" and type(v) ~= "number") or not header_clean(v) then
+      return "header " .. k .. " must be a one-line value without control characters"
+    end
+  end
+  return nil
+end
+M.request_error = request_error
 
 local function fail(res, category, message)
   res.ok, res.error, res.message = false, category, message
@@ -253,7 +276,12 @@ function M.request(req, opts)
     r.elapsed_ms = math.floor((ngx.now() - started) * 1000 + 0.5)
     return r
   end
-  local method = (req.method or "GET"):upper()
+  local bad = request_error(req)
+    or (opts.user_agent and not header_clean(opts.user_agent) and "user_agent must be one line")
+  if bad then
+    return done(fail(res, "other", bad))
+  end
+  local method = req.method and req.method:upper() or "GET"
   local u, uerr = M.parse_url(req.url)
   if not u then
     return done(fail(res, "other", uerr))
@@ -307,10 +335,6 @@ function M.request(req, opts)
   local headers = req.headers or {}
   local has = {}
   for k, v in pairs(headers) do
-    if type(k) ~= "string" or not k:match("^[%w!#$%%&'*+.^_`|~-]+$") or not clean(v) then
-      sock:close()
-      return done(fail(res, "other", "header " .. tostring(k) .. " is not a token with a one-line value"))
-    end
     has[k:lower()] = true
     lines[#lines + 1] = k .. ": " .. tostring(v) .. "\r\n"
   end

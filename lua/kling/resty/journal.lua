@@ -13,13 +13,53 @@ Journal.__name = "kling.resty.journal"
 
 local M = {}
 
--- open(path, {sync =}) -> journal. Nothing is opened until the first append (the master
--- reads, the workers write).
+-- open(path, {sync =, reopen = shared dict}) -> journal. Nothing is opened until the first
+-- append (the master reads, the workers write). With reopen, every worker reopens its
+-- handle after M.reopen_all(dict) (log rotation, a file moved or replaced by the operator).
 function M.open(path, opts)
   if type(path) ~= "string" or path == "" then
     error("kling.resty.journal: path must be a non-empty string", 2)
   end
-  return setmetatable({ path = path, sync = opts and opts.sync or false }, Journal)
+  return setmetatable({ path = path, sync = opts and opts.sync or false, reopen = opts and opts.reopen,
+    gen = 0 }, Journal)
+end
+
+M.GEN_KEY = "journal:gen"
+
+-- Asks every worker's journal to reopen its file before its next line.
+function M.reopen_all(dict)
+  return dict:incr(M.GEN_KEY, 1, 0)
+end
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- writable(path, user) -> true | nil, message: whether `user` (the user nginx's workers run
+-- as; nil: this process's own) can append to the journal, checked by appending nothing. Run
+-- in nginx's master at start (it may block: nothing is served yet).
+function M.writable(path, user)
+  local how = "the nginx workers' user " .. (user or "(this process's)")
+  if user then
+    -- nginx's master may run without PATH: runuser by its path (util-linux, Debian's place).
+    local p = io.popen("PATH=/usr/sbin:/usr/bin:/sbin:/bin runuser -u " .. q(user) .. " -- sh -c "
+      .. q(": >> " .. q(path) .. " && echo WRITABLE") .. " 2>&1", "r")
+    local out = p and p:read("*a") or "cannot run runuser"
+    if p then
+      p:close() -- LuaJIT's close does not give the exit status: the output says
+    end
+    if not out:find("WRITABLE", 1, true) then
+      return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. out:gsub("%s+$", "")
+        .. " (make its directory writable by " .. user .. ", or set the nginx 'user' directive)"
+    end
+    return true
+  end
+  local f, err = io.open(path, "a")
+  if not f then
+    return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. tostring(err)
+  end
+  f:close()
+  return true
 end
 
 -- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line.
@@ -30,6 +70,13 @@ function Journal:append(entry)
     line, err = json.encode(entry)
     if not line then
       return nil, "journal entry cannot be encoded: " .. tostring(err)
+    end
+  end
+  if self.reopen then
+    local gen = self.reopen:get(M.GEN_KEY) or 0
+    if gen ~= self.gen then
+      self.gen = gen
+      self:close()
     end
   end
   if not self.fh then

@@ -60,22 +60,31 @@ local function num(dict, key)
   return dict:get(key) or 0
 end
 
--- Writes one movement to the journal; a journal that cannot be written is logged loudly
--- (the movement itself has happened in shared memory and stands).
+-- Writes one movement to the journal -> entry, or entry, journal error. A settle or release
+-- that cannot be written stands in shared memory (it happened) and is logged loudly; the
+-- callers of reserve and topup undo theirs (fail closed: no money moves unrecorded).
 function Meter:record(op, account, key, micros, extra)
   local e = {
     seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = op, task_key = key,
     task_id = extra and extra.task_id or key, amount = core.money_format(micros), currency = self.currency,
     account = account, reserved_amount = extra and extra.reserved_amount,
   }
+  local jerr
   if self.journal then
     local ok, err = self.journal:append(e)
     if not ok then
+      jerr = err
+      self.dict:incr("journal_errors", 1, 0)
       ngx.log(ngx.ERR, "kling meter: ", err)
     end
   end
   e.micros = micros
-  return e
+  return e, jerr
+end
+
+-- Journal write failures so far (every worker's).
+function Meter:journal_errors()
+  return self.dict:get("journal_errors") or 0
 end
 
 -- open_account(name, limit) sets an account's limit (a decimal string: the credit it may
@@ -99,6 +108,8 @@ function Meter:open_account(name, limit)
       return nil, validation("dict", "shared memory: " .. tostring(aerr))
     end
   end
+  -- The limit is the file's credit plus the admin API's top-ups.
+  m = m + num(d, akey(name, "topup"))
   local old = d:get(akey(name, "limit"))
   if old == nil then
     local ok, aerr = d:safe_add(akey(name, "avail"), m - num(d, akey(name, "spent")) - num(d, akey(name, "reserved")))
@@ -148,7 +159,45 @@ function Meter:reserve(account, key, micros, info)
     return nil, validation("dict", "shared memory: " .. tostring(err))
   end
   d:incr(akey(account, "reserved"), micros)
-  return self:record("reserve", account, key, micros, info)
+  local e, jerr = self:record("reserve", account, key, micros, info)
+  if jerr then
+    -- Not recorded, not held: a restart could not know of it.
+    d:delete("h:" .. key)
+    d:incr(akey(account, "reserved"), -micros)
+    d:incr(akey(account, "avail"), micros)
+    return nil, errors.new { kind = "server", field = "journal", message = jerr }
+  end
+  d:incr("holds_open", 1, 0)
+  return e
+end
+
+-- How many reservations are held now.
+function Meter:open_holds()
+  return self.dict:get("holds_open") or 0
+end
+
+-- topup(account, micros) -> account summary | nil, err: more credit, without a reload;
+-- journaled first, so a top-up that could not be written never counts.
+function Meter:topup(account, micros)
+  if not whole(micros) or micros == 0 then
+    return nil, validation("amount", "must be a positive amount")
+  end
+  if not self:known(account) then
+    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  end
+  if self.journal then
+    local ok, err = self.journal:append { seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
+      topup_account = account, amount = core.money_format(micros), currency = self.currency }
+    if not ok then
+      self.dict:incr("journal_errors", 1, 0)
+      return nil, errors.new { kind = "server", field = "journal", message = err }
+    end
+  end
+  local d = self.dict
+  d:incr(akey(account, "topup"), micros, 0)
+  d:incr(akey(account, "limit"), micros)
+  d:incr(akey(account, "avail"), micros)
+  return self:account(account)
 end
 
 local function hold_of(d, key)
@@ -189,6 +238,9 @@ function Meter:settle(key, micros, info)
   if not ok then
     return nil, err
   end
+  if held then
+    d:incr("holds_open", -1, 0)
+  end
   held = held or 0
   d:delete("h:" .. key)
   d:incr(akey(account, "avail"), held - micros)
@@ -210,6 +262,7 @@ function Meter:release(key, info)
     return nil, err
   end
   d:delete("h:" .. key)
+  d:incr("holds_open", -1, 0)
   d:incr(akey(account, "avail"), held)
   d:incr(akey(account, "reserved"), -held)
   return self:record("release", account, key, held, info)
@@ -249,8 +302,14 @@ function Meter:restore(entries)
     return 0
   end
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
+  local topups = {}
   for i, e in ipairs(entries) do
-    if e.op == "reserve" or e.op == "settle" or e.op == "release" then
+    if e.op == "topup" and type(e.topup_account) == "string" and e.currency == self.currency then
+      local m = type(e.amount) == "string" and core.money_parse(e.amount)
+      if m then
+        topups[e.topup_account] = (topups[e.topup_account] or 0) + m
+      end
+    elseif e.op == "reserve" or e.op == "settle" or e.op == "release" then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
       if not m or type(e.task_key) ~= "string" or type(e.account) ~= "string" then
         return nil, validation("journal[" .. i .. "]", "a ledger line {op, task_key, amount, account} is required")
@@ -285,14 +344,35 @@ function Meter:restore(entries)
     d:safe_set(akey(a, "spent"), spent[a])
     d:safe_set(akey(a, "reserved"), reserved[a])
   end
+  for a, m in pairs(topups) do
+    d:safe_set(akey(a, "topup"), m)
+  end
+  local open = 0
   for key, h in pairs(holds) do
     d:safe_set("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
+    open = open + 1
   end
+  d:safe_set("holds_open", open)
   for key, how in pairs(ended) do
     d:safe_set("d:" .. key, how)
   end
   d:safe_set("seq", seq)
   return n
+end
+
+--- Every open hold: {task_key = {account, micros}} (a walk of the dict: restarts only).
+function Meter:holds()
+  local out = {}
+  for _, key in ipairs(self.dict:get_keys(0)) do
+    local k = key:match("^h:(.+)$")
+    if k then
+      local account, m = hold_of(self.dict, k)
+      if account then
+        out[k] = { account, m }
+      end
+    end
+  end
+  return out
 end
 
 --- One ledger entry as a JSON line.

@@ -17,6 +17,7 @@ local tasks_q = require "kling.resty.tasks"
 local M = {}
 
 M.LOCK = "poller:lock"
+M.LAST_TICK = "poller:last_tick" -- when the leader last ran (ngx.now()): the poll lag's base
 
 local function log_err(...)
   ngx.log(ngx.ERR, "kling poller: ", ...)
@@ -43,9 +44,16 @@ function M.start(opts)
     sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000 },
     pid = ngx.worker.pid(), holder = false, busy = false, by_h = {}, by_id = {},
     stats = { ticks = 0, polls = 0, takeovers = 0 },
+    -- The lock of one poller at a time: in the shared dict (one nginx), or the caller's
+    -- (lock(ttl_s) -> held, fresh; unlock()) for several nginx nodes.
+    lock = opts.lock, unlock = opts.unlock,
   }
   self.release = function()
-    if self.holder and self.dict:get(M.LOCK) == self.pid then
+    if self.unlock then
+      if self.holder then
+        self.unlock()
+      end
+    elseif self.holder and self.dict:get(M.LOCK) == self.pid then
       self.dict:delete(M.LOCK)
     end
     self.holder = false
@@ -78,6 +86,9 @@ end
 
 -- Holds or takes the lock; false when another worker holds it.
 local function lock(self)
+  if self.lock then
+    return self.lock(self.lock_ttl)
+  end
   local d = self.dict
   local ok, err = d:add(M.LOCK, self.pid, self.lock_ttl)
   if ok then
@@ -96,9 +107,13 @@ end
 
 local function take_over(self, now)
   self.stats.takeovers = self.stats.takeovers + 1
+  local ids, err = self.tasks:active_ids()
+  if not ids then
+    error("cannot take over: " .. tostring(err))
+  end
   self.sched = core.sched(self.sched_opts)
   self.by_h, self.by_id = {}, {}
-  for _, id in ipairs(self.tasks:active_ids()) do
+  for _, id in ipairs(ids) do
     add(self, id, now)
   end
 end
@@ -191,9 +206,11 @@ function M.tick(premature, self)
     end
     self.holder = true
     work(self)
+    self.dict:set(M.LAST_TICK, ngx.now())
   end)
   self.busy = false
   if not ok then
+    self.holder = false -- take over again next tick
     log_err(err)
   end
 end

@@ -57,9 +57,17 @@ local function snapshot(self, rec)
   if self.journal then
     local ok, err = self.journal:append { op = "task", record = rec }
     if not ok then
+      self.dict:incr("journal_errors", 1, 0)
       ngx.log(ngx.ERR, "kling tasks: ", err)
+      return nil, err
     end
   end
+  return true
+end
+
+-- Journal write failures of the task table so far (every worker's).
+function Tasks:journal_errors()
+  return self.dict:get("journal_errors") or 0
 end
 
 -- create(rec) -> true | nil, message ("exists", "no memory"). rec.id and rec.account are
@@ -156,7 +164,7 @@ function Tasks:save(rec, journal)
   end
   local ok, serr = d:safe_set("t:" .. rec.id, s)
   if ok and journal then
-    snapshot(self, rec)
+    return snapshot(self, rec)
   end
   return ok, serr
 end
@@ -289,6 +297,9 @@ function Tasks:restore(entries)
     local keep = 0
     if rec.final then
       keep = self.retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+    end
+    if rec.state == "creating" then
+      rec.state = "lookup" -- its request handler died with the old nginx: find it upstream
     end
     if not rec.dropped and keep >= 0 and not (rec.final and keep == 0) then
       local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)

@@ -7,8 +7,9 @@ local budget = require "kling.budget"
 local core = require "kling.core"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"
-local official = require "gateway.official"
-local track = require "gateway.track"
+local metrics = require "kling.gateway.metrics"
+local official = require "kling.gateway.official"
+local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
@@ -79,16 +80,22 @@ local function sync_data(rec, t)
   return data
 end
 
+-- A create refused, counted by reason (balance, validation, upstream, journal).
+local function refuse(reason, e)
+  metrics.inc("kling_gateway_refusals_total", 'reason="' .. reason .. '"')
+  return official.fail(e)
+end
+
 -- POST /v1/<endpoint>
 function M.create(G, account, endpoint)
   local raw, rerr = callback.raw_body()
   if not raw then
-    return official.fail { status = 413, code = 1200, message = rerr }
+    return refuse("validation", { status = 413, code = 1200, message = rerr })
   end
   local body = json.decode(raw)
-  local req, cb, ext = official.to_canonical(body)
+  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
   if not req then
-    return official.fail { status = 400, code = 1200, message = cb }
+    return refuse("validation", { status = 400, code = 1200, message = cb })
   end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]
@@ -96,15 +103,15 @@ function M.create(G, account, endpoint)
   fwd.endpoint = endpoint
   local ok, verr = client:check(fwd)
   if not ok then
-    return official.fail { status = 400, code = 1201, message = tostring(verr.field and (verr.field .. ": ") or "")
-      .. tostring(verr.message) }
+    return refuse("validation", { status = 400, code = 1201, message = tostring(verr.field and (verr.field .. ": ")
+      or "") .. tostring(verr.message) })
   end
   local preq = pricing(G, req, endpoint)
   local quote, perr = billing.estimate(preq)
   if not quote then
     local why = perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
-    return official.fail { status = 400, code = 1201, message = why .. tostring(perr.field and (perr.field .. ": ")
-      or "") .. tostring(perr.message) }
+    return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
+      and (perr.field .. ": ") or "") .. tostring(perr.message) })
   end
   local now = core.wall_ms()
   local rec = {
@@ -115,31 +122,48 @@ function M.create(G, account, endpoint)
   local cok, cerr = G.tasks:create(rec)
   if not cok then
     if cerr == "external_task_id exists" then
-      return official.fail { status = 400, code = 1201, message = "external_task_id " .. ext .. " already exists" }
+      return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
+        .. " already exists" })
     end
-    return official.fail { status = 503, code = 5001, message = "the gateway cannot take more tasks now: " .. cerr }
+    return refuse(G.redis and "store" or "capacity", { status = 503, code = 5001,
+      message = "the gateway cannot take more tasks now: " .. cerr })
   end
   -- The balance is checked and held before anything leaves the gateway.
-  local held, berr = G.meter:reserve(account.name, rec.id, quote.micros, { task_id = rec.id })
+  local held, berr = track.reserve(G, rec, quote.micros)
   if not held then
     G.tasks:drop(rec)
-    local status, code = 429, 1101
-    if berr.kind ~= "budget" then
-      status, code = 503, 5001
+    if berr.kind == "budget" then
+      return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
+        .. tostring(berr.message) })
     end
-    return official.fail { status = status, code = code, message = "balance insufficient: " .. tostring(berr.message) }
+    return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
+      .. " (nothing was forwarded): " .. tostring(berr.message) })
   end
   -- Journaled before forwarding: after a crash from here on, the task is looked up by its id.
-  G.tasks:save(rec, true)
+  -- A gateway that cannot write its journal forwards nothing (fail closed).
+  local saved, serr = true, nil
+  if not G.tasks.durable_create then -- (Redis keeps the record from create() on)
+    saved, serr = G.tasks:save(rec, true)
+  end
+  if not saved then
+    track.unreserve(G, rec)
+    G.tasks:drop(rec)
+    return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
+      .. " (nothing was forwarded): " .. tostring(serr) })
+  end
   local caps = client.provider.capabilities
   if caps.external_ids and (not client.provider.takes or client.provider.takes(endpoint, "external_task_id")) then
     fwd.external_task_id = rec.id -- lets a lost answer be found again, and callbacks name our task
   end
-  if G.cfg.callback_url and def and not def.sync and caps.callbacks
+  if G.cfg.callback_url and G.cfg.callbacks and def and not def.sync and caps.callbacks
     and (not client.provider.takes or client.provider.takes(endpoint, "callback_url")) then
     fwd.callback_url = G.cfg.callback_url
   end
+  metrics.inc("kling_gateway_creates_forwarded_total")
+  local sent_at = ngx.now()
   local t, err = client:submit(fwd)
+  ngx.update_time()
+  metrics.observe("create", ngx.now() - sent_at)
   if t and t:is_terminal() then
     -- Synchronous: the answer is the result, charged at once.
     rec.status, rec.message, rec.upstream_id = t.status, t.message, t.id
@@ -155,7 +179,6 @@ function M.create(G, account, endpoint)
   if t then
     rec.upstream_id, rec.status, rec.state = t.id, t.status, "active"
     rec.updated_at = core.wall_ms()
-    G.tasks:save(rec)
     G.tasks:publish(rec, true)
     return official.ok(official.created(rec))
   end
@@ -166,9 +189,9 @@ function M.create(G, account, endpoint)
     G.tasks:publish(rec, true)
     return official.ok(official.created(rec))
   end
-  G.meter:release(rec.id, { task_id = rec.id })
+  track.unreserve(G, rec)
   G.tasks:drop(rec)
-  return official.fail(M.upstream_error(err))
+  return refuse("upstream", M.upstream_error(err))
 end
 
 local function mine(rec, account, endpoint)

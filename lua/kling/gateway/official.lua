@@ -3,6 +3,7 @@
 -- records shown as official task objects, and the envelope {code, message, request_id, data}.
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
+local public_url = require "kling.gateway.public_url"
 
 local M = {}
 
@@ -18,20 +19,23 @@ local function copy(t)
   return out
 end
 
--- to_canonical(body) -> request, callback_url, external_task_id | nil, message
--- The official spelling (model_name, "5", "on", image_tail, shots with string durations)
--- becomes the canonical one; fields the module does not know pass through unchanged.
--- callback_url and external_task_id are the client's: the gateway keeps them and sends its
--- own upstream.
-function M.to_canonical(body)
+-- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
+-- nil, message. The official spelling (model_name, "5", "on", image_tail, shots with string
+-- durations) becomes the canonical one; fields the module does not know pass through
+-- unchanged. callback_url and external_task_id are the client's: the gateway keeps them and
+-- sends its own upstream; a callback_url must be a public http(s) URL (kling.gateway.public_url).
+function M.to_canonical(body, allow_private)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object"
   end
   local req = copy(body)
   local cb, ext = req.callback_url, req.external_task_id
   req.callback_url, req.external_task_id = nil, nil
-  if cb ~= nil and (type(cb) ~= "string" or not cb:match("^https?://[^/]+")) then
-    return nil, "callback_url: must be an http(s) URL"
+  if cb ~= nil then
+    local ok, why = public_url.check(cb, allow_private)
+    if not ok then
+      return nil, "callback_url: " .. why
+    end
   end
   if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
     return nil, "external_task_id: must be a non-empty string of at most 256 characters"

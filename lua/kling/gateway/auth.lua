@@ -13,7 +13,7 @@ local function refuse(code, message)
   return nil, { status = 401, code = code, message = message }
 end
 
-local function verify_jwt(cfg, h, p, s, now)
+local function verify_jwt(accounts, h, p, s, now)
   local claims = json.decode(core.b64url_decode(p) or "")
   local header = json.decode(core.b64url_decode(h) or "")
   if type(claims) ~= "table" or type(header) ~= "table" then
@@ -22,7 +22,7 @@ local function verify_jwt(cfg, h, p, s, now)
   if header.alg ~= "HS256" then
     return refuse(1002, "Authorization is invalid: only HS256 tokens are accepted")
   end
-  local acct = type(claims.iss) == "string" and cfg.by_access[claims.iss]
+  local acct = type(claims.iss) == "string" and accounts:by_access(claims.iss)
   if not acct then
     return refuse(1002, "Authorization is invalid: unknown access key")
   end
@@ -39,8 +39,9 @@ local function verify_jwt(cfg, h, p, s, now)
   return acct
 end
 
--- account(cfg, authorization_header, now_s) -> account | nil, {status, code, message}
-function M.account(cfg, value, now)
+-- account(accounts (kling.gateway.accounts), authorization_header, now_s) -> account | nil,
+-- {status, code, message}
+function M.account(accounts, value, now)
   if type(value) == "table" then
     value = value[1]
   end
@@ -53,9 +54,9 @@ function M.account(cfg, value, now)
   end
   local h, p, s = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
   if h then
-    return verify_jwt(cfg, h, p, s, now)
+    return verify_jwt(accounts, h, p, s, now)
   end
-  local acct = cfg.by_key[token]
+  local acct = accounts:by_key(token)
   if not acct then
     return refuse(1002, "Authorization is invalid: unknown API key")
   end

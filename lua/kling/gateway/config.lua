@@ -14,8 +14,13 @@
 --   "retention_days": 30,                    (how long ended tasks stay queryable)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
---                 "credit": "100.00"}]
+--                 "credit": "100.00"}],
+--   "admin_key": "...",                      (the admin API's Bearer key; without it the API is off)
+--   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
+--   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
+--   "store": {"redis": "redis://127.0.0.1:6379/0", "prefix": "kgw:"}  (several nodes; no journal then)
 -- }
+-- Unknown fields are refused by name (with the closest known one).
 local json = require "kling.json"
 local core = require "kling.core"
 
@@ -39,6 +44,71 @@ local function str(t, k, where, required)
   return v
 end
 
+local KNOWN = {
+  [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
+    "journal", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
+    "insecure_callbacks", "store" },
+  ["store."] = { "redis", "prefix" },
+  ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
+    "reuse_posts" },
+  ["poll."] = { "min_interval", "max_interval", "silence", "deadline", "lookups" },
+  ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit" },
+}
+
+-- Edit distance, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do
+    prev[j] = j
+  end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- Refuses a field this configuration does not have, naming the closest known one.
+local function only_known(t, where, kind)
+  local known = KNOWN[kind or where]
+  local set = {}
+  for _, k in ipairs(known) do
+    set[k] = true
+  end
+  for k in pairs(t) do
+    if type(k) ~= "string" then
+      fail(where:gsub("%.$", ""), "must be an object")
+    end
+    if not set[k] then
+      local best, bd = nil, math.huge
+      for _, c in ipairs(known) do
+        local d = distance(k, c)
+        if d < bd then
+          best, bd = c, d
+        end
+      end
+      local close = bd <= math.max(2, math.floor(#k / 3))
+      fail(where .. k, "is not a known field" .. (close and (" (did you mean " .. best .. "?)")
+        or ("; known: " .. table.concat(known, ", "))))
+    end
+  end
+end
+
+local function flag(t, k, where)
+  local v = t[k]
+  if v == nil then
+    return false
+  end
+  if type(v) ~= "boolean" then
+    fail(where .. k, "must be true or false")
+  end
+  return v
+end
+
 local function seconds(t, k, where, default, unit)
   local v = t[k]
   if v == nil then
@@ -55,13 +125,17 @@ function M.check(doc)
   if type(doc) ~= "table" then
     fail("(file)", "must be a JSON object")
   end
+  only_known(doc, "", "")
   local c = {
+    admin_key = str(doc, "admin_key", "", false),
+    allow_private_callbacks = flag(doc, "allow_private_callbacks", ""),
+    insecure_callbacks = flag(doc, "insecure_callbacks", ""),
     currency = str(doc, "currency", "", false),
     price_provider = str(doc, "price_provider", "", false) or "kling",
     callback_url = str(doc, "callback_url", "", false),
     webhook_secret = str(doc, "webhook_secret", "", false),
     client_webhook_secret = str(doc, "client_webhook_secret", "", false),
-    journal = str(doc, "journal", "", true),
+    journal = str(doc, "journal", "", doc.store == nil),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
   -- The gateway charges in its price catalog's currency.
@@ -76,13 +150,32 @@ function M.check(doc)
     fail("currency", "the " .. c.price_provider .. " catalog is in " .. cat.currency .. ", not " .. c.currency)
   end
   c.currency = cat.currency
-  if c.callback_url and not c.callback_url:match("^https?://[^/]+") then
+  if c.callback_url and not c.callback_url:match("^https?://[^/%s]+[^%s]*$") then
     fail("callback_url", "must be an http(s) URL")
   end
+  if c.admin_key and #c.admin_key < 16 then
+    fail("admin_key", "must be at least 16 characters")
+  end
+  if doc.store ~= nil then
+    if type(doc.store) ~= "table" or json.is_array(doc.store) then
+      fail("store", "must be an object {\"redis\": \"redis://host:port/db\"}")
+    end
+    only_known(doc.store, "store.")
+    local url = str(doc.store, "redis", "store.", true)
+    local parsed, perr = require("kling.gateway.redis").parse(url)
+    if not parsed then
+      fail("store.redis", perr)
+    end
+    c.store = { redis = parsed, prefix = str(doc.store, "prefix", "store.", false) or "kgw:" }
+  end
+  -- The upstream's callbacks are taken only when they can be verified (or when the operator
+  -- says in writing that they need not be); without them polling alone ends tasks.
+  c.callbacks = c.webhook_secret ~= nil or c.insecure_callbacks
   local u = doc.upstream
-  if type(u) ~= "table" then
+  if type(u) ~= "table" or json.is_array(u) then
     fail("upstream", "is required: {provider, base_url, access_key + secret_key | api_key}")
   end
+  only_known(u, "upstream.")
   c.upstream = {
     provider = str(u, "provider", "upstream.", false) or "kling",
     base_url = str(u, "base_url", "upstream.", true),
@@ -100,6 +193,7 @@ function M.check(doc)
   if type(p) ~= "table" then
     fail("poll", "must be an object")
   end
+  only_known(p, "poll.")
   c.poll = {
     min_interval = seconds(p, "min_interval", "poll.", 1),
     max_interval = seconds(p, "max_interval", "poll.", 15),
@@ -115,39 +209,48 @@ function M.check(doc)
   end
   c.accounts, c.by_key, c.by_access = {}, {}, {}
   for i, a in ipairs(doc.accounts) do
-    local where = "accounts[" .. i .. "]."
-    if type(a) ~= "table" then
-      fail("accounts[" .. i .. "]", "must be an object")
-    end
-    local acct = {
-      name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
-      access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),
-      credit = str(a, "credit", where, true),
-    }
-    if not acct.name:match("^[%w._-]+$") then
-      fail(where .. "name", "letters, digits, '.', '_' and '-' only")
-    end
-    if not core.money_parse(acct.credit) then
-      fail(where .. "credit", "must be a decimal string such as \"100.00\"")
-    end
-    if not acct.api_key and not (acct.access_key and acct.secret_key) then
-      fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
-    end
+    local acct = M.account(a, "accounts[" .. i .. "]")
     if acct.api_key then
       if c.by_key[acct.api_key] then
-        fail(where .. "api_key", "is already another account's")
+        fail("accounts[" .. i .. "].api_key", "is already another account's")
       end
       c.by_key[acct.api_key] = acct
     end
     if acct.access_key then
       if c.by_access[acct.access_key] then
-        fail(where .. "access_key", "is already another account's")
+        fail("accounts[" .. i .. "].access_key", "is already another account's")
       end
       c.by_access[acct.access_key] = acct
     end
     c.accounts[#c.accounts + 1] = acct
   end
   return c
+end
+
+-- account(doc, where) -> {name, api_key, access_key, secret_key, credit} (raises naming the
+-- field): one client account, from the file or from the admin API.
+function M.account(a, where)
+  if type(a) ~= "table" or json.is_array(a) then
+    fail(where, "must be an object")
+  end
+  where = where .. "."
+  only_known(a, where, "accounts[].")
+  local acct = {
+    name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
+    access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),
+    credit = str(a, "credit", where, true),
+  }
+  if not acct.name:match("^[%w._-]+$") then
+    fail(where .. "name", "letters, digits, '.', '_' and '-' only")
+  end
+  local m = core.money_parse(acct.credit)
+  if not m or m < 0 then
+    fail(where .. "credit", "must be a decimal string such as \"100.00\", not negative")
+  end
+  if not acct.api_key and not (acct.access_key and acct.secret_key) then
+    fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
+  end
+  return acct
 end
 
 -- load(path) -> config (raises with the path and the field)

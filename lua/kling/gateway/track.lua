@@ -6,7 +6,9 @@ local budget = require "kling.budget"
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
-local official = require "gateway.official"
+local official = require "kling.gateway.official"
+local public_url = require "kling.gateway.public_url"
+local metrics = require "kling.gateway.metrics"
 
 local M = {}
 
@@ -40,6 +42,12 @@ forward = function(premature, G, id, attempt)
   if not rec or not rec.callback_url then
     return
   end
+  -- Checked at the create; checked again here in case the config changed since.
+  local allowed, why = public_url.check(rec.callback_url, G.cfg.allow_private_callbacks)
+  if not allowed then
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: callback_url ", why)
+    return
+  end
   local body = json.encode(official.view(rec))
   local headers = { ["Content-Type"] = "application/json" }
   local secret = G.cfg.client_webhook_secret
@@ -60,6 +68,74 @@ forward = function(premature, G, id, attempt)
       ngx.timer.at(wait, forward, G, id, attempt + 1)
     end
   end
+end
+
+-- Every reservation, settlement and release of the gateway is decided in this file (the
+-- meter, kling.resty.meter or kling.gateway.redis_meter, carries them out).
+
+-- reserve(G, rec, micros) -> entry | nil, err: the estimate held before anything is forwarded.
+function M.reserve(G, rec, micros)
+  return G.meter:reserve(rec.account, rec.id, micros, { task_id = rec.id })
+end
+
+-- unreserve(G, rec): a create that was not forwarded (or refused upstream) costs nothing.
+function M.unreserve(G, rec)
+  return G.meter:release(rec.id, { task_id = rec.id })
+end
+
+-- After a restart: a task ended in the journal whose money movement never made it there
+-- (nginx died in between) gets it now, from the record; a hold whose task was never journaled
+-- (nginx died between the reservation and the record, before anything was forwarded) is
+-- released.
+function M.settle_orphans(G, entries)
+  local last = {}
+  for _, e in ipairs(entries) do
+    if e.op == "task" and type(e.record) == "table" and e.record.id then
+      local prev = last[e.record.id]
+      if not (prev and prev.final) then
+        last[e.record.id] = e.record
+      end
+    end
+  end
+  for id, rec in pairs(last) do
+    if rec.final and G.meter:hold(id) then
+      if rec.status == "succeeded" then
+        local m = core.money_parse(tostring(rec.charge))
+        if m then
+          G.meter:settle(id, m, { task_id = rec.upstream_id })
+        end
+      elseif rec.charge == "0" then
+        G.meter:release(id, { task_id = rec.upstream_id })
+      end
+    end
+  end
+  for key in pairs(G.meter:holds()) do
+    if not last[key] or last[key].dropped then
+      G.meter:release(key, { task_id = key })
+    end
+  end
+end
+
+-- The money movement of an ended record: settle or release (or nothing: keep_hold). A store
+-- that cannot be reached now (Redis restarting) is retried from a timer until it answers;
+-- the end itself is already recorded, so the movement is owed, never lost.
+M.MOVE_RETRY_S = { 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60 }
+function M.move(G, rec, micros, keep_hold, attempt)
+  local e, merr
+  if rec.status == "succeeded" then
+    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
+  elseif not keep_hold then
+    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
+  end
+  local wait = merr and merr.field == "store" and M.MOVE_RETRY_S[attempt or 1]
+  if wait then
+    ngx.timer.at(wait, function(premature)
+      if not premature then
+        M.move(G, rec, micros, keep_hold, (attempt or 1) + 1)
+      end
+    end)
+  end
+  return e, merr
 end
 
 -- Ends a record once, with the meter: succeeded tasks are charged from what they delivered
@@ -85,15 +161,11 @@ function M.finish(G, rec, keep_hold)
   if not won then
     if err then
       ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", err)
+      return nil, err -- not ended: polled again
     end
     return false
   end
-  local e, merr
-  if rec.status == "succeeded" then
-    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
-  elseif not keep_hold then
-    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
-  end
+  local e, merr = M.move(G, rec, micros, keep_hold)
   if merr then
     ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
   end
@@ -111,8 +183,8 @@ local function apply(G, rec, t)
   update(rec, t)
   if TERMINAL[t.status] then
     rec.usage = budget.usage(t)
-    M.finish(G, rec)
-    return true
+    local ended, err = M.finish(G, rec)
+    return ended ~= nil or err == nil
   end
   G.tasks:save(rec)
   return false
@@ -147,7 +219,10 @@ function M.poll(G, id)
   end
   if rec.state == "lookup" or not rec.upstream_id then
     -- The create's answer was lost: find the task by our external id, never send it again.
+    local asked = ngx.now()
     local t, err = client:get_task({ external_task_id = rec.id }, { endpoint = rec.endpoint })
+    ngx.update_time()
+    metrics.observe("lookup", ngx.now() - asked)
     if t then
       rec.state = "active"
       rec.upstream_id = t.id
@@ -164,7 +239,10 @@ function M.poll(G, id)
     end
     return {}
   end
+  local asked = ngx.now()
   local t, err = client:fetch_task(rec.upstream_id, rec.endpoint)
+  ngx.update_time()
+  metrics.observe("poll", ngx.now() - asked)
   if not t then
     if err.kind == "not_found" then
       rec.misses = (rec.misses or 0) + 1

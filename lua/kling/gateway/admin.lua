@@ -1,0 +1,133 @@
+-- The operators' API, under /gateway/admin: loopback callers only, and only with the
+-- config's admin_key as a Bearer token (compared in constant time); without admin_key the
+-- API is off. No reload is needed to add an account or credit.
+--   GET  /gateway/admin                          every account, the totals, this worker's poller
+--   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
+--   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
+--   POST /gateway/admin/journal/reopen           every worker reopens the journal (rotation)
+-- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local config = require "kling.gateway.config"
+local core = require "kling.core"
+local json = require "kling.json"
+local journal = require "kling.resty.journal"
+local poller = require "kling.resty.poller"
+
+local M = {}
+
+local function reply(status, t)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(json.encode(t))
+  return ngx.exit(status)
+end
+
+local function refuse(status, message, field)
+  return reply(status, { error = message, field = field })
+end
+
+local LOOPBACK = { ["127.0.0.1"] = true, ["::1"] = true, ["unix:"] = true }
+
+-- allowed(G) -> true | nil, status, message
+function M.allowed(G)
+  local addr = ngx.var.remote_addr or ""
+  if not (LOOPBACK[addr] or addr:match("^127%.")) then
+    return nil, 403, "the admin API answers loopback callers only"
+  end
+  local key = G.cfg.admin_key
+  if not key then
+    return nil, 403, "the admin API is off: set admin_key in the gateway config"
+  end
+  local given = (ngx.var.http_authorization or ""):match("^[Bb]earer%s+(%S+)%s*$")
+  if not given or not core.ct_equal(given, key) then
+    return nil, 401, "the admin API needs 'Authorization: Bearer <admin_key>'"
+  end
+  return true
+end
+
+local function summary(G)
+  local accounts, spent, reserved = json.array {}, 0, 0
+  for i, name in ipairs(G.accounts:names()) do
+    local s = G.meter:account(name)
+    if s then
+      spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
+      s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
+      accounts[i] = s
+    end
+  end
+  return {
+    accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
+    reserved = core.money_format(reserved), entries = G.meter:entries_count(),
+    journal_errors = G.meter:journal_errors(),
+    worker = ngx.worker.pid(), poller = G.poller and { holder = G.poller.holder, tracked = poller.count(G.poller),
+      ticks = G.poller.stats.ticks, polls = G.poller.stats.polls, takeovers = G.poller.stats.takeovers } or nil,
+    connections = G.driver and G.driver.stats or nil,
+  }
+end
+
+local function body()
+  ngx.req.read_body()
+  local doc = json.decode(ngx.req.get_body_data() or "")
+  if type(doc) ~= "table" or json.is_array(doc) then
+    return nil
+  end
+  return doc
+end
+
+local function create_account(G)
+  local doc = body()
+  if not doc then
+    return refuse(400, "the body must be a JSON object {name, api_key | access_key + secret_key, credit}")
+  end
+  local ok, acct = pcall(config.account, doc, "account")
+  if not ok then
+    local msg = tostring(acct):gsub("^kling gateway config: ", "")
+    return refuse(400, msg, msg:match("^account%.([%w_]+)"))
+  end
+  local added, err = G.accounts:add(acct)
+  if not added then
+    return refuse(err.journal and 503 or 409, err.message, err.field)
+  end
+  local s, oerr = G.meter:open_account(acct.name, acct.credit)
+  if not s then
+    return refuse(500, tostring(oerr))
+  end
+  return reply(201, G.meter:account(acct.name))
+end
+
+local function topup(G, name)
+  local doc = body()
+  local m = doc and type(doc.amount) == "string" and core.money_parse(doc.amount)
+  if not m or m <= 0 then
+    return refuse(400, "amount: a positive decimal string such as \"25.00\" is required", "amount")
+  end
+  if not G.accounts:get(name) then
+    return refuse(404, "no account " .. name)
+  end
+  local s, err = G.meter:topup(name, m)
+  if not s then
+    return refuse(err.field == "journal" and 503 or 400, tostring(err.message), err.field)
+  end
+  return reply(200, s)
+end
+
+function M.handle(G)
+  local ok, status, message = M.allowed(G)
+  if not ok then
+    return refuse(status, message)
+  end
+  local uri, method = ngx.var.uri, ngx.req.get_method()
+  if uri == "/gateway/admin" and method == "GET" then
+    return reply(200, summary(G))
+  elseif uri == "/gateway/admin/accounts" and method == "POST" then
+    return create_account(G)
+  elseif uri == "/gateway/admin/journal/reopen" and method == "POST" then
+    return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
+  end
+  local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
+  if name and method == "POST" then
+    return topup(G, name)
+  end
+  return refuse(404, method .. " " .. uri .. " is not an admin route")
+end
+
+return M

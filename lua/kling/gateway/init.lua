@@ -1,0 +1,276 @@
+-- A metering gateway in front of Kling (seed 000's service): its clients call the official
+-- Kling API shape with their own keys; every create is priced with the gateway's catalog,
+-- held against the client's balance before anything is forwarded, forwarded to the
+-- configured provider (any of kling's providers, the simulator included), and settled from
+-- the actual result (on callback or poll), released on failure; synchronous calls are
+-- charged at once, queries are free and answered from the gateway's own table.
+--
+-- nginx.conf: include http.conf in http{} and server.conf in a server{} (see nginx.conf here).
+-- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local config = require "kling.gateway.config"
+local accounts = require "kling.gateway.accounts"
+local admin = require "kling.gateway.admin"
+local metrics = require "kling.gateway.metrics"
+local proxy = require "kling.gateway.proxy"
+local auth = require "kling.gateway.auth"
+local official = require "kling.gateway.official"
+local api = require "kling.gateway.api"
+local track = require "kling.gateway.track"
+local kling = require "kling"
+local resty = require "kling.resty"
+local journal = require "kling.resty.journal"
+local tasks = require "kling.resty.tasks"
+local meter = require "kling.resty.meter"
+local redis = require "kling.gateway.redis"
+local redis_meter = require "kling.gateway.redis_meter"
+local redis_tasks = require "kling.gateway.redis_tasks"
+local poller = require "kling.resty.poller"
+local core = require "kling.core"
+local callback = require "kling.resty.callback"
+
+local M = {}
+
+M.TASKS_DICT, M.LEDGER_DICT = "kling_gateway_tasks", "kling_gateway_ledger"
+
+local G = {}
+M.G = G
+
+-- The user nginx's workers run as when the master is root: the conf's `user` directive,
+-- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
+local function worker_user()
+  local st = io.open("/proc/self/status", "rb")
+  local uid = st and st:read("*a"):match("\nUid:%s+(%d+)")
+  if st then
+    st:close()
+  end
+  if uid ~= "0" then
+    return nil
+  end
+  local args = {}
+  local f = io.open("/proc/self/cmdline", "rb")
+  if f then
+    -- After the first start nginx rewrites its title: "nginx: master process nginx -c ...".
+    for a in f:read("*a"):gmatch("[^%z%s]+") do
+      args[#args + 1] = a
+    end
+    f:close()
+  end
+  local conf
+  for i, a in ipairs(args) do
+    if a == "-c" then
+      conf = args[i + 1]
+    end
+  end
+  conf = conf or (ngx.config.prefix() .. "conf/nginx.conf")
+  if conf:sub(1, 1) ~= "/" then
+    conf = ngx.config.prefix() .. conf
+  end
+  local cf = io.open(conf, "rb")
+  local text = cf and cf:read("*a") or ""
+  if cf then
+    cf:close()
+  end
+  for line in text:gmatch("[^\n]+") do
+    local user = line:gsub("#.*", ""):match("^%s*user%s+([^%s;]+)")
+    if user then
+      return user
+    end
+  end
+  return "nobody"
+end
+
+-- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
+-- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
+-- Redis by each node's first worker (cosockets are not available here).
+local function init_redis(ledger_dict)
+  local s = G.cfg.store
+  G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix })
+  G.meter = redis_meter.new { redis = G.redis, currency = G.cfg.currency, dict = ledger_dict }
+  G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
+    retention_s = G.cfg.retention_days * 86400 }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
+  G.ledger_dict = ledger_dict
+end
+
+-- Opens the file's accounts in Redis, retried until Redis answers.
+local function open_redis_accounts(premature)
+  if premature then
+    return
+  end
+  for _, a in ipairs(G.cfg.accounts) do
+    local ok, err = G.meter:open_account(a.name, a.credit)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
+      ngx.timer.at(1, open_redis_accounts)
+      return
+    end
+  end
+end
+
+-- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
+-- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
+-- refuses to start when the workers could not write the journal (fail closed), rebuilds
+-- shared memory from the journal after a restart (a reload keeps it), and opens the
+-- accounts (a changed credit moves the balance by the difference).
+function M.init(path, opts)
+  path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
+  G.cfg = config.load(path)
+  -- Upstream calls from request handlers through nginx's proxy (kling.gateway.proxy's
+  -- location, which the conf must have), else over cosockets.
+  G.capture = opts and opts.proxy_location and { location = opts.proxy_location,
+    origin = proxy.origin(G.cfg.upstream.base_url) } or nil
+  for _, name in ipairs { M.TASKS_DICT, M.LEDGER_DICT, metrics.DICT } do
+    if not ngx.shared[name] then
+      error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)
+    end
+  end
+  local ledger_dict = ngx.shared[M.LEDGER_DICT]
+  if G.cfg.store then
+    return init_redis(ledger_dict)
+  end
+  local wok, werr = journal.writable(G.cfg.journal, opts and opts.worker_user or worker_user())
+  if not wok then
+    error("kling gateway: " .. werr, 0)
+  end
+  G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict })
+  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
+  G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
+  G.ledger_dict = ledger_dict
+  local entries, skipped = journal.read(G.cfg.journal)
+  local moves, rerr = G.meter:restore(entries)
+  if not moves then
+    error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
+  end
+  local restored = G.tasks:restore(entries)
+  local created = moves > 0 and G.accounts:restore(entries) or 0
+  for _, name in ipairs(G.accounts:names()) do
+    local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)
+    if not ok then
+      error("kling gateway: " .. tostring(err), 0)
+    end
+  end
+  if moves > 0 or restored > 0 then
+    track.settle_orphans(G, entries)
+    ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
+      " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
+      or "")
+  end
+  if G.cfg.callback_url and not G.cfg.callbacks then
+    ngx.log(ngx.WARN, "kling gateway: callback_url is ignored without webhook_secret (or insecure_callbacks):"
+      .. " polling alone ends tasks")
+  end
+  G.journal:close() -- each worker opens its own
+end
+
+-- init_worker() in init_worker_by_lua: the upstream client (made on first use, per worker)
+-- and the poller's timer.
+function M.init_worker()
+  local client
+  G.client = function()
+    if not client then
+      local u = G.cfg.upstream
+      G.driver = resty.driver { timeout_ms = math.floor(u.timeout * 1000),
+        connect_timeout_ms = math.floor(u.connect_timeout * 1000), reuse_posts = u.reuse_posts,
+        capture = G.capture }
+      client = assert(kling.new { provider = u.provider, base_url = u.base_url, access_key = u.access_key,
+        secret_key = u.secret_key, api_key = u.api_key, timeout = u.timeout, connect_timeout = u.connect_timeout,
+        driver = G.driver, retry_base_ms = 200, retry_cap_ms = 5000, call_budget = u.timeout * 2 })
+    end
+    return client
+  end
+  local p = G.cfg.poll
+  -- The longest a create can be in flight: its retries' budget, then the last attempt.
+  G.creating_grace_ms = math.floor((G.cfg.upstream.timeout * 3 + 10) * 1000)
+  local lock, unlock
+  if G.redis then
+    if ngx.worker.id() == 0 then
+      ngx.timer.at(0, open_redis_accounts)
+    end
+    -- One poller across every node: this worker's own name in the Redis lock.
+    local owner = core.random_hex(8) .. ":" .. ngx.worker.pid()
+    lock = function(ttl_s)
+      return G.redis:lock(owner, ttl_s)
+    end
+    unlock = function()
+      return G.redis:unlock(owner)
+    end
+  end
+  local err
+  G.poller, err = poller.start {
+    lock = lock, unlock = unlock,
+    tasks = G.tasks, poll = function(id)
+      return track.poll(G, id)
+    end,
+    min_interval_ms = math.floor(p.min_interval * 1000), max_interval_ms = math.floor(p.max_interval * 1000),
+    silence_ms = math.floor(p.silence * 1000),
+    -- With callbacks coming, a new task is first polled only after a silence.
+    first_poll_ms = G.cfg.callback_url and G.cfg.callbacks and math.floor(p.silence * 1000) or nil,
+  }
+  if not G.poller then
+    ngx.log(ngx.ERR, "kling gateway: ", err)
+  end
+end
+
+local function caller()
+  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time())
+  if not account then
+    return official.fail(err)
+  end
+  return account
+end
+
+-- location /v1/ { content_by_lua_block { require("kling.gateway").api() } }
+function M.api()
+  local account = caller()
+  local endpoint, id = api.route(ngx.var.uri)
+  if not endpoint then
+    return official.fail { status = 404, code = 1202, message = "no such endpoint: " .. ngx.var.uri }
+  end
+  local method = ngx.req.get_method()
+  if method == "POST" and not id then
+    return api.create(G, account, endpoint)
+  elseif method == "GET" and id then
+    return api.query(G, account, endpoint, id)
+  elseif method == "GET" then
+    return api.list(G, account, endpoint)
+  end
+  return official.fail { status = 405, code = 1202, message = method .. " is not allowed on " .. ngx.var.uri }
+end
+
+-- location = /gateway/balance
+function M.balance()
+  return api.balance(G, caller())
+end
+
+-- location = /kling/callback: the upstream's callbacks, verified with webhook_secret; off
+-- without it (polling ends tasks) unless the config says insecure_callbacks = true.
+function M.callback()
+  if not G.cfg.callbacks then
+    ngx.status = 403
+    ngx.header["Content-Type"] = "application/json"
+    ngx.say('{"error":"callbacks are off: this gateway has no webhook_secret to verify them"}')
+    return ngx.exit(403)
+  end
+  return callback.handle { provider = G.cfg.upstream.provider, secret = G.cfg.webhook_secret,
+    on_task = function(t)
+      return track.on_callback(G, t)
+    end }
+end
+
+-- location = /metrics: Prometheus text (kling.gateway.metrics)
+function M.metrics()
+  return metrics.handle(G)
+end
+
+-- log_by_lua in the gateway's server: requests by route and status.
+function M.log()
+  return metrics.log()
+end
+
+-- location /gateway/admin (loopback callers with the admin_key: kling.gateway.admin)
+function M.admin()
+  return admin.handle(G)
+end
+
+return M

@@ -1,0 +1,173 @@
+-- kling gateway start|stop: the metering gateway as a service of its own. Checks the config
+-- first (a bad file never starts nginx), writes D/nginx.conf (the same parts as
+-- examples/nginx/http.conf and server.conf, which embed the gateway in an existing nginx),
+-- and runs nginx in its own session with `daemon off;` (kling.nginx_run). Runs under lua5.4.
+--
+-- Permissions: the master runs as the starting user and loads the Lua modules; started as
+-- root, the workers run as nobody, so the journal's directory must be writable by nobody
+-- (the gateway refuses to start otherwise, naming the path and the user).
+local config = require "kling.gateway.config"
+local json = require "kling.json"
+local run = require "kling.nginx_run"
+local proxy = require "kling.gateway.proxy"
+
+local M = {}
+
+local q = run.q
+
+-- Where this module's lua/ tree and the LuaJIT build of kling.core are.
+local function roots()
+  local path = package.searchpath("kling.gateway.launcher", package.path)
+  if not path then
+    return nil, "cannot find kling/gateway/launcher.lua on package.path"
+  end
+  local ok, out = run.run("cd " .. q(path:gsub("/kling/gateway/launcher%.lua$", "")) .. " && pwd -P")
+  if not ok then
+    return nil, "cannot resolve the lua/ directory: " .. out
+  end
+  local lua_root = out:gsub("%s+$", "")
+  local jit = os.getenv("KLING_JIT_BUILD_DIR") or (lua_root:gsub("/lua$", "") .. "/build/jit")
+  return lua_root, jit
+end
+
+local function resolvers()
+  local out = {}
+  for line in (run.read("/etc/resolv.conf") or ""):gmatch("[^\n]+") do
+    local ns = line:match("^%s*nameserver%s+([%d.]+)%s*$")
+    if ns then
+      out[#out + 1] = ns
+    end
+  end
+  return out
+end
+
+local function is_root()
+  local status = run.read("/proc/self/status") or ""
+  return status:match("\nUid:%s+(%d+)") == "0"
+end
+
+-- The nginx conf of one gateway node.
+function M.render(o)
+  local temp = {}
+  for _, k in ipairs { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" } do
+    temp[#temp + 1] = ("  %s_temp_path %s/tmp/%s;"):format(k, o.dir, k)
+  end
+  local ns = resolvers()
+  local lines = {
+    o.user and ("user " .. o.user .. ";") or "",
+    "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
+    "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+    "worker_processes " .. o.workers .. ";",
+    "pid " .. o.dir .. "/nginx.pid;",
+    "error_log " .. o.dir .. "/error.log notice;",
+    "events { worker_connections 4096; }",
+    "http {",
+    "  access_log off;",
+    ('  lua_package_path "%s/?.lua;%s/?/init.lua;/usr/share/lua/5.1/?.lua;;";'):format(o.lua_root, o.lua_root),
+    ('  lua_package_cpath "%s/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";'):format(o.jit),
+    table.concat(temp, "\n"),
+    "  lua_ssl_trusted_certificate " .. o.ca_file .. ";",
+    "  lua_ssl_verify_depth 5;",
+    #ns > 0 and ("  resolver " .. table.concat(ns, " ") .. " valid=300s ipv6=off;") or "",
+    "  keepalive_requests 100000;",
+    "  lua_shared_dict kling_gateway_tasks 128m;",
+    "  lua_shared_dict kling_gateway_ledger 16m;",
+    "  lua_shared_dict kling_gateway_metrics 4m;",
+    "  lua_socket_log_errors off;",
+    "  client_body_buffer_size 16m;",
+    "  client_max_body_size 20m;",
+    ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q }) }")
+      :format(o.config, o.user and ("%q"):format(o.user:match("^%S+")) or "nil", proxy.LOCATION),
+    proxy.http_block(o.cfg),
+    "  init_worker_by_lua_block { require(\"kling.gateway\").init_worker() }",
+    "  server {",
+    "    listen " .. o.listen .. ";",
+    "    log_by_lua_block { require(\"kling.gateway\").log() }",
+    "    location = /metrics { allow 127.0.0.1; deny all;"
+      .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
+    "    location /v1/ { content_by_lua_block { require(\"kling.gateway\").api() } }",
+    "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
+    "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",
+    "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
+    "    location = /gateway/health { return 200 \"ok\\n\"; }",
+    proxy.server_block(o.cfg, o.ca_file),
+    "  }",
+    "}",
+  }
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- "127.0.0.1:8080" | "8080" -> listen, url host:port
+local function listen_of(o)
+  if o.listen then
+    local addr, port = o.listen:match("^([%w.:%[%]-]+):(%d+)$")
+    if not addr then
+      return nil, "--listen must be ADDR:PORT (got " .. o.listen .. ")"
+    end
+    local host = (addr == "0.0.0.0" or addr == "*") and "127.0.0.1" or addr
+    return o.listen, host .. ":" .. port
+  end
+  local port = o.port or run.free_port()
+  return "127.0.0.1:" .. port, "127.0.0.1:" .. port
+end
+
+-- stop(dir) -> true, note | nil, message
+function M.stop(dir)
+  return run.stop(dir, "gateway.pid", "gateway")
+end
+
+-- start{config =, dir =, port =, listen =, workers =, ca_file =} -> info, line | nil, message
+function M.start(o)
+  local ok, cfg = pcall(config.load, o.config)
+  if not ok then
+    return nil, tostring(cfg)
+  end
+  local nginx = run.which { os.getenv("KLING_NGINX") or "nginx", "/usr/sbin/nginx" }
+  if not nginx then
+    return nil, "the 'nginx' command is required and was not found on PATH"
+  end
+  local lua_root, jit = roots()
+  if not lua_root then
+    return nil, jit
+  end
+  local dir, derr = run.absolute_dir(o.dir, "kling-gateway")
+  if not dir then
+    return nil, derr
+  end
+  local stopped, serr = M.stop(dir) -- a gateway left running in D is replaced, not duplicated
+  if not stopped then
+    return nil, serr
+  end
+  local user = is_root() and "nobody nogroup" or nil
+  local made, merr = run.run("mkdir -p " .. q(dir .. "/tmp") .. " && chmod 755 " .. q(dir)
+    .. (user and (" && chown nobody:nogroup " .. q(dir .. "/tmp")) or ""))
+  if not made then
+    return nil, "cannot prepare " .. dir .. ": " .. merr
+  end
+  local config_path = o.config
+  if config_path:sub(1, 1) ~= "/" then
+    config_path = (os.getenv("PWD") or ".") .. "/" .. config_path
+  end
+  local listen, hostport = listen_of(o)
+  if not listen then
+    return nil, hostport
+  end
+  local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
+    config = config_path, listen = listen, ca_file = o.ca_file or "/etc/ssl/certs/ca-certificates.crt", cfg = cfg }
+  run.write(dir .. "/nginx.conf", text)
+  local url = "http://" .. hostport
+  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", ready = function()
+    local up, code = run.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 " .. q(url .. "/gateway/health"))
+    return up and code == "200"
+  end }
+  if not pid then
+    return nil, err
+  end
+  run.write(dir .. "/gateway.pid", pid .. "\n")
+  local info = { http = url, pid = pid, dir = dir }
+  local line = assert(json.encode(info))
+  run.write(dir .. "/gateway.info.json", line .. "\n")
+  return info, line
+end
+
+return M

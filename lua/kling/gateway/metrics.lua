@@ -1,0 +1,140 @@
+-- The gateway's Prometheus metrics: counters and one latency histogram kept in a shared
+-- dict (every worker adds to the same numbers), gauges read from the meter and the poller
+-- at scrape time. GET /metrics answers the text exposition format.
+-- luacheck: ignore 122 (ngx.header is meant to be written)
+local M = {}
+
+M.DICT = "kling_gateway_metrics"
+M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+
+local HELP = {
+  kling_gateway_requests_total = { "counter", "Requests answered, by route and HTTP status." },
+  kling_gateway_creates_forwarded_total = { "counter", "Creates sent upstream (each once)." },
+  kling_gateway_refusals_total = { "counter",
+    "Creates refused, by reason: balance, validation, upstream, journal (nothing forwarded but upstream)." },
+  kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
+  kling_gateway_upstream_seconds = { "histogram", "Upstream call latency, by operation." },
+}
+
+local function dict()
+  return ngx.shared[M.DICT]
+end
+
+local function key(name, labels)
+  return name .. "{" .. (labels or "") .. "}"
+end
+
+-- Escapes a label value.
+function M.label(v)
+  return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }))
+end
+
+function M.inc(name, labels, n)
+  local d = dict()
+  if d then
+    d:incr(key(name, labels), n or 1, 0)
+  end
+end
+
+-- observe(op, seconds): one upstream call into the latency histogram.
+function M.observe(op, seconds)
+  local d = dict()
+  if not d then
+    return
+  end
+  local op_label = 'op="' .. M.label(op) .. '"'
+  for _, le in ipairs(M.BUCKETS) do
+    if seconds <= le then
+      d:incr(key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="' .. le .. '"'), 1, 0)
+    end
+  end
+  d:incr(key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="+Inf"'), 1, 0)
+  d:incr(key("kling_gateway_upstream_seconds_count", op_label), 1, 0)
+  d:incr(key("kling_gateway_upstream_seconds_sum", op_label), seconds, 0)
+end
+
+-- The route a request took (a bounded label set).
+function M.route(uri, method)
+  if uri:find("^/v1/") then
+    local rest = uri:sub(5)
+    local parts = select(2, rest:gsub("/", "/"))
+    if method == "POST" then
+      return "create"
+    end
+    -- /v1/videos/text2video is a list, /v1/videos/text2video/ID a query
+    return parts >= 2 and "query" or "list"
+  end
+  local known = { ["/gateway/balance"] = "balance", ["/kling/callback"] = "callback", ["/metrics"] = "metrics",
+    ["/gateway/health"] = "health" }
+  if known[uri] then
+    return known[uri]
+  end
+  if uri:find("^/gateway/admin") then
+    return "admin"
+  end
+  return "other"
+end
+
+-- In the log phase of every request of the gateway's server.
+function M.log()
+  M.inc("kling_gateway_requests_total", 'route="' .. M.route(ngx.var.uri, ngx.req.get_method()) .. '",status="'
+    .. ngx.status .. '"')
+end
+
+-- render(G) -> the exposition text
+function M.render(G)
+  local out, seen = {}, {}
+  local function head(name)
+    local h = HELP[name]
+    if h and not seen[name] then
+      seen[name] = true
+      out[#out + 1] = "# HELP " .. name .. " " .. h[2]
+      out[#out + 1] = "# TYPE " .. name .. " " .. h[1]
+    end
+  end
+  local d = dict()
+  local keys = d and d:get_keys(0) or {}
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local name = k:match("^([%w_]+){")
+    local base = name and (name:match("^(kling_gateway_upstream_seconds)_") or name)
+    head(base)
+    out[#out + 1] = k .. " " .. tostring(d:get(k))
+  end
+  local function gauge(name, help, kind)
+    out[#out + 1] = "# HELP " .. name .. " " .. help
+    out[#out + 1] = "# TYPE " .. name .. " " .. (kind or "gauge")
+  end
+  gauge("kling_gateway_journal_errors_total", HELP.kling_gateway_journal_errors_total[2], "counter")
+  out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter:journal_errors() + G.tasks:journal_errors()
+  gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
+  out[#out + 1] = "kling_gateway_open_reservations " .. G.meter:open_holds()
+  gauge("kling_gateway_spent_micros", "Settled spend by account and currency, in micro-units.", "counter")
+  local reserved = {}
+  for _, name in ipairs(G.accounts:names()) do
+    local a = G.meter:account(name)
+    if a then
+      local labels = '{account="' .. M.label(name) .. '",currency="' .. M.label(a.currency) .. '"}'
+      out[#out + 1] = "kling_gateway_spent_micros" .. labels .. " " .. string.format("%d", a.spent_micros)
+      reserved[#reserved + 1] = "kling_gateway_reserved_micros" .. labels .. " "
+        .. string.format("%d", a.reserved_micros)
+    end
+  end
+  gauge("kling_gateway_reserved_micros", "Held by open reservations, by account and currency, in micro-units.")
+  for _, line in ipairs(reserved) do
+    out[#out + 1] = line
+  end
+  gauge("kling_gateway_poll_lag_seconds", "Seconds since the poller's leader last ran (a stalled poller grows it).")
+  local last = G.tasks.dict:get(require("kling.resty.poller").LAST_TICK)
+  ngx.update_time()
+  out[#out + 1] = "kling_gateway_poll_lag_seconds " .. (last and string.format("%.3f", ngx.now() - last) or "NaN")
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- location = /metrics
+function M.handle(G)
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.print(M.render(G))
+end
+
+return M

@@ -1,0 +1,68 @@
+-- The nginx conf that forwards the gateway's upstream calls through nginx's own upstream
+-- machinery (kling.resty.driver's capture): an upstream{} with kept-alive connections to the
+-- config's base_url and an internal location reached by subrequest. A create is never sent
+-- twice: proxy_next_upstream off; nginx's own failures become 598 (no answer) and 599
+-- (timeout), which the driver reports as sent, so the create is looked up by its external id.
+-- The gateway uses it when init() is given proxy_location (kling gateway start does this).
+local M = {}
+
+M.LOCATION = "/_kling_upstream"
+M.UPSTREAM = "kling_gateway_upstream"
+
+-- origin(base_url) -> "http(s)://host:port" (lowercase), scheme, host, port | nil
+function M.origin(base_url)
+  local scheme, host, port = base_url:lower():match("^(https?)://([^/:?#]+):?(%d*)")
+  if not scheme then
+    return nil
+  end
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  local origin = base_url:lower():match("^(https?://[^/?#]+)")
+  return origin, scheme, host, port
+end
+
+-- http_block(cfg) and server_block(cfg): the two parts, for http{} and for the server{}.
+-- cfg: the checked gateway config; ca_file: the CAs an https upstream is verified against.
+function M.http_block(cfg)
+  local _, _, host, port = M.origin(cfg.upstream.base_url)
+  return ("  upstream %s {\n    server %s:%d max_fails=0;\n    keepalive 64;\n  }\n"):format(M.UPSTREAM, host, port)
+end
+
+function M.server_block(cfg, ca_file)
+  local origin, scheme, host = M.origin(cfg.upstream.base_url)
+  local authority = origin:match("^https?://(.*)$")
+  local t = math.ceil(cfg.upstream.timeout)
+  local lines = {
+    "    location " .. M.LOCATION .. "/ {",
+    "      internal;",
+    "      proxy_pass " .. scheme .. "://" .. M.UPSTREAM .. "/;",
+    "      proxy_http_version 1.1;",
+    "      proxy_set_header Connection \"\";",
+    "      proxy_pass_request_headers off;",
+    "      proxy_set_header Host " .. authority .. ";",
+    "      proxy_set_header Authorization $http_x_kling_upstream_authorization;",
+    "      proxy_set_header Content-Type $http_x_kling_upstream_content_type;",
+    "      proxy_set_header Accept application/json;",
+    "      proxy_next_upstream off;",
+    "      proxy_connect_timeout " .. math.ceil(cfg.upstream.connect_timeout) .. "s;",
+    "      proxy_send_timeout " .. t .. "s;",
+    "      proxy_read_timeout " .. t .. "s;",
+    "      subrequest_output_buffer_size 4m;",
+    "      proxy_intercept_errors off;",
+    "      error_page 502 503 = @kling_upstream_no_answer;",
+    "      error_page 504 = @kling_upstream_timeout;",
+  }
+  if scheme == "https" then
+    lines[#lines + 1] = "      proxy_ssl_server_name on;"
+    lines[#lines + 1] = "      proxy_ssl_name " .. host .. ";"
+    lines[#lines + 1] = "      proxy_ssl_verify on;"
+    lines[#lines + 1] = "      proxy_ssl_verify_depth 5;"
+    lines[#lines + 1] = "      proxy_ssl_trusted_certificate " .. ca_file .. ";"
+    lines[#lines + 1] = "      proxy_ssl_session_reuse on;"
+  end
+  lines[#lines + 1] = "    }"
+  lines[#lines + 1] = "    location @kling_upstream_no_answer { return 598; }"
+  lines[#lines + 1] = "    location @kling_upstream_timeout { return 599; }"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+return M

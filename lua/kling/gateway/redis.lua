@@ -1,0 +1,141 @@
+-- The gateway's Redis connection (store = {"redis": "redis://[:password@]host:port[/db]"}):
+-- Debian's lua-nginx-redis cosocket client, one pooled connection per call, scripts run by
+-- EVALSHA (loaded once per Redis, EVAL again after a Redis restart forgot them). Every
+-- failure is nil, message (a Redis that is down or restarting is an error the caller turns
+-- into a refusal, never an exception), and is counted for the metrics.
+local M = {}
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+M.TIMEOUT_MS, M.POOL_SIZE, M.KEEPALIVE_MS = 2000, 64, 30000
+
+-- parse(url) -> {host, port, db, password} | nil, message
+function M.parse(url)
+  if type(url) ~= "string" then
+    return nil, "must be a redis:// URL"
+  end
+  local rest = url:match("^redis://(.+)$")
+  local password
+  if rest and rest:find("@", 1, true) then
+    password, rest = rest:match("^:?([^@]*)@(.*)$")
+  end
+  local hostport, db = (rest or ""):match("^([^/@]+)/?(%d*)$")
+  if not hostport then
+    return nil, "must be redis://[:password@]host[:port][/db]"
+  end
+  local host, port = hostport:match("^([^:]+):(%d+)$")
+  host = host or hostport
+  return { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
+    password = password ~= "" and password or nil }
+end
+
+local Redis = {}
+Redis.__index = Redis
+
+-- new(url_or_parsed, {errors = shared dict (a counter), prefix = "kgw:"}) -> redis
+function M.new(where, opts)
+  local cfg = type(where) == "table" and where or assert(M.parse(where))
+  return setmetatable({ cfg = cfg, errors = opts and opts.errors, prefix = opts and opts.prefix or "kgw:",
+    shas = {} }, Redis)
+end
+
+function Redis:failed(err)
+  if self.errors then
+    self.errors:incr("store_errors", 1, 0)
+  end
+  return nil, "redis " .. self.cfg.host .. ":" .. self.cfg.port .. ": " .. tostring(err)
+end
+
+function Redis:error_count()
+  return self.errors and self.errors:get("store_errors") or 0
+end
+
+-- with(fn(red) -> results...) -> results | nil, message: one pooled connection for fn.
+function Redis:with(fn)
+  local client = require "nginx.redis"
+  local red = client:new()
+  red:set_timeout(M.TIMEOUT_MS)
+  local c = self.cfg
+  local ok, err = red:connect(c.host, c.port, { pool = "kgw:" .. c.host .. ":" .. c.port .. ":" .. c.db })
+  if not ok then
+    return self:failed(err)
+  end
+  if (red:get_reused_times() or 0) == 0 then
+    if c.password then
+      ok, err = red:auth(c.password)
+      if not ok then
+        red:close()
+        return self:failed(err)
+      end
+    end
+    if c.db ~= 0 then
+      ok, err = red:select(c.db)
+      if not ok then
+        red:close()
+        return self:failed(err)
+      end
+    end
+  end
+  local res = pack(pcall(fn, red))
+  if not res[1] then
+    red:close()
+    return self:failed(res[2])
+  end
+  if not res[2] and res[3] ~= nil then
+    red:close()
+    return self:failed(res[3])
+  end
+  red:set_keepalive(M.KEEPALIVE_MS, M.POOL_SIZE)
+  return unpack(res, 2, res.n)
+end
+
+-- eval(red, script, ...) -> result | nil, err: EVALSHA, loading the script when Redis does
+-- not know it (first use, or a restart).
+function Redis:eval(red, script, ...)
+  local sha = self.shas[script]
+  if sha then
+    local res, err = red:evalsha(sha, 0, self.prefix, ...)
+    if res or not tostring(err):find("NOSCRIPT", 1, true) then -- an error reply is false, err
+      return res, err
+    end
+  end
+  local loaded, lerr = red:script("load", script)
+  if not loaded then
+    return nil, lerr
+  end
+  self.shas[script] = loaded
+  return red:evalsha(loaded, 0, self.prefix, ...)
+end
+
+-- run(script, ...) -> result | nil, message: one script on its own connection.
+function Redis:run(script, ...)
+  local args = pack(...)
+  return self:with(function(red)
+    return self:eval(red, script, unpack(args, 1, args.n))
+  end)
+end
+
+-- The poller's leadership across nodes: a key with a TTL, renewed by its holder.
+local LOCK = [[
+local key, me, ttl = ARGV[1] .. 'poller', ARGV[2], ARGV[3]
+if redis.call('SET', key, me, 'NX', 'PX', ttl) then return 2 end
+if redis.call('GET', key) == me then redis.call('PEXPIRE', key, ttl) return 1 end
+return 0
+]]
+
+-- lock(owner, ttl_s) -> held, fresh
+function Redis:lock(owner, ttl_s)
+  local res = self:run(LOCK, owner, tostring(math.floor(ttl_s * 1000)))
+  return res == 1 or res == 2, res == 2
+end
+
+function Redis:unlock(owner)
+  return self:run("if redis.call('GET', ARGV[1] .. 'poller') == ARGV[2] then redis.call('DEL', ARGV[1] .. 'poller')"
+    .. " end return 1", owner)
+end
+
+return M

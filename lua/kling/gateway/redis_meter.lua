@@ -1,0 +1,276 @@
+-- The meter of kling.resty.meter with its balances in Redis, for several gateway nodes: the
+-- same methods and answers, each movement one Lua script (atomic in Redis), so a balance is
+-- a hard cap across every node and worker. Each script also appends the movement's ledger
+-- line (kling.billing's, with the account) to the list <prefix>ledger in the same step:
+-- money never moves without its record. Amounts are integer micro-units (exact in Redis's
+-- Lua doubles below 2^53).
+--
+-- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
+-- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
+-- <p>ledger (list of JSON lines).
+local core = require "kling.core"
+local errors = require "kling.errors"
+
+local Meter = {}
+Meter.__index = Meter
+
+local M = {}
+
+local function validation(field, message)
+  return errors.new { kind = "validation", field = field, message = message }
+end
+
+local function whole(v)
+  return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
+end
+
+local function fmt(m)
+  return string.format("%d", m)
+end
+
+-- One ledger line, written by the scripts (cjson is Redis's own).
+local LINE = [[
+local function line(p, op, account, key, task_id, micros, currency, reserved)
+  local seq = redis.call('INCR', p .. 'seq')
+  local function amount(m)
+    local s = string.format('%d', m)
+    local whole, frac = math.floor(m / 1000000), m % 1000000
+    if frac == 0 then return string.format('%d', whole) end
+    local f = string.format('%06d', frac):gsub('0+$', '')
+    return string.format('%d', whole) .. '.' .. f
+  end
+  local t = redis.call('TIME')
+  local e = { seq = seq, time_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), op = op,
+    task_key = key, task_id = task_id, amount = amount(micros), currency = currency, account = account }
+  if reserved then e.reserved_amount = amount(reserved) end
+  redis.call('RPUSH', p .. 'ledger', cjson.encode(e))
+  return seq
+end
+]]
+
+local RESERVE = LINE .. [[
+local p, account, key, m, task_id, currency = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local a = p .. 'a:' .. account
+if redis.call('HEXISTS', a, 'limit') == 0 then return {-2, 0} end
+if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
+  return {-3, 0}
+end
+local avail = tonumber(redis.call('HGET', a, 'avail'))
+if avail < m then return {-1, string.format('%d', avail)} end
+redis.call('HINCRBY', a, 'avail', -m)
+redis.call('HINCRBY', a, 'reserved', m)
+redis.call('HSET', p .. 'holds', key, account .. '|' .. string.format('%d', m))
+redis.call('INCR', p .. 'holds_open')
+return {1, line(p, 'reserve', account, key, task_id, m, currency)}
+]]
+
+-- ARGV: p, key, op (settled|released), micros (settle), task_id, currency, account (settle
+-- without a hold)
+local END = LINE .. [[
+local p, key, op, m, task_id, currency, fallback = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
+  ARGV[6], ARGV[7]
+local h = redis.call('HGET', p .. 'holds', key)
+local account, held = nil, 0
+if h then
+  local a, n = string.match(h, '^(.*)|(%d+)$')
+  account, held = a, tonumber(n)
+elseif op == 'settled' and fallback ~= '' then
+  account = fallback
+end
+if not account then return {-2, 0} end
+if redis.call('HEXISTS', p .. 'a:' .. account, 'limit') == 0 then return {-2, 0} end
+if redis.call('HSETNX', p .. 'ended', key, op) == 0 then return {-3, redis.call('HGET', p .. 'ended', key)} end
+local a = p .. 'a:' .. account
+if h then
+  redis.call('HDEL', p .. 'holds', key)
+  redis.call('DECR', p .. 'holds_open')
+end
+if op == 'settled' then
+  redis.call('HINCRBY', a, 'avail', held - m)
+  redis.call('HINCRBY', a, 'reserved', -held)
+  redis.call('HINCRBY', a, 'spent', m)
+  return {1, line(p, 'settle', account, key, task_id, m, currency, held), account, string.format('%d', held)}
+end
+redis.call('HINCRBY', a, 'avail', held)
+redis.call('HINCRBY', a, 'reserved', -held)
+return {1, line(p, 'release', account, key, task_id, held, currency), account, string.format('%d', held)}
+]]
+
+-- ARGV: p, account, base credit; the limit is the base plus the top-ups.
+local OPEN = [[
+local p, account, base = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local a = p .. 'a:' .. account
+local topup = tonumber(redis.call('HGET', a, 'topup') or '0')
+local limit = base + topup
+local old = redis.call('HGET', a, 'limit')
+redis.call('HSET', a, 'base', string.format('%d', base))
+if not old then
+  local spent = tonumber(redis.call('HGET', a, 'spent') or '0')
+  local reserved = tonumber(redis.call('HGET', a, 'reserved') or '0')
+  redis.call('HSET', a, 'limit', string.format('%d', limit), 'avail', string.format('%d', limit - spent - reserved),
+    'spent', string.format('%d', spent), 'reserved', string.format('%d', reserved))
+elseif tonumber(old) ~= limit then
+  redis.call('HINCRBY', a, 'avail', limit - tonumber(old))
+  redis.call('HSET', a, 'limit', string.format('%d', limit))
+end
+return 1
+]]
+
+local TOPUP = [[
+local p, account, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local a = p .. 'a:' .. account
+if redis.call('HEXISTS', a, 'limit') == 0 then return 0 end
+redis.call('HINCRBY', a, 'topup', m)
+redis.call('HINCRBY', a, 'limit', m)
+redis.call('HINCRBY', a, 'avail', m)
+redis.call('RPUSH', ARGV[1] .. 'ledger', cjson.encode({ op = 'topup', topup_account = account, amount = ARGV[4],
+  currency = ARGV[5] }))
+return 1
+]]
+
+-- new{redis = kling.gateway.redis, currency =, dict = shared dict (error counters)} -> meter
+function M.new(opts)
+  return setmetatable({ redis = opts.redis, currency = opts.currency, dict = opts.dict, clock = core.wall_ms },
+    Meter)
+end
+
+local function store_error(err)
+  return errors.new { kind = "server", field = "store", message = tostring(err) }
+end
+
+function Meter:open_account(name, limit)
+  local m = core.money_parse(tostring(limit))
+  if not m or m < 0 then
+    return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
+  end
+  local ok, err = self.redis:run(OPEN, name, fmt(m))
+  if not ok then
+    return nil, store_error(err)
+  end
+  return self:account(name)
+end
+
+function Meter:known(account)
+  return self:account(account) ~= nil
+end
+
+function Meter:reserve(account, key, micros, info)
+  if not whole(micros) then
+    error("kling.gateway.redis_meter:reserve: micros must be a whole number >= 0", 2)
+  end
+  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency)
+  if not res then
+    return nil, store_error(err)
+  end
+  if res[1] == -2 then
+    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  elseif res[1] == -3 then
+    return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+  elseif res[1] == -1 then
+    return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
+      .. core.money_format(tonumber(res[2])) .. " " .. self.currency .. " available) cannot hold "
+      .. core.money_format(micros) .. " " .. self.currency }
+  end
+  return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
+    amount = core.money_format(micros), currency = self.currency }
+end
+
+local function finish(self, key, op, micros, info)
+  local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
+    info and info.account or "")
+  if not res then
+    return nil, store_error(err)
+  end
+  if res[1] == -2 then
+    return nil, validation("task_key", "'" .. key .. "' has no reservation"
+      .. (op == "settled" and " and no known account" or " to release"))
+  elseif res[1] == -3 then
+    return nil, validation("task_key", "'" .. key .. "' is already " .. tostring(res[2]))
+  end
+  local held = tonumber(res[4])
+  local m = op == "settled" and micros or held
+  return { seq = res[2], op = op == "settled" and "settle" or "release", task_key = key, account = res[3],
+    micros = m, amount = core.money_format(m), currency = self.currency }
+end
+
+function Meter:settle(key, micros, info)
+  if not whole(micros) then
+    error("kling.gateway.redis_meter:settle: micros must be a whole number >= 0", 2)
+  end
+  return finish(self, key, "settled", micros, info)
+end
+
+function Meter:release(key, info)
+  return finish(self, key, "released", 0, info)
+end
+
+function Meter:topup(account, micros)
+  if not whole(micros) or micros == 0 then
+    return nil, validation("amount", "must be a positive amount")
+  end
+  local res, err = self.redis:run(TOPUP, account, fmt(micros), core.money_format(micros), self.currency)
+  if not res then
+    return nil, store_error(err)
+  end
+  if res == 0 then
+    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  end
+  return self:account(account)
+end
+
+-- The hold of a task key: account, micros (or nil).
+function Meter:hold(key)
+  local h = self.redis:with(function(red)
+    return red:hget(self.redis.prefix .. "holds", key)
+  end)
+  if type(h) ~= "string" then
+    return nil
+  end
+  local account, m = h:match("^(.*)|(%d+)$")
+  return account, tonumber(m)
+end
+
+function Meter:account(name)
+  local r = self.redis
+  local v = r:with(function(red)
+    return red:hmget(r.prefix .. "a:" .. name, "limit", "spent", "reserved", "avail")
+  end)
+  if type(v) ~= "table" or tonumber(v[1]) == nil then
+    return nil
+  end
+  local limit, spent, reserved, avail = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
+  local f = core.money_format
+  return { name = name, currency = self.currency, limit = f(limit), spent = f(spent), reserved = f(reserved),
+    balance = f(avail), limit_micros = limit, spent_micros = spent, reserved_micros = reserved,
+    balance_micros = avail }
+end
+
+function Meter:open_holds()
+  local r = self.redis
+  return tonumber((r:with(function(red)
+    return red:get(r.prefix .. "holds_open")
+  end))) or 0
+end
+
+function Meter:entries_count()
+  local r = self.redis
+  return tonumber((r:with(function(red)
+    return red:get(r.prefix .. "seq")
+  end))) or 0
+end
+
+-- Store (Redis) errors stand for journal errors here: the store is the record.
+function Meter:journal_errors()
+  return self.redis:error_count()
+end
+
+-- Redis keeps everything across restarts of nginx: nothing to rebuild.
+function Meter.restore()
+  return 0
+end
+
+function Meter.holds()
+  return {}
+end
+
+return M

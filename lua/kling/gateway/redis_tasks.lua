@@ -1,0 +1,254 @@
+-- The task table of kling.resty.tasks with its records in Redis, for several gateway nodes:
+-- the same methods. A record ends once (SET NX of its final form); the external-id and
+-- upstream-id lookups, the per-account lists and the poller's queues are Redis keys, so any
+-- node answers any task and the poll leader (whichever node holds the lock) sees every task.
+-- A record is on the active set and the poller's queue from its create on, so a task whose
+-- node died mid-create is still found (looked up by its external id) and ended.
+--
+-- Keys (<p> the prefix): t:<id> (live record), f:<id> (final record), x:<account>:<ext>,
+-- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
+-- q:new and q:news (lists).
+local json = require "kling.json"
+
+local Tasks = {}
+Tasks.__index = Tasks
+Tasks.durable_create = true -- create() already keeps the record (no save before forwarding)
+
+local M = {}
+
+M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
+M.RETENTION_S = 30 * 86400
+
+-- new{redis =, dict = local shared dict (the poller's tick, error counters), retention_s =}
+function M.new(opts)
+  return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = opts.retention_s or M.RETENTION_S },
+    Tasks)
+end
+
+local CREATE = [[
+local p, id, s, xkey = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if xkey ~= '' and not redis.call('SET', p .. xkey, id, 'NX') then return -1 end
+if not redis.call('SET', p .. 't:' .. id, s, 'NX') then
+  if xkey ~= '' then redis.call('DEL', p .. xkey) end
+  return -2
+end
+redis.call('SADD', p .. 'active', id)
+redis.call('RPUSH', p .. 'q:new', id)
+return 1
+]]
+
+local SAVE = [[
+local p, id, s, up = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('EXISTS', p .. 'f:' .. id) == 1 then return 0 end
+redis.call('SET', p .. 't:' .. id, s)
+if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, 'NX') end
+return 1
+]]
+
+local PUBLISH = [[
+local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local n = redis.call('INCR', p .. list)
+redis.call('SET', p .. list .. ':' .. n, id)
+redis.call('SET', p .. 'ln:' .. id, n)
+if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
+if redis.call('EXISTS', p .. 'f:' .. id) == 1 then return n end
+redis.call('SET', p .. 't:' .. id, s)
+if poll == '1' then redis.call('RPUSH', p .. 'q:new', id) end
+return n
+]]
+
+local FINISH = [[
+local p, id, s, ttl, up, xkey, list = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if not redis.call('SET', p .. 'f:' .. id, s, 'NX', 'EX', ttl) then return 0 end
+redis.call('DEL', p .. 't:' .. id)
+redis.call('SREM', p .. 'active', id)
+if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, 'EX', ttl) end
+if xkey ~= '' then redis.call('EXPIRE', p .. xkey, ttl) end
+local n = redis.call('GET', p .. 'ln:' .. id)
+if n then
+  redis.call('EXPIRE', p .. list .. ':' .. n, ttl)
+  redis.call('EXPIRE', p .. 'ln:' .. id, ttl)
+end
+return 1
+]]
+
+local POP = [[
+local k, n = ARGV[1] .. ARGV[2], tonumber(ARGV[3])
+local items = redis.call('LRANGE', k, 0, n - 1)
+if #items > 0 then redis.call('LTRIM', k, #items, -1) end
+return items
+]]
+
+local function encode(rec)
+  local s, err = json.encode(rec)
+  if not s then
+    return nil, "task record cannot be encoded: " .. tostring(err)
+  end
+  return s
+end
+
+local function xkey(rec)
+  return rec.external_task_id and ("x:" .. rec.account .. ":" .. rec.external_task_id) or ""
+end
+
+local function list_key(rec)
+  return "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
+end
+
+function Tasks:create(rec)
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  local res, rerr = self.redis:run(CREATE, rec.id, s, xkey(rec))
+  if not res then
+    return nil, rerr
+  elseif res == -1 then
+    return nil, "external_task_id exists"
+  elseif res == -2 then
+    return nil, "exists"
+  end
+  return true
+end
+
+function Tasks:publish(rec, poll)
+  local s = encode(rec)
+  local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
+  if not n then
+    ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
+  end
+end
+
+function Tasks:drop(rec)
+  local r = self.redis
+  r:with(function(red)
+    red:init_pipeline()
+    red:del(r.prefix .. "t:" .. rec.id)
+    red:srem(r.prefix .. "active", rec.id)
+    if rec.external_task_id then
+      red:del(r.prefix .. xkey(rec))
+    end
+    return red:commit_pipeline()
+  end)
+end
+
+function Tasks:get(id)
+  local r = self.redis
+  local v = r:with(function(red)
+    return red:mget(r.prefix .. "f:" .. id, r.prefix .. "t:" .. id)
+  end)
+  if type(v) ~= "table" then
+    return nil
+  end
+  local final = type(v[1]) == "string"
+  local s = final and v[1] or v[2]
+  if type(s) ~= "string" then
+    return nil
+  end
+  return json.decode(s), final
+end
+
+-- save(rec) -> true | nil, message (a store error: the caller refuses what depends on it).
+function Tasks:save(rec)
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  local res, rerr = self.redis:run(SAVE, rec.id, s, rec.upstream_id or "")
+  if not res then
+    return nil, rerr
+  end
+  return true
+end
+
+function Tasks:finish(rec)
+  rec.final = true
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.floor(self.retention_s)), rec.upstream_id or "",
+    xkey(rec), list_key(rec))
+  if not res then
+    return nil, rerr
+  end
+  return res == 1
+end
+
+function Tasks:amend(rec)
+  local s, err = encode(rec)
+  if not s then
+    return nil, err
+  end
+  local r = self.redis
+  return r:with(function(red)
+    return red:set(r.prefix .. "f:" .. rec.id, s, "XX", "KEEPTTL")
+  end)
+end
+
+local function get1(self, key)
+  local r = self.redis
+  local v = r:with(function(red)
+    return red:get(r.prefix .. key)
+  end)
+  return type(v) == "string" and v or nil
+end
+
+function Tasks:by_upstream(upstream_id)
+  return get1(self, "u:" .. tostring(upstream_id))
+end
+
+function Tasks:by_external(account, external_id)
+  return get1(self, "x:" .. account .. ":" .. tostring(external_id))
+end
+
+function Tasks:list(account, endpoint, page, size)
+  local list = "l:" .. account .. ":" .. tostring(endpoint)
+  local n = tonumber(get1(self, list)) or 0
+  local out = {}
+  local first = n - (page - 1) * size
+  for i = first, math.max(1, first - size + 1), -1 do
+    local id = get1(self, list .. ":" .. i)
+    local rec = id and self:get(id)
+    if rec then
+      out[#out + 1] = rec
+    end
+  end
+  return out
+end
+
+function Tasks:pop(queue, max)
+  local items = self.redis:run(POP, queue, tostring(max or 1000))
+  return type(items) == "table" and items or {}
+end
+
+function Tasks:news(id)
+  local r = self.redis
+  local ok, err = r:with(function(red)
+    return red:rpush(r.prefix .. M.Q_NEWS, id)
+  end)
+  if not ok then
+    ngx.log(ngx.ERR, "kling tasks (redis): cannot queue news of ", id, ": ", err)
+  end
+end
+
+function Tasks:active_ids()
+  local r = self.redis
+  local ids = r:with(function(red)
+    return red:smembers(r.prefix .. "active")
+  end)
+  if type(ids) ~= "table" then
+    return nil, "the active tasks cannot be read from Redis now"
+  end
+  return ids
+end
+
+function Tasks.journal_errors()
+  return 0 -- counted once, by the meter (the same Redis)
+end
+
+function Tasks.restore()
+  return 0
+end
+
+return M

@@ -1,0 +1,183 @@
+-- nginx as a child of a command (kling gateway start; meant for kling sim start too): started
+-- in its own session with `daemon off;`, waited for until it answers, stopped by the PID it
+-- wrote (QUIT, then TERM, then KILL of its process group). Runs under lua5.4 (no ngx).
+local M = {}
+
+local have_socket, socket = pcall(require, "socket")
+
+function M.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = M.q
+
+-- run(cmd) -> true, output | nil, output
+function M.run(cmd)
+  local p = io.popen("(" .. cmd .. ") 2>&1", "r")
+  local out = p:read("a")
+  local ok = p:close()
+  return ok and true or nil, out
+end
+
+function M.sleep(s)
+  if have_socket then
+    socket.sleep(s)
+  else
+    os.execute("sleep " .. s)
+  end
+end
+
+function M.now()
+  return have_socket and socket.gettime() or os.time()
+end
+
+function M.read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function M.write(path, text, mode)
+  local f, err = io.open(path, "wb")
+  if not f then
+    return nil, err
+  end
+  f:write(text)
+  f:close()
+  return M.run("chmod " .. (mode or "644") .. " " .. q(path))
+end
+
+-- The first of names found on PATH (or an absolute path that exists).
+function M.which(names)
+  for _, n in ipairs(names) do
+    local ok, out = M.run("command -v " .. q(n))
+    if ok then
+      return (out:gsub("%s+$", ""))
+    end
+    if n:sub(1, 1) == "/" and M.read(n) then
+      return n
+    end
+  end
+  return nil
+end
+
+-- A zombie counts as gone.
+function M.alive(pid)
+  local stat = M.read("/proc/" .. pid .. "/stat")
+  if stat then
+    return stat:match("^%d+ %b() (%a)") ~= "Z"
+  end
+  return (os.execute("kill -0 " .. pid .. " 2>/dev/null")) == true
+end
+
+function M.cmdline(pid)
+  return (M.read("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
+end
+
+function M.wait_gone(pid, seconds)
+  local deadline = M.now() + seconds
+  while M.alive(pid) do
+    if M.now() > deadline then
+      return false
+    end
+    M.sleep(0.05)
+  end
+  return true
+end
+
+-- A free loopback port (the kernel's choice when LuaSocket is there).
+function M.free_port()
+  if have_socket then
+    local s = socket.bind("127.0.0.1", 0)
+    local port = s and select(2, s:getsockname())
+    if s then
+      s:close()
+    end
+    if tonumber(port) then
+      return tonumber(port)
+    end
+  end
+  return math.random(20000, 32000)
+end
+
+-- An absolute directory, made if missing (default: a fresh mktemp -d /tmp/<prefix>.XXXXXX).
+function M.absolute_dir(dir, prefix)
+  if not dir then
+    local ok, out = M.run("mktemp -d /tmp/" .. prefix .. ".XXXXXX")
+    if not ok then
+      return nil, "cannot make a temporary directory: " .. out
+    end
+    dir = out:gsub("%s+$", "")
+  end
+  local ok, out = M.run("mkdir -p " .. q(dir) .. " && cd " .. q(dir) .. " && pwd -P")
+  if not ok then
+    return nil, "cannot create directory " .. dir .. ": " .. out:gsub("%s+$", "")
+  end
+  return (out:gsub("%s+$", ""))
+end
+
+-- spawn{nginx =, dir =, conf =, ready = fn() -> bool, seconds = 15} -> master pid | nil, message,
+-- bind_failed. nginx logs to dir/error.log and dir/nginx.log; its pid file is dir/nginx.pid.
+function M.spawn(o)
+  local setsid = M.which { "setsid" }
+  if not setsid then
+    return nil, "the 'setsid' command is required and was not found on PATH"
+  end
+  local dir = o.dir
+  os.remove(dir .. "/nginx.pid")
+  M.write(dir .. "/nginx.log", "")
+  M.write(dir .. "/error.log", "")
+  local _, out = M.run(q(setsid) .. " " .. q(o.nginx) .. " -p " .. q(dir .. "/") .. " -c " .. q(o.conf)
+    .. " -e " .. q(dir .. "/error.log") .. " -g 'daemon off;' </dev/null >" .. q(dir .. "/nginx.log")
+    .. " 2>&1 & echo $!")
+  local pid = tonumber(out:match("(%d+)%s*$"))
+  if not pid then
+    return nil, "could not start nginx: " .. out
+  end
+  local deadline = M.now() + (o.seconds or 15)
+  while M.now() < deadline do
+    if not M.alive(pid) then
+      local log = (M.read(dir .. "/nginx.log") or "") .. (M.read(dir .. "/error.log") or "")
+      return nil, "nginx exited at start: " .. log:gsub("%s+$", ""), log:find("Address already in use", 1, true) ~= nil
+    end
+    if o.ready() then
+      return tonumber((M.read(dir .. "/nginx.pid") or ""):match("%d+")) or pid
+    end
+    M.sleep(0.05)
+  end
+  os.execute("kill -KILL -- -" .. pid .. " 2>/dev/null")
+  return nil, "nginx did not answer within " .. (o.seconds or 15) .. " s; see " .. dir .. "/error.log"
+end
+
+-- stop(dir, pidfile, what) -> true, note | nil, message. Stopping a stopped one is not an error;
+-- a pid file can outlive its process and the number be reused: only an nginx naming dir is
+-- signalled.
+function M.stop(dir, pidfile, what)
+  local path = dir .. "/" .. pidfile
+  local pid = tonumber((M.read(path) or M.read(dir .. "/nginx.pid") or ""):match("%d+"))
+  if not pid then
+    return true, "no " .. what .. " was running in " .. dir
+  end
+  if not M.alive(pid) or not (M.cmdline(pid):find("nginx", 1, true) and M.cmdline(pid):find(dir, 1, true)) then
+    os.remove(path)
+    return true, "the " .. what .. " in " .. dir .. " was not running"
+  end
+  os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+  if not M.wait_gone(pid, 5) then
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    if not M.wait_gone(pid, 2) then
+      -- nginx runs in its own session: the group holds the master and its workers.
+      os.execute("kill -KILL -- -" .. pid .. " 2>/dev/null; kill -KILL " .. pid .. " 2>/dev/null")
+      if not M.wait_gone(pid, 2) then
+        return nil, "nginx (pid " .. pid .. ") did not stop"
+      end
+    end
+  end
+  os.remove(path)
+  return true, "stopped the " .. what .. " in " .. dir .. " (pid " .. pid .. ")"
+end
+
+return M

@@ -1,0 +1,288 @@
+-- issue 12.5: three gateway nodes (kling gateway start, store = Redis), one Redis and the
+-- simulator on loopback. 2,000 concurrent creates from one account whose credit holds
+-- exactly 500, spread over the nodes: exactly 500 answers 200, 1,500 answer 429 (1101), the
+-- simulator sees 500 creates, the balance ends at 0 and is never negative. Then a second
+-- load with kill -9 of one node and a Redis restart mid-run: no task and no movement lost,
+-- every task ends, the settlements equal the simulator's ledger to the micro-unit.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local SIM_SECRET = "whsec_" .. core.b64encode("simulator-to-gateway-secret")
+local ADMIN_KEY = "gw-admin-key-0123456789"
+local KEY = "gw-alice-key"
+local NODES = 3
+
+local base = h.tempdir("gateway-redis")
+local sim_dir = base .. "/sim"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/redis"))
+local sim, redis_port
+local nodes = {}
+
+local function redis_cli(...)
+  return h.sh("redis-cli -p " .. redis_port .. " " .. table.concat({ ... }, " "))
+end
+
+local function redis_start()
+  local out, ok = h.sh(("redis-server --port %d --bind 127.0.0.1 --appendonly yes --appendfsync always --save ''"
+    .. " --dir %s --daemonize yes --logfile %s"):format(redis_port, h.q(base .. "/redis"),
+    h.q(base .. "/redis/redis.log")))
+  assert(ok, "redis-server: " .. out)
+  local limit = h.now() + 10
+  while not (redis_cli("ping")):find("PONG", 1, true) do
+    assert(h.now() < limit, "redis did not answer")
+    h.sleep(0.05)
+  end
+end
+
+local function redis_stop()
+  if redis_port then
+    redis_cli("shutdown nosave")
+  end
+end
+
+local function node_start(i)
+  local n = nodes[i]
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
+    h.q(base .. "/gateway.json"), h.q(n.dir), n.port))
+  assert(ok, "kling gateway start: " .. out)
+  n.info = assert(json.decode(out:match("{.*}")), out)
+end
+
+local function node_stop(i)
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(nodes[i].dir)))
+end
+
+local function cleanup()
+  for i = 1, #nodes do
+    node_stop(i)
+  end
+  redis_stop()
+  h.sim_stop(sim_dir)
+  if h.failed == 0 then
+    h.sh("rm -rf " .. h.q(base))
+  else
+    print("# kept " .. base .. " for a post-mortem")
+  end
+end
+
+local function url(i, path)
+  return "http://127.0.0.1:" .. nodes[i].port .. path
+end
+
+local function admin(i)
+  local res = h.request("GET", url(i or 1, "/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
+  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
+  return json.decode(res.body)
+end
+
+local function micros(s)
+  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
+end
+
+local BODY = json.encode { model_name = "kling-v1", mode = "std", duration = "5",
+  prompt = "a paper boat on a rain-soaked street" }
+
+-- n creates, `parallel` at a time, spread round-robin over the nodes: -> their answers' dir
+local function load(tag, n, parallel)
+  local urls = {}
+  for k = 1, n do
+    urls[k] = url((k - 1) % NODES + 1, "/v1/videos/text2video")
+  end
+  local out = base .. "/" .. tag
+  h.posts(out, urls, BODY, KEY, parallel)
+  return out
+end
+
+local function answers(out)
+  local ok_ids, refused, other = {}, 0, 0
+  for _, j in ipairs((h.answers(out))) do
+    if j and j.code == 0 and j.data and j.data.task_id then
+      ok_ids[#ok_ids + 1] = j.data.task_id
+    elseif j and j.code == 1101 then
+      refused = refused + 1
+    else
+      other = other + 1
+    end
+  end
+  return ok_ids, refused, other
+end
+
+local function count_done(out)
+  return select(2, h.answers(out))
+end
+
+-- Samples alice's balance (min) until the load's n answers are in.
+local function watch(out, n, seconds)
+  local lowest, limit = math.huge, h.now() + seconds
+  while count_done(out) < n and h.now() < limit do
+    local a = admin(1)
+    local b = micros(a.accounts[1].balance)
+    lowest = math.min(lowest, b)
+    h.sleep(0.2)
+  end
+  return lowest
+end
+
+local function settled_sum()
+  local out = redis_cli("--raw lrange kgw:ledger 0 -1")
+  local sum, moves = 0, 0
+  for line in out:gmatch("[^\n]+") do
+    local e = json.decode(line)
+    if e and e.op == "settle" then
+      sum = sum + micros(e.amount)
+    end
+    if e and e.op then
+      moves = moves + 1
+    end
+  end
+  return sum, moves
+end
+
+local function wait_settled(seconds)
+  local a
+  local limit = h.now() + seconds
+  repeat
+    h.sleep(0.5)
+    local ok, got = pcall(admin, 1)
+    a = ok and got or a
+  until (a and a.reserved == "0") or h.now() > limit
+  return a
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
+  redis_port = h.free_port()
+  redis_start()
+  for i = 1, NODES do
+    nodes[i] = { dir = base .. "/node" .. i, port = h.free_port() }
+  end
+  h.write(base .. "/gateway.json", json.encode {
+    upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
+      timeout = 5 },
+    callback_url = url(2, "/kling/callback"), webhook_secret = SIM_SECRET, admin_key = ADMIN_KEY,
+    store = { redis = "redis://127.0.0.1:" .. redis_port .. "/0" },
+    poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
+    accounts = { { name = "alice", api_key = KEY, credit = "500" } },
+  })
+  for i = 1, NODES do
+    node_start(i)
+  end
+  local limit = h.now() + 10
+  while h.now() < limit and not (pcall(admin, 1) and admin(1).accounts[1]) do
+    h.sleep(0.1)
+  end
+
+  -- ---- the exact cap across nodes ----
+  local before = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local out = load("cap", 2000, 48)
+  local lowest = watch(out, 2000, 120)
+  local ok_ids, refused, other = answers(out)
+  print(("# %d answered 200, %d answered 429 (1101), %d other"):format(#ok_ids, refused, other))
+  h.check("issue 12.5: of 2,000 concurrent creates over 3 nodes, exactly 500 answer 200", #ok_ids == 500, #ok_ids)
+  h.check("issue 12.5: ... and exactly 1,500 answer 429 with code 1101", refused == 1500 and other == 0,
+    json.encode { refused, other })
+  h.check("issue 12.5: the simulator saw 500 creates", h.sim_admin(sim, "GET", "/_sim/stats").creates - before == 500)
+  h.check("issue 12.5: the balance was never negative (sampled during the run)", lowest >= 0, lowest)
+  local a = wait_settled(60)
+  h.check("issue 12.5: every task ends (nothing reserved) and the balance ends at 0",
+    a.reserved == "0" and a.accounts[1].balance == "0", json.encode(a.accounts[1]))
+  local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  local sum = settled_sum()
+  h.check(("issue 12.5: the settlements (%s) equal the simulator's ledger (%s) to the micro-unit"):format(
+    core.money_format(sum), ledger.units_total), sum == micros(ledger.units_total) and sum == micros(a.spent))
+
+  -- ---- kill -9 of one node and a Redis restart, mid-run ----
+  local res = h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "400" } })
+  h.check("issue 12.5: a top-up through one node is everyone's", res.status == 200
+    and admin(3).accounts[1].balance == "400", res.body)
+  res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
+    body = { name = "carol", api_key = "gw-carol-key", credit = "3" } })
+  local carol = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })
+  h.check("issue 12.5: an account created through one node calls through another", res.status == 201
+    and carol.status == 200 and carol.json.data.balance == "3", tostring(res.body) .. " " .. tostring(carol.body))
+  out = load("chaos", 600, 24)
+  h.sleep(1)
+  local victim = nodes[3].info.pid
+  h.sh("kill -KILL " .. victim .. " $(pgrep -P " .. victim .. ")")
+  h.sleep(0.5)
+  redis_stop()
+  h.sleep(0.3)
+  redis_start()
+  node_start(3)
+  watch(out, 600, 90)
+  ok_ids = answers(out)
+  print(("# chaos run: %d creates answered 200"):format(#ok_ids))
+  a = wait_settled(90)
+  local missing, unended = 0, 0
+  for _, id in ipairs(ok_ids) do
+    local r = h.request("GET", url(1, "/v1/videos/text2video/" .. id),
+      { headers = { authorization = "Bearer " .. KEY } })
+    local st = r.json and r.json.data and r.json.data.task_status
+    if r.status == 404 then
+      missing = missing + 1
+    elseif st ~= "succeed" and st ~= "failed" then
+      unended = unended + 1
+    end
+  end
+  h.check(("issue 12.5: every create answered 200 in the chaos run (%d) is still a task"):format(#ok_ids),
+    #ok_ids > 0 and missing == 0, missing)
+  h.check("issue 12.5: ... and every one ended; nothing stays reserved", unended == 0 and a.reserved == "0",
+    json.encode { unended, a.reserved })
+  ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  sum = settled_sum()
+  h.check(("issue 12.5: after the kill and the Redis restart the settlements (%s) still equal the simulator's"
+    .. " ledger (%s)"):format(core.money_format(sum), ledger.units_total),
+    sum == micros(ledger.units_total) and sum == micros(a.spent))
+  h.check("issue 12.5: the balance is the credit (900) less the spend, never negative",
+    micros(a.accounts[1].balance) == micros("900") - micros(a.spent) and micros(a.accounts[1].balance) >= 0,
+    json.encode(a.accounts[1]))
+end
+
+-- issue 12.6: a create whose answer is lost on its way back through nginx's proxy_pass is
+-- sent once, answered as a task, found by its external id and settled.
+local function lost_answer()
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "5" } })
+  local before = admin(1)
+  local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
+    count = 1 } } })
+  local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "answer lost on the way back" } })
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  local id = res.json and res.json.data and res.json.data.task_id
+  h.check("issue 12.6: a create whose answer is lost behind proxy_pass is still a task for the client",
+    res.status == 200 and id ~= nil, res.body)
+  h.check("issue 12.6: ... sent to the simulator once (never resent)",
+    h.sim_admin(sim, "GET", "/_sim/stats").creates == creates + 1)
+  local view
+  local limit = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. tostring(id)),
+      { headers = { authorization = "Bearer " .. KEY } })
+    view = r.json and r.json.data
+  until (view and (view.task_status == "succeed" or view.task_status == "failed")) or h.now() > limit
+  h.check("issue 12.6: ... found by its external id and settled (1)", view and view.task_status == "succeed"
+    and view.final_unit_deduction == "1", json.encode(view))
+  local a = wait_settled(20)
+  local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  h.check("issue 12.6: ... and the spend still equals the simulator's ledger", micros(a.spent)
+    == micros(ledger.units_total) and micros(a.spent) - micros(before.spent) == micros("1"),
+    json.encode { a.spent, ledger.units_total })
+end
+
+local ok, err = pcall(function()
+  run()
+  lost_answer()
+end)
+if not ok then
+  h.check("the test ran to its end", false, err)
+  for i = 1, #nodes do
+    print(("# node %d error.log tail:\n%s"):format(i, (h.read(nodes[i].dir .. "/error.log") or ""):sub(-2000)))
+  end
+end
+h.finish(cleanup)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# issue 12.3: `kling gateway start --config FILE [--dir D] [--port N | --listen ADDR:PORT]` runs the
+# metering gateway in nginx and prints {"http","pid","dir"}; `kling gateway stop --dir D` stops
+# it. A config with an unknown field, or a journal the workers cannot write, does not start.
+set -euo pipefail
+kling() { lua5.4 bin/kling "$@"; }
+fails=0
+check() { if eval "$2"; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi; }
+T=$(mktemp -d /tmp/kling-gateway-cli.XXXXXX)
+chmod 755 "$T"
+cleanup() { kling gateway stop --dir "$T/gw" >/dev/null 2>&1 || true; if [ "$fails" = 0 ]; then rm -rf "$T"; fi; }
+trap cleanup EXIT
+mkdir -p "$T/journal" "$T/private"
+chmod 700 "$T/private"
+if [ "$(id -u)" = 0 ]; then chown nobody "$T/journal"; fi
+config() { # $1 journal dir, $2 extra top-level JSON
+  cat > "$T/cfg.json" <<JSON
+{"upstream": {"provider": "kling", "base_url": "http://127.0.0.1:9", "access_key": "a", "secret_key": "b"},
+ "journal": "$1/ledger.jsonl", "admin_key": "admin-0123456789abcdef"${2:-},
+ "accounts": [{"name": "alice", "api_key": "gw-alice", "credit": "10"}]}
+JSON
+}
+
+config "$T/journal" ', "webhok_secret": "x"'
+set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+check "issue 12.3: an unknown config field is refused by name, with the closest known one (exit 1)" \
+  '[ $rc = 1 ] && [[ "$out" == *"webhok_secret: is not a known field (did you mean webhook_secret?)"* ]]'
+
+if [ "$(id -u)" = 0 ]; then
+  config "$T/private"
+  set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+  check "issue 12.2: a journal the workers (nobody) cannot write: no start, the path and the user named" \
+    '[ $rc = 1 ] && [[ "$out" == *"$T/private/ledger.jsonl"* ]] && [[ "$out" == *nobody* ]]'
+fi
+
+config "$T/journal"
+port=$(lua5.4 -e 'local s = require("socket").bind("127.0.0.1", 0); print((select(2, s:getsockname()))); s:close()')
+line=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" --port "$port")
+check "issue 12.3: start prints one JSON line {http, pid, dir}" \
+  '[[ "$line" == *"\"http\":\"http:\\/\\/127.0.0.1:$port\""* ]] && [[ "$line" == *"\"pid\":"* ]] && [[ "$line" == *"\"dir\":"* ]]'
+body=$(curl -s -H 'Authorization: Bearer gw-alice' "http://127.0.0.1:$port/gateway/balance")
+check "issue 12.3: the started gateway answers its clients" '[[ "$body" == *"\"balance\":\"10\""* ]]'
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
+  "http://127.0.0.1:$port/gateway/admin")
+check "issue 12.3: ... and its operators (admin API with admin_key)" '[ "$code" = 200 ]'
+pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
+kling gateway stop --dir "$T/gw" 2>/dev/null
+check "issue 12.3: stop ends nginx (gone, or a zombie not yet reaped)" \
+  '! [ -e "/proc/$pid" ] || grep -q ") Z" "/proc/$pid/stat"'
+set +e; out=$(kling gateway start --config "$T/cfg.json" --port 1 --listen 127.0.0.1:2 2>&1); rc=$?; set -e
+check "issue 12.3: --port and --listen together are refused (exit 2)" '[ $rc = 2 ]'
+echo "$fails failed"
+[ "$fails" = 0 ]
