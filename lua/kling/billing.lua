@@ -72,6 +72,11 @@ end
 -- see each other's prices. A provider a set holds no catalog for falls back to its parent
 -- (for a client: the process default below, what kling.set_catalog fills, kept for that
 -- public call), then to the catalog shipped in kling/prices/.
+
+--- A catalog set (`billing.catalogs`): get, set, estimate, settle and quote with its catalogs.
+---@class kling.Catalogs
+---@field own table the catalogs this set holds, by provider name
+---@field parent kling.Catalogs|nil the set it falls back to
 local Catalogs = {}
 Catalogs.__index = Catalogs
 M.Catalogs = Catalogs
@@ -80,7 +85,15 @@ local function is_catalogs(v)
   return getmetatable(v) == Catalogs
 end
 
+--- Makes a catalog set: its own catalogs by provider, over a parent set.
 -- catalogs([{provider = catalog, ...}] [, parent]) -> a set | nil, err (the first bad catalog).
+-- A provider the set has no catalog for is priced by the parent's, then the shipped one. A
+-- parent that is not a set raises. The set has get(provider), set(provider, catalog) and
+-- estimate, settle, quote with its catalogs.
+---@param own? table `{provider = catalog}`: each checked as check_catalog does
+---@param parent? kling.Catalogs the set to fall back to (a client's: the process default)
+---@return kling.Catalogs|nil set
+---@return kling.Error|nil err kind `validation`: the first bad key or catalog
 function M.catalogs(own, parent)
   if own ~= nil and type(own) ~= "table" then
     return nil, validation("catalogs", "must be a table {provider = catalog}")
@@ -168,8 +181,13 @@ end
 local default = M.catalogs()
 M.default_catalogs = default
 
+--- The price catalog in force for a provider.
 -- Returns the catalog in force for a provider: opts.catalog, opts.catalogs' (a set), the
--- process default's, or the shipped one.
+-- process default's, or the shipped one. opts.catalogs that is not a set raises.
+---@param provider string
+---@param opts? {catalog: table, catalogs: kling.Catalogs}
+---@return table|nil catalog
+---@return kling.Error|nil err kind `validation` (unknown provider) or `unpriced` (no catalog)
 function M.catalog(provider, opts)
   local set = opts and opts.catalogs
   if set ~= nil and not is_catalogs(set) then
@@ -178,13 +196,25 @@ function M.catalog(provider, opts)
   return (set or default):get(provider, opts)
 end
 
+--- Replaces a provider's catalog for this process (nil restores the shipped one).
 -- Replaces a provider's catalog in the process default (nil restores the shipped one); a
 -- client's own catalogs (kling.new{catalogs =}, client:set_catalog) take precedence.
+---@param provider string
+---@param cat table|nil a catalog, or nil to restore the shipped one
+---@return boolean|nil ok
+---@return kling.Error|nil err what is wrong with the catalog
 function M.set_catalog(provider, cat)
   errors.check_arg("billing.set_catalog", 1, provider, "string")
   return default:set(provider, cat)
 end
 
+--- Checks a catalog's shape: rules with ids, known facts, a date, a currency when priced.
+-- check_catalog(provider, catalog) -> true | nil, err: what set_catalog refuses, and why.
+---@param provider string the provider it is for (named in the error)
+---@param cat table a catalog shaped like lua/kling/prices/PROVIDER.lua
+---@return boolean|nil ok
+---@return kling.Error|nil err kind `validation`, `field` naming the bad part ("catalog.rules[2].match.x")
+-- @function check_catalog
 M.check_catalog = check_catalog
 
 -- ---- request facts ----
@@ -479,7 +509,17 @@ end
 ---@field micros integer the same in micro-units (2500000)
 ---@field rule string the catalog rule that priced it, e.g. "video/kling-v2-6/pro/silent"
 ---@field breakdown table how: billed seconds, unit price, catalog date and source
----@field usd table|nil {amount, micros} where a USD rate is known
+---@field usd table|nil {amount, micros, rate} where a USD rate is known
+---@field currency_id string from quote(): the unit the amount is in, credits qualified ("evolink-credits")
+---@field rate table|nil from quote(): {usd, micros}: the rate given for its currency, the price in USD micros
+
+--- What quote returns: the quotes (ranked, or grouped by currency) and these fields.
+---@class kling.Quotes
+---@field assumed table the defaults made explicit before pricing ({sound = false, mode = "std", ...})
+---@field groups table[] {currency, quotes} per currency, each cheapest first, currencies in name order
+---@field ranked boolean the list is one ranking: one currency only, or a rate for every currency
+---@field note string|nil why the list is not ranked across currencies (when ranked is false)
+---@field unavailable table[] {provider, error, field}: cannot price it, or cannot honour `field`
 
 --- The price of a request before it is sent (`kling.estimate`).
 -- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
@@ -507,8 +547,11 @@ function M.settle(req, usage, opts)
   return price(req, usage, opts)
 end
 
+--- The unit a quote's money is in, as a name that can be compared ("evolink-credits").
 -- A currency as money that can be compared: each gateway's credits are its own money (API in
 -- One's and EvoLink's "credits" are different units), so a bare "credits" is qualified.
+---@param q kling.Quote
+---@return string currency "CNY", "USD", or PROVIDER-credits
 function M.currency_id(q)
   if q.currency == "credits" then
     return q.provider .. "-credits"
@@ -521,6 +564,13 @@ end
 -- resolution given without a mode turned into that mode (720p std, 1080p pro) so that no
 -- catalog prices 1080p as the default mode. -> request, {field = value made explicit}
 local RESOLUTION_MODE = { ["720p"] = "std", ["1080p"] = "pro" }
+
+--- The request quote() prices on every provider: the defaults that differ made explicit.
+-- A video create gets sound = false, mode (from the resolution, else "std") and duration 5
+-- (not for multi-shot) where the request leaves them out; its `provider` is dropped.
+---@param req table a canonical request
+---@return table product a copy of req with those fields set
+---@return table assumed the fields set, `{field = value}`
 function M.same_product(req)
   local product, assumed = {}, {}
   for k, v in pairs(req) do
@@ -579,6 +629,7 @@ local function by_amount(a, b)
   return a.provider < b.provider
 end
 
+--- A request priced on every provider, grouped by currency (`kling.quote`).
 -- quote(req [, opts]) -> list of quotes for the same product on every provider that can make and
 -- price it, with:
 --   list.assumed     the defaults made explicit first ({sound = false, mode = "std", ...})
@@ -588,7 +639,11 @@ end
 --                    or opts.usd_rates by provider) for every currency in it; otherwise the
 --                    list is the groups one after the other and list.note says so
 --   list.unavailable [{provider, error, field}]: cannot price it, or cannot honour `field`
--- opts.providers limits the providers asked.
+-- opts.providers limits the providers asked; opts.catalogs prices with that set (a client's).
+-- A request that is not a table raises.
+---@param req table a canonical request (its `provider` is ignored: every provider is asked)
+---@param opts? {providers: string[], rates: table, usd_rates: table, catalogs: kling.Catalogs}
+---@return kling.Quotes quotes the quotes in order, with `assumed`, `groups`, `ranked`, `note`, `unavailable`
 function M.quote(req, opts)
   if type(req) ~= "table" then
     errors.misuse("billing.quote", "request table expected")
@@ -699,9 +754,13 @@ end
 
 local json = require "kling.json"
 
+--- The unit a quote's money is counted in (a ledger's budgets are per unit).
 -- The unit a quote's money is counted in: an ISO code (CNY, USD) stands for itself; a
 -- provider's own unit ("credits") is that provider's ("evolink-credits"). A name already
 -- qualified (with a "-") is kept. unit(quote) or unit(currency, provider).
+---@param x kling.Quote|string a quote, or a currency name
+---@param provider? string the provider whose unit a bare currency is (with a currency name)
+---@return string|nil unit nil when there is no currency
 function M.unit(x, provider)
   local currency = x
   if type(x) == "table" then
@@ -716,6 +775,13 @@ function M.unit(x, provider)
   return provider .. "-" .. currency
 end
 
+--- A ledger: one hard-cap budget per currency (`kling.ledger`); its methods below.
+-- Amounts are integer micro-units of one budget's currency; a method's optional currency
+-- names the budget (default: the first given).
+---@class kling.Ledger
+---@field currency string the first budget's currency (the default of limit, spent, reserved, balance)
+---@field rates table|nil {currency, rates}: how a quote in a unit without a budget is counted
+---@field in_flight integer reservations held now
 local Ledger = {}
 Ledger.__index = Ledger
 Ledger.__name = "kling.ledger"
@@ -744,9 +810,11 @@ local function no_budget(self, unit, field)
   }
 end
 
+--- Micro-units of an amount and the budget they count against (internal).
 -- Micro-units of `x` and the currency of the budget they count against: `x` is integer
 -- micros (in the currency of `key`'s reservation, else the first budget's) or a quote
 -- ({micros, currency[, provider]}). -> micros, currency, conversion | nil, err
+-- @local
 function Ledger:micros_of(x, field, key)
   local m, cur, conv = x, self.currency, nil
   if type(x) == "table" then
@@ -792,6 +860,8 @@ local function note_task_id(self, key, task_id)
   end
 end
 
+--- Appends one entry to the log and hands it to on_entry (internal: reserve, settle, release).
+-- @local
 function Ledger:record(op, key, micros, currency, time_ms, extra)
   self.seq = self.seq + 1
   local e = {
@@ -880,6 +950,11 @@ end
 --- Holds an estimate before a create.
 -- reserve(task_key, quote | micros [, {task_id=}]) -> entry | nil, err (kind "budget" when
 -- spent + reserved + this would pass the limit of its currency, or no budget counts it).
+---@param task_key string|integer the task's key (its external id)
+---@param quote kling.Quote|integer a quote (counted in the budget of its unit) or micros of the first budget
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err kind `budget` (code `no_budget` when no budget counts it) or `validation`
 function Ledger:reserve(task_key, quote, info)
   local key = key_of(task_key)
   local m, cur, conv = self:micros_of(quote, "quote")
@@ -895,6 +970,11 @@ end
 -- The reservation is replaced by the actual charge, which is recorded even past the limit:
 -- it has been incurred. A charge without a reservation (a synchronous call) is recorded too.
 -- Micros are in the currency of the reservation.
+---@param task_key string|integer
+---@param actual kling.Quote|integer the settled quote, or micros in the reservation's currency
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err kind `validation` (already settled, another currency) or `budget`
 function Ledger:settle(task_key, actual, info)
   local key = key_of(task_key)
   local m, cur, conv = self:micros_of(actual, "actual", key)
@@ -925,28 +1005,40 @@ local function account(self, currency)
   return a
 end
 
+--- The limit of one budget, in micro-units.
 -- limit([currency]), spent([currency]), reserved([currency]), balance([currency]): micros
--- of one budget (default: the first).
+-- of one budget (default: the first). A currency the ledger has no budget in raises.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
 function Ledger:limit(currency)
   return account(self, currency).limit
 end
 
+--- What was charged against one budget, in micro-units.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
 function Ledger:spent(currency)
   return account(self, currency).spent
 end
 
+--- What is held for tasks in flight in one budget, in micro-units.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
 function Ledger:reserved(currency)
   return account(self, currency).reserved
 end
 
 --- What may still be reserved, in micro-units.
 -- What may still be reserved: limit - spent - reserved (negative once charges passed it).
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
 function Ledger:balance(currency)
   local a = account(self, currency)
   return core.money_sub(core.money_sub(a.limit, a.spent), a.reserved)
 end
 
--- The currencies the ledger holds a budget in, in the order given.
+--- The currencies the ledger holds a budget in, in the order given.
+---@return string[] currencies e.g. {"CNY", "evolink-credits"}
 function Ledger:currencies()
   local out = {}
   for i, a in ipairs(self.order) do
@@ -955,7 +1047,11 @@ function Ledger:currencies()
   return out
 end
 
+--- What one task holds now: micro-units and their currency, or nil.
 -- reservation(task_key) -> micros, currency | nil: what the key holds now.
+---@param task_key string|integer
+---@return integer|nil micros
+---@return string|nil currency
 function Ledger:reservation(task_key)
   local h = self.holds[key_of(task_key)]
   if h then
@@ -964,7 +1060,11 @@ function Ledger:reservation(task_key)
   return nil
 end
 
+--- What one task was charged once settled: micro-units and their currency, or nil.
 -- settled(task_key) -> micros, currency | nil: the key's charge once settled.
+---@param task_key string|integer
+---@return integer|nil micros
+---@return string|nil currency
 function Ledger:settled(task_key)
   local c = self.charges[key_of(task_key)]
   if c then
@@ -973,8 +1073,10 @@ function Ledger:settled(task_key)
   return nil
 end
 
+--- Every budget's figures as decimal strings.
 -- summary() -> the first budget's figures (currency, limit, spent, reserved, balance as
 -- decimal strings), in_flight, entries, budgets = one such table per currency, rates.
+---@return table summary `currency`, `limit`, `spent`, `reserved`, `balance`, `in_flight`, `entries`, `budgets`, `rates`
 function Ledger:summary()
   local fmt = core.money_format
   local budgets = {}
@@ -1109,10 +1211,15 @@ local function rates_of(r, accounts)
   return { currency = r.currency, rates = out }
 end
 
+--- Makes a ledger with one hard-cap budget per currency (`kling.ledger`).
 -- ledger{limit = "50.00", currency = "CNY" | budgets = {{limit =, currency =}, ...}
 -- [, rates = {currency =, rates = {}}] [, clock = fn -> ms] [, on_entry = fn(entry, line)]
--- [, lines = {JSON lines to replay}]} -> ledger | nil, err
----@param opts {limit: string|integer, currency: string, clock: fun(): integer, on_entry: function, lines: string[]}
+-- [, lines = {JSON lines to replay}]} -> ledger | nil, err. Limits are decimal strings; each
+-- currency is its own money ("apiinone-credits" and "evolink-credits" differ). rates =
+-- {currency = "CNY", rates = {USD = "7.1"}}: units of `currency` (one of the budgets) per unit
+-- of each other currency, so that a quote in USD counts against the CNY budget. Without a
+-- budget in its unit (or a rate) a quote is refused: kind "budget", code "no_budget".
+---@param opts table `limit` and `currency`, or `budgets`; `rates`, `clock`, `on_entry`, `lines` (above)
 ---@return kling.Ledger|nil ledger
 ---@return kling.Error|nil err
 function M.ledger(opts)

@@ -56,6 +56,10 @@ end
 -- beyond any clip the providers make, short of filling a disk from a misbehaving server.
 M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 
+--- The download size cap of a client: `kling.new{max_download_bytes =}` checked, or the default.
+-- Raises (misuse) unless v is nil or a whole number of bytes from 1 to 2147483647.
+---@param v integer|nil max_download_bytes as given to kling.new
+---@return integer bytes the cap (DEFAULT_MAX_DOWNLOAD_BYTES, 1 GiB, when v is nil)
 function M.download_limit(v)
   if v == nil then
     return M.DEFAULT_MAX_DOWNLOAD_BYTES
@@ -74,6 +78,47 @@ for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_ur
   NEW_OPTIONS[k] = true
 end
 
+--- The options of `kling.new`; every one is optional. Times are seconds. Any other name raises,
+-- naming the closest known one. `budget` is `{limit = "50.00", currency = "CNY"}` (a gateway's
+-- "credits" are that provider's: "evolink-credits"), `{budgets = {...}, rates = {...}}` as
+-- `kling.ledger` takes, or a `kling.Ledger` shared by several clients.
+---@class kling.ClientOptions
+---@field provider string "kling" (official, default), "apiinone", "apimodels", "evolink", "compat"; or KLING_PROVIDER
+---@field access_key string with secret_key: JWT auth on the official API; or KLING_ACCESS_KEY
+---@field secret_key string or KLING_SECRET_KEY
+---@field api_key string an API key (gateways, or the official API); or KLING_API_KEY
+---@field base_url string http(s) URL of the API; or KLING_BASE_URL; default the provider's
+---@field ca_file string a CA bundle to verify TLS with; or KLING_CA_FILE
+---@field timeout number one HTTP request (60)
+---@field connect_timeout number one connection (10)
+---@field max_attempts integer tries of one call, retries included (5)
+---@field retry_base_ms integer first retry delay in milliseconds, doubled each retry (500)
+---@field retry_cap_ms integer longest retry delay in milliseconds (20000)
+---@field call_budget number one call with all its retries (120)
+---@field on_retry fun(info: table) called before each retry with attempt, delay_ms, kind, code, http_status, path
+---@field wait_timeout number default timeout of task:wait (1800)
+---@field poll_min number first poll interval of task:wait (1)
+---@field poll_max number longest poll interval of task:wait (15)
+---@field auto_external_id boolean give each create an external_task_id "kl-..." where the provider takes one (true)
+---@field max_download_bytes integer cap of client:download, 1 to 2147483647 bytes (1 GiB)
+---@field user_agent string the User-Agent of the libcurl driver
+---@field budget table|kling.Ledger a hard cap held before each create (see above)
+---@field catalogs table this client's own price catalogs `{provider = catalog}` (see client:set_catalog)
+---@field engine table options of the engine behind submit_many, wait_all, wait_any (`kling.engine.new`)
+---@field driver table another transport (`kling.resty.driver` inside nginx); default libcurl
+
+--- A client: one provider, one set of credentials, one driver. Made by `kling.new`.
+---@class kling.Client
+---@field provider table the provider (its `name`, `capabilities`)
+---@field base_url string the API's base URL, without a trailing slash
+---@field ledger kling.Ledger|nil the budget's ledger when one was given
+---@field catalogs table this client's catalog set (`kling.billing.catalogs`), over the process default
+---@field max_download_bytes integer the cap of client:download
+---@field wait_timeout number default timeout of task:wait, seconds
+---@field poll_min number first poll interval of task:wait, seconds
+---@field poll_max number longest poll interval of task:wait, seconds
+
+--- Makes a client (`kling.new`).
 -- kling.new{provider =, access_key =, secret_key = | api_key =, base_url =, ca_file =, timeout =,
 -- connect_timeout =, max_attempts =, wait_timeout =, poll_min =, poll_max =, driver =, on_retry =,
 -- budget = {limit =, currency =} | ledger, catalogs = {provider = catalog}, user_agent =,
@@ -81,6 +126,9 @@ end
 -- engine = {options of kling.engine.new}}. Any other option name raises, naming the closest known one.
 -- Returns a client, or nil and an error (unknown provider, missing credentials, bad budget,
 -- a bad catalog). catalogs: this client's own prices (see client:set_catalog).
+---@param opts? kling.ClientOptions
+---@return kling.Client|nil client
+---@return kling.Error|nil err kind `validation` (provider, base_url, budget, catalogs) or `auth` (credentials)
 function M.new(opts)
   opts = opts or {}
   errors.check_arg("new", 1, opts, "table")
@@ -135,14 +183,23 @@ function M.new(opts)
   return self
 end
 
+--- Sets this client's price catalog for a provider; other clients do not see it.
 -- client:set_catalog(provider, catalog) -> true | nil, err: this client's price for a provider
 -- (nil: the process default or the shipped catalog again). Other clients do not see it.
+---@param provider string a provider name
+---@param cat table|nil a catalog shaped like lua/kling/prices/PROVIDER.lua, or nil to drop this client's
+---@return boolean|nil ok
+---@return kling.Error|nil err kind `validation`: what is wrong with the catalog
 function Client:set_catalog(provider, cat)
   return self.catalogs:set(provider, cat)
 end
 
+--- The price of a request on this client's provider, with this client's catalogs.
 -- client:estimate(req) -> quote | nil, err: the request's price on this client's provider, with
 -- this client's catalogs (what a budget reserves).
+---@param req table a canonical request (its `provider`, if any, is replaced by the client's)
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err kind `validation` or `unpriced`
 function Client:estimate(req)
   errors.check_arg("estimate", 1, req, "table")
   return budget.estimate(self, req)
@@ -445,11 +502,18 @@ local DOWNLOAD_KINDS = {
 -- A download stops at this many bytes beyond twice the expected size, when one is known.
 local EXPECTED_SLACK = 1024 * 1024
 
+--- Downloads a URL to a path (through a temporary name, then renamed).
 -- download(url, path [, {max_bytes =, expected_bytes =, timeout =}]) -> path, bytes | nil, err.
 -- Streams to a temporary name, then renames. The transfer stops at max_bytes (default the
 -- client's max_download_bytes) and, when expected_bytes is known (a size the provider
 -- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
--- or not writable), not_found (HTTP 404/410), protocol (too large), network.
+-- or not writable), not_found (HTTP 404/410), protocol (too large), network. An unknown option
+-- or a bad max_bytes / expected_bytes raises.
+---@param url string an output URL (`task.videos[1].url`)
+---@param path string where to write it
+---@param opts? {max_bytes: integer, expected_bytes: integer, timeout: number}
+---@return string|nil path
+---@return integer|kling.Error bytes_or_err the bytes written, or the error
 function Client:download(url, path, opts)
   errors.check_arg("download", 1, url, "string")
   errors.check_arg("download", 2, path, "string")
@@ -510,15 +574,23 @@ function Client:engine(opts)
   return self._engine
 end
 
---- Submits many requests at once through one engine (libcurl multi, one thread).
--- submit_many(reqs, {estimate =, timeout =, max_parallel =, adopt =, submit_timeout =, engine =})
--- -> tasks aligned with reqs. Returns once every create is settled: each task has an id, has
--- failed (task.error says why: validation, quota, ...), or waits here for a provider slot
--- (status "pending"). estimate: expected seconds per task (or req.estimate each; not sent);
--- timeout: each task's deadline in seconds; max_parallel: the provider's parallel slots.
+-- The options submit_many takes; any other name is refused, naming the closest.
 local SUBMIT_MANY_OPTIONS = { estimate = true, timeout = true, max_parallel = true, adopt = true,
   submit_timeout = true, engine = true }
 
+--- Submits many requests at once through one engine (libcurl multi, one thread).
+-- submit_many(reqs, {estimate =, timeout =, max_parallel =, adopt =, submit_timeout =, engine =})
+-- -> tasks aligned with reqs. Returns once every create is settled: each task has an id, has
+-- failed (task.error says why: validation, quota, budget, ...), or waits here for a provider
+-- slot (status "pending"). estimate: expected seconds per task (or req.estimate each; not sent);
+-- timeout: each task's deadline in seconds; max_parallel: the provider's parallel slots;
+-- adopt: look each task up by its external_task_id first, create it only where the provider
+-- has none (resuming); submit_timeout: seconds to wait for the creates (default: until all
+-- are settled); engine: options of the client's engine, used only by the call that makes it
+-- (else kling.new's `engine`).
+---@param reqs table[] canonical requests (each may carry `estimate = seconds`, not sent)
+---@param opts? table `estimate`, `timeout`, `max_parallel`, `adopt`, `submit_timeout`, `engine` (above)
+---@return kling.Task[] tasks aligned with reqs: with an id, failed (`task.error`), or "pending" for a slot
 function Client:submit_many(reqs, opts)
   errors.check_arg("submit_many", 1, reqs, "table")
   opts = opts or {}

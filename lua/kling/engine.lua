@@ -56,6 +56,14 @@ local function clock(driver, name, default)
   return default
 end
 
+-- The options engine.new takes (see M.new).
+local NEW_OPTIONS = {}
+for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
+  "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create", "on_created",
+  "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
+  NEW_OPTIONS[k] = true
+end
+
 --- Makes an engine for a client (used through client:submit_many, wait_all, wait_any).
 -- engine.new(client, opts): opts (times in seconds) =
 --   max_requests   HTTP requests in flight at once (64: on loopback more only costs memory)
@@ -75,13 +83,11 @@ end
 --   on_created(task)   called when the provider has the task (task.id is set)
 --   http, now_ms, sleep_ms, wall_s, seed   the multi handle (driver.http) and the clocks (the
 --                  driver's, else kling.core's), for tests
-local NEW_OPTIONS = {}
-for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
-  "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create", "on_created",
-  "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
-  NEW_OPTIONS[k] = true
-end
-
+--   adopt, estimate    accepted and not used here: they are options of each submit
+-- Any other option name raises, naming the closest known one; a bad value raises too.
+---@param client kling.Client the client whose provider, driver and ctx the engine uses
+---@param opts? table the options above
+---@return table engine
 function M.new(client, opts)
   errors.check_arg("engine.new", 1, client, "table")
   opts = opts or {}

@@ -45,14 +45,16 @@ M.estimate = billing.estimate
 ---@return kling.Error|nil err
 -- @function settle
 M.settle = billing.settle
---- A request priced on every provider, cheapest first (see `kling.billing.quote`).
+--- A request priced on every provider, grouped by currency (see `kling.billing.quote`).
+-- Each currency is ranked cheapest first on its own; the list is one ranking across
+-- currencies only with a rate (USD per unit) for each of them.
 ---@param req table a canonical request
----@param opts? table `providers` (names to ask), `usd_rates` ({kling = "0.14"})
----@return kling.Quote[] quotes cheapest first; `quotes.unavailable` = {{provider =, error =}}
+---@param opts? table `providers` (names to ask), `rates` ({CNY = "0.14", ["evolink-credits"] = "0.01"})
+---@return kling.Quotes quotes with `groups`, `ranked`, `note`, `assumed`, `unavailable`
 -- @function quote
 M.quote = billing.quote
---- A ledger with a hard-cap budget (see `kling.billing.ledger`).
----@param opts table `limit` (decimal string or micros), `currency`
+--- A ledger with a hard-cap budget per currency (see `kling.billing.ledger`).
+---@param opts table `limit` (decimal string) and `currency`, or `budgets = {{limit =, currency =}, ...}`; `rates`
 ---@return kling.Ledger|nil ledger
 ---@return kling.Error|nil err
 -- @function ledger

@@ -105,11 +105,19 @@ function Task:refresh()
   return self:update(fresh)
 end
 
+-- The options task:wait takes; any other name is refused, naming the closest.
+local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll_max = true }
+
 --- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
-local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll_max = true }
-
+-- An unknown option raises, naming the closest known one. The intervals start at poll_min
+-- and grow by half each poll up to poll_max; a retryable error of a poll is kept and the
+-- polling goes on.
+-- The times default to the client's wait_timeout, poll_min and poll_max.
+---@param opts? {timeout: number, on_progress: fun(task: kling.Task), poll_min: number, poll_max: number}
+---@return kling.Task|nil task the task with its outputs when it succeeded
+---@return kling.Error|nil err its failure, a poll's fatal error, or kind `timeout` (it runs on at the provider)
 function Task:wait(opts)
   opts = opts or {}
   validate.options("task:wait", opts, WAIT_OPTIONS)
