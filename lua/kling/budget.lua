@@ -25,6 +25,21 @@ function M.open(budget, provider)
     b[k] = v
   end
   b.currency = billing.unit(b.currency, provider)
+  if type(b.budgets) == "table" then
+    -- each budget of a list is qualified the same way as a single one
+    local list = {}
+    for i, one in ipairs(b.budgets) do
+      list[i] = one
+      if type(one) == "table" then
+        list[i] = {}
+        for k, v in pairs(one) do
+          list[i][k] = v
+        end
+        list[i].currency = billing.unit(one.currency, provider)
+      end
+    end
+    b.budgets = list
+  end
   return billing.ledger(b)
 end
 

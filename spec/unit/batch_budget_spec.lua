@@ -41,6 +41,13 @@ describe("issue 11.5: budgets per currency", function()
     assert.are.same({ "CNY", "evolink-credits" }, l:currencies())
   end)
 
+  it("qualifies a bare 'credits' in a client's list of budgets as the provider's unit", function()
+    local l = assert(budget.open({ budgets = { { limit = "10", currency = "CNY" },
+      { limit = "300", currency = "credits" } } }, "evolink"))
+    assert.are.same({ "CNY", "evolink-credits" }, l:currencies())
+    assert(l:reserve("a", quote("evolink", "credits", 270000000)))
+  end)
+
   it("converts with the user's rates into one budget, and replays the converted lines", function()
     local lines = {}
     local l = assert(billing.ledger { budgets = { { limit = "20", currency = "CNY" } },
