@@ -331,6 +331,12 @@ local function run()
     res.body)
   res = gw("GET", "/v1/videos/text2video/" .. made[1], { key = "gw-poor-key" })
   h.check("another client cannot see it", res.status == 404 and res.json.code == 1203, res.body)
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1", { key = "gw-poor-key" })
+  h.check("issue 12.1: nor find it by its external_task_id", res.status == 404 and res.json.code == 1203, res.body)
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1&external_task_id=x", { key = alice })
+  h.check("issue 12.1: a repeated external_task_id is refused naming it (no Lua value in the answer)",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("^external_task_id") ~= nil
+    and not res.body:find("table:", 1, true), res.body)
   local queried = sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0
   for _ = 1, 5 do
     gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })
