@@ -19,6 +19,16 @@ local function copy(t)
   return out
 end
 
+-- The official API writes durations as strings ("5"): only plain decimal digits are read as a
+-- number (tonumber would also take "0x5", "5e0" or " 5"); anything else stays as given and the
+-- request's check refuses it naming the field.
+local function decimal(v)
+  if type(v) == "string" and v:match("^%d+$") then
+    return tonumber(v)
+  end
+  return v
+end
+
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
 -- nil, message. The official spelling (model_name, "5", "on", image_tail, shots with string
 -- durations) becomes the canonical one; fields the module does not know pass through
@@ -43,9 +53,7 @@ function M.to_canonical(body, allow_private)
   if req.model_name ~= nil then
     req.model, req.model_name = req.model_name, nil
   end
-  if type(req.duration) == "string" and tonumber(req.duration) then
-    req.duration = tonumber(req.duration)
-  end
+  req.duration = decimal(req.duration)
   if req.sound == "on" then
     req.sound = true
   elseif req.sound == "off" then
@@ -58,7 +66,7 @@ function M.to_canonical(body, allow_private)
     local shots = {}
     for i, s in ipairs(req.multi_prompt) do
       if type(s) == "table" then
-        shots[i] = { prompt = s.prompt, duration = tonumber(s.duration) or s.duration }
+        shots[i] = { prompt = s.prompt, duration = decimal(s.duration) }
       else
         shots[i] = s
       end
