@@ -18,4 +18,17 @@ describe("kling.gateway.official", function()
       assert.equal(s, req.multi_prompt[1].duration, s)
     end
   end)
+
+  -- The external id is echoed in JSON answers, callbacks and the journal: text, not bytes.
+  it("issue 12.1: an external_task_id with control characters or invalid UTF-8 is refused naming it", function()
+    for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128" } do
+      local req, err = official.to_canonical { prompt = "p", external_task_id = ext }
+      assert.is_nil(req, ext)
+      assert.matches("^external_task_id:", err)
+    end
+    local req, cb, ext = official.to_canonical { prompt = "p", external_task_id = "order-42/é 漢" }
+    assert.is_table(req)
+    assert.is_nil(cb)
+    assert.equal("order-42/é 漢", ext)
+  end)
 end)

@@ -4,6 +4,7 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
 local public_url = require "kling.gateway.public_url"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -49,6 +50,10 @@ function M.to_canonical(body, allow_private)
   end
   if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
     return nil, "external_task_id: must be a non-empty string of at most 256 characters"
+  end
+  -- Echoed in answers, callbacks and the journal: text, never control characters or stray bytes.
+  if ext ~= nil and (ext:find("[%z\1-\31\127]") or not validate.utf8_len(ext)) then
+    return nil, "external_task_id: must be valid UTF-8 without control characters"
   end
   if req.model_name ~= nil then
     req.model, req.model_name = req.model_name, nil
