@@ -400,9 +400,22 @@ local function run()
   end
   h.check("the client's own callback_url got the task's end, as an official task object", final_cb ~= nil,
     #received)
-  h.check("... signed with the gateway's client secret", final_cb and core.webhook_verify { secret = CLIENT_SECRET,
-    id = final_cb.id, timestamp = final_cb.timestamp, signature = final_cb.signature, body = final_cb.body,
-    now_s = core.wall_s() } == true)
+  -- Each account verifies with its own secret (read from its balance): with one secret for
+  -- every client, any client could sign a forged task end to another client's receiver.
+  local own = gw("GET", "/gateway/balance", { key = alice })
+  local alice_secret = own.json and own.json.data and own.json.data.webhook_secret
+  local bob_secret = (gw("GET", "/gateway/balance", { key = core.jwt_hs256("gw-bob-ak", "gw-bob-sk",
+    math.floor(core.wall_s()), 1800) }).json or { data = {} }).data.webhook_secret
+  h.check("issue 12.1: each account reads its own client webhook secret from its balance",
+    type(alice_secret) == "string" and alice_secret:find("^whsec_") and type(bob_secret) == "string"
+    and alice_secret ~= bob_secret and alice_secret ~= CLIENT_SECRET, own.body)
+  local function verifies(secret)
+    return final_cb ~= nil and core.webhook_verify { secret = secret, id = final_cb.id, timestamp = final_cb.timestamp,
+      signature = final_cb.signature, body = final_cb.body, now_s = core.wall_s() } == true
+  end
+  h.check("issue 12.1: ... signed with the account's own secret", alice_secret ~= nil and verifies(alice_secret))
+  h.check("issue 12.1: ... which neither the shared secret nor another client's secret verifies",
+    not verifies(CLIENT_SECRET) and not (bob_secret and verifies(bob_secret)))
 
   -- ---- fail closed: a journal that cannot be written refuses creates, until it can again ----
   local jpath = prefix .. "/ledger.jsonl"

@@ -236,11 +236,12 @@ function M.list(G, account, endpoint)
   return official.ok(out)
 end
 
--- GET /gateway/balance: the caller's own account.
+-- GET /gateway/balance: the caller's own account, and the secret its forwarded callbacks are
+-- signed with (when the gateway signs them).
 function M.balance(G, account)
   local a = G.meter:account(account.name)
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
-    reserved = a.reserved, balance = a.balance }
+    reserved = a.reserved, balance = a.balance, webhook_secret = track.client_secret(G, account.name) }
 end
 
 return M
