@@ -176,6 +176,9 @@ local function run()
     and res.json.error:find("colour", 1, true), res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-alice-key", credit = "2" })
   h.check("issue 12.1: an account with another's key is refused", res.status == 409, res.body)
+  res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-bob-ak", credit = "2" })
+  h.check("issue 12.1: an account whose api_key is another's (public) access_key is refused", res.status == 409
+    and res.json.field == "api_key", res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-carol-key", credit = "2" })
   h.check("issue 12.1: the admin API creates an account without a reload", res.status == 201
     and res.json.balance == "2", res.body)
@@ -328,6 +331,12 @@ local function run()
     res.body)
   res = gw("GET", "/v1/videos/text2video/" .. made[1], { key = "gw-poor-key" })
   h.check("another client cannot see it", res.status == 404 and res.json.code == 1203, res.body)
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1", { key = "gw-poor-key" })
+  h.check("issue 12.1: nor find it by its external_task_id", res.status == 404 and res.json.code == 1203, res.body)
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1&external_task_id=x", { key = alice })
+  h.check("issue 12.1: a repeated external_task_id is refused naming it (no Lua value in the answer)",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("^external_task_id") ~= nil
+    and not res.body:find("table:", 1, true), res.body)
   local queried = sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0
   for _ = 1, 5 do
     gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })
@@ -391,9 +400,22 @@ local function run()
   end
   h.check("the client's own callback_url got the task's end, as an official task object", final_cb ~= nil,
     #received)
-  h.check("... signed with the gateway's client secret", final_cb and core.webhook_verify { secret = CLIENT_SECRET,
-    id = final_cb.id, timestamp = final_cb.timestamp, signature = final_cb.signature, body = final_cb.body,
-    now_s = core.wall_s() } == true)
+  -- Each account verifies with its own secret (read from its balance): with one secret for
+  -- every client, any client could sign a forged task end to another client's receiver.
+  local own = gw("GET", "/gateway/balance", { key = alice })
+  local alice_secret = own.json and own.json.data and own.json.data.webhook_secret
+  local bob_secret = (gw("GET", "/gateway/balance", { key = core.jwt_hs256("gw-bob-ak", "gw-bob-sk",
+    math.floor(core.wall_s()), 1800) }).json or { data = {} }).data.webhook_secret
+  h.check("issue 12.1: each account reads its own client webhook secret from its balance",
+    type(alice_secret) == "string" and alice_secret:find("^whsec_") and type(bob_secret) == "string"
+    and alice_secret ~= bob_secret and alice_secret ~= CLIENT_SECRET, own.body)
+  local function verifies(secret)
+    return final_cb ~= nil and core.webhook_verify { secret = secret, id = final_cb.id, timestamp = final_cb.timestamp,
+      signature = final_cb.signature, body = final_cb.body, now_s = core.wall_s() } == true
+  end
+  h.check("issue 12.1: ... signed with the account's own secret", alice_secret ~= nil and verifies(alice_secret))
+  h.check("issue 12.1: ... which neither the shared secret nor another client's secret verifies",
+    not verifies(CLIENT_SECRET) and not (bob_secret and verifies(bob_secret)))
 
   -- ---- fail closed: a journal that cannot be written refuses creates, until it can again ----
   local jpath = prefix .. "/ledger.jsonl"

@@ -52,6 +52,17 @@ describe("kling.gateway.public_url", function()
     assert.is_true(refused("http://[::1/cb"))
   end)
 
+  it("issue 12.1: IPv6 forms that embed a refused IPv4 (SIIT ::ffff:0:a.b.c.d, 6to4 2002::/16) are refused",
+    function()
+    for _, h in ipairs { "[::ffff:0:127.0.0.1]", "[::ffff:0:7f00:1]", "[0:0:0:0:ffff:0:a00:1]", "[2002:7f00:1::]",
+      "[2002:a9fe:a9fe::1]", "[2002:c0a8:101:0:0:0:0:1]", "[2002:0:0::]" } do
+      assert.is_true(refused("http://" .. h .. "/cb"), h)
+      assert.is_true(public_url.check("http://" .. h .. "/cb", true), h .. " with allow_private")
+    end
+    assert.is_true(public_url.check("http://[2002:5db8:d822::1]/cb")) -- 6to4 of 93.184.216.34
+    assert.is_true(public_url.check("http://[::ffff:0:5db8:d822]/cb"))
+  end)
+
   it("issue 12.1: names of this machine or its network are refused", function()
     for _, h in ipairs { "localhost", "LOCALHOST", "foo.localhost", "metadata.google.internal", "nas.local",
       "intranet" } do

@@ -89,10 +89,11 @@ function Accounts:add(acct)
   if self:get(acct.name) then
     return nil, { field = "name", message = "account " .. acct.name .. " exists" }
   end
-  if acct.api_key and self:by_key(acct.api_key) then
+  -- An access key is public (every JWT names it): never also a Bearer API key.
+  if acct.api_key and (self:by_key(acct.api_key) or self:by_access(acct.api_key)) then
     return nil, { field = "api_key", message = "is already another account's" }
   end
-  if acct.access_key and self:by_access(acct.access_key) then
+  if acct.access_key and (self:by_access(acct.access_key) or self:by_key(acct.access_key)) then
     return nil, { field = "access_key", message = "is already another account's" }
   end
   local ok, err

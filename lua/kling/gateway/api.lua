@@ -210,12 +210,15 @@ end
 -- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=
 function M.list(G, account, endpoint)
   local args = ngx.req.get_uri_args()
-  if args.external_task_id then
+  if args.external_task_id ~= nil then
+    if type(args.external_task_id) ~= "string" or args.external_task_id == "" then
+      return official.fail { status = 400, code = 1201, message = "external_task_id: must be given once, not empty" }
+    end
     local id = G.tasks:by_external(account.name, args.external_task_id)
     local rec = id and G.tasks:get(id)
     if not mine(rec, account, endpoint) then
       return official.fail { status = 404, code = 1203, message = "no task with external_task_id "
-        .. tostring(args.external_task_id) }
+        .. args.external_task_id }
     end
     return official.ok(official.view(rec))
   end
@@ -233,11 +236,12 @@ function M.list(G, account, endpoint)
   return official.ok(out)
 end
 
--- GET /gateway/balance: the caller's own account.
+-- GET /gateway/balance: the caller's own account, and the secret its forwarded callbacks are
+-- signed with (when the gateway signs them).
 function M.balance(G, account)
   local a = G.meter:account(account.name)
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
-    reserved = a.reserved, balance = a.balance }
+    reserved = a.reserved, balance = a.balance, webhook_secret = track.client_secret(G, account.name) }
 end
 
 return M

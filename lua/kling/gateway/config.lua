@@ -210,14 +210,15 @@ function M.check(doc)
   c.accounts, c.by_key, c.by_access = {}, {}, {}
   for i, a in ipairs(doc.accounts) do
     local acct = M.account(a, "accounts[" .. i .. "]")
+    -- An access key is public (every JWT names it): never also a Bearer API key.
     if acct.api_key then
-      if c.by_key[acct.api_key] then
+      if c.by_key[acct.api_key] or c.by_access[acct.api_key] then
         fail("accounts[" .. i .. "].api_key", "is already another account's")
       end
       c.by_key[acct.api_key] = acct
     end
     if acct.access_key then
-      if c.by_access[acct.access_key] then
+      if c.by_access[acct.access_key] or c.by_key[acct.access_key] then
         fail("accounts[" .. i .. "].access_key", "is already another account's")
       end
       c.by_access[acct.access_key] = acct

@@ -4,6 +4,7 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local json = require "kling.json"
 local public_url = require "kling.gateway.public_url"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -17,6 +18,16 @@ local function copy(t)
     out[k] = v
   end
   return out
+end
+
+-- The official API writes durations as strings ("5"): only plain decimal digits are read as a
+-- number (tonumber would also take "0x5", "5e0" or " 5"); anything else stays as given and the
+-- request's check refuses it naming the field.
+local function decimal(v)
+  if type(v) == "string" and v:match("^%d+$") then
+    return tonumber(v)
+  end
+  return v
 end
 
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
@@ -40,12 +51,14 @@ function M.to_canonical(body, allow_private)
   if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
     return nil, "external_task_id: must be a non-empty string of at most 256 characters"
   end
+  -- Echoed in answers, callbacks and the journal: text, never control characters or stray bytes.
+  if ext ~= nil and (ext:find("[%z\1-\31\127]") or not validate.utf8_len(ext)) then
+    return nil, "external_task_id: must be valid UTF-8 without control characters"
+  end
   if req.model_name ~= nil then
     req.model, req.model_name = req.model_name, nil
   end
-  if type(req.duration) == "string" and tonumber(req.duration) then
-    req.duration = tonumber(req.duration)
-  end
+  req.duration = decimal(req.duration)
   if req.sound == "on" then
     req.sound = true
   elseif req.sound == "off" then
@@ -58,7 +71,7 @@ function M.to_canonical(body, allow_private)
     local shots = {}
     for i, s in ipairs(req.multi_prompt) do
       if type(s) == "table" then
-        shots[i] = { prompt = s.prompt, duration = tonumber(s.duration) or s.duration }
+        shots[i] = { prompt = s.prompt, duration = decimal(s.duration) }
       else
         shots[i] = s
       end

@@ -2,7 +2,7 @@
 -- one request line (no control characters, spaces or percent-encoded controls), without
 -- user info, to a public address. Loopback, private, link-local, CGNAT, metadata, multicast
 -- and reserved IPv4 ranges are refused, and so are IPv6 loopback, ULA, link-local and the
--- IPv4-mapped/compatible/NAT64 forms of a refused IPv4 address; numeric hosts must be
+-- IPv4-mapped/compatible/translated/NAT64/6to4 forms of a refused IPv4 address; numeric hosts must be
 -- canonical (127.1, 0x7f.1 or 2130706433 are refused, not guessed at). Names that always
 -- mean this machine or its network (localhost, *.local, *.internal ...) are refused; other
 -- names are taken as given (a name resolving to a private address is the operator's DNS,
@@ -120,9 +120,14 @@ local function v6_private(g)
     embedded = true -- IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d
   elseif g[1] == 0x64 and g[2] == 0xff9b then
     embedded = true -- NAT64 64:ff9b::a.b.c.d
+  elseif g[1] == 0 and g[2] == 0 and g[3] == 0 and g[4] == 0 and g[5] == 0xffff and g[6] == 0 then
+    embedded = true -- IPv4-translated (SIIT) ::ffff:0:a.b.c.d
   end
   if embedded then
     return v4_private(g[7] * 65536 + g[8])
+  end
+  if g[1] == 0x2002 then
+    return v4_private(g[2] * 65536 + g[3]) -- 6to4 2002:AABB:CCDD::/48 routes to a.b.c.d
   end
   return g[1] >= 0xfc00 and g[1] <= 0xfdff -- unique local (fd00:ec2::254: cloud metadata)
     or (g[1] >= 0xfe80 and g[1] <= 0xfebf) -- link-local

@@ -30,9 +30,21 @@ local function update(rec, t)
   rec.updated_at = now_ms()
 end
 
+-- client_secret(G, account_name) -> "whsec_..." | nil: the secret an account's forwarded
+-- callbacks are signed with, derived from client_webhook_secret for that account alone (a
+-- client verifying with one shared secret could sign forged task ends for every other client).
+-- The client reads it in its balance.
+function M.client_secret(G, account_name)
+  local secret = G.cfg.client_webhook_secret
+  if not secret then
+    return nil
+  end
+  return "whsec_" .. core.b64encode(core.hmac_sha256(secret, "kling-gateway-client:" .. account_name))
+end
+
 -- Sends the official task object to the client's callback_url from a timer, retried on
--- FORWARD_SCHEDULE_S until a 2xx, signed the Standard Webhooks way when the gateway has a
--- client_webhook_secret.
+-- FORWARD_SCHEDULE_S until a 2xx, signed the Standard Webhooks way with the account's own
+-- secret (M.client_secret) when the gateway has a client_webhook_secret.
 local forward
 forward = function(premature, G, id, attempt)
   if premature then
@@ -50,7 +62,7 @@ forward = function(premature, G, id, attempt)
   end
   local body = json.encode(official.view(rec))
   local headers = { ["Content-Type"] = "application/json" }
-  local secret = G.cfg.client_webhook_secret
+  local secret = M.client_secret(G, rec.account)
   if secret then
     local msg_id = "msg_" .. id
     local ts = tostring(math.floor(core.wall_s()))

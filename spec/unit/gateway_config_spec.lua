@@ -1,0 +1,37 @@
+local config = require "kling.gateway.config"
+local json = require "kling.json"
+
+describe("kling.gateway.config", function()
+  local function load(accounts)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(json.encode {
+      upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+      journal = "/tmp/kling-gateway-config-spec.jsonl", accounts = accounts,
+    })
+    f:close()
+    local ok, res = pcall(config.load, path)
+    os.remove(path)
+    return ok, res
+  end
+
+  it("issue 12.1: distinct keys load", function()
+    local ok, c = load { { name = "alice", access_key = "ak-alice", secret_key = "sk-alice-0123456789", credit = "1" },
+      { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }
+    assert.is_true(ok, tostring(c))
+    assert.equal("bob", c.by_key["key-bob-0123456789"].name)
+  end)
+
+  -- An access key is public (it is the iss of every JWT its owner sends): as another
+  -- account's API key it would let anyone who saw one JWT spend that account's credit.
+  it("issue 12.1: an api_key equal to another account's access_key (or the reverse) is refused", function()
+    local ok, err = load { { name = "alice", access_key = "shared-0123456789", secret_key = "sk-alice-0123456789",
+      credit = "1" }, { name = "bob", api_key = "shared-0123456789", credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[2%]%.api_key", tostring(err))
+    ok, err = load { { name = "bob", api_key = "shared-0123456789", credit = "1" }, { name = "alice",
+      access_key = "shared-0123456789", secret_key = "sk-alice-0123456789", credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[2%]%.access_key", tostring(err))
+  end)
+end)

@@ -1,0 +1,34 @@
+local official = require "kling.gateway.official"
+
+describe("kling.gateway.official", function()
+  it("issue 12.1: durations written as decimal strings become numbers", function()
+    local req = assert(official.to_canonical { prompt = "p", duration = "10",
+      multi_prompt = { { prompt = "a", duration = "3" } } })
+    assert.equal(10, req.duration)
+    assert.equal(3, req.multi_prompt[1].duration)
+  end)
+
+  -- Lua's tonumber also reads hex, exponents and padded strings: those stay strings, so the
+  -- request's own check refuses them naming the field instead of pricing a guess.
+  it("issue 12.1: hex, exponent, signed or padded duration strings are not read as numbers", function()
+    for _, s in ipairs { "0x5", "5e0", " 5", "5 ", "+5", "-5", "5.0", "0x0A", "inf", "nan" } do
+      local req = assert(official.to_canonical { prompt = "p", duration = s,
+        multi_prompt = { { prompt = "a", duration = s } } })
+      assert.equal(s, req.duration, s)
+      assert.equal(s, req.multi_prompt[1].duration, s)
+    end
+  end)
+
+  -- The external id is echoed in JSON answers, callbacks and the journal: text, not bytes.
+  it("issue 12.1: an external_task_id with control characters or invalid UTF-8 is refused naming it", function()
+    for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128" } do
+      local req, err = official.to_canonical { prompt = "p", external_task_id = ext }
+      assert.is_nil(req, ext)
+      assert.matches("^external_task_id:", err)
+    end
+    local req, cb, ext = official.to_canonical { prompt = "p", external_task_id = "order-42/é 漢" }
+    assert.is_table(req)
+    assert.is_nil(cb)
+    assert.equal("order-42/é 漢", ext)
+  end)
+end)
