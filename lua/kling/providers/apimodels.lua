@@ -227,7 +227,7 @@ local function task_of(data, result)
 end
 
 function P.parse_task(data)
-  return task_of(data, nil)
+  return common.checked_task(task_of(data, nil))
 end
 
 -- The callback: {code, msg, data = {taskId, state, param = "<JSON>", resultJson = "<JSON>" |
@@ -256,7 +256,7 @@ function P.parse_callback(raw)
   t.request_param = param
   t.result = result
   t.cost_ms = tonumber(data.costTime)
-  return t
+  return common.checked_task(t)
 end
 
 return P
