@@ -22,11 +22,20 @@ foreach(src ${KLING_C_TESTS})
   target_compile_options(${name} PRIVATE ${KLING_WARNINGS})
   target_link_libraries(${name} PRIVATE kling_pure)
   add_test(NAME c_${name} COMMAND ${name})
+  list(APPEND KLING_C_TEST_NAMES c_${name})
 endforeach()
 
 if(NOT KLING_LUA STREQUAL "5.4")
   return()
 endif()
+
+# The sanitizer build registers its own short list (C tests and unit specs) and nothing else;
+# the normal build registers the sanitizer build and the fuzz targets as tests.
+include(cmake/sanitize.cmake)
+if(KLING_SANITIZE)
+  return()
+endif()
+include(cmake/fuzz.cmake)
 
 # The LuaJIT flavour, built beside this one: nginx's Lua module embeds LuaJIT and cannot
 # load a 5.4 module. build/jit/kling/core.so is what the nginx tests and examples load.
@@ -37,7 +46,7 @@ if(LUAJIT_FOUND)
     SOURCE_DIR ${KLING_SRC}
     BINARY_DIR ${CMAKE_BINARY_DIR}/jit
     CMAKE_ARGS -DKLING_LUA=jit -DKLING_TESTS=OFF -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}
-               -DKLING_ASAN=${KLING_ASAN}
+               -DKLING_SANITIZE=${KLING_SANITIZE}
     INSTALL_COMMAND ""
     BUILD_ALWAYS ON)
 else()

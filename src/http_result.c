@@ -248,7 +248,8 @@ static void set_header(lua_State *L, const char *name, size_t nlen, const char *
 /* Push a table of the last response block's headers. The status line and the
  * blank line that ends a block are skipped. */
 static void push_headers(lua_State *L, const kh_buf *head) {
-    const char *p = head->data, *end = head->data + head->len;
+    /* No header bytes at all leaves data NULL: NULL + 0 is undefined (UBSan, issue 11.17). */
+    const char *p = head->data, *end = p ? p + head->len : NULL;
     int has_last = 0;
     lua_pushnil(L);      /* slot for the last header name (continuations) */
     lua_newtable(L);

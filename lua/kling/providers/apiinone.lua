@@ -162,7 +162,7 @@ function P.parse_task(data)
   t.created_at, t.updated_at = common.ms_to_s(data.created_at), common.ms_to_s(data.updated_at)
   t.charge = gw.charge(data.credits)
   t.videos = videos_of(data.output)
-  return t
+  return common.checked_task(t)
 end
 
 -- The seed documents no callbacks; a POSTed task (bare or in the envelope) reads like a query.

@@ -231,7 +231,7 @@ local function task_of(data, result)
 end
 
 function P.parse_task(data)
-  return task_of(data, nil)
+  return common.checked_task(task_of(data, nil))
 end
 
 -- The callback: {code, msg, data = {taskId, state, param = "<JSON>", resultJson = "<JSON>" |
@@ -260,7 +260,7 @@ function P.parse_callback(raw)
   t.request_param = param
   t.result = result
   t.cost_ms = tonumber(data.costTime)
-  return t
+  return common.checked_task(t)
 end
 
 -- Business codes: its errors carry {code = the HTTP status (400, 401, 402, 404, 500), msg}, so the

@@ -55,7 +55,7 @@ function M.callback_task(raw, unwrap, parse)
     return nil, err
   end
   local data = unwrap(doc, 200)
-  return parse(type(data) == "table" and data or doc)
+  return M.checked_task(parse(type(data) == "table" and data or doc))
 end
 
 -- A callback's raw body as a JSON object (or array) -> doc | nil, message.
@@ -65,6 +65,46 @@ function M.decode_object(raw)
     return nil, "body is not a JSON object" .. (derr and (": " .. tostring(derr)) or "")
   end
   return doc
+end
+
+-- A charge as a non-negative decimal string (numbers keep their decimal digits, never float
+-- noise); anything else (negative, NaN, 2^53 or more where a double is no longer exact, a
+-- table) is no charge: nil.
+function M.charge(v)
+  if type(v) == "number" then
+    if v ~= v or v < 0 or v >= 2 ^ 53 then
+      return nil
+    end
+    if v == math.floor(v) then
+      return string.format("%d", v)
+    end
+    return (string.format("%.10f", v):gsub("0+$", ""):gsub("%.$", ""))
+  elseif type(v) == "string" and v:match("^%d+%.?%d*$") then
+    return v
+  end
+  return nil
+end
+
+local OUTPUT_LISTS = { "videos", "images", "audios" }
+
+-- A parsed task as the provider gave it, checked: a succeeded task whose output URL is not a
+-- string (a table, number or boolean) is no result to download or pay for (issue 11.10).
+-- -> t | nil, message.
+function M.checked_task(t, err)
+  if not t then
+    return nil, err
+  end
+  if t.status == "succeeded" then
+    for _, list in ipairs(OUTPUT_LISTS) do
+      for i, o in ipairs(type(t[list]) == "table" and t[list] or {}) do
+        if type(o) ~= "table" or (o.url ~= nil and type(o.url) ~= "string") then
+          return nil, string.format("succeeded task with %s[%d].url a %s, not a URL", list, i,
+            type(o) == "table" and type(o.url) or type(o))
+        end
+      end
+    end
+  end
+  return t
 end
 
 -- Milliseconds since the epoch (a number or a numeric string) as seconds.

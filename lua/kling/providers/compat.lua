@@ -200,7 +200,7 @@ function P.parse_task(data)
   if type(data.video_url) == "string" then
     t.videos = { { url = data.video_url, duration = tonumber(data.seconds or data.duration) } }
   end
-  return t
+  return common.checked_task(t)
 end
 
 -- The gateway posts its job object (tolerated inside {data = job} too).

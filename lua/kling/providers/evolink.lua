@@ -377,7 +377,7 @@ function P.parse_task(data)
   if status == "succeeded" then
     t.progress, t.eta = 100, 0
   end
-  return t
+  return common.checked_task(t)
 end
 
 -- EvoLink posts the task object itself (tolerated inside {data = task} too).

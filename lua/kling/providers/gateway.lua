@@ -340,20 +340,7 @@ function M.plain_task(P, data, missing)
   }
 end
 
--- A charge as a decimal string (numbers keep their decimal digits, never float noise).
-function M.charge(v)
-  if type(v) == "number" then
-    if math.type and math.type(v) == "integer" then
-      return string.format("%d", v)
-    end
-    if v == math.floor(v) and v < 2 ^ 53 then
-      return string.format("%d", v)
-    end
-    return (string.format("%.10f", v):gsub("0+$", ""):gsub("%.$", ""))
-  elseif type(v) == "string" and v ~= "" then
-    return v
-  end
-  return nil
-end
+-- A charge as a non-negative decimal string (one home: common.charge).
+M.charge = common.charge
 
 return M

@@ -152,7 +152,7 @@ function P.parse_task(data, endpoint)
   if def and def.sync and (t.status == "succeeded" or t.status == "failed") then
     t.sync = true
   end
-  return t
+  return common.checked_task(t)
 end
 
 -- A callback POST's raw body: the task object at the top level (not wrapped in code/data);

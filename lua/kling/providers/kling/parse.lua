@@ -40,9 +40,29 @@ function M.element(e)
   }
 end
 
+-- Each item of an output list must be an object: anything else is a malformed answer.
+local function objects(result, name)
+  local items = result[name]
+  if type(items) ~= "table" then
+    return nil
+  end
+  for i, v in ipairs(items) do
+    if type(v) ~= "table" then
+      return nil, string.format("task_result.%s[%d] is a %s, not an object", name, i, type(v))
+    end
+  end
+  return items
+end
+
 local function outputs(t, result)
   if type(result) ~= "table" then
-    return
+    return true
+  end
+  for _, name in ipairs { "videos", "images", "audios", "voices" } do
+    local _, err = objects(result, name)
+    if err then
+      return nil, err
+    end
   end
   if type(result.videos) == "table" then
     t.videos = {}
@@ -69,6 +89,7 @@ local function outputs(t, result)
       t.voices[i] = { voice_id = v.voice_id, voice_name = v.voice_name, trial_url = v.trial_url, owned_by = v.owned_by }
     end
   end
+  return true
 end
 
 -- A canonical task from the provider's task object (create, query, list or callback).
@@ -89,13 +110,16 @@ function M.task(data)
     external_task_id = info.external_task_id,
     created_at = common.ms_to_s(data.created_at),
     updated_at = common.ms_to_s(data.updated_at),
-    charge = data.final_unit_deduction,
+    charge = common.charge(data.final_unit_deduction),
     raw = data,
   }
   if type(info.parent_video) == "table" then
     t.parent_video = video(info.parent_video)
   end
-  outputs(t, data.task_result)
+  local ok, err = outputs(t, data.task_result)
+  if not ok then
+    return nil, err
+  end
   if status == "succeeded" then
     t.progress = 100
   end
@@ -121,7 +145,10 @@ SYNC["videos/image-recognize"] = function(data)
     return nil, "image-recognize answer without task_result"
   end
   local t = {}
-  outputs(t, data.task_result)
+  local ok, err = outputs(t, data.task_result)
+  if not ok then
+    return nil, err
+  end
   return t
 end
 
@@ -148,7 +175,7 @@ function M.parse(data, endpoint)
     return nil, err
   end
   t.status, t.provider_status, t.progress, t.sync = "succeeded", "succeed", 100, true
-  t.charge, t.raw = data.final_unit_deduction, data
+  t.charge, t.raw = common.charge(data.final_unit_deduction), data
   return t
 end
 
