@@ -5,7 +5,8 @@
 # Env: BUILD (build dir with kling/core.so, default build), BENCH_DIR (default /tmp/kling-bench),
 # KLING_API_DIR (where npm installs kling-api, default /tmp/bench-node; outside the repository),
 # BENCH_N / BENCH_S (tasks in flight and their seconds, default 10000 / 120),
-# BENCH_LAG_TASKS (tasks per variant in the lag run, default 20).
+# BENCH_LAG_TASKS (tasks per variant in the lag run, default 20), XDG_CACHE_HOME (where the engine
+# keeps learnt durations across runs, default $BENCH_DIR/cache: remove it for a first run).
 # Needs lua5.4, nginx (the simulator), node + npm, curl, jq, bc and /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ out=$work/results
 mkdir -p "$out"
 export LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;./?.lua;;" LUA_CPATH="$build/?.so;;"
 export BENCH_SIM=$work/sim.json
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$work/cache}
 export KLING_API_DIR=${KLING_API_DIR:-/tmp/bench-node}
 if [ ! -d "$KLING_API_DIR/node_modules/kling-api" ]; then
   mkdir -p "$KLING_API_DIR"

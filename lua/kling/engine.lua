@@ -123,7 +123,7 @@ function M.new(client, opts)
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts),
+    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts), kinds = {},
     kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,
@@ -328,8 +328,11 @@ function Engine:submit(req, topts)
   rec.c = { method = call.method, path = call.path, body = body }
   rec.callback = req.callback_url ~= nil or nil
   rec.key = req.model or provider.default_model or "default"
-  rec.kind = table.concat({ self.kind_prefix .. rec.key, endpoint, tostring(req.mode), tostring(req.duration),
+  -- One string per kind, shared: a long string made per task would cost 10,000 copies.
+  local kind = table.concat({ self.kind_prefix .. rec.key, endpoint, tostring(req.mode), tostring(req.duration),
     tostring(req.sound) }, "|")
+  rec.kind = self.kinds[kind] or kind
+  self.kinds[kind] = rec.kind
   rec.adopt = topts.adopt and true or nil
   t.endpoint, t.external_task_id = endpoint, req.external_task_id
   if rec.callback and req.external_task_id then
