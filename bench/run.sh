@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a fresh simulator on loopback and writes every result (JSON, and
 # /usr/bin/time -v output) into $BENCH_DIR/results, then a markdown report (bench/report.lua).
-#   bench/run.sh [all|lag|inflight|inflight-https|rate|slots]
+#   bench/run.sh [all|lag|inflight|inflight-http|inflight-https|rate|slots]
 # Env: BUILD (build dir with kling/core.so, default build), BENCH_DIR (default /tmp/kling-bench),
 # KLING_API_DIR (where npm installs kling-api, default /tmp/bench-node; outside the repository),
 # BENCH_N / BENCH_S (tasks in flight and their seconds, default 10000 / 120),
@@ -55,7 +55,7 @@ if [ "$only" = all ] || [ "$only" = lag ]; then
   wait
 fi
 
-if [ "$only" = all ] || [ "$only" = inflight ]; then
+if [ "$only" = all ] || [ "$only" = inflight ] || [ "$only" = inflight-http ]; then
   # One after the other (CPU and RSS are per process; run together they would share the
   # simulator's time), each with every task in flight at once.
   reset
