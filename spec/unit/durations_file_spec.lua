@@ -132,4 +132,20 @@ describe("kling.engine with a learnt-durations file", function()
     assert.equal(run(tmpdir() .. "/none.json", 3), polls)
     assert.equal(1, count(durations_file.read(path)))
   end)
+
+  it("issue 15.2: a batch of one kind all finish on time while its learnt window moves", function()
+    -- Every finished task moves the window of samples; re-reporting the waiting tasks at
+    -- each one used to push their polls later and later (most never polled in time).
+    local f = fake.new { task_seconds = 20 }
+    local c = fake.client(f)
+    c:engine { learn_file = false, seed = 1 }
+    local reqs = {}
+    for i = 1, 600 do
+      reqs[i] = { prompt = "shot " .. i }
+    end
+    local res = c:wait_all(c:submit_many(reqs), { timeout = 120 })
+    assert.equal(600, res.succeeded)
+    assert.is_true(f.stats.polls <= 600 * 8, "polls: " .. f.stats.polls)
+  end)
 end)
+

@@ -44,9 +44,9 @@ return function(Engine)
     return k and k.expect or nil
   end
 
-  -- A task of `kind` took `took` ms. When that changes the expectation, tasks of that kind
-  -- polled without an estimate expect it from now on (those already older: at once, at the
-  -- scheduler's late gaps).
+  -- A task of `kind` took `took` ms. When that gives a first or shorter expectation, tasks of
+  -- that kind polled without an estimate expect it from now on (those already older: at
+  -- once, at the scheduler's late gaps).
   function Engine:observe(kind, took, now)
     local learned = self:learnt()
     local k = learned[kind]
@@ -63,8 +63,11 @@ return function(Engine)
     if now - (self.learn_saved_ms or -math.huge) >= SAVE_EVERY_MS then
       self:save_learnt(now)
     end
+    -- Only a first or shorter expectation moves the tasks already out: a longer one (the
+    -- window of samples moved on) applies to the next ones, and re-reporting every task at
+    -- each sample would keep pushing their polls later.
     local after = k.expect
-    if not after or after == before then
+    if not after or (before and after >= before) then
       return
     end
     local sched = self.sched
