@@ -124,7 +124,7 @@ function M.new(client, opts)
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
     learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts), kinds = {},
-    kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/]+)") or "") .. "|",
+    kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,
     -- counters (stats())
