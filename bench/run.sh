@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a fresh simulator on loopback and writes every result (JSON, and
 # /usr/bin/time -v output) into $BENCH_DIR/results, then a markdown report (bench/report.lua).
-#   bench/run.sh [all|lag|inflight|inflight-https|rate|slots]
+#   bench/run.sh [all|lag|inflight|inflight-http|inflight-https|rate|slots]
 # Env: BUILD (build dir with kling/core.so, default build), BENCH_DIR (default /tmp/kling-bench),
 # KLING_API_DIR (where npm installs kling-api, default /tmp/bench-node; outside the repository),
 # BENCH_N / BENCH_S (tasks in flight and their seconds, default 10000 / 120),
-# BENCH_LAG_TASKS (tasks per variant in the lag run, default 20).
+# BENCH_LAG_TASKS (tasks per variant in the lag run, default 20), XDG_CACHE_HOME (where the engine
+# keeps learnt durations across runs, default $BENCH_DIR/cache: remove it for a first run).
 # Needs lua5.4, nginx (the simulator), node + npm, curl, jq, bc and /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ out=$work/results
 mkdir -p "$out"
 export LUA_PATH="lua/?.lua;lua/?/init.lua;bench/?.lua;./?.lua;;" LUA_CPATH="$build/?.so;;"
 export BENCH_SIM=$work/sim.json
+export XDG_CACHE_HOME=${XDG_CACHE_HOME:-$work/cache}
 export KLING_API_DIR=${KLING_API_DIR:-/tmp/bench-node}
 if [ ! -d "$KLING_API_DIR/node_modules/kling-api" ]; then
   mkdir -p "$KLING_API_DIR"
@@ -53,7 +55,7 @@ if [ "$only" = all ] || [ "$only" = lag ]; then
   wait
 fi
 
-if [ "$only" = all ] || [ "$only" = inflight ]; then
+if [ "$only" = all ] || [ "$only" = inflight ] || [ "$only" = inflight-http ]; then
   # One after the other (CPU and RSS are per process; run together they would share the
   # simulator's time), each with every task in flight at once.
   reset

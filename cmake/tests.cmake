@@ -12,7 +12,10 @@ set(KLING_TEST_ENV
   "LUA_CPATH=${KLING_LUA_CPATH}"
   "KLING_SIM_INFO=${KLING_SIM_DIR}/sim.json"
   "KLING_BUILD_DIR=${CMAKE_BINARY_DIR}"
-  "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit")
+  "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit"
+  # No test reads or writes a user's learnt-durations cache (kling.engine.durations_file):
+  # a directory cannot be made under /dev/null. Tests of the cache give their own path.
+  "XDG_CACHE_HOME=/dev/null")
 
 # C unit tests: one executable per spec/c/test_*.c, linked against the pure part only.
 file(GLOB KLING_C_TESTS CONFIGURE_DEPENDS ${KLING_SRC}/spec/c/test_*.c)

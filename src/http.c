@@ -24,6 +24,7 @@
 
 typedef struct {
     CURLM *multi;
+    CURLSH *share; /* TLS sessions and DNS answers shared by every transfer of this client */
     kh_list active, done, free;
     kh_xfer *building; /* being set up by start(); owned here so that a raise cannot leak it */
     lua_Integer next_id;
@@ -181,6 +182,10 @@ static void client_close(kh_client *c) {
         (void)curl_multi_cleanup(c->multi);
         c->multi = NULL;
     }
+    if (c->share) { /* after every easy handle using it is gone */
+        (void)curl_share_cleanup(c->share);
+        c->share = NULL;
+    }
     free(c->user_agent);
     free(c->ca_file);
     c->user_agent = c->ca_file = NULL;
@@ -279,6 +284,14 @@ static int l_new(lua_State *L) {
     c->multi = curl_multi_init();
     if (!c->multi) {
         return luaL_error(L, "kling.http: curl_multi_init failed");
+    }
+    /* Creates go out on fresh connections (see set_options): sharing the TLS
+     * session cache lets each resume a session instead of a full handshake.
+     * One thread drives every handle of the client, so no lock callbacks. */
+    c->share = curl_share_init();
+    if (!c->share || curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+        return luaL_error(L, "kling.http: curl_share_init failed");
     }
     return 1;
 }
@@ -461,6 +474,12 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
     if (c->ca_file) {
         SETOPT(CURLOPT_CAINFO, c->ca_file);
     }
+    SETOPT(CURLOPT_SHARE, c->share);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    /* The parsed CA store is kept in the multi and shared by every connection
+     * (libcurl's default is already a day; said here because memory relies on it). */
+    SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 86400L);
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

@@ -19,6 +19,7 @@ local budget = require "kling.budget"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
+local durations_file = require "kling.engine.durations_file"
 local validate = require "kling.validate"
 
 local Engine = {}
@@ -46,6 +47,18 @@ end
 
 -- The driver's clock (driver:now_ms(), ...) when it has one, so that a test driver's fake
 -- time runs the engine too; else kling.core's.
+-- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
+local function learn_file(opts)
+  local f = opts.learn_file
+  if f == false or opts.learn == false then
+    return nil
+  end
+  if f ~= nil and type(f) ~= "string" then
+    errors.misuse("engine.new", "learn_file must be a path or false")
+  end
+  return f or durations_file.default_path()
+end
+
 local function clock(driver, name, default)
   if driver and type(driver[name]) == "function" then
     local fn = driver[name]
@@ -58,7 +71,7 @@ end
 
 -- The options engine.new takes (see M.new).
 local NEW_OPTIONS = {}
-for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
+for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn", "learn_file",
   "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create", "on_created",
   "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
   NEW_OPTIONS[k] = true
@@ -77,6 +90,8 @@ end
 --   webhook_secret, webhook_tolerance   verify callbacks (Standard Webhooks), +-300 s
 --   learn          without an estimate, expect a task to take as long as the tasks of its
 --                  kind seen to finish, when they agree (kling.engine.learn) (true)
+--   learn_file     where learnt durations are kept across runs (kling.engine.durations_file:
+--                  $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/...); false: nowhere
 --   lookups        lookups by external id that find nothing before an uncertain create is
 --                  sent again under the same external id (3)
 --   on_create(task)    called just before a create is sent (task.external_task_id is set)
@@ -126,7 +141,8 @@ function M.new(client, opts)
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    learn = opts.learn ~= false, learned = {},
+    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts), kinds = {},
+    kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,
     -- counters (stats())
@@ -330,7 +346,11 @@ function Engine:submit(req, topts)
   rec.c = { method = call.method, path = call.path, body = body }
   rec.callback = req.callback_url ~= nil or nil
   rec.key = req.model or provider.default_model or "default"
-  rec.kind = table.concat({ rec.key, endpoint, tostring(req.mode), tostring(req.duration), tostring(req.sound) }, "|")
+  -- One string per kind, shared: a long string made per task would cost 10,000 copies.
+  local kind = table.concat({ self.kind_prefix .. rec.key, endpoint, tostring(req.mode), tostring(req.duration),
+    tostring(req.sound) }, "|")
+  rec.kind = self.kinds[kind] or kind
+  self.kinds[kind] = rec.kind
   rec.adopt = topts.adopt and true or nil
   t.endpoint, t.external_task_id = endpoint, req.external_task_id
   if rec.callback and req.external_task_id then

@@ -25,7 +25,8 @@ events {
 
 http {
   default_type application/json;
-  log_format sim '$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time';
+  log_format sim '$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'
+                 ' tls_reused=$ssl_session_reused';
   access_log "${dir}/access.log" sim;
   server_tokens off;
 

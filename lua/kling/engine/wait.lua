@@ -81,6 +81,7 @@ return function(Engine)
     end
     self.watching = false
     self.ended = {}
+    self:save_learnt(self.now())
     if not ok then
       error(err, 0)
     end

@@ -1,0 +1,161 @@
+-- The learnt task durations kept across runs: one small JSON file (by default
+-- $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/kling/durations.json) mapping a kind
+-- ("provider|host|model|endpoint|mode|duration|sound") to its latest samples {wall_s, took_ms}.
+-- Several processes may share it: a write reads the file again, merges its own new samples
+-- into it, writes a temporary file and renames it over the old one, so a reader sees the old file or
+-- the new one, never half of one. Two writers at the same instant may lose one's samples (no
+-- lock): a cache, not a record. A file that cannot be read or parsed counts as empty; nothing
+-- here raises on its content.
+local core = require "kling.core"
+local json = require "kling.json"
+
+local M = {}
+
+M.KEEP = 8 -- samples kept per kind: recent enough to follow a provider that got slower
+M.MAX_KINDS = 500 -- kinds kept; those with the oldest latest sample go first
+
+-- The default path, or nil when neither XDG_CACHE_HOME nor HOME is set.
+function M.default_path()
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base == "" then
+    local home = os.getenv("HOME")
+    if not home or home == "" then
+      return nil
+    end
+    base = home .. "/.cache"
+  end
+  return base .. "/kling/durations.json"
+end
+
+local function valid_sample(s)
+  return type(s) == "table" and type(s[1]) == "number" and type(s[2]) == "number" and s[2] >= 0
+    and s[2] == s[2] and s[2] < math.huge
+end
+
+-- kind -> list of samples (oldest first); {} for a missing or unreadable file.
+function M.read(path)
+  local f = path and io.open(path, "rb")
+  if not f then
+    return {}
+  end
+  local text = f:read("a")
+  f:close()
+  local ok, doc = pcall(json.decode, text or "")
+  if not ok or type(doc) ~= "table" or type(doc.kinds) ~= "table" then
+    return {}
+  end
+  local kinds = {}
+  for kind, samples in pairs(doc.kinds) do
+    if type(kind) == "string" and type(samples) == "table" then
+      local list = {}
+      for _, s in ipairs(samples) do
+        if valid_sample(s) then
+          list[#list + 1] = { s[1], s[2] }
+        end
+      end
+      if #list > 0 then
+        kinds[kind] = list
+      end
+    end
+  end
+  return kinds
+end
+
+local function by_time(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
+-- Two sample lists as one, the latest M.KEEP. A process merges only samples it has not
+-- written yet, so nothing is counted twice.
+local function union(a, b)
+  local all = {}
+  for _, list in ipairs { a or {}, b or {} } do
+    for _, s in ipairs(list) do
+      all[#all + 1] = s
+    end
+  end
+  table.sort(all, by_time)
+  local out = {}
+  for i = math.max(1, #all - M.KEEP + 1), #all do
+    out[#out + 1] = all[i]
+  end
+  return out
+end
+M.union = union
+
+local function mkdir_p(dir)
+  -- Only the cache's own directory; a plain shell mkdir (no lfs in the module's deps).
+  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+end
+
+local function merge_once(path, fresh)
+  local kinds = M.read(path)
+  for kind, samples in pairs(fresh) do
+    kinds[kind] = union(kinds[kind], samples)
+  end
+  local names = {}
+  for kind in pairs(kinds) do
+    names[#names + 1] = kind
+  end
+  if #names > M.MAX_KINDS then
+    table.sort(names, function(a, b)
+      local la, lb = kinds[a], kinds[b]
+      return la[#la][1] > lb[#lb][1]
+    end)
+    for i = M.MAX_KINDS + 1, #names do
+      kinds[names[i]] = nil
+    end
+  end
+  local text, jerr = json.encode { v = 1, kinds = kinds }
+  if not text then
+    return nil, jerr
+  end
+  local dir = path:match("^(.*)/[^/]*$")
+  local tmp = path .. "." .. core.random_hex(8) .. ".tmp"
+  local f = io.open(tmp, "wb")
+  if not f and dir then
+    mkdir_p(dir)
+    f = io.open(tmp, "wb")
+  end
+  if not f then
+    return nil, "cannot write " .. tmp
+  end
+  local ok, werr = f:write(text, "\n")
+  f:close()
+  if ok then
+    ok, werr = os.rename(tmp, path)
+  end
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  return true
+end
+
+-- Whether the file holds the latest of `fresh`'s samples of every kind.
+local function holds(path, fresh)
+  local kinds = M.read(path)
+  for kind, samples in pairs(fresh) do
+    local last, found = samples[#samples], false
+    for _, s in ipairs(kinds[kind] or {}) do
+      found = found or (s[1] == last[1] and s[2] == last[2])
+    end
+    if not found then
+      return false
+    end
+  end
+  return true
+end
+
+-- Merges `fresh` (kind -> samples) into the file at path. Returns true, or nil and a message
+-- (the caller goes on without the cache). When another process's rename replaced ours
+-- between our read and write, the samples are merged once more.
+function M.merge(path, fresh)
+  local ok, err = merge_once(path, fresh)
+  if ok and not holds(path, fresh) then
+    ok, err = merge_once(path, fresh)
+  end
+  return ok, err
+end
+
+return M

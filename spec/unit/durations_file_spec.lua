@@ -1,0 +1,151 @@
+-- kling.engine.durations_file (learnt task durations kept across runs) and the engine using it:
+-- several processes writing one file, a corrupt file, an engine that starts from the file.
+local durations_file = require "kling.engine.durations_file"
+local fake = require "support.fake_kling"
+
+local function tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(os.execute("mkdir -p '" .. p .. "'"))
+  return p
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function count(list)
+  local n = 0
+  for _ in pairs(list) do
+    n = n + 1
+  end
+  return n
+end
+
+describe("kling.engine.durations_file", function()
+  it("issue 15.2: keeps the latest samples per kind and makes its directory", function()
+    local path = tmpdir() .. "/sub/durations.json"
+    assert(durations_file.merge(path, { a = { { 1, 100 }, { 2, 110 } } }))
+    assert(durations_file.merge(path, { a = { { 3, 120 } }, b = { { 3, 5 } } }))
+    local kinds = durations_file.read(path)
+    assert.same({ { 1, 100 }, { 2, 110 }, { 3, 120 } }, kinds.a)
+    assert.same({ { 3, 5 } }, kinds.b)
+    local many = {}
+    for i = 1, 20 do
+      many[i] = { 10 + i, i }
+    end
+    assert(durations_file.merge(path, { a = many }))
+    kinds = durations_file.read(path)
+    assert.equal(durations_file.KEEP, #kinds.a)
+    assert.same({ 30, 20 }, kinds.a[#kinds.a])
+  end)
+
+  it("issue 15.2: a corrupt or foreign file counts as empty and is replaced on the next write", function()
+    local dir = tmpdir()
+    local path = dir .. "/durations.json"
+    for _, text in ipairs { "{not json", "", "[1,2,3]", '{"kinds":{"a":[[1,"x"],"y",[2,-5]],"b":7}}', "\0\1\2" } do
+      write(path, text)
+      assert.same({}, durations_file.read(path))
+      assert(durations_file.merge(path, { a = { { 1, 100 } } }))
+      assert.same({ a = { { 1, 100 } } }, durations_file.read(path))
+    end
+    assert.same({}, durations_file.read(dir .. "/missing.json"))
+    assert.is_nil(durations_file.merge("/dev/null/kling/durations.json", { a = { { 1, 1 } } }))
+  end)
+
+  it("issue 15.2: several processes writing at once never leave a file a reader cannot parse", function()
+    local path = tmpdir() .. "/durations.json"
+    local procs, writers, rounds = {}, 4, 25
+    for w = 1, writers do
+      local code = string.format([[
+        local d = require "kling.engine.durations_file"
+        for r = 1, %d do
+          assert(d.merge(%q, { ["w%d"] = { { r, r } }, shared = { { r + %d / 10, 1 } } }))
+          assert(next(d.read(%q)), "a writer read back an empty or unparsable file")
+        end
+        io.write("ok")
+      ]], rounds, path, w, w, path)
+      local script = path .. ".writer" .. w .. ".lua"
+      write(script, code)
+      procs[w] = assert(io.popen("lua5.4 '" .. script .. "'", "r"))
+    end
+    -- Meanwhile this process reads: once the file exists it always parses to something.
+    local seen_nonempty, reads = false, 0
+    for _ = 1, 200 do
+      local kinds = durations_file.read(path)
+      if count(kinds) > 0 then
+        seen_nonempty = true
+      elseif seen_nonempty then
+        error("a reader saw an unparsable or empty file after a write")
+      end
+      reads = reads + 1
+    end
+    for w = 1, writers do
+      assert.equal("ok", procs[w]:read("a"))
+      procs[w]:close()
+    end
+    local kinds = durations_file.read(path)
+    -- Writers racing may drop each other's latest samples (no lock; each write verifies and
+    -- merges again once), but never the file.
+    assert.is_true(count(kinds) >= 2, "kinds: " .. count(kinds))
+    assert.is_true(#kinds.shared >= 1 and #kinds.shared <= durations_file.KEEP)
+    local ls = io.popen("ls '" .. path:match("^(.*)/") .. "' | grep -c tmp")
+    local leftovers = ls:read("a")
+    ls:close()
+    assert.equal("0", leftovers:match("%d+"))
+    assert.equal(200, reads)
+  end)
+end)
+
+describe("kling.engine with a learnt-durations file", function()
+  local function run(path, n)
+    local f = fake.new { task_seconds = 60 }
+    local c = fake.client(f)
+    c:engine { learn_file = path, seed = 1 }
+    local reqs = {}
+    for i = 1, n do
+      reqs[i] = { prompt = "shot " .. i }
+    end
+    assert.equal(n, c:wait_all(c:submit_many(reqs)).succeeded)
+    return f.stats.polls
+  end
+
+  it("issue 15.2: a second run polls near the end of tasks the first run saw finish", function()
+    local path = tmpdir() .. "/durations.json"
+    local first = run(path, 5)
+    local kinds = durations_file.read(path)
+    assert.equal(1, count(kinds))
+    local kind, samples = next(kinds)
+    assert.matches("^kling|fake|", kind)
+    assert.equal(5, #samples)
+    local second = run(path, 5)
+    assert.is_true(second <= 3 * 5, "second run: " .. second .. " polls")
+    assert.is_true(first >= 2 * second, "first " .. first .. " vs second " .. second)
+  end)
+
+  it("issue 15.2: a corrupt file never raises: the engine starts as with none", function()
+    local path = tmpdir() .. "/durations.json"
+    write(path, '{"v":1,"kinds":{"kling|fake|x":[[1,') -- cut short by a crash
+    local polls = run(path, 3)
+    assert.equal(run(tmpdir() .. "/none.json", 3), polls)
+    assert.equal(1, count(durations_file.read(path)))
+  end)
+
+  it("issue 15.2: a batch of one kind all finish on time while its learnt window moves", function()
+    -- Every finished task moves the window of samples; re-reporting the waiting tasks at
+    -- each one used to push their polls later and later (most never polled in time).
+    local f = fake.new { task_seconds = 20 }
+    local c = fake.client(f)
+    c:engine { learn_file = false, seed = 1 }
+    local reqs = {}
+    for i = 1, 600 do
+      reqs[i] = { prompt = "shot " .. i }
+    end
+    local res = c:wait_all(c:submit_many(reqs), { timeout = 120 })
+    assert.equal(600, res.succeeded)
+    assert.is_true(f.stats.polls <= 600 * 8, "polls: " .. f.stats.polls)
+  end)
+end)
+
