@@ -5,6 +5,7 @@
 -- Values come as "--flag value" or "--flag=value". Also the opening every command's main()
 -- shares: its failure reporter, the usage on a bad flag or --help, and the client its flags name.
 local kling = require "kling"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -57,7 +58,7 @@ function M.parse(args, spec)
         end
       end
     elseif a:match("^%-%-?%a") then
-      return nil, "unknown option " .. flag
+      return nil, validate.unknown_name(flag, spec, "option " .. flag)
     else
       pos[#pos + 1] = a
     end

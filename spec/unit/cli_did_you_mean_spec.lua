@@ -1,0 +1,33 @@
+-- Issue 14: a mistyped command or option names the closest known one and exits 2 (usage error).
+local flags = require "kling.batch.flags"
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1", "r")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+describe("kling CLI: did you mean", function()
+  it("issue 14.1: kling rnu names run and exits 2", function()
+    local out, code = sh("lua5.4 bin/kling rnu")
+    assert.equals(2, code)
+    assert.matches("kling: unknown command 'rnu'; did you mean run%?", out)
+  end)
+
+  it("issue 14.1: a command nothing is close to gets no guess", function()
+    local out, code = sh("lua5.4 bin/kling zzzzzzzzzz")
+    assert.equals(2, code)
+    assert.matches("unknown command 'zzzzzzzzzz'\n", out)
+    assert.not_matches("did you mean", out)
+  end)
+
+  it("issue 14.1: a mistyped option names the closest flag", function()
+    local spec = { ["--parallel"] = { "parallel", "number" }, ["--out"] = { "out" } }
+    local opts, err = flags.parse({ "--paralel", "3" }, spec)
+    assert.is_nil(opts)
+    assert.equals("unknown option --paralel; did you mean --parallel?", err)
+    local _, err2 = flags.parse({ "--bogus" }, { ["--parallel"] = { "parallel", "number" } })
+    assert.equals("unknown option --bogus", err2)
+  end)
+end)
