@@ -53,9 +53,10 @@ local function encode(rec)
   return s
 end
 
-local function snapshot(self, rec)
+-- s: the record as already encoded for the dict (one encode per write, not two), or nil.
+local function snapshot(self, rec, s)
   if self.journal then
-    local ok, err = self.journal:append { op = "task", record = rec }
+    local ok, err = self.journal:append(s and ('{"op":"task","record":' .. s .. "}") or { op = "task", record = rec })
     if not ok then
       self.dict:incr("journal_errors", 1, 0)
       ngx.log(ngx.ERR, "kling tasks: ", err)
@@ -118,7 +119,7 @@ function Tasks:publish(rec, poll)
     end
   end
   if not ended then
-    snapshot(self, rec)
+    snapshot(self, rec, s)
   end
 end
 
@@ -164,7 +165,7 @@ function Tasks:save(rec, journal)
   end
   local ok, serr = d:safe_set("t:" .. rec.id, s)
   if ok and journal then
-    return snapshot(self, rec)
+    return snapshot(self, rec, s)
   end
   return ok, serr
 end
