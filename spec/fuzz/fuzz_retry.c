@@ -4,7 +4,8 @@
  * Invariants: the delay is in [0, max(cap, Retry-After cap, rate floor)];
  * nothing is retried that is not retryable, past its attempts, beyond its
  * budget, or a non-idempotent request that was sent; backoff stays within its
- * ceiling; the classification agrees with kling_classify*. */
+ * ceiling; the classification agrees with kling_classify* over the same
+ * code table (built from the input, as a dialect hands one in). */
 #include "fuzz.h"
 #include "retry.h"
 
@@ -19,8 +20,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t tlen;
     char *tname;
     enum kling_transport t;
+    struct kling_code_range ranges[4];
+    struct kling_codes codes = {ranges, 0};
+    size_t i, n;
 
     memset(&r, 0, sizeof r);
+    /* A dialect's code table from the input: up to 4 ranges, kept only when well formed. */
+    n = fuzz_u8(&in) % 5;
+    for (i = 0; i < n; i++) {
+        ranges[i].lo = 1000 + (int64_t)(fuzz_u64(&in, 2) % 5000);
+        ranges[i].hi = ranges[i].lo + (int64_t)(fuzz_u8(&in) % 8);
+        ranges[i].cls.kind = (enum kling_kind)(fuzz_u8(&in) % (KLING_KIND_NETWORK + 1));
+        ranges[i].cls.retryable = fuzz_u8(&in) & 1;
+    }
+    codes.n = kling_codes_check(ranges, n) == -1 ? n : 0;
+    r.codes = fuzz_u8(&in) & 1 ? &codes : NULL;
     r.idempotent = kling_method_idempotent(m, strlen(m));
     r.attempt = fuzz_int(&in);
     r.max_attempts = fuzz_int(&in);
@@ -40,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     o = kling_decide(&r);
     c = r.transport != KLING_TR_NONE ? kling_classify_transport(r.transport)
-                                     : kling_classify(r.http_status, r.has_code, r.code);
+                                     : kling_classify(r.codes, r.http_status, r.has_code, r.code);
     FUZZ_CHECK(o.kind == c.kind && o.retryable == c.retryable);
     FUZZ_CHECK(kling_kind_name(o.kind) != NULL);
     ceiling = r.cap_ms > KLING_RETRY_AFTER_MAX_MS ? r.cap_ms : KLING_RETRY_AFTER_MAX_MS;
