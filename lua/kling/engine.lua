@@ -72,8 +72,8 @@ end
 -- The options engine.new takes (see M.new).
 local NEW_OPTIONS = {}
 for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
-  "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create", "on_created",
-  "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
+  "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create",
+  "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
   NEW_OPTIONS[k] = true
 end
 
