@@ -119,6 +119,16 @@ local function is_whole(v)
 end
 M.is_whole = is_whole
 
+-- A whole number as the user wrote it: %d only where it has an integer representation (a float
+-- beyond int64, 9.3e18, made string.format raise instead of failing validation).
+local function whole_text(v)
+  local i = math.tointeger and math.tointeger(v)
+  if i then
+    return string.format("%d", i)
+  end
+  return string.format("%.17g", v)
+end
+
 -- A whole number in [lo, hi], or one of `set` when given.
 function M.whole_in(ctx, req, field, lo, hi, set, why)
   local v = req[field]
@@ -134,12 +144,12 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
   end
   if set then
     if not set[v] then
-      return fail(ctx, field, string.format("must be one of %s%s (got %d)", list_words(set),
-        why and (" " .. why) or "", v))
+      return fail(ctx, field, string.format("must be one of %s%s (got %s)", list_words(set),
+        why and (" " .. why) or "", whole_text(v)))
     end
   elseif v < lo or v > hi then
-    return fail(ctx, field, string.format("must be between %d and %d%s (got %d)", lo, hi,
-      why and (" " .. why) or "", v))
+    return fail(ctx, field, string.format("must be between %d and %d%s (got %s)", lo, hi,
+      why and (" " .. why) or "", whole_text(v)))
   end
   return nil
 end

@@ -121,6 +121,18 @@ describe("strict input", function()
     provider("apimodels").rejects({ prompt = "x", duration = "5" }, "duration", "got a string")
   end)
 
+  it("issue 11.17: a duration beyond int64 is refused as itself, neither raising nor echoed as INT64_MIN", function()
+    for _, d in ipairs { 9.22e18, 2 ^ 63, -9.3e18, 1e300 } do
+      local err = official.rejects({ prompt = "x", model = "kling-v2-6", mode = "pro", duration = d }, "duration",
+        "must be")
+      assert.is_nil(err.message:find("-9223372036854775808", 1, true))
+      local q, qerr = kling.estimate { provider = "kling", prompt = "x", model = "kling-v2-6", mode = "pro",
+        duration = d }
+      assert.is_nil(q)
+      assert.are.equal("validation", qerr.kind)
+    end
+  end)
+
   it("issue 11.21: an end frame without image is refused by name, never sent to text2video", function()
     local P = providers.get("kling")
     -- The API's spelling is refused by name wherever it would go...
