@@ -529,6 +529,7 @@ local function run()
     upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
     price_provider = "evolink", journal = prefix .. "/ledger.jsonl", poll = { min_interval = 0.3, max_interval = 1 },
     accounts = { { name = "alice", api_key = alice, credit = "1000" } }, admin_key = ADMIN_KEY,
+    journal_sync = true, -- this run's journal lines are fsync'd inside the workers (issue 12.2)
   })
   port = h.free_port()
   start_nginx()

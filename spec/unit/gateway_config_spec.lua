@@ -34,4 +34,53 @@ describe("kling.gateway.config", function()
     assert.is_false(ok)
     assert.matches("accounts%[2%]%.access_key", tostring(err))
   end)
+
+  it("issue 12.2: journal_sync is a known flag, off by default, refused when not a boolean", function()
+    local function with(extra)
+      local path = os.tmpname()
+      local doc = { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+        journal = "/tmp/kling-gateway-config-spec.jsonl",
+        accounts = { { name = "alice", api_key = "key-alice-0123456789", credit = "1" } } }
+      for k, v in pairs(extra) do
+        doc[k] = v
+      end
+      local f = assert(io.open(path, "w"))
+      f:write(json.encode(doc))
+      f:close()
+      local ok, res = pcall(config.load, path)
+      os.remove(path)
+      return ok, res
+    end
+    local ok, c = with {}
+    assert.is_true(ok, tostring(c))
+    assert.is_false(c.journal_sync)
+    ok, c = with { journal_sync = true }
+    assert.is_true(ok, tostring(c))
+    assert.is_true(c.journal_sync)
+    ok, c = with { journal_sync = "yes" }
+    assert.is_false(ok)
+    assert.matches("journal_sync", c)
+  end)
+
+  it("issue 12.2: a journal asked to sync fsyncs each line, and fails closed when it cannot", function()
+    local journal = require "kling.resty.journal"
+    local path = os.tmpname()
+    local j = journal.open(path, { sync = true })
+    assert.is_true(j:append { op = "reserve", amount = "1" })
+    j:close()
+    local f = assert(io.open(path))
+    assert.matches('"op":"reserve"', f:read("a"))
+    f:close()
+    os.remove(path)
+    local core = require "kling.core"
+    local saved = core.fsync_path
+    core.fsync_path = nil
+    local j2 = journal.open(path, { sync = true })
+    local ok, err = j2:append { op = "reserve", amount = "1" }
+    core.fsync_path = saved
+    j2:close()
+    os.remove(path)
+    assert.is_nil(ok)
+    assert.matches("cannot fsync", err)
+  end)
 end)

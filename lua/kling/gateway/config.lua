@@ -11,6 +11,8 @@
 --   "webhook_secret": "whsec_...",           (verify the upstream's callbacks; optional)
 --   "client_webhook_secret": "whsec_...",    (sign callbacks forwarded to clients; optional)
 --   "journal": "/var/lib/kling-gateway/ledger.jsonl",
+--   "journal_sync": false,                   (fsync each journal line: survives a machine crash,
+--                                             at a disk wait per money movement inside the worker)
 --   "retention_days": 30,                    (how long ended tasks stay queryable)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
@@ -46,7 +48,7 @@ end
 
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
-    "journal", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
+    "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
     "insecure_callbacks", "store" },
   ["store."] = { "redis", "prefix" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
@@ -136,6 +138,7 @@ function M.check(doc)
     webhook_secret = str(doc, "webhook_secret", "", false),
     client_webhook_secret = str(doc, "client_webhook_secret", "", false),
     journal = str(doc, "journal", "", doc.store == nil),
+    journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
   -- The gateway charges in its price catalog's currency.

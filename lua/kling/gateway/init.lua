@@ -132,7 +132,7 @@ function M.init(path, opts)
   if not wok then
     error("kling gateway: " .. werr, 0)
   end
-  G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict })
+  G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
   G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }

@@ -3,7 +3,7 @@
 -- Each worker keeps its own handle open in append mode; one line is one write(2) of less
 -- than a page, so lines of different workers do not interleave. Lines are flushed to the
 -- kernel at once, which survives a crash of nginx; with sync = true each line is also
--- fsync'd (when kling.core offers fsync_path), which survives a crash of the machine at the
+-- fsync'd (a line that cannot be is an error, so the caller fails closed), which survives a crash of the machine at the
 -- cost of a disk wait inside the worker.
 local json = require "kling.json"
 
@@ -97,12 +97,14 @@ function Journal:append(entry)
     return nil, "cannot write the journal " .. self.path .. ": " .. tostring(err)
   end
   if self.sync then
+    -- Asked to be durable and cannot be: fail closed, the caller refuses the movement.
     local core = require "kling.core"
-    if core.fsync_path then
-      local sok, serr = core.fsync_path(self.path)
-      if not sok then
-        return nil, serr
-      end
+    if not core.fsync_path then
+      return nil, "cannot fsync the journal " .. self.path .. ": this kling.core has no fsync_path"
+    end
+    local sok, serr = core.fsync_path(self.path)
+    if not sok then
+      return nil, "cannot fsync the journal " .. self.path .. ": " .. tostring(serr)
     end
   end
   return true
