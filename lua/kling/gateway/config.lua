@@ -25,6 +25,7 @@
 -- Unknown fields are refused by name (with the closest known one).
 local json = require "kling.json"
 local core = require "kling.core"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -57,22 +58,6 @@ local KNOWN = {
   ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit" },
 }
 
--- Edit distance, for "did you mean".
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do
-    prev[j] = j
-  end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
 
 -- Refuses a field this configuration does not have, naming the closest known one.
 local function only_known(t, where, kind)
@@ -86,15 +71,8 @@ local function only_known(t, where, kind)
       fail(where:gsub("%.$", ""), "must be an object")
     end
     if not set[k] then
-      local best, bd = nil, math.huge
-      for _, c in ipairs(known) do
-        local d = distance(k, c)
-        if d < bd then
-          best, bd = c, d
-        end
-      end
-      local close = bd <= math.max(2, math.floor(#k / 3))
-      fail(where .. k, "is not a known field" .. (close and (" (did you mean " .. best .. "?)")
+      local best = validate.closest(k, known)
+      fail(where .. k, "is not a known field" .. (best and (" (did you mean " .. best .. "?)")
         or ("; known: " .. table.concat(known, ", "))))
     end
   end
