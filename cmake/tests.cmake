@@ -90,6 +90,10 @@ foreach(script ${KLING_SH_TESTS})
   get_filename_component(name ${script} NAME_WE)
   add_test(NAME sh_${name} COMMAND bash ${script} WORKING_DIRECTORY ${KLING_SRC})
   set_tests_properties(sh_${name} PROPERTIES ENVIRONMENT "${KLING_TEST_ENV}" TIMEOUT 600)
+  if(name MATCHES "^thirdparty_")
+    # They npm-install into one cache (build/thirdparty): two installs at once break each other.
+    set_tests_properties(sh_${name} PROPERTIES RESOURCE_LOCK thirdparty_npm)
+  endif()
 endforeach()
 
 # valgrind over the integration specs: any leak or invalid access from the module fails. It
