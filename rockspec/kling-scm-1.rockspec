@@ -10,7 +10,7 @@ A C core (libcurl, OpenSSL libcrypto) does transport, task polling and exact-int
 thin Lua modules compose workflows; bin/kling is the command line.]],
   license = "MIT",
 }
-dependencies = { "lua >= 5.1", "lua-cjson" }
+dependencies = { "lua >= 5.1", "lua-cjson", "argparse >= 0.7" }
 -- libcurl and libcrypto are found by CMake through pkg-config (Debian keeps curl.h under a
 -- multiarch directory that luarocks' own header search does not look in).
 build = {

@@ -94,6 +94,7 @@ function Batch:client_for(row)
     provider = m.provider or o.provider, base_url = m.base_url or o.base_url, ca_file = m.ca_file or o.ca_file,
     access_key = m.access_key or o.access_key, secret_key = m.secret_key or o.secret_key,
     api_key = m.api_key or o.api_key, poll_min = o.poll_min, poll_max = o.poll_max,
+    debug = o.debug or nil, -- kling --debug (only when asked: the option is the client's)
   }
   local key = client_key(co)
   local c = self.clients[key]
@@ -413,6 +414,7 @@ end
 --   poll_min, poll_max              poll intervals (s)
 --   progress ("auto"|"bar"|"plain"|"none"), stderr, stdout   where progress and the table go
 --   element_cache                   the element cache (kling.element) for names in element_list
+--   debug                           the clients print each request and answer (kling --debug)
 ---@param opts table the options above (`manifest` and `out` required)
 ---@return table|nil result `rows`, `counts`, `paths` (`summary`, `report`, `journal`), ...
 ---@return string|nil err what stopped it

@@ -48,8 +48,8 @@ describe("the workflow commands", function()
     for _, cmd in ipairs { "run", "status", "storyboard", "element" } do
       local status, out = kling(cmd .. " --help")
       assert.are.equal(0, status, cmd)
-      assert.matches("usage: kling " .. cmd, out)
-      assert.matches("exit status", out)
+      assert.matches("^Usage: kling " .. cmd, out)
+      assert.matches("Exit status", out)
     end
   end)
 

@@ -156,7 +156,7 @@ describe("the examples against the simulator", function()
     f = assert(io.open(dir .. "/kling/core.so", "w"))
     f:close()
     assert.is_true(os.execute("mkdir -p " .. q(dir .. "/kling/cli")))
-    f = assert(io.open(dir .. "/kling/cli/estimate.lua", "w"))
+    f = assert(io.open(dir .. "/kling/cli/init.lua", "w")) -- bin/kling's kling.cli
     f:write('return { main = function() io.write("kling from the installed tree\\n") return 0 end }\n')
     f:close()
     local env = string.format("LUA_PATH=%s LUA_CPATH=%s", q(dir .. "/?.lua;" .. dir .. "/?/init.lua"),

@@ -32,7 +32,7 @@ out=$(cd / && lua5.4 -e '
     local k = require "kling"
     assert(package.searchpath("kling.core", package.cpath):find("'"$tree"'", 1, true), "core.so not from the tree")
     io.write(k.version, " ", k.estimate { provider = "apiinone" }.amount)')
-"$tree/bin/kling" --help | grep -q "usage: kling" || fail "bin/kling did not answer"
+"$tree/bin/kling" --help | grep -q "Usage: kling" || fail "bin/kling did not answer"
 echo "installed: $out"
 [[ "$out" =~ ^[0-9.]+\ 300$ ]] || fail "the installed library did not price a request"
 passed=$((passed + 1))

@@ -41,7 +41,7 @@ describe("kling estimate", function()
     assert.matches("duration", out)
     out, status = run("estimate --bogus")
     assert.are.equal(2, status)
-    assert.matches("unknown option %-%-bogus", out)
+    assert.matches("unknown option '%-%-bogus'", out)
   end)
 end)
 

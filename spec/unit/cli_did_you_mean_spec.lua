@@ -1,6 +1,4 @@
 -- Issue 14: a mistyped command or option names the closest known one and exits 2 (usage error).
-local flags = require "kling.batch.flags"
-
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1", "r")
   local out = p:read("a")
@@ -22,12 +20,19 @@ describe("kling CLI: did you mean", function()
     assert.not_matches("did you mean", out)
   end)
 
-  it("issue 14.1: a mistyped option names the closest flag", function()
-    local spec = { ["--parallel"] = { "parallel", "number" }, ["--out"] = { "out" } }
-    local opts, err = flags.parse({ "--paralel", "3" }, spec)
-    assert.is_nil(opts)
-    assert.equals("unknown option --paralel; did you mean --parallel?", err)
-    local _, err2 = flags.parse({ "--bogus" }, { ["--parallel"] = { "parallel", "number" } })
-    assert.equals("unknown option --bogus", err2)
+  it("issue 14.1: a mistyped option names the closest one of its command and exits 2", function()
+    local out, code = sh("lua5.4 bin/kling run m.jsonl --out d --paralel 3")
+    assert.equals(2, code)
+    assert.matches("^kling run: unknown option '%-%-paralel'; did you mean %-%-parallel%?\n", out)
+    out, code = sh("lua5.4 bin/kling run m.jsonl --out d --bogus")
+    assert.equals(2, code)
+    assert.matches("^kling run: unknown option '%-%-bogus'\n", out)
+    assert.not_matches("did you mean", out)
+  end)
+
+  it("issue 14.1: a mistyped subcommand names the closest one", function()
+    local out, code = sh("lua5.4 bin/kling sim strat")
+    assert.equals(2, code)
+    assert.matches("^kling sim: unknown command 'strat'; did you mean start%?\n", out)
   end)
 end)

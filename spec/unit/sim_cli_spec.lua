@@ -1,7 +1,7 @@
 -- `kling sim start|stop` end to end: arguments, the files it makes, the JSON line, a fixed
 -- port that is taken, replacing a running sim, and stopping (twice). Starts its own nginx.
 local json = require "kling.json"
-local cli = require "kling.cli.sim"
+local cli = require "kling.cli"
 local launcher = require "kling_sim.launcher"
 
 local function sh(cmd)
@@ -25,7 +25,7 @@ local function alive(pid)
   return state ~= "Z"
 end
 
--- Runs cli.main with stderr captured; -> status, stderr text
+-- Runs `kling sim ARGS` (kling.cli.main) with stderr captured; -> status, stderr text
 local function main(args)
   -- luacheck: push ignore 122 (io.stderr is swapped for a buffer while main runs)
   local real, buf = io.stderr, {}
@@ -34,7 +34,7 @@ local function main(args)
       buf[#buf + 1] = s
     end
   end }
-  local ok, status = pcall(cli.main, args)
+  local ok, status = pcall(cli.main, { "sim", table.unpack(args) })
   io.stderr = real
   -- luacheck: pop
   assert(ok, status)

@@ -2,46 +2,53 @@
 -- name in element_list (kling.element).
 local element = require "kling.element"
 local json = require "kling.json"
-local flags = require "kling.batch.flags"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
-local USAGE = [[
-usage: kling element create --name NAME --description TEXT (--image IMG... | --video URL [--voice ID])
-                            [--tag o_101...] [--provider kling|evolink] [--cache FILE] [--force]
-                            [--timeout SECONDS] [--json]
-       kling element list [--cache FILE] [--json]
+M.summary = "create or list custom elements"
 
-create  makes a custom element: from images (the first --image is the frontal view, up to 3
-        more other angles; URLs, or base64 on the official API) or from a video (EvoLink,
-        optionally with a voice id). Every documented rule is checked before anything is
-        sent: name at most 20 characters, description at most 100, one frontal + 1..3 more
-        images on the official API, a voice only with a video, tags o_101..o_108 (official).
-        The official API answers at once; EvoLink takes about ten minutes: progress is shown
-        on stderr while it waits (--timeout, default 1200 s; run the same command again to
-        keep waiting for the same task).
-        The element id is cached under a hash of its inputs, provider, base URL and account
-        (--cache, default $XDG_CACHE_HOME/kling/elements.json or ~/.cache/kling/elements.json):
-        running the same command again prints the cached id and pays nothing. Rows and
-        storyboards then name the element in element_list ("element_list": ["Mia"]) and
-        kling run --elements FILE / kling storyboard --elements FILE resolve it to its id.
-list    the cached elements, newest first.
-
+function M.define(cmd)
+  cmd:description [[
+Custom elements are made once (cached by their inputs) and used by name in element_list.
 Credentials and provider as for every command: --provider, --base-url, --ca-file, or
-KLING_PROVIDER, KLING_BASE_URL, KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.
-
-exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
-broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting)
-]]
-
-local SPEC = {
-  ["--name"] = { "name" }, ["--description"] = { "description" }, ["--image"] = { "images", "list" },
-  ["--video"] = { "video" }, ["--voice"] = { "voice_id" }, ["--tag"] = { "tags", "list" },
-  ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" }, ["--ca-file"] = { "ca_file" },
-  ["--cache"] = { "cache" }, ["--force"] = { "force", "bool" }, ["--timeout"] = { "timeout", "number" },
-  ["--json"] = { "json", "bool" }, ["--poll-min"] = { "poll_min", "number" }, ["--poll-max"] = { "poll_max", "number" },
-  ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
-}
+KLING_PROVIDER, KLING_BASE_URL, KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
+  cmd:epilog [[
+Exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
+broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting)]]
+  cmd:command_target "action"
+  local create = flags.command(cmd, "create", "make a custom element (or print the cached one)")
+  create:description [[
+Makes a custom element: from images (the first --image is the frontal view, up to 3
+more other angles; URLs, or base64 on the official API) or from a video (EvoLink,
+optionally with a voice id). Every documented rule is checked before anything is
+sent: name at most 20 characters, description at most 100, one frontal + 1..3 more
+images on the official API, a voice only with a video, tags o_101..o_108 (official).
+The official API answers at once; EvoLink takes about ten minutes: progress is shown
+on stderr while it waits (--timeout, default 1200 s; run the same command again to
+keep waiting for the same task).
+The element id is cached under a hash of its inputs, provider, base URL and account
+(--cache, default $XDG_CACHE_HOME/kling/elements.json or ~/.cache/kling/elements.json):
+running the same command again prints the cached id and pays nothing. Rows and
+storyboards then name the element in element_list ("element_list": ["Mia"]) and
+kling run --elements FILE / kling storyboard --elements FILE resolve it to its id.]]
+  create:option("--name", "the element's name (at most 20 characters)"):argname "NAME"
+  create:option("--description", "at most 100 characters"):argname "TEXT"
+  create:option("--image", "an image (repeatable: the frontal view first)"):argname("IMG"):count("*"):target "images"
+  create:option("--video", "a video (EvoLink)"):argname "URL"
+  create:option("--voice", "a voice id, with --video"):argname("ID"):target "voice_id"
+  create:option("--tag", "a tag o_101..o_108 (repeatable; official API)"):argname("TAG"):count("*"):target "tags"
+  flags.client_options(create, "", false)
+  create:option("--cache", "the element cache file"):argname "FILE"
+  create:flag("--force", "create it again even when cached")
+  create:option("--timeout", "the longest to wait (default 1200)"):argname("SECONDS")
+    :convert(flags.number("--timeout", flags.POSITIVE))
+  flags.poll_options(create)
+  create:flag("--json", "print JSON")
+  local list = flags.command(cmd, "list", "the cached elements, newest first")
+  list:option("--cache", "the element cache file"):argname "FILE"
+  list:flag("--json", "print JSON")
+end
 
 local fail = flags.failure("kling element")
 
@@ -67,8 +74,8 @@ local function list(opts)
 end
 
 local function create(opts)
-  local spec = { name = opts.name, description = opts.description, images = opts.images, video = opts.video,
-    voice_id = opts.voice_id, tags = opts.tags }
+  local spec = { name = opts.name, description = opts.description, images = flags.list(opts.images),
+    video = opts.video, voice_id = opts.voice_id, tags = flags.list(opts.tags) }
   local err = element.check(spec, opts.provider)
   if err then
     return fail(2, err)
@@ -100,22 +107,11 @@ local function create(opts)
   return 0
 end
 
-function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail)
-  if not opts then
-    return pos
-  end
-  local cmd = pos[1]
-  if #pos > 1 then
-    return fail(2, "unexpected argument " .. pos[2])
-  end
-  if cmd == "create" then
+function M.run(opts)
+  if opts.action == "create" then
     return create(opts)
-  elseif cmd == "list" then
-    return list(opts)
   end
-  io.stderr:write(USAGE)
-  return fail(2, cmd and ("unknown subcommand " .. cmd) or "create or list?")
+  return list(opts)
 end
 
 return M

@@ -3,19 +3,24 @@
 local billing = require "kling.billing"
 local json = require "kling.json"
 local request = require "kling.cli.request"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
-local USAGE = [[
-usage: kling estimate [request] [--actual-duration S] [--actual-count N] [--format text|json]
+M.summary = "price one request before sending it"
 
+function M.define(cmd)
+  cmd:description [[
 Prints the price of the request on its provider (default kling) from the dated catalog in
 lua/kling/prices/, evaluated in integer micro-units. With --actual-duration / --actual-count,
-prices the delivered usage instead (what a finished task is charged).
-]] .. request.USAGE .. "\n"
-
-local EXTRA = { ["--actual-duration"] = "actual_duration", ["--actual-count"] = "actual_count",
-  ["--format"] = "format" }
+prices the delivered usage instead (what a finished task is charged).]]
+  cmd:epilog "Exit status: 0 priced, 3 unpriced, 2 bad request or usage."
+  request.define(cmd)
+  cmd:option("--actual-duration", "the delivered seconds (a decimal)"):argname "S"
+  cmd:option("--actual-count", "the delivered outputs"):argname("N")
+    :convert(flags.number("--actual-count", flags.NATURAL))
+  cmd:option("--format", "text (default) or json"):choices { "text", "json" }
+end
 
 -- One line describing a quote: amount, currency, rule and where the price comes from.
 function M.describe(q)
@@ -26,25 +31,14 @@ function M.describe(q)
     q.rule, billed, b.catalog_date or "?")
 end
 
-local function fail(status, msg)
-  io.stderr:write("kling estimate: ", tostring(msg), "\n")
-  return status
-end
+local fail = flags.failure("kling estimate")
 
-function M.main(args)
-  if args[1] == "--help" or args[1] == "-h" then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  local req, opts = request.parse(args, EXTRA)
-  if not req then
-    io.stderr:write(USAGE)
-    return fail(2, opts)
-  end
+function M.run(opts)
+  local req = request.build(opts)
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
   if opts.actual_duration or opts.actual_count then
-    q, err = billing.settle(req, { duration = opts.actual_duration, count = tonumber(opts.actual_count) })
+    q, err = billing.settle(req, { duration = opts.actual_duration, count = opts.actual_count })
   else
     q, err = billing.estimate(req)
   end

@@ -8,18 +8,6 @@ local estimate = require "kling.cli.estimate"
 
 local M = {}
 
-local USAGE = [[
-usage: kling quote [request] [--rates CUR=USD,...] [--format text|json]
-
-Prices the same product on every provider (kling, apiinone, apimodels, evolink, compat): the
-defaults that differ between providers are made explicit first (sound off, mode std or the
-one the resolution implies, 5 s) and printed. Each currency is ranked on its own (each
-gateway's credits are its own currency: apiinone-credits, evolink-credits); with --rates
-(USD per unit of each currency, e.g. --rates CNY=0.14,apiinone-credits=0.01,
-evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
-field of the request or price it, with the reason.
-]] .. request.USAGE .. "\n"
-
 -- "CNY=0.14,apiinone-credits=0.01" -> {CNY = "0.14", ...} | nil, message
 local function parse_rates(text)
   local rates = {}
@@ -33,30 +21,31 @@ local function parse_rates(text)
   return rates
 end
 
+M.summary = "compare a request's price across providers"
+
+function M.define(cmd)
+  cmd:description [[
+Prices the same product on every provider (kling, apiinone, apimodels, evolink, compat): the
+defaults that differ between providers are made explicit first (sound off, mode std or the
+one the resolution implies, 5 s) and printed. Each currency is ranked on its own (each
+gateway's credits are its own currency: apiinone-credits, evolink-credits); with --rates
+(USD per unit of each currency, e.g. --rates CNY=0.14,apiinone-credits=0.01,
+evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
+field of the request or price it, with the reason.]]
+  cmd:epilog "Exit status: 0 at least one provider prices it, 3 none does, 2 bad request or usage."
+  request.define(cmd)
+  cmd:option("--rates", "USD per unit of each currency"):argname("CUR=USD,..."):convert(parse_rates)
+  cmd:option("--format", "text (default) or json"):choices { "text", "json" }
+end
+
 local function describe(u)
   local what = u.error.kind == "validation" and u.field and ("cannot honour " .. u.field) or u.error.kind
   return string.format("-  %-10s %s: %s\n", u.provider, what, u.error.message)
 end
 
-function M.main(args)
-  if args[1] == "--help" or args[1] == "-h" then
-    io.stdout:write(USAGE)
-    return 0
-  end
-  local req, opts = request.parse(args, { ["--format"] = "format", ["--rates"] = "rates" })
-  if not req then
-    io.stderr:write(USAGE, "kling quote: ", opts, "\n")
-    return 2
-  end
-  local rates
-  if opts.rates then
-    local rerr
-    rates, rerr = parse_rates(opts.rates)
-    if not rates then
-      io.stderr:write(USAGE, "kling quote: ", rerr, "\n")
-      return 2
-    end
-  end
+function M.run(opts)
+  local req = request.build(opts)
+  local rates = opts.rates
   req.provider = nil
   local list = billing.quote(req, { rates = rates })
   local assumed = {}

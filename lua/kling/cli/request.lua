@@ -1,136 +1,94 @@
--- A canonical request from command-line flags, for the commands that take one request
--- (estimate, quote, ...). Flags name canonical fields; --json/--file give the whole request,
--- and flags given as well override its fields.
+-- A canonical request from command-line options, for the commands that take one request
+-- (estimate, quote): options name canonical fields; --json/--file give the whole request,
+-- and options given as well override its fields.
 local json = require "kling.json"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
-M.USAGE = [[
-request:  --json '{"model":"kling-v3","duration":10,...}' | --file REQUEST.json, and/or
-          --provider P  --endpoint E (path after /v1/, e.g. videos/omni-video)  --model M
-          --mode std|pro  --duration SECONDS  --resolution 720p|1080p  --sound | --no-sound
-          --n COUNT  --image URL  --last-image URL  --voice ID (repeatable)  --element ID (repeatable)
-          --aspect-ratio R  --prompt TEXT  --shots "3,4,5" (multi-shot durations)]]
-
-local STRING = { "provider", "endpoint", "model", "mode", "resolution", "image", "last_image", "aspect_ratio",
-  "prompt", "effect_scene" }
-local NUMBER = { "duration", "n" }
-local LIST = { voice = "voice_list", element = "element_list" }
-
-local function flag_of(field)
-  return "--" .. field:gsub("_", "-")
+local function decode(what)
+  return function(text)
+    local req, err = json.decode(text)
+    if type(req) ~= "table" then
+      return nil, what .. ": the request must be a JSON object (" .. tostring(err or type(req)) .. ")"
+    end
+    return req
+  end
 end
 
-local STRING_FLAGS, NUMBER_FLAGS = {}, {}
-for _, f in ipairs(STRING) do
-  STRING_FLAGS[flag_of(f)] = f
-end
-for _, f in ipairs(NUMBER) do
-  NUMBER_FLAGS[flag_of(f)] = f
-end
-
-local function read_file(path)
+local function read_json(path)
   local f, err = io.open(path, "rb")
   if not f then
-    return nil, err
+    return nil, "cannot read --file " .. path .. ": " .. tostring(err)
   end
-  local s = f:read("a")
+  local text = f:read("a")
   f:close()
-  return s
+  return decode("--file " .. path)(text)
 end
 
--- parse(args, extra) -> request, options | nil, message. `extra` maps further flags of the
--- command to option names ({["--out"] = "out"}; a name ending in "?" takes no value).
-function M.parse(args, extra)
-  local req, opts, overrides = nil, {}, {}
-  local i = 1
-  local function value(flag)
-    local v = args[i + 1]
-    if v == nil then
-      return nil, flag .. " needs a value"
+-- "3,4,5" -> the shots of a multi-shot request
+local function shots(v)
+  local list = {}
+  for d in v:gmatch("[^,]+") do
+    local n = math.tointeger(tonumber(d))
+    if not n then
+      return nil, "--shots takes whole seconds separated by commas (got " .. v .. ")"
     end
-    i = i + 1
-    return v
+    list[#list + 1] = { prompt = "shot " .. (#list + 1), duration = n }
   end
-  while i <= #args do
-    local a = args[i]
-    local v, err
-    if a == "--json" or a == "--file" then
-      v, err = value(a)
-      if not v then
-        return nil, err
-      end
-      local text = v
-      if a == "--file" then
-        text, err = read_file(v)
-        if not text then
-          return nil, "cannot read " .. v .. ": " .. tostring(err)
-        end
-      end
-      req, err = json.decode(text)
-      if type(req) ~= "table" then
-        return nil, "the request must be a JSON object: " .. tostring(err or type(req))
-      end
-    elseif STRING_FLAGS[a] then
-      v, err = value(a)
-      if not v then
-        return nil, err
-      end
-      overrides[STRING_FLAGS[a]] = v
-    elseif NUMBER_FLAGS[a] then
-      v, err = value(a)
-      if not v then
-        return nil, err
-      end
-      local n = tonumber(v)
-      if not n then
-        return nil, a .. " must be a number (got " .. v .. ")"
-      end
-      overrides[NUMBER_FLAGS[a]] = math.tointeger(n) or n
-    elseif a == "--sound" or a == "--no-sound" then
-      overrides.sound = a == "--sound"
-    elseif a == "--shots" then
-      v, err = value(a)
-      if not v then
-        return nil, err
-      end
-      local shots = {}
-      for d in v:gmatch("[^,]+") do
-        local n = math.tointeger(tonumber(d))
-        if not n then
-          return nil, "--shots takes whole seconds separated by commas (got " .. v .. ")"
-        end
-        shots[#shots + 1] = { prompt = "shot " .. (#shots + 1), duration = n }
-      end
-      overrides.multi_shot, overrides.multi_prompt = true, shots
-    elseif a:match("^%-%-") and LIST[a:sub(3)] then
-      v, err = value(a)
-      if not v then
-        return nil, err
-      end
-      local field = LIST[a:sub(3)]
-      overrides[field] = overrides[field] or {}
-      table.insert(overrides[field], v)
-    elseif extra and (extra[a] or extra[a .. "?"]) then
-      if extra[a .. "?"] then
-        opts[extra[a .. "?"]] = true
-      else
-        v, err = value(a)
-        if not v then
-          return nil, err
-        end
-        opts[extra[a]] = v
-      end
-    else
-      return nil, "unknown option " .. a
-    end
-    i = i + 1
+  return list
+end
+
+-- Options naming a canonical field that takes a string.
+local STRING = {
+  { "provider", "P", "kling | apiinone | apimodels | evolink | compat (default KLING_PROVIDER, else kling)" },
+  { "endpoint", "E", "path after /v1/, e.g. videos/omni-video" },
+  { "model", "M", "e.g. kling-v3" }, { "mode", "std|pro" }, { "resolution", "720p|1080p" },
+  { "image", "URL", "the first frame" }, { "last_image", "URL", "the last frame" },
+  { "aspect_ratio", "R", "e.g. 16:9" }, { "prompt", "TEXT" }, { "effect_scene", "NAME" },
+}
+
+-- define(cmd): the request's options, in a group of their own.
+function M.define(cmd)
+  local group = {
+    cmd:option("--json", "the whole request"):argname("'{...}'"):convert(decode "--json"):target "request_json",
+    cmd:option("--file", "the whole request from a JSON file"):argname("REQUEST.json"):convert(read_json)
+      :target "request_file",
+  }
+  cmd:mutex(group[1], group[2])
+  for _, s in ipairs(STRING) do
+    group[#group + 1] = cmd:option("--" .. s[1]:gsub("_", "-"), s[3]):argname(s[2]):target("field_" .. s[1])
   end
-  req = req or {}
-  for k, v in pairs(overrides) do
-    req[k] = v
+  group[#group + 1] = cmd:option("--duration", "seconds"):argname("SECONDS")
+    :convert(flags.number("--duration")):target "field_duration"
+  group[#group + 1] = cmd:option("--n", "how many outputs"):argname("COUNT"):convert(flags.number("--n"))
+    :target "field_n"
+  local sound, no_sound = cmd:flag("--sound", "with sound"), cmd:flag("--no-sound", "without sound")
+  cmd:mutex(sound, no_sound)
+  group[#group + 1], group[#group + 2] = sound, no_sound
+  group[#group + 1] = cmd:option("--voice", "a voice id (repeatable)"):argname("ID"):count("*"):target "voice_list"
+  group[#group + 1] = cmd:option("--element", "an element id (repeatable)"):argname("ID"):count("*")
+    :target "element_list"
+  group[#group + 1] = cmd:option("--shots", "multi-shot durations, e.g. 3,4,5"):argname("S,S,..."):convert(shots)
+  cmd:group("Request", table.unpack(group))
+end
+
+-- build(args) -> the canonical request the parsed options describe.
+function M.build(args)
+  local req = args.request_json or args.request_file or {}
+  for _, s in ipairs(STRING) do
+    req[s[1]] = args["field_" .. s[1]] or req[s[1]]
   end
-  return req, opts
+  req.duration, req.n = args.field_duration or req.duration, args.field_n or req.n
+  if args.sound or args.no_sound then
+    req.sound = args.sound == true
+  end
+  req.voice_list = flags.list(args.voice_list) or req.voice_list
+  req.element_list = flags.list(args.element_list) or req.element_list
+  if args.shots then
+    req.multi_shot, req.multi_prompt = true, args.shots
+  end
+  return req
 end
 
 return M

@@ -5,15 +5,14 @@ local billing = require "kling.billing"
 local budget = require "kling.budget"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
-local flags = require "kling.batch.flags"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
-local USAGE = [[
-usage: kling status DIR [--rows] [--json]
-       kling status TASK_ID [--external] [--endpoint E] [--provider P] [--base-url URL]
-                    [--api-key K | --access-key K --secret-key S] [--json]
+M.summary = "show a task, or a batch directory's progress"
 
+function M.define(cmd)
+  cmd:description [[
 DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
          (succeeded, failed, uncertain; running with their task ids; pending), the runs so
          far and the budget. Reads the journal only: safe while the batch runs. --rows lists
@@ -22,18 +21,18 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
          id is an external_task_id; --endpoint when it is not a text2video/image2video task.
          An argument that looks like a path (a "/", a leading "." or "~", an existing file,
          or not a task id of the official API: digits) but is no batch directory is an
-         error: nothing is sent. A charge the provider reports is printed with its currency.
-
-exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
+         error: nothing is sent. A charge the provider reports is printed with its currency.]]
+  cmd:epilog [[
+Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
-             1 the journal or the provider could not be read, 2 bad usage.
-]]
-
-local SPEC = flags.with_keys {
-  ["--rows"] = { "rows", "bool" }, ["--json"] = { "json", "bool" }, ["--external"] = { "external", "bool" },
-  ["--endpoint"] = { "endpoint" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
-  ["--ca-file"] = { "ca_file" }, ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
-}
+             1 the journal or the provider could not be read, 2 bad usage.]]
+  cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):target "target"
+  cmd:flag("--rows", "DIR: list every row")
+  cmd:flag("--json", "print JSON")
+  cmd:flag("--external", "TASK_ID is an external_task_id")
+  cmd:option("--endpoint", "TASK_ID's endpoint (path after /v1/, e.g. videos/omni-video)"):argname "E"
+  flags.client_options(cmd)
+end
 
 local fail = flags.failure("kling status")
 
@@ -174,12 +173,8 @@ local function task_status(id, opts)
   return status
 end
 
-function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail, "a batch DIR or a TASK_ID is required")
-  if not opts then
-    return pos
-  end
-  local arg = pos[1]
+function M.run(opts)
+  local arg = opts.target
   local f = io.open(arg .. "/journal.jsonl")
   if f then
     f:close()

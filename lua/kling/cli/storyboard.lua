@@ -1,20 +1,18 @@
 -- kling storyboard FILE --out DIR: a multi-shot storyboard made into one video (kling.multishot).
 local json = require "kling.json"
 local multishot = require "kling.multishot"
-local flags = require "kling.batch.flags"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
-local USAGE = [[
-usage: kling storyboard FILE --out DIR [--provider P] [--base-url URL] [--ca-file PEM]
-                        [--api-key K | --access-key K --secret-key S]
-                        [--elements FILE] [--split] [--no-continuity] [--frames-base-url URL]
-                        [--timeout SECONDS] [--poll-min S] [--poll-max S] [--json]
+M.summary = "render a multi-shot storyboard into one video"
 
+function M.define(cmd)
+  cmd:description [[
 FILE is JSON: a list of shots [{"prompt": "...", "duration": 5, "image": URL?, "elements": [...]?}]
 or an object {"model": "kling-v3", "mode": "pro", "aspect_ratio": "16:9", ..., "shots": [...]}
 whose other fields go into every request. Checked before anything is sent: each shot's
-prompt at most 512 characters, durations whole seconds. Keys as for kling run: the flags
+prompt at most 512 characters, durations whole seconds. Keys as for kling run: the options
 (they show in ps), else KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY.
 
 With native multi-shot (kling-v3 on the official API and the gateways that have it) a
@@ -27,32 +25,27 @@ Providers that take image URLs only need the frames served: --frames-base-url is
 under which DIR's files can be fetched.
 
 Segments are journaled in DIR/storyboard.jsonl: the same command again skips the segments
-already made and waits for a task in flight instead of paying for it twice.
-
-exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
-(nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)
-]]
-
-local SPEC = flags.with_keys {
-  ["--out"] = { "out" }, ["--provider"] = { "provider" }, ["--base-url"] = { "base_url" },
-  ["--ca-file"] = { "ca_file" }, ["--elements"] = { "elements" }, ["--split"] = { "split", "bool" },
-  ["--no-continuity"] = { "no_continuity", "bool" }, ["--frames-base-url"] = { "frames_base_url" },
-  ["--timeout"] = { "timeout", "number" }, ["--poll-min"] = { "poll_min", "number" },
-  ["--poll-max"] = { "poll_max", "number" }, ["--json"] = { "json", "bool" },
-  ["--help"] = { "help", "bool" }, ["-h"] = { "help", "bool" },
-}
+already made and waits for a task in flight instead of paying for it twice.]]
+  cmd:epilog [[
+Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
+(nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)]]
+  cmd:argument("FILE", "the storyboard (JSON)"):target "file"
+  cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
+  flags.client_options(cmd)
+  cmd:option("--elements", "element cache (kling element create) for element names"):argname "FILE"
+  cmd:flag("--split", "every shot its own segment")
+  cmd:flag("--no-continuity", "segments do not start from the last frame of the one before")
+  cmd:option("--frames-base-url", "the URL under which DIR's files can be fetched"):argname "URL"
+  cmd:option("--timeout", "the longest a segment may take (default 1800)"):argname("SECONDS")
+    :convert(flags.number("--timeout", flags.POSITIVE))
+  flags.poll_options(cmd)
+  cmd:flag("--json", "print JSON")
+end
 
 local fail = flags.failure("kling storyboard")
 
-function M.main(args)
-  local opts, pos = flags.command(args, SPEC, USAGE, fail, "one storyboard FILE is required")
-  if not opts then
-    return pos
-  end
-  if not opts.out then
-    return fail(2, "--out DIR is required")
-  end
-  local sb, err = multishot.load(pos[1])
+function M.run(opts)
+  local sb, err = multishot.load(opts.file)
   if not sb then
     return fail(2, err)
   end

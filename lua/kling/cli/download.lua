@@ -1,0 +1,88 @@
+-- kling download TASK_ID [--out DIR]: a finished task's outputs, written under DIR.
+local flags = require "kling.cli.flags"
+local names = require "kling.batch.names"
+
+local M = {}
+
+M.summary = "download a finished task's outputs"
+
+function M.define(cmd)
+  cmd:description [[
+Looks the task up and writes each of its outputs (videos, images, audios) to
+DIR/TASK_ID.EXT (TASK_ID-N.EXT when there are several), then prints their paths. DIR is
+made when missing; one that cannot be made or written is an error before anything is sent.]]
+  cmd:epilog [[
+Exit status: 0 downloaded, 1 the task is unknown or a download failed, 2 bad usage or DIR
+not writable (nothing sent), 3 the task is still queued or running, 4 it failed or was
+cancelled (no outputs).]]
+  cmd:argument("TASK_ID", "the provider's task id"):target("task_id"):convert(flags.task_id)
+  cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
+    :convert(flags.nonempty "--out")
+  cmd:option("--endpoint", "the task's endpoint (path after /v1/)"):argname "E"
+  cmd:option("--external", "TASK_ID is an external_task_id"):args(0)
+  flags.client_options(cmd)
+end
+
+local fail = flags.failure("kling download")
+
+-- DIR exists (made when missing) and a file can be made in it. -> true | nil, message
+local function writable(dir)
+  local ok, err = names.mkdir_p(dir)
+  if not ok then
+    return nil, err
+  end
+  local probe = dir .. "/.kling-download-probe"
+  local f = io.open(probe, "wb")
+  if not f then
+    return nil, "cannot write in " .. dir
+  end
+  f:close()
+  os.remove(probe)
+  return true
+end
+
+local KINDS = { videos = "video", images = "image", audios = "audio" }
+
+function M.run(opts)
+  local dir = (opts.out or "."):gsub("(.)/+$", "%1")
+  local ok, err = writable(dir)
+  if not ok then
+    return fail(2, "--out: " .. err .. ": nothing was sent")
+  end
+  local client
+  client, err = flags.client(opts)
+  if not client then
+    return fail(2, err)
+  end
+  local id = opts.task_id
+  local t
+  t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
+  if not t then
+    return flags.failed(fail, err, "")
+  end
+  if t.status ~= "succeeded" then
+    return fail((t.status == "failed" or t.status == "cancelled") and 4 or 3,
+      "task " .. t.id .. " is " .. t.status .. (t.message and (": " .. t.message) or "") .. ": nothing to download")
+  end
+  local outputs = {}
+  for _, list in ipairs { "videos", "images", "audios" } do
+    for _, o in ipairs(t[list] or {}) do
+      outputs[#outputs + 1] = { url = o.url, kind = KINDS[list] }
+    end
+  end
+  if #outputs == 0 then
+    return fail(1, "task " .. t.id .. " succeeded with no outputs")
+  end
+  local row = { id = t.id, index = 1, task_id = t.id, request = { model = t.model } }
+  for n, o in ipairs(outputs) do
+    local path = dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
+    local got, bytes = client:download(o.url, path)
+    if not got then
+      return fail(1, "output " .. n .. " (" .. tostring(o.url) .. "): " .. tostring(bytes))
+    end
+    io.stdout:write(got, "\n")
+  end
+  return 0
+end
+
+return M

@@ -1,0 +1,162 @@
+-- What the commands share (bin/kling, kling.cli): the argparse command maker that reports
+-- --help and usage errors to kling.cli.main instead of exiting, converters of option values
+-- (a bad value is a usage error naming the flag and the rule), the options that name a client
+-- (provider, URL, keys) and the client they make, and how a command reports a failure.
+local kling = require "kling"
+
+local M = {}
+
+-- What the parsers raise for kling.cli.main to handle: {help = parser} or {usage = parser,
+-- message = text}.
+M.Stop = {}
+
+local function stop(t)
+  return error(setmetatable(t, M.Stop), 0)
+end
+
+-- parent:command(name) with its line in the parent's help (`summary`, also its description
+-- unless it sets its own), whose --help is reported, not printed and exited on (the
+-- root's error handler reports usage errors; see kling.cli).
+function M.command(parent, name, summary)
+  local cmd = parent:command(name):summary(summary):description(summary)
+  M.own(cmd)
+  return cmd
+end
+
+-- A parser's --help, reported to kling.cli.main.
+function M.own(parser)
+  parser:add_help { action = function()
+    stop { help = parser }
+  end }
+  return parser
+end
+
+-- The usage error argparse found (`msg`) in `parser`.
+function M.usage_error(parser, msg)
+  stop { usage = parser, message = msg }
+end
+
+-- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
+local tointeger = math.tointeger or function(x)
+  return x == math.floor(x) and x or nil
+end
+
+local function whole(n)
+  return n == math.floor(n)
+end
+
+-- Rules a number option follows: the words that name the rule, and its test.
+M.ANY = { "a number", function()
+  return true
+end }
+M.POSITIVE = { "a positive number", function(n)
+  return n > 0
+end }
+M.COUNT = { "a positive whole number", function(n)
+  return n > 0 and whole(n)
+end }
+M.WHOLE = { "a whole number", whole }
+M.NATURAL = { "a whole number >= 0", function(n)
+  return n >= 0 and whole(n)
+end }
+
+-- range(lo, hi): a whole number in lo..hi.
+function M.range(lo, hi)
+  return { "a whole number in " .. lo .. ".." .. hi, function(n)
+    return whole(n) and n >= lo and n <= hi
+  end }
+end
+
+-- :convert(flags.number("--parallel", flags.COUNT)): the value as a number that follows `rule`.
+function M.number(flag, rule)
+  rule = rule or M.ANY
+  return function(s)
+    local n = tonumber(s)
+    if not n or n ~= n or n == math.huge or n == -math.huge or not rule[2](n) then
+      return nil, flag .. " must be " .. rule[1] .. " (got '" .. s .. "')"
+    end
+    return tointeger(n) or n
+  end
+end
+
+-- :convert(flags.nonempty("--dir")): an empty value is refused (a path, a key).
+function M.nonempty(flag)
+  return function(s)
+    if s == "" then
+      return nil, flag .. " needs a non-empty value"
+    end
+    return s
+  end
+end
+
+-- A TASK_ID as given on the command line: it goes into a URL path and a file name, so only
+-- printable characters other than '/', '\', '?', '#', '%' and spaces, 1..200 of them.
+function M.task_id(s)
+  if #s == 0 or #s > 200 or s:find("[%c%s/\\?#%%\128-\255]") then
+    return nil, "TASK_ID must be 1..200 printable characters without spaces, '/', '\\', '?', '#' or '%' (got "
+      .. string.format("%q", s):gsub("\\\n", "\\n") .. ")"
+  end
+  return s
+end
+
+-- A list option (:count "*") as the library takes it: nil when never given.
+function M.list(v)
+  return v and #v > 0 and v or nil
+end
+
+-- The options that name the client: --provider, --base-url, --ca-file and, unless
+-- `keys == false`, the key flags. `note` is added to --provider's description.
+function M.client_options(cmd, note, keys)
+  local group = {
+    cmd:option("--provider", "kling | apiinone | apimodels | evolink | compat" .. (note or "")
+      .. "\n(default KLING_PROVIDER, else kling)"):argname "P",
+    cmd:option("--base-url", "the provider's base URL (default KLING_BASE_URL)"):argname "URL",
+    cmd:option("--ca-file", "CA bundle for HTTPS (default KLING_CA_FILE)"):argname "PEM",
+  }
+  if keys ~= false then
+    group[#group + 1] = cmd:option("--access-key", "with --secret-key: the official API's keys"):argname "K"
+    group[#group + 1] = cmd:option("--secret-key", "(prefer KLING_ACCESS_KEY, KLING_SECRET_KEY: flags show in ps)")
+      :argname "S"
+    group[#group + 1] = cmd:option("--api-key", "an API key (gateways; default KLING_API_KEY)"):argname "K"
+  end
+  cmd:group("Provider and credentials", table.unpack(group))
+end
+
+-- --poll-min and --poll-max: the poll intervals of a task's wait.
+function M.poll_options(cmd)
+  cmd:option("--poll-min", "first poll interval (default 1)"):argname("S"):convert(M.number("--poll-min", M.POSITIVE))
+  cmd:option("--poll-max", "longest poll interval (default 15)"):argname("S")
+    :convert(M.number("--poll-max", M.POSITIVE))
+end
+
+-- The client the options --provider (else `provider`), --base-url, --ca-file, --poll-min,
+-- --poll-max, the keys and the global --debug name; what they leave out comes from the
+-- KLING_* environment. -> client | nil, err
+function M.client(opts, provider)
+  return kling.new { provider = opts.provider or provider, base_url = opts.base_url,
+    ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max,
+    access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key,
+    -- Only when asked: a library without the option would refuse the name.
+    debug = opts.debug or nil }
+end
+
+-- fail(status, message) of command `name` ("kling run"): the message on stderr, the exit
+-- status returned.
+function M.failure(name)
+  return function(status, msg)
+    io.stderr:write(name, ": ", tostring(msg), "\n")
+    return status
+  end
+end
+
+-- The exit status of a workflow that returned `err`: 3 when it timed out (`again` says how to
+-- keep waiting), 2 for a rule broken before anything was sent, else 1 (refused or failed, or
+-- anything after a create was sent: err.sent).
+function M.failed(fail, err, again)
+  if err.kind == "timeout" then
+    return fail(3, tostring(err) .. " (" .. again .. ")")
+  end
+  return fail((err.kind == "validation" and not err.code and not err.sent) and 2 or 1, err)
+end
+
+return M

@@ -1,0 +1,96 @@
+-- The command line (bin/kling): one argparse parser built from the commands' own declarations.
+-- Each lua/kling/cli/<command>.lua exports `summary` (its line in kling --help), `define(cmd)`
+-- (its arguments, on an argparse command) and `run(args) -> exit status`.
+local argparse = require "argparse"
+local flags = require "kling.cli.flags"
+
+local M = {}
+
+-- In the order kling --help lists them.
+M.COMMANDS = { "run", "status", "tasks", "cancel", "download", "estimate", "quote", "storyboard", "element", "sim",
+  "gateway" }
+
+local function load_commands()
+  local mods = {}
+  for _, name in ipairs(M.COMMANDS) do
+    mods[name] = require("kling.cli." .. name)
+  end
+  return mods
+end
+
+-- The parser of bin/kling, with each command's; -> parser, {name = command module}.
+function M.parser(mods)
+  mods = mods or load_commands()
+  local root = argparse("kling", "Kling AI video generation from the command line: the official API and four\n"
+    .. "gateways, an offline simulator and a metering gateway.")
+    :command_target("command")
+    :epilog("kling COMMAND --help shows a command's options and exit statuses.\n"
+      .. "Credentials come from the flags or, better (flags show in ps), the environment:\n"
+      .. "KLING_PROVIDER, KLING_BASE_URL, KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.")
+  flags.own(root)
+  -- argparse calls the root's handler with the parser (or subcommand) whose arguments are wrong.
+  root.error = flags.usage_error
+  root:flag("--debug", "print each request and answer on stderr, keys and tokens redacted\n(also KLING_DEBUG=1)")
+  for _, name in ipairs(M.COMMANDS) do
+    mods[name].define(flags.command(root, name, mods[name].summary))
+  end
+  flags.command(root, "help", "show the help of kling or of one command")
+    :argument("topic", "a command"):args("?"):choices(M.COMMANDS)
+  return root, mods
+end
+
+-- argparse's "did you mean" is a second line ("\nDid you mean 'run'?"); kling's are one line
+-- ("; did you mean run?"), as for unknown fields and options of the library.
+local function one_line(msg)
+  msg = msg:gsub("\nDid you mean one of these: (.-)%?$", function(list)
+    return "; did you mean one of " .. list:gsub("'", ""):gsub(" ", ", ") .. "?"
+  end)
+  return (msg:gsub("\nDid you mean '(.-)'%?$", "; did you mean %1?"))
+end
+
+-- The program a message names: "kling" and the command, the first word that is no option
+-- (kling's own options take no value).
+local function program(argv)
+  for _, a in ipairs(argv) do
+    if a:sub(1, 1) ~= "-" then
+      for _, name in ipairs(M.COMMANDS) do
+        if a == name then
+          return "kling " .. a
+        end
+      end
+      break
+    end
+  end
+  return "kling"
+end
+
+-- main(argv) -> exit status: --help and help print to stdout (0); a usage error prints the
+-- message and the usage to stderr (2); else the command's run(args).
+function M.main(argv)
+  local loaded, mods = pcall(load_commands)
+  if not loaded then
+    io.stderr:write("kling: cannot load its commands: ", tostring(mods), "\n")
+    return 70
+  end
+  local root = M.parser(mods)
+  local ok, args = pcall(root.parse, root, argv)
+  if not ok then
+    if getmetatable(args) ~= flags.Stop then
+      error(args, 0)
+    end
+    if args.help then
+      io.stdout:write(args.help:get_help(), "\n")
+      return 0
+    end
+    io.stderr:write(program(argv), ": ", one_line(args.message), "\n", args.usage:get_usage(), "\n")
+    return 2
+  end
+  if args.command == "help" then
+    local _, cmd = pcall(root.parse, root, args.topic and { args.topic, "--help" } or { "--help" })
+    io.stdout:write(cmd.help:get_help(), "\n")
+    return 0
+  end
+  return mods[args.command].run(args) or 0
+end
+
+return M

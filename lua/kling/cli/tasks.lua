@@ -1,0 +1,78 @@
+-- kling tasks [--endpoint E] [--page N]: the provider's task list, one page or all of them.
+local json = require "kling.json"
+local flags = require "kling.cli.flags"
+
+local M = {}
+
+M.summary = "list the tasks the provider has (all pages, or one)"
+
+-- list_tasks allows pages 1..1000.
+local LAST_PAGE = 1000
+
+function M.define(cmd)
+  cmd:description [[
+Lists the tasks of one endpoint (default videos/text2video), newest first as the provider
+orders them: id, status, progress and the first output. Without --page every page is read
+until one comes back short. Where the provider keeps no task list (the gateways but the
+official API), the error says so and nothing is sent.]]
+  cmd:epilog [[
+Exit status: 0 listed, 1 the provider could not be read or an item of its list could not
+(the others are listed; the unreadable ones are named on stderr), 2 bad usage or a provider
+without a task list (nothing sent).]]
+  cmd:option("--endpoint", "the endpoint whose tasks to list (path after /v1/)"):argname "E"
+  cmd:option("--page", "only this page (1..1000)"):argname("N")
+    :convert(flags.number("--page", flags.range(1, LAST_PAGE)))
+  cmd:option("--page-size", "tasks per page (1..500, default 30)"):argname("N")
+    :convert(flags.number("--page-size", flags.range(1, 500)))
+  cmd:flag("--json", "print a JSON array of the tasks")
+  flags.client_options(cmd)
+end
+
+local fail = flags.failure("kling tasks")
+
+local function line(t)
+  local out = (t.videos and t.videos[1]) or (t.images and t.images[1]) or (t.audios and t.audios[1])
+  return string.format("%-24s %-10s%s%s\n", t.id, t.status, t.progress and string.format(" %3d%%", t.progress) or "",
+    out and ("  " .. tostring(out.url)) or "")
+end
+
+function M.run(opts)
+  local client, err = flags.client(opts)
+  if not client then
+    return fail(2, err)
+  end
+  local size = opts.page_size or 30
+  local first, last = opts.page or 1, opts.page or LAST_PAGE
+  local all, unreadable = {}, 0
+  for page = first, last do
+    local list, bad = client:list_tasks { endpoint = opts.endpoint, page = page, page_size = size }
+    if not list then
+      -- Nothing was sent when the first page was refused before the network (no list, bad endpoint).
+      return flags.failed(fail, bad, "")
+    end
+    for _, u in ipairs(bad) do
+      unreadable = unreadable + 1
+      io.stderr:write(string.format("kling tasks: page %d item %d unreadable: %s\n", page, u.index,
+        tostring(u.message)))
+    end
+    for _, t in ipairs(list) do
+      all[#all + 1] = t
+      if not opts.json then
+        io.stdout:write(line(t))
+      end
+    end
+    if #list + #bad < size then
+      break
+    end
+  end
+  if opts.json then
+    local out = json.array {}
+    for i, t in ipairs(all) do
+      out[i] = t:to_table()
+    end
+    io.stdout:write(assert(json.encode(out)), "\n")
+  end
+  return unreadable > 0 and 1 or 0
+end
+
+return M
