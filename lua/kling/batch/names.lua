@@ -74,7 +74,7 @@ M.quote = quote
 
 -- mkdir -p (Lua has no mkdir); true or nil, message.
 function M.mkdir_p(dir)
-  local ok = os.execute("mkdir -p " .. quote(dir))
+  local ok = os.execute("mkdir -p " .. quote(dir) .. " 2>/dev/null") -- the caller says why
   if ok ~= true and ok ~= 0 then
     return nil, "cannot create directory " .. dir
   end

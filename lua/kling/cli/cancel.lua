@@ -14,7 +14,7 @@ anything is sent.]]
   cmd:epilog [[
 Exit status: 0 cancelled, 1 the task is unknown, has ended or cannot be cancelled now,
 or the provider failed, 2 bad usage or a provider that cannot cancel (nothing sent).]]
-  cmd:argument("TASK_ID", "the provider's task id"):target("task_id"):convert(flags.task_id)
+  cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
   cmd:option("--endpoint", "the task's endpoint (path after /v1/)"):argname "E"
   flags.client_options(cmd)
 end

@@ -15,7 +15,7 @@ made when missing; one that cannot be made or written is an error before anythin
 Exit status: 0 downloaded, 1 the task is unknown or a download failed, 2 bad usage or DIR
 not writable (nothing sent), 3 the task is still queued or running, 4 it failed or was
 cancelled (no outputs).]]
-  cmd:argument("TASK_ID", "the provider's task id"):target("task_id"):convert(flags.task_id)
+  cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
   cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
     :convert(flags.nonempty "--out")
   cmd:option("--endpoint", "the task's endpoint (path after /v1/)"):argname "E"

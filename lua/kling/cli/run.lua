@@ -29,7 +29,7 @@ Exit status:
      run the same command again
   4  every other row ended, some are uncertain (see summary.json: never resent)
   5  another live process is running this DIR]]
-  cmd:argument("MANIFEST", "the requests: JSONL or CSV"):target "manifest"
+  cmd:argument("MANIFEST", "the requests: JSONL or CSV"):argname("MANIFEST"):target "manifest"
   cmd:option("--out", "output directory (required): outputs, journal.jsonl, summary.json,\nreport.html")
     :argname("DIR"):count(1):convert(flags.nonempty "--out")
   flags.client_options(cmd, " (rows may override)")

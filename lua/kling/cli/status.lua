@@ -26,7 +26,7 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
 Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
              1 the journal or the provider could not be read, 2 bad usage.]]
-  cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):target "target"
+  cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):argname("DIR|TASK_ID"):target "target"
   cmd:flag("--rows", "DIR: list every row")
   cmd:flag("--json", "print JSON")
   cmd:flag("--external", "TASK_ID is an external_task_id")

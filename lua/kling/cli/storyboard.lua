@@ -29,7 +29,7 @@ already made and waits for a task in flight instead of paying for it twice.]]
   cmd:epilog [[
 Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
 (nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)]]
-  cmd:argument("FILE", "the storyboard (JSON)"):target "file"
+  cmd:argument("FILE", "the storyboard (JSON)"):argname("FILE"):target "file"
   cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
   flags.client_options(cmd)
   cmd:option("--elements", "element cache (kling element create) for element names"):argname "FILE"

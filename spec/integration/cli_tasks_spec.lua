@@ -1,0 +1,207 @@
+-- Issue 14: kling tasks, kling cancel and kling download, run as a user would (bin/kling in a
+-- process of its own, keys in the environment) against the simulator, hostile input included.
+local json = require "kling.json"
+local sim = require "support.sim"
+
+local root = os.tmpname()
+os.remove(root)
+os.execute("mkdir -p " .. root)
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function official_env()
+  local i = sim.info()
+  return string.format("KLING_PROVIDER=kling KLING_BASE_URL=%s KLING_ACCESS_KEY=%s KLING_SECRET_KEY=%s KLING_API_KEY= ",
+    q(i.http), q(i.access_key), q(i.secret_key))
+end
+
+local function evolink_env()
+  local i = sim.info()
+  return string.format("KLING_PROVIDER=evolink KLING_BASE_URL=%s KLING_API_KEY=%s KLING_ACCESS_KEY= "
+    .. "KLING_SECRET_KEY= ", q(i.providers.evolink), q(i.api_key))
+end
+
+-- kling ARGS (a list: each word quoted) -> exit status, stdout, stderr
+local function kling(args, env)
+  local words = {}
+  for i, a in ipairs(args) do
+    words[i] = q(a)
+  end
+  local err = root .. "/stderr"
+  local p = io.popen((env or official_env()) .. "lua5.4 bin/kling " .. table.concat(words, " ") .. " 2>" .. q(err)
+    .. "; echo \"exit=$?\"")
+  local out = p:read("a")
+  p:close()
+  local f = assert(io.open(err))
+  local errtext = f:read("a")
+  f:close()
+  local body, status = out:match("^(.-)exit=(%d+)%s*$")
+  return tonumber(status), body, errtext
+end
+
+local function official()
+  return sim.client()
+end
+
+local function evolink()
+  local i = sim.info()
+  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+end
+
+local function submit(client, prompt, model)
+  return assert(client:submit { model = model or "kling-v2-6", mode = "std", duration = 5, prompt = prompt })
+end
+
+local function requests()
+  return sim.stats().requests
+end
+
+describe("kling tasks, cancel and download (issue 14)", function()
+  before_each(function()
+    sim.clear_faults()
+    sim.reset()
+    sim.config { task_seconds = 0.2, max_parallel = 0 }
+  end)
+
+  teardown(function()
+    os.execute("rm -rf " .. q(root))
+  end)
+
+  it("issue 14: kling tasks lists every page without --page, one page with it", function()
+    local c = official()
+    local ids = {}
+    for i = 1, 3 do
+      ids[submit(c, "cat " .. i).id] = true
+    end
+    local status, out, err = kling { "tasks", "--page-size", "2" }
+    assert.are.equal(0, status, err)
+    local listed = 0
+    for id in out:gmatch("(%d+)%s+%a+") do
+      assert.is_true(ids[id], "listed an unknown task " .. id)
+      listed = listed + 1
+    end
+    assert.are.equal(3, listed, out)
+    status, out, err = kling { "tasks", "--page", "2", "--page-size", "2", "--json" }
+    assert.are.equal(0, status, err)
+    local list = assert(json.decode(out))
+    assert.are.equal(1, #list, out)
+    assert.is_true(ids[list[1].id])
+    assert.are.equal("videos/text2video", list[1].endpoint)
+  end)
+
+  it("issue 14: kling tasks refuses a bad page and a provider without a list before sending anything", function()
+    local before = requests()
+    for _, args in ipairs { { "tasks", "--page", "0" }, { "tasks", "--page", "1001" }, { "tasks", "--page", "x" },
+      { "tasks", "--page-size", "501" }, { "tasks", "--pgae", "1" } } do
+      local status, _, err = kling(args)
+      assert.are.equal(2, status, table.concat(args, " ") .. ": " .. err)
+      assert.matches("^kling tasks: ", err)
+    end
+    local status, _, err = kling({ "tasks" }, evolink_env())
+    assert.are.equal(2, status, err)
+    assert.matches("no task list", err)
+    assert.are.equal(before, requests())
+  end)
+
+  it("issue 14: kling cancel cancels a running EvoLink task, then says it has ended", function()
+    local t = submit(evolink(), "slow [sim:seconds=60]", "kling-v3")
+    local status, out, err = kling({ "cancel", t.id }, evolink_env())
+    assert.are.equal(0, status, err)
+    assert.matches("task " .. t.id:gsub("%-", "%%-") .. ": cancelled", out)
+    assert.are.equal("cancelled", assert(evolink():get_task(t.id)).status)
+    status, out, err = kling({ "cancel", t.id }, evolink_env())
+    assert.are.equal(1, status, err)
+    assert.are.equal("", out)
+    assert.matches("already ended", err)
+    status, out, err = kling({ "cancel", "task-unified-nosuch" }, evolink_env())
+    assert.are.equal("", out)
+    assert.are.equal(1, status, err)
+    assert.matches("not_found", err)
+  end)
+
+  it("issue 14: kling cancel on a provider that cannot cancel is an error before anything is sent", function()
+    local t = submit(official(), "slow [sim:seconds=60]")
+    local before = requests()
+    local status, out, err = kling { "cancel", t.id }
+    assert.are.equal(2, status, err)
+    assert.are.equal("", out)
+    assert.matches("^kling cancel: provider 'kling' cannot cancel tasks", err)
+    assert.are.equal(before, requests())
+  end)
+
+  it("issue 14: a TASK_ID with control characters or '/' is refused by name, nothing sent", function()
+    local before = requests()
+    for _, id in ipairs { "../../etc/passwd", "123/456", "12\n34", "12\r34", "12\0274", "a b", "12?x=1", "12#x",
+      "%2e%2e", "" } do
+      for _, cmd in ipairs { "cancel", "download", } do
+        local status, out, err = kling({ cmd, id }, cmd == "cancel" and evolink_env() or nil)
+        assert.are.equal(2, status, cmd .. " " .. id .. ": " .. err)
+        assert.are.equal("", out)
+        -- One line naming the rule, the id quoted with its control characters escaped.
+        local first = err:match("^([^\n]*)\n")
+        assert.matches("^kling " .. cmd .. ": TASK_ID must be .*%(got \".*\"%)$", first)
+      end
+    end
+    assert.are.equal(before, requests())
+  end)
+
+  it("issue 14: kling download writes a finished task's outputs under --out (made when missing)", function()
+    local c = official()
+    local t = assert(c:run({ model = "kling-v2-6", mode = "std", duration = 5, prompt = "a cat" }, { timeout = 30 }))
+    local dir = root .. "/dl/nested"
+    local status, out, err = kling { "download", t.id, "--out", dir }
+    assert.are.equal(0, status, err)
+    local path = dir .. "/" .. t.id .. ".mp4"
+    assert.are.equal(path .. "\n", out)
+    local f = assert(io.open(path, "rb"))
+    local size = f:seek("end")
+    f:close()
+    assert.is_true(size > 1000, "downloaded " .. size .. " bytes")
+    -- The same bytes the library's own download gives.
+    local ref = root .. "/ref.mp4"
+    assert(c:download(t.videos[1].url, ref))
+    assert.is_true(os.execute("cmp -s " .. q(path) .. " " .. q(ref)))
+  end)
+
+  it("issue 14: kling download says why when the task has no outputs yet (3) or failed (4)", function()
+    local c = official()
+    local running = submit(c, "slow [sim:seconds=60]")
+    local status, _, err = kling { "download", running.id, "--out", root .. "/r" }
+    assert.are.equal(3, status, err)
+    assert.matches("nothing to download", err)
+    local failed = submit(c, "doomed [sim:fail]")
+    assert(failed:wait { timeout = 30 } == nil)
+    status, _, err = kling { "download", failed.id, "--out", root .. "/f" }
+    assert.are.equal(4, status, err)
+    status, _, err = kling { "download", "999999999", "--out", root .. "/n" }
+    assert.are.equal(1, status, err)
+  end)
+
+  it("issue 14: kling download refuses an --out it cannot write before anything is sent", function()
+    local file = root .. "/a-file"
+    local f = assert(io.open(file, "w"))
+    f:write("x")
+    f:close()
+    local before = requests()
+    for _, out in ipairs { file, file .. "/sub", "/proc/kling-not-here", "" } do
+      local status, text, err = kling { "download", "123", "--out", out }
+      assert.are.equal(2, status, out .. ": " .. err)
+      assert.are.equal("", text)
+      assert.matches("^kling download: ", err)
+      assert.matches("%-%-out", err)
+    end
+    assert.are.equal(before, requests())
+  end)
+
+  it("issue 14: --debug is one global flag, before or after the command", function()
+    local request = { "--model", "kling-v2-6", "--mode", "pro", "--duration", "10", "--sound" }
+    for _, args in ipairs { { "--debug", "estimate", table.unpack(request) },
+      { "estimate", "--debug", table.unpack(request) } } do
+      local status, out, err = kling(args)
+      assert.are.equal(0, status, err)
+      assert.matches("CNY", out)
+    end
+  end)
+end)
