@@ -35,4 +35,17 @@ describe("kling CLI: did you mean", function()
     assert.equals(2, code)
     assert.matches("^kling sim: unknown command 'strat'; did you mean start%?\n", out)
   end)
+
+  it("issue 14.1: several close options are all named, on one line", function()
+    local out, code = sh("lua5.4 bin/kling run m.jsonl --out d --poll-mix 1")
+    assert.equals(2, code)
+    assert.matches("^kling run: unknown option '%-%-poll%-mix'; did you mean one of %-%-poll%-max, "
+      .. "%-%-poll%-min%?\n", out)
+  end)
+
+  it("issue 14.1: kling's own options are kling's: a wrong one before the command names no command", function()
+    local out, code = sh("lua5.4 bin/kling --debgu run m.jsonl --out d")
+    assert.equals(2, code)
+    assert.matches("^kling: unknown option '%-%-debgu'; did you mean %-%-debug%?\n", out)
+  end)
 end)

@@ -19,7 +19,7 @@ cancelled (no outputs).]]
   cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
     :convert(flags.nonempty "--out")
   cmd:option("--endpoint", "the task's endpoint (path after /v1/)"):argname "E"
-  cmd:option("--external", "TASK_ID is an external_task_id"):args(0)
+  cmd:flag("--external", "TASK_ID is an external_task_id")
   flags.client_options(cmd)
 end
 
@@ -58,7 +58,7 @@ function M.run(opts)
   local t
   t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
   if not t then
-    return flags.failed(fail, err, "")
+    return flags.failed(fail, err, "run the same command again")
   end
   if t.status ~= "succeeded" then
     return fail((t.status == "failed" or t.status == "cancelled") and 4 or 3,

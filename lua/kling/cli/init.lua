@@ -48,17 +48,14 @@ local function one_line(msg)
   return (msg:gsub("\nDid you mean '(.-)'%?$", "; did you mean %1?"))
 end
 
--- The program a message names: "kling" and the command, the first word that is no option
--- (kling's own options take no value).
-local function program(argv)
-  for _, a in ipairs(argv) do
-    if a:sub(1, 1) ~= "-" then
-      for _, name in ipairs(M.COMMANDS) do
-        if a == name then
-          return "kling " .. a
-        end
+-- The program a usage error names: "kling" when kling's own arguments are wrong, else "kling"
+-- and the command: the first word that is no option (kling's own options take no value).
+local function program(argv, failed, root)
+  if failed ~= root then
+    for _, a in ipairs(argv) do
+      if a:sub(1, 1) ~= "-" then
+        return "kling " .. a
       end
-      break
     end
   end
   return "kling"
@@ -82,7 +79,7 @@ function M.main(argv)
       io.stdout:write(args.help:get_help(), "\n")
       return 0
     end
-    io.stderr:write(program(argv), ": ", one_line(args.message), "\n", args.usage:get_usage(), "\n")
+    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message), "\n", args.usage:get_usage(), "\n")
     return 2
   end
   if args.command == "help" then

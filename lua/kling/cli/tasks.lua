@@ -48,7 +48,7 @@ function M.run(opts)
     local list, bad = client:list_tasks { endpoint = opts.endpoint, page = page, page_size = size }
     if not list then
       -- Nothing was sent when the first page was refused before the network (no list, bad endpoint).
-      return flags.failed(fail, bad, "")
+      return flags.failed(fail, bad, "run the same command again")
     end
     for _, u in ipairs(bad) do
       unreadable = unreadable + 1
