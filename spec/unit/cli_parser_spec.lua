@@ -1,0 +1,94 @@
+-- Issue 14: the command line is one argparse parser built from each command's own declaration
+-- (kling.cli). Run in this process: --help and usage errors come back as exit statuses (the
+-- process is never exited), every command is strict, and help is generated for each.
+local cli = require "kling.cli"
+
+-- main(argv) with stdout and stderr captured; -> status, stdout, stderr
+local function main(argv)
+  -- luacheck: push ignore 122 (io.stdout and io.stderr are swapped for buffers while main runs)
+  local real_out, real_err = io.stdout, io.stderr
+  local bufs = { out = {}, err = {} }
+  local function sink(buf)
+    return { write = function(self, ...)
+      for _, s in ipairs { ... } do
+        buf[#buf + 1] = s
+      end
+      return self
+    end, flush = function() end }
+  end
+  io.stdout, io.stderr = sink(bufs.out), sink(bufs.err)
+  local ok, status = pcall(cli.main, argv)
+  io.stdout, io.stderr = real_out, real_err
+  -- luacheck: pop
+  assert(ok, status)
+  return status, table.concat(bufs.out), table.concat(bufs.err)
+end
+
+describe("kling.cli", function()
+  it("issue 14: every command declares a summary, its arguments and a run function", function()
+    for _, name in ipairs(cli.COMMANDS) do
+      local mod = require("kling.cli." .. name)
+      assert.is_string(mod.summary, name)
+      assert.is_function(mod.define, name)
+      assert.is_function(mod.run, name)
+    end
+  end)
+
+  it("issue 14: kling --help lists every command with its summary; kling alone is bad usage", function()
+    local status, out = main { "--help" }
+    assert.are.equal(0, status)
+    for _, name in ipairs(cli.COMMANDS) do
+      local summary = require("kling.cli." .. name).summary
+      assert.matches("\n   " .. name .. "%s+" .. summary:gsub("%p", "%%%0"), out)
+    end
+    local err
+    status, out, err = main {}
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.matches("^kling: a command is required\nUsage: kling ", err)
+  end)
+
+  it("issue 14: each command's --help is generated, on stdout, exit 0; kling help CMD says the same", function()
+    for _, name in ipairs(cli.COMMANDS) do
+      local status, out, err = main { name, "--help" }
+      assert.are.equal(0, status, name)
+      assert.are.equal("", err, name)
+      assert.matches("^Usage: kling " .. name .. " ", out)
+      assert.matches("%-h, %-%-help", out)
+      local again = select(2, main { "help", name })
+      assert.are.equal(out, again, name)
+    end
+  end)
+
+  it("issue 14: each command refuses an unknown option by name with exit 2", function()
+    for _, argv in ipairs { { "run", "m", "--out", "d" }, { "status", "1" }, { "tasks" }, { "cancel", "1" },
+      { "download", "1" }, { "estimate" }, { "quote" }, { "storyboard", "f", "--out", "d" },
+      { "element", "list" }, { "sim", "stop", "--dir", "d" }, { "gateway", "stop", "--dir", "d" } } do
+      argv[#argv + 1] = "--frobnicate"
+      local status, out, err = main(argv)
+      assert.are.equal(2, status, table.concat(argv, " "))
+      assert.are.equal("", out)
+      assert.matches("^kling " .. argv[1] .. ": unknown option '%-%-frobnicate'\nUsage: kling " .. argv[1], err)
+    end
+  end)
+
+  it("issue 14: a bad value is refused naming the option and the rule", function()
+    local cases = {
+      { { "run", "m", "--out", "d", "--parallel", "1.5" },
+        "%-%-parallel must be a positive whole number %(got '1.5'%)" },
+      { { "run", "m", "--out", "d", "--progress", "loud" }, "argument for option '%-%-progress' must be one of" },
+      { { "run", "m" }, "missing option '%-%-out'" },
+      { { "tasks", "--page", "0" }, "%-%-page must be a whole number in 1..1000 %(got '0'%)" },
+      { { "estimate", "--json", "[1" }, "%-%-json: the request must be a JSON object" },
+      { { "estimate", "--sound", "--no-sound" }, "can not be used together" },
+      { { "quote", "--rates", "CNY" }, "%-%-rates takes CURRENCY=USD_PER_UNIT" },
+      { { "gateway", "start", "--config", "c", "--port", "1", "--listen", "a:1" }, "can not be used together" },
+      { { "sim", "start", "--workers", "65" }, "%-%-workers must be a whole number in 1..64" },
+    }
+    for _, c in ipairs(cases) do
+      local status, _, err = main(c[1])
+      assert.are.equal(2, status, table.concat(c[1], " "))
+      assert.matches(c[2], err)
+    end
+  end)
+end)
