@@ -83,8 +83,8 @@ function M.main(argv)
     return 2
   end
   if args.command == "help" then
-    local _, cmd = pcall(root.parse, root, args.topic and { args.topic, "--help" } or { "--help" })
-    io.stdout:write(cmd.help:get_help(), "\n")
+    local _, stop = pcall(root.parse, root, args.topic and { args.topic, "--help" } or { "--help" })
+    io.stdout:write(stop.help:get_help(), "\n")
     return 0
   end
   return mods[args.command].run(args) or 0
