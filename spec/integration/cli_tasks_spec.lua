@@ -94,7 +94,8 @@ describe("kling tasks, cancel and download (issue 14)", function()
   it("issue 14: kling tasks refuses a bad page and a provider without a list before sending anything", function()
     local before = requests()
     for _, args in ipairs { { "tasks", "--page", "0" }, { "tasks", "--page", "1001" }, { "tasks", "--page", "x" },
-      { "tasks", "--page-size", "501" }, { "tasks", "--pgae", "1" } } do
+      { "tasks", "--page-size", "501" }, { "tasks", "--pgae", "1" }, { "tasks", "--endpoint", "../../admin" },
+      { "tasks", "--endpoint", "videos/text2video?x=1" } } do
       local status, _, err = kling(args)
       assert.are.equal(2, status, table.concat(args, " ") .. ": " .. err)
       assert.matches("^kling tasks: ", err)
