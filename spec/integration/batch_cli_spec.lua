@@ -65,8 +65,10 @@ describe("the workflow commands", function()
 
   it("kling run exits 0 when every row ended, 3 while rows remain; kling status agrees", function()
     local m = root .. "/rows.jsonl"
+    -- The slow task outlives the 2 s deadline by 6 s: kling status must still see it running on a
+    -- loaded machine (4 s was not always enough beside the whole suite at -j2).
     write(m, '{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}\n'
-      .. '{"id": "quick", "prompt": "quick"}\n{"id": "slow", "prompt": "slow [sim:seconds=4]"}\n')
+      .. '{"id": "quick", "prompt": "quick"}\n{"id": "slow", "prompt": "slow [sim:seconds=8]"}\n')
     local out_dir = root .. "/out"
     local status, out = kling("run " .. m .. " --out " .. out_dir .. " --deadline 2 --progress plain --poll-min 0.2")
     assert.are.equal(3, status, out)
