@@ -83,7 +83,7 @@ function M.read(path, field, limit, provider)
   end
   if #data > limit then
     return fail(string.format("the local file %s is over %d bytes (%d MB, the API's limit)", path, limit,
-      limit // (1024 * 1024)))
+      math.floor(limit / (1024 * 1024))))
   end
   return core.b64encode(data)
 end
