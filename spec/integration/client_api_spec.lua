@@ -99,6 +99,28 @@ describe("the Lua API of issue 14 against the simulator", function()
     end)
   end)
 
+  it("issue 14.1: a task in the list with an unknown status ends the walk with a protocol error", function()
+    sim.reset()
+    local client = sim.client {}
+    local ok1 = assert(client:submit { model = "kling-v1-6", duration = 5, prompt = "fine" })
+    local odd = assert(client:submit { model = "kling-v1-6", duration = 5, prompt = "odd [sim:status=expired]" })
+    local ok2 = assert(client:submit { model = "kling-v1-6", duration = 5, prompt = "fine too" })
+    local deadline = require("kling.core").now_ms() + 10000
+    repeat -- until the odd one reports its unknown status
+      require("kling.core").sleep_ms(200)
+      local _, err = client:get_task(odd.id, { endpoint = "videos/text2video" })
+    until err or require("kling.core").now_ms() > deadline
+    local steps = {}
+    for t, err in client:tasks { page_size = 10 } do
+      steps[#steps + 1] = t and t.id or err
+    end
+    assert.are.equal(3, #steps)
+    assert.are.same({ ok2.id, ok1.id }, { steps[1], steps[2] }) -- the readable ones first
+    assert.are.equal("protocol", steps[3].kind)
+    assert.matches("expired", steps[3].message, 1, true)
+    assert.is_table(steps[3].raw)
+  end)
+
   it("issue 14.2: client:with shares the parent's kept-alive connection; a new client does not", function()
     local parent = sim.client {}
     local child = parent:with { timeout = 5 }
