@@ -759,7 +759,7 @@ end
 -- The options client:with takes: the per-call ones of kling.new.
 local WITH_OPTIONS = {}
 for _, k in ipairs { "timeout", "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget",
-  "on_retry", "wait_timeout", "poll_min", "poll_max", "max_download_bytes", "auto_external_id" } do
+  "on_retry", "wait_timeout", "poll_min", "poll_max", "max_download_bytes", "auto_external_id", "debug" } do
   WITH_OPTIONS[k] = true
 end
 
@@ -773,10 +773,11 @@ end
 --- A client like this one with other per-call options; this one is unchanged.
 -- `client:with{timeout =, connect_timeout =, max_attempts =, retry_base_ms =, retry_cap_ms =,
 -- call_budget =, on_retry =, wait_timeout =, poll_min =, poll_max =, max_download_bytes =,
--- auto_external_id =}` (as `kling.new` takes them) -> a client that shares this one's
--- connections and TLS sessions (its driver), credentials, budget ledger and catalogs. Its
--- `submit_many`, `wait_all` and `wait_any` run on this client's engine (one libcurl multi
--- handle has one engine), with its options. An unknown option name, or a bad value, raises.
+-- auto_external_id =, debug =}` (as `kling.new` takes them; `debug = false` quiets a loud
+-- parent) -> a client that shares this one's connections and TLS sessions (its driver),
+-- credentials, budget ledger and catalogs. Its `submit_many`, `wait_all` and `wait_any` run on
+-- this client's engine (one libcurl multi handle has one engine), with its options and its
+-- printing. An unknown option name, or a bad value, raises.
 ---@param opts table the options to change (see above)
 ---@return kling.Client client
 function Client:with(opts)
@@ -818,6 +819,13 @@ function Client:with(opts)
   end
   if opts.auto_external_id ~= nil then
     child.auto_external_id = opts.auto_external_id ~= false
+  end
+  if opts.debug ~= nil then
+    local sink = http_debug.sink(opts.debug)
+    local loud = self.driver.with_sink and self.driver -- a wrapper of kling.transport.debug
+    local raw = loud and loud.inner or self.driver
+    child.driver = sink and (loud and loud:with_sink(sink) or http_debug.wrap(raw, sink)) or raw
+    ctx.driver = child.driver
   end
   return child
 end

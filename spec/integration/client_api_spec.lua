@@ -232,6 +232,27 @@ describe("the Lua API of issue 14 against the simulator", function()
     end
   end)
 
+  it("issue 14.4: client:with{debug =} prints for the child only, on the parent's connections", function()
+    local parent_out, child_out = {}, {}
+    local parent = sim.client { debug = function(text)
+      parent_out[#parent_out + 1] = text
+    end }
+    local t = assert(parent:submit { model = "kling-v1-6", duration = 5, prompt = "who prints" })
+    local n = #parent_out
+    local loud = parent:with { debug = function(text)
+      child_out[#child_out + 1] = text
+    end }
+    assert(loud:get_task(t.id, { endpoint = "videos/text2video" }))
+    assert.are.equal(n, #parent_out)
+    assert.are.equal(2, #child_out) -- the request and its answer
+    assert.is_nil(table.concat(child_out):find(sim.info().secret_key, 1, true))
+    assert(parent:with({ debug = false }):get_task(t.id, { endpoint = "videos/text2video" }))
+    assert.are.equal(n, #parent_out)
+    assert.are.equal(2, #child_out)
+    local conns = connections("GET /v1/videos/text2video/" .. t.id .. " ", 2)
+    assert.are.equal(conns[1], conns[2]) -- one pool under both
+  end)
+
   it("issue 14.4: KLING_DEBUG=1 prints to stderr when the option is not given", function()
     local i = sim.info()
     local script = os.tmpname()

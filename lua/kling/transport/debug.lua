@@ -277,7 +277,7 @@ end
 ---@param driver table a driver (`kling.driver.curl`, `kling.resty.driver`, or one of the same shape)
 ---@param sink fun(text: string) where each printout goes
 ---@param secrets? string[] the client's own keys: redacted literally wherever they appear
----@return table driver the wrapped driver
+---@return table driver the wrapped driver (`inner` is the driver; `with_sink(other)` the same printing elsewhere)
 function M.wrap(driver, sink, secrets)
   local list = {}
   for _, s in ipairs(secrets or {}) do
@@ -292,6 +292,10 @@ function M.wrap(driver, sink, secrets)
     return driver:now_ms()
   end
   local w = setmetatable({ inner = driver }, { __index = bind(driver) })
+  -- The same driver printing elsewhere (client:with{debug =}), with the same secrets hidden.
+  function w.with_sink(_, other)
+    return M.wrap(driver, other, list)
+  end
   function w.request(_, req)
     sink(M.request_text(req, list))
     local t0 = now_ms()
