@@ -821,7 +821,7 @@ function Client:with(opts)
     child.auto_external_id = opts.auto_external_id ~= false
   end
   if opts.debug ~= nil then
-    local sink = http_debug.sink(opts.debug)
+    local sink = http_debug.sink(opts.debug, nil, "with")
     local loud = self.driver.with_sink and self.driver -- a wrapper of kling.transport.debug
     local raw = loud and loud.inner or self.driver
     child.driver = sink and (loud and loud:with_sink(sink) or http_debug.wrap(raw, sink)) or raw

@@ -65,7 +65,8 @@ function M.read(path, field, limit, provider)
   end
   local f, oerr = io.open(path, "rb")
   if not f then
-    return fail("cannot read the local file: " .. tostring(oerr))
+    return fail("cannot read the local file (a value that is not an http(s) URL or base64 data is a path): "
+      .. tostring(oerr))
   end
   local probe, rerr = f:read(0)
   if probe == nil and rerr then

@@ -71,5 +71,9 @@ describe("debug printing (issue 14)", function()
     assert.has_error(function()
       kling.new { provider = "kling", api_key = "k", debug = "yes" }
     end, "kling.new: debug must be true, false or a function(text) (got string)")
+    local c = assert(kling.new { provider = "kling", api_key = "k", debug = false })
+    assert.has_error(function()
+      c:with { debug = 1 }
+    end, "kling.with: debug must be true, false or a function(text) (got number)")
   end)
 end)

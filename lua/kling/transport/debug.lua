@@ -207,8 +207,9 @@ end
 -- environment has KLING_DEBUG=1 (or any value but "" and "0"). Anything else raises.
 ---@param opt boolean|fun(text: string)|nil
 ---@param getenv? fun(name: string): string|nil os.getenv by default (tests)
+---@param fn? string the call named when `opt` is wrong ("new")
 ---@return fun(text: string)|nil sink
-function M.sink(opt, getenv)
+function M.sink(opt, getenv, fn)
   if opt == nil then
     local v = (getenv or os.getenv)("KLING_DEBUG")
     opt = v ~= nil and v ~= "" and v ~= "0"
@@ -224,7 +225,7 @@ function M.sink(opt, getenv)
   if type(opt) == "function" then
     return opt
   end
-  error("kling.new: debug must be true, false or a function(text) (got " .. type(opt) .. ")", 3)
+  error("kling." .. (fn or "new") .. ": debug must be true, false or a function(text) (got " .. type(opt) .. ")", 3)
 end
 
 -- Calls a method of the real object with the real object as self (for the pass-through).
