@@ -8,6 +8,8 @@ local task = require "kling.task"
 local validate = require "kling.validate"
 local budget = require "kling.budget"
 local billing = require "kling.billing"
+local local_file = require "kling.local_file"
+local http_debug = require "kling.transport.debug"
 
 local Client = {}
 Client.__index = Client
@@ -74,14 +76,19 @@ local NEW_OPTIONS = {}
 for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
   "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
   "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes", "engine",
-  "catalogs" } do
+  "catalogs", "debug", "local_files" } do
   NEW_OPTIONS[k] = true
 end
 
 --- The options of `kling.new`; every one is optional. Times are seconds. Any other name raises,
 -- naming the closest known one. `budget` is `{limit = "50.00", currency = "CNY"}` (a gateway's
 -- "credits" are that provider's: "evolink-credits"), `{budgets = {...}, rates = {...}}` as
--- `kling.ledger` takes, or a `kling.Ledger` shared by several clients.
+-- `kling.ledger` takes, or a `kling.Ledger` shared by several clients. `debug = true` prints
+-- each request (method, URL, headers, body) and each answer (status, time, body) to stderr,
+-- with every key, token, Authorization header, secret, JWT and signature redacted (in headers,
+-- JSON bodies and query strings); a function instead receives each printout; without the
+-- option, KLING_DEBUG=1 in the environment turns it on. `local_files = false` (the gateway,
+-- whose requests come from the network) never reads a path a request names.
 ---@class kling.ClientOptions
 ---@field provider string "kling" (official, default), "apiinone", "apimodels", "evolink", "compat"; or KLING_PROVIDER
 ---@field access_key string with secret_key: JWT auth on the official API; or KLING_ACCESS_KEY
@@ -106,6 +113,8 @@ end
 ---@field catalogs table this client's own price catalogs `{provider = catalog}` (see client:set_catalog)
 ---@field engine table options of the engine behind submit_many, wait_all, wait_any (`kling.engine.new`)
 ---@field driver table another transport (`kling.resty.driver` inside nginx); default libcurl
+---@field debug boolean|fun(text: string) print requests and answers, secrets redacted (KLING_DEBUG=1)
+---@field local_files boolean read a local file given for an image field (true); false: never
 
 --- A client: one provider, one set of credentials, one driver. Made by `kling.new`.
 ---@class kling.Client
@@ -160,6 +169,11 @@ function M.new(opts)
     timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
     user_agent = opts.user_agent,
   }
+  local sink = http_debug.sink(opts.debug)
+  if sink then
+    driver = http_debug.wrap(driver, sink, { opts.access_key or env("KLING_ACCESS_KEY"),
+      opts.secret_key or env("KLING_SECRET_KEY"), opts.api_key or env("KLING_API_KEY") })
+  end
   local self = setmetatable({
     provider = provider,
     driver = driver,
@@ -172,6 +186,7 @@ function M.new(opts)
     engine_opts = opts.engine, -- options of client:engine() when it is made (kling.engine.new)
     ledger = ledger,
     catalogs = catalogs, -- this client's own catalogs, over the process default (kling.set_catalog)
+    local_files = opts.local_files ~= false,
   }, Client)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
@@ -216,13 +231,8 @@ end
 ---@return kling.Error|nil err kind `validation`, naming the field and the rule
 function Client:check(req)
   errors.check_arg("check", 1, req, "table")
-  if req.provider ~= nil and req.provider ~= self.provider.name then
-    return nil, errors.validation("provider", "this client talks to '" .. self.provider.name
-      .. "', the request names '" .. tostring(req.provider) .. "'")
-  end
-  local endpoint = req.endpoint or self.provider.default_endpoint(req)
-  local err = self.provider.validate(req, endpoint)
-  if err then
+  local endpoint, err = self:prepare(req)
+  if not endpoint then
     return nil, err
   end
   return endpoint
@@ -243,9 +253,10 @@ end
 ---@return kling.Task|nil task `id`, `external_task_id`, `status`, `endpoint` (a sync endpoint's is finished)
 ---@return kling.Error|nil err with `uncertain = true` and `external_task_id` when the create's fate is unknown
 function Client:submit(req)
-  local endpoint, err = self:check(req)
+  errors.check_arg("submit", 1, req, "table")
+  local endpoint, files = self:prepare(req)
   if not endpoint then
-    return nil, err
+    return nil, files
   end
   local takes = self.provider.takes
   if req.external_task_id == nil and self.auto_external_id and self.provider.capabilities.external_ids
@@ -264,7 +275,7 @@ function Client:submit(req)
   if not quote then
     return nil, berr
   end
-  local call = self.provider.build(req, endpoint)
+  local call = self.provider.build(local_file.apply(req, files), endpoint)
   local data, meta = transport.call(self.ctx, call)
   if not data then
     meta.external_task_id = req.external_task_id
@@ -568,6 +579,9 @@ end
 ---@param opts? table engine options (kling.engine.new)
 ---@return table engine
 function Client:engine(opts)
+  if self.parent then -- a client of client:with: one multi handle has one engine, the parent's
+    return self.parent:engine(opts)
+  end
   if not self._engine then
     self._engine = require("kling.engine").new(self, opts or self.engine_opts)
   end
@@ -649,6 +663,171 @@ end
 ---@return kling.Error|nil err its error when it failed, or a `timeout` error with no task
 function Client:wait_any(tasks, opts)
   return self:engine():wait_any(tasks, opts)
+end
+
+-- ---- requests with local files, task listing, derived clients ----------------------------
+
+--- Validates a request and reads its local files (`check` and `submit` use it).
+-- The endpoint the request goes to and the fields its local files became: for each image
+-- field given as a local file path (not a URL, not `data:`, not base64), the provider's dialect
+-- says whether the file is read and sent as base64 (the official API's images, at most
+-- `kling.local_file.MAX_BYTES`, 10 MB) or refused by name because the provider needs a URL
+-- (the gateways, and every video field). Then the request, with the files in place, is checked
+-- against every documented rule. No network call; nothing is reserved.
+---@param req table a canonical request
+---@return string|nil endpoint the path after /v1/ it goes to
+---@return table|kling.Error|nil fields_or_err the top-level fields the files became (nil when none), or the error
+function Client:prepare(req)
+  errors.check_arg("prepare", 1, req, "table")
+  if req.provider ~= nil and req.provider ~= self.provider.name then
+    return nil, errors.validation("provider", "this client talks to '" .. self.provider.name
+      .. "', the request names '" .. tostring(req.provider) .. "'")
+  end
+  local endpoint = req.endpoint or self.provider.default_endpoint(req)
+  local files
+  if self.local_files then
+    local ferr
+    files, ferr = local_file.inline(self.provider, req)
+    if ferr then
+      return nil, ferr
+    end
+  end
+  local err = self.provider.validate(local_file.apply(req, files), endpoint)
+  if err then
+    return nil, err
+  end
+  return endpoint, files
+end
+
+local TASKS_OPTIONS = { endpoint = true, page = true, page_size = true }
+
+--- Every task of an asynchronous endpoint, page after page (an iterator).
+-- `for task, err in client:tasks{endpoint =, page =, page_size =} do ... end`: each step gives
+-- one task (as get_task returns it), newest first, walking the pages (`page_size` each, 30 by
+-- default) until one comes back short or page 1000; with `page` only that page. A failure
+-- (the network, the provider, a bad option value, a provider with no task list: kind
+-- `validation`, "not supported", as every missing feature) is given once as `false, err` and
+-- ends the walk; so does an item this module cannot read (kind `protocol`, with `raw`). A task
+-- seen on an earlier page (the list moves while new tasks arrive) is not given twice. An
+-- unknown option name raises, naming the closest known one.
+---@param opts? {endpoint: string, page: integer, page_size: integer} as `list_tasks`
+---@return fun(): kling.Task|false|nil, kling.Error|nil iterator
+function Client:tasks(opts)
+  opts = opts or {}
+  errors.check_arg("tasks", 1, opts, "table")
+  validate.options("tasks", opts, TASKS_OPTIONS)
+  local page, size, only = opts.page or 1, opts.page_size or 30, opts.page ~= nil
+  local items, i, fetched, full, done, failure = {}, 0, false, false, false, nil
+  local seen = {}
+  return function()
+    while not done do
+      i = i + 1
+      local t = items[i]
+      if t ~= nil then
+        if t.id == nil or not seen[t.id] then
+          if t.id ~= nil then
+            seen[t.id] = true
+          end
+          return t
+        end
+      elseif failure then
+        done = true
+        return false, failure
+      elseif fetched and (only or not full or page >= 1000) then
+        done = true
+      else
+        if fetched then
+          page = page + 1
+        end
+        fetched = true
+        local list, extra = self:list_tasks { endpoint = opts.endpoint, page = page, page_size = size }
+        if not list then
+          done = true
+          return false, extra
+        end
+        items, i, full = list, 0, #list + #extra >= size
+        if extra[1] then
+          failure = protocol_error(self, string.format("task list page %d, item %d: %s", page, extra[1].index,
+            tostring(extra[1].message)), { raw = extra[1].raw })
+        end
+      end
+    end
+    return nil
+  end
+end
+
+-- The options client:with takes: the per-call ones of kling.new.
+local WITH_OPTIONS = {}
+for _, k in ipairs { "timeout", "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget",
+  "on_retry", "wait_timeout", "poll_min", "poll_max", "max_download_bytes", "auto_external_id", "debug" } do
+  WITH_OPTIONS[k] = true
+end
+
+local function whole_option(name, v, lo)
+  if v ~= nil and (not validate.is_whole(v) or v < lo) then
+    errors.misuse("with", name .. " must be a whole number >= " .. lo)
+  end
+  return v
+end
+
+--- A client like this one with other per-call options; this one is unchanged.
+-- `client:with{timeout =, connect_timeout =, max_attempts =, retry_base_ms =, retry_cap_ms =,
+-- call_budget =, on_retry =, wait_timeout =, poll_min =, poll_max =, max_download_bytes =,
+-- auto_external_id =, debug =}` (as `kling.new` takes them; `debug = false` quiets a loud
+-- parent) -> a client that shares this one's connections and TLS sessions (its driver),
+-- credentials, budget ledger and catalogs. Its `submit_many`, `wait_all` and `wait_any` run on
+-- this client's engine (one libcurl multi handle has one engine), with its options and its
+-- printing. An unknown option name, or a bad value, raises.
+---@param opts table the options to change (see above)
+---@return kling.Client client
+function Client:with(opts)
+  errors.check_arg("with", 1, opts, "table")
+  validate.options("with", opts, WITH_OPTIONS)
+  local child = setmetatable({}, Client)
+  for k, v in pairs(self) do
+    child[k] = v
+  end
+  child._engine, child.parent = nil, self.parent or self
+  local ctx = {}
+  for k, v in pairs(self.ctx) do
+    ctx[k] = v
+  end
+  child.ctx = ctx
+  if opts.timeout ~= nil then
+    ctx.timeout_ms = math.floor(seconds("with", "timeout", opts.timeout) * 1000)
+  end
+  if opts.connect_timeout ~= nil then
+    ctx.connect_timeout_ms = math.floor(seconds("with", "connect_timeout", opts.connect_timeout) * 1000)
+  end
+  if opts.call_budget ~= nil then
+    ctx.call_budget_ms = math.floor(seconds("with", "call_budget", opts.call_budget) * 1000)
+  end
+  ctx.max_attempts = whole_option("max_attempts", opts.max_attempts, 1) or ctx.max_attempts
+  ctx.base_ms = whole_option("retry_base_ms", opts.retry_base_ms, 0) or ctx.base_ms
+  ctx.cap_ms = whole_option("retry_cap_ms", opts.retry_cap_ms, 0) or ctx.cap_ms
+  if opts.on_retry ~= nil then
+    if type(opts.on_retry) ~= "function" then
+      errors.misuse("with", "on_retry must be a function")
+    end
+    ctx.on_retry = opts.on_retry
+  end
+  child.wait_timeout = seconds("with", "wait_timeout", opts.wait_timeout, self.wait_timeout)
+  child.poll_min = seconds("with", "poll_min", opts.poll_min, self.poll_min)
+  child.poll_max = seconds("with", "poll_max", opts.poll_max, self.poll_max)
+  if opts.max_download_bytes ~= nil then
+    child.max_download_bytes = M.download_limit(opts.max_download_bytes)
+  end
+  if opts.auto_external_id ~= nil then
+    child.auto_external_id = opts.auto_external_id ~= false
+  end
+  if opts.debug ~= nil then
+    local sink = http_debug.sink(opts.debug, nil, "with")
+    local loud = self.driver.with_sink and self.driver -- a wrapper of kling.transport.debug
+    local raw = loud and loud.inner or self.driver
+    child.driver = sink and (loud and loud:with_sink(sink) or http_debug.wrap(raw, sink)) or raw
+    ctx.driver = child.driver
+  end
+  return child
 end
 
 return M

@@ -16,6 +16,7 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local task_mod = require "kling.task"
 local budget = require "kling.budget"
+local local_file = require "kling.local_file"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
@@ -311,9 +312,9 @@ function Engine:submit(req, topts)
     return self:fail_now(rec, errors.validation("estimate", "must be a positive number of seconds", provider.name), now)
   end
   rec.expect_ms = estimate and math.floor(estimate * 1000)
-  local endpoint, err = self.client:check(req)
+  local endpoint, files = self.client:prepare(req) -- files: what its local files became (kling.local_file)
   if not endpoint then
-    return self:fail_now(rec, err, now)
+    return self:fail_now(rec, files, now)
   end
   if req.external_task_id == nil and self.client.auto_external_id and provider.capabilities.external_ids then
     req = without(req)
@@ -324,7 +325,7 @@ function Engine:submit(req, topts)
     return self:fail_now(rec, errors.validation("external_task_id", "is required to adopt (look up) a task",
       provider.name), now)
   end
-  local call = provider.build(req, endpoint)
+  local call = provider.build(local_file.apply(req, files), endpoint)
   local body = call.body
   if body ~= nil and type(body) ~= "string" then
     local eerr

@@ -25,8 +25,9 @@ events {
 
 http {
   default_type application/json;
+  # conn: the worker and its connection serial, so that a test can see a kept-alive connection reused
   log_format sim '$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time'
-                 ' tls_reused=$ssl_session_reused';
+                 ' conn=$pid:$connection tls_reused=$ssl_session_reused';
   access_log "${dir}/access.log" sim;
   server_tokens off;
 

@@ -71,6 +71,25 @@ function M.content()
   line(driver.stats.connected - posts == 2, "keep-alive: each create (POST) goes on a connection of its own",
     json.encode(driver.stats))
 
+  -- issue 14: debug printing through the resty driver (to a function: nginx's log in real use)
+  local printed = {}
+  local loud = assert(kling.new { provider = "kling", access_key = e.access_key, secret_key = e.secret_key,
+    base_url = e.http, driver = driver, debug = function(text)
+      printed[#printed + 1] = text
+    end })
+  local lt = loud:submit(REQ)
+  local quick = loud:with { timeout = 5 } -- issue 14: a derived client on the same driver
+  local reused = driver.stats.reused
+  local q1, q2 = lt and loud:get_task(lt.id, { endpoint = "videos/text2video" }),
+    lt and quick:get_task(lt.id, { endpoint = "videos/text2video" })
+  local dtext = table.concat(printed, "\n")
+  line(lt ~= nil and dtext:find("kling> POST " .. e.http .. "/v1/videos/text2video", 1, true) ~= nil
+    and dtext:find("kling< 200 GET", 1, true) ~= nil and not dtext:find(e.access_key, 1, true)
+    and not dtext:find(e.secret_key, 1, true) and not dtext:find("eyJ", 1, true),
+    "issue 14: debug = function prints requests and answers inside nginx, no key, secret or JWT", dtext:sub(1, 300))
+  line(q1 ~= nil and q2 ~= nil and driver.stats.reused - reused >= 2,
+    "issue 14: client:with shares the driver's pooled connection inside nginx", json.encode(driver.stats))
+
   local https = client { base_url = "https://localhost:" .. e.https_port }
   local ht, herr = https:submit(REQ)
   line(ht ~= nil, "TLS: HTTPS verified against lua_ssl_trusted_certificate and the host name", herr)

@@ -197,8 +197,16 @@ local function run()
     prompt = PROMPT })
   h.check("a client whose balance (1) cannot hold the estimate (3.5): 429 with code 1101",
     res.status == 429 and res.json.code == 1101, res.body)
+  -- a path on the gateway's host (a real PNG there) is data from the network: never read
+  res = create("gw-alice-key", "videos/image2video", { model_name = "kling-v1", duration = "5", prompt = PROMPT,
+    image = sim_dir .. "/media/sample.png" })
+  local msg = res.json and res.json.message or ""
+  h.check("issue 14: an image given as a path on the gateway's host is refused (400, 1201, naming image), not read",
+    res.status == 400 and res.json.code == 1201 and msg:find("^image") ~= nil
+    and msg:find("URL or base64", 1, true) ~= nil and not msg:find("local file", 1, true), res.body)
   local after = sim_stats()
-  h.check("the simulator saw neither request", after.requests == before.requests and after.creates == before.creates,
+  h.check("the simulator saw none of these requests",
+    after.requests == before.requests and after.creates == before.creates,
     json.encode { before.requests, after.requests })
   h.check("and the refused client's balance did not move", admin().by.poor.balance == "1", admin().by.poor.balance)
   local fit = create("gw-poor-key", "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",

@@ -175,7 +175,8 @@ function M.init_worker()
         capture = G.capture }
       client = assert(kling.new { provider = u.provider, base_url = u.base_url, access_key = u.access_key,
         secret_key = u.secret_key, api_key = u.api_key, timeout = u.timeout, connect_timeout = u.connect_timeout,
-        driver = G.driver, retry_base_ms = 200, retry_cap_ms = 5000, call_budget = u.timeout * 2 })
+        driver = G.driver, retry_base_ms = 200, retry_cap_ms = 5000, call_budget = u.timeout * 2,
+        local_files = false }) -- requests come from the network: never read a path they name
     end
     return client
   end

@@ -58,6 +58,9 @@ end
 
 P.default_endpoint = common.video_endpoint
 
+-- A local file for a media field: refused, API in One takes URLs only (seed 001).
+P.media_inputs = gw.url_media()
+
 function P.validate(req, endpoint)
   local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video")
   if err then

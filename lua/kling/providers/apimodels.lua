@@ -43,6 +43,9 @@ P.endpoints = {
 -- Seed 002's fields beyond the canonical ones: the motion source video of motion control.
 P.own = { ["videos/motion-control"] = { motion_video = true } }
 
+-- A local file for a media field: refused, apimodels takes URLs only (seed 002).
+P.media_inputs = gw.url_media { "motion_video" }
+
 local MAPS = { voice_list = true, callback_url = true }
 
 local CANONICAL = {

@@ -71,6 +71,9 @@ end
 
 P.default_endpoint = common.video_endpoint
 
+-- A local file for a media field: refused, the compatible gateway takes URLs only (seed 004).
+P.media_inputs = gw.url_media()
+
 -- The model id for a request: the canonical kling-v3 with mode and sound, or an id given
 -- directly, which must agree with mode and sound when those are given too.
 function P.model_id(req)

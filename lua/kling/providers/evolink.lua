@@ -82,6 +82,10 @@ for _, f in ipairs(ELEMENT_FIELDS) do
 end
 P.spellings = { quality = "resolution", image_start = "image", image_end = "last_image" }
 
+-- A local file for a media field: refused, EvoLink takes URLs only (seed 003).
+P.media_inputs = gw.url_media { "image_start", "image_end", "element_image_list.frontal_image",
+  "element_image_list.refer_images[].image_url", "element_video_list.video_url" }
+
 local function fail(field, msg)
   return errors.validation(field, msg, P.name)
 end

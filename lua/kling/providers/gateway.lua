@@ -11,6 +11,19 @@ local M = {}
 
 M.ASPECT = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 M.MODES = { std = true, pro = true }
+
+--- What a gateway's media fields take when given a local file: a URL only (they fetch media
+-- themselves and take no inline data), so kling.local_file refuses a path there by name.
+-- url_media{extra fields} -> {field = "url"} for image, last_image and the extra ones.
+---@param extra? string[] more media fields (in kling.local_file's notation)
+---@return table media_inputs
+function M.url_media(extra)
+  local out = { image = "url", last_image = "url" }
+  for _, f in ipairs(extra or {}) do
+    out[f] = "url"
+  end
+  return out
+end
 M.RESOLUTIONS = { ["720p"] = true, ["1080p"] = true }
 M.RESOLUTION_MODE = common.RESOLUTION_MODE
 M.MODE_RESOLUTION = { std = "720p", pro = "1080p" }

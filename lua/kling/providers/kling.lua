@@ -64,6 +64,19 @@ P.lookup_endpoints = { "videos/text2video", "videos/image2video", "videos/omni-v
 
 P.default_endpoint = common.video_endpoint
 
+-- What a local file given for a media field becomes (kling.local_file): the official API takes
+-- an image as a URL or as raw base64 (at most 10 MB, kling-api-notes "image2video"), so image
+-- fields are read and sent inline; videos it fetches from a URL only.
+P.media_inputs = {
+  image = "base64", last_image = "base64", scene_image = "base64", style_image = "base64",
+  element_frontal_image = "base64",
+  ["image_list[]"] = "base64", ["image_list[].image"] = "base64", ["image_list[].image_url"] = "base64",
+  ["subject_image_list[]"] = "base64", ["subject_image_list[].subject_image"] = "base64",
+  ["element_refer_list[]"] = "base64", ["element_refer_list[].image_url"] = "base64",
+  ["input.image"] = "base64", ["input.images[]"] = "base64",
+  video_url = "url", ["video_list[].video_url"] = "url",
+}
+
 -- The facts a price depends on, checked by the endpoint's own rules (billing.estimate asks
 -- before pricing: what submit would refuse has no price). Content the estimate does without
 -- (the prompt, the image) is stood in for; only text2video and image2video have per-model

@@ -1,0 +1,79 @@
+-- Issue 14 (debug switch): each request and answer printed with every key, token, secret,
+-- JWT and signature redacted, in headers, JSON bodies and query strings.
+local dbg = require "kling.transport.debug"
+local core = require "kling.core"
+local kling = require "kling"
+
+local JWT = core.jwt_hs256("ak-unit-access", "sk-unit-secret-value", 1700000000, 1800)
+
+describe("debug printing (issue 14)", function()
+  it("issue 14: headers: Authorization keeps its scheme only; key, token and signature headers are hidden", function()
+    local text = dbg.request_text { method = "POST", url = "https://api.example.com/v1/videos/text2video",
+      headers = { authorization = "Bearer " .. JWT, ["x-api-key"] = "plain-key-123", ["webhook-signature"] = "v1,abc=",
+        ["content-type"] = "application/json" }, body = "{}" }
+    assert.matches("kling> POST https://api.example.com/v1/videos/text2video", text, 1, true)
+    assert.matches("authorization: Bearer [redacted]", text, 1, true)
+    assert.matches("content-type: application/json", text, 1, true)
+    for _, secret in ipairs { JWT, "plain-key-123", "v1,abc=" } do
+      assert.is_nil(text:find(secret, 1, true), secret)
+    end
+  end)
+
+  it("issue 14: JSON bodies: secret fields, JWTs in any field, tokens in URLs' query strings", function()
+    local body = [[{"prompt":"a cat","api_key":"k-123456","nested":{"secret_key":"s-abcdef","list":[{"token":"t-1"}]},
+      "note":"bearer ]] .. JWT .. [[","callback_url":"https://hook.example.com/cb?token=tok-999&id=7",
+      "image":"]] .. string.rep("A", 5000) .. [["}]]
+    local text = dbg.redact_body(body)
+    for _, secret in ipairs { "k-123456", "s-abcdef", "t-1\"", JWT, "tok-999" } do
+      assert.is_nil(text:find(secret, 1, true), secret)
+    end
+    assert.matches('"prompt":"a cat"', text, 1, true)
+    assert.matches("id=7", text, 1, true)
+    assert.matches("(5000 bytes)", text, 1, true) -- a base64 image is cut, not printed whole
+    assert.is_true(#text < 1000)
+  end)
+
+  it("issue 14: URLs: secret query parameters and user info are hidden, the rest kept", function()
+    local u = dbg.redact_url("https://user:pw@api.example.com/v1/x?pageNum=2&access_token=abc&sig=zz&pageSize=5")
+    assert.are.equal("https://[redacted]@api.example.com/v1/x?pageNum=2&access_token=[redacted]&sig=[redacted]"
+      .. "&pageSize=5", u)
+  end)
+
+  it("issue 14: the client's own keys are hidden wherever they appear, and non-JSON bodies too", function()
+    local text = dbg.redact_body("echo: my-own-access-key and password=hunter2", { "my-own-access-key" })
+    assert.is_nil(text:find("my-own-access-key", 1, true))
+    assert.is_nil(text:find("hunter2", 1, true))
+  end)
+
+  it("issue 14: answers print the status, the time and the body; failures the transport error", function()
+    local req = { method = "GET", url = "https://h/v1/videos/text2video/1" }
+    local ok = dbg.answer_text(req, { ok = true, status = 200, elapsed_ms = 12, headers = {},
+      body = '{"code":0,"data":{"task_id":"1"}}' })
+    assert.matches("kling< 200 GET https://h/v1/videos/text2video/1 in 12 ms", ok, 1, true)
+    assert.matches('"task_id":"1"', ok, 1, true)
+    local bad = dbg.answer_text(req, { ok = false, error = "timeout", message = "timed out", sent = true }, 500)
+    assert.matches("failed after 500 ms: timeout: timed out", bad, 1, true)
+  end)
+
+  it("issue 14: the option: true, a function, false; KLING_DEBUG=1 only when it is not given", function()
+    local env = function(v)
+      return function()
+        return v
+      end
+    end
+    assert.is_function(dbg.sink(true))
+    assert.is_nil(dbg.sink(false, env("1")))
+    assert.is_function(dbg.sink(nil, env("1")))
+    assert.is_nil(dbg.sink(nil, env("0")))
+    assert.is_nil(dbg.sink(nil, env(nil)))
+    local f = function() end
+    assert.are.equal(f, dbg.sink(f))
+    assert.has_error(function()
+      kling.new { provider = "kling", api_key = "k", debug = "yes" }
+    end, "kling.new: debug must be true, false or a function(text) (got string)")
+    local c = assert(kling.new { provider = "kling", api_key = "k", debug = false })
+    assert.has_error(function()
+      c:with { debug = 1 }
+    end, "kling.with: debug must be true, false or a function(text) (got number)")
+  end)
+end)
