@@ -205,4 +205,29 @@ describe("kling tasks, cancel and download (issue 14)", function()
       assert.matches("CNY", out)
     end
   end)
+
+  it("issue 14: kling --debug and KLING_DEBUG=1 print each request and answer with every key redacted", function()
+    local i = sim.info()
+    local id = submit(official(), "debugged cat").id
+    for _, run in ipairs {
+      { args = { "--debug", "tasks" } },
+      { args = { "tasks", "--debug" } },
+      { args = { "tasks" }, env = "KLING_DEBUG=1 " .. official_env() },
+    } do
+      local status, out, err = kling(run.args, run.env)
+      assert.are.equal(0, status, err)
+      assert.truthy(out:find(id, 1, true), out)
+      assert.matches("GET [^\n]*/v1/videos/text2video%?", err)
+      assert.truthy(err:lower():find("authorization: bearer [redacted]", 1, true), err)
+      for _, secret in ipairs { i.access_key, i.secret_key } do
+        assert.is_nil(err:find(secret, 1, true), "a key leaked into the debug output")
+      end
+      -- No JWT (three base64url parts) is printed: the bearer token is redacted too.
+      assert.is_nil(err:match("eyJ[%w_-]+%.[%w_-]+%.[%w_-]+"), err)
+    end
+    -- Without the flag or the variable, nothing is printed.
+    local status, _, err = kling { "tasks" }
+    assert.are.equal(0, status, err)
+    assert.are.equal("", err)
+  end)
 end)

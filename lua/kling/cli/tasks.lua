@@ -17,7 +17,7 @@ until one comes back short. Where the provider keeps no task list (the gateways 
 official API), the error says so and nothing is sent.]]
   cmd:epilog [[
 Exit status: 0 listed, 1 the provider could not be read or an item of its list could not
-(the others are listed; the unreadable ones are named on stderr), 2 bad usage or a provider
+(the readable ones before it are listed, the unreadable one is named on stderr), 2 bad usage or a provider
 without a task list (nothing sent).]]
   cmd:option("--endpoint", "the endpoint whose tasks to list (path after /v1/)"):argname "E"
   cmd:option("--page", "only this page (1..1000)"):argname("N")
@@ -41,28 +41,17 @@ function M.run(opts)
   if not client then
     return fail(2, err)
   end
-  local size = opts.page_size or 30
-  local first, last = opts.page or 1, opts.page or LAST_PAGE
-  local all, unreadable = {}, 0
-  for page = first, last do
-    local list, bad = client:list_tasks { endpoint = opts.endpoint, page = page, page_size = size }
-    if not list then
-      -- Nothing was sent when the first page was refused before the network (no list, bad endpoint).
-      return flags.failed(fail, bad, "run the same command again")
-    end
-    for _, u in ipairs(bad) do
-      unreadable = unreadable + 1
-      io.stderr:write(string.format("kling tasks: page %d item %d unreadable: %s\n", page, u.index,
-        tostring(u.message)))
-    end
-    for _, t in ipairs(list) do
-      all[#all + 1] = t
-      if not opts.json then
-        io.stdout:write(line(t))
-      end
-    end
-    if #list + #bad < size then
+  -- Paging has one home, client:tasks: it ends at a short page, and an unreadable item ends the
+  -- walk after the readable ones of its page.
+  local all, failure = {}, nil
+  for t, terr in client:tasks { endpoint = opts.endpoint, page = opts.page, page_size = opts.page_size } do
+    if not t then
+      failure = terr
       break
+    end
+    all[#all + 1] = t
+    if not opts.json then
+      io.stdout:write(line(t))
     end
   end
   if opts.json then
@@ -72,7 +61,11 @@ function M.run(opts)
     end
     io.stdout:write(assert(json.encode(out)), "\n")
   end
-  return unreadable > 0 and 1 or 0
+  if failure then
+    -- Refused before the network (no list, bad endpoint) exits 2; a page that could not be read, 1.
+    return flags.failed(fail, failure, "run the same command again")
+  end
+  return 0
 end
 
 return M
