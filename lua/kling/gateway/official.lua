@@ -157,12 +157,32 @@ local function request_id()
   return ngx.var.request_id or ngx.var.connection .. "-" .. ngx.var.connection_requests
 end
 
--- Answers with the official envelope and ends the request.
-function M.reply(status, code, message, data)
+-- The official envelope as JSON text around data already encoded (data_json, or nil for an
+-- answer without data): what is encoded once (a stored task view) is not encoded again.
+local SUCCEED = '{"code":0,"message":"SUCCEED","request_id":"'
+function M.envelope(code, message, data_json)
+  local rid = request_id()
+  local head
+  if code == 0 and message == "SUCCEED" and rid:find("^[%w-]+$") then
+    head = SUCCEED .. rid .. '"' -- the usual answer: nothing to escape
+  else
+    head = '{"code":' .. string.format("%d", code) .. ',"message":' .. (json.encode(tostring(message)) or '""')
+      .. ',"request_id":' .. (json.encode(rid) or '""')
+  end
+  return head .. (data_json and (',"data":' .. data_json) or "") .. "}"
+end
+
+-- reply_json(status, code, message, data_json): answers with the envelope and ends the request.
+function M.reply_json(status, code, message, data_json)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
-  ngx.say(json.encode { code = code, message = message, request_id = request_id(), data = data })
+  ngx.say(M.envelope(code, message, data_json))
   return ngx.exit(status)
+end
+
+-- Answers with the official envelope and ends the request.
+function M.reply(status, code, message, data)
+  return M.reply_json(status, code, message, data ~= nil and json.encode(data) or nil)
 end
 
 function M.ok(data)

@@ -95,10 +95,14 @@ local function list_key(rec)
   return "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
 end
 
-function Tasks:create(rec)
-  local s, err = encode(rec)
+-- create(rec [, s]) (s: rec already encoded)
+function Tasks:create(rec, s)
+  local err
   if not s then
-    return nil, err
+    s, err = encode(rec)
+    if not s then
+      return nil, err
+    end
   end
   local res, rerr = self.redis:run(CREATE, rec.id, s, xkey(rec))
   if not res then
@@ -109,6 +113,31 @@ function Tasks:create(rec)
     return nil, "exists"
   end
   return true
+end
+
+-- create_held(rec, s, meter, micros, info) -> entry | nil, err, stage ("task" or "hold"):
+-- the record and its reservation in one round trip (kling.gateway.redis run_many); a record
+-- whose hold was refused is removed again (a refusal costs a second trip, a create does not).
+function Tasks:create_held(rec, s, meter, micros, info)
+  local call, read = meter:reserve_call(rec.account, rec.id, micros, info, "t:" .. rec.id)
+  local res, err = self.redis:run_many({ CREATE, rec.id, s, xkey(rec), n = 4 }, call)
+  if not res then
+    return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
+  end
+  local made = res[1]
+  if type(made) == "table" then
+    return nil, tostring(made[2]), "task"
+  elseif made == -1 then
+    return nil, "external_task_id exists", "task"
+  elseif made == -2 then
+    return nil, "exists", "task"
+  end
+  local e, herr = read(res[2])
+  if not e then
+    self:drop(rec)
+    return nil, herr, "hold"
+  end
+  return e
 end
 
 function Tasks:publish(rec, poll)
@@ -132,7 +161,8 @@ function Tasks:drop(rec)
   end)
 end
 
-function Tasks:get(id)
+-- text(id) -> the record as stored (JSON), final | nil
+function Tasks:text(id)
   local r = self.redis
   local v = r:with(function(red)
     return red:mget(r.prefix .. "f:" .. id, r.prefix .. "t:" .. id)
@@ -143,6 +173,14 @@ function Tasks:get(id)
   local final = type(v[1]) == "string"
   local s = final and v[1] or v[2]
   if type(s) ~= "string" then
+    return nil
+  end
+  return s, final
+end
+
+function Tasks:get(id)
+  local s, final = self:text(id)
+  if not s then
     return nil
   end
   return json.decode(s), final
