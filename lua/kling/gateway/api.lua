@@ -246,7 +246,7 @@ M.VIEWS_MAX = 4096 -- task views kept per worker for queries
 -- (a worker keeps the last view of each record it was asked for, keyed by the record's text:
 -- a changed record is a different text, so a view is never stale).
 function M.query(G, account, endpoint, id)
-  local s, final = G.tasks:text(id)
+  local s = G.tasks:text(id)
   local views = G.views
   local v = s and views and views[id]
   if not (v and v.s == s) then
@@ -255,7 +255,7 @@ function M.query(G, account, endpoint, id)
       return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
     end
     v = { s = s, account = rec.account, endpoint = rec.endpoint, json = json.encode(official.view(rec)) }
-    if views and final ~= nil then
+    if views then
       if G.views_n >= M.VIEWS_MAX then
         views, G.views_n = {}, 0
         G.views = views

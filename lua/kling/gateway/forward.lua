@@ -6,10 +6,10 @@
 -- subrequest and no Lua HTTP client on the way.
 --
 -- The HTTP status goes out before the upstream's body is read: a 2xx answer is 200 (the task
--- was made, or its answer is unreadable and it is looked up by its external id), no answer
--- at all (nginx's own 502/504: connect failed, reset, timeout) is 200 too (looked up, never
--- resent), and any other status is mapped from the upstream's status alone; the body then
--- carries the code read from the upstream's answer.
+-- was made, or its answer is unreadable and it is looked up by its external id), so is an
+-- answer after which the task may exist (no answer at all: nginx's own 502/504; an upstream
+-- 5xx: looked up, never resent, as the Lua client decides); any other status is mapped from
+-- the upstream's status alone, and the body carries the code read from the upstream's answer.
 --
 -- With the Redis store the record is written from a timer (these phases have no cosockets):
 -- until it is, the task is in its creating state, which the reservation made in access phase
@@ -66,10 +66,12 @@ function M.header_filter()
   c.upstream_status = status
   c.content_type = ngx.header["Content-Type"]
   c.request_id = ngx.header["X-Request-Id"]
-  if not c.answered or (status >= 200 and status < 300) then
-    ngx.status = 200
+  local err = c.answered and (status < 200 or status >= 300) and M.error(c, { status = status, sent = true,
+    received = true })
+  if err and not err.uncertain then
+    ngx.status = api.upstream_error(err).status
   else
-    ngx.status = api.upstream_error(M.error(c, { status = status, sent = true, received = true })).status
+    ngx.status = 200 -- made, or maybe made (looked up by its external id)
   end
   for k in pairs(ngx.resp.get_headers()) do
     ngx.header[k] = nil -- the upstream's own headers are not the client's business
