@@ -116,6 +116,41 @@ local function read(c, body)
   return nil, M.error(c, f)
 end
 
+M.BATCH = 200 -- created records published per Redis round trip
+
+-- Records what the body filters of this worker decided, from one timer: the created ones
+-- published in batches (one round trip each), the others one by one.
+local function flush(_, G)
+  G.flush_scheduled = false
+  local pending = G.pending
+  G.pending = {}
+  local created = {}
+  for _, p in ipairs(pending) do
+    if p.how == "created" then
+      created[#created + 1] = p.c.rec
+    else
+      api.record(G, p.c, p.how, p.t)
+    end
+  end
+  for i = 1, #created, M.BATCH do
+    G.tasks:publish_many(created, i, math.min(#created, i + M.BATCH - 1))
+  end
+end
+
+-- later(G, create, how, t): recorded by this worker's next flush.
+function M.later(G, c, how, t)
+  local pending = G.pending
+  pending[#pending + 1] = { c = c, how = how, t = t }
+  if not G.flush_scheduled then
+    local ok, err = ngx.timer.at(0, flush, G)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: cannot record ", c.rec.id, " now (it is looked up later): ", err)
+      return
+    end
+    G.flush_scheduled = true
+  end
+end
+
 -- body_filter_by_lua: the upstream's answer collected, then replaced by the gateway's.
 function M.body_filter(G)
   local c = ngx.ctx.kling_create
@@ -137,13 +172,9 @@ function M.body_filter(G)
   local how, answer = api.outcome(G, c, t, err)
   if G.redis then
     -- No cosockets here: the store learns it from a timer (the creating record and its hold,
-    -- written in access phase, cover a crash until then).
-    local ok, terr = ngx.timer.at(0, function()
-      api.record(G, c, how, t)
-    end)
-    if not ok then
-      ngx.log(ngx.ERR, "kling gateway: cannot record ", c.rec.id, " now (it is looked up later): ", terr)
-    end
+    -- written in access phase, cover a crash until then), several creates per timer and per
+    -- round trip.
+    M.later(G, c, how, t)
   else
     answer = api.record(G, c, how, t) or answer
   end

@@ -168,6 +168,7 @@ end
 -- and the poller's timer.
 function M.init_worker()
   G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
+  G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   local client
   G.client = function()
     if not client then

@@ -10,6 +10,8 @@
 -- q:new and q:news (lists).
 local json = require "kling.json"
 
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
+
 local Tasks = {}
 Tasks.__index = Tasks
 Tasks.durable_create = true -- create() already keeps the record (no save before forwarding)
@@ -145,6 +147,19 @@ function Tasks:publish(rec, poll)
   local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
+  end
+end
+
+-- publish_many(recs, from, to): publish(rec, true) of recs[from..to], in one round trip.
+function Tasks:publish_many(recs, from, to)
+  local calls = {}
+  for i = from, to do
+    local rec = recs[i]
+    calls[#calls + 1] = { PUBLISH, rec.id, encode(rec) or "{}", rec.upstream_id or "", list_key(rec), "1", n = 6 }
+  end
+  local res, err = self.redis:run_many(unpack(calls))
+  if not res then
+    ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", #calls, " tasks (they are looked up later): ", err)
   end
 end
 
