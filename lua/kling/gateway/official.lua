@@ -2,6 +2,7 @@
 -- canonical request (so that it can go to any provider and be priced), the gateway's task
 -- records shown as official task objects, and the envelope {code, message, request_id, data}.
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local core = require "kling.core"
 local json = require "kling.json"
 local public_url = require "kling.gateway.public_url"
 local validate = require "kling.validate"
@@ -153,8 +154,16 @@ function M.created(rec)
   }
 end
 
+-- A request id unique across workers, nodes and restarts without nginx's $request_id (16
+-- random bytes drawn per request: the costliest line of a create's answer): a prefix drawn once
+-- per worker process (a constant of the process, set on its first answer), then nginx's
+-- connection and request numbers.
+local worker_prefix
 local function request_id()
-  return ngx.var.request_id or ngx.var.connection .. "-" .. ngx.var.connection_requests
+  if not worker_prefix then
+    worker_prefix = core.random_hex(6) .. "-"
+  end
+  return worker_prefix .. ngx.var.connection .. "-" .. ngx.var.connection_requests
 end
 
 -- The official envelope as JSON text around data already encoded (data_json, or nil for an
