@@ -44,8 +44,8 @@ end
 
 local function node_start(i)
   local n = nodes[i]
-  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
-    h.q(base .. "/gateway.json"), h.q(n.dir), n.port))
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d --ca-file %s"):format(
+    h.q(h.src), h.q(base .. "/gateway.json"), h.q(n.dir), n.port, h.q(sim.ca_file)))
   assert(ok, "kling gateway start: " .. out)
   n.info = assert(json.decode(out:match("{.*}")), out)
 end
@@ -159,8 +159,9 @@ local function run()
     nodes[i] = { dir = base .. "/node" .. i, port = h.free_port() }
   end
   h.write(base .. "/gateway.json", json.encode {
-    upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
-      timeout = 5 },
+    -- Over TLS (verified against the simulator's CA): creates go by the nodes' own proxy_pass.
+    upstream = { provider = "kling", base_url = "https://localhost:" .. sim.https:match(":(%d+)$"),
+      access_key = sim.access_key, secret_key = sim.secret_key, timeout = 5 },
     callback_url = url(2, "/kling/callback"), webhook_secret = SIM_SECRET, admin_key = ADMIN_KEY,
     store = { redis = "redis://127.0.0.1:" .. redis_port .. "/0" },
     poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
