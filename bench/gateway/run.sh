@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost of metering: requests per second and p99 latency through the gateway as
 # `kling gateway start` runs it (auth, validation, pricing, a reservation, journal lines, the
-# forward through nginx's proxy_pass by subrequest, the task record), with its shared-dict
+# forward by the /v1/ location's own proxy_pass, the task record), with its shared-dict
 # store and with its Redis store, against plain proxy_pass to the same upstream (a simulator
 # of its own); each nginx with one worker, in the same run, on loopback.
 #   bench/gateway/run.sh   (env: BUILD=build, SECONDS_EACH=5, CONNS=32, THREADS=2, APPENDFSYNC=everysec)
@@ -63,8 +63,11 @@ cp "$work/gateway.json" "$work/gateway-redis.json"
 lua5.4 bin/kling gateway start --config "$work/gateway-redis.json" --dir "$work/gw-redis" --port "$rd_port" >/dev/null
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"
+fl_port=$(free_port)
 cat > "$work/nginx/nginx.conf" <<CONF
 $user_line
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 worker_processes 1;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
@@ -88,6 +91,17 @@ http {
       proxy_pass http://sim;
     }
   }
+  # The floor of any Lua on the way: the same proxy_pass behind an empty access_by_lua.
+  server {
+    listen 127.0.0.1:$fl_port;
+    location / {
+      access_by_lua_block { }
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Authorization "Bearer $sim_key";
+      proxy_pass http://sim;
+    }
+  }
 }
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/stdout" 2>&1 &
@@ -95,31 +109,46 @@ pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$px_port/" && break; sleep 0.05; done
 
 reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
-# One wrk run; prints "<requests/s> <p99 ms> <non-2xx>".
-measure() { # $1 script, $2 url
-  local out rps p99 bad
+# The one worker of an nginx (its master's pid in $1) and its CPU time so far (clock ticks).
+worker_of() { pgrep -P "$1" | head -1; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# One wrk run; prints "<requests/s> <p99 ms> <non-2xx> <CPU us per request of the worker $3>".
+measure() { # $1 script, $2 url, $3 worker pid
+  local out rps p99 bad t0 n
+  t0=$(ticks "$3")
   out=$(GW_KEY=bench-key wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "bench/gateway/$1" "$2")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  echo "$rps $p99 ${bad:-0}"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$rps $p99 ${bad:-0} $(echo "($(ticks "$3") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
 }
 row() { # name, gateway result, proxy result
-  read -r g_rps g_p99 g_bad <<<"$2"
-  read -r p_rps p_p99 p_bad <<<"$3"
-  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" "$p_p99" \
-    "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))"
+  read -r g_rps g_p99 g_bad g_cpu <<<"$2"
+  read -r p_rps p_p99 p_bad p_cpu <<<"$3"
+  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" "$p_p99" \
+    "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" "$p_cpu"
 }
 
-echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs"
+echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs;" \
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx | gateway worker CPU us/req | proxy_pass worker CPU us/req |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+gw_w=$(worker_of "$(cat "$work/gw/gateway.pid")")
+rd_w=$(worker_of "$(cat "$work/gw-redis/gateway.pid")")
+px_w=$(worker_of "$pid")
 reset_sim
-g=$(measure create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video")
+g=$(measure create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video" "$gw_w")
 reset_sim
-p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video")
+p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
 row "create (POST, metered)" "$g" "$p"
+
+reset_sim
+g=$(measure create.lua "http://127.0.0.1:$fl_port/v1/videos/text2video" "$px_w")
+reset_sim
+p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
+row "floor: create through an empty access_by_lua" "$g" "$p"
 
 # A task both paths can query: made through the gateway (its id there) and directly.
 reset_sim
@@ -128,17 +157,18 @@ gw_task=$(curl -fs -H 'Authorization: Bearer bench-key' -H 'Content-Type: applic
   "http://127.0.0.1:$gw_port/v1/videos/text2video" | jq -r .data.task_id)
 px_task=$(curl -fs -H 'Content-Type: application/json' -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' \
   "http://127.0.0.1:$px_port/v1/videos/text2video" | jq -r .data.task_id)
-g=$(measure query.lua "http://127.0.0.1:$gw_port/v1/videos/text2video/$gw_task")
-p=$(measure query.lua "http://127.0.0.1:$px_port/v1/videos/text2video/$px_task")
+g=$(measure query.lua "http://127.0.0.1:$gw_port/v1/videos/text2video/$gw_task" "$gw_w")
+p=$(measure query.lua "http://127.0.0.1:$px_port/v1/videos/text2video/$px_task" "$px_w")
 row "query (GET, from the gateway's table)" "$g" "$p"
 
 # The same creates with the Redis store (several nodes' shape, one node here).
 reset_sim
-g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video")
+g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video" "$rd_w")
 reset_sim
-p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video")
+p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
 row "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" "$g" "$p"
 echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in gw gw-redis; do
   port=$gw_port; [ "$d" = gw-redis ] && port=$rd_port
   spent=$(curl -fs -H "Authorization: Bearer $admin_key" "http://127.0.0.1:$port/gateway/admin" \

@@ -425,6 +425,22 @@ local function run()
   h.check("issue 12.1: ... which neither the shared secret nor another client's secret verifies",
     not verifies(CLIENT_SECRET) and not (bob_secret and verifies(bob_secret)))
 
+  -- ---- issue 12 (speed): one journal line per create, its reservation carrying the record ----
+  res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = PROMPT .. " (one journal line)" })
+  local one_id = res.json and res.json.data and res.json.data.task_id
+  local lines = {}
+  for l in (h.read(prefix .. "/ledger.jsonl") or ""):gmatch("[^\n]+") do
+    if one_id and l:find(one_id, 1, true) then
+      lines[#lines + 1] = json.decode(l)
+    end
+  end
+  h.check("issue 12 speed: a create is journaled on one line: its reservation, carrying the task record",
+    res.status == 200 and #lines == 1 and lines[1].op == "reserve" and type(lines[1].record) == "table"
+    and lines[1].record.id == one_id and lines[1].record.state == "creating", json.encode(lines))
+  h.check("issue 12 speed: ... and the task ends and is settled from it", (wait_end(alice, "videos/text2video",
+    one_id) or {}).final_unit_deduction == "1")
+
   -- ---- fail closed: a journal that cannot be written refuses creates, until it can again ----
   local jpath = prefix .. "/ledger.jsonl"
   h.sh(("mv %s %s.keep && ln -s /dev/full %s"):format(h.q(jpath), h.q(jpath), h.q(jpath)))

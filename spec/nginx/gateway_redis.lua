@@ -44,8 +44,8 @@ end
 
 local function node_start(i)
   local n = nodes[i]
-  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
-    h.q(base .. "/gateway.json"), h.q(n.dir), n.port))
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d --ca-file %s"):format(
+    h.q(h.src), h.q(base .. "/gateway.json"), h.q(n.dir), n.port, h.q(sim.ca_file)))
   assert(ok, "kling gateway start: " .. out)
   n.info = assert(json.decode(out:match("{.*}")), out)
 end
@@ -159,8 +159,9 @@ local function run()
     nodes[i] = { dir = base .. "/node" .. i, port = h.free_port() }
   end
   h.write(base .. "/gateway.json", json.encode {
-    upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
-      timeout = 5 },
+    -- Over TLS (verified against the simulator's CA): creates go by the nodes' own proxy_pass.
+    upstream = { provider = "kling", base_url = "https://localhost:" .. sim.https:match(":(%d+)$"),
+      access_key = sim.access_key, secret_key = sim.secret_key, timeout = 5 },
     callback_url = url(2, "/kling/callback"), webhook_secret = SIM_SECRET, admin_key = ADMIN_KEY,
     store = { redis = "redis://127.0.0.1:" .. redis_port .. "/0" },
     poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
@@ -275,9 +276,72 @@ local function lost_answer()
     json.encode { a.spent, ledger.units_total })
 end
 
+-- issue 12 (speed): creates go upstream by the /v1/ location's own proxy_pass, the answer
+-- read in its body filter. An upstream refusal is the client's answer (status from the
+-- upstream's, code from its body) and gives the hold back; an accepted create whose answer is
+-- unreadable is a task, looked up by its external id, never resent.
+local function upstream_answers()
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "10" } })
+  local function create(prompt)
+    return h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+      body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = prompt } })
+  end
+  local function wait_view(id)
+    local view
+    local limit = h.now() + 30
+    repeat
+      h.sleep(0.3)
+      local r = h.request("GET", url(2, "/v1/videos/text2video/" .. tostring(id)),
+        { headers = { authorization = "Bearer " .. KEY } })
+      view = r.json and r.json.data
+    until (view and (view.task_status == "succeed" or view.task_status == "failed")) or h.now() > limit
+    return view
+  end
+  local before = admin(1)
+  local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "429", method = "POST", count = 1 } } })
+  local res = create("refused upstream: 429")
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  h.check("issue 12 speed: a create refused upstream (429, code 1302) answers 429 with that code, through proxy_pass",
+    res.status == 429 and res.json and res.json.code == 1302 and res.json.data == nil, res.status .. " " .. res.body)
+  h.check("issue 12 speed: ... and nothing stays held or is created",
+    h.sim_admin(sim, "GET", "/_sim/stats").creates == creates and wait_settled(10).reserved == before.reserved,
+    json.encode { admin(1).reserved, before.reserved })
+  -- A 5xx on a create may hide a task: like the Lua client, the gateway looks it up.
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "5xx", status = 500, method = "POST", count = 1 } } })
+  res = create("answered 500 upstream")
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  local id5 = res.json and res.json.data and res.json.data.task_id
+  h.check("issue 12 speed: a create answered 500 upstream is a task for the client (200): it may exist",
+    res.status == 200 and id5 ~= nil, res.status .. " " .. res.body)
+  local v5 = wait_view(id5)
+  h.check("issue 12 speed: ... looked up, not found: it ends failed and nothing is charged, never resent",
+    v5 and v5.task_status == "failed" and v5.final_unit_deduction == "0"
+    and h.sim_admin(sim, "GET", "/_sim/stats").creates == creates, json.encode(v5))
+  before = admin(1)
+  creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "malformed", method = "POST", phase = "after",
+    count = 1 } } })
+  res = create("answer unreadable")
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  local id = res.json and res.json.data and res.json.data.task_id
+  h.check("issue 12 speed: an accepted create whose answer is unreadable is a task for the client (200)",
+    res.status == 200 and id ~= nil and id:find("^gw") ~= nil, res.body)
+  h.check("issue 12 speed: ... sent once", h.sim_admin(sim, "GET", "/_sim/stats").creates == creates + 1)
+  local view = wait_view(id)
+  h.check("issue 12 speed: ... found by its external id and settled (1)", view and view.task_status == "succeed"
+    and view.final_unit_deduction == "1", json.encode(view))
+  local a = wait_settled(20)
+  h.check("issue 12 speed: ... and the spend equals the simulator's ledger",
+    micros(a.spent) == micros(h.sim_admin(sim, "GET", "/_sim/ledger").units_total)
+    and micros(a.spent) - micros(before.spent) == micros("1"), a.spent)
+end
+
 local ok, err = pcall(function()
   run()
   lost_answer()
+  upstream_answers()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

@@ -43,6 +43,22 @@ check "issue 12.3: the started gateway answers its clients" '[[ "$body" == *"\"b
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")
 check "issue 12.3: ... and its operators (admin API with admin_key)" '[ "$code" = 200 ]'
+# Creates go out by the /v1/ location's own proxy_pass here (kling.gateway.forward): still fail closed.
+mv "$T/journal/ledger.jsonl" "$T/journal/ledger.keep" && ln -s /dev/full "$T/journal/ledger.jsonl"
+curl -s -o /dev/null -X POST -H 'Authorization: Bearer admin-0123456789abcdef' \
+  "http://127.0.0.1:$port/gateway/admin/journal/reopen"
+out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' -H 'Content-Type: application/json' \
+  -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' "http://127.0.0.1:$port/v1/videos/text2video")
+balance=$(curl -s -H 'Authorization: Bearer gw-alice' "http://127.0.0.1:$port/gateway/balance")
+check "issue 12.2 (creates by proxy_pass): a journal that cannot be written: 503, code 5001, nothing held or sent" \
+  '[[ "$out" == *"\"code\":5001"* ]] && [[ "$out" == *" 503" ]] && [[ "$balance" == *"\"balance\":\"10\""* ]]'
+rm "$T/journal/ledger.jsonl" && mv "$T/journal/ledger.keep" "$T/journal/ledger.jsonl"
+curl -s -o /dev/null -X POST -H 'Authorization: Bearer admin-0123456789abcdef' \
+  "http://127.0.0.1:$port/gateway/admin/journal/reopen"
+out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' -H 'Content-Type: application/json' \
+  -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' "http://127.0.0.1:$port/v1/videos/text2video")
+check "issue 12 speed: ... once it can be written, a create is held and sent (no upstream here: 200, looked up)" \
+  '[[ "$out" == *"\"task_id\":\"gw"* ]] && [[ "$out" == *" 200" ]] && grep -q "\"op\":\"reserve\"" "$T/journal/ledger.jsonl"'
 pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
 kling gateway stop --dir "$T/gw" 2>/dev/null
 check "issue 12.3: stop ends nginx (gone, or a zombie not yet reaped)" \

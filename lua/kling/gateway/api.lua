@@ -65,8 +65,14 @@ local function pricing(G, req, endpoint)
   return p
 end
 
-local function new_id()
-  return "gw" .. core.random_hex(12)
+-- A task id: this worker's random prefix and a counter (unique across workers, nodes and
+-- restarts without drawing random bytes per create).
+local function new_id(G)
+  G.id_n = (G.id_n or 0) + 1
+  if not G.id_prefix or G.id_n > 0xffffffff then
+    G.id_prefix, G.id_n = core.random_hex(8), 1
+  end
+  return "gw" .. G.id_prefix .. string.format("%08x", G.id_n)
 end
 
 -- The answer of a synchronous endpoint: the upstream's own data, with the gateway's id and
@@ -86,8 +92,12 @@ local function refuse(reason, e)
   return official.fail(e)
 end
 
--- POST /v1/<endpoint>
-function M.create(G, account, endpoint)
+-- admit(G, account, endpoint) -> create | nil (refused: answered). Everything a create does
+-- before anything is forwarded: the body read as a canonical request and validated, priced,
+-- the task recorded and its estimate held, journaled on one line (a gateway that cannot
+-- write its journal forwards nothing: fail closed). create = {rec, fwd (the request to send
+-- upstream), client, def, findable}.
+function M.admit(G, account, endpoint)
   local raw, rerr = callback.raw_body()
   if not raw then
     return refuse("validation", { status = 413, code = 1200, message = rerr })
@@ -115,96 +125,147 @@ function M.create(G, account, endpoint)
   end
   local now = core.wall_ms()
   local rec = {
-    id = new_id(), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
+    id = new_id(G), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
     external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
     request = official.facts(preq), quote = core.money_format(quote.micros),
   }
-  local cok, cerr = G.tasks:create(rec)
-  if not cok then
-    if cerr == "external_task_id exists" then
+  -- Encoded once: the same text goes into the task table and, with the reservation, into
+  -- the journal (one line per create).
+  local s, eerr = json.encode(rec)
+  if not s then
+    return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
+      .. tostring(eerr) })
+  end
+  -- Recorded and held (journaled on one line, or one Redis round trip) before anything leaves
+  -- the gateway: after a crash from here on, the task is looked up by its id.
+  local held, herr, stage = track.create_held(G, rec, quote.micros, s)
+  if not held and stage == "task" then
+    if herr == "external_task_id exists" then
       return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
         .. " already exists" })
     end
     return refuse(G.redis and "store" or "capacity", { status = 503, code = 5001,
-      message = "the gateway cannot take more tasks now: " .. cerr })
-  end
-  -- The balance is checked and held before anything leaves the gateway.
-  local held, berr = track.reserve(G, rec, quote.micros)
-  if not held then
-    G.tasks:drop(rec)
-    if berr.kind == "budget" then
+      message = "the gateway cannot take more tasks now: " .. tostring(herr) })
+  elseif not held then
+    if herr.kind == "budget" then
       return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
-        .. tostring(berr.message) })
+        .. tostring(herr.message) })
     end
     return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
-      .. " (nothing was forwarded): " .. tostring(berr.message) })
+      .. " (nothing was forwarded): " .. tostring(herr.message) })
   end
-  -- Journaled before forwarding: after a crash from here on, the task is looked up by its id.
-  -- A gateway that cannot write its journal forwards nothing (fail closed).
-  local saved, serr = true, nil
-  if not G.tasks.durable_create then -- (Redis keeps the record from create() on)
-    saved, serr = G.tasks:save(rec, true)
-  end
-  if not saved then
-    track.unreserve(G, rec)
-    G.tasks:drop(rec)
-    return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
-      .. " (nothing was forwarded): " .. tostring(serr) })
-  end
-  local caps = client.provider.capabilities
-  if caps.external_ids and (not client.provider.takes or client.provider.takes(endpoint, "external_task_id")) then
-    fwd.external_task_id = rec.id -- lets a lost answer be found again, and callbacks name our task
+  local provider = client.provider
+  local caps = provider.capabilities
+  -- Our id upstream lets a lost answer (or a crash before the created record is written) be
+  -- found again, and callbacks name our task; without it the created record is journaled.
+  local findable = false
+  if caps.external_ids and (not provider.takes or provider.takes(endpoint, "external_task_id")) then
+    fwd.external_task_id = rec.id
+    findable = true
   end
   if G.cfg.callback_url and G.cfg.callbacks and def and not def.sync and caps.callbacks
-    and (not client.provider.takes or client.provider.takes(endpoint, "callback_url")) then
+    and (not provider.takes or provider.takes(endpoint, "callback_url")) then
     fwd.callback_url = G.cfg.callback_url
   end
   metrics.inc("kling_gateway_creates_forwarded_total")
-  local sent_at = ngx.now()
-  local t, err = client:submit(fwd)
-  ngx.update_time()
-  metrics.observe("create", ngx.now() - sent_at)
-  if t and t:is_terminal() then
-    -- Synchronous: the answer is the result, charged at once.
+  return { rec = rec, fwd = fwd, client = client, def = def, findable = findable }
+end
+
+-- outcome(G, create, t, err) -> how, answer: what the upstream's answer (a task t, or err)
+-- makes of the create, and the client's answer {status, code, message, data_json}. how:
+-- "sync" (ended: charged at once), "created", "lookup" (its fate is unknown: looked up by
+-- its external id, never resent), "refused". Changes only the record; record() stores it.
+function M.outcome(_, c, t, err)
+  local rec = c.rec
+  if t and track.TERMINAL[t.status] then
+    -- Synchronous (or ended at once): the answer is the result, charged at once.
     rec.status, rec.message, rec.upstream_id = t.status, t.message, t.id
     rec.result = official.result(t)
     rec.usage = budget.usage(t)
-    G.tasks:publish(rec, false)
-    track.finish(G, rec)
-    if rec.status ~= "succeeded" then
-      return official.fail { status = 400, code = 1201, message = rec.message or "failed" }
-    end
-    return official.ok(sync_data(rec, t))
+    return "sync"
   end
   if t then
     rec.upstream_id, rec.status, rec.state = t.id, t.status, "active"
     rec.updated_at = core.wall_ms()
-    G.tasks:publish(rec, true)
-    return official.ok(official.created(rec))
+    return "created", { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(official.created(rec)) }
   end
   if err.uncertain then
-    -- It may exist upstream: it stays reserved and is looked up by its external id.
     rec.state = "lookup"
-    G.tasks:save(rec)
-    G.tasks:publish(rec, true)
-    return official.ok(official.created(rec))
+    return "lookup", { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(official.created(rec)) }
   end
-  track.unreserve(G, rec)
-  G.tasks:drop(rec)
-  return refuse("upstream", M.upstream_error(err))
+  metrics.inc("kling_gateway_refusals_total", 'reason="upstream"')
+  local e = M.upstream_error(err)
+  return "refused", { status = e.status, code = e.code, message = e.message }
+end
+
+-- record(G, create, how [, t]): stores what outcome() decided (needs the store: cosockets
+-- with Redis). A sync task ends here, and its answer (charged) is returned.
+function M.record(G, c, how, t)
+  local rec = c.rec
+  if how == "sync" then
+    G.tasks:publish(rec, false, false)
+    track.finish(G, rec)
+    if rec.status ~= "succeeded" then
+      return { status = 400, code = 1201, message = rec.message or "failed" }
+    end
+    return { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(sync_data(rec, t)) }
+  elseif how == "created" then
+    G.tasks:publish(rec, true, not c.findable)
+  elseif how == "lookup" then
+    G.tasks:save(rec, true)
+    G.tasks:publish(rec, true, false)
+  else
+    track.unreserve(G, rec)
+    G.tasks:drop(rec)
+  end
+end
+
+-- POST /v1/<endpoint>, forwarded by the Lua client (over nginx's proxy by subrequest when
+-- the conf has the proxy location, else cosockets).
+function M.create(G, account, endpoint)
+  local c = M.admit(G, account, endpoint)
+  if not c then
+    return
+  end
+  local sent_at = ngx.now()
+  local t, err = c.client:submit(c.fwd)
+  ngx.update_time()
+  metrics.observe("create", ngx.now() - sent_at)
+  local how, answer = M.outcome(G, c, t, err)
+  answer = M.record(G, c, how, t) or answer
+  return official.reply_json(answer.status, answer.code, answer.message, answer.data_json)
 end
 
 local function mine(rec, account, endpoint)
   return rec and rec.account == account.name and rec.endpoint == endpoint
 end
 
--- GET /v1/<endpoint>/<id>
+M.VIEWS_MAX = 4096 -- task views kept per worker for queries
+
+-- GET /v1/<endpoint>/<id>: the stored record's view, encoded once per version of the record
+-- (a worker keeps the last view of each record it was asked for, keyed by the record's text:
+-- a changed record is a different text, so a view is never stale).
 function M.query(G, account, endpoint, id)
-  local rec = G.tasks:get(id)
-  if not mine(rec, account, endpoint) then
+  local s = G.tasks:text(id)
+  local views = G.views
+  local v = s and views and views[id]
+  if not (v and v.s == s) then
+    local rec = s and json.decode(s)
+    if not mine(rec, account, endpoint) then
+      return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
+    end
+    v = { s = s, account = rec.account, endpoint = rec.endpoint, json = json.encode(official.view(rec)) }
+    if views then
+      if G.views_n >= M.VIEWS_MAX then
+        views, G.views_n = {}, 0
+        G.views = views
+      end
+      views[id], G.views_n = v, G.views_n + 1
+    end
+  elseif v.account ~= account.name or v.endpoint ~= endpoint then
     return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
   end
-  return official.ok(official.view(rec))
+  return official.reply_json(200, 0, "SUCCEED", v.json)
 end
 
 -- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=

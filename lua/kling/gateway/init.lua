@@ -15,6 +15,7 @@ local proxy = require "kling.gateway.proxy"
 local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
 local api = require "kling.gateway.api"
+local forward = require "kling.gateway.forward"
 local track = require "kling.gateway.track"
 local kling = require "kling"
 local resty = require "kling.resty"
@@ -166,6 +167,8 @@ end
 -- init_worker() in init_worker_by_lua: the upstream client (made on first use, per worker)
 -- and the poller's timer.
 function M.init_worker()
+  G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
+  G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   local client
   G.client = function()
     if not client then
@@ -221,8 +224,10 @@ local function caller()
   return account
 end
 
--- location /v1/ { content_by_lua_block { require("kling.gateway").api() } }
-function M.api()
+-- location /v1/ { content_by_lua_block { require("kling.gateway").api() } }, or (creates
+-- forwarded by the location's own proxy_pass: kling.gateway.forward, as kling gateway start
+-- renders it) access_by_lua_block { require("kling.gateway").api(true) }.
+function M.api(direct)
   local account = caller()
   local endpoint, id = api.route(ngx.var.uri)
   if not endpoint then
@@ -230,6 +235,10 @@ function M.api()
   end
   local method = ngx.req.get_method()
   if method == "POST" and not id then
+    local def = direct and G.client().provider.endpoints[endpoint]
+    if def and not def.sync then
+      return forward.access(G, account, endpoint) -- answers only a refusal; proxy_pass sends the rest
+    end
     return api.create(G, account, endpoint)
   elseif method == "GET" and id then
     return api.query(G, account, endpoint, id)
@@ -237,6 +246,16 @@ function M.api()
     return api.list(G, account, endpoint)
   end
   return official.fail { status = 405, code = 1202, message = method .. " is not allowed on " .. ngx.var.uri }
+end
+
+-- header_filter_by_lua and body_filter_by_lua of the /v1/ location that forwards creates by
+-- its own proxy_pass: the upstream's answer becomes the gateway's.
+function M.header_filter()
+  return forward.header_filter()
+end
+
+function M.body_filter()
+  return forward.body_filter(G)
 end
 
 -- location = /gateway/balance

@@ -85,7 +85,7 @@ function M.render(o)
     "    log_by_lua_block { require(\"kling.gateway\").log() }",
     "    location = /metrics { allow 127.0.0.1; deny all;"
       .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
-    "    location /v1/ { content_by_lua_block { require(\"kling.gateway\").api() } }",
+    proxy.api_location(o.cfg, o.ca_file),
     "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
     "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",

@@ -36,21 +36,34 @@ function M.inc(name, labels, n)
   end
 end
 
--- observe(op, seconds): one upstream call into the latency histogram.
+-- The keys of one op's histogram, made once: observe() is on every create's path.
+local function series(op)
+  local op_label = 'op="' .. M.label(op) .. '"'
+  local out = { count = key("kling_gateway_upstream_seconds_count", op_label),
+    sum = key("kling_gateway_upstream_seconds_sum", op_label) }
+  for i, le in ipairs(M.BUCKETS) do
+    out[i] = key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="' .. le .. '"')
+  end
+  out[#M.BUCKETS + 1] = key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="+Inf"')
+  return out
+end
+local SERIES = { create = series("create"), poll = series("poll"), lookup = series("lookup") }
+
+-- observe(op, seconds): one upstream call into the latency histogram. Each call counts in its
+-- own bucket only (one increment); render() makes the buckets cumulative, as Prometheus reads them.
 function M.observe(op, seconds)
   local d = dict()
   if not d then
     return
   end
-  local op_label = 'op="' .. M.label(op) .. '"'
-  for _, le in ipairs(M.BUCKETS) do
-    if seconds <= le then
-      d:incr(key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="' .. le .. '"'), 1, 0)
-    end
+  local keys = SERIES[op] or series(op)
+  local i = 1
+  while M.BUCKETS[i] and seconds > M.BUCKETS[i] do
+    i = i + 1
   end
-  d:incr(key("kling_gateway_upstream_seconds_bucket", op_label .. ',le="+Inf"'), 1, 0)
-  d:incr(key("kling_gateway_upstream_seconds_count", op_label), 1, 0)
-  d:incr(key("kling_gateway_upstream_seconds_sum", op_label), seconds, 0)
+  d:incr(keys[i], 1, 0)
+  d:incr(keys.count, 1, 0)
+  d:incr(keys.sum, seconds, 0)
 end
 
 -- The route a request took (a bounded label set).
@@ -95,11 +108,33 @@ function M.render(G)
   local d = dict()
   local keys = d and d:get_keys(0) or {}
   table.sort(keys)
+  -- Buckets are stored one per bucket (see observe): written here cumulative, every bucket of
+  -- an op, before its count.
+  local per_bucket = {}
+  for _, k in ipairs(keys) do
+    local op, le = k:match('^kling_gateway_upstream_seconds_bucket{(.*),le="([^"]+)"}$')
+    if op then
+      per_bucket[op] = per_bucket[op] or {}
+      per_bucket[op][le] = d:get(k) or 0
+    end
+  end
   for _, k in ipairs(keys) do
     local name = k:match("^([%w_]+){")
     local base = name and (name:match("^(kling_gateway_upstream_seconds)_") or name)
     head(base)
-    out[#out + 1] = k .. " " .. tostring(d:get(k))
+    local count_op = k:match("^kling_gateway_upstream_seconds_count{(.*)}$")
+    if count_op then
+      local n, counts = 0, per_bucket[count_op] or {}
+      for _, le in ipairs(M.BUCKETS) do
+        n = n + (counts[tostring(le)] or 0)
+        out[#out + 1] = "kling_gateway_upstream_seconds_bucket{" .. count_op .. ',le="' .. le .. '"} ' .. n
+      end
+      out[#out + 1] = "kling_gateway_upstream_seconds_bucket{" .. count_op .. ',le="+Inf"} '
+        .. (n + (counts["+Inf"] or 0))
+    end
+    if not k:find("^kling_gateway_upstream_seconds_bucket{") then
+      out[#out + 1] = k .. " " .. tostring(d:get(k))
+    end
   end
   local function gauge(name, help, kind)
     out[#out + 1] = "# HELP " .. name .. " " .. help

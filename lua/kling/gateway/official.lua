@@ -2,6 +2,7 @@
 -- canonical request (so that it can go to any provider and be priced), the gateway's task
 -- records shown as official task objects, and the envelope {code, message, request_id, data}.
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local core = require "kling.core"
 local json = require "kling.json"
 local public_url = require "kling.gateway.public_url"
 local validate = require "kling.validate"
@@ -153,16 +154,44 @@ function M.created(rec)
   }
 end
 
+-- A request id unique across workers, nodes and restarts without nginx's $request_id (16
+-- random bytes drawn per request: the costliest line of a create's answer): a prefix drawn once
+-- per worker process (a constant of the process, set on its first answer), then nginx's
+-- connection and request numbers.
+local worker_prefix
 local function request_id()
-  return ngx.var.request_id or ngx.var.connection .. "-" .. ngx.var.connection_requests
+  if not worker_prefix then
+    worker_prefix = core.random_hex(6) .. "-"
+  end
+  return worker_prefix .. ngx.var.connection .. "-" .. ngx.var.connection_requests
+end
+
+-- The official envelope as JSON text around data already encoded (data_json, or nil for an
+-- answer without data): what is encoded once (a stored task view) is not encoded again.
+local SUCCEED = '{"code":0,"message":"SUCCEED","request_id":"'
+function M.envelope(code, message, data_json)
+  local rid = request_id()
+  local head
+  if code == 0 and message == "SUCCEED" and rid:find("^[%w-]+$") then
+    head = SUCCEED .. rid .. '"' -- the usual answer: nothing to escape
+  else
+    head = '{"code":' .. string.format("%d", code) .. ',"message":' .. (json.encode(tostring(message)) or '""')
+      .. ',"request_id":' .. (json.encode(rid) or '""')
+  end
+  return head .. (data_json and (',"data":' .. data_json) or "") .. "}"
+end
+
+-- reply_json(status, code, message, data_json): answers with the envelope and ends the request.
+function M.reply_json(status, code, message, data_json)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json; charset=utf-8"
+  ngx.say(M.envelope(code, message, data_json))
+  return ngx.exit(status)
 end
 
 -- Answers with the official envelope and ends the request.
 function M.reply(status, code, message, data)
-  ngx.status = status
-  ngx.header["Content-Type"] = "application/json; charset=utf-8"
-  ngx.say(json.encode { code = code, message = message, request_id = request_id(), data = data })
-  return ngx.exit(status)
+  return M.reply_json(status, code, message, data ~= nil and json.encode(data) or nil)
 end
 
 function M.ok(data)

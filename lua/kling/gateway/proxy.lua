@@ -27,30 +27,26 @@ function M.http_block(cfg)
   return ("  upstream %s {\n    server %s:%d max_fails=0;\n    keepalive 64;\n  }\n"):format(M.UPSTREAM, host, port)
 end
 
-function M.server_block(cfg, ca_file)
+-- The proxy settings both locations share: one attempt (never resent), kept-alive
+-- connections, the upstream's host, TLS verified.
+local function common(lines, cfg, ca_file)
   local origin, scheme, host = M.origin(cfg.upstream.base_url)
   local authority = origin:match("^https?://(.*)$")
   local t = math.ceil(cfg.upstream.timeout)
-  local lines = {
-    "    location " .. M.LOCATION .. "/ {",
-    "      internal;",
-    "      proxy_pass " .. scheme .. "://" .. M.UPSTREAM .. "/;",
+  for _, l in ipairs {
     "      proxy_http_version 1.1;",
     "      proxy_set_header Connection \"\";",
     "      proxy_pass_request_headers off;",
     "      proxy_set_header Host " .. authority .. ";",
-    "      proxy_set_header Authorization $http_x_kling_upstream_authorization;",
-    "      proxy_set_header Content-Type $http_x_kling_upstream_content_type;",
     "      proxy_set_header Accept application/json;",
     "      proxy_next_upstream off;",
     "      proxy_connect_timeout " .. math.ceil(cfg.upstream.connect_timeout) .. "s;",
     "      proxy_send_timeout " .. t .. "s;",
     "      proxy_read_timeout " .. t .. "s;",
-    "      subrequest_output_buffer_size 4m;",
     "      proxy_intercept_errors off;",
-    "      error_page 502 503 = @kling_upstream_no_answer;",
-    "      error_page 504 = @kling_upstream_timeout;",
-  }
+  } do
+    lines[#lines + 1] = l
+  end
   if scheme == "https" then
     lines[#lines + 1] = "      proxy_ssl_server_name on;"
     lines[#lines + 1] = "      proxy_ssl_name " .. host .. ";"
@@ -59,9 +55,44 @@ function M.server_block(cfg, ca_file)
     lines[#lines + 1] = "      proxy_ssl_trusted_certificate " .. ca_file .. ";"
     lines[#lines + 1] = "      proxy_ssl_session_reuse on;"
   end
+  return scheme
+end
+
+function M.server_block(cfg, ca_file)
+  local lines = { "    location " .. M.LOCATION .. "/ {", "      internal;" }
+  local scheme = common(lines, cfg, ca_file)
+  for _, l in ipairs {
+    "      proxy_pass " .. scheme .. "://" .. M.UPSTREAM .. "/;",
+    "      proxy_set_header Authorization $http_x_kling_upstream_authorization;",
+    "      proxy_set_header Content-Type $http_x_kling_upstream_content_type;",
+    "      subrequest_output_buffer_size 4m;",
+    "      error_page 502 503 = @kling_upstream_no_answer;",
+    "      error_page 504 = @kling_upstream_timeout;",
+    "    }",
+    "    location @kling_upstream_no_answer { return 598; }",
+    "    location @kling_upstream_timeout { return 599; }",
+  } do
+    lines[#lines + 1] = l
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- api_location(cfg, ca_file): the gateway's /v1/ location, whose creates go upstream by its
+-- own proxy_pass (kling.gateway.forward); everything else is answered in its access phase.
+function M.api_location(cfg, ca_file)
+  local lines = {
+    "    location /v1/ {",
+    "      set $kling_upstream_path \"\";",
+    "      set $kling_upstream_auth \"\";",
+    "      access_by_lua_block { require(\"kling.gateway\").api(true) }",
+    "      header_filter_by_lua_block { require(\"kling.gateway\").header_filter() }",
+    "      body_filter_by_lua_block { require(\"kling.gateway\").body_filter() }",
+  }
+  local scheme = common(lines, cfg, ca_file)
+  lines[#lines + 1] = "      proxy_set_header Authorization $kling_upstream_auth;"
+  lines[#lines + 1] = "      proxy_set_header Content-Type application/json;"
+  lines[#lines + 1] = "      proxy_pass " .. scheme .. "://" .. M.UPSTREAM .. "$kling_upstream_path;"
   lines[#lines + 1] = "    }"
-  lines[#lines + 1] = "    location @kling_upstream_no_answer { return 598; }"
-  lines[#lines + 1] = "    location @kling_upstream_timeout { return 599; }"
   return table.concat(lines, "\n") .. "\n"
 end
 

@@ -119,6 +119,49 @@ function Redis:run(script, ...)
   end)
 end
 
+-- run_many({script, args..., n = count}, ...) -> {result | {false, err}, ...} | nil, message:
+-- several scripts in one round trip (a pipeline), run one after the other by Redis. A Redis
+-- that forgot the scripts (restarted) ran none of them: they are loaded again and sent once more.
+function Redis:run_many(...)
+  local calls = pack(...)
+  return self:with(function(red)
+    for attempt = 1, 2 do
+      for i = 1, calls.n do
+        local script = calls[i][1]
+        if not self.shas[script] then
+          local sha, err = red:script("load", script)
+          if not sha then
+            return nil, err
+          end
+          self.shas[script] = sha
+        end
+      end
+      red:init_pipeline()
+      for i = 1, calls.n do
+        local c = calls[i]
+        red:evalsha(self.shas[c[1]], 0, self.prefix, unpack(c, 2, c.n))
+      end
+      local res, err = red:commit_pipeline()
+      if not res then
+        return nil, err
+      end
+      local forgot = 0
+      for i = 1, calls.n do
+        local r = res[i]
+        if type(r) == "table" and r[1] == false and tostring(r[2]):find("NOSCRIPT", 1, true) then
+          forgot = forgot + 1
+        end
+      end
+      if forgot == 0 then
+        return res
+      elseif forgot < calls.n or attempt == 2 then
+        return nil, "scripts forgotten by Redis in the middle of a pipeline"
+      end
+      self.shas = {}
+    end
+  end)
+end
+
 -- The poller's leadership across nodes: a key with a TTL, renewed by its holder.
 local LOCK = [[
 local key, me, ttl = ARGV[1] .. 'poller', ARGV[2], ARGV[3]

@@ -48,8 +48,11 @@ local function line(p, op, account, key, task_id, micros, currency, reserved)
 end
 ]]
 
+-- ARGV: p, account, key, micros, task_id, currency, the key that must exist (a task record
+-- made in the same round trip: money is held only for a recorded task) or ''
 local RESERVE = LINE .. [[
 local p, account, key, m, task_id, currency = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+if ARGV[7] ~= '' and redis.call('EXISTS', p .. ARGV[7]) == 0 then return {-4, 0} end
 local a = p .. 'a:' .. account
 if redis.call('HEXISTS', a, 'limit') == 0 then return {-2, 0} end
 if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
@@ -154,18 +157,20 @@ function Meter:known(account)
   return self:account(account) ~= nil
 end
 
-function Meter:reserve(account, key, micros, info)
-  if not whole(micros) then
-    error("kling.gateway.redis_meter:reserve: micros must be a whole number >= 0", 2)
-  end
-  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency)
+-- What a reservation's script answered -> entry | nil, err
+local function reserve_answer(self, res, err, account, key, micros)
   if not res then
     return nil, store_error(err)
+  end
+  if type(res) == "table" and res[1] == false then
+    return nil, store_error(res[2])
   end
   if res[1] == -2 then
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
   elseif res[1] == -3 then
     return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+  elseif res[1] == -4 then
+    return nil, validation("task_key", "'" .. key .. "' has no task record to hold for")
   elseif res[1] == -1 then
     return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
       .. core.money_format(tonumber(res[2])) .. " " .. self.currency .. " available) cannot hold "
@@ -173,6 +178,28 @@ function Meter:reserve(account, key, micros, info)
   end
   return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
     amount = core.money_format(micros), currency = self.currency }
+end
+
+function Meter:reserve(account, key, micros, info)
+  if not whole(micros) then
+    error("kling.gateway.redis_meter:reserve: micros must be a whole number >= 0", 2)
+  end
+  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, "")
+  return reserve_answer(self, res, err, account, key, micros)
+end
+
+-- reserve_call(account, key, micros, {task_id}, record_key) -> call, read: the reservation as
+-- a script call for kling.gateway.redis run_many (sent in the same round trip as the task
+-- record under record_key, held only if that record exists), and read(result) -> entry | nil, err.
+function Meter:reserve_call(account, key, micros, info, record_key)
+  if not whole(micros) then
+    error("kling.gateway.redis_meter:reserve_call: micros must be a whole number >= 0", 2)
+  end
+  local call = { RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, record_key or "",
+    n = 7 }
+  return call, function(res)
+    return reserve_answer(self, res, nil, account, key, micros)
+  end
 end
 
 local function finish(self, key, op, micros, info)

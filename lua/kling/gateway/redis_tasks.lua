@@ -10,6 +10,8 @@
 -- q:new and q:news (lists).
 local json = require "kling.json"
 
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
+
 local Tasks = {}
 Tasks.__index = Tasks
 Tasks.durable_create = true -- create() already keeps the record (no save before forwarding)
@@ -95,10 +97,14 @@ local function list_key(rec)
   return "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
 end
 
-function Tasks:create(rec)
-  local s, err = encode(rec)
+-- create(rec [, s]) (s: rec already encoded)
+function Tasks:create(rec, s)
+  local err
   if not s then
-    return nil, err
+    s, err = encode(rec)
+    if not s then
+      return nil, err
+    end
   end
   local res, rerr = self.redis:run(CREATE, rec.id, s, xkey(rec))
   if not res then
@@ -111,11 +117,49 @@ function Tasks:create(rec)
   return true
 end
 
+-- create_held(rec, s, meter, micros, info) -> entry | nil, err, stage ("task" or "hold"):
+-- the record and its reservation in one round trip (kling.gateway.redis run_many); a record
+-- whose hold was refused is removed again (a refusal costs a second trip, a create does not).
+function Tasks:create_held(rec, s, meter, micros, info)
+  local call, read = meter:reserve_call(rec.account, rec.id, micros, info, "t:" .. rec.id)
+  local res, err = self.redis:run_many({ CREATE, rec.id, s, xkey(rec), n = 4 }, call)
+  if not res then
+    return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
+  end
+  local made = res[1]
+  if type(made) == "table" then
+    return nil, tostring(made[2]), "task"
+  elseif made == -1 then
+    return nil, "external_task_id exists", "task"
+  elseif made == -2 then
+    return nil, "exists", "task"
+  end
+  local e, herr = read(res[2])
+  if not e then
+    self:drop(rec)
+    return nil, herr, "hold"
+  end
+  return e
+end
+
 function Tasks:publish(rec, poll)
   local s = encode(rec)
   local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
+  end
+end
+
+-- publish_many(recs, from, to): publish(rec, true) of recs[from..to], in one round trip.
+function Tasks:publish_many(recs, from, to)
+  local calls = {}
+  for i = from, to do
+    local rec = recs[i]
+    calls[#calls + 1] = { PUBLISH, rec.id, encode(rec) or "{}", rec.upstream_id or "", list_key(rec), "1", n = 6 }
+  end
+  local res, err = self.redis:run_many(unpack(calls))
+  if not res then
+    ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", #calls, " tasks (they are looked up later): ", err)
   end
 end
 
@@ -132,7 +176,8 @@ function Tasks:drop(rec)
   end)
 end
 
-function Tasks:get(id)
+-- text(id) -> the record as stored (JSON), final | nil
+function Tasks:text(id)
   local r = self.redis
   local v = r:with(function(red)
     return red:mget(r.prefix .. "f:" .. id, r.prefix .. "t:" .. id)
@@ -143,6 +188,14 @@ function Tasks:get(id)
   local final = type(v[1]) == "string"
   local s = final and v[1] or v[2]
   if type(s) ~= "string" then
+    return nil
+  end
+  return s, final
+end
+
+function Tasks:get(id)
+  local s, final = self:text(id)
+  if not s then
     return nil
   end
   return json.decode(s), final

@@ -85,9 +85,30 @@ end
 -- Every reservation, settlement and release of the gateway is decided in this file (the
 -- meter, kling.resty.meter or kling.gateway.redis_meter, carries them out).
 
--- reserve(G, rec, micros) -> entry | nil, err: the estimate held before anything is forwarded.
-function M.reserve(G, rec, micros)
-  return G.meter:reserve(rec.account, rec.id, micros, { task_id = rec.id })
+-- reserve(G, rec, micros, s) -> entry | nil, err: the estimate held before anything is
+-- forwarded; s (the record as JSON) is journaled with it, one line for both.
+function M.reserve(G, rec, micros, s)
+  return G.meter:reserve(rec.account, rec.id, micros, { task_id = rec.id, record = s })
+end
+
+-- create_held(G, rec, micros, s) -> entry | nil, err, stage ("task": the record was refused,
+-- err a message; "hold": the reservation was, err an error): the task recorded and its
+-- estimate held, journaled on one line (or, with Redis, in one round trip), before anything
+-- is forwarded.
+function M.create_held(G, rec, micros, s)
+  if G.tasks.create_held then
+    return G.tasks:create_held(rec, s, G.meter, micros, { task_id = rec.id })
+  end
+  local ok, err = G.tasks:create(rec, s)
+  if not ok then
+    return nil, err, "task"
+  end
+  local e, herr = M.reserve(G, rec, micros, s)
+  if not e then
+    G.tasks:drop(rec, false)
+    return nil, herr, "hold"
+  end
+  return e
 end
 
 -- unreserve(G, rec): a create that was not forwarded (or refused upstream) costs nothing.
@@ -102,7 +123,7 @@ end
 function M.settle_orphans(G, entries)
   local last = {}
   for _, e in ipairs(entries) do
-    if e.op == "task" and type(e.record) == "table" and e.record.id then
+    if (e.op == "task" or e.op == "reserve") and type(e.record) == "table" and e.record.id then
       local prev = last[e.record.id]
       if not (prev and prev.final) then
         last[e.record.id] = e.record

@@ -71,13 +71,17 @@ function Tasks:journal_errors()
   return self.dict:get("journal_errors") or 0
 end
 
--- create(rec) -> true | nil, message ("exists", "no memory"). rec.id and rec.account are
--- required; rec.external_task_id (the account's own) must be unique per account.
-function Tasks:create(rec)
+-- create(rec [, s]) -> true | nil, message ("exists", "no memory"). rec.id and rec.account are
+-- required; rec.external_task_id (the account's own) must be unique per account. s: rec
+-- already encoded (the caller journals that same text with the create's reservation).
+function Tasks:create(rec, s)
   local d = self.dict
-  local s, err = encode(rec)
+  local err
   if not s then
-    return nil, err
+    s, err = encode(rec)
+    if not s then
+      return nil, err
+    end
   end
   if rec.external_task_id then
     local ok, xerr = d:safe_add("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
@@ -96,8 +100,10 @@ function Tasks:create(rec)
 end
 
 -- Publishes a created record: listed for its account, handed to the poller when it has
--- something to poll, and written to the journal.
-function Tasks:publish(rec, poll)
+-- something to poll, and written to the journal when `journal` (a record journaled only in
+-- its creating state is looked up by its external id after a restart: the journal line is
+-- needed only where that lookup cannot be made).
+function Tasks:publish(rec, poll, journal)
   local d = self.dict
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
@@ -118,30 +124,41 @@ function Tasks:publish(rec, poll)
       ngx.log(ngx.ERR, "kling tasks: cannot queue ", rec.id, " for polling: ", err)
     end
   end
-  if not ended then
+  if journal and not ended then
     snapshot(self, rec, s)
   end
 end
 
 -- Forgets a record that never reached the provider (refused before forwarding); the
--- journal learns it too, so a restart does not bring it back.
-function Tasks:drop(rec)
+-- journal learns it too (when it was journaled), so a restart does not bring it back.
+function Tasks:drop(rec, journaled)
   local d = self.dict
   d:delete("t:" .. rec.id)
   if rec.external_task_id then
     d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
   end
-  snapshot(self, { id = rec.id, account = rec.account, dropped = true })
+  if journaled ~= false then
+    snapshot(self, { id = rec.id, account = rec.account, dropped = true })
+  end
 end
 
--- get(id) -> record, final (boolean) | nil
-function Tasks:get(id)
+-- text(id) -> the record as stored (JSON), final (boolean) | nil
+function Tasks:text(id)
   local d = self.dict
   local s = d:get("f:" .. id)
   local final = s ~= nil
   if not s then
     s = d:get("t:" .. id)
   end
+  if not s then
+    return nil
+  end
+  return s, final
+end
+
+-- get(id) -> record, final (boolean) | nil
+function Tasks:get(id)
+  local s, final = self:text(id)
   if not s then
     return nil
   end
@@ -279,7 +296,8 @@ function Tasks:restore(entries)
   end
   local last, order = {}, {}
   for _, e in ipairs(entries) do
-    local rec = e.op == "task" and type(e.record) == "table" and e.record
+    -- A create's first record rides on its reservation's line.
+    local rec = (e.op == "task" or e.op == "reserve") and type(e.record) == "table" and e.record
     if rec and type(rec.id) == "string" and type(rec.account) == "string" then
       local prev = last[rec.id]
       if not prev then
