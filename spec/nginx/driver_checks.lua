@@ -126,6 +126,9 @@ function M.content()
   line(res.ok and not res.reused, "... and that connection is not pooled", tostring(res.reused))
   res = http.request({ method = "GET", url = fixture("chunked") }, { max_body = 1000 })
   line(not res.ok and res.error == "too_large", "a body past max_body is 'too_large'", res.error)
+  res = http.request({ method = "GET", url = fixture("endless") }, { status_only = true, fresh = true })
+  line(res.ok and res.status == 200 and res.body == "" and res.bytes == 0,
+    "status_only: an endless answer gives its status, its body unread (a callback receiver's)", res.message)
   res = http.request { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\r\nInjected: yes" } }
   line(not res.ok and res.sent == false, "a header value with a line break is refused before sending", res.message)
   -- issue 12.1: nothing a caller passes can end the request line or a header early.
@@ -253,6 +256,16 @@ function M.fixture(name)
     for _ = 1, 10 do
       ngx.print(string.rep("0123456789", 100))
       ngx.flush(true)
+    end
+  elseif name == "endless" then
+    -- An answer that never ends: a reader that waits for its end hangs or fills memory.
+    ngx.send_headers()
+    ngx.flush(true)
+    local chunk = string.rep("x", 65536)
+    for _ = 1, 100000 do
+      if not ngx.print(chunk) or not ngx.flush(true) then
+        return
+      end
     end
   elseif name == "slow" then
     ngx.sleep(1)

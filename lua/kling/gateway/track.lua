@@ -69,8 +69,9 @@ forward = function(premature, G, id, attempt)
     headers["webhook-id"], headers["webhook-timestamp"] = msg_id, ts
     headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }
   end
+  -- The receiver is the client's: only its status is read, never a body it could make endless.
   local res = http.request({ method = "POST", url = rec.callback_url, headers = headers, body = body,
-    timeout_ms = 10000 }, { fresh = true })
+    timeout_ms = 10000 }, { fresh = true, status_only = true })
   local delivered = res.ok and res.status >= 200 and res.status < 300
   if not delivered then
     local wait = M.FORWARD_SCHEDULE_S[attempt]

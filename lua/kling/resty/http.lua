@@ -264,7 +264,9 @@ end
 
 -- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
 -- connect_timeout_ms, output = path}; opts = {keepalive_ms, pool_size, verify, server_name,
--- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats}.
+-- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats,
+-- status_only = bool (the answer's body is not read and the connection is closed: for a peer
+-- that is not trusted, such as a client's callback receiver, whose status is all that is needed)}.
 -- The result: {ok, status, headers, body, sent, received, elapsed_ms, bytes, reused,
 -- error = connect|tls|timeout|reset|partial|too_large|other, message}.
 function M.request(req, opts)
@@ -374,6 +376,11 @@ function M.request(req, opts)
       return done(fail(res, read_error(err, true), "reading the headers: " .. tostring(err)))
     end
   until res.status >= 200 or res.status == 101
+  if opts.status_only then
+    sock:close()
+    res.ok, res.body, res.bytes = true, "", 0
+    return done(res)
+  end
   local sink, file
   local ok2xx = res.status >= 200 and res.status < 300
   if req.output and ok2xx then
