@@ -8,3 +8,5 @@ files["lua/kling/resty.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty"] = { read_globals = { "ngx" }, std = "luajit" }
 files["examples/nginx"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/gateway"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/money/stores/shared.lua"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/money/stores/redis.lua"] = { read_globals = { "ngx" }, std = "luajit" }

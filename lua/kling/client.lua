@@ -6,7 +6,7 @@ local providers = require "kling.providers"
 local transport = require "kling.transport"
 local task = require "kling.task"
 local validate = require "kling.validate"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local billing = require "kling.billing"
 
 local Client = {}
@@ -274,7 +274,7 @@ function Client:submit(req)
         -- The task may exist and be charged: the reservation stays until it is found.
         meta.ledger_key = key
       else
-        self.ledger:release(key)
+        budget.release(self, key)
       end
     end
     return nil, meta

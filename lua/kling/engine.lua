@@ -15,7 +15,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local task_mod = require "kling.task"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
@@ -230,7 +230,7 @@ function Engine:finish(rec, err, now)
     -- No task was made (refused, never sent, or ended before its create): nothing is owed.
     -- A task that exists, or may, keeps its reservation until it is seen ended.
     t.accounted = true
-    self.client.ledger:release(t.ledger_key)
+    budget.release(self.client, t.ledger_key)
   end
   self:set_state(rec, "done")
   t.error = err

@@ -1,9 +1,10 @@
--- The meter of kling.resty.meter with its balances in Redis, for several gateway nodes: the
--- same methods and answers, each movement one Lua script (atomic in Redis), so a balance is
--- a hard cap across every node and worker. Each script also appends the movement's ledger
--- line (kling.billing's, with the account) to the list <prefix>ledger in the same step:
--- money never moves without its record. Amounts are integer micro-units (exact in Redis's
--- Lua doubles below 2^53).
+--- The ledger's store in Redis (the gateway on several nodes).
+-- kling.money.stores.shared's balances in Redis: the same methods and refusal codes, each
+-- movement one Lua script (atomic in Redis: a reservation is one script), so a balance is a
+-- hard cap across every node and worker. kling.money.ledger decides the movements
+-- (ledger{store = this}). Each script also appends the movement's ledger line (with the
+-- account) to the list <prefix>ledger in the same step: money never moves without its record.
+-- Amounts are integer micro-units (exact in Redis's Lua doubles below 2^53).
 --
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
 -- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
@@ -156,20 +157,18 @@ end
 
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
-    error("kling.gateway.redis_meter:reserve: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
   local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency)
   if not res then
-    return nil, store_error(err)
+    return nil, "store", tostring(err)
   end
   if res[1] == -2 then
-    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+    return nil, "unknown_account"
   elseif res[1] == -3 then
-    return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+    return nil, "exists"
   elseif res[1] == -1 then
-    return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
-      .. core.money_format(tonumber(res[2])) .. " " .. self.currency .. " available) cannot hold "
-      .. core.money_format(micros) .. " " .. self.currency }
+    return nil, "over", tonumber(res[2])
   end
   return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
     amount = core.money_format(micros), currency = self.currency }
@@ -179,13 +178,12 @@ local function finish(self, key, op, micros, info)
   local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
     info and info.account or "")
   if not res then
-    return nil, store_error(err)
+    return nil, "store", tostring(err)
   end
   if res[1] == -2 then
-    return nil, validation("task_key", "'" .. key .. "' has no reservation"
-      .. (op == "settled" and " and no known account" or " to release"))
+    return nil, op == "settled" and "unknown_account" or "no_hold"
   elseif res[1] == -3 then
-    return nil, validation("task_key", "'" .. key .. "' is already " .. tostring(res[2]))
+    return nil, "ended", tostring(res[2])
   end
   local held = tonumber(res[4])
   local m = op == "settled" and micros or held
@@ -195,7 +193,7 @@ end
 
 function Meter:settle(key, micros, info)
   if not whole(micros) then
-    error("kling.gateway.redis_meter:settle: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.redis:settle: micros must be a whole number >= 0", 2)
   end
   return finish(self, key, "settled", micros, info)
 end
@@ -262,6 +260,16 @@ end
 -- Store (Redis) errors stand for journal errors here: the store is the record.
 function Meter:journal_errors()
   return self.redis:error_count()
+end
+
+-- Charges by key are not kept here (the ledger list has them).
+function Meter.charge()
+  return nil
+end
+
+-- The movements are in the Redis list <prefix>ledger, not in the process.
+function Meter.entries()
+  return {}
 end
 
 -- Redis keeps everything across restarts of nginx: nothing to rebuild.

@@ -1,0 +1,152 @@
+--- Billing: estimate, settle, quote, and ledgers with hard-cap budgets (the public face).
+-- The price of a request before it is sent (estimate), the charge for what was delivered
+-- (settle), the comparison across providers (quote), and budgets (kling.ledger). The work is
+-- done in kling.money (catalogs, quote, units, ledger and its stores); this module is their
+-- public face and holds the process default catalog set, what kling.set_catalog fills and
+-- what a client's own catalogs fall back to.
+-- @module kling.billing
+local catalogs = require "kling.money.catalogs"
+local quote = require "kling.money.quote"
+local units = require "kling.money.units"
+local ledger = require "kling.money.ledger"
+local errors = require "kling.errors"
+
+local M = {}
+
+-- The providers quote() asks, in this order: the registry's one list.
+M.providers = quote.providers
+M.Catalogs = catalogs.Catalogs
+M.Ledger = ledger.Ledger
+
+--- Makes a catalog set: its own catalogs by provider, over a parent set.
+-- catalogs([{provider = catalog, ...}] [, parent]) -> a set | nil, err (the first bad catalog).
+-- A provider the set has no catalog for is priced by the parent's, then the shipped one. A
+-- parent that is not a set raises. The set has get(provider), set(provider, catalog) and
+-- estimate, settle, quote with its catalogs.
+---@param own? table `{provider = catalog}`: each checked as check_catalog does
+---@param parent? kling.Catalogs the set to fall back to (a client's: the process default)
+---@return kling.Catalogs|nil set
+---@return kling.Error|nil err kind `validation`: the first bad key or catalog
+function M.catalogs(own, parent)
+  return catalogs.catalogs(own, parent)
+end
+
+-- The process default, what kling.set_catalog fills: a client's own set falls back to it.
+local default = catalogs.catalogs()
+M.default_catalogs = default
+
+-- opts with the process default set when they name no catalog or set.
+local function priced_by_default(opts)
+  if opts and (opts.catalogs ~= nil or opts.catalog ~= nil) then
+    return opts
+  end
+  local o = { catalogs = default }
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  return o
+end
+
+--- The price catalog in force for a provider.
+-- Returns the catalog in force for a provider: opts.catalog, opts.catalogs' (a set), the
+-- process default's, or the shipped one. opts.catalogs that is not a set raises.
+---@param provider string
+---@param opts? {catalog: table, catalogs: kling.Catalogs}
+---@return table|nil catalog
+---@return kling.Error|nil err kind `validation` (unknown provider) or `unpriced` (no catalog)
+function M.catalog(provider, opts)
+  return catalogs.catalog(provider, priced_by_default(opts))
+end
+
+--- Replaces a provider's catalog for this process (nil restores the shipped one).
+-- Replaces a provider's catalog in the process default (nil restores the shipped one); a
+-- client's own catalogs (kling.new{catalogs =}, client:set_catalog) take precedence.
+---@param provider string
+---@param cat table|nil a catalog, or nil to restore the shipped one
+---@return boolean|nil ok
+---@return kling.Error|nil err what is wrong with the catalog
+function M.set_catalog(provider, cat)
+  errors.check_arg("billing.set_catalog", 1, provider, "string")
+  return default:set(provider, cat)
+end
+
+--- Checks a catalog's shape: rules with ids, known facts, a date, a currency when priced.
+-- check_catalog(provider, catalog) -> true | nil, err: what set_catalog refuses, and why.
+---@param provider string the provider it is for (named in the error)
+---@param cat table a catalog shaped like lua/kling/prices/PROVIDER.lua
+---@return boolean|nil ok
+---@return kling.Error|nil err kind `validation`, `field` naming the bad part ("catalog.rules[2].match.x")
+-- @function check_catalog
+M.check_catalog = catalogs.check_catalog
+
+--- The price of a request before it is sent (`kling.estimate`).
+-- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
+---@param req table a canonical request; `provider` (default "kling") picks the catalog
+---@param opts? {catalog: table, catalogs: kling.Catalogs, provider: string, usd_rates: table}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err kind `validation` or `unpriced`
+function M.estimate(req, opts)
+  return quote.estimate(req, priced_by_default(opts))
+end
+
+--- The charge for what a task delivered (`kling.settle`).
+-- settle(req, usage [, opts]) -> quote of the ACTUAL usage: usage.duration (seconds, a number
+-- or a decimal string such as "5.041") and usage.count (outputs delivered). A field absent
+-- from usage falls back to the request (breakdown.duration_from / count_from say which).
+---@param req table the canonical request
+---@param usage {duration: number|string, count: integer}
+---@param opts? {catalog: table, catalogs: kling.Catalogs}
+---@return kling.Quote|nil quote
+---@return kling.Error|nil err
+function M.settle(req, usage, opts)
+  return quote.settle(req, usage, priced_by_default(opts))
+end
+
+--- The same product priced on every provider (`kling.quote`).
+-- quote(req [, opts]) -> the quotes for the same product on every provider that can make and
+-- price it, grouped by currency (ranked across currencies only with opts.rates), with
+-- assumed, groups, ranked, note and unavailable (kling.money.quote.quote says how).
+---@param req table a canonical request (its `provider` is ignored: every provider is asked)
+---@param opts? {providers: string[], rates: table, usd_rates: table, catalogs: kling.Catalogs}
+---@return kling.Quotes quotes
+function M.quote(req, opts)
+  return quote.quote(req, priced_by_default(opts))
+end
+
+--- The request every provider is asked to price, with the defaults made explicit.
+---@param req table
+---@return table product the request with its defaults explicit
+---@return table assumed {field = value made explicit}
+function M.same_product(req)
+  return quote.same_product(req)
+end
+
+--- The unit a quote's money is in, as a name that can be compared ("evolink-credits").
+---@param q kling.Quote
+---@return string currency "CNY", "USD", or PROVIDER-credits
+function M.currency_id(q)
+  return units.currency_id(q)
+end
+
+--- The unit a quote's money is counted in (a ledger's budgets are per unit).
+-- unit(quote) or unit(currency, provider): an ISO code stands for itself, a provider's own
+-- "credits" are that provider's ("evolink-credits").
+---@param x kling.Quote|string a quote, or a currency name
+---@param provider? string the provider whose unit a bare currency is (with a currency name)
+---@return string|nil unit nil when there is no currency
+function M.unit(x, provider)
+  return units.unit(x, provider)
+end
+
+--- Makes a ledger with one hard-cap budget per currency (`kling.ledger`).
+-- ledger{limit = "50.00", currency = "CNY" | budgets = {{limit =, currency =}, ...}
+-- [, rates = {currency =, rates = {}}] [, clock =] [, on_entry = fn(entry, line)]
+-- [, lines = {JSON lines to replay}] [, store =]} -> ledger | nil, err (kling.money.ledger).
+---@param opts table `limit` and `currency`, or `budgets`; `rates`, `clock`, `on_entry`, `lines`, `store`
+---@return kling.Ledger|nil ledger
+---@return kling.Error|nil err
+function M.ledger(opts)
+  return ledger.new(opts)
+end
+
+return M
