@@ -38,7 +38,8 @@ function M.line(e)
 end
 
 --- A store in memory.
--- new{clock = fn -> ms, on_entry = fn(entry, line)} -> store
+-- new{clock = fn -> ms, on_entry = fn(entry, line), currency = the currency of accounts
+-- opened without one (an accounts ledger's)} -> store
 ---@param opts? table
 ---@return table store
 function M.new(opts)
@@ -48,7 +49,7 @@ function M.new(opts)
     clock = opts.clock or core.wall_ms or function()
       return os.time() * 1000
     end,
-    on_entry = opts.on_entry,
+    on_entry = opts.on_entry, currency = opts.currency,
   }, Store)
 end
 
