@@ -7,7 +7,6 @@
 -- @module kling.billing
 local catalogs = require "kling.money.catalogs"
 local quote = require "kling.money.quote"
-local units = require "kling.money.units"
 local ledger = require "kling.money.ledger"
 local errors = require "kling.errors"
 
@@ -125,7 +124,7 @@ end
 ---@param q kling.Quote
 ---@return string currency "CNY", "USD", or PROVIDER-credits
 function M.currency_id(q)
-  return units.currency_id(q)
+  return quote.currency_id(q)
 end
 
 --- The unit a quote's money is counted in (a ledger's budgets are per unit).
@@ -135,7 +134,7 @@ end
 ---@param provider? string the provider whose unit a bare currency is (with a currency name)
 ---@return string|nil unit nil when there is no currency
 function M.unit(x, provider)
-  return units.unit(x, provider)
+  return quote.unit(x, provider)
 end
 
 --- Makes a ledger with one hard-cap budget per currency (`kling.ledger`).

@@ -8,7 +8,7 @@
 local core = require "kling.core"
 local errors = require "kling.errors"
 local ledgers = require "kling.money.ledger"
-local units = require "kling.money.units"
+local prices = require "kling.money.quote"
 local usage = require "kling.money.usage"
 
 local M = {}
@@ -30,7 +30,7 @@ function M.open(budget, provider)
   for k, v in pairs(budget) do
     b[k] = v
   end
-  b.currency = units.unit(b.currency, provider)
+  b.currency = prices.unit(b.currency, provider)
   if type(b.budgets) == "table" then
     -- each budget of a list is qualified the same way as a single one
     local list = {}
@@ -41,7 +41,7 @@ function M.open(budget, provider)
         for k, v in pairs(one) do
           list[i][k] = v
         end
-        list[i].currency = units.unit(one.currency, provider)
+        list[i].currency = prices.unit(one.currency, provider)
       end
     end
     b.budgets = list

@@ -21,7 +21,7 @@
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
-local units = require "kling.money.units"
+local prices = require "kling.money.quote"
 local memory = require "kling.money.stores.memory"
 
 local M = {}
@@ -70,7 +70,7 @@ end
 function Ledger:micros_of(x, field, key, account)
   local m, acct, conv = x, account, nil
   if type(x) == "table" then
-    local unit = units.unit(x)
+    local unit = prices.unit(x)
     m = x.micros
     if account then
       if unit ~= currency_of(self, account) then

@@ -9,7 +9,6 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
 local catalogs = require "kling.money.catalogs"
-local units = require "kling.money.units"
 
 local M = {}
 
@@ -23,6 +22,45 @@ end
 local function unpriced(provider, message)
   return errors.new { kind = "unpriced", message = message, provider = provider }
 end
+
+-- ---- units: every currency is its own money ----
+-- CNY, USD and each gateway's credits (API in One's and EvoLink's "credits" are different
+-- money: "apiinone-credits", "evolink-credits") are distinct units, never added together
+-- without a rate: a ledger keeps a budget per unit and quote() groups prices by unit.
+
+--- The unit a quote's money is counted in (a ledger's budgets are per unit).
+-- The unit a quote's money is counted in: an ISO code (CNY, USD) stands for itself; a
+-- provider's own unit ("credits") is that provider's ("evolink-credits"). A name already
+-- qualified (with a "-") is kept. unit(quote) or unit(currency, provider).
+---@param x kling.Quote|string a quote, or a currency name
+---@param provider? string the provider whose unit a bare currency is (with a currency name)
+---@return string|nil unit nil when there is no currency
+function M.unit(x, provider)
+  local currency = x
+  if type(x) == "table" then
+    currency, provider = x.currency, x.provider
+  end
+  if type(currency) ~= "string" or currency == "" then
+    return nil
+  end
+  if currency:match("^%u%u%u$") or currency:find("-", 1, true) or type(provider) ~= "string" then
+    return currency
+  end
+  return provider .. "-" .. currency
+end
+
+--- The unit a quote's money is in, as a name that can be compared ("evolink-credits").
+-- A currency as money that can be compared: each gateway's credits are its own money (API in
+-- One's and EvoLink's "credits" are different units), so a bare "credits" is qualified.
+---@param q kling.Quote
+---@return string currency "CNY", "USD", or PROVIDER-credits
+function M.currency_id(q)
+  if q.currency == "credits" then
+    return q.provider .. "-credits"
+  end
+  return q.currency
+end
+
 
 -- ---- request facts ----
 
@@ -456,7 +494,7 @@ function M.quote(req, opts)
       q, err = price(product, nil, { provider = name, usd_rates = opts.usd_rates, catalogs = opts.catalogs })
     end
     if q then
-      q.currency_id = units.currency_id(q)
+      q.currency_id = M.currency_id(q)
       local rate = opts.rates and opts.rates[q.currency_id]
         or (opts.usd_rates and opts.usd_rates[name]) or (q.currency == "USD" and "1")
       q.rate = rate and { usd = rate, micros = core.money_scale(q.micros, rate) } or nil
