@@ -404,7 +404,7 @@ end
 --   budget, currency                hard caps, one per currency: "50" (in currency, else the
 --                                   provider's unit), "50CNY", "300:evolink-credits", or a list
 --                                   of them (kept in the journal across runs)
---   rates                           a rates file (kling.budget.read_rates): other currencies
+--   rates                           a rates file (kling.money.hold.read_rates): other currencies
 --                                   counted against the budget in its `currency`
 --   name ("{id}.{ext}")             the output name template (kling.batch.names)
 --   estimate                        expected seconds per task (better polling)

@@ -335,7 +335,7 @@ function Engine:submit(req, topts)
     end
   end
   if self.client.ledger then
-    -- The client's budget: the estimate is held before anything is sent (kling.budget).
+    -- The client's budget: the estimate is held before anything is sent (kling.money.hold).
     local key = req.external_task_id or ("local-" .. core.random_hex(12))
     local quote, berr = budget.reserve(self.client, key, req)
     if not quote then

@@ -58,8 +58,7 @@ end
 
 -- The currency of an account, or nil when the store has no such account.
 local function currency_of(self, account)
-  local a = self.store:account(account)
-  return a and a.currency
+  return self.store:currency(account)
 end
 
 --- Micro-units of an amount and the account they count against (internal).
@@ -122,6 +121,17 @@ local function converted(conv)
   return conv and { from_amount = conv.amount, from_currency = conv.currency, rate = conv.rate } or nil
 end
 
+-- What a store is told of a movement: the task id and the entry's extra fields (one shared
+-- empty table when there are none: stores only read it).
+local NOTHING = {}
+local function movement(info, conv)
+  local task_id = task_id_of(info)
+  if task_id == nil and conv == nil then
+    return NOTHING
+  end
+  return { task_id = task_id, extra = converted(conv) }
+end
+
 -- The error for a store's refusal code (kling.money.stores.memory lists them).
 local function refusal(self, code, detail, key, account, m, named)
   local fmt = core.money_format
@@ -171,7 +181,7 @@ function Ledger:reserve(task_key, quote, info)
   if not m then
     return nil, acct
   end
-  local e, code, detail = self.store:reserve(acct, key, m, { task_id = task_id_of(info), extra = converted(conv) })
+  local e, code, detail = self.store:reserve(acct, key, m, movement(info, conv))
   if not e then
     return nil, refusal(self, code, detail, key, acct, m, named)
   end
@@ -224,7 +234,7 @@ end
 ---@return kling.Error|nil err
 function Ledger:release(task_key, info)
   local key = key_of(task_key)
-  local e, code, detail = self.store:release(key, { task_id = task_id_of(info) })
+  local e, code, detail = self.store:release(key, movement(info))
   if not e then
     return nil, refusal(self, code, detail, key)
   end

@@ -7,6 +7,7 @@
 --   reserve(account, key, micros, info) -> entry | nil, code, detail
 --   settle(key, micros, info)           -> entry | nil, code, detail  (info.account: no hold)
 --   release(key, info)                  -> entry | nil, code, detail
+--   currency(name) -> the account's currency | nil
 --   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
 --   open_holds(), entries_count(), entries(), topup(name, micros)
 -- info: task_id, extra (fields added to the entry), and when replaying history time_ms and
@@ -81,6 +82,11 @@ function Store:account(name)
   return a and figures(a)
 end
 
+function Store:currency(name)
+  local a = self.accounts[name]
+  return a and a.currency
+end
+
 function Store:topup(name, micros)
   local a = self.accounts[name]
   if not a then
@@ -93,18 +99,17 @@ end
 
 --- Appends one entry to the log and hands it to on_entry (internal).
 -- @local
-function Store:record(op, key, micros, a, info, extra)
+function Store:record(op, key, micros, a, info, reserved_amount)
   self.seq = self.seq + 1
   local e = {
     seq = self.seq, time_ms = info.time_ms or self.clock(), op = op, task_key = key, task_id = self.task_ids[key],
     amount = core.money_format(micros), micros = micros, currency = a.currency,
-    account = a.name ~= a.currency and a.name or nil,
+    account = a.name ~= a.currency and a.name or nil, reserved_amount = reserved_amount,
   }
-  for k, v in pairs(info.extra or {}) do
-    e[k] = v
-  end
-  for k, v in pairs(extra or {}) do
-    e[k] = v
+  if info.extra then
+    for k, v in pairs(info.extra) do
+      e[k] = v
+    end
   end
   self.log[#self.log + 1] = e
   self:persist(e)
@@ -171,7 +176,7 @@ function Store:settle(key, m, info)
   end
   a.spent = spent
   self.charges[key] = { micros = m, account = a.name }
-  return self:record("settle", key, m, a, info, { reserved_amount = core.money_format(held and held.micros or 0) })
+  return self:record("settle", key, m, a, info, core.money_format(held and held.micros or 0))
 end
 
 function Store:release(key, info)

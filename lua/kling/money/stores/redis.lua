@@ -216,6 +216,11 @@ function Meter:topup(account, micros)
   return self:account(account)
 end
 
+-- Every account is in the store's one currency (an unknown one is refused when it moves).
+function Meter:currency()
+  return self.currency
+end
+
 -- The hold of a task key: account, micros (or nil).
 function Meter:hold(key)
   local h = self.redis:with(function(red)

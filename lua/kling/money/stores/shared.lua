@@ -266,6 +266,11 @@ function Meter:release(key, info)
   return self:record("release", account, key, held, info)
 end
 
+-- Every account is in the store's one currency (an unknown one is refused when it moves).
+function Meter:currency()
+  return self.currency
+end
+
 -- The hold of a task key: account, micros (or nil).
 function Meter:hold(key)
   return hold_of(self.dict, key)
