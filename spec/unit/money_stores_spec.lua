@@ -117,4 +117,18 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal("settle", e.op)
     assert.equal(3500000, l:spent("CNY"))
   end)
+
+  it("issue 10: a settle in another currency counts at the user's rates against the reservation's budget",
+    function()
+      local l = assert(ledgers.new { limit = "100", currency = "CNY",
+        rates = { currency = "CNY", rates = { USD = "7.1" } } })
+      assert(l:reserve("k", cny(7100000)))
+      local e = assert(l:settle("k", { provider = "x", currency = "USD", micros = 500000 }))
+      assert.equal("CNY", e.currency)
+      assert.equal(3550000, l:spent("CNY"))
+      assert.equal("USD", e.from_currency)
+      local none, err = l:settle("k2", { provider = "apiinone", currency = "credits", micros = 1 })
+      assert.is_nil(none)
+      assert.equal("no_budget", err.code)
+    end)
 end)

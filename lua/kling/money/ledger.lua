@@ -203,9 +203,10 @@ function Ledger:settle(task_key, actual, info)
   local named = type(info) == "table" and info.account or nil
   local m, acct, conv
   if type(actual) == "table" then
-    -- A quote counts in its unit's account, which must be the one the reservation is in.
+    -- A quote counts in its unit's account (or the rates' one), which must be the one the
+    -- reservation is in.
     local held_in = self.store:hold(key)
-    m, acct, conv = self:micros_of(actual, "actual", key, held_in or named)
+    m, acct, conv = self:micros_of(actual, "actual", key, named)
     if m and held_in and held_in ~= acct then
       return nil, validation("actual", "'" .. key .. "' was reserved in " .. tostring(currency_of(self, held_in))
         .. ", not " .. tostring(currency_of(self, acct)))
