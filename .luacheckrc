@@ -8,3 +8,6 @@ files["lua/kling/resty.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/resty"] = { read_globals = { "ngx" }, std = "luajit" }
 files["examples/nginx"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/gateway"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/money/stores/shared.lua"] = { read_globals = { "ngx" }, std = "luajit" }
+files["lua/kling/money/stores/redis.lua"] = { read_globals = { "ngx" }, std = "luajit" }
+files["bench/gateway"] = { globals = { "wrk" } } -- wrk scripts set its callbacks on the global it gives them

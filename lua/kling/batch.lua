@@ -15,7 +15,8 @@
 local core = require "kling.core"
 local kling = require "kling"
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
+local file_store = require "kling.money.stores.file"
 local journal = require "kling.journal"
 local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
@@ -160,15 +161,12 @@ function Batch:open_ledger(st)
   if not budgets then
     return true
   end
-  local ledger, err = budget.ledger(budgets, rates, state.ledger_lines(st))
+  -- The ledger's movements go to the journal, each on disk before it counts (marked as ledger
+  -- records among the rows' own).
+  local store = file_store.new { journal = self.journal, tag = { t = "ledger" } }
+  local ledger, err = budget.ledger(budgets, rates, state.ledger_lines(st), store)
   if not ledger then
     return nil, "budget: " .. tostring(err)
-  end
-  ledger.on_entry = function(e)
-    -- The ledger's own line (amounts as decimal strings), marked as a ledger record.
-    self:append { t = "ledger", seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key,
-      task_id = e.task_id, amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
-      from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate }
   end
   self.ledger = ledger
   self.budget = { budgets = budgets, rates = rates }
@@ -407,7 +405,7 @@ end
 --   budget, currency                hard caps, one per currency: "50" (in currency, else the
 --                                   provider's unit), "50CNY", "300:evolink-credits", or a list
 --                                   of them (kept in the journal across runs)
---   rates                           a rates file (kling.budget.read_rates): other currencies
+--   rates                           a rates file (kling.money.hold.read_rates): other currencies
 --                                   counted against the budget in its `currency`
 --   name ("{id}.{ext}")             the output name template (kling.batch.names)
 --   estimate                        expected seconds per task (better polling)

@@ -6,7 +6,7 @@ local providers = require "kling.providers"
 local transport = require "kling.transport"
 local task = require "kling.task"
 local validate = require "kling.validate"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local billing = require "kling.billing"
 local local_file = require "kling.local_file"
 local http_debug = require "kling.transport.debug"
@@ -285,7 +285,7 @@ function Client:submit(req)
         -- The task may exist and be charged: the reservation stays until it is found.
         meta.ledger_key = key
       else
-        self.ledger:release(key)
+        budget.release(self, key)
       end
     end
     return nil, meta

@@ -15,7 +15,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local task_mod = require "kling.task"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local local_file = require "kling.local_file"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
@@ -231,7 +231,7 @@ function Engine:finish(rec, err, now)
     -- No task was made (refused, never sent, or ended before its create): nothing is owed.
     -- A task that exists, or may, keeps its reservation until it is seen ended.
     t.accounted = true
-    self.client.ledger:release(t.ledger_key)
+    budget.release(self.client, t.ledger_key)
   end
   self:set_state(rec, "done")
   t.error = err
@@ -336,7 +336,7 @@ function Engine:submit(req, topts)
     end
   end
   if self.client.ledger then
-    -- The client's budget: the estimate is held before anything is sent (kling.budget).
+    -- The client's budget: the estimate is held before anything is sent (kling.money.hold).
     local key = req.external_task_id or ("local-" .. core.random_hex(12))
     local quote, berr = budget.reserve(self.client, key, req)
     if not quote then

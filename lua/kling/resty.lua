@@ -10,8 +10,8 @@
 --
 -- Many tasks across workers: kling.resty.tasks (a task table in a lua_shared_dict),
 -- kling.resty.poller (a timer loop in one worker at a time, over core.sched),
--- kling.resty.callback (a location that takes verified callbacks), kling.resty.meter
--- (per-account balances and a ledger in shared memory with a journal file).
+-- kling.resty.callback (a location that takes verified callbacks); money in shared memory is
+-- the Ledger (kling.money.ledger) over kling.money.stores.shared (with a journal file).
 -- @module kling.resty
 local M = {}
 

@@ -1,7 +1,7 @@
 --- A task: what a create returned, kept up to date by refresh() and wait().
 -- @module kling.task
 local errors = require "kling.errors"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local validate = require "kling.validate"
 
 --- A task, as the provider reported it last (canonical fields on every provider).

@@ -5,7 +5,7 @@
 -- only (synchronous calls at once), and image tasks hold n parallel slots.
 local sim = require "support.sim"
 local kling = require "kling"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local core = require "kling.core"
 
 local IMG, IMG2, VID = "https://example.com/a.png", "https://example.com/b.png", "https://example.com/v.mp4"

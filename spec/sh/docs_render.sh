@@ -16,7 +16,7 @@ done
 for entry in kling:new kling:estimate kling:settle kling:quote kling:ledger kling.client:Client:submit \
     kling.client:Client:wait_all kling.client:Client:wait_any kling.client:Client:submit_many \
     kling.client:kling.WaitResults kling.task:Task:wait kling.task:kling.Task kling.errors:kling.Error \
-    kling.webhook:parse kling.billing:kling.Quote; do
+    kling.webhook:parse kling.money.quote:kling.Quote; do
   page=${entry%%:*} name=${entry#*:}
   grep -q "<a name = \"$name\"></a>" "build/doc/modules/$page.html" \
     || { echo "build/doc/modules/$page.html has no entry $name"; echo "0 passed, 1 failed"; exit 1; }

@@ -1,8 +1,8 @@
 -- The per-currency budget (issue 11.5) at the level of the one Ledger (kling.billing) and the
--- spellings kling.budget reads for the command line: each provider's unit is its own
+-- spellings kling.money.hold reads for the command line: each provider's unit is its own
 -- currency, a budget per currency, rates the user gives, nothing summed without them.
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 
 local function quote(provider, currency, micros)
   return { provider = provider, currency = currency, micros = micros }

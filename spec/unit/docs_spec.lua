@@ -182,7 +182,7 @@ local function classes()
   return {
     { "lua/kling/client.lua", getmetatable(client).__index, { "Client" } },
     { "lua/kling/task.lua", getmetatable(task.new(client, { id = "t", status = "queued" })).__index, { "Task" } },
-    { "lua/kling/billing.lua", billing.Ledger, { "Ledger" } },
+    { "lua/kling/money/ledger.lua", billing.Ledger, { "Ledger" } },
   }
 end
 

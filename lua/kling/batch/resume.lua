@@ -5,29 +5,27 @@
 -- resent. The budget's ledger (replayed from the journal) is brought in line with the ends
 -- the journal saw. Installed as a method of the batch by kling.batch.
 local core = require "kling.core"
+local budget = require "kling.money.hold"
 
 return function(Batch)
   -- The ledger's side of what the journal says about each attempt of a row.
   function Batch:reconcile_ledger(row, h)
-    local ledger = self.ledger
-    if not ledger then
+    if not self.ledger then
       return
     end
     for n, a in pairs(h.attempts) do
       local key = row.id .. "#" .. n
-      if ledger:reservation(key) then
-        local e = a.ended
-        if e and e.status == "succeeded" then
-          -- The journaled charge (in its own currency), else the reservation: never nothing.
-          local c = e.charge or {}
-          local m = type(c.amount) == "string" and core.money_parse(c.amount)
-          local info = { task_id = e.task_id }
-          if not (m and ledger:settle(key, { micros = m, currency = c.currency }, info)) then
-            ledger:settle(key, ledger:reservation(key), info)
-          end
-        elseif (e and e.status == "failed") or (not e and n < h.attempt) then
-          ledger:release(key, { task_id = a.task_id })
+      local e = a.ended
+      if e and e.status == "succeeded" then
+        -- The journaled charge (in its own currency), else the reservation: never nothing.
+        local c = e.charge or {}
+        local m = type(c.amount) == "string" and core.money_parse(c.amount)
+        if self.ledger:reservation(key) then
+          budget.settle_once(self.ledger, key, m and { micros = m, currency = c.currency } or nil,
+            { task_id = e.task_id })
         end
+      elseif (e and e.status == "failed") or (not e and n < h.attempt) then
+        budget.release_held(self.ledger, key, { task_id = a.task_id })
       end
     end
   end

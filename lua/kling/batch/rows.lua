@@ -4,7 +4,8 @@
 -- new external id, downloaded as soon as its task succeeds. Installed by kling.batch.
 local core = require "kling.core"
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
+local usage = require "kling.money.usage"
 local task_mod = require "kling.task"
 local names = require "kling.batch.names"
 local download = require "kling.batch.download"
@@ -39,17 +40,6 @@ local function outputs_of(t)
   return out
 end
 
--- What billing.settle needs from outputs (budget.usage reads videos/images/audios).
-local function as_task(outputs)
-  local t = {}
-  for _, o in ipairs(outputs) do
-    local k = o.kind .. "s"
-    t[k] = t[k] or {}
-    t[k][#t[k] + 1] = { url = o.url, duration = o.duration }
-  end
-  return t
-end
-
 return function(Batch)
   function Batch.priced(_, row, req)
     local r = {}
@@ -63,7 +53,7 @@ return function(Batch)
 
   -- The charge of a succeeded attempt from what it delivered: a quote, or nil and why not.
   function Batch:charge_of(row, outputs)
-    return billing.settle(self:priced(row, row.req), budget.usage(as_task(outputs)))
+    return billing.settle(self:priced(row, row.req), usage.of_outputs(outputs))
   end
 
   function Batch:journal_row(t, row, extra)
@@ -78,10 +68,8 @@ return function(Batch)
     return row.id .. "#" .. row.attempt
   end
 
-  function Batch:release(row)
-    if self.ledger and self.ledger:reservation(self:ledger_key(row)) then
-      self.ledger:release(self:ledger_key(row), { task_id = row.task_id })
-    end
+  function Batch:release_hold(row)
+    budget.release_held(self.ledger, self:ledger_key(row), { task_id = row.task_id })
   end
 
   -- ---- launching ----
@@ -119,17 +107,17 @@ return function(Batch)
 
   -- Holds the row's estimate under the budget before its create can go out. true, or nil
   -- and the error (kind budget: wait for running rows; else the row is refused).
-  function Batch:reserve(row, req)
+  function Batch:hold_estimate(row, req)
     local key = self:ledger_key(row)
     if not self.ledger or self.ledger:reservation(key) then
-      return true
+      return true -- no budget, or held already (a resumed row)
     end
     local q, err = billing.estimate(self:priced(row, req))
     if not q then
       err.message = tostring(err.message) .. " (a budget is set: every row needs a price)"
       return nil, err
     end
-    return self.ledger:reserve(key, q)
+    return budget.reserve_once(self.ledger, key, q)
   end
 
   function Batch:launch(row)
@@ -147,7 +135,7 @@ return function(Batch)
       return self:refuse(row, err)
     end
     row.req = req
-    local ok, berr = self:reserve(row, req)
+    local ok, berr = self:hold_estimate(row, req)
     if not ok then
       if berr.kind == "budget" and berr.code == "no_budget" then
         -- Its currency has no budget: open (not failed) until the batch is given one.
@@ -236,7 +224,7 @@ return function(Batch)
       return self:refuse(row, err)
     end
     if not created and HALT[err.kind] then
-      self:release(row)
+      self:release_hold(row)
       return self:halt(row, err)
     end
     return self:attempt_failed(row, t, err)
@@ -246,7 +234,7 @@ return function(Batch)
   -- this run's summary, and journaled as such so that kling status says the same; not the
   -- row's final record, so a later run looks at it again.
   function Batch:refuse(row, err)
-    self:release(row)
+    self:release_hold(row)
     row.st, row.refused, row.error = "failed", true, error_record(err)
     self:journal_row("refused", row, { error = row.error })
     self:event(row, "refused: " .. tostring(err))
@@ -302,7 +290,7 @@ return function(Batch)
   function Batch:attempt_failed(row, t, err)
     row.error = error_record(err)
     self:journal_row("end", row, { status = "failed", task_id = t.id, error = row.error })
-    self:release(row)
+    self:release_hold(row)
     self:after_failure(row)
   end
 
@@ -330,24 +318,17 @@ return function(Batch)
       or { unpriced = tostring(qerr and qerr.message or qerr) }
     charge.reported = t.charge ~= nil and tostring(t.charge) or nil
     self:journal_row("end", row, { status = "succeeded", task_id = t.id, charge = charge, outputs = outputs })
-    self:settle(row, q)
+    self:charge(row, q)
     row.outputs, row.charge = outputs, charge
     self:fetch_outputs(row)
   end
 
   -- The budget's side of a succeeded attempt: the actual charge replaces the reservation
   -- (an unpriced delivery is charged its reservation, never nothing).
-  function Batch:settle(row, q)
-    local key = self:ledger_key(row)
-    if not self.ledger or self.ledger:settled(key) then
-      return
-    end
-    local amount = q or self.ledger:reservation(key)
-    if amount then
-      local ok, err = self.ledger:settle(key, amount, { task_id = row.task_id })
-      if not ok then
-        self:event(row, "budget: " .. tostring(err))
-      end
+  function Batch:charge(row, q)
+    local _, err = budget.settle_once(self.ledger, self:ledger_key(row), q, { task_id = row.task_id })
+    if err then
+      self:event(row, "budget: " .. tostring(err))
     end
   end
 

@@ -2,7 +2,7 @@
 -- or one task asked of its provider.
 local json = require "kling.json"
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
 local flags = require "kling.cli.flags"

@@ -56,8 +56,8 @@ local function summary(G)
   end
   return {
     accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
-    reserved = core.money_format(reserved), entries = G.meter:entries_count(),
-    journal_errors = G.meter:journal_errors(),
+    reserved = core.money_format(reserved), entries = G.meter.store:entries_count(),
+    journal_errors = G.meter.store:journal_errors(),
     worker = ngx.worker.pid(), poller = G.poller and { holder = G.poller.holder, tracked = poller.count(G.poller),
       ticks = G.poller.stats.ticks, polls = G.poller.stats.polls, takeovers = G.poller.stats.takeovers } or nil,
     connections = G.driver and G.driver.stats or nil,

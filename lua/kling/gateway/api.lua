@@ -3,7 +3,7 @@
 -- the endpoint answers synchronously), task queries and lists (answered from the gateway's
 -- own table: free, no upstream call), and the client's balance.
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local core = require "kling.core"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"

@@ -21,9 +21,10 @@ local kling = require "kling"
 local resty = require "kling.resty"
 local journal = require "kling.resty.journal"
 local tasks = require "kling.resty.tasks"
-local meter = require "kling.resty.meter"
+local ledgers = require "kling.money.ledger"
+local shared_store = require "kling.money.stores.shared"
 local redis = require "kling.gateway.redis"
-local redis_meter = require "kling.gateway.redis_meter"
+local redis_store = require "kling.money.stores.redis"
 local redis_tasks = require "kling.gateway.redis_tasks"
 local poller = require "kling.resty.poller"
 local core = require "kling.core"
@@ -86,7 +87,9 @@ end
 local function init_redis(ledger_dict)
   local s = G.cfg.store
   G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix })
-  G.meter = redis_meter.new { redis = G.redis, currency = G.cfg.currency, dict = ledger_dict }
+  -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
+  G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
+    dict = ledger_dict } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
     retention_s = G.cfg.retention_days * 86400 }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
@@ -135,11 +138,13 @@ function M.init(path, opts)
   end
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
-  G.meter = meter.new { dict = M.LEDGER_DICT, currency = G.cfg.currency, journal = G.journal }
+  -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in shared memory.
+  G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
+    journal = G.journal } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
   local entries, skipped = journal.read(G.cfg.journal)
-  local moves, rerr = G.meter:restore(entries)
+  local moves, rerr = G.meter.store:restore(entries)
   if not moves then
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
   end

@@ -141,9 +141,9 @@ function M.render(G)
     out[#out + 1] = "# TYPE " .. name .. " " .. (kind or "gauge")
   end
   gauge("kling_gateway_journal_errors_total", HELP.kling_gateway_journal_errors_total[2], "counter")
-  out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter:journal_errors() + G.tasks:journal_errors()
+  out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter.store:journal_errors() + G.tasks:journal_errors()
   gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
-  out[#out + 1] = "kling_gateway_open_reservations " .. G.meter:open_holds()
+  out[#out + 1] = "kling_gateway_open_reservations " .. G.meter.store:open_holds()
   gauge("kling_gateway_spent_micros", "Settled spend by account and currency, in micro-units.", "counter")
   local reserved = {}
   for _, name in ipairs(G.accounts:names()) do

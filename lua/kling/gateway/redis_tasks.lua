@@ -117,11 +117,12 @@ function Tasks:create(rec, s)
   return true
 end
 
--- create_held(rec, s, meter, micros, info) -> entry | nil, err, stage ("task" or "hold"):
+-- create_held(rec, s, ledger, micros, info) -> entry | nil, err, stage ("task" or "hold"):
 -- the record and its reservation in one round trip (kling.gateway.redis run_many); a record
 -- whose hold was refused is removed again (a refusal costs a second trip, a create does not).
 function Tasks:create_held(rec, s, meter, micros, info)
-  local call, read = meter:reserve_call(rec.account, rec.id, micros, info, "t:" .. rec.id)
+  local call, read = meter:reserve_call(rec.id, micros, { task_id = info and info.task_id or rec.id,
+    account = rec.account }, "t:" .. rec.id)
   local res, err = self.redis:run_many({ CREATE, rec.id, s, xkey(rec), n = 4 }, call)
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"

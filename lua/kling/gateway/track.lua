@@ -2,7 +2,7 @@
 -- upstream's callbacks, and the one place a task ends (settle from what was delivered, or
 -- release), plus forwarding the end to the client's own callback_url.
 local billing = require "kling.billing"
-local budget = require "kling.budget"
+local budget = require "kling.money.hold"
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
@@ -83,13 +83,16 @@ forward = function(premature, G, id, attempt)
   end
 end
 
--- Every reservation, settlement and release of the gateway is decided in this file (the
--- meter, kling.resty.meter or kling.gateway.redis_meter, carries them out).
+-- Every reservation, settlement and release of the gateway is decided in this file, the one
+-- file outside lua/kling/money/ that calls a ledger's reserve, settle or release (the
+-- boundary spec, spec/unit/money_boundary_spec.lua, holds it to that). G.meter is the
+-- gateway's Ledger (kling.money.ledger over kling.money.stores.shared or .redis), its
+-- accounts the gateway's clients.
 
 -- reserve(G, rec, micros, s) -> entry | nil, err: the estimate held before anything is
 -- forwarded; s (the record as JSON) is journaled with it, one line for both.
 function M.reserve(G, rec, micros, s)
-  return G.meter:reserve(rec.account, rec.id, micros, { task_id = rec.id, record = s })
+  return G.meter:reserve(rec.id, micros, { task_id = rec.id, account = rec.account, record = s })
 end
 
 -- create_held(G, rec, micros, s) -> entry | nil, err, stage ("task": the record was refused,
@@ -143,7 +146,7 @@ function M.settle_orphans(G, entries)
       end
     end
   end
-  for key in pairs(G.meter:holds()) do
+  for key in pairs(G.meter.store:holds()) do
     if not last[key] or last[key].dropped then
       G.meter:release(key, { task_id = key })
     end

@@ -1,9 +1,15 @@
--- A client's budget: reserve the estimate before a create is sent, settle to the actual charge
--- (priced from what the task delivered) when it succeeds, release when it fails. The ledger
--- (kling.billing) keeps the cap hard however many tasks are in flight.
-local billing = require "kling.billing"
+--- A task's hold on a ledger: reserve the estimate before a create is sent, settle to the
+-- actual charge (priced from what the task delivered) when it succeeds, release when it fails,
+-- each at most once. The client, the engine and the batch go through these functions and never
+-- call a ledger's reserve, settle or release themselves; the ledger (kling.money.ledger) keeps
+-- the cap hard however many tasks are in flight. Also: budgets as the command line and the
+-- batch journal spell them.
+-- @module kling.money.hold
 local core = require "kling.core"
 local errors = require "kling.errors"
+local ledgers = require "kling.money.ledger"
+local prices = require "kling.money.quote"
+local usage = require "kling.money.usage"
 
 local M = {}
 
@@ -14,7 +20,7 @@ function M.open(budget, provider)
   if budget == nil then
     return nil
   end
-  if getmetatable(budget) == billing.Ledger then
+  if getmetatable(budget) == ledgers.Ledger then
     return budget
   end
   if type(budget) ~= "table" then
@@ -24,7 +30,7 @@ function M.open(budget, provider)
   for k, v in pairs(budget) do
     b[k] = v
   end
-  b.currency = billing.unit(b.currency, provider)
+  b.currency = prices.unit(b.currency, provider)
   if type(b.budgets) == "table" then
     -- each budget of a list is qualified the same way as a single one
     local list = {}
@@ -35,12 +41,12 @@ function M.open(budget, provider)
         for k, v in pairs(one) do
           list[i][k] = v
         end
-        list[i].currency = billing.unit(one.currency, provider)
+        list[i].currency = prices.unit(one.currency, provider)
       end
     end
     b.budgets = list
   end
-  return billing.ledger(b)
+  return ledgers.new(b)
 end
 
 local function priced_request(client, req)
@@ -79,29 +85,8 @@ function M.reserve(client, key, req)
   return q
 end
 
--- What a finished task delivered, in the terms billing.settle prices: seconds of video or
--- audio (as decimal text, to the millisecond) and the number of outputs.
-function M.usage(t)
-  local provider = t.client and t.client.provider
-  local own = provider and provider.usage and provider.usage(t)
-  if own then
-    return own
-  end
-  local outputs = t.videos or t.audios or t.images
-  if type(outputs) ~= "table" or #outputs == 0 then
-    return { count = 1 }
-  end
-  local ms = 0
-  local timed = false
-  for _, o in ipairs(outputs) do
-    local d = tonumber(o.duration)
-    if d then
-      ms = ms + math.floor(d * 1000 + 0.5)
-      timed = true
-    end
-  end
-  return { count = #outputs, duration = timed and core.seconds_format(ms) or nil }
-end
+-- What a finished task delivered (kling.money.usage).
+M.usage = usage.of_task
 
 -- Called once when a task with a reservation ends: settles or releases. Returns the ledger
 -- entry, or nil and an error (which is also kept on the task as `billing_error`).
@@ -123,6 +108,54 @@ function M.account(client, t)
   end
   t.charge_quote = q
   return ledger:settle(t.ledger_key, q, info)
+end
+
+-- A client's reservation that is not needed after all (no task was made): released.
+function M.release(client, key)
+  if client.ledger and key then
+    return M.release_held(client.ledger, key)
+  end
+  return nil
+end
+
+-- ---- one task key's movements, each at most once (the batch's rows) ----
+
+-- Holds `quote` under `key` unless the key already holds one. -> true | entry | nil, err
+function M.reserve_once(ledger, key, quote)
+  if not ledger or ledger:reservation(key) then
+    return true
+  end
+  return ledger:reserve(key, quote)
+end
+
+-- Ends the key's reservation with the charge `actual` (a quote, or {micros, currency} as a
+-- journal keeps it); when it is absent or cannot be counted, with the reservation: never
+-- nothing. Does nothing for a key already settled. -> entry | nil, err (why `actual` was not
+-- counted)
+function M.settle_once(ledger, key, actual, info)
+  if not ledger or ledger:settled(key) then
+    return nil
+  end
+  local e, err
+  if actual then
+    e, err = ledger:settle(key, actual, info)
+    if e then
+      return e
+    end
+  end
+  local held = ledger:reservation(key)
+  if held then
+    e = ledger:settle(key, held, info)
+  end
+  return e, err
+end
+
+-- Releases what the key holds, if anything. -> entry | nil
+function M.release_held(ledger, key, info)
+  if ledger and ledger:reservation(key) then
+    return ledger:release(key, info)
+  end
+  return nil
 end
 
 -- ---- budgets as the command line and the batch journal spell them ----
@@ -213,9 +246,10 @@ function M.from_header(b)
   return nil
 end
 
--- A ledger over those budgets and rates, with the journal's movements replayed.
-function M.ledger(budgets, rates, lines)
-  return billing.ledger { budgets = budgets, rates = rates, lines = lines }
+-- A ledger over those budgets and rates, with the journal's movements replayed; `store`
+-- (kling.money.stores.file over the batch's journal) keeps each new movement.
+function M.ledger(budgets, rates, lines, store)
+  return ledgers.new { budgets = budgets, rates = rates, lines = lines, store = store }
 end
 
 -- "12.5 CNY + 40 evolink-credits": every budget's spend, each in its own currency.

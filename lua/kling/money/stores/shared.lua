@@ -1,22 +1,24 @@
---- Per-account balances in shared memory, a hard cap across workers.
--- Per-account metering in shared memory: every worker reserves, settles and releases against
--- the same balances, atomically (ngx.shared.DICT incr), so a balance is a hard cap however
--- many requests run at once in however many workers. Amounts are integer micro-units
--- (exact in the dict's doubles below 2^53, i.e. 9 billion units). Every movement is a
--- kling.billing ledger line with the account added; appended to a journal, those lines
--- rebuild the balances after a restart, and replayed into kling.billing.ledger{} per account
--- they give the same totals (the ledger's own arithmetic checks ours).
+--- The ledger's store in shared memory (the gateway on one node): a hard cap across workers.
+-- Per-account balances in an ngx.shared dict: every worker reserves, settles and releases
+-- against the same balances, atomically (ngx.shared.DICT incr), so a balance is a hard cap
+-- however many requests run at once in however many workers. kling.money.ledger decides the
+-- movements (ledger{store = this}); this store carries them out and answers with the refusal
+-- codes of kling.money.stores.memory. Amounts are integer micro-units (exact in the dict's
+-- doubles below 2^53, i.e. 9 billion units). Every movement is a ledger line with the account
+-- added; appended to a journal, those lines rebuild the balances after a restart, and
+-- replayed into a memory ledger per account they give the same totals.
 --
 -- Keys: seq, a:<account>:{limit,avail,spent,reserved}, h:<task_key> (the hold: account and
 -- micros), d:<task_key> (settled or released: the one movement that ends a hold).
--- @module kling.resty.meter
+-- @module kling.money.stores.shared
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
+local memory = require "kling.money.stores.memory"
 
 local Meter = {}
 Meter.__index = Meter
-Meter.__name = "kling.resty.meter"
+Meter.__name = "kling.money.stores.shared"
 
 local M = {}
 
@@ -28,25 +30,25 @@ local function whole(v)
   return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
 end
 
---- Makes the per-account meter.
+--- Makes the store.
 -- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
--- clock = fn -> ms} -> meter
+-- clock = fn -> ms} -> store (every account is in `currency`)
 ---@param opts {dict: string, currency: string, journal: string}
 ---@return table|nil meter
 ---@return string|nil err
 function M.new(opts)
   if type(opts) ~= "table" then
-    error("kling.resty.meter: options table expected", 2)
+    error("kling.money.stores.shared: options table expected", 2)
   end
   local dict = opts.dict
   if type(dict) == "string" then
     dict = ngx.shared[dict]
     if not dict then
-      error("kling.resty.meter: no lua_shared_dict " .. opts.dict .. " in the nginx conf", 2)
+      error("kling.money.stores.shared: no lua_shared_dict " .. opts.dict .. " in the nginx conf", 2)
     end
   end
   if type(opts.currency) ~= "string" or opts.currency == "" then
-    error("kling.resty.meter: currency is required", 2)
+    error("kling.money.stores.shared: currency is required", 2)
   end
   return setmetatable({ dict = dict, currency = opts.currency, journal = opts.journal,
     clock = opts.clock or core.wall_ms }, Meter)
@@ -139,34 +141,31 @@ function Meter:known(account)
   return self.dict:get(akey(account, "limit")) ~= nil
 end
 
--- reserve(account, task_key, micros [, {task_id, record}]) -> entry | nil, err: kind "budget"
--- when the account's balance cannot hold it (nothing changes then). record: the JSON text of
--- the task held for, journaled on the reservation's own line.
+-- reserve(account, task_key, micros [, {task_id, record}]) -> entry | nil, code, detail: code
+-- "over" when the account's balance cannot hold it (nothing changes then). record: the JSON
+-- text of the task held for, journaled on the reservation's own line.
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
-    error("kling.resty.meter:reserve: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.shared:reserve: micros must be a whole number >= 0", 2)
   end
   local d = self.dict
   if not self:known(account) then
-    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+    return nil, "unknown_account"
   end
   local avail = d:incr(akey(account, "avail"), -micros)
   if avail == nil or avail < 0 then
     if avail ~= nil then
       d:incr(akey(account, "avail"), micros)
     end
-    local left = (avail or -micros) + micros
-    return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
-      .. core.money_format(left) .. " " .. self.currency .. " available) cannot hold "
-      .. core.money_format(micros) .. " " .. self.currency }
+    return nil, "over", (avail or -micros) + micros
   end
   local ok, err = d:safe_add("h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
     d:incr(akey(account, "avail"), micros)
     if err == "exists" then
-      return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+      return nil, "exists"
     end
-    return nil, validation("dict", "shared memory: " .. tostring(err))
+    return nil, "store", "shared memory: " .. tostring(err)
   end
   d:incr(akey(account, "reserved"), micros)
   local e, jerr = self:record("reserve", account, key, micros, info)
@@ -175,7 +174,7 @@ function Meter:reserve(account, key, micros, info)
     d:delete("h:" .. key)
     d:incr(akey(account, "reserved"), -micros)
     d:incr(akey(account, "avail"), micros)
-    return nil, errors.new { kind = "server", field = "journal", message = jerr }
+    return nil, "journal", jerr
   end
   d:incr("holds_open", 1, 0)
   return e
@@ -226,27 +225,27 @@ local function claim(d, key, op)
     return true
   end
   if err == "exists" then
-    return nil, validation("task_key", "'" .. key .. "' is already " .. tostring(d:get("d:" .. key) or "ended"))
+    return nil, "ended", d:get("d:" .. key) or "ended"
   end
-  return nil, validation("dict", "shared memory: " .. tostring(err))
+  return nil, "store", "shared memory: " .. tostring(err)
 end
 
--- settle(task_key, micros [, {task_id, account}]) -> entry | nil, err. Replaces the hold by
--- the actual charge, which stands even past the balance (it was incurred). Without a hold
--- the charge needs info.account.
+-- settle(task_key, micros [, {task_id, account}]) -> entry | nil, code, detail. Replaces the
+-- hold by the actual charge, which stands even past the balance (it was incurred). Without a
+-- hold the charge needs info.account.
 function Meter:settle(key, micros, info)
   if not whole(micros) then
-    error("kling.resty.meter:settle: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.shared:settle: micros must be a whole number >= 0", 2)
   end
   local d = self.dict
   local account, held = hold_of(d, key)
   account = account or (info and info.account)
   if not account or not self:known(account) then
-    return nil, validation("task_key", "'" .. key .. "' has no reservation and no known account")
+    return nil, "unknown_account"
   end
-  local ok, err = claim(d, key, "settled")
+  local ok, code, detail = claim(d, key, "settled")
   if not ok then
-    return nil, err
+    return nil, code, detail
   end
   if held then
     d:incr("holds_open", -1, 0)
@@ -260,16 +259,16 @@ function Meter:settle(key, micros, info)
     reserved_amount = core.money_format(held) })
 end
 
--- release(task_key [, {task_id}]) -> entry | nil, err: nothing is charged.
+-- release(task_key [, {task_id}]) -> entry | nil, code, detail: nothing is charged.
 function Meter:release(key, info)
   local d = self.dict
   local account, held = hold_of(d, key)
   if not account then
-    return nil, validation("task_key", "'" .. key .. "' has no reservation to release")
+    return nil, "no_hold"
   end
-  local ok, err = claim(d, key, "released")
+  local ok, code, detail = claim(d, key, "released")
   if not ok then
-    return nil, err
+    return nil, code, detail
   end
   d:delete("h:" .. key)
   d:incr("holds_open", -1, 0)
@@ -278,9 +277,24 @@ function Meter:release(key, info)
   return self:record("release", account, key, held, info)
 end
 
+-- Every account is in the store's one currency (an unknown one is refused when it moves).
+function Meter:currency()
+  return self.currency
+end
+
 -- The hold of a task key: account, micros (or nil).
 function Meter:hold(key)
   return hold_of(self.dict, key)
+end
+
+-- Charges by key are not kept here (the journal has them).
+function Meter.charge()
+  return nil
+end
+
+-- The movements are in the journal, not in the process.
+function Meter.entries()
+  return {}
 end
 
 -- account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings), and
@@ -385,13 +399,11 @@ function Meter:holds()
   return out
 end
 
---- One ledger entry as a JSON line.
--- One entry as the JSON line kling.billing's ledger replays (plus the account).
+--- One ledger entry as a JSON line (kling.money.stores.memory's, with the account).
 ---@param e table
 ---@return string
 function M.line(e)
-  return json.encode { seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
-    amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount, account = e.account }
+  return memory.line(e)
 end
 
 return M

@@ -1,9 +1,10 @@
--- The meter of kling.resty.meter with its balances in Redis, for several gateway nodes: the
--- same methods and answers, each movement one Lua script (atomic in Redis), so a balance is
--- a hard cap across every node and worker. Each script also appends the movement's ledger
--- line (kling.billing's, with the account) to the list <prefix>ledger in the same step:
--- money never moves without its record. Amounts are integer micro-units (exact in Redis's
--- Lua doubles below 2^53).
+--- The ledger's store in Redis (the gateway on several nodes).
+-- kling.money.stores.shared's balances in Redis: the same methods and refusal codes, each
+-- movement one Lua script (atomic in Redis: a reservation is one script), so a balance is a
+-- hard cap across every node and worker. kling.money.ledger decides the movements
+-- (ledger{store = this}). Each script also appends the movement's ledger line (with the
+-- account) to the list <prefix>ledger in the same step: money never moves without its record.
+-- Amounts are integer micro-units (exact in Redis's Lua doubles below 2^53).
 --
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
 -- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
@@ -157,24 +158,23 @@ function Meter:known(account)
   return self:account(account) ~= nil
 end
 
--- What a reservation's script answered -> entry | nil, err
+-- What a reservation's script answered -> entry | nil, code, detail (the refusal codes of
+-- kling.money.stores.memory, and "no_record": the task record it was to be held for is missing)
 local function reserve_answer(self, res, err, account, key, micros)
   if not res then
-    return nil, store_error(err)
+    return nil, "store", tostring(err)
   end
   if type(res) == "table" and res[1] == false then
-    return nil, store_error(res[2])
+    return nil, "store", tostring(res[2])
   end
   if res[1] == -2 then
-    return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+    return nil, "unknown_account"
   elseif res[1] == -3 then
-    return nil, validation("task_key", "'" .. key .. "' already has a reservation")
+    return nil, "exists"
   elseif res[1] == -4 then
-    return nil, validation("task_key", "'" .. key .. "' has no task record to hold for")
+    return nil, "no_record"
   elseif res[1] == -1 then
-    return nil, errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
-      .. core.money_format(tonumber(res[2])) .. " " .. self.currency .. " available) cannot hold "
-      .. core.money_format(micros) .. " " .. self.currency }
+    return nil, "over", tonumber(res[2])
   end
   return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
     amount = core.money_format(micros), currency = self.currency }
@@ -182,7 +182,7 @@ end
 
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
-    error("kling.gateway.redis_meter:reserve: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
   local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, "")
   return reserve_answer(self, res, err, account, key, micros)
@@ -190,10 +190,11 @@ end
 
 -- reserve_call(account, key, micros, {task_id}, record_key) -> call, read: the reservation as
 -- a script call for kling.gateway.redis run_many (sent in the same round trip as the task
--- record under record_key, held only if that record exists), and read(result) -> entry | nil, err.
+-- record under record_key, held only if that record exists), and read(result) -> what
+-- reserve answers.
 function Meter:reserve_call(account, key, micros, info, record_key)
   if not whole(micros) then
-    error("kling.gateway.redis_meter:reserve_call: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.redis:reserve_call: micros must be a whole number >= 0", 2)
   end
   local call = { RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, record_key or "",
     n = 7 }
@@ -206,13 +207,12 @@ local function finish(self, key, op, micros, info)
   local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
     info and info.account or "")
   if not res then
-    return nil, store_error(err)
+    return nil, "store", tostring(err)
   end
   if res[1] == -2 then
-    return nil, validation("task_key", "'" .. key .. "' has no reservation"
-      .. (op == "settled" and " and no known account" or " to release"))
+    return nil, op == "settled" and "unknown_account" or "no_hold"
   elseif res[1] == -3 then
-    return nil, validation("task_key", "'" .. key .. "' is already " .. tostring(res[2]))
+    return nil, "ended", tostring(res[2])
   end
   local held = tonumber(res[4])
   local m = op == "settled" and micros or held
@@ -222,7 +222,7 @@ end
 
 function Meter:settle(key, micros, info)
   if not whole(micros) then
-    error("kling.gateway.redis_meter:settle: micros must be a whole number >= 0", 2)
+    error("kling.money.stores.redis:settle: micros must be a whole number >= 0", 2)
   end
   return finish(self, key, "settled", micros, info)
 end
@@ -243,6 +243,11 @@ function Meter:topup(account, micros)
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
   end
   return self:account(account)
+end
+
+-- Every account is in the store's one currency (an unknown one is refused when it moves).
+function Meter:currency()
+  return self.currency
 end
 
 -- The hold of a task key: account, micros (or nil).
@@ -289,6 +294,16 @@ end
 -- Store (Redis) errors stand for journal errors here: the store is the record.
 function Meter:journal_errors()
   return self.redis:error_count()
+end
+
+-- Charges by key are not kept here (the ledger list has them).
+function Meter.charge()
+  return nil
+end
+
+-- The movements are in the Redis list <prefix>ledger, not in the process.
+function Meter.entries()
+  return {}
 end
 
 -- Redis keeps everything across restarts of nginx: nothing to rebuild.

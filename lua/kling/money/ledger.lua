@@ -1,0 +1,606 @@
+--- The one Ledger: budgets as a hard cap, over a pluggable store.
+-- Reserve the estimate before a create, settle to the actual charge on success, release on
+-- failure. A reservation that would take spent + reserved past an account's limit is refused
+-- (kind "budget") before anything is sent, however many tasks are in flight. Every movement
+-- is an entry {seq, time_ms, op, task_key, task_id, amount, micros, currency} that can be
+-- written as a JSON line and replayed.
+--
+-- The ledger decides (which account a quote counts against, conversions at the user's rates,
+-- the refusals and their codes); the store holds the balances and carries out each movement
+-- atomically: kling.money.stores.memory (in the process), .file (memory plus an append-only
+-- fsync'd file: the batch), .shared (ngx.shared plus a journal: the gateway on one node),
+-- .redis (one Lua script per movement: the gateway on several nodes).
+--
+-- Accounts: a budget ledger has one account per currency, named by it (a client's or a
+-- batch's budgets); the gateway's accounts are its clients, named by the caller
+-- (info.account), all in the store's currency. Every currency is its own money: CNY, USD and
+-- each gateway's credits ("apiinone-credits", "evolink-credits") are never added together; a
+-- quote counts against the budget of its own unit, else (with rates the user gave) is
+-- converted into the rates' currency, else is refused with kind "budget", code "no_budget".
+-- @module kling.money.ledger
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+local prices = require "kling.money.quote"
+local memory = require "kling.money.stores.memory"
+
+local M = {}
+
+local function validation(field, message)
+  return errors.new { kind = "validation", field = field, message = message }
+end
+
+--- A ledger: hard-cap accounts over a store (`kling.ledger`); its methods below.
+-- Amounts are integer micro-units of one account's currency; a method's optional currency
+-- names the budget (default: the first given).
+---@class kling.Ledger
+---@field currency string the first budget's currency (the default of limit, spent, reserved, balance)
+---@field rates table|nil {currency, rates}: how a quote in a unit without a budget is counted
+---@field store table where the balances live (kling.money.stores.*)
+local Ledger = {}
+Ledger.__index = Ledger
+Ledger.__name = "kling.ledger"
+M.Ledger = Ledger
+
+local function integral(v)
+  return type(v) == "number" and v == math.floor(v) and (math.type == nil or math.type(v) == "integer")
+end
+
+local function no_budget(self, unit, field)
+  local have = self:currencies()
+  return errors.new {
+    kind = "budget", code = "no_budget", field = field,
+    message = "no budget in " .. tostring(unit) .. " (the budget is in " .. table.concat(have, ", ")
+      .. "): give one in " .. tostring(unit) .. (self.rates and "" or ", or rates to count it in "
+      .. tostring(have[1])),
+  }
+end
+
+-- The currency of an account, or nil when the store has no such account.
+local function currency_of(self, account)
+  return self.store:currency(account)
+end
+
+--- Micro-units of an amount and the account they count against (internal).
+-- Micro-units of `x` and the account it counts against: `x` is integer micros (in the
+-- currency of `account`, else of `key`'s reservation, else of the first budget) or a quote
+-- ({micros, currency[, provider]}). -> micros, account, conversion | nil, err
+-- @local
+function Ledger:micros_of(x, field, key, account)
+  local m, acct, conv = x, account, nil
+  if type(x) == "table" then
+    local unit = prices.unit(x)
+    m = x.micros
+    if account then
+      if unit ~= currency_of(self, account) then
+        return nil, no_budget(self, unit, field)
+      end
+    elseif self.budgets[unit] then
+      acct = unit
+    elseif self.rates and self.rates.rates[unit] and integral(m) then
+      acct = self.rates.currency
+      conv = { amount = core.money_format(m), currency = unit, rate = self.rates.rates[unit] }
+      m = core.money_scale(m, conv.rate)
+    elseif self.budgets.USD and x.usd and #self.order == 1 then
+      -- A single USD budget counts a quote at the catalog's published USD rate.
+      acct, m = "USD", x.usd.micros
+    else
+      return nil, no_budget(self, unit, field)
+    end
+  elseif not acct then
+    acct = (key and self.store:hold(key)) or self.currency
+  end
+  if not integral(m) then
+    return nil, validation(field, "integer micro-units or a quote are required")
+  end
+  if m < 0 then
+    return nil, validation(field, "must not be negative")
+  end
+  return m, acct, conv
+end
+
+local function key_of(task_key)
+  if type(task_key) == "number" and task_key == math.floor(task_key) then
+    return string.format("%d", task_key)
+  end
+  if type(task_key) ~= "string" or task_key == "" then
+    errors.misuse("ledger", "task_key must be a non-empty string or an integer")
+  end
+  return task_key
+end
+
+local function task_id_of(info)
+  local id = type(info) == "table" and info.task_id
+  if id ~= nil and id ~= false and id ~= json.null then
+    return tostring(id)
+  end
+  return nil
+end
+
+local function converted(conv)
+  return conv and { from_amount = conv.amount, from_currency = conv.currency, rate = conv.rate } or nil
+end
+
+-- What a store is told of a movement: the task id and the entry's extra fields (one shared
+-- empty table when there are none: stores only read it).
+-- info.record (the gateway's task record as JSON) rides on the reservation's journal line.
+local NOTHING = {}
+local function movement(info, conv)
+  local task_id = task_id_of(info)
+  local record = type(info) == "table" and info.record or nil
+  if task_id == nil and conv == nil and record == nil then
+    return NOTHING
+  end
+  return { task_id = task_id, extra = converted(conv), record = record }
+end
+
+-- The error for a store's refusal code (kling.money.stores.memory lists them).
+local function refusal(self, code, detail, key, account, m, named)
+  local fmt = core.money_format
+  if code == "over" then
+    local a = self.store:account(account) or {}
+    local cur = a.currency or account
+    if named then
+      return errors.new { kind = "budget", field = "balance", message = "the balance of " .. account .. " ("
+        .. fmt(a.balance_micros or detail or 0) .. " " .. cur .. " available) cannot hold " .. fmt(m) .. " " .. cur }
+    end
+    return errors.new { kind = "budget", field = "budget.limit",
+      message = "reserving " .. fmt(m) .. " " .. cur .. " would pass the limit of " .. fmt(a.limit_micros or 0)
+        .. " " .. cur .. " (spent " .. fmt(a.spent_micros or 0) .. ", reserved " .. fmt(a.reserved_micros or 0) .. ")" }
+  elseif code == "unknown_account" then
+    if named then
+      return validation("account", "unknown account '" .. tostring(account) .. "'")
+    end
+    return validation("task_key", "'" .. key .. "' has no reservation and no known account")
+  elseif code == "exists" then
+    return validation("task_key", "'" .. key .. "' already has a reservation or a charge")
+  elseif code == "ended" then
+    return validation("task_key", "'" .. key .. "' is already " .. tostring(detail or "settled"))
+  elseif code == "no_record" then
+    return validation("task_key", "'" .. key .. "' has no task record to hold for")
+  elseif code == "no_hold" then
+    return validation("task_key", "'" .. key .. "' has no reservation to release")
+  elseif code == "range" then
+    return validation(detail, "amount out of range")
+  elseif code == "journal" then
+    return errors.new { kind = "server", field = "journal", message = tostring(detail) }
+  end
+  return errors.new { kind = "server", field = "store", message = tostring(detail or code) }
+end
+
+--- Holds an estimate before a create.
+-- reserve(task_key, quote | micros [, {task_id=, account=}]) -> entry | nil, err (kind
+-- "budget" when spent + reserved + this would pass the limit of its account, or no budget
+-- counts it). `account` names the account (the gateway's client); without it the quote's unit
+-- picks the budget.
+---@param task_key string|integer the task's key (its external id)
+---@param quote kling.Quote|integer a quote (counted in the budget of its unit) or micros of the first budget
+---@param info? {task_id: string, account: string}
+---@return table|nil entry
+---@return kling.Error|nil err kind `budget` (code `no_budget` when no budget counts it) or `validation`
+function Ledger:reserve(task_key, quote, info)
+  local key = key_of(task_key)
+  local named = type(info) == "table" and info.account or nil
+  local m, acct, conv = self:micros_of(quote, "quote", nil, named)
+  if not m then
+    return nil, acct
+  end
+  local e, code, detail = self.store:reserve(acct, key, m, movement(info, conv))
+  if not e then
+    return nil, refusal(self, code, detail, key, acct, m, named)
+  end
+  return e
+end
+
+--- Holds an estimate in the same store round trip as the task record it is for.
+-- reserve_call(task_key, micros, {task_id=, account=}, record_key) -> call, read: for a store
+-- that batches calls (kling.money.stores.redis: the gateway sends the record and the hold in
+-- one round trip), the reservation as a call to send, held only if record_key exists, and
+-- read(result) -> entry | nil, err as reserve answers. A store without batching raises.
+---@param task_key string|integer
+---@param micros integer in the account's currency
+---@param info {task_id: string, account: string}
+---@param record_key string
+---@return table call
+---@return fun(result: any): table|nil, kling.Error|nil read
+function Ledger:reserve_call(task_key, micros, info, record_key)
+  local key = key_of(task_key)
+  if not self.store.reserve_call then
+    errors.misuse("ledger", "reserve_call needs a store that batches calls (kling.money.stores.redis)")
+  end
+  local acct = info.account
+  local call, read = self.store:reserve_call(acct, key, micros, movement(info), record_key)
+  return call, function(res)
+    local e, code, detail = read(res)
+    if not e then
+      return nil, refusal(self, code, detail, key, acct, micros, acct)
+    end
+    return e
+  end
+end
+
+--- Replaces a reservation by the actual charge.
+-- settle(task_key, actual micros | settled quote [, {task_id=, account=}]) -> entry | nil, err.
+-- The reservation is replaced by the actual charge, which is recorded even past the limit:
+-- it has been incurred. A charge without a reservation (a synchronous call) is recorded too
+-- (in info.account's, or the quote's budget). Micros are in the currency of the reservation.
+---@param task_key string|integer
+---@param actual kling.Quote|integer the settled quote, or micros in the reservation's currency
+---@param info? {task_id: string, account: string}
+---@return table|nil entry
+---@return kling.Error|nil err kind `validation` (already settled, another currency) or `budget`
+function Ledger:settle(task_key, actual, info)
+  local key = key_of(task_key)
+  local named = type(info) == "table" and info.account or nil
+  local m, acct, conv
+  if type(actual) == "table" then
+    -- A quote counts in its unit's account (or the rates' one), which must be the one the
+    -- reservation is in.
+    local held_in = self.store:hold(key)
+    m, acct, conv = self:micros_of(actual, "actual", key, named)
+    if m and held_in and held_in ~= acct then
+      return nil, validation("actual", "'" .. key .. "' was reserved in " .. tostring(currency_of(self, held_in))
+        .. ", not " .. tostring(currency_of(self, acct)))
+    end
+  else
+    -- Micros are in the reservation's currency (the store knows it), else the named account's
+    -- or the first budget's.
+    m, acct = self:micros_of(actual, "actual", nil, named or self.currency or "")
+  end
+  if not m then
+    return nil, acct
+  end
+  local e, code, detail = self.store:settle(key, m, { task_id = task_id_of(info), account = acct,
+    extra = converted(conv) })
+  if not e then
+    return nil, refusal(self, code, detail, key, acct, m)
+  end
+  return e
+end
+
+--- Drops a reservation: the task failed, nothing is charged.
+-- release(task_key [, {task_id=}]) -> entry | nil, err: the task failed; nothing is charged.
+---@param task_key string
+---@param info? {task_id: string}
+---@return table|nil entry
+---@return kling.Error|nil err
+function Ledger:release(task_key, info)
+  local key = key_of(task_key)
+  local e, code, detail = self.store:release(key, movement(info))
+  if not e then
+    return nil, refusal(self, code, detail, key)
+  end
+  return e
+end
+
+local function account(self, currency)
+  local a = self.store:account(currency or self.currency)
+  if not a then
+    errors.misuse("ledger", "no budget in " .. tostring(currency))
+  end
+  return a
+end
+
+--- The limit of one budget, in micro-units.
+-- limit([currency]), spent([currency]), reserved([currency]), balance([currency]): micros
+-- of one budget (default: the first). A currency the ledger has no budget in raises.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
+function Ledger:limit(currency)
+  return account(self, currency).limit_micros
+end
+
+--- What was charged against one budget, in micro-units.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
+function Ledger:spent(currency)
+  return account(self, currency).spent_micros
+end
+
+--- What is held for tasks in flight in one budget, in micro-units.
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
+function Ledger:reserved(currency)
+  return account(self, currency).reserved_micros
+end
+
+--- What may still be reserved, in micro-units.
+-- What may still be reserved: limit - spent - reserved (negative once charges passed it).
+---@param currency? string the budget's currency (default: the first budget's)
+---@return integer micros
+function Ledger:balance(currency)
+  return account(self, currency).balance_micros
+end
+
+--- The currencies the ledger holds a budget in, in the order given.
+---@return string[] currencies e.g. {"CNY", "evolink-credits"}
+function Ledger:currencies()
+  local out = {}
+  for i, c in ipairs(self.order) do
+    out[i] = c
+  end
+  return out
+end
+
+--- What one task holds now: micro-units and their currency, or nil.
+-- reservation(task_key) -> micros, currency | nil: what the key holds now.
+---@param task_key string|integer
+---@return integer|nil micros
+---@return string|nil currency
+function Ledger:reservation(task_key)
+  local acct, m = self.store:hold(key_of(task_key))
+  if acct then
+    return m, currency_of(self, acct)
+  end
+  return nil
+end
+
+--- What one task was charged once settled: micro-units and their currency, or nil.
+-- settled(task_key) -> micros, currency | nil: the key's charge once settled (nil as well on
+-- a store that keeps no charges by key: the gateway's).
+---@param task_key string|integer
+---@return integer|nil micros
+---@return string|nil currency
+function Ledger:settled(task_key)
+  local acct, m = self.store:charge(key_of(task_key))
+  if acct then
+    return m, currency_of(self, acct)
+  end
+  return nil
+end
+
+--- One account's figures (the gateway's clients): name, currency, limit, spent, reserved,
+-- balance (decimal strings) and the same in *_micros; nil when there is no such account.
+---@param name string
+---@return table|nil
+function Ledger:account(name)
+  return self.store:account(name)
+end
+
+--- Opens an account or sets its limit (a decimal string: the credit it may spend).
+---@param name string
+---@param limit string
+---@return table|nil account its figures, as account() gives them
+---@return kling.Error|nil err
+function Ledger:open_account(name, limit)
+  return self.store:open_account(name, limit)
+end
+
+--- Adds credit to an account (micro-units), recorded before it counts.
+---@param name string
+---@param micros integer
+---@return table|nil account its figures, as account() gives them
+---@return kling.Error|nil err
+function Ledger:topup(name, micros)
+  return self.store:topup(name, micros)
+end
+
+--- The account holding a task key's reservation, and its micro-units (or nil).
+---@param task_key string
+---@return string|nil account
+---@return integer|nil micros
+function Ledger:hold(task_key)
+  return self.store:hold(key_of(task_key))
+end
+
+--- Every budget's figures as decimal strings.
+-- summary() -> the first budget's figures (currency, limit, spent, reserved, balance as
+-- decimal strings), in_flight, entries, budgets = one such table per currency, rates.
+---@return table summary `currency`, `limit`, `spent`, `reserved`, `balance`, `in_flight`, `entries`, `budgets`, `rates`
+function Ledger:summary()
+  local budgets = {}
+  for i, c in ipairs(self.order) do
+    local a = account(self, c)
+    budgets[i] = { currency = a.currency, limit = a.limit, spent = a.spent, reserved = a.reserved, balance = a.balance }
+  end
+  local first = budgets[1] or {}
+  return {
+    currency = first.currency, limit = first.limit, spent = first.spent, reserved = first.reserved,
+    balance = first.balance, in_flight = self.store:open_holds(), entries = self.store:entries_count(),
+    budgets = budgets, rates = self.rates,
+  }
+end
+
+--- Every movement, oldest first.
+-- Every movement so far, oldest first (a new list; the entries themselves are shared). Only
+-- stores that keep them in the process (memory, file) have them.
+---@return table[]
+function Ledger:entries()
+  return self.store:entries()
+end
+
+--- One entry as a JSON line.
+-- One entry as a JSON line. Amounts travel as decimal strings: JSON numbers pass through
+-- doubles (and cjson prints 14 digits), exact only for small amounts.
+---@param _ kling.Ledger|nil the ledger (unused: ledger:line(e) or Ledger.line(nil, e))
+---@param e table an entry
+---@return string
+function Ledger.line(_, e)
+  return memory.line(e)
+end
+
+--- The entries as JSON lines.
+-- JSON lines of the entries from sequence number `from` (default 1) on.
+---@param from? integer first sequence number (1)
+---@return string[]
+function Ledger:lines(from)
+  local out = {}
+  for _, e in ipairs(self:entries()) do
+    if e.seq >= (from or 1) then
+      out[#out + 1] = memory.line(e)
+    end
+  end
+  return out
+end
+
+--- Applies one persisted entry.
+-- Applies one persisted entry (a JSON line or its decoded table): history is replayed as it
+-- happened, without the limit check.
+---@param line string|table
+---@return boolean|nil ok
+---@return kling.Error|nil err
+function Ledger:replay(line)
+  local e = line
+  if type(line) == "string" then
+    local err
+    e, err = json.decode(line)
+    if not e then
+      return nil, validation("line", "not JSON: " .. tostring(err))
+    end
+  end
+  if type(e) ~= "table" or type(e.task_key) ~= "string" or type(e.amount) ~= "string" then
+    return nil, validation("line", "a ledger entry {op, task_key, amount, ...} is required")
+  end
+  -- A line from an accounts ledger (the gateway's) replays into its account where this ledger
+  -- has it, else into the budget of its currency.
+  local acct = type(e.account) == "string" and self.store:account(e.account) and e.account or e.currency
+  if type(acct) ~= "string" or currency_of(self, acct) ~= e.currency then
+    return nil, validation("line.currency", "entry in " .. tostring(e.currency) .. ", the ledger has budgets in "
+      .. table.concat(self:currencies(), ", "))
+  end
+  local m, err = core.money_parse(e.amount)
+  if not m then
+    return nil, validation("line.amount", err)
+  end
+  local info = { task_id = task_id_of(e), account = acct, enforce = false,
+    time_ms = type(e.time_ms) == "number" and e.time_ms or nil,
+    extra = type(e.from_currency) == "string"
+      and { from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate } or nil }
+  local out, code, detail
+  if e.op == "reserve" then
+    out, code, detail = self.store:reserve(acct, e.task_key, m, info)
+  elseif e.op == "settle" then
+    out, code, detail = self.store:settle(e.task_key, m, info)
+  elseif e.op == "release" then
+    out, code, detail = self.store:release(e.task_key, info)
+  else
+    return nil, validation("line.op", "unknown op '" .. tostring(e.op) .. "'")
+  end
+  if not out then
+    return nil, refusal(self, code, detail, e.task_key, acct, m)
+  end
+  return out
+end
+
+local function budget_of(b, field)
+  if type(b) ~= "table" or type(b.limit) ~= "string" then
+    return nil, validation(field .. ".limit", "a decimal string is required (e.g. \"50.00\")")
+  end
+  local limit, err = core.money_parse(b.limit)
+  if not limit then
+    return nil, validation(field .. ".limit", err)
+  end
+  if limit < 0 then
+    return nil, validation(field .. ".limit", "must not be negative")
+  end
+  if type(b.currency) ~= "string" or b.currency == "" then
+    return nil, validation(field .. ".currency", "a currency is required (CNY, USD, evolink-credits, ...)")
+  end
+  return { currency = b.currency, limit = b.limit }
+end
+
+-- rates {currency = "CNY", rates = {USD = "7.1", ["evolink-credits"] = "0.1"}}: units of
+-- `currency` per unit of each other currency (decimal strings, at most 6 decimals).
+local function rates_of(r, budgets)
+  if r == nil then
+    return nil
+  end
+  if type(r) ~= "table" or type(r.currency) ~= "string" or type(r.rates) ~= "table" then
+    return nil, validation("rates", "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required")
+  end
+  if not budgets[r.currency] then
+    return nil, validation("rates.currency", "rates count in " .. r.currency .. ", which has no budget")
+  end
+  local out = {}
+  for cur, rate in pairs(r.rates) do
+    local m = type(cur) == "string" and type(rate) == "string" and core.money_parse(rate)
+    if not m or m <= 0 then
+      return nil, validation("rates.rates." .. tostring(cur), "a positive decimal string is required (e.g. \"0.14\")")
+    end
+    out[cur] = rate
+  end
+  return { currency = r.currency, rates = out }
+end
+
+-- The budgets of opts: {limit, currency} or budgets = {{limit, currency}, ...}; none with a
+-- store whose accounts are opened by name (the gateway's). -> list | nil, err
+local function budgets_of(opts)
+  if opts.budgets == nil and opts.limit == nil and opts.currency == nil and opts.store then
+    return {}
+  end
+  local list, field = opts.budgets, "budgets"
+  if list == nil then
+    list, field = { { limit = opts.limit, currency = opts.currency } }, "budget"
+  elseif type(list) ~= "table" or #list == 0 then
+    return nil, validation("budgets", "a list of {limit, currency} is required")
+  end
+  local out, seen = {}, {}
+  for i, b in ipairs(list) do
+    local where = field == "budget" and field or (field .. "[" .. i .. "]")
+    local a, err = budget_of(b, where)
+    if not a then
+      return nil, err
+    end
+    if seen[a.currency] then
+      return nil, validation(where .. ".currency", "a second budget in " .. a.currency)
+    end
+    seen[a.currency] = true
+    out[#out + 1] = a
+  end
+  return out
+end
+
+--- Makes a ledger with one hard-cap budget per currency (`kling.ledger`).
+-- new{limit = "50.00", currency = "CNY" | budgets = {{limit =, currency =}, ...}
+-- [, rates = {currency =, rates = {}}] [, clock = fn -> ms] [, on_entry = fn(entry, line)]
+-- [, lines = {JSON lines to replay}] [, store = a kling.money.stores.* store]} -> ledger |
+-- nil, err. Limits are decimal strings; each currency is its own money ("apiinone-credits"
+-- and "evolink-credits" differ). rates = {currency = "CNY", rates = {USD = "7.1"}}: units of
+-- `currency` (one of the budgets) per unit of each other currency, so that a quote in USD
+-- counts against the CNY budget. Without a budget in its unit (or a rate) a quote is refused:
+-- kind "budget", code "no_budget". The store defaults to memory; a store given without
+-- budgets (the gateway's) has its accounts opened by name (open_account).
+---@param opts table `limit` and `currency`, or `budgets`; `rates`, `clock`, `on_entry`, `lines`, `store` (above)
+---@return kling.Ledger|nil ledger
+---@return kling.Error|nil err
+function M.new(opts)
+  if type(opts) ~= "table" then
+    errors.misuse("billing.ledger", "options table expected")
+  end
+  local list, err = budgets_of(opts)
+  if not list then
+    return nil, err
+  end
+  local store = opts.store or memory.new { clock = opts.clock }
+  local budgets, order = {}, {}
+  for _, b in ipairs(list) do
+    local ok, oerr = store:open_account(b.currency, b.limit, b.currency)
+    if not ok then
+      return nil, oerr
+    end
+    budgets[b.currency], order[#order + 1] = true, b.currency
+  end
+  local rates, rerr = rates_of(opts.rates, budgets)
+  if rerr then
+    return nil, rerr
+  end
+  local self = setmetatable({ currency = order[1], budgets = budgets, order = order, rates = rates, store = store },
+    Ledger)
+  for i, line in ipairs(opts.lines or {}) do
+    local ok, lerr = self:replay(line)
+    if not ok then
+      lerr.field = "lines[" .. i .. "]" .. (lerr.field and ("." .. lerr.field) or "")
+      return nil, lerr
+    end
+  end
+  -- Set after the replay: restored entries are already persisted.
+  if opts.on_entry then
+    store.on_entry = opts.on_entry
+  end
+  if store.opened then
+    store:opened()
+  end
+  return self
+end
+
+return M

@@ -1,0 +1,227 @@
+--- The ledger's store in the process: accounts, holds and charges in Lua tables.
+-- A store holds the balances and carries out each movement (kling.money.ledger decides
+-- which). Every store has the same methods:
+--   open_account(name, limit [, currency]) -> figures | nil, err   (limit: a decimal string)
+--   account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings),
+--                     and the same in *_micros} | nil
+--   reserve(account, key, micros, info) -> entry | nil, code, detail
+--   settle(key, micros, info)           -> entry | nil, code, detail  (info.account: no hold)
+--   release(key, info)                  -> entry | nil, code, detail
+--   currency(name) -> the account's currency | nil
+--   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
+--   open_holds(), entries_count(), entries(), topup(name, micros)
+-- info: task_id, extra (fields added to the entry), and when replaying history time_ms and
+-- enforce = false (no limit check). Refusal codes: over (detail: what is available),
+-- unknown_account, exists, ended (detail: settled|released), no_hold, range (detail: the
+-- field), journal and store (detail: the message).
+-- @module kling.money.stores.memory
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+
+local M = {}
+
+local Store = {}
+Store.__index = Store
+Store.__name = "kling.money.stores.memory"
+M.Store = Store
+
+--- One entry as a JSON line (amounts as decimal strings; the account where it is not the
+-- currency's budget: the gateway's).
+---@param e table an entry
+---@return string
+function M.line(e)
+  return json.encode {
+    seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
+    amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
+    from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate, account = e.account,
+  }
+end
+
+--- A store in memory.
+-- new{clock = fn -> ms, on_entry = fn(entry, line), currency = the currency of accounts
+-- opened without one (an accounts ledger's)} -> store
+---@param opts? table
+---@return table store
+function M.new(opts)
+  opts = opts or {}
+  return setmetatable({
+    accounts = {}, holds = {}, charges = {}, task_ids = {}, in_flight = 0, seq = 0, log = {},
+    clock = opts.clock or core.wall_ms or function()
+      return os.time() * 1000
+    end,
+    on_entry = opts.on_entry, currency = opts.currency,
+  }, Store)
+end
+
+local function figures(a)
+  local fmt = core.money_format
+  local balance = core.money_sub(core.money_sub(a.limit, a.spent), a.reserved)
+  return { name = a.name, currency = a.currency, limit = fmt(a.limit), spent = fmt(a.spent),
+    reserved = fmt(a.reserved), balance = fmt(balance), limit_micros = a.limit, spent_micros = a.spent,
+    reserved_micros = a.reserved, balance_micros = balance }
+end
+
+function Store:open_account(name, limit, currency)
+  local m, err = core.money_parse(tostring(limit))
+  if not m or m < 0 then
+    return nil, errors.new { kind = "validation", field = "accounts." .. tostring(name) .. ".limit",
+      message = err or "must not be negative" }
+  end
+  local a = self.accounts[name]
+  if not a then
+    a = { name = name, currency = currency or self.currency, spent = 0, reserved = 0 }
+    self.accounts[name] = a
+  end
+  a.limit = m
+  return figures(a)
+end
+
+function Store:account(name)
+  local a = self.accounts[name]
+  return a and figures(a)
+end
+
+function Store:currency(name)
+  local a = self.accounts[name]
+  return a and a.currency
+end
+
+function Store:topup(name, micros)
+  local a = self.accounts[name]
+  if not a then
+    return nil, errors.new { kind = "validation", field = "account", message = "unknown account '" .. tostring(name)
+      .. "'" }
+  end
+  a.limit = core.money_add(a.limit, micros)
+  return figures(a)
+end
+
+--- Appends one entry to the log and hands it to on_entry (internal).
+-- @local
+function Store:record(op, key, micros, a, info, reserved_amount)
+  self.seq = self.seq + 1
+  local e = {
+    seq = self.seq, time_ms = info.time_ms or self.clock(), op = op, task_key = key, task_id = self.task_ids[key],
+    amount = core.money_format(micros), micros = micros, currency = a.currency,
+    account = a.name ~= a.currency and a.name or nil, reserved_amount = reserved_amount,
+  }
+  if info.extra then
+    for k, v in pairs(info.extra) do
+      e[k] = v
+    end
+  end
+  self.log[#self.log + 1] = e
+  self:persist(e)
+  return e
+end
+
+-- Where a movement goes once made: on_entry (the file store writes it to disk instead).
+function Store:persist(e)
+  if self.on_entry then
+    self.on_entry(e, M.line(e))
+  end
+end
+
+local function note(self, key, info)
+  if info.task_id then
+    self.task_ids[key] = info.task_id
+  end
+end
+
+function Store:reserve(account, key, m, info)
+  local a = self.accounts[account]
+  if not a then
+    return nil, "unknown_account"
+  end
+  if self.holds[key] or self.charges[key] then
+    return nil, "exists"
+  end
+  local committed = core.money_add(a.spent, a.reserved)
+  if not committed then
+    return nil, "range", "budget"
+  end
+  local after = core.money_add(committed, m)
+  if not after then
+    return nil, "range", "quote"
+  end
+  if info.enforce ~= false and after > a.limit then
+    return nil, "over", core.money_sub(a.limit, committed)
+  end
+  note(self, key, info)
+  self.holds[key] = { micros = m, account = account }
+  self.in_flight = self.in_flight + 1
+  a.reserved = core.money_add(a.reserved, m) -- fits: spent + reserved + m did
+  return self:record("reserve", key, m, a, info)
+end
+
+function Store:settle(key, m, info)
+  if self.charges[key] then
+    return nil, "ended", "settled"
+  end
+  local held = self.holds[key]
+  local a = self.accounts[held and held.account or info.account]
+  if not a then
+    return nil, "unknown_account"
+  end
+  local spent = core.money_add(a.spent, m)
+  if not spent then
+    return nil, "range", "actual"
+  end
+  note(self, key, info)
+  if held then
+    self.holds[key] = nil
+    self.in_flight = self.in_flight - 1
+    a.reserved = core.money_sub(a.reserved, held.micros) -- held <= reserved
+  end
+  a.spent = spent
+  self.charges[key] = { micros = m, account = a.name }
+  return self:record("settle", key, m, a, info, core.money_format(held and held.micros or 0))
+end
+
+function Store:release(key, info)
+  local held = self.holds[key]
+  if held == nil then
+    return nil, "no_hold"
+  end
+  note(self, key, info)
+  local a = self.accounts[held.account]
+  self.holds[key] = nil
+  self.in_flight = self.in_flight - 1
+  a.reserved = core.money_sub(a.reserved, held.micros)
+  return self:record("release", key, held.micros, a, info)
+end
+
+function Store:hold(key)
+  local h = self.holds[key]
+  if h then
+    return h.account, h.micros
+  end
+  return nil
+end
+
+function Store:charge(key)
+  local c = self.charges[key]
+  if c then
+    return c.account, c.micros
+  end
+  return nil
+end
+
+function Store:open_holds()
+  return self.in_flight
+end
+
+function Store:entries_count()
+  return #self.log
+end
+
+function Store:entries()
+  local out = {}
+  for i, e in ipairs(self.log) do
+    out[i] = e
+  end
+  return out
+end
+
+return M

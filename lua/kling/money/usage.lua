@@ -1,0 +1,49 @@
+--- What a finished task delivered, in the terms a settle prices.
+-- Seconds of video or audio (decimal text, to the millisecond, so no float reaches a price)
+-- and the number of outputs; a provider that reports usage of its own (provider.usage) is
+-- asked first.
+-- @module kling.money.usage
+local core = require "kling.core"
+
+local M = {}
+
+--- A task's usage: {count, duration} (duration absent when no output says how long it is).
+---@param t table a task (videos / audios / images, and its client's provider)
+---@return table usage
+function M.of_task(t)
+  local provider = t.client and t.client.provider
+  local own = provider and provider.usage and provider.usage(t)
+  if own then
+    return own
+  end
+  local outputs = t.videos or t.audios or t.images
+  if type(outputs) ~= "table" or #outputs == 0 then
+    return { count = 1 }
+  end
+  local ms = 0
+  local timed = false
+  for _, o in ipairs(outputs) do
+    local d = tonumber(o.duration)
+    if d then
+      ms = ms + math.floor(d * 1000 + 0.5)
+      timed = true
+    end
+  end
+  return { count = #outputs, duration = timed and core.seconds_format(ms) or nil }
+end
+
+--- The usage of a list of outputs {kind = "video"|"image"|"audio", url, duration} (a batch
+-- row's, as its journal keeps them).
+---@param outputs table[]
+---@return table usage
+function M.of_outputs(outputs)
+  local t = {}
+  for _, o in ipairs(outputs) do
+    local k = o.kind .. "s"
+    t[k] = t[k] or {}
+    t[k][#t[k] + 1] = { url = o.url, duration = o.duration }
+  end
+  return M.of_task(t)
+end
+
+return M

@@ -1,0 +1,134 @@
+-- Issue 10: one Ledger over pluggable stores (lua/kling/money/). The memory and file stores
+-- here; the shared-memory and Redis stores run under the same Ledger in the gateway's nginx
+-- specs (spec/sh/nginx_gateway*.sh).
+local json = require "kling.json"
+local journal = require "kling.journal"
+local ledgers = require "kling.money.ledger"
+local hold = require "kling.money.hold"
+local file_store = require "kling.money.stores.file"
+local memory = require "kling.money.stores.memory"
+
+local function tmpdir()
+  local p = assert(io.popen("mktemp -d"))
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+local function cny(micros)
+  return { provider = "kling", currency = "CNY", micros = micros }
+end
+
+describe("issue 10: the Ledger over its stores", function()
+  it("issue 10: the file store writes each movement to the journal before it returns, and the journal replays it",
+    function()
+      local path = tmpdir() .. "/journal.jsonl"
+      local j = assert(journal.open(path))
+      local l = assert(ledgers.new { budgets = { { limit = "10", currency = "CNY" } },
+        store = file_store.new { journal = j, tag = { t = "ledger" } } })
+      assert(l:reserve("a", cny(3500000)))
+      assert(l:reserve("b", cny(2500000)))
+      assert(l:settle("a", cny(2500000), { task_id = "t-a" }))
+      assert(l:release("b"))
+      local records = assert(journal.read(path))
+      assert.equal(4, #records)
+      assert.same({ "reserve", "reserve", "settle", "release" },
+        { records[1].op, records[2].op, records[3].op, records[4].op })
+      assert.equal("ledger", records[3].t)
+      assert.equal("2.5", records[3].amount)
+      assert.equal("3.5", records[3].reserved_amount)
+      assert.equal("t-a", records[3].task_id)
+      -- Opened again over the same file: the balances come back and nothing is written twice.
+      local again = assert(ledgers.new { budgets = { { limit = "10", currency = "CNY" } }, lines = records,
+        store = file_store.new { journal = assert(journal.open(path)), tag = { t = "ledger" } } })
+      assert.equal(2500000, again:spent("CNY"))
+      assert.equal(0, again:reserved("CNY"))
+      assert.equal(7500000, again:balance("CNY"))
+      assert.equal(4, #assert(journal.read(path)))
+      assert(again:reserve("c", cny(1000000)))
+      assert.equal(5, #assert(journal.read(path)))
+    end)
+
+  it("issue 10: a movement the file store cannot write does not pass silently", function()
+    local j = assert(journal.open(tmpdir() .. "/gone/journal.jsonl"))
+    local l = assert(ledgers.new { limit = "10", currency = "CNY", store = file_store.new { journal = j } })
+    assert.has_error(function()
+      l:reserve("a", cny(1000000))
+    end)
+  end)
+
+  it("issue 10: every currency is its own account; integer micro-units; a quote in a unit without a budget "
+    .. "is refused with code no_budget", function()
+    local l = assert(ledgers.new { budgets = { { limit = "10", currency = "CNY" },
+      { limit = "100", currency = "evolink-credits" } } })
+    assert(l:reserve("a", cny(4000000)))
+    assert(l:reserve("b", { provider = "evolink", currency = "credits", micros = 60000000 }))
+    assert.equal(4000000, l:reserved("CNY"))
+    assert.equal(60000000, l:reserved("evolink-credits"))
+    assert.equal(math.type(l:balance("CNY")), "integer")
+    local none, err = l:reserve("c", { provider = "apiinone", currency = "credits", micros = 1 })
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+    assert.equal("no_budget", err.code)
+    local m, cur = l:reservation("b")
+    assert.equal(60000000, m)
+    assert.equal("evolink-credits", cur)
+  end)
+
+  it("issue 10: an accounts ledger (the gateway's) names the account; its refusals are the same codes", function()
+    local l = assert(ledgers.new { store = memory.new { currency = "CNY" } })
+    assert(l:open_account("alice", "5"))
+    assert(l:reserve("t1", 3500000, { account = "alice" }))
+    local none, err = l:reserve("t2", 3500000, { account = "alice" })
+    assert.is_nil(none)
+    assert.equal("budget", err.kind)
+    assert.equal("balance", err.field)
+    assert.matches("the balance of alice %(1.5 CNY available%) cannot hold 3.5 CNY", err.message)
+    none, err = l:reserve("t3", 1, { account = "nobody" })
+    assert.is_nil(none)
+    assert.equal("account", err.field)
+    assert(l:settle("t1", 2500000))
+    assert.equal(2500000, l:account("alice").spent_micros)
+    local line = json.decode(l:line(l:entries()[2]))
+    assert.equal("alice", line.account)
+  end)
+
+  it("issue 10 / 11: through kling.money.hold a key is reserved and settled at most once", function()
+    local l = assert(ledgers.new { limit = "10", currency = "CNY" })
+    assert(hold.reserve_once(l, "row#1", cny(3500000)))
+    assert(hold.reserve_once(l, "row#1", cny(3500000)))
+    assert.equal(3500000, l:reserved("CNY"))
+    assert(hold.settle_once(l, "row#1", cny(2500000)))
+    assert.is_nil((hold.settle_once(l, "row#1", cny(2500000))))
+    assert.is_nil(hold.release_held(l, "row#1"))
+    assert.equal(2500000, l:spent("CNY"))
+    local ops = {}
+    for _, e in ipairs(l:entries()) do
+      ops[#ops + 1] = e.op
+    end
+    assert.same({ "reserve", "settle" }, ops)
+  end)
+
+  it("issue 10: a charge that cannot be counted is charged its reservation, never nothing", function()
+    local l = assert(ledgers.new { limit = "10", currency = "CNY" })
+    assert(hold.reserve_once(l, "k", cny(3500000)))
+    local e, err = hold.settle_once(l, "k", { provider = "evolink", currency = "credits", micros = 1 })
+    assert.equal("no_budget", err.code)
+    assert.equal("settle", e.op)
+    assert.equal(3500000, l:spent("CNY"))
+  end)
+
+  it("issue 10: a settle in another currency counts at the user's rates against the reservation's budget",
+    function()
+      local l = assert(ledgers.new { limit = "100", currency = "CNY",
+        rates = { currency = "CNY", rates = { USD = "7.1" } } })
+      assert(l:reserve("k", cny(7100000)))
+      local e = assert(l:settle("k", { provider = "x", currency = "USD", micros = 500000 }))
+      assert.equal("CNY", e.currency)
+      assert.equal(3550000, l:spent("CNY"))
+      assert.equal("USD", e.from_currency)
+      local none, err = l:settle("k2", { provider = "apiinone", currency = "credits", micros = 1 })
+      assert.is_nil(none)
+      assert.equal("no_budget", err.code)
+    end)
+end)
