@@ -158,11 +158,13 @@ add { name = "callback before the create's answer", callback = true,
     { at = "after_answer", send = 1, status = "succeed" } },
   expect = { status = "succeeded", sends = { "create" }, money = OK_MONEY } }
 add { name = "duplicate callback: settled once", callback = true,
-  callbacks = { { at = "after_answer", send = 1, status = "succeed" }, { at = "after_answer", send = 1, status = "succeed" } },
+  callbacks = { { at = "after_answer", send = 1, status = "succeed" },
+    { at = "after_answer", send = 1, status = "succeed" } },
   expect = { status = "succeeded", sends = { "create" }, money = OK_MONEY } }
 add { name = "callback out of order: a stale 'processing' after 'succeed' changes nothing",
   poll = { "processing", "processing" },
-  callbacks = { { at = "after_answer", send = 2, status = "succeed" }, { at = "after_answer", send = 2, status = "processing" } },
+  callbacks = { { at = "after_answer", send = 2, status = "succeed" },
+    { at = "after_answer", send = 2, status = "processing" } },
   expect = { status = "succeeded", sends = { "create", "poll" }, money = OK_MONEY } }
 
 -- the end otherwise
