@@ -11,7 +11,7 @@
 -- last repeating), callbacks = {{at = "before_answer" | "after_answer", send = k, status}}
 -- (delivered around the k-th request), callback = true (a callback_url is set), cancel_at_wake
 -- = k (the caller cancels at the k-th wake-up), timeout_ms (the wait's deadline),
--- expect = {status, err, sends = {purposes}, money = {ops}, uncertain}}.
+-- expect = {status, err, sends = {purposes}, money = {the ledger lines' ops}, uncertain}}.
 local json = require "kling.json"
 
 local M = {}
@@ -88,9 +88,9 @@ add { name = "success", poll = { "processing", "succeed" },
 add { name = "task failure", poll = { "processing", "failed" },
   expect = { status = "failed", err = "server", sends = { "create", "poll", "poll" }, money = FAIL_MONEY } }
 add { name = "budget refusal", reserve = "budget",
-  expect = { status = "pending", err = "budget", sends = {}, money = { "reserve" } } }
+  expect = { status = "pending", err = "budget", sends = {}, money = {} } }
 add { name = "unpriced request", reserve = "unpriced",
-  expect = { status = "pending", err = "unpriced", sends = {}, money = { "reserve" } } }
+  expect = { status = "pending", err = "unpriced", sends = {}, money = {} } }
 add { name = "no budget", budget = false, poll = { "succeed" },
   expect = { status = "succeeded", sends = { "create", "poll" }, money = {} } }
 
@@ -254,9 +254,9 @@ function M.drive(sc, machine, provider, core)
         push(m:answer(now, answer(act.purpose), 1700000000))
         callbacks("after_answer", k)
       elseif act.type == "reserve" then
-        out.money[#out.money + 1] = "reserve"
         local r = sc.reserve or "ok"
         if r == "ok" then
+          out.money[#out.money + 1] = "reserve" -- a ledger line only when the reservation is made
           push(m:reserved(now, { micros = 1000000, currency = "CNY" }))
         else
           push(m:reserved(now, nil, { kind = r, message = "refused" }))

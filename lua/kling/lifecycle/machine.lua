@@ -71,6 +71,25 @@ function M.failure(t, provider_name)
     provider = provider_name, task = t, code = t.fail_code }
 end
 
+--- Checks a request against every documented rule of the provider, without any I/O.
+-- Returns the endpoint it goes to, or nil and a validation error naming the field and the rule.
+---@param P table the provider
+---@param req table a canonical request
+---@return string|nil endpoint
+---@return kling.Error|nil err
+function M.check(P, req)
+  if req.provider ~= nil and req.provider ~= P.name then
+    return nil, errors.validation("provider", "this client talks to '" .. P.name
+      .. "', the request names '" .. tostring(req.provider) .. "'")
+  end
+  local endpoint = req.endpoint or P.default_endpoint(req)
+  local err = P.validate(req, endpoint)
+  if err then
+    return nil, err
+  end
+  return endpoint
+end
+
 local Machine = {}
 Machine.__index = Machine
 Machine.__name = "kling.lifecycle"
@@ -264,13 +283,8 @@ function Machine:start(now)
   self.start_ms = now
   self.create_deadline = now + self.create_budget_ms
   local P, req, t = self.provider, self.req, self.task
-  if req.provider ~= nil and req.provider ~= P.name then
-    return self:finish(acts, errors.validation("provider", "this client talks to '" .. P.name
-      .. "', the request names '" .. tostring(req.provider) .. "'"))
-  end
-  local endpoint = req.endpoint or P.default_endpoint(req)
-  local verr = P.validate(req, endpoint)
-  if verr then
+  local endpoint, verr = M.check(P, req)
+  if not endpoint then
     return self:finish(acts, verr)
   end
   -- The external id: where the provider (and this endpoint) takes one, unless the request
@@ -360,7 +374,7 @@ function Machine:update(fields)
 end
 
 -- The create's fate is unknown: look it up by external id, or end with the error.
-function Machine:uncertain(acts, err, now)
+function Machine:uncertain(acts, err)
   local t = self.task
   self.was_uncertain = true
   if self.lookups_max < 1 or not t.external_task_id or not self.provider.external_query_path then
@@ -369,9 +383,8 @@ function Machine:uncertain(acts, err, now)
   end
   self.uncertain_err = err
   self.lookups, self.fails = 0, 0
-  self.create_deadline = math.max(self.create_deadline or now, now) -- lookups run to the task's deadline
-  if self.deadline then
-    self.create_deadline = self.deadline
+  if self.deadline_ms then -- lookups may run to the task's deadline
+    self.create_deadline = self.deadline_ms
   end
   return self:send_lookup(acts)
 end
@@ -392,14 +405,14 @@ function Machine:on_create(acts, res, now)
       return self:accept(acts, fields, now)
     end
     return self:uncertain(acts, self:protocol("create succeeded but its answer is unreadable: " .. tostring(perr),
-      { uncertain = true, endpoint = t.endpoint }), now)
+      { uncertain = true, endpoint = t.endpoint }))
   end
   if self:renew(f, acts) then
     return acts
   end
   local d = self:decide("POST", f, res, now, self.create_deadline)
   if d.uncertain then
-    return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }), now)
+    return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
   end
   if d.retry then -- provably never left the host
     self.fails = self.fails + 1
@@ -421,7 +434,7 @@ function Machine:on_create(acts, res, now)
   if self.resent and d.kind == "validation" then
     -- The create sent again after lookups found nothing was refused (a duplicate external
     -- id): the first one exists after all. Look again.
-    return self:uncertain(acts, self.uncertain_err, now)
+    return self:uncertain(acts, self.uncertain_err)
   end
   return self:finish(acts, self:error(f, d, { external_task_id = t.external_task_id, endpoint = t.endpoint,
     attempts = self.fails + 1 }), false)
@@ -501,7 +514,7 @@ function Machine:on_poll(acts, res, now)
     self.state = "polling"
     return acts
   end
-  local d = self:decide("GET", f, res, now, self.deadline)
+  local d = self:decide("GET", f, res, now, self.deadline_ms)
   if d.retryable then
     self.fails = self.fails + 1
     self.poll_errors = (self.poll_errors or 0) + 1
@@ -534,15 +547,15 @@ end
 -- ---- polling ------------------------------------------------------------------------------
 
 function Machine:clamp(at)
-  if self.deadline and at > self.deadline then
-    return self.deadline
+  if self.deadline_ms and at > self.deadline_ms then
+    return self.deadline_ms
   end
   return at
 end
 
 function Machine:schedule(acts, now)
   local expect = self.expect_ms
-  self.h = self.sched:add(now, expect, self.deadline)
+  self.h = self.sched:add(now, expect, self.deadline_ms)
   self.state = "scheduled"
   local at = self.sched:next_at(self.h)
   if self.has_callback then
@@ -563,7 +576,7 @@ function Machine:watch(now, sched, deadline_ms)
     self.sched:remove(self.h)
     self.h = nil
   end
-  self.sched, self.deadline, self.watch_from = sched, deadline_ms, now
+  self.sched, self.deadline_ms, self.watch_from = sched, deadline_ms, now
   if self.state == "expired" then
     self.state, self.err = "created", nil
   end
@@ -583,7 +596,7 @@ end
 function Machine:timer(now)
   local acts = {}
   local s = self.state
-  if self.deadline and now >= self.deadline and s ~= "done" and s ~= "expired" then
+  if self.deadline_ms and now >= self.deadline_ms and s ~= "done" and s ~= "expired" then
     return self:deadline_passed(acts, now)
   end
   if s == "create_wait" then
@@ -602,7 +615,7 @@ function Machine:deadline_passed(acts, now)
   local err = errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task = t,
     task_id = t.id, external_task_id = t.external_task_id,
     message = string.format("task %s did not finish within %g s (last status %s%s)%s",
-      tostring(t.id or t.external_task_id), ((self.deadline or now) - (self.watch_from or self.start_ms or now))
+      tostring(t.id or t.external_task_id), ((self.deadline_ms or now) - (self.watch_from or self.start_ms or now))
       / 1000, tostring(t.status), self.last_err and ("; last error: " .. tostring(self.last_err)) or "",
       self.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
   return self:finish(acts, err, exists)
