@@ -21,9 +21,20 @@ local function staging(sc)
     return nil, "a blocking runner takes no cancel while it waits"
   end
   local st = { faults = {}, marker = "", timeout_s = 30, expired = {} }
-  local found = false
+  local found, lookup_faults = false, 0
   for _, a in ipairs(sc.lookup or {}) do
     found = found or a == "found"
+    if SIM_FAULTS[a] then
+      lookup_faults = lookup_faults + 1
+      st.faults[#st.faults + 1] = { kind = a, method = "GET", path = "^/v1/videos/text2video$", count = 1,
+        seconds = 2, retry_after = 0 }
+    end
+  end
+  if sc.adopt and found then
+    return nil, "the simulator holds no task under the machine's fresh external id"
+  end
+  if lookup_faults > 1 then
+    return nil, "two faults on lookups"
   end
   local creates = sc.create or {}
   for i, a in ipairs(creates) do
@@ -31,8 +42,9 @@ local function staging(sc)
       if creates[i + 1] ~= nil and creates[i + 1] ~= "submitted" then
         return nil, "two different faults in a row on a create"
       end
-      st.faults[#st.faults + 1] = { kind = a, method = "POST", count = 1, seconds = 2, retry_after = 0,
-        phase = found and "after" or "before" }
+      -- the last answer repeats: a fault last in the list strikes every create
+      st.faults[#st.faults + 1] = { kind = a, method = "POST", count = creates[i + 1] and 1 or 1000, seconds = 2,
+        retry_after = 0, phase = found and "after" or "before" }
     elseif a == "1004" then
       st.expired[i] = true -- this request carries a token that expired in flight
     elseif a ~= "submitted" then
@@ -41,8 +53,8 @@ local function staging(sc)
   end
   local bad = 0
   for j, a in ipairs(sc.poll or {}) do
-    if a == "1004" then
-      st.expired[#creates + j] = true
+    if a == "1004" or a == "auth" then
+      st.expired[math.max(#creates, 1) + j] = a == "1004" or "forged" -- expired, or signed with a wrong key
     elseif SIM_FAULTS[a] then
       bad = bad + 1
       st.fault_kind = a
@@ -59,14 +71,14 @@ local function staging(sc)
       count = bad, seconds = 2, retry_after = 0 }
   end
   if sc.timeout_ms then -- the deadline: a task far longer than the wait
-    st.marker, st.timeout_s = " [sim:seconds=60]", 3
+    st.marker, st.timeout_s = " [sim:seconds=60]", math.min(sc.timeout_ms // 1000, 5)
   end
   return st
 end
 
 -- The client's driver, sending a token that expired in flight (a real JWT of the simulator's
--- keys, signed two hours ago) on the requests numbered in `expired`: the simulator answers
--- those with 1004 as the official API does.
+-- keys, signed two hours ago) on the requests numbered in `expired` (or, "forged", one signed
+-- with a wrong secret): the simulator answers 1004 (or its auth failure) as the official API does.
 local function expiring(client, expired)
   local real, info = client.driver, sim.info()
   local n = 0
@@ -81,7 +93,10 @@ local function expiring(client, expired)
   end })
   function d.request(_, req)
     n = n + 1
-    if expired[n] then
+    if expired[n] == "forged" then
+      local forged = core.jwt_hs256(info.access_key, "not-the-secret", math.floor(real:wall_s()), 1800)
+      req.headers.authorization = "Bearer " .. forged
+    elseif expired[n] then
       local stale = core.jwt_hs256(info.access_key, info.secret_key, math.floor(real:wall_s()) - 7200, 1800)
       req.headers.authorization = "Bearer " .. stale
     end

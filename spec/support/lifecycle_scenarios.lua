@@ -55,6 +55,7 @@ local ANSWERS = {
   ["429"] = function() return envelope(429, 1302, nil, { ["retry-after"] = "0" }) end,
   ["1303"] = function() return envelope(429, 1303, nil) end,
   ["1004"] = function() return envelope(401, 1004, nil) end,
+  auth = function() return envelope(401, 1002, nil) end,
   reset = function() return { ok = false, error = "reset", sent = true, received = false } end,
   stall = function() return { ok = false, error = "timeout", sent = true, received = false } end,
   connect = function() return { ok = false, error = "connect", sent = false, received = false } end,
@@ -167,6 +168,22 @@ add { name = "callback out of order: a stale 'processing' after 'succeed' change
     { at = "after_answer", send = 2, status = "processing" } },
   expect = { status = "succeeded", sends = { "create", "poll" }, money = OK_MONEY } }
 
+-- resuming (adopt): the external id is looked up before anything is created
+add { name = "adopt: found by external id, never created again", adopt = true, lookup = { "found" },
+  poll = { "succeed" },
+  expect = { status = "succeeded", sends = { "lookup", "poll" }, money = OK_MONEY } }
+add { name = "adopt: nothing under the external id, so it is created", adopt = true, lookup = { "not_found" },
+  poll = { "succeed" },
+  expect = { status = "succeeded", sends = { "lookup", "create", "poll" }, money = OK_MONEY } }
+add { name = "lookup: a transient error, looked up again, found", create = { "reset" },
+  lookup = { "5xx", "found" }, poll = { "succeed" },
+  expect = { status = "succeeded", sends = { "create", "lookup", "lookup", "poll" }, money = OK_MONEY } }
+add { name = "poll: an auth error ends the wait, the reservation held", poll = { "auth" },
+  expect = { status = "queued", err = "auth", sends = { "create", "poll" }, money = HELD } }
+add { name = "create: refused until the deadline leaves no time: the refusal, released", create = { "1303" },
+  timeout_ms = 5000,
+  expect = { status = "pending", err = "rate_limited", money = FAIL_MONEY } }
+
 -- the end otherwise
 add { name = "deadline: a timeout, the task runs on, the reservation held", poll = { "processing" },
   timeout_ms = 30000,
@@ -189,7 +206,7 @@ M.REQUEST = { prompt = "a lighthouse at dusk", model = "kling-v1", mode = "std",
 --- The machine options of a scenario's profile.
 function M.machine_options(sc)
   local engine = sc.profile == "engine"
-  return { lookups = engine and 3 or 0, requeue_refused = engine, callback = sc.callback,
+  return { lookups = engine and 3 or 0, requeue_refused = engine, callback = sc.callback, adopt = sc.adopt,
     callback_silence_ms = 60000, create_budget_ms = engine and (sc.timeout_ms or 600000) or 120000 }
 end
 

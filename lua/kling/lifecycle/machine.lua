@@ -267,7 +267,6 @@ function Machine:finish(acts, err, exists)
     self.sched:remove(self.h)
   end
   self.h = nil
-  t.error = err
   acts[#acts + 1] = { type = "done", task = t, err = err }
   return acts
 end
@@ -569,8 +568,8 @@ end
 -- again.
 function Machine:watch(now, sched, deadline_ms)
   local acts = {}
-  if self.state == "done" then
-    return self:finish_again(acts)
+  if self.state == "done" or (self.state == "expired" and not self.task.id) then
+    return self:finish_again(acts) -- ended, or its create's fate is unknown: nothing to poll
   end
   if self.h and self.sched then
     self.sched:remove(self.h)

@@ -55,7 +55,7 @@ function M.drive(client, m, acts, opts)
           if a.type == "done" then
             return "done", a.task, a.err
           end
-          effects.apply(client, a, driver:now_ms())
+          effects.apply(client, a, driver:now_ms()) -- settle of a synchronous answer
         end
         return "created", act.task
       elseif ty == "news" then
@@ -67,10 +67,11 @@ function M.drive(client, m, acts, opts)
           ctx.on_retry { attempt = act.attempt, delay_ms = act.delay_ms, kind = act.kind, code = act.code,
             http_status = act.http_status, path = act.path }
         end
-      else
-        -- settle, release, renew_token; a blocking runner keeps no journal and no slot limiter
+      elseif ty == "settle" or ty == "release" or ty == "renew_token" then
         effects.apply(client, act, driver:now_ms())
       end
+      -- wake is read from the machine when the actions run out; a blocking runner keeps no
+      -- journal and no slot limiter (journal, refused), and has no request to abandon
     end
   end
 end
