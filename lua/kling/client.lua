@@ -10,6 +10,8 @@ local budget = require "kling.money.hold"
 local billing = require "kling.billing"
 local local_file = require "kling.local_file"
 local http_debug = require "kling.transport.debug"
+local lifecycle = require "kling.lifecycle.machine"
+local blocking = require "kling.runner.blocking"
 
 local Client = {}
 Client.__index = Client
@@ -224,6 +226,15 @@ function Client:__tostring()
   return string.format("kling.client(%s, %s)", self.provider.name, self.base_url)
 end
 
+-- The fields a request's local files become (read here, the one I/O before a create), or nil
+-- when it names none, or nil and the error naming the field (prepare and submit).
+local function local_inputs(self, req)
+  if not self.local_files then
+    return nil
+  end
+  return local_file.inline(self.provider, req)
+end
+
 --- Checks a request against every documented rule, without any network call.
 -- Validates a canonical request and returns the endpoint it goes to, or nil and an error.
 ---@param req table a canonical request
@@ -254,60 +265,39 @@ end
 ---@return kling.Error|nil err with `uncertain = true` and `external_task_id` when the create's fate is unknown
 function Client:submit(req)
   errors.check_arg("submit", 1, req, "table")
-  local endpoint, files = self:prepare(req)
-  if not endpoint then
-    return nil, files
+  local files, ferr = local_inputs(self, req)
+  if ferr then
+    return nil, ferr
   end
-  local takes = self.provider.takes
-  if req.external_task_id == nil and self.auto_external_id and self.provider.capabilities.external_ids
-    and (not takes or takes(endpoint, "external_task_id")) then
-    local copy = {}
-    for k, v in pairs(req) do
-      copy[k] = v
-    end
-    copy.external_task_id = "kl-" .. core.random_hex(12)
-    req = copy
+  local m = self:lifecycle(req, { files = files })
+  local how, t, err = blocking.drive(self, m, m:start(self.driver:now_ms()), { until_created = true })
+  if how == "done" and err then
+    return nil, err
   end
-  -- With a budget, the estimate is held before anything is sent; the key is the external id
-  -- (or a local one where the provider has none).
-  local key = self.ledger and (req.external_task_id or ("local-" .. core.random_hex(12)))
-  local quote, berr = budget.reserve(self, key, req)
-  if not quote then
-    return nil, berr
+  return t -- created, or a synchronous answer (already final and charged)
+end
+
+--- A lifecycle machine for one create of this client (internal: submit and the runners).
+-- A blocking submit sends the create once: an uncertain one ends with its error (the caller
+-- looks it up, lookups = 0), a refused one too (requeue_refused = false).
+-- @local
+---@param req table a canonical request
+---@param o? table options of kling.lifecycle.machine.new to override
+---@return table machine
+function Client:lifecycle(req, o)
+  local ctx = self.ctx
+  local opts = {
+    provider = self.provider, request = req, task = task.new(self, {}), random = core.random_hex,
+    budget = self.ledger ~= nil, auto_external_id = self.auto_external_id, lookups = 0,
+    requeue_refused = false, max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
+    create_budget_ms = ctx.call_budget_ms,
+  }
+  for k, v in pairs(o or {}) do
+    opts[k] = v
   end
-  local call = self.provider.build(local_file.apply(req, files), endpoint)
-  local data, meta = transport.call(self.ctx, call)
-  if not data then
-    meta.external_task_id = req.external_task_id
-    meta.endpoint = endpoint
-    if self.ledger then
-      if meta.uncertain then
-        -- The task may exist and be charged: the reservation stays until it is found.
-        meta.ledger_key = key
-      else
-        budget.release(self, key)
-      end
-    end
-    return nil, meta
-  end
-  local t, perr = self.provider.parse_task(data, endpoint)
-  if not t then
-    return nil, protocol_error(self, "create succeeded but its answer is unreadable: " .. perr,
-      { uncertain = true, external_task_id = req.external_task_id, endpoint = endpoint, ledger_key = key })
-  end
-  t.endpoint = endpoint
-  t.external_task_id = t.external_task_id or req.external_task_id
-  t.request_id = meta.request_id
-  t.id = t.id or meta.request_id -- a synchronous answer without an id of its own (image-recognize)
-  t.request = req
-  if self.ledger then
-    t.ledger_key, t.quote = key, quote
-  end
-  local tk = task.new(self, t)
-  if tk:is_terminal() then
-    budget.account(self, tk) -- a synchronous endpoint: charged at once
-  end
-  return tk
+  local m = lifecycle.new(opts)
+  m.task.lifecycle = m
+  return m
 end
 
 --- One query of a task (internal: use get_task).
@@ -679,21 +669,12 @@ end
 ---@return table|kling.Error|nil fields_or_err the top-level fields the files became (nil when none), or the error
 function Client:prepare(req)
   errors.check_arg("prepare", 1, req, "table")
-  if req.provider ~= nil and req.provider ~= self.provider.name then
-    return nil, errors.validation("provider", "this client talks to '" .. self.provider.name
-      .. "', the request names '" .. tostring(req.provider) .. "'")
+  local files, ferr = local_inputs(self, req)
+  if ferr then
+    return nil, ferr
   end
-  local endpoint = req.endpoint or self.provider.default_endpoint(req)
-  local files
-  if self.local_files then
-    local ferr
-    files, ferr = local_file.inline(self.provider, req)
-    if ferr then
-      return nil, ferr
-    end
-  end
-  local err = self.provider.validate(local_file.apply(req, files), endpoint)
-  if err then
+  local endpoint, err = lifecycle.check(self.provider, req, files)
+  if not endpoint then
     return nil, err
   end
   return endpoint, files

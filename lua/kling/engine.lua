@@ -15,7 +15,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local task_mod = require "kling.task"
-local budget = require "kling.money.hold"
+local effects = require "kling.lifecycle.effects"
 local local_file = require "kling.local_file"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
@@ -137,7 +137,7 @@ function M.new(client, opts)
     req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
       connect_timeout_ms = client.ctx.connect_timeout_ms },
     inflight = {}, n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
-    next_n = 0, active_n = 0, creating_n = 0, dirty = false, invalidated_ms = -math.huge,
+    next_n = 0, active_n = 0, creating_n = 0, dirty = false,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
@@ -230,8 +230,7 @@ function Engine:finish(rec, err, now)
   if t.ledger_key and not t.accounted and not t.id and not rec.uncertain_err and not (err and err.uncertain) then
     -- No task was made (refused, never sent, or ended before its create): nothing is owed.
     -- A task that exists, or may, keeps its reservation until it is seen ended.
-    t.accounted = true
-    budget.release(self.client, t.ledger_key)
+    effects.account(self.client, { type = "release", key = t.ledger_key, task = t })
   end
   self:set_state(rec, "done")
   t.error = err
@@ -338,7 +337,7 @@ function Engine:submit(req, topts)
   if self.client.ledger then
     -- The client's budget: the estimate is held before anything is sent (kling.money.hold).
     local key = req.external_task_id or ("local-" .. core.random_hex(12))
-    local quote, berr = budget.reserve(self.client, key, req)
+    local quote, berr = effects.reserve(self.client, { key = key, request = req })
     if not quote then
       return self:fail_now(rec, berr, now)
     end

@@ -1,8 +1,10 @@
 --- A task: what a create returned, kept up to date by refresh() and wait().
 -- @module kling.task
-local errors = require "kling.errors"
-local budget = require "kling.money.hold"
+local core = require "kling.core"
 local validate = require "kling.validate"
+local lifecycle = require "kling.lifecycle.machine"
+local effects = require "kling.lifecycle.effects"
+local blocking = require "kling.runner.blocking"
 
 --- A task, as the provider reported it last (canonical fields on every provider).
 ---@class kling.Task
@@ -25,11 +27,8 @@ Task.__name = "kling.task"
 
 local M = {}
 
-local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+local TERMINAL = lifecycle.TERMINAL
 M.TERMINAL = TERMINAL
-
--- Phrases providers use when a task fails on content grounds: never worth resubmitting.
-local POLICY_PATTERNS = { "polic", "safety", "sensitive", "violat", "risk", "moderat", "inappropriate" }
 
 --- Wraps parsed task fields into a task of a client (internal).
 -- @local
@@ -52,19 +51,28 @@ function Task:is_terminal()
 end
 
 --- Takes a fresh query's fields (internal).
--- Copies a freshly parsed task's fields into this one; the first time it is seen ended, its
--- reservation (if the client has a budget) is settled or released.
+-- Copies a freshly parsed task's fields into this one. A task with a lifecycle machine hands
+-- them to it (which settles or releases its reservation the first time it is seen ended);
+-- a task the engine drives is accounted here, through the same effects.
 -- @local
 ---@param fresh table
 ---@return kling.Task
 function Task:update(fresh)
+  local m = rawget(self, "lifecycle")
+  if m then
+    local client = self.client
+    for _, act in ipairs(m:news(client.driver:now_ms(), fresh)) do
+      effects.apply(client, act, client.driver:now_ms())
+    end
+    return self
+  end
   for k, v in pairs(fresh) do
     if k ~= "client" then
       self[k] = v
     end
   end
   if TERMINAL[self.status] and self.ledger_key and not self.accounted then
-    budget.account(self.client, self)
+    effects.account(self.client, { type = self.status == "succeeded" and "settle" or "release", task = self })
   end
   return self
 end
@@ -73,21 +81,7 @@ end
 -- Kind `content_policy` (not retryable) when the reason is about content, `cancelled`, else `server`.
 ---@return kling.Error
 function Task:failure()
-  if self.status == "cancelled" then
-    return errors.new { kind = "cancelled", message = "task " .. self.id .. " was cancelled",
-      provider = self.client.provider.name, task = self }
-  end
-  local msg = self.message or "the provider reported failure without a reason"
-  local lower = msg:lower()
-  local kind, retryable = "server", true
-  for _, p in ipairs(POLICY_PATTERNS) do
-    if lower:find(p, 1, true) then
-      kind, retryable = "content_policy", false
-      break
-    end
-  end
-  return errors.new { kind = kind, message = "task " .. self.id .. " failed: " .. msg, retryable = retryable,
-    provider = self.client.provider.name, task = self, code = self.fail_code }
+  return lifecycle.failure(self, self.client.provider.name)
 end
 
 --- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
@@ -111,9 +105,10 @@ local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll
 --- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
--- An unknown option raises, naming the closest known one. The intervals start at poll_min
--- and grow by half each poll up to poll_max; a retryable error of a poll is kept and the
--- polling goes on.
+-- An unknown option raises, naming the closest known one. When to poll is the C scheduler's
+-- (core.sched): the first poll after poll_min, then intervals growing by half up to poll_max
+-- (jittered by 10 %), or near the provider's ETA when it gives one; a retryable error of a
+-- poll is kept and the polling goes on after its backoff (Retry-After honoured).
 -- The times default to the client's wait_timeout, poll_min and poll_max.
 ---@param opts? {timeout: number, on_progress: fun(task: kling.Task), poll_min: number, poll_max: number}
 ---@return kling.Task|nil task the task with its outputs when it succeeded
@@ -121,39 +116,39 @@ local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll
 function Task:wait(opts)
   opts = opts or {}
   validate.options("task:wait", opts, WAIT_OPTIONS)
+  if self.status == "succeeded" then
+    return self
+  elseif TERMINAL[self.status] then
+    return nil, self:failure()
+  end
   local client = self.client
   local driver = client.driver
   local timeout_ms = math.floor((opts.timeout or client.wait_timeout) * 1000)
-  local poll_min = math.floor((opts.poll_min or client.poll_min) * 1000)
-  local poll_max = math.floor((opts.poll_max or client.poll_max) * 1000)
-  local deadline = driver:now_ms() + timeout_ms
-  local interval = poll_min
-  local last_err
-  while true do
-    if self.status == "succeeded" then
-      return self
-    elseif TERMINAL[self.status] then
-      return nil, self:failure()
-    end
-    local left = deadline - driver:now_ms()
-    if left <= 0 then
-      return nil, errors.new { kind = "timeout", retryable = true, task = self,
-        provider = client.provider.name,
-        message = string.format("task %s did not finish within %g s (last status %s%s)", self.id,
-          timeout_ms / 1000, self.status, last_err and ("; last error: " .. tostring(last_err)) or "") }
-    end
-    driver:sleep_ms(math.min(interval, left))
-    interval = math.min(math.floor(interval * 1.5), poll_max)
-    local ok, err = self:refresh()
-    if not ok then
-      if not err.retryable then
-        return nil, err
-      end
-      last_err = err
-    elseif opts.on_progress then
-      opts.on_progress(self)
-    end
+  local poll_min = math.max(1, math.floor((opts.poll_min or client.poll_min) * 1000))
+  local poll_max = math.max(poll_min, math.floor((opts.poll_max or client.poll_max) * 1000))
+  local sched = core.sched { min_interval_ms = poll_min, max_interval_ms = poll_max, backoff = 1.5,
+    max_age_ms = math.max(poll_min, math.min(timeout_ms, 2147483647)),
+    seed = tonumber(core.random_hex(6), 16) }
+  local m = self:machine()
+  local now = driver:now_ms()
+  local _, _, err = blocking.drive(client, m, m:watch(now, sched, now + timeout_ms), { on_news = opts.on_progress })
+  if err then
+    return nil, err
   end
+  return self
+end
+
+--- The task's lifecycle machine: the one that created it, or one that takes it up now (a
+-- task from get_task or list_tasks).
+-- @local
+---@return table machine
+function Task:machine()
+  local m = rawget(self, "lifecycle")
+  if not m then
+    m = lifecycle.existing { provider = self.client.provider, task = self, key = self.ledger_key }
+    self.lifecycle = m
+  end
+  return m
 end
 
 --- Cancels the task where the provider can (EvoLink while `task_info.can_cancel`).
@@ -168,7 +163,7 @@ end
 function Task:to_table()
   local t = {}
   for k, v in pairs(self) do
-    if k ~= "client" and k ~= "raw" then
+    if k ~= "client" and k ~= "raw" and k ~= "lifecycle" then
       t[k] = v
     end
   end

@@ -67,6 +67,29 @@ end
 -- the engine, which reads results of requests it started itself (non-blocking).
 M.read_result = read_result
 
+-- send(ctx, method, path, body): one attempt of one request (body already encoded), with
+-- the client's headers and timeouts. Returns the driver's result; a transfer that could not
+-- even start is a result too (nothing sent). The lifecycle runners send with it.
+function M.send(ctx, method, path, body)
+  local driver = ctx.driver
+  local headers = { accept = "application/json" }
+  if ctx.auth then
+    headers.authorization = ctx.auth:bearer(driver:wall_s())
+  end
+  if body then
+    headers["content-type"] = "application/json"
+  end
+  local res, rerr = driver:request {
+    method = method, url = ctx.base_url .. path, headers = headers, body = body,
+    timeout_ms = ctx.timeout_ms, connect_timeout_ms = ctx.connect_timeout_ms,
+  }
+  if not res then
+    -- The driver could not even start the transfer: nothing left the host.
+    res = { ok = false, error = "other", message = rerr, sent = false, received = false }
+  end
+  return res
+end
+
 -- call(ctx, spec): ctx = {driver, provider, base_url, auth, max_attempts, base_ms, cap_ms,
 -- call_budget_ms, timeout_ms, connect_timeout_ms, core}; spec = {method, path, body}.
 -- Returns data, meta ({request_id, http_status}) or nil, err.
@@ -83,21 +106,7 @@ function M.call(ctx, spec)
   local deadline = driver:now_ms() + (spec.budget_ms or ctx.call_budget_ms)
   local attempt, renewed = 0, false
   while true do
-    local headers = { accept = "application/json" }
-    if ctx.auth then
-      headers.authorization = ctx.auth:bearer(driver:wall_s())
-    end
-    if body then
-      headers["content-type"] = "application/json"
-    end
-    local res, rerr = driver:request {
-      method = spec.method, url = ctx.base_url .. spec.path, headers = headers, body = body,
-      timeout_ms = ctx.timeout_ms, connect_timeout_ms = ctx.connect_timeout_ms,
-    }
-    if not res then
-      -- The driver could not even start the transfer: nothing left the host.
-      res = { ok = false, error = "other", message = rerr, sent = false, received = false }
-    end
+    local res = M.send(ctx, spec.method, spec.path, body)
     local data, f = read_result(ctx.provider, res)
     if data ~= nil then
       return data, { request_id = f.request_id, http_status = f.status }

@@ -9,6 +9,7 @@ local errors = require "kling.errors"
 local providers = require "kling.providers"
 local transport = require "kling.transport"
 local task_mod = require "kling.task"
+local effects = require "kling.lifecycle.effects"
 
 local TERMINAL = task_mod.TERMINAL
 local read_result = transport.read_result
@@ -46,10 +47,7 @@ return function(Engine)
     if not self.ctx.auth or rec.renewed or not providers.token_expired(self.provider, f) then
       return false
     end
-    if now - self.invalidated_ms > 1000 then
-      self.ctx.auth:invalidate()
-      self.invalidated_ms = now
-    end
+    effects.renew_token(self.ctx, now) -- at most once a second per client (kling.lifecycle.effects)
     rec.renewed = true
     return true
   end

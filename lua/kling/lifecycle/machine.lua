@@ -1,0 +1,722 @@
+--- One task's whole life as a sans-I/O state machine (the model is python-hyper/h11's
+-- `_state.py`: every transition lives here). The caller feeds events and carries out the
+-- actions that come back; the machine reads no clock (every event brings `now`, monotonic ms,
+-- and `wall_s` where a Retry-After date may need it), does no I/O and draws no randomness
+-- (the external id and the ledger key come from a random source the caller passes in; poll
+-- jitter comes from the scheduler's seed).
+--
+-- Events (methods, each returns the list of actions to carry out, in order):
+--   start(now)                        validate, pick the external id, ask for the reservation
+--   reserved(now, ok, err)            the reservation was made (ok) or refused (err)
+--   answer(now, res, wall_s)          the transport result of the request last sent
+--   timer(now)                        a wake-up asked for has come
+--   callback(now, fields)             a provider's callback, parsed to canonical task fields
+--   news(now, fields)                 a task query made outside the machine (task:refresh)
+--   watch(now, sched, deadline_ms)    start polling with this scheduler (core.sched) until then
+--   deadline(now)                     the runner's deadline passed (the run's, or a wait's)
+--   cancel(now)                       the caller gives the task up
+-- Actions ({type = ...}):
+--   reserve{key, request}             hold the request's estimate under key (answer: reserved)
+--   send{purpose, method, path, body} purpose create | lookup | poll | cancel (answer: answer)
+--   renew_token{}                     the token expired in flight: invalidate it before the send
+--   wake{at}                          call timer(at) then (absolute, the caller's clock)
+--   refused{slot_full, delay_ms}      the provider refused a create, nothing exists (slot limiter)
+--   settle{key, task} / release{key, task}   the end's money (priced from the task's usage)
+--   journal{what, task}               what = "create" (before it is sent), "created" (id known)
+--   created{task}                     the provider has the task (the create phase is over)
+--   news{task}                        a poll or callback brought news (on_progress)
+--   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
+--   abandon{}                         a callback made the request in flight moot (cancel it)
+--   refused_cancel{err}               the provider cannot cancel
+--   done{task, err}                   the end: err nil when it succeeded
+-- The retry decisions are core.decide's, fed the dialect's code table; this file only says
+-- which request the decision is about and what follows from it.
+-- @module kling.lifecycle.machine
+local core = require "kling.core"
+local errors = require "kling.errors"
+local json = require "kling.json"
+local local_file = require "kling.local_file"
+local providers = require "kling.providers"
+local transport = require "kling.transport"
+
+local M = {}
+
+local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+M.TERMINAL = TERMINAL
+-- A status only moves forward: a callback or poll reporting an earlier one is stale.
+local RANK = { pending = 0, queued = 1, running = 2, succeeded = 3, failed = 3, cancelled = 3 }
+
+-- Phrases providers use when a task fails on content grounds: never worth resubmitting.
+local POLICY_PATTERNS = { "polic", "safety", "sensitive", "violat", "risk", "moderat", "inappropriate" }
+
+--- The error a failed or cancelled task ends with: `content_policy` (not retryable) when the
+-- reason is about content, `cancelled`, else `server` (retryable).
+---@param t table canonical task fields (`id`, `status`, `message`, `fail_code`)
+---@param provider_name string
+---@return kling.Error
+function M.failure(t, provider_name)
+  if t.status == "cancelled" then
+    return errors.new { kind = "cancelled", message = "task " .. tostring(t.id) .. " was cancelled",
+      provider = provider_name, task = t }
+  end
+  local msg = t.message or "the provider reported failure without a reason"
+  local lower = msg:lower()
+  local kind, retryable = "server", true
+  for _, p in ipairs(POLICY_PATTERNS) do
+    if lower:find(p, 1, true) then
+      kind, retryable = "content_policy", false
+      break
+    end
+  end
+  return errors.new { kind = kind, message = "task " .. tostring(t.id) .. " failed: " .. msg, retryable = retryable,
+    provider = provider_name, task = t, code = t.fail_code }
+end
+
+--- Checks a request against every documented rule of the provider, without any I/O.
+-- Returns the endpoint it goes to, or nil and a validation error naming the field and the rule.
+---@param P table the provider
+---@param req table a canonical request
+---@param files? table the fields its local files became (kling.local_file.inline, read by the runner)
+---@return string|nil endpoint
+---@return kling.Error|nil err
+function M.check(P, req, files)
+  if req.provider ~= nil and req.provider ~= P.name then
+    return nil, errors.validation("provider", "this client talks to '" .. P.name
+      .. "', the request names '" .. tostring(req.provider) .. "'")
+  end
+  local endpoint = req.endpoint or P.default_endpoint(req)
+  local err = P.validate(local_file.apply(req, files), endpoint)
+  if err then
+    return nil, err
+  end
+  return endpoint
+end
+
+local Machine = {}
+Machine.__index = Machine
+Machine.__name = "kling.lifecycle"
+
+local function copy_without(t, key)
+  local c = {}
+  for k, v in pairs(t) do
+    if k ~= key then
+      c[k] = v
+    end
+  end
+  return c
+end
+
+--- A machine for a task to create.
+-- o = {provider, request, task (the table the machine keeps up to date; default a new one),
+--   random (fn(nbytes) -> hex: the external id and the ledger key), budget (a ledger is set:
+--   reserve first), auto_external_id (true), lookups (lookups by external id after an
+--   uncertain create before it is sent once more; 0: an uncertain create ends with its error),
+--   requeue_refused (a create the provider refused for want of a slot or rate is sent again
+--   until create_budget_ms; else it ends with the refusal), adopt (look the external id up
+--   first, create only when nothing is there), max_attempts, base_ms, cap_ms (core.decide),
+--   create_budget_ms (the create phase, retries and lookups included), expect_ms (an estimate
+--   of the run time), callback (a callback_url is set: poll only after callback_silence_ms),
+--   files (the fields the request's local files became, read by the runner: validated and sent
+--   in their place, while the task's request keeps the paths)}.
+---@param o table
+---@return table machine
+function M.new(o)
+  errors.check_arg("lifecycle.new", 1, o, "table")
+  local t = o.task or {}
+  t.status = t.status or "pending"
+  if o.request ~= nil then
+    t.request = o.request
+  end
+  local self = setmetatable({
+    provider = o.provider, req = o.request, task = t, random = o.random, budget = o.budget,
+    auto_external_id = o.auto_external_id ~= false, lookups_max = o.lookups or 3,
+    requeue_refused = o.requeue_refused and true or false, adopt = o.adopt and true or nil,
+    max_attempts = o.max_attempts or 5, base_ms = o.base_ms or 500, cap_ms = o.cap_ms or 20000,
+    create_budget_ms = o.create_budget_ms or 120000, expect_ms = o.expect_ms, files = o.files,
+    has_callback = o.callback, silence_ms = o.callback_silence_ms or 60000,
+    state = "new", fails = 0, lookups = 0, wall = 0,
+  }, Machine)
+  return self
+end
+
+--- A machine for a task that already exists (get_task, a task created elsewhere): it starts
+-- in state "created"; watch() polls it.
+---@param o table {provider, task (canonical fields with id and endpoint), key (its ledger key), expect_ms, callback}
+---@return table machine
+function M.existing(o)
+  local self = M.new(o)
+  self.req = self.task.request
+  self.key = o.key
+  self.state = TERMINAL[self.task.status] and "done" or "created"
+  return self
+end
+
+function Machine:__tostring()
+  return string.format("kling.lifecycle(%s %s, %s)", self.provider.name, tostring(self.task.id or
+    self.task.external_task_id), self.state)
+end
+
+-- ---- building requests --------------------------------------------------------------------
+
+local function send(purpose, method, path, body)
+  return { type = "send", purpose = purpose, method = method, path = path, body = body }
+end
+
+-- The last request is kept so that a token renewal sends it again as it was.
+function Machine:push_send(acts, a)
+  self.last_send = a
+  acts[#acts + 1] = a
+  return acts
+end
+
+function Machine:send_create(acts)
+  self.state = "creating"
+  self.renewed = nil
+  acts[#acts + 1] = { type = "journal", what = "create", task = self.task }
+  return self:push_send(acts, send("create", self.call.method, self.call.path, self.call.body))
+end
+
+function Machine:send_lookup(acts)
+  self.state = "lookup"
+  self.renewed = nil
+  local t = self.task
+  return self:push_send(acts, send("lookup", "GET", self.provider.external_query_path(t.endpoint, t.external_task_id)))
+end
+
+function Machine:send_poll(acts)
+  self.state = "polling"
+  self.renewed = nil
+  local t = self.task
+  self.polls = (self.polls or 0) + 1
+  return self:push_send(acts, send("poll", "GET", self.provider.query_path(t.endpoint, t.id)))
+end
+
+function Machine:wake(acts, at)
+  self.wake_at = at
+  acts[#acts + 1] = { type = "wake", at = at }
+  return acts
+end
+
+function Machine:error(f, d, extra)
+  local e = errors.new {
+    kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
+    message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = self.provider.name,
+    uncertain = d.uncertain or nil, transport = f.transport,
+  }
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
+  return e
+end
+
+function Machine:protocol(msg, extra)
+  local e = errors.new { kind = "protocol", provider = self.provider.name, message = msg, retryable = false }
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
+  return e
+end
+
+function Machine:decide(method, f, res, now, until_ms)
+  return core.decide {
+    method = method, attempt = self.fails, max_attempts = self.max_attempts, http_status = f.status,
+    code = tonumber(f.code), codes = self.provider.codes, transport = f.transport, sent = f.sent,
+    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = self.wall,
+    budget_ms = math.max(0, (until_ms or now) - now), base_ms = self.base_ms,
+    cap_ms = self.cap_ms,
+  }
+end
+
+-- The token expired in flight: renew it and send the same request again, once per request.
+function Machine:renew(f, acts)
+  if self.renewed or not providers.token_expired(self.provider, f) then
+    return false
+  end
+  self.renewed = true
+  acts[#acts + 1] = { type = "renew_token" }
+  local again = self.last_send
+  acts[#acts + 1] = again
+  return true
+end
+
+-- ---- the end ------------------------------------------------------------------------------
+
+-- Ends the task. `exists`: the task exists or may (its reservation stays until it is seen
+-- ended) unless the provider reported its end. Success settles; a reported failure, or an
+-- end before any task was made, releases.
+function Machine:finish(acts, err, exists)
+  if self.state == "done" then
+    return acts
+  end
+  local t = self.task
+  local ended = TERMINAL[t.status]
+  if err == nil and ended and t.status ~= "succeeded" then
+    err = M.failure(t, self.provider.name)
+  end
+  if self.key and not self.accounted then
+    if ended then
+      self.accounted = true
+      acts[#acts + 1] = { type = t.status == "succeeded" and "settle" or "release", key = self.key, task = t }
+    elseif not exists then
+      self.accounted = true
+      acts[#acts + 1] = { type = "release", key = self.key, task = t }
+    elseif err then
+      err.ledger_key = self.key -- still held: the task may be charged
+    end
+  end
+  self.state = ended and "done" or (exists and "expired" or "done")
+  self.err = err
+  self.wake_at = nil
+  if self.h and self.sched then
+    self.sched:remove(self.h)
+  end
+  self.h = nil
+  acts[#acts + 1] = { type = "done", task = t, err = err }
+  return acts
+end
+
+-- ---- starting -----------------------------------------------------------------------------
+
+--- Validates the request, picks the external id and asks for the reservation (or sends the
+-- create when no budget is set). A request that fails validation ends here: nothing is sent
+-- and nothing held.
+function Machine:start(now)
+  local acts = {}
+  assert(self.state == "new", "lifecycle: start() twice")
+  self.start_ms = now
+  self.create_deadline = now + self.create_budget_ms
+  local P, req, t = self.provider, self.req, self.task
+  local endpoint, verr = M.check(P, req, self.files)
+  if not endpoint then
+    return self:finish(acts, verr)
+  end
+  -- The external id: where the provider (and this endpoint) takes one, unless the request
+  -- brings its own. It is what makes an uncertain create recoverable.
+  local takes = P.takes
+  if req.external_task_id == nil and self.auto_external_id and P.capabilities.external_ids
+    and (not takes or takes(endpoint, "external_task_id")) then
+    req = copy_without(req)
+    req.external_task_id = "kl-" .. self.random(12)
+    self.req = req
+  end
+  if self.adopt and req.external_task_id == nil then
+    return self:finish(acts, errors.validation("external_task_id", "is required to adopt (look up) a task", P.name))
+  end
+  t.request, t.endpoint, t.external_task_id = req, endpoint, req.external_task_id
+  local call = P.build(local_file.apply(req, self.files), endpoint)
+  local body = call.body
+  if body ~= nil and type(body) ~= "string" then
+    local eerr
+    body, eerr = json.encode(body)
+    if not body then
+      return self:finish(acts, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr), P.name))
+    end
+  end
+  self.call = { method = call.method, path = call.path, body = body }
+  if self.budget then
+    -- Reserve before submit: the key is the external id, or a local one.
+    self.key = req.external_task_id or ("local-" .. self.random(12))
+    self.state = "reserving"
+    acts[#acts + 1] = { type = "reserve", key = self.key, request = req }
+    return acts
+  end
+  return self:begin(acts)
+end
+
+function Machine:begin(acts)
+  if self.adopt then
+    return self:send_lookup(acts)
+  end
+  return self:send_create(acts)
+end
+
+--- The reservation's outcome: refused (budget, unpriced) ends the task, nothing held.
+function Machine:reserved(_, ok, err)
+  assert(self.state == "reserving", "lifecycle: reserved() out of turn")
+  local acts = {}
+  if not ok then
+    self.key = nil -- nothing is held
+    return self:finish(acts, err)
+  end
+  self.quote = ok ~= true and ok or nil
+  self.task.quote = self.quote
+  self.task.ledger_key = self.key
+  return self:begin(acts)
+end
+
+-- ---- answers ------------------------------------------------------------------------------
+
+-- The task exists (create answered, found by external id, or a callback told first).
+function Machine:accept(acts, fields, now)
+  self:update(fields)
+  self.fails, self.renewed, self.uncertain_err, self.adopt = 0, nil, nil, nil
+  self.created_ms = now
+  self.state = "created"
+  local t = self.task
+  acts[#acts + 1] = { type = "journal", what = "created", task = t }
+  acts[#acts + 1] = { type = "created", task = t }
+  if self.cancel_asked then
+    return self:cancel(now, acts)
+  end
+  if TERMINAL[t.status] then
+    return self:finish(acts, nil, true)
+  end
+  if self.sched then
+    return self:schedule(acts, now)
+  end
+  return acts
+end
+
+function Machine:update(fields)
+  local t = self.task
+  for k, v in pairs(fields) do
+    if k ~= "client" then
+      t[k] = v
+    end
+  end
+end
+
+-- The create's fate is unknown: look it up by external id, or end with the error.
+function Machine:uncertain(acts, err)
+  local t = self.task
+  self.was_uncertain = true
+  if self.lookups_max < 1 or not t.external_task_id or not self.provider.external_query_path then
+    err.external_task_id = t.external_task_id
+    return self:finish(acts, err, true)
+  end
+  self.uncertain_err = err
+  self.lookups, self.fails = 0, 0
+  if self.deadline_ms then -- lookups may run to the task's deadline
+    self.create_deadline = self.deadline_ms
+  end
+  return self:send_lookup(acts)
+end
+
+local function is_status_error(perr)
+  return type(perr) == "string" and perr:find("status", 1, true) ~= nil
+end
+
+function Machine:on_create(acts, res, now)
+  local P, t = self.provider, self.task
+  local data, f = transport.read_result(P, res)
+  if data ~= nil then
+    local fields, perr = P.parse_task(data, t.endpoint)
+    if fields then
+      fields.external_task_id = fields.external_task_id or t.external_task_id
+      fields.request_id = f.request_id
+      fields.id = fields.id or f.request_id -- a synchronous answer without an id of its own
+      return self:accept(acts, fields, now)
+    end
+    return self:uncertain(acts, self:protocol("create succeeded but its answer is unreadable: " .. tostring(perr),
+      { uncertain = true, endpoint = t.endpoint }))
+  end
+  if self:renew(f, acts) then
+    return acts
+  end
+  local d = self:decide("POST", f, res, now, self.create_deadline)
+  if d.uncertain then
+    return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
+  end
+  if d.retry then -- provably never left the host
+    self.fails = self.fails + 1
+    self.state = "create_wait"
+    acts[#acts + 1] = { type = "retry", attempt = self.fails, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
+      http_status = f.status, path = self.call.path }
+    return self:wake(acts, now + d.delay_ms)
+  end
+  if d.kind == "rate_limited" and f.status then
+    -- Refused: nothing was created. The slot limiter hears of it; the create goes again after
+    -- at least 1 s where the runner queues refused creates and the deadline allows.
+    local delay = math.max(d.delay_ms, 1000)
+    acts[#acts + 1] = { type = "refused", slot_full = providers.slot_full(P, f), delay_ms = delay }
+    if self.requeue_refused and (self.create_deadline - now) > delay then
+      self.state = "create_wait"
+      return self:wake(acts, now + delay)
+    end
+  end
+  if self.resent and d.kind == "validation" then
+    -- The create sent again after lookups found nothing was refused (a duplicate external
+    -- id): the first one exists after all. Look again.
+    return self:uncertain(acts, self.uncertain_err)
+  end
+  return self:finish(acts, self:error(f, d, { external_task_id = t.external_task_id, endpoint = t.endpoint,
+    attempts = self.fails + 1 }), false)
+end
+
+function Machine:on_lookup(acts, res, now)
+  local P, t = self.provider, self.task
+  local data, f = transport.read_result(P, res)
+  if data ~= nil then
+    if type(data) == "table" and data[1] ~= nil then
+      data = data[1]
+    end
+    local fields, perr = P.parse_task(data, t.endpoint)
+    if fields then
+      self.adopted = true
+      return self:accept(acts, fields, now)
+    end
+    if is_status_error(perr) then
+      return self:finish(acts, self:protocol(perr), true)
+    end
+    f = { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
+  end
+  if self:renew(f, acts) then
+    return acts
+  end
+  local d = self:decide("GET", f, res, now, self.create_deadline)
+  if d.kind == "not_found" then
+    if self.adopt then -- resuming: nothing exists under this external id, create it
+      self.adopt = nil
+      return self:send_create(acts)
+    end
+    self.lookups = self.lookups + 1
+    if self.lookups < self.lookups_max then
+      -- A create still being handled may not be visible yet: look again, later.
+      self.state = "lookup_wait"
+      return self:wake(acts, now + 1000 * math.floor(2 ^ (self.lookups - 1)))
+    end
+    if not self.resent then
+      -- Looked up and not found: one more create, under the same external id, so that the
+      -- provider refuses it should the first appear after all.
+      self.resent = true
+      self.fails = 0
+      return self:send_create(acts)
+    end
+    return self:finish(acts, self.uncertain_err, true)
+  end
+  if d.retryable and (self.create_deadline or now) > now then
+    self.fails = self.fails + 1
+    self.state = "lookup_wait"
+    return self:wake(acts, now + d.delay_ms)
+  end
+  return self:finish(acts, self:error(f, d, { uncertain = (self.uncertain_err or self.was_uncertain) and true or nil,
+    external_task_id = t.external_task_id }), self.uncertain_err ~= nil)
+end
+
+function Machine:on_poll(acts, res, now)
+  local P, t = self.provider, self.task
+  local data, f = transport.read_result(P, res)
+  if data ~= nil then
+    if type(data) == "table" and data[1] ~= nil then
+      data = data[1]
+    end
+    local fields, perr = P.parse_task(data, t.endpoint)
+    if fields then
+      self.fails = 0
+      self.state = "scheduled"
+      return self:heard(acts, fields, now, false)
+    end
+    if is_status_error(perr) then
+      -- A status this module does not know: an error, never "keep polling".
+      return self:finish(acts, self:protocol(perr), true)
+    end
+    f = { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
+  end
+  self.state = "scheduled"
+  if self:renew(f, acts) then
+    self.state = "polling"
+    return acts
+  end
+  local d = self:decide("GET", f, res, now, self.deadline_ms)
+  if d.retryable then
+    self.fails = self.fails + 1
+    self.poll_errors = (self.poll_errors or 0) + 1
+    self.last_err = self:error(f, d)
+    acts[#acts + 1] = { type = "retry", attempt = self.fails, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
+      http_status = f.status, path = self.last_send and self.last_send.path }
+    return self:wake(acts, self:clamp(self.sched:defer(self.h, now, d.delay_ms)))
+  end
+  return self:finish(acts, self:error(f, d), true)
+end
+
+--- The transport result of the request last sent (res: the driver's result shape).
+function Machine:answer(now, res, wall_s)
+  self.wall = wall_s or self.wall
+  local acts = {}
+  local s = self.state
+  if s == "creating" then
+    return self:on_create(acts, res, now)
+  elseif s == "lookup" then
+    return self:on_lookup(acts, res, now)
+  elseif s == "polling" then
+    return self:on_poll(acts, res, now)
+  elseif s == "cancelling" then
+    self.state = "scheduled"
+    return self:wake(acts, self.wake_at or now)
+  end
+  return acts -- an answer that no longer matters (the task ended meanwhile)
+end
+
+-- ---- polling ------------------------------------------------------------------------------
+
+function Machine:clamp(at)
+  if self.deadline_ms and at > self.deadline_ms then
+    return self.deadline_ms
+  end
+  return at
+end
+
+function Machine:schedule(acts, now)
+  local expect = self.expect_ms
+  self.h = self.sched:add(now, expect, self.deadline_ms)
+  self.state = "scheduled"
+  local at = self.sched:next_at(self.h)
+  if self.has_callback then
+    at = self.sched:defer(self.h, now, self.silence_ms)
+  end
+  return self:wake(acts, self:clamp(at))
+end
+
+--- Polls from now on with `sched` (a core.sched, shared or the task's own) until deadline_ms
+-- (absolute, nil: the scheduler's max age). A task whose earlier wait ran out may be watched
+-- again.
+function Machine:watch(now, sched, deadline_ms)
+  local acts = {}
+  if self.state == "done" or (self.state == "expired" and not self.task.id) then
+    return self:finish_again(acts) -- ended, or its create's fate is unknown: nothing to poll
+  end
+  if self.h and self.sched then
+    self.sched:remove(self.h)
+    self.h = nil
+  end
+  self.sched, self.deadline_ms, self.watch_from = sched, deadline_ms, now
+  if self.state == "expired" then
+    self.state, self.err = "created", nil
+  end
+  if self.state == "created" then
+    self.created_ms = self.created_ms or now
+    return self:schedule(acts, now)
+  end
+  return acts -- still creating: polling starts when the task exists
+end
+
+function Machine:finish_again(acts)
+  acts[#acts + 1] = { type = "done", task = self.task, err = self.err }
+  return acts
+end
+
+--- A wake-up asked for has come.
+function Machine:timer(now)
+  local acts = {}
+  local s = self.state
+  if self.deadline_ms and now >= self.deadline_ms and s ~= "done" and s ~= "expired" then
+    return self:deadline_passed(acts, now)
+  end
+  if s == "create_wait" then
+    return self:send_create(acts)
+  elseif s == "lookup_wait" then
+    return self:send_lookup(acts)
+  elseif s == "scheduled" then
+    return self:send_poll(acts)
+  end
+  return acts
+end
+
+function Machine:deadline_passed(acts, now)
+  local t = self.task
+  local exists = t.id ~= nil or self.was_uncertain == true
+  local err = errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task = t,
+    task_id = t.id, external_task_id = t.external_task_id,
+    message = string.format("task %s did not finish within %g s (last status %s%s)%s",
+      tostring(t.id or t.external_task_id), ((self.deadline_ms or now) - (self.watch_from or self.start_ms or now))
+      / 1000, tostring(t.status), self.last_err and ("; last error: " .. tostring(self.last_err)) or "",
+      self.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
+  return self:finish(acts, err, exists)
+end
+
+--- The runner's own deadline passed (a run deadline, or a wait's timeout).
+function Machine:deadline(now)
+  return self:deadline_passed({}, now)
+end
+
+-- News of the task from a poll or a callback.
+function Machine:heard(acts, fields, now, from_callback)
+  local t = self.task
+  if RANK[fields.status] and RANK[t.status] and RANK[fields.status] < RANK[t.status] then
+    fields = nil -- out of order: older news than what is known
+  end
+  if fields then
+    self:update(fields)
+    acts[#acts + 1] = { type = "news", task = t }
+  end
+  if TERMINAL[t.status] then
+    return self:finish(acts, nil, true)
+  end
+  if not self.h then
+    return acts
+  end
+  if self.state == "polling" and from_callback then
+    return acts -- the poll in flight reschedules when it answers
+  end
+  local progress = fields and tonumber(fields.progress)
+  if progress and (progress < 0 or progress > 100) then
+    progress = nil
+  end
+  local eta = fields and tonumber(fields.eta)
+  eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
+  local at = self.sched:report(self.h, now, progress, eta)
+  if self.has_callback and (from_callback or self.heard_callback) then
+    -- Callbacks are arriving: the next poll is only a fallback after a silence.
+    at = self.sched:defer(self.h, now, self.silence_ms)
+  end
+  return self:wake(acts, self:clamp(at))
+end
+
+--- A provider's callback, parsed (kling.webhook). Duplicates and stale ones change nothing;
+-- one that beats the create's answer (or the lookup) means the task exists.
+function Machine:callback(now, fields)
+  local acts = {}
+  self.heard_callback = true
+  local s = self.state
+  if s == "done" or s == "expired" then
+    return acts
+  end
+  if s == "creating" or s == "lookup" or s == "lookup_wait" then
+    acts[#acts + 1] = { type = "abandon" } -- the request in flight no longer matters
+    return self:accept(acts, fields, now)
+  end
+  if s == "created" or s == "scheduled" or s == "polling" then
+    return self:heard(acts, fields, now, true)
+  end
+  return acts
+end
+
+--- News from a query the caller made itself (task:refresh).
+function Machine:news(now, fields)
+  if self.state == "done" then
+    return {}
+  end
+  return self:heard({}, fields, now, false)
+end
+
+--- The caller gives the task up. Before the create is sent it ends at once (nothing held);
+-- a create in flight is cancelled once it answers; an existing task is cancelled at the
+-- provider where it can be (then polled to its end), else the call is refused.
+function Machine:cancel(_, acts)
+  acts = acts or {}
+  local s, t, P = self.state, self.task, self.provider
+  if s == "done" or s == "expired" then
+    return acts
+  end
+  if s == "new" or s == "reserving" or s == "create_wait" or (s == "lookup_wait" and self.adopt) then
+    t.status = "cancelled"
+    local err = errors.new { kind = "cancelled", provider = P.name,
+      message = "task " .. tostring(t.external_task_id or "") .. " cancelled before it was created" }
+    return self:finish(acts, err, false)
+  end
+  if s == "creating" or s == "lookup" or s == "lookup_wait" then
+    self.cancel_asked = true
+    return acts
+  end
+  if not (P.capabilities.cancel and P.cancel_path) then
+    acts[#acts + 1] = { type = "refused_cancel", err = errors.unsupported(P.name, "cancel") }
+    return acts
+  end
+  self.cancel_asked = nil
+  self.state = "cancelling"
+  acts[#acts + 1] = send("cancel", "POST", P.cancel_path(t.id, t.endpoint))
+  return acts
+end
+
+M.Machine = Machine
+return M
