@@ -31,4 +31,17 @@ describe("kling.gateway.official", function()
     assert.is_nil(cb)
     assert.equal("order-42/é 漢", ext)
   end)
+
+  it("issue 12.5: a create's answer written as text is what encoding the created view gives", function()
+    local json = require "kling.json"
+    for _, rec in ipairs {
+      { id = "gwabc0123456789ab00000001", status = "queued", created_at = 1764700000123, updated_at = 1764700000456 },
+      { id = "gwabc", status = "running", external_task_id = 'mine "1"\n\\', created_at = 1, updated_at = 2 },
+      { id = "gw x", status = "queued", created_at = 1, updated_at = 2 }, -- not a plain id: encoded
+      { id = "gwabc", status = "odd", created_at = 1.5, updated_at = 2 },
+    } do
+      local text = official.created_json(rec)
+      assert.same(json.decode(json.encode(official.created(rec))), json.decode(text))
+    end
+  end)
 end)

@@ -2,7 +2,6 @@
 -- reserved against the client's balance BEFORE anything is forwarded, settled at once when
 -- the endpoint answers synchronously), task queries and lists (answered from the gateway's
 -- own table: free, no upstream call), and the client's balance.
-local billing = require "kling.billing"
 local budget = require "kling.money.hold"
 local core = require "kling.core"
 local json = require "kling.json"
@@ -59,10 +58,11 @@ function M.upstream_error(err)
   return { status = 502, code = 5000, message = msg }
 end
 
+-- The request as the catalog prices it: req (the gateway's own copy of the client's body,
+-- not used after this) with the catalog's provider, the endpoint and the method.
 local function pricing(G, req, endpoint)
-  local p = copy(req)
-  p.provider, p.endpoint, p.method = G.cfg.price_provider, endpoint, "POST"
-  return p
+  req.provider, req.endpoint, req.method = G.cfg.price_provider, endpoint, "POST"
+  return req
 end
 
 -- A task id: this worker's random prefix and a counter (unique across workers, nodes and
@@ -117,7 +117,7 @@ function M.admit(G, account, endpoint)
       or "") .. tostring(verr.message) })
   end
   local preq = pricing(G, req, endpoint)
-  local quote, perr = billing.estimate(preq)
+  local quote, perr = G.prices:estimate(preq) -- this worker's cache of billing.estimate
   if not quote then
     local why = perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
     return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
@@ -187,11 +187,11 @@ function M.outcome(_, c, t, err)
   if t then
     rec.upstream_id, rec.status, rec.state = t.id, t.status, "active"
     rec.updated_at = core.wall_ms()
-    return "created", { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(official.created(rec)) }
+    return "created", { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(rec) }
   end
   if err.uncertain then
     rec.state = "lookup"
-    return "lookup", { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(official.created(rec)) }
+    return "lookup", { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(rec) }
   end
   metrics.inc("kling_gateway_refusals_total", 'reason="upstream"')
   local e = M.upstream_error(err)

@@ -46,7 +46,11 @@ function M.access(G, account, endpoint)
     api.record(G, c, "refused")
     return official.reply_json(answer.status, answer.code, answer.message)
   end
-  local base_path = client.base_url:match("^https?://[^/]+(.*)$") or ""
+  local base_path = G.base_path
+  if not base_path then
+    base_path = client.base_url:match("^https?://[^/]+(.*)$") or ""
+    G.base_path = base_path -- the upstream's own path prefix, the same for every create of this worker
+  end
   ngx.var[M.PATH_VAR] = base_path .. call.path
   local auth = client.ctx.auth
   ngx.var[M.AUTH_VAR] = auth and auth:bearer(core.wall_s()) or ""
@@ -179,7 +183,7 @@ function M.body_filter(G)
     answer = api.record(G, c, how, t) or answer
   end
   if not answer then -- ended at once with the Redis store: shown as created, its end follows
-    answer = { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(official.created(c.rec)) }
+    answer = { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(c.rec) }
   end
   ngx.arg[1] = official.envelope(answer.code, answer.message, answer.data_json) .. "\n"
 end

@@ -16,6 +16,7 @@ local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
 local api = require "kling.gateway.api"
 local forward = require "kling.gateway.forward"
+local price_cache = require "kling.gateway.price_cache"
 local track = require "kling.gateway.track"
 local kling = require "kling"
 local resty = require "kling.resty"
@@ -174,6 +175,7 @@ end
 function M.init_worker()
   G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
+  G.prices = price_cache.new() -- this worker's quotes (kling.gateway.price_cache)
   local client
   G.client = function()
     if not client then

@@ -66,21 +66,20 @@ function M.observe(op, seconds)
   d:incr(keys.sum, seconds, 0)
 end
 
+local KNOWN = { ["/gateway/balance"] = "balance", ["/kling/callback"] = "callback", ["/metrics"] = "metrics",
+  ["/gateway/health"] = "health" }
+
 -- The route a request took (a bounded label set).
 function M.route(uri, method)
   if uri:find("^/v1/") then
-    local rest = uri:sub(5)
-    local parts = select(2, rest:gsub("/", "/"))
     if method == "POST" then
       return "create"
     end
     -- /v1/videos/text2video is a list, /v1/videos/text2video/ID a query
-    return parts >= 2 and "query" or "list"
+    return uri:find("/[^/]*/", 5) and "query" or "list"
   end
-  local known = { ["/gateway/balance"] = "balance", ["/kling/callback"] = "callback", ["/metrics"] = "metrics",
-    ["/gateway/health"] = "health" }
-  if known[uri] then
-    return known[uri]
+  if KNOWN[uri] then
+    return KNOWN[uri]
   end
   if uri:find("^/gateway/admin") then
     return "admin"
@@ -88,10 +87,29 @@ function M.route(uri, method)
   return "other"
 end
 
+-- The counter's key of a route and status, made once per worker (a bounded set: the routes
+-- above and nginx's statuses): the log phase of every request builds no string.
+local request_keys = {}
+local function request_key(route, status)
+  local by_status = request_keys[route]
+  if not by_status then
+    by_status = {}
+    request_keys[route] = by_status
+  end
+  local k = by_status[status]
+  if not k then
+    k = key("kling_gateway_requests_total", 'route="' .. route .. '",status="' .. status .. '"')
+    by_status[status] = k
+  end
+  return k
+end
+
 -- In the log phase of every request of the gateway's server.
 function M.log()
-  M.inc("kling_gateway_requests_total", 'route="' .. M.route(ngx.var.uri, ngx.req.get_method()) .. '",status="'
-    .. ngx.status .. '"')
+  local d = dict()
+  if d then
+    d:incr(request_key(M.route(ngx.var.uri, ngx.req.get_method()), ngx.status), 1, 0)
+  end
 end
 
 -- render(G) -> the exposition text

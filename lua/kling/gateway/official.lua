@@ -154,6 +154,20 @@ function M.created(rec)
   }
 end
 
+-- created_json(rec) -> json.encode(M.created(rec)), written as text: a create's answer is
+-- built on every create, and only the client's external_task_id needs escaping.
+function M.created_json(rec)
+  local id, c, u = rec.id, rec.created_at, rec.updated_at
+  if type(id) ~= "string" or not id:find("^[%w_-]+$") or type(c) ~= "number" or c % 1 ~= 0
+    or type(u) ~= "number" or u % 1 ~= 0 then
+    return json.encode(M.created(rec))
+  end
+  local ext = rec.external_task_id
+  return '{"task_id":"' .. id .. '","task_status":"' .. (M.STATUS[rec.status] or "submitted") .. '","task_info":'
+    .. (ext == nil and "{}" or ('{"external_task_id":' .. json.encode(ext) .. "}"))
+    .. ',"created_at":' .. string.format("%d", c) .. ',"updated_at":' .. string.format("%d", u) .. "}"
+end
+
 -- A request id unique across workers, nodes and restarts without nginx's $request_id (16
 -- random bytes drawn per request: the costliest line of a create's answer): a prefix drawn once
 -- per worker process (a constant of the process, set on its first answer), then nginx's

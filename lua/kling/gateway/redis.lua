@@ -40,7 +40,7 @@ Redis.__index = Redis
 function M.new(where, opts)
   local cfg = type(where) == "table" and where or assert(M.parse(where))
   return setmetatable({ cfg = cfg, errors = opts and opts.errors, prefix = opts and opts.prefix or "kgw:",
-    shas = {} }, Redis)
+    shas = {}, pool = { pool = "kgw:" .. cfg.host .. ":" .. cfg.port .. ":" .. cfg.db } }, Redis)
 end
 
 function Redis:failed(err)
@@ -60,7 +60,7 @@ function Redis:with(fn)
   local red = client:new()
   red:set_timeout(M.TIMEOUT_MS)
   local c = self.cfg
-  local ok, err = red:connect(c.host, c.port, { pool = "kgw:" .. c.host .. ":" .. c.port .. ":" .. c.db })
+  local ok, err = red:connect(c.host, c.port, self.pool) -- the pool's name made once, not per call
   if not ok then
     return self:failed(err)
   end

@@ -151,12 +151,15 @@ function Tasks:publish(rec, poll)
   end
 end
 
--- publish_many(recs, from, to): publish(rec, true) of recs[from..to], in one round trip.
+-- publish_many(recs, from, to): publish(rec) of created records recs[from..to], in one round
+-- trip. Not queued for the poller again: their create (CREATE) queued them already, and the
+-- poller keeps a task it was given until it ends (a second entry was a Redis write and a pop
+-- per create for nothing: Redis's CPU is most of what the Redis store costs a create).
 function Tasks:publish_many(recs, from, to)
   local calls = {}
   for i = from, to do
     local rec = recs[i]
-    calls[#calls + 1] = { PUBLISH, rec.id, encode(rec) or "{}", rec.upstream_id or "", list_key(rec), "1", n = 6 }
+    calls[#calls + 1] = { PUBLISH, rec.id, encode(rec) or "{}", rec.upstream_id or "", list_key(rec), "0", n = 6 }
   end
   local res, err = self.redis:run_many(unpack(calls))
   if not res then
