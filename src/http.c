@@ -31,6 +31,7 @@ typedef struct {
     char *user_agent, *ca_file;
     long connect_timeout_ms, timeout_ms;
     size_t max_body;
+    int no_capath; /* CA certificates come from one file: no CA directory (see set_options) */
     int closed;
 } kh_client;
 
@@ -221,6 +222,18 @@ static char *dup_or_raise(lua_State *L, const char *s) {
     return d;
 }
 
+/* The CA bundle libcurl was built to use when none is given, or NULL. */
+static const char *default_ca_file(void) {
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+#if LIBCURL_VERSION_NUM >= 0x074600
+    if (info && info->age >= CURLVERSION_SEVENTH) {
+        return info->cainfo;
+    }
+#endif
+    (void)info;
+    return NULL;
+}
+
 static const char *const client_fields[] = {
     "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", NULL,
 };
@@ -281,6 +294,7 @@ static int l_new(lua_State *L) {
         lua_pop(L, 1);
     }
     c->ca_file = dup_or_raise(L, ca);
+    c->no_capath = ca != NULL || default_ca_file() != NULL;
     c->multi = curl_multi_init();
     if (!c->multi) {
         return luaL_error(L, "kling.http: curl_multi_init failed");
@@ -474,10 +488,17 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
     if (c->ca_file) {
         SETOPT(CURLOPT_CAINFO, c->ca_file);
     }
+    if (c->no_capath) {
+        /* libcurl (7.87+, OpenSSL) keeps the parsed CA store in the multi only
+         * when it comes from a file alone; with a CA directory configured as
+         * well (Debian's build: /etc/ssl/certs) every new connection parsed
+         * the CA file again: 18 % of a create's CPU, and its memory. */
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
     SETOPT(CURLOPT_SHARE, c->share);
 #if LIBCURL_VERSION_NUM >= 0x075700
     /* The parsed CA store is kept in the multi and shared by every connection
-     * (libcurl's default is already a day; said here because memory relies on it). */
+     * (libcurl's default is already a day; said here because CPU and memory rely on it). */
     SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 86400L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500

@@ -37,3 +37,51 @@ describe("kling.http over HTTPS", function()
     http:close()
   end)
 end)
+
+describe("kling.http's CA store", function()
+  it("issue 15.2: the CA file is parsed once per client, not again for each fresh connection", function()
+    -- A copy of the simulator's CA that is broken after the first request: a later
+    -- connection that parsed the file again would fail to verify (libcurl's CA store
+    -- cache is skipped while a CA directory is configured too, Debian's default).
+    local path = os.tmpname()
+    local src = assert(io.open(sim.info().ca_file, "rb"))
+    local pem = src:read("a")
+    src:close()
+    local function write(data)
+      local f = assert(io.open(path, "wb"))
+      f:write(data)
+      f:close()
+    end
+    write(pem)
+    local http = core.http { ca_file = path }
+    -- POST: a fresh connection (and TLS setup) for each request
+    local req = { method = "POST", url = sim.info().https .. "/_sim/stats", body = "{}" }
+    local first = http:request(req)
+    assert.is_true(first.ok, tostring(first.message))
+    write("not a certificate\n")
+    local second = http:request(req)
+    os.remove(path)
+    http:close()
+    assert.is_true(second.ok, tostring(second.message))
+    assert.are.equal(first.status, second.status)
+  end)
+
+  it("issue 15.2: verification stays on: a client whose CA file does not hold the server's CA is refused", function()
+    local path = os.tmpname()
+    local f = assert(io.open("/etc/ssl/certs/ca-certificates.crt", "rb"))
+    local bundle = f:read("a")
+    f:close()
+    f = assert(io.open(path, "wb"))
+    f:write(bundle)
+    f:close()
+    local http = core.http { ca_file = path }
+    local res = http:request { method = "POST", url = sim.info().https .. "/_sim/stats", body = "{}" }
+    local res2 = http:request { url = sim.info().https .. "/_sim/stats" }
+    os.remove(path)
+    http:close()
+    assert.is_false(res.ok)
+    assert.are.equal("tls", res.error)
+    assert.is_false(res2.ok)
+    assert.are.equal("tls", res2.error)
+  end)
+end)
