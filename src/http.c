@@ -21,6 +21,12 @@
 #define KH_DEFAULT_TIMEOUT_MS 60000L
 #define KH_DEFAULT_MAX_BODY ((lua_Integer)16 * 1024 * 1024)
 #define KH_MAX_REDIRS 10L
+/* Connections a client keeps open (busy and idle). libcurl's default grows with
+ * the transfers ever added (4 each); every create opens a fresh connection, so
+ * the cache filled with idle TLS connections, about 45 KiB of OpenSSL state
+ * each. 64 is the engine's default number of requests in flight: its polls still
+ * find a kept-alive connection. */
+#define KH_DEFAULT_MAX_CONNECTIONS 64
 
 typedef struct {
     CURLM *multi;
@@ -235,7 +241,7 @@ static const char *default_ca_file(void) {
 }
 
 static const char *const client_fields[] = {
-    "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", NULL,
+    "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", "max_connections", NULL,
 };
 
 /* A typo ("timeout" for "timeout_ms") would otherwise be ignored silently. */
@@ -263,7 +269,7 @@ static void check_known_fields(lua_State *L, int idx, const char *const *known) 
 
 static int l_new(lua_State *L) {
     const char *ua, *ca;
-    lua_Integer connect_ms, timeout_ms, max_body;
+    lua_Integer connect_ms, timeout_ms, max_body, max_conns;
     kh_client *c;
     global_init(L);
     if (lua_isnoneornil(L, 1)) {
@@ -278,6 +284,7 @@ static int l_new(lua_State *L) {
     connect_ms = opt_positive(L, 1, "connect_timeout_ms", KH_DEFAULT_CONNECT_MS, INT_MAX);
     timeout_ms = opt_positive(L, 1, "timeout_ms", KH_DEFAULT_TIMEOUT_MS, INT_MAX);
     max_body = opt_positive(L, 1, "max_body", KH_DEFAULT_MAX_BODY, INT_MAX);
+    max_conns = opt_positive(L, 1, "max_connections", KH_DEFAULT_MAX_CONNECTIONS, 100000);
 
     c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
@@ -298,6 +305,9 @@ static int l_new(lua_State *L) {
     c->multi = curl_multi_init();
     if (!c->multi) {
         return luaL_error(L, "kling.http: curl_multi_init failed");
+    }
+    if (curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)max_conns) != CURLM_OK) {
+        return luaL_error(L, "kling.http: curl_multi_setopt(CURLMOPT_MAXCONNECTS) failed");
     }
     /* Creates go out on fresh connections (see set_options): sharing the TLS
      * session cache lets each resume a session instead of a full handshake.
