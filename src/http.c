@@ -21,6 +21,12 @@
 #define KH_DEFAULT_TIMEOUT_MS 60000L
 #define KH_DEFAULT_MAX_BODY ((lua_Integer)16 * 1024 * 1024)
 #define KH_MAX_REDIRS 10L
+/* Connections a client keeps open (busy and idle). libcurl's default grows with
+ * the transfers ever added (4 each); every create opens a fresh connection, so
+ * the cache filled with idle TLS connections, about 45 KiB of OpenSSL state
+ * each. 64 is the engine's default number of requests in flight: its polls still
+ * find a kept-alive connection. */
+#define KH_DEFAULT_MAX_CONNECTIONS 64
 
 typedef struct {
     CURLM *multi;
@@ -31,6 +37,7 @@ typedef struct {
     char *user_agent, *ca_file;
     long connect_timeout_ms, timeout_ms;
     size_t max_body;
+    int no_capath; /* CA certificates come from one file: no CA directory (see set_options) */
     int closed;
 } kh_client;
 
@@ -221,8 +228,20 @@ static char *dup_or_raise(lua_State *L, const char *s) {
     return d;
 }
 
+/* The CA bundle libcurl was built to use when none is given, or NULL. */
+static const char *default_ca_file(void) {
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+#if LIBCURL_VERSION_NUM >= 0x074600
+    if (info && info->age >= CURLVERSION_SEVENTH) {
+        return info->cainfo;
+    }
+#endif
+    (void)info;
+    return NULL;
+}
+
 static const char *const client_fields[] = {
-    "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", NULL,
+    "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", "max_connections", NULL,
 };
 
 /* A typo ("timeout" for "timeout_ms") would otherwise be ignored silently. */
@@ -250,7 +269,7 @@ static void check_known_fields(lua_State *L, int idx, const char *const *known) 
 
 static int l_new(lua_State *L) {
     const char *ua, *ca;
-    lua_Integer connect_ms, timeout_ms, max_body;
+    lua_Integer connect_ms, timeout_ms, max_body, max_conns;
     kh_client *c;
     global_init(L);
     if (lua_isnoneornil(L, 1)) {
@@ -265,6 +284,7 @@ static int l_new(lua_State *L) {
     connect_ms = opt_positive(L, 1, "connect_timeout_ms", KH_DEFAULT_CONNECT_MS, INT_MAX);
     timeout_ms = opt_positive(L, 1, "timeout_ms", KH_DEFAULT_TIMEOUT_MS, INT_MAX);
     max_body = opt_positive(L, 1, "max_body", KH_DEFAULT_MAX_BODY, INT_MAX);
+    max_conns = opt_positive(L, 1, "max_connections", KH_DEFAULT_MAX_CONNECTIONS, 100000);
 
     c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
@@ -281,9 +301,13 @@ static int l_new(lua_State *L) {
         lua_pop(L, 1);
     }
     c->ca_file = dup_or_raise(L, ca);
+    c->no_capath = ca != NULL || default_ca_file() != NULL;
     c->multi = curl_multi_init();
     if (!c->multi) {
         return luaL_error(L, "kling.http: curl_multi_init failed");
+    }
+    if (curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)max_conns) != CURLM_OK) {
+        return luaL_error(L, "kling.http: curl_multi_setopt(CURLMOPT_MAXCONNECTS) failed");
     }
     /* Creates go out on fresh connections (see set_options): sharing the TLS
      * session cache lets each resume a session instead of a full handshake.
@@ -474,10 +498,17 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
     if (c->ca_file) {
         SETOPT(CURLOPT_CAINFO, c->ca_file);
     }
+    if (c->no_capath) {
+        /* libcurl (7.87+, OpenSSL) keeps the parsed CA store in the multi only
+         * when it comes from a file alone; with a CA directory configured as
+         * well (Debian's build: /etc/ssl/certs) every new connection parsed
+         * the CA file again: 18 % of a create's CPU, and its memory. */
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
     SETOPT(CURLOPT_SHARE, c->share);
 #if LIBCURL_VERSION_NUM >= 0x075700
     /* The parsed CA store is kept in the multi and shared by every connection
-     * (libcurl's default is already a day; said here because memory relies on it). */
+     * (libcurl's default is already a day; said here because CPU and memory rely on it). */
     SETOPT(CURLOPT_CA_CACHE_TIMEOUT, 86400L);
 #endif
 #if LIBCURL_VERSION_NUM >= 0x075500
