@@ -206,6 +206,19 @@ describe("kling tasks, cancel and download (issue 14)", function()
     end
   end)
 
+  it("issue 14: what the provider says is printed with its control characters escaped, never obeyed", function()
+    -- The simulator fails the task with the message the prompt gives: ESC c resets a terminal,
+    -- CR overwrites the line, LF forges a new one.
+    local t = submit(official(), "doomed [sim:fail=\27c\rkling: forged\nline]")
+    local _, werr = t:wait { timeout = 20 }
+    assert.are.equal("failed", werr and werr.task and werr.task.status, tostring(werr))
+    local status, out, err = kling { "status", t.id }
+    assert.are.equal(4, status, err)
+    assert.is_nil(out:find("[\27\r]"), out)
+    assert.truthy(out:find("\\x1bc\\x0dkling: forged\\x0aline", 1, false), out)
+    assert.are.equal(1, select(2, out:gsub("\n", "")), out)
+  end)
+
   it("issue 14: kling --debug and KLING_DEBUG=1 print each request and answer with every key redacted", function()
     local i = sim.info()
     local id = submit(official(), "debugged cat").id

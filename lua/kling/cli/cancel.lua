@@ -39,7 +39,7 @@ function M.run(opts)
   if not ok then
     return fail(1, err)
   end
-  io.stdout:write(string.format("task %s: %s\n", t.id, t.status))
+  io.stdout:write(string.format("task %s: %s\n", flags.printable(t.id), flags.printable(t.status)))
   return 0
 end
 

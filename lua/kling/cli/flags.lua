@@ -140,11 +140,24 @@ function M.client(opts, provider)
     debug = opts.debug or nil }
 end
 
+-- What the provider or a file says is shown, never obeyed: control characters (ESC sequences
+-- that clear the screen or set the title, CR that overwrites a line, LF that forges one) are
+-- printed escaped. printable(v) for one value; printable(v, true) keeps line breaks and tabs (a
+-- message of several lines).
+local function escaped(c)
+  return string.format("\\x%02x", c:byte())
+end
+
+function M.printable(v, lines)
+  local s = tostring(v)
+  return (s:gsub(lines and "[%z\1-\8\11-\31\127]" or "[%c\127]", escaped))
+end
+
 -- fail(status, message) of command `name` ("kling run"): the message on stderr, the exit
 -- status returned.
 function M.failure(name)
   return function(status, msg)
-    io.stderr:write(name, ": ", tostring(msg), "\n")
+    io.stderr:write(name, ": ", M.printable(msg, true), "\n")
     return status
   end
 end

@@ -157,18 +157,19 @@ local function task_status(id, opts)
   local told = opts.endpoint or (t.endpoint and p.query_path("videos/text2video", "x")
     ~= p.query_path("videos/image2video", "x") and t.endpoint)
   local what = told or (t.model and ("model " .. tostring(t.model))) or "?"
-  io.stdout:write(string.format("task %s (%s): %s%s%s\n", t.id, what, t.status,
-    t.progress and (" " .. t.progress .. "%") or "", t.message and (": " .. t.message) or ""))
+  local pr = flags.printable
+  io.stdout:write(string.format("task %s (%s): %s%s%s\n", pr(t.id), pr(what), pr(t.status),
+    t.progress and (" " .. pr(t.progress) .. "%") or "", t.message and (": " .. pr(t.message)) or ""))
   for _, kind in ipairs { "videos", "images", "audios" } do
     for _, o in ipairs(t[kind] or {}) do
-      io.stdout:write(string.format("  %s %s%s\n", kind:sub(1, -2), tostring(o.url),
-        o.duration and (" (" .. o.duration .. " s)") or ""))
+      io.stdout:write(string.format("  %s %s%s\n", kind:sub(1, -2), pr(o.url),
+        o.duration and (" (" .. pr(o.duration) .. " s)") or ""))
     end
   end
   if t.charge then
     local cat = billing.catalog(p.name)
     local unit = cat and billing.unit(cat.currency, p.name)
-    io.stdout:write("  charge reported: ", tostring(t.charge), " ", unit or ("(in " .. p.name .. "'s unit)"), "\n")
+    io.stdout:write("  charge reported: ", pr(t.charge), " ", unit or ("(in " .. p.name .. "'s unit)"), "\n")
   end
   return status
 end

@@ -32,8 +32,9 @@ local fail = flags.failure("kling tasks")
 
 local function line(t)
   local out = (t.videos and t.videos[1]) or (t.images and t.images[1]) or (t.audios and t.audios[1])
-  return string.format("%-24s %-10s%s%s\n", t.id, t.status, t.progress and string.format(" %3d%%", t.progress) or "",
-    out and ("  " .. tostring(out.url)) or "")
+  local p = flags.printable
+  return string.format("%-24s %-10s%s%s\n", p(t.id), p(t.status), t.progress and string.format(" %3d%%", t.progress)
+    or "", out and ("  " .. p(out.url)) or "")
 end
 
 function M.run(opts)
