@@ -48,6 +48,64 @@ local function readme_blocks()
   return blocks
 end
 
+-- What a block's `print(...)  --> a  b  c` comments say it prints: the words before any
+-- explanation (" (...)", ": ...", ", then ..."); a word ending in "..." is a prefix.
+local function promised(code)
+  local list = {}
+  for line in (code .. "\n"):gmatch("(.-)\n") do
+    local said = line:match("^%s*print%(.-%)%s*%-%->%s*(.-)%s*$")
+    if said then
+      said = said:gsub("%s%(.*$", ""):gsub(":%s.*$", ""):gsub(",%s*then%s.*$", "")
+      local words = {}
+      for w in said:gmatch("%S+") do
+        words[#words + 1] = w
+      end
+      list[#list + 1] = { text = line, words = words }
+    end
+  end
+  return list
+end
+
+local function line_says(out_line, words)
+  local got = {}
+  for w in out_line:gmatch("%S+") do
+    got[#got + 1] = w
+  end
+  if #got ~= #words then
+    return false
+  end
+  for i, w in ipairs(words) do
+    local prefix = w:match("^(.-)%.%.%.$")
+    if not (got[i] == w or (prefix and got[i]:sub(1, #prefix) == prefix)) then
+      return false
+    end
+  end
+  return true
+end
+
+-- nil when the output has, in order, a line for each promise; else the first one missing.
+local function unkept(out, promises)
+  local lines = {}
+  for l in (out .. "\n"):gmatch("(.-)\n") do
+    lines[#lines + 1] = l
+  end
+  local at = 1
+  for _, p in ipairs(promises) do
+    local found
+    for i = at, #lines do
+      if line_says(lines[i], p.words) then
+        found = i
+        break
+      end
+    end
+    if not found then
+      return p.text
+    end
+    at = found + 1
+  end
+  return nil
+end
+
 local function size(path)
   local f = io.open(path, "rb")
   if not f then
@@ -169,7 +227,7 @@ describe("the examples against the simulator", function()
     end
   end)
 
-  it("issue 14: every README block marked runnable runs against the simulator as written", function()
+  it("issue 14: every README block marked runnable runs against the simulator and prints what it says", function()
     local blocks = readme_blocks()
     assert.is_true(#blocks >= 3, "README.md has " .. #blocks .. " runnable blocks")
     -- An install's layout (what luarocks make puts in LUADIR and LIBDIR), found through Lua's
@@ -188,6 +246,9 @@ describe("the examples against the simulator", function()
       f:close()
       local status, out = sh("cd " .. q(dir) .. " && " .. env .. " lua5.4 " .. q(file))
       assert.are.equal(0, status, "README runnable block " .. i .. ":\n" .. code .. "\n--- output:\n" .. out)
+      local missing = unkept(out, promised(code))
+      assert.is_nil(missing, "README runnable block " .. i .. " does not print what its comment says: "
+        .. tostring(missing) .. "\n--- output:\n" .. out)
     end
   end)
 end)
