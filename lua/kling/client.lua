@@ -89,8 +89,9 @@ end
 -- each request (method, URL, headers, body) and each answer (status, time, body) to stderr,
 -- with every key, token, Authorization header, secret, JWT and signature redacted (in headers,
 -- JSON bodies and query strings); a function instead receives each printout; without the
--- option, KLING_DEBUG=1 in the environment turns it on. `local_files = false` (the gateway,
--- whose requests come from the network) never reads a path a request names.
+-- option, KLING_DEBUG in the environment turns it on (unless "", 0, false, no or off).
+-- `local_files = false` (the gateway, whose requests come from the network) never reads a
+-- path a request names.
 ---@class kling.ClientOptions
 ---@field provider string "kling" (official, default), "apiinone", "apimodels", "evolink", "compat"; or KLING_PROVIDER
 ---@field access_key string with secret_key: JWT auth on the official API; or KLING_ACCESS_KEY
