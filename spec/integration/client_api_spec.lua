@@ -271,6 +271,25 @@ c:get_task("no-such-task", { endpoint = "videos/text2video" })
     assert.matches("kling< 404 GET", text, 1, true)
     assert.is_nil(text:find(i.api_key, 1, true))
   end)
+  it("issue 14: KLING_DEBUG=off (or false, no) prints nothing", function()
+    local i = sim.info()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+local c = assert(require("kling").new { provider = "kling", api_key = %q, base_url = %q })
+c:get_task("no-such-task", { endpoint = "videos/text2video" })
+]], i.api_key, i.http))
+    f:close()
+    for _, v in ipairs { "off", "false", "No" } do
+      local p = assert(io.popen(string.format("KLING_DEBUG=%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1", v,
+        package.path, package.cpath, script)))
+      local text = p:read("a")
+      p:close()
+      assert.are.equal("", text, v)
+    end
+    os.remove(script)
+  end)
+
   it("issue 14: get_task, list_tasks and cancel_task refuse a bad endpoint by name, nothing sent", function()
     local c = sim.client {}
     local i = sim.info()
