@@ -89,8 +89,9 @@ end
 -- each request (method, URL, headers, body) and each answer (status, time, body) to stderr,
 -- with every key, token, Authorization header, secret, JWT and signature redacted (in headers,
 -- JSON bodies and query strings); a function instead receives each printout; without the
--- option, KLING_DEBUG=1 in the environment turns it on. `local_files = false` (the gateway,
--- whose requests come from the network) never reads a path a request names.
+-- option, KLING_DEBUG in the environment turns it on (unless "", 0, false, no or off).
+-- `local_files = false` (the gateway, whose requests come from the network) never reads a
+-- path a request names.
 ---@class kling.ClientOptions
 ---@field provider string "kling" (official, default), "apiinone", "apimodels", "evolink", "compat"; or KLING_PROVIDER
 ---@field access_key string with secret_key: JWT auth on the official API; or KLING_ACCESS_KEY
@@ -300,6 +301,33 @@ function Client:lifecycle(req, o)
   return m
 end
 
+-- The one check of a task id a caller gives (get_task, cancel_task): it becomes a URL path
+-- segment, so kling.validate.task_id_problem's rule; nil when fine, else the validation error.
+local function bad_task_id(self, id, field)
+  local problem = validate.task_id_problem(id)
+  return problem and errors.validation(field, problem .. " (got " .. string.format("%q", tostring(id)):gsub("%c", "?")
+    .. ")", self.provider.name)
+end
+
+-- The one check of an endpoint a caller names for its tasks (get_task, list_tasks, tasks):
+-- one of the provider's asynchronous endpoints, by name, so nothing else (`../x`, a query
+-- string, CR/LF, a synchronous endpoint) reaches a URL. `what` says why a synchronous one is
+-- refused. Returns nil when fine, else the validation error.
+local function bad_task_endpoint(self, endpoint, what)
+  local endpoints = self.provider.endpoints
+  local def = type(endpoint) == "string" and endpoints[endpoint]
+  if not def then
+    return errors.validation("endpoint", validate.unknown_name(endpoint, endpoints, "endpoint '"
+      .. tostring(endpoint):gsub("%c", "?") .. "'"), self.provider.name)
+  end
+  if def.sync or not def.async then
+    return errors.validation("endpoint", endpoint .. " answers at once and " .. what
+      .. (self.provider.calls and self.provider.calls[endpoint] and "; its list is client:call" or ""),
+      self.provider.name)
+  end
+  return nil
+end
+
 --- One query of a task (internal: use get_task).
 -- One query of a task by id on an endpoint; returns the parsed fields (not a Task).
 -- @local
@@ -349,6 +377,11 @@ function Client:get_task(ref, opts)
   elseif type(ref) ~= "string" or ref == "" then
     errors.misuse("get_task", "a task id (string) or {external_task_id = ...} expected")
   end
+  local bad = bad_task_id(self, id, by_external and "external_task_id" or "task_id")
+    or (opts.endpoint ~= nil and bad_task_endpoint(self, opts.endpoint, "has no task to look up"))
+  if bad then
+    return nil, bad
+  end
   if by_external and not (self.provider.capabilities.external_ids and self.provider.external_query_path) then
     return nil, errors.unsupported(self.provider.name, "external_task_id", "tasks cannot be looked up by external id")
   end
@@ -392,14 +425,9 @@ function Client:list_tasks(opts)
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
   end
   local endpoint = opts.endpoint or "videos/text2video"
-  local def = self.provider.endpoints[endpoint]
-  if not def then
-    return nil, errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'", self.provider.name)
-  end
-  if def.sync then
-    return nil, errors.validation("endpoint", endpoint .. " answers at once and keeps no task list"
-      .. (self.provider.calls and self.provider.calls[endpoint] and "; its list is client:call" or ""),
-      self.provider.name)
+  local bad = bad_task_endpoint(self, endpoint, "keeps no task list")
+  if bad then
+    return nil, bad
   end
   local page, size = opts.page or 1, opts.page_size or 30
   if not validate.is_whole(page) or page < 1 or page > 1000 then
@@ -490,6 +518,10 @@ end
 function Client:cancel_task(t)
   if not self.provider.capabilities.cancel then
     return nil, errors.unsupported(self.provider.name, "cancel")
+  end
+  local bad = bad_task_id(self, type(t) == "table" and t.id or t, "task_id")
+  if bad then
+    return nil, bad
   end
   return self.provider.cancel(self, t)
 end

@@ -46,9 +46,24 @@ function M.is_path(v)
   return not looks_base64(v)
 end
 
---- Reads a local file as base64, checking it first.
--- Refused (a validation error naming `field`): control characters in the path, a file that
--- cannot be opened, a directory, an empty file, a file over `limit` bytes.
+-- What the official API takes inline: JPEG and PNG images (their files' first bytes).
+local IMAGE_MAGIC = { "\255\216\255", "\137PNG\r\n\26\n" }
+
+local function is_image(data)
+  for _, m in ipairs(IMAGE_MAGIC) do
+    if data:sub(1, #m) == m then
+      return true
+    end
+  end
+  return false
+end
+
+--- Reads a local image file as base64, checking it first.
+-- Refused (a validation error naming `field`): control characters in the path, a path that is
+-- not a regular file (a FIFO, a device, /dev/stdin, a directory: checked before anything is
+-- opened for reading, so nothing blocks), a file that cannot be opened, an empty file, a file
+-- over `limit` bytes, a file that is not a JPG or PNG image (the only files read are images:
+-- providers take videos by URL).
 ---@param path string
 ---@param field string the request field it was given for (named in errors)
 ---@param limit? integer bytes (MAX_BYTES)
@@ -63,28 +78,25 @@ function M.read(path, field, limit, provider)
   if path:find("%c") then
     return fail("a local file path must not contain control characters")
   end
-  local f, oerr = io.open(path, "rb")
-  if not f then
+  -- Read at most one byte past the limit: a file growing meanwhile never fills memory.
+  local data, rerr, kind = core.read_regular(path, limit + 1)
+  if kind then
+    return fail("the local file " .. path .. " is not a regular file (it is " .. kind
+      .. "); only regular files are read")
+  end
+  if not data then
     return fail("cannot read the local file (a value that is not an http(s) URL or base64 data is a path): "
-      .. tostring(oerr))
+      .. tostring(rerr))
   end
-  local probe, rerr = f:read(0)
-  if probe == nil and rerr then
-    f:close()
-    return fail("cannot read the local file " .. path .. ": " .. tostring(rerr))
-  end
-  -- Read at most one byte past the limit: a device or a pipe never fills memory.
-  local data, derr = f:read(limit + 1)
-  f:close()
-  if data == nil and derr then
-    return fail("cannot read the local file " .. path .. ": " .. tostring(derr))
-  end
-  if data == nil or data == "" then
+  if data == "" then
     return fail("the local file " .. path .. " is empty")
   end
   if #data > limit then
     return fail(string.format("the local file %s is over %d bytes (%d MB, the API's limit)", path, limit,
       math.floor(limit / (1024 * 1024))))
+  end
+  if not is_image(data) then
+    return fail("the local file " .. path .. " is not a JPG or PNG image (the only files sent inline)")
   end
   return core.b64encode(data)
 end

@@ -323,6 +323,20 @@ function M.unknown_name(name, known, what)
   return "unknown " .. what .. (near and ("; did you mean " .. near .. "?") or "")
 end
 
+-- Why a task id cannot be used, or nil when it can: an id goes into one URL path segment
+-- (and the CLI's file names), so 1..200 printable ASCII characters without spaces, '/', '\',
+-- '?', '#' or '%', and not the dot segments '.' and '..' (which would change the path). The
+-- one check of ids for the library (get_task, cancel_task) and the CLI (TASK_ID).
+function M.task_id_problem(id)
+  if type(id) ~= "string" or #id == 0 or #id > 200 or id:find("[%c%s/\\?#%%\128-\255]") then
+    return "must be 1..200 printable characters without spaces, '/', '\\', '?', '#' or '%'"
+  end
+  if id == "." or id == ".." then
+    return "must not be '.' or '..' (a dot segment would change the URL path)"
+  end
+  return nil
+end
+
 -- Raises (misuse) when `opts` holds a key not in `known` (a set), naming the closest known one:
 -- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore.
 function M.options(fn, opts, known)

@@ -148,6 +148,28 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.are.equal(before, requests())
   end)
 
+  it("issue 14: TASK_ID '.' or '..' and a bad --endpoint are refused by name, nothing sent", function()
+    local before = requests()
+    for _, id in ipairs { ".", ".." } do
+      for _, cmd in ipairs { "cancel", "download" } do
+        local status, out, err = kling({ cmd, id }, cmd == "cancel" and evolink_env() or nil)
+        assert.are.equal(2, status, cmd .. " " .. id .. ": " .. err)
+        assert.are.equal("", out)
+        assert.matches("^kling " .. cmd .. ": TASK_ID must not be '%.' or '%.%.'", err)
+      end
+    end
+    for _, e in ipairs { "../../x", "videos/text2video?x=1", "videos/text2video\r\nX: 1", "audio/tts" } do
+      for _, cmd in ipairs { "status", "download" } do
+        local status, out, err = kling { cmd, "--endpoint", e, "123" }
+        assert.are.equal(2, status, cmd .. " " .. e .. ": " .. err)
+        assert.are.equal("", out)
+        assert.matches("endpoint", err, 1, true)
+        assert.is_nil(err:find("network", 1, true), err)
+      end
+    end
+    assert.are.equal(before, requests())
+  end)
+
   it("issue 14: kling download writes a finished task's outputs under --out (made when missing)", function()
     local c = official()
     local t = assert(c:run({ model = "kling-v2-6", mode = "std", duration = 5, prompt = "a cat" }, { timeout = 30 }))

@@ -271,4 +271,76 @@ c:get_task("no-such-task", { endpoint = "videos/text2video" })
     assert.matches("kling< 404 GET", text, 1, true)
     assert.is_nil(text:find(i.api_key, 1, true))
   end)
+  it("issue 14: KLING_DEBUG=off (or false, no) prints nothing", function()
+    local i = sim.info()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+local c = assert(require("kling").new { provider = "kling", api_key = %q, base_url = %q })
+c:get_task("no-such-task", { endpoint = "videos/text2video" })
+]], i.api_key, i.http))
+    f:close()
+    for _, v in ipairs { "off", "false", "No" } do
+      local p = assert(io.popen(string.format("KLING_DEBUG=%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1", v,
+        package.path, package.cpath, script)))
+      local text = p:read("a")
+      p:close()
+      assert.are.equal("", text, v)
+    end
+    os.remove(script)
+  end)
+
+  it("issue 14: get_task, list_tasks and cancel_task refuse a bad endpoint by name, nothing sent", function()
+    local c = sim.client {}
+    local i = sim.info()
+    local evo = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    local before = sim.stats().requests
+    for _, e in ipairs { "../../x", "videos/text2video?x=1", "videos/text2video\r\nX-Evil: 1", "videos/text2video/",
+      "audio/tts", "nosuch", 42 } do
+      for _, call in ipairs {
+        function() return c:get_task("123", { endpoint = e }) end,
+        function() return c:list_tasks { endpoint = e } end,
+      } do
+        local t, err = call()
+        assert.is_nil(t, tostring(e))
+        assert.are.equal("validation", err.kind, tostring(e) .. ": " .. tostring(err))
+        assert.are.equal("endpoint", err.field)
+        assert.is_nil(tostring(err):find("[\r\n]"))
+      end
+    end
+    local _, err = c:get_task("123", { endpoint = "audio/tts" })
+    assert.matches("answers at once", err.message, 1, true)
+    _, err = c:get_task("123", { endpoint = "videos/text2vidoe" })
+    assert.matches("did you mean videos/text2video", err.message, 1, true)
+    _, err = evo:get_task({ external_task_id = "e1" }, { endpoint = "../x" })
+    assert.are.equal("endpoint", err.field)
+    assert.are.equal(before, sim.stats().requests)
+  end)
+
+  it("issue 14: task ids '.', '..' and ids that are not one path segment are refused, nothing sent", function()
+    local c = sim.client {}
+    local i = sim.info()
+    local evo = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    local before = sim.stats().requests
+    for _, id in ipairs { ".", "..", "a/..", "12?x=1", "12#y", "1 2", "%2e%2e", "x\n" } do
+      local t, err = c:get_task(id, { endpoint = "videos/text2video" })
+      assert.is_nil(t, id)
+      assert.are.equal("validation", err.kind, id)
+      assert.are.equal("task_id", err.field, id)
+      _, err = c:get_task(id)
+      assert.are.equal("task_id", err.field, id)
+      _, err = evo:get_task(id)
+      assert.are.equal("task_id", err.field, id)
+      _, err = evo:get_task { external_task_id = id }
+      assert.are.equal("external_task_id", err.field, id)
+      _, err = evo:cancel_task { id = id, status = "running", can_cancel = true }
+      assert.are.equal("task_id", err.field, id)
+    end
+    local _, err = c:get_task("..")
+    assert.matches("'.' or '..'", err.message, 1, true)
+    assert.are.equal(before, sim.stats().requests)
+    -- An ordinary id with dots inside is one segment: asked, and not found.
+    _, err = c:get_task("1.2", { endpoint = "videos/text2video" })
+    assert.are.equal("not_found", err.kind)
+  end)
 end)

@@ -76,4 +76,64 @@ describe("debug printing (issue 14)", function()
       c:with { debug = 1 }
     end, "kling.with: debug must be true, false or a function(text) (got number)")
   end)
+  it("issue 14: a body that is not JSON (cut short, text) is redacted by pattern, not printed as is", function()
+    local cut = dbg.redact_body('{"api_key":"S1-cut","x":1')
+    assert.is_nil(cut:find("S1-cut", 1, true))
+    assert.matches('"x":1', cut, 1, true)
+    local unterminated = dbg.redact_body('{"x":1,"secret":"S2-unterminated')
+    assert.is_nil(unterminated:find("S2-unterminated", 1, true))
+    local text = dbg.redact_body("POST /v1 HTTP/1.1\r\nAuthorization: Bearer S3-tok.en\r\nHost: h\r\n\r\n"
+      .. "token: S4, x: ok")
+    assert.is_nil(text:find("S3-tok", 1, true))
+    assert.is_nil(text:find("S4", 1, true))
+    assert.matches("Host: h", text, 1, true)
+    assert.matches("x: ok", text, 1, true)
+    local bare = dbg.redact_body("the upstream said: bearer S5_abc/def= is not valid; jwt " .. JWT)
+    assert.is_nil(bare:find("S5_abc", 1, true))
+    assert.is_nil(bare:find(JWT, 1, true))
+    local form = dbg.redact_body("a=1&pwd=S6&b=2")
+    assert.are.equal("a=1&pwd=[redacted]&b=2", form)
+    local escaped = dbg.redact_body([[{"password":"S7\"still-S7","n":1]])
+    assert.is_nil(escaped:find("still-S7", 1, true))
+    assert.matches('"n":1', escaped, 1, true)
+  end)
+
+  it("issue 14: JSON nested deeper than 32 levels is not printed below that depth", function()
+    local deep = string.rep("[", 40) .. '{"api_key":"S8-deep","other":"S8-plain"}' .. string.rep("]", 40)
+    local text = dbg.redact_body(deep)
+    assert.is_nil(text:find("S8-deep", 1, true))
+    assert.is_nil(text:find("S8-plain", 1, true))
+    assert.matches("nested deeper than 32 levels", text, 1, true)
+    local shallow = dbg.redact_body('[[{"api_key":"S9","name":"kept"}]]')
+    assert.matches('"name":"kept"', shallow, 1, true)
+  end)
+
+  it("issue 14: sk, ak, pwd, bearer and q-sign are secret names; ordinary names are not", function()
+    for _, name in ipairs { "sk", "ak", "pwd", "bearer", "q-sign", "SK", "x-ak", "user_pwd", "Bearer-Token", "sign" } do
+      assert.is_true(dbg.secret_name(name), name)
+    end
+    for _, name in ipairs { "task", "mask", "speak", "model", "prompt", "design", "name", "duration" } do
+      assert.is_false(dbg.secret_name(name), name)
+    end
+    local text = dbg.redact_body('{"sk":"S10","ak":"S11","pwd":"S12","bearer":"S13","q-sign":"S14","model":"m"}')
+    for i = 10, 14 do
+      assert.is_nil(text:find("S" .. i, 1, true), text)
+    end
+    assert.matches('"model":"m"', text, 1, true)
+    assert.matches("q-sign=[redacted]", dbg.redact_url("https://cos.example.com/a.mp4?q-sign=S15&x=1"), 1, true)
+  end)
+
+  it("issue 14: KLING_DEBUG=false, no, off (any case) leave debugging off; other values turn it on", function()
+    local env = function(v)
+      return function()
+        return v
+      end
+    end
+    for _, v in ipairs { "", "0", "false", "FALSE", "no", "No", "off", "OFF", " off ", "n", "f" } do
+      assert.is_nil(dbg.sink(nil, env(v)), v)
+    end
+    for _, v in ipairs { "1", "true", "yes", "on", "2" } do
+      assert.is_function(dbg.sink(nil, env(v)), v)
+    end
+  end)
 end)

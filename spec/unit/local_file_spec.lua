@@ -123,8 +123,33 @@ describe("local files as inputs (issue 14)", function()
     assert.are.equal("image", err.field)
     assert.matches("over 10485760 bytes", err.message)
     os.remove(path)
-    local _, derr = local_file.read("/dev/zero", "image", 1024)
+    local _, derr = local_file.read(write("big.png", png_bytes(640, 360) .. string.rep("\0", 2048)), "image", 1024)
     assert.matches("over 1024 bytes", derr.message)
+  end)
+
+  it("issue 14: a FIFO, a device or /dev/stdin is refused as not a regular file, before any read", function()
+    local fifo = dir .. "/pipe.png"
+    assert(os.execute("mkfifo " .. fifo))
+    -- No writer ever opens the FIFO: opening it for reading would block for ever.
+    for _, path in ipairs { fifo, "/dev/zero", "/dev/stdin", "/dev/null" } do
+      local _, err = client():check { image = path, prompt = "wave", model = "kling-v1-6" }
+      assert.is_not_nil(err, path)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal("image", err.field)
+      assert.matches("not a regular file", err.message, 1, true)
+    end
+    local _, err = local_file.read(fifo, "image_list[1]")
+    assert.are.equal("image_list[1]", err.field)
+    assert.matches("FIFO", err.message, 1, true)
+    assert.are.equal(nil, (core.read_regular(fifo, 10)))
+  end)
+
+  it("issue 14: a local file that is not a JPG or PNG is refused naming the path", function()
+    local path = write("notes.png", "just some text, not an image\n")
+    local _, err = client():check { image = path, prompt = "wave", model = "kling-v1-6" }
+    assert.are.equal("image", err.field)
+    assert.matches(path, err.message, 1, true)
+    assert.matches("is not a JPG or PNG image", err.message, 1, true)
   end)
 
   it("issue 14: a client made with local_files = false (the gateway) never reads a path", function()

@@ -89,12 +89,12 @@ function M.nonempty(flag)
   end
 end
 
--- A TASK_ID as given on the command line: it goes into a URL path and a file name, so only
--- printable characters other than '/', '\', '?', '#', '%' and spaces, 1..200 of them.
+-- A TASK_ID as given on the command line: it goes into a URL path and a file name, so it is
+-- checked by the library's one rule for task ids (kling.validate.task_id_problem).
 function M.task_id(s)
-  if #s == 0 or #s > 200 or s:find("[%c%s/\\?#%%\128-\255]") then
-    return nil, "TASK_ID must be 1..200 printable characters without spaces, '/', '\\', '?', '#' or '%' (got "
-      .. string.format("%q", s):gsub("\\\n", "\\n") .. ")"
+  local problem = require("kling.validate").task_id_problem(s)
+  if problem then
+    return nil, "TASK_ID " .. problem .. " (got " .. string.format("%q", s):gsub("\\\n", "\\n") .. ")"
   end
   return s
 end
@@ -169,7 +169,12 @@ function M.failed(fail, err, again)
   if err.kind == "timeout" then
     return fail(3, tostring(err) .. " (" .. again .. ")")
   end
-  return fail((err.kind == "validation" and not err.code and not err.sent) and 2 or 1, err)
+  return fail(M.refused_unsent(err) and 2 or 1, err)
+end
+
+-- Whether the library refused the input before sending anything (exit status 2, bad usage).
+function M.refused_unsent(err)
+  return err.kind == "validation" and not err.code and not err.sent
 end
 
 return M

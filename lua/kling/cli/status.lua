@@ -144,7 +144,7 @@ local function task_status(id, opts)
   local t
   t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
   if not t then
-    return fail(1, err)
+    return fail(flags.refused_unsent(err) and 2 or 1, err)
   end
   local status = t.status == "succeeded" and 0 or (t.status == "failed" or t.status == "cancelled") and 4 or 3
   if opts.json then

@@ -5,8 +5,11 @@
 -- that sees them all. Each request and each answer is formatted by one function (`request_text`,
 -- `answer_text`) and handed to the sink: stderr, or the function given as `debug`.
 -- Redacted: Authorization and every header, query parameter or JSON field whose name says
--- key, token, secret, password, signature, auth, cookie, session or credential; anything that
--- looks like a JWT; URL user info; and, literally, the client's own keys wherever they appear.
+-- key, token, secret, password, signature, auth, cookie, session or credential (or is sk, ak,
+-- pwd, bearer, q-sign...); anything that looks like a JWT or a bearer token; URL user info;
+-- and, literally, the client's own keys wherever they appear. It fails closed: a body that
+-- cannot be redacted field by field (not JSON, cut short, nested too deep) is redacted by
+-- pattern (a secret-looking name followed by a value, bearer tokens, JWTs).
 -- @module kling.transport.debug
 local json = require "kling.json"
 
@@ -18,9 +21,14 @@ local MAX_STRING = 120
 -- A body that is not JSON is printed up to this many bytes.
 local MAX_BODY = 4096
 
--- Names (headers, query parameters, JSON fields) whose values are secrets.
+-- Names (headers, query parameters, JSON fields) whose values are secrets: found anywhere in
+-- the lowercased name...
 local SECRET_WORDS = { "key", "token", "secret", "passw", "signature", "auth", "cookie", "session", "credential",
-  "jwt", "sig$", "^sig" }
+  "jwt", "bearer", "pwd", "sig$", "^sig" }
+-- ...or as one word of it (split at anything not a letter or digit): too short to search for.
+local SECRET_PARTS = { sk = true, ak = true, pw = true, pass = true, sign = true }
+-- JSON nested deeper than this is not walked: what is below is replaced, not printed.
+local MAX_DEPTH = 32
 
 --- Whether a header, parameter or field name holds a secret.
 ---@param name string
@@ -32,6 +40,11 @@ function M.secret_name(name)
   local n = name:lower()
   for _, w in ipairs(SECRET_WORDS) do
     if n:find(w) then
+      return true
+    end
+  end
+  for part in n:gmatch("[%l%d]+") do
+    if SECRET_PARTS[part] then
       return true
     end
   end
@@ -59,8 +72,54 @@ local function scrub_literals(s, secrets)
   return s
 end
 
+-- "Bearer <token>" (any case) anywhere in a string.
+local function scrub_bearer(s)
+  return (s:gsub("([Bb][Ee][Aa][Rr][Ee][Rr]%s+)[%w%-%._~%+/]+=*", "%1" .. REDACTED))
+end
+
 local function scrub(s, secrets)
-  return scrub_literals(scrub_jwt(s), secrets)
+  return scrub_literals(scrub_bearer(scrub_jwt(s)), secrets)
+end
+
+-- Text that could not be read field by field (not JSON, cut short): every value after a
+-- secret-looking name and ':' or '=' is redacted, quoted (to its closing quote, or to the end
+-- when it has none) or not (to the next ',', '&', ';', '}', ']' or line end). Fails closed: a
+-- name that is not a secret keeps its value, anything else that looks like one goes.
+local function scrub_pairs(s)
+  local out, from = {}, 1
+  while true do
+    local _, name_end, _, name = s:find("([\"']?)([%a_][%w_%-%.]*)%1%s*[:=]%s*", from)
+    if not name_end then
+      break
+    end
+    out[#out + 1] = s:sub(from, name_end)
+    from = name_end + 1
+    if M.secret_name(name) then
+      local open = s:sub(from, from)
+      if open == '"' or open == "'" then
+        -- to the closing quote (a backslash escapes the next character), or to the end
+        local j, close = from + 1, nil
+        while not close do
+          local k = s:find("[\\" .. open .. "]", j)
+          if not k then
+            break
+          end
+          if s:sub(k, k) == "\\" then
+            j = k + 2
+          else
+            close = k
+          end
+        end
+        out[#out + 1] = open .. REDACTED .. (close and open or "")
+        from = (close or #s) + 1
+      else
+        out[#out + 1] = REDACTED
+        from = s:find("[,&;}%]\r\n]", from) or #s + 1
+      end
+    end
+  end
+  out[#out + 1] = s:sub(from)
+  return table.concat(out)
 end
 
 --- A URL with user info and secret query parameters redacted.
@@ -100,8 +159,11 @@ local function redact_value(v, secrets, depth)
     end
     return v
   end
-  if type(v) ~= "table" or depth > 32 then
+  if type(v) ~= "table" then
     return v
+  end
+  if depth >= MAX_DEPTH then
+    return string.format("[nested deeper than %d levels: not printed]", MAX_DEPTH)
   end
   local out = json.is_array(v) and json.array {} or {}
   for k, x in pairs(v) do
@@ -133,14 +195,8 @@ function M.redact_body(body, secrets)
   if #s > MAX_BODY then
     s = s:sub(1, MAX_BODY) .. string.format("...(%d bytes)", #body)
   end
-  -- form-encoded or other text: name=value pairs whose name says secret
-  s = s:gsub("([%w_%-]+)=([^&%s]*)", function(name, value)
-    if M.secret_name(name) then
-      return name .. "=" .. REDACTED
-    end
-    return name .. "=" .. value
-  end)
-  return scrub(s, secrets)
+  -- JSON cut short, form-encoded or other text: by pattern
+  return scrub(scrub_pairs(s), secrets)
 end
 
 local function header_lines(out, headers, secrets)
@@ -202,9 +258,13 @@ function M.answer_text(req, res, elapsed_ms, secrets)
   return table.concat(out, "\n")
 end
 
+-- The values of KLING_DEBUG that leave debugging off.
+local FALSE_WORDS = { [""] = true, ["0"] = true, ["false"] = true, ["no"] = true, ["off"] = true, n = true, f = true }
+
 --- Where debug output goes, from the `debug` option (or KLING_DEBUG when it is nil).
 -- true: stderr; a function: called with each printout; false: nowhere; nil: stderr when the
--- environment has KLING_DEBUG=1 (or any value but "" and "0"). Anything else raises.
+-- environment has KLING_DEBUG set to anything but a false word ("", 0, false, no, off, n, f,
+-- in any case, spaces around ignored). Anything else raises.
 ---@param opt boolean|fun(text: string)|nil
 ---@param getenv? fun(name: string): string|nil os.getenv by default (tests)
 ---@param fn? string the call named when `opt` is wrong ("new")
@@ -212,7 +272,7 @@ end
 function M.sink(opt, getenv, fn)
   if opt == nil then
     local v = (getenv or os.getenv)("KLING_DEBUG")
-    opt = v ~= nil and v ~= "" and v ~= "0"
+    opt = v ~= nil and not FALSE_WORDS[v:match("^%s*(.-)%s*$"):lower()]
   end
   if opt == false then
     return nil
