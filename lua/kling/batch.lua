@@ -422,6 +422,12 @@ function M.run(opts)
   if not ok then
     return nil, err, M.EXIT.usage
   end
+  -- The manifest is read before the out directory is made or locked: a manifest that cannot
+  -- be read leaves nothing behind.
+  local rows, info = manifest.load(opts.manifest, { defaults = opts.defaults, format = opts.format })
+  if not rows then
+    return nil, info, M.EXIT.usage
+  end
   local out = opts.out:gsub("/+$", "")
   if out == "" then
     out = "/"
@@ -442,7 +448,7 @@ function M.run(opts)
     element_cache = opts.element_cache,
   }, Batch)
   local res, msg
-  ok, res, msg = pcall(M.start, self)
+  ok, res, msg = pcall(M.start, self, rows, info)
   held:release()
   if not ok then
     return nil, tostring(res), M.EXIT.error
@@ -454,14 +460,11 @@ function M.run(opts)
 end
 
 --- The run under the lock (internal).
--- The run itself (M.run holds the lock around it): result | nil, message (nothing was sent).
+-- The run itself (M.run holds the lock around it), over the manifest's rows as
+-- kling.batch.manifest.load read them: result | nil, message (nothing was sent).
 -- @local
-function M.start(self)
+function M.start(self, rows, info)
   local opts = self.opts
-  local rows, info = manifest.load(opts.manifest, { defaults = opts.defaults, format = opts.format })
-  if not rows then
-    return nil, info
-  end
   self.rows, self.by_id = rows, info.by_id
   for _, row in ipairs(rows) do
     row.attempt, row.files, row.st, row.mode = 1, {}, "pending", "fresh"

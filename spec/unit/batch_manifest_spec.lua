@@ -146,3 +146,17 @@ describe("canonical JSON", function()
     assert.are.equal('{"a":"a","b":"b","list":[1,2,{"x":2,"y":1}],"m":"m","z":"z"}', manifest.canonical(a))
   end)
 end)
+
+describe("kling.batch.run with a manifest it cannot read", function()
+  it("issue 14: refuses it (usage) before making or locking the out directory", function()
+    local batch = require "kling.batch"
+    local out = dir .. "/never-made"
+    local res, err, status = batch.run { manifest = dir .. "/missing.jsonl", out = out, provider = "kling",
+      access_key = "ak", secret_key = "sk" }
+    assert.is_nil(res)
+    assert.matches("cannot read the manifest", err)
+    assert.are.equal(batch.EXIT.usage, status)
+    assert.is_nil(io.open(out .. "/.lock"), "the out directory was locked")
+    assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
+  end)
+end)
