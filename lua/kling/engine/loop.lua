@@ -108,12 +108,13 @@ return function(Engine)
       if not at or at > now then
         return
       end
-      local _, rec, tok = tm:pop()
-      local s = rec.state
-      if s ~= "done" then
+      local _, n, tok = tm:pop()
+      local rec = self.by_n[n] -- nil once the task has ended
+      local s = rec and rec.state
+      if rec then
         if tok == DEADLINE then
           if s == "create" then
-            tm:push(now + 1000, rec, DEADLINE) -- a create's answer must land first: its fate decides
+            tm:push(now + 1000, n, DEADLINE) -- a create's answer must land first: its fate decides
           elseif not rec.h then
             self:finish(rec, self:timeout_error(rec), now)
           end
