@@ -138,7 +138,7 @@ function M.new(client, opts)
     req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
       connect_timeout_ms = client.ctx.connect_timeout_ms },
     inflight = {}, n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
-    next_n = 0, active_n = 0, creating_n = 0, dirty = false,
+    next_n = 0, active_n = 0, creating_n = 0, dirty = false, moot_timers = 0,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
@@ -249,6 +249,7 @@ function Engine:finish(rec, err, now)
   -- the polls it took; the caller's references keep the task alive, the engine holds nothing
   -- of it (its timers name records by number and skip those no longer in by_n).
   self.recs[t] = rec.polls
+  self.moot_timers = self.moot_timers + 1 -- its deadline at least (kling.engine.loop prune_timers)
   if rec.callback then
     if t.id and self.by_id[t.id] == rec then
       self.by_id[t.id] = nil

@@ -346,6 +346,17 @@ describe("kling.engine", function()
     assert.equal(0, e:stats().active)
   end)
 
+  it("issue 15.4: the deadlines the scheduler holds leave the engine's timer heap; deadlines still hold", function()
+    local _, c = setup_fake({ task_seconds = 30 }, { wait_timeout = 20 })
+    local e = c:engine()
+    local tasks = c:submit_many(prompts(1100))
+    e:step(0)
+    assert.is_true(e.timers:size() < 1024, "timers " .. e.timers:size()) -- pruned from 1,024 on
+    local res = c:wait_all(tasks)
+    assert.equal(1100, res.failed)
+    assert.equal("timeout", res[1100].error.kind)
+  end)
+
   it("emits progress events with counts, spend and an ETA", function()
     local _, c = setup_fake { task_seconds = 10 }
     local events = {}

@@ -133,6 +133,28 @@ return function(Engine)
     end
   end
 
+  -- Timers that can only be skipped (of ended tasks, and deadlines the C scheduler holds now)
+  -- are dropped once they are at least half of the heap: 10,000 tasks in flight would
+  -- otherwise carry 10,000 dead deadlines.
+  function Engine:prune_timers()
+    local tm = self.timers
+    if tm:size() < 1024 or 2 * self.moot_timers < tm:size() then
+      return
+    end
+    local by_n = self.by_n
+    tm:keep(function(n, tok)
+      local rec = by_n[n]
+      if not rec then
+        return false
+      end
+      if tok == DEADLINE then
+        return not rec.h
+      end
+      return tok == rec.tok
+    end)
+    self.moot_timers = 0
+  end
+
   -- Due polls into the queue, as many as there is room for; expired tasks end.
   function Engine:collect_due(now)
     local room = self.max_requests - self.n_inflight - qsize(self.q_poll)
@@ -197,6 +219,7 @@ return function(Engine)
     if self.run_deadline and now >= self.run_deadline then
       self:expire_all(now)
     end
+    self:prune_timers()
     self:fire_timers(now)
     local recovering = self:recover(now)
     self:collect_due(now)
