@@ -357,6 +357,18 @@ describe("kling.engine", function()
     assert.equal("timeout", res[1100].error.kind)
   end)
 
+  it("issue 15.4: samples waiting for the durations file are bounded per kind (no file: none piles up)", function()
+    local _, c = setup_fake({ task_seconds = 10 }, nil, { learn_file = false })
+    local e = c:engine()
+    assert.equal(60, c:wait_all(c:submit_many(prompts(60))).succeeded)
+    local kinds = 0
+    for _, k in pairs(e.learned) do
+      kinds = kinds + 1
+      assert.is_true(#k.fresh <= 8, "fresh " .. #k.fresh)
+    end
+    assert.equal(1, kinds)
+  end)
+
   it("emits progress events with counts, spend and an ETA", function()
     local _, c = setup_fake { task_seconds = 10 }
     local events = {}
