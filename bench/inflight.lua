@@ -33,11 +33,18 @@ local _, cpu_submit = lib.self_usage()
 local polls0 = e:stats().polls
 local t1 = core.now_ms()
 local peak_active = 0
+-- The Lua heap as the collector sees it (live data and garbage not yet swept), its largest at
+-- the 1 s progress events.
+local lua_peak = collectgarbage("count")
 local res = client:wait_all(tasks, { timeout = run_for or (seconds * 4 + 120), progress_interval = 1,
   on_progress = function(ev)
     peak_active = math.max(peak_active, ev.queued + ev.running)
+    lua_peak = math.max(lua_peak, collectgarbage("count"))
   end })
 local hwm, cpu = lib.self_usage()
+local lua_end = collectgarbage("count")
+collectgarbage("collect") -- what the finished tasks and the results hold (all still referenced)
+local lua_live = collectgarbage("count")
 local st = e:stats()
 local polling_s = (core.now_ms() - t1) / 1000
 lib.write(out, {
@@ -47,5 +54,5 @@ lib.write(out, {
   peak_active = peak_active, peak_rss_kib = hwm, cpu_s = cpu, cpu_submit_s = cpu_submit,
   polls_per_cpu_s = (st.polls - polls0) / math.max(0.01, cpu - cpu_submit),
   polls_per_wall_s = (st.polls - polls0) / polling_s, sched_bytes = st.scheduler.bytes,
-  lua_kib = math.floor(collectgarbage("count")),
+  lua_kib = math.floor(lua_end), lua_peak_kib = math.floor(lua_peak), lua_live_kib = math.floor(lua_live),
 })

@@ -131,13 +131,14 @@ function M.new(client, opts)
     limiters = {}, model_limits = {}, learnt_limit = {}, built_ms = {},
     slot_opts = { decrease = so.decrease, recover_after = so.recover_after,
       recover_ms = so.recover_ms, cooldown_ms = so.cooldown_ms },
-    -- by_id and by_ext index the tasks a callback may name (those with a callback_url).
+    -- recs: task -> its record while it runs, the number of polls it took once it has ended
+    -- (weak keys). by_id and by_ext index the tasks a callback may name (with a callback_url).
     recs = setmetatable({}, { __mode = "k" }), by_n = {}, by_h = {}, by_id = {}, by_ext = {},
     -- one request table and one header table, reused: start() copies them into C at once
     req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
       connect_timeout_ms = client.ctx.connect_timeout_ms },
     inflight = {}, n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
-    next_n = 0, active_n = 0, creating_n = 0, dirty = false,
+    next_n = 0, active_n = 0, creating_n = 0, dirty = false, moot_timers = 0,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
@@ -193,7 +194,7 @@ end
 
 function Engine:timer(rec, at)
   rec.tok = rec.tok + 1
-  self.timers:push(at, rec, rec.tok)
+  self.timers:push(at, rec.n, rec.tok)
 end
 
 function Engine:timeout_error(rec, why)
@@ -244,6 +245,11 @@ function Engine:finish(rec, err, now)
   end
   self:set_phase(rec, success and "succeeded" or "failed")
   self.by_n[rec.n] = nil
+  -- The record is dropped: a finished task is known by its own fields (error, status) and
+  -- the polls it took; the caller's references keep the task alive, the engine holds nothing
+  -- of it (its timers name records by number and skip those no longer in by_n).
+  self.recs[t] = rec.polls
+  self.moot_timers = self.moot_timers + 1 -- its deadline at least (kling.engine.loop prune_timers)
   if rec.callback then
     if t.id and self.by_id[t.id] == rec then
       self.by_id[t.id] = nil
@@ -274,7 +280,7 @@ function Engine:new_rec(t, now, topts)
   self.by_n[n] = rec
   self.active_n = self.active_n + 1
   self.dirty = true
-  self.timers:push(rec.deadline, rec, DEADLINE)
+  self.timers:push(rec.deadline, n, DEADLINE)
   return rec
 end
 
@@ -380,7 +386,7 @@ function Engine:track(t, topts)
   if type(t.id) ~= "string" or type(t.endpoint) ~= "string" then
     errors.misuse("engine:track", "a task with an id and an endpoint expected (from client:submit or get_task)")
   end
-  if self.recs[t] and self.recs[t].state ~= "done" then
+  if type(self.recs[t]) == "table" then -- still running here
     return t
   end
   local now = self.now()
@@ -419,7 +425,10 @@ end
 -- The status queries sent for a task so far (lookups by external id not counted).
 function Engine:polls_of(t)
   local rec = self.recs[t]
-  return rec and (rec.polls or 0) or nil
+  if type(rec) == "table" then
+    return rec.polls
+  end
+  return rec
 end
 
 M.Engine = Engine

@@ -318,6 +318,57 @@ describe("kling.engine", function()
     assert.equal("timeout", terr.kind)
   end)
 
+  it("issue 15.4: a finished task is held by its caller only; waiting on it again still gives its result", function()
+    local f, c = setup_fake { task_seconds = 10 }
+    local e = c:engine()
+    local tasks = c:submit_many(prompts(50))
+    table.insert(tasks, tasks[1]) -- listed twice: counted once
+    local res = c:wait_all(tasks)
+    assert.equal(50, res.succeeded)
+    assert.equal(5, e:polls_of(tasks[1])) -- what it took (back-off from 1 s), kept after its record is gone
+    -- waiting again on ended tasks (and wait_any on them) answers at once, without a request
+    local requests = f.stats.requests
+    local again = c:wait_all({ tasks[2], tasks[3] }, { timeout = 1 })
+    assert.equal(2, again.succeeded)
+    assert.is_true(again[1].ok)
+    assert.is_nil(again[1].error)
+    assert.equal(tasks[2], (c:wait_any { tasks[2] }))
+    assert.equal(requests, f.stats.requests)
+    -- dropped by the caller: nothing of the engine keeps them (timers, indexes, the watch)
+    local weak = setmetatable({}, { __mode = "k" })
+    for _, t in ipairs(tasks) do
+      weak[t] = true
+    end
+    tasks, res, again = nil, nil, nil -- luacheck: ignore 311
+    collectgarbage("collect")
+    collectgarbage("collect")
+    assert.is_nil(next(weak))
+    assert.equal(0, e:stats().active)
+  end)
+
+  it("issue 15.4: the deadlines the scheduler holds leave the engine's timer heap; deadlines still hold", function()
+    local _, c = setup_fake({ task_seconds = 30 }, { wait_timeout = 20 })
+    local e = c:engine()
+    local tasks = c:submit_many(prompts(1100))
+    e:step(0)
+    assert.is_true(e.timers:size() < 1024, "timers " .. e.timers:size()) -- pruned from 1,024 on
+    local res = c:wait_all(tasks)
+    assert.equal(1100, res.failed)
+    assert.equal("timeout", res[1100].error.kind)
+  end)
+
+  it("issue 15.4: samples waiting for the durations file are bounded per kind (no file: none piles up)", function()
+    local _, c = setup_fake({ task_seconds = 10 }, nil, { learn_file = false })
+    local e = c:engine()
+    assert.equal(60, c:wait_all(c:submit_many(prompts(60))).succeeded)
+    local kinds = 0
+    for _, k in pairs(e.learned) do
+      kinds = kinds + 1
+      assert.is_true(#k.fresh <= 8, "fresh " .. #k.fresh)
+    end
+    assert.equal(1, kinds)
+  end)
+
   it("emits progress events with counts, spend and an ETA", function()
     local _, c = setup_fake { task_seconds = 10 }
     local events = {}

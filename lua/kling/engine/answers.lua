@@ -92,6 +92,7 @@ return function(Engine)
     local h = self.sched:add(now, expect, rec.deadline)
     rec.h = h
     self.by_h[h] = rec
+    self.moot_timers = self.moot_timers + 1 -- the scheduler keeps its deadline from now on
     self:set_state(rec, "sched")
     if rec.callback then
       self.sched:defer(h, now, self.silence_ms)

@@ -57,7 +57,11 @@ return function(Engine)
     local before = k.expect
     local s = { self.wall_s(), took }
     k.samples = durations_file.union(k.samples, { s })
-    k.fresh[#k.fresh + 1] = s
+    local fresh = k.fresh
+    if #fresh >= durations_file.KEEP then
+      table.remove(fresh, 1) -- only the latest KEEP can reach the file: 10,000 ending at once are not kept
+    end
+    fresh[#fresh + 1] = s
     summarise(k)
     self.learn_dirty = true
     if now - (self.learn_saved_ms or -math.huge) >= SAVE_EVERY_MS then

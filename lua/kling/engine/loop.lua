@@ -108,12 +108,13 @@ return function(Engine)
       if not at or at > now then
         return
       end
-      local _, rec, tok = tm:pop()
-      local s = rec.state
-      if s ~= "done" then
+      local _, n, tok = tm:pop()
+      local rec = self.by_n[n] -- nil once the task has ended
+      local s = rec and rec.state
+      if rec then
         if tok == DEADLINE then
           if s == "create" then
-            tm:push(now + 1000, rec, DEADLINE) -- a create's answer must land first: its fate decides
+            tm:push(now + 1000, n, DEADLINE) -- a create's answer must land first: its fate decides
           elseif not rec.h then
             self:finish(rec, self:timeout_error(rec), now)
           end
@@ -130,6 +131,28 @@ return function(Engine)
         end
       end
     end
+  end
+
+  -- Timers that can only be skipped (of ended tasks, and deadlines the C scheduler holds now)
+  -- are dropped once they are at least half of the heap: 10,000 tasks in flight would
+  -- otherwise carry 10,000 dead deadlines.
+  function Engine:prune_timers()
+    local tm = self.timers
+    if tm:size() < 1024 or 2 * self.moot_timers < tm:size() then
+      return
+    end
+    local by_n = self.by_n
+    tm:keep(function(n, tok)
+      local rec = by_n[n]
+      if not rec then
+        return false
+      end
+      if tok == DEADLINE then
+        return not rec.h
+      end
+      return tok == rec.tok
+    end)
+    self.moot_timers = 0
   end
 
   -- Due polls into the queue, as many as there is room for; expired tasks end.
@@ -196,6 +219,7 @@ return function(Engine)
     if self.run_deadline and now >= self.run_deadline then
       self:expire_all(now)
     end
+    self:prune_timers()
     self:fire_timers(now)
     local recovering = self:recover(now)
     self:collect_due(now)

@@ -13,11 +13,13 @@ local M = {}
 -- queued and running (at the provider), then succeeded or failed.
 M.PHASES = { "waiting", "queued", "running", "succeeded", "failed" }
 
-function M.new(started_ms)
+-- tasks: the caller's list (not copied; the records are looked up while they run, so that a
+-- task's record can be dropped as soon as it ends).
+function M.new(started_ms, tasks)
   return setmetatable({
     total = 0, started_ms = started_ms, spend = 0, charged = 0, unreadable_charges = 0,
     counts = { waiting = 0, queued = 0, running = 0, succeeded = 0, failed = 0 },
-    recs = {},
+    tasks = tasks,
   }, Watch)
 end
 
@@ -35,12 +37,12 @@ function Watch:charge(amount)
   end
 end
 
-function Watch:add(rec)
+-- A task watched from now on, in its phase now.
+function Watch:add(phase, task)
   self.total = self.total + 1
-  self.recs[#self.recs + 1] = rec
-  self.counts[rec.phase] = self.counts[rec.phase] + 1
-  if rec.phase == "succeeded" then
-    self:charge(rec.task.charge)
+  self.counts[phase] = self.counts[phase] + 1
+  if phase == "succeeded" then
+    self:charge(task.charge)
   end
 end
 
@@ -64,8 +66,10 @@ end
 function Watch:eta_s(engine, now)
   local mean = engine.finished_n > 0 and engine.finished_ms / engine.finished_n or nil
   local longest, waiting = 0, {}
-  for _, rec in ipairs(self.recs) do
-    local phase = rec.phase
+  local recs = engine.recs
+  for _, t in ipairs(self.tasks) do
+    local rec = recs[t]
+    local phase = type(rec) == "table" and rec.watch == self and rec.phase
     if phase == "queued" or phase == "running" then
       local expected = rec.expect_ms or mean
       if not expected then

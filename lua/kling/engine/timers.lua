@@ -69,6 +69,37 @@ function Timers:pop()
   return at, item, tok
 end
 
+-- keep(fn): drops every entry for which fn(item, tok) is false, in O(n) (a heap rebuilt from
+-- the rest), so that entries that can only be skipped stop costing memory.
+function Timers:keep(fn)
+  local at, item, tok = {}, {}, {}
+  local n = 0
+  for i = 1, self.n do
+    if fn(self.item[i], self.tok[i]) then
+      n = n + 1
+      at[n], item[n], tok[n] = self.at[i], self.item[i], self.tok[i]
+    end
+  end
+  self.n, self.at, self.item, self.tok = n, at, item, tok
+  for i = n // 2, 1, -1 do -- sift each parent down
+    local j = i
+    while true do
+      local l, r, m = 2 * j, 2 * j + 1, j
+      if l <= n and at[l] < at[m] then
+        m = l
+      end
+      if r <= n and at[r] < at[m] then
+        m = r
+      end
+      if m == j then
+        break
+      end
+      swap(self, j, m)
+      j = m
+    end
+  end
+end
+
 function Timers:size()
   return self.n
 end

@@ -19,7 +19,7 @@ return function(Engine)
     self.ended = {}
     for _, rec in ipairs(ended) do
       if rec.watch == w then
-        w.first = w.first or rec
+        w.first = w.first or rec.task
         if opts.on_done then
           opts.on_done(rec.task, rec.task.error)
         end
@@ -49,6 +49,29 @@ return function(Engine)
     end
   end
 
+  -- Puts each of tasks under watch w (a task listed twice counts once).
+  function Engine:watch_each(fn, w, tasks)
+    local seen = {} -- tasks that had ended already
+    for i, t in ipairs(tasks) do
+      local rec = self.recs[t]
+      if rec == nil then
+        errors.misuse(fn, "tasks[" .. i .. "] is not a task of this engine (use the tasks submit_many returned)")
+      end
+      if type(rec) ~= "table" then -- it has ended: its record is gone (kling.engine finish)
+        if not seen[t] then
+          seen[t] = true
+          w:add(t.error == nil and "succeeded" or "failed", t)
+          if w.any and not w.first then
+            w.first = t
+          end
+        end
+      elseif rec.watch ~= w then
+        rec.watch = w
+        w:add(rec.phase, t)
+      end
+    end
+  end
+
   -- The common part of wait_all and wait_any: watches tasks until opts says to stop.
   function Engine:watch_tasks(fn, tasks, opts)
     errors.check_arg(fn, 1, tasks, "table")
@@ -59,25 +82,16 @@ return function(Engine)
     end
     local now = self.now()
     local deadline = opts.timeout and now + ms(fn, "timeout", opts.timeout, nil, true)
-    local w = progress.new(now)
+    local w = progress.new(now, tasks)
     w.any = opts.any
-    for i, t in ipairs(tasks) do
-      local rec = self.recs[t]
-      if not rec then
-        errors.misuse(fn, "tasks[" .. i .. "] is not a task of this engine (use the tasks submit_many returned)")
-      end
-      if rec.watch ~= w then
-        rec.watch = w
-        w:add(rec)
-        if opts.any and rec.state == "done" and not w.first then
-          w.first = rec
-        end
-      end
-    end
+    self:watch_each(fn, w, tasks)
     self.watching = true
     local ok, err = pcall(self.wait_loop, self, w, opts, deadline)
-    for _, rec in ipairs(w.recs) do
-      rec.watch = nil
+    for _, t in ipairs(tasks) do
+      local rec = self.recs[t]
+      if type(rec) == "table" then
+        rec.watch = nil
+      end
     end
     self.watching = false
     self.ended = {}
@@ -103,8 +117,8 @@ return function(Engine)
     results.timed_out = results.unfinished > 0
     for i, t in ipairs(tasks) do
       local rec = self.recs[t]
-      if rec.state == "done" then
-        results[i] = { task = t, ok = t.error == nil, error = t.error }
+      if type(rec) ~= "table" then -- ended; no `error` slot when there is none (a smaller table)
+        results[i] = t.error == nil and { task = t, ok = true } or { task = t, ok = false, error = t.error }
       else
         results[i] = { task = t, ok = false, error = self:timeout_error(rec, "had not ended when the wait timed out") }
       end
@@ -124,7 +138,7 @@ return function(Engine)
     o.any = true
     local w = self:watch_tasks("wait_any", tasks, o)
     if w.first then
-      return w.first.task, w.first.task.error
+      return w.first, w.first.error
     end
     return nil, errors.new { kind = "timeout", retryable = true, provider = self.provider.name,
       message = "none of the " .. w.total .. " tasks ended within the wait's timeout" }
