@@ -67,6 +67,21 @@ end
 -- the engine, which reads results of requests it started itself (non-blocking).
 M.read_result = read_result
 
+-- failure(f, d, provider_name, extra): the error a failed request ends with, from its failure f
+-- (read_result) and core.decide's verdict d; `extra` fields are added. The one shape of a
+-- transport error for every runner (transport.call, the lifecycle machine, the engine).
+function M.failure(f, d, provider_name, extra)
+  local e = errors.new {
+    kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
+    message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = provider_name,
+    uncertain = d.uncertain or nil, transport = f.transport,
+  }
+  for k, v in pairs(extra or {}) do
+    e[k] = v
+  end
+  return e
+end
+
 -- send(ctx, method, path, body): one attempt of one request (body already encoded), with
 -- the client's headers and timeouts. Returns the driver's result; a transfer that could not
 -- even start is a result too (nothing sent). The lifecycle runners send with it.
@@ -125,12 +140,7 @@ function M.call(ctx, spec)
         budget_ms = math.max(0, deadline - now), base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
       }
       if not d.retry then
-        return nil, errors.new {
-          kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
-          message = f.message or errors.kinds[d.kind], retryable = d.retryable,
-          provider = ctx.provider.name, uncertain = d.uncertain or nil,
-          transport = f.transport, attempts = attempt + 1,
-        }
+        return nil, M.failure(f, d, ctx.provider.name, { attempts = attempt + 1 })
       end
       if ctx.on_retry then
         ctx.on_retry { attempt = attempt + 1, delay_ms = d.delay_ms, kind = d.kind, code = f.code,

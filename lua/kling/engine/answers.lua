@@ -30,15 +30,7 @@ return function(Engine)
   end
 
   function Engine:error_of(f, d, extra)
-    local e = errors.new {
-      kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
-      message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = self.provider.name,
-      uncertain = d.uncertain or nil, transport = f.transport,
-    }
-    for k, v in pairs(extra or {}) do
-      e[k] = v
-    end
-    return e
+    return transport.failure(f, d, self.provider.name, extra)
   end
 
   -- The token expired in flight (the provider's renew_token_codes): a new token, and the same

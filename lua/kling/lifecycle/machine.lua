@@ -198,15 +198,7 @@ function Machine:wake(acts, at)
 end
 
 function Machine:error(f, d, extra)
-  local e = errors.new {
-    kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
-    message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = self.provider.name,
-    uncertain = d.uncertain or nil, transport = f.transport,
-  }
-  for k, v in pairs(extra or {}) do
-    e[k] = v
-  end
-  return e
+  return transport.failure(f, d, self.provider.name, extra)
 end
 
 function Machine:protocol(msg, extra)
