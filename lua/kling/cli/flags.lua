@@ -153,6 +153,29 @@ function M.printable(v, lines)
   return (s:gsub(lines and "[%z\1-\8\11-\31\127]" or "[%c\127]", escaped))
 end
 
+-- The start/stop of a background nginx service (kling sim, kling gateway) over its
+-- launcher: stop says what it did on stderr; start prints the launcher's one JSON line on
+-- stdout, taking the options named in `start_keys` from the parsed arguments. -> exit status
+function M.launch(name, launcher, args, start_keys)
+  if args.action == "stop" then
+    local ok, msg = launcher.stop(args.dir)
+    io.stderr:write(name, ": ", msg, "\n")
+    return ok and 0 or 1
+  end
+  local o = {}
+  for _, k in ipairs(start_keys) do
+    o[k] = args[k]
+  end
+  local info, line = launcher.start(o)
+  if not info then
+    io.stderr:write(name, ": ", line, "\n")
+    return 1
+  end
+  io.stdout:write(line, "\n")
+  io.stdout:flush()
+  return 0
+end
+
 -- fail(status, message) of command `name` ("kling run"): the message on stderr, the exit
 -- status returned.
 function M.failure(name)

@@ -33,24 +33,7 @@ end
 local START = { "config", "dir", "port", "listen", "workers", "ca_file" }
 
 function M.run(args)
-  local launcher = require "kling.gateway.launcher"
-  if args.action == "stop" then
-    local ok, msg = launcher.stop(args.dir)
-    io.stderr:write("kling gateway: ", msg, "\n")
-    return ok and 0 or 1
-  end
-  local o = {}
-  for _, k in ipairs(START) do
-    o[k] = args[k]
-  end
-  local info, line = launcher.start(o)
-  if not info then
-    io.stderr:write("kling gateway: ", line, "\n")
-    return 1
-  end
-  io.stdout:write(line, "\n")
-  io.stdout:flush()
-  return 0
+  return flags.launch("kling gateway", require "kling.gateway.launcher", args, START)
 end
 
 return M

@@ -51,28 +51,7 @@ function M.run(args)
       .. "luarocks make rockspec/kling-sim-scm-1.rockspec)\n")
     return 1
   end
-  local launcher = require "kling_sim.launcher"
-  if args.action == "stop" then
-    local ok, msg = launcher.stop(args.dir)
-    if not ok then
-      io.stderr:write("kling sim: ", msg, "\n")
-      return 1
-    end
-    io.stderr:write("kling sim: ", msg, "\n")
-    return 0
-  end
-  local o = {}
-  for _, k in ipairs(START) do
-    o[k] = args[k]
-  end
-  local info, line = launcher.start(o)
-  if not info then
-    io.stderr:write("kling sim: ", line, "\n")
-    return 1
-  end
-  io.stdout:write(line, "\n")
-  io.stdout:flush()
-  return 0
+  return flags.launch("kling sim", require "kling_sim.launcher", args, START)
 end
 
 return M
