@@ -100,7 +100,7 @@ static int l_fsync_path(lua_State *L) {
 
 /* lock_file(path) -> lock | nil, message, busy: an exclusive flock on path (created when
  * missing), taken without waiting. The kernel holds it for as long as the descriptor is open:
- * until lock:release(), the lock's collection or the process's end (kill -9 included), so a
+ * until lock:unlock(), the lock's collection or the process's end (kill -9 included), so a
  * lock is never stale and two processes can never both hold it. busy is true when another
  * process holds it; otherwise the message says why the file could not be opened or locked.
  * The holder's pid is written into the file (for people; the lock itself is the flock). */
@@ -131,9 +131,9 @@ static int l_lock_file(lua_State *L) {
     return 1;
 }
 
-/* lock:release() -> true: lets the next process take the lock (the file stays: removing it
+/* lock:unlock() -> true: lets the next process take the lock (the file stays: removing it
  * would let a process lock an unlinked file while another creates a new one). */
-static int l_lock_release(lua_State *L) {
+static int l_lock_unlock(lua_State *L) {
     file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
     if (lk->fd >= 0) {
         close(lk->fd);
@@ -215,12 +215,12 @@ void kling_open_fileio(lua_State *L) {
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
-        {"__gc", l_lock_release},
+        {"__gc", l_lock_unlock},
         {"__tostring", l_lock_tostring},
         {NULL, NULL},
     };
     static const luaL_Reg methods[] = {
-        {"release", l_lock_release},
+        {"unlock", l_lock_unlock},
         {NULL, NULL},
     };
     luaL_newmetatable(L, LOCK_MT);

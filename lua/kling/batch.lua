@@ -449,7 +449,7 @@ function M.run(opts)
   }, Batch)
   local res, msg
   ok, res, msg = pcall(M.start, self, rows, info)
-  held:release()
+  held:unlock()
   if not ok then
     return nil, tostring(res), M.EXIT.error
   end

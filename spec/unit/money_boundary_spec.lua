@@ -10,7 +10,6 @@ local ONE_FILE = "lua/kling/gateway/track.lua"
 -- Calls by these names that are not money, each named exactly (file and call text).
 local NOT_MONEY = {
   ["lua/kling/engine/limits.lua"] = { ["lim:release("] = "a core.slots limiter giving a slot back" },
-  ["lua/kling/batch.lua"] = { ["held:release("] = "the batch directory's lock (core.lock_file)" },
 }
 
 local FREE = { "^lua/kling/money/", "^lua/kling/lifecycle/" }
@@ -86,7 +85,7 @@ describe("issue 10: the money boundary", function()
       ["lua/kling/client.lua"] = "local x = 1\nself.ledger:release(key) -- gone\n",
       ["lua/kling/batch/rows.lua"] = "ledger : settle (key, q)\n-- ledger:reserve(k) in a comment\n",
       ["lua/kling/engine/limits.lua"] = "lim:release(now)\nself.client.ledger:reserve(k, q)\n",
-      ["lua/kling/batch.lua"] = "held:release()\n",
+      ["lua/kling/batch.lua"] = "held:unlock()\n",
       ["lua/kling/money/ledger.lua"] = "self.store:reserve(a, k, m)\n",
       [ONE_FILE] = "G.meter:settle(id, m)\n",
     }
