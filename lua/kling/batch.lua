@@ -24,7 +24,7 @@ local names = require "kling.batch.names"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
-local ffmpeg = require "kling.batch.ffmpeg"
+local ffmpeg = require "kling.ffmpeg"
 
 local M = {}
 

@@ -161,10 +161,6 @@ function M.account_of(key_text)
   return core.sha256_hex("kling element account\0" .. key_text):sub(1, 16)
 end
 
-local function canonical(v)
-  return require("kling.batch.manifest").canonical(v)
-end
-
 --- The cache key of an element.
 -- key(spec, {provider =, base_url =, account =}) -> hex digest of everything that makes the
 -- element: the same inputs on the same account give the same key.
@@ -172,7 +168,7 @@ end
 ---@param where {provider: string, base_url: string, account: string}
 ---@return string hex
 function M.key(spec, where)
-  return core.sha256_hex(canonical {
+  return core.sha256_hex(json.canonical {
     provider = where.provider, base_url = where.base_url or "", account = where.account or "",
     name = spec.name, description = spec.description, images = spec.images or json.array {},
     video = spec.video or "", voice_id = spec.voice_id or "", tags = spec.tags or json.array {},

@@ -5,7 +5,9 @@
 --  * empty arrays: cjson encodes {} as an object; json.array(t) marks a table to be
 --    encoded as an array even when empty.
 -- @module kling.json
-local cjson = require "cjson.safe"
+-- An instance of our own: its settings are not the process's cjson's, which other code in
+-- the same Lua state (an nginx worker) may have configured otherwise.
+local cjson = require("cjson.safe").new()
 
 local M = {}
 
@@ -106,6 +108,57 @@ function M.encode(v)
     return (s:gsub(EMPTY_ENCODED, "[]"))
   end
   return cjson.encode(v)
+end
+
+local function canonical(v, out)
+  local t = type(v)
+  if t == "table" then
+    if v[1] ~= nil or (next(v) == nil and M.is_array(v)) then
+      out[#out + 1] = "["
+      for i, x in ipairs(v) do
+        if i > 1 then
+          out[#out + 1] = ","
+        end
+        canonical(x, out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        keys[#keys + 1] = tostring(k)
+      end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then
+          out[#out + 1] = ","
+        end
+        out[#out + 1] = assert(M.encode(k))
+        out[#out + 1] = ":"
+        local x = v[k]
+        if x == nil then
+          x = v[tonumber(k)]
+        end
+        canonical(x, out)
+      end
+      out[#out + 1] = "}"
+    end
+  elseif t == "number" and math.type and math.type(v) == "float" and v == math.floor(v)
+    and v > -2 ^ 53 and v < 2 ^ 53 then
+    out[#out + 1] = string.format("%d", v)
+  else
+    out[#out + 1] = assert(M.encode(v))
+  end
+  return out
+end
+
+--- JSON with sorted keys and integral floats written as integers, so that equal tables
+-- always give equal text: what request hashes (batch rows, storyboard segments, elements)
+-- are taken of.
+---@param v any
+---@return string text
+function M.canonical(v)
+  return table.concat(canonical(v, {}))
 end
 
 return M

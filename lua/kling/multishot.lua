@@ -25,8 +25,8 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local validate = require "kling.validate"
 local journal = require "kling.journal"
-local canonical = require("kling.batch.manifest").canonical
-local ffmpeg = require "kling.batch.ffmpeg"
+local canonical = require("kling.json").canonical
+local ffmpeg = require "kling.ffmpeg"
 
 local M = {}
 

@@ -223,53 +223,6 @@ local function jsonl_rows(text, path)
   return rows, defaults
 end
 
--- canonical(v): JSON with sorted keys, so that equal tables always give equal text.
-local function canonical(v, out)
-  local t = type(v)
-  if t == "table" then
-    if v[1] ~= nil or (next(v) == nil and json.is_array(v)) then
-      out[#out + 1] = "["
-      for i, x in ipairs(v) do
-        if i > 1 then
-          out[#out + 1] = ","
-        end
-        canonical(x, out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do
-        keys[#keys + 1] = tostring(k)
-      end
-      table.sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then
-          out[#out + 1] = ","
-        end
-        out[#out + 1] = assert(json.encode(k))
-        out[#out + 1] = ":"
-        local x = v[k]
-        if x == nil then
-          x = v[tonumber(k)]
-        end
-        canonical(x, out)
-      end
-      out[#out + 1] = "}"
-    end
-  elseif t == "number" and math.type and math.type(v) == "float" and v == math.floor(v)
-    and v > -2 ^ 53 and v < 2 ^ 53 then
-    out[#out + 1] = string.format("%d", v)
-  else
-    out[#out + 1] = assert(json.encode(v))
-  end
-  return out
-end
-
-function M.canonical(v)
-  return table.concat(canonical(v, {}))
-end
-
 -- The path of the first number in v that is not finite (JSON has no such numbers: 1e999
 -- decodes to infinity and could be neither journaled nor sent), or nil.
 local function infinite(v, path)
@@ -377,7 +330,7 @@ function M.load(path, opts)
     end
     hashed.id = id
     local row = { id = id, index = i, line = r.line, request = request, meta = meta,
-      hash = core.sha256_hex(M.canonical(hashed)):sub(1, 16) }
+      hash = core.sha256_hex(json.canonical(hashed)):sub(1, 16) }
     rows[i] = row
     by_id[id] = row
   end
