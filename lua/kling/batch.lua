@@ -392,6 +392,15 @@ local function check_opts(o)
   return names.check(o.name or names.DEFAULT)
 end
 
+-- The directory a manifest's relative file paths are read from: its own.
+local function manifest_dir(path)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir == nil then
+    return "."
+  end
+  return dir == "" and "/" or dir
+end
+
 --- Runs a manifest as a crash-safe batch (`kling run`).
 -- run(opts) -> result, nil, exit_status | nil, message, exit_status (M.EXIT). opts:
 --   manifest, out                   the manifest (JSONL or CSV) and the output directory
@@ -441,7 +450,8 @@ function M.run(opts)
     return nil, lerr, lstatus
   end
   local self = setmetatable({
-    opts = opts, out = out, parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
+    opts = opts, out = out, manifest_dir = manifest_dir(opts.manifest),
+    parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
     name_template = opts.name or names.DEFAULT, now = core.now_ms, started_ms = core.now_ms(),
     started_s = core.wall_s(), clients = {}, client_errors = {}, engines = {}, by_task = {}, active = 0, queue = {},
     deadline_s = opts.deadline, elements = opts.element_cache and require("kling.element") or nil,

@@ -199,6 +199,36 @@ function M.inline(P, req, limit)
   return out
 end
 
+--- A request whose relative local paths are read from `dir` rather than the current
+-- directory: what a manifest's rows mean by `"image": "frames/a.png"` (the manifest's own
+-- directory), wherever `kling run` is started from. Only the provider's media fields are
+-- touched; URLs, base64 and absolute paths stay as they are.
+-- Returns the top-level fields that changed, or nil when none did (as `inline` does).
+---@param P table the provider (its `media_inputs`)
+---@param req table a canonical request
+---@param dir string the directory relative paths are taken from
+---@return table|nil fields
+function M.rebase(P, req, dir)
+  if dir == "" or dir == "." then
+    return nil
+  end
+  local out
+  for decl in pairs(P.media_inputs or {}) do
+    local top, rest = parse(decl)
+    local v = (out and out[top] ~= nil) and out[top] or req[top]
+    if v ~= nil then
+      local got = walk(v, rest, top, function(path)
+        return path:sub(1, 1) == "/" and path or (dir:gsub("/+$", "") .. "/" .. path)
+      end)
+      if got ~= v then
+        out = out or {}
+        out[top] = got
+      end
+    end
+  end
+  return out
+end
+
 --- A request with the fields `inline` returned put in place (a shallow copy), or the
 -- request itself when there are none.
 ---@param req table

@@ -313,6 +313,22 @@ describe("a batch against the simulator", function()
     assert.are.equal(4, sim.stats().creates)
   end)
 
+  it("issue 14: a row's relative image path is read from the manifest's directory, not the current one", function()
+    local dir = fresh_dir()
+    local function u32(x)
+      return string.char(x >> 24 & 255, x >> 16 & 255, x >> 8 & 255, x & 255)
+    end
+    os.execute("mkdir -p " .. dir .. "/frames")
+    write(dir .. "/frames/start.png", "\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(640) .. u32(360) .. "\8\6\0\0\0"
+      .. u32(0))
+    write(dir .. "/rows.jsonl", jsonl { { id = "still", model = "kling-v1", mode = "std", duration = 5,
+      prompt = "the frame comes alive", image = "frames/start.png" } })
+    assert.is_nil(io.open("frames/start.png")) -- nothing by that name where the test runs
+    local result = assert(run(dir))
+    assert.are.same({ still = "succeeded" }, states(result))
+    assert.are.equal(1, sim.stats().creates)
+  end)
+
   it("refuses a manifest edited under its journal, and a directory another live process runs", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "m", prompt = "first version" } })

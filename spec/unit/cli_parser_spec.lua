@@ -72,6 +72,17 @@ describe("kling.cli", function()
     end
   end)
 
+  it("issue 14: an option two letters off (swapped) is suggested, also kling's own after a command", function()
+    for _, c in ipairs {
+      { { "run", "m", "--out", "d", "--parralel", "2" }, "'%-%-parralel'; did you mean %-%-parallel%?" },
+      { { "status", "1", "--degub" }, "'%-%-degub'; did you mean %-%-debug%?" },
+      { { "--degub", "tasks" }, "'%-%-degub'; did you mean %-%-debug%?" } } do
+      local status, _, err = main(c[1])
+      assert.are.equal(2, status)
+      assert.matches(c[2], err)
+    end
+  end)
+
   it("issue 14: a bad value is refused naming the option and the rule", function()
     local cases = {
       { { "run", "m", "--out", "d", "--parallel", "1.5" },
@@ -84,6 +95,9 @@ describe("kling.cli", function()
       { { "quote", "--rates", "CNY" }, "%-%-rates takes CURRENCY=USD_PER_UNIT" },
       { { "gateway", "start", "--config", "c", "--port", "1", "--listen", "a:1" }, "can not be used together" },
       { { "sim", "start", "--workers", "65" }, "%-%-workers must be a whole number in 1..64" },
+      { { "tasks", "--page", "0x10" }, "%-%-page must be a whole number in 1..1000 %(got '0x10'%)" },
+      { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
+      { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])

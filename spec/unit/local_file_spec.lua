@@ -62,6 +62,21 @@ describe("local files as inputs (issue 14)", function()
     assert.are.equal("videos/image2video", c:check(req))
   end)
 
+  it("issue 14: rebase reads relative media paths from a directory; URLs, absolute paths and text stay", function()
+    local P = providers.get("kling")
+    local req = { prompt = "frames/start.png", image = "frames/start.png", image_tail = nil,
+      image_list = { { image = "a.png" }, { image = "/abs/b.png" }, { image = "https://example.com/c.png" } } }
+    local fields = assert(local_file.rebase(P, req, "/data/job/"))
+    assert.are.equal("/data/job/frames/start.png", fields.image)
+    assert.are.equal("/data/job/a.png", fields.image_list[1].image)
+    assert.are.equal("/abs/b.png", fields.image_list[2].image)
+    assert.are.equal("https://example.com/c.png", fields.image_list[3].image)
+    assert.is_nil(fields.prompt) -- not a media field
+    assert.are.equal("a.png", req.image_list[1].image) -- the caller's tables untouched
+    assert.is_nil(local_file.rebase(P, { image = "/abs/x.png" }, "/data"))
+    assert.is_nil(local_file.rebase(P, { image = "x.png" }, "."))
+  end)
+
   it("issue 14: nested image lists are read item by item, the caller's tables untouched", function()
     local a, b = write("a.png", png_bytes(400, 400)), write("b.png", png_bytes(500, 400))
     local list = { { image = a }, { image = "https://example.com/x.png" }, b }

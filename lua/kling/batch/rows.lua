@@ -7,6 +7,7 @@ local billing = require "kling.billing"
 local budget = require "kling.money.hold"
 local usage = require "kling.money.usage"
 local task_mod = require "kling.task"
+local local_file = require "kling.local_file"
 local names = require "kling.batch.names"
 local download = require "kling.batch.download"
 
@@ -81,6 +82,8 @@ return function(Batch)
     for k, v in pairs(row.request) do
       req[k] = v
     end
+    -- a row's relative file paths are the manifest's, wherever kling run was started
+    req = local_file.apply(req, local_file.rebase(client.provider, req, self.manifest_dir))
     if req.element_list ~= nil and self.elements then
       local list, err = self.elements.resolve(req.element_list, { cache = self.element_cache,
         provider = client.provider.name, base_url = client.base_url })

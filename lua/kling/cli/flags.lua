@@ -71,7 +71,8 @@ end
 function M.number(flag, rule)
   rule = rule or M.ANY
   return function(s)
-    local n = tonumber(s)
+    -- decimal only: tonumber would also take "0x10", "1e3" and surrounding spaces
+    local n = (s:match("^%-?%d+%.?%d*$") or s:match("^%-?%.%d+$")) and tonumber(s)
     if not n or n ~= n or n == math.huge or n == -math.huge or not rule[2](n) then
       return nil, flag .. " must be " .. rule[1] .. " (got '" .. s .. "')"
     end

@@ -3,6 +3,7 @@
 -- (its arguments, on an argparse command) and `run(args) -> exit status`.
 local argparse = require "argparse"
 local flags = require "kling.cli.flags"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -39,13 +40,36 @@ function M.parser(mods)
   return root, mods
 end
 
+-- The option names a parser (or command, with kling's own options) takes. argparse keeps
+-- them in `_options` and a command's parent in `_parent`; should a later argparse not, no
+-- suggestion is made.
+local function option_names(parser)
+  local names = {}
+  while type(parser) == "table" do
+    for _, o in ipairs(rawget(parser, "_options") or {}) do
+      for _, alias in ipairs(o._aliases or {}) do
+        names[#names + 1] = alias
+      end
+    end
+    parser = rawget(parser, "_parent")
+  end
+  return names
+end
+
 -- argparse's "did you mean" is a second line ("\nDid you mean 'run'?"); kling's are one line
--- ("; did you mean run?"), as for unknown fields and options of the library.
-local function one_line(msg)
+-- ("; did you mean run?"), as for unknown fields and options of the library. argparse only
+-- suggests a name one edit away; a swap of two letters (--degub) gets kling's own suggestion.
+local function one_line(msg, parser)
   msg = msg:gsub("\nDid you mean one of these: (.-)%?$", function(list)
     return "; did you mean one of " .. list:gsub("'", ""):gsub(" ", ", ") .. "?"
   end)
-  return (msg:gsub("\nDid you mean '(.-)'%?$", "; did you mean %1?"))
+  msg = msg:gsub("\nDid you mean '(.-)'%?$", "; did you mean %1?")
+  local unknown = msg:match("^unknown option '(%-%-?[^']+)'$")
+  local near = unknown and validate.closest(unknown, option_names(parser))
+  if near then
+    msg = msg .. "; did you mean " .. near .. "?"
+  end
+  return msg
 end
 
 -- The program a usage error names: "kling" when kling's own arguments are wrong, else "kling"
@@ -79,7 +103,8 @@ function M.main(argv)
       io.stdout:write(args.help:get_help(), "\n")
       return 0
     end
-    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message), "\n", args.usage:get_usage(), "\n")
+    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message, args.usage), "\n",
+      args.usage:get_usage(), "\n")
     return 2
   end
   if args.command == "help" then
