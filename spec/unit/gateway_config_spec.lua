@@ -35,22 +35,37 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[2%]%.access_key", tostring(err))
   end)
 
-  it("issue 12.2: journal_sync is a known flag, off by default, refused when not a boolean", function()
-    local function with(extra)
-      local path = os.tmpname()
-      local doc = { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
-        journal = "/tmp/kling-gateway-config-spec.jsonl",
-        accounts = { { name = "alice", api_key = "key-alice-0123456789", credit = "1" } } }
-      for k, v in pairs(extra) do
-        doc[k] = v
-      end
-      local f = assert(io.open(path, "w"))
-      f:write(json.encode(doc))
-      f:close()
-      local ok, res = pcall(config.load, path)
-      os.remove(path)
-      return ok, res
+  local function with(extra)
+    local path = os.tmpname()
+    local doc = { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+      journal = "/tmp/kling-gateway-config-spec.jsonl",
+      accounts = { { name = "alice", api_key = "key-alice-0123456789", credit = "1" } } }
+    for k, v in pairs(extra) do
+      doc[k] = v
     end
+    local f = assert(io.open(path, "w"))
+    f:write(json.encode(doc))
+    f:close()
+    local ok, res = pcall(config.load, path)
+    os.remove(path)
+    return ok, res
+  end
+
+  it("issue 12.1: resolver names the name servers callback hosts are asked of, checked by name", function()
+    local ok, c = with {}
+    assert.is_true(ok, tostring(c))
+    assert.is_nil(c.resolver) -- resolv.conf's, read by the worker
+    ok, c = with { resolver = { "192.0.2.53", "127.0.0.1:5353" } }
+    assert.is_true(ok, tostring(c))
+    assert.are.same({ "192.0.2.53", "127.0.0.1:5353" }, c.resolver)
+    for _, bad in ipairs { {}, "192.0.2.53", { "ns.example.com" }, { "1.2.3.4:99999" }, { a = "1.2.3.4" } } do
+      ok, c = with { resolver = bad }
+      assert.is_false(ok)
+      assert.matches("resolver", tostring(c))
+    end
+  end)
+
+  it("issue 12.2: journal_sync is a known flag, off by default, refused when not a boolean", function()
     local ok, c = with {}
     assert.is_true(ok, tostring(c))
     assert.is_false(c.journal_sync)

@@ -76,4 +76,13 @@ describe("kling.gateway.public_url", function()
       assert.is_true(refused(u), tostring(u))
     end
   end)
+
+  it("issue 12.1: name_of gives the DNS name a callback goes to, and nothing for numeric hosts", function()
+    assert.are.equal("cb.example.com", public_url.name_of("https://CB.Example.com./hook?x=1"))
+    assert.are.equal("cb.example.com", public_url.name_of("http://cb.example.com:8443"))
+    for _, u in ipairs { "http://93.184.216.34/cb", "http://[2606:2800::1]/cb", "http://0x7f.1/", "ftp://a.com/",
+      "http://u@a.com/", 42 } do
+      assert.is_nil(public_url.name_of(u), tostring(u))
+    end
+  end)
 end)

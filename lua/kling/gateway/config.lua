@@ -21,6 +21,7 @@
 --   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
 --   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
 --   "store": {"redis": "redis://127.0.0.1:6379/0", "prefix": "kgw:"}  (several nodes; no journal then)
+--   "resolver": ["192.0.2.53", "192.0.2.54:53"]   (asked where callback hosts point; default resolv.conf's)
 -- }
 -- Unknown fields are refused by name (with the closest known one).
 local json = require "kling.json"
@@ -50,7 +51,7 @@ end
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
-    "insecure_callbacks", "store" },
+    "insecure_callbacks", "store", "resolver" },
   ["store."] = { "redis", "prefix" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
     "reuse_posts" },
@@ -133,6 +134,22 @@ function M.check(doc)
   c.currency = cat.currency
   if c.callback_url and not c.callback_url:match("^https?://[^/%s]+[^%s]*$") then
     fail("callback_url", "must be an http(s) URL")
+  end
+  if doc.resolver ~= nil then
+    -- The name servers the gateway asks where a callback host points (default: resolv.conf's).
+    local n = 0
+    for _ in pairs(type(doc.resolver) == "table" and doc.resolver or {}) do
+      n = n + 1
+    end
+    if type(doc.resolver) ~= "table" or n == 0 or n ~= #doc.resolver then
+      fail("resolver", "must be a non-empty list of name server addresses (\"a.b.c.d\" or \"a.b.c.d:port\")")
+    end
+    for i, s in ipairs(doc.resolver) do
+      if not require("kling.dns").server_address(s) then
+        fail("resolver[" .. i .. "]", "must be an IPv4 name server address (\"a.b.c.d\" or \"a.b.c.d:port\")")
+      end
+    end
+    c.resolver = doc.resolver
   end
   if c.admin_key and #c.admin_key < 16 then
     fail("admin_key", "must be at least 16 characters")

@@ -5,8 +5,8 @@
 -- IPv4-mapped/compatible/translated/NAT64/6to4 forms of a refused IPv4 address; numeric hosts must be
 -- canonical (127.1, 0x7f.1 or 2130706433 are refused, not guessed at). Names that always
 -- mean this machine or its network (localhost, *.local, *.internal ...) are refused; other
--- names are taken as given (a name resolving to a private address is the operator's DNS,
--- see README: the gateway resolves with nginx's resolver).
+-- names are checked where they point when the callback is sent (kling.gateway.callback_host:
+-- the gateway resolves them itself and connects to the address it checked).
 local M = {}
 
 M.MAX_LENGTH = 2048
@@ -167,6 +167,17 @@ function M.host_private(host)
     end
   end
   return false
+end
+
+-- name_of(url) -> the host of an http(s) URL when it is a DNS name (not a numeric or
+-- bracketed IPv6 host), in lower case without a trailing dot; else nil.
+function M.name_of(url)
+  local authority = type(url) == "string" and url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
+  local host = authority and not authority:find("@", 1, true) and authority:match("^([^:%[%]]+)")
+  if not host or host:match("^[%dx.]+$") or host:match("^0x") then
+    return nil
+  end
+  return (host:lower():gsub("%.$", ""))
 end
 
 -- check(url, allow_private) -> true | nil, rule (a message without the field name)

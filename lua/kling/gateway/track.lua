@@ -6,6 +6,7 @@ local budget = require "kling.money.hold"
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
+local callback_host = require "kling.gateway.callback_host"
 local official = require "kling.gateway.official"
 local public_url = require "kling.gateway.public_url"
 local metrics = require "kling.gateway.metrics"
@@ -60,6 +61,16 @@ forward = function(premature, G, id, attempt)
     ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: callback_url ", why)
     return
   end
+  -- A name goes where the gateway's own resolution says, checked like an address.
+  local address, aerr, final = callback_host.address(G, rec.callback_url)
+  if address == nil then
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: ", aerr)
+    local wait = not final and M.FORWARD_SCHEDULE_S[attempt]
+    if wait then
+      ngx.timer.at(wait, forward, G, id, attempt + 1)
+    end
+    return
+  end
   local body = json.encode(official.view(rec))
   local headers = { ["Content-Type"] = "application/json" }
   local secret = M.client_secret(G, rec.account)
@@ -70,8 +81,8 @@ forward = function(premature, G, id, attempt)
     headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }
   end
   -- The receiver is the client's: only its status is read, never a body it could make endless.
-  local res = http.request({ method = "POST", url = rec.callback_url, headers = headers, body = body,
-    timeout_ms = 10000 }, { fresh = true, status_only = true })
+  local res = http.request({ method = "POST", url = rec.callback_url, address = address or nil, headers = headers,
+    body = body, timeout_ms = 10000 }, { fresh = true, status_only = true })
   local delivered = res.ok and res.status >= 200 and res.status < 300
   if not delivered then
     local wait = M.FORWARD_SCHEDULE_S[attempt]

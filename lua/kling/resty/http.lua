@@ -74,6 +74,9 @@ local function request_error(req)
   if type(req.url) == "string" and req.url:find("[%z\1-\32\127]") then
     return "url must not contain spaces or control characters (CR, LF ...)"
   end
+  if req.address ~= nil and (type(req.address) ~= "string" or not req.address:match("^%d+%.%d+%.%d+%.%d+$")) then
+    return "address must be an IPv4 address (a.b.c.d)"
+  end
   for k, v in pairs(req.headers or {}) do
     if type(k) ~= "string" or not k:match(TOKEN) then
       return "header name " .. string.format("%q", tostring(k)) .. " is not a token"
@@ -263,7 +266,9 @@ local function read_body(sock, method, status, headers, sink)
 end
 
 -- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
--- connect_timeout_ms, output = path}; opts = {keepalive_ms, pool_size, verify, server_name,
+-- connect_timeout_ms, output = path, address = "a.b.c.d" (connect there rather than to the
+-- URL's host, which stays the Host header and the TLS name: an address the caller resolved and
+-- checked itself)}; opts = {keepalive_ms, pool_size, verify, server_name,
 -- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats,
 -- status_only = bool (the answer's body is not read and the connection is closed: for a peer
 -- that is not trusted, such as a client's callback receiver, whose status is all that is needed)}.
@@ -295,7 +300,7 @@ function M.request(req, opts)
   local tls = u.scheme == "https"
   local verify = opts.verify ~= false
   -- Without a resolver in the conf only addresses connect: "localhost" is loopback.
-  local addr = u.host == "localhost" and "127.0.0.1" or u.host
+  local addr = req.address or (u.host == "localhost" and "127.0.0.1" or u.host)
   local server_name = opts.server_name or (not is_ip(u.host) and u.host or nil)
   local pool = table.concat({ u.scheme, addr, u.port, tls and tostring(server_name) or "",
     tls and tostring(verify) or "" }, ":")
