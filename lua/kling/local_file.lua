@@ -157,17 +157,11 @@ local function walk(v, rest, where, visit)
   return copy or v
 end
 
---- The fields of a request whose local files were read, as the provider takes them.
--- For each media field the provider declares (`P.media_inputs`), a local path is read and put
--- in base64 where the provider says "base64", and refused by name where it says "url".
--- Returns the top-level fields that changed (`{image = "<base64>", ...}`), or nil when none
--- did; or nil and the error. The request itself is never changed.
----@param P table the provider (its `name` and `media_inputs`)
----@param req table a canonical request
----@param limit? integer bytes per file (MAX_BYTES)
----@return table|nil fields the replaced top-level fields, or nil
----@return kling.Error|nil err kind `validation`, naming the field and the rule
-function M.inline(P, req, limit)
+-- Every local path in the provider's media fields (`P.media_inputs`), in a fixed order, put
+-- through visit(path, where, takes) -> the value to put in its place | nil, err.
+-- Returns the top-level fields that changed, or nil when none did; or nil and the first
+-- error. The request itself is never changed.
+local function each_path(P, req, visit)
   local decls = {}
   for decl in pairs(P.media_inputs or {}) do
     decls[#decls + 1] = decl
@@ -180,12 +174,7 @@ function M.inline(P, req, limit)
     local v = (out and out[top] ~= nil) and out[top] or req[top]
     if v ~= nil then
       local got, err = walk(v, rest, top, function(path, where)
-        if takes ~= "base64" then
-          return nil, errors.validation(where, "this provider needs a URL: '" .. path:gsub("%c", "?")
-            .. "' is a local file, which " .. P.name .. " does not take inline; upload it and give its http(s) URL",
-            P.name)
-        end
-        return M.read(path, where, limit, P.name)
+        return visit(path, where, takes)
       end)
       if got == nil then
         return nil, err
@@ -197,6 +186,27 @@ function M.inline(P, req, limit)
     end
   end
   return out
+end
+
+--- The fields of a request whose local files were read, as the provider takes them.
+-- For each media field the provider declares (`P.media_inputs`), a local path is read and put
+-- in base64 where the provider says "base64", and refused by name where it says "url".
+-- Returns the top-level fields that changed (`{image = "<base64>", ...}`), or nil when none
+-- did; or nil and the error. The request itself is never changed.
+---@param P table the provider (its `name` and `media_inputs`)
+---@param req table a canonical request
+---@param limit? integer bytes per file (MAX_BYTES)
+---@return table|nil fields the replaced top-level fields, or nil
+---@return kling.Error|nil err kind `validation`, naming the field and the rule
+function M.inline(P, req, limit)
+  return each_path(P, req, function(path, where, takes)
+    if takes ~= "base64" then
+      return nil, errors.validation(where, "this provider needs a URL: '" .. path:gsub("%c", "?")
+        .. "' is a local file, which " .. P.name .. " does not take inline; upload it and give its http(s) URL",
+        P.name)
+    end
+    return M.read(path, where, limit, P.name)
+  end)
 end
 
 --- A request whose relative local paths are read from `dir` rather than the current
@@ -212,21 +222,9 @@ function M.rebase(P, req, dir)
   if dir == "" or dir == "." then
     return nil
   end
-  local out
-  for decl in pairs(P.media_inputs or {}) do
-    local top, rest = parse(decl)
-    local v = (out and out[top] ~= nil) and out[top] or req[top]
-    if v ~= nil then
-      local got = walk(v, rest, top, function(path)
-        return path:sub(1, 1) == "/" and path or (dir:gsub("/+$", "") .. "/" .. path)
-      end)
-      if got ~= v then
-        out = out or {}
-        out[top] = got
-      end
-    end
-  end
-  return out
+  return each_path(P, req, function(path)
+    return path:sub(1, 1) == "/" and path or (dir:gsub("/+$", "") .. "/" .. path)
+  end)
 end
 
 --- A request with the fields `inline` returned put in place (a shallow copy), or the

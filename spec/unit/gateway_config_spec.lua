@@ -2,17 +2,24 @@ local config = require "kling.gateway.config"
 local json = require "kling.json"
 
 describe("kling.gateway.config", function()
-  local function load(accounts)
+  local function with(extra)
     local path = os.tmpname()
+    local doc = { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+      journal = "/tmp/kling-gateway-config-spec.jsonl",
+      accounts = { { name = "alice", api_key = "key-alice-0123456789", credit = "1" } } }
+    for k, v in pairs(extra) do
+      doc[k] = v
+    end
     local f = assert(io.open(path, "w"))
-    f:write(json.encode {
-      upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
-      journal = "/tmp/kling-gateway-config-spec.jsonl", accounts = accounts,
-    })
+    f:write(json.encode(doc))
     f:close()
     local ok, res = pcall(config.load, path)
     os.remove(path)
     return ok, res
+  end
+
+  local function load(accounts)
+    return with { accounts = accounts }
   end
 
   it("issue 12.1: distinct keys load", function()
@@ -34,22 +41,6 @@ describe("kling.gateway.config", function()
     assert.is_false(ok)
     assert.matches("accounts%[2%]%.access_key", tostring(err))
   end)
-
-  local function with(extra)
-    local path = os.tmpname()
-    local doc = { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
-      journal = "/tmp/kling-gateway-config-spec.jsonl",
-      accounts = { { name = "alice", api_key = "key-alice-0123456789", credit = "1" } } }
-    for k, v in pairs(extra) do
-      doc[k] = v
-    end
-    local f = assert(io.open(path, "w"))
-    f:write(json.encode(doc))
-    f:close()
-    local ok, res = pcall(config.load, path)
-    os.remove(path)
-    return ok, res
-  end
 
   it("issue 12.1: resolver names the name servers callback hosts are asked of, checked by name", function()
     local ok, c = with {}

@@ -31,14 +31,7 @@ local function roots()
 end
 
 local function resolvers()
-  local out = {}
-  for line in (run.read("/etc/resolv.conf") or ""):gmatch("[^\n]+") do
-    local ns = line:match("^%s*nameserver%s+([%d.]+)%s*$")
-    if ns then
-      out[#out + 1] = ns
-    end
-  end
-  return out
+  return require("kling.resty.resolver").nameservers(run.read("/etc/resolv.conf"))
 end
 
 local function is_root()
