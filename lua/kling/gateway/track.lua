@@ -220,9 +220,12 @@ local function machine_for(G, rec, sched, h)
   local p, client = G.cfg.poll, G.client()
   local now, wall = core.now_ms(), core.wall_ms()
   local ctx = client.ctx
+  local created = tonumber(rec.created_at) or wall
   return machine.track { provider = client.provider, task = task_of(rec), key = rec.id, lookups = p.lookups,
     lookups_done = rec.lookups, misses = rec.misses, sched = sched, h = h,
-    deadline_ms = now + (tonumber(rec.created_at) or wall) + math.floor(p.deadline * 1000) - wall,
+    deadline_ms = now + created + math.floor(p.deadline * 1000) - wall,
+    -- a record still creating: its handler may still be waiting for the create's answer
+    in_flight_until = rec.state == "creating" and now + created + G.creating_grace_ms - wall or nil,
     callback = G.cfg.callback_url and G.cfg.callbacks and true or nil,
     callback_silence_ms = math.floor(p.silence * 1000), max_attempts = ctx.max_attempts, base_ms = ctx.base_ms,
     cap_ms = ctx.cap_ms }
@@ -261,6 +264,10 @@ local function run(G, rec, m, acts)
   hooks.settle, hooks.release = finish, finish
   function hooks.answered(act, ms)
     metrics.observe(act.purpose, ms / 1000)
+    if act.purpose == "lookup" and rec.state == "creating" then
+      rec.state = "lookup" -- its handler is gone (a crash, a restart): found upstream or not at all
+      save, journal = true, true
+    end
   end
   local how, t, err = runner.run(m, acts, hooks)
   if how == "done" and not tried and err and err.kind == "timeout" and m.deadline_ms
@@ -291,15 +298,6 @@ function M.poll(G, id, sched, h)
   local rec, final = G.tasks:get(id)
   if not rec or final then
     return { terminal = true }
-  end
-  if rec.state == "creating" then
-    -- Its create is still in flight in a request handler, which publishes it when done. One
-    -- older than any create can take was cut short (a crash, a restart): looked up.
-    if now_ms() - (tonumber(rec.created_at) or 0) < G.creating_grace_ms then
-      return {}
-    end
-    rec.state = "lookup"
-    G.tasks:save(rec, true)
   end
   local m = machine_for(G, rec, sched, h)
   local how, wake_at, ended = run(G, rec, m, m:timer(core.now_ms()))

@@ -159,11 +159,12 @@ end
 -- it is looked up by external id and NEVER created again: after `lookups` answers of not
 -- found the task is gone (failed, its reservation released). A poll answered not found
 -- `lookups` times in a row means the provider forgot the task: gone too. A task that cannot
--- be looked up (no external id, or the provider has no such query) waits for a callback or
--- its deadline.
+-- be looked up (no external id, or the provider or its endpoint takes none) waits for a
+-- callback or its deadline, its reservation held.
 -- o = existing's options plus {lookups (3), lookups_done, misses (counts so far, from the
 -- record), sched, h (the runner's own handle in sched, due now: polls reuse it, the end frees
--- it), deadline_ms (absolute)}.
+-- it), deadline_ms (absolute), in_flight_until (absolute: the create may still be on its way
+-- in its handler until then, which will record its answer; it is looked up only after)}.
 ---@param o table
 ---@return table machine
 function M.track(o)
@@ -175,10 +176,15 @@ function M.track(o)
   if self.state == "created" and not t.id then
     self.was_uncertain = true
     self.create_deadline = o.deadline_ms
-    if t.external_task_id and self.provider.external_query_path then
+    -- Findable where the create carried the external id: the rule start() sends one by.
+    local P = self.provider
+    local takes = P.takes
+    if t.external_task_id and P.capabilities.external_ids and P.external_query_path
+      and (not takes or takes(t.endpoint, "external_task_id")) then
       self.uncertain_err = self:protocol("the create's answer was lost", { uncertain = true,
         external_task_id = t.external_task_id })
       self.state = "lookup_wait" -- timer() looks it up
+      self.lookup_not_before = o.in_flight_until
     end
   elseif self.state == "created" and self.h then
     self.state = "scheduled" -- timer() polls it
@@ -653,6 +659,8 @@ function Machine:timer(now)
   end
   if s == "create_wait" then
     return self:send_create(acts)
+  elseif s == "lookup_wait" and self.lookup_not_before and now < self.lookup_not_before then
+    return self:wake(acts, self.lookup_not_before) -- a create still in flight elsewhere (M.track)
   elseif s == "lookup_wait" then
     return self:send_lookup(acts)
   elseif s == "scheduled" then
