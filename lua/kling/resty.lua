@@ -8,10 +8,15 @@
 --     driver = require("kling.resty").driver { timeout_ms = 60000 } }
 --   local task, err = client:submit { prompt = "...", duration = 5 }   -- content, access, timer
 --
+-- client:submit and task:wait run the one lifecycle machine (kling.lifecycle.machine) through
+-- the blocking runner (kling.runner.blocking), whose waits are ngx.sleep here.
+--
 -- Many tasks across workers: kling.resty.tasks (a task table in a lua_shared_dict),
 -- kling.resty.poller (a timer loop in one worker at a time, over core.sched),
--- kling.resty.callback (a location that takes verified callbacks); money in shared memory is
--- the Ledger (kling.money.ledger) over kling.money.stores.shared (with a journal file).
+-- kling.resty.callback (a location that takes verified callbacks), and kling.runner.resty,
+-- which carries a machine's actions out one event at a time (the gateway's poller and
+-- callbacks: kling.gateway.track); money in shared memory is the Ledger (kling.money.ledger)
+-- over kling.money.stores.shared (with a journal file), moved through kling.lifecycle.effects.
 -- @module kling.resty
 local M = {}
 

@@ -54,10 +54,16 @@ function M.content()
   local c = client { driver = driver }
   local t, err = c:submit(REQ)
   line(t ~= nil, "content: kling.new{driver = kling.resty.driver()} submits", err)
+  local m = t and rawget(t, "lifecycle")
+  line(m ~= nil and getmetatable(m).__name == "kling.lifecycle" and m.state == "created",
+    "issue 10: inside nginx client:submit runs the lifecycle machine (kling.runner.blocking over cosockets)",
+    m and m.state)
   if t then
     local done, werr = t:wait { timeout = 20 }
     line(done and done.videos and done.videos[1].url ~= nil, "content: task:wait polls (ngx.sleep) until the video",
       werr)
+    line(m ~= nil and m.state == "done" and (m.polls or 0) >= 1,
+      "issue 10: ... task:wait polled through the same machine to its end", m and m.state)
   end
   local before = { connected = driver.stats.connected, reused = driver.stats.reused }
   for _ = 1, 3 do

@@ -38,6 +38,8 @@ M.TASKS_DICT, M.LEDGER_DICT = "kling_gateway_tasks", "kling_gateway_ledger"
 local G = {}
 M.G = G
 
+local MAX_AGE_MS = 2147483647 -- core.sched's longest max_age_ms
+
 -- The user nginx's workers run as when the master is root: the conf's `user` directive,
 -- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
 local function worker_user()
@@ -210,10 +212,13 @@ function M.init_worker()
   local err
   G.poller, err = poller.start {
     lock = lock, unlock = unlock,
-    tasks = G.tasks, poll = function(id)
-      return track.poll(G, id)
+    tasks = G.tasks, poll = function(id, sched, h)
+      return track.poll(G, id, sched, h)
     end,
     min_interval_ms = math.floor(p.min_interval * 1000), max_interval_ms = math.floor(p.max_interval * 1000),
+    -- A task's deadline is its machine's (from the record's creation); the scheduler's own
+    -- limit must not come first.
+    max_age_ms = math.min(MAX_AGE_MS, math.floor(p.deadline * 1000) + 60000),
     silence_ms = math.floor(p.silence * 1000),
     -- With callbacks coming, a new task is first polled only after a silence.
     first_poll_ms = G.cfg.callback_url and G.cfg.callbacks and math.floor(p.silence * 1000) or nil,

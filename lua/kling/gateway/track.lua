@@ -1,10 +1,19 @@
--- Following the gateway's tasks after their create: the poller's poll function, the
--- upstream's callbacks, and the one place a task ends (settle from what was delivered, or
--- release), plus forwarding the end to the client's own callback_url.
-local billing = require "kling.billing"
-local budget = require "kling.money.hold"
+-- Following the gateway's tasks after their create: the OpenResty runner of the lifecycle
+-- machine over the gateway's task table. The poller's poll, an upstream callback and a
+-- synchronous answer each become an event of a machine made afresh from the task's record
+-- (kling.lifecycle.machine track: nothing but the record outlives an event, so a restart, a
+-- new poll leader or a callback in another worker or node picks the task up as it stands);
+-- kling.runner.resty carries the machine's actions out, and this file says what each does to
+-- the record: news is saved, the end (the machine's settle or release, or its deadline) ends
+-- the record once and moves the money through kling.lifecycle.effects, then forwards the end
+-- to the client's own callback_url. Nothing here decides a retry, a lookup, a task's end or
+-- its money: the machine does.
 local core = require "kling.core"
 local json = require "kling.json"
+local effects = require "kling.lifecycle.effects"
+local machine = require "kling.lifecycle.machine"
+local usage = require "kling.money.usage"
+local runner = require "kling.runner.resty"
 local http = require "kling.resty.http"
 local callback_host = require "kling.gateway.callback_host"
 local official = require "kling.gateway.official"
@@ -13,22 +22,12 @@ local metrics = require "kling.gateway.metrics"
 
 local M = {}
 
-local TERMINAL = { succeeded = true, failed = true, cancelled = true }
+local TERMINAL = machine.TERMINAL
 M.TERMINAL = TERMINAL
 M.FORWARD_SCHEDULE_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
 
 local function now_ms()
   return core.wall_ms()
-end
-
--- Copies what a fresh upstream answer says into the record.
-local function update(rec, t)
-  rec.status = t.status
-  rec.message = t.message
-  rec.progress = t.progress
-  rec.upstream_id = rec.upstream_id or t.id
-  rec.result = official.result(t) or rec.result
-  rec.updated_at = now_ms()
 end
 
 -- client_secret(G, account_name) -> "whsec_..." | nil: the secret an account's forwarded
@@ -94,16 +93,15 @@ forward = function(premature, G, id, attempt)
   end
 end
 
--- Every reservation, settlement and release of the gateway is decided in this file, the one
--- file outside lua/kling/money/ that calls a ledger's reserve, settle or release (the
--- boundary spec, spec/unit/money_boundary_spec.lua, holds it to that). G.meter is the
--- gateway's Ledger (kling.money.ledger over kling.money.stores.shared or .redis), its
--- accounts the gateway's clients.
+-- The gateway's money: its create handler reserves (kling.gateway.api), the machine's end
+-- settles or releases; every movement goes through kling.lifecycle.effects over G.meter
+-- (the gateway's Ledger: kling.money.ledger over kling.money.stores.shared or .redis, its
+-- accounts the gateway's clients).
 
 -- reserve(G, rec, micros, s) -> entry | nil, err: the estimate held before anything is
 -- forwarded; s (the record as JSON) is journaled with it, one line for both.
 function M.reserve(G, rec, micros, s)
-  return G.meter:reserve(rec.id, micros, { task_id = rec.id, account = rec.account, record = s })
+  return effects.meter_reserve(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account, record = s })
 end
 
 -- create_held(G, rec, micros, s) -> entry | nil, err, stage ("task": the record was refused,
@@ -128,13 +126,14 @@ end
 
 -- unreserve(G, rec): a create that was not forwarded (or refused upstream) costs nothing.
 function M.unreserve(G, rec)
-  return G.meter:release(rec.id, { task_id = rec.id })
+  return effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id })
 end
 
 -- After a restart: a task ended in the journal whose money movement never made it there
--- (nginx died in between) gets it now, from the record; a hold whose task was never journaled
--- (nginx died between the reservation and the record, before anything was forwarded) is
--- released.
+-- (nginx died in between) gets it now, as its final record says (the machine decided it
+-- before the record was ended: a charge, or "0" for a release, or none when the hold
+-- stays); a hold whose task was never journaled (nginx died between the reservation and
+-- the record, before anything was forwarded) is released.
 function M.settle_orphans(G, entries)
   local last = {}
   for _, e in ipairs(entries) do
@@ -147,61 +146,52 @@ function M.settle_orphans(G, entries)
   end
   for id, rec in pairs(last) do
     if rec.final and G.meter:hold(id) then
+      local info = { task_id = rec.upstream_id }
       if rec.status == "succeeded" then
         local m = core.money_parse(tostring(rec.charge))
         if m then
-          G.meter:settle(id, m, { task_id = rec.upstream_id })
+          effects.meter_account(G.meter, { type = "settle", key = id }, m, info)
         end
       elseif rec.charge == "0" then
-        G.meter:release(id, { task_id = rec.upstream_id })
+        effects.meter_account(G.meter, { type = "release", key = id }, nil, info)
       end
     end
   end
   for key in pairs(G.meter.store:holds()) do
     if not last[key] or last[key].dropped then
-      G.meter:release(key, { task_id = key })
+      effects.meter_account(G.meter, { type = "release", key = key }, nil, { task_id = key })
     end
   end
 end
 
--- The money movement of an ended record: settle or release (or nothing: keep_hold). A store
+-- The money movement of an ended record (act: the machine's settle or release). A store
 -- that cannot be reached now (Redis restarting) is retried from a timer until it answers;
 -- the end itself is already recorded, so the movement is owed, never lost.
 M.MOVE_RETRY_S = { 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60 }
-function M.move(G, rec, micros, keep_hold, attempt)
-  local e, merr
-  if rec.status == "succeeded" then
-    e, merr = G.meter:settle(rec.id, micros, { task_id = rec.upstream_id })
-  elseif not keep_hold then
-    e, merr = G.meter:release(rec.id, { task_id = rec.upstream_id })
-  end
+local function move(G, rec, act, micros, attempt)
+  local e, merr = effects.meter_account(G.meter, act, micros, { task_id = rec.upstream_id })
   local wait = merr and merr.field == "store" and M.MOVE_RETRY_S[attempt or 1]
   if wait then
     ngx.timer.at(wait, function(premature)
       if not premature then
-        M.move(G, rec, micros, keep_hold, (attempt or 1) + 1)
+        move(G, rec, act, micros, (attempt or 1) + 1)
       end
     end)
   end
   return e, merr
 end
 
--- Ends a record once, with the meter: succeeded tasks are charged from what they delivered
--- (the price of a delivery the catalog cannot price is the reservation, never nothing),
--- others release their reservation. keep_hold ends the record but leaves the money held
--- (its fate upstream is unknown). Returns true when this call ended it.
-function M.finish(G, rec, keep_hold)
+-- Ends a record once: act is the machine's settle or release (its charge priced by
+-- effects.meter_charge), or nil when the hold stays (the task's fate upstream is unknown).
+-- Returns true when this call ended it, false when it had ended already, nil, err when the
+-- store refused (the record stays live: polled again).
+local function close(G, rec, act)
   local micros
-  if rec.status == "succeeded" then
-    local q, err = billing.settle(rec.request, rec.usage or { count = 1 })
-    local _, held = G.meter:hold(rec.id)
-    micros = q and q.micros or held or 0
-    if not q then
-      rec.billing_error = tostring(err)
-    end
+  if act then
+    local berr
+    micros, berr = effects.meter_charge(G.meter, act, rec.request, rec.usage)
+    rec.billing_error = berr
     rec.charge = core.money_format(micros)
-  elseif not keep_hold then
-    rec.charge = "0"
   end
   rec.state = "done"
   rec.updated_at = now_ms()
@@ -209,13 +199,15 @@ function M.finish(G, rec, keep_hold)
   if not won then
     if err then
       ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", err)
-      return nil, err -- not ended: polled again
+      return nil, err
     end
     return false
   end
-  local e, merr = M.move(G, rec, micros, keep_hold)
-  if merr then
-    ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
+  if act then
+    local _, merr = move(G, rec, act, micros)
+    if merr then
+      ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
+    end
   end
   if rec.callback_url then
     local ok, terr = ngx.timer.at(0, forward, G, rec.id, 1)
@@ -223,89 +215,111 @@ function M.finish(G, rec, keep_hold)
       ngx.log(ngx.ERR, "kling gateway: cannot forward the callback of ", rec.id, ": ", terr)
     end
   end
-  return true, e
+  return true
 end
 
--- Applies an upstream task (from a poll or a callback) to the record.
-local function apply(G, rec, t)
-  update(rec, t)
-  if TERMINAL[t.status] then
-    rec.usage = budget.usage(t)
-    local ended, err = M.finish(G, rec)
-    return ended ~= nil or err == nil
+-- The task a machine follows, from its record: the upstream's id, and the gateway's own id,
+-- which is the task's external id upstream.
+local function task_of(rec)
+  return { id = rec.upstream_id, external_task_id = rec.id, endpoint = rec.endpoint, status = rec.status,
+    request = rec.request }
+end
+
+-- A machine for rec as it stands; sched and h: the poller's scheduler and the task's handle
+-- in it (nil outside the poller: a callback, a synchronous answer).
+local function machine_for(G, rec, sched, h)
+  local p, client = G.cfg.poll, G.client()
+  local now, wall = core.now_ms(), core.wall_ms()
+  local ctx = client.ctx
+  local created = tonumber(rec.created_at) or wall
+  return machine.track { provider = client.provider, task = task_of(rec), key = rec.id, lookups = p.lookups,
+    lookups_done = rec.lookups, misses = rec.misses, sched = sched, h = h,
+    deadline_ms = now + created + math.floor(p.deadline * 1000) - wall,
+    -- a record still creating: its handler may still be waiting for the create's answer
+    in_flight_until = rec.state == "creating" and now + created + G.creating_grace_ms - wall or nil,
+    callback = G.cfg.callback_url and G.cfg.callbacks and true or nil,
+    callback_silence_ms = math.floor(p.silence * 1000), max_attempts = ctx.max_attempts, base_ms = ctx.base_ms,
+    cap_ms = ctx.cap_ms }
+end
+
+-- Copies what the machine learnt of the task into the record.
+local function update(rec, t)
+  rec.status = t.status
+  rec.message = t.message
+  rec.progress = t.progress
+  rec.upstream_id = rec.upstream_id or t.id
+  rec.result = official.result(t) or rec.result
+  rec.updated_at = now_ms()
+end
+
+-- Runs one event of m over the record. Returns how the runner left the machine ("done",
+-- "waiting", "idle"), the wake-up it asked, and whether the record is ended now (true),
+-- stays live (false) or could not be ended (nil: the store refused; polled again).
+local function run(G, rec, m, acts)
+  local save, journal, tried, closed = false, false, false, nil
+  local hooks = { ctx = G.client().ctx }
+  function hooks.news(act)
+    update(rec, act.task)
+    save = true
   end
-  G.tasks:save(rec)
-  return false
+  function hooks.created(act)
+    rec.state = "active"
+    update(rec, act.task)
+    save, journal = true, true -- a restart must not look it up again
+  end
+  local function finish(act)
+    update(rec, act.task)
+    rec.usage = rec.usage or usage.of_task(act.task)
+    tried, closed = true, close(G, rec, act)
+  end
+  hooks.settle, hooks.release = finish, finish
+  function hooks.answered(act, ms)
+    metrics.observe(act.purpose, ms / 1000)
+    if act.purpose == "lookup" and rec.state == "creating" then
+      rec.state = "lookup" -- its handler is gone (a crash, a restart): found upstream or not at all
+      save, journal = true, true
+    end
+  end
+  local how, t, err = runner.run(m, acts, hooks)
+  if how == "done" and not tried and err and err.kind == "timeout" and m.deadline_ms
+    and core.now_ms() >= m.deadline_ms then
+    -- The machine's deadline passed and the task runs on upstream: its record ends here, the
+    -- reservation still held (the machine moved no money).
+    rec.status, rec.message = "failed", "no end seen within the gateway's deadline; the reservation stays held"
+    tried, closed = true, close(G, rec, nil)
+  elseif how == "done" and not tried then
+    ngx.log(ngx.WARN, "kling gateway: task ", rec.id, " (", tostring(t and t.id), "): ", tostring(err),
+      "; watched again")
+  end
+  if not tried then
+    if m.lookups ~= (rec.lookups or 0) or m.misses ~= (rec.misses or 0) then
+      rec.lookups, rec.misses = m.lookups > 0 and m.lookups or nil, m.misses > 0 and m.misses or nil
+      save = true
+    end
+    if save then
+      G.tasks:save(rec, journal)
+    end
+    return how, m.wake_at, false
+  end
+  return how, m.wake_at, closed ~= nil or nil
 end
 
-local function gone(G, rec, why)
-  rec.status, rec.message = "failed", why
-  M.finish(G, rec)
-end
-
--- poll(G, id) -> outcome for kling.resty.poller
-function M.poll(G, id)
+-- poll(G, id, sched, h) -> outcome for kling.resty.poller: the task's handle is due.
+function M.poll(G, id, sched, h)
   local rec, final = G.tasks:get(id)
   if not rec or final then
     return { terminal = true }
   end
-  local client = G.client()
-  local age_ms = now_ms() - (rec.created_at or now_ms())
-  if age_ms > G.cfg.poll.deadline * 1000 then
-    rec.status, rec.message = "failed", "no end seen within the gateway's deadline; the reservation stays held"
-    M.finish(G, rec, true)
-    return { terminal = true }
+  local m = machine_for(G, rec, sched, h)
+  local how, wake_at, ended = run(G, rec, m, m:timer(core.now_ms()))
+  if ended == nil then
+    return { freed = how == "done", delay_ms = 5000 } -- the store refused the end: again later
+  elseif how == "done" then
+    -- The machine ended and freed its handle; a record still live (the machine stopped on
+    -- an error, the task runs on upstream) is watched again after the longest interval.
+    return { terminal = ended, freed = true }
   end
-  if rec.state == "creating" then
-    -- Its create is still in flight in a request handler, which publishes it when done. One
-    -- older than any create can take was cut short (a crash, a restart): look it up.
-    if age_ms < G.creating_grace_ms then
-      return {}
-    end
-    rec.state = "lookup"
-    G.tasks:save(rec, true)
-  end
-  if rec.state == "lookup" or not rec.upstream_id then
-    -- The create's answer was lost: find the task by our external id, never send it again.
-    local asked = ngx.now()
-    local t, err = client:get_task({ external_task_id = rec.id }, { endpoint = rec.endpoint })
-    ngx.update_time()
-    metrics.observe("lookup", ngx.now() - asked)
-    if t then
-      rec.state = "active"
-      rec.upstream_id = t.id
-      G.tasks:save(rec, true)
-      return { terminal = apply(G, rec, t) }
-    end
-    if err.kind == "not_found" or err.http_status == 404 then
-      rec.lookups = (rec.lookups or 0) + 1
-      if rec.lookups >= G.cfg.poll.lookups then
-        gone(G, rec, "the create's answer was lost and the provider has no such task: nothing is charged")
-        return { terminal = true }
-      end
-      G.tasks:save(rec)
-    end
-    return {}
-  end
-  local asked = ngx.now()
-  local t, err = client:fetch_task(rec.upstream_id, rec.endpoint)
-  ngx.update_time()
-  metrics.observe("poll", ngx.now() - asked)
-  if not t then
-    if err.kind == "not_found" then
-      rec.misses = (rec.misses or 0) + 1
-      if rec.misses >= G.cfg.poll.lookups then
-        gone(G, rec, "the provider no longer knows this task: nothing is charged")
-        return { terminal = true }
-      end
-      G.tasks:save(rec)
-    end
-    return {}
-  end
-  if apply(G, rec, t) then
-    return { terminal = true }
-  end
-  return { progress = t.progress }
+  return { wake_at = wake_at }
 end
 
 -- on_callback(G, task) -> true | nil, message, status: a verified upstream callback.
@@ -324,14 +338,22 @@ function M.on_callback(G, t)
   if final then
     return true
   end
-  if rec.state == "lookup" then
-    rec.state = "active"
-    G.tasks:save(rec, true)
-  end
-  if not apply(G, rec, t) then
+  local m = machine_for(G, rec)
+  local how = run(G, rec, m, m:callback(core.now_ms(), t))
+  if how ~= "done" then
     G.tasks:news(rec.id) -- polled again only after a silence
   end
   return true
+end
+
+-- finish(G, rec): a task that ended in its create's answer (a synchronous endpoint; rec
+-- carries its status, usage and result): its end goes through the machine like any other.
+function M.finish(G, rec)
+  local ended = { status = rec.status, message = rec.message, id = rec.upstream_id }
+  rec.status = "queued"
+  local m = machine_for(G, rec)
+  local _, _, closed = run(G, rec, m, m:news(core.now_ms(), ended))
+  return closed
 end
 
 return M

@@ -1,8 +1,11 @@
 --- The one place where a runner carries out a lifecycle machine's money and credential
 -- actions (reserve, settle, release, renew_token). Every runner calls these, so the ledger is
 -- reached through one file: the money package's functions (kling.money.hold) are called
--- here and nowhere else in the runners.
+-- here and nowhere else in the runners. A client's actions go to its budget; the gateway's
+-- (the OpenResty runner, kling.gateway.track) to its Ledger of accounts, `G.meter` (the
+-- `meter_*` functions below).
 -- @module kling.lifecycle.effects
+local billing = require "kling.billing"
 local budget = require "kling.money.hold"
 
 local M = {}
@@ -63,6 +66,54 @@ function M.apply(client, act, now)
     return true
   end
   return false
+end
+
+-- ---- a Ledger of accounts: the gateway's meter ---------------------------------------------
+-- The gateway reserves in its create handler and ends tasks in the OpenResty runner; every
+-- movement of its meter goes through these functions (the money boundary spec holds every
+-- file outside lua/kling/money/ and lua/kling/lifecycle/ to that).
+
+--- Holds `micros` under `key` for `info.account` before anything is forwarded.
+-- -> entry | nil, err (kind `budget` when the account's balance cannot hold it)
+---@param meter table a kling.money.ledger with accounts
+---@param key string the task's key (the gateway's task id)
+---@param micros integer
+---@param info table {task_id, account, record}
+function M.meter_reserve(meter, key, micros, info)
+  return meter:reserve(key, micros, info)
+end
+
+--- The charge a `settle` or `release` action comes to on the meter: the price of what the
+-- task delivered (`request`: the facts the catalog prices, `usage`: kling.money.usage), or,
+-- when the catalog cannot price the delivery, what is held: never nothing. A release is 0.
+-- -> micros, billing_error (a message, when the delivery could not be priced)
+---@param meter table
+---@param act table {type = "settle" | "release", key}
+---@param request table
+---@param usage? table
+function M.meter_charge(meter, act, request, usage)
+  if act.type ~= "settle" then
+    return 0
+  end
+  local q, err = billing.settle(request, usage or { count = 1 })
+  if q then
+    return q.micros
+  end
+  local _, held = meter:hold(act.key)
+  return held or 0, tostring(err)
+end
+
+--- Carries out a `settle` (to `micros`) or `release` action on the meter.
+-- -> entry | nil, err (err.field == "store": the store cannot be reached now; try again)
+---@param meter table
+---@param act table {type = "settle" | "release", key}
+---@param micros? integer the charge (meter_charge), for a settle
+---@param info? table {task_id}
+function M.meter_account(meter, act, micros, info)
+  if act.type == "settle" then
+    return meter:settle(act.key, micros, info)
+  end
+  return meter:release(act.key, info)
 end
 
 return M

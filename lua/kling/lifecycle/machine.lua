@@ -151,6 +151,54 @@ function M.existing(o)
   return self
 end
 
+--- A machine for a task a runner follows after a create it did not send (the gateway's
+-- tasks: a request handler sent the create, the poller and the callback location follow it).
+-- It is built afresh from the stored record at each event, so that nothing but the record
+-- needs to outlive the event (a restart, a new poll leader, a callback in another worker).
+-- With task.id it is polled; without one (the create's answer was lost, or its handler died)
+-- it is looked up by external id and NEVER created again: after `lookups` answers of not
+-- found the task is gone (failed, its reservation released). A poll answered not found
+-- `lookups` times in a row means the provider forgot the task: gone too. A task that cannot
+-- be looked up (no external id, or the provider or its endpoint takes none) waits for a
+-- callback or its deadline, its reservation held.
+-- o = existing's options plus {lookups (3), lookups_done, misses (counts so far, from the
+-- record), sched, h (the runner's own handle in sched, due now: polls reuse it, the end frees
+-- it), deadline_ms (absolute), in_flight_until (absolute: the create may still be on its way
+-- in its handler until then, which will record its answer; it is looked up only after)}.
+---@param o table
+---@return table machine
+function M.track(o)
+  local self = M.existing(o)
+  self.tracking = true
+  self.sched, self.h, self.deadline_ms = o.sched, o.h, o.deadline_ms
+  self.lookups, self.misses = o.lookups_done or 0, o.misses or 0
+  local t = self.task
+  if self.state == "created" and not t.id then
+    self.was_uncertain = true
+    self.create_deadline = o.deadline_ms
+    -- Findable where the create carried the external id: the rule start() sends one by.
+    local P = self.provider
+    local takes = P.takes
+    if t.external_task_id and P.capabilities.external_ids and P.external_query_path
+      and (not takes or takes(t.endpoint, "external_task_id")) then
+      self.uncertain_err = self:protocol("the create's answer was lost", { uncertain = true,
+        external_task_id = t.external_task_id })
+      self.state = "lookup_wait" -- timer() looks it up
+      self.lookup_not_before = o.in_flight_until
+    end
+  elseif self.state == "created" and self.h then
+    self.state = "scheduled" -- timer() polls it
+  end
+  return self
+end
+
+-- A tracked task the provider does not have: ended as failed, nothing charged.
+function Machine:gone(acts, why)
+  local t = self.task
+  t.status, t.message = "failed", why
+  return self:finish(acts, nil, false)
+end
+
 function Machine:__tostring()
   return string.format("kling.lifecycle(%s %s, %s)", self.provider.name, tostring(self.task.id or
     self.task.external_task_id), self.state)
@@ -467,6 +515,9 @@ function Machine:on_lookup(acts, res, now)
       self.state = "lookup_wait"
       return self:wake(acts, now + 1000 * math.floor(2 ^ (self.lookups - 1)))
     end
+    if self.tracking then -- its create is not this machine's to send again
+      return self:gone(acts, "the create's answer was lost and the provider has no such task: nothing is charged")
+    end
     if not self.resent then
       -- Looked up and not found: one more create, under the same external id, so that the
       -- provider refuses it should the first appear after all.
@@ -494,7 +545,7 @@ function Machine:on_poll(acts, res, now)
     end
     local fields, perr = P.parse_task(data, t.endpoint)
     if fields then
-      self.fails = 0
+      self.fails, self.misses = 0, 0
       self.state = "scheduled"
       return self:heard(acts, fields, now, false)
     end
@@ -510,6 +561,13 @@ function Machine:on_poll(acts, res, now)
     return acts
   end
   local d = self:decide("GET", f, res, now, self.deadline_ms)
+  if self.tracking and d.kind == "not_found" then
+    self.misses = self.misses + 1
+    if self.misses >= self.lookups_max then
+      return self:gone(acts, "the provider no longer knows this task: nothing is charged")
+    end
+    return self:wake(acts, self:clamp(self.sched:report(self.h, now)))
+  end
   if d.retryable then
     self.fails = self.fails + 1
     self.poll_errors = (self.poll_errors or 0) + 1
@@ -549,6 +607,11 @@ function Machine:clamp(at)
 end
 
 function Machine:schedule(acts, now)
+  if self.tracking and self.h then -- the runner's handle (M.track): polled under it from now on
+    self.state = "scheduled"
+    local at = self.has_callback and self.sched:defer(self.h, now, self.silence_ms) or self.sched:report(self.h, now)
+    return self:wake(acts, self:clamp(at))
+  end
   local expect = self.expect_ms
   self.h = self.sched:add(now, expect, self.deadline_ms)
   self.state = "scheduled"
@@ -596,6 +659,8 @@ function Machine:timer(now)
   end
   if s == "create_wait" then
     return self:send_create(acts)
+  elseif s == "lookup_wait" and self.lookup_not_before and now < self.lookup_not_before then
+    return self:wake(acts, self.lookup_not_before) -- a create still in flight elsewhere (M.track)
   elseif s == "lookup_wait" then
     return self:send_lookup(acts)
   elseif s == "scheduled" then

@@ -6,10 +6,18 @@
 -- (core.sched: first poll, back-off, deadlines) for the tasks not yet ended; on taking over
 -- it rebuilds it from the dict. Polls of one tick run concurrently in light threads.
 --
--- The caller says what a poll is: poll(id) -> outcome, where outcome is one of
---   {terminal = true}                      the task ended (or is gone): stop polling it
+-- The caller says what a poll is: poll(id, sched, h) -> outcome, where sched is the
+-- scheduler and h the task's handle in it, due now (a lifecycle machine may keep polling under
+-- it: kling.lifecycle.machine track, as the gateway does), and outcome is one of
+--   {terminal = true [, freed = true]}     the task ended (or is gone): stop polling it
+--                                          (freed: the caller already freed h)
+--   {freed = true [, delay_ms =]}          h was freed, the task goes on: polled again (a new
+--                                          handle) after delay_ms, else the longest interval
+--   {wake_at =}                            poll again then (absolute, core.now_ms), unless the
+--                                          caller already queued h earlier
 --   {progress =, remaining_ms =}          not yet: the scheduler picks the next time
 --   {delay_ms =}                           not yet, and not before delay_ms (Retry-After)
+-- A handle the poll left in flight is always queued again: a task is never left unpolled.
 -- @module kling.resty.poller
 local core = require "kling.core"
 local tasks_q = require "kling.resty.tasks"
@@ -25,7 +33,8 @@ end
 
 --- Starts the timer loop in this worker.
 -- start{tasks =, poll =, interval = 0.2 (s), batch = 32 (polls per tick), lock_ttl = 10 (s),
--- min_interval_ms = 1000, max_interval_ms = 15000, silence_ms = 60000 (after a callback's
+-- min_interval_ms = 1000, max_interval_ms = 15000, max_age_ms (core.sched's: a task's
+-- longest life, 24 h by default), silence_ms = 60000 (after a callback's
 -- news, the next poll), first_poll_ms (a new task's first poll; by default the scheduler's:
 -- give the silence when callbacks are expected), deadline_ms (each task's, from when this
 -- poller first sees it)}
@@ -41,7 +50,8 @@ function M.start(opts)
     tasks = opts.tasks, poll = opts.poll, dict = opts.tasks.dict,
     batch = opts.batch or 32, lock_ttl = opts.lock_ttl or 10, silence_ms = opts.silence_ms or 60000,
     deadline_ms = opts.deadline_ms, first_poll_ms = opts.first_poll_ms,
-    sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000 },
+    sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000,
+      max_age_ms = opts.max_age_ms },
     pid = ngx.worker.pid(), holder = false, busy = false, by_h = {}, by_id = {},
     stats = { ticks = 0, polls = 0, takeovers = 0 },
     -- The lock of one poller at a time: in the shared dict (one nginx), or the caller's
@@ -119,26 +129,48 @@ local function take_over(self, now)
 end
 
 local function apply(self, h, outcome, now)
-  if not self.by_h[h] then
+  local id = self.by_h[h]
+  if not id then
     return
   end
-  if type(outcome) ~= "table" or outcome.terminal then
-    self.sched:report(h, now, nil, nil, true)
+  local sched = self.sched
+  if type(outcome) ~= "table" then
+    outcome = { delay_ms = 5000 }
+  end
+  if outcome.terminal or outcome.freed then
+    if not outcome.freed then
+      sched:report(h, now, nil, nil, true)
+    end
     forget(self, h)
+    if not outcome.terminal then
+      add(self, id, now)
+      sched:defer(self.by_id[id], now, math.floor(outcome.delay_ms or self.sched_opts.max_interval_ms))
+    end
     return
+  end
+  local queued = sched:next_at(h)
+  if outcome.wake_at then
+    local at = math.floor(outcome.wake_at)
+    if queued == nil or queued > at then
+      sched:defer(h, now, math.max(0, at - now))
+    end
+    return
+  end
+  if queued ~= nil then
+    return -- the poll's caller queued it already
   end
   local progress = tonumber(outcome.progress)
   if progress and (progress < 0 or progress > 100) then
     progress = nil
   end
-  self.sched:report(h, now, progress, outcome.remaining_ms and math.max(0, math.floor(outcome.remaining_ms)) or nil)
+  sched:report(h, now, progress, outcome.remaining_ms and math.max(0, math.floor(outcome.remaining_ms)) or nil)
   if outcome.delay_ms and outcome.delay_ms > 0 then
-    self.sched:defer(h, now, math.floor(outcome.delay_ms))
+    sched:defer(h, now, math.floor(outcome.delay_ms))
   end
 end
 
-local function run_one(self, id)
-  local ok, outcome = pcall(self.poll, id)
+local function run_one(self, id, h)
+  local ok, outcome = pcall(self.poll, id, self.sched, h)
   if not ok then
     log_err("poll of ", id, " failed: ", outcome)
     return { delay_ms = 5000 }
@@ -170,7 +202,7 @@ local function work(self)
   for i, h in ipairs(due) do
     local id = self.by_h[h]
     if id then
-      threads[i] = { h = h, co = ngx.thread.spawn(run_one, self, id) }
+      threads[i] = { h = h, co = ngx.thread.spawn(run_one, self, id, h) }
     else
       self.sched:remove(h)
     end
@@ -178,7 +210,17 @@ local function work(self)
   for _, th in pairs(threads) do
     local ok, outcome = ngx.thread.wait(th.co)
     self.stats.polls = self.stats.polls + 1
-    apply(self, th.h, ok and outcome or { delay_ms = 5000 }, core.now_ms())
+    local done_at = core.now_ms()
+    local aok, aerr = pcall(apply, self, th.h, ok and outcome or { delay_ms = 5000 }, done_at)
+    if not aok then
+      -- The handle was freed under the outcome's feet: the task is polled again afresh.
+      log_err("after a poll: ", aerr)
+      local id = self.by_h[th.h]
+      forget(self, th.h)
+      if id then
+        add(self, id, done_at)
+      end
+    end
   end
 end
 
