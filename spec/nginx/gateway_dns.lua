@@ -22,12 +22,7 @@ local function cleanup()
   if dns_pid then
     h.sh("kill " .. dns_pid)
   end
-  h.sim_stop(sim_dir)
-  if h.failed == 0 then
-    h.sh("rm -rf " .. h.q(base))
-  else
-    print("# kept " .. base .. " for a post-mortem")
-  end
+  h.tidy(base, sim_dir)
 end
 
 local function url(path)

@@ -59,12 +59,7 @@ local function cleanup()
     node_stop(i)
   end
   redis_stop()
-  h.sim_stop(sim_dir)
-  if h.failed == 0 then
-    h.sh("rm -rf " .. h.q(base))
-  else
-    print("# kept " .. base .. " for a post-mortem")
-  end
+  h.tidy(base, sim_dir)
 end
 
 local function url(i, path)

@@ -279,6 +279,19 @@ function M.answers(dir)
   return out, done
 end
 
+-- The common end of a test's cleanup: stops the simulator in sim_dir (if any) and removes the
+-- test's base directory, unless a check failed (then it stays for a post-mortem).
+function M.tidy(base, sim_dir)
+  if sim_dir then
+    M.sim_stop(sim_dir)
+  end
+  if M.failed == 0 then
+    M.sh("rm -rf " .. q(base))
+  else
+    print("# kept " .. base .. " for a post-mortem")
+  end
+end
+
 -- Prints the summary line and exits (non-zero on any failure).
 function M.finish(cleanup)
   if cleanup then

@@ -33,12 +33,7 @@ local function cleanup()
   for _, g in pairs(gws) do
     g.srv.stop()
   end
-  h.sim_stop(sim_dir)
-  if h.failed == 0 then
-    h.sh("rm -rf " .. h.q(base))
-  else
-    print("# kept " .. base .. " for a post-mortem")
-  end
+  h.tidy(base, sim_dir)
 end
 
 local function config(g, o)

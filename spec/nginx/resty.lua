@@ -14,12 +14,7 @@ local function cleanup()
   if srv then
     srv.stop()
   end
-  h.sim_stop(sim_dir)
-  if h.failed == 0 then
-    h.sh("rm -rf " .. h.q(base))
-  else
-    print("# kept " .. base .. " for a post-mortem")
-  end
+  h.tidy(base, sim_dir)
 end
 
 local ok, err = pcall(function()
