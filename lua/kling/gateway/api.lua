@@ -123,6 +123,17 @@ function M.admit(G, account, endpoint)
     return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
       and (perr.field .. ": ") or "") .. tostring(perr.message) })
   end
+  -- The provider bills some media by its real length, not the declared duration: the hold
+  -- is that endpoint's longest (issue 12: a 2 s avatar of a 240 s audio held 1.6, cost 192).
+  local ceiling = budget.ceiling(def, preq)
+  if ceiling then
+    local worst, werr = G.prices:estimate(ceiling)
+    if not worst then
+      return refuse("validation", { status = 400, code = 1201, message = "this gateway has no price for the "
+        .. "longest media this request may bring: " .. tostring(werr.message) })
+    end
+    quote = worst.micros > quote.micros and worst or quote
+  end
   local now = core.wall_ms()
   local rec = {
     id = new_id(G), account = account.name, endpoint = endpoint, status = "queued", state = "creating",

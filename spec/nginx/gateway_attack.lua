@@ -1,0 +1,121 @@
+-- The metering gateway attacked from the outside (issue 12's review): a client trying to
+-- spend more than its credit, to be served by another account's key or task, or to get past
+-- the gateway's checks. One gateway started by `kling gateway start` (nginx, its launcher's
+-- conf) in front of a simulator of its own; every check names the issue point it holds.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local base = h.tempdir("gateway-attack")
+local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local sim, gw
+
+local function cleanup()
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  h.sim_stop(sim_dir)
+  if h.failed == 0 then
+    h.sh("rm -rf " .. h.q(base))
+  else
+    print("# kept " .. base .. " for a post-mortem")
+  end
+end
+
+local function gateway_start()
+  h.write(base .. "/gateway.json", json.encode {
+    upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
+      timeout = 30 },
+    journal = base .. "/journal/ledger.jsonl", admin_key = "admin-0123456789abcdef",
+    poll = { min_interval = 0.3, max_interval = 0.5 },
+    accounts = {
+      { name = "alice", api_key = "gw-alice-key", credit = "10" },
+      { name = "bob", api_key = "gw-bob-key", credit = "300" },
+    },
+  })
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
+    h.q(base .. "/gateway.json"), h.q(gw_dir)))
+  assert(ok, "kling gateway start: " .. out)
+  gw = assert(json.decode(out:match("{.*}")), out)
+end
+
+local function call(method, path, key, body)
+  return h.request(method, gw.http .. path, { headers = { authorization = key and ("Bearer " .. key) or nil },
+    body = body })
+end
+
+local function balance(key)
+  local res = call("GET", "/gateway/balance", key)
+  return assert(res.json and res.json.data, res.body)
+end
+
+local function ended(path, id, key)
+  local limit = h.now() + 30
+  while h.now() < limit do
+    local d = call("GET", path .. "/" .. id, key).json
+    local st = d and d.data and d.data.task_status
+    if st == "succeed" or st == "failed" then
+      return d.data
+    end
+    h.sleep(0.2)
+  end
+  return nil
+end
+
+local function money(s)
+  return assert(core.money_parse(tostring(s)), s)
+end
+
+local function sim_creates(route)
+  local n = 0
+  for _, r in ipairs(h.sim_admin(sim, "GET", "/_sim/requests?n=1000")) do
+    if r.method == "POST" and tostring(r.path):find(route, 1, true) then
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- issue 12.5: a balance is a hard cap. Some endpoints are priced by a duration the client only
+-- declares while the provider bills the media's real length (avatar: the audio's); the hold
+-- must be the endpoint's longest, or a 2 s declaration of a 240 s audio holds 1.6 and costs 192.
+local function media_length_is_held()
+  local speech = call("POST", "/v1/audio/tts", "gw-bob-key", { text = string.rep("hello world ", 80),
+    voice_id = "v1", voice_language = "en" })
+  local audio = speech.json and speech.json.data and speech.json.data.task_result
+    and speech.json.data.task_result.audios[1]
+  assert(audio and tonumber(audio.duration) > 200, speech.body)
+  local avatar = { image = "https://example.com/a.png", audio_id = audio.id, mode = "pro", duration = 2 }
+  local before = sim_creates("/avatar/")
+  local res = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", avatar)
+  h.check("issue 12.5: an avatar declared 2 s long is held at the endpoint's longest (300 s): over alice's "
+    .. "credit of 10 it is refused (429, 1101)", res.status == 429 and res.json and res.json.code == 1101, res.body)
+  h.check("issue 12.5: ... and nothing reached the simulator", sim_creates("/avatar/") == before)
+  local a = balance("gw-alice-key")
+  h.check("issue 12.5: ... alice's balance is untouched", a.balance == "10" and a.spent == "0", json.encode(a))
+
+  local spent_before = money(balance("gw-bob-key").spent)
+  res = call("POST", "/v1/videos/avatar/image2video", "gw-bob-key", avatar)
+  local id = res.json and res.json.data and res.json.data.task_id
+  local held = balance("gw-bob-key").reserved
+  h.check("issue 12.5: bob (credit 300) gets the avatar, 300 s x 0.8 = 240 held", id ~= nil and held == "240",
+    res.body .. " reserved " .. tostring(held))
+  local done = id and ended("/v1/videos/avatar/image2video", id, "gw-bob-key")
+  local b = balance("gw-bob-key")
+  h.check("issue 12.5: ... charged the audio's real length (" .. audio.duration .. " s x 0.8), the hold released",
+    done and money(done.final_unit_deduction) == money(audio.duration) * 8 // 10 and b.reserved == "0"
+      and money(b.spent) - spent_before == money(done.final_unit_deduction),
+    json.encode(done) .. " " .. json.encode(b))
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { task_seconds = 1 })
+  gateway_start()
+  media_length_is_held()
+end
+
+local ok, err = pcall(run)
+if not ok then
+  h.check("the attack checks ran to the end", false, tostring(err))
+end
+h.finish(cleanup)
