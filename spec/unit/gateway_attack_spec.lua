@@ -48,3 +48,54 @@ describe("gateway holds (issue 12 review)", function()
     assert.is_nil(hold.ceiling(nil, { duration = 5 }))
   end)
 end)
+
+describe("gateway config and launcher (issue 12 review)", function()
+  local config = require "kling.gateway.config"
+  local launcher = require "kling.gateway.launcher"
+
+  local function doc(base_url)
+    return { upstream = { provider = "kling", base_url = base_url, api_key = "k" }, journal = "/tmp/j.jsonl",
+      accounts = { { name = "a", api_key = "ka", credit = "1" } } }
+  end
+
+  it("issue 12.3: an upstream base_url that nginx would read as syntax is refused naming the field", function()
+    for _, u in ipairs { "http://127.0.0.1 max_fails=0;}server{listen 47123;return 200 x;}upstream u{server 127.0.0.1",
+      "http://h;x", "http://h{", "http://h\nx", "http://user:pw@h", "http://h:0", "http://h:99999", "http://h:1x",
+      "http://h/p?q=1", "http://h/p#f", "http://h/a b", "http://h/$x", "ftp://h", "http://-h", "http://" } do
+      local ok, err = pcall(config.check, doc(u))
+      assert.is_false(ok, u)
+      assert.matches("upstream.base_url:", err, 1, true)
+    end
+    for _, u in ipairs { "http://127.0.0.1:8080", "https://api-singapore.klingai.com", "http://127.0.0.1:1/compat",
+      "https://h.example/v1/", "http://localhost" } do
+      assert.equal(u, config.check(doc(u)).upstream.base_url)
+    end
+  end)
+
+  it("issue 12.3: a path written into nginx.conf with nginx syntax, a space or a control character is refused",
+    function()
+      for _, p in ipairs { "/tmp/g;error_log /tmp/pwned", "/tmp/a b", "/tmp/a\nb", "/tmp/{x}", "/tmp/$x", "/tmp/#",
+        "/tmp/\"x", "/tmp/'x", "/tmp/a\\b", "/tmp/\tx" } do
+        assert.matches("^%-%-dir: .* cannot be written into nginx.conf", launcher.conf_path_problem("--dir", p))
+      end
+      assert.is_nil(launcher.conf_path_problem("--dir", "/tmp/kling-gateway.Ab3_x-1/d.2@,+="))
+    end)
+
+  it("issue 12.3: start refuses such a --dir or --ca-file before anything is made or started", function()
+    local tmp = assert(io.popen("mktemp -d /tmp/kling-attack-spec.XXXXXX")):read("l")
+    local cfg = tmp .. "/gateway.json"
+    local f = assert(io.open(cfg, "w"))
+    f:write(require("kling.json").encode(doc("http://127.0.0.1:9")))
+    f:close()
+    local dir = tmp .. "/g;error_log " .. tmp .. "/pwned"
+    local info, err = launcher.start { config = cfg, dir = dir }
+    assert.is_nil(info)
+    assert.matches("--dir: ", err, 1, true)
+    info, err = launcher.start { config = cfg, dir = tmp .. "/gw", ca_file = "/etc/ssl/x.pem;include /etc/passwd" }
+    assert.is_nil(info)
+    assert.matches("--ca-file: ", err, 1, true)
+    local ls = assert(io.popen("ls -A " .. tmp)):read("a")
+    os.execute("rm -rf " .. tmp)
+    assert.equal("gateway.json\n", ls)
+  end)
+end)
