@@ -108,10 +108,32 @@ local function media_length_is_held()
     json.encode(done) .. " " .. json.encode(b))
 end
 
+-- issue 12.3: the journal holds the keys of accounts made by the admin API and every client's
+-- requests: readable by the workers' user only, also after a rotation (the workers make it).
+local function journal_is_private()
+  local path = base .. "/journal/ledger.jsonl"
+  local function mode()
+    return (h.sh("stat -c %a " .. h.q(path))):match("%d+")
+  end
+  h.check("issue 12.3: the journal the gateway made is mode 600", mode() == "600", mode())
+  local res = h.request("POST", gw.http .. "/gateway/admin/accounts", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = { name = "carol", access_key = "carol-ak",
+    secret_key = "carol-secret-0123456789", credit = "1" } })
+  assert(res.status == 201, res.body)
+  h.sh("mv " .. h.q(path) .. " " .. h.q(path .. ".1"))
+  res = h.request("POST", gw.http .. "/gateway/admin/journal/reopen", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" } })
+  assert(res.status == 200, res.body)
+  res = call("POST", "/v1/images/generations", "gw-bob-key", { prompt = "a kite", model_name = "kling-v1" })
+  assert(res.status == 200, res.body)
+  h.check("issue 12.3: ... and so is the one a worker makes after a rotation", mode() == "600", mode())
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
   media_length_is_held()
+  journal_is_private()
 end
 
 local ok, err = pcall(run)

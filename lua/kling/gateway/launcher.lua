@@ -180,7 +180,8 @@ function M.start(o)
     config = config_path, listen = listen, ca_file = ca_file, cfg = cfg }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
-  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", ready = function()
+  -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
+  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", ready = function()
     local up, code = run.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 " .. q(url .. "/gateway/health"))
     return up and code == "200"
   end }
