@@ -101,7 +101,10 @@ function M.render(o)
       .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
     proxy.api_location(o.cfg, o.ca_file),
     "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
-    "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",
+    -- A callback is read whole before its signature can be checked: small bodies only (a task
+    -- object), so that anyone cannot fill the worker's memory with 20 MB posts.
+    "    location = /kling/callback { client_max_body_size 1m; client_body_buffer_size 1m;"
+      .. " content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
     "    location = /gateway/health { return 200 \"ok\\n\"; }",
     proxy.server_block(o.cfg, o.ca_file),
