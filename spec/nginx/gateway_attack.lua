@@ -144,12 +144,42 @@ local function callback_bodies_are_small()
     tostring(res.status) .. " " .. tostring(res.body))
 end
 
+-- issue 12.6: a client that hangs up while its create is upstream (proxy_pass) cut the create
+-- short: the upstream made and billed the task, the gateway never read the answer nor handed
+-- the task to its poller, so it stayed "submitted" with its hold kept and nothing charged.
+local function hung_up_create_is_followed()
+  h.sim_admin(sim, "POST", "/_sim/faults", { seed = 1, rules = { { kind = "stall", seconds = 2, method = "POST",
+    path = "text2video", count = 1 } } })
+  local before, settled = balance("gw-bob-key"), h.now() + 20
+  while before.reserved ~= "0" and h.now() < settled do -- the earlier checks' tasks end first
+    h.sleep(0.2)
+    before = balance("gw-bob-key")
+  end
+  local res = h.request("POST", gw.http .. "/v1/videos/text2video", { timeout_ms = 500,
+    headers = { authorization = "Bearer gw-bob-key" },
+    body = { prompt = "a kite", model_name = "kling-v1", external_task_id = "hung-up-1" } })
+  h.check("issue 12.6: the client hung up before the create's answer", not res.ok, tostring(res.status))
+  local limit, d = h.now() + 20
+  repeat
+    h.sleep(0.3)
+    local q = call("GET", "/v1/videos/text2video?external_task_id=hung-up-1", "gw-bob-key").json
+    d = q and q.data
+  until (d and d.task_status == "succeed") or h.now() > limit
+  h.check("issue 12.6: ... the task it made upstream is still followed to its end", d and d.task_status == "succeed",
+    json.encode(d))
+  local after = balance("gw-bob-key")
+  h.check("issue 12.6: ... and charged (1 CNY), nothing left held", money(after.spent) - money(before.spent) == 1000000
+    and after.reserved == "0", json.encode(before) .. " -> " .. json.encode(after))
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
   media_length_is_held()
   journal_is_private()
   callback_bodies_are_small()
+  hung_up_create_is_followed()
 end
 
 local ok, err = pcall(run)
