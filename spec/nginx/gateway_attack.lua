@@ -11,9 +11,14 @@ local base = h.tempdir("gateway-attack")
 local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
 local sim, gw
+local fake, gw2_dir = nil, base .. "/gw2"
 
 local function cleanup()
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw2_dir)))
+  if fake then
+    fake.stop()
+  end
   h.sim_stop(sim_dir)
   if h.failed == 0 then
     h.sh("rm -rf " .. h.q(base))
@@ -173,6 +178,54 @@ local function hung_up_create_is_followed()
   h.sim_admin(sim, "DELETE", "/_sim/faults")
 end
 
+-- issue 12.6: the create's answer is read by the /v1/ location's body filter: an upstream
+-- that answers without end (100 MB here) was kept whole in the worker (and joined once more).
+local function endless_answer_is_not_kept()
+  local fport, fdir = h.free_port(), base .. "/fake"
+  h.sh("mkdir -p " .. h.q(fdir) .. " && chmod 777 " .. h.q(fdir))
+  fake = h.nginx_start(fdir, h.conf_head(fdir) .. "http {\n  access_log off;\n" .. h.lua_paths()
+    .. h.temp_paths(fdir) .. ([[
+  server {
+    listen 127.0.0.1:%d;
+    location /v1/ {
+      content_by_lua_block {
+        ngx.req.discard_body()
+        ngx.header["Content-Type"] = "application/json"
+        local mb = string.rep("x", 1024 * 1024)
+        ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"1","pad":"')
+        for _ = 1, 100 do
+          ngx.print(mb)
+          ngx.flush(true)
+        end
+        ngx.print('"}}')
+      }
+    }
+  }
+}
+]]):format(fport), fport)
+  h.write(base .. "/gateway2.json", json.encode {
+    upstream = { provider = "kling", base_url = "http://127.0.0.1:" .. fport, api_key = "k", timeout = 30 },
+    journal = base .. "/journal/ledger2.jsonl", poll = { min_interval = 60, max_interval = 60 },
+    accounts = { { name = "bob", api_key = "gw-bob-key", credit = "300" } },
+  })
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
+    h.q(base .. "/gateway2.json"), h.q(gw2_dir)))
+  assert(ok, "kling gateway start: " .. out)
+  local gw2 = assert(json.decode(out:match("{.*}")), out)
+  local worker = assert(tonumber((h.sh("pgrep -P " .. gw2.pid)):match("%d+")))
+  local function peak_kb()
+    return tonumber((h.read("/proc/" .. worker .. "/status") or ""):match("VmHWM:%s*(%d+)"))
+  end
+  local before = peak_kb()
+  local res = h.request("POST", gw2.http .. "/v1/videos/text2video", { timeout_ms = 60000,
+    headers = { authorization = "Bearer gw-bob-key" }, body = { prompt = "a kite", model_name = "kling-v1" } })
+  local grown = peak_kb() - before
+  h.check("issue 12.6: a create whose answer is 100 MB is taken (its fate looked up), not read whole",
+    res.status == 200 and res.json and res.json.data and res.json.data.task_status == "submitted", res.body)
+  h.check("issue 12.6: ... the worker's peak memory grew by less than 30 MB (grew " .. grown // 1024 .. " MB)",
+    grown < 30 * 1024)
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
@@ -180,6 +233,7 @@ local function run()
   journal_is_private()
   callback_bodies_are_small()
   hung_up_create_is_followed()
+  endless_answer_is_not_kept()
 end
 
 local ok, err = pcall(run)
