@@ -85,12 +85,16 @@ end
 -- issue 12.5: a balance is a hard cap. Some endpoints are priced by a duration the client only
 -- declares while the provider bills the media's real length (avatar: the audio's); the hold
 -- must be the endpoint's longest, or a 2 s declaration of a 240 s audio holds 1.6 and costs 192.
+local function speech(key)
+  local res = call("POST", "/v1/audio/tts", key, { text = string.rep("hello world ", 80), voice_id = "v1",
+    voice_language = "en" })
+  local audio = res.json and res.json.data and res.json.data.task_result and res.json.data.task_result.audios[1]
+  assert(audio and tonumber(audio.duration) > 200, res.body)
+  return audio
+end
+
 local function media_length_is_held()
-  local speech = call("POST", "/v1/audio/tts", "gw-bob-key", { text = string.rep("hello world ", 80),
-    voice_id = "v1", voice_language = "en" })
-  local audio = speech.json and speech.json.data and speech.json.data.task_result
-    and speech.json.data.task_result.audios[1]
-  assert(audio and tonumber(audio.duration) > 200, speech.body)
+  local audio = speech("gw-alice-key") -- 0.05
   local avatar = { image = "https://example.com/a.png", audio_id = audio.id, mode = "pro", duration = 2 }
   local before = sim_creates("/avatar/")
   local res = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", avatar)
@@ -98,8 +102,11 @@ local function media_length_is_held()
     .. "credit of 10 it is refused (429, 1101)", res.status == 429 and res.json and res.json.code == 1101, res.body)
   h.check("issue 12.5: ... and nothing reached the simulator", sim_creates("/avatar/") == before)
   local a = balance("gw-alice-key")
-  h.check("issue 12.5: ... alice's balance is untouched", a.balance == "10" and a.spent == "0", json.encode(a))
+  h.check("issue 12.5: ... alice's balance is untouched (but for her speech)", a.balance == "9.95"
+    and a.reserved == "0", json.encode(a))
 
+  audio = speech("gw-bob-key")
+  avatar.audio_id = audio.id
   local spent_before = money(balance("gw-bob-key").spent)
   res = call("POST", "/v1/videos/avatar/image2video", "gw-bob-key", avatar)
   local id = res.json and res.json.data and res.json.data.task_id
