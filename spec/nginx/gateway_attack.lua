@@ -119,6 +119,32 @@ local function media_length_is_held()
     done and money(done.final_unit_deduction) == money(audio.duration) * 8 // 10 and b.reserved == "0"
       and money(b.spent) - spent_before == money(done.final_unit_deduction),
     json.encode(done) .. " " .. json.encode(b))
+  return audio, done
+end
+
+-- issue 12.1: every client shares the gateway's one upstream account, so the ids the upstream
+-- hands out (bob's speech, bob's video) could be named in alice's creates to use bob's media.
+local function others_ids_are_refused(bob_audio, bob_avatar)
+  local video = bob_avatar and bob_avatar.task_result and bob_avatar.task_result.videos[1]
+  assert(video and video.id, json.encode(bob_avatar))
+  local before, creates = balance("gw-alice-key"), sim_creates("/v1/videos/")
+  local res = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", { image = "https://example.com/a.png",
+    audio_id = bob_audio.id, mode = "std", duration = 2 })
+  h.check("issue 12.1: alice naming bob's audio_id is refused naming the field (400, 1201)",
+    res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^audio_id: ") ~= nil,
+    res.body)
+  res = call("POST", "/v1/videos/video-extend", "gw-alice-key", { video_id = video.id, model_name = "kling-v1",
+    prompt = "more" })
+  h.check("issue 12.1: alice naming bob's video_id is refused naming the field (400, 1201)",
+    res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^video_id: ") ~= nil,
+    res.body)
+  local after = balance("gw-alice-key")
+  h.check("issue 12.1: ... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
+    and after.balance == before.balance and after.reserved == "0", json.encode(after))
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, model_name = "kling-v1",
+    prompt = "more" })
+  h.check("issue 12.1: bob naming his own video_id passes the gateway (the upstream answers for it)",
+    res.json and not tostring(res.json.message):find("not one of this account's", 1, true), res.body)
 end
 
 -- issue 12.3: the journal holds the keys of accounts made by the admin API and every client's
@@ -236,7 +262,7 @@ end
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
-  media_length_is_held()
+  others_ids_are_refused(media_length_is_held())
   journal_is_private()
   callback_bodies_are_small()
   hung_up_create_is_followed()

@@ -8,6 +8,7 @@ local json = require "kling.json"
 local callback = require "kling.resty.callback"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local owners = require "kling.gateway.owners"
 local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
@@ -106,6 +107,12 @@ function M.admit(G, account, endpoint)
   local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
   if not req then
     return refuse("validation", { status = 400, code = 1200, message = cb })
+  end
+  -- Every client shares one upstream account: an id another client was shown is not this one's.
+  local field, foreign, ferr = owners.foreign(G, account.name, req)
+  if field or ferr then
+    return refuse(field and "validation" or "store", field and { status = 400, code = 1201, message = field .. ": "
+      .. foreign .. " is not one of this account's" } or { status = 503, code = 5001, message = ferr })
   end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]

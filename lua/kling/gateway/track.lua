@@ -8,6 +8,7 @@ local json = require "kling.json"
 local http = require "kling.resty.http"
 local callback_host = require "kling.gateway.callback_host"
 local official = require "kling.gateway.official"
+local owners = require "kling.gateway.owners"
 local public_url = require "kling.gateway.public_url"
 local metrics = require "kling.gateway.metrics"
 
@@ -216,6 +217,10 @@ function M.finish(G, rec, keep_hold)
   local e, merr = M.move(G, rec, micros, keep_hold)
   if merr then
     ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
+  end
+  local owned, oerr = owners.record(G, rec) -- the ids it shows are this account's alone
+  if not owned then
+    ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", rec.id, " has: ", tostring(oerr))
   end
   if rec.callback_url then
     local ok, terr = ngx.timer.at(0, forward, G, rec.id, 1)
