@@ -259,11 +259,37 @@ local function endless_answer_is_not_kept()
     grown < 30 * 1024)
 end
 
+-- issue 12.1 (held as it is): one external_task_id in two accounts is two tasks; a task id,
+-- an external id or a list of one account shows nothing of another's.
+local function accounts_stay_apart()
+  local body = { prompt = "a kite", model_name = "kling-v1", external_task_id = "shared-ext-1" }
+  local a = call("POST", "/v1/videos/text2video", "gw-alice-key", body)
+  local b = call("POST", "/v1/videos/text2video", "gw-bob-key", body)
+  local aid = a.json and a.json.data and a.json.data.task_id
+  local bid = b.json and b.json.data and b.json.data.task_id
+  h.check("issue 12.1: the same external_task_id in two accounts makes two tasks", aid and bid and aid ~= bid,
+    a.body .. b.body)
+  local q = call("GET", "/v1/videos/text2video/" .. tostring(aid), "gw-bob-key")
+  h.check("issue 12.1: bob cannot query alice's task id (404, 1203)", q.status == 404 and q.json.code == 1203, q.body)
+  q = call("GET", "/v1/videos/text2video?external_task_id=shared-ext-1", "gw-bob-key")
+  h.check("issue 12.1: bob's external id lookup finds bob's task", q.json and q.json.data
+    and q.json.data.task_id == bid, q.body)
+  q = call("GET", "/v1/videos/text2video?pageNum=1&pageSize=500", "gw-bob-key")
+  local leaked = false
+  for _, t in ipairs(q.json and q.json.data or {}) do
+    leaked = leaked or t.task_id == aid
+  end
+  h.check("issue 12.1: bob's list has none of alice's tasks", q.status == 200 and not leaked, q.body:sub(1, 300))
+  q = call("GET", "/v1/videos/image2video/" .. tostring(aid), "gw-alice-key")
+  h.check("issue 12.1: alice's task is not found under another endpoint", q.status == 404, q.body)
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
   others_ids_are_refused(media_length_is_held())
   journal_is_private()
+  accounts_stay_apart()
   callback_bodies_are_small()
   hung_up_create_is_followed()
   endless_answer_is_not_kept()
