@@ -99,3 +99,59 @@ describe("gateway config and launcher (issue 12 review)", function()
     assert.equal("gateway.json\n", ls)
   end)
 end)
+
+describe("gateway auth (issue 12 review)", function()
+  local auth = require "kling.gateway.auth"
+  local core = require "kling.core"
+  local json = require "kling.json"
+
+  local ACCOUNTS = {
+    by_access = function(_, ak)
+      return ({ ["bob-ak"] = { name = "bob", secret_key = "bob-sk" },
+        ["eve-ak"] = { name = "eve", secret_key = "eve-sk" } })[ak]
+    end,
+    by_key = function()
+      return nil
+    end,
+  }
+  local NOW = 1800000000
+
+  local function token(header, claims, secret)
+    local h = core.b64url_encode(header)
+    local p = core.b64url_encode(claims)
+    return "Bearer " .. h .. "." .. p .. "." .. core.b64url_encode(core.hmac_sha256(secret, h .. "." .. p))
+  end
+
+  it("issue 12.1: JSON's numbers only: NaN, Infinity and hex are not read", function()
+    for _, s in ipairs { '{"exp":NaN}', '{"exp":Infinity}', '{"exp":-Infinity}', '{"duration":0xA}' } do
+      assert.is_nil(json.decode(s), s)
+    end
+    assert.equal(1000, json.decode('{"a":1e3}').a)
+  end)
+
+  it("issue 12.1: a signed token whose exp is NaN is refused (it never expired)", function()
+    local acct, err = auth.account(ACCOUNTS, token('{"alg":"HS256","typ":"JWT"}', '{"iss":"bob-ak","exp":NaN}',
+      "bob-sk"), NOW)
+    assert.is_nil(acct)
+    assert.equal(1002, err.code)
+  end)
+
+  it("issue 12.1: alg none, another account's iss, expired and future tokens are refused", function()
+    local good = '{"iss":"bob-ak","exp":' .. (NOW + 60) .. ',"nbf":' .. (NOW - 5) .. '}'
+    assert.equal("bob", auth.account(ACCOUNTS, token('{"alg":"HS256"}', good, "bob-sk"), NOW).name)
+    local cases = {
+      { token('{"alg":"none"}', good, "bob-sk"), 1002 },
+      { token('{"alg":"HS256"}', '{"iss":"eve-ak","exp":' .. (NOW + 60) .. '}', "bob-sk"), 1002 },
+      { token('{"alg":"HS256"}', '{"iss":"bob-ak","exp":' .. NOW .. '}', "bob-sk"), 1004 },
+      { token('{"alg":"HS256"}', '{"iss":"bob-ak"}', "bob-sk"), 1004 },
+      { token('{"alg":"HS256"}', '{"iss":"bob-ak","exp":' .. (NOW + 60) .. ',"nbf":' .. (NOW + 60) .. '}', "bob-sk"),
+        1003 },
+      { "Bearer " .. string.rep("a", 5000), 1002 },
+    }
+    for i, c in ipairs(cases) do
+      local acct, err = auth.account(ACCOUNTS, c[1], NOW)
+      assert.is_nil(acct, i)
+      assert.equal(c[2], err.code, i)
+    end
+  end)
+end)
