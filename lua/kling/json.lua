@@ -12,6 +12,9 @@ local cjson = require("cjson.safe").new()
 local M = {}
 
 cjson.encode_sparse_array(true, 1, 1)
+-- JSON's numbers only: cjson also reads NaN, Infinity and hex (0x10) by default, which let a
+-- signed token carry "exp": NaN (never expired: NaN <= now is false) and a create body "0xA".
+cjson.decode_invalid_numbers(false)
 cjson.encode_number_precision(14) -- the most cjson 2.1.0 allows; ms timestamps need 13
 M.null = cjson.null
 

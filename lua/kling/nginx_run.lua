@@ -119,8 +119,9 @@ function M.absolute_dir(dir, prefix)
   return (out:gsub("%s+$", ""))
 end
 
--- spawn{nginx =, dir =, conf =, ready = fn() -> bool, seconds = 15} -> master pid | nil, message,
--- bind_failed. nginx logs to dir/error.log and dir/nginx.log; its pid file is dir/nginx.pid.
+-- spawn{nginx =, dir =, conf =, ready = fn() -> bool, seconds = 15, umask = "077"} -> master pid |
+-- nil, message, bind_failed (umask: the files nginx and its workers make). nginx logs to
+-- dir/error.log and dir/nginx.log; its pid file is dir/nginx.pid.
 function M.spawn(o)
   local setsid = M.which { "setsid" }
   if not setsid then
@@ -130,7 +131,8 @@ function M.spawn(o)
   os.remove(dir .. "/nginx.pid")
   M.write(dir .. "/nginx.log", "")
   M.write(dir .. "/error.log", "")
-  local _, out = M.run(q(setsid) .. " " .. q(o.nginx) .. " -p " .. q(dir .. "/") .. " -c " .. q(o.conf)
+  local _, out = M.run((o.umask and ("umask " .. o.umask .. "; ") or "") .. q(setsid) .. " " .. q(o.nginx)
+    .. " -p " .. q(dir .. "/") .. " -c " .. q(o.conf)
     .. " -e " .. q(dir .. "/error.log") .. " -g 'daemon off;' </dev/null >" .. q(dir .. "/nginx.log")
     .. " 2>&1 & echo $!")
   local pid = tonumber(out:match("(%d+)%s*$"))

@@ -44,4 +44,14 @@ describe("kling.gateway.official", function()
       assert.same(json.decode(json.encode(official.created(rec))), json.decode(text))
     end
   end)
+
+  -- The library's knobs are not the official API's: a network client setting base_url or
+  -- estimate got a create taken with them silently ignored.
+  it("issue 12.1: provider, endpoint, base_url and estimate in a client's body are refused by name", function()
+    for _, k in ipairs { "provider", "endpoint", "base_url", "estimate" } do
+      local req, err = official.to_canonical { prompt = "p", [k] = k == "estimate" and 1 or "x" }
+      assert.is_nil(req, k)
+      assert.matches("^" .. k .. ": is not a field of the official API", err)
+    end
+  end)
 end)

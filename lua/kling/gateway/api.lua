@@ -8,6 +8,7 @@ local json = require "kling.json"
 local callback = require "kling.resty.callback"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local owners = require "kling.gateway.owners"
 local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
@@ -107,6 +108,12 @@ function M.admit(G, account, endpoint)
   if not req then
     return refuse("validation", { status = 400, code = 1200, message = cb })
   end
+  -- Every client shares one upstream account: an id another client was shown is not this one's.
+  local field, foreign, ferr = owners.foreign(G, account.name, req)
+  if field or ferr then
+    return refuse(field and "validation" or "store", field and { status = 400, code = 1201, message = field .. ": "
+      .. foreign .. " is not one of this account's" } or { status = 503, code = 5001, message = ferr })
+  end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]
   local fwd = copy(req)
@@ -122,6 +129,17 @@ function M.admit(G, account, endpoint)
     local why = perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
     return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
       and (perr.field .. ": ") or "") .. tostring(perr.message) })
+  end
+  -- The provider bills some media by its real length, not the declared duration: the hold
+  -- is that endpoint's longest (issue 12: a 2 s avatar of a 240 s audio held 1.6, cost 192).
+  local ceiling = budget.ceiling(def, preq)
+  if ceiling then
+    local worst, werr = G.prices:estimate(ceiling)
+    if not worst then
+      return refuse("validation", { status = 400, code = 1201, message = "this gateway has no price for the "
+        .. "longest media this request may bring: " .. tostring(werr.message) })
+    end
+    quote = worst.micros > quote.micros and worst or quote
   end
   local now = core.wall_ms()
   local rec = {

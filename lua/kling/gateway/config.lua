@@ -101,6 +101,24 @@ local function seconds(t, k, where, default, unit)
   return v
 end
 
+-- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
+-- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
+-- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
+local function base_url_problem(u)
+  local host, port, path = u:match("^https?://([%w.-]+)(:?%d*)(.*)$")
+  if not host or host:match("^[.-]") then
+    return "must be http(s)://HOST[:PORT][/PATH], HOST a name or an IPv4 address"
+  end
+  local n = port ~= "" and tonumber(port:sub(2))
+  if port ~= "" and not (n and n >= 1 and n <= 65535) then
+    return "the port must be a number from 1 to 65535"
+  end
+  if path ~= "" and not path:match("^/[%w%-._~/%%]*$") then
+    return "the path may have letters, digits and - . _ ~ / % only (no query, fragment, user info or spaces)"
+  end
+  return nil
+end
+
 -- check(doc) -> config (raises naming the field)
 function M.check(doc)
   if type(doc) ~= "table" then
@@ -184,6 +202,10 @@ function M.check(doc)
     connect_timeout = seconds(u, "connect_timeout", "upstream.", 10),
     reuse_posts = u.reuse_posts == true,
   }
+  local bad = base_url_problem(c.upstream.base_url)
+  if bad then
+    fail("upstream.base_url", bad)
+  end
   if not c.upstream.api_key and not (c.upstream.access_key and c.upstream.secret_key) then
     fail("upstream", "needs access_key and secret_key, or api_key")
   end

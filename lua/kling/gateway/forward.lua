@@ -120,6 +120,8 @@ local function read(c, body)
   return nil, M.error(c, f)
 end
 
+M.MAX_ANSWER = 4 * 1024 * 1024 -- bytes of a create's answer kept (the capture location's buffer too)
+
 M.BATCH = 200 -- created records published per Redis round trip
 
 -- Records what the body filters of this worker decided, from one timer: the created ones
@@ -162,9 +164,16 @@ function M.body_filter(G)
     return
   end
   local chunk, eof = ngx.arg[1], ngx.arg[2]
-  if chunk and chunk ~= "" then
-    c.buf = c.buf or {}
-    c.buf[#c.buf + 1] = chunk
+  if chunk and chunk ~= "" and c.size ~= false then
+    -- A create's answer is a task object: one larger than MAX_ANSWER is not kept (read as
+    -- unreadable: looked up), so an endless upstream body cannot fill the worker's memory.
+    c.size = (c.size or 0) + #chunk
+    if c.size > M.MAX_ANSWER then
+      c.buf, c.size = nil, false
+    else
+      c.buf = c.buf or {}
+      c.buf[#c.buf + 1] = chunk
+    end
   end
   if not eof then
     ngx.arg[1] = nil

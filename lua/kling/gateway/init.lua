@@ -14,6 +14,7 @@ local metrics = require "kling.gateway.metrics"
 local proxy = require "kling.gateway.proxy"
 local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
+local owners = require "kling.gateway.owners"
 local api = require "kling.gateway.api"
 local forward = require "kling.gateway.forward"
 local price_cache = require "kling.gateway.price_cache"
@@ -152,6 +153,7 @@ function M.init(path, opts)
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
   end
   local restored = G.tasks:restore(entries)
+  owners.restore(G, entries)
   local created = moves > 0 and G.accounts:restore(entries) or 0
   for _, name in ipairs(G.accounts:names()) do
     local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)

@@ -39,6 +39,20 @@ local function is_root()
   return status:match("\nUid:%s+(%d+)") == "0"
 end
 
+-- conf_path_problem(name, path) -> message | nil: a path the conf writes as a bare word
+-- (pid, error_log, temp paths, CA files, Lua paths) must not carry nginx's syntax: a --dir
+-- of "/tmp/g;include /etc/x" would add a directive, a space or a newline would end the word.
+local CONF_UNSAFE = "[%c%s;{}\"'\\$#]"
+function M.conf_path_problem(name, path)
+  local bad = path:match(CONF_UNSAFE)
+  if bad then
+    return name .. ": " .. json.encode(path) .. " cannot be written into nginx.conf (it has "
+      .. (bad:match("%c") and ("byte " .. bad:byte()) or ("'" .. bad .. "'"))
+      .. "; spaces, control characters and ; { } \" ' \\ $ # are refused)"
+  end
+  return nil
+end
+
 -- The nginx conf of one gateway node.
 function M.render(o)
   local temp = {}
@@ -80,7 +94,10 @@ function M.render(o)
       .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
     proxy.api_location(o.cfg, o.ca_file),
     "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
-    "    location = /kling/callback { content_by_lua_block { require(\"kling.gateway\").callback() } }",
+    -- A callback is read whole before its signature can be checked: small bodies only (a task
+    -- object), so that anyone cannot fill the worker's memory with 20 MB posts.
+    "    location = /kling/callback { client_max_body_size 1m; client_body_buffer_size 1m;"
+      .. " content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
     "    location = /gateway/health { return 200 \"ok\\n\"; }",
     proxy.server_block(o.cfg, o.ca_file),
@@ -123,9 +140,19 @@ function M.start(o)
   if not lua_root then
     return nil, jit
   end
+  local ca_file = o.ca_file or "/etc/ssl/certs/ca-certificates.crt"
+  local unsafe = (o.dir and M.conf_path_problem("--dir", o.dir)) or M.conf_path_problem("--ca-file", ca_file)
+    or M.conf_path_problem("the lua/ directory", lua_root) or M.conf_path_problem("the LuaJIT build", jit)
+  if unsafe then
+    return nil, unsafe
+  end
   local dir, derr = run.absolute_dir(o.dir, "kling-gateway")
   if not dir then
     return nil, derr
+  end
+  unsafe = M.conf_path_problem("--dir", dir) -- as resolved (symbolic links followed)
+  if unsafe then
+    return nil, unsafe
   end
   local stopped, serr = M.stop(dir) -- a gateway left running in D is replaced, not duplicated
   if not stopped then
@@ -146,10 +173,11 @@ function M.start(o)
     return nil, hostport
   end
   local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
-    config = config_path, listen = listen, ca_file = o.ca_file or "/etc/ssl/certs/ca-certificates.crt", cfg = cfg }
+    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
-  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", ready = function()
+  -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
+  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", ready = function()
     local up, code = run.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 " .. q(url .. "/gateway/health"))
     return up and code == "200"
   end }

@@ -31,6 +31,8 @@ local function decimal(v)
   return v
 end
 
+local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
+
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
 -- nil, message. The official spelling (model_name, "5", "on", image_tail, shots with string
 -- durations) becomes the canonical one; fields the module does not know pass through
@@ -39,6 +41,13 @@ end
 function M.to_canonical(body, allow_private)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object"
+  end
+  -- The library's own knobs (which provider, endpoint, base URL, poll estimate) are not the
+  -- official API's fields: a client of the gateway names none of them.
+  for _, k in ipairs(LOCAL_KNOBS) do
+    if body[k] ~= nil then
+      return nil, k .. ": is not a field of the official API (the endpoint is the request's path)"
+    end
   end
   local req = copy(body)
   local cb, ext = req.callback_url, req.external_task_id

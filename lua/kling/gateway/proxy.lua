@@ -89,6 +89,9 @@ function M.api_location(cfg, ca_file)
     "      body_filter_by_lua_block { require(\"kling.gateway\").body_filter() }",
   }
   local scheme = common(lines, cfg, ca_file)
+  -- A client that hangs up does not cut the create short: its answer is still read and the
+  -- task recorded (else it was never polled, its hold kept and its upstream cost unbilled).
+  lines[#lines + 1] = "      proxy_ignore_client_abort on;"
   lines[#lines + 1] = "      proxy_set_header Authorization $kling_upstream_auth;"
   lines[#lines + 1] = "      proxy_set_header Content-Type application/json;"
   lines[#lines + 1] = "      proxy_pass " .. scheme .. "://" .. M.UPSTREAM .. "$kling_upstream_path;"

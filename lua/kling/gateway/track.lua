@@ -17,6 +17,7 @@ local runner = require "kling.runner.resty"
 local http = require "kling.resty.http"
 local callback_host = require "kling.gateway.callback_host"
 local official = require "kling.gateway.official"
+local owners = require "kling.gateway.owners"
 local public_url = require "kling.gateway.public_url"
 local metrics = require "kling.gateway.metrics"
 
@@ -208,6 +209,10 @@ local function close(G, rec, act)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end
+  end
+  local owned, oerr = owners.record(G, rec) -- the ids it shows are this account's alone
+  if not owned then
+    ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", rec.id, " has: ", tostring(oerr))
   end
   if rec.callback_url then
     local ok, terr = ngx.timer.at(0, forward, G, rec.id, 1)

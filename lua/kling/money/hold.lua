@@ -63,6 +63,27 @@ function M.estimate(client, req)
   return client.catalogs:estimate(priced_request(client, req))
 end
 
+-- ceiling(def, req) -> request | nil: req as the largest charge it can bring, where the
+-- endpoint def prices the length of media the caller only declares (def.media_seconds_max,
+-- a number of seconds or a function of the request: the provider bills the media's real
+-- length, whatever duration said). Holding its estimate keeps a balance a hard cap; nil:
+-- the request is its own ceiling.
+function M.ceiling(def, req)
+  local max = def and def.media_seconds_max
+  if type(max) == "function" then
+    max = max(req)
+  end
+  if type(max) ~= "number" or (type(req.duration) == "number" and req.duration >= max) then
+    return nil
+  end
+  local r = {}
+  for k, v in pairs(req) do
+    r[k] = v
+  end
+  r.duration = max
+  return r
+end
+
 -- Reserves the request's estimate under `key` (its external id). Returns the quote, true when
 -- there is no budget, or nil and an error (kind "budget", "unpriced" or "validation"); nothing
 -- is sent in that case. An unpriced request cannot be held to a cap, so it is refused.

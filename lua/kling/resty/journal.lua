@@ -38,27 +38,27 @@ end
 -- writable(path, user) -> true | nil, message: whether `user` (the user nginx's workers run
 -- as; nil: this process's own) can append to the journal, checked by appending nothing. Run
 -- in nginx's master at start (it may block: nothing is served yet).
+-- The journal holds account keys and clients' requests: it is made readable by its owner only
+-- (a journal other users can read is refused: they could spend with those keys).
 function M.writable(path, user)
   local how = "the nginx workers' user " .. (user or "(this process's)")
-  if user then
-    -- nginx's master may run without PATH: runuser by its path (util-linux, Debian's place).
-    local p = io.popen("PATH=/usr/sbin:/usr/bin:/sbin:/bin runuser -u " .. q(user) .. " -- sh -c "
-      .. q(": >> " .. q(path) .. " && echo WRITABLE") .. " 2>&1", "r")
-    local out = p and p:read("*a") or "cannot run runuser"
-    if p then
-      p:close() -- LuaJIT's close does not give the exit status: the output says
-    end
-    if not out:find("WRITABLE", 1, true) then
-      return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. out:gsub("%s+$", "")
-        .. " (make its directory writable by " .. user .. ", or set the nginx 'user' directive)"
-    end
-    return true
+  -- nginx's master may run without PATH: runuser by its path (util-linux, Debian's place).
+  local test = "umask 077; : >> " .. q(path) .. " && chmod go-rwx " .. q(path)
+    .. " && ls -ln " .. q(path) .. " && echo WRITABLE"
+  local p = io.popen("PATH=/usr/sbin:/usr/bin:/sbin:/bin " .. (user and ("runuser -u " .. q(user) .. " -- ") or "")
+    .. "sh -c " .. q(test) .. " 2>&1", "r")
+  local out = p and p:read("*a") or "cannot run sh"
+  if p then
+    p:close() -- LuaJIT's close does not give the exit status: the output says
   end
-  local f, err = io.open(path, "a")
-  if not f then
-    return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. tostring(err)
+  if not out:find("WRITABLE", 1, true) then
+    return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. out:gsub("%s+$", "")
+      .. (user and (" (make its directory writable by " .. user .. ", or set the nginx 'user' directive)") or "")
   end
-  f:close()
+  local line = out:match("^[^\n]*")
+  if not line:match("^%-..%-%-%-%-%-%-") then
+    return nil, "the journal " .. path .. " stays readable by other users (it holds account keys): " .. line
+  end
   return true
 end
 

@@ -48,6 +48,15 @@ end
 
 M["videos/omni-video"] = {
   kind = "video", async = true, default_model = "kling-video-o1", models = OMNI,
+  -- Editing a video (refer_type base) makes one as long as it (3-10 s): billed from that.
+  media_seconds_max = function(req)
+    for _, v in ipairs(omni_videos(req)) do
+      if (v.refer_type or "base") == "base" then
+        return 10
+      end
+    end
+    return nil
+  end,
   takes = takes { "model", "prompt", "mode", "resolution", "duration", "aspect_ratio", "image", "last_image",
     "element_list" },
   validate = function(req, ep)
@@ -185,6 +194,10 @@ M["videos/multi-image2video"] = {
 -- takes neither, so neither is sent.
 M["videos/motion-control"] = {
   kind = "video", async = true, models = { ["kling-v2-6"] = true },
+  -- Billed from the reference video's real length, whatever duration said.
+  media_seconds_max = function(req)
+    return req.character_orientation == "image" and 10 or 30
+  end,
   takes = takes { "model", "prompt", "mode", "resolution", "image", "duration" },
   validate = function(req, ep)
     local err = R.model(req, ep, { ["kling-v2-6"] = true }) or text(req, "prompt", 2500) or R.video_mode(req)
@@ -254,6 +267,7 @@ local EXTEND = { ["kling-v1"] = true, ["kling-v1-5"] = true, ["kling-v1-6"] = tr
 
 M["videos/video-extend"] = {
   kind = "video", async = true, models = EXTEND,
+  media_seconds_max = 5, -- billed from the seconds actually added, whatever duration said
   takes = takes { "model", "mode", "prompt", "negative_prompt", "cfg_scale", "duration" },
   validate = function(req, ep)
     return R.model(req, ep, EXTEND) or validate.one_of(R.ctx(), req, "mode", R.MODES)

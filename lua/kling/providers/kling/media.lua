@@ -229,6 +229,7 @@ M["audio/text-to-audio"] = {
 -- Sound for a video of 3 to 20 s; duration (the video's length) prices it and is not sent.
 M["audio/video-to-audio"] = {
   kind = "audio", async = true,
+  media_seconds_max = 20, -- billed from the video's real length, whatever duration said
   takes = set { "duration", "callback_url", "external_task_id" },
   validate = function(req)
     return R.one_of(req, "video_id", "video_url") or R.id(req, "video_id")

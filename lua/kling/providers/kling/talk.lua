@@ -21,6 +21,8 @@ end
 -- duration (the audio's length, 2-300 s) prices the task; the API takes none.
 M["videos/avatar/image2video"] = {
   kind = "video", async = true,
+  -- The provider bills the audio's real length, whatever duration said: at most 300 s.
+  media_seconds_max = 300,
   takes = set { "image", "prompt", "mode", "resolution", "duration", "callback_url", "external_task_id" },
   validate = function(req)
     local err = validate.image(R.ctx(), req, "image") or R.text(req, "prompt", 2500)
@@ -79,6 +81,7 @@ end
 -- duration (the video's length) prices the task (0.5 per started 5 s); the API takes none.
 M["videos/advanced-lip-sync"] = {
   kind = "video", async = true,
+  media_seconds_max = 60, -- billed from the video's real length, whatever duration said
   takes = set { "duration", "callback_url", "external_task_id" },
   validate = function(req)
     local err = R.id(req, "session_id", true) or validate.array(R.ctx(), req, "face_choose")

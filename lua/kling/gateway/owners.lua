@@ -1,0 +1,125 @@
+-- Which of the gateway's accounts an upstream id belongs to. Every client shares the gateway's
+-- one upstream account, so an id the upstream hands out (a task's, its videos', audios' and
+-- voices', a face session's, a custom element's) could be named in another client's create
+-- (video-extend's video_id, avatar's audio_id, lip-sync's session_id, ...) to use that
+-- client's media. The gateway records the owner of every id it shows a client and refuses a
+-- create naming an id another account owns; an id it never showed (a provider's preset voice
+-- or element) is not its business and passes.
+local M = {}
+
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global)
+
+M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> account (kling.resty.tasks has none such)
+
+local function key(id)
+  return "o:" .. id
+end
+
+-- The upstream ids an ended record shows its client.
+local function ids_of(rec)
+  local out = {}
+  local function add(v)
+    if type(v) == "string" or type(v) == "number" then
+      out[#out + 1] = tostring(v)
+    end
+  end
+  add(rec.upstream_id)
+  local r = type(rec.result) == "table" and rec.result or {}
+  for _, name in ipairs { "videos", "audios", "voices" } do
+    local list = r[name]
+    for _, x in ipairs(type(list) == "table" and list or {}) do
+      if type(x) == "table" then
+        add(x.id)
+        add(x.voice_id)
+      end
+    end
+  end
+  return out
+end
+
+-- record(G, rec) -> true | nil, message: the ids of an ended record are its account's (kept
+-- as long as ended tasks are).
+function M.record(G, rec)
+  local ids = ids_of(rec)
+  if #ids == 0 or type(rec.account) ~= "string" then
+    return true
+  end
+  local ttl = math.floor(G.cfg.retention_days * 86400)
+  if G.redis then
+    local r = G.redis
+    return r:with(function(red)
+      red:init_pipeline()
+      for _, id in ipairs(ids) do
+        red:set(r.prefix .. key(id), rec.account, "EX", ttl)
+      end
+      return red:commit_pipeline()
+    end)
+  end
+  local d = ngx.shared[M.DICT]
+  for _, id in ipairs(ids) do
+    local ok, err = d:safe_set(key(id), rec.account, ttl)
+    if not ok then
+      return nil, err
+    end
+  end
+  return true
+end
+
+-- restore(G, entries): after a restart (shared memory only), the owners of the journal's ended records.
+function M.restore(G, entries)
+  for _, e in ipairs(entries) do
+    if type(e.record) == "table" and e.record.final then
+      M.record(G, e.record)
+    end
+  end
+end
+
+-- The ids a request names: string or number values of fields called *_id at any depth
+-- (video_id, audio_id, session_id, element_list[].element_id, ...), not external_task_id.
+local function named(v, field, out)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      named(x, type(k) == "string" and k or field, out)
+    end
+  elseif field and field ~= "external_task_id" and field:match("_id$")
+    and (type(v) == "string" or type(v) == "number") then
+    out[#out + 1] = { field = field, id = tostring(v) }
+  end
+end
+
+-- foreign(G, account, req) -> field, id (the first id req names that another account owns)
+-- | nil | nil, nil, message (the store cannot say).
+function M.foreign(G, account, req)
+  local list = {}
+  named(req, nil, list)
+  if #list == 0 then
+    return nil
+  end
+  local owners = {}
+  if G.redis then
+    local r, keys = G.redis, {}
+    for i, n in ipairs(list) do
+      keys[i] = r.prefix .. key(n.id)
+    end
+    local err
+    owners, err = r:with(function(red)
+      return red:mget(unpack(keys))
+    end)
+    if type(owners) ~= "table" then
+      return nil, nil, err or "no answer"
+    end
+  else
+    local d = ngx.shared[M.DICT]
+    for i, n in ipairs(list) do
+      owners[i] = d:get(key(n.id))
+    end
+  end
+  for i, n in ipairs(list) do
+    if type(owners[i]) == "string" and owners[i] ~= account then
+      return n.field, n.id
+    end
+  end
+  return nil
+end
+
+return M
