@@ -78,4 +78,24 @@ describe("issue 11.5: budgets per currency", function()
     assert.is_nil(none)
     assert.matches("two budgets in CNY", err)
   end)
+
+  -- The gateway's hole (issue 12.5) in the library's own budgets: the provider bills an
+  -- avatar by its audio's real length, so a 2 s declaration must not be what is held.
+  it("issue 11.5: a client's budget holds media billed by its real length at the endpoint's longest", function()
+    local kling = require "kling"
+    local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",
+      budget = { limit = "10", currency = "CNY" }, max_attempts = 1 })
+    local req = { provider = "kling", endpoint = "videos/avatar/image2video", image = "https://example.com/a.png",
+      audio_id = "1", mode = "pro", duration = 2 }
+    local t, err = c:submit(req)
+    assert.is_nil(t)
+    assert.are.equal("budget", err.kind, tostring(err)) -- not the network: nothing was sent
+    assert.are.equal(0, c.ledger:reserved())
+    local q = assert(budget.worst_case(billing.estimate, budget.endpoint_def(c.provider, req), req))
+    assert.are.equal(240000000, q.micros) -- 300 s at 0.8 a second, not 2 s (1.6)
+    -- A request that says its own length is held at its own estimate.
+    local t2v = { provider = "kling", prompt = "p", model = "kling-v1", mode = "std", duration = 5 }
+    assert.are.equal(assert(billing.estimate(t2v)).micros, assert(budget.worst_case(billing.estimate,
+      budget.endpoint_def(c.provider, t2v), t2v)).micros)
+  end)
 end)

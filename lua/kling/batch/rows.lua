@@ -115,7 +115,9 @@ return function(Batch)
     if not self.ledger or self.ledger:reservation(key) then
       return true -- no budget, or held already (a resumed row)
     end
-    local q, err = billing.estimate(self:priced(row, req))
+    local q, err = budget.worst_case(function(r)
+      return billing.estimate(self:priced(row, r))
+    end, budget.endpoint_def(row.client.provider, req), req)
     if not q then
       err.message = tostring(err.message) .. " (a budget is set: every row needs a price)"
       return nil, err

@@ -84,7 +84,35 @@ function M.ceiling(def, req)
   return r
 end
 
--- Reserves the request's estimate under `key` (its external id). Returns the quote, true when
+-- worst_case(estimate, def, req) -> quote | nil, err, at_ceiling: what a hold on req must
+-- be: its estimate, or the estimate at the endpoint's ceiling (M.ceiling) when that is more.
+-- estimate(req) -> quote | nil, err prices a request; at_ceiling is true when only the
+-- ceiling could not be priced. Every hold (the client's, the batch's, the gateway's) is this.
+function M.worst_case(estimate, def, req)
+  local q, err = estimate(req)
+  if not q then
+    return nil, err
+  end
+  local top = M.ceiling(def, req)
+  if top then
+    local w, werr = estimate(top)
+    if not w then
+      return nil, werr, true
+    end
+    if w.micros > q.micros then
+      return w
+    end
+  end
+  return q
+end
+
+-- The definition of the endpoint a request goes to on provider P (nil: not one it knows).
+function M.endpoint_def(P, req)
+  local endpoint = req.endpoint or (P.default_endpoint and P.default_endpoint(req))
+  return endpoint and P.endpoints and P.endpoints[endpoint]
+end
+
+-- Reserves the request's estimate (its worst case) under `key` (its external id). Returns the quote, true when
 -- there is no budget, or nil and an error (kind "budget", "unpriced" or "validation"); nothing
 -- is sent in that case. An unpriced request cannot be held to a cap, so it is refused.
 function M.reserve(client, key, req)
@@ -92,7 +120,10 @@ function M.reserve(client, key, req)
   if not ledger then
     return true
   end
-  local q, err = M.estimate(client, req)
+  -- media billed by its real length is held at the endpoint's longest: a budget is a hard cap
+  local q, err = M.worst_case(function(r)
+    return M.estimate(client, r)
+  end, M.endpoint_def(client.provider, req), req)
   if not q then
     err.message = (err.message or "") .. " (a budget is set: give the provider's price with client:set_catalog"
       .. " or kling.set_catalog)"
