@@ -118,26 +118,24 @@ function Tasks:create(rec, s)
 end
 
 -- create_held(rec, s, ledger, micros, info) -> entry | nil, err, stage ("task" or "hold"):
--- the record and its reservation in one round trip (kling.gateway.redis run_many); a record
--- whose hold was refused is removed again (a refusal costs a second trip, a create does not).
+-- the record (CREATE's writes) and its reservation in one script, one call per create
+-- (kling.money.stores.redis reserve_call): a refused hold leaves no record behind.
 function Tasks:create_held(rec, s, meter, micros, info)
+  local set = { { "t:" .. rec.id, s } }
+  if rec.external_task_id then
+    table.insert(set, 1, { xkey(rec), rec.id })
+  end
   local call, read = meter:reserve_call(rec.id, micros, { task_id = info and info.task_id or rec.id,
-    account = rec.account }, "t:" .. rec.id)
-  local res, err = self.redis:run_many({ CREATE, rec.id, s, xkey(rec), n = 4 }, call)
+    account = rec.account }, { set = set, add = { { "active", rec.id } }, push = { { M.Q_NEW, rec.id } } })
+  local res, err = self.redis:run(unpack(call, 1, call.n))
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
   end
-  local made = res[1]
-  if type(made) == "table" then
-    return nil, tostring(made[2]), "task"
-  elseif made == -1 then
-    return nil, "external_task_id exists", "task"
-  elseif made == -2 then
-    return nil, "exists", "task"
-  end
-  local e, herr = read(res[2])
+  local e, herr = read(res)
   if not e then
-    self:drop(rec)
+    if herr.key_index then
+      return nil, (rec.external_task_id and herr.key_index == 1) and "external_task_id exists" or "exists", "task"
+    end
     return nil, herr, "hold"
   end
   return e
