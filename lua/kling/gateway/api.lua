@@ -8,6 +8,7 @@ local json = require "kling.json"
 local callback = require "kling.resty.callback"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local text = require "kling.gateway.text"
 local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
@@ -129,9 +130,9 @@ function M.admit(G, account, endpoint)
     external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
     request = official.facts(preq), quote = core.money_format(quote.micros),
   }
-  -- Encoded once: the same text goes into the task table and, with the reservation, into
-  -- the journal (one line per create).
-  local s, eerr = json.encode(rec)
+  -- Encoded once (its id last: kling.gateway.text): the same text goes into the task table
+  -- and, with the reservation, into the journal (one line per create).
+  local s, eerr = text.record(rec)
   if not s then
     return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
       .. tostring(eerr) })

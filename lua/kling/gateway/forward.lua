@@ -18,11 +18,11 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local core = require "kling.core"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local transport = require "kling.transport"
 local api = require "kling.gateway.api"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local text = require "kling.gateway.text"
 
 local M = {}
 
@@ -38,7 +38,7 @@ function M.access(G, account, endpoint)
   end
   local client = c.client
   local call = client.provider.build(c.fwd, endpoint)
-  local body, eerr = json.encode(call.body)
+  local body, eerr = text.body(call.body, c.rec.id) -- its id last (kling.gateway.text)
   if not body then
     -- Nothing was sent: the hold is given back.
     local _, answer = api.outcome(G, c, nil, errors.validation("request", "cannot be encoded as JSON: "
@@ -163,8 +163,13 @@ function M.body_filter(G)
   end
   local chunk, eof = ngx.arg[1], ngx.arg[2]
   if chunk and chunk ~= "" then
-    c.buf = c.buf or {}
-    c.buf[#c.buf + 1] = chunk
+    -- The usual answer is one chunk: kept as is (not copied into a table and concatenated).
+    if not c.body then
+      c.body = chunk
+    else
+      c.buf = c.buf or { c.body }
+      c.buf[#c.buf + 1] = chunk
+    end
   end
   if not eof then
     ngx.arg[1] = nil
@@ -172,7 +177,7 @@ function M.body_filter(G)
   end
   ngx.update_time()
   metrics.observe("create", ngx.now() - c.sent_at)
-  local t, err = read(c, c.buf and table.concat(c.buf) or "")
+  local t, err = read(c, c.buf and table.concat(c.buf) or c.body or "")
   local how, answer = api.outcome(G, c, t, err)
   if G.redis then
     -- No cosockets here: the store learns it from a timer (the creating record and its hold,
@@ -185,7 +190,7 @@ function M.body_filter(G)
   if not answer then -- ended at once with the Redis store: shown as created, its end follows
     answer = { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(c.rec) }
   end
-  ngx.arg[1] = official.envelope(answer.code, answer.message, answer.data_json) .. "\n"
+  ngx.arg[1] = official.envelope(answer.code, answer.message, answer.data_json, "\n")
 end
 
 return M
