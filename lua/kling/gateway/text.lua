@@ -33,10 +33,9 @@ local function value(v)
   return json.encode(v)
 end
 
--- object(t, last[, cached]) -> the JSON text of the object t with its key `last` written
--- last | nil, err. cached: {key = JSON text} for values already encoded (the same text).
--- Falls back to json.encode(t) when a key is not a plain name.
-function M.object(t, last, cached)
+-- object(t, last) -> the JSON text of the object t with its key `last` written last | nil,
+-- err. Falls back to json.encode(t) when a key is not a plain name.
+function M.object(t, last)
   local tail = t[last]
   if type(tail) ~= "string" then
     return json.encode(t)
@@ -47,13 +46,9 @@ function M.object(t, last, cached)
       if type(k) ~= "string" or not k:find("^[%w_]+$") then
         return json.encode(t)
       end
-      local s = cached and cached[k]
+      local s, err = value(v)
       if not s then
-        local err
-        s, err = value(v)
-        if not s then
-          return nil, err
-        end
+        return nil, err
       end
       parts[n + 1], parts[n + 2], parts[n + 3] = '"' .. k .. '":', s, ","
       n = n + 3
@@ -63,11 +58,49 @@ function M.object(t, last, cached)
   return table.concat(parts)
 end
 
--- record(rec[, request_json]) -> the task record as JSON text, its id last | nil, err.
--- request_json: rec.request already encoded (a create's record is written twice, with the
--- same request facts).
-function M.record(rec, request_json)
-  return M.object(rec, "id", request_json and { request = request_json } or nil)
+-- field(name, v) -> ',"name":<v as JSON>' or "" (nil) | nil, err
+local function field(name, v)
+  if v == nil then
+    return ""
+  end
+  local s, err = value(v)
+  if not s then
+    return nil, err
+  end
+  return '"' .. name .. '":' .. s .. ","
+end
+
+-- record(rec) -> the task record as JSON text, its id last | nil, err. The fields that differ
+-- between creates of one request shape besides the id (times, upstream id, list number, the
+-- client's own id and callback URL) are written after the others, which cjson encodes in one
+-- piece: the same text for every create of that shape, so making it again finds it.
+function M.record(rec)
+  local id = rec.id
+  if type(id) ~= "string" then
+    return json.encode(rec)
+  end
+  local ca, ua, up, ln, ext, cb = rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n,
+    rec.external_task_id, rec.callback_url
+  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
+    nil, nil, nil, nil, nil, nil, nil
+  local stable, err = json.encode(rec)
+  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
+    id, ca, ua, up, ln, ext, cb
+  if not stable then
+    return nil, err
+  end
+  local f1, f2, f3, f4, f5, f6
+  f1, err = field("created_at", ca)
+  f2 = f1 and field("updated_at", ua)
+  f3 = f2 and field("upstream_id", up)
+  f4 = f3 and field("list_n", ln)
+  f5 = f4 and field("external_task_id", ext)
+  f6 = f5 and field("callback_url", cb)
+  if not f6 then
+    return nil, err or "a task record's field cannot be encoded"
+  end
+  local inner = stable:sub(2, -2)
+  return "{" .. inner .. (inner == "" and "" or ",") .. f1 .. f2 .. f3 .. f4 .. f5 .. f6 .. '"id":' .. str(id) .. "}"
 end
 
 -- body(body, id) -> the provider's request body as JSON text, with the field that carries
