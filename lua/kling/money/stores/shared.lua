@@ -79,9 +79,14 @@ end
 
 local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "task_id", "task_key" }
 
+--- The journal line of a movement, in one piece.
 -- journal_line(e, record) -> the JSON line of movement e (and the record's JSON text) | nil,
--- err (exported for its spec): written in one piece, the task's key and record last, so that two lines differ in
+-- err: written in one piece, the task's key and record last, so that two lines differ in
 -- their last bytes (the ones LuaJIT always hashes: kling.gateway.text says why).
+---@param e table a ledger entry (seq, time_ms, op, amount, currency, account, task_id, task_key ...)
+---@param record? string the task record's JSON text
+---@return string|nil line
+---@return string|nil err
 function M.journal_line(e, record)
   local seq, time_ms = jnum(e.seq), jnum(e.time_ms)
   if not (seq and time_ms) then
