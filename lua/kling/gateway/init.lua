@@ -179,6 +179,7 @@ function M.init_worker()
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   G.prices = price_cache.new() -- this worker's quotes (kling.gateway.price_cache)
   metrics.start() -- this worker's counts into the shared dict, every second
+  G.jwt_cache = auth.cache() -- the JWTs this worker verified, until they expire (kling.gateway.auth)
   local client
   G.client = function()
     if not client then
@@ -227,7 +228,7 @@ function M.init_worker()
 end
 
 local function caller()
-  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time())
+  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time(), G.jwt_cache)
   if not account then
     return official.fail(err)
   end
