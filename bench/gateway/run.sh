@@ -112,20 +112,23 @@ reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
 # The one worker of an nginx (its master's pid in $1) and its CPU time so far (clock ticks).
 worker_of() { pgrep -P "$1" | head -1; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# One wrk run; prints "<requests/s> <p99 ms> <non-2xx> <CPU us per request of the worker $3>".
-measure() { # $1 script, $2 url, $3 worker pid
-  local out rps p99 bad t0 n
+# One wrk run; prints "<requests/s> <p99 ms> <non-2xx> <CPU us per request of the worker $3>
+# [<CPU us per request of the process $4>]".
+measure() { # $1 script, $2 url, $3 worker pid [, $4 another pid: redis-server]
+  local out rps p99 bad t0 n r0=""
   t0=$(ticks "$3")
+  [ -n "${4:-}" ] && r0=$(ticks "$4")
   out=$(GW_KEY=bench-key wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "bench/gateway/$1" "$2")
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   n=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "$rps $p99 ${bad:-0} $(echo "($(ticks "$3") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
+  echo "$rps $p99 ${bad:-0} $(echo "($(ticks "$3") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)" \
+    "$([ -n "$r0" ] && echo "($(ticks "$4") - $r0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
 }
 row() { # name, gateway result, proxy result
-  read -r g_rps g_p99 g_bad g_cpu <<<"$2"
-  read -r p_rps p_p99 p_bad p_cpu <<<"$3"
+  read -r g_rps g_p99 g_bad g_cpu _ <<<"$2"
+  read -r p_rps p_p99 p_bad p_cpu _ <<<"$3"
   printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" "$p_p99" \
     "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" "$p_cpu"
 }
@@ -163,11 +166,15 @@ row "query (GET, from the gateway's table)" "$g" "$p"
 
 # The same creates with the Redis store (several nodes' shape, one node here).
 reset_sim
-g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video" "$rd_w")
+redis_pid=$(redis-cli -p "$redis_port" info server | awk -F: '/^process_id/ {print $2+0}')
+g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video" "$rd_w" "$redis_pid")
 reset_sim
 p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
 row "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" "$g" "$p"
 echo
+echo "redis-server CPU per create (Redis row): $(awk '{print $5}' <<<"$g") us; its commands over the whole run" \
+  "(divide by the Redis gateway's ledger entries below):" \
+  "$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ {printf "%s %s; ", substr($1, 9), $3}')"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in gw gw-redis; do
   port=$gw_port; [ "$d" = gw-redis ] && port=$rd_port

@@ -36,9 +36,7 @@ function M.is_array(t)
   return getmetatable(t) == array_mt
 end
 
-local tointeger = math.tointeger or function(x) -- LuaJIT: every number is a double
-  return x
-end
+local tointeger = math.tointeger
 
 local function normalize(v)
   local t = type(v)
@@ -64,6 +62,9 @@ function M.decode(s)
   local v, err = cjson.decode(s)
   if v == nil and err then
     return nil, err
+  end
+  if not tointeger then
+    return v -- LuaJIT: every number is a double, there is nothing to normalize (no walk)
   end
   return normalize(v)
 end

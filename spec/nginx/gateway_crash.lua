@@ -1,7 +1,11 @@
 -- issue 12.2: the metering gateway killed with SIGKILL (master and workers at once) in the
--- middle of a load of creates, twice, and restarted from its journal: every create answered
--- 200 is still a task and ends, nothing stays reserved, and the spend equals the
--- simulator's ledger to the micro-unit (no reservation lost, no spend forgotten or doubled).
+-- middle of a load of creates, and restarted from its journal: every create answered 200 is
+-- still a task and ends, nothing stays reserved, and the spend equals the simulator's ledger
+-- to the micro-unit (no reservation lost, no spend forgotten or doubled). Twice in each of its
+-- two shapes: embedded (examples/nginx: creates forwarded by the Lua client) and as `kling
+-- gateway start` runs it (creates admitted in access_by_lua and sent by the location's own
+-- proxy_pass, kling.gateway.forward: the same journal line per create), there three times,
+-- at random moments (the seed is printed; KLING_TEST_SEED repeats a run).
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local core = require "kling.core"
@@ -11,17 +15,24 @@ local SIM_SECRET = "whsec_" .. core.b64encode("simulator-to-gateway-secret")
 local ADMIN_KEY = "gw-admin-key-0123456789"
 local KEY = "gw-alice-key"
 local CREDIT = "100000"
+local SEED = tonumber(os.getenv("KLING_TEST_SEED") or "") or os.time()
+math.randomseed(SEED)
 
 local base = h.tempdir("gateway-crash")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
-local srv, sim, port
+local sim_dir, prefix, srv, sim, port
+local sims = {}
 
 local function cleanup()
   if srv then
     srv.stop()
   end
-  h.tidy(base, sim_dir)
+  for _, dir in ipairs(sims) do
+    h.sim_stop(dir)
+  end
+  if h.failed > 0 then
+    print("# seed " .. SEED .. " (KLING_TEST_SEED repeats the run)")
+  end
+  h.tidy(base)
 end
 
 local function url(path)
@@ -38,11 +49,35 @@ local function micros(s)
   return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
 end
 
-local function start_nginx()
+-- Embedded: examples/nginx's parts in a conf of the test's own.
+local function start_embedded()
   local conf = h.conf_head(prefix) .. "http {\n  access_log off;\n" .. h.lua_paths() .. h.temp_paths(prefix)
     .. ("  include %s/examples/nginx/http.conf;\n  server {\n    listen 127.0.0.1:%d;\n"
     .. "    include %s/examples/nginx/server.conf;\n  }\n}\n"):format(h.src, port, h.src)
   srv = h.nginx_start(prefix, conf, port)
+end
+
+-- As operators run it: kling gateway start (its own conf, creates by proxy_pass).
+local function start_cli()
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
+    h.q(prefix .. "/gateway.json"), h.q(prefix .. "/gw"), port))
+  local info = ok and json.decode(out:match("{.*}") or "")
+  assert(info and info.pid, "kling gateway start failed: " .. out)
+  local pid = info.pid
+  srv = { pid = pid }
+  function srv.workers()
+    local pids = {}
+    for w in h.sh("pgrep -P " .. pid):gmatch("%d+") do
+      pids[#pids + 1] = tonumber(w)
+    end
+    return pids
+  end
+  function srv.stop()
+    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(prefix .. "/gw")))
+  end
+  function srv.error_log()
+    return h.read(prefix .. "/gw/error.log") or ""
+  end
 end
 
 -- SIGKILL to the master and every worker at once: no handler runs, no buffer is flushed.
@@ -97,7 +132,17 @@ local function wait_load_done(out, n)
   return false
 end
 
-local function run()
+-- run(mode): a simulator of its own, the gateway started, `rounds` kills under load.
+local function run(mode)
+  local start = mode == "cli" and start_cli or start_embedded
+  local rounds = mode == "cli" and 3 or 2
+  sim_dir, prefix = base .. "/" .. mode .. "/sim", base .. "/" .. mode .. "/nginx"
+  h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(base .. "/" .. mode) .. " "
+    .. h.q(prefix))
+  if mode == "cli" and h.is_root() then
+    h.sh("chown nobody " .. h.q(prefix)) -- kling gateway start runs its workers as nobody
+  end
+  sims[#sims + 1] = sim_dir
   sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
   port = h.free_port()
   h.write(prefix .. "/gateway.json", json.encode {
@@ -107,25 +152,27 @@ local function run()
     admin_key = ADMIN_KEY, poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
     accounts = { { name = "alice", api_key = KEY, credit = CREDIT } },
   })
-  start_nginx()
+  start()
 
   local all = {}
-  for round = 1, 2 do
-    local out = load("round" .. round, 300, 16)
-    h.sleep(0.6 + 0.4 * round)
+  for round = 1, rounds do
+    local out = load(mode .. "-round" .. round, 300, 16)
+    local wait = mode == "cli" and (0.3 + math.random() * 1.2) or (0.6 + 0.4 * round)
+    h.sleep(wait)
     kill9()
-    h.check(("round %d: nginx killed (SIGKILL) in the middle of the load"):format(round), true)
+    h.check(("%s, round %d: every nginx process killed (SIGKILL) %.2f s into the load"):format(mode, round, wait),
+      true)
     wait_load_done(out, 300)
     local ids, others = answered(out)
-    print(("# round %d: %d creates answered 200 before the kill, %d cut off"):format(round, #ids, others))
-    h.check(("round %d: some creates were answered and some were cut off by the kill"):format(round),
+    print(("# %s, round %d: %d creates answered 200 before the kill, %d cut off"):format(mode, round, #ids, others))
+    h.check(("%s, round %d: some creates were answered and some were cut off by the kill"):format(mode, round),
       #ids > 0 and others > 0, json.encode { #ids, others })
     for _, id in ipairs(ids) do
       all[#all + 1] = id
     end
-    start_nginx()
+    start()
     local a = admin()
-    h.check(("round %d: after the restart the ledger is rebuilt from the journal"):format(round),
+    h.check(("%s, round %d: after the restart the ledger is rebuilt from the journal"):format(mode, round),
       micros(a.spent) >= 0 and a.accounts[1].name == "alice", json.encode(a.accounts))
   end
 
@@ -151,8 +198,9 @@ local function run()
       unended = unended + 1
     end
   end
-  h.check(("every create answered 200 (%d) is still a task after the kills"):format(#all), missing == 0, missing)
-  h.check("... and every one of them ends", unended == 0, unended)
+  h.check(("%s: every create answered 200 (%d) is still a task after the kills"):format(mode, #all), missing == 0,
+    missing)
+  h.check(mode .. ": ... and every one of them ends", unended == 0, unended)
   -- Tasks whose create was cut off by the kill end too (looked up by their external id).
   local a
   limit = h.now() + 60
@@ -162,23 +210,29 @@ local function run()
       h.sleep(0.5)
     end
   until a.reserved == "0" or h.now() > limit
-  h.check("nothing stays reserved once every task ended (no reservation lost or left behind)", a.reserved == "0",
+  h.check(mode .. ": nothing stays reserved once every task ended (no reservation lost or left behind)",
+    a.reserved == "0",
     a.reserved)
   local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
-  h.check(("the gateway's spend (%s) equals the simulator's ledger (%s) to the micro-unit"):format(a.spent,
+  h.check(("%s: the gateway's spend (%s) equals the simulator's ledger (%s) to the micro-unit"):format(mode, a.spent,
     ledger.units_total), micros(a.spent) == micros(ledger.units_total))
-  h.check("the balance is the credit less the spend", micros(a.accounts[1].balance) == micros(CREDIT) - micros(a.spent),
-    json.encode(a.accounts[1]))
+  h.check(mode .. ": the balance is the credit less the spend",
+    micros(a.accounts[1].balance) == micros(CREDIT) - micros(a.spent), json.encode(a.accounts[1]))
   local log = srv.error_log()
-  h.check("no Lua error in the error log", not log:find("runtime error", 1, true),
+  h.check(mode .. ": no Lua error in the error log", not log:find("runtime error", 1, true),
     log:match("[^\n]*runtime error[^\n]*"))
+  srv.stop()
+  srv = nil
 end
 
-local ok, err = pcall(run)
-if not ok then
-  h.check("the test ran to its end", false, err)
-  if srv then
-    print(srv.error_log():sub(-4000))
+print("# seed " .. SEED)
+for _, mode in ipairs { "embedded", "cli" } do
+  local ok, err = pcall(run, mode)
+  if not ok then
+    h.check(mode .. ": the test ran to its end", false, err)
+    if srv then
+      print(srv.error_log():sub(-4000))
+    end
   end
 end
 h.finish(cleanup)

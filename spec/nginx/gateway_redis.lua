@@ -188,6 +188,11 @@ local function run()
   local sum = settled_sum()
   h.check(("issue 12.5: the settlements (%s) equal the simulator's ledger (%s) to the micro-unit"):format(
     core.money_format(sum), ledger.units_total), sum == micros(ledger.units_total) and sum == micros(a.spent))
+  -- The record and its hold are one script: a create refused at the cap leaves no record.
+  local finals = tonumber((redis_cli("--scan --pattern 'kgw:f:*' | wc -l"):match("%d+")))
+  local live = tonumber((redis_cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
+  h.check("issue 12.5: the 1,500 creates refused at the cap left no task record behind (500 ended, none live)",
+    finals == 500 and live == 0, json.encode { finals, live })
 
   -- ---- kill -9 of one node and a Redis restart, mid-run ----
   local res = h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
@@ -295,6 +300,21 @@ local function upstream_answers()
   end
   local before = admin(1)
   local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  -- An external_task_id is the account's across nodes: the record and the hold are one script.
+  local function create_ext(i, ext)
+    return h.request("POST", url(i, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+      body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "mine", external_task_id = ext } })
+  end
+  local first = create_ext(1, "dup-12")
+  local again = create_ext(2, "dup-12")
+  h.check("issue 12.5: a second create with an account's external_task_id, through another node, answers 400"
+    .. " naming it", first.status == 200 and again.status == 400 and again.body:find("external_task_id", 1, true)
+    ~= nil, first.status .. " " .. again.status .. " " .. again.body)
+  local after_dup = wait_settled(20)
+  h.check("issue 12.5: ... sent once, nothing held for the refused one",
+    h.sim_admin(sim, "GET", "/_sim/stats").creates == creates + 1 and after_dup.reserved == "0"
+    and micros(after_dup.spent) - micros(before.spent) == micros("1"), json.encode(after_dup.accounts))
+  before, creates = after_dup, h.sim_admin(sim, "GET", "/_sim/stats").creates
   h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "429", method = "POST", count = 1 } } })
   local res = create("refused upstream: 429")
   h.sim_admin(sim, "DELETE", "/_sim/faults")

@@ -9,6 +9,7 @@ local callback = require "kling.resty.callback"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
+local text = require "kling.gateway.text"
 local track = require "kling.gateway.track"
 local endpoints = require("kling.providers.kling").endpoints
 
@@ -124,22 +125,15 @@ function M.admit(G, account, endpoint)
       or "") .. tostring(verr.message) })
   end
   local preq = pricing(G, req, endpoint)
-  local quote, perr = G.prices:estimate(preq) -- this worker's cache of billing.estimate
+  -- The hold: the estimate (this worker's cache of billing.estimate), or where the provider
+  -- bills media by its real length, not the declared duration, the endpoint's longest
+  -- (issue 12: a 2 s avatar of a 240 s audio held 1.6, cost 192).
+  local quote, perr, at_ceiling = budget.worst_case(G.prices.price, def, preq)
   if not quote then
-    local why = perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
+    local why = at_ceiling and "this gateway has no price for the longest media this request may bring: "
+      or perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
     return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
       and (perr.field .. ": ") or "") .. tostring(perr.message) })
-  end
-  -- The provider bills some media by its real length, not the declared duration: the hold
-  -- is that endpoint's longest (issue 12: a 2 s avatar of a 240 s audio held 1.6, cost 192).
-  local ceiling = budget.ceiling(def, preq)
-  if ceiling then
-    local worst, werr = G.prices:estimate(ceiling)
-    if not worst then
-      return refuse("validation", { status = 400, code = 1201, message = "this gateway has no price for the "
-        .. "longest media this request may bring: " .. tostring(werr.message) })
-    end
-    quote = worst.micros > quote.micros and worst or quote
   end
   local now = core.wall_ms()
   local rec = {
@@ -147,9 +141,9 @@ function M.admit(G, account, endpoint)
     external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
     request = official.facts(preq), quote = core.money_format(quote.micros),
   }
-  -- Encoded once: the same text goes into the task table and, with the reservation, into
-  -- the journal (one line per create).
-  local s, eerr = json.encode(rec)
+  -- Encoded once (its id last: kling.gateway.text): the same text goes into the task table
+  -- and, with the reservation, into the journal (one line per create).
+  local s, eerr = text.record(rec)
   if not s then
     return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
       .. tostring(eerr) })

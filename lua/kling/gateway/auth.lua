@@ -1,13 +1,21 @@
 -- Who is calling: the gateway's own clients authenticate as they would with Kling, with a
 -- Bearer API key or a Bearer JWT (HS256, iss = their access key, signed with their secret
 -- key, exp/nbf checked), and are refused with Kling's codes (1001 empty, 1002 invalid, 1003
--- not yet valid, 1004 expired).
+-- not yet valid, 1004 expired). A worker keeps the JWTs it verified (cache()) until they
+-- expire: a client signs one token and sends it with many requests, each verified once (two
+-- base64 and JSON decodes and an HMAC, every request, before).
 local core = require "kling.core"
 local json = require "kling.json"
 
 local M = {}
 
 M.SKEW_S = 5 -- clients set nbf = now - 5
+M.CACHE_MAX = 4096 -- verified tokens kept per worker; a full cache starts over
+
+-- cache([max]) -> a worker's cache of verified tokens (kept in its gateway state)
+function M.cache(max)
+  return { n = 0, max = max or M.CACHE_MAX, tokens = {} }
+end
 
 local function refuse(code, message)
   return nil, { status = 401, code = code, message = message }
@@ -36,12 +44,34 @@ local function verify_jwt(accounts, h, p, s, now)
   if type(claims.nbf) == "number" and claims.nbf > now + M.SKEW_S then
     return refuse(1003, "Authorization is not yet valid")
   end
-  return acct
+  return acct, claims
 end
 
--- account(accounts (kling.gateway.accounts), authorization_header, now_s) -> account | nil,
--- {status, code, message}
-function M.account(accounts, value, now)
+-- A token verified before, while it is valid and its account's secret is the one it was
+-- verified with (a changed secret, or an expired token, is verified again, or refused).
+local function cached(cache, accounts, token, now)
+  local hit = cache.tokens[token]
+  if not hit then
+    return nil
+  end
+  local acct = accounts:by_access(hit.iss)
+  if acct and acct.secret_key == hit.secret and hit.exp > now then
+    return acct
+  end
+  cache.tokens[token] = nil
+  return nil
+end
+
+local function keep(cache, token, acct, claims)
+  if cache.n >= cache.max then
+    cache.tokens, cache.n = {}, 0
+  end
+  cache.tokens[token], cache.n = { iss = claims.iss, secret = acct.secret_key, exp = claims.exp }, cache.n + 1
+end
+
+-- account(accounts (kling.gateway.accounts), authorization_header, now_s [, cache]) ->
+-- account | nil, {status, code, message}. cache: the worker's (cache()), for JWTs.
+function M.account(accounts, value, now, cache)
   if type(value) == "table" then
     value = value[1]
   end
@@ -54,7 +84,19 @@ function M.account(accounts, value, now)
   end
   local h, p, s = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
   if h then
-    return verify_jwt(accounts, h, p, s, now)
+    local acct = cache and cached(cache, accounts, token, now)
+    if acct then
+      return acct
+    end
+    local claims
+    acct, claims = verify_jwt(accounts, h, p, s, now)
+    if not acct then
+      return nil, claims -- refused: claims is the refusal
+    end
+    if cache then
+      keep(cache, token, acct, claims)
+    end
+    return acct
   end
   local acct = accounts:by_key(token)
   if not acct then

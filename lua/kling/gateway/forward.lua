@@ -18,11 +18,11 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local core = require "kling.core"
 local errors = require "kling.errors"
-local json = require "kling.json"
 local transport = require "kling.transport"
 local api = require "kling.gateway.api"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local text = require "kling.gateway.text"
 
 local M = {}
 
@@ -38,7 +38,7 @@ function M.access(G, account, endpoint)
   end
   local client = c.client
   local call = client.provider.build(c.fwd, endpoint)
-  local body, eerr = json.encode(call.body)
+  local body, eerr = text.body(call.body, c.rec.id) -- its id last (kling.gateway.text)
   if not body then
     -- Nothing was sent: the hold is given back.
     local _, answer = api.outcome(G, c, nil, errors.validation("request", "cannot be encoded as JSON: "
@@ -169,9 +169,11 @@ function M.body_filter(G)
     -- unreadable: looked up), so an endless upstream body cannot fill the worker's memory.
     c.size = (c.size or 0) + #chunk
     if c.size > M.MAX_ANSWER then
-      c.buf, c.size = nil, false
+      c.body, c.buf, c.size = nil, nil, false
+    elseif not c.body then
+      c.body = chunk -- the usual answer is one chunk: kept as is, not copied into a table
     else
-      c.buf = c.buf or {}
+      c.buf = c.buf or { c.body }
       c.buf[#c.buf + 1] = chunk
     end
   end
@@ -181,7 +183,7 @@ function M.body_filter(G)
   end
   ngx.update_time()
   metrics.observe("create", ngx.now() - c.sent_at)
-  local t, err = read(c, c.buf and table.concat(c.buf) or "")
+  local t, err = read(c, c.buf and table.concat(c.buf) or c.body or "")
   local how, answer = api.outcome(G, c, t, err)
   if G.redis then
     -- No cosockets here: the store learns it from a timer (the creating record and its hold,
@@ -194,7 +196,7 @@ function M.body_filter(G)
   if not answer then -- ended at once with the Redis store: shown as created, its end follows
     answer = { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(c.rec) }
   end
-  ngx.arg[1] = official.envelope(answer.code, answer.message, answer.data_json) .. "\n"
+  ngx.arg[1] = official.envelope(answer.code, answer.message, answer.data_json, "\n")
 end
 
 return M

@@ -19,6 +19,7 @@ local api = require "kling.gateway.api"
 local forward = require "kling.gateway.forward"
 local price_cache = require "kling.gateway.price_cache"
 local track = require "kling.gateway.track"
+local texts = require "kling.gateway.text"
 local kling = require "kling"
 local resty = require "kling.resty"
 local journal = require "kling.resty.journal"
@@ -141,7 +142,8 @@ function M.init(path, opts)
     error("kling gateway: " .. werr, 0)
   end
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
-  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400 }
+  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400,
+    encode = texts.record }
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in shared memory.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
     journal = G.journal } })
@@ -180,6 +182,8 @@ function M.init_worker()
   G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   G.prices = price_cache.new() -- this worker's quotes (kling.gateway.price_cache)
+  metrics.start() -- this worker's counts into the shared dict, every second
+  G.jwt_cache = auth.cache() -- the JWTs this worker verified, until they expire (kling.gateway.auth)
   local client
   G.client = function()
     if not client then
@@ -231,7 +235,7 @@ function M.init_worker()
 end
 
 local function caller()
-  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time())
+  local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time(), G.jwt_cache)
   if not account then
     return official.fail(err)
   end

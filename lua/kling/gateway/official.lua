@@ -164,7 +164,8 @@ function M.created(rec)
 end
 
 -- created_json(rec) -> json.encode(M.created(rec)), written as text: a create's answer is
--- built on every create, and only the client's external_task_id needs escaping.
+-- built on every create, and only the client's external_task_id needs escaping. The task id
+-- ends the text (kling.gateway.text says why).
 function M.created_json(rec)
   local id, c, u = rec.id, rec.created_at, rec.updated_at
   if type(id) ~= "string" or not id:find("^[%w_-]+$") or type(c) ~= "number" or c % 1 ~= 0
@@ -172,9 +173,10 @@ function M.created_json(rec)
     return json.encode(M.created(rec))
   end
   local ext = rec.external_task_id
-  return '{"task_id":"' .. id .. '","task_status":"' .. (M.STATUS[rec.status] or "submitted") .. '","task_info":'
+  return '{"task_status":"' .. (M.STATUS[rec.status] or "submitted") .. '","task_info":'
     .. (ext == nil and "{}" or ('{"external_task_id":' .. json.encode(ext) .. "}"))
-    .. ',"created_at":' .. string.format("%d", c) .. ',"updated_at":' .. string.format("%d", u) .. "}"
+    .. ',"created_at":' .. string.format("%d", c) .. ',"updated_at":' .. string.format("%d", u)
+    .. ',"task_id":"' .. id .. '"}'
 end
 
 -- A request id unique across workers, nodes and restarts without nginx's $request_id (16
@@ -191,8 +193,9 @@ end
 
 -- The official envelope as JSON text around data already encoded (data_json, or nil for an
 -- answer without data): what is encoded once (a stored task view) is not encoded again.
+-- suffix: text to end it with ("\n"), in the same string.
 local SUCCEED = '{"code":0,"message":"SUCCEED","request_id":"'
-function M.envelope(code, message, data_json)
+function M.envelope(code, message, data_json, suffix)
   local rid = request_id()
   local head
   if code == 0 and message == "SUCCEED" and rid:find("^[%w-]+$") then
@@ -201,7 +204,10 @@ function M.envelope(code, message, data_json)
     head = '{"code":' .. string.format("%d", code) .. ',"message":' .. (json.encode(tostring(message)) or '""')
       .. ',"request_id":' .. (json.encode(rid) or '""')
   end
-  return head .. (data_json and (',"data":' .. data_json) or "") .. "}"
+  if data_json then
+    return head .. ',"data":' .. data_json .. "}" .. (suffix or "")
+  end
+  return head .. "}" .. (suffix or "")
 end
 
 -- reply_json(status, code, message, data_json): answers with the envelope and ends the request.

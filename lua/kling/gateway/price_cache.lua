@@ -23,6 +23,10 @@ local function piece(k, v)
     end
     return #k .. ":" .. k .. "s" .. #v .. ":" .. v
   elseif t == "number" then
+    -- Whole numbers (durations, counts) as integers: exact, and cheaper than %.17g.
+    if v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
+      return #k .. ":" .. k .. "i" .. string.format("%d", v)
+    end
     return #k .. ":" .. k .. "n" .. string.format("%.17g", v)
   elseif t == "boolean" then
     return #k .. ":" .. k .. (v and "T" or "F")
@@ -57,7 +61,12 @@ Cache.__index = Cache
 
 -- new() -> a cache (one per worker: it lives in the worker's gateway state).
 function M.new()
-  return setmetatable({ by_catalog = setmetatable({}, { __mode = "k" }) }, Cache)
+  local self = setmetatable({ by_catalog = setmetatable({}, { __mode = "k" }) }, Cache)
+  -- estimate as a plain function (kling.money.hold.worst_case takes one), made once
+  self.price = function(req)
+    return self:estimate(req)
+  end
+  return self
 end
 
 -- estimate(req) -> quote | nil, err: billing.estimate(req), from the cache when the same

@@ -59,6 +59,21 @@ if poll == '1' then redis.call('RPUSH', p .. 'q:new', id) end
 return n
 ]]
 
+-- PUBLISH for a batch of created records in one script (one invocation, not one per record):
+-- ARGV: p, then (id, s, up, list) per record; never queued again (see publish_many).
+local PUBLISH_MANY = [[
+local p = ARGV[1]
+for i = 2, #ARGV, 4 do
+  local id, s, up, list = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local n = redis.call('INCR', p .. list)
+  redis.call('SET', p .. list .. ':' .. n, id)
+  redis.call('SET', p .. 'ln:' .. id, n)
+  if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
+  if redis.call('EXISTS', p .. 'f:' .. id) == 0 then redis.call('SET', p .. 't:' .. id, s) end
+end
+return 1
+]]
+
 local FINISH = [[
 local p, id, s, ttl, up, xkey, list = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if not redis.call('SET', p .. 'f:' .. id, s, 'NX', 'EX', ttl) then return 0 end
@@ -118,26 +133,24 @@ function Tasks:create(rec, s)
 end
 
 -- create_held(rec, s, ledger, micros, info) -> entry | nil, err, stage ("task" or "hold"):
--- the record and its reservation in one round trip (kling.gateway.redis run_many); a record
--- whose hold was refused is removed again (a refusal costs a second trip, a create does not).
+-- the record (CREATE's writes) and its reservation in one script, one call per create
+-- (kling.money.stores.redis reserve_call): a refused hold leaves no record behind.
 function Tasks:create_held(rec, s, meter, micros, info)
+  local set = { { "t:" .. rec.id, s } }
+  if rec.external_task_id then
+    table.insert(set, 1, { xkey(rec), rec.id })
+  end
   local call, read = meter:reserve_call(rec.id, micros, { task_id = info and info.task_id or rec.id,
-    account = rec.account }, "t:" .. rec.id)
-  local res, err = self.redis:run_many({ CREATE, rec.id, s, xkey(rec), n = 4 }, call)
+    account = rec.account }, { set = set, add = { { "active", rec.id } }, push = { { M.Q_NEW, rec.id } } })
+  local res, err = self.redis:run(unpack(call, 1, call.n))
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
   end
-  local made = res[1]
-  if type(made) == "table" then
-    return nil, tostring(made[2]), "task"
-  elseif made == -1 then
-    return nil, "external_task_id exists", "task"
-  elseif made == -2 then
-    return nil, "exists", "task"
-  end
-  local e, herr = read(res[2])
+  local e, herr = read(res)
   if not e then
-    self:drop(rec)
+    if herr.key_index then
+      return nil, (rec.external_task_id and herr.key_index == 1) and "external_task_id exists" or "exists", "task"
+    end
     return nil, herr, "hold"
   end
   return e
@@ -152,18 +165,20 @@ function Tasks:publish(rec, poll)
 end
 
 -- publish_many(recs, from, to): publish(rec) of created records recs[from..to], in one round
--- trip. Not queued for the poller again: their create (CREATE) queued them already, and the
--- poller keeps a task it was given until it ends (a second entry was a Redis write and a pop
--- per create for nothing: Redis's CPU is most of what the Redis store costs a create).
+-- trip and one script (a script invocation is most of what Redis spends on a create). Not
+-- queued for the poller again: their create queued them already, and the poller keeps a task
+-- it was given until it ends (a second entry was a Redis write and a pop per create for nothing).
 function Tasks:publish_many(recs, from, to)
-  local calls = {}
+  local args, n = {}, 0
   for i = from, to do
     local rec = recs[i]
-    calls[#calls + 1] = { PUBLISH, rec.id, encode(rec) or "{}", rec.upstream_id or "", list_key(rec), "0", n = 6 }
+    args[n + 1], args[n + 2], args[n + 3], args[n + 4] = rec.id, encode(rec) or "{}", rec.upstream_id or "",
+      list_key(rec)
+    n = n + 4
   end
-  local res, err = self.redis:run_many(unpack(calls))
+  local res, err = self.redis:run(PUBLISH_MANY, unpack(args, 1, n))
   if not res then
-    ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", #calls, " tasks (they are looked up later): ", err)
+    ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", n / 4, " tasks (they are looked up later): ", err)
   end
 end
 

@@ -156,6 +156,10 @@ local function refusal(self, code, detail, key, account, m, named)
     return validation("task_key", "'" .. key .. "' already has a reservation or a charge")
   elseif code == "ended" then
     return validation("task_key", "'" .. key .. "' is already " .. tostring(detail or "settled"))
+  elseif code == "exists_key" then
+    local e = validation("record", "the record's key number " .. tostring(detail) .. " exists")
+    e.key_index = detail
+    return e
   elseif code == "no_record" then
     return validation("task_key", "'" .. key .. "' has no task record to hold for")
   elseif code == "no_hold" then
@@ -193,23 +197,25 @@ function Ledger:reserve(task_key, quote, info)
 end
 
 --- Holds an estimate in the same store round trip as the task record it is for.
--- reserve_call(task_key, micros, {task_id=, account=}, record_key) -> call, read: for a store
+-- reserve_call(task_key, micros, {task_id=, account=}, record) -> call, read: for a store
 -- that batches calls (kling.money.stores.redis: the gateway sends the record and the hold in
--- one round trip), the reservation as a call to send, held only if record_key exists, and
--- read(result) -> entry | nil, err as reserve answers. A store without batching raises.
+-- one call), the reservation as a call to send, held only if the record key `record` exists,
+-- or made in the same script as the record's own writes (`record` a table: the store's
+-- reserve_call says what it holds), and read(result) -> entry | nil, err as reserve answers
+-- (err.key_index: which of the record's keys existed). A store without batching raises.
 ---@param task_key string|integer
 ---@param micros integer in the account's currency
 ---@param info {task_id: string, account: string}
----@param record_key string
+---@param record string|table
 ---@return table call
 ---@return fun(result: any): table|nil, kling.Error|nil read
-function Ledger:reserve_call(task_key, micros, info, record_key)
+function Ledger:reserve_call(task_key, micros, info, record)
   local key = key_of(task_key)
   if not self.store.reserve_call then
     errors.misuse("ledger", "reserve_call needs a store that batches calls (kling.money.stores.redis)")
   end
   local acct = info.account
-  local call, read = self.store:reserve_call(acct, key, micros, movement(info), record_key)
+  local call, read = self.store:reserve_call(acct, key, micros, movement(info), record)
   return call, function(res)
     local e, code, detail = read(res)
     if not e then

@@ -23,7 +23,8 @@ M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 M.RETENTION_S = 30 * 86400
 
 --- Makes the shared task table.
--- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =} -> table
+-- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =,
+-- encode = fn(rec) -> JSON text | nil, err (default kling.json's)} -> table
 ---@param opts {dict: string, journal: string, retention_s: number}
 ---@return table|nil tasks
 ---@return string|nil err
@@ -42,11 +43,12 @@ function M.new(opts)
   if type(retention) ~= "number" or retention <= 0 then
     error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
   end
-  return setmetatable({ dict = dict, journal = opts.journal, retention_s = retention }, Tasks)
+  return setmetatable({ dict = dict, journal = opts.journal, retention_s = retention,
+    encode = opts.encode or json.encode }, Tasks)
 end
 
-local function encode(rec)
-  local s, err = json.encode(rec)
+local function encode(self, rec)
+  local s, err = self.encode(rec)
   if not s then
     return nil, "task record cannot be encoded: " .. tostring(err)
   end
@@ -78,7 +80,7 @@ function Tasks:create(rec, s)
   local d = self.dict
   local err
   if not s then
-    s, err = encode(rec)
+    s, err = encode(self, rec)
     if not s then
       return nil, err
     end
@@ -114,7 +116,7 @@ function Tasks:publish(rec, poll, journal)
   end
   -- A callback may have ended it already (in another worker): then that end stands.
   local ended = d:get("f:" .. rec.id) ~= nil
-  local s = encode(rec)
+  local s = encode(self, rec)
   if s and not ended then
     d:safe_set("t:" .. rec.id, s)
   end
@@ -173,7 +175,7 @@ function Tasks:save(rec, journal)
   if d:get("f:" .. rec.id) then
     return true
   end
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
@@ -192,7 +194,7 @@ end
 function Tasks:finish(rec)
   local d = self.dict
   rec.final = true
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
@@ -222,7 +224,7 @@ end
 -- Rewrites an ended record (what is kept after the end: forwarding of the client's
 -- callback, say). The end itself stays decided by finish().
 function Tasks:amend(rec)
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
@@ -323,7 +325,7 @@ function Tasks:restore(entries)
     if not rec.dropped and keep >= 0 and not (rec.final and keep == 0) then
       local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
       rec.list_n = d:incr(list, 1, 0)
-      local s = encode(rec)
+      local s = encode(self, rec)
       if s then
         restored = restored + 1
         d:safe_set(list .. ":" .. rec.list_n, rec.id, keep)

@@ -11,6 +11,7 @@
 -- <p>ledger (list of JSON lines).
 local core = require "kling.core"
 local errors = require "kling.errors"
+local json = require "kling.json"
 
 local Meter = {}
 Meter.__index = Meter
@@ -49,23 +50,67 @@ local function line(p, op, account, key, task_id, micros, currency, reserved)
 end
 ]]
 
--- ARGV: p, account, key, micros, task_id, currency, the key that must exist (a task record
--- made in the same round trip: money is held only for a recorded task) or ''
-local RESERVE = LINE .. [[
-local p, account, key, m, task_id, currency = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
-if ARGV[7] ~= '' and redis.call('EXISTS', p .. ARGV[7]) == 0 then return {-4, 0} end
-local a = p .. 'a:' .. account
-if redis.call('HEXISTS', a, 'limit') == 0 then return {-2, 0} end
-if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
-  return {-3, 0}
+-- reserve(p, account, key, m, fields) -> the reservation's reply: {1, seq}, or a refusal
+-- {-1, avail} (over the balance), {-2, 0} (unknown account), {-3, 0} (held or ended). fields:
+-- the rest of its ledger line as JSON text, made by the caller (Meter's line_fields): the
+-- script adds only the seq and the time (cjson and the amount's formatting were most of a
+-- reservation's Lua in Redis).
+local RESERVE_FN = [[
+local function reserve(p, account, key, m, fields)
+  local a = p .. 'a:' .. account
+  if redis.call('HEXISTS', a, 'limit') == 0 then return {-2, 0} end
+  if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
+    return {-3, 0}
+  end
+  local avail = tonumber(redis.call('HGET', a, 'avail'))
+  if avail < m then return {-1, string.format('%d', avail)} end
+  redis.call('HINCRBY', a, 'avail', -m)
+  redis.call('HINCRBY', a, 'reserved', m)
+  redis.call('HSET', p .. 'holds', key, account .. '|' .. string.format('%d', m))
+  redis.call('INCR', p .. 'holds_open')
+  local seq = redis.call('INCR', p .. 'seq')
+  local t = redis.call('TIME')
+  redis.call('RPUSH', p .. 'ledger', '{"seq":' .. string.format('%d', seq) .. ',"time_ms":'
+    .. string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ',' .. fields)
+  return {1, seq}
 end
-local avail = tonumber(redis.call('HGET', a, 'avail'))
-if avail < m then return {-1, string.format('%d', avail)} end
-redis.call('HINCRBY', a, 'avail', -m)
-redis.call('HINCRBY', a, 'reserved', m)
-redis.call('HSET', p .. 'holds', key, account .. '|' .. string.format('%d', m))
-redis.call('INCR', p .. 'holds_open')
-return {1, line(p, 'reserve', account, key, task_id, m, currency)}
+]]
+
+-- ARGV: p, account, key, micros, the line's fields (reserve's), the key that must exist (a task
+-- record made in the same round trip: money is held only for a recorded task) or ''
+local RESERVE = RESERVE_FN .. [[
+if ARGV[6] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[6]) == 0 then return {-4, 0} end
+return reserve(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+]]
+
+-- The hold and the record it is for in one script (one call per create): ARGV as RESERVE's
+-- up to the line's fields, then the writes: n_set, (key, value) x n_set: set only where
+-- absent, in order (the first that exists refuses everything: {-5, its index}); n_add, (key,
+-- member) x n_add: SADD; n_push, (key, value) x n_push: RPUSH. The keys set are removed again
+-- when the hold is refused; the members and values are added only when it is made.
+local RESERVE_WITH = RESERVE_FN .. [[
+local p = ARGV[1]
+local n_set = tonumber(ARGV[6])
+local i = 7
+for j = 1, n_set do
+  if not redis.call('SET', p .. ARGV[i], ARGV[i + 1], 'NX') then
+    for k = 1, j - 1 do redis.call('DEL', p .. ARGV[7 + (k - 1) * 2]) end
+    return {-5, j}
+  end
+  i = i + 2
+end
+local r = reserve(p, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+if r[1] ~= 1 then
+  for k = 1, n_set do redis.call('DEL', p .. ARGV[7 + (k - 1) * 2]) end
+  return r
+end
+local n_add = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n_add do redis.call('SADD', p .. ARGV[i], ARGV[i + 1]) i = i + 2 end
+local n_push = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n_push do redis.call('RPUSH', p .. ARGV[i], ARGV[i + 1]) i = i + 2 end
+return r
 ]]
 
 -- ARGV: p, key, op (settled|released), micros (settle), task_id, currency, account (settle
@@ -167,7 +212,9 @@ local function reserve_answer(self, res, err, account, key, micros)
   if type(res) == "table" and res[1] == false then
     return nil, "store", tostring(res[2])
   end
-  if res[1] == -2 then
+  if res[1] == -5 then
+    return nil, "exists_key", tonumber(res[2])
+  elseif res[1] == -2 then
     return nil, "unknown_account"
   elseif res[1] == -3 then
     return nil, "exists"
@@ -180,24 +227,48 @@ local function reserve_answer(self, res, err, account, key, micros)
     amount = core.money_format(micros), currency = self.currency }
 end
 
+-- The fields of a reservation's ledger line but its seq and time, as JSON text ending the
+-- object (RESERVE_FN adds the rest).
+local function line_fields(self, account, key, micros, info)
+  return '"op":"reserve","task_key":' .. json.encode(key) .. ',"task_id":' .. json.encode(info and info.task_id or key)
+    .. ',"amount":"' .. core.money_format(micros) .. '","currency":' .. json.encode(self.currency) .. ',"account":'
+    .. json.encode(account) .. "}"
+end
+
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
-  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, "")
+  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), line_fields(self, account, key, micros, info), "")
   return reserve_answer(self, res, err, account, key, micros)
 end
 
--- reserve_call(account, key, micros, {task_id}, record_key) -> call, read: the reservation as
--- a script call for kling.gateway.redis run_many (sent in the same round trip as the task
--- record under record_key, held only if that record exists), and read(result) -> what
--- reserve answers.
-function Meter:reserve_call(account, key, micros, info, record_key)
+-- reserve_call(account, key, micros, {task_id}, record) -> call, read: the reservation as a
+-- script call for kling.gateway.redis (run, or run_many with others), and read(result) ->
+-- what reserve answers. record: the key of a task record made before it in the same round
+-- trip (held only if that record exists), or the record's own writes, made in the same
+-- script as the hold (one call per create): {set = {{key, value}, ...} (set where absent;
+-- the first that exists refuses: code "exists_key", detail its index), add = {{set key,
+-- member}, ...}, push = {{list key, value}, ...}} (RESERVE_WITH says when each is made).
+function Meter:reserve_call(account, key, micros, info, record)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve_call: micros must be a whole number >= 0", 2)
   end
-  local call = { RESERVE, account, key, fmt(micros), info and info.task_id or key, self.currency, record_key or "",
-    n = 7 }
+  local call
+  if type(record) == "table" then
+    call = { RESERVE_WITH, account, key, fmt(micros), line_fields(self, account, key, micros, info) }
+    for _, part in ipairs { "set", "add", "push" } do
+      local list = record[part] or {}
+      call[#call + 1] = tostring(#list)
+      for _, kv in ipairs(list) do
+        call[#call + 1] = kv[1]
+        call[#call + 1] = kv[2]
+      end
+    end
+    call.n = #call
+  else
+    call = { RESERVE, account, key, fmt(micros), line_fields(self, account, key, micros, info), record or "", n = 6 }
+  end
   return call, function(res)
     return reserve_answer(self, res, nil, account, key, micros)
   end

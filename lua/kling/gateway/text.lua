@@ -1,0 +1,119 @@
+-- JSON text of what a create writes (its task record, the provider's body) built so that the
+-- part that differs from one create to the next, the task id, ends the text.
+--
+-- Why: LuaJIT interns every string, and OpenResty's LuaJIT hashes a string of 128 bytes or
+-- more from its first and last 8 bytes and 16 sampled ones only. Strings of one length that
+-- differ elsewhere (two records of one request shape: the same fields, another id) share a
+-- hash chain, and making each new one walks that chain and compares it with every string on
+-- it: in a worker under load, 20-90 us per string (bench/gateway/README.md). With the id in
+-- the last 8 bytes each such text has a hash of its own. The texts are plain JSON: a reader
+-- never depends on the order of an object's keys.
+local json = require "kling.json"
+
+local M = {}
+
+-- A string written as is when it needs no escaping (ids, names, states); else by cjson.
+local function str(v)
+  if v:find('^[%w._:/ -]*$') then
+    return '"' .. v .. '"'
+  end
+  return json.encode(v)
+end
+
+-- One value as JSON (nil when it cannot be encoded).
+local function value(v)
+  local t = type(v)
+  if t == "string" then
+    return str(v)
+  elseif t == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
+    return string.format("%d", v) -- integral: written whole (cjson would go through %.14g)
+  elseif t == "boolean" then
+    return v and "true" or "false"
+  end
+  return json.encode(v)
+end
+
+-- object(t, last) -> the JSON text of the object t with its key `last` written last | nil,
+-- err. Falls back to json.encode(t) when a key is not a plain name.
+function M.object(t, last)
+  local tail = t[last]
+  if type(tail) ~= "string" then
+    return json.encode(t)
+  end
+  local parts, n = { "{" }, 1
+  for k, v in pairs(t) do
+    if k ~= last then
+      if type(k) ~= "string" or not k:find("^[%w_]+$") then
+        return json.encode(t)
+      end
+      local s, err = value(v)
+      if not s then
+        return nil, err
+      end
+      parts[n + 1], parts[n + 2], parts[n + 3] = '"' .. k .. '":', s, ","
+      n = n + 3
+    end
+  end
+  parts[n + 1], parts[n + 2], parts[n + 3] = '"' .. last .. '":', str(tail), "}"
+  return table.concat(parts)
+end
+
+-- field(name, v) -> ',"name":<v as JSON>' or "" (nil) | nil, err
+local function field(name, v)
+  if v == nil then
+    return ""
+  end
+  local s, err = value(v)
+  if not s then
+    return nil, err
+  end
+  return '"' .. name .. '":' .. s .. ","
+end
+
+-- record(rec) -> the task record as JSON text, its id last | nil, err. The fields that differ
+-- between creates of one request shape besides the id (times, upstream id, list number, the
+-- client's own id and callback URL) are written after the others, which cjson encodes in one
+-- piece: the same text for every create of that shape, so making it again finds it.
+function M.record(rec)
+  local id = rec.id
+  if type(id) ~= "string" then
+    return json.encode(rec)
+  end
+  local ca, ua, up, ln, ext, cb = rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n,
+    rec.external_task_id, rec.callback_url
+  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
+    nil, nil, nil, nil, nil, nil, nil
+  local stable, err = json.encode(rec)
+  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
+    id, ca, ua, up, ln, ext, cb
+  if not stable then
+    return nil, err
+  end
+  local f1, f2, f3, f4, f5, f6
+  f1, err = field("created_at", ca)
+  f2 = f1 and field("updated_at", ua)
+  f3 = f2 and field("upstream_id", up)
+  f4 = f3 and field("list_n", ln)
+  f5 = f4 and field("external_task_id", ext)
+  f6 = f5 and field("callback_url", cb)
+  if not f6 then
+    return nil, err or "a task record's field cannot be encoded"
+  end
+  local inner = stable:sub(2, -2)
+  return "{" .. inner .. (inner == "" and "" or ",") .. f1 .. f2 .. f3 .. f4 .. f5 .. f6 .. '"id":' .. str(id) .. "}"
+end
+
+-- body(body, id) -> the provider's request body as JSON text, with the field that carries
+-- the gateway's id (the external task id) last | nil, err.
+function M.body(body, id)
+  if id ~= nil then
+    for k, v in pairs(body) do
+      if v == id and type(k) == "string" then
+        return M.object(body, k)
+      end
+    end
+  end
+  return json.encode(body)
+end
+
+return M

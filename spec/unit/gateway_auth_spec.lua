@@ -1,0 +1,75 @@
+-- Issue 12's speed work: a client's JWT is verified once per worker and served from its cache
+-- until it expires; a token whose account's secret changed, or that expired, is checked again.
+local core = require "kling.core"
+local auth = require "kling.gateway.auth"
+
+describe("kling.gateway.auth", function()
+  local function accounts(list)
+    local by_access, by_key = {}, {}
+    for _, a in ipairs(list) do
+      if a.access_key then
+        by_access[a.access_key] = a
+      end
+      if a.api_key then
+        by_key[a.api_key] = a
+      end
+    end
+    return {
+      by_access = function(_, ak)
+        return by_access[ak]
+      end,
+      by_key = function(_, k)
+        return by_key[k]
+      end,
+    }
+  end
+
+  it("issue 12.5: a verified JWT is served from the worker's cache until it expires", function()
+    local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
+    local accts = accounts { bob }
+    local cache = auth.cache()
+    local now = 1796300000
+    local token = core.jwt_hs256("ak-bob", "sk-bob", now, 1800)
+    local a = assert(auth.account(accts, "Bearer " .. token, now, cache))
+    assert.equal("bob", a.name)
+    assert.is_table(cache.tokens[token]) -- verified once, kept
+    -- A hit does not verify again: a verify would decode the token, this one cannot be decoded.
+    cache.tokens["x.y.z"] = cache.tokens[token]
+    assert.equal("bob", assert(auth.account(accts, "Bearer x.y.z", now + 10, cache)).name)
+    -- Expired: refused (1004) and dropped from the cache.
+    local _, err = auth.account(accts, "Bearer " .. token, now + 4000, cache)
+    assert.equal(1004, err.code)
+    assert.is_nil(cache.tokens[token])
+  end)
+
+  it("issue 12.5: a cached JWT is checked again when its account's secret changed", function()
+    local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
+    local accts = accounts { bob }
+    local cache = auth.cache()
+    local now = 1796300000
+    local token = core.jwt_hs256("ak-bob", "sk-bob", now, 1800)
+    assert(auth.account(accts, "Bearer " .. token, now, cache))
+    bob.secret_key = "sk-bob-rotated"
+    local _, err = auth.account(accts, "Bearer " .. token, now + 1, cache)
+    assert.equal(1002, err.code) -- bad signature under the new secret
+    assert.is_nil(cache.tokens[token])
+  end)
+
+  it("issue 12.5: refused tokens are not kept, and a full cache starts over", function()
+    local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
+    local accts = accounts { bob }
+    local cache = auth.cache(2)
+    local now = 1796300000
+    local bad = core.jwt_hs256("ak-bob", "not-the-secret", now, 1800)
+    assert.is_nil((auth.account(accts, "Bearer " .. bad, now, cache)))
+    assert.is_nil(cache.tokens[bad])
+    local early = core.jwt_hs256("ak-bob", "sk-bob", now + 600, 1800) -- nbf in the future
+    local _, err = auth.account(accts, "Bearer " .. early, now, cache)
+    assert.equal(1003, err.code)
+    assert.is_nil(cache.tokens[early])
+    for i = 1, 3 do
+      assert(auth.account(accts, "Bearer " .. core.jwt_hs256("ak-bob", "sk-bob", now + i, 1800), now + i, cache))
+    end
+    assert.is_true(cache.n <= 2)
+  end)
+end)
