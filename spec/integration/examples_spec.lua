@@ -117,11 +117,7 @@ local function size(path)
 end
 
 describe("the examples against the simulator", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   teardown(function()
     os.execute("rm -rf " .. root)

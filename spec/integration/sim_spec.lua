@@ -3,20 +3,11 @@
 -- over HTTP and HTTPS, every fault kind, the parallel limit, stats, reset and validation.
 -- Needs a running sim: KLING_SIM_INFO names its JSON line (ctest's sim fixture writes it).
 local json = require "kling.json"
+local files = require "support.files"
+local sim = require "support.sim"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local info_path = os.getenv("KLING_SIM_INFO") or "build/sim/sim.json"
-local info = assert(json.decode(assert(read(info_path), "no simulator info at " .. info_path
-  .. " (start one: bin/kling sim start --dir build/sim --out build/sim/sim.json)")))
+local read = files.read
+local info = sim.info()
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
