@@ -119,6 +119,16 @@ local function conf_text(dir, port, server, opts)
   }
 end
 
+-- jit_cpath() -> the cpath entry of the LuaJIT build (for start's opts.cpath), or nil and why
+-- there is none (a spec then reports itself pending).
+function M.jit_cpath()
+  local jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or "build/jit"
+  if not read_file(jit_dir .. "/kling/core.so") then
+    return nil, "no LuaJIT build at " .. jit_dir .. "/kling/core.so (set KLING_JIT_BUILD_DIR)"
+  end
+  return jit_dir .. "/?.so;"
+end
+
 -- start(server_block [, opts]) -> {port, url, dir, pid, stop = function}
 -- opts: ssl = {cert, key} (serve HTTPS), http = extra http-level directives,
 -- lua = false (no Lua module), cpath = "dir/?.so;" entries before the system ones,
