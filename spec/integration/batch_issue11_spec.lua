@@ -217,7 +217,7 @@ describe("issue 11", function()
     end
     assert.are.equal(0, sim.stats().requests)
     -- An EvoLink text-to-video task: no "(videos/image2video)", its charge in evolink-credits.
-    local client = sim.client { provider = "evolink", api_key = i.api_key, base_url = i.providers.evolink }
+    local client = sim.gateway("evolink")
     local t = assert(client:submit { model = "kling-v3", mode = "std", duration = 5, sound = false, prompt = "a" })
     assert(t:wait { timeout = 30 })
     local evo = string.format("KLING_PROVIDER=evolink KLING_BASE_URL='%s' KLING_API_KEY='%s' ",

@@ -46,8 +46,7 @@ local function official()
 end
 
 local function evolink()
-  local i = sim.info()
-  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+  return sim.gateway("evolink")
 end
 
 local function submit(client, prompt, model)

@@ -23,8 +23,7 @@ local function spec(name)
 end
 
 local function evolink()
-  local i = sim.info()
-  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+  return sim.gateway("evolink")
 end
 
 describe("custom elements against the simulator", function()

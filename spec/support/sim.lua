@@ -35,6 +35,18 @@ function M.client(opts)
   return assert(kling.new(o))
 end
 
+-- gateway(name [, opts]) -> a client of the gateway `name` of the simulator (its base URL and
+-- the API key); opts override as in client.
+function M.gateway(name, opts)
+  local i = M.info()
+  local o = { provider = name, base_url = assert(i.providers[name], "the simulator serves no " .. tostring(name)),
+    api_key = i.api_key }
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  return M.client(o)
+end
+
 local http
 local function admin_http()
   if not http then
