@@ -66,15 +66,20 @@ local function get(url, method, body)
   return json.decode(res.body)
 end
 
--- The receiver's requests whose uri is `uri`, oldest first.
-local function received(uri)
+-- The entries of the receiver's list at `path` whose `field` is `value`, oldest first.
+local function listed(path, field, value)
   local out = {}
-  for _, r in ipairs(get(srv.url .. "/received")) do
-    if r.uri == uri then
+  for _, r in ipairs(get(srv.url .. path)) do
+    if r[field] == value then
       out[#out + 1] = r
     end
   end
   return out
+end
+
+-- The receiver's requests whose uri is `uri`.
+local function received(uri)
+  return listed("/received", "uri", uri)
 end
 
 -- Waits until pred() is true (at most `seconds`), without touching the simulator's API.
@@ -273,13 +278,7 @@ describe("the callback sender", function()
   end
 
   local function attempts_of(id)
-    local out = {}
-    for _, a in ipairs(get(srv.url .. "/attempts")) do
-      if a.id == id then
-        out[#out + 1] = a
-      end
-    end
-    return out
+    return listed("/attempts", "id", id)
   end
 
   it("gives up after the last retry of its schedule", function()
