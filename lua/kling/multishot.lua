@@ -327,16 +327,6 @@ local function read_b64(path)
   return core.b64encode(data)
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return false
-  end
-  local size = f:seek("end")
-  f:close()
-  return size > 0
-end
-
 -- A frame that does not exist yet, for checking the requests of chained segments before the
 -- first is sent: a PNG header (IHDR 640x360) as base64. Never sent anywhere.
 local FRAME_STANDIN = core.b64encode("\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\2\128\0\0\1\104\8\2\0\0\0\0\0\0\0")
@@ -451,7 +441,7 @@ function Run:segment(k, seg, start_frame)
     .. tostring(start_frame and basename(start_frame))):sub(1, 16)
   local path = string.format("%s/segment-%02d.mp4", self.out, k)
   local h = self.history[key]
-  if h and h.done and exists(path) then
+  if h and h.done and ffmpeg.nonempty(path) then
     return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
   end
   if start_frame and not req.image then
@@ -594,7 +584,7 @@ function Run:all(segs, continuity)
     frame = nil
     if k < #segs and copy.shots[segs[k + 1].first].image == nil then
       frame = string.format("%s/frame-%02d.png", out, k)
-      if not exists(frame) then
+      if not ffmpeg.nonempty(frame) then
         local got, ferr = M.last_frame(r.path, frame)
         if not got then
           return nil, errors.validation("frame", "segment " .. k .. ": " .. ferr)
