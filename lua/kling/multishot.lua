@@ -25,6 +25,7 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local validate = require "kling.validate"
 local journal = require "kling.journal"
+local providers = require "kling.providers"
 local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
 
@@ -376,9 +377,7 @@ function Run:task_of(k, req, key)
   if not endpoint then
     return nil, err
   end
-  local takes = client.provider.takes
-  if not req.external_task_id and client.provider.capabilities.external_ids
-    and (not takes or takes(endpoint, "external_task_id")) then
+  if not req.external_task_id and providers.takes_external_id(client.provider, endpoint) then
     req.external_task_id = "ks-" .. core.random_hex(12)
   end
   self:log { t = "intent", key = key, ext = req.external_task_id }
