@@ -7,6 +7,7 @@
 -- task is ever made twice; its ledger, that the budget's spend is what it billed.
 local sim = require "support.sim"
 local files = require "support.files"
+local images = require "support.images"
 local core = require "kling.core"
 local json = require "kling.json"
 local batch = require "kling.batch"
@@ -262,12 +263,8 @@ describe("a batch against the simulator", function()
 
   it("issue 14: a row's relative image path is read from the manifest's directory, not the current one", function()
     local dir = fresh_dir()
-    local function u32(x)
-      return string.char(x >> 24 & 255, x >> 16 & 255, x >> 8 & 255, x & 255)
-    end
     os.execute("mkdir -p " .. dir .. "/frames")
-    write(dir .. "/frames/start.png", "\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(640) .. u32(360) .. "\8\6\0\0\0"
-      .. u32(0))
+    write(dir .. "/frames/start.png", images.png(640, 360))
     write(dir .. "/rows.jsonl", jsonl { { id = "still", model = "kling-v1", mode = "std", duration = 5,
       prompt = "the frame comes alive", image = "frames/start.png" } })
     assert.is_nil(io.open("frames/start.png")) -- nothing by that name where the test runs

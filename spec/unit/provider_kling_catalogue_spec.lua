@@ -3,14 +3,12 @@
 -- documented rules, and maps the canonical request to Kling's spelling.
 local P = require "kling.providers.kling"
 local core = require "kling.core"
+local images = require "support.images"
 
 local URL, URL2, VID = "https://e.com/a.png", "https://e.com/b.png", "https://e.com/v.mp4"
 
-local function u32(n)
-  return string.char(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
-end
 local function png(w, h)
-  return core.b64encode("\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(w) .. u32(h) .. "\8\6\0\0\0" .. u32(0))
+  return core.b64encode(images.png(w, h))
 end
 
 local function rejects(req, endpoint, field, pattern)
