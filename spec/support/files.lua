@@ -35,16 +35,9 @@ function M.write(path, text)
   assert(f:close())
 end
 
--- read(path) -> the whole file, or nil when there is none.
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- read(path) -> the whole file, or nil when there is none (kling.nginx_run's, which the
+-- launchers read pid files and logs with).
+M.read = require("kling.nginx_run").read
 
 -- jsonl(rows) -> one JSON line per row, each ended by a newline.
 function M.jsonl(rows)
