@@ -11,19 +11,10 @@ local function png(w, h)
   return core.b64encode(images.png(w, h))
 end
 
+local check = require("support.provider_check").for_provider(P)
+local accepts = check.accepts
 local function rejects(req, endpoint, field, pattern)
-  local err = P.validate(req, endpoint)
-  assert.is_not_nil(err, "expected a validation error on " .. field .. " at " .. endpoint)
-  assert.are.equal("validation", err.kind)
-  assert.are.equal(field, err.field, tostring(err))
-  if pattern then
-    assert.matches(pattern, err.message)
-  end
-end
-
-local function accepts(req, endpoint)
-  local err = P.validate(req, endpoint)
-  assert.is_nil(err, err and tostring(err))
+  check.rejects(req, field, pattern, endpoint)
 end
 
 local function body(req, endpoint)

@@ -13,20 +13,10 @@ local function jpeg(w, h)
 end
 local PNG = png(640, 360)
 
+local check = require("support.provider_check").for_provider(P)
+local accepts = check.accepts
 local function rejects(req, endpoint, field, pattern)
-  local err = P.validate(req, endpoint or P.default_endpoint(req))
-  assert.is_not_nil(err, "expected a validation error on " .. field)
-  assert.are.equal("validation", err.kind)
-  assert.are.equal(field, err.field)
-  if pattern then
-    assert.matches(pattern, err.message)
-  end
-  assert.matches(field, tostring(err), 1, true)
-end
-
-local function accepts(req, endpoint)
-  local err = P.validate(req, endpoint or P.default_endpoint(req))
-  assert.is_nil(err, err and tostring(err))
+  check.rejects(req, field, pattern, endpoint)
 end
 
 describe("official provider validation", function()
