@@ -7,9 +7,7 @@ local root = os.tmpname()
 os.remove(root)
 os.execute("mkdir -p " .. root)
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = require("support.shell").q
 
 local function official_env()
   local i = sim.info()

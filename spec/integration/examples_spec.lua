@@ -11,9 +11,7 @@ local root = os.tmpname()
 os.remove(root)
 local checkout = assert(io.popen("pwd")):read("l")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = require("support.shell").q
 
 -- Runs a shell command with LUA_PATH and LUA_CPATH removed from its environment.
 local function sh(cmd)

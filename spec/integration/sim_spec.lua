@@ -4,21 +4,11 @@
 -- Needs a running sim: KLING_SIM_INFO names its JSON line (ctest's sim fixture writes it).
 local json = require "kling.json"
 local files = require "support.files"
+local shell = require "support.shell"
 local sim = require "support.sim"
 
-local read = files.read
+local read, q, sh = files.read, shell.q, shell.run
 local info = sim.info()
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd, "r")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
 
 -- curl(method, url, {headers = {k = v}, body = string, ca = path, max_time = s})
 -- -> {status, headers (lowercased), body, exit (curl's exit code), elapsed (s)}
