@@ -104,15 +104,7 @@ local function unkept(out, promises)
   return nil
 end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:seek("end")
-  f:close()
-  return s
-end
+local size = require("support.files").size
 
 describe("the examples against the simulator", function()
   before_each(sim.fresh)

@@ -39,6 +39,17 @@ end
 -- launchers read pid files and logs with).
 M.read = require("kling.nginx_run").read
 
+-- size(path) -> the file's size in bytes, or nil when there is none.
+function M.size(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
 -- jsonl(rows) -> one JSON line per row, each ended by a newline.
 function M.jsonl(rows)
   local out = {}
