@@ -22,6 +22,7 @@
 -- run killed while waiting picks the same task up instead of paying for a second one.
 -- @module kling.element
 local core = require "kling.core"
+local durable_file = require "kling.durable_file"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local validate = require "kling.validate"
@@ -211,27 +212,9 @@ function M.save(path, doc)
   if not text then
     return nil, err
   end
-  local tmp = path .. ".tmp"
-  local f
-  f, err = io.open(tmp, "wb")
-  if not f then
-    return nil, "cannot write the element cache: " .. tostring(err)
-  end
-  local ok, werr = f:write(text, "\n")
-  f:close()
+  local ok, werr = durable_file.replace(path, text .. "\n")
   if not ok then
-    os.remove(tmp)
-    return nil, werr
-  end
-  if core.fsync_path then
-    core.fsync_path(tmp)
-  end
-  ok, werr = os.rename(tmp, path)
-  if not ok then
-    return nil, werr
-  end
-  if core.fsync_path then
-    core.fsync_path(path, true)
+    return nil, "cannot write the element cache: " .. tostring(werr)
   end
   return true
 end

@@ -1,6 +1,6 @@
 -- ffmpeg, as the workflows use it: one runner (errors read from its log), whether it is on
 -- PATH, a clip's last frame (storyboards chain segments with it) and a poster frame (the
--- batch report shows it instead of a black box).
+-- batch report shows it instead of a black box), and whether an output is in place.
 local M = {}
 
 local function quote(s)
@@ -38,7 +38,9 @@ function M.last_frame(video, png, min_side)
     png .. ".log")
 end
 
-local function nonempty(path)
+-- nonempty(path) -> true when a file with content is there: how an output of ffmpeg (or a
+-- segment already downloaded) is known to be in place.
+function M.nonempty(path)
   local f = io.open(path, "rb")
   if not f then
     return false
@@ -54,7 +56,7 @@ function M.poster(video, jpg)
   for _, at in ipairs { "1", "0" } do
     local ok, err = M.run("-ss " .. at .. " -i " .. quote(video) .. " -frames:v 1 -vf 'scale=min(640\\,iw):-2' "
       .. "-q:v 4 " .. quote(jpg), jpg .. ".log")
-    if ok and nonempty(jpg) then
+    if ok and M.nonempty(jpg) then
       return true
     end
     if at == "0" then

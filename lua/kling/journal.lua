@@ -8,6 +8,7 @@
 -- power cut. journal.durable says which is in use.
 local core = require "kling.core"
 local json = require "kling.json"
+local durable_file = require "kling.durable_file"
 
 local M = {}
 
@@ -30,13 +31,6 @@ local function append_flush(path, data)
 end
 
 local append_raw = M.durable and core.append_sync or append_flush
-
-local function sync_file(path)
-  if core.fsync_path then
-    return core.fsync_path(path, true)
-  end
-  return true
-end
 
 -- read(path) -> records, info | nil, message. info = {lines, torn, good_bytes, missing}.
 -- A last line without its newline is a write cut short by a kill (a record and its newline
@@ -69,8 +63,8 @@ function M.read(path)
   return records, { lines = n, good_bytes = #text }
 end
 
--- Cuts a torn last line off: the good part is written to a temporary file, made durable,
--- and renamed over the journal (a rename is atomic), so no later append lands after it.
+-- Cuts a torn last line off: the good part replaces the journal whole and durably (a
+-- temporary file renamed over it), so no later append lands after the torn line.
 local function repair(path, good_bytes)
   local f, err = io.open(path, "rb")
   if not f then
@@ -78,28 +72,7 @@ local function repair(path, good_bytes)
   end
   local good = f:read(good_bytes) or ""
   f:close()
-  local tmp = path .. ".repair"
-  local w
-  w, err = io.open(tmp, "wb")
-  if not w then
-    return nil, err
-  end
-  local ok, werr = w:write(good)
-  w:close()
-  if not ok then
-    os.remove(tmp)
-    return nil, werr
-  end
-  ok, werr = sync_file(tmp)
-  if not ok then
-    os.remove(tmp)
-    return nil, werr
-  end
-  ok, werr = os.rename(tmp, path)
-  if not ok then
-    return nil, werr
-  end
-  return sync_file(path)
+  return durable_file.replace(path, good)
 end
 
 local Journal = {}

@@ -25,6 +25,7 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local validate = require "kling.validate"
 local journal = require "kling.journal"
+local providers = require "kling.providers"
 local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
 
@@ -327,16 +328,6 @@ local function read_b64(path)
   return core.b64encode(data)
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return false
-  end
-  local size = f:seek("end")
-  f:close()
-  return size > 0
-end
-
 -- A frame that does not exist yet, for checking the requests of chained segments before the
 -- first is sent: a PNG header (IHDR 640x360) as base64. Never sent anywhere.
 local FRAME_STANDIN = core.b64encode("\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\2\128\0\0\1\104\8\2\0\0\0\0\0\0\0")
@@ -386,9 +377,7 @@ function Run:task_of(k, req, key)
   if not endpoint then
     return nil, err
   end
-  local takes = client.provider.takes
-  if not req.external_task_id and client.provider.capabilities.external_ids
-    and (not takes or takes(endpoint, "external_task_id")) then
+  if not req.external_task_id and providers.takes_external_id(client.provider, endpoint) then
     req.external_task_id = "ks-" .. core.random_hex(12)
   end
   self:log { t = "intent", key = key, ext = req.external_task_id }
@@ -451,7 +440,7 @@ function Run:segment(k, seg, start_frame)
     .. tostring(start_frame and basename(start_frame))):sub(1, 16)
   local path = string.format("%s/segment-%02d.mp4", self.out, k)
   local h = self.history[key]
-  if h and h.done and exists(path) then
+  if h and h.done and ffmpeg.nonempty(path) then
     return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
   end
   if start_frame and not req.image then
@@ -594,7 +583,7 @@ function Run:all(segs, continuity)
     frame = nil
     if k < #segs and copy.shots[segs[k + 1].first].image == nil then
       frame = string.format("%s/frame-%02d.png", out, k)
-      if not exists(frame) then
+      if not ffmpeg.nonempty(frame) then
         local got, ferr = M.last_frame(r.path, frame)
         if not got then
           return nil, errors.validation("frame", "segment " .. k .. ": " .. ferr)

@@ -16,6 +16,10 @@ local hosts = require "kling_sim.hosts"
 
 local M = {}
 
+-- The aspect ratios and modes every gateway's document lists for Kling's video models.
+M.RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
+M.MODES = { std = true, pro = true }
+
 local function tasks()
   return ngx.shared.kling_sim_tasks
 end

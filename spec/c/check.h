@@ -10,7 +10,7 @@
 
 static int check_passed, check_failed;
 
-static int check_report(int ok, const char *what, const char *file, int line) {
+static inline int check_report(int ok, const char *what, const char *file, int line) {
     if (ok) {
         check_passed++;
     } else {
@@ -20,7 +20,7 @@ static int check_report(int ok, const char *what, const char *file, int line) {
     return ok;
 }
 
-static int check_int(long long a, long long b, const char *ea, const char *eb, const char *file,
+static inline int check_int(long long a, long long b, const char *ea, const char *eb, const char *file,
                      int line) {
     if (a != b) {
         fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n", file, line, ea, a, eb, b);
@@ -28,7 +28,7 @@ static int check_int(long long a, long long b, const char *ea, const char *eb, c
     return check_report(a == b, ea, file, line);
 }
 
-static int check_str(const char *a, const char *b, const char *ea, const char *file, int line) {
+static inline int check_str(const char *a, const char *b, const char *ea, const char *file, int line) {
     int ok = a != NULL && b != NULL && strcmp(a, b) == 0;
     if (!ok) {
         fprintf(stderr, "%s:%d: %s == \"%s\", expected \"%s\"\n", file, line, ea,
@@ -37,7 +37,7 @@ static int check_str(const char *a, const char *b, const char *ea, const char *f
     return check_report(ok, ea, file, line);
 }
 
-static int check_done(void) {
+static inline int check_done(void) {
     printf("%d passed, %d failed\n", check_passed, check_failed);
     return check_failed == 0 && check_passed > 0 ? 0 : 1;
 }
@@ -45,5 +45,14 @@ static int check_done(void) {
 #define CHECK(cond) check_report(!!(cond), #cond, __FILE__, __LINE__)
 #define CHECK_INT(a, b) check_int((long long)(a), (long long)(b), #a, #b, __FILE__, __LINE__)
 #define CHECK_STR(a, b) check_str((a), (b), #a, __FILE__, __LINE__)
+/* A CHECK that also prints why on failure: CHECK_WHY(cond, "printf format", args...). */
+#define CHECK_WHY(cond, ...)                                                 \
+    do {                                                                     \
+        if (!check_report(!!(cond), #cond, __FILE__, __LINE__)) {            \
+            fputs("    ", stderr);                                           \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+        }                                                                    \
+    } while (0)
 
 #endif

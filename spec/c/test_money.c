@@ -3,62 +3,42 @@
  * worked out by hand from the seeds' prices. */
 #include "money.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <string.h>
-
-static int failures = 0;
-
-#define CHECK(cond)                                                                                           \
-    do {                                                                                                      \
-        if (!(cond)) {                                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                         \
-            failures++;                                                                                       \
-        }                                                                                                     \
-    } while (0)
 
 static void parse_ok(const char *s, int64_t want) {
     int64_t v = 12345;
     enum kling_money_err e = kling_money_parse(s, strlen(s), &v);
-    if (e != KLING_MONEY_OK || v != want) {
-        fprintf(stderr, "parse '%s': err %d value %lld, want %lld\n", s, (int)e, (long long)v, (long long)want);
-        failures++;
-    }
+    CHECK_WHY(e == KLING_MONEY_OK && v == want, "parse '%s': err %d value %lld, want %lld",
+              s, (int)e, (long long)v, (long long)want);
 }
 
 static void parse_err(const char *s, enum kling_money_err want) {
     int64_t v = 777;
     enum kling_money_err e = kling_money_parse(s, strlen(s), &v);
-    if (e != want || v != 777) {
-        fprintf(stderr, "parse '%s': err %d (value %lld), want err %d\n", s, (int)e, (long long)v, (int)want);
-        failures++;
-    }
+    CHECK_WHY(e == want && v == 777, "parse '%s': err %d (value %lld), want err %d",
+              s, (int)e, (long long)v, (int)want);
 }
 
 static void format_is(int64_t v, const char *want) {
     char buf[KLING_MONEY_FMT_MAX];
     size_t n = kling_money_format(v, buf);
-    if (strcmp(buf, want) != 0 || n != strlen(want)) {
-        fprintf(stderr, "format %lld: '%s', want '%s'\n", (long long)v, buf, want);
-        failures++;
-    }
+    CHECK_WHY(strcmp(buf, want) == 0 && n == strlen(want), "format %lld: '%s', want '%s'", (long long)v, buf, want);
 }
 
 static void fixed_is(int64_t v, int places, const char *want) {
     char buf[KLING_MONEY_FMT_MAX];
     kling_money_format_fixed(v, places, buf);
-    if (strcmp(buf, want) != 0) {
-        fprintf(stderr, "fixed %lld/%d: '%s', want '%s'\n", (long long)v, places, buf, want);
-        failures++;
-    }
+    CHECK_WHY(strcmp(buf, want) == 0, "fixed %lld/%d: '%s', want '%s'", (long long)v, places, buf, want);
 }
 
 static void ms_is(const char *s, int64_t want) {
     int64_t ms = -99;
     enum kling_money_err e = kling_seconds_parse_ms(s, strlen(s), &ms);
-    if (e != KLING_MONEY_OK || ms != want) {
-        fprintf(stderr, "seconds '%s': err %d ms %lld, want %lld\n", s, (int)e, (long long)ms, (long long)want);
-        failures++;
-    }
+    CHECK_WHY(e == KLING_MONEY_OK && ms == want, "seconds '%s': err %d ms %lld, want %lld",
+              s, (int)e, (long long)ms, (long long)want);
 }
 
 static void test_parse(void) {
@@ -196,10 +176,9 @@ static int64_t eval_ok(const struct kling_price_rule *r, int has_d, int64_t ms, 
     u.count = count;
     u.strict = strict;
     e = kling_price_eval(r, &u, res);
+    CHECK_WHY(e == KLING_MONEY_OK, "line %d: eval failed: %s (%s)", line, kling_money_strerror(e),
+              res->field ? res->field : "-");
     if (e != KLING_MONEY_OK) {
-        fprintf(stderr, "line %d: eval failed: %s (%s)\n", line, kling_money_strerror(e),
-                res->field ? res->field : "-");
-        failures++;
         return -1;
     }
     return res->micros;
@@ -408,10 +387,5 @@ int main(void) {
     test_ceil_to_unit();
     test_units_calls_fixed();
     test_bad_rules();
-    if (failures) {
-        fprintf(stderr, "test_money: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_money: ok\n");
-    return 0;
+    return check_done();
 }

@@ -3,21 +3,11 @@
  * extrapolation, deadlines, jitter bounds and memory per task. */
 #include "sched.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
 
 #define UNKNOWN KLING_SCHED_UNKNOWN
 
@@ -91,15 +81,15 @@ static void test_heap_against_reference(void) {
             int64_t est = tr() % 3 == 0 ? UNKNOWN : trange(0, 300000);
             int64_t dl = tr() % 2 == 0 ? UNKNOWN : now + trange(0, 400000);
             int rc = kling_sched_add(s, now, est, dl, &h);
-            CHECK(rc == KLING_SCHED_OK, "add rc %d", rc);
-            CHECK(h < N, "handle %u not dense", h);
-            CHECK(refs[h].state == R_FREE, "handle %u reused while live", h);
+            CHECK_WHY(rc == KLING_SCHED_OK, "add rc %d", rc);
+            CHECK_WHY(h < N, "handle %u not dense", h);
+            CHECK_WHY(refs[h].state == R_FREE, "handle %u reused while live", h);
             refs[h].state = R_QUEUED;
             refs[h].deadline = (dl == UNKNOWN || dl > now + 86400000) ? now + 86400000 : dl;
             refs[h].at = kling_sched_next_at(s, h);
-            CHECK(refs[h].at >= now + 1000 || refs[h].at == refs[h].deadline, "first poll %lld too soon",
+            CHECK_WHY(refs[h].at >= now + 1000 || refs[h].at == refs[h].deadline, "first poll %lld too soon",
                   (long long)refs[h].at);
-            CHECK(refs[h].at <= refs[h].deadline, "first poll past the deadline");
+            CHECK_WHY(refs[h].at <= refs[h].deadline, "first poll past the deadline");
             pos[h] = nlive;
             live[nlive++] = h;
             added++;
@@ -110,16 +100,16 @@ static void test_heap_against_reference(void) {
             int prog = tr() % 2 ? UNKNOWN : (int)trange(0, 100);
             int64_t est = tr() % 2 ? UNKNOWN : trange(0, 100000);
             int rc = kling_sched_report(s, h, now, prog, est, term, &at);
-            CHECK(rc == KLING_SCHED_OK, "report rc %d", rc);
+            CHECK_WHY(rc == KLING_SCHED_OK, "report rc %d", rc);
             if (term) {
-                CHECK(at == UNKNOWN, "terminal next %lld", (long long)at);
+                CHECK_WHY(at == UNKNOWN, "terminal next %lld", (long long)at);
                 refs[h].state = R_FREE;
                 live[pos[h]] = live[--nlive];
                 pos[live[pos[h]]] = pos[h];
             } else {
-                CHECK(at <= refs[h].deadline, "next %lld past deadline %lld", (long long)at,
+                CHECK_WHY(at <= refs[h].deadline, "next %lld past deadline %lld", (long long)at,
                       (long long)refs[h].deadline);
-                CHECK(at >= now + 1000 || at == refs[h].deadline, "next %lld sooner than min after %lld",
+                CHECK_WHY(at >= now + 1000 || at == refs[h].deadline, "next %lld sooner than min after %lld",
                       (long long)at, (long long)now);
                 refs[h].state = R_QUEUED;
                 refs[h].at = at;
@@ -128,12 +118,12 @@ static void test_heap_against_reference(void) {
             uint32_t h = live[tr() % nlive];
             int64_t at = 0, d = trange(0, 100000);
             int rc = kling_sched_defer(s, h, now, d, &at);
-            CHECK(rc == KLING_SCHED_OK, "defer rc %d", rc);
+            CHECK_WHY(rc == KLING_SCHED_OK, "defer rc %d", rc);
             refs[h].state = R_QUEUED;
             refs[h].at = at;
         } else if (op < 980) {
             uint32_t h = live[tr() % nlive];
-            CHECK(kling_sched_remove(s, h) == KLING_SCHED_OK, "remove");
+            CHECK_WHY(kling_sched_remove(s, h) == KLING_SCHED_OK, "remove");
             refs[h].state = R_FREE;
             live[pos[h]] = live[--nlive];
             pos[live[pos[h]]] = pos[h];
@@ -151,11 +141,11 @@ static void test_heap_against_reference(void) {
             qsort(expect, n, sizeof(*expect), cmp_handle_by_time);
             if (n > max) n = max;
             got_n = kling_sched_due(s, now, got, max);
-            CHECK(got_n == n, "due returned %zu, reference %zu", got_n, n);
+            CHECK_WHY(got_n == n, "due returned %zu, reference %zu", got_n, n);
             for (k = 0; k < n && k < got_n; k++) {
                 uint32_t h = expect[k];
-                CHECK(got[k].handle == h, "due[%zu] = %u, reference %u", k, got[k].handle, h);
-                CHECK(got[k].expired == (now >= refs[h].deadline), "expired flag of %u", h);
+                CHECK_WHY(got[k].handle == h, "due[%zu] = %u, reference %u", k, got[k].handle, h);
+                CHECK_WHY(got[k].expired == (now >= refs[h].deadline), "expired flag of %u", h);
                 refs[h].state = R_INFLIGHT;
             }
             popped += got_n;
@@ -167,26 +157,26 @@ static void test_heap_against_reference(void) {
                     if (refs[h].state == R_QUEUED && refs[h].at < f2) f2 = refs[h].at;
                 }
                 if (f2 == INT64_MAX) {
-                    CHECK(w == UNKNOWN, "wakeup %lld with nothing queued", (long long)w);
+                    CHECK_WHY(w == UNKNOWN, "wakeup %lld with nothing queued", (long long)w);
                 } else {
-                    CHECK(w == (f2 > now ? f2 - now : 0), "wakeup %lld, reference %lld", (long long)w,
+                    CHECK_WHY(w == (f2 > now ? f2 - now : 0), "wakeup %lld, reference %lld", (long long)w,
                           (long long)(f2 > now ? f2 - now : 0));
                 }
             }
         }
         if (ops % 20000 == 0) {
-            CHECK(kling_sched_check(s) == 0, "invariants broken after %zu ops", ops);
+            CHECK_WHY(kling_sched_check(s) == 0, "invariants broken after %zu ops", ops);
         }
     }
-    CHECK(kling_sched_check(s) == 0, "invariants at the end");
+    CHECK_WHY(kling_sched_check(s) == 0, "invariants at the end");
     {
         struct kling_sched_counts c;
         kling_sched_counts(s, &c);
-        CHECK(c.live == 0 && c.queued == 0 && c.inflight == 0, "counts at the end %zu %zu %zu", c.live,
+        CHECK_WHY(c.live == 0 && c.queued == 0 && c.inflight == 0, "counts at the end %zu %zu %zu", c.live,
               c.queued, c.inflight);
     }
     for (i = 0; i < N; i++) {
-        CHECK(refs[i].state == R_FREE || i >= added, "ref %zu left", i);
+        CHECK_WHY(refs[i].state == R_FREE || i >= added, "ref %zu left", i);
     }
     printf("heap: %zu tasks, %zu operations, %zu popped by due(), all in reference order\n", added, ops,
            popped);
@@ -217,16 +207,16 @@ static struct run simulate_q(struct kling_sched *s, int64_t finish, int64_t esti
     int64_t now = 0, last = -1;
     struct kling_sched_due d;
     int rc = kling_sched_add(s, 0, estimate, UNKNOWN, &h);
-    CHECK(rc == 0, "add");
+    CHECK_WHY(rc == 0, "add");
     for (;;) {
         int64_t w = kling_sched_next_wakeup(s, now);
         int p = UNKNOWN;
         if (w == UNKNOWN) {
-            CHECK(0, "nothing queued for a live task");
+            CHECK_WHY(0, "nothing queued for a live task");
             break;
         }
         now += w;
-        CHECK(kling_sched_due(s, now, &d, 1) == 1 && d.handle == h, "due");
+        CHECK_WHY(kling_sched_due(s, now, &d, 1) == 1 && d.handle == h, "due");
         if (d.expired) {
             r.expired = 1;
             kling_sched_remove(s, h);
@@ -265,8 +255,8 @@ static void test_known_estimate_120s(void) {
     }
     printf("120 s task, estimate 120 s, 2000 seeds: at most %d polls, lag at most %lld ms\n", worst_polls,
            (long long)worst_lag);
-    CHECK(worst_polls <= 6, "polls %d > 6", worst_polls);
-    CHECK(worst_lag <= 6000, "lag %lld ms > 5%% of 120 s", (long long)worst_lag);
+    CHECK_WHY(worst_polls <= 6, "polls %d > 6", worst_polls);
+    CHECK_WHY(worst_lag <= 6000, "lag %lld ms > 5%% of 120 s", (long long)worst_lag);
 }
 
 /* Tasks of 30..300 s: with an exact estimate, with estimates 20 % off either
@@ -288,12 +278,12 @@ static void test_task_lengths(void) {
                 struct kling_sched *s = mk(1000, 30000, 0.1, (uint64_t)(seed * 31 + k));
                 int64_t est = k == 0 ? T : k == 1 ? T * 8 / 10 : k == 2 ? T * 12 / 10 : UNKNOWN;
                 struct run r = simulate(s, T, est, k == 3, 0);
-                CHECK(!r.expired, "expired");
+                CHECK_WHY(!r.expired, "expired");
                 polls[k] += r.polls;
                 lag[k] += (double)r.lag;
                 if ((double)r.lag > maxlag[k]) maxlag[k] = (double)r.lag;
                 if (r.max_gap > 0 && (k == 0 || k == 4)) {
-                    CHECK(r.max_gap <= 30000, "gap %lld past max_interval", (long long)r.max_gap);
+                    CHECK_WHY(r.max_gap <= 30000, "gap %lld past max_interval", (long long)r.max_gap);
                 }
                 kling_sched_free(s);
             }
@@ -307,19 +297,19 @@ static void test_task_lengths(void) {
         printf(" %lld/%lld/%lld (lag <= 1/3/10 s)\n", (long long)(T / 1000), (long long)((T + 2999) / 3000),
                (long long)((T + 9999) / 10000));
         /* An exact estimate: a couple of polls, lag <= 5 % (or min interval). */
-        CHECK(polls[0] <= 3.0, "T=%lld exact estimate: %.1f polls", (long long)T, polls[0]);
-        CHECK(maxlag[0] <= (double)T * 0.05 || maxlag[0] <= 1100, "T=%lld exact: lag %.0f", (long long)T,
+        CHECK_WHY(polls[0] <= 3.0, "T=%lld exact estimate: %.1f polls", (long long)T, polls[0]);
+        CHECK_WHY(maxlag[0] <= (double)T * 0.05 || maxlag[0] <= 1100, "T=%lld exact: lag %.0f", (long long)T,
               maxlag[0]);
         /* A task that overruns its estimate by 25 %: still lag <= 5 %. */
-        CHECK(maxlag[1] <= (double)T * 0.05 || maxlag[1] <= 1100, "T=%lld short estimate: lag %.0f",
+        CHECK_WHY(maxlag[1] <= (double)T * 0.05 || maxlag[1] <= 1100, "T=%lld short estimate: lag %.0f",
               (long long)T, maxlag[1]);
         /* Progress only: extrapolation keeps polls low and lag <= 5 %. */
-        CHECK(polls[3] <= 8.0, "T=%lld progress: %.1f polls", (long long)T, polls[3]);
-        CHECK(maxlag[3] <= (double)T * 0.05 || maxlag[3] <= 1100, "T=%lld progress: lag %.0f", (long long)T,
+        CHECK_WHY(polls[3] <= 8.0, "T=%lld progress: %.1f polls", (long long)T, polls[3]);
+        CHECK_WHY(maxlag[3] <= (double)T * 0.05 || maxlag[3] <= 1100, "T=%lld progress: lag %.0f", (long long)T,
               maxlag[3]);
         /* Nothing known: lag bounded by the max interval (+ jitter). */
-        CHECK(maxlag[4] <= 33000, "T=%lld nothing known: lag %.0f", (long long)T, maxlag[4]);
-        CHECK(polls[4] <= 9.0 + (double)T / 30000.0, "T=%lld nothing known: %.1f polls", (long long)T, polls[4]);
+        CHECK_WHY(maxlag[4] <= 33000, "T=%lld nothing known: lag %.0f", (long long)T, maxlag[4]);
+        CHECK_WHY(polls[4] <= 9.0 + (double)T / 30000.0, "T=%lld nothing known: %.1f polls", (long long)T, polls[4]);
     }
 }
 
@@ -333,47 +323,47 @@ static void test_progress_extrapolation(void) {
      * the next poll comes half way: 77.083 s. */
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
     kling_sched_report(s, h, 50000, 47, UNKNOWN, 0, &next);
-    CHECK(next == 77083, "next %lld, expected 77083", (long long)next);
+    CHECK_WHY(next == 77083, "next %lld, expected 77083", (long long)next);
     /* A second reading, 73 % at 77.083 s: rate (73 + 1 - 47) / 27.083 s, so
      * 26 % remain in 26.080 s: E = 103.162 s, polled 1 % of E early. */
     kling_sched_report(s, h, 77083, 73, UNKNOWN, 0, &next);
-    CHECK(next == 102131, "two readings: next %lld, expected 102131", (long long)next);
+    CHECK_WHY(next == 102131, "two readings: next %lld, expected 102131", (long long)next);
     kling_sched_remove(s, h);
     /* 20 s queued (progress 0), then 11 % at 30 s: the run began after 20 s,
      * E = 30 + 10 * 88/12 = 103.333 s, hedged: half way is 66.666 s. */
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
     kling_sched_report(s, h, 20000, 0, UNKNOWN, 0, NULL);
     kling_sched_report(s, h, 30000, 11, UNKNOWN, 0, &next);
-    CHECK(next == 66666, "queued then running: next %lld, expected 66666", (long long)next);
+    CHECK_WHY(next == 66666, "queued then running: next %lld, expected 66666", (long long)next);
     /* Two readings beat the provider's remaining time... (11 % at 30 s, 23 % at
      * 40 s: 76 % in 58.461 s, E = 98.461 s, poll at 97.477 s). */
     kling_sched_report(s, h, 40000, 23, 30000, 0, &next);
-    CHECK(next == 97477, "two readings over eta: next %lld, expected 97477", (long long)next);
+    CHECK_WHY(next == 97477, "two readings over eta: next %lld, expected 97477", (long long)next);
     kling_sched_remove(s, h);
     /* Readings in steps of 10 % are read as "below p + 10": 10 % at 12 s gives
      * E = 12 + 12 * 80/20 = 60 s (hedged: 36 s); 30 % at 36 s gives a rate of
      * (30 + 10 - 10) % per 24 s, so 60 % remain in 48 s: E = 84 s. */
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
     kling_sched_report(s, h, 12000, 10, UNKNOWN, 0, &next);
-    CHECK(next == 36000, "coarse single: next %lld, expected 36000", (long long)next);
+    CHECK_WHY(next == 36000, "coarse single: next %lld, expected 36000", (long long)next);
     kling_sched_report(s, h, 36000, 30, UNKNOWN, 0, &next);
-    CHECK(next == 83160, "coarse two readings: next %lld, expected 83160", (long long)next);
+    CHECK_WHY(next == 83160, "coarse two readings: next %lld, expected 83160", (long long)next);
     kling_sched_remove(s, h);
     /* ...which beats a single reading: E = 10 + 30 s, polled at 39.6 s. */
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
     kling_sched_report(s, h, 10000, 7, 30000, 0, &next);
-    CHECK(next == 39600, "eta over one reading: next %lld, expected 39600", (long long)next);
+    CHECK_WHY(next == 39600, "eta over one reading: next %lld, expected 39600", (long long)next);
     /* Progress back at 0 (requeued at the provider): the estimate still holds. */
     kling_sched_report(s, h, 20000, 0, UNKNOWN, 0, &next);
-    CHECK(next == 39600, "progress 0 keeps E: next %lld", (long long)next);
+    CHECK_WHY(next == 39600, "progress 0 keeps E: next %lld", (long long)next);
     kling_sched_remove(s, h);
     kling_sched_free(s);
     /* A task queued for 60 s then running 120 s, progress reported: few polls. */
     s = mk(1000, 30000, 0.1, 5);
     r = simulate(s, 180000, UNKNOWN, 1, 60000);
     printf("progress: 60 s queued + 120 s running: %d polls, lag %lld ms\n", r.polls, (long long)r.lag);
-    CHECK(r.lag <= 9000, "lag %lld", (long long)r.lag);
-    CHECK(r.polls <= 14, "polls %d", r.polls);
+    CHECK_WHY(r.lag <= 9000, "lag %lld", (long long)r.lag);
+    CHECK_WHY(r.polls <= 14, "polls %d", r.polls);
     kling_sched_free(s);
     /* Coarse progress (10 % steps) breaks the "below p + 1" reading: the lag
      * grows but stays bounded by the hedge and the late polls. */
@@ -389,8 +379,8 @@ static void test_progress_extrapolation(void) {
         }
         printf("progress in 10 %% steps, 120 s task: at most %d polls, lag at most %lld ms\n", worst_polls,
                (long long)worst_lag);
-        CHECK(worst_lag <= 12000, "coarse progress lag %lld", (long long)worst_lag);
-        CHECK(worst_polls <= 16, "coarse progress polls %d", worst_polls);
+        CHECK_WHY(worst_lag <= 12000, "coarse progress lag %lld", (long long)worst_lag);
+        CHECK_WHY(worst_polls <= 16, "coarse progress polls %d", worst_polls);
     }
 }
 
@@ -408,25 +398,25 @@ static void test_deadlines(void) {
     for (;;) {
         now += kling_sched_next_wakeup(s, now);
         n = kling_sched_due(s, now, d, 8);
-        CHECK(n == 1, "one due");
-        CHECK(now <= 10000, "polled at %lld past the deadline", (long long)now);
+        CHECK_WHY(n == 1, "one due");
+        CHECK_WHY(now <= 10000, "polled at %lld past the deadline", (long long)now);
         if (d[0].expired) break;
         kling_sched_report(s, a, now, UNKNOWN, UNKNOWN, 0, &next);
-        CHECK(next <= 10000, "next poll %lld past the deadline", (long long)next);
-        CHECK(++guard < 100, "no end");
+        CHECK_WHY(next <= 10000, "next poll %lld past the deadline", (long long)next);
+        CHECK_WHY(++guard < 100, "no end");
         if (guard >= 100) break;
     }
-    CHECK(now == 10000, "expired at %lld, expected 10000", (long long)now);
+    CHECK_WHY(now == 10000, "expired at %lld, expected 10000", (long long)now);
     /* Reporting progress on an expired task does not revive it. */
     kling_sched_report(s, a, now, 50, UNKNOWN, 0, &next);
     n = kling_sched_due(s, now, d, 8);
-    CHECK(n == 1 && d[0].expired, "still expired");
-    CHECK(kling_sched_remove(s, a) == 0, "remove");
+    CHECK_WHY(n == 1 && d[0].expired, "still expired");
+    CHECK_WHY(kling_sched_remove(s, a) == 0, "remove");
     /* An estimate far beyond the deadline: expected at the deadline, polled
      * just before it. */
     kling_sched_add(s, 20000, 600000, 50000, &a);
     next = kling_sched_next_wakeup(s, 20000);
-    CHECK(next >= 29000 && next <= 30000, "wakeup %lld", (long long)next);
+    CHECK_WHY(next >= 29000 && next <= 30000, "wakeup %lld", (long long)next);
     kling_sched_remove(s, a);
     kling_sched_free(s);
 
@@ -443,7 +433,7 @@ static void test_deadlines(void) {
         if (n == 1 && d[0].expired) break;
         kling_sched_report(s, a, now, 10, UNKNOWN, 0, NULL); /* stuck at 10 % */
     }
-    CHECK(now == 601000, "max age: expired at %lld", (long long)now);
+    CHECK_WHY(now == 601000, "max age: expired at %lld", (long long)now);
     kling_sched_remove(s, a);
 
     /* Run deadline: everything queued comes back expired once it passes. */
@@ -452,12 +442,12 @@ static void test_deadlines(void) {
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &b);
     kling_sched_add(s, 0, 200000, UNKNOWN, &x);
     n = kling_sched_due(s, 1500, d, 8); /* b's first poll, not expired */
-    CHECK(n == 1 && d[0].handle == b && !d[0].expired, "b due first");
+    CHECK_WHY(n == 1 && d[0].handle == b && !d[0].expired, "b due first");
     kling_sched_report(s, b, 1500, UNKNOWN, UNKNOWN, 0, &next);
-    CHECK(next <= 5000, "next %lld past run deadline", (long long)next);
-    CHECK(kling_sched_next_wakeup(s, 4000) <= 1000, "wakeup respects the run deadline");
+    CHECK_WHY(next <= 5000, "next %lld past run deadline", (long long)next);
+    CHECK_WHY(kling_sched_next_wakeup(s, 4000) <= 1000, "wakeup respects the run deadline");
     n = kling_sched_due(s, 5000, d, 8);
-    CHECK(n == 3 && d[0].expired && d[1].expired && d[2].expired, "all expired at the run deadline (%zu)", n);
+    CHECK_WHY(n == 3 && d[0].expired && d[1].expired && d[2].expired, "all expired at the run deadline (%zu)", n);
     /* Moving the run deadline later: a task added now is polled normally. */
     kling_sched_remove(s, a);
     kling_sched_remove(s, b);
@@ -465,14 +455,14 @@ static void test_deadlines(void) {
     kling_sched_set_run_deadline(s, 100000);
     kling_sched_add(s, 6000, 10000, UNKNOWN, &a);
     n = kling_sched_due(s, 16000, d, 8);
-    CHECK(n == 1 && !d[0].expired, "after moving the run deadline");
+    CHECK_WHY(n == 1 && !d[0].expired, "after moving the run deadline");
     kling_sched_remove(s, a);
     /* Lowering it below queued poll times still expires them on time. */
     kling_sched_add(s, 20000, 60000, UNKNOWN, &a);
     kling_sched_set_run_deadline(s, 30000);
-    CHECK(kling_sched_next_wakeup(s, 20000) == 10000, "lowered run deadline wakes at 30 s");
+    CHECK_WHY(kling_sched_next_wakeup(s, 20000) == 10000, "lowered run deadline wakes at 30 s");
     n = kling_sched_due(s, 30000, d, 8);
-    CHECK(n == 1 && d[0].expired, "lowered run deadline expires");
+    CHECK_WHY(n == 1 && d[0].expired, "lowered run deadline expires");
     kling_sched_free(s);
 }
 
@@ -496,13 +486,13 @@ static void test_jitter_bounds(void) {
         double base = 1000;
         kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
         now = kling_sched_next_wakeup(s, 0);
-        CHECK(now >= 1000 && now <= 1200, "first gap %lld outside [min, min * 1.2]", (long long)now);
+        CHECK_WHY(now >= 1000 && now <= 1200, "first gap %lld outside [min, min * 1.2]", (long long)now);
         for (k = 1; k <= 6; k++) {
             double ratio;
             base *= 2;
             kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 0, &next);
             ratio = (double)(next - now) / base;
-            CHECK(ratio >= 0.8 - 1e-9 && ratio <= 1.2 + 1e-9, "gap ratio %.3f", ratio);
+            CHECK_WHY(ratio >= 0.8 - 1e-9 && ratio <= 1.2 + 1e-9, "gap ratio %.3f", ratio);
             if (ratio < lo) lo = ratio;
             if (ratio > hi) hi = ratio;
             now = next;
@@ -510,7 +500,7 @@ static void test_jitter_bounds(void) {
         kling_sched_remove(s, h);
     }
     printf("jitter 0.2: gap/base within [%.3f, %.3f]\n", lo, hi);
-    CHECK(lo < 0.82 && hi > 1.18, "jitter not spread: [%.3f, %.3f]", lo, hi);
+    CHECK_WHY(lo < 0.82 && hi > 1.18, "jitter not spread: [%.3f, %.3f]", lo, hi);
     kling_sched_free(s);
     /* No jitter: gaps exact; and two schedulers with one seed agree. */
     c.jitter = 0;
@@ -519,9 +509,9 @@ static void test_jitter_bounds(void) {
         uint32_t h;
         int64_t next;
         kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
-        CHECK(kling_sched_next_wakeup(s, 0) == 1000, "exact first gap");
+        CHECK_WHY(kling_sched_next_wakeup(s, 0) == 1000, "exact first gap");
         kling_sched_report(s, h, 1000, UNKNOWN, UNKNOWN, 0, &next);
-        CHECK(next == 3000, "exact second gap %lld", (long long)next);
+        CHECK_WHY(next == 3000, "exact second gap %lld", (long long)next);
     }
     kling_sched_free(s);
     {
@@ -533,7 +523,7 @@ static void test_jitter_bounds(void) {
             kling_sched_add(s2, i, UNKNOWN, UNKNOWN, &h2);
             same &= kling_sched_next_wakeup(s1, 0) == kling_sched_next_wakeup(s2, 0);
         }
-        CHECK(same, "same seed, same jitter");
+        CHECK_WHY(same, "same seed, same jitter");
         kling_sched_free(s1);
         kling_sched_free(s2);
     }
@@ -546,7 +536,8 @@ static void test_jitter_bounds(void) {
         kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h);
         for (i = 0; i < 30; i++) {
             kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 0, &next);
-            CHECK(next - now >= 1000 && next - now <= 5000, "gap %lld outside [1000, 5000]", (long long)(next - now));
+            CHECK_WHY(next - now >= 1000 && next - now <= 5000, "gap %lld outside [1000, 5000]",
+                      (long long)(next - now));
             now = next;
         }
     }
@@ -559,14 +550,14 @@ static void test_memory(void) {
     uint32_t h;
     int i;
     for (i = 0; i < 10000; i++) {
-        CHECK(kling_sched_add(s, i, i % 2 ? 120000 : UNKNOWN, UNKNOWN, &h) == 0, "add");
+        CHECK_WHY(kling_sched_add(s, i, i % 2 ? 120000 : UNKNOWN, UNKNOWN, &h) == 0, "add");
     }
     kling_sched_counts(s, &c);
     printf("memory: %zu bytes per task at capacity; %zu bytes for 10000 tasks (%.1f per task)\n",
            kling_sched_task_bytes(), c.bytes, (double)c.bytes / 10000.0);
-    CHECK(kling_sched_task_bytes() <= 64, "task bytes %zu", kling_sched_task_bytes());
-    CHECK(c.bytes <= 10000 * 64 * 3 / 2 + 1024, "bytes %zu", c.bytes);
-    CHECK(c.live == 10000 && c.queued == 10000 && c.inflight == 0, "counts");
+    CHECK_WHY(kling_sched_task_bytes() <= 64, "task bytes %zu", kling_sched_task_bytes());
+    CHECK_WHY(c.bytes <= 10000 * 64 * 3 / 2 + 1024, "bytes %zu", c.bytes);
+    CHECK_WHY(c.live == 10000 && c.queued == 10000 && c.inflight == 0, "counts");
     kling_sched_free(s);
 }
 
@@ -579,44 +570,44 @@ static void test_handles_and_misuse(void) {
     struct kling_sched_due d[4];
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &a);
     kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &b);
-    CHECK(a == 0 && b == 1, "dense handles %u %u", a, b);
-    CHECK(kling_sched_remove(s, a) == 0, "remove");
-    CHECK(kling_sched_remove(s, a) == KLING_SCHED_EHANDLE, "remove twice");
-    CHECK(kling_sched_report(s, a, 0, UNKNOWN, UNKNOWN, 0, &next) == KLING_SCHED_EHANDLE, "report freed");
-    CHECK(kling_sched_defer(s, 99, 0, 10, &next) == KLING_SCHED_EHANDLE, "defer never added");
-    CHECK(kling_sched_report(s, b, 0, 101, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress 101");
-    CHECK(kling_sched_report(s, b, 0, -2, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress -2");
-    CHECK(kling_sched_report(s, b, 0, UNKNOWN, -5, 0, &next) == KLING_SCHED_EARG, "estimate -5");
-    CHECK(kling_sched_defer(s, b, 0, -1, &next) == KLING_SCHED_EARG, "delay -1");
-    CHECK(kling_sched_add(s, INT64_MAX, UNKNOWN, UNKNOWN, &a2) == KLING_SCHED_EARG, "now overflow");
-    CHECK(kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &a2) == 0 && a2 == a, "freed handle reused");
+    CHECK_WHY(a == 0 && b == 1, "dense handles %u %u", a, b);
+    CHECK_WHY(kling_sched_remove(s, a) == 0, "remove");
+    CHECK_WHY(kling_sched_remove(s, a) == KLING_SCHED_EHANDLE, "remove twice");
+    CHECK_WHY(kling_sched_report(s, a, 0, UNKNOWN, UNKNOWN, 0, &next) == KLING_SCHED_EHANDLE, "report freed");
+    CHECK_WHY(kling_sched_defer(s, 99, 0, 10, &next) == KLING_SCHED_EHANDLE, "defer never added");
+    CHECK_WHY(kling_sched_report(s, b, 0, 101, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress 101");
+    CHECK_WHY(kling_sched_report(s, b, 0, -2, UNKNOWN, 0, &next) == KLING_SCHED_EARG, "progress -2");
+    CHECK_WHY(kling_sched_report(s, b, 0, UNKNOWN, -5, 0, &next) == KLING_SCHED_EARG, "estimate -5");
+    CHECK_WHY(kling_sched_defer(s, b, 0, -1, &next) == KLING_SCHED_EARG, "delay -1");
+    CHECK_WHY(kling_sched_add(s, INT64_MAX, UNKNOWN, UNKNOWN, &a2) == KLING_SCHED_EARG, "now overflow");
+    CHECK_WHY(kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &a2) == 0 && a2 == a, "freed handle reused");
     kling_sched_counts(s, &n);
-    CHECK(n.live == 2 && n.queued == 2, "counts");
-    CHECK(kling_sched_due(s, 5000, d, 4) == 2, "due both");
+    CHECK_WHY(n.live == 2 && n.queued == 2, "counts");
+    CHECK_WHY(kling_sched_due(s, 5000, d, 4) == 2, "due both");
     kling_sched_counts(s, &n);
-    CHECK(n.inflight == 2 && n.queued == 0, "in flight");
-    CHECK(kling_sched_polls(s, a2) == 1, "polls counted");
-    CHECK(kling_sched_report(s, a2, 5000, UNKNOWN, UNKNOWN, 1, &next) == 0 && next == UNKNOWN, "terminal");
-    CHECK(kling_sched_check(s) == 0, "invariants");
-    CHECK(strcmp(kling_sched_strerror(KLING_SCHED_EHANDLE), "ok") != 0, "strerror");
+    CHECK_WHY(n.inflight == 2 && n.queued == 0, "in flight");
+    CHECK_WHY(kling_sched_polls(s, a2) == 1, "polls counted");
+    CHECK_WHY(kling_sched_report(s, a2, 5000, UNKNOWN, UNKNOWN, 1, &next) == 0 && next == UNKNOWN, "terminal");
+    CHECK_WHY(kling_sched_check(s) == 0, "invariants");
+    CHECK_WHY(strcmp(kling_sched_strerror(KLING_SCHED_EHANDLE), "ok") != 0, "strerror");
     kling_sched_free(s);
     kling_sched_config_default(&c);
     c.min_interval_ms = 0;
-    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "min_interval_ms"),
+    CHECK_WHY(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "min_interval_ms"),
           "min 0 rejected");
-    CHECK(kling_sched_new(&c) == NULL, "new with bad config");
+    CHECK_WHY(kling_sched_new(&c) == NULL, "new with bad config");
     kling_sched_config_default(&c);
     c.max_interval_ms = 500;
-    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "max_interval_ms"),
+    CHECK_WHY(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "max_interval_ms"),
           "max < min rejected");
     kling_sched_config_default(&c);
     c.jitter = 0.7;
-    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "jitter"), "jitter");
+    CHECK_WHY(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "jitter"), "jitter");
     kling_sched_config_default(&c);
     c.backoff = 0.5;
-    CHECK(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "backoff"), "backoff");
+    CHECK_WHY(kling_sched_config_check(&c) != NULL && strstr(kling_sched_config_check(&c), "backoff"), "backoff");
     kling_sched_config_default(&c);
-    CHECK(kling_sched_config_check(&c) == NULL, "defaults valid");
+    CHECK_WHY(kling_sched_config_check(&c) == NULL, "defaults valid");
 }
 
 int main(void) {
@@ -628,10 +619,5 @@ int main(void) {
     test_deadlines();
     test_jitter_bounds();
     test_memory();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_sched: all passed\n");
-    return 0;
+    return check_done();
 }

@@ -5,21 +5,11 @@
 #include "sched.h"
 #include "slots.h"
 
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-        }                                                                  \
-    } while (0)
 
 static struct kling_slots *mk(uint32_t limit, uint32_t recover_after, int64_t recover_ms, int64_t cooldown_ms) {
     struct kling_slots_config c;
@@ -39,15 +29,15 @@ static struct kling_slots *mk(uint32_t limit, uint32_t recover_after, int64_t re
 
 static void test_decrease(void) {
     struct kling_slots *s = mk(20, 0, 0, 1000);
-    CHECK(kling_slots_limit(s) == 20, "starts at C");
-    CHECK(kling_slots_on_rate_limited(s, 0) == 10, "halved");
-    CHECK(kling_slots_on_rate_limited(s, 500) == 10, "a burst within the cooldown counts once");
-    CHECK(kling_slots_on_rate_limited(s, 999) == 10, "still within the cooldown");
-    CHECK(kling_slots_on_rate_limited(s, 1000) == 5, "after the cooldown");
-    CHECK(kling_slots_on_rate_limited(s, 2000) == 2, "5 * 0.5 rounds down");
-    CHECK(kling_slots_on_rate_limited(s, 3000) == 1, "1");
-    CHECK(kling_slots_on_rate_limited(s, 4000) == 1, "never below 1");
-    CHECK(kling_slots_configured(s) == 20, "C unchanged");
+    CHECK_WHY(kling_slots_limit(s) == 20, "starts at C");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 0) == 10, "halved");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 500) == 10, "a burst within the cooldown counts once");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 999) == 10, "still within the cooldown");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 1000) == 5, "after the cooldown");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 2000) == 2, "5 * 0.5 rounds down");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 3000) == 1, "1");
+    CHECK_WHY(kling_slots_on_rate_limited(s, 4000) == 1, "never below 1");
+    CHECK_WHY(kling_slots_configured(s) == 20, "C unchanged");
     kling_slots_free(s);
     {
         struct kling_slots_config c;
@@ -57,7 +47,7 @@ static void test_decrease(void) {
         c.recover_after = 0;
         c.recover_ms = 0;
         s = kling_slots_new(&c);
-        CHECK(s && kling_slots_on_rate_limited(s, 0) == 7, "decrease 0.7");
+        CHECK_WHY(s && kling_slots_on_rate_limited(s, 0) == 7, "decrease 0.7");
         kling_slots_free(s);
     }
 }
@@ -68,29 +58,29 @@ static void test_recovery(void) {
     kling_slots_on_rate_limited(s, 0); /* 4 */
     kling_slots_on_success(s, 10);
     kling_slots_on_success(s, 20);
-    CHECK(kling_slots_limit(s) == 4, "two successes: not yet");
-    CHECK(kling_slots_on_success(s, 30) == 5, "+1 per 3 successes");
+    CHECK_WHY(kling_slots_limit(s) == 4, "two successes: not yet");
+    CHECK_WHY(kling_slots_on_success(s, 30) == 5, "+1 per 3 successes");
     for (i = 0; i < 30; i++) {
         kling_slots_on_success(s, 40 + i);
     }
-    CHECK(kling_slots_limit(s) == 8, "never above C (%u)", kling_slots_limit(s));
+    CHECK_WHY(kling_slots_limit(s) == 8, "never above C (%u)", kling_slots_limit(s));
     /* Successes at the full limit bank no credit for after the next cut. */
     kling_slots_on_success(s, 100);
     kling_slots_on_success(s, 101);
     kling_slots_on_rate_limited(s, 200); /* 4 */
-    CHECK(kling_slots_on_success(s, 201) == 4, "no banked credit");
+    CHECK_WHY(kling_slots_on_success(s, 201) == 4, "no banked credit");
     kling_slots_free(s);
 
     /* Time: +1 per 1000 ms since the cut, never above C; a new cut restarts it. */
     s = mk(8, 0, 1000, 0);
     kling_slots_on_rate_limited(s, 10000); /* 4 */
-    CHECK(kling_slots_on_success(s, 10999) == 4, "not a full window yet");
-    CHECK(kling_slots_on_success(s, 11000) == 5, "one window");
-    CHECK(kling_slots_on_success(s, 13500) == 7, "two more windows (%u)", kling_slots_limit(s));
-    CHECK(kling_slots_on_rate_limited(s, 13600) == 3, "cut from 7");
-    CHECK(kling_slots_on_success(s, 14500) == 3, "window counts from the cut");
-    CHECK(kling_slots_on_success(s, 100000) == 8, "capped at C");
-    CHECK(kling_slots_on_success(s, 5000) == 8, "a clock going backwards changes nothing");
+    CHECK_WHY(kling_slots_on_success(s, 10999) == 4, "not a full window yet");
+    CHECK_WHY(kling_slots_on_success(s, 11000) == 5, "one window");
+    CHECK_WHY(kling_slots_on_success(s, 13500) == 7, "two more windows (%u)", kling_slots_limit(s));
+    CHECK_WHY(kling_slots_on_rate_limited(s, 13600) == 3, "cut from 7");
+    CHECK_WHY(kling_slots_on_success(s, 14500) == 3, "window counts from the cut");
+    CHECK_WHY(kling_slots_on_success(s, 100000) == 8, "capped at C");
+    CHECK_WHY(kling_slots_on_success(s, 5000) == 8, "a clock going backwards changes nothing");
     kling_slots_free(s);
 }
 
@@ -99,46 +89,46 @@ static void test_queue(void) {
     int64_t out[8];
     size_t n;
     int i;
-    CHECK(kling_slots_acquire(s, 1, 0) == 1, "first slot");
-    CHECK(kling_slots_acquire(s, 2, 0) == 1, "second slot");
-    CHECK(kling_slots_acquire(s, 3, 0) == 0, "queued");
-    CHECK(kling_slots_acquire(s, 4, 0) == 0, "queued");
-    CHECK(kling_slots_acquire(s, 5, 1) == 0, "queued at the head");
-    CHECK(kling_slots_in_use(s) == 2 && kling_slots_queued(s) == 3, "counts");
-    CHECK(kling_slots_grant(s, 0, out, 8) == 0, "nothing free");
-    CHECK(kling_slots_release(s, 0) == KLING_SLOTS_OK, "release");
+    CHECK_WHY(kling_slots_acquire(s, 1, 0) == 1, "first slot");
+    CHECK_WHY(kling_slots_acquire(s, 2, 0) == 1, "second slot");
+    CHECK_WHY(kling_slots_acquire(s, 3, 0) == 0, "queued");
+    CHECK_WHY(kling_slots_acquire(s, 4, 0) == 0, "queued");
+    CHECK_WHY(kling_slots_acquire(s, 5, 1) == 0, "queued at the head");
+    CHECK_WHY(kling_slots_in_use(s) == 2 && kling_slots_queued(s) == 3, "counts");
+    CHECK_WHY(kling_slots_grant(s, 0, out, 8) == 0, "nothing free");
+    CHECK_WHY(kling_slots_release(s, 0) == KLING_SLOTS_OK, "release");
     n = kling_slots_grant(s, 0, out, 8);
-    CHECK(n == 1 && out[0] == 5, "the head first (%zu, %lld)", n, (long long)out[0]);
-    CHECK(kling_slots_cancel(s, 3) == 1, "cancel a waiting id");
-    CHECK(kling_slots_cancel(s, 3) == 0, "cancel twice");
+    CHECK_WHY(n == 1 && out[0] == 5, "the head first (%zu, %lld)", n, (long long)out[0]);
+    CHECK_WHY(kling_slots_cancel(s, 3) == 1, "cancel a waiting id");
+    CHECK_WHY(kling_slots_cancel(s, 3) == 0, "cancel twice");
     kling_slots_release(s, 0);
     n = kling_slots_grant(s, 0, out, 8);
-    CHECK(n == 1 && out[0] == 4, "then the next in order");
-    CHECK(kling_slots_queued(s) == 0, "queue empty");
+    CHECK_WHY(n == 1 && out[0] == 4, "then the next in order");
+    CHECK_WHY(kling_slots_queued(s) == 0, "queue empty");
     /* While others wait, a newcomer does not jump the queue even when a slot is free. */
     kling_slots_on_rate_limited(s, 0); /* limit 1, 2 in use */
-    CHECK(kling_slots_acquire(s, 6, 0) == 0, "over the lowered limit: queued");
+    CHECK_WHY(kling_slots_acquire(s, 6, 0) == 0, "over the lowered limit: queued");
     kling_slots_release(s, 0);
     kling_slots_release(s, 0); /* 0 in use, limit 1, 6 waiting */
-    CHECK(kling_slots_acquire(s, 7, 0) == 0, "no jumping the queue");
+    CHECK_WHY(kling_slots_acquire(s, 7, 0) == 0, "no jumping the queue");
     n = kling_slots_grant(s, 0, out, 8);
-    CHECK(n == 1 && out[0] == 6, "6 before 7");
+    CHECK_WHY(n == 1 && out[0] == 6, "6 before 7");
     /* Releasing a slot not held is refused. */
     kling_slots_release(s, 0);
-    CHECK(kling_slots_release(s, 0) == KLING_SLOTS_EARG, "release below 0");
+    CHECK_WHY(kling_slots_release(s, 0) == KLING_SLOTS_EARG, "release below 0");
     kling_slots_free(s);
     /* The ring buffer grows and wraps in order. */
     s = mk(1, 0, 0, 0);
     kling_slots_acquire(s, 0, 0);
     for (i = 1; i <= 100; i++) {
-        CHECK(kling_slots_acquire(s, i, 0) == 0, "queued %d", i);
+        CHECK_WHY(kling_slots_acquire(s, i, 0) == 0, "queued %d", i);
         if (i % 3 == 0) {
             kling_slots_release(s, 0);
             n = kling_slots_grant(s, 0, out, 1);
-            CHECK(n == 1 && out[0] == i / 3, "wrap order %d: %lld", i, (long long)out[0]);
+            CHECK_WHY(n == 1 && out[0] == i / 3, "wrap order %d: %lld", i, (long long)out[0]);
         }
     }
-    CHECK(kling_slots_queued(s) == 67, "67 waiting (%zu)", kling_slots_queued(s));
+    CHECK_WHY(kling_slots_queued(s) == 67, "67 waiting (%zu)", kling_slots_queued(s));
     kling_slots_free(s);
 }
 
@@ -146,19 +136,19 @@ static void test_config(void) {
     struct kling_slots_config c;
     const char *m;
     kling_slots_config_default(&c);
-    CHECK(kling_slots_config_check(&c) == NULL, "defaults valid");
+    CHECK_WHY(kling_slots_config_check(&c) == NULL, "defaults valid");
     c.limit = 0;
     m = kling_slots_config_check(&c);
-    CHECK(m && strstr(m, "limit"), "limit 0");
-    CHECK(kling_slots_new(&c) == NULL, "new refuses");
+    CHECK_WHY(m && strstr(m, "limit"), "limit 0");
+    CHECK_WHY(kling_slots_new(&c) == NULL, "new refuses");
     kling_slots_config_default(&c);
     c.decrease = 1.0;
     m = kling_slots_config_check(&c);
-    CHECK(m && strstr(m, "decrease"), "decrease 1");
+    CHECK_WHY(m && strstr(m, "decrease"), "decrease 1");
     kling_slots_config_default(&c);
     c.recover_ms = -1;
     m = kling_slots_config_check(&c);
-    CHECK(m && strstr(m, "recover_ms"), "recover_ms -1");
+    CHECK_WHY(m && strstr(m, "recover_ms"), "recover_ms -1");
 }
 
 /* ---- a batch through the scheduler and the limiter ---- */
@@ -247,7 +237,7 @@ static struct result run_batch(const struct batch *b, uint64_t seed) {
         n = kling_sched_due(s, now, due, (size_t)b->n);
         for (k = 0; k < n; k++) {
             int t = by_handle[due[k].handle];
-            CHECK(!due[k].expired, "expired");
+            CHECK_WHY(!due[k].expired, "expired");
             res.polls++;
             if (now >= accepted[t] + b->task_ms) {
                 kling_sched_report(s, due[k].handle, now, 100, KLING_SCHED_UNKNOWN, 1, NULL);
@@ -267,7 +257,7 @@ static struct result run_batch(const struct batch *b, uint64_t seed) {
             retry_at[granted[k]] = now;
         }
         if (n > 0) continue;
-        CHECK(kling_slots_in_use(sl) <= kling_slots_limit(sl) || res.rejects > 0, "over the limit");
+        CHECK_WHY(kling_slots_in_use(sl) <= kling_slots_limit(sl) || res.rejects > 0, "over the limit");
         for (i = 0; i < b->n; i++) {
             if (state[i] == HOLDING && retry_at[i] >= 0 && retry_at[i] < next) next = retry_at[i];
         }
@@ -301,13 +291,13 @@ static void test_utilisation(void) {
         struct result u;
         printf("  T=%3llds, estimate known:   utilisation %.3f, %.2f polls/task\n", (long long)(times[i] / 1000),
                r.util, (double)r.polls / b.n);
-        CHECK(r.util >= 0.95, "T=%lld known estimate: utilisation %.3f < 0.95", (long long)times[i], r.util);
-        CHECK(r.rejects == 0, "no 1303 when C matches the provider");
+        CHECK_WHY(r.util >= 0.95, "T=%lld known estimate: utilisation %.3f < 0.95", (long long)times[i], r.util);
+        CHECK_WHY(r.rejects == 0, "no 1303 when C matches the provider");
         b.estimate = 0;
         u = run_batch(&b, 2);
         printf("  T=%3llds, nothing known:    utilisation %.3f, %.2f polls/task\n", (long long)(times[i] / 1000),
                u.util, (double)u.polls / b.n);
-        CHECK(u.util >= 0.75, "T=%lld unknown estimate: utilisation %.3f", (long long)times[i], u.util);
+        CHECK_WHY(u.util >= 0.75, "T=%lld unknown estimate: utilisation %.3f", (long long)times[i], u.util);
     }
     {
         /* Configured above the provider's real limit: 1303s cut the limit
@@ -317,9 +307,9 @@ static void test_utilisation(void) {
         printf("  C=30 against 20 real slots, T=120 s: utilisation %.3f, %ld creates for 1000 tasks "
                "(%ld rejected, %.3f per task), lowest limit %u\n",
                r.util, r.creates, r.rejects, (double)r.rejects / b.n, r.lowest);
-        CHECK(r.util >= 0.8, "over-configured utilisation %.3f", r.util);
-        CHECK(r.rejects <= 300, "rejects %ld", r.rejects);
-        CHECK(r.lowest >= 1, "limit %u", r.lowest);
+        CHECK_WHY(r.util >= 0.8, "over-configured utilisation %.3f", r.util);
+        CHECK_WHY(r.rejects <= 300, "rejects %ld", r.rejects);
+        CHECK_WHY(r.lowest >= 1, "limit %u", r.lowest);
     }
     {
         /* Another client holds 15 of the 20 slots for the first 10 minutes. */
@@ -328,8 +318,8 @@ static void test_utilisation(void) {
         printf("  15 of 20 slots taken by someone else for 600 s, 200 tasks of 60 s: wall %.0f s, "
                "%ld rejected, lowest limit %u\n",
                (double)r.wall / 1000.0, r.rejects, r.lowest);
-        CHECK(r.rejects <= 60, "shared account: rejects %ld", r.rejects);
-        CHECK(r.wall <= 600000 + 10 * 62000 + 60000, "shared account: wall %lld", (long long)r.wall);
+        CHECK_WHY(r.rejects <= 60, "shared account: rejects %ld", r.rejects);
+        CHECK_WHY(r.wall <= 600000 + 10 * 62000 + 60000, "shared account: wall %lld", (long long)r.wall);
     }
 }
 
@@ -339,10 +329,5 @@ int main(void) {
     test_queue();
     test_config();
     test_utilisation();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_slots: all passed\n");
-    return 0;
+    return check_done();
 }

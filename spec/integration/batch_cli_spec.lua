@@ -3,29 +3,11 @@
 -- 2 bad usage with nothing sent, 3 rows remain, 4 uncertain rows), kling status on a batch
 -- directory and on a task, and no key ever printed.
 local sim = require "support.sim"
+local cli = require "support.cli"
+local files = require "support.files"
 
-local root = os.tmpname()
-os.remove(root)
-os.execute("mkdir -p " .. root)
-
-local function env()
-  local i = sim.info()
-  return string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
-    .. "KLING_API_KEY= ", i.http, i.access_key, i.secret_key)
-end
-
-local function kling(args, extra_env)
-  local p = io.popen((extra_env or env()) .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("a")
-  p:close()
-  return tonumber(out:match("exit=(%d+)%s*$")), out
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local kling, write = cli.kling, files.write
+local root = files.tempdir()
 
 local function no_secret(out)
   local i = sim.info()
@@ -34,11 +16,7 @@ local function no_secret(out)
 end
 
 describe("the workflow commands", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   teardown(function()
     os.execute("rm -rf " .. root)

@@ -2,63 +2,17 @@
 -- workflow points: each test runs the real bin/kling, in processes of its own, against the
 -- simulator, and is named after the point it covers.
 local sim = require "support.sim"
+local cli = require "support.cli"
+local files = require "support.files"
 local json = require "kling.json"
 
-local root = os.tmpname()
-os.remove(root)
-os.execute("mkdir -p " .. root)
-
-local function env(provider)
-  local i = sim.info()
-  return string.format("KLING_PROVIDER=%s KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
-    .. "KLING_API_KEY= ", provider or "kling", i.http, i.access_key, i.secret_key)
-end
-
-local function kling(args, extra_env)
-  local p = io.popen((extra_env or env()) .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\"")
-  local out = p:read("a")
-  p:close()
-  return tonumber(out:match("exit=(%d+)%s*$")), out
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function journal(dir)
-  local out = {}
-  for line in io.lines(dir .. "/journal.jsonl") do
-    out[#out + 1] = assert(json.decode(line))
-  end
-  return out
-end
-
-local n = 0
-local function fresh_dir()
-  n = n + 1
-  local d = root .. "/d" .. n
-  os.execute("mkdir -p " .. d)
-  return d
-end
+local env, kling = cli.env, cli.kling
+local write, slurp, journal = files.write, files.read, files.journal
+local root = files.tempdir()
+local fresh_dir = files.subdirs(root)
 
 describe("issue 11", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   teardown(function()
     os.execute("chmod -R u+w " .. root .. " 2>/dev/null; rm -rf " .. root)
@@ -263,7 +217,7 @@ describe("issue 11", function()
     end
     assert.are.equal(0, sim.stats().requests)
     -- An EvoLink text-to-video task: no "(videos/image2video)", its charge in evolink-credits.
-    local client = sim.client { provider = "evolink", api_key = i.api_key, base_url = i.providers.evolink }
+    local client = sim.gateway("evolink")
     local t = assert(client:submit { model = "kling-v3", mode = "std", duration = 5, sound = false, prompt = "a" })
     assert(t:wait { timeout = 30 })
     local evo = string.format("KLING_PROVIDER=evolink KLING_BASE_URL='%s' KLING_API_KEY='%s' ",

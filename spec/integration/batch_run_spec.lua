@@ -6,54 +6,16 @@
 -- edited manifest refused, and the lock. The simulator's creates counter proves that no
 -- task is ever made twice; its ledger, that the budget's spend is what it billed.
 local sim = require "support.sim"
+local files = require "support.files"
+local images = require "support.images"
 local core = require "kling.core"
 local json = require "kling.json"
 local batch = require "kling.batch"
 local manifest = require "kling.batch.manifest"
 
-local root = os.tmpname()
-os.remove(root)
-os.execute("mkdir -p " .. root)
-local n = 0
-
-local function fresh_dir()
-  n = n + 1
-  local d = root .. "/b" .. n
-  os.execute("mkdir -p " .. d)
-  return d
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function jsonl(rows)
-  local out = {}
-  for i, r in ipairs(rows) do
-    out[i] = assert(json.encode(r))
-  end
-  return table.concat(out, "\n") .. "\n"
-end
-
-local function records(dir)
-  local out = {}
-  for line in io.lines(dir .. "/journal.jsonl") do
-    out[#out + 1] = assert(json.decode(line))
-  end
-  return out
-end
+local write, slurp, jsonl, records = files.write, files.read, files.jsonl, files.journal
+local root = files.tempdir()
+local fresh_dir = files.subdirs(root, "b")
 
 local function of_row(recs, id, t)
   local out = {}
@@ -63,16 +25,6 @@ local function of_row(recs, id, t)
     end
   end
   return out
-end
-
-local function sim_charges(dialect)
-  local total = 0
-  for _, row in ipairs(sim.admin("GET", "/_sim/ledger").tasks) do
-    if row.dialect == dialect then
-      total = total + assert(core.money_parse(row.units))
-    end
-  end
-  return total
 end
 
 local function run(dir, opts)
@@ -101,11 +53,7 @@ end
 local V1 = { model = "kling-v1", mode = "std", duration = 5 }
 
 describe("a batch against the simulator", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   after_each(function()
     sim.clear_faults()
@@ -148,7 +96,7 @@ describe("a batch against the simulator", function()
       kinds[f.id] = f.kind .. "/" .. f.attempts
     end
     assert.are.same({ policy = "content_policy/1", flaky = "server/2" }, kinds)
-    assert.are.equal(sim_charges("kling"), core.money_parse(result.budget.spent))
+    assert.are.equal(sim.charges("kling"), core.money_parse(result.budget.spent))
     for _, id in ipairs { "ok1", "ok2" } do
       local body = assert(slurp(dir .. "/" .. id .. ".mp4"))
       assert.are.equal("ftyp", body:sub(5, 8))
@@ -248,7 +196,7 @@ describe("a batch against the simulator", function()
     assert.are.equal(0, status)
     assert.are.equal("3", result.budget.spent)
     assert.are.equal(3, sim.stats().creates)
-    assert.are.equal(sim_charges("kling"), core.money_parse(result.budget.spent))
+    assert.are.equal(sim.charges("kling"), core.money_parse(result.budget.spent))
     -- Without the flag the journal's budget holds.
     result = assert(run(dir, { parallel = 2 }))
     assert.are.same({ limit = "3", spent = "3", reserved = "0", currency = "CNY" }, result.budget)
@@ -315,12 +263,8 @@ describe("a batch against the simulator", function()
 
   it("issue 14: a row's relative image path is read from the manifest's directory, not the current one", function()
     local dir = fresh_dir()
-    local function u32(x)
-      return string.char(x >> 24 & 255, x >> 16 & 255, x >> 8 & 255, x & 255)
-    end
     os.execute("mkdir -p " .. dir .. "/frames")
-    write(dir .. "/frames/start.png", "\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(640) .. u32(360) .. "\8\6\0\0\0"
-      .. u32(0))
+    write(dir .. "/frames/start.png", images.png(640, 360))
     write(dir .. "/rows.jsonl", jsonl { { id = "still", model = "kling-v1", mode = "std", duration = 5,
       prompt = "the frame comes alive", image = "frames/start.png" } })
     assert.is_nil(io.open("frames/start.png")) -- nothing by that name where the test runs

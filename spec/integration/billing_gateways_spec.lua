@@ -87,9 +87,7 @@ end
 
 local function run(name)
   local case = CASES[name]
-  local i = sim.info()
-  local client = sim.client { provider = name, api_key = i.api_key, base_url = i.providers[name],
-    budget = { limit = "100000", currency = case.currency } }
+  local client = sim.gateway(name, { budget = { limit = "100000", currency = case.currency } })
   local tasks = {}
   for n, req in ipairs(case.reqs) do
     tasks[n] = assert(client:submit(req))
@@ -183,11 +181,10 @@ describe("gateway budgets against the simulator", function()
   end)
 
   it("reports the exact charge where a gateway reports one", function()
-    local i = sim.info()
-    local evo = sim.client { provider = "evolink", api_key = i.api_key, base_url = i.providers.evolink }
+    local evo = sim.gateway("evolink")
     local t = assert(evo:run({ prompt = PROMPT, resolution = "1080p", duration = 3, sound = false }, { timeout = 60 }))
     assert.are.equal("21.5946", t.charge)
-    local one = sim.client { provider = "apiinone", api_key = i.api_key, base_url = i.providers.apiinone }
+    local one = sim.gateway("apiinone")
     t = assert(one:run({ prompt = PROMPT, mode = "pro", duration = 7, sound = false }, { timeout = 60 }))
     assert.are.equal("378", t.charge)
   end)

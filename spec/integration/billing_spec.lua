@@ -2,21 +2,9 @@
 -- delivered result, released on failure; the ledger ends equal to what the simulator (the
 -- provider) bills, to the micro-unit; a budget is a hard cap before any network call.
 local sim = require "support.sim"
-local core = require "kling.core"
 local kling = require "kling"
 
 local PROMPT = "a paper boat on a rain-soaked street"
-
--- The simulator's charges for one dialect, in micro-units.
-local function sim_charges(dialect)
-  local total = 0
-  for _, row in ipairs(sim.admin("GET", "/_sim/ledger").tasks) do
-    if row.dialect == dialect then
-      total = total + assert(core.money_parse(row.units))
-    end
-  end
-  return total
-end
 
 describe("budget against the simulator", function()
   before_each(function()
@@ -68,7 +56,7 @@ describe("budget against the simulator", function()
     assert.are.equal(2, failed)
     assert.are.equal(0, ledger:reserved())
     assert.are.equal(16050000, ledger:spent()) -- failures are free
-    assert.are.equal(sim_charges("kling"), ledger:spent())
+    assert.are.equal(sim.charges("kling"), ledger:spent())
     local ops = {}
     for _, e in ipairs(ledger:entries()) do
       ops[e.op] = (ops[e.op] or 0) + 1

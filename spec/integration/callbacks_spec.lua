@@ -66,15 +66,20 @@ local function get(url, method, body)
   return json.decode(res.body)
 end
 
--- The receiver's requests whose uri is `uri`, oldest first.
-local function received(uri)
+-- The entries of the receiver's list at `path` whose `field` is `value`, oldest first.
+local function listed(path, field, value)
   local out = {}
-  for _, r in ipairs(get(srv.url .. "/received")) do
-    if r.uri == uri then
+  for _, r in ipairs(get(srv.url .. path)) do
+    if r[field] == value then
       out[#out + 1] = r
     end
   end
   return out
+end
+
+-- The receiver's requests whose uri is `uri`.
+local function received(uri)
+  return listed("/received", "uri", uri)
 end
 
 -- Waits until pred() is true (at most `seconds`), without touching the simulator's API.
@@ -88,6 +93,14 @@ local function eventually(seconds, pred)
     socket.sleep(0.05)
   end
   return pred()
+end
+
+-- The callbacks received at uri once the last of them reports task_status (within 10 s), or nil.
+local function callbacks_until(uri, task_status)
+  return eventually(10, function()
+    local l = received(uri)
+    return #l > 0 and json.decode(l[#l].body).task_status == task_status and l
+  end)
 end
 
 local function statuses(list)
@@ -131,10 +144,7 @@ describe("official callbacks", function()
   it("arrive signed on each status change with nobody polling, and parse into the polled task", function()
     local uri = "/hook/ok/signed"
     local t = assert(client:submit { prompt = "a kite over dunes", callback_url = srv.url .. uri })
-    local list = eventually(10, function()
-      local l = received(uri)
-      return #l > 0 and json.decode(l[#l].body).task_status == "succeed" and l
-    end)
+    local list = callbacks_until(uri, "succeed")
     assert(list, "no succeed callback arrived")
     -- the simulator advanced the task by itself: nobody asked for it meanwhile
     assert.is_nil(sim.stats().by_route["GET /v1/videos/text2video/{id}"])
@@ -168,10 +178,7 @@ describe("official callbacks", function()
     local uri = "/hook/ok/failed"
     local t = assert(client:submit { prompt = "x [sim:fail=the lighthouse was refused]",
       callback_url = srv.url .. uri })
-    local list = eventually(10, function()
-      local l = received(uri)
-      return #l > 0 and json.decode(l[#l].body).task_status == "failed" and l
-    end)
+    local list = callbacks_until(uri, "failed")
     assert(list, "no failed callback arrived")
     local f = assert(webhook.parse("kling", list[#list].body, list[#list].headers, { secret = SECRET }))
     assert.are.equal(t.id, f.id)
@@ -220,10 +227,7 @@ describe("official callbacks", function()
     sim.config { webhook_secret = "" }
     local uri = "/hook/ok/unsigned"
     assert(client:submit { prompt = "x [sim:seconds=0.2]", callback_url = srv.url .. uri })
-    local list = eventually(10, function()
-      local l = received(uri)
-      return #l > 0 and json.decode(l[#l].body).task_status == "succeed" and l
-    end)
+    local list = callbacks_until(uri, "succeed")
     assert(list, "no callback arrived")
     local r = list[#list]
     assert.is_nil(r.headers["webhook-signature"])
@@ -246,10 +250,7 @@ describe("official callbacks", function()
       local c = sim.client { base_url = info.http, access_key = info.access_key, secret_key = info.secret_key }
       local uri = "/hook/ok/flag"
       assert(c:submit { prompt = "flag", callback_url = srv.url .. uri })
-      local list = eventually(10, function()
-        local l = received(uri)
-        return #l > 0 and json.decode(l[#l].body).task_status == "succeed" and l
-      end)
+      local list = callbacks_until(uri, "succeed")
       assert(list, "no callback from the second simulator")
       assert(webhook.parse("kling", list[#list].body, list[#list].headers, { secret = secret }))
     end)
@@ -273,13 +274,7 @@ describe("the callback sender", function()
   end
 
   local function attempts_of(id)
-    local out = {}
-    for _, a in ipairs(get(srv.url .. "/attempts")) do
-      if a.id == id then
-        out[#out + 1] = a
-      end
-    end
-    return out
+    return listed("/attempts", "id", id)
   end
 
   it("gives up after the last retry of its schedule", function()

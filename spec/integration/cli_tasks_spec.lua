@@ -7,9 +7,7 @@ local root = os.tmpname()
 os.remove(root)
 os.execute("mkdir -p " .. root)
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = require("support.shell").q
 
 local function official_env()
   local i = sim.info()
@@ -46,8 +44,7 @@ local function official()
 end
 
 local function evolink()
-  local i = sim.info()
-  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+  return sim.gateway("evolink")
 end
 
 local function submit(client, prompt, model)

@@ -26,6 +26,25 @@ local function seconds_since(t0)
   return (require("kling.core").now_ms() - t0) / 1000
 end
 
+-- What a script that asks the simulator for a task that does not exist prints (stdout and
+-- stderr) with KLING_DEBUG=value in its environment and no debug option given.
+local function get_task_with_debug_env(value)
+  local i = sim.info()
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(string.format([[
+local c = assert(require("kling").new { provider = "kling", api_key = %q, base_url = %q })
+c:get_task("no-such-task", { endpoint = "videos/text2video" })
+]], i.api_key, i.http))
+  f:close()
+  local p = assert(io.popen(string.format("KLING_DEBUG=%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1", value,
+    package.path, package.cpath, script)))
+  local text = p:read("a")
+  p:close()
+  os.remove(script)
+  return text
+end
+
 describe("the Lua API of issue 14 against the simulator", function()
   setup(function()
     sim.reset()
@@ -255,45 +274,20 @@ describe("the Lua API of issue 14 against the simulator", function()
 
   it("issue 14.4: KLING_DEBUG=1 prints to stderr when the option is not given", function()
     local i = sim.info()
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write(string.format([[
-local c = assert(require("kling").new { provider = "kling", api_key = %q, base_url = %q })
-c:get_task("no-such-task", { endpoint = "videos/text2video" })
-]], i.api_key, i.http))
-    f:close()
-    local p = assert(io.popen(string.format("KLING_DEBUG=1 LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1",
-      package.path, package.cpath, script)))
-    local text = p:read("a")
-    p:close()
-    os.remove(script)
+    local text = get_task_with_debug_env("1")
     assert.matches("kling> GET " .. i.http .. "/v1/videos/text2video/no-such-task", text, 1, true)
     assert.matches("kling< 404 GET", text, 1, true)
     assert.is_nil(text:find(i.api_key, 1, true))
   end)
   it("issue 14: KLING_DEBUG=off (or false, no) prints nothing", function()
-    local i = sim.info()
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write(string.format([[
-local c = assert(require("kling").new { provider = "kling", api_key = %q, base_url = %q })
-c:get_task("no-such-task", { endpoint = "videos/text2video" })
-]], i.api_key, i.http))
-    f:close()
     for _, v in ipairs { "off", "false", "No" } do
-      local p = assert(io.popen(string.format("KLING_DEBUG=%s LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1", v,
-        package.path, package.cpath, script)))
-      local text = p:read("a")
-      p:close()
-      assert.are.equal("", text, v)
+      assert.are.equal("", get_task_with_debug_env(v), v)
     end
-    os.remove(script)
   end)
 
   it("issue 14: get_task, list_tasks and cancel_task refuse a bad endpoint by name, nothing sent", function()
     local c = sim.client {}
-    local i = sim.info()
-    local evo = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    local evo = sim.gateway("evolink")
     local before = sim.stats().requests
     for _, e in ipairs { "../../x", "videos/text2video?x=1", "videos/text2video\r\nX-Evil: 1", "videos/text2video/",
       "audio/tts", "nosuch", 42 } do
@@ -319,8 +313,7 @@ c:get_task("no-such-task", { endpoint = "videos/text2video" })
 
   it("issue 14: task ids '.', '..' and ids that are not one path segment are refused, nothing sent", function()
     local c = sim.client {}
-    local i = sim.info()
-    local evo = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    local evo = sim.gateway("evolink")
     local before = sim.stats().requests
     for _, id in ipairs { ".", "..", "a/..", "12?x=1", "12#y", "1 2", "%2e%2e", "x\n" } do
       local t, err = c:get_task(id, { endpoint = "videos/text2video" })

@@ -4,15 +4,7 @@
 local sim = require "support.sim"
 local nginx = require "support.nginx"
 
-local function size_of(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
+local size_of = require("support.files").size
 
 -- A CA bundle that did not sign the simulator's certificate.
 local OTHER_CA = "/etc/ssl/certs/ca-certificates.crt"

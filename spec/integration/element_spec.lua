@@ -7,9 +7,9 @@ local json = require "kling.json"
 local element = require "kling.element"
 local batch = require "kling.batch"
 
-local root = os.tmpname()
-os.remove(root)
-os.execute("mkdir -p " .. root)
+local files = require "support.files"
+
+local root = files.tempdir()
 local n = 0
 local function cache_path()
   n = n + 1
@@ -23,16 +23,11 @@ local function spec(name)
 end
 
 local function evolink()
-  local i = sim.info()
-  return sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+  return sim.gateway("evolink")
 end
 
 describe("custom elements against the simulator", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   teardown(function()
     os.execute("rm -rf " .. root)

@@ -11,9 +11,7 @@ local root = os.tmpname()
 os.remove(root)
 local checkout = assert(io.popen("pwd")):read("l")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = require("support.shell").q
 
 -- Runs a shell command with LUA_PATH and LUA_CPATH removed from its environment.
 local function sh(cmd)
@@ -106,22 +104,10 @@ local function unkept(out, promises)
   return nil
 end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:seek("end")
-  f:close()
-  return s
-end
+local size = require("support.files").size
 
 describe("the examples against the simulator", function()
-  before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
-  end)
+  before_each(sim.fresh)
 
   teardown(function()
     os.execute("rm -rf " .. root)

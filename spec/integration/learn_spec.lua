@@ -18,9 +18,7 @@ end
 
 describe("the engine without estimates", function()
   it("issue 15.2: EvoLink's task_info.estimated_time puts the next poll near the end", function()
-    local i = sim.info()
-    local evolink = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key,
-      access_key = false, secret_key = false, poll_min = 1, poll_max = 15 }
+    local evolink = sim.gateway("evolink", { access_key = false, secret_key = false, poll_min = 1, poll_max = 15 })
     local kling = sim.client { poll_min = 1, poll_max = 15 }
     local with_eta = polls_per_task(evolink, 3, 10)
     local backing_off = polls_per_task(kling, 3, 10)

@@ -38,9 +38,7 @@ describe("a storyboard against the simulator", function()
   local client
 
   before_each(function()
-    sim.clear_faults()
-    sim.reset()
-    sim.config { task_seconds = 1, max_parallel = 0 }
+    sim.fresh()
     client = sim.client()
   end)
 

@@ -45,7 +45,7 @@ local function client_for(name)
   if name == "kling" then
     return sim.client()
   end
-  return sim.client { provider = name, api_key = i.api_key, base_url = i.providers[name] }
+  return sim.gateway(name)
 end
 
 local function copy(t)

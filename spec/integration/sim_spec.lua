@@ -3,31 +3,12 @@
 -- over HTTP and HTTPS, every fault kind, the parallel limit, stats, reset and validation.
 -- Needs a running sim: KLING_SIM_INFO names its JSON line (ctest's sim fixture writes it).
 local json = require "kling.json"
+local files = require "support.files"
+local shell = require "support.shell"
+local sim = require "support.sim"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local info_path = os.getenv("KLING_SIM_INFO") or "build/sim/sim.json"
-local info = assert(json.decode(assert(read(info_path), "no simulator info at " .. info_path
-  .. " (start one: bin/kling sim start --dir build/sim --out build/sim/sim.json)")))
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function sh(cmd)
-  local p = io.popen(cmd, "r")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local read, q, sh = files.read, shell.q, shell.run
+local info = sim.info()
 
 -- curl(method, url, {headers = {k = v}, body = string, ca = path, max_time = s})
 -- -> {status, headers (lowercased), body, exit (curl's exit code), elapsed (s)}

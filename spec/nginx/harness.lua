@@ -5,6 +5,7 @@
 -- here in the test process, never inside nginx).
 local core = require "kling.core"
 local json = require "kling.json"
+local nginx_run = require "kling.nginx_run"
 local socket = require "socket"
 
 local M = {}
@@ -13,26 +14,18 @@ M.src = os.getenv("PWD") or "."
 M.jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or (M.src .. "/build/jit")
 M.passed, M.failed = 0, 0
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- Shell quoting, reading a file that may be missing, a free port and whether a process
+-- lives (not a zombie) are nginx_run's, which kling gateway start uses.
+local q = nginx_run.q
 M.q = q
+M.read = nginx_run.read
+M.free_port = nginx_run.free_port
 
 function M.sh(cmd)
   local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
   local out = p:read("a")
   local ok = p:close()
   return out, ok
-end
-
-function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
 end
 
 function M.write(path, text)
@@ -59,13 +52,6 @@ end
 
 function M.sleep(s)
   socket.sleep(s)
-end
-
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return assert(tonumber(port))
 end
 
 function M.tempdir(tag)
@@ -131,11 +117,7 @@ end
 
 -- ---- nginx ----
 
-local function alive(pid)
-  local stat = M.read("/proc/" .. pid .. "/stat")
-  local state = stat and stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
-end
+local alive = nginx_run.alive
 M.alive = alive
 
 local function accepts(port)

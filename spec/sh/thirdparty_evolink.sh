@@ -13,20 +13,11 @@ PKG="@evolinkai/evolink-media"
 VERSION="1.2.1"
 cache="${KLING_THIRDPARTY_DIR:-$root/build/thirdparty}"
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "node and npm are needed to run EvoLink's client (scripts/bootstrap installs them)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
+# shellcheck source=spec/sh/lib/thirdparty.sh
+. spec/sh/lib/thirdparty.sh
+npm_pinned "$PKG" "$VERSION" "$cache"
 orig="$cache/node_modules/$PKG"
-if [ "$(node -p "try{require('$orig/package.json').version}catch(e){''}" 2>/dev/null)" != "$VERSION" ]; then
-  mkdir -p "$cache"
-  npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "$PKG@$VERSION" >/dev/null
-fi
-
-export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;"
-export LUA_CPATH="${KLING_BUILD_DIR:-$root/build}/?.so;;"
+kling_lua_env "$root"
 simdir=$(mktemp -d /tmp/kling-tp-evolink.XXXXXX)
 copy="$cache/node_modules/@evolinkai/evolink-media-sim-$$"
 cleanup() {

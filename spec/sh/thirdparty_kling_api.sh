@@ -11,18 +11,10 @@ PKG="kling-api"
 VERSION="1.0.0"
 cache="${KLING_THIRDPARTY_DIR:-$root/build/thirdparty}"
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "node and npm are needed to run $PKG (scripts/bootstrap installs them)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-if [ "$(node -p "try{require('$cache/node_modules/$PKG/package.json').version}catch(e){''}" 2>/dev/null)" != "$VERSION" ]; then
-  mkdir -p "$cache"
-  npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "$PKG@$VERSION" >/dev/null
-fi
-
-export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;"
-export LUA_CPATH="${KLING_BUILD_DIR:-$root/build}/?.so;;"
+# shellcheck source=spec/sh/lib/thirdparty.sh
+. spec/sh/lib/thirdparty.sh
+npm_pinned "$PKG" "$VERSION" "$cache"
+kling_lua_env "$root"
 simdir=$(mktemp -d /tmp/kling-tp-klingapi.XXXXXX)
 trap 'lua5.4 "$root/bin/kling" sim stop --dir "$simdir" >/dev/null 2>&1 || true; rm -rf "$simdir"' EXIT
 lua5.4 "$root/bin/kling" sim start --dir "$simdir" --task-seconds 1 --out "$simdir/sim.json" >/dev/null

@@ -6,6 +6,8 @@
 --   local srv = nginx.start([[ location / { return 200 "hi"; } ]], { ssl = { cert = c, key = k } })
 --   ... srv.url, srv.port ...
 --   srv.stop()
+local files = require "support.files"
+local nginx_run = require "kling.nginx_run"
 local socket = require "socket"
 
 local M = {}
@@ -15,40 +17,16 @@ load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 ]]
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+-- Shell quoting, reading a file that may be missing, a free port and whether a process lives
+-- (not a zombie) are nginx_run's, which kling gateway start uses.
+local sh_quote, read_file, alive = nginx_run.q, nginx_run.read, nginx_run.alive
+M.free_port = nginx_run.free_port
 
 local function run(cmd)
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")
   local ok, how, code = p:close()
   return out, ok, how, code
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  assert(f:close())
-end
-
--- A port the kernel says is free now. Another process could take it before nginx
--- binds; start() then fails loudly instead of talking to a stranger.
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return assert(tonumber(port))
 end
 
 -- A fresh temp directory, readable by nginx's workers (they run as `nobody`).
@@ -58,17 +36,6 @@ function M.tempdir()
   assert(ok and dir, "mktemp -d failed")
   assert(run("chmod 755 " .. sh_quote(dir)))
   return dir
-end
-
--- True while the process exists and is not a zombie (a reaped-late child still
--- answers kill -0, so /proc is asked for its state).
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then
-    return false
-  end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
 end
 
 local function accepts(port)
@@ -119,6 +86,16 @@ local function conf_text(dir, port, server, opts)
   }
 end
 
+-- jit_cpath() -> the cpath entry of the LuaJIT build (for start's opts.cpath), or nil and why
+-- there is none (a spec then reports itself pending).
+function M.jit_cpath()
+  local jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or "build/jit"
+  if not read_file(jit_dir .. "/kling/core.so") then
+    return nil, "no LuaJIT build at " .. jit_dir .. "/kling/core.so (set KLING_JIT_BUILD_DIR)"
+  end
+  return jit_dir .. "/?.so;"
+end
+
 -- start(server_block [, opts]) -> {port, url, dir, pid, stop = function}
 -- opts: ssl = {cert, key} (serve HTTPS), http = extra http-level directives,
 -- lua = false (no Lua module), cpath = "dir/?.so;" entries before the system ones,
@@ -129,7 +106,7 @@ function M.start(server, opts)
   local dir = M.tempdir()
   local port = M.free_port()
   local conf = dir .. "/nginx.conf"
-  write_file(conf, conf_text(dir, port, server, opts))
+  files.write(conf, conf_text(dir, port, server, opts))
   local cmd = ("setsid nginx -p %s -c %s -g 'daemon off;' >%s 2>&1 </dev/null & echo $!"):format(
     sh_quote(dir), sh_quote(conf), sh_quote(dir .. "/stdout"))
   local out = run(cmd)

@@ -7,11 +7,12 @@ local M = {}
 function M.for_provider(P)
   local c = {}
   function c.rejects(req, field, pattern, endpoint)
-    local err = P.validate(req, endpoint or P.default_endpoint(req))
-    assert.is_not_nil(err, "expected a validation error on " .. field)
+    endpoint = endpoint or P.default_endpoint(req)
+    local err = P.validate(req, endpoint)
+    assert.is_not_nil(err, "expected a validation error on " .. field .. " at " .. tostring(endpoint))
     assert.are.equal("validation", err.kind)
     assert.are.equal(P.name, err.provider)
-    assert.are.equal(field, err.field)
+    assert.are.equal(field, err.field, tostring(err))
     if pattern then
       assert.matches(pattern, err.message)
     end

@@ -1,6 +1,6 @@
 -- Test access to the running simulator (started by ctest's sim_start fixture, whose JSON
 -- line is in the file named by KLING_SIM_INFO): its URLs and keys, a client for it, and
--- its admin API (faults, config, stats, reset).
+-- its admin API (faults, config, stats, reset, its ledger's charges).
 local json = require "kling.json"
 
 local M = {}
@@ -33,6 +33,18 @@ function M.client(opts)
   end
   local kling = require "kling"
   return assert(kling.new(o))
+end
+
+-- gateway(name [, opts]) -> a client of the gateway `name` of the simulator (its base URL and
+-- the API key); opts override as in client.
+function M.gateway(name, opts)
+  local i = M.info()
+  local o = { provider = name, base_url = assert(i.providers[name], "the simulator serves no " .. tostring(name)),
+    api_key = i.api_key }
+  for k, v in pairs(opts or {}) do
+    o[k] = v
+  end
+  return M.client(o)
 end
 
 local http
@@ -73,6 +85,25 @@ end
 
 function M.reset()
   return M.admin("POST", "/_sim/reset")
+end
+
+-- The simulator as a spec starts it: no faults, no tasks, 1-second tasks and no parallel limit.
+function M.fresh()
+  M.clear_faults()
+  M.reset()
+  M.config { task_seconds = 1, max_parallel = 0 }
+end
+
+-- charges(dialect) -> what the simulator billed for that dialect's tasks, in micro-units.
+function M.charges(dialect)
+  local core = require "kling.core"
+  local total = 0
+  for _, row in ipairs(M.admin("GET", "/_sim/ledger").tasks) do
+    if row.dialect == dialect then
+      total = total + assert(core.money_parse(row.units))
+    end
+  end
+  return total
 end
 
 return M

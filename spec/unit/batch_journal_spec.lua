@@ -5,25 +5,13 @@ local core = require "kling.core"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local files = require "support.files"
+
+local slurp, write = files.read, files.write
+local dir = files.tempdir()
 teardown(function()
   os.execute("rm -rf " .. dir)
 end)
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 describe("kling.journal", function()
   it("says whether appends are fsync'd, as the core allows", function()

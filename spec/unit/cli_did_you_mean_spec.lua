@@ -1,9 +1,9 @@
 -- Issue 14: a mistyped command or option names the closest known one and exits 2 (usage error).
+local shell = require "support.shell"
+
+-- sh(cmd) -> stdout and stderr, exit status
 local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1", "r")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
+  return shell.run(cmd .. " 2>&1")
 end
 
 describe("kling CLI: did you mean", function()

@@ -3,18 +3,9 @@
 local durations_file = require "kling.engine.durations_file"
 local fake = require "support.fake_kling"
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(os.execute("mkdir -p '" .. p .. "'"))
-  return p
-end
+local files = require "support.files"
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local tmpdir, write = files.tempdir, files.write
 
 local function count(list)
   local n = 0

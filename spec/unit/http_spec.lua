@@ -523,13 +523,11 @@ describe("kling.core.http", function()
 
   describe("under LuaJIT (nginx's Lua)", function()
     it("drives a request from a worker with the LuaJIT build", function()
-      local jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or "build/jit"
-      local so = io.open(jit_dir .. "/kling/core.so")
-      if not so then
-        pending("no LuaJIT build at " .. jit_dir .. "/kling/core.so (set KLING_JIT_BUILD_DIR)")
+      local jit_cpath, none = nginx.jit_cpath()
+      if not jit_cpath then
+        pending(none)
         return
       end
-      so:close()
       -- A blocking libcurl call inside a worker is fine for a test, never in production.
       local jit = nginx.start([[
         location = /fetch {
@@ -549,7 +547,7 @@ describe("kling.core.http", function()
             })
           }
         }
-      ]], { cpath = jit_dir .. "/?.so;" })
+      ]], { cpath = jit_cpath })
       local r = h:request { url = jit.url .. "/fetch?url=" .. srv.url .. "/hello", timeout_ms = 20000 }
       jit.stop()
       assert.equal(200, r.status, r.body)

@@ -6,13 +6,8 @@ local core = require "kling.core"
 local local_file = require "kling.local_file"
 local providers = require "kling.providers"
 
-local function u32(n)
-  return string.char(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
-end
 -- A PNG as far as the rules read it (signature and IHDR).
-local function png_bytes(w, h)
-  return "\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(w) .. u32(h) .. "\8\6\0\0\0" .. u32(0)
-end
+local png_bytes = require("support.images").png
 
 local dir
 local function write(name, bytes)

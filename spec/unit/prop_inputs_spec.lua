@@ -7,28 +7,21 @@ local kling = require "kling"
 local manifest = require "kling.batch.manifest"
 local providers = require "kling.providers"
 
-local SEED, ROUNDS = 20261203, 300
+local files = require "support.files"
+local prop = require "support.prop"
 
-local function rng(seed)
-  local s = seed
-  return function(n)
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s % n + 1
-  end
-end
+local SEED, ROUNDS = prop.SEED, 300
+local rng, pick = prop.rng, prop.pick
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute("mkdir -p " .. dir)
+local dir = files.tempdir()
 teardown(function()
   os.execute("rm -rf " .. dir)
 end)
 
+-- write(name, text) -> the path of a file of that name in this spec's directory
 local function write(name, text)
   local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
+  files.write(path, text)
   return path
 end
 
@@ -55,7 +48,7 @@ local function mutate(text, r)
   for _ = 1, r(4) do
     local i = r(#text + 1)
     local j = math.min(#text, i + r(8) - 1)
-    text = text:sub(1, i - 1) .. PIECES[r(#PIECES)] .. text:sub(j + 1)
+    text = text:sub(1, i - 1) .. pick(r, PIECES) .. text:sub(j + 1)
   end
   return text
 end
@@ -86,10 +79,6 @@ local MODELS = { "kling-v1", "kling-v1-6", "kling-v2-1", "kling-v2-1-master", "k
 local MODES = { "std", "pro", "4k", "x" }
 local ODD = { 5, 10, 3, 15, 0, -5, 5.5, 1e300, -1e300, 9.22e18, 2 ^ 63, math.huge, -math.huge, "5", "5.041", "-1",
   "1e3", "", true, {}, math.mininteger, math.maxinteger }
-
-local function pick(r, list)
-  return list[r(#list)]
-end
 
 local function check_quote(where, q, err)
   if q == nil then

@@ -8,16 +8,10 @@ local json = require "kling.json"
 local webhook = require "kling.webhook"
 local providers = require "kling.providers"
 
-local SEED, ROUNDS = 20261203, 400
+local prop = require "support.prop"
 
--- A small deterministic PRNG (LCG) so a failure replays: the seed is in the message.
-local function rng(seed)
-  local s = seed
-  return function(n)
-    s = (s * 1103515245 + 12345) % 2147483648
-    return s % n + 1
-  end
-end
+local SEED, ROUNDS = prop.SEED, 400
+local rng, pick = prop.rng, prop.pick
 
 -- Real bodies, one set per provider (the shapes of the seeds' documented answers).
 local BODIES = {
@@ -100,11 +94,11 @@ local function mutate(doc, r)
     if #all == 0 then
       break
     end
-    local site = all[r(#all)]
+    local site = pick(r, all)
     if r(5) == 1 then
       site[1][site[2]] = nil
     else
-      site[1][site[2]] = deep_copy(ODD[r(#ODD)])
+      site[1][site[2]] = deep_copy(pick(r, ODD))
     end
   end
   return doc
@@ -158,7 +152,7 @@ describe("property: provider answer parsers never raise (issue 13, issue 11.9)",
       local P = assert(providers.get(name))
       local r = rng(SEED)
       for round = 1, ROUNDS do
-        local base = BODIES[name][r(#BODIES[name])]
+        local base = pick(r, BODIES[name])
         local doc = mutate(base, r)
         local where = string.format("%s round %d (seed %d)", name, round, SEED)
         local ok, t, err = pcall(function()
@@ -180,7 +174,7 @@ describe("property: kling.webhook.parse never raises, for all five dialects (iss
     it(name .. ": mutated and damaged callbacks give a task or nil, err with a kind", function()
       local r = rng(SEED + 1)
       for round = 1, ROUNDS do
-        local base = BODIES[name][r(#BODIES[name])]
+        local base = pick(r, BODIES[name])
         local raw = encode(mutate(base, r)) or "{}"
         if r(3) == 1 then
           raw = damage(raw, r)

@@ -58,6 +58,17 @@ describe("the provider contract (issue 10)", function()
   end)
 end)
 
+describe("the dialect's external ids", function()
+  it("are taken where the provider has them and the endpoint takes the field, nowhere else", function()
+    local kling = assert(providers.get("kling"))
+    assert.is_true(providers.takes_external_id(kling, "videos/text2video"))
+    assert.is_false(providers.takes_external_id(kling, "general/custom-elements"))
+    for _, name in ipairs { "apiinone", "apimodels", "compat", "evolink" } do
+      assert.is_false(providers.takes_external_id(assert(providers.get(name)), "videos/text2video"), name)
+    end
+  end)
+end)
+
 describe("the dialect's retry rules (issue 10)", function()
   it("issue 10: token renewal and slot refusals are read from the provider's own codes", function()
     local kling, evolink = assert(providers.get("kling")), assert(providers.get("evolink"))

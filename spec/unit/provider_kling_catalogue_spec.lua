@@ -3,29 +3,18 @@
 -- documented rules, and maps the canonical request to Kling's spelling.
 local P = require "kling.providers.kling"
 local core = require "kling.core"
+local images = require "support.images"
 
 local URL, URL2, VID = "https://e.com/a.png", "https://e.com/b.png", "https://e.com/v.mp4"
 
-local function u32(n)
-  return string.char(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
-end
 local function png(w, h)
-  return core.b64encode("\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(w) .. u32(h) .. "\8\6\0\0\0" .. u32(0))
+  return core.b64encode(images.png(w, h))
 end
 
+local check = require("support.provider_check").for_provider(P)
+local accepts = check.accepts
 local function rejects(req, endpoint, field, pattern)
-  local err = P.validate(req, endpoint)
-  assert.is_not_nil(err, "expected a validation error on " .. field .. " at " .. endpoint)
-  assert.are.equal("validation", err.kind)
-  assert.are.equal(field, err.field, tostring(err))
-  if pattern then
-    assert.matches(pattern, err.message)
-  end
-end
-
-local function accepts(req, endpoint)
-  local err = P.validate(req, endpoint)
-  assert.is_nil(err, err and tostring(err))
+  check.rejects(req, field, pattern, endpoint)
 end
 
 local function body(req, endpoint)

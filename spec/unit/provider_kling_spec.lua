@@ -1,36 +1,22 @@
 -- The official provider's validation rules and its mapping of the canonical request.
 local P = require "kling.providers.kling"
 local core = require "kling.core"
+local images = require "support.images"
 
 local T2V, I2V = "videos/text2video", "videos/image2video"
--- Inline images of a given size: only the headers the rules read (PNG IHDR, JPEG SOF0).
-local function u32(n)
-  return string.char(n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
-end
+-- Inline images of a given size, as base64.
 local function png(w, h)
-  return core.b64encode("\137PNG\r\n\26\n" .. u32(13) .. "IHDR" .. u32(w) .. u32(h) .. "\8\6\0\0\0" .. u32(0))
+  return core.b64encode(images.png(w, h))
 end
 local function jpeg(w, h)
-  local app0 = "\255\224\0\16JFIF\0\1\1\0\0\1\0\1\0\0"
-  local sof0 = "\255\192\0\17\8" .. string.char(h >> 8, h & 255, w >> 8, w & 255) .. "\3\1\34\0\2\17\1\3\17\1"
-  return core.b64encode("\255\216" .. app0 .. sof0 .. "\255\217")
+  return core.b64encode(images.jpeg(w, h))
 end
 local PNG = png(640, 360)
 
+local check = require("support.provider_check").for_provider(P)
+local accepts = check.accepts
 local function rejects(req, endpoint, field, pattern)
-  local err = P.validate(req, endpoint or P.default_endpoint(req))
-  assert.is_not_nil(err, "expected a validation error on " .. field)
-  assert.are.equal("validation", err.kind)
-  assert.are.equal(field, err.field)
-  if pattern then
-    assert.matches(pattern, err.message)
-  end
-  assert.matches(field, tostring(err), 1, true)
-end
-
-local function accepts(req, endpoint)
-  local err = P.validate(req, endpoint or P.default_endpoint(req))
-  assert.is_nil(err, err and tostring(err))
+  check.rejects(req, field, pattern, endpoint)
 end
 
 describe("official provider validation", function()

@@ -308,14 +308,12 @@ end)
 
 describe("kling.core sched under LuaJIT (nginx's Lua)", function()
   it("schedules and limits inside a worker with the LuaJIT build", function()
-    local jit_dir = os.getenv("KLING_JIT_BUILD_DIR") or "build/jit"
-    local so = io.open(jit_dir .. "/kling/core.so")
-    if not so then
-      pending("no LuaJIT build at " .. jit_dir .. "/kling/core.so (set KLING_JIT_BUILD_DIR)")
+    local nginx = require "support.nginx"
+    local jit_cpath, none = nginx.jit_cpath()
+    if not jit_cpath then
+      pending(none)
       return
     end
-    so:close()
-    local nginx = require "support.nginx"
     local http = require "socket.http"
     local srv = nginx.start([[
       location = /sched {
@@ -333,7 +331,7 @@ describe("kling.core sched under LuaJIT (nginx's Lua)", function()
             tostring(q), " ", granted[1], " ", tostring(ok), " ", err:match("now must be an integer") or err)
         }
       }
-    ]], { cpath = jit_dir .. "/?.so;" })
+    ]], { cpath = jit_cpath })
     local body, code = http.request(srv.url .. "/sched")
     local log = srv.error_log()
     srv.stop()

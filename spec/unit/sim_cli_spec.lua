@@ -4,26 +4,12 @@ local json = require "kling.json"
 local cli = require "kling.cli"
 local launcher = require "kling_sim.launcher"
 
-local function sh(cmd)
-  local p = io.popen(cmd, "r")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok and 0 or code
-end
+local shell = require "support.shell"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local sh, q = shell.run, shell.q
 
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then
-    return false
-  end
-  local state = f:read("a"):match("^%d+ %b() (%a)")
-  f:close()
-  return state ~= "Z"
-end
+-- Whether a process lives (a zombie counts as gone).
+local alive = require("kling.nginx_run").alive
 
 -- Runs `kling sim ARGS` (kling.cli.main) with stderr captured; -> status, stderr text
 local function main(args)

@@ -5,6 +5,7 @@ local fate = require "kling_sim.fate"
 local units = require "kling_sim.units"
 local conf = require "kling_sim.conf"
 local hosts = require "kling_sim.hosts"
+local images = require "support.images"
 
 -- A strict standard-base64 decoder (nil on anything else), as ngx.decode_base64 is.
 local ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -39,19 +40,8 @@ local function b64(s)
   return table.concat(out)
 end
 
--- A PNG header claiming w x h (enough for the size check).
-local function png(w, h)
-  local function be32(x)
-    return string.char(x >> 24 & 255, x >> 16 & 255, x >> 8 & 255, x & 255)
-  end
-  return "\137PNG\r\n\26\n" .. be32(13) .. "IHDR" .. be32(w) .. be32(h) .. "\8\2\0\0\0"
-end
-
--- A JPEG with an APP0 segment before its SOF0 (h x w).
-local function jpeg(w, h)
-  return "\255\216" .. "\255\224\0\16JFIF\0\1\1\0\0\1\0\1\0\0"
-    .. "\255\192\0\17\8" .. string.char(h >> 8, h & 255, w >> 8, w & 255) .. "\3\1\34\0\2\17\1\3\17\1"
-end
+-- PNG and JPEG headers claiming w x h (enough for the size checks).
+local png, jpeg = images.png, images.jpeg
 
 local function check(ep, body)
   return params.validate(ep, body, unb64)

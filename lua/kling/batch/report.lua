@@ -6,6 +6,7 @@
 -- appears here: rows carry their request without the manifest's key fields.
 local core = require "kling.core"
 local json = require "kling.json"
+local durable_file = require "kling.durable_file"
 
 local M = {}
 
@@ -229,25 +230,6 @@ function M.html(result)
   return table.concat(out)
 end
 
--- Writes text to path through a temporary name (a reader never sees half a file).
-function M.write_file(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then
-    return nil, err
-  end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then
-    os.remove(tmp)
-    return nil, werr
-  end
-  if core.fsync_path then
-    core.fsync_path(tmp)
-  end
-  return os.rename(tmp, path)
-end
-
 -- write(result, dir) -> {summary =, report =} paths | nil, message
 function M.write(result, dir)
   local paths = { summary = dir .. "/summary.json", report = dir .. "/report.html" }
@@ -255,9 +237,9 @@ function M.write(result, dir)
   if not text then
     return nil, "cannot encode the summary: " .. tostring(err)
   end
-  local ok, werr = M.write_file(paths.summary, text .. "\n")
+  local ok, werr = durable_file.replace(paths.summary, text .. "\n")
   if ok then
-    ok, werr = M.write_file(paths.report, M.html(result))
+    ok, werr = durable_file.replace(paths.report, M.html(result))
   end
   if not ok then
     return nil, werr

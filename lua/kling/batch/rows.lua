@@ -9,6 +9,7 @@ local usage = require "kling.money.usage"
 local task_mod = require "kling.task"
 local local_file = require "kling.local_file"
 local names = require "kling.batch.names"
+local providers = require "kling.providers"
 local download = require "kling.batch.download"
 
 -- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
@@ -96,8 +97,7 @@ return function(Batch)
     if not endpoint then
       return nil, err
     end
-    local takes = client.provider.takes
-    if client.provider.capabilities.external_ids and (not takes or takes(endpoint, "external_task_id")) then
+    if providers.takes_external_id(client.provider, endpoint) then
       if not row.ext then
         local given = row.request.external_task_id
         row.ext = given and (row.attempt == 1 and given or (given .. "-" .. row.attempt))

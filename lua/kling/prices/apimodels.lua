@@ -4,23 +4,13 @@
 -- the shape. The seed documents no defaults for mode, duration or sound: a request that leaves
 -- out a field its price depends on is refused naming that field (sound absent means silent).
 
+local rules = require "kling.prices.rules"
+
 local VIDEO = { "videos/generations", "videos/text2video", "videos/image2video" }
 local MOTION = "videos/motion-control"
 
-local function tiers(five, ten)
-  return {
-    kind = "tiered", round = "half_up",
-    tiers = { { seconds = 5, price = five }, { seconds = 10, price = ten } },
-  }
-end
-
-local function rule(id, match, price)
-  local r = { id = id, match = match }
-  for k, v in pairs(price) do
-    r[k] = v
-  end
-  return r
-end
+-- The 5 s / 10 s tiers (delivered clips rounded half up) and a rule from its id, match and price.
+local tiers, rule = rules.tiers, rules.rule
 
 -- kling-v3 is asked for in whole seconds (3-15): a delivered clip is rounded half up to
 -- whole seconds. Motion control follows its source video: priced to the millisecond.

@@ -5,6 +5,8 @@
 -- Charges follow seed 000: synchronous endpoints at once, asynchronous ones on success from the
 -- actual duration or count, failures free, queries free.
 
+local rules = require "kling.prices.rules"
+
 -- Text-to-video, omni-video, image-to-video and multi-image-to-video share one table (1.1-1.4).
 local VIDEO = { "videos/text2video", "videos/omni-video", "videos/image2video", "videos/multi-image2video" }
 -- Seed 000 writes image models as kling-v1-0 / kling-v2-0; the API's model_name values are
@@ -12,22 +14,8 @@ local VIDEO = { "videos/text2video", "videos/omni-video", "videos/image2video", 
 local IMAGE = { "images/generations", "images/omni-image" }
 local TWO_PERSON = { "hug", "kiss", "heart_gesture", "fight" } -- 拥抱/亲吻/比心/打架
 
--- The 5 s / 10 s tiers: the asked duration must be one of them; a delivered clip is rounded
--- half up to whole seconds before its tier is found (a 5.041 s clip is the 5 s clip).
-local function tiers(five, ten)
-  return {
-    kind = "tiered", round = "half_up",
-    tiers = { { seconds = 5, price = five }, { seconds = 10, price = ten } },
-  }
-end
-
-local function rule(id, match, price)
-  local r = { id = id, match = match }
-  for k, v in pairs(price) do
-    r[k] = v
-  end
-  return r
-end
+-- The 5 s / 10 s tiers (delivered clips rounded half up) and a rule from its id, match and price.
+local tiers, rule = rules.tiers, rules.rule
 
 local function per_second(p)
   return { kind = "per_second", price = p }

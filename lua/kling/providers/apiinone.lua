@@ -6,7 +6,6 @@
 -- reads {code = 0, message, data = task} (and a bare task object), a task {task_id, status
 -- pending|processing|completed|failed, progress, credits, output = {videos = [{url,
 -- duration}]}, error = {code, message}}, and errors as {code, message} with the HTTP status.
-local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local gw = require "kling.providers.gateway"
@@ -173,11 +172,9 @@ function P.parse_callback(raw)
   return common.callback_task(raw, P.unwrap, P.parse_task)
 end
 
--- Business codes: its errors carry {code = the HTTP status, message} and no business codes of their own, so the
--- HTTP status decides every retry; an API key is never renewed and a full slot is a bare 429.
-P.codes = core.codes {}
-P.renew_token_codes = {}
-P.slot_full_codes = {}
+-- Business codes: none (its errors carry {code = the HTTP status, message}), so the HTTP status decides
+-- (gw.status_only_codes).
+P.codes, P.renew_token_codes, P.slot_full_codes = gw.status_only_codes()
 
 -- Its dated price catalog (kling.billing reads it through this link).
 P.prices = "kling.prices.apiinone"

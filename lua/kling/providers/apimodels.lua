@@ -6,7 +6,6 @@
 -- errors 400/401/402/404/500; a Bearer API key.
 -- ASSUMPTION: the seed prices sound and voices but shows no parameter for them; they are
 -- spelt as on the official API (sound "on"|"off", voice_list [{voice_id}]).
-local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -266,11 +265,9 @@ function P.parse_callback(raw)
   return common.checked_task(t)
 end
 
--- Business codes: its errors carry {code = the HTTP status (400, 401, 402, 404, 500), msg}, so the
--- HTTP status decides every retry; an API key is never renewed and a full slot is a bare 429.
-P.codes = core.codes {}
-P.renew_token_codes = {}
-P.slot_full_codes = {}
+-- Business codes: none (its errors carry {code = the HTTP status (400, 401, 402, 404, 500), msg}), so the
+-- HTTP status decides (gw.status_only_codes).
+P.codes, P.renew_token_codes, P.slot_full_codes = gw.status_only_codes()
 
 -- Its dated price catalog (kling.billing reads it through this link).
 P.prices = "kling.prices.apimodels"

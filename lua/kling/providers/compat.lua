@@ -9,7 +9,6 @@
 -- ASSUMPTION: statuses other than "completed" are not shown; the OpenAI video job's queued,
 -- in_progress, failed (and pending, processing, cancelled) are read. Errors are OpenAI's
 -- {error = {message, type, code, param}} with the HTTP status.
-local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local gw = require "kling.providers.gateway"
@@ -211,11 +210,9 @@ function P.parse_callback(raw)
   return gw.plain_callback(raw, is_job, P.parse_task)
 end
 
--- Business codes: its errors carry {error = {code or type, message}} with names, not numbers, so the
--- HTTP status decides every retry; an API key is never renewed and a full slot is a bare 429.
-P.codes = core.codes {}
-P.renew_token_codes = {}
-P.slot_full_codes = {}
+-- Business codes: none (its errors carry {error = {code or type, message}} with names, not numbers), so the
+-- HTTP status decides (gw.status_only_codes).
+P.codes, P.renew_token_codes, P.slot_full_codes = gw.status_only_codes()
 
 -- Its dated price catalog (kling.billing reads it through this link).
 P.prices = "kling.prices.compat"

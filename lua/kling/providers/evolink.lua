@@ -10,7 +10,6 @@
 -- cancel() sends POST /v1/tasks/{id}/cancel when the task says task_info.can_cancel. A
 -- cancelled task reads as status "failed" with error.code "request_cancelled" (the code
 -- EvoLink's public client knows), or as "cancelled".
-local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local gw = require "kling.providers.gateway"
@@ -412,11 +411,9 @@ function P.cancel(client, task)
   return task
 end
 
--- Business codes: its errors carry {error = {code, message}} with names, not numbers, so the
--- HTTP status decides every retry; an API key is never renewed and a full slot is a bare 429.
-P.codes = core.codes {}
-P.renew_token_codes = {}
-P.slot_full_codes = {}
+-- Business codes: none (its errors carry {error = {code, message}} with names, not numbers), so the HTTP
+-- status decides (gw.status_only_codes).
+P.codes, P.renew_token_codes, P.slot_full_codes = gw.status_only_codes()
 
 -- Its dated price catalog (kling.billing reads it through this link).
 P.prices = "kling.prices.evolink"

@@ -2,6 +2,7 @@
 -- the Kling v3 limits every gateway repeats (3-15 s, multi-shot shots), canonical fields a
 -- gateway lacks (a validation error naming the provider and the feature, never dropped), URL
 -- checks (https only, no private or internal hosts) and small readers for task objects.
+local core = require "kling.core"
 local validate = require "kling.validate"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -351,6 +352,14 @@ function M.plain_task(P, data, missing)
     fail_code = err and err.code or nil,
     raw = data,
   }
+end
+
+-- The code tables of a gateway whose errors carry no business codes of their own (each file
+-- says what its errors carry): the HTTP status decides every retry, an API key is never renewed
+-- and a full slot is a bare 429.
+-- P.codes, P.renew_token_codes, P.slot_full_codes = gw.status_only_codes()
+function M.status_only_codes()
+  return core.codes {}, {}, {}
 end
 
 -- A charge as a non-negative decimal string (one home: common.charge).

@@ -106,4 +106,13 @@ function M.slot_full(P, f)
   return P.slot_full_codes[code] == true
 end
 
+-- True when the provider, on this endpoint, takes an external task id (what makes a create
+-- whose answer was lost findable again).
+function M.takes_external_id(P, endpoint)
+  if not P.capabilities.external_ids then
+    return false
+  end
+  return not P.takes or P.takes(endpoint, "external_task_id") and true or false
+end
+
 return M

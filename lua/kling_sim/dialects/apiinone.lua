@@ -10,8 +10,6 @@ local json = require "kling.json"
 -- The ledger books credits: `units` in thousandths (older readers), `micros` exactly.
 local M = { name = "apiinone", ledger_unit = "credits", currency = "credits" }
 
-local MODES = { std = true, pro = true }
-local RATIOS = { ["1:1"] = true, ["9:16"] = true, ["16:9"] = true }
 -- credits per second (seed 001): "std no-audio 40/s, std with-audio 60/s, pro no-audio 54/s,
 -- pro with-audio 80/s". Whole credits times whole seconds: the seed needs no rounding (a
 -- delivered clip lasts the asked seconds; the client's catalog rounds half up to them).
@@ -56,16 +54,13 @@ function M.check(b)
     return nil, "model must be kling-3 (got " .. tostring(b.model) .. ")"
   end
   local multi = b.multi_shots == true
-  local err = gw.text(b, "prompt", 2500, not multi) or gw.enum(b, "mode", MODES) or gw.enum(b, "aspect_ratio", RATIOS)
-    or gw.boolean(b, "sound") or gw.boolean(b, "multi_shots") or gw.url(b, "image")
-    or gw.array(b, "kling_elements")
+  local err = gw.text(b, "prompt", 2500, not multi) or gw.enum(b, "mode", gw.MODES)
+    or gw.enum(b, "aspect_ratio", gw.RATIOS) or gw.boolean(b, "sound") or gw.boolean(b, "multi_shots")
+    or gw.url(b, "image") or gw.array(b, "kling_elements") or gw.int_in(b, "duration", 3, 15)
   if err then
     return nil, err
   end
   local d = b.duration
-  if d ~= nil and (type(d) ~= "number" or d ~= math.floor(d) or d < 3 or d > 15) then
-    return nil, "duration must be a number of seconds from 3 to 15 (got " .. tostring(d) .. ")"
-  end
   if multi then
     local serr, sum = gw.shots(b.multi_prompt, "multi_prompt", d)
     if serr then

@@ -16,8 +16,6 @@ local callbacks = require "kling_sim.callbacks"
 
 local M = { name = "apimodels", ledger_unit = "US cents", currency = "USD" }
 
-local MODES = { std = true, pro = true }
-local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local SOUND = { on = true, off = false }
 local RESOLUTIONS = { ["720p"] = true, ["1080p"] = true }
 
@@ -102,8 +100,9 @@ function M.check(b)
     return nil, "model must be kling-v2-6, kling-v3 or kling-motion-control (got " .. tostring(b.model) .. ")"
   end
   local i2v = b.image ~= nil
-  local err = gw.text(b, "prompt", 2500, not i2v) or gw.enum(b, "mode", MODES) or gw.enum(b, "aspect_ratio", RATIOS)
-    or gw.url(b, "image") or gw.url(b, "callback_url") or gw.array(b, "voice_list", 2)
+  local err = gw.text(b, "prompt", 2500, not i2v) or gw.enum(b, "mode", gw.MODES)
+    or gw.enum(b, "aspect_ratio", gw.RATIOS) or gw.url(b, "image") or gw.url(b, "callback_url")
+    or gw.array(b, "voice_list", 2)
   if err then
     return nil, err
   end

@@ -17,7 +17,6 @@ local MODELS = {
   ["kling-v3-std-silent"] = true, ["kling-v3-std-audio"] = true,
   ["kling-v3-pro-silent"] = true, ["kling-v3-pro-audio"] = true,
 }
-local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local SHOT_TYPES = { customize = true, intelligent = true }
 
 local TYPES = {
@@ -70,16 +69,13 @@ function M.check(b)
   x = x or {}
   local image_mode = b.image ~= nil
   local err = gw.text(b, "prompt", 2500, not image_mode and x.multi_prompt == nil) or gw.url(b, "image")
-    or gw.url(b, "last_image") or gw.enum(b, "aspect_ratio", RATIOS)
+    or gw.url(b, "last_image") or gw.enum(b, "aspect_ratio", gw.RATIOS)
     or gw.text(x, "negative_prompt", 2500) or gw.enum(x, "shot_type", SHOT_TYPES)
-    or gw.array(x, "element_list", image_mode and 3 or 7)
+    or gw.array(x, "element_list", image_mode and 3 or 7) or gw.int_in(b, "duration", 3, 15)
   if err then
     return nil, err, err:match("^(%S+)")
   end
   local d = b.duration
-  if d ~= nil and (not gw.is_int(d) or d < 3 or d > 15) then
-    return nil, "duration must be an integer from 3 to 15 (got " .. tostring(d) .. ")", "duration"
-  end
   if x.cfg_scale ~= nil and (type(x.cfg_scale) ~= "number" or x.cfg_scale < 0 or x.cfg_scale > 1) then
     return nil, "extra_body.cfg_scale must be a number from 0 to 1", "extra_body.cfg_scale"
   end

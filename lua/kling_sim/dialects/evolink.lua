@@ -22,7 +22,6 @@ local VIDEO_MODELS = {
   ["kling-o3-image-to-video"] = { i2v = true, elements = 7 },
 }
 local ELEMENT_MODEL = "kling-custom-element"
-local RATIOS = { ["16:9"] = true, ["9:16"] = true, ["1:1"] = true }
 local QUALITY = { ["720p"] = true, ["1080p"] = true }
 local SOUND = { on = true, off = true }
 local SHOT_TYPES = { customize = true, intelligence = true }
@@ -159,7 +158,7 @@ function M.check(b)
   p = p or {}
   local customize = p.multi_shot == true and (p.shot_type or "customize") == "customize"
   local err = gw.text(b, "prompt", 2500, not customize) or gw.text(b, "negative_prompt", 2500)
-    or gw.int_in(b, "duration", 3, 15) or gw.enum(b, "aspect_ratio", RATIOS) or gw.enum(b, "quality", QUALITY)
+    or gw.int_in(b, "duration", 3, 15) or gw.enum(b, "aspect_ratio", gw.RATIOS) or gw.enum(b, "quality", QUALITY)
     or gw.enum(b, "sound", SOUND) or gw.url(b, "image_start") or gw.url(b, "image_end")
     or gw.boolean(p, "multi_shot") or gw.enum(p, "shot_type", SHOT_TYPES)
   if err then

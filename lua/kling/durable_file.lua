@@ -1,0 +1,39 @@
+-- kling.durable_file: a file replaced whole, durably. The text goes to a temporary file beside
+-- it, which is fsync'd and renamed over the path (a rename is atomic: a reader sees the old file
+-- or the new one, never half of one), then the directory entry is fsync'd. The temporary name
+-- is random, so that two processes replacing one file never write into each other's. A core
+-- without fsync_path (an older build) gets the rename alone.
+local core = require "kling.core"
+
+local M = {}
+
+-- replace(path, text) -> true | nil, message (the temporary file is removed on failure).
+function M.replace(path, text)
+  local tmp = path .. "." .. core.random_hex(8) .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then
+    return nil, err
+  end
+  local ok, werr = f:write(text)
+  if ok then
+    ok, werr = f:close()
+  else
+    f:close()
+  end
+  if ok and core.fsync_path then
+    ok, werr = core.fsync_path(tmp)
+  end
+  if ok then
+    ok, werr = os.rename(tmp, path)
+  end
+  if not ok then
+    os.remove(tmp)
+    return nil, werr
+  end
+  if core.fsync_path then
+    return core.fsync_path(path, true)
+  end
+  return true
+end
+
+return M
