@@ -8,6 +8,7 @@ local json = require "kling.json"
 local callback = require "kling.resty.callback"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
+local providers = require "kling.providers"
 local owners = require "kling.gateway.owners"
 local text = require "kling.gateway.text"
 local track = require "kling.gateway.track"
@@ -170,10 +171,9 @@ function M.admit(G, account, endpoint)
   local caps = provider.capabilities
   -- Our id upstream lets a lost answer (or a crash before the created record is written) be
   -- found again, and callbacks name our task; without it the created record is journaled.
-  local findable = false
-  if caps.external_ids and (not provider.takes or provider.takes(endpoint, "external_task_id")) then
+  local findable = providers.takes_external_id(provider, endpoint)
+  if findable then
     fwd.external_task_id = rec.id
-    findable = true
   end
   if G.cfg.callback_url and G.cfg.callbacks and def and not def.sync and caps.callbacks
     and (not provider.takes or provider.takes(endpoint, "callback_url")) then
