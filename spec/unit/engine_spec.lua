@@ -145,7 +145,7 @@ describe("kling.engine", function()
     end)
 
   it("issue 15.1: the provider's own duration is learnt, not how late the end was seen", function()
-    local f, c = setup_fake(nil, nil, { seed = 5 })
+    local _, c = setup_fake(nil, nil, { seed = 5 })
     local reqs = {}
     for i = 1, 4 do
       reqs[i] = { prompt = "own [sim:seconds=" .. (100 + i) .. "]" }
