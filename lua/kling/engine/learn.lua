@@ -76,9 +76,10 @@ return function(Engine)
 
   -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
   -- the provider's own times). A first window, or one whose start moved clearly earlier, also
-  -- moves the tasks of that kind already out (those older than its start: polled at once, then
-  -- through the window); other changes apply to the next tasks, as re-placing every waiting
-  -- task at each sample would keep pushing their polls later.
+  -- moves the tasks of that kind already out that have not reached its start (a batch's
+  -- first window comes from its shortest tasks: those past it go on backing off, which polls
+  -- them no more than without learning); other changes apply to the next tasks, as re-placing
+  -- every waiting task at each sample would keep pushing their polls later.
   function Engine:observe(kind, took, now, task)
     local learned = self:learnt()
     local k = learned[kind]
@@ -106,7 +107,8 @@ return function(Engine)
       return
     end
     for _, rec in pairs(self.by_n) do
-      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
+      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback
+        and now - rec.created_ms < after[1] then
         self:expect_learnt(rec, now)
       end
     end
