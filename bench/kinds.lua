@@ -7,14 +7,14 @@
 --   lua5.4 bench/kinds.lua learn OUT.json     the engine, learning (cache: BENCH_LEARN_FILE, else
 --                                             $XDG_CACHE_HOME/kling/durations.json)
 --   lua5.4 bench/kinds.lua backoff OUT.json   the engine, learning off (today's back-off)
--- BENCH_KINDS_PER (tasks a kind, 8), BENCH_KINDS_SPREAD (0.15), BENCH_KINDS_SEED (1: the
+-- BENCH_KINDS_PER (tasks a kind, 16), BENCH_KINDS_SPREAD (0.15), BENCH_KINDS_SEED (1: the
 -- durations' draw; give each run its own), BENCH_KINDS_SCALE (1: times all means, for a quick try).
 local core = require "kling.core"
 local lib = require "bench.lib"
 
 local variant, out = arg[1], assert(arg[2], "output path missing")
 assert(variant == "learn" or variant == "backoff", "variant: learn or backoff")
-local per = tonumber(os.getenv("BENCH_KINDS_PER") or "8")
+local per = tonumber(os.getenv("BENCH_KINDS_PER") or "16")
 local spread = tonumber(os.getenv("BENCH_KINDS_SPREAD") or "0.15")
 local seed = tonumber(os.getenv("BENCH_KINDS_SEED") or "1")
 local scale = tonumber(os.getenv("BENCH_KINDS_SCALE") or "1")
@@ -27,12 +27,9 @@ local KINDS = {
   { model = "kling-v2-master", duration = 10, mean = 260 },
 }
 
--- A small LCG of our own: the same draw for every variant with the same seed.
-local x = seed
-local function uniform()
-  x = (x * 1103515245 + 12345) % 2147483648
-  return x / 2147483648
-end
+-- Lua 5.4's generator (xoshiro256**), seeded: the same draw for every variant with the same seed.
+math.randomseed(seed)
+local uniform = math.random
 
 local reqs, rows = {}, {}
 for ki, k in ipairs(KINDS) do
