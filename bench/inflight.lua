@@ -13,7 +13,7 @@ if gc == "generational" then
   collectgarbage("generational")
 elseif gc and gc:match("^incremental:") then
   local pause, stepmul = gc:match("^incremental:(%d+):(%d+)$")
-  collectgarbage("incremental", assert(tonumber(pause), "BENCH_GC pause"), assert(tonumber(stepmul), "stepmul"))
+  collectgarbage("incremental", (assert(tonumber(pause), "BENCH_GC pause")), (assert(tonumber(stepmul), "stepmul")))
 end
 local n = assert(tonumber(arg[1]), "N")
 local seconds = assert(tonumber(arg[2]), "SECONDS")
