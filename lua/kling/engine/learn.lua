@@ -76,10 +76,11 @@ return function(Engine)
 
   -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
   -- the provider's own times). A first window, or one whose start moved clearly earlier, also
-  -- moves the tasks of that kind already out that have not reached its start (a batch's
-  -- first window comes from its shortest tasks: those past it go on backing off, which polls
-  -- them no more than without learning); other changes apply to the next tasks, as re-placing
-  -- every waiting task at each sample would keep pushing their polls later.
+  -- moves the tasks of that kind already out (those past its start are polled at once, then
+  -- through it or at the late cadence: in a batch of one kind under a slot limit the rest of
+  -- the first wave has ended with its first tasks, and its slots wait for that poll); other
+  -- changes apply to the next tasks, as re-placing every waiting task at each sample would keep
+  -- pushing their polls later.
   function Engine:observe(kind, took, now, task)
     local learned = self:learnt()
     local k = learned[kind]
@@ -107,8 +108,7 @@ return function(Engine)
       return
     end
     for _, rec in pairs(self.by_n) do
-      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback
-        and now - rec.created_ms < after[1] then
+      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
         self:expect_learnt(rec, now)
       end
     end
