@@ -144,6 +144,18 @@ describe("kling.engine", function()
       assert.is_true(first[true] <= first[false], "first batch " .. first[true] .. " vs back-off " .. first[false])
     end)
 
+  it("issue 15.1: under a slot limit the rest of a first wave is polled once its kind has a window", function()
+    -- The first wave's tasks end together; the window its first ends give must reach the
+    -- others at once (they hold the slots the next wave waits for), not leave them backing off.
+    for seed = 1, 20 do
+      local f, c = setup_fake({ task_seconds = 20, max_parallel = 5 }, nil, { seed = seed })
+      local res = c:wait_all(c:submit_many(prompts(10), { max_parallel = 5 }))
+      assert.equal(10, res.succeeded)
+      assert.is_true(res.elapsed_s <= 45, "seed " .. seed .. ": 2 waves of 20 s took " .. res.elapsed_s .. " s")
+      assert.equal(10, f.stats.creates)
+    end
+  end)
+
   it("issue 15.1: the provider's own duration is learnt, not how late the end was seen", function()
     local _, c = setup_fake(nil, nil, { seed = 5 })
     local reqs = {}

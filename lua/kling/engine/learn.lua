@@ -76,11 +76,13 @@ return function(Engine)
 
   -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
   -- the provider's own times). A first window, or one whose start moved clearly earlier, also
-  -- moves the tasks of that kind already out (those past its start are polled at once, then
-  -- through it or at the late cadence: in a batch of one kind under a slot limit the rest of
-  -- the first wave has ended with its first tasks, and its slots wait for that poll); other
-  -- changes apply to the next tasks, as re-placing every waiting task at each sample would keep
-  -- pushing their polls later.
+  -- moves the tasks of that kind already out that have not reached its start. Those past it
+  -- are moved (polled at once, then through the window or at the late cadence) only while
+  -- tasks wait for their model's slots: the rest of a first wave has likely ended with its
+  -- first tasks and holds those slots; otherwise they go on backing off (a batch's first
+  -- window comes from its shortest tasks, and the late cadence would poll the longer ones more
+  -- than the back-off does). Other changes apply to the next tasks, as re-placing every waiting
+  -- task at each sample would keep pushing their polls later.
   function Engine:observe(kind, took, now, task)
     local learned = self:learnt()
     local k = learned[kind]
@@ -107,9 +109,13 @@ return function(Engine)
     if not after or (before and after[1] >= before[1] * MOVED) then
       return
     end
+    local limiters = self.limiters
     for _, rec in pairs(self.by_n) do
       if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
-        self:expect_learnt(rec, now)
+        local lim = limiters[rec.key]
+        if now - rec.created_ms < after[1] or (lim and lim:queued() > 0) then
+          self:expect_learnt(rec, now)
+        end
       end
     end
   end
