@@ -7,8 +7,13 @@
 local core = require "kling.core"
 local lib = require "bench.lib"
 
-if os.getenv("BENCH_GC") == "generational" then
+-- BENCH_GC: generational, or incremental:PAUSE:STEPMUL (Lua 5.4's defaults are 200 and 100).
+local gc = os.getenv("BENCH_GC")
+if gc == "generational" then
   collectgarbage("generational")
+elseif gc and gc:match("^incremental:") then
+  local pause, stepmul = gc:match("^incremental:(%d+):(%d+)$")
+  collectgarbage("incremental", (assert(tonumber(pause), "BENCH_GC pause")), (assert(tonumber(stepmul), "stepmul")))
 end
 local n = assert(tonumber(arg[1]), "N")
 local seconds = assert(tonumber(arg[2]), "SECONDS")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a fresh simulator on loopback and writes every result (JSON, and
 # /usr/bin/time -v output) into $BENCH_DIR/results, then a markdown report (bench/report.lua).
-#   bench/run.sh [all|lag|inflight|inflight-http|inflight-https|rate|slots]
+#   bench/run.sh [all|lag|kinds|inflight|inflight-http|inflight-https|rate|slots]
 # Env: BUILD (build dir with kling/core.so, default build), BENCH_DIR (default /tmp/kling-bench),
 # KLING_API_DIR (where npm installs kling-api, default /tmp/bench-node; outside the repository),
 # BENCH_N / BENCH_S (tasks in flight and their seconds, default 10000 / 120),
@@ -53,6 +53,21 @@ if [ "$only" = all ] || [ "$only" = lag ]; then
   done
   timed lag-kling-api node bench/kling_api.mjs lag "$out/lag-kling-api.json" &
   wait
+fi
+
+if [ "$only" = all ] || [ "$only" = kinds ]; then
+  # Several kinds, no estimates: learning off and learning on an empty cache side by side,
+  # then two runs on the cache the runs before left (new durations of the same kinds).
+  reset
+  export BENCH_LEARN_FILE=$work/kinds-durations.json
+  rm -f "$BENCH_LEARN_FILE"
+  timed kinds-backoff lua5.4 bench/kinds.lua backoff "$out/kinds-backoff.json" &
+  timed kinds-cold lua5.4 bench/kinds.lua learn "$out/kinds-cold.json" &
+  wait
+  for seed in 2 3; do
+    BENCH_KINDS_SEED=$seed timed "kinds-learnt$seed" lua5.4 bench/kinds.lua learn "$out/kinds-learnt$seed.json"
+  done
+  unset BENCH_LEARN_FILE
 fi
 
 if [ "$only" = all ] || [ "$only" = inflight ] || [ "$only" = inflight-http ]; then

@@ -38,6 +38,7 @@ typedef struct {
     long connect_timeout_ms, timeout_ms;
     size_t max_body;
     int no_capath; /* CA certificates come from one file: no CA directory (see set_options) */
+    int tickets;   /* TLS 1.3 tickets kept resumable (http_tickets.c) */
     int closed;
 } kh_client;
 
@@ -302,6 +303,7 @@ static int l_new(lua_State *L) {
     }
     c->ca_file = dup_or_raise(L, ca);
     c->no_capath = ca != NULL || default_ca_file() != NULL;
+    c->tickets = kh_tickets_usable();
     c->multi = curl_multi_init();
     if (!c->multi) {
         return luaL_error(L, "kling.http: curl_multi_init failed");
@@ -506,6 +508,9 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
         SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
     SETOPT(CURLOPT_SHARE, c->share);
+    if (c->tickets && kh_tickets_setopt(x->easy) != CURLE_OK) {
+        c->tickets = 0; /* a libcurl without the hook: sessions as libcurl keeps them */
+    }
 #if LIBCURL_VERSION_NUM >= 0x075700
     /* The parsed CA store is kept in the multi and shared by every connection
      * (libcurl's default is already a day; said here because CPU and memory rely on it). */

@@ -55,6 +55,12 @@ typedef struct {
 void kh_list_push(kh_list *list, kh_xfer *x);
 void kh_list_unlink(kh_list *list, kh_xfer *x);
 
+/* TLS 1.3 tickets kept resumable by concurrent connections (http_tickets.c):
+ * kh_tickets_usable() is 1 when libcurl's TLS library is OpenSSL (then
+ * kh_tickets_setopt installs the hook on a transfer). */
+int kh_tickets_usable(void);
+CURLcode kh_tickets_setopt(CURL *easy);
+
 /* Byte buffers. kh_buf_append returns 0 when memory runs out. */
 int kh_buf_append(kh_buf *b, const char *data, size_t len);
 void kh_buf_release(kh_buf *b, size_t keep_cap);

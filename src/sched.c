@@ -322,6 +322,30 @@ static int l_defer(lua_State *L) {
     return 1;
 }
 
+/* s:expect(handle, now, earliest_ms, latest_ms) -> next poll time, or nil
+ * while the task is in flight (its report places it): it should end within
+ * that window from now (what tasks of its kind took). */
+static int l_expect(lua_State *L) {
+    struct kling_sched *s = check_sched(L);
+    uint32_t h = check_handle(L, s, 2);
+    int64_t now = check_time(L, 3, "now");
+    int64_t lo = opt_duration(L, 4, "earliest_ms"), hi = opt_duration(L, 5, "latest_ms"), next;
+    int rc;
+    if (lo == KLING_SCHED_UNKNOWN || hi == KLING_SCHED_UNKNOWN || hi < lo) {
+        return luaL_error(L, "kling.core: earliest_ms and latest_ms must be integers (ms), 0 <= earliest <= latest");
+    }
+    rc = kling_sched_expect(s, h, now, lo, hi, &next);
+    if (rc != KLING_SCHED_OK) {
+        raise_sched(L, rc);
+    }
+    if (next == KLING_SCHED_UNKNOWN) {
+        lua_pushnil(L);
+    } else {
+        lua_pushinteger(L, (lua_Integer)next);
+    }
+    return 1;
+}
+
 /* s:next_wakeup(now) -> ms until due() has work (0: now), nil when idle. */
 static int l_next_wakeup(lua_State *L) {
     struct kling_sched *s = check_sched(L);
@@ -566,6 +590,7 @@ void kling_open_sched(lua_State *L) {
         {"due", l_due},
         {"remove", l_remove},
         {"defer", l_defer},
+        {"expect", l_expect},
         {"next_wakeup", l_next_wakeup},
         {"next_at", l_next_at},
         {"polls", l_polls},

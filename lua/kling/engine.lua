@@ -240,7 +240,7 @@ function Engine:finish(rec, err, now)
     self.finished_n = self.finished_n + 1
     self.finished_ms = self.finished_ms + took
     if rec.kind and self.learn then
-      self:observe(rec.kind, took, now)
+      self:observe(rec.kind, took, now, t)
     end
   end
   self:set_phase(rec, success and "succeeded" or "failed")

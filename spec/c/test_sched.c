@@ -610,6 +610,126 @@ static void test_handles_and_misuse(void) {
     CHECK_WHY(kling_sched_config_check(&c) == NULL, "defaults valid");
 }
 
+/* ---- issue 15.1: a learnt window ---- */
+
+/* One task that ends at `finish`, expected (kling_sched_expect right after
+ * add) between lo and hi; like simulate(), plus the first poll's time. */
+static struct run simulate_window(struct kling_sched *s, int64_t finish, int64_t lo, int64_t hi,
+                                  int64_t *first) {
+    struct run r = {0, 0, 0, 0};
+    uint32_t h;
+    int64_t now = 0, last = -1, next;
+    struct kling_sched_due d;
+    CHECK_WHY(kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h) == 0, "add");
+    CHECK_WHY(kling_sched_expect(s, h, 0, lo, hi, &next) == 0 && next == kling_sched_next_at(s, h), "expect");
+    for (;;) {
+        now += kling_sched_next_wakeup(s, now);
+        CHECK_WHY(kling_sched_due(s, now, &d, 1) == 1 && d.handle == h, "due");
+        if (d.expired) {
+            r.expired = 1;
+            kling_sched_remove(s, h);
+            break;
+        }
+        if (r.polls++ == 0) *first = now;
+        if (last >= 0 && now - last > r.max_gap) r.max_gap = now - last;
+        last = now;
+        if (now >= finish) {
+            r.lag = now - finish;
+            kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 1, NULL);
+            break;
+        }
+        kling_sched_report(s, h, now, UNKNOWN, UNKNOWN, 0, NULL);
+    }
+    return r;
+}
+
+/* Kinds whose durations agree within +-10 % and +-15 % (uniform: the worst
+ * spread for a window of that width), 30..300 s: the window comes from the
+ * kind's last 8 durations, the task is a new draw. */
+static void test_learnt_window(void) {
+    static const int64_t means[] = {40000, 90000, 150000, 260000};
+    static const double spreads[] = {0.10, 0.15};
+    size_t i, j;
+    printf("issue 15.1: learnt window (8 samples), polls and lag / task time (means of 500 tasks)\n");
+    for (j = 0; j < 2; j++) {
+        for (i = 0; i < sizeof(means) / sizeof(means[0]); i++) {
+            double polls = 0, lagshare = 0;
+            int64_t max_gap = 0;
+            int n, k, tasks = 500;
+            for (n = 0; n < tasks; n++) {
+                struct kling_sched *s = mk(1000, 15000, 0.1, (uint64_t)(n * 7 + 1));
+                int64_t lo = INT64_MAX, hi = 0, d, first = -1;
+                struct run r;
+                for (k = 0; k <= 8; k++) {
+                    double u = (double)(tr() % 100001) / 100000.0 * 2.0 - 1.0;
+                    d = (int64_t)((double)means[i] * (1.0 + spreads[j] * u));
+                    if (k < 8) {
+                        lo = d < lo ? d : lo;
+                        hi = d > hi ? d : hi;
+                    }
+                }
+                r = simulate_window(s, d, lo, hi, &first);
+                CHECK_WHY(!r.expired, "expired");
+                CHECK_WHY(first >= lo - 1, "first poll at %lld before the window's start %lld", (long long)first,
+                      (long long)lo);
+                polls += r.polls;
+                lagshare += (double)r.lag / (double)d;
+                max_gap = r.max_gap > max_gap ? r.max_gap : max_gap;
+                kling_sched_free(s);
+            }
+            polls /= tasks;
+            lagshare /= tasks;
+            printf("  mean %3llds +-%2.0f %%: %.2f polls, lag %.2f %%, longest gap %lld ms\n",
+                   (long long)(means[i] / 1000), spreads[j] * 100, polls, lagshare * 100, (long long)max_gap);
+            CHECK_WHY(polls <= (j == 0 ? 3.3 : 4.2), "%.2f polls", polls);
+            CHECK_WHY(lagshare <= 0.03, "lag %.2f %%", lagshare * 100);
+            CHECK_WHY(max_gap <= 15000, "gap %lld past max_interval", (long long)max_gap);
+        }
+    }
+}
+
+/* The window's contract: misuse refused, in-flight tasks take it at their
+ * report, an estimate replaces it, the deadline bounds it. */
+static void test_window_contract(void) {
+    struct kling_sched *s = mk(1000, 30000, 0.0, 5);
+    struct kling_sched_due d;
+    uint32_t h;
+    int64_t next;
+    CHECK_WHY(kling_sched_add(s, 0, UNKNOWN, UNKNOWN, &h) == 0, "add");
+    CHECK_WHY(kling_sched_expect(s, h, 0, -1, 10, &next) == KLING_SCHED_EARG, "negative start");
+    CHECK_WHY(kling_sched_expect(s, h, 0, 20, 10, &next) == KLING_SCHED_EARG, "end before start");
+    CHECK_WHY(kling_sched_expect(s, h + 1, 0, 10, 20, &next) == KLING_SCHED_EHANDLE, "bad handle");
+    /* 100..120 s: g = 4.8 s, points 120 - 4 * 4.8 = 100.8, 105.6, ..., 120 s. */
+    CHECK_WHY(kling_sched_expect(s, h, 0, 100000, 120000, &next) == 0 && next == 100800, "first point %lld",
+          (long long)next);
+    CHECK_WHY(kling_sched_due(s, 100800, &d, 1) == 1, "due");
+    CHECK_WHY(kling_sched_report(s, h, 100800, UNKNOWN, UNKNOWN, 0, &next) == 0 && next == 105600, "second %lld",
+          (long long)next);
+    /* In flight when the window moves (now .. now + 30 s; g = 4 % of 135.6 s): no reschedule
+     * now, the report places it on the point 135.6 - 5 * 5.424 s. */
+    CHECK_WHY(kling_sched_due(s, 105600, &d, 1) == 1, "due");
+    CHECK_WHY(kling_sched_expect(s, h, 105600, 0, 30000, &next) == 0 && next == UNKNOWN, "in flight");
+    CHECK_WHY(kling_sched_report(s, h, 106000, UNKNOWN, UNKNOWN, 0, &next) == 0 && next == 108480,
+          "in flight, at report %lld", (long long)next);
+    /* Past the window: the late cadence (2 % of the age). */
+    CHECK_WHY(kling_sched_expect(s, h, 106000, 0, 0, &next) == 0, "empty window");
+    CHECK_WHY(kling_sched_expect(s, h, 106000, 0, 500, &next) == 0 && next == 106000 + 2120, "late %lld",
+          (long long)next);
+    /* A provider's estimate replaces the window. */
+    CHECK_WHY(kling_sched_expect(s, h, 106000, 10000, 20000, &next) == 0, "window");
+    CHECK_WHY(kling_sched_due(s, next, &d, 1) == 1, "due");
+    CHECK_WHY(kling_sched_report(s, h, next, UNKNOWN, 50000, 0, &next) == 0, "estimate");
+    CHECK_WHY(next == kling_sched_next_at(s, h) && next > 160000, "estimate wins: %lld", (long long)next);
+    CHECK_WHY(kling_sched_check(s) == 0, "invariants");
+    kling_sched_free(s);
+    /* The deadline bounds the window. */
+    s = mk(1000, 30000, 0.0, 5);
+    CHECK_WHY(kling_sched_add(s, 0, UNKNOWN, 50000, &h) == 0, "add");
+    CHECK_WHY(kling_sched_expect(s, h, 0, 40000, 90000, &next) == 0 && next <= 50000, "deadline %lld",
+          (long long)next);
+    kling_sched_free(s);
+}
+
 int main(void) {
     test_handles_and_misuse();
     test_heap_against_reference();
@@ -619,5 +739,7 @@ int main(void) {
     test_deadlines();
     test_jitter_bounds();
     test_memory();
+    test_learnt_window();
+    test_window_contract();
     return check_done();
 }

@@ -91,14 +91,15 @@ end
 
 -- The task as the official API shows it at the fake's current time.
 function Fake:view(t)
-  local status = "submitted"
+  local status, changed = "submitted", t.created
   if self.t >= t.created + t.total then
-    status = t.fate or "succeed"
+    status, changed = t.fate or "succeed", t.created + t.total
   elseif self.t >= t.created + t.total // 5 then
-    status = "processing"
+    status, changed = "processing", t.created + t.total // 5
   end
+  -- updated_at: the last change of status, as the API and the simulator report it
   local d = { task_id = t.id, task_status = status, task_status_msg = "", created_at = t.created,
-    updated_at = self.t, task_info = { external_task_id = t.ext } }
+    updated_at = changed, task_info = { external_task_id = t.ext } }
   if status == "succeed" then
     d.task_result = { videos = { { id = "v" .. t.id, url = "http://fake/v.mp4", duration = "5" } } }
     d.final_unit_deduction = "1.5"

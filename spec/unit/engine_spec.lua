@@ -8,9 +8,15 @@ local engine = require "kling.engine"
 local core = require "kling.core"
 local json = require "kling.json"
 
+-- The engine learns in memory only (learn_file = false unless given): a spec never reads or
+-- writes the user's cache of learnt durations.
 local function setup_fake(fopts, copts, eopts)
   local f = fake.new(fopts)
   local c = fake.client(f, copts)
+  eopts = eopts or {}
+  if eopts.learn_file == nil then
+    eopts.learn_file = false
+  end
   c:engine(eopts)
   return f, c
 end
@@ -86,6 +92,86 @@ describe("kling.engine", function()
     end
     assert.is_true(polls[true] <= 20, "learnt: " .. polls[true])
     assert.is_true(polls[false] >= 3 * polls[true], "back-off " .. polls[false] .. " vs learnt " .. polls[true])
+  end)
+
+  -- Kinds (model, mode, duration) whose tasks take their mean +-15 %, spread evenly: the
+  -- widest spread a window must cover at that width (durations from a fixed generator).
+  local KINDS = { { model = "kling-v1-6", mode = "std", duration = 5, mean = 40 },
+    { model = "kling-v2-1", mode = "pro", duration = 5, mean = 120 },
+    { model = "kling-v2-master", duration = 10, mean = 260 } }
+  local function kind_batch(per_kind, seed)
+    local reqs, x = {}, seed
+    for _, k in ipairs(KINDS) do
+      for _ = 1, per_kind do
+        x = (x * 1103515245 + 12345) % 2147483648
+        local seconds = k.mean * (0.85 + 0.3 * x / 2147483648)
+        reqs[#reqs + 1] = { prompt = string.format("kind [sim:seconds=%.3f]", seconds), model = k.model,
+          mode = k.mode, duration = k.duration }
+      end
+    end
+    return reqs
+  end
+  local function run_batch(c, f, reqs)
+    local before = f.stats.polls
+    local lags, on_done = lag_recorder(f)
+    local tasks = c:submit_many(reqs)
+    assert.equal(#reqs, c:wait_all(tasks, { on_done = on_done }).succeeded)
+    local share = 0
+    for _, t in ipairs(tasks) do
+      share = share + lags[t.id] / f.tasks[t.id].total
+    end
+    return (f.stats.polls - before) / #reqs, share / #reqs
+  end
+
+  it("issue 15.1: kinds whose durations agree within +-15 % take at most 4 polls a task once learnt, lag <= 3 %",
+    function()
+      local first = {}
+      for _, learn in ipairs { false, true } do
+        local f, c = setup_fake(nil, nil, { learn = learn, seed = 11 })
+        first[learn] = run_batch(c, f, kind_batch(8, 1))
+        if learn then
+          -- the mean of 4 batches of 10 tasks a kind, each learnt from the batches before
+          local polls, lag = 0, 0
+          for seed = 2, 5 do
+            local p, l = run_batch(c, f, kind_batch(10, seed))
+            polls, lag = polls + p / 4, lag + l / 4
+          end
+          assert.is_true(polls <= 4, "learnt: " .. polls .. " polls a task")
+          assert.is_true(lag <= 0.03, "learnt: lag " .. lag * 100 .. " % of the task time")
+        end
+      end
+      -- the first batch of each kind learns as it goes: never more polls than the back-off alone
+      assert.is_true(first[true] <= first[false], "first batch " .. first[true] .. " vs back-off " .. first[false])
+    end)
+
+  it("issue 15.1: under a slot limit the rest of a first wave is polled once its kind has a window", function()
+    -- The first wave's tasks end together; the window its first ends give must reach the
+    -- others at once (they hold the slots the next wave waits for), not leave them backing off.
+    for seed = 1, 20 do
+      local f, c = setup_fake({ task_seconds = 20, max_parallel = 5 }, nil, { seed = seed })
+      local res = c:wait_all(c:submit_many(prompts(10), { max_parallel = 5 }))
+      assert.equal(10, res.succeeded)
+      assert.is_true(res.elapsed_s <= 45, "seed " .. seed .. ": 2 waves of 20 s took " .. res.elapsed_s .. " s")
+      assert.equal(10, f.stats.creates)
+    end
+  end)
+
+  it("issue 15.1: the provider's own duration is learnt, not how late the end was seen", function()
+    local _, c = setup_fake(nil, nil, { seed = 5 })
+    local reqs = {}
+    for i = 1, 4 do
+      reqs[i] = { prompt = "own [sim:seconds=" .. (100 + i) .. "]" }
+    end
+    assert.equal(4, c:wait_all(c:submit_many(reqs)).succeeded) -- backing off: seen up to 15 s late
+    local kind, k = next(c:engine():learnt())
+    assert.matches("^kling|fake|kling%-v1|", kind)
+    local took = {}
+    for i, s in ipairs(k.samples) do
+      took[i] = s[2]
+    end
+    table.sort(took)
+    assert.same({ 101000, 102000, 103000, 104000 }, took)
+    assert.same({ 101000, 104000 }, c:engine():expectation(kind))
   end)
 
   it("learns nothing from a kind whose durations disagree: a mixed batch backs off", function()

@@ -24,6 +24,30 @@ describe("official answers", function()
     assert.is_nil(t.sync)
   end)
 
+  it("issue 15.2: a video's absent fields take no room (10,000 finished tasks hold their videos)", function()
+    local answers = {}
+    for i = 1, 2000 do
+      answers[i] = task { videos = { { id = "v" .. i, url = "u", duration = "5" } } }
+    end
+    local function heap_of(make)
+      collectgarbage("collect")
+      local before, keep = collectgarbage("count"), {}
+      for i = 1, #answers do
+        keep[i] = make(i)
+      end
+      collectgarbage("collect")
+      return (collectgarbage("count") - before) * 1024 / #answers, keep
+    end
+    local parsed = heap_of(function(i)
+      return assert(P.parse_task(answers[i], "videos/text2video")).videos[1]
+    end)
+    local bare = heap_of(function(i)
+      return { id = answers[i].task_result.videos[1].id, url = "u", duration = 5 }
+    end)
+    assert.is_true(parsed <= bare + 8, parsed .. " bytes a video vs " .. bare .. " for its three fields")
+    assert.are.same({ id = "v1", url = "u", duration = 5 }, assert(P.parse_task(answers[1])).videos[1])
+  end)
+
   it("reads images, both audio shapes and voices", function()
     local t = assert(P.parse_task(task { images = { { index = 0, url = "i0", watermark_url = "w0" }, { index = 1,
       url = "i1" } } }))

@@ -5,7 +5,7 @@
 
 #define NO_FINISH INT32_MIN /* expected finish not known */
 #define NO_LINK UINT32_MAX
-/* Handles are uint32; the arrays (56 bytes a task) must fit in size_t. */
+/* Handles are uint32; the arrays (64 bytes a task) must fit in size_t. */
 #define MAX_TASKS ((SIZE_MAX / 64) < (UINT32_MAX - 1) ? (uint32_t)(SIZE_MAX / 64) : (UINT32_MAX - 1))
 
 /* Interval policy constants (see sched.h). */
@@ -13,16 +13,18 @@
 #define LATE_FRAC0 0.02
 #define LATE_STEP 0.01
 #define LATE_FRAC_MAX 0.045
+#define GRID_FRAC 0.04 /* gap between polls inside a learnt window, of its latest end */
 
 /* state: low bits the life stage, HEDGE when the expected finish rests on a
  * single progress reading (the next poll comes half way to it). */
 enum { FREE = 0, QUEUED = 1, INFLIGHT = 2, STAGE = 3, HEDGE = 4 };
 
 /* Times other than `created` are ms after it, in int32: max_age is below
- * 2^31 ms, which keeps the record at 40 bytes. */
+ * 2^31 ms, which keeps the record at 48 bytes. */
 struct task {
     int64_t created;
     int32_t finish;   /* expected finish E, or NO_FINISH */
+    int32_t spread;   /* expected to end by E + spread (a learnt window), 0: at E */
     int32_t deadline; /* min(own deadline, created + max_age), >= 0 */
     int32_t zero_at;  /* last report of progress 0: the run began after it */
     int32_t first_at; /* first report of progress > 0 (first_p) */
@@ -264,7 +266,15 @@ static int64_t jittered(struct kling_sched *s, double base) {
 static int64_t next_poll(struct kling_sched *s, struct task *t, int64_t now) {
     const int64_t lo = s->cfg.min_interval_ms, hi = s->cfg.max_interval_ms;
     int64_t at;
-    if (t->finish != NO_FINISH) {
+    if (t->finish != NO_FINISH && t->spread > 0 && t->created + t->finish + t->spread >= now + lo) {
+        /* Inside a learnt window: the points latest - k * g, the first one after now + lo. */
+        int64_t latest = t->created + t->finish + t->spread;
+        int64_t g = clamp64((int64_t)(GRID_FRAC * (double)(t->finish + t->spread)), lo, hi);
+        int64_t k = (latest - now - lo) / g;
+        int64_t point = latest - (k < t->spread / g ? k : t->spread / g) * g;
+        int64_t earliest = t->created + t->finish > now + lo ? t->created + t->finish : now + lo;
+        at = clamp64(point + (int64_t)((double)g * 0.5 * s->cfg.jitter * rng_sym(s)), earliest, latest);
+    } else if (t->finish != NO_FINISH) {
         int64_t finish = t->created + t->finish;
         double margin = (double)(t->finish > 0 ? t->finish : 0) * MARGIN_FRAC;
         int64_t target = finish - (int64_t)margin;
@@ -367,6 +377,7 @@ int kling_sched_add(struct kling_sched *s, int64_t now, int64_t estimate_ms, int
         t->deadline = deadline_ms > now ? (int32_t)(deadline_ms - now) : 0;
     }
     t->finish = NO_FINISH;
+    t->spread = 0;
     if (estimate_ms != KLING_SCHED_UNKNOWN) {
         expect_in(t, now, (double)estimate_ms);
     }
@@ -463,7 +474,10 @@ int kling_sched_report(struct kling_sched *s, uint32_t handle, int64_t now, int 
         t->first_p = -1;
     }
     /* Observed progress (two readings) beats the provider's estimate, which
-     * beats a single reading. */
+     * beats a single reading; both beat a learnt window. */
+    if (progress > 0 || estimate_ms != KLING_SCHED_UNKNOWN) {
+        t->spread = 0;
+    }
     if (progress > 0) {
         extrapolate(t, now, progress);
     }
@@ -472,6 +486,32 @@ int kling_sched_report(struct kling_sched *s, uint32_t handle, int64_t now, int 
         expect_in(t, now, (double)estimate_ms);
     }
     requeue(s, handle, next_poll(s, t, now), next);
+    return KLING_SCHED_OK;
+}
+
+int kling_sched_expect(struct kling_sched *s, uint32_t handle, int64_t now, int64_t earliest_ms,
+                       int64_t latest_ms, int64_t *next) {
+    struct task *t = live_task(s, handle);
+    int32_t r;
+    if (next != NULL) {
+        *next = KLING_SCHED_UNKNOWN;
+    }
+    if (t == NULL) {
+        return KLING_SCHED_EHANDLE;
+    }
+    if (!time_ok(now) || earliest_ms < 0 || latest_ms < earliest_ms || latest_ms > KLING_SCHED_AGE_LIMIT) {
+        return KLING_SCHED_EARG;
+    }
+    expect_in(t, now, (double)earliest_ms);
+    r = rel(t, now);
+    /* The window ends by the deadline too (expect_in capped its start). */
+    t->spread = (int32_t)clamp64((int64_t)r + latest_ms - t->finish, 0, (int64_t)t->deadline - t->finish);
+    t->state &= (uint8_t)~HEDGE;
+    t->late = 0;
+    if (stage(t) == QUEUED) {
+        unqueue(s, t);
+        requeue(s, handle, next_poll(s, t, now), next);
+    }
     return KLING_SCHED_OK;
 }
 

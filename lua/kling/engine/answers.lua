@@ -78,14 +78,14 @@ return function(Engine)
   -- Into the scheduler; a task with a callback is polled only after a silence.
   function Engine:schedule(rec, now)
     local expect = rec.expect_ms
-    if not expect and self.learn then
-      expect = self:expectation(rec.kind) -- learnt from its kind (nil: back-off)
-    end
     local h = self.sched:add(now, expect, rec.deadline)
     rec.h = h
     self.by_h[h] = rec
     self.moot_timers = self.moot_timers + 1 -- the scheduler keeps its deadline from now on
     self:set_state(rec, "sched")
+    if not expect and self.learn then
+      self:expect_learnt(rec, now) -- the window its kind's tasks took (kling.engine.learn), else back-off
+    end
     if rec.callback then
       self.sched:defer(h, now, self.silence_ms)
     end

@@ -1,6 +1,7 @@
 -- The learnt task durations kept across runs: one small JSON file (by default
 -- $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/kling/durations.json) mapping a kind
--- ("provider|host|model|endpoint|mode|duration|sound") to its latest samples {wall_s, took_ms}.
+-- ("provider|host|model|endpoint|mode|duration|sound") to its latest samples {wall_s, took_ms}
+-- (wall_s: when the task was created; took_ms: how long it took).
 -- Several processes may share it: a write reads the file again, merges its own new samples
 -- into it, writes a temporary file and renames it over the old one, so a reader sees the old file or
 -- the new one, never half of one. Two writers at the same instant may lose one's samples (no

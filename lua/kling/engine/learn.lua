@@ -1,26 +1,42 @@
 -- Estimates learnt from finished tasks, for requests that come without one. Per kind
 -- (provider, host, model, endpoint, mode, duration, sound) the engine keeps the latest times
--- tasks took from their create to their end being seen, also across runs through a small
--- cache file (kling.engine.durations_file). When at least 3 are known and they agree (the
--- longest within 20 % of the shortest), the shortest is the expected time of the others:
--- they are polled near their end instead of backing off from their start. Durations that
--- disagree (a mixed batch) give no estimate: a minimum would put every longer task on the
--- scheduler's "late" cadence, which is dear over a long overrun. Installed as methods of the
--- engine.
+-- tasks took, also across runs through a small cache file (kling.engine.durations_file): the
+-- provider's own (its finish time minus its create time) when it reports both, else from the
+-- create to the end being seen (which counts the client's own lateness). When at least 3 are
+-- known and they agree (the longest within 50 % of the shortest), a new task of the kind is
+-- expected to end between the shortest and the longest: core.sched polls it from the window's
+-- start at gaps of 4 % of its end (sched:expect), about 3-4 polls a task for durations within
+-- +-15 %. Durations that disagree more (a mixed batch) give no window: polls through a wide one
+-- would cost more than the back-off. Installed as methods of the engine.
 local durations_file = require "kling.engine.durations_file"
 
 local SAMPLES = 3
-local SPREAD = 1.2
+local SPREAD = 1.5
+local MOVED = 0.9 -- a window whose start moved earlier than this share of the old one is news
 local SAVE_EVERY_MS = 10000 -- new samples reach the file at most this often during a wait
 
--- A kind's record: samples (latest durations_file.KEEP, oldest first, each {wall_s, took_ms}),
--- fresh (those not yet in the file) and the expectation they give (false: none).
+-- A kind's record: samples (latest durations_file.KEEP by create time, oldest first, each
+-- {wall_s of the create, took_ms}),
+-- fresh (those not yet in the file) and the window they give, {shortest, longest} (false: none).
 local function summarise(k)
   local lo, hi = math.huge, -math.huge
   for _, s in ipairs(k.samples) do
     lo, hi = math.min(lo, s[2]), math.max(hi, s[2])
   end
-  k.expect = #k.samples >= SAMPLES and hi <= lo * SPREAD and lo or false
+  k.expect = #k.samples >= SAMPLES and hi <= lo * SPREAD and { math.floor(lo), math.ceil(hi) } or false
+end
+
+-- How long the task took by the provider's own clock (ms), when it reports its create and
+-- finish times (created_at, updated_at in seconds) and they fit what was seen: nil else.
+local function provider_took(task, seen)
+  local from, to = task and tonumber(task.created_at), task and tonumber(task.updated_at)
+  if not from or not to then
+    return nil
+  end
+  local took = (to - from) * 1000
+  if took > 0 and took <= seen * 1.1 + 1000 then
+    return took
+  end
 end
 
 return function(Engine)
@@ -39,15 +55,35 @@ return function(Engine)
     return learned
   end
 
+  -- The window a task of `kind` is expected to end in, {shortest, longest} ms from its create,
+  -- or nil.
   function Engine:expectation(kind)
     local k = kind and self:learnt()[kind]
     return k and k.expect or nil
   end
 
-  -- A task of `kind` took `took` ms. When that gives a first or shorter expectation, tasks of
-  -- that kind polled without an estimate expect it from now on (those already older: at
-  -- once, at the scheduler's late gaps).
-  function Engine:observe(kind, took, now)
+  -- Tells the scheduler when rec's task (scheduled, no estimate of its own) should end, from
+  -- its kind's window; true when there is one.
+  function Engine:expect_learnt(rec, now)
+    local w = self:expectation(rec.kind)
+    if not w then
+      return false
+    end
+    local age = now - rec.created_ms
+    self.sched:expect(rec.h, now, math.max(0, w[1] - age), math.max(0, w[2] - age))
+    return true
+  end
+
+  -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
+  -- the provider's own times). A first window, or one whose start moved clearly earlier, also
+  -- moves the tasks of that kind already out that have not reached its start. Those past it
+  -- are moved (polled at once, then through the window or at the late cadence) only while
+  -- tasks wait for their model's slots: the rest of a first wave has likely ended with its
+  -- first tasks and holds those slots; otherwise they go on backing off (a batch's first
+  -- window comes from its shortest tasks, and the late cadence would poll the longer ones more
+  -- than the back-off does). Other changes apply to the next tasks, as re-placing every waiting
+  -- task at each sample would keep pushing their polls later.
+  function Engine:observe(kind, took, now, task)
     local learned = self:learnt()
     local k = learned[kind]
     if not k then
@@ -55,7 +91,9 @@ return function(Engine)
       learned[kind] = k
     end
     local before = k.expect
-    local s = { self.wall_s(), took }
+    -- Stamped with its create time: the latest samples are then the tasks created last, not
+    -- those that finished last (of a batch created at once, the longest ones).
+    local s = { self.wall_s() - took / 1000, math.floor(provider_took(task, took) or took) }
     k.samples = durations_file.union(k.samples, { s })
     local fresh = k.fresh
     if #fresh >= durations_file.KEEP then
@@ -67,17 +105,17 @@ return function(Engine)
     if now - (self.learn_saved_ms or -math.huge) >= SAVE_EVERY_MS then
       self:save_learnt(now)
     end
-    -- Only a first or shorter expectation moves the tasks already out: a longer one (the
-    -- window of samples moved on) applies to the next ones, and re-reporting every task at
-    -- each sample would keep pushing their polls later.
     local after = k.expect
-    if not after or (before and after >= before) then
+    if not after or (before and after[1] >= before[1] * MOVED) then
       return
     end
-    local sched = self.sched
+    local limiters = self.limiters
     for _, rec in pairs(self.by_n) do
       if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
-        sched:report(rec.h, now, nil, math.max(0, after - (now - rec.created_ms)))
+        local lim = limiters[rec.key]
+        if now - rec.created_ms < after[1] or (lim and lim:queued() > 0) then
+          self:expect_learnt(rec, now)
+        end
       end
     end
   end

@@ -13,9 +13,12 @@ local function list(v)
   return type(v) == "table" and v or {}
 end
 
+-- The fields every video has in the constructor, the optional ones only when present: a
+-- constructor naming absent fields sizes the table for them (about 100 bytes a task).
 local function video(v)
-  return { id = v.id, url = v.url, watermark_url = v.watermark_url, duration = tonumber(v.duration),
-    session_id = v.session_id }
+  local o = { id = v.id, url = v.url, duration = tonumber(v.duration) }
+  o.watermark_url, o.session_id = v.watermark_url, v.session_id
+  return o
 end
 
 -- TTS audios carry url and duration; text/video-to-audio ones mp3 and wav (url is the mp3).
