@@ -171,6 +171,8 @@ local function run()
     and res.json.error:find("colour", 1, true), res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-alice-key", credit = "2" })
   h.check("issue 12.1: an account with another's key is refused", res.status == 409, res.body)
+  h.check("issue 12.1: ... its message names the field, as every other refusal of the admin API does",
+    res.json.field == "api_key" and res.json.error:find("^api_key: ") ~= nil, res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-bob-ak", credit = "2" })
   h.check("issue 12.1: an account whose api_key is another's (public) access_key is refused", res.status == 409
     and res.json.field == "api_key", res.body)
