@@ -56,6 +56,12 @@ describe("kling.gateway.config", function()
     end
   end)
 
+  it("issue 12.1: a credit written as a JSON number is refused naming the field and the form it needs", function()
+    local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = 100 } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
+  end)
+
   it("issue 12.2: journal_sync is a known flag, off by default, refused when not a boolean", function()
     local ok, c = with {}
     assert.is_true(ok, tostring(c))

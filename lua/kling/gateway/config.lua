@@ -256,6 +256,10 @@ function M.account(a, where)
   end
   where = where .. "."
   only_known(a, where, "accounts[].")
+  if type(a.credit) == "number" then
+    -- money is a decimal string: a JSON number is a float to most writers and readers
+    fail(where .. "credit", "must be a decimal string such as \"100.00\", not a number")
+  end
   local acct = {
     name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
     access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),
