@@ -202,6 +202,17 @@ function M.check(doc)
     connect_timeout = seconds(u, "connect_timeout", "upstream.", 10),
     reuse_posts = u.reuse_posts == true,
   }
+  -- An unknown provider would start and then fail every create (500): refuse it here, named.
+  local names = require("kling.providers").names
+  local known = false
+  for _, n in ipairs(names) do
+    known = known or n == c.upstream.provider
+  end
+  if not known then
+    local near = validate.closest(c.upstream.provider, names)
+    fail("upstream.provider", "must be one of " .. table.concat(names, ", ") .. " (got " .. c.upstream.provider
+      .. (near and ("; did you mean " .. near .. "?") or "") .. ")")
+  end
   local bad = base_url_problem(c.upstream.base_url)
   if bad then
     fail("upstream.base_url", bad)
