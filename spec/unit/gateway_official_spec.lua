@@ -19,6 +19,18 @@ describe("kling.gateway.official", function()
     end
   end)
 
+  it("issue 12.1: sound in another spelling than \"on\"/\"off\" is refused in the official API's terms", function()
+    assert.is_true(assert(official.to_canonical { prompt = "p", sound = "on" }).sound)
+    assert.is_false(assert(official.to_canonical { prompt = "p", sound = "off" }).sound)
+    assert.is_true(assert(official.to_canonical { prompt = "p", sound = true }).sound)
+    local req, err = official.to_canonical { prompt = "p", sound = "yes" }
+    assert.is_nil(req)
+    assert.are.equal('sound: must be "on" or "off" (or true or false), got "yes"', err)
+    req, err = official.to_canonical { prompt = "p", sound = "o\nn" }
+    assert.is_nil(req)
+    assert.are.equal('sound: must be "on" or "off" (or true or false), got another string', err)
+  end)
+
   -- A client's JSON null reaches the checks as cjson's null (a Lua userdata): the sender wrote null.
   it("issue 12.1: a field sent as JSON null is refused as null, not as a Lua userdata", function()
     local json = require "kling.json"
