@@ -1,8 +1,14 @@
 -- Rule checkers shared by the provider files. Each returns nil when the rule holds,
 -- or a validation error naming the field and the rule. Runs on Lua 5.4 and LuaJIT.
 local errors = require "kling.errors"
+local json_null = require("kling.json").null
 
 local M = {}
+
+-- A value's type as the sender wrote it: JSON's null is "null", not Lua's "userdata".
+local function type_name(v)
+  return v == json_null and "null" or type(v)
+end
 
 -- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
 function M.utf8_len(s)
@@ -47,7 +53,7 @@ function M.text(ctx, req, field, opts)
     return nil
   end
   if type(v) ~= "string" then
-    return fail(ctx, field, "must be a string, got " .. type(v))
+    return fail(ctx, field, "must be a string, got " .. type_name(v))
   end
   local n = M.utf8_len(v)
   if not n then
@@ -95,7 +101,7 @@ end
 function M.boolean(ctx, req, field)
   local v = req[field]
   if v ~= nil and type(v) ~= "boolean" then
-    return fail(ctx, field, "must be a boolean (true or false), got " .. type(v))
+    return fail(ctx, field, "must be a boolean (true or false), got " .. type_name(v))
   end
   return nil
 end
@@ -106,7 +112,7 @@ function M.number_in(ctx, req, field, lo, hi)
     return nil
   end
   if type(v) ~= "number" or v ~= v then
-    return fail(ctx, field, "must be a number, got " .. type(v))
+    return fail(ctx, field, "must be a number, got " .. type_name(v))
   end
   if v < lo or v > hi then
     return fail(ctx, field, string.format("must be between %s and %s (got %s)", lo, hi, v))
@@ -136,7 +142,7 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
     return nil
   end
   if type(v) ~= "number" then
-    return fail(ctx, field, "must be a number, got a " .. type(v)
+    return fail(ctx, field, "must be a number, got a " .. type_name(v)
       .. (type(v) == "string" and (" (\"" .. v .. "\")") or ""))
   end
   if not is_whole(v) then

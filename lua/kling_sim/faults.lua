@@ -22,10 +22,31 @@ local function number_in(v, lo, hi)
   return type(v) == "number" and v >= lo and v <= hi
 end
 
+local BODY_FIELDS = { "seed", "rules" }
+local RULE_FIELDS = { "kind", "method", "path", "count", "rate", "phase", "retry_after", "seconds", "status" }
+
+-- The first key of t not in known (a misspelt "count" would make a fault fire forever).
+local function unknown_key(t, known)
+  for k in pairs(t) do
+    local found = false
+    for _, name in ipairs(known) do
+      found = found or k == name
+    end
+    if not found then
+      return tostring(k)
+    end
+  end
+  return nil
+end
+
 -- Checks and normalises {seed, rules}; -> set | nil, message naming the field.
 function M.validate(body, default_seed)
   if type(body) ~= "table" then
     return nil, "body must be a JSON object {seed, rules}"
+  end
+  local bad = unknown_key(body, BODY_FIELDS)
+  if bad then
+    return nil, bad .. ": unknown field (known: " .. table.concat(BODY_FIELDS, ", ") .. ")"
   end
   local seed = body.seed == nil and default_seed or body.seed
   if type(seed) ~= "number" or seed ~= math.floor(seed) then
@@ -39,6 +60,10 @@ function M.validate(body, default_seed)
   for i, r in ipairs(rules) do
     if type(r) ~= "table" then
       return nil, "rules[" .. i .. "]: must be an object"
+    end
+    bad = unknown_key(r, RULE_FIELDS)
+    if bad then
+      return fail(i, bad, "unknown field (known: " .. table.concat(RULE_FIELDS, ", ") .. ")")
     end
     if not M.KINDS[r.kind] then
       return fail(i, "kind", "must be one of 5xx, 429, 1303, reset, stall, malformed, content_type")

@@ -72,6 +72,18 @@ describe("the workflow commands", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  it("issue 14: kling status asks for a task id that is not digits (a gateway's) given --endpoint", function()
+    local before = sim.stats().requests
+    local status, out = kling("status gw01c07d3702")
+    assert.are.equal(2, status, out) -- perhaps a directory's typo: refused, the way out named
+    assert.matches("needs %-%-endpoint E", out)
+    assert.are.equal(before, sim.stats().requests) -- nothing sent
+    status, out = kling("status gw01c07d3702 --endpoint videos/text2video")
+    assert.are.equal(1, status, out) -- asked: the simulator has no such task
+    assert.is_nil(out:find("not a batch directory", 1, true), out)
+    assert.are.equal(before + 1, sim.stats().requests) -- the one query
+  end)
+
   it("kling run exits 4 when a row is uncertain", function()
     local i = sim.info()
     local m = root .. "/u.jsonl"

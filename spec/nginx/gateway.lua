@@ -171,6 +171,8 @@ local function run()
     and res.json.error:find("colour", 1, true), res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-alice-key", credit = "2" })
   h.check("issue 12.1: an account with another's key is refused", res.status == 409, res.body)
+  h.check("issue 12.1: ... its message names the field, as every other refusal of the admin API does",
+    res.json.field == "api_key" and res.json.error:find("^api_key: ") ~= nil, res.body)
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-bob-ak", credit = "2" })
   h.check("issue 12.1: an account whose api_key is another's (public) access_key is refused", res.status == 409
     and res.json.field == "api_key", res.body)
@@ -182,6 +184,9 @@ local function run()
   res = admin_call("POST", "/accounts/carol/topup", { amount = "3.5" })
   h.check("issue 12.1: a top-up adds credit without a reload", res.status == 200 and res.json.balance == "5.5"
     and res.json.limit == "5.5", res.body)
+  res = admin_call("POST", "/accounts/carol/topup", { amont = "1" })
+  h.check("issue 12.1: a top-up with an unknown field is refused naming it and the closest known one",
+    res.status == 400 and res.json.field == "amont" and res.json.error:find("did you mean amount", 1, true), res.body)
 
   -- ---- refused before forwarding ----
   local before = sim_stats()
@@ -340,6 +345,10 @@ local function run()
   h.check("issue 12.1: a repeated external_task_id is refused naming it (no Lua value in the answer)",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^external_task_id") ~= nil
     and not res.body:find("table:", 1, true), res.body)
+  res = gw("GET", "/v1/videos/text2video?pagenum=2&pageSize=5", { key = alice })
+  h.check("issue 12.1: a misspelt list parameter is refused naming it and the closest known one",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("^pagenum: ") ~= nil
+    and res.json.message:find("did you mean pageNum?", 1, true) ~= nil, res.body)
   local queried = sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0
   for _ = 1, 5 do
     gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })

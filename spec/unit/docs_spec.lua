@@ -397,6 +397,23 @@ describe("README.md", function()
     end
   end)
 
+  it("issue 14: README's config table and docs/gateway.md's name every field the gateway config takes", function()
+    -- the config's own list of known fields, as its refusal of an unknown one gives it
+    local ok, err = pcall(require("kling.gateway.config").check, { qqqqqqqqqqqqqqqqqqqq = 1 })
+    assert.is_false(ok)
+    local known = assert(tostring(err):match("known: ([%w_, ]+)$"), tostring(err))
+    local gateway_md = read("docs/gateway.md")
+    local n = 0
+    for field in known:gmatch("[%w_]+") do
+      n = n + 1
+      assert.truthy(text:find("| `" .. field .. "`", 1, true) or text:find(", `" .. field .. "`", 1, true),
+        "README's config table lacks " .. field)
+      assert.truthy(gateway_md:find("| `" .. field .. "`", 1, true) or gateway_md:find(", `" .. field .. "`", 1, true),
+        "docs/gateway.md's config table lacks " .. field)
+    end
+    assert.is_true(n >= 10)
+  end)
+
   it("issue 14: is self-contained (no ../shared)", function()
     assert.is_nil(text:find("../shared", 1, true))
     assert.is_nil(text:find("design.md", 1, true))

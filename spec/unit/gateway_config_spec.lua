@@ -56,6 +56,22 @@ describe("kling.gateway.config", function()
     end
   end)
 
+  it("issue 12.1: a credit written as a JSON number is refused naming the field and the form it needs", function()
+    local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = 100 } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
+  end)
+
+  it("issue 12.1: an unknown upstream provider is refused naming the field and the closest known one", function()
+    local ok, err = with { upstream = { provider = "klingg", base_url = "http://127.0.0.1:1", api_key = "k" } }
+    assert.is_false(ok)
+    assert.matches("upstream%.provider: must be one of kling, .* %(got klingg; did you mean kling%?%)", err)
+    for _, name in ipairs(require("kling.providers").names) do
+      ok, err = with { upstream = { provider = name, base_url = "http://127.0.0.1:1", api_key = "k" } }
+      assert.is_true(ok, tostring(err))
+    end
+  end)
+
   it("issue 12.2: journal_sync is a known flag, off by default, refused when not a boolean", function()
     local ok, c = with {}
     assert.is_true(ok, tostring(c))

@@ -19,6 +19,34 @@ describe("kling.gateway.official", function()
     end
   end)
 
+  it("issue 12.1: sound in another spelling than \"on\"/\"off\" is refused in the official API's terms", function()
+    assert.is_true(assert(official.to_canonical { prompt = "p", sound = "on" }).sound)
+    assert.is_false(assert(official.to_canonical { prompt = "p", sound = "off" }).sound)
+    assert.is_true(assert(official.to_canonical { prompt = "p", sound = true }).sound)
+    local req, err = official.to_canonical { prompt = "p", sound = "yes" }
+    assert.is_nil(req)
+    assert.are.equal('sound: must be "on" or "off" (or true or false), got "yes"', err)
+    req, err = official.to_canonical { prompt = "p", sound = "o\nn" }
+    assert.is_nil(req)
+    assert.are.equal('sound: must be "on" or "off" (or true or false), got another string', err)
+  end)
+
+  -- A client's JSON null reaches the checks as cjson's null (a Lua userdata): the sender wrote null.
+  it("issue 12.1: a field sent as JSON null is refused as null, not as a Lua userdata", function()
+    local json = require "kling.json"
+    local P = require("kling.providers").get("kling")
+    for field, body in pairs { prompt = { prompt = json.null },
+      sound = { prompt = "p", model = "kling-v2-6", mode = "pro", duration = 5, sound = json.null },
+      duration = { prompt = "p", model = "kling-v2-6", mode = "pro", duration = json.null } } do
+      local req = assert(official.to_canonical(body))
+      local err = P.validate(req, "videos/text2video")
+      assert.is_table(err, field)
+      assert.are.equal(field, err.field)
+      assert.matches("got a? ?null", err.message, nil, false)
+      assert.is_nil(err.message:find("userdata", 1, true), err.message)
+    end
+  end)
+
   -- The external id is echoed in JSON answers, callbacks and the journal: text, not bytes.
   it("issue 12.1: an external_task_id with control characters or invalid UTF-8 is refused naming it", function()
     for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128" } do

@@ -176,6 +176,19 @@ describe("sim units", function()
 end)
 
 describe("sim conf", function()
+  it("issue 14: a fault rule or body with a misspelt field is refused naming it (cout would fire forever)", function()
+    local faults = require "kling_sim.faults"
+    local set, err = faults.validate({ seed = 7, rules = { { kind = "5xx", cout = 2 } } }, 1)
+    assert.is_nil(set)
+    assert.matches("^rules%[1%]%.cout: unknown field %(known: kind, .*count", err)
+    set, err = faults.validate({ sed = 7, rules = {} }, 1)
+    assert.is_nil(set)
+    assert.matches("^sed: unknown field %(known: seed, rules%)", err)
+    set = assert(faults.validate({ seed = 7, rules = { { kind = "5xx", count = 2, status = 503, phase = "after",
+      method = "POST", path = "^/v1/", rate = 1, retry_after = 1, seconds = 1 } } }, 1))
+    assert.are.equal(2, set.rules[1].count)
+  end)
+
   it("renders the nginx conf with one worker and the sim's paths", function()
     local text = assert(conf.render { dir = "/tmp/s", lua_root = "/src/lua", http_port = 8080, https_port = 8443,
       workers = 1 })

@@ -20,8 +20,10 @@ DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
          id is an external_task_id; --endpoint when it is not a text2video/image2video task.
          An argument that looks like a path (a "/", a leading "." or "~", an existing file,
-         or not a task id of the official API: digits) but is no batch directory is an
-         error: nothing is sent. A charge the provider reports is printed with its currency.]]
+         or, without --external or --endpoint, not a task id of the official API: digits)
+         but is no batch directory is an error: nothing is sent. A task id of another form
+         on the official API's dialect (a metering gateway's, gw...) is asked with --endpoint.
+         A charge the provider reports is printed with its currency.]]
   cmd:epilog [[
 Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
@@ -122,7 +124,8 @@ local function batch_status(dir, opts)
 end
 
 -- An argument meant as a directory: a "/" or a leading "." or "~", something on disk, or, on
--- the official API (whose task ids are digits) without --external, anything else.
+-- the official API (whose task ids are digits) without --external or --endpoint, anything
+-- else (--endpoint says the argument is a task: a metering gateway's ids are not digits).
 local function path_like(arg, opts)
   if arg:find("/", 1, true) or arg:match("^[.~]") then
     return true
@@ -133,7 +136,7 @@ local function path_like(arg, opts)
     return true
   end
   local provider = opts.provider or os.getenv("KLING_PROVIDER") or "kling"
-  return provider == "kling" and not opts.external and not arg:match("^%d+$")
+  return provider == "kling" and not opts.external and not opts.endpoint and not arg:match("^%d+$")
 end
 
 local function task_status(id, opts)
@@ -183,7 +186,8 @@ function M.run(opts)
   end
   if path_like(arg, opts) then
     return fail(2, "'" .. arg .. "' is not a batch directory (no " .. arg:gsub("/+$", "") .. "/journal.jsonl)"
-      .. " and not a task id: nothing was sent")
+      .. " and not a task id (a task id that is not digits, such as a gateway's, needs --endpoint E):"
+      .. " nothing was sent")
   end
   return task_status(arg, opts)
 end

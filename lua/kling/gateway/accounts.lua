@@ -91,10 +91,10 @@ function Accounts:add(acct)
   end
   -- An access key is public (every JWT names it): never also a Bearer API key.
   if acct.api_key and (self:by_key(acct.api_key) or self:by_access(acct.api_key)) then
-    return nil, { field = "api_key", message = "is already another account's" }
+    return nil, { field = "api_key", message = "api_key: is already another account's" }
   end
   if acct.access_key and (self:by_access(acct.access_key) or self:by_key(acct.access_key)) then
-    return nil, { field = "access_key", message = "is already another account's" }
+    return nil, { field = "access_key", message = "access_key: is already another account's" }
   end
   local ok, err
   if self.redis then

@@ -11,6 +11,7 @@ local core = require "kling.core"
 local json = require "kling.json"
 local journal = require "kling.resty.journal"
 local poller = require "kling.resty.poller"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -96,6 +97,14 @@ end
 
 local function topup(G, name)
   local doc = body()
+  for k in pairs(doc or {}) do
+    if k ~= "amount" then
+      -- a misspelt amount is named, not reported as a missing one
+      local best = validate.closest(k, { "amount" })
+      return refuse(400, tostring(k) .. ": is not a known field of a top-up"
+        .. (best and (" (did you mean " .. best .. "?)") or " (known: amount)"), tostring(k))
+    end
+  end
   local m = doc and type(doc.amount) == "string" and core.money_parse(doc.amount)
   if not m or m <= 0 then
     return refuse(400, "amount: a positive decimal string such as \"25.00\" is required", "amount")

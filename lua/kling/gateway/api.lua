@@ -12,6 +12,7 @@ local providers = require "kling.providers"
 local owners = require "kling.gateway.owners"
 local text = require "kling.gateway.text"
 local track = require "kling.gateway.track"
+local validate = require "kling.validate"
 local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
@@ -281,8 +282,19 @@ function M.query(G, account, endpoint, id)
 end
 
 -- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=
+local LIST_ARGS = { "external_task_id", "pageNum", "pageSize" }
+
 function M.list(G, account, endpoint)
   local args = ngx.req.get_uri_args()
+  -- a misspelt parameter (pagenum) would silently give page 1: name it, as every field is
+  for k in pairs(args) do
+    if k ~= "external_task_id" and k ~= "pageNum" and k ~= "pageSize" then
+      local near = type(k) == "string" and validate.closest(k, LIST_ARGS)
+      local hint = near and ("did you mean " .. near .. "?") or ("known: " .. table.concat(LIST_ARGS, ", "))
+      return official.fail { status = 400, code = 1201,
+        message = tostring(k) .. ": is not a query parameter of " .. endpoint .. " (" .. hint .. ")" }
+    end
+  end
   if args.external_task_id ~= nil then
     if type(args.external_task_id) ~= "string" or args.external_task_id == "" then
       return official.fail { status = 400, code = 1201, message = "external_task_id: must be given once, not empty" }

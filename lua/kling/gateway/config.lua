@@ -202,6 +202,17 @@ function M.check(doc)
     connect_timeout = seconds(u, "connect_timeout", "upstream.", 10),
     reuse_posts = u.reuse_posts == true,
   }
+  -- An unknown provider would start and then fail every create (500): refuse it here, named.
+  local names = require("kling.providers").names
+  local known = false
+  for _, n in ipairs(names) do
+    known = known or n == c.upstream.provider
+  end
+  if not known then
+    local near = validate.closest(c.upstream.provider, names)
+    fail("upstream.provider", "must be one of " .. table.concat(names, ", ") .. " (got " .. c.upstream.provider
+      .. (near and ("; did you mean " .. near .. "?") or "") .. ")")
+  end
   local bad = base_url_problem(c.upstream.base_url)
   if bad then
     fail("upstream.base_url", bad)
@@ -256,6 +267,10 @@ function M.account(a, where)
   end
   where = where .. "."
   only_known(a, where, "accounts[].")
+  if type(a.credit) == "number" then
+    -- money is a decimal string: a JSON number is a float to most writers and readers
+    fail(where .. "credit", "must be a decimal string such as \"100.00\", not a number")
+  end
   local acct = {
     name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
     access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),

@@ -73,6 +73,11 @@ function M.to_canonical(body, allow_private)
     req.sound = true
   elseif req.sound == "off" then
     req.sound = false
+  elseif type(req.sound) == "string" then
+    -- the official API spells it "on"/"off": say so, not the canonical "must be a boolean"
+    local v = req.sound
+    return nil, "sound: must be \"on\" or \"off\" (or true or false), got "
+      .. ((#v <= 16 and v:match("^[%w%p ]*$")) and ("\"" .. v .. "\"") or "another string")
   end
   if req.image_tail ~= nil then
     req.last_image, req.image_tail = req.image_tail, nil

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# README's first set-up command, as a new user runs it: scripts/demo OUT_DIR starts the
+# simulator, runs the small batch (5 rows succeed, 1 is refused for content), writes
+# summary.json and report.html, and stops the simulator it started. Run again on the OUT_DIR it
+# was given, it keeps that directory and resumes from its journal (README: only the default
+# out/demo is emptied first), creating nothing twice.
+set -euo pipefail
+out=$(mktemp -d /tmp/kling-demo.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+passed=0
+fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+count() { grep -c "\"t\":\"$1\"" "$out/journal.jsonl" || true; }
+
+log=$(scripts/demo "$out" 2>&1) || fail "scripts/demo exited $?: $log"
+summary=$(cat "$out/summary.json")
+[[ $summary == *'"succeeded":5'* && $summary == *'"failed":1'* ]] || fail "summary: $summary"
+[[ -s "$out/report.html" && $log == *"$out/report.html"* ]] || fail "no report.html printed: $log"
+ok "issue 14: scripts/demo OUT_DIR runs the batch: 5 succeeded, 1 refused, summary.json and report.html"
+url=$(sed -n 's/^simulator: //p' <<<"$log")
+[[ -n $url ]] || fail "no simulator URL printed: $log"
+if curl -sk -m 2 -o /dev/null "$url/_sim/health"; then fail "the demo's simulator still answers at $url"; fi
+ok "issue 14: ... and stops the simulator it started"
+
+intents=$(count intent)
+log=$(scripts/demo "$out" 2>&1) || fail "scripts/demo again exited $?: $log"
+[[ $(count intent) == "$intents" && $(count batch) -ge 2 ]] || fail "not resumed: $(count intent) intents"
+ok "issue 14: scripts/demo on the same OUT_DIR keeps it and resumes from its journal (nothing created twice)"
+echo "$passed passed, 0 failed"
