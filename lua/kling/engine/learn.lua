@@ -74,12 +74,7 @@ return function(Engine)
     if not after or (before and after >= before) then
       return
     end
-    local sched = self.sched
-    for _, rec in pairs(self.by_n) do
-      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
-        sched:report(rec.h, now, nil, math.max(0, after - (now - rec.created_ms)))
-      end
-    end
+    self:relearn(kind, after, now) -- each task's machine decides (kling.engine.run)
   end
 
   -- Merges the samples learnt since the last save into the cache file (when there is one). A

@@ -69,18 +69,19 @@ function Watch:eta_s(engine, now)
   local recs = engine.recs
   for _, t in ipairs(self.tasks) do
     local rec = recs[t]
-    local phase = type(rec) == "table" and rec.watch == self and rec.phase
+    local phase = type(rec) == "table" and rec.waiter == self and engine:phase(rec)
     if phase == "queued" or phase == "running" then
       local expected = rec.expect_ms or mean
       if not expected then
         return nil
       end
-      local left = rec.created_ms + expected - now
+      local left = (rec.created_ms or now) + expected - now
       if left > longest then
         longest = left
       end
     elseif phase == "waiting" then
-      waiting[rec.key] = (waiting[rec.key] or 0) + 1
+      local key = engine:model_of(rec)
+      waiting[key] = (waiting[key] or 0) + 1
     end
   end
   local extra = 0
