@@ -203,11 +203,21 @@ local function send(purpose, method, path, body)
   return { type = "send", purpose = purpose, method = method, path = path, body = body }
 end
 
--- The last request is kept so that a token renewal sends it again as it was.
 function Machine:push_send(acts, a)
-  self.last_send = a
   acts[#acts + 1] = a
   return acts
+end
+
+-- The request last sent, made again from the state (a token renewal sends it again as it
+-- was): nothing of it is kept per task between requests.
+function Machine:last_request()
+  local s, t, P = self.state, self.task, self.provider
+  if s == "creating" then
+    return send("create", self.call.method, self.call.path, self.call.body)
+  elseif s == "lookup" then
+    return send("lookup", "GET", P.external_query_path(t.endpoint, t.external_task_id))
+  end
+  return send("poll", "GET", P.query_path(t.endpoint, t.id))
 end
 
 function Machine:send_create(acts)
@@ -267,7 +277,7 @@ function Machine:renew(f, acts)
   end
   self.renewed = true
   acts[#acts + 1] = { type = "renew_token" }
-  local again = self.last_send
+  local again = self:last_request()
   acts[#acts + 1] = again
   return true
 end
@@ -594,7 +604,7 @@ function Machine:on_poll(acts, res, now)
     self.poll_errors = (self.poll_errors or 0) + 1
     self.last_err = self:error(f, d)
     acts[#acts + 1] = { type = "retry", attempt = self.fails, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
-      http_status = f.status, path = self.last_send and self.last_send.path }
+      http_status = f.status, path = self:last_request().path }
     return self:wake(acts, self:clamp(self.sched:defer(self.h, now, d.delay_ms)))
   end
   return self:finish(acts, self:error(f, d), true)
