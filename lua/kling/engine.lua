@@ -176,6 +176,9 @@ function M.new(client, opts)
   }
   -- Every answer comes back through this completion (driver:start's), with its machine.
   self.answered = function(m, res)
+    if m.io ~= res.id then
+      return -- dropped meanwhile (abandoned, or the task ended): its answer no longer matters
+    end
     m.io = false
     self.n_inflight = self.n_inflight - 1
     if self.by_n[m.n] == m then
