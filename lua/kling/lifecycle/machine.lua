@@ -203,7 +203,7 @@ local function send(purpose, method, path, body)
   return { type = "send", purpose = purpose, method = method, path = path, body = body }
 end
 
-function Machine:push_send(acts, a)
+function Machine.push_send(_, acts, a)
   acts[#acts + 1] = a
   return acts
 end
