@@ -200,6 +200,9 @@ end
 -- ---- building requests --------------------------------------------------------------------
 
 local function send(purpose, method, path, body)
+  if body == nil then -- a GET (every poll): a smaller table
+    return { type = "send", purpose = purpose, method = method, path = path }
+  end
   return { type = "send", purpose = purpose, method = method, path = path, body = body }
 end
 
