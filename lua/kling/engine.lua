@@ -151,6 +151,9 @@ function M.new(client, opts)
     req = { method = "GET", headers = {}, timeout_ms = ctx.timeout_ms,
       connect_timeout_ms = ctx.connect_timeout_ms },
     n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
+    -- reused: action lists of the poll events (kling.engine.run), one reading of the clocks a
+    -- batch of answers (answered below)
+    lists = {}, depth = 0, batch_now = false, batch_wall = false,
     next_n = 0, active_n = 0, creating_n = 0, scheduled_n = 0, dirty = false,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
@@ -182,7 +185,12 @@ function M.new(client, opts)
     m.io = false
     self.n_inflight = self.n_inflight - 1
     if self.by_n[m.n] == m then
-      self:feed(m, "answer", self.now(), res, self.wall_s())
+      local now, wall = self.batch_now, self.batch_wall -- one reading of the clocks for a batch of answers
+      if not now then
+        now, wall = self.now(), self.wall_s()
+        self.batch_now, self.batch_wall = now, wall
+      end
+      self:feed(m, "answer", now, res, wall)
     end
   end
   local mp = opts.max_parallel

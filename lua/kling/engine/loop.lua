@@ -183,7 +183,9 @@ return function(Engine)
       wait = 0 -- a waiter has news (or nothing is left to wait for): no sleep
     end
     if self.n_inflight > 0 then
+      self.batch_now = false -- the answers of this wait read the clocks once (kling.engine)
       local n, werr = self.driver:wait(wait)
+      self.batch_now = false
       if not n then
         error("kling.engine: the HTTP driver failed: " .. tostring(werr))
       end

@@ -46,11 +46,28 @@ return function(Engine)
   end
 
   --- Feeds one event to a task's machine (ev: the machine's method: "start", "answer",
-  -- "timer", "deadline", "callback", "granted", "cancel", ...) and carries out its actions;
-  -- then the indexes and counts that follow a task's state are brought up to date.
-  function Engine:feed(m, ev, now, ...)
-    local h0, s0, p0 = m.h, m.state, self:phase(m)
-    self:carry(m, m[ev](m, now, ...), now)
+  -- "timer", "deadline", "callback", "granted", "cancel", ...; a, b its arguments after now)
+  -- and carries out its actions; then the indexes and counts that follow a task's state are
+  -- brought up to date.
+  function Engine:feed(m, ev, now, a, b)
+    local h0, s0, t = m.h, m.state, m.task
+    local st0 = t.status
+    if ev == "timer" or ev == "answer" then -- every poll's two events: into a reused list
+      local d = self.depth + 1
+      self.depth = d
+      local acts = self.lists[d]
+      if not acts then
+        acts = {}
+        self.lists[d] = acts
+      end
+      self:carry(m, ev == "timer" and m:timer(now, acts) or m:answer(now, a, b, acts), now)
+      for i = #acts, 1, -1 do
+        acts[i] = nil
+      end
+      self.depth = d - 1
+    else
+      self:carry(m, m[ev](m, now, a, b), now)
+    end
     local h = m.h
     if h ~= h0 then
       local by_h = self.by_h
@@ -65,16 +82,25 @@ return function(Engine)
         self.scheduled_n = self.scheduled_n + 1
       end
     end
-    local c0, c = CREATING[s0], CREATING[m.state]
-    if c0 ~= c then
-      self.creating_n = self.creating_n + (c and 1 or -1)
-    end
-    local p = self:phase(m)
-    if p ~= p0 then
-      if m.waiter then
-        m.waiter:move(m, p0, p)
+    local s = m.state
+    if s ~= s0 or t.status ~= st0 then -- else neither its counts nor its phase moved
+      local c0, c = CREATING[s0], CREATING[s]
+      if c0 ~= c then
+        self.creating_n = self.creating_n + (c and 1 or -1)
       end
-      self.dirty = true
+      local p0 = PHASE[st0] or "waiting" -- it ran until this event
+      local p
+      if ENDED[s] then
+        p = (m.err == nil and t.status == "succeeded") and "succeeded" or "failed"
+      else
+        p = PHASE[t.status] or "waiting"
+      end
+      if p ~= p0 then
+        if m.waiter then
+          m.waiter:move(m, p0, p)
+        end
+        self.dirty = true
+      end
     end
   end
 
@@ -87,8 +113,13 @@ return function(Engine)
       end
       i = i + 1
       local ty = a.type
-      if ty == "send" then
-        self:send(m, a)
+      if ty == "news" then -- luacheck: ignore 542 (the phase counts follow in feed())
+      elseif ty == "send" then -- queued; started by dispatch() while there is room
+        if m.io then
+          self:drop_request(m) -- one request per task at a time: a newer one replaces an older
+        end
+        m.io = a
+        push(a.purpose == "create" and self.q_create or self.q_poll, m)
       elseif ty == "wake" then
         if not (m.h and m.state == "scheduled") then -- else the scheduler holds it (due())
           self.timers:push(a.at, m.n, WAKE)
@@ -127,16 +158,7 @@ return function(Engine)
       elseif ty == "done" then
         self:let_go(m, a.err, now)
       end
-      -- news: the phase counts follow in feed()
     end
-  end
-
-  -- A request to send: queued (creates apart from the rest), started by dispatch() while
-  -- there is room. One request per task at a time: a newer one replaces an older.
-  function Engine:send(m, a)
-    self:drop_request(m)
-    m.io = a
-    push(a.purpose == "create" and self.q_create or self.q_poll, m)
   end
 
   -- The task's request, queued or in flight, no longer matters.

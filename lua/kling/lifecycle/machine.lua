@@ -10,6 +10,8 @@
 --   reserved(now, ok, err)            the reservation was made (ok) or refused (err)
 --   answer(now, res, wall_s)          the transport result of the request last sent
 --   timer(now)                        a wake-up asked for has come
+-- (answer and timer, the events of every poll, take an empty list to return the actions in
+-- as a last argument: a runner of many tasks reuses one instead of making one per poll)
 --   callback(now, fields)             a provider's callback, parsed to canonical task fields
 --   news(now, fields)                 a task query made outside the machine (task:refresh)
 --   watch(now, sched, deadline_ms)    start polling with this scheduler (core.sched) until then
@@ -176,8 +178,15 @@ end
 ---@return table profile
 function M.profile(o)
   local p = configure({}, o)
-  p.__index, p.__tostring, p.__name = p, Machine.__tostring, Machine.__name
-  return setmetatable(p, { __index = Machine })
+  -- The machine's methods are copied in: a task's method or missing field is then found (or
+  -- not) in two lookups, not three (every poll of 10,000 tasks makes dozens of them).
+  for k, v in pairs(Machine) do
+    if p[k] == nil then
+      p[k] = v
+    end
+  end
+  p.__index = p
+  return p
 end
 
 --- A machine for a task that already exists (get_task, a task created elsewhere): it starts
@@ -242,7 +251,8 @@ function Machine:send_poll(acts)
   self.renewed = nil
   local t = self.task
   self.polls = (self.polls or 0) + 1
-  return self:push_send(acts, send("poll", "GET", self.provider.query_path(t.endpoint, t.id)))
+  acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
+  return acts
 end
 
 function Machine:wake(acts, at)
@@ -614,9 +624,9 @@ function Machine:on_poll(acts, res, now)
 end
 
 --- The transport result of the request last sent (res: the driver's result shape).
-function Machine:answer(now, res, wall_s)
+function Machine:answer(now, res, wall_s, acts)
   self.wall = wall_s or self.wall
-  local acts = {}
+  acts = acts or {}
   local s = self.state
   if s == "creating" then
     return self:on_create(acts, res, now)
@@ -689,8 +699,8 @@ function Machine:finish_again(acts)
 end
 
 --- A wake-up asked for has come.
-function Machine:timer(now)
-  local acts = {}
+function Machine:timer(now, acts)
+  acts = acts or {}
   local s = self.state
   if self.deadline_ms and now >= self.deadline_ms and s ~= "done" and s ~= "expired" then
     return self:deadline_passed(acts, now)
