@@ -489,6 +489,20 @@ describe("kling.engine", function()
     assert.is_nil(rawget(c:engine(), "http"))
   end)
 
+  it("issue 10: debug printing sees the engine's requests and answers through the seam", function()
+    local f = fake.new { task_seconds = 5 }
+    local lines = {}
+    local c = fake.client(f, { debug = function(text)
+      lines[#lines + 1] = text
+    end })
+    assert.equal(1, c:wait_all(c:submit_many(prompts(1))).succeeded)
+    local text = table.concat(lines, "\n")
+    assert.matches("kling> POST http://fake/v1/videos/text2video", text, 1, true)
+    assert.matches("kling< 200 POST", text, 1, true)
+    assert.matches("kling> GET http://fake/v1/videos/text2video/", text, 1, true)
+    assert.not_matches("sk%-fake", text)
+  end)
+
   it("refuses misuse", function()
     local f, c = setup_fake()
     assert.has_error(function()
