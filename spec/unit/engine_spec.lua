@@ -184,6 +184,7 @@ describe("kling.engine", function()
     assert.equal(5, c:wait_all(tasks).succeeded)
     assert.equal(5, f.stats.posts)
     assert.equal(1, c:engine():stats().adopted)
+    assert.equal(1, c:engine():stats().uncertain)
   end)
 
   it("adopts after a reset or a malformed answer too", function()

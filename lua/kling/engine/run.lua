@@ -84,6 +84,9 @@ return function(Engine)
     end
     local s = m.state
     if s ~= s0 or t.status ~= st0 then -- else neither its counts nor its phase moved
+      if s0 == "creating" and m.was_uncertain and s ~= "creating" then
+        self.uncertain_n = self.uncertain_n + 1 -- its create's fate was unknown (stats)
+      end
       local c0, c = CREATING[s0], CREATING[s]
       if c0 ~= c then
         self.creating_n = self.creating_n + (c and 1 or -1)
