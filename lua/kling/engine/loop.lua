@@ -18,7 +18,7 @@ return function(Engine)
     local ctx, req = self.ctx, self.req
     local headers = req.headers
     headers.accept = "application/json"
-    headers.authorization = ctx.auth and ctx.auth:bearer(self.wall_s()) or nil
+    headers.authorization = ctx.auth and self:bearer(ctx) or nil
     headers["content-type"] = a.body and "application/json" or nil
     req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
     local purpose = a.purpose
@@ -41,6 +41,18 @@ return function(Engine)
     end
     m.io = id
     self.n_inflight = self.n_inflight + 1
+  end
+
+  -- The Authorization header: the auth's bearer for this second, made once a second (the
+  -- same second gives the same token until the token is renewed: effects.renew_token), not
+  -- once a request (a 200-byte string each).
+  function Engine:bearer(ctx)
+    local sec = math.floor(self.wall_s())
+    if self.bearer_s ~= sec or self.bearer_renewed ~= ctx.renewed_ms then
+      self.bearer_text = ctx.auth:bearer(sec)
+      self.bearer_s, self.bearer_renewed = sec, ctx.renewed_ms
+    end
+    return self.bearer_text
   end
 
   -- Starts queued requests while there is room: polls and creates take turns, so that
