@@ -1,33 +1,32 @@
 --- Many tasks in one process: the engine behind submit_many, wait_all and wait_any.
--- kling.engine: many tasks in one process, none blocking another. Creates and polls run
--- concurrently over the libcurl multi driver (start/wait); the C scheduler decides when each
--- task is polled (near its expected finish when an estimate or progress is known, back-off
--- otherwise, deadlines always); the C slot limiter keeps tasks waiting here, per model,
--- while the provider's parallel slots are full, and follows 1303/429 (AIMD). Callbacks
--- delivered with deliver() advance a task, which is then polled only after a silence.
---
--- A task's life (rec.state): slot (waiting for a slot) -> delay (waiting out a refusal) ->
--- ready -> create (POST in flight) -> sched (queued in the scheduler) <-> pready (due) <->
--- poll (GET in flight) -> done. An uncertain create goes lwait/lready/lookup (GET by
--- external id) instead of ever being sent again blindly.
+-- kling.engine: many tasks in one process, none blocking another. Each task's life is a
+-- lifecycle machine (kling.lifecycle.machine, profile "engine": uncertain creates looked up,
+-- refused creates queued again, adoption, callbacks, cancel, deadlines); the engine is a
+-- runner of those machines and decides nothing of a task's life itself (kling.engine.run).
+-- Creates and polls run concurrently over the client's driver's asynchronous seam
+-- (driver:start/wait/cancel, kling.driver.multi: libcurl multi in plain Lua); the C scheduler
+-- decides when each task is polled (near its expected finish when an estimate or progress is
+-- known, back-off otherwise, deadlines always); the C slot limiter keeps tasks waiting here,
+-- per model, while the provider's parallel slots are full, and follows 1303/429 (AIMD).
+-- Callbacks delivered with deliver() advance a task, which is then polled only after a silence.
 -- @module kling.engine
 local core = require "kling.core"
 local errors = require "kling.errors"
-local json = require "kling.json"
-local task_mod = require "kling.task"
-local effects = require "kling.lifecycle.effects"
+local lifecycle = require "kling.lifecycle.machine"
 local local_file = require "kling.local_file"
+local task_mod = require "kling.task"
 local timers = require "kling.engine.timers"
 local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
+local multi = require "kling.driver.multi"
 local durations_file = require "kling.engine.durations_file"
 local validate = require "kling.validate"
 
 local Engine = {}
 Engine.__index = Engine
 Engine.__name = "kling.engine"
+require("kling.engine.run")(Engine)
 require("kling.engine.limits")(Engine)
-require("kling.engine.answers")(Engine)
 require("kling.engine.loop")(Engine)
 require("kling.engine.wait")(Engine)
 require("kling.engine.deliver")(Engine)
@@ -35,10 +34,7 @@ require("kling.engine.learn")(Engine)
 
 local M = {}
 
--- States in which a task's create is not settled yet (submit_many waits these out; a task
--- refused for lack of slots waits in state "slot" instead).
-local CREATING = { ready = true, delay = true, create = true, lwait = true, lready = true, lookup = true }
-local DEADLINE = 0 -- timer token of a task's deadline (kling.engine.loop)
+local DEADLINE = Engine.DEADLINE
 
 local ms, whole = args.ms, args.whole
 
@@ -46,8 +42,6 @@ local function limit_value(fn, name, v)
   return whole(fn, name, v, nil, 1000000)
 end
 
--- The driver's clock (driver:now_ms(), ...) when it has one, so that a test driver's fake
--- time runs the engine too; else kling.core's.
 -- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
 local function learn_file(opts)
   local f = opts.learn_file
@@ -60,6 +54,8 @@ local function learn_file(opts)
   return f or durations_file.default_path()
 end
 
+-- The driver's clock (driver:now_ms(), ...) when it has one, so that a test driver's fake
+-- time runs the engine too; else kling.core's.
 local function clock(driver, name, default)
   if driver and type(driver[name]) == "function" then
     local fn = driver[name]
@@ -70,6 +66,20 @@ local function clock(driver, name, default)
   return default
 end
 
+-- The driver the engine runs on: the client's, which must have the asynchronous seam
+-- (start/wait/cancel), or opts.http (a libcurl-style multi handle, for tests) under one.
+local function seam(driver, http)
+  if http ~= nil then
+    return multi.install({ http = http })
+  end
+  if type(driver) ~= "table" or type(driver.start) ~= "function" or type(driver.wait) ~= "function"
+    or type(driver.cancel) ~= "function" then
+    errors.misuse("engine.new", "the client's driver has no asynchronous seam (start, wait, cancel: "
+      .. "kling.driver.multi): give a driver that has one, or opts.http")
+  end
+  return driver
+end
+
 -- The options engine.new takes (see M.new).
 local NEW_OPTIONS = {}
 for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
@@ -77,6 +87,10 @@ for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estima
   "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
   NEW_OPTIONS[k] = true
 end
+
+-- Lookups of an uncertain create run within the task's deadline: the create phase has no
+-- budget of its own here.
+local NO_CREATE_BUDGET_MS = 2 ^ 53
 
 --- Makes an engine for a client (used through client:submit_many, wait_all, wait_any).
 -- engine.new(client, opts): opts (times in seconds) =
@@ -97,8 +111,8 @@ end
 --                  sent again under the same external id (3)
 --   on_create(task)    called just before a create is sent (task.external_task_id is set)
 --   on_created(task)   called when the provider has the task (task.id is set)
---   http, now_ms, sleep_ms, wall_s, seed   the multi handle (driver.http) and the clocks (the
---                  driver's, else kling.core's), for tests
+--   http, now_ms, sleep_ms, wall_s, seed   a libcurl-style multi handle in place of the
+--                  driver's seam, and the clocks (the driver's, else kling.core's), for tests
 --   adopt, estimate    accepted and not used here: they are options of each submit
 -- Any other option name raises, naming the closest known one; a bad value raises too.
 ---@param client kling.Client the client whose provider, driver and ctx the engine uses
@@ -110,10 +124,7 @@ function M.new(client, opts)
   errors.check_arg("engine.new", 2, opts, "table")
   validate.options("engine.new", opts, NEW_OPTIONS)
   local driver = client.driver
-  local http = opts.http or (driver and driver.http)
-  if http == nil then
-    errors.misuse("engine.new", "the client's driver has no libcurl multi handle (driver.http): give opts.http")
-  end
+  local io = seam(driver, opts.http)
   local min_ms = ms("engine.new", "min_interval", opts.min_interval, math.floor(client.poll_min * 1000))
   local max_ms = ms("engine.new", "max_interval", opts.max_interval, math.max(min_ms,
     math.floor(client.poll_max * 1000)))
@@ -121,8 +132,9 @@ function M.new(client, opts)
     errors.misuse("engine.new", "max_interval must be at least min_interval")
   end
   local so = opts.slots or {}
+  local ctx = client.ctx
   local self = setmetatable({
-    client = client, provider = client.provider, ctx = client.ctx, base_url = client.base_url, http = http,
+    client = client, provider = client.provider, ctx = ctx, base_url = client.base_url, driver = io,
     now = opts.now_ms or clock(driver, "now_ms", core.now_ms), sleep = opts.sleep_ms or clock(driver, "sleep_ms",
       core.sleep_ms), wall_s = opts.wall_s or clock(driver, "wall_s", core.wall_s),
     sched = core.sched { min_interval_ms = min_ms, max_interval_ms = max_ms, jitter = opts.jitter,
@@ -131,14 +143,18 @@ function M.new(client, opts)
     limiters = {}, model_limits = {}, learnt_limit = {}, built_ms = {},
     slot_opts = { decrease = so.decrease, recover_after = so.recover_after,
       recover_ms = so.recover_ms, cooldown_ms = so.cooldown_ms },
-    -- recs: task -> its record while it runs, the number of polls it took once it has ended
-    -- (weak keys). by_id and by_ext index the tasks a callback may name (with a callback_url).
+    -- recs: task -> its machine while it runs, the number of polls it took once it has ended
+    -- (weak keys). by_n: the running machines by number; by_h by scheduler handle; by_id and
+    -- by_ext index the tasks a callback may name (with a callback_url).
     recs = setmetatable({}, { __mode = "k" }), by_n = {}, by_h = {}, by_id = {}, by_ext = {},
     -- one request table and one header table, reused: start() copies them into C at once
-    req = { method = "GET", headers = {}, timeout_ms = client.ctx.timeout_ms,
-      connect_timeout_ms = client.ctx.connect_timeout_ms },
-    inflight = {}, n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
-    next_n = 0, active_n = 0, creating_n = 0, dirty = false, moot_timers = 0,
+    req = { method = "GET", headers = {}, timeout_ms = ctx.timeout_ms,
+      connect_timeout_ms = ctx.connect_timeout_ms },
+    n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
+    -- reused: action lists of the poll events (kling.engine.run), one reading of the clocks a
+    -- batch of answers (answered below)
+    lists = {}, depth = 0, batch_now = false, batch_wall = false,
+    next_n = 0, active_n = 0, creating_n = 0, scheduled_n = 0, dirty = false,
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
@@ -151,6 +167,32 @@ function M.new(client, opts)
     polls_sent = 0, creates_sent = 0, lookups_sent = 0, created_n = 0, adopted_n = 0, uncertain_n = 0,
     rate_limited = 0, poll_errors = 0, callbacks_n = 0, finished_n = 0, finished_ms = 0,
   }, Engine)
+  -- What every task's machine shares: the engine's profile of the lifecycle.
+  self.profile = lifecycle.profile {
+    provider = client.provider, random = core.random_hex, budget = client.ledger ~= nil,
+    auto_external_id = client.auto_external_id, lookups = self.lookups, requeue_refused = true,
+    max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
+    create_budget_ms = NO_CREATE_BUDGET_MS, callback_silence_ms = self.silence_ms, slots = true,
+    sched = self.sched, learnt_ms = self.learn and function(m)
+      return self:expectation(m.kind)
+    end or nil,
+  }
+  -- Every answer comes back through this completion (driver:start's), with its machine.
+  self.answered = function(m, res)
+    if m.io ~= res.id then
+      return -- dropped meanwhile (abandoned, or the task ended): its answer no longer matters
+    end
+    m.io = false
+    self.n_inflight = self.n_inflight - 1
+    if self.by_n[m.n] == m then
+      local now, wall = self.batch_now, self.batch_wall -- one reading of the clocks for a batch of answers
+      if not now then
+        now, wall = self.now(), self.wall_s()
+        self.batch_now, self.batch_wall = now, wall
+      end
+      self:feed(m, "answer", now, res, wall)
+    end
+  end
   local mp = opts.max_parallel
   if type(mp) == "table" then
     for model, n in pairs(mp) do
@@ -170,118 +212,24 @@ function Engine:__tostring()
     self.n_inflight)
 end
 
--- ---- bookkeeping -------------------------------------------------------------------------
-
-function Engine:set_state(rec, s)
-  if CREATING[rec.state] then
-    self.creating_n = self.creating_n - 1
-  end
-  if CREATING[s] then
-    self.creating_n = self.creating_n + 1
-  end
-  rec.state = s
-end
-
-function Engine:set_phase(rec, p)
-  if rec.phase ~= p then
-    if rec.watch then
-      rec.watch:move(rec, rec.phase, p)
-    end
-    rec.phase = p
-    self.dirty = true
-  end
-end
-
-function Engine:timer(rec, at)
-  rec.tok = rec.tok + 1
-  self.timers:push(at, rec.n, rec.tok)
-end
-
-function Engine:timeout_error(rec, why)
-  local t = rec.task
-  return errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task_id = t.id,
-    external_task_id = t.external_task_id,
-    message = string.format("task %s %s (last status %s)%s", tostring(t.id or t.external_task_id or rec.n),
-      why or "did not finish by its deadline", t.status,
-      rec.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
-end
-
--- Ends a task: succeeded when err is nil and the provider said so, else failed with err.
-function Engine:finish(rec, err, now)
-  if rec.state == "done" then
-    return
-  end
-  if rec.xfer then
-    self.http:cancel(rec.xfer)
-    self.inflight[rec.xfer] = nil
-    self.n_inflight = self.n_inflight - 1
-    rec.xfer = nil
-  end
-  if rec.h then
-    self.sched:remove(rec.h)
-    self.by_h[rec.h] = nil
-    rec.h = nil
-  end
-  local t = rec.task
-  local success = err == nil and t.status == "succeeded"
-  if not success and err == nil then
-    err = t:failure()
-  end
-  self:release_slot(rec, now, success)
-  if t.ledger_key and not t.accounted and not t.id and not rec.uncertain_err and not (err and err.uncertain) then
-    -- No task was made (refused, never sent, or ended before its create): nothing is owed.
-    -- A task that exists, or may, keeps its reservation until it is seen ended.
-    effects.account(self.client, { type = "release", key = t.ledger_key, task = t })
-  end
-  self:set_state(rec, "done")
-  t.error = err
-  if success and rec.created_ms then
-    local took = now - rec.created_ms
-    self.finished_n = self.finished_n + 1
-    self.finished_ms = self.finished_ms + took
-    if rec.kind and self.learn then
-      self:observe(rec.kind, took, now, t)
-    end
-  end
-  self:set_phase(rec, success and "succeeded" or "failed")
-  self.by_n[rec.n] = nil
-  -- The record is dropped: a finished task is known by its own fields (error, status) and
-  -- the polls it took; the caller's references keep the task alive, the engine holds nothing
-  -- of it (its timers name records by number and skip those no longer in by_n).
-  self.recs[t] = rec.polls
-  self.moot_timers = self.moot_timers + 1 -- its deadline at least (kling.engine.loop prune_timers)
-  if rec.callback then
-    if t.id and self.by_id[t.id] == rec then
-      self.by_id[t.id] = nil
-    end
-    local ext = t.external_task_id
-    if ext and self.by_ext[ext] == rec then
-      self.by_ext[ext] = nil
-    end
-  end
-  rec.c = nil
-  self.active_n = self.active_n - 1
-  if rec.watch then
-    self.ended[#self.ended + 1] = rec
-  end
-end
-
 -- ---- adding tasks ------------------------------------------------------------------------
 
-function Engine:new_rec(t, now, topts)
+-- A task's record, which its machine fills in: the fields every running task has are made
+-- here so that the table is sized once (10,000 of these must fit in a few MiB). The
+-- engine's own: n, kind (what learnt durations are kept by), waiter, io (the request queued,
+-- or the transfer in flight), slot and sent_ms (kling.engine.limits).
+function Engine:new_record(t, now, timeout_ms)
   local n = self.next_n + 1
   self.next_n = n
-  local timeout_ms = ms("engine:submit", "timeout", topts.timeout, self.task_timeout_ms)
-  -- Kept small (10,000 of these must fit in a few MiB): the fields every task has are made
-  -- here, so the table is sized once; c holds the create's payload until it is accepted.
-  local rec = { n = n, task = t, phase = "waiting", state = "new", fails = 0, tok = 0, deadline = now + timeout_ms,
-    key = false, kind = false, c = false, h = false, created_ms = false, polls = 0 }
-  self.recs[t] = rec
-  self.by_n[n] = rec
+  local m = { n = n, kind = false, waiter = false, io = false, task = t, state = "new", fails = 0, h = false,
+    wake_at = false, created_ms = false, polls = 0, wall = 0, deadline_ms = false, watch_from = false }
+  self.recs[t] = m
+  self.by_n[n] = m
   self.active_n = self.active_n + 1
   self.dirty = true
-  self.timers:push(rec.deadline, n, DEADLINE)
-  return rec
+  local deadline = now + timeout_ms
+  self.timers:push(deadline, n, DEADLINE)
+  return m, deadline
 end
 
 local function without(req, key)
@@ -312,70 +260,40 @@ function Engine:submit(req, topts)
     req = without(req, "estimate")
   end
   local t = task_mod.new(self.client, { status = "pending", request = req })
-  local rec = self:new_rec(t, now, topts)
+  local m, deadline = self:new_record(t, now, ms("engine:submit", "timeout", topts.timeout, self.task_timeout_ms))
+  local err, files
   if estimate ~= nil and (type(estimate) ~= "number" or not (estimate > 0 and estimate <= 2147483)) then
-    return self:fail_now(rec, errors.validation("estimate", "must be a positive number of seconds", provider.name), now)
+    err = errors.validation("estimate", "must be a positive number of seconds", provider.name)
+  elseif self.client.local_files then -- what its local files become (kling.local_file)
+    files, err = local_file.inline(provider, req)
   end
-  rec.expect_ms = estimate and math.floor(estimate * 1000)
-  local endpoint, files = self.client:prepare(req) -- files: what its local files became (kling.local_file)
-  if not endpoint then
-    return self:fail_now(rec, files, now)
+  lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt,
+    expect_ms = estimate and math.floor(estimate * 1000), callback = req.callback_url ~= nil or nil }, self.profile)
+  if err then
+    self:feed(m, "refuse", now, err)
+    return t
   end
-  if req.external_task_id == nil and self.client.auto_external_id and provider.capabilities.external_ids then
-    req = without(req)
-    req.external_task_id = "kl-" .. core.random_hex(12)
-    t.request = req
-  end
-  if topts.adopt and req.external_task_id == nil then
-    return self:fail_now(rec, errors.validation("external_task_id", "is required to adopt (look up) a task",
-      provider.name), now)
-  end
-  local call = provider.build(local_file.apply(req, files), endpoint)
-  local body = call.body
-  if body ~= nil and type(body) ~= "string" then
-    local eerr
-    body, eerr = json.encode(body)
-    if not body then
-      return self:fail_now(rec, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr),
-        provider.name), now)
-    end
-  end
-  if self.client.ledger then
-    -- The client's budget: the estimate is held before anything is sent (kling.money.hold).
-    local key = req.external_task_id or ("local-" .. core.random_hex(12))
-    local quote, berr = effects.reserve(self.client, { key = key, request = req })
-    if not quote then
-      return self:fail_now(rec, berr, now)
-    end
-    t.ledger_key, t.quote = key, quote
-  end
-  rec.c = { method = call.method, path = call.path, body = body }
-  rec.callback = req.callback_url ~= nil or nil
-  rec.key = req.model or provider.default_model or "default"
-  -- One string per kind, shared: a long string made per task would cost 10,000 copies.
-  local kind = table.concat({ self.kind_prefix .. rec.key, endpoint, tostring(req.mode), tostring(req.duration),
-    tostring(req.sound) }, "|")
-  rec.kind = self.kinds[kind] or kind
-  self.kinds[kind] = rec.kind
-  rec.adopt = topts.adopt and true or nil
-  t.endpoint, t.external_task_id = endpoint, req.external_task_id
-  if rec.callback and req.external_task_id then
-    self.by_ext[req.external_task_id] = rec
-  end
-  if not self.limiters[rec.key] then
-    local c = self:configured_limit(rec.key)
+  local key = self:model_of(m)
+  if not self.limiters[key] then
+    local c = self:configured_limit(key)
     if c then
-      self:build_limiter(rec.key, c, now)
+      self:build_limiter(key, c, now)
     end
   end
-  self:want_slot(rec, now)
+  self:feed(m, "watch", now, self.sched, deadline)
+  self:feed(m, "start", now)
+  if m.state ~= "done" then
+    req = t.request -- with its external id
+    -- One string per kind, shared: a long string made per task would cost 10,000 copies.
+    local kind = table.concat({ self.kind_prefix .. key, t.endpoint, tostring(req.mode), tostring(req.duration),
+      tostring(req.sound) }, "|")
+    m.kind = self.kinds[kind] or kind
+    self.kinds[kind] = m.kind
+    if m.has_callback and t.external_task_id then
+      self.by_ext[t.external_task_id] = m
+    end
+  end
   return t
-end
-
-function Engine:fail_now(rec, err, now)
-  rec.task.status = "failed"
-  self:finish(rec, err, now)
-  return rec.task
 end
 
 -- track(task, {estimate =, timeout =}) -> task: polls a task created elsewhere (it has an
@@ -390,18 +308,36 @@ function Engine:track(t, topts)
     return t
   end
   local now = self.now()
-  local rec = self:new_rec(t, now, topts)
-  rec.key = "tracked"
-  rec.callback = type(t.request) == "table" and t.request.callback_url ~= nil or nil
-  rec.expect_ms = topts.estimate and ms("engine:track", "estimate", topts.estimate)
-  local fields = {}
-  for k, v in pairs(t) do
-    fields[k] = v
+  local m, deadline = self:new_record(t, now, ms("engine:track", "timeout", topts.timeout, self.task_timeout_ms))
+  m.tracked = true
+  lifecycle.existing({ record = m, task = t, key = t.ledger_key,
+    expect_ms = topts.estimate and ms("engine:track", "estimate", topts.estimate),
+    callback = type(t.request) == "table" and t.request.callback_url ~= nil or nil }, self.profile)
+  if m.has_callback then
+    self.by_id[t.id] = m
   end
-  fields.client = nil
-  self:accept(rec, fields, now)
-  self.created_n = self.created_n - 1
+  self:feed(m, "watch", now, self.sched, deadline)
   return t
+end
+
+-- cancel(task) -> true | nil, err: gives a task up. One not created yet ends at once (nothing
+-- held); one the provider has is cancelled there where the provider can (then polled to its
+-- end), else the error says it cannot (kind validation). Its machine decides which.
+function Engine:cancel(t)
+  errors.check_arg("engine:cancel", 1, t, "table")
+  local m = self.recs[t]
+  if type(m) ~= "table" then
+    return nil, errors.validation("task", "has ended (or is not a task of this engine): nothing to cancel",
+      self.provider.name)
+  end
+  self.cancel_refusal = nil
+  self:feed(m, "cancel", self.now())
+  local err = self.cancel_refusal
+  self.cancel_refusal = nil
+  if err then
+    return nil, err
+  end
+  return true
 end
 
 -- ---- inspection --------------------------------------------------------------------------

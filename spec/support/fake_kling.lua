@@ -51,6 +51,7 @@ function M.new(opts)
       error("the fake serves the engine only (start/wait)")
     end,
   }
+  require("kling.driver.multi").install(f.driver) -- the engine's asynchronous seam over f.http
   return f
 end
 

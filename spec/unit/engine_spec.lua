@@ -270,6 +270,7 @@ describe("kling.engine", function()
     assert.equal(5, c:wait_all(tasks).succeeded)
     assert.equal(5, f.stats.posts)
     assert.equal(1, c:engine():stats().adopted)
+    assert.equal(1, c:engine():stats().uncertain)
   end)
 
   it("adopts after a reset or a malformed answer too", function()
@@ -535,6 +536,58 @@ describe("kling.engine", function()
       local _, perr = e:deliver("evolink", body, {})
       assert.equal("validation", perr.kind)
     end)
+  end)
+
+  it("issue 10: cancel is an event of the task's machine: one waiting for a slot ends, nothing sent or held", function()
+    local q = assert(require("kling").estimate { provider = "kling", prompt = "x" })
+    local f = fake.new { task_seconds = 30 }
+    local c = fake.client(f, { budget = { limit = "100", currency = q.currency } })
+    local e = c:engine { max_parallel = 1 }
+    local tasks = c:submit_many(prompts(2))
+    assert.equal("pending", tasks[2].status)
+    assert.is_true(e:cancel(tasks[2]))
+    assert.equal("cancelled", tasks[2].status)
+    assert.equal("cancelled", tasks[2].error.kind)
+    -- the provider cannot cancel a task it has (Kling): refused, the task goes on
+    local ok, err = e:cancel(tasks[1])
+    assert.is_nil(ok)
+    assert.equal("validation", err.kind)
+    local res = c:wait_all(tasks)
+    assert.equal(1, res.succeeded)
+    assert.equal(1, f.stats.creates)
+    assert.equal(q.micros, c.ledger:spent())
+    assert.equal(0, c.ledger:reserved())
+    local _, again = e:cancel(tasks[2])
+    assert.equal("validation", again.kind) -- it has ended: nothing to cancel
+  end)
+
+  it("issue 10: the engine runs on the driver's asynchronous seam, never on core.http", function()
+    local f = fake.new { task_seconds = 5 }
+    local c = fake.client(f)
+    local started = 0
+    local start = f.driver.start
+    f.driver.start = function(d, req, done, arg)
+      started = started + 1
+      return start(d, req, done, arg)
+    end
+    assert.equal(3, c:wait_all(c:submit_many(prompts(3))).succeeded)
+    assert.equal(f.stats.requests, started) -- every request went through the seam
+    assert.equal(c.driver, c:engine().driver)
+    assert.is_nil(rawget(c:engine(), "http"))
+  end)
+
+  it("issue 10: debug printing sees the engine's requests and answers through the seam", function()
+    local f = fake.new { task_seconds = 5 }
+    local lines = {}
+    local c = fake.client(f, { debug = function(text)
+      lines[#lines + 1] = text
+    end })
+    assert.equal(1, c:wait_all(c:submit_many(prompts(1))).succeeded)
+    local text = table.concat(lines, "\n")
+    assert.matches("kling> POST http://fake/v1/videos/text2video", text, 1, true)
+    assert.matches("kling< 200 POST", text, 1, true)
+    assert.matches("kling> GET http://fake/v1/videos/text2video/", text, 1, true)
+    assert.not_matches("sk%-fake", text)
   end)
 
   it("refuses misuse", function()

@@ -122,4 +122,130 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.are_not.equal("news", a.type)
     end
   end)
+  describe("issue 10: what the engine decided alone is the machine's (profile engine)", function()
+    local function random_source()
+      local n = 0
+      return function(nb)
+        n = n + 1
+        return string.format("%0" .. (nb * 2) .. "x", n):sub(-nb * 2)
+      end
+    end
+    local function profile(extra)
+      local o = { provider = kling, random = random_source(), budget = true, lookups = 3, requeue_refused = true,
+        slots = true, sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 3 },
+        create_budget_ms = 2 ^ 53 }
+      for k, v in pairs(extra or {}) do
+        o[k] = v
+      end
+      return machine.profile(o)
+    end
+    local function types(acts)
+      local out = {}
+      for _, a in ipairs(acts) do
+        out[#out + 1] = a.type .. (a.purpose and (":" .. a.purpose) or "") .. (a.front and ":front" or "")
+      end
+      return out
+    end
+    local function started(p, rec)
+      local m = machine.new({ request = scenarios.REQUEST, record = rec }, p)
+      m:watch(0, p.sched, 600000)
+      local acts = m:start(0)
+      assert.are.same({ "reserve" }, types(acts))
+      return m, m:reserved(0, { micros = 1000000, currency = "CNY" })
+    end
+
+    it("a task of a profile keeps only its own state, in the runner's record", function()
+      local p = profile()
+      local rec = { n = 7 }
+      local m = started(p, rec)
+      assert.are.equal(rec, m) -- no second table beside the runner's
+      assert.are.equal(7, m.n)
+      for _, k in ipairs { "provider", "random", "sched", "lookups_max", "max_attempts", "budget" } do
+        assert.is_nil(rawget(m, k), k)
+      end
+    end)
+
+    it("a slot is asked for before the create, the create goes when it is granted", function()
+      local m, acts = started(profile())
+      assert.are.same({ "acquire" }, types(acts))
+      assert.are.equal("slot_wait", m.state)
+      assert.are.same({ "journal", "send:create" }, types(m:granted(10)))
+    end)
+
+    it("a create refused for want of a slot waits, then asks for a slot again at the head of the line", function()
+      local m = started(profile())
+      m:granted(0)
+      local acts = m:answer(50, scenarios.ANSWERS["1303"](), 0)
+      assert.are.same({ "refused", "wake" }, types(acts))
+      assert.is_true(acts[1].slot_full)
+      assert.are.same({ "acquire:front" }, types(m:timer(m.wake_at)))
+      assert.are.same({ "journal", "send:create" }, types(m:granted(m.wake_at)))
+    end)
+
+    it("a deadline or a cancel while waiting for a slot ends the task, its reservation released", function()
+      for _, ev in ipairs { "deadline", "cancel" } do
+        local m = started(profile())
+        assert.are.same({ "release", "done" }, types(m[ev](m, 5000)))
+        assert.are.equal(ev == "cancel" and "cancelled" or "timeout", m.err.kind)
+      end
+    end)
+
+    it("a deadline while the create is in flight waits for its answer: its fate decides", function()
+      local m = started(profile())
+      m:granted(0)
+      local acts = m:deadline(600000)
+      assert.are.same({ "wake" }, types(acts))
+      assert.are.equal(601000, acts[1].at)
+      assert.are.equal("creating", m.state)
+      -- it was created: the end keeps the reservation (the task runs on at the provider)
+      m:answer(600500, scenarios.ANSWERS.submitted(), 0)
+      assert.are.equal("t-1", m.task.id)
+      local ended = m:timer(601000)
+      assert.are.same({ "done" }, types(ended))
+      assert.are.equal("timeout", ended[1].err.kind)
+      assert.are.equal(scenarios.EXT, ended[1].err.ledger_key)
+    end)
+
+    it("issue 15.1: a task without an estimate is polled through the window its kind took (learnt_ms), "
+      .. "and moved by an earlier window only before its start, or when tasks wait for slots", function()
+      local asked = 0
+      local p = profile { learnt_ms = function(m)
+        asked = asked + 1
+        return m.kind == "k" and { 28000, 30000 } or nil
+      end }
+      local m = started(p, { kind = "k" })
+      m:granted(0)
+      local acts = m:answer(100, scenarios.ANSWERS.submitted(), 0)
+      assert.are.equal(1, asked)
+      local at = acts[#acts].at
+      assert.is_true(at >= 27900 and at <= 30100, "first poll within the window: " .. at)
+      acts = m:learnt(5000, { 9000, 10000 })
+      assert.is_true(acts[1].at <= 10100 and acts[1].at >= 5000, "moved earlier: " .. acts[1].at)
+      -- past a window's start, a task keeps its course unless the runner's tasks wait for slots
+      local late = started(p, { kind = "k" })
+      late:granted(0)
+      late:answer(100, scenarios.ANSWERS.submitted(), 0)
+      assert.are.same({}, late:learnt(20000, { 9000, 10000 }))
+      acts = late:learnt(20000, { 9000, 10000 }, true)
+      assert.is_true(acts[1].at >= 20000 and acts[1].at <= 21000, "moved to now: " .. acts[1].at)
+    end)
+
+    it("the request a token renewal sends again is made again, nothing of it kept per task", function()
+      local m = started(profile { slots = false })
+      m:answer(50, scenarios.ANSWERS.submitted(), 0)
+      local poll = m:timer(m.wake_at)
+      assert.are.same({ "send:poll" }, types(poll))
+      local acts = m:answer(m.wake_at + 50, scenarios.ANSWERS["1004"](), 0)
+      assert.are.same({ "renew_token", "send:poll" }, types(acts))
+      assert.are.equal(poll[1].path, acts[2].path)
+      assert.is_nil(rawget(m, "last_send"))
+    end)
+
+    it("a runner's own refusal before start ends the task with nothing sent or held", function()
+      local m = machine.new({ request = scenarios.REQUEST }, profile())
+      local err = { kind = "validation", field = "estimate" }
+      assert.are.same({ "done" }, types(m:refuse(0, err)))
+      assert.are.equal(err, m.err)
+    end)
+  end)
 end)

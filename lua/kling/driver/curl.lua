@@ -1,6 +1,9 @@
 -- The plain-Lua driver: kling.core's libcurl multi handle, the monotonic clock and sleep.
 -- (Inside nginx the resty driver takes its place: libcurl never runs in a worker.)
+-- `request` blocks (the blocking client); `start`/`cancel`/`wait`/`pending` are the
+-- asynchronous seam the engine runs on (kling.driver.multi).
 local core = require "kling.core"
+local multi = require "kling.driver.multi"
 
 local Driver = {}
 Driver.__index = Driver
@@ -13,8 +16,10 @@ function M.new(opts)
     ca_file = opts.ca_file, connect_timeout_ms = opts.connect_timeout_ms, timeout_ms = opts.timeout_ms,
     user_agent = opts.user_agent,
   }
-  return setmetatable({ http = http }, Driver)
+  return setmetatable({ http = http, completions = { done = {}, arg = {}, n = 0 } }, Driver)
 end
+
+multi.install(Driver)
 
 function Driver:request(req)
   return self.http:request(req)

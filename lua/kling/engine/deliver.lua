@@ -1,6 +1,6 @@
 -- Callbacks as an alternative to polling: deliver() advances a task from a provider's POST
 -- received by the caller's HTTP server; the task is then polled only as a fallback after a
--- silence (kling.engine.answers). Installed as a method of the engine.
+-- silence (its lifecycle machine's rule). Installed as a method of the engine.
 local errors = require "kling.errors"
 local callback = require "kling.engine.callback"
 
@@ -31,31 +31,16 @@ return function(Engine)
       return nil, perr
     end
     local ext = fields.external_task_id
-    local rec = (fields.id and self.by_id[fields.id]) or (ext and self.by_ext[ext])
-    if not rec then
+    local m = (fields.id and self.by_id[fields.id]) or (ext and self.by_ext[ext])
+    if not m then
       return nil, errors.new { kind = "not_found", provider = provider.name, retryable = false,
         message = "callback for a task this engine does not track: " .. tostring(fields.id) }
     end
-    local now = self.now()
-    rec.heard = true
     self.callbacks_n = self.callbacks_n + 1
-    local s = rec.state
-    if s == "create" or s == "lookup" or s == "lwait" or s == "lready" then
-      -- The callback beat the create's answer (or the lookup): the task exists.
-      if rec.xfer then
-        self.http:cancel(rec.xfer)
-        self.inflight[rec.xfer] = nil
-        self.n_inflight = self.n_inflight - 1
-        rec.xfer = nil
-      end
-      self:accept(rec, fields, now)
-    elseif rec.h then
-      self:news(rec, fields, now, true)
-    else
-      return nil, errors.new { kind = "protocol", provider = provider.name, retryable = false,
-        message = "callback for task " .. tostring(fields.id) .. " before its create was sent" }
-    end
-    return rec.task
+    -- Its machine decides: news, a duplicate, a stale one, or the news that beat the create's
+    -- answer (the request in flight is then abandoned).
+    self:feed(m, "callback", self.now(), fields)
+    return m.task
   end
 
 end

@@ -62,18 +62,6 @@ return function(Engine)
     return k and k.expect or nil
   end
 
-  -- Tells the scheduler when rec's task (scheduled, no estimate of its own) should end, from
-  -- its kind's window; true when there is one.
-  function Engine:expect_learnt(rec, now)
-    local w = self:expectation(rec.kind)
-    if not w then
-      return false
-    end
-    local age = now - rec.created_ms
-    self.sched:expect(rec.h, now, math.max(0, w[1] - age), math.max(0, w[2] - age))
-    return true
-  end
-
   -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
   -- the provider's own times). A first window, or one whose start moved clearly earlier, also
   -- moves the tasks of that kind already out that have not reached its start. Those past it
@@ -109,15 +97,7 @@ return function(Engine)
     if not after or (before and after[1] >= before[1] * MOVED) then
       return
     end
-    local limiters = self.limiters
-    for _, rec in pairs(self.by_n) do
-      if rec.kind == kind and rec.state == "sched" and not rec.expect_ms and not rec.callback then
-        local lim = limiters[rec.key]
-        if now - rec.created_ms < after[1] or (lim and lim:queued() > 0) then
-          self:expect_learnt(rec, now)
-        end
-      end
-    end
+    self:relearn(kind, after, now) -- each task's machine decides (kling.engine.run)
   end
 
   -- Merges the samples learnt since the last save into the cache file (when there is one). A

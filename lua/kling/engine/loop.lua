@@ -1,80 +1,63 @@
 -- The engine's loop: timers, slots, due polls and answers, one turn at a time. Requests
--- start over the libcurl multi handle (start) and are collected as they finish (wait); the
--- loop sleeps in curl_multi_poll (or sleep_ms when nothing is in flight) until the next
--- answer or the next due time, never busy-waiting. Installed as methods of the engine.
+-- start over the driver's asynchronous seam (driver:start with a completion, driver:wait,
+-- driver:cancel: kling.driver.multi) and each answer is fed to its task's machine as it
+-- comes; the loop sleeps in driver:wait (curl_multi_poll) or sleep_ms when nothing is in
+-- flight, until the next answer or the next due time, never busy-waiting. Installed as
+-- methods of the engine.
 local queue = require "kling.engine.queue"
 local ms = require("kling.engine.args").ms
 
-local push, pop, qsize = queue.push, queue.pop, queue.size
+local pop, qsize = queue.pop, queue.size
 
-local DEADLINE = 0 -- timer token of a task's deadline (kling.engine)
+local DEADLINE, WAKE = 0, 1 -- timer tokens: a task's deadline, a machine's wake-up
 local MAX_SLEEP_MS = 60000
 
 return function(Engine)
-  function Engine:queue_create(rec)
-    if rec.state ~= "ready" then
-      self:set_state(rec, "ready")
-      push(self.q_create, rec)
-    end
-  end
-
-  function Engine:queue_lookup(rec)
-    if rec.state ~= "lready" then
-      self:set_state(rec, "lready")
-      push(self.q_poll, rec)
-    end
-  end
-
-  function Engine:start(rec, op, now)
-    local ctx, t = self.ctx, rec.task
-    local req = self.req
+  -- Starts one queued request of a task over the driver; its answer comes to answered().
+  function Engine:start(m, a, now)
+    local ctx, req = self.ctx, self.req
     local headers = req.headers
     headers.accept = "application/json"
-    headers.authorization = ctx.auth and ctx.auth:bearer(self.wall_s()) or nil
-    headers["content-type"] = nil
-    req.method, req.body = "GET", nil
-    if op == "create" then
-      if self.hook_create then
-        self.hook_create(t)
+    headers.authorization = ctx.auth and self:bearer(ctx) or nil
+    headers["content-type"] = a.body and "application/json" or nil
+    req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
+    local purpose = a.purpose
+    if purpose == "create" then
+      if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
+        self.hook_create(m.task)
       end
-      local c = rec.c
-      c.sent_ms = now
-      req.method, req.url, req.body = c.method, self.base_url .. c.path, c.body
-      if c.body then
-        headers["content-type"] = "application/json"
-      end
+      m.sent_ms = now
       self.creates_sent = self.creates_sent + 1
-    elseif op == "lookup" then
-      req.url = self.base_url .. self.provider.external_query_path(t.endpoint, t.external_task_id)
+    elseif purpose == "lookup" then
       self.lookups_sent = self.lookups_sent + 1
-    else
-      req.url = self.base_url .. self.provider.query_path(t.endpoint, t.id)
+    elseif purpose == "poll" then
       self.polls_sent = self.polls_sent + 1
-      rec.polls = rec.polls + 1
     end
-    self:set_state(rec, op)
-    local id, serr = self.http:start(req)
+    local id, serr = self.driver:start(req, self.answered, m)
     if not id then -- the transfer could not start: nothing left the host
-      return self:answer(rec, { ok = false, error = "other", message = serr, sent = false, received = false }, now)
+      m.io = false
+      return self:feed(m, "answer", now, { ok = false, error = "other", message = serr, sent = false,
+        received = false }, self.wall_s())
     end
-    self.inflight[id] = rec
-    rec.xfer = id
+    m.io = id
     self.n_inflight = self.n_inflight + 1
   end
 
-  function Engine:answer(rec, res, now)
-    local op = rec.state
-    if op == "create" then
-      self:on_create(rec, res, now)
-    elseif op == "lookup" then
-      self:on_lookup(rec, res, now)
-    else
-      self:on_poll(rec, res, now)
+  -- The Authorization header: the auth's bearer for this second, made once a second (the
+  -- same second gives the same token until the token is renewed: effects.renew_token), not
+  -- once a request (a 200-byte string each).
+  function Engine:bearer(ctx)
+    local sec = math.floor(self.wall_s())
+    if self.bearer_s ~= sec or self.bearer_renewed ~= ctx.renewed_ms then
+      self.bearer_text = ctx.auth:bearer(sec)
+      self.bearer_s, self.bearer_renewed = sec, ctx.renewed_ms
     end
+    return self.bearer_text
   end
 
   -- Starts queued requests while there is room: polls and creates take turns, so that
-  -- neither a flood of due polls nor a batch of creates starves the other.
+  -- neither a flood of due polls nor a batch of creates starves the other. A create whose
+  -- slot was taken back (a limit learnt meanwhile) waits for it again (kling.engine.limits).
   function Engine:dispatch(now)
     local qp, qc = self.q_poll, self.q_create
     local turn = true
@@ -83,20 +66,16 @@ return function(Engine)
       if not has_p and not has_c then
         break
       end
-      local rec
+      local m
       if has_p and (turn or not has_c) then
-        rec = pop(qp)
+        m = pop(qp)
       else
-        rec = pop(qc)
+        m = pop(qc)
       end
       turn = not turn
-      local s = rec.state
-      if s == "pready" then
-        self:start(rec, "poll", now)
-      elseif s == "lready" then
-        self:start(rec, "lookup", now)
-      elseif s == "ready" then
-        self:start(rec, "create", now)
+      local a = m.io
+      if type(a) == "table" and m.slot ~= "wait" then
+        self:start(m, a, now)
       end
     end
   end
@@ -109,81 +88,66 @@ return function(Engine)
         return
       end
       local _, n, tok = tm:pop()
-      local rec = self.by_n[n] -- nil once the task has ended
-      local s = rec and rec.state
-      if rec then
+      local m = self.by_n[n] -- nil once the task has ended
+      if m then
         if tok == DEADLINE then
-          if s == "create" then
-            tm:push(now + 1000, n, DEADLINE) -- a create's answer must land first: its fate decides
-          elseif not rec.h then
-            self:finish(rec, self:timeout_error(rec), now)
+          if not m.h then -- else the scheduler holds its deadline
+            self:feed(m, "deadline", now)
           end
-        elseif tok == rec.tok then
-          if s == "delay" then
-            if rec.adopt then
-              self:queue_lookup(rec)
-            else
-              self:queue_create(rec)
-            end
-          elseif s == "lwait" then
-            self:queue_lookup(rec)
-          end
+        elseif m.wake_at == at and not (m.h and m.state == "scheduled") then
+          self:feed(m, "timer", now)
         end
       end
     end
   end
 
-  -- Timers that can only be skipped (of ended tasks, and deadlines the C scheduler holds now)
-  -- are dropped once they are at least half of the heap: 10,000 tasks in flight would
-  -- otherwise carry 10,000 dead deadlines.
+  -- Timers that can only be skipped (of ended tasks, superseded wake-ups, deadlines the
+  -- scheduler holds) are dropped once they are most of a heap of 1,024 or more: 10,000
+  -- tasks in flight would otherwise carry 10,000 dead deadlines. A task the scheduler does
+  -- not hold has at most two live timers.
   function Engine:prune_timers()
     local tm = self.timers
-    if tm:size() < 1024 or 2 * self.moot_timers < tm:size() then
+    local size = tm:size()
+    if size < 1024 or size <= 4 * (self.active_n - self.scheduled_n) then
       return
     end
     local by_n = self.by_n
-    tm:keep(function(n, tok)
-      local rec = by_n[n]
-      if not rec then
+    tm:keep(function(n, tok, at)
+      local m = by_n[n]
+      if not m or m.h then
         return false
       end
-      if tok == DEADLINE then
-        return not rec.h
-      end
-      return tok == rec.tok
+      return tok == DEADLINE or m.wake_at == at
     end)
-    self.moot_timers = 0
   end
 
-  -- Due polls into the queue, as many as there is room for; expired tasks end.
+  -- Due polls to their machines, as many as there is room for; expired tasks end.
   function Engine:collect_due(now)
     local room = self.max_requests - self.n_inflight - qsize(self.q_poll)
     if room <= 0 then
       return
     end
     local due, expired = self.sched:due(now, room)
+    local by_h = self.by_h
     for _, h in ipairs(expired) do
-      local rec = self.by_h[h]
-      if rec then
-        self:finish(rec, self:timeout_error(rec), now)
+      local m = by_h[h]
+      if m then
+        self:feed(m, "deadline", now)
       else
         self.sched:remove(h)
       end
     end
     for _, h in ipairs(due) do
-      local rec = self.by_h[h]
-      if rec and rec.state == "sched" then
-        self:set_state(rec, "pready")
-        push(self.q_poll, rec)
+      local m = by_h[h]
+      if m then
+        self:feed(m, "timer", now)
       end
     end
   end
 
   function Engine:expire_all(now)
-    for _, rec in pairs(self.by_n) do
-      if rec.state ~= "create" then
-        self:finish(rec, self:timeout_error(rec, "was still running when the run's deadline passed"), now)
-      end
+    for _, m in pairs(self.by_n) do
+      self:feed(m, "deadline", now)
     end
   end
 
@@ -205,15 +169,16 @@ return function(Engine)
     if recovering and w > 500 then
       w = 500
     end
-    if self.run_deadline and self.run_deadline - now < w then
-      w = self.run_deadline - now
+    local run = self.run_deadline
+    if run and run > now and run - now < w then -- once passed, every task has heard it
+      w = run - now
     end
     return math.max(0, math.floor(w))
   end
 
   -- One turn of the loop: fire timers, hand out slots, start due requests, then wait (at most
-  -- max_wait_ms) for answers or the next due time, and handle what came. Returns the number of
-  -- tasks still active.
+  -- max_wait_ms) for answers or the next due time; each answer reaches its machine from the
+  -- driver's completion. Returns the number of tasks still active.
   function Engine:step(max_wait_ms)
     local now = self.now()
     if self.run_deadline and now >= self.run_deadline then
@@ -221,6 +186,7 @@ return function(Engine)
     end
     self:prune_timers()
     self:fire_timers(now)
+    self:flush_bounced(now)
     local recovering = self:recover(now)
     self:collect_due(now)
     self:dispatch(now)
@@ -229,20 +195,13 @@ return function(Engine)
       wait = 0 -- a waiter has news (or nothing is left to wait for): no sleep
     end
     if self.n_inflight > 0 then
-      local results, werr = self.http:wait(wait)
-      if not results then
+      self.batch_now = false -- the answers of this wait read the clocks once (kling.engine)
+      local n, werr = self.driver:wait(wait)
+      self.batch_now = false
+      if not n then
         error("kling.engine: the HTTP driver failed: " .. tostring(werr))
       end
       now = self.now()
-      for _, res in ipairs(results) do
-        local rec = self.inflight[res.id]
-        if rec then
-          self.inflight[res.id] = nil
-          self.n_inflight = self.n_inflight - 1
-          rec.xfer = nil
-          self:answer(rec, res, now)
-        end
-      end
       self:flush_bounced(now)
       self:dispatch(now)
     elseif wait > 0 then
@@ -275,4 +234,5 @@ return function(Engine)
     self.sched:set_run_deadline(self.run_deadline)
   end
 
+  Engine.WAKE, Engine.DEADLINE = WAKE, DEADLINE
 end

@@ -69,18 +69,19 @@ function Watch:eta_s(engine, now)
   local recs = engine.recs
   for _, t in ipairs(self.tasks) do
     local rec = recs[t]
-    local phase = type(rec) == "table" and rec.watch == self and rec.phase
-    if phase == "queued" or phase == "running" then
+    local phase = type(rec) == "table" and rec.waiter == self and rec.task.status -- running: no ended phase
+    if phase == "queued" or phase == "running" then -- at the provider
       local expected = rec.expect_ms or mean
       if not expected then
         return nil
       end
-      local left = rec.created_ms + expected - now
+      local left = (rec.created_ms or now) + expected - now
       if left > longest then
         longest = left
       end
-    elseif phase == "waiting" then
-      waiting[rec.key] = (waiting[rec.key] or 0) + 1
+    elseif phase == "pending" then -- waiting here
+      local key = engine:model_of(rec)
+      waiting[key] = (waiting[key] or 0) + 1
     end
   end
   local extra = 0

@@ -1,6 +1,6 @@
 -- The engine's own timers, for what the C scheduler does not track because no task exists
--- at the provider yet: a create waiting out a 1303's delay, a lookup by external id, a
--- deadline of a task still waiting locally. A binary min-heap over parallel arrays (no table
+-- at the provider yet: a machine's wake-ups (a create waiting out a 1303's delay, a lookup by
+-- external id), a deadline of a task still waiting locally. A binary min-heap over parallel arrays (no table
 -- per entry); an entry carries a token so that a timer superseded by a newer one is skipped
 -- when it fires instead of being searched for and removed.
 local Timers = {}
@@ -69,13 +69,13 @@ function Timers:pop()
   return at, item, tok
 end
 
--- keep(fn): drops every entry for which fn(item, tok) is false, in O(n) (a heap rebuilt from
+-- keep(fn): drops every entry for which fn(item, tok, at) is false, in O(n) (a heap rebuilt from
 -- the rest), so that entries that can only be skipped stop costing memory.
 function Timers:keep(fn)
   local at, item, tok = {}, {}, {}
   local n = 0
   for i = 1, self.n do
-    if fn(self.item[i], self.tok[i]) then
+    if fn(self.item[i], self.tok[i], self.at[i]) then
       n = n + 1
       at[n], item[n], tok[n] = self.at[i], self.item[i], self.tok[i]
     end

@@ -18,7 +18,7 @@ return function(Engine)
     end
     self.ended = {}
     for _, rec in ipairs(ended) do
-      if rec.watch == w then
+      if rec.waiter == w then
         w.first = w.first or rec.task
         if opts.on_done then
           opts.on_done(rec.task, rec.task.error)
@@ -65,9 +65,9 @@ return function(Engine)
             w.first = t
           end
         end
-      elseif rec.watch ~= w then
-        rec.watch = w
-        w:add(rec.phase, t)
+      elseif rec.waiter ~= w then
+        rec.waiter = w
+        w:add(self:phase(rec), t)
       end
     end
   end
@@ -90,7 +90,7 @@ return function(Engine)
     for _, t in ipairs(tasks) do
       local rec = self.recs[t]
       if type(rec) == "table" then
-        rec.watch = nil
+        rec.waiter = false
       end
     end
     self.watching = false
@@ -100,6 +100,15 @@ return function(Engine)
       error(err, 0)
     end
     return w
+  end
+
+  -- The error a wait gives a task still running when it timed out (the task goes on).
+  function Engine:unfinished(m)
+    local t = m.task
+    return errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task_id = t.id,
+      external_task_id = t.external_task_id,
+      message = string.format("task %s had not ended when the wait timed out (last status %s)",
+        tostring(t.id or t.external_task_id or m.n), t.status) }
   end
 
   -- wait_all(tasks, {timeout =, on_progress =, on_done =, progress_interval =}) -> results:
@@ -120,7 +129,7 @@ return function(Engine)
       if type(rec) ~= "table" then -- ended; no `error` slot when there is none (a smaller table)
         results[i] = t.error == nil and { task = t, ok = true } or { task = t, ok = false, error = t.error }
       else
-        results[i] = { task = t, ok = false, error = self:timeout_error(rec, "had not ended when the wait timed out") }
+        results[i] = { task = t, ok = false, error = self:unfinished(rec) }
       end
     end
     return results

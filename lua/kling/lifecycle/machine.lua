@@ -10,17 +10,24 @@
 --   reserved(now, ok, err)            the reservation was made (ok) or refused (err)
 --   answer(now, res, wall_s)          the transport result of the request last sent
 --   timer(now)                        a wake-up asked for has come
+-- (answer and timer, the events of every poll, take an empty list to return the actions in
+-- as a last argument: a runner of many tasks reuses one instead of making one per poll)
 --   callback(now, fields)             a provider's callback, parsed to canonical task fields
 --   news(now, fields)                 a task query made outside the machine (task:refresh)
 --   watch(now, sched, deadline_ms)    start polling with this scheduler (core.sched) until then
 --   deadline(now)                     the runner's deadline passed (the run's, or a wait's)
 --   cancel(now)                       the caller gives the task up
+--   granted(now)                      the slot asked for (acquire) is the task's (profile slots)
+--   refuse(now, err)                  the runner refused the request before start (its own options)
+--   learnt(now, window, late)         the runner learnt how long tasks of this kind take
 -- Actions ({type = ...}):
 --   reserve{key, request}             hold the request's estimate under key (answer: reserved)
 --   send{purpose, method, path, body} purpose create | lookup | poll | cancel (answer: answer)
 --   renew_token{}                     the token expired in flight: invalidate it before the send
 --   wake{at}                          call timer(at) then (absolute, the caller's clock)
 --   refused{slot_full, delay_ms}      the provider refused a create, nothing exists (slot limiter)
+--   acquire{front}                    wait for a provider slot before the create (answer: granted);
+--                                     front: the task was in line before (a refused create)
 --   settle{key, task} / release{key, task}   the end's money (priced from the task's usage)
 --   journal{what, task}               what = "create" (before it is sent), "created" (id known)
 --   created{task}                     the provider has the task (the create phase is over)
@@ -31,6 +38,10 @@
 --   done{task, err}                   the end: err nil when it succeeded
 -- The retry decisions are core.decide's, fed the dialect's code table; this file only says
 -- which request the decision is about and what follows from it.
+--
+-- Many tasks share one profile (M.profile: the provider, the retry and lookup policy, the
+-- scheduler...), so that a task's machine holds only its own state: a runner of 10,000
+-- tasks keeps 10,000 small tables, and may keep its own bookkeeping in the same table.
 -- @module kling.lifecycle.machine
 local core = require "kling.core"
 local errors = require "kling.errors"
@@ -96,6 +107,36 @@ local Machine = {}
 Machine.__index = Machine
 Machine.__name = "kling.lifecycle"
 
+-- The options every task of a profile shares (see M.new for their meaning).
+local function configure(c, o)
+  c.provider, c.random, c.budget = o.provider, o.random, o.budget
+  c.auto_external_id = o.auto_external_id ~= false
+  c.lookups_max = o.lookups or 3
+  c.requeue_refused = o.requeue_refused and true or false
+  c.max_attempts, c.base_ms, c.cap_ms = o.max_attempts or 5, o.base_ms or 500, o.cap_ms or 20000
+  c.create_budget_ms = o.create_budget_ms or 120000
+  c.silence_ms = o.callback_silence_ms or 60000
+  c.slots = o.slots and true or nil
+  c.learnt_ms = o.learnt_ms
+  c.sched = o.sched
+  return c
+end
+
+-- A task's own state, in a table whose metatable is its profile: o.record (a runner's own
+-- record of the task, which the machine's state then lives in), else a new one.
+local function instance(class, o)
+  local t = o.task or {}
+  t.status = t.status or "pending"
+  if o.request ~= nil then
+    t.request = o.request
+  end
+  local self = o.record or {}
+  self.task, self.state, self.fails = t, "new", 0
+  self.adopt, self.expect_ms, self.files, self.has_callback = o.adopt and true or nil, o.expect_ms, o.files,
+    o.callback
+  return setmetatable(self, class)
+end
+
 local function copy_without(t, key)
   local c = {}
   for k, v in pairs(t) do
@@ -117,35 +158,44 @@ end
 --   create_budget_ms (the create phase, retries and lookups included), expect_ms (an estimate
 --   of the run time), callback (a callback_url is set: poll only after callback_silence_ms),
 --   files (the fields the request's local files became, read by the runner: validated and sent
---   in their place, while the task's request keeps the paths)}.
+--   in their place, while the task's request keeps the paths), record (a table of the
+--   runner's own for the task: the machine's state is kept in it, no second table)}.
+-- Profile options (shared by every task of a profile): slots (ask for a provider slot,
+-- acquire/granted, before each first create and each create after a refusal), learnt_ms
+-- (fn(machine) -> ms | nil: how long a task of its kind is expected to take, when it brings
+-- no expect_ms; no I/O), sched (the scheduler every task of the profile is watched with).
 ---@param o table
 ---@return table machine
-function M.new(o)
+---@param profile? table a profile (M.profile) whose options the task shares: o's own are then ignored
+function M.new(o, profile)
   errors.check_arg("lifecycle.new", 1, o, "table")
-  local t = o.task or {}
-  t.status = t.status or "pending"
-  if o.request ~= nil then
-    t.request = o.request
+  return instance(profile or M.profile(o), o)
+end
+
+--- The options many tasks share (those of M.new but request, task, files, adopt, expect_ms
+-- and callback), as the metatable of their machines: each task's table holds its own state only.
+---@param o table
+---@return table profile
+function M.profile(o)
+  local p = configure({}, o)
+  -- The machine's methods are copied in: a task's method or missing field is then found (or
+  -- not) in two lookups, not three (every poll of 10,000 tasks makes dozens of them).
+  for k, v in pairs(Machine) do
+    if p[k] == nil then
+      p[k] = v
+    end
   end
-  local self = setmetatable({
-    provider = o.provider, req = o.request, task = t, random = o.random, budget = o.budget,
-    auto_external_id = o.auto_external_id ~= false, lookups_max = o.lookups or 3,
-    requeue_refused = o.requeue_refused and true or false, adopt = o.adopt and true or nil,
-    max_attempts = o.max_attempts or 5, base_ms = o.base_ms or 500, cap_ms = o.cap_ms or 20000,
-    create_budget_ms = o.create_budget_ms or 120000, expect_ms = o.expect_ms, files = o.files,
-    has_callback = o.callback, silence_ms = o.callback_silence_ms or 60000,
-    state = "new", fails = 0, lookups = 0, wall = 0,
-  }, Machine)
-  return self
+  p.__index = p
+  return p
 end
 
 --- A machine for a task that already exists (get_task, a task created elsewhere): it starts
 -- in state "created"; watch() polls it.
 ---@param o table {provider, task (canonical fields with id and endpoint), key (its ledger key), expect_ms, callback}
+---@param profile? table as for M.new
 ---@return table machine
-function M.existing(o)
-  local self = M.new(o)
-  self.req = self.task.request
+function M.existing(o, profile)
+  local self = M.new(o, profile)
   self.key = o.key
   self.state = TERMINAL[self.task.status] and "done" or "created"
   return self
@@ -207,14 +257,27 @@ end
 -- ---- building requests --------------------------------------------------------------------
 
 local function send(purpose, method, path, body)
+  if body == nil then -- a GET (every poll): a smaller table
+    return { type = "send", purpose = purpose, method = method, path = path }
+  end
   return { type = "send", purpose = purpose, method = method, path = path, body = body }
 end
 
--- The last request is kept so that a token renewal sends it again as it was.
-function Machine:push_send(acts, a)
-  self.last_send = a
+function Machine.push_send(_, acts, a)
   acts[#acts + 1] = a
   return acts
+end
+
+-- The request last sent, made again from the state (a token renewal sends it again as it
+-- was): nothing of it is kept per task between requests.
+function Machine:last_request()
+  local s, t, P = self.state, self.task, self.provider
+  if s == "creating" then
+    return send("create", self.call.method, self.call.path, self.call.body)
+  elseif s == "lookup" then
+    return send("lookup", "GET", P.external_query_path(t.endpoint, t.external_task_id))
+  end
+  return send("poll", "GET", P.query_path(t.endpoint, t.id))
 end
 
 function Machine:send_create(acts)
@@ -236,7 +299,8 @@ function Machine:send_poll(acts)
   self.renewed = nil
   local t = self.task
   self.polls = (self.polls or 0) + 1
-  return self:push_send(acts, send("poll", "GET", self.provider.query_path(t.endpoint, t.id)))
+  acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
+  return acts
 end
 
 function Machine:wake(acts, at)
@@ -261,7 +325,7 @@ function Machine:decide(method, f, res, now, until_ms)
   return core.decide {
     method = method, attempt = self.fails, max_attempts = self.max_attempts, http_status = f.status,
     code = tonumber(f.code), codes = self.provider.codes, transport = f.transport, sent = f.sent,
-    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = self.wall,
+    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = self.wall or 0,
     budget_ms = math.max(0, (until_ms or now) - now), base_ms = self.base_ms,
     cap_ms = self.cap_ms,
   }
@@ -274,7 +338,7 @@ function Machine:renew(f, acts)
   end
   self.renewed = true
   acts[#acts + 1] = { type = "renew_token" }
-  local again = self.last_send
+  local again = self:last_request()
   acts[#acts + 1] = again
   return true
 end
@@ -323,9 +387,13 @@ end
 function Machine:start(now)
   local acts = {}
   assert(self.state == "new", "lifecycle: start() twice")
-  self.start_ms = now
-  self.create_deadline = now + self.create_budget_ms
-  local P, req, t = self.provider, self.req, self.task
+  self.watch_from = self.watch_from or now
+  local until_ms = now + self.create_budget_ms
+  if not self.deadline_ms or until_ms < self.deadline_ms then
+    self.create_deadline = until_ms -- else the task's deadline bounds its create (create_until)
+  end
+  local P, t = self.provider, self.task
+  local req = t.request
   local endpoint, verr = M.check(P, req, self.files)
   if not endpoint then
     return self:finish(acts, verr)
@@ -337,7 +405,6 @@ function Machine:start(now)
     and (not takes or takes(endpoint, "external_task_id")) then
     req = copy_without(req)
     req.external_task_id = "kl-" .. self.random(12)
-    self.req = req
   end
   if self.adopt and req.external_task_id == nil then
     return self:finish(acts, errors.validation("external_task_id", "is required to adopt (look up) a task", P.name))
@@ -364,10 +431,45 @@ function Machine:start(now)
 end
 
 function Machine:begin(acts)
+  if self.slots then
+    return self:want_slot(acts, false)
+  end
+  return self:go(acts)
+end
+
+function Machine:go(acts)
   if self.adopt then
     return self:send_lookup(acts)
   end
   return self:send_create(acts)
+end
+
+-- A provider slot before the create (profile slots: the runner's slot limiter answers with
+-- granted). front: the task was in line before (its create was refused).
+function Machine:want_slot(acts, front)
+  self.state = "slot_wait"
+  acts[#acts + 1] = { type = "acquire", front = front }
+  return acts
+end
+
+--- The slot asked for is the task's: the create (or the adoption's lookup) goes out.
+function Machine:granted(_)
+  if self.state ~= "slot_wait" then
+    return {} -- the task ended while it waited
+  end
+  return self:go({})
+end
+
+--- The runner refused the request before it started (an option of its own is wrong):
+-- nothing was sent or held.
+function Machine:refuse(_, err)
+  assert(self.state == "new", "lifecycle: refuse() after start()")
+  return self:finish({}, err)
+end
+
+-- When the create phase must end (retries, lookups, requeued refusals).
+function Machine:create_until()
+  return self.create_deadline or self.deadline_ms
 end
 
 --- The reservation's outcome: refused (budget, unpriced) ends the task, nothing held.
@@ -378,8 +480,7 @@ function Machine:reserved(_, ok, err)
     self.key = nil -- nothing is held
     return self:finish(acts, err)
   end
-  self.quote = ok ~= true and ok or nil
-  self.task.quote = self.quote
+  self.task.quote = ok ~= true and ok or nil
   self.task.ledger_key = self.key
   return self:begin(acts)
 end
@@ -390,6 +491,7 @@ end
 function Machine:accept(acts, fields, now)
   self:update(fields)
   self.fails, self.renewed, self.uncertain_err, self.adopt = 0, nil, nil, nil
+  self.call, self.create_deadline = nil, nil -- the create phase is over: its payload goes
   self.created_ms = now
   self.state = "created"
   local t = self.task
@@ -426,8 +528,8 @@ function Machine:uncertain(acts, err)
   end
   self.uncertain_err = err
   self.lookups, self.fails = 0, 0
-  if self.deadline_ms then -- lookups may run to the task's deadline
-    self.create_deadline = self.deadline_ms
+  if self.deadline_ms then -- lookups may run to the task's deadline (create_until)
+    self.create_deadline = nil
   end
   return self:send_lookup(acts)
 end
@@ -453,7 +555,7 @@ function Machine:on_create(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("POST", f, res, now, self.create_deadline)
+  local d = self:decide("POST", f, res, now, self:create_until())
   if d.uncertain then
     return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
   end
@@ -469,7 +571,7 @@ function Machine:on_create(acts, res, now)
     -- at least 1 s where the runner queues refused creates and the deadline allows.
     local delay = math.max(d.delay_ms, 1000)
     acts[#acts + 1] = { type = "refused", slot_full = providers.slot_full(P, f), delay_ms = delay }
-    if self.requeue_refused and (self.create_deadline - now) > delay then
+    if self.requeue_refused and (self:create_until() - now) > delay then
       self.state = "create_wait"
       return self:wake(acts, now + delay)
     end
@@ -503,7 +605,7 @@ function Machine:on_lookup(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("GET", f, res, now, self.create_deadline)
+  local d = self:decide("GET", f, res, now, self:create_until())
   if d.kind == "not_found" then
     if self.adopt then -- resuming: nothing exists under this external id, create it
       self.adopt = nil
@@ -527,7 +629,7 @@ function Machine:on_lookup(acts, res, now)
     end
     return self:finish(acts, self.uncertain_err, true)
   end
-  if d.retryable and (self.create_deadline or now) > now then
+  if d.retryable and (self:create_until() or now) > now then
     self.fails = self.fails + 1
     self.state = "lookup_wait"
     return self:wake(acts, now + d.delay_ms)
@@ -573,16 +675,16 @@ function Machine:on_poll(acts, res, now)
     self.poll_errors = (self.poll_errors or 0) + 1
     self.last_err = self:error(f, d)
     acts[#acts + 1] = { type = "retry", attempt = self.fails, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
-      http_status = f.status, path = self.last_send and self.last_send.path }
+      http_status = f.status, path = self:last_request().path }
     return self:wake(acts, self:clamp(self.sched:defer(self.h, now, d.delay_ms)))
   end
   return self:finish(acts, self:error(f, d), true)
 end
 
 --- The transport result of the request last sent (res: the driver's result shape).
-function Machine:answer(now, res, wall_s)
+function Machine:answer(now, res, wall_s, acts)
   self.wall = wall_s or self.wall
-  local acts = {}
+  acts = acts or {}
   local s = self.state
   if s == "creating" then
     return self:on_create(acts, res, now)
@@ -592,6 +694,9 @@ function Machine:answer(now, res, wall_s)
     return self:on_poll(acts, res, now)
   elseif s == "cancelling" then
     self.state = "scheduled"
+    if self.h then -- a poll that came due meanwhile was held back: the scheduler has it again
+      return self:wake(acts, self:clamp(self.sched:defer(self.h, now, math.max(0, (self.wake_at or now) - now))))
+    end
     return self:wake(acts, self.wake_at or now)
   end
   return acts -- an answer that no longer matters (the task ended meanwhile)
@@ -613,9 +718,10 @@ function Machine:schedule(acts, now)
     return self:wake(acts, self:clamp(at))
   end
   local expect = self.expect_ms
+  local window = not expect and self.learnt_ms and self.learnt_ms(self) -- {shortest, longest} its kind took
   self.h = self.sched:add(now, expect, self.deadline_ms)
   self.state = "scheduled"
-  local at = self.sched:next_at(self.h)
+  local at = window and self:expect_window(now, window) or self.sched:next_at(self.h)
   if self.has_callback then
     at = self.sched:defer(self.h, now, self.silence_ms)
   end
@@ -634,7 +740,10 @@ function Machine:watch(now, sched, deadline_ms)
     self.sched:remove(self.h)
     self.h = nil
   end
-  self.sched, self.deadline_ms, self.watch_from = sched, deadline_ms, now
+  if sched ~= self.sched then -- a profile's shared scheduler is not copied into each task
+    self.sched = sched
+  end
+  self.deadline_ms, self.watch_from = deadline_ms, now
   if self.state == "expired" then
     self.state, self.err = "created", nil
   end
@@ -651,13 +760,16 @@ function Machine:finish_again(acts)
 end
 
 --- A wake-up asked for has come.
-function Machine:timer(now)
-  local acts = {}
+function Machine:timer(now, acts)
+  acts = acts or {}
   local s = self.state
   if self.deadline_ms and now >= self.deadline_ms and s ~= "done" and s ~= "expired" then
     return self:deadline_passed(acts, now)
   end
   if s == "create_wait" then
+    if self.slots then
+      return self:want_slot(acts, true)
+    end
     return self:send_create(acts)
   elseif s == "lookup_wait" and self.lookup_not_before and now < self.lookup_not_before then
     return self:wake(acts, self.lookup_not_before) -- a create still in flight elsewhere (M.track)
@@ -670,12 +782,16 @@ function Machine:timer(now)
 end
 
 function Machine:deadline_passed(acts, now)
+  if self.state == "creating" then
+    -- A create in flight: its answer must land first, its fate decides (exists or not).
+    return self:wake(acts, now + 1000)
+  end
   local t = self.task
   local exists = t.id ~= nil or self.was_uncertain == true
   local err = errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task = t,
     task_id = t.id, external_task_id = t.external_task_id,
     message = string.format("task %s did not finish within %g s (last status %s%s)%s",
-      tostring(t.id or t.external_task_id), ((self.deadline_ms or now) - (self.watch_from or self.start_ms or now))
+      tostring(t.id or t.external_task_id), ((self.deadline_ms or now) - (self.watch_from or now))
       / 1000, tostring(t.status), self.last_err and ("; last error: " .. tostring(self.last_err)) or "",
       self.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
   return self:finish(acts, err, exists)
@@ -711,6 +827,9 @@ function Machine:heard(acts, fields, now, from_callback)
   end
   local eta = fields and tonumber(fields.eta)
   eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
+  if eta and self.created_ms then
+    self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
+  end
   local at = self.sched:report(self.h, now, progress, eta)
   if self.has_callback and (from_callback or self.heard_callback) then
     -- Callbacks are arriving: the next poll is only a fallback after a silence.
@@ -738,6 +857,30 @@ function Machine:callback(now, fields)
   return acts
 end
 
+-- Tells the scheduler the task should end within window ({shortest, longest} ms from its
+-- creation: what tasks of its kind took); core.sched polls it from the window's start at
+-- small gaps. Returns the next poll time.
+function Machine:expect_window(now, window)
+  local age = now - (self.created_ms or now)
+  return self.sched:expect(self.h, now, math.max(0, window[1] - age), math.max(0, window[2] - age))
+    or self.sched:next_at(self.h)
+end
+
+--- The runner learnt how long tasks of this kind take (window = {shortest, longest} ms from
+-- the creation): a task without an estimate of its own, polled without callbacks, is polled
+-- through that window from now on. One already past the window's start keeps backing off
+-- unless `late` (the runner's tasks wait for slots: the rest of a first wave has likely ended
+-- with its first tasks), since a batch's first window comes from its shortest tasks.
+function Machine:learnt(now, window, late)
+  if self.state ~= "scheduled" or self.expect_ms or self.has_callback or not self.created_ms then
+    return {}
+  end
+  if now - self.created_ms >= window[1] and not late then
+    return {}
+  end
+  return self:wake({}, self:clamp(self:expect_window(now, window)))
+end
+
 --- News from a query the caller made itself (task:refresh).
 function Machine:news(now, fields)
   if self.state == "done" then
@@ -755,7 +898,8 @@ function Machine:cancel(_, acts)
   if s == "done" or s == "expired" then
     return acts
   end
-  if s == "new" or s == "reserving" or s == "create_wait" or (s == "lookup_wait" and self.adopt) then
+  if s == "new" or s == "reserving" or s == "slot_wait" or s == "create_wait"
+    or (s == "lookup_wait" and self.adopt) then
     t.status = "cancelled"
     local err = errors.new { kind = "cancelled", provider = P.name,
       message = "task " .. tostring(t.external_task_id or "") .. " cancelled before it was created" }

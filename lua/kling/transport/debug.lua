@@ -1,7 +1,7 @@
 --- Debug printing of every request and answer, with every secret redacted.
 -- `kling.new{debug = true}` (or `KLING_DEBUG=1` when the option is not given) wraps the
 -- client's driver: every request of the client goes through a driver (`request` for single
--- calls, `http:start`/`http:wait` for the engine, `download`), so the wrapper is the one place
+-- calls, `start` (the asynchronous seam) for the engine, `download`), so the wrapper is the one place
 -- that sees them all. Each request and each answer is formatted by one function (`request_text`,
 -- `answer_text`) and handed to the sink: stderr, or the function given as `debug`.
 -- Redacted: Authorization and every header, query parameter or JSON field whose name says
@@ -301,36 +301,21 @@ local function bind(inner)
   end
 end
 
--- The engine's multi handle: start prints the request, wait prints each answer.
-local function wrap_http(http, sink, secrets, now_ms)
-  local pending = {}
-  local w = setmetatable({}, { __index = bind(http) })
-  function w.start(_, req)
+-- The engine's asynchronous seam (kling.driver.multi): start prints the request, its
+-- completion the answer; cancel and wait pass through.
+local function wrap_start(driver, sink, secrets, now_ms)
+  return function(_, req, done, arg)
     sink(M.request_text(req, secrets))
-    local id, err = http:start(req)
-    if id then
-      pending[id] = { req = req, t0 = now_ms() }
-    else
+    local t0 = now_ms()
+    local id, err = driver:start(req, function(a, res)
+      sink(M.answer_text(req, res, now_ms() - t0, secrets))
+      return done(a, res)
+    end, arg)
+    if not id then
       sink(M.answer_text(req, nil, 0, secrets))
     end
     return id, err
   end
-  function w.wait(_, timeout_ms)
-    local results, err = http:wait(timeout_ms)
-    for _, res in ipairs(results or {}) do
-      local p = pending[res.id]
-      if p then
-        pending[res.id] = nil
-        sink(M.answer_text(p.req, res, now_ms() - p.t0, secrets))
-      end
-    end
-    return results, err
-  end
-  function w.cancel(_, id)
-    pending[id] = nil
-    return http:cancel(id)
-  end
-  return w
 end
 
 --- Wraps a driver so that every request and answer through it is printed, redacted.
@@ -378,8 +363,8 @@ function M.wrap(driver, sink, secrets)
       return got, msg, kind
     end
   end
-  if driver.http then
-    w.http = wrap_http(driver.http, sink, list, now_ms)
+  if driver.start then
+    w.start = wrap_start(driver, sink, list, now_ms)
   end
   return w
 end
