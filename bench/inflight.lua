@@ -7,7 +7,8 @@
 local core = require "kling.core"
 local lib = require "bench.lib"
 
--- BENCH_GC: generational, or incremental:PAUSE:STEPMUL (Lua 5.4's defaults are 200 and 100).
+-- BENCH_GC: generational, or incremental:PAUSE:STEPMUL (Lua 5.4's defaults are 200 and 100),
+-- for the whole process; BENCH_GC_PAUSE=N: the engine's own gc_pause option (while it waits).
 local gc = os.getenv("BENCH_GC")
 if gc == "generational" then
   collectgarbage("generational")
@@ -20,7 +21,8 @@ local seconds = assert(tonumber(arg[2]), "SECONDS")
 local out = assert(arg[3], "OUT")
 local interval, run_for = tonumber(arg[4]), tonumber(arg[5])
 
-local eopts = { max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "64") }
+local eopts = { max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "64"),
+  gc_pause = tonumber(os.getenv("BENCH_GC_PAUSE") or "") }
 if interval then
   eopts.min_interval, eopts.max_interval, eopts.backoff, eopts.learn = interval, interval, 1, false
 end
