@@ -118,7 +118,8 @@ end
 
 -- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
 -- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
--- refuses to start when the workers could not write the journal (fail closed), rebuilds
+-- refuses to start when the workers could not write the journal or another gateway holds it
+-- (fail closed: kling.resty.journal lock), rebuilds
 -- shared memory from the journal after a restart (a reload keeps it), and opens the
 -- accounts (a changed credit moves the balance by the difference).
 function M.init(path, opts)
@@ -141,6 +142,12 @@ function M.init(path, opts)
   if not wok then
     error("kling gateway: " .. werr, 0)
   end
+  -- One node per journal (fail closed): kept for this Lua VM's life, and by the workers it forks.
+  local lock, lerr = journal.lock(G.cfg.journal)
+  if not lock then
+    error("kling gateway: " .. lerr, 0)
+  end
+  G.journal_lock = lock
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400,
     encode = texts.record }
