@@ -154,6 +154,14 @@ static void push_holder_pid(lua_State *L, int fd) {
         lua_pushnil(L);
 }
 
+/* Writes "pid\n" over the lock file's content: written first and cut after, so a reader never
+ * finds it empty. The pid is for people only: the flock is what excludes. */
+static int write_pid(int fd, long pid) {
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", pid);
+    return pwrite(fd, buf, (size_t)n, 0) == n && ftruncate(fd, n) == 0;
+}
+
 /* lock_file(path [, process]) -> lock | nil, message, busy, pid: an exclusive flock on path
  * (created when missing), taken without waiting. The kernel holds it for as long as the
  * descriptor is open: until lock:unlock(), the lock's collection or the process's end (kill -9
@@ -170,8 +178,7 @@ static int l_lock_file(lua_State *L) {
     int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     struct stat st;
-    char pid[32];
-    int n, fd;
+    int fd;
     lk->fd = -1;
     lk->process = 0;
     luaL_getmetatable(L, LOCK_MT);
@@ -218,10 +225,7 @@ static int l_lock_file(lua_State *L) {
         close(fd);
         return 4;
     }
-    n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        /* The pid is for people only: the flock is what excludes. */
-    }
+    write_pid(fd, (long)getpid());
     lk->fd = fd;
     if (process) {
         held_lock *h = &held[held_n++];
@@ -249,6 +253,18 @@ static int l_lock_unlock(lua_State *L) {
             close(lk->fd);
         lk->fd = -1;
     }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* lock:write_pid(pid) -> true | nil, message: names another pid as the holder (nginx's master
+ * once it runs: a daemonized nginx takes the lock before it forks into the background). */
+static int l_lock_write_pid(lua_State *L) {
+    file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    lua_Integer pid = luaL_checkinteger(L, 2);
+    if (pid <= 0) return luaL_argerror(L, 2, "must be a pid");
+    if (lk->fd < 0) return luaL_error(L, "kling.lock: write_pid on a released lock");
+    if (!write_pid(lk->fd, (long)pid)) return push_errno(L, "cannot write the pid into", "the lock file");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -331,6 +347,7 @@ void kling_open_fileio(lua_State *L) {
     };
     static const luaL_Reg methods[] = {
         {"unlock", l_lock_unlock},
+        {"write_pid", l_lock_write_pid},
         {NULL, NULL},
     };
     luaL_newmetatable(L, LOCK_MT);

@@ -13,6 +13,7 @@ chmod 755 "$T"
 cleanup() {
   for d in a b; do kling gateway stop --dir "$T/$d" >/dev/null 2>&1 || true; done
   for p in ${orphans:-}; do kill -9 "$p" 2>/dev/null || true; done
+  if [ -n "${daemon_pid:-}" ]; then kill -QUIT "$daemon_pid" 2>/dev/null || true; fi
   kling sim stop --dir "$T/sim" >/dev/null 2>&1 || true
   if [ "$fails" = 0 ]; then rm -rf "$T"; fi
 }
@@ -67,7 +68,7 @@ check "issue 12.2: ... from the one meter: the credit (two creates) is spent, th
 set +e; b_out=$(kling gateway start --config "$T/cfg.json" --dir "$T/b" 2>&1); rc=$?; set -e
 check "issue 12.2: after the reload a second gateway is still refused" '[ $rc = 1 ] && [[ "$b_out" == *"pid $a_pid holds"* ]]'
 
-kling gateway stop --dir "$T/a" >/dev/null
+kling gateway stop --dir "$T/a" >/dev/null 2>&1
 b=$(kling gateway start --config "$T/cfg.json" --dir "$T/b")
 b_url=$(url_of "$b") b_pid=$(pid_of "$b")
 check "issue 12.2: once the first is stopped, a second gateway starts on the journal, the spend replayed" \
@@ -86,5 +87,17 @@ a=$(kling gateway start --config "$T/cfg.json" --dir "$T/a")
 a_url=$(url_of "$a")
 check "issue 12.2: after kill -9 of every process of the second, the first starts again, nothing spent twice" \
   '[[ "$(balance "$a_url")" == *"\"balance\":\"0\""* ]]'
+kling gateway stop --dir "$T/a" >/dev/null 2>&1
+
+# Embedded in a daemonized nginx (examples/nginx): the lock is taken before nginx forks into the
+# background, and the lock file names the master that runs, not the pid that took it.
+/usr/sbin/nginx -p "$T/a/" -c "$T/a/nginx.conf" -e "$T/a/error.log"
+for _ in $(seq 50); do [ -s "$T/a/nginx.pid" ] && [ "$(cat "$JOURNAL.lock")" = "$(cat "$T/a/nginx.pid")" ] && break; sleep 0.1; done
+daemon_pid=$(cat "$T/a/nginx.pid")
+set +e; b_out=$(kling gateway start --config "$T/cfg.json" --dir "$T/b" 2>&1); rc=$?; set -e
+kill -QUIT "$daemon_pid"
+for _ in $(seq 50); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+check "issue 12.2: a daemonized nginx with the gateway holds the journal under its master's pid" \
+  '[ $rc = 1 ] && [[ "$b_out" == *"pid $daemon_pid holds $JOURNAL.lock (one journal per node"* ]]'
 echo "$fails failed"
 [ "$fails" = 0 ]
