@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -14,8 +15,49 @@
 #define LOCK_MT "kling.lock"
 
 typedef struct {
-    int fd; /* -1 once released */
+    int fd;      /* -1 once released; for a process lock, the table's descriptor */
+    int process; /* a process lock: released through the table (held_release) */
+    dev_t dev;
+    ino_t ino;
 } file_lock;
+
+/* The locks this process holds for all its Lua states (lock_file(path, true)): flock locks
+ * belong to an open file description, so a second open+flock of a file by the process that
+ * already holds it conflicts with itself. nginx's master re-runs init_by_lua in a new Lua VM
+ * at a reload while the old VM (and its lock) still lives: the new VM must find the lock the
+ * process holds, not be refused by it. This table is the one process-wide mutable state of
+ * the module because the lock is process-wide by nature (its descriptor is inherited by the
+ * forked workers); the mutex because Lua states of one process may run in several threads. */
+#define HELD_MAX 32
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    int refs; /* the lock objects of this process's Lua states that keep it */
+} held_lock;
+static held_lock held[HELD_MAX];
+static int held_n;
+static pthread_mutex_t held_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static held_lock *held_find(dev_t dev, ino_t ino) {
+    int i;
+    for (i = 0; i < held_n; i++)
+        if (held[i].dev == dev && held[i].ino == ino) return &held[i];
+    return NULL;
+}
+
+/* Drops one reference to a process lock; the last one closes the descriptor (the kernel
+ * keeps the lock while forked children still have it open). */
+static void held_release(dev_t dev, ino_t ino) {
+    held_lock *h;
+    pthread_mutex_lock(&held_mutex);
+    h = held_find(dev, ino);
+    if (h != NULL && --h->refs == 0) {
+        close(h->fd);
+        *h = held[--held_n];
+    }
+    pthread_mutex_unlock(&held_mutex);
+}
 
 static int push_errno(lua_State *L, const char *what, const char *path) {
     int e = errno;
@@ -98,47 +140,131 @@ static int l_fsync_path(lua_State *L) {
     return 1;
 }
 
-/* lock_file(path) -> lock | nil, message, busy: an exclusive flock on path (created when
- * missing), taken without waiting. The kernel holds it for as long as the descriptor is open:
- * until lock:unlock(), the lock's collection or the process's end (kill -9 included), so a
- * lock is never stale and two processes can never both hold it. busy is true when another
- * process holds it; otherwise the message says why the file could not be opened or locked.
- * The holder's pid is written into the file (for people; the lock itself is the flock). */
+/* The pid a holder wrote into a lock file (for people; the lock itself is the flock), or nil
+ * when the file has none yet (read between the holder's flock and its write). */
+static void push_holder_pid(lua_State *L, int fd) {
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long pid = 0;
+    ssize_t i;
+    for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9' && pid < 100000000L; i++) pid = pid * 10 + (buf[i] - '0');
+    if (i > 0 && i < n && buf[i] == '\n' && pid > 0)
+        lua_pushinteger(L, (lua_Integer)pid);
+    else
+        lua_pushnil(L);
+}
+
+/* Writes "pid\n" over the lock file's content: written first and cut after, so a reader never
+ * finds it empty. The pid is for people only: the flock is what excludes. */
+static int write_pid(int fd, long pid) {
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", pid);
+    return pwrite(fd, buf, (size_t)n, 0) == n && ftruncate(fd, n) == 0;
+}
+
+/* lock_file(path [, process]) -> lock | nil, message, busy, pid: an exclusive flock on path
+ * (created when missing), taken without waiting. The kernel holds it for as long as the
+ * descriptor is open: until lock:unlock(), the lock's collection or the process's end (kill -9
+ * included), so a lock is never stale and two processes can never both hold it. busy is true
+ * when another process holds it, and pid is the pid it wrote into the file (nil when none
+ * yet); otherwise the message says why the file could not be opened or locked. The holder's
+ * pid is written into the file (for people; the lock itself is the flock).
+ * With process true the lock is the process's, shared by its Lua states: locking a file the
+ * process already holds that way succeeds (nginx's master at a reload, see held above), and
+ * the descriptor closes when the last of these lock objects is released. Without it, a second
+ * lock of the same file, even by the same process, is refused (a batch directory: one run). */
 static int l_lock_file(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
-    char pid[32];
-    int n;
+    struct stat st;
+    int fd;
     lk->fd = -1;
+    lk->process = 0;
     luaL_getmetatable(L, LOCK_MT);
     lua_setmetatable(L, -2);
-    lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lk->fd < 0) return push_errno(L, "cannot open", path);
-    while (flock(lk->fd, LOCK_EX | LOCK_NB) != 0) {
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return push_errno(L, "cannot open", path);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, "cannot stat", path);
+    }
+    if (process) {
+        held_lock *h;
+        pthread_mutex_lock(&held_mutex);
+        h = held_find(st.st_dev, st.st_ino);
+        if (h != NULL || held_n == HELD_MAX) {
+            if (h != NULL) {
+                h->refs++;
+                lk->fd = h->fd;
+                lk->process = 1;
+                lk->dev = st.st_dev;
+                lk->ino = st.st_ino;
+            }
+            pthread_mutex_unlock(&held_mutex);
+            close(fd);
+            if (h != NULL) return 1;
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot lock %s: this process holds %d locks already", path, HELD_MAX);
+            return 2;
+        }
+    }
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         if (e == EINTR) continue;
-        close(lk->fd);
-        lk->fd = -1;
+        if (process) pthread_mutex_unlock(&held_mutex);
         errno = e;
         push_errno(L, "cannot lock", path);
         lua_pushboolean(L, e == EWOULDBLOCK);
-        return 3;
+        if (e == EWOULDBLOCK)
+            push_holder_pid(L, fd);
+        else
+            lua_pushnil(L);
+        close(fd);
+        return 4;
     }
-    n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(lk->fd, 0) != 0 || pwrite(lk->fd, pid, (size_t)n, 0) != n) {
-        /* The pid is for people only: the flock is what excludes. */
+    write_pid(fd, (long)getpid());
+    lk->fd = fd;
+    if (process) {
+        held_lock *h = &held[held_n++];
+        h->dev = st.st_dev;
+        h->ino = st.st_ino;
+        h->fd = fd;
+        h->refs = 1;
+        lk->process = 1;
+        lk->dev = st.st_dev;
+        lk->ino = st.st_ino;
+        pthread_mutex_unlock(&held_mutex);
     }
     return 1;
 }
 
 /* lock:unlock() -> true: lets the next process take the lock (the file stays: removing it
- * would let a process lock an unlinked file while another creates a new one). */
+ * would let a process lock an unlinked file while another creates a new one). A process lock
+ * is released when the process's last lock object on it is. */
 static int l_lock_unlock(lua_State *L) {
     file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
     if (lk->fd >= 0) {
-        close(lk->fd);
+        if (lk->process)
+            held_release(lk->dev, lk->ino);
+        else
+            close(lk->fd);
         lk->fd = -1;
     }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* lock:write_pid(pid) -> true | nil, message: names another pid as the holder (nginx's master
+ * once it runs: a daemonized nginx takes the lock before it forks into the background). */
+static int l_lock_write_pid(lua_State *L) {
+    file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    lua_Integer pid = luaL_checkinteger(L, 2);
+    if (pid <= 0) return luaL_argerror(L, 2, "must be a pid");
+    if (lk->fd < 0) return luaL_error(L, "kling.lock: write_pid on a released lock");
+    if (!write_pid(lk->fd, (long)pid)) return push_errno(L, "cannot write the pid into", "the lock file");
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -221,6 +347,7 @@ void kling_open_fileio(lua_State *L) {
     };
     static const luaL_Reg methods[] = {
         {"unlock", l_lock_unlock},
+        {"write_pid", l_lock_write_pid},
         {NULL, NULL},
     };
     luaL_newmetatable(L, LOCK_MT);

@@ -52,17 +52,12 @@ local FINAL = { succeeded = true, failed = true, uncertain = true }
 -- nil, message, exit status (locked when another process holds it, else error).
 local function lock(dir)
   local path = dir .. "/.lock"
-  local l, err, busy = core.lock_file(path)
+  local l, err, busy, pid = core.lock_file(path)
   if l then
     return l
   end
   if busy then
-    local f = io.open(path)
-    local pid = f and f:read("l")
-    if f then
-      f:close()
-    end
-    return nil, "another process" .. (pid and pid:match("^%d+$") and (" (pid " .. pid .. ")") or "")
+    return nil, "another process" .. (pid and (" (pid " .. pid .. ")") or "")
       .. " is running the batch in " .. dir, M.EXIT.locked
   end
   return nil, err, M.EXIT.error

@@ -35,3 +35,72 @@ describe("core.append_sync", function()
     assert.has_error(function() core.append_sync("/tmp/x", {}) end)
   end)
 end)
+
+describe("core.lock_file", function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+  end)
+  after_each(function()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  -- What another process gets when it tries the lock: "busy <pid>" or "locked".
+  local function other_process(path)
+    local code = ("local l, err, busy, pid = require('kling.core').lock_file(%q, true) "
+      .. "io.write(l and 'locked' or ('busy ' .. tostring(busy) .. ' ' .. tostring(pid) .. ' ' .. err))"):format(path)
+    local p = assert(io.popen(("LUA_CPATH=%q lua5.4 -e %q"):format(package.cpath, code)))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  local function my_pid()
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("a"):match("^(%d+)")
+    f:close()
+    return tonumber(pid)
+  end
+
+  it("issue 12.2: a process lock is held twice by one process (a reload's new Lua VM), refused to another "
+    .. "process with the holder's pid, and released with the process's last lock object", function()
+    local path = dir .. "/journal.lock"
+    local first = assert(core.lock_file(path, true))
+    -- the same file by another name: recognised by its inode, not its spelling
+    local second = assert(core.lock_file(dir .. "/./journal.lock", true))
+    local out = other_process(path)
+    assert.matches("^busy true " .. my_pid() .. " cannot lock " .. path:gsub("%p", "%%%0"), out)
+    -- a daemonized nginx master names itself after forking (it took the lock under its parent's pid)
+    assert.is_true(second:write_pid(4194301))
+    assert.matches("^busy true 4194301 cannot lock", other_process(path))
+    first:unlock()
+    assert.matches("^busy true ", other_process(path), "released while another lock object keeps it")
+    second:unlock()
+    assert.are.equal("locked", other_process(path))
+    -- taken again after the release: a fresh lock, not a stale table entry
+    local again = assert(core.lock_file(path, true))
+    assert.matches("^busy true ", other_process(path))
+    again:unlock()
+  end)
+
+  it("issue 12.2: a lock without the process flag stays one per open file (a batch directory: one run)", function()
+    local path = dir .. "/.lock"
+    local first = assert(core.lock_file(path))
+    local l, err, busy, pid = core.lock_file(path)
+    assert.is_nil(l)
+    assert.matches("cannot lock", err)
+    assert.is_true(busy)
+    assert.are.equal(my_pid(), pid)
+    first:unlock()
+    assert.are.equal("locked", other_process(path))
+  end)
+
+  it("issue 12.2: a file that cannot be opened is an error, not busy", function()
+    local l, err, busy = core.lock_file(dir .. "/missing/journal.lock", true)
+    assert.is_nil(l)
+    assert.matches("cannot open .*missing/journal.lock", err)
+    assert.is_falsy(busy)
+  end)
+end)

@@ -86,6 +86,16 @@ local function worker_user()
   return "nobody"
 end
 
+-- This worker's parent: nginx's master (Linux's /proc).
+local function master_pid()
+  local st = io.open("/proc/self/status", "rb")
+  local pid = st and st:read("*a"):match("\nPPid:%s+(%d+)")
+  if st then
+    st:close()
+  end
+  return tonumber(pid)
+end
+
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
 -- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
 -- Redis by each node's first worker (cosockets are not available here).
@@ -118,7 +128,8 @@ end
 
 -- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
 -- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
--- refuses to start when the workers could not write the journal (fail closed), rebuilds
+-- refuses to start when the workers could not write the journal or another gateway holds it
+-- (fail closed: kling.resty.journal lock), rebuilds
 -- shared memory from the journal after a restart (a reload keeps it), and opens the
 -- accounts (a changed credit moves the balance by the difference).
 function M.init(path, opts)
@@ -141,6 +152,12 @@ function M.init(path, opts)
   if not wok then
     error("kling gateway: " .. werr, 0)
   end
+  -- One node per journal (fail closed): kept for this Lua VM's life, and by the workers it forks.
+  local lock, lerr = journal.lock(G.cfg.journal)
+  if not lock then
+    error("kling gateway: " .. lerr, 0)
+  end
+  G.journal_lock = lock
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400,
     encode = texts.record }
@@ -201,6 +218,15 @@ function M.init_worker()
   local p = G.cfg.poll
   -- The longest a create can be in flight: its retries' budget, then the last attempt.
   G.creating_grace_ms = math.floor((G.cfg.upstream.timeout * 3 + 10) * 1000)
+  local pid = G.journal_lock and ngx.worker.id() == 0 and master_pid()
+  if pid then
+    -- The journal's lock file names nginx's master: a daemonized nginx took the lock (in
+    -- init) before it forked into the background, under a pid that is gone now.
+    local ok, werr = G.journal_lock:write_pid(pid)
+    if not ok then
+      ngx.log(ngx.WARN, "kling gateway: ", werr)
+    end
+  end
   local lock, unlock
   if G.redis then
     if ngx.worker.id() == 0 then

@@ -62,6 +62,37 @@ function M.writable(path, user)
   return true
 end
 
+-- lock(path) -> lock | nil, message: one gateway per journal. Each gateway meters in its own
+-- shared memory and reads the journal back only at start, so two gateways appending to one
+-- journal would each let a client spend its whole credit. The lock is an exclusive flock on
+-- <path>.lock taken in nginx's master: its workers inherit the descriptor, so the lock lives as
+-- long as any process that can write the journal (workers left running by a kill -9 of the
+-- master included) and ends with the last of them. It is the process's (core.lock_file's
+-- process flag): at a reload the master's new Lua VM finds it held instead of refused.
+-- Keep the returned lock referenced for as long as the journal is in use.
+function M.lock(path)
+  local lock_path = path .. ".lock"
+  local l, err, busy, pid = require("kling.core").lock_file(lock_path, true)
+  if l then
+    return l
+  end
+  if not busy then
+    return nil, "cannot lock the journal " .. path .. ": " .. err
+  end
+  local holder, gone = "another process", ""
+  if pid then
+    holder = "pid " .. pid
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if f then
+      f:close()
+    else -- an nginx master killed with kill -9: its workers still run
+      gone = " (pid " .. pid .. " is gone; processes it started, such as its nginx workers, still hold it)"
+    end
+  end
+  return nil, "the journal " .. path .. " is in use by another gateway: " .. holder .. " holds " .. lock_path
+    .. gone .. " (one journal per node: two would each let a client spend its credit; several nodes share a store)"
+end
+
 -- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line.
 function Journal:append(entry)
   local line = entry
