@@ -7,8 +7,7 @@
 local core = require "kling.core"
 local lib = require "bench.lib"
 
--- BENCH_GC: generational, or incremental:PAUSE:STEPMUL (Lua 5.4's defaults are 200 and 100),
--- for the whole process; BENCH_GC_PAUSE=N: the engine's own gc_pause option (while it waits).
+-- BENCH_GC: generational, or incremental:PAUSE:STEPMUL (Lua 5.4's defaults are 200 and 100).
 local gc = os.getenv("BENCH_GC")
 if gc == "generational" then
   collectgarbage("generational")
@@ -21,8 +20,7 @@ local seconds = assert(tonumber(arg[2]), "SECONDS")
 local out = assert(arg[3], "OUT")
 local interval, run_for = tonumber(arg[4]), tonumber(arg[5])
 
-local eopts = { max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "64"),
-  gc_pause = tonumber(os.getenv("BENCH_GC_PAUSE") or "") }
+local eopts = { max_requests = tonumber(os.getenv("BENCH_MAX_REQUESTS") or "64") }
 if interval then
   eopts.min_interval, eopts.max_interval, eopts.backoff, eopts.learn = interval, interval, 1, false
 end

@@ -82,8 +82,7 @@ end
 
 -- The options engine.new takes (see M.new).
 local NEW_OPTIONS = {}
-for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "gc_pause", "http", "jitter",
-  "learn",
+for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
   "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create",
   "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
   NEW_OPTIONS[k] = true
@@ -108,9 +107,6 @@ local NO_CREATE_BUDGET_MS = 2 ^ 53
 --                  kind seen to finish, when they agree (kling.engine.learn) (true)
 --   learn_file     where learnt durations are kept across runs (kling.engine.durations_file:
 --                  $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/...); false: nowhere
---   gc_pause       the Lua collector's pause (percent, 1-1000) while the engine waits, the host's
---                  settings restored after: 120 keeps the peak memory of 10,000 tasks in flight
---                  under 48 MiB at about 10 % more CPU (default: the host's, 200 on Lua 5.4)
 --   lookups        lookups by external id that find nothing before an uncertain create is
 --                  sent again under the same external id (3)
 --   on_create(task)    called just before a create is sent (task.external_task_id is set)
@@ -163,7 +159,6 @@ function M.new(client, opts)
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    gc_pause = opts.gc_pause ~= nil and whole("engine.new", "gc_pause", opts.gc_pause, 200, 1000) or nil,
     learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts), kinds = {},
     kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,

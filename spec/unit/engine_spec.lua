@@ -433,41 +433,6 @@ describe("kling.engine", function()
     assert.equal(0, e:stats().active)
   end)
 
-  it("issue 15.2: gc_pause tightens the collector only while the engine waits, and gives the host's back", function()
-    local function current()
-      local pause = collectgarbage("setpause", 200)
-      collectgarbage("setpause", pause)
-      local stepmul = collectgarbage("setstepmul", 100)
-      collectgarbage("setstepmul", stepmul)
-      return pause, stepmul
-    end
-    local host_pause, host_stepmul = current()
-    local _, c = setup_fake({ task_seconds = 3 }, nil, { gc_pause = 120 })
-    local seen = {}
-    local res = c:wait_all(c:submit_many(prompts(5)), { on_progress = function()
-      seen[#seen + 1] = { current() }
-    end })
-    assert.equal(5, res.succeeded)
-    assert.are.same({ 120, 400 }, seen[1])
-    assert.are.same({ host_pause, host_stepmul }, { current() })
-    -- an error out of the wait (a caller's callback) gives the host's settings back too
-    local ok = pcall(c.wait_all, c, c:submit_many(prompts(2)), { on_progress = function()
-      error("the caller's own bug")
-    end })
-    assert.is_false(ok)
-    assert.are.same({ host_pause, host_stepmul }, { current() })
-    -- without it the engine leaves the collector alone
-    local _, plain = setup_fake({ task_seconds = 3 })
-    seen = {}
-    plain:wait_all(plain:submit_many(prompts(2)), { on_progress = function()
-      seen[#seen + 1] = { current() }
-    end })
-    assert.are.same({ host_pause, host_stepmul }, seen[1])
-    assert.has_error(function()
-      setup_fake({}, nil, { gc_pause = 0 })
-    end)
-  end)
-
   it("issue 15.4: the deadlines the scheduler holds leave the engine's timer heap; deadlines still hold", function()
     local _, c = setup_fake({ task_seconds = 30 }, { wait_timeout = 20 })
     local e = c:engine()
