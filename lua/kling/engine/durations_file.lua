@@ -7,8 +7,8 @@
 -- the new one, never half of one. Two writers at the same instant may lose one's samples (no
 -- lock): a cache, not a record. A file that cannot be read or parsed counts as empty; nothing
 -- here raises on its content.
-local core = require "kling.core"
 local json = require "kling.json"
+local durable_file = require "kling.durable_file"
 
 local M = {}
 
@@ -111,23 +111,13 @@ local function merge_once(path, fresh)
   if not text then
     return nil, jerr
   end
+  local ok, werr = durable_file.replace(path, text .. "\n")
   local dir = path:match("^(.*)/[^/]*$")
-  local tmp = path .. "." .. core.random_hex(8) .. ".tmp"
-  local f = io.open(tmp, "wb")
-  if not f and dir then
+  if not ok and dir then -- the cache directory may not exist yet
     mkdir_p(dir)
-    f = io.open(tmp, "wb")
-  end
-  if not f then
-    return nil, "cannot write " .. tmp
-  end
-  local ok, werr = f:write(text, "\n")
-  f:close()
-  if ok then
-    ok, werr = os.rename(tmp, path)
+    ok, werr = durable_file.replace(path, text .. "\n")
   end
   if not ok then
-    os.remove(tmp)
     return nil, werr
   end
   return true
