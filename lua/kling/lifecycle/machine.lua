@@ -228,9 +228,7 @@ function M.track(o)
     self.create_deadline = o.deadline_ms
     -- Findable where the create carried the external id: the rule start() sends one by.
     local P = self.provider
-    local takes = P.takes
-    if t.external_task_id and P.capabilities.external_ids and P.external_query_path
-      and (not takes or takes(t.endpoint, "external_task_id")) then
+    if t.external_task_id and P.external_query_path and providers.takes_external_id(P, t.endpoint) then
       self.uncertain_err = self:protocol("the create's answer was lost", { uncertain = true,
         external_task_id = t.external_task_id })
       self.state = "lookup_wait" -- timer() looks it up
@@ -400,9 +398,7 @@ function Machine:start(now)
   end
   -- The external id: where the provider (and this endpoint) takes one, unless the request
   -- brings its own. It is what makes an uncertain create recoverable.
-  local takes = P.takes
-  if req.external_task_id == nil and self.auto_external_id and P.capabilities.external_ids
-    and (not takes or takes(endpoint, "external_task_id")) then
+  if req.external_task_id == nil and self.auto_external_id and providers.takes_external_id(P, endpoint) then
     req = copy_without(req)
     req.external_task_id = "kl-" .. self.random(12)
   end
