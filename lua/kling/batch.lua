@@ -21,6 +21,7 @@ local journal = require "kling.journal"
 local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
 local names = require "kling.batch.names"
+local providers = require "kling.providers"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
@@ -130,6 +131,30 @@ end
 -- The budgets (one per currency) and rates: from the flags, else from the journal (a resumed
 -- batch keeps its caps); the ledger replays the journal's movements, so the spend so far
 -- counts. A bare amount is in --currency, else the unit of the provider the flags name.
+-- A budget in a currency no provider charges in, which no rate of the user's converts, could
+-- never count anything: refused by name before anything is sent. -> message | nil
+local function uncountable(budgets, rates)
+  local units, list = {}, {}
+  for _, name in ipairs(providers.names) do
+    local cat = billing.catalog(name)
+    local unit = cat and cat.currency and billing.unit(cat.currency, name)
+    if unit and not units[unit] then
+      units[unit] = true
+      list[#list + 1] = unit
+    end
+  end
+  for _, b in ipairs(budgets) do
+    local c = b.currency
+    if not units[c] and not (rates and (rates.currency == c or rates.rates[c] ~= nil)) then
+      table.sort(list)
+      return "budget " .. tostring(b.limit) .. " " .. tostring(c) .. ": no provider charges in " .. tostring(c)
+        .. " and no --rates converts it, so nothing could count against it (the providers' units: "
+        .. table.concat(list, ", ") .. ")"
+    end
+  end
+  return nil
+end
+
 function Batch:open_ledger(st)
   local o = self.opts
   local budgets, rates = budget.from_header(st.budget)
@@ -155,6 +180,10 @@ function Batch:open_ledger(st)
   end
   if not budgets then
     return true
+  end
+  local why = o.budget and uncountable(budgets, rates)
+  if why then
+    return nil, why
   end
   -- The ledger's movements go to the journal, each on disk before it counts (marked as ledger
   -- records among the rows' own).

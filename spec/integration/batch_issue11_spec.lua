@@ -186,6 +186,13 @@ describe("issue 11", function()
       assert.are.equal(2, status, text)
       assert.matches("credits is not one currency", text)
       assert.are.equal(before, sim.stats().requests)
+      -- A currency no provider charges in and no rate converts (a typo): refused by name, not a
+      -- run whose rows wait for ever.
+      status, text = kling("run " .. m .. " --out " .. dir .. "/outx --budget 50XYZ")
+      assert.are.equal(2, status, text)
+      assert.matches("budget 50 XYZ: no provider charges in XYZ", text)
+      assert.matches("CNY, USD, apiinone%-credits, evolink%-credits", text)
+      assert.are.equal(before, sim.stats().requests)
       -- With rates, one CNY budget counts everything (credits converted at the user's rates).
       sim.reset()
       local rates = dir .. "/rates.json"
