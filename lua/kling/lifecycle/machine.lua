@@ -581,22 +581,37 @@ function Machine:on_create(acts, res, now)
     attempts = self.fails + 1 }), false)
 end
 
-function Machine:on_lookup(acts, res, now)
-  local P, t = self.provider, self.task
+-- A lookup's or a poll's answer as canonical task fields; or nil and the failure to decide
+-- on; or nil, nil and the reason when the task is in a status this module does not know (an
+-- error, never "keep polling").
+function Machine:task_of(res)
+  local P = self.provider
   local data, f = transport.read_result(P, res)
-  if data ~= nil then
-    if type(data) == "table" and data[1] ~= nil then
-      data = data[1]
-    end
-    local fields, perr = P.parse_task(data, t.endpoint)
-    if fields then
-      self.adopted = true
-      return self:accept(acts, fields, now)
-    end
-    if is_status_error(perr) then
-      return self:finish(acts, self:protocol(perr), true)
-    end
-    f = { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
+  if data == nil then
+    return nil, f
+  end
+  if type(data) == "table" and data[1] ~= nil then
+    data = data[1]
+  end
+  local fields, perr = P.parse_task(data, self.task.endpoint)
+  if fields then
+    return fields
+  end
+  if is_status_error(perr) then
+    return nil, nil, perr
+  end
+  return nil, { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
+end
+
+function Machine:on_lookup(acts, res, now)
+  local t = self.task
+  local fields, f, unknown = self:task_of(res)
+  if fields then
+    self.adopted = true
+    return self:accept(acts, fields, now)
+  end
+  if unknown then
+    return self:finish(acts, self:protocol(unknown), true)
   end
   if self:renew(f, acts) then
     return acts
@@ -635,23 +650,14 @@ function Machine:on_lookup(acts, res, now)
 end
 
 function Machine:on_poll(acts, res, now)
-  local P, t = self.provider, self.task
-  local data, f = transport.read_result(P, res)
-  if data ~= nil then
-    if type(data) == "table" and data[1] ~= nil then
-      data = data[1]
-    end
-    local fields, perr = P.parse_task(data, t.endpoint)
-    if fields then
-      self.fails, self.misses = 0, 0
-      self.state = "scheduled"
-      return self:heard(acts, fields, now, false)
-    end
-    if is_status_error(perr) then
-      -- A status this module does not know: an error, never "keep polling".
-      return self:finish(acts, self:protocol(perr), true)
-    end
-    f = { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
+  local fields, f, unknown = self:task_of(res)
+  if fields then
+    self.fails, self.misses = 0, 0
+    self.state = "scheduled"
+    return self:heard(acts, fields, now, false)
+  end
+  if unknown then
+    return self:finish(acts, self:protocol(unknown), true)
   end
   self.state = "scheduled"
   if self:renew(f, acts) then
