@@ -182,6 +182,33 @@ local function callback_bodies_are_small()
     tostring(res.status) .. " " .. tostring(res.body))
 end
 
+-- issue 12: what nginx refuses before any Lua runs (a body over client_max_body_size, a
+-- header over its buffers, a request line too long) came back as nginx's HTML page, which a
+-- client of a JSON API cannot read. Each is now the official envelope, with code 1200.
+local function nginx_refusals_are_json()
+  local function envelope(res, status)
+    return res.status == status and res.json ~= nil and res.json.code == 1200 and type(res.json.message) == "string"
+      and (res.headers["content-type"] or ""):find("application/json", 1, true) ~= nil
+  end
+  local creates = sim_creates("/v1/videos/")
+  local res = call("POST", "/v1/videos/text2video", "gw-alice-key", '{"prompt":"' .. string.rep("a", 21 * 1024 * 1024)
+    .. '"}')
+  h.check("issue 12: a 21 MB create is refused by its size in the official envelope (413, code 1200)",
+    envelope(res, 413), tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  res = call("GET", "/v1/videos/text2video/" .. string.rep("x", 20000), "gw-alice-key")
+  h.check("issue 12: a 20 KB request line is refused in the official envelope (414, code 1200)", envelope(res, 414),
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  res = h.request("GET", gw.http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-alice-key",
+    ["x-padding"] = string.rep("p", 64 * 1024) } })
+  h.check("issue 12: a 64 KB header is refused in the official envelope (400, code 1200)", envelope(res, 400),
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  res = h.request("POST", gw.http .. "/kling/callback", { headers = { ["content-type"] = "application/json" },
+    body = string.rep("x", 2 * 1024 * 1024) })
+  h.check("issue 12: ... the callback location's 1 MB limit too (413, code 1200)", envelope(res, 413),
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  h.check("issue 12: ... and nothing reached the simulator", sim_creates("/v1/videos/") == creates)
+end
+
 -- issue 12.6: a client that hangs up while its create is upstream (proxy_pass) cut the create
 -- short: the upstream made and billed the task, the gateway never read the answer nor handed
 -- the task to its poller, so it stayed "submitted" with its hold kept and nothing charged.
@@ -291,6 +318,7 @@ local function run()
   journal_is_private()
   accounts_stay_apart()
   callback_bodies_are_small()
+  nginx_refusals_are_json()
   hung_up_create_is_followed()
   endless_answer_is_not_kept()
 end

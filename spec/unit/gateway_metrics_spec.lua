@@ -21,6 +21,10 @@ describe("kling.gateway.metrics", function()
     end
   end)
 
+  it("issue 12: a request nginx refused before it had a URI (request line too long) is counted, not a raise", function()
+    assert.equal("other", metrics.route(nil, "GET"))
+  end)
+
   -- A worker's counts stay in its own table until flushed: a create no longer does five
   -- shared-dict increments (issue 12's speed work).
   it("issue 12.5: counts reach the shared dict when the worker flushes them, added up", function()

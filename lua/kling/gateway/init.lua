@@ -322,6 +322,22 @@ function M.callback()
     end }
 end
 
+-- What nginx itself refuses before any Lua runs (a body over client_max_body_size, a header
+-- or request line over its buffers, a request that is not HTTP) is answered in the official
+-- envelope like every other refusal, not with nginx's HTML page: clients parse JSON.
+local NGINX_REFUSALS = {
+  [400] = "the request is not valid HTTP, or a header is larger than this gateway takes",
+  [413] = "the request body is larger than this location takes",
+  [414] = "the request line is longer than this gateway takes",
+}
+
+-- error_page 400 413 414 494 ... @kling_refused_<status> (kling.gateway.launcher renders them)
+function M.refused_by_nginx(status)
+  return official.fail { status = status, code = 1200, message = NGINX_REFUSALS[status] or "refused" }
+end
+
+M.NGINX_REFUSALS = NGINX_REFUSALS
+
 -- location = /metrics: Prometheus text (kling.gateway.metrics)
 function M.metrics()
   return metrics.handle(G)

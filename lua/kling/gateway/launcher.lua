@@ -101,10 +101,26 @@ function M.render(o)
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
     "    location = /gateway/health { return 200 \"ok\\n\"; }",
     proxy.server_block(o.cfg, o.ca_file),
+    M.refusal_pages(),
     "  }",
     "}",
   }
   return table.concat(lines, "\n") .. "\n"
+end
+
+-- The server's error pages for what nginx refuses before any Lua runs (kling.gateway
+-- refused_by_nginx answers them in the official envelope). 494 is nginx's own code for a
+-- header over its buffers: the client gets 400. The pages are internal URIs, not named
+-- locations: a request refused while its request line was read has no URI, and nginx
+-- cannot redirect such a request to a named location.
+function M.refusal_pages()
+  return table.concat({
+    "    error_page 400 494 =400 /_kling/refused/400;",
+    "    error_page 413 /_kling/refused/413;",
+    "    error_page 414 /_kling/refused/414;",
+    "    location ~ ^/_kling/refused/(400|413|414)$ { internal;",
+    "      content_by_lua_block { require(\"kling.gateway\").refused_by_nginx(tonumber(ngx.var[1])) } }",
+  }, "\n")
 end
 
 -- "127.0.0.1:8080" | "8080" -> listen, url host:port

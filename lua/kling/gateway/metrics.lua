@@ -100,8 +100,12 @@ end
 local KNOWN = { ["/gateway/balance"] = "balance", ["/kling/callback"] = "callback", ["/metrics"] = "metrics",
   ["/gateway/health"] = "health" }
 
--- The route a request took (a bounded label set).
+-- The route a request took (a bounded label set). A request nginx refused before it had a
+-- URI (a request line too long, not HTTP) has none: "other".
 function M.route(uri, method)
+  if type(uri) ~= "string" then
+    return "other"
+  end
   if uri:find("^/v1/") then
     if method == "POST" then
       return "create"
