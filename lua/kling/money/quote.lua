@@ -429,9 +429,14 @@ function M.same_product(req)
   return product, assumed
 end
 
--- The fields of `product` that `name`'s provider cannot honour, as its validation error (nil
--- when it takes them all). Content the quote does without (a prompt) is stood in for.
-local function cannot_honour(name, product)
+--- The fields of a request that a provider cannot honour, as its validation error (nil when
+-- it takes them all: an unknown field, a value out of range, another provider's field name
+-- are refused by name). Content a price does without (a prompt, an image) is stood in for.
+-- What `kling.estimate` and `kling.quote` ask before pricing what no create would send.
+---@param name string the provider
+---@param product table a canonical request
+---@return kling.Error|nil err kind `validation`, naming the field
+function M.cannot_honour(name, product)
   local P = providers.get(name)
   if not (P and P.validate and P.default_endpoint) then
     return nil
@@ -440,6 +445,7 @@ local function cannot_honour(name, product)
   for k, v in pairs(product) do
     probe[k] = v
   end
+  probe.provider = nil -- names the dialect, not a field of the request
   if probe.prompt == nil and not probe.multi_shot then
     probe.prompt = "x"
   end
@@ -486,7 +492,7 @@ function M.quote(req, opts)
   local names = opts.providers or M.providers
   local list, unavailable, by_currency = {}, {}, {}
   for _, name in ipairs(names) do
-    local herr = cannot_honour(name, product)
+    local herr = M.cannot_honour(name, product)
     local q, err
     if herr then
       err = herr
