@@ -33,11 +33,22 @@ local M = {}
 M.EXIT = {
   ok = 0,          -- every row ended: succeeded, or failed for good (summary.json says which)
   error = 1,       -- the batch could not run (journal unwritable, internal error)
-  usage = 2,       -- bad flags, manifest or journal: nothing was sent
+  usage = 2,       -- bad flags, manifest or journal, or every row refused: nothing was sent
   unfinished = 3,  -- rows remain (deadline, budget, downloads, still running): run the same command again
   uncertain = 4,   -- every other row ended, but some are uncertain: see summary.json
   locked = 5,      -- another live process runs this batch directory
 }
+
+--- A batch's exit status from its rows' counts (the run's summary and `kling status DIR`
+-- alike): {rows, unfinished, uncertain, refused} -> M.EXIT value. Every row refused before
+-- any task existed (invalid, unpriced) is the manifest's fault and nothing was sent, which
+-- scripts must not read as a batch that ran.
+function M.exit_status(c)
+  if c.rows > 0 and c.refused == c.rows then
+    return M.EXIT.usage
+  end
+  return c.unfinished > 0 and M.EXIT.unfinished or c.uncertain > 0 and M.EXIT.uncertain or M.EXIT.ok
+end
 
 local Batch = {}
 Batch.__index = Batch
@@ -381,11 +392,13 @@ function Batch:result()
       r.budgets[i] = { limit = b.limit, spent = b.spent, reserved = b.reserved, currency = b.currency }
     end
   end
-  local c = { failed = 0, uncertain = 0, unfinished = 0 }
+  local c = { failed = 0, uncertain = 0, unfinished = 0, refused = 0 }
   for _, row in ipairs(rows) do
     c[row.state] = (c[row.state] or 0) + 1
+    c.refused = c.refused + (row.refused and 1 or 0)
   end
-  r.exit_status = c.unfinished > 0 and M.EXIT.unfinished or c.uncertain > 0 and M.EXIT.uncertain or M.EXIT.ok
+  r.exit_status = M.exit_status { rows = #rows, unfinished = c.unfinished, uncertain = c.uncertain,
+    refused = c.refused }
   return r
 end
 

@@ -41,6 +41,22 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().requests)
   end)
 
+  it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
+    local m = root .. "/invalid.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'
+      .. '{"id": "b", "prompt": "p", "model": "kling-v1", "frobnicate": 1}\n')
+    local status, out = kling("run " .. m .. " --out " .. root .. "/invalid --quiet")
+    assert.are.equal(2, status, out)
+    assert.are.equal(0, sim.stats().creates)
+    status, out = kling("status " .. root .. "/invalid")
+    assert.are.equal(2, status, out) -- kling status agrees
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'
+      .. '{"id": "c", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    status, out = kling("run " .. m .. " --out " .. root .. "/mixed --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out) -- row a failed for good, row c ran: summary.json says which
+    assert.are.equal(1, sim.stats().creates)
+  end)
+
   it("kling run exits 0 when every row ended, 3 while rows remain; kling status agrees", function()
     local m = root .. "/rows.jsonl"
     -- The slow task outlives the 2 s deadline by 6 s: kling status must still see it running on a

@@ -24,7 +24,8 @@ a task up by external id, a create whose answer was lost is reported uncertain, 
 Exit status:
   0  every row ended (succeeded or failed; see DIR/summary.json)
   1  the batch could not run (journal not writable, internal error)
-  2  bad usage, manifest or journal (nothing was sent)
+  2  bad usage, manifest or journal, or every row refused as invalid
+     or unpriced (nothing was sent; see DIR/summary.json)
   3  rows remain (deadline, budget, download, still running, the account refused):
      run the same command again
   4  every other row ended, some are uncertain (see summary.json: never resent)

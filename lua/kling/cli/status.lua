@@ -6,6 +6,7 @@ local budget = require "kling.money.hold"
 local journal = require "kling.journal"
 local state = require "kling.batch.state"
 local flags = require "kling.cli.flags"
+local batch = require "kling.batch"
 
 local M = {}
 
@@ -25,7 +26,8 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
          on the official API's dialect (a metering gateway's, gw...) is asked with --endpoint.
          A charge the provider reports is printed with its currency.]]
   cmd:epilog [[
-Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain.
+Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain,
+2 every row was refused as invalid or unpriced (nothing was sent).
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
              1 the journal or the provider could not be read, 2 bad usage.]]
   cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):argname("DIR|TASK_ID"):target "target"
@@ -74,8 +76,10 @@ local function batch_status(dir, opts)
   local total = header.rows or 0
   local counts, rows = {}, {}
   local listed = 0
+  local refused = 0
   for id, h in pairs(st.rows) do
     local s, task = row_state(h)
+    refused = refused + ((h.refused and not h.final) and 1 or 0)
     counts[s] = (counts[s] or 0) + 1
     rows[#rows + 1] = { id = id, state = s, task_id = task, attempts = h.attempt }
     listed = listed + 1
@@ -93,8 +97,9 @@ local function batch_status(dir, opts)
       budgets[i] = { limit = b.limit, currency = b.currency, spent = b.spent, reserved = b.reserved }
     end
   end
-  local ended = (counts.succeeded or 0) + (counts.failed or 0)
-  local status = ended + (counts.uncertain or 0) < total and 3 or (counts.uncertain or 0) > 0 and 4 or 0
+  local ended, uncertain = (counts.succeeded or 0) + (counts.failed or 0), counts.uncertain or 0
+  local status = batch.exit_status { rows = total, unfinished = total - ended - uncertain, uncertain = uncertain,
+    refused = refused }
   if opts.json then
     local out = { dir = dir, manifest = header.manifest, rows = total, runs = st.runs, counts = counts,
       budget = budgets and budgets[1], budgets = budgets, torn_last_line = info.torn or nil }
