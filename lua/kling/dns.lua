@@ -1,4 +1,5 @@
---- DNS messages for one question: the IPv4 addresses of a name (RFC 1035, type A, class IN).
+--- DNS messages for one question: the addresses of a name (RFC 1035 type A, RFC 3596 type
+-- AAAA; class IN).
 -- Pure (no I/O): `query` builds the datagram, `answer` reads the reply. The gateway asks
 -- itself where a client's callback host points, so that a name resolving to a loopback or
 -- private address is refused like the address itself would be (nginx's resolver gives the
@@ -8,7 +9,13 @@
 -- @module kling.dns
 local M = {}
 
-M.TYPE_A, M.TYPE_CNAME, M.CLASS_IN = 1, 5, 1
+M.TYPE_A, M.TYPE_CNAME, M.TYPE_AAAA, M.CLASS_IN = 1, 5, 28, 1
+
+-- What answer() says of a name that exists without an IPv4 address: ask its IPv6 ones.
+M.NO_IPV4 = "no IPv4 address"
+
+-- The address types asked, and the length of their record data.
+local ADDRESS_LENGTH = { [M.TYPE_A] = 4, [M.TYPE_AAAA] = 16 }
 
 local RCODES = { [1] = "format error", [2] = "server failure", [3] = "no such name", [4] = "not implemented",
   [5] = "refused" }
@@ -62,14 +69,19 @@ function M.valid_name(name)
   return true
 end
 
---- The query datagram asking for name's A records (recursion desired).
+--- The query datagram asking for name's A (default) or AAAA records (recursion desired).
 ---@param id integer 0..65535, the reply must carry it back (pick it at random)
 ---@param name string a host name (see valid_name)
+---@param qtype? integer M.TYPE_A (default) or M.TYPE_AAAA
 ---@return string|nil datagram
 ---@return string|nil err
-function M.query(id, name)
+function M.query(id, name, qtype)
+  qtype = qtype or M.TYPE_A
   if type(id) ~= "number" or id < 0 or id > 65535 or id % 1 ~= 0 then
     return nil, "the query id must be a whole number in 0..65535"
+  end
+  if not ADDRESS_LENGTH[qtype] then
+    return nil, "the query type must be A or AAAA"
   end
   if not M.valid_name(name) then
     return nil, "not a host name that can be asked"
@@ -78,7 +90,7 @@ function M.query(id, name)
   for label in (name:gsub("%.$", "") .. "."):gmatch("(.-)%.") do
     parts[#parts + 1] = string.char(#label) .. label
   end
-  parts[#parts + 1] = "\0" .. u16(M.TYPE_A) .. u16(M.CLASS_IN)
+  parts[#parts + 1] = "\0" .. u16(qtype) .. u16(M.CLASS_IN)
   return table.concat(parts)
 end
 
@@ -128,16 +140,33 @@ local function read_name(msg, i)
   end
 end
 
---- Reads the reply to `query(id, name)`.
--- Returns {addresses = {"a.b.c.d", ...}, ttl = seconds (the least of them)}, where addresses
--- are every A record of the answer section (for the name or the aliases it leads to), or nil
--- and why not (a foreign id, not a reply, truncated, an error code, no address, unreadable).
+-- The text of an address record: "a.b.c.d", or an IPv6 address in brackets (eight groups,
+-- "[2001:db8:0:0:0:0:0:1]"), the form a URL's host and a cosocket's connect take.
+local function address_text(msg, at, len)
+  if len == 4 then
+    local a, b, c, d = msg:byte(at, at + 3)
+    return a .. "." .. b .. "." .. c .. "." .. d
+  end
+  local groups = {}
+  for g = 0, 7 do
+    groups[g + 1] = string.format("%x", read16(msg, at + 2 * g))
+  end
+  return "[" .. table.concat(groups, ":") .. "]"
+end
+
+--- Reads the reply to `query(id, name, qtype)`.
+-- Returns {addresses = {"a.b.c.d", ...} or {"[x:x:x:x:x:x:x:x]", ...}, ttl = seconds (the
+-- least of them)}, where addresses are every record of the type asked in the answer section
+-- (for the name or the aliases it leads to), or nil and why not (a foreign id, not a reply,
+-- truncated, an error code, no address of that type, unreadable).
 ---@param msg string the datagram received
 ---@param id integer the query's id
 ---@param name string the name asked
+---@param qtype? integer the type asked: M.TYPE_A (default) or M.TYPE_AAAA
 ---@return table|nil result
 ---@return string|nil err
-function M.answer(msg, id, name)
+function M.answer(msg, id, name, qtype)
+  qtype = qtype or M.TYPE_A
   if type(msg) ~= "string" or #msg < 12 then
     return nil, "a reply shorter than a DNS header"
   end
@@ -164,7 +193,7 @@ function M.answer(msg, id, name)
   if qname ~= want then
     return nil, "a reply about another name"
   end
-  if read16(msg, i) ~= M.TYPE_A or read16(msg, i + 2) ~= M.CLASS_IN then
+  if read16(msg, i) ~= qtype or read16(msg, i + 2) ~= M.CLASS_IN then
     return nil, "a reply to another question"
   end
   i = i + 4
@@ -202,14 +231,13 @@ function M.answer(msg, id, name)
   end
   local addresses, ttl = {}, nil
   for _, r in ipairs(records) do
-    if r.type == M.TYPE_A and r.len == 4 and names[r.owner] then
-      local a, b, c, d = msg:byte(r.at, r.at + 3)
-      addresses[#addresses + 1] = a .. "." .. b .. "." .. c .. "." .. d
+    if r.type == qtype and r.len == ADDRESS_LENGTH[qtype] and names[r.owner] then
+      addresses[#addresses + 1] = address_text(msg, r.at, r.len)
       ttl = math.min(ttl or r.ttl, r.ttl)
     end
   end
   if #addresses == 0 then
-    return nil, "no IPv4 address"
+    return nil, qtype == M.TYPE_A and M.NO_IPV4 or "no IPv6 address"
   end
   return { addresses = addresses, ttl = ttl }
 end

@@ -46,6 +46,7 @@ local function start_gateway(allow_private, dns_port)
   include %s/examples/nginx/http.conf;
   server {
     listen 127.0.0.1:%d;
+    listen [::1]:%d;
     include %s/examples/nginx/server.conf;
     location = /receiver {
       content_by_lua_block {
@@ -63,7 +64,7 @@ local function start_gateway(allow_private, dns_port)
     }
   }
 }
-]]):format(sim.ca_file, h.src, port, h.src)
+]]):format(sim.ca_file, h.src, port, port, h.src)
   srv = h.nginx_start(prefix, conf, port)
 end
 
@@ -102,13 +103,14 @@ local function run()
   port = h.free_port()
   local dns_port = h.free_port()
   dns_pid = tonumber(h.sh(("lua5.4 %s/spec/support/fake_dns.lua %d %s evil.test=127.0.0.1 "
-    .. "meta.test=169.254.169.254 good.test=127.0.0.1 >/dev/null 2>&1 & echo $!"):format(h.src, dns_port,
+    .. "meta.test=169.254.169.254 good.test=127.0.0.1 evil6.test=::1 good6.test=::1 >/dev/null 2>&1 & echo $!")
+    :format(h.src, dns_port,
     h.q(dns_log))):match("%d+"))
 
   -- Private addresses refused (the default).
   start_gateway(false, dns_port)
   local ids = {}
-  for _, name in ipairs { "evil.test", "meta.test", "nowhere.test" } do
+  for _, name in ipairs { "evil.test", "meta.test", "nowhere.test", "evil6.test" } do
     local id, res = create("http://" .. name .. ":" .. port .. "/receiver")
     h.check("issue 12.1: a create with a callback_url naming " .. name .. " is taken (names are checked at the send)",
       id ~= nil, res.body)
@@ -118,7 +120,7 @@ local function run()
   for _, id in ipairs(ids) do
     all_ended = ended(id) and all_ended
   end
-  h.check("issue 12.1: ... and the three tasks end (by polling)", all_ended)
+  h.check("issue 12.1: ... and the four tasks end (by polling)", all_ended)
   h.sleep(1.5) -- the callbacks' timers
   h.check("issue 12.1: nothing reached the receiver on loopback through a name", #received() == 0,
     table.concat(received(), " "))
@@ -129,6 +131,9 @@ local function run()
   h.check("issue 12.1: the error log says where each name points and that it was not sent",
     log:find("evil.test points at 127.0.0.1", 1, true) and log:find("meta.test points at 169.254.169.254", 1, true)
     and log:find("nowhere.test does not resolve", 1, true), log:sub(-2000))
+  h.check("issue 12.1: a name with only an IPv6 address is asked for it (AAAA) and refused where it points",
+    asked:find("AAAA evil6.test", 1, true) and log:find("evil6.test points at [0:0:0:0:0:0:0:1]", 1, true),
+    asked .. "\n" .. log:sub(-2000))
   local _, nxdomain_asks = asked:gsub("nowhere%.test", "")
   h.check("issue 12.1: a name that does not exist is not asked again (no retry)", nxdomain_asks == 1,
     "asked " .. nxdomain_asks .. " times")
@@ -146,6 +151,18 @@ local function run()
   end
   h.check("issue 12.1: ... and its end reached the receiver through the gateway's own resolution, Host good.test",
     #got == 1 and got[1] == "good.test:" .. port, table.concat(got, " ") .. "\n" .. srv.error_log():sub(-1500))
+
+  -- An IPv6-only name is called at its IPv6 address (the receiver listens on [::1] too).
+  id, res = create("http://good6.test:" .. port .. "/receiver")
+  h.check("issue 12.1: with allow_private_callbacks a create naming IPv6-only good6.test is taken", id ~= nil, res.body)
+  h.check("issue 12.1: ... and ends", id ~= nil and ended(id))
+  limit = h.now() + 10
+  while h.now() < limit and #got < 2 do
+    got = received()
+    h.sleep(0.1)
+  end
+  h.check("issue 12.1: ... and its end reached the receiver at [::1], Host good6.test",
+    #got == 2 and got[2] == "good6.test:" .. port, table.concat(got, " ") .. "\n" .. srv.error_log():sub(-1500))
 end
 
 local ok, err = pcall(run)

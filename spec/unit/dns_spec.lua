@@ -31,6 +31,8 @@ local function reply(id, name, answers, opts)
     local data
     if a.type == "CNAME" then
       data = labels(a.data)
+    elseif a.type == "AAAA" then
+      data = a.data -- the 16 bytes as given
     else
       local b = {}
       for x in a.data:gmatch("%d+") do
@@ -38,7 +40,8 @@ local function reply(id, name, answers, opts)
       end
       data = table.concat(b)
     end
-    out[#out + 1] = owner .. u16(a.type == "CNAME" and 5 or 1) .. u16(1) .. u32(a.ttl or 300) .. u16(#data) .. data
+    local rtype = ({ CNAME = 5, AAAA = 28 })[a.type] or 1
+    out[#out + 1] = owner .. u16(rtype) .. u16(1) .. u32(a.ttl or 300) .. u16(#data) .. data
   end
   return table.concat(out)
 end
@@ -61,6 +64,27 @@ describe("kling.dns (issue 12: callback hosts are checked where they point)", fu
       "" } do
       assert.is_nil((dns.server_address(bad)), bad)
     end
+  end)
+
+  it("issue 12.1: asks for a name's AAAA records and reads them in brackets, as a URL host", function()
+    assert.are.equal("\0\7\1\0\0\1\0\0\0\0\0\0\2v6\4test\0\0\28\0\1", dns.query(7, "v6.test", dns.TYPE_AAAA))
+    assert.is_nil((dns.query(7, "v6.test", 15)))
+    local loop = string.rep("\0", 15) .. "\1"
+    local doc = "\32\1\13\184" .. string.rep("\0", 10) .. "\171\205"
+    local msg = reply(7, "v6.test", { { type = "AAAA", data = loop, ttl = 30 }, { type = "AAAA", data = doc } },
+      { qtype = 28 })
+    local r = assert(dns.answer(msg, 7, "v6.test", dns.TYPE_AAAA))
+    assert.are.same({ "[0:0:0:0:0:0:0:1]", "[2001:db8:0:0:0:0:0:abcd]" }, r.addresses)
+    assert.are.equal(30, r.ttl)
+    -- an answer to the A question is not read as one to the AAAA one, nor the other way
+    assert.is_nil((dns.answer(msg, 7, "v6.test")))
+    local _, why = dns.answer(reply(7, "v6.test", {}, { qtype = 28 }), 7, "v6.test", dns.TYPE_AAAA)
+    assert.are.equal("no IPv6 address", why)
+    _, why = dns.answer(reply(7, "v6.test", {}), 7, "v6.test")
+    assert.are.equal(dns.NO_IPV4, why) -- the resolver then asks AAAA
+    -- an AAAA record of the wrong length is not an address
+    assert.is_nil((dns.answer(reply(7, "v6.test", { { type = "AAAA", data = "\1\2\3\4" } }, { qtype = 28 }), 7,
+      "v6.test", dns.TYPE_AAAA)))
   end)
 
   it("reads every address of the name, the least TTL, in any case of the name", function()

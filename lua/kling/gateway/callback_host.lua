@@ -3,7 +3,7 @@
 -- gateway itself, and every address it has is checked like a numeric host: a name pointing
 -- at loopback, a private network or a metadata address is refused, and the connection goes
 -- to the address that was checked, so re-pointing the name afterwards (DNS rebinding) cannot
--- move it. Only IPv4 (A records) is asked.
+-- move it. A name's IPv4 addresses are asked first, its IPv6 ones when it has none.
 local public_url = require "kling.gateway.public_url"
 local resolver = require "kling.resty.resolver"
 

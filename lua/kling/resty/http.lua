@@ -74,8 +74,9 @@ local function request_error(req)
   if type(req.url) == "string" and req.url:find("[%z\1-\32\127]") then
     return "url must not contain spaces or control characters (CR, LF ...)"
   end
-  if req.address ~= nil and (type(req.address) ~= "string" or not req.address:match("^%d+%.%d+%.%d+%.%d+$")) then
-    return "address must be an IPv4 address (a.b.c.d)"
+  if req.address ~= nil and (type(req.address) ~= "string" or not (req.address:match("^%d+%.%d+%.%d+%.%d+$")
+      or req.address:match("^%[[%x:]+%]$"))) then
+    return "address must be an IPv4 address (a.b.c.d) or an IPv6 one in brackets ([x:x::x])"
   end
   for k, v in pairs(req.headers or {}) do
     if type(k) ~= "string" or not k:match(TOKEN) then
@@ -266,7 +267,7 @@ local function read_body(sock, method, status, headers, sink)
 end
 
 -- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
--- connect_timeout_ms, output = path, address = "a.b.c.d" (connect there rather than to the
+-- connect_timeout_ms, output = path, address = "a.b.c.d" or "[x:x::x]" (connect there rather than to the
 -- URL's host, which stays the Host header and the TLS name: an address the caller resolved and
 -- checked itself)}; opts = {keepalive_ms, pool_size, verify, server_name,
 -- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats,

@@ -51,9 +51,9 @@ function M.new(opts)
     cache = cache }, Resolver)
 end
 
-local function ask(server, name, timeout_ms)
+local function ask(server, name, timeout_ms, qtype)
   local id = tonumber(core.random_hex(2), 16) -- unguessable, with the kernel's random source port
-  local query, qerr = dns.query(id, name)
+  local query, qerr = dns.query(id, name, qtype)
   if not query then
     return nil, qerr
   end
@@ -77,7 +77,7 @@ local function ask(server, name, timeout_ms)
       sock:close()
       return nil, tostring(rerr)
     end
-    local r, why = dns.answer(msg, id, name)
+    local r, why = dns.answer(msg, id, name, qtype)
     if r or not why:find("another query", 1, true) or ngx.now() >= limit then
       sock:close()
       return r, why
@@ -85,7 +85,9 @@ local function ask(server, name, timeout_ms)
   end
 end
 
---- The IPv4 addresses of a name, or nil and why not ("no such name", "timeout", ...).
+--- The addresses of a name: its IPv4 ones ("a.b.c.d"), or when it has none its IPv6 ones
+-- in brackets ("[2001:db8:0:0:0:0:0:1]", as a URL and a cosocket's connect write them); or
+-- nil and why not ("no such name", "timeout", ...).
 ---@param name string
 ---@return string[]|nil addresses
 ---@return string|nil err
@@ -97,7 +99,10 @@ function Resolver:addresses(name)
   end
   local last
   for _, server in ipairs(self.servers) do
-    local r, err = ask(server, name, self.timeout_ms)
+    local r, err = ask(server, name, self.timeout_ms, dns.TYPE_A)
+    if err == dns.NO_IPV4 then -- the name exists with no IPv4 address: an IPv6-only host
+      r, err = ask(server, name, self.timeout_ms, dns.TYPE_AAAA)
+    end
     if r then
       self.cache:set(name, r.addresses, math.max(1, math.min(r.ttl, self.max_ttl)))
       return r.addresses
