@@ -1,4 +1,5 @@
 -- luacheck: read globals ngx
+-- luacheck: ignore 122 (ngx.status is meant to be written)
 -- The engine (kling.engine: submit_many, wait_all, cancel) INSIDE nginx over the resty driver's
 -- asynchronous seam (kling.resty.multi: light threads, a semaphore), driven by
 -- spec/nginx/engine.lua and spec/nginx/engine_scenarios.lua. One resty driver per worker,
@@ -178,7 +179,8 @@ function M.cancel()
   end
   local e = c:engine()
   line(res.failed == 2 and kinds[1] == "timeout" and kinds[2] == "timeout" and e.n_inflight == 0
-    and d:pending() == 0, "issue 10.1: the run's deadline ends tasks whose polls are in flight; their threads are killed",
+    and d:pending() == 0,
+    "issue 10.1: the run's deadline ends tasks whose polls are in flight; their threads are killed",
     json.encode { kinds, e.n_inflight, d:pending(), e:stats().polls })
   line(sockets() <= base, "issue 10.1: ... and leave no socket open", json.encode { base, sockets() })
   local ops = {}

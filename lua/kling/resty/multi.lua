@@ -11,6 +11,7 @@
 -- them at once (light threads and cosockets never cross from one to another), and an
 -- engine lives within one. Concurrency is bounded by the caller (the engine's max_requests).
 -- @module kling.resty.multi
+-- luacheck: ignore 122 (ngx.ctx is meant to be written)
 local M = {}
 
 local KEY = "kling.resty.multi"

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# issue 10: the lifecycle scenarios through the engine inside real nginx over the resty driver
+# (the OpenResty runner), against a simulator of its own (spec/nginx/engine_scenarios.lua):
+# the same end and ledger lines as the machine alone and as the engine over libcurl.
+set -euo pipefail
+exec lua5.4 spec/nginx/engine_scenarios.lua
