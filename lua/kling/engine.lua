@@ -4,7 +4,8 @@
 -- refused creates queued again, adoption, callbacks, cancel, deadlines); the engine is a
 -- runner of those machines and decides nothing of a task's life itself (kling.engine.run).
 -- Creates and polls run concurrently over the client's driver's asynchronous seam
--- (driver:start/wait/cancel, kling.driver.multi: libcurl multi in plain Lua); the C scheduler
+-- (driver:start/wait/cancel, kling.driver.multi: libcurl multi in plain Lua; inside nginx light
+-- threads over cosockets, kling.resty.multi, in a handler or a timer); the C scheduler
 -- decides when each task is polled (near its expected finish when an estimate or progress is
 -- known, back-off otherwise, deadlines always); the C slot limiter keeps tasks waiting here,
 -- per model, while the provider's parallel slots are full, and follows 1303/429 (AIMD).
