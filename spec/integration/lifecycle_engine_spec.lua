@@ -4,12 +4,12 @@
 -- client's real ledger. The engine has a callback intake (deliver) and takes a cancel, so
 -- callbacks before, after and instead of polls and cancels are staged here; a scenario the
 -- simulator cannot stage is reported pending, saying why (spec/support/lifecycle_sim.lua).
--- The run and the comparison are spec/support/lifecycle_engine_run.lua's, which the same
+-- The run and the comparison are spec/support/lifecycle_run.lua's, which the same
 -- engine inside nginx goes through too (spec/nginx/engine_scenarios.lua).
 local sim = require "support.sim"
 local scenarios = require "support.lifecycle_scenarios"
 local staged = require "support.lifecycle_sim"
-local engine_run = require "support.lifecycle_engine_run"
+local run = require "support.lifecycle_run"
 
 describe("issue 10: the lifecycle scenarios through the engine runner against the simulator", function()
   setup(function()
@@ -22,13 +22,13 @@ describe("issue 10: the lifecycle scenarios through the engine runner against th
   end)
 
   for _, sc in ipairs(scenarios.scenarios) do
-    local st, why = staged.staging(sc, engine_run.CAPS)
+    local st, why = staged.staging(sc, run.ENGINE_CAPS)
     if not st then
       pending(sc.name .. " (" .. sc.profile .. "): " .. why)
     else
       it(sc.name .. " (" .. sc.profile .. ")", function()
-        local seen = engine_run.run(sc, st, { client = sim.client, faults = sim.faults })
-        assert.are.same({}, engine_run.mismatches(sc, seen))
+        local seen = run.engine(sc, st, { client = sim.client, faults = sim.faults })
+        assert.are.same({}, run.mismatches(sc, seen))
       end)
     end
   end

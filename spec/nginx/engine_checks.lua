@@ -218,15 +218,16 @@ function M.ping()
   ngx.say("pong ", ngx.worker.pid())
 end
 
--- /scenario/<i>: lifecycle scenario i through the engine on the resty driver; JSON {seen,
--- mismatches} (spec/support/lifecycle_engine_run.lua, as the engine over libcurl runs it).
-function M.scenario(i)
+-- /scenario/<runner>/<i>: lifecycle scenario i through the engine ("engine") or the blocking
+-- runner ("blocking") on the resty driver; JSON {seen, mismatches}
+-- (spec/support/lifecycle_run.lua, as the runners over libcurl run it).
+function M.scenario(runner, i)
   local scenarios = require "support.lifecycle_scenarios"
   local staged = require "support.lifecycle_sim"
-  local engine_run = require "support.lifecycle_engine_run"
+  local run = require "support.lifecycle_run"
   local sc = assert(scenarios.scenarios[tonumber(i)], "no scenario " .. tostring(i))
-  local st = assert(staged.staging(sc, engine_run.CAPS))
-  local ok, seen = pcall(engine_run.run, sc, st, {
+  local st = assert(staged.staging(sc, runner == "engine" and run.ENGINE_CAPS or run.BLOCKING_CAPS))
+  local ok, seen = pcall(run[runner], sc, st, {
     client = function(copts)
       return client(copts)
     end,
@@ -240,7 +241,7 @@ function M.scenario(i)
     return
   end
   ngx.say(json.encode { seen = { status = seen.status, ops = seen.ops, err = seen.err and seen.err.kind },
-    mismatches = engine_run.mismatches(sc, seen) })
+    mismatches = run.mismatches(sc, seen) })
 end
 
 return M

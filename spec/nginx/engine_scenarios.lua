@@ -1,22 +1,24 @@
 -- Issue 10: the lifecycle scenarios (spec/support/lifecycle_scenarios.lua) through the engine
 -- INSIDE REAL NGINX over the resty driver (the OpenResty runner proper: submit, wait_all,
--- deliver and cancel on cosockets in light threads), against a simulator of its own. Each
--- scenario runs in a request handler (spec/nginx/engine_checks.lua, /scenario/<n>) exactly as
--- the engine over libcurl runs it (spec/support/lifecycle_engine_run.lua): staged by the same
--- rules (spec/support/lifecycle_sim.lua), it must reach the end the machine alone reaches and
--- leave the same ledger lines. A scenario this runner cannot stage is reported pending, with why.
+-- deliver and cancel on cosockets in light threads), then through the blocking runner there
+-- (client:submit and task:wait's kling.runner.blocking over cosockets), against a simulator of
+-- its own. Each scenario runs in a request handler (spec/nginx/engine_checks.lua,
+-- /scenario/<runner>/<n>) exactly as the same runner over libcurl runs it
+-- (spec/support/lifecycle_run.lua): staged by the same rules (spec/support/lifecycle_sim.lua),
+-- it must reach the end the machine alone reaches and leave the same ledger lines. A scenario
+-- a runner cannot stage is reported pending, with why.
 package.path = "spec/nginx/?.lua;spec/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
 local scenarios = require "support.lifecycle_scenarios"
 local staged = require "support.lifecycle_sim"
-local engine_run = require "support.lifecycle_engine_run"
+local run = require "support.lifecycle_run"
 
 local base = h.tempdir("engine-scenarios")
 local sim_dir, prefix = base .. "/sim", base .. "/nginx"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
 local srv
-local pending = 0
+local pending = { engine = 0, blocking = 0 }
 local function cleanup()
   if srv then
     srv.stop()
@@ -36,25 +38,33 @@ local ok, err = pcall(function()
   lua_socket_log_errors off;
   server {
     listen 127.0.0.1:%d;
-    location ~ ^/scenario/(\d+)$ { content_by_lua_block { require("engine_checks").scenario(ngx.var[1]) } }
+    location ~ ^/scenario/(\w+)/(\d+)$ {
+      content_by_lua_block { require("engine_checks").scenario(ngx.var[1], ngx.var[2]) }
+    }
   }
 }
 ]]):format(port)
   srv = h.nginx_start(prefix, conf, port)
-  for i, sc in ipairs(scenarios.scenarios) do
-    local name = sc.name .. " (" .. sc.profile .. ")"
-    local st, why = staged.staging(sc, engine_run.CAPS)
-    if not st then
-      pending = pending + 1
-      print("pending - " .. name .. ": " .. why)
-    else
-      h.sim_admin(sim, "DELETE", "/_sim/faults")
-      local res = h.request("GET", "http://127.0.0.1:" .. port .. "/scenario/" .. i, { timeout_ms = 120000 })
-      local out = res.ok and res.status == 200 and json.decode(res.body) or nil
-      local mism = out and out.mismatches
-      h.check("issue 10.2: " .. name .. ": the engine inside nginx reaches the machine's end, ledger lines "
-        .. json.encode(sc.expect.money), type(mism) == "table" and #mism == 0,
-        out and json.encode(out) or (res.message or res.body))
+  local RUNNERS = { { "engine", run.ENGINE_CAPS, "issue 10.2", "the engine" },
+    { "blocking", run.BLOCKING_CAPS, "issue 10.4", "the blocking runner" } }
+  for _, r in ipairs(RUNNERS) do
+    local runner, caps, point, who = r[1], r[2], r[3], r[4]
+    for i, sc in ipairs(scenarios.scenarios) do
+      local name = sc.name .. " (" .. sc.profile .. ")"
+      local st, why = staged.staging(sc, caps)
+      if not st then
+        pending[runner] = pending[runner] + 1
+        print("pending - " .. who .. ": " .. name .. ": " .. why)
+      else
+        h.sim_admin(sim, "DELETE", "/_sim/faults")
+        local res = h.request("GET", ("http://127.0.0.1:%d/scenario/%s/%d"):format(port, runner, i),
+          { timeout_ms = 120000 })
+        local out = res.ok and res.status == 200 and json.decode(res.body) or nil
+        local mism = out and out.mismatches
+        h.check(point .. ": " .. name .. ": " .. who .. " inside nginx reaches the machine's end, ledger lines "
+          .. json.encode(sc.expect.money), type(mism) == "table" and #mism == 0,
+          out and json.encode(out) or (res.message or res.body))
+      end
     end
   end
   local log = srv.error_log()
@@ -68,5 +78,6 @@ if not ok then
     print(srv.error_log():sub(-3000))
   end
 end
-print(("# %d scenarios pending (this runner cannot stage them)"):format(pending))
+print(("# scenarios pending (the runner cannot stage them): %d of the engine's, %d of the blocking runner's")
+  :format(pending.engine, pending.blocking))
 h.finish(cleanup)

@@ -1,19 +1,25 @@
--- One lifecycle scenario (spec/support/lifecycle_scenarios.lua) through the engine runner
--- (kling.engine: submit, wait_all, deliver, cancel) against the real simulator, whatever the
--- driver under it: libcurl in plain Lua (spec/integration/lifecycle_engine_spec.lua) or
--- cosockets inside nginx (spec/nginx/engine_scenarios.lua). `run` stages and drives the
--- scenario and observes its end; `mismatches` compares that with the end and the ledger
--- lines the machine alone reaches (the scenario's expect, which spec/unit/lifecycle_spec.lua
--- holds the machine to). Plain Lua 5.1-5.4: it runs under LuaJIT in nginx too.
+-- One lifecycle scenario (spec/support/lifecycle_scenarios.lua) through a runner against the
+-- real simulator, whatever the driver under it: libcurl in plain Lua
+-- (spec/integration/lifecycle_{engine,blocking}_spec.lua) or cosockets inside nginx
+-- (spec/nginx/engine_scenarios.lua). `engine` runs it through kling.engine (submit, wait_all,
+-- deliver, cancel), `blocking` through kling.runner.blocking (what client:submit and
+-- task:wait drive); each observes the end, and `mismatches` compares that with the end and the
+-- ledger lines the machine alone reaches (the scenario's expect, which
+-- spec/unit/lifecycle_spec.lua holds the machine to). Plain Lua 5.1-5.4: LuaJIT runs it in nginx.
+local blocking = require "kling.runner.blocking"
+local core = require "kling.core"
 local json = require "kling.json"
 local scenarios = require "support.lifecycle_scenarios"
 local staged = require "support.lifecycle_sim"
 
 local M = {}
 
--- The engine runs the engine profile (uncertain creates looked up, refused ones queued again),
--- has a callback intake (deliver) and takes a cancel.
-M.CAPS = { profiles = { engine = true }, callbacks = true, cancel = true, connect = true, precreate = true }
+-- What each runner can stage (lifecycle_sim.staging). The engine runs the engine profile
+-- (uncertain creates looked up, refused ones queued again), has a callback intake (deliver) and
+-- takes a cancel. The blocking runner runs both profiles (the machine's options are the
+-- scenario's), with no callback intake and no cancel while it waits.
+M.ENGINE_CAPS = { profiles = { engine = true }, callbacks = true, cancel = true, connect = true, precreate = true }
+M.BLOCKING_CAPS = { profiles = { engine = true, blocking = true }, connect = true }
 
 -- A callback's body as the official API posts it: the task object in the scenario's status.
 local STATUS = { processing = "processing", succeed = "succeed", failed = "failed", submitted = "submitted" }
@@ -26,12 +32,12 @@ local function callback_body(t, status)
   return assert(json.encode(d))
 end
 
---- Runs scenario sc staged as st (lifecycle_sim.staging(sc, M.CAPS)). env = {client(copts)
+--- Runs scenario sc through the engine, staged as st (lifecycle_sim.staging(sc, M.ENGINE_CAPS)). env = {client(copts)
 -- -> a client of the simulator on the runner's driver, faults(rules) -> sets the simulator's
 -- faults}. Returns what was seen: {unfinished, status, err = {kind, uncertain, ledger_key} |
 -- nil, external_task_id, cancel_refused, stats = {polls, lookups, creates}, ops = {the
 -- ledger lines' ops}, reserved_micros, estimate_micros}.
-function M.run(sc, st, env)
+function M.engine(sc, st, env)
   local c = staged.client(sc, nil, env.client)
   local req = staged.request(sc, st)
   if st.precreate then -- a task already under the external id the engine adopts
@@ -80,7 +86,32 @@ function M.run(sc, st, env)
     ops = staged.ops(c.ledger), reserved_micros = entries[1] and entries[1].micros, estimate_micros = q and q.micros }
 end
 
---- What differs between the observation o (from run) and the machine alone's end for sc:
+--- Runs scenario sc through the blocking runner, staged as st (lifecycle_sim.staging(sc,
+-- M.BLOCKING_CAPS)); env as for engine. Returns what was seen, as engine does (no stats: the
+-- blocking runner's sends are not counted).
+function M.blocking(sc, st, env)
+  local c = staged.client(sc, nil, env.client)
+  staged.stage(c, st)
+  local req = staged.request(sc, st)
+  if #st.faults > 0 then
+    env.faults(st.faults)
+  end
+  local m = c:lifecycle(req, scenarios.machine_options(sc))
+  local now = c.driver:now_ms()
+  local sched = core.sched { min_interval_ms = 200, max_interval_ms = 1000, seed = 7 }
+  local acts = m:watch(now, sched, now + st.timeout_s * 1000)
+  for _, a in ipairs(m:start(now)) do
+    acts[#acts + 1] = a
+  end
+  local how, t, err = blocking.drive(c, m, acts)
+  local entries = c.ledger and c.ledger:entries() or {}
+  local q = c:estimate(req)
+  return { unfinished = how == "done" and 0 or 1, status = t.status, external_task_id = t.external_task_id,
+    err = err and { kind = err.kind, uncertain = err.uncertain, ledger_key = err.ledger_key } or nil,
+    ops = staged.ops(c.ledger), reserved_micros = entries[1] and entries[1].micros, estimate_micros = q and q.micros }
+end
+
+--- What differs between the observation o (from engine or blocking) and the machine alone's end for sc:
 -- a list of messages, empty when the runner kept every promise.
 function M.mismatches(sc, o)
   local out = {}
@@ -108,7 +139,7 @@ function M.mismatches(sc, o)
   end
   want((expect.cancel_refused or nil) == o.cancel_refused, "cancel refused: " .. tostring(o.cancel_refused)
     .. ", expected " .. tostring(expect.cancel_refused or nil))
-  if expect.sends then
+  if expect.sends and o.stats then
     -- the kinds of request the machine alone sent (how many polls, and whether a task found
     -- by a lookup had already ended, is the simulator's timing)
     local kinds = {}
