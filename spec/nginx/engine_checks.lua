@@ -164,6 +164,23 @@ function M.cancel()
   line(called == 0 and n2 == 0, "issue 10.1: no completion of a cancelled request ever runs", called)
   sim("DELETE", "/_sim/faults")
 
+  -- A request that raises in its thread (a bug below the seam) comes back in the result's shape,
+  -- counted as sent (its fate unknown); one that ends before start returns is delivered by wait.
+  local broken = setmetatable({ request = function()
+    error("boom")
+  end }, { __index = d })
+  local got
+  local bid = broken:start({ method = "GET", url = E().http .. "/x", headers = {} }, function(_, res)
+    got = res
+  end)
+  local before_wait = got
+  local bn = broken:wait(1000)
+  line(bid ~= nil and before_wait == nil and bn == 1 and got and got.ok == false and got.error == "other"
+    and got.sent == true and got.id == bid and tostring(got.message):find("boom", 1, true) ~= nil
+    and broken:pending() == 0,
+    "issue 10.1: a request that raises in its thread is an 'other' error, counted as sent, delivered by wait",
+    json.encode(got))
+
   -- The run's deadline ends tasks whose polls are stalled: the engine drops them (driver:cancel).
   local c = client { budget = { limit = "1000", currency = "CNY" } }
   sim("POST", "/_sim/faults", { rules = { { kind = "stall", method = "GET", path = "^/v1/videos/text2video/",
