@@ -4,7 +4,8 @@
 -- refused creates queued again, adoption, callbacks, cancel, deadlines); the engine is a
 -- runner of those machines and decides nothing of a task's life itself (kling.engine.run).
 -- Creates and polls run concurrently over the client's driver's asynchronous seam
--- (driver:start/wait/cancel, kling.driver.multi: libcurl multi in plain Lua); the C scheduler
+-- (driver:start/wait/cancel, kling.driver.multi: libcurl multi in plain Lua; inside nginx light
+-- threads over cosockets, kling.resty.multi, in a handler or a timer); the C scheduler
 -- decides when each task is polled (near its expected finish when an estimate or progress is
 -- known, back-off otherwise, deadlines always); the C slot limiter keeps tasks waiting here,
 -- per model, while the provider's parallel slots are full, and follows 1303/429 (AIMD).
@@ -43,13 +44,22 @@ local function limit_value(fn, name, v)
 end
 
 -- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
-local function learn_file(opts)
+-- None on a driver inside an event loop (nginx): reading and writing the file would block
+-- every request of the worker, so durations are learnt in memory only there.
+local function learn_file(opts, driver)
   local f = opts.learn_file
   if f == false or opts.learn == false then
     return nil
   end
   if f ~= nil and type(f) ~= "string" then
     errors.misuse("engine.new", "learn_file must be a path or false")
+  end
+  if type(driver) == "table" and driver.event_loop then
+    if f ~= nil then
+      errors.misuse("engine.new", "learn_file: the driver runs inside an event loop (nginx), where the file's "
+        .. "reads and writes would block it; durations are learnt in memory there (learn_file = false)")
+    end
+    return nil
   end
   return f or durations_file.default_path()
 end
@@ -106,7 +116,8 @@ local NO_CREATE_BUDGET_MS = 2 ^ 53
 --   learn          without an estimate, expect a task to take as long as the tasks of its
 --                  kind seen to finish, when they agree (kling.engine.learn) (true)
 --   learn_file     where learnt durations are kept across runs (kling.engine.durations_file:
---                  $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/...); false: nowhere
+--                  $XDG_CACHE_HOME/kling/durations.json, else ~/.cache/...); false: nowhere.
+--                  Inside nginx (a driver with event_loop set) nowhere, and a path is refused
 --   lookups        lookups by external id that find nothing before an uncertain create is
 --                  sent again under the same external id (3)
 --   on_create(task)    called just before a create is sent (task.external_task_id is set)
@@ -159,7 +170,7 @@ function M.new(client, opts)
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts), kinds = {},
+    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
     kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,

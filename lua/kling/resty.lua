@@ -11,6 +11,10 @@
 -- client:submit and task:wait run the one lifecycle machine (kling.lifecycle.machine) through
 -- the blocking runner (kling.runner.blocking), whose waits are ngx.sleep here.
 --
+-- Many tasks in one handler or timer: client:submit_many, wait_all, wait_any and cancel run the
+-- engine (kling.engine) on this driver's asynchronous seam (kling.resty.multi: a light thread
+-- per request, waits on a semaphore).
+--
 -- Many tasks across workers: kling.resty.tasks (a task table in a lua_shared_dict),
 -- kling.resty.poller (a timer loop in one worker at a time, over core.sched),
 -- kling.resty.callback (a location that takes verified callbacks), and kling.runner.resty,

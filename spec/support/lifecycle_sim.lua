@@ -90,7 +90,7 @@ function M.staging(sc, caps)
       count = bad, seconds = 2, retry_after = 0 }
   end
   if sc.timeout_ms then -- the deadline: a task far longer than the wait
-    st.marker, st.timeout_s = " [sim:seconds=60]", math.min(sc.timeout_ms // 1000, 5)
+    st.marker, st.timeout_s = " [sim:seconds=60]", math.min(math.floor(sc.timeout_ms / 1000), 5)
   end
   return st
 end
@@ -112,7 +112,9 @@ function M.request(sc, st)
 end
 
 --- The client for a scenario: the simulator's, with a real budget unless the scenario has none.
-function M.client(sc, extra)
+-- make(copts) makes it (default support.sim's client over libcurl; inside nginx one over the
+-- resty driver).
+function M.client(sc, extra, make)
   local copts = { timeout = 1, call_budget = 10 }
   if sc.budget ~= false then
     copts.budget = { limit = sc.reserve == "budget" and "0.01" or "100", currency = "CNY" }
@@ -120,7 +122,7 @@ function M.client(sc, extra)
   for k, v in pairs(extra or {}) do
     copts[k] = v
   end
-  return sim.client(copts)
+  return (make or sim.client)(copts)
 end
 
 -- The request numbered n of the client: a token that expired in flight (a real JWT of the

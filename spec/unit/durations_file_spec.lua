@@ -124,6 +124,19 @@ describe("kling.engine with a learnt-durations file", function()
     assert.equal(1, count(durations_file.read(path)))
   end)
 
+  it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
+    function()
+      local engine = require "kling.engine"
+      local c = fake.client(fake.new { task_seconds = 1 })
+      assert.is_string(engine.new(c, { seed = 1 }).learn_file) -- plain Lua: the default path
+      c.driver.event_loop = true -- what kling.resty.driver says: a file's reads and writes would block it
+      assert.is_nil(engine.new(c, { seed = 1 }).learn_file)
+      assert.error_matches(function()
+        engine.new(c, { learn_file = tmpdir() .. "/durations.json" })
+      end, "learn_file: the driver runs inside an event loop")
+      assert.is_nil(engine.new(c, { learn_file = false }).learn_file)
+    end)
+
   it("issue 15.2: a batch of one kind all finish on time while its learnt window moves", function()
     -- Every finished task moves the window of samples; re-reporting the waiting tasks at
     -- each one used to push their polls later and later (most never polled in time).

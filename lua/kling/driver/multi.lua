@@ -7,8 +7,9 @@
 --   driver:wait(timeout_ms) -> n | nil, msg   waits at most timeout_ms for requests to finish
 --                                    and calls their completions; n: how many ran
 --   driver:pending() -> n           requests started and not finished or cancelled
--- An asynchronous driver (cosockets inside nginx) implements the same four over its own
--- events; the clocks (now_ms, wall_s, sleep_ms) are the driver's too. `install(D)` gives a
+-- An asynchronous driver implements the same four over its own events (inside nginx:
+-- kling.resty.multi, light threads over cosockets); the clocks (now_ms, wall_s, sleep_ms) are
+-- the driver's too. `install(D)` gives a
 -- driver class or table these methods over its `http` field.
 -- @module kling.driver.multi
 local M = {}

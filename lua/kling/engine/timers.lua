@@ -81,7 +81,7 @@ function Timers:keep(fn)
     end
   end
   self.n, self.at, self.item, self.tok = n, at, item, tok
-  for i = n // 2, 1, -1 do -- sift each parent down
+  for i = math.floor(n / 2), 1, -1 do -- sift each parent down (no // : LuaJIT runs this in nginx)
     local j = i
     while true do
       local l, r, m = 2 * j, 2 * j + 1, j

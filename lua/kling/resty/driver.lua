@@ -5,6 +5,7 @@
 -- @module kling.resty.driver
 local core = require "kling.core"
 local http = require "kling.resty.http"
+local multi = require "kling.resty.multi"
 
 local Driver = {}
 Driver.__index = Driver
@@ -178,6 +179,14 @@ end
 function Driver.wall_s()
   return core.wall_s()
 end
+
+-- The asynchronous seam the engine runs on (start, cancel, wait, pending): each request in a
+-- light thread, waits on a semaphore (kling.resty.multi).
+multi.install(Driver, check_phase)
+
+-- It runs inside nginx's event loop: what would block it (a file of the engine's learnt
+-- durations, kling.engine.durations_file) is left out by the engine.
+Driver.event_loop = true
 
 -- Waits by yielding to nginx (ngx.sleep): other requests of the worker go on meanwhile.
 function Driver.sleep_ms(_, ms)
