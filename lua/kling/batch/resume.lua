@@ -20,6 +20,7 @@ return function(Batch)
     if not client then
       return -- no client for its provider now: the hold stays until a run that has one
     end
+    row.client = client
     local fields = { id = e and e.task_id or a.task_id, endpoint = a.endpoint, status = status,
       request = self:priced(row), ledger_key = key }
     for _, o in ipairs(e and e.outputs or {}) do
