@@ -103,6 +103,8 @@ function Batch:client_for(row)
     access_key = m.access_key or o.access_key, secret_key = m.secret_key or o.secret_key,
     api_key = m.api_key or o.api_key, poll_min = o.poll_min, poll_max = o.poll_max,
     debug = o.debug or nil, -- kling --debug (only when asked: the option is the client's)
+    -- the batch's budget: each row's machine holds its estimate there and ends the hold
+    budget = self.ledger,
   }
   local key = client_key(co)
   local c = self.clients[key]

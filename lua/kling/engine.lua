@@ -253,12 +253,13 @@ local function without(req, key)
   return copy
 end
 
--- submit(req, {estimate =, timeout =, adopt =}) -> task. Never blocks: the create goes out
--- from step()/wait(). req.estimate (seconds, not sent to the provider) or opts.estimate is
+-- submit(req, {estimate =, timeout =, adopt =, key =}) -> task. Never blocks: the create goes
+-- out from step()/wait(). req.estimate (seconds, not sent to the provider) or opts.estimate is
 -- the expected duration, which lets the scheduler poll about once near the end. adopt: look
 -- the task up by req.external_task_id first, create it only if the provider has none
--- (resuming a batch). A request that fails validation gives a task that has already
--- failed, with `error` set.
+-- (resuming a batch). key: the ledger key its estimate is held under (the caller's own, kept
+-- across restarts: a batch row's attempt; a hold the key has already is the task's). A
+-- request that fails validation gives a task that has already failed, with `error` set.
 function Engine:submit(req, topts)
   errors.check_arg("engine:submit", 1, req, "table")
   topts = topts or {}
@@ -278,8 +279,9 @@ function Engine:submit(req, topts)
   elseif self.client.local_files then -- what its local files become (kling.local_file)
     files, err = local_file.inline(provider, req)
   end
-  lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt,
-    expect_ms = estimate and math.floor(estimate * 1000), callback = req.callback_url ~= nil or nil }, self.profile)
+  lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt, key = topts.key,
+    expect_ms = estimate and math.floor(estimate * 1000), callback = req.callback_url ~= nil or nil },
+    self.profile)
   if err then
     self:feed(m, "refuse", now, err)
     return t

@@ -61,8 +61,9 @@ function Task:update(fresh)
   local m = rawget(self, "lifecycle")
   if m then
     local client = self.client
-    for _, act in ipairs(m:news(client.driver:now_ms(), fresh)) do
-      effects.apply(client, act, client.driver:now_ms())
+    local now = client.driver:now_ms()
+    for _, act in ipairs(m:news(now, fresh)) do
+      effects.apply(client, act, now, m)
     end
     return self
   end
@@ -72,7 +73,14 @@ function Task:update(fresh)
     end
   end
   if TERMINAL[self.status] and self.ledger_key and not self.accounted then
-    effects.account(self.client, { type = self.status == "succeeded" and "settle" or "release", task = self })
+    -- Seen ended here first (a task the engine drives): a machine taken up on it ends its hold,
+    -- as the engine's would have (kling.lifecycle.machine existing: the adopt path).
+    local client = self.client
+    local now = client.driver:now_ms()
+    local ended = lifecycle.existing { provider = client.provider, task = self, key = self.ledger_key }
+    for _, act in ipairs(ended:watch(now)) do
+      effects.apply(client, act, now, ended)
+    end
   end
   return self
 end

@@ -156,6 +156,66 @@ describe("a batch against the simulator", function()
     assert.are.equal(2, result.runs)
   end)
 
+  it("issue 10.4: with a budget, each attempt's hold is its machine's, under the row's key, across a kill: "
+    .. "held once, ended once, the ends a killed run left open ended by machines taken up on them", function()
+    local dir = fresh_dir()
+    local rows = { { defaults = V1 }, { id = "a", prompt = "adopted" }, { id = "b", prompt = "tracked" },
+      { id = "d", prompt = "ended, its settle lost" }, { id = "e", prompt = "failed, its release lost" },
+      { id = "f", prompt = "fresh" } }
+    write(dir .. "/rows.jsonl", jsonl(rows))
+    local parsed = assert(manifest.load(dir .. "/rows.jsonl"))
+    local client = sim.client()
+    local req = { model = "kling-v1", mode = "std", duration = 5 }
+    local function with(prompt, ext)
+      local r = { prompt = prompt, external_task_id = ext }
+      for k, v in pairs(req) do
+        r[k] = v
+      end
+      return r
+    end
+    local ta = assert(client:submit(with("adopted", "kb-h-a")))
+    local tb = assert(client:submit(with("tracked", "kb-h-b")))
+    local td = assert(client:run(with("d", "kb-h-d"), { timeout = 30 }))
+    local te = assert(client:submit(with("e", "kb-h-e")))
+    -- A run killed with every hold on disk (each written before its create) and no end of
+    -- one: d's end is journaled but not its settle, e's failure but not its release.
+    local function hold(key, n)
+      return { t = "ledger", seq = n, op = "reserve", task_key = key, amount = "1", currency = "CNY",
+        reserved_amount = "1" }
+    end
+    write(dir .. "/journal.jsonl", jsonl {
+      { t = "batch", v = 1, rows = 5 },
+      hold("a#1", 1), { t = "intent", row = "a", attempt = 1, ext = "kb-h-a", key = "a#1", hash = parsed[1].hash },
+      hold("b#1", 2), { t = "intent", row = "b", attempt = 1, ext = "kb-h-b", key = "b#1", hash = parsed[2].hash },
+      { t = "created", row = "b", attempt = 1, task_id = tb.id, endpoint = "videos/text2video" },
+      hold("d#1", 3), { t = "intent", row = "d", attempt = 1, ext = "kb-h-d", key = "d#1", hash = parsed[3].hash },
+      { t = "created", row = "d", attempt = 1, task_id = td.id, endpoint = "videos/text2video" },
+      { t = "end", row = "d", attempt = 1, status = "succeeded", task_id = td.id, charge = { amount = "1",
+        currency = "CNY" }, outputs = { { kind = "video", url = td.videos[1].url, duration = 5 } } },
+      hold("e#1", 4), { t = "intent", row = "e", attempt = 1, ext = "kb-h-e", key = "e#1", hash = parsed[4].hash },
+      { t = "created", row = "e", attempt = 1, task_id = te.id, endpoint = "videos/text2video" },
+      { t = "end", row = "e", attempt = 1, status = "failed", task_id = te.id,
+        error = { kind = "content_policy", message = "refused" } },
+    })
+    local result, err, status = run(dir, { budget = "10" })
+    assert(result, err)
+    assert.are.equal(0, status, json.encode(result.rows))
+    assert.are.same({ a = "succeeded", b = "succeeded", d = "succeeded", e = "failed", f = "succeeded" },
+      states(result))
+    assert.are.equal(ta.id, of_row(records(dir), "a", "created")[1].task_id)
+    -- Every key held once and ended once, the way its task ended.
+    local moves = {}
+    for _, r in ipairs(records(dir)) do
+      if r.t == "ledger" then
+        moves[r.task_key] = (moves[r.task_key] and (moves[r.task_key] .. " ") or "") .. r.op
+      end
+    end
+    assert.are.same({ ["a#1"] = "reserve settle", ["b#1"] = "reserve settle", ["d#1"] = "reserve settle",
+      ["e#1"] = "reserve release", ["f#1"] = "reserve settle" }, moves)
+    assert.are.same({ limit = "10", spent = "4", reserved = "0", currency = "CNY" }, result.budget)
+    assert.are.equal(5, sim.stats().creates) -- a, b, d, e before; f now
+  end)
+
   it("reports a lost create uncertain where the provider cannot look it up, and never sends it again", function()
     local dir = fresh_dir()
     local i = sim.info()

@@ -241,6 +241,43 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.is_nil(rawget(m, "last_send"))
     end)
 
+    it("issue 10.3: a ledger key the runner gives is reserved under, once (a hold it has is the task's)", function()
+      local m = machine.new({ request = scenarios.REQUEST, key = "row-7#2" }, profile())
+      m:watch(0, m.sched, 600000)
+      local acts = m:start(0)
+      assert.are.same({ "reserve" }, types(acts))
+      assert.are.equal("row-7#2", acts[1].key)
+      assert.is_true(acts[1].once)
+      m:reserved(0, { micros = 1000000, currency = "CNY" })
+      m:granted(0)
+      local ended = m:answer(50, scenarios.ANSWERS.failed(), 0)
+      assert.are.same({ "journal", "created", "release", "done" }, types(ended))
+      assert.are.equal("row-7#2", ended[3].key)
+      -- Without a key of the runner's, the external id is the key, and nothing says once.
+      local own = machine.new({ request = scenarios.REQUEST }, profile())
+      own:watch(0, own.sched, 600000)
+      local r = own:start(0)[1]
+      assert.are.equal(own.task.external_task_id, r.key)
+      assert.is_nil(r.once)
+    end)
+
+    it("issue 10.3: a machine taken up on a task that ended with its hold open settles or releases it at once "
+      .. "(a batch row that ended while the batch was down)", function()
+      for status, money in pairs { succeeded = "settle", failed = "release" } do
+        local m = machine.existing { provider = kling, key = "row-1#1",
+          task = { id = "t-1", endpoint = "videos/text2video", status = status } }
+        local acts = m:watch(0)
+        assert.are.same({ money, "done" }, types(acts))
+        assert.are.equal("row-1#1", acts[1].key)
+        assert.are.same({ "done" }, types(m:watch(0))) -- once
+      end
+      -- Without a key nothing is held: it is done as it is.
+      local m = machine.existing { provider = kling, task = { id = "t-1", endpoint = "videos/text2video",
+        status = "succeeded" } }
+      assert.are.equal("done", m.state)
+      assert.are.same({ "done" }, types(m:watch(0)))
+    end)
+
     it("a runner's own refusal before start ends the task with nothing sent or held", function()
       local m = machine.new({ request = scenarios.REQUEST }, profile())
       local err = { kind = "validation", field = "estimate" }

@@ -93,15 +93,33 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal("alice", line.account)
   end)
 
-  it("issue 10 / 11: through kling.money.hold a key is reserved and settled at most once", function()
+  -- A client over the ledger (what a batch row's machine reserves and accounts through).
+  local function client_of(l)
+    return assert(require("kling").new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",
+      budget = l })
+  end
+  local T2V = { prompt = "p", model = "kling-v1", mode = "std", duration = 5 }
+
+  it("issue 10.2: through kling.money.hold a key of the caller's own is reserved and ended at most once", function()
     local l = assert(ledgers.new { limit = "10", currency = "CNY" })
-    assert(hold.reserve_once(l, "row#1", cny(3500000)))
-    assert(hold.reserve_once(l, "row#1", cny(3500000)))
-    assert.equal(3500000, l:reserved("CNY"))
-    assert(hold.settle_once(l, "row#1", cny(2500000)))
-    assert.is_nil((hold.settle_once(l, "row#1", cny(2500000))))
-    assert.is_nil(hold.release_held(l, "row#1"))
-    assert.equal(2500000, l:spent("CNY"))
+    local c = client_of(l)
+    local q = assert(hold.reserve(c, "row#1", T2V, true))
+    -- A second run (the batch restarted before the create was answered): the hold is the task's.
+    local again = assert(hold.reserve(c, "row#1", T2V, true))
+    assert.is_true(again.held)
+    assert.equal(q.micros, again.micros)
+    assert.equal(q.micros, l:reserved("CNY"))
+    -- Without once, a key that holds is refused (a second task under one key).
+    local none, err = hold.reserve(c, "row#1", T2V)
+    assert.is_nil(none)
+    assert.is_table(err)
+    local t = { ledger_key = "row#1", status = "succeeded", request = T2V, videos = { { url = "u", duration = "5" } } }
+    assert(hold.account(c, t))
+    -- The same end seen by a machine after a restart, and a release: nothing moves again.
+    assert.is_nil(hold.account(c, { ledger_key = "row#1", status = "succeeded", request = T2V }))
+    assert.is_nil(hold.account(c, { ledger_key = "row#1", status = "failed" }))
+    assert.equal(q.micros, l:spent("CNY"))
+    assert.equal(0, l:reserved("CNY"))
     local ops = {}
     for _, e in ipairs(l:entries()) do
       ops[#ops + 1] = e.op
@@ -109,13 +127,15 @@ describe("issue 10: the Ledger over its stores", function()
     assert.same({ "reserve", "settle" }, ops)
   end)
 
-  it("issue 10: a charge that cannot be counted is charged its reservation, never nothing", function()
+  it("issue 10.2: a delivery whose price is unknown is charged its reservation, never nothing", function()
     local l = assert(ledgers.new { limit = "10", currency = "CNY" })
-    assert(hold.reserve_once(l, "k", cny(3500000)))
-    local e, err = hold.settle_once(l, "k", { provider = "evolink", currency = "credits", micros = 1 })
-    assert.equal("no_budget", err.code)
+    local c = client_of(l)
+    local q = assert(hold.reserve(c, "k", T2V, true))
+    local t = { ledger_key = "k", status = "succeeded", request = { prompt = "p", model = "kling-v3", duration = 7 } }
+    local e = assert(hold.account(c, t))
     assert.equal("settle", e.op)
-    assert.equal(3500000, l:spent("CNY"))
+    assert.is_not_nil(t.billing_error)
+    assert.equal(q.micros, l:spent("CNY"))
   end)
 
   it("issue 10: a settle in another currency counts at the user's rates against the reservation's budget",

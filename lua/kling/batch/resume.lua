@@ -3,11 +3,36 @@
 -- never reached the journal is adopted by its external id (looked up before anything is
 -- created again), or, where the provider has no external ids, reported uncertain and never
 -- resent. The budget's ledger (replayed from the journal) is brought in line with the ends
--- the journal saw. Installed as a method of the batch by kling.batch.
-local core = require "kling.core"
-local budget = require "kling.money.hold"
+-- the journal saw, by lifecycle machines taken up on those ended tasks. Installed as a
+-- method of the batch by kling.batch.
+local blocking = require "kling.runner.blocking"
+local lifecycle = require "kling.lifecycle.machine"
+local task_mod = require "kling.task"
 
 return function(Batch)
+  -- An attempt that ended while no machine ran for it (the journal has its end, or a later
+  -- attempt, and the ledger still has its hold: the batch stopped in between): a machine
+  -- taken up on the ended task ends the hold, as the one that ran it would have (settled to
+  -- the price of what it delivered, never nothing; or released). The money is the machine's
+  -- and kling.lifecycle.effects', over the blocking runner; nothing is sent.
+  function Batch:end_hold(row, key, status, a, e)
+    local client = self:client_for(row)
+    if not client then
+      return -- no client for its provider now: the hold stays until a run that has one
+    end
+    row.client = client
+    local fields = { id = e and e.task_id or a.task_id, endpoint = a.endpoint, status = status,
+      request = self:priced(row), ledger_key = key }
+    for _, o in ipairs(e and e.outputs or {}) do
+      local k = tostring(o.kind) .. "s"
+      fields[k] = fields[k] or {}
+      fields[k][#fields[k] + 1] = { url = o.url, duration = o.duration }
+    end
+    local t = task_mod.new(client, fields)
+    local m = lifecycle.existing { provider = client.provider, task = t, key = key }
+    blocking.drive(client, m, m:watch(client.driver:now_ms()))
+  end
+
   -- The ledger's side of what the journal says about each attempt of a row.
   function Batch:reconcile_ledger(row, h)
     if not self.ledger then
@@ -16,16 +41,10 @@ return function(Batch)
     for n, a in pairs(h.attempts) do
       local key = row.id .. "#" .. n
       local e = a.ended
-      if e and e.status == "succeeded" then
-        -- The journaled charge (in its own currency), else the reservation: never nothing.
-        local c = e.charge or {}
-        local m = type(c.amount) == "string" and core.money_parse(c.amount)
-        if self.ledger:reservation(key) then
-          budget.settle_once(self.ledger, key, m and { micros = m, currency = c.currency } or nil,
-            { task_id = e.task_id })
-        end
-      elseif (e and e.status == "failed") or (not e and n < h.attempt) then
-        budget.release_held(self.ledger, key, { task_id = a.task_id })
+      local status = e and (e.status == "succeeded" or e.status == "failed") and e.status
+        or (not e and n < h.attempt and "failed") or nil
+      if status and self.ledger:reservation(key) then
+        self:end_hold(row, key, status, a, e)
       end
     end
   end

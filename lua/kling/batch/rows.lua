@@ -2,9 +2,11 @@
 -- adopted by external id, or tracked by task id), journaled at each step (intent before the
 -- create, task id after, end with the charge, files, final), retried by error kind with a
 -- new external id, downloaded as soon as its task succeeds. Installed by kling.batch.
+-- Its money is its machine's: each attempt's estimate is held under the attempt's ledger key
+-- (row#attempt, kept in the journal across restarts) by the engine's lifecycle machine, which
+-- settles or releases it at the task's end; this file only gives the key.
 local core = require "kling.core"
 local billing = require "kling.billing"
-local budget = require "kling.money.hold"
 local usage = require "kling.money.usage"
 local task_mod = require "kling.task"
 local local_file = require "kling.local_file"
@@ -70,10 +72,6 @@ return function(Batch)
     return row.id .. "#" .. row.attempt
   end
 
-  function Batch:release_hold(row)
-    budget.release_held(self.ledger, self:ledger_key(row), { task_id = row.task_id })
-  end
-
   -- ---- launching ----
 
   -- The request as sent: element names resolved, an external id where the provider keeps them.
@@ -108,23 +106,6 @@ return function(Batch)
     return req
   end
 
-  -- Holds the row's estimate under the budget before its create can go out. true, or nil
-  -- and the error (kind budget: wait for running rows; else the row is refused).
-  function Batch:hold_estimate(row, req)
-    local key = self:ledger_key(row)
-    if not self.ledger or self.ledger:reservation(key) then
-      return true -- no budget, or held already (a resumed row)
-    end
-    local q, err = budget.worst_case(function(r)
-      return billing.estimate(self:priced(row, r))
-    end, budget.endpoint_def(row.client.provider, req), req)
-    if not q then
-      err.message = tostring(err.message) .. " (a budget is set: every row needs a price)"
-      return nil, err
-    end
-    return budget.reserve_once(self.ledger, key, q)
-  end
-
   function Batch:launch(row)
     local client, cerr = self:client_for(row)
     if not client then
@@ -140,30 +121,20 @@ return function(Batch)
       return self:refuse(row, err)
     end
     row.req = req
-    local ok, berr = self:hold_estimate(row, req)
-    if not ok then
-      if berr.kind == "budget" and berr.code == "no_budget" then
-        -- Its currency has no budget: open (not failed) until the batch is given one.
-        row.error = error_record(berr)
-        return self:park(row, "budget: " .. tostring(berr.message))
-      elseif berr.kind == "budget" then
-        return self:budget_wait(row, berr)
-      end
-      return self:refuse(row, berr)
-    end
     local e = self:engine_of(client)
     local t
+    local key = self:ledger_key(row) -- the attempt's hold (a batch with a budget: the client's ledger)
     row.intent_written = row.mode ~= "fresh"
     if row.mode == "track" then
       t = task_mod.new(client, { id = row.task_id, endpoint = row.endpoint, status = "queued",
-        external_task_id = row.ext, request = req })
+        external_task_id = row.ext, request = req, ledger_key = key })
       self:attach(row, t, e)
       e:track(t, { estimate = self.estimate })
     else
-      t = e:submit(req, { adopt = row.mode == "adopt" or nil, estimate = self.estimate })
+      t = e:submit(req, { adopt = row.mode == "adopt" or nil, estimate = self.estimate, key = key })
       self:attach(row, t, e)
     end
-    if t.error then -- refused at submit (validation): it never reaches the engine's loop
+    if t.error then -- refused at submit (validation, the budget): it never reaches the engine's loop
       self:ended(t, t.error)
     end
   end
@@ -225,11 +196,18 @@ return function(Batch)
     if err.uncertain and not created then
       return self:uncertain(row, err)
     end
+    if not created and err.kind == "budget" then
+      if err.code == "no_budget" then
+        -- Its currency has no budget: open (not failed) until the batch is given one.
+        row.error = error_record(err)
+        return self:park(row, "budget: " .. tostring(err.message))
+      end
+      return self:budget_wait(row, err)
+    end
     if not created and REFUSED[err.kind] then
       return self:refuse(row, err)
     end
     if not created and HALT[err.kind] then
-      self:release_hold(row)
       return self:halt(row, err)
     end
     return self:attempt_failed(row, t, err)
@@ -239,7 +217,6 @@ return function(Batch)
   -- this run's summary, and journaled as such so that kling status says the same; not the
   -- row's final record, so a later run looks at it again.
   function Batch:refuse(row, err)
-    self:release_hold(row)
     row.st, row.refused, row.error = "failed", true, error_record(err)
     self:journal_row("refused", row, { error = row.error })
     self:event(row, "refused: " .. tostring(err))
@@ -295,7 +272,6 @@ return function(Batch)
   function Batch:attempt_failed(row, t, err)
     row.error = error_record(err)
     self:journal_row("end", row, { status = "failed", task_id = t.id, error = row.error })
-    self:release_hold(row)
     self:after_failure(row)
   end
 
@@ -316,25 +292,24 @@ return function(Batch)
     self:event(row, "failed: " .. tostring(e.kind) .. ": " .. tostring(e.message))
   end
 
+  -- A succeeded attempt. With a budget its machine has settled the hold already (to the
+  -- charge journaled here: the ledger's, t.charge_quote; an unpriced delivery is charged its
+  -- reservation, never nothing).
   function Batch:succeeded(row, t)
     local outputs = outputs_of(t)
-    local q, qerr = self:charge_of(row, outputs)
+    local q, qerr = t.charge_quote, nil
+    if not q then
+      q, qerr = self:charge_of(row, outputs)
+    end
     local charge = q and { amount = q.amount, currency = billing.unit(q), rule = q.rule }
       or { unpriced = tostring(qerr and qerr.message or qerr) }
     charge.reported = t.charge ~= nil and tostring(t.charge) or nil
     self:journal_row("end", row, { status = "succeeded", task_id = t.id, charge = charge, outputs = outputs })
-    self:charge(row, q)
+    if q and t.billing_error then -- priced, but the budget could not count it: held charged
+      self:event(row, "budget: " .. tostring(t.billing_error))
+    end
     row.outputs, row.charge = outputs, charge
     self:fetch_outputs(row)
-  end
-
-  -- The budget's side of a succeeded attempt: the actual charge replaces the reservation
-  -- (an unpriced delivery is charged its reservation, never nothing).
-  function Batch:charge(row, q)
-    local _, err = budget.settle_once(self.ledger, self:ledger_key(row), q, { task_id = row.task_id })
-    if err then
-      self:event(row, "budget: " .. tostring(err))
-    end
   end
 
   -- ---- outputs ----

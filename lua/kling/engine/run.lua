@@ -8,13 +8,14 @@
 --   wake      -> the engine's timers (kling.engine.timers), or nothing where the scheduler
 --                (core.sched) holds the task's next poll (due() hands it back)
 --   acquire / refused / created / done -> the slot limiter (kling.engine.limits)
---   reserve, settle, release, renew_token -> kling.lifecycle.effects (the only way to money)
+--   reserve, settle, release, renew_token -> kling.lifecycle.effects.apply (the only way to money)
 --   journal, created, news, done       -> hooks, indexes, counters and the waiters' counts
 -- Installed as methods of the engine.
 local effects = require "kling.lifecycle.effects"
 local queue = require "kling.engine.queue"
 
 local push = queue.push
+local MONEY = effects.TYPES -- reserve, settle, release, renew_token
 
 -- Machine states of a task whose create is not settled yet (submit_many waits these out; a
 -- task waiting for a provider slot does not count, nor one not started: start() leaves it).
@@ -127,14 +128,12 @@ return function(Engine)
         if not (m.h and m.state == "scheduled") then -- else the scheduler holds it (due())
           self.timers:push(a.at, m.n, WAKE)
         end
-      elseif ty == "reserve" then
-        append(acts, m:reserved(now, effects.reserve(self.client, a)))
       elseif ty == "acquire" then
         if self:acquire(m, a.front) then
           append(acts, self:past_run(now) and m:deadline(now) or m:granted(now))
         end
-      elseif ty == "settle" or ty == "release" or ty == "renew_token" then
-        effects.apply(self.client, a, now)
+      elseif MONEY[ty] then -- handed over unopened: a reserve's answer comes back as actions
+        append(acts, effects.apply(self.client, a, now, m))
       elseif ty == "journal" then
         -- "create": the caller's journal hears it as the request starts (Engine:start), after
         -- submit has handed the task back; "created": now.

@@ -228,8 +228,7 @@ function M.record(G, c, how, t)
     G.tasks:save(rec, true)
     G.tasks:publish(rec, true, false)
   else
-    track.unreserve(G, rec)
-    G.tasks:drop(rec)
+    track.drop(G, rec)
   end
 end
 

@@ -181,7 +181,7 @@ function M.init(path, opts)
     end
   end
   if moves > 0 or restored > 0 then
-    track.settle_orphans(G, entries)
+    track.restore(G, entries)
     ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
       " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
       or "")

@@ -132,16 +132,20 @@ function Tasks:create(rec, s)
   return true
 end
 
--- create_held(rec, s, ledger, micros, info) -> entry | nil, err, stage ("task" or "hold"):
--- the record (CREATE's writes) and its reservation in one script, one call per create
--- (kling.money.stores.redis reserve_call): a refused hold leaves no record behind.
-function Tasks:create_held(rec, s, meter, micros, info)
+-- held_writes(rec, s) -> writes: the record's writes (CREATE's) for a store call that also
+-- holds its estimate (kling.gateway.track makes the call through kling.lifecycle.effects:
+-- kling.money.stores.redis reserve_call), so that the create is one script, one round trip.
+function Tasks.held_writes(_, rec, s)
   local set = { { "t:" .. rec.id, s } }
   if rec.external_task_id then
     table.insert(set, 1, { xkey(rec), rec.id })
   end
-  local call, read = meter:reserve_call(rec.id, micros, { task_id = info and info.task_id or rec.id,
-    account = rec.account }, { set = set, add = { { "active", rec.id } }, push = { { M.Q_NEW, rec.id } } })
+  return { set = set, add = { { "active", rec.id } }, push = { { M.Q_NEW, rec.id } } }
+end
+
+-- create_held(rec, call, read) -> entry | nil, err, stage ("task" or "hold"): runs that call
+-- (the record and its hold in one script): a refused hold leaves no record behind.
+function Tasks:create_held(rec, call, read)
   local res, err = self.redis:run(unpack(call, 1, call.n))
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"

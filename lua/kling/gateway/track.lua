@@ -110,8 +110,10 @@ end
 -- estimate held, journaled on one line (or, with Redis, in one round trip), before anything
 -- is forwarded.
 function M.create_held(G, rec, micros, s)
-  if G.tasks.create_held then
-    return G.tasks:create_held(rec, s, G.meter, micros, { task_id = rec.id })
+  if G.tasks.held_writes then -- Redis: one script writes the record and holds
+    local call, read = effects.meter_reserve_call(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account },
+      G.tasks:held_writes(rec, s))
+    return G.tasks:create_held(rec, call, read)
   end
   local ok, err = G.tasks:create(rec, s)
   if not ok then
@@ -125,17 +127,20 @@ function M.create_held(G, rec, micros, s)
   return e
 end
 
--- unreserve(G, rec): a create that was not forwarded (or refused upstream) costs nothing.
-function M.unreserve(G, rec)
-  return effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id })
+-- drop(G, rec): a create that was refused upstream: its record goes, and its hold with it
+-- (nothing was made: it costs nothing). The other half of create_held.
+function M.drop(G, rec)
+  effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id })
+  G.tasks:drop(rec)
 end
 
--- After a restart: a task ended in the journal whose money movement never made it there
+-- restore(G, entries): after a restart (the journal's entries), the money the records owe.
+-- A task ended in the journal whose money movement never made it there
 -- (nginx died in between) gets it now, as its final record says (the machine decided it
 -- before the record was ended: a charge, or "0" for a release, or none when the hold
 -- stays); a hold whose task was never journaled (nginx died between the reservation and
 -- the record, before anything was forwarded) is released.
-function M.settle_orphans(G, entries)
+function M.restore(G, entries)
   local last = {}
   for _, e in ipairs(entries) do
     if (e.op == "task" or e.op == "reserve") and type(e.record) == "table" and e.record.id then

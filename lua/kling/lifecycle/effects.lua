@@ -1,33 +1,29 @@
 --- The one place where a runner carries out a lifecycle machine's money and credential
--- actions (reserve, settle, release, renew_token). Every runner calls these, so the ledger is
--- reached through one file: the money package's functions (kling.money.hold) are called
--- here and nowhere else in the runners. A client's actions go to its budget; the gateway's
--- (the OpenResty runner, kling.gateway.track) to its Ledger of accounts, `G.meter` (the
--- `meter_*` functions below).
+-- actions (reserve, settle, release, renew_token). The blocking runner and the engine hand
+-- every such action to M.apply unopened, so the ledger is reached through one file: the
+-- money package's functions (kling.money.hold) are called here and nowhere else. A client's
+-- actions go to its budget; the gateway's (the OpenResty runner's action mapper,
+-- kling.gateway.track, the one file outside lifecycle/ and money/ that names a movement) to
+-- its Ledger of accounts, `G.meter` (the `meter_*` functions below).
 -- @module kling.lifecycle.effects
 local billing = require "kling.billing"
 local budget = require "kling.money.hold"
 
 local M = {}
 
---- Carries out a `reserve` action for a client's ledger.
--- Returns what the machine's reserved() takes: the quote (or true without a budget), or nil
--- and the refusal (kind `budget`, `unpriced` or `validation`).
----@param client kling.Client
----@param act table {type = "reserve", key, request}
----@return table|boolean|nil quote
----@return kling.Error|nil err
-function M.reserve(client, act)
-  return budget.reserve(client, act.key, act.request)
+-- A `reserve` action: the request's estimate held under the action's key (once: the key is
+-- the runner's own, and a hold it has from a run before this one is the task's). Returns what
+-- the machine's reserved() takes: the quote (or true without a budget), or nil and the
+-- refusal (kind `budget`, `unpriced` or `validation`).
+local function reserve(client, act)
+  return budget.reserve(client, act.key, act.request, act.once)
 end
 
---- Carries out a `settle` or `release` action: the task's reservation is settled to the price
--- of what it delivered (never to nothing: an unpriceable delivery charges the reservation),
--- or released. Returns the ledger entry, or nil and an error (also kept on the task as
+-- A `settle` or `release` action: the task's hold settled to the price of what it delivered
+-- (never to nothing: an unpriceable delivery charges the reservation), or released; at most
+-- once by key. Returns the ledger entry, or nil and an error (also kept on the task as
 -- `billing_error`).
----@param client kling.Client
----@param act table {type = "settle" | "release", key, task}
-function M.account(client, act)
+local function account(client, act)
   local t = act.task
   if not client.ledger or t.accounted then
     return nil
@@ -54,18 +50,28 @@ function M.renew_token(ctx, now)
   end
 end
 
---- Carries out one money or credential action; true when `act` was one of them.
--- reserve is not among them: its answer goes back to the machine (M.reserve).
-function M.apply(client, act, now)
+-- The actions carried out here: runners hand them over unopened, and decide nothing of them.
+M.TYPES = { reserve = true, settle = true, release = true, renew_token = true }
+local NONE = {}
+
+--- Carries out one of a client's machine's money or credential actions (M.TYPES): the only
+-- way a runner (the blocking one, the engine) reaches a ledger. Returns the actions that
+-- follow from it (a reserve's answer fed to `m`, the machine that asked), else an empty list.
+---@param client kling.Client
+---@param act table the action
+---@param now integer monotonic ms
+---@param m? table the machine the action came from (needed for a reserve)
+---@return table[] acts
+function M.apply(client, act, now, m)
   local ty = act.type
-  if ty == "settle" or ty == "release" then
-    M.account(client, act)
-    return true
+  if ty == "reserve" then
+    return m:reserved(now, reserve(client, act))
+  elseif ty == "settle" or ty == "release" then
+    account(client, act)
   elseif ty == "renew_token" then
     M.renew_token(client.ctx, now)
-    return true
   end
-  return false
+  return NONE
 end
 
 -- ---- a Ledger of accounts: the gateway's meter ---------------------------------------------
@@ -81,6 +87,18 @@ end
 ---@param info table {task_id, account, record}
 function M.meter_reserve(meter, key, micros, info)
   return meter:reserve(key, micros, info)
+end
+
+--- The same hold, made in the store's round trip that writes the task's record (the Redis
+-- store: the record and its hold in one script per create). -> call, read(result) -> entry |
+-- nil, err (kling.money.ledger reserve_call; err.key_index: which of the record's keys existed)
+---@param meter table
+---@param key string
+---@param micros integer
+---@param info table {task_id, account}
+---@param writes table the record's writes ({set =, add =, push =}: the store's reserve_call)
+function M.meter_reserve_call(meter, key, micros, info, writes)
+  return meter:reserve_call(key, micros, info, writes)
 end
 
 --- The charge a `settle` or `release` action comes to on the meter: the price of what the

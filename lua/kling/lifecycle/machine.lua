@@ -21,7 +21,8 @@
 --   refuse(now, err)                  the runner refused the request before start (its own options)
 --   learnt(now, window, late)         the runner learnt how long tasks of this kind take
 -- Actions ({type = ...}):
---   reserve{key, request}             hold the request's estimate under key (answer: reserved)
+--   reserve{key, request, once}       hold the request's estimate under key (answer: reserved);
+--                                     once: the key is the runner's own, a hold it has is the task's
 --   send{purpose, method, path, body} purpose create | lookup | poll | cancel (answer: answer)
 --   renew_token{}                     the token expired in flight: invalidate it before the send
 --   wake{at}                          call timer(at) then (absolute, the caller's clock)
@@ -134,6 +135,9 @@ local function instance(class, o)
   self.task, self.state, self.fails = t, "new", 0
   self.adopt, self.expect_ms, self.files, self.has_callback = o.adopt and true or nil, o.expect_ms, o.files,
     o.callback
+  if o.key ~= nil then -- the runner's own ledger key (M.new): kept across its restarts
+    self.key, self.own_key = o.key, true
+  end
   return setmetatable(self, class)
 end
 
@@ -159,7 +163,9 @@ end
 --   of the run time), callback (a callback_url is set: poll only after callback_silence_ms),
 --   files (the fields the request's local files became, read by the runner: validated and sent
 --   in their place, while the task's request keeps the paths), record (a table of the
---   runner's own for the task: the machine's state is kept in it, no second table)}.
+--   runner's own for the task: the machine's state is kept in it, no second table), key (the
+--   ledger key to reserve under, the runner's own and kept across its restarts: a batch row's
+--   attempt; the reserve action then says `once`: a hold the key has already is the task's)}.
 -- Profile options (shared by every task of a profile): slots (ask for a provider slot,
 -- acquire/granted, before each first create and each create after a refusal), learnt_ms
 -- (fn(machine) -> ms | nil: how long a task of its kind is expected to take, when it brings
@@ -191,13 +197,17 @@ end
 
 --- A machine for a task that already exists (get_task, a task created elsewhere): it starts
 -- in state "created"; watch() polls it.
+-- With a key (what its reservation is held under) and a task that has ended, watch() ends it
+-- at once: its hold is settled or released (the end was seen while no machine ran).
 ---@param o table {provider, task (canonical fields with id and endpoint), key (its ledger key), expect_ms, callback}
 ---@param profile? table as for M.new
 ---@return table machine
 function M.existing(o, profile)
   local self = M.new(o, profile)
   self.key = o.key
-  self.state = TERMINAL[self.task.status] and "done" or "created"
+  -- Ended already, with a hold: not done until watch() has settled or released it (a task
+  -- that ended while its runner was down: the adopt path of a resumed batch row).
+  self.state = (TERMINAL[self.task.status] and not o.key) and "done" or "created"
   return self
 end
 
@@ -417,10 +427,12 @@ function Machine:start(now)
   end
   self.call = { method = call.method, path = call.path, body = body }
   if self.budget then
-    -- Reserve before submit: the key is the external id, or a local one.
-    self.key = req.external_task_id or ("local-" .. self.random(12))
+    -- Reserve before submit: the key is the runner's own (o.key), else the external id, else
+    -- a local one. A key of the runner's may hold already (reserved by a run of it that
+    -- stopped before the create was answered): that hold is this task's (once).
+    self.key = self.key or req.external_task_id or ("local-" .. self.random(12))
     self.state = "reserving"
-    acts[#acts + 1] = { type = "reserve", key = self.key, request = req }
+    acts[#acts + 1] = { type = "reserve", key = self.key, request = req, once = self.own_key }
     return acts
   end
   return self:begin(acts)
@@ -737,6 +749,9 @@ function Machine:watch(now, sched, deadline_ms)
   local acts = {}
   if self.state == "done" or (self.state == "expired" and not self.task.id) then
     return self:finish_again(acts) -- ended, or its create's fate is unknown: nothing to poll
+  end
+  if self.state == "created" and TERMINAL[self.task.status] then
+    return self:finish(acts, nil, true) -- ended before it was watched: its hold ends now
   end
   if self.h and self.sched then
     self.sched:remove(self.h)

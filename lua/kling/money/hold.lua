@@ -1,7 +1,7 @@
 --- A task's hold on a ledger: reserve the estimate before a create is sent, settle to the
 -- actual charge (priced from what the task delivered) when it succeeds, release when it fails,
--- each at most once. The client, the engine and the batch go through these functions and never
--- call a ledger's reserve, settle or release themselves; the ledger (kling.money.ledger) keeps
+-- each at most once by key. Reached through kling.lifecycle.effects, which carries out a
+-- lifecycle machine's money actions for every runner; the ledger (kling.money.ledger) keeps
 -- the cap hard however many tasks are in flight. Also: budgets as the command line and the
 -- batch journal spell them.
 -- @module kling.money.hold
@@ -112,21 +112,29 @@ function M.endpoint_def(P, req)
   return endpoint and P.endpoints and P.endpoints[endpoint]
 end
 
--- Reserves the request's estimate (its worst case) under `key` (its external id). Returns the quote, true when
+-- Reserves the request's estimate (its worst case) under `key`. Returns the quote, true when
 -- there is no budget, or nil and an error (kind "budget", "unpriced" or "validation"); nothing
 -- is sent in that case. An unpriced request cannot be held to a cap, so it is refused.
-function M.reserve(client, key, req)
+-- once: the key is the caller's own, kept across restarts (a batch row's attempt): when it
+-- holds already (a run before this one reserved it), that hold is the task's, not a second.
+function M.reserve(client, key, req, once)
   local ledger = client.ledger
   if not ledger then
     return true
+  end
+  if once then
+    local held, currency = ledger:reservation(key)
+    if held then
+      return { micros = held, currency = currency, held = true }
+    end
   end
   -- media billed by its real length is held at the endpoint's longest: a budget is a hard cap
   local q, err = M.worst_case(function(r)
     return M.estimate(client, r)
   end, M.endpoint_def(client.provider, req), req)
   if not q then
-    err.message = (err.message or "") .. " (a budget is set: give the provider's price with client:set_catalog"
-      .. " or kling.set_catalog)"
+    err.message = (err.message or "") .. " (a budget is set: every request needs a price; give the provider's"
+      .. " with client:set_catalog or kling.set_catalog)"
     return nil, err
   end
   local ok, rerr = ledger:reserve(key, q)
@@ -140,7 +148,10 @@ end
 -- What a finished task delivered (kling.money.usage).
 M.usage = usage.of_task
 
--- Called once when a task with a reservation ends: settles or releases. Returns the ledger
+-- Called when a task with a reservation ends: settles or releases what its key holds, at
+-- most once (idempotent by key: a key that holds nothing, ended here or by a run before a
+-- restart, is left alone). A success is charged the price of what it delivered, or, when that
+-- price is unknown or cannot be counted, its reservation: never nothing. Returns the ledger
 -- entry, or nil and an error (which is also kept on the task as `billing_error`).
 function M.account(client, t)
   local ledger = client.ledger
@@ -148,66 +159,26 @@ function M.account(client, t)
     return nil
   end
   t.accounted = true
-  local info = { task_id = t.id }
-  if t.status ~= "succeeded" then
-    return ledger:release(t.ledger_key, info)
-  end
-  local q, err = client.catalogs:settle(priced_request(client, t.request or {}), M.usage(t))
-  if not q then
-    -- The price of what was delivered is unknown: charge the reservation, never nothing.
-    t.billing_error = err
-    return ledger:settle(t.ledger_key, ledger:reservation(t.ledger_key) or t.quote.micros, info)
-  end
-  t.charge_quote = q
-  return ledger:settle(t.ledger_key, q, info)
-end
-
--- A client's reservation that is not needed after all (no task was made): released.
-function M.release(client, key)
-  if client.ledger and key then
-    return M.release_held(client.ledger, key)
-  end
-  return nil
-end
-
--- ---- one task key's movements, each at most once (the batch's rows) ----
-
--- Holds `quote` under `key` unless the key already holds one. -> true | entry | nil, err
-function M.reserve_once(ledger, key, quote)
-  if not ledger or ledger:reservation(key) then
-    return true
-  end
-  return ledger:reserve(key, quote)
-end
-
--- Ends the key's reservation with the charge `actual` (a quote, or {micros, currency} as a
--- journal keeps it); when it is absent or cannot be counted, with the reservation: never
--- nothing. Does nothing for a key already settled. -> entry | nil, err (why `actual` was not
--- counted)
-function M.settle_once(ledger, key, actual, info)
-  if not ledger or ledger:settled(key) then
+  local key = t.ledger_key
+  local held = ledger:reservation(key)
+  if not held then
     return nil
   end
-  local e, err
-  if actual then
-    e, err = ledger:settle(key, actual, info)
+  local info = { task_id = t.id }
+  if t.status ~= "succeeded" then
+    return ledger:release(key, info)
+  end
+  local q, err = client.catalogs:settle(priced_request(client, t.request or {}), M.usage(t))
+  if q then
+    t.charge_quote = q
+    local e, serr = ledger:settle(key, q, info)
     if e then
       return e
     end
+    err, t.charge_quote = serr, nil
   end
-  local held = ledger:reservation(key)
-  if held then
-    e = ledger:settle(key, held, info)
-  end
-  return e, err
-end
-
--- Releases what the key holds, if anything. -> entry | nil
-function M.release_held(ledger, key, info)
-  if ledger and ledger:reservation(key) then
-    return ledger:release(key, info)
-  end
-  return nil
+  t.billing_error = err
+  return ledger:settle(key, held, info), err
 end
 
 -- ---- budgets as the command line and the batch journal spell them ----

@@ -6,6 +6,8 @@
 local transport = require "kling.transport"
 local effects = require "kling.lifecycle.effects"
 
+local MONEY = effects.TYPES -- reserve, settle, release, renew_token
+
 local M = {}
 
 --- Feeds the machine until it is done, or (opts.until_created) until the provider has the
@@ -41,11 +43,6 @@ function M.drive(client, m, acts, opts)
         for _, a in ipairs(more) do
           acts[#acts + 1] = a
         end
-      elseif ty == "reserve" then
-        local q, err = effects.reserve(client, act)
-        for _, a in ipairs(m:reserved(driver:now_ms(), q, err)) do
-          acts[#acts + 1] = a
-        end
       elseif ty == "done" then
         return "done", act.task, act.err
       elseif ty == "created" and opts.until_created then
@@ -55,7 +52,9 @@ function M.drive(client, m, acts, opts)
           if a.type == "done" then
             return "done", a.task, a.err
           end
-          effects.apply(client, a, driver:now_ms()) -- settle of a synchronous answer
+          if MONEY[a.type] then
+            effects.apply(client, a, driver:now_ms(), m) -- settle of a synchronous answer
+          end
         end
         return "created", act.task
       elseif ty == "news" then
@@ -67,8 +66,10 @@ function M.drive(client, m, acts, opts)
           ctx.on_retry { attempt = act.attempt, delay_ms = act.delay_ms, kind = act.kind, code = act.code,
             http_status = act.http_status, path = act.path }
         end
-      elseif ty == "settle" or ty == "release" or ty == "renew_token" then
-        effects.apply(client, act, driver:now_ms())
+      elseif MONEY[ty] then -- handed over unopened: a reserve's answer comes back as actions
+        for _, a in ipairs(effects.apply(client, act, driver:now_ms(), m)) do
+          acts[#acts + 1] = a
+        end
       end
       -- wake is read from the machine when the actions run out; a blocking runner keeps no
       -- journal and no slot limiter (journal, refused), and has no request to abandon

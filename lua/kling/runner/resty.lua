@@ -21,8 +21,7 @@ end
 --- Carries out `acts` (what one event of `m` returned) and everything the answers bring,
 -- until the machine waits or ends.
 -- hooks = {ctx (the client's call context: its resty driver, auth, base url, timeouts),
---   reserve(act) -> quote | nil, err (what m:reserved takes), and, each optional, one
---   function per other action type: settle, release, journal, created, news, retry,
+--   and, each optional, one function per action type: settle, release, journal, created, news, retry,
 --   refused, abandon, refused_cancel (renew_token defaults to kling.lifecycle.effects'),
 --   and answered(send_act, ms) after each answer (how long it took)}.
 -- Returns "done", task, err | "waiting", wake_at (absolute ms, the driver's clock) | "idle"
@@ -48,8 +47,9 @@ function M.run(m, acts, hooks)
       end
       append(acts, m:answer(now, res, driver:wall_s()))
     elseif ty == "reserve" then
-      local q, err = hooks.reserve(act)
-      append(acts, m:reserved(driver:now_ms(), q, err))
+      -- The machines run here follow tasks whose create was held and sent elsewhere (the
+      -- gateway's create handler): a machine that holds its own estimate runs in the engine.
+      error("kling.runner.resty: a machine with a budget (a reserve action) is not run here", 2)
     elseif ty == "done" then
       ended = act
     elseif ty == "renew_token" and not hooks.renew_token then
