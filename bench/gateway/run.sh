@@ -64,6 +64,7 @@ lua5.4 bin/kling gateway start --config "$work/gateway-redis.json" --dir "$work/
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"
 fl_port=$(free_port)
+sk_port=$(free_port)
 cat > "$work/nginx/nginx.conf" <<CONF
 $user_line
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -76,6 +77,7 @@ http {
   access_log off;
   keepalive_requests 1000000;
   client_body_temp_path $work/nginx/body;
+  client_body_buffer_size 16m;
   proxy_temp_path $work/nginx/proxy;
   upstream sim {
     server ${sim_http#http://};
@@ -102,6 +104,51 @@ http {
       proxy_pass http://sim;
     }
   }
+  # The floor of the gateway's shape with no metering: its Lua phases doing only what any
+  # rewriting proxy does (the client's body decoded and encoded again as the upstream's, the
+  # upstream path and key set, the upstream's headers dropped, its answer read and replaced).
+  server {
+    listen 127.0.0.1:$sk_port;
+    log_by_lua_block { local _ = ngx.status }
+    location /v1/ {
+      set \$up_path "";
+      set \$up_auth "";
+      access_by_lua_block {
+        local cjson = require "cjson.safe"
+        ngx.req.read_body()
+        local req = cjson.decode(ngx.req.get_body_data() or "{}")
+        local _ = ngx.var.http_authorization
+        ngx.var.up_path, ngx.var.up_auth = ngx.var.uri, "Bearer $sim_key"
+        ngx.req.set_body_data(cjson.encode(req))
+        ngx.ctx.c = { sent_at = ngx.now() }
+      }
+      header_filter_by_lua_block {
+        local c = ngx.ctx.c
+        c.status, c.type = ngx.status, ngx.header["Content-Type"]
+        ngx.status = 200
+        for k in pairs(ngx.resp.get_headers()) do ngx.header[k] = nil end
+        ngx.header["Content-Type"] = "application/json; charset=utf-8"
+      }
+      body_filter_by_lua_block {
+        local c = ngx.ctx.c
+        local chunk, eof = ngx.arg[1], ngx.arg[2]
+        if chunk ~= "" then c.body = (c.body or "") .. chunk end
+        if not eof then ngx.arg[1] = nil return end
+        local t = require("cjson.safe").decode(c.body or "{}")
+        local id = type(t) == "table" and type(t.data) == "table" and t.data.task_id
+        ngx.arg[1] = '{"code":0,"message":"SUCCEED","data":{"task_id":"' .. tostring(id) .. '"}}\n'
+      }
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_headers off;
+      proxy_set_header Accept application/json;
+      proxy_next_upstream off;
+      proxy_ignore_client_abort on;
+      proxy_set_header Authorization \$up_auth;
+      proxy_set_header Content-Type application/json;
+      proxy_pass http://sim\$up_path;
+    }
+  }
 }
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/stdout" 2>&1 &
@@ -113,34 +160,40 @@ reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
 worker_of() { pgrep -P "$1" | head -1; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # One wrk run; prints "<requests/s> <p99 ms> <non-2xx> <CPU us per request of the worker $3>
-# [<CPU us per request of the process $4>]".
+# <of the simulator's worker> <of wrk> [<of the process $4>]".
 measure() { # $1 script, $2 url, $3 worker pid [, $4 another pid: redis-server]
-  local out rps p99 bad t0 n r0=""
+  local out rps p99 bad t0 s0 n r0="" per
   t0=$(ticks "$3")
+  s0=$(ticks "$sim_w")
   [ -n "${4:-}" ] && r0=$(ticks "$4")
-  out=$(GW_KEY=bench-key wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "bench/gateway/$1" "$2")
+  out=$(GW_KEY=bench-key /usr/bin/time -f "wrk-cpu %U %S" wrk -t"$threads" -c"$conns" -d"${secs}s" --latency \
+    -s "bench/gateway/$1" "$2" 2>&1)
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   n=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "$rps $p99 ${bad:-0} $(echo "($(ticks "$3") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)" \
-    "$([ -n "$r0" ] && echo "($(ticks "$4") - $r0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
+  per() { echo "($1) * 1000000 / $(getconf CLK_TCK) / $n" | bc; }
+  echo "$rps $p99 ${bad:-0} $(per "$(ticks "$3") - $t0") $(per "$(ticks "$sim_w") - $s0")" \
+    "$(awk -v n="$n" '$1 == "wrk-cpu" {printf "%d", ($2 + $3) * 1000000 / n}' <<<"$out")" \
+    "$([ -n "$r0" ] && per "$(ticks "$4") - $r0")"
 }
 row() { # name, gateway result, proxy result
-  read -r g_rps g_p99 g_bad g_cpu _ <<<"$2"
-  read -r p_rps p_p99 p_bad p_cpu _ <<<"$3"
-  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" "$p_p99" \
-    "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" "$p_cpu"
+  read -r g_rps g_p99 g_bad g_cpu g_sim g_wrk _ <<<"$2"
+  read -r p_rps p_p99 p_bad p_cpu p_sim p_wrk _ <<<"$3"
+  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s / %s | %s / %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" \
+    "$p_p99" "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" \
+    "$p_cpu" "$g_sim" "$p_sim" "$g_wrk" "$p_wrk"
 }
 
 echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs;" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx | gateway worker CPU us/req | proxy_pass worker CPU us/req |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx | gateway worker CPU us/req | proxy_pass worker CPU us/req | simulator CPU us/req (gateway / proxy_pass) | wrk CPU us/req (gateway / proxy_pass) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 gw_w=$(worker_of "$(cat "$work/gw/gateway.pid")")
 rd_w=$(worker_of "$(cat "$work/gw-redis/gateway.pid")")
 px_w=$(worker_of "$pid")
+sim_w=$(worker_of "$(jq -r .pid "$work/sim.json")")
 reset_sim
 g=$(measure create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video" "$gw_w")
 reset_sim
@@ -152,6 +205,12 @@ g=$(measure create.lua "http://127.0.0.1:$fl_port/v1/videos/text2video" "$px_w")
 reset_sim
 p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
 row "floor: create through an empty access_by_lua" "$g" "$p"
+
+reset_sim
+g=$(measure create.lua "http://127.0.0.1:$sk_port/v1/videos/text2video" "$px_w")
+reset_sim
+p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
+row "floor: create through the gateway's Lua phases, no metering" "$g" "$p"
 
 # A task both paths can query: made through the gateway (its id there) and directly.
 reset_sim
@@ -172,7 +231,7 @@ reset_sim
 p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
 row "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" "$g" "$p"
 echo
-echo "redis-server CPU per create (Redis row): $(awk '{print $5}' <<<"$g") us; its commands over the whole run" \
+echo "redis-server CPU per create (Redis row): $(awk '{print $7}' <<<"$g") us; its commands over the whole run" \
   "(divide by the Redis gateway's ledger entries below):" \
   "$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ {printf "%s %s; ", substr($1, 9), $3}')"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
