@@ -58,9 +58,6 @@ function M.object(t, last)
   return table.concat(parts)
 end
 
--- The fields of a record written by hand after the others, in this order, before its id:
--- the ones that differ between creates of one request shape (times, upstream id, list number,
--- the client's own id and callback URL) and the ones its publish changes (status, state).
 -- field(name, v) -> '"name":<v as JSON>,' or "" (nil) | nil, err
 local function field(name, v)
   if v == nil then
@@ -73,9 +70,11 @@ local function field(name, v)
   return '"' .. name .. '":' .. s .. ","
 end
 
--- stable(rec) -> the JSON text of every field of rec but its id and TAIL's, without its
--- braces | nil, err: what a create's publish writes again unchanged (its status, state,
--- upstream id and list number are TAIL's), so that text is made once per create.
+-- A record's tail: the fields written by hand after the others, before its id: the ones that
+-- differ between creates of one request shape (created_at, updated_at, upstream_id, list_n,
+-- external_task_id, callback_url) and the ones a create's publish changes (status, state).
+-- stable(rec) -> the JSON text of every other field of rec, without its braces | nil, err:
+-- what a create's publish writes again unchanged, so that text is made once per create.
 function M.stable(rec)
   local id, ca, ua, st, sa, up, ln, ext, cb = rec.id, rec.created_at, rec.updated_at, rec.status, rec.state,
     rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url
@@ -106,7 +105,7 @@ function M.record(rec, stable)
       return nil, err
     end
   end
-  -- One concatenation (one new long string), as TAIL lists them.
+  -- The tail in one concatenation (one new long string).
   local f1, f2, f3, f4, f5, f6, f7, f8
   f1, err = field("created_at", rec.created_at)
   f2 = f1 and field("updated_at", rec.updated_at)
