@@ -4,7 +4,7 @@
 # forward by the /v1/ location's own proxy_pass, the task record), with its shared-dict
 # store and with its Redis store, against plain proxy_pass to the same upstream (a simulator
 # of its own); each nginx with one worker, in the same run, on loopback.
-#   bench/gateway/run.sh   (env: BUILD=build, SECONDS_EACH=5, CONNS=32, THREADS=2, APPENDFSYNC=everysec)
+#   bench/gateway/run.sh   (env: BUILD=build, SECONDS_EACH=5, CONNS=32, THREADS=2, SLICES=5, APPENDFSYNC=everysec)
 # Needs wrk, redis-server, nginx with its Lua module, lua5.4, curl, jq.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,6 +15,7 @@ export KLING_JIT_BUILD_DIR=$jit_dir
 secs=${SECONDS_EACH:-5}
 conns=${CONNS:-32}
 threads=${THREADS:-2}
+slices=${SLICES:-5}
 [ -f "$jit_dir/kling/core.so" ] || { echo "no LuaJIT build at $jit_dir (cmake --build $build)"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 work=$(mktemp -d /tmp/kling-bench-gateway.XXXXXX)
@@ -64,6 +65,7 @@ lua5.4 bin/kling gateway start --config "$work/gateway-redis.json" --dir "$work/
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"
 fl_port=$(free_port)
+sk_port=$(free_port)
 cat > "$work/nginx/nginx.conf" <<CONF
 $user_line
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -76,6 +78,7 @@ http {
   access_log off;
   keepalive_requests 1000000;
   client_body_temp_path $work/nginx/body;
+  client_body_buffer_size 16m;
   proxy_temp_path $work/nginx/proxy;
   upstream sim {
     server ${sim_http#http://};
@@ -102,6 +105,51 @@ http {
       proxy_pass http://sim;
     }
   }
+  # The floor of the gateway's shape with no metering: its Lua phases doing only what any
+  # rewriting proxy does (the client's body decoded and encoded again as the upstream's, the
+  # upstream path and key set, the upstream's headers dropped, its answer read and replaced).
+  server {
+    listen 127.0.0.1:$sk_port;
+    log_by_lua_block { local _ = ngx.status }
+    location /v1/ {
+      set \$up_path "";
+      set \$up_auth "";
+      access_by_lua_block {
+        local cjson = require "cjson.safe"
+        ngx.req.read_body()
+        local req = cjson.decode(ngx.req.get_body_data() or "{}")
+        local _ = ngx.var.http_authorization
+        ngx.var.up_path, ngx.var.up_auth = ngx.var.uri, "Bearer $sim_key"
+        ngx.req.set_body_data(cjson.encode(req))
+        ngx.ctx.c = { sent_at = ngx.now() }
+      }
+      header_filter_by_lua_block {
+        local c = ngx.ctx.c
+        c.status, c.type = ngx.status, ngx.header["Content-Type"]
+        ngx.status = 200
+        for k in pairs(ngx.resp.get_headers()) do ngx.header[k] = nil end
+        ngx.header["Content-Type"] = "application/json; charset=utf-8"
+      }
+      body_filter_by_lua_block {
+        local c = ngx.ctx.c
+        local chunk, eof = ngx.arg[1], ngx.arg[2]
+        if chunk ~= "" then c.body = (c.body or "") .. chunk end
+        if not eof then ngx.arg[1] = nil return end
+        local t = require("cjson.safe").decode(c.body or "{}")
+        local id = type(t) == "table" and type(t.data) == "table" and t.data.task_id
+        ngx.arg[1] = '{"code":0,"message":"SUCCEED","data":{"task_id":"' .. tostring(id) .. '"}}\n'
+      }
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass_request_headers off;
+      proxy_set_header Accept application/json;
+      proxy_next_upstream off;
+      proxy_ignore_client_abort on;
+      proxy_set_header Authorization \$up_auth;
+      proxy_set_header Content-Type application/json;
+      proxy_pass http://sim\$up_path;
+    }
+  }
 }
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/nginx/stdout" 2>&1 &
@@ -112,46 +160,78 @@ reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
 # The one worker of an nginx (its master's pid in $1) and its CPU time so far (clock ticks).
 worker_of() { pgrep -P "$1" | head -1; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# One wrk run; prints "<requests/s> <p99 ms> <non-2xx> <CPU us per request of the worker $3>
-# [<CPU us per request of the process $4>]".
-measure() { # $1 script, $2 url, $3 worker pid [, $4 another pid: redis-server]
-  local out rps p99 bad t0 n r0=""
+# One wrk run of $5 seconds; prints its raw figures: "<requests> <seconds> <p99 ms> <non-2xx>
+# <CPU ticks of the worker $3> <of the simulator's worker> <wrk's CPU us> <ticks of the process $4, or 0>".
+slice() { # $1 script, $2 url, $3 worker pid, $4 another pid (redis-server) or "", $5 seconds
+  local out rps p99 bad t0 s0 n r0=0
   t0=$(ticks "$3")
-  [ -n "${4:-}" ] && r0=$(ticks "$4")
-  out=$(GW_KEY=bench-key wrk -t"$threads" -c"$conns" -d"${secs}s" --latency -s "bench/gateway/$1" "$2")
+  s0=$(ticks "$sim_w")
+  [ -n "$4" ] && r0=$(ticks "$4")
+  out=$(GW_KEY=bench-key /usr/bin/time -f "wrk-cpu %U %S" wrk -t"$threads" -c"$conns" -d"${5}s" --latency \
+    -s "bench/gateway/$1" "$2" 2>&1)
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   n=$(awk '/requests in/ {print $1}' <<<"$out")
-  echo "$rps $p99 ${bad:-0} $(echo "($(ticks "$3") - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)" \
-    "$([ -n "$r0" ] && echo "($(ticks "$4") - $r0) * 1000000 / $(getconf CLK_TCK) / $n" | bc)"
+  echo "$n $(echo "$n / $rps" | bc -l) $p99 ${bad:-0} $(($(ticks "$3") - t0)) $(($(ticks "$sim_w") - s0))" \
+    "$(awk '$1 == "wrk-cpu" {printf "%d", ($2 + $3) * 1000000}' <<<"$out")" "$(if [ -n "$4" ]; then echo $(($(ticks "$4") - r0)); else echo 0; fi)"
+}
+# One side's slices (stdin) -> "<requests/s> <p99 ms: the median of the slices'> <non-2xx> <CPU us
+# per request of the worker> <of the simulator's worker> <of wrk> <of the other process>".
+combine() {
+  local lines med
+  lines=$(cat)
+  med=$(awk '{print $3}' <<<"$lines" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  awk -v hz="$(getconf CLK_TCK)" -v med="$med" '{n += $1; s += $2; bad += $4; w += $5; sim += $6; wrk += $7; x += $8}
+    END {printf "%.2f %s %d %d %d %d %d\n", n / s, med, bad, w * 1e6 / hz / n, sim * 1e6 / hz / n, wrk / n, x * 1e6 / hz / n}' \
+    <<<"$lines"
+}
+# pair NAME SCRIPT GATEWAY_URL GATEWAY_PID PROXY_URL PROXY_PID [OTHER_PID] [reset]: the two sides of a row in
+# SLICES alternated slices (the simulator reset before each with "reset"), so that a burst of other work
+# on the machine falls on both; prints the row and leaves the gateway side's figures in $G.
+pair() {
+  local g="" p="" i each
+  each=$((secs / slices))
+  [ "$each" -ge 1 ] || each=1
+  for i in $(seq 1 "$slices"); do
+    if [ $((i % 2)) -eq 1 ]; then
+      [ "${8:-}" = reset ] && reset_sim
+      g+=$(slice "$2" "$3" "$4" "${7:-}" "$each")$'\n'
+    fi
+    [ "${8:-}" = reset ] && reset_sim
+    p+=$(slice "$2" "$5" "$6" "" "$each")$'\n'
+    if [ $((i % 2)) -eq 0 ]; then
+      [ "${8:-}" = reset ] && reset_sim
+      g+=$(slice "$2" "$3" "$4" "${7:-}" "$each")$'\n'
+    fi
+  done
+  G=$(combine <<<"${g%$'\n'}")
+  row "$1" "$G" "$(combine <<<"${p%$'\n'}")"
 }
 row() { # name, gateway result, proxy result
-  read -r g_rps g_p99 g_bad g_cpu _ <<<"$2"
-  read -r p_rps p_p99 p_bad p_cpu _ <<<"$3"
-  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" "$p_p99" \
-    "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" "$p_cpu"
+  read -r g_rps g_p99 g_bad g_cpu g_sim g_wrk _ <<<"$2"
+  read -r p_rps p_p99 p_bad p_cpu p_sim p_wrk _ <<<"$3"
+  printf '| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s / %s | %s / %s |\n' "$1" "$g_rps" "$p_rps" "$g_p99" \
+    "$p_p99" "$(echo "$g_rps / $p_rps" | bc -l)" "$(echo "$g_p99 / $p_p99" | bc -l)" "$((g_bad + p_bad))" "$g_cpu" \
+    "$p_cpu" "$g_sim" "$p_sim" "$g_wrk" "$p_wrk"
 }
 
-echo "wrk -t$threads -c$conns -d${secs}s, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs;" \
+echo "wrk -t$threads -c$conns, each side of a row ${secs}s in $slices alternated slices, one nginx worker per gateway and for proxy_pass, simulator: 1 worker; $(nproc) CPUs;" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx | gateway worker CPU us/req | proxy_pass worker CPU us/req |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| request | gateway req/s | proxy_pass req/s | gateway p99 ms | proxy_pass p99 ms | req/s ratio | p99 ratio | non-2xx | gateway worker CPU us/req | proxy_pass worker CPU us/req | simulator CPU us/req (gateway / proxy_pass) | wrk CPU us/req (gateway / proxy_pass) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 gw_w=$(worker_of "$(cat "$work/gw/gateway.pid")")
 rd_w=$(worker_of "$(cat "$work/gw-redis/gateway.pid")")
 px_w=$(worker_of "$pid")
-reset_sim
-g=$(measure create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video" "$gw_w")
-reset_sim
-p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
-row "create (POST, metered)" "$g" "$p"
-
-reset_sim
-g=$(measure create.lua "http://127.0.0.1:$fl_port/v1/videos/text2video" "$px_w")
-reset_sim
-p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
-row "floor: create through an empty access_by_lua" "$g" "$p"
+sim_w=$(worker_of "$(jq -r .pid "$work/sim.json")")
+px_create="http://127.0.0.1:$px_port/v1/videos/text2video"
+pair "create (POST, metered)" create.lua "http://127.0.0.1:$gw_port/v1/videos/text2video" "$gw_w" "$px_create" "$px_w" \
+  "" reset
+pair "floor: create through an empty access_by_lua" create.lua "http://127.0.0.1:$fl_port/v1/videos/text2video" \
+  "$px_w" "$px_create" "$px_w" "" reset
+pair "floor: create through the gateway's Lua phases, no metering" create.lua \
+  "http://127.0.0.1:$sk_port/v1/videos/text2video" "$px_w" "$px_create" "$px_w" "" reset
 
 # A task both paths can query: made through the gateway (its id there) and directly.
 reset_sim
@@ -160,19 +240,15 @@ gw_task=$(curl -fs -H 'Authorization: Bearer bench-key' -H 'Content-Type: applic
   "http://127.0.0.1:$gw_port/v1/videos/text2video" | jq -r .data.task_id)
 px_task=$(curl -fs -H 'Content-Type: application/json' -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' \
   "http://127.0.0.1:$px_port/v1/videos/text2video" | jq -r .data.task_id)
-g=$(measure query.lua "http://127.0.0.1:$gw_port/v1/videos/text2video/$gw_task" "$gw_w")
-p=$(measure query.lua "http://127.0.0.1:$px_port/v1/videos/text2video/$px_task" "$px_w")
-row "query (GET, from the gateway's table)" "$g" "$p"
+pair "query (GET, from the gateway's table)" query.lua "http://127.0.0.1:$gw_port/v1/videos/text2video/$gw_task" \
+  "$gw_w" "http://127.0.0.1:$px_port/v1/videos/text2video/$px_task" "$px_w"
 
 # The same creates with the Redis store (several nodes' shape, one node here).
-reset_sim
 redis_pid=$(redis-cli -p "$redis_port" info server | awk -F: '/^process_id/ {print $2+0}')
-g=$(measure create.lua "http://127.0.0.1:$rd_port/v1/videos/text2video" "$rd_w" "$redis_pid")
-reset_sim
-p=$(measure create.lua "http://127.0.0.1:$px_port/v1/videos/text2video" "$px_w")
-row "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" "$g" "$p"
+pair "create, Redis store (appendfsync ${APPENDFSYNC:-everysec})" create.lua \
+  "http://127.0.0.1:$rd_port/v1/videos/text2video" "$rd_w" "$px_create" "$px_w" "$redis_pid" reset
 echo
-echo "redis-server CPU per create (Redis row): $(awk '{print $5}' <<<"$g") us; its commands over the whole run" \
+echo "redis-server CPU per create (Redis row): $(awk '{print $7}' <<<"$G") us; its commands over the whole run" \
   "(divide by the Redis gateway's ledger entries below):" \
   "$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ {printf "%s %s; ", substr($1, 9), $3}')"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -38,6 +38,23 @@ describe("kling.gateway.text", function()
     end
   end)
 
+  it("issue 12: a create's publish reuses the part of its record that did not change (text.stable)", function()
+    local r = json.decode(json.encode(rec))
+    local stable = assert(text.stable(r))
+    assert.equal(assert(text.record(r)), assert(text.record(r, stable)))
+    -- what a create's publish changes: its upstream id, status, state, time and list number
+    r.upstream_id, r.status, r.state, r.updated_at, r.list_n = "8617963225", "submitted", "active", r.updated_at + 9, 7
+    local again = assert(text.record(r, stable))
+    same(r, again)
+    assert.equal(assert(text.record(r)), again)
+    assert.equal('"id":"' .. r.id .. '"}', again:sub(-#r.id - 8))
+    for _, k in ipairs { "id", "status", "state", "upstream_id", "list_n", "created_at", "external_task_id" } do
+      assert.falsy(stable:find('"' .. k .. '"', 1, true), k)
+    end
+    assert.equal("", assert(text.stable({ id = "gw1", status = "queued" })))
+    same({ id = "gw1", status = "queued" }, assert(text.record({ id = "gw1", status = "queued" }, "")))
+  end)
+
   it("issue 12.5: the provider's body carries the gateway's id last, wherever the provider puts it", function()
     local body = { model_name = "kling-v1", duration = "5", external_task_id = "gwabc00000001", prompt = "x" }
     local s = assert(text.body(body, "gwabc00000001"))

@@ -144,8 +144,10 @@ function M.admit(G, account, endpoint)
     request = official.facts(preq), quote = core.money_format(quote.micros),
   }
   -- Encoded once (its id last: kling.gateway.text): the same text goes into the task table
-  -- and, with the reservation, into the journal (one line per create).
-  local s, eerr = text.record(rec)
+  -- and, with the reservation, into the journal (one line per create); the part its publish
+  -- does not change is kept for that publish.
+  local stable, eerr = text.stable(rec)
+  local s = stable and text.record(rec, stable)
   if not s then
     return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
       .. tostring(eerr) })
@@ -181,7 +183,7 @@ function M.admit(G, account, endpoint)
     fwd.callback_url = G.cfg.callback_url
   end
   metrics.inc("kling_gateway_creates_forwarded_total")
-  return { rec = rec, fwd = fwd, client = client, def = def, findable = findable }
+  return { rec = rec, fwd = fwd, client = client, def = def, findable = findable, stable = stable }
 end
 
 -- outcome(G, create, t, err) -> how, answer: what the upstream's answer (a task t, or err)
@@ -223,7 +225,7 @@ function M.record(G, c, how, t)
     end
     return { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(sync_data(rec, t)) }
   elseif how == "created" then
-    G.tasks:publish(rec, true, not c.findable)
+    G.tasks:publish(rec, true, not c.findable, c.stable)
   elseif how == "lookup" then
     G.tasks:save(rec, true)
     G.tasks:publish(rec, true, false)

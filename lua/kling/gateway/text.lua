@@ -58,7 +58,7 @@ function M.object(t, last)
   return table.concat(parts)
 end
 
--- field(name, v) -> ',"name":<v as JSON>' or "" (nil) | nil, err
+-- field(name, v) -> '"name":<v as JSON>,' or "" (nil) | nil, err
 local function field(name, v)
   if v == nil then
     return ""
@@ -70,37 +70,56 @@ local function field(name, v)
   return '"' .. name .. '":' .. s .. ","
 end
 
--- record(rec) -> the task record as JSON text, its id last | nil, err. The fields that differ
--- between creates of one request shape besides the id (times, upstream id, list number, the
--- client's own id and callback URL) are written after the others, which cjson encodes in one
--- piece: the same text for every create of that shape, so making it again finds it.
-function M.record(rec)
+-- A record's tail: the fields written by hand after the others, before its id: the ones that
+-- differ between creates of one request shape (created_at, updated_at, upstream_id, list_n,
+-- external_task_id, callback_url) and the ones a create's publish changes (status, state).
+-- stable(rec) -> the JSON text of every other field of rec, without its braces | nil, err:
+-- what a create's publish writes again unchanged, so that text is made once per create.
+function M.stable(rec)
+  local id, ca, ua, st, sa, up, ln, ext, cb = rec.id, rec.created_at, rec.updated_at, rec.status, rec.state,
+    rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url
+  rec.id, rec.created_at, rec.updated_at, rec.status, rec.state, rec.upstream_id, rec.list_n, rec.external_task_id,
+    rec.callback_url = nil, nil, nil, nil, nil, nil, nil, nil, nil
+  local s, err = json.encode(rec)
+  rec.id, rec.created_at, rec.updated_at, rec.status, rec.state, rec.upstream_id, rec.list_n, rec.external_task_id,
+    rec.callback_url = id, ca, ua, st, sa, up, ln, ext, cb
+  if not s then
+    return nil, err
+  end
+  return s:sub(2, -2)
+end
+
+-- record(rec [, stable]) -> the task record as JSON text, its id last | nil, err. stable:
+-- M.stable(rec) made before (the fields it covers unchanged since). The fields that differ
+-- between creates of one request shape are written after the others (cjson encodes those in
+-- one piece: the same text for every create of that shape, so making it again finds it).
+function M.record(rec, stable)
   local id = rec.id
   if type(id) ~= "string" then
     return json.encode(rec)
   end
-  local ca, ua, up, ln, ext, cb = rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n,
-    rec.external_task_id, rec.callback_url
-  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
-    nil, nil, nil, nil, nil, nil, nil
-  local stable, err = json.encode(rec)
-  rec.id, rec.created_at, rec.updated_at, rec.upstream_id, rec.list_n, rec.external_task_id, rec.callback_url =
-    id, ca, ua, up, ln, ext, cb
+  local err
   if not stable then
-    return nil, err
+    stable, err = M.stable(rec)
+    if not stable then
+      return nil, err
+    end
   end
-  local f1, f2, f3, f4, f5, f6
-  f1, err = field("created_at", ca)
-  f2 = f1 and field("updated_at", ua)
-  f3 = f2 and field("upstream_id", up)
-  f4 = f3 and field("list_n", ln)
-  f5 = f4 and field("external_task_id", ext)
-  f6 = f5 and field("callback_url", cb)
-  if not f6 then
+  -- The tail in one concatenation (one new long string).
+  local f1, f2, f3, f4, f5, f6, f7, f8
+  f1, err = field("created_at", rec.created_at)
+  f2 = f1 and field("updated_at", rec.updated_at)
+  f3 = f2 and field("status", rec.status)
+  f4 = f3 and field("state", rec.state)
+  f5 = f4 and field("upstream_id", rec.upstream_id)
+  f6 = f5 and field("list_n", rec.list_n)
+  f7 = f6 and field("external_task_id", rec.external_task_id)
+  f8 = f7 and field("callback_url", rec.callback_url)
+  if not f8 then
     return nil, err or "a task record's field cannot be encoded"
   end
-  local inner = stable:sub(2, -2)
-  return "{" .. inner .. (inner == "" and "" or ",") .. f1 .. f2 .. f3 .. f4 .. f5 .. f6 .. '"id":' .. str(id) .. "}"
+  return "{" .. stable .. (stable == "" and "" or ",") .. f1 .. f2 .. f3 .. f4 .. f5 .. f6 .. f7 .. f8 .. '"id":'
+    .. str(id) .. "}"
 end
 
 -- body(body, id) -> the provider's request body as JSON text, with the field that carries

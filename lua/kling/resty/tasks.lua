@@ -24,7 +24,7 @@ M.RETENTION_S = 30 * 86400
 
 --- Makes the shared task table.
 -- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =,
--- encode = fn(rec) -> JSON text | nil, err (default kling.json's)} -> table
+-- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's)} -> table
 ---@param opts {dict: string, journal: string, retention_s: number}
 ---@return table|nil tasks
 ---@return string|nil err
@@ -47,8 +47,8 @@ function M.new(opts)
     encode = opts.encode or json.encode }, Tasks)
 end
 
-local function encode(self, rec)
-  local s, err = self.encode(rec)
+local function encode(self, rec, hint)
+  local s, err = self.encode(rec, hint)
   if not s then
     return nil, "task record cannot be encoded: " .. tostring(err)
   end
@@ -104,8 +104,9 @@ end
 -- Publishes a created record: listed for its account, handed to the poller when it has
 -- something to poll, and written to the journal when `journal` (a record journaled only in
 -- its creating state is looked up by its external id after a restart: the journal line is
--- needed only where that lookup cannot be made).
-function Tasks:publish(rec, poll, journal)
+-- needed only where that lookup cannot be made). hint: handed to the encoder with rec
+-- (kling.gateway.text's record: the part of the record its create already encoded).
+function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
@@ -116,7 +117,7 @@ function Tasks:publish(rec, poll, journal)
   end
   -- A callback may have ended it already (in another worker): then that end stands.
   local ended = d:get("f:" .. rec.id) ~= nil
-  local s = encode(self, rec)
+  local s = encode(self, rec, hint)
   if s and not ended then
     d:safe_set("t:" .. rec.id, s)
   end
