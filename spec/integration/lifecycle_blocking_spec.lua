@@ -10,8 +10,9 @@ local scenarios = require "support.lifecycle_scenarios"
 local staged = require "support.lifecycle_sim"
 
 -- What the blocking runner can stage: both profiles' scenarios (the machine's options are the
--- scenario's), requests sent to a dead port; no callback intake, no cancel while it waits.
-local CAPS = { profiles = { engine = true, blocking = true }, connect = true }
+-- scenario's), requests sent to a dead port, a task made beforehand under the request's
+-- external id (adopt); no callback intake, no cancel while it waits.
+local CAPS = { profiles = { engine = true, blocking = true }, connect = true, precreate = true }
 
 describe("issue 10: the lifecycle scenarios through the blocking runner against the simulator", function()
   setup(function()
@@ -32,6 +33,9 @@ describe("issue 10: the lifecycle scenarios through the blocking runner against 
         local c = staged.client(sc)
         staged.stage(c, st)
         local req = staged.request(sc, st)
+        if st.precreate then -- a task already under the external id the machine adopts
+          staged.precreate(req)
+        end
         if #st.faults > 0 then
           sim.faults(st.faults)
         end

@@ -42,13 +42,7 @@ describe("issue 10: the lifecycle scenarios through the engine runner against th
         local c = staged.client(sc)
         local req = staged.request(sc, st)
         if st.precreate then -- a task already under the external id the engine adopts
-          req.external_task_id = scenarios.EXT .. tostring(os.time())
-          local other = sim.client()
-          local pre = {}
-          for k, v in pairs(req) do
-            pre[k] = v
-          end
-          assert(other:submit(pre))
+          staged.precreate(req)
         end
         local t, e
         local cancel_refused
