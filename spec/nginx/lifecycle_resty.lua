@@ -125,17 +125,18 @@ local function staging(sc)
       and "processing") or nil
     return st
   end
-  for _, a in ipairs(sc.poll or {}) do
-    if a == "1004" or a == "auth" then
-      return nil, "the gateway signs its own upstream tokens: one expired in flight or forged cannot be staged"
-    end
-  end
   local creates = sc.create or {}
-  for _, a in ipairs(creates) do
-    if a == "1004" then
-      return nil, "the gateway signs its own upstream tokens: one expired in flight cannot be staged"
+  for i, a in ipairs(creates) do
+    if a == "1004" and creates[i + 1] == "submitted" then
+      return nil, "the gateway's proxy_pass sends a create once: a token expired in flight is renewed for the "
+        .. "next create, and this one is refused (503), not sent again (the row '1004 twice' is staged)"
+    elseif a == "1004" then
+      -- the simulator answers 1004 as if the token had expired on the way: every create, here
+      st.faults[1] = { kind = "expired", method = "POST", path = CREATE_PATH, count = 1000 }
+      st.wait = "refused"
     elseif a == "connect" then
-      return nil, "the simulator injects no connect failure"
+      return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
+        .. "the simulator, listens (the blocking and engine runners send to a dead port)"
     elseif a == "429" or a == "1303" then
       if sc.profile == "engine" then
         return nil, "the gateway answers a refused create to its client (429), it does not queue it again "
@@ -166,6 +167,13 @@ local function staging(sc)
   for _, a in ipairs(sc.poll or {}) do
     if SIM_FAULTS[a] then
       bad, kind = bad + 1, a
+    elseif a == "1004" then -- the simulator answers as if the token had expired on the way
+      bad, kind = bad + 1, "expired"
+    elseif a == "auth" then -- refused for good: the machine ends, the task runs on, held
+      bad, kind, st.wait = 1000, "auth", "held"
+    elseif a == "connect" then
+      return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
+        .. "the simulator, listens"
     elseif a ~= "processing" and a ~= "succeed" and a ~= "failed" and a ~= "unknown_status" then
       return nil, "the simulator injects no '" .. a .. "' on a poll"
     elseif a == "failed" then
@@ -181,6 +189,9 @@ local function staging(sc)
   st.injected = 0 -- what the simulator must inject: each rule strikes once, a poll rule `bad` times
   for _, f in ipairs(st.faults) do
     st.injected = st.injected + (f.path == POLL_PATH and f.count or 1)
+  end
+  if bad >= 1000 then
+    st.injected = nil -- strikes every poll until the row ends
   end
   if sc.timeout_ms then
     if e.status ~= "running" then
@@ -209,6 +220,8 @@ local function refusal_kind(res)
     return "unpriced"
   elseif res.status == 400 then
     return "validation"
+  elseif res.status == 503 and code == 5001 then
+    return "auth" -- the gateway's upstream account cannot serve (auth, quota): its own business
   end
   return "HTTP " .. tostring(res.status) .. " " .. tostring(code)
 end
