@@ -21,6 +21,13 @@ local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
 
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua (unit specs) grows them
+if not has_new_tab then
+  new_tab = function()
+    return {}
+  end
+end
+
 local function copy(t)
   local out = {}
   for k, v in pairs(t) do
@@ -204,8 +211,12 @@ function M.machine(G, c, now, call)
     G.create_profiles = profiles -- the same for every create of this worker
   end
   local rec = c.rec
-  return machine.forwarded({ task = { external_task_id = rec.id, endpoint = rec.endpoint, status = "queued" },
-    key = rec.id, now = now, call = call }, call and profiles.sent or profiles.proxied)
+  -- Made at their full size (a create's answer fills both): a table grown key by key is
+  -- rehashed on the way, which a worker would pay on every create.
+  local task, state = new_tab(0, 10), new_tab(0, 10)
+  task.external_task_id, task.endpoint, task.status = rec.id, rec.endpoint, "queued"
+  return machine.forwarded({ task = task, record = state, key = rec.id, now = now, call = call },
+    call and profiles.sent or profiles.proxied)
 end
 
 -- unsendable(m, why) -> acts: the create's body cannot be encoded: nothing is sent, and the
