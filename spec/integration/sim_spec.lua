@@ -428,7 +428,7 @@ describe("kling simulator", function()
       assert.matches("<html>", res.body, 1, true)
     end)
 
-    it("issue 10.4: not_found, expired and auth answer 404/1203, 401/1004 and 401/1002", function()
+    it("issue 10.6: not_found, expired and auth answer 404/1203, 401/1004 and 401/1002", function()
       set { { kind = "not_found", method = "GET", count = 1 }, { kind = "expired", method = "GET", count = 1 },
         { kind = "auth", method = "GET", count = 1 } }
       expect_error(list(), 404, 1203) -- the rules fire in order, each once
@@ -437,7 +437,7 @@ describe("kling simulator", function()
       assert.are.equal(200, list().status)
     end)
 
-    it("issue 10.5: skip lets N matching requests by first, so faults on one path make a sequence", function()
+    it("issue 10.7: skip lets N matching requests by first, so faults on one path make a sequence", function()
       set { { kind = "5xx", method = "GET", count = 1 }, { kind = "not_found", method = "GET", count = 1, skip = 1 },
         { kind = "429", method = "GET", count = 1, skip = 3, retry_after = 0 } }
       local codes = {}
