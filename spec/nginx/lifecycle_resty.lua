@@ -1,6 +1,7 @@
 -- Issue 10: the lifecycle scenarios (spec/support/lifecycle_scenarios.lua) through the OpenResty
 -- runner INSIDE REAL NGINX against a simulator of its own. The OpenResty runner is the gateway's:
--- its create handler (the client over cosockets: kling.runner.blocking on the machine), then its
+-- its create handler (the create's machine, kling.lifecycle.machine forwarded, which decides
+-- what each answer makes of the create, run by kling.runner.resty over cosockets), then its
 -- poller and callback location (kling.gateway.track: a machine rebuilt from the shared-dict
 -- record at each event, kling.runner.resty), money through lifecycle/effects on its Ledger over
 -- ngx.shared and the journal. Two gateways: one that follows tasks by polling alone, one that
@@ -127,13 +128,11 @@ local function staging(sc)
   end
   local creates = sc.create or {}
   for i, a in ipairs(creates) do
-    if a == "1004" and creates[i + 1] == "submitted" then
-      return nil, "the gateway's proxy_pass sends a create once: a token expired in flight is renewed for the "
-        .. "next create, and this one is refused (503), not sent again (the row '1004 twice' is staged)"
-    elseif a == "1004" then
-      -- the simulator answers 1004 as if the token had expired on the way: every create, here
-      st.faults[1] = { kind = "expired", method = "POST", path = CREATE_PATH, count = 1000 }
-      st.wait = "refused"
+    if a == "1004" then
+      -- the simulator answers 1004 as if the token had expired on the way: this create (the
+      -- machine renews the token and sends it again), or every one (the last answer repeats)
+      st.faults[1] = { kind = "expired", method = "POST", path = CREATE_PATH, count = creates[i + 1] and 1 or 1000 }
+      st.wait = creates[i + 1] and st.wait or "refused"
     elseif a == "connect" then
       return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
         .. "the simulator, listens (the blocking and engine runners send to a dead port)"
