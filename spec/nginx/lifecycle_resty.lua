@@ -4,8 +4,10 @@
 -- what each answer makes of the create, run by kling.runner.resty over cosockets), then its
 -- poller and callback location (kling.gateway.track: a machine rebuilt from the shared-dict
 -- record at each event, kling.runner.resty), money through lifecycle/effects on its Ledger over
--- ngx.shared and the journal. Two gateways: one that follows tasks by polling alone, one that
--- takes the simulator's signed callbacks (and polls only after a long silence).
+-- ngx.shared and the journal. Four gateways: one that follows tasks by polling alone, one that
+-- takes the simulator's signed callbacks (and polls only after a long silence), one that takes
+-- them and polls after 2 s of silence, then every 6 s (a callback placed before or after a poll:
+-- the simulator sends only the callbacks [sim:callbacks=...] names), and one with a 3 s deadline.
 --
 -- Each staged scenario must reach the machine-alone end and leave the same ledger lines (the
 -- lines the scenario added to the gateway's journal). How the gateway shows an end:
@@ -42,7 +44,8 @@ local function config(g, o)
     upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
       timeout = 1, connect_timeout = 1 },
     journal = g.prefix .. "/ledger.jsonl", admin_key = "gw-admin-key-0123456789",
-    poll = { min_interval = 0.2, max_interval = 1, silence = o.silence or 2, lookups = 3, deadline = o.deadline },
+    poll = { min_interval = o.interval or 0.2, max_interval = o.interval or 1, silence = o.silence or 2, lookups = 3,
+      deadline = o.deadline },
     accounts = { { name = "scenarios", api_key = KEY, credit = "1000" }, { name = "poor", api_key = POOR,
       credit = "0.01" } },
   }
@@ -109,6 +112,14 @@ local function staging(sc)
   end
   local st = { gateway = "polls", faults = {}, marker = "", key = KEY, wait = "end" }
   local e = sc.expect
+  -- A callback between two polls: the simulator sends only the callbacks the marker names (the
+  -- others are lost on the way), to a gateway that polls after 2 s of silence, then every 6 s.
+  local placed = { ["callback before a poll"] = "processing", ["callback after a poll"] = "succeed" }
+  if placed[sc.name] then
+    return { gateway = "quiet", faults = {}, key = KEY, wait = "end", polls = 1, callback = placed[sc.name],
+      marker = " [sim:callbacks=" .. placed[sc.name] .. "]" .. (placed[sc.name] == "succeed" and " [sim:seconds=4]"
+        or "") }
+  end
   if sc.callbacks or sc.callback then
     local ok = { ["callback instead of polls"] = true, ["duplicate callback: settled once"] = true,
       ["callback before the create's answer"] = true }
@@ -311,6 +322,19 @@ local function run_one(sc, st)
         and after.task_status == v.task_status and after.final_unit_deduction == v.final_unit_deduction,
         json.encode { rr.status, rr.body, after })
     end
+    if st.polls then
+      local st2 = h.sim_admin(sim, "GET", "/_sim/stats")
+      h.check(name .. ": ... with " .. st.polls .. " poll", (st2.by_method.GET or 0) == g.gets_before + st.polls,
+        json.encode(st2.by_method))
+      local sent = {}
+      for _, a in ipairs(h.sim_admin(sim, "GET", "/_sim/callbacks?n=1000")) do
+        if a.meta and a.meta.external_task_id == id and a.delivered then
+          sent[#sent + 1] = a.meta.task_status
+        end
+      end
+      h.check(name .. ": ... and its one callback, '" .. st.callback .. "', taken", #sent == 1
+        and sent[1] == st.callback, json.encode(sent))
+    end
     if sc.name == "callback instead of polls" then
       local st2 = h.sim_admin(sim, "GET", "/_sim/stats")
       h.check(name .. ": ... and no poll was sent", (st2.by_method.GET or 0) == g.gets_before,
@@ -333,6 +357,7 @@ local ok, err = pcall(function()
   sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
   start("polls", {})
   start("callbacks", { callbacks = true, silence = 30 })
+  start("quiet", { callbacks = true, silence = 2, interval = 6 })
   start("deadline", { deadline = 3 })
   -- Scenarios whose task never ends run last: their polls would take faults meant for others.
   local staged, last = {}, {}
