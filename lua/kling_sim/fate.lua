@@ -9,10 +9,13 @@ M.DEFAULT_FAIL_MSG = "Failure to pass the risk control system"
 M.SUBMITTED_SHARE = 0.2
 
 -- parse(prompt) -> fate, seconds | nil, message
--- fate = { outcome = "succeed" | "failed" | "status", status = NAME, message = text }
--- Markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N].
+-- fate = { outcome = "succeed" | "failed" | "status", status = NAME, message = text,
+--   callbacks = {[status] = true} | nil (only these statuses' callbacks are sent) }
+-- Markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N],
+-- [sim:callbacks=STATUS,...] (the callbacks of the other statuses are lost on the way: a
+-- client must find those changes by polling).
 function M.parse(prompt)
-  local fate, seconds = { outcome = "succeed" }, nil
+  local fate, seconds, only = { outcome = "succeed" }, nil, nil
   if type(prompt) ~= "string" then
     return fate, nil
   end
@@ -32,10 +35,19 @@ function M.parse(prompt)
         return nil, "prompt marker [sim:seconds=N]: N must be a number of seconds in 0..86400"
       end
       seconds = n
+    elseif key == "callbacks" then
+      only = {}
+      for name in (value or ""):gmatch("[^,]+") do
+        if not name:match("^[%a_]+$") then
+          return nil, "prompt marker [sim:callbacks=STATUS,...]: each STATUS must be a task status name"
+        end
+        only[name] = true
+      end
     else
-      return nil, "unknown prompt marker [sim:" .. body .. "]: use fail, status=NAME or seconds=N"
+      return nil, "unknown prompt marker [sim:" .. body .. "]: use fail, status=NAME, seconds=N or callbacks=STATUS,..."
     end
   end
+  fate.callbacks = only
   return fate, seconds
 end
 

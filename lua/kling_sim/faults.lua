@@ -7,7 +7,8 @@ local json = require "kling.json"
 local M = {}
 
 M.KINDS = { ["5xx"] = true, ["429"] = true, ["1303"] = true, reset = true, stall = true, malformed = true,
-  content_type = true }
+  content_type = true, not_found = true, expired = true, auth = true }
+local KIND_NAMES = "5xx, 429, 1303, reset, stall, malformed, content_type, not_found, expired, auth"
 local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true, HEAD = true }
 
 local function state()
@@ -23,7 +24,7 @@ local function number_in(v, lo, hi)
 end
 
 local BODY_FIELDS = { "seed", "rules" }
-local RULE_FIELDS = { "kind", "method", "path", "count", "rate", "phase", "retry_after", "seconds", "status" }
+local RULE_FIELDS = { "kind", "method", "path", "count", "rate", "phase", "retry_after", "seconds", "status", "skip" }
 
 -- The first key of t not in known (a misspelt "count" would make a fault fire forever).
 local function unknown_key(t, known)
@@ -66,7 +67,7 @@ function M.validate(body, default_seed)
       return fail(i, bad, "unknown field (known: " .. table.concat(RULE_FIELDS, ", ") .. ")")
     end
     if not M.KINDS[r.kind] then
-      return fail(i, "kind", "must be one of 5xx, 429, 1303, reset, stall, malformed, content_type")
+      return fail(i, "kind", "must be one of " .. KIND_NAMES)
     end
     if r.method ~= nil and not METHODS[r.method] then
       return fail(i, "method", "must be an HTTP method such as GET or POST")
@@ -76,6 +77,9 @@ function M.validate(body, default_seed)
     end
     if r.count ~= nil and (not number_in(r.count, 1, 1e9) or r.count ~= math.floor(r.count)) then
       return fail(i, "count", "must be a positive integer")
+    end
+    if r.skip ~= nil and (not number_in(r.skip, 0, 1e9) or r.skip ~= math.floor(r.skip)) then
+      return fail(i, "skip", "must be a whole number")
     end
     if r.rate ~= nil and not number_in(r.rate, 0, 1) then
       return fail(i, "rate", "must be a number in 0..1")
@@ -93,7 +97,8 @@ function M.validate(body, default_seed)
       return fail(i, "status", "must be 500, 502, 503 or 504")
     end
     out[i] = { kind = r.kind, method = r.method, path = r.path, count = r.count, rate = r.rate,
-      phase = r.phase or "before", retry_after = r.retry_after, seconds = r.seconds, status = r.status }
+      phase = r.phase or "before", retry_after = r.retry_after, seconds = r.seconds, status = r.status,
+      skip = r.skip }
   end
   return { seed = seed, rules = out }
 end
@@ -105,6 +110,9 @@ function M.set(set)
   for i, r in ipairs(set.rules) do
     if r.count then
       st:set("faults:" .. gen .. ":" .. i .. ":left", r.count)
+    end
+    if r.skip then
+      st:set("faults:" .. gen .. ":" .. i .. ":skip", r.skip)
     end
   end
   st:set("faults", json.encode(set))
@@ -139,15 +147,20 @@ local function draw(seed, i, n)
   return (((a * 256 + b) * 256 + c) * 256 + d) / 4294967296
 end
 
--- pick(method, path, phase) -> rule | nil: the first rule of this phase that fires.
+-- pick(method, path, phase) -> rule | nil: the first rule of this phase that fires. A rule
+-- with `skip` lets that many of the requests it matches go by first; it counts every request
+-- of its phase that matches its method and path, whichever rule answers it, so that rules on
+-- one path make a sequence (an error, then another, then the real answer).
 function M.pick(method, path, phase)
   local set, gen = current()
   if not set then
     return nil
   end
   local st = state()
+  local picked
   for i, r in ipairs(set.rules) do
-    if r.phase == phase and (r.method == nil or r.method == method) and (r.path == nil or path:find(r.path)) then
+    if r.phase == phase and (r.method == nil or r.method == method) and (r.path == nil or path:find(r.path))
+      and (not r.skip or st:incr("faults:" .. gen .. ":" .. i .. ":skip", -1, 0) < 0) and not picked then
       local left_key = "faults:" .. gen .. ":" .. i .. ":left"
       local fire = not r.count or (st:get(left_key) or 0) > 0
       if fire and r.rate then
@@ -158,11 +171,11 @@ function M.pick(method, path, phase)
         fire = st:incr(left_key, -1, 0) >= 0
       end
       if fire then
-        return r
+        picked = r
       end
     end
   end
-  return nil
+  return picked
 end
 
 local HTML = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -204,6 +217,12 @@ function M.respond(r, dialect, res)
       body = body:sub(1, math.max(1, math.floor(#body / 2))) }
   elseif k == "content_type" then
     return { status = 200, headers = { ["Content-Type"] = "text/html" }, body = HTML }
+  elseif k == "not_found" then -- the task is not (or not yet) visible
+    return dialect.error_response(404, 1203, "task does not exist")
+  elseif k == "expired" then -- the token expired while the request was on its way
+    return dialect.error_response(401, 1004, "Authorization has expired")
+  elseif k == "auth" then
+    return dialect.error_response(401, 1002, "Authorization is invalid")
   end
   return nil
 end

@@ -186,6 +186,15 @@ describe("official callbacks", function()
     assert.are.equal("the lighthouse was refused", f.message)
   end)
 
+  it("issue 10.8: only the statuses [sim:callbacks=...] names are called back: the others are lost", function()
+    local uri = "/hook/ok/only-processing"
+    assert(client:submit { prompt = "x [sim:seconds=0.5] [sim:callbacks=processing]", callback_url = srv.url .. uri })
+    local list = callbacks_until(uri, "processing")
+    assert(list, "no processing callback arrived")
+    socket.sleep(1) -- the task has ended meanwhile: its end's callback is lost, not late
+    assert.are.same({ "processing" }, statuses(received(uri)))
+  end)
+
   it("are retried on the schedule (1 s, 2 s) until a 2xx, with one webhook-id per message", function()
     local uri = "/hook/flaky/retry"
     local t = assert(client:submit { prompt = "x [sim:seconds=0.5]", callback_url = srv.url .. uri })

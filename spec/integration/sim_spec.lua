@@ -428,6 +428,31 @@ describe("kling simulator", function()
       assert.matches("<html>", res.body, 1, true)
     end)
 
+    it("issue 10.6: not_found, expired and auth answer 404/1203, 401/1004 and 401/1002", function()
+      set { { kind = "not_found", method = "GET", count = 1 }, { kind = "expired", method = "GET", count = 1 },
+        { kind = "auth", method = "GET", count = 1 } }
+      expect_error(list(), 404, 1203) -- the rules fire in order, each once
+      expect_error(list(), 401, 1004)
+      expect_error(list(), 401, 1002)
+      assert.are.equal(200, list().status)
+    end)
+
+    it("issue 10.7: skip lets N matching requests by first, so faults on one path make a sequence", function()
+      set { { kind = "5xx", method = "GET", count = 1 }, { kind = "not_found", method = "GET", count = 1, skip = 1 },
+        { kind = "429", method = "GET", count = 1, skip = 3, retry_after = 0 } }
+      local codes = {}
+      for i = 1, 5 do
+        codes[i] = list().status
+      end
+      -- the 5xx answers the first (the skip rules count it all the same), then not_found, then
+      -- the real answer, then the 429, then the real answer again
+      assert.are.same({ 500, 404, 200, 429, 200 }, codes)
+      local res = curl("POST", info.http .. "/_sim/faults", { body = json.encode { rules = { { kind = "5xx",
+        skip = -1 } } } })
+      assert.are.equal(400, res.status)
+      assert.matches("rules%[1%]%.skip", json.decode(res.body).error)
+    end)
+
     it("phase after creates the task and then fails the answer; before creates nothing", function()
       local made = stats().creates
       set { { kind = "5xx", method = "POST", path = "^/v1/videos/text2video$", count = 1 } }

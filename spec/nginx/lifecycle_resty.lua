@@ -1,10 +1,13 @@
 -- Issue 10: the lifecycle scenarios (spec/support/lifecycle_scenarios.lua) through the OpenResty
 -- runner INSIDE REAL NGINX against a simulator of its own. The OpenResty runner is the gateway's:
--- its create handler (the client over cosockets: kling.runner.blocking on the machine), then its
+-- its create handler (the create's machine, kling.lifecycle.machine forwarded, which decides
+-- what each answer makes of the create, run by kling.runner.resty over cosockets), then its
 -- poller and callback location (kling.gateway.track: a machine rebuilt from the shared-dict
 -- record at each event, kling.runner.resty), money through lifecycle/effects on its Ledger over
--- ngx.shared and the journal. Two gateways: one that follows tasks by polling alone, one that
--- takes the simulator's signed callbacks (and polls only after a long silence).
+-- ngx.shared and the journal. Four gateways: one that follows tasks by polling alone, one that
+-- takes the simulator's signed callbacks (and polls only after a long silence), one that takes
+-- them and polls after 2 s of silence, then every 6 s (a callback placed before or after a poll:
+-- the simulator sends only the callbacks [sim:callbacks=...] names), and one with a 3 s deadline.
 --
 -- Each staged scenario must reach the machine-alone end and leave the same ledger lines (the
 -- lines the scenario added to the gateway's journal). How the gateway shows an end:
@@ -41,7 +44,8 @@ local function config(g, o)
     upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
       timeout = 1, connect_timeout = 1 },
     journal = g.prefix .. "/ledger.jsonl", admin_key = "gw-admin-key-0123456789",
-    poll = { min_interval = 0.2, max_interval = 1, silence = o.silence or 2, lookups = 3, deadline = o.deadline },
+    poll = { min_interval = o.interval or 0.2, max_interval = o.interval or 1, silence = o.silence or 2, lookups = 3,
+      deadline = o.deadline },
     accounts = { { name = "scenarios", api_key = KEY, credit = "1000" }, { name = "poor", api_key = POOR,
       credit = "0.01" } },
   }
@@ -108,6 +112,14 @@ local function staging(sc)
   end
   local st = { gateway = "polls", faults = {}, marker = "", key = KEY, wait = "end" }
   local e = sc.expect
+  -- A callback between two polls: the simulator sends only the callbacks the marker names (the
+  -- others are lost on the way), to a gateway that polls after 2 s of silence, then every 6 s.
+  local placed = { ["callback before a poll"] = "processing", ["callback after a poll"] = "succeed" }
+  if placed[sc.name] then
+    return { gateway = "quiet", faults = {}, key = KEY, wait = "end", polls = 1, callback = placed[sc.name],
+      marker = " [sim:callbacks=" .. placed[sc.name] .. "]" .. (placed[sc.name] == "succeed" and " [sim:seconds=4]"
+        or "") }
+  end
   if sc.callbacks or sc.callback then
     local ok = { ["callback instead of polls"] = true, ["duplicate callback: settled once"] = true,
       ["callback before the create's answer"] = true }
@@ -125,17 +137,16 @@ local function staging(sc)
       and "processing") or nil
     return st
   end
-  for _, a in ipairs(sc.poll or {}) do
-    if a == "1004" or a == "auth" then
-      return nil, "the gateway signs its own upstream tokens: one expired in flight or forged cannot be staged"
-    end
-  end
   local creates = sc.create or {}
-  for _, a in ipairs(creates) do
+  for i, a in ipairs(creates) do
     if a == "1004" then
-      return nil, "the gateway signs its own upstream tokens: one expired in flight cannot be staged"
+      -- the simulator answers 1004 as if the token had expired on the way: this create (the
+      -- machine renews the token and sends it again), or every one (the last answer repeats)
+      st.faults[1] = { kind = "expired", method = "POST", path = CREATE_PATH, count = creates[i + 1] and 1 or 1000 }
+      st.wait = creates[i + 1] and st.wait or "refused"
     elseif a == "connect" then
-      return nil, "the simulator injects no connect failure"
+      return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
+        .. "the simulator, listens (the blocking and engine runners send to a dead port)"
     elseif a == "429" or a == "1303" then
       if sc.profile == "engine" then
         return nil, "the gateway answers a refused create to its client (429), it does not queue it again "
@@ -166,6 +177,13 @@ local function staging(sc)
   for _, a in ipairs(sc.poll or {}) do
     if SIM_FAULTS[a] then
       bad, kind = bad + 1, a
+    elseif a == "1004" then -- the simulator answers as if the token had expired on the way
+      bad, kind = bad + 1, "expired"
+    elseif a == "auth" then -- refused for good: the machine ends, the task runs on, held
+      bad, kind, st.wait = 1000, "auth", "held"
+    elseif a == "connect" then
+      return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
+        .. "the simulator, listens"
     elseif a ~= "processing" and a ~= "succeed" and a ~= "failed" and a ~= "unknown_status" then
       return nil, "the simulator injects no '" .. a .. "' on a poll"
     elseif a == "failed" then
@@ -181,6 +199,9 @@ local function staging(sc)
   st.injected = 0 -- what the simulator must inject: each rule strikes once, a poll rule `bad` times
   for _, f in ipairs(st.faults) do
     st.injected = st.injected + (f.path == POLL_PATH and f.count or 1)
+  end
+  if bad >= 1000 then
+    st.injected = nil -- strikes every poll until the row ends
   end
   if sc.timeout_ms then
     if e.status ~= "running" then
@@ -209,6 +230,8 @@ local function refusal_kind(res)
     return "unpriced"
   elseif res.status == 400 then
     return "validation"
+  elseif res.status == 503 and code == 5001 then
+    return "auth" -- the gateway's upstream account cannot serve (auth, quota): its own business
   end
   return "HTTP " .. tostring(res.status) .. " " .. tostring(code)
 end
@@ -299,6 +322,19 @@ local function run_one(sc, st)
         and after.task_status == v.task_status and after.final_unit_deduction == v.final_unit_deduction,
         json.encode { rr.status, rr.body, after })
     end
+    if st.polls then
+      local st2 = h.sim_admin(sim, "GET", "/_sim/stats")
+      h.check(name .. ": ... with " .. st.polls .. " poll", (st2.by_method.GET or 0) == g.gets_before + st.polls,
+        json.encode(st2.by_method))
+      local sent = {}
+      for _, a in ipairs(h.sim_admin(sim, "GET", "/_sim/callbacks?n=1000")) do
+        if a.meta and a.meta.external_task_id == id and a.delivered then
+          sent[#sent + 1] = a.meta.task_status
+        end
+      end
+      h.check(name .. ": ... and its one callback, '" .. st.callback .. "', taken", #sent == 1
+        and sent[1] == st.callback, json.encode(sent))
+    end
     if sc.name == "callback instead of polls" then
       local st2 = h.sim_admin(sim, "GET", "/_sim/stats")
       h.check(name .. ": ... and no poll was sent", (st2.by_method.GET or 0) == g.gets_before,
@@ -321,6 +357,7 @@ local ok, err = pcall(function()
   sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
   start("polls", {})
   start("callbacks", { callbacks = true, silence = 30 })
+  start("quiet", { callbacks = true, silence = 2, interval = 6 })
   start("deadline", { deadline = 3 })
   -- Scenarios whose task never ends run last: their polls would take faults meant for others.
   local staged, last = {}, {}

@@ -17,9 +17,10 @@ local M = {}
 -- What each runner can stage (lifecycle_sim.staging). The engine runs the engine profile
 -- (uncertain creates looked up, refused ones queued again), has a callback intake (deliver) and
 -- takes a cancel. The blocking runner runs both profiles (the machine's options are the
--- scenario's), with no callback intake and no cancel while it waits.
+-- scenario's), requests sent to a dead port and a task made beforehand under the request's
+-- external id (adopt), with no callback intake and no cancel while it waits.
 M.ENGINE_CAPS = { profiles = { engine = true }, callbacks = true, cancel = true, connect = true, precreate = true }
-M.BLOCKING_CAPS = { profiles = { engine = true, blocking = true }, connect = true }
+M.BLOCKING_CAPS = { profiles = { engine = true, blocking = true }, connect = true, precreate = true }
 
 -- A callback's body as the official API posts it: the task object in the scenario's status.
 local STATUS = { processing = "processing", succeed = "succeed", failed = "failed", submitted = "submitted" }
@@ -41,12 +42,7 @@ function M.engine(sc, st, env)
   local c = staged.client(sc, nil, env.client)
   local req = staged.request(sc, st)
   if st.precreate then -- a task already under the external id the engine adopts
-    req.external_task_id = scenarios.EXT .. tostring(os.time())
-    local pre = {}
-    for k, v in pairs(req) do
-      pre[k] = v
-    end
-    assert(env.client({}):submit(pre))
+    staged.precreate(req, env.client)
   end
   local t, e
   local cancel_refused
@@ -93,6 +89,9 @@ function M.blocking(sc, st, env)
   local c = staged.client(sc, nil, env.client)
   staged.stage(c, st)
   local req = staged.request(sc, st)
+  if st.precreate then -- a task already under the external id the machine adopts
+    staged.precreate(req, env.client)
+  end
   if #st.faults > 0 then
     env.faults(st.faults)
   end

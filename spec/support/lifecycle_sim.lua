@@ -33,28 +33,26 @@ function M.staging(sc, caps)
   end
   local st = { faults = {}, marker = "", timeout_s = 30, expired = {}, dead = {},
     callback_url = (sc.callbacks or sc.callback) and (M.DEAD .. "/hook") or nil }
-  local found, lookup_faults = false, 0
-  for _, a in ipairs(sc.lookup or {}) do
+  local lookups = sc.lookup or {}
+  local found = false
+  for _, a in ipairs(lookups) do
     found = found or a == "found"
-    if SIM_FAULTS[a] then
-      lookup_faults = lookup_faults + 1
-      st.faults[#st.faults + 1] = { kind = a, method = "GET", path = "^/v1/videos/text2video$", count = 1,
-        seconds = 2, retry_after = 0 }
-    end
   end
+  st.faults = M.sequence(lookups, "GET", "^/v1/videos/text2video$", found)
   if sc.adopt and found then
     if not caps.precreate then
       return nil, "the simulator holds no task under the machine's fresh external id"
     end
     st.precreate = true
   end
-  if lookup_faults > 1 then
-    return nil, "two faults on lookups"
-  end
   local creates = sc.create or {}
   for i, a in ipairs(creates) do
     if SIM_FAULTS[a] then
-      if creates[i + 1] ~= nil and creates[i + 1] ~= "submitted" then
+      if creates[i + 1] == "not_found_dup" and found then
+        -- the first create was made (its answer lost): the simulator itself refuses the second,
+        -- its external id taken
+        st.dup = true
+      elseif creates[i + 1] ~= nil and creates[i + 1] ~= "submitted" then
         return nil, "two different faults in a row on a create"
       end
       -- the last answer repeats: a fault last in the list strikes every create
@@ -64,7 +62,7 @@ function M.staging(sc, caps)
       st.expired[i] = true -- this request carries a token that expired in flight
     elseif a == "connect" and caps.connect then
       st.dead[i] = true -- sent to a port nothing listens on
-    elseif a ~= "submitted" then
+    elseif a ~= "submitted" and not (a == "not_found_dup" and st.dup) then
       return nil, "the simulator injects no '" .. a .. "' on a create"
     end
   end
@@ -93,6 +91,35 @@ function M.staging(sc, caps)
     st.marker, st.timeout_s = " [sim:seconds=60]", math.min(math.floor(sc.timeout_ms / 1000), 5)
   end
   return st
+end
+
+--- The simulator's fault rules for a list of scripted answers to one kind of request (method,
+-- path): each fault, and each "not_found" where the task exists (`exists`: a later answer
+-- finds it), strikes the request of its place in the list (rules with `skip`, which count every
+-- matching request); a fault last in the list strikes every request from there on. The real
+-- answers in between are the simulator's own.
+function M.sequence(answers, method, path, exists)
+  local rules = {}
+  for j, a in ipairs(answers) do
+    local kind = SIM_FAULTS[a] and a or (a == "not_found" and exists and "not_found") or nil
+    if kind then
+      rules[#rules + 1] = { kind = kind, method = method, path = path, count = answers[j + 1] and 1 or 1000,
+        skip = j > 1 and j - 1 or nil, seconds = 2, retry_after = 0 }
+    end
+  end
+  return rules
+end
+
+--- A task made beforehand under the request's external id (a fresh one, set in req), by
+-- another client (made by make(copts), default the simulator's over libcurl): what an
+-- adopting runner must find.
+function M.precreate(req, make)
+  req.external_task_id = scenarios.EXT .. tostring(os.time())
+  local pre = {}
+  for k, v in pairs(req) do
+    pre[k] = v
+  end
+  assert((make or sim.client)({}):submit(pre))
 end
 
 --- The scenario's request as the simulator stages it.

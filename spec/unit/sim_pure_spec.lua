@@ -143,6 +143,16 @@ describe("sim fate", function()
     assert.matches("unknown prompt marker", err)
   end)
 
+  it("issue 10.8: [sim:callbacks=STATUS,...] names the only statuses whose callbacks are sent", function()
+    local f = fate.parse("x [sim:callbacks=processing,succeed] [sim:fail]")
+    assert.are.same({ processing = true, succeed = true }, f.callbacks)
+    assert.are.equal("failed", f.outcome) -- kept whatever the markers' order
+    assert.is_nil((fate.parse("x")).callbacks)
+    local none, err = fate.parse("[sim:callbacks=a b]")
+    assert.is_nil(none)
+    assert.matches("callbacks=STATUS", err, 1, true)
+  end)
+
   it("derives the phase from timestamps", function()
     assert.are.same({ "submitted", 1000 }, { fate.phase(1000, 3000, 1000) })
     assert.are.same({ "submitted", 1000 }, { fate.phase(1000, 3000, 1599) })

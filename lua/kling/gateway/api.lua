@@ -4,8 +4,12 @@
 -- own table: free, no upstream call), and the client's balance.
 local budget = require "kling.money.hold"
 local core = require "kling.core"
+local errors = require "kling.errors"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"
+local effects = require "kling.lifecycle.effects"
+local machine = require "kling.lifecycle.machine"
+local runner = require "kling.runner.resty"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local providers = require "kling.providers"
@@ -16,6 +20,13 @@ local validate = require "kling.validate"
 local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
+
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua (unit specs) grows them
+if not has_new_tab then
+  new_tab = function()
+    return {}
+  end
+end
 
 local function copy(t)
   local out = {}
@@ -186,17 +197,65 @@ function M.admit(G, account, endpoint)
   return { rec = rec, fwd = fwd, client = client, def = def, findable = findable, stable = stable }
 end
 
--- outcome(G, create, t, err) -> how, answer: what the upstream's answer (a task t, or err)
--- makes of the create, and the client's answer {status, code, message, data_json}. how:
--- "sync" (ended: charged at once), "created", "lookup" (its fate is unknown: looked up by
--- its external id, never resent), "refused". Changes only the record; record() stores it.
-function M.outcome(_, c, t, err)
+-- machine(G, create, now [, call]) -> the create's lifecycle machine (kling.lifecycle.machine
+-- forwarded): what the upstream's answer makes of the create is decided there. call: the
+-- request api.create sends (and may send again: a retry, a renewed token); none where the
+-- location's proxy_pass sends it, once.
+function M.machine(G, c, now, call)
+  local profiles = G.create_profiles
+  if not profiles then
+    local ctx = c.client.ctx
+    local o = { provider = c.client.provider, requeue_refused = false, max_attempts = ctx.max_attempts,
+      base_ms = ctx.base_ms, cap_ms = ctx.cap_ms, create_budget_ms = ctx.call_budget_ms }
+    profiles = { sent = machine.profile(o) }
+    o.max_attempts = 1
+    profiles.proxied = machine.profile(o)
+    G.create_profiles = profiles -- the same for every create of this worker
+  end
   local rec = c.rec
-  if t and track.TERMINAL[t.status] then
+  -- Made at their full size (a create's answer fills both): a table grown key by key is
+  -- rehashed on the way, which a worker would pay on every create.
+  local task, state = new_tab(0, 10), new_tab(0, 10)
+  task.external_task_id, task.endpoint, task.status = rec.id, rec.endpoint, "queued"
+  return machine.forwarded({ task = task, record = state, key = rec.id, now = now, call = call },
+    call and profiles.sent or profiles.proxied)
+end
+
+-- unsendable(m, why) -> acts: the create's body cannot be encoded: nothing is sent, and the
+-- machine ends the create (its hold given back).
+function M.unsendable(m, why)
+  return m:refuse(core.now_ms(), errors.validation("request", "cannot be encoded as JSON: " .. tostring(why)))
+end
+
+-- outcome(G, create, acts) -> how, answer: what the create's machine made of the upstream's
+-- answer (acts: the actions it returned), as the record's next step and the client's answer
+-- {status, code, message, data_json}. how: "sync" (created and ended at once: its settle or
+-- release is create.ended), "created", "lookup" (its fate is unknown: the tracker looks it up
+-- by its external id, never resends), "refused" (nothing was made: released). Changes only
+-- the record (and renews the upstream token when the machine says so); record() stores it.
+function M.outcome(_, c, acts)
+  local rec = c.rec
+  local t, ended, uncertain, err
+  for _, a in ipairs(acts) do
+    local ty = a.type
+    if ty == "created" then
+      t = a.task
+    elseif ty == "settle" or ty == "release" then
+      ended = a
+    elseif ty == "journal" and a.what == "uncertain" then
+      uncertain = true
+    elseif ty == "done" then
+      err = a.err
+    elseif ty == "renew_token" then -- expired in flight: the next create signs a new one
+      effects.renew_token(c.client.ctx, core.now_ms())
+    end
+  end
+  if t and ended then
     -- Synchronous (or ended at once): the answer is the result, charged at once.
     rec.status, rec.message, rec.upstream_id = t.status, t.message, t.id
     rec.result = official.result(t)
     rec.usage = budget.usage(t)
+    c.task, c.ended = t, ended
     return "sync"
   end
   if t then
@@ -204,7 +263,7 @@ function M.outcome(_, c, t, err)
     rec.updated_at = core.wall_ms()
     return "created", { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(rec) }
   end
-  if err.uncertain then
+  if uncertain then
     rec.state = "lookup"
     return "lookup", { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(rec) }
   end
@@ -213,17 +272,18 @@ function M.outcome(_, c, t, err)
   return "refused", { status = e.status, code = e.code, message = e.message }
 end
 
--- record(G, create, how [, t]): stores what outcome() decided (needs the store: cosockets
--- with Redis). A sync task ends here, and its answer (charged) is returned.
-function M.record(G, c, how, t)
+-- record(G, create, how): stores what outcome() made of the create (needs the store:
+-- cosockets with Redis). A sync task ends here (the machine's settle or release), and its
+-- answer (charged) is returned.
+function M.record(G, c, how)
   local rec = c.rec
   if how == "sync" then
     G.tasks:publish(rec, false, false)
-    track.finish(G, rec)
+    track.finish(G, rec, c.ended)
     if rec.status ~= "succeeded" then
       return { status = 400, code = 1201, message = rec.message or "failed" }
     end
-    return { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(sync_data(rec, t)) }
+    return { status = 200, code = 0, message = "SUCCEED", data_json = json.encode(sync_data(rec, c.task)) }
   elseif how == "created" then
     G.tasks:publish(rec, true, not c.findable, c.stable)
   elseif how == "lookup" then
@@ -234,19 +294,43 @@ function M.record(G, c, how, t)
   end
 end
 
--- POST /v1/<endpoint>, forwarded by the Lua client (over nginx's proxy by subrequest when
--- the conf has the proxy location, else cosockets).
+-- POST /v1/<endpoint>, sent over the client's context (nginx's proxy by subrequest when the
+-- conf has the proxy location, else cosockets) by the OpenResty runner: the create's machine
+-- decides what its answers make of it (a retry of a create that never left, a renewed
+-- token), the runner only sends and sleeps.
 function M.create(G, account, endpoint)
   local c = M.admit(G, account, endpoint)
   if not c then
     return
   end
-  local sent_at = ngx.now()
-  local t, err = c.client:submit(c.fwd)
-  ngx.update_time()
-  metrics.observe("create", ngx.now() - sent_at)
-  local how, answer = M.outcome(G, c, t, err)
-  answer = M.record(G, c, how, t) or answer
+  local client, driver = c.client, c.client.driver
+  local call = client.provider.build(c.fwd, endpoint)
+  local body, eerr = text.body(call.body, c.rec.id)
+  local m = M.machine(G, c, driver:now_ms(), { method = call.method, path = call.path, body = body })
+  local acts
+  if not body then
+    acts = M.unsendable(m, eerr)
+  else
+    local seen = {}
+    local function keep(a)
+      seen[#seen + 1] = a
+    end
+    local hooks = { ctx = client.ctx, created = keep, settle = keep, release = keep, journal = keep }
+    local sent_at = ngx.now()
+    local how, at = runner.run(m, { m:last_request() }, hooks)
+    while how == "waiting" do -- a create that never left, sent again after the machine's delay
+      driver:sleep_ms(math.max(0, at - driver:now_ms()))
+      how, at = runner.run(m, m:timer(driver:now_ms()), hooks)
+    end
+    if how == "done" then
+      seen[#seen + 1] = { type = "done", err = m.err }
+    end
+    acts = seen
+    ngx.update_time()
+    metrics.observe("create", ngx.now() - sent_at)
+  end
+  local how, answer = M.outcome(G, c, acts)
+  answer = M.record(G, c, how) or answer
   return official.reply_json(answer.status, answer.code, answer.message, answer.data_json)
 end
 

@@ -5,11 +5,13 @@
 -- answer is read in body_filter_by_lua and replaced by the gateway's own (its task id). No
 -- subrequest and no Lua HTTP client on the way.
 --
--- The HTTP status goes out before the upstream's body is read: a 2xx answer is 200 (the task
--- was made, or its answer is unreadable and it is looked up by its external id), so is an
--- answer after which the task may exist (no answer at all: nginx's own 502/504; an upstream
--- 5xx: looked up, never resent, as the Lua client decides); any other status is mapped from
--- the upstream's status alone, and the body carries the code read from the upstream's answer.
+-- What the answer makes of the create is the create's lifecycle machine's decision
+-- (kling.lifecycle.machine forwarded, made in access phase): the body filter feeds it the
+-- answer as a driver's result and kling.gateway.api outcome carries its actions out. The HTTP
+-- status goes out before the body is read: 200 unless the machine says the status alone
+-- refuses the create (create_status: a 2xx, or an answer after which the task may exist, is
+-- 200: made, or looked up by its external id, never resent); the body carries the code read
+-- from the upstream's answer.
 --
 -- With the Redis store the record is written from a timer (these phases have no cosockets):
 -- until it is, the task is in its creating state, which the reservation made in access phase
@@ -17,8 +19,6 @@
 -- lookup (kling.gateway.track poll).
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local core = require "kling.core"
-local errors = require "kling.errors"
-local transport = require "kling.transport"
 local api = require "kling.gateway.api"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
@@ -39,10 +39,9 @@ function M.access(G, account, endpoint)
   local client = c.client
   local call = client.provider.build(c.fwd, endpoint)
   local body, eerr = text.body(call.body, c.rec.id) -- its id last (kling.gateway.text)
+  c.m = api.machine(G, c, core.now_ms()) -- what the answer makes of the create is its to decide
   if not body then
-    -- Nothing was sent: the hold is given back.
-    local _, answer = api.outcome(G, c, nil, errors.validation("request", "cannot be encoded as JSON: "
-      .. tostring(eerr)))
+    local _, answer = api.outcome(G, c, api.unsendable(c.m, eerr))
     api.record(G, c, "refused")
     return official.reply_json(answer.status, answer.code, answer.message)
   end
@@ -70,9 +69,8 @@ function M.header_filter()
   c.upstream_status = status
   c.content_type = ngx.header["Content-Type"]
   c.request_id = ngx.header["X-Request-Id"]
-  local err = c.answered and (status < 200 or status >= 300) and M.error(c, { status = status, sent = true,
-    received = true })
-  if err and not err.uncertain then
+  local err = c.answered and c.m:create_status(status)
+  if err then
     ngx.status = api.upstream_error(err).status
   else
     ngx.status = 200 -- made, or maybe made (looked up by its external id)
@@ -83,41 +81,14 @@ function M.header_filter()
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
 end
 
--- error(create, f) -> err: a failed upstream answer (transport.read_result's f) as the error
--- the Lua client would give for it, decided the same way (core.decide), never retried.
-function M.error(c, f)
-  local provider = c.client.provider
-  local d = core.decide { method = "POST", attempt = 0, max_attempts = 1, http_status = f.status,
-    code = tonumber(f.code), codes = provider.codes, transport = f.transport, sent = f.sent, received = f.received,
-    now_s = core.wall_s(), budget_ms = 0, base_ms = 0, cap_ms = 0 }
-  return errors.new { kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
-    message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = provider.name,
-    uncertain = d.uncertain or nil, transport = f.transport, attempts = 1 }
-end
-
--- The upstream's answer read: a task, or nil, err.
-local function read(c, body)
+-- The upstream's answer as a driver's result: what the create's machine reads.
+local function result(c, body)
   if not c.answered then
-    return nil, M.error(c, { transport = c.upstream_status == 504 and "timeout" or "reset", sent = true,
-      received = false, message = "the upstream gave no answer (HTTP " .. tostring(c.upstream_status)
-      .. " from nginx)" })
+    return { ok = false, error = c.upstream_status == 504 and "timeout" or "reset", sent = true, received = false,
+      message = "the upstream gave no answer (HTTP " .. tostring(c.upstream_status) .. " from nginx)" }
   end
-  local data, f = transport.read_result(c.client.provider, { ok = true, status = c.upstream_status,
-    headers = { ["content-type"] = c.content_type, ["x-request-id"] = c.request_id }, body = body })
-  local ok2xx = c.upstream_status >= 200 and c.upstream_status < 300
-  local t, perr
-  if data ~= nil then
-    t, perr = c.client.provider.parse_task(data, c.rec.endpoint)
-  end
-  if t then
-    return t
-  end
-  if ok2xx then
-    -- Accepted and unreadable: the task may exist, it is looked up (as the Lua client does).
-    return nil, errors.new { kind = "protocol", uncertain = true, message = "create accepted, its answer is "
-      .. "unreadable: " .. tostring(perr or f.message) }
-  end
-  return nil, M.error(c, f)
+  return { ok = true, status = c.upstream_status, headers = { ["content-type"] = c.content_type,
+    ["x-request-id"] = c.request_id }, body = body }
 end
 
 M.MAX_ANSWER = 4 * 1024 * 1024 -- bytes of a create's answer kept (the capture location's buffer too)
@@ -135,7 +106,7 @@ local function flush(_, G)
     if p.how == "created" then
       created[#created + 1] = p.c.rec
     else
-      api.record(G, p.c, p.how, p.t)
+      api.record(G, p.c, p.how)
     end
   end
   for i = 1, #created, M.BATCH do
@@ -143,10 +114,10 @@ local function flush(_, G)
   end
 end
 
--- later(G, create, how, t): recorded by this worker's next flush.
-function M.later(G, c, how, t)
+-- later(G, create, how): recorded by this worker's next flush.
+function M.later(G, c, how)
   local pending = G.pending
-  pending[#pending + 1] = { c = c, how = how, t = t }
+  pending[#pending + 1] = { c = c, how = how }
   if not G.flush_scheduled then
     local ok, err = ngx.timer.at(0, flush, G)
     if not ok then
@@ -183,15 +154,15 @@ function M.body_filter(G)
   end
   ngx.update_time()
   metrics.observe("create", ngx.now() - c.sent_at)
-  local t, err = read(c, c.buf and table.concat(c.buf) or c.body or "")
-  local how, answer = api.outcome(G, c, t, err)
+  local acts = c.m:answer(core.now_ms(), result(c, c.buf and table.concat(c.buf) or c.body or ""), ngx.time())
+  local how, answer = api.outcome(G, c, acts)
   if G.redis then
     -- No cosockets here: the store learns it from a timer (the creating record and its hold,
     -- written in access phase, cover a crash until then), several creates per timer and per
     -- round trip.
-    M.later(G, c, how, t)
+    M.later(G, c, how)
   else
-    answer = api.record(G, c, how, t) or answer
+    answer = api.record(G, c, how) or answer
   end
   if not answer then -- ended at once with the Redis store: shown as created, its end follows
     answer = { status = 200, code = 0, message = "SUCCEED", data_json = official.created_json(c.rec) }

@@ -356,14 +356,11 @@ function M.on_callback(G, t)
   return true
 end
 
--- finish(G, rec): a task that ended in its create's answer (a synchronous endpoint; rec
--- carries its status, usage and result): its end goes through the machine like any other.
-function M.finish(G, rec)
-  local ended = { status = rec.status, message = rec.message, id = rec.upstream_id }
-  rec.status = "queued"
-  local m = machine_for(G, rec)
-  local _, _, closed = run(G, rec, m, m:news(core.now_ms(), ended))
-  return closed
+-- finish(G, rec, act): a task that ended in its create's answer (a synchronous endpoint; rec
+-- carries its status, usage and result): the record ends with what the create's machine
+-- decided (act: its settle or release, kling.gateway.api outcome).
+function M.finish(G, rec, act)
+  return close(G, rec, act)
 end
 
 return M

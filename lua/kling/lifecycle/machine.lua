@@ -30,7 +30,9 @@
 --   acquire{front}                    wait for a provider slot before the create (answer: granted);
 --                                     front: the task was in line before (a refused create)
 --   settle{key, task} / release{key, task}   the end's money (priced from the task's usage)
---   journal{what, task}               what = "create" (before it is sent), "created" (id known)
+--   journal{what, task}               what = "create" (before it is sent), "created" (id known),
+--                                     "uncertain" (M.forwarded: the create's fate is unknown,
+--                                     its err says why; the tracker follows it up)
 --   created{task}                     the provider has the task (the create phase is over)
 --   news{task}                        a poll or callback brought news (on_progress)
 --   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
@@ -250,6 +252,25 @@ function M.track(o)
   return self
 end
 
+--- A machine for a create its runner prepared itself (the gateway's: admitted, validated,
+-- priced and held before this), in state "creating": the create is on its way (or, where the
+-- runner sends it, last_request() is it) and answer() takes its answer. What follows a
+-- create whose fate is unknown is the tracker's (M.track, rebuilt from the runner's record):
+-- this machine only says so (journal "uncertain") and never looks it up itself.
+-- o = new's options plus {key (its reservation), now (when the create left: the create
+-- phase's budget counts from then), call ({method, path, body}: what a retry or a token
+-- renewal sends again; none: a proxy sends the create once, and a token that expired in flight
+-- is renewed for the next create while this one ends with its error)}.
+---@param o table
+---@param profile? table as for M.new
+---@return table machine
+function M.forwarded(o, profile)
+  local self = M.new(o, profile)
+  self.key, self.call, self.state, self.handoff = o.key, o.call, "creating", true
+  self.create_deadline = o.now + self.create_budget_ms
+  return self
+end
+
 -- A tracked task the provider does not have: ended as failed, nothing charged.
 function Machine:gone(acts, why)
   local t = self.task
@@ -290,7 +311,7 @@ end
 
 function Machine:send_create(acts)
   self.state = "creating"
-  self.renewed = nil
+  self.renewed, self.wake_at = nil, nil -- the wake-up that sends it (a retry's) has come
   acts[#acts + 1] = { type = "journal", what = "create", task = self.task }
   return self:push_send(acts, send("create", self.call.method, self.call.path, self.call.body))
 end
@@ -346,6 +367,9 @@ function Machine:renew(f, acts)
   end
   self.renewed = true
   acts[#acts + 1] = { type = "renew_token" }
+  if self.state == "creating" and not self.call then
+    return false -- a create a proxy sent once: the next create has a new token, this one ends
+  end
   local again = self:last_request()
   acts[#acts + 1] = again
   return true
@@ -469,9 +493,9 @@ function Machine:granted(_)
 end
 
 --- The runner refused the request before it started (an option of its own is wrong):
--- nothing was sent or held.
+-- nothing was sent or held; or (M.forwarded) before it sent the create: its hold is released.
 function Machine:refuse(_, err)
-  assert(self.state == "new", "lifecycle: refuse() after start()")
+  assert(self.state == "new" or (self.handoff and self.state == "creating"), "lifecycle: refuse() after start()")
   return self:finish({}, err)
 end
 
@@ -530,6 +554,12 @@ end
 function Machine:uncertain(acts, err)
   local t = self.task
   self.was_uncertain = true
+  if self.handoff then -- M.forwarded: the tracker looks it up (or waits), the hold stays
+    err.external_task_id = t.external_task_id
+    self.uncertain_err, self.state, self.wake_at = err, "lookup_wait", nil
+    acts[#acts + 1] = { type = "journal", what = "uncertain", task = t, err = err }
+    return acts
+  end
   if self.lookups_max < 1 or not t.external_task_id or not self.provider.external_query_path then
     err.external_task_id = t.external_task_id
     return self:finish(acts, err, true)
@@ -567,7 +597,7 @@ function Machine:on_create(acts, res, now)
   if d.uncertain then
     return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
   end
-  if d.retry then -- provably never left the host
+  if d.retry and self.call then -- provably never left the host (and the runner can send it again)
     self.fails = self.fails + 1
     self.state = "create_wait"
     acts[#acts + 1] = { type = "retry", attempt = self.fails, delay_ms = d.delay_ms, kind = d.kind, code = f.code,
@@ -591,6 +621,24 @@ function Machine:on_create(acts, res, now)
   end
   return self:finish(acts, self:error(f, d, { external_task_id = t.external_task_id, endpoint = t.endpoint,
     attempts = self.fails + 1 }), false)
+end
+
+--- What the status line of the create's answer alone says, before its body is read (a proxy
+-- that must send its client's status first): nil when the task is made or may be (2xx, or a
+-- failure after which it may exist: the body's answer() says which), else the error that
+-- status means (the body may name a finer code; answer() decides the end).
+---@param status integer the upstream's HTTP status
+---@return kling.Error|nil
+function Machine:create_status(status)
+  if status >= 200 and status < 300 then
+    return nil
+  end
+  local f = { status = status, sent = true, received = true }
+  local d = self:decide("POST", f, f, 0, 0)
+  if d.uncertain then
+    return nil
+  end
+  return self:error(f, d)
 end
 
 -- A lookup's or a poll's answer as canonical task fields; or nil and the failure to decide

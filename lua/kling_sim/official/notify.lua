@@ -55,7 +55,10 @@ local function pass()
       local status = dialect.task_status(t, now)
       if d:get("cbs:" .. id) ~= status then
         d:set("cbs:" .. id, status)
-        send(t, status, now)
+        local only = t.fate and t.fate.callbacks
+        if not only or only[status] then -- [sim:callbacks=...]: the others are lost on the way
+          send(t, status, now)
+        end
       end
       ended = store.phase(t, now) == "done"
     end
