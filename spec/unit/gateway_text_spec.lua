@@ -41,12 +41,14 @@ describe("kling.gateway.text", function()
   it("issue 12: a create's publish reuses the part of its record that did not change (text.stable)", function()
     local r = json.decode(json.encode(rec))
     local stable = assert(text.stable(r))
-    assert.equal(assert(text.record(r)), assert(text.record(r, stable)))
+    -- the same record either way (as JSON: the order of an object's keys is pairs', which Lua
+    -- 5.4 seeds anew in each process)
+    same(r, assert(text.record(r, stable)))
     -- what a create's publish changes: its upstream id, status, state, time and list number
     r.upstream_id, r.status, r.state, r.updated_at, r.list_n = "8617963225", "submitted", "active", r.updated_at + 9, 7
     local again = assert(text.record(r, stable))
     same(r, again)
-    assert.equal(assert(text.record(r)), again)
+    assert.are.same(json.decode(assert(text.record(r))), json.decode(again))
     assert.equal('"id":"' .. r.id .. '"}', again:sub(-#r.id - 8))
     for _, k in ipairs { "id", "status", "state", "upstream_id", "list_n", "created_at", "external_task_id" } do
       assert.falsy(stable:find('"' .. k .. '"', 1, true), k)
