@@ -1,4 +1,4 @@
--- Creates share the client's kept-alive connections (issue 15.4). A kept-alive connection may
+-- Creates share the client's kept-alive connections (issue 15.5). A kept-alive connection may
 -- close just as a create goes out on it; libcurl would then send the create again on a new
 -- connection, unasked. The driver refuses that second send, so such a create ends in the
 -- lifecycle's uncertain path: looked up by its external id and adopted, one task, one charge.
@@ -49,7 +49,7 @@ for _, scheme in ipairs { "http", "https" } do
       sim.fresh()
     end)
 
-    it("issue 15.4: goes out on a connection an earlier request left open", function()
+    it("issue 15.5: goes out on a connection an earlier request left open", function()
       local client = sim.client { base_url = sim.info()[scheme] }
       local from = log_size()
       local warm = client:submit_many { { prompt = "warm-up [sim:seconds=0.2]" } }
@@ -61,7 +61,7 @@ for _, scheme in ipairs { "http", "https" } do
       assert.is_true(posts[2].reused, "the second create opened a new connection")
     end)
 
-    it("issue 15.4: whose connection dies after the server read it is sent once, then adopted by external id "
+    it("issue 15.5: whose connection dies after the server read it is sent once, then adopted by external id "
       .. "(one task, one charge)", function()
       local client = sim.client { base_url = sim.info()[scheme] }
       local from = log_size()

@@ -267,7 +267,7 @@ describe("kling.core.http", function()
       assert.equal("1", h:request { url = srv.url .. "/hits" }.body)
     end)
 
-    it("issue 15.4: a POST goes out on the kept-alive connection and, when that dies without a reply, "
+    it("issue 15.5: a POST goes out on the kept-alive connection and, when that dies without a reply, "
       .. "is not sent again", function()
       -- libcurl 7.88 (Curl_retry_request) would send it again on a new connection: the server
       -- would see it twice. The driver's pre-request hook stops that second send.
@@ -281,7 +281,7 @@ describe("kling.core.http", function()
       assert.matches("not sent again", r.message)
     end)
 
-    it("issue 15.4: POSTs share one kept-alive connection, and one that follows a redirect is answered", function()
+    it("issue 15.5: POSTs share one kept-alive connection, and one that follows a redirect is answered", function()
       local first = h:request { method = "POST", url = srv.url .. "/conn", body = "{}" }
       local second = h:request { method = "POST", url = srv.url .. "/conn", body = "{}" }
       assert.equal(first.body:match("^(%d+) "), second.body:match("^(%d+) "))
