@@ -213,6 +213,8 @@ const char *kh_category(const kh_xfer *x) {
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
+    case CURLE_HTTP2:        /* HTTP/2 (negotiated when the server offers it): the connection failed */
+    case CURLE_HTTP2_STREAM: /* or the server reset the request's stream */
         return "reset";
     case CURLE_PARTIAL_FILE:
         return "partial";

@@ -555,6 +555,36 @@ describe("kling.core.http", function()
       assert.equal("secure", r.body)
       ok:close()
     end)
+
+    it("issue 15.5: over HTTP/2 (offered by ALPN) requests share a connection and a reset stream is a reset",
+      function()
+        -- libcurl negotiates HTTP/2 whenever the server offers it: the real API's choice is not
+        -- known offline. A stream the server resets (nginx's 444 on HTTP/2) was CURLE_HTTP2_STREAM,
+        -- an error of kind "other" that the retry policy would never retry, even for a poll.
+        local h2 = nginx.start([[
+          location = /hello { return 200 "hi"; }
+          location = /reset { return 444; }
+          location = /conn { return 200 "$connection $connection_requests"; }
+        ]], { ssl = { cert = cert, key = tmp .. "/key.pem", http2 = true }, lua = false })
+        local c = core.http { ca_file = cert }
+        local first = c:request { method = "POST", url = h2.url .. "/conn", body = "{}" }
+        local second = c:request { url = h2.url .. "/conn" }
+        assert.equal(first.body:match("^(%d+) "), second.body:match("^(%d+) "))
+        local get = c:request { url = h2.url .. "/reset" }
+        local post = c:request { method = "POST", url = h2.url .. "/reset", body = "{}" }
+        local after = c:request { url = h2.url .. "/hello" }
+        c:close()
+        h2.stop()
+        assert.equal(92, get.curl_code) -- CURLE_HTTP2_STREAM: HTTP/2 it was
+        for _, r in ipairs { get, post } do
+          assert.is_false(r.ok)
+          assert.equal("reset", r.error)
+          assert.is_true(r.sent)
+          assert.is_false(r.received)
+        end
+        assert.is_true(after.ok, tostring(after.message))
+        assert.equal("hi", after.body)
+      end)
   end)
 
   describe("under LuaJIT (nginx's Lua)", function()
