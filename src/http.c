@@ -22,10 +22,10 @@
 #define KH_DEFAULT_MAX_BODY ((lua_Integer)16 * 1024 * 1024)
 #define KH_MAX_REDIRS 10L
 /* Connections a client keeps open (busy and idle). libcurl's default grows with
- * the transfers ever added (4 each); every create opens a fresh connection, so
- * the cache filled with idle TLS connections, about 45 KiB of OpenSSL state
- * each. 64 is the engine's default number of requests in flight: its polls still
- * find a kept-alive connection. */
+ * the transfers ever added (4 each): a burst of requests (or, with a libcurl
+ * older than 7.80, every create on its own fresh connection) filled the cache
+ * with idle TLS connections, about 45 KiB of OpenSSL state each. 64 is the
+ * engine's default number of requests in flight: each finds a kept-alive one. */
 #define KH_DEFAULT_MAX_CONNECTIONS 64
 
 typedef struct {
@@ -105,6 +105,8 @@ static void xfer_recycle(kh_client *c, kh_xfer *x) {
     x->max_output = 0;
     x->out_bytes = x->rx_bytes = x->upload_bytes = x->total_us = 0;
     x->too_large = x->oom = x->out_errno = 0;
+    x->sends = x->resend_refused = 0;
+    x->rx_at_send = 0;
     x->code = CURLE_OK;
     x->request_size = 0;
     x->errbuf[0] = '\0';
@@ -311,9 +313,9 @@ static int l_new(lua_State *L) {
     if (curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)max_conns) != CURLM_OK) {
         return luaL_error(L, "kling.http: curl_multi_setopt(CURLMOPT_MAXCONNECTS) failed");
     }
-    /* Creates go out on fresh connections (see set_options): sharing the TLS
-     * session cache lets each resume a session instead of a full handshake.
-     * One thread drives every handle of the client, so no lock callbacks. */
+    /* Every new connection (a burst beyond the idle ones, a reconnect) resumes
+     * the client's TLS session instead of a full handshake through the shared
+     * session cache. One thread drives every handle, so no lock callbacks. */
     c->share = curl_share_init();
     if (!c->share || curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
         curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
@@ -539,10 +541,18 @@ static CURLcode set_options(kh_client *c, kh_xfer *x, const kh_req *r, const cha
         SETOPT(CURLOPT_MAXREDIRS, KH_MAX_REDIRS);
     }
     if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0) {
-        /* libcurl silently resends a request whose reused connection closed
-         * before any response byte, even after the server read it: a create
-         * could run twice. A fresh connection is never retried that way. */
+        /* libcurl silently resends a request whose reused connection (HTTP/1.1
+         * keep-alive or an HTTP/2 stream) closed before any response byte, even
+         * after the server read it: a create could run twice. The pre-request
+         * hook refuses that second send (kh_on_prereq), so creates share the
+         * kept-alive connections; without the hook, a fresh connection each,
+         * which is never retried that way. */
+#if KH_HAS_PREREQ
+        SETOPT(CURLOPT_PREREQFUNCTION, kh_on_prereq);
+        SETOPT(CURLOPT_PREREQDATA, (void *)x);
+#else
         SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+#endif
     }
     if (strcmp(r->method, "HEAD") == 0) {
         SETOPT(CURLOPT_NOBODY, 1L);

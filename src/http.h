@@ -39,6 +39,9 @@ typedef struct kh_xfer {
     int too_large;        /* stopped for size: 1 the body (max_body), 2 the headers, 3 output */
     int oom;              /* a callback could not grow a buffer */
     int out_errno;        /* errno of a failed write to `out`, or 0 */
+    int sends;            /* times libcurl was about to send the request (CURLOPT_PREREQFUNCTION) */
+    curl_off_t rx_at_send; /* rx_bytes when it last was */
+    int resend_refused;   /* libcurl's silent resend was stopped: the request may have been read */
     /* Filled when the transfer finishes (CURLINFO is gone once recycled). */
     CURLcode code;
     long request_size;
@@ -69,6 +72,13 @@ void kh_buf_release(kh_buf *b, size_t keep_cap);
  * the transfer as their userdata. They never call into Lua. */
 size_t kh_on_header(char *data, size_t size, size_t n, void *ud);
 size_t kh_on_body(char *data, size_t size, size_t n, void *ud);
+
+/* CURLOPT_PREREQFUNCTION (libcurl >= 7.80) of a POST or PATCH: called each time libcurl is
+ * about to send the request; refuses a second send that no answer asked for. */
+#define KH_HAS_PREREQ (LIBCURL_VERSION_NUM >= 0x075000)
+#if KH_HAS_PREREQ
+int kh_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port);
+#endif
 
 /* Error category of a finished transfer: NULL when a complete response arrived. */
 const char *kh_category(const kh_xfer *x);

@@ -150,7 +150,33 @@ size_t kh_on_body(char *data, size_t size, size_t n, void *ud) {
     return len;
 }
 
+#if KH_HAS_PREREQ
+/* libcurl (7.88: Curl_retry_request) sends a request again, on a new connection, when the
+ * reused connection it went out on closed before any byte of an answer. The server may have
+ * read it and acted (a create made, and billed): a POST must not go twice. A second send is
+ * allowed only after an answer (a redirect followed, a 417 to an Expect); a silent resend
+ * ends the transfer instead, reported as a reset after the request was sent, which the
+ * lifecycle treats as an uncertain create (look up by external id, never blind resend). */
+int kh_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+    kh_xfer *x = ud;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (x->sends > 0 && x->rx_bytes == x->rx_at_send) {
+        x->resend_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    x->sends++;
+    x->rx_at_send = x->rx_bytes;
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
 const char *kh_category(const kh_xfer *x) {
+    if (x->resend_refused) {
+        return "reset"; /* the connection closed with no answer after the request went out */
+    }
     if (x->too_large) {
         return "too_large";
     }
@@ -187,6 +213,8 @@ const char *kh_category(const kh_xfer *x) {
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
+    case CURLE_HTTP2:        /* HTTP/2 (negotiated when the server offers it): the connection failed */
+    case CURLE_HTTP2_STREAM: /* or the server reset the request's stream */
         return "reset";
     case CURLE_PARTIAL_FILE:
         return "partial";
@@ -294,6 +322,9 @@ static void push_message(lua_State *L, const kh_xfer *x) {
         lua_pushstring(L, "out of memory while receiving the response");
     } else if (x->out_errno) {
         lua_pushfstring(L, "output: write failed: %s", strerror(x->out_errno));
+    } else if (x->resend_refused) {
+        lua_pushstring(L, "the reused connection closed before any answer: the request was sent once and may "
+                          "have been read; not sent again");
     } else if (x->errbuf[0]) {
         /* libcurl's detail ("Failed to connect to 127.0.0.1 port 9: ...") never
          * includes request headers, so no secret can leak through it. */
@@ -319,7 +350,7 @@ void kh_push_result(lua_State *L, const kh_xfer *x) {
         lua_setfield(L, -2, "body");
     }
     kling_setint(L, "bytes", (lua_Integer)(streamed ? x->out_bytes : (curl_off_t)x->body.len));
-    kling_setbool(L, "sent", x->request_size > 0 || x->upload_bytes > 0);
+    kling_setbool(L, "sent", x->request_size > 0 || x->upload_bytes > 0 || x->resend_refused);
     kling_setbool(L, "received", x->rx_bytes > 0);
     kling_setint(L, "elapsed_ms", (lua_Integer)(x->total_us / 1000));
     kling_setint(L, "curl_code", (lua_Integer)x->code);

@@ -56,7 +56,7 @@ local function conf_text(dir, port, server, opts)
   local listen = "listen 127.0.0.1:" .. port
   local tls = ""
   if opts.ssl then
-    listen = listen .. " ssl"
+    listen = listen .. (opts.ssl.http2 and " ssl http2" or " ssl")
     tls = ("ssl_certificate %s;\n    ssl_certificate_key %s;\n"):format(opts.ssl.cert, opts.ssl.key)
   end
   return table.concat {
@@ -97,7 +97,7 @@ function M.jit_cpath()
 end
 
 -- start(server_block [, opts]) -> {port, url, dir, pid, stop = function}
--- opts: ssl = {cert, key} (serve HTTPS), http = extra http-level directives,
+-- opts: ssl = {cert, key [, http2 = true]} (serve HTTPS, offering HTTP/2 by ALPN), http = extra http-level directives,
 -- lua = false (no Lua module), cpath = "dir/?.so;" entries before the system ones,
 -- repo = repository root (default: the working directory), timeout (s, 10),
 -- keep = true (leave the prefix dir behind for post-mortems).
