@@ -53,15 +53,18 @@ describe("engine against the simulator", function()
     for _, t in ipairs(tasks) do
       assert.is_string(t.id)
     end
-    local events, done = {}, 0
+    local events, done, errs = {}, 0, {}
     local res = client:wait_all(tasks, { timeout = 120, progress_interval = 0.2,
       on_progress = function(ev)
         events[#events + 1] = ev
       end,
-      on_done = function(_, err)
-        assert.is_nil(err)
+      on_done = function(t, err)
+        if err then -- collected, not raised: a raise inside a callback would hide which task and why
+          errs[#errs + 1] = tostring(t.id) .. " " .. tostring(t.status) .. ": " .. tostring(err)
+        end
         done = done + 1
       end })
+    assert.are.same({}, errs)
     assert.equal(200, res.succeeded)
     assert.equal(0, res.failed)
     assert.equal(200, done)

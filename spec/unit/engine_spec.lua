@@ -348,6 +348,27 @@ describe("kling.engine", function()
     assert.equal("content_policy", seen[1][2].kind)
   end)
 
+  it("issue 10: on_done is called for every task of a wait, also one that ended before the wait began",
+    function()
+    local _, c = setup_fake { task_seconds = 5 }
+    local tasks = c:submit_many { { prompt = "one" }, { prompt = "two" }, { prompt = "bad", duration = 7 } }
+    -- the first two end while nobody waits on them (a slow submit, another wait): the engine steps
+    assert.equal(1, c:wait_all({ tasks[1] }).succeeded)
+    c:engine():step(60000)
+    local seen = {}
+    local res = c:wait_all(tasks, { on_done = function(t, err)
+      seen[#seen + 1] = { t, err }
+    end })
+    assert.equal(2, res.succeeded)
+    assert.equal(1, res.failed)
+    assert.equal(3, #seen) -- it was 0: all three had ended before this wait, and on_done missed them
+    local failed = 0
+    for _, s in ipairs(seen) do
+      failed = failed + (s[2] and 1 or 0)
+    end
+    assert.equal(1, failed)
+  end)
+
   it("gives a failed entry for a request that breaks a rule, and runs the rest", function()
     local f, c = setup_fake { task_seconds = 5 }
     local tasks = c:submit_many { { prompt = "ok" }, { prompt = "bad", duration = 7 }, { estimate = -1, prompt = "x" } }

@@ -12,6 +12,15 @@ local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progr
 return function(Engine)
 
   function Engine:flush_ended(w, opts)
+    local before = w.ended_before
+    if before then -- tasks that had ended before this wait: their on_done comes first, once
+      w.ended_before = nil
+      if opts.on_done then
+        for _, t in ipairs(before) do
+          opts.on_done(t, t.error)
+        end
+      end
+    end
     local ended = self.ended
     if #ended == 0 then
       return
@@ -61,6 +70,8 @@ return function(Engine)
         if not seen[t] then
           seen[t] = true
           w:add(t.error == nil and "succeeded" or "failed", t)
+          w.ended_before = w.ended_before or {}
+          w.ended_before[#w.ended_before + 1] = t
           if w.any and not w.first then
             w.first = t
           end
@@ -115,7 +126,8 @@ return function(Engine)
   -- results[i] = {task =, ok =, error =} aligned with tasks, and results.succeeded, .failed,
   -- .unfinished, .spend (decimal string in the provider's unit), .spend_micros, .elapsed_s,
   -- .timed_out. A task still running when the wait times out gets a timeout error here but
-  -- stays tracked: a later wait goes on with it.
+  -- stays tracked: a later wait goes on with it. on_done(task, err) is called once for every
+  -- task of the wait that ends, first for those that had ended before the wait began.
   function Engine:wait_all(tasks, opts)
     validate.options("wait_all", opts, WAIT_OPTIONS)
     local w = self:watch_tasks("wait_all", tasks, opts)
