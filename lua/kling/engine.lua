@@ -217,12 +217,16 @@ end
 -- A task's record, which its machine fills in: the fields every running task has are made
 -- here so that the table is sized once (10,000 of these must fit in a few MiB). The
 -- engine's own: n, kind (what learnt durations are kept by), waiter, io (the request queued,
--- or the transfer in flight), slot and sent_ms (kling.engine.limits).
+-- or the transfer in flight), slot and sent_ms (kling.engine.limits). Twelve made here, so
+-- that what a task may add (its create's call and sent_ms, a slot, a ledger key) still fits
+-- the 16 a table of 12 has room for: a 17th field would double it (Lua grows a table's hash
+-- part in powers of two), 384 bytes more a task. Counters a task rarely needs (fails, misses)
+-- are read through its profile until they are set (kling.lifecycle.machine).
 function Engine:new_record(t, now, timeout_ms)
   local n = self.next_n + 1
   self.next_n = n
-  local m = { n = n, kind = false, waiter = false, io = false, task = t, state = "new", fails = 0, h = false,
-    wake_at = false, created_ms = false, polls = 0, wall = 0, deadline_ms = false, watch_from = false }
+  local m = { n = n, kind = false, waiter = false, io = false, task = t, state = "new", h = false,
+    wake_at = false, created_ms = false, polls = 0, deadline_ms = false, watch_from = false }
   self.recs[t] = m
   self.by_n[n] = m
   self.active_n = self.active_n + 1

@@ -107,6 +107,47 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     assert.are.equal("t-1", m.task.id)
   end)
 
+  it("issue 15.2: once the task exists its machine keeps no create payload, and the task no create request id",
+    function()
+      local m = machine.new { provider = kling, request = scenarios.REQUEST, random = function(nb)
+        return string.rep("0", nb * 2 - 1) .. "1"
+      end }
+      local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 1 }
+      m:watch(0, sched, 600000)
+      local first = m:start(0)
+      local create = first[#first]
+      assert.are.equal("create", create.purpose)
+      assert.is_string(create.body)
+      -- a renewed token sends the very same create again: one table, not a copy per send
+      local again = m:answer(10, scenarios.ANSWERS["1004"](), 0)
+      assert.are.equal(create, again[#again])
+      m:answer(50, scenarios.ANSWERS.submitted(), 0)
+      assert.are.equal("t-1", m.task.id)
+      assert.is_nil(rawget(m, "call")) -- the body went with the create phase
+      assert.is_nil(m.task.request_id) -- the task's own id names it; the request id was one answer's
+      assert.is_nil(rawget(m, "fails")) -- a task that never failed carries no counter of failures
+      assert.are.equal(0, m.fails)
+      m:timer(m.wake_at)
+      m:answer(m.wake_at + 10, scenarios.ANSWERS.processing(), 0)
+      assert.is_nil(rawget(m, "misses"))
+      assert.is_nil(rawget(m, "wall"))
+    end)
+
+  it("issue 15.2: a synchronous answer keeps its request id (it names the result)", function()
+    local m = machine.new { provider = kling, request = { prompt = "hello" }, random = function(nb)
+      return string.rep("0", nb * 2 - 1) .. "1"
+    end }
+    local fields = { id = "r-9", status = "succeeded", sync = true }
+    local P = setmetatable({ parse_task = function()
+      return fields
+    end }, { __index = kling })
+    m.provider = P
+    m:start(0)
+    m:answer(50, scenarios.ANSWERS.submitted(), 0)
+    assert.are.equal("req-1", m.task.request_id)
+    assert.are.equal("succeeded", m.task.status)
+  end)
+
   it("issue 10: a callback older than what a poll told (submitted after processing) moves nothing back", function()
     local m = machine.new { provider = kling, request = scenarios.REQUEST, random = function(nb)
       return string.rep("0", nb * 2 - 1) .. "1"

@@ -119,6 +119,10 @@ local function configure(c, o)
   c.slots = o.slots and true or nil
   c.learnt_ms = o.learnt_ms
   c.sched = o.sched
+  -- A task's counters start at these (read through the profile): a task that never fails
+  -- carries no field for them (a field more can double a task table's size: its hash part
+  -- grows in powers of two). Set to nil to reset.
+  c.fails, c.misses = 0, 0
   return c
 end
 
@@ -131,7 +135,7 @@ local function instance(class, o)
     t.request = o.request
   end
   local self = o.record or {}
-  self.task, self.state, self.fails = t, "new", 0
+  self.task, self.state = t, "new"
   self.adopt, self.expect_ms, self.files, self.has_callback = o.adopt and true or nil, o.expect_ms, o.files,
     o.callback
   return setmetatable(self, class)
@@ -267,11 +271,12 @@ function Machine.push_send(_, acts, a)
 end
 
 -- The request last sent, made again from the state (a token renewal sends it again as it
--- was): nothing of it is kept per task between requests.
+-- was): nothing of a lookup or a poll is kept per task between requests; the create's send
+-- action is kept (self.call) until the task exists, and each send of the create is that table.
 function Machine:last_request()
   local s, t, P = self.state, self.task, self.provider
   if s == "creating" then
-    return send("create", self.call.method, self.call.path, self.call.body)
+    return self.call
   elseif s == "lookup" then
     return send("lookup", "GET", P.external_query_path(t.endpoint, t.external_task_id))
   end
@@ -282,7 +287,7 @@ function Machine:send_create(acts)
   self.state = "creating"
   self.renewed = nil
   acts[#acts + 1] = { type = "journal", what = "create", task = self.task }
-  return self:push_send(acts, send("create", self.call.method, self.call.path, self.call.body))
+  return self:push_send(acts, self.call)
 end
 
 function Machine:send_lookup(acts)
@@ -319,11 +324,12 @@ function Machine:protocol(msg, extra)
   return e
 end
 
-function Machine:decide(method, f, res, now, until_ms)
+-- wall: the wall clock (s) the answer came with, for a Retry-After date.
+function Machine:decide(method, f, res, now, until_ms, wall)
   return core.decide {
     method = method, attempt = self.fails, max_attempts = self.max_attempts, http_status = f.status,
     code = tonumber(f.code), codes = self.provider.codes, transport = f.transport, sent = f.sent,
-    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = self.wall or 0,
+    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = wall or 0,
     budget_ms = math.max(0, (until_ms or now) - now), base_ms = self.base_ms,
     cap_ms = self.cap_ms,
   }
@@ -415,7 +421,7 @@ function Machine:start(now)
       return self:finish(acts, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr), P.name))
     end
   end
-  self.call = { method = call.method, path = call.path, body = body }
+  self.call = send("create", call.method, call.path, body) -- what every send of this create carries
   if self.budget then
     -- Reserve before submit: the key is the external id, or a local one.
     self.key = req.external_task_id or ("local-" .. self.random(12))
@@ -486,7 +492,7 @@ end
 -- The task exists (create answered, found by external id, or a callback told first).
 function Machine:accept(acts, fields, now)
   self:update(fields)
-  self.fails, self.renewed, self.uncertain_err, self.adopt = 0, nil, nil, nil
+  self.fails, self.renewed, self.uncertain_err, self.adopt = nil, nil, nil, nil
   self.call, self.create_deadline = nil, nil -- the create phase is over: its payload goes
   self.created_ms = now
   self.state = "created"
@@ -523,7 +529,7 @@ function Machine:uncertain(acts, err)
     return self:finish(acts, err, true)
   end
   self.uncertain_err = err
-  self.lookups, self.fails = 0, 0
+  self.lookups, self.fails = 0, nil
   if self.deadline_ms then -- lookups may run to the task's deadline (create_until)
     self.create_deadline = nil
   end
@@ -534,14 +540,16 @@ local function is_status_error(perr)
   return type(perr) == "string" and perr:find("status", 1, true) ~= nil
 end
 
-function Machine:on_create(acts, res, now)
+function Machine:on_create(acts, res, now, wall)
   local P, t = self.provider, self.task
   local data, f = transport.read_result(P, res)
   if data ~= nil then
     local fields, perr = P.parse_task(data, t.endpoint)
     if fields then
       fields.external_task_id = fields.external_task_id or t.external_task_id
-      fields.request_id = f.request_id
+      if fields.sync then -- a result, not a task to follow: the request id names it
+        fields.request_id = f.request_id
+      end
       fields.id = fields.id or f.request_id -- a synchronous answer without an id of its own
       return self:accept(acts, fields, now)
     end
@@ -551,7 +559,7 @@ function Machine:on_create(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("POST", f, res, now, self:create_until())
+  local d = self:decide("POST", f, res, now, self:create_until(), wall)
   if d.uncertain then
     return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
   end
@@ -603,7 +611,7 @@ function Machine:task_of(res)
   return nil, { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
 end
 
-function Machine:on_lookup(acts, res, now)
+function Machine:on_lookup(acts, res, now, wall)
   local t = self.task
   local fields, f, unknown = self:task_of(res)
   if fields then
@@ -616,7 +624,7 @@ function Machine:on_lookup(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("GET", f, res, now, self:create_until())
+  local d = self:decide("GET", f, res, now, self:create_until(), wall)
   if d.kind == "not_found" then
     if self.adopt then -- resuming: nothing exists under this external id, create it
       self.adopt = nil
@@ -635,7 +643,7 @@ function Machine:on_lookup(acts, res, now)
       -- Looked up and not found: one more create, under the same external id, so that the
       -- provider refuses it should the first appear after all.
       self.resent = true
-      self.fails = 0
+      self.fails = nil
       return self:send_create(acts)
     end
     return self:finish(acts, self.uncertain_err, true)
@@ -649,10 +657,10 @@ function Machine:on_lookup(acts, res, now)
     external_task_id = t.external_task_id }), self.uncertain_err ~= nil)
 end
 
-function Machine:on_poll(acts, res, now)
+function Machine:on_poll(acts, res, now, wall)
   local fields, f, unknown = self:task_of(res)
   if fields then
-    self.fails, self.misses = 0, 0
+    self.fails, self.misses = nil, nil
     self.state = "scheduled"
     return self:heard(acts, fields, now, false)
   end
@@ -664,7 +672,7 @@ function Machine:on_poll(acts, res, now)
     self.state = "polling"
     return acts
   end
-  local d = self:decide("GET", f, res, now, self.deadline_ms)
+  local d = self:decide("GET", f, res, now, self.deadline_ms, wall)
   if self.tracking and d.kind == "not_found" then
     self.misses = self.misses + 1
     if self.misses >= self.lookups_max then
@@ -683,17 +691,17 @@ function Machine:on_poll(acts, res, now)
   return self:finish(acts, self:error(f, d), true)
 end
 
---- The transport result of the request last sent (res: the driver's result shape).
+--- The transport result of the request last sent (res: the driver's result shape; wall_s: the
+-- wall clock in s, which a Retry-After date is read against).
 function Machine:answer(now, res, wall_s, acts)
-  self.wall = wall_s or self.wall
   acts = acts or {}
   local s = self.state
   if s == "creating" then
-    return self:on_create(acts, res, now)
+    return self:on_create(acts, res, now, wall_s)
   elseif s == "lookup" then
-    return self:on_lookup(acts, res, now)
+    return self:on_lookup(acts, res, now, wall_s)
   elseif s == "polling" then
-    return self:on_poll(acts, res, now)
+    return self:on_poll(acts, res, now, wall_s)
   elseif s == "cancelling" then
     self.state = "scheduled"
     if self.h then -- a poll that came due meanwhile was held back: the scheduler has it again
