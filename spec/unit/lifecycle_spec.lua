@@ -133,6 +133,27 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.is_nil(rawget(m, "wall"))
     end)
 
+  it("issue 15.2: a local file's content is held once (in the create's body) and not after the create", function()
+    local local_file = require "kling.local_file"
+    local files_support = require "support.files"
+    local path = files_support.tempdir() .. "/frame.png"
+    files_support.write(path, require("support.images").png(400, 400))
+    local req = { prompt = "a lighthouse at dusk", image = path }
+    local files = assert(local_file.inline(kling, req))
+    assert.is_string(files.image)
+    local m = machine.new { provider = kling, request = req, files = files, random = function(nb)
+      return string.rep("0", nb * 2 - 1) .. "1"
+    end }
+    local acts = m:start(0)
+    local create = acts[#acts]
+    assert.are.equal("create", create.purpose)
+    assert.is_truthy(create.body:find(files.image, 1, true)) -- sent inline
+    assert.is_nil(rawget(m, "files")) -- not kept beside the body
+    assert.are.equal(path, m.task.request.image) -- the task's request keeps the path
+    m:answer(50, scenarios.ANSWERS.submitted(), 0)
+    assert.is_nil(rawget(m, "call"))
+  end)
+
   it("issue 15.2: a synchronous answer keeps its request id (it names the result)", function()
     local m = machine.new { provider = kling, request = { prompt = "hello" }, random = function(nb)
       return string.rep("0", nb * 2 - 1) .. "1"

@@ -422,6 +422,7 @@ function Machine:start(now)
     end
   end
   self.call = send("create", call.method, call.path, body) -- what every send of this create carries
+  self.files = nil -- their content is in the body now: not kept twice, nor after the create
   if self.budget then
     -- Reserve before submit: the key is the external id, or a local one.
     self.key = req.external_task_id or ("local-" .. self.random(12))
