@@ -154,6 +154,35 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     assert.is_nil(rawget(m, "call"))
   end)
 
+  it("issue 10: a poll of a runner that follows fields and its scheduler itself makes one action, its send",
+    function()
+      local function poll_actions(opts)
+        local o = { provider = kling, random = function(nb)
+          return string.rep("0", nb * 2 - 1) .. "1"
+        end }
+        for k, v in pairs(opts) do
+          o[k] = v
+        end
+        local m = machine.new({ request = scenarios.REQUEST }, machine.profile(o))
+        local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 1 }
+        m:watch(0, sched, 600000)
+        m:start(0)
+        m:answer(50, scenarios.ANSWERS.submitted(), 0)
+        local types = {}
+        for _, a in ipairs(m:timer(m.wake_at)) do
+          types[#types + 1] = a.type
+        end
+        for _, a in ipairs(m:answer(m.wake_at + 10, scenarios.ANSWERS.processing(), 0)) do
+          types[#types + 1] = a.type
+        end
+        assert.are.equal("running", m.task.status)
+        assert.is_number(m.wake_at) -- the next poll is still known
+        return types
+      end
+      assert.are.same({ "send" }, poll_actions { news_actions = false, wake_scheduled = false })
+      assert.are.same({ "send", "news", "wake" }, poll_actions {}) -- the blocking runner's default
+    end)
+
   it("issue 15.2: a synchronous answer keeps its request id (it names the result)", function()
     local m = machine.new { provider = kling, request = { prompt = "hello" }, random = function(nb)
       return string.rep("0", nb * 2 - 1) .. "1"

@@ -24,14 +24,17 @@
 --   reserve{key, request}             hold the request's estimate under key (answer: reserved)
 --   send{purpose, method, path, body} purpose create | lookup | poll | cancel (answer: answer)
 --   renew_token{}                     the token expired in flight: invalidate it before the send
---   wake{at}                          call timer(at) then (absolute, the caller's clock)
+--   wake{at}                          call timer(at) then (absolute, the caller's clock); not
+--                                     made for a task its runner's scheduler holds where the
+--                                     profile says wake_scheduled = false (M.new)
 --   refused{slot_full, delay_ms}      the provider refused a create, nothing exists (slot limiter)
 --   acquire{front}                    wait for a provider slot before the create (answer: granted);
 --                                     front: the task was in line before (a refused create)
 --   settle{key, task} / release{key, task}   the end's money (priced from the task's usage)
 --   journal{what, task}               what = "create" (before it is sent), "created" (id known)
 --   created{task}                     the provider has the task (the create phase is over)
---   news{task}                        a poll or callback brought news (on_progress)
+--   news{task}                        a poll or callback brought news (on_progress); not made
+--                                     where the profile says news_actions = false
 --   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
 --   abandon{}                         a callback made the request in flight moot (cancel it)
 --   refused_cancel{err}               the provider cannot cancel
@@ -119,6 +122,8 @@ local function configure(c, o)
   c.slots = o.slots and true or nil
   c.learnt_ms = o.learnt_ms
   c.sched = o.sched
+  c.news_actions = o.news_actions ~= false
+  c.wake_scheduled = o.wake_scheduled ~= false
   -- A task's counters start at these (read through the profile): a task that never fails
   -- carries no field for them (a field more can double a task table's size: its hash part
   -- grows in powers of two). Set to nil to reset.
@@ -167,7 +172,11 @@ end
 -- Profile options (shared by every task of a profile): slots (ask for a provider slot,
 -- acquire/granted, before each first create and each create after a refusal), learnt_ms
 -- (fn(machine) -> ms | nil: how long a task of its kind is expected to take, when it brings
--- no expect_ms; no I/O), sched (the scheduler every task of the profile is watched with).
+-- no expect_ms; no I/O), sched (the scheduler every task of the profile is watched with),
+-- news_actions (true; false: the runner follows the task's fields itself, no news action is
+-- made), wake_scheduled (true; false: the runner takes each task its scheduler holds back from
+-- it when due (sched:due), so no wake action is made for a task waiting there). A runner of
+-- many tasks turns both off: a poll then makes one action (its send), not three.
 ---@param o table
 ---@return table machine
 ---@param profile? table a profile (M.profile) whose options the task shares: o's own are then ignored
@@ -308,6 +317,9 @@ end
 
 function Machine:wake(acts, at)
   self.wake_at = at
+  if not self.wake_scheduled and self.h and self.state == "scheduled" then
+    return acts -- the runner's scheduler hands the task back when it is due (profile wake_scheduled)
+  end
   acts[#acts + 1] = { type = "wake", at = at }
   return acts
 end
@@ -821,7 +833,9 @@ function Machine:heard(acts, fields, now, from_callback)
   end
   if fields then
     self:update(fields)
-    acts[#acts + 1] = { type = "news", task = t }
+    if self.news_actions then
+      acts[#acts + 1] = { type = "news", task = t }
+    end
   end
   if TERMINAL[t.status] then
     return self:finish(acts, nil, true)
