@@ -158,6 +158,8 @@ function M.new(client, opts)
     -- (weak keys). by_n: the running machines by number; by_h by scheduler handle; by_id and
     -- by_ext index the tasks a callback may name (with a callback_url).
     recs = setmetatable({}, { __mode = "k" }), by_n = {}, by_h = {}, by_id = {}, by_ext = {},
+    -- n -> when its create was sent (ms), while the create's fate is unknown (kling.engine.limits)
+    sent_at = {},
     -- one request table and one header table, reused: start() copies them into C at once
     req = { method = "GET", headers = {}, timeout_ms = ctx.timeout_ms,
       connect_timeout_ms = ctx.connect_timeout_ms },
@@ -184,6 +186,9 @@ function M.new(client, opts)
     auto_external_id = client.auto_external_id, lookups = self.lookups, requeue_refused = true,
     max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
     create_budget_ms = NO_CREATE_BUDGET_MS, callback_silence_ms = self.silence_ms, slots = true,
+    -- the waits' counts follow each task's status (kling.engine.run), and sched:due hands a
+    -- scheduled task back: a poll makes no news or wake action, only its send
+    news_actions = false, wake_scheduled = false,
     sched = self.sched, learnt_ms = self.learn and function(m)
       return self:expectation(m.kind)
     end or nil,
@@ -228,12 +233,17 @@ end
 -- A task's record, which its machine fills in: the fields every running task has are made
 -- here so that the table is sized once (10,000 of these must fit in a few MiB). The
 -- engine's own: n, kind (what learnt durations are kept by), waiter, io (the request queued,
--- or the transfer in flight), slot and sent_ms (kling.engine.limits).
+-- or the transfer in flight) and slot (kling.engine.limits). Twelve made here, so that what a
+-- task may add (its create's call, a slot, a ledger key, an estimate) still fits the 16 a
+-- table of 12 has room for: a 17th field would double it (Lua grows a table's hash part in
+-- powers of two), 384 bytes more a task. So counters a task rarely needs (fails, misses) are
+-- read through its profile until set (kling.lifecycle.machine), and when a create was sent is
+-- kept in sent_at (kling.engine.limits), only while its fate is unknown.
 function Engine:new_record(t, now, timeout_ms)
   local n = self.next_n + 1
   self.next_n = n
-  local m = { n = n, kind = false, waiter = false, io = false, task = t, state = "new", fails = 0, h = false,
-    wake_at = false, created_ms = false, polls = 0, wall = 0, deadline_ms = false, watch_from = false }
+  local m = { n = n, kind = false, waiter = false, io = false, task = t, state = "new", h = false,
+    wake_at = false, created_ms = false, polls = 0, deadline_ms = false, watch_from = false }
   self.recs[t] = m
   self.by_n[n] = m
   self.active_n = self.active_n + 1

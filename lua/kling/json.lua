@@ -38,16 +38,20 @@ end
 
 local tointeger = math.tointeger
 
+-- In place: a number is written back only when it becomes an integer, and a call is made per
+-- table, not per value (every poll's answer is decoded and walked here).
 local function normalize(v)
-  local t = type(v)
-  if t == "number" then
-    return tointeger(v) or v
-  elseif t == "table" then
-    for k, x in pairs(v) do
-      v[k] = normalize(x)
+  for k, x in pairs(v) do
+    local t = type(x)
+    if t == "number" then
+      local i = tointeger(x)
+      if i then
+        v[k] = i
+      end
+    elseif t == "table" then
+      normalize(x)
     end
   end
-  return v
 end
 
 --- Decodes JSON text; never raises.
@@ -66,7 +70,13 @@ function M.decode(s)
   if not tointeger then
     return v -- LuaJIT: every number is a double, there is nothing to normalize (no walk)
   end
-  return normalize(v)
+  local t = type(v)
+  if t == "table" then
+    normalize(v)
+  elseif t == "number" then
+    return tointeger(v) or v
+  end
+  return v
 end
 
 local function has_empty_array(v)

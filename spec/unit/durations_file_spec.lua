@@ -33,6 +33,32 @@ describe("kling.engine.durations_file", function()
     assert.same({ 30, 20 }, kinds.a[#kinds.a])
   end)
 
+  it("issue 15.2: a sample added at a task's end (in place) gives the list merging would", function()
+    local seed = 12345
+    local function rnd(n) -- a small LCG: the same lists every run
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    end
+    for _ = 1, 300 do
+      local list = {}
+      for i = 1, rnd(durations_file.KEEP + 1) do
+        list[i] = { rnd(6), rnd(4) } -- ties in time and in duration too
+      end
+      table.sort(list, function(a, b)
+        return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+      end)
+      local s = { rnd(6), rnd(4) }
+      local copy = {}
+      for i, v in ipairs(list) do
+        copy[i] = v
+      end
+      assert.same(durations_file.union(list, { s }), durations_file.insert(copy, s))
+    end
+    local unsorted = tmpdir() .. "/unsorted.json" -- a file edited by hand: read sorts it
+    write(unsorted, '{"kinds":{"a":[[3,30],[1,10],[2,20]]}}')
+    assert.same({ { 1, 10 }, { 2, 20 }, { 3, 30 } }, durations_file.read(unsorted).a)
+  end)
+
   it("issue 15.2: a corrupt or foreign file counts as empty and is replaced on the next write", function()
     local dir = tmpdir()
     local path = dir .. "/durations.json"

@@ -107,6 +107,97 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     assert.are.equal("t-1", m.task.id)
   end)
 
+  it("issue 15.2: once the task exists its machine keeps no create payload, and the task no create request id",
+    function()
+      local m = machine.new { provider = kling, request = scenarios.REQUEST, random = function(nb)
+        return string.rep("0", nb * 2 - 1) .. "1"
+      end }
+      local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 1 }
+      m:watch(0, sched, 600000)
+      local first = m:start(0)
+      local create = first[#first]
+      assert.are.equal("create", create.purpose)
+      assert.is_string(create.body)
+      -- a renewed token sends the very same create again: one table, not a copy per send
+      local again = m:answer(10, scenarios.ANSWERS["1004"](), 0)
+      assert.are.equal(create, again[#again])
+      m:answer(50, scenarios.ANSWERS.submitted(), 0)
+      assert.are.equal("t-1", m.task.id)
+      assert.is_nil(rawget(m, "call")) -- the body went with the create phase
+      assert.is_nil(m.task.request_id) -- the task's own id names it; the request id was one answer's
+      assert.is_nil(rawget(m, "fails")) -- a task that never failed carries no counter of failures
+      assert.are.equal(0, m.fails)
+      m:timer(m.wake_at)
+      m:answer(m.wake_at + 10, scenarios.ANSWERS.processing(), 0)
+      assert.is_nil(rawget(m, "misses"))
+      assert.is_nil(rawget(m, "wall"))
+    end)
+
+  it("issue 15.2: a local file's content is held once (in the create's body) and not after the create", function()
+    local local_file = require "kling.local_file"
+    local files_support = require "support.files"
+    local path = files_support.tempdir() .. "/frame.png"
+    files_support.write(path, require("support.images").png(400, 400))
+    local req = { prompt = "a lighthouse at dusk", image = path }
+    local files = assert(local_file.inline(kling, req))
+    assert.is_string(files.image)
+    local m = machine.new { provider = kling, request = req, files = files, random = function(nb)
+      return string.rep("0", nb * 2 - 1) .. "1"
+    end }
+    local acts = m:start(0)
+    local create = acts[#acts]
+    assert.are.equal("create", create.purpose)
+    assert.is_truthy(create.body:find(files.image, 1, true)) -- sent inline
+    assert.is_nil(rawget(m, "files")) -- not kept beside the body
+    assert.are.equal(path, m.task.request.image) -- the task's request keeps the path
+    m:answer(50, scenarios.ANSWERS.submitted(), 0)
+    assert.is_nil(rawget(m, "call"))
+  end)
+
+  it("issue 10: a poll of a runner that follows fields and its scheduler itself makes one action, its send",
+    function()
+      local function poll_actions(opts)
+        local o = { provider = kling, random = function(nb)
+          return string.rep("0", nb * 2 - 1) .. "1"
+        end }
+        for k, v in pairs(opts) do
+          o[k] = v
+        end
+        local m = machine.new({ request = scenarios.REQUEST }, machine.profile(o))
+        local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 1 }
+        m:watch(0, sched, 600000)
+        m:start(0)
+        m:answer(50, scenarios.ANSWERS.submitted(), 0)
+        local types = {}
+        for _, a in ipairs(m:timer(m.wake_at)) do
+          types[#types + 1] = a.type
+        end
+        for _, a in ipairs(m:answer(m.wake_at + 10, scenarios.ANSWERS.processing(), 0)) do
+          types[#types + 1] = a.type
+        end
+        assert.are.equal("running", m.task.status)
+        assert.is_number(m.wake_at) -- the next poll is still known
+        return types
+      end
+      assert.are.same({ "send" }, poll_actions { news_actions = false, wake_scheduled = false })
+      assert.are.same({ "send", "news", "wake" }, poll_actions {}) -- the blocking runner's default
+    end)
+
+  it("issue 15.2: a synchronous answer keeps its request id (it names the result)", function()
+    local m = machine.new { provider = kling, request = { prompt = "hello" }, random = function(nb)
+      return string.rep("0", nb * 2 - 1) .. "1"
+    end }
+    local fields = { id = "r-9", status = "succeeded", sync = true }
+    local P = setmetatable({ parse_task = function()
+      return fields
+    end }, { __index = kling })
+    m.provider = P
+    m:start(0)
+    m:answer(50, scenarios.ANSWERS.submitted(), 0)
+    assert.are.equal("req-1", m.task.request_id)
+    assert.are.equal("succeeded", m.task.status)
+  end)
+
   it("issue 10: a callback older than what a poll told (submitted after processing) moves nothing back", function()
     local m = machine.new { provider = kling, request = scenarios.REQUEST, random = function(nb)
       return string.rep("0", nb * 2 - 1) .. "1"

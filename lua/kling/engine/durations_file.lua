@@ -33,6 +33,10 @@ local function valid_sample(s)
     and s[2] == s[2] and s[2] < math.huge
 end
 
+local function by_time(a, b)
+  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
+end
+
 -- kind -> list of samples (oldest first); {} for a missing or unreadable file.
 function M.read(path)
   local f = path and io.open(path, "rb")
@@ -55,15 +59,12 @@ function M.read(path)
         end
       end
       if #list > 0 then
+        table.sort(list, by_time) -- oldest first even in a file written by hand (M.insert keeps it so)
         kinds[kind] = list
       end
     end
   end
   return kinds
-end
-
-local function by_time(a, b)
-  return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 
 -- Two sample lists as one, the latest M.KEEP. A process merges only samples it has not
@@ -83,6 +84,21 @@ local function union(a, b)
   return out
 end
 M.union = union
+
+--- Adds one sample to a kind's list (oldest first, at most M.KEEP) in place: what union does
+-- for one, without a new list and a sort (the engine adds one at each task's end).
+function M.insert(list, s)
+  local i = #list + 1
+  while i > 1 and by_time(s, list[i - 1]) do
+    list[i] = list[i - 1]
+    i = i - 1
+  end
+  list[i] = s
+  while #list > M.KEEP do
+    table.remove(list, 1)
+  end
+  return list
+end
 
 local function mkdir_p(dir)
   -- Only the cache's own directory; a plain shell mkdir (no lfs in the module's deps).

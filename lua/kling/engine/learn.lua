@@ -82,7 +82,7 @@ return function(Engine)
     -- Stamped with its create time: the latest samples are then the tasks created last, not
     -- those that finished last (of a batch created at once, the longest ones).
     local s = { self.wall_s() - took / 1000, math.floor(provider_took(task, took) or took) }
-    k.samples = durations_file.union(k.samples, { s })
+    durations_file.insert(k.samples, s)
     local fresh = k.fresh
     if #fresh >= durations_file.KEEP then
       table.remove(fresh, 1) -- only the latest KEEP can reach the file: 10,000 ending at once are not kept

@@ -181,7 +181,8 @@ return function(Engine)
     if lim then
       -- Only a create sent since the limit was set says the limit is too high: the other
       -- refusals of a burst were answers to creates sent before it.
-      if m.sent_ms and m.sent_ms >= self.built_ms[key] then
+      local sent = self.sent_at[m.n]
+      if sent and sent >= self.built_ms[key] then
         lim:on_rate_limited(now)
       end
       if m.slot == true then
@@ -191,7 +192,7 @@ return function(Engine)
     else
       self:build_limiter(key, nil, now, m)
     end
-    m.sent_ms = nil
+    self.sent_at[m.n] = nil
   end
 
   local function by_n_desc(a, b)

@@ -26,7 +26,7 @@ return function(Engine)
       if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
         self.hook_create(m.task)
       end
-      m.sent_ms = now
+      self.sent_at[m.n] = now
       self.creates_sent = self.creates_sent + 1
     elseif purpose == "lookup" then
       self.lookups_sent = self.lookups_sent + 1

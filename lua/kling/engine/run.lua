@@ -1,9 +1,9 @@
 -- The engine as a runner of the lifecycle machine (kling.lifecycle.machine): each task is a
 -- machine, and its table is also the engine's record of the task (no second table beside
--- it: n, kind, slot, waiter (the wait watching it), io, sent_ms and tracked are the
--- engine's fields in it). The engine feeds a machine its events (answers, timers, deadlines,
--- callbacks, grants of a slot, cancel) and carries out what comes back; it decides nothing of
--- a task's life itself:
+-- it: n, kind, slot, waiter (the wait watching it), io and tracked are the engine's fields
+-- in it; when a create was sent is kept in sent_at, only while its fate is unknown). The
+-- engine feeds a machine its events (answers, timers, deadlines, callbacks, grants of a slot,
+-- cancel) and carries out what comes back; it decides nothing of a task's life itself:
 --   send      -> queued, then started over the driver's asynchronous seam (kling.driver.multi)
 --   wake      -> the engine's timers (kling.engine.timers), or nothing where the scheduler
 --                (core.sched) holds the task's next poll (due() hands it back)
@@ -21,6 +21,10 @@ local MONEY = effects.TYPES -- reserve, settle, release, renew_token
 -- task waiting for a provider slot does not count, nor one not started: start() leaves it).
 local CREATING = { create_wait = true, creating = true, lookup = true, lookup_wait = true }
 local ENDED = { done = true, expired = true }
+-- States a move into or out of changes a count (creating, ended): a poll's own moves
+-- (scheduled, polling and back) with no news of status change none.
+local COUNTED = { create_wait = true, creating = true, lookup = true, lookup_wait = true, done = true,
+  expired = true }
 -- A task's phase for the waiters' counts, from its status while it runs.
 local PHASE = { pending = "waiting", queued = "queued", running = "running" }
 
@@ -84,7 +88,8 @@ return function(Engine)
       end
     end
     local s = m.state
-    if s ~= s0 or t.status ~= st0 then -- else neither its counts nor its phase moved
+    -- else neither its counts nor its phase moved
+    if t.status ~= st0 or (s ~= s0 and (COUNTED[s0] or COUNTED[s])) then
       if s0 == "creating" and m.was_uncertain and s ~= "creating" then
         self.uncertain_n = self.uncertain_n + 1 -- its create's fate was unknown (stats)
       end
@@ -179,7 +184,7 @@ return function(Engine)
     if m.adopted then
       self.adopted_n = self.adopted_n + 1
     end
-    m.sent_ms = nil
+    self.sent_at[m.n] = nil
     self:confirm_slot(m, now)
     local t = m.task
     if m.has_callback and t.id then
@@ -204,6 +209,7 @@ return function(Engine)
       end
     end
     self.by_n[m.n] = nil
+    self.sent_at[m.n] = nil
     self.recs[t] = m.polls or 0
     if m.has_callback then
       if t.id and self.by_id[t.id] == m then

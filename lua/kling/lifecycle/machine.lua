@@ -25,7 +25,9 @@
 --                                     once: the key is the runner's own, a hold it has is the task's
 --   send{purpose, method, path, body} purpose create | lookup | poll | cancel (answer: answer)
 --   renew_token{}                     the token expired in flight: invalidate it before the send
---   wake{at}                          call timer(at) then (absolute, the caller's clock)
+--   wake{at}                          call timer(at) then (absolute, the caller's clock); not
+--                                     made for a task its runner's scheduler holds where the
+--                                     profile says wake_scheduled = false (M.new)
 --   refused{slot_full, delay_ms}      the provider refused a create, nothing exists (slot limiter)
 --   acquire{front}                    wait for a provider slot before the create (answer: granted);
 --                                     front: the task was in line before (a refused create)
@@ -34,7 +36,8 @@
 --                                     "uncertain" (M.forwarded: the create's fate is unknown,
 --                                     its err says why; the tracker follows it up)
 --   created{task}                     the provider has the task (the create phase is over)
---   news{task}                        a poll or callback brought news (on_progress)
+--   news{task}                        a poll or callback brought news (on_progress); not made
+--                                     where the profile says news_actions = false
 --   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
 --   abandon{}                         a callback made the request in flight moot (cancel it)
 --   refused_cancel{err}               the provider cannot cancel
@@ -122,6 +125,12 @@ local function configure(c, o)
   c.slots = o.slots and true or nil
   c.learnt_ms = o.learnt_ms
   c.sched = o.sched
+  c.news_actions = o.news_actions ~= false
+  c.wake_scheduled = o.wake_scheduled ~= false
+  -- A task's counters start at these (read through the profile): a task that never fails
+  -- carries no field for them (a field more can double a task table's size: its hash part
+  -- grows in powers of two). Set to nil to reset.
+  c.fails, c.misses = 0, 0
   return c
 end
 
@@ -134,7 +143,7 @@ local function instance(class, o)
     t.request = o.request
   end
   local self = o.record or {}
-  self.task, self.state, self.fails = t, "new", 0
+  self.task, self.state = t, "new"
   self.adopt, self.expect_ms, self.files, self.has_callback = o.adopt and true or nil, o.expect_ms, o.files,
     o.callback
   if o.key ~= nil then -- the runner's own ledger key (M.new): kept across its restarts
@@ -171,7 +180,11 @@ end
 -- Profile options (shared by every task of a profile): slots (ask for a provider slot,
 -- acquire/granted, before each first create and each create after a refusal), learnt_ms
 -- (fn(machine) -> ms | nil: how long a task of its kind is expected to take, when it brings
--- no expect_ms; no I/O), sched (the scheduler every task of the profile is watched with).
+-- no expect_ms; no I/O), sched (the scheduler every task of the profile is watched with),
+-- news_actions (true; false: the runner follows the task's fields itself, no news action is
+-- made), wake_scheduled (true; false: the runner takes each task its scheduler holds back from
+-- it when due (sched:due), so no wake action is made for a task waiting there). A runner of
+-- many tasks turns both off: a poll then makes one action (its send), not three.
 ---@param o table
 ---@return table machine
 ---@param profile? table a profile (M.profile) whose options the task shares: o's own are then ignored
@@ -298,11 +311,12 @@ function Machine.push_send(_, acts, a)
 end
 
 -- The request last sent, made again from the state (a token renewal sends it again as it
--- was): nothing of it is kept per task between requests.
+-- was): nothing of a lookup or a poll is kept per task between requests; the create's send
+-- action is kept (self.call) until the task exists, and each send of the create is that table.
 function Machine:last_request()
   local s, t, P = self.state, self.task, self.provider
   if s == "creating" then
-    return send("create", self.call.method, self.call.path, self.call.body)
+    return self.call
   elseif s == "lookup" then
     return send("lookup", "GET", P.external_query_path(t.endpoint, t.external_task_id))
   end
@@ -313,7 +327,7 @@ function Machine:send_create(acts)
   self.state = "creating"
   self.renewed, self.wake_at = nil, nil -- the wake-up that sends it (a retry's) has come
   acts[#acts + 1] = { type = "journal", what = "create", task = self.task }
-  return self:push_send(acts, send("create", self.call.method, self.call.path, self.call.body))
+  return self:push_send(acts, self.call)
 end
 
 function Machine:send_lookup(acts)
@@ -334,6 +348,9 @@ end
 
 function Machine:wake(acts, at)
   self.wake_at = at
+  if not self.wake_scheduled and self.h and self.state == "scheduled" then
+    return acts -- the runner's scheduler hands the task back when it is due (profile wake_scheduled)
+  end
   acts[#acts + 1] = { type = "wake", at = at }
   return acts
 end
@@ -350,11 +367,12 @@ function Machine:protocol(msg, extra)
   return e
 end
 
-function Machine:decide(method, f, res, now, until_ms)
+-- wall: the wall clock (s) the answer came with, for a Retry-After date.
+function Machine:decide(method, f, res, now, until_ms, wall)
   return core.decide {
     method = method, attempt = self.fails, max_attempts = self.max_attempts, http_status = f.status,
     code = tonumber(f.code), codes = self.provider.codes, transport = f.transport, sent = f.sent,
-    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = self.wall or 0,
+    received = f.received, retry_after = res.headers and res.headers["retry-after"], now_s = wall or 0,
     budget_ms = math.max(0, (until_ms or now) - now), base_ms = self.base_ms,
     cap_ms = self.cap_ms,
   }
@@ -449,7 +467,8 @@ function Machine:start(now)
       return self:finish(acts, errors.validation("request", "cannot be encoded as JSON: " .. tostring(eerr), P.name))
     end
   end
-  self.call = { method = call.method, path = call.path, body = body }
+  self.call = send("create", call.method, call.path, body) -- what every send of this create carries
+  self.files = nil -- their content is in the body now: not kept twice, nor after the create
   if self.budget then
     -- Reserve before submit: the key is the runner's own (o.key), else the external id, else
     -- a local one. A key of the runner's may hold already (reserved by a run of it that
@@ -522,7 +541,7 @@ end
 -- The task exists (create answered, found by external id, or a callback told first).
 function Machine:accept(acts, fields, now)
   self:update(fields)
-  self.fails, self.renewed, self.uncertain_err, self.adopt = 0, nil, nil, nil
+  self.fails, self.renewed, self.uncertain_err, self.adopt = nil, nil, nil, nil
   self.call, self.create_deadline = nil, nil -- the create phase is over: its payload goes
   self.created_ms = now
   self.state = "created"
@@ -565,7 +584,7 @@ function Machine:uncertain(acts, err)
     return self:finish(acts, err, true)
   end
   self.uncertain_err = err
-  self.lookups, self.fails = 0, 0
+  self.lookups, self.fails = 0, nil
   if self.deadline_ms then -- lookups may run to the task's deadline (create_until)
     self.create_deadline = nil
   end
@@ -576,14 +595,16 @@ local function is_status_error(perr)
   return type(perr) == "string" and perr:find("status", 1, true) ~= nil
 end
 
-function Machine:on_create(acts, res, now)
+function Machine:on_create(acts, res, now, wall)
   local P, t = self.provider, self.task
   local data, f = transport.read_result(P, res)
   if data ~= nil then
     local fields, perr = P.parse_task(data, t.endpoint)
     if fields then
       fields.external_task_id = fields.external_task_id or t.external_task_id
-      fields.request_id = f.request_id
+      if fields.sync then -- a result, not a task to follow: the request id names it
+        fields.request_id = f.request_id
+      end
       fields.id = fields.id or f.request_id -- a synchronous answer without an id of its own
       return self:accept(acts, fields, now)
     end
@@ -593,7 +614,7 @@ function Machine:on_create(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("POST", f, res, now, self:create_until())
+  local d = self:decide("POST", f, res, now, self:create_until(), wall)
   if d.uncertain then
     return self:uncertain(acts, self:error(f, d, { endpoint = t.endpoint, attempts = self.fails + 1 }))
   end
@@ -663,7 +684,7 @@ function Machine:task_of(res)
   return nil, { transport = "protocol", message = perr, status = res.status, sent = true, received = true }
 end
 
-function Machine:on_lookup(acts, res, now)
+function Machine:on_lookup(acts, res, now, wall)
   local t = self.task
   local fields, f, unknown = self:task_of(res)
   if fields then
@@ -676,7 +697,7 @@ function Machine:on_lookup(acts, res, now)
   if self:renew(f, acts) then
     return acts
   end
-  local d = self:decide("GET", f, res, now, self:create_until())
+  local d = self:decide("GET", f, res, now, self:create_until(), wall)
   if d.kind == "not_found" then
     if self.adopt then -- resuming: nothing exists under this external id, create it
       self.adopt = nil
@@ -695,7 +716,7 @@ function Machine:on_lookup(acts, res, now)
       -- Looked up and not found: one more create, under the same external id, so that the
       -- provider refuses it should the first appear after all.
       self.resent = true
-      self.fails = 0
+      self.fails = nil
       return self:send_create(acts)
     end
     return self:finish(acts, self.uncertain_err, true)
@@ -709,10 +730,10 @@ function Machine:on_lookup(acts, res, now)
     external_task_id = t.external_task_id }), self.uncertain_err ~= nil)
 end
 
-function Machine:on_poll(acts, res, now)
+function Machine:on_poll(acts, res, now, wall)
   local fields, f, unknown = self:task_of(res)
   if fields then
-    self.fails, self.misses = 0, 0
+    self.fails, self.misses = nil, nil
     self.state = "scheduled"
     return self:heard(acts, fields, now, false)
   end
@@ -724,7 +745,7 @@ function Machine:on_poll(acts, res, now)
     self.state = "polling"
     return acts
   end
-  local d = self:decide("GET", f, res, now, self.deadline_ms)
+  local d = self:decide("GET", f, res, now, self.deadline_ms, wall)
   if self.tracking and d.kind == "not_found" then
     self.misses = self.misses + 1
     if self.misses >= self.lookups_max then
@@ -743,17 +764,17 @@ function Machine:on_poll(acts, res, now)
   return self:finish(acts, self:error(f, d), true)
 end
 
---- The transport result of the request last sent (res: the driver's result shape).
+--- The transport result of the request last sent (res: the driver's result shape; wall_s: the
+-- wall clock in s, which a Retry-After date is read against).
 function Machine:answer(now, res, wall_s, acts)
-  self.wall = wall_s or self.wall
   acts = acts or {}
   local s = self.state
   if s == "creating" then
-    return self:on_create(acts, res, now)
+    return self:on_create(acts, res, now, wall_s)
   elseif s == "lookup" then
-    return self:on_lookup(acts, res, now)
+    return self:on_lookup(acts, res, now, wall_s)
   elseif s == "polling" then
-    return self:on_poll(acts, res, now)
+    return self:on_poll(acts, res, now, wall_s)
   elseif s == "cancelling" then
     self.state = "scheduled"
     if self.h then -- a poll that came due meanwhile was held back: the scheduler has it again
@@ -875,7 +896,9 @@ function Machine:heard(acts, fields, now, from_callback)
   end
   if fields then
     self:update(fields)
-    acts[#acts + 1] = { type = "news", task = t }
+    if self.news_actions then
+      acts[#acts + 1] = { type = "news", task = t }
+    end
   end
   if TERMINAL[t.status] then
     return self:finish(acts, nil, true)
