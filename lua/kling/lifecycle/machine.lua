@@ -279,7 +279,11 @@ end
 ---@return table machine
 function M.forwarded(o, profile)
   local self = M.new(o, profile)
-  self.key, self.call, self.state, self.handoff = o.key, o.call, "creating", true
+  self.key, self.state, self.handoff = o.key, "creating", true
+  local c = o.call
+  if c then -- kept as the send action every send of this create carries (as send_create's)
+    self.call = { type = "send", purpose = "create", method = c.method, path = c.path, body = c.body }
+  end
   self.create_deadline = o.now + self.create_budget_ms
   return self
 end
