@@ -43,6 +43,14 @@ check "issue 12.3: the started gateway answers its clients" '[[ "$body" == *"\"b
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")
 check "issue 12.3: ... and its operators (admin API with admin_key)" '[ "$code" = 200 ]'
+admin() { curl -s -w ' %{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' -d "$2" \
+  "http://127.0.0.1:$port/gateway/admin/$1"; }
+out=$(admin accounts/alice/topup '{"amount":"9223372036854.775807"}')
+check "issue 12.3: a top-up LuaJIT cannot hold exactly is a 400 naming amount, not a 500 (got: $out)" \
+  '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]]'
+out=$(admin accounts '{"name":"max","api_key":"gw-max-0123456789","credit":"9223372036854.775807"}')
+check "issue 12.3: a new account's credit past 2^53 micro-units: 400 naming credit, no source path (got: $out)" \
+  '[[ "$out" == *"\"field\":\"credit\""* ]] && [[ "$out" == *"out of range"* ]] && [[ "$out" != *".lua:"* ]] && [[ "$out" == *" 400" ]]'
 # Creates go out by the /v1/ location's own proxy_pass here (kling.gateway.forward): still fail closed.
 mv "$T/journal/ledger.jsonl" "$T/journal/ledger.keep" && ln -s /dev/full "$T/journal/ledger.jsonl"
 curl -s -o /dev/null -X POST -H 'Authorization: Bearer admin-0123456789abcdef' \

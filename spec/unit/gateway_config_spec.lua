@@ -62,6 +62,19 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
   end)
 
+  it("issue 12.1: a credit that is not a decimal amount says why (exponent, range, decimals), not 'negative'", function()
+    for credit, why in pairs { ["1e9"] = "not a decimal number", ["99999999999999999999"] = "out of range",
+      ["1.1234567"] = "more than 6 decimals", ["-5"] = "negative" } do
+      local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = credit } }
+      assert.is_false(ok)
+      assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\"", err)
+      assert.matches(why, err, 1, true)
+      if why ~= "negative" then
+        assert.not_matches("negative", err)
+      end
+    end
+  end)
+
   it("issue 12.1: an unknown upstream provider is refused naming the field and the closest known one", function()
     local ok, err = with { upstream = { provider = "klingg", base_url = "http://127.0.0.1:1", api_key = "k" } }
     assert.is_false(ok)
