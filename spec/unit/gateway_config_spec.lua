@@ -62,7 +62,7 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
   end)
 
-  it("issue 12.1: a credit that is not a decimal amount says why (exponent, range, decimals), not 'negative'", function()
+  it("issue 12.1: a credit that is not a decimal amount says why (exponent, range, decimals)", function()
     for credit, why in pairs { ["1e9"] = "not a decimal number", ["99999999999999999999"] = "out of range",
       ["1.1234567"] = "more than 6 decimals", ["-5"] = "negative" } do
       local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = credit } }
