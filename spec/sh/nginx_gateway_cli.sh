@@ -48,6 +48,11 @@ admin() { curl -s -w ' %{http_code}' -H 'Authorization: Bearer admin-0123456789a
 out=$(admin accounts/alice/topup '{"amount":"9223372036854.775807"}')
 check "issue 12.3: a top-up LuaJIT cannot hold exactly is a 400 naming amount, not a 500 (got: $out)" \
   '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]]'
+out=$(admin accounts/alice/topup '{"amount":"9007199254"}')
+summary=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
+  "http://127.0.0.1:$port/gateway/admin")
+check "issue 12.3: a top-up taking a credit past 2^53 micro-units is refused (400, amount); the summary still answers" \
+  '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]] && [ "$summary" = 200 ]'
 out=$(admin accounts '{"name":"max","api_key":"gw-max-0123456789","credit":"9223372036854.775807"}')
 check "issue 12.3: a new account's credit past 2^53 micro-units: 400 naming credit, no source path (got: $out)" \
   '[[ "$out" == *"\"field\":\"credit\""* ]] && [[ "$out" == *"out of range"* ]] && [[ "$out" != *".lua:"* ]] && [[ "$out" == *" 400" ]]'
