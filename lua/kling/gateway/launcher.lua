@@ -108,8 +108,9 @@ function M.render(o)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The server's error pages for what nginx refuses before any Lua runs (kling.gateway
--- refused_by_nginx answers them in the official envelope). 494 is nginx's own code for a
+-- The server's error pages for what nginx refuses before any Lua runs, and for a path or
+-- method it serves nothing at (kling.gateway refused_by_nginx answers them in the official
+-- envelope; the API's own 404s and 405s are written by Lua and pass unchanged). 494 is nginx's own code for a
 -- header over its buffers: the client gets 400. The pages are internal URIs, not named
 -- locations: a request refused while its request line was read has no URI, and nginx
 -- cannot redirect such a request to a named location.
@@ -118,7 +119,9 @@ function M.refusal_pages()
     "    error_page 400 494 =400 /_kling/refused/400;",
     "    error_page 413 /_kling/refused/413;",
     "    error_page 414 /_kling/refused/414;",
-    "    location ~ ^/_kling/refused/(400|413|414)$ { internal;",
+    "    error_page 404 /_kling/refused/404;",
+    "    error_page 405 /_kling/refused/405;",
+    "    location ~ ^/_kling/refused/(400|404|405|413|414)$ { internal;",
     "      content_by_lua_block { require(\"kling.gateway\").refused_by_nginx(tonumber(ngx.var[1])) } }",
   }, "\n")
 end
