@@ -216,6 +216,9 @@ local function nginx_refusals_are_json()
   h.check("issue 12: a method nginx refuses (TRACE) is a 405 in the official envelope (code 1200)",
     out:match("^HTTP/1.1 405") and out:find("application/json", 1, true) and out:find('"code":1200', 1, true),
     out:sub(1, 300))
+  res = call("POST", "/gateway/balance", "gw-alice-key", "{}")
+  h.check("issue 12: GET /gateway/balance only: a POST is a 405 in the official envelope, not the balance",
+    res.status == 405 and res.json ~= nil and res.json.code == 1202, tostring(res.status) .. " " .. tostring(res.body))
 end
 
 -- issue 12.6: a client that hangs up while its create is upstream (proxy_pass) cut the create

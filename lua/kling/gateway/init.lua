@@ -304,6 +304,11 @@ end
 
 -- location = /gateway/balance
 function M.balance()
+  local method = ngx.req.get_method()
+  if method ~= "GET" and method ~= "HEAD" then
+    -- a POST here would read as a change of balance that did not happen
+    return official.fail { status = 405, code = 1202, message = method .. " is not allowed on /gateway/balance" }
+  end
   return api.balance(G, caller())
 end
 
