@@ -56,6 +56,12 @@ describe("kling.gateway.config", function()
     end
   end)
 
+  it("issue 12.1: a config file that is a JSON array is refused as '(file): must be a JSON object'", function()
+    local ok, err = pcall(config.check, { { upstream = {} } })
+    assert.is_false(ok)
+    assert.matches("kling gateway config: (file): must be a JSON object", err, 1, true)
+  end)
+
   it("issue 12.1: a credit written as a JSON number is refused naming the field and the form it needs", function()
     local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = 100 } }
     assert.is_false(ok)

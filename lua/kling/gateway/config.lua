@@ -121,7 +121,7 @@ end
 
 -- check(doc) -> config (raises naming the field)
 function M.check(doc)
-  if type(doc) ~= "table" then
+  if type(doc) ~= "table" or doc[1] ~= nil then
     fail("(file)", "must be a JSON object")
   end
   only_known(doc, "", "")
