@@ -18,8 +18,6 @@ local memory = require "kling.money.stores.memory"
 
 local Meter = {}
 Meter.__index = Meter
-
-local EXACT_MAX = 9007199254740992 -- 2^53 micro-units: the last a dict's double holds exactly
 Meter.__name = "kling.money.stores.shared"
 
 local M = {}
@@ -240,11 +238,6 @@ function Meter:topup(account, micros)
   end
   if not self:known(account) then
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
-  end
-  if (self.dict:get(akey(account, "limit")) or 0) + micros > EXACT_MAX then
-    -- past it the dict's doubles lose micro-units and every summary of the account raises
-    return nil, validation("amount", "the account's credit would pass " .. core.money_format(EXACT_MAX)
-      .. ", the most this store holds exactly")
   end
   if self.journal then
     local ok, err = self.journal:append { seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
