@@ -46,7 +46,8 @@ local CONF_UNSAFE = "[%c%s;{}\"'\\$#]"
 function M.conf_path_problem(name, path)
   local bad = path:match(CONF_UNSAFE)
   if bad then
-    return name .. ": " .. json.encode(path) .. " cannot be written into nginx.conf (it has "
+    -- quoted as JSON (a control character shows as \uXXXX), slashes left as written
+    return name .. ": " .. json.encode(path):gsub("\\/", "/") .. " cannot be written into nginx.conf (it has "
       .. (bad:match("%c") and ("byte " .. bad:byte()) or ("'" .. bad .. "'"))
       .. "; spaces, control characters and ; { } \" ' \\ $ # are refused)"
   end
