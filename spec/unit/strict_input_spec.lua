@@ -180,4 +180,18 @@ describe("strict input", function()
     assert.matches("env KLING_API_KEY;", err.message, 1, true)
     assert.not_matches("nginx", plain)
   end)
+
+  it("issue 14.1: a model or mode sent as a JSON array or object is named by its kind, not by an address", function()
+    for _, name in ipairs { "kling", "evolink", "compat", "apimodels" } do
+      local c = assert(kling.new { provider = name, api_key = "k", base_url = "http://127.0.0.1:9" })
+      local _, err = c:check { model = { "kling-v3" }, prompt = "x" }
+      assert.are.equal("model", err.field, name)
+      assert.matches("'an array'", err.message, 1, true)
+      assert.not_matches("table: 0x", err.message)
+    end
+    local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+    local _, err = c:check { model = "kling-v2-6", mode = { a = 1 }, prompt = "x" }
+    assert.are.equal("mode", err.field)
+    assert.matches("(got an object)", err.message, 1, true)
+  end)
 end)
