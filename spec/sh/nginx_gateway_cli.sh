@@ -72,6 +72,12 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' -H 'Content
   -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' "http://127.0.0.1:$port/v1/videos/text2video")
 check "issue 12 speed: ... once it can be written, a create is held and sent (no upstream here: 200, looked up)" \
   '[[ "$out" == *"\"task_id\":\"gw"* ]] && [[ "$out" == *" 200" ]] && grep -q "\"op\":\"reserve\"" "$T/journal/ledger.jsonl"'
+# A second gateway told the first's port (its journal locked too) must not report the first's
+# answer as its own start: it said {"http": ..., "pid": N} and exit 0 while its nginx died.
+set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw2" --port "$port" 2>&1); rc=$?; set -e
+check "issue 12.3: start on a port another gateway answers fails (exit 1), not its answer taken as ready (got: $rc $out)" \
+  '[ $rc = 1 ] && [[ "$out" != *"\"pid\":"* ]]'
+kling gateway stop --dir "$T/gw2" >/dev/null 2>&1 || true
 pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
 kling gateway stop --dir "$T/gw" 2>/dev/null
 check "issue 12.3: stop ends nginx (gone, or a zombie not yet reaped)" \

@@ -100,7 +100,9 @@ function M.render(o)
     "    location = /kling/callback { client_max_body_size 1m; client_body_buffer_size 1m;"
       .. " content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
-    "    location = /gateway/health { return 200 \"ok\\n\"; }",
+    "    location = /gateway/health { "
+      .. (o.instance and ("add_header X-Kling-Gateway-Instance " .. o.instance .. "; ") or "")
+      .. "return 200 \"ok\\n\"; }",
     proxy.server_block(o.cfg, o.ca_file),
     M.refusal_pages(),
     "  }",
@@ -192,14 +194,18 @@ function M.start(o)
   if not listen then
     return nil, hostport
   end
+  -- this start's own mark on its health answer: another server already on the port (another
+  -- gateway) answers too, and its answer must not be taken for this nginx being ready
+  local instance = require("kling.core").random_hex(16)
   local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
-    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg }
+    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg, instance = instance }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
   -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
   local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", ready = function()
-    local up, code = run.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 " .. q(url .. "/gateway/health"))
-    return up and code == "200"
+    local up, head = run.run("curl -s -D - -o /dev/null --max-time 2 " .. q(url .. "/gateway/health"))
+    return up and head:match("^HTTP/%S+ 200") ~= nil
+      and head:lower():find("x-kling-gateway-instance: " .. instance, 1, true) ~= nil
   end }
   if not pid then
     return nil, err
