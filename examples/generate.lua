@@ -14,6 +14,8 @@ local kling = require "kling"
 local json = require "kling.json"
 
 local out_dir = arg[1] or "."
+-- made before anything is paid for, so that the download has somewhere to go
+os.execute("mkdir -p '" .. out_dir:gsub("'", "'\\''") .. "'")
 local opts = { provider = "kling" }
 local sim_info = os.getenv("KLING_SIM_INFO")
 if sim_info then

@@ -128,6 +128,15 @@ static int l_money_parse(lua_State *L) {
                                                                     : kling_money_strerror(e));
         return 2;
     }
+#if LUA_VERSION_NUM < 503
+    /* a parsed text is input (a config, an admin body, an upstream's charge): one LuaJIT
+     * cannot hold exactly is refused like any other bad amount, never raised */
+    if (v > EXACT_MAX || v < -EXACT_MAX) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "'%s': amount out of range (at most 2^53 micro-units on LuaJIT)", s);
+        return 2;
+    }
+#endif
     push_micros(L, v);
     return 1;
 }

@@ -53,6 +53,11 @@ local function make_auth(opts, provider)
   end
   local how = provider.auth.jwt and "access_key + secret_key, or api_key (or KLING_ACCESS_KEY + "
     .. "KLING_SECRET_KEY, or KLING_API_KEY)" or "api_key (or KLING_API_KEY)"
+  if rawget(_G, "ngx") then
+    -- nginx empties its workers' environment: a variable reaches os.getenv only when named
+    how = how .. "; inside nginx a worker sees an environment variable only when nginx.conf names it "
+      .. "in its main context, e.g. env KLING_API_KEY;"
+  end
   return nil, errors.new { kind = "auth", provider = provider.name, message = "no credentials: give " .. how }
 end
 

@@ -10,6 +10,16 @@ local function type_name(v)
   return v == json_null and "null" or type(v)
 end
 
+--- A value as an error message shows it: a table is named by its kind (never its address).
+---@param v any
+---@return string
+function M.shown(v)
+  if type(v) == "table" then
+    return v[1] ~= nil and "an array" or "an object"
+  end
+  return v == json_null and "null" or tostring(v)
+end
+
 -- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
 function M.utf8_len(s)
   local n, i, len = 0, 1, #s
@@ -93,7 +103,7 @@ function M.one_of(ctx, req, field, set, why)
   end
   if not set[v] then
     return fail(ctx, field, string.format("must be one of %s%s (got %s)", list_words(set),
-      why and (" " .. why) or "", tostring(v)))
+      why and (" " .. why) or "", M.shown(v)))
   end
   return nil
 end
@@ -146,7 +156,7 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
       .. (type(v) == "string" and (" (\"" .. v .. "\")") or ""))
   end
   if not is_whole(v) then
-    return fail(ctx, field, "must be a whole number, got " .. tostring(v))
+    return fail(ctx, field, "must be a whole number, got " .. M.shown(v))
   end
   if set then
     if not set[v] then

@@ -339,9 +339,14 @@ function M.start(o)
     return nil, json_root
   end
   local dir
-  dir, err = absolute_dir(opts.dir)
-  if not dir then
-    return nil, err
+  -- a given path is checked before it is made: a refused start leaves nothing behind
+  if opts.dir and not conf.safe_path(opts.dir) then
+    dir = opts.dir
+  else
+    dir, err = absolute_dir(opts.dir)
+    if not dir then
+      return nil, err
+    end
   end
   if not conf.safe_path(dir) then
     return nil, "directory " .. dir .. " has characters nginx paths cannot hold here; use letters, digits "

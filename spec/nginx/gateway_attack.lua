@@ -207,6 +207,18 @@ local function nginx_refusals_are_json()
   h.check("issue 12: ... the callback location's 1 MB limit too (413, code 1200)", envelope(res, 413),
     tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   h.check("issue 12: ... and nothing reached the simulator", sim_creates("/v1/videos/") == creates)
+  -- a path outside the API, or a method nginx itself refuses, was nginx's HTML page too
+  res = call("GET", "/v2/videos/text2video", "gw-alice-key")
+  h.check("issue 12: a path the gateway does not serve is a 404 in the official envelope (code 1200)",
+    envelope(res, 404), tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  -- (libcurl's client here sends the API's methods only: TRACE goes by curl)
+  local out = h.sh("curl -s -i -X TRACE " .. h.q(gw.http .. "/v1/videos/text2video"))
+  h.check("issue 12: a method nginx refuses (TRACE) is a 405 in the official envelope (code 1200)",
+    out:match("^HTTP/1.1 405") and out:find("application/json", 1, true) and out:find('"code":1200', 1, true),
+    out:sub(1, 300))
+  res = call("POST", "/gateway/balance", "gw-alice-key", "{}")
+  h.check("issue 12: GET /gateway/balance only: a POST is a 405 in the official envelope, not the balance",
+    res.status == 405 and res.json ~= nil and res.json.code == 1202, tostring(res.status) .. " " .. tostring(res.body))
 end
 
 -- issue 12.6: a client that hangs up while its create is upstream (proxy_pass) cut the create

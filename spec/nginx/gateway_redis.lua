@@ -353,10 +353,45 @@ local function upstream_answers()
     and micros(a.spent) - micros(before.spent) == micros("1"), a.spent)
 end
 
+-- A Redis that is down answered a client's query of a task it had as 404 "not found" (a
+-- client told so may give up on a task it is paying for), a list as empty and the balance as
+-- a 500: each is a 503 with code 5001 now, as a create is, until Redis answers again.
+local function reads_while_redis_is_down()
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "1" } })
+  local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "down", external_task_id = "down-1" } })
+  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  redis_stop()
+  local function get(path)
+    return h.request("GET", url(2, path), { headers = { authorization = "Bearer " .. KEY } })
+  end
+  local down = true
+  for _, path in ipairs { "/v1/videos/text2video/" .. id, "/v1/videos/text2video?external_task_id=down-1",
+    "/v1/videos/text2video?pageNum=1&pageSize=5", "/gateway/balance" } do
+    res = get(path)
+    if not (res.status == 503 and res.json and res.json.code == 5001) then
+      down = false
+      print("# " .. path .. ": " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+    end
+  end
+  res = h.request("GET", url(2, "/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
+  if res.status ~= 503 then
+    down = false
+    print("# /gateway/admin: " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  end
+  redis_start()
+  h.check("issue 12.5: with Redis down a task's query, its external id, a list and the balance answer 503 (5001),"
+    .. " never 404 or an empty list; the admin summary 503, not an empty list of accounts", down)
+  res = get("/v1/videos/text2video/" .. id)
+  h.check("issue 12.5: ... and the task answers again once Redis is back", res.status == 200, res.body)
+end
+
 local ok, err = pcall(function()
   run()
   lost_answer()
   upstream_answers()
+  reads_while_redis_is_down()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

@@ -43,6 +43,19 @@ check "issue 12.3: the started gateway answers its clients" '[[ "$body" == *"\"b
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")
 check "issue 12.3: ... and its operators (admin API with admin_key)" '[ "$code" = 200 ]'
+admin() { curl -s -w ' %{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' -d "$2" \
+  "http://127.0.0.1:$port/gateway/admin/$1"; }
+out=$(admin accounts/alice/topup '{"amount":"9223372036854.775807"}')
+check "issue 12.3: a top-up LuaJIT cannot hold exactly is a 400 naming amount, not a 500 (got: $out)" \
+  '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]]'
+out=$(admin accounts/alice/topup '{"amount":"9007199254"}')
+summary=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
+  "http://127.0.0.1:$port/gateway/admin")
+check "issue 12.3: a top-up taking a credit past 2^53 micro-units is refused (400, amount); the summary still answers" \
+  '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]] && [ "$summary" = 200 ]'
+out=$(admin accounts '{"name":"max","api_key":"gw-max-0123456789","credit":"9223372036854.775807"}')
+check "issue 12.3: a new account's credit past 2^53 micro-units: 400 naming credit, no source path (got: $out)" \
+  '[[ "$out" == *"\"field\":\"credit\""* ]] && [[ "$out" == *"out of range"* ]] && [[ "$out" != *".lua:"* ]] && [[ "$out" == *" 400" ]]'
 # Creates go out by the /v1/ location's own proxy_pass here (kling.gateway.forward): still fail closed.
 mv "$T/journal/ledger.jsonl" "$T/journal/ledger.keep" && ln -s /dev/full "$T/journal/ledger.jsonl"
 curl -s -o /dev/null -X POST -H 'Authorization: Bearer admin-0123456789abcdef' \
@@ -59,6 +72,12 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' -H 'Content
   -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' "http://127.0.0.1:$port/v1/videos/text2video")
 check "issue 12 speed: ... once it can be written, a create is held and sent (no upstream here: 200, looked up)" \
   '[[ "$out" == *"\"task_id\":\"gw"* ]] && [[ "$out" == *" 200" ]] && grep -q "\"op\":\"reserve\"" "$T/journal/ledger.jsonl"'
+# A second gateway told the first's port (its journal locked too) must not report the first's
+# answer as its own start: it said {"http": ..., "pid": N} and exit 0 while its nginx died.
+set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw2" --port "$port" 2>&1); rc=$?; set -e
+check "issue 12.3: start on a port another gateway answers fails (exit 1), not its answer taken as ready (got: $rc $out)" \
+  '[ $rc = 1 ] && [[ "$out" != *"\"pid\":"* ]]'
+kling gateway stop --dir "$T/gw2" >/dev/null 2>&1 || true
 pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
 kling gateway stop --dir "$T/gw" 2>/dev/null
 check "issue 12.3: stop ends nginx (gone, or a zombie not yet reaped)" \

@@ -55,6 +55,14 @@ describe("kling estimate", function()
     assert.are.equal(2, status)
     assert.matches("model: unknown model 'kling%-v2%-1'", out)
   end)
+
+  it("issue 14.1: --json that is an array, not an object, is refused as such (not as a field named 1)", function()
+    for _, cmd in ipairs { "estimate", "quote" } do
+      local out, status = run(cmd .. [[ --json '[{"model":"kling-v2-6"}]']])
+      assert.are.equal(2, status)
+      assert.matches("--json: the request must be a JSON object (got an array)", out, 1, true)
+    end
+  end)
 end)
 
 describe("kling quote", function()

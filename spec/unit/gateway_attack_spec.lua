@@ -79,6 +79,8 @@ describe("gateway config and launcher (issue 12 review)", function()
         assert.matches("^%-%-dir: .* cannot be written into nginx.conf", launcher.conf_path_problem("--dir", p))
       end
       assert.is_nil(launcher.conf_path_problem("--dir", "/tmp/kling-gateway.Ab3_x-1/d.2@,+="))
+      -- issue 14.1: the path is shown as the user wrote it, not with JSON's escaped slashes
+      assert.matches('^%-%-dir: "/tmp/a b" cannot', launcher.conf_path_problem("--dir", "/tmp/a b"))
     end)
 
   it("issue 12.3: start refuses such a --dir or --ca-file before anything is made or started", function()

@@ -56,10 +56,29 @@ describe("kling.gateway.config", function()
     end
   end)
 
+  it("issue 12.1: a config file that is a JSON array is refused as '(file): must be a JSON object'", function()
+    local ok, err = pcall(config.check, { { upstream = {} } })
+    assert.is_false(ok)
+    assert.matches("kling gateway config: (file): must be a JSON object", err, 1, true)
+  end)
+
   it("issue 12.1: a credit written as a JSON number is refused naming the field and the form it needs", function()
     local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = 100 } }
     assert.is_false(ok)
     assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
+  end)
+
+  it("issue 12.1: a credit that is not a decimal amount says why (exponent, range, decimals)", function()
+    for credit, why in pairs { ["1e9"] = "not a decimal number", ["99999999999999999999"] = "out of range",
+      ["1.1234567"] = "more than 6 decimals", ["-5"] = "negative" } do
+      local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = credit } }
+      assert.is_false(ok)
+      assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\"", err)
+      assert.matches(why, err, 1, true)
+      if why ~= "negative" then
+        assert.not_matches("negative", err)
+      end
+    end
   end)
 
   it("issue 12.1: an unknown upstream provider is refused naming the field and the closest known one", function()
@@ -104,5 +123,41 @@ describe("kling.gateway.config", function()
     os.remove(path)
     assert.is_nil(ok)
     assert.matches("cannot fsync", err)
+  end)
+
+  it("issue 12.2: a journal lock whose recorded holder is a zombie (a master just killed with kill -9) says it is gone",
+    function()
+    local journal = require "kling.resty.journal"
+    local path = os.tmpname()
+    -- a zombie: `sleep 0` ends under a parent (`exec sleep 5`) that never reaps it
+    local p = assert(io.popen("sh -c 'sleep 0 & echo $!; exec sleep 5' & echo $!"))
+    local parent = assert(tonumber(p:read("l"))) -- the outer $! comes first, then the inner one
+    local zombie = assert(tonumber(p:read("l")))
+    p:close()
+    for _ = 1, 40 do -- until `sleep 0` has ended (a zombie)
+      local st = io.open("/proc/" .. zombie .. "/stat")
+      local state = st and st:read("l"):match("^%d+ %b() (%a)")
+      if st then
+        st:close()
+      end
+      if state == "Z" then
+        break
+      end
+      os.execute("sleep 0.05")
+    end
+    -- another process holds the lock (the workers), the file naming the dead master
+    local h = assert(io.popen("flock -n " .. path .. ".lock sh -c 'echo held; exec sleep 5' & echo $!"))
+    local holder = assert(tonumber(h:read("l")))
+    assert.equal("held", h:read("l"))
+    h:close()
+    local f = assert(io.open(path .. ".lock", "w"))
+    f:write(zombie, "\n")
+    f:close()
+    local ok, err = journal.lock(path)
+    os.execute("kill " .. parent .. " " .. holder .. " 2>/dev/null")
+    os.remove(path .. ".lock")
+    os.remove(path)
+    assert.is_nil(ok)
+    assert.matches("pid " .. zombie .. " is gone", err, 1, true)
   end)
 end)

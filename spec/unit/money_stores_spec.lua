@@ -93,6 +93,18 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal("alice", line.account)
   end)
 
+  it("issue 12.3: a top-up taking an account's credit past 2^53 micro-units is refused (field amount)", function()
+    local l = assert(ledgers.new { store = memory.new { currency = "CNY" } })
+    assert(l:open_account("carol", "20"))
+    local none, err = l:topup("carol", 9007199254000000)
+    assert.is_nil(none)
+    assert.equal("validation", err.kind)
+    assert.equal("amount", err.field)
+    assert.matches("9007199254.740992", err.message, 1, true)
+    assert.equal(20000000, l:account("carol").limit_micros)
+    assert.equal(9007199254740992, assert(l:topup("carol", 9007199234740992)).limit_micros) -- exactly 2^53
+  end)
+
   -- A client over the ledger (what a batch row's machine reserves and accounts through).
   local function client_of(l)
     return assert(require("kling").new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",

@@ -54,6 +54,14 @@ describe("kling sim command", function()
     end
   end)
 
+  it("issue 14.1: a --dir nginx paths cannot hold is refused before it is made (nothing left behind)", function()
+    local d = tmpdir() .. "/with space"
+    local status, err = main { "start", "--dir", d }
+    assert.are.equal(1, status)
+    assert.matches("characters nginx paths cannot hold", err, 1, true)
+    assert.is_nil(io.open(d, "r"))
+  end)
+
   it("treats stopping a sim that is not running as success", function()
     local d = tmpdir()
     assert.are.equal(0, (main { "stop", "--dir", d }))

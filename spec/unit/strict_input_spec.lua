@@ -161,4 +161,37 @@ describe("strict input", function()
       end
     end
   end)
+
+  it("issue 14.1: no credentials inside nginx says that nginx.conf must name the variable (env KLING_API_KEY;)",
+    function()
+    local getenv = os.getenv
+    os.getenv = function(name) -- luacheck: ignore 122
+      return not name:match("^KLING_") and getenv(name) or nil
+    end
+    local ok, c, err = pcall(kling.new, { provider = "kling", base_url = "http://127.0.0.1:9" })
+    local plain = ok and not c and err.message
+    rawset(_G, "ngx", {})
+    ok, c, err = pcall(kling.new, { provider = "kling", base_url = "http://127.0.0.1:9" })
+    rawset(_G, "ngx", nil)
+    os.getenv = getenv -- luacheck: ignore 122
+    assert.is_true(ok, tostring(c))
+    assert.is_nil(c)
+    assert.are.equal("auth", err.kind)
+    assert.matches("env KLING_API_KEY;", err.message, 1, true)
+    assert.not_matches("nginx", plain)
+  end)
+
+  it("issue 14.1: a model or mode sent as a JSON array or object is named by its kind, not by an address", function()
+    for _, name in ipairs { "kling", "evolink", "compat", "apimodels" } do
+      local c = assert(kling.new { provider = name, api_key = "k", base_url = "http://127.0.0.1:9" })
+      local _, err = c:check { model = { "kling-v3" }, prompt = "x" }
+      assert.are.equal("model", err.field, name)
+      assert.matches("'an array'", err.message, 1, true)
+      assert.not_matches("table: 0x", err.message)
+    end
+    local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+    local _, err = c:check { model = "kling-v2-6", mode = { a = 1 }, prompt = "x" }
+    assert.are.equal("mode", err.field)
+    assert.matches("(got an object)", err.message, 1, true)
+  end)
 end)

@@ -49,11 +49,13 @@ local function summary(G)
   local accounts, spent, reserved = json.array {}, 0, 0
   for i, name in ipairs(G.accounts:names()) do
     local s = G.meter:account(name)
-    if s then
-      spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
-      s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
-      accounts[i] = s
+    if not s then
+      -- a store that cannot be read now (Redis down): not an empty list of accounts
+      return nil, "the balance of account " .. name .. " cannot be read now (is the store up?)"
     end
+    spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
+    s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
+    accounts[i] = s
   end
   return {
     accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
@@ -126,7 +128,11 @@ function M.handle(G)
   end
   local uri, method = ngx.var.uri, ngx.req.get_method()
   if uri == "/gateway/admin" and method == "GET" then
-    return reply(200, summary(G))
+    local s, err = summary(G)
+    if not s then
+      return refuse(503, err)
+    end
+    return reply(200, s)
   elseif uri == "/gateway/admin/accounts" and method == "POST" then
     return create_account(G)
   elseif uri == "/gateway/admin/journal/reopen" and method == "POST" then

@@ -340,11 +340,21 @@ end
 
 M.VIEWS_MAX = 4096 -- task views kept per worker for queries
 
+-- A store (Redis) that cannot be read now: 503, as for a create, never "not found" (a client
+-- told that its task does not exist may give up on a task it is paying for).
+local function unreadable(message)
+  return official.fail { status = 503, code = 5001, message = "the gateway cannot read its records now: "
+    .. tostring(message or "the store did not answer") }
+end
+
 -- GET /v1/<endpoint>/<id>: the stored record's view, encoded once per version of the record
 -- (a worker keeps the last view of each record it was asked for, keyed by the record's text:
 -- a changed record is a different text, so a view is never stale).
 function M.query(G, account, endpoint, id)
-  local s = G.tasks:text(id)
+  local s, serr = G.tasks:text(id)
+  if s == false then
+    return unreadable(serr)
+  end
   local views = G.views
   local v = s and views and views[id]
   if not (v and v.s == s) then
@@ -384,8 +394,14 @@ function M.list(G, account, endpoint)
     if type(args.external_task_id) ~= "string" or args.external_task_id == "" then
       return official.fail { status = 400, code = 1201, message = "external_task_id: must be given once, not empty" }
     end
-    local id = G.tasks:by_external(account.name, args.external_task_id)
-    local rec = id and G.tasks:get(id)
+    local rec
+    local id, serr = G.tasks:by_external(account.name, args.external_task_id)
+    if id then
+      rec, serr = G.tasks:get(id)
+    end
+    if id == false or rec == false then
+      return unreadable(serr)
+    end
     if not mine(rec, account, endpoint) then
       return official.fail { status = 404, code = 1203, message = "no task with external_task_id "
         .. args.external_task_id }
@@ -400,7 +416,11 @@ function M.list(G, account, endpoint)
     return official.fail { status = 400, code = 1201, message = "pageSize: must be a whole number from 1 to 500" }
   end
   local out = json.array {}
-  for i, rec in ipairs(G.tasks:list(account.name, endpoint, page, size)) do
+  local recs, serr = G.tasks:list(account.name, endpoint, page, size)
+  if not recs then
+    return unreadable(serr)
+  end
+  for i, rec in ipairs(recs) do
     out[i] = official.view(rec)
   end
   return official.ok(out)
@@ -410,6 +430,9 @@ end
 -- signed with (when the gateway signs them).
 function M.balance(G, account)
   local a = G.meter:account(account.name)
+  if not a then
+    return unreadable("the balance of " .. account.name .. " cannot be read")
+  end
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
     reserved = a.reserved, balance = a.balance, webhook_secret = track.client_secret(G, account.name) }
 end

@@ -121,7 +121,7 @@ end
 
 -- check(doc) -> config (raises naming the field)
 function M.check(doc)
-  if type(doc) ~= "table" then
+  if type(doc) ~= "table" or doc[1] ~= nil then
     fail("(file)", "must be a JSON object")
   end
   only_known(doc, "", "")
@@ -279,9 +279,11 @@ function M.account(a, where)
   if not acct.name:match("^[%w._-]+$") then
     fail(where .. "name", "letters, digits, '.', '_' and '-' only")
   end
-  local m = core.money_parse(acct.credit)
+  local m, why = core.money_parse(acct.credit)
   if not m or m < 0 then
-    fail(where .. "credit", "must be a decimal string such as \"100.00\", not negative")
+    -- why it is not an amount (an exponent, too many decimals, out of range), not a guess
+    fail(where .. "credit", "must be a decimal string such as \"100.00\""
+      .. (m and ", not negative" or (" (" .. tostring(why) .. ")")))
   end
   if not acct.api_key and not (acct.access_key and acct.secret_key) then
     fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")

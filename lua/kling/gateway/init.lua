@@ -304,6 +304,11 @@ end
 
 -- location = /gateway/balance
 function M.balance()
+  local method = ngx.req.get_method()
+  if method ~= "GET" and method ~= "HEAD" then
+    -- a POST here would read as a change of balance that did not happen
+    return official.fail { status = 405, code = 1202, message = method .. " is not allowed on /gateway/balance" }
+  end
   return api.balance(G, caller())
 end
 
@@ -327,11 +332,13 @@ end
 -- envelope like every other refusal, not with nginx's HTML page: clients parse JSON.
 local NGINX_REFUSALS = {
   [400] = "the request is not valid HTTP, or a header is larger than this gateway takes",
+  [404] = "no such route on this gateway (the API is under /v1/)",
+  [405] = "this method is not allowed here",
   [413] = "the request body is larger than this location takes",
   [414] = "the request line is longer than this gateway takes",
 }
 
--- error_page 400 413 414 494 ... @kling_refused_<status> (kling.gateway.launcher renders them)
+-- error_page 400 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
 function M.refused_by_nginx(status)
   return official.fail { status = status, code = 1200, message = NGINX_REFUSALS[status] or "refused" }
 end

@@ -46,7 +46,8 @@ local CONF_UNSAFE = "[%c%s;{}\"'\\$#]"
 function M.conf_path_problem(name, path)
   local bad = path:match(CONF_UNSAFE)
   if bad then
-    return name .. ": " .. json.encode(path) .. " cannot be written into nginx.conf (it has "
+    -- quoted as JSON (a control character shows as \uXXXX), slashes left as written
+    return name .. ": " .. json.encode(path):gsub("\\/", "/") .. " cannot be written into nginx.conf (it has "
       .. (bad:match("%c") and ("byte " .. bad:byte()) or ("'" .. bad .. "'"))
       .. "; spaces, control characters and ; { } \" ' \\ $ # are refused)"
   end
@@ -99,7 +100,9 @@ function M.render(o)
     "    location = /kling/callback { client_max_body_size 1m; client_body_buffer_size 1m;"
       .. " content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
-    "    location = /gateway/health { return 200 \"ok\\n\"; }",
+    "    location = /gateway/health { "
+      .. (o.instance and ("add_header X-Kling-Gateway-Instance " .. o.instance .. "; ") or "")
+      .. "return 200 \"ok\\n\"; }",
     proxy.server_block(o.cfg, o.ca_file),
     M.refusal_pages(),
     "  }",
@@ -108,8 +111,9 @@ function M.render(o)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The server's error pages for what nginx refuses before any Lua runs (kling.gateway
--- refused_by_nginx answers them in the official envelope). 494 is nginx's own code for a
+-- The server's error pages for what nginx refuses before any Lua runs, and for a path or
+-- method it serves nothing at (kling.gateway refused_by_nginx answers them in the official
+-- envelope; the API's own 404s and 405s are written by Lua and pass unchanged). 494 is nginx's own code for a
 -- header over its buffers: the client gets 400. The pages are internal URIs, not named
 -- locations: a request refused while its request line was read has no URI, and nginx
 -- cannot redirect such a request to a named location.
@@ -118,7 +122,9 @@ function M.refusal_pages()
     "    error_page 400 494 =400 /_kling/refused/400;",
     "    error_page 413 /_kling/refused/413;",
     "    error_page 414 /_kling/refused/414;",
-    "    location ~ ^/_kling/refused/(400|413|414)$ { internal;",
+    "    error_page 404 /_kling/refused/404;",
+    "    error_page 405 /_kling/refused/405;",
+    "    location ~ ^/_kling/refused/(400|404|405|413|414)$ { internal;",
     "      content_by_lua_block { require(\"kling.gateway\").refused_by_nginx(tonumber(ngx.var[1])) } }",
   }, "\n")
 end
@@ -188,14 +194,18 @@ function M.start(o)
   if not listen then
     return nil, hostport
   end
+  -- this start's own mark on its health answer: another server already on the port (another
+  -- gateway) answers too, and its answer must not be taken for this nginx being ready
+  local instance = require("kling.core").random_hex(16)
   local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
-    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg }
+    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg, instance = instance }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
   -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
   local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", ready = function()
-    local up, code = run.run("curl -s -o /dev/null -w '%{http_code}' --max-time 2 " .. q(url .. "/gateway/health"))
-    return up and code == "200"
+    local up, head = run.run("curl -s -D - -o /dev/null --max-time 2 " .. q(url .. "/gateway/health"))
+    return up and head:match("^HTTP/%S+ 200") ~= nil
+      and head:lower():find("x-kling-gateway-instance: " .. instance, 1, true) ~= nil
   end }
   if not pid then
     return nil, err

@@ -199,12 +199,16 @@ function Tasks:drop(rec)
   end)
 end
 
--- text(id) -> the record as stored (JSON), final | nil
+-- text(id) -> the record as stored (JSON), final | nil (no such task) | false, message (Redis
+-- cannot be read now: a client must not be told that its task does not exist)
 function Tasks:text(id)
   local r = self.redis
-  local v = r:with(function(red)
+  local v, err = r:with(function(red)
     return red:mget(r.prefix .. "f:" .. id, r.prefix .. "t:" .. id)
   end)
+  if v == nil and err then
+    return false, err
+  end
   if type(v) ~= "table" then
     return nil
   end
@@ -219,7 +223,7 @@ end
 function Tasks:get(id)
   local s, final = self:text(id)
   if not s then
-    return nil
+    return s, final -- nil, or false and the store's message
   end
   return json.decode(s), final
 end
@@ -262,11 +266,15 @@ function Tasks:amend(rec)
   end)
 end
 
+-- get1(key) -> value | nil (none) | false, message (Redis cannot be read now)
 local function get1(self, key)
   local r = self.redis
-  local v = r:with(function(red)
+  local v, err = r:with(function(red)
     return red:get(r.prefix .. key)
   end)
+  if v == nil and err then
+    return false, err
+  end
   return type(v) == "string" and v or nil
 end
 
@@ -278,14 +286,25 @@ function Tasks:by_external(account, external_id)
   return get1(self, "x:" .. account .. ":" .. tostring(external_id))
 end
 
+-- list(...) -> records, newest first | nil, message (Redis cannot be read now)
 function Tasks:list(account, endpoint, page, size)
   local list = "l:" .. account .. ":" .. tostring(endpoint)
-  local n = tonumber(get1(self, list)) or 0
+  local count, err = get1(self, list)
+  if count == false then
+    return nil, err
+  end
+  local n = tonumber(count) or 0
   local out = {}
   local first = n - (page - 1) * size
   for i = first, math.max(1, first - size + 1), -1 do
-    local id = get1(self, list .. ":" .. i)
-    local rec = id and self:get(id)
+    local id, rec
+    id, err = get1(self, list .. ":" .. i)
+    if id then
+      rec, err = self:get(id)
+    end
+    if id == false or rec == false then
+      return nil, err
+    end
     if rec then
       out[#out + 1] = rec
     end

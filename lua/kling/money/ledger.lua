@@ -26,6 +26,8 @@ local memory = require "kling.money.stores.memory"
 
 local M = {}
 
+local EXACT_MAX = 9007199254740992 -- 2^53 micro-units: the last a double (LuaJIT, ngx.shared, Redis's Lua) holds
+
 local function validation(field, message)
   return errors.new { kind = "validation", field = field, message = message }
 end
@@ -378,6 +380,13 @@ end
 ---@return table|nil account its figures, as account() gives them
 ---@return kling.Error|nil err
 function Ledger:topup(name, micros)
+  local a = self.store:account(name)
+  if a and type(micros) == "number" and a.limit_micros + micros > EXACT_MAX then
+    -- past it the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
+    -- and on LuaJIT every later summary of the account would raise
+    return nil, validation("amount", "the account's credit would pass " .. core.money_format(EXACT_MAX)
+      .. ", the most every store holds exactly")
+  end
   return self.store:topup(name, micros)
 end
 

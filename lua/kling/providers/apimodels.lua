@@ -101,7 +101,7 @@ function P.validate(req, endpoint)
   local name = req.model or P.default_model
   local m = P.models[name]
   if not m then
-    return fail("model", "unknown model '" .. tostring(name) .. "' for " .. endpoint
+    return fail("model", "unknown model '" .. validate.shown(name) .. "' for " .. endpoint
       .. " (known: kling-v2-6, kling-v3; kling-motion-control on videos/motion-control)")
   end
   local i2v = endpoint == "videos/image2video"

@@ -83,7 +83,7 @@ function P.model_id(req)
   end
   local m = P.models[name]
   if not m then
-    return nil, fail("model", "unknown model '" .. tostring(name) .. "' (known: kling-v3, kling-v3-std-silent, "
+    return nil, fail("model", "unknown model '" .. validate.shown(name) .. "' (known: kling-v3, kling-v3-std-silent, "
       .. "kling-v3-std-audio, kling-v3-pro-silent, kling-v3-pro-audio)")
   end
   if req.sound == false and m.sound then

@@ -112,7 +112,7 @@ function P.model_id(req, endpoint)
   if MODEL_ENDPOINT[name] then
     return nil, fail("model", name .. " is a model of " .. MODEL_ENDPOINT[name] .. ", not of " .. endpoint)
   end
-  return nil, fail("model", "unknown model '" .. tostring(name) .. "' (known: kling-v3, kling-o3, "
+  return nil, fail("model", "unknown model '" .. validate.shown(name) .. "' (known: kling-v3, kling-o3, "
     .. "kling-v3-text-to-video, kling-v3-image-to-video, kling-o3-text-to-video, kling-o3-image-to-video)")
 end
 

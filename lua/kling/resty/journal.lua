@@ -82,10 +82,8 @@ function M.lock(path)
   local holder, gone = "another process", ""
   if pid then
     holder = "pid " .. pid
-    local f = io.open("/proc/" .. pid .. "/stat")
-    if f then
-      f:close()
-    else -- an nginx master killed with kill -9: its workers still run
+    -- a master killed with kill -9 (gone, or a zombie not yet reaped): its workers still run
+    if not require("kling.nginx_run").alive(pid) then
       gone = " (pid " .. pid .. " is gone; processes it started, such as its nginx workers, still hold it)"
     end
   end

@@ -151,7 +151,7 @@ function M.model(req, endpoint, models, default)
       names[#names + 1] = k
     end
     table.sort(names)
-    return fail("model", "unknown model '" .. tostring(name) .. "' for " .. endpoint .. " (known: "
+    return fail("model", "unknown model '" .. validate.shown(name) .. "' for " .. endpoint .. " (known: "
       .. table.concat(names, ", ") .. ")")
   end
   return nil
