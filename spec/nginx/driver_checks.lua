@@ -11,15 +11,7 @@ local http = require "kling.resty.http"
 
 local M = {}
 
-local env
-local function E()
-  if not env then
-    local f = assert(io.open(ngx.config.prefix() .. "env.json", "rb"))
-    env = assert(json.decode(f:read("*a")))
-    f:close()
-  end
-  return env
-end
+local E = require "checks_env"
 
 local function line(ok, name, detail)
   ngx.say((ok and "ok - " or "not ok - ") .. name .. ((not ok and detail ~= nil) and (": " .. tostring(detail)) or ""))

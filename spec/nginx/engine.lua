@@ -9,9 +9,7 @@ local h = require "harness"
 local json = require "kling.json"
 local kling = require "kling"
 
-local base = h.tempdir("engine")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local base, sim_dir, prefix = h.dirs("engine")
 local srv
 local function cleanup()
   if srv then
@@ -67,7 +65,7 @@ local function check_run(tag, out, n)
     json.encode { out.pending, out.stats.requests_in_flight })
 end
 
-local ok, err = pcall(function()
+h.main(function()
   local sim = h.sim_start(sim_dir, { task_seconds = 1 })
   local port = h.free_port()
   url = "http://127.0.0.1:" .. port
@@ -164,15 +162,7 @@ local ok, err = pcall(function()
   end
   h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 1 })
 
-  local log = srv.error_log()
-  h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
-    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*")
-    or log:match("[^\n]*entry thread aborted[^\n]*"))
-end)
-if not ok then
-  h.check("the test ran to its end", false, err)
-  if srv then
-    print(srv.error_log():sub(-3000))
-  end
-end
-h.finish(cleanup)
+  h.check_no_lua_error(srv)
+end, function()
+  return srv
+end, cleanup)

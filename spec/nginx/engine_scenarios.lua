@@ -14,9 +14,7 @@ local scenarios = require "support.lifecycle_scenarios"
 local staged = require "support.lifecycle_sim"
 local run = require "support.lifecycle_run"
 
-local base = h.tempdir("engine-scenarios")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local base, sim_dir, prefix = h.dirs("engine-scenarios")
 local srv
 local pending = { engine = 0, blocking = 0 }
 local function cleanup()
@@ -26,7 +24,7 @@ local function cleanup()
   h.tidy(base, sim_dir)
 end
 
-local ok, err = pcall(function()
+h.main(function()
   local sim = h.sim_start(sim_dir, { task_seconds = 1 })
   local port = h.free_port()
   h.write(prefix .. "/env.json", json.encode { http = sim.http, access_key = sim.access_key,
@@ -67,17 +65,9 @@ local ok, err = pcall(function()
       end
     end
   end
-  local log = srv.error_log()
-  h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
-    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*")
-    or log:match("[^\n]*entry thread aborted[^\n]*"))
-end)
-if not ok then
-  h.check("the test ran to its end", false, err)
-  if srv then
-    print(srv.error_log():sub(-3000))
-  end
-end
-print(("# scenarios pending (the runner cannot stage them): %d of the engine's, %d of the blocking runner's")
-  :format(pending.engine, pending.blocking))
-h.finish(cleanup)
+  h.check_no_lua_error(srv)
+  print(("# scenarios pending (the runner cannot stage them): %d of the engine's, %d of the blocking runner's")
+    :format(pending.engine, pending.blocking))
+end, function()
+  return srv
+end, cleanup)

@@ -14,9 +14,7 @@ local SIM_SECRET = "whsec_" .. core.b64encode("simulator-to-gateway-secret")
 local CLIENT_SECRET = "whsec_" .. core.b64encode("gateway-to-client-secret")
 local PROMPT = "a paper boat on a rain-soaked street"
 
-local base = h.tempdir("gateway")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local base, sim_dir, prefix = h.dirs("gateway")
 local srv, sim, port
 
 local function cleanup()
@@ -545,9 +543,7 @@ local function run()
   h.check(("at the end the gateway (%s) and the simulator (%s) still agree"):format(a.spent, ledger.units_total),
     micros(a.spent) == micros(ledger.units_total) and a.reserved == "0")
 
-  local log = srv.error_log()
-  h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
-    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*"))
+  h.check_no_lua_error(srv)
 
   -- ---- any provider upstream: the same gateway in front of EvoLink's dialect ----
   srv.stop()
@@ -634,11 +630,6 @@ local function run()
   end
 end
 
-local ok, err = pcall(run)
-if not ok then
-  h.check("the test ran to its end", false, err)
-  if srv then
-    print(srv.error_log():sub(-4000))
-  end
-end
-h.finish(cleanup)
+h.main(run, function()
+  return srv
+end, cleanup)

@@ -9,9 +9,7 @@ local h = require "harness"
 local json = require "kling.json"
 
 local PROMPT = "a kite over a windy beach"
-local base = h.tempdir("gateway-dns")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local base, sim_dir, prefix = h.dirs("gateway-dns")
 local srv, sim, port, dns_pid
 local dns_log = base .. "/dns.log"
 

@@ -274,6 +274,37 @@ function M.tidy(base, sim_dir)
   end
 end
 
+-- A test's directories: base (fresh), base/sim for its simulator and base/nginx, the nginx
+-- prefix (755: workers that run as nobody read it).
+function M.dirs(tag)
+  local base = M.tempdir(tag)
+  local sim_dir, prefix = base .. "/sim", base .. "/nginx"
+  M.sh("mkdir -p " .. q(sim_dir) .. " " .. q(prefix) .. " && chmod 755 " .. q(prefix))
+  return base, sim_dir, prefix
+end
+
+-- The check that ends a test of nginx: no Lua error reached srv's error log.
+function M.check_no_lua_error(srv, what)
+  local log = srv.error_log()
+  M.check(what or "no Lua error in the error log", not log:find("runtime error", 1, true)
+    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*")
+    or log:match("[^\n]*entry thread aborted[^\n]*"))
+end
+
+-- Runs the test's checks, then finish(cleanup): a raise in run is a failed check, printed with
+-- the tail of the error log of the nginx that current_srv() returns (if any).
+function M.main(run, current_srv, cleanup)
+  local ok, err = pcall(run)
+  if not ok then
+    M.check("the test ran to its end", false, err)
+    local srv = current_srv()
+    if srv then
+      print(srv.error_log():sub(-4000))
+    end
+  end
+  M.finish(cleanup)
+end
+
 -- Prints the summary line and exits (non-zero on any failure).
 function M.finish(cleanup)
   if cleanup then

@@ -6,9 +6,7 @@ package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
 
-local base = h.tempdir("resty")
-local sim_dir, prefix = base .. "/sim", base .. "/nginx"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(prefix) .. " && chmod 755 " .. h.q(prefix))
+local base, sim_dir, prefix = h.dirs("resty")
 local srv
 local function cleanup()
   if srv then
@@ -17,7 +15,7 @@ local function cleanup()
   h.tidy(base, sim_dir)
 end
 
-local ok, err = pcall(function()
+h.main(function()
   local sim = h.sim_start(sim_dir, { task_seconds = 1 })
   -- A certificate no trusted CA signed, for the refusal check.
   local _, made = h.sh(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
@@ -66,14 +64,7 @@ local ok, err = pcall(function()
       end
     end
   end
-  local log = srv.error_log()
-  h.check("no Lua error in the error log", not log:find("runtime error", 1, true)
-    and not log:find("lua entry thread aborted", 1, true), log:match("[^\n]*runtime error[^\n]*"))
-end)
-if not ok then
-  h.check("the test ran to its end", false, err)
-  if srv then
-    print(srv.error_log():sub(-3000))
-  end
-end
-h.finish(cleanup)
+  h.check_no_lua_error(srv)
+end, function()
+  return srv
+end, cleanup)
