@@ -154,9 +154,29 @@ function M.spawn(o)
   return nil, "nginx did not answer within " .. (o.seconds or 15) .. " s; see " .. dir .. "/error.log"
 end
 
+-- The workers a master killed with SIGKILL left behind: they stay in its process group (nginx
+-- runs in a session of its own, its group numbered by the master's pid) and keep its ports and
+-- locks (the gateway's journal). Ours only if an nginx process of that group holds a file of
+-- dir open (its error log): a group number can be reused.
+local function orphans(pgid, dir)
+  local out = {}
+  local ok, list = M.run("ls /proc")
+  for pid in (ok and list or ""):gmatch("%d+") do
+    local stat = M.read("/proc/" .. pid .. "/stat")
+    local group = stat and stat:match("^%d+ %b() %a %d+ (%d+)")
+    if tonumber(group) == pgid and tonumber(pid) ~= pgid and M.cmdline(pid):find("^nginx: ") then
+      local _, fds = M.run("ls -l /proc/" .. pid .. "/fd 2>/dev/null")
+      if fds:find(" " .. dir .. "/", 1, true) then
+        out[#out + 1] = tonumber(pid)
+      end
+    end
+  end
+  return out
+end
+
 -- stop(dir, pidfile, what) -> true, note | nil, message. Stopping a stopped one is not an error;
 -- a pid file can outlive its process and the number be reused: only an nginx naming dir is
--- signalled.
+-- signalled (or, its master gone, the workers it left that still hold dir's files).
 function M.stop(dir, pidfile, what)
   local path = dir .. "/" .. pidfile
   local pid = tonumber((M.read(path) or M.read(dir .. "/nginx.pid") or ""):match("%d+"))
@@ -164,6 +184,22 @@ function M.stop(dir, pidfile, what)
     return true, "no " .. what .. " was running in " .. dir
   end
   if not M.alive(pid) or not (M.cmdline(pid):find("nginx", 1, true) and M.cmdline(pid):find(dir, 1, true)) then
+    local left = orphans(pid, dir)
+    if #left > 0 then
+      local pids = table.concat(left, " ")
+      os.execute("kill -QUIT " .. pids .. " 2>/dev/null") -- each ends the requests it has
+      for _, w in ipairs(left) do
+        if not M.wait_gone(w, 5) then
+          os.execute("kill -KILL " .. w .. " 2>/dev/null")
+          if not M.wait_gone(w, 2) then
+            return nil, "the workers its killed master left (pids " .. pids .. ") did not stop"
+          end
+        end
+      end
+      os.remove(path)
+      return true, "the " .. what .. "'s master in " .. dir .. " was gone; stopped the workers it left (pids "
+        .. pids .. ")"
+    end
     os.remove(path)
     return true, "the " .. what .. " in " .. dir .. " was not running"
   end

@@ -82,6 +82,22 @@ pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
 kling gateway stop --dir "$T/gw" 2>/dev/null
 check "issue 12.3: stop ends nginx (gone, or a zombie not yet reaped)" \
   '! [ -e "/proc/$pid" ] || grep -q ") Z" "/proc/$pid/stat"'
+# A master killed with SIGKILL leaves its workers running: they keep the port and the journal's
+# lock. stop finds them (its process group, holding the dir's files) and ends them, and the
+# gateway starts again on the same journal.
+line=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw")
+pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
+workers=$(pgrep -P "$pid" | tr '\n' ' ')
+kill -KILL "$pid"
+sleep 0.3
+out=$(kling gateway stop --dir "$T/gw" 2>&1)
+gone=1
+for w in $workers; do if [ -e "/proc/$w" ] && ! grep -q ") Z" "/proc/$w/stat"; then gone=0; fi; done
+check "issue 12.3: stop after the master's kill -9 ends the workers it left ($workers: $out)" \
+  '[ -n "$workers" ] && [ $gone = 1 ] && [[ "$out" == *"stopped the workers it left"* ]]'
+set +e; line=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+check "issue 12.3: ... and the gateway starts again on the same journal (got: $rc $line)" '[ $rc = 0 ]'
+kling gateway stop --dir "$T/gw" >/dev/null 2>&1 || true
 set +e; out=$(kling gateway start --config "$T/cfg.json" --port 1 --listen 127.0.0.1:2 2>&1); rc=$?; set -e
 check "issue 12.3: --port and --listen together are refused (exit 2)" '[ $rc = 2 ]'
 echo "$fails failed"
