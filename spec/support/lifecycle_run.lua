@@ -110,6 +110,36 @@ function M.blocking(sc, st, env)
     ops = staged.ops(c.ledger), reserved_micros = entries[1] and entries[1].micros, estimate_micros = q and q.micros }
 end
 
+--- The whole table through one runner as a busted spec (busted's functions are the spec
+-- file's, handed in as b = {describe, it, pending, setup, after_each, assert}): each row staged
+-- for caps, run by runner(sc, st, env) against the libcurl simulator, compared with the
+-- machine alone's end; a row the runner cannot stage is pending, saying why.
+function M.spec(b, what, caps, runner)
+  local sim = require "support.sim"
+  b.describe("issue 10: the lifecycle scenarios through the " .. what .. " against the simulator", function()
+    b.setup(function()
+      sim.reset()
+      sim.config { task_seconds = 1, max_parallel = 0 }
+    end)
+
+    b.after_each(function()
+      sim.clear_faults()
+    end)
+
+    for _, sc in ipairs(scenarios.scenarios) do
+      local st, why = staged.staging(sc, caps)
+      if not st then
+        b.pending(sc.name .. " (" .. sc.profile .. "): " .. why)
+      else
+        b.it(sc.name .. " (" .. sc.profile .. ")", function()
+          local seen = runner(sc, st, { client = sim.client, faults = sim.faults })
+          b.assert.are.same({}, M.mismatches(sc, seen))
+        end)
+      end
+    end
+  end)
+end
+
 --- What differs between the observation o (from engine or blocking) and the machine alone's end for sc:
 -- a list of messages, empty when the runner kept every promise.
 function M.mismatches(sc, o)
