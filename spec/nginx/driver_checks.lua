@@ -11,11 +11,8 @@ local http = require "kling.resty.http"
 
 local M = {}
 
-local E = require "checks_env"
-
-local function line(ok, name, detail)
-  ngx.say((ok and "ok - " or "not ok - ") .. name .. ((not ok and detail ~= nil) and (": " .. tostring(detail)) or ""))
-end
+local support = require "checks_support"
+local E, sim, line = support.env, support.sim, support.line
 
 local function client(o)
   o = o or {}
@@ -24,13 +21,6 @@ local function client(o)
     base_url = o.base_url or e.http, driver = o.driver or resty.driver(o.driver_opts),
     poll_min = 0.2, poll_max = 0.5,
     retry_base_ms = 20, retry_cap_ms = 200, timeout = o.timeout, call_budget = o.call_budget })
-end
-
-local function sim(method, path, body)
-  local res = http.request { method = method, url = E().http .. path,
-    headers = { ["content-type"] = "application/json" }, body = body and json.encode(body) or nil }
-  assert(res.ok and res.status < 300, "sim admin " .. path .. ": " .. tostring(res.message or res.body))
-  return json.decode(res.body)
 end
 
 local REQ = { prompt = "a paper boat on a rain-soaked street", model = "kling-v1", mode = "std", duration = 5 }

@@ -7,11 +7,11 @@
 -- Each location answers JSON, or lines "ok - name" / "not ok - name: why".
 local json = require "kling.json"
 local resty = require "kling.resty"
-local http = require "kling.resty.http"
 
 local M = {}
 
-local E = require "checks_env"
+local support = require "checks_support"
+local E, sim, line = support.env, support.sim, support.line
 
 local driver
 local function D()
@@ -29,17 +29,6 @@ local function client(opts)
   end
   o.driver = D()
   return assert(require("kling").new(o))
-end
-
-local function sim(method, path, body)
-  local res = http.request { method = method, url = E().http .. path,
-    headers = { ["content-type"] = "application/json" }, body = body and json.encode(body) or nil }
-  assert(res.ok and res.status < 300, "sim admin " .. path .. ": " .. tostring(res.message or res.body))
-  return json.decode(res.body)
-end
-
-local function line(ok, name, detail)
-  ngx.say((ok and "ok - " or "not ok - ") .. name .. ((not ok and detail ~= nil) and (": " .. tostring(detail)) or ""))
 end
 
 -- The sockets this worker holds open (a killed thread must leave none behind).

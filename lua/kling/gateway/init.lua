@@ -42,14 +42,20 @@ M.G = G
 
 local MAX_AGE_MS = 2147483647 -- core.sched's longest max_age_ms
 
--- The user nginx's workers run as when the master is root: the conf's `user` directive,
--- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
-local function worker_user()
+-- A number field of this process's /proc/self/status (Linux), as text; nil where unreadable.
+local function own_status(field)
   local st = io.open("/proc/self/status", "rb")
-  local uid = st and st:read("*a"):match("\nUid:%s+(%d+)")
+  local v = st and st:read("*a"):match("\n" .. field .. ":%s+(%d+)")
   if st then
     st:close()
   end
+  return v
+end
+
+-- The user nginx's workers run as when the master is root: the conf's `user` directive,
+-- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
+local function worker_user()
+  local uid = own_status("Uid")
   if uid ~= "0" then
     return nil
   end
@@ -88,11 +94,7 @@ end
 
 -- This worker's parent: nginx's master (Linux's /proc).
 local function master_pid()
-  local st = io.open("/proc/self/status", "rb")
-  local pid = st and st:read("*a"):match("\nPPid:%s+(%d+)")
-  if st then
-    st:close()
-  end
+  local pid = own_status("PPid")
   return tonumber(pid)
 end
 
