@@ -199,6 +199,29 @@ local function run()
     headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "400" } })
   h.check("issue 12.5: a top-up through one node is everyone's", res.status == 200
     and admin(3).accounts[1].balance == "400", res.body)
+  -- Each of these top-ups fits under 2^53 micro-units alone, any two together do not: sent at
+  -- once through the three nodes, exactly one may pass (the cap is checked in the script that adds).
+  res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
+    body = { name = "dave", api_key = "gw-dave-key", credit = "9007199254" } })
+  local racing = {}
+  for i = 1, 9 do
+    racing[i] = url(i % 3 + 1, "/gateway/admin/accounts/dave/topup")
+  end
+  -- Redis holds back writes (the scripts) for a second while reads go on: every top-up has read
+  -- the account before any adds, the widest a check-then-add race can be.
+  redis_cli("CLIENT PAUSE 1000 WRITE")
+  local passed, capped = 0, 0
+  for _, answer in ipairs(h.racing_posts(base .. "/topups", racing, '{"amount":"0.5"}', ADMIN_KEY)) do
+    if answer and answer.limit then
+      passed = passed + 1
+    elseif answer and answer.field == "amount" then
+      capped = capped + 1
+    end
+  end
+  local dave = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-dave-key" } })
+  h.check("issue 12.3: nine top-ups racing on three nodes near 2^53 micro-units: one passes, eight are refused",
+    res.status == 201 and passed == 1 and capped == 8 and dave.json.data.balance == "9007199254.5",
+    json.encode { res.status, passed, capped, dave.body })
   res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
     body = { name = "carol", api_key = "gw-carol-key", credit = "3" } })
   local carol = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })

@@ -248,6 +248,19 @@ function M.posts(dir, urls, body, key, parallel)
     dir .. ".args"))
 end
 
+-- racing_posts(dir, urls, body, key) -> the decoded answers of one POST to each url, all sent at
+-- once (curl in parallel) and waited for.
+function M.racing_posts(dir, urls, body, key)
+  M.posts(dir, urls, body, key, #urls)
+  local deadline = M.now() + 60
+  local out, done = {}, 0
+  while done < #urls and M.now() < deadline do
+    M.sleep(0.05)
+    out, done = M.answers(dir)
+  end
+  return out
+end
+
 -- answers(dir) -> the decoded answers so far (nil for one cut off), and how many are complete
 function M.answers(dir)
   local out, done = {}, 0

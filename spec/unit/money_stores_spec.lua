@@ -105,6 +105,14 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal(9007199254740992, assert(l:topup("carol", 9007199234740992)).limit_micros) -- exactly 2^53
   end)
 
+  it("issue 12.3: the store checks the cap in the step that adds the credit (no check-then-add race)", function()
+    local store = memory.new { currency = "CNY" }
+    assert(store:open_account("dave", "9007199254"))
+    assert.is_false(store:topup("dave", 740993, 9007199254740992))
+    assert.equal(9007199254000000, store:account("dave").limit_micros)
+    assert.equal(9007199254740992, assert(store:topup("dave", 740992, 9007199254740992)).limit_micros)
+  end)
+
   -- A client over the ledger (what a batch row's machine reserves and accounts through).
   local function client_of(l)
     return assert(require("kling").new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",

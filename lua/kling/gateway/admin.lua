@@ -116,7 +116,7 @@ local function topup(G, name)
   end
   local s, err = G.meter:topup(name, m)
   if not s then
-    return refuse(err.field == "journal" and 503 or 400, tostring(err.message), err.field)
+    return refuse(err.kind == "server" and 503 or 400, tostring(err.message), err.field)
   end
   return reply(200, s)
 end

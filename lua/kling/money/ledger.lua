@@ -380,14 +380,16 @@ end
 ---@return table|nil account its figures, as account() gives them
 ---@return kling.Error|nil err
 function Ledger:topup(name, micros)
-  local a = self.store:account(name)
-  if a and type(micros) == "number" and a.limit_micros + micros > EXACT_MAX then
-    -- past it the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
-    -- and on LuaJIT every later summary of the account would raise
+  -- Past EXACT_MAX the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
+  -- and on LuaJIT every later summary of the account would raise. Each store checks the cap in
+  -- the same step that adds the credit (false: refused), so two top-ups racing on several
+  -- workers or nodes cannot both pass it.
+  local s, err = self.store:topup(name, micros, EXACT_MAX)
+  if s == false then
     return nil, validation("amount", "the account's credit would pass " .. core.money_format(EXACT_MAX)
       .. ", the most every store holds exactly")
   end
-  return self.store:topup(name, micros)
+  return s, err
 end
 
 --- The account holding a task key's reservation, and its micro-units (or nil).

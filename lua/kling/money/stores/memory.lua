@@ -87,11 +87,15 @@ function Store:currency(name)
   return a and a.currency
 end
 
-function Store:topup(name, micros)
+-- topup(name, micros, cap) -> figures | false (the limit would pass cap) | nil, err
+function Store:topup(name, micros, cap)
   local a = self.accounts[name]
   if not a then
     return nil, errors.new { kind = "validation", field = "account", message = "unknown account '" .. tostring(name)
       .. "'" }
+  end
+  if cap and micros > cap - a.limit then -- a difference of two exact amounts stays exact
+    return false
   end
   a.limit = core.money_add(a.limit, micros)
   return figures(a)

@@ -165,10 +165,14 @@ end
 return 1
 ]]
 
+-- ARGV: p, account, micros, amount, currency, cap. The cap is checked in the script that adds
+-- the credit, so top-ups racing on several nodes cannot both pass it (2: refused).
 local TOPUP = [[
 local p, account, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local a = p .. 'a:' .. account
-if redis.call('HEXISTS', a, 'limit') == 0 then return 0 end
+local limit = redis.call('HGET', a, 'limit')
+if not limit then return 0 end
+if ARGV[6] ~= '' and m > tonumber(ARGV[6]) - tonumber(limit) then return 2 end
 redis.call('HINCRBY', a, 'topup', m)
 redis.call('HINCRBY', a, 'limit', m)
 redis.call('HINCRBY', a, 'avail', m)
@@ -302,16 +306,20 @@ function Meter:release(key, info)
   return finish(self, key, "released", 0, info)
 end
 
-function Meter:topup(account, micros)
+function Meter:topup(account, micros, cap)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
-  local res, err = self.redis:run(TOPUP, account, fmt(micros), core.money_format(micros), self.currency)
+  local res, err = self.redis:run(TOPUP, account, fmt(micros), core.money_format(micros), self.currency,
+    cap and fmt(cap) or "")
   if not res then
     return nil, store_error(err)
   end
   if res == 0 then
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  end
+  if res == 2 then
+    return false
   end
   return self:account(account)
 end

@@ -230,14 +230,50 @@ function Meter:open_holds()
   return self.dict:get("holds_open") or 0
 end
 
--- topup(account, micros) -> account summary | nil, err: more credit, without a reload;
--- journaled first, so a top-up that could not be written never counts.
-function Meter:topup(account, micros)
+-- A top-up holds its account's lock while it checks the cap, journals and adds: the check and
+-- the credit are one step for every worker. Nothing in between yields; the lock expires should
+-- its worker die holding it.
+local LOCK_SECONDS, LOCK_TRIES = 5, 200
+
+local function lock(d, key)
+  for _ = 1, LOCK_TRIES do
+    if d:safe_add(key, true, LOCK_SECONDS) then
+      return true
+    end
+    if not pcall(ngx.sleep, 0.005) then -- a phase that cannot sleep takes the refusal below
+      return false
+    end
+  end
+  return false
+end
+
+-- topup(account, micros, cap) -> account summary | false (its limit would pass cap) | nil, err:
+-- more credit, without a reload; journaled first, so a top-up that could not be written never counts.
+function Meter:topup(account, micros, cap)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
   if not self:known(account) then
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
+  end
+  local d = self.dict
+  local key = akey(account, "topup_lock")
+  if not lock(d, key) then
+    return nil, errors.new { kind = "server", field = "amount",
+      message = "another top-up of this account is being recorded; try again" }
+  end
+  local ok, res, err = pcall(self.topup_locked, self, account, micros, cap)
+  d:delete(key)
+  if not ok then
+    error(res, 0)
+  end
+  return res, err
+end
+
+-- @local
+function Meter:topup_locked(account, micros, cap)
+  if cap and micros > cap - (self.dict:get(akey(account, "limit")) or 0) then
+    return false
   end
   if self.journal then
     local ok, err = self.journal:append { seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
