@@ -543,6 +543,35 @@ local function run()
   h.check(("at the end the gateway (%s) and the simulator (%s) still agree"):format(a.spent, ledger.units_total),
     micros(a.spent) == micros(ledger.units_total) and a.reserved == "0")
 
+  -- ---- a rotated journal: a restart from its last part alone is refused; the whole ledger starts ----
+  local jfile = prefix .. "/ledger.jsonl"
+  h.sh(("mv %s %s.1"):format(h.q(jfile), h.q(jfile)))
+  admin_call("POST", "/journal/reopen")
+  res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT })
+  local rotated_id = res.json and res.json.data and res.json.data.task_id
+  iv = rotated_id and wait_end(alice, "videos/text2video", rotated_id)
+  h.check("rotation: a create after the journal was moved and reopened ends, settled (1)",
+    iv and iv.final_unit_deduction == "1", json.encode(iv))
+  h.sleep(0.3)
+  pre = admin()
+  srv.stop()
+  local rstarted, rerr = pcall(start_nginx)
+  rerr = tostring(rerr)
+  h.check("rotation: a restart from the journal's last part alone is refused (the spent credit would come back)",
+    not rstarted and rerr:find("does not begin at its start", 1, true) and rerr:find(jfile, 1, true),
+    rstarted and json.encode(admin().by.alice) or rerr:sub(1, 600))
+  if rstarted then
+    srv.stop()
+  end
+  h.sh(("cat %s.1 %s > %s.whole && mv %s.whole %s"):format(h.q(jfile), h.q(jfile), h.q(jfile), h.q(jfile),
+    h.q(jfile)))
+  start_nginx()
+  post = admin()
+  h.check("rotation: ... put back whole (older part first), it starts with every balance and top-up",
+    post.spent == pre.spent and post.reserved == pre.reserved and post.by.alice.balance == pre.by.alice.balance
+    and post.by.carol and post.by.carol.balance == pre.by.carol.balance,
+    json.encode { pre = pre.by.alice, post = post.by.alice })
+
   h.check_no_lua_error(srv)
 
   -- ---- any provider upstream: the same gateway in front of EvoLink's dialect ----

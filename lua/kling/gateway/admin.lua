@@ -4,7 +4,7 @@
 --   GET  /gateway/admin                          every account, the totals, this worker's poller
 --   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
 --   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
---   POST /gateway/admin/journal/reopen           every worker reopens the journal (rotation)
+--   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local config = require "kling.gateway.config"
 local core = require "kling.core"

@@ -169,6 +169,16 @@ function M.init(path, opts)
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
   local entries, skipped = journal.read(G.cfg.journal)
+  local whole, werr2 = journal.whole(G.cfg.journal, entries)
+  if not whole then
+    error("kling gateway: " .. werr2, 0)
+  end
+  if #entries == 0 and skipped == 0 then
+    local ok, err = G.journal:append(journal.FIRST)
+    if not ok then
+      error("kling gateway: " .. err, 0)
+    end
+  end
   local moves, rerr = G.meter.store:restore(entries)
   if not moves then
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)

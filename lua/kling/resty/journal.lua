@@ -15,7 +15,7 @@ local M = {}
 
 -- open(path, {sync =, reopen = shared dict}) -> journal. Nothing is opened until the first
 -- append (the master reads, the workers write). With reopen, every worker reopens its
--- handle after M.reopen_all(dict) (log rotation, a file moved or replaced by the operator).
+-- handle after M.reopen_all(dict) (the file replaced by a whole copy: never rotated, see M.FIRST).
 function M.open(path, opts)
   if type(path) ~= "string" or path == "" then
     error("kling.resty.journal: path must be a non-empty string", 2)
@@ -144,6 +144,39 @@ function Journal:close()
     self.fh:close()
     self.fh = nil
   end
+end
+
+-- The journal is the ledger: a gateway rebuilds every balance, hold and task from the whole
+-- file. Its first line, written when the gateway first starts on an empty file, says so; a
+-- journal whose first line is anything else was rotated or truncated, and starting from it
+-- would give back every client the credit it spent before the cut (fail closed: refused).
+M.FIRST = { op = "journal", version = 1 }
+
+-- whole(path, entries) -> true | nil, message: whether entries (M.read's) begin at the
+-- journal's first line. An empty journal is whole (the caller then writes M.FIRST). A
+-- journal made before the first line existed is whole when its first money movement is
+-- the first ever (seq 1) and nothing but created accounts comes before it.
+function M.whole(path, entries)
+  local first = entries[1]
+  if first == nil or (first.op == M.FIRST.op and first.version == M.FIRST.version) then
+    return true
+  end
+  for _, e in ipairs(entries) do
+    if type(e.seq) == "number" then
+      if e.seq == 1 then
+        return true
+      end
+      break
+    elseif e.op ~= "account" then
+      break
+    end
+  end
+  return nil, "the journal " .. path .. " does not begin at its start (its first line is "
+    .. (type(first.op) == "string" and ("a '" .. first.op .. "'") or "not a journal line")
+    .. (type(first.seq) == "number" and (" of movement " .. string.format("%d", first.seq)) or "")
+    .. ", not its first line {\"op\":\"journal\"}): it was rotated or truncated, and the balances, holds and"
+    .. " tasks before the cut are not in it. The journal is the ledger: put the earlier lines back in front"
+    .. " (cat the older files and this one, oldest first) and start again"
 end
 
 -- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:
