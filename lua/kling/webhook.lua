@@ -9,6 +9,7 @@ local core = require "kling.core"
 local json = require "kling.json"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -102,11 +103,14 @@ function M.decode(provider, body)
   return t
 end
 
+local PARSE_OPTIONS = { secret = true, now_s = true, tolerance_s = true }
+
 --- Verifies and reads a callback POST.
 -- parse(provider_name, raw_body, headers, {secret =, now_s =, tolerance_s =})
 -- -> canonical task fields | nil, err. With a secret, an unsigned, tampered, stale or
 -- wrongly signed callback is refused (kind "auth") before its body is read. raw_body must be
--- the bytes as received (the signature covers them exactly).
+-- the bytes as received (the signature covers them exactly). An unknown option raises, naming
+-- the closest known one.
 ---@param provider_name string "kling", "evolink", ...
 ---@param raw_body string the body as received
 ---@param headers? table the request headers
@@ -121,6 +125,8 @@ function M.parse(provider_name, raw_body, headers, opts)
   errors.check_arg("webhook.parse", 3, headers, "table")
   opts = opts or {}
   errors.check_arg("webhook.parse", 4, opts, "table")
+  -- {secert = ...} would otherwise read as no secret: every forged callback accepted.
+  validate.options("webhook.parse", opts, PARSE_OPTIONS)
   local provider, perr = providers.get(provider_name)
   if not provider then
     return nil, perr

@@ -63,6 +63,16 @@ describe("webhook.parse", function()
     assert.are.equal("auth", err.kind)
   end)
 
+  it("refuses a misspelt option by name: {secert =} would read as no secret and take a forged callback", function()
+    local ok, err = pcall(webhook.parse, "kling", BODY, {}, { secert = SECRET })
+    assert.is_false(ok)
+    assert.matches("unknown option 'secert'", err, 1, true)
+    assert.matches("secret", err:gsub("secert", ""), 1, true)
+    ok, err = pcall(webhook.parse, "kling", BODY, signed(BODY), { secret = SECRET, now_s = NOW, tolerance = 5 })
+    assert.is_false(ok)
+    assert.matches("unknown option 'tolerance'", err, 1, true)
+  end)
+
   it("takes any of several signatures during a key rotation", function()
     local headers = signed(BODY)
     headers["webhook-signature"] = "v1,AAAA " .. headers["webhook-signature"]
