@@ -42,6 +42,15 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[2%]%.access_key", tostring(err))
   end)
 
+  -- Balances are kept by account name: a second "alice" shared the first one's balance and
+  -- its own credit vanished.
+  it("two accounts of one name are refused, naming the second and the first", function()
+    local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = "10" },
+      { name = "alice", api_key = "key-bob-0123456789", credit = "20.00" } }
+    assert.is_false(ok)
+    assert.matches("accounts[2].name: 'alice' is already accounts[1]'s", tostring(err), 1, true)
+  end)
+
   it("issue 12.1: resolver names the name servers callback hosts are asked of, checked by name", function()
     local ok, c = with {}
     assert.is_true(ok, tostring(c))

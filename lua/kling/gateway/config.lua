@@ -239,8 +239,15 @@ function M.check(doc)
     fail("accounts", "is required: a non-empty array of {name, api_key | access_key + secret_key, credit}")
   end
   c.accounts, c.by_key, c.by_access = {}, {}, {}
+  local named = {}
   for i, a in ipairs(doc.accounts) do
     local acct = M.account(a, "accounts[" .. i .. "]")
+    -- Balances are kept by name: two accounts of one name would share one balance and the
+    -- second's credit would vanish.
+    if named[acct.name] then
+      fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[acct.name] .. "]'s")
+    end
+    named[acct.name] = i
     -- An access key is public (every JWT names it): never also a Bearer API key.
     if acct.api_key then
       if c.by_key[acct.api_key] or c.by_access[acct.api_key] then
