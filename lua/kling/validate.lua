@@ -367,6 +367,21 @@ function M.options(fn, opts, known)
   end
 end
 
+-- external_task_id: what a create names its task by is what looks it up again (get_task,
+-- the uncertain create's lookup), so it takes the task id's rule; a create took ids (CR/LF,
+-- '/', 256 characters) that the lookup then refused.
+function M.external_id(ctx, req)
+  local v = req.external_task_id
+  if v == nil then
+    return nil
+  end
+  if type(v) ~= "string" then
+    return fail(ctx, "external_task_id", "must be a string, got " .. type_name(v))
+  end
+  local problem = M.task_id_problem(v)
+  return problem and fail(ctx, "external_task_id", problem .. " (the task is looked up by it)")
+end
+
 -- Runs checks in order and returns the first failure.
 function M.first(...)
   for i = 1, select("#", ...) do

@@ -59,6 +59,25 @@ describe("strict input", function()
     assert.are.equal("model_name", err.field)
   end)
 
+  -- The id a create names its task by is how an uncertain create is looked up again: a create
+  -- took "job/7 a", CR/LF and 256 characters, which get_task{external_task_id =} then refused.
+  it("a create's external_task_id takes the lookup's rule, before anything is sent", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    for _, bad in ipairs { "job/7 a", "a\r\nb", "a\0b", "x?y", ("x"):rep(201), "..", "" } do
+      local t, err = c:submit { model = "kling-v1", mode = "std", duration = 5, prompt = "x", external_task_id = bad }
+      assert.is_nil(t, bad)
+      assert.are.equal("validation", err.kind, bad)
+      assert.are.equal("external_task_id", err.field, bad)
+      if bad ~= "" then -- get_task raises on an empty id: a misuse, not input
+        local _, lerr = c:get_task { external_task_id = bad }
+        assert.are.equal("validation", lerr.kind, bad)
+      end
+    end
+    official.rejects({ prompt = "x", external_task_id = 7 }, "external_task_id", "must be a string")
+    assert.is_nil(providers.get("kling").validate({ prompt = "x", external_task_id = ("x"):rep(200) },
+      "videos/text2video"))
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)

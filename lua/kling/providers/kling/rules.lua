@@ -132,10 +132,10 @@ function M.text(req, field, max, required, why)
   return validate.text(M.ctx(), req, field, { max_chars = max, required = required, why = why })
 end
 
--- callback_url (an http(s) URL) and external_task_id (at most 256 characters).
+-- callback_url (an http(s) URL) and external_task_id (a task id: validate.external_id).
 function M.task_options(req)
   local c = M.ctx()
-  return validate.text(c, req, "callback_url", {}) or validate.text(c, req, "external_task_id", { max_chars = 256 })
+  return validate.text(c, req, "callback_url", {}) or validate.external_id(c, req)
     or validate.url(c, req, "callback_url")
 end
 

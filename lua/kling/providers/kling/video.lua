@@ -138,7 +138,7 @@ function M.validate(req, endpoint)
     validate.boolean(c, req, "sound"),
     validate.boolean(c, req, "multi_shot"),
     validate.text(c, req, "callback_url", {}),
-    validate.text(c, req, "external_task_id", { max_chars = 256 }),
+    validate.external_id(c, req),
     validate.image(c, req, "image"),
     validate.image(c, req, "last_image"),
     validate.array(c, req, "voice_list", 2),
