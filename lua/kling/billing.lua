@@ -9,6 +9,7 @@ local catalogs = require "kling.money.catalogs"
 local quote = require "kling.money.quote"
 local ledger = require "kling.money.ledger"
 local errors = require "kling.errors"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -33,6 +34,14 @@ end
 -- The process default, what kling.set_catalog fills: a client's own set falls back to it.
 local default = catalogs.catalogs()
 M.default_catalogs = default
+
+-- The options each call reads: a misspelt one ({catalgo =}, {duraton =}) raises naming the
+-- closest, instead of pricing with the shipped catalog or the request's own duration.
+local PRICE_OPTIONS = { catalog = true, catalogs = true, provider = true, usd_rates = true }
+local USAGE_FIELDS = { duration = true, count = true }
+local QUOTE_OPTIONS = { providers = true, rates = true, usd_rates = true, catalogs = true }
+local LEDGER_OPTIONS = { limit = true, currency = true, budgets = true, rates = true, clock = true, on_entry = true,
+  lines = true, store = true }
 
 -- opts with the process default set when they name no catalog or set.
 local function priced_by_default(opts)
@@ -85,6 +94,7 @@ M.check_catalog = catalogs.check_catalog
 ---@return kling.Quote|nil quote
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.estimate(req, opts)
+  validate.options("estimate", opts, PRICE_OPTIONS)
   return quote.estimate(req, priced_by_default(opts))
 end
 
@@ -98,6 +108,8 @@ end
 ---@return kling.Quote|nil quote
 ---@return kling.Error|nil err
 function M.settle(req, usage, opts)
+  validate.options("settle", usage, USAGE_FIELDS)
+  validate.options("settle", opts, PRICE_OPTIONS)
   return quote.settle(req, usage, priced_by_default(opts))
 end
 
@@ -109,6 +121,7 @@ end
 ---@param opts? {providers: string[], rates: table, usd_rates: table, catalogs: kling.Catalogs}
 ---@return kling.Quotes quotes
 function M.quote(req, opts)
+  validate.options("quote", opts, QUOTE_OPTIONS)
   return quote.quote(req, priced_by_default(opts))
 end
 
@@ -145,6 +158,7 @@ end
 ---@return kling.Ledger|nil ledger
 ---@return kling.Error|nil err
 function M.ledger(opts)
+  validate.options("ledger", opts, LEDGER_OPTIONS)
   return ledger.new(opts)
 end
 

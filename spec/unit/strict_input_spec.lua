@@ -78,6 +78,24 @@ describe("strict input", function()
       "videos/text2video"))
   end)
 
+  it("kling.estimate, settle, quote and ledger refuse a misspelt option naming the closest", function()
+    local req = { provider = "kling", model = "kling-v1", mode = "std", duration = 5, prompt = "x" }
+    local cases = {
+      { function() return kling.estimate(req, { catalgo = {} }) end, "'catalgo'; did you mean catalog?" },
+      { function() return kling.settle(req, { duraton = 10 }) end, "'duraton'; did you mean duration?" },
+      { function() return kling.settle(req, { duration = 10 }, { providr = "kling" }) end, "did you mean provider?" },
+      { function() return kling.quote(req, { rate = {} }) end, "'rate'; did you mean rates?" },
+      { function() return kling.ledger { limit = "5", currency = "CNY", rats = {} } end, "did you mean rates?" },
+    }
+    for i, case in ipairs(cases) do
+      local ok, err = pcall(case[1])
+      assert.is_false(ok, i)
+      assert.matches(case[2], err, 1, true)
+    end
+    -- the settle the misspelling hid: the usage's 10 s, not the request's 5
+    assert.are_not.equal(kling.estimate(req).amount, kling.settle(req, { duration = 10 }).amount)
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)
