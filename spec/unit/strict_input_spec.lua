@@ -96,6 +96,25 @@ describe("strict input", function()
     assert.are_not.equal(kling.estimate(req).amount, kling.settle(req, { duration = 10 }).amount)
   end)
 
+  it("a list call refuses the API's pageNum/pageSize and unknown parameters by name (they were dropped)", function()
+    local P = providers.get("kling")
+    for params, want in pairs {
+      [{ pageNum = 2, pageSize = 5 }] = { "use page", "use page_size" },
+      [{ page_sise = 5 }] = { "did you mean page_size?" },
+      [{ foo = 2 }] = { "takes page and page_size only" },
+    } do
+      local spec, err = P.call_spec("general/custom-voices", params)
+      assert.is_nil(spec)
+      local hit = false
+      for _, w in ipairs(want) do
+        hit = hit or err.message:find(w, 1, true) ~= nil
+      end
+      assert.is_true(hit, err.message)
+    end
+    local spec = assert(P.call_spec("general/custom-voices", { page = 2, page_size = 5 }))
+    assert.matches("pageNum=2&pageSize=5", spec.path, 1, true)
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)

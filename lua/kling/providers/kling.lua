@@ -176,6 +176,9 @@ end
 
 -- ---- management calls (client:call) ----
 
+local PAGE_FIELDS = { page = true, page_size = true }
+local PAGE_SPELLINGS = { pageNum = "page", pageSize = "page_size" }
+
 -- call_spec(endpoint, params, method) -> {method, path, body} | nil, validation error
 function P.call_spec(endpoint, params, method)
   local spec = P.calls[endpoint]
@@ -195,6 +198,15 @@ function P.call_spec(endpoint, params, method)
     return nil, fail("method", endpoint .. " takes " .. table.concat(spec.methods, " or ") .. " (got " .. method .. ")")
   end
   if spec.paged then
+    -- A list takes page and page_size only: the API's own pageNum and pageSize point at
+    -- them, anything else is refused rather than dropped (the defaults sent instead).
+    for k in pairs(params) do
+      if k ~= "page" and k ~= "page_size" then
+        local own, near = PAGE_SPELLINGS[k], validate.closest(tostring(k), PAGE_FIELDS)
+        return nil, fail(tostring(k), own and ("use " .. own) or (endpoint .. " takes page and page_size only"
+          .. (near and ("; did you mean " .. near .. "?") or "")))
+      end
+    end
     local page, size = params.page or 1, params.page_size or 30
     if not validate.is_whole(page) or page < 1 or page > 1000 then
       return nil, fail("page", "must be a whole number between 1 and 1000")
