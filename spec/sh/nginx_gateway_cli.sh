@@ -70,8 +70,12 @@ curl -s -o /dev/null -X POST -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin/journal/reopen"
 out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' -H 'Content-Type: application/json' \
   -d '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"x"}' "http://127.0.0.1:$port/v1/videos/text2video")
-check "issue 12 speed: ... once it can be written, a create is held and sent (no upstream here: 200, looked up)" \
-  '[[ "$out" == *"\"task_id\":\"gw"* ]] && [[ "$out" == *" 200" ]] && grep -q "\"op\":\"reserve\"" "$T/journal/ledger.jsonl"'
+balance=$(curl -s -H 'Authorization: Bearer gw-alice' "http://127.0.0.1:$port/gateway/balance")
+# Nothing listens on the upstream's port: the connection is refused, not a byte of the create
+# left, so no task can exist. It was answered 200 (submitted) and its credit held until the
+# poller's deadline, a day later.
+check "issue 12 speed: ... once it can be written, a create is held and sent; its upstream refusing the connection, it is released: 502, code 5000 (got: $out; $balance)" \
+  '[[ "$out" == *"\"code\":5000"* ]] && [[ "$out" == *" 502" ]] && [[ "$balance" == *"\"balance\":\"10\""* ]] && [[ "$balance" == *"\"reserved\":\"0\""* ]] && grep -q "\"op\":\"reserve\"" "$T/journal/ledger.jsonl" && grep -q "\"op\":\"release\"" "$T/journal/ledger.jsonl"'
 # A second gateway told the first's port (its journal locked too) must not report the first's
 # answer as its own start: it said {"http": ..., "pid": N} and exit 0 while its nginx died.
 set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw2" --port "$port" 2>&1); rc=$?; set -e

@@ -58,6 +58,19 @@ function M.access(G, account, endpoint)
   ngx.ctx.kling_create = c
 end
 
+-- The upstream's answer as a driver's result: what the create's machine reads.
+local function result(c, body)
+  if not c.sent then
+    return { ok = false, error = "connect", sent = false, received = false,
+      message = "the upstream could not be reached (HTTP " .. tostring(c.upstream_status) .. " from nginx)" }
+  elseif not c.answered then
+    return { ok = false, error = c.upstream_status == 504 and "timeout" or "reset", sent = true, received = false,
+      message = "the upstream gave no answer (HTTP " .. tostring(c.upstream_status) .. " from nginx)" }
+  end
+  return { ok = true, status = c.upstream_status, headers = { ["content-type"] = c.content_type,
+    ["x-request-id"] = c.request_id }, body = body }
+end
+
 -- header_filter_by_lua: the status of the gateway's answer (see the top of this file).
 function M.header_filter()
   local c = ngx.ctx.kling_create
@@ -66,10 +79,21 @@ function M.header_filter()
   end
   local status = ngx.status
   c.answered = ngx.var.upstream_header_time ~= "-"
+  -- No connection was made (refused, or the connect or TLS handshake timed out): not a byte
+  -- of the create left, so nothing can exist upstream. nginx sets the connect time when it
+  -- starts sending on a connection (a kept-alive one included).
+  c.sent = c.answered or ngx.var.upstream_connect_time ~= "-"
   c.upstream_status = status
   c.content_type = ngx.header["Content-Type"]
   c.request_id = ngx.header["X-Request-Id"]
-  local err = c.answered and c.m:create_status(status)
+  local err
+  if c.answered then
+    err = c.m:create_status(status)
+  elseif not c.sent then -- the machine's end now: the status goes out before the body
+    c.acts = c.m:answer(core.now_ms(), result(c), ngx.time())
+    local done = c.acts[#c.acts]
+    err = done and done.type == "done" and done.err
+  end
   if err then
     ngx.status = api.upstream_error(err).status
   else
@@ -79,16 +103,6 @@ function M.header_filter()
     ngx.header[k] = nil -- the upstream's own headers are not the client's business
   end
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
-end
-
--- The upstream's answer as a driver's result: what the create's machine reads.
-local function result(c, body)
-  if not c.answered then
-    return { ok = false, error = c.upstream_status == 504 and "timeout" or "reset", sent = true, received = false,
-      message = "the upstream gave no answer (HTTP " .. tostring(c.upstream_status) .. " from nginx)" }
-  end
-  return { ok = true, status = c.upstream_status, headers = { ["content-type"] = c.content_type,
-    ["x-request-id"] = c.request_id }, body = body }
 end
 
 M.MAX_ANSWER = 4 * 1024 * 1024 -- bytes of a create's answer kept (the capture location's buffer too)
@@ -154,7 +168,8 @@ function M.body_filter(G)
   end
   ngx.update_time()
   metrics.observe("create", ngx.now() - c.sent_at)
-  local acts = c.m:answer(core.now_ms(), result(c, c.buf and table.concat(c.buf) or c.body or ""), ngx.time())
+  local acts = c.acts or c.m:answer(core.now_ms(), result(c, c.buf and table.concat(c.buf) or c.body or ""),
+    ngx.time())
   local how, answer = api.outcome(G, c, acts)
   if G.redis then
     -- No cosockets here: the store learns it from a timer (the creating record and its hold,
