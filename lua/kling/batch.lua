@@ -128,6 +128,7 @@ function Batch:engine_of(client)
   if not e then
     e = client:engine {
       max_parallel = self.parallel, timeout = self.opts.timeout, deadline = self.deadline_s,
+      callbacks = false, -- a row's callback_url is the provider's to call; none reaches this run
       on_create = function(t)
         self:on_create(t)
       end,

@@ -92,9 +92,10 @@ end
 
 -- The options engine.new takes (see M.new).
 local NEW_OPTIONS = {}
-for _, k in ipairs { "adopt", "backoff", "callback_silence", "deadline", "estimate", "http", "jitter", "learn",
-  "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms", "on_create",
-  "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret", "webhook_tolerance" } do
+for _, k in ipairs { "adopt", "backoff", "callback_silence", "callbacks", "deadline", "estimate", "http", "jitter",
+  "learn", "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms",
+  "on_create", "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret",
+  "webhook_tolerance" } do
   NEW_OPTIONS[k] = true
 end
 
@@ -112,6 +113,8 @@ local NO_CREATE_BUDGET_MS = 2 ^ 53
 --   timeout        each task's deadline from its submission (client's wait_timeout)
 --   deadline       the run's deadline from now (none)
 --   callback_silence   a task with callback_url is polled after this long without news (60)
+--   callbacks      false: nothing delivers callbacks to this engine (kling run has no intake):
+--                  a task with callback_url is polled as any other (true)
 --   webhook_secret, webhook_tolerance   verify callbacks (Standard Webhooks), +-300 s
 --   learn          without an estimate, expect a task to take as long as the tasks of its
 --                  kind seen to finish, when they agree (kling.engine.learn) (true)
@@ -171,6 +174,7 @@ function M.new(client, opts)
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
+    callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
     learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
     kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
@@ -290,7 +294,8 @@ function Engine:submit(req, topts)
     files, err = local_file.inline(provider, req)
   end
   lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt, key = topts.key,
-    expect_ms = estimate and math.floor(estimate * 1000), callback = req.callback_url ~= nil or nil },
+    expect_ms = estimate and math.floor(estimate * 1000),
+    callback = self.callbacks and req.callback_url ~= nil or nil },
     self.profile)
   if err then
     self:feed(m, "refuse", now, err)
@@ -335,7 +340,7 @@ function Engine:track(t, topts)
   m.tracked = true
   lifecycle.existing({ record = m, task = t, key = t.ledger_key,
     expect_ms = topts.estimate and ms("engine:track", "estimate", topts.estimate),
-    callback = type(t.request) == "table" and t.request.callback_url ~= nil or nil }, self.profile)
+    callback = self.callbacks and type(t.request) == "table" and t.request.callback_url ~= nil or nil }, self.profile)
   if m.has_callback then
     self.by_id[t.id] = m
   end

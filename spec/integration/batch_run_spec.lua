@@ -280,6 +280,18 @@ describe("a batch against the simulator", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  -- A batch has no callback intake: its rows with a callback_url waited the engine's 60 s of
+  -- callback silence before their first poll.
+  it("polls a row with a callback_url as any other (nothing delivers callbacks to a batch)", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 },
+      { id = "c1", prompt = "called back [sim:seconds=1]", callback_url = "https://example.com/hook" } })
+    local result, err, status = run(dir, { deadline = 15 })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ c1 = "succeeded" }, states(result))
+  end)
+
   it("takes CSV with a row on another provider, names outputs, keeps a file in place, prints no key", function()
     local dir = fresh_dir()
     local i = sim.info()

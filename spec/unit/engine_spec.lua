@@ -537,6 +537,22 @@ describe("kling.engine", function()
       assert.is_true(f.t - f.tasks[tasks[2].id].created >= 60000)
     end)
 
+    -- kling run has no callback intake: its rows with a callback_url waited the 60 s of
+    -- silence before their first poll.
+    it("with callbacks = false (nothing delivers them), a task with callback_url is polled as any other",
+      function()
+      local f, c = setup_fake({ task_seconds = 3 }, nil, { callbacks = false })
+      local tasks = c:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" },
+        { prompt = "plain" } }
+      local res = c:wait_all(tasks)
+      assert.equal(2, res.succeeded)
+      for _, t in ipairs(tasks) do
+        assert.is_true(f.t - f.tasks[t.id].created < 10000, f.t - f.tasks[t.id].created)
+      end
+      assert.has_error(function() setup_fake({}, nil, { callbacks = "no" }) end,
+        "kling.engine.new: callbacks must be true or false")
+    end)
+
     it("are refused unsigned or forged when a secret is set, accepted when signed", function()
       local secret = "whsec_" .. core.b64encode("0123456789abcdef0123456789abcdef")
       local f, c = setup_fake({ task_seconds = 5 }, nil, { webhook_secret = secret })

@@ -25,4 +25,15 @@ function M.whole(fn, name, v, default, max)
   return math.floor(v)
 end
 
+-- true or false; nil gives default.
+function M.flag(fn, name, v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "boolean" then
+    errors.misuse(fn, name .. " must be true or false")
+  end
+  return v
+end
+
 return M
