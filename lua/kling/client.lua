@@ -37,6 +37,38 @@ local function seconds(fn, name, v, default)
   return v
 end
 
+-- Why a base URL cannot be used, or nil: it goes into every request line and Host header, so
+-- no spaces or control characters; credentials go as keys, never as user info in the URL;
+-- paths are appended to it, so no query or fragment.
+local function base_url_problem(u)
+  if type(u) ~= "string" or not u:match("^https?://[^/?#]+") then
+    return "must be an http(s) URL"
+  elseif u:find("[%c%s]") then
+    return "must not hold spaces or control characters"
+  elseif u:match("^https?://([^/?#]+)"):find("@", 1, true) then
+    return "must not hold user info (user@host): credentials go in api_key or access_key + secret_key"
+  elseif u:find("[?#]") then
+    return "must not hold a query or a fragment (request paths are appended to it)"
+  end
+  return nil
+end
+
+-- Why a CA file cannot be used, or nil: said here rather than as a network error on the
+-- first call.
+local function ca_file_problem(path)
+  if path == nil then
+    return nil
+  elseif type(path) ~= "string" or path == "" or path:find("%c") then
+    return "must be a file path without control characters"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    return "cannot be read: " .. tostring(err)
+  end
+  f:close()
+  return nil
+end
+
 local function make_auth(opts, provider)
   local ak = opts.access_key or env("KLING_ACCESS_KEY")
   local sk = opts.secret_key or env("KLING_SECRET_KEY")
@@ -159,8 +191,14 @@ function M.new(opts)
     return nil, aerr
   end
   local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
-  if type(base_url) ~= "string" or not base_url:match("^https?://[^/]+") then
-    return nil, errors.validation("base_url", "must be an http(s) URL (got " .. tostring(base_url) .. ")")
+  local uerr = base_url_problem(base_url)
+  if uerr then
+    return nil, errors.validation("base_url", uerr .. " (got " .. validate.shown(base_url) .. ")")
+  end
+  local ca_file = opts.ca_file or env("KLING_CA_FILE")
+  local cerr0 = ca_file_problem(ca_file)
+  if cerr0 then
+    return nil, errors.validation("ca_file", cerr0)
   end
   local ledger, lerr = budget.open(opts.budget, provider.name)
   if lerr then
@@ -173,7 +211,7 @@ function M.new(opts)
   local timeout = seconds("new", "timeout", opts.timeout, 60)
   local connect_timeout = seconds("new", "connect_timeout", opts.connect_timeout, 10)
   local driver = opts.driver or require("kling.driver.curl").new {
-    ca_file = opts.ca_file or env("KLING_CA_FILE"),
+    ca_file = ca_file,
     timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
     user_agent = opts.user_agent,
   }

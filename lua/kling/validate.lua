@@ -10,12 +10,20 @@ local function type_name(v)
   return v == json_null and "null" or type(v)
 end
 
---- A value as an error message shows it: a table is named by its kind (never its address).
+local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
+
+--- A value as an error message shows it: a table is named by its kind (never its address), a
+-- string's control characters escaped (\r, \n, \t, \xHH): a message is one line on a terminal
+-- or in a log, whatever its input held.
 ---@param v any
 ---@return string
 function M.shown(v)
   if type(v) == "table" then
     return v[1] ~= nil and "an array" or "an object"
+  elseif type(v) == "string" then
+    return (v:gsub("%c", function(c)
+      return ESCAPES[c] or string.format("\\x%02X", c:byte())
+    end))
   end
   return v == json_null and "null" or tostring(v)
 end

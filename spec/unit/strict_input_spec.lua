@@ -115,6 +115,21 @@ describe("strict input", function()
     assert.matches("pageNum=2&pageSize=5", spec.path, 1, true)
   end)
 
+  it("kling.new refuses a base_url with CR/LF, spaces, user info or a query, and a ca_file it cannot read", function()
+    for _, bad in ipairs { "https://x.com/\r\nHost: y", "https://x .com", "https://user:pw@x.com",
+      "https://x.com/v1?a=b", "https://x.com/#f", "ftp://x.com", "https://" } do
+      local c, err = kling.new { api_key = "k", base_url = bad }
+      assert.is_nil(c, bad)
+      assert.are.equal("base_url", err.field, bad)
+      assert.is_nil(err.message:find("\n", 1, true), err.message) -- the bad URL is shown escaped
+    end
+    assert.is_not_nil(kling.new { api_key = "k", base_url = "https://user.example.com:8443/kling/" })
+    local c, err = kling.new { api_key = "k", base_url = "https://x.com", ca_file = "/nonexistent/ca.pem" }
+    assert.is_nil(c)
+    assert.are.equal("ca_file", err.field)
+    assert.matches("cannot be read", err.message, 1, true)
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)
