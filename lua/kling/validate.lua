@@ -206,6 +206,51 @@ function M.url(ctx, req, field, rule)
   return nil
 end
 
+-- Why a callback URL cannot be used, or nil: whoever calls it back puts it in a request line
+-- of its own, so no control characters, spaces or their percent-encodings (%0d%0a), none of
+-- the characters a URL may not hold raw, no user info (a credential that would be logged and
+-- sent), a host, and a port in range. The one rule of the library's requests and the
+-- gateway's clients' (kling.gateway.public_url adds the address checks).
+function M.callback_url_problem(url)
+  if type(url) ~= "string" then
+    return "must be an http(s) URL string"
+  elseif url:find("[%z\1-\32\127]") then
+    return "must not contain control characters or spaces"
+  elseif url:find("%%[01]%x") or url:find("%%7[Ff]") or url:find("%%20") then
+    return "must not contain percent-encoded control characters or spaces"
+  elseif url:find("[\\\"<>{}|^`]") then
+    return "must not contain \\ \" < > { } | ^ or `"
+  end
+  local authority = url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
+  if not authority then
+    return "must be an http(s) URL"
+  elseif authority:find("@", 1, true) then
+    return "must not contain user info (user:password@)"
+  end
+  local host, port = authority:match("^(%b[])(.*)$")
+  if not host then
+    host, port = authority:match("^([^:]*)(.*)$")
+  end
+  if host == "" then
+    return "must name a host"
+  end
+  if port ~= "" then
+    local p = port:match("^:(%d+)$")
+    if not p or tonumber(p) < 1 or tonumber(p) > 65535 then
+      return "must have a port in 1..65535"
+    end
+  end
+  return nil
+end
+
+-- callback_url (or field) when present, by callback_url_problem's rule.
+function M.callback_url(ctx, req, field)
+  field = field or "callback_url"
+  local v = req[field]
+  local problem = v ~= nil and M.callback_url_problem(v)
+  return problem and fail(ctx, field, problem) or nil
+end
+
 -- An image given as a URL or as base64 (a `data:` prefix is tolerated and removed by the
 -- provider mapping). Checks what can be checked before the network: format and size
 -- for inline data.

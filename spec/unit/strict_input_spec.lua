@@ -130,6 +130,22 @@ describe("strict input", function()
     assert.matches("cannot be read", err.message, 1, true)
   end)
 
+  -- One rule for every provider (and the gateway's clients): EvoLink took user info and
+  -- %0d%0a, the official API took user info, and CR/LF was refused as "must be an http(s) URL".
+  it("a callback_url with CR/LF, %0d%0a or user info is refused by one rule on every provider", function()
+    local cases = { ["https://h.example/cb\r\nX: y"] = "control characters",
+      ["https://h.example/cb%0d%0aX:%20y"] = "percent%-encoded control",
+      ["https://user:pw@h.example/cb"] = "user info", ["https://h.example:0/cb"] = "port" }
+    for url, rule in pairs(cases) do
+      official.rejects({ prompt = "x", callback_url = url }, "callback_url", rule)
+      provider("evolink").rejects({ prompt = "x", callback_url = url }, "callback_url", rule)
+      provider("apimodels").rejects({ prompt = "x", callback_url = url }, "callback_url", rule)
+    end
+    -- a client's own loopback receiver stays allowed (the simulator calls back there)
+    assert.is_nil(providers.get("kling").validate({ prompt = "x", callback_url = "http://127.0.0.1:8080/cb" },
+      "videos/text2video"))
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)

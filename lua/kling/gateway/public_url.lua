@@ -7,6 +7,8 @@
 -- mean this machine or its network (localhost, *.local, *.internal ...) are refused; other
 -- names are checked where they point when the callback is sent (kling.gateway.callback_host:
 -- the gateway resolves them itself and connects to the address it checked).
+local validate = require "kling.validate"
+
 local M = {}
 
 M.MAX_LENGTH = 2048
@@ -188,35 +190,12 @@ function M.check(url, allow_private)
   if #url > M.MAX_LENGTH then
     return nil, "must be at most " .. M.MAX_LENGTH .. " characters"
   end
-  if url:find("[%z\1-\32\127]") then
-    return nil, "must not contain control characters or spaces"
-  end
-  if url:find("%%[01]%x") or url:find("%%7[Ff]") or url:find("%%20") then
-    return nil, "must not contain percent-encoded control characters or spaces"
-  end
-  if url:find("[\\\"<>{}|^`]") then
-    return nil, "must not contain \\ \" < > { } | ^ or `"
+  local problem = validate.callback_url_problem(url)
+  if problem then
+    return nil, problem
   end
   local authority = url:match("^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
-  if not authority then
-    return nil, "must be an http(s) URL"
-  end
-  if authority:find("@", 1, true) then
-    return nil, "must not contain user info (user:password@)"
-  end
-  local host, port = authority:match("^(%b[])(.*)$")
-  if not host then
-    host, port = authority:match("^([^:]*)(.*)$")
-  end
-  if host == "" then
-    return nil, "must name a host"
-  end
-  if port ~= "" then
-    local p = port:match("^:(%d+)$")
-    if not p or tonumber(p) < 1 or tonumber(p) > 65535 then
-      return nil, "must have a port in 1..65535"
-    end
-  end
+  local host = authority:match("^(%b[])") or authority:match("^([^:]*)")
   local private, err = M.host_private(host)
   if private == nil then
     return nil, err

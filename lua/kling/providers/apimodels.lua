@@ -91,7 +91,7 @@ end
 
 function P.validate(req, endpoint)
   local err = gw.check_request(P, req, endpoint, MAPS, "videos/text2video, videos/image2video, "
-    .. "videos/motion-control") or validate.url(gw.ctx(P), req, "callback_url")
+    .. "videos/motion-control") or validate.callback_url(gw.ctx(P), req)
   if err then
     return err
   end

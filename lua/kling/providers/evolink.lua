@@ -122,8 +122,9 @@ function P.check_callback(req)
   if v == nil then
     return nil
   end
-  if type(v) ~= "string" then
-    return fail("callback_url", "must be a string")
+  local problem = validate.callback_url_problem(v)
+  if problem then
+    return fail("callback_url", problem)
   end
   if #v > 2048 then
     return fail("callback_url", "must be at most 2048 characters (got " .. #v .. ")")

@@ -135,8 +135,7 @@ end
 -- callback_url (an http(s) URL) and external_task_id (a task id: validate.external_id).
 function M.task_options(req)
   local c = M.ctx()
-  return validate.text(c, req, "callback_url", {}) or validate.external_id(c, req)
-    or validate.url(c, req, "callback_url")
+  return validate.callback_url(c, req) or validate.external_id(c, req)
 end
 
 -- The model: req.model (or the endpoint's default) must be one of `models` (a set).

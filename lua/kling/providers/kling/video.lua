@@ -137,7 +137,7 @@ function M.validate(req, endpoint)
     validate.number_in(c, req, "cfg_scale", 0, 1),
     validate.boolean(c, req, "sound"),
     validate.boolean(c, req, "multi_shot"),
-    validate.text(c, req, "callback_url", {}),
+    validate.callback_url(c, req),
     validate.external_id(c, req),
     validate.image(c, req, "image"),
     validate.image(c, req, "last_image"),
@@ -152,9 +152,6 @@ function M.validate(req, endpoint)
   end
   if req.cfg_scale ~= nil and not m.cfg then
     return fail("cfg_scale", "is not supported by model " .. model_name)
-  end
-  if req.callback_url ~= nil and not validate.is_url(req.callback_url) then
-    return fail("callback_url", "must be an http(s) URL")
   end
   local mode = R.mode_of(req) or "std"
   if req.sound then
