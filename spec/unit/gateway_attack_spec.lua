@@ -55,7 +55,7 @@ describe("gateway config and launcher (issue 12 review)", function()
 
   local function doc(base_url)
     return { upstream = { provider = "kling", base_url = base_url, api_key = "k" }, journal = "/tmp/j.jsonl",
-      accounts = { { name = "a", api_key = "ka", credit = "1" } } }
+      accounts = { { name = "a", api_key = "key-account-a", credit = "1" } } }
   end
 
   it("issue 12.3: an upstream base_url that nginx would read as syntax is refused naming the field", function()

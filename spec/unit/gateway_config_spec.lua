@@ -51,6 +51,25 @@ describe("kling.gateway.config", function()
     assert.matches("accounts[2].name: 'alice' is already accounts[1]'s", tostring(err), 1, true)
   end)
 
+  it("keys and secrets: printable without spaces or CR/LF, and long enough where the gateway trusts them alone",
+    function()
+    local cases = {
+      { { accounts = { { name = "a", api_key = "x", credit = "1" } } }, "accounts[1].api_key: must be at least 8" },
+      { { accounts = { { name = "a", api_key = "key-alice-01234\r\n", credit = "1" } } },
+        "accounts[1].api_key: must be printable ASCII" },
+      { { admin_key = "admin-0123456789abcdef\r\n" }, "admin_key: must be printable ASCII" },
+      { { client_webhook_secret = "x" }, "client_webhook_secret: must be at least 16" },
+      { { webhook_secret = "notwhsec" }, "webhook_secret: must be at least 16" },
+      { { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "up key" } },
+        "upstream.api_key: must be printable ASCII" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = with(case[1])
+      assert.is_false(ok, case[2])
+      assert.matches(case[2], tostring(err), 1, true)
+    end
+  end)
+
   it("issue 12.1: resolver names the name servers callback hosts are asked of, checked by name", function()
     local ok, c = with {}
     assert.is_true(ok, tostring(c))

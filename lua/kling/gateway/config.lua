@@ -48,6 +48,22 @@ local function str(t, k, where, required)
   return v
 end
 
+-- A key or secret: printable ASCII without spaces (it goes into headers and the journal), at
+-- least `min` characters where the gateway trusts it alone (a client's key, the admin's, a
+-- signing secret): "x" would be guessed.
+local function key(t, k, where, required, min)
+  local v = str(t, k, where, required)
+  if v ~= nil then
+    if not v:match("^[\33-\126]+$") then
+      fail(where .. k, "must be printable ASCII without spaces or control characters")
+    end
+    if min and #v < min then
+      fail(where .. k, "must be at least " .. min .. " characters")
+    end
+  end
+  return v
+end
+
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
@@ -126,14 +142,14 @@ function M.check(doc)
   end
   only_known(doc, "", "")
   local c = {
-    admin_key = str(doc, "admin_key", "", false),
+    admin_key = key(doc, "admin_key", "", false, 16),
     allow_private_callbacks = flag(doc, "allow_private_callbacks", ""),
     insecure_callbacks = flag(doc, "insecure_callbacks", ""),
     currency = str(doc, "currency", "", false),
     price_provider = str(doc, "price_provider", "", false) or "kling",
     callback_url = str(doc, "callback_url", "", false),
-    webhook_secret = str(doc, "webhook_secret", "", false),
-    client_webhook_secret = str(doc, "client_webhook_secret", "", false),
+    webhook_secret = key(doc, "webhook_secret", "", false, 16),
+    client_webhook_secret = key(doc, "client_webhook_secret", "", false, 16),
     journal = str(doc, "journal", "", doc.store == nil),
     journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
@@ -169,9 +185,6 @@ function M.check(doc)
     end
     c.resolver = doc.resolver
   end
-  if c.admin_key and #c.admin_key < 16 then
-    fail("admin_key", "must be at least 16 characters")
-  end
   if doc.store ~= nil then
     if type(doc.store) ~= "table" or json.is_array(doc.store) then
       fail("store", "must be an object {\"redis\": \"redis://host:port/db\"}")
@@ -195,9 +208,9 @@ function M.check(doc)
   c.upstream = {
     provider = str(u, "provider", "upstream.", false) or "kling",
     base_url = str(u, "base_url", "upstream.", true),
-    access_key = str(u, "access_key", "upstream.", false),
-    secret_key = str(u, "secret_key", "upstream.", false),
-    api_key = str(u, "api_key", "upstream.", false),
+    access_key = key(u, "access_key", "upstream.", false),
+    secret_key = key(u, "secret_key", "upstream.", false),
+    api_key = key(u, "api_key", "upstream.", false),
     timeout = seconds(u, "timeout", "upstream.", 60),
     connect_timeout = seconds(u, "connect_timeout", "upstream.", 10),
     reuse_posts = u.reuse_posts == true,
@@ -279,8 +292,8 @@ function M.account(a, where)
     fail(where .. "credit", "must be a decimal string such as \"100.00\", not a number")
   end
   local acct = {
-    name = str(a, "name", where, true), api_key = str(a, "api_key", where, false),
-    access_key = str(a, "access_key", where, false), secret_key = str(a, "secret_key", where, false),
+    name = str(a, "name", where, true), api_key = key(a, "api_key", where, false, 8),
+    access_key = key(a, "access_key", where, false), secret_key = key(a, "secret_key", where, false, 8),
     credit = str(a, "credit", where, true),
   }
   if not acct.name:match("^[%w._-]+$") then
