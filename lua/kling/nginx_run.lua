@@ -177,13 +177,24 @@ end
 -- stop(dir, pidfile, what) -> true, note | nil, message. Stopping a stopped one is not an error;
 -- a pid file can outlive its process and the number be reused: only an nginx naming dir is
 -- signalled (or, its master gone, the workers it left that still hold dir's files).
+-- running(dir, pidfile) -> pid of the nginx master running in dir (its pid file names a live
+-- nginx started on dir), or nil and the pid the file names (gone, or another program's).
+function M.running(dir, pidfile)
+  local pid = tonumber((M.read(dir .. "/" .. pidfile) or M.read(dir .. "/nginx.pid") or ""):match("%d+"))
+  if pid and M.alive(pid) and M.cmdline(pid):find("nginx", 1, true) and M.cmdline(pid):find(dir, 1, true) then
+    return pid
+  end
+  return nil, pid
+end
+
 function M.stop(dir, pidfile, what)
   local path = dir .. "/" .. pidfile
-  local pid = tonumber((M.read(path) or M.read(dir .. "/nginx.pid") or ""):match("%d+"))
+  local live, pid = M.running(dir, pidfile)
+  pid = live or pid
   if not pid then
     return true, "no " .. what .. " was running in " .. dir
   end
-  if not M.alive(pid) or not (M.cmdline(pid):find("nginx", 1, true) and M.cmdline(pid):find(dir, 1, true)) then
+  if not live then
     local left = orphans(pid, dir)
     if #left > 0 then
       local pids = table.concat(left, " ")

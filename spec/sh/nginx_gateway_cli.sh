@@ -43,6 +43,11 @@ check "issue 12.3: the started gateway answers its clients" '[[ "$body" == *"\"b
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")
 check "issue 12.3: ... and its operators (admin API with admin_key)" '[ "$code" = 200 ]'
+# A second start on a running gateway's --dir stopped it and moved it to another port.
+set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+body=$(curl -s -H 'Authorization: Bearer gw-alice' "http://127.0.0.1:$port/gateway/balance")
+check "a start on a --dir where a gateway runs is refused, naming it, and that gateway keeps serving (got: $rc $out)" \
+  '[ $rc = 1 ] && [[ "$out" == *"a gateway already runs in"* ]] && [[ "$body" == *"\"balance\":\"10\""* ]]'
 admin() { curl -s -w ' %{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' -d "$2" \
   "http://127.0.0.1:$port/gateway/admin/$1"; }
 out=$(admin accounts/alice/topup '{"amount":"9223372036854.775807"}')

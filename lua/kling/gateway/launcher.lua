@@ -176,7 +176,14 @@ function M.start(o)
   if unsafe then
     return nil, unsafe
   end
-  local stopped, serr = M.stop(dir) -- a gateway left running in D is replaced, not duplicated
+  -- A gateway running in D is its operator's to stop: replacing it would cut its clients off
+  -- mid-request and move it to another port. What a killed one left behind is cleared.
+  local live = run.running(dir, "gateway.pid")
+  if live then
+    return nil, "a gateway already runs in " .. dir .. " (pid " .. live .. "): stop it first (kling gateway stop"
+      .. " --dir " .. dir .. ")"
+  end
+  local stopped, serr = M.stop(dir)
   if not stopped then
     return nil, serr
   end
