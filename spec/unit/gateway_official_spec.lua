@@ -60,6 +60,19 @@ describe("kling.gateway.official", function()
     assert.equal("order-42/é 漢", ext)
   end)
 
+  -- The official model_name and the canonical model (or image_tail and last_image) both given:
+  -- model_name silently won, and the other was dropped.
+  it("two spellings of one field (model_name and model, image_tail and last_image) are refused", function()
+    local req, err = official.to_canonical { prompt = "p", model = "kling-v1-6", model_name = "kling-v2-6" }
+    assert.is_nil(req)
+    assert.matches("model_name: names the same field as model", err, 1, true)
+    req, err = official.to_canonical { prompt = "p", image = "https://x.example/a.png",
+      image_tail = "https://x.example/b.png", last_image = "https://x.example/c.png" }
+    assert.is_nil(req)
+    assert.matches("image_tail: names the same field as last_image", err, 1, true)
+    assert.equal("kling-v2-6", official.to_canonical({ prompt = "p", model_name = "kling-v2-6" }).model)
+  end)
+
   it("issue 12.5: a create's answer written as text is what encoding the created view gives", function()
     local json = require "kling.json"
     for _, rec in ipairs {

@@ -32,6 +32,8 @@ local function decimal(v)
 end
 
 local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
+-- The official API's spelling of a field -> the library's canonical one.
+local SPELLINGS = { model_name = "model", image_tail = "last_image" }
 
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
 -- nil, message. The official spelling (model_name, "5", "on", image_tail, shots with string
@@ -64,6 +66,13 @@ function M.to_canonical(body, allow_private)
   -- Echoed in answers, callbacks and the journal: text, never control characters or stray bytes.
   if ext ~= nil and (ext:find("[%z\1-\31\127]") or not validate.utf8_len(ext)) then
     return nil, "external_task_id: must be valid UTF-8 without control characters"
+  end
+  -- Two spellings of one field: which one was meant cannot be guessed, and neither is dropped.
+  for official, canonical in pairs(SPELLINGS) do
+    if req[official] ~= nil and req[canonical] ~= nil then
+      return nil, official .. ": names the same field as " .. canonical .. ": give one (" .. official
+        .. ", the official API's)"
+    end
   end
   if req.model_name ~= nil then
     req.model, req.model_name = req.model_name, nil
