@@ -27,6 +27,10 @@ for _, k in ipairs(FACTS) do
 end
 
 local function check_catalog(provider, cat)
+  local known, perr = providers.get(provider) -- a catalog for no provider would price nothing
+  if not known then
+    return nil, perr
+  end
   if type(cat) ~= "table" then
     return nil, validation("catalog", "a catalog table is required", provider)
   end
