@@ -107,6 +107,18 @@ check "issue 12.3: stop after the master's kill -9 ends the workers it left ($wo
 set +e; line=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
 check "issue 12.3: ... and the gateway starts again on the same journal (got: $rc $line)" '[ $rc = 0 ]'
 kling gateway stop --dir "$T/gw" >/dev/null 2>&1 || true
+# /metrics from another address than loopback: nginx's deny gave its HTML page, with its version.
+ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9.]+$' | grep -v '^127\.' | head -1 || true)
+if [ -n "$ip" ]; then
+  port=$(lua5.4 -e 'local s = require("socket").bind("127.0.0.1", 0); print((select(2, s:getsockname()))); s:close()')
+  kling gateway start --config "$T/cfg.json" --dir "$T/gw" --listen "0.0.0.0:$port" >/dev/null
+  out=$(curl -s -D - "http://$ip:$port/metrics")
+  check "/metrics off loopback: 403 in the official JSON envelope (code 1200), no nginx page or version (got: $out)" \
+    '[[ "$out" == "HTTP/1.1 403"* ]] && [[ "$out" == *"\"code\":1200"* ]] && [[ "$out" != *"nginx/"* ]] && [[ "$out" != *"<html>"* ]]'
+  kling gateway stop --dir "$T/gw" >/dev/null 2>&1 || true
+else
+  echo "# skipped: no address but loopback to call /metrics from"
+fi
 set +e; out=$(kling gateway start --config "$T/cfg.json" --port 1 --listen 127.0.0.1:2 2>&1); rc=$?; set -e
 check "issue 12.3: --port and --listen together are refused (exit 2)" '[ $rc = 2 ]'
 echo "$fails failed"

@@ -344,13 +344,14 @@ end
 -- envelope like every other refusal, not with nginx's HTML page: clients parse JSON.
 local NGINX_REFUSALS = {
   [400] = "the request is not valid HTTP, or a header is larger than this gateway takes",
+  [403] = "this route answers loopback callers only",
   [404] = "no such route on this gateway (the API is under /v1/)",
   [405] = "this method is not allowed here",
   [413] = "the request body is larger than this location takes",
   [414] = "the request line is longer than this gateway takes",
 }
 
--- error_page 400 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
+-- error_page 400 403 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
 function M.refused_by_nginx(status)
   return official.fail { status = status, code = 1200, message = NGINX_REFUSALS[status] or "refused" }
 end

@@ -71,6 +71,7 @@ function M.render(o)
     "events { worker_connections 4096; }",
     "http {",
     "  access_log off;",
+    "  server_tokens off;", -- the nginx version is nobody's business
     ('  lua_package_path "%s/?.lua;%s/?/init.lua;/usr/share/lua/5.1/?.lua;;";'):format(o.lua_root, o.lua_root),
     ('  lua_package_cpath "%s/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";'):format(o.jit),
     table.concat(temp, "\n"),
@@ -111,8 +112,8 @@ function M.render(o)
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The server's error pages for what nginx refuses before any Lua runs, and for a path or
--- method it serves nothing at (kling.gateway refused_by_nginx answers them in the official
+-- The server's error pages for what nginx refuses before any Lua runs, a caller its allow/deny
+-- turns away (/metrics off loopback), and for a path or method it serves nothing at (kling.gateway refused_by_nginx answers them in the official
 -- envelope; the API's own 404s and 405s are written by Lua and pass unchanged). 494 is nginx's own code for a
 -- header over its buffers: the client gets 400. The pages are internal URIs, not named
 -- locations: a request refused while its request line was read has no URI, and nginx
@@ -122,9 +123,10 @@ function M.refusal_pages()
     "    error_page 400 494 =400 /_kling/refused/400;",
     "    error_page 413 /_kling/refused/413;",
     "    error_page 414 /_kling/refused/414;",
+    "    error_page 403 /_kling/refused/403;",
     "    error_page 404 /_kling/refused/404;",
     "    error_page 405 /_kling/refused/405;",
-    "    location ~ ^/_kling/refused/(400|404|405|413|414)$ { internal;",
+    "    location ~ ^/_kling/refused/(400|403|404|405|413|414)$ { internal;",
     "      content_by_lua_block { require(\"kling.gateway\").refused_by_nginx(tonumber(ngx.var[1])) } }",
   }, "\n")
 end
