@@ -129,8 +129,10 @@ function M.number_in(ctx, req, field, lo, hi)
   if v == nil then
     return nil
   end
-  if type(v) ~= "number" or v ~= v then
+  if type(v) ~= "number" then
     return fail(ctx, field, "must be a number, got " .. type_name(v))
+  elseif v ~= v then
+    return fail(ctx, field, string.format("must be a number between %s and %s, got NaN", lo, hi))
   end
   if v < lo or v > hi then
     return fail(ctx, field, string.format("must be between %s and %s (got %s)", lo, hi, v))

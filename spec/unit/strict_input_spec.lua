@@ -154,6 +154,10 @@ describe("strict input", function()
     assert.matches("got nope", err.message, 1, true)
   end)
 
+  it("a NaN cfg_scale is named NaN with the range, not 'must be a number, got number'", function()
+    official.rejects({ prompt = "x", cfg_scale = 0 / 0 }, "cfg_scale", "between 0 and 1, got NaN")
+  end)
+
   it("issue 11.3: unknown request fields are refused naming the closest known one", function()
     local err = official.rejects({ prompt = "x", cfg_scal = 0.5 }, "cfg_scal", "unknown field")
     assert.matches("did you mean cfg_scale", err.message, 1, true)

@@ -377,7 +377,7 @@ return function(Batch)
       return self:fetch_outputs(row) -- the files still missing, from the fresh URLs
     end
     if row.download_error then
-      return self:park(row, "download failed: " .. tostring(row.download_error))
+      return self:park(row, tostring(row.download_error)) -- it says "download failed: ..." itself
     end
     self:finalize(row, "succeeded")
     local files = {}
