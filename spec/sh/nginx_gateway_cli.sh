@@ -53,6 +53,9 @@ admin() { curl -s -w ' %{http_code}' -H 'Authorization: Bearer admin-0123456789a
 out=$(admin accounts/alice/topup '{"amount":"9223372036854.775807"}')
 check "issue 12.3: a top-up LuaJIT cannot hold exactly is a 400 naming amount, not a 500 (got: $out)" \
   '[[ "$out" == *"\"field\":\"amount\""* ]] && [[ "$out" == *" 400" ]]'
+out=$(admin accounts/alice/topup '{"amount":"1.0000001"}')
+check "a top-up with 7 decimals says why it is not an amount (got: $out)" \
+  '[[ "$out" == *"more than 6 decimals"* ]] && [[ "$out" == *" 400" ]]'
 out=$(admin accounts/alice/topup '{"amount":"9007199254"}')
 summary=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")

@@ -107,9 +107,15 @@ local function topup(G, name)
         .. (best and (" (did you mean " .. best .. "?)") or " (known: amount)"), tostring(k))
     end
   end
-  local m = doc and type(doc.amount) == "string" and core.money_parse(doc.amount)
+  local m, why
+  if doc and type(doc.amount) == "string" then
+    m, why = core.money_parse(doc.amount)
+  end
   if not m or m <= 0 then
-    return refuse(400, "amount: a positive decimal string such as \"25.00\" is required", "amount")
+    -- why it is not an amount (an exponent, too many decimals, out of range), as a new
+    -- account's credit says
+    return refuse(400, "amount: a positive decimal string such as \"25.00\" is required"
+      .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")
   end
   if not G.accounts:get(name) then
     return refuse(404, "no account " .. name)
