@@ -56,6 +56,10 @@ check "issue 12.3: a top-up LuaJIT cannot hold exactly is a 400 naming amount, n
 out=$(admin accounts/alice/topup '{"amount":"1.0000001"}')
 check "a top-up with 7 decimals says why it is not an amount (got: $out)" \
   '[[ "$out" == *"more than 6 decimals"* ]] && [[ "$out" == *" 400" ]]'
+out=$(lua5.4 -e 'io.write(("["):rep(100000))' | curl -s -w ' %{http_code}' -H 'Authorization: Bearer gw-alice' \
+  -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$port/v1/videos/text2video")
+check "a create whose body is nested 100,000 deep says so, 400 (got: $out)" \
+  '[[ "$out" == *"must be a JSON object: "*"nested"* ]] && [[ "$out" == *" 400" ]]'
 out=$(admin accounts/alice/topup '{"amount":"9007199254"}')
 summary=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer admin-0123456789abcdef' \
   "http://127.0.0.1:$port/gateway/admin")

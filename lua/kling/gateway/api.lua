@@ -117,7 +117,11 @@ function M.admit(G, account, endpoint)
   if not raw then
     return refuse("validation", { status = 413, code = 1200, message = rerr })
   end
-  local body = json.decode(raw)
+  local body, jerr = json.decode(raw)
+  if body == nil then -- not JSON, or nested deeper than the decoder goes: say which
+    return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object: "
+      .. tostring(jerr) })
+  end
   local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
   if not req then
     return refuse("validation", { status = 400, code = 1200, message = cb })
