@@ -9,21 +9,22 @@
 --                                                        build/), run in a process of its own
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --profile       where this tree's instructions go, by
 --                                                        function (slow: use a smaller N or FOR)
+--   lua5.4 bench/poll_cost.lua [N [FOR]] --lines         the same by line
 -- LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;'. To compare with an older commit:
 --   git worktree add /tmp/old COMMIT && (cd /tmp/old && cmake -S . -B build && cmake --build build)
 --   lua5.4 bench/poll_cost.lua --tree /tmp/old --tree .
 -- Counted: every Lua instruction from the first poll to the end of wait_all (a count hook of 1),
 -- less the fake's own (its start and wait run with the hook off); divided by the polls the fake
 -- answered meanwhile. The request's C work (libcurl) and the collector's are not Lua instructions.
-local args, trees, profile = {}, {}, false
+local args, trees, profile, lines = {}, {}, false, false
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--tree" then
       trees[#trees + 1] = assert(arg[i + 1], "--tree DIR")
       i = i + 1
-    elseif arg[i] == "--profile" then
-      profile = true
+    elseif arg[i] == "--profile" or arg[i] == "--lines" then
+      profile, lines = true, arg[i] == "--lines"
     else
       args[#args + 1] = assert(tonumber(arg[i]), "N and FOR are numbers")
     end
@@ -57,8 +58,8 @@ end
 local by_fn = {}
 local getinfo = debug.getinfo
 local function tick_profile()
-  local i = getinfo(2, "S")
-  local k = i.short_src .. ":" .. i.linedefined
+  local i = getinfo(2, lines and "Sl" or "S")
+  local k = i.short_src .. ":" .. (lines and i.currentline or i.linedefined)
   by_fn[k] = (by_fn[k] or 0) + 1
   count = count + 1
 end
@@ -198,7 +199,7 @@ if profile then
   table.sort(rows, function(a, b)
     return a[2] > b[2]
   end)
-  for i = 1, math.min(#rows, 60) do
+  for i = 1, math.min(#rows, lines and 250 or 60) do
     io.write(string.format("%8.1f  %s\n", rows[i][2] / polls, rows[i][1]))
   end
 end

@@ -7,21 +7,29 @@
 local queue = require "kling.engine.queue"
 local ms = require("kling.engine.args").ms
 
-local pop, qsize = queue.pop, queue.size
+local push, pop, qsize = queue.push, queue.pop, queue.size
 
 local DEADLINE, WAKE = 0, 1 -- timer tokens: a task's deadline, a machine's wake-up
 local MAX_SLEEP_MS = 60000
 
 return function(Engine)
   -- Starts one queued request of a task over the driver; its answer comes to answered().
+  -- a: the machine's send action, or the path of a poll (Machine:poll_due: a GET).
   function Engine:start(m, a, now)
     local ctx, req = self.ctx, self.req
     local headers = req.headers
     headers.accept = "application/json"
     headers.authorization = ctx.auth and self:bearer(ctx) or nil
-    headers["content-type"] = a.body and "application/json" or nil
-    req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
-    local purpose = a.purpose
+    local purpose
+    if type(a) == "string" then
+      purpose = "poll"
+      headers["content-type"] = nil
+      req.method, req.url, req.body = "GET", self.base_url .. a, nil
+    else
+      purpose = a.purpose
+      headers["content-type"] = a.body and "application/json" or nil
+      req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
+    end
     if purpose == "create" then
       if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
         self.hook_create(m.task)
@@ -73,8 +81,8 @@ return function(Engine)
         m = pop(qc)
       end
       turn = not turn
-      local a = m.io
-      if type(a) == "table" and m.slot ~= "wait" then
+      local a = m.io -- a send action or a poll's path (queued), else nothing to start
+      if (type(a) == "table" or type(a) == "string") and m.slot ~= "wait" then
         self:start(m, a, now)
       end
     end
@@ -137,10 +145,22 @@ return function(Engine)
         self.sched:remove(h)
       end
     end
+    local q = self.q_poll
     for _, h in ipairs(due) do
       local m = by_h[h]
       if m then
-        self:feed(m, "timer", now)
+        -- A poll and nothing else: its path is queued as is (no action list, no send action,
+        -- and none of feed's counts can move); else the machine's timer() decides.
+        local path = m:poll_due(now)
+        if path then
+          if m.io then
+            self:drop_request(m)
+          end
+          m.io = path
+          push(q, m)
+        else
+          self:feed(m, "timer", now)
+        end
       end
     end
   end

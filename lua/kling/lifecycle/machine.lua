@@ -341,13 +341,31 @@ function Machine:send_lookup(acts)
   return self:push_send(acts, send("lookup", "GET", self.provider.external_query_path(t.endpoint, t.external_task_id)))
 end
 
-function Machine:send_poll(acts)
+-- The poll goes out: the state moves to polling; returns its path (a GET).
+local function begin_poll(self)
   self.state = "polling"
   self.renewed = nil
   local t = self.task
   self.polls = (self.polls or 0) + 1
-  acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
+  return self.provider.query_path(t.endpoint, t.id)
+end
+
+function Machine:send_poll(acts)
+  acts[#acts + 1] = send("poll", "GET", begin_poll(self))
   return acts
+end
+
+--- A scheduled task is due (its scheduler handed it back) and a poll is all there is to do:
+-- the poll's path (a GET, purpose poll), as timer(now)'s send action would carry it, without
+-- the action list and the action table (every poll of a runner of many tasks comes here).
+-- nil: more than a poll is due (or none): the runner calls timer(now), which decides.
+---@param now integer monotonic ms
+---@return string|nil path
+function Machine:poll_due(now)
+  if self.state ~= "scheduled" or (self.deadline_ms and now >= self.deadline_ms) then
+    return nil
+  end
+  return begin_poll(self)
 end
 
 function Machine:wake(acts, at)
