@@ -8,7 +8,9 @@ local providers = require "kling.providers"
 local M = {}
 
 local function is_json(content_type)
-  return content_type ~= nil and content_type:lower():find("json", 1, true) ~= nil
+  -- as it is first (every answer's "application/json"), lowered only when that finds nothing
+  return content_type ~= nil and (content_type:find("json", 1, true) ~= nil
+    or content_type:lower():find("json", 1, true) ~= nil)
 end
 
 -- Reads one driver result. Returns the envelope's data on success, or a description of the

@@ -20,26 +20,25 @@ return function(Engine)
     local headers = req.headers
     headers.accept = "application/json"
     headers.authorization = ctx.auth and self:bearer(ctx) or nil
-    local purpose
-    if type(a) == "string" then
-      purpose = "poll"
+    if type(a) == "string" then -- a poll's path
       headers["content-type"] = nil
       req.method, req.url, req.body = "GET", self.base_url .. a, nil
+      self.polls_sent = self.polls_sent + 1
     else
-      purpose = a.purpose
       headers["content-type"] = a.body and "application/json" or nil
       req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
-    end
-    if purpose == "create" then
-      if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
-        self.hook_create(m.task)
+      local purpose = a.purpose
+      if purpose == "create" then
+        if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
+          self.hook_create(m.task)
+        end
+        self.sent_at[m.n] = now
+        self.creates_sent = self.creates_sent + 1
+      elseif purpose == "lookup" then
+        self.lookups_sent = self.lookups_sent + 1
+      elseif purpose == "poll" then
+        self.polls_sent = self.polls_sent + 1
       end
-      self.sent_at[m.n] = now
-      self.creates_sent = self.creates_sent + 1
-    elseif purpose == "lookup" then
-      self.lookups_sent = self.lookups_sent + 1
-    elseif purpose == "poll" then
-      self.polls_sent = self.polls_sent + 1
     end
     local id, serr = self.driver:start(req, self.answered, m)
     if not id then -- the transfer could not start: nothing left the host
@@ -82,7 +81,8 @@ return function(Engine)
       end
       turn = not turn
       local a = m.io -- a send action or a poll's path (queued), else nothing to start
-      if (type(a) == "table" or type(a) == "string") and m.slot ~= "wait" then
+      local ta = type(a)
+      if (ta == "string" or ta == "table") and m.slot ~= "wait" then
         self:start(m, a, now)
       end
     end

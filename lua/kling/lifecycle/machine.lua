@@ -913,7 +913,8 @@ end
 -- News of the task from a poll or a callback.
 function Machine:heard(acts, fields, now, from_callback)
   local t = self.task
-  if RANK[fields.status] and RANK[t.status] and RANK[fields.status] < RANK[t.status] then
+  local rank, rank0 = RANK[fields.status], RANK[t.status]
+  if rank and rank0 and rank < rank0 then
     fields = nil -- out of order: older news than what is known
   end
   if fields then
@@ -931,14 +932,22 @@ function Machine:heard(acts, fields, now, from_callback)
   if self.state == "polling" and from_callback then
     return acts -- the poll in flight reschedules when it answers
   end
-  local progress = fields and tonumber(fields.progress)
-  if progress and (progress < 0 or progress > 100) then
-    progress = nil
+  local progress, eta -- read only where given (most answers give neither)
+  if fields then
+    progress, eta = fields.progress, fields.eta
   end
-  local eta = fields and tonumber(fields.eta)
-  eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
-  if eta and self.created_ms then
-    self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
+  if progress ~= nil then
+    progress = tonumber(progress)
+    if progress and (progress < 0 or progress > 100) then
+      progress = nil
+    end
+  end
+  if eta ~= nil then
+    eta = tonumber(eta)
+    eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
+    if eta and self.created_ms then
+      self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
+    end
   end
   local at = self.sched:report(self.h, now, progress, eta)
   if self.has_callback and (from_callback or self.heard_callback) then

@@ -7,11 +7,14 @@ local json = require "kling.json"
 
 local M = {}
 
--- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query.
+local function percent(c)
+  return string.format("%%%02X", c:byte())
+end
+
+-- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query
+-- (every poll's path: no closure made per call).
 function M.escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
+  return (tostring(s):gsub("[^%w%-%._~]", percent))
 end
 
 -- [{key = id}] from ids (sent as strings) or tables (sent as they are).
