@@ -64,13 +64,18 @@ local function tick_profile()
   count = count + 1
 end
 local hook = profile and tick_profile or tick
-local on = false
+-- The Lua heap's growth while counting (the collector stopped, the fake's own not counted):
+-- what a poll allocates, which the collector's work follows.
+local gcount = collectgarbage
+local on, kib, kib0 = false, 0, 0
 local function hook_on()
   on = true
+  kib0 = gcount("count")
   sethook(hook, "", 1)
 end
 local function hook_off()
   sethook()
+  kib = kib + (gcount("count") - kib0)
 end
 
 -- The fake provider (Kling's official API), a libcurl-style multi handle, 5 ms from request to
@@ -184,13 +189,18 @@ for i = 1, n do
 end
 local tasks = client:submit_many(reqs)
 local polls0 = f.polls
+collectgarbage("collect")
+collectgarbage("stop")
+kib = 0
 hook_on()
 local res = client:wait_all(tasks, { timeout = run_for })
 hook_off()
 on = false
+collectgarbage("restart")
 local polls = f.polls - polls0
 assert(res.unfinished == n, "every task still runs at the end")
-io.write(string.format("polls %d instructions %d per poll %.1f\n", polls, count, count / polls))
+io.write(string.format("polls %d instructions %d per poll %.1f bytes per poll %.0f\n", polls, count,
+  count / polls, kib * 1024 / polls))
 if profile then
   local rows = {}
   for k, c in pairs(by_fn) do
