@@ -14,12 +14,13 @@ local MAX_SLEEP_MS = 60000
 
 return function(Engine)
   -- Starts one queued request of a task over the driver; its answer comes to answered().
-  -- a: the machine's send action, or the path of a poll (Machine:poll_due: a GET).
-  function Engine:start(m, a, now)
-    local ctx, req = self.ctx, self.req
+  -- a: the machine's send action, or the path of a poll (Machine:poll_due: a GET); auth: the
+  -- Authorization header (Engine:bearer), or nil.
+  function Engine:start(m, a, now, auth)
+    local req = self.req
     local headers = req.headers
     headers.accept = "application/json"
-    headers.authorization = ctx.auth and self:bearer(ctx) or nil
+    headers.authorization = auth
     if type(a) == "string" then -- a poll's path
       headers["content-type"] = nil
       req.method, req.url, req.body = "GET", self.base_url .. a, nil
@@ -52,7 +53,8 @@ return function(Engine)
 
   -- The Authorization header: the auth's bearer for this second, made once a second (the
   -- same second gives the same token until the token is renewed: effects.renew_token), not
-  -- once a request (a 200-byte string each).
+  -- once a request (a 200-byte string each); read once a dispatch, not once a request (a
+  -- renewal comes with an answer, between dispatches).
   function Engine:bearer(ctx)
     local sec = math.floor(self.wall_s())
     if self.bearer_s ~= sec or self.bearer_renewed ~= ctx.renewed_ms then
@@ -67,7 +69,7 @@ return function(Engine)
   -- slot was taken back (a limit learnt meanwhile) waits for it again (kling.engine.limits).
   function Engine:dispatch(now)
     local qp, qc = self.q_poll, self.q_create
-    local turn = true
+    local turn, auth = true, false
     while self.n_inflight < self.max_requests do
       local has_p, has_c = qp.h <= qp.t, qc.h <= qc.t
       if not has_p and not has_c then
@@ -83,7 +85,11 @@ return function(Engine)
       local a = m.io -- a send action or a poll's path (queued), else nothing to start
       local ta = type(a)
       if (ta == "string" or ta == "table") and m.slot ~= "wait" then
-        self:start(m, a, now)
+        if auth == false then
+          local ctx = self.ctx
+          auth = ctx.auth and self:bearer(ctx) or nil
+        end
+        self:start(m, a, now, auth)
       end
     end
   end

@@ -791,12 +791,12 @@ end
 function Machine:answer(now, res, wall_s, acts)
   acts = acts or {}
   local s = self.state
-  if s == "creating" then
+  if s == "polling" then -- the answer of nearly every request
+    return self:on_poll(acts, res, now, wall_s)
+  elseif s == "creating" then
     return self:on_create(acts, res, now, wall_s)
   elseif s == "lookup" then
     return self:on_lookup(acts, res, now, wall_s)
-  elseif s == "polling" then
-    return self:on_poll(acts, res, now, wall_s)
   elseif s == "cancelling" then
     self.state = "scheduled"
     if self.h then -- a poll that came due meanwhile was held back: the scheduler has it again
