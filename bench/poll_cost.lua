@@ -10,19 +10,26 @@
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --profile       where this tree's instructions go, by
 --                                                        function (slow: use a smaller N or FOR)
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --lines         the same by line
+--   lua5.4 bench/poll_cost.lua [N [FOR]] --plain         nothing counted, the collector as it is:
+--                                                        for valgrind (machine instructions with
+--                                                        the C side and the collector: run FOR=30
+--                                                        and FOR=10, divide the difference of the
+--                                                        two totals by that of the polls)
 -- LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;'. To compare with an older commit:
 --   git worktree add /tmp/old COMMIT && (cd /tmp/old && cmake -S . -B build && cmake --build build)
 --   lua5.4 bench/poll_cost.lua --tree /tmp/old --tree .
 -- Counted: every Lua instruction from the first poll to the end of wait_all (a count hook of 1),
 -- less the fake's own (its start and wait run with the hook off); divided by the polls the fake
 -- answered meanwhile. The request's C work (libcurl) and the collector's are not Lua instructions.
-local args, trees, profile, lines = {}, {}, false, false
+local args, trees, profile, lines, plain = {}, {}, false, false, false
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--tree" then
       trees[#trees + 1] = assert(arg[i + 1], "--tree DIR")
       i = i + 1
+    elseif arg[i] == "--plain" then
+      plain = true
     elseif arg[i] == "--profile" or arg[i] == "--lines" then
       profile, lines = true, arg[i] == "--lines"
     else
@@ -69,11 +76,17 @@ local hook = profile and tick_profile or tick
 local gcount = collectgarbage
 local on, kib, kib0 = false, 0, 0
 local function hook_on()
+  if plain then
+    return
+  end
   on = true
   kib0 = gcount("count")
   sethook(hook, "", 1)
 end
 local function hook_off()
+  if plain then
+    return
+  end
   sethook()
   kib = kib + (gcount("count") - kib0)
 end
@@ -190,7 +203,9 @@ end
 local tasks = client:submit_many(reqs)
 local polls0 = f.polls
 collectgarbage("collect")
-collectgarbage("stop")
+if not plain then
+  collectgarbage("stop")
+end
 kib = 0
 hook_on()
 local res = client:wait_all(tasks, { timeout = run_for })
@@ -199,6 +214,10 @@ on = false
 collectgarbage("restart")
 local polls = f.polls - polls0
 assert(res.unfinished == n, "every task still runs at the end")
+if plain then
+  io.write(string.format("polls %d\n", polls))
+  return
+end
 io.write(string.format("polls %d instructions %d per poll %.1f bytes per poll %.0f\n", polls, count,
   count / polls, kib * 1024 / polls))
 if profile then
