@@ -18,8 +18,7 @@ return function(Engine)
   -- Authorization header (Engine:bearer), or nil.
   function Engine:start(m, a, now, auth)
     local req = self.req
-    local headers = req.headers
-    headers.accept = "application/json"
+    local headers = req.headers -- accept: application/json, set once (kling.engine)
     headers.authorization = auth
     if type(a) == "string" then -- a poll's path
       headers["content-type"] = nil

@@ -74,7 +74,9 @@ end
 -- noise); anything else (negative, NaN, 2^53 or more where a double is no longer exact, a
 -- table) is no charge: nil.
 function M.charge(v)
-  if type(v) == "number" then
+  if v == nil then -- every answer of a task still running
+    return nil
+  elseif type(v) == "number" then
     if v ~= v or v < 0 or v >= 2 ^ 53 then
       return nil
     end
