@@ -82,8 +82,8 @@ return function(Engine)
       end
       turn = not turn
       local a = m.io -- a send action or a poll's path (queued), else nothing to start
-      local ta = type(a)
-      if (ta == "string" or ta == "table") and m.slot ~= "wait" then
+      local ta = type(a) -- a poll (a string) is of a created task, which waits for no slot
+      if ta == "string" or (ta == "table" and m.slot ~= "wait") then
         if auth == false then
           local ctx = self.ctx
           auth = ctx.auth and self:bearer(ctx) or nil

@@ -929,7 +929,7 @@ function Machine:heard(acts, fields, now, from_callback)
   if not self.h then
     return acts
   end
-  if self.state == "polling" and from_callback then
+  if from_callback and self.state == "polling" then
     return acts -- the poll in flight reschedules when it answers
   end
   local progress, eta -- read only where given (most answers give neither)
