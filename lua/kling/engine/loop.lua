@@ -68,8 +68,8 @@ return function(Engine)
   -- slot was taken back (a limit learnt meanwhile) waits for it again (kling.engine.limits).
   function Engine:dispatch(now)
     local qp, qc = self.q_poll, self.q_create
-    local turn, auth = true, false
-    while self.n_inflight < self.max_requests do
+    local turn, auth, max = true, false, self.max_requests
+    while self.n_inflight < max do
       local has_p, has_c = qp.h <= qp.t, qc.h <= qc.t
       if not has_p and not has_c then
         break

@@ -341,17 +341,9 @@ function Machine:send_lookup(acts)
   return self:push_send(acts, send("lookup", "GET", self.provider.external_query_path(t.endpoint, t.external_task_id)))
 end
 
--- The poll goes out: the state moves to polling; returns its path (a GET).
-local function begin_poll(self)
-  self.state = "polling"
-  self.renewed = nil
-  local t = self.task
-  self.polls = (self.polls or 0) + 1
-  return self.provider.query_path(t.endpoint, t.id)
-end
-
-function Machine:send_poll(acts)
-  acts[#acts + 1] = send("poll", "GET", begin_poll(self))
+-- timer(now) of a scheduled task within its deadline: the poll, as a send action.
+function Machine:send_poll(acts, now)
+  acts[#acts + 1] = send("poll", "GET", (assert(self:poll_due(now), "lifecycle: no poll due")))
   return acts
 end
 
@@ -365,7 +357,11 @@ function Machine:poll_due(now)
   if self.state ~= "scheduled" or (self.deadline_ms and now >= self.deadline_ms) then
     return nil
   end
-  return begin_poll(self)
+  self.state = "polling"
+  self.renewed = nil
+  local t = self.task
+  self.polls = (self.polls or 0) + 1
+  return self.provider.query_path(t.endpoint, t.id)
 end
 
 function Machine:wake(acts, at)
@@ -884,7 +880,7 @@ function Machine:timer(now, acts)
   elseif s == "lookup_wait" then
     return self:send_lookup(acts)
   elseif s == "scheduled" then
-    return self:send_poll(acts)
+    return self:send_poll(acts, now)
   end
   return acts
 end
@@ -913,9 +909,12 @@ end
 -- News of the task from a poll or a callback.
 function Machine:heard(acts, fields, now, from_callback)
   local t = self.task
-  local rank, rank0 = RANK[fields.status], RANK[t.status]
-  if rank and rank0 and rank < rank0 then
-    fields = nil -- out of order: older news than what is known
+  local status = fields.status
+  if status ~= t.status then -- (most polls hear the status they knew)
+    local rank, rank0 = RANK[status], RANK[t.status]
+    if rank and rank0 and rank < rank0 then
+      fields = nil -- out of order: older news than what is known
+    end
   end
   if fields then
     self:update(fields)
