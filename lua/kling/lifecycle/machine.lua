@@ -12,6 +12,9 @@
 --   timer(now)                        a wake-up asked for has come
 -- (answer and timer, the events of every poll, take an empty list to return the actions in
 -- as a last argument: a runner of many tasks reuses one instead of making one per poll)
+--   poll_due(now)                     timer(now) of a task its runner's scheduler handed back as
+--                                     due, when a poll is all it does: the poll's path (a GET,
+--                                     no actions), else nil and the runner calls timer(now)
 --   callback(now, fields)             a provider's callback, parsed to canonical task fields
 --   news(now, fields)                 a task query made outside the machine (task:refresh)
 --   watch(now, sched, deadline_ms)    start polling with this scheduler (core.sched) until then
