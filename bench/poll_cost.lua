@@ -94,7 +94,8 @@ end
 -- The fake provider (Kling's official API), a libcurl-style multi handle, 5 ms from request to
 -- answer; every task is "processing" for ever. Its work is not counted.
 local ANSWER_MS = 5
-local f = { t = 1000000, seq = 0, pending = {}, polls = 0, bodies = {} }
+-- sig: a digest of which task was polled when, in order (the same in every tree that schedules alike)
+local f = { t = 1000000, seq = 0, pending = {}, polls = 0, bodies = {}, sig = 0 }
 local BODY = '{"code":0,"message":"SUCCEED","request_id":"rq","data":{"task_id":"%s","task_status":"%s",'
   .. '"task_status_msg":"","created_at":%d,"updated_at":%d,"task_info":{"external_task_id":"%s"}}}'
 
@@ -113,6 +114,7 @@ local function serve(req)
   end
   f.polls = f.polls + 1
   local id = req.url:match("/([^/?]+)$")
+  f.sig = (f.sig * 31 + f.t * 7 + tonumber(id)) % 4294967291
   return answer(200, assert(f.bodies[id], "no such task"))
 end
 
@@ -218,6 +220,7 @@ if plain then
   io.write(string.format("polls %d\n", polls))
   return
 end
+io.write(string.format("schedule %08x ", f.sig))
 io.write(string.format("polls %d instructions %d per poll %.1f bytes per poll %.0f\n", polls, count,
   count / polls, kib * 1024 / polls))
 if profile then
