@@ -164,7 +164,7 @@ function M.new(client, opts)
     -- n -> when its create was sent (ms), while the create's fate is unknown (kling.engine.limits)
     sent_at = {},
     -- one request table and one header table, reused: start() copies them into C at once
-    req = { method = "GET", headers = {}, timeout_ms = ctx.timeout_ms,
+    req = { method = "GET", headers = { accept = "application/json" }, timeout_ms = ctx.timeout_ms,
       connect_timeout_ms = ctx.connect_timeout_ms },
     n_inflight = 0, bounced = {}, q_poll = queue.new(), q_create = queue.new(), ended = {},
     -- reused: action lists of the poll events (kling.engine.run), one reading of the clocks a

@@ -8,7 +8,13 @@ local providers = require "kling.providers"
 local M = {}
 
 local function is_json(content_type)
-  return content_type ~= nil and content_type:lower():find("json", 1, true) ~= nil
+  -- as it is first (every answer's "application/json"), lowered only when that finds nothing
+  return content_type ~= nil and (content_type:find("json", 1, true) ~= nil
+    or content_type:lower():find("json", 1, true) ~= nil)
+end
+
+local function request_id(headers)
+  return headers and (headers["x-request-id"] or headers["request-id"])
 end
 
 -- Reads one driver result. Returns the envelope's data on success, or a description of the
@@ -19,15 +25,15 @@ local function read_result(provider, res)
       received = res.received }
   end
   local f = { status = res.status, sent = true, received = true }
-  local request_id = res.headers and (res.headers["x-request-id"] or res.headers["request-id"])
-  if not is_json(res.headers and res.headers["content-type"]) then
+  local headers = res.headers
+  if not is_json(headers and headers["content-type"]) then
     if res.status >= 200 and res.status < 300 then
       f.transport = "protocol"
       f.message = "expected JSON, got content type " .. tostring(res.headers["content-type"])
     else
       f.message = "HTTP " .. res.status .. " without a JSON body"
     end
-    f.request_id = request_id
+    f.request_id = request_id(headers)
     return nil, f
   end
   local body, derr = json.decode(res.body)
@@ -37,7 +43,7 @@ local function read_result(provider, res)
     return nil, f
   end
   local data, code, message, rid = provider.unwrap(body, res.status)
-  f.request_id = rid or request_id
+  f.request_id = rid or request_id(headers) -- the header read only where the body names none
   if data == false then
     if res.status >= 200 and res.status < 300 then
       f.transport = "protocol"

@@ -183,6 +183,42 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.are.same({ "send", "news", "wake" }, poll_actions {}) -- the blocking runner's default
     end)
 
+  it("issue 10: a due poll's fast path (poll_due) gives the request and the next timer timer() gives", function()
+    local function one()
+      local p = machine.profile { provider = kling, news_actions = false, wake_scheduled = false,
+        random = function(nb)
+          return string.rep("0", nb * 2 - 1) .. "1"
+        end }
+      local m = machine.new({ request = scenarios.REQUEST }, p)
+      m:watch(0, core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 5 }, 60000)
+      m:start(0)
+      m:answer(50, scenarios.ANSWERS.submitted(), 0)
+      return m
+    end
+    local general, fast = one(), one()
+    assert.are.equal(general.wake_at, fast.wake_at)
+    local polls = 0
+    while general.wake_at and general.wake_at < 60000 do
+      local at = general.wake_at
+      local acts = general:timer(at)
+      local path = fast:poll_due(at)
+      assert.are.equal(1, #acts)
+      assert.are.same({ type = "send", purpose = "poll", method = "GET", path = path }, acts[1])
+      assert.are.equal("polling", fast.state)
+      assert.are.equal(general.polls, fast.polls)
+      assert.is_nil(fast:poll_due(at)) -- a poll in flight: nothing more is due
+      assert.are.same(general:answer(at + 10, scenarios.ANSWERS.processing(), 0),
+        fast:answer(at + 10, scenarios.ANSWERS.processing(), 0))
+      assert.are.equal(general.wake_at, fast.wake_at) -- the same next timer
+      polls = polls + 1
+    end
+    assert.is_true(polls > 5, "polled " .. polls .. " times")
+    -- past the deadline a poll is not all there is to do: timer() ends the task
+    assert.is_nil(fast:poll_due(60000))
+    assert.are.same({ "done" }, { fast:timer(60000)[1].type })
+    assert.are.equal("timeout", fast.err.kind)
+  end)
+
   it("issue 15.2: a synchronous answer keeps its request id (it names the result)", function()
     local m = machine.new { provider = kling, request = { prompt = "hello" }, random = function(nb)
       return string.rep("0", nb * 2 - 1) .. "1"

@@ -28,7 +28,7 @@ function M.start(self, req, done, arg)
   if not id then
     return nil, err
   end
-  local c = completions(self)
+  local c = rawget(self, "completions") or completions(self) -- one call a request, not two
   c.done[id], c.arg[id] = done, arg
   c.n = c.n + 1
   return id

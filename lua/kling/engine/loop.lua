@@ -7,31 +7,38 @@
 local queue = require "kling.engine.queue"
 local ms = require("kling.engine.args").ms
 
-local pop, qsize = queue.pop, queue.size
+local push, pop, qsize = queue.push, queue.pop, queue.size
 
 local DEADLINE, WAKE = 0, 1 -- timer tokens: a task's deadline, a machine's wake-up
 local MAX_SLEEP_MS = 60000
 
 return function(Engine)
   -- Starts one queued request of a task over the driver; its answer comes to answered().
-  function Engine:start(m, a, now)
-    local ctx, req = self.ctx, self.req
-    local headers = req.headers
-    headers.accept = "application/json"
-    headers.authorization = ctx.auth and self:bearer(ctx) or nil
-    headers["content-type"] = a.body and "application/json" or nil
-    req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
-    local purpose = a.purpose
-    if purpose == "create" then
-      if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
-        self.hook_create(m.task)
-      end
-      self.sent_at[m.n] = now
-      self.creates_sent = self.creates_sent + 1
-    elseif purpose == "lookup" then
-      self.lookups_sent = self.lookups_sent + 1
-    elseif purpose == "poll" then
+  -- a: the machine's send action, or the path of a poll (Machine:poll_due: a GET); auth: the
+  -- Authorization header (Engine:bearer), or nil.
+  function Engine:start(m, a, now, auth)
+    local req = self.req
+    local headers = req.headers -- accept: application/json, set once (kling.engine)
+    headers.authorization = auth
+    if type(a) == "string" then -- a poll's path
+      headers["content-type"] = nil
+      req.method, req.url, req.body = "GET", self.base_url .. a, nil
       self.polls_sent = self.polls_sent + 1
+    else
+      headers["content-type"] = a.body and "application/json" or nil
+      req.method, req.url, req.body = a.method, self.base_url .. a.path, a.body
+      local purpose = a.purpose
+      if purpose == "create" then
+        if self.hook_create then -- the machine's journal{create}: on disk before the create leaves
+          self.hook_create(m.task)
+        end
+        self.sent_at[m.n] = now
+        self.creates_sent = self.creates_sent + 1
+      elseif purpose == "lookup" then
+        self.lookups_sent = self.lookups_sent + 1
+      elseif purpose == "poll" then
+        self.polls_sent = self.polls_sent + 1
+      end
     end
     local id, serr = self.driver:start(req, self.answered, m)
     if not id then -- the transfer could not start: nothing left the host
@@ -45,7 +52,8 @@ return function(Engine)
 
   -- The Authorization header: the auth's bearer for this second, made once a second (the
   -- same second gives the same token until the token is renewed: effects.renew_token), not
-  -- once a request (a 200-byte string each).
+  -- once a request (a 200-byte string each); read once a dispatch, not once a request (a
+  -- renewal comes with an answer, between dispatches).
   function Engine:bearer(ctx)
     local sec = math.floor(self.wall_s())
     if self.bearer_s ~= sec or self.bearer_renewed ~= ctx.renewed_ms then
@@ -60,8 +68,8 @@ return function(Engine)
   -- slot was taken back (a limit learnt meanwhile) waits for it again (kling.engine.limits).
   function Engine:dispatch(now)
     local qp, qc = self.q_poll, self.q_create
-    local turn = true
-    while self.n_inflight < self.max_requests do
+    local turn, auth, max = true, false, self.max_requests
+    while self.n_inflight < max do
       local has_p, has_c = qp.h <= qp.t, qc.h <= qc.t
       if not has_p and not has_c then
         break
@@ -73,9 +81,14 @@ return function(Engine)
         m = pop(qc)
       end
       turn = not turn
-      local a = m.io
-      if type(a) == "table" and m.slot ~= "wait" then
-        self:start(m, a, now)
+      local a = m.io -- a send action or a poll's path (queued), else nothing to start
+      local ta = type(a) -- a poll (a string) is of a created task, which waits for no slot
+      if ta == "string" or (ta == "table" and m.slot ~= "wait") then
+        if auth == false then
+          local ctx = self.ctx
+          auth = ctx.auth and self:bearer(ctx) or nil
+        end
+        self:start(m, a, now, auth)
       end
     end
   end
@@ -137,10 +150,22 @@ return function(Engine)
         self.sched:remove(h)
       end
     end
+    local q = self.q_poll
     for _, h in ipairs(due) do
       local m = by_h[h]
       if m then
-        self:feed(m, "timer", now)
+        -- A poll and nothing else: its path is queued as is (no action list, no send action,
+        -- and none of feed's counts can move); else the machine's timer() decides.
+        local path = m:poll_due(now)
+        if path then
+          if m.io then
+            self:drop_request(m)
+          end
+          m.io = path
+          push(q, m)
+        else
+          self:feed(m, "timer", now)
+        end
       end
     end
   end

@@ -7,8 +7,9 @@ function M.new()
 end
 
 function M.push(q, rec)
-  q.t = q.t + 1
-  q[q.t] = rec
+  local t = q.t + 1
+  q.t = t
+  q[t] = rec
 end
 
 function M.pop(q)

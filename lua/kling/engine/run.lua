@@ -57,7 +57,7 @@ return function(Engine)
   function Engine:feed(m, ev, now, a, b)
     local h0, s0, t = m.h, m.state, m.task
     local st0 = t.status
-    if ev == "timer" or ev == "answer" then -- every poll's two events: into a reused list
+    if ev == "answer" or ev == "timer" then -- a poll's events: into a reused list
       local d = self.depth + 1
       self.depth = d
       local acts = self.lists[d]
@@ -65,9 +65,19 @@ return function(Engine)
         acts = {}
         self.lists[d] = acts
       end
-      self:carry(m, ev == "timer" and m:timer(now, acts) or m:answer(now, a, b, acts), now)
-      for i = #acts, 1, -1 do
-        acts[i] = nil
+      local r
+      if ev == "answer" then
+        r = m:answer(now, a, b, acts)
+      else
+        r = m:timer(now, acts)
+      end
+      if r[1] ~= nil then -- a poll's answer that only reschedules has none
+        self:carry(m, r, now)
+      end
+      if acts[1] ~= nil then
+        for i = #acts, 1, -1 do
+          acts[i] = nil
+        end
       end
       self.depth = d - 1
     else

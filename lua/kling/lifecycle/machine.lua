@@ -12,6 +12,9 @@
 --   timer(now)                        a wake-up asked for has come
 -- (answer and timer, the events of every poll, take an empty list to return the actions in
 -- as a last argument: a runner of many tasks reuses one instead of making one per poll)
+--   poll_due(now)                     timer(now) of a task its runner's scheduler handed back as
+--                                     due, when a poll is all it does: the poll's path (a GET,
+--                                     no actions), else nil and the runner calls timer(now)
 --   callback(now, fields)             a provider's callback, parsed to canonical task fields
 --   news(now, fields)                 a task query made outside the machine (task:refresh)
 --   watch(now, sched, deadline_ms)    start polling with this scheduler (core.sched) until then
@@ -341,13 +344,27 @@ function Machine:send_lookup(acts)
   return self:push_send(acts, send("lookup", "GET", self.provider.external_query_path(t.endpoint, t.external_task_id)))
 end
 
-function Machine:send_poll(acts)
+-- timer(now) of a scheduled task within its deadline: the poll, as a send action.
+function Machine:send_poll(acts, now)
+  acts[#acts + 1] = send("poll", "GET", (assert(self:poll_due(now), "lifecycle: no poll due")))
+  return acts
+end
+
+--- A scheduled task is due (its scheduler handed it back) and a poll is all there is to do:
+-- the poll's path (a GET, purpose poll), as timer(now)'s send action would carry it, without
+-- the action list and the action table (every poll of a runner of many tasks comes here).
+-- nil: more than a poll is due (or none): the runner calls timer(now), which decides.
+---@param now integer monotonic ms
+---@return string|nil path
+function Machine:poll_due(now)
+  if self.state ~= "scheduled" or (self.deadline_ms and now >= self.deadline_ms) then
+    return nil
+  end
   self.state = "polling"
   self.renewed = nil
   local t = self.task
   self.polls = (self.polls or 0) + 1
-  acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
-  return acts
+  return self.provider.query_path(t.endpoint, t.id)
 end
 
 function Machine:wake(acts, at)
@@ -773,12 +790,12 @@ end
 function Machine:answer(now, res, wall_s, acts)
   acts = acts or {}
   local s = self.state
-  if s == "creating" then
+  if s == "polling" then -- the answer of nearly every request
+    return self:on_poll(acts, res, now, wall_s)
+  elseif s == "creating" then
     return self:on_create(acts, res, now, wall_s)
   elseif s == "lookup" then
     return self:on_lookup(acts, res, now, wall_s)
-  elseif s == "polling" then
-    return self:on_poll(acts, res, now, wall_s)
   elseif s == "cancelling" then
     self.state = "scheduled"
     if self.h then -- a poll that came due meanwhile was held back: the scheduler has it again
@@ -866,7 +883,7 @@ function Machine:timer(now, acts)
   elseif s == "lookup_wait" then
     return self:send_lookup(acts)
   elseif s == "scheduled" then
-    return self:send_poll(acts)
+    return self:send_poll(acts, now)
   end
   return acts
 end
@@ -895,8 +912,12 @@ end
 -- News of the task from a poll or a callback.
 function Machine:heard(acts, fields, now, from_callback)
   local t = self.task
-  if RANK[fields.status] and RANK[t.status] and RANK[fields.status] < RANK[t.status] then
-    fields = nil -- out of order: older news than what is known
+  local status = fields.status
+  if status ~= t.status then -- (most polls hear the status they knew)
+    local rank, rank0 = RANK[status], RANK[t.status]
+    if rank and rank0 and rank < rank0 then
+      fields = nil -- out of order: older news than what is known
+    end
   end
   if fields then
     self:update(fields)
@@ -910,17 +931,25 @@ function Machine:heard(acts, fields, now, from_callback)
   if not self.h then
     return acts
   end
-  if self.state == "polling" and from_callback then
+  if from_callback and self.state == "polling" then
     return acts -- the poll in flight reschedules when it answers
   end
-  local progress = fields and tonumber(fields.progress)
-  if progress and (progress < 0 or progress > 100) then
-    progress = nil
+  local progress, eta -- read only where given (most answers give neither)
+  if fields then
+    progress, eta = fields.progress, fields.eta
   end
-  local eta = fields and tonumber(fields.eta)
-  eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
-  if eta and self.created_ms then
-    self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
+  if progress ~= nil then
+    progress = tonumber(progress)
+    if progress and (progress < 0 or progress > 100) then
+      progress = nil
+    end
+  end
+  if eta ~= nil then
+    eta = tonumber(eta)
+    eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
+    if eta and self.created_ms then
+      self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
+    end
   end
   local at = self.sched:report(self.h, now, progress, eta)
   if self.has_callback and (from_callback or self.heard_callback) then

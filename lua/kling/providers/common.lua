@@ -7,11 +7,14 @@ local json = require "kling.json"
 
 local M = {}
 
--- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query.
+local function percent(c)
+  return string.format("%%%02X", c:byte())
+end
+
+-- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query
+-- (every poll's path: no closure made per call).
 function M.escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end))
+  return (tostring(s):gsub("[^%w%-%._~]", percent))
 end
 
 -- [{key = id}] from ids (sent as strings) or tables (sent as they are).
@@ -71,7 +74,9 @@ end
 -- noise); anything else (negative, NaN, 2^53 or more where a double is no longer exact, a
 -- table) is no charge: nil.
 function M.charge(v)
-  if type(v) == "number" then
+  if v == nil then -- every answer of a task still running
+    return nil
+  elseif type(v) == "number" then
     if v ~= v or v < 0 or v >= 2 ^ 53 then
       return nil
     end

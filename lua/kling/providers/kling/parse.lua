@@ -119,9 +119,12 @@ function M.task(data)
   if type(info.parent_video) == "table" then
     t.parent_video = video(info.parent_video)
   end
-  local ok, err = outputs(t, data.task_result)
-  if not ok then
-    return nil, err
+  local result = data.task_result
+  if result ~= nil then -- none while the task runs
+    local ok, err = outputs(t, result)
+    if not ok then
+      return nil, err
+    end
   end
   if status == "succeeded" then
     t.progress = 100
