@@ -113,11 +113,12 @@ function M.render(o)
 end
 
 -- The server's error pages for what nginx refuses before any Lua runs, a caller its allow/deny
--- turns away (/metrics off loopback), and for a path or method it serves nothing at (kling.gateway refused_by_nginx answers them in the official
--- envelope; the API's own 404s and 405s are written by Lua and pass unchanged). 494 is nginx's own code for a
--- header over its buffers: the client gets 400. The pages are internal URIs, not named
--- locations: a request refused while its request line was read has no URI, and nginx
--- cannot redirect such a request to a named location.
+-- turns away (/metrics off loopback), and a path or method it serves nothing at:
+-- kling.gateway refused_by_nginx answers them in the official envelope (the API's own 404s and
+-- 405s are written by Lua and pass unchanged). 494 is nginx's own code for a header over its
+-- buffers: the client gets 400. The pages are internal URIs, not named locations: a request
+-- refused while its request line was read has no URI, and nginx cannot redirect such a
+-- request to a named location.
 function M.refusal_pages()
   return table.concat({
     "    error_page 400 494 =400 /_kling/refused/400;",
