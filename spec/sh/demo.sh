@@ -26,4 +26,11 @@ intents=$(count intent)
 log=$(scripts/demo "$out" 2>&1) || fail "scripts/demo again exited $?: $log"
 [[ $(count intent) == "$intents" && $(count batch) -ge 2 ]] || fail "not resumed: $(count intent) intents"
 ok "issue 14: scripts/demo on the same OUT_DIR keeps it and resumes from its journal (nothing created twice)"
+# A relative OUT_DIR is the caller's directory, not the checkout's (it was written under the checkout).
+rel=$(mktemp -d /tmp/kling-demo-rel.XXXXXX)
+trap 'rm -rf "$out" "$rel"' EXIT
+here=$PWD
+log=$(cd "$rel" && "$here/scripts/demo" sub 2>&1) || fail "scripts/demo sub from $rel exited $?: $log"
+[[ -s "$rel/sub/summary.json" && ! -e "$here/sub" ]] || fail "relative OUT_DIR not under the caller's directory: $log"
+ok "scripts/demo with a relative OUT_DIR writes it under the caller's directory"
 echo "$passed passed, 0 failed"
