@@ -332,12 +332,98 @@ not_regular:
     return 3;
 }
 
+/* ---- output paths ---------------------------------------------------------------------
+ * Downloads run as root in the README's set-up, into directories others may write: a path is
+ * written only when it names what it says (no control byte: a NUL would cut the C path short
+ * of the Lua string, CR/LF forge log lines and file names) and only through a new inode made
+ * here, never through a link or over a device, FIFO or directory. */
+
+long kling_path_control_at(const char *path, size_t len) {
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)path[i];
+        if (b < 0x20 || b == 0x7f) return (long)i;
+    }
+    return -1;
+}
+
+/* The temporary name stays fixed (<path>.part, not a random one): a crash's leftover is then
+ * reclaimed by the next attempt instead of piling up under random names in the output
+ * directory. Exclusivity comes from the open: an existing entry is unlinked only when lstat
+ * says it is a regular file of ours (a stale partial file; unlink removes a name, never writes
+ * through it), anything else is refused; then O_CREAT|O_EXCL|O_NOFOLLOW, so whatever is
+ * planted between the two makes the open fail instead of being written. */
+int kling_create_output(const char *path, const char **refused) {
+    struct stat st;
+    *refused = NULL;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            *refused = "a symbolic link";
+        } else if (!S_ISREG(st.st_mode)) {
+            *refused = kind_of(st.st_mode);
+        } else if (st.st_uid != geteuid()) {
+            *refused = "a file of another user";
+        } else if (unlink(path) != 0 && errno != ENOENT) {
+            return -1;
+        }
+        if (*refused != NULL) {
+            errno = EEXIST;
+            return -1;
+        }
+    }
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+}
+
+/* output_target(path) -> true [, size] | nil, message, kind: whether an output may be written
+ * to path (later renamed over it), checked before anything is sent. Refused: a control byte
+ * (kind "control"), an existing entry other than a regular file, seen with lstat so a symbolic
+ * link counts as one (kind: "a symbolic link", "a FIFO (named pipe)", ...). A regular file
+ * gives its size; an absent path gives true alone. Pure: no descriptor, nothing to collect. */
+static int l_output_target(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    long at = kling_path_control_at(path, len);
+    struct stat st;
+    char msg[160];
+    if (len == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "is empty: an output path names a file");
+        lua_pushliteral(L, "empty");
+        return 3;
+    }
+    if (at >= 0) {
+        snprintf(msg, sizeof msg,
+                 "holds a control character (byte 0x%02x at offset %ld): an output path may not "
+                 "(bytes below 0x20 and 0x7f are refused)",
+                 (unsigned)(unsigned char)path[at], at);
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        lua_pushliteral(L, "control");
+        return 3;
+    }
+    if (lstat(path, &st) != 0) {
+        lua_pushboolean(L, 1); /* absent (or unreachable: the write then says why) */
+        return 1;
+    }
+    if (S_ISREG(st.st_mode)) {
+        lua_pushboolean(L, 1);
+        lua_pushinteger(L, (lua_Integer)st.st_size);
+        return 2;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is %s: an output is written only to a new or a regular file", path,
+                    S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
+    lua_pushstring(L, S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
+    return 3;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
         {"fsync_path", l_fsync_path},
         {"lock_file", l_lock_file},
         {"read_regular", l_read_regular},
+        {"output_target", l_output_target},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -104,3 +104,49 @@ describe("core.lock_file", function()
     assert.is_falsy(busy)
   end)
 end)
+
+-- Downloads may run as root into directories others can write: an output path is refused when
+-- it holds a control byte or names anything but a regular file (a planted link, a FIFO, ...).
+describe("core.output_target", function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+  end)
+  after_each(function()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("takes an absent path, and a regular file with its size", function()
+    assert.same({ true }, { core.output_target(dir .. "/new.mp4") })
+    local f = assert(io.open(dir .. "/old.mp4", "wb"))
+    f:write("abc")
+    f:close()
+    assert.same({ true, 3 }, { core.output_target(dir .. "/old.mp4") })
+  end)
+
+  it("refuses a symbolic link (even to a regular file), a FIFO and a directory, naming the path", function()
+    assert(io.open(dir .. "/victim", "wb")):close()
+    assert(os.execute(("ln -s %s/victim %s/link && mkfifo %s/fifo"):format(dir, dir, dir)))
+    for name, kind in pairs { link = "a symbolic link", fifo = "a FIFO (named pipe)", [""] = "a directory" } do
+      local path = name == "" and dir or dir .. "/" .. name
+      local ok, err, what = core.output_target(path)
+      assert.is_nil(ok)
+      assert.are.equal(kind, what)
+      assert.are.equal(path .. " is " .. kind .. ": an output is written only to a new or a regular file", err)
+    end
+  end)
+
+  it("refuses NUL, CR, LF, DEL and every other control byte, naming the byte", function()
+    for _, path in ipairs { dir .. "/a\0b.mp4", "a\r\nb.mp4", "o\nnl", "x\127", "t\tab" } do
+      local ok, err, what = core.output_target(path)
+      assert.is_nil(ok, path)
+      assert.are.equal("control", what)
+      assert.matches("holds a control character %(byte 0x%x%x at offset %d+%)", err)
+    end
+    local _, err = core.output_target("ab\0c")
+    assert.matches("byte 0x00 at offset 2", err, 1, true)
+    assert.same({ true }, { core.output_target(dir .. "/caf\195\169 ok.mp4") }) -- UTF-8 is not control
+  end)
+end)
