@@ -412,7 +412,7 @@ describe("kling.core.http", function()
       for _, name in ipairs { "planted.part", "fifo.part" } do
         local id, err = h:start { url = srv.url .. "/big?n=100", output = tmp .. "/" .. name }
         assert.is_nil(id)
-        assert.matches("cannot create '" .. tmp:gsub("%p", "%%%0") .. "/" .. name:gsub("%p", "%%%0") .. "': it exists", err)
+        assert.is_truthy(err:find("cannot create '" .. tmp .. "/" .. name .. "': it exists", 1, true), err)
         assert.equal(0, h:pending())
       end
       assert.equal("keep", read_all(victim))
