@@ -1,0 +1,50 @@
+-- Where an output may be written: the one check, made before anything is sent, of a download's
+-- path, its temporary <path>.part, an output directory and a name template. The rule itself is
+-- kling.core.output_target's (C, lstat): no control byte (below 0x20, or 0x7f, NUL included:
+-- a NUL cut the path short of the string, CR/LF made file names that forge lines), and nothing
+-- at the path but a regular file (a planted symbolic link, a FIFO, a device or a directory is
+-- refused: downloads may run as root in directories others can write). The temporary file is
+-- then created exclusively, never through a link, by kling.core (core.http's output).
+local core = require "kling.core"
+
+local M = {}
+
+--- The temporary name a download streams to before it is renamed into place.
+function M.part(path)
+  return path .. ".part"
+end
+
+--- Why a download may not write path (nor its temporary name), or nil. The caller names
+-- the field (`path`, `--out`, ...) in its error.
+---@param path string
+---@return string|nil
+function M.refusal(path)
+  for _, p in ipairs { path, M.part(path) } do
+    local ok, err = core.output_target(p)
+    if not ok then
+      return err
+    end
+  end
+  return nil
+end
+
+--- Why a directory or a name template may not be part of an output path (a control byte), or
+-- nil: what is at the path is the write's concern (a directory is fine here).
+---@param s string
+---@return string|nil
+function M.name_refusal(s)
+  local ok, err, kind = core.output_target(s)
+  if not ok and kind == "control" then
+    return err
+  end
+  return nil
+end
+
+--- The size of the regular file at path, or nil (absent, or not a regular file: never opened,
+-- so a FIFO cannot block the caller).
+function M.size(path)
+  local ok, size = core.output_target(path)
+  return ok and size or nil
+end
+
+return M
