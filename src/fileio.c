@@ -417,6 +417,67 @@ static int l_output_target(lua_State *L) {
     return 3;
 }
 
+/* "dev:ino" of a stat: what create_output made, compared with what Lua's io opened. */
+static void push_identity(lua_State *L, const struct stat *st) {
+    char id[64];
+    snprintf(id, sizeof id, "%llu:%llu", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+    lua_pushstring(L, id);
+}
+
+/* create_output(path) -> identity | nil, message: creates path as kling_create_output does (a
+ * control byte refused, exclusively, never through a link) and closes it. For the resty
+ * driver, whose writes go through Lua's io (a handle C cannot make under LuaJIT): it reopens
+ * the file and compares file_identity with this, so a path swapped in between is never
+ * written. */
+static int l_create_output(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    const char *refused = NULL;
+    struct stat st;
+    int fd;
+    if (len == 0 || kling_path_control_at(path, len) >= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "an output path must be non-empty and hold no control character");
+        return 2;
+    }
+    fd = kling_create_output(path, &refused);
+    if (fd < 0 && refused != NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create %s: it exists and is %s", path, refused);
+        return 2;
+    }
+    if (fd < 0) return push_errno(L, "cannot create", path);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, "cannot stat", path);
+    }
+    close(fd);
+    push_identity(L, &st);
+    return 1;
+}
+
+/* file_identity(file) -> identity | nil: the "dev:ino" of an open Lua io handle. Lua 5.4's
+ * luaL_Stream and LuaJIT's io handle both begin with the FILE pointer, under the registry's
+ * "FILE*" metatable. */
+static int l_file_identity(lua_State *L) {
+    FILE *fp;
+    struct stat st;
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    fp = p->closef != NULL ? p->f : NULL;
+#else
+    fp = *(FILE **)luaL_checkudata(L, 1, "FILE*"); /* NULL once closed */
+#endif
+    if (fp == NULL || fstat(fileno(fp), &st) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_identity(L, &st);
+    return 1;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
@@ -424,6 +485,8 @@ void kling_open_fileio(lua_State *L) {
         {"lock_file", l_lock_file},
         {"read_regular", l_read_regular},
         {"output_target", l_output_target},
+        {"create_output", l_create_output},
+        {"file_identity", l_file_identity},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {
