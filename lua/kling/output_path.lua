@@ -40,6 +40,30 @@ function M.name_refusal(s)
   return nil
 end
 
+--- A new file at path, open for writing: made by kling.core (exclusively, never through a
+-- link; a stale regular file of ours is replaced, anything else refused) and reopened by Lua's
+-- io, the two compared so that a path swapped in between is never written.
+-- create(path) -> file | nil, message
+---@param path string
+---@return file*|nil
+---@return string|nil
+function M.create(path)
+  local made, err = core.create_output(path)
+  if not made then
+    return nil, err
+  end
+  local f
+  f, err = io.open(path, "r+b") -- never creates nor truncates what it finds
+  if not f then
+    return nil, "cannot open " .. path .. ": " .. tostring(err)
+  end
+  if core.file_identity(f) ~= made then
+    f:close()
+    return nil, "cannot open " .. path .. ": it was replaced while being created"
+  end
+  return f
+end
+
 --- The size of the regular file at path, or nil (absent, or not a regular file: never opened,
 -- so a FIFO cannot block the caller).
 function M.size(path)

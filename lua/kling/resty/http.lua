@@ -145,27 +145,6 @@ local function string_sink(max)
   }
 end
 
--- The output file, made new by kling.core (exclusively, never through a link: a download may
--- run as root in a directory others write) and reopened by Lua's io; the two must be the same
--- file, or a path swapped in between would be written. -> file | nil, message
-local function open_output(path)
-  local core = require "kling.core" -- here, not above: requests without output never need it
-  local made, err = core.create_output(path)
-  if not made then
-    return nil, err
-  end
-  local f
-  f, err = io.open(path, "r+b") -- never creates nor truncates what it finds
-  if not f then
-    return nil, "cannot open " .. path .. ": " .. tostring(err)
-  end
-  if core.file_identity(f) ~= made then
-    f:close()
-    return nil, "cannot open " .. path .. ": it was replaced while being created"
-  end
-  return f
-end
-
 local function file_sink(f)
   local n = 0
   return {
@@ -411,7 +390,7 @@ function M.request(req, opts)
   local sink, file
   local ok2xx = res.status >= 200 and res.status < 300
   if req.output and ok2xx then
-    file, err = open_output(req.output)
+    file, err = require("kling.output_path").create(req.output) -- new, never through a link
     if not file then
       sock:close()
       return done(fail(res, "other", tostring(err)))
