@@ -91,6 +91,44 @@ static int sync_parent(const char *path) {
     return rc;
 }
 
+static const char *kind_of(mode_t m);
+
+/* Opens a journal or a lock file (flags: O_WRONLY|O_APPEND or O_RDWR, with O_CREAT): never
+ * through a symbolic link and only a regular file (O_NONBLOCK: a FIFO is refused at once
+ * instead of blocking the open), as they are written in directories others may write. -1
+ * with errno set, or the message pushed by the caller when *what is set. */
+static int open_regular(const char *path, int flags, const char **what) {
+    struct stat st;
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+    *what = NULL;
+    if (fd < 0) {
+        int e = errno;
+        if ((e == ELOOP || e == ENXIO || e == EISDIR) && lstat(path, &st) == 0) {
+            *what = S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode);
+        }
+        errno = e;
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *what = kind_of(st.st_mode);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int push_refused(lua_State *L, const char *path, const char *what) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open %s: it is %s, not a regular file", path, what);
+    return 2;
+}
+
 /* append_sync(path, data) -> true | nil, message: appends data with one write loop and
  * fsyncs the file (and its directory when the file was created). */
 static int l_append_sync(lua_State *L) {
@@ -98,8 +136,10 @@ static int l_append_sync(lua_State *L) {
     size_t len, off = 0;
     const char *data = luaL_checklstring(L, 2, &len);
     struct stat st;
-    int created = stat(path, &st) != 0 && errno == ENOENT;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    const char *what;
+    int created = lstat(path, &st) != 0 && errno == ENOENT;
+    int fd = open_regular(path, O_WRONLY | O_APPEND | O_CREAT, &what);
+    if (fd < 0 && what != NULL) return push_refused(L, path, what);
     if (fd < 0) return push_errno(L, "cannot open", path);
     while (off < len) {
         ssize_t w = write(fd, data + off, len - off);
@@ -178,12 +218,14 @@ static int l_lock_file(lua_State *L) {
     int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     struct stat st;
+    const char *what;
     int fd;
     lk->fd = -1;
     lk->process = 0;
     luaL_getmetatable(L, LOCK_MT);
     lua_setmetatable(L, -2);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = open_regular(path, O_RDWR | O_CREAT, &what);
+    if (fd < 0 && what != NULL) return push_refused(L, path, what);
     if (fd < 0) return push_errno(L, "cannot open", path);
     if (fstat(fd, &st) != 0) {
         int e = errno;
