@@ -380,6 +380,13 @@ not_regular:
  * of the Lua string, CR/LF forge log lines and file names) and only through a new inode made
  * here, never through a link or over a device, FIFO or directory. */
 
+/* "dev:ino" of a stat: what create_output made, compared with what Lua's io opened. */
+static void push_identity(lua_State *L, const struct stat *st) {
+    char id[64];
+    snprintf(id, sizeof id, "%llu:%llu", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+    lua_pushstring(L, id);
+}
+
 long kling_path_control_at(const char *path, size_t len) {
     size_t i;
     for (i = 0; i < len; i++) {
@@ -420,7 +427,7 @@ int kling_create_output(const char *path, const char **refused) {
  * to path (later renamed over it), checked before anything is sent. Refused: a control byte
  * (kind "control"), an existing entry other than a regular file, seen with lstat so a symbolic
  * link counts as one (kind: "a symbolic link", "a FIFO (named pipe)", ...). A regular file
- * gives its size; an absent path gives true alone. Pure: no descriptor, nothing to collect. */
+ * gives its size and identity (as file_identity); an absent path gives true alone. Pure: no descriptor, nothing to collect. */
 static int l_output_target(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
@@ -450,20 +457,14 @@ static int l_output_target(lua_State *L) {
     if (S_ISREG(st.st_mode)) {
         lua_pushboolean(L, 1);
         lua_pushinteger(L, (lua_Integer)st.st_size);
-        return 2;
+        push_identity(L, &st);
+        return 3;
     }
     lua_pushnil(L);
     lua_pushfstring(L, "%s is %s: an output is written only to a new or a regular file", path,
                     S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
     lua_pushstring(L, S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
     return 3;
-}
-
-/* "dev:ino" of a stat: what create_output made, compared with what Lua's io opened. */
-static void push_identity(lua_State *L, const struct stat *st) {
-    char id[64];
-    snprintf(id, sizeof id, "%llu:%llu", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
-    lua_pushstring(L, id);
 }
 
 /* create_output(path) -> identity | nil, message: creates path as kling_create_output does (a

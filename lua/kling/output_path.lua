@@ -64,6 +64,31 @@ function M.create(path)
   return f
 end
 
+--- A file at path open for appending (a journal): created when absent, refused when path is
+-- not a regular file, and the opened file compared with what lstat finds at path afterwards,
+-- so a link planted before or during the open is never written through.
+-- append(path) -> file | nil, message
+---@param path string
+---@return file*|nil
+---@return string|nil
+function M.append(path)
+  local ok, err = core.output_target(path)
+  if not ok then
+    return nil, err
+  end
+  local f
+  f, err = io.open(path, "a")
+  if not f then
+    return nil, "cannot open " .. path .. ": " .. tostring(err)
+  end
+  local regular, why, id = core.output_target(path) -- true, size, identity | nil, message
+  if not regular or id ~= core.file_identity(f) then
+    f:close()
+    return nil, regular and ("cannot open " .. path .. ": it was replaced while being opened") or why
+  end
+  return f
+end
+
 --- The size of the regular file at path, or nil (absent, or not a regular file: never opened,
 -- so a FIFO cannot block the caller).
 function M.size(path)

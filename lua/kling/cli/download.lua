@@ -37,7 +37,7 @@ local function writable(dir)
     return nil, err
   end
   local probe = dir .. "/.kling-download-probe"
-  local f = io.open(probe, "wb")
+  local f = output_path.create(probe) -- new, never through a link planted at the probe's name
   if not f then
     return nil, "cannot write in " .. dir
   end
