@@ -423,14 +423,17 @@ int kling_create_output(const char *path, const char **refused) {
     return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
 }
 
-/* output_target(path) -> true [, size] | nil, message, kind: whether an output may be written
- * to path (later renamed over it), checked before anything is sent. Refused: a control byte
+/* output_target(path [, temporary]) -> true [, size, identity] | nil, message, kind: whether an
+ * output may be written to path (later renamed over it), checked before anything is sent. With
+ * temporary (a .part, which kling_create_output unlinks), a regular file of another user is
+ * refused too. Refused: a control byte
  * (kind "control"), an existing entry other than a regular file, seen with lstat so a symbolic
  * link counts as one (kind: "a symbolic link", "a FIFO (named pipe)", ...). A regular file
  * gives its size and identity (as file_identity); an absent path gives true alone. Pure: no descriptor, nothing to collect. */
 static int l_output_target(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
+    int temporary = lua_toboolean(L, 2);
     long at = kling_path_control_at(path, len);
     struct stat st;
     char msg[160];
@@ -453,6 +456,13 @@ static int l_output_target(lua_State *L) {
     if (lstat(path, &st) != 0) {
         lua_pushboolean(L, 1); /* absent (or unreachable: the write then says why) */
         return 1;
+    }
+    if (S_ISREG(st.st_mode) && temporary && st.st_uid != geteuid()) {
+        lua_pushnil(L); /* kling_create_output would refuse it: not ours to unlink */
+        lua_pushfstring(L, "%s is a file of another user: a temporary output is replaced only when it is ours",
+                        path);
+        lua_pushliteral(L, "a file of another user");
+        return 3;
     }
     if (S_ISREG(st.st_mode)) {
         lua_pushboolean(L, 1);

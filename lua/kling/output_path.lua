@@ -19,13 +19,11 @@ end
 ---@param path string
 ---@return string|nil
 function M.refusal(path)
-  for _, p in ipairs { path, M.part(path) } do
-    local ok, err = core.output_target(p)
-    if not ok then
-      return err
-    end
+  local ok, err = core.output_target(path)
+  if ok then
+    ok, err = core.output_target(M.part(path), true) -- replaced only when it is ours
   end
-  return nil
+  return not ok and err or nil
 end
 
 --- Why a directory or a name template may not be part of an output path (a control byte), or

@@ -35,6 +35,26 @@ describe("kling.output_path", function()
     assert.matches("control character", output_path.refusal(dir .. "/x\r\n.mp4"), 1, true)
   end)
 
+  it("refusal: a .part of another user is not ours to replace, and is left in place", function()
+    local p = io.popen("id -u")
+    local uid = p:read("l")
+    p:close()
+    if uid ~= "0" then
+      pending("needs root to give a file to another user")
+      return
+    end
+    local part = dir .. "/o.mp4.part"
+    local f = assert(io.open(part, "wb"))
+    f:write("theirs")
+    f:close()
+    assert(os.execute("chown nobody " .. part))
+    assert.are.equal(part .. " is a file of another user: a temporary output is replaced only when it is ours",
+      output_path.refusal(dir .. "/o.mp4"))
+    f = assert(io.open(part, "rb"))
+    assert.are.equal("theirs", f:read("a"))
+    f:close()
+  end)
+
   it("name_refusal: only control bytes (a directory is fine)", function()
     assert.is_nil(output_path.name_refusal(dir))
     assert.is_nil(output_path.name_refusal("{id}.{ext}"))

@@ -61,8 +61,8 @@ function Driver:download(url, path, opts)
     method = "GET", url = url, output = tmp, follow = true, max_output = opts.max_bytes,
     timeout_ms = opts.timeout_ms or 600000,
   }
-  if not res then -- the transfer could not start (the output file cannot be opened)
-    return fail("download of " .. url .. " could not start: " .. tostring(serr), "io")
+  if not res then -- the transfer could not start (the output file cannot be created): what is at tmp is not ours
+    return nil, "download of " .. url .. " could not start: " .. tostring(serr), "io"
   end
   if not res.ok then
     local kind = res.error == "too_large" and "too_large" or (res.error == "other" and res.message
