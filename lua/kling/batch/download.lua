@@ -79,19 +79,20 @@ function Downloads:start_queued(now)
     if job.not_before <= now then
       table.remove(self.queue, i)
       job.tries = job.tries + 1
-      -- The path's checks (kling.output_path) before anything is sent; a refusal is final.
+      -- The path's checks (kling.output_path) before anything is sent; a refusal is not
+      -- tried again in this run (the row stays open, naming the path).
       local refused = output_path.refusal(job.path)
-      local id, err
-      if not refused then
-        id, err = self.http:start { method = "GET", url = job.url, output = output_path.part(job.path), follow = true }
-      end
       if refused then
         job.on_done(job, nil, "download refused: path: " .. refused)
-      elseif id then
-        self.inflight[id] = job
-        self.n_inflight = self.n_inflight + 1
       else
-        job.on_done(job, nil, "download could not start: " .. tostring(err))
+        local id, err = self.http:start { method = "GET", url = job.url, output = output_path.part(job.path),
+          follow = true }
+        if id then
+          self.inflight[id] = job
+          self.n_inflight = self.n_inflight + 1
+        else
+          job.on_done(job, nil, "download could not start: " .. tostring(err))
+        end
       end
     else
       i = i + 1
