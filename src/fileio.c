@@ -91,6 +91,44 @@ static int sync_parent(const char *path) {
     return rc;
 }
 
+static const char *kind_of(mode_t m);
+
+/* Opens a journal or a lock file (flags: O_WRONLY|O_APPEND or O_RDWR, with O_CREAT): never
+ * through a symbolic link and only a regular file (O_NONBLOCK: a FIFO is refused at once
+ * instead of blocking the open), as they are written in directories others may write. -1
+ * with errno set, or the message pushed by the caller when *what is set. */
+static int open_regular(const char *path, int flags, const char **what) {
+    struct stat st;
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+    *what = NULL;
+    if (fd < 0) {
+        int e = errno;
+        if ((e == ELOOP || e == ENXIO || e == EISDIR) && lstat(path, &st) == 0) {
+            *what = S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode);
+        }
+        errno = e;
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *what = kind_of(st.st_mode);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int push_refused(lua_State *L, const char *path, const char *what) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot open %s: it is %s, not a regular file", path, what);
+    return 2;
+}
+
 /* append_sync(path, data) -> true | nil, message: appends data with one write loop and
  * fsyncs the file (and its directory when the file was created). */
 static int l_append_sync(lua_State *L) {
@@ -98,8 +136,10 @@ static int l_append_sync(lua_State *L) {
     size_t len, off = 0;
     const char *data = luaL_checklstring(L, 2, &len);
     struct stat st;
-    int created = stat(path, &st) != 0 && errno == ENOENT;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    const char *what;
+    int created = lstat(path, &st) != 0 && errno == ENOENT;
+    int fd = open_regular(path, O_WRONLY | O_APPEND | O_CREAT, &what);
+    if (fd < 0 && what != NULL) return push_refused(L, path, what);
     if (fd < 0) return push_errno(L, "cannot open", path);
     while (off < len) {
         ssize_t w = write(fd, data + off, len - off);
@@ -178,12 +218,14 @@ static int l_lock_file(lua_State *L) {
     int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     struct stat st;
+    const char *what;
     int fd;
     lk->fd = -1;
     lk->process = 0;
     luaL_getmetatable(L, LOCK_MT);
     lua_setmetatable(L, -2);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = open_regular(path, O_RDWR | O_CREAT, &what);
+    if (fd < 0 && what != NULL) return push_refused(L, path, what);
     if (fd < 0) return push_errno(L, "cannot open", path);
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -332,12 +374,172 @@ not_regular:
     return 3;
 }
 
+/* ---- output paths ---------------------------------------------------------------------
+ * Downloads run as root in the README's set-up, into directories others may write: a path is
+ * written only when it names what it says (no control byte: a NUL would cut the C path short
+ * of the Lua string, CR/LF forge log lines and file names) and only through a new inode made
+ * here, never through a link or over a device, FIFO or directory. */
+
+/* "dev:ino" of a stat: what create_output made, compared with what Lua's io opened. */
+static void push_identity(lua_State *L, const struct stat *st) {
+    char id[64];
+    snprintf(id, sizeof id, "%llu:%llu", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino);
+    lua_pushstring(L, id);
+}
+
+long kling_path_control_at(const char *path, size_t len) {
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char b = (unsigned char)path[i];
+        if (b < 0x20 || b == 0x7f) return (long)i;
+    }
+    return -1;
+}
+
+/* The temporary name stays fixed (<path>.part, not a random one): a crash's leftover is then
+ * reclaimed by the next attempt instead of piling up under random names in the output
+ * directory. Exclusivity comes from the open: an existing entry is unlinked only when lstat
+ * says it is a regular file of ours (a stale partial file; unlink removes a name, never writes
+ * through it), anything else is refused; then O_CREAT|O_EXCL|O_NOFOLLOW, so whatever is
+ * planted between the two makes the open fail instead of being written. */
+int kling_create_output(const char *path, const char **refused) {
+    struct stat st;
+    *refused = NULL;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode)) {
+            *refused = "a symbolic link";
+        } else if (!S_ISREG(st.st_mode)) {
+            *refused = kind_of(st.st_mode);
+        } else if (st.st_uid != geteuid()) {
+            *refused = "a file of another user";
+        } else if (unlink(path) != 0 && errno != ENOENT) {
+            return -1;
+        }
+        if (*refused != NULL) {
+            errno = EEXIST;
+            return -1;
+        }
+    }
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+}
+
+/* output_target(path [, temporary]) -> true [, size, identity] | nil, message, kind: whether an
+ * output may be written to path (later renamed over it), checked before anything is sent. With
+ * temporary (a .part, which kling_create_output unlinks), a regular file of another user is
+ * refused too. Refused: a control byte
+ * (kind "control"), an existing entry other than a regular file, seen with lstat so a symbolic
+ * link counts as one (kind: "a symbolic link", "a FIFO (named pipe)", ...). A regular file
+ * gives its size and identity (as file_identity); an absent path gives true alone. Pure: no descriptor, nothing to collect. */
+static int l_output_target(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    int temporary = lua_toboolean(L, 2);
+    long at = kling_path_control_at(path, len);
+    struct stat st;
+    char msg[160];
+    if (len == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "is empty: an output path names a file");
+        lua_pushliteral(L, "empty");
+        return 3;
+    }
+    if (at >= 0) {
+        snprintf(msg, sizeof msg,
+                 "holds a control character (byte 0x%02x at offset %ld): an output path may not "
+                 "(bytes below 0x20 and 0x7f are refused)",
+                 (unsigned)(unsigned char)path[at], at);
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        lua_pushliteral(L, "control");
+        return 3;
+    }
+    if (lstat(path, &st) != 0) {
+        lua_pushboolean(L, 1); /* absent (or unreachable: the write then says why) */
+        return 1;
+    }
+    if (S_ISREG(st.st_mode) && temporary && st.st_uid != geteuid()) {
+        lua_pushnil(L); /* kling_create_output would refuse it: not ours to unlink */
+        lua_pushfstring(L, "%s is a file of another user: a temporary output is replaced only when it is ours",
+                        path);
+        lua_pushliteral(L, "a file of another user");
+        return 3;
+    }
+    if (S_ISREG(st.st_mode)) {
+        lua_pushboolean(L, 1);
+        lua_pushinteger(L, (lua_Integer)st.st_size);
+        push_identity(L, &st);
+        return 3;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is %s: an output is written only to a new or a regular file", path,
+                    S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
+    lua_pushstring(L, S_ISLNK(st.st_mode) ? "a symbolic link" : kind_of(st.st_mode));
+    return 3;
+}
+
+/* create_output(path) -> identity | nil, message: creates path as kling_create_output does (a
+ * control byte refused, exclusively, never through a link) and closes it. For the resty
+ * driver, whose writes go through Lua's io (a handle C cannot make under LuaJIT): it reopens
+ * the file and compares file_identity with this, so a path swapped in between is never
+ * written. */
+static int l_create_output(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    const char *refused = NULL;
+    struct stat st;
+    int fd;
+    if (len == 0 || kling_path_control_at(path, len) >= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "an output path must be non-empty and hold no control character");
+        return 2;
+    }
+    fd = kling_create_output(path, &refused);
+    if (fd < 0 && refused != NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create %s: it exists and is %s", path, refused);
+        return 2;
+    }
+    if (fd < 0) return push_errno(L, "cannot create", path);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, "cannot stat", path);
+    }
+    close(fd);
+    push_identity(L, &st);
+    return 1;
+}
+
+/* file_identity(file) -> identity | nil: the "dev:ino" of an open Lua io handle. Lua 5.4's
+ * luaL_Stream and LuaJIT's io handle both begin with the FILE pointer, under the registry's
+ * "FILE*" metatable. */
+static int l_file_identity(lua_State *L) {
+    FILE *fp;
+    struct stat st;
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    fp = p->closef != NULL ? p->f : NULL;
+#else
+    fp = *(FILE **)luaL_checkudata(L, 1, "FILE*"); /* NULL once closed */
+#endif
+    if (fp == NULL || fstat(fileno(fp), &st) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_identity(L, &st);
+    return 1;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
         {"fsync_path", l_fsync_path},
         {"lock_file", l_lock_file},
         {"read_regular", l_read_regular},
+        {"output_target", l_output_target},
+        {"create_output", l_create_output},
+        {"file_identity", l_file_identity},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -356,7 +356,7 @@ static int l_pending(lua_State *L) {
 /* The request, read and checked before any C resource is taken. */
 typedef struct {
     const char *method, *url, *body, *output;
-    size_t body_len;
+    size_t body_len, output_len;
     lua_Integer max_output;
     long timeout_ms, connect_timeout_ms;
     int follow, has_body_method;
@@ -396,7 +396,7 @@ static void read_req(lua_State *L, kh_client *c, int idx, kh_req *r) {
     if (r->body && strcmp(r->method, "HEAD") == 0) {
         luaL_error(L, "kling.http: field 'body' is not allowed with method HEAD");
     }
-    r->output = kling_optstr(L, idx, "output", NULL);
+    r->output = kling_optstr(L, idx, "output", &r->output_len);
     if (r->output && r->output[0] == '\0') {
         luaL_error(L, "kling.http: field 'output' must be a non-empty path");
     }
@@ -582,12 +582,29 @@ static kh_xfer *start(lua_State *L, kh_client *c, int idx) {
     build_headers(L, x, idx);
     x->max_body = c->max_body;
     if (r.output) {
-        x->out = fopen(r.output, "wb");
+        /* kling_create_output: never through a link, never over what is not ours. */
+        long at = kling_path_control_at(r.output, r.output_len);
+        const char *refused = NULL;
+        int fd = at >= 0 ? -1 : kling_create_output(r.output, &refused);
+        int e = errno;
+        x->out = fd >= 0 ? fdopen(fd, "wb") : NULL;
         if (!x->out) {
-            int e = errno;
+            e = fd >= 0 ? errno : e;
+            if (fd >= 0) {
+                close(fd);
+                unlink(r.output);
+            }
             c->building = NULL;
             xfer_recycle(c, x);
-            lua_pushfstring(L, "kling.http: output: cannot open '%s': %s", r.output, strerror(e));
+            if (at >= 0) {
+                lua_pushfstring(L, "kling.http: output: the path holds a control character at offset %d",
+                                (int)at);
+            } else if (refused) {
+                lua_pushfstring(L, "kling.http: output: cannot create '%s': it exists and is %s", r.output,
+                                refused);
+            } else {
+                lua_pushfstring(L, "kling.http: output: cannot open '%s': %s", r.output, strerror(e));
+            }
             return NULL;
         }
         x->has_output = 1;

@@ -34,4 +34,12 @@ void kling_setbool(lua_State *L, const char *name, int v);
 lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer def);
 const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len);
 
+/* fileio.c: the one rule for a path an output file is written to (downloads, core.http's
+ * output). kling_path_control_at: the offset of the first control byte (below 0x20, or 0x7f,
+ * NUL included) or -1. kling_create_output: creates path exclusively, never through a link
+ * (-1 with errno; *refused names what was there when an existing entry was not ours to
+ * replace). */
+long kling_path_control_at(const char *path, size_t len);
+int kling_create_output(const char *path, const char **refused);
+
 #endif

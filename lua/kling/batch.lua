@@ -21,6 +21,7 @@ local journal = require "kling.journal"
 local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
 local names = require "kling.batch.names"
+local output_path = require "kling.output_path"
 local providers = require "kling.providers"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
@@ -428,6 +429,10 @@ local function check_opts(o)
     if err then
       return nil, err
     end
+  end
+  local refused = type(o.out) == "string" and output_path.name_refusal(o.out)
+  if refused then
+    return nil, "the output directory (--out) " .. refused
   end
   return names.check(o.name or names.DEFAULT)
 end

@@ -9,6 +9,7 @@ local validate = require "kling.validate"
 local budget = require "kling.money.hold"
 local billing = require "kling.billing"
 local local_file = require "kling.local_file"
+local output_path = require "kling.output_path"
 local http_debug = require "kling.transport.debug"
 local lifecycle = require "kling.lifecycle.machine"
 local blocking = require "kling.runner.blocking"
@@ -583,8 +584,10 @@ local EXPECTED_SLACK = 1024 * 1024
 -- Streams to a temporary name, then renames. The transfer stops at max_bytes (default the
 -- client's max_download_bytes) and, when expected_bytes is known (a size the provider
 -- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
--- or not writable), not_found (HTTP 404/410), protocol (too large), network. An unknown option
--- or a bad max_bytes / expected_bytes raises.
+-- or not writable, it holds a control character, it or its temporary <path>.part is a link,
+-- FIFO, device or directory: kling.output_path; nothing is sent then), not_found (HTTP
+-- 404/410), protocol (too large), network. An unknown option or a bad max_bytes /
+-- expected_bytes raises.
 ---@param url string an output URL (`task.videos[1].url`)
 ---@param path string where to write it
 ---@param opts? {max_bytes: integer, expected_bytes: integer, timeout: number}
@@ -612,6 +615,10 @@ function Client:download(url, path, opts)
       errors.misuse("download", "expected_bytes must be a whole number of bytes >= 0")
     end
     max = math.min(max, opts.expected_bytes * 2 + EXPECTED_SLACK)
+  end
+  local refused = output_path.refusal(path)
+  if refused then
+    return nil, errors.validation("path", refused, name)
   end
   local dir = path:match("^(.*)/[^/]*$")
   local probe = dir and dir ~= "" and io.open(dir .. "/.", "rb")

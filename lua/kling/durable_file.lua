@@ -4,13 +4,14 @@
 -- is random, so that two processes replacing one file never write into each other's. A core
 -- without fsync_path (an older build) gets the rename alone.
 local core = require "kling.core"
+local output_path = require "kling.output_path"
 
 local M = {}
 
 -- replace(path, text) -> true | nil, message (the temporary file is removed on failure).
 function M.replace(path, text)
   local tmp = path .. "." .. core.random_hex(8) .. ".tmp"
-  local f, err = io.open(tmp, "wb")
+  local f, err = output_path.create(tmp) -- new, never through a link
   if not f then
     return nil, err
   end

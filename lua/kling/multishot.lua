@@ -28,6 +28,7 @@ local journal = require "kling.journal"
 local providers = require "kling.providers"
 local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
+local output_path = require "kling.output_path"
 
 local M = {}
 
@@ -271,7 +272,7 @@ local function copy_file(from, to)
     return nil, err
   end
   local dst
-  dst, err = io.open(to .. ".part", "wb")
+  dst, err = output_path.create(output_path.part(to)) -- new, never through a link
   if not dst then
     src:close()
     return nil, err
@@ -290,18 +291,22 @@ local function copy_file(from, to)
   end
   src:close()
   dst:close()
-  return os.rename(to .. ".part", to)
+  return os.rename(output_path.part(to), to)
 end
 
 --- Joins videos into one (ffmpeg).
 -- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
 -- re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
 function M.join(videos, out)
+  local refused = output_path.refusal(out)
+  if refused then
+    return nil, refused
+  end
   if #videos == 1 then
     return copy_file(videos[1], out)
   end
   local list = out .. ".txt"
-  local f, err = io.open(list, "w")
+  local f, err = output_path.create(list)
   if not f then
     return nil, err
   end
@@ -504,6 +509,10 @@ function M.run(client, sb, opts)
   opts = opts or {}
   if type(opts.out) ~= "string" or opts.out == "" then
     errors.misuse("multishot.run", "opts.out (a directory) is required")
+  end
+  local refused = output_path.name_refusal(opts.out)
+  if refused then
+    return nil, errors.validation("out", refused)
   end
   local err = M.check(sb)
   if err then

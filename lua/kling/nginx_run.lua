@@ -41,7 +41,7 @@ function M.read(path)
 end
 
 function M.write(path, text, mode)
-  local f, err = io.open(path, "wb")
+  local f, err = require("kling.output_path").create(path) -- new, never through a link
   if not f then
     return nil, err
   end

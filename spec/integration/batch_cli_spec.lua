@@ -7,6 +7,7 @@ local cli = require "support.cli"
 local files = require "support.files"
 
 local kling, write = cli.kling, files.write
+local q = require("support.shell").q
 local root = files.tempdir()
 
 local function no_secret(out)
@@ -39,6 +40,22 @@ describe("the workflow commands", function()
       assert.are.equal(2, status, args .. ": " .. out)
     end
     assert.are.equal(0, sim.stats().requests)
+  end)
+
+  it("kling run exits 2 on an --out or a --name holding a control character, sending nothing", function()
+    local m = root .. "/ctl.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    for _, args in ipairs { { "--out", root .. "/o\nnl" }, { "--out", root .. "/cr\rx" },
+      { "--out", root .. "/ctl", "--name", "{id}\n.{ext}" },
+      { "--out", root .. "/ctl", "--name", "{id}\27[2J.{ext}" } } do
+      local status, out = kling("run " .. m .. " --quiet " .. args[1] .. " " .. q(args[2])
+        .. (args[3] and (" " .. args[3] .. " " .. q(args[4])) or ""))
+      assert.are.equal(2, status, out)
+      assert.matches((args[3] and "%(%-%-name%)" or "%(%-%-out%)") .. " holds a control character", out)
+    end
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(root .. "/o\nnl"))
+    assert.is_nil(io.open(root .. "/ctl"))
   end)
 
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()

@@ -315,6 +315,33 @@ describe("a batch against the simulator", function()
     end
   end)
 
+  it("never writes an output through a symbolic link planted at its name or its .part: those rows stay open",
+    function()
+      local dir = fresh_dir()
+      write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "a", prompt = "a" }, { id = "b", prompt = "b" },
+        { id = "c", prompt = "c" } })
+      write(root .. "/victim", "keep")
+      write(root .. "/empty-victim", "")
+      assert(os.execute(("ln -s %s/victim %s/a.mp4.part && ln -s %s/empty-victim %s/b.mp4"):format(root, dir, root,
+        dir)))
+      local result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(3, status) -- rows remain
+      local by_id = {}
+      for _, r in ipairs(result.rows) do
+        by_id[r.id] = r
+      end
+      assert.are.equal("succeeded", by_id.c.state)
+      assert.are.equal("ftyp", assert(slurp(dir .. "/c.mp4")):sub(5, 8))
+      assert.are.equal(1, sim.stats().by_route["GET /media/{file}"], "only c's output was fetched")
+      assert.are.equal("keep", slurp(root .. "/victim"))
+      assert.are.equal("", slurp(root .. "/empty-victim"))
+      assert.are.equal("unfinished", by_id.a.state)
+      assert.matches("path: " .. dir .. "/a.mp4.part is a symbolic link", by_id.a.reason, 1, true)
+      assert.are.equal("unfinished", by_id.b.state)
+      assert.matches("path: " .. dir .. "/b.mp4 is a symbolic link", by_id.b.reason, 1, true)
+    end)
+
   it("stops creating when the provider refuses the account, and leaves the rows for the next run", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "k1", prompt = "one" }, { id = "k2", prompt = "two" },

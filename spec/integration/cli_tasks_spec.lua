@@ -215,6 +215,38 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.are.equal(before, requests())
   end)
 
+  it("kling download refuses an --out holding a control character before anything is sent", function()
+    local before = requests()
+    for _, out in ipairs { root .. "/o\nnl", root .. "/cr\rx" } do -- (argv cannot hold a NUL)
+      local status, text, err = kling { "download", "123", "--out", out }
+      assert.are.equal(2, status, err)
+      assert.are.equal("", text)
+      assert.matches("^kling download: %-%-out: holds a control character %(byte 0x%x%x at offset %d+%)", err)
+      assert.matches("nothing was sent", err, 1, true)
+    end
+    assert.are.equal(before, requests())
+    assert.is_nil(io.open(root .. "/o\nnl"))
+  end)
+
+  it("kling download never writes through a symbolic link planted at its temporary file", function()
+    local c = official()
+    local t = assert(c:run({ model = "kling-v2-6", mode = "std", duration = 5, prompt = "a cat" }, { timeout = 30 }))
+    local dir, victim = root .. "/sym2", root .. "/victim2"
+    local f = assert(io.open(victim, "w"))
+    f:write("keep")
+    f:close()
+    assert(os.execute(("mkdir -p %s && ln -sf %s %s/%s.mp4.part"):format(q(dir), q(victim), q(dir), t.id)))
+    local before = requests()
+    local status, text, err = kling { "download", t.id, "--out", dir }
+    assert.are.equal(1, status, err)
+    assert.are.equal("", text)
+    assert.matches(dir .. "/" .. t.id .. ".mp4.part is a symbolic link", err, 1, true)
+    assert.are.equal(before + 1, requests(), "only the task's look-up is sent, not the download")
+    f = assert(io.open(victim))
+    assert.are.equal("keep", f:read("a"))
+    f:close()
+  end)
+
   it("issue 14: --debug is one global flag, before or after the command", function()
     local request = { "--model", "kling-v2-6", "--mode", "pro", "--duration", "10", "--sound" }
     for _, args in ipairs { { "--debug", "estimate", table.unpack(request) },

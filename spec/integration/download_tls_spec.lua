@@ -29,6 +29,68 @@ describe("downloads and TLS", function()
     assert.is_false(err.retryable)
   end)
 
+  describe("where a download may write (it may run as root into a directory others write)", function()
+    local dir, victim
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute(("mkdir -p %s/sym %s/nul"):format(dir, dir)))
+      victim = dir .. "/victim"
+      local f = assert(io.open(victim, "wb"))
+      f:write("keep")
+      f:close()
+    end)
+    after_each(function()
+      os.execute("rm -rf " .. dir)
+    end)
+
+    -- download(path) refused with a validation error on `path` and no request at the simulator.
+    local function refused(path)
+      local before = sim.stats().requests
+      local got, err = client:download(video_url, path)
+      assert.is_nil(got, path)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal("path", err.field)
+      assert.is_false(err.retryable)
+      assert.are.equal(before, sim.stats().requests, "a request was sent for " .. path)
+      return err
+    end
+
+    it("refuses a symbolic link planted at the temporary <path>.part, naming it; the victim is untouched", function()
+      assert(os.execute(("ln -s %s %s/sym/out.mp4.part"):format(victim, dir)))
+      local err = refused(dir .. "/sym/out.mp4")
+      assert.are.equal(dir .. "/sym/out.mp4.part is a symbolic link: an output is written only to a new or a "
+        .. "regular file", err.message)
+      assert.are.equal("keep", assert(io.open(victim)):read("a"))
+      assert.is_nil(size_of(dir .. "/sym/out.mp4"))
+    end)
+
+    it("refuses a target that is a FIFO or a symbolic link (rename would replace it), naming it", function()
+      assert(os.execute(("mkfifo %s/fifo.mp4 && ln -s %s %s/link.mp4"):format(dir, victim, dir)))
+      assert.matches("fifo.mp4 is a FIFO", refused(dir .. "/fifo.mp4").message, 1, true)
+      assert.matches("link.mp4 is a symbolic link", refused(dir .. "/link.mp4").message, 1, true)
+      assert.matches("is a directory", refused(dir .. "/sym").message, 1, true)
+      assert.are.equal("keep", assert(io.open(victim)):read("a"))
+    end)
+
+    it("refuses NUL, CR/LF and other control bytes in the path before any request", function()
+      for _, path in ipairs { dir .. "/nul/a\0b.mp4", dir .. "/a\r\nb.mp4", dir .. "/tab\t.mp4" } do
+        assert.matches("holds a control character", refused(path).message, 1, true)
+      end
+      assert.is_nil(size_of(dir .. "/nul/a"))
+    end)
+
+    it("replaces a stale regular <path>.part of ours (a crash's leftover) and downloads", function()
+      local f = assert(io.open(dir .. "/out.mp4.part", "wb"))
+      f:write(string.rep("s", 100))
+      f:close()
+      local got, bytes = assert(client:download(video_url, dir .. "/out.mp4"))
+      assert.are.equal(dir .. "/out.mp4", got)
+      assert.are.equal(bytes, size_of(got))
+      assert.is_nil(size_of(dir .. "/out.mp4.part"))
+    end)
+  end)
+
   it("issue 11.12: a download answered 404 is kind not_found, not network", function()
     local path = os.tmpname()
     os.remove(path)

@@ -175,6 +175,37 @@ function M.content()
     f:close()
   end
   line(rp ~= nil and rbytes == 5 and text == "plain", "download follows a redirect", rbytes or text)
+
+  -- A download may run as root in a directory others write: never through a planted link.
+  local dir = ngx.config.prefix() .. "planted"
+  local victim = ngx.config.prefix() .. "victim"
+  os.execute(("rm -rf %s && mkdir -p %s && printf keep > %s && ln -s %s %s/out.mp4.part && ln -s %s %s/link.mp4"
+    .. " && mkfifo %s/fifo.mp4"):format(dir, dir, victim, victim, dir, victim, dir, dir))
+  local function victim_kept()
+    local vf = io.open(victim, "rb")
+    local kept = vf and vf:read("*a")
+    if vf then
+      vf:close()
+    end
+    return kept == "keep"
+  end
+  local media = sim("GET", "/_sim/stats").by_route["GET /media/{file}"] or 0
+  for _, name in ipairs { "out.mp4", "link.mp4", "fifo.mp4" } do
+    local np, nerr, kind = driver:download(vdone.videos[1].url, dir .. "/" .. name)
+    line(np == nil and kind == "io" and tostring(nerr):find(dir .. "/" .. name, 1, true) ~= nil,
+      "download refuses a planted link or FIFO (" .. name .. "), naming it", nerr)
+  end
+  local nul_p, nul_err = driver:download(vdone.videos[1].url, dir .. "/a\0b.mp4")
+  local crlf_p, crlf_err = driver:download(vdone.videos[1].url, dir .. "/a\r\nb.mp4")
+  line(nul_p == nil and crlf_p == nil and tostring(nul_err):find("control character", 1, true)
+    and tostring(crlf_err):find("control character", 1, true), "download refuses NUL and CR/LF in its path",
+    tostring(nul_err) .. " / " .. tostring(crlf_err))
+  line((sim("GET", "/_sim/stats").by_route["GET /media/{file}"] or 0) == media and victim_kept(),
+    "... before anything is sent, the victim untouched", media)
+  -- kling.resty.http's own output open (past any caller's check): exclusive, never through a link.
+  local hres = http.request({ method = "GET", url = fixture("plain"), output = dir .. "/out.mp4.part" }, {})
+  line(not hres.ok and tostring(hres.message):find("symbolic link", 1, true) ~= nil and victim_kept(),
+    "kling.resty.http never writes its output through a planted link", hres.message)
 end
 
 -- /checks/access: the same client from access_by_lua.

@@ -134,3 +134,52 @@ describe("native multi-shot", function()
     assert.is_true(multishot.native(assert(providers.get("evolink")), "kling-v3"))
   end)
 end)
+
+-- The storyboard's file is written in its --out directory, which others may write: never
+-- through a planted link (at the file or its .part), never under a path with a control byte.
+describe("multishot.join and run, where they write", function()
+  local dir
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+  end)
+  after_each(function()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+
+  it("copies one segment through a new .part, and refuses links planted at the file or its .part", function()
+    local seg = dir .. "/seg.mp4"
+    local f = assert(io.open(seg, "wb"))
+    f:write("video")
+    f:close()
+    f = assert(io.open(dir .. "/victim", "wb"))
+    f:write("keep")
+    f:close()
+    assert.is_true(multishot.join({ seg }, dir .. "/ok.mp4"))
+    assert.are.equal("video", read(dir .. "/ok.mp4"))
+    assert(os.execute(("ln -s %s/victim %s/a.mp4.part && ln -s %s/victim %s/b.mp4"):format(dir, dir, dir, dir)))
+    for _, name in ipairs { "a.mp4", "b.mp4" } do
+      local ok, err = multishot.join({ seg }, dir .. "/" .. name)
+      assert.is_nil(ok)
+      assert.matches("is a symbolic link", err, 1, true)
+    end
+    assert.are.equal("keep", read(dir .. "/victim"))
+  end)
+
+  it("refuses an out directory holding a control character before anything is sent", function()
+    local client = setmetatable({}, { __index = function() error("nothing may be sent") end })
+    local r, err = multishot.run(client, { shots = { { prompt = "a", duration = 5 } } }, { out = dir .. "/o\nnl" })
+    assert.is_nil(r)
+    assert.are.equal("out", err.field)
+    assert.matches("holds a control character", err.message, 1, true)
+    assert.is_nil(io.open(dir .. "/o\nnl"))
+  end)
+end)

@@ -403,6 +403,43 @@ describe("kling.core.http", function()
       assert.equal("", read_all(path))
     end)
 
+    it("never writes through a planted symbolic link or over a FIFO: nothing is sent", function()
+      local victim = tmp .. "/victim"
+      local f = assert(io.open(victim, "wb"))
+      f:write("keep")
+      f:close()
+      assert(os.execute(("ln -s %s %s/planted.part && mkfifo %s/fifo.part"):format(victim, tmp, tmp)))
+      for _, name in ipairs { "planted.part", "fifo.part" } do
+        local id, err = h:start { url = srv.url .. "/big?n=100", output = tmp .. "/" .. name }
+        assert.is_nil(id)
+        assert.is_truthy(err:find("cannot create '" .. tmp .. "/" .. name .. "': it exists", 1, true), err)
+        assert.equal(0, h:pending())
+      end
+      assert.equal("keep", read_all(victim))
+      os.remove(tmp .. "/planted.part")
+      os.remove(tmp .. "/fifo.part")
+    end)
+
+    it("replaces a stale regular file of ours (a crash's leftover) with a new one", function()
+      local path = tmp .. "/stale.part"
+      local f = assert(io.open(path, "wb"))
+      f:write(string.rep("s", 1000))
+      f:close()
+      local r = h:request { url = srv.url .. "/big?n=10", output = path }
+      assert.is_true(r.ok)
+      assert.equal(string.rep("x", 10), read_all(path))
+    end)
+
+    it("refuses a path with a control byte (a NUL would cut it short)", function()
+      for _, name in ipairs { "a\0b.bin", "a\r\nb.bin" } do
+        local id, err = h:start { url = srv.url .. "/hello", output = tmp .. "/" .. name }
+        assert.is_nil(id)
+        assert.matches("control character", err)
+      end
+      assert.is_nil(io.open(tmp .. "/a", "rb"))
+      assert.equal(0, h:pending())
+    end)
+
     it("returns nil, message when the file cannot be opened", function()
       local id, err = h:start { url = srv.url .. "/hello", output = tmp .. "/no/such/dir/f" }
       assert.is_nil(id)

@@ -1,11 +1,13 @@
 -- Downloads of a batch's outputs, several at once and without blocking the batch's loop: a
 -- libcurl multi handle of their own (the engine's handle drops answers it did not ask for),
--- started and collected with start/wait. Each file streams to <path>.part (made durable by
--- the C driver), its size is checked against Content-Length, then it is renamed into place:
--- a file under its final name is always whole. Transient failures are tried again with a
+-- started and collected with start/wait. Each file streams to <path>.part (created
+-- exclusively and made durable by the C driver; the path is checked first, kling.output_path),
+-- its size is checked against Content-Length, then it is renamed into place: a file under its
+-- final name is always whole. Transient failures are tried again with a
 -- back-off; a 403/404/410 (an expired URL) is reported at once so the caller can fetch a
 -- fresh URL.
 local core = require "kling.core"
+local output_path = require "kling.output_path"
 
 local Downloads = {}
 Downloads.__index = Downloads
@@ -35,19 +37,12 @@ function Downloads:busy()
   return #self.queue + self.n_inflight
 end
 
-local function size_of(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local size = f:seek("end")
-  f:close()
-  return size
-end
+-- The size of the regular file at path, or nil: never opened, so a FIFO there cannot block.
+local size_of = output_path.size
 
 -- What a finished transfer means: path, bytes | nil, message, retryable, expired.
 local function outcome(job, res)
-  local tmp = job.path .. ".part"
+  local tmp = output_path.part(job.path)
   if not res.ok then
     os.remove(tmp)
     return nil, "download failed: " .. tostring(res.message or res.error), true
@@ -84,12 +79,20 @@ function Downloads:start_queued(now)
     if job.not_before <= now then
       table.remove(self.queue, i)
       job.tries = job.tries + 1
-      local id, err = self.http:start { method = "GET", url = job.url, output = job.path .. ".part", follow = true }
-      if id then
-        self.inflight[id] = job
-        self.n_inflight = self.n_inflight + 1
+      -- The path's checks (kling.output_path) before anything is sent; a refusal is not
+      -- tried again in this run (the row stays open, naming the path).
+      local refused = output_path.refusal(job.path)
+      if refused then
+        job.on_done(job, nil, "download refused: path: " .. refused)
       else
-        job.on_done(job, nil, "download could not start: " .. tostring(err))
+        local id, err = self.http:start { method = "GET", url = job.url, output = output_path.part(job.path),
+          follow = true }
+        if id then
+          self.inflight[id] = job
+          self.n_inflight = self.n_inflight + 1
+        else
+          job.on_done(job, nil, "download could not start: " .. tostring(err))
+        end
       end
     else
       i = i + 1

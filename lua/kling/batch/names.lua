@@ -4,6 +4,8 @@
 -- Default "{id}.{ext}"; a row with several outputs gets "-{n}" before the extension when the
 -- template has no {n}. Values are made safe for file names; the template may name
 -- subdirectories but never leave DIR.
+local output_path = require "kling.output_path"
+
 local M = {}
 
 M.DEFAULT = "{id}.{ext}"
@@ -17,6 +19,10 @@ local BY_KIND = { video = "mp4", image = "png", audio = "mp3" }
 function M.check(t)
   if type(t) ~= "string" or t == "" then
     return nil, "the name template must be a non-empty string"
+  end
+  local refused = output_path.name_refusal(t)
+  if refused then
+    return nil, "the name template (--name) " .. refused
   end
   if t:sub(1, 1) == "/" then
     return nil, "the name template must be relative to the output directory (got " .. t .. ")"

@@ -1,6 +1,7 @@
 -- kling download TASK_ID [--out DIR]: a finished task's outputs, written under DIR.
 local flags = require "kling.cli.flags"
 local names = require "kling.batch.names"
+local output_path = require "kling.output_path"
 
 local M = {}
 
@@ -27,12 +28,16 @@ local fail = flags.failure("kling download")
 
 -- DIR exists (made when missing) and a file can be made in it. -> true | nil, message
 local function writable(dir)
+  local refused = output_path.name_refusal(dir)
+  if refused then
+    return nil, refused
+  end
   local ok, err = names.mkdir_p(dir)
   if not ok then
     return nil, err
   end
   local probe = dir .. "/.kling-download-probe"
-  local f = io.open(probe, "wb")
+  local f = output_path.create(probe) -- new, never through a link planted at the probe's name
   if not f then
     return nil, "cannot write in " .. dir
   end

@@ -4,6 +4,7 @@
 -- asynchronous seam the engine runs on (kling.driver.multi).
 local core = require "kling.core"
 local multi = require "kling.driver.multi"
+local output_path = require "kling.output_path"
 
 local Driver = {}
 Driver.__index = Driver
@@ -42,10 +43,16 @@ end
 -- Streams url to path through a temporary name, checks the size against Content-Length,
 -- then renames: a reader never sees a partial file. opts: timeout_ms, max_bytes (the transfer
 -- stops there). Returns path, bytes or nil, message, kind: "not_found" (HTTP 404 or 410),
--- "too_large" (past max_bytes), "io" (the file cannot be written) or "network".
+-- "too_large" (past max_bytes), "io" (the file cannot be written, or the path is refused:
+-- kling.output_path; the temporary file is created exclusively, never through a link, by
+-- kling.core) or "network".
 function Driver:download(url, path, opts)
   opts = opts or {}
-  local tmp = path .. ".part"
+  local refused = output_path.refusal(path) -- before anything is sent (kling.output_path)
+  if refused then
+    return nil, "path: " .. refused, "io"
+  end
+  local tmp = output_path.part(path)
   local function fail(msg, kind)
     os.remove(tmp)
     return nil, msg, kind
@@ -54,8 +61,8 @@ function Driver:download(url, path, opts)
     method = "GET", url = url, output = tmp, follow = true, max_output = opts.max_bytes,
     timeout_ms = opts.timeout_ms or 600000,
   }
-  if not res then -- the transfer could not start (the output file cannot be opened)
-    return fail("download of " .. url .. " could not start: " .. tostring(serr), "io")
+  if not res then -- the transfer could not start (the output file cannot be created): what is at tmp is not ours
+    return nil, "download of " .. url .. " could not start: " .. tostring(serr), "io"
   end
   if not res.ok then
     local kind = res.error == "too_large" and "too_large" or (res.error == "other" and res.message

@@ -4,6 +4,7 @@
 -- worker without ever blocking it. libcurl is never used here.
 -- @module kling.resty.driver
 local core = require "kling.core"
+local output_path = require "kling.output_path"
 local http = require "kling.resty.http"
 local multi = require "kling.resty.multi"
 
@@ -199,11 +200,17 @@ end
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
--- then renames. Returns path, bytes or nil, message. (The file writes are ordinary disk
--- writes: keep downloads out of latency-sensitive workers, or hand out the URL instead.)
+-- then renames. Returns path, bytes or nil, message [, "io" when the path is refused]. The
+-- temporary file is created exclusively, never through a link (kling.resty.http). (The file
+-- writes are ordinary disk writes: keep downloads out of latency-sensitive workers, or hand
+-- out the URL instead.)
 function Driver:download(url, path, opts)
   check_phase("a download")
-  local tmp = path .. ".part"
+  local refused = output_path.refusal(path) -- before anything is sent (kling.output_path)
+  if refused then
+    return nil, "path: " .. refused, "io"
+  end
+  local tmp = output_path.part(path)
   local o = {}
   for k, v in pairs(self.opts) do
     o[k] = v

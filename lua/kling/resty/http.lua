@@ -390,10 +390,10 @@ function M.request(req, opts)
   local sink, file
   local ok2xx = res.status >= 200 and res.status < 300
   if req.output and ok2xx then
-    file, err = io.open(req.output, "wb")
+    file, err = require("kling.output_path").create(req.output) -- new, never through a link
     if not file then
       sock:close()
-      return done(fail(res, "other", "cannot open " .. req.output .. ": " .. tostring(err)))
+      return done(fail(res, "other", tostring(err)))
     end
     sink = file_sink(file)
   else

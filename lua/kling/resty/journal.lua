@@ -109,7 +109,8 @@ function Journal:append(entry)
     end
   end
   if not self.fh then
-    local f, err = io.open(self.path, "a")
+    -- Never through a link planted at the journal's name (kling.output_path).
+    local f, err = require("kling.output_path").append(self.path)
     if not f then
       return nil, "cannot open the journal " .. self.path .. ": " .. tostring(err)
     end

@@ -1,0 +1,97 @@
+-- Where an output may be written: the one check, made before anything is sent, of a download's
+-- path, its temporary <path>.part, an output directory and a name template. The rule itself is
+-- kling.core.output_target's (C, lstat): no control byte (below 0x20, or 0x7f, NUL included:
+-- a NUL cut the path short of the string, CR/LF made file names that forge lines), and nothing
+-- at the path but a regular file (a planted symbolic link, a FIFO, a device or a directory is
+-- refused: downloads may run as root in directories others can write). The temporary file is
+-- then created exclusively, never through a link, by kling.core (core.http's output).
+local core = require "kling.core"
+
+local M = {}
+
+--- The temporary name a download streams to before it is renamed into place.
+function M.part(path)
+  return path .. ".part"
+end
+
+--- Why a download may not write path (nor its temporary name), or nil. The caller names
+-- the field (`path`, `--out`, ...) in its error.
+---@param path string
+---@return string|nil
+function M.refusal(path)
+  local ok, err = core.output_target(path)
+  if ok then
+    ok, err = core.output_target(M.part(path), true) -- replaced only when it is ours
+  end
+  return not ok and err or nil
+end
+
+--- Why a directory or a name template may not be part of an output path (a control byte), or
+-- nil: what is at the path is the write's concern (a directory is fine here).
+---@param s string
+---@return string|nil
+function M.name_refusal(s)
+  local ok, err, kind = core.output_target(s)
+  if not ok and kind == "control" then
+    return err
+  end
+  return nil
+end
+
+--- A new file at path, open for writing: made by kling.core (exclusively, never through a
+-- link; a stale regular file of ours is replaced, anything else refused) and reopened by Lua's
+-- io, the two compared so that a path swapped in between is never written.
+-- create(path) -> file | nil, message
+---@param path string
+---@return file*|nil
+---@return string|nil
+function M.create(path)
+  local made, err = core.create_output(path)
+  if not made then
+    return nil, err
+  end
+  local f
+  f, err = io.open(path, "r+b") -- never creates nor truncates what it finds
+  if not f then
+    return nil, "cannot open " .. path .. ": " .. tostring(err)
+  end
+  if core.file_identity(f) ~= made then
+    f:close()
+    return nil, "cannot open " .. path .. ": it was replaced while being created"
+  end
+  return f
+end
+
+--- A file at path open for appending (a journal): created when absent, refused when path is
+-- not a regular file, and the opened file compared with what lstat finds at path afterwards,
+-- so a link planted before or during the open is never written through.
+-- append(path) -> file | nil, message
+---@param path string
+---@return file*|nil
+---@return string|nil
+function M.append(path)
+  local ok, err = core.output_target(path)
+  if not ok then
+    return nil, err
+  end
+  local f
+  f, err = io.open(path, "a")
+  if not f then
+    return nil, "cannot open " .. path .. ": " .. tostring(err)
+  end
+  local regular, why, id = core.output_target(path) -- true, size, identity | nil, message
+  if not regular or id ~= core.file_identity(f) then
+    f:close()
+    return nil, regular and ("cannot open " .. path .. ": it was replaced while being opened") or why
+  end
+  return f
+end
+
+--- The size of the regular file at path, or nil (absent, or not a regular file: never opened,
+-- so a FIFO cannot block the caller).
+function M.size(path)
+  local ok, size = core.output_target(path)
+  return ok and size or nil
+end
+
+return M
