@@ -27,6 +27,7 @@ local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
 local ffmpeg = require "kling.ffmpeg"
+local collector = require "kling.engine.collector"
 
 local M = {}
 
@@ -571,7 +572,10 @@ function M.start(self, rows, info)
       self:carry_on(row)
     end
   end
-  self:loop()
+  -- The loop waits on its engines in slices of 0.25 s: a large batch keeps the incremental collector
+  -- for its whole loop, else each slice's wait_all would switch back to generational (a full
+  -- collection) four times a second.
+  collector.run(#rows, self.loop, self)
   self.progress:finish(self:counts())
   self.downloads:close()
   local result = self:result()

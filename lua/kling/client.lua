@@ -686,15 +686,8 @@ function Client:submit_many(reqs, opts)
   if opts.max_parallel ~= nil then
     e:set_limit(nil, opts.max_parallel)
   end
-  local tasks = {}
-  for i, req in ipairs(reqs) do
-    if type(req) ~= "table" then
-      errors.misuse("submit_many", "reqs[" .. i .. "] must be a request table")
-    end
-    tasks[i] = e:submit(req, { estimate = opts.estimate, timeout = opts.timeout, adopt = opts.adopt })
-  end
-  e:pump(opts.submit_timeout)
-  return tasks
+  return e:submit_many(reqs, { estimate = opts.estimate, timeout = opts.timeout, adopt = opts.adopt },
+    opts.submit_timeout)
 end
 
 --- What `client:wait_all` returns: one entry per task, plus the counts.

@@ -21,6 +21,7 @@ local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
 local multi = require "kling.driver.multi"
 local durations_file = require "kling.engine.durations_file"
+local collector = require "kling.engine.collector"
 local validate = require "kling.validate"
 
 local Engine = {}
@@ -322,6 +323,26 @@ function Engine:submit(req, topts)
     end
   end
   return t
+end
+
+local function submit_all(self, reqs, topts, timeout)
+  local tasks = {}
+  for i, req in ipairs(reqs) do
+    if type(req) ~= "table" then
+      errors.misuse("submit_many", "reqs[" .. i .. "] must be a request table")
+    end
+    tasks[i] = self:submit(req, topts)
+  end
+  self:pump(timeout)
+  return tasks
+end
+
+-- submit_many(reqs, {estimate =, timeout =, adopt =}, submit_timeout) -> tasks aligned with
+-- reqs: submit() of each, then the loop until every create is settled or submit_timeout
+-- (seconds) has passed (client:submit_many). Many requests run under the incremental
+-- collector (kling.engine.collector).
+function Engine:submit_many(reqs, topts, timeout)
+  return collector.run(#reqs, submit_all, self, reqs, topts, timeout)
 end
 
 -- track(task, {estimate =, timeout =}) -> task: polls a task created elsewhere (it has an

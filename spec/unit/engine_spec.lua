@@ -40,6 +40,47 @@ local function lag_recorder(f)
   end
 end
 
+-- The collector's mode and parameters, read without changing them: "incremental", "setpause"
+-- and "setstepmul" answer what they replace, and each is put back at once. Switching back to
+-- generational mode makes a full collection: read once or twice a run, not per task.
+local function gc_state()
+  local mode = collectgarbage("incremental")
+  if mode == "generational" then
+    collectgarbage("generational")
+  end
+  local pause = collectgarbage("setpause", 100)
+  collectgarbage("setpause", pause)
+  local stepmul = collectgarbage("setstepmul", 100)
+  collectgarbage("setstepmul", stepmul)
+  return { mode = mode, pause = pause, stepmul = stepmul, running = collectgarbage("isrunning") }
+end
+
+-- Puts the collector as gc_state() read it (the spec runner's own, after a spec that moved it).
+local function gc_restore(st)
+  collectgarbage(st.mode)
+  collectgarbage("setpause", st.pause)
+  collectgarbage("setstepmul", st.stepmul)
+  collectgarbage(st.running and "restart" or "stop")
+end
+
+-- An engine on the fake whose hooks read the collector during a run: at the first create sent
+-- (inside submit_many) and at the first task's end (inside wait_all).
+local function gc_watched(seen, fail_create)
+  local creates = 0
+  local _, c = setup_fake({ task_seconds = 5 }, nil, { on_create = function()
+    creates = creates + 1
+    seen.submit = seen.submit or gc_state()
+    if creates == fail_create then
+      error(seen)
+    end
+  end })
+  return c, function()
+    seen.wait = seen.wait or gc_state()
+  end
+end
+
+local LARGE_RUN = { mode = "incremental", pause = 120, stepmul = 400, running = true }
+
 describe("kling.engine", function()
   it("runs 200 tasks with estimates at 2 polls each and a lag under 5 % of their time", function()
     local f, c = setup_fake()
@@ -475,6 +516,99 @@ describe("kling.engine", function()
       assert.is_true(#k.fresh <= 8, "fresh " .. #k.fresh)
     end
     assert.equal(1, kinds)
+  end)
+
+  it("issue 15.2: with many tasks, submit_many and wait_all run the incremental collector and restore the caller's mode"
+    , function()
+      local runner = gc_state()
+      finally(function()
+        gc_restore(runner)
+      end)
+      -- a caller in generational mode (lua5.4's own)
+      collectgarbage("generational")
+      collectgarbage("setpause", 200)
+      collectgarbage("setstepmul", 100)
+      local seen = {}
+      local c, on_done = gc_watched(seen)
+      local tasks = c:submit_many(prompts(1000))
+      assert.same(LARGE_RUN, seen.submit)
+      assert.same({ mode = "generational", pause = 200, stepmul = 100, running = true }, gc_state())
+      assert.equal(1000, c:wait_all(tasks, { on_done = on_done }).succeeded)
+      assert.same(LARGE_RUN, seen.wait)
+      assert.same({ mode = "generational", pause = 200, stepmul = 100, running = true }, gc_state())
+      -- a caller in incremental mode with parameters of its own gets them back
+      collectgarbage("incremental", 160, 240)
+      seen = {}
+      c, on_done = gc_watched(seen)
+      tasks = c:submit_many(prompts(1200))
+      assert.same(LARGE_RUN, seen.submit)
+      assert.same({ mode = "incremental", pause = 160, stepmul = 240, running = true }, gc_state())
+      assert.equal(1200, c:wait_all(tasks, { on_done = on_done }).succeeded)
+      assert.same(LARGE_RUN, seen.wait)
+      assert.same({ mode = "incremental", pause = 160, stepmul = 240, running = true }, gc_state())
+    end)
+
+  it("issue 15.2: the caller's collector is restored when submit_many or wait_all raises (its error as raised)",
+    function()
+      local runner = gc_state()
+      finally(function()
+        gc_restore(runner)
+      end)
+      collectgarbage("generational")
+      collectgarbage("setpause", 200)
+      local seen = {}
+      local c = gc_watched(seen, 10)
+      local ok, err = pcall(c.submit_many, c, prompts(1000))
+      assert.is_false(ok)
+      assert.equal(seen, err) -- the hook's own error value, not a copy or a message
+      assert.same(LARGE_RUN, seen.submit)
+      assert.same({ mode = "generational", pause = 200, stepmul = runner.stepmul, running = true }, gc_state())
+      local raised = {}
+      seen = {}
+      local on_done
+      c, on_done = gc_watched(seen)
+      local tasks = c:submit_many(prompts(1000))
+      ok, err = pcall(c.wait_all, c, tasks, { on_done = function(t)
+        on_done(t)
+        error(raised)
+      end })
+      assert.is_false(ok)
+      assert.equal(raised, err)
+      assert.same(LARGE_RUN, seen.wait)
+      assert.same({ mode = "generational", pause = 200, stepmul = runner.stepmul, running = true }, gc_state())
+    end)
+
+  it("issue 15.2: small runs, wait_any and a stopped collector are left as the caller set them", function()
+    local runner = gc_state()
+    finally(function()
+      gc_restore(runner)
+    end)
+    collectgarbage("generational")
+    collectgarbage("setpause", 200)
+    local caller = { mode = "generational", pause = 200, stepmul = runner.stepmul, running = true }
+    local seen = {}
+    local c, on_done = gc_watched(seen)
+    local tasks = c:submit_many(prompts(999)) -- one short of a large run
+    assert.same(caller, seen.submit)
+    assert.equal(999, c:wait_all(tasks, { on_done = on_done }).succeeded)
+    assert.same(caller, seen.wait)
+    -- wait_any returns at the first end: not a large run, however many tasks it watches
+    seen = {}
+    c, on_done = gc_watched(seen)
+    tasks = c:submit_many(prompts(1000))
+    seen.wait = nil
+    assert.is_truthy(c:wait_any(tasks, { on_done = on_done }))
+    assert.same(caller, seen.wait)
+    -- the caller stopped the collector: left stopped, in its mode
+    collectgarbage("stop")
+    caller.running = false
+    seen = {}
+    c, on_done = gc_watched(seen)
+    tasks = c:submit_many(prompts(1000))
+    assert.same(caller, seen.submit)
+    assert.equal(1000, c:wait_all(tasks, { on_done = on_done }).succeeded)
+    assert.same(caller, seen.wait)
+    assert.same(caller, gc_state())
   end)
 
   it("emits progress events with counts, spend and an ETA", function()

@@ -5,6 +5,7 @@ local errors = require "kling.errors"
 local progress = require "kling.engine.progress"
 local ms = require("kling.engine.args").ms
 local validate = require "kling.validate"
+local collector = require "kling.engine.collector"
 
 -- The options wait_all and wait_any take; any other name is a mistake, refused by name.
 local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progress_interval = true }
@@ -128,8 +129,7 @@ return function(Engine)
   -- .timed_out. A task still running when the wait times out gets a timeout error here but
   -- stays tracked: a later wait goes on with it. on_done(task, err) is called once for every
   -- task of the wait that ends, first for those that had ended before the wait began.
-  function Engine:wait_all(tasks, opts)
-    validate.options("wait_all", opts, WAIT_OPTIONS)
+  local function wait_all(self, tasks, opts)
     local w = self:watch_tasks("wait_all", tasks, opts)
     local now = self.now()
     local c = w.counts
@@ -145,6 +145,13 @@ return function(Engine)
       end
     end
     return results
+  end
+
+  -- With many active tasks the wait runs under the incremental collector (kling.engine.collector);
+  -- wait_any does not: it returns at the first end.
+  function Engine:wait_all(tasks, opts)
+    validate.options("wait_all", opts, WAIT_OPTIONS)
+    return collector.run(self.active_n, wait_all, self, tasks, opts)
   end
 
   -- wait_any(tasks, {timeout =, on_progress =, on_done =}) -> task, err: the first of tasks to
