@@ -110,6 +110,15 @@ function M.is(err, kind)
   return getmetatable(err) == Error and (kind == nil or err.kind == kind)
 end
 
+--- Whether a raised error is the interpreter's answer to Ctrl-C (SIGINT).
+-- lua5.4 and luajit raise "interrupted!" (with the location it struck at) from wherever the
+-- program was; code that catches errors to report them passes this one on instead.
+---@param e any a value caught by pcall
+---@return boolean
+function M.interrupted(e)
+  return type(e) == "string" and (e == "interrupted!" or e:match(":%d+: interrupted!$") ~= nil)
+end
+
 --- Raises a misuse error (internal).
 -- Raises for programming errors (bad argument types), naming the function and argument.
 -- @local

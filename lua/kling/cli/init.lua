@@ -4,6 +4,7 @@
 local argparse = require "argparse"
 local flags = require "kling.cli.flags"
 local validate = require "kling.validate"
+local errors = require "kling.errors"
 
 local M = {}
 
@@ -112,7 +113,41 @@ function M.main(argv)
     io.stdout:write(stop.help:get_help(), "\n")
     return 0
   end
-  return mods[args.command].run(args) or 0
+  return M.run_command(args.command, mods[args.command], args)
+end
+
+-- The one place a command's raised error becomes a message and an exit status: Ctrl-C is
+-- "interrupted" (with how the command resumes, its module's `interrupted`: a string or
+-- function(args)) and 130, as a
+-- shell reports SIGINT; a kling error raised rather than returned is reported as one would
+-- be (flags.failed); anything else is a bug: one line, exit 1, the traceback with --debug.
+-- No traceback or file:line reaches the user for an input error: those are returned.
+function M.run_command(name, mod, args)
+  local trace
+  local ok, status = xpcall(mod.run, function(e)
+    if not errors.interrupted(e) and not errors.is(e) then
+      trace = debug.traceback(tostring(e), 2)
+    end
+    return e
+  end, args)
+  if ok then
+    return status or 0
+  end
+  local fail = flags.failure("kling " .. name)
+  if errors.interrupted(status) then
+    local hint = mod.interrupted
+    if type(hint) == "function" then
+      hint = hint(args)
+    end
+    return fail(130, "interrupted" .. (hint and ("; " .. hint) or ""))
+  end
+  if errors.is(status) then
+    return flags.failed(fail, status, "run the same command again")
+  end
+  if args.debug then
+    io.stderr:write(trace, "\n")
+  end
+  return fail(1, "internal error: " .. tostring(status) .. (args.debug and "" or " (--debug shows where)"))
 end
 
 return M
