@@ -115,6 +115,45 @@ describe("strict input", function()
     end)
   end)
 
+  it("a bad time setting or key is returned as a validation error naming it, not raised from inside", function()
+    local function refused(opts, field, pattern)
+      opts.base_url = "http://127.0.0.1:9"
+      local c, err = kling.new(opts)
+      assert.is_nil(c)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(field, err.field)
+      assert.matches(pattern, err.message)
+      assert.is_nil(tostring(err):find("%.lua:%d+:"), tostring(err))
+    end
+    local rule = "must be a positive number of seconds, at most 2147483"
+    refused({ api_key = "k", timeout = 1 / 0 }, "timeout", rule)
+    refused({ api_key = "k", timeout = -1 }, "timeout", rule)
+    refused({ api_key = "k", connect_timeout = 0 / 0 }, "connect_timeout", rule)
+    refused({ api_key = "k", poll_max = 0 }, "poll_max", rule)
+    refused({ api_key = "k", wait_timeout = 3e6 }, "wait_timeout", rule)
+    refused({ api_key = "k", max_download_bytes = 0 }, "max_download_bytes", "whole number of bytes")
+    -- A key goes into a header as it is: a space, tab or CR in it is the caller's to fix.
+    refused({ api_key = "a\tb" }, "api_key", "printable ASCII without spaces")
+    refused({ api_key = "a b" }, "api_key", "printable ASCII without spaces")
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    for _, o in ipairs { { timeout = 0 / 0 }, { timeout = -1 }, { poll_min = 1 / 0 } } do
+      local done, err = t:wait(o)
+      assert.is_nil(done)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(next(o), err.field)
+      assert.matches(rule, err.message, 1, true)
+    end
+    -- client:with raises (as its unknown names do), at its caller, naming the option.
+    local ok, msg = pcall(function()
+      local child = c:with { timeout = 1 / 0 }
+      return child
+    end)
+    assert.is_false(ok)
+    assert.matches("kling.with: timeout " .. rule, msg, 1, true)
+    assert.matches("strict_input_spec.lua", msg, 1, true)
+  end)
+
   it("issue 11.21: duration \"5\" names the type it got", function()
     local err = official.rejects({ prompt = "x", duration = "5" }, "duration", "must be a number, got a string")
     assert.matches('"5"', err.message, 1, true)
