@@ -98,6 +98,16 @@ describe("kling.cli", function()
       { { "tasks", "--page", "0x10" }, "%-%-page must be a whole number in 1..1000 %(got '0x10'%)" },
       { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
       { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
+      -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
+      { { "run", "m", "--out", "d", "--deadline", "-1" }, "%-%-deadline must be a positive number %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--retries", "-1" }, "%-%-retries must be a whole number >= 0 %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--parallel", "-.5" }, "%-%-parallel must be a positive whole number" },
+      { { "sim", "start", "--task-seconds", "-1" }, "%-%-task%-seconds must be a number of seconds in 0..86400" },
+      { { "tasks", "--page", "-2" }, "%-%-page must be a whole number in 1..1000 %(got '%-2'%)" },
+      { { "storyboard", "f", "--out", "d", "--timeout", "-5" }, "%-%-timeout must be a positive number" },
+      { { "run", "m", "--out", "d", "--retries", "-x" }, "unknown option '%-x'" },
+      { { "run", "m", "--out", "d", "--budget", "-5CNY" }, "budget must be a decimal amount .*%(got \"%-5CNY\"%)" },
+      { { "estimate", "--model", "kling-v2-6", "--duration", "-5" }, "duration: must be one of 5, 10 .*%(got %-5%)" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])

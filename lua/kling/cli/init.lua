@@ -86,6 +86,42 @@ local function program(argv, failed, root)
   return "kling"
 end
 
+-- The option names (and aliases) of `parser` and all its commands that take a value.
+local function value_options(parser, set)
+  set = set or {}
+  for _, o in ipairs(rawget(parser, "_options") or {}) do
+    if (o._maxargs or 0) > 0 then
+      for _, alias in ipairs(o._aliases or {}) do
+        set[alias] = true
+      end
+    end
+  end
+  for _, c in ipairs(rawget(parser, "_commands") or {}) do
+    value_options(c, set)
+  end
+  return set
+end
+
+-- argparse reads any word that starts with "-" as an option, so "--duration -5" was refused as
+-- "unknown option '-5'". A word that looks like a negative number right after an option that
+-- takes a value is that value ("--duration=-5"): the option's own rule then refuses it by name.
+local function negative_values(argv, root)
+  local takes = value_options(root)
+  local out = {}
+  for _, a in ipairs(argv) do
+    local prev = out[#out]
+    if a == "--" then
+      takes = {} -- what follows is never an option
+    end
+    if prev and takes[prev] and a:match("^%-%.?%d") then
+      out[#out] = prev .. "=" .. a
+    else
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 -- main(argv) -> exit status: --help and help print to stdout (0); a usage error prints the
 -- message and the usage to stderr (2); else the command's run(args).
 function M.main(argv)
@@ -95,7 +131,7 @@ function M.main(argv)
     return 70
   end
   local root = M.parser(mods)
-  local ok, args = pcall(root.parse, root, argv)
+  local ok, args = pcall(root.parse, root, negative_values(argv, root))
   if not ok then
     if getmetatable(args) ~= flags.Stop then
       error(args, 0)
