@@ -528,8 +528,18 @@ function M.run(client, sb, opts)
     return nil, errors.validation("storyboard", "needs " .. #segs .. " segments, and joining them needs ffmpeg "
       .. "(not found on PATH)")
   end
-  local out = opts.out:gsub("/+$", "")
-  os.execute("mkdir -p " .. quote(out))
+  local out = opts.out:gsub("(.)/+$", "%1")
+  -- The directory and its journal must be writable before anything is sent (nothing paid
+  -- for yet: a validation error, exit 2 in the CLI), not found out at the first record.
+  local made, merr = core.mkdir_p(out)
+  if not made then
+    return nil, errors.validation("out", merr)
+  end
+  local probe, perr = io.open(out .. "/storyboard.jsonl", "a")
+  if not probe then
+    return nil, errors.validation("out", "cannot write " .. tostring(perr))
+  end
+  probe:close()
   local j, records = journal.open(out .. "/storyboard.jsonl")
   if not j then
     return nil, errors.validation("out", records)

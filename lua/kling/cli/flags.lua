@@ -145,10 +145,18 @@ function M.client(opts, provider)
     access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key,
     -- Only when asked: a library without the option would refuse the name.
     debug = opts.debug or nil }
-  if err and err.field and CLIENT_FLAGS[err.field] then
-    err.field = CLIENT_FLAGS[err.field]
+  return client, M.as_given(err)
+end
+
+-- err with its field named as the user gave it (api_key: "--api-key/KLING_API_KEY"), by the
+-- client's options or `flags` ({out = "--out"}). -> err
+function M.as_given(err, flags)
+  local field = type(err) == "table" and err.field
+  local given = field and ((flags or {})[field] or CLIENT_FLAGS[field])
+  if given then
+    err.field = given
   end
-  return client, err
+  return err
 end
 
 -- What the provider or a file says is shown, never obeyed: control characters (ESC sequences

@@ -77,7 +77,7 @@ function M.run(opts)
     end,
   })
   if not result then
-    return flags.failed(fail, rerr, "run the same command again to keep waiting")
+    return flags.failed(fail, flags.as_given(rerr, { out = "--out" }), "run the same command again to keep waiting")
   end
   if opts.json then
     local segs = json.array {}
