@@ -54,7 +54,7 @@ local function with_seconds(name, v, default)
   end
   local problem = validate.seconds_problem(v)
   if problem then
-    error("kling.with: " .. name .. " " .. problem, 3)
+    errors.misuse("with", name .. " " .. problem)
   end
   return v
 end
@@ -110,13 +110,14 @@ M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 --- The download size cap of a client: `kling.new{max_download_bytes =}` checked, or the default.
 -- Raises (misuse) unless v is nil or a whole number of bytes from 1 to 2147483647.
 ---@param v integer|nil max_download_bytes as given to kling.new
+---@param fn? string the call it was given to, for the message ("new", "with")
 ---@return integer bytes the cap (DEFAULT_MAX_DOWNLOAD_BYTES, 1 GiB, when v is nil)
-function M.download_limit(v)
+function M.download_limit(v, fn)
   if v == nil then
     return M.DEFAULT_MAX_DOWNLOAD_BYTES
   end
   if not validate.is_whole(v) or v < 1 or v > 2147483647 then
-    errors.misuse("new", "max_download_bytes must be a whole number of bytes from 1 to 2147483647")
+    errors.misuse(fn or "new", "max_download_bytes must be a whole number of bytes from 1 to 2147483647")
   end
   return v
 end
@@ -882,7 +883,7 @@ function Client:with(opts)
   child.poll_min = with_seconds("poll_min", opts.poll_min, self.poll_min)
   child.poll_max = with_seconds("poll_max", opts.poll_max, self.poll_max)
   if opts.max_download_bytes ~= nil then
-    child.max_download_bytes = M.download_limit(opts.max_download_bytes)
+    child.max_download_bytes = M.download_limit(opts.max_download_bytes, "with")
   end
   if opts.auto_external_id ~= nil then
     child.auto_external_id = opts.auto_external_id ~= false

@@ -373,8 +373,7 @@ function M.options(fn, opts, known)
   end
   for k in pairs(opts) do
     if not known[k] then
-      error(string.format("kling.%s: %s", fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'")),
-        3)
+      errors.misuse(fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'"))
     end
   end
 end

@@ -154,6 +154,22 @@ describe("strict input", function()
     assert.matches("strict_input_spec.lua", msg, 1, true)
   end)
 
+  it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    for name, fn in pairs {
+      with_attempts = function() local x = c:with { max_attempts = 0 }; return x end,
+      with_bytes = function() local x = c:with { max_download_bytes = 0 }; return x end,
+      wait_all = function() local x = c:wait_all({}, { timeout = -1 }); return x end,
+      submit_many = function() local x = c:submit_many({}, { max_parallel = 0 }); return x end,
+      engine = function() local x = require("kling.engine").new(c, { max_requests = 0 }); return x end,
+    } do
+      local ok, msg = pcall(fn)
+      assert.is_false(ok, name)
+      assert.matches("^[^\n]*strict_input_spec%.lua:%d+: kling%.", msg, nil, name)
+      assert.is_nil(msg:find("kling/[%w_/]+%.lua:%d+:"), msg)
+    end
+  end)
+
   it("issue 11.21: duration \"5\" names the type it got", function()
     local err = official.rejects({ prompt = "x", duration = "5" }, "duration", "must be a number, got a string")
     assert.matches('"5"', err.message, 1, true)
