@@ -115,4 +115,38 @@ describe("kling.cli", function()
       assert.matches(c[2], err)
     end
   end)
+
+  it("a command's raised error is one line with its exit status: interrupted 130, a bug 1", function()
+    -- luacheck: push ignore 122 (io.stderr is swapped for a buffer)
+    local function run(mod, args)
+      local real, buf = io.stderr, {}
+      io.stderr = { write = function(self, ...)
+        for _, x in ipairs { ... } do
+          buf[#buf + 1] = x
+        end
+        return self
+      end }
+      local ok, status = pcall(cli.run_command, "demo", mod, args or {})
+      io.stderr = real
+      assert(ok, status)
+      return status, table.concat(buf)
+    end
+    -- luacheck: pop
+    local status, err = run({ run = function() error("/x/lua/kling/driver/curl.lua:38: interrupted!", 0) end,
+      interrupted = function(args) return args.out .. "/journal.jsonl keeps it" end }, { out = "out" })
+    assert.are.equal(130, status)
+    assert.are.equal("kling demo: interrupted; out/journal.jsonl keeps it\n", err)
+    status, err = run { run = function() error("interrupted!", 0) end }
+    assert.are.equal(130, status)
+    assert.are.equal("kling demo: interrupted\n", err)
+    status, err = run { run = function() local t = nil; return t.x end }
+    assert.are.equal(1, status)
+    assert.matches("^kling demo: internal error: .*attempt to index .* %(%-%-debug shows where%)\n$", err)
+    status, err = run({ run = function() local t = nil; return t.x end }, { debug = true })
+    assert.are.equal(1, status)
+    assert.matches("stack traceback:", err)
+    status, err = run { run = function() error(require("kling.errors").validation("x", "must be y"), 0) end }
+    assert.are.equal(2, status)
+    assert.are.equal("kling demo: kling: validation: x: must be y\n", err)
+  end)
 end)
