@@ -154,10 +154,10 @@ end
 
 -- The one place a command's raised error becomes a message and an exit status: Ctrl-C is
 -- "interrupted" (with how the command resumes, its module's `interrupted`: a string or
--- function(args)) and 130, as a
--- shell reports SIGINT; a kling error raised rather than returned is reported as one would
--- be (flags.failed); anything else is a bug: one line, exit 1, the traceback with --debug.
--- No traceback or file:line reaches the user for an input error: those are returned.
+-- function(args)) and 130, as a shell reports SIGINT; a kling error raised rather than
+-- returned is reported as one would be (flags.failed); anything else is a bug: one line,
+-- exit 1, the traceback with --debug. Input errors are returned, never raised, so no
+-- traceback or file:line reaches the user for them.
 function M.run_command(name, mod, args)
   local trace
   local ok, status = xpcall(mod.run, function(e)
