@@ -337,10 +337,12 @@ local FRAME_STANDIN = core.b64encode("\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\2\128\0\
 local Run = {}
 Run.__index = Run
 
+-- A record that cannot be written stops the run: raised as the error M.run returns (field
+-- `out`), never a create the journal does not know about.
 function Run:log(rec)
   local ok, err = self.journal:append(rec)
   if not ok then
-    error("kling.multishot: " .. err, 0)
+    error(errors.validation("out", err), 0)
   end
 end
 
@@ -563,8 +565,14 @@ function M.run(client, sb, opts)
   if not ok then
     return nil, cerr
   end
-  local result
-  result, err = run:all(segs, opts.continuity ~= false)
+  local done, result
+  done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)
+  if not done then
+    if not errors.is(result) then
+      error(result, 0) -- a bug, or Ctrl-C: the caller's
+    end
+    result, err = nil, result -- Run:log's
+  end
   if not result and type(err) == "table" then
     err.sent = run.sent or nil -- segments were (or may have been) paid for: not a usage error
   end
