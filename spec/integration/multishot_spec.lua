@@ -132,7 +132,7 @@ describe("a storyboard against the simulator", function()
     assert.are.equal(before, sim.stats().requests)
   end)
 
-  it("returns, not raises, a journal it cannot write: --out refused before anything is sent, later a sent error", function()
+  it("returns a journal it cannot write: --out refused before anything is sent, later a sent error", function()
     local afile = fresh_dir()
     os.execute("mkdir -p " .. root)
     assert(io.open(afile, "w")):close()
