@@ -531,11 +531,42 @@ static int l_file_identity(lua_State *L) {
     return 1;
 }
 
+/* mkdir_p(path) -> true | nil, message: makes a directory and its missing parents (mode 0777
+ * less the umask), as mkdir -p does but without a shell: a path is never a command line. An
+ * existing directory is fine; an existing file of another kind is "not a directory". */
+static int mkdir_failed(lua_State *L, const char *path, const char *why) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot create directory %s: %s", path, why);
+    return 2;
+}
+
+static int l_mkdir_p(lua_State *L) {
+    size_t n;
+    const char *path = luaL_checklstring(L, 1, &n);
+    char buf[4096];
+    struct stat st;
+    size_t i;
+    if (n == 0) return mkdir_failed(L, path, "empty path");
+    if (n >= sizeof(buf) || memchr(path, '\0', n) != NULL) return mkdir_failed(L, path, "bad path");
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if ((buf[i] != '/' && buf[i] != '\0') || buf[i - 1] == '/') continue; /* "a//b", "a/" */
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return mkdir_failed(L, buf, strerror(errno));
+        if (stat(buf, &st) != 0) return mkdir_failed(L, buf, strerror(errno));
+        if (!S_ISDIR(st.st_mode)) return mkdir_failed(L, buf, "it exists and is not a directory");
+        if (i < n) buf[i] = '/';
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
         {"fsync_path", l_fsync_path},
         {"lock_file", l_lock_file},
+        {"mkdir_p", l_mkdir_p},
         {"read_regular", l_read_regular},
         {"output_target", l_output_target},
         {"create_output", l_create_output},

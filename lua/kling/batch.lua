@@ -13,6 +13,7 @@
 -- downloaded as soon as a task succeeds; at the end DIR/summary.json and DIR/report.html.
 -- @module kling.batch
 local core = require "kling.core"
+local errors = require "kling.errors"
 local kling = require "kling"
 local billing = require "kling.billing"
 local budget = require "kling.money.hold"
@@ -507,6 +508,9 @@ function M.run(opts)
   ok, res, msg = pcall(M.start, self, rows, info)
   held:unlock()
   if not ok then
+    if errors.interrupted(res) then
+      error(res, 0) -- Ctrl-C is the caller's to report (kling.cli: exit 130); the journal holds the run
+    end
     return nil, tostring(res), M.EXIT.error
   end
   if not res then

@@ -28,12 +28,34 @@ local function env(name)
   return v
 end
 
-local function seconds(fn, name, v, default)
+-- The time options of kling.new, checked: {name = seconds} with the defaults | nil, err
+-- (kind validation, naming the option).
+local NEW_SECONDS = { timeout = 60, connect_timeout = 10, wait_timeout = 1800, poll_min = 1, poll_max = 15,
+  call_budget = 120 }
+local function new_seconds(opts)
+  local t = {}
+  for name, default in pairs(NEW_SECONDS) do
+    local v = opts[name]
+    if v == nil then
+      v = default
+    end
+    local problem = validate.seconds_problem(v)
+    if problem then
+      return nil, errors.validation(name, problem)
+    end
+    t[name] = v
+  end
+  return t
+end
+
+-- client:with's time option: its value, or `default` when nil; a bad one raises at with's caller.
+local function with_seconds(name, v, default)
   if v == nil then
     return default
   end
-  if type(v) ~= "number" or v ~= v or v <= 0 then
-    errors.misuse(fn, name .. " must be a positive number of seconds")
+  local problem = validate.seconds_problem(v)
+  if problem then
+    errors.misuse("with", name .. " " .. problem)
   end
   return v
 end
@@ -70,15 +92,35 @@ local function ca_file_problem(path)
   return nil
 end
 
+-- core.auth, whose rules for keys (core/auth.c: an API key goes into a header as it is) are
+-- the user's input: a key it refuses is a validation error naming the key, returned, not raised.
+-- `from_env` names the variables the keys came from ({api_key = "KLING_API_KEY"}): the message
+-- says where to look.
+local function auth_of(keys, provider, from_env)
+  local ok, auth = pcall(core.auth, keys)
+  if ok then
+    return auth
+  end
+  local field, rule = tostring(auth):match("kling%.auth: ([%w_]+) (.*)$")
+  if not field then
+    error(auth, 0)
+  end
+  local var = from_env[field]
+  return nil, errors.validation(field, rule .. (var and (" (the value of " .. var .. ")") or ""), provider.name)
+end
+
 local function make_auth(opts, provider)
   local ak = opts.access_key or env("KLING_ACCESS_KEY")
   local sk = opts.secret_key or env("KLING_SECRET_KEY")
   local key = opts.api_key or env("KLING_API_KEY")
+  local from_env = { access_key = not opts.access_key and "KLING_ACCESS_KEY" or nil,
+    secret_key = not opts.secret_key and "KLING_SECRET_KEY" or nil,
+    api_key = not opts.api_key and "KLING_API_KEY" or nil }
   if ak and sk and provider.auth.jwt then
-    return core.auth { access_key = ak, secret_key = sk }
+    return auth_of({ access_key = ak, secret_key = sk }, provider, from_env)
   end
   if key then
-    return core.auth { api_key = key }
+    return auth_of({ api_key = key }, provider, from_env)
   end
   if (ak or sk) and not (ak and sk) and provider.auth.jwt then
     return nil, errors.new { kind = "auth", provider = provider.name,
@@ -101,13 +143,14 @@ M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
 --- The download size cap of a client: `kling.new{max_download_bytes =}` checked, or the default.
 -- Raises (misuse) unless v is nil or a whole number of bytes from 1 to 2147483647.
 ---@param v integer|nil max_download_bytes as given to kling.new
+---@param fn? string the call it was given to, for the message ("new", "with")
 ---@return integer bytes the cap (DEFAULT_MAX_DOWNLOAD_BYTES, 1 GiB, when v is nil)
-function M.download_limit(v)
+function M.download_limit(v, fn)
   if v == nil then
     return M.DEFAULT_MAX_DOWNLOAD_BYTES
   end
   if not validate.is_whole(v) or v < 1 or v > 2147483647 then
-    errors.misuse("new", "max_download_bytes must be a whole number of bytes from 1 to 2147483647")
+    errors.misuse(fn or "new", "max_download_bytes must be a whole number of bytes from 1 to 2147483647")
   end
   return v
 end
@@ -209,8 +252,15 @@ function M.new(opts)
   if not catalogs then
     return nil, cerr
   end
-  local timeout = seconds("new", "timeout", opts.timeout, 60)
-  local connect_timeout = seconds("new", "connect_timeout", opts.connect_timeout, 10)
+  local secs, serr = new_seconds(opts)
+  if not secs then
+    return nil, serr
+  end
+  local timeout, connect_timeout = secs.timeout, secs.connect_timeout
+  if opts.max_download_bytes ~= nil and not pcall(M.download_limit, opts.max_download_bytes) then
+    return nil, errors.validation("max_download_bytes", "must be a whole number of bytes from 1 to 2147483647 (got "
+      .. tostring(opts.max_download_bytes) .. ")")
+  end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,
     timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
@@ -225,9 +275,9 @@ function M.new(opts)
     provider = provider,
     driver = driver,
     base_url = (base_url:gsub("/+$", "")),
-    wait_timeout = seconds("new", "wait_timeout", opts.wait_timeout, 1800),
-    poll_min = seconds("new", "poll_min", opts.poll_min, 1),
-    poll_max = seconds("new", "poll_max", opts.poll_max, 15),
+    wait_timeout = secs.wait_timeout,
+    poll_min = secs.poll_min,
+    poll_max = secs.poll_max,
     auto_external_id = opts.auto_external_id ~= false,
     max_download_bytes = M.download_limit(opts.max_download_bytes),
     engine_opts = opts.engine, -- options of client:engine() when it is made (kling.engine.new)
@@ -238,7 +288,7 @@ function M.new(opts)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
     max_attempts = opts.max_attempts or 5, base_ms = opts.retry_base_ms or 500, cap_ms = opts.retry_cap_ms or 20000,
-    call_budget_ms = math.floor(seconds("new", "call_budget", opts.call_budget, 120) * 1000),
+    call_budget_ms = math.floor(secs.call_budget * 1000),
     timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
     on_retry = opts.on_retry,
   }
@@ -850,13 +900,13 @@ function Client:with(opts)
   end
   child.ctx = ctx
   if opts.timeout ~= nil then
-    ctx.timeout_ms = math.floor(seconds("with", "timeout", opts.timeout) * 1000)
+    ctx.timeout_ms = math.floor(with_seconds("timeout", opts.timeout) * 1000)
   end
   if opts.connect_timeout ~= nil then
-    ctx.connect_timeout_ms = math.floor(seconds("with", "connect_timeout", opts.connect_timeout) * 1000)
+    ctx.connect_timeout_ms = math.floor(with_seconds("connect_timeout", opts.connect_timeout) * 1000)
   end
   if opts.call_budget ~= nil then
-    ctx.call_budget_ms = math.floor(seconds("with", "call_budget", opts.call_budget) * 1000)
+    ctx.call_budget_ms = math.floor(with_seconds("call_budget", opts.call_budget) * 1000)
   end
   ctx.max_attempts = whole_option("max_attempts", opts.max_attempts, 1) or ctx.max_attempts
   ctx.base_ms = whole_option("retry_base_ms", opts.retry_base_ms, 0) or ctx.base_ms
@@ -867,11 +917,11 @@ function Client:with(opts)
     end
     ctx.on_retry = opts.on_retry
   end
-  child.wait_timeout = seconds("with", "wait_timeout", opts.wait_timeout, self.wait_timeout)
-  child.poll_min = seconds("with", "poll_min", opts.poll_min, self.poll_min)
-  child.poll_max = seconds("with", "poll_max", opts.poll_max, self.poll_max)
+  child.wait_timeout = with_seconds("wait_timeout", opts.wait_timeout, self.wait_timeout)
+  child.poll_min = with_seconds("poll_min", opts.poll_min, self.poll_min)
+  child.poll_max = with_seconds("poll_max", opts.poll_max, self.poll_max)
   if opts.max_download_bytes ~= nil then
-    child.max_download_bytes = M.download_limit(opts.max_download_bytes)
+    child.max_download_bytes = M.download_limit(opts.max_download_bytes, "with")
   end
   if opts.auto_external_id ~= nil then
     child.auto_external_id = opts.auto_external_id ~= false

@@ -196,7 +196,7 @@ end
 local function mkdir_for(path)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then
-    os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+    core.mkdir_p(dir) -- a failure shows as the write's own error
   end
 end
 

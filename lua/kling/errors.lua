@@ -110,13 +110,43 @@ function M.is(err, kind)
   return getmetatable(err) == Error and (kind == nil or err.kind == kind)
 end
 
+--- Whether a raised error is the interpreter's answer to Ctrl-C (SIGINT).
+-- lua5.4 and luajit raise "interrupted!" (with the location it struck at) from wherever the
+-- program was; code that catches errors to report them passes this one on instead.
+---@param e any a value caught by pcall
+---@return boolean
+function M.interrupted(e)
+  return type(e) == "string" and (e == "interrupted!" or e:match(":%d+: interrupted!$") ~= nil)
+end
+
+-- The files of this module: "@<root>kling/" (this file's own directory), whatever the root.
+local OWN = debug.getinfo(1, "S").source:match("^(@.*kling/)errors%.lua$")
+
+-- The level (for error(), counted from the function that calls this one's caller) of the
+-- first Lua function outside this module's files: a misuse is reported at the user's line
+-- however deep inside the module the check ran (client:with -> a helper -> misuse).
+local function user_level()
+  local level = 3 -- 1 here, 2 the raising function (misuse), 3 its caller
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then
+      return 0 -- no caller outside the module: no location at all
+    end
+    if info.what ~= "C" and not (OWN and info.source:sub(1, #OWN) == OWN) then
+      return level - 1 -- as the raising function counts: one less
+    end
+    level = level + 1
+  end
+end
+
 --- Raises a misuse error (internal).
--- Raises for programming errors (bad argument types), naming the function and argument.
+-- Raises for programming errors (bad argument types), naming the function and argument, at
+-- the caller's line outside this module (never a kling/*.lua location).
 -- @local
 ---@param fn string
 ---@param what string
 function M.misuse(fn, what)
-  error("kling." .. fn .. ": " .. what, 3)
+  error("kling." .. fn .. ": " .. what, user_level())
 end
 
 --- Raises unless an argument has a type (internal).
@@ -127,7 +157,7 @@ end
 ---@param want string
 function M.check_arg(fn, n, value, want)
   if type(value) ~= want then
-    error(string.format("kling.%s: bad argument #%d (%s expected, got %s)", fn, n, want, type(value)), 3)
+    error(string.format("kling.%s: bad argument #%d (%s expected, got %s)", fn, n, want, type(value)), user_level())
   end
 end
 

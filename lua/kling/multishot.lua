@@ -342,10 +342,12 @@ local FRAME_STANDIN = core.b64encode("\137PNG\r\n\26\n\0\0\0\13IHDR\0\0\2\128\0\
 local Run = {}
 Run.__index = Run
 
+-- A record that cannot be written stops the run: raised as the error M.run returns (field
+-- `out`), never a create the journal does not know about.
 function Run:log(rec)
   local ok, err = self.journal:append(rec)
   if not ok then
-    error("kling.multishot: " .. err, 0)
+    error(errors.validation("out", err), 0)
   end
 end
 
@@ -537,8 +539,18 @@ function M.run(client, sb, opts)
     return nil, errors.validation("storyboard", "needs " .. #segs .. " segments, and joining them needs ffmpeg "
       .. "(not found on PATH)")
   end
-  local out = opts.out:gsub("/+$", "")
-  os.execute("mkdir -p " .. quote(out))
+  local out = opts.out:gsub("(.)/+$", "%1")
+  -- The directory and its journal must be writable before anything is sent (nothing paid
+  -- for yet: a validation error, exit 2 in the CLI), not found out at the first record.
+  local made, merr = core.mkdir_p(out)
+  if not made then
+    return nil, errors.validation("out", merr)
+  end
+  local probe, perr = io.open(out .. "/storyboard.jsonl", "a")
+  if not probe then
+    return nil, errors.validation("out", "cannot write " .. tostring(perr))
+  end
+  probe:close()
   local j, records = journal.open(out .. "/storyboard.jsonl")
   if not j then
     return nil, errors.validation("out", records)
@@ -562,8 +574,14 @@ function M.run(client, sb, opts)
   if not ok then
     return nil, cerr
   end
-  local result
-  result, err = run:all(segs, opts.continuity ~= false)
+  local done, result
+  done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)
+  if not done then
+    if not errors.is(result) then
+      error(result, 0) -- a bug, or Ctrl-C: the caller's
+    end
+    result, err = nil, result -- Run:log's
+  end
   if not result and type(err) == "table" then
     err.sent = run.sent or nil -- segments were (or may have been) paid for: not a usage error
   end

@@ -119,6 +119,18 @@ function M.absolute_dir(dir, prefix)
   return (out:gsub("%s+$", ""))
 end
 
+-- What nginx said when it exited at start, as a message for the user: a Lua error of
+-- init_by_lua (the gateway's journal in use, a config it refuses) is its message alone, without
+-- the traceback nginx adds and the error log's second copy (both stay in DIR/error.log); any
+-- other failure is nginx's own output.
+function M.start_failure(log)
+  local msg = log:match("init_by_lua error: (.-)\nstack traceback:") or log:match("init_by_lua error: ([^\n]*)")
+  if msg then
+    return (msg:gsub("^kling %a+: ", ""))
+  end
+  return "nginx exited at start: " .. log:gsub("%s+$", "")
+end
+
 -- spawn{nginx =, dir =, conf =, ready = fn() -> bool, seconds = 15, umask = "077"} -> master pid |
 -- nil, message, bind_failed (umask: the files nginx and its workers make). nginx logs to
 -- dir/error.log and dir/nginx.log; its pid file is dir/nginx.pid.
@@ -143,7 +155,7 @@ function M.spawn(o)
   while M.now() < deadline do
     if not M.alive(pid) then
       local log = (M.read(dir .. "/nginx.log") or "") .. (M.read(dir .. "/error.log") or "")
-      return nil, "nginx exited at start: " .. log:gsub("%s+$", ""), log:find("Address already in use", 1, true) ~= nil
+      return nil, M.start_failure(log), log:find("Address already in use", 1, true) ~= nil
     end
     if o.ready() then
       return tonumber((M.read(dir .. "/nginx.pid") or ""):match("%d+")) or pid

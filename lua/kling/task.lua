@@ -2,6 +2,7 @@
 -- @module kling.task
 local core = require "kling.core"
 local validate = require "kling.validate"
+local errors = require "kling.errors"
 local lifecycle = require "kling.lifecycle.machine"
 local effects = require "kling.lifecycle.effects"
 local blocking = require "kling.runner.blocking"
@@ -128,6 +129,12 @@ function Task:wait(opts)
     return self
   elseif TERMINAL[self.status] then
     return nil, self:failure()
+  end
+  for _, name in ipairs { "timeout", "poll_min", "poll_max" } do
+    local problem = opts[name] ~= nil and validate.seconds_problem(opts[name])
+    if problem then
+      return nil, errors.validation(name, problem)
+    end
   end
   local client = self.client
   local driver = client.driver

@@ -408,6 +408,18 @@ function M.task_id_problem(id)
   return nil
 end
 
+-- Times are kept as integer milliseconds by libcurl and the scheduler (at most INT_MAX).
+M.MAX_SECONDS = 2147483
+
+-- Why a time option (kling.new, client:with, task:wait) cannot be used, or nil when it can: a
+-- positive number of seconds, at most MAX_SECONDS (about 24 days).
+function M.seconds_problem(v)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v > M.MAX_SECONDS then
+    return "must be a positive number of seconds, at most " .. M.MAX_SECONDS .. " (got " .. tostring(v) .. ")"
+  end
+  return nil
+end
+
 -- Raises (misuse) when `opts` holds a key not in `known` (a set), naming the closest known one:
 -- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore.
 function M.options(fn, opts, known)
@@ -416,8 +428,7 @@ function M.options(fn, opts, known)
   end
   for k in pairs(opts) do
     if not known[k] then
-      error(string.format("kling.%s: %s", fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'")),
-        3)
+      errors.misuse(fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'"))
     end
   end
 end

@@ -334,6 +334,21 @@ function M.start(o)
   if not t then
     return nil, err
   end
+  -- --out is checked before anything starts: a simulator nobody is told about must not run on.
+  if opts.out then
+    local existed = io.open(opts.out, "rb")
+    if existed then
+      existed:close()
+    end
+    local f, ferr = io.open(opts.out, "ab")
+    if not f then
+      return nil, "cannot write " .. opts.out .. ": " .. tostring(ferr) .. " (nothing was started)"
+    end
+    f:close()
+    if not existed then
+      os.remove(opts.out) -- made again with the line; a refused start leaves nothing behind
+    end
+  end
   local root, json_root = lua_roots()
   if not root then
     return nil, json_root
@@ -420,7 +435,8 @@ function M.start(o)
   if opts.out then
     ok, err = write(opts.out, line .. "\n")
     if not ok then
-      return nil, "cannot write " .. opts.out .. ": " .. tostring(err)
+      M.stop(dir) -- it became unwritable since the check: no simulator left running unannounced
+      return nil, "cannot write " .. opts.out .. ": " .. tostring(err) .. " (the simulator was stopped)"
     end
   end
   return info, line

@@ -161,4 +161,23 @@ describe("the workflow commands", function()
     assert.matches("shots%[1%]%.duration", out)
     no_secret(out)
   end)
+
+  it("kling storyboard refuses an --out it cannot make or write, in one line, exit 2, nothing sent", function()
+    local sb = root .. "/one.json"
+    write(sb, '[{"prompt": "a", "duration": 5}]')
+    local afile = root .. "/afile"
+    write(afile, "x")
+    for _, c in ipairs {
+      { afile, "cannot create directory " .. afile .. ": it exists and is not a directory" },
+      { "/proc/kling-sb", "cannot create directory /proc/kling-sb: No such file or directory" },
+      { "/proc", "cannot write /proc/storyboard.jsonl" },
+    } do
+      local status, out = kling("storyboard " .. sb .. " --out " .. c[1])
+      assert.are.equal(2, status, out)
+      local line = "kling storyboard: kling: validation: --out: " .. c[2]
+      assert.are.equal(line, out:sub(1, #line), out)
+      assert.are.equal(1, select(2, out:gsub("\n", "")) - 1, out) -- one line, then exit=
+    end
+    assert.are.equal(0, sim.stats().creates)
+  end)
 end)

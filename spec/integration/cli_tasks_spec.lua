@@ -294,4 +294,42 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.are.equal(0, status, err)
     assert.are.equal("", err)
   end)
+
+  -- One line naming the option and its rule, exit 2, no Lua location or traceback; nothing sent.
+  local function one_line_refusal(status, err, pattern)
+    assert.are.equal(2, status, err)
+    assert.matches(pattern, err)
+    assert.is_nil(err:find("%.lua:%d+:"), err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+    assert.are.equal(1, select(2, err:gsub("\n", "")), err)
+  end
+
+  it("an API key with a space, tab or CR is refused naming --api-key/KLING_API_KEY, exit 2, nothing sent", function()
+    local sb = root .. "/fox.json"
+    local f = assert(io.open(sb, "w"))
+    f:write('[{"prompt": "a fox", "duration": 5}]')
+    f:close()
+    local manifest = root .. "/one.jsonl"
+    f = assert(io.open(manifest, "w"))
+    f:write('{"id": "a", "model": "kling-v1", "mode": "std", "duration": 5, "prompt": "x"}\n')
+    f:close()
+    local before = requests()
+    for _, key in ipairs { "a b", "a\tb", "a\rb" } do
+      local env = evolink_env() .. "KLING_API_KEY=" .. q(key) .. " "
+      for _, args in ipairs {
+        { "status", "123", "--endpoint", "videos/text2video" }, { "tasks" }, { "download", "123", "--out", root },
+        { "cancel", "123" }, { "element", "create", "--name", "Mia", "--description", "x", "--video",
+          "https://example.com/a.mp4" }, { "storyboard", sb, "--out", root .. "/sb" },
+      } do
+        local status, _, err = kling(args, env)
+        one_line_refusal(status, err, "%-%-api%-key/KLING_API_KEY: must be non%-empty printable ASCII without spaces")
+      end
+      local status, _, err = kling({ "run", manifest, "--out", root .. "/run-key", "--quiet" }, env)
+      assert.are.equal(2, status, err)
+      assert.is_nil(err:find("%.lua:%d+:"), err)
+      local s = assert(io.open(root .. "/run-key/summary.json")):read("a")
+      assert.matches("api_key: must be non%-empty printable ASCII without spaces %(the value of KLING_API_KEY%)", s)
+    end
+    assert.are.equal(before, requests())
+  end)
 end)

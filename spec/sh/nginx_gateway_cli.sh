@@ -31,6 +31,8 @@ if [ "$(id -u)" = 0 ]; then
   set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
   check "issue 12.2: a journal the workers (nobody) cannot write: no start, the path and the user named" \
     '[ $rc = 1 ] && [[ "$out" == *"$T/private/ledger.jsonl"* ]] && [[ "$out" == *nobody* ]]'
+  check "... in one line: no Lua traceback, no second copy from the error log" \
+    '[ "$(wc -l <<<"$out")" = 1 ] && [[ "$out" != *"stack traceback"* ]] && [[ "$out" != *".lua:"* ]]'
 fi
 
 config "$T/journal"

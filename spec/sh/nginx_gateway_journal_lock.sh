@@ -49,6 +49,8 @@ check "issue 12.2: the first gateway serves a create" '[[ "$out" == "200 "* ]]'
 set +e; b_out=$(kling gateway start --config "$T/cfg.json" --dir "$T/b" 2>&1); rc=$?; set -e
 check "issue 12.2: a second gateway on the same journal refuses to start, naming the journal and the holder's pid" \
   '[ $rc = 1 ] && [[ "$b_out" == *"the journal $JOURNAL is in use by another gateway: pid $a_pid holds $JOURNAL.lock"* ]]'
+check "... in one line: no Lua traceback, no second copy from the error log" \
+  '[ "$(wc -l <<<"$b_out")" = 1 ] && [[ "$b_out" != *"stack traceback"* ]] && [[ "$b_out" != *".lua:"* ]]'
 check "issue 12.2: ... and leaves no nginx of its own" '! [ -s "$T/b/gateway.pid" ] || ! kill -0 "$(cat "$T/b/gateway.pid")" 2>/dev/null'
 
 old_workers=$(ps --ppid "$a_pid" -o pid= | tr -d ' ')

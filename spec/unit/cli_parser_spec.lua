@@ -98,11 +98,55 @@ describe("kling.cli", function()
       { { "tasks", "--page", "0x10" }, "%-%-page must be a whole number in 1..1000 %(got '0x10'%)" },
       { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
       { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
+      -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
+      { { "run", "m", "--out", "d", "--deadline", "-1" }, "%-%-deadline must be a positive number %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--retries", "-1" }, "%-%-retries must be a whole number >= 0 %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--parallel", "-.5" }, "%-%-parallel must be a positive whole number" },
+      { { "sim", "start", "--task-seconds", "-1" }, "%-%-task%-seconds must be a number of seconds in 0..86400" },
+      { { "tasks", "--page", "-2" }, "%-%-page must be a whole number in 1..1000 %(got '%-2'%)" },
+      { { "storyboard", "f", "--out", "d", "--timeout", "-5" }, "%-%-timeout must be a positive number" },
+      { { "run", "m", "--out", "d", "--retries", "-x" }, "unknown option '%-x'" },
+      { { "run", "m", "--out", "d", "--budget", "-5CNY" }, "budget must be a decimal amount .*%(got \"%-5CNY\"%)" },
+      { { "estimate", "--model", "kling-v2-6", "--duration", "-5" }, "duration: must be one of 5, 10 .*%(got %-5%)" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])
       assert.are.equal(2, status, table.concat(c[1], " "))
       assert.matches(c[2], err)
     end
+  end)
+
+  it("a command's raised error is one line with its exit status: interrupted 130, a bug 1", function()
+    -- luacheck: push ignore 122 (io.stderr is swapped for a buffer)
+    local function run(mod, args)
+      local real, buf = io.stderr, {}
+      io.stderr = { write = function(self, ...)
+        for _, x in ipairs { ... } do
+          buf[#buf + 1] = x
+        end
+        return self
+      end }
+      local ok, status = pcall(cli.run_command, "demo", mod, args or {})
+      io.stderr = real
+      assert(ok, status)
+      return status, table.concat(buf)
+    end
+    -- luacheck: pop
+    local status, err = run({ run = function() error("/x/lua/kling/driver/curl.lua:38: interrupted!", 0) end,
+      interrupted = function(args) return args.out .. "/journal.jsonl keeps it" end }, { out = "out" })
+    assert.are.equal(130, status)
+    assert.are.equal("kling demo: interrupted; out/journal.jsonl keeps it\n", err)
+    status, err = run { run = function() error("interrupted!", 0) end }
+    assert.are.equal(130, status)
+    assert.are.equal("kling demo: interrupted\n", err)
+    status, err = run { run = function() local t = nil; return t.x end }
+    assert.are.equal(1, status)
+    assert.matches("^kling demo: internal error: .*attempt to index .* %(%-%-debug shows where%)\n$", err)
+    status, err = run({ run = function() local t = nil; return t.x end }, { debug = true })
+    assert.are.equal(1, status)
+    assert.matches("stack traceback:", err)
+    status, err = run { run = function() error(require("kling.errors").validation("x", "must be y"), 0) end }
+    assert.are.equal(2, status)
+    assert.are.equal("kling demo: kling: validation: x: must be y\n", err)
   end)
 end)

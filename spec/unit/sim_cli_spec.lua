@@ -62,6 +62,18 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d, "r"))
   end)
 
+  it("an --out it cannot write is refused before the simulator starts (none left running)", function()
+    local parent = tmpdir()
+    sh("chmod 755 " .. q(parent)) -- a dir the simulator could start in
+    local d = parent .. "/sim"
+    table.insert(dirs, 1, d) -- stopped before its parent is removed, should it have started
+    local status, err = main { "start", "--dir", d, "--out", "/proc/kling-sim-spec.json" }
+    assert.are.equal(1, status)
+    assert.matches("^kling sim: cannot write /proc/kling%-sim%-spec%.json: .*nothing was started", err)
+    assert.is_nil(io.open(d .. "/sim.pid"))
+    assert.is_nil(io.open(d .. "/nginx.pid"))
+  end)
+
   it("treats stopping a sim that is not running as success", function()
     local d = tmpdir()
     assert.are.equal(0, (main { "stop", "--dir", d }))

@@ -214,6 +214,61 @@ describe("strict input", function()
     end)
   end)
 
+  it("a bad time setting or key is returned as a validation error naming it, not raised from inside", function()
+    local function refused(opts, field, pattern)
+      opts.base_url = "http://127.0.0.1:9"
+      local c, err = kling.new(opts)
+      assert.is_nil(c)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(field, err.field)
+      assert.matches(pattern, err.message)
+      assert.is_nil(tostring(err):find("%.lua:%d+:"), tostring(err))
+    end
+    local rule = "must be a positive number of seconds, at most 2147483"
+    refused({ api_key = "k", timeout = 1 / 0 }, "timeout", rule)
+    refused({ api_key = "k", timeout = -1 }, "timeout", rule)
+    refused({ api_key = "k", connect_timeout = 0 / 0 }, "connect_timeout", rule)
+    refused({ api_key = "k", poll_max = 0 }, "poll_max", rule)
+    refused({ api_key = "k", wait_timeout = 3e6 }, "wait_timeout", rule)
+    refused({ api_key = "k", max_download_bytes = 0 }, "max_download_bytes", "whole number of bytes")
+    -- A key goes into a header as it is: a space, tab or CR in it is the caller's to fix.
+    refused({ api_key = "a\tb" }, "api_key", "printable ASCII without spaces")
+    refused({ api_key = "a b" }, "api_key", "printable ASCII without spaces")
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    for _, o in ipairs { { timeout = 0 / 0 }, { timeout = -1 }, { poll_min = 1 / 0 } } do
+      local done, err = t:wait(o)
+      assert.is_nil(done)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(next(o), err.field)
+      assert.matches(rule, err.message, 1, true)
+    end
+    -- client:with raises (as its unknown names do), at its caller, naming the option.
+    local ok, msg = pcall(function()
+      local child = c:with { timeout = 1 / 0 }
+      return child
+    end)
+    assert.is_false(ok)
+    assert.matches("kling.with: timeout " .. rule, msg, 1, true)
+    assert.matches("strict_input_spec.lua", msg, 1, true)
+  end)
+
+  it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    for name, fn in pairs {
+      with_attempts = function() local x = c:with { max_attempts = 0 }; return x end,
+      with_bytes = function() local x = c:with { max_download_bytes = 0 }; return x end,
+      wait_all = function() local x = c:wait_all({}, { timeout = -1 }); return x end,
+      submit_many = function() local x = c:submit_many({}, { max_parallel = 0 }); return x end,
+      engine = function() local x = require("kling.engine").new(c, { max_requests = 0 }); return x end,
+    } do
+      local ok, msg = pcall(fn)
+      assert.is_false(ok, name)
+      assert.matches("^[^\n]*strict_input_spec%.lua:%d+: kling%.", msg, nil, name)
+      assert.is_nil(msg:find("kling/[%w_/]+%.lua:%d+:"), msg)
+    end
+  end)
+
   it("issue 11.21: duration \"5\" names the type it got", function()
     local err = official.rejects({ prompt = "x", duration = "5" }, "duration", "must be a number, got a string")
     assert.matches('"5"', err.message, 1, true)

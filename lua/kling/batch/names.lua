@@ -4,6 +4,7 @@
 -- Default "{id}.{ext}"; a row with several outputs gets "-{n}" before the extension when the
 -- template has no {n}. Values are made safe for file names; the template may name
 -- subdirectories but never leave DIR.
+local core = require "kling.core"
 local output_path = require "kling.output_path"
 
 local M = {}
@@ -78,13 +79,9 @@ local function quote(s)
 end
 M.quote = quote
 
--- mkdir -p (Lua has no mkdir); true or nil, message.
+-- mkdir -p without a shell (kling.core); true or nil, message (the path and why).
 function M.mkdir_p(dir)
-  local ok = os.execute("mkdir -p " .. quote(dir) .. " 2>/dev/null") -- the caller says why
-  if ok ~= true and ok ~= 0 then
-    return nil, "cannot create directory " .. dir
-  end
-  return true
+  return core.mkdir_p(dir)
 end
 
 function M.dirname(path)

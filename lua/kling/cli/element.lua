@@ -8,6 +8,9 @@ local M = {}
 
 M.summary = "create or list custom elements"
 
+-- How the command resumes after Ctrl-C (kling.cli says it with "interrupted", exit 130).
+M.interrupted = "run the same command again to pick up the same task"
+
 function M.define(cmd)
   cmd:description [[
 Custom elements are made once (cached by their inputs) and used by name in element_list.

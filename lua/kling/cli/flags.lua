@@ -133,12 +133,30 @@ end
 -- The client the options --provider (else `provider`), --base-url, --ca-file, --poll-min,
 -- --poll-max, the keys and the global --debug name; what they leave out comes from the
 -- KLING_* environment. -> client | nil, err
+-- A refused setting is named as the user gave it: the flag or its variable.
+local CLIENT_FLAGS = { provider = "--provider/KLING_PROVIDER", base_url = "--base-url/KLING_BASE_URL",
+  ca_file = "--ca-file/KLING_CA_FILE", access_key = "--access-key/KLING_ACCESS_KEY",
+  secret_key = "--secret-key/KLING_SECRET_KEY", api_key = "--api-key/KLING_API_KEY",
+  poll_min = "--poll-min", poll_max = "--poll-max" }
+
 function M.client(opts, provider)
-  return kling.new { provider = opts.provider or provider, base_url = opts.base_url,
+  local client, err = kling.new { provider = opts.provider or provider, base_url = opts.base_url,
     ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max,
     access_key = opts.access_key, secret_key = opts.secret_key, api_key = opts.api_key,
     -- Only when asked: a library without the option would refuse the name.
     debug = opts.debug or nil }
+  return client, M.as_given(err)
+end
+
+-- err with its field named as the user gave it (api_key: "--api-key/KLING_API_KEY"), by the
+-- client's options or `flags` ({out = "--out"}). -> err
+function M.as_given(err, flags)
+  local field = type(err) == "table" and err.field
+  local given = field and ((flags or {})[field] or CLIENT_FLAGS[field])
+  if given then
+    err.field = given
+  end
+  return err
 end
 
 -- What the provider or a file says is shown, never obeyed: control characters (ESC sequences

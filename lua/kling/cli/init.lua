@@ -4,6 +4,7 @@
 local argparse = require "argparse"
 local flags = require "kling.cli.flags"
 local validate = require "kling.validate"
+local errors = require "kling.errors"
 
 local M = {}
 
@@ -85,6 +86,42 @@ local function program(argv, failed, root)
   return "kling"
 end
 
+-- The option names (and aliases) of `parser` and all its commands that take a value.
+local function value_options(parser, set)
+  set = set or {}
+  for _, o in ipairs(rawget(parser, "_options") or {}) do
+    if (o._maxargs or 0) > 0 then
+      for _, alias in ipairs(o._aliases or {}) do
+        set[alias] = true
+      end
+    end
+  end
+  for _, c in ipairs(rawget(parser, "_commands") or {}) do
+    value_options(c, set)
+  end
+  return set
+end
+
+-- argparse reads any word that starts with "-" as an option, so "--duration -5" was refused as
+-- "unknown option '-5'". A word that looks like a negative number right after an option that
+-- takes a value is that value ("--duration=-5"): the option's own rule then refuses it by name.
+local function negative_values(argv, root)
+  local takes = value_options(root)
+  local out = {}
+  for _, a in ipairs(argv) do
+    local prev = out[#out]
+    if a == "--" then
+      takes = {} -- what follows is never an option
+    end
+    if prev and takes[prev] and a:match("^%-%.?%d") then
+      out[#out] = prev .. "=" .. a
+    else
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 -- main(argv) -> exit status: --help and help print to stdout (0); a usage error prints the
 -- message and the usage to stderr (2); else the command's run(args).
 function M.main(argv)
@@ -94,7 +131,7 @@ function M.main(argv)
     return 70
   end
   local root = M.parser(mods)
-  local ok, args = pcall(root.parse, root, argv)
+  local ok, args = pcall(root.parse, root, negative_values(argv, root))
   if not ok then
     if getmetatable(args) ~= flags.Stop then
       error(args, 0)
@@ -112,7 +149,41 @@ function M.main(argv)
     io.stdout:write(stop.help:get_help(), "\n")
     return 0
   end
-  return mods[args.command].run(args) or 0
+  return M.run_command(args.command, mods[args.command], args)
+end
+
+-- The one place a command's raised error becomes a message and an exit status: Ctrl-C is
+-- "interrupted" (with how the command resumes, its module's `interrupted`: a string or
+-- function(args)) and 130, as a shell reports SIGINT; a kling error raised rather than
+-- returned is reported as one would be (flags.failed); anything else is a bug: one line,
+-- exit 1, the traceback with --debug. Input errors are returned, never raised, so no
+-- traceback or file:line reaches the user for them.
+function M.run_command(name, mod, args)
+  local trace
+  local ok, status = xpcall(mod.run, function(e)
+    if not errors.interrupted(e) and not errors.is(e) then
+      trace = debug.traceback(tostring(e), 2)
+    end
+    return e
+  end, args)
+  if ok then
+    return status or 0
+  end
+  local fail = flags.failure("kling " .. name)
+  if errors.interrupted(status) then
+    local hint = mod.interrupted
+    if type(hint) == "function" then
+      hint = hint(args)
+    end
+    return fail(130, "interrupted" .. (hint and ("; " .. hint) or ""))
+  end
+  if errors.is(status) then
+    return flags.failed(fail, status, "run the same command again")
+  end
+  if args.debug then
+    io.stderr:write(trace, "\n")
+  end
+  return fail(1, "internal error: " .. tostring(status) .. (args.debug and "" or " (--debug shows where)"))
 end
 
 return M

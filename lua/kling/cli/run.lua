@@ -7,6 +7,11 @@ local M = {}
 
 M.summary = "run a manifest of requests as a crash-safe batch"
 
+-- How the command resumes after Ctrl-C (kling.cli says it with "interrupted", exit 130).
+function M.interrupted(args)
+  return args.out .. "/journal.jsonl keeps what was done: run the same command again to resume"
+end
+
 function M.define(cmd)
   cmd:description [[
 Runs every row of MANIFEST and puts the outputs in DIR. MANIFEST is JSONL (one canonical
@@ -29,7 +34,8 @@ Exit status:
   3  rows remain (deadline, budget, download, still running, the account refused):
      run the same command again
   4  every other row ended, some are uncertain (see summary.json: never resent)
-  5  another live process is running this DIR]]
+  5  another live process is running this DIR
+  130  interrupted (Ctrl-C): the journal keeps the run; run the same command again]]
   cmd:argument("MANIFEST", "the requests: JSONL or CSV"):argname("MANIFEST"):target "manifest"
   cmd:option("--out", "output directory (required): outputs, journal.jsonl, summary.json,\nreport.html")
     :argname("DIR"):count(1):convert(flags.nonempty "--out")

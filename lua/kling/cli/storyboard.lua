@@ -7,6 +7,11 @@ local M = {}
 
 M.summary = "render a multi-shot storyboard into one video"
 
+-- How the command resumes after Ctrl-C (kling.cli says it with "interrupted", exit 130).
+function M.interrupted(args)
+  return args.out .. "/storyboard.jsonl keeps what was sent: run the same command again to resume"
+end
+
 function M.define(cmd)
   cmd:description [[
 FILE is JSON: a list of shots [{"prompt": "...", "duration": 5, "image": URL?, "elements": [...]?}]
@@ -28,7 +33,8 @@ Segments are journaled in DIR/storyboard.jsonl: the same command again skips the
 already made and waits for a task in flight instead of paying for it twice.]]
   cmd:epilog [[
 Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
-(nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting)]]
+(nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting),
+130 interrupted (Ctrl-C): run the same command again to resume]]
   cmd:argument("FILE", "the storyboard (JSON)"):argname("FILE"):target "file"
   cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
   flags.client_options(cmd)
@@ -71,7 +77,7 @@ function M.run(opts)
     end,
   })
   if not result then
-    return flags.failed(fail, rerr, "run the same command again to keep waiting")
+    return flags.failed(fail, flags.as_given(rerr, { out = "--out" }), "run the same command again to keep waiting")
   end
   if opts.json then
     local segs = json.array {}

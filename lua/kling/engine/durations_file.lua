@@ -7,6 +7,7 @@
 -- the new one, never half of one. Two writers at the same instant may lose one's samples (no
 -- lock): a cache, not a record. A file that cannot be read or parsed counts as empty; nothing
 -- here raises on its content.
+local core = require "kling.core"
 local json = require "kling.json"
 local durable_file = require "kling.durable_file"
 
@@ -100,11 +101,6 @@ function M.insert(list, s)
   return list
 end
 
-local function mkdir_p(dir)
-  -- Only the cache's own directory; a plain shell mkdir (no lfs in the module's deps).
-  os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-end
-
 local function merge_once(path, fresh)
   local kinds = M.read(path)
   for kind, samples in pairs(fresh) do
@@ -130,7 +126,7 @@ local function merge_once(path, fresh)
   local ok, werr = durable_file.replace(path, text .. "\n")
   local dir = path:match("^(.*)/[^/]*$")
   if not ok and dir then -- the cache directory may not exist yet
-    mkdir_p(dir)
+    core.mkdir_p(dir) -- only the cache's own directory; a failure shows as the write's
     ok, werr = durable_file.replace(path, text .. "\n")
   end
   if not ok then

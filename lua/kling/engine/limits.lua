@@ -10,6 +10,7 @@
 -- A task's `slot`: true (it holds one), "wait" (queued in the limiter), "front" (to queue at
 -- the head once this step's answers are in: a refused create keeps its place), nil (none).
 local core = require "kling.core"
+local errors = require "kling.errors"
 
 -- Machine states of a task the provider has confirmed, and of one whose create left but
 -- whose fate is not known yet (it takes a slot when the provider confirms it: created).
@@ -237,10 +238,10 @@ return function(Engine)
   -- without its own limit). Tasks already sent keep their slots as far as n goes.
   function Engine:set_limit(model, n)
     if type(n) ~= "number" or n ~= math.floor(n) or n < 1 or n > 1000000 then
-      error("kling.engine:set_limit: n must be a whole number from 1 to 1000000", 2)
+      errors.misuse("engine:set_limit", "n (max_parallel) must be a whole number from 1 to 1000000")
     end
     if model ~= nil and type(model) ~= "string" then
-      error("kling.engine:set_limit: model must be a model name or nil", 2)
+      errors.misuse("engine:set_limit", "model must be a model name or nil")
     end
     n = math.floor(n)
     local now = self.now()
