@@ -399,8 +399,8 @@ end
 -- segment, so kling.validate.task_id_problem's rule; nil when fine, else the validation error.
 local function bad_task_id(self, id, field)
   local problem = validate.task_id_problem(id)
-  return problem and errors.validation(field, problem .. " (got " .. string.format("%q", tostring(id)):gsub("%c", "?")
-    .. ")", self.provider.name)
+  return problem and errors.validation(field, problem .. " (got \"" .. validate.shown(tostring(id)) .. "\")",
+    self.provider.name)
 end
 
 -- The one check of an endpoint a caller names for its tasks (get_task, list_tasks, tasks):

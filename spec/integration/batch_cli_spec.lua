@@ -42,6 +42,18 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().requests)
   end)
 
+  -- A JSON array's items read as fields named 1, 2, ...: every row then failed on "1: unknown field".
+  it("kling run refuses --defaults holding a JSON array (exit 2, nothing sent)", function()
+    local m = root .. "/arr.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    write(root .. "/defaults.json", '["kling-v1", "std"]')
+    local status, out = kling("run " .. m .. " --quiet --out " .. q(root .. "/arr") .. " --defaults "
+      .. q(root .. "/defaults.json"))
+    assert.are.equal(2, status, out)
+    assert.matches("--defaults must hold a JSON object (got an array)", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
   it("kling run exits 2 on an --out or a --name holding a control character, sending nothing", function()
     local m = root .. "/ctl.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')

@@ -71,6 +71,7 @@ describe("strict input", function()
       if bad ~= "" then -- get_task raises on an empty id: a misuse, not input
         local _, lerr = c:get_task { external_task_id = bad }
         assert.are.equal("validation", lerr.kind, bad)
+        assert.is_nil(lerr.message:find("%c"), lerr.message) -- shown escaped: one line
       end
     end
     official.rejects({ prompt = "x", external_task_id = 7 }, "external_task_id", "must be a string")

@@ -95,7 +95,7 @@ end
 function M.task_id(s)
   local problem = require("kling.validate").task_id_problem(s)
   if problem then
-    return nil, "TASK_ID " .. problem .. " (got " .. string.format("%q", s):gsub("\\\n", "\\n") .. ")"
+    return nil, "TASK_ID " .. problem .. " (got \"" .. require("kling.validate").shown(s) .. "\")"
   end
   return s
 end

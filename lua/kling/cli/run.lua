@@ -87,8 +87,10 @@ local function defaults(opts)
     end
     local v, jerr = require("kling.json").decode(f:read("a"))
     f:close()
-    if type(v) ~= "table" then
-      return nil, "--defaults must hold a JSON object (" .. tostring(jerr or type(v)) .. ")"
+    if type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
+      -- an array's items would read as fields named 1, 2, ... and every row fail on them
+      return nil, "--defaults must hold a JSON object (" .. tostring(jerr or (type(v) == "table" and "got an array")
+        or ("got a " .. type(v))) .. ")"
     end
     for k, x in pairs(v) do
       d[k] = x
