@@ -334,21 +334,6 @@ function M.start(o)
   if not t then
     return nil, err
   end
-  -- --out is checked before anything starts: a simulator nobody is told about must not run on.
-  if opts.out then
-    local existed = io.open(opts.out, "rb")
-    if existed then
-      existed:close()
-    end
-    local f, ferr = io.open(opts.out, "ab")
-    if not f then
-      return nil, "cannot write " .. opts.out .. ": " .. tostring(ferr) .. " (nothing was started)"
-    end
-    f:close()
-    if not existed then
-      os.remove(opts.out) -- made again with the line; a refused start leaves nothing behind
-    end
-  end
   local root, json_root = lua_roots()
   if not root then
     return nil, json_root
@@ -366,6 +351,22 @@ function M.start(o)
   if not conf.safe_path(dir) then
     return nil, "directory " .. dir .. " has characters nginx paths cannot hold here; use letters, digits "
       .. "and ._/-+,@=:~"
+  end
+  -- --out is checked before anything starts (D made: --out may be in it): a simulator nobody
+  -- is told about must not run on.
+  if opts.out then
+    local existed = io.open(opts.out, "rb")
+    if existed then
+      existed:close()
+    end
+    local f, ferr = io.open(opts.out, "ab")
+    if not f then
+      return nil, "cannot write " .. opts.out .. ": " .. tostring(ferr) .. " (nothing was started)"
+    end
+    f:close()
+    if not existed then
+      os.remove(opts.out) -- made again with the line; a refused start leaves nothing behind
+    end
   end
   local ok, msg = M.stop(dir) -- a sim left running in D is replaced, not duplicated
   if not ok then
