@@ -47,6 +47,7 @@ describe("kling.engine.durations_file", function()
       table.sort(list, function(a, b)
         return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
       end)
+      list = durations_file.union(list) -- each sample once, as a file holds them
       local s = { rnd(6), rnd(4) }
       local copy = {}
       for i, v in ipairs(list) do
@@ -57,6 +58,34 @@ describe("kling.engine.durations_file", function()
     local unsorted = tmpdir() .. "/unsorted.json" -- a file edited by hand: read sorts it
     write(unsorted, '{"kinds":{"a":[[3,30],[1,10],[2,20]]}}')
     assert.same({ { 1, 10 }, { 2, 20 }, { 3, 30 } }, durations_file.read(unsorted).a)
+  end)
+
+  it("issue 15.1: samples merged twice are kept once", function()
+    local path = tmpdir() .. "/durations.json"
+    local full = {}
+    for i = 1, durations_file.KEEP do
+      full[i] = { 100 + i, 1000 + i }
+    end
+    assert(durations_file.merge(path, { a = full }))
+    -- Tasks end out of create order: the sample added last is older than the file's 8 and is
+    -- dropped, so merge could not find it and wrote every fresh sample a second time.
+    assert(durations_file.merge(path, { a = { { 200, 2000 }, { 50, 500 } } }))
+    -- The same samples again (a retried save).
+    assert(durations_file.merge(path, { a = { { 200, 2000 } } }))
+    local kinds = durations_file.read(path)
+    assert.equal(durations_file.KEEP, #kinds.a)
+    local seen = {}
+    for _, s in ipairs(kinds.a) do
+      local key = s[1] .. "/" .. s[2]
+      assert.is_nil(seen[key], "sample " .. key .. " kept twice")
+      seen[key] = true
+    end
+    assert.same({ 102, 1002 }, kinds.a[1])
+    assert.same({ 200, 2000 }, kinds.a[#kinds.a])
+    -- A file that already holds a sample twice is cleaned at the next merge.
+    write(path, '{"kinds":{"b":[[1,10],[1,10],[2,20]]}}')
+    assert(durations_file.merge(path, { b = { { 3, 30 } } }))
+    assert.same({ { 1, 10 }, { 2, 20 }, { 3, 30 } }, durations_file.read(path).b)
   end)
 
   it("issue 15.2: a corrupt or foreign file counts as empty and is replaced on the next write", function()

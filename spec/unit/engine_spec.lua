@@ -197,6 +197,32 @@ describe("kling.engine", function()
     end
   end)
 
+  it("issue 10: a learnt slot-limited run polls each later task about once", function()
+    -- The slot benchmark's shape (bench/slots.lua ... learn): tasks of one duration through 20
+    -- slots, limit and duration both learnt. The first wave backs off; once 3 have ended their
+    -- window (of no width: every sample 2 s) reaches every task of the kind, also one whose poll
+    -- was in flight at that moment (it takes the window when the poll answers), and each later
+    -- task is polled at its window's end.
+    for seed = 1, 10 do
+      local f, c = setup_fake({ task_seconds = 2, max_parallel = 20 }, nil, { seed = seed, min_interval = 0.02 })
+      local tasks = c:submit_many(prompts(200))
+      assert.equal(200, c:wait_all(tasks).succeeded)
+      local e, first_end = c:engine(), math.huge
+      for _, t in ipairs(tasks) do
+        local ft = f.tasks[t.id]
+        first_end = math.min(first_end, ft.created + ft.total)
+      end
+      local later, polls = 0, 0
+      for _, t in ipairs(tasks) do
+        if f.tasks[t.id].created >= first_end then -- created once the first wave began to end
+          later, polls = later + 1, polls + e:polls_of(t)
+          assert.is_true(e:polls_of(t) <= 3, "seed " .. seed .. ": a later task polled " .. e:polls_of(t) .. " times")
+        end
+      end
+      assert.is_true(later >= 150 and polls / later <= 1.2, "seed " .. seed .. ": " .. polls .. " polls for " .. later)
+    end
+  end)
+
   it("issue 15.1: the provider's own duration is learnt, not how late the end was seen", function()
     local _, c = setup_fake(nil, nil, { seed = 5 })
     local reqs = {}

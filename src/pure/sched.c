@@ -13,18 +13,25 @@
 #define LATE_FRAC0 0.02
 #define LATE_STEP 0.01
 #define LATE_FRAC_MAX 0.045
-#define GRID_FRAC 0.04 /* gap between polls inside a learnt window, of its latest end */
+/* Gap between polls inside a learnt window: a quarter of its width, kept
+ * within 3-4 % of its end (a narrow window still gets a couple of points,
+ * a wide one no more than about 4 polls per 15 % of spread). */
+#define GRID_MIN_FRAC 0.03
+#define GRID_MAX_FRAC 0.04
+#define GRID_WIDTH_DIV 4
 
 /* state: low bits the life stage, HEDGE when the expected finish rests on a
- * single progress reading (the next poll comes half way to it). */
-enum { FREE = 0, QUEUED = 1, INFLIGHT = 2, STAGE = 3, HEDGE = 4 };
+ * single progress reading (the next poll comes half way to it), WINDOW while
+ * the finish is a learnt window (finish .. finish + spread; spread may be 0
+ * when every sample agreed: then the one point is the window's end). */
+enum { FREE = 0, QUEUED = 1, INFLIGHT = 2, STAGE = 3, HEDGE = 4, WINDOW = 8 };
 
 /* Times other than `created` are ms after it, in int32: max_age is below
  * 2^31 ms, which keeps the record at 48 bytes. */
 struct task {
     int64_t created;
     int32_t finish;   /* expected finish E, or NO_FINISH */
-    int32_t spread;   /* expected to end by E + spread (a learnt window), 0: at E */
+    int32_t spread;   /* a learnt window (WINDOW): expected to end by E + spread */
     int32_t deadline; /* min(own deadline, created + max_age), >= 0 */
     int32_t zero_at;  /* last report of progress 0: the run began after it */
     int32_t first_at; /* first report of progress > 0 (first_p) */
@@ -266,10 +273,14 @@ static int64_t jittered(struct kling_sched *s, double base) {
 static int64_t next_poll(struct kling_sched *s, struct task *t, int64_t now) {
     const int64_t lo = s->cfg.min_interval_ms, hi = s->cfg.max_interval_ms;
     int64_t at;
-    if (t->finish != NO_FINISH && t->spread > 0 && t->created + t->finish + t->spread >= now + lo) {
+    if ((t->state & WINDOW) && t->created + t->finish + t->spread >= now + lo) {
         /* Inside a learnt window: the points latest - k * g, the first one after now + lo. */
         int64_t latest = t->created + t->finish + t->spread;
-        int64_t g = clamp64((int64_t)(GRID_FRAC * (double)(t->finish + t->spread)), lo, hi);
+        double end = (double)(t->finish + t->spread);
+        double grid = (double)t->spread / GRID_WIDTH_DIV;
+        int64_t g;
+        grid = grid < GRID_MIN_FRAC * end ? GRID_MIN_FRAC * end : (grid > GRID_MAX_FRAC * end ? GRID_MAX_FRAC * end : grid);
+        g = clamp64((int64_t)grid, lo, hi);
         int64_t k = (latest - now - lo) / g;
         int64_t point = latest - (k < t->spread / g ? k : t->spread / g) * g;
         int64_t earliest = t->created + t->finish > now + lo ? t->created + t->finish : now + lo;
@@ -477,6 +488,7 @@ int kling_sched_report(struct kling_sched *s, uint32_t handle, int64_t now, int 
      * beats a single reading; both beat a learnt window. */
     if (progress > 0 || estimate_ms != KLING_SCHED_UNKNOWN) {
         t->spread = 0;
+        t->state &= (uint8_t)~WINDOW;
     }
     if (progress > 0) {
         extrapolate(t, now, progress);
@@ -506,7 +518,7 @@ int kling_sched_expect(struct kling_sched *s, uint32_t handle, int64_t now, int6
     r = rel(t, now);
     /* The window ends by the deadline too (expect_in capped its start). */
     t->spread = (int32_t)clamp64((int64_t)r + latest_ms - t->finish, 0, (int64_t)t->deadline - t->finish);
-    t->state &= (uint8_t)~HEDGE;
+    t->state = (uint8_t)((t->state & ~HEDGE) | WINDOW);
     t->late = 0;
     if (stage(t) == QUEUED) {
         unqueue(s, t);

@@ -40,11 +40,13 @@
  *   overruns its estimate is polled at gaps that grow with its age.
  * - A learnt window (kling_sched_expect: the task should end between E and
  *   E + spread, from what tasks of its kind took): polls at the points
- *   E + spread - k * g (k >= 0, none before E), g = 4 % of E + spread clamped
- *   to [min_interval, max_interval], each jittered by +-jitter of g / 2: the
+ *   E + spread - k * g (k >= 0, none before E), g = a quarter of the spread
+ *   kept within 3-4 % of E + spread, clamped to [min_interval, max_interval],
+ *   each jittered by +-jitter of g / 2 (never past the window's end): the
  *   first poll lands within g after E, the lag inside the window is at most g
- *   (2 % of the task on average) and a window of +-15 % costs about 4 polls.
- *   Past the window, the late polls above.
+ *   (1.5-2 % of the task on average) and a window of +-15 % costs about 4
+ *   polls. A window of no width (every sample agreed) is polled once, at its
+ *   end. Past the window, the late polls above.
  * - Nothing known: geometric back-off, the gap starting at min_interval and
  *   multiplied by `backoff` after each poll, up to max_interval; jittered and
  *   clamped to [min_interval, max_interval].

@@ -68,8 +68,13 @@ function M.read(path)
   return kinds
 end
 
--- Two sample lists as one, the latest M.KEEP. A process merges only samples it has not
--- written yet, so nothing is counted twice.
+local function same(a, b)
+  return a[1] == b[1] and a[2] == b[2]
+end
+
+-- Two sample lists as one, each sample once, the latest M.KEEP. A sample can reach a merge
+-- twice (M.merge writes again when it cannot find its samples; a file written before this
+-- check held doubles): counted twice, it would narrow the kind's window.
 local function union(a, b)
   local all = {}
   for _, list in ipairs { a or {}, b or {} } do
@@ -78,9 +83,15 @@ local function union(a, b)
     end
   end
   table.sort(all, by_time)
+  local kept = {}
+  for _, s in ipairs(all) do
+    if #kept == 0 or not same(kept[#kept], s) then
+      kept[#kept + 1] = s
+    end
+  end
   local out = {}
-  for i = math.max(1, #all - M.KEEP + 1), #all do
-    out[#out + 1] = all[i]
+  for i = math.max(1, #kept - M.KEEP + 1), #kept do
+    out[#out + 1] = kept[i]
   end
   return out
 end
@@ -89,6 +100,11 @@ M.union = union
 --- Adds one sample to a kind's list (oldest first, at most M.KEEP) in place: what union does
 -- for one, without a new list and a sort (the engine adds one at each task's end).
 function M.insert(list, s)
+  for _, o in ipairs(list) do
+    if same(o, s) then
+      return list
+    end
+  end
   local i = #list + 1
   while i > 1 and by_time(s, list[i - 1]) do
     list[i] = list[i - 1]
@@ -135,11 +151,15 @@ local function merge_once(path, fresh)
   return true
 end
 
--- Whether the file holds the latest of `fresh`'s samples of every kind.
+-- Whether the file holds the latest (by time: the one no merge drops) of `fresh`'s samples
+-- of every kind. Samples reach `fresh` in the order tasks end, not by their create time.
 local function holds(path, fresh)
   local kinds = M.read(path)
   for kind, samples in pairs(fresh) do
-    local last, found = samples[#samples], false
+    local last, found = samples[1], false
+    for _, s in ipairs(samples) do
+      last = by_time(last, s) and s or last
+    end
     for _, s in ipairs(kinds[kind] or {}) do
       found = found or (s[1] == last[1] and s[2] == last[2])
     end

@@ -64,7 +64,8 @@ return function(Engine)
 
   -- A task of `kind` ended `took` ms after its create was answered (task: its last fields, for
   -- the provider's own times). A first window, or one whose start moved clearly earlier, also
-  -- moves the tasks of that kind already out that have not reached its start. Those past it
+  -- moves the tasks of that kind already out that have not reached its start (one being polled
+  -- at that moment: when its poll answers). Those past it
   -- are moved (polled at once, then through the window or at the late cadence) only while
   -- tasks wait for their model's slots: the rest of a first wave has likely ended with its
   -- first tasks and holds those slots; otherwise they go on backing off (a batch's first

@@ -236,12 +236,13 @@ return function(Engine)
     end
   end
 
-  -- A learnt window for a kind reaches its tasks polled without one (kling.engine.learn);
-  -- late: tasks of the model wait for slots, so those past the window's start move too.
+  -- A learnt window for a kind reaches its tasks polled without one (kling.engine.learn), also
+  -- those with a poll in flight; late: tasks of the model wait for slots, so those past the
+  -- window's start move too.
   function Engine:relearn(kind, window, now)
     local late = {}
     for _, m in pairs(self.by_n) do
-      if m.kind == kind and m.state == "scheduled" then
+      if m.kind == kind and (m.state == "scheduled" or m.state == "polling") then
         local model = self:model_of(m)
         if late[model] == nil then
           local lim = self.limiters[model]

@@ -989,14 +989,21 @@ end
 
 --- The runner learnt how long tasks of this kind take (window = {shortest, longest} ms from
 -- the creation): a task without an estimate of its own, polled without callbacks, is polled
--- through that window from now on. One already past the window's start keeps backing off
--- unless `late` (the runner's tasks wait for slots: the rest of a first wave has likely ended
--- with its first tasks), since a batch's first window comes from its shortest tasks.
+-- through that window from now on; one whose poll is in flight takes it when the poll
+-- answers (else it would back off to its end, missing the window for good). One already past
+-- the window's start keeps backing off unless `late` (the runner's tasks wait for slots: the
+-- rest of a first wave has likely ended with its first tasks), since a batch's first window
+-- comes from its shortest tasks.
 function Machine:learnt(now, window, late)
-  if self.state ~= "scheduled" or self.expect_ms or self.has_callback or not self.created_ms then
+  local s = self.state
+  if (s ~= "scheduled" and s ~= "polling") or self.expect_ms or self.has_callback or not self.created_ms then
     return {}
   end
   if now - self.created_ms >= window[1] and not late then
+    return {}
+  end
+  if s == "polling" then
+    self:expect_window(now, window) -- core.sched applies it at the poll's report
     return {}
   end
   return self:wake({}, self:clamp(self:expect_window(now, window)))
