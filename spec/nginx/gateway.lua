@@ -123,6 +123,10 @@ local function start_nginx()
         ngx.say("ok")
       }
     }
+    # A client's receiver that never answers in time (the gateway gives up after 10 s).
+    location = /stall {
+      content_by_lua_block { ngx.sleep(12) ngx.say("late") }
+    }
     location = /received {
       content_by_lua_block {
         local out = {}
@@ -542,6 +546,35 @@ local function run()
   ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
   h.check(("at the end the gateway (%s) and the simulator (%s) still agree"):format(a.spent, ledger.units_total),
     micros(a.spent) == micros(ledger.units_total) and a.reserved == "0")
+
+  -- ---- a client whose receiver never answers cannot take the worker's timers from the others ----
+  -- One timer per task end, each waiting up to 10 s: 300 ends to a stalled receiver held more
+  -- than the worker's 256 running timers, and other clients' callbacks and the poller's ticks
+  -- were dropped.
+  local n_stalled = 0
+  for i = 1, 300 do
+    res = create(alice, "images/generations", { model_name = "kling-v1", prompt = "stalled " .. i,
+      callback_url = url("/stall") })
+    n_stalled = n_stalled + (res.status == 200 and 1 or 0)
+  end
+  h.sleep(2) -- their ends come in, each queued for /stall
+  res = create("gw-poor-key", "images/generations", { model_name = "kling-v1", prompt = "another client's",
+    callback_url = url("/receiver") })
+  local other_id = res.json and res.json.data and res.json.data.task_id
+  local got
+  for _ = 1, 50 do
+    for _, r in ipairs(json.decode(h.request("GET", url("/received")).body) or {}) do
+      got = got or (other_id and r.body and r.body:find(other_id, 1, true) and true)
+    end
+    if got then
+      break
+    end
+    h.sleep(0.2)
+  end
+  h.check(("300 task ends to a stalled receiver (%d created): another client's callback still arrives"):format(
+    n_stalled), n_stalled == 300 and got, other_id)
+  h.check("... and the worker never ran out of timers", not srv.error_log():find("lua_max_running_timers", 1,
+    true))
 
   -- ---- a rotated journal: a restart from its last part alone is refused; the whole ledger starts ----
   local jfile = prefix .. "/ledger.jsonl"

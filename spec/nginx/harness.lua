@@ -183,13 +183,20 @@ function M.nginx_start(prefix, conf, port, env)
     if not alive(pid) then
       return
     end
+    local workers = srv.workers()
     M.sh("kill -QUIT " .. pid)
     local limit = M.now() + 5
     while alive(pid) and M.now() < limit do
       M.sleep(0.02)
     end
     if alive(pid) then
-      M.sh("kill -KILL " .. pid)
+      -- its workers too: one still finishing a slow request would keep the journal's lock
+      M.sh("kill -KILL " .. pid .. (#workers > 0 and (" " .. table.concat(workers, " ")) or "") .. " 2>/dev/null")
+      for _, w in ipairs(workers) do
+        while alive(w) do
+          M.sleep(0.02)
+        end
+      end
     end
   end
   -- The PIDs of the master's workers.

@@ -9,90 +9,26 @@
 -- to the client's own callback_url. Nothing here decides a retry, a lookup, a task's end or
 -- its money: the machine does.
 local core = require "kling.core"
-local json = require "kling.json"
 local effects = require "kling.lifecycle.effects"
 local machine = require "kling.lifecycle.machine"
 local usage = require "kling.money.usage"
 local runner = require "kling.runner.resty"
-local http = require "kling.resty.http"
-local callback_host = require "kling.gateway.callback_host"
+local deliveries = require "kling.gateway.deliveries"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
-local public_url = require "kling.gateway.public_url"
 local metrics = require "kling.gateway.metrics"
 
 local M = {}
 
 local TERMINAL = machine.TERMINAL
 M.TERMINAL = TERMINAL
-M.FORWARD_SCHEDULE_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
 
 local function now_ms()
   return core.wall_ms()
 end
 
--- client_secret(G, account_name) -> "whsec_..." | nil: the secret an account's forwarded
--- callbacks are signed with, derived from client_webhook_secret for that account alone (a
--- client verifying with one shared secret could sign forged task ends for every other client).
--- The client reads it in its balance.
-function M.client_secret(G, account_name)
-  local secret = G.cfg.client_webhook_secret
-  if not secret then
-    return nil
-  end
-  return "whsec_" .. core.b64encode(core.hmac_sha256(secret, "kling-gateway-client:" .. account_name))
-end
-
--- Sends the official task object to the client's callback_url from a timer, retried on
--- FORWARD_SCHEDULE_S until a 2xx, signed the Standard Webhooks way with the account's own
--- secret (M.client_secret) when the gateway has a client_webhook_secret.
-local forward
-forward = function(premature, G, id, attempt)
-  if premature then
-    return
-  end
-  local rec = G.tasks:get(id)
-  if not rec or not rec.callback_url then
-    return
-  end
-  -- Checked at the create; checked again here in case the config changed since.
-  local allowed, why = public_url.check(rec.callback_url, G.cfg.allow_private_callbacks)
-  if not allowed then
-    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: callback_url ", why)
-    return
-  end
-  -- A name goes where the gateway's own resolution says, checked like an address.
-  local address, aerr, final = callback_host.address(G, rec.callback_url)
-  if address == nil then
-    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: ", aerr)
-    local wait = not final and M.FORWARD_SCHEDULE_S[attempt]
-    if wait then
-      ngx.timer.at(wait, forward, G, id, attempt + 1)
-    end
-    return
-  end
-  local body = json.encode(official.view(rec))
-  local headers = { ["Content-Type"] = "application/json" }
-  local secret = M.client_secret(G, rec.account)
-  if secret then
-    local msg_id = "msg_" .. id
-    local ts = tostring(math.floor(core.wall_s()))
-    headers["webhook-id"], headers["webhook-timestamp"] = msg_id, ts
-    headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }
-  end
-  -- The receiver is the client's: only its status is read, never a body it could make endless.
-  local res = http.request({ method = "POST", url = rec.callback_url, address = address or nil, headers = headers,
-    body = body, timeout_ms = 10000 }, { fresh = true, status_only = true })
-  local delivered = res.ok and res.status >= 200 and res.status < 300
-  if not delivered then
-    local wait = M.FORWARD_SCHEDULE_S[attempt]
-    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " to its client failed (attempt ", attempt, "): ",
-      res.ok and ("HTTP " .. res.status) or res.message)
-    if wait then
-      ngx.timer.at(wait, forward, G, id, attempt + 1)
-    end
-  end
-end
+-- The secret an account's forwarded callbacks are signed with (kling.gateway.deliveries).
+M.client_secret = deliveries.client_secret
 
 -- The gateway's money: its create handler reserves (kling.gateway.api), the machine's end
 -- settles or releases; every movement goes through kling.lifecycle.effects over G.meter
@@ -220,10 +156,7 @@ local function close(G, rec, act)
     ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", rec.id, " has: ", tostring(oerr))
   end
   if rec.callback_url then
-    local ok, terr = ngx.timer.at(0, forward, G, rec.id, 1)
-    if not ok then
-      ngx.log(ngx.ERR, "kling gateway: cannot forward the callback of ", rec.id, ": ", terr)
-    end
+    deliveries.push(G, rec.account, rec.id)
   end
   return true
 end

@@ -1,0 +1,152 @@
+-- The end of a task sent to its client's own callback_url (the official task object, signed
+-- the Standard Webhooks way with the account's own secret when the gateway has a
+-- client_webhook_secret), retried on RETRY_S until a 2xx.
+--
+-- Each send may wait its receiver's 10 s, in a timer: one timer per task end let a client
+-- whose receiver never answers hold every running timer of the worker (nginx allows 256), so
+-- that other clients' callbacks, the poller's ticks and the metrics were dropped. Sends are
+-- queued per account instead, in this worker: at most SENDERS timers send at once, at most
+-- PER_ACCOUNT of them for one account, the accounts taken in turn.
+local core = require "kling.core"
+local json = require "kling.json"
+local http = require "kling.resty.http"
+local callback_host = require "kling.gateway.callback_host"
+local official = require "kling.gateway.official"
+local public_url = require "kling.gateway.public_url"
+
+local M = {}
+
+M.RETRY_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
+M.SENDERS, M.PER_ACCOUNT = 16, 4
+
+-- client_secret(G, account_name) -> "whsec_..." | nil: the secret an account's forwarded
+-- callbacks are signed with, derived from client_webhook_secret for that account alone (a
+-- client verifying with one shared secret could sign forged task ends for every other client).
+-- The client reads it in its balance.
+function M.client_secret(G, account_name)
+  local secret = G.cfg.client_webhook_secret
+  if not secret then
+    return nil
+  end
+  return "whsec_" .. core.b64encode(core.hmac_sha256(secret, "kling-gateway-client:" .. account_name))
+end
+
+-- This worker's queues: {queues = {account = {head =, tail =, [i] = {id, attempt}}}, order = {accounts}, next = index,
+-- busy = {account = sends running}, running = sends running}.
+local function state(G)
+  local s = G.deliveries
+  if not s then
+    s = { queues = {}, order = {}, next = 1, busy = {}, running = 0 }
+    G.deliveries = s
+  end
+  return s
+end
+
+-- One attempt: true when it is over (delivered, refused for good), else the wait before the next.
+local function send(G, id, attempt)
+  local rec = G.tasks:get(id)
+  if not rec or not rec.callback_url then
+    return true
+  end
+  -- Checked at the create; checked again here in case the config changed since.
+  local allowed, why = public_url.check(rec.callback_url, G.cfg.allow_private_callbacks)
+  if not allowed then
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: callback_url ", why)
+    return true
+  end
+  -- A name goes where the gateway's own resolution says, checked like an address.
+  local address, aerr, final = callback_host.address(G, rec.callback_url)
+  if address == nil then
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent: ", aerr)
+    return final or not M.RETRY_S[attempt], M.RETRY_S[attempt]
+  end
+  local body = json.encode(official.view(rec))
+  local headers = { ["Content-Type"] = "application/json" }
+  local secret = M.client_secret(G, rec.account)
+  if secret then
+    local msg_id = "msg_" .. id
+    local ts = tostring(math.floor(core.wall_s()))
+    headers["webhook-id"], headers["webhook-timestamp"] = msg_id, ts
+    headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }
+  end
+  -- The receiver is the client's: only its status is read, never a body it could make endless.
+  local res = http.request({ method = "POST", url = rec.callback_url, address = address or nil, headers = headers,
+    body = body, timeout_ms = 10000 }, { fresh = true, status_only = true })
+  if res.ok and res.status >= 200 and res.status < 300 then
+    return true
+  end
+  ngx.log(ngx.WARN, "kling gateway: callback of ", id, " to its client failed (attempt ", attempt, "): ",
+    res.ok and ("HTTP " .. res.status) or res.message)
+  return not M.RETRY_S[attempt], M.RETRY_S[attempt]
+end
+
+local pump
+
+-- A sender: one queued callback, then the queues are looked at again.
+local function sender(premature, G, account, item)
+  local s = state(G)
+  if not premature then
+    local ok, done, wait = pcall(send, G, item[1], item[2])
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], ": ", tostring(done))
+    elseif not done then
+      local tok, terr = ngx.timer.at(wait, function(p)
+        if not p then
+          M.push(G, account, item[1], item[2] + 1)
+        end
+      end)
+      if not tok then
+        ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], " not retried: ", terr)
+      end
+    end
+  end
+  s.running, s.busy[account] = s.running - 1, s.busy[account] - 1
+  if not premature then
+    pump(G)
+  end
+end
+
+-- Starts senders while there are free ones and an account with work that is under its share.
+pump = function(G)
+  if ngx.worker.exiting() then -- nginx is stopping: no new send keeps this worker on
+    return
+  end
+  local s = state(G)
+  local n = #s.order
+  local idle = 0
+  while s.running < M.SENDERS and idle < n do
+    local i = s.next
+    s.next = i % n + 1
+    local account = s.order[i]
+    local q = s.queues[account]
+    local item = q[q.head]
+    if item and (s.busy[account] or 0) < M.PER_ACCOUNT then
+      idle = 0
+      local ok, err = ngx.timer.at(0, sender, G, account, item)
+      if not ok then -- no timer now: it stays first, the next send or push starts it
+        ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], " waits: ", err)
+        return
+      end
+      q[q.head], q.head = nil, q.head + 1
+      s.running, s.busy[account] = s.running + 1, (s.busy[account] or 0) + 1
+    else
+      idle = idle + 1
+    end
+  end
+end
+
+-- push(G, account, id [, attempt]): queues the callback of task id (ended) to its client.
+function M.push(G, account, id, attempt)
+  local s = state(G)
+  local q = s.queues[account]
+  if not q then
+    q = { head = 1, tail = 0 }
+    s.queues[account] = q
+    s.order[#s.order + 1] = account
+  end
+  q.tail = q.tail + 1
+  q[q.tail] = { id, attempt or 1 }
+  pump(G)
+end
+
+return M
