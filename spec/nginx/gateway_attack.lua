@@ -138,6 +138,12 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("issue 12.1: alice naming bob's video_id is refused naming the field (400, 1201)",
     res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^video_id: ") ~= nil,
     res.body)
+  -- The request is checked before its ids are looked up: an unknown *_id field (a list of millions
+  -- was walked, a lookup each, blocking the worker, before being refused) is refused as unknown.
+  res = call("POST", "/v1/videos/video-extend", "gw-alice-key", { video_id = video.id, model_name = "kling-v1",
+    prompt = "more", bogus_id = { "1", "2", "3" } })
+  h.check("an unknown *_id field is refused as unknown before any id is looked up (400, 1201)",
+    res.status == 400 and res.json and res.json.message:find("^bogus_id: ") ~= nil, res.body)
   local after = balance("gw-alice-key")
   h.check("issue 12.1: ... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))

@@ -126,12 +126,6 @@ function M.admit(G, account, endpoint)
   if not req then
     return refuse("validation", { status = 400, code = 1200, message = cb })
   end
-  -- Every client shares one upstream account: an id another client was shown is not this one's.
-  local field, foreign, ferr = owners.foreign(G, account.name, req)
-  if field or ferr then
-    return refuse(field and "validation" or "store", field and { status = 400, code = 1201, message = field .. ": "
-      .. foreign .. " is not one of this account's" } or { status = 503, code = 5001, message = ferr })
-  end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]
   local fwd = copy(req)
@@ -140,6 +134,14 @@ function M.admit(G, account, endpoint)
   if not ok then
     return refuse("validation", { status = 400, code = 1201, message = tostring(verr.field and (verr.field .. ": ")
       or "") .. tostring(verr.message) })
+  end
+  -- Every client shares one upstream account: an id another client was shown is not this one's.
+  -- Asked after the request is valid: its known fields bound how many ids it names (an unknown
+  -- "v_id" array of millions was walked, a dict lookup each, before being refused).
+  local field, foreign, ferr = owners.foreign(G, account.name, req)
+  if field or ferr then
+    return refuse(field and "validation" or "store", field and { status = 400, code = 1201, message = field .. ": "
+      .. foreign .. " is not one of this account's" } or { status = 503, code = 5001, message = ferr })
   end
   local preq = pricing(G, req, endpoint)
   -- The hold: the estimate (this worker's cache of billing.estimate), or where the provider
