@@ -31,8 +31,9 @@ function M.client_secret(G, account_name)
   return "whsec_" .. core.b64encode(core.hmac_sha256(secret, "kling-gateway-client:" .. account_name))
 end
 
--- This worker's queues: {queues = {account = {head =, tail =, [i] = {id, attempt}}}, order = {accounts}, next = index,
--- busy = {account = sends running}, running = sends running}.
+-- This worker's queues: {queues = {account = {head =, tail =, [i] = {id, attempt}}},
+-- order = {accounts, in turn}, next = index in order, busy = {account = its sends running},
+-- running = sends running}.
 local function state(G)
   local s = G.deliveries
   if not s then
