@@ -18,6 +18,11 @@ function M.tempdir()
   return dir
 end
 
+-- remove(dir): a tempdir() and all it holds.
+function M.remove(dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 -- subdirs(root [, prefix]) -> fresh(), which makes and returns root/<prefix>1, root/<prefix>2, ...
 function M.subdirs(root, prefix)
   local n = 0

@@ -1,6 +1,7 @@
 -- Storyboards (kling.multishot), without the network: the documented rules of a shot, the
 -- split into segments that each fit one native multi-shot request (at most 6 shots, 3..15 s,
 -- 512 characters a shot), and the request each segment becomes.
+local files = require "support.files"
 local multishot = require "kling.multishot"
 local providers = require "kling.providers"
 
@@ -140,12 +141,10 @@ end)
 describe("multishot.join and run, where they write", function()
   local dir
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tempdir()
   end)
   after_each(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   local function read(path)

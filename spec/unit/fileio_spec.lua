@@ -1,4 +1,5 @@
 -- Durable appends for journals: whole lines land in order, errors come back as nil, message.
+local files = require "support.files"
 local core = require "kling.core"
 
 describe("core.append_sync", function()
@@ -39,12 +40,10 @@ end)
 describe("core.lock_file", function()
   local dir
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tempdir()
   end)
   after_each(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   -- What another process gets when it tries the lock: "busy <pid>" or "locked".
@@ -110,12 +109,10 @@ end)
 describe("core.output_target", function()
   local dir
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tempdir()
   end)
   after_each(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   it("takes an absent path, and a regular file with its size", function()
@@ -159,12 +156,10 @@ end)
 describe("core.create_output and core.file_identity", function()
   local dir
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tempdir()
   end)
   after_each(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   it("creates a new file whose identity the reopened handle shows", function()
