@@ -544,35 +544,34 @@ describe("kling.engine", function()
     assert.equal(1, kinds)
   end)
 
-  it("issue 15.2: with many tasks, submit_many and wait_all run the incremental collector and restore the caller's mode"
-    , function()
-      local runner = gc_state()
-      finally(function()
-        gc_restore(runner)
-      end)
-      -- a caller in generational mode (lua5.4's own)
-      collectgarbage("generational")
-      collectgarbage("setpause", 200)
-      collectgarbage("setstepmul", 100)
-      local seen = {}
-      local c, on_done = gc_watched(seen)
-      local tasks = c:submit_many(prompts(1000))
-      assert.same(LARGE_RUN, seen.submit)
-      assert.same({ mode = "generational", pause = 200, stepmul = 100, running = true }, gc_state())
-      assert.equal(1000, c:wait_all(tasks, { on_done = on_done }).succeeded)
-      assert.same(LARGE_RUN, seen.wait)
-      assert.same({ mode = "generational", pause = 200, stepmul = 100, running = true }, gc_state())
-      -- a caller in incremental mode with parameters of its own gets them back
-      collectgarbage("incremental", 160, 240)
-      seen = {}
-      c, on_done = gc_watched(seen)
-      tasks = c:submit_many(prompts(1200))
-      assert.same(LARGE_RUN, seen.submit)
-      assert.same({ mode = "incremental", pause = 160, stepmul = 240, running = true }, gc_state())
-      assert.equal(1200, c:wait_all(tasks, { on_done = on_done }).succeeded)
-      assert.same(LARGE_RUN, seen.wait)
-      assert.same({ mode = "incremental", pause = 160, stepmul = 240, running = true }, gc_state())
+  -- A large run of n tasks under the caller's collector `want`: submit_many and wait_all each
+  -- see the engine's setting, and the caller's is back after each.
+  local function large_run_restores(n, want)
+    local seen = {}
+    local c, on_done = gc_watched(seen)
+    local tasks = c:submit_many(prompts(n))
+    assert.same(LARGE_RUN, seen.submit)
+    assert.same(want, gc_state())
+    assert.equal(n, c:wait_all(tasks, { on_done = on_done }).succeeded)
+    assert.same(LARGE_RUN, seen.wait)
+    assert.same(want, gc_state())
+  end
+
+  it("issue 15.2: with many tasks, submit_many and wait_all run the incremental collector and restore the "
+    .. "caller's mode", function()
+    local runner = gc_state()
+    finally(function()
+      gc_restore(runner)
     end)
+    -- a caller in generational mode (lua5.4's own)
+    collectgarbage("generational")
+    collectgarbage("setpause", 200)
+    collectgarbage("setstepmul", 100)
+    large_run_restores(1000, { mode = "generational", pause = 200, stepmul = 100, running = true })
+    -- a caller in incremental mode with parameters of its own gets them back
+    collectgarbage("incremental", 160, 240)
+    large_run_restores(1200, { mode = "incremental", pause = 160, stepmul = 240, running = true })
+  end)
 
   it("issue 15.2: the caller's collector is restored when submit_many or wait_all raises (its error as raised)",
     function()
