@@ -4,7 +4,8 @@
 local sim = require "support.sim"
 local nginx = require "support.nginx"
 
-local size_of = require("support.files").size
+local files = require "support.files"
+local size_of = files.size
 
 -- A CA bundle that did not sign the simulator's certificate.
 local OTHER_CA = "/etc/ssl/certs/ca-certificates.crt"
@@ -32,16 +33,13 @@ describe("downloads and TLS", function()
   describe("where a download may write (it may run as root into a directory others write)", function()
     local dir, victim
     before_each(function()
-      dir = os.tmpname()
-      os.remove(dir)
+      dir = files.tempdir()
       assert(os.execute(("mkdir -p %s/sym %s/nul"):format(dir, dir)))
       victim = dir .. "/victim"
-      local f = assert(io.open(victim, "wb"))
-      f:write("keep")
-      f:close()
+      files.write(victim, "keep")
     end)
     after_each(function()
-      os.execute("rm -rf " .. dir)
+      files.remove(dir)
     end)
 
     -- download(path) refused with a validation error on `path` and no request at the simulator.

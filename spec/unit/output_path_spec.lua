@@ -1,21 +1,18 @@
 -- kling.output_path: where an output may be written (downloads, journals, the storyboard's
 -- files), over kling.core's lstat and exclusive create. The directories may be writable by
 -- others while the writer is root: a planted link, FIFO or control byte is refused.
+local files = require "support.files"
 local output_path = require "kling.output_path"
 
 describe("kling.output_path", function()
   local dir, victim
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p " .. dir))
+    dir = files.tempdir()
     victim = dir .. "/victim"
-    local f = assert(io.open(victim, "wb"))
-    f:write("keep")
-    f:close()
+    files.write(victim, "keep")
   end)
   after_each(function()
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 
   local function kept()
