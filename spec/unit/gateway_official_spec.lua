@@ -1,6 +1,17 @@
 local official = require "kling.gateway.official"
 
 describe("kling.gateway.official", function()
+  it("a refusal says its official code: 1200 for a body that is not an object, none (1201) for a field", function()
+    local req, why, code = official.to_canonical { "an", "array" }
+    assert.is_nil(req)
+    assert.matches("JSON object", why, 1, true)
+    assert.equal(1200, code)
+    req, why, code = official.to_canonical { prompt = "p", base_url = "http://x.example" }
+    assert.is_nil(req)
+    assert.matches("^base_url: ", why)
+    assert.is_nil(code)
+  end)
+
   it("issue 12.1: durations written as decimal strings become numbers", function()
     local req = assert(official.to_canonical { prompt = "p", duration = "10",
       multi_prompt = { { prompt = "a", duration = "3" } } })

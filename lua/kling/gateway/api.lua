@@ -123,8 +123,8 @@ function M.admit(G, account, endpoint)
       .. tostring(jerr) })
   end
   local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
-  if not req then
-    return refuse("validation", { status = 400, code = 1200, message = cb })
+  if not req then -- cb: why; ext: the code, where the refusal is not a field's (1201)
+    return refuse("validation", { status = 400, code = ext or 1201, message = cb })
   end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]

@@ -36,13 +36,14 @@ local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
 local SPELLINGS = { model_name = "model", image_tail = "last_image" }
 
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
--- nil, message. The official spelling (model_name, "5", "on", image_tail, shots with string
+-- nil, message, code (the official API's: 1200 for a body that is not an object, 1201 for a
+-- field). The official spelling (model_name, "5", "on", image_tail, shots with string
 -- durations) becomes the canonical one; fields the module does not know pass through
 -- unchanged. callback_url and external_task_id are the client's: the gateway keeps them and
 -- sends its own upstream; a callback_url must be a public http(s) URL (kling.gateway.public_url).
 function M.to_canonical(body, allow_private)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
-    return nil, "the body must be a JSON object"
+    return nil, "the body must be a JSON object", 1200
   end
   -- The library's own knobs (which provider, endpoint, base URL, poll estimate) are not the
   -- official API's fields: a client of the gateway names none of them.
