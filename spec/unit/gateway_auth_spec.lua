@@ -42,6 +42,21 @@ describe("kling.gateway.auth", function()
     assert.is_nil(cache.tokens[token])
   end)
 
+  it("a JWT valid for more than a day is refused (1002, naming exp): a leaked one would be a key", function()
+    local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
+    local accts = accounts { bob }
+    local cache = auth.cache()
+    local now = 1796300000
+    local forever = core.jwt_hs256("ak-bob", "sk-bob", now, 10 * 365 * 86400)
+    local a, err = auth.account(accts, "Bearer " .. forever, now, cache)
+    assert.is_nil(a)
+    assert.equal(1002, err.code)
+    assert.matches("exp", err.message, 1, true)
+    assert.is_nil(cache.tokens[forever])
+    local day = core.jwt_hs256("ak-bob", "sk-bob", now, auth.MAX_LIFETIME_S)
+    assert.equal("bob", assert(auth.account(accts, "Bearer " .. day, now, cache)).name)
+  end)
+
   it("issue 12.5: a cached JWT is checked again when its account's secret changed", function()
     local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
     local accts = accounts { bob }

@@ -1,6 +1,6 @@
 -- Who is calling: the gateway's own clients authenticate as they would with Kling, with a
 -- Bearer API key or a Bearer JWT (HS256, iss = their access key, signed with their secret
--- key, exp/nbf checked), and are refused with Kling's codes (1001 empty, 1002 invalid, 1003
+-- key, exp/nbf checked, exp at most a day ahead), and are refused with Kling's codes (1001 empty, 1002 invalid, 1003
 -- not yet valid, 1004 expired). A worker keeps the JWTs it verified (cache()) until they
 -- expire: a client signs one token and sends it with many requests, each verified once (two
 -- base64 and JSON decodes and an HMAC, every request, before).
@@ -10,6 +10,9 @@ local json = require "kling.json"
 local M = {}
 
 M.SKEW_S = 5 -- clients set nbf = now - 5
+-- Kling's clients sign tokens for 30 minutes; one valid for years is a second API key that
+-- travels in every request (and in any log that keeps headers): refused.
+M.MAX_LIFETIME_S = 86400
 M.CACHE_MAX = 4096 -- verified tokens kept per worker; a full cache starts over
 
 -- cache([max]) -> a worker's cache of verified tokens (kept in its gateway state)
@@ -40,6 +43,10 @@ local function verify_jwt(accounts, h, p, s, now)
   end
   if type(claims.exp) ~= "number" or claims.exp <= now then
     return refuse(1004, "Authorization is expired")
+  end
+  if claims.exp > now + M.MAX_LIFETIME_S then
+    return refuse(1002, string.format("Authorization is invalid: its exp is more than %d s ahead (sign tokens"
+      .. " for at most a day, as Kling's clients do for 30 minutes)", M.MAX_LIFETIME_S))
   end
   if type(claims.nbf) == "number" and claims.nbf > now + M.SKEW_S then
     return refuse(1003, "Authorization is not yet valid")
