@@ -80,6 +80,16 @@ function M.number(flag, rule)
   end
 end
 
+-- :convert(flags.budget): one --budget's text as kling.money.hold reads it, refused naming the
+-- flag. Its currency may still come from --currency or the provider: only the text is checked.
+function M.budget(s)
+  local ok, err = require("kling.money.hold").parse(s, "CNY")
+  if not ok then
+    return nil, (err:gsub("^budget", "--budget", 1))
+  end
+  return s
+end
+
 -- :convert(flags.nonempty("--dir")): an empty value is refused (a path, a key).
 function M.nonempty(flag)
   return function(s)

@@ -53,7 +53,8 @@ Exit status:
   cmd:option("--budget", "hard cap on the spend in one currency, e.g. 50CNY, 20USD,\n"
     .. "300:evolink-credits, 1000:apiinone-credits (repeatable: one per\n"
     .. "currency; kept across resumed runs). Every provider's unit is its\n"
-    .. "own currency: a row whose currency has no budget waits (exit 3)"):argname("AMOUNT[CUR]"):count "*"
+    .. "own currency: a row whose currency has no budget waits (exit 3)"):argname("AMOUNT[CUR]"):count("*")
+    :convert(flags.budget)
   cmd:option("--currency", "the currency of a bare --budget AMOUNT (default: the unit of the\n"
     .. "provider the options name, e.g. CNY for kling)"):argname "C"
   cmd:option("--rates", "count other currencies against one budget:\n"
