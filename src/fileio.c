@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -561,12 +562,43 @@ static int l_mkdir_p(lua_State *L) {
     return 1;
 }
 
+/* private_dir(parent) -> path | nil, message: a new directory <parent>/.kling-XXXXXX of mode
+ * 0700 (mkdtemp), for a program that opens its outputs itself, following links (ffmpeg, a
+ * shell's 2> redirection): it writes there, where nobody else can plant a name, and its file
+ * is renamed into place, which replaces the name at the target without following it. */
+static int l_private_dir(lua_State *L) {
+    size_t n;
+    const char *parent = luaL_checklstring(L, 1, &n);
+    static const char suffix[] = "/.kling-XXXXXX";
+    char buf[4096];
+    if (n == 0 || kling_path_control_at(parent, n) >= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "a directory path must be non-empty and hold no control character");
+        return 2;
+    }
+    if (n + sizeof suffix > sizeof buf) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot make a private directory in %s: path too long", parent);
+        return 2;
+    }
+    memcpy(buf, parent, n);
+    memcpy(buf + n, suffix, sizeof suffix);
+    if (mkdtemp(buf) == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot make a private directory in %s: %s", parent, strerror(errno));
+        return 2;
+    }
+    lua_pushstring(L, buf);
+    return 1;
+}
+
 void kling_open_fileio(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"append_sync", l_append_sync},
         {"fsync_path", l_fsync_path},
         {"lock_file", l_lock_file},
         {"mkdir_p", l_mkdir_p},
+        {"private_dir", l_private_dir},
         {"read_regular", l_read_regular},
         {"output_target", l_output_target},
         {"create_output", l_create_output},

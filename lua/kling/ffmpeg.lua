@@ -1,6 +1,8 @@
 -- ffmpeg, as the workflows use it: one runner (errors read from its log), whether it is on
 -- PATH, a clip's last frame (storyboards chain segments with it) and a poster frame (the
 -- batch report shows it instead of a black box), and whether an output is in place.
+local core = require "kling.core"
+
 local M = {}
 
 local function quote(s)
@@ -8,20 +10,45 @@ local function quote(s)
 end
 M.quote = quote
 
--- run(args, log) -> true | nil, message: ffmpeg with `args` (already quoted), stderr to log.
-function M.run(args, log)
-  local cmd = "ffmpeg -nostdin -v error -y " .. args .. " 2>" .. quote(log)
-  local ok = os.execute(cmd)
-  if ok == true or ok == 0 then
-    os.remove(log)
-    return true
-  end
-  local f = io.open(log)
-  local msg = f and f:read("a") or ""
+local function read_all(path)
+  local f = io.open(path, "rb")
+  local text = f and f:read("a") or ""
   if f then
     f:close()
   end
-  return nil, "ffmpeg failed: " .. (msg:gsub("%s+$", "") ~= "" and msg:gsub("%s+$", "") or "see " .. log)
+  return (text:gsub("%s+$", ""))
+end
+
+-- run(args, out) -> true | nil, message: ffmpeg with `args` (already quoted) making the file
+-- `out`. ffmpeg opens its output, and the shell its log, following links: a link planted at
+-- either name (outputs may be written as root into directories others can write) would have
+-- them overwrite its target. Both are made in a private directory beside `out` (mode 0700,
+-- kling.core.private_dir) and the output renamed into place, which replaces the name at
+-- `out` without following it.
+function M.run(args, out)
+  local dir, err = core.private_dir(out:match("^(.*)/[^/]*$") or ".")
+  if not dir then
+    return nil, err
+  end
+  local made = dir .. "/out" .. (out:match("(%.%w+)$") or "") -- ffmpeg picks its format by the extension
+  local log = dir .. "/ffmpeg.log"
+  local ok = os.execute("ffmpeg -nostdin -v error -y " .. args .. " " .. quote(made) .. " 2>" .. quote(log))
+  local msg = read_all(log)
+  local done = ok == true or ok == 0
+  local moved, merr = true, nil
+  if done then
+    moved, merr = os.rename(made, out)
+  end
+  os.remove(made)
+  os.remove(log)
+  os.remove(dir)
+  if not done then
+    return nil, "ffmpeg failed: " .. (msg ~= "" and msg or "no message")
+  end
+  if not moved then
+    return nil, "cannot put ffmpeg's output at " .. out .. ": " .. tostring(merr)
+  end
+  return true
 end
 
 function M.have()
@@ -34,8 +61,7 @@ end
 function M.last_frame(video, png, min_side)
   local scale = string.format("scale=w='if(lt(iw,ih),max(iw,%d),-2)':h='if(lt(iw,ih),-2,max(ih,%d))'", min_side,
     min_side)
-  return M.run("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1 " .. quote(png),
-    png .. ".log")
+  return M.run("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1", png)
 end
 
 -- nonempty(path) -> true when a file with content is there: how an output of ffmpeg (or a
@@ -55,7 +81,7 @@ end
 function M.poster(video, jpg)
   for _, at in ipairs { "1", "0" } do
     local ok, err = M.run("-ss " .. at .. " -i " .. quote(video) .. " -frames:v 1 -vf 'scale=min(640\\,iw):-2' "
-      .. "-q:v 4 " .. quote(jpg), jpg .. ".log")
+      .. "-q:v 4", jpg)
     if ok and M.nonempty(jpg) then
       return true
     end

@@ -314,10 +314,10 @@ function M.join(videos, out)
     f:write("file ", quote(listed(v, list)), "\n")
   end
   f:close()
-  local ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy " .. quote(out), out .. ".log")
+  local ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy", out)
   if not ok then
     ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
-      .. "-c:a aac " .. quote(out), out .. ".log")
+      .. "-c:a aac", out)
   end
   os.remove(list)
   return ok, ferr

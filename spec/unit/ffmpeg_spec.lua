@@ -1,0 +1,71 @@
+-- ffmpeg opens its output, and the shell its 2> log, following links: the workflows write
+-- into directories others may write (a storyboard's --out, a batch's report), often as root.
+-- kling.ffmpeg makes both in a private directory and renames the output into place.
+local core = require "kling.core"
+local ffmpeg = require "kling.ffmpeg"
+local multishot = require "kling.multishot"
+local files = require "support.files"
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function sh(cmd)
+  assert(os.execute(cmd), cmd)
+end
+
+describe("kling.ffmpeg, where it writes", function()
+  local dir
+  before_each(function()
+    dir = files.tempdir()
+    files.write(dir .. "/victim", "keep")
+    for _, name in ipairs { "a", "b" } do
+      sh(("ffmpeg -nostdin -v error -f lavfi -i testsrc=size=64x48:rate=10 -t 1 -c:v mpeg4 %s/%s.mp4")
+        :format(dir, name))
+    end
+  end)
+  after_each(function()
+    files.remove(dir)
+  end)
+
+  local function leftovers()
+    local p = io.popen("ls -A " .. ffmpeg.quote(dir))
+    local out = p:read("a")
+    p:close()
+    return out:match("%.kling%-%w+")
+  end
+
+  it("joins segments without writing through a link planted at the log's name", function()
+    sh(("ln -s %s/victim %s/j.mp4.log"):format(dir, dir))
+    assert.is_true(multishot.join({ dir .. "/a.mp4", dir .. "/b.mp4" }, dir .. "/j.mp4"))
+    assert.are.equal("keep", read(dir .. "/victim"))
+    assert.is_true(ffmpeg.nonempty(dir .. "/j.mp4"))
+    assert.is_nil(leftovers())
+  end)
+
+  it("makes a frame over a link planted at its name after the check: the link is replaced, not followed", function()
+    sh(("ln -s %s/victim %s/last.png && ln -s %s/victim %s/last.png.log"):format(dir, dir, dir, dir))
+    assert.is_true(ffmpeg.last_frame(dir .. "/a.mp4", dir .. "/last.png", 32))
+    assert.are.equal("keep", read(dir .. "/victim"))
+    local f = assert(io.open(dir .. "/last.png", "rb"))
+    assert.are.equal("\137PNG", f:read(4))
+    f:close()
+    assert.is_true(core.output_target(dir .. "/last.png")) -- a regular file now, not the link
+    assert.is_true(ffmpeg.poster(dir .. "/b.mp4", dir .. "/poster.jpg"))
+    assert.is_nil(leftovers())
+  end)
+
+  it("says why ffmpeg failed, from its log, and leaves nothing behind", function()
+    local ok, err = ffmpeg.last_frame(dir .. "/missing.mp4", dir .. "/x.png", 32)
+    assert.is_nil(ok)
+    assert.matches("^ffmpeg failed: .*missing%.mp4", err)
+    assert.is_nil(read(dir .. "/x.png"))
+    assert.is_nil(leftovers())
+  end)
+end)
