@@ -172,6 +172,21 @@ local function uncountable(budgets, rates)
   return nil
 end
 
+-- A currency earlier runs of this batch spent in that none of `budgets` is in, or nil: the
+-- journal keeps every movement, each counted against the budget of its own currency.
+local function unbudgeted(lines, budgets)
+  local have = {}
+  for _, b in ipairs(budgets) do
+    have[b.currency] = true
+  end
+  for _, l in ipairs(lines or {}) do
+    local c = type(l) == "table" and l.currency
+    if type(c) == "string" and not have[c] then
+      return c
+    end
+  end
+end
+
 function Batch:open_ledger(st)
   local o = self.opts
   local budgets, rates = budget.from_header(st.budget)
@@ -204,6 +219,11 @@ function Batch:open_ledger(st)
   end
   -- The ledger's movements go to the journal, each on disk before it counts (marked as ledger
   -- records among the rows' own).
+  local spent_in = unbudgeted(state.ledger_lines(st), budgets)
+  if spent_in then
+    return nil, "budget: earlier runs of this batch spent in " .. spent_in .. " (its journal keeps every movement):"
+      .. " give a budget in " .. spent_in .. " too (one per currency)"
+  end
   local store = file_store.new { journal = self.journal, tag = { t = "ledger" } }
   local ledger, err = budget.ledger(budgets, rates, state.ledger_lines(st), store)
   if not ledger then

@@ -262,6 +262,16 @@ describe("a batch against the simulator", function()
     assert.are.same({ limit = "3", spent = "3", reserved = "0", currency = "CNY" }, result.budget)
   end)
 
+  it("refuses a later run whose budgets leave out a currency earlier runs spent in, naming it", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "c1", prompt = "one" } })
+    assert(run(dir, { budget = "5" }))
+    local result, err = run(dir, { budget = "300:evolink-credits" })
+    assert.is_nil(result)
+    assert.matches("earlier runs of this batch spent in CNY .* give a budget in CNY too", tostring(err))
+    assert(run(dir, { budget = { "300:evolink-credits", "5CNY" } }))
+  end)
+
   it("leaves rows running at its deadline open, and the next run tracks them to the end", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "s1", prompt = "slow [sim:seconds=4]" },
