@@ -6,15 +6,7 @@ local ffmpeg = require "kling.ffmpeg"
 local multishot = require "kling.multishot"
 local files = require "support.files"
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = files.read
 
 local function sh(cmd)
   assert(os.execute(cmd), cmd)
