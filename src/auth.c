@@ -96,11 +96,17 @@ static int l_auth(lua_State *L) {
     if (key != NULL && (keylen == 0 || !header_safe(key, keylen))) {
         return luaL_error(L, "kling.auth: api_key must be non-empty printable ASCII without spaces");
     }
-    if (key == NULL && aklen == 0) {
-        return luaL_error(L, "kling.auth: access_key must not be empty");
+    /* The access key goes into the token's claims as a JSON string, unescaped: a quote or a
+     * backslash would change the claims. A space, a control byte (a key read from a file with
+     * its newline) or a stray byte in either key is a copy-paste mistake that would only show
+     * as the provider's "invalid signature". */
+    if (key == NULL && (aklen == 0 || !header_safe(ak, aklen) || memchr(ak, '"', aklen) != NULL
+                        || memchr(ak, '\\', aklen) != NULL)) {
+        return luaL_error(L, "kling.auth: access_key must be non-empty printable ASCII without spaces, quotes or "
+                             "backslashes");
     }
-    if (key == NULL && sklen == 0) {
-        return luaL_error(L, "kling.auth: secret_key must not be empty");
+    if (key == NULL && (sklen == 0 || !header_safe(sk, sklen))) {
+        return luaL_error(L, "kling.auth: secret_key must be non-empty printable ASCII without spaces");
     }
     if (key == NULL && kling_jwt_size(aklen) == 0) {
         return luaL_error(L, "kling.auth: access_key is too long");

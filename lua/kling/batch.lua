@@ -97,14 +97,17 @@ local function client_key(o)
 end
 
 -- The client (and its engine) for a row: provider, base URL and keys from the row, else the
--- flags, else the environment (kling.new reads KLING_*).
+-- flags, else the environment (kling.new reads KLING_*). Keys come as a set from one place: a
+-- row's api_key never loses to the flags' access and secret keys (a token signed with them
+-- would go to the row's base URL).
 function Batch:client_for(row)
   local o = self.opts
   local m = row.meta
+  local keys = (m.access_key or m.secret_key or m.api_key) and m or o
   local co = {
     provider = m.provider or o.provider, base_url = m.base_url or o.base_url, ca_file = m.ca_file or o.ca_file,
-    access_key = m.access_key or o.access_key, secret_key = m.secret_key or o.secret_key,
-    api_key = m.api_key or o.api_key, poll_min = o.poll_min, poll_max = o.poll_max,
+    access_key = keys.access_key, secret_key = keys.secret_key, api_key = keys.api_key,
+    poll_min = o.poll_min, poll_max = o.poll_max,
     debug = o.debug or nil, -- kling --debug (only when asked: the option is the client's)
     -- the batch's budget: each row's machine holds its estimate there and ends the hold
     budget = self.ledger,

@@ -109,13 +109,19 @@ local function auth_of(keys, provider, from_env)
   return nil, errors.validation(field, rule .. (var and (" (the value of " .. var .. ")") or ""), provider.name)
 end
 
+-- The keys a client uses: those its options give, else the environment's, never a mix: an
+-- api_key given for a gateway must not lose to the official keys in the environment (a token
+-- signed with them would go to the gateway's host). -> access_key, secret_key, api_key, from_env
+local function keys_of(opts)
+  if opts.access_key ~= nil or opts.secret_key ~= nil or opts.api_key ~= nil then
+    return opts.access_key, opts.secret_key, opts.api_key, {}
+  end
+  return env("KLING_ACCESS_KEY"), env("KLING_SECRET_KEY"), env("KLING_API_KEY"),
+    { access_key = "KLING_ACCESS_KEY", secret_key = "KLING_SECRET_KEY", api_key = "KLING_API_KEY" }
+end
+
 local function make_auth(opts, provider)
-  local ak = opts.access_key or env("KLING_ACCESS_KEY")
-  local sk = opts.secret_key or env("KLING_SECRET_KEY")
-  local key = opts.api_key or env("KLING_API_KEY")
-  local from_env = { access_key = not opts.access_key and "KLING_ACCESS_KEY" or nil,
-    secret_key = not opts.secret_key and "KLING_SECRET_KEY" or nil,
-    api_key = not opts.api_key and "KLING_API_KEY" or nil }
+  local ak, sk, key, from_env = keys_of(opts)
   if ak and sk and provider.auth.jwt then
     return auth_of({ access_key = ak, secret_key = sk }, provider, from_env)
   end
@@ -268,8 +274,8 @@ function M.new(opts)
   }
   local sink = http_debug.sink(opts.debug)
   if sink then
-    driver = http_debug.wrap(driver, sink, { opts.access_key or env("KLING_ACCESS_KEY"),
-      opts.secret_key or env("KLING_SECRET_KEY"), opts.api_key or env("KLING_API_KEY") })
+    local ak, sk, key = keys_of(opts)
+    driver = http_debug.wrap(driver, sink, { ak, sk, key })
   end
   local self = setmetatable({
     provider = provider,

@@ -88,6 +88,18 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.are.equal("videos/text2video", list[1].endpoint)
   end)
 
+  it("an --api-key given on the command line is used, not the access and secret keys of the environment", function()
+    local i = sim.info()
+    -- keys in the environment that would be refused: a token signed with them must not be sent
+    local env = string.format("KLING_PROVIDER=kling KLING_BASE_URL=%s KLING_ACCESS_KEY=not-these "
+      .. "KLING_SECRET_KEY=not-these-either KLING_API_KEY= ", q(i.http))
+    local status, _, err = kling({ "tasks", "--page-size", "1", "--api-key", i.api_key }, env)
+    assert.are.equal(0, status, err)
+    status, _, err = kling({ "tasks", "--page-size", "1" }, env) -- the environment's, when no key is given
+    assert.are.equal(1, status)
+    assert.matches("1002", err, 1, true)
+  end)
+
   it("issue 14: kling tasks refuses a bad page and a provider without a list before sending anything", function()
     local before = requests()
     for _, args in ipairs { { "tasks", "--page", "0" }, { "tasks", "--page", "1001" }, { "tasks", "--page", "x" },

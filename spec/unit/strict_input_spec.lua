@@ -235,6 +235,13 @@ describe("strict input", function()
     -- A key goes into a header as it is: a space, tab or CR in it is the caller's to fix.
     refused({ api_key = "a\tb" }, "api_key", "printable ASCII without spaces")
     refused({ api_key = "a b" }, "api_key", "printable ASCII without spaces")
+    -- The access key goes into the token's claims unescaped; a key read with its newline, or
+    -- with a space, would only show as the provider's "invalid signature".
+    refused({ access_key = "a\nb", secret_key = "s" }, "access_key", "printable ASCII without spaces, quotes")
+    refused({ access_key = "a b", secret_key = "s" }, "access_key", "printable ASCII without spaces")
+    refused({ access_key = 'a","exp":1,"x":"', secret_key = "s" }, "access_key", "quotes or backslashes")
+    refused({ access_key = "a", secret_key = "s\r\nX: y" }, "secret_key", "printable ASCII without spaces")
+    refused({ access_key = "a", secret_key = "s\n" }, "secret_key", "printable ASCII without spaces")
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
     local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
     for _, o in ipairs { { timeout = 0 / 0 }, { timeout = -1 }, { poll_min = 1 / 0 } } do
