@@ -264,7 +264,8 @@ describe("a batch against the simulator", function()
 
   it("uses a row's api_key, not the access and secret keys the options give for the other rows", function()
     local dir = fresh_dir()
-    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "own", prompt = "own key", api_key = sim.info().api_key } })
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 },
+      { id = "own", prompt = "own key", api_key = sim.info().api_key } })
     local result, err, status = run(dir, { access_key = "not-these", secret_key = "not-these-either" })
     assert(result, err)
     assert.are.equal(0, status, json.encode(result.rows))
