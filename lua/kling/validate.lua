@@ -28,6 +28,17 @@ function M.shown(v)
   return v == json_null and "null" or tostring(v)
 end
 
+-- A name or value as an error message echoes it: shown(), and cut to its first `max` bytes
+-- (default 64) with its length, so that a megabyte of field name is not sent back.
+function M.brief(v, max)
+  local s = M.shown(v)
+  max = max or 64
+  if #s <= max then
+    return s
+  end
+  return s:sub(1, max) .. "... (" .. #s .. " bytes)"
+end
+
 -- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
 function M.utf8_len(s)
   local n, i, len = 0, 1, #s
@@ -365,8 +376,11 @@ function M.closest(name, known)
   end
   local best, best_d
   local list = known[1] ~= nil and known or nil
+  -- A name further than this from every known one has no suggestion; the lengths alone bound
+  -- the distance, so a long name (a client's megabyte of field name) is never compared.
+  local limit = math.max(2, math.floor(#name / 3))
   local function try(k)
-    if type(k) == "string" then
+    if type(k) == "string" and math.abs(#name - #k) <= limit then
       local d = distance(name, k)
       if not best_d or d < best_d or (d == best_d and k < best) then
         best, best_d = k, d
@@ -382,7 +396,7 @@ function M.closest(name, known)
       try(k)
     end
   end
-  if best and best_d <= math.max(2, math.floor(#name / 3)) then
+  if best and best_d <= limit then
     return best
   end
   return nil

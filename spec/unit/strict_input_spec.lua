@@ -358,3 +358,44 @@ describe("strict input", function()
     assert.matches("(got an object)", err.message, 1, true)
   end)
 end)
+
+-- A client of the gateway sent a field named with a megabyte of 'k': its suggestion (an edit
+-- distance to every known name) held the worker 11 s, and the answer echoed the megabyte.
+describe("an unknown name of any length", function()
+  local validate = require "kling.validate"
+
+  -- Runs fn under a budget of Lua VM instructions (deterministic, not a timing).
+  local function within(instructions, fn)
+    local over = setmetatable({}, { __tostring = function() return "over the instruction budget" end })
+    debug.sethook(function()
+      error(over)
+    end, "", instructions)
+    local ok, res = pcall(fn)
+    debug.sethook()
+    assert(ok, tostring(res))
+    return res
+  end
+
+  it("is compared only with known names of a length that could be suggested", function()
+    local long = string.rep("k", 1000000)
+    assert.is_nil(within(100000, function()
+      return validate.closest(long, { "model", "prompt", "negative_prompt", "callback_url" })
+    end))
+    assert.are.equal("prompt", validate.closest("promtp", { "model", "prompt" })) -- still suggested
+    local P = providers.get("kling")
+    local err = within(1000000, function()
+      return P.validate({ prompt = "x", [long] = 1 }, "videos/text2video")
+    end)
+    assert.are.equal(long, err.field)
+  end)
+
+  it("is echoed cut short", function()
+    local s = validate.brief(string.rep("k", 1000000))
+    assert.are.equal(string.rep("k", 64) .. "... (1000000 bytes)", s)
+    assert.are.equal("a\\nb", validate.brief("a\nb"))
+    local api = require "kling.gateway.api"
+    local answer = api.upstream_error { kind = "validation", field = string.rep("k", 100000),
+      message = "unknown field" }
+    assert.is_true(#answer.message < 200, #answer.message)
+  end)
+end)

@@ -52,13 +52,18 @@ function M.route(uri)
   return nil
 end
 
+-- "field: message" of an error, the field as a message may echo it (validate.brief).
+local function field_message(err)
+  return (err.field and (validate.brief(err.field) .. ": ") or "") .. tostring(err.message or err)
+end
+
 -- An upstream error as the client's answer: the provider's own code where it is the client's
 -- business (its request, its content), the gateway's 5xx where it is the gateway's.
 function M.upstream_error(err)
   local kind, code = err.kind, tonumber(err.code)
   local msg = err.message or tostring(err)
   if kind == "validation" then
-    return { status = 400, code = code or 1201, message = (err.field and (err.field .. ": ") or "") .. msg }
+    return { status = 400, code = code or 1201, message = field_message(err) }
   elseif kind == "content_policy" then
     return { status = 400, code = code or 1301, message = msg }
   elseif kind == "rate_limited" then
@@ -132,8 +137,7 @@ function M.admit(G, account, endpoint)
   fwd.endpoint = endpoint
   local ok, verr = client:check(fwd)
   if not ok then
-    return refuse("validation", { status = 400, code = 1201, message = tostring(verr.field and (verr.field .. ": ")
-      or "") .. tostring(verr.message) })
+    return refuse("validation", { status = 400, code = 1201, message = field_message(verr) })
   end
   -- Every client shares one upstream account: an id another client was shown is not this one's.
   -- Asked after the request is valid: its known fields bound how many ids it names (an unknown
@@ -151,8 +155,7 @@ function M.admit(G, account, endpoint)
   if not quote then
     local why = at_ceiling and "this gateway has no price for the longest media this request may bring: "
       or perr.kind == "unpriced" and "this gateway has no price for the request: " or ""
-    return refuse("validation", { status = 400, code = 1201, message = why .. tostring(perr.field
-      and (perr.field .. ": ") or "") .. tostring(perr.message) })
+    return refuse("validation", { status = 400, code = 1201, message = why .. field_message(perr) })
   end
   local now = core.wall_ms()
   local rec = {
