@@ -60,22 +60,6 @@ local function with_seconds(name, v, default)
   return v
 end
 
--- Why a base URL cannot be used, or nil: it goes into every request line and Host header, so
--- no spaces or control characters; credentials go as keys, never as user info in the URL;
--- paths are appended to it, so no query or fragment.
-local function base_url_problem(u)
-  if type(u) ~= "string" or not u:match("^https?://[^/?#]+") then
-    return "must be an http(s) URL"
-  elseif u:find("[%c%s]") then
-    return "must not hold spaces or control characters"
-  elseif u:match("^https?://([^/?#]+)"):find("@", 1, true) then
-    return "must not hold user info (user@host): credentials go in api_key or access_key + secret_key"
-  elseif u:find("[?#]") then
-    return "must not hold a query or a fragment (request paths are appended to it)"
-  end
-  return nil
-end
-
 -- Why a CA file cannot be used, or nil: said here rather than as a network error on the
 -- first call.
 local function ca_file_problem(path)
@@ -241,9 +225,11 @@ function M.new(opts)
     return nil, aerr
   end
   local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
-  local uerr = base_url_problem(base_url)
+  local uerr = validate.base_url_problem(base_url)
   if uerr then
-    return nil, errors.validation("base_url", uerr .. " (got " .. validate.shown(base_url) .. ")")
+    -- shown without its user info or secret parameters: messages reach journals and reports
+    return nil, errors.validation("base_url", uerr .. " (got " .. validate.brief(http_debug.redact_url(base_url), 200)
+      .. ")")
   end
   local ca_file = opts.ca_file or env("KLING_CA_FILE")
   local cerr0 = ca_file_problem(ca_file)

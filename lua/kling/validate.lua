@@ -219,6 +219,22 @@ function M.url(ctx, req, field, rule)
   return nil
 end
 
+-- Why a provider's base URL cannot be used, or nil: it goes into every request line and Host
+-- header, so no spaces or control characters; credentials go as keys, never as user info in
+-- the URL; paths are appended to it, so no query or fragment.
+function M.base_url_problem(u)
+  if type(u) ~= "string" or not u:match("^https?://[^/?#]+") then
+    return "must be an http(s) URL"
+  elseif u:find("[%c%s]") then
+    return "must not hold spaces or control characters"
+  elseif u:match("^https?://([^/?#]+)"):find("@", 1, true) then
+    return "must not hold user info (user@host): credentials go in api_key or access_key + secret_key"
+  elseif u:find("[?#]") then
+    return "must not hold a query or a fragment (request paths are appended to it)"
+  end
+  return nil
+end
+
 -- Why a callback URL cannot be used, or nil: whoever calls it back puts it in a request line
 -- of its own, so no control characters, spaces or their percent-encodings (%0d%0a), none of
 -- the characters a URL may not hold raw, no user info (a credential that would be logged and

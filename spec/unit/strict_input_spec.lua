@@ -124,6 +124,13 @@ describe("strict input", function()
       assert.are.equal("base_url", err.field, bad)
       assert.is_nil(err.message:find("\n", 1, true), err.message) -- the bad URL is shown escaped
     end
+    -- The refused URL is echoed without its credentials: the message reaches journals and reports.
+    for _, bad in ipairs { "http://user:SECRETPASS@127.0.0.1:9", "http://127.0.0.1:9/?token=SECRETTOKEN" } do
+      local _, err = kling.new { api_key = "k", base_url = bad }
+      assert.are.equal("base_url", err.field)
+      assert.is_nil(tostring(err):find("SECRET", 1, true), tostring(err))
+      assert.matches("127.0.0.1:9", tostring(err), 1, true)
+    end
     assert.is_not_nil(kling.new { api_key = "k", base_url = "https://user.example.com:8443/kling/" })
     local c, err = kling.new { api_key = "k", base_url = "https://x.com", ca_file = "/nonexistent/ca.pem" }
     assert.is_nil(c)

@@ -121,6 +121,10 @@ end
 -- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
 -- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
 local function base_url_problem(u)
+  local problem = validate.base_url_problem(u) -- the library's rule first: user info, query, spaces
+  if problem then
+    return problem
+  end
   local host, port, path = u:match("^https?://([%w.-]+)(:?%d*)(.*)$")
   if not host or host:match("^[.-]") then
     return "must be http(s)://HOST[:PORT][/PATH], HOST a name or an IPv4 address"
