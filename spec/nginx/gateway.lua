@@ -186,6 +186,9 @@ local function run()
   res = admin_call("POST", "/accounts/carol/topup", { amount = "3.5" })
   h.check("issue 12.1: a top-up adds credit without a reload", res.status == 200 and res.json.balance == "5.5"
     and res.json.limit == "5.5", res.body)
+  h.check("the admin API shows an account's amounts as exact decimal strings only (no float micro-units)",
+    res.json.balance_micros == nil and res.json.limit_micros == nil and not res.body:find("_micros", 1, true),
+    res.body)
   res = admin_call("POST", "/accounts/carol/topup", { amont = "1" })
   h.check("issue 12.1: a top-up with an unknown field is refused naming it and the closest known one",
     res.status == 400 and res.json.field == "amont" and res.json.error:find("did you mean amount", 1, true), res.body)

@@ -128,6 +128,18 @@ if [ -n "$ip" ]; then
 else
   echo "# skipped: no address but loopback to call /metrics from"
 fi
+# /metrics and the admin API have one rule for loopback: nginx's allow 127.0.0.1 turned away
+# IPv6's ::1, which the admin API takes.
+if [ -e /proc/net/if_inet6 ]; then
+  port=$(lua5.4 -e 'local s = require("socket").bind("127.0.0.1", 0); print((select(2, s:getsockname()))); s:close()')
+  kling gateway start --config "$T/cfg.json" --dir "$T/gw" --listen "[::1]:$port" >/dev/null
+  out=$(curl -s -g -D - "http://[::1]:$port/metrics")
+  check "/metrics from ::1 is a loopback caller, as for the admin API (got: ${out:0:200})" \
+    '[[ "$out" == "HTTP/1.1 200"* ]] && [[ "$out" == *"kling_gateway_requests_total"* ]]'
+  kling gateway stop --dir "$T/gw" >/dev/null 2>&1 || true
+else
+  echo "# skipped: no IPv6 loopback"
+fi
 set +e; out=$(kling gateway start --config "$T/cfg.json" --port 1 --listen 127.0.0.1:2 2>&1); rc=$?; set -e
 check "issue 12.3: --port and --listen together are refused (exit 2)" '[ $rc = 2 ]'
 echo "$fails failed"

@@ -9,6 +9,7 @@
 local config = require "kling.gateway.config"
 local core = require "kling.core"
 local json = require "kling.json"
+local loopback = require "kling.gateway.loopback"
 local journal = require "kling.resty.journal"
 local poller = require "kling.resty.poller"
 local validate = require "kling.validate"
@@ -26,12 +27,9 @@ local function refuse(status, message, field)
   return reply(status, { error = message, field = field })
 end
 
-local LOOPBACK = { ["127.0.0.1"] = true, ["::1"] = true, ["unix:"] = true }
-
 -- allowed(G) -> true | nil, status, message
 function M.allowed(G)
-  local addr = ngx.var.remote_addr or ""
-  if not (LOOPBACK[addr] or addr:match("^127%.")) then
+  if not loopback.caller() then
     return nil, 403, "the admin API answers loopback callers only"
   end
   local key = G.cfg.admin_key
@@ -45,6 +43,13 @@ function M.allowed(G)
   return true
 end
 
+-- An account as the admin API shows it: its decimal strings, exact; not the store's micro-unit
+-- integers, which cjson cannot write exactly past 10^14 (it wrote 9.0000000201235e+15).
+local function shown(s)
+  s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
+  return s
+end
+
 local function summary(G)
   local accounts, spent, reserved = json.array {}, 0, 0
   for i, name in ipairs(G.accounts:names()) do
@@ -54,8 +59,7 @@ local function summary(G)
       return nil, "the balance of account " .. name .. " cannot be read now (is the store up?)"
     end
     spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
-    s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
-    accounts[i] = s
+    accounts[i] = shown(s)
   end
   return {
     accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
@@ -94,7 +98,7 @@ local function create_account(G)
   if not s then
     return refuse(500, tostring(oerr))
   end
-  return reply(201, G.meter:account(acct.name))
+  return reply(201, shown(G.meter:account(acct.name)))
 end
 
 local function topup(G, name)
@@ -124,7 +128,7 @@ local function topup(G, name)
   if not s then
     return refuse(err.kind == "server" and 503 or 400, tostring(err.message), err.field)
   end
-  return reply(200, s)
+  return reply(200, shown(s))
 end
 
 function M.handle(G)

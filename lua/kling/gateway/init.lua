@@ -10,6 +10,7 @@
 local config = require "kling.gateway.config"
 local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
+local loopback = require "kling.gateway.loopback"
 local metrics = require "kling.gateway.metrics"
 local proxy = require "kling.gateway.proxy"
 local auth = require "kling.gateway.auth"
@@ -344,7 +345,7 @@ end
 -- envelope like every other refusal, not with nginx's HTML page: clients parse JSON.
 local NGINX_REFUSALS = {
   [400] = "the request is not valid HTTP, or a header is larger than this gateway takes",
-  [403] = "this route answers loopback callers only",
+  [403] = loopback.REFUSAL,
   [404] = "no such route on this gateway (the API is under /v1/)",
   [405] = "this method is not allowed here",
   [413] = "the request body is larger than this location takes",
@@ -359,7 +360,11 @@ end
 M.NGINX_REFUSALS = NGINX_REFUSALS
 
 -- location = /metrics: Prometheus text (kling.gateway.metrics)
+-- location = /metrics (loopback callers: kling.gateway.loopback, the admin API's rule)
 function M.metrics()
+  if not loopback.caller() then
+    return official.fail { status = 403, code = 1200, message = loopback.REFUSAL }
+  end
   return metrics.handle(G)
 end
 

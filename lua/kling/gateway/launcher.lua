@@ -92,8 +92,7 @@ function M.render(o)
     "  server {",
     "    listen " .. o.listen .. ";",
     "    log_by_lua_block { require(\"kling.gateway\").log() }",
-    "    location = /metrics { allow 127.0.0.1; deny all;"
-      .. " content_by_lua_block { require(\"kling.gateway\").metrics() } }",
+    "    location = /metrics { content_by_lua_block { require(\"kling.gateway\").metrics() } }",
     proxy.api_location(o.cfg, o.ca_file),
     "    location = /gateway/balance { content_by_lua_block { require(\"kling.gateway\").balance() } }",
     -- A callback is read whole before its signature can be checked: small bodies only (a task
@@ -113,7 +112,7 @@ function M.render(o)
 end
 
 -- The server's error pages for what nginx refuses before any Lua runs, a caller its allow/deny
--- turns away (/metrics off loopback), and a path or method it serves nothing at:
+-- turns away, and a path or method it serves nothing at:
 -- kling.gateway refused_by_nginx answers them in the official envelope (the API's own 404s and
 -- 405s are written by Lua and pass unchanged). 494 is nginx's own code for a header over its
 -- buffers: the client gets 400. The pages are internal URIs, not named locations: a request
