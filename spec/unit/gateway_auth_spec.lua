@@ -53,6 +53,18 @@ describe("kling.gateway.auth", function()
     assert.equal(1002, err.code)
     assert.matches("exp", err.message, 1, true)
     assert.is_nil(cache.tokens[forever])
+    -- no exp, or one that is not a number: invalid (1002, naming exp), not "expired"
+    local function signed(claims)
+      local h = core.b64url_encode('{"alg":"HS256","typ":"JWT"}')
+      local p = core.b64url_encode(claims)
+      return h .. "." .. p .. "." .. core.b64url_encode(core.hmac_sha256("sk-bob", h .. "." .. p))
+    end
+    for _, claims in ipairs { '{"iss":"ak-bob"}', '{"iss":"ak-bob","exp":"1796301800"}' } do
+      a, err = auth.account(accts, "Bearer " .. signed(claims), now, cache)
+      assert.is_nil(a)
+      assert.are.equal(1002, err.code)
+      assert.matches("no exp", err.message, 1, true)
+    end
     local day = core.jwt_hs256("ak-bob", "sk-bob", now, auth.MAX_LIFETIME_S)
     assert.equal("bob", assert(auth.account(accts, "Bearer " .. day, now, cache)).name)
   end)

@@ -60,6 +60,8 @@ describe("kling.gateway.config", function()
       { { admin_key = "admin-0123456789abcdef\r\n" }, "admin_key: must be printable ASCII" },
       { { client_webhook_secret = "x" }, "client_webhook_secret: must be at least 16" },
       { { webhook_secret = "notwhsec" }, "webhook_secret: must be at least 16" },
+      { { accounts = { { name = "a", api_key = "aaaa.bbbb.cccc", credit = "1" } } },
+        "accounts[1].api_key: must not have the shape of a JWT" },
       { { upstream = { provider = "kling", base_url = "http://u:SECRETPASS@127.0.0.1:1", api_key = "upstream-key" } },
         "upstream.base_url: must not hold user info" },
       { { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "up key" } },

@@ -1,7 +1,7 @@
 -- Who is calling: the gateway's own clients authenticate as they would with Kling, with a
 -- Bearer API key or a Bearer JWT (HS256, iss = their access key, signed with their secret
--- key, exp/nbf checked, exp at most a day ahead), and are refused with Kling's codes (1001 empty, 1002 invalid, 1003
--- not yet valid, 1004 expired). A worker keeps the JWTs it verified (cache()) until they
+-- key, exp required and at most a day ahead, nbf checked), and are refused with Kling's codes
+-- (1001 empty, 1002 invalid, 1003 not yet valid, 1004 expired). A worker keeps the JWTs it verified (cache()) until they
 -- expire: a client signs one token and sends it with many requests, each verified once (two
 -- base64 and JSON decodes and an HMAC, every request, before).
 local core = require "kling.core"
@@ -41,7 +41,10 @@ local function verify_jwt(accounts, h, p, s, now)
   if not core.ct_equal(want, s) then
     return refuse(1002, "Authorization is invalid: bad signature")
   end
-  if type(claims.exp) ~= "number" or claims.exp <= now then
+  if type(claims.exp) ~= "number" then
+    return refuse(1002, "Authorization is invalid: the token has no exp (a number of seconds) among its claims")
+  end
+  if claims.exp <= now then
     return refuse(1004, "Authorization is expired")
   end
   if claims.exp > now + M.MAX_LIFETIME_S then
@@ -76,6 +79,12 @@ local function keep(cache, token, acct, claims)
   cache.tokens[token], cache.n = { iss = claims.iss, secret = acct.secret_key, exp = claims.exp }, cache.n + 1
 end
 
+-- The three base64url parts of a token the gateway reads as a JWT (header.claims.signature),
+-- or nil: a Bearer value of that shape is never looked up as an API key.
+function M.jwt_parts(token)
+  return token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
+end
+
 -- account(accounts (kling.gateway.accounts), authorization_header, now_s [, cache]) ->
 -- account | nil, {status, code, message}. cache: the worker's (cache()), for JWTs.
 function M.account(accounts, value, now, cache)
@@ -89,7 +98,7 @@ function M.account(accounts, value, now, cache)
   if not token then
     return refuse(1002, "Authorization is invalid: a Bearer token is expected")
   end
-  local h, p, s = token:match("^([%w_-]+)%.([%w_-]+)%.([%w_-]+)$")
+  local h, p, s = M.jwt_parts(token)
   if h then
     local acct = cache and cached(cache, accounts, token, now)
     if acct then

@@ -27,6 +27,7 @@
 local json = require "kling.json"
 local core = require "kling.core"
 local validate = require "kling.validate"
+local auth = require "kling.gateway.auth"
 
 local M = {}
 
@@ -311,6 +312,10 @@ function M.account(a, where)
   end
   if not acct.api_key and not (acct.access_key and acct.secret_key) then
     fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
+  end
+  if acct.api_key and auth.jwt_parts(acct.api_key) then
+    fail(where .. "api_key", "must not have the shape of a JWT (three parts joined by '.'): the gateway reads"
+      .. " such a Bearer token as a JWT, so the key could never be used")
   end
   return acct
 end
