@@ -2,8 +2,8 @@
 -- Bearer API key or a Bearer JWT (HS256, iss = their access key, signed with their secret
 -- key, exp required and at most a day ahead, nbf checked), and are refused with Kling's codes
 -- (1001 empty, 1002 invalid, 1003 not yet valid, 1004 expired). A worker keeps the JWTs it
--- verified (cache()) until they expire: a client signs one token and sends it with many requests, each verified once (two
--- base64 and JSON decodes and an HMAC, every request, before).
+-- verified (cache()) until they expire: a client signs one token and sends it with many
+-- requests, each verified once (two base64 and JSON decodes and an HMAC, every request, before).
 local core = require "kling.core"
 local json = require "kling.json"
 
