@@ -14,12 +14,19 @@ fields are refused by name), makes D (default: a fresh /tmp/kling-gateway.XXXXXX
 runs nginx on 127.0.0.1:N (a free port by default) or ADDR:PORT. Prints one JSON line
 (also in D/gateway.info.json): {"http","pid","dir"}. Started as root, nginx's workers
 run as nobody: the journal's directory must be writable by nobody (start refuses
-otherwise and says why). A gateway already running in D is stopped first.]]
+otherwise and says why). A gateway already running in D is not replaced: start refuses
+(stop it first).]]
   start:option("--config", "the gateway config (required)"):argname("FILE"):count(1):convert(flags.nonempty "--config")
   start:option("--dir", "the gateway's directory"):argname("D"):convert(flags.nonempty "--dir")
   start:mutex(
     start:option("--port", "listen on 127.0.0.1:N"):argname("N"):convert(flags.number("--port", flags.range(1, 65535))),
-    start:option("--listen", "listen on ADDR:PORT"):argname("ADDR:PORT"):convert(flags.nonempty "--listen"))
+    start:option("--listen", "listen on ADDR:PORT"):argname("ADDR:PORT"):convert(function(v)
+      local addr, err = require("kling.gateway.launcher").parse_listen(v)
+      if not addr then
+        return nil, err
+      end
+      return v
+    end))
   start:option("--workers", "nginx worker processes (default 1)"):argname("N")
     :convert(flags.number("--workers", flags.range(1, 64)))
   start:option("--ca-file", "the CAs upstream TLS is verified against (default the system bundle)")

@@ -10,6 +10,7 @@ local config = require "kling.gateway.config"
 local json = require "kling.json"
 local run = require "kling.nginx_run"
 local proxy = require "kling.gateway.proxy"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -131,12 +132,23 @@ function M.refusal_pages()
   }, "\n")
 end
 
+--- "ADDR:PORT" (an IPv4 address, a name, or an IPv6 address in brackets; PORT 1..65535) ->
+-- addr, port | nil, message: what nginx's listen is given, checked before it is written there.
+function M.parse_listen(s)
+  local addr, port = tostring(s):match("^([%w.:%[%]-]+):(%d+)$")
+  local n = tonumber(port)
+  if not addr or not (n and n >= 1 and n <= 65535) then
+    return nil, "--listen must be ADDR:PORT with PORT in 1..65535 (got " .. validate.shown(s) .. ")"
+  end
+  return addr, port
+end
+
 -- "127.0.0.1:8080" | "8080" -> listen, url host:port
 local function listen_of(o)
   if o.listen then
-    local addr, port = o.listen:match("^([%w.:%[%]-]+):(%d+)$")
+    local addr, port = M.parse_listen(o.listen)
     if not addr then
-      return nil, "--listen must be ADDR:PORT (got " .. o.listen .. ")"
+      return nil, port
     end
     local host = (addr == "0.0.0.0" or addr == "*") and "127.0.0.1" or addr
     return o.listen, host .. ":" .. port
