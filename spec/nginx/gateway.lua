@@ -204,9 +204,11 @@ local function run()
     base_url = "http://evil.example" })
   h.check("a field the official API does not have: 400 with code 1201 naming it",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^base_url: ") ~= nil, res.body)
-  res = create("gw-alice-key", "videos/text2video", { "a JSON array" })
-  h.check("a body that is not a JSON object: 400 with code 1200",
-    res.status == 400 and res.json.code == 1200 and res.json.message:find("JSON object", 1, true) ~= nil, res.body)
+  for _, array in ipairs { { "a JSON array" }, json.array {} } do
+    res = create("gw-alice-key", "videos/text2video", array)
+    h.check("a body that is not a JSON object (" .. json.encode(array) .. "): 400 with code 1200",
+      res.status == 400 and res.json.code == 1200 and res.json.message:find("JSON object", 1, true) ~= nil, res.body)
+  end
   res = create("gw-poor-key", "videos/text2video", { model_name = "kling-v1", mode = "pro", duration = "5",
     prompt = PROMPT })
   h.check("a client whose balance (1) cannot hold the estimate (3.5): 429 with code 1101",

@@ -126,6 +126,8 @@ function M.admit(G, account, endpoint)
   if body == nil then -- not JSON, or nested deeper than the decoder goes: say which
     return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object: "
       .. tostring(jerr) })
+  elseif not raw:find("^%s*{") then -- [] decodes to the table {} decodes to
+    return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object" })
   end
   local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
   if not req then -- cb: why; ext: the code, where the refusal is not a field's (1201)
