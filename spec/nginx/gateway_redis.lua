@@ -173,7 +173,11 @@ local function run()
   -- ---- the exact cap across nodes ----
   local before = h.sim_admin(sim, "GET", "/_sim/stats").creates
   local out = load("cap", 2000, 48)
-  local lowest = watch(out, 2000, 120)
+  -- 2,000 curl processes: on a loaded machine their own start-up takes a minute or more, and a
+  -- check made before the last answer counted creates still under way (and a top-up after it
+  -- was spent by them)
+  local lowest = watch(out, 2000, 400)
+  h.check("issue 12.5: all 2,000 creates were answered", count_done(out) == 2000, count_done(out))
   local ok_ids, refused, other = answers(out)
   print(("# %d answered 200, %d answered 429 (1101), %d other"):format(#ok_ids, refused, other))
   h.check("issue 12.5: of 2,000 concurrent creates over 3 nodes, exactly 500 answer 200", #ok_ids == 500, #ok_ids)
@@ -393,10 +397,17 @@ local function reads_while_redis_is_down()
   for _, path in ipairs { "/v1/videos/text2video/" .. id, "/v1/videos/text2video?external_task_id=down-1",
     "/v1/videos/text2video?pageNum=1&pageSize=5", "/gateway/balance" } do
     res = get(path)
-    if not (res.status == 503 and res.json and res.json.code == 5001) then
+    -- the store's address is the operator's (the error log), not every client's
+    if not (res.status == 503 and res.json and res.json.code == 5001) or res.body:find("127.0.0.1", 1, true) then
       down = false
       print("# " .. path .. ": " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
     end
+  end
+  res = h.request("POST", url(2, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "while down" } })
+  if not (res.status == 503 and res.json and res.json.code == 5001) or res.body:find("127.0.0.1", 1, true) then
+    down = false
+    print("# create: " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   end
   res = h.request("GET", url(2, "/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
   if res.status ~= 503 then
@@ -404,8 +415,9 @@ local function reads_while_redis_is_down()
     print("# /gateway/admin: " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   end
   redis_start()
-  h.check("issue 12.5: with Redis down a task's query, its external id, a list and the balance answer 503 (5001),"
-    .. " never 404 or an empty list; the admin summary 503, not an empty list of accounts", down)
+  h.check("issue 12.5: with Redis down a task's query, its external id, a list, the balance and a create answer 503"
+    .. " (5001) without the store's address, never 404 or an empty list; the admin summary 503, not an empty list of"
+    .. " accounts", down)
   res = get("/v1/videos/text2video/" .. id)
   h.check("issue 12.5: ... and the task answers again once Redis is back", res.status == 200, res.body)
 end

@@ -112,6 +112,14 @@ local function refuse(reason, e)
   return official.fail(e)
 end
 
+-- A refusal for the gateway's own trouble (its store or journal): the client is told what it
+-- means for its request; the cause (a Redis address, a path, an errno) goes to the operator's
+-- error log, not to every client.
+local function unavailable(reason, message, cause)
+  ngx.log(ngx.ERR, "kling gateway: ", message, ": ", tostring(cause))
+  return refuse(reason, { status = 503, code = 5001, message = message })
+end
+
 -- admit(G, account, endpoint) -> create | nil (refused: answered). Everything a create does
 -- before anything is forwarded: the body read as a canonical request and validated, priced,
 -- the task recorded and its estimate held, journaled on one line (a gateway that cannot
@@ -145,9 +153,11 @@ function M.admit(G, account, endpoint)
   -- Asked after the request is valid: its known fields bound how many ids it names (an unknown
   -- "v_id" array of millions was walked, a dict lookup each, before being refused).
   local field, foreign, ferr = owners.foreign(G, account.name, req)
-  if field or ferr then
-    return refuse(field and "validation" or "store", field and { status = 400, code = 1201, message = field .. ": "
-      .. foreign .. " is not one of this account's" } or { status = 503, code = 5001, message = ferr })
+  if field then
+    return refuse("validation", { status = 400, code = 1201, message = field .. ": " .. foreign
+      .. " is not one of this account's" })
+  elseif ferr then
+    return unavailable("store", "the gateway cannot read its records now (nothing was forwarded)", ferr)
   end
   local preq = pricing(G, req, endpoint)
   -- The hold: the estimate (this worker's cache of billing.estimate), or where the provider
@@ -182,15 +192,15 @@ function M.admit(G, account, endpoint)
       return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
         .. " already exists" })
     end
-    return refuse(G.redis and "store" or "capacity", { status = 503, code = 5001,
-      message = "the gateway cannot take more tasks now: " .. tostring(herr) })
+    return unavailable(G.redis and "store" or "capacity", "the gateway cannot take more tasks now (nothing was"
+      .. " forwarded)", herr)
   elseif not held then
     if herr.kind == "budget" then
       return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
         .. tostring(herr.message) })
     end
-    return refuse("journal", { status = 503, code = 5001, message = "the gateway cannot record this create now"
-      .. " (nothing was forwarded): " .. tostring(herr.message) })
+    return unavailable("journal", "the gateway cannot record this create now (nothing was forwarded)",
+      herr.message)
   end
   local provider = client.provider
   local caps = provider.capabilities
@@ -354,8 +364,8 @@ M.VIEWS_MAX = 4096 -- task views kept per worker for queries
 -- A store (Redis) that cannot be read now: 503, as for a create, never "not found" (a client
 -- told that its task does not exist may give up on a task it is paying for).
 local function unreadable(message)
-  return official.fail { status = 503, code = 5001, message = "the gateway cannot read its records now: "
-    .. tostring(message or "the store did not answer") }
+  ngx.log(ngx.ERR, "kling gateway: cannot read its records: ", tostring(message or "the store did not answer"))
+  return official.fail { status = 503, code = 5001, message = "the gateway cannot read its records now" }
 end
 
 -- GET /v1/<endpoint>/<id>: the stored record's view, encoded once per version of the record
