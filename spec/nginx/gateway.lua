@@ -204,6 +204,10 @@ local function run()
     base_url = "http://evil.example" })
   h.check("a field the official API does not have: 400 with code 1201 naming it",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^base_url: ") ~= nil, res.body)
+  res = create("gw-alice-key", "videos/text2video", { model_name = "kling-v1", duration = "5", prompt = PROMPT,
+    image_tail = "https://example.com/end.png" })
+  h.check("a refused field is named as the client spelled it (image_tail, not last_image)",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("^image_tail: ") ~= nil, res.body)
   for _, array in ipairs { { "a JSON array" }, json.array {} } do
     res = create("gw-alice-key", "videos/text2video", array)
     h.check("a body that is not a JSON object (" .. json.encode(array) .. "): 400 with code 1200",

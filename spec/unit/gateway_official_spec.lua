@@ -1,6 +1,13 @@
 local official = require "kling.gateway.official"
 
 describe("kling.gateway.official", function()
+  it("names a refused field as the client spelled it (image_tail, model_name), not the canonical name", function()
+    assert.are.equal("image_tail", official.as_sent({ image_tail = "u" }, "last_image"))
+    assert.are.equal("model_name", official.as_sent({ model_name = "m" }, "model"))
+    assert.are.equal("last_image", official.as_sent({ last_image = "u" }, "last_image"))
+    assert.are.equal("duration", official.as_sent({ image_tail = "u" }, "duration"))
+  end)
+
   it("a refusal says its official code: 1200 for a body that is not an object, none (1201) for a field", function()
     local req, why, code = official.to_canonical { "an", "array" }
     assert.is_nil(req)

@@ -147,6 +147,7 @@ function M.admit(G, account, endpoint)
   fwd.endpoint = endpoint
   local ok, verr = client:check(fwd)
   if not ok then
+    verr.field = verr.field and official.as_sent(body, verr.field)
     return refuse("validation", { status = 400, code = 1201, message = field_message(verr) })
   end
   -- Every client shares one upstream account: an id another client was shown is not this one's.

@@ -35,6 +35,17 @@ local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
 -- The official API's spelling of a field -> the library's canonical one.
 local SPELLINGS = { model_name = "model", image_tail = "last_image" }
 
+-- The field as the client's body spelled it: the official spelling (image_tail) of a
+-- canonical field (last_image) where the client used it, so that a refusal names what it sent.
+function M.as_sent(body, field)
+  for official, canonical in pairs(SPELLINGS) do
+    if canonical == field and type(body) == "table" and body[official] ~= nil then
+      return official
+    end
+  end
+  return field
+end
+
 -- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
 -- nil, message, code (the official API's: 1200 for a body that is not an object, 1201 for a
 -- field). The official spelling (model_name, "5", "on", image_tail, shots with string
