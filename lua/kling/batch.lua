@@ -504,6 +504,10 @@ function M.run(opts)
   if not rows then
     return nil, info, M.EXIT.usage
   end
+  local clash = names.clash(opts.name or names.DEFAULT, rows)
+  if clash then
+    return nil, opts.manifest .. ":" .. clash, M.EXIT.usage
+  end
   local out = opts.out:gsub("/+$", "")
   if out == "" then
     out = "/"

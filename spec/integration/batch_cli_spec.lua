@@ -70,6 +70,18 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(root .. "/ctl"))
   end)
 
+  -- Both tasks were paid for, one file was written, and summary.json gave both rows its path.
+  it("kling run refuses two rows whose ids clean up to one file name (exit 2, nothing sent)", function()
+    local m = root .. "/ids3.jsonl"
+    write(m, '{"id": "a/b", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "a_b", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local status, out = kling("run " .. m .. " --quiet --out " .. q(root .. "/o10"))
+    assert.are.equal(2, status, out)
+    assert.matches("ids3.jsonl:2: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(root .. "/o10/journal.jsonl"))
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

@@ -36,6 +36,25 @@ describe("output names", function()
     assert.are.equal("webp", names.ext_of("https://x/i.webp", "image"))
     assert.are.equal("_..", names.safe(".."))
   end)
+
+  -- Ids that differ only in what safe() replaces gave one file to two paid tasks: the second
+  -- row found the first's download in place and took it for its own.
+  it("names the two rows whose outputs would get one file name, before anything is sent", function()
+    local function row(id, line, model)
+      return { id = id, index = line, line = line, request = { model = model or "kling-v1" } }
+    end
+    local rows = { row("a/b", 1), row("c", 2), row("a_b", 3) }
+    assert.are.equal("3: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1 (a file name keeps only "
+      .. "letters, digits, '-', '_' and '.'): give one of them another id", names.clash(names.DEFAULT, rows))
+    -- a --name template that runs what tells rows apart together
+    local two = { row("a1", 1), row("a", 11) }
+    assert.is_nil(names.clash("{id}-{row}.{ext}", two))
+    assert.matches("^11: id 'a' names its output a11%.{ext}, as does id 'a1' on line 1",
+      names.clash("{id}{row}.{ext}", two))
+    -- {row} and {task_id} keep rows apart
+    assert.is_nil(names.clash("{row}-{id}.{ext}", rows))
+    assert.is_nil(names.clash("{task_id}.{ext}", { row("a", 1), row("a", 2) }))
+  end)
 end)
 
 local function result()

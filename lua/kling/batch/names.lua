@@ -74,6 +74,42 @@ function M.name(template, row, n, o, count)
   return (t:gsub("{([%w_]+)}", vars))
 end
 
+-- What a row's outputs are named before any task exists: the template with the row's values,
+-- {n} {kind} {ext} left as they are; nil when {task_id} gives every task a name of its own.
+local function stem(template, row)
+  if template:find("{task_id}", 1, true) then
+    return nil
+  end
+  local vars = { id = M.safe(row.id), row = tostring(row.index), model = M.safe(row.request.model or "") }
+  return (template:gsub("{([%w_]+)}", function(k)
+    return vars[k]
+  end))
+end
+
+-- The first two rows whose outputs would get the same file name (ids that differ only in what
+-- M.safe replaces, or a template that drops what tells them apart), as a message naming both
+-- rows and the name, or nil. Checked before anything is sent: the second row's download would
+-- find the first's file in place and take it for its own, a paid output lost.
+---@param template string
+---@param rows table[] the manifest's rows (kling.batch.manifest.load)
+---@return string|nil
+function M.clash(template, rows)
+  local by = {}
+  for _, row in ipairs(rows) do
+    local s = stem(template, row)
+    local other = s and by[s]
+    if other then
+      return string.format("%d: id '%s' names its output %s, as does id '%s' on line %d (a file name keeps only "
+        .. "letters, digits, '-', '_' and '.'): give one of them another id", row.line, row.id, s, other.id,
+        other.line)
+    end
+    if s then
+      by[s] = row
+    end
+  end
+  return nil
+end
+
 local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
