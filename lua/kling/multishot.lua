@@ -240,6 +240,41 @@ function M.last_frame(video, png)
   return ffmpeg.last_frame(video, png, M.MIN_FRAME)
 end
 
+-- The files a storyboard writes in its directory: each segment, the last frame of each but
+-- the last (the next one's start), the joined video and the join's list.
+local function segment_path(out, k)
+  return string.format("%s/segment-%02d.mp4", out, k)
+end
+
+local function frame_path(out, k)
+  return string.format("%s/frame-%02d.png", out, k)
+end
+
+local function final_path(out)
+  return out .. "/storyboard.mp4"
+end
+
+-- Why a storyboard of `count` segments could not write one of its files in `out` (a link, a
+-- FIFO or a directory planted there, or at its .part; kling.output_path), or nil: checked
+-- before the first create, so that no segment is paid for whose file would be refused. Each
+-- write checks its path again (a link may be planted later).
+function M.output_refusal(out, count)
+  local paths = { final_path(out), final_path(out) .. ".txt" }
+  for k = 1, count do
+    paths[#paths + 1] = segment_path(out, k)
+    if k < count then
+      paths[#paths + 1] = frame_path(out, k)
+    end
+  end
+  for _, p in ipairs(paths) do
+    local refused = output_path.refusal(p)
+    if refused then
+      return refused
+    end
+  end
+  return nil
+end
+
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
@@ -445,7 +480,7 @@ function Run:segment(k, seg, start_frame)
   -- same segment (paid once).
   local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0"
     .. tostring(start_frame and basename(start_frame))):sub(1, 16)
-  local path = string.format("%s/segment-%02d.mp4", self.out, k)
+  local path = segment_path(self.out, k)
   local h = self.history[key]
   if h and h.done and ffmpeg.nonempty(path) then
     return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
@@ -488,7 +523,7 @@ function Run:segment(k, seg, start_frame)
   if not got then
     return nil, derr
   end
-  os.remove(string.format("%s/frame-%02d.png", self.out, k)) -- a new video: its last frame is taken again
+  os.remove(frame_path(self.out, k)) -- a new video: its last frame is taken again
   self:log { t = "done", key = key, task_id = done.id, path = path, charge = done.charge }
   return { path = path, task_id = done.id, charge = done.charge }
 end
@@ -574,6 +609,10 @@ function M.run(client, sb, opts)
   if not ok then
     return nil, cerr
   end
+  refused = M.output_refusal(out, #segs)
+  if refused then
+    return nil, errors.validation("out", refused .. " (nothing was sent: remove it)")
+  end
   local done, result
   done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)
   if not done then
@@ -609,7 +648,7 @@ function Run:all(segs, continuity)
     total = total + seg.duration
     frame = nil
     if k < #segs and copy.shots[segs[k + 1].first].image == nil then
-      frame = string.format("%s/frame-%02d.png", out, k)
+      frame = frame_path(out, k)
       if not ffmpeg.nonempty(frame) then
         local got, ferr = M.last_frame(r.path, frame)
         if not got then
@@ -619,7 +658,7 @@ function Run:all(segs, continuity)
       seg.frame = frame
     end
   end
-  local file = out .. "/storyboard.mp4"
+  local file = final_path(out)
   local joined, jerr = M.join(files, file)
   if not joined then
     return nil, errors.validation("join", jerr)

@@ -82,6 +82,22 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(root .. "/o10/journal.jsonl"))
   end)
 
+  -- 5 CNY was charged and the rows were left unfinished: the links were found at the download.
+  it("kling run refuses a row whose output path holds a planted link before its create (nothing sent)", function()
+    local m = root .. "/links.jsonl"
+    write(m, '{"id": "r00", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "r01", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local dir = root .. "/o12"
+    os.execute("mkdir -p " .. q(dir) .. " && ln -s /etc/passwd " .. q(dir .. "/r00.mp4") .. " && ln -s "
+      .. q(root .. "/nowhere") .. " " .. q(dir .. "/r01.mp4.part"))
+    local status, out = kling("run " .. m .. " --out " .. q(dir))
+    assert.are.equal(2, status, out)
+    assert.matches(dir .. "/r00.mp4 is a symbolic link", out, 1, true)
+    assert.matches(dir .. "/r01.mp4.part is a symbolic link", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(root .. "/nowhere"))
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

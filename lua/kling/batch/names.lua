@@ -110,6 +110,26 @@ function M.clash(template, rows)
   return nil
 end
 
+-- The paths (relative to DIR) a row's outputs will take, as far as they are known before its
+-- task exists: `count` outputs of `kind`, each with its kind's extension (a URL's own extension
+-- is only known at the download, which checks its path again). nil when the template names
+-- the task ({task_id}).
+---@param template string
+---@param row table
+---@param kind string|nil video|image|audio
+---@param count integer
+---@return string[]|nil
+function M.expected(template, row, kind, count)
+  if template:find("{task_id}", 1, true) then
+    return nil
+  end
+  local list = {}
+  for n = 1, count do
+    list[n] = M.name(template, row, n, { kind = kind }, count)
+  end
+  return list
+end
+
 local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end

@@ -13,6 +13,8 @@ local local_file = require "kling.local_file"
 local names = require "kling.batch.names"
 local providers = require "kling.providers"
 local download = require "kling.batch.download"
+local errors = require "kling.errors"
+local output_path = require "kling.output_path"
 
 -- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
 -- never is; validation, auth, quota and unpriced need the manifest or the account changed.
@@ -95,6 +97,12 @@ return function(Batch)
     if not endpoint then
       return nil, err
     end
+    if row.mode == "fresh" then
+      err = self:output_refusal(row, endpoint, req)
+      if err then
+        return nil, err
+      end
+    end
     if providers.takes_external_id(client.provider, endpoint) then
       if not row.ext then
         local given = row.request.external_task_id
@@ -104,6 +112,23 @@ return function(Batch)
       req.external_task_id = row.ext
     end
     return req
+  end
+
+  -- Why the files a new task of this row would deliver cannot be written (a link, a FIFO or a
+  -- directory planted at one of them, or at its .part; kling.output_path), or nil: checked
+  -- before the create is sent, so that nothing is paid for an output that would be refused.
+  -- The download checks its path again (a link may be planted later).
+  function Batch:output_refusal(row, endpoint, req)
+    local def = row.client.provider.endpoints and row.client.provider.endpoints[endpoint]
+    local count = math.min(16, math.max(1, math.floor(tonumber(req.n) or 1)))
+    for _, rel in ipairs(names.expected(self.name_template, row, def and def.kind or "video", count) or {}) do
+      local refused = output_path.refusal(self.out .. "/" .. rel)
+      if refused then
+        return errors.validation("output", refused .. " (nothing was sent: remove it, or name the outputs "
+          .. "otherwise with --name)")
+      end
+    end
+    return nil
   end
 
   function Batch:launch(row)
