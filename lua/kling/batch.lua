@@ -360,14 +360,23 @@ function Batch:posters(rows)
   if not ffmpeg.have() then
     return
   end
+  local refused = {}
   for _, r in ipairs(rows) do
     for _, f in ipairs(r.files) do
       if f.kind == "video" and f.path then
         local rel = "posters/" .. f.path .. ".jpg"
         local path = self.out .. "/" .. rel
-        local made = (download.size_of(path) or 0) > 0
-          or (names.mkdir_p(names.dirname(path)) and ffmpeg.poster(self.out .. "/" .. f.path, path))
-        if made then
+        local dir = names.dirname(rel)
+        local ok = refused[dir] == nil
+        if ok then
+          local err
+          ok, err = output_path.mkdir_under(self.out, dir) -- never through a link planted at DIR/posters
+          if not ok then
+            refused[dir] = err
+            self.progress:event("no poster frames in " .. self.out .. "/" .. dir .. ": " .. tostring(err))
+          end
+        end
+        if ok and ((download.size_of(path) or 0) > 0 or ffmpeg.poster(self.out .. "/" .. f.path, path)) then
           f.poster = rel
         end
       end

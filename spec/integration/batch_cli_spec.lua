@@ -98,6 +98,28 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(root .. "/nowhere"))
   end)
 
+  -- With `ln -s /tmp DIR/posters`, the poster frame was written to /tmp/r00.mp4.jpg.
+  it("kling run never follows a link planted at DIR/posters or at a subdirectory of --name", function()
+    local m = root .. "/posters.jsonl"
+    write(m, '{"id": "r00", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local dir, elsewhere = root .. "/o13", root .. "/elsewhere"
+    os.execute("mkdir -p " .. q(dir) .. " " .. q(elsewhere) .. " && ln -s " .. q(elsewhere) .. " "
+      .. q(dir .. "/posters"))
+    local status, out = kling("run " .. m .. " --out " .. q(dir))
+    assert.are.equal(0, status, out)
+    assert.matches("no poster frames in " .. dir .. "/posters: " .. dir .. "/posters is a symbolic link", out, 1, true)
+    assert.is_nil(io.open(elsewhere .. "/r00.mp4.jpg"))
+    assert(io.open(dir .. "/r00.mp4")):close()
+    -- a subdirectory the name template makes: refused before the create
+    dir = root .. "/o14"
+    os.execute("mkdir -p " .. q(dir) .. " && ln -s " .. q(elsewhere) .. " " .. q(dir .. "/kling-v1"))
+    status, out = kling("run " .. m .. " --out " .. q(dir) .. " --name '{model}/{id}.{ext}'")
+    assert.are.equal(2, status, out)
+    assert.matches(dir .. "/kling-v1 is a symbolic link", out, 1, true)
+    assert.are.equal(1, sim.stats().creates)
+    assert.is_nil(io.open(elsewhere .. "/r00.mp4"))
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

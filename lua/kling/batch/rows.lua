@@ -122,7 +122,8 @@ return function(Batch)
     local def = row.client.provider.endpoints and row.client.provider.endpoints[endpoint]
     local count = math.min(16, math.max(1, math.floor(tonumber(req.n) or 1)))
     for _, rel in ipairs(names.expected(self.name_template, row, def and def.kind or "video", count) or {}) do
-      local refused = output_path.refusal(self.out .. "/" .. rel)
+      local _, refused = output_path.mkdir_under(self.out, names.dirname(rel) or "")
+      refused = refused or output_path.refusal(self.out .. "/" .. rel)
       if refused then
         return errors.validation("output", refused .. " (nothing was sent: remove it, or name the outputs "
           .. "otherwise with --name)")
@@ -353,15 +354,16 @@ return function(Batch)
           self:file_done(row, n, o, rel, size)
         end
       else
-        local dir = names.dirname(path)
-        if dir then
-          names.mkdir_p(dir)
+        local made, err = output_path.mkdir_under(self.out, names.dirname(rel) or "") -- never through a link
+        if made then
+          row.pending_files = row.pending_files + 1
+          self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
+            on_done = function(job, p, bytes, expired)
+              self:downloaded(job, p, bytes, expired)
+            end }
+        else
+          row.download_error = "download refused: " .. err
         end
-        row.pending_files = row.pending_files + 1
-        self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
-          on_done = function(job, p, bytes, expired)
-            self:downloaded(job, p, bytes, expired)
-          end }
       end
     end
     self:maybe_done(row)
