@@ -29,6 +29,7 @@ local providers = require "kling.providers"
 local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
 local output_path = require "kling.output_path"
+local local_file = require "kling.local_file"
 
 local M = {}
 
@@ -52,12 +53,11 @@ end
 ---@return table|nil storyboard
 ---@return string|nil err
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the storyboard: " .. tostring(err)
+  local text, err = local_file.read_text(path)
+  if not text then
+    return nil, "cannot read the storyboard: " .. err
   end
-  local doc, jerr = json.decode(f:read("a"))
-  f:close()
+  local doc, jerr = json.decode(text)
   if type(doc) ~= "table" then
     return nil, path .. ": not a JSON storyboard (" .. tostring(jerr or type(doc)) .. ")"
   end

@@ -120,6 +120,26 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(elsewhere .. "/r00.mp4"))
   end)
 
+  -- kling run given a directory failed with an internal error (manifest.lua: attempt to index a
+  -- nil value), exit 1; the others said "(expected a JSON string, got nil)".
+  it("every command given a directory for an input file says so, exit 2, nothing sent", function()
+    local d = root .. "/a-directory"
+    os.execute("mkdir -p " .. q(d))
+    local m = root .. "/one.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    for _, args in ipairs { "run " .. q(d) .. " --out " .. q(root .. "/o20"),
+      "storyboard " .. q(d) .. " --out " .. q(root .. "/o21"),
+      "run " .. m .. " --out " .. q(root .. "/o22") .. " --defaults " .. q(d),
+      "run " .. m .. " --out " .. q(root .. "/o22") .. " --budget 5 --rates " .. q(d),
+      "estimate --file " .. q(d) } do
+      local status, out = kling(args)
+      assert.are.equal(2, status, args .. ": " .. out)
+      assert.matches(d .. " is a directory", out, 1, true)
+      assert.is_nil(out:find("internal error", 1, true), out)
+    end
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

@@ -6,6 +6,7 @@
 -- running batch.
 local core = require "kling.core"
 local json = require "kling.json"
+local local_file = require "kling.local_file"
 
 local M = {}
 
@@ -249,12 +250,10 @@ end
 -- opts.defaults (flags) over them. info = {format, sha256, rows}.
 function M.load(path, opts)
   opts = opts or {}
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the manifest: " .. tostring(err)
+  local text, err = local_file.read_text(path)
+  if not text then
+    return nil, "cannot read the manifest: " .. err
   end
-  local text = f:read("a")
-  f:close()
   local format = opts.format
   if not format then
     local ext = path:lower():match("%.(%w+)$")

@@ -82,12 +82,11 @@ local fail = flags.failure("kling run")
 local function defaults(opts)
   local d = {}
   if opts.defaults_file then
-    local f, err = io.open(opts.defaults_file, "rb")
-    if not f then
-      return nil, "cannot read --defaults: " .. tostring(err)
+    local text, err = require("kling.local_file").read_text(opts.defaults_file)
+    if not text then
+      return nil, "cannot read --defaults: " .. err
     end
-    local v, jerr = require("kling.json").decode(f:read("a"))
-    f:close()
+    local v, jerr = require("kling.json").decode(text)
     if type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
       -- an array's items would read as fields named 1, 2, ... and every row fail on them
       return nil, "--defaults must hold a JSON object (" .. tostring(jerr or (type(v) == "table" and "got an array")

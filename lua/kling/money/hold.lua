@@ -235,12 +235,11 @@ end
 -- A rates file (JSON): {"currency": "CNY", "rates": {"USD": "7.10", "evolink-credits": "0.10"}},
 -- units of `currency` per unit of each other one, as decimal strings. -> rates | nil, message
 function M.read_rates(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the rates: " .. tostring(err)
+  local text, err = require("kling.local_file").read_text(path)
+  if not text then
+    return nil, "cannot read the rates: " .. err
   end
-  local v, jerr = require("kling.json").decode(f:read("a"))
-  f:close()
+  local v, jerr = require("kling.json").decode(text)
   if type(v) ~= "table" or type(v.currency) ~= "string" or type(v.rates) ~= "table" then
     return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
       .. (jerr and (" (" .. tostring(jerr) .. ")") or "")
