@@ -254,10 +254,13 @@ local function final_path(out)
   return out .. "/storyboard.mp4"
 end
 
--- Why a storyboard of `count` segments could not write one of its files in `out` (a link, a
+--- Why a storyboard of `count` segments could not write one of its files in `out` (a link, a
 -- FIFO or a directory planted there, or at its .part; kling.output_path), or nil: checked
 -- before the first create, so that no segment is paid for whose file would be refused. Each
 -- write checks its path again (a link may be planted later).
+---@param out string the storyboard's directory
+---@param count integer its segments
+---@return string|nil refusal naming the path
 function M.output_refusal(out, count)
   local paths = { final_path(out), final_path(out) .. ".txt" }
   for k = 1, count do
