@@ -110,6 +110,11 @@ describe("kling.cli", function()
         "^[^\n]*%-%-budget must be a decimal amount .*%(got \"%-5CNY\"%)" },
       { { "run", "m", "--out", "d", "--budget", "5credits" }, "%-%-budget 5credits: credits is not one currency" },
       { { "estimate", "--model", "kling-v2-6", "--duration", "-5" }, "duration: must be one of 5, 10 .*%(got %-5%)" },
+      -- accepted, and the first interval longer than the longest
+      { { "run", "m", "--out", "d", "--poll-min", "20", "--poll-max", "5" },
+        "^kling run: %-%-poll%-min %(20%) is longer than %-%-poll%-max %(5%)" },
+      { { "storyboard", "f", "--out", "d", "--poll-min", "2.5", "--poll-max", "1" },
+        "%-%-poll%-min %(2.5%) is longer than %-%-poll%-max %(1%)" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])
