@@ -172,7 +172,9 @@ local function csv_rows(text, path)
   end
   local rows = {}
   for _, rec in ipairs(records) do
-    if #rec > #header then
+    -- Fewer cells as well as more: a row short of a comma has every later cell under the
+    -- wrong column (an empty cell is written as nothing between two commas).
+    if #rec ~= #header then
       return nil, string.format("%s:%d: %d cells, the header has %d", path, rec.line, #rec, #header)
     end
     local row = {}
