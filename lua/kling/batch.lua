@@ -149,7 +149,8 @@ end
 -- batch keeps its caps); the ledger replays the journal's movements, so the spend so far
 -- counts. A bare amount is in --currency, else the unit of the provider the flags name.
 -- A budget in a currency no provider charges in, which no rate of the user's converts, could
--- never count anything: refused by name before anything is sent. -> message | nil
+-- never count anything, nor could a rate for such a currency: refused by name before anything
+-- is sent. -> message | nil
 local function uncountable(budgets, rates)
   local units, list = {}, {}
   for _, name in ipairs(providers.names) do
@@ -160,10 +161,21 @@ local function uncountable(budgets, rates)
       list[#list + 1] = unit
     end
   end
+  table.sort(list)
+  local rated = {}
+  for cur in pairs(rates and rates.rates or {}) do
+    rated[#rated + 1] = cur
+  end
+  table.sort(rated)
+  for _, cur in ipairs(rated) do
+    if not units[cur] then
+      return "--rates: rates." .. cur .. ": no provider charges in " .. cur .. ", so the rate could never apply "
+        .. "(the providers' units: " .. table.concat(list, ", ") .. ")"
+    end
+  end
   for _, b in ipairs(budgets) do
     local c = b.currency
     if not units[c] and not (rates and (rates.currency == c or rates.rates[c] ~= nil)) then
-      table.sort(list)
       return "budget " .. tostring(b.limit) .. " " .. tostring(c) .. ": no provider charges in " .. tostring(c)
         .. " and no --rates converts it, so nothing could count against it (the providers' units: "
         .. table.concat(list, ", ") .. ")"
@@ -213,7 +225,7 @@ function Batch:open_ledger(st)
   if not budgets then
     return true
   end
-  local why = o.budget and uncountable(budgets, rates)
+  local why = (o.budget or o.rates) and uncountable(budgets, rates)
   if why then
     return nil, why
   end

@@ -140,6 +140,29 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().requests)
   end)
 
+  -- Accepted: an unknown top-level field, a rate for a currency nothing charges in, a rate for
+  -- the rates' own currency; "0.0000001" said only "must be a decimal string such as 0.14".
+  it("kling run refuses a --rates file naming the field, the currency or the rule it breaks", function()
+    local m = root .. "/one.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local rates = root .. "/rates.json"
+    for body, said in pairs {
+      ['{"currency": "CNY", "rates": {"USD": "7.1"}, "x": 1}'] = "rates.json: x is not a field of a rates file",
+      ['{"currency": "CNY", "rates": {"XYZ": "1"}}'] = "--rates: rates.XYZ: no provider charges in XYZ",
+      ['{"currency": "CNY", "rates": {"CNY": "2"}}'] = "rates.CNY: CNY is the rates' own currency",
+      ['{"currency": "CNY", "rates": {"USD": "0.0000001"}}'] =
+        'rates.USD: a positive decimal string with at most 6 decimals is required, such as "0.14" '
+        .. '(got "0.0000001": more than 6 decimals)',
+      ['{"currency": "CNY", "rates": {"USD": "-7"}}'] = '(got "-7": not positive)',
+    } do
+      write(rates, body)
+      local status, out = kling("run " .. m .. " --out " .. q(root .. "/o24") .. " --budget 5CNY --rates " .. rates)
+      assert.are.equal(2, status, out)
+      assert.matches(said, out, 1, true)
+    end
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

@@ -244,10 +244,15 @@ function M.read_rates(path)
     return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
       .. (jerr and (" (" .. tostring(jerr) .. ")") or "")
   end
+  for k in pairs(v) do
+    if k ~= "currency" and k ~= "rates" then
+      return nil, path .. ": " .. tostring(k) .. " is not a field of a rates file (known: currency, rates)"
+    end
+  end
   for cur, rate in pairs(v.rates) do
-    if type(rate) ~= "string" or not core.money_parse(rate) then
-      return nil, path .. ": rates." .. tostring(cur) .. " must be a decimal string such as \"0.14\" (got "
-        .. tostring(rate) .. ")"
+    local problem = ledgers.rate_problem(cur, rate, v.currency)
+    if problem then
+      return nil, path .. ": rates." .. tostring(cur) .. ": " .. problem
     end
   end
   return { currency = v.currency, rates = v.rates }
