@@ -248,6 +248,20 @@ describe("the workflow commands", function()
       .. "https://example.com/f.png --image https://example.com/s.png --cache " .. cache)
     assert.are.equal(0, status, out)
     assert.matches("from the cache: nothing paid", out)
+    -- The keys as flags (the environment has none), as every other command takes them: the same
+    -- account, so the same cached element ("--api-key" was an unknown option).
+    local i = sim.info()
+    local bare = string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY= KLING_SECRET_KEY= "
+      .. "KLING_API_KEY= ", i.http)
+    status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
+      .. "--image https://example.com/s.png --cache " .. cache .. " --access-key " .. q(i.access_key)
+      .. " --secret-key " .. q(i.secret_key), bare)
+    assert.are.equal(0, status, out)
+    assert.matches("from the cache: nothing paid", out)
+    status, out = kling("element create --name Ann --description 'x' --image https://example.com/f.png --image "
+      .. "https://example.com/s.png --cache " .. cache .. " --api-key " .. q(i.api_key), bare)
+    assert.are.equal(0, status, out)
+    assert.matches("element Ann: %d+ %(kling, created%)", out)
     status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
       .. "--voice 1 --cache " .. cache)
     assert.are.equal(2, status, out)
