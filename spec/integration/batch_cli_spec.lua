@@ -163,6 +163,21 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().requests)
   end)
 
+  -- "kling run two.jsonl --quiet --set nonsense=1" exited 2 and printed nothing at all.
+  it("kling run --quiet still says why rows failed (on stderr), and prints nothing when all succeeded", function()
+    local m = root .. "/two.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "b", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local status, out = kling("run " .. m .. " --out " .. q(root .. "/o11") .. " --quiet --set nonsense=1")
+    assert.are.equal(2, status, out)
+    assert.matches("kling run: 2 of 2 rows failed or are uncertain", out, 1, true)
+    assert.matches("a%s+failed%s+validation: nonsense: unknown field", out)
+    assert.matches("b%s+failed%s+validation: nonsense: unknown field", out)
+    status, out = kling("run " .. m .. " --out " .. q(root .. "/o11b") .. " --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.are.equal("exit=0\n", out)
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'

@@ -2,6 +2,7 @@
 local batch = require "kling.batch"
 local flags = require "kling.cli.flags"
 local manifest = require "kling.batch.manifest"
+local report = require "kling.batch.report"
 
 local M = {}
 
@@ -73,7 +74,7 @@ Exit status:
     :argname("FILE"):target "element_cache"
   cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
     :argname("MODE"):choices { "auto", "bar", "plain", "none" }
-  cmd:flag("--quiet", "no progress and no table (summary.json and report.html still written)")
+  cmd:flag("--quiet", "no progress and no table, only the rows that failed (on stderr)")
 end
 
 local fail = flags.failure("kling run")
@@ -123,6 +124,19 @@ function M.run(opts)
   local result, rerr, status = batch.run(opts)
   if not result then
     return fail(status, rerr)
+  end
+  if opts.quiet then
+    -- quiet hides the progress and the table, never why rows failed
+    local failed = {}
+    for _, r in ipairs(result.rows) do
+      if r.state == "failed" or r.state == "uncertain" then
+        failed[#failed + 1] = report.row_line(r)
+      end
+    end
+    if #failed > 0 then
+      io.stderr:write("kling run: ", #failed, " of ", #result.rows, " rows failed or are uncertain (",
+        result.paths.summary, "):\n", flags.printable(table.concat(failed, "\n"), true), "\n")
+    end
   end
   return status
 end
