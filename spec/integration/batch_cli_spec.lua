@@ -250,6 +250,10 @@ describe("the workflow commands", function()
       .. i.providers.evolink, string.format("KLING_API_KEY='%s' ", i.api_key))
     assert.are.equal(4, status, out)
     assert.matches("lost%s+uncertain", out)
+    -- EvoLink keeps no task list: "check the provider's task list" sent the user to a kling
+    -- tasks that refuses it
+    assert.matches("check the usage or billing page of your evolink account for a task created at", out, 1, true)
+    assert.is_nil(out:find("task list:", 1, true), out)
     assert.are.equal(0, sim.stats().creates)
   end)
 

@@ -286,10 +286,21 @@ return function(Batch)
     self:journal_row("final", row, rec)
   end
 
+  -- Where to look for a task that may exist: the provider's task list when it keeps one
+  -- (kling tasks), else the account's own pages (kling tasks cannot list it).
+  local function where_to_look(self, row)
+    local P = row.client and row.client.provider or providers.get(self:provider_of(row))
+    if P and providers.lists_tasks(P) then
+      return "check its task list: kling tasks --provider " .. P.name
+    end
+    return "check the usage or billing page of your " .. (P and P.name or "provider") .. " account for a task "
+      .. "created at " .. os.date("!%Y-%m-%d %H:%M UTC") .. "; it keeps no task list kling tasks could read"
+  end
+
   function Batch:uncertain(row, err)
     row.error = error_record(err)
     row.error.message = "the create's fate is unknown and the provider cannot look it up: " .. row.error.message
-      .. " (never resent; check the provider's task list)"
+      .. " (never resent; " .. where_to_look(self, row) .. ")"
     self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
     self:finalize(row, "uncertain")
     self:event(row, "uncertain: " .. row.error.message)
