@@ -450,17 +450,32 @@ function Run:request(seg)
   return req
 end
 
+-- err about a segment that starts from the previous one's last frame, sent inline (no
+-- frames_base_url): a provider that takes image URLs only refuses it, and the way out is to
+-- serve DIR and name where (the Lua option and the flag). -> err
+function Run:frame_hint(err)
+  if type(err) == "table" and err.field == "image" and not self.frames_base_url then
+    err.message = tostring(err.message) .. " (segments start from the previous one's last frame: this provider "
+      .. "needs it as a URL: serve " .. self.out .. " and give frames_base_url / --frames-base-url)"
+  end
+  return err
+end
+
 -- Every segment's request checked before the first is sent (a chained segment with a
 -- stand-in for the frame it will start from).
 function Run:check_all(segs, continuity)
   for k, seg in ipairs(segs) do
     local req, err = self:request(seg)
-    if req and k > 1 and continuity and not req.image then
+    local chained = req and k > 1 and continuity and not req.image
+    if chained then
       req.image = self.frames_base_url and (self.frames_base_url .. "/frame.png") or FRAME_STANDIN
     end
     if req then
       local _
       _, err = self.client:check(req)
+      if err and chained then
+        self:frame_hint(err)
+      end
     end
     if err then
       if err.field and err.field ~= "element_list" and not err.field:match("^element_list%[") then
@@ -502,11 +517,7 @@ function Run:segment(k, seg, start_frame)
   local t
   t, err = self:task_of(k, req, key)
   if not t then
-    if err.field == "image" and start_frame and not self.frames_base_url then
-      err.message = err.message .. " (segments start from the previous one's last frame: this provider needs it "
-        .. "as a URL: serve " .. self.out .. " and give frames_base_url / --frames-base-url)"
-    end
-    return nil, err
+    return nil, start_frame and self:frame_hint(err) or err
   end
   self:progress { segment = k, segments = self.count, status = t.status, task_id = t.id }
   local done

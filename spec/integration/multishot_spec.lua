@@ -129,6 +129,15 @@ describe("a storyboard against the simulator", function()
     _, err = multishot.run(client, { model = "kling-v1", shots = shots(5, 7) }, { out = fresh_dir() })
     assert.are.equal("duration", err.field) -- kling-v1 has no multi-shot: shots alone, 5 or 10 s
     assert.matches("^segment 2 %(shots 2..2%)", err.message) -- found before segment 1 was sent
+    -- A provider that takes image URLs only, without frames_base_url: the option is named
+    -- (it said only "must be a public http(s) URL of the image").
+    local i = sim.info()
+    local evolink = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    _, err = multishot.run(evolink, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4) },
+      { out = fresh_dir() })
+    assert.are.equal("image", err.field)
+    assert.matches("^segment 2 %(shots 4..4%)", err.message)
+    assert.matches("give frames_base_url / --frames-base-url", err.message, 1, true)
     assert.are.equal(before, sim.stats().requests)
   end)
 
