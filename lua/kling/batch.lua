@@ -546,6 +546,7 @@ function M.run(opts)
     parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
     name_template = opts.name or names.DEFAULT, now = core.now_ms, started_ms = core.now_ms(),
     started_s = core.wall_s(), clients = {}, client_errors = {}, engines = {}, by_task = {}, active = 0, queue = {},
+    claimed = {}, -- output path (relative) -> the row whose file it is
     deadline_s = opts.deadline, elements = opts.element_cache and require("kling.element") or nil,
     element_cache = opts.element_cache,
   }, Batch)
@@ -593,6 +594,11 @@ function M.start(self, rows, info)
   local rok, rerr = self:resume(st)
   if not rok then
     return nil, rerr
+  end
+  for _, row in ipairs(rows) do
+    for _, f in pairs(row.files or {}) do
+      self.claimed[f.path] = row
+    end
   end
   self.downloads = download.new { ca_file = opts.ca_file or os.getenv("KLING_CA_FILE") }
   local total = 0

@@ -62,28 +62,41 @@ function M.ext_of(url, kind)
   return BY_KIND[kind] or "bin"
 end
 
--- name(template, row, n, output, count) -> relative path
-function M.name(template, row, n, o, count)
-  local t = template
+-- The template of a row with `count` outputs: "-{n}" before the extension when it has no {n}.
+local function numbered(t, count)
   if count > 1 and not t:find("{n}", 1, true) then
     local with, k = t:gsub("%.{ext}$", "-{n}.{ext}")
     t = k > 0 and with or (t .. "-{n}")
   end
+  return t
+end
+
+-- name(template, row, n, output, count) -> relative path
+function M.name(template, row, n, o, count)
+  local t = numbered(template, count)
   local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n), kind = o.kind or "video",
     ext = M.ext_of(o.url, o.kind), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
   return (t:gsub("{([%w_]+)}", vars))
 end
 
 -- What a row's outputs are named before any task exists: the template with the row's values,
--- {n} {kind} {ext} left as they are; nil when {task_id} gives every task a name of its own.
-local function stem(template, row)
+-- one name per output it asks for (its `n`, else one), {kind} and {ext} left as they are;
+-- none when {task_id} gives every task a name of its own.
+local function stems(template, row)
   if template:find("{task_id}", 1, true) then
-    return nil
+    return {}
   end
-  local vars = { id = M.safe(row.id), row = tostring(row.index), model = M.safe(row.request.model or "") }
-  return (template:gsub("{([%w_]+)}", function(k)
-    return vars[k]
-  end))
+  local count = math.min(16, math.max(1, math.floor(tonumber(row.request.n) or 1)))
+  local t = numbered(template, count)
+  local list = {}
+  for n = 1, count do
+    local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n),
+      model = M.safe(row.request.model or "") }
+    list[n] = t:gsub("{([%w_]+)}", function(k)
+      return vars[k]
+    end)
+  end
+  return list
 end
 
 -- The first two rows whose outputs would get the same file name (ids that differ only in what
@@ -96,14 +109,14 @@ end
 function M.clash(template, rows)
   local by = {}
   for _, row in ipairs(rows) do
-    local s = stem(template, row)
-    local other = s and by[s]
-    if other then
-      return string.format("%d: id '%s' names its output %s, as does id '%s' on line %d (a file name keeps only "
-        .. "letters, digits, '-', '_' and '.'): give one of them another id", row.line, row.id, s, other.id,
-        other.line)
-    end
-    if s then
+    for _, s in ipairs(stems(template, row)) do
+      local other = by[s]
+      if other and other ~= row then
+        return string.format("%d: id '%s' names its output %s, as does id '%s' on line %d (a file name keeps only "
+          .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
+          .. "another id", row.line, row.id, s, other.id,
+          other.line)
+      end
       by[s] = row
     end
   end

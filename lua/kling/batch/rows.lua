@@ -360,13 +360,20 @@ return function(Batch)
       local rel = rec and rec.path or names.name(self.name_template, row, n, o, count)
       local path = self.out .. "/" .. rel
       local size = download.size_of(path)
-      if size and size > 0 then
+      local owner = self.claimed[rel]
+      if owner and owner ~= row then
+        -- more outputs than the row asked for, numbered onto another row's name (names.clash
+        -- counts what rows ask for): never taken for this row's, never overwritten
+        row.download_error = "download refused: " .. rel .. " is the output of row '" .. owner.id .. "' (line "
+          .. owner.line .. "): give the rows names apart (--name '{row}-{id}.{ext}')"
+      elseif size and size > 0 then
         if not rec then
           self:file_done(row, n, o, rel, size)
         end
       else
         local made, err = output_path.mkdir_under(self.out, names.dirname(rel) or "") -- never through a link
         if made then
+          self.claimed[rel] = row
           row.pending_files = row.pending_files + 1
           self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
             on_done = function(job, p, bytes, expired)
@@ -381,6 +388,7 @@ return function(Batch)
   end
 
   function Batch:file_done(row, n, o, rel, bytes)
+    self.claimed[rel] = row
     row.files[n] = { path = rel, bytes = bytes, kind = o.kind, n = n }
     self:journal_row("file", row, { n = n, path = rel, bytes = bytes, kind = o.kind })
   end
