@@ -152,7 +152,8 @@ end
 -- batch keeps its caps); the ledger replays the journal's movements, so the spend so far
 -- counts. A bare amount is in --currency, else the unit of the provider the flags name.
 -- A budget in a currency no provider charges in, which no rate of the user's converts, could
--- never count anything: refused by name before anything is sent. -> message | nil
+-- never count anything, nor could a rate for such a currency: refused by name before anything
+-- is sent. -> message | nil
 local function uncountable(budgets, rates)
   local units, list = {}, {}
   for _, name in ipairs(providers.names) do
@@ -163,10 +164,21 @@ local function uncountable(budgets, rates)
       list[#list + 1] = unit
     end
   end
+  table.sort(list)
+  local rated = {}
+  for cur in pairs(rates and rates.rates or {}) do
+    rated[#rated + 1] = cur
+  end
+  table.sort(rated)
+  for _, cur in ipairs(rated) do
+    if not units[cur] then
+      return "--rates: rates." .. cur .. ": no provider charges in " .. cur .. ", so the rate could never apply "
+        .. "(the providers' units: " .. table.concat(list, ", ") .. ")"
+    end
+  end
   for _, b in ipairs(budgets) do
     local c = b.currency
     if not units[c] and not (rates and (rates.currency == c or rates.rates[c] ~= nil)) then
-      table.sort(list)
       return "budget " .. tostring(b.limit) .. " " .. tostring(c) .. ": no provider charges in " .. tostring(c)
         .. " and no --rates converts it, so nothing could count against it (the providers' units: "
         .. table.concat(list, ", ") .. ")"
@@ -216,7 +228,7 @@ function Batch:open_ledger(st)
   if not budgets then
     return true
   end
-  local why = o.budget and uncountable(budgets, rates)
+  local why = (o.budget or o.rates) and uncountable(budgets, rates)
   if why then
     return nil, why
   end
@@ -363,14 +375,23 @@ function Batch:posters(rows)
   if not ffmpeg.have() then
     return
   end
+  local refused = {}
   for _, r in ipairs(rows) do
     for _, f in ipairs(r.files) do
       if f.kind == "video" and f.path then
         local rel = "posters/" .. f.path .. ".jpg"
         local path = self.out .. "/" .. rel
-        local made = (download.size_of(path) or 0) > 0
-          or (names.mkdir_p(names.dirname(path)) and ffmpeg.poster(self.out .. "/" .. f.path, path))
-        if made then
+        local dir = names.dirname(rel)
+        local ok = refused[dir] == nil
+        if ok then
+          local err
+          ok, err = output_path.mkdir_under(self.out, dir) -- never through a link planted at DIR/posters
+          if not ok then
+            refused[dir] = err
+            self.progress:event("no poster frames in " .. self.out .. "/" .. dir .. ": " .. tostring(err))
+          end
+        end
+        if ok and ((download.size_of(path) or 0) > 0 or ffmpeg.poster(self.out .. "/" .. f.path, path)) then
           f.poster = rel
         end
       end
@@ -507,6 +528,10 @@ function M.run(opts)
   if not rows then
     return nil, info, M.EXIT.usage
   end
+  local clash = names.clash(opts.name or names.DEFAULT, rows)
+  if clash then
+    return nil, opts.manifest .. ":" .. clash, M.EXIT.usage
+  end
   local out = opts.out:gsub("/+$", "")
   if out == "" then
     out = "/"
@@ -524,6 +549,7 @@ function M.run(opts)
     parallel = opts.parallel or 4, retries = opts.retries or 2, estimate = opts.estimate,
     name_template = opts.name or names.DEFAULT, now = core.now_ms, started_ms = core.now_ms(),
     started_s = core.wall_s(), clients = {}, client_errors = {}, engines = {}, by_task = {}, active = 0, queue = {},
+    claimed = {}, -- output path (relative) -> the row whose file it is
     deadline_s = opts.deadline, elements = opts.element_cache and require("kling.element") or nil,
     element_cache = opts.element_cache,
   }, Batch)
@@ -571,6 +597,11 @@ function M.start(self, rows, info)
   local rok, rerr = self:resume(st)
   if not rok then
     return nil, rerr
+  end
+  for _, row in ipairs(rows) do
+    for _, f in pairs(row.files or {}) do
+      self.claimed[f.path] = row
+    end
   end
   self.downloads = download.new { ca_file = opts.ca_file or os.getenv("KLING_CA_FILE") }
   local total = 0

@@ -2,6 +2,7 @@
 -- PATH, a clip's last frame (storyboards chain segments with it) and a poster frame (the
 -- batch report shows it instead of a black box), and whether an output is in place.
 local core = require "kling.core"
+local output_path = require "kling.output_path"
 
 local M = {}
 
@@ -64,16 +65,10 @@ function M.last_frame(video, png, min_side)
   return M.run("-sseof -1 -i " .. quote(video) .. " -vf " .. quote(scale) .. " -update 1", png)
 end
 
--- nonempty(path) -> true when a file with content is there: how an output of ffmpeg (or a
+-- nonempty(path) -> true when a regular file with content is there: how an output of ffmpeg (or a
 -- segment already downloaded) is known to be in place.
 function M.nonempty(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return false
-  end
-  local size = f:seek("end")
-  f:close()
-  return size > 0
+  return (output_path.size(path) or 0) > 0 -- a regular file: a link or a FIFO is never opened
 end
 
 -- poster(video, jpg) -> true | nil, err: a frame one second in (the very first is often

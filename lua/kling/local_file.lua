@@ -14,6 +14,33 @@ local M = {}
 --- The largest file read: 10 MB, the official API's limit for an image.
 M.MAX_BYTES = 10 * 1024 * 1024
 
+--- The largest input file read as text (a manifest, a storyboard, --defaults, --rates, --file).
+M.MAX_TEXT = 256 * 1024 * 1024
+
+--- Reads a file the user named as an input (a manifest, a storyboard, --defaults, --rates, a
+-- request's --file): the one place these are read. Only a regular file is read (a directory,
+-- a FIFO or a device is named as such, checked before any open: nothing blocks), at most
+-- MAX_TEXT bytes.
+---@param path string
+---@return string|nil text
+---@return string|nil err naming the path and why ("x is a directory", the OS's reason)
+function M.read_text(path)
+  if type(path) ~= "string" or path == "" then
+    return nil, "no file named"
+  end
+  if path:find("%c") then
+    return nil, "a file path must not contain control characters"
+  end
+  local data, err = core.read_regular(path, M.MAX_TEXT + 1)
+  if not data then
+    return nil, tostring(err)
+  end
+  if #data > M.MAX_TEXT then
+    return nil, string.format("%s is over %d bytes", path, M.MAX_TEXT)
+  end
+  return data
+end
+
 -- Base64 of the formats the APIs take starts with these (JPEG, PNG, MP4's box size).
 local MAGIC = { "/9j/", "iVBORw0K", "AAAA" }
 

@@ -29,6 +29,7 @@ local providers = require "kling.providers"
 local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
 local output_path = require "kling.output_path"
+local local_file = require "kling.local_file"
 
 local M = {}
 
@@ -52,12 +53,11 @@ end
 ---@return table|nil storyboard
 ---@return string|nil err
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the storyboard: " .. tostring(err)
+  local text, err = local_file.read_text(path)
+  if not text then
+    return nil, "cannot read the storyboard: " .. err
   end
-  local doc, jerr = json.decode(f:read("a"))
-  f:close()
+  local doc, jerr = json.decode(text)
   if type(doc) ~= "table" then
     return nil, path .. ": not a JSON storyboard (" .. tostring(jerr or type(doc)) .. ")"
   end
@@ -240,6 +240,44 @@ function M.last_frame(video, png)
   return ffmpeg.last_frame(video, png, M.MIN_FRAME)
 end
 
+-- The files a storyboard writes in its directory: each segment, the last frame of each but
+-- the last (the next one's start), the joined video and the join's list.
+local function segment_path(out, k)
+  return string.format("%s/segment-%02d.mp4", out, k)
+end
+
+local function frame_path(out, k)
+  return string.format("%s/frame-%02d.png", out, k)
+end
+
+local function final_path(out)
+  return out .. "/storyboard.mp4"
+end
+
+--- Why a storyboard of `count` segments could not write one of its files in `out` (a link, a
+-- FIFO or a directory planted there, or at its .part; kling.output_path), or nil: checked
+-- before the first create, so that no segment is paid for whose file would be refused. Each
+-- write checks its path again (a link may be planted later).
+---@param out string the storyboard's directory
+---@param count integer its segments
+---@return string|nil refusal naming the path
+function M.output_refusal(out, count)
+  local paths = { final_path(out), final_path(out) .. ".txt" }
+  for k = 1, count do
+    paths[#paths + 1] = segment_path(out, k)
+    if k < count then
+      paths[#paths + 1] = frame_path(out, k)
+    end
+  end
+  for _, p in ipairs(paths) do
+    local refused = output_path.refusal(p)
+    if refused then
+      return refused
+    end
+  end
+  return nil
+end
+
 local function dirname(path)
   return path:match("^(.*)/[^/]*$") or "."
 end
@@ -412,17 +450,32 @@ function Run:request(seg)
   return req
 end
 
+-- err about a segment that starts from the previous one's last frame, sent inline (no
+-- frames_base_url): a provider that takes image URLs only refuses it, and the way out is to
+-- serve DIR and name where (the Lua option and the flag). -> err
+function Run:frame_hint(err)
+  if type(err) == "table" and err.field == "image" and not self.frames_base_url then
+    err.message = tostring(err.message) .. " (segments start from the previous one's last frame: this provider "
+      .. "needs it as a URL: serve " .. self.out .. " and give frames_base_url / --frames-base-url)"
+  end
+  return err
+end
+
 -- Every segment's request checked before the first is sent (a chained segment with a
 -- stand-in for the frame it will start from).
 function Run:check_all(segs, continuity)
   for k, seg in ipairs(segs) do
     local req, err = self:request(seg)
-    if req and k > 1 and continuity and not req.image then
+    local chained = req and k > 1 and continuity and not req.image
+    if chained then
       req.image = self.frames_base_url and (self.frames_base_url .. "/frame.png") or FRAME_STANDIN
     end
     if req then
       local _
       _, err = self.client:check(req)
+      if err and chained then
+        self:frame_hint(err)
+      end
     end
     if err then
       if err.field and err.field ~= "element_list" and not err.field:match("^element_list%[") then
@@ -445,7 +498,7 @@ function Run:segment(k, seg, start_frame)
   -- same segment (paid once).
   local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0"
     .. tostring(start_frame and basename(start_frame))):sub(1, 16)
-  local path = string.format("%s/segment-%02d.mp4", self.out, k)
+  local path = segment_path(self.out, k)
   local h = self.history[key]
   if h and h.done and ffmpeg.nonempty(path) then
     return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
@@ -464,11 +517,7 @@ function Run:segment(k, seg, start_frame)
   local t
   t, err = self:task_of(k, req, key)
   if not t then
-    if err.field == "image" and start_frame and not self.frames_base_url then
-      err.message = err.message .. " (segments start from the previous one's last frame: this provider needs it "
-        .. "as a URL: serve " .. self.out .. " and give frames_base_url / --frames-base-url)"
-    end
-    return nil, err
+    return nil, start_frame and self:frame_hint(err) or err
   end
   self:progress { segment = k, segments = self.count, status = t.status, task_id = t.id }
   local done
@@ -488,7 +537,7 @@ function Run:segment(k, seg, start_frame)
   if not got then
     return nil, derr
   end
-  os.remove(string.format("%s/frame-%02d.png", self.out, k)) -- a new video: its last frame is taken again
+  os.remove(frame_path(self.out, k)) -- a new video: its last frame is taken again
   self:log { t = "done", key = key, task_id = done.id, path = path, charge = done.charge }
   return { path = path, task_id = done.id, charge = done.charge }
 end
@@ -574,6 +623,10 @@ function M.run(client, sb, opts)
   if not ok then
     return nil, cerr
   end
+  refused = M.output_refusal(out, #segs)
+  if refused then
+    return nil, errors.validation("out", refused .. " (nothing was sent: remove it)")
+  end
   local done, result
   done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)
   if not done then
@@ -609,7 +662,7 @@ function Run:all(segs, continuity)
     total = total + seg.duration
     frame = nil
     if k < #segs and copy.shots[segs[k + 1].first].image == nil then
-      frame = string.format("%s/frame-%02d.png", out, k)
+      frame = frame_path(out, k)
       if not ffmpeg.nonempty(frame) then
         local got, ferr = M.last_frame(r.path, frame)
         if not got then
@@ -619,7 +672,7 @@ function Run:all(segs, continuity)
       seg.frame = frame
     end
   end
-  local file = out .. "/storyboard.mp4"
+  local file = final_path(out)
   local joined, jerr = M.join(files, file)
   if not joined then
     return nil, errors.validation("join", jerr)

@@ -87,6 +87,36 @@ function M.append(path)
   return f
 end
 
+--- Makes the directories of `rel` under `base` (base is the caller's, a link there is the
+-- user's own choice): each only where lstat finds a directory, or nothing (then made). A
+-- link planted at DIR/posters would have every file written under it land wherever it
+-- points; a file there is no directory either. The caller names the use in its error.
+-- mkdir_under(base, rel) -> true | nil, message naming the path
+---@param base string
+---@param rel string
+---@return boolean|nil
+---@return string|nil
+function M.mkdir_under(base, rel)
+  local path = base
+  for seg in rel:gmatch("[^/]+") do
+    path = path .. "/" .. seg
+    local ok, size, kind = core.output_target(path)
+    local _
+    if ok and size == nil then -- nothing there
+      local made, err = core.mkdir_p(path)
+      if not made then
+        return nil, err
+      end
+      ok, _, kind = core.output_target(path)
+    end
+    if ok or kind ~= "a directory" then
+      return nil, path .. " is " .. (ok and "a regular file" or kind or "not a directory")
+        .. ": a directory of outputs is used only when it is a directory itself (never through a link)"
+    end
+  end
+  return true
+end
+
 --- The size of the regular file at path, or nil (absent, or not a regular file: never opened,
 -- so a FIFO cannot block the caller).
 function M.size(path)

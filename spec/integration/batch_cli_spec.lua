@@ -70,6 +70,114 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(root .. "/ctl"))
   end)
 
+  -- Both tasks were paid for, one file was written, and summary.json gave both rows its path.
+  it("kling run refuses two rows whose ids clean up to one file name (exit 2, nothing sent)", function()
+    local m = root .. "/ids3.jsonl"
+    write(m, '{"id": "a/b", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "a_b", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local status, out = kling("run " .. m .. " --quiet --out " .. q(root .. "/o10"))
+    assert.are.equal(2, status, out)
+    assert.matches("ids3.jsonl:2: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(root .. "/o10/journal.jsonl"))
+  end)
+
+  -- 5 CNY was charged and the rows were left unfinished: the links were found at the download.
+  it("kling run refuses a row whose output path holds a planted link before its create (nothing sent)", function()
+    local m = root .. "/links.jsonl"
+    write(m, '{"id": "r00", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "r01", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local dir = root .. "/o12"
+    os.execute("mkdir -p " .. q(dir) .. " && ln -s /etc/passwd " .. q(dir .. "/r00.mp4") .. " && ln -s "
+      .. q(root .. "/nowhere") .. " " .. q(dir .. "/r01.mp4.part"))
+    local status, out = kling("run " .. m .. " --out " .. q(dir))
+    assert.are.equal(2, status, out)
+    assert.matches(dir .. "/r00.mp4 is a symbolic link", out, 1, true)
+    assert.matches(dir .. "/r01.mp4.part is a symbolic link", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(root .. "/nowhere"))
+  end)
+
+  -- With `ln -s /tmp DIR/posters`, the poster frame was written to /tmp/r00.mp4.jpg.
+  it("kling run never follows a link planted at DIR/posters or at a subdirectory of --name", function()
+    local m = root .. "/posters.jsonl"
+    write(m, '{"id": "r00", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local dir, elsewhere = root .. "/o13", root .. "/elsewhere"
+    os.execute("mkdir -p " .. q(dir) .. " " .. q(elsewhere) .. " && ln -s " .. q(elsewhere) .. " "
+      .. q(dir .. "/posters"))
+    local status, out = kling("run " .. m .. " --out " .. q(dir))
+    assert.are.equal(0, status, out)
+    assert.matches("no poster frames in " .. dir .. "/posters: " .. dir .. "/posters is a symbolic link", out, 1, true)
+    assert.is_nil(io.open(elsewhere .. "/r00.mp4.jpg"))
+    assert(io.open(dir .. "/r00.mp4")):close()
+    -- a subdirectory the name template makes: refused before the create
+    dir = root .. "/o14"
+    os.execute("mkdir -p " .. q(dir) .. " && ln -s " .. q(elsewhere) .. " " .. q(dir .. "/kling-v1"))
+    status, out = kling("run " .. m .. " --out " .. q(dir) .. " --name '{model}/{id}.{ext}'")
+    assert.are.equal(2, status, out)
+    assert.matches(dir .. "/kling-v1 is a symbolic link", out, 1, true)
+    assert.are.equal(1, sim.stats().creates)
+    assert.is_nil(io.open(elsewhere .. "/r00.mp4"))
+  end)
+
+  -- kling run given a directory failed with an internal error (manifest.lua: attempt to index a
+  -- nil value), exit 1; the others said "(expected a JSON string, got nil)".
+  it("every command given a directory for an input file says so, exit 2, nothing sent", function()
+    local d = root .. "/a-directory"
+    os.execute("mkdir -p " .. q(d))
+    local m = root .. "/one.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    for _, args in ipairs { "run " .. q(d) .. " --out " .. q(root .. "/o20"),
+      "storyboard " .. q(d) .. " --out " .. q(root .. "/o21"),
+      "run " .. m .. " --out " .. q(root .. "/o22") .. " --defaults " .. q(d),
+      "run " .. m .. " --out " .. q(root .. "/o22") .. " --budget 5 --rates " .. q(d),
+      "estimate --file " .. q(d) } do
+      local status, out = kling(args)
+      assert.are.equal(2, status, args .. ": " .. out)
+      assert.matches(d .. " is a directory", out, 1, true)
+      assert.is_nil(out:find("internal error", 1, true), out)
+    end
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
+  -- Accepted: an unknown top-level field, a rate for a currency nothing charges in, a rate for
+  -- the rates' own currency; "0.0000001" said only "must be a decimal string such as 0.14".
+  it("kling run refuses a --rates file naming the field, the currency or the rule it breaks", function()
+    local m = root .. "/one.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local rates = root .. "/rates.json"
+    for body, said in pairs {
+      ['{"currency": "CNY", "rates": {"USD": "7.1"}, "x": 1}'] = "rates.json: x is not a field of a rates file",
+      ['{"currency": "CNY", "rates": {"XYZ": "1"}}'] = "--rates: rates.XYZ: no provider charges in XYZ",
+      ['{"currency": "CNY", "rates": {"CNY": "2"}}'] = "rates.CNY: CNY is the rates' own currency",
+      ['{"currency": "CNY", "rates": {"USD": "0.0000001"}}'] =
+        'rates.USD: a positive decimal string with at most 6 decimals is required, such as "0.14" '
+        .. '(got "0.0000001": more than 6 decimals)',
+      ['{"currency": "CNY", "rates": {"USD": "-7"}}'] = '(got "-7": not positive)',
+    } do
+      write(rates, body)
+      local status, out = kling("run " .. m .. " --out " .. q(root .. "/o24") .. " --budget 5CNY --rates " .. rates)
+      assert.are.equal(2, status, out)
+      assert.matches(said, out, 1, true)
+    end
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
+  -- "kling run two.jsonl --quiet --set nonsense=1" exited 2 and printed nothing at all.
+  it("kling run --quiet still says why rows failed (on stderr), and prints nothing when all succeeded", function()
+    local m = root .. "/two.jsonl"
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "b", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local status, out = kling("run " .. m .. " --out " .. q(root .. "/o11") .. " --quiet --set nonsense=1")
+    assert.are.equal(2, status, out)
+    assert.matches("kling run: 2 of 2 rows failed or are uncertain", out, 1, true)
+    assert.matches("a%s+failed%s+validation: nonsense: unknown field", out)
+    assert.matches("b%s+failed%s+validation: nonsense: unknown field", out)
+    status, out = kling("run " .. m .. " --out " .. q(root .. "/o11b") .. " --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.are.equal("exit=0\n", out)
+  end)
+
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'
@@ -142,6 +250,10 @@ describe("the workflow commands", function()
       .. i.providers.evolink, string.format("KLING_API_KEY='%s' ", i.api_key))
     assert.are.equal(4, status, out)
     assert.matches("lost%s+uncertain", out)
+    -- EvoLink keeps no task list: "check the provider's task list" sent the user to a kling
+    -- tasks that refuses it
+    assert.matches("check the usage or billing page of your evolink account for a task created at", out, 1, true)
+    assert.is_nil(out:find("task list:", 1, true), out)
     assert.are.equal(0, sim.stats().creates)
   end)
 
@@ -155,6 +267,20 @@ describe("the workflow commands", function()
       .. "https://example.com/f.png --image https://example.com/s.png --cache " .. cache)
     assert.are.equal(0, status, out)
     assert.matches("from the cache: nothing paid", out)
+    -- The keys as flags (the environment has none), as every other command takes them: the same
+    -- account, so the same cached element ("--api-key" was an unknown option).
+    local i = sim.info()
+    local bare = string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY= KLING_SECRET_KEY= "
+      .. "KLING_API_KEY= ", i.http)
+    status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
+      .. "--image https://example.com/s.png --cache " .. cache .. " --access-key " .. q(i.access_key)
+      .. " --secret-key " .. q(i.secret_key), bare)
+    assert.are.equal(0, status, out)
+    assert.matches("from the cache: nothing paid", out)
+    status, out = kling("element create --name Ann --description 'x' --image https://example.com/f.png --image "
+      .. "https://example.com/s.png --cache " .. cache .. " --api-key " .. q(i.api_key), bare)
+    assert.are.equal(0, status, out)
+    assert.matches("element Ann: %d+ %(kling, created%)", out)
     status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
       .. "--voice 1 --cache " .. cache)
     assert.are.equal(2, status, out)

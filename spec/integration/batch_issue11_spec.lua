@@ -282,10 +282,25 @@ describe("issue 11", function()
     assert.are.equal(0, status, text)
     assert.truthy(slurp(dir .. "/one/storyboard.mp4"))
     assert.are.equal(3, sim.stats().creates)
-    -- A join that fails after segments were paid for is exit 1 (something was sent), not 2.
+    -- Something planted where the joined file goes is refused before any segment is paid for.
     os.execute("mkdir -p " .. dir .. "/sb3/storyboard.mp4")
     status, text = run_sb("two.json --out sb3 --split")
+    assert.are.equal(2, status, text)
+    assert.matches("sb3/storyboard.mp4 is a directory", text, 1, true)
+    assert.are.equal(3, sim.stats().creates)
+    -- A join that fails after segments were paid for (an ffmpeg that cannot concat) is exit 1
+    -- (something was sent), not 2.
+    local fake = dir .. "/fakebin"
+    os.execute("mkdir -p " .. fake)
+    local which = io.popen("command -v ffmpeg")
+    local real = which:read("l")
+    which:close()
+    write(fake .. "/ffmpeg", '#!/bin/sh\ncase "$*" in *concat*) echo "cannot join" >&2; exit 1;; esac\n'
+      .. 'exec ' .. real .. ' "$@"\n')
+    os.execute("chmod +x " .. fake .. "/ffmpeg")
+    status, text = run_sb("two.json --out sb4 --split", env() .. "PATH=" .. fake .. ":\"$PATH\" ")
     assert.are.equal(1, status, text)
+    assert.matches("cannot join", text, 1, true)
     assert.are.equal(5, sim.stats().creates)
   end)
 

@@ -335,7 +335,9 @@ describe("a batch against the simulator", function()
     end
   end)
 
-  it("never writes an output through a symbolic link planted at its name or its .part: those rows stay open",
+  -- Found only at the download, the links cost a paid task each: now the rows are refused before
+  -- their creates, and the download checks its path again for a link planted later.
+  it("never writes an output through a symbolic link planted at its name or its .part, nor pays for it",
     function()
       local dir = fresh_dir()
       write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "a", prompt = "a" }, { id = "b", prompt = "b" },
@@ -346,20 +348,34 @@ describe("a batch against the simulator", function()
         dir)))
       local result, err, status = run(dir)
       assert(result, err)
-      assert.are.equal(3, status) -- rows remain
+      assert.are.equal(0, status) -- c ran; a and b were refused (the manifest's directory must change)
       local by_id = {}
       for _, r in ipairs(result.rows) do
         by_id[r.id] = r
       end
       assert.are.equal("succeeded", by_id.c.state)
       assert.are.equal("ftyp", assert(slurp(dir .. "/c.mp4")):sub(5, 8))
+      assert.are.equal(1, sim.stats().creates, "only c was created")
       assert.are.equal(1, sim.stats().by_route["GET /media/{file}"], "only c's output was fetched")
       assert.are.equal("keep", slurp(root .. "/victim"))
       assert.are.equal("", slurp(root .. "/empty-victim"))
-      assert.are.equal("unfinished", by_id.a.state)
-      assert.matches("path: " .. dir .. "/a.mp4.part is a symbolic link", by_id.a.reason, 1, true)
-      assert.are.equal("unfinished", by_id.b.state)
-      assert.matches("path: " .. dir .. "/b.mp4 is a symbolic link", by_id.b.reason, 1, true)
+      assert.is_true(by_id.a.refused and by_id.b.refused)
+      assert.matches(dir .. "/a.mp4.part is a symbolic link", by_id.a.error.message, 1, true)
+      assert.matches(dir .. "/b.mp4 is a symbolic link", by_id.b.error.message, 1, true)
+      -- a link planted after the create: the download refuses it, sending nothing
+      local downloads = require("kling.batch.download").new {}
+      assert(os.execute(("ln -s %s/victim %s/late.mp4"):format(root, dir)))
+      local said
+      downloads:add { url = sim.info().http .. "/media/late.mp4", path = dir .. "/late.mp4",
+        on_done = function(_, p, msg)
+          said = { p, msg }
+        end }
+      downloads:step(0)
+      downloads:close()
+      assert.is_nil(said[1])
+      assert.matches("download refused: path: " .. dir .. "/late.mp4 is a symbolic link", said[2], 1, true)
+      assert.are.equal(1, sim.stats().by_route["GET /media/{file}"])
+      assert.are.equal("keep", slurp(root .. "/victim"))
     end)
 
   it("stops creating when the provider refuses the account, and leaves the rows for the next run", function()

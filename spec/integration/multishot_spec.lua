@@ -129,7 +129,33 @@ describe("a storyboard against the simulator", function()
     _, err = multishot.run(client, { model = "kling-v1", shots = shots(5, 7) }, { out = fresh_dir() })
     assert.are.equal("duration", err.field) -- kling-v1 has no multi-shot: shots alone, 5 or 10 s
     assert.matches("^segment 2 %(shots 2..2%)", err.message) -- found before segment 1 was sent
+    -- A provider that takes image URLs only, without frames_base_url: the option is named
+    -- (it said only "must be a public http(s) URL of the image").
+    local i = sim.info()
+    local evolink = sim.client { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key }
+    _, err = multishot.run(evolink, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4) },
+      { out = fresh_dir() })
+    assert.are.equal("image", err.field)
+    assert.matches("^segment 2 %(shots 4..4%)", err.message)
+    assert.matches("give frames_base_url / --frames-base-url", err.message, 1, true)
     assert.are.equal(before, sim.stats().requests)
+  end)
+
+  -- The segment was created and paid for, then its download refused the link.
+  it("refuses a link planted at a segment's or the joined file's path before the first create", function()
+    local victim = root .. "/victim"
+    for _, name in ipairs { "segment-01.mp4", "segment-02.mp4.part", "frame-01.png", "storyboard.mp4" } do
+      local dir = fresh_dir()
+      os.execute("mkdir -p '" .. dir .. "' && ln -s '" .. victim .. "' '" .. dir .. "/" .. name .. "'")
+      local r, err = multishot.run(client, { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) },
+        { out = dir })
+      assert.is_nil(r, name)
+      assert.are.equal("out", err.field)
+      assert.matches(dir .. "/" .. name .. " is a symbolic link", err.message, 1, true)
+      assert.is_nil(err.sent)
+    end
+    assert.are.equal(0, sim.stats().requests)
+    assert.is_nil(io.open(victim))
   end)
 
   it("returns a journal it cannot write: --out refused before anything is sent, later a sent error", function()

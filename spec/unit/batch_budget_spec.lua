@@ -79,6 +79,27 @@ describe("issue 11.5: budgets per currency", function()
     assert.matches("two budgets in CNY", err)
   end)
 
+  -- "5cny" suggested apiinone-cny, "1e999CNY" apiinone-e999CNY, "0x10CNY" apiinone-x10CNY; an
+  -- amount with 7 decimals or out of range only got the generic message.
+  it("says why a budget is refused: the code's case, the money parser's reason for the amount", function()
+    for text, said in pairs {
+      ["5cny"] = "budget 5cny: cny is not a currency code: codes are upper case (5CNY)",
+      ["1e999CNY"] = '(got "1e999CNY": not a decimal number)',
+      ["0x10CNY"] = '(got "0x10CNY": not a decimal number)',
+      ["5.0000001CNY"] = '(got "5.0000001CNY": more than 6 decimals)',
+      ["99999999999999999999CNY"] = '(got "99999999999999999999CNY": amount out of range)',
+      ["-5CNY"] = '(got "-5CNY": negative)',
+      ["5dollars"] = "dollars is not one currency; give an ISO code (CNY, USD) or a provider's unit",
+    } do
+      local none, err = budget.parse(text, "CNY")
+      assert.is_nil(none, text)
+      assert.matches(said, err, 1, true)
+      assert.is_nil(err:find("apiinone%-[^c]"), err) -- never a made-up unit
+    end
+    assert.are.same({ limit = "300", currency = "evolink-credits" }, budget.parse("300evolink-credits"))
+    assert.are.same({ limit = "5.5", currency = "USD" }, budget.parse(" 5.5 USD "))
+  end)
+
   -- The gateway's hole (issue 12.5) in the library's own budgets: the provider bills an
   -- avatar by its audio's real length, so a 2 s declaration must not be what is held.
   it("issue 11.5: a client's budget holds media billed by its real length at the endpoint's longest", function()

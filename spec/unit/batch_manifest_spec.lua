@@ -121,6 +121,7 @@ describe("a CSV manifest", function()
       { "id,duration\na,five\n", ":2: duration: must be a number %(got 'five'%)" },
       { "id,sound\na,maybe\n", ":2: sound: must be true or false" },
       { "id,prompt\na,b,c\n", ":2: 3 cells, the header has 2" },
+      { "id,prompt,duration\na,b,5\nc,d\n", ":3: 2 cells, the header has 3" },
       { 'id,prompt\na,"open\n', "line 2: a quoted field is not closed" },
       { "id,id\na,b\n", "header names 'id' twice" },
       { 'id,prompt\na,x"y\n', "a quote inside an unquoted field" },

@@ -36,6 +36,60 @@ describe("output names", function()
     assert.are.equal("webp", names.ext_of("https://x/i.webp", "image"))
     assert.are.equal("_..", names.safe(".."))
   end)
+
+  -- Ids that differ only in what safe() replaces gave one file to two paid tasks: the second
+  -- row found the first's download in place and took it for its own.
+  it("names the two rows whose outputs would get one file name, before anything is sent", function()
+    local function row(id, line, model)
+      return { id = id, index = line, line = line, request = { model = model or "kling-v1" } }
+    end
+    local rows = { row("a/b", 1), row("c", 2), row("a_b", 3) }
+    assert.are.equal("3: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1 (a file name keeps only "
+      .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
+      .. "another id", names.clash(names.DEFAULT, rows))
+    -- a --name template that runs what tells rows apart together
+    local two = { row("a1", 1), row("a", 11) }
+    assert.is_nil(names.clash("{id}-{row}.{ext}", two))
+    assert.matches("^11: id 'a' names its output a11%.{ext}, as does id 'a1' on line 1",
+      names.clash("{id}{row}.{ext}", two))
+    -- a row asking for several outputs numbers them: x-1, x-2 (images, n = 2)
+    local imgs = { { id = "x", index = 1, line = 1, request = { n = 2 } }, row("x-2", 2) }
+    assert.matches("^2: id 'x%-2' names its output x%-2%.{ext}, as does id 'x' on line 1", names.clash(names.DEFAULT,
+      imgs))
+    -- {row} and {task_id} keep rows apart
+    assert.is_nil(names.clash("{row}-{id}.{ext}", rows))
+    assert.is_nil(names.clash("{task_id}.{ext}", { row("a", 1), row("a", 2) }))
+  end)
+end)
+
+-- A row that delivers more outputs than it asked for is numbered x-1, x-2: onto the name of a
+-- row "x-1". Its download found that row's file in place and took it for its own.
+describe("a batch's downloads", function()
+  it("never take another row's file for a row's output, nor overwrite it", function()
+    local batch = require "kling.batch"
+    local files = require "support.files"
+    local dir = files.tempdir()
+    files.write(dir .. "/x-1.mp4", "row x-1's video")
+    local added, events, records = {}, {}, {}
+    local b = setmetatable({ out = dir, name_template = "{id}.{ext}", claimed = {},
+      downloads = { add = function(_, job) added[#added + 1] = job.rel end },
+      progress = { event = function(_, line) events[#events + 1] = line end },
+      journal = { append = function(_, rec) records[#records + 1] = rec return true end } }, batch.Batch)
+    local other = { id = "x-1", index = 2, line = 2, attempt = 1, files = {}, request = {} }
+    b.claimed["x-1.mp4"] = other
+    local row = { id = "x", index = 1, line = 1, attempt = 1, files = {}, request = { model = "kling-v1" },
+      outputs = { { kind = "video", url = "https://cdn.example/1.mp4" },
+        { kind = "video", url = "https://cdn.example/2.mp4" } } }
+    b:fetch_outputs(row)
+    assert.are.same({ "x-2.mp4" }, added) -- its second output is fetched; its first is not taken
+    assert.is_nil(row.files[1])
+    row.pending_files = 0
+    b:maybe_done(row)
+    assert.are.equal("unfinished", row.st)
+    assert.matches("x%-1%.mp4 is the output of row 'x%-1' %(line 2%)", row.reason)
+    assert.are.equal("row x-1's video", files.read(dir .. "/x-1.mp4"))
+    files.remove(dir)
+  end)
 end)
 
 local function result()

@@ -110,9 +110,14 @@ describe("kling.cli", function()
       { { "storyboard", "f", "--out", "d", "--timeout", "-5" }, "%-%-timeout must be a positive number" },
       { { "run", "m", "--out", "d", "--retries", "-x" }, "unknown option '%-x'" },
       { { "run", "m", "--out", "d", "--budget", "-5CNY" },
-        "^[^\n]*%-%-budget must be a decimal amount .*%(got \"%-5CNY\"%)" },
+        "^[^\n]*%-%-budget must be a decimal amount .*%(got \"%-5CNY\": negative%)" },
       { { "run", "m", "--out", "d", "--budget", "5credits" }, "%-%-budget 5credits: credits is not one currency" },
       { { "estimate", "--model", "kling-v2-6", "--duration", "-5" }, "duration: must be one of 5, 10 .*%(got %-5%)" },
+      -- accepted, and the first interval longer than the longest
+      { { "run", "m", "--out", "d", "--poll-min", "20", "--poll-max", "5" },
+        "^kling run: %-%-poll%-min %(20%) is longer than %-%-poll%-max %(5%)" },
+      { { "storyboard", "f", "--out", "d", "--poll-min", "2.5", "--poll-max", "1" },
+        "%-%-poll%-min %(2.5%) is longer than %-%-poll%-max %(1%)" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])

@@ -53,6 +53,15 @@ describe("kling.ffmpeg, where it writes", function()
     assert.is_nil(leftovers())
   end)
 
+  -- A frame-01.png linked to any file was taken as the segment's last frame and its content
+  -- sent to the provider as the next segment's start image.
+  it("takes a link or a FIFO for no output in place (nonempty never opens them)", function()
+    sh(("ln -s %s/victim %s/frame.png && mkfifo %s/fifo.png"):format(dir, dir, dir))
+    assert.is_false(ffmpeg.nonempty(dir .. "/frame.png"))
+    assert.is_false(ffmpeg.nonempty(dir .. "/fifo.png"))
+    assert.is_true(ffmpeg.nonempty(dir .. "/victim"))
+  end)
+
   it("core.private_dir: a new 0700 directory each call, refused under a control byte or a missing parent", function()
     local a, b = assert(core.private_dir(dir)), assert(core.private_dir(dir))
     assert.are_not.equal(a, b)

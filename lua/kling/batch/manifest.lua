@@ -6,6 +6,7 @@
 -- running batch.
 local core = require "kling.core"
 local json = require "kling.json"
+local local_file = require "kling.local_file"
 
 local M = {}
 
@@ -171,7 +172,9 @@ local function csv_rows(text, path)
   end
   local rows = {}
   for _, rec in ipairs(records) do
-    if #rec > #header then
+    -- Fewer cells as well as more: a row short of a comma has every later cell under the
+    -- wrong column (an empty cell is written as nothing between two commas).
+    if #rec ~= #header then
       return nil, string.format("%s:%d: %d cells, the header has %d", path, rec.line, #rec, #header)
     end
     local row = {}
@@ -249,12 +252,10 @@ end
 -- opts.defaults (flags) over them. info = {format, sha256, rows}.
 function M.load(path, opts)
   opts = opts or {}
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the manifest: " .. tostring(err)
+  local text, err = local_file.read_text(path)
+  if not text then
+    return nil, "cannot read the manifest: " .. err
   end
-  local text = f:read("a")
-  f:close()
   local format = opts.format
   if not format then
     local ext = path:lower():match("%.(%w+)$")

@@ -62,16 +62,85 @@ function M.ext_of(url, kind)
   return BY_KIND[kind] or "bin"
 end
 
--- name(template, row, n, output, count) -> relative path
-function M.name(template, row, n, o, count)
-  local t = template
+-- The template of a row with `count` outputs: "-{n}" before the extension when it has no {n}.
+local function numbered(t, count)
   if count > 1 and not t:find("{n}", 1, true) then
     local with, k = t:gsub("%.{ext}$", "-{n}.{ext}")
     t = k > 0 and with or (t .. "-{n}")
   end
+  return t
+end
+
+-- name(template, row, n, output, count) -> relative path
+function M.name(template, row, n, o, count)
+  local t = numbered(template, count)
   local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n), kind = o.kind or "video",
     ext = M.ext_of(o.url, o.kind), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
   return (t:gsub("{([%w_]+)}", vars))
+end
+
+-- What a row's outputs are named before any task exists: the template with the row's values,
+-- one name per output it asks for (its `n`, else one), {kind} and {ext} left as they are;
+-- none when {task_id} gives every task a name of its own.
+local function stems(template, row)
+  if template:find("{task_id}", 1, true) then
+    return {}
+  end
+  local count = math.min(16, math.max(1, math.floor(tonumber(row.request.n) or 1)))
+  local t = numbered(template, count)
+  local list = {}
+  for n = 1, count do
+    local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n),
+      model = M.safe(row.request.model or "") }
+    list[n] = t:gsub("{([%w_]+)}", function(k)
+      return vars[k]
+    end)
+  end
+  return list
+end
+
+-- The first two rows whose outputs would get the same file name (ids that differ only in what
+-- M.safe replaces, or a template that drops what tells them apart), as a message naming both
+-- rows and the name, or nil. Checked before anything is sent: the second row's download would
+-- find the first's file in place and take it for its own, a paid output lost.
+---@param template string
+---@param rows table[] the manifest's rows (kling.batch.manifest.load)
+---@return string|nil
+function M.clash(template, rows)
+  local by = {}
+  for _, row in ipairs(rows) do
+    for _, s in ipairs(stems(template, row)) do
+      local other = by[s]
+      if other and other ~= row then
+        return string.format("%d: id '%s' names its output %s, as does id '%s' on line %d (a file name keeps only "
+          .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
+          .. "another id", row.line, row.id, s, other.id,
+          other.line)
+      end
+      by[s] = row
+    end
+  end
+  return nil
+end
+
+-- The paths (relative to DIR) a row's outputs will take, as far as they are known before its
+-- task exists: `count` outputs of `kind`, each with its kind's extension (a URL's own extension
+-- is only known at the download, which checks its path again). nil when the template names
+-- the task ({task_id}).
+---@param template string
+---@param row table
+---@param kind string|nil video|image|audio
+---@param count integer
+---@return string[]|nil
+function M.expected(template, row, kind, count)
+  if template:find("{task_id}", 1, true) then
+    return nil
+  end
+  local list = {}
+  for n = 1, count do
+    list[n] = M.name(template, row, n, { kind = kind }, count)
+  end
+  return list
 end
 
 local function quote(s)

@@ -95,6 +95,14 @@ function M.summary(result)
 end
 
 -- The summary table, as lines of text.
+-- The line of a row that did not succeed: its id, its state and why (the table's, and what
+-- `kling run --quiet` still prints of the rows that failed: quiet hides progress, not failures).
+function M.row_line(r)
+  local e = r.error or {}
+  return string.format("  %-12s %-10s %s", r.id, r.state, r.state == "unfinished" and tostring(r.reason)
+    or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or "")))
+end
+
 function M.table(result, paths)
   local c = counts(result.rows)
   local lines = {}
@@ -121,9 +129,7 @@ function M.table(result, paths)
   end
   for _, r in ipairs(result.rows) do
     if r.state ~= "succeeded" then
-      local e = r.error or {}
-      add("  %-12s %-10s %s", r.id, r.state, r.state == "unfinished" and tostring(r.reason)
-        or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or "")))
+      lines[#lines + 1] = M.row_line(r)
     end
   end
   if paths then

@@ -13,6 +13,8 @@ local local_file = require "kling.local_file"
 local names = require "kling.batch.names"
 local providers = require "kling.providers"
 local download = require "kling.batch.download"
+local errors = require "kling.errors"
+local output_path = require "kling.output_path"
 
 -- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
 -- never is; validation, auth, quota and unpriced need the manifest or the account changed.
@@ -95,6 +97,12 @@ return function(Batch)
     if not endpoint then
       return nil, err
     end
+    if row.mode == "fresh" then
+      err = self:output_refusal(row, endpoint, req)
+      if err then
+        return nil, err
+      end
+    end
     if providers.takes_external_id(client.provider, endpoint) then
       if not row.ext then
         local given = row.request.external_task_id
@@ -104,6 +112,24 @@ return function(Batch)
       req.external_task_id = row.ext
     end
     return req
+  end
+
+  -- Why the files a new task of this row would deliver cannot be written (a link, a FIFO or a
+  -- directory planted at one of them, or at its .part; kling.output_path), or nil: checked
+  -- before the create is sent, so that nothing is paid for an output that would be refused.
+  -- The download checks its path again (a link may be planted later).
+  function Batch:output_refusal(row, endpoint, req)
+    local def = row.client.provider.endpoints and row.client.provider.endpoints[endpoint]
+    local count = math.min(16, math.max(1, math.floor(tonumber(req.n) or 1)))
+    for _, rel in ipairs(names.expected(self.name_template, row, def and def.kind or "video", count) or {}) do
+      local _, refused = output_path.mkdir_under(self.out, names.dirname(rel) or "")
+      refused = refused or output_path.refusal(self.out .. "/" .. rel)
+      if refused then
+        return errors.validation("output", refused .. " (nothing was sent: remove it, or name the outputs "
+          .. "otherwise with --name)")
+      end
+    end
+    return nil
   end
 
   function Batch:launch(row)
@@ -260,10 +286,21 @@ return function(Batch)
     self:journal_row("final", row, rec)
   end
 
+  -- Where to look for a task that may exist: the provider's task list when it keeps one
+  -- (kling tasks), else the account's own pages (kling tasks cannot list it).
+  local function where_to_look(self, row)
+    local P = row.client and row.client.provider or providers.get(self:provider_of(row))
+    if P and providers.lists_tasks(P) then
+      return "check its task list: kling tasks --provider " .. P.name
+    end
+    return "check the usage or billing page of your " .. (P and P.name or "provider") .. " account for a task "
+      .. "created at " .. os.date("!%Y-%m-%d %H:%M UTC") .. "; it keeps no task list kling tasks could read"
+  end
+
   function Batch:uncertain(row, err)
     row.error = error_record(err)
     row.error.message = "the create's fate is unknown and the provider cannot look it up: " .. row.error.message
-      .. " (never resent; check the provider's task list)"
+      .. " (never resent; " .. where_to_look(self, row) .. ")"
     self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
     self:finalize(row, "uncertain")
     self:event(row, "uncertain: " .. row.error.message)
@@ -323,26 +360,35 @@ return function(Batch)
       local rel = rec and rec.path or names.name(self.name_template, row, n, o, count)
       local path = self.out .. "/" .. rel
       local size = download.size_of(path)
-      if size and size > 0 then
+      local owner = self.claimed[rel]
+      if owner and owner ~= row then
+        -- more outputs than the row asked for, numbered onto another row's name (names.clash
+        -- counts what rows ask for): never taken for this row's, never overwritten
+        row.download_error = "download refused: " .. rel .. " is the output of row '" .. owner.id .. "' (line "
+          .. owner.line .. "): give the rows names apart (--name '{row}-{id}.{ext}')"
+      elseif size and size > 0 then
         if not rec then
           self:file_done(row, n, o, rel, size)
         end
       else
-        local dir = names.dirname(path)
-        if dir then
-          names.mkdir_p(dir)
+        local made, err = output_path.mkdir_under(self.out, names.dirname(rel) or "") -- never through a link
+        if made then
+          self.claimed[rel] = row
+          row.pending_files = row.pending_files + 1
+          self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
+            on_done = function(job, p, bytes, expired)
+              self:downloaded(job, p, bytes, expired)
+            end }
+        else
+          row.download_error = "download refused: " .. err
         end
-        row.pending_files = row.pending_files + 1
-        self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
-          on_done = function(job, p, bytes, expired)
-            self:downloaded(job, p, bytes, expired)
-          end }
       end
     end
     self:maybe_done(row)
   end
 
   function Batch:file_done(row, n, o, rel, bytes)
+    self.claimed[rel] = row
     row.files[n] = { path = rel, bytes = bytes, kind = o.kind, n = n }
     self:journal_row("file", row, { n = n, path = rel, bytes = bytes, kind = o.kind })
   end

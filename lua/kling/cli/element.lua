@@ -14,8 +14,9 @@ M.interrupted = "run the same command again to pick up the same task"
 function M.define(cmd)
   cmd:description [[
 Custom elements are made once (cached by their inputs) and used by name in element_list.
-Credentials and provider as for every command: --provider, --base-url, --ca-file, or
-KLING_PROVIDER, KLING_BASE_URL, KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
+Credentials and provider as for every command: --provider, --base-url, --ca-file,
+--access-key + --secret-key or --api-key, or KLING_PROVIDER, KLING_BASE_URL,
+KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
   cmd:epilog [[
 Exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
 broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting)]]
@@ -41,7 +42,7 @@ kling run --elements FILE / kling storyboard --elements FILE resolve it to its i
   create:option("--video", "a video (EvoLink)"):argname "URL"
   create:option("--voice", "a voice id, with --video"):argname("ID"):target "voice_id"
   create:option("--tag", "a tag o_101..o_108 (repeatable; official API)"):argname("TAG"):count("*"):target "tags"
-  flags.client_options(create, "", false)
+  flags.client_options(create)
   create:option("--cache", "the element cache file"):argname "FILE"
   create:flag("--force", "create it again even when cached")
   create:option("--timeout", "the longest to wait (default 1200)"):argname("SECONDS")
@@ -88,9 +89,11 @@ local function create(opts)
   if not client then
     return fail(2, err)
   end
-  -- The account the element belongs to, named by a digest of the key in use (never the key).
-  local jwt = client.provider.auth.jwt and env("KLING_ACCESS_KEY") and env("KLING_SECRET_KEY")
-  local account = element.account_of(jwt and env("KLING_ACCESS_KEY") or env("KLING_API_KEY"))
+  -- The account the element belongs to, named by a digest of the key in use (never the key):
+  -- the flags' keys, else the environment's, as kling.new takes them.
+  local ak = opts.access_key or env("KLING_ACCESS_KEY")
+  local jwt = client.provider.auth.jwt and ak and (opts.secret_key or env("KLING_SECRET_KEY"))
+  local account = element.account_of(jwt and ak or opts.api_key or env("KLING_API_KEY"))
   local started = os.time()
   local e, cached = element.create(client, spec, { cache = opts.cache, account = account, force = opts.force,
     timeout = opts.timeout, on_progress = function(t)

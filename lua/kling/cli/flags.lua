@@ -133,11 +133,18 @@ function M.client_options(cmd, note, keys)
   cmd:group("Provider and credentials", table.unpack(group))
 end
 
--- --poll-min and --poll-max: the poll intervals of a task's wait.
+-- --poll-min and --poll-max: the poll intervals of a task's wait; the first may not be longer
+-- than the longest (a usage error naming both, once the command's options are parsed).
 function M.poll_options(cmd)
   cmd:option("--poll-min", "first poll interval (default 1)"):argname("S"):convert(M.number("--poll-min", M.POSITIVE))
   cmd:option("--poll-max", "longest poll interval (default 15)"):argname("S")
     :convert(M.number("--poll-max", M.POSITIVE))
+  cmd:action(function(args)
+    if args.poll_min and args.poll_max and args.poll_min > args.poll_max then
+      M.usage_error(cmd, "--poll-min (" .. args.poll_min .. ") is longer than --poll-max (" .. args.poll_max
+        .. "): the first poll interval may not exceed the longest")
+    end
+  end)
 end
 
 -- The client the options --provider (else `provider`), --base-url, --ca-file, --poll-min,

@@ -19,12 +19,10 @@ local function decode(what)
 end
 
 local function read_json(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read --file " .. path .. ": " .. tostring(err)
+  local text, err = require("kling.local_file").read_text(path)
+  if not text then
+    return nil, "cannot read --file: " .. err
   end
-  local text = f:read("a")
-  f:close()
   return decode("--file " .. path)(text)
 end
 

@@ -2,6 +2,7 @@
 local batch = require "kling.batch"
 local flags = require "kling.cli.flags"
 local manifest = require "kling.batch.manifest"
+local report = require "kling.batch.report"
 
 local M = {}
 
@@ -73,7 +74,7 @@ Exit status:
     :argname("FILE"):target "element_cache"
   cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
     :argname("MODE"):choices { "auto", "bar", "plain", "none" }
-  cmd:flag("--quiet", "no progress and no table (summary.json and report.html still written)")
+  cmd:flag("--quiet", "no progress and no table, only the rows that failed (on stderr)")
 end
 
 local fail = flags.failure("kling run")
@@ -82,12 +83,11 @@ local fail = flags.failure("kling run")
 local function defaults(opts)
   local d = {}
   if opts.defaults_file then
-    local f, err = io.open(opts.defaults_file, "rb")
-    if not f then
-      return nil, "cannot read --defaults: " .. tostring(err)
+    local text, err = require("kling.local_file").read_text(opts.defaults_file)
+    if not text then
+      return nil, "cannot read --defaults: " .. err
     end
-    local v, jerr = require("kling.json").decode(f:read("a"))
-    f:close()
+    local v, jerr = require("kling.json").decode(text)
     if type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
       -- an array's items would read as fields named 1, 2, ... and every row fail on them
       return nil, "--defaults must hold a JSON object (" .. tostring(jerr or (type(v) == "table" and "got an array")
@@ -124,6 +124,19 @@ function M.run(opts)
   local result, rerr, status = batch.run(opts)
   if not result then
     return fail(status, rerr)
+  end
+  if opts.quiet then
+    -- quiet hides the progress and the table, never why rows failed
+    local failed = {}
+    for _, r in ipairs(result.rows) do
+      if r.state == "failed" or r.state == "uncertain" then
+        failed[#failed + 1] = report.row_line(r)
+      end
+    end
+    if #failed > 0 then
+      io.stderr:write("kling run: ", #failed, " of ", #result.rows, " rows failed or are uncertain (",
+        result.paths.summary, "):\n", flags.printable(table.concat(failed, "\n"), true), "\n")
+    end
   end
   return status
 end

@@ -185,29 +185,52 @@ end
 
 -- One budget as text: "50" (in `default_currency`), "50CNY", "50 CNY", "50:CNY",
 -- "300:evolink-credits". -> {limit = "50", currency = "CNY"} | nil, message
+-- The amount is what comes before the currency (letters and '-' at the end, or what follows a
+-- ':' or a space), so that "1e999CNY" is the amount 1e999 in CNY, refused with the money
+-- parser's own reason, never a currency "e999CNY".
+local SHAPE = "a decimal amount with its currency, such as \"50CNY\" or \"300:evolink-credits\""
+
 function M.parse(text, default_currency)
   if type(text) == "number" then
     text = tostring(text)
   end
   if type(text) ~= "string" then
-    return nil, "a budget is an amount and a currency such as \"50CNY\" or \"300:evolink-credits\""
+    return nil, "a budget is " .. SHAPE
   end
-  local amount, currency = text:match("^%s*([%d%.]+)%s*:?%s*(%a[%w%-]*)%s*$")
+  local amount, currency = text:match("^%s*(.-)%s*:%s*(.-)%s*$")
   if not amount then
-    amount = text:match("^%s*([%d%.]+)%s*$")
-    currency = default_currency
+    amount, currency = text:match("^%s*(%S+)%s+(%S+)%s*$")
   end
-  if not amount or not core.money_parse(amount) then
-    return nil, "budget must be a decimal amount with its currency, such as \"50CNY\" or \"300:evolink-credits\" "
-      .. "(got \"" .. text .. "\")"
+  if not amount then
+    amount, currency = text:match("^%s*(.-)(%a[%a%-]*)%s*$")
+  end
+  if not amount then
+    amount, currency = text:match("^%s*(.-)%s*$"), default_currency
+  end
+  local m, why = nil, "not a decimal number"
+  if amount ~= "" then
+    m, why = core.money_parse(amount)
+  end
+  if m and m < 0 then
+    m, why = nil, "negative"
+  end
+  if not m or currency == "" then
+    return nil, "budget must be " .. SHAPE .. " (got \"" .. text .. "\": "
+      .. (currency == "" and "no currency after ':'" or tostring(why):gsub("^'.-': ", "")) .. ")"
   end
   if not currency then
     return nil, "budget " .. text .. ": give its currency (\"" .. text .. "CNY\", \"" .. text .. ":evolink-credits\")"
   end
+  if currency:match("^%a%a%a$") and not currency:match("^%u%u%u$") then
+    return nil, "budget " .. text .. ": " .. currency .. " is not a currency code: codes are upper case ("
+      .. amount .. currency:upper() .. ")"
+  end
   if not (currency:match("^%u%u%u$") or currency:find("-", 1, true)) then
     -- "credits" is no one currency: each gateway's credits are its own money.
-    return nil, "budget " .. text .. ": " .. currency .. " is not one currency; name the provider's unit, such as "
-      .. "apiinone-" .. currency .. " or evolink-" .. currency .. " (or an ISO code: CNY, USD)"
+    local own = currency:lower() == "credits" and ("name the provider's unit, such as apiinone-" .. currency
+      .. " or evolink-" .. currency .. " (or an ISO code: CNY, USD)")
+      or "give an ISO code (CNY, USD) or a provider's unit (apiinone-credits, evolink-credits)"
+    return nil, "budget " .. text .. ": " .. currency .. " is not one currency; " .. own
   end
   return { limit = amount, currency = currency }
 end
@@ -235,20 +258,24 @@ end
 -- A rates file (JSON): {"currency": "CNY", "rates": {"USD": "7.10", "evolink-credits": "0.10"}},
 -- units of `currency` per unit of each other one, as decimal strings. -> rates | nil, message
 function M.read_rates(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, "cannot read the rates: " .. tostring(err)
+  local text, err = require("kling.local_file").read_text(path)
+  if not text then
+    return nil, "cannot read the rates: " .. err
   end
-  local v, jerr = require("kling.json").decode(f:read("a"))
-  f:close()
+  local v, jerr = require("kling.json").decode(text)
   if type(v) ~= "table" or type(v.currency) ~= "string" or type(v.rates) ~= "table" then
     return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
       .. (jerr and (" (" .. tostring(jerr) .. ")") or "")
   end
+  for k in pairs(v) do
+    if k ~= "currency" and k ~= "rates" then
+      return nil, path .. ": " .. tostring(k) .. " is not a field of a rates file (known: currency, rates)"
+    end
+  end
   for cur, rate in pairs(v.rates) do
-    if type(rate) ~= "string" or not core.money_parse(rate) then
-      return nil, path .. ": rates." .. tostring(cur) .. " must be a decimal string such as \"0.14\" (got "
-        .. tostring(rate) .. ")"
+    local problem = ledgers.rate_problem(cur, rate, v.currency)
+    if problem then
+      return nil, path .. ": rates." .. tostring(cur) .. ": " .. problem
     end
   end
   return { currency = v.currency, rates = v.rates }

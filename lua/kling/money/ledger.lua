@@ -516,6 +516,32 @@ local function budget_of(b, field)
   return { currency = b.currency, limit = b.limit }
 end
 
+--- Why `rate` cannot convert `cur` into `currency` (the rates' own), or nil: the one rule of
+-- a rate, for the ledger's rates and a rates file alike. A rate is a positive decimal string
+-- (at most 6 decimals, as every amount) of units of `currency` per unit of another currency.
+---@param cur any the currency converted
+---@param rate any its rate
+---@param currency string the rates' own currency
+---@return string|nil problem
+function M.rate_problem(cur, rate, currency)
+  if type(cur) ~= "string" or cur == "" then
+    return "a rate is named by its currency"
+  end
+  if cur == currency then
+    return cur .. " is the rates' own currency: a rate converts another currency into it"
+  end
+  local m, why
+  if type(rate) == "string" then
+    m, why = core.money_parse(rate)
+  end
+  if not m or m <= 0 then
+    why = why and why:gsub("^'.-': ", "") or (m and "not positive") or ("a " .. type(rate))
+    return "a positive decimal string with at most 6 decimals is required, such as \"0.14\" (got "
+      .. (type(rate) == "string" and ("\"" .. rate .. "\"") or tostring(rate)) .. ": " .. why .. ")"
+  end
+  return nil
+end
+
 -- rates {currency = "CNY", rates = {USD = "7.1", ["evolink-credits"] = "0.1"}}: units of
 -- `currency` per unit of each other currency (decimal strings, at most 6 decimals).
 local function rates_of(r, budgets)
@@ -530,9 +556,9 @@ local function rates_of(r, budgets)
   end
   local out = {}
   for cur, rate in pairs(r.rates) do
-    local m = type(cur) == "string" and type(rate) == "string" and core.money_parse(rate)
-    if not m or m <= 0 then
-      return nil, validation("rates.rates." .. tostring(cur), "a positive decimal string is required (e.g. \"0.14\")")
+    local problem = M.rate_problem(cur, rate, r.currency)
+    if problem then
+      return nil, validation("rates.rates." .. tostring(cur), problem)
     end
     out[cur] = rate
   end

@@ -106,6 +106,11 @@ function M.slot_full(P, f)
   return P.slot_full_codes[code] == true
 end
 
+-- True when the provider keeps a task list the module can read (client:list_tasks, kling tasks).
+function M.lists_tasks(P)
+  return P.capabilities.list and P.list_path ~= nil or false
+end
+
 -- True when the provider, on this endpoint, takes an external task id (what makes a create
 -- whose answer was lost findable again).
 function M.takes_external_id(P, endpoint)
