@@ -84,7 +84,8 @@ function M.wait(e, n, fn, ...)
   local pause = collectgarbage("setpause", PAUSE)
   local stepmul = collectgarbage("setstepmul", STEPMUL)
   local outer = e.gc
-  e.gc = { kib = collectgarbage("count"), at = e.now(), ended = ended(e), every = n // ENDS_SHARE }
+  -- math.floor, not //: LuaJIT (nginx) loads this file too
+  e.gc = { kib = collectgarbage("count"), at = e.now(), ended = ended(e), every = math.floor(n / ENDS_SHARE) }
   return finish_wait(e, outer, pause, stepmul, pcall(fn, e, ...))
 end
 
