@@ -631,8 +631,9 @@ function M.start(self, rows, info)
     end
   end
   -- The loop waits on its engines in slices of 0.25 s: a large batch keeps the incremental collector
-  -- for its whole loop, else each slice's wait_all would switch back to generational (a full
-  -- collection) four times a second.
+  -- for its whole loop (each slice's wait_all keeps the mode it finds; its engine may hold fewer
+  -- than the 1,000 active tasks that pace a wait, and a large submit_many switching back to
+  -- generational mode costs a full collection).
   collector.run(#rows, self.loop, self)
   self.progress:finish(self:counts())
   self.downloads:close()

@@ -172,6 +172,7 @@ function M.new(client, opts)
     -- batch of answers (answered below)
     lists = {}, depth = 0, batch_now = false, batch_wall = false,
     next_n = 0, active_n = 0, creating_n = 0, scheduled_n = 0, dirty = false,
+    gc = false, -- a large wait_all's collector pacing (kling.engine.collector)
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),

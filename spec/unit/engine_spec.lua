@@ -80,6 +80,10 @@ local function gc_watched(seen, fail_create)
 end
 
 local LARGE_RUN = { mode = "incremental", pause = 120, stepmul = 400, running = true }
+-- A large wait_all keeps the caller's mode (`mode`) with the engine's pause and step multiplier.
+local function large_wait(mode)
+  return { mode = mode, pause = 120, stepmul = 400, running = true }
+end
 
 describe("kling.engine", function()
   it("runs 200 tasks with estimates at 2 polls each and a lag under 5 % of their time", function()
@@ -553,12 +557,12 @@ describe("kling.engine", function()
     assert.same(LARGE_RUN, seen.submit)
     assert.same(want, gc_state())
     assert.equal(n, c:wait_all(tasks, { on_done = on_done }).succeeded)
-    assert.same(LARGE_RUN, seen.wait)
+    assert.same(large_wait(want.mode), seen.wait)
     assert.same(want, gc_state())
   end
 
-  it("issue 15.2: with many tasks, submit_many and wait_all run the incremental collector and restore the "
-    .. "caller's mode", function()
+  it("issue 15.2: with many tasks, submit_many runs the incremental collector, wait_all keeps the caller's "
+    .. "mode with the engine's pause and step; both restore the caller's mode", function()
     local runner = gc_state()
     finally(function()
       gc_restore(runner)
@@ -599,9 +603,71 @@ describe("kling.engine", function()
       end })
       assert.is_false(ok)
       assert.equal(raised, err)
-      assert.same(LARGE_RUN, seen.wait)
+      assert.same(large_wait("generational"), seen.wait)
+      assert.is_false(c:engine().gc) -- the wait's pacing is gone with it
       assert.same({ mode = "generational", pause = 200, stepmul = runner.stepmul, running = true }, gc_state())
     end)
+
+  -- gc: the collector's pacing of engine e, by kling.engine.collector.check
+  it("issue 15.2: a large wait_all collects fully once the heap has grown 20 %, at most every 1.5 s unless 5 % "
+    .. "of its tasks ended since", function()
+    local collector = require "kling.engine.collector"
+    local runner = gc_state()
+    finally(function()
+      gc_restore(runner)
+    end)
+    collectgarbage("generational")
+    local now = 1000000
+    local e = { next_n = 10000, active_n = 10000, gc = false, now = function()
+      return now
+    end }
+    local seen
+    local function wait(eng)
+      seen = eng.gc
+      assert.same({ kib = seen.kib, at = now, ended = 0, every = 500 }, seen)
+      local junk = {}
+      local function grow(share) -- garbage that lives long enough to turn old (two minor collections)
+        local target = collectgarbage("count") * (1 + share)
+        while collectgarbage("count") < target do
+          junk[#junk + 1] = string.rep("x", 1000) .. #junk
+        end
+      end
+      grow(0.1)
+      junk = {}
+      collector.check(eng, now + 5000) -- grown less than 20 %: nothing
+      assert.equal(now, seen.at)
+      grow(0.3)
+      junk = {}
+      local before = collectgarbage("count")
+      collector.check(eng, now + 1499) -- grown, but too soon and 499 ended: nothing
+      eng.active_n = eng.active_n - 499
+      collector.check(eng, now + 1499)
+      local after = collectgarbage("count")
+      assert.equal(now, seen.at)
+      assert.equal(before, after)
+      eng.active_n = eng.active_n - 1 -- 500 ended (5 % of 10,000): collected
+      collector.check(eng, now + 1499)
+      assert.equal(now + 1499, seen.at)
+      assert.equal(500, seen.ended)
+      assert.is_true(seen.kib < before / 1.2, "collected: the heap it left, the new base")
+      grow(0.3)
+      junk = {}
+      collector.check(eng, now + 2998) -- grown again, 1,499 ms later, nothing ended: nothing
+      assert.equal(now + 1499, seen.at)
+      collector.check(eng, now + 2999) -- 1.5 s later: collected
+      assert.equal(now + 2999, seen.at)
+      return "done"
+    end
+    assert.equal("done", collector.wait(e, 10000, wait))
+    assert.is_false(e.gc)
+    -- outside a large wait, check does nothing; a small wait has no pacing
+    collector.check(e, now + 99999)
+    assert.equal(now + 2999, seen.at)
+    assert.equal("small", collector.wait(e, 999, function(eng)
+      assert.is_false(eng.gc)
+      return "small"
+    end))
+  end)
 
   it("issue 15.2: small runs, wait_any and a stopped collector are left as the caller set them", function()
     local runner = gc_state()

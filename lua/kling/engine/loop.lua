@@ -4,6 +4,7 @@
 -- comes; the loop sleeps in driver:wait (curl_multi_poll) or sleep_ms when nothing is in
 -- flight, until the next answer or the next due time, never busy-waiting. Installed as
 -- methods of the engine.
+local collector = require "kling.engine.collector"
 local queue = require "kling.engine.queue"
 local ms = require("kling.engine.args").ms
 
@@ -206,6 +207,7 @@ return function(Engine)
   -- driver's completion. Returns the number of tasks still active.
   function Engine:step(max_wait_ms)
     local now = self.now()
+    collector.check(self, now)
     if self.run_deadline and now >= self.run_deadline then
       self:expire_all(now)
     end

@@ -147,11 +147,11 @@ return function(Engine)
     return results
   end
 
-  -- With many active tasks the wait runs under the incremental collector (kling.engine.collector);
+  -- With many active tasks the wait runs under the collector's pacing (kling.engine.collector);
   -- wait_any does not: it returns at the first end.
   function Engine:wait_all(tasks, opts)
     validate.options("wait_all", opts, WAIT_OPTIONS)
-    return collector.run(self.active_n, wait_all, self, tasks, opts)
+    return collector.wait(self, self.active_n, wait_all, tasks, opts)
   end
 
   -- wait_any(tasks, {timeout =, on_progress =, on_done =}) -> task, err: the first of tasks to
