@@ -108,7 +108,7 @@ local function init_redis(ledger_dict)
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     dict = ledger_dict } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
-    retention_s = G.cfg.retention_days * 86400 }
+    retention_s = G.cfg.retention_days * 86400, encode = texts.record }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
   G.ledger_dict = ledger_dict
 end
