@@ -193,6 +193,39 @@ local function run()
   local live = tonumber((redis_cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
   h.check("issue 12.5: the 1,500 creates refused at the cap left no task record behind (500 ended, none live)",
     finals == 500 and live == 0, json.encode { finals, live })
+  -- The created records are published in batches (one script numbers a batch's list entries):
+  -- the account's list numbers 1..500 each name one of the 500 tasks, each once.
+  local listed, seen, dup = {}, {}, 0
+  for id in redis_cli("--raw mget " .. (function()
+    local keys = {}
+    for k = 1, 500 do
+      keys[k] = "kgw:l:alice:videos/text2video:" .. k
+    end
+    return table.concat(keys, " ")
+  end)()):gmatch("[^\n]+") do
+    dup = dup + (seen[id] and 1 or 0)
+    seen[id] = true
+    listed[#listed + 1] = id
+  end
+  local all_listed = #listed == 500 and dup == 0
+  for _, id in ipairs(ok_ids) do
+    all_listed = all_listed and seen[id] == true
+  end
+  h.check("issue 12 (speed): the account's list holds the 500 tasks, numbered 1..500, each once",
+    all_listed and redis_cli("--raw get kgw:l:alice:videos/text2video"):match("^500") ~= nil,
+    json.encode { #listed, dup })
+  -- A worker's creates share round trips to Redis (a pipeline of their scripts, each whole).
+  local trips, metrics_ok = 0, true
+  for i = 1, NODES do
+    local m = h.request("GET", url(i, "/metrics"), {})
+    local n = m.status == 200 and tonumber(m.body:match("\nkling_gateway_store_round_trips_total{} (%d+)"))
+    metrics_ok = metrics_ok and n ~= nil
+    trips = trips + (n or 0)
+    local open = m.status == 200 and m.body:match("\nkling_gateway_open_reservations (%d+)")
+    metrics_ok = metrics_ok and open == "0"
+  end
+  h.check("issue 12 (speed): the 2,000 creates took fewer Redis round trips than creates (shared), and no"
+    .. " reservation is open at the end", metrics_ok and trips > 0 and trips < 2000, trips)
 
   -- ---- kill -9 of one node and a Redis restart, mid-run ----
   local res = h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {

@@ -176,9 +176,11 @@ function Tasks.held_writes(_, rec, s)
 end
 
 -- create_held(rec, call, read) -> entry | nil, err, stage ("task" or "hold"): runs that call
--- (the record and its hold in one script): a refused hold leaves no record behind.
+-- (the record and its hold in one script): a refused hold leaves no record behind. The
+-- script goes in a round trip shared with the other creates of this worker meanwhile
+-- (kling.gateway.redis run_shared): still one script per create, sent once.
 function Tasks:create_held(rec, call, read)
-  local res, err = self.redis:run(unpack(call, 1, call.n))
+  local res, err = self.redis:run_shared(call)
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
   end
