@@ -242,7 +242,9 @@ function Redis:run_shared(call)
   if self.sending then
     item.sema = require("ngx.semaphore").new(0)
     local ok, err = item.sema:wait(2 * M.TIMEOUT_MS / 1000)
-    if not ok and not item.done then
+    -- A call told to lead sends, even where its wait timed out after it was told (the post
+    -- and the timeout in one turn of the event loop): else no one would send the calls after it.
+    if not ok and not item.done and not item.lead then
       item.gone = true -- not sent now (it may have been sent already: then as a lost answer)
       return self:failed("no answer from a shared round trip: " .. tostring(err))
     end
