@@ -190,7 +190,7 @@ local function hand_on(self)
   self.sending = false
 end
 
-local function settle(self, batch, res, err)
+local function deliver(self, batch, res, err)
   for _, it in ipairs(batch) do
     if not it.done then
       local r = res and res[it.index]
@@ -227,7 +227,7 @@ local function lead(self)
     self.on_trip(#calls)
   end
   local res, err = self:run_many(unpack(calls, 1, #calls))
-  settle(self, batch, res, err)
+  deliver(self, batch, res, err)
   self.batch = nil
 end
 
@@ -256,7 +256,7 @@ function Redis:run_shared(call)
   item.lead = nil
   local ok, err = pcall(lead, self)
   if not ok then -- a bug, not Redis: the calls taken fail, the others are not left waiting
-    settle(self, self.batch or {}, nil, tostring(err))
+    deliver(self, self.batch or {}, nil, tostring(err))
     self.batch = nil
   end
   hand_on(self)
