@@ -251,6 +251,9 @@ echo
 echo "redis-server CPU per create (Redis row): $(awk '{print $7}' <<<"$G") us; its commands over the whole run" \
   "(divide by the Redis gateway's ledger entries below):" \
   "$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ {printf "%s %s; ", substr($1, 9), $3}')"
+trips=$(curl -fs "http://127.0.0.1:$rd_port/metrics" | awk '/^kling_gateway_store_round_trips_total/ {print $2}')
+echo "Redis round trips of the creates' record-and-hold scripts over the whole run (shared by a worker's creates" \
+  "meanwhile): ${trips:-not counted}"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in gw gw-redis; do
   port=$gw_port; [ "$d" = gw-redis ] && port=$rd_port

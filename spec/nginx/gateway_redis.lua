@@ -197,6 +197,33 @@ local function run()
   local live = tonumber((redis_cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
   h.check("issue 12.5: the 1,500 creates refused at the cap left no task record behind (500 ended, none live)",
     finals == 500 and live == 0, json.encode { finals, live })
+  -- The created records are published in batches (one script numbers a batch's list entries):
+  -- the account's list numbers 1..500 each name one of the 500 tasks, each once.
+  local listed, seen, dup = {}, {}, 0
+  for id in redis_cli("--raw mget " .. (function()
+    local keys = {}
+    for k = 1, 500 do
+      keys[k] = "kgw:l:alice:videos/text2video:" .. k
+    end
+    return table.concat(keys, " ")
+  end)()):gmatch("[^\n]+") do
+    dup = dup + (seen[id] and 1 or 0)
+    seen[id] = true
+    listed[#listed + 1] = id
+  end
+  local all_listed = #listed == 500 and dup == 0
+  for _, id in ipairs(ok_ids) do
+    all_listed = all_listed and seen[id] == true
+  end
+  h.check("issue 12 (speed): the account's list holds the 500 tasks, numbered 1..500, each once",
+    all_listed and redis_cli("--raw get kgw:l:alice:videos/text2video"):match("^500") ~= nil,
+    json.encode { #listed, dup })
+  local open_ok = true
+  for i = 1, NODES do
+    local m = h.request("GET", url(i, "/metrics"), {})
+    open_ok = open_ok and m.status == 200 and m.body:match("\nkling_gateway_open_reservations (%d+)") == "0"
+  end
+  h.check("issue 12.5: no reservation is open at the end (kling_gateway_open_reservations 0 on every node)", open_ok)
 
   -- ---- kill -9 of one node and a Redis restart, mid-run ----
   local res = h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
@@ -380,6 +407,38 @@ local function upstream_answers()
     and micros(a.spent) - micros(before.spent) == micros("1"), a.spent)
 end
 
+-- The creates of a worker share round trips to Redis: while one pipeline of their scripts is on
+-- its way, the creates that come wait and go together in the next. Redis holds back scripts for
+-- a second (CLIENT PAUSE WRITE) while 24 creates reach one node: each is answered, each is sent
+-- upstream once, and they took fewer round trips than creates.
+local function shared_round_trips()
+  local n = 24
+  local function trips()
+    local m = h.request("GET", url(1, "/metrics"), {})
+    return tonumber(m.status == 200 and m.body:match("\nkling_gateway_store_round_trips_total{} (%d+)") or nil)
+  end
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = tostring(n) } })
+  local sent_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local trips_before = trips() or 0
+  redis_cli("CLIENT PAUSE 1000 WRITE")
+  local urls = {}
+  for k = 1, n do
+    urls[k] = url(1, "/v1/videos/text2video")
+  end
+  local created = 0
+  for _, j in ipairs(h.racing_posts(base .. "/shared", urls, BODY, KEY)) do
+    created = created + ((j and j.code == 0 and j.data and j.data.task_id) and 1 or 0)
+  end
+  local took = (trips() or math.huge) - trips_before
+  h.check("issue 12 (speed): 24 creates reaching one node while Redis holds scripts back are all created, each"
+    .. " sent upstream once", created == n and h.sim_admin(sim, "GET", "/_sim/stats").creates - sent_before == n,
+    created)
+  h.check("issue 12 (speed): ... in fewer Redis round trips than creates (a worker's creates share them)",
+    took > 0 and took < n, took)
+  wait_settled(30)
+end
+
 -- A Redis that is down answered a client's query of a task it had as 404 "not found" (a
 -- client told so may give up on a task it is paying for), a list as empty and the balance as
 -- a 500: each is a 503 with code 5001 now, as a create is, until Redis answers again.
@@ -414,6 +473,20 @@ local function reads_while_redis_is_down()
     down = false
     print("# /gateway/admin: " .. tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   end
+  -- Creates sent at once share a worker's round trips to Redis: with Redis down every one of
+  -- them, not only the one that sends the pipeline, is refused before anything is forwarded.
+  local sent_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local refused, n_racing = 0, 24
+  local urls = {}
+  for k = 1, n_racing do
+    urls[k] = url(1, "/v1/videos/text2video")
+  end
+  for _, j in ipairs(h.racing_posts(base .. "/down", urls, BODY, KEY)) do
+    refused = refused + ((j and j.code == 5001) and 1 or 0)
+  end
+  h.check("issue 12 (speed): with Redis down, 24 creates sent at once to one node all answer 5001 and none is"
+    .. " forwarded", refused == n_racing and h.sim_admin(sim, "GET", "/_sim/stats").creates == sent_before,
+    refused)
   redis_start()
   h.check("issue 12.5: with Redis down a task's query, its external id, a list, the balance and a create answer 503"
     .. " (5001) without the store's address, never 404 or an empty list; the admin summary 503, not an empty list of"
@@ -426,6 +499,7 @@ local ok, err = pcall(function()
   run()
   lost_answer()
   upstream_answers()
+  shared_round_trips()
   reads_while_redis_is_down()
 end)
 if not ok then

@@ -115,16 +115,17 @@ local function flush(_, G)
   G.flush_scheduled = false
   local pending = G.pending
   G.pending = {}
-  local created = {}
+  local created, stable = {}, {}
   for _, p in ipairs(pending) do
     if p.how == "created" then
-      created[#created + 1] = p.c.rec
+      local n = #created + 1
+      created[n], stable[n] = p.c.rec, p.c.stable -- the part of the record its admission encoded
     else
       api.record(G, p.c, p.how)
     end
   end
   for i = 1, #created, M.BATCH do
-    G.tasks:publish_many(created, i, math.min(#created, i + M.BATCH - 1))
+    G.tasks:publish_many(created, i, math.min(#created, i + M.BATCH - 1), stable)
   end
 end
 

@@ -104,12 +104,14 @@ end
 -- Redis by each node's first worker (cosockets are not available here).
 local function init_redis(ledger_dict)
   local s = G.cfg.store
-  G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix })
+  G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix, on_trip = function()
+    metrics.inc("kling_gateway_store_round_trips_total")
+  end })
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     dict = ledger_dict } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
-    retention_s = G.cfg.retention_days * 86400 }
+    retention_s = G.cfg.retention_days * 86400, encode = texts.record }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
   G.ledger_dict = ledger_dict
 end

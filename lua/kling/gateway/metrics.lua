@@ -24,6 +24,8 @@ local HELP = {
   kling_gateway_refusals_total = { "counter",
     "Creates refused, by reason: balance, validation, upstream, journal (nothing forwarded but upstream)." },
   kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
+  kling_gateway_store_round_trips_total = { "counter",
+    "Redis round trips carrying creates' records and holds (the creates of a worker meanwhile share one)." },
   kling_gateway_upstream_seconds = { "histogram", "Upstream call latency, by operation." },
 }
 

@@ -36,11 +36,13 @@ end
 local Redis = {}
 Redis.__index = Redis
 
--- new(url_or_parsed, {errors = shared dict (a counter), prefix = "kgw:"}) -> redis
+-- new(url_or_parsed, {errors = shared dict (a counter), prefix = "kgw:", on_trip = fn(calls):
+-- told of each shared round trip (run_shared) and how many calls it carries}) -> redis
 function M.new(where, opts)
   local cfg = type(where) == "table" and where or assert(M.parse(where))
   return setmetatable({ cfg = cfg, errors = opts and opts.errors, prefix = opts and opts.prefix or "kgw:",
-    shas = {}, pool = { pool = "kgw:" .. cfg.host .. ":" .. cfg.port .. ":" .. cfg.db } }, Redis)
+    on_trip = opts and opts.on_trip, shas = {},
+    pool = { pool = "kgw:" .. cfg.host .. ":" .. cfg.port .. ":" .. cfg.db } }, Redis)
 end
 
 function Redis:failed(err)
@@ -160,6 +162,105 @@ function Redis:run_many(...)
       self.shas = {}
     end
   end)
+end
+
+-- run_shared(call) -> result | nil, message: one script call ({script, args..., n = count},
+-- as run_many's) sent with the calls other requests of this worker make meanwhile, in one
+-- round trip (a pipeline: each script still runs alone and whole in Redis, the pipeline only
+-- shares the trip). The first caller sends at once; calls made while a pipeline is on its way
+-- wait, and go together in the next one, sent by the first of them when the answers of the
+-- one before are in: at most one pipeline of these calls in flight per worker, so under load
+-- a round trip carries several creates (its syscalls in the worker and in Redis, and Redis's
+-- AOF write, paid once for them), and an idle gateway waits for no one. A call is sent once:
+-- run_many sends a pipeline again only when Redis forgot the scripts of every call in it
+-- (none ran). A pipeline that fails is every call's failure; a call whose pipeline never came
+-- back within twice the timeout fails (nil, message) and is not sent afterwards.
+M.SHARED_MAX = 200 -- calls per shared round trip at most (the others go in the next)
+
+-- The calls waiting, and the one that will send them (the first still waiting), told so.
+local function hand_on(self)
+  for _, it in ipairs(self.waiting) do
+    if not it.gone then
+      it.lead = true
+      it.sema:post(1)
+      return
+    end
+  end
+  self.waiting = {}
+  self.sending = false
+end
+
+local function deliver(self, batch, res, err)
+  for _, it in ipairs(batch) do
+    if not it.done then
+      local r = res and res[it.index]
+      if not res then
+        it.res, it.err = nil, err
+      elseif type(r) == "table" and r[1] == false then -- this script's error reply
+        it.res, it.err = self:failed(r[2])
+      else
+        it.res = r
+      end
+      it.done = true
+      if it.sema then
+        it.sema:post(1)
+      end
+    end
+  end
+end
+
+local function lead(self)
+  local batch, calls, rest = {}, {}, {}
+  for _, it in ipairs(self.waiting) do
+    if not it.gone then
+      if #calls < M.SHARED_MAX then
+        batch[#batch + 1] = it
+        calls[#calls + 1] = it.call
+        it.index = #calls
+      else
+        rest[#rest + 1] = it
+      end
+    end
+  end
+  self.waiting, self.batch = rest, batch
+  if self.on_trip then
+    self.on_trip(#calls)
+  end
+  local res, err = self:run_many(unpack(calls, 1, #calls))
+  deliver(self, batch, res, err)
+  self.batch = nil
+end
+
+function Redis:run_shared(call)
+  local item = { call = call }
+  local waiting = self.waiting
+  if not waiting then
+    waiting = {}
+    self.waiting = waiting
+  end
+  waiting[#waiting + 1] = item
+  if self.sending then
+    item.sema = require("ngx.semaphore").new(0)
+    local ok, err = item.sema:wait(2 * M.TIMEOUT_MS / 1000)
+    -- A call told to lead sends, even where its wait timed out after it was told (the post
+    -- and the timeout in one turn of the event loop): else no one would send the calls after it.
+    if not ok and not item.done and not item.lead then
+      item.gone = true -- not sent now (it may have been sent already: then as a lost answer)
+      return self:failed("no answer from a shared round trip: " .. tostring(err))
+    end
+    if not item.lead then
+      return item.res, item.err
+    end
+  end
+  self.sending = true
+  item.lead = nil
+  local ok, err = pcall(lead, self)
+  if not ok then -- a bug, not Redis: the calls taken fail, the others are not left waiting
+    deliver(self, self.batch or {}, nil, tostring(err))
+    self.batch = nil
+  end
+  hand_on(self)
+  return item.res, item.err
 end
 
 -- The poller's leadership across nodes: a key with a TTL, renewed by its holder.

@@ -21,10 +21,12 @@ local M = {}
 M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 M.RETENTION_S = 30 * 86400
 
--- new{redis =, dict = local shared dict (the poller's tick, error counters), retention_s =}
+-- new{redis =, dict = local shared dict (the poller's tick, error counters), retention_s =,
+-- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's; the gateway's is
+-- kling.gateway.text's record)}
 function M.new(opts)
-  return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = opts.retention_s or M.RETENTION_S },
-    Tasks)
+  return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = opts.retention_s or M.RETENTION_S,
+    encode_with = opts.encode or json.encode }, Tasks)
 end
 
 local CREATE = [[
@@ -60,17 +62,47 @@ return n
 ]]
 
 -- PUBLISH for a batch of created records in one script (one invocation, not one per record):
--- ARGV: p, then (id, s, up, list) per record; never queued again (see publish_many).
+-- ARGV: p, then (id, s, up, list) per record; never queued again (see publish_many). PUBLISH's
+-- writes for the whole batch in four commands, whatever its size: one INCRBY per list (the
+-- records of a list numbered in their order), one MSET of the list entries, the `ln:`s and
+-- the upstream ids, one MGET of the final records, one MSET of the records not ended yet (a
+-- callback or the poller may have ended one: that end stands). A batch is at most
+-- kling.gateway.forward's BATCH (200) records: unpack's limit in Redis's Lua is about 8,000.
 local PUBLISH_MANY = [[
 local p = ARGV[1]
-for i = 2, #ARGV, 4 do
-  local id, s, up, list = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local n = redis.call('INCR', p .. list)
-  redis.call('SET', p .. list .. ':' .. n, id)
-  redis.call('SET', p .. 'ln:' .. id, n)
-  if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
-  if redis.call('EXISTS', p .. 'f:' .. id) == 0 then redis.call('SET', p .. 't:' .. id, s) end
+local count, lists = {}, {}
+for i = 5, #ARGV, 4 do
+  local list = ARGV[i]
+  if not count[list] then count[list] = 0 lists[#lists + 1] = list end
+  count[list] = count[list] + 1
 end
+local n = {}
+for _, list in ipairs(lists) do n[list] = redis.call('INCRBY', p .. list, count[list]) - count[list] end
+local kv, f = {}, {}
+for i = 2, #ARGV, 4 do
+  local id, up, list = ARGV[i], ARGV[i + 2], ARGV[i + 3]
+  local k = n[list] + 1
+  n[list] = k
+  kv[#kv + 1] = p .. list .. ':' .. k
+  kv[#kv + 1] = id
+  kv[#kv + 1] = p .. 'ln:' .. id
+  kv[#kv + 1] = k
+  if up ~= '' then
+    kv[#kv + 1] = p .. 'u:' .. up
+    kv[#kv + 1] = id
+  end
+  f[#f + 1] = p .. 'f:' .. id
+end
+redis.call('MSET', unpack(kv))
+local ended = redis.call('MGET', unpack(f))
+local t = {}
+for j = 1, #f do
+  if not ended[j] then
+    t[#t + 1] = p .. 't:' .. ARGV[j * 4 - 2]
+    t[#t + 1] = ARGV[j * 4 - 1]
+  end
+end
+if #t > 0 then redis.call('MSET', unpack(t)) end
 return 1
 ]]
 
@@ -96,8 +128,8 @@ if #items > 0 then redis.call('LTRIM', k, #items, -1) end
 return items
 ]]
 
-local function encode(rec)
-  local s, err = json.encode(rec)
+local function encode(self, rec, hint)
+  local s, err = self.encode_with(rec, hint)
   if not s then
     return nil, "task record cannot be encoded: " .. tostring(err)
   end
@@ -116,7 +148,7 @@ end
 function Tasks:create(rec, s)
   local err
   if not s then
-    s, err = encode(rec)
+    s, err = encode(self, rec)
     if not s then
       return nil, err
     end
@@ -144,9 +176,11 @@ function Tasks.held_writes(_, rec, s)
 end
 
 -- create_held(rec, call, read) -> entry | nil, err, stage ("task" or "hold"): runs that call
--- (the record and its hold in one script): a refused hold leaves no record behind.
+-- (the record and its hold in one script): a refused hold leaves no record behind. The
+-- script goes in a round trip shared with the other creates of this worker meanwhile
+-- (kling.gateway.redis run_shared): still one script per create, sent once.
 function Tasks:create_held(rec, call, read)
-  local res, err = self.redis:run(unpack(call, 1, call.n))
+  local res, err = self.redis:run_shared(call)
   if not res then
     return nil, { kind = "server", field = "store", message = tostring(err) }, "hold"
   end
@@ -161,23 +195,25 @@ function Tasks:create_held(rec, call, read)
 end
 
 function Tasks:publish(rec, poll)
-  local s = encode(rec)
+  local s = encode(self, rec)
   local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
   end
 end
 
--- publish_many(recs, from, to): publish(rec) of created records recs[from..to], in one round
--- trip and one script (a script invocation is most of what Redis spends on a create). Not
--- queued for the poller again: their create queued them already, and the poller keeps a task
--- it was given until it ends (a second entry was a Redis write and a pop per create for nothing).
-function Tasks:publish_many(recs, from, to)
+-- publish_many(recs, from, to [, hints]): publish(rec) of created records recs[from..to], in one
+-- round trip and one script (a script invocation is most of what Redis spends on a create).
+-- Not queued for the poller again: their create queued them already, and the poller keeps a
+-- task it was given until it ends (a second entry was a Redis write and a pop per create for
+-- nothing). hints[i]: handed to the encoder with recs[i] (kling.gateway.text's record: the
+-- part of the record its create already encoded).
+function Tasks:publish_many(recs, from, to, hints)
   local args, n = {}, 0
   for i = from, to do
     local rec = recs[i]
-    args[n + 1], args[n + 2], args[n + 3], args[n + 4] = rec.id, encode(rec) or "{}", rec.upstream_id or "",
-      list_key(rec)
+    args[n + 1], args[n + 2], args[n + 3], args[n + 4] = rec.id, encode(self, rec, hints and hints[i]) or "{}",
+      rec.upstream_id or "", list_key(rec)
     n = n + 4
   end
   local res, err = self.redis:run(PUBLISH_MANY, unpack(args, 1, n))
@@ -230,7 +266,7 @@ end
 
 -- save(rec) -> true | nil, message (a store error: the caller refuses what depends on it).
 function Tasks:save(rec)
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
@@ -243,7 +279,7 @@ end
 
 function Tasks:finish(rec)
   rec.final = true
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
@@ -256,7 +292,7 @@ function Tasks:finish(rec)
 end
 
 function Tasks:amend(rec)
-  local s, err = encode(rec)
+  local s, err = encode(self, rec)
   if not s then
     return nil, err
   end

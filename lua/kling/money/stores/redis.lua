@@ -54,20 +54,22 @@ end
 -- {-1, avail} (over the balance), {-2, 0} (unknown account), {-3, 0} (held or ended). fields:
 -- the rest of its ledger line as JSON text, made by the caller (Meter's line_fields): the
 -- script adds only the seq and the time (cjson and the amount's formatting were most of a
--- reservation's Lua in Redis).
+-- reservation's Lua in Redis). The account is read in one HMGET and written in one HSET (the
+-- script is atomic: the same as two HINCRBYs), and the holds open are counted by HLEN of
+-- <p>holds: each redis.call is a command Redis runs, converts and appends to its AOF.
 local RESERVE_FN = [[
 local function reserve(p, account, key, m, fields)
   local a = p .. 'a:' .. account
-  if redis.call('HEXISTS', a, 'limit') == 0 then return {-2, 0} end
+  local v = redis.call('HMGET', a, 'limit', 'avail', 'reserved')
+  if not v[1] then return {-2, 0} end
   if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
     return {-3, 0}
   end
-  local avail = tonumber(redis.call('HGET', a, 'avail'))
+  local avail = tonumber(v[2])
   if avail < m then return {-1, string.format('%d', avail)} end
-  redis.call('HINCRBY', a, 'avail', -m)
-  redis.call('HINCRBY', a, 'reserved', m)
+  redis.call('HSET', a, 'avail', string.format('%d', avail - m), 'reserved',
+    string.format('%d', (tonumber(v[3]) or 0) + m))
   redis.call('HSET', p .. 'holds', key, account .. '|' .. string.format('%d', m))
-  redis.call('INCR', p .. 'holds_open')
   local seq = redis.call('INCR', p .. 'seq')
   local t = redis.call('TIME')
   redis.call('RPUSH', p .. 'ledger', '{"seq":' .. string.format('%d', seq) .. ',"time_ms":'
@@ -130,10 +132,7 @@ if not account then return {-2, 0} end
 if redis.call('HEXISTS', p .. 'a:' .. account, 'limit') == 0 then return {-2, 0} end
 if redis.call('HSETNX', p .. 'ended', key, op) == 0 then return {-3, redis.call('HGET', p .. 'ended', key)} end
 local a = p .. 'a:' .. account
-if h then
-  redis.call('HDEL', p .. 'holds', key)
-  redis.call('DECR', p .. 'holds_open')
-end
+if h then redis.call('HDEL', p .. 'holds', key) end
 if op == 'settled' then
   redis.call('HINCRBY', a, 'avail', held - m)
   redis.call('HINCRBY', a, 'reserved', -held)
@@ -356,10 +355,11 @@ function Meter:account(name)
     balance_micros = avail }
 end
 
+-- The holds open: the fields of <p>holds (a hold is a field from its reservation to its end).
 function Meter:open_holds()
   local r = self.redis
   return tonumber((r:with(function(red)
-    return red:get(r.prefix .. "holds_open")
+    return red:hlen(r.prefix .. "holds")
   end))) or 0
 end
 
