@@ -13,12 +13,14 @@
 #define LATE_FRAC0 0.02
 #define LATE_STEP 0.01
 #define LATE_FRAC_MAX 0.045
-/* Gap between polls inside a learnt window: a quarter of its width, kept
- * within 3-4 % of its end (a narrow window still gets a couple of points,
- * a wide one no more than about 4 polls per 15 % of spread). */
-#define GRID_MIN_FRAC 0.03
-#define GRID_MAX_FRAC 0.04
-#define GRID_WIDTH_DIV 4
+/* Inside a learnt window the polls divide it evenly, about GRID_FRAC of its
+ * end apart, the last at its end and none at its start (nothing has ended
+ * there yet). The window is first widened below its shortest sample by
+ * WIDEN_LOW of its width: n samples of a spread miss its shortest 1/(n+1) on
+ * average, and such a task would wait for the first point. Both chosen on
+ * spec/c/test_sched.c's learnt-window simulation (bench/README.md). */
+#define GRID_FRAC 0.0425
+#define WIDEN_LOW 0.07
 
 /* state: low bits the life stage, HEDGE when the expected finish rests on a
  * single progress reading (the next poll comes half way to it), WINDOW while
@@ -274,16 +276,18 @@ static int64_t next_poll(struct kling_sched *s, struct task *t, int64_t now) {
     const int64_t lo = s->cfg.min_interval_ms, hi = s->cfg.max_interval_ms;
     int64_t at;
     if ((t->state & WINDOW) && t->created + t->finish + t->spread >= now + lo) {
-        /* Inside a learnt window: the points latest - k * g, the first one after now + lo. */
+        /* Inside a learnt window: the points latest - k * g, k < n (the n intervals of the
+         * widened window), the first one after now + lo. */
         int64_t latest = t->created + t->finish + t->spread;
+        double widen = (double)t->spread * WIDEN_LOW;
+        double width = (double)t->spread + widen;
         double end = (double)(t->finish + t->spread);
-        double grid = (double)t->spread / GRID_WIDTH_DIV;
-        int64_t g;
-        grid = grid < GRID_MIN_FRAC * end ? GRID_MIN_FRAC * end : (grid > GRID_MAX_FRAC * end ? GRID_MAX_FRAC * end : grid);
-        g = clamp64((int64_t)grid, lo, hi);
+        int64_t n = (int64_t)(width / (GRID_FRAC * (end > 1.0 ? end : 1.0))) + 1;
+        int64_t g = clamp64((int64_t)(width / (double)n), lo > 0 ? lo : 1, hi > 0 ? hi : 1);
         int64_t k = (latest - now - lo) / g;
-        int64_t point = latest - (k < t->spread / g ? k : t->spread / g) * g;
-        int64_t earliest = t->created + t->finish > now + lo ? t->created + t->finish : now + lo;
+        int64_t point = latest - (k < n - 1 ? k : n - 1) * g;
+        int64_t start = t->created + t->finish - (int64_t)widen;
+        int64_t earliest = start > now + lo ? start : now + lo;
         at = clamp64(point + (int64_t)((double)g * 0.5 * s->cfg.jitter * rng_sym(s)), earliest, latest);
     } else if (t->finish != NO_FINISH) {
         int64_t finish = t->created + t->finish;
