@@ -45,6 +45,10 @@ local function new_seconds(opts)
     end
     t[name] = v
   end
+  local order = validate.poll_order_problem(t.poll_min, t.poll_max)
+  if order then
+    return nil, errors.validation(opts.poll_min ~= nil and "poll_min" or "poll_max", order)
+  end
   return t
 end
 
@@ -129,6 +133,11 @@ end
 -- Downloads stop at this size unless kling.new{max_download_bytes =} says otherwise: far
 -- beyond any clip the providers make, short of filling a disk from a misbehaving server.
 M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+
+--- A time option's default in seconds (kling.new's timeout, poll_min, poll_max, ...). -> number
+function M.default_seconds(name)
+  return NEW_SECONDS[name]
+end
 
 --- The download size cap of a client: `kling.new{max_download_bytes =}` checked, or the default.
 -- Raises (misuse) unless v is nil or a whole number of bytes from 1 to 2147483647.
@@ -507,7 +516,7 @@ end
 function Client:list_tasks(opts)
   opts = opts or {}
   validate.options("list_tasks", opts, { endpoint = true, page = true, page_size = true })
-  if not (self.provider.capabilities.list and self.provider.list_path) then
+  if not providers.lists_tasks(self.provider) then
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
   end
   local endpoint = opts.endpoint or "videos/text2video"
@@ -912,6 +921,10 @@ function Client:with(opts)
   child.wait_timeout = with_seconds("wait_timeout", opts.wait_timeout, self.wait_timeout)
   child.poll_min = with_seconds("poll_min", opts.poll_min, self.poll_min)
   child.poll_max = with_seconds("poll_max", opts.poll_max, self.poll_max)
+  local order = validate.poll_order_problem(child.poll_min, child.poll_max)
+  if order then
+    errors.misuse("with", order)
+  end
   if opts.max_download_bytes ~= nil then
     child.max_download_bytes = M.download_limit(opts.max_download_bytes, "with")
   end

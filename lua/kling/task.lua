@@ -137,6 +137,10 @@ function Task:wait(opts)
     end
   end
   local client = self.client
+  local order = validate.poll_order_problem(opts.poll_min or client.poll_min, opts.poll_max or client.poll_max)
+  if order then
+    return nil, errors.validation(opts.poll_min ~= nil and "poll_min" or "poll_max", order)
+  end
   local driver = client.driver
   local timeout_ms = math.floor((opts.timeout or client.wait_timeout) * 1000)
   local poll_min = math.max(1, math.floor((opts.poll_min or client.poll_min) * 1000))

@@ -450,6 +450,16 @@ function M.seconds_problem(v)
   return nil
 end
 
+-- Why a wait's poll_min and poll_max (seconds) cannot go together, or nil: the first poll
+-- interval may not exceed the longest (the scheduler would quietly raise the longest).
+function M.poll_order_problem(min, max)
+  if min > max then
+    return "poll_min (" .. min .. " s) is longer than poll_max (" .. max .. " s): the first poll interval may not "
+      .. "exceed the longest"
+  end
+  return nil
+end
+
 -- Raises (misuse) when `opts` holds a key not in `known` (a set), naming the closest known one:
 -- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore.
 function M.options(fn, opts, known)

@@ -118,6 +118,11 @@ describe("kling.cli", function()
         "^kling run: %-%-poll%-min %(20%) is longer than %-%-poll%-max %(5%)" },
       { { "storyboard", "f", "--out", "d", "--poll-min", "2.5", "--poll-max", "1" },
         "%-%-poll%-min %(2.5%) is longer than %-%-poll%-max %(1%)" },
+      -- one of the two against the other's default: refused before any row is read
+      { { "run", "m", "--out", "d", "--poll-min", "20" },
+        "%-%-poll%-min %(20%) is longer than %-%-poll%-max %(15, the default%)" },
+      { { "run", "m", "--out", "d", "--poll-max", "0.5" },
+        "%-%-poll%-min %(1, the default%) is longer than %-%-poll%-max %(0.5%)" },
     }
     for _, c in ipairs(cases) do
       local status, _, err = main(c[1])

@@ -268,6 +268,31 @@ describe("strict input", function()
     assert.matches("strict_input_spec.lua", msg, 1, true)
   end)
 
+  it("a first poll interval longer than the longest is refused by kling.new, client:with and task:wait", function()
+    -- core.sched would raise the longest to the first without a word: 20 s then 15 s is a mistake.
+    local order = "is longer than poll_max (15 s): the first poll interval may not exceed the longest"
+    local c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", poll_min = 20 }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "poll_min" }, { err.kind, err.field })
+    assert.matches("poll_min (20 s) " .. order, err.message, 1, true)
+    c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", poll_max = 0.5 }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "poll_max" }, { err.kind, err.field })
+    c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local ok, msg = pcall(function()
+      local child = c:with { poll_min = 20 }
+      return child
+    end)
+    assert.is_false(ok)
+    assert.matches("kling.with: poll_min (20 s) " .. order, msg, 1, true)
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    local done
+    done, err = t:wait { poll_min = 20, timeout = 1 }
+    assert.is_nil(done)
+    assert.are.same({ "validation", "poll_min" }, { err.kind, err.field })
+    assert.truthy(c:with { poll_min = 20, poll_max = 30 })
+  end)
+
   it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
     for name, fn in pairs {

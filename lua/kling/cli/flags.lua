@@ -140,9 +140,12 @@ function M.poll_options(cmd)
   cmd:option("--poll-max", "longest poll interval (default 15)"):argname("S")
     :convert(M.number("--poll-max", M.POSITIVE))
   cmd:action(function(args)
-    if args.poll_min and args.poll_max and args.poll_min > args.poll_max then
-      M.usage_error(cmd, "--poll-min (" .. args.poll_min .. ") is longer than --poll-max (" .. args.poll_max
-        .. "): the first poll interval may not exceed the longest")
+    local default = require("kling.client").default_seconds
+    local min, max = args.poll_min or default("poll_min"), args.poll_max or default("poll_max")
+    if min > max then
+      M.usage_error(cmd, "--poll-min (" .. min .. (args.poll_min and "" or ", the default") .. ") is longer than "
+        .. "--poll-max (" .. max .. (args.poll_max and "" or ", the default") .. "): the first poll interval may not "
+        .. "exceed the longest")
     end
   end)
 end
