@@ -108,13 +108,16 @@ local function keys_of(opts)
     { access_key = "KLING_ACCESS_KEY", secret_key = "KLING_SECRET_KEY", api_key = "KLING_API_KEY" }
 end
 
+-- -> auth, the key that names the account (the access key, else the API key) | nil, err
 local function make_auth(opts, provider)
   local ak, sk, key, from_env = keys_of(opts)
   if ak and sk and provider.auth.jwt then
-    return auth_of({ access_key = ak, secret_key = sk }, provider, from_env)
+    local auth, err = auth_of({ access_key = ak, secret_key = sk }, provider, from_env)
+    return auth, auth and ak or err
   end
   if key then
-    return auth_of({ api_key = key }, provider, from_env)
+    local auth, err = auth_of({ api_key = key }, provider, from_env)
+    return auth, auth and key or err
   end
   if (ak or sk) and not (ak and sk) and provider.auth.jwt then
     return nil, errors.new { kind = "auth", provider = provider.name,
@@ -133,6 +136,17 @@ end
 -- Downloads stop at this size unless kling.new{max_download_bytes =} says otherwise: far
 -- beyond any clip the providers make, short of filling a disk from a misbehaving server.
 M.DEFAULT_MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+
+--- A short, non-reversible name for the account a key belongs to ("" for none): what caches
+-- of an account's things (custom elements) are keyed by, never the key itself.
+---@param key_text string|nil the access key, else the API key
+---@return string
+function M.account_of(key_text)
+  if type(key_text) ~= "string" or key_text == "" then
+    return ""
+  end
+  return core.sha256_hex("kling element account\0" .. key_text):sub(1, 16)
+end
 
 --- A time option's default in seconds (kling.new's timeout, poll_min, poll_max, ...). -> number
 function M.default_seconds(name)
@@ -229,9 +243,9 @@ function M.new(opts)
   if not provider then
     return nil, perr
   end
-  local auth, aerr = make_auth(opts, provider)
+  local auth, account_key = make_auth(opts, provider)
   if not auth then
-    return nil, aerr
+    return nil, account_key
   end
   local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
   local uerr = validate.base_url_problem(base_url)
@@ -285,6 +299,7 @@ function M.new(opts)
     ledger = ledger,
     catalogs = catalogs, -- this client's own catalogs, over the process default (kling.set_catalog)
     local_files = opts.local_files ~= false,
+    account_name = M.account_of(account_key),
   }, Client)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
@@ -875,6 +890,14 @@ local function whole_option(name, v, lo)
     errors.misuse("with", name .. " must be a whole number >= " .. lo)
   end
   return v
+end
+
+--- The account this client's key names, as a short non-reversible name (`kling.client.account_of`
+-- of the access key, else the API key): the key kling.new chose, from its options or else the
+-- environment's, never a mix.
+---@return string
+function Client:account()
+  return self.account_name
 end
 
 --- A client like this one with other per-call options; this one is unchanged.

@@ -152,15 +152,9 @@ function M.default_cache()
 end
 
 --- A short, non-reversible account name.
--- account_of(key_text) -> a short, non-reversible name for the account a key belongs to.
----@param key_text string
----@return string
-function M.account_of(key_text)
-  if type(key_text) ~= "string" or key_text == "" then
-    return ""
-  end
-  return core.sha256_hex("kling element account\0" .. key_text):sub(1, 16)
-end
+-- account_of(key_text) -> a short, non-reversible name for the account a key belongs to
+-- (`kling.client.account_of`; a client's own is `client:account()`).
+M.account_of = require("kling.client").account_of
 
 --- The cache key of an element.
 -- key(spec, {provider =, base_url =, account =}) -> hex digest of everything that makes the
@@ -268,7 +262,7 @@ end
 --- Creates a custom element once (`kling element create`).
 -- create(client, spec, opts) -> entry, cached | nil, err. entry = {id, name, provider,
 -- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
--- opts: cache (a path; false: no cache), account (see account_of), timeout (s, 1200),
+-- opts: cache (a path; false: no cache), account (client:account(): see account_of), timeout (s, 1200),
 -- on_progress(task), force (create even though an earlier create's fate is unknown).
 ---@param client kling.Client
 ---@param spec table `{name, description, images | video, voice?, tags?}`

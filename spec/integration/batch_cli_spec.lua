@@ -281,6 +281,13 @@ describe("the workflow commands", function()
       .. "https://example.com/s.png --cache " .. cache .. " --api-key " .. q(i.api_key), bare)
     assert.are.equal(0, status, out)
     assert.matches("element Ann: %d+ %(kling, created%)", out)
+    -- --api-key given while the environment holds access keys: the client signs with the flag's
+    -- key, and the cache is the account's of that key (it was the environment's access key's:
+    -- Ann was made and paid again).
+    status, out = kling("element create --name Ann --description 'x' --image https://example.com/f.png --image "
+      .. "https://example.com/s.png --cache " .. cache .. " --api-key " .. q(i.api_key))
+    assert.are.equal(0, status, out)
+    assert.matches("from the cache: nothing paid", out)
     status, out = kling("element create --name Mia --description 'red hair' --image https://example.com/f.png "
       .. "--voice 1 --cache " .. cache)
     assert.are.equal(2, status, out)

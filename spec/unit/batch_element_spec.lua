@@ -104,6 +104,16 @@ describe("the element cache", function()
     assert.is_nil(element.account_of("ak-1"):find("ak", 1, true))
   end)
 
+  it("is keyed by the account of the key a client chose (client:account())", function()
+    local kling = require "kling"
+    local jwt = assert(kling.new { provider = "kling", access_key = "ak-1", secret_key = "sk" })
+    assert.are.equal(element.account_of("ak-1"), jwt:account())
+    assert.are.equal(element.account_of("ak-1"), jwt:with({ timeout = 5 }):account())
+    local keyed = assert(kling.new { provider = "evolink", api_key = "key-1" })
+    assert.are.equal(element.account_of("key-1"), keyed:account())
+    assert.are.equal(require("kling.client").account_of, element.account_of)
+  end)
+
   it("lives in $XDG_CACHE_HOME/kling/elements.json unless told otherwise", function()
     assert.matches("/kling/elements%.json$", element.default_cache())
   end)

@@ -56,11 +56,6 @@ end
 
 local fail = flags.failure("kling element")
 
-local function env(name)
-  local v = os.getenv(name)
-  return v ~= "" and v or nil
-end
-
 local function list(opts)
   local entries, err = element.list(opts.cache)
   if not entries then
@@ -89,13 +84,9 @@ local function create(opts)
   if not client then
     return fail(2, err)
   end
-  -- The account the element belongs to, named by a digest of the key in use (never the key):
-  -- the flags' keys, else the environment's, as kling.new takes them.
-  local ak = opts.access_key or env("KLING_ACCESS_KEY")
-  local jwt = client.provider.auth.jwt and ak and (opts.secret_key or env("KLING_SECRET_KEY"))
-  local account = element.account_of(jwt and ak or opts.api_key or env("KLING_API_KEY"))
+  -- The element's cache is keyed by the account of the key the client chose (client:account()).
   local started = os.time()
-  local e, cached = element.create(client, spec, { cache = opts.cache, account = account, force = opts.force,
+  local e, cached = element.create(client, spec, { cache = opts.cache, account = client:account(), force = opts.force,
     timeout = opts.timeout, on_progress = function(t)
       io.stderr:write(string.format("  %s %s%s (%d s)\n", t.status, t.progress and (t.progress .. "%") or "",
         t.eta and string.format(", about %d s left", t.eta) or "", os.time() - started))
