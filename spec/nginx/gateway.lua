@@ -369,6 +369,13 @@ local function run()
   h.check("issue 12.1: a misspelt list parameter is refused naming it and the closest known one",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^pagenum: ") ~= nil
     and res.json.message:find("did you mean pageNum?", 1, true) ~= nil, res.body)
+  for q, why in pairs { ["pageNum=2&pageNum=3"] = "pageNum: .*given once %(given more than once%)",
+    ["pageSize=0x10"] = 'pageSize: .*%(got 0x10%)', ["pageNum=1e2"] = 'pageNum: .*%(got 1e2%)',
+    ["pageNum"] = "pageNum: .*%(given without a value%)" } do
+    res = gw("GET", "/v1/videos/text2video?" .. q, { key = alice })
+    h.check("a page parameter repeated, in hex, with an exponent or without a value is refused naming it: " .. q,
+      res.status == 400 and res.json.code == 1201 and res.json.message:find(why) ~= nil, res.body)
+  end
   local queried = sim_stats().by_route["GET /v1/videos/text2video/{id}"] or 0
   for _ = 1, 5 do
     gw("GET", "/v1/videos/text2video/" .. made[1], { key = alice })

@@ -398,6 +398,23 @@ function M.query(G, account, endpoint, id)
   return official.reply_json(200, 0, "SUCCEED", v.json)
 end
 
+-- A list's page parameter: digits only (no sign, hex or exponent), given once, 1..max; `default`
+-- when absent. -> number | nil, the 400 answer naming it
+local function whole_arg(args, name, default, max)
+  local v = args[name]
+  if v == nil then
+    return default
+  end
+  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
+  if not n or n < 1 or n > max then
+    local got = type(v) == "table" and "given more than once"
+      or type(v) == "string" and ("got " .. validate.brief(v, 40)) or "given without a value"
+    return nil, official.fail { status = 400, code = 1201,
+      message = name .. ": must be a whole number from 1 to " .. max .. ", given once (" .. got .. ")" }
+  end
+  return n
+end
+
 -- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=
 local LIST_ARGS = { "external_task_id", "pageNum", "pageSize" }
 
@@ -430,12 +447,13 @@ function M.list(G, account, endpoint)
     end
     return official.ok(official.view(rec))
   end
-  local page, size = tonumber(args.pageNum or 1), tonumber(args.pageSize or 30)
-  if not page or page < 1 or page > 1000 or page % 1 ~= 0 then
-    return official.fail { status = 400, code = 1201, message = "pageNum: must be a whole number from 1 to 1000" }
+  local page, perr = whole_arg(args, "pageNum", 1, 1000)
+  if not page then
+    return perr
   end
-  if not size or size < 1 or size > 500 or size % 1 ~= 0 then
-    return official.fail { status = 400, code = 1201, message = "pageSize: must be a whole number from 1 to 500" }
+  local size, zerr = whole_arg(args, "pageSize", 30, 500)
+  if not size then
+    return zerr
   end
   local out = json.array {}
   local recs, serr = G.tasks:list(account.name, endpoint, page, size)
