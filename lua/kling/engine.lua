@@ -290,8 +290,9 @@ function Engine:submit(req, topts)
   local t = task_mod.new(self.client, { status = "pending", request = req })
   local m, deadline = self:new_record(t, now, ms("engine:submit", "timeout", topts.timeout, self.task_timeout_ms))
   local err, files
-  if estimate ~= nil and (type(estimate) ~= "number" or not (estimate > 0 and estimate <= 2147483)) then
-    err = errors.validation("estimate", "must be a positive number of seconds", provider.name)
+  local eproblem = estimate ~= nil and validate.seconds_problem(estimate)
+  if eproblem then
+    err = errors.validation("estimate", eproblem, provider.name)
   elseif self.client.local_files then -- what its local files become (kling.local_file)
     files, err = local_file.inline(provider, req)
   end

@@ -102,12 +102,17 @@ describe("kling.cli", function()
       { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
       { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
       -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
-      { { "run", "m", "--out", "d", "--deadline", "-1" }, "%-%-deadline must be a positive number %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--deadline", "-1" }, "%-%-deadline must be a positive number of seconds, at most 2147483 %(got '%-1'%)" },
       { { "run", "m", "--out", "d", "--retries", "-1" }, "%-%-retries must be a whole number >= 0 %(got '%-1'%)" },
       { { "run", "m", "--out", "d", "--parallel", "-.5" }, "%-%-parallel must be a positive whole number" },
       { { "sim", "start", "--task-seconds", "-1" }, "%-%-task%-seconds must be a number of seconds in 0..86400" },
       { { "tasks", "--page", "-2" }, "%-%-page must be a whole number in 1..1000 %(got '%-2'%)" },
       { { "storyboard", "f", "--out", "d", "--timeout", "-5" }, "%-%-timeout must be a positive number" },
+      -- the library's own limit, said by the flag (it was a traceback from kling.engine.new)
+      { { "run", "m", "--out", "d", "--timeout", "2147484" }, "^kling run: %-%-timeout must be a positive number of "
+        .. "seconds, at most 2147483 %(got '2147484'%)" },
+      { { "run", "m", "--out", "d", "--estimate", "3000000" }, "%-%-estimate must be a positive number of seconds, "
+        .. "at most 2147483" },
       { { "run", "m", "--out", "d", "--retries", "-x" }, "unknown option '%-x'" },
       { { "run", "m", "--out", "d", "--budget", "-5CNY" },
         "^[^\n]*%-%-budget must be a decimal amount .*%(got \"%-5CNY\": negative%)" },

@@ -214,10 +214,13 @@ return function(Batch)
     err = err or t:failure()
     local created = t.id ~= nil
     if err.kind == "timeout" then
-      -- A deadline passed: a task that exists goes on at the provider; the next run of the
-      -- same command picks it up (by task id or external id).
-      return self:park(row, created and ("still running at the deadline (task " .. t.id .. "): the next run "
-        .. "picks it up") or "not started before the deadline")
+      -- The run's deadline or the task's own timeout passed: a task that exists goes on at the
+      -- provider; the next run of the same command picks it up (by task id or external id).
+      local run_over = self.stopped or (self.deadline_ms and self.now() >= self.deadline_ms - 1000)
+      local which = run_over and "the run's deadline (--deadline)" or ("its timeout (--timeout "
+        .. (self.opts.timeout or require("kling.client").default_seconds("wait_timeout")) .. " s)")
+      return self:park(row, created and ("still running at " .. which .. " (task " .. t.id .. "): the next run "
+        .. "picks it up") or ("not started before " .. which))
     end
     if err.uncertain and not created then
       return self:uncertain(row, err)

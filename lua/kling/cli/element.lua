@@ -46,7 +46,7 @@ kling run --elements FILE / kling storyboard --elements FILE resolve it to its i
   create:option("--cache", "the element cache file"):argname "FILE"
   create:flag("--force", "create it again even when cached")
   create:option("--timeout", "the longest to wait (default 1200)"):argname("SECONDS")
-    :convert(flags.number("--timeout", flags.POSITIVE))
+    :convert(flags.number("--timeout", flags.SECONDS))
   flags.poll_options(create)
   create:flag("--json", "print JSON")
   local list = flags.command(cmd, "list", "the cached elements, newest first")

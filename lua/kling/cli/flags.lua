@@ -49,8 +49,9 @@ end
 M.ANY = { "a number", function()
   return true
 end }
-M.POSITIVE = { "a positive number", function(n)
-  return n > 0
+-- A time flag, as kling.new and the engine take it (validate.seconds_problem).
+M.SECONDS = { "a positive number of seconds, at most " .. require("kling.validate").MAX_SECONDS, function(n)
+  return not require("kling.validate").seconds_problem(n)
 end }
 M.COUNT = { "a positive whole number", function(n)
   return n > 0 and whole(n)
@@ -136,9 +137,9 @@ end
 -- --poll-min and --poll-max: the poll intervals of a task's wait; the first may not be longer
 -- than the longest (a usage error naming both, once the command's options are parsed).
 function M.poll_options(cmd)
-  cmd:option("--poll-min", "first poll interval (default 1)"):argname("S"):convert(M.number("--poll-min", M.POSITIVE))
+  cmd:option("--poll-min", "first poll interval (default 1)"):argname("S"):convert(M.number("--poll-min", M.SECONDS))
   cmd:option("--poll-max", "longest poll interval (default 15)"):argname("S")
-    :convert(M.number("--poll-max", M.POSITIVE))
+    :convert(M.number("--poll-max", M.SECONDS))
   cmd:action(function(args)
     local default = require("kling.client").default_seconds
     local min, max = args.poll_min or default("poll_min"), args.poll_max or default("poll_max")

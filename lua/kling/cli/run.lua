@@ -62,11 +62,11 @@ Exit status:
     .. '{"currency": "CNY", "rates": {"USD": "7.10", "evolink-credits": "0.10"}}\n'
     .. '(units of "currency" per unit of each other one)'):argname "FILE.json"
   cmd:option("--deadline", "stop this run after SECONDS; unfinished rows resume next time")
-    :argname("SECONDS"):convert(flags.number("--deadline", flags.POSITIVE))
+    :argname("SECONDS"):convert(flags.number("--deadline", flags.SECONDS))
   cmd:option("--timeout", "the longest a task may take (default 1800)"):argname("SECONDS")
-    :convert(flags.number("--timeout", flags.POSITIVE))
+    :convert(flags.number("--timeout", flags.SECONDS))
   cmd:option("--estimate", "expected task duration (polls near the end instead of backing off)")
-    :argname("SECONDS"):convert(flags.number("--estimate", flags.POSITIVE))
+    :argname("SECONDS"):convert(flags.number("--estimate", flags.SECONDS))
   flags.poll_options(cmd)
   cmd:option("--name", "output names under DIR (default {id}.{ext}); placeholders {id} {row}\n"
     .. "{n} {kind} {ext} {task_id} {model}"):argname "TEMPLATE"

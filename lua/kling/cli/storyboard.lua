@@ -43,7 +43,7 @@ Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or 
   cmd:flag("--no-continuity", "segments do not start from the last frame of the one before")
   cmd:option("--frames-base-url", "the URL under which DIR's files can be fetched"):argname "URL"
   cmd:option("--timeout", "the longest a segment may take (default 1800)"):argname("SECONDS")
-    :convert(flags.number("--timeout", flags.POSITIVE))
+    :convert(flags.number("--timeout", flags.SECONDS))
   flags.poll_options(cmd)
   cmd:flag("--json", "print JSON")
 end

@@ -1,5 +1,6 @@
 -- Argument checks of the engine's options: misuse raises, naming the function and the rule.
 local errors = require "kling.errors"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -8,8 +9,8 @@ function M.ms(fn, name, v, default, allow_zero)
   if v == nil then
     return default
   end
-  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero) or v > 2147483 then
-    errors.misuse(fn, name .. " must be a positive number of seconds (at most 2147483)")
+  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero) or v > validate.MAX_SECONDS then
+    errors.misuse(fn, name .. " must be a positive number of seconds (at most " .. validate.MAX_SECONDS .. ")")
   end
   return math.floor(v * 1000 + 0.5)
 end
