@@ -365,7 +365,8 @@ static int string(struct scan *sc, int *esc) {
     return 0;
 }
 
-/* Enough scratch for any text: one entry per ':' outside strings. */
+/* Enough scratch for any text: one entry per ':' outside strings, and one for
+ * a key pushed before its ':' is found missing. */
 static size_t colons(const unsigned char *s, size_t len) {
     size_t i, n = 0;
     int in = 0;
@@ -394,7 +395,7 @@ static int key(struct scan *sc) {
         return syntax(sc);
     }
     if (sc->nkeys == sc->cap) {
-        sc->r->need = colons(sc->s, sc->len);
+        sc->r->need = colons(sc->s, sc->len) + 1;
         return KLING_JSON_KEYS_ESCRATCH;
     }
     k = &sc->keys[sc->nkeys];
