@@ -197,8 +197,8 @@ static void put(struct out *o, const char *s, size_t n) {
     }
 }
 
-static void put_index(struct out *o, uint32_t n) {
-    char b[16];
+static void put_index(struct out *o, uint64_t n) {
+    char b[24];
     size_t i = sizeof(b);
     b[--i] = ']';
     do {
@@ -271,7 +271,7 @@ static void write_path(struct scan *sc, const struct kling_json_key *dup) {
     for (j = 0; j + 1 < sc->depth && !o.cut; j++) {
         const struct frame *f = &sc->frames[j];
         if (f->base == ARRAY) {
-            put_index(&o, f->n);
+            put_index(&o, f->n + 1); /* from 1, as the library's other messages count */
         } else {
             put_key(&o, sc->s, &sc->keys[f->n], j > 0);
         }

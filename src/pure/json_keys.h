@@ -48,7 +48,8 @@ struct kling_json_keys_result {
  * given twice, the one whose second occurrence comes first in the text is
  * reported, and its path is written to path (path_size bytes, NUL-terminated;
  * path may be NULL when path_size is 0): `prompt`, `requests[3].prompt`,
- * `[0].a`, `x["a b"]` (a key that is not [A-Za-z_][A-Za-z0-9_-]* is quoted, its
+ * `[1].a`, `x["a b"]` (array items count from 1, as Lua and the library's other
+ * messages count them; a key that is not [A-Za-z_][A-Za-z0-9_-]* is quoted, its
  * control, quote, backslash and non-ASCII bytes escaped); too long a path or
  * key ends in "...". Returns an enum kling_json_keys_status. */
 int kling_json_keys_check(const char *json, size_t len, struct kling_json_key *scratch, size_t cap,
