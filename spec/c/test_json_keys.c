@@ -37,10 +37,10 @@ static void check_rc(const char *text, int want, int line) {
 static void test_paths(void) {
     DUP("{\"prompt\":\"a\",\"prompt\":\"b\"}", "prompt", 14, 1);
     DUP("{\"mode\":\"std\", \"x\":1, \"mode\":\"pro\"}", "mode", 22, 1);
-    DUP("{\"requests\":[{},{\"a\":1},{},{\"prompt\":1,\"prompt\":2}]}", "requests[3].prompt", 39, 28);
-    DUP("{\"accounts\":[{\"credit\":\"1\",\"credit\":\"2\"}]}", "accounts[0].credit", 27, 14);
-    DUP("[{\"x\":1,\"x\":2}]", "[0].x", 8, 2);
-    DUP("{\"a\":{\"b\":{\"c\":[[{\"d\":1,\"d\":2}]]}}}", "a.b.c[0][0].d", 24, 18);
+    DUP("{\"requests\":[{},{\"a\":1},{},{\"prompt\":1,\"prompt\":2}]}", "requests[4].prompt", 39, 28);
+    DUP("{\"accounts\":[{\"credit\":\"1\",\"credit\":\"2\"}]}", "accounts[1].credit", 27, 14);
+    DUP("[{\"x\":1,\"x\":2}]", "[1].x", 8, 2);
+    DUP("{\"a\":{\"b\":{\"c\":[[{\"d\":1,\"d\":2}]]}}}", "a.b.c[1][1].d", 24, 18);
     DUP("{\"\":1,\"\":2}", "[\"\"]", 6, 1);
     DUP("{\"a b\":{\"c.d\":1,\"c.d\":2}}", "[\"a b\"][\"c.d\"]", 16, 8);
     DUP("{\"q\\\"\":1,\"q\\\"\":2}", "[\"q\\\"\"]", 9, 1);
