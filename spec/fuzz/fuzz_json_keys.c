@@ -64,15 +64,18 @@ static void r_utf8(uint8_t *o, size_t *n, unsigned cp) {
     }
 }
 
-/* A string at s[i] == '"', decoded into a new buffer when k is given. */
+/* A string at s[i] == '"', decoded into a new buffer when k is given (its
+ * size found by a first pass without one: decoding never grows a string). */
 static int r_string(struct ref *r, struct rkey *k) {
     size_t start = r->i, on = 0;
     uint8_t *o = NULL;
-    r->i++;
     if (k != NULL) {
-        o = malloc(r->n - start + 1); /* decoding never grows a string */
+        if (r_string(r, NULL) != R_OK) return R_SYNTAX;
+        o = malloc(r->i - start);
         if (o == NULL) abort();
+        r->i = start;
     }
+    r->i++;
     for (;;) {
         uint8_t c;
         if (r->i >= r->n) goto bad;
