@@ -87,7 +87,13 @@ describe("keys given twice", function()
     assert.matches("mode: given twice", out)
     out, status = run("run " .. q(m) .. " --out " .. q(root .. "/o2") .. " --set mode=std --set mode=pro")
     assert.are.equal(2, status, out)
-    assert.matches("--set mode: given twice (mode=std and mode=pro)", out, 1, true)
+    assert.matches("--set mode: given twice", out, 1, true)
+    -- a secret given twice is named, not echoed
+    out, status = run("run " .. q(m) .. " --out " .. q(root .. "/o3") .. " --set api_key=sk-one-secret"
+      .. " --set api_key=sk-two-secret")
+    assert.are.equal(2, status, out)
+    assert.matches("--set api_key: given twice", out, 1, true)
+    assert.is_nil(out:find("secret", 1, true), out)
   end)
 
   it("kling estimate --json and --file name the field", function()

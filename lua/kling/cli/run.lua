@@ -105,9 +105,10 @@ local function defaults(opts)
     if not k then
       return nil, "--set takes FIELD=VALUE (got " .. kv .. ")"
     elseif set[k] then -- the last one would win without a word, as a key twice in JSON
-      return nil, "--set " .. k .. ": given twice (" .. set[k] .. " and " .. kv .. ")"
+      -- (values not echoed: --set api_key=... is a secret)
+      return nil, "--set " .. k .. ": given twice (give each field once)"
     end
-    set[k] = kv
+    set[k] = true
     local x, err = manifest.cell(k, v)
     if err then
       return nil, "--set " .. k .. ": " .. err
