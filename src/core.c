@@ -67,5 +67,6 @@ int luaopen_kling_core(lua_State *L) {
     kling_open_money(L);
     kling_open_sched(L);
     kling_open_fileio(L);
+    kling_open_json(L);
     return 1;
 }

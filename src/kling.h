@@ -24,6 +24,7 @@ void kling_open_http(lua_State *L);    /* http.c:    libcurl multi driver */
 void kling_open_money(lua_State *L);   /* money.c:   decimal micro-units, price rules */
 void kling_open_sched(lua_State *L);   /* sched.c:   poll scheduler, slot limiter */
 void kling_open_fileio(lua_State *L);  /* fileio.c:  durable appends (fsync) for journals, local input files */
+void kling_open_json(lua_State *L);    /* json.c:    keys given twice in a JSON text */
 
 /* Set t[name] = integer / string field of the table at the top of the stack. */
 void kling_setint(lua_State *L, const char *name, lua_Integer v);

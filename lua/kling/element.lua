@@ -180,7 +180,7 @@ function M.load(path)
   end
   local text = f:read("a")
   f:close()
-  local doc, err = json.decode(text)
+  local doc, err = json.decode_strict(text) -- a hand-edited cache may name an element twice
   if type(doc) ~= "table" or type(doc.elements) ~= "table" then
     return nil, "element cache " .. path .. " is not readable (" .. tostring(err or "no elements") .. ")"
   end

@@ -79,6 +79,38 @@ function M.decode(s)
   return v
 end
 
+local dup_key -- kling.core.json_dup_key, loaded on first use: the simulator uses this module without the C core
+
+--- Decodes JSON a user or a client gave (a manifest, a config, a request body): as decode, and
+-- an object that gives a key twice is refused, where cjson would keep the last one without a
+-- word ({"mode": "std", "mode": "pro"} priced on one and sent with the other). Keys compare as
+-- decoded ("a" and "\u0061" are one key). Never raises. Not for what the network sends.
+-- Returns the value, or nil, a message ("what: requests[3].prompt: given twice ...") and, for a
+-- key given twice, its path.
+---@param s string
+---@param what string|nil what the text is, prefixed to the message
+---@return any|nil value
+---@return string|nil err
+---@return string|nil path
+function M.decode_strict(s, what)
+  local prefix = what and (what .. ": ") or ""
+  local v, err = M.decode(s)
+  if v == nil and err then
+    return nil, prefix .. err
+  end
+  if type(v) == "table" then -- only a text with an object in it can give a key twice
+    dup_key = dup_key or require("kling.core").json_dup_key
+    local path, why = dup_key(s)
+    if path then
+      return nil, prefix .. path .. ": given twice (a key may appear once in an object: one of the two"
+        .. " would be dropped)", path
+    elseif path == nil then
+      return nil, prefix .. "cannot be checked for keys given twice (" .. tostring(why) .. ")"
+    end
+  end
+  return v
+end
+
 local function has_empty_array(v)
   if type(v) ~= "table" then
     return false

@@ -57,8 +57,10 @@ function M.load(path)
   if not text then
     return nil, "cannot read the storyboard: " .. err
   end
-  local doc, jerr = json.decode(text)
-  if type(doc) ~= "table" then
+  local doc, jerr, dup = json.decode_strict(text)
+  if dup then
+    return nil, path .. ": " .. jerr
+  elseif type(doc) ~= "table" then
     return nil, path .. ": not a JSON storyboard (" .. tostring(jerr or type(doc)) .. ")"
   end
   if doc[1] ~= nil then

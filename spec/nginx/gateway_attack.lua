@@ -153,6 +153,35 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
     res.json and not tostring(res.json.message):find("not one of this account's", 1, true), res.body)
 end
 
+-- A field given twice in a client's body: cjson keeps the last one, so {"mode":"std","mode":"pro"}
+-- could be checked and held on one value while another reader (a log, the upstream) takes the
+-- other. Refused naming the field (400, 1201) before anything is priced, held or forwarded; an
+-- admin top-up that gives its amount twice, likewise.
+local function keys_given_twice_are_refused()
+  local before, creates = balance("gw-alice-key"), sim_creates("/v1/videos/")
+  for _, body in ipairs {
+    '{"model_name":"kling-v1","prompt":"a cat","mode":"std","duration":"5","mode":"pro"}',
+    '{"model_name":"kling-v1","prompt":"a cat","mode":"std","duration":"5","\\u006dode":"pro"}',
+  } do
+    local res = call("POST", "/v1/videos/text2video", "gw-alice-key", body)
+    h.check("a create that gives mode twice is refused naming it (400, 1201): " .. body,
+      res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^mode: given twice") ~= nil,
+      res.body)
+  end
+  local res = call("POST", "/v1/videos/image2video", "gw-alice-key", '{"model_name":"kling-v1","image":'
+    .. '"https://example.com/a.png","duration":"5","camera_control":{"type":"simple","type":"down_back"}}')
+  h.check("... and a nested field by its path (camera_control.type)", res.status == 400 and res.json
+    and res.json.code == 1201 and res.json.message:find("^camera_control%.type: given twice") ~= nil, res.body)
+  local after = balance("gw-alice-key")
+  h.check("... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
+    and after.balance == before.balance and after.reserved == "0", json.encode(after))
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts/alice/topup", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = '{"amount":"1","amount":"1000"}' })
+  h.check("an admin top-up that gives amount twice is refused naming it (400)", res.status == 400 and res.json
+    and res.json.field == "amount" and tostring(res.json.error):find("^amount: given twice") ~= nil, res.body)
+  h.check("... alice's balance is untouched", balance("gw-alice-key").balance == before.balance)
+end
+
 -- issue 12.3: the journal holds the keys of accounts made by the admin API and every client's
 -- requests: readable by the workers' user only, also after a rotation (the workers make it).
 local function journal_is_private()
@@ -333,6 +362,7 @@ local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
   others_ids_are_refused(media_length_is_held())
+  keys_given_twice_are_refused()
   journal_is_private()
   accounts_stay_apart()
   callback_bodies_are_small()

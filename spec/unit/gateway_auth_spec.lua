@@ -69,6 +69,26 @@ describe("kling.gateway.auth", function()
     assert.equal("bob", assert(auth.account(accts, "Bearer " .. day, now, cache)).name)
   end)
 
+  it("a JWT that gives a claim twice is refused (1002, naming it): another reader may take the other", function()
+    local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
+    local now = 1796300000
+    local function signed(header, claims)
+      local h, p = core.b64url_encode(header), core.b64url_encode(claims)
+      return h .. "." .. p .. "." .. core.b64url_encode(core.hmac_sha256("sk-bob", h .. "." .. p))
+    end
+    local ok = '{"alg":"HS256","typ":"JWT"}'
+    for _, t in ipairs {
+      { ok, '{"iss":"ak-bob","exp":1796300100,"exp":1796386000}', "claims: exp: given twice" },
+      { ok, '{"iss":"ak-bob","\\u0069ss":"ak-bob","exp":1796300100}', "claims: iss: given twice" },
+      { '{"alg":"none","alg":"HS256"}', '{"iss":"ak-bob","exp":1796300100}', "header: alg: given twice" },
+    } do
+      local a, err = auth.account(accounts { bob }, "Bearer " .. signed(t[1], t[2]), now, auth.cache())
+      assert.is_nil(a)
+      assert.are.equal(1002, err.code)
+      assert.matches(t[3], err.message, 1, true)
+    end
+  end)
+
   it("issue 12.5: a cached JWT is checked again when its account's secret changed", function()
     local bob = { name = "bob", access_key = "ak-bob", secret_key = "sk-bob" }
     local accts = accounts { bob }

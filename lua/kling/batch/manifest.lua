@@ -49,8 +49,10 @@ function M.cell(field, text)
   end
   local first = text:match("^%s*(.)")
   if STRUCTURED[field] or (LISTS[field] and first == "[") then
-    local v, err = json.decode(text)
-    if type(v) ~= "table" then
+    local v, err, dup = json.decode_strict(text)
+    if dup then
+      return nil, err
+    elseif type(v) ~= "table" then
       return nil, "must be JSON (a list or an object): " .. tostring(err or ("got " .. type(v)))
     end
     return v
@@ -203,8 +205,10 @@ local function jsonl_rows(text, path)
     n = n + 1
     local s = line:gsub("\r$", "")
     if s:find("%S") and not s:match("^%s*#") and not s:match("^%s*//") then
-      local v, err = json.decode(s)
-      if type(v) ~= "table" or (v[1] ~= nil) then
+      local v, err, dup = json.decode_strict(s)
+      if dup then
+        return nil, string.format("%s:%d: %s", path, n, err)
+      elseif type(v) ~= "table" or (v[1] ~= nil) then
         return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
           tostring(err or "got " .. (type(v) == "table" and "an array" or type(v))))
       end

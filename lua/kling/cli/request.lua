@@ -8,8 +8,10 @@ local M = {}
 
 local function decode(what)
   return function(text)
-    local req, err = json.decode(text)
-    if type(req) ~= "table" or req[1] ~= nil then
+    local req, err, dup = json.decode_strict(text)
+    if dup then
+      return nil, what .. ": " .. err
+    elseif type(req) ~= "table" or req[1] ~= nil then
       -- an array decodes to a table too: its items would be read as fields named 1, 2, ...
       return nil, what .. ": the request must be a JSON object ("
         .. tostring(err or (type(req) == "table" and "got an array" or "got " .. type(req))) .. ")"

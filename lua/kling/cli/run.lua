@@ -87,8 +87,10 @@ local function defaults(opts)
     if not text then
       return nil, "cannot read --defaults: " .. err
     end
-    local v, jerr = require("kling.json").decode(text)
-    if type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
+    local v, jerr, dup = require("kling.json").decode_strict(text)
+    if dup then
+      return nil, "--defaults " .. opts.defaults_file .. ": " .. jerr
+    elseif type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
       -- an array's items would read as fields named 1, 2, ... and every row fail on them
       return nil, "--defaults must hold a JSON object (" .. tostring(jerr or (type(v) == "table" and "got an array")
         or ("got a " .. type(v))) .. ")"
@@ -97,11 +99,16 @@ local function defaults(opts)
       d[k] = x
     end
   end
+  local set = {}
   for _, kv in ipairs(opts.set or {}) do
     local k, v = kv:match("^([%w_]+)=(.*)$")
     if not k then
       return nil, "--set takes FIELD=VALUE (got " .. kv .. ")"
+    elseif set[k] then -- the last one would win without a word, as a key twice in JSON
+      -- (values not echoed: --set api_key=... is a secret)
+      return nil, "--set " .. k .. ": given twice (give each field once)"
     end
+    set[k] = true
     local x, err = manifest.cell(k, v)
     if err then
       return nil, "--set " .. k .. ": " .. err

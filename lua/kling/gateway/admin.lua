@@ -71,9 +71,13 @@ local function summary(G)
   }
 end
 
+-- body() -> doc | nil, message and field of a key given twice (nil: not a JSON object)
 local function body()
   ngx.req.read_body()
-  local doc = json.decode(ngx.req.get_body_data() or "")
+  local doc, err, dup = json.decode_strict(ngx.req.get_body_data() or "")
+  if dup then
+    return nil, err, dup
+  end
   if type(doc) ~= "table" or json.is_array(doc) then
     return nil
   end
@@ -81,8 +85,10 @@ local function body()
 end
 
 local function create_account(G)
-  local doc = body()
-  if not doc then
+  local doc, derr, dup = body()
+  if dup then
+    return refuse(400, derr, dup)
+  elseif not doc then
     return refuse(400, "the body must be a JSON object {name, api_key | access_key + secret_key, credit}")
   end
   local ok, acct = pcall(config.account, doc, "account")
@@ -102,7 +108,10 @@ local function create_account(G)
 end
 
 local function topup(G, name)
-  local doc = body()
+  local doc, derr, dup = body()
+  if dup then
+    return refuse(400, derr, dup)
+  end
   for k in pairs(doc or {}) do
     if k ~= "amount" then
       -- a misspelt amount is named, not reported as a missing one

@@ -130,8 +130,12 @@ function M.admit(G, account, endpoint)
   if not raw then
     return refuse("validation", { status = 413, code = 1200, message = rerr })
   end
-  local body, jerr = json.decode(raw)
-  if body == nil then -- not JSON, or nested deeper than the decoder goes: say which
+  -- Strict: a field given twice is refused by name, before anything is priced or held (cjson
+  -- would keep the last one: {"mode":"std","mode":"pro"} checked on one, sent with the other).
+  local body, jerr, dup = json.decode_strict(raw)
+  if dup then
+    return refuse("validation", { status = 400, code = 1201, message = jerr })
+  elseif body == nil then -- not JSON, or nested deeper than the decoder goes: say which
     return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object: "
       .. tostring(jerr) })
   elseif not raw:find("^%s*{") then -- [] decodes to the table {} decodes to

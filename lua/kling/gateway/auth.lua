@@ -25,8 +25,14 @@ local function refuse(code, message)
 end
 
 local function verify_jwt(accounts, h, p, s, now)
-  local claims = json.decode(core.b64url_decode(p) or "")
-  local header = json.decode(core.b64url_decode(h) or "")
+  -- Strict (RFC 7519 4: a claim given twice is refused or the last taken; another reader
+  -- of the same token may take the first): {"exp": 1, "exp": 9999999999} is refused.
+  local claims, cerr, cdup = json.decode_strict(core.b64url_decode(p) or "")
+  local header, herr, hdup = json.decode_strict(core.b64url_decode(h) or "")
+  if cdup or hdup then
+    return refuse(1002, "Authorization is invalid: the token's " .. (cdup and "claims" or "header") .. ": "
+      .. (cdup and cerr or herr))
+  end
   if type(claims) ~= "table" or type(header) ~= "table" then
     return refuse(1002, "Authorization is invalid: the token is not a JWT")
   end

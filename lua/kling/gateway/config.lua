@@ -328,8 +328,10 @@ function M.load(path)
   end
   local text = f:read("*a")
   f:close()
-  local doc, derr = json.decode(text)
-  if doc == nil then
+  local doc, derr, dup = json.decode_strict(text)
+  if dup then
+    error("kling gateway config: " .. path .. ": " .. derr, 0)
+  elseif doc == nil then
     error("kling gateway config: " .. path .. " is not JSON: " .. tostring(derr), 0)
   end
   return M.check(doc)

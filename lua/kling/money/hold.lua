@@ -262,7 +262,10 @@ function M.read_rates(path)
   if not text then
     return nil, "cannot read the rates: " .. err
   end
-  local v, jerr = require("kling.json").decode(text)
+  local v, jerr, dup = require("kling.json").decode_strict(text)
+  if dup then
+    return nil, path .. ": " .. jerr
+  end
   if type(v) ~= "table" or type(v.currency) ~= "string" or type(v.rates) ~= "table" then
     return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
       .. (jerr and (" (" .. tostring(jerr) .. ")") or "")

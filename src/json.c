@@ -1,0 +1,56 @@
+/* kling.core.json_dup_key: the duplicate-key check of src/pure/json_keys.c for
+ * the texts users and clients give (kling.json.decode_strict). */
+#include "kling.h"
+
+#include "json_keys.h"
+
+/* Keys open at once that the C stack holds; a text with more gets scratch of
+ * its own size (a Lua userdata, so that nothing leaks if a push raises). */
+#define STACK_KEYS 128
+
+/* json_dup_key(text) -> false (no object has a key twice)
+ *                     | path, at, first (1-based byte offsets of the second and first quote)
+ *                     | nil, reason (not checked: not JSON, too deep, too long) */
+static int l_json_dup_key(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    struct kling_json_key stack_keys[STACK_KEYS];
+    struct kling_json_keys_result r;
+    char path[256];
+    int rc = kling_json_keys_check(s, len, stack_keys, STACK_KEYS, path, sizeof(path), &r);
+    if (rc == KLING_JSON_KEYS_ESCRATCH) {
+        size_t need = r.need;
+        struct kling_json_key *keys;
+        if (need > (size_t)-1 / sizeof(*keys)) {
+            return luaL_error(L, "json_dup_key: too many keys");
+        }
+        keys = lua_newuserdata(L, need * sizeof(*keys) + 1);
+        rc = kling_json_keys_check(s, len, keys, need, path, sizeof(path), &r);
+    }
+    if (rc == KLING_JSON_KEYS_UNIQUE) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (rc == KLING_JSON_KEYS_DUP) {
+        lua_pushstring(L, path);
+        lua_pushinteger(L, (lua_Integer)r.at + 1);
+        lua_pushinteger(L, (lua_Integer)r.first + 1);
+        return 3;
+    }
+    lua_pushnil(L);
+    if (rc == KLING_JSON_KEYS_ESYNTAX) {
+        lua_pushfstring(L, "%s at byte %d", kling_json_keys_strerror(rc), (int)(r.at + 1));
+    } else {
+        lua_pushstring(L, kling_json_keys_strerror(rc));
+    }
+    return 2;
+}
+
+static const luaL_Reg json_funcs[] = {
+    {"json_dup_key", l_json_dup_key},
+    {NULL, NULL}
+};
+
+void kling_open_json(lua_State *L) {
+    luaL_setfuncs(L, json_funcs, 0);
+}
