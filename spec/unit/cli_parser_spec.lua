@@ -102,7 +102,8 @@ describe("kling.cli", function()
       { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
       { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
       -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
-      { { "run", "m", "--out", "d", "--deadline", "-1" }, "%-%-deadline must be a positive number of seconds, at most 2147483 %(got '%-1'%)" },
+      { { "run", "m", "--out", "d", "--deadline", "-1" },
+        "%-%-deadline must be a positive number of seconds, at most 2147483 %(got '%-1'%)" },
       { { "run", "m", "--out", "d", "--retries", "-1" }, "%-%-retries must be a whole number >= 0 %(got '%-1'%)" },
       { { "run", "m", "--out", "d", "--parallel", "-.5" }, "%-%-parallel must be a positive whole number" },
       { { "sim", "start", "--task-seconds", "-1" }, "%-%-task%-seconds must be a number of seconds in 0..86400" },
