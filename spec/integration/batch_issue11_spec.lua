@@ -184,7 +184,7 @@ describe("issue 11", function()
       local before = sim.stats().requests
       status, text = kling("run " .. m .. " --out " .. dir .. "/outc --budget 400 --currency credits")
       assert.are.equal(2, status, text)
-      assert.matches("credits is not one currency", text)
+      assert.matches("credits\" is not one currency", text)
       assert.are.equal(before, sim.stats().requests)
       -- A currency no provider charges in and no rate converts (a typo): refused by name, not a
       -- run whose rows wait for ever.

@@ -73,7 +73,7 @@ describe("issue 11.5: budgets per currency", function()
     assert.are.same({ limit = "12.5", currency = "USD" }, budget.parse("12.5", "USD"))
     local none, err = budget.parse("400", "credits")
     assert.is_nil(none)
-    assert.matches("credits is not one currency", err)
+    assert.matches("credits\" is not one currency", err)
     none, err = budget.parse_all({ "5CNY", "6:CNY" })
     assert.is_nil(none)
     assert.matches("two budgets in CNY", err)
@@ -83,13 +83,14 @@ describe("issue 11.5: budgets per currency", function()
   -- amount with 7 decimals or out of range only got the generic message.
   it("says why a budget is refused: the code's case, the money parser's reason for the amount", function()
     for text, said in pairs {
-      ["5cny"] = "budget 5cny: cny is not a currency code: codes are upper case (5CNY)",
+      ["5cny"] = 'budget 5cny: "cny" is not a currency code: codes are upper case (CNY)',
+      ["5Evolink-Credits"] = '"Evolink-Credits" is not a currency: an ISO code in upper case (CNY, USD) or a provider',
       ["1e999CNY"] = '(got "1e999CNY": not a decimal number)',
       ["0x10CNY"] = '(got "0x10CNY": not a decimal number)',
       ["5.0000001CNY"] = '(got "5.0000001CNY": more than 6 decimals)',
       ["99999999999999999999CNY"] = '(got "99999999999999999999CNY": amount out of range)',
       ["-5CNY"] = '(got "-5CNY": negative)',
-      ["5dollars"] = "dollars is not one currency; give an ISO code (CNY, USD) or a provider's unit",
+      ["5dollars"] = '"dollars" is not a currency: an ISO code in upper case (CNY, USD) or a provider\'s unit',
     } do
       local none, err = budget.parse(text, "CNY")
       assert.is_nil(none, text)

@@ -117,7 +117,7 @@ describe("kling.cli", function()
       { { "run", "m", "--out", "d", "--retries", "-x" }, "unknown option '%-x'" },
       { { "run", "m", "--out", "d", "--budget", "-5CNY" },
         "^[^\n]*%-%-budget must be a decimal amount .*%(got \"%-5CNY\": negative%)" },
-      { { "run", "m", "--out", "d", "--budget", "5credits" }, "%-%-budget 5credits: credits is not one currency" },
+      { { "run", "m", "--out", "d", "--budget", "5credits" }, "%-%-budget 5credits: \"credits\" is not one currency" },
       { { "estimate", "--model", "kling-v2-6", "--duration", "-5" }, "duration: must be one of 5, 10 .*%(got %-5%)" },
       -- accepted, and the first interval longer than the longest
       { { "run", "m", "--out", "d", "--poll-min", "20", "--poll-max", "5" },

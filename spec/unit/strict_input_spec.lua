@@ -293,6 +293,25 @@ describe("strict input", function()
     assert.truthy(c:with { poll_min = 20, poll_max = 30 })
   end)
 
+  it("a budget's currency is an upper-case ISO code or a provider's unit, never a made-up one", function()
+    -- "cny" became the currency "kling-cny" and every submit failed "no budget in CNY".
+    for cur, said in pairs { cny = '"cny" is not a currency code: codes are upper case (CNY)',
+      [" CNY"] = '" CNY" is not a currency', ["CNY\n"] = '"CNY\\x0a" is not a currency' } do
+      local c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9",
+        budget = { limit = "5", currency = cur } }
+      assert.is_nil(c, cur)
+      assert.are.same({ "validation", "budget.currency" }, { err.kind, err.field })
+      assert.matches(said, err.message, 1, true)
+    end
+    local ledger, err = kling.ledger { limit = "5", currency = "credits" }
+    assert.is_nil(ledger)
+    assert.matches("not one currency: name the provider's unit, such as evolink-credits", err.message, 1, true)
+    -- a client's bare "credits" is its provider's own unit
+    local c = assert(kling.new { provider = "evolink", api_key = "k", base_url = "http://127.0.0.1:9",
+      budget = { limit = "5", currency = "credits" } })
+    assert.are.equal("evolink-credits", c.ledger.currency)
+  end)
+
   it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
     for name, fn in pairs {

@@ -30,7 +30,7 @@ function M.open(budget, provider)
   for k, v in pairs(budget) do
     b[k] = v
   end
-  b.currency = prices.unit(b.currency, provider)
+  b.currency = b.currency == "credits" and prices.unit(b.currency, provider) or b.currency
   if type(b.budgets) == "table" then
     -- each budget of a list is qualified the same way as a single one
     local list = {}
@@ -41,7 +41,7 @@ function M.open(budget, provider)
         for k, v in pairs(one) do
           list[i][k] = v
         end
-        list[i].currency = prices.unit(one.currency, provider)
+        list[i].currency = one.currency == "credits" and prices.unit(one.currency, provider) or one.currency
       end
     end
     b.budgets = list
@@ -221,16 +221,9 @@ function M.parse(text, default_currency)
   if not currency then
     return nil, "budget " .. text .. ": give its currency (\"" .. text .. "CNY\", \"" .. text .. ":evolink-credits\")"
   end
-  if currency:match("^%a%a%a$") and not currency:match("^%u%u%u$") then
-    return nil, "budget " .. text .. ": " .. currency .. " is not a currency code: codes are upper case ("
-      .. amount .. currency:upper() .. ")"
-  end
-  if not (currency:match("^%u%u%u$") or currency:find("-", 1, true)) then
-    -- "credits" is no one currency: each gateway's credits are its own money.
-    local own = currency:lower() == "credits" and ("name the provider's unit, such as apiinone-" .. currency
-      .. " or evolink-" .. currency .. " (or an ISO code: CNY, USD)")
-      or "give an ISO code (CNY, USD) or a provider's unit (apiinone-credits, evolink-credits)"
-    return nil, "budget " .. text .. ": " .. currency .. " is not one currency; " .. own
+  local problem = prices.currency_problem(currency)
+  if problem then
+    return nil, "budget " .. text .. ": " .. problem
   end
   return { limit = amount, currency = currency }
 end

@@ -510,8 +510,9 @@ local function budget_of(b, field)
   if limit < 0 then
     return nil, validation(field .. ".limit", "must not be negative")
   end
-  if type(b.currency) ~= "string" or b.currency == "" then
-    return nil, validation(field .. ".currency", "a currency is required (CNY, USD, evolink-credits, ...)")
+  local problem = prices.currency_problem(b.currency)
+  if problem then
+    return nil, validation(field .. ".currency", problem)
   end
   return { currency = b.currency, limit = b.limit }
 end

@@ -49,6 +49,30 @@ function M.unit(x, provider)
   return provider .. "-" .. currency
 end
 
+--- Why `currency` cannot name one currency, or nil: an ISO code in upper case ("CNY", "USD") or
+-- a provider's own unit ("evolink-credits"). A bare "credits" is no one currency (each gateway's
+-- credits are its own money), and "cny" or " CNY" would be a currency of their own.
+---@param currency any
+---@return string|nil problem
+function M.currency_problem(currency)
+  if type(currency) ~= "string" or currency == "" then
+    return "a currency is required (CNY, USD, evolink-credits, ...)"
+  end
+  if currency:match("^%u%u%u$") or currency:match("^%l[%l%d]*%-%l[%l%d%-]*$") then
+    return nil
+  end
+  local shown = '"' .. currency:sub(1, 40):gsub("[%c\127]", function(c)
+    return string.format("\\x%02x", c:byte())
+  end) .. '"'
+  if currency:match("^%a%a%a$") then
+    return shown .. " is not a currency code: codes are upper case (" .. currency:upper() .. ")"
+  elseif currency:lower() == "credits" then
+    return shown .. " is not one currency: name the provider's unit, such as evolink-credits or apiinone-credits"
+  end
+  return shown .. " is not a currency: an ISO code in upper case (CNY, USD) or a provider's unit "
+    .. "(evolink-credits)"
+end
+
 --- The unit a quote's money is in, as a name that can be compared ("evolink-credits").
 -- A currency as money that can be compared: each gateway's credits are its own money (API in
 -- One's and EvoLink's "credits" are different units), so a bare "credits" is qualified.
