@@ -19,7 +19,7 @@
  * WIDEN_LOW of its width: n samples of a spread miss its shortest 1/(n+1) on
  * average, and such a task would wait for the first point. Both chosen on
  * spec/c/test_sched.c's learnt-window simulation (bench/README.md). */
-#define GRID_FRAC 0.0425
+#define GRID_FRAC 0.04
 #define WIDEN_LOW 0.07
 
 /* state: low bits the life stage, HEDGE when the expected finish rests on a

@@ -41,13 +41,13 @@
  * - A learnt window (kling_sched_expect: the task should end between E and
  *   E + spread, from what tasks of its kind took): the window is widened
  *   below E by 7 % of its width (samples miss the spread's shortest tasks)
- *   and divided evenly into n gaps g of about 4.25 % of E + spread, g
- *   clamped to [min_interval, max_interval]; the polls are at the points
+ *   and divided evenly into n gaps g of about 4 % of E + spread, g clamped
+ *   to [min_interval, max_interval]; the polls are at the points
  *   E + spread - k * g (k < n: none at the widened start), each jittered by
  *   +-jitter of g / 2 (never past the window's end). The lag inside the
- *   window is at most g (about 2.2 % of the task on average with 8 samples
- *   of a uniform +-10 % spread, 2.5 % with +-15 %) and such windows cost
- *   about 2.8 and 3.6 polls. A window of no width (every sample agreed) is
+ *   window is at most g (about 2.1 % of the task on average with 8 samples
+ *   of a uniform +-10 % spread, 2.4 % with +-15 %) and such windows cost
+ *   about 2.9 and 3.8 polls. A window of no width (every sample agreed) is
  *   polled once, at its end. Past the window, the late polls above.
  * - Nothing known: geometric back-off, the gap starting at min_interval and
  *   multiplied by `backoff` after each poll, up to max_interval; jittered and
