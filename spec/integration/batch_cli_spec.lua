@@ -176,6 +176,10 @@ describe("the workflow commands", function()
     status, out = kling("run " .. m .. " --out " .. q(root .. "/o11b") .. " --quiet --poll-min 0.2")
     assert.are.equal(0, status, out)
     assert.are.equal("exit=0\n", out)
+    -- rows the budget holds back are not failures, but exit 3 with nothing said left the user guessing
+    status, out = kling("run " .. m .. " --out " .. q(root .. "/o11c") .. " --quiet --poll-min 0.2 --budget 1.5CNY")
+    assert.are.equal(3, status, out)
+    assert.matches("kling run: 1 of 2 rows unfinished %(run the same command again%):\n%s+1  budget: ", out)
   end)
 
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()

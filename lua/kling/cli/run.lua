@@ -144,6 +144,26 @@ function M.run(opts)
       io.stderr:write("kling run: ", #failed, " of ", #result.rows, " rows failed or are uncertain (",
         result.paths.summary, "):\n", flags.printable(table.concat(failed, "\n"), true), "\n")
     end
+    -- nor why rows wait for the next run (a budget, a deadline): counted by reason, not listed
+    local waiting, reasons, order = 0, {}, {}
+    for _, r in ipairs(result.rows) do
+      if r.state == "unfinished" then
+        waiting = waiting + 1
+        local why = tostring(r.reason):gsub(" %(task [^)]*%)", "")
+        if not reasons[why] then
+          order[#order + 1] = why
+        end
+        reasons[why] = (reasons[why] or 0) + 1
+      end
+    end
+    if waiting > 0 then
+      local lines = {}
+      for i = 1, math.min(#order, 5) do
+        lines[i] = string.format("  %6d  %s", reasons[order[i]], order[i])
+      end
+      io.stderr:write("kling run: ", waiting, " of ", #result.rows, " rows unfinished (run the same command again):\n",
+        flags.printable(table.concat(lines, "\n"), true), "\n", #order > 5 and "  ...\n" or "")
+    end
   end
   return status
 end

@@ -133,8 +133,8 @@ function M.reserve(client, key, req, once)
     return M.estimate(client, r)
   end, M.endpoint_def(client.provider, req), req)
   if not q then
-    err.message = (err.message or "") .. " (a budget is set: every request needs a price; give the provider's"
-      .. " with client:set_catalog or kling.set_catalog)"
+    err.message = (err.message or "") .. " (a budget is set: every request needs a price; give one in Lua with"
+      .. " client:set_catalog or kling.set_catalog, or run it without a budget)"
     return nil, err
   end
   local ok, rerr = ledger:reserve(key, q)
