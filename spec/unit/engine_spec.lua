@@ -495,6 +495,10 @@ describe("kling.engine", function()
     local none, terr = c:wait_any({ tasks[1] }, { timeout = 1 })
     assert.is_nil(none)
     assert.equal("timeout", terr.kind)
+    -- nothing to wait for is a mistake, not "none of the 0 tasks ended"
+    local ok, msg = pcall(c.wait_any, c, {})
+    assert.is_false(ok)
+    assert.matches("wait_any: tasks is empty", msg, 1, true)
   end)
 
   it("issue 15.4: a finished task is held by its caller only; waiting on it again still gives its result", function()

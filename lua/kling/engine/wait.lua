@@ -159,6 +159,10 @@ return function(Engine)
   -- a timeout error.
   function Engine:wait_any(tasks, opts)
     validate.options("wait_any", opts, WAIT_OPTIONS)
+    if type(tasks) == "table" and next(tasks) == nil then
+      -- no task can end: not a timeout to wait out
+      errors.misuse("wait_any", "tasks is empty: give at least one task")
+    end
     local o = {}
     for k, v in pairs(opts or {}) do
       o[k] = v
