@@ -9,6 +9,11 @@
 --                                             polls and their garbage)
 --   lua5.4 bench/gc_cost.lua N FOR ENDS       the same, each task "succeed" (with a video) ENDS s
 --                                             after its create: the 10,000 x 20 s run's shape
+--   lua5.4 bench/gc_cost.lua N FOR old        flat out, generational mode, no pacing (the collector
+--                                             left alone): four waits of FOR s, each after a full
+--                                             collection, and the old garbage a poll left in each
+--                                             (the heap after three minor steps less the heap
+--                                             after a full collection, per poll)
 --
 -- Prints polls, ends, the Lua heap's peak (sampled at every wait of the fake transport, KiB),
 -- VmHWM (KiB) and CPU (os.clock) after the submits and in all. Instructions: run it under
@@ -22,9 +27,17 @@ for i = 1, 3 do
   args[i] = tonumber(arg[i])
 end
 local n, run_for, ends = args[1] or 10000, args[2] or 2, args[3]
+local old_mode = arg[3] == "old"
 
 local candidate = os.getenv("BENCH_COLLECTOR")
-if candidate and candidate ~= "" then
+if old_mode then -- the collector left alone (a tree without kling.engine.collector ignores it)
+  package.loaded["kling.engine.collector"] = { run = function(_, fn, ...)
+    return fn(...)
+  end, wait = function(e, _, fn, ...)
+    return fn(e, ...)
+  end, check = function() end }
+  collectgarbage("generational")
+elseif candidate and candidate ~= "" then
   package.loaded["kling.engine.collector"] = dofile(candidate)
 end
 
@@ -155,6 +168,23 @@ for i = 1, n do
 end
 local c0 = os.clock()
 local tasks = client:submit_many(reqs)
+if old_mode then
+  for round = 1, 4 do
+    collectgarbage("collect")
+    local p0 = f.polls
+    client:wait_all(tasks, { timeout = run_for })
+    local polls = f.polls - p0
+    for _ = 1, 3 do
+      collectgarbage("step") -- a minor collection each (the heap has not doubled since the full one)
+    end
+    local minor = collectgarbage("count")
+    collectgarbage("collect")
+    local live = collectgarbage("count")
+    io.write(string.format("round %d polls %d old_garbage_bytes_per_poll %.1f live_kib %.0f\n", round, polls,
+      (minor - live) * 1024 / polls, live))
+  end
+  return
+end
 local c1 = os.clock()
 local polls0 = f.polls
 f.phase = 2

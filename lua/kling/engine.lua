@@ -193,8 +193,9 @@ function M.new(client, opts)
     max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
     create_budget_ms = NO_CREATE_BUDGET_MS, callback_silence_ms = self.silence_ms, slots = true,
     -- the waits' counts follow each task's status (kling.engine.run), and sched:due hands a
-    -- scheduled task back: a poll makes no news or wake action, only its send
-    news_actions = false, wake_scheduled = false,
+    -- scheduled task back: a poll makes no news or wake action, only its send; and it leaves
+    -- the task no answer to keep (raw: only the one that ends it)
+    news_actions = false, wake_scheduled = false, raw_while_running = false,
     sched = self.sched, learnt_ms = self.learn and function(m)
       return self:expectation(m.kind)
     end or nil,

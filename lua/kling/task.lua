@@ -21,7 +21,9 @@ local blocking = require "kling.runner.blocking"
 ---@field charge string|nil what the provider reports it charged, a decimal string as given (e.g. "2.5")
 ---@field message string|nil the provider's reason for a failure
 ---@field sync boolean|nil true for a synchronous answer: already final
----@field raw table the provider's own answer
+---@field raw table|nil the provider's own answer, parsed: the last one (create, poll, callback, refresh);
+--- under the engine (submit_many, wait_all, wait_any) the one that ended the task: none while it runs
+--- but a refresh()'s, until the engine's next poll
 local Task = {}
 Task.__index = Task
 Task.__name = "kling.task"
@@ -68,11 +70,7 @@ function Task:update(fresh)
     end
     return self
   end
-  for k, v in pairs(fresh) do
-    if k ~= "client" then
-      self[k] = v
-    end
-  end
+  lifecycle.take(self, fresh, true)
   if TERMINAL[self.status] and self.ledger_key and not self.accounted then
     -- Seen ended here first (a task the engine drives): a machine taken up on it ends its hold,
     -- as the engine's would have (kling.lifecycle.machine existing: the adopt path).

@@ -40,6 +40,33 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     end)
   end
 
+  it("issue 15: take() keeps a running task's raw only where asked (keep_raw), an ended task's always", function()
+    local came = { task_id = "1", task_status = "submitted" }
+    local t = { id = "1", status = "queued", raw = came }
+    local answer = { task_id = "1", task_status = "processing" }
+    machine.take(t, { status = "running", progress = 5, client = "not taken", raw = answer }, true)
+    assert.are.same({ id = "1", status = "running", progress = 5, raw = answer }, t)
+    assert.are.equal(answer, t.raw)
+    machine.take(t, { status = "running", progress = 6, raw = { task_id = "1" } }) -- a runner of many: none
+    assert.are.same({ id = "1", status = "running", progress = 6 }, t)
+    local final = { task_id = "1", task_status = "succeed" }
+    machine.take(t, { status = "succeeded", raw = final })
+    assert.are.equal(final, t.raw)
+    local failed = { id = "2", status = "running" }
+    machine.take(failed, { status = "failed", raw = came })
+    assert.are.equal(came, failed.raw)
+    -- the profile says which: a machine of a runner of many tasks, and one of the blocking client
+    local many = machine.new({ provider = kling, request = { prompt = "x" } }, machine.profile {
+      provider = kling, raw_while_running = false })
+    many:update({ status = "running", raw = answer })
+    assert.is_nil(many.task.raw)
+    many:news(0, { status = "running", raw = answer }) -- a query the caller made: kept
+    assert.are.equal(answer, many.task.raw)
+    local one = machine.new { provider = kling, request = { prompt = "x" } }
+    one:update({ status = "running", raw = answer })
+    assert.are.equal(answer, one.task.raw)
+  end)
+
   it("reads no clock: the same scenario gives the same times twice", function()
     local sc = scenarios.scenarios[1]
     local a = scenarios.drive(sc, machine, kling, core)

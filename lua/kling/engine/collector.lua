@@ -2,8 +2,8 @@
 -- Lua 5.4's standalone interpreter runs the collector in generational mode, where the records,
 -- answers and results of thousands of tasks turn old and their garbage waits for a major
 -- collection, which comes only once the heap has doubled: 10,000 tasks peaked at 54 MiB (HTTP)
--- and 58 MiB (HTTPS) for about 21 MiB live. Each poll leaves about 330 bytes of such old garbage
--- (the answer it replaces had lived through two minor collections), ending tasks leave more.
+-- and 58 MiB (HTTPS) for about 21 MiB live. Ending tasks leave such old garbage (their records);
+-- polls no longer do (a running task keeps no answer: kling.lifecycle.machine, raw_while_running).
 -- submit_many (and `kling run`) runs in incremental mode with a short pause. wait_all keeps the
 -- caller's mode (no switch: entering generational mode costs a full collection) and adds full
 -- collections of its own, paced so that polling alone pays little for them (bench/README.md,
@@ -21,10 +21,11 @@ local LARGE = 1000
 local PAUSE, STEPMUL = 120, 400
 -- A large wait_all collects fully once the heap has grown GROW over what its last collection
 -- left, but not sooner than SPACING_MS (the engine's clock) after it unless 1/ENDS_SHARE of the
--- wait's tasks ended since: where nothing ends (flat-out polling) that is at most one collection
--- every 1.5 s, close to what generational mode does there by itself; where tasks end, their garbage
--- goes as they end.
-local GROW, SPACING_MS, ENDS_SHARE = 0.2, 1500, 20
+-- wait's tasks ended since: where tasks end, their garbage goes as they end. GROW is above what
+-- generational mode lets young garbage reach between its minor collections (20 % of the heap):
+-- polls that leave no old garbage then bring no full collection (bench/README.md, "No answer
+-- kept while a task runs").
+local GROW, SPACING_MS, ENDS_SHARE = 0.3, 1500, 20
 
 local function applies(n)
   return n >= LARGE and _VERSION == "Lua 5.4" and rawget(_G, "ngx") == nil and collectgarbage("isrunning")

@@ -130,6 +130,7 @@ local function configure(c, o)
   c.sched = o.sched
   c.news_actions = o.news_actions ~= false
   c.wake_scheduled = o.wake_scheduled ~= false
+  c.raw_while_running = o.raw_while_running ~= false
   -- A task's counters start at these (read through the profile): a task that never fails
   -- carries no field for them (a field more can double a task table's size: its hash part
   -- grows in powers of two). Set to nil to reset.
@@ -188,6 +189,9 @@ end
 -- made), wake_scheduled (true; false: the runner takes each task its scheduler holds back from
 -- it when due (sched:due), so no wake action is made for a task waiting there). A runner of
 -- many tasks turns both off: a poll then makes one action (its send), not three.
+-- raw_while_running (true; false: a task keeps the provider's answer, `raw`, only once it has
+-- ended, and none while it runs, but from a news() query: M.take) is off in a runner of many
+-- tasks too.
 ---@param o table
 ---@return table machine
 ---@param profile? table a profile (M.profile) whose options the task shares: o's own are then ignored
@@ -581,13 +585,33 @@ function Machine:accept(acts, fields, now)
   return acts
 end
 
-function Machine:update(fields)
-  local t = self.task
+--- Takes freshly parsed task fields into task t (every answer, callback or refresh comes here).
+-- keep_raw false (a runner of many tasks: profile raw_while_running = false): `raw`, the
+-- provider's answer, is taken only from an answer that ends the task, and a running task holds
+-- none. Each poll replaced the answer the task held, which had by then lived through
+-- collections (seconds between polls): in generational mode that was about 330 bytes of old
+-- garbage a poll, which waits for a major collection (bench/README.md, "No answer kept while a
+-- task runs").
+---@param t table the task
+---@param fields table canonical task fields (a dialect's parse_task)
+---@param keep_raw boolean|nil
+function M.take(t, fields, keep_raw)
   for k, v in pairs(fields) do
-    if k ~= "client" then
+    if k == "raw" then
+      if keep_raw or TERMINAL[fields.status] then
+        t.raw = v
+      elseif t.raw ~= nil then -- one it came with (a task taken up by the runner)
+        t.raw = nil
+      end
+    elseif k ~= "client" then
       t[k] = v
     end
   end
+end
+
+-- keep_raw: the fields come from a query the caller made (news): their answer is kept.
+function Machine:update(fields, keep_raw)
+  M.take(self.task, fields, keep_raw or self.raw_while_running)
 end
 
 -- The create's fate is unknown: look it up by external id, or end with the error.
@@ -910,7 +934,7 @@ function Machine:deadline(now)
 end
 
 -- News of the task from a poll or a callback.
-function Machine:heard(acts, fields, now, from_callback)
+function Machine:heard(acts, fields, now, from_callback, keep_raw)
   local t = self.task
   local status = fields.status
   if status ~= t.status then -- (most polls hear the status they knew)
@@ -920,7 +944,7 @@ function Machine:heard(acts, fields, now, from_callback)
     end
   end
   if fields then
-    self:update(fields)
+    self:update(fields, keep_raw)
     if self.news_actions then
       acts[#acts + 1] = { type = "news", task = t }
     end
@@ -1014,7 +1038,7 @@ function Machine:news(now, fields)
   if self.state == "done" then
     return {}
   end
-  return self:heard({}, fields, now, false)
+  return self:heard({}, fields, now, false, true)
 end
 
 --- The caller gives the task up. Before the create is sent it ends at once (nothing held);
