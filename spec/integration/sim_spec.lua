@@ -542,6 +542,9 @@ describe("kling simulator", function()
   describe("stats, request log and reset", function()
     it("counts requests by method and route, creates and tasks by status", function()
       admin("POST", "/reset")
+      -- long enough to be still "submitted" (its first 20 %) on a loaded machine; the clock is
+      -- then pushed past its end
+      admin("POST", "/config", { task_seconds = 60 })
       local a = create({ prompt = "x" }).json.data
       create { prompt = "y [sim:fail]" }
       api("GET", "/v1/videos/text2video/" .. a.task_id)
@@ -556,7 +559,7 @@ describe("kling simulator", function()
       assert.are.equal(1, s.by_route["GET /v1/videos/text2video"])
       assert.are.equal(1, s.by_route["GET /v1/videos/text2video?external_task_id"])
       assert.are.equal(2, s.tasks.submitted)
-      advance(5)
+      advance(61)
       s = stats()
       assert.are.same({ succeed = 1, failed = 1 }, s.tasks)
       assert.are.equal("1", s.units_billed) -- kling-v1 std 5 s; the failed one is free
