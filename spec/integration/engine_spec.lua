@@ -157,6 +157,23 @@ describe("engine against the simulator", function()
       assert.equal(3, route(st, LOOKUP))
       assert.equal(4, route(st, POST))
     end)
+
+    it("whose lookups miss and whose resend is refused as a duplicate ends uncertain, not failed", function()
+      local client = fresh { budget = { limit = "20", currency = "CNY" } }
+      sim.faults({ { kind = "reset", method = "POST", count = 1, phase = "after" },
+        { kind = "not_found", method = "GET", path = "^/v1/videos/text2video$", count = 10 } })
+      local tasks = client:submit_many({ { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "nf" } })
+      local res = client:wait_all(tasks, { timeout = 60 })
+      assert.are.same({ 0, 0, 1 }, { res.succeeded, res.failed, res.uncertain })
+      local e = res[1].error
+      assert.is_true(e.uncertain)
+      assert.equal(tasks[1].external_task_id, e.external_task_id)
+      assert.matches("^uncertain: ", e.message)
+      local st = sim.stats()
+      assert.equal(1, st.creates)
+      assert.equal(2, route(st, POST)) -- the second under the same id, refused: never a third
+      assert.equal(2500000, client.ledger:reserved("CNY")) -- it exists: held until it is found
+    end)
   end)
 
   it("ends a task at its deadline, and a wait at its timeout without ending the tasks", function()

@@ -118,6 +118,12 @@ add { name = "create: uncertain, not found, resent and refused as a duplicate: l
   poll = { "succeed" },
   expect = { status = "succeeded", sends = { "create", "lookup", "lookup", "lookup", "create", "lookup", "poll" },
     money = OK_MONEY } }
+-- The lookups may lag: a duplicate refusal proves the task exists, so it is never a failure
+-- and never a third create; the end says uncertain, with the external id, the hold kept.
+add { name = "create: uncertain, resent and refused as a duplicate, never found: ends uncertain, held",
+  create = { "reset", "not_found_dup" }, lookup = { "not_found" },
+  expect = { status = "pending", err = "network", uncertain = true, money = HELD,
+    sends = { "create", "lookup", "lookup", "lookup", "create", "lookup", "lookup", "lookup" } } }
 for _, kind in ipairs { "429", "1303" } do
   add { name = "create: " .. kind .. " (refused, nothing made), queued again", create = { kind, "submitted" },
     poll = { "succeed" },
