@@ -41,7 +41,8 @@
 --   created{task}                     the provider has the task (the create phase is over)
 --   news{task}                        a poll or callback brought news (on_progress); not made
 --                                     where the profile says news_actions = false
---   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
+--   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left, or that the
+--                                     provider refused (requeue_refused), goes again after delay_ms
 --   abandon{}                         a callback made the request in flight moot (cancel it)
 --   refused_cancel{err}               the provider cannot cancel
 --   done{task, err}                   the end: err nil when it succeeded
@@ -653,6 +654,9 @@ function Machine:on_create(acts, res, now, wall)
     acts[#acts + 1] = { type = "refused", slot_full = providers.slot_full(P, f), delay_ms = delay }
     if self.requeue_refused and (self:create_until() - now) > delay then
       self.state = "create_wait"
+      self.refusals = (self.refusals or 0) + 1
+      acts[#acts + 1] = { type = "retry", attempt = self.refusals, delay_ms = delay, kind = d.kind, code = f.code,
+        http_status = f.status, path = self.call.path }
       return self:wake(acts, now + delay)
     end
   end
