@@ -300,6 +300,7 @@ function M.new(opts)
     catalogs = catalogs, -- this client's own catalogs, over the process default (kling.set_catalog)
     local_files = opts.local_files ~= false,
     account_name = M.account_of(account_key),
+    held = {}, -- external id -> the machine of a create whose fate was unknown, still holding (adopt_held)
   }, Client)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
@@ -368,9 +369,12 @@ local function protocol_error(self, msg, extra)
   return e
 end
 
---- Sends one create. Returns a task, or nil and an error. An error with `uncertain = true`
--- means the request left the host and its answer was lost: the task may exist; look it up
--- with get_task{external_task_id = err.external_task_id} rather than sending it again.
+--- Sends the create and follows it up (the lifecycle every runner shares): a refused one is
+-- sent again after at least 1 s, a lost answer looked up by external id, within call_budget.
+-- Returns a task, or nil and an error. An error with `uncertain = true` means its answer was
+-- lost and lookups have not found it: the task may exist, its reservation is kept; look it up
+-- with get_task{external_task_id = err.external_task_id} (which takes the reservation along)
+-- rather than sending it again.
 ---@param req table a canonical request (`model`, `prompt`, `duration`, `mode`, `image`, ...)
 ---@return kling.Task|nil task `id`, `external_task_id`, `status`, `endpoint` (a sync endpoint's is finished)
 ---@return kling.Error|nil err with `uncertain = true` and `external_task_id` when the create's fate is unknown
@@ -383,14 +387,19 @@ function Client:submit(req)
   local m = self:lifecycle(req, { files = files })
   local how, t, err = blocking.drive(self, m, m:start(self.driver:now_ms()), { until_created = true })
   if how == "done" and err then
+    if err.uncertain and err.ledger_key and err.external_task_id then
+      -- Its hold stays with its machine: get_task finding the task hands it over (adopt_held).
+      self.held[err.external_task_id] = m
+    end
     return nil, err
   end
   return t -- created, or a synchronous answer (already final and charged)
 end
 
 --- A lifecycle machine for one create of this client (internal: submit and the runners).
--- A blocking submit sends the create once: an uncertain one ends with its error (the caller
--- looks it up, lookups = 0), a refused one too (requeue_refused = false).
+-- Every runner follows the same lifecycle decisions (issue 10): an uncertain create is looked
+-- up by external id (and the task adopted, its hold with it), a refused one (1302, 1303) sent
+-- again after at least 1 s within the call budget.
 -- @local
 ---@param req table a canonical request
 ---@param o? table options of kling.lifecycle.machine.new to override
@@ -399,8 +408,8 @@ function Client:lifecycle(req, o)
   local ctx = self.ctx
   local opts = {
     provider = self.provider, request = req, task = task.new(self, {}), random = core.random_hex,
-    budget = self.ledger ~= nil, auto_external_id = self.auto_external_id, lookups = 0,
-    requeue_refused = false, max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
+    budget = self.ledger ~= nil, auto_external_id = self.auto_external_id, lookups = 3,
+    requeue_refused = true, max_attempts = ctx.max_attempts, base_ms = ctx.base_ms, cap_ms = ctx.cap_ms,
     create_budget_ms = ctx.call_budget_ms,
   }
   for k, v in pairs(o or {}) do
@@ -468,6 +477,20 @@ local function is_not_found(err)
   return err.kind == "not_found" or err.http_status == 404
 end
 
+-- A task found whose create this client (or one made from it by `with`) sent and lost the
+-- answer of (submit's error was uncertain): the task its machine keeps, which holds the
+-- create's reservation, now with the fields found; task:wait (or a refresh that sees the end)
+-- settles or releases that hold, once. nil for any other task.
+function Client:adopt_held(fields)
+  local ext = fields.external_task_id
+  local m = ext and self.held[ext]
+  if not m then
+    return nil
+  end
+  self.held[ext] = nil
+  return m.task:update(fields)
+end
+
 --- Looks a task up by id or by external id.
 -- get_task(id | {external_task_id =}, {endpoint =}): a Task, or nil and an error. Without an
 -- endpoint the video endpoints are tried in turn (queries are free).
@@ -511,7 +534,7 @@ function Client:get_task(ref, opts)
   for _, endpoint in ipairs(endpoints) do
     local t, err = self:fetch_task(id, endpoint, by_external)
     if t then
-      return task.new(self, t)
+      return self:adopt_held(t) or task.new(self, t)
     end
     if not is_not_found(err) then
       return nil, err

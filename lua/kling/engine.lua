@@ -96,7 +96,7 @@ local NEW_OPTIONS = {}
 for _, k in ipairs { "adopt", "backoff", "callback_silence", "callbacks", "deadline", "estimate", "http", "jitter",
   "learn", "learn_file", "lookups", "max_interval", "max_parallel", "max_requests", "min_interval", "now_ms",
   "on_create", "on_created", "seed", "sleep_ms", "slots", "timeout", "wall_s", "webhook_secret",
-  "webhook_tolerance" } do
+  "webhook_tolerance", "insecure_callbacks" } do
   NEW_OPTIONS[k] = true
 end
 
@@ -116,7 +116,9 @@ local NO_CREATE_BUDGET_MS = 2 ^ 53
 --   callback_silence   a task with callback_url is polled after this long without news (60)
 --   callbacks      false: nothing delivers callbacks to this engine (kling run has no intake):
 --                  a task with callback_url is polled as any other (true)
---   webhook_secret, webhook_tolerance   verify callbacks (Standard Webhooks), +-300 s
+--   webhook_secret, webhook_tolerance   verify callbacks (Standard Webhooks), +-300 s; without
+--                  a secret deliver() refuses every callback unless insecure_callbacks = true
+--                  (takes them unverified: a forged end would release a hold the provider bills)
 --   learn          without an estimate, expect a task to take as long as the tasks of its
 --                  kind seen to finish, when they agree (kling.engine.learn) (true)
 --   learn_file     where learnt durations are kept across runs (kling.engine.durations_file:
@@ -181,6 +183,7 @@ function M.new(client, opts)
     learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
     kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
+    insecure_callbacks = args.flag("engine.new", "insecure_callbacks", opts.insecure_callbacks, false),
     hook_create = opts.on_create, hook_created = opts.on_created,
     -- counters (stats())
     polls_sent = 0, creates_sent = 0, lookups_sent = 0, created_n = 0, adopted_n = 0, uncertain_n = 0,

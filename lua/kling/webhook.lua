@@ -44,6 +44,28 @@ local function auth_error(provider, msg)
   return errors.new { kind = "auth", provider = provider, retryable = false, message = "callback: " .. msg }
 end
 
+--- Whether callbacks may be taken at all: only verified ones (a webhook secret is set), unless
+-- whoever takes them opted in to unverified ones by name (`insecure_callbacks = true`). An
+-- unsigned callback can say anything (a forged "failed" releases a hold the provider will bill).
+-- The one rule for every intake: the engine's deliver() and the gateway's callback location.
+---@param secret string|nil the webhook secret
+---@param insecure boolean|nil insecure_callbacks
+---@return boolean taken
+function M.takes(secret, insecure)
+  return secret ~= nil or insecure == true
+end
+
+--- The refusal of a callback that M.takes refuses (kind `auth`, field `webhook_secret`).
+---@param provider string
+---@param where string how the caller sets them, e.g. "kling.engine.new{webhook_secret =}"
+---@return kling.Error
+function M.unverifiable(provider, where)
+  local e = auth_error(provider, "refused: no webhook_secret to verify it with (" .. where .. "); an "
+    .. "unsigned callback can say anything. insecure_callbacks = true takes callbacks unverified")
+  e.field = "webhook_secret"
+  return e
+end
+
 --- Checks a Standard Webhooks signature (in C).
 -- verify(provider_name, secret, body, headers, now_s, tolerance_s) -> true | nil, err
 ---@param provider string

@@ -239,6 +239,34 @@ describe("a batch against the simulator", function()
     assert.are.equal(1, #of_row(records(dir), "lost", "final"))
   end)
 
+  it("a lost create whose lookups miss is never a second task: uncertain, held, adopted by the next run", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { id = "nf", model = "kling-v2-6", mode = "pro", duration = 5,
+      prompt = "nf [sim:seconds=2]" } })
+    sim.faults { { kind = "reset", method = "POST", phase = "after", count = 1 },
+      { kind = "not_found", method = "GET", path = "^/v1/videos/text2video$", count = 10 } }
+    local result, err, status = run(dir, { budget = "10CNY", estimate = false })
+    assert(result, err)
+    assert.are.equal(4, status)
+    assert.are.same({ nf = "uncertain" }, states(result))
+    local e = result.rows[1].error.message
+    assert.matches("^uncertain: ", e)
+    assert.matches("looks it up again by external_task_id " .. result.rows[1].external_task_id, e, 1, true)
+    assert.is_nil(e:find("cannot look it up", 1, true))
+    assert.are.same({ limit = "10", spent = "0", reserved = "2.5", currency = "CNY" }, result.budget)
+    assert.are.equal(1, sim.stats().creates) -- the second POST, under the same id, was refused
+    assert.are.equal(0, #of_row(records(dir), "nf", "final"))
+    sim.clear_faults()
+    result, err, status = run(dir, { budget = "10CNY", estimate = false })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ nf = "succeeded" }, states(result))
+    assert.are.same({ limit = "10", spent = "2.5", reserved = "0", currency = "CNY" }, result.budget)
+    assert.are.equal(sim.charges("kling"), core.money_parse(result.budget.spent))
+    assert.are.equal(1, sim.stats().creates)
+    assert.truthy(io.open(dir .. "/nf.mp4")):close()
+  end)
+
   it("keeps to its budget across runs: rows past it wait for a larger one, the spend carried over", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "x1", prompt = "one" }, { id = "x2", prompt = "two" },

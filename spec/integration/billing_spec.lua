@@ -88,12 +88,14 @@ describe("budget against the simulator", function()
   it("releases the reservation of a create the provider refused, and keeps the one of an uncertain create", function()
     local client = sim.client { budget = { limit = "100", currency = "CNY" }, timeout = 1, call_budget = 5 }
     local req = { prompt = PROMPT, model = "kling-v1", mode = "pro", duration = 5 } -- 3.5 CNY
-    sim.faults({ { kind = "1303", method = "POST", count = 1 } })
+    sim.faults({ { kind = "1303", method = "POST", count = 100 } }) -- refused past the call budget
     local t, err = client:submit(req)
     assert.is_nil(t)
     assert.are.equal("rate_limited", err.kind)
     assert.are.equal(0, client.ledger:reserved())
-    sim.faults({ { kind = "reset", method = "POST", count = 1, phase = "after" } })
+    -- lost, then not found by the lookups (nor after a resend refused as a duplicate)
+    sim.faults({ { kind = "reset", method = "POST", count = 1, phase = "after" },
+      { kind = "not_found", method = "GET", path = "^/v1/videos/text2video$", count = 6 } })
     t, err = client:submit(req)
     assert.is_nil(t)
     assert.is_true(err.uncertain)

@@ -157,6 +157,23 @@ describe("engine against the simulator", function()
       assert.equal(3, route(st, LOOKUP))
       assert.equal(4, route(st, POST))
     end)
+
+    it("whose lookups miss and whose resend is refused as a duplicate ends uncertain, not failed", function()
+      local client = fresh { budget = { limit = "20", currency = "CNY" } }
+      sim.faults({ { kind = "reset", method = "POST", count = 1, phase = "after" },
+        { kind = "not_found", method = "GET", path = "^/v1/videos/text2video$", count = 10 } })
+      local tasks = client:submit_many({ { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "nf" } })
+      local res = client:wait_all(tasks, { timeout = 60 })
+      assert.are.same({ 0, 0, 1 }, { res.succeeded, res.failed, res.uncertain })
+      local e = res[1].error
+      assert.is_true(e.uncertain)
+      assert.equal(tasks[1].external_task_id, e.external_task_id)
+      assert.matches("^uncertain: ", e.message)
+      local st = sim.stats()
+      assert.equal(1, st.creates)
+      assert.equal(2, route(st, POST)) -- the second under the same id, refused: never a third
+      assert.equal(2500000, client.ledger:reserved("CNY")) -- it exists: held until it is found
+    end)
   end)
 
   it("ends a task at its deadline, and a wait at its timeout without ending the tasks", function()
@@ -196,8 +213,28 @@ describe("engine against the simulator", function()
     assert.equal(tasks[3], (client:wait_any({ tasks[1], tasks[3] }, { timeout = 30 })))
   end)
 
+  it("refuses a callback it cannot verify (no webhook_secret): a forged end releases nothing", function()
+    local client = fresh({ budget = { limit = "20", currency = "CNY" }, engine = { callback_silence = 1 } })
+    local tasks = client:submit_many { { model = "kling-v2-6", mode = "pro", duration = 5,
+      prompt = "hooked [sim:seconds=1]", callback_url = "http://127.0.0.1:9/cb" } }
+    local e = client:engine()
+    e:step(100)
+    local t = tasks[1]
+    assert.is_string(t.id)
+    local forged = assert(json.encode { task_id = t.id, task_status = "failed", task_status_msg = "forged",
+      external_task_id = t.external_task_id, created_at = 1, updated_at = 2 })
+    local got, err = e:deliver("kling", forged, {})
+    assert.is_nil(got)
+    assert.are.same({ "auth", "webhook_secret" }, { err.kind, err.field })
+    assert.equal(2500000, client.ledger:reserved("CNY"))
+    local res = client:wait_all(tasks, { timeout = 30 })
+    assert.equal(1, res.succeeded)
+    assert.equal(0, client.ledger:reserved("CNY"))
+    assert.equal(sim.charges("kling"), client.ledger:spent("CNY"))
+  end)
+
   it("advances a task from a delivered callback, and does not poll it meanwhile", function()
-    local client = fresh({ engine = { callback_silence = 60 } })
+    local client = fresh({ engine = { callback_silence = 60, insecure_callbacks = true } })
     local tasks = client:submit_many { { prompt = "hooked [sim:seconds=0.5]",
       callback_url = "https://hooks.example.com/kling" } }
     local e = client:engine()

@@ -148,9 +148,9 @@ local function staging(sc)
       return nil, "a connect failure happens before any server sees the request: the gateway's one upstream, "
         .. "the simulator, listens (the blocking and engine runners send to a dead port)"
     elseif a == "429" or a == "1303" then
-      if sc.profile == "engine" then
+      if sc.expect.err ~= "rate_limited" then
         return nil, "the gateway answers a refused create to its client (429), it does not queue it again "
-          .. "(the blocking row is staged)"
+          .. "(the row that ends refused is staged)"
       end
       st.faults[#st.faults + 1] = { kind = a, method = "POST", path = CREATE_PATH, count = 1000, retry_after = 0 }
       st.wait = "refused"

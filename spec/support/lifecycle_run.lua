@@ -66,7 +66,9 @@ function M.engine(sc, st, env)
     end
   end })
   -- the engine runs on the staged driver
-  e = c:engine { callback_silence = 0.5, learn_file = false, min_interval = 0.2, max_interval = 1 }
+  -- (the callbacks are the harness's own, unsigned: taken as the caller says so)
+  e = c:engine { callback_silence = 0.5, learn_file = false, min_interval = 0.2, max_interval = 1,
+    insecure_callbacks = true }
   if #st.faults > 0 then
     env.faults(st.faults)
   end
@@ -77,7 +79,8 @@ function M.engine(sc, st, env)
   local entries = c.ledger and c.ledger:entries() or {}
   local q = c:estimate(req)
   return { unfinished = res.unfinished, status = t.status, external_task_id = t.external_task_id,
-    err = err and { kind = err.kind, uncertain = err.uncertain, ledger_key = err.ledger_key } or nil,
+    err = err and { kind = err.kind, uncertain = err.uncertain, ledger_key = err.ledger_key,
+      external_task_id = err.external_task_id } or nil,
     cancel_refused = cancel_refused, stats = { polls = stats.polls, lookups = stats.lookups, creates = stats.creates },
     ops = staged.ops(c.ledger), reserved_micros = entries[1] and entries[1].micros, estimate_micros = q and q.micros }
 end
@@ -106,7 +109,8 @@ function M.blocking(sc, st, env)
   local entries = c.ledger and c.ledger:entries() or {}
   local q = c:estimate(req)
   return { unfinished = how == "done" and 0 or 1, status = t.status, external_task_id = t.external_task_id,
-    err = err and { kind = err.kind, uncertain = err.uncertain, ledger_key = err.ledger_key } or nil,
+    err = err and { kind = err.kind, uncertain = err.uncertain, ledger_key = err.ledger_key,
+      external_task_id = err.external_task_id } or nil,
     ops = staged.ops(c.ledger), reserved_micros = entries[1] and entries[1].micros, estimate_micros = q and q.micros }
 end
 
@@ -165,6 +169,7 @@ function M.mismatches(sc, o)
   if expect.uncertain then
     want(o.err ~= nil and o.err.uncertain == true, "the error is not marked uncertain")
     want(o.err ~= nil and o.err.ledger_key == o.external_task_id, "the error's ledger_key is not the external id")
+    want(o.err ~= nil and o.err.external_task_id == o.external_task_id, "the error does not name the external id")
   end
   want((expect.cancel_refused or nil) == o.cancel_refused, "cancel refused: " .. tostring(o.cancel_refused)
     .. ", expected " .. tostring(expect.cancel_refused or nil))

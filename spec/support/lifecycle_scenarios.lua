@@ -5,12 +5,13 @@
 -- machine reads them through the real dialect.
 --
 -- A scenario: {name, profile = "engine" | "blocking" (which options the machine runs with:
--- the engine looks an uncertain create up and queues a refused one again, a blocking submit
--- does neither), budget (default true), reserve = "ok" | "budget" | "unpriced",
+-- both look an uncertain create up and queue a refused one again; the blocking one within
+-- the client's call budget), budget (default true), reserve = "ok" | "budget" | "unpriced",
 -- create = {answers}, lookup = {answers}, poll = {answers} (each list is used in turn, the
 -- last repeating), callbacks = {{at = "before_answer" | "after_answer", send = k, status}}
 -- (delivered around the k-th request), callback = true (a callback_url is set), cancel_at_wake
--- = k (the caller cancels at the k-th wake-up), timeout_ms (the wait's deadline),
+-- = k (the caller cancels at the k-th wake-up), timeout_ms (the wait's deadline), call_budget_ms
+-- (the blocking profile's create phase: the client's call_budget),
 -- expect = {status, err, sends = {purposes}, money = {the ledger lines' ops}, uncertain}}.
 local json = require "kling.json"
 
@@ -98,16 +99,15 @@ add { name = "no budget", budget = false, poll = { "succeed" },
 -- every fault kind on the create
 add { name = "create: connect (never sent), then sent again", create = { "connect", "submitted" }, poll = { "succeed" },
   expect = { status = "succeeded", sends = { "create", "create", "poll" }, money = OK_MONEY } }
--- the error each fault on a create ends with, when the create is not followed up
-local CREATE_FAULT = { ["5xx"] = "server", reset = "network", stall = "timeout", malformed = "protocol",
-  content_type = "protocol" }
 for _, kind in ipairs { "5xx", "reset", "stall", "malformed", "content_type" } do
   add { name = "create: " .. kind .. " (uncertain), then found by external id", create = { kind },
     lookup = { "found" }, poll = { "succeed" },
     expect = { status = "succeeded", sends = { "create", "lookup", "poll" }, money = OK_MONEY } }
-  add { name = "create: " .. kind .. " (uncertain), blocking: ends uncertain, reservation held",
-    profile = "blocking", create = { kind },
-    expect = { status = "pending", err = CREATE_FAULT[kind], uncertain = true, sends = { "create" }, money = HELD } }
+  -- a blocking submit follows it up as the engine does (issue 10: one lifecycle): its hold
+  -- goes with the task it finds
+  add { name = "create: " .. kind .. " (uncertain), blocking: found by external id, settled",
+    profile = "blocking", create = { kind }, lookup = { "found" }, poll = { "succeed" },
+    expect = { status = "succeeded", sends = { "create", "lookup", "poll" }, money = OK_MONEY } }
 end
 add { name = "create: uncertain, then not found: sent once more under the same external id",
   create = { "reset", "submitted" }, lookup = { "not_found" }, poll = { "succeed" },
@@ -118,16 +118,25 @@ add { name = "create: uncertain, not found, resent and refused as a duplicate: l
   poll = { "succeed" },
   expect = { status = "succeeded", sends = { "create", "lookup", "lookup", "lookup", "create", "lookup", "poll" },
     money = OK_MONEY } }
+-- The lookups may lag: a duplicate refusal proves the task exists, so it is never a failure
+-- and never a third create; the end says uncertain, with the external id, the hold kept.
+add { name = "create: uncertain, resent and refused as a duplicate, never found: ends uncertain, held",
+  create = { "reset", "not_found_dup" }, lookup = { "not_found" },
+  expect = { status = "pending", err = "network", uncertain = true, money = HELD,
+    sends = { "create", "lookup", "lookup", "lookup", "create", "lookup", "lookup", "lookup" } } }
 for _, kind in ipairs { "429", "1303" } do
   add { name = "create: " .. kind .. " (refused, nothing made), queued again", create = { kind, "submitted" },
     poll = { "succeed" },
     expect = { status = "succeeded", sends = { "create", "create", "poll" }, money = OK_MONEY,
       refused = { kind == "1303" } } }
-  add { name = "create: " .. kind .. " (refused), blocking: an error, the reservation released",
-    profile = "blocking", create = { kind },
-    expect = { status = "pending", err = "rate_limited", sends = { "create" }, money = FAIL_MONEY,
+  add { name = "create: " .. kind .. " (refused, nothing made), blocking: sent again after at least 1 s",
+    profile = "blocking", create = { kind, "submitted" }, poll = { "succeed" },
+    expect = { status = "succeeded", sends = { "create", "create", "poll" }, money = OK_MONEY,
       refused = { kind == "1303" } } }
 end
+add { name = "create: 1303 every time, blocking: refused past the call budget, released", profile = "blocking",
+  create = { "1303" }, call_budget_ms = 2500,
+  expect = { status = "pending", err = "rate_limited", money = FAIL_MONEY } }
 add { name = "create: 1004 (token expired in flight): renewed and sent again once", create = { "1004", "submitted" },
   poll = { "succeed" },
   expect = { status = "succeeded", sends = { "create", "create", "poll" }, money = OK_MONEY, renewals = 1 } }
@@ -206,8 +215,10 @@ M.REQUEST = { prompt = "a lighthouse at dusk", model = "kling-v1", mode = "std",
 --- The machine options of a scenario's profile.
 function M.machine_options(sc)
   local engine = sc.profile == "engine"
-  return { lookups = engine and 3 or 0, requeue_refused = engine, callback = sc.callback, adopt = sc.adopt,
-    callback_silence_ms = 60000, create_budget_ms = engine and (sc.timeout_ms or 600000) or 120000 }
+  -- (the blocking profile is client:submit's: the same decisions, within the call budget)
+  return { lookups = 3, requeue_refused = true, callback = sc.callback, adopt = sc.adopt,
+    callback_silence_ms = 60000,
+    create_budget_ms = engine and (sc.timeout_ms or 600000) or sc.call_budget_ms or 120000 }
 end
 
 --- Drives one scenario through a machine on a fake clock. Returns what happened:

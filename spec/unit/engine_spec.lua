@@ -811,7 +811,7 @@ describe("kling.engine", function()
     end
 
     it("advance a task without polls; polls come only after a silence", function()
-      local f, c = setup_fake({ task_seconds = 20 }, nil, { callback_silence = 30 })
+      local f, c = setup_fake({ task_seconds = 20 }, nil, { callback_silence = 30, insecure_callbacks = true })
       local tasks = c:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" },
         { prompt = "quiet [sim:seconds=60]", callback_url = "https://example.com/hook" } }
       local e = c:engine()
@@ -842,6 +842,30 @@ describe("kling.engine", function()
       end
       assert.has_error(function() setup_fake({}, nil, { callbacks = "no" }) end,
         "kling.engine.new: callbacks must be true or false")
+    end)
+
+    it("are refused without a webhook_secret unless insecure_callbacks = true says to take them unverified",
+      function()
+      local _, c = setup_fake({ task_seconds = 5 }, nil, {})
+      local tasks = c:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" } }
+      local e = c:engine()
+      e:step(1000)
+      local forged = assert(json.encode { task_id = tasks[1].id, task_status = "failed", task_status_msg = "forged" })
+      local t, err = e:deliver("kling", forged, {})
+      assert.is_nil(t)
+      assert.are.same({ "auth", "webhook_secret" }, { err.kind, err.field })
+      assert.matches("webhook_secret", err.message, 1, true)
+      assert.matches("insecure_callbacks = true", err.message, 1, true)
+      assert.are_not.equal("failed", tasks[1].status)
+      assert.equal(1, c:wait_all(tasks).succeeded)
+      local _, c2 = setup_fake({ task_seconds = 5 }, nil, { insecure_callbacks = true })
+      local more = c2:submit_many { { prompt = "cb", callback_url = "https://example.com/hook" } }
+      c2:engine():step(1000)
+      local taken = assert(c2:engine():deliver("kling", assert(json.encode { task_id = more[1].id,
+        task_status = "failed", task_status_msg = "said so" }), {}))
+      assert.equal("failed", taken.status)
+      assert.has_error(function() setup_fake({}, nil, { insecure_callbacks = "yes" }) end,
+        "kling.engine.new: insecure_callbacks must be true or false")
     end)
 
     it("are refused unsigned or forged when a secret is set, accepted when signed", function()

@@ -1,8 +1,8 @@
 -- Picking a batch up from its journal: each row is set where the journal left it. A row that
 -- ended stays ended; a task the provider has is tracked by its id; a create whose answer
--- never reached the journal is adopted by its external id (looked up before anything is
--- created again), or, where the provider has no external ids, reported uncertain and never
--- resent. The budget's ledger (replayed from the journal) is brought in line with the ends
+-- never reached the journal, or that a run reported uncertain, is adopted by its external id
+-- (looked up before anything is created again), or, where the provider has no external ids,
+-- reported uncertain and never resent. The budget's ledger (replayed from the journal) is brought in line with the ends
 -- the journal saw, by lifecycle machines taken up on those ended tasks. Installed as a
 -- method of the batch by kling.batch.
 local blocking = require "kling.runner.blocking"
@@ -83,11 +83,17 @@ return function(Batch)
       row.error, row.charge, row.outputs = e.error, e.charge, e.outputs
       row.task_id = row.task_id or e.task_id
     end
-    if h.final then
+    local lost = e and e.status == "uncertain" and not row.task_id and self:findable(row)
+    if h.final and not (lost and h.final.state == "uncertain") then
       row.st = h.final.state
       return
     end
-    if e then
+    if lost then
+      -- A create whose answer was lost, its hold kept: looked up again by its external id
+      -- (the same one: a create sent again under it is refused as a duplicate, never twice).
+      row.error = nil
+      row.mode, row.st = "adopt", "pending"
+    elseif e then
       if e.status == "succeeded" then
         row.st = "resume_download"
       elseif e.status == "uncertain" then

@@ -300,13 +300,31 @@ return function(Batch)
       .. "created at " .. os.date("!%Y-%m-%d %H:%M UTC") .. "; it keeps no task list kling tasks could read"
   end
 
+  -- The create's fate is unknown. Where the provider looks tasks up by external id the row is
+  -- not over: its hold stays, and the next run looks it up again (adopts it: kling.batch.resume);
+  -- else it is over, never resent.
   function Batch:uncertain(row, err)
     row.error = error_record(err)
-    row.error.message = "the create's fate is unknown and the provider cannot look it up: " .. row.error.message
-      .. " (never resent; " .. where_to_look(self, row) .. ")"
-    self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
-    self:finalize(row, "uncertain")
-    self:event(row, "uncertain: " .. row.error.message)
+    local msg = row.error.message:gsub("^uncertain: ", "")
+    if self:findable(row) then
+      row.error.message = "uncertain: " .. msg .. " (its reservation is kept; the next run of this command looks "
+        .. "it up again by external_task_id " .. row.ext .. " and never creates a second task)"
+      self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
+      row.st = "uncertain"
+    else
+      row.error.message = "uncertain: the create's fate is unknown and the provider cannot look it up: " .. msg
+        .. " (never resent; " .. where_to_look(self, row) .. ")"
+      self:journal_row("end", row, { status = "uncertain", error = row.error, ext = row.ext })
+      self:finalize(row, "uncertain")
+    end
+    self:event(row, row.error.message)
+  end
+
+  -- Whether the row's task can be looked up by its external id (its create carried one, and the
+  -- provider answers lookups by it).
+  function Batch:findable(row)
+    local P = row.client and row.client.provider or providers.get(self:provider_of(row))
+    return row.ext ~= nil and P ~= nil and P.external_query_path ~= nil and P.capabilities.external_ids == true
   end
 
   function Batch:attempt_failed(row, t, err)

@@ -24,8 +24,11 @@ keys (access_key, secret_key, api_key); otherwise the options, otherwise the KLI
 
 Crash-safe: DIR/journal.jsonl records each step before it happens (fsync'd). Killed at any
 moment and started again with the same command, the batch adopts the tasks the provider
-already has (never creating them twice) and finishes the rest. Where a provider cannot look
-a task up by external id, a create whose answer was lost is reported uncertain, never resent.]]
+already has (never creating them twice) and finishes the rest. A create whose answer was lost
+and that lookups by external id have not found is reported uncertain, its reservation kept: the
+next run looks it up again (a create sent again goes under the same external id, which the
+provider refuses as a duplicate: never a second task). Where a provider cannot look a task up
+by external id, such a create is reported uncertain for good, never resent.]]
   cmd:epilog [[
 Exit status:
   0  every row ended (succeeded or failed; see DIR/summary.json)
@@ -34,7 +37,7 @@ Exit status:
      or unpriced (nothing was sent; see DIR/summary.json)
   3  rows remain (deadline, budget, download, still running, the account refused):
      run the same command again
-  4  every other row ended, some are uncertain (see summary.json: never resent)
+  4  every other row ended, some are uncertain (see summary.json; run again to look them up)
   5  another live process is running this DIR
   130  interrupted (Ctrl-C): the journal keeps the run; run the same command again]]
   cmd:argument("MANIFEST", "the requests: JSONL or CSV"):argname("MANIFEST"):target "manifest"

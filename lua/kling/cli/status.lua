@@ -50,6 +50,9 @@ local function row_state(h)
   end
   local a = h.attempts[h.attempt] or {}
   if a.ended then
+    if a.ended.status == "uncertain" then -- held, looked up again by the next run (kling.batch.resume)
+      return "uncertain", nil
+    end
     return a.ended.status == "succeeded" and "downloading" or "ending", a.ended.task_id
   end
   if a.task_id then

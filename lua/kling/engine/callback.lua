@@ -8,4 +8,7 @@ return {
   verify = webhook.verify,
   -- parse(provider, body) -> canonical task fields | nil, err
   parse = webhook.decode,
+  -- takes(secret, insecure) -> whether callbacks are taken; unverifiable(provider, where) -> err
+  takes = webhook.takes,
+  unverifiable = webhook.unverifiable,
 }

@@ -7,7 +7,9 @@ local callback = require "kling.engine.callback"
 return function(Engine)
 
   -- deliver(provider_name, body, headers) -> task | nil, err: a callback POST received by the
-  -- caller's HTTP server. The signature is checked first when a webhook secret is set.
+  -- caller's HTTP server. The signature is checked first with the engine's webhook_secret;
+  -- without one it is refused (kind auth, field webhook_secret) unless the engine was made with
+  -- insecure_callbacks = true (kling.webhook.takes: the gateway's rule too).
   function Engine:deliver(provider_name, body, headers)
     if type(body) ~= "string" then
       errors.misuse("engine:deliver", "body must be the raw request body (a string)")
@@ -18,6 +20,10 @@ return function(Engine)
     if provider_name ~= provider.name then
       return nil, errors.validation("provider", "a callback for '" .. tostring(provider_name)
         .. "' was delivered to the engine of '" .. provider.name .. "'", provider.name)
+    end
+    if not callback.takes(self.webhook_secret, self.insecure_callbacks) then
+      return nil, callback.unverifiable(provider.name, "kling.engine.new{webhook_secret =}, or the client's "
+        .. "engine = {webhook_secret =}")
     end
     if self.webhook_secret then
       local ok, verr = callback.verify(provider.name, self.webhook_secret, body, headers, self.wall_s(),

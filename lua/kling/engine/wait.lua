@@ -125,10 +125,12 @@ return function(Engine)
 
   -- wait_all(tasks, {timeout =, on_progress =, on_done =, progress_interval =}) -> results:
   -- results[i] = {task =, ok =, error =} aligned with tasks, and results.succeeded, .failed,
-  -- .unfinished, .spend (decimal string in the provider's unit), .spend_micros, .elapsed_s,
-  -- .timed_out. A task still running when the wait times out gets a timeout error here but
-  -- stays tracked: a later wait goes on with it. on_done(task, err) is called once for every
-  -- task of the wait that ends, first for those that had ended before the wait began.
+  -- .uncertain (ended with an error saying uncertain: the create's fate is unknown, the task
+  -- may exist; not counted in failed), .unfinished, .spend (decimal string in the provider's
+  -- unit), .spend_micros, .elapsed_s, .timed_out. A task still running when the wait times out
+  -- gets a timeout error here but stays tracked: a later wait goes on with it. on_done(task, err)
+  -- is called once for every task of the wait that ends, first for those that had ended before
+  -- the wait began.
   local function wait_all(self, tasks, opts)
     local w = self:watch_tasks("wait_all", tasks, opts)
     local now = self.now()
@@ -136,10 +138,18 @@ return function(Engine)
     local results = { succeeded = c.succeeded, failed = c.failed, unfinished = w.total - w:finished(),
       spend = core.money_format(w.spend), spend_micros = w.spend, elapsed_s = (now - w.started_ms) / 1000 }
     results.timed_out = results.unfinished > 0
+    results.uncertain = 0
+    local counted = {}
     for i, t in ipairs(tasks) do
       local rec = self.recs[t]
       if type(rec) ~= "table" then -- ended; no `error` slot when there is none (a smaller table)
-        results[i] = t.error == nil and { task = t, ok = true } or { task = t, ok = false, error = t.error }
+        local e = t.error
+        results[i] = e == nil and { task = t, ok = true } or { task = t, ok = false, error = e }
+        if e and e.uncertain and t.id == nil and not counted[t] then -- (a task listed twice counts once)
+          counted[t] = true
+          -- its create's fate is unknown (it may run and be charged, its hold kept): not a failure
+          results.uncertain, results.failed = results.uncertain + 1, results.failed - 1
+        end
       else
         results[i] = { task = t, ok = false, error = self:unfinished(rec) }
       end

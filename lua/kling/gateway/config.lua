@@ -28,6 +28,7 @@ local json = require "kling.json"
 local core = require "kling.core"
 local validate = require "kling.validate"
 local auth = require "kling.gateway.auth"
+local webhook = require "kling.webhook"
 
 local M = {}
 
@@ -204,7 +205,7 @@ function M.check(doc)
   end
   -- The upstream's callbacks are taken only when they can be verified (or when the operator
   -- says in writing that they need not be); without them polling alone ends tasks.
-  c.callbacks = c.webhook_secret ~= nil or c.insecure_callbacks
+  c.callbacks = webhook.takes(c.webhook_secret, c.insecure_callbacks)
   local u = doc.upstream
   if type(u) ~= "table" or json.is_array(u) then
     fail("upstream", "is required: {provider, base_url, access_key + secret_key | api_key}")

@@ -337,6 +337,7 @@ function M.callback()
     return ngx.exit(403)
   end
   return callback.handle { provider = G.cfg.upstream.provider, secret = G.cfg.webhook_secret,
+    insecure_callbacks = G.cfg.insecure_callbacks,
     on_task = function(t)
       return track.on_callback(G, t)
     end }

@@ -41,7 +41,8 @@
 --   created{task}                     the provider has the task (the create phase is over)
 --   news{task}                        a poll or callback brought news (on_progress); not made
 --                                     where the profile says news_actions = false
---   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left goes again
+--   retry{attempt, delay_ms, kind, code, http_status, path}   a create that never left, or that the
+--                                     provider refused (requeue_refused), goes again after delay_ms
 --   abandon{}                         a callback made the request in flight moot (cancel it)
 --   refused_cancel{err}               the provider cannot cancel
 --   done{task, err}                   the end: err nil when it succeeded
@@ -614,18 +615,18 @@ function Machine:update(fields, keep_raw)
   M.take(self.task, fields, keep_raw or self.raw_while_running)
 end
 
--- The create's fate is unknown: look it up by external id, or end with the error.
+-- The create's fate is unknown: look it up by external id, or end with the error (which
+-- says so: uncertain, with the external id to look it up by).
 function Machine:uncertain(acts, err)
   local t = self.task
   self.was_uncertain = true
+  err.uncertain, err.external_task_id = true, t.external_task_id
   if self.handoff then -- M.forwarded: the tracker looks it up (or waits), the hold stays
-    err.external_task_id = t.external_task_id
     self.uncertain_err, self.state, self.wake_at = err, "lookup_wait", nil
     acts[#acts + 1] = { type = "journal", what = "uncertain", task = t, err = err }
     return acts
   end
   if self.lookups_max < 1 or not t.external_task_id or not self.provider.external_query_path then
-    err.external_task_id = t.external_task_id
     return self:finish(acts, err, true)
   end
   self.uncertain_err = err
@@ -677,13 +678,22 @@ function Machine:on_create(acts, res, now, wall)
     acts[#acts + 1] = { type = "refused", slot_full = providers.slot_full(P, f), delay_ms = delay }
     if self.requeue_refused and (self:create_until() - now) > delay then
       self.state = "create_wait"
+      self.refusals = (self.refusals or 0) + 1
+      acts[#acts + 1] = { type = "retry", attempt = self.refusals, delay_ms = delay, kind = d.kind, code = f.code,
+        http_status = f.status, path = self.call.path }
       return self:wake(acts, now + delay)
     end
   end
-  if self.resent and d.kind == "validation" then
-    -- The create sent again after lookups found nothing was refused (a duplicate external
-    -- id): the first one exists after all. Look again.
-    return self:uncertain(acts, self.uncertain_err)
+  if self.resent and d.kind == "validation" and f.status and t.external_task_id then
+    -- A create sent again under the same external id (after lookups found nothing, or
+    -- adopting) was refused: the provider refuses a duplicate, so the first one exists after
+    -- all, whatever the lookups said. Never a failure: look it up again, the hold kept.
+    local e, first = self:error(f, d), self.uncertain_err
+    return self:uncertain(acts, errors.new { kind = first and first.kind or "protocol", provider = P.name,
+      retryable = false, endpoint = t.endpoint, code = e.code, http_status = e.http_status,
+      message = "uncertain: the create's answer was lost" .. (first and (" (" .. tostring(first.message) .. ")")
+        or "") .. "; sent again under the same external_task_id " .. t.external_task_id .. " it was refused ("
+        .. tostring(e.message) .. "), so the task exists, but lookups by external id have not found it yet" })
   end
   return self:finish(acts, self:error(f, d, { external_task_id = t.external_task_id, endpoint = t.endpoint,
     attempts = self.fails + 1 }), false)
@@ -745,7 +755,9 @@ function Machine:on_lookup(acts, res, now, wall)
   local d = self:decide("GET", f, res, now, self:create_until(), wall)
   if d.kind == "not_found" then
     if self.adopt then -- resuming: nothing exists under this external id, create it
-      self.adopt = nil
+      -- (under the same id: a create sent before this lookup could see it is refused as a
+      -- duplicate, which on_create takes for "it exists")
+      self.adopt, self.resent = nil, true
       return self:send_create(acts)
     end
     self.lookups = self.lookups + 1

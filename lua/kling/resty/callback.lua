@@ -53,15 +53,22 @@ function M.raw_body()
 end
 
 --- Handles a callback POST in a content phase.
--- handle{provider =, secret =, tolerance_s =, on_task = function(task, raw_body) -> ok, message}
--- Answers 200 when on_task took the news, 401 when the signature is refused, 400 when the
+-- handle{provider =, secret =, insecure_callbacks =, tolerance_s =, on_task = function(task,
+-- raw_body) -> ok, message}
+-- Answers 200 when on_task took the news, 401 when the signature is refused (or there is no
+-- secret to check it with, unless insecure_callbacks = true: kling.webhook.takes), 400 when the
 -- body is unreadable, 404/409 when on_task says so (ok = nil, message, status).
----@param opts {provider: string, secret: string, on_task: fun(fields: table)}
+---@param opts {provider: string, secret: string, insecure_callbacks: boolean, on_task: fun(fields: table)}
 ---@return boolean|nil ok
 ---@return kling.Error|nil err
 function M.handle(opts)
   if ngx.req.get_method() ~= "POST" then
     return reply(405, { error = "callbacks are POSTed" })
+  end
+  if not webhook.takes(opts.secret, opts.insecure_callbacks) then
+    local err = webhook.unverifiable(opts.provider, "handle{secret =}")
+    ngx.log(ngx.WARN, "kling callback refused: ", tostring(err))
+    return reply(401, { error = tostring(err) })
   end
   local raw, rerr = M.raw_body()
   if not raw then
