@@ -481,7 +481,7 @@ end
 -- answer of (submit's error was uncertain): the task its machine keeps, which holds the
 -- create's reservation, now with the fields found; task:wait (or a refresh that sees the end)
 -- settles or releases that hold, once. nil for any other task.
-function Client:adopt_held(fields)
+local function adopt_held(self, fields)
   local ext = fields.external_task_id
   local m = ext and self.held[ext]
   if not m then
@@ -534,7 +534,7 @@ function Client:get_task(ref, opts)
   for _, endpoint in ipairs(endpoints) do
     local t, err = self:fetch_task(id, endpoint, by_external)
     if t then
-      return self:adopt_held(t) or task.new(self, t)
+      return adopt_held(self, t) or task.new(self, t)
     end
     if not is_not_found(err) then
       return nil, err
