@@ -1,10 +1,12 @@
 -- The operators' API, under /gateway/admin: loopback callers only, and only with the
 -- config's admin_key as a Bearer token (compared in constant time); without admin_key the
 -- API is off. No reload is needed to add an account or credit.
---   GET  /gateway/admin                          every account, the totals, this worker's poller
+--   GET  /gateway/admin                          every account, the totals, overdrawn accounts, the journal's
+--                                                last compaction, this worker's poller
 --   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
 --   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
---   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy)
+--   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
+--                                                409, when the path holds no whole journal)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local accounts_mod = require "kling.gateway.accounts"
 local compact = require "kling.gateway.compact"

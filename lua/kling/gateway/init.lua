@@ -211,6 +211,8 @@ function M.init(path, opts)
   if fresh and #entries + skipped > 0 then
     compact.run(G, entries, { user = user, read_lines = #entries + skipped, replay_ms = core.wall_ms() - t0 })
   end
+  entries = nil -- luacheck: ignore 311 (the replayed journal: not inherited by the workers nginx forks next)
+  collectgarbage()
   if G.cfg.callback_url and not G.cfg.callbacks then
     ngx.log(ngx.WARN, "kling gateway: callback_url is ignored without webhook_secret (or insecure_callbacks):"
       .. " polling alone ends tasks")
