@@ -269,8 +269,10 @@ local function run()
   stop()
   local t_small = start()
   local c2 = admin().journal.compaction
-  h.check("a start on a compacted journal with nothing to drop does not rewrite it", c2.skipped == "nothing to drop"
-    and size(journal) == bytes2, json.encode(c2))
+  -- (the open tasks' polls may have journaled news since: those lines are dropped again)
+  h.check("a second start replays the compacted journal and keeps it as short: no more lines than the first wrote",
+    (c2.skipped == "nothing to drop" and size(journal) == bytes2) or (c2.compacted and c2.lines_after <= c.lines_after),
+    json.encode(c2))
   h.check("... and still answers the same", not diff(before, state(ids, exts)), diff(before, state(ids, exts)))
   print(("# figures: %d creates: journal %d bytes, %d lines -> %d bytes, %d lines (%.0f%%); replay %d ms -> %d ms;"
     .. " compaction %d ms; kling gateway start %.2f s (replay and compaction) -> %.2f s"):format(#ids, bytes1, lines1,

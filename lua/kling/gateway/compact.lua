@@ -217,13 +217,15 @@ end
 
 -- run(G, entries, opts) -> status table (also kept in the ledger dict under STATUS_KEY): at
 -- start, after the replay. opts: user (the workers' user), read_lines (lines the replay read),
--- replay_ms. Compacts when the new journal would have fewer lines than the old one.
+-- replay_ms (the replay, reading included), read_ms (reading the file). Compacts when the new
+-- journal would have fewer lines than the old one.
 function M.run(G, entries, opts)
   local path, t0 = G.cfg.journal, core.wall_ms()
   local before = size(path)
   local ok, lines = pcall(M.lines, { ledger = G.ledger_dict, tasks = ngx.shared.kling_gateway_tasks,
     currency = G.cfg.currency, entries = entries, now_ms = t0 })
-  local status = { at_ms = t0, bytes_before = before, lines_before = opts.read_lines, replay_ms = opts.replay_ms }
+  local status = { at_ms = t0, bytes_before = before, lines_before = opts.read_lines, replay_ms = opts.replay_ms,
+    read_ms = opts.read_ms }
   local bytes, err
   if not ok then
     err = "cannot list what the journal holds: " .. tostring(lines)

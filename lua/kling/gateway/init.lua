@@ -175,6 +175,7 @@ function M.init(path, opts)
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()
   local entries, skipped = journal.read(G.cfg.journal)
+  local read_ms = core.wall_ms() - t0
   local whole, werr2 = journal.whole(G.cfg.journal, entries)
   if not whole then
     error("kling gateway: " .. werr2, 0)
@@ -191,8 +192,11 @@ function M.init(path, opts)
   if not moves then
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
   end
+  local t_ledger = core.wall_ms()
   local restored = G.tasks:restore(entries)
+  local t_tasks = core.wall_ms()
   owners.restore(G, entries)
+  local t_owners = core.wall_ms()
   local created = fresh and G.accounts:restore(entries) or 0
   for _, name in ipairs(G.accounts:names()) do
     local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)
@@ -202,14 +206,19 @@ function M.init(path, opts)
   end
   accounts.warn_overdrawn(G)
   if moves > 0 or restored > 0 then
+    local t_track = core.wall_ms()
     track.restore(G, entries)
+    local t_end = core.wall_ms()
     ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
       " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
-      or "", " in ", core.wall_ms() - t0, " ms")
+      or "", " in ", t_end - t0, " ms (reading ", read_ms, ", ledger ", t_ledger - t0 - read_ms, ", tasks ",
+      t_tasks - t_ledger, ", owners ", t_owners - t_tasks, ", settling what the journal owed ", t_end - t_track,
+      ")")
   end
   G.journal:close()
   if fresh and #entries + skipped > 0 then
-    compact.run(G, entries, { user = user, read_lines = #entries + skipped, replay_ms = core.wall_ms() - t0 })
+    compact.run(G, entries, { user = user, read_lines = #entries + skipped, replay_ms = core.wall_ms() - t0,
+      read_ms = read_ms })
   end
   entries = nil -- luacheck: ignore 311 (the replayed journal: not inherited by the workers nginx forks next)
   collectgarbage()

@@ -218,7 +218,9 @@ function Tasks:finish(rec)
   if rec.list_n then
     d:safe_set("l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
   end
-  snapshot(self, rec)
+  -- The dict's text, journaled as is: one encode, and a line that ends with the record's id
+  -- (kling.gateway.text's encoder), which a replay reads back fast.
+  snapshot(self, rec, s)
   return true
 end
 
