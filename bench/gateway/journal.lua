@@ -4,8 +4,10 @@
 -- (one in ten failed by the simulator, 15% refused by its parallel limit), 50 left open; once every other task has
 -- ended the gateway is stopped and the journal kept aside. Then PAIRS times, alternated: a start
 -- on the whole journal (it replays it, then compacts it) and a start on the compacted one.
--- Run: lua5.4 bench/gateway/journal.lua (from the source tree, after cmake --build build)
-package.path = "spec/nginx/?.lua;" .. package.path
+-- Run: lua5.4 bench/gateway/journal.lua (from the source tree, after cmake --build build; KEEP=1 keeps its
+-- directory)
+package.path = "spec/nginx/?.lua;lua/?.lua;lua/?/init.lua;" .. package.path
+package.cpath = (os.getenv("BUILD") or "build") .. "/?.so;" .. package.cpath
 local h = require "harness"
 local core = require "kling.core"
 local json = require "kling.json"

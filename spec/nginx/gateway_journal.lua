@@ -6,7 +6,7 @@
 -- open reservations, every task's query, the external-id lookups and the lists are what they
 -- were; the journal is smaller; a compaction that cannot be written leaves the journal as it
 -- was and says why. Also: a credit lowered below an account's spend is warned of, shown and
--- refused (issue 12 (b)). KLING_JOURNAL_CREATES sets the load (default 1500); the figures
+-- refused (issue 12 (b)). KLING_JOURNAL_CREATES sets the load (default 1000); the figures
 -- (bytes and start times before/after) are printed. KLING_TEST_SEED repeats a run.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
@@ -15,7 +15,7 @@ local json = require "kling.json"
 
 local ADMIN_KEY = "gw-admin-key-0123456789"
 local ALICE, BOB = "gw-alice-key", "gw-bob-key"
-local N = tonumber(os.getenv("KLING_JOURNAL_CREATES") or "") or 1500
+local N = tonumber(os.getenv("KLING_JOURNAL_CREATES") or "") or 1000
 local SEED = tonumber(os.getenv("KLING_TEST_SEED") or "") or os.time()
 math.randomseed(SEED)
 

@@ -221,6 +221,7 @@ end
 -- journal would have fewer lines than the old one.
 function M.run(G, entries, opts)
   local path, t0 = G.cfg.journal, core.wall_ms()
+  os.remove(path .. ".compacting") -- a crash's leftover (nobody else has it: the journal's lock is ours)
   local before = size(path)
   local ok, lines = pcall(M.lines, { ledger = G.ledger_dict, tasks = ngx.shared.kling_gateway_tasks,
     currency = G.cfg.currency, entries = entries, now_ms = t0 })
