@@ -474,8 +474,16 @@ local function run()
 
   -- ---- fail closed: a journal that cannot be written refuses creates, until it can again ----
   local jpath = prefix .. "/ledger.jsonl"
-  h.sh(("mv %s %s.keep && ln -s /dev/full %s"):format(h.q(jpath), h.q(jpath), h.q(jpath)))
+  -- Nothing in flight (no worker writes now): the journal replaced by a whole copy is reopened on
+  -- the admin's word, then the copy by a link to /dev/full before any worker opens it (workers
+  -- refuse to write through a link: every line fails).
+  local quiet = h.now() + 20
+  while (admin().poller or {}).tracked ~= 0 and h.now() < quiet do
+    h.sleep(0.2)
+  end
+  h.sh(("mv %s %s.keep && cp -p %s.keep %s"):format(h.q(jpath), h.q(jpath), h.q(jpath), h.q(jpath)))
   h.check("the journal is reopened on the admin's word", admin_call("POST", "/journal/reopen").status == 200)
+  h.sh(("rm %s && ln -s /dev/full %s"):format(h.q(jpath), h.q(jpath)))
   local held_before, creates_before = admin().by.alice, sim_stats().creates
   res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT })
   h.check("issue 12.2: a create while the journal cannot be written: 503 with code 5001",
@@ -604,15 +612,30 @@ local function run()
   -- ---- a rotated journal: a restart from its last part alone is refused; the whole ledger starts ----
   local jfile = prefix .. "/ledger.jsonl"
   h.sh(("mv %s %s.1"):format(h.q(jfile), h.q(jfile)))
-  admin_call("POST", "/journal/reopen")
+  res = admin_call("POST", "/journal/reopen")
+  h.check("issue 12 (a): journal/reopen of a journal moved away is refused at once (409), naming the path",
+    res.status == 409 and ((res.json or {}).error or ""):find(jfile .. " cannot be reopened: there is no file there",
+    1, true), res.body)
   res = create(alice, "videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5", prompt = PROMPT })
   local rotated_id = res.json and res.json.data and res.json.data.task_id
   iv = rotated_id and wait_end(alice, "videos/text2video", rotated_id)
-  h.check("rotation: a create after the journal was moved and reopened ends, settled (1)",
-    iv and iv.final_unit_deduction == "1", json.encode(iv))
+  h.check("issue 12 (a): ... the workers keep the file they had: a create then ends, settled (1), in the moved file",
+    iv and iv.final_unit_deduction == "1" and (h.read(jfile .. ".1") or ""):find(rotated_id, 1, true)
+    and not h.read(jfile), json.encode(iv))
+  h.sh(("printf '%%s\\n' '{\"op\":\"task\"}' > %s"):format(h.q(jfile)))
+  res = admin_call("POST", "/journal/reopen")
+  h.check("issue 12 (a): ... and a new file in its place is refused too (it does not begin with the first line)",
+    res.status == 409 and ((res.json or {}).error or ""):find("does not begin with the journal's first line", 1, true),
+    res.body)
+  h.sh(("mv %s.1 %s"):format(h.q(jfile), h.q(jfile)))
+  h.check("issue 12 (a): ... the whole journal put back is reopened", admin_call("POST", "/journal/reopen").status
+    == 200)
   h.sleep(0.3)
   pre = admin()
   srv.stop()
+  -- Rotated by hand while stopped: its first half moved to .1, the rest left at the path.
+  h.sh(("n=$(wc -l < %s) && head -n $((n / 2)) %s > %s.1 && tail -n +$((n / 2 + 1)) %s > %s.tail && mv %s.tail %s")
+    :format(h.q(jfile), h.q(jfile), h.q(jfile), h.q(jfile), h.q(jfile), h.q(jfile), h.q(jfile)))
   local rstarted, rerr = pcall(start_nginx)
   rerr = tostring(rerr)
   h.check("rotation: a restart from the journal's last part alone is refused (the spent credit would come back)",

@@ -136,4 +136,29 @@ function Accounts:restore(entries)
   return n
 end
 
+-- overdrawn(G) -> the accounts whose spend and holds pass their credit (a credit lowered in
+-- the config below what was already spent): [{name, credit, spent, reserved, balance}], the
+-- balance negative. Their creates are refused (429, 1101: the balance cannot hold any
+-- estimate) until a top-up or a higher credit brings the balance back above zero; what was
+-- spent stays spent.
+function M.overdrawn(G)
+  local out = {}
+  for _, name in ipairs(G.accounts:names()) do
+    local a = G.meter:account(name)
+    if a and a.balance_micros < 0 then
+      out[#out + 1] = { name = name, credit = a.limit, spent = a.spent, reserved = a.reserved, balance = a.balance }
+    end
+  end
+  return out
+end
+
+-- At start and at each reload: one warning per overdrawn account, naming it.
+function M.warn_overdrawn(G)
+  for _, a in ipairs(M.overdrawn(G)) do
+    ngx.log(ngx.WARN, "kling gateway: account ", a.name, " has spent ", a.spent, " (", a.reserved,
+      " held) of a credit of ", a.credit, ": its balance is ", a.balance, " and its creates are refused (429, 1101)",
+      " until its credit is raised above what it spent (a top-up, or a higher credit in the config)")
+  end
+end
+
 return M

@@ -1,11 +1,15 @@
 -- The operators' API, under /gateway/admin: loopback callers only, and only with the
 -- config's admin_key as a Bearer token (compared in constant time); without admin_key the
 -- API is off. No reload is needed to add an account or credit.
---   GET  /gateway/admin                          every account, the totals, this worker's poller
+--   GET  /gateway/admin                          every account, the totals, overdrawn accounts, the journal's
+--                                                last compaction, this worker's poller
 --   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
 --   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
---   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy)
+--   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
+--                                                409, when the path holds no whole journal)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local accounts_mod = require "kling.gateway.accounts"
+local compact = require "kling.gateway.compact"
 local config = require "kling.gateway.config"
 local core = require "kling.core"
 local json = require "kling.json"
@@ -61,10 +65,13 @@ local function summary(G)
     spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
     accounts[i] = shown(s)
   end
+  local over = json.array(accounts_mod.overdrawn(G))
   return {
     accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
     reserved = core.money_format(reserved), entries = G.meter.store:entries_count(),
     journal_errors = G.meter.store:journal_errors(),
+    overdrawn = #over > 0 and over or nil,
+    journal = not G.redis and { path = G.cfg.journal, compaction = compact.status(G.ledger_dict) } or nil,
     worker = ngx.worker.pid(), poller = G.poller and { holder = G.poller.holder, tracked = poller.count(G.poller),
       ticks = G.poller.stats.ticks, polls = G.poller.stats.polls, takeovers = G.poller.stats.takeovers } or nil,
     connections = G.driver and G.driver.stats or nil,
@@ -155,6 +162,14 @@ function M.handle(G)
   elseif uri == "/gateway/admin/accounts" and method == "POST" then
     return create_account(G)
   elseif uri == "/gateway/admin/journal/reopen" and method == "POST" then
+    if G.redis then
+      return refuse(409, "this gateway has no journal: its store is Redis")
+    end
+    local whole, why = journal.replacement(G.cfg.journal)
+    if not whole then
+      ngx.log(ngx.ERR, "kling gateway: journal/reopen refused: ", why)
+      return refuse(409, why, "journal")
+    end
     return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
   end
   local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")

@@ -33,6 +33,7 @@ local redis_tasks = require "kling.gateway.redis_tasks"
 local poller = require "kling.resty.poller"
 local core = require "kling.core"
 local callback = require "kling.resty.callback"
+local compact = require "kling.gateway.compact"
 
 local M = {}
 
@@ -153,7 +154,8 @@ function M.init(path, opts)
   if G.cfg.store then
     return init_redis(ledger_dict)
   end
-  local wok, werr = journal.writable(G.cfg.journal, opts and opts.worker_user or worker_user())
+  local user = opts and opts.worker_user or worker_user()
+  local wok, werr = journal.writable(G.cfg.journal, user)
   if not wok then
     error("kling gateway: " .. werr, 0)
   end
@@ -171,7 +173,9 @@ function M.init(path, opts)
     journal = G.journal } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
+  local t0 = core.wall_ms()
   local entries, skipped = journal.read(G.cfg.journal)
+  local read_ms = core.wall_ms() - t0
   local whole, werr2 = journal.whole(G.cfg.journal, entries)
   if not whole then
     error("kling gateway: " .. werr2, 0)
@@ -182,25 +186,42 @@ function M.init(path, opts)
       error("kling gateway: " .. err, 0)
     end
   end
+  -- A start (shared memory empty), not a reload (whose old workers still append).
+  local fresh = ledger_dict:get("seq") == nil
   local moves, rerr = G.meter.store:restore(entries)
   if not moves then
     error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
   end
+  local t_ledger = core.wall_ms()
   local restored = G.tasks:restore(entries)
+  local t_tasks = core.wall_ms()
   owners.restore(G, entries)
-  local created = moves > 0 and G.accounts:restore(entries) or 0
+  local t_owners = core.wall_ms()
+  local created = fresh and G.accounts:restore(entries) or 0
   for _, name in ipairs(G.accounts:names()) do
     local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)
     if not ok then
       error("kling gateway: " .. tostring(err), 0)
     end
   end
+  accounts.warn_overdrawn(G)
   if moves > 0 or restored > 0 then
+    local t_track = core.wall_ms()
     track.restore(G, entries)
+    local t_end = core.wall_ms()
     ngx.log(ngx.NOTICE, "kling gateway: rebuilt ", moves, " ledger movements, ", restored, " tasks and ", created,
       " created accounts from ", G.cfg.journal, skipped > 0 and (" (" .. skipped .. " unreadable lines skipped)")
-      or "")
+      or "", " in ", t_end - t0, " ms (reading ", read_ms, ", ledger ", t_ledger - t0 - read_ms, ", tasks ",
+      t_tasks - t_ledger, ", owners ", t_owners - t_tasks, ", settling what the journal owed ", t_end - t_track,
+      ")")
   end
+  G.journal:close()
+  if fresh and #entries + skipped > 0 then
+    compact.run(G, entries, { user = user, read_lines = #entries + skipped, replay_ms = core.wall_ms() - t0,
+      read_ms = read_ms })
+  end
+  entries = nil -- luacheck: ignore 311 (the replayed journal: not inherited by the workers nginx forks next)
+  collectgarbage()
   if G.cfg.callback_url and not G.cfg.callbacks then
     ngx.log(ngx.WARN, "kling gateway: callback_url is ignored without webhook_secret (or insecure_callbacks):"
       .. " polling alone ends tasks")

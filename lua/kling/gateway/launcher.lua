@@ -223,11 +223,15 @@ function M.start(o)
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
   -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
-  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", ready = function()
+  -- Before it answers, nginx's master replays the journal and compacts it (kling.gateway.compact):
+  -- seconds for a large one. Killed while it does, the next start does it again.
+  local function ready()
     local up, head = run.run("curl -s -D - -o /dev/null --max-time 2 " .. q(url .. "/gateway/health"))
     return up and head:match("^HTTP/%S+ 200") ~= nil
       and head:lower():find("x-kling-gateway-instance: " .. instance, 1, true) ~= nil
-  end }
+  end
+  local pid, err = run.spawn { nginx = nginx, dir = dir, conf = dir .. "/nginx.conf", umask = "077", seconds = 300,
+    ready = ready }
   if not pid then
     return nil, err
   end

@@ -198,7 +198,7 @@ function M.render(G)
   gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
   out[#out + 1] = "kling_gateway_open_reservations " .. G.meter.store:open_holds()
   gauge("kling_gateway_spent_micros", "Settled spend by account and currency, in micro-units.", "counter")
-  local reserved = {}
+  local reserved, balance = {}, {}
   for _, name in ipairs(G.accounts:names()) do
     local a = G.meter:account(name)
     if a then
@@ -206,10 +206,16 @@ function M.render(G)
       out[#out + 1] = "kling_gateway_spent_micros" .. labels .. " " .. string.format("%d", a.spent_micros)
       reserved[#reserved + 1] = "kling_gateway_reserved_micros" .. labels .. " "
         .. string.format("%d", a.reserved_micros)
+      balance[#balance + 1] = "kling_gateway_balance_micros" .. labels .. " " .. string.format("%d", a.balance_micros)
     end
   end
   gauge("kling_gateway_reserved_micros", "Held by open reservations, by account and currency, in micro-units.")
   for _, line in ipairs(reserved) do
+    out[#out + 1] = line
+  end
+  gauge("kling_gateway_balance_micros", "What each account may still hold, in micro-units: negative when its credit"
+    .. " was lowered below its spend (its creates are refused).")
+  for _, line in ipairs(balance) do
     out[#out + 1] = line
   end
   gauge("kling_gateway_poll_lag_seconds", "Seconds since the poller's leader last ran (a stalled poller grows it).")

@@ -152,6 +152,9 @@ end
 -- journal whose first line is anything else was rotated or truncated, and starting from it
 -- would give back every client the credit it spent before the cut (fail closed: refused).
 M.FIRST = { op = "journal", version = 1 }
+-- The first line of a compacted journal (kling.gateway.compact) has version 2 (a gateway that
+-- knows only version 1 refuses it rather than read its totals as nothing).
+M.COMPACTED = 2
 
 -- whole(path, entries) -> true | nil, message: whether entries (M.read's) begin at the
 -- journal's first line. An empty journal is whole (the caller then writes M.FIRST). A
@@ -159,7 +162,8 @@ M.FIRST = { op = "journal", version = 1 }
 -- the first ever (seq 1) and nothing but created accounts comes before it.
 function M.whole(path, entries)
   local first = entries[1]
-  if first == nil or (first.op == M.FIRST.op and first.version == M.FIRST.version) then
+  if first == nil
+    or (first.op == M.FIRST.op and (first.version == M.FIRST.version or first.version == M.COMPACTED)) then
     return true
   end
   for _, e in ipairs(entries) do
@@ -178,6 +182,33 @@ function M.whole(path, entries)
     .. ", not its first line {\"op\":\"journal\"}): it was rotated or truncated, and the balances, holds and"
     .. " tasks before the cut are not in it. The journal is the ledger: put the earlier lines back in front"
     .. " (cat the older files and this one, oldest first) and start again"
+end
+
+-- replacement(path) -> true | nil, message: whether path holds a whole journal that its
+-- workers may reopen (admin journal/reopen): a regular file (never a link: appends refuse
+-- one) that begins with the journal's first line. A journal moved away, or a fresh file in
+-- its place, is refused at once: every worker would append to a file a restart refuses.
+function M.replacement(path)
+  local core = require "kling.core"
+  local ok, size = core.output_target(path)
+  if not ok then
+    return nil, "the journal " .. path .. " cannot be reopened: " .. tostring(size)
+  elseif size == nil then
+    return nil, "the journal " .. path .. " cannot be reopened: there is no file there (was it moved away?"
+      .. " Put the whole journal back at that path first)"
+  end
+  local f = io.open(path, "rb")
+  local head = f and f:read(4096) or ""
+  if f then
+    f:close()
+  end
+  local first = json.decode(head:match("^([^\n]*)\n") or "")
+  if type(first) ~= "table" or not M.whole(path, { first }) then
+    return nil, "the journal " .. path .. " cannot be reopened: it does not begin with the journal's first line"
+      .. " {\"op\":\"journal\"} (a rotated or new file: a restart would refuse it). Put the whole journal at"
+      .. " that path (cat the older files and this one, oldest first) and reopen again"
+  end
+  return true
 end
 
 -- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:

@@ -398,6 +398,34 @@ function Meter:entries_count()
   return self.dict:get("seq") or 0
 end
 
+-- One line of a compacted journal into the replay's tables -> true | nil, err.
+local function compacted(self, e, i, spent, reserved, topups, ended)
+  if e.op == "journal" then
+    return true
+  elseif e.op == "ended" then
+    if type(e.task_key) ~= "string" or (e.how ~= "settled" and e.how ~= "released") then
+      return nil, validation("journal[" .. i .. "]",
+        "an end {op = ended, task_key, how = settled | released} is required")
+    end
+    ended[e.task_key] = e.how
+    return true
+  end
+  local s = type(e.spent) == "string" and core.money_parse(e.spent)
+  local t = type(e.topup) == "string" and core.money_parse(e.topup)
+  if not (s and t and type(e.account) == "string") then
+    return nil, validation("journal[" .. i .. "]",
+      "an account's totals {op = balance, account, spent, topup} are required")
+  end
+  if e.currency ~= self.currency then
+    return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency) .. ", meter in "
+      .. self.currency)
+  end
+  local a = e.account
+  spent[a], reserved[a] = (spent[a] or 0) + s, reserved[a] or 0
+  topups[a] = (topups[a] or 0) + t
+  return true
+end
+
 -- restore(entries) rebuilds the balances from journal entries when shared memory is empty
 -- (a restart; after a reload the dict still holds them and nothing is done). Limits come
 -- from open_account afterwards. Returns the number of movements replayed, or nil, err.
@@ -409,7 +437,18 @@ function Meter:restore(entries)
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
   local topups = {}
   for i, e in ipairs(entries) do
-    if e.op == "topup" and type(e.topup_account) == "string" and e.currency == self.currency then
+    if e.op == "balance" or e.op == "ended" or e.op == "journal" then
+      -- A compacted journal's (kling.gateway.compact): an account's totals, a kept task's end,
+      -- the movement counter.
+      local ok, err = compacted(self, e, i, spent, reserved, topups, ended)
+      if not ok then
+        return nil, err
+      end
+      if type(e.seq) == "number" and e.seq > seq then
+        seq = e.seq
+      end
+      n = n + (e.op == "journal" and 0 or 1)
+    elseif e.op == "topup" and type(e.topup_account) == "string" and e.currency == self.currency then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
       if m then
         topups[e.topup_account] = (topups[e.topup_account] or 0) + m
