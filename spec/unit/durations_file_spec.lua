@@ -179,6 +179,21 @@ describe("kling.engine with a learnt-durations file", function()
     assert.equal(1, count(durations_file.read(path)))
   end)
 
+  -- The kind the fake's one-model runs are kept under (read from a first run's file).
+  local function fake_kind()
+    local path = tmpdir() .. "/durations.json"
+    run(path, 1)
+    return (next(durations_file.read(path)))
+  end
+
+  it("a sample longer than any task lives is dropped: it never reaches core.sched, which raised", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    write(path, string.format('{"v":1,"kinds":{%q:[[1,2147484000],[2,2147484000],[3,2147484000]],'
+      .. '"b":[[1,86400001],[2,5]]}}', kind))
+    assert.same({ b = { { 2, 5 } } }, durations_file.read(path))
+    assert.is_number(run(path, 3)) -- raised "kling.sched: argument out of range" in submit_many
+  end)
+
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
     function()
       local engine = require "kling.engine"

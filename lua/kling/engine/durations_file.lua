@@ -15,6 +15,9 @@ local M = {}
 
 M.KEEP = 8 -- samples kept per kind: recent enough to follow a provider that got slower
 M.MAX_KINDS = 500 -- kinds kept; those with the oldest latest sample go first
+-- The longest duration kept (ms): core.sched's default max task age (24 h). A longer one (a hand
+-- edit, a corrupt file) would give a window core.sched refuses, raising in every later run.
+M.MAX_MS = 86400000
 
 -- The default path, or nil when neither XDG_CACHE_HOME nor HOME is set.
 function M.default_path()
@@ -31,8 +34,9 @@ end
 
 local function valid_sample(s)
   return type(s) == "table" and type(s[1]) == "number" and type(s[2]) == "number" and s[2] >= 0
-    and s[2] == s[2] and s[2] < math.huge
+    and s[2] <= M.MAX_MS and s[1] == s[1] and s[1] > -math.huge and s[1] < math.huge
 end
+M.valid_sample = valid_sample
 
 local function by_time(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])

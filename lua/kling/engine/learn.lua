@@ -83,6 +83,9 @@ return function(Engine)
     -- Stamped with its create time: the latest samples are then the tasks created last, not
     -- those that finished last (of a batch created at once, the longest ones).
     local s = { self.wall_s() - took / 1000, math.floor(provider_took(task, took) or took) }
+    if not durations_file.valid_sample(s) then
+      return -- longer than any task lives (a clock that jumped): neither kept nor written
+    end
     durations_file.insert(k.samples, s)
     local fresh = k.fresh
     if #fresh >= durations_file.KEEP then

@@ -64,6 +64,8 @@ local M = {}
 local TERMINAL = { succeeded = true, failed = true, cancelled = true }
 M.TERMINAL = TERMINAL
 -- A status only moves forward: a callback or poll reporting an earlier one is stale.
+-- The longest window core.sched takes (its task age limit, int32 ms).
+local WINDOW_MAX_MS = 2147483647
 local RANK = { pending = 0, queued = 1, running = 2, succeeded = 3, failed = 3, cancelled = 3 }
 
 -- Phrases providers use when a task fails on content grounds: never worth resubmitting.
@@ -983,8 +985,11 @@ end
 -- small gaps. Returns the next poll time.
 function Machine:expect_window(now, window)
   local age = now - (self.created_ms or now)
-  return self.sched:expect(self.h, now, math.max(0, window[1] - age), math.max(0, window[2] - age))
-    or self.sched:next_at(self.h)
+  local lo, hi = math.floor(math.max(0, window[1] - age)), math.ceil(math.max(0, window[2] - age))
+  if not (lo <= hi and hi <= WINDOW_MAX_MS) then
+    return self.sched:next_at(self.h) -- a learnt value is a hint: one core.sched refuses is none
+  end
+  return self.sched:expect(self.h, now, lo, hi) or self.sched:next_at(self.h)
 end
 
 --- The runner learnt how long tasks of this kind take (window = {shortest, longest} ms from
