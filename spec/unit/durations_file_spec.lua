@@ -101,6 +101,25 @@ describe("kling.engine.durations_file", function()
     assert.is_nil(durations_file.merge("/dev/null/kling/durations.json", { a = { { 1, 1 } } }))
   end)
 
+  it("a FIFO, a device or a file over MAX_BYTES is neither read nor written over (hung, ran out of memory)",
+    function()
+      local dir = tmpdir()
+      assert(os.execute("mkfifo '" .. dir .. "/fifo' && ln -s /dev/zero '" .. dir .. "/zero' && mkdir '"
+        .. dir .. "/dir'"))
+      local big = dir .. "/big.json"
+      local pad = string.rep(" ", durations_file.MAX_BYTES)
+      local text = '{"v":1,"kinds":{"a":[[1,100],[2,100],[3,100]]}}' .. pad
+      write(big, text)
+      for _, name in ipairs { "fifo", "zero", "dir", "big.json" } do
+        local kinds, why = durations_file.read(dir .. "/" .. name)
+        assert.same({}, kinds)
+        assert.matches(name, why, 1, true)
+        assert.is_nil(durations_file.merge(dir .. "/" .. name, { a = { { 4, 100 } } }))
+      end
+      assert.equal(text, files.read(big)) -- left as it was
+      assert.is_true(os.execute("test -p '" .. dir .. "/fifo' && test -L '" .. dir .. "/zero'"))
+    end)
+
   it("issue 15.2: several processes writing at once never leave a file a reader cannot parse", function()
     local path = tmpdir() .. "/durations.json"
     local procs, writers, rounds = {}, 4, 25
@@ -192,6 +211,23 @@ describe("kling.engine with a learnt-durations file", function()
       .. '"b":[[1,86400001],[2,5]]}}', kind))
     assert.same({ b = { { 2, 5 } } }, durations_file.read(path))
     assert.is_number(run(path, 3)) -- raised "kling.sched: argument out of range" in submit_many
+  end)
+
+  it("a cache path that is a FIFO is skipped with one warning on the client's debug sink", function()
+    local path = tmpdir() .. "/durations.json"
+    assert(os.execute("mkfifo '" .. path .. "'"))
+    local said = {}
+    local f = fake.new { task_seconds = 60 }
+    local c = fake.client(f, { debug = function(text)
+      if text:find("learnt durations", 1, true) then
+        said[#said + 1] = text
+      end
+    end })
+    c:engine { learn_file = path, seed = 1 }
+    assert.equal(2, c:wait_all(c:submit_many { { prompt = "a" }, { prompt = "b" } }).succeeded)
+    assert.equal(1, #said)
+    assert.matches("FIFO", said[1])
+    assert.is_true(os.execute("test -p '" .. path .. "'"))
   end)
 
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
