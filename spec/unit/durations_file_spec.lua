@@ -101,6 +101,18 @@ describe("kling.engine.durations_file", function()
     assert.is_nil(durations_file.merge("/dev/null/kling/durations.json", { a = { { 1, 1 } } }))
   end)
 
+  it("samples stamped in the future are dropped: they pinned a kind, real samples lost at each merge", function()
+    local path = tmpdir() .. "/durations.json"
+    local now, future = os.time(), {}
+    for i = 1, durations_file.KEEP do
+      future[i] = string.format("[%d,30000]", 4000000000 + i)
+    end
+    write(path, '{"v":1,"kinds":{"a":[' .. table.concat(future, ",") .. string.format("],\"b\":[[%d,5]]}}", now + 60))
+    assert.same({ b = { { now + 60, 5 } } }, durations_file.read(path)) -- a minute ahead: clock skew, kept
+    assert(durations_file.merge(path, { a = { { now - 10, 3000 } } }))
+    assert.same({ { now - 10, 3000 } }, durations_file.read(path).a)
+  end)
+
   it("a FIFO, a device or a file over MAX_BYTES is neither read nor written over (hung, ran out of memory)",
     function()
       local dir = tmpdir()

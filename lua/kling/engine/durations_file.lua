@@ -21,6 +21,9 @@ M.MAX_KINDS = 500 -- kinds kept; those with the oldest latest sample go first
 M.MAX_MS = 86400000
 -- The largest file read: 500 kinds of 8 samples take about 100 KB, so a larger one is not ours.
 M.MAX_BYTES = 4 * 1024 * 1024
+-- How far in the future a sample's time may be (s: clocks of machines sharing a home disagree).
+-- One later would stay the latest for good: every real sample would be dropped at each merge.
+M.SKEW_S = 300
 
 -- The default path, or nil when neither XDG_CACHE_HOME nor HOME is set.
 function M.default_path()
@@ -63,12 +66,12 @@ function M.read(path)
   if not ok or type(doc) ~= "table" or type(doc.kinds) ~= "table" then
     return {}
   end
-  local kinds = {}
+  local kinds, latest = {}, core.wall_s() + M.SKEW_S
   for kind, samples in pairs(doc.kinds) do
     if type(kind) == "string" and type(samples) == "table" then
       local list = {}
       for _, s in ipairs(samples) do
-        if valid_sample(s) then
+        if valid_sample(s) and s[1] <= latest then
           list[#list + 1] = { s[1], s[2] }
         end
       end
