@@ -21,6 +21,7 @@ local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
 local multi = require "kling.driver.multi"
 local durations_file = require "kling.engine.durations_file"
+local learnt = require "kling.lifecycle.learnt"
 local collector = require "kling.engine.collector"
 local validate = require "kling.validate"
 
@@ -179,7 +180,6 @@ function M.new(client, opts)
     callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
     learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
-    kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,
     -- counters (stats())
@@ -315,8 +315,7 @@ function Engine:submit(req, topts)
   if m.state ~= "done" then
     req = t.request -- with its external id
     -- One string per kind, shared: a long string made per task would cost 10,000 copies.
-    local kind = table.concat({ self.kind_prefix .. key, t.endpoint, tostring(req.mode), tostring(req.duration),
-      tostring(req.sound) }, "|")
+    local kind = learnt.kind(self.client, key, t.endpoint, req)
     m.kind = self.kinds[kind] or kind
     self.kinds[kind] = m.kind
     if m.has_callback and t.external_task_id then

@@ -242,6 +242,31 @@ describe("kling.engine with a learnt-durations file", function()
     assert.is_true(os.execute("test -p '" .. path .. "'"))
   end)
 
+  it("a mode or sound left at the provider's default and written out are one kind (were three)", function()
+    local path = tmpdir() .. "/durations.json"
+    local c = fake.client(fake.new { task_seconds = 60 })
+    c:engine { learn_file = path, seed = 1 }
+    local base = { model = "kling-v1-6", duration = 5 }
+    local reqs = {}
+    for i, extra in ipairs { {}, { mode = "std", sound = false }, { mode = "std" } } do
+      local r = { prompt = "shot " .. i }
+      for k, v in pairs(base) do
+        r[k] = v
+      end
+      for k, v in pairs(extra) do
+        r[k] = v
+      end
+      reqs[i] = r
+    end
+    assert.equal(3, c:wait_all(c:submit_many(reqs)).succeeded)
+    c:engine():save_learnt(math.huge)
+    local kinds = durations_file.read(path)
+    assert.equal(1, count(kinds))
+    local kind, samples = next(kinds)
+    assert.matches("|kling-v1-6|videos/text2video|std|5|false", kind, 1, true)
+    assert.equal(3, #samples)
+  end)
+
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
     function()
       local engine = require "kling.engine"
