@@ -267,6 +267,19 @@ describe("kling.engine with a learnt-durations file", function()
     assert.equal(3, #samples)
   end)
 
+  it("a learnt window past the run's deadline: one last poll at the deadline sees the task ended", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    local f = fake.new { task_seconds = 3 }
+    local now = os.time()
+    write(path, string.format('{"v":1,"kinds":{%q:[[%d,600000],[%d,610000],[%d,620000]]}}', kind, now - 3,
+      now - 2, now - 1))
+    local c = fake.client(f, { poll_max = 5 })
+    c:engine { learn_file = path, seed = 1, deadline = 30 }
+    local r = c:wait_all(c:submit_many { { prompt = "late" } })
+    assert.equal(1, r.succeeded, tostring(r[1].error))
+    assert.equal(1, f.stats.polls) -- was: a timeout, "still running at the deadline", no poll at all
+  end)
+
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
     function()
       local engine = require "kling.engine"

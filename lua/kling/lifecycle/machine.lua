@@ -852,7 +852,7 @@ function Machine:watch(now, sched, deadline_ms)
   if sched ~= self.sched then -- a profile's shared scheduler is not copied into each task
     self.sched = sched
   end
-  self.deadline_ms, self.watch_from = deadline_ms, now
+  self.deadline_ms, self.watch_from, self.final_poll = deadline_ms, now, nil
   if self.state == "expired" then
     self.state, self.err = "created", nil
   end
@@ -896,6 +896,21 @@ function Machine:deadline_passed(acts, now)
     return self:wake(acts, now + 1000)
   end
   local t = self.task
+  -- One last look before a timeout: the task may have ended since the last poll (a learnt
+  -- window or a long back-off put the next one past the deadline). A poll in flight is that
+  -- look; its answer comes back here (its report wakes the task at the deadline again). Not for
+  -- a tracker's machine (M.track), made again at each wake-up from a record that keeps no flag.
+  if t.id and not self.tracking and (self.state == "polling" or (self.state == "scheduled" and not self.final_poll))
+  then
+    self.final_poll = true
+    if self.state == "polling" then
+      return acts
+    end
+    self.state, self.renewed = "polling", nil
+    self.polls = (self.polls or 0) + 1
+    acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
+    return acts
+  end
   local exists = t.id ~= nil or self.was_uncertain == true
   local err = errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task = t,
     task_id = t.id, external_task_id = t.external_task_id,
@@ -986,8 +1001,10 @@ end
 function Machine:expect_window(now, window)
   local age = now - (self.created_ms or now)
   local lo, hi = math.floor(math.max(0, window[1] - age)), math.ceil(math.max(0, window[2] - age))
-  if not (lo <= hi and hi <= WINDOW_MAX_MS) then
-    return self.sched:next_at(self.h) -- a learnt value is a hint: one core.sched refuses is none
+  if not (lo <= hi and hi <= WINDOW_MAX_MS) or (self.deadline_ms and now + lo > self.deadline_ms) then
+    -- A learnt window is evidence, not a promise: one core.sched refuses, or one that starts
+    -- after this wait's deadline (which would see no poll before it), leaves the back-off.
+    return self.sched:next_at(self.h)
   end
   return self.sched:expect(self.h, now, lo, hi) or self.sched:next_at(self.h)
 end
