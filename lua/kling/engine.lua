@@ -46,9 +46,10 @@ local function limit_value(fn, name, v)
 end
 
 -- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
+-- Also the blocking runner's (kling.runner.blocking), from the client's engine options.
 -- None on a driver inside an event loop (nginx): reading and writing the file would block
 -- every request of the worker, so durations are learnt in memory only there.
-local function learn_file(opts, driver)
+function M.learn_file(opts, driver)
   local f = opts.learn_file
   if f == false or opts.learn == false then
     return nil
@@ -179,7 +180,7 @@ function M.new(client, opts)
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
+    learn = opts.learn ~= false, learned = false, learn_file = M.learn_file(opts, driver), kinds = {},
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     hook_create = opts.on_create, hook_created = opts.on_created,
     -- counters (stats())
