@@ -280,6 +280,19 @@ describe("kling.engine with a learnt-durations file", function()
     assert.equal(1, f.stats.polls) -- was: a timeout, "still running at the deadline", no poll at all
   end)
 
+  it("a learnt window starting after wait_all's timeout is not waited for: the back-off sees the end", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    local f = fake.new { task_seconds = 3 }
+    local now = os.time()
+    write(path, string.format('{"v":1,"kinds":{%q:[[%d,600000],[%d,610000],[%d,620000]]}}', kind, now - 3,
+      now - 2, now - 1))
+    local c = fake.client(f, { poll_min = 1, poll_max = 5 })
+    c:engine { learn_file = path, seed = 1 }
+    local r = c:wait_all(c:submit_many { { prompt = "short" } }, { timeout = 40 })
+    assert.equal(1, r.succeeded) -- was: 0 polls in 40 s, reported unfinished
+    assert.is_true(f.stats.polls <= 4, "polls: " .. f.stats.polls)
+  end)
+
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",
     function()
       local engine = require "kling.engine"

@@ -1001,12 +1001,39 @@ end
 function Machine:expect_window(now, window)
   local age = now - (self.created_ms or now)
   local lo, hi = math.floor(math.max(0, window[1] - age)), math.ceil(math.max(0, window[2] - age))
-  if not (lo <= hi and hi <= WINDOW_MAX_MS) or (self.deadline_ms and now + lo > self.deadline_ms) then
+  local stop = self:wait_end()
+  if not (lo <= hi and hi <= WINDOW_MAX_MS) or (stop and now + lo > stop) then
     -- A learnt window is evidence, not a promise: one core.sched refuses, or one that starts
     -- after this wait's deadline (which would see no poll before it), leaves the back-off.
     return self.sched:next_at(self.h)
   end
   return self.sched:expect(self.h, now, lo, hi) or self.sched:next_at(self.h)
+end
+
+-- When the wait ends: the task's deadline, or the earlier end of the runner's wait (the
+-- profile's wait_until_ms, set while a wait with a timeout runs: shared, no field per task).
+function Machine:wait_end()
+  local d, w = self.deadline_ms, self.wait_until_ms
+  if w and (not d or w < d) then
+    return w
+  end
+  return d
+end
+
+--- A runner's wait that ends earlier began (wait_until_ms): a task whose next poll is a
+-- learnt window's, starting after the wait's end, goes back to the back-off, or the wait
+-- would see no poll of a task that may end in seconds.
+function Machine:wait_until(now)
+  local window = self.state == "scheduled" and self.h and not self.expect_ms and not self.has_callback
+    and not self.tracking and self.learnt_ms and self.learnt_ms(self)
+  local stop = self:wait_end()
+  if not window or not stop or (self.created_ms or now) + window[1] <= stop
+    or (self.sched:next_at(self.h) or math.huge) <= stop then
+    return {}
+  end
+  self.sched:remove(self.h)
+  self.h = self.sched:add(now, nil, self.deadline_ms)
+  return self:wake({}, self:clamp(self.sched:next_at(self.h)))
 end
 
 --- The runner learnt how long tasks of this kind take (window = {shortest, longest} ms from
