@@ -560,7 +560,7 @@ function M.run(opts)
     if errors.interrupted(res) then
       error(res, 0) -- Ctrl-C is the caller's to report (kling.cli: exit 130); the journal holds the run
     end
-    return nil, tostring(res), M.EXIT.error
+    return nil, "internal error: " .. tostring(res), M.EXIT.error -- a bug, as kling.cli says of one
   end
   if not res then
     return nil, msg, M.EXIT.usage

@@ -289,6 +289,7 @@ function M.new(opts)
   local self = setmetatable({
     provider = provider,
     driver = driver,
+    debug_sink = sink, -- also where a warning goes (kling.engine.learn); nil: stderr
     base_url = (base_url:gsub("/+$", "")),
     wait_timeout = secs.wait_timeout,
     poll_min = secs.poll_min,
@@ -982,6 +983,7 @@ function Client:with(opts)
     local loud = self.driver.with_sink and self.driver -- a wrapper of kling.transport.debug
     local raw = loud and loud.inner or self.driver
     child.driver = sink and (loud and loud:with_sink(sink) or http_debug.wrap(raw, sink)) or raw
+    child.debug_sink = sink
     ctx.driver = child.driver
   end
   return child

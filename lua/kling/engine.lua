@@ -21,6 +21,7 @@ local args = require "kling.engine.args"
 local queue = require "kling.engine.queue"
 local multi = require "kling.driver.multi"
 local durations_file = require "kling.engine.durations_file"
+local learnt = require "kling.lifecycle.learnt"
 local collector = require "kling.engine.collector"
 local validate = require "kling.validate"
 
@@ -45,9 +46,10 @@ local function limit_value(fn, name, v)
 end
 
 -- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
+-- Also the blocking runner's (kling.runner.blocking), from the client's engine options.
 -- None on a driver inside an event loop (nginx): reading and writing the file would block
 -- every request of the worker, so durations are learnt in memory only there.
-local function learn_file(opts, driver)
+function M.learn_file(opts, driver)
   local f = opts.learn_file
   if f == false or opts.learn == false then
     return nil
@@ -180,8 +182,7 @@ function M.new(client, opts)
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
-    learn = opts.learn ~= false, learned = false, learn_file = learn_file(opts, driver), kinds = {},
-    kind_prefix = client.provider.name .. "|" .. (tostring(client.base_url):match("^%a+://([^/:]+)") or "") .. "|",
+    learn = opts.learn ~= false, learned = false, learn_file = M.learn_file(opts, driver), kinds = {},
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     insecure_callbacks = args.flag("engine.new", "insecure_callbacks", opts.insecure_callbacks, false),
     hook_create = opts.on_create, hook_created = opts.on_created,
@@ -320,8 +321,7 @@ function Engine:submit(req, topts)
   if m.state ~= "done" then
     req = t.request -- with its external id
     -- One string per kind, shared: a long string made per task would cost 10,000 copies.
-    local kind = table.concat({ self.kind_prefix .. key, t.endpoint, tostring(req.mode), tostring(req.duration),
-      tostring(req.sound) }, "|")
+    local kind = learnt.kind(self.client, key, t.endpoint, req)
     m.kind = self.kinds[kind] or kind
     self.kinds[kind] = m.kind
     if m.has_callback and t.external_task_id then

@@ -6,6 +6,7 @@ local errors = require "kling.errors"
 local lifecycle = require "kling.lifecycle.machine"
 local effects = require "kling.lifecycle.effects"
 local blocking = require "kling.runner.blocking"
+local learnt = require "kling.lifecycle.learnt"
 
 --- A task, as the provider reported it last (canonical fields on every provider).
 ---@class kling.Task
@@ -109,6 +110,22 @@ end
 -- The options task:wait takes; any other name is refused, naming the closest.
 local WAIT_OPTIONS = { timeout = true, on_progress = true, poll_min = true, poll_max = true }
 
+-- The learnt durations this task's wait uses and adds to (kling.runner.blocking.learner), and
+-- its kind (kling.lifecycle.learnt): nil for a task whose request is not known (get_task).
+local function learn_for(self, m)
+  local req, client = rawget(self, "request"), self.client
+  local learner = type(req) == "table" and self.endpoint and blocking.learner(client)
+  if not learner then
+    return nil
+  end
+  local kind = learnt.kind(client, req.model or client.provider.default_model or "default", self.endpoint, req)
+  m.kind = kind
+  m.learnt_ms = function()
+    return learner:expectation(kind)
+  end
+  return learner, kind
+end
+
 --- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
@@ -147,8 +164,16 @@ function Task:wait(opts)
     max_age_ms = math.max(poll_min, math.min(timeout_ms, 2147483647)),
     seed = tonumber(core.random_hex(6), 16) }
   local m = self:machine()
+  local learner, kind = learn_for(self, m)
   local now = driver:now_ms()
   local _, _, err = blocking.drive(client, m, m:watch(now, sched, now + timeout_ms), { on_news = opts.on_progress })
+  if learner then
+    now = driver:now_ms()
+    if not err and self.status == "succeeded" and m.created_ms then
+      learner:observe(kind, now - m.created_ms, now, self)
+    end
+    learner:save_learnt(now)
+  end
   if err then
     return nil, err
   end

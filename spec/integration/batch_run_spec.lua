@@ -64,6 +64,21 @@ describe("a batch against the simulator", function()
     os.execute("rm -rf " .. root)
   end)
 
+  it("a raise inside the run is reported as README says: 'internal error: ...', exit 1", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", json.encode { id = "a", prompt = "p", model = "kling-v1" } .. "\n")
+    local start = batch.start
+    batch.start = function()
+      error("boom")
+    end
+    local ok, res, msg, status = pcall(run, dir)
+    batch.start = start
+    assert.is_true(ok, tostring(res))
+    assert.is_nil(res)
+    assert.matches("^internal error: .*boom", msg)
+    assert.equal(1, status)
+  end)
+
   it("downloads successes, never retries a content-policy refusal, retries a failure as a new task", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl {

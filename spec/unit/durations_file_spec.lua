@@ -101,6 +101,37 @@ describe("kling.engine.durations_file", function()
     assert.is_nil(durations_file.merge("/dev/null/kling/durations.json", { a = { { 1, 1 } } }))
   end)
 
+  it("samples stamped in the future are dropped: they pinned a kind, real samples lost at each merge", function()
+    local path = tmpdir() .. "/durations.json"
+    local now, future = os.time(), {}
+    for i = 1, durations_file.KEEP do
+      future[i] = string.format("[%d,30000]", 4000000000 + i)
+    end
+    write(path, '{"v":1,"kinds":{"a":[' .. table.concat(future, ",") .. string.format("],\"b\":[[%d,5]]}}", now + 60))
+    assert.same({ b = { { now + 60, 5 } } }, durations_file.read(path)) -- a minute ahead: clock skew, kept
+    assert(durations_file.merge(path, { a = { { now - 10, 3000 } } }))
+    assert.same({ { now - 10, 3000 } }, durations_file.read(path).a)
+  end)
+
+  it("a FIFO, a device or a file over MAX_BYTES is neither read nor written over (hung, ran out of memory)",
+    function()
+      local dir = tmpdir()
+      assert(os.execute("mkfifo '" .. dir .. "/fifo' && ln -s /dev/zero '" .. dir .. "/zero' && mkdir '"
+        .. dir .. "/dir'"))
+      local big = dir .. "/big.json"
+      local pad = string.rep(" ", durations_file.MAX_BYTES)
+      local text = '{"v":1,"kinds":{"a":[[1,100],[2,100],[3,100]]}}' .. pad
+      write(big, text)
+      for _, name in ipairs { "fifo", "zero", "dir", "big.json" } do
+        local kinds, why = durations_file.read(dir .. "/" .. name)
+        assert.same({}, kinds)
+        assert.matches(name, why, 1, true)
+        assert.is_nil(durations_file.merge(dir .. "/" .. name, { a = { { 4, 100 } } }))
+      end
+      assert.equal(text, files.read(big)) -- left as it was
+      assert.is_true(os.execute("test -p '" .. dir .. "/fifo' && test -L '" .. dir .. "/zero'"))
+    end)
+
   it("issue 15.2: several processes writing at once never leave a file a reader cannot parse", function()
     local path = tmpdir() .. "/durations.json"
     local procs, writers, rounds = {}, 4, 25
@@ -177,6 +208,89 @@ describe("kling.engine with a learnt-durations file", function()
     local polls = run(path, 3)
     assert.equal(run(tmpdir() .. "/none.json", 3), polls)
     assert.equal(1, count(durations_file.read(path)))
+  end)
+
+  -- The kind the fake's one-model runs are kept under (read from a first run's file).
+  local function fake_kind()
+    local path = tmpdir() .. "/durations.json"
+    run(path, 1)
+    return (next(durations_file.read(path)))
+  end
+
+  it("a sample longer than any task lives is dropped: it never reaches core.sched, which raised", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    write(path, string.format('{"v":1,"kinds":{%q:[[1,2147484000],[2,2147484000],[3,2147484000]],'
+      .. '"b":[[1,86400001],[2,5]]}}', kind))
+    assert.same({ b = { { 2, 5 } } }, durations_file.read(path))
+    assert.is_number(run(path, 3)) -- raised "kling.sched: argument out of range" in submit_many
+  end)
+
+  it("a cache path that is a FIFO is skipped with one warning on the client's debug sink", function()
+    local path = tmpdir() .. "/durations.json"
+    assert(os.execute("mkfifo '" .. path .. "'"))
+    local said = {}
+    local f = fake.new { task_seconds = 60 }
+    local c = fake.client(f, { debug = function(text)
+      if text:find("learnt durations", 1, true) then
+        said[#said + 1] = text
+      end
+    end })
+    c:engine { learn_file = path, seed = 1 }
+    assert.equal(2, c:wait_all(c:submit_many { { prompt = "a" }, { prompt = "b" } }).succeeded)
+    assert.equal(1, #said)
+    assert.matches("FIFO", said[1])
+    assert.is_true(os.execute("test -p '" .. path .. "'"))
+  end)
+
+  it("a mode or sound left at the provider's default and written out are one kind (were three)", function()
+    local path = tmpdir() .. "/durations.json"
+    local c = fake.client(fake.new { task_seconds = 60 })
+    c:engine { learn_file = path, seed = 1 }
+    local base = { model = "kling-v1-6", duration = 5 }
+    local reqs = {}
+    for i, extra in ipairs { {}, { mode = "std", sound = false }, { mode = "std" } } do
+      local r = { prompt = "shot " .. i }
+      for k, v in pairs(base) do
+        r[k] = v
+      end
+      for k, v in pairs(extra) do
+        r[k] = v
+      end
+      reqs[i] = r
+    end
+    assert.equal(3, c:wait_all(c:submit_many(reqs)).succeeded)
+    c:engine():save_learnt(math.huge)
+    local kinds = durations_file.read(path)
+    assert.equal(1, count(kinds))
+    local kind, samples = next(kinds)
+    assert.matches("|kling-v1-6|videos/text2video|std|5|false", kind, 1, true)
+    assert.equal(3, #samples)
+  end)
+
+  it("a learnt window past the run's deadline: one last poll at the deadline sees the task ended", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    local f = fake.new { task_seconds = 3 }
+    local now = os.time()
+    write(path, string.format('{"v":1,"kinds":{%q:[[%d,600000],[%d,610000],[%d,620000]]}}', kind, now - 3,
+      now - 2, now - 1))
+    local c = fake.client(f, { poll_max = 5 })
+    c:engine { learn_file = path, seed = 1, deadline = 30 }
+    local r = c:wait_all(c:submit_many { { prompt = "late" } })
+    assert.equal(1, r.succeeded, tostring(r[1].error))
+    assert.equal(1, f.stats.polls) -- was: a timeout, "still running at the deadline", no poll at all
+  end)
+
+  it("a learnt window starting after wait_all's timeout is not waited for: the back-off sees the end", function()
+    local kind, path = fake_kind(), tmpdir() .. "/durations.json"
+    local f = fake.new { task_seconds = 3 }
+    local now = os.time()
+    write(path, string.format('{"v":1,"kinds":{%q:[[%d,600000],[%d,610000],[%d,620000]]}}', kind, now - 3,
+      now - 2, now - 1))
+    local c = fake.client(f, { poll_min = 1, poll_max = 5 })
+    c:engine { learn_file = path, seed = 1 }
+    local r = c:wait_all(c:submit_many { { prompt = "short" } }, { timeout = 40 })
+    assert.equal(1, r.succeeded) -- was: 0 polls in 40 s, reported unfinished
+    assert.is_true(f.stats.polls <= 4, "polls: " .. f.stats.polls)
   end)
 
   it("issue 10.3: on a driver inside an event loop (nginx) no file is kept: none by default, a path refused",

@@ -240,9 +240,12 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       polls = polls + 1
     end
     assert.is_true(polls > 5, "polled " .. polls .. " times")
-    -- past the deadline a poll is not all there is to do: timer() ends the task
+    -- past the deadline a poll is not all there is to do: timer() sends one last poll (the
+    -- task may have ended since the last one), then ends the task
     assert.is_nil(fast:poll_due(60000))
-    assert.are.same({ "done" }, { fast:timer(60000)[1].type })
+    assert.are.same({ "send" }, { fast:timer(60000)[1].type })
+    fast:answer(60010, scenarios.ANSWERS.processing(), 0)
+    assert.are.same({ "done" }, { fast:timer(60010)[1].type })
     assert.are.equal("timeout", fast.err.kind)
   end)
 
@@ -355,7 +358,9 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       -- it was created: the end keeps the reservation (the task runs on at the provider)
       m:answer(600500, scenarios.ANSWERS.submitted(), 0)
       assert.are.equal("t-1", m.task.id)
-      local ended = m:timer(601000)
+      assert.are.same({ "send:poll" }, types(m:timer(601000))) -- one last look at the deadline
+      m:answer(601010, scenarios.ANSWERS.processing(), 0)
+      local ended = m:timer(601010)
       assert.are.same({ "done" }, types(ended))
       assert.are.equal("timeout", ended[1].err.kind)
       assert.are.equal(scenarios.EXT, ended[1].err.ledger_key)
@@ -383,6 +388,17 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.are.same({}, late:learnt(20000, { 9000, 10000 }))
       acts = late:learnt(20000, { 9000, 10000 }, true)
       assert.is_true(acts[1].at >= 20000 and acts[1].at <= 21000, "moved to now: " .. acts[1].at)
+    end)
+
+    it("a learnt window that starts after the task's deadline leaves the back-off (no poll before it)", function()
+      local p = profile { learnt_ms = function()
+        return { 610000, 620000 } -- the deadline is at 600000
+      end }
+      local m = started(p, { kind = "k" })
+      m:granted(0)
+      local acts = m:answer(100, scenarios.ANSWERS.submitted(), 0)
+      local at = acts[#acts].at
+      assert.is_true(at < 60000, "first poll by the back-off: " .. at)
     end)
 
     it("the request a token renewal sends again is made again, nothing of it kept per task", function()

@@ -6,7 +6,8 @@
 -- into it, writes a temporary file and renames it over the old one, so a reader sees the old file or
 -- the new one, never half of one. Two writers at the same instant may lose one's samples (no
 -- lock): a cache, not a record. A file that cannot be read or parsed counts as empty; nothing
--- here raises on its content.
+-- here raises on its content. A path that is not a regular file, or a file over M.MAX_BYTES,
+-- is neither read nor written (M.read says why).
 local core = require "kling.core"
 local json = require "kling.json"
 local durable_file = require "kling.durable_file"
@@ -15,6 +16,14 @@ local M = {}
 
 M.KEEP = 8 -- samples kept per kind: recent enough to follow a provider that got slower
 M.MAX_KINDS = 500 -- kinds kept; those with the oldest latest sample go first
+-- The longest duration kept (ms): core.sched's default max task age (24 h). A longer one (a hand
+-- edit, a corrupt file) would give a window core.sched refuses, raising in every later run.
+M.MAX_MS = 86400000
+-- The largest file read: 500 kinds of 8 samples take about 100 KB, so a larger one is not ours.
+M.MAX_BYTES = 4 * 1024 * 1024
+-- How far in the future a sample's time may be (s: clocks of machines sharing a home disagree).
+-- One later would stay the latest for good: every real sample would be dropped at each merge.
+M.SKEW_S = 300
 
 -- The default path, or nil when neither XDG_CACHE_HOME nor HOME is set.
 function M.default_path()
@@ -31,31 +40,38 @@ end
 
 local function valid_sample(s)
   return type(s) == "table" and type(s[1]) == "number" and type(s[2]) == "number" and s[2] >= 0
-    and s[2] == s[2] and s[2] < math.huge
+    and s[2] <= M.MAX_MS and s[1] == s[1] and s[1] > -math.huge and s[1] < math.huge
 end
+M.valid_sample = valid_sample
 
 local function by_time(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
 
--- kind -> list of samples (oldest first); {} for a missing or unreadable file.
+-- kind -> list of samples (oldest first); {} for a missing or unreadable file. A path that is not a
+-- regular file (a FIFO would block the read for ever, /dev/zero never end) or is larger than
+-- M.MAX_BYTES is not read: {} and a message saying why, and M.merge leaves it alone.
 function M.read(path)
-  local f = path and io.open(path, "rb")
-  if not f then
+  if not path then
     return {}
   end
-  local text = f:read("a")
-  f:close()
+  local text, err, what = core.read_regular(path, M.MAX_BYTES + 1)
+  if not text then
+    return {}, what and err or nil -- missing or unreadable: as empty (and written over)
+  end
+  if #text > M.MAX_BYTES then
+    return {}, string.format("%s is larger than %d bytes", path, M.MAX_BYTES)
+  end
   local ok, doc = pcall(json.decode, text or "")
   if not ok or type(doc) ~= "table" or type(doc.kinds) ~= "table" then
     return {}
   end
-  local kinds = {}
+  local kinds, latest = {}, core.wall_s() + M.SKEW_S
   for kind, samples in pairs(doc.kinds) do
     if type(kind) == "string" and type(samples) == "table" then
       local list = {}
       for _, s in ipairs(samples) do
-        if valid_sample(s) then
+        if valid_sample(s) and s[1] <= latest then
           list[#list + 1] = { s[1], s[2] }
         end
       end
@@ -118,7 +134,10 @@ function M.insert(list, s)
 end
 
 local function merge_once(path, fresh)
-  local kinds = M.read(path)
+  local kinds, refused = M.read(path)
+  if refused then
+    return nil, refused -- not a file we wrote: left as it is
+  end
   for kind, samples in pairs(fresh) do
     kinds[kind] = union(kinds[kind], samples)
   end

@@ -39,13 +39,37 @@ local function provider_took(task, seen)
   end
 end
 
+-- Says once per path and process that the cache file is left alone: on the client's debug sink
+-- when it has one, else on stderr (a run goes on without the file).
+local warned = {}
+local function warn(client, msg)
+  if warned[msg] then
+    return
+  end
+  warned[msg] = true
+  local text = "kling: learnt durations: " .. msg .. "; the file is neither read nor written"
+  local sink = client and client.debug_sink
+  if sink then
+    sink(text)
+  else
+    io.stderr:write(text, "\n")
+  end
+end
+
 return function(Engine)
   -- The kinds read from the file, once, on first use (nothing when learn_file is false).
   function Engine:learnt()
     local learned = self.learned
     if not learned then
       learned = {}
-      for kind, samples in pairs(self.learn_file and durations_file.read(self.learn_file) or {}) do
+      local kinds, refused = {}, nil
+      if self.learn_file then
+        kinds, refused = durations_file.read(self.learn_file)
+      end
+      if refused then
+        warn(self.client, refused)
+      end
+      for kind, samples in pairs(kinds) do
         local k = { samples = samples, fresh = {} }
         summarise(k)
         learned[kind] = k
@@ -83,6 +107,9 @@ return function(Engine)
     -- Stamped with its create time: the latest samples are then the tasks created last, not
     -- those that finished last (of a batch created at once, the longest ones).
     local s = { self.wall_s() - took / 1000, math.floor(provider_took(task, took) or took) }
+    if not durations_file.valid_sample(s) then
+      return -- longer than any task lives (a clock that jumped): neither kept nor written
+    end
     durations_file.insert(k.samples, s)
     local fresh = k.fresh
     if #fresh >= durations_file.KEEP then

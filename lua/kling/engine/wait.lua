@@ -98,7 +98,17 @@ return function(Engine)
     w.any = opts.any
     self:watch_each(fn, w, tasks)
     self.watching = true
+    if deadline then -- a learnt window starting after the wait's end is not waited for (kling.lifecycle)
+      self.profile.wait_until_ms = deadline
+      for _, t in ipairs(tasks) do
+        local rec = self.recs[t]
+        if type(rec) == "table" and rec.state == "scheduled" then
+          self:feed(rec, "wait_until", now)
+        end
+      end
+    end
     local ok, err = pcall(self.wait_loop, self, w, opts, deadline)
+    self.profile.wait_until_ms = nil
     for _, t in ipairs(tasks) do
       local rec = self.recs[t]
       if type(rec) == "table" then

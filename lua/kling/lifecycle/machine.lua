@@ -65,6 +65,8 @@ local M = {}
 local TERMINAL = { succeeded = true, failed = true, cancelled = true }
 M.TERMINAL = TERMINAL
 -- A status only moves forward: a callback or poll reporting an earlier one is stale.
+-- The longest window core.sched takes (its task age limit, int32 ms).
+local WINDOW_MAX_MS = 2147483647
 local RANK = { pending = 0, queued = 1, running = 2, succeeded = 3, failed = 3, cancelled = 3 }
 
 -- Phrases providers use when a task fails on content grounds: never worth resubmitting.
@@ -886,7 +888,7 @@ function Machine:watch(now, sched, deadline_ms)
   if sched ~= self.sched then -- a profile's shared scheduler is not copied into each task
     self.sched = sched
   end
-  self.deadline_ms, self.watch_from = deadline_ms, now
+  self.deadline_ms, self.watch_from, self.final_poll = deadline_ms, now, nil
   if self.state == "expired" then
     self.state, self.err = "created", nil
   end
@@ -930,6 +932,21 @@ function Machine:deadline_passed(acts, now)
     return self:wake(acts, now + 1000)
   end
   local t = self.task
+  -- One last look before a timeout: the task may have ended since the last poll (a learnt
+  -- window or a long back-off put the next one past the deadline). A poll in flight is that
+  -- look; its answer comes back here (its report wakes the task at the deadline again). Not for
+  -- a tracker's machine (M.track), made again at each wake-up from a record that keeps no flag.
+  if t.id and not self.tracking and (self.state == "polling" or (self.state == "scheduled" and not self.final_poll))
+  then
+    self.final_poll = true
+    if self.state == "polling" then
+      return acts
+    end
+    self.state, self.renewed = "polling", nil
+    self.polls = (self.polls or 0) + 1
+    acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))
+    return acts
+  end
   local exists = t.id ~= nil or self.was_uncertain == true
   local err = errors.new { kind = "timeout", retryable = true, provider = self.provider.name, task = t,
     task_id = t.id, external_task_id = t.external_task_id,
@@ -1019,8 +1036,40 @@ end
 -- small gaps. Returns the next poll time.
 function Machine:expect_window(now, window)
   local age = now - (self.created_ms or now)
-  return self.sched:expect(self.h, now, math.max(0, window[1] - age), math.max(0, window[2] - age))
-    or self.sched:next_at(self.h)
+  local lo, hi = math.floor(math.max(0, window[1] - age)), math.ceil(math.max(0, window[2] - age))
+  local stop = self:wait_end()
+  if not (lo <= hi and hi <= WINDOW_MAX_MS) or (stop and now + lo > stop) then
+    -- A learnt window is evidence, not a promise: one core.sched refuses, or one that starts
+    -- after this wait's deadline (which would see no poll before it), leaves the back-off.
+    return self.sched:next_at(self.h)
+  end
+  return self.sched:expect(self.h, now, lo, hi) or self.sched:next_at(self.h)
+end
+
+-- When the wait ends: the task's deadline, or the earlier end of the runner's wait (the
+-- profile's wait_until_ms, set while a wait with a timeout runs: shared, no field per task).
+function Machine:wait_end()
+  local d, w = self.deadline_ms, self.wait_until_ms
+  if w and (not d or w < d) then
+    return w
+  end
+  return d
+end
+
+--- A runner's wait that ends earlier began (wait_until_ms): a task whose next poll is a
+-- learnt window's, starting after the wait's end, goes back to the back-off, or the wait
+-- would see no poll of a task that may end in seconds.
+function Machine:wait_until(now)
+  local window = self.state == "scheduled" and self.h and not self.expect_ms and not self.has_callback
+    and not self.tracking and self.learnt_ms and self.learnt_ms(self)
+  local stop = self:wait_end()
+  if not window or not stop or (self.created_ms or now) + window[1] <= stop
+    or (self.sched:next_at(self.h) or math.huge) <= stop then
+    return {}
+  end
+  self.sched:remove(self.h)
+  self.h = self.sched:add(now, nil, self.deadline_ms)
+  return self:wake({}, self:clamp(self.sched:next_at(self.h)))
 end
 
 --- The runner learnt how long tasks of this kind take (window = {shortest, longest} ms from

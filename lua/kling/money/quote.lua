@@ -390,6 +390,20 @@ end
 ---@field note string|nil why the list is not ranked across currencies (when ranked is false)
 ---@field unavailable table[] {provider, error, field}: cannot price it, or cannot honour `field`
 
+--- The product a request asks for, with the provider's defaults (its catalog's) applied:
+-- {endpoint, model, mode, duration, sound, n, ...}, or nil and a validation or unpriced error.
+-- What learnt durations are kept by (kling.lifecycle.learnt): a default left out and the same
+-- default written out are one product.
+---@param req table a canonical request
+---@param opts {provider: string, catalogs: table}
+function M.product(req, opts)
+  local cat, err = catalogs.catalog(opts.provider, opts)
+  if not cat then
+    return nil, err
+  end
+  return facts(req, cat, opts.provider)
+end
+
 --- The price of a request before it is sent (`kling.estimate`).
 -- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
 ---@param req table a canonical request; `provider` (default "kling") picks the catalog

@@ -10,6 +10,39 @@ local MONEY = effects.TYPES -- reserve, settle, release, renew_token
 
 local M = {}
 
+-- Learnt durations: the blocking runner keeps and uses the engine's (kling.engine.learn: the
+-- same kinds, windows and cache file, configured by the client's engine options), so one
+-- polling policy holds for every runner. The client's engine's store when it has one, else the
+-- client's own, made with the same methods.
+local Learner = {}
+Learner.__index = Learner
+require("kling.engine.learn")(Learner)
+function Learner.relearn() end -- one task waits here: no other task to move
+
+---@param client kling.Client
+---@return table|nil learner with :expectation(kind), :observe(kind, took, now, task), :save_learnt(now)
+function M.learner(client)
+  local root = client.parent or client
+  local e = rawget(root, "_engine")
+  if e then
+    return e.learn and e or nil
+  end
+  local l = rawget(root, "_learner")
+  if l == nil then
+    local opts = root.engine_opts or {}
+    l = false
+    if opts.learn ~= false then
+      local driver = root.driver
+      l = setmetatable({ client = root, learned = false, learn = true,
+        learn_file = require("kling.engine").learn_file(opts, driver), wall_s = function()
+          return driver:wall_s()
+        end }, Learner)
+    end
+    root._learner = l
+  end
+  return l or nil
+end
+
 --- Feeds the machine until it is done, or (opts.until_created) until the provider has the
 -- task. acts: the actions an event already returned. opts.on_news(task) is called after
 -- each answer that brought news of the task.
