@@ -45,10 +45,13 @@ local function limit_value(fn, name, v)
   return whole(fn, name, v, nil, 1000000)
 end
 
--- The learnt-durations file: opts.learn_file (a path, or false for none), else the default.
--- Also the blocking runner's (kling.runner.blocking), from the client's engine options.
--- None on a driver inside an event loop (nginx): reading and writing the file would block
--- every request of the worker, so durations are learnt in memory only there.
+--- The learnt-durations file of an engine's options: opts.learn_file (a path, or false for
+-- none), else the default. Also the blocking runner's (kling.runner.blocking), from the
+-- client's engine options. None on a driver inside an event loop (nginx): reading and writing
+-- the file would block every request of the worker, so durations are learnt in memory only there.
+---@param opts table the engine's options (learn, learn_file)
+---@param driver table|nil the client's driver
+---@return string|nil path
 function M.learn_file(opts, driver)
   local f = opts.learn_file
   if f == false or opts.learn == false then

@@ -399,6 +399,23 @@ local function run()
   res = res.status == 200 and gw("POST", "/v1/videos/text2video", BOB, body("a red balloon"))
   h.check("issue 12 (b): ... a top-up past its spend takes its creates again", res and res.status == 200
     and not admin().overdrawn, res and res.body)
+  -- A journal moved away or emptied where a gateway ran with it: not a fresh start.
+  local spent = admin().spent
+  stop()
+  for _, how in ipairs { "missing", "empty" } do
+    assert(os.rename(journal, journal .. ".away"))
+    if how == "empty" then
+      assert(io.open(journal, "wb")):close()
+    end
+    local out, started = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(
+      h.q(h.src), h.q(prefix .. "/gateway.json"), h.q(dir), port))
+    h.check("a journal " .. how .. " where a gateway ran with it refuses the start, naming it and the way out",
+      not started and out:find("the journal " .. journal .. " is " .. how, 1, true) ~= nil
+      and out:find("remove " .. journal .. ".lock", 1, true) ~= nil, out)
+    assert(os.rename(journal .. ".away", journal))
+  end
+  start()
+  h.check("... and with the journal back it starts with what was spent", admin().spent == spent, admin().spent)
   h.check("no Lua error in the error log", not error_log():find("runtime error", 1, true),
     error_log():match("[^\n]*runtime error[^\n]*"))
 end

@@ -154,6 +154,10 @@ function M.init(path, opts)
   if G.cfg.store then
     return init_redis(ledger_dict)
   end
+  local gone = journal.lost(G.cfg.journal)
+  if gone then
+    error("kling gateway: " .. gone, 0)
+  end
   local user = opts and opts.worker_user or worker_user()
   local wok, werr = journal.writable(G.cfg.journal, user)
   if not wok then

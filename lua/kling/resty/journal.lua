@@ -62,6 +62,28 @@ function M.writable(path, user)
   return true
 end
 
+-- Why the journal at path is lost, or nil: its lock file (left by every start) says a gateway
+-- ran with it, yet it is missing or empty (every journal holds its first line). Started from
+-- nothing, every account would have its spent credit back: fail closed, naming the way out.
+function M.lost(path)
+  local l = io.open(path .. ".lock", "rb")
+  if not l then
+    return nil
+  end
+  l:close()
+  local f = io.open(path, "rb")
+  local size = f and f:seek("end") or 0
+  if f then
+    f:close()
+  end
+  if size > 0 then
+    return nil
+  end
+  return "the journal " .. path .. " is " .. (f and "empty" or "missing") .. ", but " .. path .. ".lock shows a "
+    .. "gateway ran with it: started from nothing, every account would have its spent credit back. Put the "
+    .. "journal back (or a copy), or remove " .. path .. ".lock to start afresh on purpose"
+end
+
 -- lock(path) -> lock | nil, message: one gateway per journal. Each gateway meters in its own
 -- shared memory and reads the journal back only at start, so two gateways appending to one
 -- journal would each let a client spend its whole credit. The lock is an exclusive flock on
