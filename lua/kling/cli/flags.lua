@@ -3,6 +3,7 @@
 -- (a bad value is a usage error naming the flag and the rule), the options that name a client
 -- (provider, URL, keys) and the client they make, and how a command reports a failure.
 local kling = require "kling"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -50,8 +51,8 @@ M.ANY = { "a number", function()
   return true
 end }
 -- A time flag, as kling.new and the engine take it (validate.seconds_problem).
-M.SECONDS = { "a positive number of seconds, at most " .. require("kling.validate").MAX_SECONDS, function(n)
-  return not require("kling.validate").seconds_problem(n)
+M.SECONDS = { "a positive number of seconds, at most " .. validate.MAX_SECONDS, function(n)
+  return not validate.seconds_problem(n)
 end }
 M.COUNT = { "a positive whole number", function(n)
   return n > 0 and whole(n)
@@ -104,9 +105,9 @@ end
 -- A TASK_ID as given on the command line: it goes into a URL path and a file name, so it is
 -- checked by the library's one rule for task ids (kling.validate.task_id_problem).
 function M.task_id(s)
-  local problem = require("kling.validate").task_id_problem(s)
+  local problem = validate.task_id_problem(s)
   if problem then
-    return nil, "TASK_ID " .. problem .. " (got \"" .. require("kling.validate").shown(s) .. "\")"
+    return nil, "TASK_ID " .. problem .. " (got \"" .. validate.shown(s) .. "\")"
   end
   return s
 end
