@@ -27,9 +27,7 @@ local function url(path)
 end
 
 local function admin()
-  local res = h.request("GET", url("/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
-  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
-  return json.decode(res.body)
+  return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
 -- CPU seconds nginx's master has used (its replay and compaction, nearly all of it): unlike the
@@ -54,14 +52,7 @@ local function stop()
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
 end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  local n = f and f:seek("end") or 0
-  if f then
-    f:close()
-  end
-  return n
-end
+local size = h.file_size
 
 local function lines(path)
   return tonumber((h.sh("wc -l < " .. h.q(path))):match("%d+")) or 0

@@ -46,14 +46,7 @@ local function admin_call(method, path, body, key)
 end
 
 local function admin()
-  local res = admin_call("GET", "")
-  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
-  local a = json.decode(res.body)
-  a.by = {}
-  for _, acct in ipairs(a.accounts) do
-    a.by[acct.name] = acct
-  end
-  return a
+  return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
 local function sim_stats()

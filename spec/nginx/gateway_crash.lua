@@ -40,9 +40,7 @@ local function url(path)
 end
 
 local function admin()
-  local res = h.request("GET", url("/gateway/admin"), { headers = { authorization = "Bearer " .. ADMIN_KEY } })
-  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
-  return json.decode(res.body)
+  return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
 local function micros(s)

@@ -42,28 +42,14 @@ local function gw(method, path, key, body)
 end
 
 local function admin()
-  local res = gw("GET", "/gateway/admin", ADMIN_KEY)
-  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
-  local a = json.decode(res.body)
-  a.by = {}
-  for _, acct in ipairs(a.accounts) do
-    a.by[acct.name] = acct
-  end
-  return a
+  return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
 local function micros(s)
   return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
 end
 
-local function size(path)
-  local f = io.open(path, "rb")
-  local n = f and f:seek("end") or 0
-  if f then
-    f:close()
-  end
-  return n
-end
+local size = h.file_size
 
 local function first_line(path)
   local f = io.open(path, "rb")

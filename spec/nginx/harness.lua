@@ -115,6 +115,29 @@ function M.sim_admin(info, method, path, body)
   return json.decode(res.body)
 end
 
+-- The gateway's admin summary (GET /gateway/admin at base_url), its accounts also by name
+-- (`.by`); raises unless the gateway answers 200.
+function M.gateway_admin(base_url, admin_key)
+  local res = M.request("GET", base_url .. "/gateway/admin", { headers = { authorization = "Bearer " .. admin_key } })
+  assert(res.ok and res.status == 200, "gateway admin: " .. tostring(res.message or res.body))
+  local a = json.decode(res.body)
+  a.by = {}
+  for _, acct in ipairs(a.accounts or {}) do
+    a.by[acct.name] = acct
+  end
+  return a
+end
+
+-- The size of the file at path in bytes (0 when there is none).
+function M.file_size(path)
+  local f = io.open(path, "rb")
+  local n = f and f:seek("end") or 0
+  if f then
+    f:close()
+  end
+  return n
+end
+
 -- ---- nginx ----
 
 local alive = nginx_run.alive
