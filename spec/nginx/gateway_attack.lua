@@ -183,7 +183,8 @@ local function keys_given_twice_are_refused()
 end
 
 -- issue 12.3: the journal holds the keys of accounts made by the admin API and every client's
--- requests: readable by the workers' user only, also after a rotation (the workers make it).
+-- requests: readable by the workers' user only. It is never rotated: a start replays it whole,
+-- so a journal moved away is not replaced by a new one (journal/reopen refuses, 409).
 local function journal_is_private()
   local path = base .. "/journal/ledger.jsonl"
   local function mode()
@@ -194,13 +195,16 @@ local function journal_is_private()
     authorization = "Bearer admin-0123456789abcdef" }, body = { name = "carol", access_key = "carol-ak",
     secret_key = "carol-secret-0123456789", credit = "1" } })
   assert(res.status == 201, res.body)
+  h.check("issue 12.3: ... and stays so once it holds an account's keys", mode() == "600", mode())
   h.sh("mv " .. h.q(path) .. " " .. h.q(path .. ".1"))
   res = h.request("POST", gw.http .. "/gateway/admin/journal/reopen", { headers = {
     authorization = "Bearer admin-0123456789abcdef" } })
-  assert(res.status == 200, res.body)
+  h.sh("mv " .. h.q(path .. ".1") .. " " .. h.q(path))
+  h.check("issue 12.3: a journal moved away is not replaced by a new one (reopen refused)", res.status == 409,
+    res.body)
   res = call("POST", "/v1/images/generations", "gw-bob-key", { prompt = "a kite", model_name = "kling-v1" })
-  assert(res.status == 200, res.body)
-  h.check("issue 12.3: ... and so is the one a worker makes after a rotation", mode() == "600", mode())
+  h.check("issue 12.3: ... the journal put back is written on, private", res.status == 200 and mode() == "600",
+    res.body)
 end
 
 -- issue 12.1: the callback location is public (the upstream posts there) and reads a body

@@ -178,7 +178,10 @@ function M.write(path, lines, user)
   end
   if user then
     -- nginx's master (root) made it; its workers append as `user`, as they did to the old one.
-    local p = io.popen("PATH=/usr/sbin:/usr/bin:/sbin:/bin chown --reference=" .. q(path) .. " " .. q(tmp)
+    -- -h: the directory is the workers' too, and one of them could put a link where the file
+    -- was; chown by name would then give root's target (any file) to them. A link is never
+    -- followed here, and the check below (a regular file) stops the compaction.
+    local p = io.popen("PATH=/usr/sbin:/usr/bin:/sbin:/bin chown -h --reference=" .. q(path) .. " " .. q(tmp)
       .. " 2>&1 && echo CHOWNED")
     local out = p and p:read("*a") or "cannot run chown"
     if p then

@@ -154,7 +154,7 @@ function M.init(path, opts)
   if G.cfg.store then
     return init_redis(ledger_dict)
   end
-  local gone = journal.lost(G.cfg.journal)
+  local gone, ran = journal.lost(G.cfg.journal)
   if gone then
     error("kling gateway: " .. gone, 0)
   end
@@ -180,6 +180,13 @@ function M.init(path, opts)
   local t0 = core.wall_ms()
   local entries, skipped = journal.read(G.cfg.journal)
   local read_ms = core.wall_ms() - t0
+  if #entries == 0 and (ran or skipped > 0) then
+    -- not empty, yet no line reads (a blank line, a compressed copy): no start from nothing
+    error("kling gateway: the journal " .. G.cfg.journal .. " holds no line it can read (" .. skipped
+      .. " unreadable)" .. (ran and (", and " .. G.cfg.journal .. ".lock shows a gateway ran with it") or "")
+      .. ": started from nothing, every account would have its spent credit back. Put the journal back, or "
+      .. "remove it and " .. G.cfg.journal .. ".lock to start afresh on purpose", 0)
+  end
   local whole, werr2 = journal.whole(G.cfg.journal, entries)
   if not whole then
     error("kling gateway: " .. werr2, 0)

@@ -933,15 +933,15 @@ function Machine:deadline_passed(acts, now)
   end
   local t = self.task
   -- One last look before a timeout: the task may have ended since the last poll (a learnt
-  -- window or a long back-off put the next one past the deadline). A poll in flight is that
-  -- look; its answer comes back here (its report wakes the task at the deadline again). Not for
-  -- a tracker's machine (M.track), made again at each wake-up from a record that keeps no flag.
-  if t.id and not self.tracking and (self.state == "polling" or (self.state == "scheduled" and not self.final_poll))
-  then
+  -- window or a long back-off put the next one past the deadline). Only when no poll is in
+  -- flight: one stalled at the deadline ends with the timeout (the runner drops it, the run
+  -- ends on time); the last look's own answer comes back here. Not for a tracker's machine
+  -- (M.track), made again at each wake-up from a record that keeps no flag.
+  if self.state == "polling" and self.final_poll then
+    return acts
+  end
+  if t.id and not self.tracking and self.state == "scheduled" and not self.final_poll then
     self.final_poll = true
-    if self.state == "polling" then
-      return acts
-    end
     self.state, self.renewed = "polling", nil
     self.polls = (self.polls or 0) + 1
     acts[#acts + 1] = send("poll", "GET", self.provider.query_path(t.endpoint, t.id))

@@ -62,24 +62,26 @@ function M.writable(path, user)
   return true
 end
 
--- Why the journal at path is lost, or nil: its lock file (left by every start) says a gateway
--- ran with it, yet it is missing or empty (every journal holds its first line). Started from
--- nothing, every account would have its spent credit back: fail closed, naming the way out.
+-- Why the journal at path is lost, or nil, and whether a gateway ran with it: its lock file
+-- (left by every start) says one did, yet the journal is missing or empty (every journal holds
+-- its first line). Started from nothing, every account would have its spent credit back: fail
+-- closed, naming the way out. Anything but a regular file is refused before it is opened (a
+-- FIFO would block nginx's master). -> problem | nil, ran
 function M.lost(path)
+  local core = require "kling.core"
+  local ok, size, kind = core.output_target(path)
+  if not ok then
+    return "the journal " .. path .. " is " .. tostring(kind) .. ", not a regular file: " .. tostring(size)
+  end
   local l = io.open(path .. ".lock", "rb")
   if not l then
-    return nil
+    return nil, false
   end
   l:close()
-  local f = io.open(path, "rb")
-  local size = f and f:seek("end") or 0
-  if f then
-    f:close()
+  if (size or 0) > 0 then
+    return nil, true
   end
-  if size > 0 then
-    return nil
-  end
-  return "the journal " .. path .. " is " .. (f and "empty" or "missing") .. ", but " .. path .. ".lock shows a "
+  return "the journal " .. path .. " is " .. (size and "empty" or "missing") .. ", but " .. path .. ".lock shows a "
     .. "gateway ran with it: started from nothing, every account would have its spent credit back. Put the "
     .. "journal back (or a copy), or remove " .. path .. ".lock to start afresh on purpose"
 end

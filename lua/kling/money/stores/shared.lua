@@ -416,6 +416,11 @@ local function compacted(self, e, i, spent, reserved, topups, ended)
     return nil, validation("journal[" .. i .. "]",
       "an account's totals {op = balance, account, spent, topup} are required")
   end
+  if s < 0 or t < 0 then
+    -- what was spent or topped up never goes below zero: such a line is forged or corrupt
+    return nil, validation("journal[" .. i .. "]", "an account's spent and topup are never negative (got spent "
+      .. e.spent .. ", topup " .. e.topup .. ")")
+  end
   if e.currency ~= self.currency then
     return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency) .. ", meter in "
       .. self.currency)
@@ -450,13 +455,16 @@ function Meter:restore(entries)
       n = n + (e.op == "journal" and 0 or 1)
     elseif e.op == "topup" and type(e.topup_account) == "string" and e.currency == self.currency then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
-      if m then
+      if m and m < 0 then
+        return nil, validation("journal[" .. i .. "]", "a top-up is never negative (got " .. e.amount .. ")")
+      elseif m then
         topups[e.topup_account] = (topups[e.topup_account] or 0) + m
       end
     elseif e.op == "reserve" or e.op == "settle" or e.op == "release" then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
-      if not m or type(e.task_key) ~= "string" or type(e.account) ~= "string" then
-        return nil, validation("journal[" .. i .. "]", "a ledger line {op, task_key, amount, account} is required")
+      if not m or m < 0 or type(e.task_key) ~= "string" or type(e.account) ~= "string" then
+        return nil, validation("journal[" .. i .. "]", "a ledger line {op, task_key, amount, account} is required, "
+          .. "its amount never negative")
       end
       if e.currency ~= self.currency then
         return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency)
