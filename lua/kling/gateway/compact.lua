@@ -143,10 +143,11 @@ local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- write(path, lines [, user]) -> bytes | nil, message: the compacted journal renamed over path.
+-- write(path, lines [, user [, sync]]) -> bytes | nil, message [, placed]: the compacted journal renamed
+-- over path (placed: it is, but its directory could not be fsync'd, which a synced journal refuses).
 -- user: the workers' user (a root master): the new file is given the old one's owner and
 -- checked writable by that user before it replaces anything.
-function M.write(path, lines, user)
+function M.write(path, lines, user, sync)
   local tmp = path .. ".compacting"
   os.remove(tmp) -- a crash's leftover (nobody else has it: the journal's lock is ours)
   local f, err = output_path.create(tmp)
@@ -200,9 +201,16 @@ function M.write(path, lines, user)
   if not rok then
     return fail(tmp, nil, "cannot rename " .. tmp .. " over " .. path .. ": " .. tostring(rerr))
   end
-  -- The rename is done: from here the new journal is the truth whatever happens.
+  -- The rename is done: from here the new journal is the truth whatever happens. Unless its
+  -- directory reaches the disk, a power loss could bring the old name back, without what the
+  -- workers append from now on: with a synced journal the start is refused (fail closed).
   local dok, derr = core.fsync_path(path, true)
   if not dok then
+    if sync then
+      return nil, "the compacted journal " .. path .. " is in place, but its directory cannot be fsync'd ("
+        .. tostring(derr) .. "): a power loss could bring the old journal back without what is written from "
+        .. "now on, so the gateway does not start", true
+    end
     ngx.log(ngx.WARN, "kling gateway: the compacted journal ", path, " is in place, its directory not fsync'd: ", derr)
   end
   return bytes
@@ -238,7 +246,11 @@ function M.run(G, entries, opts)
     bytes = before
   else
     status.lines_after = #lines
-    bytes, err = M.write(path, lines, opts.user)
+    local placed
+    bytes, err, placed = M.write(path, lines, opts.user, G.cfg.journal_sync == true)
+    if placed then
+      error("kling gateway: " .. err, 0)
+    end
     status.compacted = bytes ~= nil
   end
   status.bytes_after, status.error, status.ms = err and before or bytes, err, core.wall_ms() - t0
