@@ -10,6 +10,9 @@
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --profile       where this tree's instructions go, by
 --                                                        function (slow: use a smaller N or FOR)
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --lines         the same by line
+--   lua5.4 bench/poll_cost.lua [N] --creates ...         count the creates instead: submit_many of N
+--                                                        requests, every answer included (combines
+--                                                        with --tree, --profile, --lines)
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --plain         nothing counted, the collector as it is:
 --                                                        for valgrind (machine instructions with
 --                                                        the C side and the collector: run FOR=30
@@ -21,7 +24,7 @@
 -- Counted: every Lua instruction from the first poll to the end of wait_all (a count hook of 1),
 -- less the fake's own (its start and wait run with the hook off); divided by the polls the fake
 -- answered meanwhile. The request's C work (libcurl) and the collector's are not Lua instructions.
-local args, trees, profile, lines, plain = {}, {}, false, false, false
+local args, trees, profile, lines, plain, creates = {}, {}, false, false, false, false
 do
   local i = 1
   while arg[i] do
@@ -30,6 +33,8 @@ do
       i = i + 1
     elseif arg[i] == "--plain" then
       plain = true
+    elseif arg[i] == "--creates" then
+      creates = true
     elseif arg[i] == "--profile" or arg[i] == "--lines" then
       profile, lines = true, arg[i] == "--lines"
     else
@@ -47,7 +52,7 @@ if #trees > 0 then -- each tree in a process of its own, this script run against
   end
   for _, dir in ipairs(trees) do
     local cmd = string.format("cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
-      .. "lua5.4 '%s' %d %g", dir, script, n, run_for)
+      .. "lua5.4 '%s' %d %g%s", dir, script, n, run_for, creates and " --creates" or "")
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
@@ -202,6 +207,35 @@ local reqs = {}
 for i = 1, n do
   reqs[i] = { prompt = string.format("poll cost %d", i) }
 end
+local function report(what, per, ops)
+  io.write(string.format("%s %d instructions %d per %s %.1f bytes per %s %.0f\n", what, ops, count, per,
+    count / ops, per, kib * 1024 / ops))
+  if profile then
+    local rows = {}
+    for k, c in pairs(by_fn) do
+      rows[#rows + 1] = { k, c }
+    end
+    table.sort(rows, function(a, b)
+      return a[2] > b[2]
+    end)
+    for i = 1, math.min(#rows, lines and 250 or 60) do
+      io.write(string.format("%8.1f  %s\n", rows[i][2] / ops, rows[i][1]))
+    end
+  end
+end
+
+if creates then -- the create path: validation, quote, the machine's start, the request, its answer
+  collectgarbage("collect")
+  collectgarbage("stop")
+  hook_on()
+  local tasks = client:submit_many(reqs)
+  hook_off()
+  on = false
+  collectgarbage("restart")
+  assert(#tasks == n and f.seq == n, "every request created once")
+  report("creates", "create", n)
+  return
+end
 local tasks = client:submit_many(reqs)
 local polls0 = f.polls
 collectgarbage("collect")
@@ -221,17 +255,4 @@ if plain then
   return
 end
 io.write(string.format("schedule %08x ", f.sig))
-io.write(string.format("polls %d instructions %d per poll %.1f bytes per poll %.0f\n", polls, count,
-  count / polls, kib * 1024 / polls))
-if profile then
-  local rows = {}
-  for k, c in pairs(by_fn) do
-    rows[#rows + 1] = { k, c }
-  end
-  table.sort(rows, function(a, b)
-    return a[2] > b[2]
-  end)
-  for i = 1, math.min(#rows, lines and 250 or 60) do
-    io.write(string.format("%8.1f  %s\n", rows[i][2] / polls, rows[i][1]))
-  end
-end
+report("polls", "poll", polls)

@@ -322,11 +322,12 @@ function Engine:submit(req, topts)
   self:feed(m, "watch", now, self.sched, deadline)
   self:feed(m, "start", now)
   if m.state ~= "done" then
-    req = t.request -- with its external id
-    -- One string per kind, shared: a long string made per task would cost 10,000 copies.
-    local kind = learnt.kind(self.client, key, t.endpoint, req)
-    m.kind = self.kinds[kind] or kind
-    self.kinds[kind] = m.kind
+    if self.learn then -- the kind is what learnt durations are kept by: only learning reads it
+      -- One string per kind, shared: a long string made per task would cost 10,000 copies.
+      local kind = learnt.kind(self.client, key, t.endpoint, t.request) -- with its external id
+      m.kind = self.kinds[kind] or kind
+      self.kinds[kind] = m.kind
+    end
     if m.has_callback and t.external_task_id then
       self.by_ext[t.external_task_id] = m
     end

@@ -184,20 +184,40 @@ local function walk(v, rest, where, visit)
   return copy or v
 end
 
+-- A provider's declarations, sorted (the same error first every time) and parsed: {top, rest,
+-- takes} each. Made once per declaration table (a provider's is fixed once loaded: a memo,
+-- as kling.providers' own checks) since every request of every create walks them.
+local compiled = setmetatable({}, { __mode = "k" })
+
+local function declarations(media)
+  local list = compiled[media]
+  if list then
+    return list
+  end
+  list = {}
+  for decl in pairs(media) do
+    list[#list + 1] = decl
+  end
+  table.sort(list)
+  for i, decl in ipairs(list) do
+    local top, rest = parse(decl)
+    list[i] = { top = top, rest = rest, takes = media[decl] }
+  end
+  compiled[media] = list
+  return list
+end
+
 -- Every local path in the provider's media fields (`P.media_inputs`), in a fixed order, put
 -- through visit(path, where, takes) -> the value to put in its place | nil, err.
 -- Returns the top-level fields that changed, or nil when none did; or nil and the first
 -- error. The request itself is never changed.
 local function each_path(P, req, visit)
-  local decls = {}
-  for decl in pairs(P.media_inputs or {}) do
-    decls[#decls + 1] = decl
+  if not P.media_inputs then
+    return nil
   end
-  table.sort(decls) -- the same error first every time
   local out
-  for _, decl in ipairs(decls) do
-    local takes = P.media_inputs[decl]
-    local top, rest = parse(decl)
+  for _, d in ipairs(declarations(P.media_inputs)) do
+    local takes, top, rest = d.takes, d.top, d.rest
     local v = (out and out[top] ~= nil) and out[top] or req[top]
     if v ~= nil then
       local got, err = walk(v, rest, top, function(path, where)

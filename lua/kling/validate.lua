@@ -41,6 +41,9 @@ end
 
 -- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
 function M.utf8_len(s)
+  if not s:find("[\128-\255]") then -- ASCII (most prompts): one byte a character, nothing to check
+    return #s
+  end
   local n, i, len = 0, 1, #s
   while i <= len do
     local c = s:byte(i)
