@@ -39,11 +39,14 @@ function M.brief(v, max)
   return s:sub(1, max) .. "... (" .. #s .. " bytes)"
 end
 
--- Length in characters (code points) of a UTF-8 string; nil when it is not valid UTF-8.
-function M.utf8_len(s)
-  if not s:find("[\128-\255]") then -- ASCII (most prompts): one byte a character, nothing to check
-    return #s
-  end
+-- The second byte a lead byte allows where it is narrower than 80-BF (RFC 3629, section 4):
+-- E0 (no overlong 3-byte form), ED (no UTF-16 surrogates), F0 (no overlong 4-byte form), F4
+-- (nothing above U+10FFFF).
+local SECOND = { [0xE0] = { 0xA0, 0xBF }, [0xED] = { 0x80, 0x9F }, [0xF0] = { 0x90, 0xBF },
+  [0xF4] = { 0x80, 0x8F } }
+
+-- utf8_len in Lua, for LuaJIT (nginx), which has no utf8 library.
+local function utf8_len_lua(s)
   local n, i, len = 0, 1, #s
   while i <= len do
     local c = s:byte(i)
@@ -59,9 +62,14 @@ function M.utf8_len(s)
     else
       return nil
     end
+    local second = SECOND[c]
     for k = i + 1, i + extra do
       local b = s:byte(k)
-      if not b or b < 0x80 or b > 0xBF then
+      local lo, hi = 0x80, 0xBF
+      if k == i + 1 and second then
+        lo, hi = second[1], second[2]
+      end
+      if not b or b < lo or b > hi then
         return nil
       end
     end
@@ -69,6 +77,24 @@ function M.utf8_len(s)
     n = n + 1
   end
   return n
+end
+
+-- Lua 5.4's utf8.len: the same rule in C (strict: no overlong forms, surrogates or code points
+-- above U+10FFFF), without a Lua instruction a byte.
+local utf8_len_c = rawget(_G, "utf8") and utf8.len
+
+--- Length in characters (code points) of a UTF-8 string; nil when it is not well-formed UTF-8
+-- (RFC 3629: overlong forms, UTF-16 surrogates and code points above U+10FFFF are refused).
+---@param s string
+---@return integer|nil
+function M.utf8_len(s)
+  if not s:find("[\128-\255]") then -- ASCII (most prompts): one byte a character, nothing to check
+    return #s
+  end
+  if utf8_len_c then
+    return (utf8_len_c(s)) -- fail is nil (and a position, dropped)
+  end
+  return utf8_len_lua(s)
 end
 
 local function fail(ctx, field, msg)
