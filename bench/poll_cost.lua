@@ -13,6 +13,8 @@
 --   lua5.4 bench/poll_cost.lua [N] --creates ...         count the creates instead: submit_many of N
 --                                                        requests, every answer included (combines
 --                                                        with --tree, --profile, --lines)
+--   lua5.4 bench/poll_cost.lua ... --budget               the client holds a budget (every create reserves
+--                                                        its estimate first)
 --   lua5.4 bench/poll_cost.lua [N [FOR]] --plain         nothing counted, the collector as it is:
 --                                                        for valgrind (machine instructions with
 --                                                        the C side and the collector: run FOR=30
@@ -24,7 +26,7 @@
 -- Counted: every Lua instruction from the first poll to the end of wait_all (a count hook of 1),
 -- less the fake's own (its start and wait run with the hook off); divided by the polls the fake
 -- answered meanwhile. The request's C work (libcurl) and the collector's are not Lua instructions.
-local args, trees, profile, lines, plain, creates = {}, {}, false, false, false, false
+local args, trees, profile, lines, plain, creates, budget = {}, {}, false, false, false, false, false
 do
   local i = 1
   while arg[i] do
@@ -35,6 +37,8 @@ do
       plain = true
     elseif arg[i] == "--creates" then
       creates = true
+    elseif arg[i] == "--budget" then
+      budget = true
     elseif arg[i] == "--profile" or arg[i] == "--lines" then
       profile, lines = true, arg[i] == "--lines"
     else
@@ -52,7 +56,7 @@ if #trees > 0 then -- each tree in a process of its own, this script run against
   end
   for _, dir in ipairs(trees) do
     local cmd = string.format("cd '%s' && LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' "
-      .. "lua5.4 '%s' %d %g%s", dir, script, n, run_for, creates and " --creates" or "")
+      .. "lua5.4 '%s' %d %g%s%s", dir, script, n, run_for, creates and " --creates" or "", budget and " --budget" or "")
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
@@ -200,7 +204,7 @@ end
 
 local kling = require "kling"
 local client = assert(kling.new { provider = "kling", access_key = "ak-fake", secret_key = "sk-fake",
-  base_url = "http://fake", driver = driver })
+  base_url = "http://fake", driver = driver, budget = budget and { limit = "100000000", currency = "CNY" } or nil })
 local eopts = { min_interval = 0.25, max_interval = 0.25, backoff = 1, learn = false, seed = 1, max_requests = 64 }
 client:engine(eopts)
 local reqs = {}

@@ -58,10 +58,15 @@ local function priced_request(client, req)
   return r
 end
 
--- The request's price on the client's provider, with the client's catalogs.
-function M.estimate(client, req)
-  return client.catalogs:estimate(priced_request(client, req))
+-- The request's price on the client's provider, with the client's catalogs (opts: as
+-- kling.money.quote.estimate's).
+function M.estimate(client, req, opts)
+  return client.catalogs:estimate(priced_request(client, req), opts)
 end
+
+-- A reserve's request has passed its provider's validation in its machine (kling.lifecycle.machine
+-- start): its estimate does not look again for what the provider would refuse.
+local VALIDATED = { validated = true }
 
 -- ceiling(def, req) -> request | nil: req as the largest charge it can bring, where the
 -- endpoint def prices the length of media the caller only declares (def.media_seconds_max,
@@ -130,7 +135,7 @@ function M.reserve(client, key, req, once)
   end
   -- media billed by its real length is held at the endpoint's longest: a budget is a hard cap
   local q, err = M.worst_case(function(r)
-    return M.estimate(client, r)
+    return M.estimate(client, r, r == req and VALIDATED or nil) -- a ceiling (another request) is checked
   end, M.endpoint_def(client.provider, req), req)
   if not q then
     err.message = (err.message or "") .. " (a budget is set: every request needs a price; give one in Lua with"

@@ -321,8 +321,9 @@ local function price(req, usage, opts)
   if not f then
     return nil, err
   end
-  -- What the provider would refuse is not priced (an estimate only: a settle prices what ran).
-  local dialect = usage == nil and providers.get(provider)
+  -- What the provider would refuse is not priced (an estimate only: a settle prices what ran;
+  -- nor a request its lifecycle machine has validated whole already: opts.validated).
+  local dialect = usage == nil and not (opts and opts.validated) and providers.get(provider)
   if dialect and dialect.price_check and f.endpoint then
     err = dialect.price_check(req, f.endpoint)
     if err then
@@ -405,9 +406,11 @@ function M.product(req, opts)
 end
 
 --- The price of a request before it is sent (`kling.estimate`).
--- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead.
+-- estimate(req [, opts]) -> quote | nil, err. opts.catalog prices with that catalog instead;
+-- opts.validated: the request has passed its provider's validation whole (a lifecycle
+-- machine's reserve), so what the provider would refuse is not looked for again.
 ---@param req table a canonical request; `provider` (default "kling") picks the catalog
----@param opts? {catalog: table, provider: string, usd_rates: table}
+---@param opts? {catalog: table, provider: string, usd_rates: table, validated: boolean}
 ---@return kling.Quote|nil quote
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.estimate(req, opts)
