@@ -913,6 +913,35 @@ describe("kling.engine", function()
     assert.equal("validation", again.kind) -- it has ended: nothing to cancel
   end)
 
+  it("a budget holds and charges the price of the endpoint the task is sent to, not the catalog's default",
+    function()
+    -- text2video and image2video priced apart; a request without an endpoint goes where the
+    -- provider sends it (an image: image2video), whatever the catalog's endpoint_default says
+    for _, default in ipairs { "videos/text2video", "videos/image2video" } do
+      local cat = { provider = "kling", date = "2026-01-01", currency = "CNY", endpoint_default = default,
+        defaults = { ["*"] = { model = "kling-v1", mode = "std", sound = false, duration = 5 } },
+        rules = {
+          { id = "t2v", match = { endpoint = "videos/text2video" }, kind = "per_second", price = "1" },
+          { id = "i2v", match = { endpoint = "videos/image2video" }, kind = "per_second", price = "3" },
+        } }
+      local f = fake.new { task_seconds = 10 }
+      local c = fake.client(f, { budget = { limit = "100", currency = "CNY" } })
+      assert(c:set_catalog("kling", cat))
+      local image, text = { prompt = "x", image = "https://example.com/a.png" }, { prompt = "y" }
+      assert.equal("15", c:estimate(image).amount, default)
+      assert.equal("5", c:estimate(text).amount, default)
+      local tasks = c:submit_many { image, text }
+      assert.equal("videos/image2video", tasks[1].endpoint)
+      assert.equal("videos/text2video", tasks[2].endpoint)
+      assert.equal(core.money_parse("20"), c.ledger:reserved(), default)
+      assert.equal(2, c:wait_all(tasks).succeeded)
+      assert.equal(core.money_parse("20"), c.ledger:spent(), default)
+      assert.equal(0, c.ledger:reserved())
+      -- what a batch reports as a row's charge without a budget is priced the same way
+      assert.equal("15", require("kling.money.hold").charge(c, image, { duration = 5, count = 1 }).amount)
+    end
+  end)
+
   it("issue 10: the engine runs on the driver's asynchronous seam, never on core.http", function()
     local f = fake.new { task_seconds = 5 }
     local c = fake.client(f)

@@ -8,6 +8,7 @@
 local core = require "kling.core"
 local billing = require "kling.billing"
 local usage = require "kling.money.usage"
+local hold = require "kling.money.hold"
 local task_mod = require "kling.task"
 local local_file = require "kling.local_file"
 local names = require "kling.batch.names"
@@ -48,18 +49,15 @@ end
 
 return function(Batch)
   function Batch.priced(_, row, req)
-    local r = {}
-    for k, v in pairs(req or row.request) do
-      r[k] = v
-    end
+    local r = hold.priced(row.client, req or row.request)
     r.estimate = nil
-    r.provider = row.client.provider.name
     return r
   end
 
-  -- The charge of a succeeded attempt from what it delivered: a quote, or nil and why not.
+  -- The charge of a succeeded attempt from what it delivered, with its client's catalogs (as
+  -- its hold would be settled): a quote, or nil and why not.
   function Batch:charge_of(row, outputs)
-    return billing.settle(self:priced(row, row.req), usage.of_outputs(outputs))
+    return hold.charge(row.client, self:priced(row, row.req), usage.of_outputs(outputs))
   end
 
   function Batch:journal_row(t, row, extra)

@@ -49,19 +49,26 @@ function M.open(budget, provider)
   return ledgers.new(b)
 end
 
-local function priced_request(client, req)
+--- The request as priced on the client's provider (a copy): at the endpoint the provider
+-- sends it to (kling.lifecycle.machine's choice, endpoint_def's below), not the catalog's
+-- default, which prices an image request without an endpoint as text2video.
+function M.priced(client, req)
   local r = {}
   for k, v in pairs(req) do
     r[k] = v
   end
-  r.provider = client.provider.name
+  local P = client.provider
+  r.provider = P.name
+  if r.endpoint == nil and P.default_endpoint then
+    r.endpoint = P.default_endpoint(req)
+  end
   return r
 end
 
 -- The request's price on the client's provider, with the client's catalogs (opts: as
 -- kling.money.quote.estimate's).
 function M.estimate(client, req, opts)
-  return client.catalogs:estimate(priced_request(client, req), opts)
+  return client.catalogs:estimate(M.priced(client, req), opts)
 end
 
 -- A reserve's request has passed its provider's validation in its machine (kling.lifecycle.machine
@@ -153,6 +160,12 @@ end
 -- What a finished task delivered (kling.money.usage).
 M.usage = usage.of_task
 
+--- The charge of what a request delivered (usage: kling.money.usage's), priced as its hold
+-- was, with the client's catalogs: a quote, or nil and why not.
+function M.charge(client, req, delivered)
+  return client.catalogs:settle(M.priced(client, req), delivered)
+end
+
 -- Called when a task with a reservation ends: settles or releases what its key holds, at
 -- most once (idempotent by key: a key that holds nothing, ended here or by a run before a
 -- restart, is left alone). A success is charged the price of what it delivered, or, when that
@@ -173,7 +186,7 @@ function M.account(client, t)
   if t.status ~= "succeeded" then
     return ledger:release(key, info)
   end
-  local q, err = client.catalogs:settle(priced_request(client, t.request or {}), M.usage(t))
+  local q, err = M.charge(client, t.request or {}, M.usage(t))
   if q then
     t.charge_quote = q
     local e, serr = ledger:settle(key, q, info)
