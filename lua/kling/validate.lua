@@ -80,8 +80,13 @@ local function utf8_len_lua(s)
 end
 
 -- Lua 5.4's utf8.len: the same rule in C (strict: no overlong forms, surrogates or code points
--- above U+10FFFF), without a Lua instruction a byte.
+-- above U+10FFFF), without a Lua instruction a byte. Taken only where it refuses what the rule
+-- refuses: Lua 5.3's takes surrogates, and a compatibility library may be laxer still.
 local utf8_len_c = rawget(_G, "utf8") and utf8.len
+if utf8_len_c and (utf8_len_c("\237\160\128") or utf8_len_c("\244\144\128\128")
+    or utf8_len_c("\224\128\128") or utf8_len_c("\192\128")) then
+  utf8_len_c = nil
+end
 
 --- Length in characters (code points) of a UTF-8 string; nil when it is not well-formed UTF-8
 -- (RFC 3629: overlong forms, UTF-16 surrogates and code points above U+10FFFF are refused).
