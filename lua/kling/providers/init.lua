@@ -34,7 +34,8 @@ M.CONTRACT = {
   { "renew_token_codes", "table", "the codes that mean 'token expired: renew and resend once' (a set)" },
   { "slot_full_codes", "table", "the codes that mean 'no free parallel slot, nothing created' (a set)" },
   { "prices", "string", "the module of its dated price catalog (kling.prices.<name>)" },
-  { "media_inputs", "table", "what its media fields take for a local file: field -> \"base64\" | \"url\"" },
+  { "media_inputs", "table", "what its media fields take for a local file: field -> \"base64\" | \"url\""
+    .. " (fixed once loaded: kling.local_file compiles it once)" },
 }
 
 -- check(P [, name]) -> true | nil, message naming the first field missing or of the wrong type.
