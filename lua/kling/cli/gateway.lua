@@ -7,6 +7,7 @@ M.summary = "start or stop the metering gateway (nginx)"
 
 function M.define(cmd)
   cmd:command_target "action"
+  cmd:epilog "Exit status: 0 done (stop: also when no gateway was running), 1 it failed (why on stderr), 2 usage."
   local start = flags.command(cmd, "start", "check a gateway config and run the gateway in nginx")
   start:description [[
 Checks FILE (the gateway config: upstream, accounts, journal, admin_key, ...; unknown

@@ -10,6 +10,7 @@ function M.define(cmd)
 Admin API (no auth) under <http>/_sim/: health, stats, requests, faults, config, reset, clock,
 tasks/{id}, callbacks. Prompt markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N].]]
   cmd:command_target "action"
+  cmd:epilog "Exit status: 0 done (stop: also when no simulator was running), 1 it failed (why on stderr), 2 usage."
   local start = flags.command(cmd, "start", "start a simulator (nginx) and print its JSON line")
   start:description [[
 Makes D (default: a fresh /tmp/kling-sim.XXXXXX), a certificate for 127.0.0.1 and
