@@ -107,7 +107,7 @@ function M.check(P, req, files)
     return nil, errors.validation("provider", "this client talks to '" .. P.name
       .. "', the request names '" .. tostring(req.provider) .. "'")
   end
-  local endpoint = req.endpoint or P.default_endpoint(req)
+  local endpoint = providers.endpoint(P, req)
   local err = P.validate(local_file.apply(req, files), endpoint)
   if err then
     return nil, err

@@ -10,6 +10,7 @@ local errors = require "kling.errors"
 local ledgers = require "kling.money.ledger"
 local prices = require "kling.money.quote"
 local usage = require "kling.money.usage"
+local providers = require "kling.providers"
 
 local M = {}
 
@@ -57,11 +58,8 @@ function M.priced(client, req)
   for k, v in pairs(req) do
     r[k] = v
   end
-  local P = client.provider
-  r.provider = P.name
-  if r.endpoint == nil and P.default_endpoint then
-    r.endpoint = P.default_endpoint(req)
-  end
+  r.provider = client.provider.name
+  r.endpoint = providers.endpoint(client.provider, req)
   return r
 end
 
@@ -120,7 +118,7 @@ end
 
 -- The definition of the endpoint a request goes to on provider P (nil: not one it knows).
 function M.endpoint_def(P, req)
-  local endpoint = req.endpoint or (P.default_endpoint and P.default_endpoint(req))
+  local endpoint = providers.endpoint(P, req)
   return endpoint and P.endpoints and P.endpoints[endpoint]
 end
 

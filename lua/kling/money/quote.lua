@@ -490,7 +490,7 @@ function M.cannot_honour(name, product)
   if probe.prompt == nil and not probe.multi_shot then
     probe.prompt = "x"
   end
-  local endpoint = probe.endpoint or P.default_endpoint(probe)
+  local endpoint = providers.endpoint(P, probe)
   probe.endpoint = nil
   if not P.endpoints[endpoint] then
     return nil

@@ -112,6 +112,12 @@ function M.lists_tasks(P)
   return P.capabilities.list and P.list_path ~= nil or false
 end
 
+-- The endpoint a request goes to on provider P: its own, else the provider's choice for it
+-- (what the lifecycle machine sends to, and what a hold is priced at).
+function M.endpoint(P, req)
+  return req.endpoint or P.default_endpoint(req)
+end
+
 -- True when the provider, on this endpoint, takes an external task id (what makes a create
 -- whose answer was lost findable again).
 function M.takes_external_id(P, endpoint)
