@@ -198,7 +198,7 @@ describe("official callbacks", function()
   it("are retried on the schedule (1 s, 2 s) until a 2xx, with one webhook-id per message", function()
     local uri = "/hook/flaky/retry"
     local t = assert(client:submit { prompt = "x [sim:seconds=0.5]", callback_url = srv.url .. uri })
-    local list = eventually(15, function()
+    local list = eventually(30, function() -- 3 callbacks x 3 tries, 1 s and 2 s apart: slow under a loaded -j3 run
       local l = received(uri)
       local ok = 0
       for _, r in ipairs(l) do
