@@ -18,6 +18,17 @@ describe("kling.json", function()
     assert.are.equal('{"a":[]}', json.encode { a = json.array {} })
   end)
 
+  it("quote writes any string as a JSON string that decodes to it", function()
+    for _, s in ipairs { "", "kling-v1", "videos/text2video", 'a "quoted" \\ word', "line\nbreak\0nul\31",
+      "caf\195\169" } do
+      local text = json.quote(s)
+      assert.equals('"', text:sub(1, 1))
+      assert.equals('"', text:sub(-1))
+      assert.is_nil(text:find("[%z\1-\31]"))
+      assert.equals(s, json.decode(text))
+    end
+  end)
+
   it("canonical text does not depend on key order or on 2.0 against 2", function()
     local a, b = { z = 1, a = { 2.0, { y = 1, x = 2 } } }, { a = { 2, { x = 2, y = 1 } }, z = 1 }
     assert.are.equal(json.canonical(a), json.canonical(b))

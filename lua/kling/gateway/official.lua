@@ -194,7 +194,7 @@ end
 -- ends the text (kling.gateway.text says why).
 function M.created_json(rec)
   local id, c, u = rec.id, rec.created_at, rec.updated_at
-  if type(id) ~= "string" or not id:find("^[%w_-]+$") or type(c) ~= "number" or c % 1 ~= 0
+  if type(id) ~= "string" or type(c) ~= "number" or c % 1 ~= 0
     or type(u) ~= "number" or u % 1 ~= 0 then
     return json.encode(M.created(rec))
   end
@@ -202,7 +202,7 @@ function M.created_json(rec)
   return '{"task_status":"' .. (M.STATUS[rec.status] or "submitted") .. '","task_info":'
     .. (ext == nil and "{}" or ('{"external_task_id":' .. json.encode(ext) .. "}"))
     .. ',"created_at":' .. string.format("%d", c) .. ',"updated_at":' .. string.format("%d", u)
-    .. ',"task_id":"' .. id .. '"}'
+    .. ',"task_id":' .. json.quote(id) .. "}"
 end
 
 -- A request id unique across workers, nodes and restarts without nginx's $request_id (16
@@ -224,8 +224,8 @@ local SUCCEED = '{"code":0,"message":"SUCCEED","request_id":"'
 function M.envelope(code, message, data_json, suffix)
   local rid = request_id()
   local head
-  if code == 0 and message == "SUCCEED" and rid:find("^[%w-]+$") then
-    head = SUCCEED .. rid .. '"' -- the usual answer: nothing to escape
+  if code == 0 and message == "SUCCEED" then
+    head = SUCCEED .. rid .. '"' -- the usual answer: nothing to escape (the id is hex and digits)
   else
     head = '{"code":' .. string.format("%d", code) .. ',"message":' .. (json.encode(tostring(message)) or '""')
       .. ',"request_id":' .. (json.encode(rid) or '""')

@@ -81,7 +81,7 @@ local function named(v, field, out)
     for k, x in pairs(v) do
       named(x, type(k) == "string" and k or field, out)
     end
-  elseif field and field ~= "external_task_id" and field:match("_id$")
+  elseif field and field ~= "external_task_id" and field:sub(-3) == "_id"
     and (type(v) == "string" or type(v) == "number") then
     out[#out + 1] = { field = field, id = tostring(v) }
   end

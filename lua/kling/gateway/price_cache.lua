@@ -52,7 +52,16 @@ function M.key(req)
       parts[n] = p
     end
   end
-  table.sort(parts)
+  -- Sorted by insertion: a request has a handful of fields, and LuaJIT compiles this loop,
+  -- where table.sort compares through the C API.
+  for i = 2, n do
+    local p, j = parts[i], i - 1
+    while j > 0 and parts[j] > p do
+      parts[j + 1] = parts[j]
+      j = j - 1
+    end
+    parts[j + 1] = p
+  end
   return table.concat(parts, "|")
 end
 

@@ -12,12 +12,23 @@ local json = require "kling.json"
 
 local M = {}
 
--- A string written as is when it needs no escaping (ids, names, states); else by cjson.
-local function str(v)
-  if v:find('^[%w._:/ -]*$') then
-    return '"' .. v .. '"'
+local str = json.quote
+
+-- Whether a key is written as is: a plain name ([A-Za-z0-9_]+). A loop over its bytes, which
+-- LuaJIT compiles, where the pattern matcher walks a character class per byte.
+local byte = string.byte
+local function plain_key(k)
+  local n = type(k) == "string" and #k or 0
+  if n == 0 then
+    return false
   end
-  return json.encode(v)
+  for i = 1, n do
+    local b = byte(k, i)
+    if not (b >= 97 and b <= 122 or b >= 65 and b <= 90 or b >= 48 and b <= 57 or b == 95) then
+      return false
+    end
+  end
+  return true
 end
 
 -- One value as JSON (nil when it cannot be encoded).
@@ -43,7 +54,7 @@ function M.object(t, last)
   local parts, n = { "{" }, 1
   for k, v in pairs(t) do
     if k ~= last then
-      if type(k) ~= "string" or not k:find("^[%w_]+$") then
+      if not plain_key(k) then
         return json.encode(t)
       end
       local s, err = value(v)

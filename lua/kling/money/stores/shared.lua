@@ -62,10 +62,9 @@ local function num(dict, key)
   return dict:get(key) or 0
 end
 
--- A string value of a journal line: written as is when nothing in it needs escaping.
 local function jstr(v)
-  if type(v) == "string" and v:find("^[%w._:/ -]*$") then
-    return '"' .. v .. '"'
+  if type(v) == "string" then
+    return json.quote(v)
   end
   return json.encode(v)
 end

@@ -100,12 +100,17 @@ M.ENDPOINT_SPELLINGS = { ["videos/motion-control"] = { image_url = "image" } }
 -- documented fields, as a validation error naming it (and the closest known field).
 function M.unknown_fields(req, endpoint, takes)
   local own = M.OWN[endpoint] or {}
-  local spellings = M.ENDPOINT_SPELLINGS[endpoint] or {}
-  local names = {}
+  local names, n, unknown = {}, 0, false
   for k in pairs(req) do
-    names[#names + 1] = tostring(k)
+    n = n + 1
+    names[n] = tostring(k)
+    unknown = unknown or not (M.CANONICAL_SET[k] or M.LOCAL[k] or own[k])
   end
-  table.sort(names)
+  if not unknown then -- the usual request: nothing to name, so nothing to sort
+    return nil
+  end
+  local spellings = M.ENDPOINT_SPELLINGS[endpoint] or {}
+  table.sort(names) -- the first unknown in name order: the same field named whatever pairs' order
   for _, k in ipairs(names) do
     if not (M.CANONICAL_SET[k] or M.LOCAL[k] or own[k]) then
       local canonical = spellings[k] or M.SPELLINGS[k]
