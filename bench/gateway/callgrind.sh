@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Instructions a metered create costs in the gateway: its nginx as `kling gateway start` writes it,
+# run as one process (master_process off) under callgrind, beside a simulator of its own; creates
+# for WARM_SECONDS to compile the JIT's traces, counters zeroed, then exactly CREATES creates.
+# Instruction counts move far less with the machine's load than times (bench/gateway/README.md).
+#   bench/gateway/callgrind.sh   (env: BUILD=build, WARM_SECONDS=5, CREATES=3000, KEEP=<file for the dump>)
+# Needs valgrind, wrk, nginx with its Lua module, lua5.4, curl, jq.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+src=$(pwd)
+export KLING_JIT_BUILD_DIR=$src/${BUILD:-build}/jit
+creates=${CREATES:-3000}
+[ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
+for c in valgrind callgrind_control wrk jq curl; do
+  command -v "$c" >/dev/null || { echo "$c is missing (apt-get install valgrind wrk jq curl)"; exit 1; }
+done
+work=$(mktemp -d /tmp/kling-bench-callgrind.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/sim" "$work/journal"
+[ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
+vpid=""
+cleanup() {
+  [ -n "$vpid" ] && kill -QUIT "$vpid" 2>/dev/null && sleep 1
+  [ -n "$vpid" ] && kill -KILL "$vpid" 2>/dev/null || true
+  lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true
+  lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { lua5.4 -e 'local s=require"socket".bind("127.0.0.1",0); local _,p=s:getsockname(); print(p); s:close()'; }
+lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
+sim_http=$(jq -r .http "$work/sim.json")
+cat > "$work/gateway.json" <<JSON
+{ "upstream": {"provider": "kling", "base_url": "$sim_http", "api_key": "$(jq -r .api_key "$work/sim.json")"},
+  "journal": "$work/journal/ledger.jsonl", "admin_key": "bench-admin-key-0123456789",
+  "poll": {"min_interval": 600, "max_interval": 600},
+  "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] }
+JSON
+port=$(free_port)
+# kling gateway start writes the nginx conf (and checks the config); the run itself is ours.
+lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
+lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
+rm -f "$work"/journal/*
+sed 's|^worker_processes 1;|worker_processes 1; master_process off;|' "$work/gw/nginx.conf" > "$work/gw/callgrind.conf"
+grep -q "master_process off" "$work/gw/callgrind.conf"
+out="$work/callgrind.out"
+setsid valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file="$out" \
+  nginx -p "$work/gw" -c "$work/gw/callgrind.conf" -g 'daemon off;' >"$work/valgrind.log" 2>&1 </dev/null &
+vpid=$!
+for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.2; done
+url="http://127.0.0.1:$port/v1/videos/text2video"
+# The warm-up by wrk; the counted creates by one curl, one after another on one kept-alive
+# connection, so that the dump follows the last answer at once (wrk waits out its duration, and an
+# idle gateway's timers would be counted too).
+GW_KEY=bench-key wrk -t1 -c4 -d"${WARM_SECONDS:-5}s" -s bench/gateway/create.lua "$url" >/dev/null
+body=$(lua5.4 -e 'wrk = { headers = {} }; dofile("bench/gateway/create.lua"); io.write(wrk.body)')
+{
+  echo 'header = "Content-Type: application/json"'
+  echo 'header = "Authorization: Bearer bench-key"'
+  printf 'data = "%s"\n' "$(sed 's/"/\\"/g' <<<"$body")"
+  echo 'write-out = "%{http_code}\\n"'
+  for _ in $(seq 1 "$creates"); do echo "url = \"$url\""; echo 'output = "/dev/null"'; done
+} > "$work/curl.cfg"
+callgrind_control -z "$vpid" >/dev/null 2>&1
+codes=$(curl -s --config "$work/curl.cfg")
+callgrind_control -d "$vpid" >/dev/null 2>&1
+n=$(grep -c '^200$' <<<"$codes" || true)
+total=$(grep -c . <<<"$codes" || true)
+dump=$(ls -t "$out".* | head -1)
+ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+echo "creates $n answered 200 of $total, instructions $ir, a create $((ir / (n > 0 ? n : 1)))"
+[ -n "${KEEP:-}" ] && cp "$dump" "$KEEP" && echo "dump kept in $KEEP (callgrind_annotate $KEEP)"
+exit 0
