@@ -62,6 +62,7 @@ local function num(dict, key)
   return dict:get(key) or 0
 end
 
+-- A value of a journal line: a string as kling.json.quote writes it, anything else by cjson.
 local function jstr(v)
   if type(v) == "string" then
     return json.quote(v)
