@@ -47,7 +47,9 @@ out="$work/callgrind.out"
 setsid valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file="$out" \
   nginx -p "$work/gw" -c "$work/gw/callgrind.conf" -g 'daemon off;' >"$work/valgrind.log" 2>&1 </dev/null &
 vpid=$!
-for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.2; done
+up=""
+for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && up=1 && break; sleep 0.2; done
+[ -n "$up" ] || { echo "the gateway under callgrind did not answer in 60 s:"; tail -20 "$work/valgrind.log"; exit 1; }
 url="http://127.0.0.1:$port/v1/videos/text2video"
 # The warm-up by wrk; the counted creates by one curl, one after another on one kept-alive
 # connection, so that the dump follows the last answer at once (wrk waits out its duration, and an

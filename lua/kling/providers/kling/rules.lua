@@ -96,23 +96,32 @@ M.OWN = {
 M.SPELLINGS = { model_name = "model", image_tail = "last_image" }
 M.ENDPOINT_SPELLINGS = { ["videos/motion-control"] = { image_url = "image" } }
 
+local function is_known(k, own)
+  return M.CANONICAL_SET[k] or M.LOCAL[k] or own[k]
+end
+
 -- The first field of req that is neither canonical, local, nor one of `endpoint`'s own
 -- documented fields, as a validation error naming it (and the closest known field).
 function M.unknown_fields(req, endpoint, takes)
   local own = M.OWN[endpoint] or {}
-  local names, n, unknown = {}, 0, false
+  local any = false
   for k in pairs(req) do
-    n = n + 1
-    names[n] = tostring(k)
-    unknown = unknown or not (M.CANONICAL_SET[k] or M.LOCAL[k] or own[k])
+    if not is_known(k, own) then
+      any = true
+      break
+    end
   end
-  if not unknown then -- the usual request: nothing to name, so nothing to sort
+  if not any then -- the usual request: nothing to name, so nothing to list or sort
     return nil
+  end
+  local names = {}
+  for k in pairs(req) do
+    names[#names + 1] = tostring(k)
   end
   local spellings = M.ENDPOINT_SPELLINGS[endpoint] or {}
   table.sort(names) -- the first unknown in name order: the same field named whatever pairs' order
   for _, k in ipairs(names) do
-    if not (M.CANONICAL_SET[k] or M.LOCAL[k] or own[k]) then
+    if not is_known(k, own) then
       local canonical = spellings[k] or M.SPELLINGS[k]
       if canonical then
         return fail(k, "use " .. canonical .. " (the API's " .. k .. " is written " .. canonical
