@@ -166,6 +166,24 @@ function M.quote(s)
   return (cjson.encode(s))
 end
 
+--- The JSON text of one value, as texts built by hand write it: a string by M.quote, an integer
+-- within 2^53 whole (cjson's %.14g would round one of 15 digits or more), a boolean as itself,
+-- anything else by M.encode.
+---@param v any
+---@return string|nil text
+---@return string|nil err
+function M.value(v)
+  local t = type(v)
+  if t == "string" then
+    return (cjson.encode(v))
+  elseif t == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
+    return string.format("%d", v)
+  elseif t == "boolean" then
+    return v and "true" or "false"
+  end
+  return M.encode(v)
+end
+
 local function canonical(v, out)
   local t = type(v)
   if t == "table" then

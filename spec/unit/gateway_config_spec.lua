@@ -192,4 +192,30 @@ describe("kling.gateway.config", function()
     assert.is_nil(ok)
     assert.matches("pid " .. zombie .. " is gone", err, 1, true)
   end)
+  -- One node's shared memory holds its tasks for retention_days and the marks of ended holds:
+  -- a busy node needs more than the defaults, written into nginx.conf at its start.
+  it("memory: sizes as nginx writes them, defaults 128m and 16m, anything else refused by name", function()
+    local ok, c = with {}
+    assert.is_true(ok, tostring(c))
+    assert.same({ text = "128m", bytes = 128 * 2 ^ 20 }, c.memory.tasks)
+    assert.same({ text = "16m", bytes = 16 * 2 ^ 20 }, c.memory.ledger)
+    ok, c = with { memory = { tasks = "2G", ledger = "262144" } }
+    assert.is_true(ok, tostring(c))
+    assert.same({ text = "2g", bytes = 2 * 2 ^ 30 }, c.memory.tasks)
+    assert.equal(262144, c.memory.ledger.bytes)
+    for _, case in ipairs {
+      { { tasks = "128 m" }, "memory.tasks: must be a size from 256k to 64g" },
+      { { tasks = 128 }, "memory.tasks: must be a size" },
+      { { ledger = "100k" }, "memory.ledger: must be a size from 256k" },
+      { { ledger = "65g" }, "memory.ledger: must be a size" },
+      { { ledger = "16m;" }, "memory.ledger: must be a size" },
+      { { ledger = "99999999999999999999m" }, "memory.ledger: must be a size" },
+      { { task = "1g" }, "memory.task: is not a known field (did you mean tasks?)" },
+      { "1g", "memory: must be an object" },
+    } do
+      local bad, err = with { memory = case[1] }
+      assert.is_false(bad)
+      assert.matches(case[2], tostring(err), 1, true)
+    end
+  end)
 end)

@@ -120,6 +120,15 @@ local function unavailable(reason, message, cause)
   return refuse(reason, { status = 503, code = 5001, message = message })
 end
 
+-- What the operator reads when a shared dict is full: which one, and what to raise.
+local function full(G, name, cause)
+  if G.redis or not tostring(cause):find("no memory", 1, true) then
+    return cause
+  end
+  return "the shared dict " .. G.dicts[name] .. " is full even after its expired entries were freed: raise memory."
+    .. name .. " in the config (README: Sizing one node) and restart"
+end
+
 -- admit(G, account, endpoint) -> create | nil (refused: answered). Everything a create does
 -- before anything is forwarded: the body read as a canonical request and validated, priced,
 -- the task recorded and its estimate held, journaled on one line (a gateway that cannot
@@ -198,14 +207,15 @@ function M.admit(G, account, endpoint)
         .. " already exists" })
     end
     return unavailable(G.redis and "store" or "capacity", "the gateway cannot take more tasks now (nothing was"
-      .. " forwarded)", herr)
+      .. " forwarded)", full(G, "tasks", herr))
   elseif not held then
     if herr.kind == "budget" then
       return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
         .. tostring(herr.message) })
     end
-    return unavailable("journal", "the gateway cannot record this create now (nothing was forwarded)",
-      herr.message)
+    local ledger_full = not G.redis and herr.field == "store" and tostring(herr.message):find("no memory", 1, true)
+    return unavailable(ledger_full and "capacity" or "journal", "the gateway cannot record this create now"
+      .. " (nothing was forwarded)", ledger_full and full(G, "ledger", herr.message) or herr.message)
   end
   local provider = client.provider
   local caps = provider.capabilities

@@ -14,6 +14,7 @@
 --   "journal_sync": false,                   (fsync each journal line: survives a machine crash,
 --                                             at a disk wait per money movement inside the worker)
 --   "retention_days": 30,                    (how long ended tasks stay queryable)
+--   "memory": {"tasks": "128m", "ledger": "16m"},  (one node's shared memory, fixed at its start)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
 --                 "credit": "100.00"}],
@@ -69,8 +70,9 @@ end
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
-    "insecure_callbacks", "store", "resolver" },
+    "insecure_callbacks", "store", "resolver", "memory" },
   ["store."] = { "redis", "prefix" },
+  ["memory."] = { "tasks", "ledger" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
     "reuse_posts" },
   ["poll."] = { "min_interval", "max_interval", "silence", "deadline", "lookups" },
@@ -122,6 +124,25 @@ end
 -- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
 -- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
 -- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
+-- A shared dict's size as nginx's conf writes it ("128m", "1g", "65536k", bytes): what
+-- `kling gateway start` writes into lua_shared_dict -> {text =, bytes =}.
+local UNITS = { [""] = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 }
+local function size(t, k, where, default)
+  local v = t[k]
+  if v == nil then
+    v = default
+  end
+  local n, unit = nil, nil
+  if type(v) == "string" then
+    n, unit = v:match("^(%d+)([kKmMgG]?)$")
+  end
+  local bytes = n and #n <= 12 and tonumber(n) * UNITS[unit:lower()]
+  if not bytes or bytes < 256 * 1024 or bytes > 64 * 1024 ^ 3 then
+    fail(where .. k, "must be a size from 256k to 64g as nginx writes it (\"128m\", \"1g\")")
+  end
+  return { text = v:lower(), bytes = bytes }
+end
+
 local function base_url_problem(u)
   local problem = validate.base_url_problem(u) -- the library's rule first: user info, query, spaces
   if problem then
@@ -160,6 +181,12 @@ function M.check(doc)
     journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
+  local mem = doc.memory or {}
+  if type(mem) ~= "table" or json.is_array(mem) then
+    fail("memory", "must be an object {\"tasks\": \"128m\", \"ledger\": \"16m\"}")
+  end
+  only_known(mem, "memory.")
+  c.memory = { tasks = size(mem, "tasks", "memory.", "128m"), ledger = size(mem, "ledger", "memory.", "16m") }
   -- The gateway charges in its price catalog's currency.
   local cat, cerr = require("kling.billing").catalog(c.price_provider)
   if not cat then

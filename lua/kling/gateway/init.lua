@@ -39,7 +39,7 @@ local M = {}
 
 M.TASKS_DICT, M.LEDGER_DICT = "kling_gateway_tasks", "kling_gateway_ledger"
 
-local G = {}
+local G = { dicts = { tasks = M.TASKS_DICT, ledger = M.LEDGER_DICT } } -- memory's names: its dicts
 M.G = G
 
 local MAX_AGE_MS = 2147483647 -- core.sched's longest max_age_ms
@@ -150,6 +150,14 @@ function M.init(path, opts)
       error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)
     end
   end
+  -- The dicts' sizes are the conf's (fixed at nginx's start): say when the config asks otherwise.
+  for name, dict in pairs(G.dicts) do
+    local want, has = G.cfg.memory[name], ngx.shared[dict]:capacity()
+    if want.bytes ~= has then
+      ngx.log(ngx.WARN, "kling gateway: memory.", name, " is ", want.text, " but lua_shared_dict ", dict, " has ",
+        has, " bytes: the nginx conf sets it, at nginx's start (kling gateway start writes memory's)")
+    end
+  end
   local ledger_dict = ngx.shared[M.LEDGER_DICT]
   if G.cfg.store then
     return init_redis(ledger_dict)
@@ -170,11 +178,15 @@ function M.init(path, opts)
   end
   G.journal_lock = lock
   G.journal = journal.open(G.cfg.journal, { reopen = ledger_dict, sync = G.cfg.journal_sync })
-  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = G.cfg.retention_days * 86400,
+  local retention_s = G.cfg.retention_days * 86400
+  G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = retention_s,
     encode = texts.record }
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in shared memory.
+  -- A hold's end is remembered while its task is: retention after its end, and a margin for the
+  -- moment between the end's claim and the task's final record (a minute, or the retention when
+  -- shorter). Nothing can end it again after that, and a node that runs for months keeps room.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
-    journal = G.journal } })
+    journal = G.journal, ended_ttl = retention_s + math.min(60, retention_s) } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()

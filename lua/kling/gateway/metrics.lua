@@ -218,6 +218,19 @@ function M.render(G)
   for _, line in ipairs(balance) do
     out[#out + 1] = line
   end
+  -- A full dict refuses creates (capacity): watch free against capacity, size memory by them.
+  gauge("kling_gateway_memory_capacity_bytes", "The size of each shared dict (memory.tasks, memory.ledger).")
+  local free = {}
+  for _, name in ipairs { "tasks", "ledger" } do
+    local shm, label = ngx.shared[G.dicts[name]], '{dict="' .. name .. '"} '
+    out[#out + 1] = "kling_gateway_memory_capacity_bytes" .. label .. string.format("%d", shm:capacity())
+    free[#free + 1] = "kling_gateway_memory_free_bytes" .. label .. string.format("%d", shm:free_space())
+  end
+  gauge("kling_gateway_memory_free_bytes", "Free pages of each shared dict, in bytes (entries in partly used pages"
+    .. " not counted).")
+  for _, line in ipairs(free) do
+    out[#out + 1] = line
+  end
   gauge("kling_gateway_poll_lag_seconds", "Seconds since the poller's leader last ran (a stalled poller grows it).")
   local last = G.tasks.dict:get(require("kling.resty.poller").LAST_TICK)
   ngx.update_time()

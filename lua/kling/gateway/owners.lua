@@ -8,6 +8,7 @@
 local M = {}
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global)
+local write = require("kling.resty.shm").write
 
 M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> account (kling.resty.tasks has none such)
 
@@ -44,7 +45,7 @@ function M.record(G, rec)
   if #ids == 0 or type(rec.account) ~= "string" then
     return true
   end
-  local ttl = math.floor(G.cfg.retention_days * 86400)
+  local ttl = math.max(1, math.floor(G.cfg.retention_days * 86400)) -- 0 would keep them for good
   if G.redis then
     local r = G.redis
     return r:with(function(red)
@@ -57,7 +58,7 @@ function M.record(G, rec)
   end
   local d = ngx.shared[M.DICT]
   for _, id in ipairs(ids) do
-    local ok, err = d:safe_set(key(id), rec.account, ttl)
+    local ok, err = write(d, "safe_set", key(id), rec.account, ttl)
     if not ok then
       return nil, err
     end

@@ -31,18 +31,7 @@ local function plain_key(k)
   return true
 end
 
--- One value as JSON (nil when it cannot be encoded).
-local function value(v)
-  local t = type(v)
-  if t == "string" then
-    return str(v)
-  elseif t == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
-    return string.format("%d", v) -- integral: written whole (cjson would go through %.14g)
-  elseif t == "boolean" then
-    return v and "true" or "false"
-  end
-  return json.encode(v)
-end
+local value = json.value -- one value as JSON (nil when it cannot be encoded)
 
 -- object(t, last) -> the JSON text of the object t with its key `last` written last | nil,
 -- err. Falls back to json.encode(t) when a key is not a plain name.

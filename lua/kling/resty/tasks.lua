@@ -6,11 +6,13 @@
 -- and a late non-final write can never hide the final one. New tasks are queued on a
 -- shared list for the poller (kling.resty.poller), news from callbacks on another.
 --
--- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones.
+-- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones
+-- (after its expired entries are freed: kling.resty.shm).
 -- Ended records (and their index entries) expire after `retention_s` (30 days by default, as
 -- long as Kling keeps results), so the dict holds what is live plus a month of history.
 -- @module kling.resty.tasks
 local json = require "kling.json"
+local write = require("kling.resty.shm").write
 
 local Tasks = {}
 Tasks.__index = Tasks
@@ -86,12 +88,12 @@ function Tasks:create(rec, s)
     end
   end
   if rec.external_task_id then
-    local ok, xerr = d:safe_add("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
+    local ok, xerr = write(d, "safe_add", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
     if not ok then
       return nil, xerr == "exists" and "external_task_id exists" or xerr
     end
   end
-  local ok, aerr = d:safe_add("t:" .. rec.id, s)
+  local ok, aerr = write(d, "safe_add", "t:" .. rec.id, s)
   if not ok then
     if rec.external_task_id then
       d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
@@ -110,16 +112,16 @@ function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
-  d:safe_set(list .. ":" .. n, rec.id)
+  write(d, "safe_set", list .. ":" .. n, rec.id)
   rec.list_n = n
   if rec.upstream_id then
-    d:safe_set("u:" .. rec.upstream_id, rec.id)
+    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id)
   end
   -- A callback may have ended it already (in another worker): then that end stands.
   local ended = d:get("f:" .. rec.id) ~= nil
   local s = encode(self, rec, hint)
   if s and not ended then
-    d:safe_set("t:" .. rec.id, s)
+    write(d, "safe_set", "t:" .. rec.id, s)
   end
   if poll and not ended then
     local len, err = d:rpush(M.Q_NEW, rec.id)
@@ -181,9 +183,9 @@ function Tasks:save(rec, journal)
     return nil, err
   end
   if rec.upstream_id and not d:get("u:" .. rec.upstream_id) then
-    d:safe_set("u:" .. rec.upstream_id, rec.id)
+    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id)
   end
-  local ok, serr = d:safe_set("t:" .. rec.id, s)
+  local ok, serr = write(d, "safe_set", "t:" .. rec.id, s)
   if ok and journal then
     return snapshot(self, rec, s)
   end
@@ -200,7 +202,7 @@ function Tasks:finish(rec)
     return nil, err
   end
   local ttl = self.retention_s
-  local ok, aerr = d:safe_add("f:" .. rec.id, s, ttl)
+  local ok, aerr = write(d, "safe_add", "f:" .. rec.id, s, ttl)
   if not ok then
     if aerr == "exists" then
       return false
@@ -210,13 +212,13 @@ function Tasks:finish(rec)
   d:delete("t:" .. rec.id)
   -- The indexes expire with the record.
   if rec.upstream_id then
-    d:safe_set("u:" .. rec.upstream_id, rec.id, ttl)
+    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
   end
   if rec.external_task_id then
-    d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
+    write(d, "safe_set", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
   end
   if rec.list_n then
-    d:safe_set("l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
+    write(d, "safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
   end
   -- The dict's text, journaled as is: one encode, and a line that ends with the record's id
   -- (kling.gateway.text's encoder), which a replay reads back fast.
@@ -232,7 +234,7 @@ function Tasks:amend(rec)
     return nil, err
   end
   local ttl = self.dict:ttl("f:" .. rec.id)
-  return self.dict:safe_set("f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
+  return write(self.dict, "safe_set", "f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
 end
 
 function Tasks:by_upstream(upstream_id)

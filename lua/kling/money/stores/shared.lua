@@ -9,12 +9,14 @@
 -- replayed into a memory ledger per account they give the same totals.
 --
 -- Keys: seq, a:<account>:{limit,avail,spent,reserved}, h:<task_key> (the hold: account and
--- micros), d:<task_key> (settled or released: the one movement that ends a hold).
+-- micros), d:<task_key> (settled or released: the one movement that ends a hold; kept `ended_ttl`
+-- seconds when given, else for the dict's life).
 -- @module kling.money.stores.shared
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local memory = require "kling.money.stores.memory"
+local write = require("kling.resty.shm").write
 
 local Meter = {}
 Meter.__index = Meter
@@ -32,8 +34,12 @@ end
 
 --- Makes the store.
 -- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
--- clock = fn -> ms} -> store (every account is in `currency`)
----@param opts {dict: string, currency: string, journal: string}
+-- clock = fn -> ms, ended_ttl = seconds | nil} -> store (every account is in `currency`).
+-- ended_ttl: how long the mark that a hold ended is kept, so that a second end of it is refused.
+-- Without it the marks stay as long as the dict, one for every task ever held, and a node that
+-- runs long enough fills its dict and refuses every create; give it the time after which nothing
+-- can end the task again (the gateway's: retention, for which the task's record is kept).
+---@param opts {dict: string, currency: string, journal: string, ended_ttl: number}
 ---@return table|nil meter
 ---@return string|nil err
 function M.new(opts)
@@ -50,8 +56,12 @@ function M.new(opts)
   if type(opts.currency) ~= "string" or opts.currency == "" then
     error("kling.money.stores.shared: currency is required", 2)
   end
+  local ttl = opts.ended_ttl
+  if ttl ~= nil and not (type(ttl) == "number" and ttl > 0) then
+    error("kling.money.stores.shared: ended_ttl must be a positive number of seconds", 2)
+  end
   return setmetatable({ dict = dict, currency = opts.currency, journal = opts.journal,
-    clock = opts.clock or core.wall_ms }, Meter)
+    clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0 }, Meter)
 end
 
 local function akey(account, what)
@@ -62,21 +72,7 @@ local function num(dict, key)
   return dict:get(key) or 0
 end
 
--- A value of a journal line: a string as kling.json.quote writes it, anything else by cjson.
-local function jstr(v)
-  if type(v) == "string" then
-    return json.quote(v)
-  end
-  return json.encode(v)
-end
-
-local function jnum(v)
-  if type(v) == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
-    return string.format("%d", v)
-  end
-  return json.encode(v)
-end
-
+-- The movement's fields a journal line has (each written by kling.json.value), in this order.
 local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "task_id", "task_key" }
 
 --- The journal line of a movement, in one piece.
@@ -88,15 +84,15 @@ local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "t
 ---@return string|nil line
 ---@return string|nil err
 function M.journal_line(e, record)
-  local seq, time_ms = jnum(e.seq), jnum(e.time_ms)
-  if not (seq and time_ms) then
+  if type(e.seq) ~= "number" or type(e.time_ms) ~= "number" then
     return nil, "a journal line needs a numeric seq and time_ms"
   end
+  local seq, time_ms = json.value(e.seq), json.value(e.time_ms)
   local parts = { '{"seq":', seq, ',"time_ms":', time_ms }
   for _, k in ipairs(LINE_KEYS) do
     local v = e[k]
     if v ~= nil then
-      local s, err = jstr(v)
+      local s, err = json.value(v)
       if not s then
         return nil, err
       end
@@ -204,7 +200,7 @@ function Meter:reserve(account, key, micros, info)
     d:incr(akey(account, "avail"), micros)
     return nil, "over", avail + micros
   end
-  local ok, err = d:safe_add("h:" .. key, account .. "|" .. string.format("%d", micros))
+  local ok, err = write(d, "safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
     d:incr(akey(account, "avail"), micros)
     if err == "exists" then
@@ -300,8 +296,9 @@ local function hold_of(d, key)
 end
 
 -- Ends a hold once: the first of settle/release for a key wins.
-local function claim(d, key, op)
-  local ok, err = d:safe_add("d:" .. key, op)
+local function claim(self, key, op)
+  local d = self.dict
+  local ok, err = write(d, "safe_add", "d:" .. key, op, self.ended_ttl)
   if ok then
     return true
   end
@@ -324,7 +321,7 @@ function Meter:settle(key, micros, info)
   if not account or not self:known(account) then
     return nil, "unknown_account"
   end
-  local ok, code, detail = claim(d, key, "settled")
+  local ok, code, detail = claim(self, key, "settled")
   if not ok then
     return nil, code, detail
   end
@@ -347,7 +344,7 @@ function Meter:release(key, info)
   if not account then
     return nil, "no_hold"
   end
-  local ok, code, detail = claim(d, key, "released")
+  local ok, code, detail = claim(self, key, "released")
   if not ok then
     return nil, code, detail
   end
@@ -505,8 +502,9 @@ function Meter:restore(entries)
     open = open + 1
   end
   d:safe_set("holds_open", open)
+  -- When each ended is not known here: kept ended_ttl from now, never shorter than meant.
   for key, how in pairs(ended) do
-    d:safe_set("d:" .. key, how)
+    d:safe_set("d:" .. key, how, self.ended_ttl)
   end
   d:safe_set("seq", seq)
   return n

@@ -1,0 +1,129 @@
+-- One node's shared memory over a long run. Every ended hold leaves a mark in the ledger's dict
+-- (so that nothing ends it twice); kept for the dict's life, those marks filled a 16 MB dict
+-- after about 130,000 tasks, and from then on every create was refused (503, 5001) until a
+-- restart. Marks now live as long as their tasks (retention_days), and `memory` sizes the dicts.
+-- A gateway started by `kling gateway start` with a 256k ledger dict and a retention of one
+-- second takes rounds of synchronous calls (each one held and settled at once: one mark each)
+-- well past what that dict could mark forever; then a gateway with a 256k tasks dict fills it
+-- and refuses creates, naming what to raise. A simulator of their own.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local ROUNDS, PER_ROUND = 3, 1200 -- 3,600 marks; a 256k dict holds about 1,900
+local base = h.tempdir("gateway-capacity")
+local sim_dir, gw_dir, small_dir = base .. "/sim", base .. "/gw", base .. "/gw-small"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local sim, gw
+
+local function cleanup()
+  for _, dir in ipairs { gw_dir, small_dir } do
+    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  end
+  h.tidy(base, sim_dir)
+end
+
+local function call(method, path, body, at)
+  return h.request(method, (at or gw).http .. path, { headers = { authorization = "Bearer gw-carol-key" },
+    body = body })
+end
+
+-- start(name, extra config) -> the gateway's start line
+local function start(dir, name, extra)
+  local doc = {
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+    journal = base .. "/journal/" .. name .. ".jsonl", admin_key = "admin-0123456789abcdef",
+    poll = { min_interval = 0.3, max_interval = 0.5 },
+    accounts = { { name = "carol", api_key = "gw-carol-key", credit = "100000" } },
+  }
+  for k, v in pairs(extra) do
+    doc[k] = v
+  end
+  h.write(base .. "/" .. name .. ".json", json.encode(doc))
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
+    h.q(base .. "/" .. name .. ".json"), h.q(dir)))
+  assert(ok, "kling gateway start: " .. out)
+  return assert(json.decode(out:match("{.*}")), out)
+end
+
+local function metric(text, name)
+  return tonumber(text:match("\n" .. name:gsub("[%[%]%(%)%.%-%+%*%?%^%$]", "%%%0") .. " (%S+)"))
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { task_seconds = 1 })
+  gw = start(gw_dir, "gateway", { retention_days = 1 / 86400, memory = { tasks = "4m", ledger = "256k" } })
+
+  local conf = h.read(gw_dir .. "/nginx.conf") or ""
+  h.check("memory: the conf's dicts have the sizes the config gives",
+    conf:find("lua_shared_dict kling_gateway_tasks 4m;", 1, true)
+    and conf:find("lua_shared_dict kling_gateway_ledger 256k;", 1, true), conf:match("[^\n]*shared_dict[^\n]*"))
+  local m = h.request("GET", gw.http .. "/metrics").body or ""
+  h.check("memory: /metrics gives each dict's capacity",
+    metric(m, 'kling_gateway_memory_capacity_bytes{dict="tasks"}') == 4 * 2 ^ 20
+    and metric(m, 'kling_gateway_memory_capacity_bytes{dict="ledger"}') == 256 * 1024, m:match("[^\n]*capacity[^\n]*"))
+
+  local refused, first_refusal = 0, nil
+  for round = 1, ROUNDS do
+    for _ = 1, PER_ROUND do
+      local res = call("POST", "/v1/audio/tts", { text = "Hello.", voice_id = "kling_narrator_en",
+        voice_language = "en" })
+      if res.status ~= 200 then
+        refused = refused + 1
+        first_refusal = first_refusal or (round .. ": " .. tostring(res.status) .. " " .. tostring(res.body))
+      end
+    end
+    h.sleep(2.2) -- past the marks' life (a retention of 1 s, and as much again)
+  end
+  h.check(("%d synchronous calls in %d rounds, more than a 256k ledger dict could mark for good, are all taken")
+    :format(ROUNDS * PER_ROUND, ROUNDS), refused == 0,
+    refused .. " refused, the first in round " .. tostring(first_refusal))
+
+  -- A task still ends and settles after them (the tasks dict has room too).
+  local res = call("POST", "/v1/videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+    prompt = "a lighthouse at dusk" })
+  local id = res.json and res.json.data and res.json.data.task_id
+  h.check("an asynchronous create is taken after them", res.status == 200 and id ~= nil, res.body)
+  local status, limit = nil, h.now() + 30
+  while id and h.now() < limit and status ~= "succeed" do
+    local q = call("GET", "/v1/videos/text2video/" .. id)
+    status = q.json and q.json.data and q.json.data.task_status
+    h.sleep(0.2)
+  end
+  h.check("... and ends", status == "succeed", tostring(status))
+
+  local a = h.gateway_admin(gw.http, "admin-0123456789abcdef").by.carol
+  local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
+  h.check(("the gateway's charges (%s) equal the simulator's ledger (%s), nothing held"):format(a.spent,
+    ledger.units_total), core.money_parse(a.spent) == core.money_parse(tostring(ledger.units_total))
+    and a.reserved == "0")
+  m = h.request("GET", gw.http .. "/metrics").body or ""
+  h.check("memory: /metrics gives the ledger dict's free bytes, and it has room",
+    (metric(m, 'kling_gateway_memory_free_bytes{dict="ledger"}') or 0) > 0, m:match("[^\n]*free_bytes[^\n]*"))
+  -- A dict that is full of what must be kept refuses creates, and the operator is told what to raise.
+  local small = start(small_dir, "small", { memory = { tasks = "256k" } })
+  local codes = {}
+  for _ = 1, 400 do
+    local r = call("POST", "/v1/videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+      prompt = "a lighthouse at dusk" }, small)
+    local code = tostring(r.json and r.json.code)
+    codes[code] = (codes[code] or 0) + 1
+  end
+  local small_log = h.read(small_dir .. "/error.log") or ""
+  h.check("a 256k tasks dict, full of tasks kept for 30 days, refuses creates with 5001 (nothing forwarded)",
+    (codes["5001"] or 0) > 0 and (codes["0"] or 0) > 0 and (codes["0"] or 0) + (codes["5001"] or 0) == 400,
+    json.encode(codes))
+  h.check("... and the error log names the dict and the config field to raise",
+    small_log:find("kling_gateway_tasks is full even after its expired entries were freed: raise memory.tasks", 1,
+      true), small_log:match("[^\n]*cannot take more tasks[^\n]*"))
+  local sm = h.request("GET", small.http .. "/metrics").body or ""
+  h.check("... counted as refusals of reason capacity", metric(sm, 'kling_gateway_refusals_total{reason="capacity"}')
+    == codes["5001"], sm:match("[^\n]*refusals_total[^\n]*"))
+
+  local log = h.read(gw_dir .. "/error.log") or ""
+  h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),
+    log:match("[^\n]*no memory[^\n]*") or log:match("[^\n]*is full[^\n]*"))
+end
+
+h.main(run, function() return nil end, cleanup)
