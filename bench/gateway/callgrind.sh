@@ -27,15 +27,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { lua5.4 -e 'local s=require"socket".bind("127.0.0.1",0); local _,p=s:getsockname(); print(p); s:close()'; }
+# shellcheck source=bench/gateway/lib.sh
+. bench/gateway/lib.sh
 lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
-sim_http=$(jq -r .http "$work/sim.json")
-cat > "$work/gateway.json" <<JSON
-{ "upstream": {"provider": "kling", "base_url": "$sim_http", "api_key": "$(jq -r .api_key "$work/sim.json")"},
-  "journal": "$work/journal/ledger.jsonl", "admin_key": "bench-admin-key-0123456789",
-  "poll": {"min_interval": 600, "max_interval": 600},
-  "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] }
-JSON
+gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
 port=$(free_port)
 # kling gateway start writes the nginx conf (and checks the config); the run itself is ours.
 lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null

@@ -21,7 +21,8 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 
 work=$(mktemp -d /tmp/kling-bench-gateway.XXXXXX)
 chmod 755 "$work"
 mkdir -p "$work/sim" "$work/nginx"
-free_port() { lua5.4 -e 'local s=require"socket".bind("127.0.0.1",0); local _,p=s:getsockname(); print(p); s:close()'; }
+# shellcheck source=bench/gateway/lib.sh
+. bench/gateway/lib.sh
 lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
 pid=""
 cleanup() {
@@ -41,14 +42,7 @@ px_port=$(free_port)
 admin_key="bench-admin-key-0123456789"
 mkdir -p "$work/journal"
 [ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
-gateway_json() { # $1: extra top-level JSON
-  cat > "$work/gateway.json" <<JSON
-{ "upstream": {"provider": "kling", "base_url": "$sim_http", "api_key": "$sim_key"},
-  "journal": "$work/journal/ledger.jsonl", "admin_key": "$admin_key",
-  "poll": {"min_interval": 600, "max_interval": 600},
-  "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] $1 }
-JSON
-}
+gateway_json() { gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "$admin_key" "$1"; }
 gateway_json ""
 # The metered gateway as its operators run it: kling gateway start (one nginx worker).
 lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$gw_port" >/dev/null
