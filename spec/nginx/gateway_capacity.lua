@@ -101,6 +101,11 @@ local function run()
   m = h.request("GET", gw.http .. "/metrics").body or ""
   h.check("memory: /metrics gives the ledger dict's free bytes, and it has room",
     (metric(m, 'kling_gateway_memory_free_bytes{dict="ledger"}') or 0) > 0, m:match("[^\n]*free_bytes[^\n]*"))
+  local lres = h.request("GET", gw.http .. "/gateway/admin/ledger", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" } })
+  h.check("one node has no ledger list to archive: its journal is the record (409, naming it)", lres.status == 409
+    and lres.body:find("gateway.jsonl", 1, true) ~= nil, lres.body)
+
   -- A dict that is full of what must be kept refuses creates, and the operator is told what to raise.
   local small = start(small_dir, "small", { memory = { tasks = "256k" } })
   local codes = {}

@@ -495,12 +495,71 @@ local function reads_while_redis_is_down()
   h.check("issue 12.5: ... and the task answers again once Redis is back", res.status == 200, res.body)
 end
 
+-- The ledger list grows in Redis's memory: an operator archives it through the admin API (its
+-- oldest lines, then a trim proven by their SHA-1) and nothing of the money moves.
+local function ledger_archive()
+  local function adm(method, i, path, body)
+    return h.request(method, url(i, path), { headers = { authorization = "Bearer " .. ADMIN_KEY }, body = body })
+  end
+  local before = redis_cli("--raw lrange kgw:ledger 0 -1")
+  local a0 = admin(1)
+  local res = adm("GET", 1, "/gateway/admin/ledger?limit=2&pageSize=1")
+  h.check("ledger archive: an unknown parameter is refused by name", res.status == 400
+    and res.body:find("pageSize", 1, true) ~= nil, res.body)
+  res = adm("GET", 1, "/gateway/admin/ledger?limit=5001")
+  h.check("ledger archive: a limit over 5000 is refused", res.status == 400 and res.body:find("limit", 1, true) ~= nil,
+    res.body)
+  res = adm("GET", 2, "/gateway/admin/ledger?limit=3")
+  local part = base .. "/ledger-part"
+  h.write(part, res.body or "")
+  local sha = h.sh("sha1sum " .. h.q(part)):match("^(%x+)")
+  local wrong = adm("POST", 3, "/gateway/admin/ledger/trim", { lines = 3, sha1 = string.rep("0", 40) })
+  local extra = adm("POST", 3, "/gateway/admin/ledger/trim", { lines = 3, sha1 = sha, all = true })
+  h.check("ledger archive: a trim whose SHA-1 is not the head's is refused (409) and an unknown field named (400);"
+    .. " nothing is removed", wrong.status == 409 and extra.status == 400 and extra.body:find("all", 1, true) ~= nil
+    and redis_cli("--raw lrange kgw:ledger 0 -1"):sub(1, #before) == before, wrong.body .. " " .. extra.body)
+  -- The archiver: the oldest lines from any node, kept, then trimmed, until none is left.
+  local archive, rounds = {}, 0
+  repeat
+    rounds = rounds + 1
+    local i = rounds % 3 + 1
+    res = adm("GET", i, "/gateway/admin/ledger?limit=400")
+    local n = tonumber(res.headers["x-kling-ledger-lines"])
+    if not (res.status == 200 and n) then
+      break
+    end
+    if n > 0 then
+      archive[#archive + 1] = res.body
+      h.write(part, res.body)
+      sha = h.sh("sha1sum " .. h.q(part)):match("^(%x+)")
+      local t = adm("POST", i, "/gateway/admin/ledger/trim", { lines = n, sha1 = sha })
+      if t.status ~= 200 then
+        break
+      end
+    end
+  until n == 0 or rounds > 100
+  local text = table.concat(archive)
+  h.check(("ledger archive: %d rounds of 400 lines over the three nodes keep every line, in order, and leave the list"
+    .. " empty"):format(rounds), res.status == 200 and res.headers["x-kling-ledger-lines"] == "0" and #before > 0
+    and text:sub(1, #before) == before, res.status .. " " .. #text .. " " .. #before)
+  local a1 = admin(2)
+  h.check("ledger archive: balances, spend and the movements' count are the same after it", a1.spent == a0.spent
+    and a1.reserved == a0.reserved and a1.entries >= a0.entries, json.encode { a0.spent, a1.spent, a0.entries,
+    a1.entries })
+  res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = BODY })
+  local id = res.json and res.json.data and res.json.data.task_id
+  h.check("ledger archive: a create after it is held, its line in the list", res.status == 200 and id ~= nil
+    and redis_cli("--raw lrange kgw:ledger 0 -1"):find('"task_id":"' .. id .. '"', 1, true) ~= nil, res.body)
+end
+
 local ok, err = pcall(function()
   run()
   lost_answer()
   upstream_answers()
   shared_round_trips()
   reads_while_redis_is_down()
+  ledger_archive()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

@@ -7,6 +7,9 @@
 --   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
 --   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
 --                                                409, when the path holds no whole journal)
+--   GET  /gateway/admin/ledger?limit=N           with Redis: the oldest N (1000) lines of its ledger list, NDJSON
+--   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
+--                                                text GET gave; refused, 409, when the list's head differs)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local accounts_mod = require "kling.gateway.accounts"
 local compact = require "kling.gateway.compact"
@@ -147,6 +150,82 @@ local function topup(G, name)
   return reply(200, shown(s))
 end
 
+-- With Redis the ledger list grows by a line a movement in Redis's memory: an archiver reads
+-- its oldest lines, keeps them, and trims them. On one node the journal is the record.
+local LEDGER_MAX = 5000
+
+local function no_ledger_list(G)
+  if not G.redis then
+    return refuse(409, "this gateway's record is its journal " .. G.cfg.journal
+      .. " (compacted at each start: copy it before a restart to keep every movement)", "journal")
+  end
+end
+
+local function ledger_head(G)
+  if not G.redis then
+    return no_ledger_list(G)
+  end
+  local args = ngx.req.get_uri_args(8)
+  for k in pairs(args) do
+    if k ~= "limit" then
+      return refuse(400, tostring(k) .. ": is not a known parameter (known: limit)", tostring(k))
+    end
+  end
+  local limit = args.limit == nil and 1000 or tonumber(type(args.limit) == "string" and args.limit:match("^%d+$"))
+  if not limit or limit < 1 or limit > LEDGER_MAX then
+    return refuse(400, "limit: a whole number of lines from 1 to " .. LEDGER_MAX .. " is required", "limit")
+  end
+  local lines, err = G.meter.store:ledger_head(limit)
+  if not lines then
+    ngx.log(ngx.ERR, "kling gateway: ledger head: ", tostring(err))
+    return refuse(503, "the ledger cannot be read now (is the store up?)")
+  end
+  ngx.header["Content-Type"] = "application/x-ndjson"
+  ngx.header["X-Kling-Ledger-Lines"] = #lines
+  ngx.print(#lines > 0 and (table.concat(lines, "\n") .. "\n") or "")
+  return ngx.exit(200)
+end
+
+local function ledger_trim(G)
+  if not G.redis then
+    return no_ledger_list(G)
+  end
+  local doc, derr, dup = body()
+  if dup then
+    return refuse(400, derr, dup)
+  elseif not doc then
+    return refuse(400, "the body must be a JSON object {lines, sha1}")
+  end
+  for k in pairs(doc) do
+    if k ~= "lines" and k ~= "sha1" then
+      local best = validate.closest(k, { "lines", "sha1" })
+      return refuse(400, tostring(k) .. ": is not a known field of a trim"
+        .. (best and (" (did you mean " .. best .. "?)") or " (known: lines, sha1)"), tostring(k))
+    end
+  end
+  local n = doc.lines
+  if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > LEDGER_MAX then
+    return refuse(400, "lines: a whole number from 1 to " .. LEDGER_MAX .. " is required (how many lines were"
+      .. " archived)", "lines")
+  end
+  if type(doc.sha1) ~= "string" or not doc.sha1:match("^%x+$") or #doc.sha1 ~= 40 then
+    return refuse(400, "sha1: the SHA-1 (40 hex digits) of the archived text is required (sha1sum of what"
+      .. " GET /gateway/admin/ledger gave)", "sha1")
+  end
+  local left, code, detail = G.meter.store:ledger_trim(n, doc.sha1:lower())
+  if left then
+    return reply(200, { trimmed = n, remaining = left })
+  elseif code == "short" then
+    return refuse(409, "the ledger has " .. tostring(detail) .. " lines, not " .. n .. ": nothing was trimmed",
+      "lines")
+  elseif code == "differs" then
+    return refuse(409, "the ledger's oldest " .. n .. " lines are not the ones whose SHA-1 is " .. doc.sha1
+      .. ": nothing was trimmed (read them again)", "sha1")
+  end
+  ngx.log(ngx.ERR, "kling gateway: ledger trim: ", tostring(detail))
+  return refuse(503, "the ledger cannot be trimmed now (is the store up?)")
+end
+
 function M.handle(G)
   local ok, status, message = M.allowed(G)
   if not ok then
@@ -171,6 +250,10 @@ function M.handle(G)
       return refuse(409, why, "journal")
     end
     return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
+  elseif uri == "/gateway/admin/ledger" and method == "GET" then
+    return ledger_head(G)
+  elseif uri == "/gateway/admin/ledger/trim" and method == "POST" then
+    return ledger_trim(G)
   end
   local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
   if name and method == "POST" then

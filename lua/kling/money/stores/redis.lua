@@ -8,7 +8,8 @@
 --
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
 -- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
--- <p>ledger (list of JSON lines).
+-- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
+-- until archived and trimmed: ledger_head, ledger_trim).
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -368,6 +369,48 @@ function Meter:entries_count()
   return tonumber((r:with(function(red)
     return red:get(r.prefix .. "seq")
   end))) or 0
+end
+
+-- The record grows by a line a movement, in Redis's memory; balances never read it. An operator
+-- archives it from the oldest line and trims what is archived.
+
+--- The oldest lines of the ledger list, exactly as stored, at most `limit` -> lines | nil, message
+function Meter:ledger_head(limit)
+  local r = self.redis
+  local lines, err = r:with(function(red)
+    return red:lrange(r.prefix .. "ledger", 0, limit - 1)
+  end)
+  if type(lines) ~= "table" then
+    return nil, tostring(err)
+  end
+  return lines
+end
+
+-- ARGV: p, n, sha1. The oldest n lines go only when they are those archived: the SHA-1 of their
+-- text (each line and a newline, as ledger_head's lines are written out) proves it. Lines are
+-- only ever added at the tail, so a trim never takes one that was not read.
+local TRIM = [[
+local k, n = ARGV[1] .. 'ledger', tonumber(ARGV[2])
+local lines = redis.call('LRANGE', k, 0, n - 1)
+if #lines < n then return {-1, #lines} end
+if redis.sha1hex(table.concat(lines, '\n') .. '\n') ~= ARGV[3] then return {-2, 0} end
+redis.call('LTRIM', k, n, -1)
+return {1, redis.call('LLEN', k)}
+]]
+
+--- Removes the oldest n lines of the ledger list once archived -> lines left | nil, code
+-- ("short": fewer than n, detail how many; "differs": not the lines whose SHA-1 is sha1;
+-- "store"), detail.
+function Meter:ledger_trim(n, sha1)
+  local res, err = self.redis:run(TRIM, n, sha1)
+  if type(res) ~= "table" then
+    return nil, "store", tostring(err)
+  elseif res[1] == -1 then
+    return nil, "short", res[2]
+  elseif res[1] == -2 then
+    return nil, "differs"
+  end
+  return res[2]
 end
 
 -- Store (Redis) errors stand for journal errors here: the store is the record.
