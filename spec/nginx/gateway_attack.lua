@@ -144,6 +144,12 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
     prompt = "more", bogus_id = { "1", "2", "3" } })
   h.check("an unknown *_id field is refused as unknown before any id is looked up (400, 1201)",
     res.status == 400 and res.json and res.json.message:find("^bogus_id: ") ~= nil, res.body)
+  -- A create's fields are its body's: one given in the query was dropped unseen.
+  res = call("POST", "/v1/videos/text2video?callback_url=http://10.0.0.1/&x=1", "gw-alice-key",
+    { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a kite" })
+  h.check("a create with a query string is refused naming its first parameter (400, 1201)", res.status == 400
+    and res.json and res.json.code == 1201 and res.json.message:find("^callback_url: a create takes no query") ~= nil,
+    res.body)
   local after = balance("gw-alice-key")
   h.check("issue 12.1: ... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))

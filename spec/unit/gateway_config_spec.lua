@@ -201,7 +201,7 @@ describe("kling.gateway.config", function()
     assert.same({ text = "16m", bytes = 16 * 2 ^ 20 }, c.memory.ledger)
     ok, c = with { memory = { tasks = "2G", ledger = "262144" } }
     assert.is_true(ok, tostring(c))
-    assert.same({ text = "2g", bytes = 2 * 2 ^ 30 }, c.memory.tasks)
+    assert.same({ text = "2048m", bytes = 2 * 2 ^ 30 }, c.memory.tasks) -- nginx reads no g there
     assert.equal(262144, c.memory.ledger.bytes)
     for _, case in ipairs {
       { { tasks = "128 m" }, "memory.tasks: must be a size from 256k to 64g" },
@@ -217,5 +217,16 @@ describe("kling.gateway.config", function()
       assert.is_false(bad)
       assert.matches(case[2], tostring(err), 1, true)
     end
+  end)
+
+  it("a relative journal path and an account name over 64 characters are refused, named", function()
+    local ok, err = with { journal = "ledger.jsonl" }
+    assert.is_false(ok)
+    assert.matches("journal: must be an absolute path (got ledger.jsonl)", tostring(err), 1, true)
+    ok, err = load { { name = string.rep("a", 65), api_key = "key-alice-0123456789", credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts[1].name: 1 to 64 letters", tostring(err), 1, true)
+    ok = load { { name = string.rep("a", 64), api_key = "key-alice-0123456789", credit = "1" } }
+    assert.is_true(ok)
   end)
 end)

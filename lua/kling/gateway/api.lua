@@ -7,6 +7,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"
+local capacity = require "kling.gateway.capacity"
 local effects = require "kling.lifecycle.effects"
 local machine = require "kling.lifecycle.machine"
 local runner = require "kling.runner.resty"
@@ -120,21 +121,19 @@ local function unavailable(reason, message, cause)
   return refuse(reason, { status = 503, code = 5001, message = message })
 end
 
--- What the operator reads when a shared dict is full: which one, and what to raise.
-local function full(G, name, cause)
-  if G.redis or not tostring(cause):find("no memory", 1, true) then
-    return cause
-  end
-  return "the shared dict " .. G.dicts[name] .. " is full even after its expired entries were freed: raise memory."
-    .. name .. " in the config (README: Sizing one node) and restart"
-end
-
 -- admit(G, account, endpoint) -> create | nil (refused: answered). Everything a create does
 -- before anything is forwarded: the body read as a canonical request and validated, priced,
 -- the task recorded and its estimate held, journaled on one line (a gateway that cannot
 -- write its journal forwards nothing: fail closed). create = {rec, fwd (the request to send
 -- upstream), client, def, findable}.
 function M.admit(G, account, endpoint)
+  -- A create's fields are its body's: a query (?callback_url=...) would be dropped unseen.
+  local query = ngx.var.args
+  if query and query ~= "" then
+    local name = query:match("^([^=&]*)"):sub(1, 64)
+    return refuse("validation", { status = 400, code = 1201, message = (name ~= "" and name or "(empty)")
+      .. ": a create takes no query parameters (its fields go in its JSON body)" })
+  end
   local raw, rerr = callback.raw_body()
   if not raw then
     return refuse("validation", { status = 413, code = 1200, message = rerr })
@@ -198,6 +197,11 @@ function M.admit(G, account, endpoint)
     return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
       .. tostring(eerr) })
   end
+  local room, dict = capacity.admits(G)
+  if not room then
+    return unavailable("capacity", "the gateway cannot take more tasks now (nothing was forwarded)",
+      capacity.full(G, dict))
+  end
   -- Recorded and held (journaled on one line, or one Redis round trip) before anything leaves
   -- the gateway: after a crash from here on, the task is looked up by its id.
   local held, herr, stage = track.create_held(G, rec, quote.micros, s)
@@ -206,8 +210,9 @@ function M.admit(G, account, endpoint)
       return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
         .. " already exists" })
     end
+    local no_room = not G.redis and tostring(herr):find("no memory", 1, true)
     return unavailable(G.redis and "store" or "capacity", "the gateway cannot take more tasks now (nothing was"
-      .. " forwarded)", full(G, "tasks", herr))
+      .. " forwarded)", no_room and capacity.full(G, "tasks") or herr)
   elseif not held then
     if herr.kind == "budget" then
       return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
@@ -215,7 +220,7 @@ function M.admit(G, account, endpoint)
     end
     local ledger_full = not G.redis and herr.field == "store" and tostring(herr.message):find("no memory", 1, true)
     return unavailable(ledger_full and "capacity" or "journal", "the gateway cannot record this create now"
-      .. " (nothing was forwarded)", ledger_full and full(G, "ledger", herr.message) or herr.message)
+      .. " (nothing was forwarded)", ledger_full and capacity.full(G, "ledger") or herr.message)
   end
   local provider = client.provider
   local caps = provider.capabilities

@@ -124,8 +124,8 @@ end
 -- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
 -- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
 -- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
--- A shared dict's size as nginx's conf writes it ("128m", "1g", "65536k", bytes): what
--- `kling gateway start` writes into lua_shared_dict -> {text =, bytes =}.
+-- A shared dict's size ("128m", "1g", "65536k", bytes) -> {text = as nginx reads it in
+-- lua_shared_dict (`kling gateway start` writes it there), bytes =}.
 local UNITS = { [""] = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 }
 local function size(t, k, where, default)
   local v = t[k]
@@ -140,7 +140,9 @@ local function size(t, k, where, default)
   if not bytes or bytes < 256 * 1024 or bytes > 64 * 1024 ^ 3 then
     fail(where .. k, "must be a size from 256k to 64g as nginx writes it (\"128m\", \"1g\")")
   end
-  return { text = v:lower(), bytes = bytes }
+  -- nginx reads k and m in a lua_shared_dict's size, not g (1.22 refuses "1g"): written in m.
+  local text = unit:lower() == "g" and string.format("%dm", math.floor(bytes / UNITS.m)) or v:lower()
+  return { text = text, bytes = bytes }
 end
 
 local function base_url_problem(u)
@@ -181,6 +183,11 @@ function M.check(doc)
     journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, "days"),
   }
+  -- nginx's master and the launcher run in other directories: a relative path would name
+  -- another file for each (the journal is the ledger).
+  if c.journal and c.journal:sub(1, 1) ~= "/" then
+    fail("journal", "must be an absolute path (got " .. c.journal .. ")")
+  end
   local mem = doc.memory or {}
   if type(mem) ~= "table" or json.is_array(mem) then
     fail("memory", "must be an object {\"tasks\": \"128m\", \"ledger\": \"16m\"}")
@@ -329,8 +336,9 @@ function M.account(a, where)
     access_key = key(a, "access_key", where, false), secret_key = key(a, "secret_key", where, false, 8),
     credit = str(a, "credit", where, true),
   }
-  if not acct.name:match("^[%w._-]+$") then
-    fail(where .. "name", "letters, digits, '.', '_' and '-' only")
+  -- A name is a key of the ledger, a metrics label and a journal field on every line: short.
+  if not acct.name:match("^[%w._-]+$") or #acct.name > 64 then
+    fail(where .. "name", "1 to 64 letters, digits, '.', '_' and '-' only")
   end
   local m, why = core.money_parse(acct.credit)
   if not m or m < 0 then

@@ -44,6 +44,12 @@ M.G = G
 
 local MAX_AGE_MS = 2147483647 -- core.sched's longest max_age_ms
 
+-- What a start refused for a dict too small for its journal says (nothing was changed).
+local function full_advice(name)
+  return ": raise memory." .. name .. " in the config (README: Sizing one node) and start again; nothing was"
+    .. " changed (the journal is as it was)"
+end
+
 -- A number field of this process's /proc/self/status (Linux), as text; nil where unreadable.
 local function own_status(field)
   local st = io.open("/proc/self/status", "rb")
@@ -213,12 +219,20 @@ function M.init(path, opts)
   local fresh = ledger_dict:get("seq") == nil
   local moves, rerr = G.meter.store:restore(entries)
   if not moves then
-    error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": " .. tostring(rerr), 0)
+    local full = type(rerr) == "table" and rerr.field == "memory"
+    error("kling gateway: cannot rebuild the ledger from " .. G.cfg.journal .. ": "
+      .. (full and (rerr.message .. full_advice("ledger")) or tostring(rerr)), 0)
   end
   local t_ledger = core.wall_ms()
-  local restored = G.tasks:restore(entries)
+  local restored, terr = G.tasks:restore(entries)
+  if not restored then
+    error("kling gateway: cannot rebuild the tasks from " .. G.cfg.journal .. ": " .. terr .. full_advice("tasks"), 0)
+  end
   local t_tasks = core.wall_ms()
-  owners.restore(G, entries)
+  local owned, oerr = owners.restore(G, entries)
+  if not owned then
+    error("kling gateway: cannot rebuild from " .. G.cfg.journal .. ": " .. oerr .. full_advice("tasks"), 0)
+  end
   local t_owners = core.wall_ms()
   local created = fresh and G.accounts:restore(entries) or 0
   for _, name in ipairs(G.accounts:names()) do

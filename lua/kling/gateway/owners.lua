@@ -8,7 +8,6 @@
 local M = {}
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global)
-local write = require("kling.resty.shm").write
 
 M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> account (kling.resty.tasks has none such)
 
@@ -56,9 +55,8 @@ function M.record(G, rec)
       return red:commit_pipeline()
     end)
   end
-  local d = ngx.shared[M.DICT]
   for _, id in ipairs(ids) do
-    local ok, err = write(d, "safe_set", key(id), rec.account, ttl)
+    local ok, err = G.tasks.shm:write("safe_set", key(id), rec.account, ttl) -- the tasks' dict (M.DICT)
     if not ok then
       return nil, err
     end
@@ -66,13 +64,18 @@ function M.record(G, rec)
   return true
 end
 
--- restore(G, entries): after a restart (shared memory only), the owners of the journal's ended records.
+-- restore(G, entries) -> true | nil, message: after a restart (shared memory only), the owners
+-- of the journal's ended records (every one must land, or an id would be free for anyone).
 function M.restore(G, entries)
   for _, e in ipairs(entries) do
     if type(e.record) == "table" and e.record.final then
-      M.record(G, e.record)
+      local ok, err = M.record(G, e.record)
+      if not ok then
+        return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
+      end
     end
   end
+  return true
 end
 
 -- The ids a request names: string or number values of fields called *_id at any depth

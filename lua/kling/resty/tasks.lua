@@ -12,7 +12,7 @@
 -- long as Kling keeps results), so the dict holds what is live plus a month of history.
 -- @module kling.resty.tasks
 local json = require "kling.json"
-local write = require("kling.resty.shm").write
+local shm = require "kling.resty.shm"
 
 local Tasks = {}
 Tasks.__index = Tasks
@@ -45,7 +45,7 @@ function M.new(opts)
   if type(retention) ~= "number" or retention <= 0 then
     error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
   end
-  return setmetatable({ dict = dict, journal = opts.journal, retention_s = retention,
+  return setmetatable({ dict = dict, shm = shm.new(dict), journal = opts.journal, retention_s = retention,
     encode = opts.encode or json.encode }, Tasks)
 end
 
@@ -88,12 +88,12 @@ function Tasks:create(rec, s)
     end
   end
   if rec.external_task_id then
-    local ok, xerr = write(d, "safe_add", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
+    local ok, xerr = self.shm:write("safe_add", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id)
     if not ok then
       return nil, xerr == "exists" and "external_task_id exists" or xerr
     end
   end
-  local ok, aerr = write(d, "safe_add", "t:" .. rec.id, s)
+  local ok, aerr = self.shm:write("safe_add", "t:" .. rec.id, s)
   if not ok then
     if rec.external_task_id then
       d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
@@ -112,16 +112,16 @@ function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
-  write(d, "safe_set", list .. ":" .. n, rec.id)
+  self.shm:write("safe_set", list .. ":" .. n, rec.id)
   rec.list_n = n
   if rec.upstream_id then
-    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id)
+    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
   end
   -- A callback may have ended it already (in another worker): then that end stands.
   local ended = d:get("f:" .. rec.id) ~= nil
   local s = encode(self, rec, hint)
   if s and not ended then
-    write(d, "safe_set", "t:" .. rec.id, s)
+    self.shm:write("safe_set", "t:" .. rec.id, s)
   end
   if poll and not ended then
     local len, err = d:rpush(M.Q_NEW, rec.id)
@@ -183,9 +183,9 @@ function Tasks:save(rec, journal)
     return nil, err
   end
   if rec.upstream_id and not d:get("u:" .. rec.upstream_id) then
-    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id)
+    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
   end
-  local ok, serr = write(d, "safe_set", "t:" .. rec.id, s)
+  local ok, serr = self.shm:write("safe_set", "t:" .. rec.id, s)
   if ok and journal then
     return snapshot(self, rec, s)
   end
@@ -202,7 +202,7 @@ function Tasks:finish(rec)
     return nil, err
   end
   local ttl = self.retention_s
-  local ok, aerr = write(d, "safe_add", "f:" .. rec.id, s, ttl)
+  local ok, aerr = self.shm:write("safe_add", "f:" .. rec.id, s, ttl)
   if not ok then
     if aerr == "exists" then
       return false
@@ -212,13 +212,13 @@ function Tasks:finish(rec)
   d:delete("t:" .. rec.id)
   -- The indexes expire with the record.
   if rec.upstream_id then
-    write(d, "safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
+    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
   end
   if rec.external_task_id then
-    write(d, "safe_set", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
+    self.shm:write("safe_set", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
   end
   if rec.list_n then
-    write(d, "safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
+    self.shm:write("safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
   end
   -- The dict's text, journaled as is: one encode, and a line that ends with the record's id
   -- (kling.gateway.text's encoder), which a replay reads back fast.
@@ -234,7 +234,7 @@ function Tasks:amend(rec)
     return nil, err
   end
   local ttl = self.dict:ttl("f:" .. rec.id)
-  return write(self.dict, "safe_set", "f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
+  return self.shm:write("safe_set", "f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
 end
 
 function Tasks:by_upstream(upstream_id)
@@ -295,7 +295,8 @@ function Tasks:active_ids()
 end
 
 -- restore(entries) rebuilds the table from the journal's task snapshots (the last one of
--- each id wins) when shared memory is empty. Returns the number of tasks restored.
+-- each id wins) when shared memory is empty -> the number of tasks restored | nil, message
+-- (the dict cannot hold them all).
 function Tasks:restore(entries)
   local d = self.dict
   if d:get("restored") then
@@ -317,6 +318,13 @@ function Tasks:restore(entries)
     end
   end
   local now_s, restored = ngx.time(), 0
+  -- Every write must land: a dict too small for the journal's tasks would start without some
+  -- (their holds could never end, and a compaction would drop them for good): refused instead.
+  local failed
+  local function put(key, value, ttl)
+    local ok, err = d:safe_set(key, value, ttl)
+    failed = failed or (not ok and (key .. ": " .. tostring(err)))
+  end
   for i, id in ipairs(order) do
     local rec = last[id]
     if i % 2000 == 0 then
@@ -340,15 +348,19 @@ function Tasks:restore(entries)
       local s = encode(self, rec)
       if s then
         restored = restored + 1
-        d:safe_set(list .. ":" .. rec.list_n, rec.id, keep)
+        put(list .. ":" .. rec.list_n, rec.id, keep)
         if rec.external_task_id then
-          d:safe_set("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, keep)
+          put("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, keep)
         end
-        d:safe_set((rec.final and "f:" or "t:") .. rec.id, s, keep)
+        put((rec.final and "f:" or "t:") .. rec.id, s, keep)
         if rec.upstream_id then
-          d:safe_set("u:" .. rec.upstream_id, rec.id, keep)
+          put("u:" .. rec.upstream_id, rec.id, keep)
         end
       end
+    end
+    if failed then
+      return nil, "the shared dict cannot hold the journal's " .. #order .. " tasks (" .. failed .. ", at task " .. i
+        .. ")"
     end
   end
   d:safe_set("restored", true)

@@ -16,7 +16,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local memory = require "kling.money.stores.memory"
-local write = require("kling.resty.shm").write
+local shm = require "kling.resty.shm"
 
 local Meter = {}
 Meter.__index = Meter
@@ -60,7 +60,7 @@ function M.new(opts)
   if ttl ~= nil and not (type(ttl) == "number" and ttl > 0) then
     error("kling.money.stores.shared: ended_ttl must be a positive number of seconds", 2)
   end
-  return setmetatable({ dict = dict, currency = opts.currency, journal = opts.journal,
+  return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency, journal = opts.journal,
     clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0 }, Meter)
 end
 
@@ -200,7 +200,7 @@ function Meter:reserve(account, key, micros, info)
     d:incr(akey(account, "avail"), micros)
     return nil, "over", avail + micros
   end
-  local ok, err = write(d, "safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
+  local ok, err = self.shm:write("safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
     d:incr(akey(account, "avail"), micros)
     if err == "exists" then
@@ -298,7 +298,7 @@ end
 -- Ends a hold once: the first of settle/release for a key wins.
 local function claim(self, key, op)
   local d = self.dict
-  local ok, err = write(d, "safe_add", "d:" .. key, op, self.ended_ttl)
+  local ok, err = self.shm:write("safe_add", "d:" .. key, op, self.ended_ttl)
   if ok then
     return true
   end
@@ -489,24 +489,35 @@ function Meter:restore(entries)
       n = n + 1
     end
   end
+  -- Every write must land: a dict too small for what the journal holds would start with holds
+  -- or ends missing (and a compaction would then drop them for good): refused instead.
+  local failed
+  local function put(key, value, ttl)
+    local ok, err = d:safe_set(key, value, ttl)
+    failed = failed or (not ok and (key .. ": " .. tostring(err)))
+  end
   for a in pairs(spent) do
-    d:safe_set(akey(a, "spent"), spent[a])
-    d:safe_set(akey(a, "reserved"), reserved[a])
+    put(akey(a, "spent"), spent[a])
+    put(akey(a, "reserved"), reserved[a])
   end
   for a, m in pairs(topups) do
-    d:safe_set(akey(a, "topup"), m)
+    put(akey(a, "topup"), m)
   end
   local open = 0
   for key, h in pairs(holds) do
-    d:safe_set("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
+    put("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
     open = open + 1
   end
-  d:safe_set("holds_open", open)
+  put("holds_open", open)
   -- When each ended is not known here: kept ended_ttl from now, never shorter than meant.
   for key, how in pairs(ended) do
-    d:safe_set("d:" .. key, how, self.ended_ttl)
+    put("d:" .. key, how, self.ended_ttl)
   end
-  d:safe_set("seq", seq)
+  put("seq", seq)
+  if failed then
+    return nil, errors.new { kind = "server", field = "memory", message = "the shared dict cannot hold what the"
+      .. " journal holds (" .. failed .. ")" }
+  end
   return n
 end
 
