@@ -94,12 +94,39 @@ local function body()
   return doc
 end
 
-local function create_account(G)
+-- object_body(what, known) -> the body as a JSON object | nil (refused and answered: not an
+-- object, a key given twice, or, with `known`, a key not in it, named with the closest one).
+local function object_body(what, known)
   local doc, derr, dup = body()
   if dup then
-    return refuse(400, derr, dup)
+    refuse(400, derr, dup)
+    return nil
   elseif not doc then
-    return refuse(400, "the body must be a JSON object {name, api_key | access_key + secret_key, credit}")
+    refuse(400, "the body of " .. what .. " must be a JSON object {" .. table.concat(known or { "name",
+      "api_key | access_key + secret_key", "credit" }, ", ") .. "}")
+    return nil
+  end
+  for k in pairs(known and doc or {}) do
+    local listed = false
+    for _, name in ipairs(known) do
+      listed = listed or k == name
+    end
+    if not listed then
+      -- a misspelt field is named, not reported as a missing one
+      local best = validate.closest(k, known)
+      refuse(400, tostring(k) .. ": is not a known field of " .. what
+        .. (best and (" (did you mean " .. best .. "?)") or (" (known: " .. table.concat(known, ", ") .. ")")),
+        tostring(k))
+      return nil
+    end
+  end
+  return doc
+end
+
+local function create_account(G)
+  local doc = object_body("a new account")
+  if not doc then
+    return
   end
   local ok, acct = pcall(config.account, doc, "account")
   if not ok then
@@ -118,20 +145,12 @@ local function create_account(G)
 end
 
 local function topup(G, name)
-  local doc, derr, dup = body()
-  if dup then
-    return refuse(400, derr, dup)
-  end
-  for k in pairs(doc or {}) do
-    if k ~= "amount" then
-      -- a misspelt amount is named, not reported as a missing one
-      local best = validate.closest(k, { "amount" })
-      return refuse(400, tostring(k) .. ": is not a known field of a top-up"
-        .. (best and (" (did you mean " .. best .. "?)") or " (known: amount)"), tostring(k))
-    end
+  local doc = object_body("a top-up", { "amount" })
+  if not doc then
+    return
   end
   local m, why
-  if doc and type(doc.amount) == "string" then
+  if type(doc.amount) == "string" then
     m, why = core.money_parse(doc.amount)
   end
   if not m or m <= 0 then
@@ -190,18 +209,9 @@ local function ledger_trim(G)
   if not G.redis then
     return no_ledger_list(G)
   end
-  local doc, derr, dup = body()
-  if dup then
-    return refuse(400, derr, dup)
-  elseif not doc then
-    return refuse(400, "the body must be a JSON object {lines, sha1}")
-  end
-  for k in pairs(doc) do
-    if k ~= "lines" and k ~= "sha1" then
-      local best = validate.closest(k, { "lines", "sha1" })
-      return refuse(400, tostring(k) .. ": is not a known field of a trim"
-        .. (best and (" (did you mean " .. best .. "?)") or " (known: lines, sha1)"), tostring(k))
-    end
+  local doc = object_body("a trim", { "lines", "sha1" })
+  if not doc then
+    return
   end
   local n = doc.lines
   if type(n) ~= "number" or n % 1 ~= 0 or n < 1 or n > LEDGER_MAX then

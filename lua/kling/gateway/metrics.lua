@@ -189,9 +189,12 @@ function M.render(G)
       out[#out + 1] = k .. " " .. tostring(d:get(k))
     end
   end
-  local function gauge(name, help, kind)
+  local function gauge(name, help, kind, lines)
     out[#out + 1] = "# HELP " .. name .. " " .. help
     out[#out + 1] = "# TYPE " .. name .. " " .. (kind or "gauge")
+    for _, line in ipairs(lines or {}) do
+      out[#out + 1] = line
+    end
   end
   gauge("kling_gateway_journal_errors_total", HELP.kling_gateway_journal_errors_total[2], "counter")
   out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter.store:journal_errors() + G.tasks:journal_errors()
@@ -209,28 +212,21 @@ function M.render(G)
       balance[#balance + 1] = "kling_gateway_balance_micros" .. labels .. " " .. string.format("%d", a.balance_micros)
     end
   end
-  gauge("kling_gateway_reserved_micros", "Held by open reservations, by account and currency, in micro-units.")
-  for _, line in ipairs(reserved) do
-    out[#out + 1] = line
-  end
+  gauge("kling_gateway_reserved_micros", "Held by open reservations, by account and currency, in micro-units.", nil,
+    reserved)
   gauge("kling_gateway_balance_micros", "What each account may still hold, in micro-units: negative when its credit"
-    .. " was lowered below its spend (its creates are refused).")
-  for _, line in ipairs(balance) do
-    out[#out + 1] = line
-  end
+    .. " was lowered below its spend (its creates are refused).", nil, balance)
   -- A full dict refuses creates (capacity): watch free against capacity, size memory by them.
-  gauge("kling_gateway_memory_capacity_bytes", "The size of each shared dict (memory.tasks, memory.ledger).")
-  local free = {}
+  local capacity, free = {}, {}
   for _, name in ipairs { "tasks", "ledger" } do
     local shm, label = ngx.shared[G.dicts[name]], '{dict="' .. name .. '"} '
-    out[#out + 1] = "kling_gateway_memory_capacity_bytes" .. label .. string.format("%d", shm:capacity())
+    capacity[#capacity + 1] = "kling_gateway_memory_capacity_bytes" .. label .. string.format("%d", shm:capacity())
     free[#free + 1] = "kling_gateway_memory_free_bytes" .. label .. string.format("%d", shm:free_space())
   end
+  gauge("kling_gateway_memory_capacity_bytes", "The size of each shared dict (memory.tasks, memory.ledger).", nil,
+    capacity)
   gauge("kling_gateway_memory_free_bytes", "Free pages of each shared dict, in bytes (entries in partly used pages"
-    .. " not counted).")
-  for _, line in ipairs(free) do
-    out[#out + 1] = line
-  end
+    .. " not counted).", nil, free)
   gauge("kling_gateway_poll_lag_seconds", "Seconds since the poller's leader last ran (a stalled poller grows it).")
   local last = G.tasks.dict:get(require("kling.resty.poller").LAST_TICK)
   ngx.update_time()
