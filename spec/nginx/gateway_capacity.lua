@@ -109,8 +109,34 @@ local function run()
 
   -- A dict that is full of what must be kept refuses creates, and the operator is told what to
   -- raise; every create it took still ends (room for the ends is kept at admission).
+  -- A node that ran longer than its retention starts again: ends past it are not put back.
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  local ok_restart, restarted = pcall(start, gw_dir, "gateway", { retention_days = 1 / 86400,
+    memory = { tasks = "4m", ledger = "256k" } })
+  h.check("the gateway restarts after more ends than its ledger dict could hold, all past its retention",
+    ok_restart, tostring(restarted))
+  if ok_restart then
+    gw = restarted
+    local again = h.gateway_admin(gw.http, "admin-0123456789abcdef").by.carol
+    h.check("... with its balance as it was", again.spent == a.spent and again.reserved == "0", again.spent)
+  end
+
   local units_before = h.sim_admin(sim, "GET", "/_sim/ledger").units_total
-  local small = start(small_dir, "small", { memory = { tasks = "512k" } })
+  local small = start(small_dir, "small", { memory = { tasks = "512k", ledger = "256k" } })
+  -- Creates the upstream refuses cost their client nothing: their ends must not fill the ledger's
+  -- dict for retention_days (one client would have every client's creates refused).
+  local refused_upstream, other = 0, {}
+  for _ = 1, 2500 do
+    local r = call("POST", "/v1/videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
+      prompt = "a kite [sim:bogus]" }, small)
+    if r.status >= 400 and r.status < 500 and r.json and r.json.code ~= 5001 then
+      refused_upstream = refused_upstream + 1
+    else
+      other[#other + 1] = r.body
+    end
+  end
+  h.check("2,500 creates the upstream refuses are each refused as such, none 503 for want of memory",
+    refused_upstream == 2500, other[1])
   local codes = {}
   for _ = 1, 700 do
     local r = call("POST", "/v1/videos/text2video", { model_name = "kling-v1", mode = "std", duration = "5",
@@ -156,7 +182,7 @@ local function run()
   h.check("a start with memory.tasks too small for its journal's tasks is refused, naming memory.tasks",
     not started and why:find("raise memory.tasks", 1, true) ~= nil, out)
   h.check("... and its journal is as it was", h.read(jpath) == journal_before)
-  small = start(small_dir, "small", { memory = { tasks = "512k" } })
+  small = start(small_dir, "small", { memory = { tasks = "512k", ledger = "256k" } })
   local again = h.gateway_admin(small.http, "admin-0123456789abcdef").by.carol
   h.check("... started with the size it had, every balance is back", again.spent == sa.spent and again.reserved == "0",
     json.encode { again.spent, again.reserved })

@@ -520,7 +520,7 @@ local function ledger_archive()
     .. " nothing is removed", wrong.status == 409 and extra.status == 400 and extra.body:find("all", 1, true) ~= nil
     and redis_cli("--raw lrange kgw:ledger 0 -1"):sub(1, #before) == before, wrong.body .. " " .. extra.body)
   -- The archiver: the oldest lines from any node, kept, then trimmed, until none is left.
-  local archive, rounds = {}, 0
+  local archive, rounds, offsets_right, trimmed = {}, 0, true, 0
   repeat
     rounds = rounds + 1
     local i = rounds % 3 + 1
@@ -529,6 +529,8 @@ local function ledger_archive()
     if not (res.status == 200 and n) then
       break
     end
+    offsets_right = offsets_right and tonumber(res.headers["x-kling-ledger-offset"]) == trimmed
+    trimmed = trimmed + n
     if n > 0 then
       archive[#archive + 1] = res.body
       h.write(part, res.body)
@@ -541,8 +543,9 @@ local function ledger_archive()
   until n == 0 or rounds > 100
   local text = table.concat(archive)
   h.check(("ledger archive: %d rounds of 400 lines over the three nodes keep every line, in order, and leave the list"
-    .. " empty"):format(rounds), res.status == 200 and res.headers["x-kling-ledger-lines"] == "0" and #before > 0
-    and text:sub(1, #before) == before, res.status .. " " .. #text .. " " .. #before)
+    .. " empty; each read says its first line's place in the whole record"):format(rounds), res.status == 200
+    and res.headers["x-kling-ledger-lines"] == "0" and #before > 0 and text:sub(1, #before) == before
+    and offsets_right, res.status .. " " .. #text .. " " .. #before .. " " .. tostring(offsets_right))
   local a1 = admin(2)
   h.check("ledger archive: balances, spend and the movements' count are the same after it", a0.reserved == "0"
     and a1.spent == a0.spent and a1.reserved == a0.reserved and a1.entries == a0.entries,

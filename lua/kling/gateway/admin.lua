@@ -8,6 +8,7 @@
 --   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
 --                                                409, when the path holds no whole journal)
 --   GET  /gateway/admin/ledger?limit=N           with Redis: the oldest N (1000) lines of its ledger list, NDJSON
+--                                                (X-Kling-Ledger-Lines, X-Kling-Ledger-Offset: the first's place)
 --   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
 --                                                text GET gave; refused, 409, when the list's head differs)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
@@ -194,13 +195,16 @@ local function ledger_head(G)
   if not limit or limit < 1 or limit > LEDGER_MAX then
     return refuse(400, "limit: a whole number of lines from 1 to " .. LEDGER_MAX .. " is required", "limit")
   end
-  local lines, err = G.meter.store:ledger_head(limit)
+  local lines, first = G.meter.store:ledger_head(limit)
   if not lines then
-    ngx.log(ngx.ERR, "kling gateway: ledger head: ", tostring(err))
+    ngx.log(ngx.ERR, "kling gateway: ledger head: ", tostring(first))
     return refuse(503, "the ledger cannot be read now (is the store up?)")
   end
   ngx.header["Content-Type"] = "application/x-ndjson"
   ngx.header["X-Kling-Ledger-Lines"] = #lines
+  -- the first line's place in the whole record: an archive named by it is written again, never
+  -- twice, when a read is repeated (a trim that failed)
+  ngx.header["X-Kling-Ledger-Offset"] = string.format("%d", first)
   ngx.print(#lines > 0 and (table.concat(lines, "\n") .. "\n") or "")
   return ngx.exit(200)
 end

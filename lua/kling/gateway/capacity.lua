@@ -3,25 +3,19 @@
 -- grows when it ends (its result, charge and times: about 1.5 KB kept for retention_days,
 -- against 0.8 KB while it runs; README, Sizing one node), and an end that finds no room
 -- cannot be written, so its task would stay open for its client while the provider bills it.
--- Each open task keeps ROOM_PER_OPEN bytes of whole free pages in the tasks dict, and the
--- ledger dict keeps LEDGER_ROOM for the marks its tasks' ends add.
+-- Each open task keeps ROOM_PER_OPEN bytes of whole free pages in the tasks dict (its final
+-- record is of a larger size than its running one, so it needs a page of its own size's). The
+-- ledger dict needs none: an end's mark takes the slot its hold leaves (money.stores.shared).
 local M = {}
 
 M.ROOM_PER_OPEN = 2048
-M.LEDGER_ROOM = 64 * 1024
 
---- admits(G) -> true | nil, the full dict's name in the config ("tasks" | "ledger")
+--- admits(G) -> true | nil, the full dict's name in the config ("tasks")
 function M.admits(G)
-  if G.redis then
+  if G.redis or G.tasks.shm:room(M.ROOM_PER_OPEN * (G.meter.store:open_holds() + 1)) then
     return true
   end
-  local store = G.meter.store
-  if not G.tasks.shm:room(M.ROOM_PER_OPEN * (store:open_holds() + 1)) then
-    return nil, "tasks"
-  elseif not store.shm:room(M.LEDGER_ROOM) then
-    return nil, "ledger"
-  end
-  return true
+  return nil, "tasks"
 end
 
 --- What the operator reads when a dict has no room: which one, and what to raise.

@@ -37,14 +37,14 @@ local function ids_of(rec)
   return out
 end
 
--- record(G, rec) -> true | nil, message: the ids of an ended record are its account's (kept
--- as long as ended tasks are).
-function M.record(G, rec)
+-- record(G, rec [, ttl]) -> true | nil, message: the ids of an ended record are its account's
+-- (kept as long as ended tasks are, or ttl seconds).
+function M.record(G, rec, ttl)
   local ids = ids_of(rec)
   if #ids == 0 or type(rec.account) ~= "string" then
     return true
   end
-  local ttl = math.max(1, math.floor(G.cfg.retention_days * 86400)) -- 0 would keep them for good
+  ttl = math.max(1, math.floor(ttl or G.cfg.retention_days * 86400)) -- 0 would keep them for good
   if G.redis then
     local r = G.redis
     return r:with(function(red)
@@ -67,9 +67,14 @@ end
 -- restore(G, entries) -> true | nil, message: after a restart (shared memory only), the owners
 -- of the journal's ended records (every one must land, or an id would be free for anyone).
 function M.restore(G, entries)
+  local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
   for _, e in ipairs(entries) do
-    if type(e.record) == "table" and e.record.final then
-      local ok, err = M.record(G, e.record)
+    -- kept for what is left of their task's retention; a task past it is known no more
+    local rec = e.record
+    local left = type(rec) == "table" and rec.final
+      and retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+    if left and left > 0 then
+      local ok, err = M.record(G, rec, left)
       if not ok then
         return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
       end

@@ -66,7 +66,7 @@ end
 -- drop(G, rec): a create that was refused upstream: its record goes, and its hold with it
 -- (nothing was made: it costs nothing). The other half of create_held.
 function M.drop(G, rec)
-  effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id })
+  effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id, forgotten = true })
   G.tasks:drop(rec)
 end
 

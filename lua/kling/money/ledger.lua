@@ -130,10 +130,11 @@ local NOTHING = {}
 local function movement(info, conv)
   local task_id = task_id_of(info)
   local record = type(info) == "table" and info.record or nil
-  if task_id == nil and conv == nil and record == nil then
+  local forgotten = type(info) == "table" and info.forgotten == true or nil
+  if task_id == nil and conv == nil and record == nil and not forgotten then
     return NOTHING
   end
-  return { task_id = task_id, extra = converted(conv), record = record }
+  return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten }
 end
 
 -- The error for a store's refusal code (kling.money.stores.memory lists them).
@@ -267,9 +268,11 @@ function Ledger:settle(task_key, actual, info)
 end
 
 --- Drops a reservation: the task failed, nothing is charged.
--- release(task_key [, {task_id=}]) -> entry | nil, err: the task failed; nothing is charged.
+-- release(task_key [, {task_id=, forgotten=}]) -> entry | nil, err: the task failed; nothing is
+-- charged. forgotten = true: the task goes with this release (refused at its create: nothing can
+-- end it again), so a store need not remember the end for long.
 ---@param task_key string
----@param info? {task_id: string}
+---@param info? {task_id: string, forgotten: boolean}
 ---@return table|nil entry
 ---@return kling.Error|nil err
 function Ledger:release(task_key, info)

@@ -9,7 +9,7 @@
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
 -- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
--- until archived and trimmed: ledger_head, ledger_trim).
+-- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were).
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -374,16 +374,21 @@ end
 -- The record grows by a line a movement, in Redis's memory; balances never read it. An operator
 -- archives it from the oldest line and trims what is archived.
 
---- The oldest lines of the ledger list, exactly as stored, at most `limit` -> lines | nil, message
+-- ARGV: p, limit. The oldest lines and the number of lines trimmed before them (<p>ledger_trimmed:
+-- the first line's place in the whole record), read together.
+local HEAD = [[
+return {tonumber(redis.call('GET', ARGV[1] .. 'ledger_trimmed') or '0'),
+  redis.call('LRANGE', ARGV[1] .. 'ledger', 0, tonumber(ARGV[2]) - 1)}
+]]
+
+--- The oldest lines of the ledger list, exactly as stored, at most `limit` -> lines, the place
+-- of the first in the whole record (0 for the first line ever) | nil, message
 function Meter:ledger_head(limit)
-  local r = self.redis
-  local lines, err = r:with(function(red)
-    return red:lrange(r.prefix .. "ledger", 0, limit - 1)
-  end)
-  if type(lines) ~= "table" then
-    return nil, tostring(err)
+  local res, err = self.redis:run(HEAD, limit)
+  if type(res) ~= "table" or type(res[2]) ~= "table" then
+    return nil, tostring(err or (type(res) == "table" and res[2]))
   end
-  return lines
+  return res[2], res[1]
 end
 
 -- ARGV: p, n, sha1. The oldest n lines go only when they are those archived: the SHA-1 of their
@@ -395,6 +400,7 @@ local lines = redis.call('LRANGE', k, 0, n - 1)
 if #lines < n then return {-1, #lines} end
 if redis.sha1hex(table.concat(lines, '\n') .. '\n') ~= ARGV[3] then return {-2, 0} end
 redis.call('LTRIM', k, n, -1)
+redis.call('INCRBY', ARGV[1] .. 'ledger_trimmed', n)
 return {1, redis.call('LLEN', k)}
 ]]
 

@@ -73,7 +73,7 @@ local function num(dict, key)
 end
 
 -- The movement's fields a journal line has (each written by kling.json.value), in this order.
-local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "task_id", "task_key" }
+local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "task_id", "task_key" }
 
 --- The journal line of a movement, in one piece.
 -- journal_line(e, record) -> the JSON line of movement e (and the record's JSON text) | nil,
@@ -118,6 +118,7 @@ function Meter:record(op, account, key, micros, extra)
     seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = op, task_key = key,
     task_id = extra and extra.task_id or key, amount = core.money_format(micros), currency = self.currency,
     account = account, reserved_amount = extra and extra.reserved_amount,
+    forgotten = extra and extra.forgotten or nil,
   }
   local jerr
   if self.journal then
@@ -295,15 +296,35 @@ local function hold_of(d, key)
   return account, tonumber(m)
 end
 
--- Ends a hold once: the first of settle/release for a key wins.
-local function claim(self, key, op)
+-- How long the end of key's hold is kept (seconds; 0: for the dict's life).
+local function ended_life(self, forgotten)
+  if forgotten then -- removed once its release is done (Meter:release says why)
+    return 1
+  end
+  return self.ended_ttl
+end
+
+-- Ends key's hold once: the first of settle/release wins (the mark's add is the arbiter). The
+-- hold's entry goes first, so that its slot is the one the mark takes (they are the same size):
+-- an end never needs room a full dict lacks (a full dict stranded ends: tasks the provider
+-- billed stayed held). Should the mark still not be written (another worker took the slot
+-- meanwhile), the hold is put back and the end fails, to be tried again.
+local function claim(self, key, op, account, held, forgotten)
   local d = self.dict
-  local ok, err = self.shm:write("safe_add", "d:" .. key, op, self.ended_ttl)
+  if held then
+    d:delete("h:" .. key)
+  end
+  local ok, err = self.shm:write("safe_add", "d:" .. key, op, ended_life(self, forgotten))
   if ok then
     return true
-  end
-  if err == "exists" then
+  elseif err == "exists" then -- another end came first: its own hold's entry went with it
     return nil, "ended", d:get("d:" .. key) or "ended"
+  end
+  if held then
+    local back, berr = d:safe_set("h:" .. key, account .. "|" .. string.format("%d", held))
+    if not back then -- the journal still has it open: a restart settles it from its record
+      ngx.log(ngx.ERR, "kling meter: the hold of ", key, " cannot be put back: ", tostring(berr))
+    end
   end
   return nil, "store", "shared memory: " .. tostring(err)
 end
@@ -321,7 +342,7 @@ function Meter:settle(key, micros, info)
   if not account or not self:known(account) then
     return nil, "unknown_account"
   end
-  local ok, code, detail = claim(self, key, "settled")
+  local ok, code, detail = claim(self, key, "settled", account, held)
   if not ok then
     return nil, code, detail
   end
@@ -329,7 +350,6 @@ function Meter:settle(key, micros, info)
     d:incr("holds_open", -1, 0)
   end
   held = held or 0
-  d:delete("h:" .. key)
   d:incr(akey(account, "avail"), held - micros)
   d:incr(akey(account, "reserved"), -held)
   d:incr(akey(account, "spent"), micros)
@@ -344,15 +364,23 @@ function Meter:release(key, info)
   if not account then
     return nil, "no_hold"
   end
-  local ok, code, detail = claim(self, key, "released")
+  local forgotten = info and info.forgotten
+  local ok, code, detail = claim(self, key, "released", account, held, forgotten)
   if not ok then
     return nil, code, detail
   end
-  d:delete("h:" .. key)
   d:incr("holds_open", -1, 0)
   d:incr(akey(account, "avail"), held)
   d:incr(akey(account, "reserved"), -held)
-  return self:record("release", account, key, held, info)
+  local e, jerr = self:record("release", account, key, held, info)
+  if forgotten then
+    -- The task went with its hold (refused at its create, in its own request), so
+    -- nothing can end it again: its mark was only the arbiter of ends made at that moment. A
+    -- client whose creates were all refused upstream left one mark each, kept for retention:
+    -- for nothing, it filled the dict within seconds and every client's creates were refused.
+    d:delete("d:" .. key)
+  end
+  return e, jerr
 end
 
 -- Every account is in the store's one currency (an unknown one is refused when it moves).
@@ -437,6 +465,7 @@ function Meter:restore(entries)
     return 0
   end
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
+  local ended_at = {} -- task key -> {time_ms of its end, forgotten}
   local topups = {}
   for i, e in ipairs(entries) do
     if e.op == "balance" or e.op == "ended" or e.op == "journal" then
@@ -475,6 +504,7 @@ function Meter:restore(entries)
         reserved[a] = reserved[a] + m
       elseif not ended[e.task_key] then
         ended[e.task_key] = e.op == "settle" and "settled" or "released"
+        ended_at[e.task_key] = type(e.time_ms) == "number" and { e.time_ms, e.forgotten == true } or nil
         if held then
           reserved[held[1]] = reserved[held[1]] - held[2]
           holds[e.task_key] = nil
@@ -509,9 +539,17 @@ function Meter:restore(entries)
     open = open + 1
   end
   put("holds_open", open)
-  -- When each ended is not known here: kept ended_ttl from now, never shorter than meant.
+  -- An end is kept for what is left of its life from its line's time; one past it is not put
+  -- back (a node that ran longer than its retention would not start again). A compacted
+  -- journal's ends have no time: kept whole (compaction kept only those of tasks it kept).
+  local now = self.clock()
   for key, how in pairs(ended) do
-    put("d:" .. key, how, self.ended_ttl)
+    local at = ended_at[key]
+    local life = self.ended_ttl
+    local left = (life > 0 and at) and life - (now - at[1]) / 1000 or life
+    if not (at and at[2]) and (life == 0 or left > 0) then -- a forgotten task's end keeps no mark
+      put("d:" .. key, how, left)
+    end
   end
   put("seq", seq)
   if failed then
