@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Where a metered create's time goes, by Lua function: LuaJIT's sampling profiler (jit.p: stacks
+# of module:function every ms) in the gateway's one worker while wrk sends creates for
+# PROFILE_SECONDS. The conf is the one `kling gateway start` writes, with two locations added
+# that start and stop the profiler.
+# A sample taken outside the VM (nginx, the kernel) lands on the next phase handler's first line:
+# those lines stand for nginx's own work. Prints the functions' inclusive and self shares.
+#   bench/gateway/profile.sh   (env: BUILD=build, PROFILE_SECONDS=5, TOP=30)
+# Needs wrk, nginx with its Lua module, lua5.4, curl, jq.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export KLING_JIT_BUILD_DIR=$PWD/${BUILD:-build}/jit
+[ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
+work=$(mktemp -d /tmp/kling-bench-profile.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/sim" "$work/journal"
+[ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
+npid=""
+cleanup() {
+  if [ -n "$npid" ]; then kill -QUIT "$npid" 2>/dev/null || true; fi
+  lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# shellcheck source=bench/gateway/lib.sh
+. bench/gateway/lib.sh
+lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
+sim_http=$(jq -r .http "$work/sim.json")
+gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
+port=$(free_port)
+lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
+lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
+rm -f "$work"/journal/*
+out="$work/profile.txt"
+: > "$out"
+chmod 666 "$out"
+sed "s|^    location = /metrics |    location = /_profile/start { content_by_lua_block { require(\"jit.p\").start(\"GFi1\", \"$out\") } }\n    location = /_profile/stop { content_by_lua_block { require(\"jit.p\").stop() } }\n&|" \
+  "$work/gw/nginx.conf" > "$work/gw/profile.conf"
+grep -q "_profile/start" "$work/gw/profile.conf"
+setsid nginx -p "$work/gw" -c "$work/gw/profile.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 </dev/null &
+npid=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.05; done
+url="http://127.0.0.1:$port/v1/videos/text2video"
+GW_KEY=bench-key wrk -t2 -c32 -d3s -s bench/gateway/create.lua "$url" >/dev/null # the JIT's traces
+curl -fs -X POST "$sim_http/_sim/reset" >/dev/null # a full simulator answers 5000s (README: a trap)
+curl -fs "http://127.0.0.1:$port/_profile/start" >/dev/null
+GW_KEY=bench-key wrk -t2 -c32 -d"${PROFILE_SECONDS:-5}s" -s bench/gateway/create.lua "$url" | grep -E "Requests/sec|Non-2xx" || true
+curl -fs "http://127.0.0.1:$port/_profile/stop" >/dev/null
+lua5.4 - "$out" "${TOP:-30}" <<'LUA'
+local incl, self, total = {}, {}, 0
+for line in io.lines(arg[1]) do
+  local stack, n = line:match("^(.*) (%d+)$")
+  if stack then
+    n = tonumber(n)
+    total = total + n
+    local seen, last = {}, nil
+    for f in stack:gmatch("[^;]+") do
+      if not seen[f] then
+        incl[f], seen[f] = (incl[f] or 0) + n, true
+      end
+      last = f
+    end
+    self[last] = (self[last] or 0) + n
+  end
+end
+assert(total > 0, "no samples: the profiler did not run")
+for _, t in ipairs { { incl, "inclusive" }, { self, "self" } } do
+  local ks = {}
+  for k in pairs(t[1]) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return t[1][a] > t[1][b] end)
+  print(("%s (of %d samples):"):format(t[2], total))
+  for i = 1, math.min(#ks, tonumber(arg[2])) do
+    print(("%6.1f %%  %s"):format(100 * t[1][ks[i]] / total, ks[i]))
+  end
+end
+LUA
