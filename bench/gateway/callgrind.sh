@@ -14,28 +14,16 @@ creates=${CREATES:-3000}
 for c in valgrind callgrind_control wrk jq curl; do
   command -v "$c" >/dev/null || { echo "$c is missing (apt-get install valgrind wrk jq curl)"; exit 1; }
 done
-work=$(mktemp -d /tmp/kling-bench-callgrind.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/sim" "$work/journal"
-[ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
+# shellcheck source=bench/gateway/lib.sh
+. bench/gateway/lib.sh
 vpid=""
 cleanup() {
   [ -n "$vpid" ] && kill -QUIT "$vpid" 2>/dev/null && sleep 1
   [ -n "$vpid" ] && kill -KILL "$vpid" 2>/dev/null || true
-  lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true
-  lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  bench_cleanup
 }
 trap cleanup EXIT
-# shellcheck source=bench/gateway/lib.sh
-. bench/gateway/lib.sh
-lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
-gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
-port=$(free_port)
-# kling gateway start writes the nginx conf (and checks the config); the run itself is ours.
-lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
-lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
-rm -f "$work"/journal/*
+gateway_conf callgrind # the conf kling gateway start writes (the config checked); the run itself is ours
 sed 's|^worker_processes 1;|worker_processes 1; master_process off;|' "$work/gw/nginx.conf" > "$work/gw/callgrind.conf"
 grep -q "master_process off" "$work/gw/callgrind.conf"
 out="$work/callgrind.out"

@@ -15,3 +15,29 @@ gateway_config() {
   "accounts": [{"name": "bench", "api_key": "bench-key", "credit": "1000000000"}] ${5:-} }
 JSON
 }
+
+# gateway_conf TAG: for scripts that run the bench gateway's nginx themselves (under a tool): a
+# work dir ($work), a simulator of its own ($work/sim.json, $sim_http) and the conf `kling gateway
+# start` writes for the gateway ($work/gw/nginx.conf, on $port; the config checked), not running,
+# its journal empty. bench_cleanup undoes it (the caller stops its nginx first).
+gateway_conf() {
+  work=$(mktemp -d "/tmp/kling-bench-$1.XXXXXX")
+  chmod 755 "$work"
+  mkdir -p "$work/sim" "$work/journal"
+  if [ "$(id -u)" -eq 0 ]; then chown nobody "$work/journal"; fi
+  lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
+  sim_http=$(jq -r .http "$work/sim.json")
+  gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
+  port=$(free_port)
+  lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
+  lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
+  rm -f "$work"/journal/*
+}
+
+bench_cleanup() {
+  if [ -n "${work:-}" ]; then
+    lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true
+    lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
+    rm -rf "$work"
+  fi
+}

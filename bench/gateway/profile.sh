@@ -11,26 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KLING_JIT_BUILD_DIR=$PWD/${BUILD:-build}/jit
 [ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
-work=$(mktemp -d /tmp/kling-bench-profile.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/sim" "$work/journal"
-[ "$(id -u)" -eq 0 ] && chown nobody "$work/journal"
+# shellcheck source=bench/gateway/lib.sh
+. bench/gateway/lib.sh
 npid=""
 cleanup() {
   if [ -n "$npid" ]; then kill -QUIT "$npid" 2>/dev/null || true; fi
-  lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  bench_cleanup
 }
 trap cleanup EXIT
-# shellcheck source=bench/gateway/lib.sh
-. bench/gateway/lib.sh
-lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
-sim_http=$(jq -r .http "$work/sim.json")
-gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
-port=$(free_port)
-lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
-lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
-rm -f "$work"/journal/*
+gateway_conf profile
 out="$work/profile.txt"
 : > "$out"
 chmod 666 "$out"
