@@ -175,7 +175,7 @@ end
 function M.value(v)
   local t = type(v)
   if t == "string" then
-    return (cjson.encode(v))
+    return M.quote(v)
   elseif t == "number" and v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
     return string.format("%d", v)
   elseif t == "boolean" then

@@ -175,10 +175,8 @@ end
 local LEDGER_MAX = 5000
 
 local function no_ledger_list(G)
-  if not G.redis then
-    return refuse(409, "this gateway's record is its journal " .. G.cfg.journal
-      .. " (compacted at each start: copy it before a restart to keep every movement)", "journal")
-  end
+  return refuse(409, "this gateway's record is its journal " .. G.cfg.journal
+    .. " (compacted at each start: copy it before a restart to keep every movement)", "journal")
 end
 
 local function ledger_head(G)

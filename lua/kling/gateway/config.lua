@@ -121,9 +121,6 @@ local function seconds(t, k, where, default, unit)
   return v
 end
 
--- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
--- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
--- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
 -- A shared dict's size ("128m", "1g", "65536k", bytes) -> {text = as nginx reads it in
 -- lua_shared_dict (`kling gateway start` writes it there), bytes =}.
 local UNITS = { [""] = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 }
@@ -145,6 +142,9 @@ local function size(t, k, where, default)
   return { text = text, bytes = bytes }
 end
 
+-- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
+-- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
+-- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
 local function base_url_problem(u)
   local problem = validate.base_url_problem(u) -- the library's rule first: user info, query, spaces
   if problem then

@@ -7,6 +7,8 @@
 -- or element) is not its business and passes.
 local M = {}
 
+local tasks = require "kling.resty.tasks"
+
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global)
 
 M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> account (kling.resty.tasks has none such)
@@ -71,8 +73,7 @@ function M.restore(G, entries)
   for _, e in ipairs(entries) do
     -- kept for what is left of their task's retention; a task past it is known no more
     local rec = e.record
-    local left = type(rec) == "table" and rec.final
-      and retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+    local left = type(rec) == "table" and rec.final and tasks.left(rec, retention_s, now_s)
     if left and left > 0 then
       local ok, err = M.record(G, rec, left)
       if not ok then

@@ -294,6 +294,12 @@ function Tasks:active_ids()
   return out
 end
 
+--- left(rec, retention_s, now_s) -> the seconds an ended record has left of its retention
+-- (0 or less: past it); the record's end is its updated_at.
+function M.left(rec, retention_s, now_s)
+  return retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+end
+
 -- restore(entries) rebuilds the table from the journal's task snapshots (the last one of
 -- each id wins) when shared memory is empty -> the number of tasks restored | nil, message
 -- (the dict cannot hold them all).
@@ -337,7 +343,7 @@ function Tasks:restore(entries)
     -- An ended record keeps what is left of its retention; one past it stays gone.
     local keep = 0
     if rec.final then
-      keep = self.retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+      keep = M.left(rec, self.retention_s, now_s)
     end
     if rec.state == "creating" then
       rec.state = "lookup" -- its request handler died with the old nginx: find it upstream
