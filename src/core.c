@@ -66,6 +66,7 @@ int luaopen_kling_core(lua_State *L) {
     kling_open_http(L);
     kling_open_money(L);
     kling_open_sched(L);
+    kling_open_idmap(L);
     kling_open_fileio(L);
     kling_open_json(L);
     return 1;

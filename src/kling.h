@@ -23,6 +23,7 @@ void kling_open_webhook(lua_State *L); /* webhook.c: Standard Webhooks verificat
 void kling_open_http(lua_State *L);    /* http.c:    libcurl multi driver */
 void kling_open_money(lua_State *L);   /* money.c:   decimal micro-units, price rules */
 void kling_open_sched(lua_State *L);   /* sched.c:   poll scheduler, slot limiter */
+void kling_open_idmap(lua_State *L);   /* idmap.c:   task ids <-> scheduler handles, in C memory */
 void kling_open_fileio(lua_State *L);  /* fileio.c:  durable appends (fsync) for journals, local input files */
 void kling_open_json(lua_State *L);    /* json.c:    keys given twice in a JSON text */
 

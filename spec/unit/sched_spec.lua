@@ -1,6 +1,6 @@
--- kling.core sched and slots from Lua, driven by a fake clock: the interval policy through
--- the binding, handles, deadlines, the slot limiter's queue and AIMD, misuse that raises,
--- and the LuaJIT build inside an nginx worker.
+-- kling.core sched, slots and idmap from Lua, driven by a fake clock: the interval policy
+-- through the binding, handles, deadlines, the slot limiter's queue and AIMD, the poller's
+-- ids by handle, misuse that raises, and the LuaJIT build inside an nginx worker.
 local core = require "kling.core"
 
 -- Runs one task finishing at `finish` ms through s; returns polls and detection lag.
@@ -306,6 +306,47 @@ describe("kling.core slots", function()
   end)
 end)
 
+describe("kling.core idmap", function()
+  it("maps ids to the scheduler's handles and back, one to one", function()
+    local m = core.idmap()
+    m:put("gw-a", 1)
+    m:put("gw\0b", 3) -- any bytes
+    assert.equal(1, m:find("gw-a"))
+    assert.equal(3, m:find("gw\0b"))
+    assert.is_nil(m:find("gw"))
+    assert.equal("gw\0b", m:id(3))
+    assert.is_nil(m:id(2))
+    assert.is_true(m:remove(1))
+    assert.is_false(m:remove(1))
+    assert.is_nil(m:find("gw-a"))
+    m:put("gw-a", 2) -- an id and a handle are free again once removed
+    local n, bytes = m:count()
+    assert.equal(2, n)
+    assert.is_true(bytes > 0)
+    assert.equal("kling.idmap(2 ids)", tostring(m))
+  end)
+
+  it("refuses a taken id or handle, and bad arguments, by raising", function()
+    local m = core.idmap()
+    m:put("a", 1)
+    for _, c in ipairs {
+      { function() m:put("a", 2) end, "already mapped" },
+      { function() m:put("b", 1) end, "already mapped" },
+      { function() m:put("", 2) end, "1 to 1024 bytes" },
+      { function() m:put(("x"):rep(1025), 2) end, "1 to 1024 bytes" },
+      { function() m:put("b", 0) end, "a handle is an integer from 1" },
+      { function() m:put("b", 1.5) end, "a handle is an integer from 1" },
+      { function() m:id("1") end, "got string" },
+      { function() m.find({}, "a") end, "kling.idmap expected" },
+    } do
+      local ok, err = pcall(c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], tostring(err), 1, true)
+    end
+    assert.equal(1, (m:count())) -- nothing changed
+  end)
+end)
+
 describe("kling.core sched under LuaJIT (nginx's Lua)", function()
   it("schedules and limits inside a worker with the LuaJIT build", function()
     local nginx = require "support.nginx"
@@ -327,8 +368,11 @@ describe("kling.core sched under LuaJIT (nginx's Lua)", function()
           local q = sl:acquire(7) and not sl:acquire(8)
           local granted = sl:release(5)
           local ok, err = pcall(s.add, s, 1.5)
+          local ids = core.idmap()
+          ids:put("gw-a", a)
           ngx.say(core.lua, " ", a, " ", b, " ", s:next_at(a), " ", #due, " ", due[1], " ",
-            tostring(q), " ", granted[1], " ", tostring(ok), " ", err:match("now must be an integer") or err)
+            tostring(q), " ", granted[1], " ", tostring(ok), " ", err:match("now must be an integer") or err,
+            " ", ids:find("gw-a"), " ", ids:id(a))
         }
       }
     ]], { cpath = jit_cpath })
@@ -336,6 +380,6 @@ describe("kling.core sched under LuaJIT (nginx's Lua)", function()
     local log = srv.error_log()
     srv.stop()
     assert.equal(200, code, log)
-    assert.equal("jit 1 2 118800 1 2 true 8 false now must be an integer\n", body)
+    assert.equal("jit 1 2 118800 1 2 true 8 false now must be an integer 1 gw-a\n", body)
   end)
 end)
