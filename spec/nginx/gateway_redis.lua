@@ -197,6 +197,14 @@ local function run()
   local live = tonumber((redis_cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
   h.check("issue 12.5: the 1,500 creates refused at the cap left no task record behind (500 ended, none live)",
     finals == 500 and live == 0, json.encode { finals, live })
+  -- Each end is a key that expires with the task's retention (a hash of them grew ~60 B a task
+  -- for good): 500 of them, each with a TTL of retention_days (30) plus a minute at most.
+  local ends = tonumber((redis_cli("--scan --pattern 'kgw:e:*' | wc -l"):match("%d+")))
+  local one = redis_cli("--scan --pattern 'kgw:e:*' | head -1"):match("[^\n]+")
+  local ttl = tonumber((redis_cli("ttl " .. one):match("%-?%d+")))
+  h.check("issue 12: each of the 500 ends is a key of its own that expires with the task's retention",
+    ends == 500 and ttl and ttl > 30 * 86400 - 600 and ttl <= 30 * 86400 + 60
+      and redis_cli("exists kgw:ended"):match("%d+") == "0", json.encode { ends, ttl })
   -- The created records are published in batches (one script numbers a batch's list entries):
   -- the account's list numbers 1..500 each name one of the 500 tasks, each once.
   local listed, seen, dup = {}, {}, 0

@@ -106,6 +106,14 @@ local function master_pid()
   return tonumber(pid)
 end
 
+-- How long either store remembers that a hold ended (so that a second end is refused): as
+-- long as the task's record is kept, which is what could end it again, plus a margin; whole
+-- seconds (Redis's EX).
+function M.ended_ttl(cfg)
+  local retention_s = cfg.retention_days * 86400
+  return math.ceil(retention_s + math.min(60, retention_s))
+end
+
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
 -- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
 -- Redis by each node's first worker (cosockets are not available here).
@@ -116,7 +124,7 @@ local function init_redis(ledger_dict)
   end })
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
-    dict = ledger_dict } })
+    dict = ledger_dict, ended_ttl = M.ended_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
     retention_s = G.cfg.retention_days * 86400, encode = texts.record }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
@@ -192,7 +200,7 @@ function M.init(path, opts)
   -- moment between the end's claim and the task's final record (a minute, or the retention when
   -- shorter). Nothing can end it again after that, and a node that runs for months keeps room.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
-    journal = G.journal, ended_ttl = retention_s + math.min(60, retention_s) } })
+    journal = G.journal, ended_ttl = M.ended_ttl(G.cfg) } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()

@@ -7,7 +7,9 @@
 -- Amounts are integer micro-units (exact in Redis's Lua doubles below 2^53).
 --
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
--- task_key -> "account|micros"), <p>ended (hash task_key -> settled|released), <p>seq,
+-- task_key -> "account|micros"), <p>e:<task_key> (settled|released: the one end of a hold, kept
+-- `ended_ttl` seconds, so that a second end is refused; <p>ended, a hash of them that never
+-- shed a field, is still read for the ends written before them), <p>seq,
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
 -- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were).
 local core = require "kling.core"
@@ -63,7 +65,8 @@ local function reserve(p, account, key, m, fields)
   local a = p .. 'a:' .. account
   local v = redis.call('HMGET', a, 'limit', 'avail', 'reserved')
   if not v[1] then return {-2, 0} end
-  if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('HEXISTS', p .. 'ended', key) == 1 then
+  if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('EXISTS', p .. 'e:' .. key) == 1
+    or redis.call('HEXISTS', p .. 'ended', key) == 1 then
     return {-3, 0}
   end
   local avail = tonumber(v[2])
@@ -119,8 +122,8 @@ return r
 -- ARGV: p, key, op (settled|released), micros (settle), task_id, currency, account (settle
 -- without a hold)
 local END = LINE .. [[
-local p, key, op, m, task_id, currency, fallback = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
-  ARGV[6], ARGV[7]
+local p, key, op, m, task_id, currency, fallback, life = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
+  ARGV[6], ARGV[7], ARGV[8]
 local h = redis.call('HGET', p .. 'holds', key)
 local account, held = nil, 0
 if h then
@@ -131,7 +134,11 @@ elseif op == 'settled' and fallback ~= '' then
 end
 if not account then return {-2, 0} end
 if redis.call('HEXISTS', p .. 'a:' .. account, 'limit') == 0 then return {-2, 0} end
-if redis.call('HSETNX', p .. 'ended', key, op) == 0 then return {-3, redis.call('HGET', p .. 'ended', key)} end
+local before = redis.call('HGET', p .. 'ended', key)
+if before then return {-3, before} end
+if not redis.call('SET', p .. 'e:' .. key, op, 'NX', 'EX', life) then
+  return {-3, redis.call('GET', p .. 'e:' .. key)}
+end
 local a = p .. 'a:' .. account
 if h then redis.call('HDEL', p .. 'holds', key) end
 if op == 'settled' then
@@ -181,10 +188,15 @@ redis.call('RPUSH', ARGV[1] .. 'ledger', cjson.encode({ op = 'topup', topup_acco
 return 1
 ]]
 
--- new{redis = kling.gateway.redis, currency =, dict = shared dict (error counters)} -> meter
+-- new{redis = kling.gateway.redis, currency =, dict = shared dict (error counters), ended_ttl =
+-- seconds the end of a hold is remembered (refusing a second end of it)} -> meter
 function M.new(opts)
-  return setmetatable({ redis = opts.redis, currency = opts.currency, dict = opts.dict, clock = core.wall_ms },
-    Meter)
+  local ttl = opts.ended_ttl
+  if not (type(ttl) == "number" and ttl >= 1 and ttl == math.floor(ttl)) then
+    error("kling.money.stores.redis: ended_ttl must be a whole number of seconds, at least 1", 2)
+  end
+  return setmetatable({ redis = opts.redis, currency = opts.currency, dict = opts.dict, clock = core.wall_ms,
+    ended_ttl = ttl }, Meter)
 end
 
 local function store_error(err)
@@ -279,8 +291,11 @@ function Meter:reserve_call(account, key, micros, info, record)
 end
 
 local function finish(self, key, op, micros, info)
+  -- A create refused upstream goes with its task (kling.money.ledger's forgotten): its end is
+  -- kept only while a second end could still race it.
+  local life = info and info.forgotten and 1 or self.ended_ttl
   local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
-    info and info.account or "")
+    info and info.account or "", fmt(life))
   if not res then
     return nil, "store", tostring(err)
   end
