@@ -210,14 +210,7 @@ static const luaL_Reg auth_meta[] = {
 };
 
 void kling_open_auth(lua_State *L) {
-    luaL_newmetatable(L, AUTH_MT);
-    luaL_setfuncs(L, auth_meta, 0);
-    lua_pushstring(L, AUTH_MT);
-    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
-    lua_newtable(L);
-    luaL_setfuncs(L, auth_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_new_class(L, AUTH_MT, auth_meta, auth_methods);
     lua_pushcfunction(L, l_auth);
     lua_setfield(L, -2, "auth");
 }

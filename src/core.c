@@ -1,6 +1,17 @@
 /* kling.core: the C core's entry point. One opener per concern (see kling.h). */
 #include "kling.h"
 
+void kling_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 void kling_setint(lua_State *L, const char *name, lua_Integer v) {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, name);

@@ -615,13 +615,6 @@ void kling_open_fileio(lua_State *L) {
         {"write_pid", l_lock_write_pid},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, LOCK_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_pushstring(L, LOCK_MT);
-    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_new_class(L, LOCK_MT, meta, methods);
     luaL_setfuncs(L, fns, 0);
 }

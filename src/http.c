@@ -840,14 +840,7 @@ void kling_open_http(lua_State *L) {
 #endif
         {NULL, NULL},
     };
-    luaL_newmetatable(L, KH_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_pushstring(L, KH_MT);
-    lua_setfield(L, -2, "__name");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_new_class(L, KH_MT, meta, methods);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "http");
 }

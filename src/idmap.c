@@ -126,14 +126,7 @@ void kling_open_idmap(lua_State *L) {
         {"put", l_put}, {"find", l_find}, {"id", l_id}, {"remove", l_remove}, {"count", l_count}, {NULL, NULL}
     };
     static const luaL_Reg meta[] = {{"__tostring", l_tostring}, {"__gc", l_gc}, {NULL, NULL}};
-    luaL_newmetatable(L, IDMAP_MT);
-    luaL_setfuncs(L, meta, 0);
-    lua_pushstring(L, IDMAP_MT);
-    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    kling_new_class(L, IDMAP_MT, meta, methods);
     lua_pushcfunction(L, l_idmap);
     lua_setfield(L, -2, "idmap");
 }

@@ -27,6 +27,10 @@ void kling_open_idmap(lua_State *L);   /* idmap.c:   task ids <-> scheduler hand
 void kling_open_fileio(lua_State *L);  /* fileio.c:  durable appends (fsync) for journals, local input files */
 void kling_open_json(lua_State *L);    /* json.c:    keys given twice in a JSON text */
 
+/* Registers a userdata class: its metatable `name` (with __name, for LuaJIT too) holding meta
+ * (__gc, __tostring, ...) and an __index table of methods. Leaves the stack as it found it. */
+void kling_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* Set t[name] = integer / string field of the table at the top of the stack. */
 void kling_setint(lua_State *L, const char *name, lua_Integer v);
 void kling_setstr(lua_State *L, const char *name, const char *v);

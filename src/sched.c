@@ -572,17 +572,6 @@ static int l_slots_gc(lua_State *L) {
 
 /* ---- registration ---- */
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "__name"); /* LuaJIT's luaL_newmetatable does not set it */
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-}
-
 void kling_open_sched(lua_State *L) {
     static const luaL_Reg sched_methods[] = {
         {"add", l_add},
@@ -620,8 +609,8 @@ void kling_open_sched(lua_State *L) {
         {"__gc", l_slots_gc},
         {NULL, NULL}
     };
-    new_class(L, SCHED_MT, sched_meta, sched_methods);
-    new_class(L, SLOTS_MT, slots_meta, slots_methods);
+    kling_new_class(L, SCHED_MT, sched_meta, sched_methods);
+    kling_new_class(L, SLOTS_MT, slots_meta, slots_methods);
     lua_pushcfunction(L, l_sched);
     lua_setfield(L, -2, "sched");
     lua_pushcfunction(L, l_slots);
