@@ -370,6 +370,15 @@ static int l_next_at(lua_State *L) {
     return 1;
 }
 
+/* s:live(handle) -> whether handle is a task added and not yet freed (never raises for an
+ * integer: a caller holding a handle a poll may have freed asks before using it). */
+static int l_live(lua_State *L) {
+    struct kling_sched *s = check_sched(L);
+    int64_t h = check_int(L, 2, "handle");
+    lua_pushboolean(L, h >= 1 && h <= (int64_t)UINT32_MAX && kling_sched_is_live(s, (uint32_t)(h - 1)));
+    return 1;
+}
+
 /* s:polls(handle) -> times due() returned it unexpired. */
 static int l_polls(lua_State *L) {
     struct kling_sched *s = check_sched(L);
@@ -582,6 +591,7 @@ void kling_open_sched(lua_State *L) {
         {"expect", l_expect},
         {"next_wakeup", l_next_wakeup},
         {"next_at", l_next_at},
+        {"live", l_live},
         {"polls", l_polls},
         {"count", l_count},
         {"set_run_deadline", l_set_run_deadline},

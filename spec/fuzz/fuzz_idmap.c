@@ -1,6 +1,6 @@
 /* The id <-> handle map driven by random put/find/remove sequences against a
  * model: an array of what each of 64 handles holds. The ids come from the
- * input (any bytes, short so that they repeat), the hash key too. Invariants
+ * input (0 to 15 bytes of four values, so that they repeat), the hash key too. Invariants
  * after every step: the count matches the model; a put succeeds exactly when
  * neither its id nor its handle is taken (and changes nothing when refused);
  * find and id answer what the model holds, both ways. */
@@ -8,7 +8,7 @@
 #include "idmap.h"
 
 #define HANDLES 64
-#define MAX_ID 12
+#define MAX_ID 16
 
 struct slot {
     int used;
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t op = fuzz_u8(&in);
         uint32_t h = fuzz_u8(&in) % HANDLES, got = 0;
         char id[MAX_ID];
-        size_t len = op >> 2 & 7, j, owner = HANDLES;
+        size_t len = op >> 2 & 15, j, owner = HANDLES; /* 0-15 bytes: SipHash's 8-byte blocks too */
         for (j = 0; j < len; j++) {
             id[j] = (char)(fuzz_u8(&in) & 3); /* few distinct bytes: ids repeat */
         }

@@ -156,7 +156,7 @@ static int place(uint32_t *slots, size_t n_slots, uint64_t hash, uint32_t value)
 /* Room for one more id: the slots rebuilt (grown, or cleared of removed ones) once
  * used and removed slots would pass 3/4, to be at most half full after. */
 static int reserve_slot(struct kling_idmap *m) {
-    size_t n = MIN_SLOTS, h;
+    size_t n = MIN_SLOTS, i;
     uint32_t *slots;
     if ((m->used + m->removed + 1) * 4 <= m->n_slots * 3) {
         return KLING_IDMAP_OK;
@@ -171,9 +171,12 @@ static int reserve_slot(struct kling_idmap *m) {
     if (slots == NULL) {
         return KLING_IDMAP_ENOMEM;
     }
-    for (h = 0; h < m->n_entries; h++) {
-        if (m->entries[h].id != NULL) {
-            (void)place(slots, n, m->entries[h].hash, (uint32_t)h + 2);
+    /* From the old slots, not the entries: after a peak the entries run to the highest handle
+     * ever mapped, and a small map is rebuilt often. */
+    for (i = 0; i < m->n_slots; i++) {
+        uint32_t v = m->slots[i];
+        if (v > SLOT_REMOVED) {
+            (void)place(slots, n, m->entries[v - 2].hash, v);
         }
     }
     free(m->slots);
@@ -190,10 +193,10 @@ static int reserve_entry(struct kling_idmap *m, uint32_t handle) {
         return KLING_IDMAP_OK;
     }
     while (n <= handle) {
+        if (n > SIZE_MAX / 2 / sizeof(*e)) { /* also ends the loop where size_t is 32 bits */
+            return KLING_IDMAP_ENOMEM;
+        }
         n *= 2;
-    }
-    if (n > SIZE_MAX / sizeof(*e)) {
-        return KLING_IDMAP_ENOMEM;
     }
     e = realloc(m->entries, n * sizeof(*e));
     if (e == NULL) {

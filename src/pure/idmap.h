@@ -11,7 +11,9 @@
  * hashed with SipHash-1-3 under a per-map key (the caller's seed), so ids
  * chosen to collide cannot turn lookups linear. Lookups, inserts and removals
  * are O(1) on average; the table is open addressing with linear probing, kept
- * at most 3/4 full (removed slots included). */
+ * at most 3/4 full (removed slots included). Handles index an array (24 bytes
+ * each, up to the highest handle ever mapped): they are meant to be dense, as
+ * the scheduler's are (it reuses freed ones). */
 #ifndef KLING_IDMAP_H
 #define KLING_IDMAP_H
 

@@ -77,8 +77,17 @@ function M.start(opts)
   return self
 end
 
--- add(self, id, now [, new]) -> the task's handle (its own, when it was there already)
+M.ID_MAX = 1024 -- bytes of a task id the poller takes (core.idmap's limit)
+
+-- add(self, id, now [, new]) -> the task's handle (its own, when it was there already), or nil
+-- for an id no gateway makes (empty or longer than ID_MAX): logged and not polled, where
+-- raising would stop every tick's polls.
 local function add(self, id, now, new)
+  if type(id) ~= "string" or #id == 0 or #id > M.ID_MAX then
+    log_err("not polled: a task id must be 1 to ", M.ID_MAX, " bytes (got ", type(id) == "string" and #id or type(id),
+      ")")
+    return nil
+  end
   local ids = self.ids
   local known = ids:find(id)
   if known then
@@ -125,20 +134,14 @@ local function take_over(self, now)
   end
 end
 
-local function apply(self, h, outcome, now)
-  local id = self.ids:id(h)
-  if not id then
-    return
-  end
-  local sched = self.sched
-  if type(outcome) ~= "table" then
-    outcome = { delay_ms = 5000 }
-  end
-  if outcome.terminal or outcome.freed then
-    if not outcome.freed then
+-- apply(self, th, now): what one poll (th = {h, id, outcome, unmapped, live}) decided, carried
+-- out once every poll of the tick is in (work: its ids are off freed handles already).
+local function apply(self, th, now)
+  local h, id, outcome, sched = th.h, th.id, th.outcome, self.sched
+  if th.unmapped then -- ended, or its handle freed (by the poll, or by this report)
+    if th.live then
       sched:report(h, now, nil, nil, true)
     end
-    self.ids:remove(h)
     if not outcome.terminal then
       sched:defer(add(self, id, now), now, math.floor(outcome.delay_ms or self.sched_opts.max_interval_ms))
     end
@@ -195,26 +198,40 @@ local function work(self)
     return
   end
   local threads = {}
-  for i, h in ipairs(due) do
+  for _, h in ipairs(due) do
     local id = self.ids:id(h)
     if id then
-      threads[i] = { h = h, co = ngx.thread.spawn(run_one, self, id, h) }
+      threads[#threads + 1] = { h = h, id = id, co = ngx.thread.spawn(run_one, self, id, h) }
     else
       self.sched:remove(h)
     end
   end
-  for _, th in pairs(threads) do
+  -- Every poll of the tick is in before any is carried out: a poll may free its handle, and
+  -- the scheduler hands freed handles out again, so a task added back while another's freed
+  -- handle still named that other would take its handle (and the other would be lost).
+  local sched, ids = self.sched, self.ids
+  for _, th in ipairs(threads) do
     local ok, outcome = ngx.thread.wait(th.co)
     self.stats.polls = self.stats.polls + 1
-    local done_at = core.now_ms()
-    local aok, aerr = pcall(apply, self, th.h, ok and outcome or { delay_ms = 5000 }, done_at)
-    if not aok then
-      -- The handle was freed under the outcome's feet: the task is polled again afresh.
-      log_err("after a poll: ", aerr)
-      local id = self.ids:id(th.h)
-      self.ids:remove(th.h)
-      if id then
-        add(self, id, done_at)
+    outcome = ok and type(outcome) == "table" and outcome or { delay_ms = 5000 }
+    th.outcome, th.live = outcome, sched:live(th.h)
+    if outcome.terminal or outcome.freed or not th.live then
+      th.unmapped, th.live = true, th.live and not outcome.freed
+      ids:remove(th.h)
+    end
+  end
+  local done_at = core.now_ms()
+  for _, th in ipairs(threads) do
+    local ok, err = pcall(apply, self, th, done_at)
+    if not ok then
+      -- Its handle was freed under the outcome's feet: the task is polled again afresh.
+      log_err("after a poll of ", th.id, ": ", err)
+      if ids:id(th.h) == th.id then
+        ids:remove(th.h)
+      end
+      local aok, aerr = pcall(add, self, th.id, done_at)
+      if not aok then
+        log_err("cannot poll ", th.id, " again: ", aerr)
       end
     end
   end
@@ -233,7 +250,7 @@ function M.tick(premature, self)
   local held, fresh = lock(self)
   if not held then
     self.holder = false
-    self.sched = nil
+    self.sched, self.ids = nil, nil -- another worker polls: its tasks are not this one's to keep
     return
   end
   self.busy = true
