@@ -202,6 +202,18 @@ local function journal_is_private()
     secret_key = "carol-secret-0123456789", credit = "1" } })
   assert(res.status == 201, res.body)
   h.check("issue 12.3: ... and stays so once it holds an account's keys", mode() == "600", mode())
+  -- A client whose api_key is another account's secret would sign that account's tokens.
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = { name = "frank", api_key = "carol-secret-0123456789",
+    credit = "1" } })
+  h.check("an account whose api_key is another's secret_key is refused (409, naming api_key and whose it is)",
+    res.status == 409 and res.body:find("api_key: is already used as account carol's secret_key", 1, true) ~= nil
+      and not res.body:find("carol-secret", 1, true), res.body)
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = { name = "frank", api_key = "admin-0123456789abcdef",
+    credit = "1" } })
+  h.check("... and one whose api_key is the admin_key", res.status == 409
+    and res.body:find("api_key: is already used as admin_key", 1, true) ~= nil, res.body)
   h.sh("mv " .. h.q(path) .. " " .. h.q(path .. ".1"))
   res = h.request("POST", gw.http .. "/gateway/admin/journal/reopen", { headers = {
     authorization = "Bearer admin-0123456789abcdef" } })

@@ -42,6 +42,39 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[2%]%.access_key", tostring(err))
   end)
 
+  -- Every key and secret is one role's: a client whose api_key is another's secret_key signs
+  -- that one's tokens; an admin_key or upstream key a client holds makes it admin or lets it
+  -- skip the gateway; an access_key (public) that is a secret gives the secret away.
+  it("a key or secret used twice, in any two roles, is refused naming both places, never the value", function()
+    local sk = "sk-bob-0123456789abcdef"
+    local cases = {
+      { { accounts = { { name = "bob", access_key = "ak-bob", secret_key = sk, credit = "1" },
+        { name = "frank", api_key = sk, credit = "1" } } },
+        "accounts%[2%]%.api_key: is already used as accounts%[1%]%.secret_key" },
+      { { accounts = { { name = "bob", access_key = "ak-bob", secret_key = sk, credit = "1" },
+        { name = "eve", access_key = "ak-eve", secret_key = sk, credit = "1" } } },
+        "accounts%[2%]%.secret_key: is already used as accounts%[1%]%.secret_key" },
+      { { accounts = { { name = "bob", access_key = sk, secret_key = sk, credit = "1" } } },
+        "accounts%[1%]%.secret_key: is already used as accounts%[1%]%.access_key" },
+      { { admin_key = "admin-key-0123456789", accounts = { { name = "bob", api_key = "admin-key-0123456789",
+        credit = "1" } } }, "accounts%[1%]%.api_key: is already used as admin_key" },
+      { { accounts = { { name = "bob", api_key = "upstream-key", credit = "1" } } },
+        "accounts%[1%]%.api_key: is already used as upstream%.api_key" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = with(c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], tostring(err))
+      assert.is_nil(tostring(err):find(sk, 1, true))
+    end
+    local ok, c = with { admin_key = "admin-key-0123456789" }
+    assert.is_true(ok, tostring(c))
+    local field, why = config.key_clash(c.key_owner, { api_key = "admin-key-0123456789" })
+    assert.equal("api_key", field)
+    assert.matches("already used as admin_key", why)
+    assert.is_nil(config.key_clash(c.key_owner, { access_key = "ak-new", secret_key = "sk-new-0123456789" }))
+  end)
+
   -- Balances are kept by account name: a second "alice" shared the first one's balance and
   -- its own credit vanished.
   it("two accounts of one name are refused, naming the second and the first", function()
@@ -228,5 +261,12 @@ describe("kling.gateway.config", function()
     assert.matches("accounts[1].name: 1 to 64 letters", tostring(err), 1, true)
     ok = load { { name = string.rep("a", 64), api_key = "key-alice-0123456789", credit = "1" } }
     assert.is_true(ok)
+    -- A name is an admin API path segment: "." and ".." could be created, never topped up.
+    for _, name in ipairs { ".", "..", "-x", "_x" } do
+      ok, err = load { { name = name, api_key = "key-alice-0123456789", credit = "1" } }
+      assert.is_false(ok, name)
+      assert.matches("accounts[1].name: 1 to 64 letters, digits, '.', '_' and '-' only, the first a letter or digit",
+        tostring(err), 1, true)
+    end
   end)
 end)

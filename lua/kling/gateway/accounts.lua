@@ -2,6 +2,7 @@
 -- master) and those the admin API creates while nginx runs. Created accounts live in shared
 -- memory (every worker sees them at once) and in the journal (a restart brings them back);
 -- the file's accounts win a name or key clash, and a reload never drops a created one.
+local config = require "kling.gateway.config"
 local json = require "kling.json"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
@@ -89,12 +90,20 @@ function Accounts:add(acct)
   if self:get(acct.name) then
     return nil, { field = "name", message = "account " .. acct.name .. " exists" }
   end
-  -- An access key is public (every JWT names it): never also a Bearer API key.
-  if acct.api_key and (self:by_key(acct.api_key) or self:by_access(acct.api_key)) then
-    return nil, { field = "api_key", message = "api_key: is already another account's" }
+  -- Each key and secret is one role's (config.key_clash says why): the config's, and every
+  -- account's made since.
+  local owners = setmetatable({}, { __index = self.cfg.key_owner })
+  for _, name in ipairs(self:names()) do
+    local other = self:get(name)
+    for _, f in ipairs { "api_key", "access_key", "secret_key" } do
+      if other and other[f] ~= nil then
+        owners[other[f]] = owners[other[f]] or ("account " .. name .. "'s " .. f)
+      end
+    end
   end
-  if acct.access_key and (self:by_access(acct.access_key) or self:by_key(acct.access_key)) then
-    return nil, { field = "access_key", message = "access_key: is already another account's" }
+  local field, why = config.key_clash(owners, acct)
+  if field then
+    return nil, { field = field, message = field .. ": " .. why }
   end
   local ok, err
   if self.redis then

@@ -110,6 +110,19 @@ local function flag(t, k, where)
   return v
 end
 
+local ACCOUNT_KEYS = { "api_key", "access_key", "secret_key" }
+
+-- claim(owners, value, where): value is used at where (raises naming both when it is used already).
+local function claim(owners, value, where)
+  if value == nil then
+    return
+  end
+  if owners[value] then
+    fail(where, "is already used as " .. owners[value] .. " (each key and secret is one role's: they must all differ)")
+  end
+  owners[value] = where
+end
+
 local function seconds(t, k, where, default, unit)
   local v = t[k]
   if v == nil then
@@ -293,6 +306,12 @@ function M.check(doc)
   end
   c.accounts, c.by_key, c.by_access = {}, {}, {}
   local named = {}
+  -- Every key and secret of the config is used once: see M.key_clash.
+  c.key_owner = {}
+  for _, f in ipairs { "api_key", "access_key", "secret_key" } do
+    claim(c.key_owner, c.upstream[f], "upstream." .. f)
+  end
+  claim(c.key_owner, c.admin_key, "admin_key")
   for i, a in ipairs(doc.accounts) do
     local acct = M.account(a, "accounts[" .. i .. "]")
     -- Balances are kept by name: two accounts of one name would share one balance and the
@@ -301,22 +320,38 @@ function M.check(doc)
       fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[acct.name] .. "]'s")
     end
     named[acct.name] = i
-    -- An access key is public (every JWT names it): never also a Bearer API key.
+    for _, f in ipairs(ACCOUNT_KEYS) do
+      claim(c.key_owner, acct[f], "accounts[" .. i .. "]." .. f)
+    end
     if acct.api_key then
-      if c.by_key[acct.api_key] or c.by_access[acct.api_key] then
-        fail("accounts[" .. i .. "].api_key", "is already another account's")
-      end
       c.by_key[acct.api_key] = acct
     end
     if acct.access_key then
-      if c.by_access[acct.access_key] or c.by_key[acct.access_key] then
-        fail("accounts[" .. i .. "].access_key", "is already another account's")
-      end
       c.by_access[acct.access_key] = acct
     end
     c.accounts[#c.accounts + 1] = acct
   end
   return c
+end
+
+-- key_clash(owners, acct) -> field, message | nil: whether one of a new account's keys is a
+-- value the config or another account already uses. Every key and secret names one role: a
+-- client's api_key that is another's secret_key would let it sign that one's tokens, an access
+-- key (public: every JWT names it) that is a secret or the admin_key gives it away, and a
+-- client key that is the upstream's lets the client skip the gateway. owners: value -> where
+-- it is used (the config's key_owner, plus what the caller adds). The values are never said.
+function M.key_clash(owners, acct)
+  local mine = {}
+  for _, f in ipairs(ACCOUNT_KEYS) do
+    local v = acct[f]
+    if v ~= nil then
+      local prior = owners[v] or mine[v]
+      if prior then
+        return f, "is already used as " .. prior .. " (each key and secret is one role's: they must all differ)"
+      end
+      mine[v] = f
+    end
+  end
 end
 
 -- account(doc, where) -> {name, api_key, access_key, secret_key, credit} (raises naming the
@@ -337,8 +372,9 @@ function M.account(a, where)
     credit = str(a, "credit", where, true),
   }
   -- A name is a key of the ledger, a metrics label and a journal field on every line: short.
-  if not acct.name:match("^[%w._-]+$") or #acct.name > 64 then
-    fail(where .. "name", "1 to 64 letters, digits, '.', '_' and '-' only")
+  -- It is a path segment of the admin API too: "." and ".." would be read as the path's own.
+  if not acct.name:match("^%w[%w._-]*$") or #acct.name > 64 then
+    fail(where .. "name", "1 to 64 letters, digits, '.', '_' and '-' only, the first a letter or digit")
   end
   local m, why = core.money_parse(acct.credit)
   if not m or m < 0 then
