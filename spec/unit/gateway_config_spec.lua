@@ -75,6 +75,51 @@ describe("kling.gateway.config", function()
     assert.is_nil(config.key_clash(c.key_owner, { access_key = "ak-new", secret_key = "sk-new-0123456789" }))
   end)
 
+  it("an empty array where an object is due is refused by name, as the file itself", function()
+    local base = '{"upstream": {"provider": "kling", "base_url": "http://127.0.0.1:1", "api_key": "upstream-key"},'
+      .. ' "journal": "/tmp/kling-gateway-config-spec.jsonl", "accounts": [{"name": "alice",'
+      .. ' "api_key": "key-alice-0123456789", "credit": "1"}]'
+    local function load_text(text)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+      local ok, res = pcall(config.load, path)
+      os.remove(path)
+      return ok, res
+    end
+    for _, c in ipairs {
+      { " [ ] ", "(file): must be a JSON object" },
+      { base .. ', "memory": []}', "memory: must be an object" },
+      { base .. ', "poll" : [ ]}', "poll: must be an object" },
+      { base .. ', "poll": [1]}', "poll: must be an object" },
+    } do
+      local ok, err = load_text(c[1])
+      assert.is_false(ok, c[1])
+      assert.matches(c[2], tostring(err), 1, true)
+    end
+    local ok, c = load_text(base .. ', "memory": {}, "poll": {}, "currency": "CNY"}')
+    assert.is_true(ok, tostring(c))
+    assert.equal(1, c.poll.min_interval)
+  end)
+
+  it("timeouts, intervals, ages and counts are refused outside what the parts that use them take", function()
+    for _, c in ipairs {
+      { { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key",
+        timeout = 2000000 } }, "upstream.timeout: must be a number of seconds from 1 to 3600" },
+      { { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key",
+        connect_timeout = 0.0001 } }, "upstream.connect_timeout: must be a number of seconds from 0.1 to 300" },
+      { { poll = { lookups = 1.5 } }, "poll.lookups: must be a whole number of lookups from 1 to 100" },
+      { { poll = { deadline = 1e9 } }, "poll.deadline: must be a number of seconds from 1 to 2000000" },
+      { { poll = { max_interval = 1e6 } }, "poll.max_interval: must be a number of seconds from 0.01 to 86400" },
+      { { retention_days = 1e9 }, "retention_days: must be a number of days from 1e-05 to 3650" },
+    } do
+      local ok, err = with(c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], tostring(err), 1, true)
+    end
+  end)
+
   -- Balances are kept by account name: a second "alice" shared the first one's balance and
   -- its own credit vanished.
   it("two accounts of one name are refused, naming the second and the first", function()
