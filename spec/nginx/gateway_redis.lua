@@ -261,6 +261,21 @@ local function run()
   h.check("issue 12.3: nine top-ups racing on three nodes near 2^53 micro-units: one passes, eight are refused",
     res.status == 201 and passed == 1 and capped == 8 and dave.json.data.balance == "9007199254.5",
     json.encode { res.status, passed, capped, dave.body })
+  -- The ledger list is the whole record: a credit set (the config's, the admin API's) and a
+  -- top-up are lines like the others, numbered, timed and naming their account.
+  local credit, topup = nil, nil
+  for line in redis_cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
+    local e = json.decode(line)
+    if e and e.account == "dave" and e.op == "credit" then
+      credit = e
+    elseif e and e.account == "dave" and e.op == "topup" then
+      topup = e
+    end
+  end
+  h.check("the Redis ledger holds dave's credit and his top-up, each with seq, time and account",
+    credit and credit.amount == "9007199254" and credit.currency == "CNY" and type(credit.seq) == "number"
+      and type(credit.time_ms) == "number" and topup and topup.amount == "0.5" and topup.topup_account == "dave"
+      and type(topup.seq) == "number" and topup.seq > credit.seq, json.encode { credit, topup })
   res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
     body = { name = "carol", api_key = "gw-carol-key", credit = "3" } })
   local carol = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })

@@ -35,7 +35,7 @@ end
 
 -- One ledger line, written by the scripts (cjson is Redis's own).
 local LINE = [[
-local function line(p, op, account, key, task_id, micros, currency, reserved)
+local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account)
   local seq = redis.call('INCR', p .. 'seq')
   local function amount(m)
     local s = string.format('%d', m)
@@ -48,6 +48,7 @@ local function line(p, op, account, key, task_id, micros, currency, reserved)
   local e = { seq = seq, time_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), op = op,
     task_key = key, task_id = task_id, amount = amount(micros), currency = currency, account = account }
   if reserved then e.reserved_amount = amount(reserved) end
+  e.topup_account = topup_account
   redis.call('RPUSH', p .. 'ledger', cjson.encode(e))
   return seq
 end
@@ -152,13 +153,19 @@ redis.call('HINCRBY', a, 'reserved', -held)
 return {1, line(p, 'release', account, key, task_id, held, currency), account, string.format('%d', held)}
 ]]
 
--- ARGV: p, account, base credit; the limit is the base plus the top-ups.
-local OPEN = [[
+-- ARGV: p, account, base credit, currency; the limit is the base plus the top-ups. A base
+-- credit new or changed (the config's, or the admin API's at the account's creation) is a
+-- ledger line of its own ("credit", its amount the new base), so the list holds every
+-- movement of an account's limit, not only its top-ups.
+local OPEN = LINE .. [[
 local p, account, base = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local a = p .. 'a:' .. account
 local topup = tonumber(redis.call('HGET', a, 'topup') or '0')
 local limit = base + topup
 local old = redis.call('HGET', a, 'limit')
+if tonumber(redis.call('HGET', a, 'base') or '-1') ~= base then
+  line(p, 'credit', account, nil, nil, base, ARGV[4])
+end
 redis.call('HSET', a, 'base', string.format('%d', base))
 if not old then
   local spent = tonumber(redis.call('HGET', a, 'spent') or '0')
@@ -173,8 +180,9 @@ return 1
 ]]
 
 -- ARGV: p, account, micros, amount, currency, cap. The cap is checked in the script that adds
--- the credit, so top-ups racing on several nodes cannot both pass it (2: refused).
-local TOPUP = [[
+-- the credit, so top-ups racing on several nodes cannot both pass it (2: refused). Its ledger
+-- line is like every other (seq, time, account), with topup_account as the journal's.
+local TOPUP = LINE .. [[
 local p, account, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local a = p .. 'a:' .. account
 local limit = redis.call('HGET', a, 'limit')
@@ -183,8 +191,7 @@ if ARGV[6] ~= '' and m > tonumber(ARGV[6]) - tonumber(limit) then return 2 end
 redis.call('HINCRBY', a, 'topup', m)
 redis.call('HINCRBY', a, 'limit', m)
 redis.call('HINCRBY', a, 'avail', m)
-redis.call('RPUSH', ARGV[1] .. 'ledger', cjson.encode({ op = 'topup', topup_account = account, amount = ARGV[4],
-  currency = ARGV[5] }))
+line(p, 'topup', account, nil, nil, m, ARGV[5], nil, account)
 return 1
 ]]
 
@@ -208,7 +215,7 @@ function Meter:open_account(name, limit)
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
   end
-  local ok, err = self.redis:run(OPEN, name, fmt(m))
+  local ok, err = self.redis:run(OPEN, name, fmt(m), self.currency)
   if not ok then
     return nil, store_error(err)
   end
