@@ -289,7 +289,17 @@ local function run()
   redis_stop()
   h.sleep(0.3)
   redis_start()
+  redis_cli("config set maxmemory-policy volatile-lru") -- as a shared Redis may run
   node_start(3)
+  local said = ""
+  local until_s = h.now() + 10
+  while h.now() < until_s and not said:find("maxmemory-policy is volatile-lru", 1, true) do
+    h.sleep(0.2)
+    said = h.sh("cat " .. h.q(nodes[3].dir .. "/error.log"))
+  end
+  redis_cli("config set maxmemory-policy noeviction")
+  h.check("a node started on a Redis that may evict keys says so in its error log, naming the policy",
+    said:find("maxmemory-policy is volatile-lru: it may evict", 1, true) ~= nil)
   watch(out, 600, 90)
   ok_ids = answers(out)
   print(("# chaos run: %d creates answered 200"):format(#ok_ids))

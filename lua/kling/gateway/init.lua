@@ -144,6 +144,15 @@ local function open_redis_accounts(premature)
       return
     end
   end
+  -- Balances, holds and the marks that refuse a second settlement must never be evicted: say so
+  -- loudly when Redis may evict keys (a Redis that refuses CONFIG is not asked again).
+  local policy = G.redis:with(function(red)
+    return red:config("get", "maxmemory-policy")
+  end)
+  if type(policy) == "table" and policy[2] and policy[2] ~= "noeviction" then
+    ngx.log(ngx.ERR, "kling gateway: Redis's maxmemory-policy is ", policy[2], ": it may evict the gateway's",
+      " balances, holds or settlement marks (money could be lost or charged twice); set it to noeviction")
+  end
 end
 
 -- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
