@@ -150,6 +150,21 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("a create with a query string is refused naming its first parameter (400, 1201)", res.status == 400
     and res.json and res.json.code == 1201 and res.json.message:find("^callback_url: a create takes no query") ~= nil,
     res.body)
+  -- Every route refuses a parameter it does not read, by name (it was dropped unseen).
+  res = h.request("GET", gw.http .. "/gateway/balance?verbose=1", { headers = {
+    authorization = "Bearer gw-alice-key" } })
+  h.check("a query parameter no route reads is refused by name: the balance (400, 1201)", res.status == 400
+    and res.json and res.json.code == 1201
+    and res.json.message == "verbose: this route takes no query parameters", res.body)
+  res = h.request("GET", gw.http .. "/v1/videos/text2video/gwnone?x%0d%0a=1", { headers = {
+    authorization = "Bearer gw-alice-key" } })
+  h.check("... a task's query (the name's controls shown escaped)", res.status == 400 and res.json
+    and res.json.message:find("^x\\r\\n: this route takes no query parameters") ~= nil, res.body)
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts/alice/topup?amount=5", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = { amount = "1" } })
+  h.check("... an admin top-up, with nothing topped up", res.status == 400 and res.json
+    and res.json.field == "amount" and res.json.error:find("this route takes no query parameters", 1, true) ~= nil,
+    res.body)
   local after = balance("gw-alice-key")
   h.check("issue 12.1: ... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))

@@ -12,6 +12,7 @@
 --   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
 --                                                text GET gave; refused, 409, when the list's head differs)
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local query_args = require "kling.gateway.args"
 local accounts_mod = require "kling.gateway.accounts"
 local compact = require "kling.gateway.compact"
 local config = require "kling.gateway.config"
@@ -179,16 +180,13 @@ local function no_ledger_list(G)
     .. " (compacted at each start: copy it before a restart to keep every movement)", "journal")
 end
 
+local LEDGER_ARGS = { "limit" }
+
 local function ledger_head(G)
   if not G.redis then
     return no_ledger_list(G)
   end
   local args = ngx.req.get_uri_args(8)
-  for k in pairs(args) do
-    if k ~= "limit" then
-      return refuse(400, tostring(k) .. ": is not a known parameter (known: limit)", tostring(k))
-    end
-  end
   local limit = args.limit == nil and 1000 or tonumber(type(args.limit) == "string" and args.limit:match("^%d+$"))
   if not limit or limit < 1 or limit > LEDGER_MAX then
     return refuse(400, "limit: a whole number of lines from 1 to " .. LEDGER_MAX .. " is required", "limit")
@@ -244,6 +242,11 @@ function M.handle(G)
     return refuse(status, message)
   end
   local uri, method = ngx.var.uri, ngx.req.get_method()
+  -- Only the ledger's head takes a parameter: one given elsewhere (a top-up's ?amount=) is not read.
+  local unknown, uwhy = query_args.unknown(uri == "/gateway/admin/ledger" and LEDGER_ARGS or {})
+  if unknown then
+    return refuse(400, uwhy, unknown)
+  end
   if uri == "/gateway/admin" and method == "GET" then
     local s, err = summary(G)
     if not s then

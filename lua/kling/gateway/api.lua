@@ -2,6 +2,7 @@
 -- reserved against the client's balance BEFORE anything is forwarded, settled at once when
 -- the endpoint answers synchronously), task queries and lists (answered from the gateway's
 -- own table: free, no upstream call), and the client's balance.
+local query_args = require "kling.gateway.args"
 local budget = require "kling.money.hold"
 local core = require "kling.core"
 local errors = require "kling.errors"
@@ -21,6 +22,8 @@ local validate = require "kling.validate"
 local endpoints = require("kling.providers.kling").endpoints
 
 local M = {}
+
+local NO_ARGS = {} -- the query parameters of a route that takes none
 
 local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua (unit specs) grows them
 if not has_new_tab then
@@ -128,10 +131,9 @@ end
 -- upstream), client, def, findable}.
 function M.admit(G, account, endpoint)
   -- A create's fields are its body's: a query (?callback_url=...) would be dropped unseen.
-  local query = ngx.var.args
-  if query and query ~= "" then
-    local name = query:match("^([^=&]*)"):sub(1, 64)
-    return refuse("validation", { status = 400, code = 1201, message = (name ~= "" and name or "(empty)")
+  local name = query_args.unknown(NO_ARGS)
+  if name then
+    return refuse("validation", { status = 400, code = 1201, message = name
       .. ": a create takes no query parameters (its fields go in its JSON body)" })
   end
   local raw, rerr = callback.raw_body()
@@ -392,6 +394,10 @@ end
 -- (a worker keeps the last view of each record it was asked for, keyed by the record's text:
 -- a changed record is a different text, so a view is never stale).
 function M.query(G, account, endpoint, id)
+  local _, aerr = query_args.unknown(NO_ARGS)
+  if aerr then
+    return official.fail { status = 400, code = 1201, message = aerr }
+  end
   local s, serr = G.tasks:text(id)
   if s == false then
     return unreadable(serr)
@@ -438,16 +444,12 @@ end
 local LIST_ARGS = { "external_task_id", "pageNum", "pageSize" }
 
 function M.list(G, account, endpoint)
-  local args = ngx.req.get_uri_args()
-  -- a misspelt parameter (pagenum) would silently give page 1: name it, as every field is
-  for k in pairs(args) do
-    if k ~= "external_task_id" and k ~= "pageNum" and k ~= "pageSize" then
-      local near = type(k) == "string" and validate.closest(k, LIST_ARGS)
-      local hint = near and ("did you mean " .. near .. "?") or ("known: " .. table.concat(LIST_ARGS, ", "))
-      return official.fail { status = 400, code = 1201,
-        message = tostring(k) .. ": is not a query parameter of " .. endpoint .. " (" .. hint .. ")" }
-    end
+  -- a misspelt parameter (pagenum) would silently give page 1: named, as every field is
+  local _, aerr = query_args.unknown(LIST_ARGS)
+  if aerr then
+    return official.fail { status = 400, code = 1201, message = aerr }
   end
+  local args = ngx.req.get_uri_args()
   if args.external_task_id ~= nil then
     if type(args.external_task_id) ~= "string" or args.external_task_id == "" then
       return official.fail { status = 400, code = 1201, message = "external_task_id: must be given once, not empty" }
@@ -488,6 +490,10 @@ end
 -- GET /gateway/balance: the caller's own account, and the secret its forwarded callbacks are
 -- signed with (when the gateway signs them).
 function M.balance(G, account)
+  local _, aerr = query_args.unknown(NO_ARGS)
+  if aerr then
+    return official.fail { status = 400, code = 1201, message = aerr }
+  end
   local a = G.meter:account(account.name)
   if not a then
     return unreadable("the balance of " .. account.name .. " cannot be read")
