@@ -9,16 +9,10 @@
 # Needs wrk, nginx with its Lua module, lua5.4, curl, jq.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export KLING_JIT_BUILD_DIR=$PWD/${BUILD:-build}/jit
-[ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
 # shellcheck source=bench/gateway/lib.sh
 . bench/gateway/lib.sh
-npid=""
-cleanup() {
-  if [ -n "$npid" ]; then kill -QUIT "$npid" 2>/dev/null || true; sleep 0.5; fi
-  bench_cleanup
-}
-trap cleanup EXIT
+jit_build
+trap bench_cleanup EXIT
 gateway_conf growth
 INIT="${INIT:-}" lua5.4 - "$work/gw/nginx.conf" "$work/gw/growth.conf" <<'LUA'
 local conf = assert(io.open(arg[1])):read("a")
@@ -34,9 +28,7 @@ if init ~= "" then
 end
 assert(io.open(arg[2], "w")):write(conf)
 LUA
-setsid nginx -p "$work/gw" -c "$work/gw/growth.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 </dev/null &
-npid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.05; done
+gateway_nginx "$work/gw/growth.conf"
 wpid=$(pgrep -P "$npid" | head -1)
 url="http://127.0.0.1:$port/v1/videos/text2video"
 gc() { curl -fs "http://127.0.0.1:$port/_gc${1:+?op=$1}"; }

@@ -34,7 +34,25 @@ gateway_conf() {
   rm -f "$work"/journal/*
 }
 
+# jit_build: points nginx's Lua at this tree's LuaJIT build (BUILD, default build), or exits.
+jit_build() {
+  export KLING_JIT_BUILD_DIR=$PWD/${BUILD:-build}/jit
+  [ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
+}
+
+# gateway_nginx CONF: runs the bench gateway's nginx (gateway_conf's) with CONF, in the
+# foreground of a process of its own ($npid, stopped by bench_cleanup), until it answers.
+gateway_nginx() {
+  setsid nginx -p "$work/gw" -c "$1" -g 'daemon off;' >"$work/nginx.log" 2>&1 </dev/null &
+  npid=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.05; done
+}
+
 bench_cleanup() {
+  if [ -n "${npid:-}" ]; then
+    kill -QUIT "$npid" 2>/dev/null || true
+    sleep 0.5
+  fi
   if [ -n "${work:-}" ]; then
     lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true
     lua5.4 bin/kling sim stop --dir "$work/sim" >/dev/null 2>&1 || true

@@ -9,16 +9,10 @@
 # Needs wrk, nginx with its Lua module, lua5.4, curl, jq.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export KLING_JIT_BUILD_DIR=$PWD/${BUILD:-build}/jit
-[ -f "$KLING_JIT_BUILD_DIR/kling/core.so" ] || { echo "no LuaJIT build at $KLING_JIT_BUILD_DIR"; exit 1; }
 # shellcheck source=bench/gateway/lib.sh
 . bench/gateway/lib.sh
-npid=""
-cleanup() {
-  if [ -n "$npid" ]; then kill -QUIT "$npid" 2>/dev/null || true; fi
-  bench_cleanup
-}
-trap cleanup EXIT
+jit_build
+trap bench_cleanup EXIT
 gateway_conf profile
 out="$work/profile.txt"
 : > "$out"
@@ -26,9 +20,7 @@ chmod 666 "$out"
 sed "s|^    location = /metrics |    location = /_profile/start { content_by_lua_block { require(\"jit.p\").start(\"GFi1\", \"$out\") } }\n    location = /_profile/stop { content_by_lua_block { require(\"jit.p\").stop() } }\n&|" \
   "$work/gw/nginx.conf" > "$work/gw/profile.conf"
 grep -q "_profile/start" "$work/gw/profile.conf"
-setsid nginx -p "$work/gw" -c "$work/gw/profile.conf" -g 'daemon off;' >"$work/nginx.log" 2>&1 </dev/null &
-npid=$!
-for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.05; done
+gateway_nginx "$work/gw/profile.conf"
 url="http://127.0.0.1:$port/v1/videos/text2video"
 GW_KEY=bench-key wrk -t2 -c32 -d3s -s bench/gateway/create.lua "$url" >/dev/null # the JIT's traces
 curl -fs -X POST "$sim_http/_sim/reset" >/dev/null # a full simulator answers 5000s (README: a trap)
