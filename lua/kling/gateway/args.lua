@@ -16,7 +16,7 @@ function M.unknown(known)
   for _, k in ipairs(known) do
     allowed[k] = true
   end
-  for part in query:gmatch("[^&]+") do
+  for part in (query .. "&"):gmatch("([^&]*)&") do -- an empty part ("?&") is a parameter named ""
     local name = ngx.unescape_uri(part:match("^([^=]*)")):sub(1, 64)
     if not allowed[name] then
       name = validate.brief(name ~= "" and name or "(empty)", 64)
