@@ -95,7 +95,7 @@ function Accounts:add(acct)
   local owners = setmetatable({}, { __index = self.cfg.key_owner })
   for _, name in ipairs(self:names()) do
     local other = self:get(name)
-    for _, f in ipairs { "api_key", "access_key", "secret_key" } do
+    for _, f in ipairs(config.KEY_FIELDS) do
       if other and other[f] ~= nil then
         owners[other[f]] = owners[other[f]] or ("account " .. name .. "'s " .. f)
       end

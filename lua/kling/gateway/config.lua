@@ -110,7 +110,13 @@ local function flag(t, k, where)
   return v
 end
 
-local ACCOUNT_KEYS = { "api_key", "access_key", "secret_key" }
+-- The fields of an account (and of the upstream) that hold a key or a secret.
+M.KEY_FIELDS = { "api_key", "access_key", "secret_key" }
+
+-- Why a key or secret used where it is already used (prior) is refused (M.key_clash says why).
+local function clash(prior)
+  return "is already used as " .. prior .. " (each key and secret is one role's: they must all differ)"
+end
 
 -- claim(owners, value, where): value is used at where (raises naming both when it is used already).
 local function claim(owners, value, where)
@@ -118,7 +124,7 @@ local function claim(owners, value, where)
     return
   end
   if owners[value] then
-    fail(where, "is already used as " .. owners[value] .. " (each key and secret is one role's: they must all differ)")
+    fail(where, clash(owners[value]))
   end
   owners[value] = where
 end
@@ -314,7 +320,7 @@ function M.check(doc)
   local named = {}
   -- Every key and secret of the config is used once: see M.key_clash.
   c.key_owner = {}
-  for _, f in ipairs { "api_key", "access_key", "secret_key" } do
+  for _, f in ipairs(M.KEY_FIELDS) do
     claim(c.key_owner, c.upstream[f], "upstream." .. f)
   end
   claim(c.key_owner, c.admin_key, "admin_key")
@@ -326,7 +332,7 @@ function M.check(doc)
       fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[acct.name] .. "]'s")
     end
     named[acct.name] = i
-    for _, f in ipairs(ACCOUNT_KEYS) do
+    for _, f in ipairs(M.KEY_FIELDS) do
       claim(c.key_owner, acct[f], "accounts[" .. i .. "]." .. f)
     end
     if acct.api_key then
@@ -348,12 +354,12 @@ end
 -- it is used (the config's key_owner, plus what the caller adds). The values are never said.
 function M.key_clash(owners, acct)
   local mine = {}
-  for _, f in ipairs(ACCOUNT_KEYS) do
+  for _, f in ipairs(M.KEY_FIELDS) do
     local v = acct[f]
     if v ~= nil then
       local prior = owners[v] or mine[v]
       if prior then
-        return f, "is already used as " .. prior .. " (each key and secret is one role's: they must all differ)"
+        return f, clash(prior)
       end
       mine[v] = f
     end
