@@ -129,4 +129,5 @@ void kling_open_idmap(lua_State *L) {
     kling_new_class(L, IDMAP_MT, meta, methods);
     lua_pushcfunction(L, l_idmap);
     lua_setfield(L, -2, "idmap");
+    kling_setint(L, "idmap_id_max", KLING_IDMAP_ID_LIMIT); /* the longest id a map takes, in bytes */
 }

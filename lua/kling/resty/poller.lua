@@ -77,7 +77,7 @@ function M.start(opts)
   return self
 end
 
-M.ID_MAX = 1024 -- bytes of a task id the poller takes (core.idmap's limit)
+M.ID_MAX = core.idmap_id_max -- bytes of a task id the poller takes (its map's limit)
 
 -- add(self, id, now [, new]) -> the task's handle (its own, when it was there already), or nil
 -- for an id no gateway makes (empty or longer than ID_MAX): logged and not polled, where
