@@ -182,6 +182,10 @@ local function run()
   h.check("the admin API shows an account's amounts as exact decimal strings only (no float micro-units)",
     res.json.balance_micros == nil and res.json.limit_micros == nil and not res.body:find("_micros", 1, true),
     res.body)
+  res = admin_call("POST", "/accounts/carol/topup", { amount = "9007199254.740992" })
+  h.check("a top-up of 2^53 micro-units is refused for the most a store holds, not as no amount",
+    res.status == 400 and res.json.field == "amount" and res.json.error:find("would pass 9007199254.740992", 1, true),
+    res.body)
   res = admin_call("POST", "/accounts/carol/topup", { amont = "1" })
   h.check("issue 12.1: a top-up with an unknown field is refused naming it and the closest known one",
     res.status == 400 and res.json.field == "amont" and res.json.error:find("did you mean amount", 1, true), res.body)

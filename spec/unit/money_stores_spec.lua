@@ -105,6 +105,18 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal(9007199254740992, assert(l:topup("carol", 9007199234740992)).limit_micros) -- exactly 2^53
   end)
 
+  it("issue 12.3: a top-up of 2^53 micro-units or more is refused for the cap it passes, not as no amount", function()
+    local l = assert(ledgers.new { store = memory.new { currency = "CNY" } })
+    assert(l:open_account("erin", "1"))
+    for _, m in ipairs { 9007199254740992, 2 ^ 60 } do
+      local none, err = l:topup("erin", m)
+      assert.is_nil(none)
+      assert.equal("amount", err.field)
+      assert.matches("would pass 9007199254.740992", err.message, 1, true)
+    end
+    assert.equal(1000000, l:account("erin").limit_micros)
+  end)
+
   it("issue 12.3: the store checks the cap in the step that adds the credit (no check-then-add race)", function()
     local store = memory.new { currency = "CNY" }
     assert(store:open_account("dave", "9007199254"))
