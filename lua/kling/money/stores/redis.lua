@@ -38,7 +38,6 @@ local LINE = [[
 local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account)
   local seq = redis.call('INCR', p .. 'seq')
   local function amount(m)
-    local s = string.format('%d', m)
     local whole, frac = math.floor(m / 1000000), m % 1000000
     if frac == 0 then return string.format('%d', whole) end
     local f = string.format('%06d', frac):gsub('0+$', '')

@@ -1,0 +1,49 @@
+-- Writes each Redis Lua script the gateway sends (its text as composed in the module: a
+-- script such as `local END = LINE .. [[ ... ]]` is LINE's text and its own) to a file of its
+-- own in DIR, for luacheck: they are strings to Lua, and so not linted with the rest.
+--   lua5.4 spec/support/redis_scripts.lua DIR FILE...
+-- Prints the files written; exits 1 when a file has no script (its layout changed).
+local dir = assert(arg[1], "usage: redis_scripts.lua DIR FILE...")
+local written = 0
+for i = 2, #arg do
+  local path = arg[i]
+  local text = assert(io.open(path)):read("a")
+  local parts, order, prefixes = {}, {}, {}
+  -- local NAME = [A .. B .. ][[ <lines> ]] (the long string opens at the end of its line and
+  -- closes at the start of one)
+  for name, before, body in text:gmatch("\nlocal ([%u_]+) = ([%u_%s%.]-)%[%[\n(.-)\n%]%]") do
+    local pre = {}
+    for p in before:gmatch("[%u_]+") do
+      pre[#pre + 1] = p
+      prefixes[p] = true
+    end
+    parts[name] = { pre = pre, body = body }
+    order[#order + 1] = name
+  end
+  local function compose(name)
+    local s = parts[name]
+    assert(s, path .. ": script part " .. name .. " not found")
+    local out = {}
+    for _, p in ipairs(s.pre) do
+      out[#out + 1] = compose(p)
+    end
+    out[#out + 1] = s.body
+    return table.concat(out, "\n")
+  end
+  local n = 0
+  for _, name in ipairs(order) do
+    if not prefixes[name] then
+      local base = path:gsub("^.*/", ""):gsub("%.lua$", "")
+      local out = dir .. "/" .. base .. "." .. name .. ".lua"
+      assert(io.open(out, "w")):write(compose(name), "\n")
+      print(out)
+      n = n + 1
+    end
+  end
+  if n == 0 then
+    io.stderr:write(path, ": no Redis script found\n")
+    os.exit(1)
+  end
+  written = written + n
+end
+io.stderr:write(written, " scripts\n")
