@@ -23,10 +23,15 @@ M.RETENTION_S = 30 * 86400
 
 -- new{redis =, dict = local shared dict (the poller's tick, error counters), retention_s =,
 -- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's; the gateway's is
--- kling.gateway.text's record)}
+-- kling.gateway.text's record), by_upstream = false (no u: index: kling.resty.tasks says when)}
 function M.new(opts)
   return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = opts.retention_s or M.RETENTION_S,
-    encode_with = opts.encode or json.encode }, Tasks)
+    encode_with = opts.encode or json.encode, index_upstream = opts.by_upstream ~= false }, Tasks)
+end
+
+-- The upstream id a script indexes (u:), or '' for none.
+local function up(self, rec)
+  return self.index_upstream and rec.upstream_id or ""
 end
 
 local CREATE = [[
@@ -196,7 +201,7 @@ end
 
 function Tasks:publish(rec, poll)
   local s = encode(self, rec)
-  local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", rec.upstream_id or "", list_key(rec), poll and "1" or "0")
+  local n, err = self.redis:run(PUBLISH, rec.id, s or "{}", up(self, rec), list_key(rec), poll and "1" or "0")
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
   end
@@ -213,7 +218,7 @@ function Tasks:publish_many(recs, from, to, hints)
   for i = from, to do
     local rec = recs[i]
     args[n + 1], args[n + 2], args[n + 3], args[n + 4] = rec.id, encode(self, rec, hints and hints[i]) or "{}",
-      rec.upstream_id or "", list_key(rec)
+      up(self, rec), list_key(rec)
     n = n + 4
   end
   local res, err = self.redis:run(PUBLISH_MANY, unpack(args, 1, n))
@@ -270,7 +275,7 @@ function Tasks:save(rec)
   if not s then
     return nil, err
   end
-  local res, rerr = self.redis:run(SAVE, rec.id, s, rec.upstream_id or "")
+  local res, rerr = self.redis:run(SAVE, rec.id, s, up(self, rec))
   if not res then
     return nil, rerr
   end
@@ -283,7 +288,7 @@ function Tasks:finish(rec)
   if not s then
     return nil, err
   end
-  local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.floor(self.retention_s)), rec.upstream_id or "",
+  local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.floor(self.retention_s)), up(self, rec),
     xkey(rec), list_key(rec))
   if not res then
     return nil, rerr

@@ -26,8 +26,10 @@ M.RETENTION_S = 30 * 86400
 
 --- Makes the shared task table.
 -- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =,
--- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's)} -> table
----@param opts {dict: string, journal: string, retention_s: number}
+-- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's), by_upstream =
+-- false (no u: index: by_upstream finds nothing; for a table whose tasks end without a
+-- callback, the index's only reader: a key and a write fewer a task)} -> table
+---@param opts {dict: string, journal: string, retention_s: number, by_upstream: boolean}
 ---@return table|nil tasks
 ---@return string|nil err
 function M.new(opts)
@@ -46,7 +48,7 @@ function M.new(opts)
     error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
   end
   return setmetatable({ dict = dict, shm = shm.new(dict), journal = opts.journal, retention_s = retention,
-    encode = opts.encode or json.encode }, Tasks)
+    encode = opts.encode or json.encode, index_upstream = opts.by_upstream ~= false }, Tasks)
 end
 
 local function encode(self, rec, hint)
@@ -114,7 +116,7 @@ function Tasks:publish(rec, poll, journal, hint)
   local n = d:incr(list, 1, 0)
   self.shm:write("safe_set", list .. ":" .. n, rec.id)
   rec.list_n = n
-  if rec.upstream_id then
+  if rec.upstream_id and self.index_upstream then
     self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
   end
   -- A callback may have ended it already (in another worker): then that end stands.
@@ -182,7 +184,7 @@ function Tasks:save(rec, journal)
   if not s then
     return nil, err
   end
-  if rec.upstream_id and not d:get("u:" .. rec.upstream_id) then
+  if rec.upstream_id and self.index_upstream and not d:get("u:" .. rec.upstream_id) then
     self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
   end
   local ok, serr = self.shm:write("safe_set", "t:" .. rec.id, s)
@@ -211,7 +213,7 @@ function Tasks:finish(rec)
   end
   d:delete("t:" .. rec.id)
   -- The indexes expire with the record.
-  if rec.upstream_id then
+  if rec.upstream_id and self.index_upstream then
     self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
   end
   if rec.external_task_id then
@@ -359,7 +361,7 @@ function Tasks:restore(entries)
           put("x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, keep)
         end
         put((rec.final and "f:" or "t:") .. rec.id, s, keep)
-        if rec.upstream_id then
+        if rec.upstream_id and self.index_upstream then
           put("u:" .. rec.upstream_id, rec.id, keep)
         end
       end
