@@ -148,6 +148,14 @@ for _, kind in ipairs { "5xx", "429", "1303", "reset", "stall", "connect", "malf
   add { name = "poll: " .. kind .. " is survived", poll = { kind, kind, "succeed" },
     expect = { status = "succeeded", sends = { "create", "poll", "poll", "poll" }, money = OK_MONEY } }
 end
+for _, profile in ipairs { "engine", "blocking" } do
+  add { name = "poll: not found (not visible yet) is survived, the task settled", profile = profile,
+    poll = { "not_found", "not_found", "succeed" },
+    expect = { status = "succeeded", sends = { "create", "poll", "poll", "poll" }, money = OK_MONEY } }
+  add { name = "poll: not found `lookups` times in a row: gone, released", profile = profile,
+    poll = { "not_found" },
+    expect = { status = "failed", err = "server", sends = { "create", "poll", "poll", "poll" }, money = FAIL_MONEY } }
+end
 add { name = "poll: 1004: renewed and polled again at once", poll = { "1004", "succeed" },
   expect = { status = "succeeded", sends = { "create", "poll", "poll" }, money = OK_MONEY, renewals = 1 } }
 add { name = "poll: unknown status is an error, the reservation held", poll = { "unknown_status" },

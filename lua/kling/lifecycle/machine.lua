@@ -173,7 +173,8 @@ end
 -- o = {provider, request, task (the table the machine keeps up to date; default a new one),
 --   random (fn(nbytes) -> hex: the external id and the ledger key), budget (a ledger is set:
 --   reserve first), auto_external_id (true), lookups (lookups by external id after an
---   uncertain create before it is sent once more; 0: an uncertain create ends with its error),
+--   uncertain create before it is sent once more; 0: an uncertain create ends with its error;
+--   also the polls answered not found in a row that end a created task as gone, released),
 --   requeue_refused (a create the provider refused for want of a slot or rate is sent again
 --   until create_budget_ms; else it ends with the refusal), adopt (look the external id up
 --   first, create only when nothing is there), max_attempts, base_ms, cap_ms (core.decide),
@@ -805,7 +806,11 @@ function Machine:on_poll(acts, res, now, wall)
     return acts
   end
   local d = self:decide("GET", f, res, now, self.deadline_ms, wall)
-  if self.tracking and d.kind == "not_found" then
+  if d.kind == "not_found" then
+    -- The provider gave this task's id, so a 404 is first read as "not visible yet" (its
+    -- replicas, a gateway's lag): the task may still run and be billed. Only `lookups` in a
+    -- row say it is gone (failed, released); ending at the first one released a hold the
+    -- provider then billed.
     self.misses = self.misses + 1
     if self.misses >= self.lookups_max then
       return self:gone(acts, "the provider no longer knows this task: nothing is charged")
