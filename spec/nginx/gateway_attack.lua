@@ -174,6 +174,45 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
     res.json and not tostring(res.json.message):find("not one of this account's", 1, true), res.body)
 end
 
+-- The provider bills a video-extend by the model and mode of the video it extends; the request
+-- sends neither. A client declaring kling-v1 std to extend a kling-v1-6 pro video was held and
+-- charged 1 where the upstream billed 3.5 (attacker review, stop 29).
+local function extend_is_priced_by_its_source()
+  local res = call("POST", "/v1/videos/text2video", "gw-bob-key", { model_name = "kling-v1-6", mode = "pro",
+    duration = "5", prompt = "a kite over the sea" })
+  local id = res.json and res.json.data and res.json.data.task_id
+  local src = id and ended("/v1/videos/text2video", id, "gw-bob-key")
+  local video = src and src.task_result and src.task_result.videos and src.task_result.videos[1]
+  assert(video and video.id, res.body .. " " .. json.encode(src))
+  local creates, before = sim_creates("/video-extend"), balance("gw-bob-key")
+  for _, declared in ipairs { { model_name = "kling-v1", mode = "std", field = "model_name" },
+    { mode = "std", field = "mode" } } do
+    local field = declared.field
+    declared.field, declared.video_id, declared.prompt = nil, video.id, "more"
+    res = call("POST", "/v1/videos/video-extend", "gw-bob-key", declared)
+    h.check("a video-extend declaring a " .. field .. " its source video was not made with is refused naming it",
+      res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^" .. field .. ": must be ")
+        ~= nil, res.body)
+  end
+  local mid = balance("gw-bob-key")
+  h.check("... nothing forwarded nor held", sim_creates("/video-extend") == creates
+    and mid.balance == before.balance and mid.reserved == before.reserved, json.encode(mid))
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more" })
+  local eid = res.json and res.json.data and res.json.data.task_id
+  local done = eid and ended("/v1/videos/video-extend", eid, "gw-bob-key")
+  local billed
+  for _, e in ipairs(h.sim_admin(sim, "GET", "/_sim/ledger").tasks or {}) do
+    if e.endpoint == "video-extend" then
+      billed = e
+    end
+  end
+  local after = balance("gw-bob-key")
+  h.check("a video-extend that leaves model and mode out is priced by its source's (kling-v1-6 pro): charged "
+    .. "what the simulator billed", done and billed and billed.model == "kling-v1-6" and billed.mode == "pro"
+    and money(done.final_unit_deduction) == billed.micros and money(after.spent) - money(before.spent) == billed.micros,
+    json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
+end
+
 -- A field given twice in a client's body: cjson keeps the last one, so {"mode":"std","mode":"pro"}
 -- could be checked and held on one value while another reader (a log, the upstream) takes the
 -- other. Refused naming the field (400, 1201) before anything is priced, held or forwarded; an
@@ -399,6 +438,7 @@ local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
   others_ids_are_refused(media_length_is_held())
+  extend_is_priced_by_its_source()
   keys_given_twice_are_refused()
   journal_is_private()
   accounts_stay_apart()

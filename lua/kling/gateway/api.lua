@@ -15,6 +15,7 @@ local runner = require "kling.runner.resty"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local providers = require "kling.providers"
+local follows = require "kling.gateway.follows"
 local owners = require "kling.gateway.owners"
 local text = require "kling.gateway.text"
 local track = require "kling.gateway.track"
@@ -157,6 +158,14 @@ function M.admit(G, account, endpoint)
   end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]
+  -- Priced by its source (a video-extend: the model and mode its video was made with), never
+  -- by what the client declares of it.
+  local fok, ffield, fwhy = follows.apply(G, account.name, def, req)
+  if not fok and ffield then
+    return refuse("validation", { status = 400, code = 1201, message = official.as_sent(body, ffield) .. ": " .. fwhy })
+  elseif not fok then
+    return unavailable("store", "the gateway cannot read its records now (nothing was forwarded)", fwhy)
+  end
   local fwd = copy(req)
   fwd.endpoint = endpoint
   local ok, verr = client:check(fwd)

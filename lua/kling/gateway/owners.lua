@@ -11,10 +11,23 @@ local tasks = require "kling.resty.tasks"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global)
 
-M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> account (kling.resty.tasks has none such)
+M.DICT = "kling_gateway_tasks" -- its keys: "o:<upstream id>" -> "<account>|<task id>" (kling.resty.tasks has
+-- none such); an owner written before the task id was kept is "<account>" alone
 
 local function key(id)
   return "o:" .. id
+end
+
+-- account, task id (nil for an owner written without it) of an owner's value
+local function parse(v)
+  if type(v) ~= "string" then
+    return nil
+  end
+  local bar = v:find("|", 1, true) -- account names have no "|" (kling.gateway.config)
+  if not bar then
+    return v
+  end
+  return v:sub(1, bar - 1), v:sub(bar + 1)
 end
 
 -- The upstream ids an ended record shows its client.
@@ -47,18 +60,20 @@ function M.record(G, rec, ttl)
     return true
   end
   ttl = math.max(1, math.floor(ttl or G.cfg.retention_days * 86400)) -- 0 would keep them for good
+  -- The task too: a video-extend is priced by the model and mode its source video was made with.
+  local value = rec.account .. "|" .. tostring(rec.id)
   if G.redis then
     local r = G.redis
     return r:with(function(red)
       red:init_pipeline()
       for _, id in ipairs(ids) do
-        red:set(r.prefix .. key(id), rec.account, "EX", ttl)
+        red:set(r.prefix .. key(id), value, "EX", ttl)
       end
       return red:commit_pipeline()
     end)
   end
   for _, id in ipairs(ids) do
-    local ok, err = G.tasks.shm:write("safe_set", key(id), rec.account, ttl) -- the tasks' dict (M.DICT)
+    local ok, err = G.tasks.shm:write("safe_set", key(id), value, ttl) -- the tasks' dict (M.DICT)
     if not ok then
       return nil, err
     end
@@ -125,11 +140,34 @@ function M.foreign(G, account, req)
     end
   end
   for i, n in ipairs(list) do
-    if type(owners[i]) == "string" and owners[i] ~= account then
+    local owner = parse(owners[i])
+    if owner and owner ~= account then
       return n.field, n.id
     end
   end
   return nil
+end
+
+-- origin(G, id) -> account, task id (of the gateway's task that showed the upstream id id; the
+-- task id nil for an owner written before it was kept) | nil (never shown) | nil, message (the
+-- store cannot say).
+function M.origin(G, id)
+  local v, err
+  if G.redis then
+    local r = G.redis
+    v, err = r:with(function(red)
+      return red:get(r.prefix .. key(id))
+    end)
+    if v == nil and err then
+      return nil, err
+    end
+  else
+    v, err = ngx.shared[M.DICT]:get(key(id))
+    if v == nil and err then
+      return nil, err
+    end
+  end
+  return parse(v)
 end
 
 return M

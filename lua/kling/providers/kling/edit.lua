@@ -268,6 +268,9 @@ local EXTEND = { ["kling-v1"] = true, ["kling-v1-5"] = true, ["kling-v1-6"] = tr
 M["videos/video-extend"] = {
   kind = "video", async = true, models = EXTEND,
   media_seconds_max = 5, -- billed from the seconds actually added, whatever duration said
+  -- The provider bills by the source video's model and mode, whatever the request says: a
+  -- reader that knows the source (the metering gateway) takes them from there.
+  follows = { field = "video_id", fields = { "model", "mode" } },
   takes = takes { "model", "mode", "prompt", "negative_prompt", "cfg_scale", "duration" },
   validate = function(req, ep)
     return R.model(req, ep, EXTEND) or validate.one_of(R.ctx(), req, "mode", R.MODES)

@@ -1,0 +1,56 @@
+-- A request priced by what its source task was made with. The provider bills a video-extend
+-- by the model and mode of the video it extends, whatever the request declares (it sends
+-- neither), so a client that declared kling-v1 std to extend a kling-v1-6 pro video was held
+-- and charged the cheaper price while the upstream billed the dearer. The endpoint's
+-- definition names the source field and the fields that follow it (`follows`); the gateway
+-- knows the source from the record of the task that showed its id (kling.gateway.owners).
+local owners = require "kling.gateway.owners"
+
+local M = {}
+
+M.MAX_ID = 256 -- bytes of a source id looked up (a longer one is the checks' to refuse)
+
+-- apply(G, account, def, req) -> true | nil, field, message (refused: a declared field that
+-- differs from the source's, or a source whose fields cannot be known) | nil, nil, message
+-- (the store cannot say). Fills the following fields the request left out with the source's.
+function M.apply(G, account, def, req)
+  local f = def and def.follows
+  local id = f and req[f.field]
+  if type(id) == "number" then
+    id = string.format("%.0f", id)
+  end
+  if type(id) ~= "string" or id == "" or #id > M.MAX_ID then
+    return true -- no source named (the endpoint's own checks say what is wrong)
+  end
+  local owner, task_id = owners.origin(G, id)
+  if owner == nil and task_id then
+    return nil, nil, task_id -- the store's message
+  end
+  if owner ~= account then
+    return true -- another account's (refused as foreign) or never shown: not its to price
+  end
+  local src, serr
+  if task_id then
+    src, serr = G.tasks:get(task_id)
+    if src == false then
+      return nil, nil, serr -- Redis cannot be read now
+    end
+  end
+  local facts = type(src) == "table" and type(src.request) == "table" and src.request
+  if not facts then
+    return nil, f.field, "the task that made " .. id .. " is no longer recorded here, and its "
+      .. table.concat(f.fields, " and ") .. " price this request"
+  end
+  for _, name in ipairs(f.fields) do
+    local v = facts[name]
+    if req[name] == nil then
+      req[name] = v
+    elseif v ~= nil and req[name] ~= v then
+      return nil, name, "must be " .. tostring(v) .. ", the " .. name .. " " .. id .. " was made with (the provider"
+        .. " bills this request by it)"
+    end
+  end
+  return true
+end
+
+return M
