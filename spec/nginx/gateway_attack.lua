@@ -194,6 +194,11 @@ local function extend_is_priced_by_its_source()
       res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^" .. field .. ": must be ")
         ~= nil, res.body)
   end
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = "860000000000000001", prompt = "more",
+    model_name = "kling-v1", mode = "std" })
+  h.check("a video-extend of a video the gateway never showed is refused naming video_id (its price is unknown)",
+    res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^video_id: ") ~= nil,
+    res.body)
   local mid = balance("gw-bob-key")
   h.check("... nothing forwarded nor held", sim_creates("/video-extend") == creates
     and mid.balance == before.balance and mid.reserved == before.reserved, json.encode(mid))

@@ -26,8 +26,11 @@ function M.apply(G, account, def, req)
   if owner == nil and task_id then
     return nil, nil, task_id -- the store's message
   end
-  if owner ~= account then
-    return true -- another account's (refused as foreign) or never shown: not its to price
+  if owner == nil then
+    return nil, f.field, id .. " is not a video this gateway made (its " .. table.concat(f.fields, " and ")
+      .. " price this request, and only the record of the task that made it holds them)"
+  elseif owner ~= account then
+    return true -- another account's: refused as such (kling.gateway.owners foreign)
   end
   local src, serr
   if task_id then
