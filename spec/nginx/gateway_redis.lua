@@ -363,6 +363,52 @@ local function lost_answer()
     json.encode { a.spent, ledger.units_total })
 end
 
+-- A task's end and its money are two scripts (FINISH, then END). An END that fails (Redis
+-- refusing, here by an ACL on the keys only END writes) and whose retries die with their node
+-- (kill -9 of every node) left the hold open for good, the task ended: the poll leader's sweep
+-- of the holds moves what the final record owes (attacker review, stop 29).
+local function owed_end_is_swept()
+  h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
+    headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = "5" } })
+  local before = wait_settled(20)
+  local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "its money lost at its end" } })
+  local id = res.json and res.json.data and res.json.data.task_id
+  assert(res.status == 200 and id, res.body)
+  redis_cli("ACL SETUSER default resetkeys '~kgw:[^e]*'") -- END's kgw:e:<key> and kgw:ended
+  local view
+  local limit = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. id),
+      { headers = { authorization = "Bearer " .. KEY } })
+    view = r.json and r.json.data
+  until (view and view.task_status == "succeed") or h.now() > limit
+  h.sleep(1)
+  local mid = admin(1)
+  h.check("a task whose end was recorded while its money could not move: ended, its hold still open",
+    view and view.task_status == "succeed" and micros(mid.reserved) - micros(before.reserved) == micros("1"),
+    json.encode { view, mid.reserved })
+  for i = 1, NODES do
+    local pid = nodes[i].info.pid
+    h.sh("kill -KILL " .. pid .. " $(pgrep -P " .. pid .. ")")
+  end
+  h.sleep(0.5)
+  redis_cli("ACL SETUSER default resetkeys allkeys")
+  for i = 1, NODES do
+    node_start(i)
+  end
+  local after = wait_settled(30)
+  local line
+  for l in redis_cli("--raw lrange kgw:ledger -50 -1"):gmatch("[^\n]+") do
+    local e = json.decode(l)
+    line = line or (e and e.op == "settle" and e.task_key == id and l)
+  end
+  h.check("... after every node was killed and started again, the poll leader's sweep settles it (1), once",
+    after and after.reserved == before.reserved and micros(after.spent) - micros(before.spent) == micros("1")
+      and line ~= nil, json.encode { after and after.reserved, after and after.spent, before.spent })
+end
+
 -- issue 12 (speed): creates go upstream by the /v1/ location's own proxy_pass, the answer
 -- read in its body filter. An upstream refusal is the client's answer (status from the
 -- upstream's, code from its body) and gives the hold back; an accepted create whose answer is
@@ -593,6 +639,7 @@ end
 local ok, err = pcall(function()
   run()
   lost_answer()
+  owed_end_is_swept()
   upstream_answers()
   shared_round_trips()
   reads_while_redis_is_down()

@@ -131,6 +131,21 @@ local function init_redis(ledger_dict)
   G.ledger_dict = ledger_dict
 end
 
+-- One page of the Redis holds per run, from this worker's place in its walk, while it leads
+-- the poll (one node at a time walks them).
+M.SWEEP_S = 2
+local function sweep(premature)
+  if premature or not (G.poller and G.poller.holder) then
+    return
+  end
+  local next_cursor, err = track.sweep(G, G.sweep_cursor or "0")
+  if not next_cursor then
+    ngx.log(ngx.WARN, "kling gateway: cannot walk the holds now: ", tostring(err))
+    return
+  end
+  G.sweep_cursor = next_cursor
+end
+
 -- Opens the file's accounts in Redis, retried until Redis answers.
 local function open_redis_accounts(premature)
   if premature then
@@ -348,6 +363,12 @@ function M.init_worker()
   }
   if not G.poller then
     ngx.log(ngx.ERR, "kling gateway: ", err)
+  elseif G.redis then
+    -- The poll leader also walks the holds for ends whose money never moved (track.sweep).
+    local ok, terr = ngx.timer.every(M.SWEEP_S, sweep)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: ends whose money was lost are not swept: ", terr)
+    end
   end
 end
 

@@ -319,6 +319,29 @@ local function get1(self, key)
   return type(v) == "string" and v or nil
 end
 
+-- finals(ids) -> list of the final records' texts (nil where the task has not ended) | nil,
+-- message: one round trip.
+function Tasks:finals(ids)
+  if #ids == 0 then
+    return {}
+  end
+  local r, keys = self.redis, {}
+  for i, id in ipairs(ids) do
+    keys[i] = r.prefix .. "f:" .. id
+  end
+  local v, err = r:with(function(red)
+    return red:mget(unpack(keys))
+  end)
+  if type(v) ~= "table" then
+    return nil, err or "no answer"
+  end
+  local out = {}
+  for i = 1, #ids do
+    out[i] = type(v[i]) == "string" and v[i] or nil
+  end
+  return out
+end
+
 function Tasks:by_upstream(upstream_id)
   return get1(self, "u:" .. tostring(upstream_id))
 end

@@ -10,6 +10,7 @@
 -- its money: the machine does.
 local core = require "kling.core"
 local effects = require "kling.lifecycle.effects"
+local json = require "kling.json"
 local machine = require "kling.lifecycle.machine"
 local usage = require "kling.money.usage"
 local runner = require "kling.runner.resty"
@@ -70,6 +71,22 @@ function M.drop(G, rec)
   G.tasks:drop(rec)
 end
 
+-- owed(G, id, rec) -> entry | nil, err | nil (nothing owed): the movement an ended record
+-- whose hold is still open owes, as its final record says (the machine decided it before the
+-- record was ended): its charge settled, or a release for a charge of "0"; none (its fate
+-- upstream unknown) leaves the hold.
+local function owed(G, id, rec)
+  local info = { task_id = rec.upstream_id }
+  if rec.status == "succeeded" then
+    local m = core.money_parse(tostring(rec.charge))
+    if m then
+      return effects.meter_account(G.meter, { type = "settle", key = id }, m, info)
+    end
+  elseif rec.charge == "0" then
+    return effects.meter_account(G.meter, { type = "release", key = id }, nil, info)
+  end
+end
+
 -- restore(G, entries): after a restart (the journal's entries), the money the records owe.
 -- A task ended in the journal whose money movement never made it there
 -- (nginx died in between) gets it now, as its final record says (the machine decided it
@@ -88,15 +105,7 @@ function M.restore(G, entries)
   end
   for id, rec in pairs(last) do
     if rec.final and G.meter:hold(id) then
-      local info = { task_id = rec.upstream_id }
-      if rec.status == "succeeded" then
-        local m = core.money_parse(tostring(rec.charge))
-        if m then
-          effects.meter_account(G.meter, { type = "settle", key = id }, m, info)
-        end
-      elseif rec.charge == "0" then
-        effects.meter_account(G.meter, { type = "release", key = id }, nil, info)
-      end
+      owed(G, id, rec)
     end
   end
   for key in pairs(G.meter.store:holds()) do
@@ -104,6 +113,37 @@ function M.restore(G, entries)
       effects.meter_account(G.meter, { type = "release", key = key }, nil, { task_id = key })
     end
   end
+end
+
+-- sweep(G, cursor) -> the next cursor ("0": a pass is over) | nil, message: one page of the
+-- Redis store's holds, each whose task has a final record given what that record owes. A
+-- task's end and its money are two scripts (FINISH, then END); an END lost to a kill -9, a
+-- reload or a Redis outage longer than move's retries left the hold open for good, the task
+-- ended (attacker review, stop 29). A hold ended meanwhile by its own move is refused a second
+-- end by the store (one end per hold).
+M.SWEEP_PAGE = 500
+function M.sweep(G, cursor)
+  local next_cursor, keys = G.meter.store:hold_page(cursor, M.SWEEP_PAGE)
+  if not next_cursor then
+    return nil, keys
+  end
+  local texts, err = G.tasks:finals(keys)
+  if not texts then
+    return nil, err
+  end
+  for i, key in ipairs(keys) do
+    local rec = texts[i] and json.decode(texts[i])
+    if type(rec) == "table" and rec.final then
+      local e, merr = owed(G, key, rec)
+      if e then
+        ngx.log(ngx.NOTICE, "kling gateway: ", key, " ended without its money moved: moved now (",
+          tostring(e.op), " ", tostring(e.amount), ")")
+      elseif merr then
+        ngx.log(ngx.INFO, "kling gateway: owed movement of ", key, ": ", tostring(merr))
+      end
+    end
+  end
+  return next_cursor
 end
 
 -- The money movement of an ended record (act: the machine's settle or release). A store

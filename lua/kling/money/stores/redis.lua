@@ -377,6 +377,24 @@ function Meter:account(name)
     balance_micros = avail }
 end
 
+-- hold_page(cursor, count) -> next cursor ("0": the walk is over), task keys | nil, message: a
+-- page of the holds open (HSCAN of <p>holds: a walk over pages sees every hold open through
+-- it, whatever changes meanwhile, and perhaps some twice).
+function Meter:hold_page(cursor, count)
+  local r = self.redis
+  local res, err = r:with(function(red)
+    return red:hscan(r.prefix .. "holds", cursor or "0", "COUNT", count or 200)
+  end)
+  if type(res) ~= "table" or type(res[2]) ~= "table" then
+    return nil, err or "no answer"
+  end
+  local keys = {}
+  for i = 1, #res[2], 2 do
+    keys[#keys + 1] = res[2][i]
+  end
+  return tostring(res[1]), keys
+end
+
 -- The holds open: the fields of <p>holds (a hold is a field from its reservation to its end).
 function Meter:open_holds()
   local r = self.redis
