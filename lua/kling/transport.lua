@@ -21,7 +21,12 @@ end
 -- failure: {status, code, message, request_id, transport}.
 local function read_result(provider, res)
   if not res.ok then
-    return nil, { transport = res.error or "other", message = res.message, sent = res.sent,
+    local message = res.message
+    if res.error == "tls" and type(message) == "string" and message:find("certificate", 1, true)
+      and not message:find("lua_ssl_trusted_certificate", 1, true) then -- nginx's driver says its own
+      message = message .. " (a server whose CA is not the system's: give it as ca_file or KLING_CA_FILE)"
+    end
+    return nil, { transport = res.error or "other", message = message, sent = res.sent,
       received = res.received }
   end
   local f = { status = res.status, sent = true, received = true }
