@@ -169,7 +169,7 @@ function Task:wait(opts)
   local _, _, err = blocking.drive(client, m, m:watch(now, sched, now + timeout_ms), { on_news = opts.on_progress })
   if learner then
     now = driver:now_ms()
-    if not err and self.status == "succeeded" and m.created_ms then
+    if not err and self.status == "succeeded" and m:saw_whole_life() then
       learner:observe(kind, now - m.created_ms, now, self)
     end
     learner:save_learnt(now)

@@ -67,6 +67,27 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     assert.are.equal(answer, one.task.raw)
   end)
 
+  it("says whether it saw the task's whole life: not one found by its external id (its time is not learnt)",
+    function()
+    local by_name = {}
+    for _, sc in ipairs(scenarios.scenarios) do
+      by_name[sc.name] = sc
+    end
+    local made = scenarios.drive(by_name["success"], machine, kling, core)
+    assert.is_true(made.machine:saw_whole_life())
+    local adopted = scenarios.drive(by_name["adopt: found by external id, never created again"], machine, kling, core)
+    assert.are.equal("succeeded", adopted.status)
+    assert.is_false(adopted.machine:saw_whole_life())
+    local created = scenarios.drive(by_name["adopt: nothing under the external id, so it is created"], machine, kling,
+      core)
+    assert.is_true(created.machine:saw_whole_life())
+    -- a task made elsewhere and watched from now on
+    local m = machine.existing { provider = kling, task = { id = "t-9", status = "running",
+      endpoint = "videos/text2video" } }
+    m:watch(5000, core.sched { min_interval_ms = 1000, max_interval_ms = 15000 }, 60000)
+    assert.is_false(m:saw_whole_life())
+  end)
+
   it("reads no clock: the same scenario gives the same times twice", function()
     local sc = scenarios.scenarios[1]
     local a = scenarios.drive(sc, machine, kling, core)

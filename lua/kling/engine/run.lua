@@ -210,7 +210,7 @@ return function(Engine)
     local success = err == nil and t.status == "succeeded"
     self:release_slot(m, now, success)
     t.error = err
-    if success and m.created_ms then
+    if success and m:saw_whole_life() then
       local took = now - m.created_ms
       self.finished_n = self.finished_n + 1
       self.finished_ms = self.finished_ms + took

@@ -306,6 +306,14 @@ function Machine:gone(acts, why)
   return self:finish(acts, nil, false)
 end
 
+-- Whether the machine saw the task from its create's answer to its end: only then is
+-- now - created_ms how long it took (a task found by its external id, or watched after it was
+-- made elsewhere, is seen from later on: learnt as that, a 10 s task resumed at its end was a
+-- 0 ms sample in the shared durations).
+function Machine:saw_whole_life()
+  return self.created_ms ~= nil and not self.adopted and not self.joined
+end
+
 function Machine:__tostring()
   return string.format("kling.lifecycle(%s %s, %s)", self.provider.name, tostring(self.task.id or
     self.task.external_task_id), self.state)
@@ -898,7 +906,9 @@ function Machine:watch(now, sched, deadline_ms)
     self.state, self.err = "created", nil
   end
   if self.state == "created" then
-    self.created_ms = self.created_ms or now
+    if not self.created_ms then -- a task made elsewhere: its life is seen from now on only
+      self.created_ms, self.joined = now, true
+    end
     return self:schedule(acts, now)
   end
   return acts -- still creating: polling starts when the task exists
