@@ -8,16 +8,20 @@
  * its own size (a Lua userdata, so that nothing leaks if a push raises). */
 #define STACK_KEYS 128
 
-/* json_dup_key(text) -> false (no object has a key twice)
+/* json_dup_key(text [, max_values]) -> false (no object has a key twice)
  *                     | path, at, first (1-based byte offsets of the second and first quote)
- *                     | nil, reason (not checked: not JSON, too deep, too long) */
+ *                     | nil, reason (not checked: not JSON, too deep, too long)
+ *                     | nil, reason, at (more values than max_values: `at` is the 1-based
+ *                       byte of the first one over; nothing past it was read) */
 static int l_json_dup_key(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer max = luaL_optinteger(L, 2, -1);
+    size_t max_values = max < 0 ? (size_t)-1 : (size_t)max;
     struct kling_json_key stack_keys[STACK_KEYS];
     struct kling_json_keys_result r;
     char path[256];
-    int rc = kling_json_keys_check(s, len, stack_keys, STACK_KEYS, path, sizeof(path), &r);
+    int rc = kling_json_keys_check_max(s, len, stack_keys, STACK_KEYS, max_values, path, sizeof(path), &r);
     if (rc == KLING_JSON_KEYS_ESCRATCH) {
         size_t need = r.need;
         struct kling_json_key *keys;
@@ -25,7 +29,7 @@ static int l_json_dup_key(lua_State *L) {
             return luaL_error(L, "json_dup_key: too many keys");
         }
         keys = lua_newuserdata(L, need * sizeof(*keys) + 1);
-        rc = kling_json_keys_check(s, len, keys, need, path, sizeof(path), &r);
+        rc = kling_json_keys_check_max(s, len, keys, need, max_values, path, sizeof(path), &r);
     }
     if (rc == KLING_JSON_KEYS_UNIQUE) {
         lua_pushboolean(L, 0);
@@ -38,6 +42,11 @@ static int l_json_dup_key(lua_State *L) {
         return 3;
     }
     lua_pushnil(L);
+    if (rc == KLING_JSON_KEYS_EMANY) {
+        lua_pushstring(L, kling_json_keys_strerror(rc));
+        lua_pushinteger(L, (lua_Integer)r.at + 1);
+        return 3;
+    }
     if (rc == KLING_JSON_KEYS_ESYNTAX) {
         lua_pushfstring(L, "%s at byte %d", kling_json_keys_strerror(rc), (int)(r.at + 1));
     } else {

@@ -87,20 +87,38 @@ local dup_key -- kling.core.json_dup_key, loaded on first use: the simulator use
 -- decoded ("a" and "\u0061" are one key). Never raises. Not for what the network sends.
 -- Returns the value, or nil, a message ("what: requests[3].prompt: given twice ...") and, for a
 -- key given twice, its path.
+-- max_values: a text holding more values than that (every value counts: each member's, each
+-- array item, containers and the top one) is refused before it is decoded, its 4th result
+-- "values": a 20 MB body of a million one-item members cost seconds of cjson, the key check's
+-- sort and a table walk before any of its fields was looked at; over the bound, it costs a scan
+-- of its first max_values values.
 ---@param s string
 ---@param what string|nil what the text is, prefixed to the message
+---@param max_values integer|nil the most values the text may hold
 ---@return any|nil value
 ---@return string|nil err
 ---@return string|nil path
-function M.decode_strict(s, what)
+---@return string|nil rule "values" when the text holds more than max_values
+function M.decode_strict(s, what, max_values)
   local prefix = what and (what .. ": ") or ""
+  local path, why, at
+  if max_values and type(s) == "string" then -- counted (and keys checked) before cjson spends anything
+    dup_key = dup_key or require("kling.core").json_dup_key
+    path, why, at = dup_key(s, max_values)
+    if path == nil and at then
+      return nil, prefix .. "more than " .. max_values .. " JSON values (every member's value and array item"
+        .. " counts; the first past the bound is at byte " .. at .. ")", nil, "values"
+    end
+  end
   local v, err = M.decode(s)
   if v == nil and err then
     return nil, prefix .. err
   end
   if type(v) == "table" then -- only a text with an object in it can give a key twice
-    dup_key = dup_key or require("kling.core").json_dup_key
-    local path, why = dup_key(s)
+    if not max_values then
+      dup_key = dup_key or require("kling.core").json_dup_key
+      path, why = dup_key(s)
+    end
     if path then
       return nil, prefix .. path .. ": given twice (a key may appear once in an object: one of the two"
         .. " would be dropped)", path

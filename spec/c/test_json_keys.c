@@ -186,6 +186,38 @@ static void test_many(void) {
     free(t);
 }
 
+/* A bound on values: every value counts (the top one, members', items,
+ * containers); the first one past it stops the scan (r->at), before any sort,
+ * and the scratch it asks for is bounded by it, not by the text's keys. */
+static void test_max_values(void) {
+    struct kling_json_key k[8];
+    const char *t = "{\"a\":[1,2],\"b\":{}}"; /* 5 values */
+    size_t n = 100000, i, len = 0, cap = n * 24 + 16;
+    char *big;
+    CHECK_INT(kling_json_keys_check_max(t, strlen(t), k, 8, 5, path, sizeof(path), &res), KLING_JSON_KEYS_UNIQUE);
+    CHECK_INT(kling_json_keys_check_max(t, strlen(t), k, 8, 4, path, sizeof(path), &res), KLING_JSON_KEYS_EMANY);
+    CHECK_INT(res.at, 15); /* {} of b */
+    CHECK_INT(kling_json_keys_check_max("[[[]]]", 6, k, 8, 2, path, sizeof(path), &res), KLING_JSON_KEYS_EMANY);
+    CHECK_INT(res.at, 2);
+    /* a duplicate within the bound is still found; one past it is never reached */
+    t = "{\"a\":1,\"a\":2}";
+    CHECK_INT(kling_json_keys_check_max(t, strlen(t), k, 8, 3, path, sizeof(path), &res), KLING_JSON_KEYS_DUP);
+    CHECK_INT(kling_json_keys_check_max(t, strlen(t), k, 8, 2, path, sizeof(path), &res), KLING_JSON_KEYS_EMANY);
+    /* 100k keys, bound 10: the scratch asked for is the bound's, and it is enough */
+    big = malloc(cap);
+    if (big == NULL) abort();
+    big[len++] = '{';
+    for (i = 0; i < n; i++) {
+        len += (size_t)snprintf(big + len, cap - len, "%s\"k%zu\":[%zu]", i ? "," : "", i, i);
+    }
+    big[len++] = '}';
+    CHECK_INT(kling_json_keys_check_max(big, len, k, 2, 6, path, sizeof(path), &res), KLING_JSON_KEYS_ESCRATCH);
+    CHECK_INT(res.need, 8);
+    CHECK_INT(kling_json_keys_check_max(big, len, k, 8, 6, path, sizeof(path), &res), KLING_JSON_KEYS_EMANY);
+    CHECK_INT(res.at, 25); /* the 2 in k2 */
+    free(big);
+}
+
 int main(void) {
     test_paths();
     test_decoded();
@@ -196,5 +228,6 @@ int main(void) {
     test_scratch();
     test_truncation();
     test_many();
+    test_max_values();
     return check_done();
 }

@@ -54,6 +54,39 @@ describe("keys given twice", function()
     assert.are.equal(2, json.decode('{"a":1,"a":2}').a)
   end)
 
+  it("json.decode_strict with a bound on values refuses a text over it before decoding it", function()
+    local v, err, path, rule = json.decode_strict('{"a":[1,2],"b":{}}', "body", 4)
+    assert.is_nil(v)
+    assert.is_nil(path)
+    assert.are.equal("values", rule)
+    assert.are.equal("body: more than 4 JSON values (every member's value and array item counts; the first past"
+      .. " the bound is at byte 16)", err)
+    v = assert(json.decode_strict('{"a":[1,2],"b":{}}', nil, 5))
+    assert.are.equal(2, v.a[2])
+    -- within the bound, a key given twice and a text that is not JSON are named as without one
+    local _, derr, dpath, drule = json.decode_strict('{"a":1,"a":2}', nil, 10)
+    assert.are.equal("a", dpath)
+    assert.is_nil(drule)
+    assert.matches("^a: given twice", derr)
+    local sv, serr, _, srule = json.decode_strict('{"a":', nil, 10)
+    assert.is_nil(sv)
+    assert.is_nil(srule)
+    assert.is_string(serr)
+    -- a million one-item members: refused on a scan of the first values (no decode, no sort)
+    local parts = { '{"prompt":"x"' }
+    for i = 0, 999999 do
+      parts[#parts + 1] = ',"k' .. i .. '":[' .. i .. "]"
+    end
+    parts[#parts + 1] = "}"
+    local text = table.concat(parts)
+    local t0 = os.clock()
+    v, _, _, rule = json.decode_strict(text, nil, 10000)
+    local took = os.clock() - t0
+    assert.is_nil(v)
+    assert.are.equal("values", rule)
+    assert.is_true(took < 0.05, "took " .. took .. " s")
+  end)
+
   it("kling.json does not load the C core until a strict decode (the simulator uses it without)", function()
     local p = assert(io.popen([[lua5.4 -e 'require "kling.json"; io.write(tostring(package.loaded["kling.core"]))']]))
     local out = p:read("a")

@@ -20,6 +20,7 @@ struct scan {
     size_t len, i;
     struct kling_json_key *keys;
     size_t cap, nkeys, depth;
+    size_t values, max_values; /* values begun so far; the caller's bound */
     char *path;
     size_t path_size;
     struct kling_json_keys_result *r;
@@ -366,11 +367,13 @@ static int string(struct scan *sc, int *esc) {
 }
 
 /* Enough scratch for any text: one entry per ':' outside strings, and one for
- * a key pushed before its ':' is found missing. */
-static size_t colons(const unsigned char *s, size_t len) {
+ * a key pushed before its ':' is found missing. Counted up to max + 1 only: a
+ * text with more keys than the value bound is refused before its keys fill
+ * that much scratch. */
+static size_t colons(const unsigned char *s, size_t len, size_t max) {
     size_t i, n = 0;
     int in = 0;
-    for (i = 0; i < len; i++) {
+    for (i = 0; i < len && n <= max; i++) {
         if (in) {
             if (s[i] == '\\') {
                 i++;
@@ -395,7 +398,7 @@ static int key(struct scan *sc) {
         return syntax(sc);
     }
     if (sc->nkeys == sc->cap) {
-        sc->r->need = colons(sc->s, sc->len) + 1;
+        sc->r->need = colons(sc->s, sc->len, sc->max_values) + 1;
         return KLING_JSON_KEYS_ESCRATCH;
     }
     k = &sc->keys[sc->nkeys];
@@ -447,6 +450,10 @@ static int scan(struct scan *sc) {
         ws(sc);
         if (sc->i >= sc->len) {
             return syntax(sc);
+        }
+        if (++sc->values > sc->max_values) {
+            sc->r->at = sc->i;
+            return KLING_JSON_KEYS_EMANY;
         }
         if (sc->s[sc->i] == '{' || sc->s[sc->i] == '[') {
             int obj = sc->s[sc->i] == '{';
@@ -513,6 +520,11 @@ static int scan(struct scan *sc) {
 
 int kling_json_keys_check(const char *json, size_t len, struct kling_json_key *scratch, size_t cap,
                           char *path, size_t path_size, struct kling_json_keys_result *r) {
+    return kling_json_keys_check_max(json, len, scratch, cap, (size_t)-1, path, path_size, r);
+}
+
+int kling_json_keys_check_max(const char *json, size_t len, struct kling_json_key *scratch, size_t cap,
+                              size_t max_values, char *path, size_t path_size, struct kling_json_keys_result *r) {
     struct scan sc;
     int rc;
     r->at = r->first = r->need = 0;
@@ -528,6 +540,8 @@ int kling_json_keys_check(const char *json, size_t len, struct kling_json_key *s
     sc.keys = scratch;
     sc.cap = cap;
     sc.nkeys = sc.depth = 0;
+    sc.values = 0;
+    sc.max_values = max_values;
     sc.path = path;
     sc.path_size = path_size;
     sc.r = r;
@@ -551,6 +565,7 @@ const char *kling_json_keys_strerror(int status) {
     case KLING_JSON_KEYS_EDEPTH: return "nested deeper than 1000";
     case KLING_JSON_KEYS_ESCRATCH: return "more keys than the scratch holds";
     case KLING_JSON_KEYS_ELONG: return "longer than 2 GiB";
+    case KLING_JSON_KEYS_EMANY: return "more values than the bound";
     default: return "unknown status";
     }
 }

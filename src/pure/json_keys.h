@@ -29,7 +29,8 @@ enum kling_json_keys_status {
     KLING_JSON_KEYS_ESYNTAX = -1, /* not JSON (r->at: the byte); not checked */
     KLING_JSON_KEYS_EDEPTH = -2,  /* nested deeper than KLING_JSON_KEYS_DEPTH; not checked */
     KLING_JSON_KEYS_ESCRATCH = -3,/* more keys open at once than the scratch holds: r->need */
-    KLING_JSON_KEYS_ELONG = -4    /* longer than KLING_JSON_KEYS_LEN_MAX; not checked */
+    KLING_JSON_KEYS_ELONG = -4,   /* longer than KLING_JSON_KEYS_LEN_MAX; not checked */
+    KLING_JSON_KEYS_EMANY = -5    /* more values than the caller's bound (r->at: the first over it) */
 };
 
 /* One key of an open object (scratch: its contents mean nothing to the caller). */
@@ -54,6 +55,15 @@ struct kling_json_keys_result {
  * key ends in "...". Returns an enum kling_json_keys_status. */
 int kling_json_keys_check(const char *json, size_t len, struct kling_json_key *scratch, size_t cap,
                           char *path, size_t path_size, struct kling_json_keys_result *r);
+
+/* As kling_json_keys_check, and stops at the first value past max_values
+ * (every value counts: the top one, each object's member values, each array
+ * item, containers included): KLING_JSON_KEYS_EMANY. A text over the bound
+ * costs a scan of its first max_values values, never its sort nor a scratch
+ * larger than max_values + 1 entries (what a decoder would spend on a million
+ * one-byte values is refused before it is spent). */
+int kling_json_keys_check_max(const char *json, size_t len, struct kling_json_key *scratch, size_t cap,
+                              size_t max_values, char *path, size_t path_size, struct kling_json_keys_result *r);
 
 /* A short description of a status ("not JSON", ...), never NULL. */
 const char *kling_json_keys_strerror(int status);

@@ -26,6 +26,13 @@ local M = {}
 
 local NO_ARGS = {} -- the query parameters of a route that takes none
 
+-- The most JSON values a create's body may hold (every member's value and array item counts).
+-- The largest create the official API documents (six dynamic masks of their trajectories, seven
+-- elements, shots) holds a few hundred; a body over this is refused before it is decoded, in a
+-- scan of its first values: a 20 MB body of a million one-item members held the one worker for
+-- seconds (cjson, the duplicate-key sort, the unknown-field check) before it was refused.
+M.BODY_VALUES_MAX = 10000
+
 local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua (unit specs) grows them
 if not has_new_tab then
   new_tab = function()
@@ -143,8 +150,11 @@ function M.admit(G, account, endpoint)
   end
   -- Strict: a field given twice is refused by name, before anything is priced or held (cjson
   -- would keep the last one: {"mode":"std","mode":"pro"} checked on one, sent with the other).
-  local body, jerr, dup = json.decode_strict(raw)
-  if dup then
+  local body, jerr, dup, rule = json.decode_strict(raw, nil, M.BODY_VALUES_MAX)
+  if rule then
+    return refuse("validation", { status = 400, code = 1200, message = "the body must hold at most "
+      .. M.BODY_VALUES_MAX .. " JSON values: it holds " .. jerr })
+  elseif dup then
     return refuse("validation", { status = 400, code = 1201, message = jerr })
   elseif body == nil then -- not JSON, or nested deeper than the decoder goes: say which
     return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object: "
