@@ -12,66 +12,100 @@ end
 
 local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
---- A value as an error message shows it: a table is named by its kind (never its address), a
--- string's control characters escaped (\r, \n, \t, \xHH): a message is one line on a terminal
--- or in a log, whatever its input held.
----@param v any
----@return string
-function M.shown(v)
-  if type(v) == "table" then
-    return v[1] ~= nil and "an array" or "an object"
-  elseif type(v) == "string" then
-    return (v:gsub("%c", function(c)
-      return ESCAPES[c] or string.format("\\x%02X", c:byte())
-    end))
-  end
-  return v == json_null and "null" or tostring(v)
-end
-
--- A name or value as an error message echoes it: shown(), and cut to its first `max` bytes
--- (default 64) with its length, so that a megabyte of field name is not sent back.
-function M.brief(v, max)
-  local s = M.shown(v)
-  max = max or 64
-  if #s <= max then
-    return s
-  end
-  return s:sub(1, max) .. "... (" .. #s .. " bytes)"
-end
-
 -- The second byte a lead byte allows where it is narrower than 80-BF (RFC 3629, section 4):
 -- E0 (no overlong 3-byte form), ED (no UTF-16 surrogates), F0 (no overlong 4-byte form), F4
 -- (nothing above U+10FFFF).
 local SECOND = { [0xE0] = { 0xA0, 0xBF }, [0xED] = { 0x80, 0x9F }, [0xF0] = { 0x90, 0xBF },
   [0xF4] = { 0x80, 0x8F } }
 
+-- The continuation bytes of the well-formed UTF-8 character at s[i] (0: ASCII), or nil.
+local function char_extra(s, i)
+  local c = s:byte(i)
+  local extra
+  if c < 0x80 then
+    return 0
+  elseif c >= 0xC2 and c < 0xE0 then
+    extra = 1
+  elseif c >= 0xE0 and c < 0xF0 then
+    extra = 2
+  elseif c >= 0xF0 and c < 0xF5 then
+    extra = 3
+  else
+    return nil
+  end
+  local second = SECOND[c]
+  for k = i + 1, i + extra do
+    local b = s:byte(k)
+    local lo, hi = 0x80, 0xBF
+    if k == i + 1 and second then
+      lo, hi = second[1], second[2]
+    end
+    if not b or b < lo or b > hi then
+      return nil
+    end
+  end
+  return extra
+end
+
+local function escaped(c)
+  return ESCAPES[c] or string.format("\\x%02X", c:byte())
+end
+
+--- A value as an error message shows it: a table is named by its kind (never its address), a
+-- string's control characters escaped (\r, \n, \t, \xHH), and each byte that is not part of
+-- well-formed UTF-8 (\xHH): a message is one line on a terminal or in a log, and valid UTF-8 in
+-- a JSON answer (a task id of bytes FF FE was echoed raw), whatever its input held.
+---@param v any
+---@return string
+function M.shown(v)
+  if type(v) == "table" then
+    return v[1] ~= nil and "an array" or "an object"
+  elseif type(v) ~= "string" then
+    return v == json_null and "null" or tostring(v)
+  elseif not v:find("[%c\128-\255]") then
+    return v
+  end
+  local out, i, n = {}, 1, #v
+  while i <= n do
+    local extra = char_extra(v, i)
+    if extra == 0 then
+      local c = v:sub(i, i)
+      out[#out + 1] = c:find("%c") and escaped(c) or c
+    elseif extra then
+      out[#out + 1] = v:sub(i, i + extra)
+      i = i + extra
+    else
+      out[#out + 1] = escaped(v:sub(i, i))
+    end
+    i = i + 1
+  end
+  return table.concat(out)
+end
+
+-- A name or value as an error message echoes it: shown(), and cut to its first `max` bytes
+-- (default 64; never within a character) with its length, so that a megabyte of field name is
+-- neither sent back nor walked (only its first bytes are shown).
+function M.brief(v, max)
+  max = max or 64
+  local long = type(v) == "string" and #v > max
+  local s = M.shown(long and v:sub(1, max + 3) or v) -- max bytes and the rest of a character cut there
+  if not long and #s <= max then
+    return s
+  end
+  local cut = max
+  while cut > 0 and (s:byte(cut + 1) or 0) >= 0x80 and s:byte(cut + 1) < 0xC0 do
+    cut = cut - 1 -- a character cut in two is left out whole
+  end
+  return s:sub(1, cut) .. "... (" .. (long and #v or #s) .. " bytes)"
+end
+
 -- utf8_len in Lua, for LuaJIT (nginx), which has no utf8 library.
 local function utf8_len_lua(s)
   local n, i, len = 0, 1, #s
   while i <= len do
-    local c = s:byte(i)
-    local extra
-    if c < 0x80 then
-      extra = 0
-    elseif c >= 0xC2 and c < 0xE0 then
-      extra = 1
-    elseif c >= 0xE0 and c < 0xF0 then
-      extra = 2
-    elseif c >= 0xF0 and c < 0xF5 then
-      extra = 3
-    else
+    local extra = char_extra(s, i)
+    if not extra then
       return nil
-    end
-    local second = SECOND[c]
-    for k = i + 1, i + extra do
-      local b = s:byte(k)
-      local lo, hi = 0x80, 0xBF
-      if k == i + 1 and second then
-        lo, hi = second[1], second[2]
-      end
-      if not b or b < lo or b > hi then
-        return nil
-      end
     end
     i = i + extra + 1
     n = n + 1

@@ -474,6 +474,30 @@ local function huge_bodies_are_refused_fast()
     .. tostring(res.body):sub(1, 300))
 end
 
+-- A task id, an external id or a path the gateway echoes in a 404 is the client's bytes: %ff%fe
+-- was sent back raw (the JSON answer was not UTF-8) and a 7,000-character id whole. Each is shown
+-- as validate.brief shows a value: bytes that are not UTF-8 as \xHH, cut at 64 bytes.
+local function echoed_values_are_brief()
+  local function utf8_json(res)
+    return res.json ~= nil and require("kling.validate").utf8_len(res.body) ~= nil
+  end
+  local res = call("GET", "/v1/videos/text2video/%ff%fe", "gw-alice-key")
+  h.check("a task id of bytes FF FE: 404 whose JSON is valid UTF-8, the bytes shown as \\xFF\\xFE", res.status == 404
+    and utf8_json(res) and res.json.message == "task \\xFF\\xFE not found", res.body)
+  res = call("GET", "/v1/videos/text2video/" .. string.rep("i", 7000), "gw-alice-key")
+  h.check("a 7,000-character task id is not echoed whole (cut at 64 bytes, its length said)", res.status == 404
+    and utf8_json(res) and res.json.message == "task " .. string.rep("i", 64) .. "... (7000 bytes) not found",
+    res.body:sub(1, 300))
+  res = call("GET", "/v1/videos/text2video?external_task_id=%ff" .. string.rep("e", 3000), "gw-alice-key")
+  h.check("... nor an external_task_id looked up", res.status == 404 and utf8_json(res)
+    and res.json.message == "no task with external_task_id \\xFF" .. string.rep("e", 60) .. "... (3001 bytes)",
+    res.body:sub(1, 300))
+  res = call("GET", "/v1/videos/%ff" .. string.rep("p", 3000), "gw-alice-key")
+  h.check("... nor a path that is no endpoint", res.status == 404 and utf8_json(res)
+    and #res.json.message < 200 and res.json.message:find("^no such endpoint: /v1/videos/\\xFFppp") ~= nil,
+    res.body:sub(1, 300))
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
@@ -483,6 +507,7 @@ local function run()
   huge_bodies_are_refused_fast()
   journal_is_private()
   accounts_stay_apart()
+  echoed_values_are_brief()
   callback_bodies_are_small()
   nginx_refusals_are_json()
   hung_up_create_is_followed()

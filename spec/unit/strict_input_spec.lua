@@ -449,4 +449,15 @@ describe("an unknown name of any length", function()
       message = "unknown field" }
     assert.is_true(#answer.message < 200, #answer.message)
   end)
+
+  it("is echoed as valid UTF-8: a byte that is not part of a character is shown \\xHH, a cut keeps characters whole",
+    function()
+      assert.are.equal("\\xFF\\xFE", validate.brief("\255\254"))
+      -- a lone continuation byte, an overlong form, a surrogate, a truncated character; a good one kept
+      assert.are.equal("\\x80 \\xC0\\x80 \\xED\\xA0\\x80 \\xE2\\x82 \226\130\172",
+        validate.shown("\128 \192\128 \237\160\128 \226\130 \226\130\172"))
+      local s = validate.brief(string.rep("\226\130\172", 30)) -- 90 bytes: 21 whole euros fit in 64
+      assert.are.equal(string.rep("\226\130\172", 21) .. "... (90 bytes)", s)
+      assert.is_not_nil(validate.utf8_len(validate.brief("x\226\130\172" .. string.rep("\255", 100))))
+    end)
 end)

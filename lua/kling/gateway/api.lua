@@ -188,8 +188,8 @@ function M.admit(G, account, endpoint)
   -- "v_id" array of millions was walked, a dict lookup each, before being refused).
   local field, foreign, ferr = owners.foreign(G, account.name, req)
   if field then
-    return refuse("validation", { status = 400, code = 1201, message = field .. ": " .. foreign
-      .. " is not one of this account's" })
+    return refuse("validation", { status = 400, code = 1201, message = validate.brief(field) .. ": "
+      .. validate.brief(foreign) .. " is not one of this account's" })
   elseif ferr then
     return unavailable("store", "the gateway cannot read its records now (nothing was forwarded)", ferr)
   end
@@ -426,7 +426,7 @@ function M.query(G, account, endpoint, id)
   if not (v and v.s == s) then
     local rec = s and json.decode(s)
     if not mine(rec, account, endpoint) then
-      return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
+      return official.fail { status = 404, code = 1203, message = "task " .. validate.brief(id) .. " not found" }
     end
     v = { s = s, account = rec.account, endpoint = rec.endpoint, json = json.encode(official.view(rec)) }
     if views then
@@ -437,7 +437,7 @@ function M.query(G, account, endpoint, id)
       views[id], G.views_n = v, G.views_n + 1
     end
   elseif v.account ~= account.name or v.endpoint ~= endpoint then
-    return official.fail { status = 404, code = 1203, message = "task " .. id .. " not found" }
+    return official.fail { status = 404, code = 1203, message = "task " .. validate.brief(id) .. " not found" }
   end
   return official.reply_json(200, 0, "SUCCEED", v.json)
 end
@@ -483,7 +483,7 @@ function M.list(G, account, endpoint)
     end
     if not mine(rec, account, endpoint) then
       return official.fail { status = 404, code = 1203, message = "no task with external_task_id "
-        .. args.external_task_id }
+        .. validate.brief(args.external_task_id) }
     end
     return official.ok(official.view(rec))
   end

@@ -34,6 +34,7 @@ local poller = require "kling.resty.poller"
 local core = require "kling.core"
 local callback = require "kling.resty.callback"
 local compact = require "kling.gateway.compact"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -387,7 +388,8 @@ function M.api(direct)
   local account = caller()
   local endpoint, id = api.route(ngx.var.uri)
   if not endpoint then
-    return official.fail { status = 404, code = 1202, message = "no such endpoint: " .. ngx.var.uri }
+    return official.fail { status = 404, code = 1202, message = "no such endpoint: "
+      .. validate.brief(ngx.var.uri, 128) }
   end
   local method = ngx.req.get_method()
   if method == "POST" and not id then
@@ -401,7 +403,8 @@ function M.api(direct)
   elseif method == "GET" then
     return api.list(G, account, endpoint)
   end
-  return official.fail { status = 405, code = 1202, message = method .. " is not allowed on " .. ngx.var.uri }
+  return official.fail { status = 405, code = 1202, message = validate.brief(method) .. " is not allowed on "
+    .. validate.brief(ngx.var.uri, 128) }
 end
 
 -- header_filter_by_lua and body_filter_by_lua of the /v1/ location that forwards creates by
