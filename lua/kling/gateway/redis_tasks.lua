@@ -54,13 +54,23 @@ if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, 'NX') end
 return 1
 ]]
 
+-- A task a callback or the poller ended before its create's publish (finish found no list entry,
+-- ln: nor u: to give an expiry): those keys are written with the time its final record has
+-- left, or they would never be freed.
 local PUBLISH = [[
 local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local n = redis.call('INCR', p .. list)
+local left = redis.call('PTTL', p .. 'f:' .. id)
+if left ~= -2 then
+  local px = left > 0 and { 'PX', left } or {}
+  redis.call('SET', p .. list .. ':' .. n, id, unpack(px))
+  redis.call('SET', p .. 'ln:' .. id, n, unpack(px))
+  if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, unpack(px)) end
+  return n
+end
 redis.call('SET', p .. list .. ':' .. n, id)
 redis.call('SET', p .. 'ln:' .. id, n)
 if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
-if redis.call('EXISTS', p .. 'f:' .. id) == 1 then return n end
 redis.call('SET', p .. 't:' .. id, s)
 if poll == '1' then redis.call('RPUSH', p .. 'q:new', id) end
 return n
@@ -68,10 +78,11 @@ return n
 
 -- PUBLISH for a batch of created records in one script (one invocation, not one per record):
 -- ARGV: p, then (id, s, up, list) per record; never queued again (see publish_many). PUBLISH's
--- writes for the whole batch in four commands, whatever its size: one INCRBY per list (the
--- records of a list numbered in their order), one MSET of the list entries, the `ln:`s and
--- the upstream ids, one MGET of the final records, one MSET of the records not ended yet (a
--- callback or the poller may have ended one: that end stands). A batch is at most
+-- writes for the whole batch in three commands, whatever its size: one INCRBY per list (the
+-- records of a list numbered in their order), one MGET of the final records, one MSET of the
+-- list entries, the `ln:`s and the upstream ids and the records of the tasks not ended yet. A
+-- callback or the poller may have ended one: that end stands, and its keys are written as
+-- PUBLISH writes them, with the time its final record has left. A batch is at most
 -- kling.gateway.forward's BATCH (200) records: unpack's limit in Redis's Lua is about 8,000.
 local PUBLISH_MANY = [[
 local p = ARGV[1]
@@ -83,31 +94,35 @@ for i = 5, #ARGV, 4 do
 end
 local n = {}
 for _, list in ipairs(lists) do n[list] = redis.call('INCRBY', p .. list, count[list]) - count[list] end
-local kv, f = {}, {}
-for i = 2, #ARGV, 4 do
+local f = {}
+for i = 2, #ARGV, 4 do f[#f + 1] = p .. 'f:' .. ARGV[i] end
+local ended = redis.call('MGET', unpack(f))
+local kv = {}
+for j = 1, #f do
+  local i = j * 4 - 2
   local id, up, list = ARGV[i], ARGV[i + 2], ARGV[i + 3]
   local k = n[list] + 1
   n[list] = k
-  kv[#kv + 1] = p .. list .. ':' .. k
-  kv[#kv + 1] = id
-  kv[#kv + 1] = p .. 'ln:' .. id
-  kv[#kv + 1] = k
-  if up ~= '' then
-    kv[#kv + 1] = p .. 'u:' .. up
+  if ended[j] then
+    local left = redis.call('PTTL', f[j])
+    local px = left > 0 and { 'PX', left } or {}
+    redis.call('SET', p .. list .. ':' .. k, id, unpack(px))
+    redis.call('SET', p .. 'ln:' .. id, k, unpack(px))
+    if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, unpack(px)) end
+  else
+    kv[#kv + 1] = p .. list .. ':' .. k
     kv[#kv + 1] = id
-  end
-  f[#f + 1] = p .. 'f:' .. id
-end
-redis.call('MSET', unpack(kv))
-local ended = redis.call('MGET', unpack(f))
-local t = {}
-for j = 1, #f do
-  if not ended[j] then
-    t[#t + 1] = p .. 't:' .. ARGV[j * 4 - 2]
-    t[#t + 1] = ARGV[j * 4 - 1]
+    kv[#kv + 1] = p .. 'ln:' .. id
+    kv[#kv + 1] = k
+    if up ~= '' then
+      kv[#kv + 1] = p .. 'u:' .. up
+      kv[#kv + 1] = id
+    end
+    kv[#kv + 1] = p .. 't:' .. id
+    kv[#kv + 1] = ARGV[i + 1]
   end
 end
-if #t > 0 then redis.call('MSET', unpack(t)) end
+if #kv > 0 then redis.call('MSET', unpack(kv)) end
 return 1
 ]]
 

@@ -119,8 +119,17 @@ function Tasks:publish(rec, poll, journal, hint)
   if rec.upstream_id and self.index_upstream then
     self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
   end
-  -- A callback may have ended it already (in another worker): then that end stands.
-  local ended = d:get("f:" .. rec.id) ~= nil
+  -- A callback may have ended it already (in another worker): then that end stands, and the
+  -- index entries just written (which its finish could not give an expiry: they did not exist)
+  -- get the time its final record has left, or they would never be freed.
+  local left = d:ttl("f:" .. rec.id)
+  local ended = left ~= nil
+  if left and left > 0 then
+    self.shm:write("safe_set", list .. ":" .. n, rec.id, left)
+    if rec.upstream_id and self.index_upstream then
+      self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, left)
+    end
+  end
   local s = encode(self, rec, hint)
   if s and not ended then
     self.shm:write("safe_set", "t:" .. rec.id, s)

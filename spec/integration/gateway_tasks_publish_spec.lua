@@ -1,0 +1,130 @@
+-- The gateway's task tables (kling.resty.tasks, shared dict; kling.gateway.redis_tasks, Redis)
+-- in real nginx: a task that a callback or the poller ends before its create's record is
+-- published. finish gives the index keys that exist the record's retention; the list entry
+-- (l:...:<n>), ln: and u: that the publish writes after it were written with no expiry, never
+-- freed. They must live as long as the final record has left.
+local nginx = require "support.nginx"
+local json = require "kling.json"
+
+local function sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+-- The scenario, in a content handler: ?store=shared|redis&port=&many=0|1. The JSON answer
+-- holds the remaining lifetimes (s; -1: no expiry, -2: no such key) the handler reads.
+local SERVER = [[
+    location = /scenario {
+      content_by_lua_block {
+        local json = require "kling.json"
+        local args = ngx.req.get_uri_args()
+        local store, many = args.store, args.many == "1"
+        local T
+        if store == "shared" then
+          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
+        else
+          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kt:" })
+          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
+        end
+        local id = "gw" .. args.tag
+        local rec = { id = id, account = "a", endpoint = "videos/text2video", status = "queued", state = "creating",
+          external_task_id = "ext-" .. args.tag }
+        assert(T:create(rec))
+        -- a callback ends it first, from the record as stored (no list entry, no upstream id yet)
+        local other = assert(T:get(id))
+        other.upstream_id, other.status, other.state = "up-" .. args.tag, "succeeded", "ended"
+        assert(T:finish(other) == true)
+        -- then the create's answer is published, with the upstream id it gave
+        rec.upstream_id, rec.status, rec.state = "up-" .. args.tag, "submitted", "active"
+        if many then
+          T:publish_many({ rec }, 1, 1)
+        else
+          T:publish(rec, true, false)
+        end
+        local out = { final = T:text(id) ~= nil }
+        if store == "shared" then
+          local d = ngx.shared.tasks
+          local function ttl(k)
+            local v = d:ttl(k)
+            return v == nil and -2 or v == 0 and -1 or v
+          end
+          out.f, out.list, out.u = ttl("f:" .. id), ttl("l:a:videos/text2video:" .. (rec.list_n or 0)),
+            ttl("u:up-" .. args.tag)
+        end
+        ngx.say(json.encode(out))
+      }
+    }
+]]
+
+describe("a task ended before its create's record is published", function()
+  local srv, port, redis_dir
+
+  local function redis_cli(...)
+    return (sh("redis-cli -p " .. port .. " " .. table.concat({ ... }, " ")))
+  end
+
+  setup(function()
+    local cpath = assert(nginx.jit_cpath())
+    srv = nginx.start(SERVER, { cpath = cpath, http = "lua_shared_dict tasks 4m;\n" })
+    port = nginx.free_port()
+    redis_dir = nginx.tempdir()
+    local out, ok = sh(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s --daemonize yes"
+      .. " --logfile %s/redis.log"):format(port, redis_dir, redis_dir))
+    assert(ok, out)
+    for _ = 1, 200 do
+      if redis_cli("ping"):find("PONG", 1, true) then
+        break
+      end
+      sh("sleep 0.05")
+    end
+  end)
+
+  teardown(function()
+    if port then
+      redis_cli("shutdown nosave")
+    end
+    if srv then
+      srv.stop()
+    end
+    if redis_dir then
+      sh("rm -rf " .. redis_dir)
+    end
+  end)
+
+  local function run(q)
+    local out = sh("curl -s '" .. srv.url .. "/scenario?" .. q .. "'")
+    local r = json.decode(out)
+    return r or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+  end
+
+  it("shared dict: its list entry and u: expire with its final record", function()
+    local r = run("store=shared&tag=s1")
+    assert.is_true(r.final)
+    assert.is_true(r.f > 900 and r.f <= 1000, json.encode(r))
+    assert.is_true(r.list > 900 and r.list <= r.f + 1, json.encode(r))
+    assert.is_true(r.u > 900 and r.u <= r.f + 1, json.encode(r))
+  end)
+
+  for _, many in ipairs { "0", "1" } do
+    it("Redis (" .. (many == "1" and "PUBLISH_MANY" or "PUBLISH") .. "): its list entry, ln: and u: expire with its"
+      .. " final record", function()
+      local tag = "r" .. many
+      local r = run("store=redis&many=" .. many .. "&port=" .. port .. "&tag=" .. tag)
+      assert.is_true(r.final)
+      local function ttl(k)
+        return tonumber((redis_cli("pttl kt:" .. k):match("%-?%d+")))
+      end
+      local n = redis_cli("--raw get kt:ln:gw" .. tag):match("%d+")
+      local f = ttl("f:gw" .. tag)
+      assert.is_true(f > 900000 and f <= 1000000, tostring(f))
+      for _, k in ipairs { "l:a:videos/text2video:" .. tostring(n), "ln:gw" .. tag, "u:up-" .. tag } do
+        local t = ttl(k)
+        assert.is_true(t ~= nil and t > 900000 and t <= f + 1000, k .. ": " .. tostring(t))
+      end
+      -- nothing of the ended task is left live, nor queued again
+      assert.are.equal("0", redis_cli("exists kt:t:gw" .. tag):match("%d+"))
+    end)
+  end
+end)
