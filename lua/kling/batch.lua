@@ -40,17 +40,22 @@ M.EXIT = {
   unfinished = 3,  -- rows remain (deadline, budget, downloads, still running): run the same command again
   uncertain = 4,   -- every other row ended, but some are uncertain: see summary.json
   locked = 5,      -- another live process runs this batch directory
+  refused = 6,     -- every other row ended, some were refused as invalid or unpriced: fix them, run again
 }
 
 --- A batch's exit status from its rows' counts (the run's summary and `kling status DIR`
 -- alike): {rows, unfinished, uncertain, refused} -> M.EXIT value. Every row refused before
 -- any task existed (invalid, unpriced) is the manifest's fault and nothing was sent, which
--- scripts must not read as a batch that ran.
+-- scripts must not read as a batch that ran; some rows refused (the others ran) is not a
+-- success either: those rows were never made, and the same manifest refuses them again (a
+-- refused row may be edited before the next run). Rows that remain or are uncertain say
+-- "run again" first: the run that ends them says refused.
 function M.exit_status(c)
   if c.rows > 0 and c.refused == c.rows then
     return M.EXIT.usage
   end
-  return c.unfinished > 0 and M.EXIT.unfinished or c.uncertain > 0 and M.EXIT.uncertain or M.EXIT.ok
+  return c.unfinished > 0 and M.EXIT.unfinished or c.uncertain > 0 and M.EXIT.uncertain
+    or c.refused > 0 and M.EXIT.refused or M.EXIT.ok
 end
 
 local Batch = {}

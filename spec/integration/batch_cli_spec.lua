@@ -182,7 +182,7 @@ describe("the workflow commands", function()
     assert.matches("kling run: 1 of 2 rows unfinished %(run the same command again%):\n%s+1  budget: ", out)
   end)
 
-  it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 0 when one ran", function()
+  it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 6 when others ran", function()
     local m = root .. "/invalid.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'
       .. '{"id": "b", "prompt": "p", "model": "kling-v1", "frobnicate": 1}\n')
@@ -191,11 +191,33 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().creates)
     status, out = kling("status " .. root .. "/invalid")
     assert.are.equal(2, status, out) -- kling status agrees
-    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": 7}\n'
+    -- A new user's trial: the valid row ran and the invalid ones (a negative duration, a
+    -- misspelt field, a file that is no PNG) were only in summary.json, and the exit status
+    -- said success (0), so a script went on as if every row had been made.
+    write(root .. "/fake.png", "not a png at all")
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "duration": -5}\n'
+      .. '{"id": "b", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5, "sond": true}\n'
+      .. '{"id": "d", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5, "image": "fake.png"}\n'
       .. '{"id": "c", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
     status, out = kling("run " .. m .. " --out " .. root .. "/mixed --quiet --poll-min 0.2")
-    assert.are.equal(0, status, out) -- row a failed for good, row c ran: summary.json says which
+    assert.are.equal(6, status, out) -- rows a, b and d refused, row c ran
     assert.are.equal(1, sim.stats().creates)
+    assert.matches("3 of 4 rows failed", out)
+    assert.matches("b%s+failed%s+validation: sond: unknown field", out)
+    assert.matches("d%s+failed%s+validation: image: the local file [^\n]*fake.png is not a JPG or PNG", out)
+    local summary = require("kling.json").decode(files.read(root .. "/mixed/summary.json"))
+    assert.are.equal(6, summary.exit_status)
+    assert.are.equal(3, summary.failed)
+    status, out = kling("status " .. root .. "/mixed")
+    assert.are.equal(6, status, out) -- kling status agrees
+    -- the refused rows fixed, the same command again: row c stays made, the others run, 0
+    write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "b", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "d", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+      .. '{"id": "c", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    status, out = kling("run " .. m .. " --out " .. root .. "/mixed --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.are.equal(4, sim.stats().creates)
   end)
 
   it("kling run exits 0 when every row ended, 3 while rows remain; kling status agrees", function()

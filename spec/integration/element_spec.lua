@@ -134,7 +134,7 @@ describe("custom elements against the simulator", function()
       base_url = i.http, access_key = i.access_key, secret_key = i.secret_key, element_cache = cache,
       poll_min = 0.2, poll_max = 0.5, progress = "none", stdout = false }
     assert(result, err)
-    assert.are.equal(0, status)
+    assert.are.equal(batch.EXIT.refused, status) -- one row ran, the unknown element's was refused
     assert.are.equal("succeeded", result.rows[1].state)
     assert.are.equal("failed", result.rows[2].state)
     assert.is_true(result.rows[2].refused)

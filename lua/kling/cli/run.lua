@@ -31,7 +31,7 @@ provider refuses as a duplicate: never a second task). Where a provider cannot l
 by external id, such a create is reported uncertain for good, never resent.]]
   cmd:epilog [[
 Exit status:
-  0  every row ended (succeeded or failed; see DIR/summary.json)
+  0  every row ended (succeeded or failed at the provider; see DIR/summary.json)
   1  the batch could not run (journal not writable, internal error)
   2  bad usage, manifest or journal, or every row refused as invalid
      or unpriced (nothing was sent; see DIR/summary.json)
@@ -39,6 +39,8 @@ Exit status:
      run the same command again
   4  every other row ended, some are uncertain (see summary.json; run again to look them up)
   5  another live process is running this DIR
+  6  every other row ended, some were refused as invalid or unpriced (nothing
+     was sent for them; see summary.json): fix those rows, run the same command again
   130  interrupted (Ctrl-C): the journal keeps the run; run the same command again]]
   cmd:argument("MANIFEST", "the requests: JSONL or CSV"):argname("MANIFEST"):target "manifest"
   cmd:option("--out", "output directory (required): outputs, journal.jsonl, summary.json,\nreport.html")

@@ -27,7 +27,8 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
          A charge the provider reports is printed with its currency.]]
   cmd:epilog [[
 Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain,
-2 every row was refused as invalid or unpriced (nothing was sent).
+6 the rest ended but some were refused as invalid or unpriced, 2 every row was refused so
+(nothing was sent).
              TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
              1 the journal or the provider could not be read, 2 bad usage.]]
   cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):argname("DIR|TASK_ID"):target "target"
