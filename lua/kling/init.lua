@@ -7,6 +7,7 @@ local client = require "kling.client"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
 local billing = require "kling.billing"
+local quote = require "kling.money.quote"
 
 --- The module table: `kling.new`, the billing functions, and these fields.
 ---@class kling.module
@@ -31,12 +32,29 @@ M.new = client.new
 --- The price of a request before it is sent (see `kling.billing.estimate`).
 -- Prices (see kling.billing): a request's price before it is sent, the charge for what was
 -- delivered, the comparison across providers, and ledgers with hard-cap budgets.
+-- What the provider would refuse (an unknown field such as `sond`, another provider's field
+-- name, a value out of range) is refused by name, as `kling estimate` (which calls this) and
+-- `kling quote` do (kling.money.quote.cannot_honour): no price for a request no create would
+-- send. A prompt or image left out is stood in for: a price needs neither. An error of a
+-- price fact itself (a model that is not a string) is billing.estimate's, which looks at
+-- those facts only; `unpriced` comes after the request is known to be sendable.
 ---@param req table a canonical request (its `provider`, default "kling", picks the catalog)
 ---@param opts? table `catalog` to price with another catalog
 ---@return kling.Quote|nil quote `amount` (decimal string), `micros`, `currency`, `rule`, `breakdown`
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 -- @function estimate
-M.estimate = billing.estimate
+function M.estimate(req, opts)
+  local q, err = billing.estimate(req, opts)
+  if err and err.kind == "validation" then
+    return nil, err
+  end
+  local provider = opts and opts.provider or req.provider
+  local refused = type(provider) == "string" and quote.cannot_honour(provider, req)
+  if refused then
+    return nil, refused
+  end
+  return q, err
+end
 --- The charge for what a task delivered (see `kling.billing.settle`).
 ---@param req table the canonical request the task was made from
 ---@param usage table `duration` (seconds, number or decimal string) and `count` actually delivered

@@ -182,6 +182,32 @@ describe("strict input", function()
     end
   end)
 
+  -- A new user's trial: kling.estimate priced {sond = true} as a request without sound, while
+  -- `kling estimate` refused it ("did you mean sound?"). One rule for both (quote.cannot_honour).
+  it("kling.estimate refuses an unknown request field by name, as kling estimate does", function()
+    local req = { provider = "kling", endpoint = "videos/text2video", model = "kling-v2-6", mode = "pro",
+      duration = 5, sond = true }
+    local q, err = kling.estimate(req)
+    assert.is_nil(q)
+    assert.are.same({ "validation", "sond" }, { err.kind, err.field })
+    assert.matches("unknown field for videos/text2video", err.message, 1, true)
+    assert.matches("did you mean sound?", err.message, 1, true)
+    -- named before "unpriced" (kling-v2-6 has no std price): the request is to be fixed first
+    req.mode = nil
+    q, err = kling.estimate(req)
+    assert.are.same({ "validation", "sond" }, { err.kind, err.field }, tostring(q))
+    req.mode = "pro"
+    -- the same request spelt right is priced; a prompt or image left out is stood in for
+    req.sond, req.sound = nil, true
+    assert.are.equal("kling", assert(kling.estimate(req)).provider)
+    assert(kling.estimate { provider = "kling", endpoint = "videos/image2video", model = "kling-v2-6", mode = "pro",
+      duration = 5 })
+    -- another provider's field name is refused on that provider alone
+    q, err = kling.estimate { provider = "evolink", model = "kling-v2-6", mode = "pro", duration = 5,
+      promt = "x" }
+    assert.are.same({ "validation", "promt" }, { err.kind, err.field }, tostring(q))
+  end)
+
   it("issue 11.3: unknown options are errors naming the closest known option", function()
     local function raises(pattern, fn)
       local ok, msg = pcall(fn)

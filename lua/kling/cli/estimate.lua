@@ -1,7 +1,6 @@
 -- kling estimate: the price of one request before it is sent, or (with --actual-*) the charge
 -- for what was delivered. Exit status: 0 priced, 3 unpriced, 2 bad request or usage.
 local billing = require "kling.billing"
-local quote = require "kling.money.quote"
 local json = require "kling.json"
 local request = require "kling.cli.request"
 local flags = require "kling.cli.flags"
@@ -38,17 +37,12 @@ function M.run(opts)
   local req = request.build(opts)
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
-  -- What the provider would refuse (an unknown field, another provider's field name, a value
-  -- out of range) is refused by name, as `kling quote` does: no price for a request that no
-  -- create would send. A prompt or image left out is stood in for: a price needs neither.
-  local refused = not (opts.actual_duration or opts.actual_count) and quote.cannot_honour(req.provider, req)
-  if refused then
-    return fail(2, refused)
-  end
   if opts.actual_duration or opts.actual_count then
     q, err = billing.settle(req, { duration = opts.actual_duration, count = opts.actual_count })
   else
-    q, err = billing.estimate(req)
+    -- kling.estimate: what the provider would refuse (an unknown field, another provider's
+    -- field name, a value out of range) is refused by name (exit 2), as `kling quote` does
+    q, err = require("kling").estimate(req)
   end
   if not q then
     return fail(err.kind == "unpriced" and 3 or 2, err)
