@@ -274,7 +274,7 @@ function M.new(opts)
   local timeout, connect_timeout = secs.timeout, secs.connect_timeout
   if opts.max_download_bytes ~= nil and not pcall(M.download_limit, opts.max_download_bytes) then
     return nil, errors.validation("max_download_bytes", "must be a whole number of bytes from 1 to 2147483647 (got "
-      .. tostring(opts.max_download_bytes) .. ")")
+      .. validate.got(opts.max_download_bytes) .. ")")
   end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,

@@ -12,6 +12,20 @@ end
 
 local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
+--- A value as "got ..." shows it in a message: a number as itself, a string with its type and
+-- quoted (a string ("5"), so that "5" is not read as the number 5; brief()'d), anything else by
+-- its type (a boolean, a table, a null).
+---@param v any
+---@return string
+function M.got(v)
+  if type(v) == "number" then
+    return tostring(v)
+  elseif type(v) == "string" then
+    return "a string (\"" .. M.brief(v) .. "\")"
+  end
+  return "a " .. type_name(v)
+end
+
 -- The second byte a lead byte allows where it is narrower than 80-BF (RFC 3629, section 4):
 -- E0 (no overlong 3-byte form), ED (no UTF-16 surrogates), F0 (no overlong 4-byte form), F4
 -- (nothing above U+10FFFF).
@@ -261,8 +275,7 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
     return nil
   end
   if type(v) ~= "number" then
-    return fail(ctx, field, "must be a number, got a " .. type_name(v)
-      .. (type(v) == "string" and (" (\"" .. v .. "\")") or ""))
+    return fail(ctx, field, "must be a number, got " .. M.got(v))
   end
   if not is_whole(v) then
     return fail(ctx, field, "must be a whole number, got " .. M.shown(v))
@@ -533,7 +546,7 @@ M.MAX_SECONDS = 2147483
 -- positive number of seconds, at most MAX_SECONDS (about 24 days).
 function M.seconds_problem(v)
   if type(v) ~= "number" or v ~= v or v <= 0 or v > M.MAX_SECONDS then
-    return "must be a positive number of seconds, at most " .. M.MAX_SECONDS .. " (got " .. tostring(v) .. ")"
+    return "must be a positive number of seconds, at most " .. M.MAX_SECONDS .. " (got " .. M.got(v) .. ")"
   end
   return nil
 end

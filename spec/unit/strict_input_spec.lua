@@ -265,6 +265,11 @@ describe("strict input", function()
     refused({ api_key = "k", poll_max = 0 }, "poll_max", rule)
     refused({ api_key = "k", wait_timeout = 3e6 }, "wait_timeout", rule)
     refused({ api_key = "k", max_download_bytes = 0 }, "max_download_bytes", "whole number of bytes")
+    -- "(got 5)" read as the number 5 being refused: the string is shown as one, as duration's is
+    refused({ api_key = "k", timeout = "5" }, "timeout", rule .. ' %(got a string %("5"%)%)$')
+    refused({ api_key = "k", poll_min = "1\n" }, "poll_min", '%(got a string %("1\\n"%)%)$')
+    refused({ api_key = "k", wait_timeout = true }, "wait_timeout", "%(got a boolean%)$")
+    refused({ api_key = "k", max_download_bytes = "5" }, "max_download_bytes", '%(got a string %("5"%)%)$')
     -- A key goes into a header as it is: a space, tab or CR in it is the caller's to fix.
     refused({ api_key = "a\tb" }, "api_key", "printable ASCII without spaces")
     refused({ api_key = "a b" }, "api_key", "printable ASCII without spaces")
