@@ -676,8 +676,8 @@ local EXPECTED_SLACK = 1024 * 1024
 -- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
 -- or not writable, it holds a control character, it or its temporary <path>.part is a link,
 -- FIFO, device or directory: kling.output_path; nothing is sent then), not_found (HTTP
--- 404/410), protocol (too large), network. An unknown option or a bad max_bytes /
--- expected_bytes raises.
+-- 404/410), protocol (too large), network; a bad max_bytes, expected_bytes or timeout is
+-- validation naming it (nothing sent). An unknown option raises.
 ---@param url string an output URL (`task.videos[1].url`)
 ---@param path string where to write it
 ---@param opts? {max_bytes: integer, expected_bytes: integer, timeout: number}
@@ -696,15 +696,21 @@ function Client:download(url, path, opts)
   local max = self.max_download_bytes
   if opts.max_bytes ~= nil then
     if not validate.is_whole(opts.max_bytes) or opts.max_bytes < 1 then
-      errors.misuse("download", "max_bytes must be a whole number of bytes >= 1")
+      return nil, errors.validation("max_bytes", "must be a whole number of bytes >= 1 (got "
+        .. validate.got(opts.max_bytes) .. ")", name)
     end
     max = math.min(max, opts.max_bytes)
   end
   if opts.expected_bytes ~= nil then
     if not validate.is_whole(opts.expected_bytes) or opts.expected_bytes < 0 then
-      errors.misuse("download", "expected_bytes must be a whole number of bytes >= 0")
+      return nil, errors.validation("expected_bytes", "must be a whole number of bytes >= 0 (got "
+        .. validate.got(opts.expected_bytes) .. ")", name)
     end
     max = math.min(max, opts.expected_bytes * 2 + EXPECTED_SLACK)
+  end
+  local tproblem = opts.timeout ~= nil and validate.seconds_problem(opts.timeout)
+  if tproblem then -- -1 went to the driver as -1000 ms
+    return nil, errors.validation("timeout", tproblem, name)
   end
   local refused = output_path.refusal(path)
   if refused then

@@ -208,6 +208,31 @@ describe("strict input", function()
     assert.are.same({ "validation", "promt" }, { err.kind, err.field }, tostring(q))
   end)
 
+  -- A new user's trial: {max_bytes = -1} raised, where every other bad value of download (and
+  -- of the module) is returned as a validation error naming it; a timeout of -1 was not checked.
+  it("client:download returns a bad max_bytes, expected_bytes or timeout as a validation error naming it",
+    function()
+      local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+      for _, case in ipairs {
+        { { max_bytes = -1 }, "max_bytes", "must be a whole number of bytes >= 1 (got -1)" },
+        { { max_bytes = 0 }, "max_bytes", "(got 0)" },
+        { { max_bytes = 1.5 }, "max_bytes", "(got 1.5)" },
+        { { max_bytes = "5" }, "max_bytes", '(got a string ("5"))' },
+        { { expected_bytes = -1 }, "expected_bytes", "must be a whole number of bytes >= 0 (got -1)" },
+        { { timeout = -1 }, "timeout", "must be a positive number of seconds" },
+        { { timeout = "5" }, "timeout", '(got a string ("5"))' },
+      } do
+        local path = os.tmpname()
+        os.remove(path)
+        local ok, got, err = pcall(c.download, c, "http://127.0.0.1:9/x.mp4", path, case[1])
+        assert.is_true(ok, tostring(got))
+        assert.is_nil(got)
+        assert.are.same({ "validation", case[2] }, { err.kind, err.field })
+        assert.matches(case[3], err.message, 1, true)
+        assert.is_nil(io.open(path)) -- nothing written, nothing sent (port 9 would say network)
+      end
+    end)
+
   it("issue 11.3: unknown options are errors naming the closest known option", function()
     local function raises(pattern, fn)
       local ok, msg = pcall(fn)
