@@ -23,7 +23,6 @@ local manifest = require "kling.batch.manifest"
 local state = require "kling.batch.state"
 local names = require "kling.batch.names"
 local output_path = require "kling.output_path"
-local providers = require "kling.providers"
 local download = require "kling.batch.download"
 local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
@@ -160,16 +159,7 @@ end
 -- never count anything, nor could a rate for such a currency: refused by name before anything
 -- is sent. -> message | nil
 local function uncountable(budgets, rates)
-  local units, list = {}, {}
-  for _, name in ipairs(providers.names) do
-    local cat = billing.catalog(name)
-    local unit = cat and cat.currency and billing.unit(cat.currency, name)
-    if unit and not units[unit] then
-      units[unit] = true
-      list[#list + 1] = unit
-    end
-  end
-  table.sort(list)
+  local units, list = budget.units(billing.default_catalogs)
   local rated = {}
   for cur in pairs(rates and rates.rates or {}) do
     rated[#rated + 1] = cur
@@ -182,11 +172,9 @@ local function uncountable(budgets, rates)
     end
   end
   for _, b in ipairs(budgets) do
-    local c = b.currency
-    if not units[c] and not (rates and (rates.currency == c or rates.rates[c] ~= nil)) then
-      return "budget " .. tostring(b.limit) .. " " .. tostring(c) .. ": no provider charges in " .. tostring(c)
-        .. " and no --rates converts it, so nothing could count against it (the providers' units: "
-        .. table.concat(list, ", ") .. ")"
+    local problem = budget.uncountable(b.currency, rates, billing.default_catalogs, "--rates")
+    if problem then
+      return "budget " .. tostring(b.limit) .. " " .. tostring(b.currency) .. ": " .. problem
     end
   end
   return nil

@@ -259,13 +259,13 @@ function M.new(opts)
   if cerr0 then
     return nil, errors.validation("ca_file", cerr0)
   end
-  local ledger, lerr = budget.open(opts.budget, provider.name)
-  if lerr then
-    return nil, lerr
-  end
   local catalogs, cerr = billing.catalogs(opts.catalogs, billing.default_catalogs)
   if not catalogs then
     return nil, cerr
+  end
+  local ledger, lerr = budget.open(opts.budget, provider.name, catalogs)
+  if lerr then
+    return nil, lerr
   end
   local secs, serr = new_seconds(opts)
   if not secs then

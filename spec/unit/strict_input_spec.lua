@@ -368,6 +368,34 @@ describe("strict input", function()
     assert.are.equal("evolink-credits", c.ledger.currency)
   end)
 
+  -- A new user's trial: {currency = "RMB"} was accepted, and the first submit failed "no budget
+  -- in CNY (the budget is in RMB)". kling run refuses --budget 50XYZ by the same rule.
+  it("kling.new refuses a budget in a currency no provider charges in, naming it and the known ones", function()
+    local units = "(the providers' units: CNY, USD, apiinone-credits, evolink-credits)"
+    local function refused(b, field, named)
+      local c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", budget = b }
+      assert.is_nil(c)
+      assert.are.same({ "validation", field }, { err.kind, err.field })
+      assert.matches("no provider charges in " .. named .. " and no budget.rates converts it", err.message, 1, true)
+      assert.matches(units, err.message, 1, true)
+    end
+    refused({ limit = "5", currency = "RMB" }, "budget.currency", "RMB")
+    -- "credits" on the official API is kling-credits: no one charges in those either
+    refused({ limit = "5", currency = "credits" }, "budget.currency", "kling-credits")
+    refused({ budgets = { { limit = "5", currency = "CNY" }, { limit = "1", currency = "XYZ" } } },
+      "budget.budgets[2].currency", "XYZ")
+    -- a currency the rates convert, and one a client's own catalog charges in, count
+    assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", budget = { budgets = {
+      { limit = "5", currency = "EUR" } }, rates = { currency = "EUR", rates = { CNY = "0.13" } } } })
+    local cat = {}
+    for k, v in pairs(require "kling.prices.kling") do
+      cat[k] = v
+    end
+    cat.currency = "RMB"
+    assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", catalogs = { kling = cat },
+      budget = { limit = "5", currency = "RMB" } })
+  end)
+
   it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
     for name, fn in pairs {

@@ -14,10 +14,46 @@ local providers = require "kling.providers"
 
 local M = {}
 
+-- The units the providers charge in: each provider's catalog currency in `set` (a catalog set:
+-- billing's process default, or a client's over it), as a budget names it ("evolink-credits").
+-- -> {unit = true}, the units sorted
+function M.units(set)
+  local units, list = {}, {}
+  for _, name in ipairs(providers.names) do
+    local cat = set:get(name)
+    local unit = type(cat) == "table" and cat.currency and prices.unit(cat.currency, name)
+    if unit and not units[unit] then
+      units[unit] = true
+      list[#list + 1] = unit
+    end
+  end
+  table.sort(list)
+  return units, list
+end
+
+-- Why a budget in `currency` could never count anything, or nil: no provider (of `set`) charges
+-- in it and `rates` ({currency =, rates = {}}) does not convert it. `rates_name` is how the
+-- caller's rates are named ("--rates", "budget.rates"). kling run's --budget 50XYZ and
+-- kling.new{budget = {currency = "RMB"}} are refused by this one rule.
+function M.uncountable(currency, rates, set, rates_name)
+  local units, list = M.units(set)
+  if units[currency] or type(rates) == "table" and (rates.currency == currency
+      or type(rates.rates) == "table" and rates.rates[currency] ~= nil) then
+    return nil
+  end
+  return "no provider charges in " .. tostring(currency) .. " and no " .. rates_name .. " converts it, so nothing "
+    .. "could count against it (the providers' units: " .. table.concat(list, ", ") .. ")"
+end
+
 -- opts.budget: {limit = "50.00", currency = "CNY"} or a ledger shared by several clients. A
 -- provider's own unit ("credits") names that provider's ("evolink-credits"): the client's.
--- Returns the ledger, nil when there is no budget, or nil and an error.
-function M.open(budget, provider)
+-- A budget in a currency no provider of `set` (the client's catalogs) charges in and no rate
+-- converts is refused by name (M.uncountable): every create would wait for a budget in the
+-- currency it is priced in. A ledger given is taken as it is (it may be shared with code of
+-- the caller's that counts other money).
+-- `set` defaults to the process default (billing's). Returns the ledger, nil when there is no
+-- budget, or nil and an error.
+function M.open(budget, provider, set)
   if budget == nil then
     return nil
   end
@@ -47,7 +83,20 @@ function M.open(budget, provider)
     end
     b.budgets = list
   end
-  return ledgers.new(b)
+  local ledger, err = ledgers.new(b)
+  if not ledger then
+    return nil, err
+  end
+  set = set or require("kling.billing").default_catalogs -- (billing requires kling.money: not at load)
+  local each = type(b.budgets) == "table" and b.budgets or { b }
+  for i, one in ipairs(each) do
+    local problem = M.uncountable(one.currency, b.rates, set, "budget.rates")
+    if problem then
+      return nil, errors.validation(each == b.budgets and ("budget.budgets[" .. i .. "].currency") or "budget.currency",
+        problem)
+    end
+  end
+  return ledger
 end
 
 --- The request as priced on the client's provider (a copy): at the endpoint the provider
