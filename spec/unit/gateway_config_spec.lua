@@ -244,9 +244,10 @@ describe("kling.gateway.config", function()
     local parent = assert(tonumber(p:read("l"))) -- the outer $! comes first, then the inner one
     local zombie = assert(tonumber(p:read("l")))
     p:close()
-    for _ = 1, 40 do -- until `sleep 0` has ended (a zombie)
+    local state
+    for _ = 1, 200 do -- until `sleep 0` has ended (a zombie); a loaded machine (CI) took over 2 s
       local st = io.open("/proc/" .. zombie .. "/stat")
-      local state = st and st:read("l"):match("^%d+ %b() (%a)")
+      state = st and st:read("l"):match("^%d+ %b() (%a)")
       if st then
         st:close()
       end
@@ -255,6 +256,7 @@ describe("kling.gateway.config", function()
       end
       os.execute("sleep 0.05")
     end
+    assert.equal("Z", state, "the child never became a zombie: the check below would test nothing")
     -- another process holds the lock (the workers), the file naming the dead master
     local h = assert(io.popen("flock -n " .. path .. ".lock sh -c 'echo held; exec sleep 5' & echo $!"))
     local holder = assert(tonumber(h:read("l")))
