@@ -246,9 +246,9 @@ local function run()
   for i = 1, 9 do
     racing[i] = url(i % 3 + 1, "/gateway/admin/accounts/dave/topup")
   end
-  -- Redis holds back writes (the scripts) for three seconds while reads go on: every top-up has read
+  -- Redis holds back writes (the scripts) for a second while reads go on: every top-up has read
   -- the account before any adds, the widest a check-then-add race can be.
-  redis_cli("CLIENT PAUSE 3000 WRITE") -- long enough for the 9 clients to start on a loaded machine
+  redis_cli("CLIENT PAUSE 1000 WRITE")
   local passed, capped = 0, 0
   for _, answer in ipairs(h.racing_posts(base .. "/topups", racing, '{"amount":"0.5"}', ADMIN_KEY)) do
     if answer and answer.limit then
@@ -488,7 +488,7 @@ end
 
 -- The creates of a worker share round trips to Redis: while one pipeline of their scripts is on
 -- its way, the creates that come wait and go together in the next. Redis holds back scripts for
--- three seconds (CLIENT PAUSE WRITE) while 24 creates reach one node: each is answered, each is sent
+-- a second (CLIENT PAUSE WRITE) while 24 creates reach one node: each is answered, each is sent
 -- upstream once, and they took fewer round trips than creates.
 local function shared_round_trips()
   local n = 24
@@ -500,7 +500,7 @@ local function shared_round_trips()
     headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = tostring(n) } })
   local sent_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
   local trips_before = trips() or 0
-  redis_cli("CLIENT PAUSE 3000 WRITE") -- long enough for 24 clients to start on a loaded machine
+  redis_cli("CLIENT PAUSE 1000 WRITE")
   local urls = {}
   for k = 1, n do
     urls[k] = url(1, "/v1/videos/text2video")
