@@ -2,7 +2,7 @@
 -- spend more than its credit, to be served by another account's key or task, or to get past
 -- the gateway's checks. One gateway started by `kling gateway start` (nginx, its launcher's
 -- conf) in front of a simulator of its own; every check names the issue point it holds.
-package.path = "spec/nginx/?.lua;" .. package.path
+package.path = "spec/nginx/?.lua;spec/?.lua;" .. package.path
 local h = require "harness"
 local core = require "kling.core"
 local json = require "kling.json"
@@ -445,12 +445,7 @@ end
 -- body of more than api.BODY_VALUES_MAX values is refused on a scan of its first values; a
 -- create of one 10 MB base64 image is still taken.
 local function huge_bodies_are_refused_fast()
-  local parts = { '{"prompt":"x"' }
-  for i = 0, 999999 do
-    parts[#parts + 1] = ',"k' .. i .. '":[' .. i .. "]"
-  end
-  parts[#parts + 1] = "}"
-  local body = table.concat(parts)
+  local body = require("support.wide_body")(1000000)
   local before, creates = balance("gw-alice-key"), sim_creates("/v1/videos/")
   local t0 = h.now()
   local res = call("POST", "/v1/videos/text2video", "gw-alice-key", body)
