@@ -7,6 +7,7 @@ local transport = require "kling.transport"
 local task = require "kling.task"
 local validate = require "kling.validate"
 local budget = require "kling.money.hold"
+local quote = require "kling.money.quote"
 local billing = require "kling.billing"
 local local_file = require "kling.local_file"
 local output_path = require "kling.output_path"
@@ -326,13 +327,15 @@ end
 
 --- The price of a request on this client's provider, with this client's catalogs.
 -- client:estimate(req) -> quote | nil, err: the request's price on this client's provider, with
--- this client's catalogs (what a budget reserves).
+-- this client's catalogs (what a budget reserves). What the provider would refuse (an unknown
+-- field such as `sond`) is refused by name, as kling.estimate does (kling.money.quote strict).
 ---@param req table a canonical request (its `provider`, if any, is replaced by the client's)
 ---@return kling.Quote|nil quote
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 function Client:estimate(req)
   errors.check_arg("estimate", 1, req, "table")
-  return budget.estimate(self, req)
+  local q, err = budget.estimate(self, req)
+  return quote.strict(self.provider.name, req, q, err)
 end
 
 function Client:__tostring()

@@ -45,15 +45,7 @@ M.new = client.new
 -- @function estimate
 function M.estimate(req, opts)
   local q, err = billing.estimate(req, opts)
-  if err and err.kind == "validation" then
-    return nil, err
-  end
-  local provider = opts and opts.provider or req.provider
-  local refused = type(provider) == "string" and quote.cannot_honour(provider, req)
-  if refused then
-    return nil, refused
-  end
-  return q, err
+  return quote.strict(opts and opts.provider or type(req) == "table" and req.provider or nil, req, q, err)
 end
 --- The charge for what a task delivered (see `kling.billing.settle`).
 ---@param req table the canonical request the task was made from

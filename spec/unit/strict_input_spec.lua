@@ -233,6 +233,16 @@ describe("strict input", function()
       end
     end)
 
+  it("client:estimate refuses an unknown request field by name, as kling.estimate does", function()
+    local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+    local q, err = c:estimate { model = "kling-v2-6", mode = "pro", duration = 5, sond = true }
+    assert.is_nil(q)
+    assert.are.same({ "validation", "sond" }, { err.kind, err.field })
+    assert.matches("did you mean sound?", err.message, 1, true)
+    assert.are.equal("kling", assert(c:estimate { model = "kling-v2-6", mode = "pro", duration = 5, sound = true })
+      .provider)
+  end)
+
   it("issue 11.3: unknown options are errors naming the closest known option", function()
     local function raises(pattern, fn)
       local ok, msg = pcall(fn)

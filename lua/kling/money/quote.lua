@@ -502,6 +502,21 @@ function M.cannot_honour(name, product)
   return nil
 end
 
+--- An estimate as a caller is answered: its price fact's own error first, then what the
+-- provider would refuse of the request (cannot_honour), then the estimate (or `unpriced`). One
+-- rule for kling.estimate, client:estimate and `kling estimate`.
+-- strict(name, req, q, err) -> q, err | nil, err
+function M.strict(name, req, q, err)
+  if err and err.kind == "validation" then
+    return nil, err
+  end
+  local refused = type(name) == "string" and M.cannot_honour(name, req)
+  if refused then
+    return nil, refused
+  end
+  return q, err
+end
+
 local function by_amount(a, b)
   if a.micros ~= b.micros then
     return a.micros < b.micros
