@@ -42,6 +42,7 @@ local USAGE_FIELDS = { duration = true, count = true }
 local QUOTE_OPTIONS = { providers = true, rates = true, usd_rates = true, catalogs = true }
 local LEDGER_OPTIONS = { limit = true, currency = true, budgets = true, rates = true, clock = true, on_entry = true,
   lines = true, store = true }
+M.LEDGER_OPTIONS = LEDGER_OPTIONS -- what a budget table may hold too (kling.money.hold open)
 
 -- opts with the process default set when they name no catalog or set.
 local function priced_by_default(opts)

@@ -233,6 +233,20 @@ describe("strict input", function()
       end
     end)
 
+  it("kling.new refuses a misspelt key of its budget by name, as kling.ledger does (it was dropped unseen)",
+    function()
+    local c, err = kling.new { provider = "kling", api_key = "k",
+      budget = { limit = "5", currency = "CNY", limt = "9" } }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "budget.limt" }, { err.kind, err.field })
+    assert.matches("did you mean limit?", err.message, 1, true)
+    c, err = kling.new { provider = "kling", api_key = "k", budget = { budgets = { { limit = "5", currency = "CNY",
+      curency = "USD" } } } }
+    assert.is_nil(c)
+    assert.are.equal("budget.budgets[1].curency", err.field)
+    assert(kling.new { provider = "kling", api_key = "k", budget = { limit = "5", currency = "CNY" } })
+  end)
+
   it("client:estimate refuses an unknown request field by name, as kling.estimate does", function()
     local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
     local q, err = c:estimate { model = "kling-v2-6", mode = "pro", duration = 5, sond = true }
