@@ -320,6 +320,10 @@ describe("the workflow commands", function()
     status, out = kling("element list --cache " .. cache)
     assert.are.equal(0, status, out)
     assert.matches("Mia", out)
+    -- an empty cache says so (a new user met a listing of nothing and no word)
+    status, out = kling("element list --cache " .. root .. "/no-elements.json")
+    assert.are.equal(0, status, out)
+    assert.matches("no elements in .*no%-elements%.json", out)
     local sb = root .. "/sb.json"
     write(sb, '{"model": "kling-v3", "mode": "std", "shots": [{"prompt": "a", "duration": 5}, '
       .. '{"prompt": "b", "duration": 5, "elements": ["Mia"]}, {"prompt": "c", "duration": 6}]}')
