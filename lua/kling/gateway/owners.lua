@@ -112,6 +112,37 @@ local function named(v, field, out)
   end
 end
 
+-- values(G, ids) -> the stored owner of each upstream id (nil where none) | nil, message (the
+-- store cannot say): one round trip in Redis.
+local function values(G, ids)
+  local out = {}
+  if G.redis then
+    local r, keys = G.redis, {}
+    for i, id in ipairs(ids) do
+      keys[i] = r.prefix .. key(id)
+    end
+    local v, err = r:with(function(red)
+      return red:mget(unpack(keys))
+    end)
+    if type(v) ~= "table" then
+      return nil, err or "no answer"
+    end
+    for i = 1, #ids do
+      out[i] = type(v[i]) == "string" and v[i] or nil
+    end
+    return out
+  end
+  local d = ngx.shared[M.DICT]
+  for i, id in ipairs(ids) do
+    local v, err = d:get(key(id))
+    if v == nil and err then
+      return nil, err
+    end
+    out[i] = v
+  end
+  return out
+end
+
 -- foreign(G, account, req) -> field, id (the first id req names that another account owns)
 -- | nil | nil, nil, message (the store cannot say).
 function M.foreign(G, account, req)
@@ -120,24 +151,13 @@ function M.foreign(G, account, req)
   if #list == 0 then
     return nil
   end
-  local owners = {}
-  if G.redis then
-    local r, keys = G.redis, {}
-    for i, n in ipairs(list) do
-      keys[i] = r.prefix .. key(n.id)
-    end
-    local err
-    owners, err = r:with(function(red)
-      return red:mget(unpack(keys))
-    end)
-    if type(owners) ~= "table" then
-      return nil, nil, err or "no answer"
-    end
-  else
-    local d = ngx.shared[M.DICT]
-    for i, n in ipairs(list) do
-      owners[i] = d:get(key(n.id))
-    end
+  local ids = {}
+  for i, n in ipairs(list) do
+    ids[i] = n.id
+  end
+  local owners, err = values(G, ids)
+  if not owners then
+    return nil, nil, err
   end
   for i, n in ipairs(list) do
     local owner = parse(owners[i])
@@ -152,22 +172,11 @@ end
 -- task id nil for an owner written before it was kept) | nil (never shown) | nil, message (the
 -- store cannot say).
 function M.origin(G, id)
-  local v, err
-  if G.redis then
-    local r = G.redis
-    v, err = r:with(function(red)
-      return red:get(r.prefix .. key(id))
-    end)
-    if v == nil and err then
-      return nil, err
-    end
-  else
-    v, err = ngx.shared[M.DICT]:get(key(id))
-    if v == nil and err then
-      return nil, err
-    end
+  local v, err = values(G, { id })
+  if not v then
+    return nil, err
   end
-  return parse(v)
+  return parse(v[1])
 end
 
 return M
