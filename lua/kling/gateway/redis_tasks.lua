@@ -56,16 +56,22 @@ return 1
 
 -- A task a callback or the poller ended before its create's publish (finish found no list entry,
 -- ln: nor u: to give an expiry): those keys are written with the time its final record has
--- left, or they would never be freed.
-local PUBLISH = [[
-local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local n = redis.call('INCR', p .. list)
-local left = redis.call('PTTL', p .. 'f:' .. id)
-if left ~= -2 then
+-- left (left, ms: PTTL's), or they would never be freed.
+local INDEX_ENDED = [[
+local function index_ended(p, list, n, id, up, left)
   local px = left > 0 and { 'PX', left } or {}
   redis.call('SET', p .. list .. ':' .. n, id, unpack(px))
   redis.call('SET', p .. 'ln:' .. id, n, unpack(px))
   if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, unpack(px)) end
+end
+]]
+
+local PUBLISH = INDEX_ENDED .. [[
+local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local n = redis.call('INCR', p .. list)
+local left = redis.call('PTTL', p .. 'f:' .. id)
+if left ~= -2 then
+  index_ended(p, list, n, id, up, left)
   return n
 end
 redis.call('SET', p .. list .. ':' .. n, id)
@@ -84,7 +90,7 @@ return n
 -- callback or the poller may have ended one: that end stands, and its keys are written as
 -- PUBLISH writes them, with the time its final record has left. A batch is at most
 -- kling.gateway.forward's BATCH (200) records: unpack's limit in Redis's Lua is about 8,000.
-local PUBLISH_MANY = [[
+local PUBLISH_MANY = INDEX_ENDED .. [[
 local p = ARGV[1]
 local count, lists = {}, {}
 for i = 5, #ARGV, 4 do
@@ -104,11 +110,7 @@ for j = 1, #f do
   local k = n[list] + 1
   n[list] = k
   if ended[j] then
-    local left = redis.call('PTTL', f[j])
-    local px = left > 0 and { 'PX', left } or {}
-    redis.call('SET', p .. list .. ':' .. k, id, unpack(px))
-    redis.call('SET', p .. 'ln:' .. id, k, unpack(px))
-    if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, unpack(px)) end
+    index_ended(p, list, k, id, up, redis.call('PTTL', f[j]))
   else
     kv[#kv + 1] = p .. list .. ':' .. k
     kv[#kv + 1] = id

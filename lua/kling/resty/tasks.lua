@@ -114,21 +114,16 @@ function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
-  self.shm:write("safe_set", list .. ":" .. n, rec.id)
   rec.list_n = n
-  if rec.upstream_id and self.index_upstream then
-    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id)
-  end
   -- A callback may have ended it already (in another worker): then that end stands, and the
-  -- index entries just written (which its finish could not give an expiry: they did not exist)
-  -- get the time its final record has left, or they would never be freed.
+  -- index entries (which its finish could not give an expiry: they did not exist yet) get the
+  -- time its final record has left, or they would never be freed.
   local left = d:ttl("f:" .. rec.id)
   local ended = left ~= nil
-  if left and left > 0 then
-    self.shm:write("safe_set", list .. ":" .. n, rec.id, left)
-    if rec.upstream_id and self.index_upstream then
-      self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, left)
-    end
+  local ttl = left and left > 0 and left or nil
+  self.shm:write("safe_set", list .. ":" .. n, rec.id, ttl)
+  if rec.upstream_id and self.index_upstream then
+    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
   end
   local s = encode(self, rec, hint)
   if s and not ended then
