@@ -32,16 +32,22 @@ local SERVER = [[
         local rec = { id = id, account = "a", endpoint = "videos/text2video", status = "queued", state = "creating",
           external_task_id = "ext-" .. args.tag }
         assert(T:create(rec))
-        -- a callback ends it first, from the record as stored (no list entry, no upstream id yet)
+        -- a callback reads the record as stored (no list entry, no upstream id yet) ...
         local other = assert(T:get(id))
         other.upstream_id, other.status, other.state = "up-" .. args.tag, "succeeded", "ended"
-        assert(T:finish(other) == true)
-        -- then the create's answer is published, with the upstream id it gave
+        -- ... and ends it before the create's answer is published (order=first), or after
+        -- (order=late: its end written once the publish is done, from what it read before)
+        if args.order ~= "late" then
+          assert(T:finish(other) == true)
+        end
         rec.upstream_id, rec.status, rec.state = "up-" .. args.tag, "submitted", "active"
         if many then
           T:publish_many({ rec }, 1, 1)
         else
           T:publish(rec, true, false)
+        end
+        if args.order == "late" then
+          assert(T:finish(other) == true)
         end
         local out = { final = T:text(id) ~= nil }
         if store == "shared" then
@@ -52,6 +58,7 @@ local SERVER = [[
           end
           out.f, out.list, out.u = ttl("f:" .. id), ttl("l:a:videos/text2video:" .. (rec.list_n or 0)),
             ttl("u:up-" .. args.tag)
+          out.t = ttl("t:" .. id)
         end
         ngx.say(json.encode(out))
       }
@@ -99,32 +106,38 @@ describe("a task ended before its create's record is published", function()
     return r or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
   end
 
-  it("shared dict: its list entry and u: expire with its final record", function()
-    local r = run("store=shared&tag=s1")
-    assert.is_true(r.final)
-    assert.is_true(r.f > 900 and r.f <= 1000, json.encode(r))
-    assert.is_true(r.list > 900 and r.list <= r.f + 1, json.encode(r))
-    assert.is_true(r.u > 900 and r.u <= r.f + 1, json.encode(r))
-  end)
+  for _, order in ipairs { "first", "late" } do
+    it("shared dict (its end " .. order .. "): its list entry and u: expire with its final record, and no live"
+      .. " record is left", function()
+      local r = run("store=shared&order=" .. order .. "&tag=s" .. order)
+      assert.is_true(r.final)
+      assert.is_true(r.f > 900 and r.f <= 1000, json.encode(r))
+      assert.is_true(r.list > 900 and r.list <= r.f + 1, json.encode(r))
+      assert.is_true(r.u > 900 and r.u <= r.f + 1, json.encode(r))
+      assert.are.equal(-2, r.t, json.encode(r))
+    end)
+  end
 
   for _, many in ipairs { "0", "1" } do
-    it("Redis (" .. (many == "1" and "PUBLISH_MANY" or "PUBLISH") .. "): its list entry, ln: and u: expire with its"
-      .. " final record", function()
-      local tag = "r" .. many
-      local r = run("store=redis&many=" .. many .. "&port=" .. port .. "&tag=" .. tag)
-      assert.is_true(r.final)
-      local function ttl(k)
-        return tonumber((redis_cli("pttl kt:" .. k):match("%-?%d+")))
-      end
-      local n = redis_cli("--raw get kt:ln:gw" .. tag):match("%d+")
-      local f = ttl("f:gw" .. tag)
-      assert.is_true(f > 900000 and f <= 1000000, tostring(f))
-      for _, k in ipairs { "l:a:videos/text2video:" .. tostring(n), "ln:gw" .. tag, "u:up-" .. tag } do
-        local t = ttl(k)
-        assert.is_true(t ~= nil and t > 900000 and t <= f + 1000, k .. ": " .. tostring(t))
-      end
-      -- nothing of the ended task is left live, nor queued again
-      assert.are.equal("0", redis_cli("exists kt:t:gw" .. tag):match("%d+"))
-    end)
+    for _, order in ipairs { "first", "late" } do
+      it("Redis (" .. (many == "1" and "PUBLISH_MANY" or "PUBLISH") .. ", its end " .. order .. "): its list entry,"
+        .. " ln: and u: expire with its final record", function()
+        local tag = "r" .. many .. order
+        local r = run("store=redis&many=" .. many .. "&order=" .. order .. "&port=" .. port .. "&tag=" .. tag)
+        assert.is_true(r.final)
+        local function ttl(k)
+          return tonumber((redis_cli("pttl kt:" .. k):match("%-?%d+")))
+        end
+        local n = redis_cli("--raw get kt:ln:gw" .. tag):match("%d+")
+        local f = ttl("f:gw" .. tag)
+        assert.is_true(f > 900000 and f <= 1000000, tostring(f))
+        for _, k in ipairs { "l:a:videos/text2video:" .. tostring(n), "ln:gw" .. tag, "u:up-" .. tag } do
+          local t = ttl(k)
+          assert.is_true(t ~= nil and t > 900000 and t <= f + 1000, k .. ": " .. tostring(t))
+        end
+        -- nothing of the ended task is left live, nor queued again
+        assert.are.equal("0", redis_cli("exists kt:t:gw" .. tag):match("%d+"))
+      end)
+    end
   end
 end)

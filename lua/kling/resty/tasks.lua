@@ -115,27 +115,39 @@ function Tasks:publish(rec, poll, journal, hint)
   local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
   local n = d:incr(list, 1, 0)
   rec.list_n = n
-  -- A callback may have ended it already (in another worker): then that end stands, and the
-  -- index entries (which its finish could not give an expiry: they did not exist yet) get the
-  -- time its final record has left, or they would never be freed.
-  local left = d:ttl("f:" .. rec.id)
-  local ended = left ~= nil
-  local ttl = left and left > 0 and left or nil
-  self.shm:write("safe_set", list .. ":" .. n, rec.id, ttl)
-  if rec.upstream_id and self.index_upstream then
-    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
+  local entry = list .. ":" .. n
+  local up = rec.upstream_id and self.index_upstream and "u:" .. rec.upstream_id
+  self.shm:write("safe_set", entry, rec.id)
+  if up then
+    self.shm:write("safe_set", up, rec.id)
   end
   local s = encode(self, rec, hint)
-  if s and not ended then
+  if s then
     self.shm:write("safe_set", "t:" .. rec.id, s)
   end
-  if poll and not ended then
+  -- A callback may have ended it (in another worker) before these writes or while they were
+  -- made: then that end stands. Read after the writes, so that no order of the two is missed:
+  -- a finish that came first is seen here; one that comes later reads the record just
+  -- written, its list entry in it (finish). The index entries then get the time the final
+  -- record has left, or they would never be freed.
+  local left = d:ttl("f:" .. rec.id)
+  if left ~= nil then
+    d:delete("t:" .. rec.id)
+    if left > 0 then
+      d:expire(entry, left)
+      if up then
+        d:expire(up, left)
+      end
+    end
+    return
+  end
+  if poll then
     local len, err = d:rpush(M.Q_NEW, rec.id)
     if not len then
       ngx.log(ngx.ERR, "kling tasks: cannot queue ", rec.id, " for polling: ", err)
     end
   end
-  if journal and not ended then
+  if journal then
     snapshot(self, rec, s)
   end
 end
@@ -215,16 +227,26 @@ function Tasks:finish(rec)
     end
     return nil, aerr
   end
+  -- A record read before its create was published (a callback that came first) lacks what
+  -- the publish wrote: its list entry and upstream id are in the record the publish stored.
+  local list_n, upstream_id = rec.list_n, rec.upstream_id
+  if not list_n then
+    local cur = d:get("t:" .. rec.id)
+    cur = cur and json.decode(cur)
+    if type(cur) == "table" then
+      list_n, upstream_id = cur.list_n, upstream_id or cur.upstream_id
+    end
+  end
   d:delete("t:" .. rec.id)
   -- The indexes expire with the record.
-  if rec.upstream_id and self.index_upstream then
-    self.shm:write("safe_set", "u:" .. rec.upstream_id, rec.id, ttl)
+  if upstream_id and self.index_upstream then
+    self.shm:write("safe_set", "u:" .. upstream_id, rec.id, ttl)
   end
   if rec.external_task_id then
     self.shm:write("safe_set", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
   end
-  if rec.list_n then
-    self.shm:write("safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. rec.list_n, rec.id, ttl)
+  if list_n then
+    self.shm:write("safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. list_n, rec.id, ttl)
   end
   -- The dict's text, journaled as is: one encode, and a line that ends with the record's id
   -- (kling.gateway.text's encoder), which a replay reads back fast.
