@@ -15,11 +15,12 @@ local json = require "kling.json"
 local ROUNDS, PER_ROUND = 3, 1200 -- 3,600 marks; a 256k dict holds about 1,900
 local base = h.tempdir("gateway-capacity")
 local sim_dir, gw_dir, small_dir = base .. "/sim", base .. "/gw", base .. "/gw-small"
+local open_dir = base .. "/gw-open"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
 local sim, gw
 
 local function cleanup()
-  for _, dir in ipairs { gw_dir, small_dir } do
+  for _, dir in ipairs { gw_dir, small_dir, open_dir } do
     h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
   end
   h.tidy(base, sim_dir)
@@ -50,6 +51,50 @@ end
 
 local function metric(text, name)
   return tonumber(text:match("\n" .. name:gsub("[%[%]%(%)%.%-%+%*%?%^%$]", "%%%0") .. " (%S+)"))
+end
+
+-- One client's share of the room (and of the upstream's parallel slots every client shares):
+-- an account's max_open. Its creates past it are refused as the upstream refuses its own
+-- (429, 1303), before anything is held or forwarded; another account is not touched; the
+-- count comes back with a restart, and an end frees a slot.
+local function open_limit()
+  assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
+  local accounts = { { name = "dave", api_key = "gw-dave-key", credit = "1000", max_open = 2 },
+    { name = "erin", api_key = "gw-erin-key", credit = "1000" } }
+  local at = start(open_dir, "open", { accounts = accounts })
+  local creates_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local function create(who)
+    return h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-" .. who
+      .. "-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a lantern" } })
+  end
+  local first, second, third = create("dave"), create("dave"), create("dave")
+  h.check("max_open 2: two creates taken", first.status == 200 and second.status == 200, first.body)
+  h.check("... the third refused, 429 with the upstream's own code for it (1303), naming max_open",
+    third.status == 429 and third.json and third.json.code == 1303 and third.body:find("max_open 2", 1, true) ~= nil,
+    third.body)
+  h.check("... another account's create is taken", create("erin").status == 200)
+  local d = h.gateway_admin(at.http, "admin-0123456789abcdef").by.dave
+  h.check("the admin API shows its open tasks and its most, nothing of the refused one held",
+    d.open == 2 and d.max_open == 2 and d.reserved == "2", json.encode(d))
+  local m = h.request("GET", at.http .. "/metrics").body or ""
+  h.check("... /metrics counts it as a refusal of reason open", metric(m, 'kling_gateway_refusals_total{reason="open"}')
+    == 1, m:match("[^\n]*refusals_total[^\n]*"))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(open_dir)))
+  at = start(open_dir, "open", { accounts = accounts })
+  local again = create("dave")
+  h.check("after a restart its open tasks are counted again: still refused", again.status == 429
+    and again.json and again.json.code == 1303, again.body)
+  local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates - creates_before
+  h.check("... and the simulator saw the three creates taken, none of the two refused", creates == 3, creates)
+  assert(h.sim_admin(sim, "POST", "/_sim/clock", { advance = 601 }))
+  local by = h.now() + 20
+  repeat
+    h.sleep(0.3)
+    d = h.gateway_admin(at.http, "admin-0123456789abcdef").by.dave
+  until d.open == 0 or h.now() > by
+  h.check("once its tasks end, none is open", d.open == 0 and d.reserved == "0", json.encode(d))
+  h.check("... and its next create is taken", create("dave").status == 200)
+  assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 
 local function run()
@@ -186,6 +231,8 @@ local function run()
   local again = h.gateway_admin(small.http, "admin-0123456789abcdef").by.carol
   h.check("... started with the size it had, every balance is back", again.spent == sa.spent and again.reserved == "0",
     json.encode { again.spent, again.reserved })
+
+  open_limit()
 
   local log = h.read(gw_dir .. "/error.log") or ""
   h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),

@@ -93,6 +93,39 @@ describe("issue 10: the Ledger over its stores", function()
     assert.equal("alice", line.account)
   end)
 
+  it("issue 12: open_max bounds an account's holds open at once (rate_limited, 1303 at the gateway); ends free a"
+    .. " slot; other accounts are not touched", function()
+    local l = assert(ledgers.new { store = memory.new { currency = "CNY" } })
+    assert(l:open_account("alice", "100"))
+    assert(l:open_account("bob", "100"))
+    local two = { account = "alice", open_max = 2 }
+    assert(l:reserve("a1", 1000000, two))
+    assert(l:reserve("a2", 1000000, two))
+    local none, err = l:reserve("a3", 1000000, two)
+    assert.is_nil(none)
+    assert.equal("rate_limited", err.kind)
+    assert.equal("open_max", err.field)
+    assert.is_true(err.retryable)
+    assert.matches("alice has 2 tasks open", err.message)
+    assert.equal(2, l:account("alice").open)
+    assert.equal(2000000, l:account("alice").reserved_micros) -- nothing of the refused one held
+    assert(l:reserve("b1", 1000000, { account = "bob", open_max = 1 }))
+    assert(l:settle("a1", 500000))
+    assert(l:reserve("a3", 1000000, two))
+    assert(l:release("a2"))
+    assert(l:release("a3"))
+    assert.equal(0, l:account("alice").open)
+    assert.equal(1, l:account("bob").open)
+    -- counted without a most too, so that one set later (a reload) starts from the truth
+    assert(l:reserve("a4", 1000000, { account = "alice" }))
+    assert.equal(1, l:account("alice").open)
+    for _, bad in ipairs { 0, 1.5, -1, "2" } do
+      none, err = l:reserve("a5", 1, { account = "alice", open_max = bad })
+      assert.is_nil(none)
+      assert.equal("open_max", err.field)
+    end
+  end)
+
   it("issue 12.3: a top-up taking an account's credit past 2^53 micro-units is refused (field amount)", function()
     local l = assert(ledgers.new { store = memory.new { currency = "CNY" } })
     assert(l:open_account("carol", "20"))

@@ -68,6 +68,8 @@ local function summary(G)
       return nil, "the balance of account " .. name .. " cannot be read now (is the store up?)"
     end
     spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
+    local acct = G.accounts:get(name)
+    s.max_open = acct and acct.max_open -- beside its open tasks (s.open)
     accounts[i] = shown(s)
   end
   local over = json.array(accounts_mod.overdrawn(G))

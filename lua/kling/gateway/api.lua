@@ -225,7 +225,7 @@ function M.admit(G, account, endpoint)
   end
   -- Recorded and held (journaled on one line, or one Redis round trip) before anything leaves
   -- the gateway: after a crash from here on, the task is looked up by its id.
-  local held, herr, stage = track.create_held(G, rec, quote.micros, s)
+  local held, herr, stage = track.create_held(G, rec, quote.micros, s, account.max_open)
   if not held and stage == "task" then
     if herr == "external_task_id exists" then
       return refuse("validation", { status = 400, code = 1201, message = "external_task_id " .. ext
@@ -238,6 +238,9 @@ function M.admit(G, account, endpoint)
     if herr.kind == "budget" then
       return refuse("balance", { status = 429, code = 1101, message = "balance insufficient: "
         .. tostring(herr.message) })
+    elseif herr.kind == "rate_limited" then -- its max_open: refused as the upstream refuses its own
+      return refuse("open", { status = 429, code = 1303, message = "parallel task over the account's limit: "
+        .. tostring(herr.message) .. " (max_open " .. tostring(account.max_open) .. ")" })
     end
     local ledger_full = not G.redis and herr.field == "store" and tostring(herr.message):find("no memory", 1, true)
     return unavailable(ledger_full and "capacity" or "journal", "the gateway cannot record this create now"

@@ -36,27 +36,29 @@ M.client_secret = deliveries.client_secret
 -- (the gateway's Ledger: kling.money.ledger over kling.money.stores.shared or .redis, its
 -- accounts the gateway's clients).
 
--- reserve(G, rec, micros, s) -> entry | nil, err: the estimate held before anything is
--- forwarded; s (the record as JSON) is journaled with it, one line for both.
-function M.reserve(G, rec, micros, s)
-  return effects.meter_reserve(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account, record = s })
+-- reserve(G, rec, micros, s [, open_max]) -> entry | nil, err: the estimate held before
+-- anything is forwarded; s (the record as JSON) is journaled with it, one line for both.
+-- open_max: the most tasks its account may have open (its holds) at once.
+function M.reserve(G, rec, micros, s, open_max)
+  return effects.meter_reserve(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account, record = s,
+    open_max = open_max })
 end
 
--- create_held(G, rec, micros, s) -> entry | nil, err, stage ("task": the record was refused,
--- err a message; "hold": the reservation was, err an error): the task recorded and its
--- estimate held, journaled on one line (or, with Redis, in one round trip), before anything
--- is forwarded.
-function M.create_held(G, rec, micros, s)
+-- create_held(G, rec, micros, s [, open_max]) -> entry | nil, err, stage ("task": the record
+-- was refused, err a message; "hold": the reservation was, err an error): the task recorded
+-- and its estimate held, journaled on one line (or, with Redis, in one round trip), before
+-- anything is forwarded.
+function M.create_held(G, rec, micros, s, open_max)
   if G.tasks.held_writes then -- Redis: one script writes the record and holds
-    local call, read = effects.meter_reserve_call(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account },
-      G.tasks:held_writes(rec, s))
+    local call, read = effects.meter_reserve_call(G.meter, rec.id, micros, { task_id = rec.id, account = rec.account,
+      open_max = open_max }, G.tasks:held_writes(rec, s))
     return G.tasks:create_held(rec, call, read)
   end
   local ok, err = G.tasks:create(rec, s)
   if not ok then
     return nil, err, "task"
   end
-  local e, herr = M.reserve(G, rec, micros, s)
+  local e, herr = M.reserve(G, rec, micros, s, open_max)
   if not e then
     G.tasks:drop(rec, false)
     return nil, herr, "hold"

@@ -131,10 +131,19 @@ local function movement(info, conv)
   local task_id = task_id_of(info)
   local record = type(info) == "table" and info.record or nil
   local forgotten = type(info) == "table" and info.forgotten == true or nil
-  if task_id == nil and conv == nil and record == nil and not forgotten then
+  local open_max = type(info) == "table" and info.open_max or nil
+  if task_id == nil and conv == nil and record == nil and not forgotten and not open_max then
     return NOTHING
   end
-  return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten }
+  return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten, open_max = open_max }
+end
+
+-- open_max, when given: the most holds its account may have open at once.
+local function open_max_problem(info)
+  local most = type(info) == "table" and info.open_max
+  if most and not (type(most) == "number" and most >= 1 and most == math.floor(most) and most < 2 ^ 31) then
+    return validation("open_max", "must be a whole number of tasks, at least 1 (got " .. tostring(most) .. ")")
+  end
 end
 
 -- The error for a store's refusal code (kling.money.stores.memory lists them).
@@ -150,6 +159,9 @@ local function refusal(self, code, detail, key, account, m, named)
     return errors.new { kind = "budget", field = "budget.limit",
       message = "reserving " .. fmt(m) .. " " .. cur .. " would pass the limit of " .. fmt(a.limit_micros or 0)
         .. " " .. cur .. " (spent " .. fmt(a.spent_micros or 0) .. ", reserved " .. fmt(a.reserved_micros or 0) .. ")" }
+  elseif code == "busy" then
+    return errors.new { kind = "rate_limited", field = "open_max", retryable = true, message = tostring(account)
+      .. " has " .. tostring(detail) .. " tasks open, the most it may have at once: one must end first" }
   elseif code == "unknown_account" then
     if named then
       return validation("account", "unknown account '" .. tostring(account) .. "'")
@@ -176,16 +188,21 @@ local function refusal(self, code, detail, key, account, m, named)
 end
 
 --- Holds an estimate before a create.
--- reserve(task_key, quote | micros [, {task_id=, account=}]) -> entry | nil, err (kind
--- "budget" when spent + reserved + this would pass the limit of its account, or no budget
--- counts it). `account` names the account (the gateway's client); without it the quote's unit
--- picks the budget.
+-- reserve(task_key, quote | micros [, {task_id=, account=, open_max=}]) -> entry | nil, err
+-- (kind "budget" when spent + reserved + this would pass the limit of its account, or no
+-- budget counts it; "rate_limited", field open_max, when the account already has open_max
+-- holds open). `account` names the account (the gateway's client); without it the quote's
+-- unit picks the budget.
 ---@param task_key string|integer the task's key (its external id)
 ---@param quote kling.Quote|integer a quote (counted in the budget of its unit) or micros of the first budget
----@param info? {task_id: string, account: string}
+---@param info? {task_id: string, account: string, open_max: integer}
 ---@return table|nil entry
----@return kling.Error|nil err kind `budget` (code `no_budget` when no budget counts it) or `validation`
+---@return kling.Error|nil err kind `budget` (code `no_budget` when no budget counts it), `rate_limited` or `validation`
 function Ledger:reserve(task_key, quote, info)
+  local bad = open_max_problem(info)
+  if bad then
+    return nil, bad
+  end
   local key = key_of(task_key)
   local named = type(info) == "table" and info.account or nil
   local m, acct, conv = self:micros_of(quote, "quote", nil, named)
@@ -213,6 +230,10 @@ end
 ---@return table call
 ---@return fun(result: any): table|nil, kling.Error|nil read
 function Ledger:reserve_call(task_key, micros, info, record)
+  local bad = open_max_problem(info)
+  if bad then
+    errors.misuse("ledger", bad.message)
+  end
   local key = key_of(task_key)
   if not self.store.reserve_call then
     errors.misuse("ledger", "reserve_call needs a store that batches calls (kling.money.stores.redis)")

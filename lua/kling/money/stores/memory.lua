@@ -3,17 +3,18 @@
 -- which). Every store has the same methods:
 --   open_account(name, limit [, currency]) -> figures | nil, err   (limit: a decimal string)
 --   account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings),
---                     and the same in *_micros} | nil
+--                     and the same in *_micros; open: its holds} | nil
 --   reserve(account, key, micros, info) -> entry | nil, code, detail
 --   settle(key, micros, info)           -> entry | nil, code, detail  (info.account: no hold)
 --   release(key, info)                  -> entry | nil, code, detail
 --   currency(name) -> the account's currency | nil
 --   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
 --   open_holds(), entries_count(), entries(), topup(name, micros)
--- info: task_id, extra (fields added to the entry), and when replaying history time_ms and
--- enforce = false (no limit check). Refusal codes: over (detail: what is available),
--- unknown_account, exists, ended (detail: settled|released), no_hold, range (detail: the
--- field), journal and store (detail: the message).
+-- info: task_id, extra (fields added to the entry), open_max (reserve: the most holds its
+-- account may have open at once), and when replaying history time_ms and enforce = false (no
+-- limit check). Refusal codes: over (detail: what is available), busy (open_max holds are
+-- open: detail, how many), unknown_account, exists, ended (detail: settled|released),
+-- no_hold, range (detail: the field), journal and store (detail: the message).
 -- @module kling.money.stores.memory
 local core = require "kling.core"
 local errors = require "kling.errors"
@@ -59,7 +60,7 @@ local function figures(a)
   local balance = core.money_sub(core.money_sub(a.limit, a.spent), a.reserved)
   return { name = a.name, currency = a.currency, limit = fmt(a.limit), spent = fmt(a.spent),
     reserved = fmt(a.reserved), balance = fmt(balance), limit_micros = a.limit, spent_micros = a.spent,
-    reserved_micros = a.reserved, balance_micros = balance }
+    reserved_micros = a.reserved, balance_micros = balance, open = a.open }
 end
 
 function Store:open_account(name, limit, currency)
@@ -70,7 +71,7 @@ function Store:open_account(name, limit, currency)
   end
   local a = self.accounts[name]
   if not a then
-    a = { name = name, currency = currency or self.currency, spent = 0, reserved = 0 }
+    a = { name = name, currency = currency or self.currency, spent = 0, reserved = 0, open = 0 }
     self.accounts[name] = a
   end
   a.limit = m
@@ -152,9 +153,13 @@ function Store:reserve(account, key, m, info)
   if info.enforce ~= false and after > a.limit then
     return nil, "over", core.money_sub(a.limit, committed)
   end
+  if info.open_max and a.open >= info.open_max then
+    return nil, "busy", a.open
+  end
   note(self, key, info)
   self.holds[key] = { micros = m, account = account }
   self.in_flight = self.in_flight + 1
+  a.open = a.open + 1
   a.reserved = core.money_add(a.reserved, m) -- fits: spent + reserved + m did
   return self:record("reserve", key, m, a, info)
 end
@@ -176,6 +181,7 @@ function Store:settle(key, m, info)
   if held then
     self.holds[key] = nil
     self.in_flight = self.in_flight - 1
+    a.open = a.open - 1
     a.reserved = core.money_sub(a.reserved, held.micros) -- held <= reserved
   end
   a.spent = spent
@@ -192,6 +198,7 @@ function Store:release(key, info)
   local a = self.accounts[held.account]
   self.holds[key] = nil
   self.in_flight = self.in_flight - 1
+  a.open = a.open - 1
   a.reserved = core.money_sub(a.reserved, held.micros)
   return self:record("release", key, held.micros, a, info)
 end

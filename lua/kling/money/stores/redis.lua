@@ -6,7 +6,7 @@
 -- account) to the list <prefix>ledger in the same step: money never moves without its record.
 -- Amounts are integer micro-units (exact in Redis's Lua doubles below 2^53).
 --
--- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved), <p>holds (hash
+-- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved, open: its holds), <p>holds (hash
 -- task_key -> "account|micros"), <p>e:<task_key> (settled|released: the one end of a hold, kept
 -- `ended_ttl` seconds, so that a second end is refused; <p>ended, a hash of them that never
 -- shed a field, is still read for the ends written before them), <p>seq,
@@ -53,17 +53,18 @@ local function line(p, op, account, key, task_id, micros, currency, reserved, to
 end
 ]]
 
--- reserve(p, account, key, m, fields) -> the reservation's reply: {1, seq}, or a refusal
--- {-1, avail} (over the balance), {-2, 0} (unknown account), {-3, 0} (held or ended). fields:
+-- reserve(p, account, key, m, most, fields) -> the reservation's reply: {1, seq}, or a refusal
+-- {-1, avail} (over the balance), {-2, 0} (unknown account), {-3, 0} (held or ended), {-6,
+-- open} (most holds of the account are open; most: a number, or '' for none). fields:
 -- the rest of its ledger line as JSON text, made by the caller (Meter's line_fields): the
 -- script adds only the seq and the time (cjson and the amount's formatting were most of a
 -- reservation's Lua in Redis). The account is read in one HMGET and written in one HSET (the
 -- script is atomic: the same as two HINCRBYs), and the holds open are counted by HLEN of
 -- <p>holds: each redis.call is a command Redis runs, converts and appends to its AOF.
 local RESERVE_FN = [[
-local function reserve(p, account, key, m, fields)
+local function reserve(p, account, key, m, most, fields)
   local a = p .. 'a:' .. account
-  local v = redis.call('HMGET', a, 'limit', 'avail', 'reserved')
+  local v = redis.call('HMGET', a, 'limit', 'avail', 'reserved', 'open')
   if not v[1] then return {-2, 0} end
   if redis.call('HEXISTS', p .. 'holds', key) == 1 or redis.call('EXISTS', p .. 'e:' .. key) == 1
     or redis.call('HEXISTS', p .. 'ended', key) == 1 then
@@ -71,8 +72,10 @@ local function reserve(p, account, key, m, fields)
   end
   local avail = tonumber(v[2])
   if avail < m then return {-1, string.format('%d', avail)} end
+  local open = tonumber(v[4]) or 0
+  if most ~= '' and open >= tonumber(most) then return {-6, open} end
   redis.call('HSET', a, 'avail', string.format('%d', avail - m), 'reserved',
-    string.format('%d', (tonumber(v[3]) or 0) + m))
+    string.format('%d', (tonumber(v[3]) or 0) + m), 'open', string.format('%d', open + 1))
   redis.call('HSET', p .. 'holds', key, account .. '|' .. string.format('%d', m))
   local seq = redis.call('INCR', p .. 'seq')
   local t = redis.call('TIME')
@@ -82,11 +85,12 @@ local function reserve(p, account, key, m, fields)
 end
 ]]
 
--- ARGV: p, account, key, micros, the line's fields (reserve's), the key that must exist (a task
--- record made in the same round trip: money is held only for a recorded task) or ''
+-- ARGV: p, account, key, micros, most open (reserve's), the line's fields (reserve's), the key
+-- that must exist (a task record made in the same round trip: money is held only for a
+-- recorded task) or ''
 local RESERVE = RESERVE_FN .. [[
-if ARGV[6] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[6]) == 0 then return {-4, 0} end
-return reserve(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+if ARGV[7] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[7]) == 0 then return {-4, 0} end
+return reserve(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
 ]]
 
 -- The hold and the record it is for in one script (one call per create): ARGV as RESERVE's
@@ -96,18 +100,18 @@ return reserve(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
 -- when the hold is refused; the members and values are added only when it is made.
 local RESERVE_WITH = RESERVE_FN .. [[
 local p = ARGV[1]
-local n_set = tonumber(ARGV[6])
-local i = 7
+local n_set = tonumber(ARGV[7])
+local i = 8
 for j = 1, n_set do
   if not redis.call('SET', p .. ARGV[i], ARGV[i + 1], 'NX') then
-    for k = 1, j - 1 do redis.call('DEL', p .. ARGV[7 + (k - 1) * 2]) end
+    for k = 1, j - 1 do redis.call('DEL', p .. ARGV[8 + (k - 1) * 2]) end
     return {-5, j}
   end
   i = i + 2
 end
-local r = reserve(p, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5])
+local r = reserve(p, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
 if r[1] ~= 1 then
-  for k = 1, n_set do redis.call('DEL', p .. ARGV[7 + (k - 1) * 2]) end
+  for k = 1, n_set do redis.call('DEL', p .. ARGV[8 + (k - 1) * 2]) end
   return r
 end
 local n_add = tonumber(ARGV[i])
@@ -140,7 +144,11 @@ if not redis.call('SET', p .. 'e:' .. key, op, 'NX', 'EX', life) then
   return {-3, redis.call('GET', p .. 'e:' .. key)}
 end
 local a = p .. 'a:' .. account
-if h then redis.call('HDEL', p .. 'holds', key) end
+if h then
+  redis.call('HDEL', p .. 'holds', key)
+  -- never below 0: the holds made before accounts counted them end uncounted
+  if (tonumber(redis.call('HGET', a, 'open')) or 0) > 0 then redis.call('HINCRBY', a, 'open', -1) end
+end
 if op == 'settled' then
   redis.call('HINCRBY', a, 'avail', held - m)
   redis.call('HINCRBY', a, 'reserved', -held)
@@ -244,6 +252,8 @@ local function reserve_answer(self, res, err, account, key, micros)
     return nil, "no_record"
   elseif res[1] == -1 then
     return nil, "over", tonumber(res[2])
+  elseif res[1] == -6 then
+    return nil, "busy", tonumber(res[2])
   end
   return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
     amount = core.money_format(micros), currency = self.currency }
@@ -257,11 +267,17 @@ local function line_fields(self, account, key, micros, info)
     .. json.encode(account) .. "}"
 end
 
+-- The most holds open the account may have, as the reservation scripts take it ('': none).
+local function most_of(info)
+  return info and info.open_max and fmt(info.open_max) or ""
+end
+
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
-  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), line_fields(self, account, key, micros, info), "")
+  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), most_of(info),
+    line_fields(self, account, key, micros, info), "")
   return reserve_answer(self, res, err, account, key, micros)
 end
 
@@ -278,7 +294,7 @@ function Meter:reserve_call(account, key, micros, info, record)
   end
   local call
   if type(record) == "table" then
-    call = { RESERVE_WITH, account, key, fmt(micros), line_fields(self, account, key, micros, info) }
+    call = { RESERVE_WITH, account, key, fmt(micros), most_of(info), line_fields(self, account, key, micros, info) }
     for _, part in ipairs { "set", "add", "push" } do
       local list = record[part] or {}
       call[#call + 1] = tostring(#list)
@@ -289,7 +305,8 @@ function Meter:reserve_call(account, key, micros, info, record)
     end
     call.n = #call
   else
-    call = { RESERVE, account, key, fmt(micros), line_fields(self, account, key, micros, info), record or "", n = 6 }
+    call = { RESERVE, account, key, fmt(micros), most_of(info), line_fields(self, account, key, micros, info),
+      record or "", n = 7 }
   end
   return call, function(res)
     return reserve_answer(self, res, nil, account, key, micros)
@@ -365,7 +382,7 @@ end
 function Meter:account(name)
   local r = self.redis
   local v = r:with(function(red)
-    return red:hmget(r.prefix .. "a:" .. name, "limit", "spent", "reserved", "avail")
+    return red:hmget(r.prefix .. "a:" .. name, "limit", "spent", "reserved", "avail", "open")
   end)
   if type(v) ~= "table" or tonumber(v[1]) == nil then
     return nil
@@ -374,7 +391,7 @@ function Meter:account(name)
   local f = core.money_format
   return { name = name, currency = self.currency, limit = f(limit), spent = f(spent), reserved = f(reserved),
     balance = f(avail), limit_micros = limit, spent_micros = spent, reserved_micros = reserved,
-    balance_micros = avail }
+    balance_micros = avail, open = tonumber(v[5]) or 0 }
 end
 
 -- hold_page(cursor, count) -> next cursor ("0": the walk is over), task keys | nil, message: a

@@ -8,7 +8,7 @@
 -- added; appended to a journal, those lines rebuild the balances after a restart, and
 -- replayed into a memory ledger per account they give the same totals.
 --
--- Keys: seq, a:<account>:{limit,avail,spent,reserved}, h:<task_key> (the hold: account and
+-- Keys: seq, a:<account>:{limit,avail,spent,reserved,open}, h:<task_key> (the hold: account and
 -- micros), d:<task_key> (settled or released: the one movement that ends a hold; kept `ended_ttl`
 -- seconds when given, else for the dict's life).
 -- @module kling.money.stores.shared
@@ -185,9 +185,10 @@ function Meter:known(account)
   return self.dict:get(akey(account, "limit")) ~= nil
 end
 
--- reserve(account, task_key, micros [, {task_id, record}]) -> entry | nil, code, detail: code
--- "over" when the account's balance cannot hold it (nothing changes then). record: the JSON
--- text of the task held for, journaled on the reservation's own line.
+-- reserve(account, task_key, micros [, {task_id, record, open_max}]) -> entry | nil, code,
+-- detail: code "over" when the account's balance cannot hold it, "busy" when open_max of its
+-- holds are open (nothing changes then). record: the JSON text of the task held for,
+-- journaled on the reservation's own line.
 function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
     error("kling.money.stores.shared:reserve: micros must be a whole number >= 0", 2)
@@ -201,9 +202,20 @@ function Meter:reserve(account, key, micros, info)
     d:incr(akey(account, "avail"), micros)
     return nil, "over", avail + micros
   end
+  -- Its holds open, counted whether or not a most is given (one may be set at a reload).
+  local open = d:incr(akey(account, "open"), 1, 0)
+  local function undo()
+    d:incr(akey(account, "open"), -1)
+    d:incr(akey(account, "avail"), micros)
+  end
+  local most = info and info.open_max
+  if most and open > most then
+    undo()
+    return nil, "busy", open - 1
+  end
   local ok, err = self.shm:write("safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
-    d:incr(akey(account, "avail"), micros)
+    undo()
     if err == "exists" then
       return nil, "exists"
     end
@@ -215,7 +227,7 @@ function Meter:reserve(account, key, micros, info)
     -- Not recorded, not held: a restart could not know of it.
     d:delete("h:" .. key)
     d:incr(akey(account, "reserved"), -micros)
-    d:incr(akey(account, "avail"), micros)
+    undo()
     return nil, "journal", jerr
   end
   d:incr("holds_open", 1, 0)
@@ -329,6 +341,14 @@ local function claim(self, key, op, account, held, forgotten)
   return nil, "store", "shared memory: " .. tostring(err)
 end
 
+-- One hold of the account's fewer open; never below 0 (holds made before the count was kept,
+-- by code older than a reload, end uncounted).
+local function closed(d, account)
+  if (d:incr(akey(account, "open"), -1, 0) or 0) < 0 then
+    d:incr(akey(account, "open"), 1)
+  end
+end
+
 -- settle(task_key, micros [, {task_id, account}]) -> entry | nil, code, detail. Replaces the
 -- hold by the actual charge, which stands even past the balance (it was incurred). Without a
 -- hold the charge needs info.account.
@@ -348,6 +368,7 @@ function Meter:settle(key, micros, info)
   end
   if held then
     d:incr("holds_open", -1, 0)
+    closed(d, account)
   end
   held = held or 0
   d:incr(akey(account, "avail"), held - micros)
@@ -370,6 +391,7 @@ function Meter:release(key, info)
     return nil, code, detail
   end
   d:incr("holds_open", -1, 0)
+  closed(d, account)
   d:incr(akey(account, "avail"), held)
   d:incr(akey(account, "reserved"), -held)
   local e, jerr = self:record("release", account, key, held, info)
@@ -404,7 +426,7 @@ function Meter.entries()
 end
 
 -- account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings), and
--- *_micros} | nil
+-- *_micros; open: its holds} | nil
 function Meter:account(name)
   local d = self.dict
   local limit = d:get(akey(name, "limit"))
@@ -416,7 +438,7 @@ function Meter:account(name)
   local f = core.money_format
   return { name = name, currency = self.currency, limit = f(limit), spent = f(spent), reserved = f(reserved),
     balance = f(avail), limit_micros = limit, spent_micros = spent, reserved_micros = reserved,
-    balance_micros = avail }
+    balance_micros = avail, open = num(d, akey(name, "open")) }
 end
 
 function Meter:entries_count()
@@ -526,17 +548,19 @@ function Meter:restore(entries)
     local ok, err = d:safe_set(key, value, ttl)
     failed = failed or (not ok and (key .. ": " .. tostring(err)))
   end
-  for a in pairs(spent) do
-    put(akey(a, "spent"), spent[a])
-    put(akey(a, "reserved"), reserved[a])
-  end
-  for a, m in pairs(topups) do
-    put(akey(a, "topup"), m)
-  end
-  local open = 0
+  local open, open_of = 0, {}
   for key, h in pairs(holds) do
     put("h:" .. key, h[1] .. "|" .. string.format("%d", h[2]))
     open = open + 1
+    open_of[h[1]] = (open_of[h[1]] or 0) + 1
+  end
+  for a in pairs(spent) do
+    put(akey(a, "spent"), spent[a])
+    put(akey(a, "reserved"), reserved[a])
+    put(akey(a, "open"), open_of[a] or 0)
+  end
+  for a, m in pairs(topups) do
+    put(akey(a, "topup"), m)
   end
   put("holds_open", open)
   -- An end is kept for what is left of its life from its line's time; one past it is not put
