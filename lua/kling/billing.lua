@@ -40,9 +40,6 @@ M.default_catalogs = default
 local PRICE_OPTIONS = { catalog = true, catalogs = true, provider = true, usd_rates = true }
 local USAGE_FIELDS = { duration = true, count = true }
 local QUOTE_OPTIONS = { providers = true, rates = true, usd_rates = true, catalogs = true }
-local LEDGER_OPTIONS = { limit = true, currency = true, budgets = true, rates = true, clock = true, on_entry = true,
-  lines = true, store = true }
-M.LEDGER_OPTIONS = LEDGER_OPTIONS -- what a budget table may hold too (kling.money.hold open)
 
 -- opts with the process default set when they name no catalog or set.
 local function priced_by_default(opts)
@@ -159,7 +156,7 @@ end
 ---@return kling.Ledger|nil ledger
 ---@return kling.Error|nil err
 function M.ledger(opts)
-  validate.options("ledger", opts, LEDGER_OPTIONS)
+  validate.options("ledger", opts, ledger.OPTIONS)
   return ledger.new(opts)
 end
 

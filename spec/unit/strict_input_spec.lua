@@ -244,7 +244,29 @@ describe("strict input", function()
       curency = "USD" } } } }
     assert.is_nil(c)
     assert.are.equal("budget.budgets[1].curency", err.field)
+    -- a list's misspelt key is named before the limit it hides, and so are the list and rates
+    c, err = kling.new { provider = "kling", api_key = "k", budget = { budgets = { { limit = "5", currency = "CNY" },
+      { limt = "5", currency = "USD" } } } }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "budget.budgets[2].limt" }, { err.kind, err.field })
+    assert.matches("did you mean limit?", err.message, 1, true)
+    c, err = kling.new { provider = "kling", api_key = "k", budget = { budgets = {} } }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "budget.budgets" }, { err.kind, err.field })
     assert(kling.new { provider = "kling", api_key = "k", budget = { limit = "5", currency = "CNY" } })
+  end)
+
+  it("kling.ledger refuses an unknown key of a budgets item by name (it was dropped unseen)", function()
+    local l, err = kling.ledger { budgets = { { limit = "5", currency = "CNY" }, { limt = "9", currency = "USD" } } }
+    assert.is_nil(l)
+    assert.are.same({ "validation", "budgets[2].limt" }, { err.kind, err.field })
+    assert.matches("did you mean limit?", err.message, 1, true)
+    l, err = kling.ledger { budgets = { { limit = "5", currency = "CNY", note = "x" } } }
+    assert.is_nil(l)
+    assert.are.same({ "validation", "budgets[1].note" }, { err.kind, err.field })
+    assert.matches("unknown field", err.message, 1, true)
+    l = assert(kling.ledger { budgets = { { limit = "5", currency = "CNY" }, { limit = "9", currency = "USD" } } })
+    assert.are.same({ "CNY", "USD" }, l:currencies())
   end)
 
   it("client:estimate refuses an unknown request field by name, as kling.estimate does", function()

@@ -11,7 +11,6 @@ local ledgers = require "kling.money.ledger"
 local prices = require "kling.money.quote"
 local usage = require "kling.money.usage"
 local providers = require "kling.providers"
-local validate = require "kling.validate"
 
 local M = {}
 
@@ -64,22 +63,6 @@ function M.open(budget, provider, set)
   if type(budget) ~= "table" then
     return nil, errors.validation("budget", "must be {limit = \"50.00\", currency = \"CNY\"} or a ledger")
   end
-  -- A misspelt key ({limt = "9"}) was dropped unseen, the budget made of the rest; kling.ledger
-  -- refuses it by name, and so does a budget given here.
-  local known = require("kling.billing").LEDGER_OPTIONS -- (billing requires kling.money: not at load)
-  for k in pairs(budget) do
-    if not known[k] then
-      return nil, errors.validation("budget." .. tostring(k), validate.unknown_name(tostring(k), known, "field"))
-    end
-  end
-  for i, one in ipairs(type(budget.budgets) == "table" and budget.budgets or {}) do
-    for k in pairs(type(one) == "table" and one or {}) do
-      if k ~= "limit" and k ~= "currency" then
-        return nil, errors.validation("budget.budgets[" .. i .. "]." .. tostring(k), validate.unknown_name(tostring(k),
-          { limit = true, currency = true }, "field"))
-      end
-    end
-  end
   local b = {}
   for k, v in pairs(budget) do
     b[k] = v
@@ -100,7 +83,8 @@ function M.open(budget, provider, set)
     end
     b.budgets = list
   end
-  local ledger, err = ledgers.new(b)
+  -- The ledger refuses a key it does not know by name (budget.limt, budget.budgets[2].limt).
+  local ledger, err = ledgers.new(b, "budget")
   if not ledger then
     return nil, err
   end

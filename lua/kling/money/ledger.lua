@@ -23,8 +23,15 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local prices = require "kling.money.quote"
 local memory = require "kling.money.stores.memory"
+local validate = require "kling.validate"
 
 local M = {}
+
+-- What new's options may hold (kling.ledger raises on another, naming it), and what one budget
+-- may: an unknown key is refused by name, never dropped with the budget made of the rest.
+M.OPTIONS = { limit = true, currency = true, budgets = true, rates = true, clock = true, on_entry = true,
+  lines = true, store = true }
+local BUDGET_FIELDS = { limit = true, currency = true }
 
 local EXACT_MAX = 9007199254740992 -- 2^53 micro-units: the last a double (LuaJIT, ngx.shared, Redis's Lua) holds
 
@@ -527,7 +534,13 @@ function Ledger:replay(line)
   return out
 end
 
+-- field: the budget's name in the errors (budgets[2], budget.budgets[2]).
 local function budget_of(b, field)
+  for k in pairs(type(b) == "table" and b or NOTHING) do
+    if not BUDGET_FIELDS[k] then
+      return nil, validation(field .. "." .. tostring(k), validate.unknown_name(tostring(k), BUDGET_FIELDS, "field"))
+    end
+  end
   if type(b) ~= "table" or type(b.limit) ~= "string" then
     return nil, validation(field .. ".limit", "a decimal string is required (e.g. \"50.00\")")
   end
@@ -573,21 +586,21 @@ end
 
 -- rates {currency = "CNY", rates = {USD = "7.1", ["evolink-credits"] = "0.1"}}: units of
 -- `currency` per unit of each other currency (decimal strings, at most 6 decimals).
-local function rates_of(r, budgets)
+local function rates_of(r, budgets, field)
   if r == nil then
     return nil
   end
   if type(r) ~= "table" or type(r.currency) ~= "string" or type(r.rates) ~= "table" then
-    return nil, validation("rates", "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required")
+    return nil, validation(field, "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required")
   end
   if not budgets[r.currency] then
-    return nil, validation("rates.currency", "rates count in " .. r.currency .. ", which has no budget")
+    return nil, validation(field .. ".currency", "rates count in " .. r.currency .. ", which has no budget")
   end
   local out = {}
   for cur, rate in pairs(r.rates) do
     local problem = M.rate_problem(cur, rate, r.currency)
     if problem then
-      return nil, validation("rates.rates." .. tostring(cur), problem)
+      return nil, validation(field .. ".rates." .. tostring(cur), problem)
     end
     out[cur] = rate
   end
@@ -596,19 +609,21 @@ end
 
 -- The budgets of opts: {limit, currency} or budgets = {{limit, currency}, ...}; none with a
 -- store whose accounts are opened by name (the gateway's). -> list | nil, err
-local function budgets_of(opts)
+-- `named` names an option in the errors (budgets -> budget.budgets for kling.new's budget).
+local function budgets_of(opts, named)
   if opts.budgets == nil and opts.limit == nil and opts.currency == nil and opts.store then
     return {}
   end
-  local list, field = opts.budgets, "budgets"
+  local list, field = opts.budgets, named("budgets")
   if list == nil then
-    list, field = { { limit = opts.limit, currency = opts.currency } }, "budget"
+    -- A single budget's fields are budget.limit, budget.currency under either name.
+    list, field = { { limit = opts.limit, currency = opts.currency } }, nil
   elseif type(list) ~= "table" or #list == 0 then
-    return nil, validation("budgets", "a list of {limit, currency} is required")
+    return nil, validation(field, "a list of {limit, currency} is required")
   end
   local out, seen = {}, {}
   for i, b in ipairs(list) do
-    local where = field == "budget" and field or (field .. "[" .. i .. "]")
+    local where = field and (field .. "[" .. i .. "]") or "budget"
     local a, err = budget_of(b, where)
     if not a then
       return nil, err
@@ -631,15 +646,26 @@ end
 -- `currency` (one of the budgets) per unit of each other currency, so that a quote in USD
 -- counts against the CNY budget. Without a budget in its unit (or a rate) a quote is refused:
 -- kind "budget", code "no_budget". The store defaults to memory; a store given without
--- budgets (the gateway's) has its accounts opened by name (open_account).
+-- budgets (the gateway's) has its accounts opened by name (open_account). `name`: what the
+-- caller calls opts, which the errors' fields are named under (kling.new: "budget", so that a
+-- misspelt key is budget.limt, a list's budget.budgets[2].limt); without it, budgets[2].limt.
 ---@param opts table `limit` and `currency`, or `budgets`; `rates`, `clock`, `on_entry`, `lines`, `store` (above)
+---@param name? string
 ---@return kling.Ledger|nil ledger
 ---@return kling.Error|nil err
-function M.new(opts)
+function M.new(opts, name)
   if type(opts) ~= "table" then
     errors.misuse("billing.ledger", "options table expected")
   end
-  local list, err = budgets_of(opts)
+  local function named(field)
+    return name and (name .. "." .. field) or field
+  end
+  for k in pairs(opts) do
+    if not M.OPTIONS[k] then
+      return nil, validation(named(tostring(k)), validate.unknown_name(tostring(k), M.OPTIONS, "field"))
+    end
+  end
+  local list, err = budgets_of(opts, named)
   if not list then
     return nil, err
   end
@@ -652,7 +678,7 @@ function M.new(opts)
     end
     budgets[b.currency], order[#order + 1] = true, b.currency
   end
-  local rates, rerr = rates_of(opts.rates, budgets)
+  local rates, rerr = rates_of(opts.rates, budgets, named("rates"))
   if rerr then
     return nil, rerr
   end
@@ -661,7 +687,7 @@ function M.new(opts)
   for i, line in ipairs(opts.lines or {}) do
     local ok, lerr = self:replay(line)
     if not ok then
-      lerr.field = "lines[" .. i .. "]" .. (lerr.field and ("." .. lerr.field) or "")
+      lerr.field = named("lines[" .. i .. "]") .. (lerr.field and ("." .. lerr.field) or "")
       return nil, lerr
     end
   end
