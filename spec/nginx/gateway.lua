@@ -53,6 +53,13 @@ local function sim_stats()
   return h.sim_admin(sim, "GET", "/_sim/stats")
 end
 
+-- A refusal in the official envelope {code, message, request_id}, as every refusal of the gateway.
+local function refused(res, status, code)
+  return res.status == status and res.json ~= nil and res.json.code == code and type(res.json.message) == "string"
+    and type(res.json.request_id) == "string" and (res.headers["content-type"] or ""):find("application/json", 1, true)
+    ~= nil
+end
+
 local function micros(s)
   return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
 end
@@ -419,13 +426,23 @@ local function run()
   local forged = json.encode { task_id = "1", task_status = "succeed", task_info = { external_task_id = made[2] } }
   res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json" },
     body = forged })
-  h.check("an unsigned callback is refused (401)", res.status == 401, res.body)
+  h.check("an unsigned callback is refused (401, code 1000 in the official envelope)", refused(res, 401, 1000),
+    res.body)
   local ts = tostring(math.floor(core.wall_s()))
-  res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json",
-    ["webhook-id"] = "msg_x", ["webhook-timestamp"] = ts,
-    ["webhook-signature"] = core.webhook_sign { secret = "whsec_" .. core.b64encode("wrong"), id = "msg_x",
-      timestamp = ts, body = forged } }, body = forged })
-  h.check("a callback signed with another secret is refused (401)", res.status == 401, res.body)
+  local function post_signed(text, secret)
+    return h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json",
+      ["webhook-id"] = "msg_x", ["webhook-timestamp"] = ts,
+      ["webhook-signature"] = core.webhook_sign { secret = secret or SIM_SECRET, id = "msg_x",
+        timestamp = ts, body = text } }, body = text })
+  end
+  res = post_signed(forged, "whsec_" .. core.b64encode("wrong"))
+  h.check("a callback signed with another secret is refused (401, code 1000)", refused(res, 401, 1000), res.body)
+  res = post_signed(json.encode { task_id = "no-such-task", task_status = "succeed" })
+  h.check("a signed callback for a task the gateway does not have: 404, code 1203", refused(res, 404, 1203), res.body)
+  res = post_signed("not json")
+  h.check("a signed callback that is not a task: 400, code 1200", refused(res, 400, 1200), res.body)
+  res = h.request("GET", url("/kling/callback"))
+  h.check("a callback not POSTed: 405, code 1202", refused(res, 405, 1202), res.body)
   local received = json.decode(h.request("GET", url("/received")).body) or {}
   local final_cb
   for _, r in ipairs(received) do
@@ -696,8 +713,8 @@ local function run()
     sim_stats().requests - seen)
   res = h.request("POST", url("/kling/callback"), { headers = { ["content-type"] = "application/json" },
     body = json.encode { id = "x", status = "completed" } })
-  h.check("issue 12.1: without webhook_secret the callback location is off (an unsigned callback: 403)",
-    res.status == 403, res.body)
+  h.check("issue 12.1: without webhook_secret the callback location is off (an unsigned callback: 403, code 1200)",
+    refused(res, 403, 1200), res.body)
   h.write(prefix .. "/gateway.json", json.encode {
     upstream = { provider = "evolink", base_url = sim.providers.evolink, api_key = sim.api_key },
     price_provider = "evolink", journal = prefix .. "/ledger.jsonl", poll = { min_interval = 0.3, max_interval = 1 },

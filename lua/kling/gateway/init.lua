@@ -6,7 +6,6 @@
 -- charged at once, queries are free and answered from the gateway's own table.
 --
 -- nginx.conf: include http.conf in http{} and server.conf in a server{} (see nginx.conf here).
--- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local config = require "kling.gateway.config"
 local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
@@ -427,17 +426,22 @@ function M.balance()
   return api.balance(G, caller())
 end
 
+-- The callback location's refusals in the official envelope, with the codes the gateway's
+-- other refusals of each status have (a signature refused is Kling's 1000, authentication
+-- failed; 400, 403 and 413 are 1200, as nginx's own refusals are).
+local CALLBACK_CODES = { [401] = 1000, [404] = 1203, [405] = 1202 }
+local function callback_refused(status, message)
+  return official.fail { status = status, code = CALLBACK_CODES[status] or 1200, message = message }
+end
+
 -- location = /kling/callback: the upstream's callbacks, verified with webhook_secret; off
 -- without it (polling ends tasks) unless the config says insecure_callbacks = true.
 function M.callback()
   if not G.cfg.callbacks then
-    ngx.status = 403
-    ngx.header["Content-Type"] = "application/json"
-    ngx.say('{"error":"callbacks are off: this gateway has no webhook_secret to verify them"}')
-    return ngx.exit(403)
+    return callback_refused(403, "callbacks are off: this gateway has no webhook_secret to verify them")
   end
   return callback.handle { provider = G.cfg.upstream.provider, secret = G.cfg.webhook_secret,
-    insecure_callbacks = G.cfg.insecure_callbacks,
+    insecure_callbacks = G.cfg.insecure_callbacks, refuse = callback_refused,
     on_task = function(t)
       return track.on_callback(G, t)
     end }

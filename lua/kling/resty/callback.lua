@@ -52,37 +52,45 @@ function M.raw_body()
   return body or ""
 end
 
+-- The default answer to a refusal: {"error": message}.
+local function refused(status, message)
+  return reply(status, { error = message })
+end
+
 --- Handles a callback POST in a content phase.
 -- handle{provider =, secret =, insecure_callbacks =, tolerance_s =, on_task = function(task,
--- raw_body) -> ok, message}
+-- raw_body) -> ok, message, refuse = function(status, message)}
 -- Answers 200 when on_task took the news, 401 when the signature is refused (or there is no
 -- secret to check it with, unless insecure_callbacks = true: kling.webhook.takes), 400 when the
--- body is unreadable, 404/409 when on_task says so (ok = nil, message, status).
----@param opts {provider: string, secret: string, insecure_callbacks: boolean, on_task: fun(fields: table)}
+-- body is unreadable, 404/409 when on_task says so (ok = nil, message, status), 405 for another
+-- method. refuse answers each refusal (default {"error": message}): a gateway answers in its
+-- own envelope (kling.gateway's, the official one).
+---@param opts table `provider`, `secret`, `insecure_callbacks`, `tolerance_s`, `on_task`, `refuse` (above)
 ---@return boolean|nil ok
 ---@return kling.Error|nil err
 function M.handle(opts)
+  local refuse = opts.refuse or refused
   if ngx.req.get_method() ~= "POST" then
-    return reply(405, { error = "callbacks are POSTed" })
+    return refuse(405, "callbacks are POSTed")
   end
   if not webhook.takes(opts.secret, opts.insecure_callbacks) then
     local err = webhook.unverifiable(opts.provider, "handle{secret =}")
     ngx.log(ngx.WARN, "kling callback refused: ", tostring(err))
-    return reply(401, { error = tostring(err) })
+    return refuse(401, tostring(err))
   end
   local raw, rerr = M.raw_body()
   if not raw then
-    return reply(413, { error = rerr })
+    return refuse(413, rerr)
   end
   local t, err = webhook.parse(opts.provider, raw, ngx.req.get_headers(100), { secret = opts.secret,
     tolerance_s = opts.tolerance_s })
   if not t then
     ngx.log(ngx.WARN, "kling callback refused: ", tostring(err))
-    return reply(err.kind == "auth" and 401 or 400, { error = tostring(err) })
+    return refuse(err.kind == "auth" and 401 or 400, tostring(err))
   end
   local ok, msg, status = opts.on_task(t, raw)
   if not ok then
-    return reply(status or 404, { error = msg or "not taken" })
+    return refuse(status or 404, msg or "not taken")
   end
   return reply(200, { ok = true })
 end
