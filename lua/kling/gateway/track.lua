@@ -245,7 +245,7 @@ local function run(G, rec, m, acts)
   local hooks = { ctx = G.client().ctx }
   function hooks.news(act)
     update(rec, act.task)
-    save = true
+    save = true -- not journaled: a write per poll; a restart shows it again at the next (README)
   end
   function hooks.created(act)
     rec.state = "active"
