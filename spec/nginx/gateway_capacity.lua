@@ -76,6 +76,9 @@ local function open_limit()
   local d = h.gateway_admin(at.http, "admin-0123456789abcdef").by.dave
   h.check("the admin API shows its open tasks and its most, nothing of the refused one held",
     d.open == 2 and d.max_open == 2 and d.reserved == "2", json.encode(d))
+  local bal = h.request("GET", at.http .. "/gateway/balance", { headers = { authorization = "Bearer gw-dave-key" } })
+  local bd = bal.json and bal.json.data or {}
+  h.check("... and GET /gateway/balance shows the client its own", bd.open == 2 and bd.max_open == 2, bal.body)
   local m = h.request("GET", at.http .. "/metrics").body or ""
   h.check("... /metrics counts it as a refusal of reason open", metric(m, 'kling_gateway_refusals_total{reason="open"}')
     == 1, m:match("[^\n]*refusals_total[^\n]*"))

@@ -636,6 +636,47 @@ local function ledger_archive()
     and redis_cli("--raw lrange kgw:ledger 0 -1"):find('"task_id":"' .. id .. '"', 1, true) ~= nil, res.body)
 end
 
+-- An account's max_open across nodes: its open tasks are counted in Redis with its holds (one
+-- script), so the most holds however many nodes its creates reach at once. An account made
+-- through the admin API of one node, with its max_open.
+local function open_limit_across_nodes()
+  assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
+  local res = h.request("POST", url(3, "/gateway/admin/accounts"), { headers = { authorization = "Bearer "
+    .. ADMIN_KEY }, body = { name = "frank", api_key = "gw-frank-key", credit = "100", max_open = 3 } })
+  h.check("max_open: an account made through the admin API with its max_open", res.status == 201, res.body)
+  local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local urls = {}
+  for k = 1, 12 do
+    urls[k] = url((k - 1) % NODES + 1, "/v1/videos/text2video")
+  end
+  local codes = {}
+  for _, j in ipairs(h.racing_posts(base .. "/open", urls, BODY, "gw-frank-key")) do
+    local code = tostring(j and j.code)
+    codes[code] = (codes[code] or 0) + 1
+  end
+  h.check("max_open 3: of 12 creates sent at once over three nodes, exactly 3 are taken and 9 refused with 1303",
+    codes["0"] == 3 and codes["1303"] == 9, json.encode(codes))
+  local frank = admin(1)
+  local f
+  for _, a in ipairs(frank.accounts) do
+    f = a.name == "frank" and a or f
+  end
+  h.check("... the simulator saw 3, and 3 are held and counted open", h.sim_admin(sim, "GET", "/_sim/stats").creates
+    - creates == 3 and f and f.open == 3 and f.max_open == 3 and f.reserved == "3", json.encode(f))
+  assert(h.sim_admin(sim, "POST", "/_sim/clock", { advance = 601 }))
+  local by = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    for _, a in ipairs(admin(2).accounts) do
+      f = a.name == "frank" and a or f
+    end
+  until f.open == 0 or h.now() > by
+  h.check("... once they end none is open, and the next create is taken", f.open == 0 and f.reserved == "0"
+    and h.request("POST", url(2, "/v1/videos/text2video"), { headers = { authorization = "Bearer gw-frank-key" },
+      body = BODY }).status == 200, json.encode(f))
+  assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
+end
+
 local ok, err = pcall(function()
   run()
   lost_answer()
@@ -644,6 +685,7 @@ local ok, err = pcall(function()
   shared_round_trips()
   reads_while_redis_is_down()
   ledger_archive()
+  open_limit_across_nodes()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

@@ -22,6 +22,14 @@ describe("kling.gateway.config", function()
     return with { accounts = accounts }
   end
 
+  it("an account's max_open is read as given, and absent by default", function()
+    local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_open = 7 },
+      { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }
+    assert.is_true(ok, tostring(c))
+    assert.equal(7, c.accounts[1].max_open)
+    assert.is_nil(c.accounts[2].max_open)
+  end)
+
   it("issue 12.1: distinct keys load", function()
     local ok, c = load { { name = "alice", access_key = "ak-alice", secret_key = "sk-alice-0123456789", credit = "1" },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }
@@ -113,6 +121,14 @@ describe("kling.gateway.config", function()
       { { poll = { deadline = 1e9 } }, "poll.deadline: must be a number of seconds from 1 to 2000000" },
       { { poll = { max_interval = 1e6 } }, "poll.max_interval: must be a number of seconds from 0.01 to 86400" },
       { { retention_days = 1e9 }, "retention_days: must be a number of days from 1e-05 to 3650" },
+      { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_open = 0 } } },
+        "accounts[1].max_open: must be a whole number of tasks from 1 to 1000000" },
+      { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_open = 2.5 } } },
+        "accounts[1].max_open: must be a whole number of tasks from 1 to 1000000" },
+      { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_open = "5" } } },
+        "accounts[1].max_open: must be a whole number of tasks from 1 to 1000000" },
+      { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_opn = 5 } } },
+        "accounts[1].max_opn: is not a known field (did you mean max_open?)" },
     } do
       local ok, err = with(c[1])
       assert.is_false(ok)

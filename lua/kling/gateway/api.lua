@@ -521,7 +521,8 @@ function M.balance(G, account)
     return unreadable("the balance of " .. account.name .. " cannot be read")
   end
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
-    reserved = a.reserved, balance = a.balance, webhook_secret = track.client_secret(G, account.name) }
+    reserved = a.reserved, balance = a.balance, open = a.open, max_open = account.max_open,
+    webhook_secret = track.client_secret(G, account.name) }
 end
 
 return M
