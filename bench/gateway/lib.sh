@@ -19,7 +19,8 @@ JSON
 # gateway_conf TAG: for scripts that run the bench gateway's nginx themselves (under a tool): a
 # work dir ($work), a simulator of its own ($work/sim.json, $sim_http) and the conf `kling gateway
 # start` writes for the gateway ($work/gw/nginx.conf, on $port; the config checked), not running,
-# its journal empty. bench_cleanup undoes it (the caller stops its nginx first).
+# its journal empty. With STORE=redis the gateway's store is a redis-server of its own
+# ($redis_port, AOF everysec). bench_cleanup undoes it (the caller stops its nginx first).
 gateway_conf() {
   work=$(mktemp -d "/tmp/kling-bench-$1.XXXXXX")
   chmod 755 "$work"
@@ -27,7 +28,20 @@ gateway_conf() {
   if [ "$(id -u)" -eq 0 ]; then chown nobody "$work/journal"; fi
   lua5.4 bin/kling sim start --dir "$work/sim" --out "$work/sim.json" --task-seconds 3600 >/dev/null
   sim_http=$(jq -r .http "$work/sim.json")
-  gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789"
+  local store=""
+  case "${STORE:-shared}" in
+    shared) ;;
+    redis)
+      redis_port=$(free_port)
+      mkdir -p "$work/redis"
+      redis-server --port "$redis_port" --bind 127.0.0.1 --appendonly yes --appendfsync everysec --save '' \
+        --dir "$work/redis" --daemonize yes --logfile "$work/redis/redis.log"
+      for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+      store=", \"store\": {\"redis\": \"redis://127.0.0.1:$redis_port/0\"}" ;;
+    *) echo "STORE must be shared or redis"; exit 1 ;;
+  esac
+  gateway_config "$work/gateway.json" "$work/sim.json" "$work/journal/ledger.jsonl" "bench-admin-key-0123456789" \
+    "$store"
   port=$(free_port)
   lua5.4 bin/kling gateway start --config "$work/gateway.json" --dir "$work/gw" --port "$port" >/dev/null
   lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null
@@ -52,6 +66,9 @@ bench_cleanup() {
   if [ -n "${npid:-}" ]; then
     kill -QUIT "$npid" 2>/dev/null || true
     sleep 0.5
+  fi
+  if [ -n "${redis_port:-}" ]; then
+    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   fi
   if [ -n "${work:-}" ]; then
     lua5.4 bin/kling gateway stop --dir "$work/gw" >/dev/null 2>&1 || true

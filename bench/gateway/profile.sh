@@ -5,7 +5,8 @@
 # that start and stop the profiler.
 # A sample taken outside the VM (nginx, the kernel) lands on the next phase handler's first line:
 # those lines stand for nginx's own work. Prints the functions' inclusive and self shares.
-#   bench/gateway/profile.sh   (env: BUILD=build, PROFILE_SECONDS=5, TOP=30)
+#   bench/gateway/profile.sh   (env: BUILD=build, PROFILE_SECONDS=5, TOP=30, KEEP=<file to keep the raw stacks>,
+#   STORE=shared | redis)
 # Needs wrk, nginx with its Lua module, lua5.4, curl, jq.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +28,7 @@ curl -fs -X POST "$sim_http/_sim/reset" >/dev/null # a full simulator answers 50
 curl -fs "http://127.0.0.1:$port/_profile/start" >/dev/null
 GW_KEY=bench-key wrk -t2 -c32 -d"${PROFILE_SECONDS:-5}s" -s bench/gateway/create.lua "$url" | grep -E "Requests/sec|Non-2xx" || true
 curl -fs "http://127.0.0.1:$port/_profile/stop" >/dev/null
+[ -n "${KEEP:-}" ] && cp "$out" "$KEEP"
 lua5.4 - "$out" "${TOP:-30}" <<'LUA'
 local incl, self, total = {}, {}, 0
 for line in io.lines(arg[1]) do
