@@ -82,6 +82,8 @@ local function open_limit()
   local m = h.request("GET", at.http .. "/metrics").body or ""
   h.check("... /metrics counts it as a refusal of reason open", metric(m, 'kling_gateway_refusals_total{reason="open"}')
     == 1, m:match("[^\n]*refusals_total[^\n]*"))
+  h.check("... and gives each account's open tasks", metric(m, 'kling_gateway_open_tasks{account="dave"}') == 2
+    and metric(m, 'kling_gateway_open_tasks{account="erin"}') == 1, m:match("[^\n]*open_tasks[^\n]*"))
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(open_dir)))
   at = start(open_dir, "open", { accounts = accounts })
   local again = create("dave")

@@ -202,7 +202,7 @@ function M.render(G)
   gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
   out[#out + 1] = "kling_gateway_open_reservations " .. G.meter.store:open_holds()
   gauge("kling_gateway_spent_micros", "Settled spend by account and currency, in micro-units.", "counter")
-  local reserved, balance = {}, {}
+  local reserved, balance, open = {}, {}, {}
   for _, name in ipairs(G.accounts:names()) do
     local a = G.meter:account(name)
     if a then
@@ -211,8 +211,11 @@ function M.render(G)
       reserved[#reserved + 1] = "kling_gateway_reserved_micros" .. labels .. " "
         .. string.format("%d", a.reserved_micros)
       balance[#balance + 1] = "kling_gateway_balance_micros" .. labels .. " " .. string.format("%d", a.balance_micros)
+      open[#open + 1] = 'kling_gateway_open_tasks{account="' .. M.label(name) .. '"} '
+        .. string.format("%d", a.open or 0)
     end
   end
+  gauge("kling_gateway_open_tasks", "Tasks open (held) by account: what its max_open bounds.", nil, open)
   gauge("kling_gateway_reserved_micros", "Held by open reservations, by account and currency, in micro-units.", nil,
     reserved)
   gauge("kling_gateway_balance_micros", "What each account may still hold, in micro-units: negative when its credit"
