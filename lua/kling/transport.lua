@@ -86,6 +86,7 @@ function M.failure(f, d, provider_name, extra)
     kind = d.kind, code = f.code, http_status = f.status, request_id = f.request_id,
     message = f.message or errors.kinds[d.kind], retryable = d.retryable, provider = provider_name,
     uncertain = d.uncertain or nil, transport = f.transport,
+    unsent = f.sent == false or nil, -- provably never left the host: nothing can exist upstream
   }
   for k, v in pairs(extra or {}) do
     e[k] = v

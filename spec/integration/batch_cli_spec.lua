@@ -251,6 +251,23 @@ describe("the workflow commands", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  it("kling run with a provider it cannot reach leaves every row to the next run (exit 3), which sends them",
+    function()
+    local m = root .. "/unreachable.jsonl"
+    write(m, '{"defaults": {"model": "kling-v1", "mode": "std", "duration": 5}}\n'
+      .. '{"id": "a", "prompt": "a"}\n{"id": "b", "prompt": "b"}\n')
+    local out_dir = root .. "/unreachable"
+    local status, out = kling("run " .. m .. " --out " .. out_dir .. " --base-url http://127.0.0.1:1 --parallel 1"
+      .. " --progress plain")
+    assert.are.equal(3, status, out)
+    assert.matches("a%s+unfinished network", out)
+    assert.matches("b%s+unfinished not started: the provider could not be reached on row a", out)
+    assert.are.equal(0, sim.stats().creates)
+    status, out = kling("run " .. m .. " --out " .. out_dir .. " --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
   it("issue 14: kling status asks for a task id that is not digits (a gateway's) given --endpoint", function()
     local before = sim.stats().requests
     local status, out = kling("status gw01c07d3702")

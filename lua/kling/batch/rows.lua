@@ -234,7 +234,9 @@ return function(Batch)
     if not created and REFUSED[err.kind] then
       return self:refuse(row, err)
     end
-    if not created and HALT[err.kind] then
+    if not created and (HALT[err.kind] or (err.kind == "network" and err.unsent)) then
+      -- The account cannot create now, or the provider could not be reached after the
+      -- machine's own attempts (nothing left the host): not the row's failure, a later run's work.
       return self:halt(row, err)
     end
     return self:attempt_failed(row, t, err)
@@ -249,13 +251,15 @@ return function(Batch)
     self:event(row, "refused: " .. tostring(err))
   end
 
-  -- The account refused a create (auth, quota): no further row is started in this run.
+  -- The account refused a create (auth, quota), or the provider could not be reached: no
+  -- further row is started in this run.
   function Batch:halt(row, err)
     row.error = error_record(err)
     self:park(row, err.kind .. ": " .. tostring(err.message))
     if not self.stopped then
       self.stopped = true
-      local reason = "not started: the provider refused the account (" .. err.kind .. ") on row " .. row.id
+      local reason = "not started: " .. (err.kind == "network" and "the provider could not be reached"
+        or ("the provider refused the account (" .. err.kind .. ")")) .. " on row " .. row.id
       for _, r in ipairs(self.queue) do
         self:park(r, reason)
       end
