@@ -198,15 +198,29 @@ describe("official callbacks", function()
   it("are retried on the schedule (1 s, 2 s) until a 2xx, with one webhook-id per message", function()
     local uri = "/hook/flaky/retry"
     local t = assert(client:submit { prompt = "x [sim:seconds=0.5]", callback_url = srv.url .. uri })
-    local list = eventually(30, function() -- 3 callbacks x 3 tries, 1 s and 2 s apart: slow under a loaded -j3 run
+    -- Each message sent is delivered on its third try, the end's included. How many messages
+    -- there are depends on the sender's 0.1 s passes: on a loaded machine a late pass sees
+    -- the task already past `processing` and sends no message for it (as Kling may).
+    local sent -- distinct statuses called back
+    local list = eventually(30, function()
       local l = received(uri)
-      local ok = 0
+      local tries, ended = {}, false
       for _, r in ipairs(l) do
-        ok = ok + (r.n == 3 and 1 or 0)
+        local status = json.decode(r.body).task_status
+        tries[status] = math.max(tries[status] or 0, r.n)
+        ended = ended or status == "succeed"
       end
-      return ok == 3 and l -- each of submitted, processing, succeed delivered on its third try
+      sent = 0
+      for _, n in pairs(tries) do
+        if n < 3 then
+          return false
+        end
+        sent = sent + 1
+      end
+      return ended and l
     end)
     assert(list, "the retried callbacks did not all arrive")
+    assert.is_true(sent >= 2, "only " .. sent .. " message(s)") -- at least the first status seen and the end
     local attempts = {}
     for _, a in ipairs(sim.admin("GET", "/_sim/callbacks?n=1000")) do
       if a.meta and a.meta.task_id == t.id then
@@ -229,7 +243,7 @@ describe("official callbacks", function()
         assert.are.equal(id, a.headers["webhook-id"])
       end
     end
-    assert.are.equal(3, messages)
+    assert.are.equal(sent, messages)
   end)
 
   it("are unsigned when no secret is set, and then refused by a receiver that expects one", function()
