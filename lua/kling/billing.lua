@@ -96,6 +96,22 @@ function M.estimate(req, opts)
   return quote.estimate(req, priced_by_default(opts))
 end
 
+--- The product a request asks for, with its provider's catalog defaults applied (a request
+-- that leaves model_name out is the catalog's default model): what a task was made with.
+-- product(req [, opts]) -> {endpoint, model, mode, duration, sound, n, ...} | nil, err.
+---@param req table a canonical request; `provider` (default "kling") picks the catalog
+---@param opts? {catalog: table, catalogs: kling.Catalogs, provider: string}
+---@return table|nil product
+---@return kling.Error|nil err kind `validation` or `unpriced`
+function M.product(req, opts)
+  validate.options("product", opts, PRICE_OPTIONS)
+  local o = priced_by_default(opts)
+  if o.provider == nil then
+    o = { catalogs = o.catalogs, catalog = o.catalog, provider = req.provider or "kling" }
+  end
+  return quote.product(req, o)
+end
+
 --- The charge for what a task delivered (`kling.settle`).
 -- settle(req, usage [, opts]) -> quote of the ACTUAL usage: usage.duration (seconds, a number
 -- or a decimal string such as "5.041") and usage.count (outputs delivered). A field absent

@@ -218,6 +218,42 @@ local function extend_is_priced_by_its_source()
     json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
 end
 
+-- A source made with the official defaults (no model_name, no mode: kling-v1 std) is one the
+-- provider bills its extends by those defaults: its record holds neither, and the extend was
+-- refused as unpriced, or held and charged what the client declared (helper review, stop 30).
+local function extend_of_a_default_video_is_priced_by_the_defaults()
+  local res = call("POST", "/v1/videos/text2video", "gw-bob-key", { duration = "5", prompt = "a kite at dusk" })
+  local id = res.json and res.json.data and res.json.data.task_id
+  local src = id and ended("/v1/videos/text2video", id, "gw-bob-key")
+  local video = src and src.task_result and src.task_result.videos and src.task_result.videos[1]
+  assert(video and video.id, res.body .. " " .. json.encode(src))
+  local creates = sim_creates("/video-extend")
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more",
+    model_name = "kling-v1-6", mode = "pro" })
+  h.check("a video-extend declaring kling-v1-6 of a video made with the default model is refused naming "
+    .. "model_name (it was made with kling-v1)", res.status == 400 and res.json and res.json.code == 1201
+    and res.json.message:find("^model_name: must be kling%-v1,") ~= nil, res.body)
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more", mode = "pro" })
+  h.check("... declaring pro of a video made in the default mode, naming mode", res.status == 400 and res.json
+    and res.json.message:find("^mode: must be std,") ~= nil, res.body)
+  h.check("... nothing forwarded", sim_creates("/video-extend") == creates)
+  local before = balance("gw-bob-key")
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more" })
+  local eid = res.json and res.json.data and res.json.data.task_id
+  local done = eid and ended("/v1/videos/video-extend", eid, "gw-bob-key")
+  local billed
+  for _, e in ipairs(h.sim_admin(sim, "GET", "/_sim/ledger").tasks or {}) do
+    if e.endpoint == "video-extend" then
+      billed = e
+    end
+  end
+  local after = balance("gw-bob-key")
+  h.check("a video-extend of a default-model video is priced by kling-v1 std: charged what the simulator billed",
+    done and billed and billed.model == "kling-v1" and billed.mode == "std"
+    and money(done.final_unit_deduction) == billed.micros and money(after.spent) - money(before.spent) == billed.micros,
+    res.body .. " " .. json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
+end
+
 -- A field given twice in a client's body: cjson keeps the last one, so {"mode":"std","mode":"pro"}
 -- could be checked and held on one value while another reader (a log, the upstream) takes the
 -- other. Refused naming the field (400, 1201) before anything is priced, held or forwarded; an
@@ -498,6 +534,7 @@ local function run()
   gateway_start()
   others_ids_are_refused(media_length_is_held())
   extend_is_priced_by_its_source()
+  extend_of_a_default_video_is_priced_by_the_defaults()
   keys_given_twice_are_refused()
   huge_bodies_are_refused_fast()
   journal_is_private()

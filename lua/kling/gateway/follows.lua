@@ -4,6 +4,7 @@
 -- and charged the cheaper price while the upstream billed the dearer. The endpoint's
 -- definition names the source field and the fields that follow it (`follows`); the gateway
 -- knows the source from the record of the task that showed its id (kling.gateway.owners).
+local billing = require "kling.billing"
 local owners = require "kling.gateway.owners"
 
 local M = {}
@@ -39,11 +40,14 @@ function M.apply(G, account, def, req)
       return nil, nil, serr -- Redis cannot be read now
     end
   end
-  local facts = type(src) == "table" and type(src.request) == "table" and src.request
-  if not facts then
+  local made = type(src) == "table" and type(src.request) == "table" and src.request
+  if not made then
     return nil, f.field, "the task that made " .. id .. " is no longer recorded here, and its "
       .. table.concat(f.fields, " and ") .. " price this request"
   end
+  -- What it was made with: a field its request left out is the provider's default (a video
+  -- made without model_name is kling-v1's), as the catalog that priced it says.
+  local facts = billing.product(made, { provider = made.provider or G.cfg.price_provider }) or made
   for _, name in ipairs(f.fields) do
     local v = facts[name]
     if req[name] == nil then
