@@ -50,8 +50,8 @@ function M.check(spec, provider)
     return fail("element", "a table {name, description, images | video} is required", provider)
   end
   local c = { provider = provider }
-  local err = validate.text(c, spec, "name", { required = true, max_chars = 20 })
-    or validate.text(c, spec, "description", { required = true, max_chars = 100 })
+  local err = validate.text(c, spec, "name", { required = true, max_chars = 20, line = true })
+    or validate.text(c, spec, "description", { required = true, max_chars = 100, line = true })
     or validate.text(c, spec, "video", {}) or validate.text(c, spec, "voice_id", {})
   if err then
     return err

@@ -174,7 +174,7 @@ local function fail(ctx, field, msg)
   return errors.validation(field, msg, ctx and ctx.provider)
 end
 
--- A string field: opts.required, opts.max_chars, opts.nonempty.
+-- A string field: opts.required, opts.max_chars, opts.line (one line: no control characters).
 function M.text(ctx, req, field, opts)
   local v = req[field]
   if v == nil then
@@ -195,6 +195,10 @@ function M.text(ctx, req, field, opts)
   end
   if opts.max_chars and n > opts.max_chars then
     return fail(ctx, field, string.format("must be at most %d characters (got %d)", opts.max_chars, n))
+  end
+  -- opts.line: a name shown on one line (a table, a log, a listing), never a control character
+  if opts.line and v:find("[%c\127]") then
+    return fail(ctx, field, "must not contain control characters (a name is one line of text)")
   end
   return nil
 end

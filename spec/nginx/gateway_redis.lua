@@ -643,7 +643,8 @@ local function open_limit_across_nodes()
   assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
   local res = h.request("POST", url(3, "/gateway/admin/accounts"), { headers = { authorization = "Bearer "
     .. ADMIN_KEY }, body = { name = "frank", api_key = "gw-frank-key", credit = "100", max_open = 3 } })
-  h.check("max_open: an account made through the admin API with its max_open", res.status == 201, res.body)
+  h.check("max_open: an account made through the admin API with its max_open, shown in the answer",
+    res.status == 201 and res.json and res.json.max_open == 3 and res.json.open == 0, res.body)
   local creates = h.sim_admin(sim, "GET", "/_sim/stats").creates
   local urls = {}
   for k = 1, 12 do

@@ -27,6 +27,8 @@ describe("an element's rules", function()
     local cases = {
       { { name = string.rep("n", 21) }, "name", "at most 20 characters" },
       { { name = "" }, "name", "must not be empty" },
+      { { name = "Mia\27[2J" }, "name", "must not contain control characters" },
+      { { description = "red hair\r\nSet-Cookie: x" }, "description", "must not contain control characters" },
       { { description = string.rep("d", 101) }, "description", "at most 100 characters" },
       { { video = "https://example.com/v.mp4" }, "images", "either images" },
       { { images = false }, "images", "either images" },

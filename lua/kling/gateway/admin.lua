@@ -54,8 +54,11 @@ end
 
 -- An account as the admin API shows it: its decimal strings, exact; not the store's micro-unit
 -- integers, which cjson cannot write exactly past 10^14 (it wrote 9.0000000201235e+15).
-local function shown(s)
+-- Its max_open beside its open tasks (s.open), in every answer that shows an account.
+local function shown(G, s)
   s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
+  local acct = G.accounts:get(s.name)
+  s.max_open = acct and acct.max_open
   return s
 end
 
@@ -68,9 +71,7 @@ local function summary(G)
       return nil, "the balance of account " .. name .. " cannot be read now (is the store up?)"
     end
     spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
-    local acct = G.accounts:get(name)
-    s.max_open = acct and acct.max_open -- beside its open tasks (s.open)
-    accounts[i] = shown(s)
+    accounts[i] = shown(G, s)
   end
   local over = json.array(accounts_mod.overdrawn(G))
   return {
@@ -145,7 +146,7 @@ local function create_account(G)
   if not s then
     return refuse(500, tostring(oerr))
   end
-  return reply(201, shown(G.meter:account(acct.name)))
+  return reply(201, shown(G, G.meter:account(acct.name)))
 end
 
 local function topup(G, name)
@@ -170,7 +171,7 @@ local function topup(G, name)
   if not s then
     return refuse(err.kind == "server" and 503 or 400, tostring(err.message), err.field)
   end
-  return reply(200, shown(s))
+  return reply(200, shown(G, s))
 end
 
 -- With Redis the ledger list grows by a line a movement in Redis's memory: an archiver reads

@@ -118,7 +118,7 @@ local function sync_data(rec, t)
   return data
 end
 
--- A create refused, counted by reason (balance, validation, upstream, journal).
+-- A create refused, counted by reason (kling.gateway.metrics lists them).
 local function refuse(reason, e)
   metrics.inc("kling_gateway_refusals_total", 'reason="' .. reason .. '"')
   return official.fail(e)
