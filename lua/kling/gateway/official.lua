@@ -22,13 +22,16 @@ local function copy(t)
 end
 
 -- The official API writes durations as strings ("5"): only plain decimal digits are read as a
--- number (tonumber would also take "0x5", "5e0" or " 5"); anything else stays as given and the
--- request's check refuses it naming the field.
-local function decimal(v)
-  if type(v) == "string" and v:match("^%d+$") then
+-- number (tonumber would also take "0x5", "5e0" or " 5").
+-- decimal(v, field) -> v read | nil, message: a string of anything else is refused in the
+-- official API's terms (the check's "must be a number, got a string" read as if "5" were wrong).
+local function decimal(v, field)
+  if type(v) ~= "string" then
+    return v
+  elseif v:match("^%d+$") then
     return tonumber(v)
   end
-  return v
+  return nil, field .. ": must be whole seconds written in digits, such as \"5\" (got \"" .. validate.brief(v) .. "\")"
 end
 
 local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
@@ -89,7 +92,11 @@ function M.to_canonical(body, allow_private)
   if req.model_name ~= nil then
     req.model, req.model_name = req.model_name, nil
   end
-  req.duration = decimal(req.duration)
+  local why
+  req.duration, why = decimal(req.duration, "duration")
+  if why then
+    return nil, why
+  end
   if req.sound == "on" then
     req.sound = true
   elseif req.sound == "off" then
@@ -107,7 +114,11 @@ function M.to_canonical(body, allow_private)
     local shots = {}
     for i, s in ipairs(req.multi_prompt) do
       if type(s) == "table" then
-        shots[i] = { prompt = s.prompt, duration = decimal(s.duration) }
+        shots[i] = { prompt = s.prompt }
+        shots[i].duration, why = decimal(s.duration, "multi_prompt[" .. i .. "].duration")
+        if why then
+          return nil, why
+        end
       else
         shots[i] = s
       end
