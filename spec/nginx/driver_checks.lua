@@ -117,6 +117,17 @@ function M.content()
   res = http.request({ method = "GET", url = fixture("endless") }, { status_only = true, fresh = true })
   line(res.ok and res.status == 200 and res.body == "" and res.bytes == 0,
     "status_only: an endless answer gives its status, its body unread (a callback receiver's)", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_endless_headers") }, { status_only = true, fresh = true })
+  line(res.ok and res.status == 204, "status_only: endless header lines are never read, the status is", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_interim") }, { status_only = true, fresh = true })
+  line(res.ok and res.status == 201, "status_only: interim (1xx) answers are skipped to the answer's status",
+    res.message or res.status)
+  res = http.request({ method = "GET", url = fixture("raw_interims") }, { status_only = true, fresh = true })
+  line(not res.ok and res.error == "partial" and res.message:find("more than 3 interim", 1, true) ~= nil,
+    "status_only: interim answers without end are refused after 3", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_long_interim") }, { status_only = true, fresh = true })
+  line(not res.ok and res.error == "partial" and res.message:find("longer than 8192", 1, true) ~= nil,
+    "status_only: an interim answer past 8 KB is refused", res.message)
   res = http.request { method = "GET", url = fixture("plain"), headers = { ["x-bad"] = "a\r\nInjected: yes" } }
   line(not res.ok and res.sent == false, "a header value with a line break is refused before sending", res.message)
   -- issue 12.1: nothing a caller passes can end the request line or a header early.
@@ -284,6 +295,36 @@ function M.fixture(name)
     for _ = 1, 100000 do
       if not ngx.print(chunk) or not ngx.flush(true) then
         return
+      end
+    end
+  elseif name:find("^raw_") then
+    -- Bytes no nginx answer would send (interim answers, endless headers), on the raw socket.
+    local sock = assert(ngx.req.socket(true))
+    local function send(x)
+      return sock:send(x)
+    end
+    if name == "raw_interim" then -- two interim answers, then the answer
+      send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Step: 1\r\n\r\n")
+      send("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+    elseif name == "raw_interims" then -- interim answers without end
+      for _ = 1, 10000 do
+        if not send("HTTP/1.1 102 Processing\r\n\r\n") then
+          return
+        end
+      end
+    elseif name == "raw_long_interim" then -- one interim answer that never ends its headers
+      send("HTTP/1.1 100 Continue\r\n")
+      for _ = 1, 10000 do
+        if not send("X-Pad: " .. string.rep("p", 1000) .. "\r\n") then
+          return
+        end
+      end
+    elseif name == "raw_endless_headers" then -- a status, then header lines without end
+      send("HTTP/1.1 204 No Content\r\n")
+      for _ = 1, 10000 do
+        if not send("X-Pad: " .. string.rep("p", 1000) .. "\r\n") then
+          return
+        end
       end
     end
   elseif name == "slow" then

@@ -124,6 +124,41 @@ local function read_headers(sock)
   end
 end
 
+-- A response of which only the status is read (opts.status_only: a client's callback
+-- receiver, which could send header lines, or interim answers, without end): the first
+-- 12 bytes of its status line ("HTTP/1.1 200"), after at most INTERIM_MAX interim (1xx)
+-- answers of at most INTERIM_BYTES each. -> status, version | nil, category, message
+M.INTERIM_MAX, M.INTERIM_BYTES = 3, 8192
+local function read_status_only(sock, res)
+  for _ = 0, M.INTERIM_MAX do
+    local head, err = sock:receive(12)
+    if not head then
+      return nil, read_error(err, res.received), "no response: " .. tostring(err)
+    end
+    res.received = true
+    local version, code = head:match("^HTTP/(%d%.%d) (%d%d%d)$")
+    if not version then
+      return nil, "partial", "not an HTTP status line: " .. head:gsub("%c", "?")
+    end
+    code = tonumber(code)
+    if code >= 200 or code == 101 then
+      return code, version
+    end
+    local rest, n = sock:receiveuntil("\r\n\r\n"), 0
+    repeat
+      local data, rerr = rest(1024)
+      if rerr then
+        return nil, read_error(rerr, true), "reading an interim (" .. code .. ") answer: " .. tostring(rerr)
+      end
+      n = n + #(data or "")
+      if n > M.INTERIM_BYTES then
+        return nil, "partial", "an interim (" .. code .. ") answer longer than " .. M.INTERIM_BYTES .. " bytes"
+      end
+    until data == nil
+  end
+  return nil, "partial", "more than " .. M.INTERIM_MAX .. " interim answers"
+end
+
 -- Body sinks: into a string (with a size limit), or into a file (downloads).
 local function string_sink(max)
   local parts, n = {}, 0
@@ -362,6 +397,16 @@ function M.request(req, opts)
     sock:close()
     return done(fail(res, err == "timeout" and "timeout" or "reset", "sending the request failed: " .. tostring(err)))
   end
+  if opts.status_only then
+    local status, version, message = read_status_only(sock, res)
+    sock:close()
+    if not status then
+      return done(fail(res, version, message))
+    end
+    res.status, res.version, res.headers = status, version, {}
+    res.ok, res.body, res.bytes = true, "", 0
+    return done(res)
+  end
   local line
   repeat
     line, err = sock:receive("*l")
@@ -382,11 +427,6 @@ function M.request(req, opts)
       return done(fail(res, read_error(err, true), "reading the headers: " .. tostring(err)))
     end
   until res.status >= 200 or res.status == 101
-  if opts.status_only then
-    sock:close()
-    res.ok, res.body, res.bytes = true, "", 0
-    return done(res)
-  end
   local sink, file
   local ok2xx = res.status >= 200 and res.status < 300
   if req.output and ok2xx then
