@@ -518,6 +518,44 @@ local function shared_round_trips()
   wait_settled(30)
 end
 
+-- A poll that could not read its task's record (Redis refusing it a moment: here an ACL on the
+-- records' keys only, the poller's lock still held) dropped the task from the poller: nobody
+-- polled it again until a restart, its hold open meanwhile. It is polled again 5 s later.
+local function poll_retries_an_unreadable_record()
+  local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "unreadable [sim:callbacks=submitted]" } })
+  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body) -- its end is called back to nobody
+  redis_cli("ACL SETUSER default resetkeys '~kgw:[^tf]*'") -- kgw:t:<id> and kgw:f:<id>, the records
+  -- The upstream's signed callback of it meanwhile: 503 (retried), not 404 "no such task"
+  local upstream_id
+  for _, a in ipairs(h.sim_admin(sim, "GET", "/_sim/callbacks?n=1000")) do
+    if a.meta and a.meta.task_status == "submitted" and a.url == url(2, "/kling/callback") then
+      upstream_id = a.meta.task_id -- the newest: this task's
+    end
+  end
+  local body = json.encode { task_id = upstream_id, task_status = "processing", task_status_msg = "",
+    created_at = 1, updated_at = 2, task_info = {} }
+  local ts = tostring(os.time())
+  local cb = h.request("POST", url(2, "/kling/callback"), { body = body, headers = { ["content-type"] =
+    "application/json", ["webhook-id"] = "msg_unreadable", ["webhook-timestamp"] = ts,
+    ["webhook-signature"] = core.webhook_sign { secret = SIM_SECRET, id = "msg_unreadable", timestamp = ts,
+      body = body } } })
+  h.sleep(3) -- polls every second at most (poll.max_interval): several fail
+  redis_cli("ACL SETUSER default resetkeys allkeys")
+  h.check("the callback of a task whose record cannot be read now is answered 503 (5001), to be sent again, not 404",
+    cb.status == 503 and cb.json and cb.json.code == 5001, cb.body)
+  local view
+  local by = h.now() + 30
+  repeat
+    h.sleep(0.5)
+    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. id),
+      { headers = { authorization = "Bearer " .. KEY } })
+    view = r.json and r.json.data
+  until (view and view.task_status == "succeed") or h.now() > by
+  h.check("a task polled while its record could not be read is polled again once it can, and ends",
+    view and view.task_status == "succeed", json.encode(view))
+end
+
 -- A Redis that is down answered a client's query of a task it had as 404 "not found" (a
 -- client told so may give up on a task it is paying for), a list as empty and the balance as
 -- a 500: each is a 503 with code 5001 now, as a create is, until Redis answers again.
@@ -684,6 +722,7 @@ local ok, err = pcall(function()
   owed_end_is_swept()
   upstream_answers()
   shared_round_trips()
+  poll_retries_an_unreadable_record()
   reads_while_redis_is_down()
   ledger_archive()
   open_limit_across_nodes()

@@ -45,8 +45,13 @@ end
 
 -- One attempt: true when it is over (delivered, refused for good), else the wait before the next.
 local function send(G, id, attempt)
-  local rec = G.tasks:get(id)
-  if not rec or not rec.callback_url then
+  local rec, rerr = G.tasks:get(id)
+  if rec == false then
+    -- Redis cannot be read now: an attempt, tried again on the schedule (it was dropped)
+    ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent now: its record cannot be read (",
+      tostring(rerr), ")")
+    return not M.RETRY_S[attempt], M.RETRY_S[attempt]
+  elseif not rec or not rec.callback_url then
     return true
   end
   -- Checked at the create; checked again here in case the config changed since.

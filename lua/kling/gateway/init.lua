@@ -428,8 +428,9 @@ end
 
 -- The callback location's refusals in the official envelope, with the codes the gateway's
 -- other refusals of each status have (a signature refused is Kling's 1000, authentication
--- failed; 400, 403 and 413 are 1200, as nginx's own refusals are).
-local CALLBACK_CODES = { [401] = 1000, [404] = 1203, [405] = 1202 }
+-- failed; 400, 403 and 413 are 1200, as nginx's own refusals are; 503, its records unreadable
+-- now, is 5001 as a create refused for it).
+local CALLBACK_CODES = { [401] = 1000, [404] = 1203, [405] = 1202, [503] = 5001 }
 local function callback_refused(status, message)
   return official.fail { status = status, code = CALLBACK_CODES[status] or 1200, message = message }
 end

@@ -292,7 +292,13 @@ end
 -- poll(G, id, sched, h) -> outcome for kling.resty.poller: the task's handle is due.
 function M.poll(G, id, sched, h)
   local rec, final = G.tasks:get(id)
-  if not rec or final then
+  if rec == false then
+    -- The store cannot be read now (Redis away): the task is still open there, polled again
+    -- once it may answer; dropped here, it was polled by nobody until the next restart.
+    ngx.log(ngx.WARN, "kling gateway: task ", id, " not polled: its record cannot be read (", tostring(final),
+      "); again in 5 s")
+    return { delay_ms = 5000 }
+  elseif not rec or final then
     return { terminal = true }
   end
   local m = machine_for(G, rec, sched, h)
@@ -309,15 +315,21 @@ end
 
 -- on_callback(G, task) -> true | nil, message, status: a verified upstream callback.
 function M.on_callback(G, t)
-  local id = G.tasks:by_upstream(t.id)
-  if not id and t.external_task_id and G.tasks:get(t.external_task_id) then
-    id = t.external_task_id -- our own external id upstream is the gateway's task id
+  local id, ierr = G.tasks:by_upstream(t.id)
+  if id == false then
+    return nil, "the gateway cannot read its records now: " .. tostring(ierr), 503
   end
   local rec, final
   if id then
     rec, final = G.tasks:get(id)
+  elseif t.external_task_id then
+    rec, final = G.tasks:get(t.external_task_id) -- our own external id upstream is the gateway's task id
   end
-  if not rec then
+  if rec == false then
+    -- Not "no such task": the upstream would stop sending what the gateway cannot read now
+    -- (a 503 is retried on its schedule; the poller sees the end meanwhile).
+    return nil, "the gateway cannot read its records now: " .. tostring(final), 503
+  elseif not rec then
     return nil, "no task " .. tostring(t.id) .. " here", 404
   end
   if final then

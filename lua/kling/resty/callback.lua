@@ -62,7 +62,7 @@ end
 -- raw_body) -> ok, message, refuse = function(status, message)}
 -- Answers 200 when on_task took the news, 401 when the signature is refused (or there is no
 -- secret to check it with, unless insecure_callbacks = true: kling.webhook.takes), 400 when the
--- body is unreadable, 404/409 when on_task says so (ok = nil, message, status), 405 for another
+-- body is unreadable, 404/409/503 when on_task says so (ok = nil, message, status), 405 for another
 -- method. refuse answers each refusal (default {"error": message}): a gateway answers in its
 -- own envelope (kling.gateway's, the official one).
 ---@param opts table `provider`, `secret`, `insecure_callbacks`, `tolerance_s`, `on_task`, `refuse` (above)
