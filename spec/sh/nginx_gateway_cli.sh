@@ -23,8 +23,13 @@ JSON
 
 config "$T/journal" ', "webhok_secret": "x"'
 set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
-check "issue 12.3: an unknown config field is refused by name, with the closest known one (exit 1)" \
-  '[ $rc = 1 ] && [[ "$out" == *"webhok_secret: is not a known field (did you mean webhook_secret?)"* ]]'
+check "issue 12.3: an unknown config field is refused by name, with the closest known one (exit 2, bad usage)" \
+  '[ $rc = 2 ] && [[ "$out" == *"webhok_secret: is not a known field (did you mean webhook_secret?)"* ]]'
+check "... in one line that names the file once, with one prefix (got: $out)" \
+  '[[ "$out" == "kling gateway: --config $T/cfg.json: webhok_secret: "* ]] && [ "$(wc -l <<<"$out")" = 1 ] && [ ! -e "$T/gw" ]'
+set +e; out=$(kling gateway start --config "$T/none.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+check "a config that cannot be read: exit 2, its path named once (got: $out)" \
+  '[ $rc = 2 ] && [ "$out" = "kling gateway: cannot read --config $T/none.json: No such file or directory" ]'
 
 if [ "$(id -u)" = 0 ]; then
   config "$T/private"

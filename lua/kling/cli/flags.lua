@@ -207,10 +207,10 @@ function M.launch(name, launcher, args, start_keys)
   for _, k in ipairs(start_keys) do
     o[k] = args[k]
   end
-  local info, line = launcher.start(o)
+  local info, line, kind = launcher.start(o)
   if not info then
     io.stderr:write(name, ": ", line, "\n")
-    return 1
+    return kind == "usage" and 2 or 1 -- 2: bad usage, nothing started
   end
   io.stdout:write(line, "\n")
   io.stdout:flush()

@@ -139,8 +139,8 @@ local function seconds(t, k, where, default, o)
   end
   local unit, min, max = o.unit or "seconds", o.min, o.max
   if type(v) ~= "number" or v ~= v or v < min or v > max or (o.whole and v % 1 ~= 0) then
-    fail(where .. k, ("must be a %snumber of %s from %s to %s"):format(o.whole and "whole " or "", unit,
-      tostring(min), tostring(max)))
+    fail(where .. k, ("must be a %snumber of %s from %s to %s (got %s)"):format(o.whole and "whole " or "", unit,
+      tostring(min), tostring(max), validate.got(v)))
   end
   return v
 end
@@ -417,7 +417,8 @@ local OBJECT_FIELDS = { "upstream", "poll", "memory", "store" }
 function M.load(path)
   local f, err = io.open(path, "rb")
   if not f then
-    error("kling gateway config: cannot read " .. path .. ": " .. tostring(err), 0)
+    -- io.open's message names the path already ("PATH: No such file or directory")
+    error("kling gateway config: cannot read " .. tostring(err), 0)
   end
   local text = f:read("*a")
   f:close()

@@ -163,10 +163,19 @@ function M.stop(dir)
 end
 
 -- start{config =, dir =, port =, listen =, workers =, ca_file =} -> info, line | nil, message
+-- [, "usage": the command line or the config is at fault, nothing was started]
 function M.start(o)
   local ok, cfg = pcall(config.load, o.config)
   if not ok then
-    return nil, tostring(cfg)
+    -- one prefix on the command line ("kling gateway: --config FILE: journal: ...")
+    local why = tostring(cfg):gsub("^kling gateway config: ", "")
+    local at = why:find(o.config, 1, true)
+    if at then -- "cannot read --config FILE: ...", "--config FILE: journal: ..."
+      why = why:sub(1, at - 1) .. "--config " .. why:sub(at)
+    else
+      why = "--config " .. o.config .. ": " .. why
+    end
+    return nil, why, "usage"
   end
   local nginx = run.which { os.getenv("KLING_NGINX") or "nginx", "/usr/sbin/nginx" }
   if not nginx then
@@ -180,15 +189,19 @@ function M.start(o)
   local unsafe = (o.dir and M.conf_path_problem("--dir", o.dir)) or M.conf_path_problem("--ca-file", ca_file)
     or M.conf_path_problem("the lua/ directory", lua_root) or M.conf_path_problem("the LuaJIT build", jit)
   if unsafe then
-    return nil, unsafe
+    return nil, unsafe, "usage"
+  end
+  local listen, hostport = listen_of(o)
+  if not listen then
+    return nil, hostport, "usage"
   end
   local dir, derr = run.absolute_dir(o.dir, "kling-gateway")
   if not dir then
-    return nil, derr
+    return nil, derr, "usage"
   end
   unsafe = M.conf_path_problem("--dir", dir) -- as resolved (symbolic links followed)
   if unsafe then
-    return nil, unsafe
+    return nil, unsafe, "usage"
   end
   -- A gateway running in D is its operator's to stop: replacing it would cut its clients off
   -- mid-request and move it to another port. What a killed one left behind is cleared.
@@ -210,10 +223,6 @@ function M.start(o)
   local config_path = o.config
   if config_path:sub(1, 1) ~= "/" then
     config_path = (os.getenv("PWD") or ".") .. "/" .. config_path
-  end
-  local listen, hostport = listen_of(o)
-  if not listen then
-    return nil, hostport
   end
   -- this start's own mark on its health answer: another server already on the port (another
   -- gateway) answers too, and its answer must not be taken for this nginx being ready
