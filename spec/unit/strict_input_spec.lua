@@ -159,7 +159,14 @@ describe("strict input", function()
     local ok, err = c:set_catalog("nope", { rules = {}, date = "2026-01-01" })
     assert.is_nil(ok)
     assert.are.equal("provider", err.field)
-    assert.matches("got nope", err.message, 1, true)
+    assert.matches("unknown provider 'nope'", err.message, 1, true)
+  end)
+
+  it("a misspelt provider is refused with the closest known one", function()
+    local c, err = kling.new { provider = "evolnk", api_key = "k" }
+    assert.is_nil(c)
+    assert.are.equal("provider", err.field)
+    assert.matches("unknown provider 'evolnk' (did you mean evolink? known: kling,", err.message, 1, true)
   end)
 
   it("a NaN cfg_scale is named NaN with the range, not 'must be a number, got number'", function()

@@ -147,8 +147,7 @@ local function shipped(provider, opts)
     return opts.catalog
   end
   if type(provider) ~= "string" or not listed(provider) then
-    return nil, validation("provider", "unknown provider '" .. tostring(provider) .. "' (known: "
-      .. table.concat(providers.names, ", ") .. ")")
+    return nil, providers.unknown(provider)
   end
   local ok, cat = pcall(require, providers.get(provider).prices) -- the provider's link to its catalog
   if not ok then

@@ -64,13 +64,21 @@ end
 -- Provider modules already checked (a memo: a module does not change once loaded).
 local checked = setmetatable({}, { __mode = "k" })
 
+-- The validation error for a provider name that is not one: the closest known name, the list.
+function M.unknown(name)
+  local validate = require "kling.validate"
+  local best = validate.closest(name, M.names)
+  return errors.validation("provider", "unknown provider " .. (type(name) == "string"
+    and ("'" .. validate.brief(name) .. "'") or validate.got(name)) .. " (" .. (best and ("did you mean "
+    .. best .. "? ") or "") .. "known: " .. table.concat(M.names, ", ") .. ")")
+end
+
 -- Returns the provider module, or nil and a validation error for a name that is not one.
 -- A provider file that breaks the contract is a bug of this module: that raises.
 function M.get(name)
   name = name or "kling"
   if type(name) ~= "string" or not known[name] then
-    return nil, errors.validation("provider", "must be one of " .. table.concat(M.names, ", ")
-      .. " (got " .. tostring(name) .. ")")
+    return nil, M.unknown(name)
   end
   local ok, mod = pcall(require, "kling.providers." .. name)
   if not ok then
