@@ -312,15 +312,8 @@ function M.fixture(name)
           return
         end
       end
-    elseif name == "raw_long_interim" then -- one interim answer that never ends its headers
-      send("HTTP/1.1 100 Continue\r\n")
-      for _ = 1, 10000 do
-        if not send("X-Pad: " .. string.rep("p", 1000) .. "\r\n") then
-          return
-        end
-      end
-    elseif name == "raw_endless_headers" then -- a status, then header lines without end
-      send("HTTP/1.1 204 No Content\r\n")
+    else -- raw_long_interim, raw_endless_headers: an interim answer or a status, then header lines without end
+      send(name == "raw_long_interim" and "HTTP/1.1 100 Continue\r\n" or "HTTP/1.1 204 No Content\r\n")
       for _ = 1, 10000 do
         if not send("X-Pad: " .. string.rep("p", 1000) .. "\r\n") then
           return

@@ -174,6 +174,25 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
     res.json and not tostring(res.json.message):find("not one of this account's", 1, true), res.body)
 end
 
+-- Bob extends video_id leaving model and mode out: the simulator bills it by `model` and `mode`,
+-- and the gateway charged him exactly that (balance `before` the extend).
+local function extend_charged_as_billed(video_id, before, model, mode, what)
+  local res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video_id, prompt = "more" })
+  local eid = res.json and res.json.data and res.json.data.task_id
+  local done = eid and ended("/v1/videos/video-extend", eid, "gw-bob-key")
+  local billed -- the simulator's newest video-extend
+  for _, e in ipairs(h.sim_admin(sim, "GET", "/_sim/ledger").tasks or {}) do
+    if e.endpoint == "video-extend" then
+      billed = e
+    end
+  end
+  local after = balance("gw-bob-key")
+  h.check(what .. ": charged what the simulator billed", done and billed and billed.model == model
+    and billed.mode == mode and money(done.final_unit_deduction) == billed.micros
+    and money(after.spent) - money(before.spent) == billed.micros,
+    res.body .. " " .. json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
+end
+
 -- The provider bills a video-extend by the model and mode of the video it extends; the request
 -- sends neither. A client declaring kling-v1 std to extend a kling-v1-6 pro video was held and
 -- charged 1 where the upstream billed 3.5 (attacker review, stop 29).
@@ -202,20 +221,8 @@ local function extend_is_priced_by_its_source()
   local mid = balance("gw-bob-key")
   h.check("... nothing forwarded nor held", sim_creates("/video-extend") == creates
     and mid.balance == before.balance and mid.reserved == before.reserved, json.encode(mid))
-  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more" })
-  local eid = res.json and res.json.data and res.json.data.task_id
-  local done = eid and ended("/v1/videos/video-extend", eid, "gw-bob-key")
-  local billed
-  for _, e in ipairs(h.sim_admin(sim, "GET", "/_sim/ledger").tasks or {}) do
-    if e.endpoint == "video-extend" then
-      billed = e
-    end
-  end
-  local after = balance("gw-bob-key")
-  h.check("a video-extend that leaves model and mode out is priced by its source's (kling-v1-6 pro): charged "
-    .. "what the simulator billed", done and billed and billed.model == "kling-v1-6" and billed.mode == "pro"
-    and money(done.final_unit_deduction) == billed.micros and money(after.spent) - money(before.spent) == billed.micros,
-    json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
+  extend_charged_as_billed(video.id, before, "kling-v1-6", "pro", "a video-extend that leaves model and mode out is"
+    .. " priced by its source's (kling-v1-6 pro)")
 end
 
 -- A source made with the official defaults (no model_name, no mode: kling-v1 std) is one the
@@ -237,21 +244,8 @@ local function extend_of_a_default_video_is_priced_by_the_defaults()
   h.check("... declaring pro of a video made in the default mode, naming mode", res.status == 400 and res.json
     and res.json.message:find("^mode: must be std,") ~= nil, res.body)
   h.check("... nothing forwarded", sim_creates("/video-extend") == creates)
-  local before = balance("gw-bob-key")
-  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more" })
-  local eid = res.json and res.json.data and res.json.data.task_id
-  local done = eid and ended("/v1/videos/video-extend", eid, "gw-bob-key")
-  local billed
-  for _, e in ipairs(h.sim_admin(sim, "GET", "/_sim/ledger").tasks or {}) do
-    if e.endpoint == "video-extend" then
-      billed = e
-    end
-  end
-  local after = balance("gw-bob-key")
-  h.check("a video-extend of a default-model video is priced by kling-v1 std: charged what the simulator billed",
-    done and billed and billed.model == "kling-v1" and billed.mode == "std"
-    and money(done.final_unit_deduction) == billed.micros and money(after.spent) - money(before.spent) == billed.micros,
-    res.body .. " " .. json.encode(done) .. " " .. json.encode(billed) .. " " .. json.encode(after))
+  extend_charged_as_billed(video.id, balance("gw-bob-key"), "kling-v1", "std", "a video-extend of a default-model"
+    .. " video is priced by kling-v1 std")
 end
 
 -- A field given twice in a client's body: cjson keeps the last one, so {"mode":"std","mode":"pro"}

@@ -363,6 +363,19 @@ local function lost_answer()
     json.encode { a.spent, ledger.units_total })
 end
 
+-- The task as node 2 shows it once it succeeded, or as it last showed it after `seconds`.
+local function succeeded(id, seconds)
+  local view
+  local by = h.now() + seconds
+  repeat
+    h.sleep(0.3)
+    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. id),
+      { headers = { authorization = "Bearer " .. KEY } })
+    view = r.json and r.json.data
+  until (view and view.task_status == "succeed") or h.now() > by
+  return view
+end
+
 -- A task's end and its money are two scripts (FINISH, then END). An END that fails (Redis
 -- refusing, here by an ACL on the keys only END writes) and whose retries die with their node
 -- (kill -9 of every node) left the hold open for good, the task ended: the poll leader's sweep
@@ -376,14 +389,7 @@ local function owed_end_is_swept()
   local id = res.json and res.json.data and res.json.data.task_id
   assert(res.status == 200 and id, res.body)
   redis_cli("ACL SETUSER default resetkeys '~kgw:[^e]*'") -- END's kgw:e:<key> and kgw:ended
-  local view
-  local limit = h.now() + 30
-  repeat
-    h.sleep(0.3)
-    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. id),
-      { headers = { authorization = "Bearer " .. KEY } })
-    view = r.json and r.json.data
-  until (view and view.task_status == "succeed") or h.now() > limit
+  local view = succeeded(id, 30)
   h.sleep(1)
   local mid = admin(1)
   h.check("a task whose end was recorded while its money could not move: ended, its hold still open",
@@ -544,14 +550,7 @@ local function poll_retries_an_unreadable_record()
   redis_cli("ACL SETUSER default resetkeys allkeys")
   h.check("the callback of a task whose record cannot be read now is answered 503 (5001), to be sent again, not 404",
     cb.status == 503 and cb.json and cb.json.code == 5001, cb.body)
-  local view
-  local by = h.now() + 30
-  repeat
-    h.sleep(0.5)
-    local r = h.request("GET", url(2, "/v1/videos/text2video/" .. id),
-      { headers = { authorization = "Bearer " .. KEY } })
-    view = r.json and r.json.data
-  until (view and view.task_status == "succeed") or h.now() > by
+  local view = succeeded(id, 30)
   h.check("a task polled while its record could not be read is polled again once it can, and ends",
     view and view.task_status == "succeed", json.encode(view))
 end
