@@ -157,3 +157,13 @@ describe("gateway auth (issue 12 review)", function()
     end
   end)
 end)
+
+describe("an upstream id named as a JSON number (issue 12 review)", function()
+  local owners = require "kling.gateway.owners"
+  it("is looked up in its digits, as owners are recorded, never as tostring's exponent form", function()
+    assert.are.equal("860000000000000000", owners.id_text(8.6e17))
+    assert.are.equal("860000000000000000", owners.id_text("860000000000000000"))
+    assert.are.equal("12", owners.id_text(12))
+    assert.are.equal("1.5", owners.id_text(1.5)) -- not an id: the request's check refuses it
+  end)
+end)

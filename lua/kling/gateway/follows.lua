@@ -18,7 +18,7 @@ function M.apply(G, account, def, req)
   local f = def and def.follows
   local id = f and req[f.field]
   if type(id) == "number" then
-    id = string.format("%.0f", id)
+    id = owners.id_text(id)
   end
   if type(id) ~= "string" or id == "" or #id > M.MAX_ID then
     return true -- no source named (the endpoint's own checks say what is wrong)

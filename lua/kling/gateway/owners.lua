@@ -35,7 +35,7 @@ local function ids_of(rec)
   local out = {}
   local function add(v)
     if type(v) == "string" or type(v) == "number" then
-      out[#out + 1] = tostring(v)
+      out[#out + 1] = M.id_text(v)
     end
   end
   add(rec.upstream_id)
@@ -99,6 +99,15 @@ function M.restore(G, entries)
   return true
 end
 
+-- An id as the upstream wrote it: a number the client sent in its digits (860000000000000000),
+-- never tostring's "8.6e+17", which no owner is recorded under. One spelling for every lookup.
+function M.id_text(v)
+  if type(v) == "number" and v % 1 == 0 and v >= 0 and v < 2 ^ 63 then
+    return string.format("%.0f", v)
+  end
+  return tostring(v)
+end
+
 -- The ids a request names: string or number values of fields called *_id at any depth
 -- (video_id, audio_id, session_id, element_list[].element_id, ...), not external_task_id.
 local function named(v, field, out)
@@ -108,7 +117,7 @@ local function named(v, field, out)
     end
   elseif field and field ~= "external_task_id" and field:sub(-3) == "_id"
     and (type(v) == "string" or type(v) == "number") then
-    out[#out + 1] = { field = field, id = tostring(v) }
+    out[#out + 1] = { field = field, id = M.id_text(v) }
   end
 end
 
