@@ -96,6 +96,26 @@ describe("kling.gateway.official", function()
     assert.equal("kling-v2-6", official.to_canonical({ prompt = "p", model_name = "kling-v2-6" }).model)
   end)
 
+  it("reads motion-control's image_url (the official API's) as its image, on that endpoint only", function()
+    local body = { model_name = "kling-v2-6", mode = "std", image_url = "https://x.example/a.png",
+      video_url = "https://x.example/v.mp4", character_orientation = "image" }
+    local req = assert(official.to_canonical(body, false, "videos/motion-control"))
+    assert.equal("https://x.example/a.png", req.image)
+    assert.is_nil(req.image_url)
+    assert.equal("image_url", official.as_sent(body, "image", "videos/motion-control"))
+    local kling = require "kling"
+    local c = assert(kling.new { provider = "kling", access_key = "abcdefgh", secret_key = "abcdefghij" })
+    req.endpoint, req.duration = "videos/motion-control", 5
+    assert(c:check(req))
+    -- elsewhere image_url is not an image of the endpoint: kept as sent, and refused by name
+    req = assert(official.to_canonical({ prompt = "p", image_url = "https://x.example/a.png" }, false,
+      "videos/image2video"))
+    assert.equal("https://x.example/a.png", req.image_url)
+    local _, err = official.to_canonical({ image = "https://x.example/a.png", image_url = "https://x.example/b.png" },
+      false, "videos/motion-control")
+    assert.matches("image_url: names the same field as image", err, 1, true)
+  end)
+
   it("issue 12.5: a create's answer written as text is what encoding the created view gives", function()
     local json = require "kling.json"
     for _, rec in ipairs {

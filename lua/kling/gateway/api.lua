@@ -162,7 +162,7 @@ function M.admit(G, account, endpoint)
   elseif not raw:find("^%s*{") then -- [] decodes to the table {} decodes to
     return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object" })
   end
-  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks)
+  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks, endpoint)
   if not req then -- cb: why; ext: the code, where the refusal is not a field's (1201)
     return refuse("validation", { status = 400, code = ext or 1201, message = cb })
   end
@@ -172,7 +172,8 @@ function M.admit(G, account, endpoint)
   -- by what the client declares of it.
   local fok, ffield, fwhy = follows.apply(G, account.name, def, req)
   if not fok and ffield then
-    return refuse("validation", { status = 400, code = 1201, message = official.as_sent(body, ffield) .. ": " .. fwhy })
+    return refuse("validation", { status = 400, code = 1201, message = official.as_sent(body, ffield, endpoint) .. ": "
+      .. fwhy })
   elseif not fok then
     return unavailable("store", "the gateway cannot read its records now (nothing was forwarded)", fwhy)
   end
@@ -180,7 +181,7 @@ function M.admit(G, account, endpoint)
   fwd.endpoint = endpoint
   local ok, verr = client:check(fwd)
   if not ok then
-    verr.field = verr.field and official.as_sent(body, verr.field)
+    verr.field = verr.field and official.as_sent(body, verr.field, endpoint)
     return refuse("validation", { status = 400, code = 1201, message = field_message(verr) })
   end
   -- Every client shares one upstream account: an id another client was shown is not this one's.

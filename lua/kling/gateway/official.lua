@@ -35,27 +35,41 @@ local function decimal(v, field)
 end
 
 local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
--- The official API's spelling of a field -> the library's canonical one.
+-- The official API's spelling of a field -> the library's canonical one: on every endpoint, and
+-- on one endpoint only (motion-control's character image is image_url, another's image_url is
+-- not an image of that endpoint: refused by name there).
 local SPELLINGS = { model_name = "model", image_tail = "last_image" }
+local ENDPOINT_SPELLINGS = { ["videos/motion-control"] = { image_url = "image" } }
+
+-- The pairs {official, canonical} an endpoint's body is read with.
+local function spellings(endpoint)
+  local out = {}
+  for _, map in ipairs { SPELLINGS, ENDPOINT_SPELLINGS[endpoint] or {} } do
+    for official, canonical in pairs(map) do
+      out[#out + 1] = { official, canonical }
+    end
+  end
+  return out
+end
 
 -- The field as the client's body spelled it: the official spelling (image_tail) of a
 -- canonical field (last_image) where the client used it, so that a refusal names what it sent.
-function M.as_sent(body, field)
-  for official, canonical in pairs(SPELLINGS) do
-    if canonical == field and type(body) == "table" and body[official] ~= nil then
-      return official
+function M.as_sent(body, field, endpoint)
+  for _, pair in ipairs(spellings(endpoint)) do
+    if pair[2] == field and type(body) == "table" and body[pair[1]] ~= nil then
+      return pair[1]
     end
   end
   return field
 end
 
--- to_canonical(body, allow_private_callbacks) -> request, callback_url, external_task_id |
+-- to_canonical(body, allow_private_callbacks, endpoint) -> request, callback_url, external_task_id |
 -- nil, message, code (the official API's: 1200 for a body that is not an object, 1201 for a
--- field). The official spelling (model_name, "5", "on", image_tail, shots with string
+-- field). The official spelling (model_name, "5", "on", image_tail, motion-control's image_url, shots with string
 -- durations) becomes the canonical one; fields the module does not know pass through
 -- unchanged. callback_url and external_task_id are the client's: the gateway keeps them and
 -- sends its own upstream; a callback_url must be a public http(s) URL (kling.gateway.public_url).
-function M.to_canonical(body, allow_private)
+function M.to_canonical(body, allow_private, endpoint)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object", 1200
   end
@@ -83,14 +97,18 @@ function M.to_canonical(body, allow_private)
     return nil, "external_task_id: must be valid UTF-8 without control characters"
   end
   -- Two spellings of one field: which one was meant cannot be guessed, and neither is dropped.
-  for official, canonical in pairs(SPELLINGS) do
+  local pairs_of = spellings(endpoint)
+  for _, pair in ipairs(pairs_of) do
+    local official, canonical = pair[1], pair[2]
     if req[official] ~= nil and req[canonical] ~= nil then
       return nil, official .. ": names the same field as " .. canonical .. ": give one (" .. official
         .. ", the official API's)"
     end
   end
-  if req.model_name ~= nil then
-    req.model, req.model_name = req.model_name, nil
+  for _, pair in ipairs(pairs_of) do
+    if req[pair[1]] ~= nil then
+      req[pair[2]], req[pair[1]] = req[pair[1]], nil
+    end
   end
   local why
   req.duration, why = decimal(req.duration, "duration")
@@ -106,9 +124,6 @@ function M.to_canonical(body, allow_private)
     local v = req.sound
     return nil, "sound: must be \"on\" or \"off\" (or true or false), got "
       .. ((#v <= 16 and v:match("^[%w%p ]*$")) and ("\"" .. v .. "\"") or "another string")
-  end
-  if req.image_tail ~= nil then
-    req.last_image, req.image_tail = req.image_tail, nil
   end
   if type(req.multi_prompt) == "table" then
     local shots = {}
