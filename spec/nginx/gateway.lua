@@ -175,6 +175,13 @@ local function run()
   h.check("issue 12.1: an account with another's key is refused", res.status == 409, res.body)
   h.check("issue 12.1: ... its message names the field, as every other refusal of the admin API does",
     res.json.field == "api_key" and res.json.error:find("^api_key: ") ~= nil, res.body)
+  -- an account holding the webhook secret would sign the upstream's callbacks: end others' tasks unpaid
+  for _, secret in ipairs { SIM_SECRET, SIM_SECRET:sub(7), CLIENT_SECRET } do
+    res = admin_call("POST", "/accounts", { name = "carol", api_key = secret, credit = "2" })
+    h.check("an account whose api_key is a webhook secret (or its bare key) is refused, 409 naming api_key",
+      res.status == 409 and res.json.field == "api_key" and res.json.error:find("webhook_secret", 1, true) ~= nil,
+      res.body)
+  end
   res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-bob-ak", credit = "2" })
   h.check("issue 12.1: an account whose api_key is another's (public) access_key is refused", res.status == 409
     and res.json.field == "api_key", res.body)

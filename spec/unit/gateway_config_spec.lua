@@ -68,6 +68,15 @@ describe("kling.gateway.config", function()
         credit = "1" } } }, "accounts%[1%]%.api_key: is already used as admin_key" },
       { { accounts = { { name = "bob", api_key = "upstream-key", credit = "1" } } },
         "accounts%[1%]%.api_key: is already used as upstream%.api_key" },
+      -- a client holding the webhook secret signs the upstream's callbacks (ends others' tasks)
+      { { webhook_secret = "whsec_" .. sk, accounts = { { name = "bob", api_key = "whsec_" .. sk, credit = "1" } } },
+        "accounts%[1%]%.api_key: is already used as webhook_secret" },
+      { { webhook_secret = "whsec_" .. sk, accounts = { { name = "bob", api_key = sk, credit = "1" } } },
+        "accounts%[1%]%.api_key: is already used as webhook_secret" },
+      { { client_webhook_secret = sk, accounts = { { name = "bob", access_key = "ak-bob", secret_key = sk,
+        credit = "1" } } }, "accounts%[1%]%.secret_key: is already used as client_webhook_secret" },
+      { { admin_key = sk, webhook_secret = sk, accounts = { { name = "bob", api_key = "key-bob-0123456789",
+        credit = "1" } } }, "webhook_secret: is already used as admin_key" },
     }
     for _, c in ipairs(cases) do
       local ok, err = with(c[1])
@@ -81,6 +90,13 @@ describe("kling.gateway.config", function()
     assert.equal("api_key", field)
     assert.matches("already used as admin_key", why)
     assert.is_nil(config.key_clash(c.key_owner, { access_key = "ak-new", secret_key = "sk-new-0123456789" }))
+    ok, c = with { webhook_secret = "whsec_" .. sk, client_webhook_secret = "client-hook-0123456789" }
+    assert.is_true(ok, tostring(c))
+    field, why = config.key_clash(c.key_owner, { api_key = "whsec_" .. sk })
+    assert.equal("api_key", field)
+    assert.matches("already used as webhook_secret", why)
+    field, why = config.key_clash(c.key_owner, { api_key = "client-hook-0123456789" })
+    assert.matches("already used as client_webhook_secret", why)
   end)
 
   it("an empty array where an object is due is refused by name, as the file itself", function()

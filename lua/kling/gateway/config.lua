@@ -324,6 +324,15 @@ function M.check(doc)
     claim(c.key_owner, c.upstream[f], "upstream." .. f)
   end
   claim(c.key_owner, c.admin_key, "admin_key")
+  -- A client whose key were the webhook secret could sign the upstream's callbacks (end any
+  -- task, its charge released) or derive every account's callback key: so is its bare part.
+  for _, f in ipairs { "webhook_secret", "client_webhook_secret" } do
+    claim(c.key_owner, c[f], f)
+    local bare = c[f] and c[f]:match("^whsec_(.+)$")
+    if bare and c.key_owner[bare] ~= f then
+      claim(c.key_owner, bare, f)
+    end
+  end
   for i, a in ipairs(doc.accounts) do
     local acct = M.account(a, "accounts[" .. i .. "]")
     -- Balances are kept by name: two accounts of one name would share one balance and the
