@@ -170,6 +170,58 @@ function M.utf8_len(s)
   return utf8_len_lua(s)
 end
 
+-- Code points that break a line of text or reorder it on display: C0, DEL and C1 controls, the
+-- line and paragraph separators, the bidirectional controls (U+061C, U+200E-F, U+202A-E,
+-- U+2066-9: text that shows other than it is); with `spaces`, every space (U+0020, U+00A0,
+-- U+1680, U+2000-A, U+202F, U+205F, U+3000) too.
+local function breaks_line(cp, spaces)
+  if cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) or cp == 0x2028 or cp == 0x2029 or cp == 0x061C
+    or cp == 0x200E or cp == 0x200F or (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069) then
+    return true
+  end
+  return spaces and (cp == 0x20 or cp == 0xA0 or cp == 0x1680 or (cp >= 0x2000 and cp <= 0x200A) or cp == 0x202F
+    or cp == 0x205F or cp == 0x3000) or false
+end
+
+--- The first character of `s` that breaks a line (controls of any range, separators, bidi
+-- controls; with `spaces`, any space) as "U+XXXX", or nil. Bytes that are not UTF-8 are each
+-- read as the code point of their value (a stray C1 byte is a control too).
+---@param s string
+---@param spaces? boolean
+---@return string|nil
+function M.line_breaker(s, spaces)
+  if not s:find(spaces and "[%z\1-\32\127-\255]" or "[%z\1-\31\127-\255]") then
+    return nil -- printable ASCII (the common case, without decoding)
+  end
+  local i, n = 1, #s
+  while i <= n do
+    local b = s:byte(i)
+    local cp, len = b, 1
+    if b >= 0xC2 and b <= 0xF4 then
+      len = b >= 0xF0 and 4 or (b >= 0xE0 and 3 or 2)
+      local v, ok = b % (2 ^ (7 - len)), i + len - 1 <= n
+      for k = i + 1, ok and i + len - 1 or 0 do
+        local c = s:byte(k)
+        if c < 0x80 or c > 0xBF then
+          ok = false
+          break
+        end
+        v = v * 64 + c % 64
+      end
+      if ok then
+        cp = v
+      else
+        len = 1
+      end
+    end
+    if breaks_line(cp, spaces) then
+      return string.format("U+%04X", cp)
+    end
+    i = i + len
+  end
+  return nil
+end
+
 local function fail(ctx, field, msg)
   return errors.validation(field, msg, ctx and ctx.provider)
 end
@@ -196,9 +248,11 @@ function M.text(ctx, req, field, opts)
   if opts.max_chars and n > opts.max_chars then
     return fail(ctx, field, string.format("must be at most %d characters (got %d)", opts.max_chars, n))
   end
-  -- opts.line: a name shown on one line (a table, a log, a listing), never a control character
-  if opts.line and v:find("[%c\127]") then
-    return fail(ctx, field, "must not contain control characters (a name is one line of text)")
+  -- opts.line: shown on one line (a table, a log, a listing) and as written
+  local bad = opts.line and M.line_breaker(v)
+  if bad then
+    return fail(ctx, field, "must be one line of text: no control, separator or bidirectional characters (got "
+      .. bad .. ")")
   end
   return nil
 end
@@ -352,6 +406,16 @@ function M.callback_url_problem(url)
     return "must not contain control characters or spaces"
   elseif url:find("%%[01]%x") or url:find("%%7[Ff]") or url:find("%%20") then
     return "must not contain percent-encoded control characters or spaces"
+  elseif url:find("[\128-\255]") then
+    return "must be ASCII: percent-encode other characters (a host name in its xn-- form)"
+  end
+  -- Percent-encoded, a control or space of any range (%C2%85, NEL; %E2%80%A8) is one still.
+  local decoded = url:find("%", 1, true) and url:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end)
+  local bad = decoded and M.line_breaker(decoded, true)
+  if bad then
+    return "must not contain percent-encoded control characters or spaces (" .. bad .. ")"
   elseif url:find("[\\\"<>{}|^`]") then
     return "must not contain \\ \" < > { } | ^ or `"
   end

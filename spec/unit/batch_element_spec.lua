@@ -27,8 +27,12 @@ describe("an element's rules", function()
     local cases = {
       { { name = string.rep("n", 21) }, "name", "at most 20 characters" },
       { { name = "" }, "name", "must not be empty" },
-      { { name = "Mia\27[2J" }, "name", "must not contain control characters" },
-      { { description = "red hair\r\nSet-Cookie: x" }, "description", "must not contain control characters" },
+      { { name = "Mia\27[2J" }, "name", "must be one line of text: no control, separator or bidirectional "
+        .. "characters (got U+001B)" },
+      { { description = "red hair\r\nSet-Cookie: x" }, "description", "(got U+000D)" },
+      { { name = "Mi\u{85}a" }, "name", "U+0085" }, -- C1 (NEL)
+      { { name = "Mi\u{2028}a" }, "name", "U+2028" }, -- a line separator
+      { { description = "short \u{202E}riah der" }, "description", "U+202E" }, -- shown reversed
       { { description = string.rep("d", 101) }, "description", "at most 100 characters" },
       { { video = "https://example.com/v.mp4" }, "images", "either images" },
       { { images = false }, "images", "either images" },
@@ -48,6 +52,7 @@ describe("an element's rules", function()
       assert.are.equal(c[2], err.field)
       assert.matches(c[3], err.message, 1, true)
     end
+    assert.is_nil(element.check(spec { name = "Mía Ōta 😀", description = "short red hair, a scar\u{A0}left" }))
     local err = element.check { name = "V", description = "d", video = "not a url" }
     assert.are.equal("video", err.field)
     assert.is_nil(element.check { name = "V", description = "d", video = "https://e.x/v.mp4", voice_id = "1" })

@@ -22,6 +22,19 @@ describe("kling.gateway.public_url", function()
     assert.is_true(refused("http://host.example/%00"))
   end)
 
+  it("controls and spaces of any range, raw or percent-encoded, are refused; encoded text is taken", function()
+    for _, u in ipairs { "http://host.example/\u{85}x", "http://host.example/\u{a0}x", "http://host.example/\u{2028}",
+      "http://host.example/%c2%85", "http://host.example/%C2%A0", "http://host.example/%e2%80%a8",
+      "http://host.example/%E2%80%AE", "http://hóst.example/" } do
+      assert.is_true(refused(u), u)
+    end
+    local _, why = public_url.check("http://host.example/%c2%85")
+    assert.matches("percent-encoded control characters or spaces (U+0085)", why, 1, true)
+    _, why = public_url.check("http://host.example/caf\u{e9}")
+    assert.matches("must be ASCII", why, 1, true)
+    assert.is_true(public_url.check("https://example.com/caf%C3%A9/%F0%9F%98%80?q=%2F"))
+  end)
+
   it("issue 12.1: user info is refused", function()
     assert.is_true(refused("http://user:pass@example.com/cb"))
     assert.is_true(refused("http://example.com@127.0.0.1/cb"))

@@ -177,8 +177,8 @@ local function validate_element(req)
     end
   end
   local err = validate.first(
-    validate.text(c, req, "element_name", { required = true, max_chars = 20 }),
-    validate.text(c, req, "element_description", { required = true, max_chars = 100 }),
+    validate.text(c, req, "element_name", { required = true, max_chars = 20, line = true }),
+    validate.text(c, req, "element_description", { required = true, max_chars = 100, line = true }),
     validate.one_of(c, req, "reference_type", REFERENCE_TYPES),
     validate.text(c, req, "element_voice_id", {}),
     P.check_callback(req))

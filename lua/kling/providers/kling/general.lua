@@ -35,7 +35,9 @@ M.endpoints["general/custom-elements"] = {
   kind = "element", sync = true,
   takes = set { "image" },
   validate = function(req)
-    local err = text(req, "element_name", 20, true) or text(req, "element_description", 100, true)
+    local c = R.ctx() -- the element's name and description are shown on one line wherever it is listed
+    local err = validate.text(c, req, "element_name", { max_chars = 20, required = true, line = true })
+      or validate.text(c, req, "element_description", { max_chars = 100, required = true, line = true })
       or R.one_of(req, "image", "element_frontal_image") or validate.image(R.ctx(), req, "image")
       or validate.image(R.ctx(), req, "element_frontal_image") or validate.array(R.ctx(), req, "tag_list")
     if err then
