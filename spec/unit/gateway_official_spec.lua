@@ -72,7 +72,8 @@ describe("kling.gateway.official", function()
 
   -- The external id is echoed in JSON answers, callbacks and the journal: text, not bytes.
   it("issue 12.1: an external_task_id with control characters or invalid UTF-8 is refused naming it", function()
-    for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128" } do
+    for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128", "a\u{85}b",
+      "a\u{2028}b", "\u{202E}gnp.exe" } do
       local req, err = official.to_canonical { prompt = "p", external_task_id = ext }
       assert.is_nil(req, ext)
       assert.matches("^external_task_id:", err)

@@ -93,8 +93,8 @@ function M.to_canonical(body, allow_private, endpoint)
     return nil, "external_task_id: must be a non-empty string of at most 256 characters"
   end
   -- Echoed in answers, callbacks and the journal: text, never control characters or stray bytes.
-  if ext ~= nil and (ext:find("[%z\1-\31\127]") or not validate.utf8_len(ext)) then
-    return nil, "external_task_id: must be valid UTF-8 without control characters"
+  if ext ~= nil and (not validate.utf8_len(ext) or validate.line_breaker(ext)) then
+    return nil, "external_task_id: must be valid UTF-8 without control, separator or bidirectional characters"
   end
   -- Two spellings of one field: which one was meant cannot be guessed, and neither is dropped.
   local pairs_of = spellings(endpoint)
