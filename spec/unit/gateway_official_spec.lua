@@ -97,6 +97,16 @@ describe("kling.gateway.official", function()
     assert.equal("kling-v2-6", official.to_canonical({ prompt = "p", model_name = "kling-v2-6" }).model)
   end)
 
+  it("reads an id sent as a JSON number in its digits, and refuses one past 2^53 (its digits are lost)", function()
+    local req = assert(official.to_canonical { video_id = 123456789012345, element_list = { { element_id = 42 } } })
+    assert.equal("123456789012345", req.video_id) -- the encoder would write 1.2345678901234e+14 upstream
+    assert.equal("42", req.element_list[1].element_id)
+    local _, err = official.to_canonical { video_id = 851796586942000002 }
+    assert.matches("^video_id: an id is a string .*past 2%^53", err)
+    _, err = official.to_canonical { element_list = { { element_id = 1.5 } } }
+    assert.matches("^element_list%[1%]%.element_id: an id is a string of digits", err)
+  end)
+
   it("reads motion-control's image_url (the official API's) as its image, on that endpoint only", function()
     local body = { model_name = "kling-v2-6", mode = "std", image_url = "https://x.example/a.png",
       video_url = "https://x.example/v.mp4", character_orientation = "image" }

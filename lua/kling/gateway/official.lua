@@ -34,6 +34,31 @@ local function decimal(v, field)
   return nil, field .. ": must be whole seconds written in digits, such as \"5\" (got \"" .. validate.brief(v) .. "\")"
 end
 
+-- The official API's ids are strings. One sent as a JSON number is read in its digits
+-- ("video_id": 860000000000000000 is "860000000000000000": the encoder would write it 8.6e+17
+-- upstream), and one past 2^53 is refused: its digits are lost in the decoding already
+-- (851796586942000002 arrives as ...000000, another id). -> nil | path, message
+local EXACT = 2 ^ 53
+local function ids_as_text(t, path)
+  for k, v in pairs(t) do
+    local here = type(k) == "number" and (path .. "[" .. k .. "]") or (path == "" and k or (path .. "." .. k))
+    if type(v) == "table" then
+      local bad, why = ids_as_text(v, here)
+      if bad then
+        return bad, why
+      end
+    elseif type(v) == "number" and type(k) == "string" and k:sub(-3) == "_id" and k ~= "external_task_id" then
+      if v >= EXACT then
+        return here, "an id is a string (\"860000000000000000\"): a number past 2^53 loses its last digits"
+      elseif v % 1 ~= 0 or v < 0 then
+        return here, "an id is a string of digits (\"860000000000000000\"), not " .. validate.shown(v)
+      end
+      t[k] = string.format("%.0f", v)
+    end
+  end
+  return nil
+end
+
 local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
 -- The official API's spelling of a field -> the library's canonical one: on every endpoint, and
 -- on one endpoint only (motion-control's character image is image_url, another's image_url is
@@ -81,12 +106,16 @@ function M.to_canonical(body, allow_private, endpoint)
     end
   end
   local req = copy(body)
+  local bad, why = ids_as_text(req, "")
+  if bad then
+    return nil, bad .. ": " .. why
+  end
   local cb, ext = req.callback_url, req.external_task_id
   req.callback_url, req.external_task_id = nil, nil
   if cb ~= nil then
-    local ok, why = public_url.check(cb, allow_private)
+    local ok, uwhy = public_url.check(cb, allow_private)
     if not ok then
-      return nil, "callback_url: " .. why
+      return nil, "callback_url: " .. uwhy
     end
   end
   if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
@@ -110,7 +139,6 @@ function M.to_canonical(body, allow_private, endpoint)
       req[pair[2]], req[pair[1]] = req[pair[1]], nil
     end
   end
-  local why
   req.duration, why = decimal(req.duration, "duration")
   if why then
     return nil, why
