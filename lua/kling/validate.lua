@@ -273,6 +273,7 @@ local function list_words(set)
   end
   return table.concat(keys, ", ")
 end
+M.list_words = list_words -- a set's values, sorted, as "a, b, c"
 
 -- One of a set of values; `set` maps each allowed value to true.
 function M.one_of(ctx, req, field, set, why)

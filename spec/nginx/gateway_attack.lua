@@ -246,6 +246,19 @@ local function extend_of_a_default_video_is_priced_by_the_defaults()
   h.check("... nothing forwarded", sim_creates("/video-extend") == creates)
   extend_charged_as_billed(video.id, balance("gw-bob-key"), "kling-v1", "std", "a video-extend of a default-model"
     .. " video is priced by kling-v1 std")
+  -- A video video-extend cannot take is refused naming video_id, never a model the client did not name.
+  res = call("POST", "/v1/videos/text2video", "gw-bob-key", { model_name = "kling-v2-1", mode = "std", duration = "5",
+    prompt = "a kite in v2" })
+  id = res.json and res.json.data and res.json.data.task_id
+  src = id and ended("/v1/videos/text2video", id, "gw-bob-key")
+  video = src and src.task_result and src.task_result.videos and src.task_result.videos[1]
+  assert(video and video.id, res.body .. " " .. json.encode(src))
+  creates = sim_creates("/video-extend")
+  res = call("POST", "/v1/videos/video-extend", "gw-bob-key", { video_id = video.id, prompt = "more" })
+  h.check("a video-extend of a kling-v2-1 video is refused naming video_id and the model it was made with",
+    res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^video_id: %d+ was made with"
+      .. " kling%-v2%-1, and this endpoint takes only videos of kling%-v1, kling%-v1%-5, kling%-v1%-6") ~= nil
+      and sim_creates("/video-extend") == creates, res.body)
 end
 
 -- A field given twice in a client's body: cjson keeps the last one, so {"mode":"std","mode":"pro"}

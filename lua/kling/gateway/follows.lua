@@ -6,6 +6,7 @@
 -- knows the source from the record of the task that showed its id (kling.gateway.owners).
 local billing = require "kling.billing"
 local owners = require "kling.gateway.owners"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -48,6 +49,15 @@ function M.apply(G, account, def, req)
   -- What it was made with: a field its request left out is the provider's default (a video
   -- made without model_name is kling-v1's), as the catalog that priced it says.
   local facts = billing.product(made, { provider = made.provider or G.cfg.price_provider }) or made
+  -- A source this endpoint cannot take is refused here, naming it, not forwarded to be refused
+  -- (nor a model the client never named refused as the client's).
+  if f.from and not f.from[made.endpoint] then
+    return nil, f.field, id .. " was made by " .. tostring(made.endpoint) .. ", and this endpoint takes only what "
+      .. validate.list_words(f.from) .. " made"
+  elseif def.models and facts.model and not def.models[facts.model] then
+    return nil, f.field, id .. " was made with " .. tostring(facts.model) .. ", and this endpoint takes only videos of "
+      .. validate.list_words(def.models)
+  end
   for _, name in ipairs(f.fields) do
     local v = facts[name]
     if req[name] == nil then

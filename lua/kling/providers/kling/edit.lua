@@ -270,7 +270,9 @@ M["videos/video-extend"] = {
   media_seconds_max = 5, -- billed from the seconds actually added, whatever duration said
   -- The provider bills by the source video's model and mode, whatever the request says: a
   -- reader that knows the source (the metering gateway) takes them from there.
-  follows = { field = "video_id", fields = { "model", "mode" } },
+  -- (from: the endpoints whose videos it extends; the source's model must be one of models)
+  follows = { field = "video_id", fields = { "model", "mode" },
+    from = { ["videos/text2video"] = true, ["videos/image2video"] = true, ["videos/video-extend"] = true } },
   takes = takes { "model", "mode", "prompt", "negative_prompt", "cfg_scale", "duration" },
   validate = function(req, ep)
     return R.model(req, ep, EXTEND) or validate.one_of(R.ctx(), req, "mode", R.MODES)
