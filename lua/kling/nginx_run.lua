@@ -128,6 +128,15 @@ function M.start_failure(log)
   if msg then
     return (msg:gsub("^kling %a+: ", ""))
   end
+  -- nginx retries a bind five times, each a line in its output and its log: said once
+  local addr = log:match("bind%(%) to (%S+) failed %(98: Address already in use%)")
+  if addr then
+    return addr .. " is in use by another server: choose another --port or --listen"
+  end
+  local emerg = log:match("%[emerg%] ([^\n]*)")
+  if emerg then
+    return "nginx exited at start: " .. emerg:gsub("^%d+#%d+: ", "")
+  end
   return "nginx exited at start: " .. log:gsub("%s+$", "")
 end
 

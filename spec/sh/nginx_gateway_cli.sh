@@ -98,8 +98,8 @@ check "issue 12 speed: ... once it can be written, a create is held and sent; it
 # A second gateway told the first's port (its journal locked too) must not report the first's
 # answer as its own start: it said {"http": ..., "pid": N} and exit 0 while its nginx died.
 set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw2" --port "$port" 2>&1); rc=$?; set -e
-check "issue 12.3: start on a port another gateway answers fails (exit 1), not its answer taken as ready (got: $rc $out)" \
-  '[ $rc = 1 ] && [[ "$out" != *"\"pid\":"* ]]'
+check "issue 12.3: start on a port another gateway answers fails (exit 1), not its answer taken as ready, in one line (got: $rc $out)" \
+  '[ $rc = 1 ] && [[ "$out" != *"\"pid\":"* ]] && [ "$(wc -l <<<"$out")" = 1 ]'
 kling gateway stop --dir "$T/gw2" >/dev/null 2>&1 || true
 pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' <<<"$line")
 kling gateway stop --dir "$T/gw" 2>/dev/null
