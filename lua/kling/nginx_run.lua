@@ -1,6 +1,7 @@
--- nginx as a child of a command (kling gateway start; meant for kling sim start too): started
--- in its own session with `daemon off;`, waited for until it answers, stopped by the PID it
--- wrote (QUIT, then TERM, then KILL of its process group). Runs under lua5.4 (no ngx).
+-- nginx as a child of a command (kling gateway start): started in its own session with
+-- `daemon off;`, waited for until it answers, stopped by the PID it wrote (QUIT, then TERM,
+-- then KILL of its process group). Runs under lua5.4 (no ngx). The simulator keeps a launcher
+-- of its own: it stands apart from the library (issue 10).
 local M = {}
 
 local have_socket, socket = pcall(require, "socket")
