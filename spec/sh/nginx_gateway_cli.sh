@@ -31,6 +31,11 @@ set +e; out=$(kling gateway start --config "$T/none.json" --dir "$T/gw" 2>&1); r
 check "a config that cannot be read: exit 2, its path named once (got: $out)" \
   '[ $rc = 2 ] && [ "$out" = "kling gateway: cannot read --config $T/none.json: No such file or directory" ]'
 
+config "$T/none/deeper"
+set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+check "a journal whose directory is missing: exit 2 before nginx runs, in one line naming it (got: $rc $out)" \
+  '[ $rc = 2 ] && [ "$out" = "kling gateway: --config $T/cfg.json: journal: its directory $T/none/deeper does not exist" ]'
+
 if [ "$(id -u)" = 0 ]; then
   config "$T/private"
   set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e

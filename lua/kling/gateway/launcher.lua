@@ -177,6 +177,12 @@ function M.start(o)
     end
     return nil, why, "usage"
   end
+  -- A journal in a directory that is not there is the config's mistake: said before nginx runs
+  -- (whether its workers may write there is nginx's master's to find out, at start).
+  local jdir = cfg.journal and cfg.journal:match("^(.*)/[^/]*$")
+  if jdir and jdir ~= "" and not run.run("test -d " .. q(jdir)) then
+    return nil, "--config " .. o.config .. ": journal: its directory " .. jdir .. " does not exist", "usage"
+  end
   local nginx = run.which { os.getenv("KLING_NGINX") or "nginx", "/usr/sbin/nginx" }
   if not nginx then
     return nil, "the 'nginx' command is required and was not found on PATH"

@@ -52,7 +52,10 @@ function M.writable(path, user)
     p:close() -- LuaJIT's close does not give the exit status: the output says
   end
   if not out:find("WRITABLE", 1, true) then
-    return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. out:gsub("%s+$", "")
+    -- the shell's own words, without its "sh: 1: " (the path is named already)
+    local why = out:gsub("%s+$", ""):gsub("^sh: %d+: ", ""):gsub("^cannot create " .. path:gsub("%p", "%%%0")
+      .. ": ", "")
+    return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. why
       .. (user and (" (make its directory writable by " .. user .. ", or set the nginx 'user' directive)") or "")
   end
   local line = out:match("^[^\n]*")
