@@ -536,7 +536,9 @@ local function run()
   h.check("issue 12.4: requests by route and status",
     (metric('kling_gateway_requests_total{route="create",status="200"}') or 0) > 0
     and (metric('kling_gateway_requests_total{route="create",status="429"}') or 0) > 0, text:sub(1, 300))
-  h.check("issue 12.4: creates forwarded", (metric("kling_gateway_creates_forwarded_total{}") or 0) >= 10)
+  h.check("issue 12.4: creates forwarded", (metric("kling_gateway_creates_forwarded_total") or 0) >= 10)
+  h.check("a series without labels is written by its bare name, never with empty braces",
+    not text:find("{} ", 1, true), text:match("[^\n]*{} [^\n]*"))
   h.check("issue 12.4: refusals by reason (balance, validation, journal)",
     (metric('kling_gateway_refusals_total{reason="balance"}') or 0) >= 2
     and (metric('kling_gateway_refusals_total{reason="validation"}') or 0) >= 1

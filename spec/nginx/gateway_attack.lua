@@ -138,10 +138,15 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("issue 12.1: alice naming bob's video_id is refused naming the field (400, 1201)",
     res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^video_id: ") ~= nil,
     res.body)
+  local unknown = call("POST", "/v1/videos/video-extend", "gw-alice-key", { video_id = "860000000000000001",
+    model_name = "kling-v1", prompt = "more" })
+  h.check("... in the words an id never made gets: which ids exist is no client's to learn",
+    unknown.json and res.json and unknown.json.message:gsub("%d%d%d+", "N") == res.json.message:gsub("%d%d%d+", "N"),
+    res.body .. " " .. unknown.body)
   -- The request is checked before its ids are looked up: an unknown *_id field (a list of millions
   -- was walked, a lookup each, blocking the worker, before being refused) is refused as unknown.
-  res = call("POST", "/v1/videos/video-extend", "gw-alice-key", { video_id = video.id, model_name = "kling-v1",
-    prompt = "more", bogus_id = { "1", "2", "3" } })
+  res = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", { image = "https://example.com/a.png",
+    audio_id = bob_audio.id, mode = "std", duration = 2, bogus_id = { "1", "2", "3" } })
   h.check("an unknown *_id field is refused as unknown before any id is looked up (400, 1201)",
     res.status == 400 and res.json and res.json.message:find("^bogus_id: ") ~= nil, res.body)
   -- A create's fields are its body's: one given in the query was dropped unseen.

@@ -500,7 +500,7 @@ local function shared_round_trips()
   local n = 24
   local function trips()
     local m = h.request("GET", url(1, "/metrics"), {})
-    return tonumber(m.status == 200 and m.body:match("\nkling_gateway_store_round_trips_total{} (%d+)") or nil)
+    return tonumber(m.status == 200 and m.body:match("\nkling_gateway_store_round_trips_total (%d+)") or nil)
   end
   h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
     headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = tostring(n) } })

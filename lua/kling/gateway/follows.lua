@@ -28,11 +28,10 @@ function M.apply(G, account, def, req)
   if owner == nil and task_id then
     return nil, nil, task_id -- the store's message
   end
-  if owner == nil then
-    return nil, f.field, id .. " is not a video this gateway made (its " .. table.concat(f.fields, " and ")
+  -- Another account's is answered as one never made: which ids exist is no client's to learn.
+  if owner == nil or owner ~= account then
+    return nil, f.field, id .. " is not a video this account made here (its " .. table.concat(f.fields, " and ")
       .. " price this request, and only the record of the task that made it holds them)"
-  elseif owner ~= account then
-    return true -- another account's: refused as such (kling.gateway.owners foreign)
   end
   local src, serr
   if task_id then

@@ -187,7 +187,7 @@ function M.render(G)
         .. (n + (counts["+Inf"] or 0))
     end
     if not k:find("^kling_gateway_upstream_seconds_bucket{") then
-      out[#out + 1] = k .. " " .. tostring(d:get(k))
+      out[#out + 1] = k:gsub("{}$", "") .. " " .. tostring(d:get(k)) -- a series without labels: its bare name
     end
   end
   local function gauge(name, help, kind, lines)
