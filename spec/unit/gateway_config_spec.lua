@@ -96,6 +96,7 @@ describe("kling.gateway.config", function()
     assert.equal("api_key", field)
     assert.matches("already used as webhook_secret", why)
     field, why = config.key_clash(c.key_owner, { api_key = "client-hook-0123456789" })
+    assert.equal("api_key", field)
     assert.matches("already used as client_webhook_secret", why)
   end)
 
