@@ -144,8 +144,9 @@ local function run(mode)
   sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
   port = h.free_port()
   h.write(prefix .. "/gateway.json", json.encode {
+    -- a create cut off by a kill is looked up once it cannot be in flight: 3 x 10 + 1 + 10 s
     upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key,
-      timeout = 10 },
+      timeout = 10, connect_timeout = 1 },
     callback_url = url("/kling/callback"), webhook_secret = SIM_SECRET, journal = prefix .. "/ledger.jsonl",
     admin_key = ADMIN_KEY, poll = { min_interval = 0.3, max_interval = 1, silence = 2, lookups = 3 },
     accounts = { { name = "alice", api_key = KEY, credit = CREDIT } },

@@ -322,8 +322,10 @@ function M.init_worker()
     return client
   end
   local p = G.cfg.poll
-  -- The longest a create can be in flight: its retries' budget, then the last attempt.
-  G.creating_grace_ms = math.floor((G.cfg.upstream.timeout * 3 + 10) * 1000)
+  -- The longest a create can be in flight: its retries' budget, then the last attempt, whose
+  -- connect is bounded apart (proxy_connect_timeout: up to 300 s, more than the rest may be).
+  local u = G.cfg.upstream
+  G.creating_grace_ms = math.floor((u.timeout * 3 + u.connect_timeout + 10) * 1000)
   local pid = G.journal_lock and ngx.worker.id() == 0 and master_pid()
   if pid then
     -- The journal's lock file names nginx's master: a daemonized nginx took the lock (in
