@@ -20,7 +20,7 @@ h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod
 local sim, gw
 
 local function cleanup()
-  for _, dir in ipairs { gw_dir, small_dir, open_dir } do
+  for _, dir in ipairs { gw_dir, small_dir, open_dir, base .. "/gw-deadline" } do
     h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
   end
   h.tidy(base, sim_dir)
@@ -99,6 +99,70 @@ local function open_limit()
   until d.open == 0 or h.now() > by
   h.check("once its tasks end, none is open", d.open == 0 and d.reserved == "0", json.encode(d))
   h.check("... and its next create is taken", create("dave").status == 200)
+  assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
+end
+
+-- A task whose end the gateway did not see by its deadline keeps its hold (the upstream may
+-- bill it): the operator ends it through the admin API once the upstream's bill is read,
+-- settled at what it cost (at most the hold) or released; never twice, never an open task's.
+local function kept_hold_is_ended_by_the_operator()
+  assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
+  local dir = base .. "/gw-deadline"
+  local at = start(dir, "deadline", { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 },
+    accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } })
+  local function create()
+    local res = h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization =
+      "Bearer gw-frank-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a bell" } })
+    return assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  end
+  local function admin_post(path, body)
+    return h.request("POST", at.http .. "/gateway/admin/tasks/" .. path, { headers = { authorization =
+      "Bearer admin-0123456789abcdef" }, body = body })
+  end
+  local function view(id)
+    local res = h.request("GET", at.http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+      "Bearer gw-frank-key" } })
+    return res.json and res.json.data or {}
+  end
+  local one, two = create(), create()
+  local res = admin_post(one .. "/settle", { amount = "0.4" })
+  h.check("an open task's hold is not the operator's to end (409)", res.status == 409
+    and res.body:find("has not ended", 1, true) ~= nil, res.body)
+  local by = h.now() + 20
+  repeat
+    h.sleep(0.3)
+  until (view(one).task_status == "failed" and view(two).task_status == "failed") or h.now() > by
+  local f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
+  h.check("past the gateway's deadline both tasks failed, their holds kept (2)", view(two).task_status == "failed"
+    and f.reserved == "2" and f.spent == "0", json.encode(f))
+  res = admin_post(one .. "/settle", { amount = "1.5" })
+  h.check("a settle above the hold is refused naming amount (400)", res.status == 400 and res.json
+    and res.json.field == "amount", res.body)
+  res = admin_post(one .. "/settle", { amount = "0.4" })
+  f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
+  h.check("the operator settles one at what the upstream billed: charged 0.4, its hold ended",
+    res.status == 200 and res.json.charged == "0.4" and res.json.held == "1" and f.spent == "0.4"
+    and f.reserved == "1" and f.balance == "8.6", res.body .. " " .. json.encode(f))
+  h.check("... the client's task shows the charge", view(one).final_unit_deduction == "0.4", json.encode(view(one)))
+  res = admin_post(one .. "/release", {})
+  h.check("... and its hold is not ended twice (409)", res.status == 409
+    and res.body:find("holds nothing", 1, true) ~= nil, res.body)
+  res = admin_post(two .. "/release", { amount = "1" })
+  h.check("a release takes no amount (400, named)", res.status == 400 and res.json.field == "amount", res.body)
+  res = admin_post(two .. "/release", {})
+  f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
+  h.check("the operator releases the other: charged nothing, nothing held", res.status == 200
+    and res.json.charged == "0" and f.spent == "0.4" and f.reserved == "0" and f.balance == "9.6",
+    res.body .. " " .. json.encode(f))
+  res = admin_post("gwnosuchtask/release", {})
+  h.check("an unknown task: 404", res.status == 404, res.body)
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  at = start(dir, "deadline", { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 },
+    accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } })
+  f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
+  h.check("after a restart the journal gives the same money back", f.spent == "0.4" and f.reserved == "0",
+    json.encode(f))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 
@@ -238,6 +302,7 @@ local function run()
     json.encode { again.spent, again.reserved })
 
   open_limit()
+  kept_hold_is_ended_by_the_operator()
 
   local log = h.read(gw_dir .. "/error.log") or ""
   h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),

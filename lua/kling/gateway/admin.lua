@@ -11,11 +11,14 @@
 --                                                (X-Kling-Ledger-Lines, X-Kling-Ledger-Offset: the first's place)
 --   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
 --                                                text GET gave; refused, 409, when the list's head differs)
+--   POST /gateway/admin/tasks/<id>/settle        {amount}: an ended task's kept hold charged that (kling.gateway.holds)
+--   POST /gateway/admin/tasks/<id>/release       {}: ... charged nothing
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local query_args = require "kling.gateway.args"
 local accounts_mod = require "kling.gateway.accounts"
 local compact = require "kling.gateway.compact"
 local config = require "kling.gateway.config"
+local holds = require "kling.gateway.holds"
 local core = require "kling.core"
 local json = require "kling.json"
 local loopback = require "kling.gateway.loopback"
@@ -174,6 +177,29 @@ local function topup(G, name)
   return reply(200, shown(G, s))
 end
 
+-- An ended task's kept hold, settled at {amount} or released ({}): kling.gateway.holds.
+local function end_hold(G, id, how)
+  local doc = object_body(how == "settle" and "a settle" or "a release", how == "settle" and { "amount" } or {})
+  if not doc then
+    return
+  end
+  local m, why
+  if how == "settle" then
+    if type(doc.amount) == "string" then
+      m, why = core.money_parse(doc.amount)
+    end
+    if not m or m < 0 then
+      return refuse(400, "amount: a decimal string such as \"1.50\" is required (what the upstream billed; \"0\""
+        .. " charges nothing)" .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")
+    end
+  end
+  local status, out, field = holds.end_hold(G, id, how, m)
+  if status ~= 200 then
+    return refuse(status, out, field)
+  end
+  return reply(200, out)
+end
+
 -- With Redis the ledger list grows by a line a movement in Redis's memory: an archiver reads
 -- its oldest lines, keeps them, and trims them. On one node the journal is the record.
 local LEDGER_MAX = 5000
@@ -276,6 +302,10 @@ function M.handle(G)
   local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
   if name and method == "POST" then
     return topup(G, name)
+  end
+  local id, how = uri:match("^/gateway/admin/tasks/([%w._-]+)/(%a+)$")
+  if id and (how == "settle" or how == "release") and method == "POST" then
+    return end_hold(G, id, how)
   end
   return refuse(404, method .. " " .. uri .. " is not an admin route")
 end
