@@ -50,7 +50,7 @@ function M.apply(G, account, def, req)
   local facts = billing.product(made, { provider = made.provider or G.cfg.price_provider }) or made
   -- A source this endpoint cannot take is refused here, naming it, not forwarded to be refused
   -- (nor a model the client never named refused as the client's).
-  if f.from and not f.from[made.endpoint] then
+  if f.from and made.endpoint and not f.from[made.endpoint] then
     return nil, f.field, id .. " was made by " .. tostring(made.endpoint) .. ", and this endpoint takes only what "
       .. validate.list_words(f.from) .. " made"
   elseif def.models and facts.model and not def.models[facts.model] then
