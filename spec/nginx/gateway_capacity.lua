@@ -108,8 +108,10 @@ end
 local function kept_hold_is_ended_by_the_operator()
   assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
   local dir = base .. "/gw-deadline"
-  local at = start(dir, "deadline", { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 },
-    accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } })
+  -- records kept 26 s after their end: the third task's goes while its hold is kept
+  local cfg = { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 }, retention_days = 0.0003,
+    accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } }
+  local at = start(dir, "deadline", cfg)
   local function create()
     local res = h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization =
       "Bearer gw-frank-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a bell" } })
@@ -124,7 +126,7 @@ local function kept_hold_is_ended_by_the_operator()
       "Bearer gw-frank-key" } })
     return res.json and res.json.data or {}
   end
-  local one, two = create(), create()
+  local one, two, three = create(), create(), create()
   local res = admin_post(one .. "/settle", { amount = "0.4" })
   h.check("an open task's hold is not the operator's to end (409)", res.status == 409
     and res.body:find("has not ended", 1, true) ~= nil, res.body)
@@ -133,8 +135,13 @@ local function kept_hold_is_ended_by_the_operator()
     h.sleep(0.3)
   until (view(one).task_status == "failed" and view(two).task_status == "failed") or h.now() > by
   local f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
-  h.check("past the gateway's deadline both tasks failed, their holds kept (2)", view(two).task_status == "failed"
-    and f.reserved == "2" and f.spent == "0", json.encode(f))
+  h.check("past the gateway's deadline the tasks failed, their holds kept (3)", view(two).task_status == "failed"
+    and f.reserved == "3" and f.spent == "0", json.encode(f))
+  for _, body in ipairs { "[]", '{"amount":"-0"}', '{"amount":"0.4","note":"x"}' } do
+    res = h.request("POST", at.http .. "/gateway/admin/tasks/" .. one .. (body == "[]" and "/release" or "/settle"),
+      { headers = { authorization = "Bearer admin-0123456789abcdef" }, body = body })
+    h.check("a body that is not {} or {amount} of digits moves nothing (400): " .. body, res.status == 400, res.body)
+  end
   res = admin_post(one .. "/settle", { amount = "1.5" })
   h.check("a settle above the hold is refused naming amount (400)", res.status == 400 and res.json
     and res.json.field == "amount", res.body)
@@ -142,7 +149,7 @@ local function kept_hold_is_ended_by_the_operator()
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("the operator settles one at what the upstream billed: charged 0.4, its hold ended",
     res.status == 200 and res.json.charged == "0.4" and res.json.held == "1" and f.spent == "0.4"
-    and f.reserved == "1" and f.balance == "8.6", res.body .. " " .. json.encode(f))
+    and f.reserved == "2" and f.balance == "7.6", res.body .. " " .. json.encode(f))
   h.check("... the client's task shows the charge", view(one).final_unit_deduction == "0.4", json.encode(view(one)))
   res = admin_post(one .. "/release", {})
   h.check("... and its hold is not ended twice (409)", res.status == 409
@@ -151,14 +158,25 @@ local function kept_hold_is_ended_by_the_operator()
   h.check("a release takes no amount (400, named)", res.status == 400 and res.json.field == "amount", res.body)
   res = admin_post(two .. "/release", {})
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
-  h.check("the operator releases the other: charged nothing, nothing held", res.status == 200
-    and res.json.charged == "0" and f.spent == "0.4" and f.reserved == "0" and f.balance == "9.6",
+  h.check("the operator releases the other: charged nothing", res.status == 200
+    and res.json.charged == "0" and f.spent == "0.4" and f.reserved == "1" and f.balance == "8.6",
     res.body .. " " .. json.encode(f))
   res = admin_post("gwnosuchtask/release", {})
   h.check("an unknown task: 404", res.status == 404, res.body)
+  -- A hold kept past its task's record (retention_days): no end will come; the hold says whose.
+  by = h.now() + 45
+  repeat
+    h.sleep(0.5)
+    res = h.request("GET", at.http .. "/v1/videos/text2video/" .. three, { headers = { authorization =
+      "Bearer gw-frank-key" } })
+  until res.status == 404 or h.now() > by
+  res = admin_post(three .. "/release", {})
+  f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
+  h.check("a hold that outlived its task's record is still the operator's to release", res.status == 200
+    and res.json.record == "expired" and f.reserved == "0" and f.open == 0 and f.balance == "9.6",
+    res.body .. " " .. json.encode(f))
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
-  at = start(dir, "deadline", { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 },
-    accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } })
+  at = start(dir, "deadline", cfg)
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("after a restart the journal gives the same money back", f.spent == "0.4" and f.reserved == "0",
     json.encode(f))

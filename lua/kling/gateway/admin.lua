@@ -92,11 +92,13 @@ end
 -- body() -> doc | nil, message and field of a key given twice (nil: not a JSON object)
 local function body()
   ngx.req.read_body()
-  local doc, err, dup = json.decode_strict(ngx.req.get_body_data() or "")
+  local raw = ngx.req.get_body_data() or ""
+  local doc, err, dup = json.decode_strict(raw)
   if dup then
     return nil, err, dup
   end
-  if type(doc) ~= "table" or json.is_array(doc) then
+  -- [] decodes to the table {} decodes to: the text says which it was
+  if type(doc) ~= "table" or json.is_array(doc) or not raw:find("^%s*{") then
     return nil
   end
   return doc
@@ -123,8 +125,8 @@ local function object_body(what, known)
       -- a misspelt field is named, not reported as a missing one
       local best = validate.closest(k, known)
       refuse(400, tostring(k) .. ": is not a known field of " .. what
-        .. (best and (" (did you mean " .. best .. "?)") or (" (known: " .. table.concat(known, ", ") .. ")")),
-        tostring(k))
+        .. (best and (" (did you mean " .. best .. "?)") or #known == 0 and " (it takes none: send {})"
+          or (" (known: " .. table.concat(known, ", ") .. ")")), tostring(k))
       return nil
     end
   end
@@ -185,7 +187,7 @@ local function end_hold(G, id, how)
   end
   local m, why
   if how == "settle" then
-    if type(doc.amount) == "string" then
+    if type(doc.amount) == "string" and doc.amount:find("^%d") then -- no sign, not even "-0"
       m, why = core.money_parse(doc.amount)
     end
     if not m or m < 0 then

@@ -4,31 +4,42 @@
 -- cost. The admin API's routes:
 --   POST /gateway/admin/tasks/<id>/settle    {"amount": "1.50"}: charged that (at most its hold)
 --   POST /gateway/admin/tasks/<id>/release   {}: charged nothing
--- Only an ended task's hold: an open one is its own end's to move.
+-- Only a hold no end decided: an open task's is its own end's to move, and one whose end
+-- settled or released it (rec.charge) is being moved (retried, or the sweep's). A hold that
+-- outlived its task's record (kept past retention_days: no end will ever come) is the
+-- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
 
 local M = {}
+
+-- The 503 of a store that cannot say now.
+local function unreadable(id, err)
+  ngx.log(ngx.ERR, "kling gateway: hold of ", id, ": ", tostring(err))
+  return 503, "the task's record or hold cannot be read now (is the store up?)"
+end
 
 -- end_hold(G, id, how, micros) -> 200, {task_id, account, held, charged} | status, message, field.
 -- how: "settle" (micros, the charge) or "release".
 function M.end_hold(G, id, how, micros)
   local rec, final = G.tasks:get(id)
   if rec == false then
-    ngx.log(ngx.ERR, "kling gateway: hold of ", id, ": ", tostring(final))
-    return 503, "the task's record cannot be read now (is the store up?)"
-  elseif not rec then
-    return 404, "no task " .. id
-  elseif not final then
+    return unreadable(id, final)
+  elseif rec and not final then
     return 409, "task " .. id .. " has not ended: its end moves its money"
   end
-  local account, held = G.meter:hold(id)
-  if not account then
-    return 409, "task " .. id .. " holds nothing: its money moved already"
+  local account, held, herr = G.meter:hold(id)
+  if herr then
+    return unreadable(id, herr)
+  elseif not account then
+    return rec and 409 or 404, rec and ("task " .. id .. " holds nothing: its money moved already")
+      or ("no task " .. id .. ", and no hold of that name")
+  elseif rec and rec.charge ~= nil then
+    return 409, "task " .. id .. " ended with its money decided (" .. tostring(rec.charge) .. "): it is being moved"
   elseif how == "settle" and micros > held then
     return 400, "amount: at most the task's hold, " .. core.money_format(held) .. " (the most it was allowed to cost)",
       "amount"
   end
-  local info = { task_id = rec.upstream_id }
+  local info = { task_id = rec and rec.upstream_id or nil }
   local e, err
   if how == "settle" then
     e, err = G.meter:settle(id, micros, info)
@@ -44,14 +55,19 @@ function M.end_hold(G, id, how, micros)
   -- The record shows the client what was decided. The money is the ledger's, journaled; on one
   -- node the record's new text is the shared memory's only (after a restart: as it ended).
   local charged = core.money_format(how == "settle" and micros or 0)
-  rec.charge = charged
-  rec.message = (rec.message and (rec.message .. "; ") or "") .. (how == "settle" and ("charged " .. charged)
-    or "released") .. " by the gateway's operator"
-  local ok, aerr = G.tasks:amend(rec)
-  if not ok then
-    ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
+  ngx.log(ngx.NOTICE, "kling gateway: the operator ", how == "settle" and "settled" or "released", " the hold of ",
+    id, " (", account, ", ", core.money_format(held), " held): charged ", charged)
+  if rec then
+    rec.charge, rec.updated_at = charged, core.wall_ms()
+    rec.message = (tostring(rec.message or "failed"):gsub("; the reservation stays held$", "")) .. "; "
+      .. (how == "settle" and ("charged " .. charged) or "nothing charged") .. " by the gateway's operator"
+    local ok, aerr = G.tasks:amend(rec)
+    if not ok then
+      ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
+    end
   end
-  return 200, { task_id = id, account = account, held = core.money_format(held), charged = charged }
+  return 200, { task_id = id, account = account, held = core.money_format(held), charged = charged,
+    record = rec and "amended" or "expired" }
 end
 
 return M

@@ -427,10 +427,12 @@ function Ledger:topup(name, micros)
   return s, err
 end
 
---- The account holding a task key's reservation, and its micro-units (or nil).
+--- The account holding a task key's reservation, and its micro-units (or nil; and a message
+-- when the store could not say: Redis away).
 ---@param task_key string
 ---@return string|nil account
 ---@return integer|nil micros
+---@return string|nil err
 function Ledger:hold(task_key)
   return self.store:hold(key_of(task_key))
 end

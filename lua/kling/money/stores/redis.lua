@@ -369,11 +369,11 @@ end
 
 -- The hold of a task key: account, micros (or nil).
 function Meter:hold(key)
-  local h = self.redis:with(function(red)
+  local h, err = self.redis:with(function(red)
     return red:hget(self.redis.prefix .. "holds", key)
   end)
   if type(h) ~= "string" then
-    return nil
+    return nil, nil, h == nil and err or nil -- a third value: Redis could not say
   end
   local account, m = h:match("^(.*)|(%d+)$")
   return account, tonumber(m)
