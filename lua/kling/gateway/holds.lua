@@ -9,6 +9,7 @@
 -- outlived its task's record (kept past retention_days: no end will ever come) is the
 -- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
+local effects = require "kling.lifecycle.effects"
 
 local M = {}
 
@@ -39,13 +40,9 @@ function M.end_hold(G, id, how, micros)
     return 400, "amount: at most the task's hold, " .. core.money_format(held) .. " (the most it was allowed to cost)",
       "amount"
   end
-  local info = { task_id = rec and rec.upstream_id or nil }
-  local e, err
-  if how == "settle" then
-    e, err = G.meter:settle(id, micros, info)
-  else
-    e, err = G.meter:release(id, info)
-  end
+  -- moved as an end's settle or release is (one home for a hold's movement: the lifecycle's)
+  local e, err = effects.meter_account(G.meter, { type = how, key = id }, micros,
+    { task_id = rec and rec.upstream_id or nil })
   if not e then
     local store = err and (err.field == "store" or err.kind == "server") -- cannot be reached now
     ngx.log(store and ngx.ERR or ngx.WARN, "kling gateway: hold of ", id, ": ", tostring(err))
