@@ -9,7 +9,7 @@
 -- outlived its task's record (kept past retention_days: no end will ever come) is the
 -- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
-local effects = require "kling.lifecycle.effects"
+local track = require "kling.gateway.track"
 
 local M = {}
 
@@ -40,9 +40,8 @@ function M.end_hold(G, id, how, micros)
     return 400, "amount: at most the task's hold, " .. core.money_format(held) .. " (the most it was allowed to cost)",
       "amount"
   end
-  -- moved as an end's settle or release is (one home for a hold's movement: the lifecycle's)
-  local e, err = effects.meter_account(G.meter, { type = how, key = id }, micros,
-    { task_id = rec and rec.upstream_id or nil })
+  -- moved by the runner that moves every end's money (kling.gateway.track)
+  local e, err = track.end_kept(G, id, rec and rec.upstream_id or nil, how, micros)
   if not e then
     local store = err and (err.field == "store" or err.kind == "server") -- cannot be reached now
     ngx.log(store and ngx.ERR or ngx.WARN, "kling gateway: hold of ", id, ": ", tostring(err))
