@@ -195,29 +195,17 @@ function M.line_breaker(s, spaces)
   end
   local i, n = 1, #s
   while i <= n do
-    local b = s:byte(i)
-    local cp, len = b, 1
-    if b >= 0xC2 and b <= 0xF4 then
-      len = b >= 0xF0 and 4 or (b >= 0xE0 and 3 or 2)
-      local v, ok = b % (2 ^ (7 - len)), i + len - 1 <= n
-      for k = i + 1, ok and i + len - 1 or 0 do
-        local c = s:byte(k)
-        if c < 0x80 or c > 0xBF then
-          ok = false
-          break
-        end
-        v = v * 64 + c % 64
-      end
-      if ok then
-        cp = v
-      else
-        len = 1
+    local cp, extra = s:byte(i), char_extra(s, i) or 0 -- a byte not part of UTF-8: its own value
+    if extra > 0 then
+      cp = cp % 2 ^ (6 - extra)
+      for k = i + 1, i + extra do
+        cp = cp * 64 + s:byte(k) % 64
       end
     end
     if breaks_line(cp, spaces) then
       return string.format("U+%04X", cp)
     end
-    i = i + len
+    i = i + extra + 1
   end
   return nil
 end
