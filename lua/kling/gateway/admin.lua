@@ -154,15 +154,21 @@ local function create_account(G)
   return reply(201, shown(G, G.meter:account(acct.name)))
 end
 
+-- amount_of(doc) -> micro-units of doc.amount | nil, why: a decimal string of digits, unsigned
+-- (not even "-0"); why says what money_parse found wrong (an exponent, too many decimals).
+local function amount_of(doc)
+  if type(doc.amount) ~= "string" or not doc.amount:find("^%d") then
+    return nil
+  end
+  return core.money_parse(doc.amount)
+end
+
 local function topup(G, name)
   local doc = object_body("a top-up", { "amount" })
   if not doc then
     return
   end
-  local m, why
-  if type(doc.amount) == "string" then
-    m, why = core.money_parse(doc.amount)
-  end
+  local m, why = amount_of(doc)
   if not m or m <= 0 then
     -- why it is not an amount (an exponent, too many decimals, out of range), as a new
     -- account's credit says
@@ -187,10 +193,8 @@ local function end_hold(G, id, how)
   end
   local m, why
   if how == "settle" then
-    if type(doc.amount) == "string" and doc.amount:find("^%d") then -- no sign, not even "-0"
-      m, why = core.money_parse(doc.amount)
-    end
-    if not m or m < 0 then
+    m, why = amount_of(doc)
+    if not m then
       return refuse(400, "amount: a decimal string such as \"1.50\" is required (what the upstream billed; \"0\""
         .. " charges nothing)" .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")
     end
