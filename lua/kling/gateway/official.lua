@@ -66,15 +66,23 @@ local LOCAL_KNOBS = { "provider", "endpoint", "base_url", "estimate" }
 local SPELLINGS = { model_name = "model", image_tail = "last_image" }
 local ENDPOINT_SPELLINGS = { ["videos/motion-control"] = { image_url = "image" } }
 
--- The pairs {official, canonical} an endpoint's body is read with.
-local function spellings(endpoint)
+-- The pairs {official, canonical} an endpoint's body is read with, made once at load (a
+-- create reads them; they never change).
+local function spelling_pairs(...)
   local out = {}
-  for _, map in ipairs { SPELLINGS, ENDPOINT_SPELLINGS[endpoint] or {} } do
+  for _, map in ipairs { ... } do
     for official, canonical in pairs(map) do
       out[#out + 1] = { official, canonical }
     end
   end
   return out
+end
+local EVERY_ENDPOINT, BY_ENDPOINT = spelling_pairs(SPELLINGS), {}
+for endpoint, map in pairs(ENDPOINT_SPELLINGS) do
+  BY_ENDPOINT[endpoint] = spelling_pairs(SPELLINGS, map)
+end
+local function spellings(endpoint)
+  return BY_ENDPOINT[endpoint] or EVERY_ENDPOINT
 end
 
 -- The field as the client's body spelled it: the official spelling (image_tail) of a
