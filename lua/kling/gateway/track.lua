@@ -93,8 +93,11 @@ end
 -- A task ended in the journal whose money movement never made it there
 -- (nginx died in between) gets it now, as its final record says (the machine decided it
 -- before the record was ended: a charge, or "0" for a release, or none when the hold
--- stays); a hold whose task was never journaled (nginx died between the reservation and
--- the record, before anything was forwarded) is released.
+-- stays); a create refused after its hold (its record dropped) is released. A hold with no
+-- record in the journal stays: a create's reservation is journaled on its record's line, so
+-- such a hold is one a compaction kept alone, its task's record gone past retention_days
+-- while the hold was kept (the upstream may have billed it: the operator's to end,
+-- kling.gateway.holds). Released here, a second restart gave it back unpaid.
 function M.restore(G, entries)
   local last = {}
   for _, e in ipairs(entries) do
@@ -111,7 +114,7 @@ function M.restore(G, entries)
     end
   end
   for key in pairs(G.meter.store:holds()) do
-    if not last[key] or last[key].dropped then
+    if last[key] and last[key].dropped then
       effects.meter_account(G.meter, { type = "release", key = key }, nil, { task_id = key })
     end
   end
