@@ -3,6 +3,7 @@
 -- published. finish gives the index keys that exist the record's retention; the list entry
 -- (l:...:<n>), ln: and u: that the publish writes after it were written with no expiry, never
 -- freed. They must live as long as the final record has left.
+-- The same file checks both tables' list of kept holds (keep, unkeep, kept_page).
 local nginx = require "support.nginx"
 local json = require "kling.json"
 
@@ -63,6 +64,36 @@ local SERVER = [[
         ngx.say(json.encode(out))
       }
     }
+    location = /kept {
+      content_by_lua_block {
+        local json = require "kling.json"
+        local args = ngx.req.get_uri_args()
+        local T
+        if args.store == "shared" then
+          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
+        else
+          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kk:" })
+          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
+        end
+        assert(T:keep { "gwa", "gwb", "gwc" })
+        assert(T:keep { "gwb" }) -- kept again (a sweep, a restart): listed once
+        assert(T:keep {})
+        assert(T:unkeep("gwb"))
+        assert(T:unkeep("gwnone"))
+        local seen, cursor, pages = {}, "0", 0
+        repeat
+          local ids
+          cursor, ids = T:kept_page(cursor, 1)
+          assert(cursor, ids)
+          for _, id in ipairs(ids) do
+            seen[#seen + 1] = id
+          end
+          pages = pages + 1
+        until cursor == "0" or pages > 20
+        table.sort(seen)
+        ngx.say(json.encode { ids = table.concat(seen, ","), done = cursor == "0" })
+      }
+    }
 ]]
 
 describe("a task ended before its create's record is published", function()
@@ -104,6 +135,14 @@ describe("a task ended before its create's record is published", function()
     local out = sh("curl -s '" .. srv.url .. "/scenario?" .. q .. "'")
     local r = json.decode(out)
     return r or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+  end
+
+  for _, store in ipairs { "shared", "redis" } do
+    it(store .. ": the kept holds' list takes each id once, drops the ones unkept, and pages to its end", function()
+      local out = sh("curl -s '" .. srv.url .. "/kept?store=" .. store .. "&port=" .. port .. "'")
+      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+      assert.are.same({ ids = "gwa,gwc", done = true }, r)
+    end)
   end
 
   for _, order in ipairs { "first", "late" } do

@@ -137,6 +137,28 @@ local function kept_hold_is_ended_by_the_operator()
   local f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("past the gateway's deadline the tasks failed, their holds kept (3)", view(two).task_status == "failed"
     and f.reserved == "3" and f.spent == "0", json.encode(f))
+  local function kept(query)
+    local r = h.request("GET", at.http .. "/gateway/admin/holds" .. (query or ""), { headers = { authorization =
+      "Bearer admin-0123456789abcdef" } })
+    local ids = {}
+    for _, k in ipairs(r.json and r.json.holds or {}) do
+      ids[#ids + 1] = k.task_id .. "=" .. k.record .. ":" .. k.held .. ":" .. k.account
+    end
+    return r, table.concat(ids, ",")
+  end
+  local list_res, list = kept()
+  h.check("the operator lists the kept holds, in the order they were kept", list_res.status == 200
+    and list == one .. "=ended:1:frank," .. two .. "=ended:1:frank," .. three .. "=ended:1:frank"
+    and list_res.json.cursor == nil and list_res.json.holds[1].status == "failed", list_res.body)
+  local page1, l1 = kept("?count=2")
+  local _, l2 = kept("?count=2&cursor=" .. tostring(page1.json and page1.json.cursor))
+  h.check("... a page at a time, by the cursor a page gives", l1 == one .. "=ended:1:frank," .. two
+    .. "=ended:1:frank" and l2 == three .. "=ended:1:frank", l1 .. " | " .. l2)
+  for _, q in ipairs { "?count=0", "?count=x", "?cursor=-1", "?page=2" } do
+    local r = kept(q)
+    h.check("a bad listing is refused naming the parameter: " .. q, r.status == 400 and r.json
+      and r.json.field == q:match("^%?(%a+)"), r.body)
+  end
   for _, body in ipairs { "[]", '{"amount":"-0"}', '{"amount":"0.4","note":"x"}' } do
     res = h.request("POST", at.http .. "/gateway/admin/tasks/" .. one .. (body == "[]" and "/release" or "/settle"),
       { headers = { authorization = "Bearer admin-0123456789abcdef" }, body = body })
@@ -179,11 +201,17 @@ local function kept_hold_is_ended_by_the_operator()
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("two restarts later a kept hold whose record is gone is still held", f.reserved == "1" and f.open == 1
     and f.balance == "8.6", json.encode(f))
+  list_res, list = kept()
+  h.check("... and listed, its record expired; the ones ended by the operator are not", list == three
+    .. "=expired:1:frank", list_res.body)
   res = admin_post(three .. "/release", {})
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("a hold that outlived its task's record is still the operator's to release", res.status == 200
     and res.json.record == "expired" and f.reserved == "0" and f.open == 0 and f.balance == "9.6",
     res.body .. " " .. json.encode(f))
+  list_res, list = kept()
+  h.check("... then nothing is listed", list_res.status == 200 and list == "" and list_res.body:find('"holds":[]', 1,
+    true) ~= nil, list_res.body)
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
   at = start(dir, "deadline", cfg)
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank

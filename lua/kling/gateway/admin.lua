@@ -11,6 +11,8 @@
 --                                                (X-Kling-Ledger-Lines, X-Kling-Ledger-Offset: the first's place)
 --   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
 --                                                text GET gave; refused, 409, when the list's head differs)
+--   GET  /gateway/admin/holds?cursor=C&count=N   the kept holds (ended tasks' holds the gateway cannot end), N (100)
+--                                                a page, and the next page's cursor
 --   POST /gateway/admin/tasks/<id>/settle        {amount}: an ended task's kept hold charged that (kling.gateway.holds)
 --   POST /gateway/admin/tasks/<id>/release       {}: ... charged nothing
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
@@ -215,7 +217,25 @@ local function no_ledger_list(G)
     .. " (compacted at each start: copy it before a restart to keep every movement)", "journal")
 end
 
-local LEDGER_ARGS = { "limit" }
+local LEDGER_ARGS, HOLDS_ARGS = { "limit" }, { "cursor", "count" }
+
+-- The kept holds, a page at a time (kling.gateway.holds).
+local function kept_holds(G)
+  local args = ngx.req.get_uri_args(8)
+  local count = args.count == nil and holds.PAGE or tonumber(type(args.count) == "string" and args.count:match("^%d+$"))
+  if not count or count < 1 or count > holds.PAGE_MAX then
+    return refuse(400, "count: a whole number of holds from 1 to " .. holds.PAGE_MAX .. " is required", "count")
+  end
+  local cursor = args.cursor == nil and "0" or (type(args.cursor) == "string" and args.cursor:match("^%d+$"))
+  if not cursor or #cursor > 20 then
+    return refuse(400, "cursor: the cursor a page gave (digits) is required", "cursor")
+  end
+  local status, out = holds.page(G, cursor, count)
+  if status ~= 200 then
+    return refuse(status, out)
+  end
+  return reply(200, out)
+end
 
 local function ledger_head(G)
   if not G.redis then
@@ -277,8 +297,10 @@ function M.handle(G)
     return refuse(status, message)
   end
   local uri, method = ngx.var.uri, ngx.req.get_method()
-  -- Only the ledger's head takes a parameter: one given elsewhere (a top-up's ?amount=) is not read.
-  local unknown, uwhy = query_args.unknown(uri == "/gateway/admin/ledger" and LEDGER_ARGS or {})
+  -- Only the ledger's head and the kept holds take parameters: one given elsewhere (a top-up's
+  -- ?amount=) is not read.
+  local unknown, uwhy = query_args.unknown(uri == "/gateway/admin/ledger" and LEDGER_ARGS
+    or uri == "/gateway/admin/holds" and HOLDS_ARGS or {})
   if unknown then
     return refuse(400, uwhy, unknown)
   end
@@ -302,6 +324,8 @@ function M.handle(G)
     return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
   elseif uri == "/gateway/admin/ledger" and method == "GET" then
     return ledger_head(G)
+  elseif uri == "/gateway/admin/holds" and method == "GET" then
+    return kept_holds(G)
   elseif uri == "/gateway/admin/ledger/trim" and method == "POST" then
     return ledger_trim(G)
   end

@@ -2,6 +2,7 @@
 -- gateway's deadline may have been billed upstream: it ends with its hold kept (never a charge
 -- nor a release it cannot know), until someone who reads the upstream's bill says what it
 -- cost. The admin API's routes:
+--   GET  /gateway/admin/holds?cursor=&count= the kept holds, a page at a time
 --   POST /gateway/admin/tasks/<id>/settle    {"amount": "1.50"}: charged that (at most its hold)
 --   POST /gateway/admin/tasks/<id>/release   {}: charged nothing
 -- Only a hold no end decided: an open task's is its own end's to move, and one whose end
@@ -9,6 +10,7 @@
 -- outlived its task's record (kept past retention_days: no end will ever come) is the
 -- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
+local json = require "kling.json"
 local track = require "kling.gateway.track"
 
 local M = {}
@@ -53,6 +55,10 @@ function M.end_hold(G, id, how, micros)
   local charged = core.money_format(how == "settle" and micros or 0)
   ngx.log(ngx.NOTICE, "kling gateway: the operator ", how == "settle" and "settled" or "released", " the hold of ",
     id, " (", account, ", ", core.money_format(held), " held): charged ", charged)
+  local unlisted, uerr = G.tasks:unkeep(id)
+  if not unlisted then -- a later page drops it: its hold is gone
+    ngx.log(ngx.WARN, "kling gateway: hold of ", id, " ended but still listed: ", tostring(uerr))
+  end
   if rec then
     rec.charge, rec.updated_at = charged, core.wall_ms()
     rec.message = (tostring(rec.message or "failed"):gsub("; the reservation stays held$", "")) .. "; "
@@ -64,6 +70,34 @@ function M.end_hold(G, id, how, micros)
   end
   return 200, { task_id = id, account = account, held = core.money_format(held), charged = charged,
     record = rec and "amended" or "expired" }
+end
+
+M.PAGE, M.PAGE_MAX = 100, 1000
+
+-- page(G, cursor, count) -> 200, {holds = [{task_id, account, held, record = "ended" |
+-- "expired", status, message, updated_at}], cursor = the next page's | nil (the last)} |
+-- status, message. The holds an operator may end, in the order the gateway kept them; an
+-- entry whose hold is gone (ended meanwhile, on another node) is dropped from the list.
+function M.page(G, cursor, count)
+  local next_cursor, ids = G.tasks:kept_page(cursor, count)
+  if not next_cursor then
+    return unreadable("the kept list", ids)
+  end
+  local out = json.array {}
+  for _, id in ipairs(ids) do
+    local account, held, herr = G.meter:hold(id)
+    local rec, final = G.tasks:get(id)
+    if herr or rec == false then
+      return unreadable(id, herr or final)
+    elseif not account then
+      G.tasks:unkeep(id)
+    else
+      out[#out + 1] = { task_id = id, account = account, held = core.money_format(held),
+        record = rec and "ended" or "expired", status = rec and rec.status, message = rec and rec.message,
+        updated_at = rec and rec.updated_at }
+    end
+  end
+  return 200, { holds = out, cursor = next_cursor ~= "0" and next_cursor or nil }
 end
 
 return M

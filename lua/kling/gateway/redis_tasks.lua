@@ -7,7 +7,7 @@
 --
 -- Keys (<p> the prefix): t:<id> (live record), f:<id> (final record), x:<account>:<ext>,
 -- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
--- q:new and q:news (lists).
+-- q:new and q:news (lists), kept (set: ended tasks whose hold is kept, kling.resty.tasks keep).
 local json = require "kling.json"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
@@ -417,6 +417,37 @@ function Tasks:active_ids()
     return nil, "the active tasks cannot be read from Redis now"
   end
   return ids
+end
+
+-- keep(ids), unkeep(id), kept_page(cursor, count): kling.resty.tasks's, the set kept in Redis.
+-- A Redis that cannot be written now returns nil, message (the sweep keeps them again later).
+function Tasks:keep(ids)
+  if #ids == 0 then
+    return true
+  end
+  local r = self.redis
+  return r:with(function(red)
+    return red:sadd(r.prefix .. "kept", unpack(ids))
+  end)
+end
+
+function Tasks:unkeep(id)
+  local r = self.redis
+  return r:with(function(red)
+    return red:srem(r.prefix .. "kept", id)
+  end)
+end
+
+-- -> the next cursor ("0": the last page), ids | nil, message
+function Tasks:kept_page(cursor, count)
+  local r = self.redis
+  local res, err = r:with(function(red)
+    return red:sscan(r.prefix .. "kept", cursor or "0", "COUNT", count)
+  end)
+  if type(res) ~= "table" or type(res[2]) ~= "table" then
+    return nil, err or "no answer"
+  end
+  return tostring(res[1]), res[2]
 end
 
 function Tasks.journal_errors()

@@ -73,6 +73,15 @@ function M.drop(G, rec)
   G.tasks:drop(rec)
 end
 
+-- kept(G, ids): tasks that ended with their hold kept, listed for the operator (GET
+-- /gateway/admin/holds) until an end of theirs (kling.gateway.holds).
+local function kept(G, ids)
+  local ok, err = G.tasks:keep(ids)
+  if not ok then
+    ngx.log(ngx.WARN, "kling gateway: kept holds of ", table.concat(ids, ", "), " not listed now: ", tostring(err))
+  end
+end
+
 -- owed(G, id, rec) -> entry | nil, err | nil (nothing owed): the movement an ended record
 -- whose hold is still open owes, as its final record says (the machine decided it before the
 -- record was ended): its charge settled, or a release for a charge of "0"; none (its fate
@@ -108,16 +117,21 @@ function M.restore(G, entries)
       end
     end
   end
+  local keep = {}
   for id, rec in pairs(last) do
-    if rec.final and G.meter:hold(id) then
-      owed(G, id, rec)
+    if rec.final and G.meter:hold(id) and not owed(G, id, rec) and rec.charge == nil then
+      keep[#keep + 1] = id
     end
   end
   for key in pairs(G.meter.store:holds()) do
-    if last[key] and last[key].dropped then
+    if not last[key] then
+      keep[#keep + 1] = key
+    elseif last[key].dropped then
       effects.meter_account(G.meter, { type = "release", key = key }, nil, { task_id = key })
     end
   end
+  table.sort(keep) -- listed in a stable order
+  kept(G, keep)
 end
 
 -- sweep(G, cursor) -> the next cursor ("0": a pass is over) | nil, message: one page of the
@@ -136,6 +150,7 @@ function M.sweep(G, cursor)
   if not texts then
     return nil, err
   end
+  local keep = {}
   for i, key in ipairs(keys) do
     local rec = texts[i] and json.decode(texts[i])
     if type(rec) == "table" and rec.final then
@@ -145,9 +160,12 @@ function M.sweep(G, cursor)
           tostring(e.op), " ", tostring(e.amount), ")")
       elseif merr then
         ngx.log(ngx.INFO, "kling gateway: owed movement of ", key, ": ", tostring(merr))
+      elseif rec.charge == nil then
+        keep[#keep + 1] = key -- listed again: a listing lost with its node between the end and it
       end
     end
   end
+  kept(G, keep)
   return next_cursor
 end
 
@@ -195,6 +213,8 @@ local function close(G, rec, act)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end
+  else
+    kept(G, { rec.id })
   end
   local owned, oerr = owners.record(G, rec) -- the ids it shows are this account's alone
   if not owned then

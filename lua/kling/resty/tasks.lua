@@ -290,6 +290,50 @@ function Tasks:list(account, endpoint, page, size)
   return out
 end
 
+-- Kept holds: ids of tasks that ended with their hold kept (their fate upstream unknown),
+-- until the operator ends the hold (kling.gateway.holds). Numbered like a list, k#<n> -> id
+-- and k:<id> -> n, without expiry (the hold outlives the record); rebuilt at a restart from
+-- the journal (kling.gateway.track restore). keep(ids) -> true | nil, message
+function Tasks:keep(ids)
+  local d = self.dict
+  for _, id in ipairs(ids) do
+    if not d:get("k:" .. id) then
+      local n = d:incr("k#", 1, 0)
+      local ok, err = self.shm:write("safe_add", "k:" .. id, n)
+      if ok then
+        ok, err = self.shm:write("safe_set", "k#" .. n, id)
+      end
+      if not ok and err ~= "exists" then
+        return nil, err
+      end
+    end
+  end
+  return true
+end
+
+function Tasks:unkeep(id)
+  local d = self.dict
+  local n = d:get("k:" .. id)
+  if n then
+    d:delete("k#" .. n)
+    d:delete("k:" .. id)
+  end
+  return true
+end
+
+-- kept_page(cursor, count) -> the next cursor ("0": the last page), ids: up to count kept
+-- ids after cursor, in the order they were kept.
+function Tasks:kept_page(cursor, count)
+  local d, ids = self.dict, {}
+  local top, i = d:get("k#") or 0, tonumber(cursor) or 0
+  local last = math.min(top, i + count * 4) -- ended entries are gaps: a page walks a bounded span
+  while i < last and #ids < count do
+    i = i + 1
+    ids[#ids + 1] = d:get("k#" .. i)
+  end
+  return i >= top and "0" or tostring(i), ids
+end
+
 -- Queues: ids of new tasks for the poller, and ids with news (a callback arrived).
 function Tasks:pop(queue, max)
   local d, out = self.dict, {}
