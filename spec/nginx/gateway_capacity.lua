@@ -173,6 +173,14 @@ local function kept_hold_is_ended_by_the_operator()
     res.status == 200 and res.json.charged == "0.4" and res.json.held == "1" and f.spent == "0.4"
     and f.reserved == "2" and f.balance == "7.6", res.body .. " " .. json.encode(f))
   h.check("... the client's task shows the charge", view(one).final_unit_deduction == "0.4", json.encode(view(one)))
+  local marked
+  for l in (h.read(base .. "/journal/deadline.jsonl") or ""):gmatch("[^\n]+") do
+    local e = json.decode(l)
+    if e and e.op == "settle" and e.task_key == one then
+      marked = e.by
+    end
+  end
+  h.check("... its journal line says the operator decided it", marked == "operator", tostring(marked))
   res = admin_post(one .. "/release", {})
   h.check("... and its hold is not ended twice (409)", res.status == 409
     and res.body:find("holds nothing", 1, true) ~= nil, res.body)

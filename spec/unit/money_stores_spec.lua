@@ -49,6 +49,26 @@ describe("issue 10: the Ledger over its stores", function()
       assert.equal(5, #assert(journal.read(path)))
     end)
 
+  it("a movement someone decided by hand says so on its line (info.by); a bad by is misuse", function()
+    local path = tmpdir() .. "/journal.jsonl"
+    local l = assert(ledgers.new { budgets = { { limit = "10", currency = "CNY" } },
+      store = file_store.new { journal = assert(journal.open(path)) } })
+    assert(l:reserve("a", cny(3000000)))
+    assert(l:reserve("b", cny(3000000)))
+    assert(l:reserve("c", cny(3000000)))
+    assert(l:settle("a", cny(1000000), { task_id = "t-a", by = "operator" }))
+    assert(l:release("b", { by = "operator" }))
+    assert(l:release("c"))
+    local records = assert(journal.read(path))
+    assert.same({ "operator", "operator" }, { records[4].by, records[5].by })
+    assert.is_nil(records[6].by)
+    for _, bad in ipairs { "", "two words", 7, ("x"):rep(33) } do
+      assert.has_error(function()
+        l:release("c", { by = bad })
+      end)
+    end
+  end)
+
   it("issue 10: a movement the file store cannot write does not pass silently", function()
     local j = assert(journal.open(tmpdir() .. "/gone/journal.jsonl"))
     local l = assert(ledgers.new { limit = "10", currency = "CNY", store = file_store.new { journal = j } })

@@ -369,7 +369,7 @@ end
 -- end_kept(G, id, upstream_id, how, micros) -> entry | nil, err: an operator's settle (at
 -- micros) or release of a hold an end kept (kling.gateway.holds says which may be ended).
 function M.end_kept(G, id, upstream_id, how, micros)
-  return effects.meter_account(G.meter, { type = how, key = id }, micros, { task_id = upstream_id })
+  return effects.meter_account(G.meter, { type = how, key = id }, micros, { task_id = upstream_id, by = "operator" })
 end
 
 -- finish(G, rec, act): a task that ended in its create's answer (a synchronous endpoint; rec

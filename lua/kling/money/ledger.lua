@@ -134,15 +134,28 @@ end
 -- empty table when there are none: stores only read it).
 -- info.record (the gateway's task record as JSON) rides on the reservation's journal line.
 local NOTHING = {}
+-- info.by: who decided a movement the code did not ("operator": kling.gateway.holds), written on
+-- its ledger line; a word of letters, digits, '_' and '-'.
+local function by_of(info)
+  local by = type(info) == "table" and info.by or nil
+  if by ~= nil and not (type(by) == "string" and #by <= 32 and by:match("^[%w_-]+$")) then
+    errors.misuse("ledger", "info.by must be a word of letters, digits, '_' and '-' (at most 32), got "
+      .. tostring(by))
+  end
+  return by
+end
+
 local function movement(info, conv)
   local task_id = task_id_of(info)
   local record = type(info) == "table" and info.record or nil
   local forgotten = type(info) == "table" and info.forgotten == true or nil
   local open_max = type(info) == "table" and info.open_max or nil
-  if task_id == nil and conv == nil and record == nil and not forgotten and not open_max then
+  local by = by_of(info)
+  if task_id == nil and conv == nil and record == nil and not forgotten and not open_max and not by then
     return NOTHING
   end
-  return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten, open_max = open_max }
+  return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten, open_max = open_max,
+    by = by }
 end
 
 -- open_max, when given: the most holds its account may have open at once.
@@ -288,7 +301,7 @@ function Ledger:settle(task_key, actual, info)
     return nil, acct
   end
   local e, code, detail = self.store:settle(key, m, { task_id = task_id_of(info), account = acct,
-    extra = converted(conv) })
+    extra = converted(conv), by = by_of(info) })
   if not e then
     return nil, refusal(self, code, detail, key, acct, m)
   end

@@ -41,8 +41,7 @@ function Store:persist(e)
   for k, v in pairs(self.tag or {}) do
     rec[k] = v
   end
-  for _, k in ipairs { "seq", "time_ms", "op", "task_key", "task_id", "amount", "currency", "reserved_amount",
-    "from_amount", "from_currency", "rate", "account" } do
+  for _, k in ipairs(memory.LINE_FIELDS) do
     rec[k] = e[k]
   end
   local ok, err = self.journal:append(rec)

@@ -27,16 +27,21 @@ Store.__index = Store
 Store.__name = "kling.money.stores.memory"
 M.Store = Store
 
+-- The fields of an entry that its line keeps (the file store writes the same ones); by: who
+-- decided a movement by hand (kling.money.ledger).
+M.LINE_FIELDS = { "seq", "time_ms", "op", "task_key", "task_id", "amount", "currency", "reserved_amount",
+  "from_amount", "from_currency", "rate", "account", "by" }
+
 --- One entry as a JSON line (amounts as decimal strings; the account where it is not the
 -- currency's budget: the gateway's).
 ---@param e table an entry
 ---@return string
 function M.line(e)
-  return json.encode {
-    seq = e.seq, time_ms = e.time_ms, op = e.op, task_key = e.task_key, task_id = e.task_id,
-    amount = e.amount, currency = e.currency, reserved_amount = e.reserved_amount,
-    from_amount = e.from_amount, from_currency = e.from_currency, rate = e.rate, account = e.account,
-  }
+  local t = {}
+  for _, k in ipairs(M.LINE_FIELDS) do
+    t[k] = e[k]
+  end
+  return json.encode(t)
 end
 
 --- A store in memory.
@@ -109,7 +114,7 @@ function Store:record(op, key, micros, a, info, reserved_amount)
   local e = {
     seq = self.seq, time_ms = info.time_ms or self.clock(), op = op, task_key = key, task_id = self.task_ids[key],
     amount = core.money_format(micros), micros = micros, currency = a.currency,
-    account = a.name ~= a.currency and a.name or nil, reserved_amount = reserved_amount,
+    account = a.name ~= a.currency and a.name or nil, reserved_amount = reserved_amount, by = info.by,
   }
   if info.extra then
     for k, v in pairs(info.extra) do

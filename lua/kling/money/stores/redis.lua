@@ -35,7 +35,7 @@ end
 
 -- One ledger line, written by the scripts (cjson is Redis's own).
 local LINE = [[
-local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account)
+local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account, by)
   local seq = redis.call('INCR', p .. 'seq')
   local function amount(m)
     local whole, frac = math.floor(m / 1000000), m % 1000000
@@ -48,6 +48,7 @@ local function line(p, op, account, key, task_id, micros, currency, reserved, to
     task_key = key, task_id = task_id, amount = amount(micros), currency = currency, account = account }
   if reserved then e.reserved_amount = amount(reserved) end
   e.topup_account = topup_account
+  if by and by ~= '' then e.by = by end
   redis.call('RPUSH', p .. 'ledger', cjson.encode(e))
   return seq
 end
@@ -126,8 +127,8 @@ return r
 -- ARGV: p, key, op (settled|released), micros (settle), task_id, currency, account (settle
 -- without a hold)
 local END = LINE .. [[
-local p, key, op, m, task_id, currency, fallback, life = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5],
-  ARGV[6], ARGV[7], ARGV[8]
+local p, key, op, m, task_id, currency, fallback, life, by = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]),
+  ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local h = redis.call('HGET', p .. 'holds', key)
 local account, held = nil, 0
 if h then
@@ -153,11 +154,13 @@ if op == 'settled' then
   redis.call('HINCRBY', a, 'avail', held - m)
   redis.call('HINCRBY', a, 'reserved', -held)
   redis.call('HINCRBY', a, 'spent', m)
-  return {1, line(p, 'settle', account, key, task_id, m, currency, held), account, string.format('%d', held)}
+  return {1, line(p, 'settle', account, key, task_id, m, currency, held, nil, by), account,
+    string.format('%d', held)}
 end
 redis.call('HINCRBY', a, 'avail', held)
 redis.call('HINCRBY', a, 'reserved', -held)
-return {1, line(p, 'release', account, key, task_id, held, currency), account, string.format('%d', held)}
+return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, by), account,
+  string.format('%d', held)}
 ]]
 
 -- ARGV: p, account, base credit, currency; the limit is the base plus the top-ups. A base
@@ -318,7 +321,7 @@ local function finish(self, key, op, micros, info)
   -- kept only while a second end could still race it.
   local life = info and info.forgotten and 1 or self.ended_ttl
   local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
-    info and info.account or "", fmt(life))
+    info and info.account or "", fmt(life), info and info.by or "")
   if not res then
     return nil, "store", tostring(err)
   end

@@ -73,7 +73,8 @@ local function num(dict, key)
 end
 
 -- The movement's fields a journal line has (each written by kling.json.value), in this order.
-local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "task_id", "task_key" }
+local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "by", "task_id",
+  "task_key" }
 
 --- The journal line of a movement, in one piece.
 -- journal_line(e, record) -> the JSON line of movement e (and the record's JSON text) | nil,
@@ -118,7 +119,7 @@ function Meter:record(op, account, key, micros, extra)
     seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = op, task_key = key,
     task_id = extra and extra.task_id or key, amount = core.money_format(micros), currency = self.currency,
     account = account, reserved_amount = extra and extra.reserved_amount,
-    forgotten = extra and extra.forgotten or nil,
+    forgotten = extra and extra.forgotten or nil, by = extra and extra.by,
   }
   local jerr
   if self.journal then
@@ -375,7 +376,7 @@ function Meter:settle(key, micros, info)
   d:incr(akey(account, "reserved"), -held)
   d:incr(akey(account, "spent"), micros)
   return self:record("settle", account, key, micros, { task_id = info and info.task_id,
-    reserved_amount = core.money_format(held) })
+    reserved_amount = core.money_format(held), by = info and info.by })
 end
 
 -- release(task_key [, {task_id}]) -> entry | nil, code, detail: nothing is charged.
