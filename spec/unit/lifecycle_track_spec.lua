@@ -19,12 +19,13 @@ local function follow(rec, o)
   local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 7 }
   local h = sched:add(now)
   local used = { lookup = 0, poll = 0 }
-  local out = { sends = {}, money = {}, done = 0 }
+  local out = { sends = {}, money = {}, done = 0, ids = {} }
   local deadline = now + (o.timeout_ms or 600000)
   local function answer(purpose)
     used[purpose] = used[purpose] + 1
     local list = o[purpose] or { "succeed" }
-    return A[list[math.min(used[purpose], #list)]]()
+    local a = list[math.min(used[purpose], #list)]
+    return type(a) == "function" and a() or A[a]()
   end
   local function carry(m, acts)
     local i = 1
@@ -42,6 +43,7 @@ local function follow(rec, o)
         rec.status = a.task.status -- the end carries the task as it ended
       elseif a.type == "created" or a.type == "news" then
         rec.upstream_id, rec.status = a.task.id, a.task.status
+        out.ids[#out.ids + 1] = a.task.id
       elseif a.type == "done" then
         out.done, out.err = out.done + 1, a.err
       end
@@ -58,8 +60,8 @@ local function follow(rec, o)
     assert.are.equal(1, #due)
     local m = machine.track { provider = kling, key = "gw-1", lookups = 3, lookups_done = rec.lookups,
       misses = rec.misses, sched = sched, h = h, deadline_ms = deadline,
-      task = { id = rec.upstream_id, external_task_id = "gw-1", endpoint = "videos/text2video", status = rec.status,
-        request = scenarios.REQUEST } }
+      task = { id = rec.upstream_id, external_task_id = scenarios.EXT, endpoint = "videos/text2video",
+        status = rec.status, request = scenarios.REQUEST } }
     carry(m, m:timer(now))
     if out.done == 0 and m.wake_at and (sched:next_at(h) or math.huge) > m.wake_at then
       sched:defer(h, now, m.wake_at - now) -- the poller keeps the machine's wake-up
@@ -112,6 +114,51 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
     assert.are.equal("succeeded", out.status)
   end)
 
+  -- An answer made of the scenarios' task objects, with their external ids and task ids changed.
+  local function listed(items)
+    return function()
+      local res = A.found()
+      local doc = json.decode(res.body)
+      local one = doc.data[1]
+      doc.data = {}
+      for i, it in ipairs(items) do
+        local o = json.decode(json.encode(one))
+        o.task_id, o.task_info.external_task_id = it[1], it[2]
+        doc.data[i] = o
+      end
+      res.body = json.encode(doc)
+      return res
+    end
+  end
+
+  it("a lookup answered with other tasks (an upstream that ignored the filter) adopts none of them: not found,"
+    .. " `lookups` times, released", function()
+    local out = follow({ status = "queued" }, { lookup = { listed { { "t-bob", "gw-bob" }, { "t-eve", "gw-eve" } } } })
+    assert.are.same({ "lookup", "lookup", "lookup" }, out.sends)
+    assert.are.same({ "release" }, out.money)
+    assert.is_nil(out.record.upstream_id)
+    out = follow({ status = "queued" }, { lookup = { listed { { "t-bob", "gw-bob" } } } })
+    assert.are.same({ "lookup", "lookup", "lookup" }, out.sends)
+    assert.is_nil(out.record.upstream_id)
+  end)
+
+  it("a lookup's list is read for the item that carries the external id looked up", function()
+    local out = follow({ status = "queued" }, { lookup = { listed { { "t-bob", "gw-bob" }, { "t-1", scenarios.EXT } } },
+      poll = { "succeed" } })
+    assert.are.same({ "lookup", "poll" }, out.sends)
+    assert.are.equal("t-1", out.ids[1])
+    assert.is_nil(table.concat(out.ids, ","):find("t-bob", 1, true))
+    assert.are.same({ "settle" }, out.money)
+  end)
+
+  it("a poll answered about another task is not taken for this one's news", function()
+    local out = follow({ upstream_id = "t-1", status = "queued" }, { poll = { listed { { "t-bob", scenarios.EXT } },
+      "succeed" } })
+    assert.are.same({ "poll", "poll" }, out.sends)
+    assert.is_nil(table.concat(out.ids, ","):find("t-bob", 1, true)) -- nothing taken from the other's answer
+    assert.are.same({ "settle" }, out.money)
+  end)
+
   it("a task the provider answers not found `lookups` polls in a row is gone, released", function()
     local out = follow({ upstream_id = "t-1", status = "queued" }, { poll = { "not_found" } })
     assert.are.same({ "poll", "poll", "poll" }, out.sends)
@@ -122,7 +169,7 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
 
   it("a callback ends a task whose create is being looked up (no scheduler: another worker's)", function()
     local m = machine.track { provider = kling, key = "gw-1", lookups = 3, deadline_ms = 10 ^ 9,
-      task = { external_task_id = "gw-1", endpoint = "videos/text2video", status = "queued",
+      task = { external_task_id = scenarios.EXT, endpoint = "videos/text2video", status = "queued",
         request = scenarios.REQUEST } }
     assert.are.equal("lookup_wait", m.state)
     local fields = assert(kling.parse_task(json.decode(A.succeed().body).data, "videos/text2video"))

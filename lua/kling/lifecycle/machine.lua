@@ -730,19 +730,40 @@ end
 
 -- A lookup's or a poll's answer as canonical task fields; or nil and the failure to decide
 -- on; or nil, nil and the reason when the task is in a status this module does not know (an
--- error, never "keep polling").
-function Machine:task_of(res)
+-- error, never "keep polling"). The answer must be about this task: a lookup's (how =
+-- "lookup") is the item that carries the external id looked up (a list whose items all name
+-- others is "not found": an upstream that ignored the filter answered with its newest tasks,
+-- another client's among them), a poll's the one whose id it asked; an item that does not say
+-- is taken when it is the only one.
+function Machine:task_of(res, how)
   local P = self.provider
   local data, f = transport.read_result(P, res)
   if data == nil then
     return nil, f
   end
-  if type(data) == "table" and data[1] ~= nil then
-    data = data[1]
+  local items = type(data) == "table" and data[1] ~= nil and data or { data }
+  local key, want = "id", self.task.id
+  if how == "lookup" then
+    key, want = "external_task_id", self.task.external_task_id
   end
-  local fields, perr = P.parse_task(data, self.task.endpoint)
-  if fields then
-    return fields
+  local fields, perr
+  for _, item in ipairs(items) do
+    fields, perr = P.parse_task(item, self.task.endpoint)
+    local says = fields and fields[key]
+    if fields and (want == nil or (says == nil and #items == 1) or tostring(says) == tostring(want)) then
+      return fields
+    end
+    if fields and #items == 1 then
+      local other = "the answer is about " .. key .. " " .. tostring(says) .. ", not " .. tostring(want)
+      if how == "lookup" then -- nothing under the id looked up
+        return nil, { status = 404, message = other, sent = true, received = true }
+      end
+      return nil, { transport = "protocol", message = other, status = res.status, sent = true, received = true }
+    end
+  end
+  if fields then -- a list, none of it this task's
+    return nil, { status = 404, message = "no item of the answer is about " .. key .. " " .. tostring(want),
+      sent = true, received = true }
   end
   if is_status_error(perr) then
     return nil, nil, perr
@@ -752,7 +773,7 @@ end
 
 function Machine:on_lookup(acts, res, now, wall)
   local t = self.task
-  local fields, f, unknown = self:task_of(res)
+  local fields, f, unknown = self:task_of(res, "lookup")
   if fields then
     self.adopted = true
     return self:accept(acts, fields, now)
