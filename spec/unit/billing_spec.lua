@@ -119,6 +119,19 @@ describe("billing.estimate shape", function()
   end)
 end)
 
+describe("kling.money.usage", function()
+  local usage = require "kling.money.usage"
+  it("reads what a provider says of its outputs leniently: a length that is no length says nothing", function()
+    assert.same({ count = 2, duration = "10.1" }, usage.of_task { videos = { { duration = "5.1" }, { duration = 5 } } })
+    for _, bad in ipairs { "1e16", "1e400", "-1e400", "nan", "-5", "86400.5", {}, true } do
+      local ok, u = pcall(usage.of_task, { videos = { { id = "v", duration = bad } } })
+      assert.is_true(ok, tostring(u))
+      assert.same({ count = 1 }, u)
+    end
+    assert.same({ count = 2, duration = "5" }, usage.of_task { videos = { { duration = "5" }, { duration = "1e16" } } })
+  end)
+end)
+
 describe("billing.product", function()
   it("makes the catalog's defaults explicit: what a task was made with", function()
     local p = assert(billing.product { endpoint = "videos/text2video", prompt = "x" })

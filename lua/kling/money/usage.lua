@@ -7,6 +7,9 @@ local core = require "kling.core"
 
 local M = {}
 
+--- The longest output a duration is believed for, in seconds.
+M.MAX_OUTPUT_S = 86400
+
 --- A task's usage: {count, duration} (duration absent when no output says how long it is).
 ---@param t table a task (videos / audios / images, and its client's provider)
 ---@return table usage
@@ -24,7 +27,9 @@ function M.of_task(t)
   local timed = false
   for _, o in ipairs(outputs) do
     local d = tonumber(o.duration)
-    if d then
+    -- What the provider says is read leniently: a length that is no length (NaN, infinite,
+    -- negative, over a day: "1e16" made seconds_format raise at every poll) says nothing.
+    if d and d >= 0 and d <= M.MAX_OUTPUT_S then
       ms = ms + math.floor(d * 1000 + 0.5)
       timed = true
     end
