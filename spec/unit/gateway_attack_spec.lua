@@ -158,6 +158,37 @@ describe("gateway auth (issue 12 review)", function()
   end)
 end)
 
+describe("an upstream id the upstream hands out twice (attacker review, stop 32)", function()
+  local owners = require "kling.gateway.owners"
+  it("stays the account's that was shown it first (one node: add, not set)", function()
+    local store, logged = {}, {}
+    local dict = { get = function(_, k) return store[k] end }
+    local G = { cfg = { retention_days = 1 }, tasks = { dict = dict, shm = { write = function(_, how, k, v)
+      assert.are.equal("safe_add", how)
+      if store[k] then
+        return false, "exists"
+      end
+      store[k] = v
+      return true
+    end } } }
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { WARN = 5, log = function(_, ...) logged[#logged + 1] = table.concat({ ... }) end })
+    local ok, err = pcall(function()
+      assert(owners.record(G, { id = "gw1", account = "alice", upstream_id = "DUP1",
+        result = { videos = { { id = "85DUP" } } } }))
+      assert(owners.record(G, { id = "gw2", account = "bob", upstream_id = "DUP1",
+        result = { videos = { { id = "85DUP" } } } }))
+      assert(owners.record(G, { id = "gw1", account = "alice", upstream_id = "DUP1" })) -- its own again: quiet
+    end)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+    assert.are.equal("alice|gw1", store["o:DUP1"])
+    assert.are.equal("alice|gw1", store["o:85DUP"])
+    assert.are.equal(2, #logged)
+    assert.matches("stays theirs", logged[1])
+  end)
+end)
+
 describe("an upstream id named as a JSON number (issue 12 review)", function()
   local owners = require "kling.gateway.owners"
   it("is looked up in its digits, as owners are recorded, never as tostring's exponent form", function()

@@ -53,7 +53,9 @@ local function ids_of(rec)
 end
 
 -- record(G, rec [, ttl]) -> true | nil, message: the ids of an ended record are its account's
--- (kept as long as ended tasks are, or ttl seconds).
+-- (kept as long as ended tasks are, or ttl seconds). The first owner stays: an upstream that
+-- hands out an id twice (another task's answer, an id reused) does not take it from the
+-- account that was shown it first.
 function M.record(G, rec, ttl)
   local ids = ids_of(rec)
   if #ids == 0 or type(rec.account) ~= "string" then
@@ -67,14 +69,20 @@ function M.record(G, rec, ttl)
     return r:with(function(red)
       red:init_pipeline()
       for _, id in ipairs(ids) do
-        red:set(r.prefix .. key(id), value, "EX", ttl)
+        red:set(r.prefix .. key(id), value, "EX", ttl, "NX")
       end
       return red:commit_pipeline()
     end)
   end
   for _, id in ipairs(ids) do
-    local ok, err = G.tasks.shm:write("safe_set", key(id), value, ttl) -- the tasks' dict (M.DICT)
-    if not ok then
+    local ok, err = G.tasks.shm:write("safe_add", key(id), value, ttl) -- the tasks' dict (M.DICT)
+    if not ok and err == "exists" then
+      local first = parse(G.tasks.dict:get(key(id)))
+      if first ~= rec.account then
+        ngx.log(ngx.WARN, "kling gateway: upstream id ", id, " of task ", tostring(rec.id), " (", rec.account,
+          ") was shown to ", tostring(first), " first: it stays theirs")
+      end
+    elseif not ok then
       return nil, err
     end
   end
