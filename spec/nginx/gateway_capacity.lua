@@ -229,6 +229,45 @@ local function kept_hold_is_ended_by_the_operator()
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 
+-- A create whose handler died with its worker (kill -9 while the upstream had not answered) is
+-- found by its external id, and listed with the account's other tasks: it was left out of the
+-- list (only a restart's replay listed it), while the client was charged for it (stop 32 trial).
+local function cut_create_is_listed()
+  local dir = base .. "/gw-cut"
+  local at = start(dir, "cut", { upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key,
+    timeout = 2, connect_timeout = 1 }, accounts = { { name = "gina", api_key = "gw-gina-key", credit = "10" } } })
+  local body = json.encode { model_name = "kling-v1", mode = "std", duration = "5", prompt = "cut off" }
+  local function listed()
+    local r = h.request("GET", at.http .. "/v1/videos/text2video?pageNum=1&pageSize=500", { headers = {
+      authorization = "Bearer gw-gina-key" } })
+    return r.json and type(r.json.data) == "table" and #r.json.data or -1
+  end
+  local res = h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization =
+    "Bearer gw-gina-key" }, body = body })
+  assert(res.status == 200 and listed() == 1, res.body)
+  assert(h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "stall", method = "POST",
+    path = "/v1/videos/text2video", phase = "after", seconds = 20, count = 1 } } }))
+  h.sh(("(curl -s -m 25 -X POST -H 'Authorization: Bearer gw-gina-key' -H 'Content-Type: application/json'"
+    .. " -d %s %s/v1/videos/text2video >/dev/null 2>&1 &)"):format(h.q(body), at.http))
+  h.sleep(1)
+  h.sh("kill -KILL $(pgrep -P " .. at.pid .. ")")
+  assert(h.sim_admin(sim, "DELETE", "/_sim/faults"))
+  local by, n = h.now() + 60
+  repeat
+    h.sleep(0.5)
+    n = listed()
+  until n == 2 or h.now() > by
+  local g
+  by = h.now() + 20
+  repeat -- listed once found; charged once it ends (the simulator's tasks take 1 s)
+    g = h.gateway_admin(at.http, "admin-0123456789abcdef").by.gina
+    h.sleep(0.3)
+  until g.spent == "2" or h.now() > by
+  h.check("a create cut off by its worker's kill -9 is found upstream, charged, and listed with the others",
+    n == 2 and g and g.spent == "2" and g.reserved == "0", tostring(n) .. " " .. json.encode(g))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gw = start(gw_dir, "gateway", { retention_days = 1 / 86400, memory = { tasks = "4m", ledger = "256k" } })
@@ -366,6 +405,7 @@ local function run()
 
   open_limit()
   kept_hold_is_ended_by_the_operator()
+  cut_create_is_listed()
 
   local log = h.read(gw_dir .. "/error.log") or ""
   h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),

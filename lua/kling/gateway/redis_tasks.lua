@@ -143,6 +143,17 @@ end
 return 1
 ]]
 
+-- A record its create's publish never listed (kling.resty.tasks enlist): numbered at the end of
+-- its list, once (ln: says it is listed), unless it has ended meanwhile.
+local ENLIST = [[
+local p, id, list = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', p .. 'ln:' .. id) == 1 or redis.call('EXISTS', p .. 'f:' .. id) == 1 then return 0 end
+local n = redis.call('INCR', p .. list)
+redis.call('SET', p .. list .. ':' .. n, id)
+redis.call('SET', p .. 'ln:' .. id, n)
+return n
+]]
+
 local POP = [[
 local k, n = ARGV[1] .. ARGV[2], tonumber(ARGV[3])
 local items = redis.call('LRANGE', k, 0, n - 1)
@@ -222,6 +233,14 @@ function Tasks:publish(rec, poll)
   if not n then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot publish ", rec.id, ": ", err)
   end
+end
+
+function Tasks:enlist(rec)
+  local n, err = self.redis:run(ENLIST, rec.id, list_key(rec))
+  if not n then
+    return nil, err
+  end
+  return true
 end
 
 -- publish_many(recs, from, to [, hints]): publish(rec) of created records recs[from..to], in one

@@ -271,6 +271,12 @@ local function run(G, rec, m, acts)
     save = true -- not journaled: a write per poll; a restart shows it again at the next (README)
   end
   function hooks.created(act)
+    if rec.state == "lookup" then -- found by its external id: its create's handler, gone, never listed it
+      local ok, err = G.tasks:enlist(rec)
+      if not ok then
+        ngx.log(ngx.WARN, "kling gateway: task ", rec.id, " not listed now: ", tostring(err))
+      end
+    end
     rec.state = "active"
     update(rec, act.task)
     save, journal = true, true -- a restart must not look it up again

@@ -152,6 +152,18 @@ function Tasks:publish(rec, poll, journal, hint)
   end
 end
 
+-- enlist(rec): lists a record its create's publish never listed (its handler died with its
+-- nginx: the task was found by its external id). rec.list_n says it was listed; the caller
+-- saves rec after (it carries its list_n).
+function Tasks:enlist(rec)
+  if rec.list_n then
+    return true
+  end
+  local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
+  rec.list_n = self.dict:incr(list, 1, 0)
+  return self.shm:write("safe_set", list .. ":" .. rec.list_n, rec.id)
+end
+
 -- Forgets a record that never reached the provider (refused before forwarding); the
 -- journal learns it too (when it was journaled), so a restart does not bring it back.
 function Tasks:drop(rec, journaled)
