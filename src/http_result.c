@@ -313,7 +313,7 @@ static void push_message(lua_State *L, const kh_xfer *x) {
         snprintf(text, sizeof text, "response headers larger than %zu bytes", KH_MAX_HEAD);
         lua_pushstring(L, text);
     } else if (x->too_large == 3) {
-        snprintf(text, sizeof text, "download larger than max_output (%lld bytes)", (long long)x->max_output);
+        snprintf(text, sizeof text, "download larger than its limit (%lld bytes)", (long long)x->max_output);
         lua_pushstring(L, text);
     } else if (x->too_large) {
         snprintf(text, sizeof text, "response body larger than max_body (%zu bytes)", x->max_body);

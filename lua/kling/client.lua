@@ -696,20 +696,24 @@ function Client:download(url, path, opts)
   if not validate.is_url(url) then
     return nil, errors.validation("url", "must be an http(s) URL", name)
   end
-  local max = self.max_download_bytes
+  local max, by = self.max_download_bytes, "the client's max_download_bytes"
   if opts.max_bytes ~= nil then
     if not validate.is_whole(opts.max_bytes) or opts.max_bytes < 1 then
       return nil, errors.validation("max_bytes", "must be a whole number of bytes >= 1 (got "
         .. validate.got(opts.max_bytes) .. ")", name)
     end
-    max = math.min(max, opts.max_bytes)
+    if opts.max_bytes < max then
+      max, by = opts.max_bytes, "max_bytes"
+    end
   end
   if opts.expected_bytes ~= nil then
     if not validate.is_whole(opts.expected_bytes) or opts.expected_bytes < 0 then
       return nil, errors.validation("expected_bytes", "must be a whole number of bytes >= 0 (got "
         .. validate.got(opts.expected_bytes) .. ")", name)
     end
-    max = math.min(max, opts.expected_bytes * 2 + EXPECTED_SLACK)
+    if opts.expected_bytes * 2 + EXPECTED_SLACK < max then
+      max, by = opts.expected_bytes * 2 + EXPECTED_SLACK, "twice expected_bytes and 1 MiB"
+    end
   end
   local tproblem = opts.timeout ~= nil and validate.seconds_problem(opts.timeout)
   if tproblem then -- -1 went to the driver as -1000 ms
@@ -734,6 +738,8 @@ function Client:download(url, path, opts)
     local err = errors.new { kind = k[1], message = msg, retryable = k[2], provider = name }
     if kind == "io" then
       err.field = "path"
+    elseif kind == "too_large" then -- the driver knows the cap, not whose it is
+      err.message = tostring(msg) .. ", set by " .. by
     end
     return nil, err
   end

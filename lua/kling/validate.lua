@@ -66,9 +66,11 @@ local function escaped(c)
 end
 
 --- A value as an error message shows it: a table is named by its kind (never its address), a
--- string's control characters escaped (\r, \n, \t, \xHH), and each byte that is not part of
--- well-formed UTF-8 (\xHH): a message is one line on a terminal or in a log, and valid UTF-8 in
--- a JSON answer (a task id of bytes FF FE was echoed raw), whatever its input held.
+-- string's control characters escaped (\r, \n, \t, \xHH; outside ASCII, controls, separators
+-- and bidirectional controls as \uXXXX: one turned the rest of the line around), and each
+-- byte that is not part of well-formed UTF-8 (\xHH): a message is one line on a terminal or in
+-- a log, and valid UTF-8 in a JSON answer (a task id of bytes FF FE was echoed raw), whatever
+-- its input held.
 ---@param v any
 ---@return string
 function M.shown(v)
@@ -86,7 +88,9 @@ function M.shown(v)
       local c = v:sub(i, i)
       out[#out + 1] = c:find("%c") and escaped(c) or c
     elseif extra then
-      out[#out + 1] = v:sub(i, i + extra)
+      local ch = v:sub(i, i + extra)
+      local cp = M.line_breaker(ch) -- C1, separators, bidi controls: shown by their number
+      out[#out + 1] = cp and ("\\u" .. cp:sub(3)) or ch
       i = i + extra
     else
       out[#out + 1] = escaped(v:sub(i, i))
@@ -241,6 +245,11 @@ function M.text(ctx, req, field, opts)
   if bad then
     return fail(ctx, field, "must be one line of text: no control, separator or bidirectional characters (got "
       .. bad .. ")")
+  end
+  -- Any text: a NUL is not text (it went upstream, where a C string ends at it).
+  local at = not opts.line and v:find("%z")
+  if at then
+    return fail(ctx, field, "must not contain a NUL character (got one at byte " .. at .. ")")
   end
   return nil
 end

@@ -73,6 +73,8 @@ describe("a JSONL manifest", function()
       { '{"id": "a"}\n[1, 2]\n', ":2: each line must be a JSON object" },
       { '{"id": "a"}\n{"defaults": {}}\n', ":2: a defaults line must come before the first row" },
       { '{"id": ""}\n', ":1: id must be a non%-empty string" },
+      { '{"id": "unicode\\u202egnp.exe"}\n', ":1: id must be .*bidirectional" },
+      { '{"id": "a\\u2028b"}\n', ":1: id must be .*one line of text" },
       { '{"id": "a", "provider": 3}\n', ":1: provider must be a non%-empty string" },
       { '{"defaults": {"mode": "std"}}\n', "no rows" },
       { '{"id": "a"\n', ":1: each line must be a JSON object" },

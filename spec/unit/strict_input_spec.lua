@@ -549,6 +549,17 @@ end)
 
 -- A client of the gateway sent a field named with a megabyte of 'k': its suggestion (an edit
 -- distance to every known name) held the worker 11 s, and the answer echoed the megabyte.
+describe("a text field", function()
+  it("takes line breaks and tabs, never a NUL (a C string upstream ends at it)", function()
+    local c = kling.new { provider = "kling", api_key = "x", base_url = "http://127.0.0.1:9" }
+    assert.is_truthy(c:check { model = "kling-v1", prompt = "line1\r\nline2\tz" })
+    local ok, err = c:check { model = "kling-v1", prompt = "x\0y" }
+    assert.is_nil(ok)
+    assert.are.equal("prompt", err.field)
+    assert.matches("NUL character %(got one at byte 2%)", err.message)
+  end)
+end)
+
 describe("an unknown name of any length", function()
   local validate = require "kling.validate"
 
@@ -596,5 +607,8 @@ describe("an unknown name of any length", function()
       local s = validate.brief(string.rep("\226\130\172", 30)) -- 90 bytes: 21 whole euros fit in 64
       assert.are.equal(string.rep("\226\130\172", 21) .. "... (90 bytes)", s)
       assert.is_not_nil(validate.utf8_len(validate.brief("x\226\130\172" .. string.rep("\255", 100))))
+      -- a bidi override, a line separator and a C1 control turn or break the line they are echoed in
+      assert.are.equal("task \\u202Ex \\u2028 \\u0085 \195\169",
+        validate.shown("task \226\128\174x \226\128\168 \194\133 \195\169"))
     end)
 end)

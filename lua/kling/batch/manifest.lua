@@ -7,6 +7,7 @@
 local core = require "kling.core"
 local json = require "kling.json"
 local local_file = require "kling.local_file"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -247,8 +248,10 @@ local function infinite(v, path)
   return nil
 end
 
+-- A row's id is printed in progress lines and the report: one line of text (no control,
+-- separator or bidirectional character: U+202E turned a progress line around).
 local function valid_id(id)
-  return type(id) == "string" and id ~= "" and #id <= 128 and not id:find("[%c]")
+  return type(id) == "string" and id ~= "" and #id <= 128 and not validate.line_breaker(id)
 end
 
 -- load(path, {defaults =, format = "jsonl"|"csv"}) -> rows, info | nil, message.
@@ -307,7 +310,8 @@ function M.load(path, opts)
       id = tointeger(id) and string.format("%d", id) or tostring(id)
     end
     if not valid_id(id) then
-      return fail(where, "id must be a non-empty string of at most 128 characters without control characters")
+      return fail(where, "id must be a non-empty string of at most 128 characters, one line of text (no control,"
+        .. " separator or bidirectional characters)")
     end
     if by_id[id] then
       return fail(where, "id '" .. id .. "' is also the id of the row on line " .. by_id[id].line)
