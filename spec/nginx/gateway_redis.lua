@@ -226,6 +226,15 @@ local function run()
   h.check("issue 12 (speed): the account's list holds the 500 tasks, numbered 1..500, each once",
     all_listed and redis_cli("--raw get kgw:l:alice:videos/text2video"):match("^500") ~= nil,
     json.encode { #listed, dup })
+  local function page(n, size)
+    local r = h.request("GET", url(3, ("/v1/videos/text2video?pageNum=%d&pageSize=%d"):format(n, size)),
+      { headers = { authorization = "Bearer " .. KEY } })
+    return r.json and type(r.json.data) == "table" and r.json.data or {}
+  end
+  local p1, p2 = page(1, 300), page(2, 300)
+  h.check("the client's list pages through the 500 (300 newest first, then 200; one round trip each)",
+    #p1 == 300 and #p2 == 200 and p1[1].task_id == listed[500] and p2[200].task_id == listed[1],
+    json.encode { #p1, #p2, p1[1] and p1[1].task_id, listed[500] })
   local open_ok = true
   for i = 1, NODES do
     local m = h.request("GET", url(i, "/metrics"), {})
