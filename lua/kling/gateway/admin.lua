@@ -219,10 +219,19 @@ end
 
 local LEDGER_ARGS, HOLDS_ARGS = { "limit" }, { "cursor", "count" }
 
+-- A whole-number query parameter: its value, `default` when absent, nil when not digits.
+local function whole_arg(args, name, default)
+  local v = args[name]
+  if v == nil then
+    return default
+  end
+  return tonumber(type(v) == "string" and v:match("^%d+$"))
+end
+
 -- The kept holds, a page at a time (kling.gateway.holds).
 local function kept_holds(G)
   local args = ngx.req.get_uri_args(8)
-  local count = args.count == nil and holds.PAGE or tonumber(type(args.count) == "string" and args.count:match("^%d+$"))
+  local count = whole_arg(args, "count", holds.PAGE)
   if not count or count < 1 or count > holds.PAGE_MAX then
     return refuse(400, "count: a whole number of holds from 1 to " .. holds.PAGE_MAX .. " is required", "count")
   end
@@ -242,7 +251,7 @@ local function ledger_head(G)
     return no_ledger_list(G)
   end
   local args = ngx.req.get_uri_args(8)
-  local limit = args.limit == nil and 1000 or tonumber(type(args.limit) == "string" and args.limit:match("^%d+$"))
+  local limit = whole_arg(args, "limit", 1000)
   if not limit or limit < 1 or limit > LEDGER_MAX then
     return refuse(400, "limit: a whole number of lines from 1 to " .. LEDGER_MAX .. " is required", "limit")
   end
