@@ -228,6 +228,14 @@ local function extend_is_priced_by_its_source()
     and mid.balance == before.balance and mid.reserved == before.reserved, json.encode(mid))
   extend_charged_as_billed(video.id, before, "kling-v1-6", "pro", "a video-extend that leaves model and mode out is"
     .. " priced by its source's (kling-v1-6 pro)")
+  -- A start compacts the journal, the next one reads what it kept: the source's ended record
+  -- keeps what its extends are priced by (it kept no request: the extend was refused as unpriced).
+  for _ = 1, 2 do
+    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+    gateway_start()
+  end
+  extend_charged_as_billed(video.id, balance("gw-bob-key"), "kling-v1-6", "pro", "two restarts later (its journal"
+    .. " compacted), a video-extend of a video made before them is still priced by its source's")
 end
 
 -- A source made with the official defaults (no model_name, no mode: kling-v1 std) is one the

@@ -158,6 +158,21 @@ describe("gateway auth (issue 12 review)", function()
   end)
 end)
 
+describe("what an ended task keeps of its request (kling.gateway.follows source_form)", function()
+  it("keeps every field, a long string as a note of its length: an extend is priced by it, 20 MB creates"
+    .. " are not kept 30 days", function()
+    local follows = require "kling.gateway.follows"
+    local json = require "kling.json"
+    local req = json.decode('{"endpoint":"videos/text2video","model":"kling-v1-6","mode":"pro","prompt":"'
+      .. ("p"):rep(300) .. '","image_list":[{"image":"' .. ("A"):rep(5000) .. '"}],"n":1,"camera_control":{}}')
+    local kept = follows.source_form(req)
+    assert.are.same({ endpoint = "videos/text2video", model = "kling-v1-6", mode = "pro", prompt = "(300 bytes)",
+      image_list = { { image = "(5000 bytes)" } }, n = 1, camera_control = {} }, kept)
+    assert.are.equal('[{"image":"(5000 bytes)"}]', json.encode(kept.image_list)) -- an array stays one
+    assert.is_nil(follows.source_form(nil))
+  end)
+end)
+
 describe("an upstream id the upstream hands out twice (attacker review, stop 32)", function()
   local owners = require "kling.gateway.owners"
   it("stays the account's that was shown it first (one node: add, not set)", function()

@@ -17,6 +17,7 @@
 -- Dropped: the lines of each movement, superseded task records, refused creates, and ended
 -- tasks past their retention (no longer queryable, compacted or not).
 local core = require "kling.core"
+local follows = require "kling.gateway.follows"
 local json = require "kling.json"
 local journal = require "kling.resty.journal"
 local output_path = require "kling.output_path"
@@ -34,10 +35,12 @@ end
 
 -- What an ended task keeps: what its query and list answer (kling.gateway.official.view: id,
 -- status, message, external id, result, times, charge), whose it is and where it is listed,
--- its upstream id (a late callback finds it ended) and how its billing went. Its request
--- (the client's body: prompts, inline images) and the machine's working fields are dropped.
+-- its upstream id (a late callback finds it ended), how its billing went, and its request in
+-- the form an ended record keeps (kling.gateway.follows source_form: what an extend of its
+-- video is priced by; prompts and inline images are cut to a note of their length). The
+-- machine's working fields are dropped.
 M.ENDED_KEEP = { "id", "account", "endpoint", "status", "state", "message", "result", "charge", "created_at",
-  "updated_at", "upstream_id", "external_task_id", "list_n", "final", "billing_error", "callback_url" }
+  "updated_at", "upstream_id", "external_task_id", "list_n", "final", "billing_error", "callback_url", "request" }
 
 -- Its text ends with its id (kling.gateway.text: lines alike but in their middle made the
 -- LuaJIT in nginx's master take 14 s to read 18,000 of them back).
@@ -46,6 +49,7 @@ local function ended_form(rec)
   for _, k in ipairs(M.ENDED_KEEP) do
     out[k] = rec[k]
   end
+  out.request = follows.source_form(out.request) -- ended before this form was kept: cut now
   return texts.object(out, "id")
 end
 

@@ -12,6 +12,31 @@ local M = {}
 
 M.MAX_ID = 256 -- bytes of a source id looked up (a longer one is the checks' to refuse)
 
+-- What an ended task keeps of its request: every field, but a string longer than KEPT_BYTES
+-- (a prompt, an inline image in base64) as a note of its length. What it was made with
+-- (endpoint, model, mode, what it was given) is what a follower is priced by (apply); the rest
+-- was kept for as long as the record (retention_days: 30 days of prompts and images of up to
+-- 20 MB a create), and a compaction dropped the request whole, after which an extend of a
+-- video made before the restart was refused as unpriced.
+M.KEPT_BYTES = 256
+local function kept(v, depth)
+  if type(v) == "string" and #v > M.KEPT_BYTES then
+    return "(" .. #v .. " bytes)"
+  elseif type(v) ~= "table" or depth > 8 then
+    return v
+  end
+  local out = {}
+  for k, x in pairs(v) do
+    out[k] = kept(x, depth + 1)
+  end
+  return setmetatable(out, getmetatable(v)) -- an array stays one (kling.json's mark)
+end
+
+-- source_form(request) -> what an ended record keeps of it (nil stays nil)
+function M.source_form(request)
+  return kept(request, 1)
+end
+
 -- apply(G, account, def, req) -> true | nil, field, message (refused: a declared field that
 -- differs from the source's, or a source whose fields cannot be known) | nil, nil, message
 -- (the store cannot say). Fills the following fields the request left out with the source's.

@@ -15,6 +15,7 @@ local machine = require "kling.lifecycle.machine"
 local usage = require "kling.money.usage"
 local runner = require "kling.runner.resty"
 local deliveries = require "kling.gateway.deliveries"
+local follows = require "kling.gateway.follows"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
 local metrics = require "kling.gateway.metrics"
@@ -198,6 +199,7 @@ local function close(G, rec, act)
     rec.billing_error = berr
     rec.charge = core.money_format(micros)
   end
+  rec.request = follows.source_form(rec.request) -- priced: what a follower needs of it stays
   rec.state = "done"
   rec.updated_at = now_ms()
   local won, err = G.tasks:finish(rec)
