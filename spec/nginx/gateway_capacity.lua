@@ -154,7 +154,7 @@ local function kept_hold_is_ended_by_the_operator()
   local _, l2 = kept("?count=2&cursor=" .. tostring(page1.json and page1.json.cursor))
   h.check("... a page at a time, by the cursor a page gives", l1 == one .. "=ended:1:frank," .. two
     .. "=ended:1:frank" and l2 == three .. "=ended:1:frank", l1 .. " | " .. l2)
-  for _, q in ipairs { "?count=0", "?count=x", "?cursor=-1", "?page=2" } do
+  for _, q in ipairs { "?count=0", "?count=x", "?cursor=-1", "?cursor=99999999999999999999", "?page=2" } do
     local r = kept(q)
     h.check("a bad listing is refused naming the parameter: " .. q, r.status == 400 and r.json
       and r.json.field == q:match("^%?(%a+)"), r.body)
@@ -265,6 +265,31 @@ local function cut_create_is_listed()
   until g.spent == "2" or h.now() > by
   h.check("a create cut off by its worker's kill -9 is found upstream, charged, and listed with the others",
     n == 2 and g and g.spent == "2" and g.reserved == "0", tostring(n) .. " " .. json.encode(g))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+end
+
+-- With callbacks on, a task is first polled after poll.silence; a deadline shorter than that
+-- ended it unpolled, its hold kept, though the upstream had finished it (at 64 s for a 4 s
+-- deadline, then at 4 s with no poll: stop 32's trial and its re-check).
+local function short_deadline_is_polled_with_callbacks_on()
+  local dir = base .. "/gw-cb"
+  local at = start(dir, "cb", { webhook_secret = "whsec_" .. ("c"):rep(32), callback_url =
+    "https://gateway.example.com/kling/callback", poll = { min_interval = 0.3, max_interval = 0.5, silence = 60,
+    deadline = 4 }, accounts = { { name = "hana", api_key = "gw-hana-key", credit = "10" } } })
+  local res = h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization =
+    "Bearer gw-hana-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "quick" } })
+  local id = res.json and res.json.data and res.json.data.task_id
+  assert(id, res.body)
+  local by, view = h.now() + 8
+  repeat
+    h.sleep(0.3)
+    local r = h.request("GET", at.http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+      "Bearer gw-hana-key" } })
+    view = r.json and r.json.data or {}
+  until view.task_status == "succeed" or view.task_status == "failed" or h.now() > by
+  h.check("with callbacks on, a task whose deadline (4 s) is shorter than the silence (60 s) is polled before it:"
+    .. " it succeeded and was charged", view.task_status == "succeed" and view.final_unit_deduction == "1",
+    json.encode(view))
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
 end
 
@@ -406,6 +431,7 @@ local function run()
   open_limit()
   kept_hold_is_ended_by_the_operator()
   cut_create_is_listed()
+  short_deadline_is_polled_with_callbacks_on()
 
   local log = h.read(gw_dir .. "/error.log") or ""
   h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),

@@ -201,6 +201,24 @@ describe("an upstream id the upstream hands out twice (attacker review, stop 32)
     assert.are.equal("alice|gw1", store["o:85DUP"])
     assert.are.equal(2, #logged)
     assert.matches("stays theirs", logged[1])
+    -- A restart replays a compacted journal, whose ended tasks come in no order of their ends:
+    -- the one that ended first still keeps the id.
+    for k in pairs(store) do
+      store[k] = nil
+    end
+    local now_ms = 1796600000000
+    rawset(_G, "ngx", { WARN = 5, log = function() end, time = function() return now_ms // 1000 end })
+    ok, err = pcall(function()
+      assert(owners.restore(G, {
+        { op = "task", record = { id = "gw2", account = "bob", final = true, updated_at = now_ms - 1000,
+          upstream_id = "DUP1" } },
+        { op = "task", record = { id = "gw1", account = "alice", final = true, updated_at = now_ms - 5000,
+          upstream_id = "DUP1" } },
+      }))
+    end)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+    assert.are.equal("alice|gw1", store["o:DUP1"])
   end)
 end)
 

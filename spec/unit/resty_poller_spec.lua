@@ -58,6 +58,24 @@ describe("kling.resty.poller", function()
     return p
   end
 
+  it("walks the table again when a worker starts: a create whose worker was killed is polled by the leader",
+    function()
+      local ids = { "A" }
+      local p = start(ids, { A = { delay_ms = 5000 }, B = { delay_ms = 5000 } })
+      assert.is_truthy(p.ids:find("A"))
+      ids[2] = "B" -- a record only its own create's publish would have queued: its worker died
+      now = now + 500
+      poller.tick(false, p)
+      assert.is_nil(p.ids:find("B"), "nothing told the leader of B")
+      local a = p.ids:find("A")
+      poller.start { tasks = p.tasks, poll = function() return {} end } -- the killed worker's replacement
+      poller.tick(false, p)
+      assert.is_truthy(p.ids:find("B"), "the leader walked the table once more")
+      assert.are.equal(a, p.ids:find("A"), "a task it had keeps its place")
+      assert.is_nil(dict:get(poller.RESCAN))
+      assert.are.equal(1, p.stats.takeovers)
+    end)
+
   it("keeps a task that freed its handle when another's freed handle is handed out again", function()
     -- Either order of the two polls in a tick, many times over (the scheduler's jitter orders them).
     for _ = 1, 40 do

@@ -236,7 +236,7 @@ local function kept_holds(G)
     return refuse(400, "count: a whole number of holds from 1 to " .. holds.PAGE_MAX .. " is required", "count")
   end
   local cursor = args.cursor == nil and "0" or (type(args.cursor) == "string" and args.cursor:match("^%d+$"))
-  if not cursor or #cursor > 20 then
+  if not cursor or #cursor > 19 then -- a Redis cursor is below 2^64; a longer one is no page's
     return refuse(400, "cursor: the cursor a page gave (digits) is required", "cursor")
   end
   local status, out = holds.page(G, cursor, count)

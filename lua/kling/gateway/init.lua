@@ -360,10 +360,11 @@ function M.init_worker()
     -- limit must not come first.
     max_age_ms = math.min(MAX_AGE_MS, math.floor(p.deadline * 1000) + 60000),
     silence_ms = math.floor(p.silence * 1000),
-    -- With callbacks coming, a new task is first polled only after a silence, or at its
-    -- deadline should that come first (a deadline shorter than the silence passed unseen until
-    -- the silence's first poll: 64 s for a 4 s deadline).
-    first_poll_ms = G.cfg.callback_url and G.cfg.callbacks and math.floor(math.min(p.silence, p.deadline) * 1000)
+    -- With callbacks coming, a new task is first polled only after a silence, or halfway to
+    -- its deadline should that come first: a deadline shorter than the silence passed unseen
+    -- until the silence's first poll (64 s for a 4 s deadline), and a first poll at the deadline
+    -- itself came too late (the machine ends a task there without polling it).
+    first_poll_ms = G.cfg.callback_url and G.cfg.callbacks and math.floor(math.min(p.silence, p.deadline / 2) * 1000)
       or nil,
   }
   if not G.poller then

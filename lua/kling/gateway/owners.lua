@@ -91,17 +91,30 @@ end
 
 -- restore(G, entries) -> true | nil, message: after a restart (shared memory only), the owners
 -- of the journal's ended records (every one must land, or an id would be free for anyone).
+-- The records are given their ids in the order they ended (the first shown keeps an id,
+-- record says why), not the journal's: a compacted journal lists ended tasks in no such order,
+-- and two restarts gave a duplicated id to the account shown it second.
 function M.restore(G, entries)
   local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
+  local ended = {}
   for _, e in ipairs(entries) do
     -- kept for what is left of their task's retention; a task past it is known no more
     local rec = e.record
     local left = type(rec) == "table" and rec.final and tasks.left(rec, retention_s, now_s)
     if left and left > 0 then
-      local ok, err = M.record(G, rec, left)
-      if not ok then
-        return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
-      end
+      ended[#ended + 1] = { rec = rec, left = left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
+    end
+  end
+  table.sort(ended, function(a, b)
+    if a.at ~= b.at then
+      return a.at < b.at
+    end
+    return a.i < b.i
+  end)
+  for _, x in ipairs(ended) do
+    local ok, err = M.record(G, x.rec, x.left)
+    if not ok then
+      return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
     end
   end
   return true

@@ -28,6 +28,10 @@ local M = {}
 
 M.LOCK = "poller:lock"
 M.LAST_TICK = "poller:last_tick" -- when the leader last ran (ngx.now()): the poll lag's base
+-- Set by every worker that starts: the leader walks the table once more for tasks nobody
+-- queued. A worker killed mid-create (its replacement starts) left a record that only its own
+-- publish would have queued; with another worker leading, nothing looked it up until a restart.
+M.RESCAN = "poller:rescan"
 
 local function log_err(...)
   ngx.log(ngx.ERR, "kling poller: ", ...)
@@ -74,6 +78,7 @@ function M.start(opts)
   if not ok then
     return nil, "cannot start the poller's timer: " .. tostring(err)
   end
+  self.dict:set(M.RESCAN, true)
   return self
 end
 
@@ -122,16 +127,23 @@ local function lock(self)
   return false
 end
 
-local function take_over(self, now)
-  self.stats.takeovers = self.stats.takeovers + 1
+-- Every task the table holds live, added to this leader's scheduler (the ones it has keep
+-- their schedule): at a take-over, with a scheduler made anew, and at a worker's start (RESCAN).
+local function walk(self, now, why)
+  self.dict:delete(M.RESCAN) -- a start after the walk began sets it again: one more walk
   local ids, err = self.tasks:active_ids()
   if not ids then
-    error("cannot take over: " .. tostring(err))
+    error("cannot " .. why .. ": " .. tostring(err))
   end
-  self.sched, self.ids = core.sched(self.sched_opts), core.idmap()
   for _, id in ipairs(ids) do
     add(self, id, now)
   end
+end
+
+local function take_over(self, now)
+  self.stats.takeovers = self.stats.takeovers + 1
+  self.sched, self.ids = core.sched(self.sched_opts), core.idmap()
+  walk(self, now, "take over")
 end
 
 -- apply(self, th, now): what one poll (th = {h, id, outcome, unmapped, live}) decided, carried
@@ -258,6 +270,8 @@ function M.tick(premature, self)
   local ok, err = pcall(function()
     if fresh or not self.holder or not self.sched then
       take_over(self, core.now_ms())
+    elseif self.dict:get(M.RESCAN) then
+      walk(self, core.now_ms(), "walk the tasks a started worker may have left")
     end
     self.holder = true
     work(self)
