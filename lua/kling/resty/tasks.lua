@@ -105,6 +105,19 @@ function Tasks:create(rec, s)
   return true
 end
 
+-- An account's list of an endpoint's tasks: its counter's key (l:...:<n> its entries).
+local function list_key(account, endpoint)
+  return "l:" .. account .. ":" .. tostring(endpoint)
+end
+
+-- Numbers rec at the end of its list (rec.list_n) -> the entry's key, and the write's ok, err.
+local function number(self, rec)
+  local list = list_key(rec.account, rec.endpoint)
+  rec.list_n = self.dict:incr(list, 1, 0)
+  local entry = list .. ":" .. rec.list_n
+  return entry, self.shm:write("safe_set", entry, rec.id)
+end
+
 -- Publishes a created record: listed for its account, handed to the poller when it has
 -- something to poll, and written to the journal when `journal` (a record journaled only in
 -- its creating state is looked up by its external id after a restart: the journal line is
@@ -112,12 +125,8 @@ end
 -- (kling.gateway.text's record: the part of the record its create already encoded).
 function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
-  local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
-  local n = d:incr(list, 1, 0)
-  rec.list_n = n
-  local entry = list .. ":" .. n
+  local entry = number(self, rec)
   local up = rec.upstream_id and self.index_upstream and "u:" .. rec.upstream_id
-  self.shm:write("safe_set", entry, rec.id)
   if up then
     self.shm:write("safe_set", up, rec.id)
   end
@@ -159,9 +168,8 @@ function Tasks:enlist(rec)
   if rec.list_n then
     return true
   end
-  local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
-  rec.list_n = self.dict:incr(list, 1, 0)
-  return self.shm:write("safe_set", list .. ":" .. rec.list_n, rec.id)
+  local _, ok, err = number(self, rec)
+  return ok, err
 end
 
 -- Forgets a record that never reached the provider (refused before forwarding); the
@@ -258,7 +266,7 @@ function Tasks:finish(rec)
     self.shm:write("safe_set", "x:" .. rec.account .. ":" .. rec.external_task_id, rec.id, ttl)
   end
   if list_n then
-    self.shm:write("safe_set", "l:" .. rec.account .. ":" .. tostring(rec.endpoint) .. ":" .. list_n, rec.id, ttl)
+    self.shm:write("safe_set", list_key(rec.account, rec.endpoint) .. ":" .. list_n, rec.id, ttl)
   end
   -- The dict's text, journaled as is: one encode, and a line that ends with the record's id
   -- (kling.gateway.text's encoder), which a replay reads back fast.
@@ -288,7 +296,7 @@ end
 -- list(account, endpoint, page, size) -> records, newest first.
 function Tasks:list(account, endpoint, page, size)
   local d = self.dict
-  local list = "l:" .. account .. ":" .. tostring(endpoint)
+  local list = list_key(account, endpoint)
   local n = d:get(list) or 0
   local out = {}
   local first = n - (page - 1) * size
@@ -433,7 +441,7 @@ function Tasks:restore(entries)
       rec.state = "lookup" -- its request handler died with the old nginx: find it upstream
     end
     if not rec.dropped and keep >= 0 and not (rec.final and keep == 0) then
-      local list = "l:" .. rec.account .. ":" .. tostring(rec.endpoint)
+      local list = list_key(rec.account, rec.endpoint)
       rec.list_n = d:incr(list, 1, 0)
       local s = encode(self, rec)
       if s then
