@@ -247,7 +247,7 @@ function M.text(ctx, req, field, opts)
       .. bad .. ")")
   end
   -- Any text: a NUL is not text (it went upstream, where a C string ends at it).
-  local at = not opts.line and v:find("%z")
+  local at = not opts.line and v:find("\0", 1, true) -- plain: the pattern matcher walked every byte of a prompt
   if at then
     return fail(ctx, field, "must not contain a NUL character (got one at byte " .. at .. ")")
   end

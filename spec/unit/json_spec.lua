@@ -29,6 +29,29 @@ describe("kling.json", function()
     end
   end)
 
+  -- Under LuaJIT a short string that needs no escaping is quoted by a loop of the module's own,
+  -- not by cjson: loaded here as under LuaJIT (a `jit` global), it must write every string as
+  -- cjson does, byte for byte.
+  it("quote writes what cjson writes, on the path taken under LuaJIT too", function()
+    local saved_jit, saved_mod = rawget(_G, "jit"), package.loaded["kling.json"]
+    rawset(_G, "jit", rawget(_G, "jit") or {})
+    package.loaded["kling.json"] = nil
+    local ok, jitted = pcall(require, "kling.json")
+    rawset(_G, "jit", saved_jit)
+    package.loaded["kling.json"] = saved_mod
+    assert.is_true(ok, jitted)
+    local cjson = require "cjson"
+    local samples = { "", "gw0123456789abcdef00000001", "bench", "a/b", "1.25", ("x"):rep(64), ("x"):rep(65),
+      ("/"):rep(70) }
+    for b = 0, 255 do
+      samples[#samples + 1] = "id-" .. string.char(b) .. "-1"
+    end
+    for _, s in ipairs(samples) do
+      assert.equals(cjson.encode(s), jitted.quote(s), ("%q"):format(s))
+      assert.equals(cjson.encode(s), jitted.value(s))
+    end
+  end)
+
   it("canonical text does not depend on key order or on 2.0 against 2", function()
     local a, b = { z = 1, a = { 2.0, { y = 1, x = 2 } } }, { a = { 2, { x = 2, y = 1 } }, z = 1 }
     assert.are.equal(json.canonical(a), json.canonical(b))

@@ -48,12 +48,24 @@ local function copy(t)
   return out
 end
 
+local byte = string.byte
+local SLASH = byte("/")
+
 -- "/v1/videos/text2video" -> "videos/text2video"; "/v1/videos/text2video/ID" -> endpoint, ID
+-- (trailing slashes ignored). Every request's: by bytes, where the pattern "^/v1/(.-)/*$" tried
+-- its tail at each byte of the path.
 function M.route(uri)
-  local rest = uri:match("^/v1/(.-)/*$")
-  if not rest or rest == "" then
+  if uri:sub(1, 4) ~= "/v1/" then
     return nil
   end
+  local last = #uri
+  while last > 4 and byte(uri, last) == SLASH do
+    last = last - 1
+  end
+  if last == 4 then
+    return nil
+  end
+  local rest = uri:sub(5, last)
   if endpoints[rest] then
     return rest
   end

@@ -186,6 +186,13 @@ function Meter:known(account)
   return self.dict:get(akey(account, "limit")) ~= nil
 end
 
+-- What a refused reserve gives back: the hold it counted open and the balance it took (a
+-- function of the module's, not a closure made on every create).
+local function unreserve(d, account, micros)
+  d:incr(akey(account, "open"), -1)
+  d:incr(akey(account, "avail"), micros)
+end
+
 -- reserve(account, task_key, micros [, {task_id, record, open_max}]) -> entry | nil, code,
 -- detail: code "over" when the account's balance cannot hold it, "busy" when open_max of its
 -- holds are open (nothing changes then). record: the JSON text of the task held for,
@@ -205,18 +212,14 @@ function Meter:reserve(account, key, micros, info)
   end
   -- Its holds open, counted whether or not a most is given (one may be set at a reload).
   local open = d:incr(akey(account, "open"), 1, 0)
-  local function undo()
-    d:incr(akey(account, "open"), -1)
-    d:incr(akey(account, "avail"), micros)
-  end
   local most = info and info.open_max
   if most and open > most then
-    undo()
+    unreserve(d, account, micros)
     return nil, "busy", open - 1
   end
   local ok, err = self.shm:write("safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
-    undo()
+    unreserve(d, account, micros)
     if err == "exists" then
       return nil, "exists"
     end
@@ -228,7 +231,7 @@ function Meter:reserve(account, key, micros, info)
     -- Not recorded, not held: a restart could not know of it.
     d:delete("h:" .. key)
     d:incr(akey(account, "reserved"), -micros)
-    undo()
+    unreserve(d, account, micros)
     return nil, "journal", jerr
   end
   d:incr("holds_open", 1, 0)
