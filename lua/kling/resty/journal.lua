@@ -1,11 +1,16 @@
 -- An append-only journal of JSON lines, written by every worker, read back at start to
 -- rebuild shared memory after a restart (a reload keeps shared memory; a restart does not).
--- Each worker keeps its own handle open in append mode; one line is one write(2) of less
--- than a page, so lines of different workers do not interleave. Lines are flushed to the
--- kernel at once, which survives a crash of nginx; with sync = true each line is also
+-- Each worker keeps its own handle open in append mode, unbuffered: one line, its newline
+-- included, is one write(2) whatever its length, so lines of different workers do not
+-- interleave (an O_APPEND write to a local file is one piece; through a buffer of 64 KB, a
+-- longer line went out in two or three writes, and another worker's line could land between
+-- them: both were then skipped at the next start). Each line reaches the kernel at once, which
+-- survives a crash of nginx; with sync = true each line is also
 -- fsync'd (a line that cannot be is an error, so the caller fails closed), which survives a crash of the machine at the
 -- cost of a disk wait inside the worker.
 local json = require "kling.json"
+
+local NEWLINE = ("\n"):byte()
 
 local Journal = {}
 Journal.__index = Journal
@@ -118,7 +123,8 @@ function M.lock(path)
     .. gone .. " (one journal per node: two would each let a client spend its credit; several nodes share a store)"
 end
 
--- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line.
+-- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line (its
+-- newline may end it already: the caller then saved a copy of the whole line).
 function Journal:append(entry)
   local line = entry
   if type(entry) ~= "string" then
@@ -127,6 +133,9 @@ function Journal:append(entry)
     if not line then
       return nil, "journal entry cannot be encoded: " .. tostring(err)
     end
+  end
+  if line:byte(-1) ~= NEWLINE then
+    line = line .. "\n"
   end
   if self.reopen then
     local gen = self.reopen:get(M.GEN_KEY) or 0
@@ -141,13 +150,10 @@ function Journal:append(entry)
     if not f then
       return nil, "cannot open the journal " .. self.path .. ": " .. tostring(err)
     end
-    f:setvbuf("full", 65536)
+    f:setvbuf("no") -- one write(2) a line (the top of this file says why)
     self.fh = f
   end
-  local ok, err = self.fh:write(line, "\n")
-  if ok then
-    ok, err = self.fh:flush()
-  end
+  local ok, err = self.fh:write(line)
   if not ok then
     self.fh:close()
     self.fh = nil

@@ -61,11 +61,29 @@ function M.new(opts)
     error("kling.money.stores.shared: ended_ttl must be a positive number of seconds", 2)
   end
   return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency, journal = opts.journal,
-    clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0 }, Meter)
+    clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0, keys = {} }, Meter)
 end
 
 local function akey(account, what)
   return "a:" .. account .. ":" .. what
+end
+
+-- The keys of an account's balance counters, made once per account and store: every reserve,
+-- settle and release moves three or four of them. Kept only for an account the dict has (the
+-- accounts opened: a bounded set).
+local COUNTERS = { "avail", "spent", "reserved", "open" }
+local function keys_of(self, account)
+  local k = self.keys[account]
+  if not k then
+    k = {}
+    for _, what in ipairs(COUNTERS) do
+      k[what] = akey(account, what)
+    end
+    if self:known(account) then
+      self.keys[account] = k
+    end
+  end
+  return k
 end
 
 local function num(dict, key)
@@ -75,21 +93,35 @@ end
 -- The movement's fields a journal line has (each written by kling.json.value), in this order.
 local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "by", "task_id",
   "task_key" }
+-- Each key's text before its value (',"op":'), made once.
+local KEY_TEXT = {}
+for _, k in ipairs(LINE_KEYS) do
+  KEY_TEXT[k] = ',"' .. k .. '":'
+end
+local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua grows the table
+if not has_new_tab then
+  new_tab = function()
+    return {}
+  end
+end
 
 --- The journal line of a movement, in one piece.
--- journal_line(e, record) -> the JSON line of movement e (and the record's JSON text) | nil,
--- err: written in one piece, the task's key and record last, so that two lines differ in
--- their last bytes (the ones LuaJIT always hashes: kling.gateway.text says why).
+-- journal_line(e, record [, eol]) -> the JSON line of movement e (and the record's JSON text) |
+-- nil, err: written in one piece, the task's key and record last, so that two lines differ in
+-- their last bytes (the ones LuaJIT always hashes: kling.gateway.text says why). eol: a text
+-- that ends the line ("\n" for the journal's append, which then writes it as it is).
 ---@param e table a ledger entry (seq, time_ms, op, amount, currency, account, task_id, task_key ...)
 ---@param record? string the task record's JSON text
+---@param eol? string
 ---@return string|nil line
 ---@return string|nil err
-function M.journal_line(e, record)
+function M.journal_line(e, record, eol)
   if type(e.seq) ~= "number" or type(e.time_ms) ~= "number" then
     return nil, "a journal line needs a numeric seq and time_ms"
   end
-  local seq, time_ms = json.value(e.seq), json.value(e.time_ms)
-  local parts = { '{"seq":', seq, ',"time_ms":', time_ms }
+  local parts = new_tab(2 * #LINE_KEYS + 8, 0) -- its whole size at once: no regrowth a line
+  parts[1], parts[2], parts[3], parts[4] = '{"seq":', json.value(e.seq), ',"time_ms":', json.value(e.time_ms)
+  local n = 4
   for _, k in ipairs(LINE_KEYS) do
     local v = e[k]
     if v ~= nil then
@@ -97,15 +129,18 @@ function M.journal_line(e, record)
       if not s then
         return nil, err
       end
-      parts[#parts + 1] = ',"' .. k .. '":'
-      parts[#parts + 1] = s
+      parts[n + 1], parts[n + 2] = KEY_TEXT[k], s
+      n = n + 2
     end
   end
   if record then
-    parts[#parts + 1] = ',"record":'
-    parts[#parts + 1] = record
+    parts[n + 1], parts[n + 2] = ',"record":', record
+    n = n + 2
   end
-  parts[#parts + 1] = "}"
+  parts[n + 1] = "}"
+  if eol then
+    parts[n + 2] = eol
+  end
   return table.concat(parts)
 end
 
@@ -123,7 +158,7 @@ function Meter:record(op, account, key, micros, extra)
   }
   local jerr
   if self.journal then
-    local line, eerr = M.journal_line(e, extra and extra.record)
+    local line, eerr = M.journal_line(e, extra and extra.record, "\n")
     local ok, err = line, eerr
     if line then
       ok, err = self.journal:append(line)
@@ -188,9 +223,9 @@ end
 
 -- What a refused reserve gives back: the hold it counted open and the balance it took (a
 -- function of the module's, not a closure made on every create).
-local function unreserve(d, account, micros)
-  d:incr(akey(account, "open"), -1)
-  d:incr(akey(account, "avail"), micros)
+local function unreserve(d, k, micros)
+  d:incr(k.open, -1)
+  d:incr(k.avail, micros)
 end
 
 -- reserve(account, task_key, micros [, {task_id, record, open_max}]) -> entry | nil, code,
@@ -202,36 +237,37 @@ function Meter:reserve(account, key, micros, info)
     error("kling.money.stores.shared:reserve: micros must be a whole number >= 0", 2)
   end
   local d = self.dict
+  local k = keys_of(self, account)
   -- An account is known by its balance (open_account adds it): no lookup of its own.
-  local avail = d:incr(akey(account, "avail"), -micros)
+  local avail = d:incr(k.avail, -micros)
   if avail == nil then
     return nil, "unknown_account"
   elseif avail < 0 then
-    d:incr(akey(account, "avail"), micros)
+    d:incr(k.avail, micros)
     return nil, "over", avail + micros
   end
   -- Its holds open, counted whether or not a most is given (one may be set at a reload).
-  local open = d:incr(akey(account, "open"), 1, 0)
+  local open = d:incr(k.open, 1, 0)
   local most = info and info.open_max
   if most and open > most then
-    unreserve(d, account, micros)
+    unreserve(d, k, micros)
     return nil, "busy", open - 1
   end
   local ok, err = self.shm:write("safe_add", "h:" .. key, account .. "|" .. string.format("%d", micros))
   if not ok then
-    unreserve(d, account, micros)
+    unreserve(d, k, micros)
     if err == "exists" then
       return nil, "exists"
     end
     return nil, "store", "shared memory: " .. tostring(err)
   end
-  d:incr(akey(account, "reserved"), micros)
+  d:incr(k.reserved, micros)
   local e, jerr = self:record("reserve", account, key, micros, info)
   if jerr then
     -- Not recorded, not held: a restart could not know of it.
     d:delete("h:" .. key)
-    d:incr(akey(account, "reserved"), -micros)
-    unreserve(d, account, micros)
+    d:incr(k.reserved, -micros)
+    unreserve(d, k, micros)
     return nil, "journal", jerr
   end
   d:incr("holds_open", 1, 0)
@@ -347,9 +383,9 @@ end
 
 -- One hold of the account's fewer open; never below 0 (holds made before the count was kept,
 -- by code older than a reload, end uncounted).
-local function closed(d, account)
-  if (d:incr(akey(account, "open"), -1, 0) or 0) < 0 then
-    d:incr(akey(account, "open"), 1)
+local function closed(d, k)
+  if (d:incr(k.open, -1, 0) or 0) < 0 then
+    d:incr(k.open, 1)
   end
 end
 
@@ -370,14 +406,15 @@ function Meter:settle(key, micros, info)
   if not ok then
     return nil, code, detail
   end
+  local k = keys_of(self, account)
   if held then
     d:incr("holds_open", -1, 0)
-    closed(d, account)
+    closed(d, k)
   end
   held = held or 0
-  d:incr(akey(account, "avail"), held - micros)
-  d:incr(akey(account, "reserved"), -held)
-  d:incr(akey(account, "spent"), micros)
+  d:incr(k.avail, held - micros)
+  d:incr(k.reserved, -held)
+  d:incr(k.spent, micros)
   return self:record("settle", account, key, micros, { task_id = info and info.task_id,
     reserved_amount = core.money_format(held), by = info and info.by })
 end
@@ -394,10 +431,11 @@ function Meter:release(key, info)
   if not ok then
     return nil, code, detail
   end
+  local k = keys_of(self, account)
   d:incr("holds_open", -1, 0)
-  closed(d, account)
-  d:incr(akey(account, "avail"), held)
-  d:incr(akey(account, "reserved"), -held)
+  closed(d, k)
+  d:incr(k.avail, held)
+  d:incr(k.reserved, -held)
   local e, jerr = self:record("release", account, key, held, info)
   if forgotten then
     -- The task went with its hold (refused at its create, in its own request), so
