@@ -64,6 +64,34 @@ local SERVER = [[
         ngx.say(json.encode(out))
       }
     }
+    location = /free {
+      content_by_lua_block {
+        local json = require "kling.json"
+        local args = ngx.req.get_uri_args()
+        local T
+        local o = { dict = "tasks", retention_s = 1000, free_retention_s = 100 }
+        if args.store == "shared" then
+          T = require("kling.resty.tasks").new(o)
+        else
+          o.redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kf:" })
+          o.dict = ngx.shared.tasks
+          T = require("kling.gateway.redis_tasks").new(o)
+        end
+        local out = {}
+        for _, end_as in ipairs { { "failed", "0" }, { "failed", "0.4" }, { "succeeded", "0" }, { "failed" } } do
+          local id = "gw" .. args.store .. end_as[1] .. tostring(end_as[2])
+          local rec = { id = id, account = "a", endpoint = "videos/text2video", status = "queued", state = "creating" }
+          assert(T:create(rec))
+          rec.status, rec.state, rec.charge = end_as[1], "ended", end_as[2]
+          assert(T:finish(rec) == true)
+          out[#out + 1] = id
+          if args.store == "shared" then
+            out[#out] = out[#out] .. "=" .. tostring(ngx.shared.tasks:ttl("f:" .. id))
+          end
+        end
+        ngx.say(json.encode(out))
+      }
+    }
     location = /kept {
       content_by_lua_block {
         local json = require "kling.json"
@@ -142,6 +170,27 @@ describe("a task ended before its create's record is published", function()
       local out = sh("curl -s '" .. srv.url .. "/kept?store=" .. store .. "&port=" .. port .. "'")
       local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
       assert.are.same({ ids = "gwa,gwc", done = true }, r)
+    end)
+  end
+
+  -- A task that failed at no charge is kept for free_retention_s (kling.resty.tasks kept_for):
+  -- it cost its client nothing, so a client could fill the store with them.
+  for _, store in ipairs { "shared", "redis" } do
+    it(store .. ": a task that failed at no charge is kept for free_retention_s, any other for retention_s", function()
+      local out = sh("curl -s '" .. srv.url .. "/free?store=" .. store .. "&port=" .. port .. "'")
+      local ids = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+      local lives = {}
+      for i, entry in ipairs(ids) do
+        local id, ttl = entry:match("^([^=]+)=?(.*)$")
+        if store == "redis" then
+          ttl = redis_cli("ttl kf:f:" .. id):match("%-?%d+")
+        end
+        lives[i] = tonumber(ttl)
+      end
+      assert.is_true(lives[1] > 90 and lives[1] <= 100, json.encode(lives))
+      for i = 2, 4 do
+        assert.is_true(lives[i] > 900 and lives[i] <= 1000, json.encode(lives))
+      end
     end)
   end
 

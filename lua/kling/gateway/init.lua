@@ -126,7 +126,8 @@ local function init_redis(ledger_dict)
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     dict = ledger_dict, ended_ttl = M.ended_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
-    retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
+    retention_s = G.cfg.retention_days * 86400, free_retention_s = G.cfg.failed_retention_days * 86400,
+    encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
   G.ledger_dict = ledger_dict
 end
@@ -219,7 +220,8 @@ function M.init(path, opts)
   local retention_s = G.cfg.retention_days * 86400
   -- Upstream ids are looked up only by callbacks: with them off, no index (a write and a key a task).
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = retention_s,
-    encode = texts.record, by_upstream = G.cfg.callbacks == true }
+    free_retention_s = G.cfg.failed_retention_days * 86400, encode = texts.record,
+    by_upstream = G.cfg.callbacks == true }
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in shared memory.
   -- A hold's end is remembered while its task is: retention after its end, and a margin for the
   -- moment between the end's claim and the task's final record (a minute, or the retention when
