@@ -92,6 +92,59 @@ local SERVER = [[
         ngx.say(json.encode(out))
       }
     }
+    location = /mark {
+      content_by_lua_block {
+        local json = require "kling.json"
+        local args = ngx.req.get_uri_args()
+        local store
+        if args.store == "shared" then
+          store = require("kling.money.stores.shared").new { dict = "ledger", currency = "CNY", ended_ttl = 1000 }
+        else
+          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "km:" })
+          store = require("kling.money.stores.redis").new { redis = redis, currency = "CNY", dict = ngx.shared.ledger,
+            ended_ttl = 1000 }
+        end
+        local meter = assert(require("kling.money.ledger").new { store = store })
+        assert(store:open_account("a", "10"))
+        local out = {}
+        for _, c in ipairs { { "free", 5 }, { "paid" }, { "long", 5000 } } do
+          local key = "gw" .. args.store .. c[1]
+          assert(meter:reserve(key, 1000000, { task_id = key, account = "a" }))
+          assert(meter:release(key, { task_id = key, ended_ttl = c[2] }))
+          out[#out + 1] = key
+          if args.store == "shared" then
+            out[#out] = key .. "=" .. tostring(ngx.shared.ledger:ttl("d:" .. key))
+          end
+        end
+        local ok, err = pcall(meter.release, meter, "gwx", { ended_ttl = 0.5 })
+        out[#out + 1] = ok and "taken" or tostring(err):match("ended_ttl[^\n]*")
+        ngx.say(json.encode(out))
+      }
+    }
+    location = /enlist {
+      content_by_lua_block {
+        local json = require "kling.json"
+        local args = ngx.req.get_uri_args()
+        local T
+        if args.store == "shared" then
+          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
+        else
+          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "ke:" })
+          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
+        end
+        local id = "gwenlist" .. args.store
+        assert(T:create { id = id, account = "e", endpoint = "videos/text2video", status = "queued", state = "lookup" })
+        -- a callback and a poll adopt it at once, each from the record as stored (not listed)
+        local a, b = assert(T:get(id)), assert(T:get(id))
+        assert(T:enlist(a))
+        assert(T:enlist(b))
+        local n = 0
+        for _, rec in ipairs(T:list("e", "videos/text2video", 1, 50)) do
+          n = n + (rec.id == id and 1 or 0)
+        end
+        ngx.say(json.encode { listed = n, same = a.list_n == b.list_n })
+      }
+    }
     location = /kept {
       content_by_lua_block {
         local json = require "kling.json"
@@ -133,7 +186,7 @@ describe("a task ended before its create's record is published", function()
 
   setup(function()
     local cpath = assert(nginx.jit_cpath())
-    srv = nginx.start(SERVER, { cpath = cpath, http = "lua_shared_dict tasks 4m;\n" })
+    srv = nginx.start(SERVER, { cpath = cpath, http = "lua_shared_dict tasks 4m;\nlua_shared_dict ledger 1m;\n" })
     port = nginx.free_port()
     redis_dir = nginx.tempdir()
     local out, ok = sh(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s --daemonize yes"
@@ -170,6 +223,39 @@ describe("a task ended before its create's record is published", function()
       local out = sh("curl -s '" .. srv.url .. "/kept?store=" .. store .. "&port=" .. port .. "'")
       local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
       assert.are.same({ ids = "gwa,gwc", done = true }, r)
+    end)
+  end
+
+  -- A cut create adopted by a callback and a poll at once is listed once (both stores).
+  for _, store in ipairs { "shared", "redis" } do
+    it(store .. ": a record two adopters enlist at once is listed once", function()
+      local out = sh("curl -s '" .. srv.url .. "/enlist?store=" .. store .. "&port=" .. port .. "'")
+      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+      assert.are.equal(1, r.listed, out)
+      if store == "shared" then
+        assert.is_true(r.same, out) -- the second adopter saves the first one's number
+      end
+    end)
+  end
+
+  -- The end of a free task's hold is remembered only as long as its record is kept (info.ended_ttl,
+  -- kling.gateway.track): kept for the store's ended_ttl, they filled a node's ledger dict.
+  for _, store in ipairs { "shared", "redis" } do
+    it(store .. ": an end told its own ended_ttl keeps its mark that long when shorter than the store's", function()
+      local out = sh("curl -s '" .. srv.url .. "/mark?store=" .. store .. "&port=" .. port .. "'")
+      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+      local lives = {}
+      for i = 1, 3 do
+        local key, ttl = r[i]:match("^([^=]+)=?(.*)$")
+        if store == "redis" then
+          ttl = redis_cli("ttl km:e:" .. key):match("%-?%d+")
+        end
+        lives[i] = tonumber(ttl)
+      end
+      assert.is_true(lives[1] > 0 and lives[1] <= 5, json.encode(lives))
+      assert.is_true(lives[2] > 900 and lives[2] <= 1000, json.encode(lives))
+      assert.is_true(lives[3] > 900 and lives[3] <= 1000, json.encode(lives))
+      assert.matches("ended_ttl must be a whole number of seconds", r[4])
     end)
   end
 

@@ -323,6 +323,16 @@ local function free_failures_expire_sooner()
   h.check("failed_retention_days: a task that failed upstream ends at no charge, another succeeds",
     fv.task_status == "failed" and fv.final_unit_deduction == "0" and pv.task_status == "succeed",
     json.encode { fv, pv })
+  -- its hold's end is remembered as long as its record is kept (and a margin): 1.5 s + 1.5 s
+  local releases = {}
+  for line in (h.read(base .. "/journal/free.jsonl") or ""):gmatch("[^\n]+") do
+    if line:find('"op":"release"', 1, true) then
+      local e = json.decode(line)
+      releases[e.task_key] = e.ended_ttl or "none"
+    end
+  end
+  h.check("... its hold's release keeps its end as long as its record (ended_ttl 3 s), the paid one's the store's",
+    releases[failed] == 3 and releases[paid] == nil, json.encode(releases))
   h.sleep(2.5)
   local gone, kept = query(failed), query(paid)
   h.check("... past failed_retention_days (1.5 s) the failed one is gone (404), the paid one is still there",

@@ -142,6 +142,14 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
     assert.is_nil(out.record.upstream_id)
   end)
 
+  it("a lookup answered with one task that names no external id adopts it not: not found, `lookups` times,"
+    .. " released", function()
+    local out = follow({ status = "queued" }, { lookup = { listed { { "t-bob" } } } })
+    assert.are.same({ "lookup", "lookup", "lookup" }, out.sends)
+    assert.are.same({ "release" }, out.money)
+    assert.is_nil(out.record.upstream_id)
+  end)
+
   it("a lookup's list is read for the item that carries the external id looked up", function()
     local out = follow({ status = "queued" }, { lookup = { listed { { "t-bob", "gw-bob" }, { "t-1", scenarios.EXT } } },
       poll = { "succeed" } })

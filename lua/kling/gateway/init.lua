@@ -107,11 +107,10 @@ local function master_pid()
 end
 
 -- How long either store remembers that a hold ended (so that a second end is refused): as
--- long as the task's record is kept, which is what could end it again, plus a margin; whole
--- seconds (Redis's EX).
+-- long as the task's record is kept (kling.gateway.track mark_ttl; a free task's end says its
+-- own, shorter).
 function M.ended_ttl(cfg)
-  local retention_s = cfg.retention_days * 86400
-  return math.ceil(retention_s + math.min(60, retention_s))
+  return track.mark_ttl(cfg.retention_days * 86400)
 end
 
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which

@@ -4,6 +4,7 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local core = require "kling.core"
 local json = require "kling.json"
+local owners = require "kling.gateway.owners" -- which fields name upstream ids (names_id)
 local public_url = require "kling.gateway.public_url"
 local validate = require "kling.validate"
 
@@ -47,7 +48,7 @@ local function ids_as_text(t, path)
       if bad then
         return bad, why
       end
-    elseif type(v) == "number" and type(k) == "string" and k:sub(-3) == "_id" and k ~= "external_task_id" then
+    elseif type(v) == "number" and owners.names_id(k) then
       if v >= EXACT then
         return here, "an id is a string (\"860000000000000000\"): a number past 2^53 loses its last digits"
       elseif v % 1 ~= 0 or v < 0 then

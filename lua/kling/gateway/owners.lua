@@ -130,15 +130,21 @@ function M.id_text(v)
   return tostring(v)
 end
 
--- The ids a request names: string or number values of fields called *_id at any depth
--- (video_id, audio_id, session_id, element_list[].element_id, ...), not external_task_id.
+--- Whether a request's field names an upstream id (a field called *_id at any depth: video_id,
+-- audio_id, session_id, element_list[].element_id, ...; not external_task_id, the client's own):
+-- the one rule for the ids a client must own (here) and the ids read in their digits
+-- (kling.gateway.official).
+function M.names_id(field)
+  return type(field) == "string" and field ~= "external_task_id" and field:sub(-3) == "_id"
+end
+
+-- The ids a request names: string or number values of the fields names_id says.
 local function named(v, field, out)
   if type(v) == "table" then
     for k, x in pairs(v) do
       named(x, type(k) == "string" and k or field, out)
     end
-  elseif field and field ~= "external_task_id" and field:sub(-3) == "_id"
-    and (type(v) == "string" or type(v) == "number") then
+  elseif M.names_id(field) and (type(v) == "string" or type(v) == "number") then
     out[#out + 1] = { field = field, id = M.id_text(v) }
   end
 end

@@ -58,11 +58,13 @@ if up ~= '' then redis.call('SET', p .. 'u:' .. up, id, 'NX') end
 return 1
 ]]
 
--- A task a callback or the poller ended before its create's publish (finish found no list entry,
--- ln: nor u: to give an expiry): those keys are written with the time its final record has
--- left (left, ms: PTTL's), or they would never be freed.
-local INDEX_ENDED = [[
-local function index_ended(p, list, n, id, up, left)
+-- A listed task's index keys, the one place their writes are spelt (PUBLISH, PUBLISH_MANY's
+-- ended ones, ENLIST): its list entry <list>:<n>, ln:<id> (its n) and u:<up> when given. A task
+-- a callback or the poller ended before its create's publish (finish found no list entry, ln:
+-- nor u: to give an expiry) has them written with the time its final record has left (left,
+-- ms: PTTL's), or they would never be freed; left <= 0: no expiry (a live task's).
+local INDEX = [[
+local function index(p, list, n, id, up, left)
   local px = left > 0 and { 'PX', left } or {}
   redis.call('SET', p .. list .. ':' .. n, id, unpack(px))
   redis.call('SET', p .. 'ln:' .. id, n, unpack(px))
@@ -70,17 +72,15 @@ local function index_ended(p, list, n, id, up, left)
 end
 ]]
 
-local PUBLISH = INDEX_ENDED .. [[
+local PUBLISH = INDEX .. [[
 local p, id, s, up, list, poll = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local n = redis.call('INCR', p .. list)
 local left = redis.call('PTTL', p .. 'f:' .. id)
 if left ~= -2 then
-  index_ended(p, list, n, id, up, left)
+  index(p, list, n, id, up, left)
   return n
 end
-redis.call('SET', p .. list .. ':' .. n, id)
-redis.call('SET', p .. 'ln:' .. id, n)
-if up ~= '' then redis.call('SET', p .. 'u:' .. up, id) end
+index(p, list, n, id, up, 0)
 redis.call('SET', p .. 't:' .. id, s)
 if poll == '1' then redis.call('RPUSH', p .. 'q:new', id) end
 return n
@@ -94,7 +94,7 @@ return n
 -- callback or the poller may have ended one: that end stands, and its keys are written as
 -- PUBLISH writes them, with the time its final record has left. A batch is at most
 -- kling.gateway.forward's BATCH (200) records: unpack's limit in Redis's Lua is about 8,000.
-local PUBLISH_MANY = INDEX_ENDED .. [[
+local PUBLISH_MANY = INDEX .. [[
 local p = ARGV[1]
 local count, lists = {}, {}
 for i = 5, #ARGV, 4 do
@@ -114,7 +114,7 @@ for j = 1, #f do
   local k = n[list] + 1
   n[list] = k
   if ended[j] then
-    index_ended(p, list, k, id, up, redis.call('PTTL', f[j]))
+    index(p, list, k, id, up, redis.call('PTTL', f[j]))
   else
     kv[#kv + 1] = p .. list .. ':' .. k
     kv[#kv + 1] = id
@@ -149,12 +149,11 @@ return 1
 
 -- A record its create's publish never listed (kling.resty.tasks enlist): numbered at the end of
 -- its list, once (ln: says it is listed), unless it has ended meanwhile.
-local ENLIST = [[
+local ENLIST = INDEX .. [[
 local p, id, list = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', p .. 'ln:' .. id) == 1 or redis.call('EXISTS', p .. 'f:' .. id) == 1 then return 0 end
 local n = redis.call('INCR', p .. list)
-redis.call('SET', p .. list .. ':' .. n, id)
-redis.call('SET', p .. 'ln:' .. id, n)
+index(p, list, n, id, '', 0)
 return n
 ]]
 

@@ -733,8 +733,11 @@ end
 -- error, never "keep polling"). The answer must be about this task: a lookup's (how =
 -- "lookup") is the item that carries the external id looked up (a list whose items all name
 -- others is "not found": an upstream that ignored the filter answered with its newest tasks,
--- another client's among them), a poll's the one whose id it asked; an item that does not say
--- is taken when it is the only one.
+-- another client's among them), a poll's the one whose id it asked. A poll's only item that
+-- does not say is taken (a task queried by its id); a lookup's is not: one item of an
+-- upstream that ignored the filter, naming no external id, handed a lost create another
+-- account's task (reviews of stops 32 and 33). The official API echoes the external id in
+-- task_info, and only it is looked up.
 function Machine:task_of(res, how)
   local P = self.provider
   local data, f = transport.read_result(P, res)
@@ -750,7 +753,8 @@ function Machine:task_of(res, how)
   for _, item in ipairs(items) do
     fields, perr = P.parse_task(item, self.task.endpoint)
     local says = fields and fields[key]
-    if fields and (want == nil or (says == nil and #items == 1) or tostring(says) == tostring(want)) then
+    local lone = says == nil and #items == 1 and how ~= "lookup"
+    if fields and (want == nil or lone or tostring(says) == tostring(want)) then
       return fields
     end
     if fields and #items == 1 then

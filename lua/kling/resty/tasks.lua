@@ -117,12 +117,17 @@ local function list_key(account, endpoint)
   return "l:" .. account .. ":" .. tostring(endpoint)
 end
 
--- Numbers rec at the end of its list (rec.list_n) -> the entry's key, and the write's ok, err.
+-- Writes rec's entry n of its list (rec.list_n) -> the entry's key, and the write's ok, err.
+local function entry(self, rec, list, n)
+  rec.list_n = n
+  local key = list .. ":" .. n
+  return key, self.shm:write("safe_set", key, rec.id)
+end
+
+-- Numbers rec at the end of its list -> as entry().
 local function number(self, rec)
   local list = list_key(rec.account, rec.endpoint)
-  rec.list_n = self.dict:incr(list, 1, 0)
-  local entry = list .. ":" .. rec.list_n
-  return entry, self.shm:write("safe_set", entry, rec.id)
+  return entry(self, rec, list, self.dict:incr(list, 1, 0))
 end
 
 -- Publishes a created record: listed for its account, handed to the poller when it has
@@ -132,7 +137,7 @@ end
 -- (kling.gateway.text's record: the part of the record its create already encoded).
 function Tasks:publish(rec, poll, journal, hint)
   local d = self.dict
-  local entry = number(self, rec)
+  local listed = number(self, rec)
   local up = rec.upstream_id and self.index_upstream and "u:" .. rec.upstream_id
   if up then
     self.shm:write("safe_set", up, rec.id)
@@ -150,7 +155,7 @@ function Tasks:publish(rec, poll, journal, hint)
   if left ~= nil then
     d:delete("t:" .. rec.id)
     if left > 0 then
-      d:expire(entry, left)
+      d:expire(listed, left)
       if up then
         d:expire(up, left)
       end
@@ -170,13 +175,26 @@ end
 
 -- enlist(rec): lists a record its create's publish never listed (its handler died with its
 -- nginx: the task was found by its external id). rec.list_n says it was listed; the caller
--- saves rec after (it carries its list_n).
+-- saves rec after (it carries its list_n). A callback and a poll may adopt it at once, each
+-- from a record without list_n: the first to claim ln:<id> lists it, the other takes its
+-- number (it listed the task twice before; its own number is left unused, a gap a list page
+-- skips). The claim is kept LISTED_S, past any two adoptions of one record.
+M.LISTED_S = 3600
 function Tasks:enlist(rec)
   if rec.list_n then
     return true
   end
-  local _, ok, err = number(self, rec)
-  return ok, err
+  local list = list_key(rec.account, rec.endpoint)
+  local n = self.dict:incr(list, 1, 0)
+  local ok, err = self.shm:write("safe_add", "ln:" .. rec.id, n, M.LISTED_S)
+  if not ok and err == "exists" then
+    rec.list_n = self.dict:get("ln:" .. rec.id)
+    return true
+  elseif not ok then
+    return nil, err
+  end
+  local _, wok, werr = entry(self, rec, list, n)
+  return wok, werr
 end
 
 -- Forgets a record that never reached the provider (refused before forwarding); the
