@@ -14,6 +14,34 @@ local function sh(cmd)
   return out, ok
 end
 
+-- The table under test, for a request's ?store=shared|redis&port=: made in one place for every
+-- location below (loaded in nginx's init as the module "tables").
+local TABLES = [[
+    init_by_lua_block {
+      package.loaded.tables = {
+        tasks = function(args, prefix, o)
+          o = o or {}
+          o.retention_s = o.retention_s or 1000
+          if args.store == "shared" then
+            o.dict = "tasks"
+            return require("kling.resty.tasks").new(o)
+          end
+          o.redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = prefix })
+          o.dict = ngx.shared.tasks
+          return require("kling.gateway.redis_tasks").new(o)
+        end,
+        money = function(args, prefix)
+          if args.store == "shared" then
+            return require("kling.money.stores.shared").new { dict = "ledger", currency = "CNY", ended_ttl = 1000 }
+          end
+          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = prefix })
+          return require("kling.money.stores.redis").new { redis = redis, currency = "CNY", dict = ngx.shared.ledger,
+            ended_ttl = 1000 }
+        end,
+      }
+    }
+]]
+
 -- The scenario, in a content handler: ?store=shared|redis&port=&many=0|1. The JSON answer
 -- holds the remaining lifetimes (s; -1: no expiry, -2: no such key) the handler reads.
 local SERVER = [[
@@ -22,13 +50,7 @@ local SERVER = [[
         local json = require "kling.json"
         local args = ngx.req.get_uri_args()
         local store, many = args.store, args.many == "1"
-        local T
-        if store == "shared" then
-          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
-        else
-          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kt:" })
-          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
-        end
+        local T = require("tables").tasks(args, "kt:")
         local id = "gw" .. args.tag
         local rec = { id = id, account = "a", endpoint = "videos/text2video", status = "queued", state = "creating",
           external_task_id = "ext-" .. args.tag }
@@ -68,15 +90,7 @@ local SERVER = [[
       content_by_lua_block {
         local json = require "kling.json"
         local args = ngx.req.get_uri_args()
-        local T
-        local o = { dict = "tasks", retention_s = 1000, free_retention_s = 100 }
-        if args.store == "shared" then
-          T = require("kling.resty.tasks").new(o)
-        else
-          o.redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kf:" })
-          o.dict = ngx.shared.tasks
-          T = require("kling.gateway.redis_tasks").new(o)
-        end
+        local T = require("tables").tasks(args, "kf:", { free_retention_s = 100 })
         local out = {}
         for _, end_as in ipairs { { "failed", "0" }, { "failed", "0.4" }, { "succeeded", "0" }, { "failed" } } do
           local id = "gw" .. args.store .. end_as[1] .. tostring(end_as[2])
@@ -96,14 +110,7 @@ local SERVER = [[
       content_by_lua_block {
         local json = require "kling.json"
         local args = ngx.req.get_uri_args()
-        local store
-        if args.store == "shared" then
-          store = require("kling.money.stores.shared").new { dict = "ledger", currency = "CNY", ended_ttl = 1000 }
-        else
-          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "km:" })
-          store = require("kling.money.stores.redis").new { redis = redis, currency = "CNY", dict = ngx.shared.ledger,
-            ended_ttl = 1000 }
-        end
+        local store = require("tables").money(args, "km:")
         local meter = assert(require("kling.money.ledger").new { store = store })
         assert(store:open_account("a", "10"))
         local out = {}
@@ -125,13 +132,7 @@ local SERVER = [[
       content_by_lua_block {
         local json = require "kling.json"
         local args = ngx.req.get_uri_args()
-        local T
-        if args.store == "shared" then
-          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
-        else
-          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "ke:" })
-          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
-        end
+        local T = require("tables").tasks(args, "ke:")
         local id = "gwenlist" .. args.store
         assert(T:create { id = id, account = "e", endpoint = "videos/text2video", status = "queued", state = "lookup" })
         -- a callback and a poll adopt it at once, each from the record as stored (not listed)
@@ -149,13 +150,7 @@ local SERVER = [[
       content_by_lua_block {
         local json = require "kling.json"
         local args = ngx.req.get_uri_args()
-        local T
-        if args.store == "shared" then
-          T = require("kling.resty.tasks").new { dict = "tasks", retention_s = 1000 }
-        else
-          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = "kk:" })
-          T = require("kling.gateway.redis_tasks").new { redis = redis, dict = ngx.shared.tasks, retention_s = 1000 }
-        end
+        local T = require("tables").tasks(args, "kk:")
         assert(T:keep { "gwa", "gwb", "gwc" })
         assert(T:keep { "gwb" }) -- kept again (a sweep, a restart): listed once
         assert(T:keep {})
@@ -186,7 +181,8 @@ describe("a task ended before its create's record is published", function()
 
   setup(function()
     local cpath = assert(nginx.jit_cpath())
-    srv = nginx.start(SERVER, { cpath = cpath, http = "lua_shared_dict tasks 4m;\nlua_shared_dict ledger 1m;\n" })
+    srv = nginx.start(SERVER, { cpath = cpath,
+      http = "lua_shared_dict tasks 4m;\nlua_shared_dict ledger 1m;\n" .. TABLES })
     port = nginx.free_port()
     redis_dir = nginx.tempdir()
     local out, ok = sh(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s --daemonize yes"
@@ -212,6 +208,26 @@ describe("a task ended before its create's record is published", function()
     end
   end)
 
+  -- A location's JSON answer for store.
+  local function get(location, store)
+    local out = sh("curl -s '" .. srv.url .. location .. "?store=" .. store .. "&port=" .. port .. "'")
+    return json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
+  end
+
+  -- The remaining lives (s) of the keys a location names as "key=ttl" (the shared dict's, read
+  -- there) or "key" (Redis's, read here under redis_prefix), in the answer's order.
+  local function lives(answer, store, redis_prefix, count)
+    local out = {}
+    for i = 1, count do
+      local key, ttl = answer[i]:match("^([^=]+)=?(.*)$")
+      if store == "redis" then
+        ttl = redis_cli("ttl " .. redis_prefix .. key):match("%-?%d+")
+      end
+      out[i] = tonumber(ttl)
+    end
+    return out
+  end
+
   local function run(q)
     local out = sh("curl -s '" .. srv.url .. "/scenario?" .. q .. "'")
     local r = json.decode(out)
@@ -220,20 +236,17 @@ describe("a task ended before its create's record is published", function()
 
   for _, store in ipairs { "shared", "redis" } do
     it(store .. ": the kept holds' list takes each id once, drops the ones unkept, and pages to its end", function()
-      local out = sh("curl -s '" .. srv.url .. "/kept?store=" .. store .. "&port=" .. port .. "'")
-      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
-      assert.are.same({ ids = "gwa,gwc", done = true }, r)
+      assert.are.same({ ids = "gwa,gwc", done = true }, get("/kept", store))
     end)
   end
 
   -- A cut create adopted by a callback and a poll at once is listed once (both stores).
   for _, store in ipairs { "shared", "redis" } do
     it(store .. ": a record two adopters enlist at once is listed once", function()
-      local out = sh("curl -s '" .. srv.url .. "/enlist?store=" .. store .. "&port=" .. port .. "'")
-      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
-      assert.are.equal(1, r.listed, out)
+      local r = get("/enlist", store)
+      assert.are.equal(1, r.listed, json.encode(r))
       if store == "shared" then
-        assert.is_true(r.same, out) -- the second adopter saves the first one's number
+        assert.is_true(r.same, json.encode(r)) -- the second adopter saves the first one's number
       end
     end)
   end
@@ -242,19 +255,11 @@ describe("a task ended before its create's record is published", function()
   -- kling.gateway.track): kept for the store's ended_ttl, they filled a node's ledger dict.
   for _, store in ipairs { "shared", "redis" } do
     it(store .. ": an end told its own ended_ttl keeps its mark that long when shorter than the store's", function()
-      local out = sh("curl -s '" .. srv.url .. "/mark?store=" .. store .. "&port=" .. port .. "'")
-      local r = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
-      local lives = {}
-      for i = 1, 3 do
-        local key, ttl = r[i]:match("^([^=]+)=?(.*)$")
-        if store == "redis" then
-          ttl = redis_cli("ttl km:e:" .. key):match("%-?%d+")
-        end
-        lives[i] = tonumber(ttl)
-      end
-      assert.is_true(lives[1] > 0 and lives[1] <= 5, json.encode(lives))
-      assert.is_true(lives[2] > 900 and lives[2] <= 1000, json.encode(lives))
-      assert.is_true(lives[3] > 900 and lives[3] <= 1000, json.encode(lives))
+      local r = get("/mark", store)
+      local l = lives(r, store, "km:e:", 3)
+      assert.is_true(l[1] > 0 and l[1] <= 5, json.encode(l))
+      assert.is_true(l[2] > 900 and l[2] <= 1000, json.encode(l))
+      assert.is_true(l[3] > 900 and l[3] <= 1000, json.encode(l))
       assert.matches("ended_ttl must be a whole number of seconds", r[4])
     end)
   end
@@ -263,19 +268,10 @@ describe("a task ended before its create's record is published", function()
   -- it cost its client nothing, so a client could fill the store with them.
   for _, store in ipairs { "shared", "redis" } do
     it(store .. ": a task that failed at no charge is kept for free_retention_s, any other for retention_s", function()
-      local out = sh("curl -s '" .. srv.url .. "/free?store=" .. store .. "&port=" .. port .. "'")
-      local ids = json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
-      local lives = {}
-      for i, entry in ipairs(ids) do
-        local id, ttl = entry:match("^([^=]+)=?(.*)$")
-        if store == "redis" then
-          ttl = redis_cli("ttl kf:f:" .. id):match("%-?%d+")
-        end
-        lives[i] = tonumber(ttl)
-      end
-      assert.is_true(lives[1] > 90 and lives[1] <= 100, json.encode(lives))
+      local l = lives(get("/free", store), store, "kf:f:", 4)
+      assert.is_true(l[1] > 90 and l[1] <= 100, json.encode(l))
       for i = 2, 4 do
-        assert.is_true(lives[i] > 900 and lives[i] <= 1000, json.encode(lives))
+        assert.is_true(l[i] > 900 and l[i] <= 1000, json.encode(l))
       end
     end)
   end

@@ -2,17 +2,11 @@
 -- several processes never interleave, however long they are.
 local journal = require "kling.resty.journal"
 local json = require "kling.json"
-
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local d = p:read("*l")
-  p:close()
-  return d
-end
+local files = require "support.files"
 
 describe("kling.resty.journal", function()
   it("keeps whole the lines of processes appending at once, past 64 KB a line", function()
-    local dir = tmpdir()
+    local dir = files.tempdir()
     local path = dir .. "/ledger.jsonl"
     local child = dir .. "/child.lua"
     local f = assert(io.open(child, "w"))
@@ -49,6 +43,6 @@ end
     assert.equals(0, skipped)
     assert.equals("y", entries[#entries].op)
     assert.equals("x", entries[#entries - 1].op)
-    os.execute("rm -rf " .. dir)
+    files.remove(dir)
   end)
 end)
