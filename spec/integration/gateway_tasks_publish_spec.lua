@@ -30,14 +30,6 @@ local TABLES = [[
           o.dict = ngx.shared.tasks
           return require("kling.gateway.redis_tasks").new(o)
         end,
-        money = function(args, prefix)
-          if args.store == "shared" then
-            return require("kling.money.stores.shared").new { dict = "ledger", currency = "CNY", ended_ttl = 1000 }
-          end
-          local redis = require("kling.gateway.redis").new("redis://127.0.0.1:" .. args.port, { prefix = prefix })
-          return require("kling.money.stores.redis").new { redis = redis, currency = "CNY", dict = ngx.shared.ledger,
-            ended_ttl = 1000 }
-        end,
       }
     }
 ]]
@@ -83,48 +75,6 @@ local SERVER = [[
             ttl("u:up-" .. args.tag)
           out.t = ttl("t:" .. id)
         end
-        ngx.say(json.encode(out))
-      }
-    }
-    location = /free {
-      content_by_lua_block {
-        local json = require "kling.json"
-        local args = ngx.req.get_uri_args()
-        local T = require("tables").tasks(args, "kf:", { free_retention_s = 100 })
-        local out = {}
-        for _, end_as in ipairs { { "failed", "0" }, { "failed", "0.4" }, { "succeeded", "0" }, { "failed" } } do
-          local id = "gw" .. args.store .. end_as[1] .. tostring(end_as[2])
-          local rec = { id = id, account = "a", endpoint = "videos/text2video", status = "queued", state = "creating" }
-          assert(T:create(rec))
-          rec.status, rec.state, rec.charge = end_as[1], "ended", end_as[2]
-          assert(T:finish(rec) == true)
-          out[#out + 1] = id
-          if args.store == "shared" then
-            out[#out] = out[#out] .. "=" .. tostring(ngx.shared.tasks:ttl("f:" .. id))
-          end
-        end
-        ngx.say(json.encode(out))
-      }
-    }
-    location = /mark {
-      content_by_lua_block {
-        local json = require "kling.json"
-        local args = ngx.req.get_uri_args()
-        local store = require("tables").money(args, "km:")
-        local meter = assert(require("kling.money.ledger").new { store = store })
-        assert(store:open_account("a", "10"))
-        local out = {}
-        for _, c in ipairs { { "free", 5 }, { "paid" }, { "long", 5000 } } do
-          local key = "gw" .. args.store .. c[1]
-          assert(meter:reserve(key, 1000000, { task_id = key, account = "a" }))
-          assert(meter:release(key, { task_id = key, ended_ttl = c[2] }))
-          out[#out + 1] = key
-          if args.store == "shared" then
-            out[#out] = key .. "=" .. tostring(ngx.shared.ledger:ttl("d:" .. key))
-          end
-        end
-        local ok, err = pcall(meter.release, meter, "gwx", { ended_ttl = 0.5 })
-        out[#out + 1] = ok and "taken" or tostring(err):match("ended_ttl[^\n]*")
         ngx.say(json.encode(out))
       }
     }
@@ -181,8 +131,7 @@ describe("a task ended before its create's record is published", function()
 
   setup(function()
     local cpath = assert(nginx.jit_cpath())
-    srv = nginx.start(SERVER, { cpath = cpath,
-      http = "lua_shared_dict tasks 4m;\nlua_shared_dict ledger 1m;\n" .. TABLES })
+    srv = nginx.start(SERVER, { cpath = cpath, http = "lua_shared_dict tasks 4m;\n" .. TABLES })
     port = nginx.free_port()
     redis_dir = nginx.tempdir()
     local out, ok = sh(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s --daemonize yes"
@@ -214,20 +163,6 @@ describe("a task ended before its create's record is published", function()
     return json.decode(out) or error(out .. (sh("tail -5 " .. srv.dir .. "/error.log")))
   end
 
-  -- The remaining lives (s) of the keys a location names as "key=ttl" (the shared dict's, read
-  -- there) or "key" (Redis's, read here under redis_prefix), in the answer's order.
-  local function lives(answer, store, redis_prefix, count)
-    local out = {}
-    for i = 1, count do
-      local key, ttl = answer[i]:match("^([^=]+)=?(.*)$")
-      if store == "redis" then
-        ttl = redis_cli("ttl " .. redis_prefix .. key):match("%-?%d+")
-      end
-      out[i] = tonumber(ttl)
-    end
-    return out
-  end
-
   local function run(q)
     local out = sh("curl -s '" .. srv.url .. "/scenario?" .. q .. "'")
     local r = json.decode(out)
@@ -247,31 +182,6 @@ describe("a task ended before its create's record is published", function()
       assert.are.equal(1, r.listed, json.encode(r))
       if store == "shared" then
         assert.is_true(r.same, json.encode(r)) -- the second adopter saves the first one's number
-      end
-    end)
-  end
-
-  -- The end of a free task's hold is remembered only as long as its record is kept (info.ended_ttl,
-  -- kling.gateway.track): kept for the store's ended_ttl, they filled a node's ledger dict.
-  for _, store in ipairs { "shared", "redis" } do
-    it(store .. ": an end told its own ended_ttl keeps its mark that long when shorter than the store's", function()
-      local r = get("/mark", store)
-      local l = lives(r, store, "km:e:", 3)
-      assert.is_true(l[1] > 0 and l[1] <= 5, json.encode(l))
-      assert.is_true(l[2] > 900 and l[2] <= 1000, json.encode(l))
-      assert.is_true(l[3] > 900 and l[3] <= 1000, json.encode(l))
-      assert.matches("ended_ttl must be a whole number of seconds", r[4])
-    end)
-  end
-
-  -- A task that failed at no charge is kept for free_retention_s (kling.resty.tasks kept_for):
-  -- it cost its client nothing, so a client could fill the store with them.
-  for _, store in ipairs { "shared", "redis" } do
-    it(store .. ": a task that failed at no charge is kept for free_retention_s, any other for retention_s", function()
-      local l = lives(get("/free", store), store, "kf:f:", 4)
-      assert.is_true(l[1] > 90 and l[1] <= 100, json.encode(l))
-      for i = 2, 4 do
-        assert.is_true(l[i] > 900 and l[i] <= 1000, json.encode(l))
       end
     end)
   end

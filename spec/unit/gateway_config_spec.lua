@@ -30,45 +30,6 @@ describe("kling.gateway.config", function()
     assert.is_nil(c.accounts[2].max_open)
   end)
 
-  it("failed_retention_days: a day by default (retention_days when shorter), never past retention_days", function()
-    local ok, c = with {}
-    assert.is_true(ok, tostring(c))
-    assert.equal(30, c.retention_days)
-    assert.equal(1, c.failed_retention_days)
-    ok, c = with { retention_days = 0.5 }
-    assert.is_true(ok, tostring(c))
-    assert.equal(0.5, c.failed_retention_days)
-    ok, c = with { retention_days = 7, failed_retention_days = 7 }
-    assert.is_true(ok, tostring(c))
-    assert.equal(7, c.failed_retention_days)
-    ok, c = with { retention_days = 7, failed_retention_days = 8 }
-    assert.is_false(ok)
-    assert.matches("failed_retention_days: must be at most retention_days %(7%), got 8", c)
-    ok, c = with { failed_retention_days = "1" }
-    assert.is_false(ok)
-    assert.matches("failed_retention_days: must be a number of days", c)
-    ok, c = with { failed_retention = 1 }
-    assert.is_false(ok)
-    assert.matches("failed_retention", c)
-  end)
-
-  it("an ended record is kept for failed_retention_days only when its task failed at no charge", function()
-    local tasks = require "kling.resty.tasks"
-    local day = 86400
-    for _, c in ipairs {
-      { { final = true, status = "failed", charge = "0" }, day },
-      { { final = true, status = "succeeded", charge = "0" }, 30 * day },
-      { { final = true, status = "failed", charge = "0.4" }, 30 * day }, -- billed by its operator
-      { { final = true, status = "failed" }, 30 * day }, -- its hold kept: the upstream may bill it
-      { { status = "failed", charge = "0" }, 30 * day }, -- not ended
-    } do
-      assert.equal(c[2], tasks.kept_for(c[1], 30 * day, day), json.encode(c[1]))
-    end
-    local rec = { final = true, status = "failed", charge = "0", updated_at = 1000 * 1000 }
-    assert.equal(day - 10, tasks.left(rec, 30 * day, 1000 + 10, day))
-    assert.equal(30 * day - 10, tasks.left(rec, 30 * day, 1000 + 10))
-  end)
-
   it("issue 12.1: distinct keys load", function()
     local ok, c = load { { name = "alice", access_key = "ak-alice", secret_key = "sk-alice-0123456789", credit = "1" },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }

@@ -14,8 +14,6 @@
 --   "journal_sync": false,                   (fsync each journal line: survives a machine crash,
 --                                             at a disk wait per money movement inside the worker)
 --   "retention_days": 30,                    (how long ended tasks stay queryable)
---   "failed_retention_days": 1,              (how long a task that failed at no charge does: free to
---                                             make, so a client could fill the node's memory with them)
 --   "memory": {"tasks": "128m", "ledger": "16m"},  (one node's shared memory, fixed at its start)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
@@ -71,8 +69,7 @@ end
 
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
-    "journal", "journal_sync", "retention_days", "failed_retention_days", "poll", "accounts", "admin_key",
-    "allow_private_callbacks",
+    "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
     "insecure_callbacks", "store", "resolver", "memory" },
   ["store."] = { "redis", "prefix" },
   ["memory."] = { "tasks", "ledger" },
@@ -210,14 +207,6 @@ function M.check(doc)
     journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, { unit = "days", min = 1e-5, max = 3650 }),
   }
-  -- A task that failed at no charge cost its client nothing: kept as long as one it paid for,
-  -- one client could fill the node's memory with them (every account's creates then refused).
-  c.failed_retention_days = seconds(doc, "failed_retention_days", "", math.min(1, c.retention_days),
-    { unit = "days", min = 1e-5, max = 3650 })
-  if c.failed_retention_days > c.retention_days then
-    fail("failed_retention_days", ("must be at most retention_days (%s), got %s"):format(tostring(c.retention_days),
-      tostring(c.failed_retention_days)))
-  end
   -- nginx's master and the launcher run in other directories: a relative path would name
   -- another file for each (the journal is the ledger).
   if c.journal and c.journal:sub(1, 1) ~= "/" then

@@ -107,10 +107,11 @@ local function master_pid()
 end
 
 -- How long either store remembers that a hold ended (so that a second end is refused): as
--- long as the task's record is kept (kling.gateway.track mark_ttl; a free task's end says its
--- own, shorter).
+-- long as the task's record is kept, which is what could end it again, plus a margin; whole
+-- seconds (Redis's EX).
 function M.ended_ttl(cfg)
-  return track.mark_ttl(cfg.retention_days * 86400)
+  local retention_s = cfg.retention_days * 86400
+  return math.ceil(retention_s + math.min(60, retention_s))
 end
 
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
@@ -125,8 +126,7 @@ local function init_redis(ledger_dict)
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     dict = ledger_dict, ended_ttl = M.ended_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
-    retention_s = G.cfg.retention_days * 86400, free_retention_s = G.cfg.failed_retention_days * 86400,
-    encode = texts.record, by_upstream = G.cfg.callbacks == true }
+    retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
   G.ledger_dict = ledger_dict
 end
@@ -219,8 +219,7 @@ function M.init(path, opts)
   local retention_s = G.cfg.retention_days * 86400
   -- Upstream ids are looked up only by callbacks: with them off, no index (a write and a key a task).
   G.tasks = tasks.new { dict = M.TASKS_DICT, journal = G.journal, retention_s = retention_s,
-    free_retention_s = G.cfg.failed_retention_days * 86400, encode = texts.record,
-    by_upstream = G.cfg.callbacks == true }
+    encode = texts.record, by_upstream = G.cfg.callbacks == true }
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in shared memory.
   -- A hold's end is remembered while its task is: retention after its end, and a margin for the
   -- moment between the end's claim and the task's final record (a minute, or the retention when

@@ -96,12 +96,11 @@ end
 -- and two restarts gave a duplicated id to the account shown it second.
 function M.restore(G, entries)
   local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
-  local free_s = G.cfg.failed_retention_days and G.cfg.failed_retention_days * 86400
   local ended = {}
   for _, e in ipairs(entries) do
     -- kept for what is left of their task's retention; a task past it is known no more
     local rec = e.record
-    local left = type(rec) == "table" and rec.final and tasks.left(rec, retention_s, now_s, free_s)
+    local left = type(rec) == "table" and rec.final and tasks.left(rec, retention_s, now_s)
     if left and left > 0 then
       ended[#ended + 1] = { rec = rec, left = left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
     end

@@ -9,7 +9,6 @@
 -- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
 -- q:new and q:news (lists), kept (set: ended tasks whose hold is kept, kling.resty.tasks keep).
 local json = require "kling.json"
-local tasks = require "kling.resty.tasks" -- the retention rule of an ended record (kept_for)
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
 
@@ -23,13 +22,10 @@ M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 M.RETENTION_S = 30 * 86400
 
 -- new{redis =, dict = local shared dict (the poller's tick, error counters), retention_s =,
--- free_retention_s = (kling.resty.tasks's), encode = fn(rec [, hint]) -> JSON text | nil, err
--- (default kling.json's; the gateway's is kling.gateway.text's record), by_upstream = false (no u:
--- index: kling.resty.tasks says when)}
+-- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's; the gateway's is
+-- kling.gateway.text's record), by_upstream = false (no u: index: kling.resty.tasks says when)}
 function M.new(opts)
-  local retention = opts.retention_s or M.RETENTION_S
-  return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = retention,
-    free_retention_s = opts.free_retention_s or retention,
+  return setmetatable({ redis = opts.redis, dict = opts.dict, retention_s = opts.retention_s or M.RETENTION_S,
     encode_with = opts.encode or json.encode, index_upstream = opts.by_upstream ~= false }, Tasks)
 end
 
@@ -340,8 +336,7 @@ function Tasks:finish(rec)
   if not s then
     return nil, err
   end
-  local ttl = tasks.kept_for(rec, self.retention_s, self.free_retention_s)
-  local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.max(1, math.floor(ttl))), up(self, rec),
+  local res, rerr = self.redis:run(FINISH, rec.id, s, tostring(math.floor(self.retention_s)), up(self, rec),
     xkey(rec), list_key(rec))
   if not res then
     return nil, rerr

@@ -19,7 +19,6 @@ local follows = require "kling.gateway.follows"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
 local metrics = require "kling.gateway.metrics"
-local tasks = require "kling.resty.tasks"
 
 local M = {}
 
@@ -84,32 +83,12 @@ local function kept(G, ids)
   end
 end
 
--- mark_ttl(retention_s) -> how long the end of a task's hold is remembered (so that a second
--- end is refused): as long as its record is kept, which is what could end it again, plus a
--- margin for the moment between the end's claim and the record's end (a minute, or the
--- retention when shorter); whole seconds (Redis's EX).
-function M.mark_ttl(retention_s)
-  return math.ceil(retention_s + math.min(60, retention_s))
-end
-
--- What the money movement of an ended record is told: its task's id upstream, and for a task
--- that failed at no charge, whose record goes after failed_retention_days, that its hold's end
--- goes then too (kept for retention_days, the marks of free tasks filled a node's ledger dict
--- as their records had filled its tasks dict).
-local function end_info(G, rec)
-  local info = { task_id = rec.upstream_id }
-  if G.cfg.failed_retention_days and tasks.free(rec) then
-    info.ended_ttl = M.mark_ttl(G.cfg.failed_retention_days * 86400)
-  end
-  return info
-end
-
 -- owed(G, id, rec) -> entry | nil, err | nil (nothing owed): the movement an ended record
 -- whose hold is still open owes, as its final record says (the machine decided it before the
 -- record was ended): its charge settled, or a release for a charge of "0"; none (its fate
 -- upstream unknown) leaves the hold.
 local function owed(G, id, rec)
-  local info = end_info(G, rec)
+  local info = { task_id = rec.upstream_id }
   if rec.status == "succeeded" then
     local m = core.money_parse(tostring(rec.charge))
     if m then
@@ -196,7 +175,7 @@ end
 -- the end itself is already recorded, so the movement is owed, never lost.
 M.MOVE_RETRY_S = { 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60 }
 local function move(G, rec, act, micros, attempt)
-  local e, merr = effects.meter_account(G.meter, act, micros, end_info(G, rec))
+  local e, merr = effects.meter_account(G.meter, act, micros, { task_id = rec.upstream_id })
   local wait = merr and merr.field == "store" and M.MOVE_RETRY_S[attempt or 1]
   if wait then
     ngx.timer.at(wait, function(premature)

@@ -145,29 +145,17 @@ local function by_of(info)
   return by
 end
 
--- info.ended_ttl: how long a store that expires the marks of ended holds keeps this end's
--- (seconds; shorter than its own ended_ttl only: the task's record goes sooner, kling.gateway.track).
-local function ended_ttl_of(info)
-  local ttl = type(info) == "table" and info.ended_ttl or nil
-  if ttl ~= nil and not (type(ttl) == "number" and ttl >= 1 and ttl == math.floor(ttl) and ttl < 2 ^ 31) then
-    errors.misuse("ledger", "info.ended_ttl must be a whole number of seconds, at least 1, got " .. tostring(ttl))
-  end
-  return ttl
-end
-
 local function movement(info, conv)
   local task_id = task_id_of(info)
   local record = type(info) == "table" and info.record or nil
   local forgotten = type(info) == "table" and info.forgotten == true or nil
   local open_max = type(info) == "table" and info.open_max or nil
   local by = by_of(info)
-  local ended_ttl = ended_ttl_of(info)
-  if task_id == nil and conv == nil and record == nil and not forgotten and not open_max and not by
-    and not ended_ttl then
+  if task_id == nil and conv == nil and record == nil and not forgotten and not open_max and not by then
     return NOTHING
   end
   return { task_id = task_id, extra = converted(conv), record = record, forgotten = forgotten, open_max = open_max,
-    by = by, ended_ttl = ended_ttl }
+    by = by }
 end
 
 -- open_max, when given: the most holds its account may have open at once.

@@ -9,8 +9,7 @@
 -- Writes use safe_set/safe_add: a full dict refuses new tasks instead of evicting live ones
 -- (after its expired entries are freed: kling.resty.shm).
 -- Ended records (and their index entries) expire after `retention_s` (30 days by default, as
--- long as Kling keeps results), so the dict holds what is live plus a month of history; those
--- of tasks that failed at no charge after `free_retention_s` (M.kept_for says which).
+-- long as Kling keeps results), so the dict holds what is live plus a month of history.
 -- @module kling.resty.tasks
 local json = require "kling.json"
 local shm = require "kling.resty.shm"
@@ -27,11 +26,10 @@ M.RETENTION_S = 30 * 86400
 
 --- Makes the shared task table.
 -- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =,
--- free_retention_s = (the retention of a task that failed at no charge; default retention_s),
 -- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's), by_upstream =
 -- false (no u: index: by_upstream finds nothing; for a table whose tasks end without a
 -- callback, the index's only reader: a key and a write fewer a task)} -> table
----@param opts {dict: string, journal: string, retention_s: number, free_retention_s: number, by_upstream: boolean}
+---@param opts {dict: string, journal: string, retention_s: number, by_upstream: boolean}
 ---@return table|nil tasks
 ---@return string|nil err
 function M.new(opts)
@@ -49,12 +47,7 @@ function M.new(opts)
   if type(retention) ~= "number" or retention <= 0 then
     error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
   end
-  local free = opts.free_retention_s or retention
-  if type(free) ~= "number" or free <= 0 or free > retention then
-    error("kling.resty.tasks: free_retention_s must be a positive number of seconds, at most retention_s", 2)
-  end
   return setmetatable({ dict = dict, shm = shm.new(dict), journal = opts.journal, retention_s = retention,
-    free_retention_s = free,
     encode = opts.encode or json.encode, index_upstream = opts.by_upstream ~= false }, Tasks)
 end
 
@@ -264,7 +257,7 @@ function Tasks:finish(rec)
   if not s then
     return nil, err
   end
-  local ttl = M.kept_for(rec, self.retention_s, self.free_retention_s)
+  local ttl = self.retention_s
   local ok, aerr = self.shm:write("safe_add", "f:" .. rec.id, s, ttl)
   if not ok then
     if aerr == "exists" then
@@ -411,25 +404,10 @@ function Tasks:active_ids()
   return out
 end
 
---- Whether an ended record is of a task that failed at no charge: nothing made, nothing paid.
-function M.free(rec)
-  return rec.final == true and rec.status ~= "succeeded" and rec.charge == "0"
-end
-
---- kept_for(rec, retention_s [, free_retention_s]) -> how long an ended record is kept: a
--- task that failed at no charge for free_retention_s (it cost its client nothing, so one
--- client could make enough of them to fill the store), any other for retention_s.
-function M.kept_for(rec, retention_s, free_retention_s)
-  if free_retention_s and M.free(rec) then
-    return free_retention_s
-  end
-  return retention_s
-end
-
---- left(rec, retention_s, now_s [, free_retention_s]) -> the seconds an ended record has left of
--- its retention (kept_for; 0 or less: past it); the record's end is its updated_at.
-function M.left(rec, retention_s, now_s, free_retention_s)
-  return M.kept_for(rec, retention_s, free_retention_s) - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
+--- left(rec, retention_s, now_s) -> the seconds an ended record has left of its retention
+-- (0 or less: past it); the record's end is its updated_at.
+function M.left(rec, retention_s, now_s)
+  return retention_s - (now_s - math.floor((tonumber(rec.updated_at) or 0) / 1000))
 end
 
 -- restore(entries) rebuilds the table from the journal's task snapshots (the last one of
@@ -475,7 +453,7 @@ function Tasks:restore(entries)
     -- An ended record keeps what is left of its retention; one past it stays gone.
     local keep = 0
     if rec.final then
-      keep = M.left(rec, self.retention_s, now_s, self.free_retention_s)
+      keep = M.left(rec, self.retention_s, now_s)
     end
     if rec.state == "creating" then
       rec.state = "lookup" -- its request handler died with the old nginx: find it upstream

@@ -320,9 +320,6 @@ local function finish(self, key, op, micros, info)
   -- A create refused upstream goes with its task (kling.money.ledger's forgotten): its end is
   -- kept only while a second end could still race it.
   local life = info and info.forgotten and 1 or self.ended_ttl
-  if info and info.ended_ttl and info.ended_ttl < life then -- its task's record goes sooner
-    life = info.ended_ttl
-  end
   local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
     info and info.account or "", fmt(life), info and info.by or "")
   if not res then

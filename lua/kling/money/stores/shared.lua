@@ -91,8 +91,8 @@ local function num(dict, key)
 end
 
 -- The movement's fields a journal line has (each written by kling.json.value), in this order.
-local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "by", "ended_ttl",
-  "task_id", "task_key" }
+local LINE_KEYS = { "op", "amount", "currency", "account", "reserved_amount", "forgotten", "by", "task_id",
+  "task_key" }
 -- Each key's text before its value (',"op":'), made once.
 local KEY_TEXT = {}
 for _, k in ipairs(LINE_KEYS) do
@@ -154,7 +154,7 @@ function Meter:record(op, account, key, micros, extra)
     seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = op, task_key = key,
     task_id = extra and extra.task_id or key, amount = core.money_format(micros), currency = self.currency,
     account = account, reserved_amount = extra and extra.reserved_amount,
-    forgotten = extra and extra.forgotten or nil, by = extra and extra.by, ended_ttl = extra and extra.ended_ttl,
+    forgotten = extra and extra.forgotten or nil, by = extra and extra.by,
   }
   local jerr
   if self.journal then
@@ -348,17 +348,12 @@ local function hold_of(d, key)
   return account, tonumber(m)
 end
 
--- How long the end of key's hold is kept (seconds; 0: for the dict's life): the store's
--- ended_ttl, or the end's own when shorter (its task's record goes sooner: info.ended_ttl).
-local function ended_life(self, forgotten, ttl)
+-- How long the end of key's hold is kept (seconds; 0: for the dict's life).
+local function ended_life(self, forgotten)
   if forgotten then -- removed once its release is done (Meter:release says why)
     return 1
   end
-  local life = self.ended_ttl
-  if ttl and (life == 0 or ttl < life) then
-    return ttl
-  end
-  return life
+  return self.ended_ttl
 end
 
 -- Ends key's hold once: the first of settle/release wins (the mark's add is the arbiter). The
@@ -366,12 +361,12 @@ end
 -- an end never needs room a full dict lacks (a full dict stranded ends: tasks the provider
 -- billed stayed held). Should the mark still not be written (another worker took the slot
 -- meanwhile), the hold is put back and the end fails, to be tried again.
-local function claim(self, key, op, account, held, forgotten, ttl)
+local function claim(self, key, op, account, held, forgotten)
   local d = self.dict
   if held then
     d:delete("h:" .. key)
   end
-  local ok, err = self.shm:write("safe_add", "d:" .. key, op, ended_life(self, forgotten, ttl))
+  local ok, err = self.shm:write("safe_add", "d:" .. key, op, ended_life(self, forgotten))
   if ok then
     return true
   elseif err == "exists" then -- another end came first: its own hold's entry went with it
@@ -407,7 +402,7 @@ function Meter:settle(key, micros, info)
   if not account or not self:known(account) then
     return nil, "unknown_account"
   end
-  local ok, code, detail = claim(self, key, "settled", account, held, nil, info and info.ended_ttl)
+  local ok, code, detail = claim(self, key, "settled", account, held)
   if not ok then
     return nil, code, detail
   end
@@ -421,7 +416,7 @@ function Meter:settle(key, micros, info)
   d:incr(k.reserved, -held)
   d:incr(k.spent, micros)
   return self:record("settle", account, key, micros, { task_id = info and info.task_id,
-    reserved_amount = core.money_format(held), by = info and info.by, ended_ttl = info and info.ended_ttl })
+    reserved_amount = core.money_format(held), by = info and info.by })
 end
 
 -- release(task_key [, {task_id}]) -> entry | nil, code, detail: nothing is charged.
@@ -432,7 +427,7 @@ function Meter:release(key, info)
     return nil, "no_hold"
   end
   local forgotten = info and info.forgotten
-  local ok, code, detail = claim(self, key, "released", account, held, forgotten, info and info.ended_ttl)
+  local ok, code, detail = claim(self, key, "released", account, held, forgotten)
   if not ok then
     return nil, code, detail
   end
@@ -534,7 +529,7 @@ function Meter:restore(entries)
     return 0
   end
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
-  local ended_at = {} -- task key -> {time_ms of its end, forgotten, its own ended_ttl}
+  local ended_at = {} -- task key -> {time_ms of its end, forgotten}
   local topups = {}
   for i, e in ipairs(entries) do
     if e.op == "balance" or e.op == "ended" or e.op == "journal" then
@@ -573,8 +568,7 @@ function Meter:restore(entries)
         reserved[a] = reserved[a] + m
       elseif not ended[e.task_key] then
         ended[e.task_key] = e.op == "settle" and "settled" or "released"
-        ended_at[e.task_key] = type(e.time_ms) == "number" and { e.time_ms, e.forgotten == true,
-          type(e.ended_ttl) == "number" and math.floor(e.ended_ttl) or nil } or nil
+        ended_at[e.task_key] = type(e.time_ms) == "number" and { e.time_ms, e.forgotten == true } or nil
         if held then
           reserved[held[1]] = reserved[held[1]] - held[2]
           holds[e.task_key] = nil
@@ -617,7 +611,7 @@ function Meter:restore(entries)
   local now = self.clock()
   for key, how in pairs(ended) do
     local at = ended_at[key]
-    local life = ended_life(self, false, at and at[3] and at[3] >= 1 and at[3] or nil)
+    local life = self.ended_ttl
     local left = (life > 0 and at) and life - (now - at[1]) / 1000 or life
     if not (at and at[2]) and (life == 0 or left > 0) then -- a forgotten task's end keeps no mark
       put("d:" .. key, how, left)
