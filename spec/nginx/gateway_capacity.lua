@@ -20,7 +20,7 @@ h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod
 local sim, gw
 
 local function cleanup()
-  for _, dir in ipairs { gw_dir, small_dir, open_dir, base .. "/gw-deadline" } do
+  for _, dir in ipairs { gw_dir, small_dir, open_dir, base .. "/gw-deadline", base .. "/gw-failed" } do
     h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
   end
   h.tidy(base, sim_dir)
@@ -294,6 +294,51 @@ local function short_deadline_is_polled_with_callbacks_on()
   h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
 end
 
+-- Tasks that fail at no charge cost their client nothing, yet each is kept retention_days: an
+-- account's share of them a day (max_failed_daily), refused beyond (429, 1302) as the upstream
+-- refuses a client that goes too fast; another account is not touched (attacker review, stop 32).
+local function failed_daily()
+  local dir = base .. "/gw-failed"
+  local accounts = { { name = "gina", api_key = "gw-gina-key", credit = "100", max_failed_daily = 2 },
+    { name = "hugo", api_key = "gw-hugo-key", credit = "100" } }
+  local at = start(dir, "failed", { accounts = accounts })
+  local function create(who, prompt)
+    return h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-" .. who
+      .. "-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = prompt } })
+  end
+  local ids = {}
+  for i = 1, 2 do
+    local r = create("gina", "a kite [sim:fail]")
+    ids[i] = r.json and r.json.data and r.json.data.task_id
+    assert(ids[i], r.body)
+  end
+  local by, ended = h.now() + 20
+  repeat
+    h.sleep(0.3)
+    ended = 0
+    for _, id in ipairs(ids) do
+      local q = h.request("GET", at.http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+        "Bearer gw-gina-key" } })
+      local v = q.json and q.json.data or {}
+      ended = ended + ((v.task_status == "failed" and v.final_unit_deduction == "0") and 1 or 0)
+    end
+  until ended == 2 or h.now() > by
+  h.check("max_failed_daily 2: two tasks fail upstream at no charge", ended == 2, ended)
+  h.sleep(1.1) -- past a worker's copy of the count (capacity.FAILED_FRESH_S)
+  local third = create("gina", "a lighthouse at dusk")
+  h.check("... the account's next create is refused, 429 with the upstream's code for going too fast (1302),"
+    .. " naming max_failed_daily", third.status == 429 and third.json and third.json.code == 1302
+    and third.body:find("max_failed_daily 2", 1, true) ~= nil, third.body)
+  local other = create("hugo", "a lighthouse at dusk")
+  h.check("... another account's create is taken", other.status == 200, other.body)
+  local g = h.gateway_admin(at.http, "admin-0123456789abcdef").by.gina
+  h.check("... nothing of the refused create is held", g.reserved == "0" and g.spent == "0", json.encode(g))
+  local m = h.request("GET", at.http .. "/metrics").body or ""
+  h.check("... /metrics counts it as a refusal of reason failed_daily",
+    metric(m, 'kling_gateway_refusals_total{reason="failed_daily"}') == 1, m:match("[^\n]*failed_daily[^\n]*"))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gw = start(gw_dir, "gateway", { retention_days = 1 / 86400, memory = { tasks = "4m", ledger = "256k" } })
@@ -433,6 +478,7 @@ local function run()
   kept_hold_is_ended_by_the_operator()
   cut_create_is_listed()
   short_deadline_is_polled_with_callbacks_on()
+  failed_daily()
 
   local log = h.read(gw_dir .. "/error.log") or ""
   h.check("no full dict in the error log", not log:find("no memory", 1, true) and not log:find("is full", 1, true),

@@ -724,6 +724,40 @@ local function open_limit_across_nodes()
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 
+-- An account's tasks that fail at no charge are counted in Redis: past its max_failed_daily, its
+-- creates are refused on every node (429, 1302).
+local function failed_daily_across_nodes()
+  assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 1 }))
+  local res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer "
+    .. ADMIN_KEY }, body = { name = "ivan", api_key = "gw-ivan-key", credit = "100", max_failed_daily = 1 } })
+  h.check("max_failed_daily: an account made through the admin API with it, shown in the answer",
+    res.status == 201 and res.json and res.json.max_failed_daily == 1, res.body)
+  local function create(i, prompt)
+    return h.request("POST", url(i, "/v1/videos/text2video"), { headers = { authorization = "Bearer gw-ivan-key" },
+      body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = prompt } })
+  end
+  local first = create(1, "a kite [sim:fail]")
+  local id = assert(first.json and first.json.data and first.json.data.task_id, first.body)
+  local by, view = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    local q = h.request("GET", url(2, "/v1/videos/text2video/" .. id), { headers = { authorization =
+      "Bearer gw-ivan-key" } })
+    view = q.json and q.json.data or {}
+  until view.task_status == "failed" or h.now() > by
+  h.check("max_failed_daily 1: a task fails upstream at no charge", view.task_status == "failed"
+    and view.final_unit_deduction == "0", json.encode(view))
+  h.sleep(1.1) -- past a worker's copy of the count
+  local codes = {}
+  for i = 1, NODES do
+    local r = create(i, "a lighthouse at dusk")
+    codes[#codes + 1] = tostring(r.json and r.json.code)
+  end
+  h.check("... the account's next creates are refused on every node with 1302", table.concat(codes, ",")
+    == "1302,1302,1302", table.concat(codes, ","))
+  assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
+end
+
 local ok, err = pcall(function()
   run()
   lost_answer()
@@ -734,6 +768,7 @@ local ok, err = pcall(function()
   reads_while_redis_is_down()
   ledger_archive()
   open_limit_across_nodes()
+  failed_daily_across_nodes()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

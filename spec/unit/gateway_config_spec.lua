@@ -30,6 +30,19 @@ describe("kling.gateway.config", function()
     assert.is_nil(c.accounts[2].max_open)
   end)
 
+  it("an account's max_failed_daily is read as given, absent by default, refused when not a whole count", function()
+    local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_failed_daily = 20 },
+      { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }
+    assert.is_true(ok, tostring(c))
+    assert.equal(20, c.accounts[1].max_failed_daily)
+    assert.is_nil(c.accounts[2].max_failed_daily)
+    for _, bad in ipairs { 0, 1.5, "3", -1 } do
+      ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_failed_daily = bad } }
+      assert.is_false(ok)
+      assert.matches("accounts%[1%]%.max_failed_daily: must be a whole number of tasks", c)
+    end
+  end)
+
   it("issue 12.1: distinct keys load", function()
     local ok, c = load { { name = "alice", access_key = "ak-alice", secret_key = "sk-alice-0123456789", credit = "1" },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }

@@ -59,11 +59,13 @@ end
 
 -- An account as the admin API shows it: its decimal strings, exact; not the store's micro-unit
 -- integers, which cjson cannot write exactly past 10^14 (it wrote 9.0000000201235e+15).
--- Its max_open beside its open tasks (s.open), in every answer that shows an account.
+-- Its max_open beside its open tasks (s.open), and its max_failed_daily, in every answer that
+-- shows an account.
 local function shown(G, s)
   s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
   local acct = G.accounts:get(s.name)
   s.max_open = acct and acct.max_open
+  s.max_failed_daily = acct and acct.max_failed_daily
   return s
 end
 

@@ -231,6 +231,12 @@ function M.admit(G, account, endpoint)
     return refuse("validation", { status = 400, code = 1200, message = "the request cannot be recorded: "
       .. tostring(eerr) })
   end
+  local free_ok, failed, most = capacity.admits_failed(G, account)
+  if not free_ok then
+    return refuse("failed_daily", { status = 429, code = 1302, message = "this account's tasks failed at no charge "
+      .. failed .. " times today, its most (max_failed_daily " .. most .. "): its creates are refused until 00:00"
+      .. " UTC" })
+  end
   local room, dict = capacity.admits(G)
   if not room then
     return unavailable("capacity", "the gateway cannot take more tasks now (nothing was forwarded)",

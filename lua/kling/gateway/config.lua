@@ -17,7 +17,9 @@
 --   "memory": {"tasks": "128m", "ledger": "16m"},  (one node's shared memory, fixed at its start)
 --   "poll": {"min_interval": 1, "max_interval": 15, "silence": 60, "deadline": 86400, "lookups": 3},
 --   "accounts": [{"name": "alice", "api_key": "...", "access_key": "...", "secret_key": "...",
---                 "credit": "100.00", "max_open": 10}],  (max_open: its tasks open at once; optional)
+--                 "credit": "100.00", "max_open": 10, "max_failed_daily": 1000}],
+--                 (max_open: its tasks open at once; max_failed_daily: its tasks that may fail at no
+--                 charge a day; both optional)
 --   "admin_key": "...",                      (the admin API's Bearer key; without it the API is off)
 --   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
 --   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
@@ -76,7 +78,7 @@ local KNOWN = {
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
     "reuse_posts" },
   ["poll."] = { "min_interval", "max_interval", "silence", "deadline", "lookups" },
-  ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit", "max_open" },
+  ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit", "max_open", "max_failed_daily" },
 }
 
 
@@ -378,7 +380,7 @@ end
 -- The most tasks open at once an account's max_open may name.
 M.MAX_OPEN = 1000000
 
--- account(doc, where) -> {name, api_key, access_key, secret_key, credit, max_open} (raises
+-- account(doc, where) -> {name, api_key, access_key, secret_key, credit, max_open, max_failed_daily} (raises
 -- naming the field): one client account, from the file or from the admin API.
 function M.account(a, where)
   if type(a) ~= "table" or json.is_array(a) then
@@ -397,6 +399,10 @@ function M.account(a, where)
     -- Every client shares the upstream's parallel slots (and a node's room for open tasks):
     -- a client's share of them, refused beyond (429, 1303) as the upstream refuses its own.
     max_open = seconds(a, "max_open", where, nil, { unit = "tasks", min = 1, max = M.MAX_OPEN, whole = true }),
+    -- Tasks that fail at no charge cost their client nothing and are kept all the same: a
+    -- client's share of them a day (kling.gateway.capacity), refused beyond (429, 1302).
+    max_failed_daily = seconds(a, "max_failed_daily", where, nil, { unit = "tasks", min = 1, max = M.MAX_OPEN,
+      whole = true }),
   }
   -- A name is a key of the ledger, a metrics label and a journal field on every line: short.
   -- It is a path segment of the admin API too: "." and ".." would be read as the path's own.

@@ -303,6 +303,7 @@ end
 -- and the poller's timer.
 function M.init_worker()
   G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
+  G.failed_seen = {} -- this worker's copy of each account's free failures today (kling.gateway.capacity)
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   G.prices = price_cache.new() -- this worker's quotes (kling.gateway.price_cache)
   metrics.start() -- this worker's counts into the shared dict, every second

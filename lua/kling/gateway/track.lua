@@ -19,6 +19,7 @@ local follows = require "kling.gateway.follows"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
 local metrics = require "kling.gateway.metrics"
+local capacity = require "kling.gateway.capacity"
 
 local M = {}
 
@@ -215,6 +216,7 @@ local function close(G, rec, act)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end
+    capacity.failed(G, rec) -- a failure at no charge counts toward its account's day
   else
     kept(G, { rec.id })
   end
