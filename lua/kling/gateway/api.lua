@@ -33,20 +33,8 @@ local NO_ARGS = {} -- the query parameters of a route that takes none
 -- seconds (cjson, the duplicate-key sort, the unknown-field check) before it was refused.
 M.BODY_VALUES_MAX = 10000
 
-local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua (unit specs) grows them
-if not has_new_tab then
-  new_tab = function()
-    return {}
-  end
-end
-
-local function copy(t)
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = v
-  end
-  return out
-end
+local tables = require "kling.tables"
+local new_tab, copy = tables.new, tables.clone
 
 local byte = string.byte
 local SLASH = byte("/")
@@ -299,7 +287,7 @@ function M.machine(G, c, now, call)
   local rec = c.rec
   -- Made at their full size (a create's answer fills both): a table grown key by key is
   -- rehashed on the way, which a worker would pay on every create.
-  local task, state = new_tab(0, 10), new_tab(0, 10)
+  local task, state = new_tab(0, 8), new_tab(0, 8) -- what a created task's fields and state take
   task.external_task_id, task.endpoint, task.status = rec.id, rec.endpoint, "queued"
   return machine.forwarded({ task = task, record = state, key = rec.id, now = now, call = call },
     call and profiles.sent or profiles.proxied)

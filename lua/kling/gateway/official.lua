@@ -14,13 +14,7 @@ local M = {}
 M.STATUS = { queued = "submitted", pending = "submitted", running = "processing", succeeded = "succeed",
   failed = "failed", cancelled = "failed" }
 
-local function copy(t)
-  local out = {}
-  for k, v in pairs(t) do
-    out[k] = v
-  end
-  return out
-end
+local copy = require("kling.tables").clone
 
 -- The official API writes durations as strings ("5"): only plain decimal digits are read as a
 -- number (tonumber would also take "0x5", "5e0" or " 5").
@@ -183,14 +177,12 @@ end
 -- Large strings (inline images, audio) are not kept in the task table: pricing only asks
 -- whether they were given.
 function M.facts(req)
-  local out = {}
+  local out = copy(req) -- at its size; the large values replaced below (no key is added)
   for k, v in pairs(req) do
     if type(v) == "string" and #v > 2048 then
       out[k] = "(" .. #v .. " bytes)"
     elseif type(v) == "table" and #(json.encode(v) or "") > 2048 then
       out[k] = { "(large)" }
-    else
-      out[k] = v
     end
   end
   return out

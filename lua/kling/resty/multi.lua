@@ -12,6 +12,7 @@
 -- engine lives within one. Concurrency is bounded by the caller (the engine's max_requests).
 -- @module kling.resty.multi
 -- luacheck: ignore 122 (ngx.ctx is meant to be written)
+local clone = require("kling.tables").clone
 local M = {}
 
 local KEY = "kling.resty.multi"
@@ -36,16 +37,9 @@ end
 
 -- The engine reuses its request table: the thread gets a copy (it runs past start's return).
 local function copy(req)
-  local c = {}
-  for k, v in pairs(req) do
-    c[k] = v
-  end
+  local c = clone(req)
   if type(req.headers) == "table" then
-    local h = {}
-    for k, v in pairs(req.headers) do
-      h[k] = v
-    end
-    c.headers = h
+    c.headers = clone(req.headers)
   end
   return c
 end

@@ -98,12 +98,7 @@ local KEY_TEXT = {}
 for _, k in ipairs(LINE_KEYS) do
   KEY_TEXT[k] = ',"' .. k .. '":'
 end
-local has_new_tab, new_tab = pcall(require, "table.new") -- LuaJIT's; plain Lua grows the table
-if not has_new_tab then
-  new_tab = function()
-    return {}
-  end
-end
+local new_tab = require("kling.tables").new
 
 --- The journal line of a movement, in one piece.
 -- journal_line(e, record [, eol]) -> the JSON line of movement e (and the record's JSON text) |
