@@ -725,7 +725,7 @@ local function open_limit_across_nodes()
 end
 
 -- An account's tasks that fail at no charge are counted in Redis: past its max_failed_daily, its
--- creates are refused on every node (429, 1302).
+-- creates are refused on every node (429, 1102).
 local function failed_daily_across_nodes()
   assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 1 }))
   local res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer "
@@ -753,8 +753,8 @@ local function failed_daily_across_nodes()
     local r = create(i, "a lighthouse at dusk")
     codes[#codes + 1] = tostring(r.json and r.json.code)
   end
-  h.check("... the account's next creates are refused on every node with 1302", table.concat(codes, ",")
-    == "1302,1302,1302", table.concat(codes, ","))
+  h.check("... the account's next creates are refused on every node with 1102", table.concat(codes, ",")
+    == "1102,1102,1102", table.concat(codes, ","))
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 

@@ -41,6 +41,7 @@ local function follow(rec, o)
       elseif a.type == "settle" or a.type == "release" then
         out.money[#out.money + 1] = a.type
         rec.status = a.task.status -- the end carries the task as it ended
+        out.gone = a.task.gone
       elseif a.type == "created" or a.type == "news" then
         rec.upstream_id, rec.status = a.task.id, a.task.status
         out.ids[#out.ids + 1] = a.task.id
@@ -104,6 +105,7 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
     assert.are.same({ "release" }, out.money)
     assert.are.equal("failed", out.status)
     assert.are.equal(3, out.record.lookups)
+    assert.is_true(out.gone)
   end)
 
   it("a lost create found by its external id is polled to its end and settled", function()
@@ -173,6 +175,7 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
     assert.are.same({ "release" }, out.money)
     assert.are.equal("failed", out.status)
     assert.matches("no longer knows", out.err.message)
+    assert.is_true(out.gone) -- ended by the machine: not a failure of the provider's (kling.gateway.capacity)
   end)
 
   it("a callback ends a task whose create is being looked up (no scheduler: another worker's)", function()

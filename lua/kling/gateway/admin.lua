@@ -16,6 +16,7 @@
 --   POST /gateway/admin/tasks/<id>/settle        {amount}: an ended task's kept hold charged that (kling.gateway.holds)
 --   POST /gateway/admin/tasks/<id>/release       {}: ... charged nothing
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local capacity = require "kling.gateway.capacity"
 local query_args = require "kling.gateway.args"
 local accounts_mod = require "kling.gateway.accounts"
 local compact = require "kling.gateway.compact"
@@ -59,13 +60,13 @@ end
 
 -- An account as the admin API shows it: its decimal strings, exact; not the store's micro-unit
 -- integers, which cjson cannot write exactly past 10^14 (it wrote 9.0000000201235e+15).
--- Its max_open beside its open tasks (s.open), and its max_failed_daily, in every answer that
--- shows an account.
+-- Its max_open beside its open tasks (s.open), and its max_failed_daily (the default when the
+-- config gives none), in every answer that shows an account.
 local function shown(G, s)
   s.limit_micros, s.spent_micros, s.reserved_micros, s.balance_micros = nil, nil, nil, nil
   local acct = G.accounts:get(s.name)
   s.max_open = acct and acct.max_open
-  s.max_failed_daily = acct and acct.max_failed_daily
+  s.max_failed_daily = acct and (acct.max_failed_daily or capacity.MAX_FAILED_DAILY)
   return s
 end
 

@@ -221,9 +221,9 @@ function M.admit(G, account, endpoint)
   end
   local free_ok, failed, most = capacity.admits_failed(G, account)
   if not free_ok then
-    return refuse("failed_daily", { status = 429, code = 1302, message = "this account's tasks failed at no charge "
-      .. failed .. " times today, its most (max_failed_daily " .. most .. "): its creates are refused until 00:00"
-      .. " UTC" })
+    return refuse("failed_daily", { status = 429, code = 1102, retry_after = capacity.seconds_left(),
+      message = "this account's tasks failed upstream at no charge " .. failed .. " times today, its most"
+        .. " (max_failed_daily " .. most .. "): its creates are refused until 00:00 UTC" })
   end
   local room, dict = capacity.admits(G)
   if not room then

@@ -22,10 +22,14 @@ end
 -- indexes for retention_days): an account whose tasks kept failing could fill the node's
 -- memory (or Redis's) and have every account's creates refused (attacker review, stop 32).
 -- Each account may have at most its max_failed_daily (MAX_FAILED_DAILY by default) of them a
--- day (UTC); past that its creates are refused (429, 1302) until the day ends, which bounds
--- what one account can keep for free to max_failed_daily x retention_days tasks. Counted when a
--- task ends so; a create reads this worker's copy of its account's count, at most
--- FAILED_FRESH_S old, so it pays no store read (the bound may be passed by what fails meanwhile).
+-- day (UTC); past that its creates are refused (429, 1102: a quota, not a pace a retry waits
+-- out) until the day ends, which bounds what one account keeps for free to about
+-- (max_failed_daily + its tasks open when it is reached) x retention_days tasks. Only what the
+-- provider itself failed counts: a create whose answer was lost and that lookups did not find,
+-- a task the provider forgot, a deadline are the gateway's or the upstream's trouble, and an
+-- outage must not lock honest clients out for the day. Counted when a task ends so, and again
+-- from the journal at a one-node start; a create reads this worker's copy of its account's
+-- count, at most FAILED_FRESH_S old, so it pays no store read.
 M.MAX_FAILED_DAILY = 1000
 M.FAILED_FRESH_S = 1
 M.FAILED_KEEP_S = 2 * 86400 -- a day's count outlives its day
@@ -42,9 +46,17 @@ local COUNT = "local n = redis.call('INCR', ARGV[1] .. ARGV[2]) "
   .. "if n == 1 then redis.call('EXPIRE', ARGV[1] .. ARGV[2], ARGV[3]) end return n"
 local READ = "return redis.call('GET', ARGV[1] .. ARGV[2])"
 
---- failed(G, rec): counts rec's end in its account's day when its task failed at no charge.
-function M.failed(G, rec)
-  if rec.status == "succeeded" or rec.charge ~= "0" then
+-- Whether an ended record's task is one the provider itself failed at no charge (task: the
+-- machine's, as its end's action carries it; `gone` when the machine ended it, not a status).
+local function failed_free(rec, task)
+  return rec.charge == "0" and rec.upstream_id ~= nil and type(task) == "table" and task.status == "failed"
+    and not task.gone
+end
+
+--- failed(G, rec, task): counts rec's end in its account's day when the provider failed its task
+-- at no charge.
+function M.failed(G, rec, task)
+  if not failed_free(rec, task) then
     return
   end
   local key = failed_key(rec.account, today())
@@ -58,6 +70,30 @@ function M.failed(G, rec)
     ngx.log(ngx.WARN, "kling gateway: the failure of ", rec.id, " is not counted for ", rec.account, ": ",
       tostring(err))
   end
+end
+
+--- restore(G, last): a one-node start's count of each account's failures today, from the
+-- journal's final records (last: id -> its last record), which outlive a restart as the count
+-- in shared memory does not.
+function M.restore(G, last)
+  local day, counts = today(), {}
+  for _, rec in pairs(last) do
+    local ended_day = math.floor((tonumber(rec.updated_at) or 0) / 86400000)
+    if rec.final and ended_day == day and failed_free(rec, { status = rec.status, gone = rec.gone }) then
+      counts[rec.account] = (counts[rec.account] or 0) + 1
+    end
+  end
+  for account, n in pairs(counts) do
+    local ok, err = G.ledger_dict:safe_set(failed_key(account, day), n, M.FAILED_KEEP_S)
+    if not ok then
+      ngx.log(ngx.WARN, "kling gateway: ", account, "'s failures today are not counted: ", tostring(err))
+    end
+  end
+end
+
+--- seconds_left() -> the seconds to the end of the UTC day (a refusal's Retry-After).
+function M.seconds_left()
+  return 86400 - ngx.time() % 86400
 end
 
 --- admits_failed(G, account) -> true | nil, its count today, its most: whether the account may

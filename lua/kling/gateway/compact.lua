@@ -37,10 +37,12 @@ end
 -- status, message, external id, result, times, charge), whose it is and where it is listed,
 -- its upstream id (a late callback finds it ended), how its billing went, and its request in
 -- the form an ended record keeps (kling.gateway.follows source_form: what an extend of its
--- video is priced by; prompts and inline images are cut to a note of their length). The
--- machine's working fields are dropped.
+-- video is priced by; prompts and inline images are cut to a note of their length), and
+-- whether the machine ended it for want of the task upstream (gone: kling.gateway.capacity
+-- counts the provider's own failures only). The machine's working fields are dropped.
 M.ENDED_KEEP = { "id", "account", "endpoint", "status", "state", "message", "result", "charge", "created_at",
-  "updated_at", "upstream_id", "external_task_id", "list_n", "final", "billing_error", "callback_url", "request" }
+  "updated_at", "upstream_id", "external_task_id", "list_n", "final", "billing_error", "callback_url", "request",
+  "gone" }
 
 -- Its text ends with its id (kling.gateway.text: lines alike but in their middle made the
 -- LuaJIT in nginx's master take 14 s to read 18,000 of them back).

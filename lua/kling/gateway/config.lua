@@ -400,7 +400,7 @@ function M.account(a, where)
     -- a client's share of them, refused beyond (429, 1303) as the upstream refuses its own.
     max_open = seconds(a, "max_open", where, nil, { unit = "tasks", min = 1, max = M.MAX_OPEN, whole = true }),
     -- Tasks that fail at no charge cost their client nothing and are kept all the same: a
-    -- client's share of them a day (kling.gateway.capacity), refused beyond (429, 1302).
+    -- client's share of them a day (kling.gateway.capacity), refused beyond (429, 1102).
     max_failed_daily = seconds(a, "max_failed_daily", where, nil, { unit = "tasks", min = 1, max = M.MAX_OPEN,
       whole = true }),
   }

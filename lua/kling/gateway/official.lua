@@ -308,8 +308,11 @@ function M.ok(data)
   return M.reply(200, 0, "SUCCEED", data)
 end
 
--- An error answer; e = {status, code, message}.
+-- An error answer; e = {status, code, message, retry_after (seconds, a Retry-After header)}.
 function M.fail(e)
+  if e.retry_after then
+    ngx.header["Retry-After"] = string.format("%d", e.retry_after)
+  end
   return M.reply(e.status or 400, e.code or 1200, e.message or "error", nil)
 end
 

@@ -134,6 +134,7 @@ function M.restore(G, entries)
   end
   table.sort(keep) -- listed in a stable order
   kept(G, keep)
+  capacity.restore(G, last) -- each account's failures today (max_failed_daily)
 end
 
 -- sweep(G, cursor) -> the next cursor ("0": a pass is over) | nil, message: one page of the
@@ -216,7 +217,7 @@ local function close(G, rec, act)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end
-    capacity.failed(G, rec) -- a failure at no charge counts toward its account's day
+    capacity.failed(G, rec, act.task) -- the provider's failure at no charge counts toward its account's day
   else
     kept(G, { rec.id })
   end
@@ -258,6 +259,7 @@ end
 local function update(rec, t)
   rec.status = t.status
   rec.message = t.message
+  rec.gone = t.gone -- ended by the machine, the provider having no such task (kling.gateway.capacity)
   rec.progress = t.progress
   rec.upstream_id = rec.upstream_id or t.id
   rec.result = official.result(t) or rec.result

@@ -302,7 +302,8 @@ end
 -- A tracked task the provider does not have: ended as failed, nothing charged.
 function Machine:gone(acts, why)
   local t = self.task
-  t.status, t.message = "failed", why
+  -- gone: ended by this machine (the provider had no such task), not by a status of its own
+  t.status, t.message, t.gone = "failed", why, true
   return self:finish(acts, nil, false)
 end
 
