@@ -48,13 +48,7 @@ local function client_for(name)
   return sim.gateway(name)
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do
-    c[k] = v
-  end
-  return c
-end
+local copy = require("kling.tables").clone
 
 local function creates()
   return sim.stats().creates
