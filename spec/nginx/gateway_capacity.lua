@@ -352,6 +352,10 @@ local function failed_daily()
     .. " naming max_failed_daily, a Retry-After to the end of the UTC day", third.status == 429 and third.json
     and third.json.code == 1102 and third.body:find("max_failed_daily 2", 1, true) ~= nil and wait ~= nil
     and wait > 0 and wait <= 86400, third.body .. " Retry-After: " .. tostring(wait))
+  local bal = h.request("GET", at.http .. "/gateway/balance", { headers = { authorization = "Bearer gw-gina-key" } })
+  local bd = bal.json and bal.json.data or {}
+  h.check("... GET /gateway/balance shows the client its failures today and its most",
+    bd.failed_today == 2 and bd.max_failed_daily == 2, bal.body)
   local other = create("hugo", "a lighthouse at dusk")
   h.check("... another account's create is taken", other.status == 200, other.body)
   local g = h.gateway_admin(at.http, "admin-0123456789abcdef").by.gina

@@ -527,9 +527,10 @@ function M.balance(G, account)
   if not a then
     return unreadable("the balance of " .. account.name .. " cannot be read")
   end
+  local failed, most = capacity.failed_today(G, account)
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
     reserved = a.reserved, balance = a.balance, open = a.open, max_open = account.max_open,
-    webhook_secret = track.client_secret(G, account.name) }
+    failed_today = failed, max_failed_daily = most, webhook_secret = track.client_secret(G, account.name) }
 end
 
 return M

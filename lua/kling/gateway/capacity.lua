@@ -91,6 +91,19 @@ function M.restore(G, last)
   end
 end
 
+--- failed_today(G, account) -> the count of the account's failures today, read from the store
+-- now (a client's balance shows it), and its most (max_failed_daily or the default).
+function M.failed_today(G, account)
+  local key = failed_key(account.name, today())
+  local n
+  if G.redis then
+    n = G.redis:run(READ, key)
+  else
+    n = G.ledger_dict:get(key)
+  end
+  return tonumber(n) or 0, account.max_failed_daily or M.MAX_FAILED_DAILY
+end
+
 --- seconds_left() -> the seconds to the end of the UTC day (a refusal's Retry-After).
 function M.seconds_left()
   return 86400 - ngx.time() % 86400
@@ -104,14 +117,7 @@ function M.admits_failed(G, account)
   local day, now = today(), ngx.now()
   local seen = G.failed_seen[account.name]
   if not seen or seen.day ~= day or now - seen.at >= M.FAILED_FRESH_S then
-    local key = failed_key(account.name, day)
-    local n
-    if G.redis then
-      n = G.redis:run(READ, key)
-    else
-      n = G.ledger_dict:get(key)
-    end
-    seen = { day = day, at = now, count = tonumber(n) or 0 }
+    seen = { day = day, at = now, count = (M.failed_today(G, account)) }
     G.failed_seen[account.name] = seen
   end
   if seen.count >= most then
