@@ -379,6 +379,13 @@ local function nginx_refusals_are_json()
   h.check("issue 12: ... the callback location's 1 MB limit too (413, code 1200)", envelope(res, 413),
     tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   h.check("issue 12: ... and nothing reached the simulator", sim_creates("/v1/videos/") == creates)
+  -- the admin API answers {"error": ...}: what nginx refuses on its routes too
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts", { headers = { authorization =
+    "Bearer admin-0123456789abcdef", ["content-type"] = "application/json" },
+    body = '{"name":"' .. string.rep("a", 21 * 1024 * 1024) .. '"}' })
+  h.check("a 21 MB admin request is refused by its size in the admin API's own form (413, {\"error\": ...})",
+    res.status == 413 and res.json ~= nil and type(res.json.error) == "string" and res.json.code == nil,
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   -- a path outside the API, or a method nginx itself refuses, was nginx's HTML page too
   res = call("GET", "/v2/videos/text2video", "gw-alice-key")
   h.check("issue 12: a path the gateway does not serve is a 404 in the official envelope (code 1200)",

@@ -42,6 +42,18 @@ local function refuse(status, message, field)
   return reply(status, { error = message, field = field })
 end
 
+--- refused(status, message): an answer of the admin API's form ({"error": message}) for what
+-- nginx refused before its Lua ran (a body over client_max_body_size): kling.gateway's
+-- refused_by_nginx answers the official API's form elsewhere.
+function M.refused(status, message)
+  return refuse(status, message)
+end
+
+--- Whether a request's URI is the admin API's (/gateway/admin, its routes and its query).
+function M.path(uri)
+  return type(uri) == "string" and (uri == "/gateway/admin" or uri:find("^/gateway/admin[/?]") ~= nil)
+end
+
 -- allowed(G) -> true | nil, status, message
 function M.allowed(G)
   if not loopback.caller() then

@@ -469,7 +469,11 @@ local NGINX_REFUSALS = {
 
 -- error_page 400 403 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
 function M.refused_by_nginx(status)
-  return official.fail { status = status, code = 1200, message = NGINX_REFUSALS[status] or "refused" }
+  local message = NGINX_REFUSALS[status] or "refused"
+  if admin.path(ngx.var.request_uri) then -- the admin API answers in its own form, these too
+    return admin.refused(status, message)
+  end
+  return official.fail { status = status, code = 1200, message = message }
 end
 
 M.NGINX_REFUSALS = NGINX_REFUSALS
