@@ -329,6 +329,11 @@ local function journal_is_private()
     credit = "1" } })
   h.check("... and one whose api_key is the admin_key", res.status == 409
     and res.body:find("api_key: is already used as admin_key", 1, true) ~= nil, res.body)
+  res = h.request("POST", gw.http .. "/gateway/admin/accounts", { headers = {
+    authorization = "Bearer admin-0123456789abcdef" }, body = { name = "Carol", api_key = "gw-carol2-key-0123",
+    credit = "1" } })
+  h.check("... and one whose name is another's in all but case (409, naming the other)", res.status == 409
+    and res.body:find("account carol exists (names differ in case only)", 1, true) ~= nil, res.body)
   h.sh("mv " .. h.q(path) .. " " .. h.q(path .. ".1"))
   res = h.request("POST", gw.http .. "/gateway/admin/journal/reopen", { headers = {
     authorization = "Bearer admin-0123456789abcdef" } })

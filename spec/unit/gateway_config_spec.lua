@@ -173,6 +173,11 @@ describe("kling.gateway.config", function()
       { name = "alice", api_key = "key-bob-0123456789", credit = "20.00" } }
     assert.is_false(ok)
     assert.matches("accounts[2].name: 'alice' is already accounts[1]'s", tostring(err), 1, true)
+    ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = "10" },
+      { name = "Alice", api_key = "key-bob-0123456789", credit = "20.00" } }
+    assert.is_false(ok)
+    assert.matches("accounts[2].name: 'Alice' is already accounts[1]'s ('alice': names differ in case only)",
+      tostring(err), 1, true)
   end)
 
   it("keys and secrets: printable without spaces or CR/LF, and long enough where the gateway trusts them alone",

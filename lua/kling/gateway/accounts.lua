@@ -90,6 +90,14 @@ function Accounts:add(acct)
   if self:get(acct.name) then
     return nil, { field = "name", message = "account " .. acct.name .. " exists" }
   end
+  -- A name another's in all but case is a typo, or a second account the operator will take for
+  -- the first (the config refuses it too).
+  local lower = acct.name:lower()
+  for _, name in ipairs(self:names()) do
+    if name:lower() == lower then
+      return nil, { field = "name", message = "account " .. name .. " exists (names differ in case only)" }
+    end
+  end
   -- Each key and secret is one role's (config.key_clash says why): the config's, and every
   -- account's made since.
   local owners = setmetatable({}, { __index = self.cfg.key_owner })

@@ -338,11 +338,15 @@ function M.check(doc)
   for i, a in ipairs(doc.accounts) do
     local acct = M.account(a, "accounts[" .. i .. "]")
     -- Balances are kept by name: two accounts of one name would share one balance and the
-    -- second's credit would vanish.
-    if named[acct.name] then
-      fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[acct.name] .. "]'s")
+    -- second's credit would vanish. Names that differ in case only are refused too: a typo, or
+    -- two accounts an operator takes for one.
+    local lower = acct.name:lower()
+    if named[lower] then
+      local first = doc.accounts[named[lower]].name
+      fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[lower] .. "]'s"
+        .. (first ~= acct.name and (" ('" .. first .. "': names differ in case only)") or ""))
     end
-    named[acct.name] = i
+    named[lower] = i
     for _, f in ipairs(M.KEY_FIELDS) do
       claim(c.key_owner, acct[f], "accounts[" .. i .. "]." .. f)
     end
