@@ -46,17 +46,17 @@ local COUNT = "local n = redis.call('INCR', ARGV[1] .. ARGV[2]) "
   .. "if n == 1 then redis.call('EXPIRE', ARGV[1] .. ARGV[2], ARGV[3]) end return n"
 local READ = "return redis.call('GET', ARGV[1] .. ARGV[2])"
 
--- Whether an ended record's task is one the provider itself failed at no charge (task: the
--- machine's, as its end's action carries it; `gone` when the machine ended it, not a status).
-local function failed_free(rec, task)
-  return rec.charge == "0" and rec.upstream_id ~= nil and type(task) == "table" and task.status == "failed"
-    and not task.gone
+-- Whether an ended record is of a task the provider itself failed at no charge (gone: the
+-- machine ended it for want of the task upstream, not a status of the provider's).
+local function failed_free(rec)
+  return rec.final == true and rec.charge == "0" and rec.upstream_id ~= nil and rec.status == "failed"
+    and not rec.gone
 end
 
---- failed(G, rec, task): counts rec's end in its account's day when the provider failed its task
--- at no charge.
-function M.failed(G, rec, task)
-  if not failed_free(rec, task) then
+--- failed(G, rec): counts rec's end in its account's day when the provider failed its task at
+-- no charge.
+function M.failed(G, rec)
+  if not failed_free(rec) then
     return
   end
   local key = failed_key(rec.account, today())
@@ -79,7 +79,7 @@ function M.restore(G, last)
   local day, counts = today(), {}
   for _, rec in pairs(last) do
     local ended_day = math.floor((tonumber(rec.updated_at) or 0) / 86400000)
-    if rec.final and ended_day == day and failed_free(rec, { status = rec.status, gone = rec.gone }) then
+    if ended_day == day and failed_free(rec) then
       counts[rec.account] = (counts[rec.account] or 0) + 1
     end
   end

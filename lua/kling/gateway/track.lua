@@ -217,7 +217,7 @@ local function close(G, rec, act)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end
-    capacity.failed(G, rec, act.task) -- the provider's failure at no charge counts toward its account's day
+    capacity.failed(G, rec) -- the provider's failure at no charge counts toward its account's day
   else
     kept(G, { rec.id })
   end
