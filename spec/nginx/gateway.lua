@@ -113,31 +113,14 @@ local function start_nginx()
     listen 127.0.0.1:%d;
     include %s/examples/nginx/server.conf;
     # The gateway's clients' own callback receiver, for the test.
-    location = /receiver {
-      content_by_lua_block {
-        ngx.req.read_body()
-        local n = ngx.shared.receiver:incr("n", 1, 0)
-        local h = ngx.req.get_headers()
-        ngx.shared.receiver:set(n, require("kling.json").encode { body = ngx.req.get_body_data(),
-          id = h["webhook-id"], timestamp = h["webhook-timestamp"], signature = h["webhook-signature"] })
-        ngx.say("ok")
-      }
-    }
+%s
     # A client's receiver that never answers in time (the gateway gives up after 10 s).
     location = /stall {
       content_by_lua_block { ngx.sleep(12) ngx.say("late") }
     }
-    location = /received {
-      content_by_lua_block {
-        local out = {}
-        for i = 1, ngx.shared.receiver:get("n") or 0 do out[i] = ngx.shared.receiver:get(i) end
-        ngx.header["Content-Type"] = "application/json"
-        ngx.say("[" .. table.concat(out, ",") .. "]")
-      }
-    }
   }
 }
-]]):format(sim.ca_file, h.src, port, h.src)
+]]):format(sim.ca_file, h.src, port, h.src, h.receiver_locations())
   srv = h.nginx_start(prefix, conf, port)
 end
 

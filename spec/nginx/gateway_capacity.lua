@@ -17,11 +17,14 @@ local base = h.tempdir("gateway-capacity")
 local sim_dir, gw_dir, small_dir = base .. "/sim", base .. "/gw", base .. "/gw-small"
 local open_dir = base .. "/gw-open"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
-local sim, gw
+local sim, gw, receiver
 
 local function cleanup()
   for _, dir in ipairs { gw_dir, small_dir, open_dir, base .. "/gw-deadline", base .. "/gw-failed" } do
     h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  end
+  if receiver then
+    receiver.stop()
   end
   h.tidy(base, sim_dir)
 end
@@ -105,16 +108,20 @@ end
 -- A task whose end the gateway did not see by its deadline keeps its hold (the upstream may
 -- bill it): the operator ends it through the admin API once the upstream's bill is read,
 -- settled at what it cost (at most the hold) or released; never twice, never an open task's.
+-- The client's task shows the decision, after a restart too, and its callback_url is told.
 local function kept_hold_is_ended_by_the_operator()
   assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
   local dir = base .. "/gw-deadline"
+  receiver = h.receiver_start(base .. "/receiver")
   -- records kept 26 s after their end: the third task's goes while its hold is kept
   local cfg = { poll = { min_interval = 0.3, max_interval = 0.5, deadline = 2 }, retention_days = 0.0003,
+    allow_private_callbacks = true, -- the test's receiver is on loopback
     accounts = { { name = "frank", api_key = "gw-frank-key", credit = "10" } } }
   local at = start(dir, "deadline", cfg)
-  local function create()
+  local function create(callback_url)
     local res = h.request("POST", at.http .. "/v1/videos/text2video", { headers = { authorization =
-      "Bearer gw-frank-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a bell" } })
+      "Bearer gw-frank-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a bell",
+      callback_url = callback_url } })
     return assert(res.json and res.json.data and res.json.data.task_id, res.body)
   end
   local function admin_post(path, body)
@@ -126,7 +133,7 @@ local function kept_hold_is_ended_by_the_operator()
       "Bearer gw-frank-key" } })
     return res.json and res.json.data or {}
   end
-  local one, two, three = create(), create(), create()
+  local one, two, three = create(receiver.url), create(), create()
   local res = admin_post(one .. "/settle", { amount = "0.4" })
   h.check("an open task's hold is not the operator's to end (409)", res.status == 409
     and res.body:find("has not ended", 1, true) ~= nil, res.body)
@@ -174,6 +181,18 @@ local function kept_hold_is_ended_by_the_operator()
     res.status == 200 and res.json.charged == "0.4" and res.json.held == "1" and f.spent == "0.4"
     and f.reserved == "2" and f.balance == "7.6", res.body .. " " .. json.encode(f))
   h.check("... the client's task shows the charge", view(one).final_unit_deduction == "0.4", json.encode(view(one)))
+  local told
+  by = h.now() + 10
+  repeat
+    h.sleep(0.2)
+    for _, r in ipairs(receiver.received()) do
+      local b = json.decode(r.body or "")
+      told = told or (b and b.task_id == one and b.final_unit_deduction == "0.4"
+        and tostring(b.task_status_msg):find("charged 0.4 by the gateway's operator", 1, true) and b)
+    end
+  until told or h.now() > by
+  h.check("... and its callback_url is sent the task once more, with the charge", told ~= nil,
+    json.encode(receiver.received()))
   local marked
   for l in (h.read(base .. "/journal/deadline.jsonl") or ""):gmatch("[^\n]+") do
     local e = json.decode(l)
@@ -182,6 +201,12 @@ local function kept_hold_is_ended_by_the_operator()
     end
   end
   h.check("... its journal line says the operator decided it", marked == "operator", tostring(marked))
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  at = start(dir, "deadline", cfg)
+  local after = view(one)
+  h.check("... and after a restart the task still shows the operator's charge", after.final_unit_deduction == "0.4"
+    and tostring(after.task_status_msg):find("charged 0.4 by the gateway's operator", 1, true) ~= nil,
+    json.encode(after))
   res = admin_post(one .. "/release", {})
   h.check("... and its hold is not ended twice (409)", res.status == 409
     and res.body:find("holds nothing", 1, true) ~= nil, res.body)

@@ -260,6 +260,53 @@ function M.nginx_start(prefix, conf, port, env)
   return srv
 end
 
+-- ---- a client's callback receiver ----
+
+-- The locations of a gateway client's callback receiver: what is POSTed to /receiver (its body
+-- and Standard Webhooks headers) is kept, answered 200, and listed by GET /received. The http
+-- block needs `lua_shared_dict receiver 1m;`.
+function M.receiver_locations()
+  return [[
+    location = /receiver {
+      content_by_lua_block {
+        ngx.req.read_body()
+        local n = ngx.shared.receiver:incr("n", 1, 0)
+        local h = ngx.req.get_headers()
+        ngx.shared.receiver:set(n, require("kling.json").encode { body = ngx.req.get_body_data(),
+          id = h["webhook-id"], timestamp = h["webhook-timestamp"], signature = h["webhook-signature"] })
+        ngx.say("ok")
+      }
+    }
+    location = /received {
+      content_by_lua_block {
+        local out = {}
+        for i = 1, ngx.shared.receiver:get("n") or 0 do out[i] = ngx.shared.receiver:get(i) end
+        ngx.header["Content-Type"] = "application/json"
+        ngx.say("[" .. table.concat(out, ",") .. "]")
+      }
+    }
+]]
+end
+
+-- receiver_start(prefix) -> {url (its /receiver), received() -> [{body, id, timestamp,
+-- signature}] in the order they came, stop()}: a receiver in an nginx of its own.
+function M.receiver_start(prefix)
+  M.sh("mkdir -p " .. q(prefix))
+  local port = M.free_port()
+  local conf = M.conf_head(prefix) .. "http {\n  access_log off;\n" .. M.lua_paths() .. M.temp_paths(prefix)
+    .. "  lua_shared_dict receiver 1m;\n  server {\n    listen 127.0.0.1:" .. port .. ";\n"
+    .. M.receiver_locations() .. "  }\n}\n"
+  local srv = M.nginx_start(prefix, conf, port)
+  local base = "http://127.0.0.1:" .. port
+  return { url = base .. "/receiver", stop = srv.stop, received = function()
+    local out = {}
+    for i, r in ipairs(json.decode(M.request("GET", base .. "/received").body or "") or {}) do
+      out[i] = r
+    end
+    return out
+  end }
+end
+
 -- ---- load: many concurrent requests by curl, in the background ----
 
 -- posts(dir, urls, body, key, parallel): POSTs body to each of urls (an array), `parallel` at

@@ -10,6 +10,7 @@
 -- outlived its task's record (kept past retention_days: no end will ever come) is the
 -- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
+local deliveries = require "kling.gateway.deliveries"
 local json = require "kling.json"
 local track = require "kling.gateway.track"
 
@@ -50,8 +51,8 @@ function M.end_hold(G, id, how, micros)
     return store and 503 or 409, store and "the ledger cannot be written now (nothing moved)"
       or ("task " .. id .. ": " .. tostring(err and err.message))
   end
-  -- The record shows the client what was decided. The money is the ledger's, journaled; on one
-  -- node the record's new text is the shared memory's only (after a restart: as it ended).
+  -- The record shows the client what was decided (journaled with it on one node; the money is
+  -- the ledger's), and a client that gave a callback_url is sent the record once more.
   local charged = core.money_format(how == "settle" and micros or 0)
   ngx.log(ngx.NOTICE, "kling gateway: the operator ", how == "settle" and "settled" or "released", " the hold of ",
     id, " (", account, ", ", core.money_format(held), " held): charged ", charged)
@@ -66,6 +67,8 @@ function M.end_hold(G, id, how, micros)
     local ok, aerr = G.tasks:amend(rec)
     if not ok then
       ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
+    elseif rec.callback_url then
+      deliveries.push(G, rec.account, id)
     end
   end
   return 200, { task_id = id, account = account, held = core.money_format(held), charged = charged,

@@ -96,12 +96,14 @@ end
 -- and two restarts gave a duplicated id to the account shown it second.
 function M.restore(G, entries)
   local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
-  local ended = {}
+  local ended, seen = {}, {}
   for _, e in ipairs(entries) do
-    -- kept for what is left of their task's retention; a task past it is known no more
+    -- kept for what is left of their task's retention; a task past it is known no more. A
+    -- task's first final record is its end: a later one (an operator's amendment) is not.
     local rec = e.record
-    local left = type(rec) == "table" and rec.final and tasks.left(rec, retention_s, now_s)
+    local left = type(rec) == "table" and rec.final and not seen[rec.id] and tasks.left(rec, retention_s, now_s)
     if left and left > 0 then
+      seen[rec.id] = true
       ended[#ended + 1] = { rec = rec, left = left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
     end
   end

@@ -292,15 +292,20 @@ function Tasks:finish(rec)
   return true
 end
 
--- Rewrites an ended record (what is kept after the end: forwarding of the client's
--- callback, say). The end itself stays decided by finish().
+-- Rewrites an ended record (what an operator decided of its kept hold, say) and journals it:
+-- the last snapshot of a task is the one a restart brings back. The end itself stays decided
+-- by finish().
 function Tasks:amend(rec)
   local s, err = encode(self, rec)
   if not s then
     return nil, err
   end
   local ttl = self.dict:ttl("f:" .. rec.id)
-  return self.shm:write("safe_set", "f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
+  local ok, werr = self.shm:write("safe_set", "f:" .. rec.id, s, ttl and ttl > 0 and ttl or self.retention_s)
+  if not ok then
+    return nil, werr
+  end
+  return snapshot(self, rec, s)
 end
 
 function Tasks:by_upstream(upstream_id)
