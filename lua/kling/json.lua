@@ -81,6 +81,18 @@ end
 
 local dup_key -- kling.core.json_dup_key, loaded on first use: the simulator uses this module without the C core
 
+-- Why the key scanner found s not JSON, when lua-cjson took it: a control character written raw
+-- in a string (RFC 8259 wants it escaped; a terminal or a log reading it acts on it).
+local function raw_control(s, why)
+  local at = tonumber(tostring(why):match("^not JSON at byte (%d+)$"))
+  local b = at and s:byte(at)
+  if b and b < 0x20 then
+    return string.format("a control character (0x%02X) is written raw in a string at byte %d: JSON writes it"
+      .. " escaped (\\u%04X)", b, at, b)
+  end
+  return nil
+end
+
 --- Decodes JSON a user or a client gave (a manifest, a config, a request body): as decode, and
 -- an object that gives a key twice is refused, where cjson would keep the last one without a
 -- word ({"mode": "std", "mode": "pro"} priced on one and sent with the other). Keys compare as
@@ -109,6 +121,10 @@ function M.decode_strict(s, what, max_values)
       return nil, prefix .. "more than " .. max_values .. " JSON values (every member's value and array item"
         .. " counts; the first past the bound is at byte " .. at .. ")", nil, "values"
     end
+    local raw = path == nil and raw_control(s, why)
+    if raw then
+      return nil, prefix .. raw
+    end
   end
   local v, err = M.decode(s)
   if v == nil and err then
@@ -123,7 +139,8 @@ function M.decode_strict(s, what, max_values)
       return nil, prefix .. path .. ": given twice (a key may appear once in an object: one of the two"
         .. " would be dropped)", path
     elseif path == nil then
-      return nil, prefix .. "cannot be checked for keys given twice (" .. tostring(why) .. ")"
+      return nil, prefix .. (raw_control(s, why) or ("cannot be checked for keys given twice (" .. tostring(why)
+        .. ")"))
     end
   end
   return v

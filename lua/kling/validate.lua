@@ -176,27 +176,38 @@ end
 
 -- Code points that break a line of text or reorder it on display: C0, DEL and C1 controls, the
 -- line and paragraph separators, the bidirectional controls (U+061C, U+200E-F, U+202A-E,
--- U+2066-9: text that shows other than it is); with `spaces`, every space (U+0020, U+00A0,
--- U+1680, U+2000-A, U+202F, U+205F, U+3000) too.
-local function breaks_line(cp, spaces)
-  if cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) or cp == 0x2028 or cp == 0x2029 or cp == 0x061C
-    or cp == 0x200E or cp == 0x200F or (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069) then
-    return true
-  end
-  return spaces and (cp == 0x20 or cp == 0xA0 or cp == 0x1680 or (cp >= 0x2000 and cp <= 0x200A) or cp == 0x202F
-    or cp == 0x205F or cp == 0x3000) or false
+-- U+2066-9: text that shows other than it is).
+local function breaks_line(cp)
+  return cp < 0x20 or (cp >= 0x7F and cp <= 0x9F) or cp == 0x2028 or cp == 0x2029 or cp == 0x061C
+    or cp == 0x200E or cp == 0x200F or (cp >= 0x202A and cp <= 0x202E) or (cp >= 0x2066 and cp <= 0x2069)
 end
 
---- The first character of `s` that breaks a line (controls of any range, separators, bidi
--- controls; with `spaces`, any space) as "U+XXXX", or nil. Bytes that are not UTF-8 are each
--- read as the code point of their value (a stray C1 byte is a control too).
----@param s string
----@param spaces? boolean
----@return string|nil
-function M.line_breaker(s, spaces)
-  if not s:find(spaces and "[%z\1-\32\127-\255]" or "[%z\1-\31\127-\255]") then
-    return nil -- printable ASCII (the common case, without decoding)
+-- Every space but U+0020: U+00A0, U+1680, U+2000-A, U+202F, U+205F, U+3000.
+local function wide_space(cp)
+  return cp == 0xA0 or cp == 0x1680 or (cp >= 0x2000 and cp <= 0x200A) or cp == 0x202F or cp == 0x205F
+    or cp == 0x3000
+end
+
+-- Code points that show as nothing (or as a space): format characters (soft hyphen, zero-width
+-- space and joiners, word joiner, invisible operators, the byte-order mark, interlinear
+-- annotation marks, Arabic and Syriac marks, musical format marks, tags), the Hangul and
+-- braille fillers, the Mongolian vowel separator, the combining grapheme joiner and the
+-- variation selectors. Two names that differ only by one print alike.
+local function invisible(cp)
+  if cp < 0xAD then
+    return false
   end
+  return cp == 0xAD or cp == 0x034F or (cp >= 0x0600 and cp <= 0x0605) or cp == 0x06DD or cp == 0x070F
+    or cp == 0x08E2 or cp == 0x115F or cp == 0x1160 or cp == 0x180E or (cp >= 0x200B and cp <= 0x200D)
+    or (cp >= 0x2060 and cp <= 0x2064) or (cp >= 0x206A and cp <= 0x206F) or cp == 0x2800 or cp == 0x3164
+    or (cp >= 0xFE00 and cp <= 0xFE0F) or cp == 0xFEFF or cp == 0xFFA0 or (cp >= 0xFFF9 and cp <= 0xFFFB)
+    or cp == 0x110BD or cp == 0x110CD or (cp >= 0x13430 and cp <= 0x1343F) or (cp >= 0x1BCA0 and cp <= 0x1BCA3)
+    or (cp >= 0x1D173 and cp <= 0x1D17A) or (cp >= 0xE0000 and cp <= 0xE0FFF)
+end
+
+-- The first code point of s for which bad(cp) holds, as "U+XXXX", or nil. Bytes that are not
+-- UTF-8 are each read as the code point of their value (a stray C1 byte is a control too).
+local function first_of(s, bad)
   local i, n = 1, #s
   while i <= n do
     local cp, extra = s:byte(i), char_extra(s, i) or 0 -- a byte not part of UTF-8: its own value
@@ -206,12 +217,68 @@ function M.line_breaker(s, spaces)
         cp = cp * 64 + s:byte(k) % 64
       end
     end
-    if breaks_line(cp, spaces) then
+    if bad(cp) then
       return string.format("U+%04X", cp)
     end
     i = i + extra + 1
   end
   return nil
+end
+
+local function breaks_line_or_spaces(cp)
+  return cp == 0x20 or breaks_line(cp) or wide_space(cp)
+end
+
+--- The first character of `s` that breaks a line (controls of any range, separators, bidi
+-- controls; with `spaces`, any space) as "U+XXXX", or nil.
+---@param s string
+---@param spaces? boolean
+---@return string|nil
+function M.line_breaker(s, spaces)
+  if not s:find(spaces and "[%z\1-\32\127-\255]" or "[%z\1-\31\127-\255]") then
+    return nil -- printable ASCII (the common case, without decoding)
+  end
+  return first_of(s, spaces and breaks_line_or_spaces or breaks_line)
+end
+
+local function hides(cp)
+  return breaks_line(cp) or wide_space(cp) or invisible(cp)
+end
+
+--- Why `s` cannot name something a person reads and tells apart from other names (a batch
+-- row's id, a client's external_task_id), or nil: 1 to max_chars characters of valid UTF-8,
+-- one line, no space but U+0020 and none at either end, nothing that shows as nothing.
+---@param s any
+---@param max_chars integer
+---@return string|nil
+function M.name_problem(s, max_chars)
+  local rule = "must be 1 to " .. max_chars .. " characters of one line of text, without leading or trailing"
+    .. " spaces, control, separator, bidirectional or invisible characters"
+  if type(s) ~= "string" then
+    return rule .. " (got a " .. type_name(s) .. ")"
+  end
+  local n = M.utf8_len(s)
+  if not n then
+    return rule .. " (got bytes that are not UTF-8)"
+  elseif n == 0 or n > max_chars then
+    return rule .. " (got " .. n .. " characters)"
+  elseif s:find("^ ") or s:find(" $") then
+    return rule .. " (got a space at " .. (s:find("^ ") and "its start" or "its end") .. ")"
+  end
+  local bad = s:find("[%z\1-\31\127-\255]") and first_of(s, hides)
+  return bad and (rule .. " (got " .. bad .. ")") or nil
+end
+
+--- Whether `s` holds nothing a reader sees: spaces, line breaks and invisible characters only.
+---@param s string
+---@return boolean
+function M.blank(s)
+  if s:find("[!-~]") then
+    return false -- a visible ASCII character (almost every text, found at once)
+  end
+  return not first_of(s, function(cp)
+    return not (cp == 0x20 or breaks_line(cp) or wide_space(cp) or invisible(cp))
+  end)
 end
 
 local function fail(ctx, field, msg)
@@ -234,8 +301,9 @@ function M.text(ctx, req, field, opts)
   if not n then
     return fail(ctx, field, "must be valid UTF-8")
   end
-  if opts.required and v:match("^%s*$") then
-    return fail(ctx, field, "must not be empty")
+  if opts.required and M.blank(v) then
+    return fail(ctx, field, "must not be empty" .. (v ~= "" and " (it holds only spaces or invisible characters)"
+      or ""))
   end
   if opts.max_chars and n > opts.max_chars then
     return fail(ctx, field, string.format("must be at most %d characters (got %d)", opts.max_chars, n))

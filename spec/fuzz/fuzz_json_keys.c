@@ -80,6 +80,7 @@ static int r_string(struct ref *r, struct rkey *k) {
         uint8_t c;
         if (r->i >= r->n) goto bad;
         c = r->s[r->i++];
+        if (c < 0x20) goto bad; /* RFC 8259: escaped, never raw */
         if (c == '"') break;
         if (c != '\\') {
             if (o) o[on++] = c;

@@ -359,6 +359,10 @@ local function run()
   h.check("issue 12.1: a repeated external_task_id is refused naming it (no Lua value in the answer)",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^external_task_id") ~= nil
     and not res.body:find("table:", 1, true), res.body)
+  res = gw("GET", "/v1/videos/text2video?external_task_id=alice-order-1&pageNum=1", { key = alice })
+  h.check("a page asked beside an external_task_id is refused naming it, not ignored",
+    res.status == 400 and res.json.code == 1201 and res.json.message:find("^pageNum: is not read with") ~= nil,
+    res.body)
   res = gw("GET", "/v1/videos/text2video?pagenum=2&pageSize=5", { key = alice })
   h.check("issue 12.1: a misspelt list parameter is refused naming it and the closest known one",
     res.status == 400 and res.json.code == 1201 and res.json.message:find("^pagenum: ") ~= nil

@@ -293,6 +293,13 @@ local function keys_given_twice_are_refused()
     .. '"https://example.com/a.png","duration":"5","camera_control":{"type":"simple","type":"down_back"}}')
   h.check("... and a nested field by its path (camera_control.type)", res.status == 400 and res.json
     and res.json.code == 1201 and res.json.message:find("^camera_control%.type: given twice") ~= nil, res.body)
+  -- a control character written raw in a string is not JSON (cjson takes it; a log or a
+  -- terminal reading it acts on it): refused naming the byte, as the body's other faults are
+  res = call("POST", "/v1/videos/text2video", "gw-alice-key", '{"model_name":"kling-v1","prompt":"a \1b\27[2J",'
+    .. '"duration":"5"}')
+  h.check("a create with a control character written raw in a string is refused naming it (400)",
+    res.status == 400 and res.json and res.json.message:find("control character (0x01) is written raw in a string"
+    .. " at byte 38", 1, true) ~= nil, res.body)
   local after = balance("gw-alice-key")
   h.check("... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))
@@ -524,6 +531,13 @@ local function huge_bodies_are_refused_fast()
     tostring(res.status) .. " " .. tostring(res.body):sub(1, 300))
   -- (the 18 MB upload included: 0.2-0.6 s here, of which the refusal itself is under 5 ms)
   h.check(("... in well under the ~6 s it took (took %.3f s)"):format(took), took < 1.5)
+  -- a control character written raw in a string is not JSON (cjson takes it; a log or a
+  -- terminal reading it acts on it): refused naming the byte, as the body's other faults are
+  res = call("POST", "/v1/videos/text2video", "gw-alice-key", '{"model_name":"kling-v1","prompt":"a \1b\27[2J",'
+    .. '"duration":"5"}')
+  h.check("a create with a control character written raw in a string is refused naming it (400)",
+    res.status == 400 and res.json and res.json.message:find("control character (0x01) is written raw in a string"
+    .. " at byte 38", 1, true) ~= nil, res.body)
   local after = balance("gw-alice-key")
   h.check("... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))

@@ -72,7 +72,13 @@ describe("a JSONL manifest", function()
       { '{"id": "a"}\n{"id": "a"}\n', "m%d+%.jsonl:2: id 'a' is also the id of the row on line 1" },
       { '{"id": "a"}\n[1, 2]\n', ":2: each line must be a JSON object" },
       { '{"id": "a"}\n{"defaults": {}}\n', ":2: a defaults line must come before the first row" },
-      { '{"id": ""}\n', ":1: id must be a non%-empty string" },
+      { '{"id": ""}\n', ":1: id must be 1 to 128 characters .*%(got 0 characters%)" },
+      { '{"id": "a\\u200bb"}\n', ":1: id must be .*invisible characters %(got U%+200B%)" },
+      { '{"id": "a\\u00a0b"}\n', ":1: id must be .*%(got U%+00A0%)" },
+      { '{"id": "\\ufeffa"}\n', ":1: id must be .*%(got U%+FEFF%)" },
+      { '{"id": "   "}\n', ":1: id must be .*%(got a space at its start%)" },
+      { '{"id": "bad\255\254utf8"}\n', ":1: id must be .*%(got bytes that are not UTF%-8%)" },
+      { '{"id": "' .. ("a"):rep(129) .. '"}\n', ":1: id must be .*%(got 129 characters%)" },
       { '{"id": "unicode\\u202egnp.exe"}\n', ":1: id must be .*bidirectional" },
       { '{"id": "a\\u2028b"}\n', ":1: id must be .*one line of text" },
       { '{"id": "a", "provider": 3}\n', ":1: provider must be a non%-empty string" },
@@ -84,6 +90,9 @@ describe("a JSONL manifest", function()
       assert.is_nil(rows)
       assert.matches(c[2], err)
     end
+    -- counted in characters, not bytes: 128 of three bytes each
+    local cats = assert(manifest.load(file('{"id": "' .. ("猫"):rep(128) .. '"}\n')))
+    assert.equal(384, #cats[1].id)
     local rows, err = manifest.load(dir .. "/missing.jsonl")
     assert.is_nil(rows)
     assert.matches("cannot read the manifest", err)

@@ -73,7 +73,8 @@ describe("kling.gateway.official", function()
   -- The external id is echoed in JSON answers, callbacks and the journal: text, not bytes.
   it("issue 12.1: an external_task_id with control characters or invalid UTF-8 is refused naming it", function()
     for _, ext in ipairs { "a\nb", "a\r\nX-Injected: 1", "\0", "tab\there", "e\255\254", "\192\128", "a\u{85}b",
-      "a\u{2028}b", "\u{202E}gnp.exe" } do
+      "a\u{2028}b", "\u{202E}gnp.exe", "kl-\u{200B}abc", "kl\u{A0}1", "\u{FEFF}kl-1", "kl-1\u{E0001}", " kl-1",
+      "kl-1 ", "   ", "", ("e"):rep(257) } do
       local req, err = official.to_canonical { prompt = "p", external_task_id = ext }
       assert.is_nil(req, ext)
       assert.matches("^external_task_id:", err)
@@ -82,6 +83,10 @@ describe("kling.gateway.official", function()
     assert.is_table(req)
     assert.is_nil(cb)
     assert.equal("order-42/é 漢", ext)
+    -- counted in characters: 256 of three bytes each
+    req, cb, ext = official.to_canonical { prompt = "p", external_task_id = ("漢"):rep(256) }
+    assert.is_table(req, cb)
+    assert.equal(768, #ext)
   end)
 
   -- The official model_name and the canonical model (or image_tail and last_image) both given:

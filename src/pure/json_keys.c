@@ -326,13 +326,16 @@ static int syntax(struct scan *sc) {
     return KLING_JSON_KEYS_ESYNTAX;
 }
 
-/* A string at s[i] == '"'; i ends past its closing quote. *esc: it has an escape. */
+/* A string at s[i] == '"'; i ends past its closing quote (on an error: at the
+ * bad byte). *esc: it has an escape. A control character (U+0000-U+001F) must be
+ * escaped in a string (RFC 8259, 7): one written raw is not JSON, whatever a
+ * lenient decoder makes of it. */
 static int string(struct scan *sc, int *esc) {
     const unsigned char *s = sc->s;
     size_t i = sc->i + 1, len = sc->len;
     *esc = 0;
     for (;;) {
-        if (i >= len) {
+        if (i >= len || s[i] < 0x20) {
             sc->i = i;
             return -1;
         }

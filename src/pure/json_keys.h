@@ -11,7 +11,8 @@
  * object's keys are sorted when it closes: no hash to flood).
  *
  * It is a key checker, not a validator: it accepts every text lua-cjson does
- * (and some it refuses: decode first, then check). */
+ * (and some it refuses: decode first, then check), but a control character
+ * written raw in a string, which RFC 8259 does not allow and lua-cjson takes. */
 #ifndef KLING_JSON_KEYS_H
 #define KLING_JSON_KEYS_H
 

@@ -248,11 +248,9 @@ local function infinite(v, path)
   return nil
 end
 
--- A row's id is printed in progress lines and the report: one line of text (no control,
--- separator or bidirectional character: U+202E turned a progress line around).
-local function valid_id(id)
-  return type(id) == "string" and id ~= "" and #id <= 128 and not validate.line_breaker(id)
-end
+-- A row's id is printed in progress lines and the report, and tells rows apart: a name a
+-- reader sees as it is (U+202E turned a progress line around; "a" and "a" + U+200B printed alike).
+M.ID_MAX_CHARS = 128
 
 -- load(path, {defaults =, format = "jsonl"|"csv"}) -> rows, info | nil, message.
 -- Defaults apply under each row (the row wins): the manifest's defaults line first, then
@@ -309,9 +307,9 @@ function M.load(path, opts)
     elseif type(id) == "number" then
       id = tointeger(id) and string.format("%d", id) or tostring(id)
     end
-    if not valid_id(id) then
-      return fail(where, "id must be a non-empty string of at most 128 characters, one line of text (no control,"
-        .. " separator or bidirectional characters)")
+    local why = validate.name_problem(id, M.ID_MAX_CHARS)
+    if why then
+      return fail(where, "id " .. why)
     end
     if by_id[id] then
       return fail(where, "id '" .. id .. "' is also the id of the row on line " .. by_id[id].line)

@@ -483,6 +483,12 @@ function M.list(G, account, endpoint)
     if type(args.external_task_id) ~= "string" or args.external_task_id == "" then
       return official.fail { status = 400, code = 1201, message = "external_task_id: must be given once, not empty" }
     end
+    -- one task's lookup: a page asked beside it would be ignored
+    local paged = args.pageNum ~= nil and "pageNum" or args.pageSize ~= nil and "pageSize"
+    if paged then
+      return official.fail { status = 400, code = 1201, message = paged .. ": is not read with external_task_id"
+        .. " (its lookup answers one task, not a page)" }
+    end
     local rec
     local id, serr = G.tasks:by_external(account.name, args.external_task_id)
     if id then

@@ -10,6 +10,8 @@ local validate = require "kling.validate"
 
 local M = {}
 
+M.EXTERNAL_ID_MAX_CHARS = 256 -- a client's external_task_id
+
 -- Canonical status -> official task_status.
 M.STATUS = { queued = "submitted", pending = "submitted", running = "processing", succeeded = "succeed",
   failed = "failed", cancelled = "failed" }
@@ -121,12 +123,11 @@ function M.to_canonical(body, allow_private, endpoint)
       return nil, "callback_url: " .. uwhy
     end
   end
-  if ext ~= nil and (type(ext) ~= "string" or ext == "" or #ext > 256) then
-    return nil, "external_task_id: must be a non-empty string of at most 256 characters"
-  end
-  -- Echoed in answers, callbacks and the journal: text, never control characters or stray bytes.
-  if ext ~= nil and (not validate.utf8_len(ext) or validate.line_breaker(ext)) then
-    return nil, "external_task_id: must be valid UTF-8 without control, separator or bidirectional characters"
+  -- Echoed in answers, callbacks and the journal, and the client's name for its task: text,
+  -- never control characters, stray bytes or characters that show as nothing.
+  local why = ext ~= nil and validate.name_problem(ext, M.EXTERNAL_ID_MAX_CHARS)
+  if why then
+    return nil, "external_task_id: " .. why
   end
   -- Two spellings of one field: which one was meant cannot be guessed, and neither is dropped.
   local pairs_of = spellings(endpoint)
