@@ -125,9 +125,9 @@ function M.to_canonical(body, allow_private, endpoint)
   end
   -- Echoed in answers, callbacks and the journal, and the client's name for its task: text,
   -- never control characters, stray bytes or characters that show as nothing.
-  local why = ext ~= nil and validate.name_problem(ext, M.EXTERNAL_ID_MAX_CHARS)
-  if why then
-    return nil, "external_task_id: " .. why
+  local ext_why = ext ~= nil and validate.name_problem(ext, M.EXTERNAL_ID_MAX_CHARS)
+  if ext_why then
+    return nil, "external_task_id: " .. ext_why
   end
   -- Two spellings of one field: which one was meant cannot be guessed, and neither is dropped.
   local pairs_of = spellings(endpoint)
