@@ -659,6 +659,37 @@ function M.unknown_name(name, known, what)
   return "unknown " .. what .. (near and ("; did you mean " .. near .. "?") or "")
 end
 
+--- An object field of the provider's own (watermark_info, camera_control): a JSON object whose
+-- keys are all among `known` (a list), each unknown one refused by its path and the closest
+-- known name. A JSON array is not an object (decoded, [1] is a table too); an empty table may
+-- have been written {} or [], and is taken as {}.
+---@param ctx table|nil
+---@param v any
+---@param field string the object's path, e.g. "camera_control.config"
+---@param known string[]
+---@return table|nil err
+function M.object_keys(ctx, v, field, known)
+  if type(v) ~= "table" or v[1] ~= nil then
+    return fail(ctx, field, "must be an object {" .. table.concat(known, ", ") .. "} (got "
+      .. (type(v) == "table" and "an array" or M.got(v)) .. ")")
+  end
+  local set = {}
+  for _, k in ipairs(known) do
+    set[k] = true
+  end
+  local names = {}
+  for k in pairs(v) do
+    if not set[k] then
+      names[#names + 1] = tostring(k)
+    end
+  end
+  table.sort(names) -- the first in name order, whatever pairs' order
+  if names[1] then
+    return fail(ctx, field .. "." .. names[1], M.unknown_name(names[1], known, "field of " .. field))
+  end
+  return nil
+end
+
 -- Why a task id cannot be used, or nil when it can: an id goes into one URL path segment
 -- (and the CLI's file names), so 1..200 printable ASCII characters without spaces, '/', '\',
 -- '?', '#' or '%', and not the dot segments '.' and '..' (which would change the path). The

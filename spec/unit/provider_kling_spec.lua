@@ -105,6 +105,25 @@ describe("official provider validation", function()
     rejects({ prompt = "x", camera_control = { type = "orbit" } }, T2V, "camera_control.type")
     rejects({ prompt = "x", camera_control = { type = "down_back", config = {} } }, T2V, "camera_control.config")
     rejects({ prompt = "x", model = "kling-v2-6", camera_control = { type = "down_back" } }, T2V, "camera_control")
+    -- a field the object does not have is named, not sent upstream unread (a new user's trial)
+    rejects({ prompt = "x", camera_control = { type = "simple", config = { zoom = 5 }, evil = 1 } }, T2V,
+      "camera_control.evil", "unknown field of camera_control")
+    rejects({ prompt = "x", camera_control = { type = "simple", config = { zooom = 5 } } }, T2V,
+      "camera_control.config.zooom", "did you mean zoom")
+    rejects({ prompt = "x", camera_control = { type = "simple", config = { 5 } } }, T2V, "camera_control.config",
+      "got an array")
+    rejects({ prompt = "x", camera_control = "simple" }, T2V, "camera_control", "must be an object")
+  end)
+
+  it("checks watermark_info: an object {enabled = boolean}, nothing else", function()
+    accepts({ prompt = "x", watermark_info = { enabled = true } }, T2V)
+    accepts({ prompt = "x", watermark_info = { enabled = false } }, T2V)
+    rejects({ prompt = "x", watermark_info = { 1, 2, 3 } }, T2V, "watermark_info", "got an array")
+    rejects({ prompt = "x", watermark_info = "yes" }, T2V, "watermark_info", "must be an object")
+    rejects({ prompt = "x", watermark_info = {} }, T2V, "watermark_info.enabled", "is required")
+    rejects({ prompt = "x", watermark_info = { enabled = "maybe" } }, T2V, "watermark_info.enabled", "true or false")
+    rejects({ prompt = "x", watermark_info = { enabled = true, enabled2 = 1 } }, T2V, "watermark_info.enabled2",
+      "did you mean enabled")
   end)
 
   it("checks multi-shot: at most 6 shots of at most 512 characters summing to the duration", function()

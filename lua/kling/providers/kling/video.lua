@@ -50,7 +50,11 @@ local function validate_camera(req)
   if cc == nil then
     return nil
   end
-  if type(cc) ~= "table" or not CAMERA_TYPES[cc.type] then
+  local err = validate.object_keys(ctx(), cc, "camera_control", { "type", "config" })
+  if err then
+    return err
+  end
+  if not CAMERA_TYPES[cc.type] then
     return fail("camera_control.type", "must be one of simple, down_back, forward_up, "
       .. "right_turn_forward, left_turn_forward")
   end
@@ -60,8 +64,12 @@ local function validate_camera(req)
     end
     return nil
   end
-  if type(cc.config) ~= "table" then
+  if cc.config == nil then
     return fail("camera_control.config", "is required when type is simple")
+  end
+  err = validate.object_keys(ctx(), cc.config, "camera_control.config", CAMERA_AXES)
+  if err then
+    return err
   end
   local nonzero = 0
   for _, axis in ipairs(CAMERA_AXES) do
@@ -77,6 +85,24 @@ local function validate_camera(req)
   end
   if nonzero ~= 1 then
     return fail("camera_control.config", "type simple needs exactly one non-zero axis (got " .. nonzero .. ")")
+  end
+  return nil
+end
+
+-- watermark_info {enabled}: the official API's own (kling-api-notes.md), sent as given.
+local function validate_watermark(req)
+  local wm = req.watermark_info
+  if wm == nil then
+    return nil
+  end
+  local err = validate.object_keys(ctx(), wm, "watermark_info", { "enabled" })
+  if err then
+    return err
+  end
+  if wm.enabled == nil then
+    return fail("watermark_info.enabled", "is required: true or false")
+  elseif type(wm.enabled) ~= "boolean" then
+    return fail("watermark_info.enabled", "must be true or false (got " .. validate.got(wm.enabled) .. ")")
   end
   return nil
 end
@@ -179,7 +205,7 @@ function M.validate(req, endpoint)
   if req.camera_control ~= nil and not m.camera then
     return fail("camera_control", "is not supported by model " .. model_name)
   end
-  err = validate_camera(req)
+  err = validate_camera(req) or validate_watermark(req)
   if err then
     return err
   end
