@@ -398,6 +398,18 @@ local function nginx_refusals_are_json()
   h.check("a 21 MB admin request is refused by its size in the admin API's own form (413, {\"error\": ...})",
     res.status == 413 and res.json ~= nil and type(res.json.error) == "string" and res.json.code == nil,
     tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  -- a request line nginx refuses (a bad escape, over its buffers) has no request_uri: it
+  -- answered these in the official envelope (a new user's trial)
+  for _, case in ipairs { { "/gateway/admin/%zz", 400 }, { "/gateway/admin/accounts/c28%00/topup", 400 },
+    { "/gateway/admin?" .. string.rep("a", 9000), 414 } } do
+    res = h.request("GET", gw.http .. case[1], { headers = { authorization = "Bearer admin-0123456789abcdef" } })
+    h.check("an admin request line nginx refuses is answered in the admin API's own form (" .. case[2] .. "): "
+      .. case[1]:sub(1, 40), res.status == case[2] and res.json ~= nil and type(res.json.error) == "string"
+      and res.json.code == nil, tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
+  end
+  res = call("GET", "/v1/videos/%zz", "gw-alice-key")
+  h.check("... and a client's, in the official envelope (400, code 1200)", envelope(res, 400),
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 200))
   -- a path outside the API, or a method nginx itself refuses, was nginx's HTML page too
   res = call("GET", "/v2/videos/text2video", "gw-alice-key")
   h.check("issue 12: a path the gateway does not serve is a 404 in the official envelope (code 1200)",

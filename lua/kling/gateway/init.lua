@@ -470,7 +470,10 @@ local NGINX_REFUSALS = {
 -- error_page 400 403 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
 function M.refused_by_nginx(status)
   local message = NGINX_REFUSALS[status] or "refused"
-  if admin.path(ngx.var.request_uri) then -- the admin API answers in its own form, these too
+  -- A request line nginx could not take (a bad escape, over its buffers) has no request_uri:
+  -- its target is read from the line as it came (or its start, when too long).
+  local uri = ngx.var.request_uri or (ngx.var.request or ""):match("^%S+%s+(%S+)")
+  if admin.path(uri) then -- the admin API answers in its own form, these too
     return admin.refused(status, message)
   end
   return official.fail { status = status, code = 1200, message = message }
