@@ -25,6 +25,16 @@ describe("kling.core money bindings", function()
     assert.matches("more than 6 decimals", select(2, core.money_parse("0.0000001")))
   end)
 
+  -- An admin top-up of "1\0" was answered "'1': not a decimal number" (the NUL cut the quote),
+  -- and one of "1\xFF" echoed the byte raw (an answer that was not UTF-8).
+  it("quotes what it refuses as printable ASCII, cut to 40 bytes", function()
+    assert.equal("'1\\x00': not a decimal number", select(2, core.money_parse("1\0")))
+    assert.equal("'1\\xFF': not a decimal number", select(2, core.money_parse("1\255")))
+    assert.equal("'it\\x27s': not a decimal number", select(2, core.money_parse("it's")))
+    assert.equal("'" .. ("9"):rep(40) .. "'... (100 bytes): amount out of range",
+      select(2, core.money_parse(("9"):rep(100))))
+  end)
+
   it("never takes a float as an amount", function()
     assert.has_error(function()
       core.money_format(1.5)

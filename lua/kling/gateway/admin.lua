@@ -234,25 +234,17 @@ end
 
 local LEDGER_ARGS, HOLDS_ARGS = { "limit" }, { "cursor", "count" }
 
--- A whole-number query parameter: its value, `default` when absent, nil when not digits.
-local function whole_arg(args, name, default)
-  local v = args[name]
-  if v == nil then
-    return default
-  end
-  return tonumber(type(v) == "string" and v:match("^%d+$"))
-end
-
 -- The kept holds, a page at a time (kling.gateway.holds).
 local function kept_holds(G)
   local args = ngx.req.get_uri_args(8)
-  local count = whole_arg(args, "count", holds.PAGE)
-  if not count or count < 1 or count > holds.PAGE_MAX then
-    return refuse(400, "count: a whole number of holds from 1 to " .. holds.PAGE_MAX .. " is required", "count")
+  local count, cerr = query_args.whole(args, "count", holds.PAGE, holds.PAGE_MAX)
+  if not count then
+    return refuse(400, cerr, "count")
   end
   local cursor = args.cursor == nil and "0" or (type(args.cursor) == "string" and args.cursor:match("^%d+$"))
   if not cursor or #cursor > 19 then -- a Redis cursor is below 2^64; a longer one is no page's
-    return refuse(400, "cursor: the cursor a page gave (digits) is required", "cursor")
+    return refuse(400, "cursor: the cursor a page gave (digits), given once, is required"
+      .. (type(args.cursor) == "table" and " (given more than once)" or ""), "cursor")
   end
   local status, out = holds.page(G, cursor, count)
   if status ~= 200 then
@@ -266,9 +258,9 @@ local function ledger_head(G)
     return no_ledger_list(G)
   end
   local args = ngx.req.get_uri_args(8)
-  local limit = whole_arg(args, "limit", 1000)
-  if not limit or limit < 1 or limit > LEDGER_MAX then
-    return refuse(400, "limit: a whole number of lines from 1 to " .. LEDGER_MAX .. " is required", "limit")
+  local limit, lerr = query_args.whole(args, "limit", 1000, LEDGER_MAX)
+  if not limit then
+    return refuse(400, lerr, "limit")
   end
   local lines, first = G.meter.store:ledger_head(limit)
   if not lines then

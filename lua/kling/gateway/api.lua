@@ -452,23 +452,6 @@ function M.query(G, account, endpoint, id)
   return official.reply_json(200, 0, "SUCCEED", v.json)
 end
 
--- A list's page parameter: digits only (no sign, hex or exponent), given once, 1..max; `default`
--- when absent. -> number | nil, the 400 answer naming it
-local function whole_arg(args, name, default, max)
-  local v = args[name]
-  if v == nil then
-    return default
-  end
-  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
-  if not n or n < 1 or n > max then
-    local got = type(v) == "table" and "given more than once"
-      or type(v) == "string" and ("got " .. validate.brief(v, 40)) or "given without a value"
-    return nil, official.fail { status = 400, code = 1201,
-      message = name .. ": must be a whole number from 1 to " .. max .. ", given once (" .. got .. ")" }
-  end
-  return n
-end
-
 -- GET /v1/<endpoint>?external_task_id= | ?pageNum=&pageSize=
 local LIST_ARGS = { "external_task_id", "pageNum", "pageSize" }
 
@@ -503,13 +486,13 @@ function M.list(G, account, endpoint)
     end
     return official.ok(official.view(rec))
   end
-  local page, perr = whole_arg(args, "pageNum", 1, 1000)
+  local page, perr = query_args.whole(args, "pageNum", 1, 1000)
   if not page then
-    return perr
+    return official.fail { status = 400, code = 1201, message = perr }
   end
-  local size, zerr = whole_arg(args, "pageSize", 30, 500)
+  local size, zerr = query_args.whole(args, "pageSize", 30, 500)
   if not size then
-    return zerr
+    return official.fail { status = 400, code = 1201, message = zerr }
   end
   local out = json.array {}
   local recs, serr = G.tasks:list(account.name, endpoint, page, size)

@@ -31,4 +31,21 @@ function M.unknown(known)
   return nil
 end
 
+-- whole(args, name, default, max) -> n | nil, message: a whole-number parameter from 1 to max,
+-- given once (default when absent); the message names it and says what it got: a value
+-- repeated, one in hex or with an exponent, or none (?count).
+function M.whole(args, name, default, max)
+  local v = args[name]
+  if v == nil then
+    return default
+  end
+  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
+  if not n or n < 1 or n > max then
+    local got = type(v) == "table" and "given more than once"
+      or type(v) == "string" and ("got " .. validate.brief(v, 40)) or "given without a value"
+    return nil, name .. ": must be a whole number from 1 to " .. max .. ", given once (" .. got .. ")"
+  end
+  return n
+end
+
 return M
