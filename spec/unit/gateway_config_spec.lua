@@ -50,6 +50,25 @@ describe("kling.gateway.config", function()
     assert.equal("bob", c.by_key["key-bob-0123456789"].name)
   end)
 
+  -- Half a pair signs nothing; an api_key beside a whole pair is a second way in (a new user's
+  -- trial asked which the README meant).
+  it("an access_key without its secret_key, or the reverse, is refused naming the missing one", function()
+    local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", access_key = "ak-alice",
+      credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.secret_key: is required with access_key", tostring(err))
+    ok, err = load { { name = "alice", secret_key = "sk-alice-0123456789", credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.api_key: an api_key, or an access_key with its secret_key", tostring(err))
+    ok, err = load { { name = "alice", api_key = "key-alice-0123456789", secret_key = "sk-alice-0123456789",
+      credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.access_key: is required with secret_key", tostring(err))
+    ok, err = load { { name = "alice", api_key = "key-alice-0123456789", access_key = "ak-alice",
+      secret_key = "sk-alice-0123456789", credit = "1" } }
+    assert.is_true(ok, tostring(err))
+  end)
+
   -- An access key is public (it is the iss of every JWT its owner sends): as another
   -- account's API key it would let anyone who saw one JWT spend that account's credit.
   it("issue 12.1: an api_key equal to another account's access_key (or the reverse) is refused", function()
