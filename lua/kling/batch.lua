@@ -70,7 +70,7 @@ local FINAL = { succeeded = true, failed = true, uncertain = true }
 -- however it ends: no stale lock, no window between checking and taking it). -> lock |
 -- nil, message, exit status (locked when another process holds it, else error).
 local function lock(dir)
-  local path = dir .. "/.lock"
+  local path = dir .. "/" .. names.LOCK
   local l, err, busy, pid = core.lock_file(path)
   if l then
     return l
@@ -372,7 +372,7 @@ function Batch:posters(rows)
   for _, r in ipairs(rows) do
     for _, f in ipairs(r.files) do
       if f.kind == "video" and f.path then
-        local rel = "posters/" .. f.path .. ".jpg"
+        local rel = names.poster(f.path)
         local path = self.out .. "/" .. rel
         local dir = names.dirname(rel)
         local ok = refused[dir] == nil
@@ -521,13 +521,13 @@ function M.run(opts)
   if not rows then
     return nil, info, M.EXIT.usage
   end
-  local clash = names.clash(opts.name or names.DEFAULT, rows)
-  if clash then
-    return nil, opts.manifest .. ":" .. clash, M.EXIT.usage
-  end
   local out = opts.out:gsub("/+$", "")
   if out == "" then
     out = "/"
+  end
+  local refused = names.refusal(opts.name or names.DEFAULT, rows)
+  if refused then
+    return nil, opts.manifest .. ":" .. refused, M.EXIT.usage
   end
   ok, err = names.mkdir_p(out)
   if not ok then
@@ -571,7 +571,7 @@ function M.start(self, rows, info)
   for _, row in ipairs(rows) do
     row.attempt, row.files, row.st, row.mode = 1, {}, "pending", "fresh"
   end
-  local j, records = journal.open(self.out .. "/journal.jsonl")
+  local j, records = journal.open(self.out .. "/" .. names.JOURNAL)
   if not j then
     return nil, records
   end

@@ -8,6 +8,15 @@ local output_path = require "kling.output_path"
 
 local M = {}
 
+local TEMP = "^(.+)%." .. ("%x"):rep(16) .. "%.tmp$"
+
+--- The file whose temporary name `name` is (replace writes <path>.<16 hex digits>.tmp), or nil.
+---@param name string
+---@return string|nil
+function M.temp_of(name)
+  return name:match(TEMP)
+end
+
 -- replace(path, text) -> true | nil, message (the temporary file is removed on failure).
 function M.replace(path, text)
   local tmp = path .. "." .. core.random_hex(8) .. ".tmp"

@@ -9,9 +9,16 @@ local core = require "kling.core"
 
 local M = {}
 
+local PART = ".part"
+
 --- The temporary name a download streams to before it is renamed into place.
 function M.part(path)
-  return path .. ".part"
+  return path .. PART
+end
+
+--- Whether a file name is a download's temporary name (it ends as M.part's do).
+function M.is_part(name)
+  return name:sub(-#PART) == PART
 end
 
 --- Why a download may not write path (nor its temporary name), or nil. The caller names

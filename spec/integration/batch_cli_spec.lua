@@ -82,6 +82,24 @@ describe("the workflow commands", function()
     assert.is_nil(io.open(root .. "/o10/journal.jsonl"))
   end)
 
+  -- A new user's trial, --name '{id}': ids journal.jsonl and .lock exited 0, "succeeded 2",
+  -- charged, with the batch's own files listed as the videos; ids summary.json and report.html
+  -- had their videos overwritten by the summary and the report.
+  it("kling run refuses an output named as one of the batch's own files (exit 2, nothing sent)", function()
+    local m = root .. "/own.jsonl"
+    local dir = root .. "/o-own"
+    for _, ids in ipairs { { "journal.jsonl", ".lock" }, { "summary.json", "report.html" } } do
+      write(m, '{"id": "fine", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+        .. '{"id": "' .. ids[1] .. '", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
+        .. '{"id": "' .. ids[2] .. '", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+      local status, out = kling("run " .. m .. " --quiet --out " .. q(dir) .. " --name '{id}'")
+      assert.are.equal(2, status, out)
+      assert.matches("own.jsonl:2: id '" .. ids[1] .. "' names its output " .. ids[1] .. ", the batch's ", out, 1, true)
+      assert.are.equal(0, sim.stats().requests)
+      assert.is_nil(io.open(dir .. "/journal.jsonl"))
+    end
+  end)
+
   -- 5 CNY was charged and the rows were left unfinished: the links were found at the download.
   it("kling run refuses a row whose output path holds a planted link before its create (nothing sent)", function()
     local m = root .. "/links.jsonl"

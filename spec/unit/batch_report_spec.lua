@@ -46,19 +46,51 @@ describe("output names", function()
     local rows = { row("a/b", 1), row("c", 2), row("a_b", 3) }
     assert.are.equal("3: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1 (a file name keeps only "
       .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
-      .. "another id", names.clash(names.DEFAULT, rows))
+      .. "another id", names.refusal(names.DEFAULT, rows))
     -- a --name template that runs what tells rows apart together
     local two = { row("a1", 1), row("a", 11) }
-    assert.is_nil(names.clash("{id}-{row}.{ext}", two))
+    assert.is_nil(names.refusal("{id}-{row}.{ext}", two))
     assert.matches("^11: id 'a' names its output a11%.{ext}, as does id 'a1' on line 1",
-      names.clash("{id}{row}.{ext}", two))
+      names.refusal("{id}{row}.{ext}", two))
     -- a row asking for several outputs numbers them: x-1, x-2 (images, n = 2)
     local imgs = { { id = "x", index = 1, line = 1, request = { n = 2 } }, row("x-2", 2) }
-    assert.matches("^2: id 'x%-2' names its output x%-2%.{ext}, as does id 'x' on line 1", names.clash(names.DEFAULT,
+    assert.matches("^2: id 'x%-2' names its output x%-2%.{ext}, as does id 'x' on line 1", names.refusal(names.DEFAULT,
       imgs))
     -- {row} and {task_id} keep rows apart
-    assert.is_nil(names.clash("{row}-{id}.{ext}", rows))
-    assert.is_nil(names.clash("{task_id}.{ext}", { row("a", 1), row("a", 2) }))
+    assert.is_nil(names.refusal("{row}-{id}.{ext}", rows))
+    assert.is_nil(names.refusal("{task_id}.{ext}", { row("a", 1), row("a", 2) }))
+  end)
+
+  -- `--name '{id}'` with ids journal.jsonl and .lock: charged, nothing downloaded (the batch's own
+  -- files were "already in place" and listed as the videos); ids summary.json and report.html:
+  -- the videos downloaded, then overwritten by the summary and the report.
+  it("refuses an output named as one of the batch's own files, before anything is sent", function()
+    local function row(id, line)
+      return { id = id, index = line, line = line, request = { model = "kling-v1" } }
+    end
+    for id, what in pairs {
+      ["journal.jsonl"] = "the batch's journal", [".lock"] = "the batch's lock",
+      ["summary.json"] = "the batch's summary", ["report.html"] = "the batch's report",
+      ["posters"] = "the directory of the report's poster frames",
+      ["summary.json.0123456789abcdef.tmp"] = "a temporary name of the batch's summary",
+      ["journal.jsonl.fedcba9876543210.tmp"] = "a temporary name of the batch's journal",
+      ["clip.mp4.part"] = "a download's temporary name (.part)",
+    } do
+      assert.are.equal("2: id '" .. id .. "' names its output " .. id .. ", " .. what .. ": give the row another id, "
+        .. "or name the outputs otherwise (--name '{id}.{ext}')", names.refusal("{id}", { row("ok", 1), row(id, 2) }),
+        id)
+      assert.is_nil(names.refusal(names.DEFAULT, { row(id, 1) }), id) -- {ext} keeps them apart
+    end
+    -- a directory of the template's own, and names known only at the download ({task_id})
+    assert.matches("names its output posters/a%.{ext}, the directory of the report's poster frames",
+      names.refusal("posters/{id}.{ext}", { row("a", 1) }))
+    assert.matches("names its output a%.part/{task_id}, a download's temporary name",
+      names.refusal("{id}.part/{task_id}", { row("a", 1) }))
+    assert.is_nil(names.refusal("{task_id}", { row("a", 1) }))
+    assert.are.equal("report.html is the batch's report", names.path_refusal("report.html"))
+    assert.are.equal(".lock is the batch's lock", names.path_refusal(".lock"))
+    assert.is_nil(names.path_refusal("clips/report.html")) -- DIR/clips/ is not the batch's
+    assert.is_nil(names.path_refusal("a.mp4"))
   end)
 end)
 
@@ -88,6 +120,34 @@ describe("a batch's downloads", function()
     assert.are.equal("unfinished", row.st)
     assert.matches("x%-1%.mp4 is the output of row 'x%-1' %(line 2%)", row.reason)
     assert.are.equal("row x-1's video", files.read(dir .. "/x-1.mp4"))
+    files.remove(dir)
+  end)
+
+  -- {task_id} is known only after the create: the download checks the name with its value, and
+  -- never takes the batch's own file for an output.
+  it("refuse a name the provider's task id makes the batch's own file, and keep the row open", function()
+    local batch = require "kling.batch"
+    local files = require "support.files"
+    local dir = files.tempdir()
+    files.write(dir .. "/journal.jsonl", "the journal\n")
+    local added = {}
+    local b = setmetatable({ out = dir, name_template = "{task_id}", claimed = {},
+      downloads = { add = function(_, job) added[#added + 1] = job.rel end },
+      progress = { event = function() end },
+      journal = { append = function() return true end } }, batch.Batch)
+    for task_id, said in pairs {
+      ["journal.jsonl"] = "download refused: journal.jsonl is the batch's journal (run the batch again with another "
+        .. "--name)",
+    } do
+      local row = { id = "x", index = 1, line = 1, attempt = 1, files = {}, task_id = task_id, request = {},
+        outputs = { { kind = "video", url = "https://cdn.example/1.mp4" } } }
+      b:fetch_outputs(row)
+      assert.are.equal("unfinished", row.st)
+      assert.are.equal(said, row.reason:sub(1, #said))
+      assert.is_nil(row.files[1])
+    end
+    assert.are.same({}, added)
+    assert.are.equal("the journal\n", files.read(dir .. "/journal.jsonl"))
     files.remove(dir)
   end)
 end)

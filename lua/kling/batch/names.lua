@@ -6,10 +6,19 @@
 -- subdirectories but never leave DIR.
 local core = require "kling.core"
 local output_path = require "kling.output_path"
+local durable_file = require "kling.durable_file"
 
 local M = {}
 
 M.DEFAULT = "{id}.{ext}"
+
+-- The files the batch keeps in DIR beside the outputs (kling.batch and kling.batch.report name
+-- them from here): an output under one of these names, or under a temporary name of one, would
+-- be taken for it ("a file already in place is kept") or overwritten by it, a paid output lost.
+M.JOURNAL, M.LOCK, M.SUMMARY, M.REPORT = "journal.jsonl", ".lock", "summary.json", "report.html"
+M.POSTERS = "posters" -- the report's poster frames: DIR/posters/<output>.jpg
+local OWN = { [M.JOURNAL] = "the batch's journal", [M.LOCK] = "the batch's lock", [M.SUMMARY] = "the batch's summary",
+  [M.REPORT] = "the batch's report", [M.POSTERS] = "the directory of the report's poster frames" }
 
 local KNOWN = { id = true, row = true, n = true, kind = true, ext = true, task_id = true, model = true }
 local EXTS = { mp4 = true, mov = true, webm = true, mkv = true, png = true, jpg = true, jpeg = true, webp = true,
@@ -79,13 +88,15 @@ function M.name(template, row, n, o, count)
   return (t:gsub("{([%w_]+)}", vars))
 end
 
+-- The poster frame of the video output at rel (relative to DIR, as rel is).
+function M.poster(rel)
+  return M.POSTERS .. "/" .. rel .. ".jpg"
+end
+
 -- What a row's outputs are named before any task exists: the template with the row's values,
--- one name per output it asks for (its `n`, else one), {kind} and {ext} left as they are;
--- none when {task_id} gives every task a name of its own.
+-- one name per output it asks for (its `n`, else one); the placeholders whose values come
+-- after the create ({kind}, {ext}, {task_id}) left as they are.
 local function stems(template, row)
-  if template:find("{task_id}", 1, true) then
-    return {}
-  end
   local count = math.min(16, math.max(1, math.floor(tonumber(row.request.n) or 1)))
   local t = numbered(template, count)
   local list = {}
@@ -99,23 +110,54 @@ local function stems(template, row)
   return list
 end
 
--- The first two rows whose outputs would get the same file name (ids that differ only in what
--- M.safe replaces, or a template that drops what tells them apart), as a message naming both
--- rows and the name, or nil. Checked before anything is sent: the second row's download would
--- find the first's file in place and take it for its own, a paid output lost.
+-- What the batch keeps of its own at rel (an output there would be taken for it or overwrite
+-- it), or nil.
+local function own_file(rel)
+  local top = rel:match("^[^/]*")
+  local of = durable_file.temp_of(top)
+  local what = OWN[top] or (of and OWN[of] and ("a temporary name of " .. OWN[of]))
+  for seg in rel:gmatch("[^/]+") do
+    if not what and output_path.is_part(seg) then
+      what = "a download's temporary name (.part)"
+    end
+  end
+  return what
+end
+
+--- Why the output at rel (relative to DIR, every value known: at the download) may not be
+-- written: the batch's own file there; nil when it may.
+---@param rel string
+---@return string|nil
+function M.path_refusal(rel)
+  local own = own_file(rel)
+  return own and (rel .. " is " .. own)
+end
+
+--- Why the manifest's rows cannot have their outputs named by `template`, as "LINE: message"
+-- naming the first row and the rule, or nil. Checked before anything is sent (and again at
+-- each download, M.path_refusal): an output named as one of the batch's own files (journal,
+-- lock, summary, report, poster frames, their temporary names, a .part) is taken for it or
+-- overwritten by it; two rows named alike (ids that differ only in what M.safe replaces, or a
+-- template that drops what tells them apart) share one file, the second row taking the
+-- first's for its own. Names with {task_id} are apart by it.
 ---@param template string
 ---@param rows table[] the manifest's rows (kling.batch.manifest.load)
 ---@return string|nil
-function M.clash(template, rows)
+function M.refusal(template, rows)
   local by = {}
+  local apart = template:find("{task_id}", 1, true)
   for _, row in ipairs(rows) do
     for _, s in ipairs(stems(template, row)) do
-      local other = by[s]
+      local own = own_file(s)
+      if own then
+        return string.format("%d: id '%s' names its output %s, %s: give the row another id, or name the outputs "
+          .. "otherwise (--name '{id}.{ext}')", row.line, row.id, s, own)
+      end
+      local other = not apart and by[s]
       if other and other ~= row then
         return string.format("%d: id '%s' names its output %s, as does id '%s' on line %d (a file name keeps only "
           .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
-          .. "another id", row.line, row.id, s, other.id,
-          other.line)
+          .. "another id", row.line, row.id, s, other.id, other.line)
       end
       by[s] = row
     end

@@ -7,6 +7,7 @@
 local core = require "kling.core"
 local json = require "kling.json"
 local durable_file = require "kling.durable_file"
+local names = require "kling.batch.names"
 
 local M = {}
 
@@ -238,7 +239,7 @@ end
 
 -- write(result, dir) -> {summary =, report =} paths | nil, message
 function M.write(result, dir)
-  local paths = { summary = dir .. "/summary.json", report = dir .. "/report.html" }
+  local paths = { summary = dir .. "/" .. names.SUMMARY, report = dir .. "/" .. names.REPORT }
   local text, err = json.encode(M.summary(result))
   if not text then
     return nil, "cannot encode the summary: " .. tostring(err)

@@ -384,8 +384,13 @@ return function(Batch)
       local path = self.out .. "/" .. rel
       local size = download.size_of(path)
       local owner = self.claimed[rel]
-      if owner and owner ~= row then
-        -- more outputs than the row asked for, numbered onto another row's name (names.clash
+      -- checked before the create as far as names were known (kling.batch.names), again with
+      -- the values that come after it ({task_id} is the provider's)
+      local refused = not rec and names.path_refusal(rel)
+      if refused then
+        row.download_error = "download refused: " .. refused .. " (run the batch again with another --name)"
+      elseif owner and owner ~= row then
+        -- more outputs than the row asked for, numbered onto another row's name (names.refusal
         -- counts what rows ask for): never taken for this row's, never overwritten
         row.download_error = "download refused: " .. rel .. " is the output of row '" .. owner.id .. "' (line "
           .. owner.line .. "): give the rows names apart (--name '{row}-{id}.{ext}')"
