@@ -525,7 +525,7 @@ function M.run(opts)
   if out == "" then
     out = "/"
   end
-  local refused = names.refusal(opts.name or names.DEFAULT, rows)
+  local refused = names.refusal(opts.name or names.DEFAULT, rows, out)
   if refused then
     return nil, opts.manifest .. ":" .. refused, M.EXIT.usage
   end

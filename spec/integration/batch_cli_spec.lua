@@ -100,6 +100,21 @@ describe("the workflow commands", function()
     end
   end)
 
+  -- One row with a 128-character id: created and charged, then "cannot open '...mp4.part': File
+  -- name too long" at the download, on every run again.
+  it("kling run refuses an output name over the file system's limits before the create (exit 2)", function()
+    local m = root .. "/long.jsonl"
+    local id = ("a"):rep(128)
+    write(m, '{"id": "' .. id .. '", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local status, out = kling("run " .. m .. " --quiet --out " .. q(root .. "/o-long")
+      .. " --name '{id}-{task_id}-{model}-{id}.{ext}'")
+    assert.are.equal(2, status, out)
+    assert.matches("long.jsonl:1: id '" .. id .. "' names its output " .. id .. "-{task_id}-kling-v1-" .. id
+      .. ".{ext}: the output would have a file name of 336 bytes, over the 255 a file name may have (NAME_MAX) "
+      .. "(counted with {task_id} as 64 bytes", out, 1, true)
+    assert.are.equal(0, sim.stats().requests)
+  end)
+
   -- 5 CNY was charged and the rows were left unfinished: the links were found at the download.
   it("kling run refuses a row whose output path holds a planted link before its create (nothing sent)", function()
     local m = root .. "/links.jsonl"

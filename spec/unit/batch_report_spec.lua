@@ -46,19 +46,19 @@ describe("output names", function()
     local rows = { row("a/b", 1), row("c", 2), row("a_b", 3) }
     assert.are.equal("3: id 'a_b' names its output a_b.{ext}, as does id 'a/b' on line 1 (a file name keeps only "
       .. "letters, digits, '-', '_' and '.'; a row's several outputs are numbered -1, -2, ...): give one of them "
-      .. "another id", names.refusal(names.DEFAULT, rows))
+      .. "another id", names.refusal(names.DEFAULT, rows, "out"))
     -- a --name template that runs what tells rows apart together
     local two = { row("a1", 1), row("a", 11) }
-    assert.is_nil(names.refusal("{id}-{row}.{ext}", two))
+    assert.is_nil(names.refusal("{id}-{row}.{ext}", two, "out"))
     assert.matches("^11: id 'a' names its output a11%.{ext}, as does id 'a1' on line 1",
-      names.refusal("{id}{row}.{ext}", two))
+      names.refusal("{id}{row}.{ext}", two, "out"))
     -- a row asking for several outputs numbers them: x-1, x-2 (images, n = 2)
     local imgs = { { id = "x", index = 1, line = 1, request = { n = 2 } }, row("x-2", 2) }
     assert.matches("^2: id 'x%-2' names its output x%-2%.{ext}, as does id 'x' on line 1", names.refusal(names.DEFAULT,
-      imgs))
+      imgs, "out"))
     -- {row} and {task_id} keep rows apart
-    assert.is_nil(names.refusal("{row}-{id}.{ext}", rows))
-    assert.is_nil(names.refusal("{task_id}.{ext}", { row("a", 1), row("a", 2) }))
+    assert.is_nil(names.refusal("{row}-{id}.{ext}", rows, "out"))
+    assert.is_nil(names.refusal("{task_id}.{ext}", { row("a", 1), row("a", 2) }, "out"))
   end)
 
   -- `--name '{id}'` with ids journal.jsonl and .lock: charged, nothing downloaded (the batch's own
@@ -77,21 +77,59 @@ describe("output names", function()
       ["clip.mp4.part"] = "a download's temporary name (.part)",
     } do
       assert.are.equal("2: id '" .. id .. "' names its output " .. id .. ", " .. what .. ": give the row another id, "
-        .. "or name the outputs otherwise (--name '{id}.{ext}')", names.refusal("{id}", { row("ok", 1), row(id, 2) }),
-        id)
-      assert.is_nil(names.refusal(names.DEFAULT, { row(id, 1) }), id) -- {ext} keeps them apart
+        .. "or name the outputs otherwise (--name '{id}.{ext}')", names.refusal("{id}", { row("ok", 1), row(id, 2) },
+        "out"), id)
+      assert.is_nil(names.refusal(names.DEFAULT, { row(id, 1) }, "out"), id) -- {ext} keeps them apart
     end
     -- a directory of the template's own, and names known only at the download ({task_id})
     assert.matches("names its output posters/a%.{ext}, the directory of the report's poster frames",
-      names.refusal("posters/{id}.{ext}", { row("a", 1) }))
+      names.refusal("posters/{id}.{ext}", { row("a", 1) }, "out"))
     assert.matches("names its output a%.part/{task_id}, a download's temporary name",
-      names.refusal("{id}.part/{task_id}", { row("a", 1) }))
-    assert.is_nil(names.refusal("{task_id}", { row("a", 1) }))
-    assert.are.equal("report.html is the batch's report", names.path_refusal("report.html"))
-    assert.are.equal(".lock is the batch's lock", names.path_refusal(".lock"))
-    assert.is_nil(names.path_refusal("clips/report.html")) -- DIR/clips/ is not the batch's
-    assert.is_nil(names.path_refusal("a.mp4"))
+      names.refusal("{id}.part/{task_id}", { row("a", 1) }, "out"))
+    assert.is_nil(names.refusal("{task_id}", { row("a", 1) }, "out"))
+    assert.are.equal("report.html is the batch's report", names.path_refusal("out", "report.html"))
+    assert.are.equal(".lock is the batch's lock", names.path_refusal("out", ".lock"))
+    assert.is_nil(names.path_refusal("out", "clips/report.html")) -- DIR/clips/ is not the batch's
+    assert.is_nil(names.path_refusal("out", "a.mp4"))
   end)
+
+  -- One row with a 128-character id and --name '{id}-{task_id}-{model}-{id}.{ext}': created and
+  -- charged, then "File name too long" at the download, and the same on every run again.
+  it("refuses an output whose files the file system would refuse: NAME_MAX, PATH_MAX, before anything is sent",
+    function()
+      local function row(id)
+        return { id = id, index = 1, line = 1, request = { model = "kling-v1" } }
+      end
+      local long = ("a"):rep(128)
+      local err = names.refusal("{id}-{task_id}-{model}-{id}.{ext}", { row(long) }, "out")
+      assert.are.equal("1: id '" .. long .. "' names its output " .. long .. "-{task_id}-kling-v1-" .. long
+        .. ".{ext}: the output would have a file name of 336 bytes, over the 255 a file name may have (NAME_MAX) "
+        .. "(counted with {task_id} as 64 bytes, {ext} as 4 bytes: known only after the create): give the row a "
+        .. "shorter id, or a shorter --name or --out", err)
+      -- {task_id} counted as 64 bytes: 185 + 1 + 64 + 5 (".part") fits 255, one more byte does not
+      assert.is_nil(names.refusal("{id}-{task_id}", { row(("b"):rep(185)) }, "out"))
+      assert.matches("its temporary download %(%.part%) would have a file name of 256 bytes",
+        names.refusal("{id}-{task_id}", { row(("b"):rep(186)) }, "out"))
+      -- the .part is the longest file name an output makes: 250 bytes and its ".part" fit
+      assert.is_nil(names.refusal("{id}", { row(("c"):rep(250)) }, "out"))
+      assert.matches("^1: id 'c+' names its output c+: its temporary download %(%.part%) would have a file name of "
+        .. "256 bytes", names.refusal("{id}", { row(("c"):rep(251)) }, "out"))
+      -- a directory of the template counts too
+      assert.matches("the output would have a directory name of 300 bytes",
+        names.refusal("{id}/{n}.{ext}", { row(("d"):rep(300)) }, "out"))
+      -- the whole path: the poster frame's is the longest (DIR/posters/<output>.jpg); 4095 bytes fit
+      local dir = ("/" .. ("e"):rep(200)):rep(19) -- 3819 bytes
+      local rel = ("f"):rep(200) .. "/" .. ("g"):rep(62) -- the poster: 3819 + 9 + 263 + 4 = 4095 bytes
+      assert.is_nil(names.path_refusal(dir, rel))
+      assert.are.equal(rel .. "g: its poster frame (posters/<output>.jpg) would have a path of 4096 bytes (3820 of "
+        .. "them the output directory's), over the 4095 a path may have (PATH_MAX, 4096, counts its terminating NUL)",
+        names.path_refusal(dir, rel .. "g"))
+      assert.matches("^1: id 'f+' names its output f+/f+: the output would have a path of 4221 bytes .*PATH_MAX",
+        names.refusal("{id}/{id}", { row(("f"):rep(200)) }, dir))
+      -- a value known only at the download, longer than counted: the download refuses it by name
+      assert.matches("^" .. ("h"):rep(251) .. ": its temporary download %(%.part%) would have a file name of 256",
+        names.path_refusal("out", ("h"):rep(251)))
+    end)
 end)
 
 -- A row that delivers more outputs than it asked for is numbered x-1, x-2: onto the name of a
@@ -123,9 +161,9 @@ describe("a batch's downloads", function()
     files.remove(dir)
   end)
 
-  -- {task_id} is known only after the create: the download checks the name with its value, and
-  -- never takes the batch's own file for an output.
-  it("refuse a name the provider's task id makes the batch's own file, and keep the row open", function()
+  -- {task_id} is only measured before the create (names.TASK_ID_MAX bytes): the download checks
+  -- the name with its value, and never takes the batch's own file for an output.
+  it("refuse a name the provider's task id makes the batch's own file, or too long, and keep the row open", function()
     local batch = require "kling.batch"
     local files = require "support.files"
     local dir = files.tempdir()
@@ -138,6 +176,7 @@ describe("a batch's downloads", function()
     for task_id, said in pairs {
       ["journal.jsonl"] = "download refused: journal.jsonl is the batch's journal (run the batch again with another "
         .. "--name)",
+      [("7"):rep(300)] = "download refused: " .. ("7"):rep(300) .. ": the output would have a file name of 300 bytes",
     } do
       local row = { id = "x", index = 1, line = 1, attempt = 1, files = {}, task_id = task_id, request = {},
         outputs = { { kind = "video", url = "https://cdn.example/1.mp4" } } }

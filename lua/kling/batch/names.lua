@@ -20,10 +20,31 @@ M.POSTERS = "posters" -- the report's poster frames: DIR/posters/<output>.jpg
 local OWN = { [M.JOURNAL] = "the batch's journal", [M.LOCK] = "the batch's lock", [M.SUMMARY] = "the batch's summary",
   [M.REPORT] = "the batch's report", [M.POSTERS] = "the directory of the report's poster frames" }
 
+-- What the file systems outputs land on take (Linux's, and most others'): a file name of at most
+-- NAME_MAX bytes, a path under PATH_MAX (which counts the terminating NUL).
+M.NAME_MAX, M.PATH_MAX = 255, 4096
+-- {task_id} is known only after the create: its names are checked with this many bytes for it
+-- (the task ids of the providers and of the gateway are digits, a UUID or a short token: under
+-- 40 characters); the download checks the name again with the id it got.
+M.TASK_ID_MAX = 64
+
 local KNOWN = { id = true, row = true, n = true, kind = true, ext = true, task_id = true, model = true }
 local EXTS = { mp4 = true, mov = true, webm = true, mkv = true, png = true, jpg = true, jpeg = true, webp = true,
   gif = true, mp3 = true, wav = true, m4a = true, aac = true, ogg = true, flac = true }
 local BY_KIND = { video = "mp4", image = "png", audio = "mp3" }
+local OTHER_EXT = "bin"
+
+-- The longest value of each placeholder known only after the create, as a stand-in of that
+-- many bytes: what a name is measured with before the create.
+local function longest(set, least)
+  local n = #least
+  for k in pairs(set) do
+    n = math.max(n, #k)
+  end
+  return n
+end
+local LATER = { ext = ("x"):rep(longest(EXTS, OTHER_EXT)), kind = ("x"):rep(longest(BY_KIND, "")),
+  task_id = ("x"):rep(M.TASK_ID_MAX) }
 
 -- check(template) -> template | nil, message naming the rule.
 function M.check(t)
@@ -68,7 +89,7 @@ function M.ext_of(url, kind)
   if e and EXTS[e] then
     return e
   end
-  return BY_KIND[kind] or "bin"
+  return BY_KIND[kind] or OTHER_EXT
 end
 
 -- The template of a row with `count` outputs: "-{n}" before the extension when it has no {n}.
@@ -95,8 +116,8 @@ end
 
 -- What a row's outputs are named before any task exists: the template with the row's values,
 -- one name per output it asks for (its `n`, else one); the placeholders whose values come
--- after the create ({kind}, {ext}, {task_id}) left as they are.
-local function stems(template, row)
+-- after the create ({kind}, {ext}, {task_id}) left as they are, or given `later`'s values.
+local function stems(template, row, later)
   local count = math.min(16, math.max(1, math.floor(tonumber(row.request.n) or 1)))
   local t = numbered(template, count)
   local list = {}
@@ -104,7 +125,7 @@ local function stems(template, row)
     local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n),
       model = M.safe(row.request.model or "") }
     list[n] = t:gsub("{([%w_]+)}", function(k)
-      return vars[k]
+      return vars[k] or (later and later[k])
     end)
   end
   return list
@@ -124,34 +145,89 @@ local function own_file(rel)
   return what
 end
 
---- Why the output at rel (relative to DIR, every value known: at the download) may not be
--- written: the batch's own file there; nil when it may.
----@param rel string
----@return string|nil
-function M.path_refusal(rel)
-  local own = own_file(rel)
-  return own and (rel .. " is " .. own)
+-- The files the output at rel makes: the output, its download's temporary name, its poster.
+local function written(rel)
+  return { { rel, "the output" }, { output_path.part(rel), "its temporary download (.part)" },
+    { M.poster(rel), "its poster frame (" .. M.poster("<output>") .. ")" } }
 end
 
---- Why the manifest's rows cannot have their outputs named by `template`, as "LINE: message"
--- naming the first row and the rule, or nil. Checked before anything is sent (and again at
--- each download, M.path_refusal): an output named as one of the batch's own files (journal,
--- lock, summary, report, poster frames, their temporary names, a .part) is taken for it or
--- overwritten by it; two rows named alike (ids that differ only in what M.safe replaces, or a
--- template that drops what tells them apart) share one file, the second row taking the
--- first's for its own. Names with {task_id} are apart by it.
+-- Why a file system would refuse a file the output at rel makes under out (a file name over
+-- NAME_MAX bytes, a path of PATH_MAX or more), or nil. Before the create rel is as long as it
+-- may be: stems with LATER.
+local function length_refusal(out, rel)
+  for _, f in ipairs(written(rel)) do
+    local segs = {}
+    for seg in f[1]:gmatch("[^/]+") do
+      segs[#segs + 1] = seg
+    end
+    for k, seg in ipairs(segs) do
+      if #seg > M.NAME_MAX then
+        return string.format("%s would have a %s of %d bytes, over the %d a file name may have (NAME_MAX)", f[2],
+          k < #segs and "directory name" or "file name", #seg, M.NAME_MAX)
+      end
+    end
+    local path = out .. "/" .. f[1]
+    if #path >= M.PATH_MAX then
+      return string.format("%s would have a path of %d bytes (%d of them the output directory's), over the %d a path "
+        .. "may have (PATH_MAX, %d, counts its terminating NUL)", f[2], #path, #out + 1, M.PATH_MAX - 1, M.PATH_MAX)
+    end
+  end
+  return nil
+end
+
+-- What a message about a name says of the placeholders measured by their longest values.
+local function measured_as(template)
+  local parts = {}
+  for _, k in ipairs { "task_id", "kind", "ext" } do
+    if template:find("{" .. k .. "}", 1, true) then
+      parts[#parts + 1] = "{" .. k .. "} as " .. #LATER[k] .. " bytes"
+    end
+  end
+  return #parts > 0 and (" (counted with " .. table.concat(parts, ", ") .. ": known only after the create)") or ""
+end
+
+--- Why the output at rel (relative to out, every value known: at the download) may not be
+-- written: the batch's own file there, or a name the file system would refuse; nil when it may.
+---@param out string the batch directory
+---@param rel string
+---@return string|nil
+function M.path_refusal(out, rel)
+  local own = own_file(rel)
+  if own then
+    return rel .. " is " .. own
+  end
+  local long = length_refusal(out, rel)
+  return long and (rel .. ": " .. long)
+end
+
+--- Why the manifest's rows cannot have their outputs named by `template` under `out`, as
+-- "LINE: message" naming the first row and the rule, or nil. Checked before anything is sent
+-- (and again at each download, M.path_refusal): an output named as one of the batch's own
+-- files (journal, lock, summary, report, poster frames, their temporary names, a .part) is taken
+-- for it or overwritten by it; a name the file system refuses (over NAME_MAX, PATH_MAX: each
+-- file the output makes, its .part and poster included) fails at the download, after the task
+-- was paid; two rows named alike (ids that differ only in what M.safe replaces, or a template
+-- that drops what tells them apart) share one file, the second row taking the first's for its
+-- own. Names with {task_id} are apart by it.
 ---@param template string
 ---@param rows table[] the manifest's rows (kling.batch.manifest.load)
+---@param out string the batch directory, as the run writes under it
 ---@return string|nil
-function M.refusal(template, rows)
+function M.refusal(template, rows, out)
   local by = {}
   local apart = template:find("{task_id}", 1, true)
   for _, row in ipairs(rows) do
-    for _, s in ipairs(stems(template, row)) do
+    local measured = stems(template, row, LATER)
+    for n, s in ipairs(stems(template, row)) do
       local own = own_file(s)
       if own then
         return string.format("%d: id '%s' names its output %s, %s: give the row another id, or name the outputs "
           .. "otherwise (--name '{id}.{ext}')", row.line, row.id, s, own)
+      end
+      local why = length_refusal(out, measured[n])
+      if why then
+        return string.format("%d: id '%s' names its output %s: %s%s: give the row a shorter id, or a shorter --name "
+          .. "or --out", row.line, row.id, s, why, measured_as(template))
       end
       local other = not apart and by[s]
       if other and other ~= row then

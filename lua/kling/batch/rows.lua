@@ -384,9 +384,9 @@ return function(Batch)
       local path = self.out .. "/" .. rel
       local size = download.size_of(path)
       local owner = self.claimed[rel]
-      -- checked before the create as far as names were known (kling.batch.names), again with
-      -- the values that come after it ({task_id} is the provider's)
-      local refused = not rec and names.path_refusal(rel)
+      -- checked before the create with {task_id}, {kind} and {ext} at their longest (kling.batch.names),
+      -- again with their values: a provider's task id may be longer, or name the batch's own file
+      local refused = not rec and names.path_refusal(self.out, rel)
       if refused then
         row.download_error = "download refused: " .. refused .. " (run the batch again with another --name)"
       elseif owner and owner ~= row then
