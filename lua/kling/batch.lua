@@ -62,7 +62,8 @@ Batch.__index = Batch
 require("kling.batch.rows")(Batch)
 require("kling.batch.resume")(Batch)
 
-local FINAL = { succeeded = true, failed = true, uncertain = true }
+-- The states a row ends this run in (refused: never sent, looked at again by the next run).
+local FINAL = { succeeded = true, failed = true, refused = true, uncertain = true }
 
 -- ---- the lock: one process per batch directory ----
 
@@ -264,7 +265,8 @@ function Batch:feed(now)
 end
 
 function Batch:counts()
-  local c = { total = #self.rows, done = 0, succeeded = 0, failed = 0, uncertain = 0, running = self.active }
+  local c = { total = #self.rows, done = 0, succeeded = 0, failed = 0, refused = 0, uncertain = 0,
+    running = self.active }
   for _, row in ipairs(self.rows) do
     if FINAL[row.st] then
       c.done = c.done + 1
@@ -419,7 +421,7 @@ function Batch:result()
       id = row.id, state = st, reason = row.reason or (st == "unfinished" and "not run yet") or nil,
       attempts = row.attempt, task_id = row.task_id, external_task_id = row.ext,
       provider = row.client and row.client.provider.name or self:provider_of(row),
-      model = req.model, prompt = prompt, error = row.error, refused = row.refused, charge = row.charge, files = files,
+      model = req.model, prompt = prompt, error = row.error, charge = row.charge, files = files,
     }
   end
   local now = self.now()
@@ -438,7 +440,6 @@ function Batch:result()
   local c = { failed = 0, uncertain = 0, unfinished = 0, refused = 0 }
   for _, row in ipairs(rows) do
     c[row.state] = (c[row.state] or 0) + 1
-    c.refused = c.refused + (row.refused and 1 or 0)
   end
   r.exit_status = M.exit_status { rows = #rows, unfinished = c.unfinished, uncertain = c.uncertain,
     refused = c.refused }

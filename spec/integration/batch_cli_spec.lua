@@ -197,15 +197,16 @@ describe("the workflow commands", function()
   end)
 
   -- "kling run two.jsonl --quiet --set nonsense=1" exited 2 and printed nothing at all.
-  it("kling run --quiet still says why rows failed (on stderr), and prints nothing when all succeeded", function()
+  it("kling run --quiet still says why rows were refused (on stderr), nothing when all succeeded", function()
     local m = root .. "/two.jsonl"
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n'
       .. '{"id": "b", "prompt": "q", "model": "kling-v1", "mode": "std", "duration": 5}\n')
     local status, out = kling("run " .. m .. " --out " .. q(root .. "/o11") .. " --quiet --set nonsense=1")
     assert.are.equal(2, status, out)
-    assert.matches("kling run: 2 of 2 rows failed or are uncertain", out, 1, true)
-    assert.matches("a%s+failed%s+validation: nonsense: unknown field", out)
-    assert.matches("b%s+failed%s+validation: nonsense: unknown field", out)
+    assert.matches("kling run: 2 of 2 rows refused, nothing sent for them", out, 1, true)
+    assert.matches("a%s+refused%s+validation: nonsense: unknown field", out)
+    assert.matches("b%s+refused%s+validation: nonsense: unknown field", out)
+    assert.is_nil(out:find("failed", 1, true), out) -- nothing was sent, so nothing failed
     status, out = kling("run " .. m .. " --out " .. q(root .. "/o11b") .. " --quiet --poll-min 0.2")
     assert.are.equal(0, status, out)
     assert.are.equal("exit=0\n", out)
@@ -213,6 +214,39 @@ describe("the workflow commands", function()
     status, out = kling("run " .. m .. " --out " .. q(root .. "/o11c") .. " --quiet --poll-min 0.2 --budget 1.5CNY")
     assert.are.equal(3, status, out)
     assert.matches("kling run: 1 of 2 rows unfinished %(run the same command again%):\n%s+1  budget: ", out)
+  end)
+
+  -- A new user's trial: every row refused as unpriced under --budget was counted "failed 2" in
+  -- the table, summary.json and kling status, and --quiet said "2 of 2 rows failed or are
+  -- uncertain", though nothing was sent and nothing failed at the provider.
+  it("kling run counts rows refused as unpriced under --budget as refused, not failed, everywhere", function()
+    local m = root .. "/unpriced.jsonl"
+    write(m, '{"id": "u1", "prompt": "p", "model": "kling-v3", "duration": 7}\n'
+      .. '{"id": "u2", "prompt": "q", "model": "kling-v3", "duration": 7}\n')
+    local dir = root .. "/o-unpriced"
+    local status, out = kling("run " .. m .. " --out " .. q(dir) .. " --budget 50CNY --progress plain")
+    assert.are.equal(2, status, out)
+    assert.matches("\n  failed +0\n  refused +2\n", out) -- the table
+    assert.matches("u1%s+refused%s+unpriced: ", out)
+    local summary = require("kling.json").decode(files.read(dir .. "/summary.json"))
+    assert.are.same({ failed = 0, refused = 2, unpriced_rows = 0, failures = 0, refused_rows = 2 },
+      { failed = summary.failed, refused = summary.refused, unpriced_rows = summary.unpriced_rows,
+        failures = #summary.failures, refused_rows = #summary.refused_rows })
+    assert.are.equal("unpriced", summary.refused_rows[1].kind)
+    status, out = kling("run " .. m .. " --out " .. q(dir) .. " --budget 50CNY --quiet")
+    assert.are.equal(2, status, out)
+    assert.matches("^kling run: 2 of 2 rows refused, nothing sent for them %(fix them and run the same command "
+      .. "again%) %(", out)
+    assert.is_nil(out:find("failed", 1, true), out)
+    status, out = kling("status " .. q(dir))
+    assert.are.equal(2, status, out)
+    assert.matches("\n  refused +2\n", out)
+    assert.is_nil(out:find("failed", 1, true), out)
+    status, out = kling("status " .. q(dir) .. " --json")
+    assert.are.equal(2, status, out)
+    local counts = require("kling.json").decode(out:match("^[^\n]*")).counts
+    assert.are.same({ 2, nil }, { counts.refused, counts.failed })
+    assert.are.equal(0, sim.stats().creates)
   end)
 
   it("issue 12: kling run exits 2 when every row is refused as invalid (nothing sent), 6 when others ran", function()
@@ -235,12 +269,12 @@ describe("the workflow commands", function()
     status, out = kling("run " .. m .. " --out " .. root .. "/mixed --quiet --poll-min 0.2")
     assert.are.equal(6, status, out) -- rows a, b and d refused, row c ran
     assert.are.equal(1, sim.stats().creates)
-    assert.matches("3 of 4 rows failed", out)
-    assert.matches("b%s+failed%s+validation: sond: unknown field", out)
-    assert.matches("d%s+failed%s+validation: image: the local file [^\n]*fake.png is not a JPG or PNG", out)
+    assert.matches("3 of 4 rows refused", out)
+    assert.matches("b%s+refused%s+validation: sond: unknown field", out)
+    assert.matches("d%s+refused%s+validation: image: the local file [^\n]*fake.png is not a JPG or PNG", out)
     local summary = require("kling.json").decode(files.read(root .. "/mixed/summary.json"))
     assert.are.equal(6, summary.exit_status)
-    assert.are.equal(3, summary.failed)
+    assert.are.same({ 0, 3, 3 }, { summary.failed, summary.refused, #summary.refused_rows })
     status, out = kling("status " .. root .. "/mixed")
     assert.are.equal(6, status, out) -- kling status agrees
     -- the refused rows fixed, the same command again: row c stays made, the others run, 0

@@ -109,11 +109,11 @@ describe("issue 11", function()
       local dir, status, out = refused_batch()
       assert.are.equal(6, status, out) -- one row ran, one was refused: not a success
       assert.matches("bad: refused: [^\n]*duration: ", out) -- the live line
-      assert.matches("\n  bad +failed +validation: duration: ", out) -- the table
+      assert.matches("\n  bad +refused +validation: duration: ", out) -- the table
       local summary = json.decode(slurp(dir .. "/summary.json"))
-      assert.are.equal(1, #summary.failures)
-      assert.are.equal("duration", summary.failures[1].field)
-      assert.matches("^duration: ", summary.failures[1].reason)
+      assert.are.equal(1, #summary.refused_rows)
+      assert.are.equal("duration", summary.refused_rows[1].field)
+      assert.matches("^duration: ", summary.refused_rows[1].reason)
       assert.matches("<td>duration: [^<]+</td></tr>", slurp(dir .. "/report.html"))
     end)
 
@@ -124,12 +124,16 @@ describe("issue 11", function()
     local st, text = kling("status " .. dir .. " --json")
     assert.are.equal(status, st, text)
     local counts = json.decode(text:match("^[^\n]*")).counts
-    assert.are.same({ succeeded = summary.succeeded, failed = summary.failed },
-      { succeeded = counts.succeeded, failed = counts.failed })
+    assert.are.same({ succeeded = 1, failed = 0, refused = 1 },
+      { succeeded = summary.succeeded, failed = summary.failed, refused = summary.refused })
+    assert.are.same({ succeeded = summary.succeeded, refused = summary.refused },
+      { succeeded = counts.succeeded, refused = counts.refused })
+    assert.is_nil(counts.failed)
     assert.are.equal(0, counts.pending or 0)
     st, text = kling("status " .. dir)
     assert.are.equal(6, st, text)
-    assert.matches("failed +1", text)
+    assert.matches("refused +1", text)
+    assert.is_nil(text:find("failed", 1, true), text)
     -- The refused row is looked at again by the next run (and refused again: nothing sent).
     local before = sim.stats().creates
     st = kling("run " .. dir:gsub("/out$", "") .. "/rows.jsonl --out " .. dir .. " --quiet")

@@ -411,7 +411,7 @@ describe("a batch against the simulator", function()
       assert.are.equal(1, sim.stats().by_route["GET /media/{file}"], "only c's output was fetched")
       assert.are.equal("keep", slurp(root .. "/victim"))
       assert.are.equal("", slurp(root .. "/empty-victim"))
-      assert.is_true(by_id.a.refused and by_id.b.refused)
+      assert.are.same({ "refused", "refused" }, { by_id.a.state, by_id.b.state })
       assert.matches(dir .. "/a.mp4.part is a symbolic link", by_id.a.error.message, 1, true)
       assert.matches(dir .. "/b.mp4 is a symbolic link", by_id.b.error.message, 1, true)
       -- a link planted after the create: the download refuses it, sending nothing

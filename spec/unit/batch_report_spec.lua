@@ -207,6 +207,7 @@ local function result()
         error = { kind = "content_policy", code = 1301, message = "refused & <bad>" } },
       { id = "f", state = "uncertain", external_task_id = "kb-f", error = { kind = "network", message = "lost" } },
       { id = "g", state = "unfinished", reason = "still running at the deadline (task 7)", task_id = "7" },
+      { id = "h", state = "refused", attempts = 1, error = { kind = "unpriced", message = "no price for kling-v3" } },
     },
   }
 end
@@ -214,19 +215,32 @@ end
 describe("summary.json", function()
   it("counts rows by state, sums charges exactly by currency, and lists each failure with its reason", function()
     local s = report.summary(result())
-    assert.are.equal(7, s.rows)
+    assert.are.equal(8, s.rows)
     assert.are.equal(4, s.succeeded)
     assert.are.equal(1, s.failed)
     assert.are.equal(1, s.uncertain)
     assert.are.equal(1, s.unfinished)
     assert.are.same({ USD = "0.3", CNY = "3" }, s.charges) -- 0.1 + 0.2, no float in sight
-    assert.are.equal(1, s.unpriced_rows)
+    assert.are.equal(1, s.unpriced_rows) -- d's delivery, uncounted; h was never sent, nothing charged
     assert.are.same({ id = "e", kind = "content_policy", code = 1301, reason = "refused & <bad>", attempts = 3,
       task_id = "5" }, s.failures[1])
+    assert.are.equal(1, #s.failures)
     assert.are.equal("kb-f", s.uncertain_rows[1].external_task_id)
     assert.matches("deadline", s.unfinished_rows[1].reason)
     assert.are.equal(3, #s.outputs)
     assert(json.encode(s))
+  end)
+
+  -- Refused rows (invalid, unpriced under --budget: never sent) were counted and listed as
+  -- failed: a batch whose every row was refused read as one the provider failed.
+  it("counts and lists a row refused before anything was sent as refused, apart from the failed", function()
+    local s = report.summary(result())
+    assert.are.equal(1, s.refused)
+    assert.are.same({ { id = "h", kind = "unpriced", reason = "no price for kling-v3" } }, s.refused_rows)
+    local html = report.html(result())
+    assert.matches('<th class="failed">failed</th><th class="refused">refused</th>', html, 1, true)
+    assert.matches('<td class="refused">refused</td>', html, 1, true)
+    assert.matches('"refused_rows":%[%]', assert(json.encode(report.summary({ rows = {} }))))
   end)
 
   it("writes an empty failure list as a JSON array", function()
@@ -243,6 +257,8 @@ describe("summary.json", function()
     assert.matches("charges: 3 CNY, 0.3 USD %(%+1 unpriced rows%)", lines)
     assert.matches("e%s+failed%s+content_policy: refused", lines)
     assert.matches("g%s+unfinished%s+still running", lines)
+    assert.matches("\n  failed +1\n  refused +1\n", lines)
+    assert.matches("h%s+refused%s+unpriced: no price for kling%-v3", lines)
     assert.matches("summary: out/summary.json", lines)
   end)
 end)
@@ -280,7 +296,7 @@ describe("report.html", function()
     local f = assert(io.open(paths.summary))
     local s = assert(json.decode(f:read("a")))
     f:close()
-    assert.are.equal(7, s.rows)
+    assert.are.equal(8, s.rows)
     assert.is_nil(io.open(dir .. "/summary.json.tmp"))
     os.execute("rm -rf " .. dir)
   end)
@@ -291,6 +307,8 @@ describe("the progress line", function()
     local text = progress.text({ done = 5, total = 10, succeeded = 4, failed = 1, uncertain = 0, running = 3,
       spend = "4.5 CNY", eta_s = 75.4 }, 10)
     assert.are.equal("[#####-----] 5/10 done  ok 4  failed 1  running 3  spend 4.5 CNY  ETA 1:15", text)
+    assert.are.equal("5/10 done  ok 2  failed 1  refused 2  running 3  spend 0  ETA --:--", progress.text({ done = 5,
+      total = 10, succeeded = 2, failed = 1, refused = 2, uncertain = 0, running = 3 }))
     assert.are.equal("1:01:01", progress.clock(3661))
     assert.are.equal("--:--", progress.clock(nil))
   end)

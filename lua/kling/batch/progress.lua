@@ -43,14 +43,15 @@ function M.clock(seconds)
   return string.format("%d:%02d", m, s)
 end
 
--- The status text: c = {done, total, succeeded, failed, uncertain, running, spend, eta_s}.
+-- The status text: c = {done, total, succeeded, failed, refused, uncertain, running, spend, eta_s}.
 function M.text(c, width)
   local bar = ""
   if width and width > 0 then
     local filled = c.total > 0 and math.floor(width * c.done / c.total + 0.5) or 0
     bar = "[" .. string.rep("#", filled) .. string.rep("-", width - filled) .. "] "
   end
-  local extra = c.uncertain and c.uncertain > 0 and ("  uncertain " .. c.uncertain) or ""
+  local extra = (c.refused and c.refused > 0 and ("  refused " .. c.refused) or "")
+    .. (c.uncertain and c.uncertain > 0 and ("  uncertain " .. c.uncertain) or "")
   return string.format("%s%d/%d done  ok %d  failed %d%s  running %d  spend %s  ETA %s", bar, c.done, c.total,
     c.succeeded, c.failed, extra, c.running, c.spend or "0", M.clock(c.eta_s))
 end

@@ -1,9 +1,11 @@
 -- The end of a batch: a summary table (text), DIR/summary.json (counts of succeeded, failed,
--- uncertain and unfinished rows, charges by currency (each provider's unit its own currency:
+-- refused, uncertain and unfinished rows, charges by currency (each provider's unit its own currency:
 -- API in One's and EvoLink's credits are never summed), each failure with its reason) and
 -- DIR/report.html (every output playable in the page, the cost breakdown; one file, no
--- external assets: the outputs are linked by their paths relative to DIR). No key ever
--- appears here: rows carry their request without the manifest's key fields.
+-- external assets: the outputs are linked by their paths relative to DIR). A row refused before
+-- anything was sent (invalid, unpriced) is counted refused, never failed: failed says the
+-- provider failed a task. No key ever appears here: rows carry their request without the
+-- manifest's key fields.
 local core = require "kling.core"
 local json = require "kling.json"
 local durable_file = require "kling.durable_file"
@@ -11,9 +13,11 @@ local names = require "kling.batch.names"
 
 local M = {}
 
-M.STATES = { "succeeded", "failed", "uncertain", "unfinished" }
+M.STATES = { "succeeded", "failed", "refused", "uncertain", "unfinished" }
 
--- Charges of the rows by currency: {CNY = micros, ...}, and the count of unpriced rows.
+-- Charges of the rows by currency: {CNY = micros, ...}, and the count of rows charged for what
+-- the catalog has no price for (their charge is not in the totals; a row refused as unpriced
+-- was never sent, nothing charged: not one of them).
 function M.charges(rows)
   local by, unpriced = {}, 0
   for _, r in ipairs(rows) do
@@ -53,7 +57,10 @@ local function sorted_keys(t)
 end
 
 local function counts(rows)
-  local c = { succeeded = 0, failed = 0, uncertain = 0, unfinished = 0 }
+  local c = {}
+  for _, s in ipairs(M.STATES) do
+    c[s] = 0
+  end
   for _, r in ipairs(rows) do
     c[r.state] = (c[r.state] or 0) + 1
   end
@@ -67,12 +74,15 @@ function M.summary(result)
   for cur, m in pairs(by) do
     charges[cur] = core.money_format(m)
   end
-  local failures, uncertain, unfinished, outputs = json.array {}, json.array {}, json.array {}, json.array {}
+  local failures, refused, uncertain, unfinished = json.array {}, json.array {}, json.array {}, json.array {}
+  local outputs = json.array {}
   for _, r in ipairs(result.rows) do
     local e = r.error or {}
     if r.state == "failed" then
       failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e),
-        attempts = r.attempts, task_id = r.task_id, refused = r.refused or nil }
+        attempts = r.attempts, task_id = r.task_id }
+    elseif r.state == "refused" then
+      refused[#refused + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e) }
     elseif r.state == "uncertain" then
       uncertain[#uncertain + 1] = { id = r.id, reason = M.reason(e), external_task_id = r.external_task_id }
     elseif r.state == "unfinished" then
@@ -87,10 +97,10 @@ function M.summary(result)
     manifest = result.manifest, out = result.out, journal = result.journal,
     started_at = result.started_s, finished_at = result.finished_s, elapsed_s = result.elapsed_s,
     runs = result.runs, rows = #result.rows,
-    succeeded = c.succeeded, failed = c.failed, uncertain = c.uncertain, unfinished = c.unfinished,
-    charges = charges, unpriced_rows = unpriced,
+    succeeded = c.succeeded, failed = c.failed, refused = c.refused, uncertain = c.uncertain,
+    unfinished = c.unfinished, charges = charges, unpriced_rows = unpriced,
     budget = result.budget, budgets = result.budgets, rates = result.rates,
-    failures = failures, uncertain_rows = uncertain, unfinished_rows = unfinished,
+    failures = failures, refused_rows = refused, uncertain_rows = uncertain, unfinished_rows = unfinished,
     outputs = outputs, exit_status = result.exit_status,
   }
 end
@@ -170,7 +180,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;background:#fafafa
 h1{font-size:1.4em}table{border-collapse:collapse;margin:1em 0;background:#fff}
 td,th{border:1px solid #ddd;padding:.4em .6em;vertical-align:top;text-align:left}
 th{background:#f0f0f0}.num{text-align:right;font-variant-numeric:tabular-nums}
-.succeeded{color:#176d2c}.failed{color:#a61b1b}.uncertain{color:#9a5b00}.unfinished{color:#555}
+.succeeded{color:#176d2c}.failed{color:#a61b1b}.refused{color:#7a1b6d}.uncertain{color:#9a5b00}
+.unfinished{color:#555}
 .grid{display:flex;flex-wrap:wrap;gap:1em}.card{background:#fff;border:1px solid #ddd;padding:.6em;width:340px}
 .card video,.card img{width:100%;max-height:240px;background:#000}.card audio{width:100%}
 .prompt{color:#555;font-size:.9em;word-break:break-word}code{font-size:.9em}

@@ -21,7 +21,7 @@ local output_path = require "kling.output_path"
 -- never is; validation, auth, quota and unpriced need the manifest or the account changed.
 local RETRY = { server = true, network = true, rate_limited = true }
 -- Kinds refused before any task existed because of the row (fix the manifest or the price
--- catalog): reported failed, not journaled as the row's end, so a later run looks again.
+-- catalog): reported refused, not journaled as the row's end, so a later run looks again.
 local REFUSED = { validation = true, unpriced = true }
 -- Kinds that say the account cannot create anything now (keys refused, nothing left to pay
 -- with): the run stops creating; the rows stay open for a run after the account is fixed.
@@ -242,11 +242,12 @@ return function(Batch)
     return self:attempt_failed(row, t, err)
   end
 
-  -- Refused before any task existed (the row or the price catalog must change): failed in
-  -- this run's summary, and journaled as such so that kling status says the same; not the
-  -- row's final record, so a later run looks at it again.
+  -- Refused before any task existed (the row or the price catalog must change): refused in
+  -- this run's summary, apart from the rows the provider failed (nothing was sent for it), and
+  -- journaled as such so that kling status says the same; not the row's final record, so a
+  -- later run looks at it again.
   function Batch:refuse(row, err)
-    row.st, row.refused, row.error = "failed", true, error_record(err)
+    row.st, row.error = "refused", error_record(err)
     self:journal_row("refused", row, { error = row.error })
     self:event(row, "refused: " .. tostring(err))
   end

@@ -9,7 +9,7 @@
 --   {t = "retry", row, attempt, reason}                    the next attempt (a new task) begins
 --   {t = "file", row, n, path, bytes}                      an output is in place
 --   {t = "refused", row, attempt, error}                   refused before any task existed (validation,
---                                                          unpriced): failed for now, looked at again next run
+--                                                          unpriced): refused for now, looked at again next run
 --   {t = "final", row, state, attempts, task_id}           the row is over (once per row)
 local M = {}
 

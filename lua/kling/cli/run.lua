@@ -79,7 +79,8 @@ Exit status:
     :argname("FILE"):target "element_cache"
   cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
     :argname("MODE"):choices { "auto", "bar", "plain", "none" }
-  cmd:flag("--quiet", "no progress and no table, only the rows that failed (on stderr)")
+  cmd:flag("--quiet", "no progress and no table, only the rows that failed or were refused\n"
+    .. "(on stderr)")
 end
 
 local fail = flags.failure("kling run")
@@ -123,6 +124,21 @@ local function defaults(opts)
   return d
 end
 
+-- The lines (kling.batch.report.row_line) of the rows in `states`, on stderr under one line
+-- counting them: what --quiet still says.
+local function said(result, states, what)
+  local lines = {}
+  for _, r in ipairs(result.rows) do
+    if states[r.state] then
+      lines[#lines + 1] = report.row_line(r)
+    end
+  end
+  if #lines > 0 then
+    io.stderr:write("kling run: ", #lines, " of ", #result.rows, " rows ", what, " (", result.paths.summary, "):\n",
+      flags.printable(table.concat(lines, "\n"), true), "\n")
+  end
+end
+
 function M.run(opts)
   opts.set, opts.budget = flags.list(opts.set), flags.list(opts.budget)
   local d, err = defaults(opts)
@@ -138,17 +154,9 @@ function M.run(opts)
     return fail(status, rerr)
   end
   if opts.quiet then
-    -- quiet hides the progress and the table, never why rows failed
-    local failed = {}
-    for _, r in ipairs(result.rows) do
-      if r.state == "failed" or r.state == "uncertain" then
-        failed[#failed + 1] = report.row_line(r)
-      end
-    end
-    if #failed > 0 then
-      io.stderr:write("kling run: ", #failed, " of ", #result.rows, " rows failed or are uncertain (",
-        result.paths.summary, "):\n", flags.printable(table.concat(failed, "\n"), true), "\n")
-    end
+    -- quiet hides the progress and the table, never why rows failed or were refused
+    said(result, { failed = true, uncertain = true }, "failed or are uncertain")
+    said(result, { refused = true }, "refused, nothing sent for them (fix them and run the same command again)")
     -- nor why rows wait for the next run (a budget, a deadline): counted by reason, not listed
     local waiting, reasons, order = 0, {}, {}
     for _, r in ipairs(result.rows) do

@@ -15,9 +15,9 @@ M.summary = "show a task, or a batch directory's progress"
 function M.define(cmd)
   cmd:description [[
 DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
-         (succeeded, failed, uncertain; running with their task ids; pending), the runs so
-         far and the budget. Reads the journal only: safe while the batch runs. --rows lists
-         every row.
+         (succeeded, failed, refused, uncertain; running with their task ids; pending),
+         the runs so far and the budget. Reads the journal only: safe while the batch
+         runs. --rows lists every row.
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
          id is an external_task_id; --endpoint when it is not a text2video/image2video task.
          An argument that looks like a path (a "/", a leading "." or "~", an existing file,
@@ -47,7 +47,7 @@ local function row_state(h)
     return h.final.state, h.final.task_id
   end
   if h.refused then
-    return "failed", nil -- as the run's summary counts it (refused; looked at again next run)
+    return "refused", nil -- never sent (invalid, unpriced): looked at again by the next run
   end
   local a = h.attempts[h.attempt] or {}
   if a.ended then
@@ -65,7 +65,7 @@ local function row_state(h)
   return "pending", nil
 end
 
-local ORDER = { "succeeded", "failed", "uncertain", "running", "downloading", "ending", "sent", "pending" }
+local ORDER = { "succeeded", "failed", "refused", "uncertain", "running", "downloading", "ending", "sent", "pending" }
 
 local function batch_status(dir, opts)
   local records, info = journal.read(dir .. "/journal.jsonl")
@@ -80,10 +80,8 @@ local function batch_status(dir, opts)
   local total = header.rows or 0
   local counts, rows = {}, {}
   local listed = 0
-  local refused = 0
   for id, h in pairs(st.rows) do
     local s, task = row_state(h)
-    refused = refused + ((h.refused and not h.final) and 1 or 0)
     counts[s] = (counts[s] or 0) + 1
     rows[#rows + 1] = { id = id, state = s, task_id = task, attempts = h.attempt }
     listed = listed + 1
@@ -101,7 +99,8 @@ local function batch_status(dir, opts)
       budgets[i] = { limit = b.limit, currency = b.currency, spent = b.spent, reserved = b.reserved }
     end
   end
-  local ended, uncertain = (counts.succeeded or 0) + (counts.failed or 0), counts.uncertain or 0
+  local refused, uncertain = counts.refused or 0, counts.uncertain or 0
+  local ended = (counts.succeeded or 0) + (counts.failed or 0) + refused
   local status = batch.exit_status { rows = total, unfinished = total - ended - uncertain, uncertain = uncertain,
     refused = refused }
   if opts.json then
