@@ -281,6 +281,21 @@ describe("report.html", function()
     assert.matches("<style>", html)
   end)
 
+  -- A manifest's field "\27[31mfoo" came back raw in the summary table (the terminal turned red)
+  -- and report.html carried ESC and BEL bytes (a new user's trial).
+  it("writes the control characters a manifest gave as escapes, in the table and the page", function()
+    local r = result()
+    r.rows[5].error = { kind = "validation", field = "\27[31mfoo", message = "unknown field\7" }
+    r.rows[1].prompt = "a cat\27[2J\7 on a piano\194\133"
+    local lines = table.concat(report.table(r), "\n")
+    assert.matches("e%s+failed%s+validation: \\x1B%[31mfoo: unknown field\\x07", lines)
+    assert.is_nil(lines:find("[%z\1-\9\11-\31\127]"))
+    local page = report.html(r)
+    assert.matches("a cat\\x1B[2J\\x07 on a piano\\u0085", page, 1, true)
+    assert.is_nil(page:find("[%z\1-\8\11\12\14-\31\127]"))
+    assert.is_nil(page:find("\194[\128-\159]"))
+  end)
+
   it("breaks the cost down per row and totals it per currency", function()
     assert.matches("<td>r1</td>", html)
     assert.matches('<th colspan="6">total</th><th class="num">0.3</th><th>USD</th>', html)

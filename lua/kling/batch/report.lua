@@ -10,6 +10,7 @@ local core = require "kling.core"
 local json = require "kling.json"
 local durable_file = require "kling.durable_file"
 local names = require "kling.batch.names"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -108,10 +109,12 @@ end
 -- The summary table, as lines of text.
 -- The line of a row that did not succeed: its id, its state and why (the table's, and what
 -- `kling run --quiet` still prints of the rows that failed: quiet hides progress, not failures).
+-- Shown on one line as validate.shown writes it: a field name or a message may carry what a
+-- manifest gave ("\27[31mfoo: unknown field"), which a terminal would act on.
 function M.row_line(r)
   local e = r.error or {}
-  return string.format("  %-12s %-10s %s", r.id, r.state, r.state == "unfinished" and tostring(r.reason)
-    or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or "")))
+  return string.format("  %-12s %-10s %s", r.id, r.state, validate.shown(r.state == "unfinished"
+    and tostring(r.reason) or ((e.kind and (e.kind .. ": ") or "") .. tostring(M.reason(e) or r.reason or ""))))
 end
 
 function M.table(result, paths)
@@ -152,9 +155,16 @@ end
 
 -- ---- report.html ----
 
+-- HTML text: its markup characters as entities, and the control characters HTML does not allow
+-- (all but tab, line feed and carriage return; C1 too) written \xHH or \uXXXX, as a message
+-- shows them: a prompt or a field name from the manifest may hold ESC or BEL.
 local function esc(s)
   return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
-    ["'"] = "&#39;" }))
+    ["'"] = "&#39;" }):gsub("[%z\1-\8\11\12\14-\31\127]", function(c)
+      return string.format("\\x%02X", c:byte())
+    end):gsub("\194([\128-\159])", function(c)
+      return string.format("\\u%04X", c:byte())
+    end))
 end
 
 -- A relative path as a URL path (each segment percent-encoded).
