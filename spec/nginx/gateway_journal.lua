@@ -385,6 +385,31 @@ local function run()
   res = res.status == 200 and gw("POST", "/v1/videos/text2video", BOB, body("a red balloon"))
   h.check("issue 12 (b): ... a top-up past its spend takes its creates again", res and res.status == 200
     and not admin().overdrawn, res and res.body)
+  -- A top-up with an id is added once, also after a restart (its compaction keeps the id): an
+  -- operator's script that retries one whose answer it lost credited it twice.
+  local function topup_inv(amount)
+    return gw("POST", "/gateway/admin/accounts/bob/topup", ADMIN_KEY, { amount = amount, id = "inv-2026-7" })
+  end
+  local bob_before = admin().by.bob.balance
+  res = topup_inv("2")
+  local t = res.json and res.json.topup or {}
+  h.check("a top-up with an id is added and says so", res.status == 200 and t.applied == true and t.id == "inv-2026-7"
+    and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  res = topup_inv("2")
+  t = res.json and res.json.topup or {}
+  h.check("... sent again, it adds nothing and says it was applied before", res.status == 200 and t.applied == false
+    and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  for _ = 1, 2 do -- the first start replays its line; the second, what the first's compaction kept
+    stop()
+    start()
+  end
+  res = topup_inv("2")
+  t = res.json and res.json.topup or {}
+  h.check("... also after two restarts (the journal's compaction keeps its id)", res.status == 200 and t.applied == false
+    and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  res = topup_inv("3")
+  h.check("... and with another amount it is refused naming id (409)", res.status == 409 and res.json
+    and res.json.field == "id" and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
   -- A journal moved away or emptied where a gateway ran with it: not a fresh start.
   local spent = admin().spent
   stop()

@@ -290,6 +290,31 @@ local function run()
   local carol = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })
   h.check("issue 12.5: an account created through one node calls through another", res.status == 201
     and carol.status == 200 and carol.json.data.balance == "3", tostring(res.body) .. " " .. tostring(carol.body))
+  -- One top-up with an id, sent nine times at once through the three nodes (an operator's
+  -- script retrying): added once, the others answered as applied before.
+  racing = {}
+  for i = 1, 9 do
+    racing[i] = url(i % 3 + 1, "/gateway/admin/accounts/carol/topup")
+  end
+  local applied, replayed = 0, 0
+  for _, answer in ipairs(h.racing_posts(base .. "/topups-id", racing, '{"amount":"2","id":"inv-9"}', ADMIN_KEY)) do
+    local t = answer and answer.topup
+    applied = applied + ((t and t.applied == true) and 1 or 0)
+    replayed = replayed + ((t and t.applied == false) and 1 or 0)
+  end
+  carol = h.request("GET", url(3, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })
+  local lines = 0
+  for line in redis_cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
+    local e = json.decode(line)
+    lines = lines + ((e and e.op == "topup" and e.topup_id == "inv-9" and e.topup_account == "carol") and 1 or 0)
+  end
+  h.check("a top-up with an id sent nine times at once through three nodes is added once (one ledger line)",
+    applied == 1 and replayed == 8 and carol.json.data.balance == "5" and lines == 1,
+    json.encode { applied, replayed, carol.body, lines })
+  res = h.request("POST", url(2, "/gateway/admin/accounts/carol/topup"), { headers = { authorization = "Bearer "
+    .. ADMIN_KEY }, body = { amount = "4", id = "inv-9" } })
+  h.check("... and with another amount it is refused naming id (409)", res.status == 409 and res.json
+    and res.json.field == "id", res.body)
   out = load("chaos", 600, 24)
   h.sleep(1)
   local victim = nodes[3].info.pid

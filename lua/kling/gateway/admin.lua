@@ -4,7 +4,7 @@
 --   GET  /gateway/admin                          every account, the totals, overdrawn accounts, the journal's
 --                                                last compaction, this worker's poller
 --   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
---   POST /gateway/admin/accounts/<name>/topup    {amount}: more credit
+--   POST /gateway/admin/accounts/<name>/topup    {amount [, id]}: more credit (with an id: once)
 --   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
 --                                                409, when the path holds no whole journal)
 --   GET  /gateway/admin/ledger?limit=N           with Redis: the oldest N (1000) lines of its ledger list, NDJSON
@@ -180,8 +180,11 @@ local function amount_of(doc)
   return core.money_parse(doc.amount)
 end
 
+-- A top-up adds its amount; with an id (the operator's name for it: an invoice, a payment) only
+-- once: the same id again is answered as applied before, nothing added (a retry after a lost
+-- answer must not credit twice), and refused (409) with another amount.
 local function topup(G, name)
-  local doc = object_body("a top-up", { "amount" })
+  local doc = object_body("a top-up", { "amount", "id" })
   if not doc then
     return
   end
@@ -195,11 +198,16 @@ local function topup(G, name)
   if not G.accounts:get(name) then
     return refuse(404, "no account " .. name)
   end
-  local s, err = G.meter:topup(name, m)
+  local s, err = G.meter:topup(name, m, doc.id)
   if not s then
-    return refuse(err.kind == "server" and 503 or 400, tostring(err.message), err.field)
+    return refuse(err.kind == "server" and 503 or err.code == "id_used" and 409 or 400, tostring(err.message),
+      err.field)
   end
-  return reply(200, shown(G, s))
+  local out = shown(G, s)
+  if doc.id ~= nil then
+    out.topup = { id = doc.id, amount = core.money_format(m), applied = err ~= true }
+  end
+  return reply(200, out)
 end
 
 -- An ended task's kept hold, settled at {amount} or released ({}): kling.gateway.holds.

@@ -10,7 +10,7 @@
 -- closed: the gateway starts from it, and says why in the log and the admin summary).
 --
 -- What is kept is what the replay builds shared memory from: created accounts, each
--- account's spend and top-ups (one line each), open reservations, every task record in
+-- account's spend and top-ups (one line each), the ids of top-ups, open reservations, every task record in
 -- the table (live ones whole; ended ones within retention_days of their end, in the form
 -- their queries are answered from, with their external and upstream ids and their owners), the end of each
 -- kept task's reservation (settled or released: never moved twice), the movement counter.
@@ -96,11 +96,13 @@ function M.lines(opts)
     end
   end
   local f = core.money_format
-  local holds, ended, names = {}, {}, {}
+  local holds, ended, names, topup_ids = {}, {}, {}, {}
   for _, key in ipairs(d:get_keys(0)) do
     local name = key:match("^a:(.+):spent$")
     if name then
       names[#names + 1] = name
+    elseif key:sub(1, 3) == "tu:" then
+      topup_ids[#topup_ids + 1] = key
     elseif key:sub(1, 2) == "h:" then
       holds[#holds + 1] = key:sub(3)
     elseif key:sub(1, 2) == "d:" then
@@ -110,10 +112,19 @@ function M.lines(opts)
   table.sort(names)
   table.sort(holds)
   table.sort(ended)
+  table.sort(topup_ids)
   for _, name in ipairs(names) do
     local spent, topup = d:get("a:" .. name .. ":spent") or 0, d:get("a:" .. name .. ":topup") or 0
     if spent ~= 0 or topup ~= 0 then
       out[#out + 1] = jline { op = "balance", account = name, currency = cur, spent = f(spent), topup = f(topup) }
+    end
+  end
+  -- a top-up's id is remembered for good: a retry of it after a restart adds nothing either
+  for _, key in ipairs(topup_ids) do
+    local account, id = key:match("^tu:([^:]+):(.*)$")
+    local m = d:get(key)
+    if account and m then
+      out[#out + 1] = jline { op = "topup_id", account = account, id = id, amount = f(m) }
     end
   end
   for _, key in ipairs(holds) do

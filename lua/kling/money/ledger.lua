@@ -35,6 +35,8 @@ local BUDGET_FIELDS = { limit = true, currency = true }
 
 local EXACT_MAX = 9007199254740992 -- 2^53 micro-units: the last a double (LuaJIT, ngx.shared, Redis's Lua) holds
 
+M.TOPUP_ID_MAX_CHARS = 128 -- a top-up's id (Ledger:topup)
+
 local function validation(field, message)
   return errors.new { kind = "validation", field = field, message = message }
 end
@@ -418,12 +420,22 @@ function Ledger:open_account(name, limit)
   return self.store:open_account(name, limit)
 end
 
---- Adds credit to an account (micro-units), recorded before it counts.
+--- Adds credit to an account (micro-units), recorded before it counts. With `id` (the
+-- operator's own name for this top-up: an invoice, a payment) it is added once: the same id
+-- again, with the same amount, adds nothing and says so (a retry after a lost answer must not
+-- credit twice); with another amount it is refused naming id.
 ---@param name string
 ---@param micros integer
+---@param id? string
 ---@return table|nil account its figures, as account() gives them
----@return kling.Error|nil err
-function Ledger:topup(name, micros)
+---@return kling.Error|boolean|nil err, or true when `id` was applied before (nothing added)
+function Ledger:topup(name, micros, id)
+  if id ~= nil then
+    local why = validate.name_problem(id, M.TOPUP_ID_MAX_CHARS)
+    if why then
+      return nil, validation("id", why)
+    end
+  end
   -- Past EXACT_MAX the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
   -- and on LuaJIT every later summary of the account would raise. Each store checks the cap in
   -- the same step that adds the credit (false: refused), so two top-ups racing on several
@@ -431,7 +443,7 @@ function Ledger:topup(name, micros)
   -- A top-up of EXACT_MAX or more passes it by itself (each store would call it no amount).
   local s, err = false, nil
   if not (type(micros) == "number" and micros >= EXACT_MAX) then
-    s, err = self.store:topup(name, micros, EXACT_MAX)
+    s, err = self.store:topup(name, micros, EXACT_MAX, id)
   end
   if s == false then
     return nil, validation("amount", "the account's credit would pass " .. core.money_format(EXACT_MAX)

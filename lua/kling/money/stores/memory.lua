@@ -9,7 +9,7 @@
 --   release(key, info)                  -> entry | nil, code, detail
 --   currency(name) -> the account's currency | nil
 --   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
---   open_holds(), entries_count(), entries(), topup(name, micros)
+--   open_holds(), entries_count(), entries(), topup(name, micros, cap [, id]) (id: added once)
 -- info: task_id, extra (fields added to the entry), open_max (reserve: the most holds its
 -- account may have open at once), and when replaying history time_ms and enforce = false (no
 -- limit check). Refusal codes: over (detail: what is available), busy (open_max holds are
@@ -93,18 +93,42 @@ function Store:currency(name)
   return a and a.currency
 end
 
--- topup(name, micros, cap) -> figures | false (the limit would pass cap) | nil, err
-function Store:topup(name, micros, cap)
+-- topup(name, micros, cap [, id]) -> figures [, true: id was applied before, nothing added] |
+-- false (the limit would pass cap) | nil, err (id applied before with another amount)
+function Store:topup(name, micros, cap, id)
   local a = self.accounts[name]
   if not a then
     return nil, errors.new { kind = "validation", field = "account", message = "unknown account '" .. tostring(name)
       .. "'" }
   end
+  local before = id and a.topup_ids and a.topup_ids[id]
+  if before then
+    if before ~= micros then
+      return nil, M.topup_id_clash(name, id, before)
+    end
+    return figures(a), true
+  end
   if cap and micros > cap - a.limit then -- a difference of two exact amounts stays exact
     return false
   end
   a.limit = core.money_add(a.limit, micros)
+  if id then
+    a.topup_ids = a.topup_ids or {}
+    a.topup_ids[id] = micros
+  end
   return figures(a)
+end
+
+--- The refusal of a top-up whose id an earlier one of another amount had (every store's; code
+-- "id_used").
+---@param account string
+---@param id string
+---@param micros integer the earlier top-up's amount
+---@return kling.Error
+function M.topup_id_clash(account, id, micros)
+  return errors.new { kind = "validation", field = "id", code = "id_used", message = "id: top-up " .. id
+    .. " of account " .. account .. " was applied with amount " .. core.money_format(micros)
+    .. " (an id names one top-up: nothing added)" }
 end
 
 --- Appends one entry to the log and hands it to on_entry (internal).

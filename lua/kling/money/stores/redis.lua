@@ -9,12 +9,14 @@
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved, open: its holds), <p>holds (hash
 -- task_key -> "account|micros"), <p>e:<task_key> (settled|released: the one end of a hold, kept
 -- `ended_ttl` seconds, so that a second end is refused; <p>ended, a hash of them that never
--- shed a field, is still read for the ends written before them), <p>seq,
+-- shed a field, is still read for the ends written before them), <p>tu:<account> (hash: a
+-- top-up's id -> its micros, kept for good: the same id adds nothing again), <p>seq,
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
 -- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were).
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
+local memory = require "kling.money.stores.memory"
 
 local Meter = {}
 Meter.__index = Meter
@@ -35,7 +37,7 @@ end
 
 -- One ledger line, written by the scripts (cjson is Redis's own).
 local LINE = [[
-local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account, by)
+local function line(p, op, account, key, task_id, micros, currency, reserved, topup_account, by, topup_id)
   local seq = redis.call('INCR', p .. 'seq')
   local function amount(m)
     local whole, frac = math.floor(m / 1000000), m % 1000000
@@ -49,6 +51,7 @@ local function line(p, op, account, key, task_id, micros, currency, reserved, to
   if reserved then e.reserved_amount = amount(reserved) end
   e.topup_account = topup_account
   if by and by ~= '' then e.by = by end
+  if topup_id and topup_id ~= '' then e.topup_id = topup_id end
   redis.call('RPUSH', p .. 'ledger', cjson.encode(e))
   return seq
 end
@@ -189,20 +192,27 @@ end
 return 1
 ]]
 
--- ARGV: p, account, micros, amount, currency, cap. The cap is checked in the script that adds
--- the credit, so top-ups racing on several nodes cannot both pass it (2: refused). Its ledger
--- line is like every other (seq, time, account), with topup_account as the journal's.
+-- ARGV: p, account, micros, amount, currency, cap, id. The cap is checked in the script that
+-- adds the credit, so top-ups racing on several nodes cannot both pass it (2: refused). An id
+-- ('' for none) is remembered for good in <p>tu:<account> (a hash: id -> micros), in the same
+-- script: the same id again adds nothing ({3}: applied before) or is refused ({4, micros}:
+-- another amount). Its ledger line is like every other (seq, time, account), with
+-- topup_account and topup_id as the journal's.
 local TOPUP = LINE .. [[
-local p, account, m = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local p, account, m, id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[7]
 local a = p .. 'a:' .. account
 local limit = redis.call('HGET', a, 'limit')
-if not limit then return 0 end
-if ARGV[6] ~= '' and m > tonumber(ARGV[6]) - tonumber(limit) then return 2 end
+if not limit then return {0} end
+if id ~= '' then
+  local before = redis.call('HGET', p .. 'tu:' .. account, id)
+  if before then return tonumber(before) == m and {3} or {4, before} end
+end
+if ARGV[6] ~= '' and m > tonumber(ARGV[6]) - tonumber(limit) then return {2} end
 redis.call('HINCRBY', a, 'topup', m)
 redis.call('HINCRBY', a, 'limit', m)
 redis.call('HINCRBY', a, 'avail', m)
-line(p, 'topup', account, nil, nil, m, ARGV[5], nil, account)
-return 1
+if id ~= '' then redis.call('HSET', p .. 'tu:' .. account, id, ARGV[3]) end
+return {1, line(p, 'topup', account, nil, nil, m, ARGV[5], nil, account, nil, id)}
 ]]
 
 -- new{redis = kling.gateway.redis, currency =, dict = shared dict (error counters), ended_ttl =
@@ -347,20 +357,24 @@ function Meter:release(key, info)
   return finish(self, key, "released", 0, info)
 end
 
-function Meter:topup(account, micros, cap)
+function Meter:topup(account, micros, cap, id)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
   local res, err = self.redis:run(TOPUP, account, fmt(micros), core.money_format(micros), self.currency,
-    cap and fmt(cap) or "")
-  if not res then
-    return nil, store_error(err)
+    cap and fmt(cap) or "", id or "")
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
   end
-  if res == 0 then
+  local code = res[1]
+  if code == 0 then
     return nil, validation("account", "unknown account '" .. tostring(account) .. "'")
-  end
-  if res == 2 then
+  elseif code == 2 then
     return false
+  elseif code == 4 then
+    return nil, memory.topup_id_clash(account, id, tonumber(res[2]))
+  elseif code == 3 then
+    return self:account(account), true
   end
   return self:account(account)
 end

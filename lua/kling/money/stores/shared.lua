@@ -291,9 +291,11 @@ local function lock(d, key)
   return false
 end
 
--- topup(account, micros, cap) -> account summary | false (its limit would pass cap) | nil, err:
--- more credit, without a reload; journaled first, so a top-up that could not be written never counts.
-function Meter:topup(account, micros, cap)
+-- topup(account, micros, cap [, id]) -> account summary [, true: id was applied before, nothing
+-- added] | false (its limit would pass cap) | nil, err: more credit, without a reload; journaled
+-- first, so a top-up that could not be written never counts. An id is remembered for good
+-- (tu:<account>:<id>, on its journal line and kept by compaction): a top-up is an operator's.
+function Meter:topup(account, micros, cap, id)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
@@ -306,7 +308,7 @@ function Meter:topup(account, micros, cap)
     return nil, errors.new { kind = "server", field = "amount",
       message = "another top-up of this account is being recorded; try again" }
   end
-  local ok, res, err = pcall(self.topup_locked, self, account, micros, cap)
+  local ok, res, err = pcall(self.topup_locked, self, account, micros, cap, id)
   d:delete(key)
   if not ok then
     error(res, 0)
@@ -314,20 +316,44 @@ function Meter:topup(account, micros, cap)
   return res, err
 end
 
+local function topup_key(account, id)
+  return "tu:" .. account .. ":" .. id
+end
+M.topup_key = topup_key
+
 -- @local
-function Meter:topup_locked(account, micros, cap)
-  if cap and micros > cap - (self.dict:get(akey(account, "limit")) or 0) then
+function Meter:topup_locked(account, micros, cap, id)
+  local d = self.dict
+  local idkey = id and topup_key(account, id)
+  local before = idkey and d:get(idkey)
+  if before then
+    if before ~= micros then
+      return nil, memory.topup_id_clash(account, id, before)
+    end
+    return self:account(account), true
+  end
+  if cap and micros > cap - (d:get(akey(account, "limit")) or 0) then
     return false
   end
+  -- The id is taken before the line is written, so that no answer can say it was applied
+  -- while a retry finds it free; a line that cannot be written gives it back.
+  if idkey then
+    local taken, terr = self.shm:write("safe_set", idkey, micros)
+    if not taken then
+      return nil, errors.new { kind = "server", field = "id", message = "shared memory: " .. tostring(terr) }
+    end
+  end
   if self.journal then
-    local ok, err = self.journal:append { seq = self.dict:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
-      topup_account = account, amount = core.money_format(micros), currency = self.currency }
+    local ok, err = self.journal:append { seq = d:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
+      topup_account = account, amount = core.money_format(micros), currency = self.currency, topup_id = id }
     if not ok then
-      self.dict:incr("journal_errors", 1, 0)
+      d:incr("journal_errors", 1, 0)
+      if idkey then
+        d:delete(idkey)
+      end
       return nil, errors.new { kind = "server", field = "journal", message = err }
     end
   end
-  local d = self.dict
   d:incr(akey(account, "topup"), micros, 0)
   d:incr(akey(account, "limit"), micros)
   d:incr(akey(account, "avail"), micros)
@@ -483,8 +509,15 @@ function Meter:entries_count()
 end
 
 -- One line of a compacted journal into the replay's tables -> true | nil, err.
-local function compacted(self, e, i, spent, reserved, topups, ended)
+local function compacted(self, e, i, spent, reserved, topups, ended, topup_ids)
   if e.op == "journal" then
+    return true
+  elseif e.op == "topup_id" then -- a top-up's id (its amount is in its account's totals)
+    local m = type(e.amount) == "string" and core.money_parse(e.amount)
+    if not (m and m > 0 and type(e.account) == "string" and type(e.id) == "string") then
+      return nil, validation("journal[" .. i .. "]", "a top-up's id {op = topup_id, account, id, amount} is required")
+    end
+    topup_ids[topup_key(e.account, e.id)] = m
     return true
   elseif e.op == "ended" then
     if type(e.task_key) ~= "string" or (e.how ~= "settled" and e.how ~= "released") then
@@ -525,12 +558,12 @@ function Meter:restore(entries)
   end
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
   local ended_at = {} -- task key -> {time_ms of its end, forgotten}
-  local topups = {}
+  local topups, topup_ids = {}, {}
   for i, e in ipairs(entries) do
-    if e.op == "balance" or e.op == "ended" or e.op == "journal" then
+    if e.op == "balance" or e.op == "ended" or e.op == "journal" or e.op == "topup_id" then
       -- A compacted journal's (kling.gateway.compact): an account's totals, a kept task's end,
-      -- the movement counter.
-      local ok, err = compacted(self, e, i, spent, reserved, topups, ended)
+      -- the movement counter, a top-up's id.
+      local ok, err = compacted(self, e, i, spent, reserved, topups, ended, topup_ids)
       if not ok then
         return nil, err
       end
@@ -544,6 +577,9 @@ function Meter:restore(entries)
         return nil, validation("journal[" .. i .. "]", "a top-up is never negative (got " .. e.amount .. ")")
       elseif m then
         topups[e.topup_account] = (topups[e.topup_account] or 0) + m
+        if type(e.topup_id) == "string" then
+          topup_ids[topup_key(e.topup_account, e.topup_id)] = m
+        end
       end
     elseif e.op == "reserve" or e.op == "settle" or e.op == "release" then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
@@ -598,6 +634,9 @@ function Meter:restore(entries)
   end
   for a, m in pairs(topups) do
     put(akey(a, "topup"), m)
+  end
+  for key, m in pairs(topup_ids) do
+    put(key, m)
   end
   put("holds_open", open)
   -- An end is kept for what is left of its life from its line's time; one past it is not put
