@@ -405,8 +405,8 @@ local function run()
   end
   res = topup_inv("2")
   t = res.json and res.json.topup or {}
-  h.check("... also after two restarts (the journal's compaction keeps its id)", res.status == 200 and t.applied == false
-    and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  h.check("... also after two restarts (the journal's compaction keeps its id)", res.status == 200
+    and t.applied == false and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
   res = topup_inv("3")
   h.check("... and with another amount it is refused naming id (409)", res.status == 409 and res.json
     and res.json.field == "id" and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
