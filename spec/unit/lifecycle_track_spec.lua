@@ -50,6 +50,7 @@ local function follow(rec, o)
       end
     end
     rec.lookups, rec.misses = m.lookups, m.misses
+    rec.last_look = rec.last_look or m.final_poll -- as kling.gateway.track keeps it
   end
   for _ = 1, 1000 do
     if out.done > 0 then
@@ -60,12 +61,12 @@ local function follow(rec, o)
     local due = sched:due(now)
     assert.are.equal(1, #due)
     local m = machine.track { provider = kling, key = "gw-1", lookups = 3, lookups_done = rec.lookups,
-      misses = rec.misses, sched = sched, h = h, deadline_ms = deadline,
+      misses = rec.misses, looked_last = rec.last_look, sched = sched, h = h, deadline_ms = deadline,
       task = { id = rec.upstream_id, external_task_id = scenarios.EXT, endpoint = "videos/text2video",
         status = rec.status, request = scenarios.REQUEST } }
     carry(m, m:timer(now))
     if out.done == 0 and m.wake_at and (sched:next_at(h) or math.huge) > m.wake_at then
-      sched:defer(h, now, m.wake_at - now) -- the poller keeps the machine's wake-up
+      sched:defer(h, now, math.max(0, m.wake_at - now)) -- the poller keeps the machine's wake-up
     end
   end
   out.status, out.record, out.sched = rec.status, rec, sched
@@ -206,6 +207,32 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
       assert.are.equal("done", acts[1].type)
       assert.are.equal("timeout", acts[1].err.kind)
     end
+  end)
+
+  -- A gateway whose poll leader died kept its lock past a task's deadline: the next leader's
+  -- machine ended the task unpolled (failed, its hold kept) though the upstream had finished it.
+  it("a tracked task first woken past its deadline is polled once more: ended upstream, it is settled", function()
+    local sched = core.sched { min_interval_ms = 1000, max_interval_ms = 15000, seed = 7 }
+    local h = sched:add(1000)
+    local m = machine.track { provider = kling, key = "gw-1", lookups = 3, deadline_ms = 5000, sched = sched,
+      h = h, task = { id = "t-1", external_task_id = "gw-1", endpoint = "videos/text2video", status = "running",
+        request = scenarios.REQUEST } }
+    local acts = m:timer(9000)
+    assert.are.equal("send", acts[1].type)
+    assert.are.equal("poll", acts[1].purpose)
+    assert.is_true(m.final_poll) -- what the runner keeps in the record (rec.last_look)
+    local types = {}
+    for _, a in ipairs(m:answer(9050, A.succeed(), 1700000000)) do
+      types[#types + 1] = a.type
+    end
+    assert.are.same({ "news", "settle", "done" }, types)
+    -- made again from a record that says the look was taken: it ends, held, polling no more
+    m = machine.track { provider = kling, key = "gw-1", lookups = 3, deadline_ms = 5000, looked_last = true,
+      sched = sched, h = sched:add(9000), task = { id = "t-1", external_task_id = "gw-1",
+        endpoint = "videos/text2video", status = "running", request = scenarios.REQUEST } }
+    acts = m:timer(9100)
+    assert.are.equal("done", acts[#acts].type)
+    assert.are.equal("timeout", acts[#acts].err.kind)
   end)
 
   it("a record still creating is looked up only once its handler can no longer be waiting for the answer",

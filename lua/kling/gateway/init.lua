@@ -327,6 +327,9 @@ function M.init_worker()
   -- connect is bounded apart (proxy_connect_timeout: up to 300 s, more than the rest may be).
   local u = G.cfg.upstream
   G.creating_grace_ms = math.floor((u.timeout * 3 + u.connect_timeout + 10) * 1000)
+  -- What its lookups take at most once it can be looked up: each answer within the timeout, the
+  -- waits between them 1, 2, 4, ... s (kling.lifecycle.machine on_lookup), and a poll's slack.
+  G.lookups_ms = math.floor((p.lookups * u.timeout + 2 ^ (p.lookups - 1) - 1 + 5) * 1000)
   local pid = G.journal_lock and ngx.worker.id() == 0 and master_pid()
   if pid then
     -- The journal's lock file names nginx's master: a daemonized nginx took the lock (in

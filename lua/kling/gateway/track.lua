@@ -245,9 +245,16 @@ local function machine_for(G, rec, sched, h)
   local now, wall = core.now_ms(), core.wall_ms()
   local ctx = client.ctx
   local created = tonumber(rec.created_at) or wall
+  local deadline = created + math.floor(p.deadline * 1000)
+  if rec.state == "creating" or rec.state == "lookup" then
+    -- A create whose answer never came is looked up only once it cannot be in flight: a
+    -- deadline shorter than that ended it unlooked-up (failed, its hold kept, though nothing
+    -- may exist upstream). Its deadline leaves its lookups their time.
+    deadline = math.max(deadline, created + G.creating_grace_ms + G.lookups_ms)
+  end
   return machine.track { provider = client.provider, task = task_of(rec), key = rec.id, lookups = p.lookups,
-    lookups_done = rec.lookups, misses = rec.misses, sched = sched, h = h,
-    deadline_ms = now + created + math.floor(p.deadline * 1000) - wall,
+    lookups_done = rec.lookups, misses = rec.misses, looked_last = rec.last_look, sched = sched, h = h,
+    deadline_ms = now + deadline - wall,
     -- a record still creating: its handler may still be waiting for the create's answer
     in_flight_until = rec.state == "creating" and now + created + G.creating_grace_ms - wall or nil,
     callback = G.cfg.callback_url and G.cfg.callbacks and true or nil,
@@ -315,6 +322,9 @@ local function run(G, rec, m, acts)
     if m.lookups ~= (rec.lookups or 0) or m.misses ~= (rec.misses or 0) then
       rec.lookups, rec.misses = m.lookups > 0 and m.lookups or nil, m.misses > 0 and m.misses or nil
       save = true
+    end
+    if m.final_poll and not rec.last_look then -- its last look is taken once (the next wake ends it)
+      rec.last_look, save = true, true
     end
     if save then
       G.tasks:save(rec, journal)

@@ -250,7 +250,8 @@ end
 -- o = existing's options plus {lookups (3), lookups_done, misses (counts so far, from the
 -- record), sched, h (the runner's own handle in sched, due now: polls reuse it, the end frees
 -- it), deadline_ms (absolute), in_flight_until (absolute: the create may still be on its way
--- in its handler until then, which will record its answer; it is looked up only after)}.
+-- in its handler until then, which will record its answer; it is looked up only after),
+-- looked_last (the last look at the deadline was sent: the runner keeps m.final_poll)}.
 ---@param o table
 ---@return table machine
 function M.track(o)
@@ -258,6 +259,7 @@ function M.track(o)
   self.tracking = true
   self.sched, self.h, self.deadline_ms = o.sched, o.h, o.deadline_ms
   self.lookups, self.misses = o.lookups_done or 0, o.misses or 0
+  self.final_poll = o.looked_last or nil -- its last look at the deadline was sent (the record says)
   local t = self.task
   if self.state == "created" and not t.id then
     self.was_uncertain = true
@@ -974,14 +976,15 @@ function Machine:deadline_passed(acts, now)
   end
   local t = self.task
   -- One last look before a timeout: the task may have ended since the last poll (a learnt
-  -- window or a long back-off put the next one past the deadline). Only when no poll is in
-  -- flight: one stalled at the deadline ends with the timeout (the runner drops it, the run
-  -- ends on time); the last look's own answer comes back here. Not for a tracker's machine
-  -- (M.track), made again at each wake-up from a record that keeps no flag.
+  -- window or a long back-off put the next one past the deadline; a tracker's poll leader that
+  -- died and whose lock outlived the deadline). Only when no poll is in flight: one stalled at
+  -- the deadline ends with the timeout (the runner drops it, the run ends on time); the last
+  -- look's own answer comes back here. A tracker's machine (M.track) is made again at each
+  -- wake-up: its runner keeps that the look was sent in the record (o.looked_last).
   if self.state == "polling" and self.final_poll then
     return acts
   end
-  if t.id and not self.tracking and self.state == "scheduled" and not self.final_poll then
+  if t.id and self.state == "scheduled" and not self.final_poll then
     self.final_poll = true
     self.state, self.renewed = "polling", nil
     self.polls = (self.polls or 0) + 1
