@@ -526,6 +526,10 @@ function M.run(opts)
   if out == "" then
     out = "/"
   end
+  local dir_why = names.dir_refusal(out)
+  if dir_why then
+    return nil, dir_why, M.EXIT.usage
+  end
   local refused = names.refusal(opts.name or names.DEFAULT, rows, out)
   if refused then
     return nil, opts.manifest .. ":" .. refused, M.EXIT.usage

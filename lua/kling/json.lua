@@ -87,8 +87,8 @@ local function raw_control(s, why)
   local at = tonumber(tostring(why):match("^not JSON at byte (%d+)$"))
   local b = at and s:byte(at)
   if b and b < 0x20 then
-    return string.format("a control character (0x%02X) is written raw in a string at byte %d: JSON writes it"
-      .. " escaped (\\u%04X)", b, at, b)
+    return string.format("a control character (0x%02X) at byte %d: JSON has none outside its strings but"
+      .. " whitespace, and writes one in a string escaped (\\u%04X)", b, at, b)
   end
   return nil
 end

@@ -190,17 +190,20 @@ end
 
 -- Code points that show as nothing (or as a space): format characters (soft hyphen, zero-width
 -- space and joiners, word joiner, invisible operators, the byte-order mark, interlinear
--- annotation marks, Arabic and Syriac marks, musical format marks, tags), the Hangul and
--- braille fillers, the Mongolian vowel separator, the combining grapheme joiner and the
--- variation selectors. Two names that differ only by one print alike.
+-- annotation marks, Arabic and Syriac marks, musical format marks, tags), the Hangul, Khmer and
+-- braille fillers, the Mongolian vowel separator and variation selectors, the combining
+-- grapheme joiner, the variation selectors, and the unassigned specials (U+FFF0-8). Two names
+-- that differ only by one print alike. (Two spellings of one accented letter, composed and
+-- decomposed, also print alike: telling them apart needs Unicode's normalization tables.)
 local function invisible(cp)
   if cp < 0xAD then
     return false
   end
   return cp == 0xAD or cp == 0x034F or (cp >= 0x0600 and cp <= 0x0605) or cp == 0x06DD or cp == 0x070F
-    or cp == 0x08E2 or cp == 0x115F or cp == 0x1160 or cp == 0x180E or (cp >= 0x200B and cp <= 0x200D)
-    or (cp >= 0x2060 and cp <= 0x2064) or (cp >= 0x206A and cp <= 0x206F) or cp == 0x2800 or cp == 0x3164
-    or (cp >= 0xFE00 and cp <= 0xFE0F) or cp == 0xFEFF or cp == 0xFFA0 or (cp >= 0xFFF9 and cp <= 0xFFFB)
+    or cp == 0x08E2 or cp == 0x115F or cp == 0x1160 or cp == 0x17B4 or cp == 0x17B5
+    or (cp >= 0x180B and cp <= 0x180F) or (cp >= 0x200B and cp <= 0x200D) or (cp >= 0x2060 and cp <= 0x2065)
+    or (cp >= 0x206A and cp <= 0x206F) or cp == 0x2800 or cp == 0x3164
+    or (cp >= 0xFE00 and cp <= 0xFE0F) or cp == 0xFEFF or cp == 0xFFA0 or (cp >= 0xFFF0 and cp <= 0xFFFB)
     or cp == 0x110BD or cp == 0x110CD or (cp >= 0x13430 and cp <= 0x1343F) or (cp >= 0x1BCA0 and cp <= 0x1BCA3)
     or (cp >= 0x1D173 and cp <= 0x1D17A) or (cp >= 0xE0000 and cp <= 0xE0FFF)
 end

@@ -298,8 +298,8 @@ local function keys_given_twice_are_refused()
   res = call("POST", "/v1/videos/text2video", "gw-alice-key", '{"model_name":"kling-v1","prompt":"a \1b\27[2J",'
     .. '"duration":"5"}')
   h.check("a create with a control character written raw in a string is refused naming it (400)",
-    res.status == 400 and res.json and res.json.message:find("control character (0x01) is written raw in a string"
-    .. " at byte 38", 1, true) ~= nil, res.body)
+    res.status == 400 and res.json and res.json.message:find("control character (0x01) at byte 38: JSON has"
+    .. " none outside its strings but whitespace, and writes one in a string escaped", 1, true) ~= nil, res.body)
   local after = balance("gw-alice-key")
   h.check("... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))
@@ -401,7 +401,9 @@ local function nginx_refusals_are_json()
   -- a request line nginx refuses (a bad escape, over its buffers) has no request_uri: it
   -- answered these in the official envelope (a new user's trial)
   for _, case in ipairs { { "/gateway/admin/%zz", 400 }, { "/gateway/admin/accounts/c28%00/topup", 400 },
-    { "/gateway/admin?" .. string.rep("a", 9000), 414 } } do
+    { "/gateway/admin?" .. string.rep("a", 9000), 414 },
+    -- spelt otherwise, as nginx routes it all the same (a review of this stop's change)
+    { "//gateway/admin/%zz", 400 }, { "/gateway/%61dmin/%zz", 400 } } do
     res = h.request("GET", gw.http .. case[1], { headers = { authorization = "Bearer admin-0123456789abcdef" } })
     h.check("an admin request line nginx refuses is answered in the admin API's own form (" .. case[2] .. "): "
       .. case[1]:sub(1, 40), res.status == case[2] and res.json ~= nil and type(res.json.error) == "string"
@@ -543,13 +545,6 @@ local function huge_bodies_are_refused_fast()
     tostring(res.status) .. " " .. tostring(res.body):sub(1, 300))
   -- (the 18 MB upload included: 0.2-0.6 s here, of which the refusal itself is under 5 ms)
   h.check(("... in well under the ~6 s it took (took %.3f s)"):format(took), took < 1.5)
-  -- a control character written raw in a string is not JSON (cjson takes it; a log or a
-  -- terminal reading it acts on it): refused naming the byte, as the body's other faults are
-  res = call("POST", "/v1/videos/text2video", "gw-alice-key", '{"model_name":"kling-v1","prompt":"a \1b\27[2J",'
-    .. '"duration":"5"}')
-  h.check("a create with a control character written raw in a string is refused naming it (400)",
-    res.status == 400 and res.json and res.json.message:find("control character (0x01) is written raw in a string"
-    .. " at byte 38", 1, true) ~= nil, res.body)
   local after = balance("gw-alice-key")
   h.check("... nothing was forwarded nor held", sim_creates("/v1/videos/") == creates
     and after.balance == before.balance and after.reserved == "0", json.encode(after))

@@ -399,6 +399,15 @@ local function run()
   t = res.json and res.json.topup or {}
   h.check("... sent again, it adds nothing and says it was applied before", res.status == 200 and t.applied == false
     and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  local function last_seq()
+    local top = 0
+    for line in (h.read(journal) or ""):gmatch("[^\n]+") do
+      local e = json.decode(line)
+      top = math.max(top, type(e) == "table" and type(e.seq) == "number" and e.seq or 0)
+    end
+    return top
+  end
+  local seq_before = last_seq() -- its last movements top-ups
   for _ = 1, 2 do -- the first start replays its line; the second, what the first's compaction kept
     stop()
     start()
@@ -407,9 +416,12 @@ local function run()
   t = res.json and res.json.topup or {}
   h.check("... also after two restarts (the journal's compaction keeps its id)", res.status == 200
     and t.applied == false and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+  gw("POST", "/gateway/admin/accounts/bob/topup", ADMIN_KEY, { amount = "0.5" })
+  h.check("... and the next movement is numbered after the last before the restarts (seq " .. seq_before .. ")",
+    last_seq() > seq_before, last_seq())
   res = topup_inv("3")
   h.check("... and with another amount it is refused naming id (409)", res.status == 409 and res.json
-    and res.json.field == "id" and micros(admin().by.bob.balance) == micros(bob_before) + 2000000, res.body)
+    and res.json.field == "id" and micros(admin().by.bob.balance) == micros(bob_before) + 2500000, res.body)
   -- A journal moved away or emptied where a gateway ran with it: not a fresh start.
   local spent = admin().spent
   stop()

@@ -95,6 +95,15 @@ describe("output names", function()
 
   -- One row with a 128-character id and --name '{id}-{task_id}-{model}-{id}.{ext}': created and
   -- charged, then "File name too long" at the download, and the same on every run again.
+  -- An --out of 4,075 bytes: the task was created, charged and downloaded, then the run failed
+  -- writing summary.json's temporary name (a review of this stop's change).
+  it("refuses an output directory whose path leaves no room for the batch's own files", function()
+    assert.is_nil(names.dir_refusal("out"))
+    assert.is_nil(names.dir_refusal(("d"):rep(4060)))
+    assert.matches("^the output directory's path %(4061 bytes%) leaves no room for the batch's own files %(4096 bytes",
+      names.dir_refusal(("d"):rep(4061)))
+  end)
+
   it("refuses an output whose files the file system would refuse: NAME_MAX, PATH_MAX, before anything is sent",
     function()
       local function row(id)
@@ -290,6 +299,10 @@ describe("report.html", function()
     local lines = table.concat(report.table(r), "\n")
     assert.matches("e%s+failed%s+validation: \\x1B%[31mfoo: unknown field\\x07", lines)
     assert.is_nil(lines:find("[%z\1-\9\11-\31\127]"))
+    local s = assert(json.encode(report.summary(r)))
+    assert.matches('"field":"\\\\x1B[31mfoo"', s, 1, true) -- its bytes are JSON's escape's
+    r.rows[5].error.field = "f\255o"
+    assert.is_nil(assert(json.encode(report.summary(r))):find("\255", 1, true)) -- valid UTF-8
     local page = report.html(r)
     assert.matches("a cat\\x1B[2J\\x07 on a piano\\u0085", page, 1, true)
     assert.is_nil(page:find("[%z\1-\8\11\12\14-\31\127]"))

@@ -59,6 +59,12 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[1%]%.secret_key: is required with access_key", tostring(err))
     ok, err = load { { name = "alice", secret_key = "sk-alice-0123456789", credit = "1" } }
     assert.is_false(ok)
+    assert.matches("accounts%[1%]%.access_key: is required with secret_key", tostring(err))
+    ok, err = load { { name = "alice", access_key = "ak-alice", credit = "1" } }
+    assert.is_false(ok)
+    assert.matches("accounts%[1%]%.secret_key: is required with access_key", tostring(err))
+    ok, err = load { { name = "alice", credit = "1" } }
+    assert.is_false(ok)
     assert.matches("accounts%[1%]%.api_key: an api_key, or an access_key with its secret_key", tostring(err))
     ok, err = load { { name = "alice", api_key = "key-alice-0123456789", secret_key = "sk-alice-0123456789",
       credit = "1" } }

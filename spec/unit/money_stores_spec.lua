@@ -187,9 +187,12 @@ describe("issue 10: the Ledger over its stores", function()
     assert.matches("was applied with amount 5", err.message, 1, true)
     assert.equal(20000000, assert(l:topup("fay", 5000000, "inv-2026-002")).limit_micros)
     assert.equal(25000000, assert(l:topup("fay", 5000000)).limit_micros) -- without an id: each adds
-    none, err = l:topup("fay", 1000000, "inv\u{200B}3")
-    assert.is_nil(none)
-    assert.equal("id", err.field)
+    for _, bad in ipairs { "inv\u{200B}3", "facture-e\u{301}te", "inv 3", "", ("x"):rep(129), 3 } do
+      none, err = l:topup("fay", 1000000, bad) -- printable ASCII: two spellings of one letter are two ids
+      assert.is_nil(none)
+      assert.equal("id", err.field)
+      assert.matches("^id: must be 1 to 128 printable ASCII", err.message)
+    end
     assert.equal(25000000, l:account("fay").limit_micros)
   end)
 

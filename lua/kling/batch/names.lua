@@ -186,6 +186,24 @@ local function measured_as(template)
   return #parts > 0 and (" (counted with " .. table.concat(parts, ", ") .. ": known only after the create)") or ""
 end
 
+--- Why the batch cannot keep its own files in `out` (the directory's path leaves no room for
+-- the longest, a temporary name of its report), or nil: checked before anything is sent, as the
+-- outputs' names are; the run wrote them at its end, its tasks paid.
+---@param out string
+---@return string|nil
+function M.dir_refusal(out)
+  local own = 0
+  for name in pairs(OWN) do
+    own = math.max(own, #name)
+  end
+  local path = #out + 1 + own + #".0123456789abcdef.tmp"
+  if path >= M.PATH_MAX then
+    return string.format("the output directory's path (%d bytes) leaves no room for the batch's own files (%d bytes"
+      .. " with their temporary names; a path may have %d): give a shorter --out", #out, path, M.PATH_MAX - 1)
+  end
+  return nil
+end
+
 --- Why the output at rel (relative to out, every value known: at the download) may not be
 -- written: the batch's own file there, or a name the file system would refuse; nil when it may.
 ---@param out string the batch directory

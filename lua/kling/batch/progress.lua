@@ -2,6 +2,7 @@
 -- done, failed, running, spend, ETA); otherwise plain lines, one per row that ends plus a
 -- status line every so often, so that logs stay readable.
 local core = require "kling.core"
+local validate = require "kling.validate"
 
 local Progress = {}
 Progress.__index = Progress
@@ -75,8 +76,11 @@ function Progress:update(c, force)
   self.stream:flush()
 end
 
--- A line about one row (it ended, it is retried, ...): above the bar, or plain.
+-- A line about one row (it ended, it is retried, ...): above the bar, or plain; shown as
+-- validate.shown writes it, since it may carry what a manifest gave (a field named
+-- "\27[31mfoo": a terminal acts on it).
 function Progress:event(line)
+  line = validate.shown(line)
   if self.mode == "none" then
     return
   end

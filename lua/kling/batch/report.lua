@@ -37,15 +37,22 @@ end
 
 -- Why a row failed, as the live lines say it: the field first when the error names one
 -- ("duration: must be 5 or 10"), then the message.
+-- Text a reader and summary.json take whole: a field name from a manifest may hold bytes that
+-- are not UTF-8 (summary.json was then no JSON Python would read) or control characters,
+-- written as validate.shown escapes them.
 function M.reason(e)
   if type(e) ~= "table" or e.message == nil then
     return nil
   end
   local msg = tostring(e.message)
   if type(e.field) == "string" and e.field ~= "" and msg:sub(1, #e.field + 1) ~= e.field .. ":" then
-    return e.field .. ": " .. msg
+    msg = e.field .. ": " .. msg
   end
-  return msg
+  return validate.shown(msg)
+end
+
+local function shown_field(e)
+  return type(e.field) == "string" and validate.shown(e.field) or nil
 end
 
 local function sorted_keys(t)
@@ -80,10 +87,10 @@ function M.summary(result)
   for _, r in ipairs(result.rows) do
     local e = r.error or {}
     if r.state == "failed" then
-      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e),
+      failures[#failures + 1] = { id = r.id, kind = e.kind, code = e.code, field = shown_field(e), reason = M.reason(e),
         attempts = r.attempts, task_id = r.task_id }
     elseif r.state == "refused" then
-      refused[#refused + 1] = { id = r.id, kind = e.kind, code = e.code, field = e.field, reason = M.reason(e) }
+      refused[#refused + 1] = { id = r.id, kind = e.kind, code = e.code, field = shown_field(e), reason = M.reason(e) }
     elseif r.state == "uncertain" then
       uncertain[#uncertain + 1] = { id = r.id, reason = M.reason(e), external_task_id = r.external_task_id }
     elseif r.state == "unfinished" then

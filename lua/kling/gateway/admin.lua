@@ -49,9 +49,31 @@ function M.refused(status, message)
   return refuse(status, message)
 end
 
---- Whether a request's URI is the admin API's (/gateway/admin, its routes and its query).
-function M.path(uri)
-  return type(uri) == "string" and (uri == "/gateway/admin" or uri:find("^/gateway/admin[/?]") ~= nil)
+-- A request target as nginx routes it: its query left out, each segment's %XX decoded, empty
+-- and "." segments dropped, ".." taking the one before (//gateway/./%61dmin is /gateway/admin).
+local function routed(target)
+  local out = {}
+  for seg in target:gsub("[?#].*$", ""):gmatch("[^/]+") do
+    seg = seg:gsub("%%(%x%x)", function(hex)
+      return string.char(tonumber(hex, 16))
+    end)
+    if seg == ".." then
+      out[#out] = nil
+    elseif seg ~= "." then
+      out[#out + 1] = seg
+    end
+  end
+  return "/" .. table.concat(out, "/")
+end
+
+--- Whether a request's target (as it came: request_uri, or read from the request line) is the
+-- admin API's, /gateway/admin and its routes, however it is spelt.
+function M.path(target)
+  if type(target) ~= "string" then
+    return false
+  end
+  local uri = routed(target)
+  return uri == "/gateway/admin" or uri:find("^/gateway/admin/") ~= nil
 end
 
 -- allowed(G) -> true | nil, status, message
@@ -116,7 +138,7 @@ local function body()
   end
   -- [] decodes to the table {} decodes to: the text says which it was
   if type(doc) ~= "table" or json.is_array(doc) or not raw:find("^%s*{") then
-    return nil
+    return nil, err -- why it is not JSON, when it is not
   end
   return doc
 end
@@ -130,7 +152,7 @@ local function object_body(what, known)
     return nil
   elseif not doc then
     refuse(400, "the body of " .. what .. " must be a JSON object {" .. table.concat(known or { "name",
-      "api_key | access_key + secret_key", "credit" }, ", ") .. "}")
+      "api_key | access_key + secret_key", "credit" }, ", ") .. "}" .. (derr and (" (" .. derr .. ")") or ""))
     return nil
   end
   for k in pairs(known and doc or {}) do

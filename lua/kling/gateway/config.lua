@@ -419,14 +419,14 @@ function M.account(a, where)
     fail(where .. "credit", "must be a decimal string such as \"100.00\""
       .. (m and ", not negative" or (" (" .. tostring(why) .. ")")))
   end
-  if not acct.api_key and not (acct.access_key and acct.secret_key) then
-    fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
-  end
   -- half a pair signs nothing: a typo the client would find only by its 401s
   if (acct.access_key == nil) ~= (acct.secret_key == nil) then
     local missing = acct.access_key and "secret_key" or "access_key"
     fail(where .. missing, "is required with " .. (missing == "secret_key" and "access_key" or "secret_key")
       .. " (the pair signs the client's tokens)")
+  end
+  if not acct.api_key and not acct.access_key then
+    fail(where .. "api_key", "an api_key, or an access_key with its secret_key, is required")
   end
   if acct.api_key and auth.jwt_parts(acct.api_key) then
     fail(where .. "api_key", "must not have the shape of a JWT (three parts joined by '.'): the gateway reads"

@@ -70,7 +70,9 @@ local function send(G, id, attempt)
   local headers = { ["Content-Type"] = "application/json" }
   local secret = M.client_secret(G, rec.account)
   if secret then
-    local msg_id = "msg_" .. id
+    -- One message a state of the record: its retries share the id, and a later one (an
+    -- operator's settle of a kept hold) has its own, which a receiver does not drop as a repeat.
+    local msg_id = "msg_" .. id .. "_" .. string.format("%d", tonumber(rec.updated_at) or 0)
     local ts = tostring(math.floor(core.wall_s()))
     headers["webhook-id"], headers["webhook-timestamp"] = msg_id, ts
     headers["webhook-signature"] = core.webhook_sign { secret = secret, id = msg_id, timestamp = ts, body = body }

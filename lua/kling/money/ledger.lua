@@ -35,7 +35,7 @@ local BUDGET_FIELDS = { limit = true, currency = true }
 
 local EXACT_MAX = 9007199254740992 -- 2^53 micro-units: the last a double (LuaJIT, ngx.shared, Redis's Lua) holds
 
-M.TOPUP_ID_MAX_CHARS = 128 -- a top-up's id (Ledger:topup)
+M.TOPUP_ID_MAX = 128 -- bytes of a top-up's id (Ledger:topup)
 
 local function validation(field, message)
   return errors.new { kind = "validation", field = field, message = message }
@@ -430,11 +430,11 @@ end
 ---@return table|nil account its figures, as account() gives them
 ---@return kling.Error|boolean|nil err, or true when `id` was applied before (nothing added)
 function Ledger:topup(name, micros, id)
-  if id ~= nil then
-    local why = validate.name_problem(id, M.TOPUP_ID_MAX_CHARS)
-    if why then
-      return nil, validation("id", why)
-    end
+  -- Printable ASCII only: an id is matched byte for byte, and two spellings of one accented
+  -- letter (composed, decomposed), or one with an invisible character, would be two top-ups.
+  if id ~= nil and not (type(id) == "string" and #id <= M.TOPUP_ID_MAX and id:find("^[!-~]+$")) then
+    return nil, validation("id", "id: must be 1 to " .. M.TOPUP_ID_MAX .. " printable ASCII characters without"
+      .. " spaces (got " .. validate.got(id) .. ")")
   end
   -- Past EXACT_MAX the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
   -- and on LuaJIT every later summary of the account would raise. Each store checks the cap in

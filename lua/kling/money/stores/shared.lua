@@ -577,6 +577,9 @@ function Meter:restore(entries)
         return nil, validation("journal[" .. i .. "]", "a top-up is never negative (got " .. e.amount .. ")")
       elseif m then
         topups[e.topup_account] = (topups[e.topup_account] or 0) + m
+        if type(e.seq) == "number" and e.seq > seq then -- numbered like every movement
+          seq = e.seq
+        end
         if type(e.topup_id) == "string" then
           topup_ids[topup_key(e.topup_account, e.topup_id)] = m
         end
