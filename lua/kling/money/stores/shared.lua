@@ -340,7 +340,8 @@ function Meter:topup_locked(account, micros, cap, id)
   if idkey then
     local taken, terr = self.shm:write("safe_set", idkey, micros)
     if not taken then
-      return nil, errors.new { kind = "server", field = "id", message = "shared memory: " .. tostring(terr) }
+      return nil, errors.new { kind = "server", field = "id", message = "the ledger's shared dict cannot keep the"
+        .. " top-up's id (" .. tostring(terr) .. "): nothing added; raise memory.ledger" }
     end
   end
   if self.journal then
