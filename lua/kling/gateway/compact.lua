@@ -101,7 +101,7 @@ function M.lines(opts)
     local name = key:match("^a:(.+):spent$")
     if name then
       names[#names + 1] = name
-    elseif key:sub(1, 3) == "tu:" then
+    elseif shared_store.topup_of(key) then
       topup_ids[#topup_ids + 1] = key
     elseif key:sub(1, 2) == "h:" then
       holds[#holds + 1] = key:sub(3)
@@ -121,7 +121,7 @@ function M.lines(opts)
   end
   -- a top-up's id is remembered for good: a retry of it after a restart adds nothing either
   for _, key in ipairs(topup_ids) do
-    local account, id = key:match("^tu:([^:]+):(.*)$")
+    local account, id = shared_store.topup_of(key)
     local m = d:get(key)
     if account and m then
       out[#out + 1] = jline { op = "topup_id", account = account, id = id, amount = f(m) }

@@ -316,10 +316,19 @@ function Meter:topup(account, micros, cap, id)
   return res, err
 end
 
+-- The key of a top-up's id: "tu:<account>:<id>" (an account's name has no colon).
 local function topup_key(account, id)
   return "tu:" .. account .. ":" .. id
 end
-M.topup_key = topup_key
+
+--- The account and id a key of the ledger dict names when it is a top-up's id (kling.gateway
+-- .compact writes them back), or nil.
+---@param key string
+---@return string|nil account
+---@return string|nil id
+function M.topup_of(key)
+  return key:match("^tu:([^:]+):(.+)$")
+end
 
 -- @local
 function Meter:topup_locked(account, micros, cap, id)
