@@ -254,9 +254,24 @@ describe("kling.gateway.config", function()
     assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\", not a number", err)
   end)
 
+  -- The one rule of the config's and the admin API's amounts (a credit, a top-up, a settle).
+  it("reads an amount as a decimal string: no sign, exponent, leading zero or 7th decimal", function()
+    assert.equal(25000000, config.amount("25.00"))
+    assert.equal(500000, config.amount("0.5"))
+    assert.equal(0, config.amount("0"))
+    for s, why in pairs { ["01"] = "a leading zero", ["-1"] = "negative", ["+1"] = "not a decimal number",
+      ["1e3"] = "not a decimal number", [" 1"] = "not a decimal number", ["0.0000001"] = "more than 6 decimals" } do
+      local m, err = config.amount(s)
+      assert.is_nil(m, s)
+      assert.matches(why, err, 1, true)
+    end
+    assert.is_nil(config.amount(5))
+  end)
+
   it("issue 12.1: a credit that is not a decimal amount says why (exponent, range, decimals)", function()
     for credit, why in pairs { ["1e9"] = "not a decimal number", ["99999999999999999999"] = "out of range",
-      ["1.1234567"] = "more than 6 decimals", ["-5"] = "negative" } do
+      ["1.1234567"] = "more than 6 decimals", ["-5"] = "negative", ["01"] = "a leading zero",
+      ["007.50"] = "a leading zero" } do
       local ok, err = load { { name = "alice", api_key = "key-alice-0123456789", credit = credit } }
       assert.is_false(ok)
       assert.matches("accounts%[1%]%.credit: must be a decimal string such as \"100.00\"", err)

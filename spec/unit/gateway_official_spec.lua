@@ -29,17 +29,19 @@ describe("kling.gateway.official", function()
   -- Lua's tonumber also reads hex, exponents and padded strings: those are refused naming the
   -- field, in the official API's terms (digits in a string), instead of pricing a guess.
   it("issue 12.1: hex, exponent, signed or padded duration strings are refused, not read as numbers", function()
-    for _, s in ipairs { "0x5", "5e0", " 5", "5 ", "+5", "-5", "5.0", "0x0A", "inf", "nan", "1e400" } do
+    for _, s in ipairs { "0x5", "5e0", " 5", "5 ", "+5", "-5", "5.0", "0x0A", "inf", "nan", "1e400", "05", "0" } do
       local req, err = official.to_canonical { prompt = "p", duration = s }
       assert.is_nil(req, s)
-      assert.are.equal('duration: must be whole seconds written in digits, such as "5" (got "' .. s .. '")', err)
+      assert.are.equal('duration: must be whole seconds written in digits, such as "5", without a leading zero (got "'
+        .. s .. '")', err)
       req, err = official.to_canonical { prompt = "p", multi_prompt = { { prompt = "a", duration = "5" },
         { prompt = "b", duration = s } } }
       assert.is_nil(req, s)
       assert.matches('^multi_prompt%[2%]%.duration: must be whole seconds', err)
     end
     local _, err = official.to_canonical { prompt = "p", duration = "5\r\nX: y" }
-    assert.are.equal('duration: must be whole seconds written in digits, such as "5" (got "5\\r\\nX: y")', err)
+    assert.are.equal('duration: must be whole seconds written in digits, such as "5", without a leading zero (got'
+      .. ' "5\\r\\nX: y")', err)
   end)
 
   it("issue 12.1: sound in another spelling than \"on\"/\"off\" is refused in the official API's terms", function()

@@ -193,15 +193,6 @@ local function create_account(G)
   return reply(201, shown(G, G.meter:account(acct.name)))
 end
 
--- amount_of(doc) -> micro-units of doc.amount | nil, why: a decimal string of digits, unsigned
--- (not even "-0"); why says what money_parse found wrong (an exponent, too many decimals).
-local function amount_of(doc)
-  if type(doc.amount) ~= "string" or not doc.amount:find("^%d") then
-    return nil
-  end
-  return core.money_parse(doc.amount)
-end
-
 -- A top-up adds its amount; with an id (the operator's name for it: an invoice, a payment) only
 -- once: the same id again is answered as applied before, nothing added (a retry after a lost
 -- answer must not credit twice), and refused (409) with another amount.
@@ -210,7 +201,7 @@ local function topup(G, name)
   if not doc then
     return
   end
-  local m, why = amount_of(doc)
+  local m, why = config.amount(doc.amount)
   if not m or m <= 0 then
     -- why it is not an amount (an exponent, too many decimals, out of range), as a new
     -- account's credit says
@@ -240,7 +231,7 @@ local function end_hold(G, id, how)
   end
   local m, why
   if how == "settle" then
-    m, why = amount_of(doc)
+    m, why = config.amount(doc.amount)
     if not m then
       return refuse(400, "amount: a decimal string such as \"1.50\" is required (what the upstream billed; \"0\""
         .. " charges nothing)" .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")

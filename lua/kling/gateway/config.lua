@@ -386,6 +386,26 @@ M.MAX_OPEN = 1000000
 
 -- account(doc, where) -> {name, api_key, access_key, secret_key, credit, max_open, max_failed_daily} (raises
 -- naming the field): one client account, from the file or from the admin API.
+--- An amount as the config and the admin API take it (a credit, a top-up, a settle) -> micro-units
+-- | nil, why: a decimal string of digits ("25.00"), not signed (negative credits are refused by
+-- their callers, "-0" as any sign), without an exponent, more than 6 decimals or a leading zero
+-- ("01" and "007.50" are read as 1 and 7.5: written otherwise).
+---@param s any
+---@return integer|nil micros
+---@return string|nil why
+function M.amount(s)
+  if type(s) ~= "string" then
+    return nil
+  elseif s:find("^%-%d") then
+    return nil, "negative"
+  elseif not s:find("^%d") then
+    return nil, "not a decimal number"
+  elseif s:find("^0%d") then
+    return nil, "a leading zero"
+  end
+  return core.money_parse(s)
+end
+
 function M.account(a, where)
   if type(a) ~= "table" or json.is_array(a) then
     fail(where, "must be an object")
@@ -413,11 +433,10 @@ function M.account(a, where)
   if not acct.name:match("^%w[%w._-]*$") or #acct.name > 64 then
     fail(where .. "name", "1 to 64 letters, digits, '.', '_' and '-' only, the first a letter or digit")
   end
-  local m, why = core.money_parse(acct.credit)
-  if not m or m < 0 then
-    -- why it is not an amount (an exponent, too many decimals, out of range), not a guess
-    fail(where .. "credit", "must be a decimal string such as \"100.00\""
-      .. (m and ", not negative" or (" (" .. tostring(why) .. ")")))
+  local m, why = M.amount(acct.credit)
+  if not m then
+    -- why it is not an amount (negative, an exponent, too many decimals, out of range), not a guess
+    fail(where .. "credit", "must be a decimal string such as \"100.00\" (" .. tostring(why) .. ")")
   end
   -- half a pair signs nothing: a typo the client would find only by its 401s
   if (acct.access_key == nil) ~= (acct.secret_key == nil) then

@@ -19,16 +19,18 @@ M.STATUS = { queued = "submitted", pending = "submitted", running = "processing"
 local copy = require("kling.tables").clone
 
 -- The official API writes durations as strings ("5"): only plain decimal digits are read as a
--- number (tonumber would also take "0x5", "5e0" or " 5").
+-- number (tonumber would also take "0x5", "5e0" or " 5"), without a leading zero ("05" is no
+-- duration the API lists: it would be priced and sent as "5").
 -- decimal(v, field) -> v read | nil, message: a string of anything else is refused in the
 -- official API's terms (the check's "must be a number, got a string" read as if "5" were wrong).
 local function decimal(v, field)
   if type(v) ~= "string" then
     return v
-  elseif v:match("^%d+$") then
+  elseif v:match("^[1-9]%d*$") then
     return tonumber(v)
   end
-  return nil, field .. ": must be whole seconds written in digits, such as \"5\" (got \"" .. validate.brief(v) .. "\")"
+  return nil, field .. ": must be whole seconds written in digits, such as \"5\", without a leading zero (got \""
+    .. validate.brief(v) .. "\")"
 end
 
 -- The official API's ids are strings. One sent as a JSON number is read in its digits
