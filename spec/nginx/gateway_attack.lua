@@ -6,6 +6,7 @@ package.path = "spec/nginx/?.lua;spec/?.lua;" .. package.path
 local h = require "harness"
 local core = require "kling.core"
 local json = require "kling.json"
+local socket = require "socket"
 
 local base = h.tempdir("gateway-attack")
 local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
@@ -421,6 +422,21 @@ local function nginx_refusals_are_json()
   h.check("issue 12: a method nginx refuses (TRACE) is a 405 in the official envelope (code 1200)",
     out:match("^HTTP/1.1 405") and out:find("application/json", 1, true) and out:find('"code":1200', 1, true),
     out:sub(1, 300))
+  -- request lines libcurl would not send, over a socket of our own (a review of this stop)
+  local function raw(line)
+    local c = assert(socket.connect("127.0.0.1", tonumber(gw.http:match(":(%d+)$"))))
+    c:settimeout(5)
+    c:send(line .. "\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-0123456789abcdef\r\nConnection: close\r\n\r\n")
+    local answer = c:receive("*a")
+    c:close()
+    return answer or ""
+  end
+  out = raw("GET /v1/videos/text2video HTTP/9.9")
+  h.check("an HTTP version nginx does not take is a 505 in the official envelope (code 1200), not its HTML page",
+    out:match("^HTTP/1.1 505") and out:find('"code":1200', 1, true), out:sub(1, 300))
+  out = raw("GET http://127.0.0.1/gateway/admin/%zz HTTP/1.1")
+  h.check("an admin request line in absolute form nginx refuses is answered in the admin API's own form",
+    out:match("^HTTP/1.1 400") and out:find('{"error":', 1, true), out:sub(1, 300))
   res = call("POST", "/gateway/balance", "gw-alice-key", "{}")
   h.check("issue 12: GET /gateway/balance only: a POST is a 405 in the official envelope, not the balance",
     res.status == 405 and res.json ~= nil and res.json.code == 1202, tostring(res.status) .. " " .. tostring(res.body))

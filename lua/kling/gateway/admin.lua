@@ -49,11 +49,12 @@ function M.refused(status, message)
   return refuse(status, message)
 end
 
--- A request target as nginx routes it: its query left out, each segment's %XX decoded, empty
--- and "." segments dropped, ".." taking the one before (//gateway/./%61dmin is /gateway/admin).
+-- A request target as nginx routes it: an absolute form's scheme and host and its query left
+-- out, each segment's %XX decoded, empty and "." segments dropped, ".." taking the one before
+-- (//gateway/./%61dmin and http://host/gateway/admin are /gateway/admin).
 local function routed(target)
   local out = {}
-  for seg in target:gsub("[?#].*$", ""):gmatch("[^/]+") do
+  for seg in target:gsub("^%a[%w+.-]*://[^/]*", ""):gsub("[?#].*$", ""):gmatch("[^/]+") do
     seg = seg:gsub("%%(%x%x)", function(hex)
       return string.char(tonumber(hex, 16))
     end)

@@ -468,9 +468,10 @@ local NGINX_REFUSALS = {
   [405] = "this method is not allowed here",
   [413] = "the request body is larger than this location takes",
   [414] = "the request line is longer than this gateway takes",
+  [505] = "this HTTP version is not one this gateway takes (HTTP/1.0 and HTTP/1.1 are)",
 }
 
--- error_page 400 403 404 405 413 414 494 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
+-- error_page 400 403 404 405 413 414 494 505 ... /_kling/refused/<status> (kling.gateway.launcher renders them)
 function M.refused_by_nginx(status)
   local message = NGINX_REFUSALS[status] or "refused"
   -- A request line nginx could not take (a bad escape, over its buffers) has no request_uri:

@@ -127,7 +127,8 @@ function M.refusal_pages()
     "    error_page 403 /_kling/refused/403;",
     "    error_page 404 /_kling/refused/404;",
     "    error_page 405 /_kling/refused/405;",
-    "    location ~ ^/_kling/refused/(400|403|404|405|413|414)$ { internal;",
+    "    error_page 505 /_kling/refused/505;",
+    "    location ~ ^/_kling/refused/(400|403|404|405|413|414|505)$ { internal;",
     "      content_by_lua_block { require(\"kling.gateway\").refused_by_nginx(tonumber(ngx.var[1])) } }",
   }, "\n")
 end
