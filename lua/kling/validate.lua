@@ -191,7 +191,7 @@ end
 -- Code points that show as nothing (or as a space): format characters (soft hyphen, zero-width
 -- space and joiners, word joiner, invisible operators, the byte-order mark, interlinear
 -- annotation marks, Arabic and Syriac marks, musical format marks, tags), the Hangul, Khmer and
--- braille fillers, the Mongolian vowel separator and variation selectors, the combining
+-- braille fillers, the Mongolian vowel separator and free variation selectors, the combining
 -- grapheme joiner, the variation selectors, and the unassigned specials (U+FFF0-8). Two names
 -- that differ only by one print alike. (Two spellings of one accented letter, composed and
 -- decomposed, also print alike: telling them apart needs Unicode's normalization tables.)
@@ -280,7 +280,7 @@ function M.blank(s)
     return false -- a visible ASCII character (almost every text, found at once)
   end
   return not first_of(s, function(cp)
-    return not (cp == 0x20 or breaks_line(cp) or wide_space(cp) or invisible(cp))
+    return not (cp == 0x20 or hides(cp))
   end)
 end
 
