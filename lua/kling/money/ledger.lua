@@ -433,8 +433,12 @@ function Ledger:topup(name, micros, id)
   -- Printable ASCII only: an id is matched byte for byte, and two spellings of one accented
   -- letter (composed, decomposed), or one with an invisible character, would be two top-ups.
   if id ~= nil and not (type(id) == "string" and #id <= M.TOPUP_ID_MAX and id:find("^[!-~]+$")) then
+    -- shown byte for byte: an invisible character quoted as itself would show nothing wrong
+    local shown = type(id) == "string" and ("\"" .. id:sub(1, 64):gsub("[^!-~]", function(c)
+      return string.format("\\x%02X", c:byte())
+    end) .. "\"" .. (#id > 64 and ("... (" .. #id .. " bytes)") or "")) or validate.got(id)
     return nil, validation("id", "id: must be 1 to " .. M.TOPUP_ID_MAX .. " printable ASCII characters without"
-      .. " spaces (got " .. validate.got(id) .. ")")
+      .. " spaces (got " .. shown .. ")")
   end
   -- Past EXACT_MAX the gateway's stores (doubles in ngx.shared and Redis's Lua) lose micro-units,
   -- and on LuaJIT every later summary of the account would raise. Each store checks the cap in
