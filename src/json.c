@@ -10,7 +10,8 @@
 
 /* json_dup_key(text [, max_values]) -> false (no object has a key twice)
  *                     | path, at, first (1-based byte offsets of the second and first quote)
- *                     | nil, reason (not checked: not JSON, too deep, too long)
+ *                     | nil, reason (not checked: too deep, too long)
+ *                     | nil, reason, nil, at (not JSON: `at` is the 1-based byte where it stops)
  *                     | nil, reason, at (more values than max_values: `at` is the 1-based
  *                       byte of the first one over; nothing past it was read) */
 static int l_json_dup_key(lua_State *L) {
@@ -49,9 +50,11 @@ static int l_json_dup_key(lua_State *L) {
     }
     if (rc == KLING_JSON_KEYS_ESYNTAX) {
         lua_pushfstring(L, "%s at byte %d", kling_json_keys_strerror(rc), (int)(r.at + 1));
-    } else {
-        lua_pushstring(L, kling_json_keys_strerror(rc));
+        lua_pushnil(L);
+        lua_pushinteger(L, (lua_Integer)r.at + 1);
+        return 4;
     }
+    lua_pushstring(L, kling_json_keys_strerror(rc));
     return 2;
 }
 

@@ -81,10 +81,9 @@ end
 
 local dup_key -- kling.core.json_dup_key, loaded on first use: the simulator uses this module without the C core
 
--- Why the key scanner found s not JSON, when lua-cjson took it: a control character written raw
--- in a string (RFC 8259 wants it escaped; a terminal or a log reading it acts on it).
-local function raw_control(s, why)
-  local at = tonumber(tostring(why):match("^not JSON at byte (%d+)$"))
+-- Why the key scanner found s not JSON at byte `at`, when lua-cjson took it: a control character
+-- written raw in a string (RFC 8259 wants it escaped; a terminal or a log reading it acts on it).
+local function raw_control(s, at)
   local b = at and s:byte(at)
   if b and b < 0x20 then
     return string.format("a control character (0x%02X) at byte %d: JSON has none outside its strings but"
@@ -113,15 +112,15 @@ end
 ---@return string|nil rule "values" when the text holds more than max_values
 function M.decode_strict(s, what, max_values)
   local prefix = what and (what .. ": ") or ""
-  local path, why, at
+  local path, why, at, syntax_at
   if max_values and type(s) == "string" then -- counted (and keys checked) before cjson spends anything
     dup_key = dup_key or require("kling.core").json_dup_key
-    path, why, at = dup_key(s, max_values)
+    path, why, at, syntax_at = dup_key(s, max_values)
     if path == nil and at then
       return nil, prefix .. "more than " .. max_values .. " JSON values (every member's value and array item"
         .. " counts; the first past the bound is at byte " .. at .. ")", nil, "values"
     end
-    local raw = path == nil and raw_control(s, why)
+    local raw = path == nil and raw_control(s, syntax_at)
     if raw then
       return nil, prefix .. raw
     end
@@ -133,14 +132,15 @@ function M.decode_strict(s, what, max_values)
   if type(v) == "table" then -- only a text with an object in it can give a key twice
     if not max_values then
       dup_key = dup_key or require("kling.core").json_dup_key
-      path, why = dup_key(s)
+      local _
+      path, why, _, syntax_at = dup_key(s)
     end
     if path then
       return nil, prefix .. path .. ": given twice (a key may appear once in an object: one of the two"
         .. " would be dropped)", path
     elseif path == nil then
-      return nil, prefix .. (raw_control(s, why) or ("cannot be checked for keys given twice (" .. tostring(why)
-        .. ")"))
+      return nil, prefix .. (raw_control(s, syntax_at) or ("cannot be checked for keys given twice ("
+        .. tostring(why) .. ")"))
     end
   end
   return v
