@@ -62,6 +62,23 @@ gateway_nginx() {
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/gateway/health" && break; sleep 0.05; done
 }
 
+# The simulator's stats since its last reset.
+sim_stats() { curl -fs "$sim_http/_sim/stats"; }
+reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
+
+# sim_answered_all: fails, naming them, when the simulator answered anything but 200 since its
+# last reset. A full simulator (its 64 MB of tasks hold about 43,000) answers 5000, which the
+# gateway answers 200 and looks up later: a run past that measures the lookup path, not a create.
+sim_answered_all() {
+  local other
+  other=$(sim_stats | jq -c '.by_status | with_entries(select(.key != "200"))')
+  if [ "$other" != "{}" ]; then
+    echo "the simulator answered $other (by HTTP status) since its last reset: the figures would not be a" \
+      "create's (a full simulator answers 5000 past about 43,000 tasks: fewer seconds between resets)" >&2
+    return 1
+  fi
+}
+
 bench_cleanup() {
   if [ -n "${npid:-}" ]; then
     kill -QUIT "$npid" 2>/dev/null || true

@@ -150,7 +150,6 @@ nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' >"$work/ngin
 pid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$px_port/" && break; sleep 0.05; done
 
-reset_sim() { curl -fs -X POST "$sim_http/_sim/reset" >/dev/null; }
 # The one worker of an nginx (its master's pid in $1) and its CPU time so far (clock ticks).
 worker_of() { pgrep -P "$1" | head -1; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -191,12 +190,15 @@ pair() {
     if [ $((i % 2)) -eq 1 ]; then
       [ "${8:-}" = reset ] && reset_sim
       g+=$(slice "$2" "$3" "$4" "${7:-}" "$each")$'\n'
+      [ "${8:-}" = reset ] && sim_answered_all
     fi
     [ "${8:-}" = reset ] && reset_sim
     p+=$(slice "$2" "$5" "$6" "" "$each")$'\n'
+    [ "${8:-}" = reset ] && sim_answered_all
     if [ $((i % 2)) -eq 0 ]; then
       [ "${8:-}" = reset ] && reset_sim
       g+=$(slice "$2" "$3" "$4" "${7:-}" "$each")$'\n'
+      [ "${8:-}" = reset ] && sim_answered_all
     fi
   done
   G=$(combine <<<"${g%$'\n'}")
