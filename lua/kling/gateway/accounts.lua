@@ -1,7 +1,9 @@
 -- The gateway's client accounts: those of the config file (read by every worker from the
 -- master) and those the admin API creates while nginx runs. Created accounts live in shared
--- memory (every worker sees them at once) and in the journal (a restart brings them back);
--- the file's accounts win a name or key clash, and a reload never drops a created one.
+-- memory (every worker sees them at once) and in the journal (a restart brings them back),
+-- or in Redis (several nodes: each keeps a copy for CACHE_S); the file's accounts win a name
+-- or key clash, and a reload never drops a created one. A created account is changed by the
+-- admin API (its keys, limits, suspension); a file's, in the file.
 local config = require "kling.gateway.config"
 local json = require "kling.json"
 
@@ -12,21 +14,37 @@ Accounts.__index = Accounts
 
 local M = {}
 
+-- Seconds a node uses its copy of an account read from Redis before reading it again: how long
+-- a key another node replaced (a leaked one) may still be taken here.
+M.CACHE_S = 1
+
 -- new{cfg =, dict = shared dict, journal = | redis = kling.gateway.redis (several nodes)}
 function M.new(opts)
   return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal, redis = opts.redis }, Accounts)
 end
 
+-- When a node's copy was read from Redis, in its flags: tenths of a second, modulo 2^32.
+local function tenths()
+  return math.floor(ngx.now() * 10) % 4294967296
+end
+
+-- An account by one of its keys: from shared memory (one node), or from this node's copy while
+-- it is fresh, else from Redis (several nodes). A Redis that cannot answer leaves the copy in
+-- use (its clients are not told their key is unknown; creates need the store anyway), one that
+-- has no such key any more (replaced on another node) removes it.
 local function stored(self, key)
-  local s = self.dict:get(key)
-  if not s and self.redis then
-    local r = self.redis
-    s = r:with(function(red)
+  local s, at = self.dict:get(key)
+  local r = self.redis
+  if r and not (s and (tenths() - at) % 4294967296 < M.CACHE_S * 10) then
+    local fresh, err = r:with(function(red)
       return red:hget(r.prefix .. "accounts", key)
     end)
-    s = type(s) == "string" and s or nil
-    if s then
-      self.dict:set(key, s) -- accounts never change once created
+    if type(fresh) == "string" then
+      s = fresh
+      self.dict:set(key, s, 0, tenths())
+    elseif not err then -- ngx.null: not in Redis
+      s = nil
+      self.dict:delete(key)
     end
   end
   return s and json.decode(s) or nil
@@ -72,16 +90,46 @@ function Accounts:names()
   return out
 end
 
-local function index(self, acct)
-  local s = json.encode(acct)
-  local ok, err = self.dict:safe_set("cn:" .. acct.name, s)
-  if ok and acct.api_key then
-    ok, err = self.dict:safe_set("ck:" .. acct.api_key, s)
+-- The keys an account is found by in the dict (and in Redis's hash): by name, by api_key,
+-- by access_key.
+local function fields(acct)
+  local out = { "cn:" .. acct.name }
+  if acct.api_key then
+    out[#out + 1] = "ck:" .. acct.api_key
   end
-  if ok and acct.access_key then
-    ok, err = self.dict:safe_set("ca:" .. acct.access_key, s)
+  if acct.access_key then
+    out[#out + 1] = "ca:" .. acct.access_key
+  end
+  return out
+end
+
+-- Writes acct under each of its keys (with Redis, which holds the account, a copy as read now).
+local function index(self, acct)
+  local s, at = json.encode(acct), self.redis and tenths() or 0
+  local ok, err = true, nil
+  for _, k in ipairs(fields(acct)) do
+    ok, err = self.dict:safe_set(k, s, 0, at)
+    if not ok then
+      break
+    end
   end
   return ok, err
+end
+
+--- key_owners([except]) -> {key or secret = its role}: each key and secret is one role's
+-- (config.key_clash says why): the config's, and every account's made since but `except`'s (an
+-- account being changed may keep its own).
+function Accounts:key_owners(except)
+  local owners = setmetatable({}, { __index = self.cfg.key_owner })
+  for _, name in ipairs(self:names()) do
+    local other = name ~= except and self:get(name)
+    for _, f in ipairs(config.KEY_FIELDS) do
+      if other and other[f] ~= nil then
+        owners[other[f]] = owners[other[f]] or ("account " .. name .. "'s " .. f)
+      end
+    end
+  end
+  return owners
 end
 
 -- add(acct) -> true | nil, {field, message}: a new account (checked by config.account);
@@ -98,18 +146,7 @@ function Accounts:add(acct)
       return nil, { field = "name", message = "account " .. name .. " exists (names differ in case only)" }
     end
   end
-  -- Each key and secret is one role's (config.key_clash says why): the config's, and every
-  -- account's made since.
-  local owners = setmetatable({}, { __index = self.cfg.key_owner })
-  for _, name in ipairs(self:names()) do
-    local other = self:get(name)
-    for _, f in ipairs(config.KEY_FIELDS) do
-      if other and other[f] ~= nil then
-        owners[other[f]] = owners[other[f]] or ("account " .. name .. "'s " .. f)
-      end
-    end
-  end
-  local field, why = config.key_clash(owners, acct)
+  local field, why = config.key_clash(self:key_owners(), acct)
   if field then
     return nil, { field = field, message = field .. ": " .. why }
   end
@@ -117,14 +154,11 @@ function Accounts:add(acct)
   if self.redis then
     local r, s = self.redis, json.encode(acct)
     ok, err = r:with(function(red)
-      local fields = { "cn:" .. acct.name, s }
-      if acct.api_key then
-        fields[#fields + 1], fields[#fields + 2] = "ck:" .. acct.api_key, s
+      local args = {}
+      for _, k in ipairs(fields(acct)) do
+        args[#args + 1], args[#args + 2] = k, s
       end
-      if acct.access_key then
-        fields[#fields + 1], fields[#fields + 2] = "ca:" .. acct.access_key, s
-      end
-      return red:hset(r.prefix .. "accounts", unpack(fields))
+      return red:hset(r.prefix .. "accounts", unpack(args))
     end)
   else
     ok, err = self.journal:append { op = "account", created = acct }
@@ -139,18 +173,139 @@ function Accounts:add(acct)
   return true
 end
 
+--- The created accounts of a journal's entries, each as it was last written (created, then
+-- changed), in the order they were created -> {account, ...}.
+function M.latest(entries)
+  local out, at = {}, {}
+  for _, e in ipairs(entries) do
+    local a = e.op == "account" and (e.created or e.changed)
+    if type(a) == "table" and type(a.name) == "string" then
+      local i = at[a.name]
+      if e.created and not i then
+        out[#out + 1], at[a.name] = a, #out + 1
+      elseif e.changed and i then
+        out[i] = a
+      end
+    end
+  end
+  return out
+end
+
 -- restore(entries): the created accounts of the journal, after a restart.
 function Accounts:restore(entries)
   local n = 0
-  for _, e in ipairs(entries) do
-    local a = e.op == "account" and type(e.created) == "table" and e.created
-    if a and type(a.name) == "string" and not self.cfg.by_key[a.api_key or ""]
-      and not self.cfg.by_access[a.access_key or ""] and not self:get(a.name) then
+  for _, a in ipairs(M.latest(entries)) do
+    if not self.cfg.by_key[a.api_key or ""] and not self.cfg.by_access[a.access_key or ""] and not self:get(a.name) then
       index(self, a)
       n = n + 1
     end
   end
   return n
+end
+
+--- Whether the account of that name is the config file's (changed there, not by the admin API).
+function Accounts:from_file(name)
+  for _, a in ipairs(self.cfg.accounts) do
+    if a.name == name then
+      return true
+    end
+  end
+  return false
+end
+
+-- The Redis side of a change: the account's fields replaced at once, only if it is still as
+-- read (another change in between is refused, not overwritten). ARGV: the keys' prefix, the
+-- name's field, the text read, the new text, the count of fields to delete, those, then the
+-- fields to set to the new text.
+local CHANGE = [[
+local hash = ARGV[1] .. 'accounts'
+if redis.call('HGET', hash, ARGV[2]) ~= ARGV[3] then return 0 end
+local n = tonumber(ARGV[5])
+for i = 6, 5 + n do redis.call('HDEL', hash, ARGV[i]) end
+for i = 6 + n, #ARGV do redis.call('HSET', hash, ARGV[i], ARGV[4]) end
+return 1
+]]
+
+-- The fields old has and new has not (a key replaced or dropped).
+local function dropped(old, new)
+  local keep, out = {}, {}
+  for _, k in ipairs(fields(new)) do
+    keep[k] = true
+  end
+  for _, k in ipairs(fields(old)) do
+    if not keep[k] then
+      out[#out + 1] = k
+    end
+  end
+  return out
+end
+
+--- change(name, fn) -> the account as changed | nil, {status, message [, field]}: a created
+-- account replaced by fn(account) -> new account | nil, {status, message, field}, journaled
+-- (or written to Redis) before it is used. One change of an account at a time: a second made
+-- meanwhile (another worker, another node) is refused (409), never interleaved with it.
+function Accounts:change(name, fn)
+  local cur = self:get(name)
+  if not cur then
+    return nil, { status = 404, message = "no account " .. name }
+  elseif self:from_file(name) then
+    return nil, { status = 409, message = "account " .. name .. " is the config file's: change it there and"
+      .. " reload (kill -HUP the gateway's nginx master)" }
+  end
+  local busy = { status = 409, message = "account " .. name .. " is being changed by another request: try again" }
+  local lock, r, cur_s = "cl:" .. name, self.redis, nil
+  if r then
+    -- as Redis has it now, not this node's copy: the change is made only if it still is
+    cur_s = r:with(function(red)
+      return red:hget(r.prefix .. "accounts", "cn:" .. name)
+    end)
+    cur = type(cur_s) == "string" and json.decode(cur_s)
+    if type(cur) ~= "table" then
+      return nil, { status = 503, message = "the store cannot be read now (nothing was changed)" }
+    end
+  else
+    local ok, lerr = self.dict:safe_add(lock, true, 10)
+    if not ok then
+      return nil, lerr == "exists" and busy or { status = 503, message = "shared memory: " .. tostring(lerr) }
+    end
+    cur = self:get(name) -- as it is now that no other change can be made
+  end
+  local new, err = fn(cur)
+  local ok, werr
+  if new and r then
+    local del, set = dropped(cur, new), fields(new)
+    local args = { "cn:" .. name, cur_s, json.encode(new), #del }
+    for _, list in ipairs { del, set } do
+      for _, k in ipairs(list) do
+        args[#args + 1] = k
+      end
+    end
+    ok, werr = r:run(CHANGE, unpack(args))
+    if ok == 0 then
+      return nil, busy
+    end
+  elseif new then
+    ok, werr = self.journal:append { op = "account", changed = new }
+  end
+  if new and ok then
+    local iok, ierr = index(self, new)
+    for _, k in ipairs(iok and dropped(cur, new) or {}) do
+      self.dict:delete(k)
+    end
+    if not iok then
+      err = { status = 503, message = "shared memory: " .. tostring(ierr) }
+    end
+  elseif new then
+    err = { status = 503, message = (self.redis and "the store" or "the journal") .. " cannot be written now"
+      .. " (nothing was changed): " .. tostring(werr) }
+  end
+  if not r then
+    self.dict:delete(lock)
+  end
+  if err then
+    return nil, err
+  end
+  return new
 end
 
 -- overdrawn(G) -> the accounts whose spend and holds pass their credit (a credit lowered in

@@ -4,6 +4,8 @@
 --   GET  /gateway/admin                          every account, the totals, overdrawn accounts, the journal's
 --                                                last compaction, this worker's poller
 --   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
+--   PATCH /gateway/admin/accounts/<name>         {api_key, access_key, secret_key, max_open, max_failed_daily,
+--                                                suspended: any of them; null drops one}: a created account changed
 --   POST /gateway/admin/accounts/<name>/topup    {amount [, id]}: more credit (with an id: once)
 --   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
 --                                                409, when the path holds no whole journal)
@@ -102,6 +104,7 @@ local function shown(G, s)
   local acct = G.accounts:get(s.name)
   s.max_open = acct and acct.max_open
   s.max_failed_daily = acct and (acct.max_failed_daily or capacity.MAX_FAILED_DAILY)
+  s.suspended = acct and acct.suspended or false
   return s
 end
 
@@ -192,6 +195,53 @@ local function create_account(G)
     return refuse(500, tostring(oerr))
   end
   return reply(201, shown(G, G.meter:account(acct.name)))
+end
+
+-- What a change of an account may set; a field given null is dropped (a limit back to none or
+-- the default, a way to sign in given up: the pair's halves together).
+local CHANGEABLE = { "api_key", "access_key", "secret_key", "max_open", "max_failed_daily", "suspended" }
+
+-- A created account changed: a leaked key replaced (the old one is refused at once on this
+-- node, within accounts.CACHE_S on the others), its limits, its suspension. Checked as a new
+-- account is, whole, before anything is written.
+local function change_account(G, name)
+  local doc = object_body("a change of an account", CHANGEABLE)
+  if not doc then
+    return
+  elseif next(doc) == nil then
+    return refuse(400, "a change of an account sets at least one of " .. table.concat(CHANGEABLE, ", "))
+  end
+  local changed, err = G.accounts:change(name, function(cur)
+    local t = {}
+    for k, v in pairs(cur) do
+      t[k] = v
+    end
+    for k, v in pairs(doc) do
+      if v == json.null then
+        t[k] = nil
+      else
+        t[k] = v
+      end
+    end
+    local ok, acct = pcall(config.account, t, "account")
+    if not ok then
+      local msg = tostring(acct):gsub("^kling gateway config: ", "")
+      return nil, { status = 400, message = msg, field = msg:match("^account%.([%w_]+)") }
+    end
+    local field, why = config.key_clash(G.accounts:key_owners(name), acct)
+    if field then
+      return nil, { status = 409, message = field .. ": " .. why, field = field }
+    end
+    return acct
+  end)
+  if not changed then
+    return refuse(err.status, err.message, err.field)
+  end
+  local s = G.meter:account(name)
+  if not s then
+    return refuse(503, "the account was changed; its balance cannot be read now (is the store up?)")
+  end
+  return reply(200, shown(G, s))
 end
 
 -- A top-up adds its amount; with an id (the operator's name for it: an invoice, a payment) only
@@ -370,6 +420,10 @@ function M.handle(G)
   local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
   if name and method == "POST" then
     return topup(G, name)
+  end
+  name = uri:match("^/gateway/admin/accounts/([%w._-]+)$")
+  if name and method == "PATCH" then
+    return change_account(G, name)
   end
   local id, how = uri:match("^/gateway/admin/tasks/([%w._-]+)/(%a+)$")
   if id and (how == "settle" or how == "release") and method == "POST" then

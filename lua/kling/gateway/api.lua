@@ -138,6 +138,10 @@ end
 -- write its journal forwards nothing: fail closed). create = {rec, fwd (the request to send
 -- upstream), client, def, findable}.
 function M.admit(G, account, endpoint)
+  if account.suspended then -- its operator's stop (kling.gateway.config): nothing read, held or sent
+    return refuse("suspended", { status = 429, code = 1100, message = "account exception: the gateway's operator"
+      .. " suspended account " .. account.name .. "'s creates (its tasks can still be queried)" })
+  end
   -- A create's fields are its body's: a query (?callback_url=...) would be dropped unseen.
   local name = query_args.unknown(NO_ARGS)
   if name then

@@ -16,6 +16,7 @@
 -- kept task's reservation (settled or released: never moved twice), the movement counter.
 -- Dropped: the lines of each movement, superseded task records, refused creates, and ended
 -- tasks past their retention (no longer queryable, compacted or not).
+local accounts = require "kling.gateway.accounts"
 local core = require "kling.core"
 local follows = require "kling.gateway.follows"
 local json = require "kling.json"
@@ -85,15 +86,13 @@ end
 
 -- lines(opts) -> the compacted journal's lines. opts: ledger (the ledger dict), tasks (the
 -- task dict), currency, entries (the journal replayed: its created accounts are kept as they
--- were written), now_ms.
+-- were last written), now_ms.
 function M.lines(opts)
   local d, td, cur = opts.ledger, opts.tasks, opts.currency
   local seq = d:get("seq") or 0
   local out = { jline { op = "journal", version = M.VERSION, seq = seq, compacted_ms = opts.now_ms } }
-  for _, e in ipairs(opts.entries) do
-    if e.op == "account" and type(e.created) == "table" then
-      out[#out + 1] = jline { op = "account", created = e.created }
-    end
+  for _, a in ipairs(accounts.latest(opts.entries)) do
+    out[#out + 1] = jline { op = "account", created = a }
   end
   local f = core.money_format
   local holds, ended, names, topup_ids = {}, {}, {}, {}

@@ -78,7 +78,8 @@ local KNOWN = {
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
     "reuse_posts" },
   ["poll."] = { "min_interval", "max_interval", "silence", "deadline", "lookups" },
-  ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit", "max_open", "max_failed_daily" },
+  ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit", "max_open", "max_failed_daily",
+    "suspended" },
 }
 
 
@@ -384,8 +385,6 @@ end
 -- The most tasks open at once an account's max_open may name.
 M.MAX_OPEN = 1000000
 
--- account(doc, where) -> {name, api_key, access_key, secret_key, credit, max_open, max_failed_daily} (raises
--- naming the field): one client account, from the file or from the admin API.
 --- An amount as the config and the admin API take it (a credit, a top-up, a settle) -> micro-units
 -- | nil, why: a decimal string of digits ("25.00"), not signed (negative credits are refused by
 -- their callers, "-0" as any sign), without an exponent, more than 6 decimals or a leading zero
@@ -406,6 +405,8 @@ function M.amount(s)
   return core.money_parse(s)
 end
 
+--- account(doc, where) -> {name, api_key, access_key, secret_key, credit, max_open, max_failed_daily,
+-- suspended} (raises naming the field): one client account, from the file or from the admin API.
 function M.account(a, where)
   if type(a) ~= "table" or json.is_array(a) then
     fail(where, "must be an object")
@@ -427,6 +428,9 @@ function M.account(a, where)
     -- client's share of them a day (kling.gateway.capacity), refused beyond (429, 1102).
     max_failed_daily = seconds(a, "max_failed_daily", where, nil, { unit = "tasks", min = 1, max = M.MAX_OPEN,
       whole = true }),
+    -- An operator's stop to an account's spending (unpaid, abused): its creates are refused
+    -- (429, 1100: an account exception, which clients do not retry); its tasks and balance stay.
+    suspended = flag(a, "suspended", where) or nil,
   }
   -- A name is a key of the ledger, a metrics label and a journal field on every line: short.
   -- It is a path segment of the admin API too: "." and ".." would be read as the path's own.
