@@ -30,6 +30,21 @@ describe("kling.gateway.config", function()
     assert.is_nil(c.accounts[2].max_open)
   end)
 
+  it("an account's suspended is true or false, absent (nil) by default, and refused by name otherwise", function()
+    local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", suspended = true },
+      { name = "bob", api_key = "key-bob-0123456789", credit = "1", suspended = false },
+      { name = "carol", api_key = "key-carol-0123456789", credit = "1" } }
+    assert.is_true(ok, tostring(c))
+    assert.is_true(c.accounts[1].suspended)
+    assert.is_nil(c.accounts[2].suspended)
+    assert.is_nil(c.accounts[3].suspended)
+    for _, bad in ipairs { "yes", 1, json.null } do
+      ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", suspended = bad } }
+      assert.is_false(ok)
+      assert.matches("accounts[1].suspended", tostring(c), 1, true)
+    end
+  end)
+
   it("an account's max_failed_daily is read as given, absent by default, refused when not a whole count", function()
     local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_failed_daily = 20 },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }
