@@ -213,6 +213,9 @@ function M.admit(G, account, endpoint)
     id = new_id(G), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
     external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
     request = official.facts(preq), quote = core.money_format(quote.micros),
+    -- how long this node may wait for the create's answer (its timeouts): whichever node polls
+    -- the task, it is not looked up before then (kling.gateway.track)
+    in_flight_ms = G.creating_grace_ms,
   }
   -- Encoded once (its id last: kling.gateway.text): the same text goes into the task table
   -- and, with the reservation, into the journal (one line per create); the part its publish

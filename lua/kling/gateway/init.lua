@@ -170,8 +170,10 @@ local function open_redis_accounts(premature)
   end
 end
 
--- init([path [, {worker_user =, proxy_location =}]]) in init_by_lua (nginx's master, at start and at every
--- reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
+-- init([path [, {worker_user =, proxy_location =, rendered =}]]) in init_by_lua (nginx's master, at start
+-- and at every reload): reads the configuration (KLING_GATEWAY_CONFIG, else <prefix>/gateway.json),
+-- refuses a reload whose upstream is not the one the conf's proxy_pass was written for
+-- (rendered: kling.gateway.proxy rendered),
 -- refuses to start when the workers could not write the journal or another gateway holds it
 -- (fail closed: kling.resty.journal lock), rebuilds
 -- shared memory from the journal after a restart (a reload keeps it), and opens the
@@ -183,6 +185,10 @@ function M.init(path, opts)
   -- location, which the conf must have), else over cosockets.
   G.capture = opts and opts.proxy_location and { location = opts.proxy_location,
     origin = proxy.origin(G.cfg.upstream.base_url) } or nil
+  local stale = opts and opts.rendered and proxy.stale(G.cfg, opts.rendered)
+  if stale then -- at a reload: refused, the running gateway goes on as it was
+    error("kling gateway: " .. path .. ": " .. stale, 0)
+  end
   for _, name in ipairs { M.TASKS_DICT, M.LEDGER_DICT, metrics.DICT } do
     if not ngx.shared[name] then
       error("kling gateway: no lua_shared_dict " .. name .. " in the nginx conf (include http.conf)", 0)

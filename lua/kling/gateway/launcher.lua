@@ -62,6 +62,7 @@ function M.render(o)
     temp[#temp + 1] = ("  %s_temp_path %s/tmp/%s;"):format(k, o.dir, k)
   end
   local ns = resolvers()
+  local rendered = proxy.rendered(o.cfg) -- init checks at every reload that the config still says so
   local lines = {
     o.user and ("user " .. o.user .. ";") or "",
     "load_module /usr/lib/nginx/modules/ndk_http_module.so;",
@@ -86,8 +87,10 @@ function M.render(o)
     "  lua_socket_log_errors off;",
     "  client_body_buffer_size 16m;",
     "  client_max_body_size 20m;",
-    ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q }) }")
-      :format(o.config, o.user and ("%q"):format(o.user:match("^%S+")) or "nil", proxy.LOCATION),
+    ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q,"
+      .. " rendered = { origin = %q, timeout = %d, connect_timeout = %d } }) }")
+      :format(o.config, o.user and ("%q"):format(o.user:match("^%S+")) or "nil", proxy.LOCATION, rendered.origin,
+        rendered.timeout, rendered.connect_timeout),
     proxy.http_block(o.cfg),
     "  init_worker_by_lua_block { require(\"kling.gateway\").init_worker() }",
     "  server {",

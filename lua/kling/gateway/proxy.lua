@@ -20,6 +20,31 @@ function M.origin(base_url)
   return origin, scheme, host, port
 end
 
+-- rendered(cfg) -> {origin, timeout, connect_timeout}: the upstream settings the blocks below
+-- write into the conf, as written (whole seconds). A reload (HUP) reads the config again but
+-- not these, which stay as the conf was written.
+function M.rendered(cfg)
+  local u = cfg.upstream
+  return { origin = (M.origin(u.base_url)), timeout = math.ceil(u.timeout),
+    connect_timeout = math.ceil(u.connect_timeout) }
+end
+
+-- stale(cfg, rendered) -> nil | why: the config's upstream is not the one the conf was written
+-- for (a reload after base_url or a timeout changed). Creates would go by the conf's proxy_pass
+-- to the old upstream, or wait longer than the config says, while polls follow the config:
+-- tasks made at one upstream looked up at another, creates looked up while still in flight.
+function M.stale(cfg, rendered)
+  local now = M.rendered(cfg)
+  for _, k in ipairs { "origin", "timeout", "connect_timeout" } do
+    if now[k] ~= rendered[k] then
+      local field = k == "origin" and "base_url" or k
+      return "upstream." .. field .. " is " .. tostring(now[k]) .. " in the config but the nginx conf was written for "
+        .. tostring(rendered[k]) .. ": a reload cannot change it (restart the gateway: kling gateway stop, then"
+        .. " start); the running gateway keeps the conf's"
+    end
+  end
+end
+
 -- http_block(cfg) and server_block(cfg): the two parts, for http{} and for the server{}.
 -- cfg: the checked gateway config; ca_file: the CAs an https upstream is verified against.
 function M.http_block(cfg)
@@ -32,7 +57,8 @@ end
 local function common(lines, cfg, ca_file)
   local origin, scheme, host = M.origin(cfg.upstream.base_url)
   local authority = origin:match("^https?://(.*)$")
-  local t = math.ceil(cfg.upstream.timeout)
+  local r = M.rendered(cfg)
+  local t = r.timeout
   for _, l in ipairs {
     "      proxy_http_version 1.1;",
     "      proxy_set_header Connection \"\";",
@@ -40,7 +66,7 @@ local function common(lines, cfg, ca_file)
     "      proxy_set_header Host " .. authority .. ";",
     "      proxy_set_header Accept application/json;",
     "      proxy_next_upstream off;",
-    "      proxy_connect_timeout " .. math.ceil(cfg.upstream.connect_timeout) .. "s;",
+    "      proxy_connect_timeout " .. r.connect_timeout .. "s;",
     "      proxy_send_timeout " .. t .. "s;",
     "      proxy_read_timeout " .. t .. "s;",
     "      proxy_intercept_errors off;",

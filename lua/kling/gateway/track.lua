@@ -238,25 +238,36 @@ local function task_of(rec)
     request = rec.request }
 end
 
+--- window(G, rec, wall_ms) -> deadline, in_flight_until (wall-clock ms; the second nil unless rec
+-- is still creating): when the task's tracking ends, and before when its create must not be
+-- looked up, its handler maybe still waiting for the answer.
+function M.window(G, rec, wall)
+  local created = tonumber(rec.created_at) or wall
+  local deadline = created + math.floor(G.cfg.poll.deadline * 1000)
+  -- The creating node's wait, not this one's: a node with shorter timeouts (another config, a
+  -- reload) looked up a create still in flight, found nothing and released it, and the upstream
+  -- made and billed it. A record written before it was kept: this node's.
+  local in_flight = math.max(tonumber(rec.in_flight_ms) or 0, G.creating_grace_ms)
+  if rec.state == "creating" or rec.state == "lookup" then
+    -- A create whose answer never came is looked up only once it cannot be in flight: a
+    -- deadline shorter than that ended it unlooked-up (failed, its hold kept, though nothing
+    -- may exist upstream). Its deadline leaves its lookups their time.
+    deadline = math.max(deadline, created + in_flight + G.lookups_ms)
+  end
+  return deadline, rec.state == "creating" and created + in_flight or nil
+end
+
 -- A machine for rec as it stands; sched and h: the poller's scheduler and the task's handle
 -- in it (nil outside the poller: a callback, a synchronous answer).
 local function machine_for(G, rec, sched, h)
   local p, client = G.cfg.poll, G.client()
   local now, wall = core.now_ms(), core.wall_ms()
   local ctx = client.ctx
-  local created = tonumber(rec.created_at) or wall
-  local deadline = created + math.floor(p.deadline * 1000)
-  if rec.state == "creating" or rec.state == "lookup" then
-    -- A create whose answer never came is looked up only once it cannot be in flight: a
-    -- deadline shorter than that ended it unlooked-up (failed, its hold kept, though nothing
-    -- may exist upstream). Its deadline leaves its lookups their time.
-    deadline = math.max(deadline, created + G.creating_grace_ms + G.lookups_ms)
-  end
+  local deadline, in_flight_until = M.window(G, rec, wall)
   return machine.track { provider = client.provider, task = task_of(rec), key = rec.id, lookups = p.lookups,
     lookups_done = rec.lookups, misses = rec.misses, looked_last = rec.last_look, sched = sched, h = h,
     deadline_ms = now + deadline - wall,
-    -- a record still creating: its handler may still be waiting for the create's answer
-    in_flight_until = rec.state == "creating" and now + created + G.creating_grace_ms - wall or nil,
+    in_flight_until = in_flight_until and now + in_flight_until - wall,
     callback = G.cfg.callback_url and G.cfg.callbacks and true or nil,
     callback_silence_ms = math.floor(p.silence * 1000), max_attempts = ctx.max_attempts, base_ms = ctx.base_ms,
     cap_ms = ctx.cap_ms }

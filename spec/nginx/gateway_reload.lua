@@ -1,0 +1,80 @@
+-- A reload (HUP) reads the gateway's config again, but not the nginx conf `kling gateway start`
+-- wrote from it: its proxy_pass keeps the upstream and the timeouts it was written for. A reload
+-- whose config changed them is refused, saying why, and the gateway goes on as it was (before,
+-- creates went on to the old upstream, or waited longer than the new timeouts, while polls
+-- followed the config: a create looked up while still in flight was released, then billed). A
+-- reload that changes what a reload can (a credit) is taken. A simulator of its own.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local json = require "kling.json"
+
+local ADMIN = "admin-0123456789abcdef"
+local base = h.tempdir("gateway-reload")
+local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local sim, gw
+
+local function cleanup()
+  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  h.tidy(base, sim_dir)
+end
+
+local function write_config(upstream_extra, credit)
+  local upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 30, connect_timeout = 5 }
+  for k, v in pairs(upstream_extra) do
+    upstream[k] = v
+  end
+  h.write(base .. "/gateway.json", json.encode {
+    upstream = upstream, journal = base .. "/journal/ledger.jsonl", admin_key = ADMIN,
+    accounts = { { name = "alice", api_key = "gw-alice-key", credit = credit or "100" } },
+  })
+end
+
+local function gw_srv()
+  return { error_log = function()
+    return h.read(gw_dir .. "/error.log") or ""
+  end }
+end
+
+local function credit()
+  return h.gateway_admin(gw.http, ADMIN).by.alice.limit
+end
+
+-- HUP, then the time for a new cycle's workers (or for its refusal) to show.
+local function reload()
+  h.sh("kill -HUP " .. gw.pid)
+  h.sleep(1)
+end
+
+local function creates()
+  return h.request("POST", gw.http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-alice-key" },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a heron in reeds" } }).status == 200
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { task_seconds = 1 })
+  write_config({})
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
+    h.q(base .. "/gateway.json"), h.q(gw_dir)))
+  assert(ok, "kling gateway start: " .. out)
+  gw = assert(json.decode(out:match("{.*}")), out)
+  h.check("a gateway whose creates go by its conf's proxy_pass", creates())
+
+  for _, change in ipairs { { timeout = 2 }, { connect_timeout = 1 }, { base_url = "http://127.0.0.1:9" } } do
+    local field = next(change)
+    write_config(change, "250")
+    reload()
+    local log = gw_srv().error_log()
+    h.check("a reload whose upstream." .. field .. " changed is refused, naming it and saying what to do",
+      log:find("upstream." .. field .. " is ", 1, true) ~= nil and log:find("restart the gateway", 1, true) ~= nil,
+      log:sub(-1500))
+    h.check("... and the gateway goes on as it was: its credit unchanged, its creates taken", credit() == "100"
+      and creates())
+  end
+  write_config({}, "250")
+  reload()
+  h.check("a reload that changes a credit only is taken", credit() == "250")
+  h.check_no_lua_error(gw_srv(), "no Lua error in the error log")
+end
+
+h.main(run, gw_srv, cleanup)
