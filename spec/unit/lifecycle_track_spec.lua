@@ -170,13 +170,15 @@ describe("issue 10: the machine tracks a task created elsewhere, rebuilt from it
     assert.are.same({ "settle" }, out.money)
   end)
 
-  it("a task the provider answers not found `lookups` polls in a row is gone, released", function()
-    local out = follow({ upstream_id = "t-1", status = "queued" }, { poll = { "not_found" } })
-    assert.are.same({ "poll", "poll", "poll" }, out.sends)
-    assert.are.same({ "release" }, out.money)
-    assert.are.equal("failed", out.status)
-    assert.matches("no longer knows", out.err.message)
-    assert.is_true(out.gone) -- ended by the machine: not a failure of the provider's (kling.gateway.capacity)
+  it("a task the provider answers not found at every poll is polled to its deadline and ended held, never"
+    .. " released (it made the task: it may bill it)", function()
+    local out = follow({ upstream_id = "t-1", status = "queued" }, { poll = { "not_found" }, timeout_ms = 60000 })
+    assert.is_true(#out.sends > 3, #out.sends) -- not ended after `lookups` misses
+    assert.are.same({}, out.money)
+    assert.are.equal("timeout", out.err.kind)
+    assert.matches("answered not found to its last " .. #out.sends .. " polls", out.err.message, 1, true)
+    assert.is_nil(out.gone)
+    assert.are.equal(#out.sends, out.record.misses) -- kept in the record for the next machine
   end)
 
   it("a callback ends a task whose create is being looked up (no scheduler: another worker's)", function()

@@ -324,6 +324,8 @@ local function run(G, rec, m, acts)
     -- The machine's deadline passed and the task runs on upstream: its record ends here, the
     -- reservation still held (the machine moved no money).
     rec.status, rec.message = "failed", "no end seen within the gateway's deadline; the reservation stays held"
+      .. ((m.misses or 0) > 0 and (" (the provider answered not found to its last " .. m.misses .. " polls, though it"
+        .. " made the task)") or "")
     tried, closed = true, close(G, rec, nil)
   elseif how == "done" and not tried then
     ngx.log(ngx.WARN, "kling gateway: task ", rec.id, " (", tostring(t and t.id), "): ", tostring(err),

@@ -173,8 +173,7 @@ end
 -- o = {provider, request, task (the table the machine keeps up to date; default a new one),
 --   random (fn(nbytes) -> hex: the external id and the ledger key), budget (a ledger is set:
 --   reserve first), auto_external_id (true), lookups (lookups by external id after an
---   uncertain create before it is sent once more; 0: an uncertain create ends with its error;
---   also the polls answered not found in a row that end a created task as gone, released),
+--   uncertain create before it is sent once more; 0: an uncertain create ends with its error),
 --   requeue_refused (a create the provider refused for want of a slot or rate is sent again
 --   until create_budget_ms; else it ends with the refusal), adopt (look the external id up
 --   first, create only when nothing is there), max_attempts, base_ms, cap_ms (core.decide),
@@ -243,8 +242,8 @@ end
 -- needs to outlive the event (a restart, a new poll leader, a callback in another worker).
 -- With task.id it is polled; without one (the create's answer was lost, or its handler died)
 -- it is looked up by external id and NEVER created again: after `lookups` answers of not
--- found the task is gone (failed, its reservation released). A poll answered not found
--- `lookups` times in a row means the provider forgot the task: gone too. A task that cannot
+-- found the task is gone (failed, its reservation released). A task with an id that polls
+-- answer not found is polled on until its deadline (the provider made it). A task that cannot
 -- be looked up (no external id, or the provider or its endpoint takes none) waits for a
 -- callback or its deadline, its reservation held.
 -- o = existing's options plus {lookups (3), lookups_done, misses (counts so far, from the
@@ -843,14 +842,13 @@ function Machine:on_poll(acts, res, now, wall)
   end
   local d = self:decide("GET", f, res, now, self.deadline_ms, wall)
   if d.kind == "not_found" then
-    -- The provider gave this task's id, so a 404 is first read as "not visible yet" (its
-    -- replicas, a gateway's lag): the task may still run and be billed. Only `lookups` in a
-    -- row say it is gone (failed, released); ending at the first one released a hold the
-    -- provider then billed.
+    -- The provider gave this task's id: it made the task, which may run and be billed whatever
+    -- a poll says (its replicas, a gateway's lag, a fault). So no count of 404s ends it: ended
+    -- as gone and released, its row was created again (a batch's retry) and each copy billed.
+    -- It is polled on, backing off, until it answers or its deadline ends it held (the
+    -- deadline's rule: neither charged nor released by a guess); the misses are counted for
+    -- that end's message.
     self.misses = self.misses + 1
-    if self.misses >= self.lookups_max then
-      return self:gone(acts, "the provider no longer knows this task: nothing is charged")
-    end
     return self:wake(acts, self:clamp(self.sched:report(self.h, now)))
   end
   if d.retryable then
@@ -997,7 +995,9 @@ function Machine:deadline_passed(acts, now)
     message = string.format("task %s did not finish within %g s (last status %s%s)%s",
       tostring(t.id or t.external_task_id), ((self.deadline_ms or now) - (self.watch_from or now))
       / 1000, tostring(t.status), self.last_err and ("; last error: " .. tostring(self.last_err)) or "",
-      self.uncertain_err and "; its create's answer was lost and it was not found by external id" or "") }
+      self.uncertain_err and "; its create's answer was lost and it was not found by external id" or ""
+      .. ((self.misses or 0) > 0 and ("; the provider answered not found to its last " .. self.misses .. " polls,"
+        .. " though it made the task: it may still be billed") or "")) }
   return self:finish(acts, err, exists)
 end
 
