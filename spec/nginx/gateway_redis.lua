@@ -598,7 +598,20 @@ local function reads_while_redis_is_down()
   local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
     body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "down", external_task_id = "down-1" } })
   local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  -- an account the admin API made (in Redis alone), whose key node 3 has never read
+  res = h.request("POST", url(1, "/gateway/admin/accounts"), { headers = { authorization = "Bearer " .. ADMIN_KEY },
+    body = { name = "hank", api_key = "gw-hank-key", access_key = "gw-hank-ak", secret_key = "gw-hank-sk",
+      credit = "5" } })
+  assert(res.status == 201, res.body)
   redis_stop()
+  local made = {}
+  for _, key in ipairs { "gw-hank-key", core.jwt_hs256("gw-hank-ak", "gw-hank-sk", math.floor(core.wall_s()), 600) } do
+    res = h.request("GET", url(3, "/gateway/balance"), { headers = { authorization = "Bearer " .. key } })
+    made[#made + 1] = res.status .. " " .. tostring(res.json and res.json.code)
+  end
+  h.check("issue 12.5: with Redis down, a key (and a token) of an account the admin API made that this node never"
+    .. " read answers 503 (5001), not 401 'unknown key' (a client takes that for its keys refused for good)",
+    table.concat(made, ",") == "503 5001,503 5001", table.concat(made, ","))
   local function get(path)
     return h.request("GET", url(2, path), { headers = { authorization = "Bearer " .. KEY } })
   end

@@ -28,10 +28,11 @@ local function tenths()
   return math.floor(ngx.now() * 10) % 4294967296
 end
 
--- An account by one of its keys: from shared memory (one node), or from this node's copy while
--- it is fresh, else from Redis (several nodes). A Redis that cannot answer leaves the copy in
--- use (its clients are not told their key is unknown; creates need the store anyway), one that
--- has no such key any more (replaced on another node) removes it.
+-- An account by one of its keys -> account | nil [, message: the store cannot say now]: from
+-- shared memory (one node), or from this node's copy while it is fresh, else from Redis
+-- (several nodes). A Redis that cannot answer leaves the copy in use (its clients are not told
+-- their key is unknown; creates need the store anyway), one that has no such key any more
+-- (replaced on another node) removes it.
 local function stored(self, key)
   local s, at = self.dict:get(key)
   local r = self.redis
@@ -45,17 +46,29 @@ local function stored(self, key)
     elseif not err then -- ngx.null: not in Redis
       s = nil
       self.dict:delete(key)
+    elseif not s then
+      return nil, err
     end
   end
   return s and json.decode(s) or nil
 end
 
+--- The account an api_key signs in | nil [, message: the store cannot be read now].
 function Accounts:by_key(api_key)
-  return self.cfg.by_key[api_key] or stored(self, "ck:" .. api_key)
+  local a = self.cfg.by_key[api_key]
+  if a then
+    return a
+  end
+  return stored(self, "ck:" .. api_key)
 end
 
+--- The account an access_key's tokens sign in | nil [, message: the store cannot be read now].
 function Accounts:by_access(access_key)
-  return self.cfg.by_access[access_key] or stored(self, "ca:" .. access_key)
+  local a = self.cfg.by_access[access_key]
+  if a then
+    return a
+  end
+  return stored(self, "ca:" .. access_key)
 end
 
 function Accounts:get(name)

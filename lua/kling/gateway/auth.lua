@@ -24,6 +24,13 @@ local function refuse(code, message)
   return nil, { status = 401, code = code, message = message }
 end
 
+-- A store that cannot be read now (Redis down) and has never been read for this key: 503, as
+-- every other answer of a store away, never "unknown key" (a client takes 1002 for its keys
+-- refused for good).
+local function unreadable()
+  return nil, { status = 503, code = 5001, message = "the gateway cannot read its records now" }
+end
+
 local function verify_jwt(accounts, h, p, s, now)
   -- Strict (RFC 7519 4: a claim given twice is refused or the last taken; another reader
   -- of the same token may take the first): {"exp": 1, "exp": 9999999999} is refused.
@@ -39,8 +46,13 @@ local function verify_jwt(accounts, h, p, s, now)
   if header.alg ~= "HS256" then
     return refuse(1002, "Authorization is invalid: only HS256 tokens are accepted")
   end
-  local acct = type(claims.iss) == "string" and accounts:by_access(claims.iss)
-  if not acct then
+  local acct, aerr
+  if type(claims.iss) == "string" then
+    acct, aerr = accounts:by_access(claims.iss)
+  end
+  if not acct and aerr then
+    return unreadable()
+  elseif not acct then
     return refuse(1002, "Authorization is invalid: unknown access key")
   end
   local want = core.b64url_encode(core.hmac_sha256(acct.secret_key, h .. "." .. p))
@@ -120,8 +132,10 @@ function M.account(accounts, value, now, cache)
     end
     return acct
   end
-  local acct = accounts:by_key(token)
-  if not acct then
+  local acct, aerr = accounts:by_key(token)
+  if not acct and aerr then
+    return unreadable()
+  elseif not acct then
     return refuse(1002, "Authorization is invalid: unknown API key")
   end
   return acct
