@@ -9,6 +9,7 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local callback = require "kling.resty.callback"
 local capacity = require "kling.gateway.capacity"
+local ids = require "kling.gateway.ids"
 local effects = require "kling.lifecycle.effects"
 local machine = require "kling.lifecycle.machine"
 local runner = require "kling.runner.resty"
@@ -97,15 +98,6 @@ local function pricing(G, req, endpoint)
   return req
 end
 
--- A task id: this worker's random prefix and a counter (unique across workers, nodes and
--- restarts without drawing random bytes per create).
-local function new_id(G)
-  G.id_n = (G.id_n or 0) + 1
-  if not G.id_prefix or G.id_n > 0xffffffff then
-    G.id_prefix, G.id_n = core.random_hex(8), 1
-  end
-  return "gw" .. G.id_prefix .. string.format("%08x", G.id_n)
-end
 
 -- The answer of a synchronous endpoint: the upstream's own data, with the gateway's id and
 -- the gateway's charge.
@@ -210,7 +202,7 @@ function M.admit(G, account, endpoint)
   end
   local now = core.wall_ms()
   local rec = {
-    id = new_id(G), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
+    id = ids.task(), account = account.name, endpoint = endpoint, status = "queued", state = "creating",
     external_task_id = ext, callback_url = cb, created_at = now, updated_at = now,
     request = official.facts(preq), quote = core.money_format(quote.micros),
     -- how long this node may wait for the create's answer (its timeouts): whichever node polls

@@ -70,9 +70,17 @@ function M.render(o)
     "worker_processes " .. o.workers .. ";",
     "pid " .. o.dir .. "/nginx.pid;",
     "error_log " .. o.dir .. "/error.log notice;",
-    "events { worker_connections 4096; }",
+    -- Room for clients that hold connections open (each proxied create takes two), and a
+    -- request's header and body bounded in time: 4,200 connections that never finished their
+    -- header took every connection of a 4,096 worker (an attacker review). A limit per client
+    -- address belongs in front of the gateway (the load balancer, a firewall), where addresses
+    -- are clients'.
+    "worker_rlimit_nofile 40000;",
+    "events { worker_connections 16384; }",
     "http {",
     "  access_log off;",
+    "  client_header_timeout 10s;",
+    "  client_body_timeout 10s;",
     "  server_tokens off;", -- the nginx version is nobody's business
     ('  lua_package_path "%s/?.lua;%s/?/init.lua;/usr/share/lua/5.1/?.lua;;";'):format(o.lua_root, o.lua_root),
     ('  lua_package_cpath "%s/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";'):format(o.jit),

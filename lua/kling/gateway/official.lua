@@ -2,9 +2,9 @@
 -- canonical request (so that it can go to any provider and be priced), the gateway's task
 -- records shown as official task objects, and the envelope {code, message, request_id, data}.
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
-local core = require "kling.core"
 local json = require "kling.json"
 local owners = require "kling.gateway.owners" -- which fields name upstream ids (names_id)
+local ids = require "kling.gateway.ids"
 local public_url = require "kling.gateway.public_url"
 local validate = require "kling.validate"
 
@@ -263,24 +263,13 @@ function M.created_json(rec)
     .. ',"task_id":' .. json.quote(id) .. "}"
 end
 
--- A request id unique across workers, nodes and restarts without nginx's $request_id (16
--- random bytes drawn per request: the costliest line of a create's answer): a prefix drawn once
--- per worker process (a constant of the process, set on its first answer), then nginx's
--- connection and request numbers.
-local worker_prefix
-local function request_id()
-  if not worker_prefix then
-    worker_prefix = core.random_hex(6) .. "-"
-  end
-  return worker_prefix .. ngx.var.connection .. "-" .. ngx.var.connection_requests
-end
 
 -- The official envelope as JSON text around data already encoded (data_json, or nil for an
 -- answer without data): what is encoded once (a stored task view) is not encoded again.
 -- suffix: text to end it with ("\n"), in the same string.
 local SUCCEED = '{"code":0,"message":"SUCCEED","request_id":"'
 function M.envelope(code, message, data_json, suffix)
-  local rid = request_id()
+  local rid = ids.request() -- random: a counter would tell the gateway's traffic
   local head
   if code == 0 and message == "SUCCEED" then
     head = SUCCEED .. rid .. '"' -- the usual answer: nothing to escape (the id is hex and digits)
