@@ -13,8 +13,11 @@ description = {
 }
 dependencies = { "lua >= 5.1", "kling" }
 build = {
-  type = "builtin",
-  modules = {
+  -- Not "builtin": that backend also copies the whole lua/ directory, the library's modules
+  -- with it (a second copy of every kling/*.lua, which a removal of the kling rock then left
+  -- without its C core). "none" installs what install.lua lists, nothing else.
+  type = "none",
+  install = { lua = {
     ["kling_sim.admin"] = "lua/kling_sim/admin.lua",
     ["kling_sim.auth"] = "lua/kling_sim/auth.lua",
     ["kling_sim.callbacks"] = "lua/kling_sim/callbacks.lua",
@@ -48,5 +51,5 @@ build = {
     ["kling_sim.stats"] = "lua/kling_sim/stats.lua",
     ["kling_sim.store"] = "lua/kling_sim/store.lua",
     ["kling_sim.units"] = "lua/kling_sim/units.lua",
-  },
+  } },
 }

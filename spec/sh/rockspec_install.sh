@@ -43,11 +43,17 @@ if msg=$(cd / && "$tree/bin/kling" sim start --dir "$simdir" 2>&1); then fail "k
 grep -q "kling-sim-scm-1.rockspec" <<<"$msg" || fail "kling sim without the simulator said: $msg"
 passed=$((passed + 1))
 
-# The simulator's rock installs every file of lua/kling_sim/, and the installed one runs.
+# The simulator's rock installs every file of lua/kling_sim/ and nothing else (luarocks' builtin
+# backend copied the whole lua/ directory: a second copy of the library, renamed beside it), and
+# the installed one runs.
+lib_before=$(cd "$tree" && find . -path ./lib/luarocks -prune -o -type f -print | sort)
 make_rock rockspec/kling-sim-scm-1.rockspec
 want=$(cd "$work/lua" && find kling_sim -name '*.lua' | sort)
 got=$(cd "$lmod" && find kling_sim -name '*.lua' | sort)
 [[ "$want" == "$got" ]] || fail "the sim rock's modules differ from lua/kling_sim: $(diff <(echo "$want") <(echo "$got"))"
+added=$(comm -13 <(echo "$lib_before") <(cd "$tree" && find . -path ./lib/luarocks -prune -o -type f -print | sort) \
+  | grep -v '^\./share/lua/5\.4/kling_sim/' || true)
+[[ -z "$added" ]] || fail "the sim rock installed more than lua/kling_sim: $(head -5 <<<"$added")"
 info=$(cd / && "$tree/bin/kling" sim start --dir "$simdir" 2>&1) || fail "installed kling sim start: $info"
 grep -q "$lmod" "$simdir/nginx.conf" || fail "the simulator did not run from the installed tree"
 http=$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' <<<"$info" | sed 's#\\/#/#g')
