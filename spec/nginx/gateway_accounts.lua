@@ -11,38 +11,15 @@ local core = require "kling.core"
 local json = require "kling.json"
 
 local ADMIN = "admin-0123456789abcdef"
-local base = h.tempdir("gateway-accounts")
-local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local g = h.launched("gateway-accounts")
 local sim, gw
 
-local function cleanup()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
-  h.tidy(base, sim_dir)
-end
-
 local function start()
-  h.write(base .. "/gateway.json", json.encode {
+  gw = g.start {
     upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
-    journal = base .. "/journal/ledger.jsonl", admin_key = ADMIN,
-    poll = { min_interval = 0.3, max_interval = 0.5 },
+    journal = g.journal, admin_key = ADMIN, poll = { min_interval = 0.3, max_interval = 0.5 },
     accounts = { { name = "alice", api_key = "gw-alice-key", credit = "100" } },
-  })
-  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
-    h.q(base .. "/gateway.json"), h.q(gw_dir)))
-  assert(ok, "kling gateway start: " .. out)
-  gw = assert(json.decode(out:match("{.*}")), out)
-end
-
--- The gateway's nginx as harness.check_no_lua_error reads it.
-local function gw_srv()
-  return { error_log = function()
-    return h.read(gw_dir .. "/error.log") or ""
-  end }
-end
-
-local function stop()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  }
 end
 
 local function admin_call(method, path, body)
@@ -88,7 +65,7 @@ local function carol()
 end
 
 local function run()
-  sim = h.sim_start(sim_dir, { task_seconds = 30 })
+  sim = h.sim_start(g.sim_dir, { task_seconds = 30 })
   start()
   local res = admin_call("POST", "/accounts", { name = "carol", api_key = "gw-carol-key-1", credit = "10" })
   h.check("a created account to change", res.status == 201, res.body)
@@ -174,7 +151,7 @@ local function run()
 
   -- ---- a restart from the journal, then from its compaction ----
   for _, how in ipairs { "the journal", "its compaction" } do
-    stop()
+    g.stop()
     start()
     local c = carol()
     h.check("after a restart from " .. how .. " the account is as last changed (suspended, no max_open, credit)",
@@ -188,7 +165,7 @@ local function run()
   res = change { suspended = false }
   h.check("resumed: its creates are taken again", res.status == 200 and res.json.suspended == false
     and create(token("gw-carol-ak", "gw-carol-sk-2"), "a lighthouse in snow").status == 200, res.body)
-  h.check_no_lua_error(gw_srv(), "no Lua error in the error log")
+  h.check_no_lua_error(g.srv(), "no Lua error in the error log")
 end
 
-h.main(run, gw_srv, cleanup)
+h.main(run, g.srv, g.cleanup)

@@ -6,34 +6,18 @@
 -- reload that changes what a reload can (a credit) is taken. A simulator of its own.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
-local json = require "kling.json"
 
 local ADMIN = "admin-0123456789abcdef"
-local base = h.tempdir("gateway-reload")
-local sim_dir, gw_dir = base .. "/sim", base .. "/gw"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local g = h.launched("gateway-reload")
 local sim, gw
 
-local function cleanup()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
-  h.tidy(base, sim_dir)
-end
-
-local function write_config(upstream_extra, credit)
+local function config(upstream_extra, credit)
   local upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 30, connect_timeout = 5 }
   for k, v in pairs(upstream_extra) do
     upstream[k] = v
   end
-  h.write(base .. "/gateway.json", json.encode {
-    upstream = upstream, journal = base .. "/journal/ledger.jsonl", admin_key = ADMIN,
-    accounts = { { name = "alice", api_key = "gw-alice-key", credit = credit or "100" } },
-  })
-end
-
-local function gw_srv()
-  return { error_log = function()
-    return h.read(gw_dir .. "/error.log") or ""
-  end }
+  return { upstream = upstream, journal = g.journal, admin_key = ADMIN,
+    accounts = { { name = "alice", api_key = "gw-alice-key", credit = credit or "100" } } }
 end
 
 local function credit()
@@ -52,29 +36,25 @@ local function creates()
 end
 
 local function run()
-  sim = h.sim_start(sim_dir, { task_seconds = 1 })
-  write_config({})
-  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(h.q(h.src),
-    h.q(base .. "/gateway.json"), h.q(gw_dir)))
-  assert(ok, "kling gateway start: " .. out)
-  gw = assert(json.decode(out:match("{.*}")), out)
+  sim = h.sim_start(g.sim_dir, { task_seconds = 1 })
+  gw = g.start(config {})
   h.check("a gateway whose creates go by its conf's proxy_pass", creates())
 
   for _, change in ipairs { { timeout = 2 }, { connect_timeout = 1 }, { base_url = "http://127.0.0.1:9" } } do
     local field = next(change)
-    write_config(change, "250")
+    g.write_config(config(change, "250"))
     reload()
-    local log = gw_srv().error_log()
+    local log = g.srv().error_log()
     h.check("a reload whose upstream." .. field .. " changed is refused, naming it and saying what to do",
       log:find("upstream." .. field .. " is ", 1, true) ~= nil and log:find("restart the gateway", 1, true) ~= nil,
       log:sub(-1500))
     h.check("... and the gateway goes on as it was: its credit unchanged, its creates taken", credit() == "100"
       and creates())
   end
-  write_config({}, "250")
+  g.write_config(config({}, "250"))
   reload()
   h.check("a reload that changes a credit only is taken", credit() == "250")
-  h.check_no_lua_error(gw_srv(), "no Lua error in the error log")
+  h.check_no_lua_error(g.srv(), "no Lua error in the error log")
 end
 
-h.main(run, gw_srv, cleanup)
+h.main(run, g.srv, g.cleanup)

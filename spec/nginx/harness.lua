@@ -373,6 +373,41 @@ function M.dirs(tag)
   return base, sim_dir, prefix
 end
 
+-- launched(tag) -> a gateway as its operators run it (`kling gateway start`) in a directory of
+-- the test's own: {base, sim_dir, dir, journal (a path in a directory nginx's workers may write),
+-- config (its path), write_config(doc), start(config doc) -> its start line, decoded (raises if
+-- it did not start), stop(), srv() (its error log, as check_no_lua_error and main read it),
+-- cleanup()}.
+function M.launched(tag)
+  local g = { base = M.tempdir(tag) }
+  g.sim_dir, g.dir, g.journal = g.base .. "/sim", g.base .. "/gw", g.base .. "/journal/ledger.jsonl"
+  M.sh("mkdir -p " .. q(g.sim_dir) .. " " .. q(g.base .. "/journal") .. " && chmod 777 " .. q(g.base .. "/journal"))
+  g.config = g.base .. "/gateway.json"
+  function g.write_config(doc)
+    M.write(g.config, json.encode(doc))
+  end
+  function g.start(doc)
+    g.write_config(doc)
+    local out, ok = M.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s"):format(q(M.src),
+      q(g.base .. "/gateway.json"), q(g.dir)))
+    assert(ok, "kling gateway start: " .. out)
+    return assert(json.decode(out:match("{.*}")), out)
+  end
+  function g.stop()
+    M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(g.dir)))
+  end
+  function g.srv()
+    return { error_log = function()
+      return M.read(g.dir .. "/error.log") or ""
+    end }
+  end
+  function g.cleanup()
+    g.stop()
+    M.tidy(g.base, g.sim_dir)
+  end
+  return g
+end
+
 -- The check that ends a test of nginx: no Lua error reached srv's error log.
 function M.check_no_lua_error(srv, what)
   local log = srv.error_log()

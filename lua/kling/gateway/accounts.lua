@@ -71,13 +71,17 @@ function Accounts:by_access(access_key)
   return stored(self, "ca:" .. access_key)
 end
 
-function Accounts:get(name)
+-- The config file's account of that name, or nil.
+local function of_file(self, name)
   for _, a in ipairs(self.cfg.accounts) do
     if a.name == name then
       return a
     end
   end
-  return stored(self, "cn:" .. name)
+end
+
+function Accounts:get(name)
+  return of_file(self, name) or stored(self, "cn:" .. name)
 end
 
 -- Names of every account: the file's, then the created ones.
@@ -218,12 +222,7 @@ end
 
 --- Whether the account of that name is the config file's (changed there, not by the admin API).
 function Accounts:from_file(name)
-  for _, a in ipairs(self.cfg.accounts) do
-    if a.name == name then
-      return true
-    end
-  end
-  return false
+  return of_file(self, name) ~= nil
 end
 
 -- The Redis side of a change: the account's fields replaced at once, only if it is still as
