@@ -142,6 +142,9 @@ local function run()
     and res.json and res.json.code == 1100 and tostring(res.json.message):find("suspended", 1, true) ~= nil, res.body)
   h.check("... nothing held, nothing sent upstream", carol().reserved == held.reserved and sim_creates() == before,
     json.encode { carol(), held })
+  local _, shown_to_client = balance(jwt)
+  h.check("... and its client sees it in GET /gateway/balance", shown_to_client and shown_to_client.suspended == true,
+    json.encode(shown_to_client))
   local id = first.json and first.json.data.task_id
   res = call("GET", "/v1/videos/text2video/" .. tostring(id), jwt)
   h.check("... its tasks are still answered", res.status == 200, res.body)
