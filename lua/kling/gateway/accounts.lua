@@ -5,6 +5,7 @@
 -- or key clash, and a reload never drops a created one. A created account is changed by the
 -- admin API (its keys, limits, suspension); a file's, in the file.
 local config = require "kling.gateway.config"
+local core = require "kling.core"
 local json = require "kling.json"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
@@ -343,6 +344,19 @@ function M.warn_overdrawn(G)
       " held) of a credit of ", a.credit, ": its balance is ", a.balance, " and its creates are refused (429, 1101)",
       " until its credit is raised above what it spent (a top-up, or a higher credit in the config)")
   end
+end
+
+-- warn_credit(name, credit, the store's own (micros) [, source]): a Redis store takes a
+-- config's (or a created account's) credit only when it first opens the account
+-- (kling.money.stores.redis OPEN); a node whose config says otherwise changes nothing, and
+-- says so, naming both and the way to change it. source: what gave `credit` ("this node's config").
+function M.warn_credit(name, credit, kept, source)
+  local theirs = core.money_format(kept)
+  ngx.log(ngx.WARN, "kling gateway: account ", name, "'s credit in the Redis store is ", theirs, ", not the ",
+    credit, " ", source or "this node's config", " gives it: the store's stands (a credit is taken from a config only",
+    " when the store first opens the account, so that nodes whose configs disagree do not set it back and forth)."
+    .. " To make it ", credit, " on every node: POST /gateway/admin/accounts/", name, "/credit {\"credit\": \"",
+    credit, "\"}; else write ", theirs, " in this node's config")
 end
 
 return M

@@ -7,6 +7,8 @@
 --   PATCH /gateway/admin/accounts/<name>         {api_key, access_key, secret_key, max_open, max_failed_daily,
 --                                                suspended: any of them; null drops one}: a created account changed
 --   POST /gateway/admin/accounts/<name>/topup    {amount [, id]}: more credit (with an id: once)
+--   POST /gateway/admin/accounts/<name>/credit   {credit}: with Redis, the account's credit set for every node (409
+--                                                on one node: its credits are the config's)
 --   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
 --                                                409, when the path holds no whole journal)
 --   GET  /gateway/admin/ledger?limit=N           with Redis: the oldest N (1000) lines of its ledger list, NDJSON
@@ -192,9 +194,11 @@ local function create_account(G)
   end
   local s, oerr = G.meter:open_account(acct.name, acct.credit)
   if not s then
-    return refuse(500, tostring(oerr))
+    return refuse(oerr.kind == "server" and 503 or 500, tostring(oerr.message or oerr))
+  elseif oerr then -- a Redis store had an account of that name: its credit stands
+    accounts_mod.warn_credit(acct.name, acct.credit, oerr, "its creation here")
   end
-  return reply(201, shown(G, G.meter:account(acct.name)))
+  return reply(201, shown(G, s))
 end
 
 -- What a change of an account may set; a field given null is dropped (a limit back to none or
@@ -272,6 +276,37 @@ local function topup(G, name)
     out.topup = { id = doc.id, amount = core.money_format(m), applied = err ~= true }
   end
   return reply(200, out)
+end
+
+-- An account's credit, set for every node of a Redis store, which takes a config's credit only
+-- when it first opens an account (a stale node's config must not set it back at its start):
+-- its top-ups kept, its balance moved by the difference, a ledger line ("credit"). On one node
+-- the config file is where a credit lives: each reload opens the accounts with it again.
+local function set_credit(G, name)
+  if not G.redis then
+    return refuse(409, "this gateway runs on one node: it takes its accounts' credits from the config file (a"
+      .. " created account's from its creation) at each reload, which would move a credit set here again; change"
+      .. " it in the config file and reload (kill -HUP the gateway's nginx master), or add credit by a top-up",
+      "credit")
+  end
+  local doc = object_body("a change of credit", { "credit" })
+  if not doc then
+    return
+  end
+  local m, why = config.amount(doc.credit)
+  if not m then
+    return refuse(400, "credit: a decimal string such as \"50.00\" is required, not negative"
+      .. (why and (" (" .. tostring(why) .. ")") or ""), "credit")
+  end
+  if not G.accounts:get(name) then
+    return refuse(404, "no account " .. name)
+  end
+  local s, err = G.meter:set_credit(name, m)
+  if not s then
+    local status = err.kind == "server" and 503 or err.field == "account" and 404 or 400
+    return refuse(status, tostring(err.message), err.field ~= "account" and err.field or nil)
+  end
+  return reply(200, shown(G, s))
 end
 
 -- An ended task's kept hold, settled at {amount} or released ({}): kling.gateway.holds.
@@ -417,9 +452,11 @@ function M.handle(G)
   elseif uri == "/gateway/admin/ledger/trim" and method == "POST" then
     return ledger_trim(G)
   end
-  local name = uri:match("^/gateway/admin/accounts/([%w._-]+)/topup$")
-  if name and method == "POST" then
+  local name, what = uri:match("^/gateway/admin/accounts/([%w._-]+)/(%a+)$")
+  if name and what == "topup" and method == "POST" then
     return topup(G, name)
+  elseif name and what == "credit" and method == "POST" then
+    return set_credit(G, name)
   end
   name = uri:match("^/gateway/admin/accounts/([%w._-]+)$")
   if name and method == "PATCH" then

@@ -146,17 +146,23 @@ local function sweep(premature)
   G.sweep_cursor = next_cursor
 end
 
--- Opens the file's accounts in Redis, retried until Redis answers.
+-- Opens the file's accounts in Redis, retried until Redis answers (an account the store has
+-- keeps its credit: one warning per account whose config's differs, kling.gateway.accounts).
+local warned = {}
 local function open_redis_accounts(premature)
   if premature then
     return
   end
   for _, a in ipairs(G.cfg.accounts) do
+    -- an account the store has keeps its credit: a config that says another changes nothing
     local ok, err = G.meter:open_account(a.name, a.credit)
     if not ok then
       ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
       ngx.timer.at(1, open_redis_accounts)
       return
+    elseif err and not warned[a.name] then
+      warned[a.name] = true
+      accounts.warn_credit(a.name, a.credit, err)
     end
   end
   -- Balances, holds and the marks that refuse a second settlement must never be evicted: say so

@@ -411,13 +411,40 @@ function Ledger:account(name)
   return self.store:account(name)
 end
 
---- Opens an account or sets its limit (a decimal string: the credit it may spend).
+--- Opens an account or sets its limit (a decimal string: the credit it may spend). In a store
+-- shared by several nodes (kling.money.stores.redis) the limit is the account's credit only
+-- when the store first opens it: afterwards the store's own stands (set_credit changes it), and
+-- its credit comes back second when it is not `limit`.
 ---@param name string
 ---@param limit string
 ---@return table|nil account its figures, as account() gives them
----@return kling.Error|nil err
+---@return kling.Error|integer|nil err, or the store's own credit (micros) where it kept it
 function Ledger:open_account(name, limit)
   return self.store:open_account(name, limit)
+end
+
+--- Replaces an account's credit (micro-units; its top-ups kept, its balance moved by the
+-- difference), recorded as a `credit` movement. For a store shared by several nodes, whose
+-- credits the configs no longer set once an account is opened; a store without it raises.
+---@param name string
+---@param micros integer
+---@return table|nil account its figures, as account() gives them
+---@return kling.Error|nil err kind `validation` (unknown account, past what a store holds exactly) or `server`
+function Ledger:set_credit(name, micros)
+  if not self.store.set_credit then
+    errors.misuse("ledger", "set_credit needs a store shared by several nodes (kling.money.stores.redis)")
+  end
+  -- A credit of EXACT_MAX or more passes the cap by itself; the store checks the limit (the
+  -- credit plus the top-ups) in the step that sets it, as a top-up's.
+  local s, err = false, nil
+  if not (type(micros) == "number" and micros >= EXACT_MAX) then
+    s, err = self.store:set_credit(name, micros, EXACT_MAX)
+  end
+  if s == false then
+    return nil, validation("credit", "the account's credit and top-ups would pass " .. core.money_format(EXACT_MAX)
+      .. ", the most every store holds exactly")
+  end
+  return s, err
 end
 
 --- Adds credit to an account (micro-units), recorded before it counts. With `id` (the

@@ -10,6 +10,9 @@
 --   currency(name) -> the account's currency | nil
 --   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
 --   open_holds(), entries_count(), entries(), topup(name, micros, cap [, id]) (id: added once)
+-- A store shared by several nodes (kling.money.stores.redis) opens an account once: open_account
+-- answers an opened one with its figures and its own credit, and set_credit(name, micros, cap)
+-- changes that credit.
 -- info: task_id, extra (fields added to the entry), open_max (reserve: the most holds its
 -- account may have open at once), and when replaying history time_ms and enforce = false (no
 -- limit check). Refusal codes: over (detail: what is available), busy (open_max holds are

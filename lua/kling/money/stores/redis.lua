@@ -166,30 +166,42 @@ return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, b
   string.format('%d', held)}
 ]]
 
--- ARGV: p, account, base credit, currency; the limit is the base plus the top-ups. A base
--- credit new or changed (the config's, or the admin API's at the account's creation) is a
--- ledger line of its own ("credit", its amount the new base), so the list holds every
--- movement of an account's limit, not only its top-ups.
+-- ARGV: p, account, base credit, currency. An account is opened once: the credit it is first
+-- opened with (the config's, or the admin API's at its creation) is its base credit, written
+-- with a ledger line of its own ("credit", its amount); an account the store has already keeps
+-- its own ({0, its base credit}): nodes whose configs disagree set it back and forth otherwise,
+-- each start of a stale node restoring a credit the operator had lowered. CREDIT changes it, on
+-- purpose. The limit is the base plus the top-ups.
 local OPEN = LINE .. [[
 local p, account, base = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local a = p .. 'a:' .. account
-local topup = tonumber(redis.call('HGET', a, 'topup') or '0')
-local limit = base + topup
-local old = redis.call('HGET', a, 'limit')
-if tonumber(redis.call('HGET', a, 'base') or '-1') ~= base then
-  line(p, 'credit', account, nil, nil, base, ARGV[4])
-end
-redis.call('HSET', a, 'base', string.format('%d', base))
-if not old then
-  local spent = tonumber(redis.call('HGET', a, 'spent') or '0')
-  local reserved = tonumber(redis.call('HGET', a, 'reserved') or '0')
-  redis.call('HSET', a, 'limit', string.format('%d', limit), 'avail', string.format('%d', limit - spent - reserved),
-    'spent', string.format('%d', spent), 'reserved', string.format('%d', reserved))
-elseif tonumber(old) ~= limit then
-  redis.call('HINCRBY', a, 'avail', limit - tonumber(old))
-  redis.call('HSET', a, 'limit', string.format('%d', limit))
-end
-return 1
+if redis.call('HEXISTS', a, 'limit') == 1 then return {0, redis.call('HGET', a, 'base') or ''} end
+local v = redis.call('HMGET', a, 'topup', 'spent', 'reserved')
+local limit = base + (tonumber(v[1]) or 0)
+local spent, reserved = tonumber(v[2]) or 0, tonumber(v[3]) or 0
+redis.call('HSET', a, 'base', string.format('%d', base), 'limit', string.format('%d', limit), 'avail',
+  string.format('%d', limit - spent - reserved), 'spent', string.format('%d', spent), 'reserved',
+  string.format('%d', reserved))
+line(p, 'credit', account, nil, nil, base, ARGV[4])
+return {1}
+]]
+
+-- ARGV: p, account, base credit, currency, cap. The operator's change of an account's credit
+-- (the admin API, through any node, for every node): the base replaced, the limit (base plus
+-- top-ups) and the available balance moved by the difference, and a ledger line ("credit", the
+-- new base) when it changed. {0}: no such account; {2}: the limit would pass the cap; {1, the
+-- line's seq, or 0 when the credit was already that}.
+local CREDIT = LINE .. [[
+local p, account, base, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
+local a = p .. 'a:' .. account
+local v = redis.call('HMGET', a, 'limit', 'base', 'topup')
+if not v[1] then return {0} end
+if tonumber(v[2]) == base then return {1, 0} end
+local limit = base + (tonumber(v[3]) or 0)
+if cap ~= '' and limit > tonumber(cap) then return {2} end
+redis.call('HSET', a, 'base', string.format('%d', base), 'limit', string.format('%d', limit))
+redis.call('HINCRBY', a, 'avail', limit - tonumber(v[1]))
+return {1, line(p, 'credit', account, nil, nil, base, ARGV[4])}
 ]]
 
 -- ARGV: p, account, micros, amount, currency, cap, id. The cap is checked in the script that
@@ -230,16 +242,46 @@ local function store_error(err)
   return errors.new { kind = "server", field = "store", message = tostring(err) }
 end
 
+--- open_account(name, credit) -> figures [, the store's own credit (micros)] | nil, err: an
+-- account opened with that credit, the first time the store sees it. An account the store has
+-- already keeps its credit (set_credit changes it): its figures, and its credit when it is
+-- not this one, so that the caller can say so.
 function Meter:open_account(name, limit)
   local m = core.money_parse(tostring(limit))
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
   end
-  local ok, err = self.redis:run(OPEN, name, fmt(m), self.currency)
-  if not ok then
-    return nil, store_error(err)
+  local res, err = self.redis:run(OPEN, name, fmt(m), self.currency)
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
   end
-  return self:account(name)
+  local a = self:account(name)
+  if not a then
+    return nil, store_error("the account cannot be read")
+  end
+  local kept = res[1] == 0 and tonumber(res[2]) or nil
+  return a, kept ~= m and kept or nil
+end
+
+--- set_credit(name, micros, cap) -> figures | false (the limit would pass cap) | nil, err: the
+-- account's credit replaced (its top-ups kept; the balance moved by the difference).
+function Meter:set_credit(name, micros, cap)
+  if not whole(micros) then
+    return nil, validation("credit", "must be a decimal amount, not negative")
+  end
+  local res, err = self.redis:run(CREDIT, name, fmt(micros), self.currency, cap and fmt(cap) or "")
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
+  elseif res[1] == 0 then
+    return nil, validation("account", "unknown account '" .. tostring(name) .. "'")
+  elseif res[1] == 2 then
+    return false
+  end
+  local a = self:account(name)
+  if not a then
+    return nil, store_error("the account cannot be read")
+  end
+  return a
 end
 
 function Meter:known(account)

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The Redis store's money faults (spec/nginx/gateway_redis_store.lua): credits that configs
+# disagree on.
+set -euo pipefail
+exec lua5.4 spec/nginx/gateway_redis_store.lua
