@@ -1,8 +1,13 @@
--- The Redis store's money faults an attacker review found (two gateway nodes under `kling
--- gateway start`, one Redis, the simulator): nodes whose configs disagree on a credit. The
--- store's credit stands once an account is opened (a stale node's start restored a lowered
--- credit), the node says so, and the admin API's POST /gateway/admin/accounts/<name>/credit
--- changes it for every node (409 on one node).
+-- The Redis store's three money faults an attacker review found (two gateway nodes under
+-- `kling gateway start`, one Redis, the simulator):
+--   1. nodes whose configs disagree on a credit: the store's credit stands once an account is
+--      opened (a stale node's start restored a lowered credit), the node says so, and the admin
+--      API's POST /gateway/admin/accounts/<name>/credit changes it for every node (409 on one node);
+--   2. a node whose currency or price_provider is not the store's meters nothing (503, 5001),
+--      names both in its error log, and recovers once its config is fixed and reloaded;
+--   3. a Redis that lost its data (FLUSHALL) is refused as reset by a running node, a reloaded
+--      one and a restarted one (its file), until started afresh on purpose (the file removed);
+--      a Redis without AOF, or whose CONFIG is refused, is said at open.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -79,6 +84,35 @@ local function logged(i, text, seconds)
   return false
 end
 
+local function workers(pid)
+  local out = {}
+  for w in h.sh("pgrep -P " .. pid):gmatch("%d+") do
+    out[w] = true
+  end
+  return out
+end
+
+-- kill -HUP of node i's master, waiting until its old workers are gone and new ones run.
+local function reload(i)
+  local pid = nodes[i].info.pid
+  local old = workers(pid)
+  h.sh("kill -HUP " .. pid)
+  local limit = h.now() + 15
+  while h.now() < limit do
+    local fresh, stale = false, false
+    for w in pairs(workers(pid)) do
+      fresh = fresh or not old[w]
+      stale = stale or old[w] == true
+    end
+    if fresh and not stale then
+      h.sleep(0.3) -- its first worker's timer at 0 (the store's check)
+      return
+    end
+    h.sleep(0.05)
+  end
+  error("node " .. i .. " did not reload")
+end
+
 local function url(i, path)
   return "http://127.0.0.1:" .. nodes[i].port .. path
 end
@@ -114,9 +148,16 @@ local function opened(i)
 end
 
 local BODY = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a paper boat on a rain-soaked street" }
+-- Priced by the kling catalog (CNY) and by apimodels' (USD): a node of either gets as far as its hold.
+local BOTH = { model_name = "kling-v2-6", mode = "pro", duration = "5", prompt = "a lantern over a dark lake" }
+
 local function create(i, body)
   return h.request("POST", url(i, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
     body = body or BODY })
+end
+
+local function sim_creates()
+  return h.sim_admin(sim, "GET", "/_sim/stats").creates
 end
 
 -- alice's credit lines in the Redis ledger, their amounts in order.
@@ -240,6 +281,135 @@ local function credits()
     tostring(res.status) .. " " .. tostring(res.body))
 end
 
+-- ---- 2. another unit ----
+local function another_unit()
+  configure(2, { price_provider = "apimodels" }) -- USD
+  reload(2)
+  local said = logged(2, "this node meters in currency USD priced by apimodels, but the Redis store kgw: at")
+    and log_of(2):find("holds its balances in CNY priced by kling", 1, true) ~= nil
+  local before_sim, before_len, before = sim_creates(), redis_cli("llen kgw:ledger"), summary(1)
+  local res = create(2, BOTH)
+  h.check("another unit: a create on a node whose config meters in USD (apimodels) on a CNY (kling) store is"
+    .. " refused, 503 code 5001", res.status == 503 and res.json and res.json.code == 5001,
+    tostring(res.status) .. " " .. tostring(res.body))
+  local topup = adm("POST", 2, "/gateway/admin/accounts/alice/topup", { amount = "1" })
+  local credit = adm("POST", 2, "/gateway/admin/accounts/alice/credit", { credit = "70" })
+  local sum = adm("GET", 2, "/gateway/admin")
+  local made = adm("POST", 2, "/gateway/admin/accounts", { name = "dora", api_key = "gw-dora-key", credit = "5" })
+  local bal = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer " .. KEY } })
+  local after = summary(1)
+  h.check("... nothing forwarded, held or written (the simulator, the ledger list and alice as they were)",
+    sim_creates() == before_sim and redis_cli("llen kgw:ledger") == before_len
+      and after.by.alice.reserved == before.by.alice.reserved and after.by.alice.limit == before.by.alice.limit,
+    json.encode { sim_creates(), before_sim, after.by.alice })
+  h.check("... its admin API refuses a top-up, a credit, a new account (not written) and its summary, 503 naming"
+    .. " both units; its clients' balance 503 (5001)", topup.status == 503 and topup.body:find("USD", 1, true) ~= nil
+    and topup.body:find("CNY", 1, true) ~= nil and credit.status == 503 and sum.status == 503
+    and sum.body:find("CNY", 1, true) ~= nil and made.status == 503
+    and redis_cli("hexists kgw:accounts cn:dora"):match("%d+") == "0" and bal.status == 503 and bal.json
+    and bal.json.code == 5001,
+    json.encode { topup.status, topup.body, credit.status, sum.status, sum.body, made.status, bal.status })
+  h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
+  configure(2)
+  reload(2)
+  res = create(2, BOTH)
+  h.check("another unit: the node meters again once its config is fixed and reloaded", res.status == 200,
+    tostring(res.status) .. " " .. tostring(res.body))
+  wait_settled(1, 30)
+end
+
+local function store_file(i)
+  local dir = nodes[i].dir .. "/kling-store"
+  local name = h.sh("ls " .. h.q(dir)):match("(%x+%.json)")
+  return name and (dir .. "/" .. name), dir
+end
+
+-- ---- 3. a store that lost its data ----
+local function reset()
+  local id = redis_cli("--raw hget kgw:meta id"):match("%x+")
+  local file = store_file(1)
+  local kept = file and json.decode(h.read(file) or "")
+  local owner = file and h.sh("stat -c %U " .. h.q(file)):match("%S+")
+  h.check("reset: the store records its id, currency and price provider (kgw:meta), and each node keeps the id in"
+    .. " a file of its dir (written by its workers: nobody's when started as root)", id ~= nil and kept
+    and kept.id == id and redis_cli("--raw hget kgw:meta currency"):match("%S+") == "CNY"
+    and redis_cli("--raw hget kgw:meta price_provider"):match("%S+") == "kling"
+    and (not h.is_root() or owner == "nobody"), json.encode { id, kept, owner })
+
+  -- a task left open: its hold is what a reset would lose
+  assert(h.sim_admin(sim, "POST", "/_sim/config", { task_seconds = 600 }))
+  local res = create(1)
+  assert(res.status == 200, res.body)
+  assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
+  redis_cli("flushall")
+  local before_sim = sim_creates()
+  res = create(1)
+  local running = res.status == 503 and res.json and res.json.code == 5001
+  reload(1)
+  res = create(1)
+  local sum = adm("GET", 1, "/gateway/admin")
+  local topup = adm("POST", 1, "/gateway/admin/accounts/alice/topup", { amount = "1" })
+  local said = logged(1, "the store was reset: the Redis store kgw: at 127.0.0.1:" .. redis_port
+    .. "/0 has lost its meta hash kgw:meta, yet this node saw store " .. tostring(id))
+  h.check("reset: after FLUSHALL a running node refuses creates (503, 5001), also after a reload, and nothing is"
+    .. " forwarded", running and res.status == 503 and res.json and res.json.code == 5001
+    and sim_creates() == before_sim, tostring(res.status) .. " " .. tostring(res.body))
+  h.check("... its admin API 503 (summary, top-up) saying the store was reset; its error log says so",
+    said and sum.status == 503 and sum.body:find("the store was reset", 1, true) ~= nil and topup.status == 503
+    and topup.body:find("the store was reset", 1, true) ~= nil, json.encode { said, sum.body, topup.body })
+  h.sleep(1)
+  h.check("... and it writes nothing back (no meta, no account: spent credit is not given back)",
+    redis_cli("exists kgw:meta"):match("%d+") == "0" and redis_cli("exists kgw:a:alice"):match("%d+") == "0",
+    redis_cli("--raw keys '*'"))
+
+  node_stop(2)
+  node_start(2)
+  h.sleep(0.5)
+  res = create(2)
+  h.check("reset: a node restarted after it (shared memory empty) refuses it too: its file knows the store",
+    res.status == 503 and res.json and res.json.code == 5001 and logged(2, "the store was reset")
+    and redis_cli("exists kgw:a:alice"):match("%d+") == "0", tostring(res.status) .. " " .. tostring(res.body))
+
+  -- afresh on purpose: node 1 stopped, its file removed, started
+  node_stop(1)
+  local _, dir1 = store_file(1)
+  h.sh("rm -rf " .. h.q(dir1))
+  node_start(1)
+  opened(1)
+  res = create(1)
+  local fresh = redis_cli("--raw hget kgw:meta id"):match("%x+")
+  h.check("reset: a node whose file was removed starts the store afresh (a new id; its config's credit, 100)",
+    res.status == 200 and fresh ~= nil and fresh ~= id and summary(1).by.alice.limit == "100",
+    tostring(res.body) .. " " .. tostring(fresh))
+  res = create(2)
+  h.check("... while a node that saw the old store refuses the new one (503, 5001), naming both ids",
+    res.status == 503 and res.json and res.json.code == 5001
+    and logged(2, "is store " .. tostring(fresh) .. " now, but this node saw store " .. tostring(id)),
+    tostring(res.status) .. " " .. tostring(res.body))
+  node_stop(2)
+  local _, dir2 = store_file(2)
+  h.sh("rm -rf " .. h.q(dir2))
+  node_start(2)
+  opened(2)
+  res = create(2)
+  h.check("... until its file is removed too (it takes the new store)", res.status == 200, res.body)
+end
+
+-- ---- Redis's persistence, said at open ----
+local function persistence()
+  redis_cli("config set appendonly no")
+  node_stop(1)
+  node_start(1)
+  h.check("a node opening a Redis with appendonly no warns", logged(1, "Redis's appendonly is no"))
+  redis_cli("config set appendonly yes")
+  redis_cli("acl setuser default -config")
+  node_stop(1)
+  node_start(1)
+  local said = logged(1, "Redis's appendonly could not be checked")
+  redis_cli("acl setuser default +config")
+  h.check("... and says when it could not be checked (CONFIG refused)", said)
+end
+
 local function cleanup()
   for i = 1, #nodes do
     node_stop(i)
@@ -261,6 +431,9 @@ local ok, err = pcall(function()
     nodes[i] = { dir = base .. "/node" .. i, port = h.free_port(), config = base .. "/gateway" .. i .. ".json" }
   end
   credits()
+  another_unit()
+  reset()
+  persistence()
 end)
 if not ok then
   h.check("the test ran to its end", false, err)

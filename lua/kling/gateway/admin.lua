@@ -113,10 +113,11 @@ end
 local function summary(G)
   local accounts, spent, reserved = json.array {}, 0, 0
   for i, name in ipairs(G.accounts:names()) do
-    local s = G.meter:account(name)
+    local s, why = G.meter:account(name)
     if not s then
-      -- a store that cannot be read now (Redis down): not an empty list of accounts
-      return nil, "the balance of account " .. name .. " cannot be read now (is the store up?)"
+      -- a store that cannot be read now (Redis down), or is refused (reset, another unit): not
+      -- an empty list of accounts, nor balances in the wrong unit
+      return nil, "the balance of account " .. name .. " cannot be read now: " .. (why or "is the store up?")
     end
     spent, reserved = spent + s.spent_micros, reserved + s.reserved_micros
     accounts[i] = shown(G, s)
@@ -187,6 +188,14 @@ local function create_account(G)
   if not ok then
     local msg = tostring(acct):gsub("^kling gateway config: ", "")
     return refuse(400, msg, msg:match("^account%.([%w_]+)"))
+  end
+  if G.redis then
+    -- A store this node must not meter in (reset, another unit) is said before the account is
+    -- written: else it would be a name taken with no balance to open later.
+    local meta, berr = G.meter.store:bind()
+    if not meta then
+      return refuse(503, "nothing was created: " .. tostring(berr.message))
+    end
   end
   local added, err = G.accounts:add(acct)
   if not added then

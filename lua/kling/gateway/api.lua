@@ -511,9 +511,9 @@ function M.balance(G, account)
   if aerr then
     return official.fail { status = 400, code = 1201, message = aerr }
   end
-  local a = G.meter:account(account.name)
-  if not a then
-    return unreadable("the balance of " .. account.name .. " cannot be read")
+  local a, why = G.meter:account(account.name)
+  if not a then -- Redis away, or a store refused (reset, another unit): no balance, rather than a wrong one
+    return unreadable("the balance of " .. account.name .. " cannot be read" .. (why and (": " .. why) or ""))
   end
   local failed, most = capacity.failed_today(G, account)
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,

@@ -48,7 +48,8 @@ function M.end_hold(G, id, how, micros)
   if not e then
     local store = err and (err.field == "store" or err.kind == "server") -- cannot be reached now
     ngx.log(store and ngx.ERR or ngx.WARN, "kling gateway: hold of ", id, ": ", tostring(err))
-    return store and 503 or 409, store and "the ledger cannot be written now (nothing moved)"
+    return store and 503 or 409, store and ("the ledger cannot be written now (nothing moved): "
+      .. tostring(err and err.message))
       or ("task " .. id .. ": " .. tostring(err and err.message))
   end
   -- The record shows the client what was decided (journaled with it on one node; the money is

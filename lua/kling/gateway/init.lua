@@ -29,6 +29,7 @@ local shared_store = require "kling.money.stores.shared"
 local redis = require "kling.gateway.redis"
 local redis_store = require "kling.money.stores.redis"
 local redis_tasks = require "kling.gateway.redis_tasks"
+local store_id = require "kling.gateway.store_id"
 local poller = require "kling.resty.poller"
 local core = require "kling.core"
 local callback = require "kling.resty.callback"
@@ -116,15 +117,23 @@ end
 
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
 -- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
--- Redis by each node's first worker (cosockets are not available here).
-local function init_redis(ledger_dict)
+-- Redis by each node's first worker (cosockets are not available here), once it has checked
+-- the store's identity (check_store). user: the workers' user when the master is root.
+local function init_redis(ledger_dict, user)
   local s = G.cfg.store
   G.redis = redis.new(s.redis, { errors = ledger_dict, prefix = s.prefix, on_trip = function()
     metrics.inc("kling_gateway_store_round_trips_total")
   end })
+  -- The id of the store this node saw, from before a restart (a reload keeps the dict's).
+  G.store_state = store_id.open(s, ngx.config.prefix(), user, ledger_dict)
+  ledger_dict:delete(M.STORE_REFUSED) -- a reload's config is checked afresh (check_store)
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
-    dict = ledger_dict, ended_ttl = M.ended_ttl(G.cfg) } })
+    price_provider = G.cfg.price_provider, dict = ledger_dict, id_key = G.store_state.key,
+    advice = "put its data back (its AOF or an RDB copy), or start afresh on purpose: stop every node, remove"
+      .. " this one's " .. G.store_state.file .. " and each other's <prefix>/" .. store_id.DIR .. "/ file, and start"
+      .. " them (README: Several nodes)",
+    ended_ttl = M.ended_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
     retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
@@ -146,20 +155,16 @@ local function sweep(premature)
   G.sweep_cursor = next_cursor
 end
 
--- Opens the file's accounts in Redis, retried until Redis answers (an account the store has
--- keeps its credit: one warning per account whose config's differs, kling.gateway.accounts).
+-- Opens the file's accounts in Redis (an account the store has keeps its credit: one warning per
+-- account whose config's differs, kling.gateway.accounts) and checks Redis's settings -> true |
+-- nil (Redis could not answer: the caller tries again).
 local warned = {}
-local function open_redis_accounts(premature)
-  if premature then
-    return
-  end
+local function open_redis_accounts()
   for _, a in ipairs(G.cfg.accounts) do
-    -- an account the store has keeps its credit: a config that says another changes nothing
     local ok, err = G.meter:open_account(a.name, a.credit)
     if not ok then
       ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
-      ngx.timer.at(1, open_redis_accounts)
-      return
+      return nil
     elseif err and not warned[a.name] then
       warned[a.name] = true
       accounts.warn_credit(a.name, a.credit, err)
@@ -173,6 +178,64 @@ local function open_redis_accounts(premature)
   if type(policy) == "table" and policy[2] and policy[2] ~= "noeviction" then
     ngx.log(ngx.ERR, "kling gateway: Redis's maxmemory-policy is ", policy[2], ": it may evict the gateway's",
       " balances, holds or settlement marks (money could be lost or charged twice); set it to noeviction")
+  end
+  -- Without AOF a restart of Redis loses what it did since its last snapshot (everything, without
+  -- one): this node then refuses the store as reset, or takes an old snapshot's balances back.
+  local aof, aerr = G.redis:with(function(red)
+    return red:config("get", "appendonly")
+  end)
+  if type(aof) == "table" and aof[2] == "no" then
+    ngx.log(ngx.WARN, "kling gateway: Redis's appendonly is no: a restart of Redis loses every movement since its",
+      " last snapshot (all of them without one); after such a loss the nodes refuse the store as reset, or, from an",
+      " RDB snapshot, take its older balances back (spent credit returned). Set appendonly yes (README: Several",
+      " nodes)")
+  elseif not (type(aof) == "table" and aof[2]) then
+    ngx.log(ngx.WARN, "kling gateway: Redis's appendonly could not be checked (CONFIG GET refused or renamed: ",
+      tostring(aerr or "no answer"), "): without appendonly yes a restart of Redis loses movements (README:",
+      " Several nodes)")
+  end
+  return true
+end
+
+M.STORE_CHECK_S = 10 -- seconds between two checks of the store's identity by a node's first worker
+M.STORE_REFUSED = "store:refused" -- in the ledger dict while the last check refused the store (its code)
+
+-- The node's first worker, at its start and every STORE_CHECK_S: the store's identity
+-- (kling.money.stores.redis bind: written when absent if this node saw no store before; its
+-- id kept in the dict and in the node's file, kling.gateway.store_id), then once the file's
+-- accounts opened. A store that was reset, or whose currency or catalog is not this node's
+-- config's, is said in the error log at each check (every money movement refuses it anyway,
+-- in its own script), so that a node recovers once its config is fixed and reloaded.
+local function check_store(premature)
+  if premature then
+    return
+  end
+  local meta, err, differs = G.meter.store:bind()
+  local seen = meta or differs
+  if seen then
+    local ok, werr = store_id.remember(G.store_state, G.ledger_dict, seen)
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: cannot keep the Redis store's id in ", G.store_state.file, ": ", werr,
+        ": restarted, this node could not tell a Redis that lost its data from a new one (retrying)")
+    end
+  end
+  local again = M.STORE_CHECK_S
+  if meta then
+    G.ledger_dict:delete(M.STORE_REFUSED)
+  elseif err.code then
+    G.ledger_dict:set(M.STORE_REFUSED, err.code, 3 * M.STORE_CHECK_S)
+  end
+  if not meta then
+    ngx.log(ngx.ERR, "kling gateway: ", err.code and "" or "cannot check the Redis store now (retrying): ",
+      tostring(err.message))
+    again = (err.code or G.store_opened) and again or 1
+  elseif not G.store_opened then
+    G.store_opened = open_redis_accounts()
+    again = G.store_opened and again or 1
+  end
+  local ok, terr = ngx.timer.at(again, check_store)
+  if not ok and terr ~= "process exiting" then
+    ngx.log(ngx.ERR, "kling gateway: the Redis store is not checked any more: ", terr)
   end
 end
 
@@ -209,14 +272,14 @@ function M.init(path, opts)
     end
   end
   local ledger_dict = ngx.shared[M.LEDGER_DICT]
+  local user = opts and opts.worker_user or worker_user()
   if G.cfg.store then
-    return init_redis(ledger_dict)
+    return init_redis(ledger_dict, user)
   end
   local gone, ran = journal.lost(G.cfg.journal)
   if gone then
     error("kling gateway: " .. gone, 0)
   end
-  local user = opts and opts.worker_user or worker_user()
   local wok, werr = journal.writable(G.cfg.journal, user)
   if not wok then
     error("kling gateway: " .. werr, 0)
@@ -354,11 +417,17 @@ function M.init_worker()
   local lock, unlock
   if G.redis then
     if ngx.worker.id() == 0 then
-      ngx.timer.at(0, open_redis_accounts)
+      ngx.timer.at(0, check_store)
     end
     -- One poller across every node: this worker's own name in the Redis lock.
     local owner = core.random_hex(8) .. ":" .. ngx.worker.pid()
     lock = function(ttl_s)
+      -- A node that moves no money in the store (reset, another unit) does not lead the poll:
+      -- the ends it found would wait for the next leader's sweep of the holds anyway.
+      if G.ledger_dict:get(M.STORE_REFUSED) then
+        G.redis:unlock(owner) -- taken before the check said so: let it go now, not at its TTL
+        return false
+      end
       return G.redis:lock(owner, ttl_s)
     end
     unlock = function()

@@ -12,7 +12,17 @@
 -- shed a field, is still read for the ends written before them), <p>tu:<account> (hash: a
 -- top-up's id -> its micros, kept for good: the same id adds nothing again), <p>seq,
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
--- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were).
+-- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were),
+-- <p>meta (hash: id, currency, price_provider, created_ms: the store's identity, written once
+-- by bind when absent).
+--
+-- Every script that moves or shows money checks <p>meta first (GUARD), in the same script, so
+-- the check costs no round trip: a store whose meta is gone, or names another id than the one
+-- this node saw, lost its data (FLUSHALL, a failover to an empty replica, a restart without
+-- AOF) and is refused rather than taken as new (spent credit would be back, holds gone); a node
+-- whose config meters in another currency or catalog is refused rather than moving these
+-- balances in its own unit. The id this node saw is kept in its shared dict (`id_key`): a
+-- reload keeps it, and the gateway keeps it in a file across restarts (kling.gateway.store_id).
 local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
@@ -34,6 +44,19 @@ end
 local function fmt(m)
   return string.format("%d", m)
 end
+
+-- The store's identity, checked first by every script that moves or shows money: ARGV[2] the
+-- store id this node saw ('' when it never saw one: then any id is taken, the meta must exist),
+-- ARGV[3] its currency, ARGV[4] its price provider. -> nil (go on), {-7, the id there or ''}
+-- (reset, or started afresh since), {-8, currency, price provider} (another unit).
+local GUARD = [[
+local function guard(p, id, currency, provider)
+  local m = redis.call('HMGET', p .. 'meta', 'id', 'currency', 'price_provider')
+  if not m[1] or (id ~= '' and m[1] ~= id) then return {-7, m[1] or ''} end
+  if m[2] ~= currency or m[3] ~= provider then return {-8, m[2] or '', m[3] or ''} end
+  return nil
+end
+]]
 
 -- One ledger line, written by the scripts (cjson is Redis's own).
 local LINE = [[
@@ -89,33 +112,38 @@ local function reserve(p, account, key, m, most, fields)
 end
 ]]
 
--- ARGV: p, account, key, micros, most open (reserve's), the line's fields (reserve's), the key
--- that must exist (a task record made in the same round trip: money is held only for a
--- recorded task) or ''
-local RESERVE = RESERVE_FN .. [[
-if ARGV[7] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[7]) == 0 then return {-4, 0} end
-return reserve(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
+-- ARGV: p, the guard's three (GUARD), account, key, micros, most open (reserve's), the line's
+-- fields (reserve's), the key that must exist (a task record made in the same round trip:
+-- money is held only for a recorded task) or ''
+local RESERVE = GUARD .. RESERVE_FN .. [[
+local refused = guard(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+if ARGV[10] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[10]) == 0 then return {-4, 0} end
+return reserve(ARGV[1], ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9])
 ]]
 
 -- The hold and the record it is for in one script (one call per create): ARGV as RESERVE's
 -- up to the line's fields, then the writes: n_set, (key, value) x n_set: set only where
 -- absent, in order (the first that exists refuses everything: {-5, its index}); n_add, (key,
 -- member) x n_add: SADD; n_push, (key, value) x n_push: RPUSH. The keys set are removed again
--- when the hold is refused; the members and values are added only when it is made.
-local RESERVE_WITH = RESERVE_FN .. [[
+-- when the hold is refused; the members and values are added only when it is made. The guard
+-- comes first: a store refused records nothing either.
+local RESERVE_WITH = GUARD .. RESERVE_FN .. [[
 local p = ARGV[1]
-local n_set = tonumber(ARGV[7])
-local i = 8
+local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local n_set = tonumber(ARGV[10])
+local i = 11
 for j = 1, n_set do
   if not redis.call('SET', p .. ARGV[i], ARGV[i + 1], 'NX') then
-    for k = 1, j - 1 do redis.call('DEL', p .. ARGV[8 + (k - 1) * 2]) end
+    for k = 1, j - 1 do redis.call('DEL', p .. ARGV[11 + (k - 1) * 2]) end
     return {-5, j}
   end
   i = i + 2
 end
-local r = reserve(p, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6])
+local r = reserve(p, ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9])
 if r[1] ~= 1 then
-  for k = 1, n_set do redis.call('DEL', p .. ARGV[8 + (k - 1) * 2]) end
+  for k = 1, n_set do redis.call('DEL', p .. ARGV[11 + (k - 1) * 2]) end
   return r
 end
 local n_add = tonumber(ARGV[i])
@@ -127,11 +155,14 @@ for _ = 1, n_push do redis.call('RPUSH', p .. ARGV[i], ARGV[i + 1]) i = i + 2 en
 return r
 ]]
 
--- ARGV: p, key, op (settled|released), micros (settle), task_id, currency, account (settle
--- without a hold)
-local END = LINE .. [[
-local p, key, op, m, task_id, currency, fallback, life, by = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]),
-  ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+-- ARGV: p, the guard's three (GUARD), key, op (settled|released), micros (settle), task_id,
+-- currency, account (settle without a hold), the end's life (s), by
+local END = GUARD .. LINE .. [[
+local p = ARGV[1]
+local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local key, op, m, task_id, currency, fallback, life, by = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9],
+  ARGV[10], ARGV[11], ARGV[12]
 local h = redis.call('HGET', p .. 'holds', key)
 local account, held = nil, 0
 if h then
@@ -166,14 +197,17 @@ return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, b
   string.format('%d', held)}
 ]]
 
--- ARGV: p, account, base credit, currency. An account is opened once: the credit it is first
--- opened with (the config's, or the admin API's at its creation) is its base credit, written
--- with a ledger line of its own ("credit", its amount); an account the store has already keeps
--- its own ({0, its base credit}): nodes whose configs disagree set it back and forth otherwise,
--- each start of a stale node restoring a credit the operator had lowered. CREDIT changes it, on
--- purpose. The limit is the base plus the top-ups.
-local OPEN = LINE .. [[
-local p, account, base = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- ARGV: p, the guard's three (GUARD), account, base credit, currency. An account is opened
+-- once: the credit it is first opened with (the config's, or the admin API's at its creation)
+-- is its base credit, written with a ledger line of its own ("credit", its amount); an account
+-- the store has already keeps its own ({0, its base credit}): nodes whose configs disagree
+-- set it back and forth otherwise, each start of a stale node restoring a credit the operator
+-- had lowered. CREDIT changes it, on purpose. The limit is the base plus the top-ups.
+local OPEN = GUARD .. LINE .. [[
+local p = ARGV[1]
+local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local account, base = ARGV[5], tonumber(ARGV[6])
 local a = p .. 'a:' .. account
 if redis.call('HEXISTS', a, 'limit') == 1 then return {0, redis.call('HGET', a, 'base') or ''} end
 local v = redis.call('HMGET', a, 'topup', 'spent', 'reserved')
@@ -182,17 +216,20 @@ local spent, reserved = tonumber(v[2]) or 0, tonumber(v[3]) or 0
 redis.call('HSET', a, 'base', string.format('%d', base), 'limit', string.format('%d', limit), 'avail',
   string.format('%d', limit - spent - reserved), 'spent', string.format('%d', spent), 'reserved',
   string.format('%d', reserved))
-line(p, 'credit', account, nil, nil, base, ARGV[4])
+line(p, 'credit', account, nil, nil, base, ARGV[7])
 return {1}
 ]]
 
--- ARGV: p, account, base credit, currency, cap. The operator's change of an account's credit
--- (the admin API, through any node, for every node): the base replaced, the limit (base plus
--- top-ups) and the available balance moved by the difference, and a ledger line ("credit", the
--- new base) when it changed. {0}: no such account; {2}: the limit would pass the cap; {1, the
--- line's seq, or 0 when the credit was already that}.
-local CREDIT = LINE .. [[
-local p, account, base, cap = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
+-- ARGV: p, the guard's three (GUARD), account, base credit, currency, cap. The operator's
+-- change of an account's credit (the admin API, through any node, for every node): the base
+-- replaced, the limit (base plus top-ups) and the available balance moved by the difference,
+-- and a ledger line ("credit", the new base) when it changed. {0}: no such account; {2}: the
+-- limit would pass the cap; {1, the line's seq, or 0 when the credit was already that}.
+local CREDIT = GUARD .. LINE .. [[
+local p = ARGV[1]
+local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local account, base, cap = ARGV[5], tonumber(ARGV[6]), ARGV[8]
 local a = p .. 'a:' .. account
 local v = redis.call('HMGET', a, 'limit', 'base', 'topup')
 if not v[1] then return {0} end
@@ -201,17 +238,49 @@ local limit = base + (tonumber(v[3]) or 0)
 if cap ~= '' and limit > tonumber(cap) then return {2} end
 redis.call('HSET', a, 'base', string.format('%d', base), 'limit', string.format('%d', limit))
 redis.call('HINCRBY', a, 'avail', limit - tonumber(v[1]))
-return {1, line(p, 'credit', account, nil, nil, base, ARGV[4])}
+return {1, line(p, 'credit', account, nil, nil, base, ARGV[7])}
 ]]
 
--- ARGV: p, account, micros, amount, currency, cap, id. The cap is checked in the script that
--- adds the credit, so top-ups racing on several nodes cannot both pass it (2: refused). An id
--- ('' for none) is remembered for good in <p>tu:<account> (a hash: id -> micros), in the same
--- script: the same id again adds nothing ({3}: applied before) or is refused ({4, micros}:
--- another amount). Its ledger line is like every other (seq, time, account), with
--- topup_account and topup_id as the journal's.
-local TOPUP = LINE .. [[
-local p, account, m, id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[7]
+-- ARGV: p, the id this node saw ('' for none), currency, price provider, a new id. The store's
+-- identity: its meta, written when absent and this node saw no store before ({1, id,
+-- currency, price provider, created_ms}: what the store records, the caller compares); absent
+-- while this node saw one: {-7, ''} (reset: written again, it would take the lost data for a
+-- new store); another id than the one seen: {-7, that id} (started afresh since, by a node
+-- that saw nothing before).
+local BIND = [[
+local p, known = ARGV[1], ARGV[2]
+local k = p .. 'meta'
+local m = redis.call('HMGET', k, 'id', 'currency', 'price_provider', 'created_ms')
+if not m[1] then
+  if known ~= '' then return {-7, ''} end
+  local t = redis.call('TIME')
+  local created = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  redis.call('HSET', k, 'id', ARGV[5], 'currency', ARGV[3], 'price_provider', ARGV[4], 'created_ms', created)
+  return {1, ARGV[5], ARGV[3], ARGV[4], created}
+end
+if known ~= '' and m[1] ~= known then return {-7, m[1]} end
+return {1, m[1], m[2] or '', m[3] or '', m[4] or ''}
+]]
+
+-- ARGV: p, the guard's three (GUARD), account: {1, its fields as HMGET gives them}, or the
+-- guard's refusal (a balance read from a reset store, or shown in another unit, is no balance).
+local ACCOUNT = GUARD .. [[
+local refused = guard(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+return {1, redis.call('HMGET', ARGV[1] .. 'a:' .. ARGV[5], 'limit', 'spent', 'reserved', 'avail', 'open')}
+]]
+
+-- ARGV: p, the guard's three (GUARD), account, micros, amount, currency, cap, id. The cap is
+-- checked in the script that adds the credit, so top-ups racing on several nodes cannot both
+-- pass it (2: refused). An id ('' for none) is remembered for good in <p>tu:<account> (a hash:
+-- id -> micros), in the same script: the same id again adds nothing ({3}: applied before) or is
+-- refused ({4, micros}: another amount). Its ledger line is like every other (seq, time,
+-- account), with topup_account and topup_id as the journal's.
+local TOPUP = GUARD .. LINE .. [[
+local p = ARGV[1]
+local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local account, m, id = ARGV[5], tonumber(ARGV[6]), ARGV[10]
 local a = p .. 'a:' .. account
 local limit = redis.call('HGET', a, 'limit')
 if not limit then return {0} end
@@ -219,27 +288,114 @@ if id ~= '' then
   local before = redis.call('HGET', p .. 'tu:' .. account, id)
   if before then return tonumber(before) == m and {3} or {4, before} end
 end
-if ARGV[6] ~= '' and m > tonumber(ARGV[6]) - tonumber(limit) then return {2} end
+if ARGV[9] ~= '' and m > tonumber(ARGV[9]) - tonumber(limit) then return {2} end
 redis.call('HINCRBY', a, 'topup', m)
 redis.call('HINCRBY', a, 'limit', m)
 redis.call('HINCRBY', a, 'avail', m)
-if id ~= '' then redis.call('HSET', p .. 'tu:' .. account, id, ARGV[3]) end
-return {1, line(p, 'topup', account, nil, nil, m, ARGV[5], nil, account, nil, id)}
+if id ~= '' then redis.call('HSET', p .. 'tu:' .. account, id, ARGV[6]) end
+return {1, line(p, 'topup', account, nil, nil, m, ARGV[8], nil, account, nil, id)}
 ]]
 
--- new{redis = kling.gateway.redis, currency =, dict = shared dict (error counters), ended_ttl =
--- seconds the end of a hold is remembered (refusing a second end of it)} -> meter
+-- new{redis = kling.gateway.redis, currency =, price_provider = the catalog that prices its
+-- amounts, dict = shared dict (the store id this node saw, under id_key: a reload keeps it),
+-- id_key = its key ("store:id"), advice = what the operator can do about a reset store (added
+-- to the refusal's message), ended_ttl = seconds the end of a hold is remembered (refusing a
+-- second end of it)} -> meter
 function M.new(opts)
   local ttl = opts.ended_ttl
   if not (type(ttl) == "number" and ttl >= 1 and ttl == math.floor(ttl)) then
     error("kling.money.stores.redis: ended_ttl must be a whole number of seconds, at least 1", 2)
   end
-  return setmetatable({ redis = opts.redis, currency = opts.currency, dict = opts.dict, clock = core.wall_ms,
+  return setmetatable({ redis = opts.redis, currency = opts.currency, price_provider = opts.price_provider or "",
+    dict = opts.dict, id_key = opts.id_key or "store:id", advice = opts.advice, clock = core.wall_ms,
     ended_ttl = ttl }, Meter)
 end
 
-local function store_error(err)
-  return errors.new { kind = "server", field = "store", message = tostring(err) }
+local function store_error(err, code)
+  return errors.new { kind = "server", field = "store", code = code, message = tostring(err) }
+end
+
+--- The store id this node saw ('' for none): what GUARD compares with the store's meta.
+function Meter:seen_id()
+  return self.dict and self.dict:get(self.id_key) or ""
+end
+
+-- The guard's three arguments (GUARD): the id this node saw, its currency, its price provider.
+local function guard_args(self)
+  return self:seen_id(), self.currency, self.price_provider
+end
+
+-- Where the store is, for the operator (its password left out).
+local function where(self)
+  local c = self.redis.cfg or {}
+  return "the Redis store " .. tostring(self.redis.prefix) .. " at " .. tostring(c.host) .. ":" .. tostring(c.port)
+    .. "/" .. tostring(c.db)
+end
+
+-- Why GUARD (or BIND) refused, named for the operator ({-7, id} or {-8, currency, provider};
+-- seen: the id this node gave it) -> message, code | nil (not a refusal of the guard).
+local function refusal(self, res, seen)
+  if type(res) ~= "table" then
+    return nil
+  elseif res[1] == -7 and seen == "" then
+    return where(self) .. " has no meta hash " .. self.redis.prefix .. "meta yet: no gateway node has opened it"
+      .. " (the first worker of a node opens it at its start; try again)", "store_unopened"
+  elseif res[1] == -7 then
+    local now = res[2] ~= "" and ("is store " .. tostring(res[2]) .. " now, but this node saw store " .. seen
+      .. " there (started afresh by a node that had not seen it)") or ("has lost its meta hash "
+      .. self.redis.prefix .. "meta, yet this node saw store " .. seen .. " there")
+    return "the store was reset: " .. where(self) .. " " .. now .. ": its data was lost (FLUSHALL, a failover to"
+      .. " an empty replica, a restart without its AOF), and with it spent credit, holds and tasks; this node moves"
+      .. " no money in it (fail closed)" .. (self.advice and ("; " .. self.advice) or ""), "store_reset"
+  elseif res[1] == -8 then
+    return "this node meters in currency " .. tostring(self.currency) .. " priced by " .. self.price_provider
+      .. ", but " .. where(self) .. " holds its balances in " .. tostring(res[2]) .. " priced by "
+      .. tostring(res[3]) .. ": this node moves no money in it (another unit) until its config says currency "
+      .. tostring(res[2]) .. " and price_provider " .. tostring(res[3]) .. " (then reload it)", "store_differs"
+  end
+  return nil
+end
+
+--- bind() -> meta {id, currency, price_provider, created_ms} | nil, err [, meta]: the store's
+-- identity, written when absent if this node saw no store before, and the id kept in the
+-- node's dict (kept where the currency or catalog differ too: this node saw that store). err
+-- (kind server) has code "store_reset" (the meta is gone or another id: never written again
+-- here), "store_differs" (its currency or price provider is not this node's; the meta is the
+-- third value) or none (Redis could not answer). One round trip: the gateway's first worker
+-- calls it at start and every few seconds, never per movement.
+function Meter:bind()
+  local seen = self:seen_id()
+  local res, err = self.redis:run(BIND, seen, self.currency, self.price_provider, core.random_hex(16))
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
+  end
+  local why, code = refusal(self, res, seen)
+  if why then
+    return nil, store_error(why, code)
+  end
+  local meta = { id = res[2], currency = res[3], price_provider = res[4], created_ms = tonumber(res[5]) }
+  if meta.id ~= seen and self.dict then
+    local ok, derr = self.dict:safe_set(self.id_key, meta.id)
+    if not ok then
+      return nil, store_error("shared memory: cannot keep the store's id: " .. tostring(derr))
+    end
+  end
+  if meta.currency ~= self.currency or meta.price_provider ~= self.price_provider then
+    return nil, store_error(refusal(self, { -8, meta.currency, meta.price_provider })), meta
+  end
+  return meta
+end
+
+-- A script's answer -> the answer | nil, err (Redis could not answer, or GUARD refused).
+local function guarded(self, seen, res, err)
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
+  end
+  local why, code = refusal(self, res, seen)
+  if why then
+    return nil, store_error(why, code)
+  end
+  return res
 end
 
 --- open_account(name, credit) -> figures [, the store's own credit (micros)] | nil, err: an
@@ -251,13 +407,14 @@ function Meter:open_account(name, limit)
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
   end
-  local res, err = self.redis:run(OPEN, name, fmt(m), self.currency)
-  if type(res) ~= "table" then
-    return nil, store_error(err or "unexpected answer")
+  local seen, cur, pp = guard_args(self)
+  local res, err = guarded(self, seen, self.redis:run(OPEN, seen, cur, pp, name, fmt(m), self.currency))
+  if not res then
+    return nil, err
   end
-  local a = self:account(name)
+  local a, aerr = self:account(name)
   if not a then
-    return nil, store_error("the account cannot be read")
+    return nil, store_error(aerr or "the account cannot be read")
   end
   local kept = res[1] == 0 and tonumber(res[2]) or nil
   return a, kept ~= m and kept or nil
@@ -269,17 +426,19 @@ function Meter:set_credit(name, micros, cap)
   if not whole(micros) then
     return nil, validation("credit", "must be a decimal amount, not negative")
   end
-  local res, err = self.redis:run(CREDIT, name, fmt(micros), self.currency, cap and fmt(cap) or "")
-  if type(res) ~= "table" then
-    return nil, store_error(err or "unexpected answer")
+  local seen, cur, pp = guard_args(self)
+  local res, err = guarded(self, seen, self.redis:run(CREDIT, seen, cur, pp, name, fmt(micros), self.currency,
+    cap and fmt(cap) or ""))
+  if not res then
+    return nil, err
   elseif res[1] == 0 then
     return nil, validation("account", "unknown account '" .. tostring(name) .. "'")
   elseif res[1] == 2 then
     return false
   end
-  local a = self:account(name)
+  local a, aerr = self:account(name)
   if not a then
-    return nil, store_error("the account cannot be read")
+    return nil, store_error(aerr or "the account cannot be read")
   end
   return a
 end
@@ -290,14 +449,17 @@ end
 
 -- What a reservation's script answered -> entry | nil, code, detail (the refusal codes of
 -- kling.money.stores.memory, and "no_record": the task record it was to be held for is missing)
-local function reserve_answer(self, res, err, account, key, micros)
+local function reserve_answer(self, res, err, account, key, micros, seen)
   if not res then
     return nil, "store", tostring(err)
   end
   if type(res) == "table" and res[1] == false then
     return nil, "store", tostring(res[2])
   end
-  if res[1] == -5 then
+  local why = refusal(self, res, seen)
+  if why then
+    return nil, "store", why
+  elseif res[1] == -5 then
     return nil, "exists_key", tonumber(res[2])
   elseif res[1] == -2 then
     return nil, "unknown_account"
@@ -331,9 +493,10 @@ function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
-  local res, err = self.redis:run(RESERVE, account, key, fmt(micros), most_of(info),
+  local seen, cur, pp = guard_args(self)
+  local res, err = self.redis:run(RESERVE, seen, cur, pp, account, key, fmt(micros), most_of(info),
     line_fields(self, account, key, micros, info), "")
-  return reserve_answer(self, res, err, account, key, micros)
+  return reserve_answer(self, res, err, account, key, micros, seen)
 end
 
 -- reserve_call(account, key, micros, {task_id}, record) -> call, read: the reservation as a
@@ -347,9 +510,11 @@ function Meter:reserve_call(account, key, micros, info, record)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve_call: micros must be a whole number >= 0", 2)
   end
+  local seen, cur, pp = guard_args(self)
   local call
   if type(record) == "table" then
-    call = { RESERVE_WITH, account, key, fmt(micros), most_of(info), line_fields(self, account, key, micros, info) }
+    call = { RESERVE_WITH, seen, cur, pp, account, key, fmt(micros), most_of(info),
+      line_fields(self, account, key, micros, info) }
     for _, part in ipairs { "set", "add", "push" } do
       local list = record[part] or {}
       call[#call + 1] = tostring(#list)
@@ -360,11 +525,11 @@ function Meter:reserve_call(account, key, micros, info, record)
     end
     call.n = #call
   else
-    call = { RESERVE, account, key, fmt(micros), most_of(info), line_fields(self, account, key, micros, info),
-      record or "", n = 7 }
+    call = { RESERVE, seen, cur, pp, account, key, fmt(micros), most_of(info),
+      line_fields(self, account, key, micros, info), record or "", n = 10 }
   end
   return call, function(res)
-    return reserve_answer(self, res, nil, account, key, micros)
+    return reserve_answer(self, res, nil, account, key, micros, seen)
   end
 end
 
@@ -372,12 +537,16 @@ local function finish(self, key, op, micros, info)
   -- A create refused upstream goes with its task (kling.money.ledger's forgotten): its end is
   -- kept only while a second end could still race it.
   local life = info and info.forgotten and 1 or self.ended_ttl
-  local res, err = self.redis:run(END, key, op, fmt(micros or 0), info and info.task_id or key, self.currency,
-    info and info.account or "", fmt(life), info and info.by or "")
+  local seen, cur, pp = guard_args(self)
+  local res, err = self.redis:run(END, seen, cur, pp, key, op, fmt(micros or 0), info and info.task_id or key,
+    self.currency, info and info.account or "", fmt(life), info and info.by or "")
   if not res then
     return nil, "store", tostring(err)
   end
-  if res[1] == -2 then
+  local why = refusal(self, res, seen)
+  if why then
+    return nil, "store", why
+  elseif res[1] == -2 then
     return nil, op == "settled" and "unknown_account" or "no_hold"
   elseif res[1] == -3 then
     return nil, "ended", tostring(res[2])
@@ -403,10 +572,11 @@ function Meter:topup(account, micros, cap, id)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
-  local res, err = self.redis:run(TOPUP, account, fmt(micros), core.money_format(micros), self.currency,
-    cap and fmt(cap) or "", id or "")
-  if type(res) ~= "table" then
-    return nil, store_error(err or "unexpected answer")
+  local seen, cur, pp = guard_args(self)
+  local res, err = guarded(self, seen, self.redis:run(TOPUP, seen, cur, pp, account, fmt(micros),
+    core.money_format(micros), self.currency, cap and fmt(cap) or "", id or ""))
+  if not res then
+    return nil, err
   end
   local code = res[1]
   if code == 0 then
@@ -415,10 +585,15 @@ function Meter:topup(account, micros, cap, id)
     return false
   elseif code == 4 then
     return nil, memory.topup_id_clash(account, id, tonumber(res[2]))
-  elseif code == 3 then
-    return self:account(account), true
   end
-  return self:account(account)
+  local a, aerr = self:account(account)
+  if not a then
+    return nil, store_error(aerr or "the account cannot be read")
+  end
+  if code == 3 then
+    return a, true
+  end
+  return a
 end
 
 -- Every account is in the store's one currency (an unknown one is refused when it moves).
@@ -438,11 +613,15 @@ function Meter:hold(key)
   return account, tonumber(m)
 end
 
+--- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
+-- (reset, another unit): a balance shown from it would be wrong]; nil alone: no such account.
 function Meter:account(name)
-  local r = self.redis
-  local v = r:with(function(red)
-    return red:hmget(r.prefix .. "a:" .. name, "limit", "spent", "reserved", "avail", "open")
-  end)
+  local seen, cur, pp = guard_args(self)
+  local res, err = guarded(self, seen, self.redis:run(ACCOUNT, seen, cur, pp, name))
+  if not res then
+    return nil, err.message
+  end
+  local v = res[2]
   if type(v) ~= "table" or tonumber(v[1]) == nil then
     return nil
   end
