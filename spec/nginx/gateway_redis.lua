@@ -18,29 +18,8 @@ local base = h.tempdir("gateway-redis")
 local sim_dir = base .. "/sim"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/redis"))
 local sim, redis_port
+local redis -- the test's redis-server (harness.redis), once made
 local nodes = {}
-
-local function redis_cli(...)
-  return h.sh("redis-cli -p " .. redis_port .. " " .. table.concat({ ... }, " "))
-end
-
-local function redis_start()
-  local out, ok = h.sh(("redis-server --port %d --bind 127.0.0.1 --appendonly yes --appendfsync always --save ''"
-    .. " --dir %s --daemonize yes --logfile %s"):format(redis_port, h.q(base .. "/redis"),
-    h.q(base .. "/redis/redis.log")))
-  assert(ok, "redis-server: " .. out)
-  local limit = h.now() + 10
-  while not (redis_cli("ping")):find("PONG", 1, true) do
-    assert(h.now() < limit, "redis did not answer")
-    h.sleep(0.05)
-  end
-end
-
-local function redis_stop()
-  if redis_port then
-    redis_cli("shutdown nosave")
-  end
-end
 
 local function node_start(i)
   local n = nodes[i]
@@ -58,7 +37,9 @@ local function cleanup()
   for i = 1, #nodes do
     node_stop(i)
   end
-  redis_stop()
+  if redis then
+    redis.stop()
+  end
   h.tidy(base, sim_dir)
 end
 
@@ -121,7 +102,7 @@ local function watch(out, n, seconds)
 end
 
 local function settled_sum()
-  local out = redis_cli("--raw lrange kgw:ledger 0 -1")
+  local out = redis.cli("--raw lrange kgw:ledger 0 -1")
   local sum, moves = 0, 0
   for line in out:gmatch("[^\n]+") do
     local e = json.decode(line)
@@ -148,8 +129,9 @@ end
 
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1, webhook_secret = SIM_SECRET })
-  redis_port = h.free_port()
-  redis_start()
+  redis = h.redis(base .. "/redis")
+  redis_port = redis.port
+  redis.start()
   for i = 1, NODES do
     nodes[i] = { dir = base .. "/node" .. i, port = h.free_port() }
   end
@@ -193,22 +175,22 @@ local function run()
   h.check(("issue 12.5: the settlements (%s) equal the simulator's ledger (%s) to the micro-unit"):format(
     core.money_format(sum), ledger.units_total), sum == micros(ledger.units_total) and sum == micros(a.spent))
   -- The record and its hold are one script: a create refused at the cap leaves no record.
-  local finals = tonumber((redis_cli("--scan --pattern 'kgw:f:*' | wc -l"):match("%d+")))
-  local live = tonumber((redis_cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
+  local finals = tonumber((redis.cli("--scan --pattern 'kgw:f:*' | wc -l"):match("%d+")))
+  local live = tonumber((redis.cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
   h.check("issue 12.5: the 1,500 creates refused at the cap left no task record behind (500 ended, none live)",
     finals == 500 and live == 0, json.encode { finals, live })
   -- Each end is a key that expires with the task's retention (a hash of them grew ~60 B a task
   -- for good): 500 of them, each with a TTL of retention_days (30) plus a minute at most.
-  local ends = tonumber((redis_cli("--scan --pattern 'kgw:e:*' | wc -l"):match("%d+")))
-  local one = redis_cli("--scan --pattern 'kgw:e:*' | head -1"):match("[^\n]+")
-  local ttl = tonumber((redis_cli("ttl " .. one):match("%-?%d+")))
+  local ends = tonumber((redis.cli("--scan --pattern 'kgw:e:*' | wc -l"):match("%d+")))
+  local one = redis.cli("--scan --pattern 'kgw:e:*' | head -1"):match("[^\n]+")
+  local ttl = tonumber((redis.cli("ttl " .. one):match("%-?%d+")))
   h.check("issue 12: each of the 500 ends is a key of its own that expires with the task's retention",
     ends == 500 and ttl and ttl > 30 * 86400 - 600 and ttl <= 30 * 86400 + 60
-      and redis_cli("exists kgw:ended"):match("%d+") == "0", json.encode { ends, ttl })
+      and redis.cli("exists kgw:ended"):match("%d+") == "0", json.encode { ends, ttl })
   -- The created records are published in batches (one script numbers a batch's list entries):
   -- the account's list numbers 1..500 each name one of the 500 tasks, each once.
   local listed, seen, dup = {}, {}, 0
-  for id in redis_cli("--raw mget " .. (function()
+  for id in redis.cli("--raw mget " .. (function()
     local keys = {}
     for k = 1, 500 do
       keys[k] = "kgw:l:alice:videos/text2video:" .. k
@@ -224,7 +206,7 @@ local function run()
     all_listed = all_listed and seen[id] == true
   end
   h.check("issue 12 (speed): the account's list holds the 500 tasks, numbered 1..500, each once",
-    all_listed and redis_cli("--raw get kgw:l:alice:videos/text2video"):match("^500") ~= nil,
+    all_listed and redis.cli("--raw get kgw:l:alice:videos/text2video"):match("^500") ~= nil,
     json.encode { #listed, dup })
   local function page(n, size)
     local r = h.request("GET", url(3, ("/v1/videos/text2video?pageNum=%d&pageSize=%d"):format(n, size)),
@@ -257,7 +239,7 @@ local function run()
   end
   -- Redis holds back writes (the scripts) for a second while reads go on: every top-up has read
   -- the account before any adds, the widest a check-then-add race can be.
-  redis_cli("CLIENT PAUSE 1000 WRITE")
+  redis.cli("CLIENT PAUSE 1000 WRITE")
   local passed, capped = 0, 0
   for _, answer in ipairs(h.racing_posts(base .. "/topups", racing, '{"amount":"0.5"}', ADMIN_KEY)) do
     if answer and answer.limit then
@@ -273,7 +255,7 @@ local function run()
   -- The ledger list is the whole record: a credit set (the config's, the admin API's) and a
   -- top-up are lines like the others, numbered, timed and naming their account.
   local credit, topup = nil, nil
-  for line in redis_cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
+  for line in redis.cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
     local e = json.decode(line)
     if e and e.account == "dave" and e.op == "credit" then
       credit = e
@@ -304,7 +286,7 @@ local function run()
   end
   carol = h.request("GET", url(3, "/gateway/balance"), { headers = { authorization = "Bearer gw-carol-key" } })
   local lines = 0
-  for line in redis_cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
+  for line in redis.cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
     local e = json.decode(line)
     lines = lines + ((e and e.op == "topup" and e.topup_id == "inv-9" and e.topup_account == "carol") and 1 or 0)
   end
@@ -320,10 +302,10 @@ local function run()
   local victim = nodes[3].info.pid
   h.sh("kill -KILL " .. victim .. " $(pgrep -P " .. victim .. ")")
   h.sleep(0.5)
-  redis_stop()
+  redis.stop()
   h.sleep(0.3)
-  redis_start()
-  redis_cli("config set maxmemory-policy volatile-lru") -- as a shared Redis may run
+  redis.start()
+  redis.cli("config set maxmemory-policy volatile-lru") -- as a shared Redis may run
   node_start(3)
   local said = ""
   local until_s = h.now() + 10
@@ -331,7 +313,7 @@ local function run()
     h.sleep(0.2)
     said = h.sh("cat " .. h.q(nodes[3].dir .. "/error.log"))
   end
-  redis_cli("config set maxmemory-policy noeviction")
+  redis.cli("config set maxmemory-policy noeviction")
   h.check("a node started on a Redis that may evict keys says so in its error log, naming the policy",
     said:find("maxmemory-policy is volatile-lru: it may evict", 1, true) ~= nil)
   watch(out, 600, 90)
@@ -422,7 +404,7 @@ local function owed_end_is_swept()
     body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "its money lost at its end" } })
   local id = res.json and res.json.data and res.json.data.task_id
   assert(res.status == 200 and id, res.body)
-  redis_cli("ACL SETUSER default resetkeys '~kgw:[^e]*'") -- END's kgw:e:<key> and kgw:ended
+  redis.cli("ACL SETUSER default resetkeys '~kgw:[^e]*'") -- END's kgw:e:<key> and kgw:ended
   local view = succeeded(id, 30)
   h.sleep(1)
   local mid = admin(1)
@@ -434,13 +416,13 @@ local function owed_end_is_swept()
     h.sh("kill -KILL " .. pid .. " $(pgrep -P " .. pid .. ")")
   end
   h.sleep(0.5)
-  redis_cli("ACL SETUSER default resetkeys allkeys")
+  redis.cli("ACL SETUSER default resetkeys allkeys")
   for i = 1, NODES do
     node_start(i)
   end
   local after = wait_settled(30)
   local line
-  for l in redis_cli("--raw lrange kgw:ledger -50 -1"):gmatch("[^\n]+") do
+  for l in redis.cli("--raw lrange kgw:ledger -50 -1"):gmatch("[^\n]+") do
     local e = json.decode(l)
     line = line or (e and e.op == "settle" and e.task_key == id and l)
   end
@@ -540,7 +522,7 @@ local function shared_round_trips()
     headers = { authorization = "Bearer " .. ADMIN_KEY }, body = { amount = tostring(n) } })
   local sent_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
   local trips_before = trips() or 0
-  redis_cli("CLIENT PAUSE 1000 WRITE")
+  redis.cli("CLIENT PAUSE 1000 WRITE")
   local urls = {}
   for k = 1, n do
     urls[k] = url(1, "/v1/videos/text2video")
@@ -565,7 +547,7 @@ local function poll_retries_an_unreadable_record()
   local res = h.request("POST", url(1, "/v1/videos/text2video"), { headers = { authorization = "Bearer " .. KEY },
     body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "unreadable [sim:callbacks=submitted]" } })
   local id = assert(res.json and res.json.data and res.json.data.task_id, res.body) -- its end is called back to nobody
-  redis_cli("ACL SETUSER default resetkeys '~kgw:[^tf]*'") -- kgw:t:<id> and kgw:f:<id>, the records
+  redis.cli("ACL SETUSER default resetkeys '~kgw:[^tf]*'") -- kgw:t:<id> and kgw:f:<id>, the records
   -- The upstream's signed callback of it meanwhile: 503 (retried), not 404 "no such task"
   local upstream_id
   for _, a in ipairs(h.sim_admin(sim, "GET", "/_sim/callbacks?n=1000")) do
@@ -581,7 +563,7 @@ local function poll_retries_an_unreadable_record()
     ["webhook-signature"] = core.webhook_sign { secret = SIM_SECRET, id = "msg_unreadable", timestamp = ts,
       body = body } } })
   h.sleep(3) -- polls every second at most (poll.max_interval): several fail
-  redis_cli("ACL SETUSER default resetkeys allkeys")
+  redis.cli("ACL SETUSER default resetkeys allkeys")
   h.check("the callback of a task whose record cannot be read now is answered 503 (5001), to be sent again, not 404",
     cb.status == 503 and cb.json and cb.json.code == 5001, cb.body)
   local view = succeeded(id, 30)
@@ -603,7 +585,7 @@ local function reads_while_redis_is_down()
     body = { name = "hank", api_key = "gw-hank-key", access_key = "gw-hank-ak", secret_key = "gw-hank-sk",
       credit = "5" } })
   assert(res.status == 201, res.body)
-  redis_stop()
+  redis.stop()
   local made = {}
   for _, key in ipairs { "gw-hank-key", core.jwt_hs256("gw-hank-ak", "gw-hank-sk", math.floor(core.wall_s()), 600) } do
     res = h.request("GET", url(3, "/gateway/balance"), { headers = { authorization = "Bearer " .. key } })
@@ -650,7 +632,7 @@ local function reads_while_redis_is_down()
   h.check("issue 12 (speed): with Redis down, 24 creates sent at once to one node all answer 5001 and none is"
     .. " forwarded", refused == n_racing and h.sim_admin(sim, "GET", "/_sim/stats").creates == sent_before,
     refused)
-  redis_start()
+  redis.start()
   h.check("issue 12.5: with Redis down a task's query, its external id, a list, the balance and a create answer 503"
     .. " (5001) without the store's address, never 404 or an empty list; the admin summary 503, not an empty list of"
     .. " accounts", down)
@@ -666,7 +648,7 @@ local function ledger_archive()
   end
   -- Every task ended first: a settle meanwhile would move the balances this compares.
   local a0 = wait_settled(60)
-  local before = redis_cli("--raw lrange kgw:ledger 0 -1")
+  local before = redis.cli("--raw lrange kgw:ledger 0 -1")
   local res = adm("GET", 1, "/gateway/admin/ledger?limit=2&pageSize=1")
   h.check("ledger archive: an unknown parameter is refused by name", res.status == 400
     and res.body:find("pageSize", 1, true) ~= nil, res.body)
@@ -681,7 +663,7 @@ local function ledger_archive()
   local extra = adm("POST", 3, "/gateway/admin/ledger/trim", { lines = 3, sha1 = sha, all = true })
   h.check("ledger archive: a trim whose SHA-1 is not the head's is refused (409) and an unknown field named (400);"
     .. " nothing is removed", wrong.status == 409 and extra.status == 400 and extra.body:find("all", 1, true) ~= nil
-    and redis_cli("--raw lrange kgw:ledger 0 -1"):sub(1, #before) == before, wrong.body .. " " .. extra.body)
+    and redis.cli("--raw lrange kgw:ledger 0 -1"):sub(1, #before) == before, wrong.body .. " " .. extra.body)
   -- The archiver: the oldest lines from any node, kept, then trimmed, until none is left.
   local archive, rounds, offsets_right, trimmed = {}, 0, true, 0
   repeat
@@ -717,7 +699,7 @@ local function ledger_archive()
     body = BODY })
   local id = res.json and res.json.data and res.json.data.task_id
   h.check("ledger archive: a create after it is held, its line in the list", res.status == 200 and id ~= nil
-    and redis_cli("--raw lrange kgw:ledger 0 -1"):find('"task_id":"' .. id .. '"', 1, true) ~= nil, res.body)
+    and redis.cli("--raw lrange kgw:ledger 0 -1"):find('"task_id":"' .. id .. '"', 1, true) ~= nil, res.body)
 end
 
 -- An account's max_open across nodes: its open tasks are counted in Redis with its holds (one
@@ -851,7 +833,7 @@ local function account_changed_across_nodes()
     one_everywhere = one_everywhere and (on == 0 or on == NODES)
     works[#works + 1] = on > 0 and i or nil
   end
-  local keys = redis_cli("--raw hkeys kgw:accounts")
+  local keys = redis.cli("--raw hkeys kgw:accounts")
   local _, gina_keys = keys:gsub("ck:gw%-gina%-key", "")
   h.check("account change: two changes sent at once on two nodes are each taken or refused (409); the account ends"
     .. " with one key, one of those taken, on every node (and one in Redis)", #works == 1 and taken[works[1]]

@@ -19,24 +19,9 @@ local base = h.tempdir("gateway-redis-store")
 local sim_dir = base .. "/sim"
 h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/redis"))
 local sim, redis_port
+local redis -- the test's redis-server (harness.redis), once made
 local nodes = {}
 local single -- a one-node gateway's dir
-
-local function redis_cli(...)
-  return (h.sh("redis-cli -p " .. redis_port .. " " .. table.concat({ ... }, " ")))
-end
-
-local function redis_start()
-  local out, ok = h.sh(("redis-server --port %d --bind 127.0.0.1 --appendonly yes --appendfsync always --save ''"
-    .. " --dir %s --daemonize yes --logfile %s"):format(redis_port, h.q(base .. "/redis"),
-    h.q(base .. "/redis/redis.log")))
-  assert(ok, "redis-server: " .. out)
-  local limit = h.now() + 10
-  while not redis_cli("ping"):find("PONG", 1, true) do
-    assert(h.now() < limit, "redis did not answer")
-    h.sleep(0.05)
-  end
-end
 
 local function gateway(verb, dir, extra)
   return h.sh(("lua5.4 %s/bin/kling gateway %s --dir %s%s"):format(h.q(h.src), verb, h.q(dir), extra or ""))
@@ -163,7 +148,7 @@ end
 -- alice's credit lines in the Redis ledger, their amounts in order.
 local function credit_lines(name)
   local out = {}
-  for line in redis_cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
+  for line in redis.cli("--raw lrange kgw:ledger 0 -1"):gmatch("[^\n]+") do
     local e = json.decode(line)
     if e and e.op == "credit" and e.account == (name or "alice") then
       out[#out + 1] = e.amount
@@ -287,7 +272,7 @@ local function another_unit()
   reload(2)
   local said = logged(2, "this node meters in currency USD priced by apimodels, but the Redis store kgw: at")
     and log_of(2):find("holds its balances in CNY priced by kling", 1, true) ~= nil
-  local before_sim, before_len, before = sim_creates(), redis_cli("llen kgw:ledger"), summary(1)
+  local before_sim, before_len, before = sim_creates(), redis.cli("llen kgw:ledger"), summary(1)
   local res = create(2, BOTH)
   h.check("another unit: a create on a node whose config meters in USD (apimodels) on a CNY (kling) store is"
     .. " refused, 503 code 5001", res.status == 503 and res.json and res.json.code == 5001,
@@ -299,14 +284,14 @@ local function another_unit()
   local bal = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer " .. KEY } })
   local after = summary(1)
   h.check("... nothing forwarded, held or written (the simulator, the ledger list and alice as they were)",
-    sim_creates() == before_sim and redis_cli("llen kgw:ledger") == before_len
+    sim_creates() == before_sim and redis.cli("llen kgw:ledger") == before_len
       and after.by.alice.reserved == before.by.alice.reserved and after.by.alice.limit == before.by.alice.limit,
     json.encode { sim_creates(), before_sim, after.by.alice })
   h.check("... its admin API refuses a top-up, a credit, a new account (not written) and its summary, 503 naming"
     .. " both units; its clients' balance 503 (5001)", topup.status == 503 and topup.body:find("USD", 1, true) ~= nil
     and topup.body:find("CNY", 1, true) ~= nil and credit.status == 503 and sum.status == 503
     and sum.body:find("CNY", 1, true) ~= nil and made.status == 503
-    and redis_cli("hexists kgw:accounts cn:dora"):match("%d+") == "0" and bal.status == 503 and bal.json
+    and redis.cli("hexists kgw:accounts cn:dora"):match("%d+") == "0" and bal.status == 503 and bal.json
     and bal.json.code == 5001,
     json.encode { topup.status, topup.body, credit.status, sum.status, sum.body, made.status, bal.status })
   h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
@@ -326,14 +311,14 @@ end
 
 -- ---- 3. a store that lost its data ----
 local function reset()
-  local id = redis_cli("--raw hget kgw:meta id"):match("%x+")
+  local id = redis.cli("--raw hget kgw:meta id"):match("%x+")
   local file = store_file(1)
   local kept = file and json.decode(h.read(file) or "")
   local owner = file and h.sh("stat -c %U " .. h.q(file)):match("%S+")
   h.check("reset: the store records its id, currency and price provider (kgw:meta), and each node keeps the id in"
     .. " a file of its dir (written by its workers: nobody's when started as root)", id ~= nil and kept
-    and kept.id == id and redis_cli("--raw hget kgw:meta currency"):match("%S+") == "CNY"
-    and redis_cli("--raw hget kgw:meta price_provider"):match("%S+") == "kling"
+    and kept.id == id and redis.cli("--raw hget kgw:meta currency"):match("%S+") == "CNY"
+    and redis.cli("--raw hget kgw:meta price_provider"):match("%S+") == "kling"
     and (not h.is_root() or owner == "nobody"), json.encode { id, kept, owner })
 
   -- a task left open: its hold is what a reset would lose
@@ -341,7 +326,7 @@ local function reset()
   local res = create(1)
   assert(res.status == 200, res.body)
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
-  redis_cli("flushall")
+  redis.cli("flushall")
   local before_sim = sim_creates()
   res = create(1)
   local running = res.status == 503 and res.json and res.json.code == 5001
@@ -359,8 +344,8 @@ local function reset()
     and topup.body:find("the store was reset", 1, true) ~= nil, json.encode { said, sum.body, topup.body })
   h.sleep(1)
   h.check("... and it writes nothing back (no meta, no account: spent credit is not given back)",
-    redis_cli("exists kgw:meta"):match("%d+") == "0" and redis_cli("exists kgw:a:alice"):match("%d+") == "0",
-    redis_cli("--raw keys '*'"))
+    redis.cli("exists kgw:meta"):match("%d+") == "0" and redis.cli("exists kgw:a:alice"):match("%d+") == "0",
+    redis.cli("--raw keys '*'"))
 
   node_stop(2)
   node_start(2)
@@ -368,7 +353,7 @@ local function reset()
   res = create(2)
   h.check("reset: a node restarted after it (shared memory empty) refuses it too: its file knows the store",
     res.status == 503 and res.json and res.json.code == 5001 and logged(2, "the store was reset")
-    and redis_cli("exists kgw:a:alice"):match("%d+") == "0", tostring(res.status) .. " " .. tostring(res.body))
+    and redis.cli("exists kgw:a:alice"):match("%d+") == "0", tostring(res.status) .. " " .. tostring(res.body))
 
   -- afresh on purpose: node 1 stopped, its file removed, started
   node_stop(1)
@@ -377,7 +362,7 @@ local function reset()
   node_start(1)
   opened(1)
   res = create(1)
-  local fresh = redis_cli("--raw hget kgw:meta id"):match("%x+")
+  local fresh = redis.cli("--raw hget kgw:meta id"):match("%x+")
   h.check("reset: a node whose file was removed starts the store afresh (a new id; its config's credit, 100)",
     res.status == 200 and fresh ~= nil and fresh ~= id and summary(1).by.alice.limit == "100",
     tostring(res.body) .. " " .. tostring(fresh))
@@ -397,16 +382,16 @@ end
 
 -- ---- Redis's persistence, said at open ----
 local function persistence()
-  redis_cli("config set appendonly no")
+  redis.cli("config set appendonly no")
   node_stop(1)
   node_start(1)
   h.check("a node opening a Redis with appendonly no warns", logged(1, "Redis's appendonly is no"))
-  redis_cli("config set appendonly yes")
-  redis_cli("acl setuser default -config")
+  redis.cli("config set appendonly yes")
+  redis.cli("acl setuser default -config")
   node_stop(1)
   node_start(1)
   local said = logged(1, "Redis's appendonly could not be checked")
-  redis_cli("acl setuser default +config")
+  redis.cli("acl setuser default +config")
   h.check("... and says when it could not be checked (CONFIG refused)", said)
 end
 
@@ -417,16 +402,17 @@ local function cleanup()
   if single then
     gateway("stop", single)
   end
-  if redis_port then
-    redis_cli("shutdown nosave")
+  if redis then
+    redis.stop()
   end
   h.tidy(base, sim_dir)
 end
 
 local ok, err = pcall(function()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
-  redis_port = h.free_port()
-  redis_start()
+  redis = h.redis(base .. "/redis")
+  redis_port = redis.port
+  redis.start()
   for i = 1, 2 do
     nodes[i] = { dir = base .. "/node" .. i, port = h.free_port(), config = base .. "/gateway" .. i .. ".json" }
   end

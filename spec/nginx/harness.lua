@@ -408,6 +408,31 @@ function M.launched(tag)
   return g
 end
 
+-- redis(dir) -> a redis-server of the test's own on a free loopback port, AOF with appendfsync
+-- always, its files in dir: {port, cli(args...) -> its output, start() (waits for PONG), stop()
+-- (shutdown nosave: a Redis that cannot save refuses SIGTERM)}.
+function M.redis(dir)
+  local r = { port = M.free_port() }
+  function r.cli(...)
+    return (M.sh("redis-cli -p " .. r.port .. " " .. table.concat({ ... }, " ")))
+  end
+  function r.start()
+    M.sh("mkdir -p " .. q(dir))
+    local out, ok = M.sh(("redis-server --port %d --bind 127.0.0.1 --appendonly yes --appendfsync always --save ''"
+      .. " --dir %s --daemonize yes --logfile %s"):format(r.port, q(dir), q(dir .. "/redis.log")))
+    assert(ok, "redis-server: " .. out)
+    local limit = M.now() + 10
+    while not r.cli("ping"):find("PONG", 1, true) do
+      assert(M.now() < limit, "redis did not answer")
+      M.sleep(0.05)
+    end
+  end
+  function r.stop()
+    r.cli("shutdown nosave")
+  end
+  return r
+end
+
 -- The check that ends a test of nginx: no Lua error reached srv's error log.
 function M.check_no_lua_error(srv, what)
   local log = srv.error_log()

@@ -356,6 +356,18 @@ local function refusal(self, res, seen)
   return nil
 end
 
+-- A script's answer -> the answer | nil, err (Redis could not answer, or GUARD refused).
+local function guarded(self, seen, res, err)
+  if type(res) ~= "table" then
+    return nil, store_error(err or "unexpected answer")
+  end
+  local why, code = refusal(self, res, seen)
+  if why then
+    return nil, store_error(why, code)
+  end
+  return res
+end
+
 --- bind() -> meta {id, currency, price_provider, created_ms} | nil, err [, meta]: the store's
 -- identity, written when absent if this node saw no store before, and the id kept in the
 -- node's dict (kept where the currency or catalog differ too: this node saw that store). err
@@ -365,13 +377,10 @@ end
 -- calls it at start and every few seconds, never per movement.
 function Meter:bind()
   local seen = self:seen_id()
-  local res, err = self.redis:run(BIND, seen, self.currency, self.price_provider, core.random_hex(16))
-  if type(res) ~= "table" then
-    return nil, store_error(err or "unexpected answer")
-  end
-  local why, code = refusal(self, res, seen)
-  if why then
-    return nil, store_error(why, code)
+  local res, err = guarded(self, seen, self.redis:run(BIND, seen, self.currency, self.price_provider,
+    core.random_hex(16)))
+  if not res then
+    return nil, err
   end
   local meta = { id = res[2], currency = res[3], price_provider = res[4], created_ms = tonumber(res[5]) }
   if meta.id ~= seen and self.dict then
@@ -384,18 +393,6 @@ function Meter:bind()
     return nil, store_error(refusal(self, { -8, meta.currency, meta.price_provider })), meta
   end
   return meta
-end
-
--- A script's answer -> the answer | nil, err (Redis could not answer, or GUARD refused).
-local function guarded(self, seen, res, err)
-  if type(res) ~= "table" then
-    return nil, store_error(err or "unexpected answer")
-  end
-  local why, code = refusal(self, res, seen)
-  if why then
-    return nil, store_error(why, code)
-  end
-  return res
 end
 
 --- open_account(name, credit) -> figures [, the store's own credit (micros)] | nil, err: an
