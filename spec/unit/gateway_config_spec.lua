@@ -345,34 +345,53 @@ describe("kling.gateway.config", function()
     function()
     local journal = require "kling.resty.journal"
     local path = os.tmpname()
-    -- a zombie: `sleep 0` ends under a parent (`exec sleep 5`) that never reaps it
-    local p = assert(io.popen("sh -c 'sleep 0 & echo $!; exec sleep 5' & echo $!"))
-    local parent = assert(tonumber(p:read("l"))) -- the outer $! comes first, then the inner one
-    local zombie = assert(tonumber(p:read("l")))
-    p:close()
-    local state
-    for _ = 1, 200 do -- until `sleep 0` has ended (a zombie); a loaded machine (CI) took over 2 s
-      local st = io.open("/proc/" .. zombie .. "/stat")
-      state = st and st:read("l"):match("^%d+ %b() (%a)")
-      if st then
-        st:close()
+    -- Lines of a command run in the background, each "<tag> <value>", read in any order (the
+    -- background process and the shell that started it race to print first on a loaded machine).
+    local function tagged(cmd, n)
+      local p = assert(io.popen("{ " .. cmd .. "; } 2>/dev/null")) -- nothing of theirs on the test's stderr
+      local out = {}
+      for _ = 1, n do
+        local tag, v = assert(p:read("l")):match("^(%S+) ?(.*)$")
+        out[tag] = v
+      end
+      return out, p -- closed once its processes are killed (a close waits for them)
+    end
+    -- a zombie: `sleep 0` ends under a parent (`exec sleep 30`) that never reaps it; made again
+    -- (at most three times) should its shell have reaped it before the exec
+    local zp, parent, zombie, state
+    for _ = 1, 3 do
+      local z
+      z, zp = tagged("sh -c 'sleep 0 & echo zombie $!; exec sleep 30' & echo parent $!", 2)
+      parent, zombie = assert(tonumber(z.parent)), assert(tonumber(z.zombie))
+      for _ = 1, 200 do -- until `sleep 0` has ended (a zombie); a loaded machine (CI) took over 2 s
+        local st = io.open("/proc/" .. zombie .. "/stat")
+        state = st and st:read("l"):match("^%d+ %b() (%a)")
+        if st then
+          st:close()
+        end
+        if state == "Z" or not st then
+          break
+        end
+        os.execute("sleep 0.05")
       end
       if state == "Z" then
         break
       end
-      os.execute("sleep 0.05")
+      os.execute("kill " .. parent .. " 2>/dev/null")
+      zp:close()
     end
     assert.equal("Z", state, "the child never became a zombie: the check below would test nothing")
     -- another process holds the lock (the workers), the file naming the dead master
-    local h = assert(io.popen("flock -n " .. path .. ".lock sh -c 'echo held; exec sleep 5' & echo $!"))
-    local holder = assert(tonumber(h:read("l")))
-    assert.equal("held", h:read("l"))
-    h:close()
+    local held, hp = tagged("flock -n " .. path .. ".lock sh -c 'echo held; exec sleep 30' & echo holder $!", 2)
+    local holder = assert(tonumber(held.holder))
+    assert.equal("", held.held)
     local f = assert(io.open(path .. ".lock", "w"))
     f:write(zombie, "\n")
     f:close()
     local ok, err = journal.lock(path)
-    os.execute("kill " .. parent .. " " .. holder .. " 2>/dev/null")
+    os.execute("pkill -P " .. holder .. "; kill " .. parent .. " " .. holder .. " 2>/dev/null")
+    zp:close()
+    hp:close()
     os.remove(path .. ".lock")
     os.remove(path)
     assert.is_nil(ok)
