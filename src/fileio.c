@@ -512,6 +512,39 @@ static int l_create_output(lua_State *L) {
     return 1;
 }
 
+/* rename_new(from, to) -> true | nil, message, kind: moves the file at from to the name to only
+ * while nothing is at to, in one step (renameat2's RENAME_NOREPLACE, else link + unlink where the
+ * file system or the C library lacks it): an output never replaces a file that appeared at its
+ * name after the checks (kind "exists", message naming to), which a plain rename would have
+ * destroyed (rename.c). Other failures have kind "error". Nothing is made durable here
+ * (fsync_path). */
+static int rename_failed(lua_State *L, const char *from, const char *to, int e) {
+    lua_pushnil(L);
+    if (e == EEXIST || e == ENOTEMPTY) {
+        lua_pushfstring(L, "%s exists: it is never replaced", to);
+        lua_pushliteral(L, "exists");
+    } else {
+        lua_pushfstring(L, "cannot move %s to %s: %s", from, to, strerror(e));
+        lua_pushliteral(L, "error");
+    }
+    return 3;
+}
+
+static int l_rename_new(lua_State *L) {
+    size_t nf, nt;
+    const char *from = luaL_checklstring(L, 1, &nf);
+    const char *to = luaL_checklstring(L, 2, &nt);
+    if (nf == 0 || nt == 0 || kling_path_control_at(from, nf) >= 0 || kling_path_control_at(to, nt) >= 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "a path must be non-empty and hold no control character");
+        lua_pushliteral(L, "error");
+        return 3;
+    }
+    if (kling_rename_noreplace(from, to) != 0) return rename_failed(L, from, to, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* file_identity(file) -> identity | nil: the "dev:ino" of an open Lua io handle. Lua 5.4's
  * luaL_Stream and LuaJIT's io handle both begin with the FILE pointer, under the registry's
  * "FILE*" metatable. */
@@ -603,6 +636,7 @@ void kling_open_fileio(lua_State *L) {
         {"output_target", l_output_target},
         {"create_output", l_create_output},
         {"file_identity", l_file_identity},
+        {"rename_new", l_rename_new},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -48,4 +48,8 @@ const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len);
 long kling_path_control_at(const char *path, size_t len);
 int kling_create_output(const char *path, const char **refused);
 
+/* rename.c: moves from to the name to in one step only while nothing is at to: 0, or -1 with
+ * errno (EEXIST when something is). */
+int kling_rename_noreplace(const char *from, const char *to);
+
 #endif

@@ -574,7 +574,7 @@ function M.start(self, rows, info)
   local opts = self.opts
   self.rows, self.by_id = rows, info.by_id
   for _, row in ipairs(rows) do
-    row.attempt, row.files, row.st, row.mode = 1, {}, "pending", "fresh"
+    row.attempt, row.files, row.placing, row.st, row.mode = 1, {}, {}, "pending", "fresh"
   end
   local j, records = journal.open(self.out .. "/" .. names.JOURNAL)
   if not j then

@@ -364,7 +364,7 @@ describe("a batch against the simulator", function()
     assert.are.same({ c1 = "succeeded" }, states(result))
   end)
 
-  it("takes CSV with a row on another provider, names outputs, keeps a file in place, prints no key", function()
+  it("takes CSV with a row on another provider, names outputs, refuses a file in place, prints no key", function()
     local dir = fresh_dir()
     local i = sim.info()
     write(dir .. "/rows.csv", "id,provider,base_url,api_key,prompt,model,mode,duration\n"
@@ -374,17 +374,141 @@ describe("a batch against the simulator", function()
     write(dir .. "/clips/k1.mp4", "x")
     local result, err, status = run(dir, { manifest = dir .. "/rows.csv", name = "clips/{id}.{ext}" })
     assert(result, err)
-    assert.are.equal(0, status)
-    assert.are.same({ k1 = "succeeded", e1 = "succeeded" }, states(result))
-    assert.are.equal("x", slurp(dir .. "/clips/k1.mp4")) -- already there: not fetched again
+    assert.are.equal(6, status)
+    assert.are.same({ k1 = "refused", e1 = "succeeded" }, states(result))
+    assert.are.equal("x", slurp(dir .. "/clips/k1.mp4")) -- someone's file: neither replaced nor taken
     assert.are.equal("ftyp", assert(slurp(dir .. "/clips/e1.mp4")):sub(5, 8))
-    assert.are.equal(1, of_row(records(dir), "k1", "file")[1].bytes)
-    assert.are.equal(2, sim.stats().creates)
+    assert.are.same({}, of_row(records(dir), "k1", "file"))
+    assert.are.equal(1, sim.stats().creates)
     for _, name in ipairs { "journal.jsonl", "summary.json", "report.html" } do
       local text = assert(slurp(dir .. "/" .. name))
       assert.is_nil(text:find(i.api_key, 1, true), name)
       assert.is_nil(text:find(i.secret_key, 1, true), name)
     end
+  end)
+
+  -- A new user's batch took "my notes" at boat.mp4 for the paid video and never saved it.
+  it("refuses a row whose output, .part or poster name holds a file it did not write; keeps its own on a re-run",
+    function()
+      local dir = fresh_dir()
+      write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "a", prompt = "a" }, { id = "b", prompt = "b" },
+        { id = "c", prompt = "c" }, { id = "d", prompt = "d" } })
+      write(dir .. "/a.mp4", "my notes")
+      write(dir .. "/b.mp4.part", "a part of mine")
+      assert(os.execute("mkdir -p " .. dir .. "/posters"))
+      write(dir .. "/posters/c.mp4.jpg", "a poster of mine")
+      local result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(6, status) -- d ran; a, b and c were refused, nothing sent for them
+      assert.are.same({ a = "refused", b = "refused", c = "refused", d = "succeeded" }, states(result))
+      assert.are.equal(1, sim.stats().creates)
+      local by_id = {}
+      for _, r in ipairs(result.rows) do
+        by_id[r.id] = r
+      end
+      assert.matches(dir .. "/a.mp4 exists (the output) and this batch's journal has no record of writing it",
+        by_id.a.error.message, 1, true)
+      assert.matches(dir .. "/b.mp4.part exists (its temporary download (.part))", by_id.b.error.message, 1, true)
+      assert.matches(dir .. "/posters/c.mp4.jpg exists (its poster frame", by_id.c.error.message, 1, true)
+      assert.are.equal("my notes", slurp(dir .. "/a.mp4"))
+      assert.are.equal("a part of mine", slurp(dir .. "/b.mp4.part"))
+      assert.are.equal("a poster of mine", slurp(dir .. "/posters/c.mp4.jpg"))
+      -- moved away: the same command runs them
+      os.remove(dir .. "/a.mp4")
+      os.remove(dir .. "/b.mp4.part")
+      os.remove(dir .. "/posters/c.mp4.jpg")
+      result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(0, status)
+      assert.are.equal(4, sim.stats().creates)
+      assert.are.equal("ftyp", assert(slurp(dir .. "/a.mp4")):sub(5, 8))
+      -- the files the journal shows it wrote are kept: nothing fetched or created again
+      local gets = sim.stats().by_route["GET /media/{file}"]
+      result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(0, status)
+      assert.are.equal(4, sim.stats().creates)
+      assert.are.equal(gets, sim.stats().by_route["GET /media/{file}"])
+    end)
+
+  it("never replaces nor takes for its output a file that appears at its name while the task runs", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "late", prompt = "late [sim:seconds=3]" } })
+    -- planted after the check before the create, before the download
+    assert(os.execute("(sleep 1; printf planted > " .. dir .. "/late.mp4) >/dev/null 2>&1 &"))
+    local result, err, status = run(dir, { poll_min = 0.5, estimate = 3 })
+    assert(result, err)
+    assert.are.equal(3, status)
+    assert.are.same({ late = "unfinished" }, states(result))
+    assert.matches(dir .. "/late.mp4 exists and this batch's journal has no record of writing it: kept as it is",
+      result.rows[1].reason, 1, true)
+    assert.are.equal("planted", slurp(dir .. "/late.mp4"))
+    assert.are.equal(1, sim.stats().creates)
+    os.remove(dir .. "/late.mp4")
+    result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.equal("ftyp", assert(slurp(dir .. "/late.mp4")):sub(5, 8))
+    assert.are.equal(1, sim.stats().creates) -- paid once, fetched by the next run
+    -- a file appearing between the download's last check and its move into place: kept, the download refused
+    local downloads = require("kling.batch.download").new {}
+    local said
+    local ended = of_row(records(dir), "late", "end")
+    downloads:add { url = ended[#ended].outputs[1].url, path = dir .. "/race.mp4",
+      on_place = function()
+        write(dir .. "/race.mp4", "planted at the last moment")
+      end,
+      on_done = function(_, p, msg)
+        said = { p, msg }
+      end }
+    for _ = 1, 100 do
+      if said then
+        break
+      end
+      downloads:step(100)
+    end
+    downloads:close()
+    assert.is_nil(said[1])
+    assert.matches("download refused: " .. dir .. "/race.mp4 exists: it is never replaced", said[2], 1, true)
+    assert.are.equal("planted at the last moment", slurp(dir .. "/race.mp4"))
+    assert.is_nil(io.open(dir .. "/race.mp4.part"))
+  end)
+
+  it("a download moved into place just before a kill is the row's on resume; another file there is not", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "p", prompt = "p" } })
+    assert(run(dir))
+    local placing = of_row(records(dir), "p", "placing")
+    assert.are.equal(1, #placing)
+    -- the journal as a kill right after the move left it: the placing record, no file, no final
+    local function cut()
+      local keep = {}
+      for _, r in ipairs(records(dir)) do
+        if not (r.row == "p" and (r.t == "file" or r.t == "final")) then
+          keep[#keep + 1] = r
+        end
+      end
+      write(dir .. "/journal.jsonl", jsonl(keep))
+    end
+    cut()
+    local gets = sim.stats().by_route["GET /media/{file}"]
+    local result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.equal(gets, sim.stats().by_route["GET /media/{file}"], "kept, not fetched again")
+    assert.are.equal(1, #of_row(records(dir), "p", "file"))
+    -- the same name holding another file (a copy: another inode) is not the batch's
+    cut()
+    local video = slurp(dir .. "/p.mp4")
+    os.remove(dir .. "/p.mp4")
+    write(dir .. "/p.mp4", video .. "edited")
+    result, err, status = run(dir)
+    assert(result, err)
+    assert.are.equal(3, status)
+    assert.matches("p.mp4 exists and this batch's journal has no record of writing it", result.rows[1].reason, 1,
+      true)
+    assert.are.equal(video .. "edited", slurp(dir .. "/p.mp4"))
+    assert.are.equal(1, sim.stats().creates)
   end)
 
   -- Found only at the download, the links cost a paid task each: now the rows are refused before

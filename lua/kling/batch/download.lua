@@ -2,8 +2,11 @@
 -- libcurl multi handle of their own (the engine's handle drops answers it did not ask for),
 -- started and collected with start/wait. Each file streams to <path>.part (created
 -- exclusively and made durable by the C driver; the path is checked first, kling.output_path),
--- its size is checked against Content-Length, then it is renamed into place: a file under its
--- final name is always whole. Transient failures are tried again with a
+-- its size is checked against Content-Length, then it is moved to its name only while nothing
+-- is there (core.rename_new: a file that appeared at the name during the download is kept, never
+-- replaced nor taken for the output), after the job's on_place hook has seen it (the batch
+-- journals it, so that a crash right after the move still knows the file for its own): a file
+-- under its final name is always whole. Transient failures are tried again with a
 -- back-off; a 403/404/410 (an expired URL) is reported at once so the caller can fetch a
 -- fresh URL.
 local core = require "kling.core"
@@ -26,7 +29,8 @@ function M.new(opts)
   }, Downloads)
 end
 
--- add{url =, path =, on_done = fn(job, path, bytes) | fn(job, nil, message, expired)}
+-- add{url =, path =, on_done = fn(job, path, bytes) | fn(job, nil, message, expired),
+--     on_place = fn(job, bytes, identity) (optional: called, whole and checked, just before the move)}
 function Downloads:add(job)
   job.tries = 0
   job.not_before = 0
@@ -61,9 +65,18 @@ local function outcome(job, res)
     os.remove(tmp)
     return nil, string.format("download is %d bytes, expected %d", size, expected), true
   end
-  local ok, err = os.rename(tmp, job.path)
+  if job.on_place then
+    local _, _, identity = core.output_target(tmp)
+    job.on_place(job, size, identity)
+  end
+  local ok, err, kind = core.rename_new(tmp, job.path)
   if not ok then
     os.remove(tmp)
+    if kind == "exists" then
+      return nil, "download refused: " .. err .. " (it appeared there during the download and is not this "
+        .. "batch's: kept as it is; move it away and run the same command again, or name the outputs otherwise "
+        .. "with --name)", false
+    end
     return nil, "cannot move the download into place: " .. tostring(err), false
   end
   if core.fsync_path then

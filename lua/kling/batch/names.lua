@@ -151,6 +151,20 @@ local function written(rel)
     { M.poster(rel), "its poster frame (" .. M.poster("<output>") .. ")" } }
 end
 
+--- The files (relative to DIR) the output at rel makes, each with what it is: the output, its
+-- download's temporary name and, for a video, its poster frame; what a row's checks before its
+-- create and at its download look at.
+---@param rel string
+---@param kind string|nil video|image|audio (nil: as a video, every file)
+---@return table[] {path, what} pairs
+function M.files(rel, kind)
+  local list = written(rel)
+  if kind ~= nil and kind ~= "video" then
+    list[3] = nil -- the report makes poster frames of videos only
+  end
+  return list
+end
+
 -- Why a file system would refuse a file the output at rel makes under out (a file name over
 -- NAME_MAX bytes, a path of PATH_MAX or more), or nil. Before the create rel is as long as it
 -- may be: stems with LATER.

@@ -74,7 +74,7 @@ return function(Batch)
 
   function Batch:resume_row(row, h)
     row.attempt = h.attempt
-    row.files = h.files
+    row.files, row.placing = h.files, h.placing
     local a = h.attempts[h.attempt] or {}
     row.ext, row.task_id, row.endpoint = a.ext, a.task_id, a.endpoint
     self:reconcile_ledger(row, h)

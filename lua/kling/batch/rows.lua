@@ -115,19 +115,46 @@ return function(Batch)
   -- Why the files a new task of this row would deliver cannot be written (a link, a FIFO or a
   -- directory planted at one of them, or at its .part; kling.output_path), or nil: checked
   -- before the create is sent, so that nothing is paid for an output that would be refused.
-  -- The download checks its path again (a link may be planted later).
+  -- A file already at one of them (the output, its .part, its poster frame: names.files) that
+  -- the journal does not show this row wrote is someone's: the download would have to take it
+  -- for the row's output or destroy it, so the row is refused too. The download checks its
+  -- path again (a link may be planted later, a file may appear: never replaced).
   function Batch:output_refusal(row, endpoint, req)
     local def = row.client.provider.endpoints and row.client.provider.endpoints[endpoint]
+    local kind = def and def.kind or "video"
     local count = math.min(16, math.max(1, math.floor(tonumber(req.n) or 1)))
-    for _, rel in ipairs(names.expected(self.name_template, row, def and def.kind or "video", count) or {}) do
+    for _, rel in ipairs(names.expected(self.name_template, row, kind, count) or {}) do
       local _, refused = output_path.mkdir_under(self.out, names.dirname(rel) or "")
       refused = refused or output_path.refusal(self.out .. "/" .. rel)
       if refused then
         return errors.validation("output", refused .. " (nothing was sent: remove it, or name the outputs "
           .. "otherwise with --name)")
       end
+      if self.claimed[rel] ~= row then
+        for _, f in ipairs(names.files(rel, kind)) do
+          refused = self:foreign_file(f[1], f[2], self.claimed[rel])
+          if refused then
+            return errors.validation("output", refused .. " (nothing was sent: move it away, or name the outputs "
+              .. "otherwise with --name)")
+          end
+        end
+      end
     end
     return nil
+  end
+
+  -- "PATH exists ..." when a regular file is at rel (under DIR) that the journal does not show
+  -- this batch wrote there (`owner`: the row whose output rel is, if another's), else nil.
+  function Batch:foreign_file(rel, what, owner)
+    local path = self.out .. "/" .. rel
+    if not download.size_of(path) then
+      return nil
+    end
+    if owner then
+      return string.format("%s exists: it is the output of row '%s' (line %d)", path, owner.id, owner.line)
+    end
+    return string.format("%s exists (%s) and this batch's journal has no record of writing it: an output is "
+      .. "never written over a file, nor a file taken for an output", path, what)
   end
 
   function Batch:launch(row)
@@ -375,6 +402,19 @@ return function(Batch)
 
   -- ---- outputs ----
 
+  -- Whether the file at rel (size bytes) is the one this row's download moved there just before
+  -- the batch stopped (its "placing" record, written before the move, names it: the same path,
+  -- inode and size), so that a crash between the move and its "file" record loses nothing.
+  -- The inode alone, not the device: a device number may change across reboots (btrfs).
+  local function placed_here(row, n, rel, path, size)
+    local p = row.placing and row.placing[n]
+    if not (p and p.path == rel and p.bytes == size and type(p.id) == "string") then
+      return false
+    end
+    local regular, _, id = core.output_target(path)
+    return regular == true and type(id) == "string" and id:match(":(%d+)$") == p.id:match(":(%d+)$")
+  end
+
   function Batch:fetch_outputs(row)
     row.st = "download"
     row.pending_files = 0
@@ -395,9 +435,17 @@ return function(Batch)
         -- counts what rows ask for): never taken for this row's, never overwritten
         row.download_error = "download refused: " .. rel .. " is the output of row '" .. owner.id .. "' (line "
           .. owner.line .. "): give the rows names apart (--name '{row}-{id}.{ext}')"
-      elseif size and size > 0 then
-        if not rec then
+      elseif size then
+        -- the journal says this row wrote it (kept), or it was moved there just before a crash;
+        -- else it is someone's file (the check before the create saw none, or the name takes
+        -- {task_id} or a URL's extension): never taken for the output, never replaced; the task
+        -- stays paid for, its output fetched by the run after the file is moved away
+        if not rec and placed_here(row, n, rel, path, size) then
           self:file_done(row, n, o, rel, size)
+        elseif not rec then
+          row.download_error = "download refused: " .. path .. " exists and this batch's journal has no record of "
+            .. "writing it: kept as it is (move it away and run the same command again, or name the outputs "
+            .. "otherwise with --name)"
         end
       else
         local made, err = output_path.mkdir_under(self.out, names.dirname(rel) or "") -- never through a link
@@ -405,6 +453,11 @@ return function(Batch)
           self.claimed[rel] = row
           row.pending_files = row.pending_files + 1
           self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
+            on_place = function(job, bytes, identity)
+              -- on disk before the move: a file found at rel after a crash is the row's only when it is this one
+              row.placing[job.n] = { path = job.rel, bytes = bytes, id = identity }
+              self:journal_row("placing", row, { n = job.n, path = job.rel, bytes = bytes, id = identity })
+            end,
             on_done = function(job, p, bytes, expired)
               self:downloaded(job, p, bytes, expired)
             end }

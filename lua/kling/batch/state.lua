@@ -7,6 +7,10 @@
 --   {t = "created", row, attempt, task_id, endpoint}       the provider has the task
 --   {t = "end", row, attempt, status, task_id, error, charge, outputs}   the task ended
 --   {t = "retry", row, attempt, reason}                    the next attempt (a new task) begins
+--   {t = "placing", row, attempt, n, path, bytes, id}      a download, whole, is about to be moved to
+--                                                          its name (id: its file's "dev:ino"): a file
+--                                                          found there after a crash is the batch's only
+--                                                          when it is this one
 --   {t = "file", row, n, path, bytes}                      an output is in place
 --   {t = "refused", row, attempt, error}                   refused before any task existed (validation,
 --                                                          unpriced): refused for now, looked at again next run
@@ -18,7 +22,7 @@ M.VERSION = 1
 local function history(rows, id)
   local h = rows[id]
   if not h then
-    h = { attempt = 1, attempts = {}, files = {} }
+    h = { attempt = 1, attempts = {}, files = {}, placing = {} }
     rows[id] = h
   end
   return h
@@ -36,7 +40,7 @@ end
 
 -- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
 -- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
--- files = {[n] = record}, refused, final}}}
+-- files = {[n] = record}, placing = {[n] = record}, refused, final}}}
 function M.replay(records)
   local st = { runs = 0, ledger = {}, rows = {} }
   for i, r in ipairs(records) do
@@ -77,6 +81,8 @@ function M.replay(records)
       elseif t == "retry" then
         h.attempt = math.max(h.attempt, n)
         attempt_of(h, n)
+      elseif t == "placing" then
+        h.placing[r.n] = r
       elseif t == "file" then
         h.files[r.n] = r
       elseif t == "final" then
