@@ -5,25 +5,57 @@ local json_null = require("kling.json").null
 
 local M = {}
 
--- A value's type as the sender wrote it: JSON's null is "null", not Lua's "userdata".
-local function type_name(v)
-  return v == json_null and "null" or type(v)
-end
-
 local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
---- A value as "got ..." shows it in a message: a number as itself, a string with its type and
--- quoted (a string ("5"), so that "5" is not read as the number 5; brief()'d), anything else by
--- its type (a boolean, a table, a null).
+--- A value's type as a wrong-type message names it ("must be a string, got ..."), the one way
+-- every field says it, in JSON's words since requests are written as JSON as often as in Lua:
+-- a string ("5") (quoted, brief()'d: "5" is not the number 5), a number (26), a boolean (true),
+-- an array, an object, an empty array or object ({} and [] decode alike), null.
+---@param v any
+---@return string
+function M.type_of(v)
+  local t = type(v)
+  if t == "string" then
+    return "a string (\"" .. M.brief(v) .. "\")"
+  elseif t == "number" or t == "boolean" then
+    return "a " .. t .. " (" .. tostring(v) .. ")"
+  elseif t == "table" then
+    if v[1] ~= nil or (next(v) == nil and getmetatable(v) ~= nil and require("kling.json").is_array(v)) then
+      return "an array"
+    end
+    return next(v) == nil and "an empty array or object" or "an object"
+  elseif v == json_null then
+    return "null"
+  end
+  return "a " .. t -- a function, a userdata: only from Lua
+end
+
+--- A value as "got ..." shows it in a message: a number as itself (a rule on its value: "must be
+-- between 0 and 1 (got 2)"), anything else as M.type_of names it.
 ---@param v any
 ---@return string
 function M.got(v)
   if type(v) == "number" then
     return tostring(v)
-  elseif type(v) == "string" then
-    return "a string (\"" .. M.brief(v) .. "\")"
   end
-  return "a " .. type_name(v)
+  return M.type_of(v)
+end
+
+--- A field that must be of Lua type `want` ("string", "number", "boolean"): nil when it is (or
+-- is absent), else the validation error every field gives, "must be a <want>, got " ..
+-- M.type_of(v) (a boolean's rule says "(true or false)").
+---@param ctx table|nil
+---@param req table
+---@param field string
+---@param want string
+---@return table|nil err
+function M.typed(ctx, req, field, want)
+  local v = req[field]
+  if v == nil or type(v) == want then
+    return nil
+  end
+  return errors.validation(field, "must be a " .. want .. (want == "boolean" and " (true or false)" or "")
+    .. ", got " .. M.type_of(v), ctx and ctx.provider)
 end
 
 -- The second byte a lead byte allows where it is narrower than 80-BF (RFC 3629, section 4):
@@ -258,7 +290,7 @@ function M.name_problem(s, max_chars)
   local rule = "must be 1 to " .. max_chars .. " characters of one line of text, without leading or trailing"
     .. " spaces, control, separator, bidirectional or invisible characters"
   if type(s) ~= "string" then
-    return rule .. " (got a " .. type_name(s) .. ")"
+    return rule .. " (got " .. M.type_of(s) .. ")"
   end
   local n = M.utf8_len(s)
   if not n then
@@ -298,7 +330,7 @@ function M.text(ctx, req, field, opts)
     return nil
   end
   if type(v) ~= "string" then
-    return fail(ctx, field, "must be a string, got " .. type_name(v))
+    return M.typed(ctx, req, field, "string")
   end
   local n = M.utf8_len(v)
   if not n then
@@ -357,11 +389,7 @@ function M.one_of(ctx, req, field, set, why)
 end
 
 function M.boolean(ctx, req, field)
-  local v = req[field]
-  if v ~= nil and type(v) ~= "boolean" then
-    return fail(ctx, field, "must be a boolean (true or false), got " .. type_name(v))
-  end
-  return nil
+  return M.typed(ctx, req, field, "boolean")
 end
 
 function M.number_in(ctx, req, field, lo, hi)
@@ -370,7 +398,7 @@ function M.number_in(ctx, req, field, lo, hi)
     return nil
   end
   if type(v) ~= "number" then
-    return fail(ctx, field, "must be a number, got " .. type_name(v))
+    return M.typed(ctx, req, field, "number")
   elseif v ~= v then
     return fail(ctx, field, string.format("must be a number between %s and %s, got NaN", lo, hi))
   end
@@ -402,7 +430,7 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
     return nil
   end
   if type(v) ~= "number" then
-    return fail(ctx, field, "must be a number, got " .. M.got(v))
+    return M.typed(ctx, req, field, "number")
   end
   if not is_whole(v) then
     return fail(ctx, field, "must be a whole number, got " .. M.shown(v))
@@ -425,7 +453,7 @@ function M.array(ctx, req, field, max_items)
     return nil
   end
   if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
-    return fail(ctx, field, "must be an array")
+    return fail(ctx, field, "must be an array, got " .. M.type_of(v))
   end
   if max_items and #v > max_items then
     return fail(ctx, field, string.format("must have at most %d items (got %d)", max_items, #v))
@@ -442,7 +470,8 @@ end
 function M.url(ctx, req, field, rule)
   local v = req[field]
   if v ~= nil and not M.is_url(v) then
-    return fail(ctx, field, rule or "must be an http(s) URL")
+    return fail(ctx, field, (rule or "must be an http(s) URL") .. (type(v) ~= "string" and (", got " .. M.type_of(v))
+      or ""))
   end
   return nil
 end
@@ -470,7 +499,7 @@ end
 -- gateway's clients' (kling.gateway.public_url adds the address checks).
 function M.callback_url_problem(url)
   if type(url) ~= "string" then
-    return "must be an http(s) URL string"
+    return "must be an http(s) URL string, got " .. M.type_of(url)
   elseif url:find("[%z\1-\32\127]") then
     return "must not contain control characters or spaces"
   elseif url:find("%%[01]%x") or url:find("%%7[Ff]") or url:find("%%20") then
@@ -527,7 +556,8 @@ function M.image(ctx, req, field, opts)
     return nil
   end
   if type(v) ~= "string" or v == "" then
-    return fail(ctx, field, "must be an image URL or base64 data")
+    return fail(ctx, field, "must be an image URL or base64 data, got "
+      .. (v == "" and "an empty string" or M.type_of(v)))
   end
   if M.is_url(v) then
     return nil
@@ -673,8 +703,7 @@ end
 ---@return table|nil err
 function M.object_keys(ctx, v, field, known)
   if type(v) ~= "table" or v[1] ~= nil then
-    return fail(ctx, field, "must be an object {" .. table.concat(known, ", ") .. "} (got "
-      .. (type(v) == "table" and "an array" or M.got(v)) .. ")")
+    return fail(ctx, field, "must be an object {" .. table.concat(known, ", ") .. "} (got " .. M.type_of(v) .. ")")
   end
   local set = {}
   for _, k in ipairs(known) do
@@ -751,7 +780,7 @@ function M.external_id(ctx, req)
     return nil
   end
   if type(v) ~= "string" then
-    return fail(ctx, "external_task_id", "must be a string, got " .. type_name(v))
+    return M.typed(ctx, req, "external_task_id", "string")
   end
   local problem = M.task_id_problem(v)
   return problem and fail(ctx, "external_task_id", problem .. " (the task is looked up by it)")

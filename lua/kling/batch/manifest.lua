@@ -211,14 +211,14 @@ local function jsonl_rows(text, path)
         return nil, string.format("%s:%d: %s", path, n, err)
       elseif type(v) ~= "table" or (v[1] ~= nil) then
         return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
-          tostring(err or "got " .. (type(v) == "table" and "an array" or type(v))))
+          tostring(err or "got " .. validate.type_of(v)))
       end
       if only_defaults(v) then
         if #rows > 0 then
           return nil, string.format("%s:%d: a defaults line must come before the first row", path, n)
         end
         if type(v.defaults) ~= "table" then
-          return nil, string.format("%s:%d: defaults must be an object", path, n)
+          return nil, string.format("%s:%d: defaults must be an object, got %s", path, n, validate.type_of(v.defaults))
         end
         for k, x in pairs(v.defaults) do
           defaults[k] = x

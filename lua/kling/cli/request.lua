@@ -14,7 +14,7 @@ local function decode(what)
     elseif type(req) ~= "table" or req[1] ~= nil then
       -- an array decodes to a table too: its items would be read as fields named 1, 2, ...
       return nil, what .. ": the request must be a JSON object ("
-        .. tostring(err or (type(req) == "table" and "got an array" or "got " .. type(req))) .. ")"
+        .. tostring(err or ("got " .. require("kling.validate").type_of(req))) .. ")"
     end
     return req
   end

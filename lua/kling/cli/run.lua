@@ -98,8 +98,8 @@ local function defaults(opts)
       return nil, "--defaults " .. opts.defaults_file .. ": " .. jerr
     elseif type(v) ~= "table" or v[1] ~= nil or require("kling.json").is_array(v) then
       -- an array's items would read as fields named 1, 2, ... and every row fail on them
-      return nil, "--defaults must hold a JSON object (" .. tostring(jerr or (type(v) == "table" and "got an array")
-        or ("got a " .. type(v))) .. ")"
+      return nil, "--defaults must hold a JSON object (" .. tostring(jerr or ("got " .. (type(v) == "table"
+        and "an array" or require("kling.validate").type_of(v)))) .. ")"
     end
     for k, x in pairs(v) do
       d[k] = x

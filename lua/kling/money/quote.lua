@@ -9,6 +9,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local providers = require "kling.providers"
 local catalogs = require "kling.money.catalogs"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -168,7 +169,7 @@ local function facts(req, cat, provider)
   for _, k in ipairs(STRING_FACTS) do
     local v = req[k]
     if v ~= nil and type(v) ~= "string" then
-      return nil, validation(k, "must be a string, got " .. type(v), provider)
+      return nil, validation(k, "must be a string, got " .. validate.type_of(v), provider)
     end
   end
   -- Without an endpoint (nor a catalog default) only rules that ignore it can match; one
@@ -178,7 +179,7 @@ local function facts(req, cat, provider)
   local input = type(req.input) == "table" and req.input or {}
   for _, k in ipairs { "model_name", "mode" } do
     if input[k] ~= nil and type(input[k]) ~= "string" then
-      return nil, validation("input." .. k, "must be a string, got " .. type(input[k]), provider)
+      return nil, validation("input." .. k, "must be a string, got " .. validate.type_of(input[k]), provider)
     end
   end
   local f = {
@@ -195,7 +196,7 @@ local function facts(req, cat, provider)
   if sound == nil then
     sound = d.sound or false
   elseif type(sound) ~= "boolean" then
-    return nil, validation("sound", "must be a boolean", provider)
+    return nil, validation("sound", "must be a boolean (true or false), got " .. validate.type_of(sound), provider)
   end
   f.sound = sound
   f.mode = req.mode or input.mode or (cat.mode_by_resolution and cat.mode_by_resolution[req.resolution])

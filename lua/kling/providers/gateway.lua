@@ -73,6 +73,7 @@ function M.check_request(P, req, endpoint, maps, known)
       P.name)
   end
   return M.unsupported(P, req, maps) or M.unknown_fields(P, req, endpoint, maps)
+    or validate.typed(M.ctx(P), req, "model", "string") -- before any model table is looked up by it
 end
 
 -- The canonical request's fields (design.md) and the fields the client itself reads.

@@ -158,7 +158,10 @@ function M.model(req, endpoint, models, default)
   if name == nil then
     return nil
   end
-  if type(name) ~= "string" or not models[name] then
+  if type(name) ~= "string" then
+    return validate.typed(M.ctx(), req, "model", "string")
+  end
+  if not models[name] then
     local names = {}
     for k in pairs(models) do
       names[#names + 1] = k
