@@ -97,6 +97,34 @@ describe("a JSONL manifest", function()
     assert.is_nil(rows)
     assert.matches("cannot read the manifest", err)
   end)
+
+  -- A JSONL file saved "UTF-8 with BOM" was refused whole ("each line must be a JSON object")
+  -- while a CSV one was read.
+  it("takes a UTF-8 byte order mark at the start of the file, and names the line of one anywhere else", function()
+    local bom = "\239\187\191"
+    local text = bom .. '{"defaults": {"mode": "std"}}\n{"id": "a", "prompt": "x"}\n'
+    for _, ext in ipairs { "jsonl", "txt" } do -- by extension, and by content
+      local rows, info = assert(manifest.load(file(text, ext)))
+      assert.are.equal("jsonl", info.format)
+      assert.are.same({ mode = "std", prompt = "x" }, rows[1].request)
+      assert.are.equal("a", rows[1].id)
+    end
+    assert(manifest.load(file(bom .. '{"id": "a", "prompt": "x"}\n')))
+    for _, c in ipairs {
+      { '{"id": "a"}\n' .. bom .. '{"id": "b"}\n',
+        ":2: a byte order mark %(U%+FEFF, bytes EF BB BF%) at byte 1: one is taken only at the start of the file" },
+      { bom .. bom .. '{"id": "a"}\n', ":1: a byte order mark .* at byte 1" },
+      { '{"id": "a"} ' .. bom .. '\n', ":1: a byte order mark .* at byte 13" },
+      { '\n' .. bom .. '{"id": "a"}\n', ":2: a byte order mark" },
+    } do
+      local rows, err = manifest.load(file(c[1]))
+      assert.is_nil(rows)
+      assert.matches(c[2], err)
+    end
+    -- inside a string it is the string's (an id refuses it by its own rule)
+    local _, err = manifest.load(file('{"id": "' .. bom .. 'a"}\n'))
+    assert.matches(":1: id must be .*%(got U%+FEFF%)", err)
+  end)
 end)
 
 describe("a CSV manifest", function()

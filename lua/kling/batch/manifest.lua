@@ -160,10 +160,7 @@ local function csv_rows(text, path)
   end
   local seen = {}
   for i, name in ipairs(header) do
-    name = name:match("^%s*(.-)%s*$")
-    if i == 1 then
-      name = name:gsub("^\239\187\191", "") -- a UTF-8 byte order mark
-    end
+    name = name:match("^%s*(.-)%s*$") -- (a byte order mark before the first is load's to remove)
     if name == "" then
       return nil, path .. ": header column " .. i .. " has no name"
     end
@@ -199,6 +196,10 @@ local function only_defaults(v)
   return k == "defaults" and next(v, k) == nil
 end
 
+-- A UTF-8 byte order mark (U+FEFF): editors on Windows start a UTF-8 file with one. It is
+-- taken at the start of a manifest only (load removes it); anywhere else it is an error.
+local BOM = "\239\187\191"
+
 local function jsonl_rows(text, path)
   local rows, defaults = {}, {}
   local n = 0
@@ -207,8 +208,12 @@ local function jsonl_rows(text, path)
     local s = line:gsub("\r$", "")
     if s:find("%S") and not s:match("^%s*#") and not s:match("^%s*//") then
       local v, err, dup = json.decode_strict(s)
+      local bom = err and s:find(BOM, 1, true)
       if dup then
         return nil, string.format("%s:%d: %s", path, n, err)
+      elseif bom then
+        return nil, string.format("%s:%d: a byte order mark (U+FEFF, bytes EF BB BF) at byte %d: one is taken only "
+          .. "at the start of the file (remove it, or save the file as UTF-8 without BOM)", path, n, bom)
       elseif type(v) ~= "table" or (v[1] ~= nil) then
         return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
           tostring(err or "got " .. validate.type_of(v)))
@@ -261,6 +266,10 @@ function M.load(path, opts)
   if not text then
     return nil, "cannot read the manifest: " .. err
   end
+  local body = text
+  if body:sub(1, 3) == BOM then
+    body = body:sub(4) -- JSONL and CSV alike: at the start of the file only
+  end
   local format = opts.format
   if not format then
     local ext = path:lower():match("%.(%w+)$")
@@ -269,14 +278,14 @@ function M.load(path, opts)
     elseif ext == "jsonl" or ext == "ndjson" or ext == "json" then
       format = "jsonl"
     else
-      format = text:match("^%s*{") and "jsonl" or "csv"
+      format = body:match("^%s*{") and "jsonl" or "csv"
     end
   end
   local raw, defaults
   if format == "csv" then
-    raw, defaults = csv_rows(text, path)
+    raw, defaults = csv_rows(body, path)
   elseif format == "jsonl" then
-    raw, defaults = jsonl_rows(text, path)
+    raw, defaults = jsonl_rows(body, path)
   else
     return nil, "format must be jsonl or csv (got " .. tostring(format) .. ")"
   end
