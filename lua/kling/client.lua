@@ -495,6 +495,31 @@ local function adopt_held(self, fields)
   return m.task:update(fields)
 end
 
+-- The not-found error of a lookup without an endpoint that every endpoint tried answered not
+-- found: the task may well exist on an endpoint not tried (an image, an audio), so the message
+-- names the endpoints tried and says that another endpoint's task is found when its endpoint
+-- is given; err.endpoints_tried lists them, err.other_endpoint is one not tried (kling status
+-- and kling download say --endpoint).
+local function not_found_anywhere(self, err, tried)
+  local seen, others = {}, {}
+  for _, e in ipairs(tried) do
+    seen[e] = true
+  end
+  for name, e in pairs(self.provider.endpoints or {}) do
+    if e.async and not seen[name] then
+      others[#others + 1] = name
+    end
+  end
+  table.sort(others)
+  local example = seen["images/generations"] and others[1] or (self.provider.endpoints["images/generations"]
+    and "images/generations") or others[1]
+  err.endpoints_tried, err.other_endpoint = tried, example
+  err.message = tostring(err.message) .. " (asked of " .. table.concat(tried, ", ") .. ": the endpoints tried when "
+    .. "none is given; a task of another endpoint" .. (example and (", such as " .. example .. ",") or "")
+    .. " is found only when its endpoint is given)"
+  return err
+end
+
 --- Looks a task up by id or by external id.
 -- get_task(id | {external_task_id =}, {endpoint =}): a Task, or nil and an error. Without an
 -- endpoint the video endpoints are tried in turn (queries are free).
@@ -544,6 +569,9 @@ function Client:get_task(ref, opts)
       return nil, err
     end
     last = err
+  end
+  if last and not opts.endpoint then
+    return nil, not_found_anywhere(self, last, endpoints)
   end
   return nil, last or errors.new { kind = "not_found", message = "no task " .. tostring(id) }
 end

@@ -347,6 +347,35 @@ describe("the workflow commands", function()
     assert.are.equal(before + 1, sim.stats().requests) -- the one query
   end)
 
+  -- A new user's image task got "not_found (code 1203): task ... does not exist" from both, with
+  -- no word that only video endpoints had been asked.
+  it("kling status and kling download of another endpoint's task name the endpoints tried and --endpoint", function()
+    local client = sim.client()
+    local t = assert(client:submit { endpoint = "images/generations", model = "kling-v2-1", prompt = "a cat" })
+    assert(t:wait { timeout = 60 })
+    local _, err = client:get_task(t.id)
+    assert.are.equal("not_found", err.kind)
+    assert.are.same(client.provider.lookup_endpoints, err.endpoints_tried)
+    assert.matches("(asked of videos/text2video, videos/image2video, ", err.message, 1, true)
+    assert.matches("a task of another endpoint, such as images/generations, is found only when its endpoint is given",
+      err.message, 1, true)
+    local dir = root .. "/dl-" .. t.id
+    for _, cmd in ipairs { "status " .. t.id, "download " .. t.id .. " --out " .. q(dir) } do
+      local status, out = kling(cmd)
+      assert.are.equal(1, status, out)
+      assert.matches("not_found", out)
+      assert.matches("videos/advanced-lip-sync: the endpoints tried when none is given", out, 1, true)
+      assert.matches("give the task's endpoint with --endpoint E (e.g. --endpoint images/generations)", out, 1, true)
+      status, out = kling(cmd .. " --endpoint images/generations")
+      assert.are.equal(0, status, out)
+    end
+    assert.are.equal("\137PNG", files.read(dir .. "/" .. t.id .. ".png"):sub(1, 4))
+    -- given an endpoint that has no such task, the answer is the provider's alone
+    local status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
+    assert.are.equal(1, status, out)
+    assert.is_nil(out:find("--endpoint E", 1, true), out)
+  end)
+
   it("kling run exits 4 when a row is uncertain", function()
     local i = sim.info()
     local m = root .. "/u.jsonl"

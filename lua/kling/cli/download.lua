@@ -19,7 +19,8 @@ cancelled (no outputs).]]
   cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
   cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
     :convert(flags.nonempty "--out")
-  cmd:option("--endpoint", "the task's endpoint (path after /v1/)"):argname "E"
+  cmd:option("--endpoint", "the task's endpoint (path after /v1/; without it each video endpoint\n"
+    .. "is asked: an image's or an audio's task needs it)"):argname "E"
   cmd:flag("--external", "TASK_ID is an external_task_id")
   flags.client_options(cmd)
 end
@@ -63,6 +64,9 @@ function M.run(opts)
   local t
   t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
   if not t then
+    if err.endpoints_tried then
+      return fail(1, flags.lookup_failure(err))
+    end
     return flags.failed(fail, err, "run the same command again")
   end
   if t.status ~= "succeeded" then

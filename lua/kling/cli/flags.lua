@@ -236,6 +236,18 @@ function M.failed(fail, err, again)
   return fail(M.refused_unsent(err) and 2 or 1, err)
 end
 
+-- What a failed lookup of a task (kling status, kling download) says: the error, and, when it
+-- was looked for on the endpoints tried without --endpoint and found on none, that --endpoint
+-- names another.
+function M.lookup_failure(err)
+  local text = tostring(err)
+  if type(err) == "table" and err.endpoints_tried then
+    text = text .. ": give the task's endpoint with --endpoint E" .. (err.other_endpoint and (" (e.g. --endpoint "
+      .. err.other_endpoint .. ")") or "")
+  end
+  return text
+end
+
 -- Whether the library refused the input before sending anything (exit status 2, bad usage).
 function M.refused_unsent(err)
   return err.kind == "validation" and not err.code and not err.sent

@@ -19,7 +19,8 @@ DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal
          the runs so far and the budget. Reads the journal only: safe while the batch
          runs. --rows lists every row.
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
-         id is an external_task_id; --endpoint when it is not a text2video/image2video task.
+         id is an external_task_id; without --endpoint each video endpoint is asked, so a task
+         of another endpoint (an image's, an audio's) needs --endpoint (images/generations).
          An argument that looks like a path (a "/", a leading "." or "~", an existing file,
          or, without --external or --endpoint, not a task id of the official API: digits)
          but is no batch directory is an error: nothing is sent. A task id of another form
@@ -155,7 +156,7 @@ local function task_status(id, opts)
   local t
   t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
   if not t then
-    return fail(flags.refused_unsent(err) and 2 or 1, err)
+    return fail(flags.refused_unsent(err) and 2 or 1, flags.lookup_failure(err))
   end
   local status = t.status == "succeeded" and 0 or (t.status == "failed" or t.status == "cancelled") and 4 or 3
   if opts.json then
