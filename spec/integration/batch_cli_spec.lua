@@ -180,7 +180,7 @@ describe("the workflow commands", function()
     write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
     local rates = root .. "/rates.json"
     for body, said in pairs {
-      ['{"currency": "CNY", "rates": {"USD": "7.1"}, "x": 1}'] = "rates.json: x is not a field of a rates file",
+      ['{"currency": "CNY", "rates": {"USD": "7.1"}, "x": 1}'] = "rates.json: x: is not a field of a rates file",
       ['{"currency": "CNY", "rates": {"XYZ": "1"}}'] = "--rates: rates.XYZ: no provider charges in XYZ",
       ['{"currency": "CNY", "rates": {"CNY": "2"}}'] = "rates.CNY: CNY is the rates' own currency",
       ['{"currency": "CNY", "rates": {"USD": "0.0000001"}}'] =

@@ -120,4 +120,43 @@ describe("issue 11.5: budgets per currency", function()
     assert.are.equal(assert(billing.estimate(t2v)).micros, assert(budget.worst_case(billing.estimate,
       budget.endpoint_def(c.provider, t2v), t2v)).micros)
   end)
+
+  -- A rates file {"currency": "CNY", "rate": {...}} (a misspelt key) or without its currency got
+  -- the generic "rates must be a JSON object {...}".
+  it("names a rates file's unknown field with the closest known one, and a missing or mistyped one", function()
+    local path = os.tmpname()
+    local function read(body)
+      local f = assert(io.open(path, "w"))
+      f:write(body)
+      f:close()
+      local r, err = budget.read_rates(path)
+      assert.is_nil(r, body)
+      return err
+    end
+    for body, said in pairs {
+      ['{"currency": "CNY", "rate": {"USD": "7"}}'] = ": rate: is not a field of a rates file; did you mean rates? "
+        .. "(known: currency, rates)",
+      ['{"curency": "CNY", "rates": {"USD": "7"}}'] = ": curency: is not a field of a rates file; did you mean "
+        .. "currency?",
+      ['{"currency": "CNY", "rates": {"USD": "7"}, "x": 1}'] = ": x: is not a field of a rates file (known: currency, "
+        .. "rates)",
+      ['{"rates": {"USD": "7"}}'] = ": currency: is required: the currency the rates count in",
+      ['{"currency": "CNY"}'] = ": rates: is required: each other currency's rate, in units of CNY",
+      ['{"currency": 5, "rates": {}}'] = ": currency: must be a currency's name (such as CNY), got a number (5)",
+      ['{"currency": "CNY", "rates": ["USD"]}'] = ": rates: must be an object of each other currency's rate "
+        .. '(such as USD: "7.1"), got an array',
+      ['["CNY"]'] = ': rates must be a JSON object {"currency": "CNY", "rates": {"USD": "7.10", ...}} (got an array)',
+      ['{"currency": "CNY",'] = ': rates must be a JSON object {"currency": "CNY", "rates": {"USD": "7.10", ...}} (',
+    } do
+      assert.matches(path .. said, read(body), 1, true)
+    end
+    os.remove(path)
+    -- the ledger's rates in Lua, by the same rule
+    local _, err = billing.ledger { budgets = { { limit = "5", currency = "CNY" } },
+      rates = { currency = "CNY", rate = { USD = "7" } } }
+    assert.are.equal("rates.rate", err.field)
+    assert.matches("is not a field of the rates; did you mean rates?", err.message, 1, true)
+    _, err = billing.ledger { budgets = { { limit = "5", currency = "CNY" } }, rates = { rates = { USD = "7" } } }
+    assert.are.equal("rates.currency", err.field)
+  end)
 end)

@@ -325,14 +325,16 @@ function M.read_rates(path)
   if dup then
     return nil, path .. ": " .. jerr
   end
-  if type(v) ~= "table" or type(v.currency) ~= "string" or type(v.rates) ~= "table" then
-    return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}}"
-      .. (jerr and (" (" .. tostring(jerr) .. ")") or "")
+  if v == nil then
+    return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}} ("
+      .. tostring(jerr) .. ")"
   end
-  for k in pairs(v) do
-    if k ~= "currency" and k ~= "rates" then
-      return nil, path .. ": " .. tostring(k) .. " is not a field of a rates file (known: currency, rates)"
-    end
+  local at, why = ledgers.rates_problem(v)
+  if at == "" then
+    return nil, path .. ": rates must be a JSON object {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\", ...}} ("
+      .. why .. ")"
+  elseif at then
+    return nil, path .. ": " .. at .. ": " .. why:gsub("of the rates", "of a rates file")
   end
   for cur, rate in pairs(v.rates) do
     local problem = ledgers.rate_problem(cur, rate, v.currency)

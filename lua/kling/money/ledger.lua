@@ -642,14 +642,56 @@ function M.rate_problem(cur, rate, currency)
   return nil
 end
 
+local RATES_FIELDS = { "currency", "rates" }
+
+--- Why a rates table ({currency = "CNY", rates = {USD = "7.1"}}, a rates file's JSON object)
+-- is not one, or nil: the path of the field under it ("" for the whole) and the rule. A field
+-- it does not know is named with the closest known one ("rate: is not a field of the rates;
+-- did you mean rates?"); a missing one, and a wrong type, by name. The one check of the
+-- ledger's `rates` and of `kling run --rates FILE`; the rates themselves are rate_problem's.
+---@param r any
+---@return string|nil field "currency", "rates", the unknown key, or "" for r itself
+---@return string|nil problem
+function M.rates_problem(r)
+  if type(r) ~= "table" or r[1] ~= nil or json.is_array(r) then
+    return "", "got " .. validate.type_of(r)
+  end
+  local unknown = {}
+  for k in pairs(r) do
+    if k ~= "currency" and k ~= "rates" then
+      unknown[#unknown + 1] = tostring(k)
+    end
+  end
+  table.sort(unknown)
+  if unknown[1] then
+    local near = validate.closest(unknown[1], RATES_FIELDS)
+    return unknown[1], "is not a field of the rates" .. (near and ("; did you mean " .. near .. "?") or "")
+      .. " (known: currency, rates)"
+  end
+  if r.currency == nil then
+    return "currency", "is required: the currency the rates count in, a budget's (such as CNY)"
+  elseif type(r.currency) ~= "string" or r.currency == "" then
+    return "currency", "must be a currency's name (such as CNY), got " .. validate.type_of(r.currency)
+  elseif r.rates == nil then
+    return "rates", "is required: each other currency's rate, in units of " .. r.currency .. " (such as USD: \"7.1\")"
+  elseif type(r.rates) ~= "table" or r.rates[1] ~= nil then
+    return "rates", "must be an object of each other currency's rate (such as USD: \"7.1\"), got "
+      .. validate.type_of(r.rates)
+  end
+  return nil
+end
+
 -- rates {currency = "CNY", rates = {USD = "7.1", ["evolink-credits"] = "0.1"}}: units of
 -- `currency` per unit of each other currency (decimal strings, at most 6 decimals).
 local function rates_of(r, budgets, field)
   if r == nil then
     return nil
   end
-  if type(r) ~= "table" or type(r.currency) ~= "string" or type(r.rates) ~= "table" then
-    return nil, validation(field, "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required")
+  local at, why = M.rates_problem(r)
+  if at == "" then
+    return nil, validation(field, "{currency = \"CNY\", rates = {USD = \"7.1\", ...}} is required (" .. why .. ")")
+  elseif at then
+    return nil, validation(field .. "." .. at, why)
   end
   if not budgets[r.currency] then
     return nil, validation(field .. ".currency", "rates count in " .. r.currency .. ", which has no budget")
