@@ -387,6 +387,31 @@ describe("a batch against the simulator", function()
     end
   end)
 
+  -- CSV booleans: the README's true/false (in any letter case) and nothing else; what the API gets.
+  it("sends a CSV's TRUE and false as the API's on and off, and refuses yes or 1 naming the line", function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.csv", "id,prompt,model,mode,duration,sound\ns1,a,kling-v2-6,pro,5,TRUE\n"
+      .. "s0,b,kling-v2-6,pro,5,false\n")
+    local result, err, status = run(dir, { manifest = dir .. "/rows.csv" })
+    assert(result, err)
+    assert.are.equal(0, status)
+    local sent = {}
+    for _, r in ipairs(result.rows) do
+      sent[r.id] = sim.admin("GET", "/_sim/tasks/" .. r.task_id).request.sound
+    end
+    assert.are.same({ s1 = "on", s0 = "off" }, sent)
+    for _, cell in ipairs { "yes", "1", "on" } do
+      local d = fresh_dir()
+      write(d .. "/rows.csv", "id,prompt,model,mode,duration,sound\ns1,a,kling-v2-6,pro,5," .. cell .. "\n")
+      result, err, status = run(d, { manifest = d .. "/rows.csv" })
+      assert.is_nil(result)
+      assert.are.equal(2, status)
+      assert.matches(":2: sound: must be true or false (in any letter case: TRUE, False), got '" .. cell .. "'", err, 1,
+        true)
+    end
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
   -- A new user's batch took "my notes" at boat.mp4 for the paid video and never saved it.
   it("refuses a row whose output, .part or poster name holds a file it did not write; keeps its own on a re-run",
     function()

@@ -132,7 +132,7 @@ describe("a CSV manifest", function()
     local rows = assert(manifest.load(file(
       'id,prompt,duration,sound,element_list,camera_control,mode\r\n'
       .. 'a,"a cat, on a ""piano""",5,true,e1;e2,"{""type"":""down_back""}",\r\n'
-      .. 'b,"two\nlines",10,off,,,pro\n', "csv")))
+      .. 'b,"two\nlines",10,FALSE,,,pro\n', "csv")))
     assert.are.equal(2, #rows)
     local a = rows[1].request
     assert.are.equal('a cat, on a "piano"', a.prompt)
@@ -149,6 +149,12 @@ describe("a CSV manifest", function()
     assert.are.equal(3, rows[2].line)
   end)
 
+  it("takes true and false in any letter case for a boolean cell", function()
+    local rows = assert(manifest.load(file("id,sound\na,TRUE\nb,True\nc,false\nd,False\n", "csv")))
+    assert.are.same({ true, true, false, false }, { rows[1].request.sound, rows[2].request.sound,
+      rows[3].request.sound, rows[4].request.sound })
+  end)
+
   it("is recognised by its content without the extension, and a BOM is ignored", function()
     local rows, info = assert(manifest.load(file("\239\187\191id,prompt\nx,hello\n", "txt")))
     assert.are.equal("csv", info.format)
@@ -159,6 +165,12 @@ describe("a CSV manifest", function()
     local cases = {
       { "id,duration\na,five\n", ":2: duration: must be a number %(got 'five'%)" },
       { "id,sound\na,maybe\n", ":2: sound: must be true or false" },
+      -- what the README names, and nothing else: yes, on, 1 were read as true (and no, off, 0 as false)
+      { "id,sound\na,yes\n", ":2: sound: must be true or false %(in any letter case: TRUE, False%), got 'yes'" },
+      { "id,sound\na,on\n", ":2: sound: must be true or false .*got 'on'" },
+      { "id,multi_shot\na,1\n", ":2: multi_shot: must be true or false .*got '1'" },
+      { "id,sound\na,0\n", ":2: sound: must be true or false .*got '0'" },
+      { "id,keep_original_sound\na,no\n", ":2: keep_original_sound: must be true or false .*got 'no'" },
       { "id,prompt\na,b,c\n", ":2: 3 cells, the header has 2" },
       { "id,prompt,duration\na,b,5\nc,d\n", ":3: 2 cells, the header has 3" },
       { 'id,prompt\na,"open\n', "line 2: a quoted field is not closed" },

@@ -32,8 +32,6 @@ local STRUCTURED = { multi_prompt = true, camera_control = true, image_list = tr
   dynamic_masks = true, input = true, model_params = true, extra_body = true, face_choose = true,
   element_image_list = true, element_video_list = true, element_refer_list = true, subject_image_list = true,
   images = true }
-local TRUE = { ["true"] = true, on = true, yes = true, ["1"] = true }
-local FALSE = { ["false"] = true, off = true, no = true, ["0"] = true }
 
 local function fail(where, msg)
   return nil, where .. ": " .. msg
@@ -69,13 +67,13 @@ function M.cell(field, text)
     return tointeger(n) or n
   end
   if BOOLEANS[field] then
+    -- true or false, in any letter case (a spreadsheet writes TRUE); yes, on, 1 and the like
+    -- are refused, never read as a guess
     local l = text:lower()
-    if TRUE[l] then
-      return true
-    elseif FALSE[l] then
-      return false
+    if l == "true" or l == "false" then
+      return l == "true"
     end
-    return nil, "must be true or false (got '" .. text .. "')"
+    return nil, "must be true or false (in any letter case: TRUE, False), got '" .. text .. "'"
   end
   if LISTS[field] then
     local list = {}
