@@ -609,6 +609,78 @@ describe("a batch against the simulator", function()
     assert.are.equal(1, sim.stats().creates)
   end)
 
+  -- The README said "a manifest edited under its journal is refused", yet a row appended to a
+  -- finished batch ran. What the code does, pinned: rows added run; a row nothing was sent for
+  -- (refused, or not started) may be fixed, changed or removed; a row whose create was sent may
+  -- neither change nor go.
+  it("takes rows added and rows nothing was sent for changed or removed; refuses a sent row changed or removed",
+    function()
+      local dir = fresh_dir()
+      local i = sim.info()
+      local evolink = { provider = "evolink", base_url = i.providers.evolink, api_key = i.api_key, model = "kling-v3" }
+      local function rows(list)
+        table.insert(list, 1, { defaults = V1 })
+        write(dir .. "/rows.jsonl", jsonl(list))
+      end
+      local function with(t, extra)
+        for k, v in pairs(extra) do
+          t[k] = v
+        end
+        return t
+      end
+      rows { { id = "m", prompt = "first version" }, { id = "bad", prompt = "x", duration = -1 },
+        with({ id = "later", prompt = "not started" }, evolink) }
+      local result, err, status = run(dir, { budget = { "10CNY" } }) -- no budget in evolink-credits: later waits
+      assert(result, err)
+      assert.are.equal(3, status)
+      assert.are.same({ m = "succeeded", bad = "refused", later = "unfinished" }, states(result))
+      assert.are.equal(1, sim.stats().creates)
+      -- added, fixed, changed before it was sent: all run
+      rows { { id = "m", prompt = "first version" }, { id = "bad", prompt = "x", duration = 5 },
+        with({ id = "later", prompt = "changed before it was sent" }, evolink), { id = "added", prompt = "y" } }
+      result, err, status = run(dir, { budget = { "10CNY", "100:evolink-credits" } })
+      assert(result, err)
+      assert.are.equal(0, status)
+      assert.are.same({ m = "succeeded", bad = "succeeded", later = "succeeded", added = "succeeded" }, states(result))
+      assert.are.equal(4, sim.stats().creates)
+      -- a row refused (nothing sent) may go: kling status agrees with the run
+      rows { { id = "m", prompt = "first version" }, { id = "bad", prompt = "x", duration = 5 },
+        with({ id = "later", prompt = "changed before it was sent" }, evolink), { id = "added", prompt = "y" },
+        { id = "typo", prompt = "z", duraton = 5 } }
+      result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(6, status)
+      rows { { id = "m", prompt = "first version" }, { id = "bad", prompt = "x", duration = 5 },
+        with({ id = "later", prompt = "changed before it was sent" }, evolink), { id = "added", prompt = "y" } }
+      result, err, status = run(dir)
+      assert(result, err)
+      assert.are.equal(0, status)
+      assert.are.equal(1, #of_row(records(dir), "typo", "dropped"))
+      local cstatus, out = require("support.cli").kling("status " .. dir .. " --json")
+      assert.are.equal(0, cstatus, out)
+      local st = assert(json.decode(out:match("^[^\n]*")))
+      assert.are.same({ rows = 4, succeeded = 4 }, { rows = st.rows, succeeded = st.counts.succeeded })
+      assert.is_nil(st.counts.refused)
+      assert.are.equal(4, sim.stats().creates)
+      -- a row whose create was sent: neither changed nor removed
+      local before = sim.stats().requests
+      rows { { id = "m", prompt = "second version" }, { id = "bad", prompt = "x", duration = 5 },
+        with({ id = "later", prompt = "changed before it was sent" }, evolink), { id = "added", prompt = "y" } }
+      result, err, status = run(dir)
+      assert.is_nil(result)
+      assert.are.equal(2, status)
+      assert.matches("row 'm' (line 2) has changed since its attempt 1 was sent: a row whose create was sent may "
+        .. "not change", err, 1, true)
+      rows { { id = "bad", prompt = "x", duration = 5 },
+        with({ id = "later", prompt = "changed before it was sent" }, evolink), { id = "added", prompt = "y" } }
+      result, err, status = run(dir)
+      assert.is_nil(result)
+      assert.are.equal(2, status)
+      assert.matches("the journal names row 'm', which the manifest has not: its create was sent, so the row may "
+        .. "not be removed", err, 1, true)
+      assert.are.equal(before, sim.stats().requests)
+    end)
+
   it("refuses a manifest edited under its journal, and a directory another live process runs", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "m", prompt = "first version" } })

@@ -49,12 +49,32 @@ return function(Batch)
     end
   end
 
-  -- resume(state) -> true | nil, message (the journal does not fit the manifest).
+  -- Whether the journal shows nothing was ever sent for a row: only refusals (invalid,
+  -- unpriced), no attempt begun, no file, no end.
+  local function never_sent(h)
+    return next(h.attempts) == nil and next(h.files) == nil and next(h.placing or {}) == nil and not h.final
+  end
+
+  -- resume(state) -> true | nil, message (the journal does not fit the manifest). A manifest may
+  -- be edited under its journal as far as nothing sent changes: rows added run; a row nothing
+  -- was sent for (refused as invalid or unpriced, or not started) may be fixed, changed or
+  -- removed (a removed one journaled as dropped, so that kling status counts it no more); a
+  -- row whose create was sent (its task exists, or may) is refused when changed or removed,
+  -- naming it: its task, charge and files are the manifest's row's.
   function Batch:resume(st)
+    local ids, dropped = {}, {}
     for id in pairs(st.rows) do
+      ids[#ids + 1] = id
+    end
+    table.sort(ids)
+    for _, id in ipairs(ids) do
       if not self.by_id[id] then
-        return nil, "the journal names row '" .. id .. "', which the manifest has not: resume with the manifest "
-          .. "that started this batch, or use a new --out directory"
+        if not never_sent(st.rows[id]) then
+          return nil, "the journal names row '" .. id .. "', which the manifest has not: its create was sent, so the "
+            .. "row may not be removed (resume with the manifest that started this batch, or use a new --out "
+            .. "directory)"
+        end
+        dropped[#dropped + 1] = id
       end
     end
     for _, row in ipairs(self.rows) do
@@ -62,10 +82,19 @@ return function(Batch)
       if h then
         for n, a in pairs(h.attempts) do
           if a.hash and a.hash ~= row.hash then
-            return nil, string.format("row '%s' (line %d) has changed since its attempt %d was sent: a batch "
-              .. "resumes only with the manifest it started with (or use a new --out directory)", row.id, row.line, n)
+            return nil, string.format("row '%s' (line %d) has changed since its attempt %d was sent: a row whose "
+              .. "create was sent may not change (resume with the manifest it started with, or use a new --out "
+              .. "directory)", row.id, row.line, n)
           end
         end
+      end
+    end
+    for _, id in ipairs(dropped) do -- nothing was sent for it: gone from the batch
+      self:append { t = "dropped", row = id }
+    end
+    for _, row in ipairs(self.rows) do
+      local h = st.rows[row.id]
+      if h then
         self:resume_row(row, h)
       end
     end

@@ -15,6 +15,8 @@
 --   {t = "refused", row, attempt, error}                   refused before any task existed (validation,
 --                                                          unpriced): refused for now, looked at again next run
 --   {t = "final", row, state, attempts, task_id}           the row is over (once per row)
+--   {t = "dropped", row}                                   removed from the manifest before anything was
+--                                                          sent for it: its records so far are forgotten
 local M = {}
 
 M.VERSION = 1
@@ -87,6 +89,8 @@ function M.replay(records)
         h.files[r.n] = r
       elseif t == "final" then
         h.final = r
+      elseif t == "dropped" then
+        st.rows[r.row] = nil
       else
         return nil, "record " .. i .. ": unknown type '" .. tostring(t) .. "'"
       end
