@@ -109,3 +109,57 @@ describe("kling.batch.state.replay", function()
     assert.matches("names no row", err)
   end)
 end)
+
+-- `kling status DIR` showed a row state "sent" that its help's list of states did not have.
+describe("kling status DIR", function()
+  it("shows only states its help explains, and each of them is reachable from a journal", function()
+    local json = require "kling.json"
+    local d = dir .. "/states"
+    assert(os.execute("mkdir -p " .. d))
+    local recs = {
+      { t = "batch", v = state.VERSION, rows = 10, manifest = "m.jsonl" },
+      { t = "final", row = "ok", state = "succeeded", attempts = 1, task_id = "1" },
+      { t = "final", row = "bad", state = "failed", attempts = 1, task_id = "2" },
+      { t = "refused", row = "invalid", attempt = 1, error = { kind = "validation", message = "x" } },
+      { t = "intent", row = "lost", attempt = 1, ext = "kb-3" },
+      { t = "end", row = "lost", attempt = 1, status = "uncertain", ext = "kb-3" },
+      { t = "intent", row = "run", attempt = 1, ext = "kb-4" },
+      { t = "created", row = "run", attempt = 1, task_id = "4" },
+      { t = "intent", row = "dl", attempt = 1, ext = "kb-5" },
+      { t = "end", row = "dl", attempt = 1, status = "succeeded", task_id = "5" },
+      { t = "intent", row = "fail", attempt = 1, ext = "kb-6" },
+      { t = "end", row = "fail", attempt = 1, status = "failed", task_id = "6" },
+      { t = "intent", row = "sent", attempt = 1, ext = "kb-7" },
+    }
+    local lines = {}
+    for i, r in ipairs(recs) do
+      lines[i] = assert(json.encode(r))
+    end
+    write(d .. "/journal.jsonl", table.concat(lines, "\n") .. "\n")
+    local function kling(args)
+      local p = assert(io.popen("lua5.4 bin/kling " .. args .. " 2>&1", "r"))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local st = assert(json.decode(kling("status " .. d .. " --json --rows")))
+    local help = kling("status --help")
+    local explained = {}
+    for name in help:gmatch("\n           (%l+)  ") do
+      explained[name] = true
+    end
+    local shown = {}
+    for s in pairs(st.counts) do
+      shown[#shown + 1] = s
+      assert.is_true(explained[s], "kling status --help does not explain the state " .. s)
+    end
+    table.sort(shown)
+    assert.are.same({ "downloading", "ending", "failed", "pending", "refused", "running", "sent", "succeeded",
+      "uncertain" }, shown)
+    local n = 0
+    for _ in pairs(explained) do
+      n = n + 1
+    end
+    assert.are.equal(#shown, n, "the help explains a state kling status never shows")
+  end)
+end)

@@ -14,10 +14,19 @@ M.summary = "show a task, or a batch directory's progress"
 
 function M.define(cmd)
   cmd:description [[
-DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl
-         (succeeded, failed, refused, uncertain; running with their task ids; pending),
+DIR      a batch directory (kling run --out DIR): rows by state from DIR/journal.jsonl,
          the runs so far and the budget. Reads the journal only: safe while the batch
-         runs. --rows lists every row.
+         runs. --rows lists every row. A row's state is one of:
+           succeeded    its outputs are in DIR
+           failed       failed for good at the provider
+           refused      never sent (invalid or unpriced): fix the row, run again
+           uncertain    its create's fate is unknown (see kling run --help)
+           running      at the provider (with its task id)
+           downloading  its task succeeded, its outputs are not all in DIR yet
+           ending       its task failed, its retry or its end not journaled yet
+           sent         its create was sent, the answer not journaled yet (a run
+                        in progress, or the next run looks it up by external id)
+           pending      not sent yet (not started, or waiting for a budget or keys)
 TASK_ID  one task, asked of the provider (credentials as for kling run); --external when the
          id is an external_task_id; without --endpoint each video endpoint is asked, so a task
          of another endpoint (an image's, an audio's) needs --endpoint (images/generations).
@@ -66,6 +75,7 @@ local function row_state(h)
   return "pending", nil
 end
 
+-- Every state row_state gives (kling status --help explains each), in the order printed.
 local ORDER = { "succeeded", "failed", "refused", "uncertain", "running", "downloading", "ending", "sent", "pending" }
 
 local function batch_status(dir, opts)
