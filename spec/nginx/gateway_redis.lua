@@ -833,6 +833,33 @@ local function account_changed_across_nodes()
     one_everywhere = one_everywhere and (on == 0 or on == NODES)
     works[#works + 1] = on > 0 and i or nil
   end
+  -- One key to two accounts: each node checks against its copies (up to a second old), so the
+  -- store's write is what refuses it (an attacker review: a client then signed in, and spent,
+  -- as the other account).
+  for _, n in ipairs { { "aa", "gw-aa-key-01" }, { "bb", "gw-bb-key-01" } } do
+    res = adm("POST", 1, "/gateway/admin/accounts", { name = n[1], api_key = n[2], credit = "5" })
+    assert(res.status == 201, res.body)
+  end
+  h.sleep(1.2)
+  for _, k in ipairs { "gw-aa-key-01", "gw-bb-key-01" } do
+    signs_in(2, k) -- node 2's copies of both
+  end
+  local first = adm("PATCH", 1, "/gateway/admin/accounts/aa", { api_key = "gw-rotated-key-01" })
+  local second = adm("PATCH", 2, "/gateway/admin/accounts/bb", { api_key = "gw-rotated-key-01" })
+  local third = adm("POST", 2, "/gateway/admin/accounts", { name = "cc", api_key = "gw-rotated-key-01", credit = "9" })
+  local cased = adm("POST", 3, "/gateway/admin/accounts", { name = "AA", api_key = "gw-aa-upper-key", credit = "9" })
+  h.sleep(1.2)
+  local as = {}
+  for i = 1, NODES do
+    local b = h.request("GET", url(i, "/gateway/balance"), { headers = { authorization = "Bearer gw-rotated-key-01" } })
+    as[#as + 1] = tostring(b.json and b.json.data and b.json.data.account)
+  end
+  h.check("account change: a key another node just gave an account is refused (409, naming api_key) to a change and to"
+    .. " a new account there; a name taken in another case too; the key signs in as its one account on every node",
+    first.status == 200 and second.status == 409 and second.json.field == "api_key" and third.status == 409
+    and third.json.field == "api_key" and cased.status == 409 and table.concat(as, ",") == "aa,aa,aa"
+    and signs_in(1, "gw-bb-key-01"), table.concat({ first.status, second.status, third.status, cased.status }, ",")
+    .. " " .. table.concat(as, ","))
   local keys = redis.cli("--raw hkeys kgw:accounts")
   local _, gina_keys = keys:gsub("ck:gw%-gina%-key", "")
   h.check("account change: two changes sent at once on two nodes are each taken or refused (409); the account ends"

@@ -150,45 +150,165 @@ function Accounts:key_owners(except)
   return owners
 end
 
--- add(acct) -> true | nil, {field, message}: a new account (checked by config.account);
--- journaled first, so an account that could not be written is never usable.
-function Accounts:add(acct)
-  if self:get(acct.name) then
-    return nil, { field = "name", message = "account " .. acct.name .. " exists" }
+-- The Redis side of a new account or a change: its fields written at once, only if the account
+-- is still as read ('' for a new one: its name free, also in case) and every key it takes is
+-- free or already its own; a field it drops is removed only where it is its own. Nodes check
+-- against copies up to accounts.CACHE_S old: two nodes could otherwise give one key to two
+-- accounts (a client served as, and spending, another). ARGV: the keys' prefix, the name's
+-- field, the text read or '', the new text, the count of fields to drop, those, then the
+-- fields to set to the new text. -> {1} | {0, "changed"} | {0, "name", the name taken} |
+-- {0, "key", the field taken}.
+local WRITE = [[
+local hash = ARGV[1] .. 'accounts'
+local name_field, read, text = ARGV[2], ARGV[3], ARGV[4]
+local cur = redis.call('HGET', hash, name_field)
+if read == '' then
+  if cur then return {0, 'name', string.sub(name_field, 4)} end
+  local lower = string.lower(name_field)
+  for _, f in ipairs(redis.call('HKEYS', hash)) do
+    if string.sub(f, 1, 3) == 'cn:' and string.lower(f) == lower then return {0, 'name', string.sub(f, 4)} end
   end
-  -- A name another's in all but case is a typo, or a second account the operator will take for
-  -- the first (the config refuses it too).
-  local lower = acct.name:lower()
-  for _, name in ipairs(self:names()) do
-    if name:lower() == lower then
-      return nil, { field = "name", message = "account " .. name .. " exists (names differ in case only)" }
+elseif cur ~= read then
+  return {0, 'changed'}
+end
+local name = cjson.decode(text).name
+local function owner(f)
+  local v = redis.call('HGET', hash, f)
+  if not v then return nil end
+  local ok, doc = pcall(cjson.decode, v)
+  return ok and type(doc) == 'table' and doc.name or ''
+end
+local n = tonumber(ARGV[5])
+for i = 6 + n, #ARGV do
+  local who = owner(ARGV[i])
+  if who and who ~= name then return {0, 'key', ARGV[i]} end
+end
+for i = 6, 5 + n do
+  if owner(ARGV[i]) == name then redis.call('HDEL', hash, ARGV[i]) end
+end
+for i = 6 + n, #ARGV do redis.call('HSET', hash, ARGV[i], text) end
+return {1}
+]]
+
+-- write(self, name, read, new, drop) -> true | nil, {status, message [, field]}: WRITE's answer.
+local function write_redis(self, name, read, new, drop)
+  local args = { "cn:" .. name, read or "", json.encode(new), #drop }
+  for _, list in ipairs { drop, fields(new) } do
+    for _, k in ipairs(list) do
+      args[#args + 1] = k
     end
   end
-  local field, why = config.key_clash(self:key_owners(), acct)
-  if field then
-    return nil, { field = field, message = field .. ": " .. why }
+  local res, err = self.redis:run(WRITE, unpack(args))
+  if type(res) ~= "table" then
+    return nil, { status = 503, message = "the store cannot be written now (nothing was changed): " .. tostring(err) }
+  elseif res[1] == 1 then
+    return true
+  elseif res[2] == "name" then
+    return nil, { status = 409, field = "name", message = "account " .. tostring(res[3]) .. " exists"
+      .. (res[3] ~= name and " (names differ in case only)" or "") }
+  elseif res[2] == "key" then
+    local field = tostring(res[3]):sub(1, 3) == "ck:" and "api_key" or "access_key"
+    return nil, { status = 409, field = field, message = field .. ": is already another account's" }
   end
+  return nil, { status = 409, message = "account " .. name .. " is being changed by another request: try again" }
+end
+
+-- The fields old has and new has not (a key replaced or dropped).
+local function dropped(old, new)
+  local keep, out = {}, {}
+  for _, k in ipairs(fields(new)) do
+    keep[k] = true
+  end
+  for _, k in ipairs(fields(old)) do
+    if not keep[k] then
+      out[#out + 1] = k
+    end
+  end
+  return out
+end
+
+-- One node: one account write (a creation, a change) at a time across its workers, its checks
+-- made inside: two workers could otherwise give one key to two accounts. fn() -> results.
+local LOCK, LOCK_S = "cl", 10
+local function locked(self, fn)
+  local ok, lerr = self.dict:safe_add(LOCK, true, LOCK_S)
+  if not ok then
+    return nil, lerr == "exists" and { status = 409, message = "another account is being created or changed: try"
+      .. " again" } or { status = 503, message = "shared memory: " .. tostring(lerr) }
+  end
+  local res = { pcall(fn) } -- fn's results: at most two, never a nil between
+  self.dict:delete(LOCK)
+  if not res[1] then
+    error(res[2], 0)
+  end
+  return res[2], res[3]
+end
+
+-- The checks a new account or a change passes against what this node knows (the config, and
+-- the other accounts: with Redis, copies; WRITE checks there again): -> nil | {status, field,
+-- message}. name: the account being changed (its own keys are its), or nil for a new one.
+local function clashes(self, acct, name)
+  if not name then
+    if self:get(acct.name) then
+      return { status = 409, field = "name", message = "account " .. acct.name .. " exists" }
+    end
+    -- A name another's in all but case is a typo, or a second account the operator will take
+    -- for the first (the config refuses it too).
+    local lower = acct.name:lower()
+    for _, other in ipairs(self:names()) do
+      if other:lower() == lower then
+        return { status = 409, field = "name", message = "account " .. other .. " exists (names differ in case only)" }
+      end
+    end
+  end
+  local field, why = config.key_clash(self:key_owners(name), acct)
+  if field then
+    return { status = 409, field = field, message = field .. ": " .. why }
+  end
+end
+
+-- Writes a new account (read nil) or a change (read: the account's text in Redis as it was
+-- read; cur: the account before) where it is kept, then into this node's memory: the keys it
+-- dropped first (a leaked key is refused at once, even should the rest fail).
+local function commit(self, new, cur, read)
+  local drop = cur and dropped(cur, new) or {}
   local ok, err
   if self.redis then
-    local r, s = self.redis, json.encode(acct)
-    ok, err = r:with(function(red)
-      local args = {}
-      for _, k in ipairs(fields(acct)) do
-        args[#args + 1], args[#args + 2] = k, s
-      end
-      return red:hset(r.prefix .. "accounts", unpack(args))
-    end)
+    ok, err = write_redis(self, new.name, read, new, drop)
   else
-    ok, err = self.journal:append { op = "account", created = acct }
+    ok, err = self.journal:append { op = "account", [cur and "changed" or "created"] = new }
+    if not ok then
+      err = { status = 503, journal = true, message = "the journal cannot be written now (nothing was changed): "
+        .. tostring(err) }
+    end
   end
   if not ok then
-    return nil, { journal = true, message = err }
+    return nil, err
   end
-  ok, err = index(self, acct)
-  if not ok then
-    return nil, { message = "shared memory: " .. tostring(err) }
+  for _, k in ipairs(drop) do
+    self.dict:delete(k)
+  end
+  local iok, ierr = index(self, new)
+  if not iok then
+    return nil, { status = 503, message = "shared memory: " .. tostring(ierr) }
   end
   return true
+end
+
+-- add(acct) -> true | nil, {status, field, message}: a new account (checked by config.account);
+-- written first (the journal, or Redis), so an account that could not be written is never usable.
+function Accounts:add(acct)
+  local function run()
+    local clash = clashes(self, acct)
+    if clash then
+      return nil, clash
+    end
+    return commit(self, acct)
+  end
+  if self.redis then
+    return run()
+  end
+  return locked(self, run)
 end
 
 --- The created accounts of a journal's entries, each as it was last written (created, then
@@ -226,99 +346,49 @@ function Accounts:from_file(name)
   return of_file(self, name) ~= nil
 end
 
--- The Redis side of a change: the account's fields replaced at once, only if it is still as
--- read (another change in between is refused, not overwritten). ARGV: the keys' prefix, the
--- name's field, the text read, the new text, the count of fields to delete, those, then the
--- fields to set to the new text.
-local CHANGE = [[
-local hash = ARGV[1] .. 'accounts'
-if redis.call('HGET', hash, ARGV[2]) ~= ARGV[3] then return 0 end
-local n = tonumber(ARGV[5])
-for i = 6, 5 + n do redis.call('HDEL', hash, ARGV[i]) end
-for i = 6 + n, #ARGV do redis.call('HSET', hash, ARGV[i], ARGV[4]) end
-return 1
-]]
-
--- The fields old has and new has not (a key replaced or dropped).
-local function dropped(old, new)
-  local keep, out = {}, {}
-  for _, k in ipairs(fields(new)) do
-    keep[k] = true
-  end
-  for _, k in ipairs(fields(old)) do
-    if not keep[k] then
-      out[#out + 1] = k
-    end
-  end
-  return out
-end
-
 --- change(name, fn) -> the account as changed | nil, {status, message [, field]}: a created
--- account replaced by fn(account) -> new account | nil, {status, message, field}, journaled
--- (or written to Redis) before it is used. One change of an account at a time: a second made
--- meanwhile (another worker, another node) is refused (409), never interleaved with it.
+-- account replaced by fn(account) -> new account | nil, {status, message, field}, checked
+-- against the others, written (the journal, or Redis) before it is used. One account write at a
+-- time: on one node a lock, with Redis the write made only if the account is still as read (a
+-- change made meanwhile on another node is refused, 409, never merged).
 function Accounts:change(name, fn)
-  local cur = self:get(name)
-  if not cur then
+  if not self:get(name) then
     return nil, { status = 404, message = "no account " .. name }
   elseif self:from_file(name) then
     return nil, { status = 409, message = "account " .. name .. " is the config file's: change it there and"
       .. " reload (kill -HUP the gateway's nginx master)" }
   end
-  local busy = { status = 409, message = "account " .. name .. " is being changed by another request: try again" }
-  local lock, r, cur_s = "cl:" .. name, self.redis, nil
-  if r then
-    -- as Redis has it now, not this node's copy: the change is made only if it still is
-    cur_s = r:with(function(red)
-      return red:hget(r.prefix .. "accounts", "cn:" .. name)
-    end)
-    cur = type(cur_s) == "string" and json.decode(cur_s)
-    if type(cur) ~= "table" then
-      return nil, { status = 503, message = "the store cannot be read now (nothing was changed)" }
-    end
-  else
-    local ok, lerr = self.dict:safe_add(lock, true, 10)
-    if not ok then
-      return nil, lerr == "exists" and busy or { status = 503, message = "shared memory: " .. tostring(lerr) }
-    end
-    cur = self:get(name) -- as it is now that no other change can be made
-  end
-  local new, err = fn(cur)
-  local ok, werr
-  if new and r then
-    local del, set = dropped(cur, new), fields(new)
-    local args = { "cn:" .. name, cur_s, json.encode(new), #del }
-    for _, list in ipairs { del, set } do
-      for _, k in ipairs(list) do
-        args[#args + 1] = k
+  local function run()
+    local cur, read = self:get(name), nil
+    if self.redis then
+      -- as Redis has it now, not this node's copy: the change is made only if it still is
+      local r = self.redis
+      read = r:with(function(red)
+        return red:hget(r.prefix .. "accounts", "cn:" .. name)
+      end)
+      cur = type(read) == "string" and json.decode(read)
+      if type(cur) ~= "table" then
+        return nil, { status = 503, message = "the store cannot be read now (nothing was changed)" }
       end
     end
-    ok, werr = r:run(CHANGE, unpack(args))
-    if ok == 0 then
-      return nil, busy
+    local new, err = fn(cur)
+    if not new then
+      return nil, err
     end
-  elseif new then
-    ok, werr = self.journal:append { op = "account", changed = new }
-  end
-  if new and ok then
-    local iok, ierr = index(self, new)
-    for _, k in ipairs(iok and dropped(cur, new) or {}) do
-      self.dict:delete(k)
+    err = clashes(self, new, name)
+    if err then
+      return nil, err
     end
-    if not iok then
-      err = { status = 503, message = "shared memory: " .. tostring(ierr) }
+    local ok, werr = commit(self, new, cur, read)
+    if not ok then
+      return nil, werr
     end
-  elseif new then
-    err = { status = 503, message = (self.redis and "the store" or "the journal") .. " cannot be written now"
-      .. " (nothing was changed): " .. tostring(werr) }
+    return new
   end
-  if not r then
-    self.dict:delete(lock)
+  if self.redis then
+    return run()
   end
-  if err then
-    return nil, err
-  end
-  return new
+  return locked(self, run)
 end
 
 -- overdrawn(G) -> the accounts whose spend and holds pass their credit (a credit lowered in

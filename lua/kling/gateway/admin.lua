@@ -199,7 +199,7 @@ local function create_account(G)
   end
   local added, err = G.accounts:add(acct)
   if not added then
-    return refuse(err.journal and 503 or 409, err.message, err.field)
+    return refuse(err.status or 409, err.message, err.field)
   end
   local s, oerr = G.meter:open_account(acct.name, acct.credit)
   if not s then
@@ -241,11 +241,7 @@ local function change_account(G, name)
       local msg = tostring(acct):gsub("^kling gateway config: ", "")
       return nil, { status = 400, message = msg, field = msg:match("^account%.([%w_]+)") }
     end
-    local field, why = config.key_clash(G.accounts:key_owners(name), acct)
-    if field then
-      return nil, { status = 409, message = field .. ": " .. why, field = field }
-    end
-    return acct
+    return acct -- checked against the other accounts by the change itself
   end)
   if not changed then
     return refuse(err.status, err.message, err.field)
