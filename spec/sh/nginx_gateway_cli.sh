@@ -31,6 +31,15 @@ set +e; out=$(kling gateway start --config "$T/none.json" --dir "$T/gw" 2>&1); r
 check "a config that cannot be read: exit 2, its path named once (got: $out)" \
   '[ $rc = 2 ] && [ "$out" = "kling gateway: cannot read --config $T/none.json: No such file or directory" ]'
 
+cat > "$T/redis.json" <<JSON
+{"upstream": {"provider": "kling", "base_url": "http://127.0.0.1:9", "access_key": "a", "secret_key": "b"},
+ "store": {"redis": "redis://127.0.0.1:9/0"}, "admin_key": "admin-0123456789abcdef",
+ "accounts": [{"name": "alice", "api_key": "gw-alice", "credit": "10"}]}
+JSON
+set +e; out=$(kling gateway start --config "$T/redis.json" 2>&1); rc=$?; set -e
+check "a Redis store without --dir (a fresh temporary D would forget the store it saw): exit 2, saying why (got: $rc $out)" \
+  '[ $rc = 2 ] && [[ "$out" == "kling gateway: --config $T/redis.json: store: a Redis store needs --dir D"* ]]'
+
 config "$T/none/deeper"
 set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
 check "a journal whose directory is missing: exit 2 before nginx runs, in one line naming it (got: $rc $out)" \

@@ -189,6 +189,14 @@ function M.start(o)
     end
     return nil, why, "usage"
   end
+  -- A node of a Redis store keeps in D/kling-store the id of the store it saw, so that after a
+  -- restart it refuses a store that lost its data (spent credit back): a fresh temporary D each
+  -- start would forget it (an attacker review).
+  if cfg.store and not o.dir then
+    return nil, "--config " .. o.config .. ": store: a Redis store needs --dir D, a directory that lasts: the node"
+      .. " keeps there the id of the store it saw (D/kling-store), so that after a restart it refuses a store"
+      .. " that lost its data", "usage"
+  end
   -- A journal in a directory that is not there is the config's mistake: said before nginx runs
   -- (whether its workers may write there is nginx's master's to find out, at start).
   local jdir = cfg.journal and cfg.journal:match("^(.*)/[^/]*$")
