@@ -40,6 +40,16 @@ set +e; out=$(kling gateway start --config "$T/redis.json" 2>&1); rc=$?; set -e
 check "a Redis store without --dir (a fresh temporary D would forget the store it saw): exit 2, saying why (got: $rc $out)" \
   '[ $rc = 2 ] && [[ "$out" == "kling gateway: --config $T/redis.json: store: a Redis store needs --dir D"* ]]'
 
+# The conf's connections fit the open files nginx may have: past them nginx's setrlimit failed
+# with an alert alone, and 1,100 idle connections held the gateway down (an attacker review).
+config "$T/journal"
+set +e; out=$(prlimit --nofile=1024:4096 lua5.4 bin/kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
+check "under an open files limit of 4096, the conf asks for 4096 files and 2016 connections, and the start warns (got: $rc $out)" \
+  '[ $rc = 0 ] && grep -q "worker_rlimit_nofile 4096;" "$T/gw/nginx.conf" && grep -q "worker_connections 2016;" "$T/gw/nginx.conf" \
+   && [[ "$out" == *"warning: the open files limit (ulimit -Hn 4096) gives each worker 2016 connections"* ]] \
+   && ! grep -q "setrlimit" "$T/gw/error.log"'
+kling gateway stop --dir "$T/gw" >/dev/null 2>&1
+
 config "$T/none/deeper"
 set +e; out=$(kling gateway start --config "$T/cfg.json" --dir "$T/gw" 2>&1); rc=$?; set -e
 check "a journal whose directory is missing: exit 2 before nginx runs, in one line naming it (got: $rc $out)" \

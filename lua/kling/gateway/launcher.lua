@@ -75,8 +75,8 @@ function M.render(o)
     -- header took every connection of a 4,096 worker (an attacker review). A limit per client
     -- address belongs in front of the gateway (the load balancer, a firewall), where addresses
     -- are clients'.
-    "worker_rlimit_nofile 40000;",
-    "events { worker_connections 16384; }",
+    "worker_rlimit_nofile " .. o.files .. ";",
+    "events { worker_connections " .. o.connections .. "; }",
     "http {",
     "  access_log off;",
     "  client_header_timeout 10s;",
@@ -169,6 +169,26 @@ local function listen_of(o)
   return "127.0.0.1:" .. port, "127.0.0.1:" .. port
 end
 
+M.FILES, M.CONNECTIONS = 40000, 16384 -- a worker's open files and connections, where the limits allow
+M.FEW = 4096 -- connections a worker under which a start warns
+
+-- files_and_connections() -> the open files a worker may have (the hard limit nginx is started
+-- under, at most FILES: past it nginx's setrlimit fails and the workers keep the soft limit,
+-- with only an alert in the error log: an attacker review held a gateway down with 1,100 idle
+-- connections so), the connections that fit them (a proxied create takes two), and a warning
+-- when they are fewer than FEW.
+function M.files_and_connections()
+  -- as high as this process may raise it (root may, past the hard limit, where it has the right)
+  local ok, out = run.run("ulimit -Hn " .. M.FILES .. " 2>/dev/null; ulimit -Hn")
+  local hard = ok and (out:match("unlimited") and M.FILES or tonumber(out:match("(%d+)%s*$"))) or M.FILES
+  local files = math.max(256, math.min(M.FILES, hard))
+  local connections = math.min(M.CONNECTIONS, math.floor((files - 64) / 2))
+  local warning = connections < M.FEW and ("the open files limit (ulimit -Hn " .. hard .. ") gives each worker "
+    .. connections .. " connections: clients that hold connections open take them all sooner (raise the limit)")
+    or nil
+  return files, connections, warning
+end
+
 -- stop(dir) -> true, note | nil, message
 function M.stop(dir)
   return run.stop(dir, "gateway.pid", "gateway")
@@ -253,8 +273,13 @@ function M.start(o)
   -- this start's own mark on its health answer: another server already on the port (another
   -- gateway) answers too, and its answer must not be taken for this nginx being ready
   local instance = require("kling.core").random_hex(16)
+  local files, connections, limit_note = M.files_and_connections()
+  if limit_note then
+    io.stderr:write("kling gateway: warning: ", limit_note, "\n")
+  end
   local text = M.render { dir = dir, lua_root = lua_root, jit = jit, user = user, workers = o.workers or 1,
-    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg, instance = instance }
+    config = config_path, listen = listen, ca_file = ca_file, cfg = cfg, instance = instance, files = files,
+    connections = connections }
   run.write(dir .. "/nginx.conf", text)
   local url = "http://" .. hostport
   -- umask 077: a journal the workers make (at start or after a rotation) holds account keys.
