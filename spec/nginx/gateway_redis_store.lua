@@ -326,6 +326,8 @@ local function reset()
   local res = create(1)
   assert(res.status == 200, res.body)
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
+  res = adm("POST", 1, "/gateway/admin/accounts", { name = "ella", api_key = "gw-ella-key", credit = "5" })
+  assert(res.status == 201, res.body)
   redis.cli("flushall")
   local before_sim = sim_creates()
   res = create(1)
@@ -354,6 +356,11 @@ local function reset()
   h.check("reset: a node restarted after it (shared memory empty) refuses it too: its file knows the store",
     res.status == 503 and res.json and res.json.code == 5001 and logged(2, "the store was reset")
     and redis.cli("exists kgw:a:alice"):match("%d+") == "0", tostring(res.status) .. " " .. tostring(res.body))
+  local ella = h.request("GET", "http://127.0.0.1:" .. nodes[2].port .. "/gateway/balance",
+    { headers = { authorization = "Bearer gw-ella-key" } })
+  h.check("... and the key of an account the admin API made, which the store lost, answers 503 (5001) there, not 401"
+    .. " 'unknown key' (which clients take for their keys refused for good)", ella.status == 503 and ella.json
+    and ella.json.code == 5001, tostring(ella.status) .. " " .. tostring(ella.body))
 
   -- afresh on purpose: node 1 stopped, its file removed, started
   node_stop(1)

@@ -20,8 +20,11 @@ local M = {}
 M.CACHE_S = 1
 
 -- new{cfg =, dict = shared dict, journal = | redis = kling.gateway.redis (several nodes)}
+-- seen_id: with Redis, fn() -> the id of the store this node saw ("" for none: the store's
+-- seen_id), so that a key Redis lost (a store reset) is not told "unknown".
 function M.new(opts)
-  return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal, redis = opts.redis }, Accounts)
+  return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal, redis = opts.redis,
+    seen_id = opts.seen_id }, Accounts)
 end
 
 -- When a node's copy was read from Redis, in its flags: tenths of a second, modulo 2^32.
@@ -38,8 +41,17 @@ local function stored(self, key)
   local s, at = self.dict:get(key)
   local r = self.redis
   if r and not (s and (tenths() - at) % 4294967296 < M.CACHE_S * 10) then
+    local seen = self.seen_id and self.seen_id() or ""
     local fresh, err = r:with(function(red)
-      return red:hget(r.prefix .. "accounts", key)
+      local v, e = red:hget(r.prefix .. "accounts", key)
+      if v == ngx.null and seen ~= "" then
+        -- not there: unknown, unless the store lost its data (its meta gone or another's)
+        local id = red:hget(r.prefix .. "meta", "id")
+        if id ~= seen then
+          return nil, "the store was reset (it is not the one this node saw): its accounts cannot be read"
+        end
+      end
+      return v, e
     end)
     if type(fresh) == "string" then
       s = fresh

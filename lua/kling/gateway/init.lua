@@ -136,7 +136,9 @@ local function init_redis(ledger_dict, user)
     ended_ttl = M.ended_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
     retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
-  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis, seen_id = function()
+    return G.meter.store:seen_id()
+  end }
   G.ledger_dict = ledger_dict
 end
 
