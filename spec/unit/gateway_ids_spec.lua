@@ -34,24 +34,22 @@ describe("kling.gateway.ids", function()
     assert.is_true(distinct > 900, distinct) -- a counter would step by one each time
   end)
 
-  it("a process forked after a draw (nginx's master, then its workers) draws its own bytes", function()
+  it("reset empties the buffer: a worker draws its own bytes, never its master's (forked) buffer", function()
     local core = require "kling.core"
-    local saved, real, draws = _G.ngx, core.random_hex, 0
-    local me = 101
-    _G.ngx = { worker = { pid = function() return me end } }
+    local real, draws = core.random_hex, 0
     core.random_hex = function(n)
       draws = draws + 1
       return real(n)
     end
     ids.random(8)
     local before = draws
-    ids.random(8) -- the same process: from its buffer
+    ids.random(8) -- from the buffer
     local same = draws - before
-    me = 102 -- another process, which inherited the buffer
+    ids.reset() -- a worker starting (init_worker)
     ids.random(8)
-    local child = draws - before - same
-    _G.ngx, core.random_hex = saved, real
+    local after = draws - before - same
+    core.random_hex = real
     assert.are.equal(0, same)
-    assert.are.equal(1, child)
+    assert.are.equal(1, after)
   end)
 end)

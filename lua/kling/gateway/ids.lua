@@ -8,25 +8,25 @@ local core = require "kling.core"
 
 local M = {}
 
-M.POOL_BYTES = 512 -- random bytes drawn at once
+M.POOL_BYTES = 1024 -- random bytes drawn at once, the most core.random_hex draws (about 46 creates' ids)
 
 -- The buffer, as hex, and where the next id starts in it. One per worker process (nginx's
 -- workers share no Lua state), taken from without yielding: no two requests of a worker can
--- take the same bytes. A buffer drawn before a fork (nginx's master) is drawn again in the
--- child, whose ids would repeat its siblings'.
-local pool, at, owner = "", 1, nil
+-- take the same bytes. A buffer drawn before a fork (nginx's master) would repeat in every
+-- worker: each worker starts from an empty one (reset, in init_worker).
+local pool, at = "", 1
 
-local function pid()
-  return ngx and ngx.worker and ngx.worker.pid() or 0
+--- reset(): the buffer emptied; the next id draws anew. In each nginx worker as it starts.
+function M.reset()
+  pool, at = "", 1
 end
 
 --- random(n) -> n random hex digits (1 <= n <= 2 * POOL_BYTES).
 ---@param n integer
 ---@return string
 function M.random(n)
-  local me = pid()
-  if at + n - 1 > #pool or owner ~= me then
-    pool, at, owner = core.random_hex(M.POOL_BYTES), 1, me
+  if at + n - 1 > #pool then
+    pool, at = core.random_hex(M.POOL_BYTES), 1
   end
   local s = pool:sub(at, at + n - 1)
   at = at + n

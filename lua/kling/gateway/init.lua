@@ -9,6 +9,7 @@
 local config = require "kling.gateway.config"
 local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
+local ids = require "kling.gateway.ids"
 local loopback = require "kling.gateway.loopback"
 local metrics = require "kling.gateway.metrics"
 local proxy = require "kling.gateway.proxy"
@@ -379,6 +380,7 @@ end
 -- init_worker() in init_worker_by_lua: the upstream client (made on first use, per worker)
 -- and the poller's timer.
 function M.init_worker()
+  ids.reset() -- the ids' random bytes are this worker's own, never a buffer its master drew
   G.views, G.views_n = {}, 0 -- this worker's encoded task views (kling.gateway.api query)
   G.failed_seen = {} -- this worker's copy of each account's free failures today (kling.gateway.capacity)
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
