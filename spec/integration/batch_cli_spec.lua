@@ -370,8 +370,13 @@ describe("the workflow commands", function()
       assert.are.equal(0, status, out)
     end
     assert.are.equal("\137PNG", files.read(dir .. "/" .. t.id .. ".png"):sub(1, 4))
+    -- the file is there now: a second download refuses to replace it (exit 2), and it stays
+    local status, out = kling("download " .. t.id .. " --out " .. q(dir) .. " --endpoint images/generations")
+    assert.are.equal(2, status, out)
+    assert.matches(t.id .. ".png exists: kling download never replaces a file", out, 1, true)
+    assert.are.equal("\137PNG", files.read(dir .. "/" .. t.id .. ".png"):sub(1, 4))
     -- given an endpoint that has no such task, the answer is the provider's alone
-    local status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
+    status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
     assert.are.equal(1, status, out)
     assert.is_nil(out:find("--endpoint E", 1, true), out)
   end)

@@ -11,11 +11,12 @@ function M.define(cmd)
   cmd:description [[
 Looks the task up and writes each of its outputs (videos, images, audios) to
 DIR/TASK_ID.EXT (TASK_ID-N.EXT when there are several), then prints their paths. DIR is
-made when missing; one that cannot be made or written is an error before anything is sent.]]
+made when missing; one that cannot be made or written is an error before anything is sent.
+A file already at an output's name is never replaced: nothing is written.]]
   cmd:epilog [[
-Exit status: 0 downloaded, 1 the task is unknown or a download failed, 2 bad usage or DIR
-not writable (nothing sent), 3 the task is still queued or running, 4 it failed or was
-cancelled (no outputs).]]
+Exit status: 0 downloaded, 1 the task is unknown or a download failed, 2 bad usage, DIR
+not writable (nothing sent) or an output's name taken (nothing written), 3 the task is
+still queued or running, 4 it failed or was cancelled (no outputs).]]
   cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
   cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
     :convert(flags.nonempty "--out")
@@ -83,8 +84,20 @@ function M.run(opts)
     return fail(1, "task " .. t.id .. " succeeded with no outputs")
   end
   local row = { id = t.id, index = 1, task_id = t.id, request = { model = t.model } }
+  local paths = {}
   for n, o in ipairs(outputs) do
-    local path = dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
+    paths[n] = dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
+    -- A file already there is the user's (an earlier download, or another file of that name):
+    -- never replaced, as kling run never replaces one.
+    local there = io.open(paths[n], "rb")
+    if there then
+      there:close()
+      return fail(2, paths[n] .. " exists: kling download never replaces a file (move it away, or give another"
+        .. " --out): nothing was written")
+    end
+  end
+  for n, o in ipairs(outputs) do
+    local path = paths[n]
     local got, bytes = client:download(o.url, path)
     if not got then
       return fail(1, "output " .. n .. " (" .. tostring(o.url) .. "): " .. tostring(bytes))
