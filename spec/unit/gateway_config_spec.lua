@@ -389,7 +389,14 @@ describe("kling.gateway.config", function()
     f:write(zombie, "\n")
     f:close()
     local ok, err = journal.lock(path)
-    os.execute("pkill -P " .. holder .. "; kill " .. parent .. " " .. holder .. " 2>/dev/null")
+    -- the holder's child (its sleep) too, found in /proc: pkill deadlocks under the sanitizers'
+    -- preload (a futex wait that never ended: the sanitized run timed out at 600 s)
+    local kids = io.open("/proc/" .. holder .. "/task/" .. holder .. "/children")
+    local children = kids and kids:read("a") or ""
+    if kids then
+      kids:close()
+    end
+    os.execute("kill " .. parent .. " " .. holder .. " " .. children .. " 2>/dev/null")
     zp:close()
     hp:close()
     os.remove(path .. ".lock")
