@@ -240,9 +240,13 @@ local function dropped(old, new)
 end
 
 -- One node: one account write (a creation, a change) at a time across its workers, its checks
--- made inside: two workers could otherwise give one key to two accounts. fn() -> results.
+-- made inside: two workers could otherwise give one key to two accounts. With Redis, WRITE
+-- refuses what changed meanwhile instead. fn() -> results.
 local LOCK, LOCK_S = "cl", 10
 local function locked(self, fn)
+  if self.redis then
+    return fn()
+  end
   local ok, lerr = self.dict:safe_add(LOCK, true, LOCK_S)
   if not ok then
     return nil, lerr == "exists" and { status = 409, message = "another account is being created or changed: try"
@@ -316,9 +320,6 @@ function Accounts:add(acct)
       return nil, clash
     end
     return commit(self, acct)
-  end
-  if self.redis then
-    return run()
   end
   return locked(self, run)
 end
@@ -396,9 +397,6 @@ function Accounts:change(name, fn)
       return nil, werr
     end
     return new
-  end
-  if self.redis then
-    return run()
   end
   return locked(self, run)
 end
