@@ -375,6 +375,12 @@ describe("the workflow commands", function()
     assert.are.equal(2, status, out)
     assert.matches(t.id .. ".png exists: kling download never replaces a file", out, 1, true)
     assert.are.equal("\137PNG", files.read(dir .. "/" .. t.id .. ".png"):sub(1, 4))
+    -- a link pointing nowhere at the name is refused the same way (it was found only at the write, exit 1)
+    local dangling = root .. "/dl-dangling"
+    os.execute("mkdir -p " .. q(dangling) .. " && ln -s /nonexistent/x " .. q(dangling .. "/" .. t.id .. ".png"))
+    status, out = kling("download " .. t.id .. " --out " .. q(dangling) .. " --endpoint images/generations")
+    assert.are.equal(2, status, out)
+    assert.matches("symbolic link", out, 1, true)
     -- given an endpoint that has no such task, the answer is the provider's alone
     status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
     assert.are.equal(1, status, out)

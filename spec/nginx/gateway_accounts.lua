@@ -92,6 +92,13 @@ local function run()
   h.check("the admin_key is refused as a key", refused(res, 409, "api_key", "admin_key"), res.body)
   res = change { api_key = "short" }
   h.check("a key too short is refused by the new account's rule", refused(res, 400, "api_key"), res.body)
+  res = change { api_key = string.rep("k", 200000) }
+  h.check("a key too long to be sent in a header is refused (400), nothing half written (it was journaled, then"
+    .. " refused by shared memory: 503, the old key gone, the new one unusable)", refused(res, 400, "api_key",
+      "at most 256 characters") and balance("gw-carol-key-1") == 200, res.body and res.body:sub(1, 200))
+  res = admin_call("POST", "/accounts", { name = "bigk", api_key = string.rep("k", 200000), credit = "1" })
+  h.check("... and so is a new account's (400), which then does not exist", res.status == 400
+    and admin_call("PATCH", "/accounts/bigk", { max_open = 1 }).status == 404, res.body and res.body:sub(1, 200))
   res = change { max_open = 0 }
   h.check("max_open 0 is refused by the new account's rule", refused(res, 400, "max_open"), res.body)
   res = change { suspended = "yes" }

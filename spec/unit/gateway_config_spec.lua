@@ -30,6 +30,19 @@ describe("kling.gateway.config", function()
     assert.is_nil(c.accounts[2].max_open)
   end)
 
+  it("an account's keys are at most 256 characters: a longer one could never be sent in a header", function()
+    local ok, c = load { { name = "alice", api_key = string.rep("k", 256), credit = "1" } }
+    assert.is_true(ok, tostring(c))
+    for _, f in ipairs { "api_key", "secret_key" } do
+      local acct = { name = "alice", credit = "1", api_key = "key-alice-0123456789", access_key = "ak-alice",
+        secret_key = "sk-alice-0123456789" }
+      acct[f] = string.rep("k", 257)
+      ok, c = load { acct }
+      assert.is_false(ok)
+      assert.matches("accounts[1]." .. f .. ": must be at most 256 characters (got 257)", tostring(c), 1, true)
+    end
+  end)
+
   it("an account's suspended is true or false, absent (nil) by default, and refused by name otherwise", function()
     local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", suspended = true },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1", suspended = false },

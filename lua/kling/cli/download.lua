@@ -95,6 +95,10 @@ function M.run(opts)
       return fail(2, paths[n] .. " exists: kling download never replaces a file (move it away, or give another"
         .. " --out): nothing was written")
     end
+    local refused = output_path.refusal(paths[n]) -- a link (dangling too), a FIFO, a device
+    if refused then
+      return fail(2, "--out: " .. refused .. ": nothing was written")
+    end
   end
   for n, o in ipairs(outputs) do
     local path = paths[n]

@@ -284,29 +284,45 @@ local function clashes(self, acct, name)
 end
 
 -- Writes a new account (read nil) or a change (read: the account's text in Redis as it was
--- read; cur: the account before) where it is kept, then into this node's memory: the keys it
--- dropped first (a leaked key is refused at once, even should the rest fail).
+-- read; cur: the account before) where it is kept, and into this node's memory. The keys it
+-- drops leave memory once it is kept (a leaked key is refused at once).
+-- One node: memory first, then the journal; either refusing leaves the account as it was
+-- (a key over what shared memory takes had been journaled, then refused: a change half made,
+-- an account without a balance). With Redis, Redis first: this node's copies follow (one it
+-- cannot write is read again from Redis within CACHE_S).
 local function commit(self, new, cur, read)
   local drop = cur and dropped(cur, new) or {}
-  local ok, err
   if self.redis then
-    ok, err = write_redis(self, new.name, read, new, drop)
-  else
-    ok, err = self.journal:append { op = "account", [cur and "changed" or "created"] = new }
+    local ok, err = write_redis(self, new.name, read, new, drop)
     if not ok then
-      err = { status = 503, journal = true, message = "the journal cannot be written now (nothing was changed): "
-        .. tostring(err) }
+      return nil, err
     end
-  end
-  if not ok then
-    return nil, err
+  else
+    local function undo()
+      for _, k in ipairs(fields(new)) do
+        self.dict:delete(k)
+      end
+      if cur then
+        index(self, cur)
+      end
+    end
+    local iok, ierr = index(self, new)
+    if not iok then
+      undo()
+      return nil, { status = 503, message = "shared memory: " .. tostring(ierr) .. " (nothing was changed)" }
+    end
+    local ok, err = self.journal:append { op = "account", [cur and "changed" or "created"] = new }
+    if not ok then
+      undo()
+      return nil, { status = 503, journal = true, message = "the journal cannot be written now (nothing was"
+        .. " changed): " .. tostring(err) }
+    end
   end
   for _, k in ipairs(drop) do
     self.dict:delete(k)
   end
-  local iok, ierr = index(self, new)
-  if not iok then
-    return nil, { status = 503, message = "shared memory: " .. tostring(ierr) }
+  if self.redis then
+    index(self, new)
   end
   return true
 end

@@ -55,7 +55,9 @@ end
 
 -- A key or secret: printable ASCII without spaces (it goes into headers and the journal), at
 -- least `min` characters where the gateway trusts it alone (a client's key, the admin's, a
--- signing secret): "x" would be guessed.
+-- signing secret): "x" would be guessed; at most KEY_MAX: a longer one could never be sent in a
+-- header nginx takes (8 KB), and past 64 KB shared memory refused it after it was journaled.
+M.KEY_MAX = 256
 local function key(t, k, where, required, min)
   local v = str(t, k, where, required)
   if v ~= nil then
@@ -64,6 +66,9 @@ local function key(t, k, where, required, min)
     end
     if min and #v < min then
       fail(where .. k, "must be at least " .. min .. " characters")
+    end
+    if #v > M.KEY_MAX then
+      fail(where .. k, "must be at most " .. M.KEY_MAX .. " characters (got " .. #v .. ")")
     end
   end
   return v
