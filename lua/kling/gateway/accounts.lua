@@ -202,7 +202,8 @@ for i = 6 + n, #ARGV do redis.call('HSET', hash, ARGV[i], text) end
 return {1}
 ]]
 
--- write(self, name, read, new, drop) -> true | nil, {status, message [, field]}: WRITE's answer.
+-- write_redis(self, name, read, new, drop) -> true | nil, {status, message [, field]}: WRITE run,
+-- its answer read.
 local function write_redis(self, name, read, new, drop)
   local args = { "cn:" .. name, read or "", json.encode(new), #drop }
   for _, list in ipairs { drop, fields(new) } do
@@ -252,7 +253,7 @@ local function locked(self, fn)
     return nil, lerr == "exists" and { status = 409, message = "another account is being created or changed: try"
       .. " again" } or { status = 503, message = "shared memory: " .. tostring(lerr) }
   end
-  local res = { pcall(fn) } -- fn's results: at most two, never a nil between
+  local res = { pcall(fn) } -- fn's results, at most two, read by index (a nil among them kept)
   self.dict:delete(LOCK)
   if not res[1] then
     error(res[2], 0)
