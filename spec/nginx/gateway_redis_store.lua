@@ -7,7 +7,11 @@
 --      names both in its error log, and recovers once its config is fixed and reloaded;
 --   3. a Redis that lost its data (FLUSHALL) is refused as reset by a running node, a reloaded
 --      one and a restarted one (its file), until started afresh on purpose (the file removed);
---      a Redis without AOF, or whose CONFIG is refused, is said at open.
+--   4. a Redis that went back in time (an older copy of its AOF put back: what a power loss
+--      under appendfsync everysec or a failover to a lagging replica does) is refused by the
+--      node that saw the lost movements, running or restarted (its file), and by every other
+--      (the mark in the meta), until started afresh on purpose;
+--   a Redis without AOF, or whose CONFIG is refused, is said at open.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -387,6 +391,114 @@ local function reset()
   h.check("... until its file is removed too (it takes the new store)", res.status == 200, res.body)
 end
 
+-- ---- 4. a store that went back in time ----
+local redis_dir, redis_copy = base .. "/redis", base .. "/redis-copy"
+
+-- Redis stopped whole (SHUTDOWN writes its AOF out), its data copied, started again.
+local function copy_redis()
+  redis.cli("shutdown")
+  local limit = h.now() + 10
+  while redis.cli("ping"):find("PONG", 1, true) do
+    assert(h.now() < limit, "redis did not stop")
+    h.sleep(0.05)
+  end
+  h.sh("rm -rf " .. h.q(redis_copy) .. " && cp -a " .. h.q(redis_dir) .. " " .. h.q(redis_copy))
+  redis.start()
+end
+
+-- Redis stopped, the copy's data put back, started: every write since the copy lost.
+local function put_copy_back()
+  redis.stop()
+  h.sh("rm -rf " .. h.q(redis_dir) .. " && cp -a " .. h.q(redis_copy) .. " " .. h.q(redis_dir))
+  redis.start()
+end
+
+local function seq()
+  return tonumber(redis.cli("get kgw:seq"):match("%d+")) or 0
+end
+
+-- Both nodes stopped, their files removed, started: the store started afresh on purpose.
+local function afresh()
+  for i = 1, 2 do
+    node_stop(i)
+    local _, dir = store_file(i)
+    h.sh("rm -rf " .. h.q(dir))
+  end
+  for i = 1, 2 do
+    node_start(i)
+    opened(i)
+  end
+end
+
+local function settled_creates(i, n)
+  for _ = 1, n do
+    local res = create(i)
+    assert(res.status == 200, res.body)
+  end
+  wait_settled(i, 30)
+end
+
+local function rollback()
+  local id = redis.cli("--raw hget kgw:meta id"):match("%x+")
+  copy_redis()
+  settled_creates(1, 3)
+  local then_seq = seq()
+  put_copy_back()
+  local before_sim, now_seq = sim_creates(), seq()
+  local res = create(1)
+  h.check(("rollback: Redis back at an older copy (%d movements, not %d): the running node that made the lost ones"
+    .. " refuses its next create (503, 5001), nothing forwarded"):format(now_seq, then_seq), now_seq < then_seq
+    and res.status == 503 and res.json and res.json.code == 5001 and sim_creates() == before_sim,
+    tostring(res.status) .. " " .. tostring(res.body))
+  local said = logged(1, "the store went back in time: the Redis store kgw: at 127.0.0.1:" .. redis_port .. "/0 has "
+    .. now_seq .. " movements now, but a gateway node saw")
+  h.check("... names it in its error log (the movements there and seen), and marks the store for every node"
+    .. " (kgw:meta rolled_back), its id kept", said
+    and redis.cli("--raw hget kgw:meta rolled_back"):match("^(%d+) %d+") == tostring(now_seq)
+    and redis.cli("--raw hget kgw:meta id"):match("%x+") == id, redis.cli("--raw hgetall kgw:meta"))
+  res = create(2)
+  local sum = adm("GET", 2, "/gateway/admin")
+  h.check("... the other node refuses it too: a create 503 (5001), its admin summary 503 saying so",
+    res.status == 503 and res.json and res.json.code == 5001 and sum.status == 503
+    and sum.body:find("went back in time", 1, true) ~= nil and sim_creates() == before_sim,
+    tostring(res.status) .. " " .. tostring(sum.body))
+  node_stop(1)
+  node_start(1)
+  h.sleep(0.5)
+  res = create(1)
+  h.check("... and so does a node restarted", res.status == 503 and res.json and res.json.code == 5001,
+    tostring(res.status) .. " " .. tostring(res.body))
+  afresh()
+  res = create(1)
+  local fresh = redis.cli("--raw hget kgw:meta id"):match("%x+")
+  h.check("rollback: started afresh on purpose (every node stopped, its file removed): a new id, the mark gone,"
+    .. " creates made on both nodes", res.status == 200 and create(2).status == 200 and fresh ~= id
+    and redis.cli("hexists kgw:meta rolled_back"):match("%d+") == "0", tostring(res.body))
+  wait_settled(1, 30)
+
+  -- every node stopped before the loss: only the nodes' files know what they saw
+  copy_redis()
+  settled_creates(1, 3)
+  then_seq = seq()
+  node_stop(1)
+  node_stop(2)
+  local kept = json.decode(h.read((store_file(1))) or "")
+  h.check("rollback: a node that stops writes the movements it saw to its file", kept and type(kept.seq) == "number"
+    and kept.seq > 0 and kept.seq <= then_seq, json.encode(kept))
+  put_copy_back()
+  before_sim = sim_creates()
+  node_start(1)
+  said = logged(1, "the store went back in time")
+  res = create(1)
+  h.check("rollback: a node restarted after the loss refuses the store from its file (503, 5001; its error log"
+    .. " says so; nothing forwarded)", said and res.status == 503 and res.json and res.json.code == 5001
+    and sim_creates() == before_sim, tostring(res.status) .. " " .. tostring(res.body))
+  afresh()
+  res = create(2)
+  h.check("... until started afresh on purpose", res.status == 200, res.body)
+  wait_settled(2, 30)
+end
+
 -- ---- Redis's persistence, said at open ----
 local function persistence()
   redis.cli("config set appendonly no")
@@ -426,6 +538,7 @@ local ok, err = pcall(function()
   credits()
   another_unit()
   reset()
+  rollback()
   persistence()
 end)
 if not ok then

@@ -131,6 +131,7 @@ local function init_redis(ledger_dict, user)
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     price_provider = G.cfg.price_provider, dict = ledger_dict, id_key = G.store_state.key,
+    floor_key = G.store_state.floor_key,
     advice = "put its data back (its AOF or an RDB copy), or start afresh on purpose: stop every node, remove"
       .. " this one's " .. G.store_state.file .. " and each other's <prefix>/" .. store_id.DIR .. "/ file, and start"
       .. " them (README: Several nodes)",
@@ -203,24 +204,35 @@ end
 M.STORE_CHECK_S = 10 -- seconds between two checks of the store's identity by a node's first worker
 M.STORE_REFUSED = "store:refused" -- in the ledger dict while the last check refused the store (its code)
 
+-- The store's id and the movements seen there, written to the node's file (kling.gateway.store_id).
+local function remember_store(meta)
+  local ok, werr = store_id.remember(G.store_state, G.ledger_dict, meta)
+  if not ok then
+    ngx.log(ngx.ERR, "kling gateway: cannot keep the Redis store's id in ", G.store_state.file, ": ", werr,
+      ": restarted, this node could not tell a Redis that lost its data from a new one (retrying)")
+  end
+end
+
 -- The node's first worker, at its start and every STORE_CHECK_S: the store's identity
 -- (kling.money.stores.redis bind: written when absent if this node saw no store before; its
--- id kept in the dict and in the node's file, kling.gateway.store_id), then once the file's
--- accounts opened. A store that was reset, or whose currency or catalog is not this node's
--- config's, is said in the error log at each check (every money movement refuses it anyway,
--- in its own script), so that a node recovers once its config is fixed and reloaded.
+-- id and the movements seen there kept in the dict and in the node's file, kling.gateway.store_id),
+-- then once the file's accounts opened; and the file once more when the worker exits (its
+-- movements since the last check). A store that was reset or went back in time, or whose
+-- currency or catalog is not this node's config's, is said in the error log at each check
+-- (every money movement refuses it anyway, in its own script), so that a node recovers once
+-- its config is fixed and reloaded.
 local function check_store(premature)
   if premature then
+    if G.store_meta then
+      remember_store(G.store_meta)
+    end
     return
   end
   local meta, err, differs = G.meter.store:bind()
   local seen = meta or differs
   if seen then
-    local ok, werr = store_id.remember(G.store_state, G.ledger_dict, seen)
-    if not ok then
-      ngx.log(ngx.ERR, "kling gateway: cannot keep the Redis store's id in ", G.store_state.file, ": ", werr,
-        ": restarted, this node could not tell a Redis that lost its data from a new one (retrying)")
-    end
+    G.store_meta = seen
+    remember_store(seen)
   end
   local again = M.STORE_CHECK_S
   if meta then

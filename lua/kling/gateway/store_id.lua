@@ -3,6 +3,12 @@
 -- an empty replica, a restart without AOF) is refused rather than taken for a new store, where
 -- every account would have its spent credit back and every open task's hold would be gone.
 --
+-- With it, the highest movement number (<p>seq) the node saw there: a Redis found with fewer
+-- went back in time (it lost its last writes: kling.money.stores.redis GUARD), which a node
+-- restarted since can tell only from its file. The file is brought up to date at each check of
+-- the store (every few seconds) and when the node stops, so a restart may miss the movements of
+-- its last seconds, not more.
+--
 -- The id is kept in the node's ledger dict (a reload keeps it) and in a file under nginx's
 -- prefix, <prefix>/kling-store/<16 hex digits of the store's address>.json (a restart keeps
 -- it): the master reads the file into the dict in init, before any worker runs; the node's
@@ -29,7 +35,7 @@ local function address(store)
   return r.host .. ":" .. r.port .. "/" .. r.db, store.prefix
 end
 
---- open(store, prefix, user, dict) -> state {file, key, filed_key, redis, prefix} (raises,
+--- open(store, prefix, user, dict) -> state {file, key, floor_key, filed_key, filed_floor_key, redis, prefix} (raises,
 -- naming the path, when the directory cannot be made for the workers or the file cannot be
 -- read): in nginx's master, at start and at each reload. store: the config's (config.store);
 -- prefix: nginx's, ending in "/"; user: the workers' user when the master is root, else nil.
@@ -40,7 +46,7 @@ function M.open(store, prefix, user, dict)
   local name = core.sha256_hex(where .. " " .. key_prefix):sub(1, 16)
   local dir = prefix .. M.DIR
   local state = { file = dir .. "/" .. name .. ".json", key = "store:id:" .. name, filed_key = "store:filed:" .. name,
-    redis = where, prefix = key_prefix }
+    floor_key = "store:seq:" .. name, filed_floor_key = "store:filed_seq:" .. name, redis = where, prefix = key_prefix }
   -- nginx's master may run without PATH (journal.writable's rule); runuser checks what the
   -- workers can do, not what root can.
   local cmd = "mkdir -p " .. q(dir) .. " && chmod 700 " .. q(dir)
@@ -61,11 +67,12 @@ function M.open(store, prefix, user, dict)
   if f then
     f:close()
   end
-  local id
+  local id, seq
   if text and text:find("%S") then
     local doc = json.decode(text)
     id = type(doc) == "table" and type(doc.id) == "string" and doc.id:match("^%x+$") and doc.id or nil
-    if not id then
+    seq = type(doc) == "table" and doc.seq or 0 -- files of earlier versions have none
+    if not id or not (type(seq) == "number" and seq >= 0 and seq == math.floor(seq) and seq < 2 ^ 53) then
       error("kling gateway: " .. state.file .. " does not say which Redis store this node saw (not its JSON):"
         .. " remove it, with every node stopped, only to start the store afresh on purpose (README: Several"
         .. " nodes)", 0)
@@ -74,28 +81,37 @@ function M.open(store, prefix, user, dict)
   if id and not dict:get(state.key) then
     dict:set(state.key, id)
   end
+  -- A reload's dict knows as much or more of the same store; a restart's knows nothing.
+  if id and dict:get(state.key) == id and seq > (dict:get(state.floor_key) or 0) then
+    dict:set(state.floor_key, seq)
+  end
   if id then
     dict:set(state.filed_key, id)
+    dict:set(state.filed_floor_key, seq)
   else
     dict:delete(state.filed_key)
+    dict:delete(state.filed_floor_key)
   end
   return state
 end
 
---- remember(state, dict, meta) -> true | nil, message: in a worker, the id the dict holds
--- written to the file, unless the file has it already. meta: what the store records (bind).
+--- remember(state, dict, meta) -> true | nil, message: in a worker, the id the dict holds and
+-- the highest movement number seen there written to the file, unless the file has them
+-- already. meta: what the store records (bind).
 function M.remember(state, dict, meta)
   local id = dict:get(state.key)
-  if not id or dict:get(state.filed_key) == id then
+  local seq = dict:get(state.floor_key) or 0
+  if not id or (dict:get(state.filed_key) == id and dict:get(state.filed_floor_key) == seq) then
     return true
   end
-  local text = json.encode { id = id, redis = state.redis, prefix = state.prefix, created_ms = meta.created_ms,
-    currency = meta.currency, price_provider = meta.price_provider }
+  local text = json.encode { id = id, seq = seq, redis = state.redis, prefix = state.prefix,
+    created_ms = meta.created_ms, currency = meta.currency, price_provider = meta.price_provider }
   local ok, err = durable_file.replace(state.file, text .. "\n")
   if not ok then
     return nil, tostring(err)
   end
   dict:set(state.filed_key, id)
+  dict:set(state.filed_floor_key, seq)
   return true
 end
 

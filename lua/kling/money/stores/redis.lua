@@ -45,14 +45,26 @@ local function fmt(m)
   return string.format("%d", m)
 end
 
--- The store's identity, checked first by every script that moves or shows money: ARGV[2] the
--- store id this node saw ('' when it never saw one: then any id is taken, the meta must exist),
--- ARGV[3] its currency, ARGV[4] its price provider. -> nil (go on), {-7, the id there or ''}
--- (reset, or started afresh since), {-8, currency, price provider} (another unit).
+-- The store's identity, checked first by every script that moves or shows money: ARGV[2] this
+-- node's view of the store, "<id>@<seq>": the store id it saw ('' when it never saw one: then
+-- any id is taken, the meta must exist) and the highest movement number (<p>seq) it saw ('' for
+-- none), ARGV[3] its currency, ARGV[4] its price provider. -> nil (go on), {-7, the id there or
+-- ''} (reset, or started afresh since), {-9, why} (it went back in time: fewer movements than a
+-- node saw, marked in the meta for every node), {-8, currency, price provider} (another unit).
 local GUARD = [[
-local function guard(p, id, currency, provider)
-  local m = redis.call('HMGET', p .. 'meta', 'id', 'currency', 'price_provider')
+local function guard(p, view, currency, provider)
+  local id, floor = string.match(view, '^(%x*)@?(%d*)$')
+  local m = redis.call('HMGET', p .. 'meta', 'id', 'currency', 'price_provider', 'rolled_back')
   if not m[1] or (id ~= '' and m[1] ~= id) then return {-7, m[1] or ''} end
+  if m[4] then return {-9, m[4]} end
+  if id ~= '' and floor ~= '' then
+    local now = tonumber(redis.call('GET', p .. 'seq') or '0')
+    if now < tonumber(floor) then
+      local why = string.format('%d %s', now, floor)
+      redis.call('HSET', p .. 'meta', 'rolled_back', why)
+      return {-9, why}
+    end
+  end
   if m[2] ~= currency or m[3] ~= provider then return {-8, m[2] or '', m[3] or ''} end
   return nil
 end
@@ -241,25 +253,36 @@ redis.call('HINCRBY', a, 'avail', limit - tonumber(v[1]))
 return {1, line(p, 'credit', account, nil, nil, base, ARGV[7])}
 ]]
 
--- ARGV: p, the id this node saw ('' for none), currency, price provider, a new id. The store's
--- identity: its meta, written when absent and this node saw no store before ({1, id,
--- currency, price provider, created_ms}: what the store records, the caller compares); absent
--- while this node saw one: {-7, ''} (reset: written again, it would take the lost data for a
--- new store); another id than the one seen: {-7, that id} (started afresh since, by a node
--- that saw nothing before).
+-- ARGV: p, this node's view of the store (GUARD's "<id>@<seq>"), currency, price provider, a new
+-- id. The store's identity: its meta, written when absent and this node saw no store before
+-- ({1, id, currency, price provider, created_ms, the movements' number}: what the store
+-- records, the caller compares); absent while this node saw one: {-7, ''} (reset: written
+-- again, it would take the lost data for a new store); another id than the one seen: {-7, that
+-- id} (started afresh since, by a node that saw nothing before); fewer movements than this node
+-- saw, or marked so by a node that found it: {-9, why} (GUARD's). A node that saw no store
+-- finding one marked starts it afresh (a new id: README, Several nodes, says when to do that).
 local BIND = [[
-local p, known = ARGV[1], ARGV[2]
+local p = ARGV[1]
+local known, floor = string.match(ARGV[2], '^(%x*)@?(%d*)$')
 local k = p .. 'meta'
-local m = redis.call('HMGET', k, 'id', 'currency', 'price_provider', 'created_ms')
-if not m[1] then
+local m = redis.call('HMGET', k, 'id', 'currency', 'price_provider', 'created_ms', 'rolled_back')
+local seq = tonumber(redis.call('GET', p .. 'seq') or '0')
+if not m[1] or (m[5] and known == '') then
   if known ~= '' then return {-7, ''} end
   local t = redis.call('TIME')
   local created = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  redis.call('HDEL', k, 'rolled_back')
   redis.call('HSET', k, 'id', ARGV[5], 'currency', ARGV[3], 'price_provider', ARGV[4], 'created_ms', created)
-  return {1, ARGV[5], ARGV[3], ARGV[4], created}
+  return {1, ARGV[5], ARGV[3], ARGV[4], created, seq}
 end
 if known ~= '' and m[1] ~= known then return {-7, m[1]} end
-return {1, m[1], m[2] or '', m[3] or '', m[4] or ''}
+if m[5] then return {-9, m[5]} end
+if floor ~= '' and seq < tonumber(floor) then
+  local why = string.format('%d %s', seq, floor)
+  redis.call('HSET', k, 'rolled_back', why)
+  return {-9, why}
+end
+return {1, m[1], m[2] or '', m[3] or '', m[4] or '', seq}
 ]]
 
 -- ARGV: p, the guard's three (GUARD), account: {1, its fields as HMGET gives them}, or the
@@ -297,18 +320,19 @@ return {1, line(p, 'topup', account, nil, nil, m, ARGV[8], nil, account, nil, id
 ]]
 
 -- new{redis = kling.gateway.redis, currency =, price_provider = the catalog that prices its
--- amounts, dict = shared dict (the store id this node saw, under id_key: a reload keeps it),
--- id_key = its key ("store:id"), advice = what the operator can do about a reset store (added
--- to the refusal's message), ended_ttl = seconds the end of a hold is remembered (refusing a
--- second end of it)} -> meter
+-- amounts, dict = shared dict (the store id this node saw, under id_key, and the highest
+-- movement number it saw, under floor_key: a reload keeps them), id_key = its key ("store:id"),
+-- floor_key = its key ("store:seq"), advice = what the operator can do about a reset store
+-- (added to the refusal's message), ended_ttl = seconds the end of a hold is remembered
+-- (refusing a second end of it)} -> meter
 function M.new(opts)
   local ttl = opts.ended_ttl
   if not (type(ttl) == "number" and ttl >= 1 and ttl == math.floor(ttl)) then
     error("kling.money.stores.redis: ended_ttl must be a whole number of seconds, at least 1", 2)
   end
   return setmetatable({ redis = opts.redis, currency = opts.currency, price_provider = opts.price_provider or "",
-    dict = opts.dict, id_key = opts.id_key or "store:id", advice = opts.advice, clock = core.wall_ms,
-    ended_ttl = ttl }, Meter)
+    dict = opts.dict, id_key = opts.id_key or "store:id", floor_key = opts.floor_key or "store:seq",
+    advice = opts.advice, clock = core.wall_ms, ended_ttl = ttl }, Meter)
 end
 
 local function store_error(err, code)
@@ -320,9 +344,40 @@ function Meter:seen_id()
   return self.dict and self.dict:get(self.id_key) or ""
 end
 
--- The guard's three arguments (GUARD): the id this node saw, its currency, its price provider.
+--- The highest movement number (<p>seq) this node saw in the store (0 for none).
+function Meter:floor()
+  return self.dict and self.dict:get(self.floor_key) or 0
+end
+
+-- A movement numbered seq was seen: the floor rises to it. Two workers may race here and keep
+-- the lower of their two numbers: the floor then trails by a movement or two, never passes
+-- what the store had.
+local function saw(self, seq)
+  seq = tonumber(seq)
+  local d = self.dict
+  if d and seq and seq > (d:get(self.floor_key) or 0) then
+    d:set(self.floor_key, seq)
+  end
+end
+
+-- This node's view of the store as GUARD reads it: "<id>@<floor>", or the id alone.
+local function view_of(self)
+  local id, floor = self:seen_id(), self:floor()
+  if id == "" or floor == 0 then
+    return id
+  end
+  return id .. "@" .. string.format("%d", floor)
+end
+
+-- The id in a view.
+local function id_of(view)
+  return (view:match("^[^@]*"))
+end
+
+-- The guard's three arguments (GUARD): this node's view of the store, its currency, its price
+-- provider.
 local function guard_args(self)
-  return self:seen_id(), self.currency, self.price_provider
+  return view_of(self), self.currency, self.price_provider
 end
 
 -- Where the store is, for the operator (its password left out).
@@ -332,11 +387,20 @@ local function where(self)
     .. "/" .. tostring(c.db)
 end
 
--- Why GUARD (or BIND) refused, named for the operator ({-7, id} or {-8, currency, provider};
--- seen: the id this node gave it) -> message, code | nil (not a refusal of the guard).
-local function refusal(self, res, seen)
+-- Why GUARD (or BIND) refused, named for the operator ({-7, id}, {-9, why} or {-8, currency,
+-- provider}; view: what this node gave it) -> message, code | nil (not a refusal of the guard).
+local function refusal(self, res, view)
+  local seen = view and id_of(view)
   if type(res) ~= "table" then
     return nil
+  elseif res[1] == -9 then
+    local now, floor = tostring(res[2]):match("^(%d+) (%d+)$")
+    return "the store went back in time: " .. where(self) .. " has " .. tostring(now) .. " movements now, but a"
+      .. " gateway node saw " .. tostring(floor) .. " there: Redis lost its last writes (a power loss under"
+      .. " appendfsync everysec, a failover to a replica that lagged, an older AOF or RDB copy put back), and"
+      .. " with them spent credit, holds and tasks; no node moves money in it (fail closed; marked in "
+      .. self.redis.prefix .. "meta for every node)" .. (self.advice and ("; " .. self.advice) or ""),
+      "store_rolled_back"
   elseif res[1] == -7 and seen == "" then
     return where(self) .. " has no meta hash " .. self.redis.prefix .. "meta yet: no gateway node has opened it"
       .. " (the first worker of a node opens it at its start; try again)", "store_unopened"
@@ -357,11 +421,11 @@ local function refusal(self, res, seen)
 end
 
 -- A script's answer -> the answer | nil, err (Redis could not answer, or GUARD refused).
-local function guarded(self, seen, res, err)
+local function guarded(self, view, res, err)
   if type(res) ~= "table" then
     return nil, store_error(err or "unexpected answer")
   end
-  local why, code = refusal(self, res, seen)
+  local why, code = refusal(self, res, view)
   if why then
     return nil, store_error(why, code)
   end
@@ -370,24 +434,33 @@ end
 
 --- bind() -> meta {id, currency, price_provider, created_ms} | nil, err [, meta]: the store's
 -- identity, written when absent if this node saw no store before, and the id kept in the
--- node's dict (kept where the currency or catalog differ too: this node saw that store). err
--- (kind server) has code "store_reset" (the meta is gone or another id: never written again
--- here), "store_differs" (its currency or price provider is not this node's; the meta is the
--- third value) or none (Redis could not answer). One round trip: the gateway's first worker
--- calls it at start and every few seconds, never per movement.
+-- node's dict (kept where the currency or catalog differ too: this node saw that store), with
+-- the store's movements' number as the floor this node saw (a store found below it went back
+-- in time). err (kind server) has code "store_reset" (the meta is gone or another id: never
+-- written again here), "store_rolled_back" (fewer movements than a node saw), "store_differs"
+-- (its currency or price provider is not this node's; the meta is the third value) or none
+-- (Redis could not answer). One round trip: the gateway's first worker calls it at start and
+-- every few seconds, never per movement.
 function Meter:bind()
   local seen = self:seen_id()
-  local res, err = guarded(self, seen, self.redis:run(BIND, seen, self.currency, self.price_provider,
+  local view = view_of(self)
+  local res, err = guarded(self, view, self.redis:run(BIND, view, self.currency, self.price_provider,
     core.random_hex(16)))
   if not res then
     return nil, err
   end
   local meta = { id = res[2], currency = res[3], price_provider = res[4], created_ms = tonumber(res[5]) }
   if meta.id ~= seen and self.dict then
+    -- another store (or the first): its own movements are the floor from now on
     local ok, derr = self.dict:safe_set(self.id_key, meta.id)
+    if ok then
+      ok, derr = self.dict:safe_set(self.floor_key, tonumber(res[6]) or 0)
+    end
     if not ok then
       return nil, store_error("shared memory: cannot keep the store's id: " .. tostring(derr))
     end
+  else
+    saw(self, res[6])
   end
   if meta.currency ~= self.currency or meta.price_provider ~= self.price_provider then
     return nil, store_error(refusal(self, { -8, meta.currency, meta.price_provider })), meta
@@ -404,8 +477,8 @@ function Meter:open_account(name, limit)
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
   end
-  local seen, cur, pp = guard_args(self)
-  local res, err = guarded(self, seen, self.redis:run(OPEN, seen, cur, pp, name, fmt(m), self.currency))
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(OPEN, view, cur, pp, name, fmt(m), self.currency))
   if not res then
     return nil, err
   end
@@ -423,8 +496,8 @@ function Meter:set_credit(name, micros, cap)
   if not whole(micros) then
     return nil, validation("credit", "must be a decimal amount, not negative")
   end
-  local seen, cur, pp = guard_args(self)
-  local res, err = guarded(self, seen, self.redis:run(CREDIT, seen, cur, pp, name, fmt(micros), self.currency,
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(CREDIT, view, cur, pp, name, fmt(micros), self.currency,
     cap and fmt(cap) or ""))
   if not res then
     return nil, err
@@ -433,6 +506,7 @@ function Meter:set_credit(name, micros, cap)
   elseif res[1] == 2 then
     return false
   end
+  saw(self, res[2])
   local a, aerr = self:account(name)
   if not a then
     return nil, store_error(aerr or "the account cannot be read")
@@ -446,14 +520,14 @@ end
 
 -- What a reservation's script answered -> entry | nil, code, detail (the refusal codes of
 -- kling.money.stores.memory, and "no_record": the task record it was to be held for is missing)
-local function reserve_answer(self, res, err, account, key, micros, seen)
+local function reserve_answer(self, res, err, account, key, micros, view)
   if not res then
     return nil, "store", tostring(err)
   end
   if type(res) == "table" and res[1] == false then
     return nil, "store", tostring(res[2])
   end
-  local why = refusal(self, res, seen)
+  local why = refusal(self, res, view)
   if why then
     return nil, "store", why
   elseif res[1] == -5 then
@@ -469,6 +543,7 @@ local function reserve_answer(self, res, err, account, key, micros, seen)
   elseif res[1] == -6 then
     return nil, "busy", tonumber(res[2])
   end
+  saw(self, res[2])
   return { seq = res[2], op = "reserve", task_key = key, account = account, micros = micros,
     amount = core.money_format(micros), currency = self.currency }
 end
@@ -490,10 +565,10 @@ function Meter:reserve(account, key, micros, info)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve: micros must be a whole number >= 0", 2)
   end
-  local seen, cur, pp = guard_args(self)
-  local res, err = self.redis:run(RESERVE, seen, cur, pp, account, key, fmt(micros), most_of(info),
+  local view, cur, pp = guard_args(self)
+  local res, err = self.redis:run(RESERVE, view, cur, pp, account, key, fmt(micros), most_of(info),
     line_fields(self, account, key, micros, info), "")
-  return reserve_answer(self, res, err, account, key, micros, seen)
+  return reserve_answer(self, res, err, account, key, micros, view)
 end
 
 -- reserve_call(account, key, micros, {task_id}, record) -> call, read: the reservation as a
@@ -507,10 +582,10 @@ function Meter:reserve_call(account, key, micros, info, record)
   if not whole(micros) then
     error("kling.money.stores.redis:reserve_call: micros must be a whole number >= 0", 2)
   end
-  local seen, cur, pp = guard_args(self)
+  local view, cur, pp = guard_args(self)
   local call
   if type(record) == "table" then
-    call = { RESERVE_WITH, seen, cur, pp, account, key, fmt(micros), most_of(info),
+    call = { RESERVE_WITH, view, cur, pp, account, key, fmt(micros), most_of(info),
       line_fields(self, account, key, micros, info) }
     for _, part in ipairs { "set", "add", "push" } do
       local list = record[part] or {}
@@ -522,11 +597,11 @@ function Meter:reserve_call(account, key, micros, info, record)
     end
     call.n = #call
   else
-    call = { RESERVE, seen, cur, pp, account, key, fmt(micros), most_of(info),
+    call = { RESERVE, view, cur, pp, account, key, fmt(micros), most_of(info),
       line_fields(self, account, key, micros, info), record or "", n = 10 }
   end
   return call, function(res)
-    return reserve_answer(self, res, nil, account, key, micros, seen)
+    return reserve_answer(self, res, nil, account, key, micros, view)
   end
 end
 
@@ -534,13 +609,13 @@ local function finish(self, key, op, micros, info)
   -- A create refused upstream goes with its task (kling.money.ledger's forgotten): its end is
   -- kept only while a second end could still race it.
   local life = info and info.forgotten and 1 or self.ended_ttl
-  local seen, cur, pp = guard_args(self)
-  local res, err = self.redis:run(END, seen, cur, pp, key, op, fmt(micros or 0), info and info.task_id or key,
+  local view, cur, pp = guard_args(self)
+  local res, err = self.redis:run(END, view, cur, pp, key, op, fmt(micros or 0), info and info.task_id or key,
     self.currency, info and info.account or "", fmt(life), info and info.by or "")
   if not res then
     return nil, "store", tostring(err)
   end
-  local why = refusal(self, res, seen)
+  local why = refusal(self, res, view)
   if why then
     return nil, "store", why
   elseif res[1] == -2 then
@@ -548,6 +623,7 @@ local function finish(self, key, op, micros, info)
   elseif res[1] == -3 then
     return nil, "ended", tostring(res[2])
   end
+  saw(self, res[2])
   local held = tonumber(res[4])
   local m = op == "settled" and micros or held
   return { seq = res[2], op = op == "settled" and "settle" or "release", task_key = key, account = res[3],
@@ -569,8 +645,8 @@ function Meter:topup(account, micros, cap, id)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
   end
-  local seen, cur, pp = guard_args(self)
-  local res, err = guarded(self, seen, self.redis:run(TOPUP, seen, cur, pp, account, fmt(micros),
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(TOPUP, view, cur, pp, account, fmt(micros),
     core.money_format(micros), self.currency, cap and fmt(cap) or "", id or ""))
   if not res then
     return nil, err
@@ -582,6 +658,8 @@ function Meter:topup(account, micros, cap, id)
     return false
   elseif code == 4 then
     return nil, memory.topup_id_clash(account, id, tonumber(res[2]))
+  elseif code == 1 then
+    saw(self, res[2])
   end
   local a, aerr = self:account(account)
   if not a then
@@ -613,8 +691,8 @@ end
 --- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
 -- (reset, another unit): a balance shown from it would be wrong]; nil alone: no such account.
 function Meter:account(name)
-  local seen, cur, pp = guard_args(self)
-  local res, err = guarded(self, seen, self.redis:run(ACCOUNT, seen, cur, pp, name))
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(ACCOUNT, view, cur, pp, name))
   if not res then
     return nil, err.message
   end
