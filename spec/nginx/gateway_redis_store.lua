@@ -299,6 +299,19 @@ local function another_unit()
     and bal.json.code == 5001,
     json.encode { topup.status, topup.body, credit.status, sum.status, sum.body, made.status, bal.status })
   h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
+  -- the one node left is refused: the poll's lock (kgw:poller, "<hex>:<worker pid>") stays free
+  node_stop(1)
+  local mine, held = workers(nodes[2].info.pid), nil
+  local limit = h.now() + 3
+  repeat
+    local owner = redis.cli("--raw get kgw:poller"):match("%x+:(%d+)")
+    held = held or (owner and mine[owner] and owner)
+    h.sleep(0.1)
+  until h.now() > limit
+  h.check("... and it does not lead the poll: alone, for 3 s, it never takes the lock", not held
+    and redis.cli("exists kgw:poller"):match("%d+") == "0", tostring(held))
+  node_start(1)
+  opened(1)
   configure(2)
   reload(2)
   res = create(2, BOTH)
