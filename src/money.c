@@ -190,7 +190,14 @@ static int l_money_format(lua_State *L) {
     return 1;
 }
 
+/* A result returned as nil, message: on LuaJIT one beyond 2^53 is out of
+ * range there (returned, not raised as push_micros does). */
 static int push_result(lua_State *L, enum kling_money_err e, int64_t v) {
+#if LUA_VERSION_NUM < 503
+    if (e == KLING_MONEY_OK && (v > EXACT_MAX || v < -EXACT_MAX)) {
+        e = KLING_MONEY_OVERFLOW;
+    }
+#endif
     if (e != KLING_MONEY_OK) {
         lua_pushnil(L);
         lua_pushstring(L, kling_money_strerror(e));
@@ -239,8 +246,7 @@ static int l_seconds_ms(lua_State *L) {
         lua_pushstring(L, err);
         return 2;
     }
-    push_micros(L, ms);
-    return 1;
+    return push_result(L, KLING_MONEY_OK, ms);
 }
 
 static int l_seconds_format(lua_State *L) {

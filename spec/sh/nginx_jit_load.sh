@@ -37,6 +37,20 @@ http {
         ngx.say(core.lua, " ", core.version, " ", #tok, " ", kind, " ", tostring(d.retry))
       }
     }
+    location /money {
+      content_by_lua_block {
+        -- durations and sums beyond 2^53 micro-units are nil, err on LuaJIT as on Lua 5.4,
+        -- never a raise: kling.estimate of a shot of 2^53 s raised there
+        local core = require "kling.core"
+        local ok1, ms, merr = pcall(core.seconds_ms, 2^53)
+        local ok2, sum, serr = pcall(core.money_add, 2^53, 2^52)
+        local ok3, q, qerr = pcall(require("kling").estimate, { provider = "apiinone", model = "kling-v3",
+          mode = "pro", duration = 10, multi_shot = true, shot_type = "customize",
+          multi_prompt = { { prompt = "a", duration = 2^53 }, { prompt = "b", duration = 1 } } })
+        ngx.say(tostring(ok1 and ms == nil and merr), "|", tostring(ok2 and sum == nil and serr), "|",
+          tostring(ok3 and q == nil and qerr.kind))
+      }
+    }
   }
 }
 CONF
@@ -49,7 +63,10 @@ for _ in $(seq 1 100); do
 done
 out=$(cat "$prefix/out" 2>/dev/null || true)
 echo "nginx answered: $out"
-if [[ "$out" =~ ^jit\ [0-9.]+\ [0-9]+\ quota\ true$ ]]; then
+money=$(curl -fsS "http://127.0.0.1:$port/money" 2>/dev/null || true)
+echo "nginx answered: $money"
+if [[ "$out" =~ ^jit\ [0-9.]+\ [0-9]+\ quota\ true$ ]] \
+  && [ "$money" = "amount out of range|amount out of range|validation" ]; then
   echo "1 passed, 0 failed"
 else
   echo "--- error.log"; cat "$prefix/error.log" "$prefix/stdout.log" || true

@@ -119,6 +119,19 @@ describe("billing.estimate shape", function()
     assert.matches("nobody", tostring(err))
   end)
 
+  it("refuses shot durations whose sum overflows, never pricing the wrapped-around sum", function()
+    -- three shots of about 6.1e15 s add up to 2^64 ms + 10 s: an unchecked + on Lua 5.4 wrapped
+    -- to 10 000 ms, the request's duration, and priced 800 credits
+    local shots = { { prompt = "a", duration = "6148914691236520.539" },
+      { prompt = "b", duration = "6148914691236520.539" }, { prompt = "c", duration = "6148914691236520.538" } }
+    local q, err = billing.estimate { provider = "apiinone", model = "kling-v3", mode = "pro", duration = 10,
+      multi_shot = true, shot_type = "customize", multi_prompt = shots }
+    assert.is_nil(q)
+    assert.equal("validation", err.kind)
+    assert.equal("multi_prompt[2].duration", err.field)
+    assert.matches("out of range", err.message)
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function()
       billing.estimate "kling"

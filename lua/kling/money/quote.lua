@@ -136,7 +136,12 @@ local function request_duration(req, d, provider)
       if not ms then
         return nil, validation(field, err, provider)
       end
-      total = total + ms
+      local sum_ms, serr = core.money_add(total, ms) -- checked: a plain + wraps around on Lua 5.4
+      if not sum_ms then
+        return nil, validation(field, "the shots' durations add up to more than can be priced (" .. serr .. ")",
+          provider)
+      end
+      total = sum_ms
     end
     local sum = core.seconds_format(total)
     if req.duration ~= nil then
