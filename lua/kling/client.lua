@@ -169,6 +169,11 @@ function M.download_limit(v, fn)
   return v
 end
 
+-- The options of kling.new with a rule of their own (validate.call_option_problem), checked there
+-- as client:with checks the per-call ones among them.
+local NEW_CALL_OPTIONS = { "max_attempts", "retry_base_ms", "retry_cap_ms", "on_retry", "auto_external_id",
+  "local_files", "user_agent", "driver" }
+
 local NEW_OPTIONS = {}
 for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
   "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
@@ -273,13 +278,19 @@ function M.new(opts)
     return nil, serr
   end
   local timeout, connect_timeout = secs.timeout, secs.connect_timeout
+  for _, name in ipairs(NEW_CALL_OPTIONS) do
+    local problem = validate.call_option_problem(name, opts[name])
+    if problem then
+      return nil, errors.validation(name, problem)
+    end
+  end
   if opts.max_download_bytes ~= nil and not pcall(M.download_limit, opts.max_download_bytes) then
     return nil, errors.validation("max_download_bytes", "must be a whole number of bytes from 1 to 2147483647 (got "
       .. validate.got(opts.max_download_bytes) .. ")")
   end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,
-    timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
+    timeout_ms = validate.seconds_ms(timeout), connect_timeout_ms = validate.seconds_ms(connect_timeout),
     user_agent = opts.user_agent,
   }
   local sink = http_debug.sink(opts.debug)
@@ -307,8 +318,8 @@ function M.new(opts)
   self.ctx = {
     core = core, driver = driver, provider = provider, base_url = self.base_url, auth = auth,
     max_attempts = opts.max_attempts or 5, base_ms = opts.retry_base_ms or 500, cap_ms = opts.retry_cap_ms or 20000,
-    call_budget_ms = math.floor(secs.call_budget * 1000),
-    timeout_ms = math.floor(timeout * 1000), connect_timeout_ms = math.floor(connect_timeout * 1000),
+    call_budget_ms = validate.seconds_ms(secs.call_budget),
+    timeout_ms = validate.seconds_ms(timeout), connect_timeout_ms = validate.seconds_ms(connect_timeout),
     on_retry = opts.on_retry,
   }
   return self
@@ -759,7 +770,7 @@ function Client:download(url, path, opts)
     return nil, errors.validation("path", "its directory " .. dir .. " does not exist", name)
   end
   local got, msg, kind = self.driver:download(url, path, {
-    max_bytes = math.min(max, 2147483647), timeout_ms = opts.timeout and math.floor(opts.timeout * 1000) or nil,
+    max_bytes = math.min(max, 2147483647), timeout_ms = opts.timeout and validate.seconds_ms(opts.timeout) or nil,
   })
   if not got then
     local k = DOWNLOAD_KINDS[kind or "network"] or DOWNLOAD_KINDS.network
@@ -952,9 +963,12 @@ for _, k in ipairs { "timeout", "connect_timeout", "max_attempts", "retry_base_m
   WITH_OPTIONS[k] = true
 end
 
-local function whole_option(name, v, lo)
-  if v ~= nil and (not validate.is_whole(v) or v < lo) then
-    errors.misuse("with", name .. " must be a whole number >= " .. lo)
+-- client:with's option other than a time: its value (nil when not given); a bad one raises at
+-- with's caller, by kling.new's rule (validate.call_option_problem).
+local function call_option(name, v)
+  local problem = validate.call_option_problem(name, v)
+  if problem then
+    errors.misuse("with", name .. " " .. problem)
   end
   return v
 end
@@ -991,23 +1005,18 @@ function Client:with(opts)
   end
   child.ctx = ctx
   if opts.timeout ~= nil then
-    ctx.timeout_ms = math.floor(with_seconds("timeout", opts.timeout) * 1000)
+    ctx.timeout_ms = validate.seconds_ms(with_seconds("timeout", opts.timeout))
   end
   if opts.connect_timeout ~= nil then
-    ctx.connect_timeout_ms = math.floor(with_seconds("connect_timeout", opts.connect_timeout) * 1000)
+    ctx.connect_timeout_ms = validate.seconds_ms(with_seconds("connect_timeout", opts.connect_timeout))
   end
   if opts.call_budget ~= nil then
-    ctx.call_budget_ms = math.floor(with_seconds("call_budget", opts.call_budget) * 1000)
+    ctx.call_budget_ms = validate.seconds_ms(with_seconds("call_budget", opts.call_budget))
   end
-  ctx.max_attempts = whole_option("max_attempts", opts.max_attempts, 1) or ctx.max_attempts
-  ctx.base_ms = whole_option("retry_base_ms", opts.retry_base_ms, 0) or ctx.base_ms
-  ctx.cap_ms = whole_option("retry_cap_ms", opts.retry_cap_ms, 0) or ctx.cap_ms
-  if opts.on_retry ~= nil then
-    if type(opts.on_retry) ~= "function" then
-      errors.misuse("with", "on_retry must be a function")
-    end
-    ctx.on_retry = opts.on_retry
-  end
+  ctx.max_attempts = call_option("max_attempts", opts.max_attempts) or ctx.max_attempts
+  ctx.base_ms = call_option("retry_base_ms", opts.retry_base_ms) or ctx.base_ms
+  ctx.cap_ms = call_option("retry_cap_ms", opts.retry_cap_ms) or ctx.cap_ms
+  ctx.on_retry = call_option("on_retry", opts.on_retry) or ctx.on_retry
   child.wait_timeout = with_seconds("wait_timeout", opts.wait_timeout, self.wait_timeout)
   child.poll_min = with_seconds("poll_min", opts.poll_min, self.poll_min)
   child.poll_max = with_seconds("poll_max", opts.poll_max, self.poll_max)
@@ -1018,8 +1027,8 @@ function Client:with(opts)
   if opts.max_download_bytes ~= nil then
     child.max_download_bytes = M.download_limit(opts.max_download_bytes, "with")
   end
-  if opts.auto_external_id ~= nil then
-    child.auto_external_id = opts.auto_external_id ~= false
+  if call_option("auto_external_id", opts.auto_external_id) ~= nil then
+    child.auto_external_id = opts.auto_external_id
   end
   if opts.debug ~= nil then
     local sink = http_debug.sink(opts.debug, nil, "with")

@@ -157,7 +157,7 @@ function Task:wait(opts)
     return nil, errors.validation(opts.poll_min ~= nil and "poll_min" or "poll_max", order)
   end
   local driver = client.driver
-  local timeout_ms = math.floor((opts.timeout or client.wait_timeout) * 1000)
+  local timeout_ms = validate.seconds_ms(opts.timeout or client.wait_timeout)
   local poll_min = math.max(1, math.floor((opts.poll_min or client.poll_min) * 1000))
   local poll_max = math.max(poll_min, math.floor((opts.poll_max or client.poll_max) * 1000))
   local sched = core.sched { min_interval_ms = poll_min, max_interval_ms = poll_max, backoff = 1.5,

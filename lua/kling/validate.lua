@@ -748,6 +748,57 @@ function M.seconds_problem(v)
   return nil
 end
 
+-- A time option's seconds (checked by seconds_problem) as the whole milliseconds libcurl and the
+-- scheduler take: rounded, and at least 1, so that a positive time under half a millisecond
+-- (1e-9 s, which seconds_problem takes) is 1 ms, never the 0 ms the driver refuses by raising.
+function M.seconds_ms(v)
+  return math.max(1, math.floor(v * 1000 + 0.5))
+end
+
+-- Why one of the per-call options of kling.new and client:with (other than the times, which
+-- seconds_problem checks, and debug) cannot be used, or nil when it can: the one rule of each, so
+-- that kling.new refuses what client:with refuses, before the first call would raise in the
+-- C core (max_attempts = "3": "kling.core: field 'max_attempts' must be an integer").
+local CALL_OPTION_RULES = {
+  max_attempts = function(v)
+    return not (M.is_whole(v) and v >= 1 and v <= 2147483647) and "must be a whole number of tries from 1 to 2147483647"
+  end,
+  retry_base_ms = function(v)
+    return not (M.is_whole(v) and v >= 0 and v <= 2147483647)
+      and "must be a whole number of milliseconds from 0 to 2147483647"
+  end,
+  on_retry = function(v)
+    return type(v) ~= "function" and "must be a function(info)"
+  end,
+  auto_external_id = function(v)
+    return type(v) ~= "boolean" and "must be a boolean (true or false)"
+  end,
+  local_files = function(v)
+    return type(v) ~= "boolean" and "must be a boolean (true or false)"
+  end,
+  -- it goes into a request header as it is: a CR or LF there would add headers of its own
+  user_agent = function(v)
+    return not (type(v) == "string" and #v >= 1 and #v <= 256 and not v:find("[%c\128-\255]"))
+      and "must be 1..256 printable ASCII characters (no control characters: it is a header)"
+  end,
+  driver = function(v)
+    return not (type(v) == "table" and type(v.request) == "function")
+      and "must be a driver (a table with a request method, as kling.resty.driver makes)"
+  end,
+}
+CALL_OPTION_RULES.retry_cap_ms = CALL_OPTION_RULES.retry_base_ms
+
+--- Why a per-call option of kling.new or client:with cannot be used, or nil (also for an option
+-- it has no rule for, or a nil value). -> string|nil, naming the value given
+function M.call_option_problem(name, v)
+  local rule = CALL_OPTION_RULES[name]
+  local problem = v ~= nil and rule and rule(v)
+  if problem then
+    return problem .. " (got " .. M.got(v) .. ")"
+  end
+  return nil
+end
+
 -- Why a wait's poll_min and poll_max (seconds) cannot go together, or nil: the first poll
 -- interval may not exceed the longest (the scheduler would quietly raise the longest).
 function M.poll_order_problem(min, max)

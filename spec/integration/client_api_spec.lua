@@ -195,7 +195,7 @@ describe("the Lua API of issue 14 against the simulator", function()
     assert.matches("kling.with: unknown option 'max_atempts'; did you mean max_attempts?", msg, 1, true)
     ok, msg = pcall(parent.with, parent, { max_attempts = 0 })
     assert.is_false(ok)
-    assert.matches("max_attempts must be a whole number >= 1", msg, 1, true)
+    assert.matches("max_attempts must be a whole number of tries from 1", msg, 1, true)
     assert.are.equal(5, parent.ctx.max_attempts) -- the parent is unchanged
   end)
 

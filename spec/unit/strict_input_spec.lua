@@ -377,6 +377,57 @@ describe("strict input", function()
     assert.matches("strict_input_spec.lua", msg, 1, true)
   end)
 
+  it("kling.new checks every per-call option by client:with's rule: nil, err naming it, not a raise later", function()
+    -- kling.new took max_attempts = "3" or 0, retry_base_ms = 1.5, on_retry = 5, driver = 5 unchecked: the first
+    -- call raised from the C core or transport.lua; local_files = "no" read files (a string is true); a
+    -- user_agent with CR/LF was sent as a header line of its own (libcurl writes it as it is)
+    local function refused(opts, field, pattern)
+      opts.api_key, opts.base_url = "k", "http://127.0.0.1:9"
+      local c, err = kling.new(opts)
+      assert.is_nil(c, field)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(field, err.field)
+      assert.matches(pattern, err.message)
+      assert.is_nil(tostring(err):find("%.lua:%d+:"), tostring(err))
+    end
+    refused({ max_attempts = "3" }, "max_attempts", 'whole number of tries from 1 .*%(got a string %("3"%)%)$')
+    refused({ max_attempts = 0 }, "max_attempts", "whole number of tries from 1")
+    refused({ max_attempts = 1.5 }, "max_attempts", "whole number of tries from 1")
+    refused({ retry_base_ms = -1 }, "retry_base_ms", "whole number of milliseconds from 0")
+    refused({ retry_cap_ms = 1.5 }, "retry_cap_ms", "whole number of milliseconds from 0")
+    refused({ on_retry = 5 }, "on_retry", "must be a function")
+    refused({ auto_external_id = "no" }, "auto_external_id", "must be a boolean")
+    refused({ local_files = "no" }, "local_files", "must be a boolean")
+    refused({ user_agent = "me\r\nX-Evil: 1" }, "user_agent", "no control characters")
+    refused({ user_agent = 5 }, "user_agent", "printable ASCII")
+    refused({ driver = 5 }, "driver", "a table with a request method")
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", max_attempts = 2, retry_base_ms = 0,
+      user_agent = "me/1", local_files = false, auto_external_id = false })
+    assert.are.equal(2, c.ctx.max_attempts)
+    -- client:with raises by the same rule, naming the option
+    for _, o in ipairs { { max_attempts = "3" }, { retry_cap_ms = -1 }, { auto_external_id = "no" } } do
+      local ok, msg = pcall(c.with, c, o)
+      assert.is_false(ok)
+      assert.matches("kling.with: " .. next(o) .. " must be", msg, 1, true)
+    end
+  end)
+
+  it("a positive time under a millisecond is 1 ms, never a raise from the driver", function()
+    -- kling.new{timeout = 1e-9} (positive, so taken) raised "kling.http: field 'timeout_ms' must be an
+    -- integer between 1 and 2147483647" from the libcurl driver; so did client:with and client:download
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", timeout = 1e-9,
+      connect_timeout = 4e-4, call_budget = 1e-9, max_attempts = 1 })
+    assert.are.equal(1, c.ctx.timeout_ms)
+    assert.are.equal(1, c.ctx.connect_timeout_ms)
+    local quick = c:with { timeout = 1e-9 }
+    assert.are.equal(1, quick.ctx.timeout_ms)
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    local got, err = c:download("http://127.0.0.1:9/x.mp4", tmp .. ".mp4", { timeout = 1e-9 })
+    assert.is_nil(got)
+    assert.are.equal("network", err.kind)
+  end)
+
   it("a first poll interval longer than the longest is refused by kling.new, client:with and task:wait", function()
     -- core.sched would raise the longest to the first without a word: 20 s then 15 s is a mistake.
     local order = "is longer than poll_max (15 s): the first poll interval may not exceed the longest"
