@@ -336,6 +336,7 @@ function Engine:submit(req, topts)
 end
 
 local function submit_all(self, reqs, topts, timeout)
+  errors.check_list("submit_many", "reqs", reqs) -- before anything is sent
   local tasks = {}
   for i, req in ipairs(reqs) do
     if type(req) ~= "table" then

@@ -161,4 +161,34 @@ function M.check_arg(fn, n, value, want)
   end
 end
 
+--- Raises unless a list argument is a sequence 1..n (internal): a hole (`{a, nil, b}`) or a key
+-- that is not an index (`{first = a}`) would end ipairs early or be skipped, dropping items
+-- without a word. Names the first missing index or the stray key.
+-- @local
+---@param fn string
+---@param name string the argument's name ("reqs", "tasks")
+---@param list table
+function M.check_list(fn, name, list)
+  local n, max = 0, 0
+  for k in pairs(list) do
+    if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
+      local shown = type(k) == "string" and string.format("%q", k:sub(1, 40)) or tostring(k)
+      error(string.format("kling.%s: %s must be a list (indexes 1..n), got the key %s", fn, name, shown),
+        user_level())
+    end
+    n = n + 1
+    if k > max then
+      max = k
+    end
+  end
+  if n ~= max then
+    for i = 1, max do
+      if list[i] == nil then
+        error(string.format("kling.%s: %s[%d] is missing (nil), before %s[%d]: a list has no holes", fn, name, i,
+          name, max), user_level())
+      end
+    end
+  end
+end
+
 return M

@@ -259,6 +259,30 @@ describe("kling.engine", function()
     assert.equal(polls[false], polls[true])
   end)
 
+  it("refuses a list of requests or tasks with a hole or a stray key, before anything is sent", function()
+    -- submit_many{a, nil, b} created a alone and returned one task (ipairs stopped at the hole);
+    -- {first = a} created nothing and returned {}; wait_all{t1, nil, t2} waited for t1 only
+    local f, c = setup_fake { task_seconds = 1 }
+    local a, b = { prompt = "a" }, { prompt = "b" }
+    local ok, msg = pcall(c.submit_many, c, { a, nil, b })
+    assert.is_false(ok)
+    assert.matches("kling.submit_many: reqs[2] is missing (nil), before reqs[3]", msg, 1, true)
+    ok, msg = pcall(c.submit_many, c, { first = a })
+    assert.is_false(ok)
+    assert.matches('kling.submit_many: reqs must be a list (indexes 1..n), got the key "first"', msg, 1, true)
+    ok, msg = pcall(c.submit_many, c, { a, [2.5] = b })
+    assert.is_false(ok)
+    assert.matches("got the key 2.5", msg, 1, true)
+    assert.equal(0, f.stats.posts)
+    local tasks = c:submit_many { a, b }
+    for _, fn in ipairs { "wait_all", "wait_any" } do
+      ok, msg = pcall(c[fn], c, { tasks[1], nil, tasks[2] })
+      assert.is_false(ok)
+      assert.matches("kling." .. fn .. ": tasks[2] is missing (nil), before tasks[3]", msg, 1, true)
+    end
+    assert.equal(2, c:wait_all(tasks).succeeded)
+  end)
+
   it("keeps tasks waiting locally under max_parallel: the provider never refuses one", function()
     local f, c = setup_fake { task_seconds = 20, max_parallel = 5 }
     local tasks = c:submit_many(prompts(40), { max_parallel = 5 })

@@ -61,6 +61,7 @@ return function(Engine)
 
   -- Puts each of tasks under watch w (a task listed twice counts once).
   function Engine:watch_each(fn, w, tasks)
+    errors.check_list(fn, "tasks", tasks)
     local seen = {} -- tasks that had ended already
     for i, t in ipairs(tasks) do
       local rec = self.recs[t]
