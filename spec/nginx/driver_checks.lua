@@ -114,6 +114,21 @@ function M.content()
   line(res.ok and not res.reused, "... and that connection is not pooled", tostring(res.reused))
   res = http.request({ method = "GET", url = fixture("chunked") }, { max_body = 1000 })
   line(not res.ok and res.error == "too_large", "a body past max_body is 'too_large'", res.error)
+  -- A cosocket's read timeout starts again with each byte: a body dripping a byte every 100 ms
+  -- took its 3 s under timeout_ms = 500 (a slower peer, as long as it liked).
+  ngx.update_time()
+  local t0 = ngx.now()
+  res = http.request({ method = "GET", url = fixture("drip"), timeout_ms = 500 }, { fresh = true })
+  ngx.update_time()
+  line(not res.ok and res.error == "timeout" and ngx.now() - t0 < 1.5,
+    "timeout_ms bounds the whole answer, not each read (a body dripping a byte at a time)",
+    tostring(res.error) .. " after " .. (ngx.now() - t0) .. " s")
+  res = http.request({ method = "GET", url = fixture("raw_bad_chunk") }, { fresh = true })
+  line(not res.ok and res.error == "partial" and tostring(res.message):find("bad chunk size line: zz", 1, true),
+    "a chunk size line without hex digits is an error (tonumber(nil, 16) raised)", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_endless_headers") }, { fresh = true })
+  line(not res.ok and res.error == "too_large" and tostring(res.message):find("262144", 1, true),
+    "header lines without end are refused past 256 KiB, as libcurl's driver refuses them", res.message)
   res = http.request({ method = "GET", url = fixture("endless") }, { status_only = true, fresh = true })
   line(res.ok and res.status == 200 and res.body == "" and res.bytes == 0,
     "status_only: an endless answer gives its status, its body unread (a callback receiver's)", res.message)
@@ -303,7 +318,9 @@ function M.fixture(name)
     local function send(x)
       return sock:send(x)
     end
-    if name == "raw_interim" then -- two interim answers, then the answer
+    if name == "raw_bad_chunk" then -- a chunk size line without a hex digit
+      send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    elseif name == "raw_interim" then -- two interim answers, then the answer
       send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Step: 1\r\n\r\n")
       send("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
     elseif name == "raw_interims" then -- interim answers without end
@@ -318,6 +335,16 @@ function M.fixture(name)
         if not send("X-Pad: " .. string.rep("p", 1000) .. "\r\n") then
           return
         end
+      end
+    end
+  elseif name == "drip" then -- 30 bytes, one every 100 ms: each read waits less than its timeout
+    ngx.header["Content-Length"] = 30
+    ngx.send_headers()
+    ngx.flush(true)
+    for _ = 1, 30 do
+      ngx.sleep(0.1)
+      if not ngx.print("x") or not ngx.flush(true) then
+        return
       end
     end
   elseif name == "slow" then

@@ -103,23 +103,46 @@ local function read_error(err, received)
   return received and "partial" or "reset"
 end
 
+-- A header block larger than this is refused (too_large), as the libcurl driver refuses one
+-- (src/http_result.c, KH_MAX_HEAD): no API answer needs it.
+M.MAX_HEAD = 256 * 1024
+
 -- Reads the header block after the status line into a table of lowercased names
--- (repeated headers joined with ", "). Returns headers or nil, err.
+-- (repeated headers joined with ", "). Returns headers or nil, err. At most MAX_HEAD bytes:
+-- a peer sending header lines without end filled memory, and the repeated names, joined one
+-- by one, made quadratic work that held the worker (pings waited seconds).
 local function read_headers(sock)
-  local headers = {}
+  local headers, repeated, bytes = {}, nil, 0
   while true do
     local line, err = sock:receive("*l")
     if not line then
       return nil, err
     end
+    bytes = bytes + #line + 2
+    if bytes > M.MAX_HEAD then
+      return nil, "too_large"
+    end
     if line == "" then
+      for name, values in pairs(repeated or {}) do
+        headers[name] = table.concat(values, ", ")
+      end
       return headers
     end
     local name, value = line:match("^([^:%s]+)%s*:%s*(.-)%s*$")
     if name then
       name = name:lower()
       local prev = headers[name]
-      headers[name] = prev and (prev .. ", " .. value) or value
+      if prev == nil then
+        headers[name] = value
+      else
+        repeated = repeated or {}
+        local values = repeated[name]
+        if not values then
+          values = { prev }
+          repeated[name] = values
+        end
+        values[#values + 1] = value
+      end
     end
   end
 end
@@ -222,7 +245,8 @@ local function read_chunked(sock, sink)
     if not line then
       return nil, read_error(err, true), "reading a chunk size: " .. tostring(err)
     end
-    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    local hex = line:match("^%s*(%x+)") -- tonumber(nil, 16) raises: a line without hex digits is the peer's
+    local size = hex and tonumber(hex, 16)
     if not size then
       return nil, "partial", "bad chunk size line: " .. line:sub(1, 40)
     end
@@ -301,6 +325,92 @@ local function read_body(sock, method, status, headers, sink)
   return ok, false, cat, msg
 end
 
+-- The socket's reads under one deadline (ms, as ngx.now() * 1000): timeout_ms bounds the whole
+-- answer, as libcurl's does, not each read. A cosocket's read timeout starts again with every
+-- piece that arrives, so receive(100) from a peer sending a byte every half second took 50 s
+-- under a timeout of 3 s (and a slower peer could hold a request for as long as it liked).
+-- Here every read is a receiveany, which returns whatever has arrived, under the time left;
+-- the patterns the read helpers use (a number of bytes, "*l", receiveuntil) are cut from a
+-- buffer as the cosocket would: receive returns nil, err, partial; "*l" drops CRs.
+local function under_deadline(sock, deadline)
+  local buf = ""
+  local function fill()
+    local ms = math.floor(deadline - ngx.now() * 1000)
+    if ms <= 0 then
+      return nil, "timeout"
+    end
+    sock:settimeout(ms)
+    local data, err = sock:receiveany(CHUNK)
+    if not data then
+      return nil, err
+    end
+    buf = buf .. data
+    return true
+  end
+  local function give_up(err)
+    local partial = buf
+    buf = ""
+    return nil, err, partial
+  end
+  local r = {}
+  function r.receive(_, pattern)
+    if pattern == "*l" then
+      local from = 1
+      while true do
+        local i = buf:find("\n", from, true)
+        if i then
+          local line = buf:sub(1, i - 1):gsub("\r", "")
+          buf = buf:sub(i + 1)
+          return line
+        end
+        from = #buf + 1
+        local ok, err = fill()
+        if not ok then
+          return give_up(err)
+        end
+      end
+    end
+    while #buf < pattern do
+      local ok, err = fill()
+      if not ok then
+        return give_up(err)
+      end
+    end
+    local out = buf:sub(1, pattern)
+    buf = buf:sub(pattern + 1)
+    return out
+  end
+  -- iter(size): at most size bytes before the pattern at each call, then nil once it is read
+  function r.receiveuntil(_, pattern)
+    local found = false
+    return function(size)
+      if found then
+        return nil
+      end
+      while true do
+        local i = buf:find(pattern, 1, true)
+        if i == 1 then
+          buf, found = buf:sub(#pattern + 1), true
+          return nil
+        end
+        -- bytes that cannot be the pattern's start (it would end beyond the buffer)
+        local safe = i and i - 1 or #buf - #pattern + 1
+        if safe > 0 then
+          local n = math.min(safe, size)
+          local out = buf:sub(1, n)
+          buf = buf:sub(n + 1)
+          return out
+        end
+        local ok, err = fill()
+        if not ok then
+          return give_up(err)
+        end
+      end
+    end
+  end
+  return r
+end
+
 -- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
 -- connect_timeout_ms, output = path, address = "a.b.c.d" or "[x:x::x]" (connect there rather than to the
 -- URL's host, which stays the Host header and the TLS name: an address the caller resolved and
@@ -312,6 +422,7 @@ end
 -- error = connect|tls|timeout|reset|partial|too_large|other, message}.
 function M.request(req, opts)
   opts = opts or {}
+  ngx.update_time() -- the start of the deadline below: the loop's cached time may be behind
   local started = ngx.now()
   local res = { sent = false, received = false }
   local function done(r)
@@ -397,8 +508,9 @@ function M.request(req, opts)
     sock:close()
     return done(fail(res, err == "timeout" and "timeout" or "reset", "sending the request failed: " .. tostring(err)))
   end
+  local rsock = under_deadline(sock, started * 1000 + timeout) -- the answer within timeout_ms of the start
   if opts.status_only then
-    local status, version, message = read_status_only(sock, res)
+    local status, version, message = read_status_only(rsock, res)
     sock:close()
     if not status then
       return done(fail(res, version, message))
@@ -409,7 +521,7 @@ function M.request(req, opts)
   end
   local line
   repeat
-    line, err = sock:receive("*l")
+    line, err = rsock:receive("*l")
     if not line then
       sock:close()
       return done(fail(res, read_error(err, false), "no response from " .. u.authority .. ": " .. tostring(err)))
@@ -421,9 +533,12 @@ function M.request(req, opts)
       return done(fail(res, "partial", "not an HTTP status line: " .. line:sub(1, 80)))
     end
     res.status, res.version = tonumber(code), version
-    res.headers, err = read_headers(sock)
+    res.headers, err = read_headers(rsock)
     if not res.headers then
       sock:close()
+      if err == "too_large" then
+        return done(fail(res, "too_large", "response headers larger than " .. M.MAX_HEAD .. " bytes"))
+      end
       return done(fail(res, read_error(err, true), "reading the headers: " .. tostring(err)))
     end
   until res.status >= 200 or res.status == 101
@@ -439,7 +554,7 @@ function M.request(req, opts)
   else
     sink = string_sink(opts.max_body or M.DEFAULTS.max_body)
   end
-  local complete, keep, cat, msg = read_body(sock, method, res.status, res.headers, sink)
+  local complete, keep, cat, msg = read_body(rsock, method, res.status, res.headers, sink)
   if file then
     file:close()
   end
