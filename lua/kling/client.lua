@@ -840,8 +840,10 @@ end
 ---@field failed integer tasks that failed or were cancelled
 ---@field unfinished integer tasks still running when the wait timed out (they stay tracked)
 ---@field timed_out boolean unfinished > 0
----@field spend string charged so far, decimal string in the provider's unit (e.g. "7.5")
+---@field spend string charged so far, decimal string in the provider's unit (e.g. "7.5"): the provider's
+--- reported charges, else what the budget settled a task at
 ---@field spend_micros integer the same in micro-units
+---@field charged integer the succeeded tasks whose charge spend counts
 ---@field elapsed_s number seconds the wait took
 
 --- The options of `client:wait_all` and `client:wait_any`.

@@ -180,6 +180,28 @@ describe("gateway budgets against the simulator", function()
     assert.are.equal(own + CASES.evolink.total, ledger.totals.credits)
   end)
 
+  it("wait_all's spend is what the simulator charged, also where the gateway reports no charge", function()
+    -- apimodels reports no charge: wait_all said spend "0" for two charged tasks while the
+    -- client's own ledger had settled 0.853 USD, the simulator's charge
+    local before = select(2, sim_rows(sim.admin("GET", "/_sim/ledger"), "apimodels"))
+    local client = sim.gateway("apimodels", { budget = { limit = "5", currency = "USD" },
+      engine = { learn_file = false } })
+    local req = { model = "kling-v3", mode = "pro", duration = 5, prompt = PROMPT }
+    local r = client:wait_all(client:submit_many { req, req }, { timeout = 60 })
+    assert.are.equal(2, r.succeeded)
+    local charged = select(2, sim_rows(sim.admin("GET", "/_sim/ledger"), "apimodels")) - before
+    assert.are.equal(853000, charged)
+    assert.are.equal(charged, r.spend_micros)
+    assert.are.equal("0.853", r.spend)
+    assert.are.equal(2, r.charged)
+    assert.are.equal(charged, client.ledger:spent("USD"))
+    -- without a budget nothing prices them: spend counts what is known, and charged says how many
+    local free = sim.gateway("apimodels", { engine = { learn_file = false } })
+    r = free:wait_all(free:submit_many { req }, { timeout = 60 })
+    assert.are.equal(1, r.succeeded)
+    assert.are.equal(0, r.charged)
+  end)
+
   it("reports the exact charge where a gateway reports one", function()
     local evo = sim.gateway("evolink")
     local t = assert(evo:run({ prompt = PROMPT, resolution = "1080p", duration = 3, sound = false }, { timeout = 60 }))

@@ -23,9 +23,18 @@ function M.new(started_ms, tasks)
   }, Watch)
 end
 
--- Adds a charge reported by the provider (a decimal string or number, in its unit).
-function Watch:charge(amount)
+-- Adds a succeeded task's charge: the one the provider reported (a decimal string or number, in
+-- its unit), else the one its budget settled it at (task.charge_quote, in the provider's unit
+-- too): apimodels reports none, and a run of its tasks said spend "0" while the client's own
+-- ledger, and the provider, had charged them. A task with neither is not counted in `charged`.
+function Watch:charge(task)
+  local amount = task.charge
   if amount == nil then
+    local q = task.charge_quote
+    if type(q) == "table" and type(q.micros) == "number" then
+      self.spend = core.money_add(self.spend, q.micros) or self.spend
+      self.charged = self.charged + 1
+    end
     return
   end
   local micros = core.money_parse(type(amount) == "number" and string.format("%.6f", amount) or tostring(amount))
@@ -42,7 +51,7 @@ function Watch:add(phase, task)
   self.total = self.total + 1
   self.counts[phase] = self.counts[phase] + 1
   if phase == "succeeded" then
-    self:charge(task.charge)
+    self:charge(task)
   end
 end
 
@@ -51,7 +60,7 @@ function Watch:move(rec, from, to)
   c[from] = c[from] - 1
   c[to] = c[to] + 1
   if to == "succeeded" then
-    self:charge(rec.task.charge)
+    self:charge(rec.task)
   end
 end
 

@@ -147,7 +147,8 @@ return function(Engine)
     local now = self.now()
     local c = w.counts
     local results = { succeeded = c.succeeded, failed = c.failed, unfinished = w.total - w:finished(),
-      spend = core.money_format(w.spend), spend_micros = w.spend, elapsed_s = (now - w.started_ms) / 1000 }
+      spend = core.money_format(w.spend), spend_micros = w.spend, charged = w.charged,
+      elapsed_s = (now - w.started_ms) / 1000 }
     results.timed_out = results.unfinished > 0
     results.uncertain = 0
     local counted = {}
