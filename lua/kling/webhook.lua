@@ -149,6 +149,17 @@ function M.parse(provider_name, raw_body, headers, opts)
   errors.check_arg("webhook.parse", 4, opts, "table")
   -- {secert = ...} would otherwise read as no secret: every forged callback accepted.
   validate.options("webhook.parse", opts, PARSE_OPTIONS)
+  -- Checked here, whatever the callback holds: they raised from inside kling.core only when a
+  -- callback came signed, so a bad value passed every test made with unsigned ones.
+  if opts.now_s ~= nil and not (validate.is_whole(opts.now_s) and opts.now_s >= 0) then
+    errors.misuse("webhook.parse", "now_s must be a whole number of seconds since the epoch (got "
+      .. validate.got(opts.now_s) .. ")")
+  end
+  if opts.tolerance_s ~= nil and not (validate.is_whole(opts.tolerance_s) and opts.tolerance_s >= 0
+    and opts.tolerance_s <= 2147483647) then
+    errors.misuse("webhook.parse", "tolerance_s must be a whole number of seconds from 0 (got "
+      .. validate.got(opts.tolerance_s) .. ")")
+  end
   local provider, perr = providers.get(provider_name)
   if not provider then
     return nil, perr

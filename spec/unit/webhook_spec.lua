@@ -73,6 +73,22 @@ describe("webhook.parse", function()
     assert.matches("unknown option 'tolerance'", err, 1, true)
   end)
 
+  it("refuses a bad now_s or tolerance_s by name whether or not the callback is signed", function()
+    -- they raised "kling.core: webhook_verify: field 'tolerance_s' must be >= 0" from inside the
+    -- module only when a callback came signed: tests made with unsigned ones passed them
+    for _, headers in ipairs { {}, signed(BODY) } do
+      for _, o in ipairs { { tolerance_s = -1 }, { tolerance_s = 1.5 }, { now_s = "x" }, { now_s = 0 / 0 } } do
+        o.secret = SECRET
+        local ok, err = pcall(webhook.parse, "kling", BODY, headers, o)
+        assert.is_false(ok)
+        local name = o.now_s ~= nil and "now_s" or "tolerance_s"
+        assert.matches("kling.webhook.parse: " .. name .. " must be a whole number", err, 1, true)
+        assert.matches("webhook_spec.lua", err, 1, true)
+      end
+    end
+    assert(webhook.parse("kling", BODY, signed(BODY), { secret = SECRET, now_s = NOW, tolerance_s = 0 }))
+  end)
+
   it("takes any of several signatures during a key rotation", function()
     local headers = signed(BODY)
     headers["webhook-signature"] = "v1,AAAA " .. headers["webhook-signature"]
