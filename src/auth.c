@@ -175,6 +175,71 @@ static int l_invalidate(lua_State *L) {
     return 0;
 }
 
+/* Secrets shorter than this are not scrubbed: replacing every "k" of an answer would wreck it. */
+#define SCRUB_MIN 8
+
+/* The first occurrence of needle in [h, h + hn), or NULL (memmem is not C99). */
+static const char *find_bytes(const char *h, size_t hn, const char *needle, size_t nn) {
+    size_t i;
+    if (nn == 0 || hn < nn) return NULL;
+    for (i = 0; i + nn <= hn; i++) {
+        if (h[i] == needle[0] && memcmp(h + i, needle, nn) == 0) return h + i;
+    }
+    return NULL;
+}
+
+/* a:scrub(text) -> text with every occurrence of this client's access key, secret (or API key)
+ * and current token replaced by "[redacted]": an answer that echoes a credential back (a 401
+ * saying "invalid key <key>") would otherwise carry it into errors, journals and reports. The
+ * same string when none occurs (no copy). Secrets stay in C: Lua never gets them to compare. */
+static int l_scrub(lua_State *L) {
+    struct auth *a = check_auth(L);
+    size_t n, i, k;
+    const char *s = luaL_checklstring(L, 2, &n);
+    const char *secrets[3];
+    size_t lens[3];
+    int count = 0, any = 0;
+    luaL_Buffer b;
+    if (a->token != NULL) {
+        secrets[count] = a->token;
+        lens[count++] = strlen(a->token);
+    }
+    if (a->secret != NULL && a->secretlen >= SCRUB_MIN) {
+        secrets[count] = a->secret;
+        lens[count++] = a->secretlen;
+    }
+    if (a->ak != NULL && a->aklen >= SCRUB_MIN) {
+        secrets[count] = a->ak;
+        lens[count++] = a->aklen;
+    }
+    for (k = 0; k < (size_t)count; k++) {
+        if (find_bytes(s, n, secrets[k], lens[k]) != NULL) any = 1;
+    }
+    if (!any) {
+        lua_settop(L, 2);
+        return 1;
+    }
+    luaL_buffinit(L, &b);
+    i = 0;
+    while (i < n) {
+        int hit = 0;
+        for (k = 0; k < (size_t)count; k++) { /* longest first: the token, then the keys */
+            if (lens[k] <= n - i && memcmp(s + i, secrets[k], lens[k]) == 0) {
+                luaL_addstring(&b, "[redacted]");
+                i += lens[k];
+                hit = 1;
+                break;
+            }
+        }
+        if (!hit) {
+            luaL_addchar(&b, s[i]);
+            i++;
+        }
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static int l_kind(lua_State *L) {
     struct auth *a = check_auth(L);
     lua_pushstring(L, a->kind == AUTH_JWT ? "jwt" : "api_key");
@@ -198,6 +263,7 @@ static int l_gc(lua_State *L) {
 
 static const luaL_Reg auth_methods[] = {
     {"bearer", l_bearer},
+    {"scrub", l_scrub},
     {"invalidate", l_invalidate},
     {"kind", l_kind},
     {NULL, NULL}

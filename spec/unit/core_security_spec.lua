@@ -104,6 +104,55 @@ describe("kling.core.jwt_hs256", function()
 end)
 
 describe("kling.core.auth", function()
+  it("scrubs its own key, secret and token out of a text, and nothing shorter than 8 characters", function()
+    local a = core.auth { api_key = "APIsecretKEY789" }
+    assert.equal("x [redacted] y [redacted]", a:scrub("x APIsecretKEY789 y APIsecretKEY789"))
+    local same = "nothing to hide"
+    assert.equal(same, a:scrub(same))
+    local j = core.auth { access_key = "AKsecretAK123", secret_key = "SKsecretSK456" }
+    local token = j:bearer(1800000000):sub(8)
+    assert.equal("t=[redacted] ak=[redacted] sk=[redacted]",
+      j:scrub("t=" .. token .. " ak=AKsecretAK123 sk=SKsecretSK456"))
+    assert.equal("kkk", core.auth({ api_key = "k" }):scrub("kkk"))
+  end)
+
+  it("issue: an answer that echoes the client's key or token never carries it into an error", function()
+    -- a 401 saying "invalid key <key>" put the key (or a live JWT) into the error, and from there
+    -- into journals and reports: "no secret ever appears in an error or a log line"
+    local kling = require "kling"
+    local function echo_driver()
+      local d = {}
+      function d.request(_, req)
+        local auth = req.headers.authorization
+        local body = cjson.encode { code = 1002, message = "refused " .. auth .. " key=" .. auth:sub(8) }
+        return { ok = true, status = 401, headers = { ["content-type"] = "application/json" }, body = body,
+          sent = true, received = true }
+      end
+      function d.now_ms()
+        return 0
+      end
+      function d.wall_s()
+        return 1800000000
+      end
+      function d.sleep_ms() end
+      return d
+    end
+    local key_sets = { { api_key = "APIsecretKEY789" }, { access_key = "AKsecretAK123", secret_key = "SKsecretSK456" } }
+    for _, keys in ipairs(key_sets) do
+      local o = { provider = "kling", base_url = "http://127.0.0.1:9", driver = echo_driver(), max_attempts = 1 }
+      for k, v in pairs(keys) do
+        o[k] = v
+      end
+      local c = must(kling.new(o))
+      local t, err = c:submit { model = "kling-v2-6", prompt = "x" }
+      assert.is_nil(t)
+      local text = tostring(err) .. cjson.encode(err)
+      assert.matches("refused Bearer [redacted] key=[redacted]", text, 1, true)
+      assert.is_nil(text:find("secret", 1, true), text)
+      assert.is_nil(text:find("eyJ", 1, true), text)
+    end
+  end)
+
   it("signs a JWT for the access key and caches it until 300 s before expiry", function()
     local auth = core.auth { access_key = "AK-123", secret_key = "SK-456" }
     assert.equal("jwt", auth:kind())
