@@ -369,6 +369,21 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       end
     end)
 
+    it("a cancel before the create names the task by its external id, or says 'a task' when it has none", function()
+      local m = started(profile())
+      m:cancel(5000)
+      assert.matches("^task kl%-[%x]+ cancelled before it was created$", m.err.message)
+      -- EvoLink takes no external id: the message read "task  cancelled before it was created"
+      local evolink = assert(providers.get("evolink"))
+      local p = profile { provider = evolink, auto_external_id = false }
+      local e = machine.new({ request = { model = "kling-v3", prompt = "x" } }, p)
+      e:watch(0, p.sched, 600000)
+      e:start(0)
+      e:cancel(10)
+      assert.are.equal("cancelled", e.err.kind)
+      assert.are.equal("a task cancelled before it was created", e.err.message)
+    end)
+
     it("a deadline while the create is in flight waits for its answer: its fate decides", function()
       local m = started(profile())
       m:granted(0)

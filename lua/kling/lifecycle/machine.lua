@@ -1159,7 +1159,8 @@ function Machine:cancel(_, acts)
     or (s == "lookup_wait" and self.adopt) then
     t.status = "cancelled"
     local err = errors.new { kind = "cancelled", provider = P.name,
-      message = "task " .. tostring(t.external_task_id or "") .. " cancelled before it was created" }
+      message = (t.external_task_id and ("task " .. t.external_task_id) or "a task") -- (no external id: EvoLink's)
+        .. " cancelled before it was created" }
     return self:finish(acts, err, false)
   end
   if s == "creating" or s == "lookup" or s == "lookup_wait" then
