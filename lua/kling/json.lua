@@ -146,7 +146,35 @@ function M.decode_strict(s, what, max_values)
   return v
 end
 
-local function has_empty_array(v)
+-- cjson 2.1.0 writes numbers with 14 significant digits: a Lua 5.4 integer id such as
+-- 861796639666000001 went out as 8.61796639666e+17 (a video_id the API then did not know, an
+-- element_id of another element or none). Whole numbers from BIG up are written by hand,
+-- exactly: %d for an integer, %.0f for a whole double (LuaJIT's, exact as the double is).
+local BIG = 1e14
+-- The stand-in carries a word no caller can know (this process's own), so that a string that
+-- happens to read like it is never turned into a number.
+local NONCE = ((tostring({}):match("0x(%x+)") or "") .. string.format("%x", os.time() % 0x10000000)):sub(-16)
+local INT_MARK = "\0klingint" .. NONCE .. ":"
+local INT_ENCODED = '"\\u0000klingint' .. NONCE .. ':(%-?%d+)\\u0000"'
+
+local function is_big_whole(x)
+  return type(x) == "number" and (x >= BIG or x <= -BIG) and x == x and x ~= math.huge and x ~= -math.huge
+    and x % 1 == 0
+end
+
+local function whole_text(x)
+  local i = tointeger and tointeger(x)
+  if i then
+    return string.format("%d", i)
+  end
+  return string.format("%.0f", x)
+end
+
+-- Whether v holds what cjson cannot write as meant: an empty array, or a big whole number.
+local function needs_marks(v)
+  if is_big_whole(v) then
+    return true
+  end
   if type(v) ~= "table" then
     return false
   end
@@ -154,14 +182,17 @@ local function has_empty_array(v)
     return true
   end
   for _, x in pairs(v) do
-    if has_empty_array(x) then
+    if needs_marks(x) then
       return true
     end
   end
   return false
 end
 
-local function mark_empty(v)
+local function mark(v)
+  if is_big_whole(v) then
+    return INT_MARK .. whole_text(v) .. "\0"
+  end
   if type(v) ~= "table" then
     return v
   end
@@ -170,7 +201,7 @@ local function mark_empty(v)
   end
   local copy = {}
   for k, x in pairs(v) do
-    copy[k] = mark_empty(x)
+    copy[k] = mark(x)
   end
   return copy
 end
@@ -181,12 +212,12 @@ end
 ---@return string|nil text
 ---@return string|nil err
 function M.encode(v)
-  if has_empty_array(v) then
-    local s, err = cjson.encode(mark_empty(v))
+  if needs_marks(v) then
+    local s, err = cjson.encode(mark(v))
     if not s then
       return nil, err
     end
-    return (s:gsub(EMPTY_ENCODED, "[]"))
+    return (s:gsub(EMPTY_ENCODED, "[]"):gsub(INT_ENCODED, "%1"))
   end
   return cjson.encode(v)
 end

@@ -59,6 +59,17 @@ describe("kling.json", function()
     assert.are.equal("[]", json.canonical(json.array {}))
   end)
 
+  it("writes whole numbers of 15 digits or more exactly: ids are not sent as 8.61796639666e+17", function()
+    -- cjson 2.1.0 writes 14 significant digits: video_id = 851796639666000002 (a Lua 5.4
+    -- integer) went out as 8.51796639666e+17, and the API answered that no such video exists
+    assert.are.equal('{"video_id":851796639666000002}', json.encode { video_id = 851796639666000002 })
+    assert.are.equal('[-861796639666000001,100000000000000,99999999999999,1.5,[]]',
+      json.encode { -861796639666000001, 1e14, 99999999999999, 1.5, json.array {} })
+    assert.are.equal("9007199254740992", json.encode(2 ^ 53))
+    -- a string that reads like the stand-in stays a string
+    assert.are.equal('["\\u0000klingint5\\u0000",100000000000000]', json.encode { "\0klingint5\0", 1e14 })
+  end)
+
   -- Inside nginx other code shares the Lua state's cjson: configuring the module itself
   -- (sparse arrays, precision) would change how that code encodes.
   it("keeps its cjson settings to itself: the process's cjson.safe keeps its defaults", function()
