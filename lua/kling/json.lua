@@ -170,23 +170,31 @@ local function whole_text(x)
   return string.format("%.0f", x)
 end
 
--- Whether v holds what cjson cannot write as meant: an empty array, or a big whole number.
-local function needs_marks(v)
+-- As deep as cjson writes (its encode_max_depth); a table that holds itself is deeper than any.
+local MAX_DEPTH = 1000
+
+-- Whether v holds what cjson cannot write as meant: an empty array, or a big whole number;
+-- "deep" past MAX_DEPTH (the walk would overflow the C stack: "stack overflow" raised).
+local function needs_marks(v, depth)
   if is_big_whole(v) then
     return true
   end
   if type(v) ~= "table" then
     return false
   end
-  if getmetatable(v) == array_mt and next(v) == nil then
-    return true
+  depth = (depth or 0) + 1
+  if depth > MAX_DEPTH then
+    return "deep"
   end
+  local found = getmetatable(v) == array_mt and next(v) == nil
   for _, x in pairs(v) do
-    if needs_marks(x) then
-      return true
+    local r = needs_marks(x, depth)
+    if r == "deep" then
+      return r
     end
+    found = found or r
   end
-  return false
+  return found
 end
 
 local function mark(v)
@@ -212,7 +220,10 @@ end
 ---@return string|nil text
 ---@return string|nil err
 function M.encode(v)
-  if needs_marks(v) then
+  local marks = needs_marks(v)
+  if marks == "deep" then
+    return nil, "Cannot serialise: nested deeper than " .. MAX_DEPTH .. " levels (a table that holds itself?)"
+  elseif marks then
     local s, err = cjson.encode(mark(v))
     if not s then
       return nil, err

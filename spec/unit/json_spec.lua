@@ -70,6 +70,19 @@ describe("kling.json", function()
     assert.are.equal('["\\u0000klingint5\\u0000",100000000000000]', json.encode { "\0klingint5\0", 1e14 })
   end)
 
+  it("encodes a table that holds itself as nil, err: never a 'stack overflow' raised", function()
+    -- client:submit{..., element_list = t} with t[1] = t raised "json.lua: stack overflow" from the
+    -- walk that looks for empty arrays, where encode promises never to raise
+    local cyc = {}
+    cyc[1] = cyc
+    local text, err = json.encode { element_list = cyc }
+    assert.is_nil(text)
+    assert.matches("nested deeper than 1000", err, 1, true)
+    local obj = {}
+    obj.self = obj
+    assert.is_nil((json.encode(obj)))
+  end)
+
   -- Inside nginx other code shares the Lua state's cjson: configuring the module itself
   -- (sparse arrays, precision) would change how that code encodes.
   it("keeps its cjson settings to itself: the process's cjson.safe keeps its defaults", function()
