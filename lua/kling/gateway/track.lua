@@ -198,6 +198,10 @@ local function close(G, rec, act)
   if act then
     local berr
     micros, berr = effects.meter_charge(G.meter, act, rec.request, rec.usage)
+    if not micros then -- what is held cannot be read now: the record stays live, ended later
+      ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", berr)
+      return nil, berr
+    end
     rec.billing_error = berr
     rec.charge = core.money_format(micros)
   end

@@ -6,6 +6,7 @@
 -- kling.gateway.track, the one file outside lifecycle/ and money/ that names a movement) to
 -- its Ledger of accounts, `G.meter` (the `meter_*` functions below).
 -- @module kling.lifecycle.effects
+local core = require "kling.core"
 local billing = require "kling.billing"
 local budget = require "kling.money.hold"
 
@@ -103,8 +104,13 @@ end
 
 --- The charge a `settle` or `release` action comes to on the meter: the price of what the
 -- task delivered (`request`: the facts the catalog prices, `usage`: kling.money.usage), or,
--- when the catalog cannot price the delivery, what is held: never nothing. A release is 0.
--- -> micros, billing_error (a message, when the delivery could not be priced)
+-- when the catalog cannot price the delivery, what is held: never nothing. Never more than
+-- what is held either: the hold is the estimate of what was asked (or the endpoint's longest,
+-- where the provider bills media by its real length), and an answer that says more was
+-- delivered (a 10 s video for a 5 s request, 9 images for n = 1) would take the account past
+-- its balance, a hard cap. A release is 0.
+-- -> micros, billing_error (a message, when the delivery could not be priced, or priced more
+-- than was held) | nil, message (the store cannot say what is held now: try again)
 ---@param meter table
 ---@param act table {type = "settle" | "release", key}
 ---@param request table
@@ -114,11 +120,18 @@ function M.meter_charge(meter, act, request, usage)
     return 0
   end
   local q, err = billing.settle(request, usage or { count = 1 })
-  if q then
-    return q.micros
+  local _, held, herr = meter:hold(act.key)
+  if herr then
+    return nil, "the hold cannot be read now: " .. tostring(herr)
   end
-  local _, held = meter:hold(act.key)
-  return held or 0, tostring(err)
+  if not q then
+    return held or 0, tostring(err)
+  end
+  if held and q.micros > held then
+    return held, "the delivery priced " .. core.money_format(q.micros) .. ", more than the " .. core.money_format(held)
+      .. " held for what was asked: charged what was held"
+  end
+  return q.micros
 end
 
 --- Carries out a `settle` (to `micros`) or `release` action on the meter.
