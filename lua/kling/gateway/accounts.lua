@@ -2,7 +2,8 @@
 -- master) and those the admin API creates while nginx runs. Created accounts live in shared
 -- memory (every worker sees them at once) and in the journal (a restart brings them back),
 -- or in Redis (several nodes: each keeps a copy for CACHE_S); the file's accounts win a name
--- or key clash, and a reload never drops a created one. A created account is changed by the
+-- or key clash (a created one the file contradicts signs nothing in: contradicted), and a
+-- reload never drops a created one. A created account is changed by the
 -- admin API (its keys, limits, suspension); a file's, in the file.
 local config = require "kling.gateway.config"
 local core = require "kling.core"
@@ -66,13 +67,60 @@ local function stored(self, key)
   return s and json.decode(s) or nil
 end
 
+-- The config file's account of that name, or nil.
+local function of_file(self, name)
+  for _, a in ipairs(self.cfg.accounts) do
+    if a.name == name then
+      return a
+    end
+  end
+end
+
+-- A created account the config file contradicts (read again at each reload, which checks
+-- the file against itself only): a file account of its name, or one of its keys or secrets
+-- that the config uses (a file account's, the upstream's, admin_key, a webhook secret). The
+-- file's wins: such a created account signs nothing in. Balances are kept by name, so its key
+-- signed in as the file's account and spent that client's credit (an account "erin" created
+-- by the admin API, then a new client "erin" in the file: the old key spent the new credit).
+-- -> field, why | nil
+local function contradicted(self, acct)
+  if of_file(self, acct.name) then
+    return "name", "the config file has an account of its name"
+  end
+  for _, f in ipairs(config.KEY_FIELDS) do
+    local v = acct[f]
+    if v ~= nil and self.cfg.key_owner[v] then
+      return f, "its " .. f .. " is used by the config file as " .. self.cfg.key_owner[v]
+    end
+  end
+end
+
+-- A created account found by a key, unless the config file contradicts it (said once per
+-- worker and account in the error log).
+local function signs_in(self, acct, err)
+  local field, why = nil, nil
+  if acct then
+    field, why = contradicted(self, acct)
+  end
+  if not field then
+    return acct, err
+  end
+  self.warned = self.warned or {}
+  if not self.warned[acct.name] then
+    self.warned[acct.name] = true
+    ngx.log(ngx.WARN, "kling gateway: the keys of the account ", acct.name, " created by the admin API are refused: ",
+      why, " (", field, "; the file's account wins: give the created one other keys, or the file's another name)")
+  end
+  return nil
+end
+
 --- The account an api_key signs in | nil [, message: the store cannot be read now].
 function Accounts:by_key(api_key)
   local a = self.cfg.by_key[api_key]
   if a then
     return a
   end
-  return stored(self, "ck:" .. api_key)
+  return signs_in(self, stored(self, "ck:" .. api_key))
 end
 
 --- The account an access_key's tokens sign in | nil [, message: the store cannot be read now].
@@ -81,16 +129,7 @@ function Accounts:by_access(access_key)
   if a then
     return a
   end
-  return stored(self, "ca:" .. access_key)
-end
-
--- The config file's account of that name, or nil.
-local function of_file(self, name)
-  for _, a in ipairs(self.cfg.accounts) do
-    if a.name == name then
-      return a
-    end
-  end
+  return signs_in(self, stored(self, "ca:" .. access_key))
 end
 
 function Accounts:get(name)
