@@ -518,7 +518,7 @@ function M.balance(G, account)
   local failed, most = capacity.failed_today(G, account)
   return official.ok { account = a.name, currency = a.currency, credit = a.limit, spent = a.spent,
     reserved = a.reserved, balance = a.balance, open = a.open, max_open = account.max_open,
-    failed_today = failed, max_failed_daily = most, webhook_secret = track.client_secret(G, account.name),
+    failed_today = failed, max_failed_daily = most, webhook_secret = track.client_secret(G, account),
     suspended = account.suspended or nil } -- its creates refused by the operator (429, 1100)
 end
 

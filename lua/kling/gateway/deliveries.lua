@@ -19,16 +19,22 @@ local M = {}
 M.RETRY_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
 M.SENDERS, M.PER_ACCOUNT = 16, 4
 
--- client_secret(G, account_name) -> "whsec_..." | nil: the secret an account's forwarded
--- callbacks are signed with, derived from client_webhook_secret for that account alone (a
--- client verifying with one shared secret could sign forged task ends for every other client).
--- The client reads it in its balance.
-function M.client_secret(G, account_name)
+-- client_secret(G, account) -> "whsec_..." | nil: the secret an account's forwarded callbacks
+-- are signed with, derived from client_webhook_secret for that account alone (a client
+-- verifying with one shared secret could sign forged task ends for every other client) and for
+-- the keys it signs in with now: a key replaced (a leaked one, PATCH or the config file) gives
+-- it a new secret. Derived from the name alone, it outlived the key: whoever held the leaked key
+-- had read it in the balance and went on signing task ends the client's receiver took as the
+-- gateway's. The client reads it in its balance. account: {name, api_key, access_key, secret_key}.
+function M.client_secret(G, account)
   local secret = G.cfg.client_webhook_secret
   if not secret then
     return nil
   end
-  return "whsec_" .. core.b64encode(core.hmac_sha256(secret, "kling-gateway-client:" .. account_name))
+  -- names and keys hold no newline: each part stands apart
+  local text = "kling-gateway-client:" .. account.name .. "\n" .. (account.api_key or "") .. "\n"
+    .. (account.access_key or "") .. "\n" .. (account.secret_key or "")
+  return "whsec_" .. core.b64encode(core.hmac_sha256(secret, text))
 end
 
 -- This worker's queues: {queues = {account = {head =, tail =, [i] = {id, attempt}}},
@@ -68,7 +74,16 @@ local function send(G, id, attempt)
   end
   local body = json.encode(official.view(rec))
   local headers = { ["Content-Type"] = "application/json" }
-  local secret = M.client_secret(G, rec.account)
+  local secret
+  if G.cfg.client_webhook_secret then
+    local account, gerr = G.accounts:get(rec.account)
+    if not account then -- the store cannot say now (or the account is gone): signed by nothing, not sent
+      ngx.log(ngx.WARN, "kling gateway: callback of ", id, " not sent now: account ", rec.account, " cannot be read (",
+        tostring(gerr or "no such account"), ")")
+      return not (gerr and M.RETRY_S[attempt]), gerr and M.RETRY_S[attempt]
+    end
+    secret = M.client_secret(G, account)
+  end
   if secret then
     -- One message a state of the record: its retries share the id, and a later one (an
     -- operator's settle of a kept hold) has its own, which a receiver does not drop as a repeat.
