@@ -211,6 +211,29 @@ describe("official provider mapping", function()
     assert.matches("unknown task_status 'expired'", msg)
   end)
 
+  -- Parsers never raise on what the network sends, nor hand on a shape the gateway cannot use:
+  -- a signed callback with task_info.external_task_id {} made the gateway's lookup raise (500).
+  it("refuses a task whose ids are not ids, and reads a numeric id in its digits", function()
+    for _, bad in ipairs {
+      { task_id = {}, task_status = "succeed" },
+      { task_id = true, task_status = "succeed" },
+      { task_id = 1.5, task_status = "succeed" },
+      { task_id = "t3", task_status = "succeed", task_info = { external_task_id = {} } },
+      { task_id = "t3", task_status = "succeed", task_info = { external_task_id = 7 } },
+    } do
+      local t, msg = P.parse_task(bad)
+      assert.is_nil(t)
+      assert.matches("id", msg)
+      assert.not_matches("0x", msg)
+    end
+    local _, msg = P.parse_task { task_id = "t4", task_status = { a = 1 } }
+    assert.matches("unknown task_status (a table)", msg, 1, true)
+    assert.are.equal("86000000000001", P.parse_task { task_id = 86000000000001, task_status = "submitted" }.id)
+    local cb, cerr = P.parse_callback('{"task_id":"t5","task_status":"succeed","task_info":{"external_task_id":{}}}')
+    assert.is_nil(cb)
+    assert.matches("external_task_id", cerr)
+  end)
+
   it("unwraps the envelope", function()
     assert.are.same({ x = 1 }, (P.unwrap { code = 0, data = { x = 1 }, request_id = "r" }))
     local data, code, msg, rid = P.unwrap { code = 1303, message = "parallel task over resource pack limit",

@@ -17,6 +17,18 @@ function M.escape(s)
   return (tostring(s):gsub("[^%w%-%._~]", percent))
 end
 
+-- An id as a provider's answer wrote it: a non-empty string, or a whole number in its digits
+-- (not tostring's "8.6e+17"); anything else (a table, a boolean, a fraction) is no id: nil.
+-- tostring made "table: 0x..." of a table, an id no task has, and the address went into records.
+function M.id_text(v)
+  if type(v) == "string" and v ~= "" then
+    return v
+  elseif type(v) == "number" and v >= 0 and v < 2 ^ 53 and v == math.floor(v) then
+    return string.format("%d", v)
+  end
+  return nil
+end
+
 -- [{key = id}] from ids (sent as strings) or tables (sent as they are).
 function M.id_list(list, key)
   local out = {}

@@ -102,11 +102,21 @@ function M.task(data)
   end
   local status = M.statuses[data.task_status]
   if not status then
-    return nil, "unknown task_status '" .. tostring(data.task_status) .. "'"
+    local s = data.task_status
+    return nil, "unknown task_status " .. (type(s) == "string" and ("'" .. s:sub(1, 64) .. "'")
+      or ("(a " .. type(s) .. ")"))
+  end
+  local id = common.id_text(data.task_id)
+  if not id then
+    return nil, "task_id is a " .. type(data.task_id) .. " that is no id (a string or a whole number)"
   end
   local info = type(data.task_info) == "table" and data.task_info or {}
+  -- The gateway finds a callback's task by it (a store key): a table there raised, HTTP 500.
+  if info.external_task_id ~= nil and type(info.external_task_id) ~= "string" then
+    return nil, "task_info.external_task_id is a " .. type(info.external_task_id) .. ", not a string"
+  end
   local t = {
-    id = tostring(data.task_id),
+    id = id,
     status = status,
     provider_status = data.task_status,
     message = data.task_status_msg ~= "" and data.task_status_msg or nil,
