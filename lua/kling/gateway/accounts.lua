@@ -84,7 +84,15 @@ end
 -- by the admin API, then a new client "erin" in the file: the old key spent the new credit).
 -- -> field, why | nil
 local function contradicted(self, acct)
-  if of_file(self, acct.name) then
+  local names = self.file_names -- the file's names, as a set (a sign-in asks this, not a walk of the file)
+  if not names then
+    names = {}
+    for _, a in ipairs(self.cfg.accounts) do
+      names[a.name] = true
+    end
+    self.file_names = names
+  end
+  if names[acct.name] then
     return "name", "the config file has an account of its name"
   end
   for _, f in ipairs(config.KEY_FIELDS) do
