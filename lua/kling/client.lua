@@ -704,18 +704,20 @@ function Client:cancel_task(t)
   return self.provider.cancel(self, t)
 end
 
-local DOWNLOAD_OPTIONS = { max_bytes = true, expected_bytes = true, timeout = true }
+local DOWNLOAD_OPTIONS = { max_bytes = true, expected_bytes = true, timeout = true, replace = true }
 -- What a driver's download failure is, as an error kind and whether trying again can help.
 local DOWNLOAD_KINDS = {
   not_found = { "not_found", false }, too_large = { "protocol", false }, io = { "validation", false },
-  network = { "network", true },
+  exists = { "validation", false }, network = { "network", true },
 }
 -- A download stops at this many bytes beyond twice the expected size, when one is known.
 local EXPECTED_SLACK = 1024 * 1024
 
 --- Downloads a URL to a path (through a temporary name, then renamed).
--- download(url, path [, {max_bytes =, expected_bytes =, timeout =}]) -> path, bytes | nil, err.
--- Streams to a temporary name, then renames. The transfer stops at max_bytes (default the
+-- download(url, path [, {max_bytes =, expected_bytes =, timeout =, replace =}]) -> path, bytes | nil, err.
+-- Streams to a temporary name, then renames (over a file at path; with replace = false a file
+-- there is refused before anything is sent, and one that appeared during the transfer is kept:
+-- validation, field path, the download removed). The transfer stops at max_bytes (default the
 -- client's max_download_bytes) and, when expected_bytes is known (a size the provider
 -- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
 -- or not writable, it holds a control character, it or its temporary <path>.part is a link,
@@ -724,7 +726,7 @@ local EXPECTED_SLACK = 1024 * 1024
 -- validation naming it (nothing sent). An unknown option raises.
 ---@param url string an output URL (`task.videos[1].url`)
 ---@param path string where to write it
----@param opts? {max_bytes: integer, expected_bytes: integer, timeout: number}
+---@param opts? {max_bytes: integer, expected_bytes: integer, timeout: number, replace: boolean}
 ---@return string|nil path
 ---@return integer|kling.Error bytes_or_err the bytes written, or the error
 function Client:download(url, path, opts)
@@ -760,9 +762,15 @@ function Client:download(url, path, opts)
   if tproblem then -- -1 went to the driver as -1000 ms
     return nil, errors.validation("timeout", tproblem, name)
   end
+  if opts.replace ~= nil and type(opts.replace) ~= "boolean" then
+    return nil, errors.validation("replace", "must be true or false (got " .. validate.got(opts.replace) .. ")", name)
+  end
   local refused = output_path.refusal(path)
   if refused then
     return nil, errors.validation("path", refused, name)
+  end
+  if opts.replace == false and output_path.size(path) then
+    return nil, errors.validation("path", path .. " exists: it is never replaced (replace = false)", name)
   end
   local dir = path:match("^(.*)/[^/]*$")
   local probe = dir and dir ~= "" and io.open(dir .. "/.", "rb")
@@ -773,11 +781,12 @@ function Client:download(url, path, opts)
   end
   local got, msg, kind = self.driver:download(url, path, {
     max_bytes = math.min(max, 2147483647), timeout_ms = opts.timeout and validate.seconds_ms(opts.timeout) or nil,
+    replace = opts.replace ~= false,
   })
   if not got then
     local k = DOWNLOAD_KINDS[kind or "network"] or DOWNLOAD_KINDS.network
     local err = errors.new { kind = k[1], message = msg, retryable = k[2], provider = name }
-    if kind == "io" then
+    if kind == "io" or kind == "exists" then
       err.field = "path"
     elseif kind == "too_large" then -- the driver knows the cap, not whose it is
       err.message = tostring(msg) .. ", set by " .. by

@@ -131,4 +131,25 @@ function M.size(path)
   return ok and size or nil
 end
 
+--- Moves a finished download from its temporary name to path: over a file there when replace
+-- is true, else only while nothing is there (core.rename_new, in one step: a file that
+-- appeared at path during the download is kept, never replaced).
+-- place(tmp, path, replace) -> true | nil, message, kind ("exists" | "error")
+---@param tmp string
+---@param path string
+---@param replace boolean
+---@return true|nil
+---@return string|nil
+---@return string|nil
+function M.place(tmp, path, replace)
+  if not replace then
+    return core.rename_new(tmp, path)
+  end
+  local ok, err = os.rename(tmp, path)
+  if not ok then
+    return nil, "cannot move the download into place: " .. tostring(err), "error"
+  end
+  return true
+end
+
 return M

@@ -387,6 +387,33 @@ describe("the workflow commands", function()
     assert.is_nil(out:find("--endpoint E", 1, true), out)
   end)
 
+  -- The check came before the transfer and the move was a plain rename: a file that appeared at
+  -- the name while the download ran was replaced, silently (a new-user trial).
+  it("kling download keeps a file that appears at an output's name during the download (exit 2)", function()
+    local client = sim.client()
+    local t = assert(client:submit { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "a race" })
+    assert(t:wait { timeout = 60 })
+    local dir = root .. "/dl-race"
+    local path = dir .. "/" .. t.id .. ".mp4"
+    os.execute("mkdir -p " .. q(dir))
+    sim.faults { { kind = "stall", path = "^/media/", seconds = 2, count = 1 } }
+    os.execute("(sleep 1; printf 'mine' > " .. q(path) .. ") &")
+    local status, out = kling("download " .. t.id .. " --out " .. q(dir))
+    assert.are.equal(2, status, out)
+    assert.matches("exists: it is never replaced", out, 1, true)
+    assert.are.equal("mine", files.read(path))
+    assert.is_nil(io.open(path .. ".part", "rb")) -- the download is dropped
+    -- the library: replace = false refuses a file there before anything is sent, and checks its type
+    local before = sim.stats().requests
+    local got, err = client:download(t.videos[1].url, path, { replace = false })
+    assert.is_nil(got)
+    assert.are.equal("path", err.field)
+    assert.are.equal(before, sim.stats().requests)
+    got, err = client:download(t.videos[1].url, path, { replace = "no" })
+    assert.is_nil(got)
+    assert.are.equal("replace", err.field)
+  end)
+
   it("kling run exits 4 when a row is uncertain", function()
     local i = sim.info()
     local m = root .. "/u.jsonl"

@@ -102,7 +102,12 @@ function M.run(opts)
   end
   for n, o in ipairs(outputs) do
     local path = paths[n]
-    local got, bytes = client:download(o.url, path)
+    local got, bytes = client:download(o.url, path, { replace = false })
+    if not got and type(bytes) == "table" and bytes.field == "path" then
+      -- a file that appeared at the name during the download: kept, the download dropped
+      return fail(2, "output " .. n .. ": " .. tostring(bytes.message) .. " (it appeared during the download: kept as"
+        .. " it is; move it away and run the same command again)")
+    end
     if not got then
       return fail(1, "output " .. n .. " (" .. tostring(o.url) .. "): " .. tostring(bytes))
     end

@@ -42,7 +42,8 @@ end
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
 -- then renames: a reader never sees a partial file. opts: timeout_ms, max_bytes (the transfer
--- stops there). Returns path, bytes or nil, message, kind: "not_found" (HTTP 404 or 410),
+-- stops there), replace (false: a file that appeared at path meanwhile is kept, kind
+-- "exists"). Returns path, bytes or nil, message, kind: "not_found" (HTTP 404 or 410),
 -- "too_large" (past max_bytes), "io" (the file cannot be written, or the path is refused:
 -- kling.output_path; the temporary file is created exclusively, never through a link, by
 -- kling.core) or "network".
@@ -84,9 +85,9 @@ function Driver:download(url, path, opts)
   if expected and expected ~= size then
     return fail(string.format("download of %s is %d bytes, expected %d", url, size, expected), "network")
   end
-  local ok, rerr = os.rename(tmp, path)
+  local ok, rerr, rkind = output_path.place(tmp, path, opts.replace ~= false)
   if not ok then
-    return fail("cannot move the download into place: " .. tostring(rerr), "io")
+    return fail(rerr, rkind == "exists" and "exists" or "io")
   end
   return path, size
 end

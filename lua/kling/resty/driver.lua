@@ -200,7 +200,8 @@ end
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
--- then renames. Returns path, bytes or nil, message [, "io" when the path is refused]. The
+-- then renames (opts.replace false: only while nothing is at path). Returns path, bytes or nil,
+-- message [, "io" when the path is refused, "exists" when a file appeared there meanwhile]. The
 -- temporary file is created exclusively, never through a link (kling.resty.http). (The file
 -- writes are ordinary disk writes: keep downloads out of latency-sensitive workers, or hand
 -- out the URL instead.)
@@ -243,9 +244,10 @@ function Driver:download(url, path, opts)
   if expected and expected ~= res.bytes then
     return failed(string.format("download of %s is %d bytes, expected %d", url, res.bytes, expected))
   end
-  local ok, rerr = os.rename(tmp, path)
+  local ok, rerr, rkind = output_path.place(tmp, path, not (opts and opts.replace == false))
   if not ok then
-    return failed("cannot move the download into place: " .. tostring(rerr))
+    os.remove(tmp)
+    return nil, rerr, rkind == "exists" and "exists" or nil
   end
   return path, res.bytes
 end
