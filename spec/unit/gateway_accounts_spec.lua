@@ -1,4 +1,5 @@
 local accounts = require "kling.gateway.accounts"
+local config = require "kling.gateway.config"
 
 describe("kling.gateway.accounts.latest", function()
   it("gives each created account as last changed, in the order they were created", function()
@@ -87,5 +88,59 @@ describe("kling.gateway.accounts sign-in of created accounts", function()
     local a = accounts.new { cfg = cfg { { name = "gus", api_key = "fay-secret-1", credit = "1" } },
       dict = dict { SIGNER } }
     assert.is_nil(a:by_access("fay-ak"))
+  end)
+end)
+
+-- A config file whose account takes the name or a key of an account the admin API created is
+-- refused at a start and at a reload (kling.gateway.accounts.file_clash): it took the created
+-- account over silently, one way after a reload (the created copy still signed its old key in,
+-- suspended, beside the file's) and another after a restart (the created account gone, its key
+-- another account's, whose balance its client then spent).
+
+describe("kling.gateway.accounts.file_clash", function()
+  local function cfg(accts)
+    return config.check { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+      journal = "/tmp/kling-file-clash-spec.jsonl", admin_key = "admin-key-0123456789", accounts = accts }
+  end
+  local alice = { name = "alice", api_key = "key-alice-0123456789", credit = "1" }
+  local carol = { name = "carol", api_key = "key-carol-0123456789", access_key = "ak-carol",
+    secret_key = "sk-carol-0123456789", credit = "20", suspended = true }
+
+  it("takes a file whose accounts share nothing with the created ones", function()
+    assert.is_nil(accounts.file_clash(cfg { alice }, { carol }))
+    assert.is_nil(accounts.file_clash(cfg { alice }, {}))
+  end)
+
+  it("refuses a file account named as a created one, in any case, naming both", function()
+    for _, name in ipairs { "carol", "Carol" } do
+      local why = accounts.file_clash(cfg { alice, { name = name, api_key = "key-new-0123456789", credit = "5" } },
+        { carol })
+      assert.matches("accounts[2].name: " .. name .. " is the name of account carol, which the admin API created",
+        why, 1, true)
+    end
+  end)
+
+  it("refuses a created account's key or secret held anywhere in the file, naming the role", function()
+    local why = accounts.file_clash(cfg { alice, { name = "zed", api_key = carol.api_key, credit = "5" } }, { carol })
+    assert.matches("accounts[2].api_key: is account carol's api_key, which the admin API created", why, 1, true)
+    why = accounts.file_clash(cfg { alice, { name = "zed", api_key = carol.secret_key, credit = "5" } }, { carol })
+    assert.matches("accounts[2].api_key: is account carol's secret_key", why, 1, true)
+    local c = cfg { alice }
+    why = accounts.file_clash(c, { { name = "dave", api_key = "admin-key-0123456789" } })
+    assert.matches("admin_key: is account dave's api_key", why, 1, true)
+  end)
+
+  it("reads the created accounts a node's shared memory holds", function()
+    local store = { ["cn:carol"] = require("kling.json").encode(carol), ["ck:x"] = "{}", seq = 4 }
+    local dict = { get_keys = function()
+      local out = {}
+      for k in pairs(store) do
+        out[#out + 1] = k
+      end
+      return out
+    end, get = function(_, k) return store[k] end }
+    local found = accounts.in_dict(dict)
+    assert.equal(1, #found)
+    assert.equal("carol", found[1].name)
   end)
 end)

@@ -2,8 +2,10 @@
 -- master) and those the admin API creates while nginx runs. Created accounts live in shared
 -- memory (every worker sees them at once) and in the journal (a restart brings them back),
 -- or in Redis (several nodes: each keeps a copy for CACHE_S); the file's accounts win a name
--- or key clash (a created one the file contradicts signs nothing in: contradicted), and a
--- reload never drops a created one. A created account is changed by the
+-- or key clash (on one node a file that clashes is refused at start and reload: file_clash;
+-- with Redis, where nginx's master cannot read the created ones, a created account the file
+-- contradicts signs nothing in: contradicted), and a reload never drops a created one. A
+-- created account is changed by the
 -- admin API (its keys, limits, suspension); a file's, in the file.
 local config = require "kling.gateway.config"
 local core = require "kling.core"
@@ -416,6 +418,47 @@ function Accounts:restore(entries)
     end
   end
   return n
+end
+
+--- The created accounts one node's shared memory holds (a reload's: the running gateway's),
+-- each as last written -> {account, ...}.
+function M.in_dict(dict)
+  local out = {}
+  for _, key in ipairs(dict:get_keys(0)) do
+    local s = key:find("^cn:") and dict:get(key)
+    local ok, a = pcall(json.decode, s or "")
+    if s and ok and type(a) == "table" then
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
+--- file_clash(cfg, created) -> nil | message: why the config file's accounts cannot stand beside
+-- the accounts the admin API created. A file account named as a created one (in any case), or
+-- holding one of its keys or secrets (as any role of the config), took it over silently and two
+-- ways at once: after a reload the created copy still signed its old keys in (suspended, say)
+-- beside the file's, and after a restart the created account was gone, its key another's.
+function M.file_clash(cfg, created)
+  local by_lower = {}
+  for i, f in ipairs(cfg.accounts) do
+    by_lower[f.name:lower()] = i
+  end
+  local tail = " (a key or a name is one account's: give the file's account another, or leave the created"
+    .. " account to the admin API, PATCH /gateway/admin/accounts/<name>)"
+  for _, a in ipairs(created) do
+    local i = type(a.name) == "string" and by_lower[a.name:lower()]
+    if i then
+      return "accounts[" .. i .. "].name: " .. cfg.accounts[i].name .. " is the name of account " .. a.name
+        .. ", which the admin API created" .. tail
+    end
+    for _, f in ipairs(config.KEY_FIELDS) do
+      local role = a[f] ~= nil and cfg.key_owner[a[f]]
+      if role then
+        return role .. ": is account " .. tostring(a.name) .. "'s " .. f .. ", which the admin API created" .. tail
+      end
+    end
+  end
 end
 
 --- Whether the account of that name is the config file's (changed there, not by the admin API).
