@@ -144,3 +144,22 @@ describe("kling.gateway.accounts.file_clash", function()
     assert.equal("carol", found[1].name)
   end)
 end)
+
+describe("kling.gateway.admin.amount_of", function()
+  local admin = require "kling.gateway.admin"
+  local json = require "kling.json"
+
+  -- {"credit": 50} and {} were both answered "is required, not negative".
+  it("says what was sent when a top-up's or a credit's amount is no decimal string", function()
+    local cases = {
+      { 50, "got the number 50: write it as a string, \"50\"" }, { nil, "missing" }, { json.null, "missing" },
+      { { 1 }, "got a JSON object or array" }, { true, "got a boolean" }, { "-1", "negative" },
+    }
+    for _, c in ipairs(cases) do
+      local m, why = admin.amount_of(c[1])
+      assert.is_nil(m)
+      assert.matches(c[2], why, 1, true)
+    end
+    assert.equal(25500000, admin.amount_of("25.5"))
+  end)
+end)

@@ -253,6 +253,21 @@ local function change_account(G, name)
   return reply(200, shown(G, s))
 end
 
+-- An amount of the admin API (a top-up, a credit) -> micro-units | nil, why it is not one: what
+-- was sent when it is no string (missing, a JSON number), else config.amount's reason. A number
+-- or a missing credit was told "is required, not negative".
+local function amount_of(v)
+  if v == nil or v == json.null then
+    return nil, "missing"
+  elseif type(v) == "number" then
+    return nil, "got the number " .. tostring(v) .. ": write it as a string, \"" .. tostring(v) .. "\""
+  elseif type(v) ~= "string" then
+    return nil, "got " .. (type(v) == "table" and "a JSON object or array" or "a " .. type(v))
+  end
+  return config.amount(v)
+end
+M.amount_of = amount_of
+
 -- A top-up adds its amount; with an id (the operator's name for it: an invoice, a payment) only
 -- once: the same id again is answered as applied before, nothing added (a retry after a lost
 -- answer must not credit twice), and refused (409) with another amount.
@@ -261,7 +276,7 @@ local function topup(G, name)
   if not doc then
     return
   end
-  local m, why = config.amount(doc.amount)
+  local m, why = amount_of(doc.amount)
   if not m or m <= 0 then
     -- why it is not an amount (an exponent, too many decimals, out of range), as a new
     -- account's credit says
@@ -298,9 +313,9 @@ local function set_credit(G, name)
   if not doc then
     return
   end
-  local m, why = config.amount(doc.credit)
+  local m, why = amount_of(doc.credit)
   if not m then
-    return refuse(400, "credit: a decimal string such as \"50.00\" is required, not negative"
+    return refuse(400, "credit: a decimal string such as \"50.00\" (not negative) is required"
       .. (why and (" (" .. tostring(why) .. ")") or ""), "credit")
   end
   if not G.accounts:get(name) then
