@@ -434,6 +434,25 @@ function M.in_dict(dict)
   return out
 end
 
+--- The created accounts a Redis store holds -> {account, ...} | nil, message (Redis cannot answer).
+function Accounts:in_redis()
+  local r = self.redis
+  local all, err = r:with(function(red)
+    return red:hgetall(r.prefix .. "accounts")
+  end)
+  if type(all) ~= "table" then
+    return nil, err
+  end
+  local out = {}
+  for i = 1, #all - 1, 2 do
+    local ok, a = pcall(json.decode, all[i + 1])
+    if tostring(all[i]):find("^cn:") and ok and type(a) == "table" then
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 --- file_clash(cfg, created) -> nil | message: why the config file's accounts cannot stand beside
 -- the accounts the admin API created. A file account named as a created one (in any case), or
 -- holding one of its keys or secrets (as any role of the config), took it over silently and two

@@ -174,6 +174,15 @@ local function open_redis_accounts()
       accounts.warn_credit(a.name, a.credit, err)
     end
   end
+  -- A file account that takes a created account's name or key (one node refuses such a file at
+  -- start and reload; a node cannot read Redis there): say so loudly, at each start and reload.
+  local created = G.accounts:in_redis()
+  local clash = created and accounts.file_clash(G.cfg, created)
+  if clash then
+    ngx.log(ngx.ERR, "kling gateway: the config file clashes with the Redis store's accounts: ", clash, ": on",
+      " this node the file's account signs that key in, on a node whose file does not have it the created one does;",
+      " fix the file and reload")
+  end
   -- Balances, holds and the marks that refuse a second settlement must never be evicted: say so
   -- loudly when Redis may evict keys (a Redis that refuses CONFIG is not asked again).
   local policy = G.redis:with(function(red)
