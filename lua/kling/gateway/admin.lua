@@ -337,7 +337,7 @@ local function end_hold(G, id, how)
   end
   local m, why
   if how == "settle" then
-    m, why = config.amount(doc.amount)
+    m, why = amount_of(doc.amount)
     if not m then
       return refuse(400, "amount: a decimal string such as \"1.50\" is required (what the upstream billed; \"0\""
         .. " charges nothing)" .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")
