@@ -414,6 +414,26 @@ describe("the workflow commands", function()
     assert.are.equal("replace", err.field)
   end)
 
+  -- Ctrl-C reached Lua only once the blocking transfer in C ended: a stalled download held it off
+  -- (up to the download's 600 s timeout), then left its temporary file (a new-user trial).
+  it("kling download ends at once on Ctrl-C during a stalled download, exit 130", function()
+    local client = sim.client()
+    local t = assert(client:submit { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "a pause" })
+    assert(t:wait { timeout = 60 })
+    local dir = root .. "/dl-int"
+    sim.faults { { kind = "stall", path = "^/media/", seconds = 8, count = 1 } }
+    local p = io.popen(cli.env() .. "sh -c " .. q("lua5.4 bin/kling download " .. t.id .. " --out " .. q(dir)
+      .. " 2>&1 & p=$!; sleep 1; s=$(date +%s%N); kill -INT $p; wait $p; echo \"exit=$? ms=$((($(date +%s%N) - s)"
+      .. " / 1000000))\""))
+    local out = p:read("a")
+    p:close()
+    sim.clear_faults()
+    assert.matches("kling download: interrupted", out, 1, true)
+    assert.equal("130", out:match("exit=(%d+)"), out)
+    assert.is_true(tonumber(out:match("ms=(%d+)")) < 3000, out) -- not the stall's 8 s
+    assert.is_nil(io.open(dir .. "/" .. t.id .. ".mp4", "rb"))
+  end)
+
   it("kling run exits 4 when a row is uncertain", function()
     local i = sim.info()
     local m = root .. "/u.jsonl"
