@@ -30,7 +30,6 @@ end)
 -- one using its key or secret) signs nothing in: balances are kept by name, so its old key
 -- signed in as the file's new account and spent that client's credit.
 describe("kling.gateway.accounts sign-in of created accounts", function()
-  local config = require "kling.gateway.config"
   local json = require "kling.json"
   local saved_ngx
 
