@@ -73,6 +73,11 @@ describe("kling.gateway.public_url", function()
       assert.is_true(public_url.check("http://" .. h .. "/cb", true), h .. " with allow_private")
     end
     assert.is_true(public_url.check("http://[2002:5db8:d822::1]/cb")) -- 6to4 of 93.184.216.34
+    -- local-use NAT64 (64:ff9b:1::/48): its IPv4 may sit anywhere past the /48, so all of it is refused
+    -- 10.0.0.1 at /48 (its first half at bits 48-63, the rest past the u-octet) beside a public tail
+    for _, h in ipairs { "[64:ff9b:1:a00:0:100:5db8:d822]", "[64:ff9b:1::a00:1]" } do
+      assert.is_true(refused("http://" .. h .. "/cb"), h)
+    end
     assert.is_true(public_url.check("http://[::ffff:0:5db8:d822]/cb"))
   end)
 

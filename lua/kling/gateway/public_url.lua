@@ -117,6 +117,9 @@ local function v6_private(g)
   if zeros5 and g[6] == 0 and g[7] == 0 and g[8] <= 1 then
     return true -- :: and ::1
   end
+  if g[1] == 0x64 and g[2] == 0xff9b and g[3] == 1 then
+    return true -- local-use NAT64 64:ff9b:1::/48 (RFC 8215): where its IPv4 sits is the network's choice
+  end
   local embedded
   if zeros5 and (g[6] == 0xffff or g[6] == 0) then
     embedded = true -- IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d
