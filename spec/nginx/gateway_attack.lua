@@ -482,8 +482,15 @@ local function endless_answer_is_not_kept()
     listen 127.0.0.1:%d;
     location /v1/ {
       content_by_lua_block {
-        ngx.req.discard_body()
+        ngx.req.read_body()
         ngx.header["Content-Type"] = "application/json"
+        if (ngx.req.get_body_data() or ""):find("accel", 1, true) then
+          -- a hostile upstream's nginx-only headers: an internal redirect of the client's request
+          ngx.header["X-Accel-Redirect"] = "/gateway/balance"
+          ngx.header["X-Accel-Limit-Rate"] = "1"
+          ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"accel-1","task_status":"submitted"}}')
+          return
+        end
         local mb = string.rep("x", 1024 * 1024)
         ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"1","pad":"')
         for _ = 1, 100 do
@@ -517,6 +524,12 @@ local function endless_answer_is_not_kept()
     res.status == 200 and res.json and res.json.data and res.json.data.task_status == "submitted", res.body)
   h.check("issue 12.6: ... the worker's peak memory grew by less than 30 MB (grew " .. grown // 1024 .. " MB)",
     grown < 30 * 1024)
+  res = h.request("POST", gw2.http .. "/v1/videos/text2video", { timeout_ms = 10000,
+    headers = { authorization = "Bearer gw-bob-key" }, body = { prompt = "accel", model_name = "kling-v1" } })
+  h.check("an upstream's X-Accel-Redirect is ignored: the create is answered as the gateway's own (its task id),"
+    .. " not redirected inside the gateway (to the client's balance here)", res.status == 200 and res.json
+    and res.json.data and type(res.json.data.task_id) == "string" and res.json.data.task_id:find("^gw") ~= nil,
+    tostring(res.status) .. " " .. tostring(res.body))
 end
 
 -- issue 12.1 (held as it is): one external_task_id in two accounts is two tasks; a task id,

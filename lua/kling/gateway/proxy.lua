@@ -53,7 +53,7 @@ function M.http_block(cfg)
 end
 
 -- The proxy settings both locations share: one attempt (never resent), kept-alive
--- connections, the upstream's host, TLS verified.
+-- connections, the upstream's host, TLS verified, the upstream's X-Accel-* headers ignored.
 local function common(lines, cfg, ca_file)
   local origin, scheme, host = M.origin(cfg.upstream.base_url)
   local authority = origin:match("^https?://(.*)$")
@@ -70,6 +70,10 @@ local function common(lines, cfg, ca_file)
     "      proxy_send_timeout " .. t .. "s;",
     "      proxy_read_timeout " .. t .. "s;",
     "      proxy_intercept_errors off;",
+    -- An upstream's nginx-only headers are no orders to this nginx: X-Accel-Redirect sent the
+    -- client's request to another of the gateway's locations.
+    "      proxy_ignore_headers X-Accel-Redirect X-Accel-Expires X-Accel-Limit-Rate X-Accel-Buffering"
+      .. " X-Accel-Charset;",
   } do
     lines[#lines + 1] = l
   end
