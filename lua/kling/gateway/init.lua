@@ -300,10 +300,11 @@ function M.init(path, opts)
   if G.cfg.store then
     return init_redis(ledger_dict, user)
   end
+  -- A start (shared memory empty), not a reload (whose old workers still append).
+  local fresh = ledger_dict:get("seq") == nil
   -- A reload whose file takes a created account's name or key: refused, before the journal's
   -- lock is taken again (the running gateway goes on as it was). A start checks the journal's.
-  local reload = ledger_dict:get("seq") ~= nil
-  local clash = reload and accounts.file_clash(G.cfg, accounts.in_dict(ledger_dict))
+  local clash = not fresh and accounts.file_clash(G.cfg, accounts.in_dict(ledger_dict))
   if clash then
     error("kling gateway: " .. path .. ": " .. clash, 0)
   end
@@ -354,8 +355,6 @@ function M.init(path, opts)
       error("kling gateway: " .. err, 0)
     end
   end
-  -- A start (shared memory empty), not a reload (whose old workers still append).
-  local fresh = ledger_dict:get("seq") == nil
   clash = fresh and accounts.file_clash(G.cfg, accounts.latest(entries))
   if clash then
     error("kling gateway: " .. path .. ": " .. clash, 0)

@@ -25,12 +25,15 @@ end
 ---@return table driver the wrapped driver (`inner` is the driver)
 function M.wrap(driver, auth)
   local w = setmetatable({ inner = driver }, {
-    __index = function(_, k)
+    -- a driver's other methods, bound to it once (not a closure made at each call)
+    __index = function(self, k)
       local v = driver[k]
       if type(v) == "function" then
-        return function(_, ...)
+        local bound = function(_, ...)
           return v(driver, ...)
         end
+        rawset(self, k, bound)
+        return bound
       end
       return v
     end,
