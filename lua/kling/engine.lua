@@ -147,9 +147,9 @@ function M.new(client, opts)
   validate.options("engine.new", opts, NEW_OPTIONS)
   local driver = client.driver
   local io = seam(driver, opts.http)
-  local min_ms = ms("engine.new", "min_interval", opts.min_interval, math.floor(client.poll_min * 1000))
+  local min_ms = ms("engine.new", "min_interval", opts.min_interval, validate.seconds_ms(client.poll_min))
   local max_ms = ms("engine.new", "max_interval", opts.max_interval, math.max(min_ms,
-    math.floor(client.poll_max * 1000)))
+    validate.seconds_ms(client.poll_max)))
   if max_ms < min_ms then
     errors.misuse("engine.new", "max_interval must be at least min_interval")
   end
@@ -181,7 +181,7 @@ function M.new(client, opts)
     next_n = 0, active_n = 0, creating_n = 0, scheduled_n = 0, dirty = false,
     gc = false, -- a large wait_all's collector pacing (kling.engine.collector)
     max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
-    task_timeout_ms = ms("engine.new", "timeout", opts.timeout, math.floor(client.wait_timeout * 1000)),
+    task_timeout_ms = ms("engine.new", "timeout", opts.timeout, validate.seconds_ms(client.wait_timeout)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
     lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
@@ -305,7 +305,7 @@ function Engine:submit(req, topts)
     files, err = local_file.inline(provider, req)
   end
   lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt, key = topts.key,
-    expect_ms = estimate and math.floor(estimate * 1000),
+    expect_ms = estimate and validate.seconds_ms(estimate),
     callback = self.callbacks and req.callback_url ~= nil or nil },
     self.profile)
   if err then

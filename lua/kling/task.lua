@@ -158,8 +158,8 @@ function Task:wait(opts)
   end
   local driver = client.driver
   local timeout_ms = validate.seconds_ms(opts.timeout or client.wait_timeout)
-  local poll_min = math.max(1, math.floor((opts.poll_min or client.poll_min) * 1000))
-  local poll_max = math.max(poll_min, math.floor((opts.poll_max or client.poll_max) * 1000))
+  local poll_min = validate.seconds_ms(opts.poll_min or client.poll_min)
+  local poll_max = math.max(poll_min, validate.seconds_ms(opts.poll_max or client.poll_max))
   local sched = core.sched { min_interval_ms = poll_min, max_interval_ms = poll_max, backoff = 1.5,
     max_age_ms = math.max(poll_min, math.min(timeout_ms, 2147483647)),
     seed = tonumber(core.random_hex(6), 16) }

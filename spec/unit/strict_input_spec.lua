@@ -428,6 +428,28 @@ describe("strict input", function()
     assert.are.equal("network", err.kind)
   end)
 
+  it("the engine's times become milliseconds by kling.validate's one rule", function()
+    -- kling.engine.args.ms rounded 4e-4 s to 0 ms beside validate.seconds_ms's 1 ms (an engine
+    -- timeout or callback_silence of 0 ms, a min_interval the scheduler takes as none)
+    local args = require "kling.engine.args"
+    local validate = require "kling.validate"
+    for _, s in ipairs { 1e-9, 4e-4, 5e-4, 0.0015, 1, 2.5, 60, validate.MAX_SECONDS } do
+      assert.are.equal(validate.seconds_ms(s), args.ms("engine.new", "timeout", s))
+    end
+    assert.are.equal(1, args.ms("engine.new", "timeout", 4e-4))
+    for _, bad in ipairs { 0, -1, 0 / 0, "5", validate.MAX_SECONDS + 1 } do
+      local ok, msg = pcall(args.ms, "engine.new", "timeout", bad)
+      assert.is_false(ok)
+      assert.matches("engine.new: timeout must be a positive number of seconds", msg, 1, true)
+    end
+    assert.are.equal(0, args.ms("engine:wait", "progress_interval", 0, 1000, true))
+    assert.are.equal(1, args.ms("engine:wait", "progress_interval", 4e-4, 1000, true))
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", poll_min = 4e-4, poll_max = 4e-4 })
+    local e = c:engine { learn_file = false, timeout = 4e-4, callback_silence = 4e-4 }
+    assert.are.equal(1, e.task_timeout_ms)
+    assert.are.equal(1, e.silence_ms)
+  end)
+
   it("a first poll interval longer than the longest is refused by kling.new, client:with and task:wait", function()
     -- core.sched would raise the longest to the first without a word: 20 s then 15 s is a mistake.
     local order = "is longer than poll_max (15 s): the first poll interval may not exceed the longest"

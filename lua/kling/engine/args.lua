@@ -4,15 +4,22 @@ local validate = require "kling.validate"
 
 local M = {}
 
--- Seconds (a number) as integer milliseconds; nil gives default.
+-- Seconds (a number) as integer milliseconds; nil gives default. What a time is and how it
+-- becomes milliseconds (a positive time under half a millisecond is 1 ms) is kling.validate's
+-- decision (seconds_problem, seconds_ms), as for kling.new's and task:wait's times. With
+-- allow_zero, 0 stays 0 (a progress interval of "every event", a deadline of "now").
 function M.ms(fn, name, v, default, allow_zero)
   if v == nil then
     return default
   end
-  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero) or v > validate.MAX_SECONDS then
-    errors.misuse(fn, name .. " must be a positive number of seconds (at most " .. validate.MAX_SECONDS .. ")")
+  if allow_zero and v == 0 then
+    return 0
   end
-  return math.floor(v * 1000 + 0.5)
+  local problem = validate.seconds_problem(v)
+  if problem then
+    errors.misuse(fn, name .. " " .. problem .. (allow_zero and "; or 0" or ""))
+  end
+  return validate.seconds_ms(v)
 end
 
 -- A whole number in 1..max; nil gives default.
