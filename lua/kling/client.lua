@@ -717,7 +717,7 @@ local EXPECTED_SLACK = 1024 * 1024
 -- download(url, path [, {max_bytes =, expected_bytes =, timeout =, replace =}]) -> path, bytes | nil, err.
 -- Streams to a temporary name, then renames (over a file at path; with replace = false a file
 -- there is refused before anything is sent, and one that appeared during the transfer is kept:
--- validation, field path, the download removed). The transfer stops at max_bytes (default the
+-- validation, field path, err.exists = true, the download removed). The transfer stops at max_bytes (default the
 -- client's max_download_bytes) and, when expected_bytes is known (a size the provider
 -- reported), at twice that plus 1 MiB. err.kind: validation (path: its directory is missing
 -- or not writable, it holds a control character, it or its temporary <path>.part is a link,
@@ -788,6 +788,7 @@ function Client:download(url, path, opts)
     local err = errors.new { kind = k[1], message = msg, retryable = k[2], provider = name }
     if kind == "io" or kind == "exists" then
       err.field = "path"
+      err.exists = kind == "exists" or nil -- a file appeared at path during the transfer (kept)
     elseif kind == "too_large" then -- the driver knows the cap, not whose it is
       err.message = tostring(msg) .. ", set by " .. by
     end

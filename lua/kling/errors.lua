@@ -36,6 +36,7 @@ M.kinds = {
 ---@field provider string|nil
 ---@field uncertain boolean|nil a create whose fate is unknown: look it up by external_task_id
 ---@field external_task_id string|nil
+---@field exists boolean|nil client:download with replace = false: a file appeared at the path during the transfer
 
 local Error = {}
 Error.__index = Error

@@ -414,6 +414,24 @@ describe("the workflow commands", function()
     assert.are.equal("replace", err.field)
   end)
 
+  -- Any error at the final move was labelled as a file "that appeared during the download": a
+  -- directory removed meanwhile read as a name taken (exit 2), sending the user to look for it.
+  it("kling download names the real cause when the output cannot be kept (exit 1)", function()
+    local client = sim.client()
+    local t = assert(client:submit { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "a gone dir" })
+    assert(t:wait { timeout = 60 })
+    local dir = root .. "/dl-gone"
+    os.execute("mkdir -p " .. q(dir))
+    sim.faults { { kind = "stall", path = "^/media/", seconds = 2, count = 1 } }
+    os.execute("(sleep 1; rm -rf " .. q(dir) .. ") &")
+    local status, out = kling("download " .. t.id .. " --out " .. q(dir))
+    sim.clear_faults()
+    assert.are.equal(1, status, out)
+    assert.is_nil(out:find("appeared", 1, true), out)
+    assert.matches("output 1: cannot be written at " .. dir .. "/" .. t.id .. ".mp4: ", out, 1, true)
+    assert.is_nil(io.open(dir, "rb"))
+  end)
+
   -- Ctrl-C reached Lua only once the blocking transfer in C ended: a stalled download held it off
   -- (up to the download's 600 s timeout), then left its temporary file (a new-user trial).
   it("kling download ends at once on Ctrl-C during a stalled download, exit 130", function()

@@ -14,7 +14,8 @@ DIR/TASK_ID.EXT (TASK_ID-N.EXT when there are several), then prints their paths.
 made when missing; one that cannot be made or written is an error before anything is sent.
 A file already at an output's name is never replaced: nothing is written.]]
   cmd:epilog [[
-Exit status: 0 downloaded, 1 the task is unknown or a download failed, 2 bad usage, DIR
+Exit status: 0 downloaded, 1 the task is unknown or a download failed (the transfer,
+or writing its file: the cause is named), 2 bad usage, DIR
 not writable (nothing sent) or an output's name taken (nothing written), 3 the task is
 still queued or running, 4 it failed or was cancelled (no outputs).]]
   cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
@@ -103,10 +104,15 @@ function M.run(opts)
   for n, o in ipairs(outputs) do
     local path = paths[n]
     local got, bytes = client:download(o.url, path, { replace = false })
-    if not got and type(bytes) == "table" and bytes.field == "path" then
+    if not got and type(bytes) == "table" and bytes.exists then
       -- a file that appeared at the name during the download: kept, the download dropped
       return fail(2, "output " .. n .. ": " .. tostring(bytes.message) .. " (it appeared during the download: kept as"
         .. " it is; move it away and run the same command again)")
+    end
+    if not got and type(bytes) == "table" and bytes.field == "path" then
+      -- written but not kept: the directory went away, a disk filled, a rename refused...
+      return fail(1, "output " .. n .. ": cannot be written at " .. path .. ": " .. tostring(bytes.message)
+        .. " (nothing was kept there)")
     end
     if not got then
       return fail(1, "output " .. n .. " (" .. tostring(o.url) .. "): " .. tostring(bytes))
