@@ -20,13 +20,15 @@ local function read_all(path)
   return (text:gsub("%s+$", ""))
 end
 
--- run(args, out) -> true | nil, message: ffmpeg with `args` (already quoted) making the file
--- `out`. ffmpeg opens its output, and the shell its log, following links: a link planted at
--- either name (outputs may be written as root into directories others can write) would have
--- them overwrite its target. Both are made in a private directory beside `out` (mode 0700,
--- kling.core.private_dir) and the output renamed into place, which replaces the name at
--- `out` without following it.
-function M.run(args, out)
+-- run(args, out [, replace]) -> true | nil, message [, "exists"]: ffmpeg with `args` (already
+-- quoted) making the file `out`. ffmpeg opens its output, and the shell its log, following
+-- links: a link planted at either name (outputs may be written as root into directories
+-- others can write) would have them overwrite its target. Both are made in a private
+-- directory beside `out` (mode 0700, kling.core.private_dir) and the output moved into place
+-- by kling.output_path.place, which replaces the name at `out` without following it; with
+-- replace = false a file at `out` (one that appeared while ffmpeg ran) is kept and the output
+-- dropped: a user's output, not a working file of ours.
+function M.run(args, out, replace)
   local dir, err = core.private_dir(out:match("^(.*)/[^/]*$") or ".")
   if not dir then
     return nil, err
@@ -36,9 +38,9 @@ function M.run(args, out)
   local ok = os.execute("ffmpeg -nostdin -v error -y " .. args .. " " .. quote(made) .. " 2>" .. quote(log))
   local msg = read_all(log)
   local done = ok == true or ok == 0
-  local moved, merr = true, nil
+  local moved, merr, mkind = true, nil, nil
   if done then
-    moved, merr = os.rename(made, out)
+    moved, merr, mkind = output_path.place(made, out, replace ~= false)
   end
   os.remove(made)
   os.remove(log)
@@ -47,7 +49,7 @@ function M.run(args, out)
     return nil, "ffmpeg failed: " .. (msg ~= "" and msg or "no message")
   end
   if not moved then
-    return nil, "cannot put ffmpeg's output at " .. out .. ": " .. tostring(merr)
+    return nil, "cannot put ffmpeg's output at " .. out .. ": " .. tostring(merr), mkind
   end
   return true
 end

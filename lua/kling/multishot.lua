@@ -257,16 +257,22 @@ local function final_path(out)
 end
 
 --- Why a storyboard of `count` segments could not write one of its files in `out` (a link, a
--- FIFO or a directory planted there, or at its .part; kling.output_path), or nil: checked
--- before the first create, so that no segment is paid for whose file would be refused. Each
--- write checks its path again (a link may be planted later).
+-- FIFO or a directory planted there, or at its .part; kling.output_path; or a segment or the
+-- joined file there that `written`, the journal's, does not show this storyboard wrote: never
+-- replaced), or nil: checked before the first create, so that no segment is paid for whose
+-- file would be refused. Each write checks its path again (a link may be planted later, a
+-- file may appear: kling.output_path.place keeps it).
 ---@param out string the storyboard's directory
 ---@param count integer its segments
+---@param written? table file names (no directory) the journal says this storyboard wrote
 ---@return string|nil refusal naming the path
-function M.output_refusal(out, count)
+function M.output_refusal(out, count, written)
+  written = written or {}
   local paths = { final_path(out), final_path(out) .. ".txt" }
+  local mine = { [final_path(out)] = true }
   for k = 1, count do
     paths[#paths + 1] = segment_path(out, k)
+    mine[segment_path(out, k)] = true
     if k < count then
       paths[#paths + 1] = frame_path(out, k)
     end
@@ -275,6 +281,10 @@ function M.output_refusal(out, count)
     local refused = output_path.refusal(p)
     if refused then
       return refused
+    end
+    if mine[p] and output_path.size(p) and not written[p:match("([^/]*)$")] then
+      return p .. " exists and this storyboard's journal (storyboard.jsonl) has no record of writing it: it is"
+        .. " never replaced; move it away, or give another --out"
     end
   end
   return nil
@@ -305,7 +315,8 @@ local function listed(path, list)
   return (cwd or ".") .. "/" .. path
 end
 
--- copy(from, to) -> true | nil, err (through a temporary name).
+-- copy(from, to) -> true | nil, err (through a temporary name, moved to `to` only while
+-- nothing is there: kling.output_path.place).
 local function copy_file(from, to)
   local src, err = io.open(from, "rb")
   if not src then
@@ -331,12 +342,18 @@ local function copy_file(from, to)
   end
   src:close()
   dst:close()
-  return os.rename(output_path.part(to), to)
+  local placed, perr = output_path.place(output_path.part(to), to, false)
+  if not placed then
+    os.remove(output_path.part(to))
+    return nil, perr
+  end
+  return true
 end
 
 --- Joins videos into one (ffmpeg).
 -- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
 -- re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
+-- A file at `out` is never replaced (kling.output_path.place): the join is dropped, the file kept.
 function M.join(videos, out)
   local refused = output_path.refusal(out)
   if refused then
@@ -354,10 +371,10 @@ function M.join(videos, out)
     f:write("file ", quote(listed(v, list)), "\n")
   end
   f:close()
-  local ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy", out)
-  if not ok then
+  local ok, ferr, kind = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy", out, false)
+  if not ok and kind ~= "exists" then -- a file there is kept: no second try over it
     ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
-      .. "-c:a aac", out)
+      .. "-c:a aac", out, false)
   end
   os.remove(list)
   return ok, ferr
@@ -394,6 +411,14 @@ end
 function Run:progress(ev)
   if self.on_progress then
     self.on_progress(ev)
+  end
+end
+
+-- Removes the file at path when the journal says this storyboard wrote it (to be made again);
+-- any other file there is left for kling.output_path.place to keep.
+function Run:drop_own(path)
+  if self.written[path:match("([^/]*)$")] then
+    os.remove(path)
   end
 end
 
@@ -535,7 +560,8 @@ function Run:segment(k, seg, start_frame)
     return nil, errors.new { kind = "protocol", provider = self.client.provider.name,
       message = "segment " .. k .. " (task " .. tostring(done.id) .. ") succeeded without a video" }
   end
-  local got, derr = self.client:download(video.url, path)
+  self:drop_own(path) -- an earlier segment of ours under this name (the storyboard changed)
+  local got, derr = self.client:download(video.url, path, { replace = false }) -- never over another's file
   if not got then
     return nil, derr
   end
@@ -606,10 +632,12 @@ function M.run(client, sb, opts)
   if not j then
     return nil, errors.validation("out", records)
   end
-  local history = {}
+  local history, written = {}, {}
   for _, r in ipairs(records) do
-    local h = history[r.key] or {}
-    history[r.key] = h
+    local h = type(r.key) == "string" and (history[r.key] or {}) or {} -- "joined" has none
+    if type(r.key) == "string" then
+      history[r.key] = h
+    end
     if r.t == "intent" then
       h.intent, h.ext = true, r.ext
     elseif r.t == "created" then
@@ -617,15 +645,18 @@ function M.run(client, sb, opts)
     elseif r.t == "done" then
       h.done, h.task_id, h.charge = true, r.task_id, r.charge
     end
+    if (r.t == "done" or r.t == "joined") and type(r.path) == "string" then
+      written[r.path:match("([^/]*)$")] = true -- DIR relative or absolute alike
+    end
   end
   local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
     count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
-    frames_base_url = opts.frames_base_url, sent = #records > 0 }, Run)
+    frames_base_url = opts.frames_base_url, sent = #records > 0, written = written }, Run)
   local ok, cerr = run:check_all(segs, opts.continuity ~= false)
   if not ok then
     return nil, cerr
   end
-  refused = M.output_refusal(out, #segs)
+  refused = M.output_refusal(out, #segs, written)
   if refused then
     return nil, errors.validation("out", refused .. " (nothing was sent: remove it)")
   end
@@ -675,9 +706,17 @@ function Run:all(segs, continuity)
     end
   end
   local file = final_path(out)
-  local joined, jerr = M.join(files, file)
-  if not joined then
-    return nil, errors.validation("join", jerr)
+  local made = false
+  for _, seg in ipairs(segs) do
+    made = made or not seg.skipped
+  end
+  if made or not ffmpeg.nonempty(file) or not self.written[file:match("([^/]*)$")] then
+    self:drop_own(file)
+    local joined, jerr = M.join(files, file)
+    if not joined then
+      return nil, errors.validation("join", jerr)
+    end
+    self:log { t = "joined", path = file }
   end
   return { file = file, native = native, segments = segs, duration = total }
 end

@@ -154,6 +154,28 @@ describe("multishot.join and run, where they write", function()
     return s
   end
 
+  -- The join moved its output with a plain rename: a file that appeared at the output's name
+  -- meanwhile was replaced (kling download keeps it: kling.output_path.place, the one home).
+  it("never replaces a file at the joined file's name; refuses one there the journal did not write", function()
+    local seg = dir .. "/seg.mp4"
+    local f = assert(io.open(seg, "wb"))
+    f:write("video")
+    f:close()
+    f = assert(io.open(dir .. "/mine.mp4", "wb"))
+    f:write("mine")
+    f:close()
+    local ok, err = multishot.join({ seg }, dir .. "/mine.mp4")
+    assert.is_nil(ok)
+    assert.matches("mine.mp4 exists: it is never replaced", err, 1, true)
+    assert.are.equal("mine", read(dir .. "/mine.mp4"))
+    assert.is_nil(io.open(dir .. "/mine.mp4.part", "rb"))
+    -- before anything is sent: a segment or joined file the journal does not show it wrote
+    os.execute("mkdir -p " .. dir .. "/sb && printf x > " .. dir .. "/sb/segment-02.mp4")
+    assert.matches("sb/segment%-02%.mp4 exists and this storyboard's journal .* never replaced",
+      multishot.output_refusal(dir .. "/sb", 2))
+    assert.is_nil(multishot.output_refusal(dir .. "/sb", 2, { ["segment-02.mp4"] = true }))
+  end)
+
   it("copies one segment through a new .part, and refuses links planted at the file or its .part", function()
     local seg = dir .. "/seg.mp4"
     local f = assert(io.open(seg, "wb"))

@@ -3,8 +3,8 @@
 -- started and collected with start/wait. Each file streams to <path>.part (created
 -- exclusively and made durable by the C driver; the path is checked first, kling.output_path),
 -- its size is checked against Content-Length, then it is moved to its name only while nothing
--- is there (core.rename_new: a file that appeared at the name during the download is kept, never
--- replaced nor taken for the output), after the job's on_place hook has seen it (the batch
+-- is there (kling.output_path.place: a file that appeared at the name during the download is
+-- kept, never replaced nor taken for the output), after the job's on_place hook has seen it (the batch
 -- journals it, so that a crash right after the move still knows the file for its own): a file
 -- under its final name is always whole. Transient failures are tried again with a
 -- back-off; a 403/404/410 (an expired URL) is reported at once so the caller can fetch a
@@ -69,7 +69,7 @@ local function outcome(job, res)
     local _, _, identity = core.output_target(tmp)
     job.on_place(job, size, identity)
   end
-  local ok, err, kind = core.rename_new(tmp, job.path)
+  local ok, err, kind = output_path.place(tmp, job.path, false)
   if not ok then
     os.remove(tmp)
     if kind == "exists" then
