@@ -35,9 +35,10 @@ M.new = client.new
 -- What the provider would refuse (an unknown field such as `sond`, another provider's field
 -- name, a value out of range) is refused by name, as `kling estimate` (which calls this) and
 -- `kling quote` do (kling.money.quote.cannot_honour): no price for a request no create would
--- send. A prompt or image left out is stood in for: a price needs neither. An error of a
--- price fact itself (a model that is not a string) is billing.estimate's, which looks at
--- those facts only; `unpriced` comes after the request is known to be sendable.
+-- send. A prompt or image left out is stood in for: a price needs neither. The provider's
+-- rules come first, in submit's order (the same first error as submit); then an error of a
+-- price fact itself is billing.estimate's, which looks at those facts only; `unpriced` comes
+-- after the request is known to be sendable.
 ---@param req table a canonical request (its `provider`, default "kling", picks the catalog)
 ---@param opts? table `catalog` to price with another catalog
 ---@return kling.Quote|nil quote `amount` (decimal string), `micros`, `currency`, `rule`, `breakdown`

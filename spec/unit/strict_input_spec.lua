@@ -428,6 +428,37 @@ describe("strict input", function()
     assert.are.equal("network", err.kind)
   end)
 
+  -- kling.estimate checked the price facts first (durations, model, sound) and the provider's
+  -- rules after: a multi-shot request on apimodels (no multi-shot) with a wrong duration was
+  -- "duration: 99 s differs from the sum of the shots' durations" there, and "multi_prompt: not
+  -- supported by provider 'apimodels'" at submit.
+  it("an estimate names the same first error as submit (one validation order)", function()
+    local shots = { { prompt = "a", duration = 2 }, { prompt = "b", duration = 3 } }
+    local cases = {
+      { "apimodels", { duration = 99 } }, { "apimodels", { duration = "x" } }, { "apimodels", { model = 5 } },
+      { "apimodels", { sound = "yes" } }, { "evolink", { duration = 10 } }, { "kling", { duration = -1 } },
+      { "compat", { multi_prompt = { { prompt = "a", duration = 20 } } } }, { "evolink", { mode = "ultra" } },
+    }
+    for _, case in ipairs(cases) do
+      local name, over = case[1], case[2]
+      local req = { model = "kling-v3", mode = "pro", duration = 5, multi_shot = true, multi_prompt = shots }
+      for k, v in pairs(over) do
+        req[k] = v
+      end
+      local c = assert(kling.new { provider = name, api_key = "k", base_url = "http://127.0.0.1:9" })
+      local _, want = c:check(req)
+      assert.is_table(want, name)
+      local with = { provider = name }
+      for k, v in pairs(req) do
+        with[k] = v
+      end
+      local _, got = kling.estimate(with)
+      local _, mine = c:estimate(req)
+      assert.are.equal(tostring(want), tostring(got))
+      assert.are.equal(tostring(want), tostring(mine))
+    end
+  end)
+
   it("the engine's times become milliseconds by kling.validate's one rule", function()
     -- kling.engine.args.ms rounded 4e-4 s to 0 ms beside validate.seconds_ms's 1 ms (an engine
     -- timeout or callback_silence of 0 ms, a min_interval the scheduler takes as none)

@@ -478,7 +478,8 @@ end
 
 --- The fields of a request that a provider cannot honour, as its validation error (nil when
 -- it takes them all: an unknown field, a value out of range, another provider's field name
--- are refused by name). Content a price does without (a prompt, an image) is stood in for.
+-- are refused by name). Content a price does without (a prompt left out, an image) is stood
+-- in for; a prompt given is checked as a create checks it (control characters, length).
 -- What `kling.estimate` and `kling.quote` ask before pricing what no create would send.
 ---@param name string the provider
 ---@param product table a canonical request
@@ -493,7 +494,8 @@ function M.cannot_honour(name, product)
     probe[k] = v
   end
   probe.provider = nil -- names the dialect, not a field of the request
-  if probe.prompt == nil and not probe.multi_shot then
+  local stood_in = probe.prompt == nil
+  if stood_in and not probe.multi_shot then
     probe.prompt = "x"
   end
   local endpoint = providers.endpoint(P, probe)
@@ -502,23 +504,25 @@ function M.cannot_honour(name, product)
     return nil
   end
   local err = P.validate(probe, endpoint)
-  if err and err.field and err.field ~= "prompt" and err.field ~= "image" then
+  if err and err.field and not (err.field == "prompt" and stood_in) and err.field ~= "image" then
     return err
   end
   return nil
 end
 
---- An estimate as a caller is answered: its price fact's own error first, then what the
--- provider would refuse of the request (cannot_honour), then the estimate (or `unpriced`). One
--- rule for kling.estimate, client:estimate and `kling estimate`.
+--- An estimate as a caller is answered: what the provider would refuse of the request first
+-- (cannot_honour: the provider's own validation, in the order submit checks it, so that an
+-- estimate names the same first error as the create would), then its price facts' own error,
+-- then the estimate (or `unpriced`). One rule for kling.estimate, client:estimate and
+-- `kling estimate`.
 -- strict(name, req, q, err) -> q, err | nil, err
 function M.strict(name, req, q, err)
-  if err and err.kind == "validation" then
-    return nil, err
-  end
-  local refused = type(name) == "string" and M.cannot_honour(name, req)
+  local refused = type(name) == "string" and type(req) == "table" and M.cannot_honour(name, req)
   if refused then
     return nil, refused
+  end
+  if err and err.kind == "validation" then
+    return nil, err
   end
   return q, err
 end
