@@ -349,12 +349,34 @@ function M.text(ctx, req, field, opts)
     return fail(ctx, field, "must be one line of text: no control, separator or bidirectional characters (got "
       .. bad .. ")")
   end
-  -- Any text: a NUL is not text (it went upstream, where a C string ends at it).
-  local at = not opts.line and v:find("\0", 1, true) -- plain: the pattern matcher walked every byte of a prompt
-  if at then
-    return fail(ctx, field, "must not contain a NUL character (got one at byte " .. at .. ")")
+  -- Any text (a prompt): line breaks and tabs are text (paragraphs, lists; CR of a pasted CRLF
+  -- text), other controls are not. A NUL went upstream, where a C string ends at it; ESC, BEL,
+  -- DEL and the C1 controls (CSI as U+009B) are terminal commands, echoed by every log, listing
+  -- and dashboard that shows the prompt. Refused by name before any network call.
+  local bad_at = not opts.line and M.text_control(v)
+  if bad_at then
+    return fail(ctx, field, "must not contain control characters other than tab, line feed and carriage return"
+      .. " (got " .. bad_at .. ")")
   end
   return nil
+end
+
+--- The first control character free text may not hold (C0 other than tab, LF and CR, DEL,
+-- C1), as "U+XXXX at byte N" ("a NUL character at byte N" for U+0000), or nil. `s` is UTF-8.
+---@param s string
+---@return string|nil
+function M.text_control(s)
+  local c0, c1 = s:find("[%z\1-\8\11\12\14-\31\127]"), s:find("\194[\128-\159]")
+  local at = c0 and c1 and math.min(c0, c1) or c0 or c1
+  if not at then
+    return nil
+  end
+  local b = s:byte(at)
+  if b == 0 then
+    return "a NUL character at byte " .. at
+  end
+  local cp = b == 194 and s:byte(at + 1) or b
+  return string.format("U+%04X at byte %d", cp, at)
 end
 
 local function list_words(set)

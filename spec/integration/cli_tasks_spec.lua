@@ -272,7 +272,13 @@ describe("kling tasks, cancel and download (issue 14)", function()
   it("issue 14: what the provider says is printed with its control characters escaped, never obeyed", function()
     -- The simulator fails the task with the message the prompt gives: ESC c resets a terminal,
     -- CR overwrites the line, LF forges a new one.
-    local t = submit(official(), "doomed [sim:fail=\27c\rkling: forged\nline]")
+    -- The library refuses such a prompt before sending it (control characters): sent raw here,
+    -- as another client of the account would.
+    local c = official()
+    local data = assert(require("kling.transport").call(c.ctx, { method = "POST", path = "/v1/videos/text2video",
+      body = { model_name = "kling-v2-6", mode = "std", duration = "5",
+        prompt = "doomed [sim:fail=\27c\rkling: forged\nline]" } }))
+    local t = assert(c:get_task(data.task_id, { endpoint = "videos/text2video" }))
     local _, werr = t:wait { timeout = 20 }
     assert.are.equal("failed", werr and werr.task and werr.task.status, tostring(werr))
     local status, out, err = kling { "status", t.id }

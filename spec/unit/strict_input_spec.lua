@@ -698,7 +698,39 @@ describe("a text field", function()
     local ok, err = c:check { model = "kling-v1", prompt = "x\0y" }
     assert.is_nil(ok)
     assert.are.equal("prompt", err.field)
-    assert.matches("NUL character %(got one at byte 2%)", err.message)
+    assert.matches("(got a NUL character at byte 2)", err.message, 1, true)
+  end)
+
+  -- ESC, BEL, DEL and the other controls went upstream in a prompt (and into every log and
+  -- listing that echoes it: "\27]0;owned\7" retitles a terminal)
+  it("refuses ESC, BEL, DEL and the other controls but tab, LF and CR, by name, before any call", function()
+    local sent = 0
+    local function debug() -- called with each request the client sends
+      sent = sent + 1
+    end
+    for _, name in ipairs { "kling", "evolink", "apimodels", "apiinone", "compat" } do
+      local c = assert(kling.new { provider = name, api_key = "x", base_url = "http://127.0.0.1:9", debug = debug,
+        max_attempts = 1 })
+      local model = name == "kling" and "kling-v2-6" or name == "apimodels" and "kling-v2-6" or "kling-v3"
+      for _, case in ipairs { { "\27[2J", "U+001B" }, { "bell\7", "U+0007" }, { "del\127", "U+007F" },
+        { "bs\8", "U+0008" }, { "vt\11", "U+000B" }, { "ff\12", "U+000C" }, { "csi\194\155", "U+009B" } } do
+        local t, err = c:submit { model = model, mode = "std", duration = 5, prompt = "a fox " .. case[1] }
+        assert.is_nil(t, name)
+        assert.are.equal("prompt", err.field, name .. ": " .. tostring(err))
+        assert.matches("control characters other than tab, line feed and carriage return (got " .. case[2],
+          err.message, 1, true)
+        if name == "kling" then
+          _, err = c:check { model = model, prompt = "ok", negative_prompt = "x" .. case[1] }
+          assert.are.equal("negative_prompt", err.field)
+          _, err = kling.estimate { provider = name, model = model, mode = "std", duration = 5, prompt = case[1] }
+          assert.are.equal("prompt", err.field)
+        end
+      end
+      assert.is_truthy(c:check { model = model, mode = "std", duration = 5, prompt = "line1\r\nline2\tz é" })
+    end
+    assert.are.equal(0, sent)
+    local err = require("kling.multishot").check { shots = { { prompt = "a\27b", duration = 3 } } }
+    assert.are.equal("shots[1].prompt", err.field)
   end)
 end)
 
