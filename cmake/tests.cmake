@@ -62,8 +62,9 @@ find_program(KLING_VALGRIND valgrind)
 find_program(KLING_NGINX nginx PATHS /usr/sbin)
 
 # The simulator is a ctest fixture: started once before the integration specs, stopped after.
+# --replace: a simulator an interrupted run left in the build tree is restarted, not a failed fixture.
 add_test(NAME sim_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start --dir ${KLING_SIM_DIR}
-  --out ${KLING_SIM_DIR}/sim.json)
+  --out ${KLING_SIM_DIR}/sim.json --replace)
 add_test(NAME sim_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_SIM_DIR})
 set_tests_properties(sim_start PROPERTIES FIXTURES_SETUP sim ENVIRONMENT "${KLING_TEST_ENV}")
 set_tests_properties(sim_stop PROPERTIES FIXTURES_CLEANUP sim ENVIRONMENT "${KLING_TEST_ENV}")
@@ -108,7 +109,7 @@ if(KLING_VALGRIND)
     "KLING_BUILD_DIR=${CMAKE_BINARY_DIR}"
     "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit")
   add_test(NAME sim_valgrind_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start
-    --dir ${KLING_VG_SIM_DIR} --out ${KLING_VG_SIM_DIR}/sim.json)
+    --dir ${KLING_VG_SIM_DIR} --out ${KLING_VG_SIM_DIR}/sim.json --replace)
   add_test(NAME sim_valgrind_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_VG_SIM_DIR})
   set_tests_properties(sim_valgrind_start PROPERTIES FIXTURES_SETUP sim_valgrind ENVIRONMENT "${KLING_VG_ENV}")
   set_tests_properties(sim_valgrind_stop PROPERTIES FIXTURES_CLEANUP sim_valgrind ENVIRONMENT "${KLING_VG_ENV}")

@@ -158,19 +158,29 @@ local function wait_gone(pid, seconds)
   return true
 end
 
--- stop(dir) -> true, note | nil, message. Stopping a stopped sim is not an error.
-function M.stop(dir)
+-- The pid of the simulator running in dir, or nil and whether a pid file named one that is
+-- gone. A pid file can outlive its process, and the number can be reused by another one.
+local function running_pid(dir)
   local pid = tonumber((read(dir .. "/sim.pid") or read(dir .. "/nginx.pid") or ""):match("%d+"))
   if not pid then
-    return true, "no simulator was running in " .. dir
+    return nil, false
   end
+  if not alive(pid) or not (cmdline(pid):find("nginx", 1, true) and cmdline(pid):find(dir, 1, true)) then
+    return nil, true
+  end
+  return pid
+end
+
+-- stop(dir) -> true, note | nil, message. Stopping a stopped sim is not an error.
+function M.stop(dir)
+  local pid, stale = running_pid(dir)
   local function cleanup()
     os.remove(dir .. "/sim.pid")
   end
-  -- A pid file can outlive its process, and the number can be reused by another one.
-  if not alive(pid) or not (cmdline(pid):find("nginx", 1, true) and cmdline(pid):find(dir, 1, true)) then
+  if not pid then
     cleanup()
-    return true, "the simulator in " .. dir .. " was not running"
+    return true, stale and ("the simulator in " .. dir .. " was not running")
+      or ("no simulator was running in " .. dir)
   end
   os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
   if not wait_gone(pid, 5) then
@@ -320,8 +330,10 @@ local function absolute_dir(dir)
   return (out:gsub("%s+$", ""))
 end
 
--- start(o) -> info | nil, message. o = {dir, port, out, access_key, secret_key, api_key,
--- task_seconds, seed, workers, webhook_secret}; missing values take M.DEFAULTS.
+-- start(o) -> info | nil, message [, "running"]. o = {dir, port, out, access_key, secret_key,
+-- api_key, task_seconds, seed, workers, webhook_secret, replace}; missing values take
+-- M.DEFAULTS. A simulator already running in dir is refused ("running", naming its pid)
+-- unless replace is true (then stopped first).
 function M.start(o)
   local opts = {}
   for k, v in pairs(M.DEFAULTS) do
@@ -368,7 +380,16 @@ function M.start(o)
       os.remove(opts.out) -- made again with the line; a refused start leaves nothing behind
     end
   end
-  local ok, msg = M.stop(dir) -- a sim left running in D is replaced, not duplicated
+  -- A sim running in D is someone's (a test run, another shell): replaced only when asked,
+  -- never moved to new ports behind its users' backs.
+  local running = running_pid(dir)
+  if running and not opts.replace then
+    local info = json.decode(read(dir .. "/sim.json") or "")
+    local at = type(info) == "table" and type(info.http) == "string" and (", " .. info.http) or ""
+    return nil, "a simulator is already running in " .. dir .. " (pid " .. running .. at .. "): nothing was started;"
+      .. " stop it with `kling sim stop --dir " .. dir .. "`, or give --replace to restart it", "running"
+  end
+  local ok, msg = M.stop(dir) -- with replace: a sim left running in D is replaced, not duplicated
   if not ok then
     return nil, msg
   end

@@ -124,14 +124,27 @@ describe("kling sim command", function()
     assert.are.equal(0, (main { "stop", "--dir", d }))
   end)
 
-  it("fails clearly when the fixed port is taken, and replaces a sim already running in its dir", function()
+  -- A second start in a dir whose simulator ran silently stopped it and started one on new
+  -- ports: its users (a test run, another shell) lost it without a word.
+  it("fails clearly when the fixed port is taken, refuses a dir whose sim runs, replaces it when asked", function()
     local a, b = tmpdir(), tmpdir()
     local first = assert(launcher.start { dir = a })
     local port = tonumber(first.http:match(":(%d+)$"))
     local info, err = launcher.start { dir = b, port = port }
     assert.is_nil(info)
     assert.matches("Address already in use", err)
-    local again = assert(launcher.start { dir = a })
+    local kind
+    info, err, kind = launcher.start { dir = a }
+    assert.is_nil(info)
+    assert.are.equal("running", kind)
+    assert.matches("a simulator is already running in " .. a .. " (pid " .. first.pid .. ", " .. first.http
+      .. "): nothing was started; stop it with `kling sim stop --dir " .. a .. "`, or give --replace", err, 1, true)
+    assert.is_true(alive(first.pid))
+    local out, code = sh("lua5.4 bin/kling sim start --dir " .. q(a) .. " 2>&1")
+    assert.are.equal(1, code, out) -- as kling gateway start's refusal
+    assert.matches("kling sim: a simulator is already running in " .. a .. " (pid " .. first.pid, out, 1, true)
+    assert.are.equal(first.http, json.decode(assert(io.open(a .. "/sim.json")):read("a")).http)
+    local again = assert(launcher.start { dir = a, replace = true })
     assert.are_not.equal(first.pid, again.pid)
     assert.is_false(alive(first.pid))
     assert.is_true(alive(again.pid))

@@ -10,7 +10,9 @@ function M.define(cmd)
 Admin API (no auth) under <http>/_sim/: health, stats, requests, faults, config, reset, clock,
 tasks/{id}, callbacks. Prompt markers: [sim:fail], [sim:fail=message], [sim:status=NAME], [sim:seconds=N].]]
   cmd:command_target "action"
-  cmd:epilog "Exit status: 0 done (stop: also when no simulator was running), 1 it failed (why on stderr), 2 usage."
+  cmd:epilog [[
+Exit status: 0 done (stop: also when no simulator was running), 1 it failed (why on stderr;
+start: also when a simulator already runs in D, as kling gateway start), 2 usage.]]
   local start = flags.command(cmd, "start", "start a simulator (nginx) and print its JSON line")
   start:description [[
 Makes D (default: a fresh /tmp/kling-sim.XXXXXX), a certificate for 127.0.0.1 and
@@ -18,7 +20,9 @@ localhost (CA in D/tls/ca.pem), small sample media, and starts nginx on free loo
 ports (--port fixes the HTTP one). Prints one JSON line (also written to --out and to
 D/sim.json): {"http","https","ca_file","pid","access_key","secret_key","api_key","admin","dir"}.
 Test keys by default: access key kling-sim-access-key, secret key kling-sim-secret-key,
-API key kling-sim-api-key. A simulator already running in D is stopped first.]]
+API key kling-sim-api-key. A simulator already running in D is left as it is and the start
+refused, naming its pid (exit 1, as for a gateway): stop it with kling sim stop --dir D, or give --replace to
+stop it and start afresh (new ports).]]
   start:option("--dir", "the simulator's directory"):argname("D"):convert(flags.nonempty "--dir")
   start:option("--port", "the HTTP port (default: a free one)"):argname("N")
     :convert(flags.number("--port", flags.range(1, 65535)))
@@ -35,6 +39,7 @@ API key kling-sim-api-key. A simulator already running in D is stopped first.]]
     :convert(flags.number("--workers", flags.range(1, 64)))
   start:option("--webhook-secret", "sign the official API's callbacks (Standard Webhooks headers)")
     :argname("whsec_..."):convert(flags.nonempty "--webhook-secret")
+  start:flag("--replace", "stop a simulator already running in D first (else the start is refused)")
   local stop = flags.command(cmd, "stop", "stop the simulator in D (QUIT, then KILL after a timeout)")
   stop:description "A simulator that is not running is not an error."
   stop:option("--dir", "the simulator's directory"):argname("D"):count(1):convert(flags.nonempty "--dir")
@@ -42,7 +47,7 @@ end
 
 -- The options launcher.start takes, from the parsed arguments.
 local START = { "dir", "port", "out", "access_key", "secret_key", "api_key", "task_seconds", "seed", "workers",
-  "webhook_secret" }
+  "webhook_secret", "replace" }
 
 function M.run(args)
   -- The simulator is not part of the library: bin/kling finds it in the source tree beside
