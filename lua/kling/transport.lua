@@ -41,7 +41,7 @@ local function read_result(provider, res)
     f.request_id = request_id(headers)
     return nil, f
   end
-  local body, derr = json.decode(res.body)
+  local body, derr = json.decode_answer(res.body) -- ids of 18 digits kept exact
   if body == nil then
     f.transport = "protocol"
     f.message = "malformed JSON in the response: " .. tostring(derr)

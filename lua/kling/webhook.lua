@@ -110,7 +110,7 @@ function M.decode(provider, body)
     end
     return t
   end
-  local doc, derr = json.decode(body)
+  local doc, derr = json.decode_answer(body)
   if type(doc) ~= "table" then
     return nil, protocol(provider, "body is not a JSON object" .. (derr and (": " .. derr) or ""))
   end

@@ -13,6 +13,60 @@ describe("kling.json", function()
     assert.is_nil((json.decode(nil)))
   end)
 
+  -- A task id of 18 digits sent as a JSON number (861796292580000001) came back as the double
+  -- 861796292580000000: polls then asked for another task.
+  it("decode_answer keeps integers at or above 2^53 exact, as their digits, and never raises", function()
+    local v = assert(json.decode_answer('{"data": {"task_id": 861796292580000001, "n": 5, "ms": 1700000000000,'
+      .. ' "f": 1.5e20, "s": "a \\" 861796292580000002", "edge": [9007199254740991, 9007199254740992],'
+      .. ' "neg": -12345678901234567890}}'))
+    assert.are.equal("861796292580000001", v.data.task_id)
+    assert.are.equal(5, v.data.n)
+    assert.are.equal(1700000000000, v.data.ms)
+    assert.are.equal(1.5e20, v.data.f)
+    assert.are.equal('a " 861796292580000002', v.data.s)
+    assert.are.same({ 9007199254740991, "9007199254740992" }, v.data.edge)
+    assert.are.equal("-12345678901234567890", v.data.neg)
+    assert.are.equal("861796292580000001", json.decode_answer(" 861796292580000001"))
+    -- bad text: an error, never a raise, never a number read leniently
+    for _, bad in ipairs { '{"id": 0861796292580000001}', '{"id": 861796292580000001', '{"a": "x 861796292580000001',
+      '{"id": 86179629258000000"1"}', ':861796292580000001', string.rep("[", 2000) .. "12345678901234567",
+      '{"id": 861796292580000001\\', 42, nil, "" } do
+      local ok, got, err = pcall(json.decode_answer, bad)
+      assert.is_true(ok, got)
+      assert.is_nil(got, tostring(bad))
+      assert.is_string(err)
+    end
+  end)
+
+  it("decode_answer keeps an 18-digit id exact under LuaJIT (nginx's Lua) too", function()
+    local nginx = require "support.nginx"
+    local jit_cpath, none = nginx.jit_cpath()
+    if not jit_cpath then
+      pending(none)
+      return
+    end
+    local http = require "socket.http"
+    local srv = nginx.start([[
+      location = /ids {
+        content_by_lua_block {
+          local json = require "kling.json"
+          local t = require("kling.providers").get("kling")
+          local v = json.decode_answer('{"task_id": 861796292580000001, "task_status": "submitted", '
+            .. '"n": 123456789012345}')
+          local task = t.parse_task(v)
+          local bad, err = json.decode_answer('{"id": 861796292580000001')
+          ngx.say(type(jit), " ", v.task_id, " ", task.id, " ", string.format("%d", v.n), " ", tostring(bad),
+            " ", type(err))
+        }
+      }
+    ]], { cpath = jit_cpath })
+    local body, code = http.request(srv.url .. "/ids")
+    local log = srv.error_log()
+    srv.stop()
+    assert.equal(200, code, log)
+    assert.equal("table 861796292580000001 861796292580000001 123456789012345 nil string\n", body)
+  end)
+
   it("encodes a marked empty table as an array, also nested", function()
     assert.are.equal("[]", json.encode(json.array {}))
     assert.are.equal('{"a":[]}', json.encode { a = json.array {} })

@@ -12,6 +12,29 @@ describe("kling.transport.read_result", function()
     assert.matches("unable to get local issuer certificate %(.*ca_file or KLING_CA_FILE%)$", f.message)
   end)
 
+  -- An id above 2^53 sent as a JSON number was read as a double (its last digits lost) and
+  -- refused as "no id"; EvoLink's and the gateways' ids went through tostring ("8.6e+17").
+  it("reads a task id sent as a number above 2^53 exactly, on every provider", function()
+    local function answer(body)
+      return { ok = true, status = 200, headers = { ["content-type"] = "application/json" }, body = body }
+    end
+    local data = assert(transport.read_result(kling, answer('{"code": 0, "message": "SUCCEED", "request_id": "r",'
+      .. ' "data": {"task_id": 861796292580000001, "task_status": "submitted", "created_at": 1700000000000}}')))
+    assert.are.equal("861796292580000001", assert(kling.parse_task(data)).id)
+    local evolink = assert(providers.get("evolink"))
+    data = assert(transport.read_result(evolink, answer('{"id": 861796292580000003, "status": "pending"}')))
+    assert.are.equal("861796292580000003", assert(evolink.parse_task(data)).id)
+    for _, name in ipairs { "apiinone", "compat" } do
+      local P = assert(providers.get(name))
+      local raw = name == "apiinone" and '{"code": 200, "data": {"task_id": 861796292580000004, "status": "%s"}}'
+        or '{"id": 861796292580000004, "status": "%s"}'
+      local status = next(P.statuses)
+      local t, err = P.parse_task(assert(transport.read_result(P, answer(raw:format(status)))))
+      assert.is_table(t, name .. ": " .. tostring(err))
+      assert.are.equal("861796292580000004", t.id, name)
+    end
+  end)
+
   it("keeps nginx's own hint, and other failures, as they are", function()
     local nginx = "TLS handshake with a:443 failed: certificate refused (the CA is lua_ssl_trusted_certificate in"
       .. " nginx.conf)"

@@ -75,7 +75,7 @@ end
 
 -- A callback's raw body as a JSON object (or array) -> doc | nil, message.
 function M.decode_object(raw)
-  local doc, derr = json.decode(raw)
+  local doc, derr = json.decode_answer(raw)
   if type(doc) ~= "table" then
     return nil, "body is not a JSON object" .. (derr and (": " .. tostring(derr)) or "")
   end

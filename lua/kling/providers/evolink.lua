@@ -353,6 +353,10 @@ function P.parse_task(data)
   if type(data) ~= "table" or data.id == nil then
     return nil, "task object without id"
   end
+  local id = common.id_text(data.id)
+  if not id then
+    return nil, "id is a " .. type(data.id) .. " that is no id (a string or a whole number)"
+  end
   local status = P.statuses[data.status]
   if not status then
     return nil, "unknown status '" .. tostring(data.status) .. "'"
@@ -364,7 +368,7 @@ function P.parse_task(data)
   local info = type(data.task_info) == "table" and data.task_info or {}
   local usage = type(data.usage) == "table" and data.usage or {}
   local t = {
-    id = tostring(data.id),
+    id = id,
     status = status,
     provider_status = data.status,
     model = data.model,

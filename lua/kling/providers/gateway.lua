@@ -286,7 +286,7 @@ function M.maybe_json(v)
     end
     return v
   end
-  local doc, err = json.decode(v)
+  local doc, err = json.decode_answer(v)
   if doc == nil then
     return nil, err
   end
@@ -343,9 +343,13 @@ function M.plain_task(P, data, missing)
   if not status then
     return nil, "unknown status '" .. tostring(data.status) .. "'"
   end
+  local id = common.id_text(data.task_id or data.id)
+  if not id then
+    return nil, "task id is a " .. type(data.task_id or data.id) .. " that is no id (a string or a whole number)"
+  end
   local err = type(data.error) == "table" and data.error or nil
   return {
-    id = tostring(data.task_id or data.id),
+    id = id,
     status = status,
     provider_status = data.status,
     progress = status == "succeeded" and 100 or tonumber(data.progress),

@@ -219,7 +219,7 @@ function M.call_result(kind, data)
     if type(data) ~= "table" then
       return nil, "answer is not an object"
     end
-    return { id = data.task_id and tostring(data.task_id), status = M.statuses[data.task_status],
+    return { id = common.id_text(data.task_id), status = M.statuses[data.task_status],
       provider_status = data.task_status, raw = data }
   end
   return data
