@@ -34,7 +34,12 @@ describe("output names", function()
     assert.are.equal("png", names.ext_of("https://x/y", "image"))
     assert.are.equal("mp3", names.ext_of("https://x/file.exe", "audio"))
     assert.are.equal("webp", names.ext_of("https://x/i.webp", "image"))
-    assert.are.equal("_..", names.safe(".."))
+    -- a leading dot made a hidden file (ls showed no output for a paid row)
+    assert.are.equal("_.", names.safe(".."))
+    assert.are.equal("_._evil.mp4", names.name("{id}.{ext}", { id = "../evil", index = 1, request = {} }, 1, v, 1))
+    assert.are.equal("_cat", names.safe(".cat"))
+    assert.are.equal("_", names.safe(""))
+    assert.are.equal("_", names.safe("."))
   end)
 
   -- Ids that differ only in what safe() replaces gave one file to two paid tasks: the second
@@ -69,7 +74,7 @@ describe("output names", function()
       return { id = id, index = line, line = line, request = { model = "kling-v1" } }
     end
     for id, what in pairs {
-      ["journal.jsonl"] = "the batch's journal", [".lock"] = "the batch's lock",
+      ["journal.jsonl"] = "the batch's journal",
       ["summary.json"] = "the batch's summary", ["report.html"] = "the batch's report",
       ["posters"] = "the directory of the report's poster frames",
       ["summary.json.0123456789abcdef.tmp"] = "a temporary name of the batch's summary",
@@ -81,6 +86,9 @@ describe("output names", function()
         "out"), id)
       assert.is_nil(names.refusal(names.DEFAULT, { row(id, 1) }, "out"), id) -- {ext} keeps them apart
     end
+    -- an id never names a dot file: '.lock' is _lock, not the batch's lock
+    assert.is_nil(names.refusal("{id}", { row("ok", 1), row(".lock", 2) }, "out"))
+    assert.are.equal("_lock", names.name("{id}", row(".lock", 2), 1, { kind = "video" }, 1))
     -- a directory of the template's own, and names known only at the download ({task_id})
     assert.matches("names its output posters/a%.{ext}, the directory of the report's poster frames",
       names.refusal("posters/{id}.{ext}", { row("a", 1) }, "out"))

@@ -75,10 +75,12 @@ function M.check(t)
   return t
 end
 
+-- A placeholder's value as a name: letters, digits, '-', '_' and '.', never a leading '.' (an
+-- id "../evil" or ".cat" made a hidden file that ls does not show: a paid output "missing").
 function M.safe(s)
-  s = tostring(s or ""):gsub("[^%w%-%._]", "_")
-  if s == "" or s == "." or s == ".." then
-    s = "_" .. s
+  s = tostring(s or ""):gsub("[^%w%-%._]", "_"):gsub("^%.", "_")
+  if s == "" then
+    s = "_"
   end
   return s
 end
