@@ -284,7 +284,7 @@ function M.output_refusal(out, count, written)
     end
     if mine[p] and output_path.size(p) and not written[p:match("([^/]*)$")] then
       return p .. " exists and this storyboard's journal (storyboard.jsonl) has no record of writing it: it is"
-        .. " never replaced; move it away, or give another --out"
+        .. " never replaced"
     end
   end
   return nil
@@ -658,7 +658,7 @@ function M.run(client, sb, opts)
   end
   refused = M.output_refusal(out, #segs, written)
   if refused then
-    return nil, errors.validation("out", refused .. " (nothing was sent: remove it)")
+    return nil, errors.validation("out", refused .. " (nothing was sent: move it away, or give another --out)")
   end
   local done, result
   done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)

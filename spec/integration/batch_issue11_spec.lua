@@ -291,6 +291,7 @@ describe("issue 11", function()
     status, text = run_sb("two.json --out sb3 --split")
     assert.are.equal(2, status, text)
     assert.matches("sb3/storyboard.mp4 is a directory", text, 1, true)
+    assert.matches("(nothing was sent: move it away, or give another --out)", text, 1, true) -- never "remove it"
     assert.are.equal(3, sim.stats().creates)
     -- A join that fails after segments were paid for (an ffmpeg that cannot concat) is exit 1
     -- (something was sent), not 2.
