@@ -7,6 +7,12 @@ local M = {}
 
 local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
+-- A number as a message shows it: NaN is "NaN" (tostring gave "-nan" or "nan" by the sign bit
+-- and the platform: 0/0 is "-nan" on x86-64 Lua 5.4).
+local function number_text(v)
+  return v ~= v and "NaN" or tostring(v)
+end
+
 --- A value's type as a wrong-type message names it ("must be a string, got ..."), the one way
 -- every field says it, in JSON's words since requests are written as JSON as often as in Lua:
 -- a string ("5") (quoted, brief()'d: "5" is not the number 5), a number (26), a boolean (true),
@@ -18,7 +24,7 @@ function M.type_of(v)
   if t == "string" then
     return "a string (\"" .. M.brief(v) .. "\")"
   elseif t == "number" or t == "boolean" then
-    return "a " .. t .. " (" .. tostring(v) .. ")"
+    return "a " .. t .. " (" .. (t == "number" and number_text(v) or tostring(v)) .. ")"
   elseif t == "table" then
     if v[1] ~= nil or (next(v) == nil and getmetatable(v) ~= nil and require("kling.json").is_array(v)) then
       return "an array"
@@ -36,7 +42,7 @@ end
 ---@return string
 function M.got(v)
   if type(v) == "number" then
-    return tostring(v)
+    return number_text(v)
   end
   return M.type_of(v)
 end
@@ -108,6 +114,8 @@ end
 function M.shown(v)
   if type(v) == "table" then
     return v[1] ~= nil and "an array" or "an object"
+  elseif type(v) == "number" then
+    return number_text(v)
   elseif type(v) ~= "string" then
     return v == json_null and "null" or tostring(v)
   elseif not v:find("[%c\128-\255]") then

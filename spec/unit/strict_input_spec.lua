@@ -459,6 +459,19 @@ describe("strict input", function()
     end
   end)
 
+  -- 0/0 was shown as tostring gives it, "-nan" on x86-64 (a new-user trial)
+  it("names NaN as NaN in its messages, whatever its sign bit", function()
+    local c = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
+    for _, nan in ipairs { 0 / 0, -(0 / 0) } do
+      local _, err = c:check { model = "kling-v2-6", prompt = "x", duration = nan }
+      assert.matches("duration: must be a whole number, got NaN", tostring(err), 1, true)
+      _, err = kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9", timeout = nan }
+      assert.matches("(got NaN)", tostring(err), 1, true)
+      _, err = c:check { model = "kling-v2-6", prompt = "x", cfg_scale = nan }
+      assert.is_nil(tostring(err):find("nan", 1, true), tostring(err))
+    end
+  end)
+
   it("the engine's times become milliseconds by kling.validate's one rule", function()
     -- kling.engine.args.ms rounded 4e-4 s to 0 ms beside validate.seconds_ms's 1 ms (an engine
     -- timeout or callback_silence of 0 ms, a min_interval the scheduler takes as none)
