@@ -99,6 +99,15 @@ describe("official answers", function()
     local bad, msg = P.parse_task({ final_unit_deduction = "0.05" }, "videos/identify-face")
     assert.is_nil(bad)
     assert.matches("session_id", msg)
+    -- ids are read by common.id_text, as task ids are: tostring made "table: 0x..." of a table
+    -- (an element no one has) and, on LuaJIT, "1.2345678901235e+14" of a 15-digit number
+    for _, case in ipairs { { "general/custom-elements", "element_id" }, { "videos/identify-face", "session_id" } } do
+      bad, msg = P.parse_task({ [case[2]] = { 1 }, element_name = "x" }, case[1])
+      assert.is_nil(bad, case[1])
+      assert.matches(case[2] .. " is a table that is no id", msg, 1, true)
+      t = assert(P.parse_task({ [case[2]] = 123456789012345.0, element_name = "x" }, case[1]))
+      assert.are.equal("123456789012345", t.id, case[1])
+    end
   end)
 
   it("parses a callback's top-level task object, tolerating an envelope", function()

@@ -324,8 +324,8 @@ local function outputs(t, data)
         if r.audio_url then
           audios[#audios + 1] = { url = r.audio_url, duration = tonumber(r.duration) }
         end
-        if r.element_id ~= nil then
-          t.element_id = tostring(r.element_id)
+        if common.id_text(r.element_id) then -- later requests name it: its digits, exactly
+          t.element_id = common.id_text(r.element_id)
           t.elements = t.elements or {}
           t.elements[#t.elements + 1] = { id = t.element_id, name = r.element_name }
         end

@@ -36,6 +36,9 @@ function M.element(e)
   if type(e) ~= "table" or e.element_id == nil then
     return nil, "element object without element_id"
   end
+  if not common.id_text(e.element_id) then -- a table's tostring named an element no one has
+    return nil, "element_id is a " .. type(e.element_id) .. " that is no id (a string or a whole number)"
+  end
   return {
     element_id = e.element_id, element_name = e.element_name, element_description = e.element_description,
     element_frontal_image = e.element_frontal_image, element_refer_list = e.element_refer_list,
@@ -153,7 +156,11 @@ SYNC["videos/identify-face"] = function(data)
   for i, f in ipairs(list(data.face_data)) do
     faces[i] = { face_id = f.face_id, face_image = f.face_image, start_time = f.start_time, end_time = f.end_time }
   end
-  return { id = tostring(data.session_id), session_id = tostring(data.session_id), face_data = faces }
+  local id = common.id_text(data.session_id)
+  if not id then
+    return nil, "session_id is a " .. type(data.session_id) .. " that is no id (a string or a whole number)"
+  end
+  return { id = id, session_id = id, face_data = faces }
 end
 
 SYNC["videos/image-recognize"] = function(data)
@@ -173,7 +180,7 @@ SYNC["general/custom-elements"] = function(data)
   if not e then
     return nil, err
   end
-  return { id = tostring(data.element_id), elements = { e } }
+  return { id = common.id_text(e.element_id), elements = { e } }
 end
 
 -- parse(data, endpoint) -> canonical fields | nil, message. A task object is read as one on
