@@ -1,7 +1,10 @@
 /* kling.core.json_dup_key: the duplicate-key check of src/pure/json_keys.c for
- * the texts users and clients give (kling.json.decode_strict). */
+ * the texts users and clients give (kling.json.decode_strict); and
+ * kling.core.json_quote_big_ints: src/pure/json_bigint.c for the texts
+ * providers send (kling.json.decode_answer). */
 #include "kling.h"
 
+#include "json_bigint.h"
 #include "json_keys.h"
 
 /* Keys open at once that the C stack holds; a text with more gets scratch of
@@ -58,8 +61,31 @@ static int l_json_dup_key(lua_State *L) {
     return 2;
 }
 
+/* Texts up to this size are rewritten on the C stack. */
+#define STACK_TEXT 4096
+
+/* json_quote_big_ints(text) -> text itself when no integer literal in it is
+ * past a double's exact range, else a copy with each such literal quoted */
+static int l_json_quote_big_ints(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    size_t n = kling_json_bigint_count(s, len);
+    if (n == 0) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    if (n > ((size_t)-1 - len) / 2) {
+        return luaL_error(L, "json_quote_big_ints: text too long");
+    }
+    char stack_text[STACK_TEXT];
+    char *out = len + 2 * n <= sizeof(stack_text) ? stack_text : lua_newuserdata(L, len + 2 * n);
+    lua_pushlstring(L, out, kling_json_bigint_quote(s, len, out));
+    return 1;
+}
+
 static const luaL_Reg json_funcs[] = {
     {"json_dup_key", l_json_dup_key},
+    {"json_quote_big_ints", l_json_quote_big_ints},
     {NULL, NULL}
 };
 

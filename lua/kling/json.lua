@@ -79,76 +79,7 @@ function M.decode(s)
   return v
 end
 
--- An integer literal at or above 2^53 (9007199254740992, 16 digits) is no longer exact as a
--- double, which is what cjson makes of every number (on LuaJIT every number is one): a task
--- id of 18 digits sent as a JSON number lost its last digits. Such literals (outside strings,
--- not fractions nor exponents) are read as strings of their digits instead.
-local EXACT_DIGITS = "9007199254740992"
--- a gate, cheap on every answer: 16 digits right after '[', ':' or ',' (an id written as a
--- string, "861796...", follows a quote and does not open the scan)
-local BIG_GATE = "[%[:,]%s*%-?%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d"
-
--- (a leading zero is no JSON integer: left for cjson to refuse)
-local function inexact(digits)
-  return digits:byte(1) ~= 48 and (#digits > 16 or (#digits == 16 and digits >= EXACT_DIGITS))
-end
-
--- The integer literals of one stretch of JSON outside strings, quoted where inexact; appends
--- the pieces of seg to parts and returns their count.
-local function quote_stretch(seg, parts, n)
-  local at, from = 1, 1
-  while true do
-    local a, b, minus, digits = seg:find("(%-?)(%d+)", at)
-    if not a then
-      break
-    end
-    local after = seg:sub(b + 1, b + 1)
-    if after == "." or after == "e" or after == "E" then -- a fraction or exponent: left as it is
-      local _, e = seg:find("^[%.%deE%+%-]*", b + 1)
-      at = e + 1
-    else
-      if inexact(digits) then
-        parts[n + 1], parts[n + 2] = seg:sub(from, a - 1), '"' .. minus .. digits .. '"'
-        n, from = n + 2, b + 1
-      end
-      at = b + 1
-    end
-  end
-  parts[n + 1] = seg:sub(from)
-  return n + 1
-end
-
--- s with its inexact integer literals written as strings; s itself when it has none. Text that
--- is not JSON is walked the same way and left for cjson to refuse: never raises.
-local function quote_inexact(s)
-  if not (s:find(BIG_GATE) or s:find("^%s*%-?%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d")) then
-    return s
-  end
-  local parts, n, pos, len = {}, 0, 1, #s
-  while pos <= len do
-    local q = s:find('"', pos, true) or (len + 1)
-    n = quote_stretch(s:sub(pos, q - 1), parts, n)
-    if q > len then
-      break
-    end
-    local k, close = q + 1, nil -- the string's closing quote, past its escapes
-    while true do
-      local e = s:find('["\\]', k)
-      if not e then
-        break
-      elseif s:byte(e) == 92 then
-        k = e + 2
-      else
-        close = e
-        break
-      end
-    end
-    parts[n + 1] = s:sub(q, close or len)
-    n = n + 1
-    pos = (close or len) + 1
-  end
-  return table.concat(parts, "", 1, n)
-end
+local quote_big_ints -- kling.core.json_quote_big_ints, loaded on first use (as dup_key below)
 
 --- Decodes JSON a provider sent (an answer, a callback): as decode, and an integer at or above
 -- 2^53 (an id of 18 digits) comes back as the string of its digits, exact on Lua 5.4 and
@@ -160,7 +91,10 @@ function M.decode_answer(s)
   if type(s) ~= "string" then
     return M.decode(s)
   end
-  return M.decode(quote_inexact(s))
+  -- In C (src/pure/json_bigint.c): it runs on every answer, and the pattern matcher's walk of
+  -- one cost twice cjson's decode of it inside nginx.
+  quote_big_ints = quote_big_ints or require("kling.core").json_quote_big_ints
+  return M.decode(quote_big_ints(s))
 end
 
 local dup_key -- kling.core.json_dup_key, loaded on first use: the simulator uses this module without the C core
