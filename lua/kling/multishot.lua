@@ -89,7 +89,9 @@ function M.check(sb)
     end
     for k in pairs(shot) do
       if not SHOT_FIELDS[k] then
-        return fail(where .. "." .. tostring(k), "unknown shot field (a shot has prompt, duration, image, elements)")
+        local near = validate.closest(k, SHOT_FIELDS)
+        return fail(where .. "." .. tostring(k), "unknown shot field (a shot has prompt, duration, image, elements)"
+          .. (near and ("; did you mean " .. near .. "?") or ""))
       end
     end
     local err = validate.text({}, shot, "prompt", { required = true, max_chars = M.MAX_PROMPT })
@@ -99,7 +101,8 @@ function M.check(sb)
     end
     local d = shot.duration
     if type(d) ~= "number" or d ~= math.floor(d) or d < 1 or d > M.MAX_TOTAL then
-      return fail(where .. ".duration", "must be a whole number of seconds from 1 to " .. M.MAX_TOTAL)
+      return fail(where .. ".duration", "must be a whole number of seconds from 1 to " .. M.MAX_TOTAL
+        .. " (got " .. (d == nil and "none" or validate.got(d)) .. ")")
     end
     if shot.image ~= nil and (type(shot.image) ~= "string" or shot.image == "") then
       return fail(where .. ".image", "must be an image URL or base64 data")

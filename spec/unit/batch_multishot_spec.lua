@@ -43,6 +43,11 @@ describe("a storyboard's rules", function()
       { { shots = { { prompt = "a", duration = 16 } } }, "shots[1].duration", "from 1 to 15" },
       { { shots = { { prompt = "a", duration = 0 } } }, "shots[1].duration", "from 1 to 15" },
       { { shots = { { prompt = "a", duration = 3, camera = 1 } } }, "shots[1].camera", "unknown shot field" },
+      -- a misspelt field names the one meant, and a wrong type says what it got, as every field does
+      { { shots = { { prompt = "a", duration = 3, duraton = 3 } } }, "shots[1].duraton", "did you mean duration?" },
+      { { shots = { { prompt = "a", duration = "4" } } }, "shots[1].duration", 'got a string ("4")' },
+      { { shots = { { prompt = "a" } } }, "shots[1].duration", "(got none)" },
+      { { shots = { { prompt = "a", duration = 16 } } }, "shots[1].duration", "(got 16)" },
       { { shots = { { prompt = "a", duration = 3, elements = { x = 1 } } } }, "shots[1].elements", "a list" },
       { { prompt = "x", shots = shots(3) }, "prompt", "is made from the shots" },
       { { multi_prompt = {}, shots = shots(3) }, "multi_prompt", "is made from the shots" },
