@@ -86,9 +86,13 @@ function Task:update(fresh)
 end
 
 --- The error that a failed or cancelled task ends with.
--- Kind `content_policy` (not retryable) when the reason is about content, `cancelled`, else `server`.
----@return kling.Error
+-- Kind `content_policy` (not retryable) when the reason is about content, `cancelled`, else `server`;
+-- nil for a task that has not failed (running, or succeeded).
+---@return kling.Error|nil
 function Task:failure()
+  if self.status ~= "failed" and self.status ~= "cancelled" then
+    return nil
+  end
   return lifecycle.failure(self, self.client.provider.name)
 end
 

@@ -493,3 +493,20 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     end)
   end)
 end)
+
+describe("task:failure()", function()
+  local task = require "kling.task"
+  local client = assert(require("kling").new { provider = "kling", api_key = "spec-key-0123456789",
+    base_url = "http://127.0.0.1:9" })
+
+  it("is the error a failed or cancelled task ended with, and nil for one that has not failed", function()
+    assert.are.equal("content_policy", task.new(client, { id = "1", status = "failed",
+      message = "content policy violation" }):failure().kind)
+    assert.are.equal("server", task.new(client, { id = "2", status = "failed" }):failure().kind)
+    assert.are.equal("cancelled", task.new(client, { id = "3", status = "cancelled" }):failure().kind)
+    -- a task still running, or one that succeeded, has no failure: "task 4 failed" would be false
+    for _, status in ipairs { "queued", "running", "succeeded" } do
+      assert.is_nil(task.new(client, { id = "4", status = status }):failure(), status)
+    end
+  end)
+end)
