@@ -203,7 +203,7 @@ describe("kling.gateway.config", function()
       { { poll = { lookups = 1.5 } }, "poll.lookups: must be a whole number of lookups from 1 to 100" },
       { { poll = { deadline = 1e9 } }, "poll.deadline: must be a number of seconds from 1 to 2000000" },
       { { poll = { max_interval = 1e6 } }, "poll.max_interval: must be a number of seconds from 0.01 to 86400" },
-      { { retention_days = 1e9 }, "retention_days: must be a number of days from 1e-05 to 3650" },
+      { { retention_days = 1e9 }, "retention_days: must be a number of days from 0.00001 to 3650 (got" },
       { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_open = 0 } } },
         "accounts[1].max_open: must be a whole number of tasks from 1 to 1000000" },
       { { accounts = { { name = "a", api_key = "key-alice-0123456789", credit = "1", max_open = 2.5 } } },

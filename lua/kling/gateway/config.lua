@@ -140,6 +140,11 @@ end
 -- seconds(t, k, where, default, {unit =, min =, max =, whole =}) -> t[k] or default: a number
 -- within [min, max] (what the part that uses it can take: nginx's timeouts, the scheduler's
 -- intervals and ages), whole when asked; refused naming the field and the range.
+-- A bound as a message writes it: in digits (0.00001, not tostring's 1e-05), no trailing zeros.
+local function bound(x)
+  return (("%.6f"):format(x):gsub("%.?0+$", ""))
+end
+
 local function seconds(t, k, where, default, o)
   local v = t[k]
   if v == nil then
@@ -148,7 +153,7 @@ local function seconds(t, k, where, default, o)
   local unit, min, max = o.unit or "seconds", o.min, o.max
   if type(v) ~= "number" or v ~= v or v < min or v > max or (o.whole and v % 1 ~= 0) then
     fail(where .. k, ("must be a %snumber of %s from %s to %s (got %s)"):format(o.whole and "whole " or "", unit,
-      tostring(min), tostring(max), validate.got(v)))
+      bound(min), bound(max), validate.got(v)))
   end
   return v
 end
