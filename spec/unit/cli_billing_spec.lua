@@ -91,6 +91,13 @@ describe("kling quote", function()
     assert.matches("^3%. apiinone +540 credits", lines[4])
     local _, bad = run("quote --model kling-v3 --rates CNY")
     assert.are.equal(2, bad)
+    -- a misspelt currency would never apply and a repeated one would keep one rate: refused by name
+    out, bad = run("quote --model kling-v3 --rates CYN=0.14")
+    assert.are.equal(2, bad)
+    assert.matches("no provider charges in CYN, so its rate could never apply; did you mean CNY?", out, 1, true)
+    out, bad = run("quote --model kling-v3 --rates CNY=0.14,CNY=0.15")
+    assert.are.equal(2, bad)
+    assert.matches("--rates: CNY is given twice", out, 1, true)
   end)
 
   it("gives JSON", function()
