@@ -83,6 +83,10 @@ describe("a JSONL manifest", function()
       { '{"id": "a\\u2028b"}\n', ":1: id must be .*one line of text" },
       { '{"id": "a", "provider": 3}\n', ":1: provider must be a non%-empty string" },
       { '{"defaults": {"mode": "std"}}\n', "no rows" },
+      -- a defaults line with a field beside it is no row: run as one, the others lost their defaults
+      { '{"defaults": {"mode": "std"}, "x": 1}\n{"id": "a"}\n',
+        ':1: a defaults line holds {"defaults": {...}} alone %(this one also has x: put such fields inside '
+        .. 'defaults%)' },
       { '{"id": "a"\n', ":1: each line must be a JSON object" },
     }
     for _, c in ipairs(cases) do

@@ -216,7 +216,19 @@ local function jsonl_rows(text, path)
         return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
           tostring(err or "got " .. validate.type_of(v)))
       end
-      if only_defaults(v) then
+      if v.defaults ~= nil and not only_defaults(v) then
+        -- "defaults" is no request field: a row holding it beside others was meant as the defaults
+        -- line, and run as a row the other rows would go without those defaults (and be charged so).
+        local others = {}
+        for k in pairs(v) do
+          if k ~= "defaults" then
+            others[#others + 1] = tostring(k)
+          end
+        end
+        table.sort(others)
+        return nil, string.format("%s:%d: a defaults line holds {\"defaults\": {...}} alone (this one also has %s: "
+          .. "put such fields inside defaults)", path, n, table.concat(others, ", "))
+      elseif only_defaults(v) then
         if #rows > 0 then
           return nil, string.format("%s:%d: a defaults line must come before the first row", path, n)
         end
