@@ -288,6 +288,15 @@ function M.new(opts)
     return nil, errors.validation("max_download_bytes", "must be a whole number of bytes from 1 to 2147483647 (got "
       .. validate.got(opts.max_download_bytes) .. ")")
   end
+  -- the engine is made at the first submit_many: its options' names and type are checked now,
+  -- so that kling.new{engine = {learn_fil = ...}} is refused here rather than at that call
+  if opts.engine ~= nil then
+    if type(opts.engine) ~= "table" then
+      return nil, errors.validation("engine", "must be a table of kling.engine.new's options (got "
+        .. validate.type_of(opts.engine) .. ")")
+    end
+    validate.options("new{engine}", opts.engine, require("kling.engine").NEW_OPTIONS)
+  end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,
     timeout_ms = validate.seconds_ms(timeout), connect_timeout_ms = validate.seconds_ms(connect_timeout),

@@ -104,6 +104,7 @@ for _, k in ipairs { "adopt", "backoff", "callback_silence", "callbacks", "deadl
   "webhook_tolerance", "insecure_callbacks" } do
   NEW_OPTIONS[k] = true
 end
+M.NEW_OPTIONS = NEW_OPTIONS -- kling.new checks its `engine` option's names with them
 
 -- Lookups of an uncertain create run within the task's deadline: the create phase has no
 -- budget of its own here.

@@ -315,6 +315,13 @@ describe("strict input", function()
     raises("engine.new: unknown option 'max_request'", function()
       require("kling.engine").new(c, { max_request = 1 })
     end)
+    -- kling.new's engine option is checked when the client is made, not at its first submit_many
+    raises("new{engine}: unknown option 'learn_fil'; did you mean learn_file%?", function()
+      kling.new { api_key = "k", base_url = "http://127.0.0.1:9", engine = { learn_fil = "x" } }
+    end)
+    local _, eerr = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", engine = 5 }
+    assert.are.equal("engine", eerr and eerr.field)
+    assert.matches("must be a table of kling.engine.new's options %(got a number %(5%)%)", tostring(eerr))
     raises("get_task: unknown option 'endpont'; did you mean endpoint%?", function()
       c:get_task("1", { endpont = "videos/text2video" })
     end)
