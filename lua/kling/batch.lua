@@ -196,9 +196,10 @@ local function unbudgeted(lines, budgets)
   end
 end
 
-function Batch:open_ledger(st)
-  local o = self.opts
-  local budgets, rates = budget.from_header(st.budget)
+-- The budgets and rates the flags give, checked on their own (no journal needed): syntax, the
+-- rates file, a currency nothing could count against. -> budgets | false, rates | nil, message
+local function flag_budgets(o)
+  local budgets, rates, err = false, nil
   if o.budget then
     local currency = o.currency
     if not currency then
@@ -206,18 +207,33 @@ function Batch:open_ledger(st)
       local cat = billing.catalog(provider)
       currency = cat and billing.unit(cat.currency, provider)
     end
-    local err
     budgets, err = budget.parse_all(o.budget, currency)
     if not budgets then
       return nil, err
     end
   end
   if o.rates then
-    local err
     rates, err = budget.read_rates(o.rates)
     if not rates then
       return nil, err
     end
+  end
+  local why = budgets and uncountable(budgets, rates)
+  if why then
+    return nil, why
+  end
+  return budgets, rates
+end
+
+function Batch:open_ledger(st)
+  local o = self.opts
+  local budgets, rates = budget.from_header(st.budget)
+  if o.budget or o.rates then
+    local fb, fr = flag_budgets(o)
+    if fb == nil then
+      return nil, fr
+    end
+    budgets, rates = o.budget and fb or budgets, o.rates and fr or rates
   end
   if not budgets then
     return true
@@ -464,9 +480,10 @@ local function check_opts(o)
   if o.parallel and o.parallel ~= math.floor(o.parallel) then
     return nil, "parallel must be a whole number"
   end
-  if o.budget ~= nil then
-    local _, err = budget.parse_all(o.budget, o.currency or "CNY")
-    if err then
+  if o.budget ~= nil or o.rates ~= nil then
+    -- refused before the out directory is made: a mistyped --budget leaves nothing behind
+    local fb, err = flag_budgets(o)
+    if fb == nil then
       return nil, err
     end
   end

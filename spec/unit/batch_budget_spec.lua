@@ -159,4 +159,32 @@ describe("issue 11.5: budgets per currency", function()
     _, err = billing.ledger { budgets = { { limit = "5", currency = "CNY" } }, rates = { rates = { USD = "7" } } }
     assert.are.equal("rates.currency", err.field)
   end)
+
+  -- "kling run m --out DIR --budget 50XYZ" said why and exited 2, but made DIR and DIR/.lock first
+  it("refuses a budget or rates nothing could count against before the out directory is made", function()
+    local files = require "support.files"
+    local batch = require "kling.batch"
+    local root = files.tempdir()
+    local m = root .. "/m.jsonl"
+    files.write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local rates = root .. "/rates.json"
+    files.write(rates, '{"currency": "CNY", "rates": {"XYZ": "1"}}')
+    for _, c in ipairs {
+      { { budget = "50XYZ" }, "budget 50 XYZ: no provider charges in XYZ" },
+      { { budget = "5CNY", rates = rates }, "--rates: rates.XYZ: no provider charges in XYZ" },
+      { { budget = "5CNY", rates = root .. "/none.json" }, "none.json" },
+    } do
+      local out = root .. "/out"
+      local o = { manifest = m, out = out, progress = "none" }
+      for k, v in pairs(c[1]) do
+        o[k] = v
+      end
+      local r, err, status = batch.run(o)
+      assert.is_nil(r)
+      assert.are.equal(2, status)
+      assert.matches(c[2], err, 1, true)
+      assert.is_nil(os.rename(out, out), "the out directory was made for " .. c[2])
+    end
+    files.remove(root)
+  end)
 end)
