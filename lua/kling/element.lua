@@ -426,8 +426,17 @@ function M.resolve(list, opts)
         end
       end
       if not id then
+        local path = opts.cache or M.default_cache()
+        local f = io.open(path, "rb")
+        if f then
+          f:close()
+        else -- a mistyped --elements path read as an empty cache said only that the name was missing
+          return nil, errors.validation("element_list[" .. i .. "]", "no element named '" .. item .. "': the "
+            .. "element cache " .. path .. " does not exist (make the element with kling element create, or name "
+            .. "the cache it was made in)")
+        end
         return nil, errors.validation("element_list[" .. i .. "]", "no element named '" .. item .. "' in the cache "
-          .. (opts.cache or M.default_cache()) .. (opts.provider and (" for " .. opts.provider) or "")
+          .. path .. (opts.provider and (" for " .. opts.provider) or "")
           .. " (make it with kling element create)")
       end
       out[i] = { element_id = id }

@@ -141,6 +141,11 @@ describe("the element cache", function()
     assert.matches("no element named 'Tom'", err.message)
     _, err = element.resolve({ "Half" }, { cache = path })
     assert.matches("no element named 'Half'", err.message) -- a create not finished has no id to use
+    -- a cache path that names no file (a mistyped --elements) says so, not only that the name is missing
+    _, err = element.resolve({ "Mia" }, { cache = dir .. "/no-such-cache.json", provider = "kling" })
+    assert.are.equal("element_list[1]", err.field)
+    assert.matches("no element named 'Mia': the element cache " .. dir .. "/no-such-cache.json does not exist",
+      err.message, 1, true)
     local entries = assert(element.list(path))
     assert.are.equal("k4", entries[1].key)
     assert.are.equal("k3", entries[4].key)
