@@ -71,6 +71,7 @@ describe("a JSONL manifest", function()
     local cases = {
       { '{"id": "a"}\n{"id": "a"}\n', "m%d+%.jsonl:2: id 'a' is also the id of the row on line 1" },
       { '{"id": "a"}\n[1, 2]\n', ":2: each line must be a JSON object" },
+      { '{"id": "a"}\n [ ]\n', ":2: each line must be a JSON object %(got an array%)" }, -- not an empty row
       { '{"id": "a"}\n{"defaults": {}}\n', ":2: a defaults line must come before the first row" },
       { '{"id": ""}\n', ":1: id must be 1 to 128 characters .*%(got 0 characters%)" },
       { '{"id": "a\\u200bb"}\n', ":1: id must be .*invisible characters %(got U%+200B%)" },

@@ -91,6 +91,10 @@ describe("kling quote", function()
     assert.matches("^3%. apiinone +540 credits", lines[4])
     local _, bad = run("quote --model kling-v3 --rates CNY")
     assert.are.equal(2, bad)
+    -- [] decodes as {} does: it priced a request of defaults only
+    out, bad = run("estimate --json '[]'")
+    assert.are.equal(2, bad)
+    assert.matches("--json: the request must be a JSON object (got an array)", out, 1, true)
     -- a misspelt currency would never apply and a repeated one would keep one rate: refused by name
     out, bad = run("quote --model kling-v3 --rates CYN=0.14")
     assert.are.equal(2, bad)

@@ -212,9 +212,10 @@ local function jsonl_rows(text, path)
       elseif bom then
         return nil, string.format("%s:%d: a byte order mark (U+FEFF, bytes EF BB BF) at byte %d: one is taken only "
           .. "at the start of the file (remove it, or save the file as UTF-8 without BOM)", path, n, bom)
-      elseif type(v) ~= "table" or (v[1] ~= nil) then
+      elseif type(v) ~= "table" or (v[1] ~= nil) or s:match("^%s*%[") then
+        -- [] decodes as {} does: read as an empty row, the defaults alone would make a task of it
         return nil, string.format("%s:%d: each line must be a JSON object (%s)", path, n,
-          tostring(err or "got " .. validate.type_of(v)))
+          tostring(err or (type(v) == "table" and "got an array" or "got " .. validate.type_of(v))))
       end
       if v.defaults ~= nil and not only_defaults(v) then
         -- "defaults" is no request field: a row holding it beside others was meant as the defaults

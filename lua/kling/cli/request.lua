@@ -11,10 +11,11 @@ local function decode(what)
     local req, err, dup = json.decode_strict(text)
     if dup then
       return nil, what .. ": " .. err
-    elseif type(req) ~= "table" or req[1] ~= nil then
-      -- an array decodes to a table too: its items would be read as fields named 1, 2, ...
-      return nil, what .. ": the request must be a JSON object ("
-        .. tostring(err or ("got " .. require("kling.validate").type_of(req))) .. ")"
+    elseif type(req) ~= "table" or req[1] ~= nil or text:match("^%s*%[") then
+      -- an array decodes to a table too: its items would be read as fields named 1, 2, ..., and
+      -- [] as {}, a request of defaults only
+      local got = type(req) == "table" and "got an array" or ("got " .. require("kling.validate").type_of(req))
+      return nil, what .. ": the request must be a JSON object (" .. tostring(err or got) .. ")"
     end
     return req
   end
