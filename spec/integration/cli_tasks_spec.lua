@@ -335,12 +335,16 @@ describe("kling tasks, cancel and download (issue 14)", function()
     for _, key in ipairs { "a b", "a\tb", "a\rb" } do
       local env = evolink_env() .. "KLING_API_KEY=" .. q(key) .. " "
       for _, args in ipairs {
-        { "status", "123", "--endpoint", "videos/text2video" }, { "tasks" }, { "download", "123", "--out", root },
+        { "status", "123", "--endpoint", "videos/text2video" }, { "download", "123", "--out", root },
         { "cancel", "123" }, { "element", "create", "--name", "Mia", "--description", "x", "--video",
           "https://example.com/a.mp4" }, { "storyboard", sb, "--out", root .. "/sb" },
       } do
         local status, _, err = kling(args, env)
         one_line_refusal(status, err, "%-%-api%-key/KLING_API_KEY: must be non%-empty printable ASCII without spaces")
+      end
+      do -- EvoLink keeps no task list, whatever its key: that is said first
+        local status, _, err = kling({ "tasks" }, env)
+        one_line_refusal(status, err, "^kling tasks: provider 'evolink' has no task list")
       end
       local status, _, err = kling({ "run", manifest, "--out", root .. "/run-key", "--quiet" }, env)
       assert.are.equal(2, status, err)

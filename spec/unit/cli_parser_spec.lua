@@ -170,4 +170,14 @@ describe("kling.cli", function()
     assert.are.equal(2, status)
     assert.are.equal("kling demo: kling: validation: x: must be y\n", err)
   end)
+
+  -- "kling tasks --provider evolink" without a key said "no credentials", as if a key would help
+  it("a provider without a task list or cancel is said so before any key is asked for", function()
+    local status, _, err = main { "tasks", "--provider", "evolink", "--base-url", "http://127.0.0.1:9" }
+    assert.are.equal(2, status)
+    assert.matches("^kling tasks: provider 'evolink' has no task list", err)
+    status, _, err = main { "cancel", "123", "--provider", "kling", "--base-url", "http://127.0.0.1:9" }
+    assert.are.equal(2, status)
+    assert.matches("^kling cancel: provider 'kling' cannot cancel tasks: nothing was sent", err)
+  end)
 end)

@@ -22,12 +22,14 @@ end
 local fail = flags.failure("kling cancel")
 
 function M.run(opts)
+  -- a provider that cannot cancel is said so before its keys are asked for
+  local P = flags.provider(opts)
+  if P and not P.capabilities.cancel then
+    return fail(2, "provider '" .. P.name .. "' cannot cancel tasks: nothing was sent")
+  end
   local client, err = flags.client(opts)
   if not client then
     return fail(2, err)
-  end
-  if not client.provider.capabilities.cancel then
-    return fail(2, "provider '" .. client.provider.name .. "' cannot cancel tasks: nothing was sent")
   end
   local t
   t, err = client:get_task(opts.task_id, { endpoint = opts.endpoint })

@@ -161,6 +161,12 @@ local CLIENT_FLAGS = { provider = "--provider/KLING_PROVIDER", base_url = "--bas
   secret_key = "--secret-key/KLING_SECRET_KEY", api_key = "--api-key/KLING_API_KEY",
   poll_min = "--poll-min", poll_max = "--poll-max" }
 
+-- The provider the options (else KLING_PROVIDER, else kling) name, or nil when it is no
+-- provider (M.client then says so): what a command can check before it needs any key.
+function M.provider(opts)
+  return (require("kling.providers").get(opts.provider or os.getenv("KLING_PROVIDER") or "kling"))
+end
+
 function M.client(opts, provider)
   local client, err = kling.new { provider = opts.provider or provider, base_url = opts.base_url,
     ca_file = opts.ca_file, poll_min = opts.poll_min, poll_max = opts.poll_max,

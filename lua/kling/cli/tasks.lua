@@ -38,6 +38,11 @@ local function line(t)
 end
 
 function M.run(opts)
+  -- a provider without a task list is said so before its keys are asked for
+  local P = flags.provider(opts)
+  if P and not require("kling.providers").lists_tasks(P) then
+    return fail(2, "provider '" .. P.name .. "' has no task list (the official API keeps one): nothing was sent")
+  end
   local client, err = flags.client(opts)
   if not client then
     return fail(2, err)
