@@ -74,6 +74,14 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d .. "/nginx.pid"))
   end)
 
+  it("refuses a --webhook-secret the simulator cannot take as bad usage, before nginx starts", function()
+    local d = tmpdir()
+    local status, err = main { "start", "--dir", d, "--webhook-secret", "whsec_!!!" }
+    assert.are.equal(2, status)
+    assert.matches("--webhook-secret must be whsec_ and a base64 key", err, 1, true)
+    assert.is_nil(io.open(d .. "/sim.pid"))
+  end)
+
   it("treats stopping a sim that is not running as success", function()
     local d = tmpdir()
     assert.are.equal(0, (main { "stop", "--dir", d }))

@@ -5,6 +5,16 @@ local M = {}
 
 M.summary = "start or stop the offline simulator of all five APIs"
 
+-- The simulator's rule (kling_sim.settings): whsec_ and base64, or any other non-empty key. A
+-- bad one stopped nginx at start ("init_by_lua_file error: ..."), exit 1, not a usage error.
+local function webhook_secret(s)
+  local b64 = s:match("^whsec_(.*)$")
+  if s == "" or (b64 and not (b64:match("^[%w+/]+=*$") and require("kling.core").b64decode(b64))) then
+    return nil, "--webhook-secret must be whsec_ and a base64 key, or another non-empty key (the value is not shown)"
+  end
+  return s
+end
+
 function M.define(cmd)
   cmd:description [[
 Admin API (no auth) under <http>/_sim/: health, stats, requests, faults, config, reset, clock,
@@ -38,7 +48,7 @@ stop it and start afresh (new ports).]]
   start:option("--workers", "nginx worker processes (default 1)"):argname("N")
     :convert(flags.number("--workers", flags.range(1, 64)))
   start:option("--webhook-secret", "sign the official API's callbacks (Standard Webhooks headers)")
-    :argname("whsec_..."):convert(flags.nonempty "--webhook-secret")
+    :argname("whsec_..."):convert(webhook_secret)
   start:flag("--replace", "stop a simulator already running in D first (else the start is refused)")
   local stop = flags.command(cmd, "stop", "stop the simulator in D (QUIT, then KILL after a timeout)")
   stop:description "A simulator that is not running is not an error."
