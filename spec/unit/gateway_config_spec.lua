@@ -120,7 +120,7 @@ describe("kling.gateway.config", function()
   -- that one's tokens; an admin_key or upstream key a client holds makes it admin or lets it
   -- skip the gateway; an access_key (public) that is a secret gives the secret away.
   it("a key or secret used twice, in any two roles, is refused naming both places, never the value", function()
-    local sk = "sk-bob-0123456789abcdef"
+    local sk = "c2tib2IwMTIzNDU2Nzg5YWJjZGVm" -- base64: whsec_ .. sk is a webhook secret that verifies
     local cases = {
       { { accounts = { { name = "bob", access_key = "ak-bob", secret_key = sk, credit = "1" },
         { name = "frank", api_key = sk, credit = "1" } } },
@@ -130,6 +130,9 @@ describe("kling.gateway.config", function()
         "accounts%[2%]%.secret_key: is already used as accounts%[1%]%.secret_key" },
       { { accounts = { { name = "bob", access_key = sk, secret_key = sk, credit = "1" } } },
         "accounts%[1%]%.secret_key: is already used as accounts%[1%]%.access_key" },
+      -- a whsec_ secret that is no base64 was taken, then every upstream callback raised in C
+      { { webhook_secret = "whsec_" .. ("!"):rep(20), accounts = { { name = "bob", api_key = "key-bob-0123456789",
+        credit = "1" } } }, "webhook_secret: after whsec_ must come the key in base64" },
       { { admin_key = "admin-key-0123456789", accounts = { { name = "bob", api_key = "admin-key-0123456789",
         credit = "1" } } }, "accounts%[1%]%.api_key: is already used as admin_key" },
       { { accounts = { { name = "bob", api_key = "upstream-key", credit = "1" } } },

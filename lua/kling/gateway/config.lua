@@ -274,6 +274,13 @@ function M.check(doc)
     end
     c.store = { redis = parsed, prefix = str(doc.store, "prefix", "store.", false) or "kgw:" }
   end
+  -- The secret the upstream's callbacks are verified with: a whsec_ one whose rest is no base64
+  -- was taken here and then made every callback raise in C.
+  if c.webhook_secret and not pcall(core.webhook_sign, { secret = c.webhook_secret, id = "x", timestamp = 0,
+      body = "" }) then
+    fail("webhook_secret", "after whsec_ must come the key in base64 (the Standard Webhooks form); a key without "
+      .. "the whsec_ prefix is used as it is")
+  end
   -- The upstream's callbacks are taken only when they can be verified (or when the operator
   -- says in writing that they need not be); without them polling alone ends tasks.
   c.callbacks = webhook.takes(c.webhook_secret, c.insecure_callbacks)
