@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 command -v luacheck >/dev/null || { echo "luacheck is missing (apt-get install lua-check)"; echo "0 passed, 1 failed"; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-lua5.4 spec/support/redis_scripts.lua "$dir" lua/kling/money/stores/redis.lua lua/kling/gateway/redis_tasks.lua \
+lua5.4 spec/support/redis_scripts.lua "$dir" lua/kling/money/stores/memory.lua lua/kling/money/stores/redis.lua lua/kling/gateway/redis_tasks.lua \
   lua/kling/gateway/redis.lua >"$dir/list"
 n=$(wc -l <"$dir/list")
 if luacheck --no-config --no-color --std lua51 --read-globals redis cjson KEYS ARGV \

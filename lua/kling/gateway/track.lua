@@ -88,12 +88,15 @@ end
 -- whose hold is still open owes, as its final record says (the machine decided it before the
 -- record was ended): its charge settled, or a release for a charge of "0"; none (its fate
 -- upstream unknown) leaves the hold.
+local agree
 local function owed(G, id, rec)
   local info = { task_id = rec.upstream_id }
   if rec.status == "succeeded" then
     local m = core.money_parse(tostring(rec.charge))
     if m then
-      return effects.meter_account(G.meter, { type = "settle", key = id }, m, info)
+      local e, err = effects.meter_account(G.meter, { type = "settle", key = id }, m, info)
+      agree(G, rec, e)
+      return e, err
     end
   elseif rec.charge == "0" then
     return effects.meter_account(G.meter, { type = "release", key = id }, nil, info)
@@ -172,38 +175,55 @@ function M.sweep(G, cursor)
   return next_cursor
 end
 
--- The money movement of an ended record (act: the machine's settle or release). A store
--- that cannot be reached now (Redis restarting) is retried from a timer until it answers;
--- the end itself is already recorded, so the movement is owed, never lost.
+-- agree(G, rec, e): the store's settle decides the charge (capped at the hold in the step that
+-- ends it); an ended record that says another (it had no `quote`: written before records kept
+-- their hold) is amended to the store's, and says why.
+function agree(G, rec, e)
+  if not (e and e.op == "settle") or core.money_parse(tostring(rec.charge)) == e.micros then
+    return
+  end
+  local charged, why = effects.meter_charge(e.priced, e.micros)
+  rec.charge, rec.billing_error, rec.updated_at = core.money_format(charged), why or rec.billing_error, now_ms()
+  local ok, err = G.tasks:amend(rec)
+  if not ok then
+    ngx.log(ngx.ERR, "kling gateway: record of ", rec.id, " not amended to its charge ", rec.charge, ": ",
+      tostring(err))
+  end
+end
+
+-- The money movement of an ended record (act: the machine's settle, at its price (nil: the
+-- hold), or release). A store that cannot be reached now (Redis restarting) is retried from
+-- a timer until it answers; the end itself is already recorded, so the movement is owed,
+-- never lost.
 M.MOVE_RETRY_S = { 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60 }
-local function move(G, rec, act, micros, attempt)
-  local e, merr = effects.meter_account(G.meter, act, micros, { task_id = rec.upstream_id })
+local function move(G, rec, act, price, attempt)
+  local e, merr = effects.meter_account(G.meter, act, price, { task_id = rec.upstream_id })
+  agree(G, rec, e)
   local wait = merr and merr.field == "store" and M.MOVE_RETRY_S[attempt or 1]
   if wait then
     ngx.timer.at(wait, function(premature)
       if not premature then
-        move(G, rec, act, micros, (attempt or 1) + 1)
+        move(G, rec, act, price, (attempt or 1) + 1)
       end
     end)
   end
   return e, merr
 end
 
--- Ends a record once: act is the machine's settle or release (its charge priced by
--- effects.meter_charge), or nil when the hold stays (the task's fate upstream is unknown).
--- Returns true when this call ended it, false when it had ended already, nil, err when the
--- store refused (the record stays live: polled again).
+-- Ends a record once: act is the machine's settle or release (priced by effects.meter_price;
+-- the store caps the charge at the hold as it settles, and the record shows that charge,
+-- made by the same rule from the hold recorded with it: effects.meter_charge), or nil when
+-- the hold stays (the task's fate upstream is unknown). Returns true when this call ended
+-- it, false when it had ended already, nil, err when the store refused (the record stays
+-- live: polled again).
 local function close(G, rec, act)
-  local micros
+  local price
   if act then
-    local berr
-    micros, berr = effects.meter_charge(G.meter, act, rec.request, rec.usage)
-    if not micros then -- what is held cannot be read now: the record stays live, ended later
-      ngx.log(ngx.ERR, "kling gateway: cannot end ", rec.id, ": ", berr)
-      return nil, berr
-    end
+    local why
+    price, why = effects.meter_price(act, rec.request, rec.usage)
+    local charged, berr = effects.meter_charge(price, core.money_parse(tostring(rec.quote)), why)
     rec.billing_error = berr
-    rec.charge = core.money_format(micros)
+    rec.charge = core.money_format(charged)
   end
   rec.request = follows.source_form(rec.request) -- priced: what a follower needs of it stays
   rec.state = "done"
@@ -217,7 +237,7 @@ local function close(G, rec, act)
     return false
   end
   if act then
-    local _, merr = move(G, rec, act, micros)
+    local _, merr = move(G, rec, act, price)
     if merr then
       ngx.log(ngx.ERR, "kling gateway: meter for ", rec.id, ": ", tostring(merr))
     end

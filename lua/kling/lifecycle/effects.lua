@@ -102,47 +102,58 @@ function M.meter_reserve_call(meter, key, micros, info, writes)
   return meter:reserve_call(key, micros, info, writes)
 end
 
---- The charge a `settle` or `release` action comes to on the meter: the price of what the
--- task delivered (`request`: the facts the catalog prices, `usage`: kling.money.usage), or,
--- when the catalog cannot price the delivery, what is held: never nothing. Never more than
--- what is held either: the hold is the estimate of what was asked (or the endpoint's longest,
--- where the provider bills media by its real length), and an answer that says more was
--- delivered (a 10 s video for a 5 s request, 9 images for n = 1) would take the account past
--- its balance, a hard cap. A release is 0.
--- -> micros, billing_error (a message, when the delivery could not be priced, or priced more
--- than was held) | nil, message (the store cannot say what is held now: try again)
----@param meter table
+--- The price a `settle` action asks of the meter: what the task delivered (`request`: the
+-- facts the catalog prices, `usage`: kling.money.usage), or nil and why (billing_error) when
+-- the catalog cannot price the delivery: the store then charges the hold, never nothing. The
+-- store caps it at the hold in the step that ends the hold (meter_account; kling.money.stores
+-- .memory charge_of states the rule): the hold is the estimate of what was asked (or the
+-- endpoint's longest, where the provider bills media by its real length), and an answer that
+-- says more was delivered (a 10 s video for a 5 s request, 9 images for n = 1) would take the
+-- account past its balance, a hard cap. A release is 0.
+-- -> micros | nil, billing_error
 ---@param act table {type = "settle" | "release", key}
 ---@param request table
 ---@param usage? table
-function M.meter_charge(meter, act, request, usage)
+function M.meter_price(act, request, usage)
   if act.type ~= "settle" then
     return 0
   end
   local q, err = billing.settle(request, usage or { count = 1 })
-  local _, held, herr = meter:hold(act.key)
-  if herr then
-    return nil, "the hold cannot be read now: " .. tostring(herr)
-  end
   if not q then
-    return held or 0, tostring(err)
-  end
-  if held and q.micros > held then
-    return held, "the delivery priced " .. core.money_format(q.micros) .. ", more than the " .. core.money_format(held)
-      .. " held for what was asked: charged what was held"
+    return nil, tostring(err)
   end
   return q.micros
 end
 
---- Carries out a `settle` (to `micros`) or `release` action on the meter.
--- -> entry | nil, err (err.field == "store": the store cannot be reached now; try again)
+--- What a settle at `price` comes to against `held` (charge_of, the stores' one rule), and the
+-- billing_error that says why, when it is not the price: the record's own account of its
+-- end, made from the hold recorded with it (its `quote`) before its money moves. The store's
+-- settle decides the money (its entry: meter_account); a record that disagrees is amended.
+-- -> micros, billing_error | nil
+---@param price integer|nil meter_price's (nil: unpriced)
+---@param held integer|nil the hold (nil: none known)
+---@param why? string meter_price's billing_error
+function M.meter_charge(price, held, why)
+  local m, capped = budget.charge_of(price, held)
+  if capped then
+    return m, "the delivery priced " .. core.money_format(price) .. ", more than the " .. core.money_format(held)
+      .. " held for what was asked: charged what was held"
+  end
+  return m, price == nil and why or nil
+end
+
+--- Carries out a `settle` (at the price `micros`, never more than the hold: nil charges the
+-- hold) or `release` action on the meter.
+-- -> entry (its micros: the charge; `priced`: a price past the hold, not charged) | nil, err
+-- (err.field == "store": the store cannot be reached now; try again)
 ---@param meter table
 ---@param act table {type = "settle" | "release", key}
----@param micros? integer the charge (meter_charge), for a settle
----@param info? table {task_id}
+---@param micros? integer the price (meter_price), for a settle
+---@param info? table {task_id, by}
 function M.meter_account(meter, act, micros, info)
   if act.type == "settle" then
-    return meter:settle(act.key, micros, info)
+    return meter:settle(act.key, micros, { task_id = info and info.task_id, by = info and info.by,
+      at_most_held = true })
   end
   return meter:release(act.key, info)
 end

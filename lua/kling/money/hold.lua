@@ -14,6 +14,10 @@ local providers = require "kling.providers"
 
 local M = {}
 
+-- A capped settle's charge (price, held) -> micros, capped: the stores' one rule, read by the
+-- record's account of its end (kling.lifecycle.effects meter_charge).
+M.charge_of = require("kling.money.stores.memory").charge_of
+
 -- The units the providers charge in: each provider's catalog currency in `set` (a catalog set:
 -- billing's process default, or a client's over it), as a budget names it ("evolink-credits").
 -- -> {unit = true}, the units sorted

@@ -276,16 +276,23 @@ end
 -- The reservation is replaced by the actual charge, which is recorded even past the limit:
 -- it has been incurred. A charge without a reservation (a synchronous call) is recorded too
 -- (in info.account's, or the quote's budget). Micros are in the currency of the reservation.
+-- info.at_most_held: the charge is never more than the hold (the gateway's: a client's balance
+-- is a hard cap), and actual nil charges the hold (a delivery that could not be priced); the
+-- store decides it in the step that ends the hold (kling.money.stores.memory charge_of), and
+-- the entry's `priced` is the price it did not charge.
 ---@param task_key string|integer
----@param actual kling.Quote|integer the settled quote, or micros in the reservation's currency
----@param info? {task_id: string, account: string}
+---@param actual kling.Quote|integer|nil the settled quote, or micros in the reservation's currency
+---@param info? {task_id: string, account: string, at_most_held: boolean}
 ---@return table|nil entry
 ---@return kling.Error|nil err kind `validation` (already settled, another currency) or `budget`
 function Ledger:settle(task_key, actual, info)
   local key = key_of(task_key)
   local named = type(info) == "table" and info.account or nil
   local m, acct, conv
-  if type(actual) == "table" then
+  local at_most = type(info) == "table" and info.at_most_held == true or nil
+  if actual == nil and at_most then
+    acct = named or self.currency -- the hold's own account where there is one (the store's)
+  elseif type(actual) == "table" then
     -- A quote counts in its unit's account (or the rates' one), which must be the one the
     -- reservation is in.
     local held_in = self.store:hold(key)
@@ -299,11 +306,11 @@ function Ledger:settle(task_key, actual, info)
     -- or the first budget's.
     m, acct = self:micros_of(actual, "actual", nil, named or self.currency or "")
   end
-  if not m then
+  if not m and not (actual == nil and at_most) then
     return nil, acct
   end
   local e, code, detail = self.store:settle(key, m, { task_id = task_id_of(info), account = acct,
-    extra = converted(conv), by = by_of(info) })
+    extra = converted(conv), by = by_of(info), at_most_held = at_most })
   if not e then
     return nil, refusal(self, code, detail, key, acct, m)
   end

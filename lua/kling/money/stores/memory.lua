@@ -5,7 +5,8 @@
 --   account(name) -> {name, currency, limit, spent, reserved, balance (decimal strings),
 --                     and the same in *_micros; open: its holds} | nil
 --   reserve(account, key, micros, info) -> entry | nil, code, detail
---   settle(key, micros, info)           -> entry | nil, code, detail  (info.account: no hold)
+--   settle(key, micros, info)           -> entry | nil, code, detail  (info.account: no hold;
+--                                          info.at_most_held: never more than the hold, charge_of)
 --   release(key, info)                  -> entry | nil, code, detail
 --   currency(name) -> the account's currency | nil
 --   hold(key) -> account, micros | nil;  charge(key) -> account, micros | nil
@@ -24,6 +25,22 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 
 local M = {}
+
+-- The charge of a settle that may not pass its hold (info.at_most_held: the gateway's, whose
+-- clients' balances are a hard cap): the price of what was delivered, at most what was held
+-- for what was asked, and the hold itself when the delivery could not be priced (price nil:
+-- never nothing); without a hold (a charge made at once) the price. -> micros, capped (true
+-- when the price passed the hold). The one statement of the rule: every store applies it in
+-- its own settle, in the step that ends the hold (the Redis store's script runs this text).
+local CHARGE_RULE = [[
+local function charge_of(price, held)
+  if held == nil then return price or 0, false end
+  if price == nil or price > held then return held, price ~= nil end
+  return price, false
+end
+]]
+M.CHARGE_RULE = CHARGE_RULE
+M.charge_of = assert(load(CHARGE_RULE .. "return charge_of", "=charge_of"))()
 
 local Store = {}
 Store.__index = Store
@@ -205,6 +222,10 @@ function Store:settle(key, m, info)
   if not a then
     return nil, "unknown_account"
   end
+  local price, capped = m, false
+  if info.at_most_held then
+    m, capped = M.charge_of(m, held and held.micros)
+  end
   local spent = core.money_add(a.spent, m)
   if not spent then
     return nil, "range", "actual"
@@ -218,7 +239,9 @@ function Store:settle(key, m, info)
   end
   a.spent = spent
   self.charges[key] = { micros = m, account = a.name }
-  return self:record("settle", key, m, a, info, core.money_format(held and held.micros or 0))
+  local e = self:record("settle", key, m, a, info, core.money_format(held and held.micros or 0))
+  e.priced = capped and price or nil -- the price past the hold (the caller says why it was not charged)
+  return e
 end
 
 function Store:release(key, info)

@@ -167,9 +167,15 @@ for _ = 1, n_push do redis.call('RPUSH', p .. ARGV[i], ARGV[i + 1]) i = i + 2 en
 return r
 ]]
 
--- ARGV: p, the guard's three (GUARD), key, op (settled|released), micros (settle), task_id,
--- currency, account (settle without a hold), the end's life (s), by
-local END = GUARD .. LINE .. [[
+-- The one statement of a capped settle's charge (kling.money.stores.memory's), run here as
+-- every store runs it: in the step that reads and ends the hold.
+local CHARGE = memory.CHARGE_RULE
+
+-- ARGV: p, the guard's three (GUARD), key, op (settled|released), micros (settle; '' with
+-- at_most_held: the hold), task_id, currency, account (settle without a hold), the end's life
+-- (s), by, at_most_held ('1': charge_of's charge, never past the hold). -> {1, seq, account,
+-- held, charged, 1 when the price passed the hold}
+local END = CHARGE .. GUARD .. LINE .. [[
 local p = ARGV[1]
 local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
 if refused then return refused end
@@ -182,6 +188,10 @@ if h then
   account, held = a, tonumber(n)
 elseif op == 'settled' and fallback ~= '' then
   account = fallback
+end
+local capped = false
+if op == 'settled' and ARGV[13] == '1' then
+  m, capped = charge_of(m, h and held or nil)
 end
 if not account then return {-2, 0} end
 if redis.call('HEXISTS', p .. 'a:' .. account, 'limit') == 0 then return {-2, 0} end
@@ -201,7 +211,7 @@ if op == 'settled' then
   redis.call('HINCRBY', a, 'reserved', -held)
   redis.call('HINCRBY', a, 'spent', m)
   return {1, line(p, 'settle', account, key, task_id, m, currency, held, nil, by), account,
-    string.format('%d', held)}
+    string.format('%d', held), string.format('%d', m), capped and 1 or 0}
 end
 redis.call('HINCRBY', a, 'avail', held)
 redis.call('HINCRBY', a, 'reserved', -held)
@@ -610,8 +620,10 @@ local function finish(self, key, op, micros, info)
   -- kept only while a second end could still race it.
   local life = info and info.forgotten and 1 or self.ended_ttl
   local view, cur, pp = guard_args(self)
-  local res, err = self.redis:run(END, view, cur, pp, key, op, fmt(micros or 0), info and info.task_id or key,
-    self.currency, info and info.account or "", fmt(life), info and info.by or "")
+  local at_most = op == "settled" and info and info.at_most_held
+  local res, err = self.redis:run(END, view, cur, pp, key, op, micros and fmt(micros) or (at_most and "" or "0"),
+    info and info.task_id or key, self.currency, info and info.account or "", fmt(life), info and info.by or "",
+    at_most and "1" or "")
   if not res then
     return nil, "store", tostring(err)
   end
@@ -625,13 +637,16 @@ local function finish(self, key, op, micros, info)
   end
   saw(self, res[2])
   local held = tonumber(res[4])
-  local m = op == "settled" and micros or held
+  local m = op == "settled" and tonumber(res[5]) or held
   return { seq = res[2], op = op == "settled" and "settle" or "release", task_key = key, account = res[3],
-    micros = m, amount = core.money_format(m), currency = self.currency }
+    micros = m, amount = core.money_format(m), currency = self.currency,
+    priced = res[6] == 1 and micros or nil } -- the price past the hold, not charged
 end
 
+-- settle(key, micros, info) as kling.money.stores.shared's: with info.at_most_held the charge is
+-- memory.charge_of's (micros nil: the hold), decided in the script that ends the hold.
 function Meter:settle(key, micros, info)
-  if not whole(micros) then
+  if not (whole(micros) or micros == nil and info and info.at_most_held) then
     error("kling.money.stores.redis:settle: micros must be a whole number >= 0", 2)
   end
   return finish(self, key, "settled", micros, info)

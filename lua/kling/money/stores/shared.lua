@@ -420,11 +420,14 @@ local function closed(d, k)
   end
 end
 
--- settle(task_key, micros [, {task_id, account}]) -> entry | nil, code, detail. Replaces the
--- hold by the actual charge, which stands even past the balance (it was incurred). Without a
--- hold the charge needs info.account.
+-- settle(task_key, micros [, {task_id, account, at_most_held}]) -> entry | nil, code, detail.
+-- Replaces the hold by the actual charge, which stands even past the balance (it was
+-- incurred); with at_most_held, by memory.charge_of's (never past the hold; micros nil: the
+-- hold), decided here where the hold is read and ended. Without a hold the charge needs
+-- info.account.
 function Meter:settle(key, micros, info)
-  if not whole(micros) then
+  local at_most = info and info.at_most_held
+  if not (whole(micros) or at_most and micros == nil) then
     error("kling.money.stores.shared:settle: micros must be a whole number >= 0", 2)
   end
   local d = self.dict
@@ -432,6 +435,10 @@ function Meter:settle(key, micros, info)
   account = account or (info and info.account)
   if not account or not self:known(account) then
     return nil, "unknown_account"
+  end
+  local price, capped = micros, false
+  if at_most then
+    micros, capped = memory.charge_of(micros, held)
   end
   local ok, code, detail = claim(self, key, "settled", account, held)
   if not ok then
@@ -446,8 +453,10 @@ function Meter:settle(key, micros, info)
   d:incr(k.avail, held - micros)
   d:incr(k.reserved, -held)
   d:incr(k.spent, micros)
-  return self:record("settle", account, key, micros, { task_id = info and info.task_id,
+  local e, jerr = self:record("settle", account, key, micros, { task_id = info and info.task_id,
     reserved_amount = core.money_format(held), by = info and info.by })
+  e.priced = capped and price or nil
+  return e, jerr
 end
 
 -- release(task_key [, {task_id}]) -> entry | nil, code, detail: nothing is charged.

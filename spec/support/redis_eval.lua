@@ -1,0 +1,101 @@
+-- A redis-server of a spec's own (a free loopback port, no persistence) and the little of
+-- kling.gateway.redis the money store calls (run: a script by EVAL, with: a connection's
+-- hget), over luasocket, for unit specs of the Redis scripts without nginx.
+local socket = require "socket"
+
+local M = {}
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function command(c, args)
+  local out = { "*" .. #args .. "\r\n" }
+  for _, a in ipairs(args) do
+    a = tostring(a)
+    out[#out + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+  end
+  assert(c:send(table.concat(out)))
+end
+
+local function reply(c)
+  local line = assert(c:receive("*l"))
+  local kind, rest = line:sub(1, 1), line:sub(2)
+  if kind == "+" then
+    return rest
+  elseif kind == "-" then
+    return nil, rest
+  elseif kind == ":" then
+    return math.tointeger(tonumber(rest))
+  elseif kind == "$" then
+    local n = tonumber(rest)
+    if n < 0 then
+      return nil
+    end
+    local s = assert(c:receive(n + 2))
+    return s:sub(1, n)
+  elseif kind == "*" then
+    local n = tonumber(rest)
+    if n < 0 then
+      return nil
+    end
+    local t = {}
+    for i = 1, n do
+      t[i] = reply(c)
+    end
+    return t
+  end
+  error("redis: unexpected reply " .. line)
+end
+
+-- start() -> {port, client() -> kling.gateway.redis's run and with, flush(), stop()}
+function M.start()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  local port = free_port()
+  assert(os.execute(("redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no --dir %s --daemonize yes"
+    .. " --logfile %s/redis.log"):format(port, dir, dir)))
+  local c
+  for _ = 1, 200 do
+    c = socket.connect("127.0.0.1", port)
+    if c then
+      break
+    end
+    socket.sleep(0.02)
+  end
+  assert(c, "redis-server did not answer")
+  local function call(...)
+    command(c, { ... })
+    return reply(c)
+  end
+  local s = { port = port }
+  function s.client()
+    call("FLUSHALL")
+    local r = { prefix = "kgw:", cfg = { host = "127.0.0.1", port = port, db = 0 } }
+    function r.run(_, script, ...)
+      return call("EVAL", script, 0, r.prefix, ...)
+    end
+    function r.with(_, fn)
+      return fn { hget = function(_, k, f)
+        local v, err = call("HGET", k, f)
+        if v == nil and not err then
+          return false -- no such field (lua-resty-redis answers ngx.null: not a string either)
+        end
+        return v, err
+      end }
+    end
+    return r
+  end
+  function s.stop()
+    pcall(call, "SHUTDOWN", "NOSAVE")
+    c:close()
+    os.execute("rm -rf " .. dir)
+  end
+  return s
+end
+
+return M
