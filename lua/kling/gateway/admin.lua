@@ -9,8 +9,8 @@
 --   POST /gateway/admin/accounts/<name>/topup    {amount [, id]}: more credit (with an id: once)
 --   POST /gateway/admin/accounts/<name>/credit   {credit}: with Redis, the account's credit set for every node (409
 --                                                on one node: its credits are the config's)
---   POST /gateway/admin/journal/reopen           every worker reopens the journal's path (a whole copy; refused,
---                                                409, when the path holds no whole journal)
+--   POST /gateway/admin/journal/reopen           {} or no body: every worker reopens the journal's path (a whole
+--                                                copy; refused, 409, when the path holds no whole journal)
 --   GET  /gateway/admin/ledger?limit=N           with Redis: the oldest N (1000) lines of its ledger list, NDJSON
 --                                                (X-Kling-Ledger-Lines, X-Kling-Ledger-Offset: the first's place)
 --   POST /gateway/admin/ledger/trim              {lines, sha1}: those lines removed once archived (SHA-1 of the
@@ -177,6 +177,18 @@ local function object_body(what, known)
     end
   end
   return doc
+end
+
+-- no_fields(what) -> true | nil (refused and answered): a route that takes no fields, its body
+-- empty (as curl -X POST sends it) or {}; a field is refused by name, as every route's unknown
+-- one.
+local function no_fields(what)
+  ngx.req.read_body()
+  local raw = ngx.req.get_body_data()
+  if not ngx.req.get_body_file() and (raw == nil or not raw:find("%S")) then
+    return true
+  end
+  return object_body(what, {}) ~= nil
 end
 
 local function create_account(G)
@@ -456,7 +468,9 @@ function M.handle(G)
   elseif uri == "/gateway/admin/accounts" and method == "POST" then
     return create_account(G)
   elseif uri == "/gateway/admin/journal/reopen" and method == "POST" then
-    if G.redis then
+    if not no_fields("a reopen of the journal") then
+      return
+    elseif G.redis then
       return refuse(409, "this gateway has no journal: its store is Redis")
     end
     local whole, why = journal.replacement(G.cfg.journal)

@@ -1,0 +1,79 @@
+-- The admin API's faults, each with the check that found it: on one node (`kling gateway
+-- start`, a journal) and on a node of a Redis store, each with a simulator of its own.
+--   - journal/reopen refuses an unknown field by name, as every other admin route does.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local json = require "kling.json"
+
+local ADMIN = "admin-0123456789abcdef"
+local g = h.launched("gateway-admin-api")
+local gr = h.launched("gateway-admin-api-redis")
+local sim, gw, redis
+local current = g
+
+local function admin_call(method, path, body)
+  return h.request(method, gw.http .. "/gateway/admin" .. path, { headers = { authorization = "Bearer " .. ADMIN },
+    body = body and (type(body) == "string" and body or json.encode(body)) })
+end
+
+local function refused(res, status, field, words)
+  return res.status == status and res.json ~= nil and res.json.field == field
+    and (not words or tostring(res.json.error):find(words, 1, true) ~= nil)
+end
+
+local function config(extra)
+  local doc = {
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+    admin_key = ADMIN, poll = { min_interval = 0.3, max_interval = 0.5 },
+    accounts = { { name = "alice", api_key = "gw-alice-key", credit = "100" } },
+  }
+  for k, v in pairs(extra) do
+    doc[k] = v
+  end
+  return doc
+end
+
+local function one_node()
+  gw = g.start(config { journal = g.journal })
+  -- ---- journal/reopen: no fields ----
+  local res = admin_call("POST", "/journal/reopen", { generaton = 1 })
+  h.check("journal/reopen: an unknown field is refused by name (400), nothing reopened", refused(res, 400,
+    "generaton", "not a known field of a reopen of the journal"), res.body)
+  res = admin_call("POST", "/journal/reopen", "[1]")
+  h.check("journal/reopen: a body that is no JSON object is refused (400)", res.status == 400, res.body)
+  res = admin_call("POST", "/journal/reopen", '{"a": 1, "a": 2}')
+  h.check("journal/reopen: a field given twice is refused by name", refused(res, 400, "a"), res.body)
+  res = admin_call("POST", "/journal/reopen")
+  h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
+  res = admin_call("POST", "/journal/reopen", {})
+  h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
+  h.check_no_lua_error(g.srv())
+  g.stop()
+end
+
+local function redis_node()
+  current = gr
+  redis = h.redis(gr.base .. "/redis")
+  redis.start()
+  gw = gr.start(config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
+  local res = admin_call("POST", "/journal/reopen", { path = "/tmp/x" })
+  h.check("journal/reopen with Redis: an unknown field is refused by name too", refused(res, 400, "path"), res.body)
+  h.check_no_lua_error(gr.srv())
+  gr.stop()
+end
+
+local function run()
+  sim = h.sim_start(g.sim_dir, { task_seconds = 2 })
+  one_node()
+  redis_node()
+end
+
+h.main(run, function()
+  return current.srv()
+end, function()
+  if redis then
+    redis.stop()
+  end
+  g.cleanup()
+  gr.cleanup()
+end)
