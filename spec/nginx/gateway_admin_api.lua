@@ -1,6 +1,8 @@
 -- The admin API's faults, each with the check that found it: on one node (`kling gateway
 -- start`, a journal) and on a node of a Redis store, each with a simulator of its own.
 --   - journal/reopen refuses an unknown field by name, as every other admin route does.
+--   - a top-up's id is remembered for retention_days (here 0.0001: 9 s), across a restart and
+--     the journal's compaction, then forgotten: kept for good, the ids grew without bound.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -21,9 +23,11 @@ local function refused(res, status, field, words)
     and (not words or tostring(res.json.error):find(words, 1, true) ~= nil)
 end
 
+local WINDOW_S = 9 -- retention_days 0.0001, in whole seconds: how long a top-up's id is remembered
+
 local function config(extra)
   local doc = {
-    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key }, retention_days = 0.0001,
     admin_key = ADMIN, poll = { min_interval = 0.3, max_interval = 0.5 },
     accounts = { { name = "alice", api_key = "gw-alice-key", credit = "100" } },
   }
@@ -31,6 +35,38 @@ local function config(extra)
     doc[k] = v
   end
   return doc
+end
+
+-- A top-up of alice with id -> its "applied", or the answer's status and body.
+local function topup(amount, id)
+  local res = admin_call("POST", "/accounts/alice/topup", { amount = amount, id = id })
+  if res.status ~= 200 then
+    return res.status, res.body
+  end
+  return res.json.topup.applied, res.json.balance
+end
+
+-- A top-up's id, within its window and past it; restart(): the node started again (nil: none).
+local function topup_window(where, restart)
+  local t0 = h.now()
+  local applied = topup("1", "inv-1")
+  h.check(where .. ": a top-up with an id is applied", applied == true, tostring(applied))
+  applied = topup("1", "inv-1")
+  h.check(where .. ": ... and sent again within its window adds nothing", applied == false, tostring(applied))
+  if restart then
+    restart()
+    applied = topup("1", "inv-1")
+    h.check(where .. ": ... nor after a restart (the journal read back)", applied == false, tostring(applied))
+    restart()
+    applied = topup("1", "inv-1")
+    h.check(where .. ": ... nor after a second (the journal compacted by the first: the id with its expiry)",
+      applied == false, tostring(applied))
+  end
+  h.sleep(math.max(0, t0 + WINDOW_S + 1.5 - h.now()))
+  local bal
+  applied, bal = topup("1", "inv-1")
+  h.check(where .. ": past its window (retention_days) the id is forgotten: the same top-up adds again",
+    applied == true and bal == "102", tostring(applied) .. " " .. tostring(bal))
 end
 
 local function one_node()
@@ -47,6 +83,12 @@ local function one_node()
   h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
   res = admin_call("POST", "/journal/reopen", {})
   h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
+
+  -- ---- a top-up's id: remembered for retention_days ----
+  topup_window("one node", function()
+    g.stop()
+    gw = g.start(config { journal = g.journal })
+  end)
   h.check_no_lua_error(g.srv())
   g.stop()
 end
@@ -58,6 +100,11 @@ local function redis_node()
   gw = gr.start(config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
   local res = admin_call("POST", "/journal/reopen", { path = "/tmp/x" })
   h.check("journal/reopen with Redis: an unknown field is refused by name too", refused(res, 400, "path"), res.body)
+
+  topup_window("Redis")
+  local ttl = tonumber(redis.cli("ttl kgw:tu:alice:inv-1"):match("%-?%d+"))
+  h.check("Redis: a top-up's id is a key that expires with its window (kgw:tu:<account>:<id>)",
+    ttl and ttl > 0 and ttl <= WINDOW_S, tostring(ttl))
   h.check_no_lua_error(gr.srv())
   gr.stop()
 end

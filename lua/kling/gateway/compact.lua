@@ -118,12 +118,14 @@ function M.lines(opts)
       out[#out + 1] = jline { op = "balance", account = name, currency = cur, spent = f(spent), topup = f(topup) }
     end
   end
-  -- a top-up's id is remembered for good: a retry of it after a restart adds nothing either
+  -- a top-up's id with when it expires: a retry of it after a restart adds nothing either, for
+  -- what is left of its window (none: kept for good, by a store given no window)
   for _, key in ipairs(topup_ids) do
     local account, id = shared_store.topup_of(key)
-    local m = d:get(key)
+    local m, ttl = d:get(key), d:ttl(key)
     if account and m then
-      out[#out + 1] = jline { op = "topup_id", account = account, id = id, amount = f(m) }
+      out[#out + 1] = jline { op = "topup_id", account = account, id = id, amount = f(m),
+        expires_ms = ttl and ttl > 0 and opts.now_ms + math.ceil(ttl * 1000) or nil }
     end
   end
   for _, key in ipairs(holds) do

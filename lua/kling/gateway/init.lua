@@ -116,6 +116,13 @@ function M.ended_ttl(cfg)
   return math.ceil(retention_s + math.min(60, retention_s))
 end
 
+-- How long either store remembers a top-up's id (a retry with it adds nothing within it): as
+-- long as an ended task is kept, retention_days, the one window the operator gives for what
+-- the gateway remembers; whole seconds (Redis's EX). Kept for good, the ids grew without bound.
+function M.topup_id_ttl(cfg)
+  return math.ceil(cfg.retention_days * 86400)
+end
+
 -- Several nodes: balances, reservations, tasks, lookups and the poller's lock in Redis (which
 -- keeps them across restarts: nothing to rebuild). The accounts of the file are opened in
 -- Redis by each node's first worker (cosockets are not available here), once it has checked
@@ -135,7 +142,7 @@ local function init_redis(ledger_dict, user)
     advice = "put its data back (its AOF or an RDB copy), or start afresh on purpose: stop every node, remove"
       .. " this one's " .. G.store_state.file .. " and each other's <prefix>/" .. store_id.DIR .. "/ file, and start"
       .. " them (README: Several nodes)",
-    ended_ttl = M.ended_ttl(G.cfg) } })
+    ended_ttl = M.ended_ttl(G.cfg), topup_id_ttl = M.topup_id_ttl(G.cfg) } })
   G.tasks = redis_tasks.new { redis = G.redis, dict = ngx.shared[M.TASKS_DICT],
     retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis, seen_id = function()
@@ -332,7 +339,7 @@ function M.init(path, opts)
   -- moment between the end's claim and the task's final record (a minute, or the retention when
   -- shorter). Nothing can end it again after that, and a node that runs for months keeps room.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
-    journal = G.journal, ended_ttl = M.ended_ttl(G.cfg) } })
+    journal = G.journal, ended_ttl = M.ended_ttl(G.cfg), topup_id_ttl = M.topup_id_ttl(G.cfg) } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()

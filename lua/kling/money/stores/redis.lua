@@ -9,8 +9,9 @@
 -- Keys: <p>a:<account> (hash: base, topup, limit, avail, spent, reserved, open: its holds), <p>holds (hash
 -- task_key -> "account|micros"), <p>e:<task_key> (settled|released: the one end of a hold, kept
 -- `ended_ttl` seconds, so that a second end is refused; <p>ended, a hash of them that never
--- shed a field, is still read for the ends written before them), <p>tu:<account> (hash: a
--- top-up's id -> its micros, kept for good: the same id adds nothing again), <p>seq,
+-- shed a field, is still read for the ends written before them), <p>tu:<account>:<id> (a
+-- top-up's id -> its micros, kept `topup_id_ttl`: the same id adds nothing again within it; the
+-- hash <p>tu:<account> of an earlier version's ids, kept for good, is still read), <p>seq,
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
 -- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were),
 -- <p>meta (hash: id, currency, price_provider, created_ms: the store's identity, written once
@@ -303,12 +304,13 @@ if refused then return refused end
 return {1, redis.call('HMGET', ARGV[1] .. 'a:' .. ARGV[5], 'limit', 'spent', 'reserved', 'avail', 'open')}
 ]]
 
--- ARGV: p, the guard's three (GUARD), account, micros, amount, currency, cap, id. The cap is
--- checked in the script that adds the credit, so top-ups racing on several nodes cannot both
--- pass it (2: refused). An id ('' for none) is remembered for good in <p>tu:<account> (a hash:
--- id -> micros), in the same script: the same id again adds nothing ({3}: applied before) or is
--- refused ({4, micros}: another amount). Its ledger line is like every other (seq, time,
--- account), with topup_account and topup_id as the journal's.
+-- ARGV: p, the guard's three (GUARD), account, micros, amount, currency, cap, id, the id's life
+-- (s, '' for good). The cap is checked in the script that adds the credit, so top-ups racing on
+-- several nodes cannot both pass it (2: refused). An id ('' for none) is remembered in
+-- <p>tu:<account>:<id> (its micros) for its life, in the same script: the same id again adds
+-- nothing ({3}: applied before) or is refused ({4, micros}: another amount). The ids of an
+-- earlier version, in the hash <p>tu:<account> for good, are still read. Its ledger line is
+-- like every other (seq, time, account), with topup_account and topup_id as the journal's.
 local TOPUP = GUARD .. LINE .. [[
 local p = ARGV[1]
 local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
@@ -317,15 +319,20 @@ local account, m, id = ARGV[5], tonumber(ARGV[6]), ARGV[10]
 local a = p .. 'a:' .. account
 local limit = redis.call('HGET', a, 'limit')
 if not limit then return {0} end
+local idkey = p .. 'tu:' .. account .. ':' .. id
 if id ~= '' then
-  local before = redis.call('HGET', p .. 'tu:' .. account, id)
+  local before = redis.call('GET', idkey) or redis.call('HGET', p .. 'tu:' .. account, id)
   if before then return tonumber(before) == m and {3} or {4, before} end
 end
 if ARGV[9] ~= '' and m > tonumber(ARGV[9]) - tonumber(limit) then return {2} end
 redis.call('HINCRBY', a, 'topup', m)
 redis.call('HINCRBY', a, 'limit', m)
 redis.call('HINCRBY', a, 'avail', m)
-if id ~= '' then redis.call('HSET', p .. 'tu:' .. account, id, ARGV[6]) end
+if id ~= '' and ARGV[11] ~= '' then
+  redis.call('SET', idkey, ARGV[6], 'EX', ARGV[11])
+elseif id ~= '' then
+  redis.call('SET', idkey, ARGV[6])
+end
 return {1, line(p, 'topup', account, nil, nil, m, ARGV[8], nil, account, nil, id)}
 ]]
 
@@ -334,15 +341,19 @@ return {1, line(p, 'topup', account, nil, nil, m, ARGV[8], nil, account, nil, id
 -- movement number it saw, under floor_key: a reload keeps them), id_key = its key ("store:id"),
 -- floor_key = its key ("store:seq"), advice = what the operator can do about a reset store
 -- (added to the refusal's message), ended_ttl = seconds the end of a hold is remembered
--- (refusing a second end of it)} -> meter
+-- (refusing a second end of it), topup_id_ttl = seconds a top-up's id is remembered (nil: for
+-- good)} -> meter
 function M.new(opts)
-  local ttl = opts.ended_ttl
+  local ttl, id_ttl = opts.ended_ttl, opts.topup_id_ttl
   if not (type(ttl) == "number" and ttl >= 1 and ttl == math.floor(ttl)) then
     error("kling.money.stores.redis: ended_ttl must be a whole number of seconds, at least 1", 2)
   end
+  if id_ttl ~= nil and not (type(id_ttl) == "number" and id_ttl >= 1 and id_ttl == math.floor(id_ttl)) then
+    error("kling.money.stores.redis: topup_id_ttl must be a whole number of seconds, at least 1", 2)
+  end
   return setmetatable({ redis = opts.redis, currency = opts.currency, price_provider = opts.price_provider or "",
     dict = opts.dict, id_key = opts.id_key or "store:id", floor_key = opts.floor_key or "store:seq",
-    advice = opts.advice, clock = core.wall_ms, ended_ttl = ttl }, Meter)
+    advice = opts.advice, clock = core.wall_ms, ended_ttl = ttl, topup_id_ttl = id_ttl }, Meter)
 end
 
 local function store_error(err, code)
@@ -662,7 +673,8 @@ function Meter:topup(account, micros, cap, id)
   end
   local view, cur, pp = guard_args(self)
   local res, err = guarded(self, view, self.redis:run(TOPUP, view, cur, pp, account, fmt(micros),
-    core.money_format(micros), self.currency, cap and fmt(cap) or "", id or ""))
+    core.money_format(micros), self.currency, cap and fmt(cap) or "", id or "",
+    self.topup_id_ttl and fmt(self.topup_id_ttl) or ""))
   if not res then
     return nil, err
   end

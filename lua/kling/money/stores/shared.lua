@@ -34,7 +34,9 @@ end
 
 --- Makes the store.
 -- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
--- clock = fn -> ms, ended_ttl = seconds | nil} -> store (every account is in `currency`).
+-- clock = fn -> ms, ended_ttl = seconds | nil, topup_id_ttl = seconds | nil} -> store (every
+-- account is in `currency`). topup_id_ttl: how long a top-up's id is remembered (the same id
+-- adds nothing within it); without it, for the dict's life.
 -- ended_ttl: how long the mark that a hold ended is kept, so that a second end of it is refused.
 -- Without it the marks stay as long as the dict, one for every task ever held, and a node that
 -- runs long enough fills its dict and refuses every create; give it the time after which nothing
@@ -56,12 +58,15 @@ function M.new(opts)
   if type(opts.currency) ~= "string" or opts.currency == "" then
     error("kling.money.stores.shared: currency is required", 2)
   end
-  local ttl = opts.ended_ttl
+  local ttl, id_ttl = opts.ended_ttl, opts.topup_id_ttl
   if ttl ~= nil and not (type(ttl) == "number" and ttl > 0) then
     error("kling.money.stores.shared: ended_ttl must be a positive number of seconds", 2)
   end
+  if id_ttl ~= nil and not (type(id_ttl) == "number" and id_ttl > 0) then
+    error("kling.money.stores.shared: topup_id_ttl must be a positive number of seconds", 2)
+  end
   return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency, journal = opts.journal,
-    clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0, keys = {} }, Meter)
+    clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0, topup_id_ttl = id_ttl or 0, keys = {} }, Meter)
 end
 
 local function akey(account, what)
@@ -293,8 +298,9 @@ end
 
 -- topup(account, micros, cap [, id]) -> account summary [, true: id was applied before, nothing
 -- added] | false (its limit would pass cap) | nil, err: more credit, without a reload; journaled
--- first, so a top-up that could not be written never counts. An id is remembered for good
--- (tu:<account>:<id>, on its journal line and kept by compaction): a top-up is an operator's.
+-- first, so a top-up that could not be written never counts. An id is remembered for
+-- topup_id_ttl from its top-up (tu:<account>:<id>; on its journal line, and kept by compaction
+-- with when it expires): a retry within it adds nothing, and the dict does not grow for good.
 function Meter:topup(account, micros, cap, id)
   if not whole(micros) or micros == 0 then
     return nil, validation("amount", "must be a positive amount")
@@ -347,7 +353,7 @@ function Meter:topup_locked(account, micros, cap, id)
   -- The id is taken before the line is written, so that no answer can say it was applied
   -- while a retry finds it free; a line that cannot be written gives it back.
   if idkey then
-    local taken, terr = self.shm:write("safe_set", idkey, micros)
+    local taken, terr = self.shm:write("safe_set", idkey, micros, self.topup_id_ttl)
     if not taken then
       return nil, errors.new { kind = "server", field = "id", message = "the ledger's shared dict cannot keep the"
         .. " top-up's id (" .. tostring(terr) .. "): nothing added; raise memory.ledger" }
@@ -536,7 +542,8 @@ local function compacted(self, e, i, spent, reserved, topups, ended, topup_ids)
     if not (m and m > 0 and type(e.account) == "string" and type(e.id) == "string") then
       return nil, validation("journal[" .. i .. "]", "a top-up's id {op = topup_id, account, id, amount} is required")
     end
-    topup_ids[topup_key(e.account, e.id)] = m
+    -- its expiry (a compaction's of this version; one before it kept ids for good: from now)
+    topup_ids[topup_key(e.account, e.id)] = { m, type(e.expires_ms) == "number" and e.expires_ms or nil }
     return true
   elseif e.op == "ended" then
     if type(e.task_key) ~= "string" or (e.how ~= "settled" and e.how ~= "released") then
@@ -600,7 +607,9 @@ function Meter:restore(entries)
           seq = e.seq
         end
         if type(e.topup_id) == "string" then
-          topup_ids[topup_key(e.topup_account, e.topup_id)] = m
+          local ttl = self.topup_id_ttl
+          topup_ids[topup_key(e.topup_account, e.topup_id)] = { m, ttl > 0 and type(e.time_ms) == "number"
+            and e.time_ms + ttl * 1000 or nil }
         end
       end
     elseif e.op == "reserve" or e.op == "settle" or e.op == "release" then
@@ -657,14 +666,19 @@ function Meter:restore(entries)
   for a, m in pairs(topups) do
     put(akey(a, "topup"), m)
   end
-  for key, m in pairs(topup_ids) do
-    put(key, m)
+  -- A top-up's id for what is left of its life; one past it is not put back (a retry of it now
+  -- adds again, as it would have without the restart).
+  local now = self.clock()
+  for key, t in pairs(topup_ids) do
+    local left = t[2] and (t[2] - now) / 1000 or self.topup_id_ttl
+    if not t[2] or left > 0 then
+      put(key, t[1], left)
+    end
   end
   put("holds_open", open)
   -- An end is kept for what is left of its life from its line's time; one past it is not put
   -- back (a node that ran longer than its retention would not start again). A compacted
   -- journal's ends have no time: kept whole (compaction kept only those of tasks it kept).
-  local now = self.clock()
   for key, how in pairs(ended) do
     local at = ended_at[key]
     local life = self.ended_ttl
