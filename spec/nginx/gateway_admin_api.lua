@@ -3,6 +3,9 @@
 --   - journal/reopen refuses an unknown field by name, as every other admin route does.
 --   - a top-up's id is remembered for retention_days (here 0.0001: 9 s), across a restart and
 --     the journal's compaction, then forgotten: kept for good, the ids grew without bound.
+--   - with Redis, a config file account named as an account the admin API created before signs
+--     nothing in, and is not opened over it: balances and tasks are kept by name, so it saw the
+--     created account's tasks and balance and spent its credit.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -93,6 +96,42 @@ local function one_node()
   g.stop()
 end
 
+-- The pids of pid's worker processes, as a set.
+local function workers(pid)
+  local out = {}
+  for w in h.sh("pgrep -P " .. pid):gmatch("%d+") do
+    out[w] = true
+  end
+  return out
+end
+
+-- kill -HUP of the gateway's master, waiting until its old workers are gone and new ones run.
+local function reload(doc)
+  current.write_config(doc)
+  local pid = gw.pid
+  local old = workers(pid)
+  h.sh("kill -HUP " .. pid)
+  local limit = h.now() + 15
+  while h.now() < limit do
+    local fresh, stale = false, false
+    for w in pairs(workers(pid)) do
+      fresh = fresh or not old[w]
+      stale = stale or old[w] == true
+    end
+    if fresh and not stale then
+      h.sleep(0.5) -- its first worker's timer at 0 (the store's check)
+      return
+    end
+    h.sleep(0.05)
+  end
+  error("the gateway did not reload")
+end
+
+local function balance(key)
+  local res = h.request("GET", gw.http .. "/gateway/balance", { headers = { authorization = "Bearer " .. key } })
+  return res.status, res.json and res.json.data, res.body
+end
+
 local function redis_node()
   current = gr
   redis = h.redis(gr.base .. "/redis")
@@ -100,6 +139,28 @@ local function redis_node()
   gw = gr.start(config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
   local res = admin_call("POST", "/journal/reopen", { path = "/tmp/x" })
   h.check("journal/reopen with Redis: an unknown field is refused by name too", refused(res, 400, "path"), res.body)
+
+  -- ---- a file account named as a created one ----
+  res = admin_call("POST", "/accounts", { name = "erin", api_key = "gw-erin-created", credit = "10" })
+  h.check("Redis: an account created by the admin API", res.status == 201, res.body)
+  local doc = config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } }
+  doc.accounts[2] = { name = "erin", api_key = "gw-erin-file-key", credit = "50" }
+  reload(doc)
+  local status, _, body = balance("gw-erin-file-key")
+  h.check("Redis: a file account named as the created one signs nothing in (401): it would see the"
+    .. " created account's tasks and balance, and spend its credit", status == 401, tostring(status) .. " " .. body)
+  status = balance("gw-erin-created")
+  h.check("Redis: ... nor does the created one (the file has its name)", status == 401, tostring(status))
+  h.check("Redis: ... the file's account is not opened over it in the store (the created one's credit stands)",
+    redis.cli("--raw hget kgw:a:erin limit"):match("%d+") == "10000000", redis.cli("--raw hgetall kgw:a:erin"))
+  h.check("Redis: ... and the error log names it", gr.srv().error_log():find("the config file's account erin is not"
+    .. " opened and signs nothing in", 1, true) ~= nil)
+  doc.accounts[2] = nil
+  reload(doc)
+  local data
+  status, data = balance("gw-erin-created")
+  h.check("Redis: the file fixed and reloaded, the created account signs in again, its balance its own",
+    status == 200 and data and data.balance == "10", tostring(status))
 
   topup_window("Redis")
   local ttl = tonumber(redis.cli("ttl kgw:tu:alice:inv-1"):match("%-?%d+"))

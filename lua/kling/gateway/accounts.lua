@@ -4,7 +4,8 @@
 -- or in Redis (several nodes: each keeps a copy for CACHE_S); the file's accounts win a name
 -- or key clash (on one node a file that clashes is refused at start and reload: file_clash;
 -- with Redis, where nginx's master cannot read the created ones, a created account the file
--- contradicts signs nothing in: contradicted), and a reload never drops a created one. A
+-- contradicts signs nothing in: contradicted, and neither does a file account of its name:
+-- file_signs_in), and a reload never drops a created one. A
 -- created account is changed by the
 -- admin API (its keys, limits, suspension); a file's, in the file.
 local config = require "kling.gateway.config"
@@ -86,15 +87,17 @@ end
 -- by the admin API, then a new client "erin" in the file: the old key spent the new credit).
 -- -> field, why | nil
 local function contradicted(self, acct)
-  local names = self.file_names -- the file's names, as a set (a sign-in asks this, not a walk of the file)
+  -- the file's names in lower case, as a set (a sign-in asks this, not a walk of the file): any
+  -- case, as one node's file_clash and check_file (a file's Erin refuses a created erin)
+  local names = self.file_names
   if not names then
     names = {}
     for _, a in ipairs(self.cfg.accounts) do
-      names[a.name] = true
+      names[a.name:lower()] = true
     end
     self.file_names = names
   end
-  if names[acct.name] then
+  if type(acct.name) == "string" and names[acct.name:lower()] then
     return "name", "the config file has an account of its name"
   end
   for _, f in ipairs(config.KEY_FIELDS) do
@@ -124,11 +127,66 @@ local function signs_in(self, acct, err)
   return nil
 end
 
+-- With Redis: the file's accounts whose names (in any case) the admin API gave to an account of
+-- the store before, as "\n<name>\n<name>\n" ("" for none), kept in the dict by the first worker
+-- at each start and reload (check_file). Balances and tasks are kept by name: the file's
+-- "erin" would see the created erin's tasks and balance history, and spend that credit (the
+-- store's stands once an account is opened). Neither signs in then (the created one is
+-- contradicted), as one node refuses such a file at start.
+M.FILE_TAKEN = "file_taken"
+
+-- A file account, unless its name is a created account's in the store (said once per worker
+-- and account) -> account | nil [, message: not checked yet at this start: refused (503) rather
+-- than let it sign in first].
+local function file_signs_in(self, a)
+  if not self.redis then
+    return a
+  end
+  local taken = self.dict:get(M.FILE_TAKEN)
+  if taken == nil then
+    return nil, "the config file's accounts are not yet checked against the Redis store's (each start and reload)"
+  elseif taken == "" or not taken:find("\n" .. a.name .. "\n", 1, true) then
+    return a
+  end
+  self.warned = self.warned or {}
+  if not self.warned["file:" .. a.name] then
+    self.warned["file:" .. a.name] = true
+    ngx.log(ngx.ERR, "kling gateway: the config file's account ", a.name, " signs nothing in: the admin API created",
+      " an account of its name in the Redis store before, whose balance and tasks are kept by that name (the file's",
+      " would see them and spend its credit); give the file's account another name and reload")
+  end
+  return nil
+end
+
+--- check_file(created) -> {file account name = the created account's name}: the file's accounts
+-- whose names (in any case) created accounts of the Redis store have, which sign nothing in
+-- from now on (kept in the dict for every worker; a reload checks its file again).
+function Accounts:check_file(created)
+  local by_lower, taken, names = {}, {}, {}
+  for _, a in ipairs(created) do
+    if type(a.name) == "string" then
+      by_lower[a.name:lower()] = a.name
+    end
+  end
+  for _, f in ipairs(self.cfg.accounts) do
+    local other = by_lower[f.name:lower()]
+    if other then
+      taken[f.name] = other
+      names[#names + 1] = f.name
+    end
+  end
+  local ok, err = self.dict:safe_set(M.FILE_TAKEN, #names > 0 and ("\n" .. table.concat(names, "\n") .. "\n") or "")
+  if not ok then
+    return nil, "shared memory: " .. tostring(err)
+  end
+  return taken
+end
+
 --- The account an api_key signs in | nil [, message: the store cannot be read now].
 function Accounts:by_key(api_key)
   local a = self.cfg.by_key[api_key]
   if a then
-    return a
+    return file_signs_in(self, a)
   end
   return signs_in(self, stored(self, "ck:" .. api_key))
 end
@@ -137,7 +195,7 @@ end
 function Accounts:by_access(access_key)
   local a = self.cfg.by_access[access_key]
   if a then
-    return a
+    return file_signs_in(self, a)
   end
   return signs_in(self, stored(self, "ca:" .. access_key))
 end

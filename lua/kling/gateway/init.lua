@@ -135,6 +135,7 @@ local function init_redis(ledger_dict, user)
   -- The id of the store this node saw, from before a restart (a reload keeps the dict's).
   G.store_state = store_id.open(s, ngx.config.prefix(), user, ledger_dict)
   ledger_dict:delete(M.STORE_REFUSED) -- a reload's config is checked afresh (check_store)
+  ledger_dict:delete(accounts.FILE_TAKEN) -- and its file's names: none signs in before (check_file)
   -- G.meter: the gateway's Ledger, its accounts the gateway's clients, its balances in Redis.
   G.meter = assert(ledgers.new { store = redis_store.new { redis = G.redis, currency = G.cfg.currency,
     price_provider = G.cfg.price_provider, dict = ledger_dict, id_key = G.store_state.key,
@@ -171,8 +172,25 @@ end
 -- nil (Redis could not answer: the caller tries again).
 local warned = {}
 local function open_redis_accounts()
+  -- A file account named as a created one is not opened (the store has that name's balance:
+  -- the created one's) and signs nothing in (kling.gateway.accounts check_file): checked first.
+  local created, cerr = G.accounts:in_redis()
+  local taken = created and G.accounts:check_file(created)
+  if not taken then
+    ngx.log(ngx.ERR, "kling gateway: cannot check the config file's accounts against the Redis store's (retrying): ",
+      tostring(cerr or "shared memory"))
+    return nil
+  end
+  for name, other in pairs(taken) do
+    ngx.log(ngx.ERR, "kling gateway: the config file's account ", name, " is not opened and signs nothing in: the",
+      " admin API created account ", other, " in the Redis store before, and balances and tasks are kept by name;",
+      " give the file's account another name and reload")
+  end
   for _, a in ipairs(G.cfg.accounts) do
-    local ok, err = G.meter:open_account(a.name, a.credit)
+    local ok, err = true, nil
+    if not taken[a.name] then
+      ok, err = G.meter:open_account(a.name, a.credit)
+    end
     if not ok then
       ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
       return nil
@@ -183,8 +201,7 @@ local function open_redis_accounts()
   end
   -- A file account that takes a created account's name or key (one node refuses such a file at
   -- start and reload; a node cannot read Redis there): say so loudly, at each start and reload.
-  local created = G.accounts:in_redis()
-  local clash = created and accounts.file_clash(G.cfg, created)
+  local clash = accounts.file_clash(G.cfg, created)
   if clash then
     ngx.log(ngx.ERR, "kling gateway: the config file clashes with the Redis store's accounts: ", clash, ": on",
       " this node the file's account signs that key in, on a node whose file does not have it the created one does;",
