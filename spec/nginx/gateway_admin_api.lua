@@ -6,6 +6,9 @@
 --   - with Redis, a config file account named as an account the admin API created before signs
 --     nothing in, and is not opened over it: balances and tasks are kept by name, so it saw the
 --     created account's tasks and balance and spent its credit.
+--   - creates the upstream refuses for the request's sake count toward the account's
+--     max_failed_daily (429, 1102 past it, nothing sent), across a restart: they cost nothing,
+--     so one client could send them upstream and into the journal without bound.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -32,7 +35,8 @@ local function config(extra)
   local doc = {
     upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key }, retention_days = 0.0001,
     admin_key = ADMIN, poll = { min_interval = 0.3, max_interval = 0.5 },
-    accounts = { { name = "alice", api_key = "gw-alice-key", credit = "100" } },
+    accounts = { { name = "alice", api_key = "gw-alice-key", credit = "100" },
+      { name = "rita", api_key = "gw-rita-key", credit = "100", max_failed_daily = 2 } },
   }
   for k, v in pairs(extra) do
     doc[k] = v
@@ -72,6 +76,44 @@ local function topup_window(where, restart)
     applied == true and bal == "102", tostring(applied) .. " " .. tostring(bal))
 end
 
+local function create(key)
+  return h.request("POST", gw.http .. "/v1/videos/text2video", { headers = { authorization = "Bearer " .. key },
+    body = json.encode { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a paper boat" } })
+end
+
+local capacity_fresh_s = 1 -- kling.gateway.capacity FAILED_FRESH_S
+
+local function sim_creates()
+  return h.sim_admin(sim, "GET", "/_sim/stats").creates
+end
+
+-- rita's creates refused upstream (404, 1203: a fault of the simulator's) count toward her day;
+-- restart(): the node started again (nil: none).
+local function refusals(where, restart)
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "not_found", method = "POST",
+    path = "^/v1/videos", count = 3 } } })
+  local a, b = create("gw-rita-key"), create("gw-rita-key")
+  h.check(where .. ": two creates the upstream refuses (404, 1203), costing nothing", a.status == 404
+    and b.status == 404 and b.json and b.json.code == 1203, a.body .. " " .. b.body)
+  if restart then
+    restart()
+  end
+  h.sleep(capacity_fresh_s + 0.3) -- a create reads its worker's copy of the count, at most this old
+  local before = sim_creates()
+  local c = create("gw-rita-key")
+  h.check(where .. ": ... count toward max_failed_daily (2): the third is refused 429, 1102, with a Retry-After,"
+    .. " and nothing is sent upstream" .. (restart and " (after a restart too: read back from the journal)" or ""),
+    c.status == 429 and c.json and c.json.code == 1102 and tonumber(c.headers["retry-after"]) ~= nil
+      and sim_creates() == before, c.body)
+  local res = h.request("GET", gw.http .. "/gateway/balance", { headers = { authorization = "Bearer gw-rita-key" } })
+  h.check(where .. ": ... her balance counts them (failed_today 2), and is whole (nothing charged)",
+    res.json and res.json.data and res.json.data.failed_today == 2 and res.json.data.balance == "100", res.body)
+  local other = create("gw-alice-key")
+  h.check(where .. ": ... another account's creates go on (the upstream's refusals of rita are hers)",
+    other.status == 404 and other.json and other.json.code == 1203, other.body)
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+end
+
 local function one_node()
   gw = g.start(config { journal = g.journal })
   -- ---- journal/reopen: no fields ----
@@ -86,6 +128,11 @@ local function one_node()
   h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
   res = admin_call("POST", "/journal/reopen", {})
   h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
+
+  refusals("one node", function()
+    g.stop()
+    gw = g.start(config { journal = g.journal })
+  end)
 
   -- ---- a top-up's id: remembered for retention_days ----
   topup_window("one node", function()
@@ -139,6 +186,8 @@ local function redis_node()
   gw = gr.start(config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
   local res = admin_call("POST", "/journal/reopen", { path = "/tmp/x" })
   h.check("journal/reopen with Redis: an unknown field is refused by name too", refused(res, 400, "path"), res.body)
+
+  refusals("Redis")
 
   -- ---- a file account named as a created one ----
   res = admin_call("POST", "/accounts", { name = "erin", api_key = "gw-erin-created", credit = "10" })

@@ -27,7 +27,8 @@ end
 -- (max_failed_daily + its tasks open when it is reached) x retention_days tasks. Only what the
 -- provider itself failed counts: a create whose answer was lost and that lookups did not find,
 -- a task the provider forgot, a deadline are the gateway's or the upstream's trouble, and an
--- outage must not lock honest clients out for the day. Counted when a task ends so, and again
+-- outage must not lock honest clients out for the day. The upstream's refusals of the account's
+-- creates for their own sake count too (counts_refusal). Counted when a task ends so, and again
 -- from the journal at a one-node start; a create reads this worker's copy of its account's
 -- count, at most FAILED_FRESH_S old, so it pays no store read.
 M.MAX_FAILED_DAILY = 1000
@@ -53,12 +54,37 @@ local function failed_free(rec)
     and not rec.gone
 end
 
+-- Creates the upstream refused for the request's own sake (400: invalid, or its content
+-- refused; 404: an id it does not know) count toward the same day: each costs its client
+-- nothing, yet is an upstream call and two journal lines (until the next start's compaction),
+-- so one account could send them without bound. Refusals for the gateway's own upstream
+-- account (429 its pace or slots, 503 its key or balance) or the upstream's trouble (5xx) do
+-- not: they are no client's doing.
+local CLIENT_REFUSALS = { [400] = true, [404] = true }
+
+--- counts_refusal(status) -> whether an upstream refusal of that HTTP status (as the gateway
+-- answers it: kling.gateway.api upstream_error) counts toward its account's day.
+function M.counts_refusal(status)
+  return CLIENT_REFUSALS[status] == true
+end
+
+local count
+
 --- failed(G, rec): counts rec's end in its account's day when the provider failed its task at
 -- no charge.
 function M.failed(G, rec)
-  if not failed_free(rec) then
-    return
+  if failed_free(rec) then
+    count(G, rec, "failure")
   end
+end
+
+--- refused(G, rec): counts a create the upstream refused for the client's request
+-- (counts_refusal) in its account's day.
+function M.refused(G, rec)
+  count(G, rec, "refusal")
+end
+
+function count(G, rec, what)
   local key = failed_key(rec.account, today())
   local n, err
   if G.redis then
@@ -67,7 +93,7 @@ function M.failed(G, rec)
     n, err = G.ledger_dict:incr(key, 1, 0, M.FAILED_KEEP_S)
   end
   if not n then
-    ngx.log(ngx.WARN, "kling gateway: the failure of ", rec.id, " is not counted for ", rec.account, ": ",
+    ngx.log(ngx.WARN, "kling gateway: the ", what, " of ", rec.id, " is not counted for ", rec.account, ": ",
       tostring(err))
   end
 end
@@ -79,7 +105,8 @@ function M.restore(G, last)
   local day, counts = today(), {}
   for _, rec in pairs(last) do
     local ended_day = math.floor((tonumber(rec.updated_at) or 0) / 86400000)
-    if ended_day == day and failed_free(rec) then
+    local refused_day = rec.dropped and math.floor((tonumber(rec.refused_at) or 0) / 86400000)
+    if ended_day == day and failed_free(rec) or refused_day == day then
       counts[rec.account] = (counts[rec.account] or 0) + 1
     end
   end

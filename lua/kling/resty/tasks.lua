@@ -192,14 +192,16 @@ end
 
 -- Forgets a record that never reached the provider (refused before forwarding); the
 -- journal learns it too (when it was journaled), so a restart does not bring it back.
-function Tasks:drop(rec, journaled)
+function Tasks:drop(rec, journaled, refused_at)
   local d = self.dict
   d:delete("t:" .. rec.id)
   if rec.external_task_id then
     d:delete("x:" .. rec.account .. ":" .. rec.external_task_id)
   end
   if journaled ~= false then
-    snapshot(self, { id = rec.id, account = rec.account, dropped = true })
+    -- refused_at: when the upstream refused it (a restart counts the account's refusals of the
+    -- day again from it: kling.gateway.capacity)
+    snapshot(self, { id = rec.id, account = rec.account, dropped = true, refused_at = refused_at })
   end
 end
 
