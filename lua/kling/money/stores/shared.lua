@@ -8,7 +8,8 @@
 -- added; appended to a journal, those lines rebuild the balances after a restart, and
 -- replayed into a memory ledger per account they give the same totals.
 --
--- Keys: seq, a:<account>:{limit,avail,spent,reserved,open}, h:<task_key> (the hold: account and
+-- Keys: seq, a:<account>:{base,topup,limit,avail,spent,reserved,open} (limit = base, the
+-- credit it was opened with, + topup), h:<task_key> (the hold: account and
 -- micros), d:<task_key> (settled or released: the one movement that ends a hold; kept `ended_ttl`
 -- seconds when given, else for the dict's life).
 -- @module kling.money.stores.shared
@@ -199,18 +200,32 @@ function Meter:open_account(name, limit)
       return nil, validation("dict", "shared memory: " .. tostring(aerr))
     end
   end
-  -- The limit is the file's credit plus the admin API's top-ups.
-  m = m + num(d, akey(name, "topup"))
-  local old = d:get(akey(name, "limit"))
+  -- The limit is the file's credit (base) plus the admin API's top-ups. A changed credit moves
+  -- the limit and the balance by its difference, each an atomic incr, as a top-up moves them
+  -- (topup, limit, avail): a reload in nginx's master while a worker tops up interleaves
+  -- freely. Recomputed as credit + topup and set, it counted a top-up twice when the reload
+  -- read topup between the worker's incr of it and of limit (and avail).
+  local old, base = d:get(akey(name, "limit")), d:get(akey(name, "base"))
   if old == nil then
-    local ok, aerr = d:safe_add(akey(name, "avail"), m - num(d, akey(name, "spent")) - num(d, akey(name, "reserved")))
+    local total = m + num(d, akey(name, "topup"))
+    local ok, aerr = d:safe_add(akey(name, "avail"), total - num(d, akey(name, "spent"))
+      - num(d, akey(name, "reserved")))
     if not ok and aerr ~= "exists" then
       return nil, validation("dict", "shared memory: " .. tostring(aerr))
     end
-  elseif old ~= m then
-    d:incr(akey(name, "avail"), m - old)
+    ok, aerr = d:safe_set(akey(name, "limit"), total)
+    if not ok then
+      return nil, validation("dict", "shared memory: " .. tostring(aerr))
+    end
+  else
+    -- an account opened before the base was kept: its credit as its limit less its top-ups
+    base = base or (old - num(d, akey(name, "topup")))
+    if m ~= base then
+      d:incr(akey(name, "limit"), m - base)
+      d:incr(akey(name, "avail"), m - base)
+    end
   end
-  local ok, serr = d:safe_set(akey(name, "limit"), m)
+  local ok, serr = d:safe_set(akey(name, "base"), m)
   if not ok then
     return nil, validation("dict", "shared memory: " .. tostring(serr))
   end

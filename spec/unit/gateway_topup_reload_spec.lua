@@ -1,0 +1,63 @@
+-- A one-node gateway's reload (kling.money.stores.shared open_account, in nginx's master)
+-- while a worker tops the same account up (topup: three incrs, topup, limit and avail): the
+-- reload recomputed the limit as credit + topup and set it, so one that read topup between the
+-- worker's incrs counted the top-up twice (credit 100, a top-up of 5: limit 110, balance 110).
+-- A changed credit now moves limit and balance by its difference, as a top-up does: the two
+-- interleave in any order.
+local fake_dict = require "spec.support.fake_dict"
+
+describe("a one-node reload racing a top-up", function()
+  local saved
+  setup(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4 } -- luacheck: ignore 122
+  end)
+  teardown(function()
+    _G.ngx = saved -- luacheck: ignore 122
+  end)
+
+  -- A store over a dict whose incr of key runs between(store) once, right after that incr:
+  -- the master's reload between two of the worker's steps.
+  local function racing(key, between)
+    local shared = require "kling.money.stores.shared"
+    local d = fake_dict.new()
+    local store = shared.new { dict = d, currency = "CNY" }
+    local incr = d.incr
+    local fired = false
+    d.incr = function(self, k, n, init)
+      local v, err = incr(self, k, n, init)
+      if k == key and not fired then
+        fired = true
+        between(store)
+      end
+      return v, err
+    end
+    return store
+  end
+
+  for _, step in ipairs { "a:alice:topup", "a:alice:limit", "a:alice:avail" } do
+    it("counts a top-up once whichever of its steps the reload comes after (" .. step .. ")", function()
+      local store = racing(step, function(s)
+        assert(s:open_account("alice", "100")) -- a reload of the same credit
+      end)
+      assert(store:open_account("alice", "100"))
+      assert(store:topup("alice", 5000000))
+      local a = store:account("alice")
+      assert.equal("105", a.limit)
+      assert.equal("105", a.balance)
+    end)
+  end
+
+  it("moves the balance by a changed credit, the top-ups kept", function()
+    local store = racing("a:alice:topup", function(s)
+      assert(s:open_account("alice", "90")) -- a reload that lowers the credit by 10
+    end)
+    assert(store:open_account("alice", "100"))
+    assert(store:topup("alice", 5000000))
+    local a = store:account("alice")
+    assert.equal("95", a.limit)
+    assert.equal("95", a.balance)
+    assert(store:open_account("alice", "90"))
+    assert.equal("95", store:account("alice").limit)
+  end)
+end)
