@@ -474,7 +474,10 @@ local function run()
   end
 
   local units_before = h.sim_admin(sim, "GET", "/_sim/ledger").units_total
-  local small = start(small_dir, "small", { memory = { tasks = "512k", ledger = "256k" } })
+  -- carol's max_failed_daily above the 2,500 refusals below: they count toward it (each is an
+  -- upstream call and journal lines), and what is measured here is the dicts' room
+  local small = start(small_dir, "small", { memory = { tasks = "512k", ledger = "256k" },
+    accounts = { { name = "carol", api_key = "gw-carol-key", credit = "100000", max_failed_daily = 1000000 } } })
   -- Creates the upstream refuses cost their client nothing: their ends must not fill the ledger's
   -- dict for retention_days (one client would have every client's creates refused).
   local refused_upstream, other = 0, {}
