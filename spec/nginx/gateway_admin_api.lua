@@ -9,6 +9,8 @@
 --   - creates the upstream refuses for the request's sake count toward the account's
 --     max_failed_daily (429, 1102 past it, nothing sent), across a restart: they cost nothing,
 --     so one client could send them upstream and into the journal without bound.
+--   - an account the admin API creates may not take the name of an account the store still keeps
+--     (one dropped from the config file): it got that account's balance and tasks.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -114,35 +116,6 @@ local function refusals(where, restart)
   h.sim_admin(sim, "DELETE", "/_sim/faults")
 end
 
-local function one_node()
-  gw = g.start(config { journal = g.journal })
-  -- ---- journal/reopen: no fields ----
-  local res = admin_call("POST", "/journal/reopen", { generaton = 1 })
-  h.check("journal/reopen: an unknown field is refused by name (400), nothing reopened", refused(res, 400,
-    "generaton", "not a known field of a reopen of the journal"), res.body)
-  res = admin_call("POST", "/journal/reopen", "[1]")
-  h.check("journal/reopen: a body that is no JSON object is refused (400)", res.status == 400, res.body)
-  res = admin_call("POST", "/journal/reopen", '{"a": 1, "a": 2}')
-  h.check("journal/reopen: a field given twice is refused by name", refused(res, 400, "a"), res.body)
-  res = admin_call("POST", "/journal/reopen")
-  h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
-  res = admin_call("POST", "/journal/reopen", {})
-  h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
-
-  refusals("one node", function()
-    g.stop()
-    gw = g.start(config { journal = g.journal })
-  end)
-
-  -- ---- a top-up's id: remembered for retention_days ----
-  topup_window("one node", function()
-    g.stop()
-    gw = g.start(config { journal = g.journal })
-  end)
-  h.check_no_lua_error(g.srv())
-  g.stop()
-end
-
 -- The pids of pid's worker processes, as a set.
 local function workers(pid)
   local out = {}
@@ -179,15 +152,83 @@ local function balance(key)
   return res.status, res.json and res.json.data, res.body
 end
 
+-- A file account dropped from the config keeps its balance and tasks under its name: the admin
+-- API refuses that name to a new account. restart(doc): the node started again with doc (nil: none).
+local function dropped_name(where, restart)
+  local doc = config(current == g and { journal = g.journal }
+    or { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
+  doc.accounts[#doc.accounts + 1] = { name = "zed", api_key = "gw-zed-key-1", credit = "10" }
+  reload(doc)
+  local res = admin_call("POST", "/accounts/zed/topup", { amount = "2" })
+  h.check(where .. ": a file account zed, topped up", res.status == 200 and res.json.balance == "12", res.body)
+  doc.accounts[#doc.accounts] = nil
+  reload(doc)
+  res = admin_call("POST", "/accounts", { name = "zed", api_key = "gw-zed-key-2", credit = "1" })
+  h.check(where .. ": zed dropped from the file, a new account of its name is refused (409, naming name): it"
+    .. " would get zed's balance and tasks", refused(res, 409, "name", "kept by name"), res.body)
+  if restart then
+    restart(doc)
+    res = admin_call("POST", "/accounts", { name = "zed", api_key = "gw-zed-key-2", credit = "1" })
+    h.check(where .. ": ... after a restart too (its spend and top-ups read back from the journal)",
+      refused(res, 409, "name"), res.body)
+  end
+end
+
+local function one_node()
+  gw = g.start(config { journal = g.journal })
+  -- ---- journal/reopen: no fields ----
+  local res = admin_call("POST", "/journal/reopen", { generaton = 1 })
+  h.check("journal/reopen: an unknown field is refused by name (400), nothing reopened", refused(res, 400,
+    "generaton", "not a known field of a reopen of the journal"), res.body)
+  res = admin_call("POST", "/journal/reopen", "[1]")
+  h.check("journal/reopen: a body that is no JSON object is refused (400)", res.status == 400, res.body)
+  res = admin_call("POST", "/journal/reopen", '{"a": 1, "a": 2}')
+  h.check("journal/reopen: a field given twice is refused by name", refused(res, 400, "a"), res.body)
+  res = admin_call("POST", "/journal/reopen")
+  h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
+  res = admin_call("POST", "/journal/reopen", {})
+  h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
+
+  -- ---- hostile input ----
+  res = admin_call("POST", "/accounts", { name = "huge", api_key = "gw-huge-key-1", credit = "99999999999" })
+  h.check("a new account's credit past 2^53 micro-units is refused (400, naming credit): the stores' doubles"
+    .. " would lose micro-units, as for a top-up past it", refused(res, 400, "credit", "out of range"), res.body)
+
+  dropped_name("one node", function(doc)
+    g.stop()
+    gw = g.start(doc)
+  end)
+
+  refusals("one node", function()
+    g.stop()
+    gw = g.start(config { journal = g.journal })
+  end)
+
+  -- ---- a top-up's id: remembered for retention_days ----
+  topup_window("one node", function()
+    g.stop()
+    gw = g.start(config { journal = g.journal })
+  end)
+  h.check_no_lua_error(g.srv())
+  g.stop()
+end
+
 local function redis_node()
   current = gr
   redis = h.redis(gr.base .. "/redis")
   redis.start()
   gw = gr.start(config { store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" } })
+  -- the file's accounts sign in once the first worker has checked them against the store's
+  -- (503 until then: README)
+  local limit = h.now() + 10
+  while h.now() < limit and balance("gw-alice-key") ~= 200 do
+    h.sleep(0.1)
+  end
   local res = admin_call("POST", "/journal/reopen", { path = "/tmp/x" })
   h.check("journal/reopen with Redis: an unknown field is refused by name too", refused(res, 400, "path"), res.body)
 
   refusals("Redis")
+  dropped_name("Redis")
 
   -- ---- a file account named as a created one ----
   res = admin_call("POST", "/accounts", { name = "erin", api_key = "gw-erin-created", credit = "10" })

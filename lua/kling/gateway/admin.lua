@@ -209,6 +209,17 @@ local function create_account(G)
       return refuse(503, "nothing was created: " .. tostring(berr.message))
     end
   end
+  -- Balances and tasks are kept by name: a name the store has an account of already (one
+  -- dropped from the config file, another node's file account) would give the new account that
+  -- balance and those tasks, and let it spend that credit.
+  local kept, kerr = G.meter.store:kept(acct.name)
+  if kerr then
+    return refuse(503, "nothing was created: the store cannot be read now (" .. kerr .. ")")
+  elseif kept and not G.accounts:get(acct.name) then
+    return refuse(409, "account " .. acct.name .. " was an account of this gateway (a config file's, on this node or"
+      .. " another): its balance and tasks are kept by name, and would be the new account's; choose another name",
+      "name")
+  end
   local added, err = G.accounts:add(acct)
   if not added then
     return refuse(err.status or 409, err.message, err.field)

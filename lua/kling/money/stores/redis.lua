@@ -715,6 +715,19 @@ function Meter:hold(key)
   return account, tonumber(m)
 end
 
+--- kept(name) -> whether the store has an account of that name (its balance hash) | nil, why
+-- (Redis could not answer).
+function Meter:kept(name)
+  local r = self.redis
+  local n, err = r:with(function(red)
+    return red:exists(r.prefix .. "a:" .. name)
+  end)
+  if type(n) ~= "number" then
+    return nil, tostring(err or "unexpected answer")
+  end
+  return n > 0
+end
+
 --- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
 -- (reset, another unit): a balance shown from it would be wrong]; nil alone: no such account.
 function Meter:account(name)

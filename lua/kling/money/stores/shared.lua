@@ -236,6 +236,18 @@ function Meter:known(account)
   return self.dict:get(akey(account, "limit")) ~= nil
 end
 
+--- Whether the dict keeps anything of an account of that name (opened, or only its spend, holds
+-- or top-ups: a file account dropped from the config, put back by a restart's replay).
+function Meter:kept(name)
+  local d = self.dict
+  for _, what in ipairs { "limit", "spent", "topup" } do
+    if d:get(akey(name, what)) ~= nil then
+      return true
+    end
+  end
+  return false
+end
+
 -- What a refused reserve gives back: the hold it counted open and the balance it took (a
 -- function of the module's, not a closure made on every create).
 local function unreserve(d, k, micros)
