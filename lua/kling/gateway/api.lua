@@ -340,7 +340,7 @@ function M.outcome(_, c, acts)
   end
   metrics.inc("kling_gateway_refusals_total", 'reason="upstream"')
   local e = M.upstream_error(err)
-  c.refused_status = e.status -- record's drop counts the client's own (kling.gateway.capacity)
+  c.refused = err -- record's drop counts the client's own (kling.gateway.capacity counts_refusal)
   return "refused", { status = e.status, code = e.code, message = e.message }
 end
 
@@ -362,7 +362,7 @@ function M.record(G, c, how)
     G.tasks:save(rec, true)
     G.tasks:publish(rec, true, false)
   else
-    track.drop(G, rec, c.refused_status)
+    track.drop(G, rec, c.refused)
   end
 end
 

@@ -54,18 +54,21 @@ local function failed_free(rec)
     and not rec.gone
 end
 
--- Creates the upstream refused for the request's own sake (400: invalid, or its content
--- refused; 404: an id it does not know) count toward the same day: each costs its client
--- nothing, yet is an upstream call and two journal lines (until the next start's compaction),
--- so one account could send them without bound. Refusals for the gateway's own upstream
--- account (429 its pace or slots, 503 its key or balance) or the upstream's trouble (5xx) do
--- not: they are no client's doing.
-local CLIENT_REFUSALS = { [400] = true, [404] = true }
+-- Creates the upstream refused for the request's own sake count toward the same day: each
+-- costs its client nothing, yet is an upstream call and two journal lines (until the next
+-- start's compaction), so one account could send them without bound. Only the provider's own
+-- answer about the request counts: its business code (err.code, from its body) of a kind that
+-- is the request's (invalid, its content refused, an id it does not know). Refusals for the
+-- gateway's own upstream account (its pace or slots, its key or balance), the upstream's
+-- trouble, and a status with no code of the provider's (a proxy's 404 for a path the upstream
+-- does not have, answered to every client alike) do not: an outage must not lock honest
+-- clients out for the day.
+local CLIENT_KINDS = { validation = true, content_policy = true, not_found = true }
 
---- counts_refusal(status) -> whether an upstream refusal of that HTTP status (as the gateway
--- answers it: kling.gateway.api upstream_error) counts toward its account's day.
-function M.counts_refusal(status)
-  return CLIENT_REFUSALS[status] == true
+--- counts_refusal(err) -> whether an upstream refusal of a create (the error the create's
+-- machine ended it with) counts toward its account's day.
+function M.counts_refusal(err)
+  return type(err) == "table" and CLIENT_KINDS[err.kind] == true and err.code ~= nil
 end
 
 local count

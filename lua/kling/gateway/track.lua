@@ -68,13 +68,13 @@ function M.create_held(G, rec, micros, s, open_max)
   return e
 end
 
--- drop(G, rec [, status]): a create that was refused upstream: its record goes, and its hold
--- with it (nothing was made: it costs nothing). The other half of create_held. status: the
--- refusal's HTTP status; one the client's request caused counts toward its account's day
--- (kling.gateway.capacity refused).
-function M.drop(G, rec, status)
+-- drop(G, rec [, err]): a create that was refused upstream: its record goes, and its hold with
+-- it (nothing was made: it costs nothing). The other half of create_held. err: the upstream's
+-- refusal; one the client's request caused counts toward its account's day
+-- (kling.gateway.capacity counts_refusal).
+function M.drop(G, rec, err)
   effects.meter_account(G.meter, { type = "release", key = rec.id }, nil, { task_id = rec.id, forgotten = true })
-  local counted = capacity.counts_refusal(status)
+  local counted = capacity.counts_refusal(err)
   G.tasks:drop(rec, nil, counted and now_ms() or nil)
   if counted then
     capacity.refused(G, rec)
