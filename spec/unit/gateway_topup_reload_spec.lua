@@ -61,3 +61,58 @@ describe("a one-node reload racing a top-up", function()
     assert.equal("95", store:account("alice").limit)
   end)
 end)
+
+-- A retry of a top-up with an id that comes while its first try writes its journal line (the
+-- try's lock outlived: a journal write past the lock's seconds): it was told "applied" (the id
+-- was taken before the line), and when the line then failed the id was given back and nothing
+-- added: the operator's script, told it was applied, never sent it again.
+describe("a one-node top-up retried while its journal line is written", function()
+  local saved
+  setup(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4 } -- luacheck: ignore 122
+  end)
+  teardown(function()
+    _G.ngx = saved -- luacheck: ignore 122
+  end)
+
+  -- A store whose journal runs retry(store) inside the first top-up's append (its lock gone),
+  -- then answers ok (or fails).
+  local function store_with(ok)
+    local shared = require "kling.money.stores.shared"
+    local d = fake_dict.new()
+    local inner = {}
+    local journal = {}
+    local store = shared.new { dict = d, currency = "CNY", journal = journal }
+    function journal.append(_, line)
+      if type(line) == "table" and line.op == "topup" and not inner.ran then
+        inner.ran = true
+        d:delete("a:alice:topup_lock") -- expired while the line is written
+        inner.res, inner.err = store:topup("alice", 5000000, nil, "inv-1")
+      end
+      return ok, not ok and "disk full" or nil
+    end
+    assert(store:open_account("alice", "100"))
+    return store, inner
+  end
+
+  it("is told the top-up is being recorded (never applied), and the first one then counts once", function()
+    local store, inner = store_with(true)
+    local a, applied = store:topup("alice", 5000000, nil, "inv-1")
+    assert.is_nil(applied)
+    assert.equal("105", a.limit)
+    assert.is_nil(inner.res)
+    assert.equal("server", inner.err.kind)
+    assert.matches("being recorded", inner.err.message, 1, true)
+    local again, before = store:topup("alice", 5000000, nil, "inv-1")
+    assert.is_true(before) -- now applied: nothing added
+    assert.equal("105", again.limit)
+  end)
+
+  it("is not told applied when the first one's line then fails: the id is free again", function()
+    local store, inner = store_with(false)
+    assert.is_nil((store:topup("alice", 5000000, nil, "inv-1")))
+    assert.is_nil(inner.res)
+    assert.equal("100", store:account("alice").limit)
+  end)
+end)

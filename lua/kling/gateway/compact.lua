@@ -123,7 +123,7 @@ function M.lines(opts)
   for _, key in ipairs(topup_ids) do
     local account, id = shared_store.topup_of(key)
     local m, ttl = d:get(key), d:ttl(key)
-    if account and m then
+    if account and type(m) == "number" then -- a pending one (a string) is no top-up of the journal's
       out[#out + 1] = jline { op = "topup_id", account = account, id = id, amount = f(m),
         expires_ms = ttl and ttl > 0 and opts.now_ms + math.ceil(ttl * 1000) or nil }
     end

@@ -368,7 +368,14 @@ function Meter:topup_locked(account, micros, cap, id)
   local d = self.dict
   local idkey = id and topup_key(account, id)
   local before = idkey and d:get(idkey)
-  if before then
+  if type(before) == "string" then
+    -- another worker is writing it: the lock outlived (a journal write past LOCK_SECONDS), or
+    -- that worker died with its line written or not (a restart reads the journal): not applied,
+    -- not free, whatever the amount
+    return nil, errors.new { kind = "server", field = "id", message = "top-up " .. id .. " of account " .. account
+      .. " is being recorded (a worker that died recording it leaves it so until a restart, which reads the"
+      .. " journal); try again" }
+  elseif before then
     if before ~= micros then
       return nil, memory.topup_id_clash(account, id, before)
     end
@@ -377,10 +384,12 @@ function Meter:topup_locked(account, micros, cap, id)
   if cap and micros > cap - (d:get(akey(account, "limit")) or 0) then
     return false
   end
-  -- The id is taken before the line is written, so that no answer can say it was applied
-  -- while a retry finds it free; a line that cannot be written gives it back.
+  -- The id is taken before the line is written, marked pending (a string) until the top-up
+  -- counts: a retry that comes while the line is written (its lock expired) must be told
+  -- neither "applied" (it may yet fail: given back) nor free; a line that cannot be written
+  -- gives it back.
   if idkey then
-    local taken, terr = self.shm:write("safe_set", idkey, micros, self.topup_id_ttl)
+    local taken, terr = self.shm:write("safe_set", idkey, "pending " .. micros, self.topup_id_ttl)
     if not taken then
       return nil, errors.new { kind = "server", field = "id", message = "the ledger's shared dict cannot keep the"
         .. " top-up's id (" .. tostring(terr) .. "): nothing added; raise memory.ledger" }
@@ -400,6 +409,14 @@ function Meter:topup_locked(account, micros, cap, id)
   d:incr(akey(account, "topup"), micros, 0)
   d:incr(akey(account, "limit"), micros)
   d:incr(akey(account, "avail"), micros)
+  if idkey then
+    -- applied: its amount (the pending mark's slot, so the dict has room; should it not, the id
+    -- stays pending, answered "being recorded" until a restart: never applied twice)
+    local set, serr = d:safe_set(idkey, micros, self.topup_id_ttl)
+    if not set then
+      ngx.log(ngx.ERR, "kling meter: top-up ", id, " of ", account, " applied, its id left pending: ", tostring(serr))
+    end
+  end
   return self:account(account)
 end
 
