@@ -11,6 +11,8 @@
 --     so one client could send them upstream and into the journal without bound.
 --   - an account the admin API creates may not take the name of an account the store still keeps
 --     (one dropped from the config file): it got that account's balance and tasks.
+--   - with Redis away, an account this node never read (created on another node) is "cannot be
+--     read now" (503) to a top-up, a credit and a change, not "no account" (404).
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
 local json = require "kling.json"
@@ -256,6 +258,17 @@ local function redis_node()
   local ttl = tonumber(redis.cli("ttl kgw:tu:alice:inv-1"):match("%-?%d+"))
   h.check("Redis: a top-up's id is a key that expires with its window (kgw:tu:<account>:<id>)",
     ttl and ttl > 0 and ttl <= WINDOW_S, tostring(ttl))
+
+  -- ---- Redis away: an account another node created ----
+  redis.cli("hset kgw:accounts cn:ghost " .. h.q(json.encode { name = "ghost", api_key = "gw-ghost-key-1",
+    credit = "5" }))
+  redis.stop()
+  local t, c, p = admin_call("POST", "/accounts/ghost/topup", { amount = "1" }),
+    admin_call("POST", "/accounts/ghost/credit", { credit = "6" }), admin_call("PATCH", "/accounts/ghost",
+      { max_open = 2 })
+  h.check("Redis away: an account created on another node is not 'no account' (404) but cannot be read now (503),"
+    .. " to a top-up, a credit and a change", t.status == 503 and c.status == 503 and p.status == 503,
+    t.body .. " " .. c.body .. " " .. p.body)
   h.check_no_lua_error(gr.srv())
   gr.stop()
 end

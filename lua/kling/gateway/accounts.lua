@@ -200,8 +200,14 @@ function Accounts:by_access(access_key)
   return signs_in(self, stored(self, "ca:" .. access_key))
 end
 
+-- -> account | nil [, message: the store cannot say now] (both of stored's values: an `or`
+-- kept one, and Redis away read as "no account")
 function Accounts:get(name)
-  return of_file(self, name) or stored(self, "cn:" .. name)
+  local a = of_file(self, name)
+  if a then
+    return a
+  end
+  return stored(self, "cn:" .. name)
 end
 
 -- Names of every account: the file's, then the created ones.
@@ -549,8 +555,10 @@ end
 -- time: on one node a lock, with Redis the write made only if the account is still as read (a
 -- change made meanwhile on another node is refused, 409, never merged).
 function Accounts:change(name, fn)
-  if not self:get(name) then
-    return nil, { status = 404, message = "no account " .. name }
+  local had, gerr = self:get(name)
+  if not had then -- with Redis away, an account another node created is not "no account"
+    return nil, gerr and { status = 503, message = "the account cannot be read now (is the store up?): " .. gerr }
+      or { status = 404, message = "no account " .. name }
   elseif self:from_file(name) then
     return nil, { status = 409, message = "account " .. name .. " is the config file's: change it there and"
       .. " reload (kill -HUP the gateway's nginx master)" }

@@ -191,6 +191,17 @@ local function no_fields(what)
   return object_body(what, {}) ~= nil
 end
 
+-- known(G, name) -> true | nil (answered: 404 for no such account, 503 when the store cannot say:
+-- an account created on another node, with Redis away, is not "no account").
+local function known(G, name)
+  local acct, err = G.accounts:get(name)
+  if acct then
+    return true
+  end
+  return nil, err and refuse(503, "the account cannot be read now (is the store up?): " .. tostring(err))
+    or refuse(404, "no account " .. name)
+end
+
 local function create_account(G)
   local doc = object_body("a new account")
   if not doc then
@@ -306,8 +317,8 @@ local function topup(G, name)
     return refuse(400, "amount: a positive decimal string such as \"25.00\" is required"
       .. (why and (" (" .. tostring(why) .. ")") or ""), "amount")
   end
-  if not G.accounts:get(name) then
-    return refuse(404, "no account " .. name)
+  if not known(G, name) then
+    return
   end
   local s, err = G.meter:topup(name, m, doc.id)
   if not s then
@@ -341,8 +352,8 @@ local function set_credit(G, name)
     return refuse(400, "credit: a decimal string such as \"50.00\" (not negative) is required"
       .. (why and (" (" .. tostring(why) .. ")") or ""), "credit")
   end
-  if not G.accounts:get(name) then
-    return refuse(404, "no account " .. name)
+  if not known(G, name) then
+    return
   end
   local s, err = G.meter:set_credit(name, m)
   if not s then
