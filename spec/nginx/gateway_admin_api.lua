@@ -245,6 +245,9 @@ local function redis_node()
   h.check("Redis: ... nor does the created one (the file has its name)", status == 401, tostring(status))
   h.check("Redis: ... the file's account is not opened over it in the store (the created one's credit stands)",
     redis.cli("--raw hget kgw:a:erin limit"):match("%d+") == "10000000", redis.cli("--raw hgetall kgw:a:erin"))
+  res = admin_call("POST", "/accounts/erin/topup", { amount = "5" })
+  h.check("Redis: ... a top-up sent to that name is refused (409, naming name): it would be the created one's",
+    refused(res, 409, "name") and redis.cli("--raw hget kgw:a:erin limit"):match("%d+") == "10000000", res.body)
   h.check("Redis: ... and the error log names it", gr.srv().error_log():find("the config file's account erin is not"
     .. " opened and signs nothing in", 1, true) ~= nil)
   doc.accounts[2] = nil

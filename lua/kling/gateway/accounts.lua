@@ -158,6 +158,13 @@ local function file_signs_in(self, a)
   return nil
 end
 
+--- Whether the config file's account of that name is one check_file found taken (with Redis:
+-- the name is a created account's too, so money sent to it would go to that one's balance).
+function Accounts:file_taken(name)
+  local taken = self.redis and self.dict:get(M.FILE_TAKEN)
+  return type(taken) == "string" and of_file(self, name) ~= nil and taken:find("\n" .. name .. "\n", 1, true) ~= nil
+end
+
 --- check_file(created) -> {file account name = the created account's name}: the file's accounts
 -- whose names (in any case) created accounts of the Redis store have, which sign nothing in
 -- from now on (kept in the dict for every worker; a reload checks its file again).

@@ -192,10 +192,16 @@ local function no_fields(what)
 end
 
 -- known(G, name) -> true | nil (answered: 404 for no such account, 503 when the store cannot say:
--- an account created on another node, with Redis away, is not "no account").
+-- an account created on another node, with Redis away, is not "no account"; 409 for a file
+-- account whose name a created one has, accounts file_taken).
 local function known(G, name)
   local acct, err = G.accounts:get(name)
-  if acct then
+  if acct and G.accounts:file_taken(name) then
+    -- the store's balance of that name is the created account's: money sent here would be its
+    return nil, refuse(409, "account " .. name .. " is the config file's and, in the Redis store, an account the"
+      .. " admin API created: neither signs in until the file's is renamed (the error log says so); nothing was"
+      .. " moved", "name")
+  elseif acct then
     return true
   end
   return nil, err and refuse(503, "the account cannot be read now (is the store up?): " .. tostring(err))
