@@ -73,33 +73,10 @@ local function logged(i, text, seconds)
   return false
 end
 
-local function workers(pid)
-  local out = {}
-  for w in h.sh("pgrep -P " .. pid):gmatch("%d+") do
-    out[w] = true
-  end
-  return out
-end
-
 -- kill -HUP of node i's master, waiting until its old workers are gone and new ones run.
 local function reload(i)
-  local pid = nodes[i].info.pid
-  local old = workers(pid)
-  h.sh("kill -HUP " .. pid)
-  local limit = h.now() + 15
-  while h.now() < limit do
-    local fresh, stale = false, false
-    for w in pairs(workers(pid)) do
-      fresh = fresh or not old[w]
-      stale = stale or old[w] == true
-    end
-    if fresh and not stale then
-      h.sleep(0.3) -- its first worker's timer at 0 (the store's check)
-      return
-    end
-    h.sleep(0.05)
-  end
-  error("node " .. i .. " did not reload")
+  assert(h.hup(nodes[i].info.pid, 15), "node " .. i .. " did not reload")
+  h.sleep(0.3) -- its first worker's timer at 0 (the store's check)
 end
 
 local function url(i, path)
@@ -301,7 +278,10 @@ local function another_unit()
   h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
   -- the one node left is refused: the poll's lock (kgw:poller, "<hex>:<worker pid>") stays free
   node_stop(1)
-  local mine, held = workers(nodes[2].info.pid), nil
+  local mine, held = {}, nil
+  for _, w in ipairs(h.workers(nodes[2].info.pid)) do
+    mine[tostring(w)] = true
+  end
   local limit = h.now() + 3
   repeat
     local owner = redis.cli("--raw get kgw:poller"):match("%x+:(%d+)")

@@ -188,6 +188,38 @@ function M.temp_paths(prefix)
 end
 
 -- nginx_start(prefix, conf_text, port [, env]) -> srv {pid, stop(), hup(), error_log()}
+-- The PIDs of an nginx master's workers (numbers).
+function M.workers(pid)
+  local pids = {}
+  for w in M.sh("pgrep -P " .. pid):gmatch("%d+") do
+    pids[#pids + 1] = tonumber(w)
+  end
+  return pids
+end
+
+-- kill -HUP of an nginx master -> whether, within `seconds` (10), its old workers are gone and
+-- new ones run (a reload's new workers with the re-read conf; shared memory stays).
+function M.hup(pid, seconds)
+  local old = {}
+  for _, w in ipairs(M.workers(pid)) do
+    old[w] = true
+  end
+  M.sh("kill -HUP " .. pid)
+  local limit = M.now() + (seconds or 10)
+  while M.now() < limit do
+    local fresh, stale = false, false
+    for _, w in ipairs(M.workers(pid)) do
+      fresh = fresh or not old[w]
+      stale = stale or old[w] == true
+    end
+    if fresh and not stale then
+      return true
+    end
+    M.sleep(0.05)
+  end
+  return false
+end
+
 function M.nginx_start(prefix, conf, port, env)
   M.write(prefix .. "/nginx.conf", conf)
   local cmd = ("%s setsid nginx -p %s -c %s -g 'daemon off;' >>%s 2>&1 </dev/null & echo $!"):format(
@@ -224,35 +256,12 @@ function M.nginx_start(prefix, conf, port, env)
   end
   -- The PIDs of the master's workers.
   function srv.workers()
-    local list = M.sh("pgrep -P " .. pid)
-    local pids = {}
-    for w in list:gmatch("%d+") do
-      pids[#pids + 1] = tonumber(w)
-    end
-    return pids
+    return M.workers(pid)
   end
   -- Reload: new workers with the re-read conf; shared memory stays. Waits until the old
   -- workers are gone and a new one answers.
   function srv.hup()
-    local old = srv.workers()
-    M.sh("kill -HUP " .. pid)
-    local limit = M.now() + 10
-    while M.now() < limit do
-      local now_workers, fresh, stale = srv.workers(), false, false
-      for _, w in ipairs(now_workers) do
-        local is_old = false
-        for _, o in ipairs(old) do
-          is_old = is_old or o == w
-        end
-        fresh = fresh or not is_old
-        stale = stale or is_old
-      end
-      if fresh and not stale then
-        return true
-      end
-      M.sleep(0.05)
-    end
-    return false
+    return M.hup(pid)
   end
   function srv.error_log()
     return M.read(prefix .. "/error.log") or ""
