@@ -17,6 +17,21 @@ local function request_id(headers)
   return headers and (headers["x-request-id"] or headers["request-id"])
 end
 
+-- A code, message or request id as an envelope gave it: a string or a number, else nothing. A
+-- JSON null (a userdata), a table or a boolean there made an error whose tostring raised.
+local function scalar(v)
+  local t = type(v)
+  if t == "string" or t == "number" then
+    return v
+  end
+  return nil
+end
+
+local function text(v)
+  v = scalar(v)
+  return v ~= nil and tostring(v) or nil
+end
+
 -- Reads one driver result. Returns the envelope's data on success, or a description of the
 -- failure: {status, code, message, request_id, transport}.
 local function read_result(provider, res)
@@ -48,7 +63,7 @@ local function read_result(provider, res)
     return nil, f
   end
   local data, code, message, rid = provider.unwrap(body, res.status)
-  f.request_id = rid or request_id(headers) -- the header read only where the body names none
+  f.request_id = text(rid) or request_id(headers) -- the header read only where the body names none
   if data == false then
     if res.status >= 200 and res.status < 300 then
       f.transport = "protocol"
@@ -56,14 +71,15 @@ local function read_result(provider, res)
     else
       f.message = type(body) == "table" and (body.message or body.msg or body.error) or nil
       if type(f.message) == "table" then
-        f.code = f.message.code
+        f.code = scalar(f.message.code)
         f.message = f.message.message
       end
+      f.message = text(f.message)
     end
     return nil, f
   end
   if data == nil then
-    f.code, f.message = code, message
+    f.code, f.message = scalar(code), text(message)
     return nil, f
   end
   if res.status < 200 or res.status >= 300 then

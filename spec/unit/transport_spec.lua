@@ -44,3 +44,37 @@ describe("kling.transport.read_result", function()
     assert.are.same({ transport = "connect", message = "Could not connect" }, f)
   end)
 end)
+
+describe("kling.transport: an envelope's nulls are no code or message", function()
+  local function answer(status, body)
+    return { ok = true, status = status, headers = { ["content-type"] = "application/json" }, body = body }
+  end
+
+  -- A hostile or broken upstream's {"code": null, "message": null}: the error's tostring raised
+  -- ("invalid value (userdata)" inside nginx, a handler's `tostring(err)` a 500).
+  it("a JSON null, table or boolean code, message or request_id leaves the error printable", function()
+    local errors = require "kling.errors"
+    for _, case in ipairs {
+      answer(200, '{"code":null,"message":null,"request_id":null,"data":null}'),
+      answer(200, '{"code":{"a":1},"message":[1,2],"request_id":true}'),
+      answer(500, '{"message":{"code":null,"message":null}}'),
+      answer(502, '{"error":false}'),
+    } do
+      local data, f = transport.read_result(kling, case)
+      assert.is_nil(data)
+      assert.is_true(f.code == nil or type(f.code) == "number" or type(f.code) == "string", case.body)
+      assert.is_true(f.message == nil or type(f.message) == "string", case.body)
+      assert.is_true(f.request_id == nil or type(f.request_id) == "string", case.body)
+      local e = transport.failure(f, { kind = "protocol", retryable = false }, "kling")
+      assert.are.equal("string", type(tostring(e)), case.body)
+      assert.is_true(getmetatable(e) ~= nil and errors.kinds[e.kind] ~= nil)
+    end
+  end)
+
+  it("a number message or code is kept (as text, and as it is)", function()
+    local _, f = transport.read_result(kling, answer(200, '{"code":1303,"message":42,"request_id":7}'))
+    assert.are.equal(1303, f.code)
+    assert.are.equal("42", f.message)
+    assert.are.equal("7", f.request_id)
+  end)
+end)
