@@ -202,6 +202,18 @@ function M.content()
   end
   line(rp ~= nil and rbytes == 5 and text == "plain", "download follows a redirect", rbytes or text)
 
+  -- client:download's cap and kinds are the same inside nginx as over libcurl: a hostile server's
+  -- answer without a Content-Length (chunked, 10,000 bytes) stops at max_bytes (the resty driver
+  -- wrote it whole: max_download_bytes did not hold in a worker), and a 404 is not_found.
+  local capped = ngx.config.prefix() .. "capped.bin"
+  local cp, cerr = client():download(fixture("chunked"), capped, { max_bytes = 1000 })
+  line(cp == nil and cerr and cerr.kind == "protocol" and tostring(cerr):find("max_bytes", 1, true) ~= nil
+    and io.open(capped, "rb") == nil and io.open(capped .. ".part", "rb") == nil,
+    "client:download stops at max_bytes without a Content-Length (protocol), leaving no file", cerr or cp)
+  local gp, nerr404 = client():download(E().http .. "/media/videos/no-such-video.mp4", capped)
+  line(gp == nil and nerr404 and nerr404.kind == "not_found" and nerr404.retryable == false,
+    "client:download of a URL answered 404 is not_found, not retried", nerr404 or gp)
+
   -- A download may run as root in a directory others write: never through a planted link.
   local dir = ngx.config.prefix() .. "planted"
   local victim = ngx.config.prefix() .. "victim"

@@ -200,8 +200,10 @@ end
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
--- then renames (opts.replace false: only while nothing is at path). Returns path, bytes or nil,
--- message [, "io" when the path is refused, "exists" when a file appeared there meanwhile]. The
+-- then renames (opts.replace false: only while nothing is at path; opts.max_bytes: the transfer
+-- stops there). Returns path, bytes or nil, message [, "io" when the path is refused, "exists"
+-- when a file appeared there meanwhile, "too_large" past max_bytes, "not_found" on HTTP 404 or
+-- 410: kling.driver.curl's kinds]. The
 -- temporary file is created exclusively, never through a link (kling.resty.http). (The file
 -- writes are ordinary disk writes: keep downloads out of latency-sensitive workers, or hand
 -- out the URL instead.)
@@ -216,14 +218,15 @@ function Driver:download(url, path, opts)
   for k, v in pairs(self.opts) do
     o[k] = v
   end
-  local function failed(msg)
+  local function failed(msg, kind)
     os.remove(tmp)
-    return nil, msg
+    return nil, msg, kind
   end
   -- Redirects are followed (result URLs may point at a CDN), at most five.
   local res, at = nil, url
   for _ = 1, 6 do
-    res = http.request({ method = "GET", url = at, output = tmp, timeout_ms = opts and opts.timeout_ms or 600000 }, o)
+    res = http.request({ method = "GET", url = at, output = tmp, max_output = opts and opts.max_bytes,
+      timeout_ms = opts and opts.timeout_ms or 600000 }, o)
     local to = res.ok and REDIRECT[res.status] and res.headers["location"]
     if not to then
       break
@@ -235,10 +238,12 @@ function Driver:download(url, path, opts)
     return failed("download of " .. url .. " failed: more than 5 redirects")
   end
   if not res.ok then
-    return failed("download of " .. url .. " failed: " .. tostring(res.message))
+    return failed("download of " .. url .. " failed: " .. tostring(res.message),
+      res.error == "too_large" and "too_large" or nil)
   end
   if res.status ~= 200 then
-    return failed("download of " .. url .. " failed: HTTP " .. tostring(res.status))
+    return failed("download of " .. url .. " failed: HTTP " .. tostring(res.status),
+      (res.status == 404 or res.status == 410) and "not_found" or nil)
   end
   local expected = not res.headers["content-encoding"] and tonumber(res.headers["content-length"])
   if expected and expected ~= res.bytes then

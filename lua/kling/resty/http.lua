@@ -203,11 +203,14 @@ local function string_sink(max)
   }
 end
 
-local function file_sink(f)
+local function file_sink(f, max)
   local n = 0
   return {
     put = function(s)
       n = n + #s
+      if max and n > max then -- a download's cap, whether or not a Content-Length said so
+        return nil, "too_large", "the download is larger than " .. max .. " bytes"
+      end
       local ok, err = f:write(s)
       if not ok then
         return nil, "other", "cannot write the download: " .. tostring(err)
@@ -412,9 +415,9 @@ local function under_deadline(sock, deadline)
 end
 
 -- request(req, opts) -> result. req = {method, url, headers, body, timeout_ms,
--- connect_timeout_ms, output = path, address = "a.b.c.d" or "[x:x::x]" (connect there rather than to the
--- URL's host, which stays the Host header and the TLS name: an address the caller resolved and
--- checked itself)}; opts = {keepalive_ms, pool_size, verify, server_name,
+-- connect_timeout_ms, output = path, max_output = bytes (output's cap), address = "a.b.c.d" or
+-- "[x:x::x]" (connect there rather than to the URL's host, which stays the Host header and the
+-- TLS name: an address the caller resolved and checked itself)}; opts = {keepalive_ms, pool_size, verify, server_name,
 -- user_agent, max_body, fresh = bool (a connection of its own, not from the pool), stats,
 -- status_only = bool (the answer's body is not read and the connection is closed: for a peer
 -- that is not trusted, such as a client's callback receiver, whose status is all that is needed)}.
@@ -550,7 +553,7 @@ function M.request(req, opts)
       sock:close()
       return done(fail(res, "other", tostring(err)))
     end
-    sink = file_sink(file)
+    sink = file_sink(file, req.max_output)
   else
     sink = string_sink(opts.max_body or M.DEFAULTS.max_body)
   end
