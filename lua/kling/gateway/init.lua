@@ -522,6 +522,23 @@ function M.init_worker()
   end
 end
 
+-- A gateway location reached in an nginx whose http {} lacks the gateway's part (http.conf:
+-- its lua_shared_dicts, init_by_lua and init_worker_by_lua): nothing is configured, so nothing is
+-- metered or forwarded; the operator is told what to include (each handler raised "attempt to
+-- index local 'accounts'", a 500 in nginx's HTML).
+M.NOT_SET_UP = "the kling gateway is not set up in this nginx: include examples/nginx/http.conf in http {}"
+  .. " (its lua_shared_dicts, init_by_lua_block and init_worker_by_lua_block), and server.conf in a server {}"
+local function set_up(admin_form)
+  if G.client then -- made by init_worker, which runs only after init
+    return true
+  end
+  ngx.log(ngx.ERR, "kling gateway: ", M.NOT_SET_UP)
+  if admin_form then
+    return admin.refused(503, M.NOT_SET_UP)
+  end
+  return official.fail { status = 503, code = 5001, message = "the gateway is not set up (see its error log)" }
+end
+
 local function caller()
   local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time(), G.jwt_cache)
   if not account then
@@ -534,6 +551,9 @@ end
 -- forwarded by the location's own proxy_pass: kling.gateway.forward, as kling gateway start
 -- renders it) access_by_lua_block { require("kling.gateway").api(true) }.
 function M.api(direct)
+  if not set_up() then
+    return
+  end
   local account = caller()
   local endpoint, id = api.route(ngx.var.uri)
   if not endpoint then
@@ -568,6 +588,9 @@ end
 
 -- location = /gateway/balance
 function M.balance()
+  if not set_up() then
+    return
+  end
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "HEAD" then
     -- a POST here would read as a change of balance that did not happen
@@ -588,6 +611,9 @@ end
 -- location = /kling/callback: the upstream's callbacks, verified with webhook_secret; off
 -- without it (polling ends tasks) unless the config says insecure_callbacks = true.
 function M.callback()
+  if not set_up() then
+    return
+  end
   if not G.cfg.callbacks then
     return callback_refused(403, "callbacks are off: this gateway has no webhook_secret to verify them")
   end
@@ -628,6 +654,9 @@ M.NGINX_REFUSALS = NGINX_REFUSALS
 -- location = /metrics: Prometheus text (kling.gateway.metrics)
 -- location = /metrics (loopback callers: kling.gateway.loopback, the admin API's rule)
 function M.metrics()
+  if not set_up() then
+    return
+  end
   if not loopback.caller() then
     return official.fail { status = 403, code = 1200, message = loopback.REFUSAL }
   end
@@ -641,6 +670,9 @@ end
 
 -- location /gateway/admin (loopback callers with the admin_key: kling.gateway.admin)
 function M.admin()
+  if not set_up(true) then
+    return
+  end
   return admin.handle(G)
 end
 

@@ -1,0 +1,53 @@
+-- An operator's mistake embedding the gateway (examples/nginx): server.conf included in a
+-- server {} but http.conf, with its lua_shared_dicts, init_by_lua and init_worker_by_lua, left
+-- out of http {}. Every gateway location then raised inside nginx ("attempt to index local
+-- 'accounts'", a 500 in nginx's HTML page, nothing saying what was wrong). Each answers 503 in
+-- its own form, nothing metered or forwarded, and the error log says what to include.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+
+local srv
+
+h.main(function()
+  local prefix = h.tempdir("gateway-setup")
+  local port = h.free_port()
+  local conf = table.concat {
+    h.conf_head(prefix),
+    "http {\n", h.lua_paths(), h.temp_paths(prefix),
+    "  access_log off;\n",
+    "  server {\n    listen 127.0.0.1:", port, ";\n",
+    "    include ", h.src, "/examples/nginx/server.conf;\n  }\n}\n",
+  }
+  srv = h.nginx_start(prefix, conf, port)
+  local base = "http://127.0.0.1:" .. port
+  local key = { authorization = "Bearer gw-alice-0123456789abcdef" }
+  for _, c in ipairs {
+    { "POST", "/v1/videos/text2video", { model_name = "kling-v1", prompt = "a cat", duration = "5" } },
+    { "GET", "/v1/videos/text2video/gw1" },
+    { "GET", "/gateway/balance" },
+    { "POST", "/kling/callback", { task_id = "x", task_status = "succeed" } },
+    { "GET", "/metrics" },
+  } do
+    local res = h.request(c[1], base .. c[2], { headers = key, body = c[3] })
+    h.check(c[1] .. " " .. c[2] .. " without http.conf: 503, code 5001, in the official envelope",
+      res.status == 503 and res.json and res.json.code == 5001
+      and tostring(res.json.message):find("not set up", 1, true) ~= nil,
+      tostring(res.status) .. " " .. tostring(res.body))
+  end
+  local res = h.request("GET", base .. "/gateway/admin", { headers = { authorization = "Bearer x" } })
+  h.check("the admin API without http.conf: 503 in its own form, naming http.conf",
+    res.status == 503 and res.json and tostring(res.json.error):find("http.conf", 1, true) ~= nil,
+    tostring(res.status) .. " " .. tostring(res.body))
+  local log = srv.error_log()
+  h.check("the error log says what to include", log:find("include examples/nginx/http.conf in http {}", 1, true) ~= nil,
+    log:sub(-1500))
+  h.check_no_lua_error(srv, "nothing raised inside nginx")
+  srv.stop()
+  h.sh("rm -rf " .. h.q(prefix))
+end, function()
+  return srv
+end, function()
+  if srv then
+    srv.stop()
+  end
+end)
