@@ -80,6 +80,13 @@ local function read_result(provider, res)
   end
   if data == nil then
     f.code, f.message = scalar(code), text(message)
+    if f.code == nil and res.status >= 200 and res.status < 300 then
+      -- A 2xx whose envelope says "not 0" without a code ({"code": null}): no refusal the
+      -- provider made but an answer this module cannot read, as a malformed body is (a create's
+      -- is looked up by its external id, its hold kept; it was taken as refused and released).
+      f.transport = "protocol"
+      f.message = "the response is not a " .. provider.name .. " envelope (its code is not a number or string)"
+    end
     return nil, f
   end
   if res.status < 200 or res.status >= 300 then

@@ -71,6 +71,21 @@ describe("kling.transport: an envelope's nulls are no code or message", function
     end
   end)
 
+  -- A hostile upstream answered a gateway's create 200 {"code":null}: read as the provider's
+  -- refusal, the create's hold was released (502) though the task may exist upstream; a malformed
+  -- body in its place was looked up, its hold kept.
+  it("a 2xx error envelope without a readable code is unreadable (protocol), not a refusal", function()
+    for _, body in ipairs { '{"code":null,"message":"x","data":null}', '{"code":{"a":1}}', '{"code":true}' } do
+      local _, f = transport.read_result(kling, answer(200, body))
+      assert.are.equal("protocol", f.transport, body)
+    end
+    local _, f = transport.read_result(kling, answer(429, '{"code":null,"message":"busy"}'))
+    assert.is_nil(f.transport) -- a refusal by its HTTP status, as before
+    _, f = transport.read_result(kling, answer(200, '{"code":1303,"message":"busy"}'))
+    assert.is_nil(f.transport)
+    assert.are.equal(1303, f.code)
+  end)
+
   it("a number message or code is kept (as text, and as it is)", function()
     local _, f = transport.read_result(kling, answer(200, '{"code":1303,"message":42,"request_id":7}'))
     assert.are.equal(1303, f.code)
