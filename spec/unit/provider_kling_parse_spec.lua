@@ -145,3 +145,22 @@ describe("official answers", function()
     assert.matches("item 1", msg)
   end)
 end)
+
+-- A hostile upstream's task id that is no URL path segment (CR LF, '/', '..') went into
+-- task.id: handlers echoed it, and each query of the task was refused by the driver (a task
+-- polled in vain until its deadline). It is an unreadable answer (protocol), by get_task's rule.
+describe("a provider's task id", function()
+  it("that is no URL path segment makes the answer unreadable, on the official API and a gateway", function()
+    local evolink = require "kling.providers.evolink"
+    for _, bad in ipairs { "abc\r\nX-Evil: 1", "../admin", "a/b", "..", string.rep("9", 201) } do
+      local t, err = P.parse_task({ task_id = bad, task_status = "submitted" }, "videos/text2video")
+      assert.is_nil(t, bad)
+      assert.matches("^task id .* must", err)
+      t, err = evolink.parse_task { id = bad, status = "pending", object = "video.generation.task" }
+      assert.is_nil(t, bad)
+      assert.matches("^task id", err)
+    end
+    assert.are.equal("861796647955000001", assert(P.parse_task({ task_id = "861796647955000001",
+      task_status = "submitted" }, "videos/text2video")).id)
+  end)
+end)

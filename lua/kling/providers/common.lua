@@ -111,6 +111,14 @@ function M.checked_task(t, err)
   if not t then
     return nil, err
   end
+  -- The provider's id goes into the URLs that query and cancel the task, and back to callers
+  -- (a handler may put it in a header): one it gives that is no URL path segment (CR, LF, '/')
+  -- is unreadable, as for get_task's own ids, not a task polled in vain until its deadline.
+  local id = t.id
+  local problem = id ~= nil and validate.task_id_problem(type(id) == "number" and tostring(id) or id)
+  if problem then
+    return nil, "task id " .. validate.brief(tostring(id), 64) .. " " .. problem
+  end
   if t.status == "succeeded" then
     for _, list in ipairs(OUTPUT_LISTS) do
       for i, o in ipairs(type(t[list]) == "table" and t[list] or {}) do
