@@ -44,6 +44,35 @@ h.main(function()
   h.check_no_lua_error(srv, "nothing raised inside nginx")
   srv.stop()
   h.sh("rm -rf " .. h.q(prefix))
+
+  -- The workers' user given on the command line (nginx -g 'user www-data;'), not in the conf:
+  -- the start's check took nginx's default (nobody), passed a journal only nobody can write, and
+  -- every create was then refused (503) by workers that could not open it.
+  if h.is_root() and h.sh("id -u www-data"):match("^%d+") then
+    prefix = h.tempdir("gateway-setup-user")
+    h.sh("mkdir -p " .. h.q(prefix .. "/private") .. " && chown nobody " .. h.q(prefix .. "/private")
+      .. " && chmod 700 " .. h.q(prefix .. "/private"))
+    h.write(prefix .. "/gateway.json", require("kling.json").encode {
+      upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
+      journal = prefix .. "/private/ledger.jsonl",
+      accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
+    })
+    port = h.free_port()
+    h.write(prefix .. "/nginx.conf", table.concat {
+      (h.conf_head(prefix):gsub("user root root;\n", "")),
+      "http {\n", h.lua_paths(), h.temp_paths(prefix), "  access_log off;\n",
+      "  include ", h.src, "/examples/nginx/http.conf;\n",
+      "  server {\n    listen 127.0.0.1:", port, ";\n",
+      "    include ", h.src, "/examples/nginx/server.conf;\n  }\n}\n",
+    })
+    local out = h.sh(("timeout 3 nginx -p %s -c %s -g 'user www-data; daemon off;'"):format(h.q(prefix),
+      h.q(prefix .. "/nginx.conf")))
+    h.check("nginx -g 'user www-data;': a journal www-data cannot write stops the start, naming www-data",
+      out:find("not writable by the nginx workers' user www-data", 1, true) ~= nil, out:sub(1, 600))
+    h.sh("rm -rf " .. h.q(prefix))
+  else
+    print("# skipped: the -g user check needs root and a www-data user")
+  end
 end, function()
   return srv
 end, function()

@@ -62,8 +62,9 @@ local function own_status(field)
   return v
 end
 
--- The user nginx's workers run as when the master is root: the conf's `user` directive,
--- else nginx's default (nobody); nil when the master is not root (workers are the master's user).
+-- The user nginx's workers run as when the master is root: the `user` directive of the command
+-- line's -g or of the conf, else nginx's default (nobody); nil when the master is not root
+-- (workers are the master's user).
 local function worker_user()
   local uid = own_status("Uid")
   if uid ~= "0" then
@@ -82,6 +83,15 @@ local function worker_user()
   for i, a in ipairs(args) do
     if a == "-c" then
       conf = args[i + 1]
+    end
+  end
+  -- nginx -g 'user www-data; daemon off;' (the conf then has none: nginx refuses it twice). It
+  -- was not read: a journal nobody could write passed, and www-data's workers refused every create.
+  local g = table.concat(args, " "):match("%s%-g%s+(.*)$")
+  for directive in (g or ""):gmatch("[^;]+") do
+    local user = directive:match("^%s*user%s+([^%s;]+)")
+    if user then
+      return user
     end
   end
   conf = conf or (ngx.config.prefix() .. "conf/nginx.conf")
