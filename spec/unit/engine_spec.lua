@@ -1014,3 +1014,23 @@ describe("kling.engine", function()
     end)
   end)
 end)
+
+-- A client shared by two requests of an nginx worker (made in init_worker): the second's
+-- wait_all raised "called from on_done or on_progress?", which it was not. The message names
+-- that cause too, and what to do (README: make the client in the handler or timer that waits).
+describe("a wait inside a wait", function()
+  it("raises naming on_done/on_progress and a client shared inside nginx", function()
+    local _, c = setup_fake()
+    local tasks = c:submit_many(prompts(2))
+    local raised
+    c:wait_all(tasks, { on_done = function()
+      if raised == nil then
+        local ok, err = pcall(c.wait_all, c, tasks)
+        raised = ok and "" or tostring(err)
+      end
+    end })
+    assert.matches("already waiting", raised)
+    assert.matches("on_done or on_progress", raised, 1, true)
+    assert.matches("make the client in the handler or timer that waits", raised, 1, true)
+  end)
+end)

@@ -91,7 +91,10 @@ return function(Engine)
     opts = opts or {}
     errors.check_arg(fn, 2, opts, "table")
     if self.watching then
-      errors.misuse(fn, "the engine is already waiting (called from on_done or on_progress?)")
+      -- Inside nginx the likelier cause is a client shared by requests or timers of a worker.
+      errors.misuse(fn, "the engine is already waiting: called from on_done or on_progress, or, inside nginx,"
+        .. " from a second request or timer sharing this client (make the client in the handler or timer"
+        .. " that waits)")
     end
     local now = self.now()
     local deadline = opts.timeout and now + ms(fn, "timeout", opts.timeout, nil, true)
