@@ -213,6 +213,11 @@ function M.content()
   local gp, nerr404 = client():download(E().http .. "/media/videos/no-such-video.mp4", capped)
   line(gp == nil and nerr404 and nerr404.kind == "not_found" and nerr404.retryable == false,
     "client:download of a URL answered 404 is not_found, not retried", nerr404 or gp)
+  -- A file the worker cannot create (the directory exists): validation naming the path, as over
+  -- libcurl; it was a retryable network error.
+  local fp, ferr = client():download(vdone.videos[1].url, "/proc/kling-no-such-file.mp4")
+  line(fp == nil and ferr and ferr.kind == "validation" and ferr.field == "path" and ferr.retryable == false,
+    "client:download to a file that cannot be created is validation (field path), not retried", ferr or fp)
 
   -- A download may run as root in a directory others write: never through a planted link.
   local dir = ngx.config.prefix() .. "planted"

@@ -201,9 +201,9 @@ local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308]
 
 -- Streams url to path through a temporary name, checks the size against Content-Length,
 -- then renames (opts.replace false: only while nothing is at path; opts.max_bytes: the transfer
--- stops there). Returns path, bytes or nil, message [, "io" when the path is refused, "exists"
--- when a file appeared there meanwhile, "too_large" past max_bytes, "not_found" on HTTP 404 or
--- 410: kling.driver.curl's kinds]. The
+-- stops there). Returns path, bytes or nil, message [, "io" when the path is refused or its file
+-- cannot be created or written, "exists" when a file appeared there meanwhile, "too_large" past
+-- max_bytes, "not_found" on HTTP 404 or 410: kling.driver.curl's kinds]. The
 -- temporary file is created exclusively, never through a link (kling.resty.http). (The file
 -- writes are ordinary disk writes: keep downloads out of latency-sensitive workers, or hand
 -- out the URL instead.)
@@ -239,7 +239,7 @@ function Driver:download(url, path, opts)
   end
   if not res.ok then
     return failed("download of " .. url .. " failed: " .. tostring(res.message),
-      res.error == "too_large" and "too_large" or nil)
+      res.error == "too_large" and "too_large" or res.output_failed and "io" or nil)
   end
   if res.status ~= 200 then
     return failed("download of " .. url .. " failed: HTTP " .. tostring(res.status),

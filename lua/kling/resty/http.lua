@@ -422,7 +422,8 @@ end
 -- status_only = bool (the answer's body is not read and the connection is closed: for a peer
 -- that is not trusted, such as a client's callback receiver, whose status is all that is needed)}.
 -- The result: {ok, status, headers, body, sent, received, elapsed_ms, bytes, reused,
--- error = connect|tls|timeout|reset|partial|too_large|other, message}.
+-- error = connect|tls|timeout|reset|partial|too_large|other, message, output_failed = true when
+-- output's file could not be created or written}.
 function M.request(req, opts)
   opts = opts or {}
   ngx.update_time() -- the start of the deadline below: the loop's cached time may be behind
@@ -551,6 +552,7 @@ function M.request(req, opts)
     file, err = require("kling.output_path").create(req.output) -- new, never through a link
     if not file then
       sock:close()
+      res.output_failed = true -- the download's file, not the network (kling.resty.driver: "io")
       return done(fail(res, "other", tostring(err)))
     end
     sink = file_sink(file, req.max_output)
@@ -565,6 +567,7 @@ function M.request(req, opts)
   res.body = sink.result() or ""
   if not complete then
     sock:close()
+    res.output_failed = file ~= nil and cat == "other" or nil -- the file could not be written
     return done(fail(res, cat, msg))
   end
   if keep and reusable(res.version, res.headers) and not opts.fresh then
