@@ -354,7 +354,7 @@ end
 -- (seconds) has passed (client:submit_many). Many requests run under the incremental
 -- collector (kling.engine.collector).
 function Engine:submit_many(reqs, topts, timeout)
-  return collector.run(#reqs, submit_all, self, reqs, topts, timeout)
+  return self:drive("submit_many", collector.run, #reqs, submit_all, self, reqs, topts, timeout)
 end
 
 -- track(task, {estimate =, timeout =}) -> task: polls a task created elsewhere (it has an

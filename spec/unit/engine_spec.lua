@@ -1034,3 +1034,49 @@ describe("a wait inside a wait", function()
     assert.matches("make the client in the handler or timer that waits", raised, 1, true)
   end)
 end)
+
+-- Inside nginx a client shared by two requests of a worker: while the first waits (its light
+-- thread yielded in the loop), the second's submit_many sent its creates and its wait_all then
+-- raised, leaving them to no one. The loop has one driver at a time: the second coroutine is
+-- refused before anything is sent, and the first one's wait goes on to its end. (Coroutines
+-- stand for the light threads: the first yields from its on_done.)
+describe("one driver at a time", function()
+  it("refuses another coroutine's submit_many and wait_all while one drives, before anything is sent", function()
+    local f, c = setup_fake()
+    local mine = c:submit_many(prompts(2))
+    local first = coroutine.create(function()
+      return c:wait_all(mine, { on_done = function()
+        coroutine.yield("waiting")
+      end })
+    end)
+    local _, said = assert(coroutine.resume(first))
+    assert.are.equal("waiting", said)
+    local sent = f.stats.creates
+    local second = coroutine.create(function()
+      return c:submit_many(prompts(1, "other %d"))
+    end)
+    local ok, err = coroutine.resume(second)
+    assert.is_false(ok)
+    assert.matches("another request or timer is driving this engine", tostring(err), 1, true)
+    assert.matches("nothing was sent", tostring(err), 1, true)
+    assert.are.equal(sent, f.stats.creates)
+    ok, err = coroutine.resume(coroutine.create(function()
+      return c:wait_all(mine)
+    end))
+    assert.is_false(ok)
+    assert.matches("another request or timer is driving this engine", tostring(err), 1, true)
+    local results
+    repeat
+      ok, results = coroutine.resume(first)
+      assert.is_true(ok, tostring(results))
+    until coroutine.status(first) == "dead"
+    assert.are.equal(2, results.succeeded)
+    -- the driver left: another coroutine may drive now
+    local later = coroutine.create(function()
+      return c:wait_all(c:submit_many(prompts(1, "later %d")))
+    end)
+    ok, results = coroutine.resume(later)
+    assert.is_true(ok, tostring(results))
+    assert.are.equal(1, results.succeeded)
+  end)
+end)

@@ -5,6 +5,7 @@
 -- flight, until the next answer or the next due time, never busy-waiting. Installed as
 -- methods of the engine.
 local collector = require "kling.engine.collector"
+local errors = require "kling.errors"
 local queue = require "kling.engine.queue"
 local ms = require("kling.engine.args").ms
 
@@ -235,6 +236,36 @@ return function(Engine)
       self.sleep(wait)
     end
     return self.active_n
+  end
+
+  -- The loop is driven by one coroutine at a time. Inside nginx, two requests or timers of a
+  -- worker sharing a client would each step it (each light thread in its own driver:wait), and
+  -- the second's submit_many sent creates that no wait of its own could then watch. drive(fn,
+  -- body, ...) runs body(...) as the driver, raising before it runs when another coroutine is
+  -- driving; the same coroutine may drive again (a submit_many from on_done).
+  local MAIN = {} -- the main coroutine, which LuaJIT's coroutine.running() gives as nil
+
+  -- may_drive(fn) -> the calling coroutine; raises (fn's misuse) when another one drives.
+  function Engine:may_drive(fn)
+    local co = coroutine.running() or MAIN
+    if self.driving and self.driving ~= co then
+      errors.misuse(fn, "another request or timer is driving this engine: inside nginx, a client shared by"
+        .. " a worker's requests or timers (make the client in the handler or timer that uses it); nothing was"
+        .. " sent")
+    end
+    return co
+  end
+
+  function Engine:drive(fn, body, ...)
+    local co = self:may_drive(fn)
+    local outer = self.driving
+    self.driving = co
+    local ok, a, b = pcall(body, ...)
+    self.driving = outer
+    if not ok then
+      error(a, 0)
+    end
+    return a, b
   end
 
   -- Drives the loop until no create is unsettled (each task has an id, has failed, or waits

@@ -90,6 +90,7 @@ return function(Engine)
     errors.check_arg(fn, 1, tasks, "table")
     opts = opts or {}
     errors.check_arg(fn, 2, opts, "table")
+    self:may_drive(fn) -- before anything is watched
     if self.watching then
       -- Inside nginx the likelier cause is a client shared by requests or timers of a worker.
       errors.misuse(fn, "the engine is already waiting: called from on_done or on_progress, or, inside nginx,"
@@ -111,7 +112,7 @@ return function(Engine)
         end
       end
     end
-    local ok, err = pcall(self.wait_loop, self, w, opts, deadline)
+    local ok, err = pcall(self.drive, self, fn, self.wait_loop, self, w, opts, deadline)
     self.profile.wait_until_ms = nil
     for _, t in ipairs(tasks) do
       local rec = self.recs[t]
