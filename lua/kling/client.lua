@@ -172,7 +172,7 @@ end
 -- The options of kling.new with a rule of their own (validate.call_option_problem), checked there
 -- as client:with checks the per-call ones among them.
 local NEW_CALL_OPTIONS = { "max_attempts", "retry_base_ms", "retry_cap_ms", "on_retry", "auto_external_id",
-  "local_files", "user_agent", "driver" }
+  "local_files", "user_agent", "driver", "debug" }
 
 local NEW_OPTIONS = {}
 for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
@@ -1054,7 +1054,7 @@ function Client:with(opts)
     child.auto_external_id = opts.auto_external_id
   end
   if opts.debug ~= nil then
-    local sink = http_debug.sink(opts.debug, nil, "with")
+    local sink = http_debug.sink(call_option("debug", opts.debug))
     local loud = self.driver.with_sink and self.driver -- a wrapper of kling.transport.debug
     local raw = loud and loud.inner or self.driver
     child.driver = sink and (loud and loud:with_sink(sink) or http_debug.wrap(raw, sink)) or raw

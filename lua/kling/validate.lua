@@ -812,7 +812,7 @@ function M.seconds_ms(v)
 end
 
 -- Why one of the per-call options of kling.new and client:with (other than the times, which
--- seconds_problem checks, and debug) cannot be used, or nil when it can: the one rule of each, so
+-- seconds_problem checks) cannot be used, or nil when it can: the one rule of each, so
 -- that kling.new refuses what client:with refuses, before the first call would raise in the
 -- C core (max_attempts = "3": "kling.core: field 'max_attempts' must be an integer").
 local CALL_OPTION_RULES = {
@@ -836,6 +836,9 @@ local CALL_OPTION_RULES = {
   user_agent = function(v)
     return not (type(v) == "string" and #v >= 1 and #v <= 256 and not v:find("[%c\128-\255]"))
       and "must be 1..256 printable ASCII characters (no control characters: it is a header)"
+  end,
+  debug = function(v)
+    return not (type(v) == "boolean" or type(v) == "function") and "must be true, false or a function(text)"
   end,
   driver = function(v)
     return not (type(v) == "table" and type(v.request) == "function")

@@ -264,12 +264,12 @@ local FALSE_WORDS = { [""] = true, ["0"] = true, ["false"] = true, ["no"] = true
 --- Where debug output goes, from the `debug` option (or KLING_DEBUG when it is nil).
 -- true: stderr; a function: called with each printout; false: nowhere; nil: stderr when the
 -- environment has KLING_DEBUG set to anything but a false word ("", 0, false, no, off, n, f,
--- in any case, spaces around ignored). Anything else raises.
+-- in any case, spaces around ignored). Its callers check `opt` first, by the option's one rule
+-- (kling.validate.call_option_problem); anything else raises here.
 ---@param opt boolean|fun(text: string)|nil
 ---@param getenv? fun(name: string): string|nil os.getenv by default (tests)
----@param fn? string the call named when `opt` is wrong ("new")
 ---@return fun(text: string)|nil sink
-function M.sink(opt, getenv, fn)
+function M.sink(opt, getenv)
   if opt == nil then
     local v = (getenv or os.getenv)("KLING_DEBUG")
     opt = v ~= nil and not FALSE_WORDS[v:match("^%s*(.-)%s*$"):lower()]
@@ -285,7 +285,7 @@ function M.sink(opt, getenv, fn)
   if type(opt) == "function" then
     return opt
   end
-  error("kling." .. (fn or "new") .. ": debug must be true, false or a function(text) (got " .. type(opt) .. ")", 3)
+  error("kling.transport.debug.sink: debug must be true, false or a function(text) (got " .. type(opt) .. ")", 2)
 end
 
 -- Calls a method of the real object with the real object as self (for the pass-through).
