@@ -7,10 +7,17 @@ local M = {}
 
 local ESCAPES = { ["\r"] = "\\r", ["\n"] = "\\n", ["\t"] = "\\t" }
 
--- A number as a message shows it: NaN is "NaN" (tostring gave "-nan" or "nan" by the sign bit
--- and the platform: 0/0 is "-nan" on x86-64 Lua 5.4).
+-- A number as a message shows it, the one home for that: NaN is "NaN" (tostring gave "-nan" or
+-- "nan" by the sign bit and the platform: 0/0 is "-nan" on x86-64 Lua 5.4); a whole number in
+-- its digits, whether an integer or a float (Lua 5.4's tostring(2^31) is "2147483648.0", LuaJIT's
+-- tostring(1e15) "1e+15"), up to 2^53 where a double is still exact; others as tostring has them.
 local function number_text(v)
-  return v ~= v and "NaN" or tostring(v)
+  if v ~= v then
+    return "NaN"
+  elseif v % 1 == 0 and v > -2 ^ 53 and v < 2 ^ 53 then
+    return string.format("%d", v == 0 and 0 or v)
+  end
+  return tostring(v)
 end
 
 --- A value's type as a wrong-type message names it ("must be a string, got ..."), the one way
@@ -456,10 +463,12 @@ function M.number_in(ctx, req, field, lo, hi)
   if type(v) ~= "number" then
     return M.typed(ctx, req, field, "number")
   elseif v ~= v then
-    return fail(ctx, field, string.format("must be a number between %s and %s, got NaN", lo, hi))
+    return fail(ctx, field, string.format("must be a number between %s and %s, got NaN", number_text(lo),
+      number_text(hi)))
   end
   if v < lo or v > hi then
-    return fail(ctx, field, string.format("must be between %s and %s (got %s)", lo, hi, v))
+    return fail(ctx, field, string.format("must be between %s and %s (got %s)", number_text(lo), number_text(hi),
+      number_text(v)))
   end
   return nil
 end
@@ -468,16 +477,6 @@ local function is_whole(v)
   return type(v) == "number" and v == v and v % 1 == 0
 end
 M.is_whole = is_whole
-
--- A whole number as the user wrote it: %d only where it has an integer representation (a float
--- beyond int64, 9.3e18, made string.format raise instead of failing validation).
-local function whole_text(v)
-  local i = math.tointeger and math.tointeger(v)
-  if i then
-    return string.format("%d", i)
-  end
-  return string.format("%.17g", v)
-end
 
 -- A whole number in [lo, hi], or one of `set` when given.
 function M.whole_in(ctx, req, field, lo, hi, set, why)
@@ -494,11 +493,11 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
   if set then
     if not set[v] then
       return fail(ctx, field, string.format("must be one of %s%s (got %s)", list_words(set),
-        why and (" " .. why) or "", whole_text(v)))
+        why and (" " .. why) or "", number_text(v)))
     end
   elseif v < lo or v > hi then
     return fail(ctx, field, string.format("must be between %d and %d%s (got %s)", lo, hi,
-      why and (" " .. why) or "", whole_text(v)))
+      why and (" " .. why) or "", number_text(v)))
   end
   return nil
 end
