@@ -254,7 +254,7 @@ function M.new(opts)
     return nil, account_key
   end
   local base_url = opts.base_url or env("KLING_BASE_URL") or provider.default_base_url
-  local uerr = validate.base_url_problem(base_url)
+  local uerr = validate.base_url_problem(base_url, provider.route_prefix)
   if uerr then
     -- shown without its user info or secret parameters: messages reach journals and reports
     return nil, errors.validation("base_url", uerr .. " (got " .. validate.brief(http_debug.redact_url(base_url), 200)

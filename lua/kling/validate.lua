@@ -534,7 +534,7 @@ end
 -- Why a provider's base URL cannot be used, or nil: it goes into every request line and Host
 -- header, so no spaces or control characters; credentials go as keys, never as user info in
 -- the URL; paths are appended to it, so no query or fragment.
-function M.base_url_problem(u)
+function M.base_url_problem(u, prefix)
   if type(u) ~= "string" or not u:match("^https?://[^/?#]+") then
     return "must be an http(s) URL"
   elseif u:find("[%c%s]") then
@@ -543,6 +543,13 @@ function M.base_url_problem(u)
     return "must not hold user info (user@host): credentials go in api_key or access_key + secret_key"
   elseif u:find("[?#]") then
     return "must not hold a query or a fragment (request paths are appended to it)"
+  end
+  -- the provider's paths start with their own prefix: ".../v1/" would send to /v1/v1/videos
+  local trimmed = u:gsub("/+$", "")
+  if prefix and trimmed:sub(-#prefix):lower() == prefix:lower()
+    and trimmed:match("^https?://[^/]+(/.*)$") then
+    return "must not end in " .. prefix .. ", which the provider's request paths already start with: give "
+      .. trimmed:sub(1, -#prefix - 1)
   end
   return nil
 end

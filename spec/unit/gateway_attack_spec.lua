@@ -61,13 +61,14 @@ describe("gateway config and launcher (issue 12 review)", function()
   it("issue 12.3: an upstream base_url that nginx would read as syntax is refused naming the field", function()
     for _, u in ipairs { "http://127.0.0.1 max_fails=0;}server{listen 47123;return 200 x;}upstream u{server 127.0.0.1",
       "http://h;x", "http://h{", "http://h\nx", "http://user:pw@h", "http://h:0", "http://h:99999", "http://h:1x",
-      "http://h/p?q=1", "http://h/p#f", "http://h/a b", "http://h/$x", "ftp://h", "http://-h", "http://" } do
+      "http://h/p?q=1", "http://h/p#f", "http://h/a b", "http://h/$x", "ftp://h", "http://-h", "http://",
+      "https://h.example/v1/" } do -- the last: the provider's own prefix (requests went to /v1/v1/...)
       local ok, err = pcall(config.check, doc(u))
       assert.is_false(ok, u)
       assert.matches("upstream.base_url:", err, 1, true)
     end
     for _, u in ipairs { "http://127.0.0.1:8080", "https://api-singapore.klingai.com", "http://127.0.0.1:1/compat",
-      "https://h.example/v1/", "http://localhost" } do
+      "https://h.example/kling/", "http://localhost" } do
       assert.equal(u, config.check(doc(u)).upstream.base_url)
     end
   end)

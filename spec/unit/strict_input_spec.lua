@@ -132,6 +132,17 @@ describe("strict input", function()
       assert.matches("127.0.0.1:9", tostring(err), 1, true)
     end
     assert.is_not_nil(kling.new { api_key = "k", base_url = "https://user.example.com:8443/kling/" })
+    -- a base URL ending in the provider's own route prefix sent every request to /v1/v1/...: refused,
+    -- saying what to give
+    for _, case in ipairs { { "kling", "https://api-singapore.klingai.com/v1/", "https://api-singapore.klingai.com" },
+      { "apimodels", "https://apimodels.app/api/v1", "https://apimodels.app" },
+      { "evolink", "https://proxy.example/evo/V1", "https://proxy.example/evo" } } do
+      local bad, err = kling.new { provider = case[1], api_key = "k", base_url = case[2] }
+      assert.is_nil(bad, case[2])
+      assert.are.equal("base_url", err.field)
+      assert.matches("request paths already start with: give " .. case[3] .. " (got", err.message, 1, true)
+    end
+    assert.is_not_nil(kling.new { api_key = "k", base_url = "https://x.example/v1x/" })
     local c, err = kling.new { api_key = "k", base_url = "https://x.com", ca_file = "/nonexistent/ca.pem" }
     assert.is_nil(c)
     assert.are.equal("ca_file", err.field)

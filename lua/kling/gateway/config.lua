@@ -182,8 +182,9 @@ end
 -- The upstream's host and port are written into nginx.conf (kling.gateway.proxy: upstream
 -- server, Host, TLS name): a host name or IPv4 address, a port, a plain path; nothing nginx
 -- would read as syntax (a host of "h;}server{..." added a server), no user info or query.
-local function base_url_problem(u)
-  local problem = validate.base_url_problem(u) -- the library's rule first: user info, query, spaces
+local function base_url_problem(u, prefix)
+  -- the library's rule first: user info, query, spaces, the provider's own route prefix
+  local problem = validate.base_url_problem(u, prefix)
   if problem then
     return problem
   end
@@ -310,7 +311,8 @@ function M.check(doc)
     fail("upstream.provider", "must be one of " .. table.concat(names, ", ") .. " (got " .. c.upstream.provider
       .. (near and ("; did you mean " .. near .. "?") or "") .. ")")
   end
-  local bad = base_url_problem(c.upstream.base_url)
+  local upstream_provider = require("kling.providers").get(c.upstream.provider)
+  local bad = base_url_problem(c.upstream.base_url, upstream_provider and upstream_provider.route_prefix)
   if bad then
     fail("upstream.base_url", bad)
   end

@@ -16,6 +16,8 @@ local P = {
   title = "API in One",
   -- The seed names no host: pass base_url (or KLING_BASE_URL).
   default_base_url = nil,
+  -- what every path of its own starts with: a base_url ending in it is refused (/v1/v1/...)
+  route_prefix = "/api/v1",
   auth = { jwt = false, api_key = true },
   capabilities = {
     text_to_video = true, image_to_video = true, first_last_frame = false, multi_shot = true,

@@ -19,6 +19,8 @@ local P = {
   name = "evolink",
   title = "EvoLink",
   default_base_url = "https://api.evolink.ai",
+  -- what every path of its own starts with: a base_url ending in it is refused (/v1/v1/...)
+  route_prefix = "/v1",
   auth = { jwt = false, api_key = true },
   capabilities = {
     text_to_video = true, image_to_video = true, first_last_frame = true, multi_shot = true,
