@@ -160,17 +160,9 @@ end
 -- never count anything, nor could a rate for such a currency: refused by name before anything
 -- is sent. -> message | nil
 local function uncountable(budgets, rates)
-  local units, list = budget.units(billing.default_catalogs)
-  local rated = {}
-  for cur in pairs(rates and rates.rates or {}) do
-    rated[#rated + 1] = cur
-  end
-  table.sort(rated)
-  for _, cur in ipairs(rated) do
-    if not units[cur] then
-      return "--rates: rates." .. cur .. ": no provider charges in " .. cur .. ", so the rate could never apply "
-        .. "(the providers' units: " .. table.concat(list, ", ") .. ")"
-    end
+  local cur, unrated = budget.first_unrated(rates and rates.rates, billing.default_catalogs)
+  if cur then
+    return "--rates: rates." .. cur .. ": " .. unrated
   end
   for _, b in ipairs(budgets) do
     local problem = budget.uncountable(b.currency, rates, billing.default_catalogs, "--rates")

@@ -136,7 +136,13 @@ end
 ---@return kling.Quotes quotes
 function M.quote(req, opts)
   validate.options("quote", opts, QUOTE_OPTIONS)
-  return quote.quote(req, priced_by_default(opts))
+  opts = priced_by_default(opts)
+  -- a rate for a currency no provider charges in could never rank anything (CYN for CNY)
+  local cur, unrated = require("kling.money.hold").first_unrated(opts.rates, opts.catalogs or default)
+  if cur then
+    errors.misuse("quote", "rates." .. cur .. ": " .. unrated)
+  end
+  return quote.quote(req, opts)
 end
 
 --- The request every provider is asked to price, with the defaults made explicit.

@@ -587,6 +587,23 @@ describe("strict input", function()
       budget = { limit = "5", currency = "RMB" } })
   end)
 
+  -- kling quote --rates CYN=... and kling run's --rates file refused a rate for a currency no provider
+  -- charges in; kling.quote and kling.new's budget.rates took it: one rule (kling.money.hold.unrated)
+  it("kling.quote and kling.new's budget.rates refuse a rate for a currency no provider charges in", function()
+    local ok, msg = pcall(kling.quote, { model = "kling-v2-6", duration = 5 }, { rates = { CYN = "0.14" } })
+    assert.is_false(ok)
+    assert.matches("kling.quote: rates.CYN: no provider charges in CYN, so its rate could never apply; "
+      .. "did you mean CNY?", msg, 1, true)
+    local c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", budget = { limit = "5", currency = "CNY",
+      rates = { currency = "CNY", rates = { XYZ = "0.1" } } } }
+    assert.is_nil(c)
+    assert.are.same({ "validation", "budget.rates.rates.XYZ" }, { err.kind, err.field })
+    assert.matches("no provider charges in XYZ, so its rate could never apply", err.message, 1, true)
+    assert(kling.quote({ model = "kling-v2-6", duration = 5 }, { rates = { CNY = "0.14" } }))
+    assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", budget = { limit = "5", currency = "CNY",
+      rates = { currency = "CNY", rates = { USD = "7.1" } } } })
+  end)
+
   it("a misuse raised deep inside the module names the caller's line, never a kling/*.lua one", function()
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
     for name, fn in pairs {

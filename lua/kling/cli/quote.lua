@@ -13,18 +13,16 @@ local M = {}
 -- silently: both are refused by name, as kling run's --rates file refuses them.
 local function parse_rates(text)
   local rates = {}
-  local units, list = require("kling.money.hold").units(billing.default_catalogs)
   for item in text:gmatch("[^,]+") do
     local cur, rate = item:match("^%s*([%w%-_]+)%s*=%s*([%d.]+)%s*$")
     if not cur or not require("kling.core").money_parse(rate) then
       return nil, "--rates takes CURRENCY=USD_PER_UNIT pairs separated by commas (got " .. item .. ")"
     elseif rates[cur] then
       return nil, "--rates: " .. cur .. " is given twice"
-    elseif not units[cur] then
-      local near = require("kling.validate").closest(cur, list)
-      return nil, "--rates: no provider charges in " .. cur .. ", so its rate could never apply"
-        .. (near and ("; did you mean " .. near .. "?") or "") .. " (the providers' units: "
-        .. table.concat(list, ", ") .. ")"
+    end
+    local unrated = require("kling.money.hold").unrated(cur, billing.default_catalogs)
+    if unrated then
+      return nil, "--rates: " .. unrated
     end
     rates[cur] = rate
   end

@@ -49,6 +49,37 @@ function M.uncountable(currency, rates, set, rates_name)
     .. "could count against it (the providers' units: " .. table.concat(list, ", ") .. ")"
 end
 
+-- Why a rate for currency `cur` could never apply, or nil: no provider (of `set`) charges in it
+-- (a typo: CYN). The one rule of every rate a user gives: kling.quote's and kling quote's
+-- USD rates, kling.new's budget.rates and kling run's --rates file.
+function M.unrated(cur, set)
+  local units, list = M.units(set)
+  if units[cur] then
+    return nil
+  end
+  local near = require("kling.validate").closest(tostring(cur), list)
+  return "no provider charges in " .. tostring(cur) .. ", so its rate could never apply"
+    .. (near and ("; did you mean " .. near .. "?") or "") .. " (the providers' units: " .. table.concat(list, ", ")
+    .. ")"
+end
+
+-- The first currency of a rates map ({CUR = rate}) that M.unrated refuses, in name order: its
+-- name and why. -> cur, problem | nil
+function M.first_unrated(rates, set)
+  local names = {}
+  for cur in pairs(type(rates) == "table" and rates or {}) do
+    names[#names + 1] = tostring(cur)
+  end
+  table.sort(names)
+  for _, cur in ipairs(names) do
+    local problem = M.unrated(cur, set)
+    if problem then
+      return cur, problem
+    end
+  end
+  return nil
+end
+
 -- opts.budget: {limit = "50.00", currency = "CNY"} or a ledger shared by several clients. A
 -- provider's own unit ("credits") names that provider's ("evolink-credits"): the client's.
 -- A budget in a currency no provider of `set` (the client's catalogs) charges in and no rate
@@ -93,6 +124,10 @@ function M.open(budget, provider, set)
     return nil, err
   end
   set = set or require("kling.billing").default_catalogs -- (billing requires kling.money: not at load)
+  local cur, unrated = M.first_unrated(type(b.rates) == "table" and b.rates.rates, set)
+  if cur then
+    return nil, errors.validation("budget.rates.rates." .. cur, unrated)
+  end
   local each = type(b.budgets) == "table" and b.budgets or { b }
   for i, one in ipairs(each) do
     local problem = M.uncountable(one.currency, b.rates, set, "budget.rates")
