@@ -296,6 +296,12 @@ function M.new(opts)
         .. validate.type_of(opts.engine) .. ")")
     end
     validate.options("new{engine}", opts.engine, require("kling.engine").NEW_OPTIONS)
+    -- a bad secret made every deliver() raise later, in C
+    local secret = opts.engine.webhook_secret
+    local problem = secret ~= nil and require("kling.webhook").secret_problem(secret)
+    if problem then
+      return nil, errors.validation("engine.webhook_secret", problem)
+    end
   end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,

@@ -146,6 +146,10 @@ function M.new(client, opts)
   opts = opts or {}
   errors.check_arg("engine.new", 2, opts, "table")
   validate.options("engine.new", opts, NEW_OPTIONS)
+  local secret_problem = opts.webhook_secret ~= nil and require("kling.webhook").secret_problem(opts.webhook_secret)
+  if secret_problem then
+    errors.misuse("engine.new", "webhook_secret " .. secret_problem)
+  end
   local driver = client.driver
   local io = seam(driver, opts.http)
   local min_ms = ms("engine.new", "min_interval", opts.min_interval, validate.seconds_ms(client.poll_min))

@@ -55,6 +55,23 @@ function M.takes(secret, insecure)
   return secret ~= nil or insecure == true
 end
 
+--- Why a webhook secret cannot sign or verify a callback, or nil: the C core's rule (what
+-- signing and verifying would raise on), a non-empty string whose rest after whsec_ is the key
+-- in base64. The one rule of the engine's webhook_secret (checked when kling.new makes the
+-- client), the gateway config's secrets and `kling sim start --webhook-secret`.
+---@param s any
+---@return string|nil problem
+function M.secret_problem(s)
+  if type(s) ~= "string" or s == "" then
+    return "must be a non-empty string: whsec_ and the key in base64, or another key used as it is (got "
+      .. (s == "" and "an empty string" or validate.type_of(s)) .. ")"
+  elseif not pcall(core.webhook_sign, { secret = s, id = "x", timestamp = 0, body = "" }) then
+    return "after whsec_ must come the key in base64 (the Standard Webhooks form); a key without the whsec_ prefix "
+      .. "is used as it is"
+  end
+  return nil
+end
+
 --- The refusal of a callback that M.takes refuses (kind `auth`, field `webhook_secret`).
 ---@param provider string
 ---@param where string how the caller sets them, e.g. "kling.engine.new{webhook_secret =}"

@@ -78,7 +78,7 @@ describe("kling sim command", function()
     local d = tmpdir()
     local status, err = main { "start", "--dir", d, "--webhook-secret", "whsec_!!!" }
     assert.are.equal(2, status)
-    assert.matches("--webhook-secret must be whsec_ and a base64 key", err, 1, true)
+    assert.matches("--webhook-secret after whsec_ must come the key in base64", err, 1, true)
     assert.is_nil(io.open(d .. "/sim.pid"))
   end)
 

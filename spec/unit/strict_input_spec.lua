@@ -589,6 +589,25 @@ describe("strict input", function()
 
   -- kling quote --rates CYN=... and kling run's --rates file refused a rate for a currency no provider
   -- charges in; kling.quote and kling.new's budget.rates took it: one rule (kling.money.hold.unrated)
+  -- engine = {webhook_secret = "whsec_!!!"} was taken and every deliver() then raised in C: refused when
+  -- the client is made, by the rule the gateway config and kling sim start use (kling.webhook.secret_problem)
+  it("kling.new refuses an engine webhook_secret that cannot verify anything, naming it", function()
+    for _, bad in ipairs { "whsec_!!!", "", 5 } do
+      local c, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9", engine = { webhook_secret = bad } }
+      assert.is_nil(c, tostring(bad))
+      assert.are.same({ "validation", "engine.webhook_secret" }, { err.kind, err.field })
+    end
+    local _, err = kling.new { api_key = "k", base_url = "http://127.0.0.1:9",
+      engine = { webhook_secret = "whsec_!!!" } }
+    assert.matches("after whsec_ must come the key in base64", err.message, 1, true)
+    assert.is_nil(err.message:find("!!!", 1, true)) -- a secret is never shown
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", engine = {
+      webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" } })
+    local ok, msg = pcall(require("kling.engine").new, c, { webhook_secret = "whsec_!!!" })
+    assert.is_false(ok)
+    assert.matches("kling.engine.new: webhook_secret after whsec_", msg, 1, true)
+  end)
+
   it("kling.quote and kling.new's budget.rates refuse a rate for a currency no provider charges in", function()
     local ok, msg = pcall(kling.quote, { model = "kling-v2-6", duration = 5 }, { rates = { CYN = "0.14" } })
     assert.is_false(ok)

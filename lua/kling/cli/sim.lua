@@ -5,12 +5,12 @@ local M = {}
 
 M.summary = "start or stop the offline simulator of all five APIs"
 
--- The simulator's rule (kling_sim.settings): whsec_ and base64, or any other non-empty key. A
--- bad one stopped nginx at start ("init_by_lua_file error: ..."), exit 1, not a usage error.
+-- The library's rule (kling.webhook.secret_problem): whsec_ and base64, or any other non-empty
+-- key. A bad one stopped nginx at start ("init_by_lua_file error: ..."), exit 1, not a usage error.
 local function webhook_secret(s)
-  local b64 = s:match("^whsec_(.*)$")
-  if s == "" or (b64 and not (b64:match("^[%w+/]+=*$") and require("kling.core").b64decode(b64))) then
-    return nil, "--webhook-secret must be whsec_ and a base64 key, or another non-empty key (the value is not shown)"
+  local problem = require("kling.webhook").secret_problem(s)
+  if problem then
+    return nil, "--webhook-secret " .. problem .. " (the value is not shown)"
   end
   return s
 end

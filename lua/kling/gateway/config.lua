@@ -277,10 +277,9 @@ function M.check(doc)
   end
   -- The secret the upstream's callbacks are verified with: a whsec_ one whose rest is no base64
   -- was taken here and then made every callback raise in C.
-  if c.webhook_secret and not pcall(core.webhook_sign, { secret = c.webhook_secret, id = "x", timestamp = 0,
-      body = "" }) then
-    fail("webhook_secret", "after whsec_ must come the key in base64 (the Standard Webhooks form); a key without "
-      .. "the whsec_ prefix is used as it is")
+  local secret_problem = c.webhook_secret and webhook.secret_problem(c.webhook_secret)
+  if secret_problem then
+    fail("webhook_secret", secret_problem)
   end
   -- The upstream's callbacks are taken only when they can be verified (or when the operator
   -- says in writing that they need not be); without them polling alone ends tasks.
