@@ -715,12 +715,13 @@ local function distance(a, b)
 end
 
 -- The known name closest to `name` (a set or a list of names), or nil when none is close
--- (more than a third of the name would have to change).
+-- (more than a third of the name would have to change); second, every known name as close,
+-- sorted (a list of one when no other is).
 function M.closest(name, known)
   if type(name) ~= "string" then
     return nil
   end
-  local best, best_d
+  local best, best_d, ties
   local list = known[1] ~= nil and known or nil
   -- A name further than this from every known one has no suggestion; the lengths alone bound
   -- the distance, so a long name (a client's megabyte of field name) is never compared.
@@ -728,8 +729,10 @@ function M.closest(name, known)
   local function try(k)
     if type(k) == "string" and math.abs(#name - #k) <= limit then
       local d = distance(name, k)
-      if not best_d or d < best_d or (d == best_d and k < best) then
-        best, best_d = k, d
+      if not best_d or d < best_d then
+        best, best_d, ties = k, d, { k }
+      elseif d == best_d then
+        best, ties[#ties + 1] = k < best and k or best, k
       end
     end
   end
@@ -743,7 +746,8 @@ function M.closest(name, known)
     end
   end
   if best and best_d <= limit then
-    return best
+    table.sort(ties)
+    return best, ties
   end
   return nil
 end

@@ -57,18 +57,67 @@ local function option_names(parser)
   return names
 end
 
--- argparse's "did you mean" is a second line ("\nDid you mean 'run'?"); kling's are one line
--- ("; did you mean run?"), as for unknown fields and options of the library. argparse only
--- suggests a name one edit away; a swap of two letters (--degub) gets kling's own suggestion.
-local function one_line(msg, parser)
-  msg = msg:gsub("\nDid you mean one of these: (.-)%?$", function(list)
-    return "; did you mean one of " .. list:gsub("'", ""):gsub(" ", ", ") .. "?"
-  end)
-  msg = msg:gsub("\nDid you mean '(.-)'%?$", "; did you mean %1?")
-  local unknown = msg:match("^unknown option '(%-%-?[^']+)'$")
-  local near = unknown and validate.closest(unknown, option_names(parser))
+-- The command names a parser takes (argparse keeps them in `_commands`).
+local function command_names(parser)
+  local names = {}
+  for _, c in ipairs(rawget(parser, "_commands") or {}) do
+    for _, alias in ipairs(c._aliases or {}) do
+      names[#names + 1] = alias
+    end
+  end
+  return names
+end
+
+-- The word of argv a "must be one of" message refuses: argparse does not say it. An option's is
+-- the word after it (or after its "="); an argument's, the last word that is no option and no
+-- choice.
+local function refused_choice(msg, argv, set)
+  local opt = msg:match("^argument for option '([^']+)'")
+  local given
+  for i, a in ipairs(argv) do
+    if opt then
+      if a == opt then
+        given = argv[i + 1]
+      elseif a:sub(1, #opt + 1) == opt .. "=" then
+        given = a:sub(#opt + 2)
+      end
+    elseif a:sub(1, 1) ~= "-" and not set[a] then
+      given = a
+    end
+  end
+  return given
+end
+
+-- kling's "did you mean" is one line ("; did you mean run?"), as for unknown fields and options
+-- of the library, and by the library's closest-name rule (validate.closest): argparse's is a
+-- second line, only one edit away (a swap, --degub, got none), lists names further than the
+-- closest (--sond: "one of --json, --sound"), and a refused choice (kling help rnu) got none.
+local function one_line(msg, parser, argv)
+  msg = msg:gsub("\nDid you mean.*$", "")
+  local name = msg:match("^unknown option '(%-%-?[^']+)'$")
+  local names
+  if name then
+    names = option_names(parser)
+  else
+    name = msg:match("^unknown command '([^']+)'$")
+    names = name and command_names(parser)
+  end
+  local choices = not name and msg:match(" must be one of ('.*')$")
+  if choices then
+    names = {}
+    local set = {}
+    for c in choices:gmatch("'([^']*)'") do
+      names[#names + 1], set[c] = c, true
+    end
+    name = refused_choice(msg, argv or {}, set)
+    msg = name and (msg .. " (got '" .. validate.brief(name) .. "')") or msg
+  end
+  local near, ties = nil, nil
+  if name then
+    near, ties = validate.closest(name, names)
+  end
   if near then
-    msg = msg .. "; did you mean " .. near .. "?"
+    msg = msg .. "; did you mean " .. (#ties > 1 and ("one of " .. table.concat(ties, ", ")) or near) .. "?"
   end
   return msg
 end
@@ -140,7 +189,7 @@ function M.main(argv)
       io.stdout:write(args.help:get_help(), "\n")
       return 0
     end
-    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message, args.usage), "\n",
+    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message, args.usage, argv), "\n",
       args.usage:get_usage(), "\n")
     return 2
   end
