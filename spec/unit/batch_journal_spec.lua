@@ -162,4 +162,16 @@ describe("kling status DIR", function()
     end
     assert.are.equal(#shown, n, "the help explains a state kling status never shows")
   end)
+
+  it("says a journal whose header names no manifest has none recorded, never \"manifest nil\"", function()
+    local json = require "kling.json"
+    local d = dir .. "/no-manifest"
+    assert(os.execute("mkdir -p " .. d))
+    write(d .. "/journal.jsonl", assert(json.encode { t = "batch", v = state.VERSION, rows = 1 }) .. "\n")
+    local p = assert(io.popen("lua5.4 bin/kling status " .. d .. " 2>&1", "r"))
+    local out = p:read("a")
+    p:close()
+    assert.is_nil(out:find("nil", 1, true), out)
+    assert.matches(": 1 rows, 1 run(s), no manifest recorded\n", out, 1, true)
+  end)
 end)

@@ -7,6 +7,7 @@ local journal = require "kling.journal"
 local state = require "kling.batch.state"
 local flags = require "kling.cli.flags"
 local batch = require "kling.batch"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -123,8 +124,10 @@ local function batch_status(dir, opts)
     io.stdout:write(assert(json.encode(out)), "\n")
     return status
   end
-  io.stdout:write(string.format("batch %s: %d rows, %d run(s), manifest %s\n", dir, total, st.runs,
-    tostring(header.manifest)))
+  -- an older or hand-made journal's header may name no manifest: said so, not "manifest nil"
+  local manifest = type(header.manifest) == "string" and ("manifest " .. validate.shown(header.manifest))
+    or "no manifest recorded"
+  io.stdout:write(string.format("batch %s: %d rows, %d run(s), %s\n", dir, total, st.runs, manifest))
   for _, s in ipairs(ORDER) do
     if counts[s] and counts[s] > 0 then
       io.stdout:write(string.format("  %-12s %6d\n", s, counts[s]))
