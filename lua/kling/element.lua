@@ -29,6 +29,8 @@ local validate = require "kling.validate"
 
 local M = {}
 
+local build -- (below M.request, which uses it)
+
 local TAGS = {}
 for i = 101, 108 do
   TAGS["o_" .. i] = true
@@ -39,6 +41,36 @@ local function fail(field, msg, provider)
 end
 
 -- ---- the spec ----
+
+-- The spec's field a request's field comes from (M.request builds one from the other), with
+-- what it is to the caller when that is not the whole field.
+local SPEC_FIELD = {
+  element_name = { "name" }, element_description = { "description" }, image = { "images[1]" },
+  element_frontal_image = { "images[1]" }, tag_list = { "tags" }, element_video_list = { "video" },
+  element_voice_id = { "voice_id" }, element_image_list = { "images" },
+  element_refer_list = { "images", "the views after the frontal image (images[2..], the API's element_refer_list)" },
+}
+
+-- A provider's refusal of an element's request, naming the spec's field (images[3], not
+-- element_refer_list[2].image_url), so that a caller (and kling element create's flags) can
+-- tell which input to fix.
+local function spec_error(err)
+  local field = type(err.field) == "string" and err.field or ""
+  local base, index = field:match("^([%w_]+)%[(%d+)%]")
+  local to = SPEC_FIELD[base or field]
+  if not to then
+    return err
+  end
+  if base == "element_refer_list" then
+    err.field = "images[" .. (tonumber(index) + 1) .. "]"
+  elseif base == "tag_list" then
+    err.field = "tags[" .. index .. "]"
+  else
+    err.field = to[1]
+    err.message = to[2] and (to[2] .. ": " .. err.message) or err.message
+  end
+  return err
+end
 
 --- Checks an element's spec.
 -- check(spec [, provider_name]) -> nil | validation error naming the field and the rule.
@@ -105,6 +137,23 @@ function M.request(spec, provider)
   if err then
     return nil, err
   end
+  local req
+  req, err = build(spec, provider)
+  if not req then
+    return nil, err
+  end
+  -- the provider's own rules (the official API's 1 to 3 views after the frontal one), named
+  -- by the spec's fields: the caller gave images, not element_refer_list
+  err = provider.validate(req, "general/custom-elements")
+  if err then
+    return nil, spec_error(err)
+  end
+  return req
+end
+
+-- The canonical request of a checked spec on `provider` (which makes elements). -> req | nil, err
+function build(spec, provider)
+  local name = provider.name
   local images = spec.images or {}
   if name == "kling" then
     if spec.video then

@@ -108,7 +108,7 @@ describe("custom elements against the simulator", function()
     local before = sim.stats().requests
     local _, err = element.create(client, { name = "Mia", description = "d", images = { IMAGES[1] } },
       { cache = false })
-    assert.are.equal("element_refer_list", err.field) -- the official API wants 1..3 more views
+    assert.are.equal("images", err.field) -- the official API wants 1..3 more views (named as the spec's field)
     _, err = element.create(client, { name = "Mia", description = "d", video = "https://e.x/v.mp4" }, { cache = false })
     assert.matches("not supported by provider 'kling'", err.message)
     _, err = element.create(evolink(), { name = "Mia", description = string.rep("d", 101), images = IMAGES },

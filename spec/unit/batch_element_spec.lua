@@ -95,6 +95,25 @@ describe("an element's request", function()
   end)
 end)
 
+-- One image on the official API was refused as "element_refer_list: is required": a field the caller
+-- never gave (kling element create has --image), found only after a client was made.
+describe("a provider's own rule of an element", function()
+  it("names the spec's field, and kling element create's flag", function()
+    local _, err = element.request(spec { images = { IMG } }, official)
+    assert.are.equal("images", err.field)
+    assert.matches("the views after the frontal image (images[2..], the API's element_refer_list): is required",
+      err.message, 1, true)
+    _, err = element.request(spec { images = { IMG, "https://example.com/side.png", "ftp://x/y.png" } }, official)
+    assert.are.equal("images[3]", err.field)
+    local p = assert(io.popen("lua5.4 bin/kling element create --provider kling --name Mia --description d --image "
+      .. IMG .. " 2>&1; echo \"exit $?\"", "r"))
+    local out = p:read("a")
+    p:close()
+    assert.matches("^kling element: kling: validation %(kling%): %-%-image: the views after the frontal image", out)
+    assert.matches("exit 2\n$", out)
+  end)
+end)
+
 describe("the element cache", function()
   local where = { provider = "kling", base_url = "https://api.example", account = element.account_of("ak-1") }
 

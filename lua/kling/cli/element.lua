@@ -76,12 +76,31 @@ local function list(opts)
   return 0
 end
 
+-- The flag each field of an element's spec comes from: a refusal names what the user typed
+-- (--image, the 2nd: --image[2]), not the spec's field nor the API's.
+local FLAG_OF = { name = "--name", description = "--description", images = "--image", video = "--video",
+  voice_id = "--voice", tags = "--tag" }
+
+local function as_flags(err)
+  local field = type(err) == "table" and type(err.field) == "string" and err.field or ""
+  local base, rest = field:match("^([%w_]+)(.*)$")
+  if base and FLAG_OF[base] then
+    err.field = FLAG_OF[base] .. rest
+  end
+  return err
+end
+
 local function create(opts)
   local spec = { name = opts.name, description = opts.description, images = flags.list(opts.images),
     video = opts.video, voice_id = opts.voice_id, tags = flags.list(opts.tags) }
   local err = element.check(spec, opts.provider)
+  if not err then
+    local provider = require("kling.providers").get(opts.provider or os.getenv("KLING_PROVIDER"))
+    -- the provider's own rules too, before a client or a key is needed
+    err = provider and select(2, element.request(spec, provider))
+  end
   if err then
-    return fail(2, err)
+    return fail(2, as_flags(err))
   end
   local client
   client, err = flags.client(opts)
@@ -96,7 +115,7 @@ local function create(opts)
         t.eta and string.format(", about %d s left", t.eta) or "", os.time() - started))
     end })
   if not e then
-    return flags.failed(fail, cached, "still being made: run the same command again to keep waiting")
+    return flags.failed(fail, as_flags(cached), "still being made: run the same command again to keep waiting")
   end
   if opts.json then
     e.cached = cached
