@@ -65,22 +65,6 @@ local function with_seconds(name, v, default)
   return v
 end
 
--- Why a CA file cannot be used, or nil: said here rather than as a network error on the
--- first call.
-local function ca_file_problem(path)
-  if path == nil then
-    return nil
-  elseif type(path) ~= "string" or path == "" or path:find("%c") then
-    return "must be a file path without control characters"
-  end
-  local f, err = io.open(path, "rb")
-  if not f then
-    return "cannot be read: " .. tostring(err)
-  end
-  f:close()
-  return nil
-end
-
 -- core.auth, whose rules for keys (core/auth.c: an API key goes into a header as it is) are
 -- the user's input: a key it refuses is a validation error naming the key, returned, not raised.
 -- `from_env` names the variables the keys came from ({api_key = "KLING_API_KEY"}): the message
@@ -261,7 +245,7 @@ function M.new(opts)
       .. ")")
   end
   local ca_file = opts.ca_file or env("KLING_CA_FILE")
-  local cerr0 = ca_file_problem(ca_file)
+  local cerr0 = validate.ca_file_problem(ca_file)
   if cerr0 then
     return nil, errors.validation("ca_file", cerr0)
   end

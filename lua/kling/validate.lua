@@ -531,6 +531,23 @@ function M.url(ctx, req, field, rule)
   return nil
 end
 
+-- Why a CA file cannot be used, or nil: said when it is given (kling.new's ca_file, kling
+-- gateway start's --ca-file) rather than as a network error on the first call or an nginx that
+-- does not start.
+function M.ca_file_problem(path)
+  if path == nil then
+    return nil
+  elseif type(path) ~= "string" or path == "" or path:find("%c") then
+    return "must be a file path without control characters"
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    return "cannot be read: " .. tostring(err)
+  end
+  f:close()
+  return nil
+end
+
 -- Why a provider's base URL cannot be used, or nil: it goes into every request line and Host
 -- header, so no spaces or control characters; credentials go as keys, never as user info in
 -- the URL; paths are appended to it, so no query or fragment.

@@ -101,6 +101,27 @@ describe("gateway config and launcher (issue 12 review)", function()
     os.execute("rm -rf " .. tmp)
     assert.equal("gateway.json\n", ls)
   end)
+
+  -- A --ca-file that is not there failed only as nginx's start error (exit 1), after D was made.
+  it("start refuses a --ca-file it cannot read as bad usage (exit 2), naming the flag, nothing made", function()
+    local tmp = assert(io.popen("mktemp -d /tmp/kling-attack-spec.XXXXXX")):read("l")
+    local cfg = tmp .. "/gateway.json"
+    local f = assert(io.open(cfg, "w"))
+    f:write(require("kling.json").encode(doc("http://127.0.0.1:9")))
+    f:close()
+    local info, err, kind = launcher.start { config = cfg, dir = tmp .. "/gw", ca_file = tmp .. "/missing.pem" }
+    assert.is_nil(info)
+    assert.equal("usage", kind)
+    assert.matches("^%-%-ca%-file: " .. tmp:gsub("%p", "%%%0") .. "/missing%.pem cannot be read: ", err)
+    local p = assert(io.popen("lua5.4 bin/kling gateway start --config " .. cfg .. " --dir " .. tmp .. "/gw2 --ca-file "
+      .. tmp .. "/missing.pem 2>&1; echo \"exit $?\""))
+    local out = p:read("a")
+    p:close()
+    local ls = assert(io.popen("ls -A " .. tmp)):read("a")
+    os.execute("rm -rf " .. tmp)
+    assert.matches("^kling gateway: %-%-ca%-file: .* cannot be read: .*\nexit 2\n$", out)
+    assert.equal("gateway.json\n", ls)
+  end)
 end)
 
 describe("gateway auth (issue 12 review)", function()

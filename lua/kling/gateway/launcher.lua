@@ -237,6 +237,12 @@ function M.start(o)
   if unsafe then
     return nil, unsafe, "usage"
   end
+  -- nginx reads it only as it starts: a missing one was an nginx start error (exit 1)
+  local ca_problem = require("kling.validate").ca_file_problem(ca_file)
+  if ca_problem then
+    return nil, "--ca-file: " .. ca_file .. " " .. ca_problem .. (o.ca_file and "" or " (the system's bundle: give "
+      .. "--ca-file PEM)"), "usage"
+  end
   local listen, hostport = listen_of(o)
   if not listen then
     return nil, hostport, "usage"
