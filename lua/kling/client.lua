@@ -82,6 +82,19 @@ local function auth_of(keys, provider, from_env)
   return nil, errors.validation(field, rule .. (var and (" (the value of " .. var .. ")") or ""), provider.name)
 end
 
+--- Why a key cannot be used as `field` ("access_key", "secret_key", "api_key"), or nil: core.auth's
+-- rule (core/auth.c), the one every client's key follows, for what makes keys for clients to use
+-- (kling sim start --api-key "a b" made a simulator no client could call).
+---@param field string
+---@param v string
+---@return string|nil rule
+function M.key_problem(field, v)
+  local keys = field == "api_key" and { api_key = v }
+    or { access_key = field == "access_key" and v or "ak", secret_key = field == "secret_key" and v or "sk" }
+  local ok, err = pcall(core.auth, keys)
+  return not ok and (tostring(err):match("kling%.auth: " .. field .. " (.*)$") or tostring(err)) or nil
+end
+
 -- The keys a client uses: those its options give, else the environment's, never a mix: an
 -- api_key given for a gateway must not lose to the official keys in the environment (a token
 -- signed with them would go to the gateway's host). -> access_key, secret_key, api_key, from_env

@@ -82,6 +82,19 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d .. "/sim.pid"))
   end)
 
+  -- a key with a space or a control character made a simulator no client can call (kling.new refuses it)
+  it("refuses keys no client could use as bad usage, without showing them, before nginx starts", function()
+    for _, case in ipairs { { "--api-key", "sim key" }, { "--api-key", "k\tey" }, { "--access-key", "a\1b" },
+      { "--secret-key", "se cret" } } do
+      local d = tmpdir()
+      local status, err = main { "start", "--dir", d, case[1], case[2] }
+      assert.are.equal(2, status, case[1])
+      assert.matches("kling sim: " .. case[1] .. " must be non-empty printable ASCII without spaces", err, 1, true)
+      assert.is_nil(err:find(case[2], 1, true))
+      assert.is_nil(io.open(d .. "/sim.pid"))
+    end
+  end)
+
   it("treats stopping a sim that is not running as success", function()
     local d = tmpdir()
     assert.are.equal(0, (main { "stop", "--dir", d }))

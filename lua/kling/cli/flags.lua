@@ -102,6 +102,18 @@ function M.nonempty(flag)
   end
 end
 
+-- :convert(flags.key("--api-key", "api_key")): a key a client could use (kling.client.key_problem);
+-- the value is not shown, it is a secret.
+function M.key(flag, field)
+  return function(s)
+    local problem = require("kling.client").key_problem(field, s)
+    if problem then
+      return nil, flag .. " " .. problem .. " (the value is not shown)"
+    end
+    return s
+  end
+end
+
 -- A TASK_ID as given on the command line: it goes into a URL path and a file name, so it is
 -- checked by the library's one rule for task ids (kling.validate.task_id_problem).
 function M.task_id(s)

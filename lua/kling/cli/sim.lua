@@ -37,9 +37,12 @@ stop it and start afresh (new ports).]]
   start:option("--port", "the HTTP port (default: a free one)"):argname("N")
     :convert(flags.number("--port", flags.range(1, 65535)))
   start:option("--out", "also write the JSON line to FILE"):argname("FILE"):convert(flags.nonempty "--out")
-  start:option("--access-key", "the official API's access key"):argname("K"):convert(flags.nonempty "--access-key")
-  start:option("--secret-key", "the official API's secret key"):argname("S"):convert(flags.nonempty "--secret-key")
-  start:option("--api-key", "the gateways' API key"):argname("K"):convert(flags.nonempty "--api-key")
+  -- keys no client could send (a space, a control character) are refused, as kling.new refuses them
+  start:option("--access-key", "the official API's access key"):argname("K")
+    :convert(flags.key("--access-key", "access_key"))
+  start:option("--secret-key", "the official API's secret key"):argname("S")
+    :convert(flags.key("--secret-key", "secret_key"))
+  start:option("--api-key", "the gateways' API key"):argname("K"):convert(flags.key("--api-key", "api_key"))
   start:option("--task-seconds", "time a task takes (default 3)"):argname("N")
     :convert(flags.number("--task-seconds", { "a number of seconds in 0..86400", function(n)
       return n >= 0 and n <= 86400
