@@ -17,10 +17,22 @@ M.MAX_BYTES = 10 * 1024 * 1024
 --- The largest input file read as text (a manifest, a storyboard, --defaults, --rates, --file).
 M.MAX_TEXT = 256 * 1024 * 1024
 
+--- A UTF-8 byte order mark (U+FEFF): editors on Windows ("UTF-8 with BOM") start a file with one.
+M.BOM = "\239\187\191"
+
+--- A file's text without the byte order mark it starts with: the one rule of every file a user
+-- gives (a manifest, a storyboard, --file, --defaults, --rates, the gateway's config), where a
+-- BOM is taken at the start only (anywhere else the JSON decoder refuses it).
+---@param text string
+---@return string
+function M.without_bom(text)
+  return text:sub(1, 3) == M.BOM and text:sub(4) or text
+end
+
 --- Reads a file the user named as an input (a manifest, a storyboard, --defaults, --rates, a
 -- request's --file): the one place these are read. Only a regular file is read (a directory,
 -- a FIFO or a device is named as such, checked before any open: nothing blocks), at most
--- MAX_TEXT bytes.
+-- MAX_TEXT bytes; a BOM it starts with is removed (M.without_bom).
 ---@param path string
 ---@return string|nil text
 ---@return string|nil err naming the path and why ("x is a directory", the OS's reason)
@@ -38,7 +50,7 @@ function M.read_text(path)
   if #data > M.MAX_TEXT then
     return nil, string.format("%s is over %d bytes", path, M.MAX_TEXT)
   end
-  return data
+  return M.without_bom(data)
 end
 
 -- Base64 of the formats the APIs take starts with these (JPEG, PNG, MP4's box size).

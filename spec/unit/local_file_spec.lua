@@ -183,3 +183,50 @@ describe("local files as inputs (issue 14)", function()
     assert.are.equal("url", providers.get("evolink").media_inputs.image)
   end)
 end)
+
+-- A UTF-8 BOM was taken at the start of a manifest only: --file, --defaults, --rates, a storyboard
+-- and the gateway's config were refused as not JSON. One rule now (local_file.without_bom).
+describe("a JSON file a user gives, saved as UTF-8 with BOM", function()
+  local bdir
+  setup(function()
+    bdir = os.tmpname()
+    os.remove(bdir)
+    assert(os.execute("mkdir -p " .. bdir))
+  end)
+  teardown(function()
+    os.execute("rm -rf " .. bdir)
+  end)
+  local function bom_file(name, text)
+    local path = bdir .. "/" .. name
+    local f = assert(io.open(path, "wb"))
+    f:write(local_file.BOM, text)
+    f:close()
+    return path
+  end
+
+  it("is read with its BOM skipped: a storyboard, --rates, --file, the gateway's config", function()
+    assert.are.equal("{}", local_file.read_text(bom_file("x.json", "{}")))
+    local sb = assert(require("kling.multishot").load(bom_file("sb.json", '[{"prompt": "a", "duration": 5}]')))
+    assert.are.equal("a", sb.shots[1].prompt)
+    local rates = assert(require("kling.money.hold").read_rates(bom_file("rates.json",
+      '{"currency": "CNY", "rates": {"USD": "7.1"}}')))
+    assert.are.equal("7.1", rates.rates.USD)
+    local p = assert(io.popen("lua5.4 bin/kling estimate --file " .. bom_file("req.json",
+      '{"model": "kling-v2-6", "mode": "pro", "duration": 5, "sound": true}')
+      .. " --format json 2>&1; echo \"exit $?\""))
+    local out = p:read("a")
+    p:close()
+    assert.matches("exit 0\n$", out)
+    local ok, err = pcall(require("kling.gateway.config").load, bom_file("gateway.json", "{}"))
+    assert.is_false(ok) -- refused for what it lacks, not as "not JSON"
+    assert.is_nil(tostring(err):find("is not JSON", 1, true), tostring(err))
+  end)
+
+  it("is refused with a BOM anywhere but its start", function()
+    local path = bdir .. "/mid.json"
+    local f = assert(io.open(path, "wb"))
+    f:write("{}", local_file.BOM)
+    f:close()
+    assert.is_nil((require("kling.money.hold").read_rates(path)))
+  end)
+end)

@@ -194,9 +194,9 @@ local function only_defaults(v)
   return k == "defaults" and next(v, k) == nil
 end
 
--- A UTF-8 byte order mark (U+FEFF): editors on Windows start a UTF-8 file with one. It is
--- taken at the start of a manifest only (load removes it); anywhere else it is an error.
-local BOM = "\239\187\191"
+-- A UTF-8 byte order mark (U+FEFF) is taken at the start of the file only (local_file.read_text
+-- removes it there, as from every file a user gives); anywhere else it is an error, named.
+local BOM = local_file.BOM
 
 local function jsonl_rows(text, path)
   local rows, defaults = {}, {}
@@ -277,10 +277,7 @@ function M.load(path, opts)
   if not text then
     return nil, "cannot read the manifest: " .. err
   end
-  local body = text
-  if body:sub(1, 3) == BOM then
-    body = body:sub(4) -- JSONL and CSV alike: at the start of the file only
-  end
+  local body = text -- without its BOM (JSONL and CSV alike)
   local format = opts.format
   if not format then
     local ext = path:lower():match("%.(%w+)$")

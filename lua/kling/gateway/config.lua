@@ -486,7 +486,8 @@ function M.load(path)
     -- io.open's message names the path already ("PATH: No such file or directory")
     error("kling gateway config: cannot read " .. tostring(err), 0)
   end
-  local text = f:read("*a")
+  -- a BOM at its start is taken, as in every file a user gives (kling.local_file.without_bom)
+  local text = require("kling.local_file").without_bom(f:read("*a") or "")
   f:close()
   local doc, derr, dup = json.decode_strict(text)
   if dup then
