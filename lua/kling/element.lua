@@ -26,6 +26,7 @@ local durable_file = require "kling.durable_file"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local validate = require "kling.validate"
+local id_text = require("kling.providers.common").id_text
 
 local M = {}
 
@@ -274,13 +275,15 @@ end
 
 -- ---- creating ----
 
+-- An element's id as text, as a task's is (common.id_text: a number in its digits, where
+-- LuaJIT's tostring wrote 8.6179663966600e+14 and the cache kept an id no element has).
 local function element_id_of(t)
   if t.element_id ~= nil then
-    return tostring(t.element_id)
+    return id_text(t.element_id)
   end
   local e = type(t.elements) == "table" and t.elements[1]
   if e and (e.element_id or e.id) then
-    return tostring(e.element_id or e.id)
+    return id_text(e.element_id or e.id)
   end
   return nil
 end
@@ -298,7 +301,7 @@ local function find_listed(client, spec)
     end
     for _, e in ipairs(list) do
       if e.element_name == spec.name and e.element_description == spec.description then
-        return tostring(e.element_id)
+        return id_text(e.element_id)
       end
     end
     if #list < 500 then

@@ -200,7 +200,8 @@ function M.segment_request(sb, shots, seg, native)
   local elements, seen = {}, {}
   for i = seg.first, seg.last do
     for _, e in ipairs(shots[i].elements or {}) do
-      local key = type(e) == "table" and canonical(e) or tostring(e)
+      -- an id in its digits: tostring made two ids above 10^14 one ("8.6179663966600e+14")
+      local key = type(e) == "table" and canonical(e) or require("kling.providers.common").id_text(e) or tostring(e)
       if not seen[key] then
         seen[key] = true
         elements[#elements + 1] = e

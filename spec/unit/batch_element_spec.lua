@@ -114,6 +114,29 @@ describe("a provider's own rule of an element", function()
   end)
 end)
 
+-- Element ids between 10^14 and 2^53 were made text with tostring, which writes a float with 14
+-- digits (LuaJIT's every number; Lua 5.4's floats): 861796639666001 went out as 8.61796639666e+14,
+-- an element no one has, and two such ids in a storyboard's shots were taken for one.
+describe("element ids above 10^14", function()
+  local A, B = 861796639666001.0, 861796639666002.0 -- floats: as LuaJIT holds every id
+
+  it("are sent in their digits, as task ids are (common.id_text)", function()
+    local list = require("kling.providers.common").id_list({ A, "861796639666003", { element_id = "x" } },
+      "element_id")
+    assert.are.same({ { element_id = "861796639666001" }, { element_id = "861796639666003" }, { element_id = "x" } },
+      list)
+    local body = official.build({ model = "kling-v3", prompt = "p", image = IMG, element_list = { A } },
+      "videos/image2video").body
+    assert.are.equal("861796639666001", body.element_list[1].element_id)
+  end)
+
+  it("are two elements in a storyboard's segment, not one", function()
+    local shots = { { prompt = "a", duration = 5, elements = { A } }, { prompt = "b", duration = 5, elements = { B } } }
+    local req = require("kling.multishot").segment_request({}, shots, { first = 1, last = 2 }, true)
+    assert.are.equal(2, #req.element_list)
+  end)
+end)
+
 describe("the element cache", function()
   local where = { provider = "kling", base_url = "https://api.example", account = element.account_of("ak-1") }
 

@@ -29,14 +29,15 @@ function M.id_text(v)
   return nil
 end
 
--- [{key = id}] from ids (sent as strings) or tables (sent as they are).
+-- [{key = id}] from ids (sent as strings, a number in its digits: M.id_text, where LuaJIT's
+-- tostring wrote 861796639666001 as "8.6179663966600e+14") or tables (sent as they are).
 function M.id_list(list, key)
   local out = {}
   for i, item in ipairs(list) do
     if type(item) == "table" then
       out[i] = item
     else
-      out[i] = { [key] = tostring(item) }
+      out[i] = { [key] = M.id_text(item) or tostring(item) }
     end
   end
   return out
