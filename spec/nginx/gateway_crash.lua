@@ -64,11 +64,7 @@ local function start_cli()
   local pid = info.pid
   srv = { pid = pid }
   function srv.workers()
-    local pids = {}
-    for w in h.sh("pgrep -P " .. pid):gmatch("%d+") do
-      pids[#pids + 1] = tonumber(w)
-    end
-    return pids
+    return h.workers(pid)
   end
   function srv.stop()
     h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(prefix .. "/gw")))
