@@ -45,6 +45,45 @@ h.main(function()
   srv.stop()
   h.sh("rm -rf " .. h.q(prefix))
 
+  -- lua_code_cache off: nginx runs init_by_lua again in each request's own Lua VM, in a worker,
+  -- where the start's check could not read the conf's user and took nobody: every request was an
+  -- HTML 500 saying the journal was not writable by nobody (with user root;). Each location
+  -- answers 503 in its own form naming lua_code_cache, nothing metered or forwarded.
+  prefix = h.tempdir("gateway-setup-cache")
+  h.write(prefix .. "/gateway.json", require("kling.json").encode {
+    upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
+    journal = prefix .. "/ledger.jsonl",
+    accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
+  })
+  port = h.free_port()
+  srv = h.nginx_start(prefix, table.concat {
+    h.conf_head(prefix),
+    "http {\n", h.lua_paths(), h.temp_paths(prefix), "  access_log off;\n  lua_code_cache off;\n",
+    "  include ", h.src, "/examples/nginx/http.conf;\n",
+    "  server {\n    listen 127.0.0.1:", port, ";\n",
+    "    include ", h.src, "/examples/nginx/server.conf;\n  }\n}\n",
+  }, port)
+  base = "http://127.0.0.1:" .. port
+  for _, c in ipairs {
+    { "POST", "/v1/videos/text2video", { model_name = "kling-v1", prompt = "a cat", duration = "5" } },
+    { "GET", "/v1/videos/text2video/gw1" },
+    { "GET", "/gateway/balance" },
+  } do
+    res = h.request(c[1], base .. c[2], { headers = key, body = c[3] })
+    h.check(c[1] .. " " .. c[2] .. " with lua_code_cache off: 503, code 5001, naming lua_code_cache",
+      res.status == 503 and res.json and res.json.code == 5001
+      and tostring(res.json.message):find("lua_code_cache is off", 1, true) ~= nil,
+      tostring(res.status) .. " " .. tostring(res.body):sub(1, 300))
+  end
+  res = h.request("GET", base .. "/gateway/admin", { headers = { authorization = "Bearer x" } })
+  h.check("the admin API with lua_code_cache off: 503 in its own form, naming lua_code_cache",
+    res.status == 503 and res.json and tostring(res.json.error):find("lua_code_cache", 1, true) ~= nil,
+    tostring(res.status) .. " " .. tostring(res.body):sub(1, 300))
+  h.check_no_lua_error(srv, "nothing raised inside nginx with lua_code_cache off")
+  srv.stop()
+  srv = nil
+  h.sh("rm -rf " .. h.q(prefix))
+
   -- The workers' user given on the command line (nginx -g 'user www-data;'), not in the conf:
   -- the start's check took nginx's default (nobody), passed a journal only nobody can write, and
   -- every create was then refused (503) by workers that could not open it.

@@ -112,6 +112,17 @@ local function worker_user()
   return "nobody"
 end
 
+-- Whether init runs in a worker: only with lua_code_cache off (ngx.process says "master" or
+-- "single" at nginx's start and at a reload; ngx.worker.id() is 0 in the master as well).
+local function code_cache_off()
+  local ok, process = pcall(require, "ngx.process")
+  return ok and process.type() == "worker"
+end
+
+M.CODE_CACHE_OFF = "lua_code_cache is off in this nginx: the gateway keeps its ledger, tasks and journal in"
+  .. " each worker's one Lua VM, which nginx makes anew for every request with the code cache off; remove"
+  .. " 'lua_code_cache off' (on is nginx's default) and restart nginx"
+
 -- This worker's parent: nginx's master (Linux's /proc).
 local function master_pid()
   local pid = own_status("PPid")
@@ -306,6 +317,14 @@ end
 -- shared memory from the journal after a restart (a reload keeps it), and opens the
 -- accounts (a changed credit moves the balance by the difference).
 function M.init(path, opts)
+  -- lua_code_cache off: nginx runs init_by_lua again in a fresh Lua VM for every request, inside
+  -- a worker, where the start's checks cannot run (the conf's user unreadable, the journal's lock
+  -- the master's) and the ledger would be a new one per request. Every location answers 503
+  -- naming the cause (set_up) rather than nginx's HTML 500 about the journal's user.
+  if code_cache_off() then
+    G.code_cache_off = true
+    return
+  end
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)
   -- Upstream calls from request handlers through nginx's proxy (kling.gateway.proxy's
@@ -539,6 +558,13 @@ end
 M.NOT_SET_UP = "the kling gateway is not set up in this nginx: include examples/nginx/http.conf in http {}"
   .. " (its lua_shared_dicts, init_by_lua_block and init_worker_by_lua_block), and server.conf in a server {}"
 local function set_up(admin_form)
+  if G.code_cache_off then -- this request's own Lua VM (M.init): nothing here may meter or forward
+    ngx.log(ngx.ERR, "kling gateway: ", M.CODE_CACHE_OFF)
+    if admin_form then
+      return admin.refused(503, M.CODE_CACHE_OFF)
+    end
+    return official.fail { status = 503, code = 5001, message = M.CODE_CACHE_OFF }
+  end
   if G.client then -- made by init_worker, which runs only after init
     return true
   end
