@@ -50,6 +50,7 @@ h.main(function()
       header_filter_by_lua_block { require("driver_checks").header_filter() }
     }
     location ~ ^/fixture/(\w+)$ { content_by_lua_block { require("driver_checks").fixture(ngx.var[1]) } }
+    location ~ ^/hostile/(\w+)/ { content_by_lua_block { require("driver_checks").fixture(ngx.var[1]) } }
   }
 }
 ]]):format(sim.ca_file, port, untrusted, prefix, prefix)

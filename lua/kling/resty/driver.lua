@@ -135,6 +135,11 @@ local function capture(self, req, target)
     out.ok, out.error, out.message = false, "partial", "the upstream's answer was cut short (proxy_pass)"
     return out
   end
+  if #(res.body or "") > self.opts.max_body then -- nginx read it; it is not decoded here either
+    out.ok, out.error = false, "too_large"
+    out.message = "the answer is too large: over max_body (" .. self.opts.max_body .. " bytes)"
+    return out
+  end
   local headers = {}
   for k, v in pairs(res.header or {}) do
     headers[k:lower()] = type(v) == "table" and table.concat(v, ", ") or v
