@@ -465,8 +465,8 @@ local function bad_task_endpoint(self, endpoint, what)
   local endpoints = self.provider.endpoints
   local def = type(endpoint) == "string" and endpoints[endpoint]
   if not def then
-    return errors.validation("endpoint", validate.unknown_name(endpoint, endpoints, "endpoint '"
-      .. tostring(endpoint):gsub("%c", "?") .. "'"), self.provider.name)
+    return errors.validation("endpoint", validate.unknown_name(endpoint, endpoints, "endpoint "
+      .. validate.quoted(endpoint)), self.provider.name)
   end
   if def.sync or not def.async then
     return errors.validation("endpoint", endpoint .. " answers at once and " .. what

@@ -43,6 +43,17 @@ function M.type_of(v)
   return "a " .. t -- a function, a userdata: only from Lua
 end
 
+--- A name a request gave (its provider, its endpoint) as a message quotes it: a string as
+-- 'brief()' of it, anything else as M.type_of names it (a JSON null is null, not "userdata: NULL").
+---@param v any
+---@return string
+function M.quoted(v)
+  if type(v) == "string" then
+    return "'" .. M.brief(v) .. "'"
+  end
+  return M.type_of(v)
+end
+
 --- A value as "got ..." shows it in a message: a number as itself (a rule on its value: "must be
 -- between 0 and 1 (got 2)"), anything else as M.type_of names it.
 ---@param v any

@@ -879,3 +879,31 @@ describe("an unknown name of any length", function()
         validate.shown("task \226\128\174x \226\128\168 \194\133 \195\169"))
     end)
 end)
+
+-- A JSON null where a request names its provider or endpoint (cjson.null, from a request table
+-- built from decoded JSON) was echoed as 'userdata: NULL': it is named null, as every field's
+-- wrong type is (kling.validate.type_of).
+describe("a JSON null for provider or endpoint", function()
+  local null = require("kling.json").null
+
+  it("is named null in the refusal, never as a userdata", function()
+    local c = assert(kling.new { provider = "kling", access_key = "a", secret_key = "s",
+      base_url = "http://127.0.0.1:9" })
+    local _, err = c:submit { provider = null, prompt = "a cat" }
+    assert.equal("provider", err.field)
+    assert.matches("the request names null", err.message, 1, true)
+    _, err = c:submit { endpoint = null, prompt = "a cat" }
+    assert.equal("endpoint", err.field)
+    assert.matches("unknown endpoint null", err.message, 1, true)
+    _, err = c:get_task("1", { endpoint = null })
+    assert.equal("endpoint", err.field)
+    assert.matches("unknown endpoint null", err.message, 1, true)
+    for _, p in ipairs { "apimodels", "apiinone", "evolink", "compat" } do
+      local g = assert(kling.new { provider = p, api_key = "k", base_url = "http://127.0.0.1:9" })
+      _, err = g:submit { endpoint = null, prompt = "a cat" }
+      assert.equal("endpoint", err.field, p)
+      assert.not_matches("userdata", err.message, 1, true)
+      assert.matches("null", err.message, 1, true)
+    end
+  end)
+end)

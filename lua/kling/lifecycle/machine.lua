@@ -59,6 +59,7 @@ local json = require "kling.json"
 local local_file = require "kling.local_file"
 local providers = require "kling.providers"
 local transport = require "kling.transport"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -105,7 +106,7 @@ end
 function M.check(P, req, files)
   if req.provider ~= nil and req.provider ~= P.name then
     return nil, errors.validation("provider", "this client talks to '" .. P.name
-      .. "', the request names '" .. tostring(req.provider) .. "'")
+      .. "', the request names " .. validate.quoted(req.provider))
   end
   local endpoint = providers.endpoint(P, req)
   local err = P.validate(local_file.apply(req, files), endpoint)

@@ -69,8 +69,8 @@ end
 -- then no canonical field it lacks.
 function M.check_request(P, req, endpoint, maps, known)
   if not P.endpoints[endpoint] then
-    return errors.validation("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "' (known: " .. known .. ")",
-      P.name)
+    return errors.validation("endpoint", "unknown endpoint " .. validate.quoted(endpoint) .. " (known: " .. known
+      .. ")", P.name)
   end
   return M.unsupported(P, req, maps) or M.unknown_fields(P, req, endpoint, maps)
     or validate.typed(M.ctx(P), req, "model", "string") -- before any model table is looked up by it

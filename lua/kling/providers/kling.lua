@@ -118,7 +118,7 @@ function P.validate(req, endpoint)
     if P.calls[endpoint] then
       return fail("endpoint", "'" .. endpoint .. "' is a management call, not a task: use client:call")
     end
-    return fail("endpoint", "unknown endpoint '" .. tostring(endpoint) .. "'")
+    return fail("endpoint", "unknown endpoint " .. validate.quoted(endpoint))
   end
   return R.only(req, endpoint, def.takes) or R.unknown_fields(req, endpoint, def.takes)
     or def.validate(req, endpoint)
@@ -189,7 +189,7 @@ function P.call_spec(endpoint, params, method)
       return nil, fail("endpoint", "'" .. endpoint .. "' makes a task: use client:submit (and client:list_tasks "
         .. "for its list)")
     end
-    return nil, fail("endpoint", "unknown call '" .. tostring(endpoint) .. "'")
+    return nil, fail("endpoint", "unknown call " .. validate.quoted(endpoint))
   end
   method = method and method:upper() or spec.methods[1]
   local allowed = false
