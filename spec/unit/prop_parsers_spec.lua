@@ -207,7 +207,7 @@ describe("parser findings", function()
       local ok, t, err = pcall(P.parse_task, official(bad), "videos/text2video")
       assert.is_true(ok, tostring(t))
       assert.is_nil(t)
-      assert.matches("is a %a+, not an object", err)
+      assert.matches("is a %a+ %(.+%), not an object", err)
     end
   end)
 
@@ -273,11 +273,86 @@ describe("parser findings", function()
         if name ~= "apimodels" then
           local pt, perr = P.parse_task(body(url))
           assert.is_nil(pt, name)
-          assert.matches("url a " .. type(url), perr)
+          assert.matches("url " .. require("kling.validate").type_of(url) .. ", not a URL", perr, 1, true)
         end
       end
       -- the same answer with a real URL is a success
       assert.are.equal("succeeded", assert(webhook.parse(name, json.encode(body("https://cdn/x.mp4")), {})).status)
+    end
+  end)
+end)
+
+-- A hostile upstream's JSON nulls and wrong types in every field of an official task answer,
+-- found inside nginx: a null output field stayed in the task (userdata: NULL, truthy in Lua:
+-- `if v.watermark_url then` took it for a URL), a task_status_msg of null, an object or a number
+-- made task:wait raise on a failed task (msg:lower()), and refusals named "a userdata".
+describe("every field of an official task answer null or of a wrong type", function()
+  local machine = require "kling.lifecycle.machine"
+  local P = assert(providers.get("kling"))
+  local function answer()
+    return { task_id = "t1", task_status = "succeed", task_status_msg = "", created_at = 1700000000000,
+      updated_at = 1700000060000, final_unit_deduction = "2.5",
+      task_info = { external_task_id = "row-1",
+        parent_video = { id = "p", url = "https://cdn/p.mp4", duration = "5" } },
+      task_result = {
+        videos = { { id = "v1", url = "https://cdn/v.mp4", duration = "5", watermark_url = "https://cdn/w.mp4",
+          session_id = "s" } },
+        images = { { index = 0, url = "https://cdn/i.png", watermark_url = "https://cdn/iw.png" } },
+        audios = { { id = "a", url_mp3 = "https://cdn/a.mp3", url_wav = "https://cdn/a.wav", duration_mp3 = "3" } },
+        voices = { { voice_id = "vo", voice_name = "me", trial_url = "https://cdn/t.mp3", owned_by = "kling" } } } }
+  end
+  -- every path of the answer, as key lists
+  local function paths(v, prefix, out)
+    for k, x in pairs(v) do
+      local p = { table.unpack(prefix) }
+      p[#p + 1] = k
+      out[#out + 1] = p
+      if type(x) == "table" then
+        paths(x, p, out)
+      end
+    end
+    return out
+  end
+  local function nulls(v, where, seen)
+    assert.are_not.equal(json.null, v, where)
+    if type(v) == "table" and not seen[v] then
+      seen[v] = true
+      for k, x in pairs(v) do
+        if k ~= "raw" then
+          nulls(x, where .. "." .. tostring(k), seen)
+        end
+      end
+    end
+  end
+  local values = { json.null, { a = 1 }, { 1 }, true, 1.5, -1 }
+
+  it("never raise, leave no null in the task, name no userdata, and fail a task with a message", function()
+    for _, path in ipairs(paths(answer(), {}, {})) do
+      for _, value in ipairs(values) do
+        for _, status in ipairs { "succeed", "failed" } do
+          local a = answer()
+          a.task_status = status
+          local o = a
+          for i = 1, #path - 1 do
+            o = o[path[i]]
+          end
+          o[path[#path]] = value
+          local where = table.concat(path, ".") .. " = " .. json.encode(value) .. " (" .. status .. ")"
+          local ok, t, err = pcall(P.parse_task, a, "videos/text2video")
+          assert.is_true(ok, where .. ": " .. tostring(t))
+          if t then
+            nulls(t, where, {})
+            if t.status == "failed" then
+              local fok, e = pcall(machine.failure, t, "kling")
+              assert.is_true(fok, where .. ": " .. tostring(e))
+              assert.is_string(tostring(e))
+            end
+          else
+            assert.is_string(err, where)
+            assert.not_matches("userdata", err, 1, true)
+          end
+        end
+      end
     end
   end)
 end)

@@ -104,7 +104,7 @@ describe("official answers", function()
     for _, case in ipairs { { "general/custom-elements", "element_id" }, { "videos/identify-face", "session_id" } } do
       bad, msg = P.parse_task({ [case[2]] = { 1 }, element_name = "x" }, case[1])
       assert.is_nil(bad, case[1])
-      assert.matches(case[2] .. " is a table that is no id", msg, 1, true)
+      assert.matches(case[2] .. " is an array, not an id", msg, 1, true)
       t = assert(P.parse_task({ [case[2]] = 123456789012345.0, element_name = "x" }, case[1]))
       assert.are.equal("123456789012345", t.id, case[1])
     end

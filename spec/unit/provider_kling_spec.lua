@@ -227,7 +227,7 @@ describe("official provider mapping", function()
       assert.not_matches("0x", msg)
     end
     local _, msg = P.parse_task { task_id = "t4", task_status = { a = 1 } }
-    assert.matches("unknown task_status (a table)", msg, 1, true)
+    assert.matches("unknown task_status (an object)", msg, 1, true)
     assert.are.equal("86000000000001", P.parse_task { task_id = 86000000000001, task_status = "submitted" }.id)
     local cb, cerr = P.parse_callback('{"task_id":"t5","task_status":"succeed","task_info":{"external_task_id":{}}}')
     assert.is_nil(cb)

@@ -83,7 +83,8 @@ function M.failure(t, provider_name)
     return errors.new { kind = "cancelled", message = "task " .. tostring(t.id) .. " was cancelled",
       provider = provider_name, task = t }
   end
-  local msg = t.message or "the provider reported failure without a reason"
+  -- text only: a provider's null or object there raised (parsers never raise on the network's)
+  local msg = type(t.message) == "string" and t.message or "the provider reported failure without a reason"
   local lower = msg:lower()
   local kind, retryable = "server", true
   for _, p in ipairs(POLICY_PATTERNS) do

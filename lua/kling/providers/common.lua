@@ -105,6 +105,16 @@ end
 
 local OUTPUT_LISTS = { "videos", "images", "audios" }
 
+-- A JSON null in a table is absent: null is truthy in Lua (`if v.watermark_url then` took it
+-- for a URL, and download raised on it) and printed as "userdata: NULL".
+local function without_nulls(o)
+  for k, v in pairs(o) do
+    if v == json.null then
+      o[k] = nil
+    end
+  end
+end
+
 -- A parsed task as the provider gave it, checked: a succeeded task whose output URL is not a
 -- string (a table, number or boolean) is no result to download or pay for (issue 11.10).
 -- -> t | nil, message.
@@ -124,11 +134,27 @@ function M.checked_task(t, err)
     for _, list in ipairs(OUTPUT_LISTS) do
       for i, o in ipairs(type(t[list]) == "table" and t[list] or {}) do
         if type(o) ~= "table" or (o.url ~= nil and type(o.url) ~= "string") then
-          return nil, string.format("succeeded task with %s[%d].url a %s, not a URL", list, i,
-            type(o) == "table" and type(o.url) or type(o))
+          return nil, string.format("succeeded task with %s[%d].url %s, not a URL", list, i,
+            validate.type_of(type(o) == "table" and o.url or o))
         end
       end
     end
+  end
+  -- The task's own fields and its outputs' hold no null; a message is text (one of null, a
+  -- table or a number raised where a failed task's error was made: kling.lifecycle.machine).
+  without_nulls(t)
+  if t.message ~= nil and type(t.message) ~= "string" then
+    t.message = nil
+  end
+  for _, list in ipairs { "videos", "images", "audios", "voices" } do
+    for _, o in ipairs(type(t[list]) == "table" and t[list] or {}) do
+      if type(o) == "table" then
+        without_nulls(o)
+      end
+    end
+  end
+  if type(t.parent_video) == "table" then
+    without_nulls(t.parent_video)
   end
   return t
 end

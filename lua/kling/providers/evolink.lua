@@ -357,7 +357,7 @@ function P.parse_task(data)
   end
   local id = common.id_text(data.id)
   if not id then
-    return nil, "id is a " .. type(data.id) .. " that is no id (a string or a whole number)"
+    return nil, "id is " .. validate.type_of(data.id) .. ", not an id (a string or a whole number)"
   end
   local status = P.statuses[data.status]
   if not status then

@@ -345,7 +345,7 @@ function M.plain_task(P, data, missing)
   end
   local id = common.id_text(data.task_id or data.id)
   if not id then
-    return nil, "task id is a " .. type(data.task_id or data.id) .. " that is no id (a string or a whole number)"
+    return nil, "task id is " .. validate.type_of(data.task_id or data.id) .. ", not an id (a string or a whole number)"
   end
   local err = type(data.error) == "table" and data.error or nil
   return {

@@ -3,6 +3,7 @@
 -- synchronous answers that are not task objects (identify-face, image-recognize, a custom
 -- element). Numbers that Kling sends as strings (durations) become numbers.
 local common = require "kling.providers.common"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -37,7 +38,7 @@ function M.element(e)
     return nil, "element object without element_id"
   end
   if not common.id_text(e.element_id) then -- a table's tostring named an element no one has
-    return nil, "element_id is a " .. type(e.element_id) .. " that is no id (a string or a whole number)"
+    return nil, "element_id is " .. validate.type_of(e.element_id) .. ", not an id (a string or a whole number)"
   end
   return {
     element_id = e.element_id, element_name = e.element_name, element_description = e.element_description,
@@ -54,7 +55,7 @@ local function objects(result, name)
   end
   for i, v in ipairs(items) do
     if type(v) ~= "table" then
-      return nil, string.format("task_result.%s[%d] is a %s, not an object", name, i, type(v))
+      return nil, string.format("task_result.%s[%d] is %s, not an object", name, i, validate.type_of(v))
     end
   end
   return items
@@ -107,16 +108,16 @@ function M.task(data)
   if not status then
     local s = data.task_status
     return nil, "unknown task_status " .. (type(s) == "string" and ("'" .. s:sub(1, 64) .. "'")
-      or ("(a " .. type(s) .. ")"))
+      or ("(" .. validate.type_of(s) .. ")"))
   end
   local id = common.id_text(data.task_id)
   if not id then
-    return nil, "task_id is a " .. type(data.task_id) .. " that is no id (a string or a whole number)"
+    return nil, "task_id is " .. validate.type_of(data.task_id) .. ", not an id (a string or a whole number)"
   end
   local info = type(data.task_info) == "table" and data.task_info or {}
   -- The gateway finds a callback's task by it (a store key): a table there raised, HTTP 500.
   if info.external_task_id ~= nil and type(info.external_task_id) ~= "string" then
-    return nil, "task_info.external_task_id is a " .. type(info.external_task_id) .. ", not a string"
+    return nil, "task_info.external_task_id is " .. validate.type_of(info.external_task_id) .. ", not a string"
   end
   local t = {
     id = id,
@@ -158,7 +159,7 @@ SYNC["videos/identify-face"] = function(data)
   end
   local id = common.id_text(data.session_id)
   if not id then
-    return nil, "session_id is a " .. type(data.session_id) .. " that is no id (a string or a whole number)"
+    return nil, "session_id is " .. validate.type_of(data.session_id) .. ", not an id (a string or a whole number)"
   end
   return { id = id, session_id = id, face_data = faces }
 end
