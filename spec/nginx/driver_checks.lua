@@ -156,6 +156,17 @@ function M.content()
   res = http.request({ method = "GET", url = fixture("raw_endless_headers") }, { fresh = true })
   line(not res.ok and res.error == "too_large" and tostring(res.message):find("262144", 1, true),
     "header lines without end are refused past 256 KiB, as libcurl's driver refuses them", res.message)
+  -- One header (or status) line without end was read until the timeout, held whole: a gigabyte
+  -- of the worker's memory in 20 s, each piece copied onto the rest (pings waited 150 ms).
+  for _, name in ipairs { "raw_endless_line", "raw_endless_status" } do
+    ngx.update_time()
+    local l0 = ngx.now()
+    res = http.request({ method = "GET", url = fixture(name), timeout_ms = 3000 }, { fresh = true })
+    ngx.update_time()
+    line(not res.ok and res.error == "too_large" and tostring(res.message):find("262144", 1, true)
+      and ngx.now() - l0 < 1, "a line without end is refused past 256 KiB, not read to the timeout: " .. name,
+      json.encode { res.error, res.message, ngx.now() - l0 })
+  end
   res = http.request({ method = "GET", url = fixture("endless") }, { status_only = true, fresh = true })
   line(res.ok and res.status == 200 and res.body == "" and res.bytes == 0,
     "status_only: an endless answer gives its status, its body unread (a callback receiver's)", res.message)
@@ -364,6 +375,14 @@ function M.fixture(name)
     end
     if name == "raw_bad_chunk" then -- a chunk size line without a hex digit
       send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+    elseif name == "raw_endless_line" or name == "raw_endless_status" then -- one line without end
+      send(name == "raw_endless_line" and "HTTP/1.1 200 OK\r\nX-Pad: " or "HTTP/1.1 200 ")
+      local pad = string.rep("p", 65536)
+      for _ = 1, 3000 do
+        if not send(pad) then
+          return
+        end
+      end
     elseif name == "raw_interim" then -- two interim answers, then the answer
       send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Step: 1\r\n\r\n")
       send("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")

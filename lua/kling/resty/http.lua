@@ -101,8 +101,8 @@ end
 
 -- The category of a cosocket error while reading (timeout, closed, ...).
 local function read_error(err, received)
-  if err == "timeout" then
-    return "timeout"
+  if err == "timeout" or err == "too_large" then
+    return err
   end
   return received and "partial" or "reset"
 end
@@ -261,11 +261,16 @@ local function read_chunked(sock, sink)
       return nil, "partial", "bad chunk size line: " .. line:sub(1, 40)
     end
     if size == 0 then
-      -- Trailers, up to the empty line.
+      -- Trailers, up to the empty line: at most MAX_HEAD bytes of them, as of headers.
+      local bytes = 0
       repeat
         line, err = sock:receive("*l")
         if not line then
           return nil, read_error(err, true), "reading the trailers: " .. tostring(err)
+        end
+        bytes = bytes + #line + 2
+        if bytes > M.MAX_HEAD then
+          return nil, "too_large", "trailers larger than " .. M.MAX_HEAD .. " bytes"
         end
       until line == ""
       return true
@@ -377,6 +382,11 @@ local function under_deadline(sock, deadline)
           return line
         end
         from = #buf + 1
+        if from > M.MAX_HEAD then
+          -- a line without end (a status, header, chunk size or trailer line): it held a
+          -- gigabyte of the worker's memory until the timeout, each piece copied onto the rest
+          return give_up("too_large")
+        end
         local ok, err = fill()
         if not ok then
           return give_up(err)
@@ -538,6 +548,10 @@ function M.request(req, opts)
     line, err = rsock:receive("*l")
     if not line then
       sock:close()
+      if err == "too_large" then
+        res.received = true
+        return done(fail(res, "too_large", "a status line longer than " .. M.MAX_HEAD .. " bytes"))
+      end
       return done(fail(res, read_error(err, false), "no response from " .. u.authority .. ": " .. tostring(err)))
     end
     res.received = true
