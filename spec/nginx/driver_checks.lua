@@ -167,6 +167,15 @@ function M.content()
       and ngx.now() - l0 < 1, "a line without end is refused past 256 KiB, not read to the timeout: " .. name,
       json.encode { res.error, res.message, ngx.now() - l0 })
   end
+  -- Each read was cut off the front of the buffer, copying the rest: a body of 1-byte chunks
+  -- took the worker 3.3 s of CPU a megabyte (1.6 s here), every other request waiting.
+  ngx.update_time()
+  local c0 = ngx.now()
+  res = http.request({ method = "GET", url = fixture("raw_tiny_chunks") }, { fresh = true })
+  ngx.update_time()
+  line(res.ok and #res.body == 500002 and ngx.now() - c0 < 0.8,
+    "a body in chunks of one byte is read in time linear in its size", json.encode { res.error, res.message,
+      #(res.body or ""), ngx.now() - c0 })
   res = http.request({ method = "GET", url = fixture("endless") }, { status_only = true, fresh = true })
   line(res.ok and res.status == 200 and res.body == "" and res.bytes == 0,
     "status_only: an endless answer gives its status, its body unread (a callback receiver's)", res.message)
@@ -383,6 +392,15 @@ function M.fixture(name)
           return
         end
       end
+    elseif name == "raw_tiny_chunks" then -- 500 KB of JSON in chunks of one byte
+      send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+      local piece = string.rep("1\r\n \r\n", 10000)
+      for _ = 1, 50 do
+        if not send(piece) then
+          return
+        end
+      end
+      send("2\r\n{}\r\n0\r\n\r\n")
     elseif name == "raw_interim" then -- two interim answers, then the answer
       send("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\nX-Step: 1\r\n\r\n")
       send("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
