@@ -510,3 +510,38 @@ describe("task:failure()", function()
     end
   end)
 end)
+
+-- A create whose answers, and its lookups', are unreadable: client:submit ends within its
+-- call_budget. The lookups' backoff woke past the budget's end (a 3 s budget took 9.5 s inside
+-- nginx, against an upstream that answered every request with "[]").
+describe("client:submit with every answer unreadable", function()
+  it("returns within call_budget, uncertain, with the external id", function()
+    for round = 1, 20 do
+      local now = 1000000
+      local driver = {
+        now_ms = function()
+          return now
+        end,
+        wall_s = function()
+          return 1700000000 + now // 1000
+        end,
+        sleep_ms = function(_, ms)
+          now = now + ms
+        end,
+        request = function()
+          now = now + 5
+          return { ok = true, status = 200, headers = { ["content-type"] = "application/json" }, body = "[]",
+            sent = true, received = true }
+        end,
+      }
+      local c = assert(require("kling").new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",
+        driver = driver, call_budget = 3, retry_base_ms = 2000, retry_cap_ms = 20000 })
+      local started = now
+      local t, err = c:submit { prompt = "a cat", model = "kling-v1", duration = 5 }
+      assert.is_nil(t)
+      assert.is_true(err.uncertain, tostring(err))
+      assert.is_string(err.external_task_id)
+      assert.is_true(now - started <= 3000, "round " .. round .. ": " .. (now - started) .. " ms")
+    end
+  end)
+end)

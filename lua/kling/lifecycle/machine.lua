@@ -818,7 +818,10 @@ function Machine:on_lookup(acts, res, now, wall)
     end
     return self:finish(acts, self.uncertain_err, true)
   end
-  if d.retryable and (self:create_until() or now) > now then
+  -- Another lookup only when it fits before the create phase ends: its wake past that end held
+  -- client:submit seconds beyond its call_budget (a 3 s budget took 9.5 s).
+  local until_ms = self:create_until()
+  if d.retryable and until_ms and now + d.delay_ms < until_ms then
     self.fails = self.fails + 1
     self.state = "lookup_wait"
     return self:wake(acts, now + d.delay_ms)
