@@ -326,6 +326,16 @@ describe("every field of an official task answer null or of a wrong type", funct
   end
   local values = { json.null, { a = 1 }, { 1 }, true, 1.5, -1 }
 
+  it("refuse an output list that is an object: no succeeded task with nothing to fetch", function()
+    for _, name in ipairs { "videos", "images", "audios", "voices" } do
+      local a = answer()
+      a.task_result[name] = { url = "https://cdn/v.mp4" }
+      local t, err = P.parse_task(a, "videos/text2video")
+      assert.is_nil(t, name)
+      assert.equal("task_result." .. name .. " is an object, not an array", err)
+    end
+  end)
+
   it("never raise, leave no null in the task, name no userdata, and fail a task with a message", function()
     for _, path in ipairs(paths(answer(), {}, {})) do
       for _, value in ipairs(values) do

@@ -53,6 +53,10 @@ local function objects(result, name)
   if type(items) ~= "table" then
     return nil
   end
+  if items[1] == nil and next(items) ~= nil then
+    -- {"videos": {"a": 1}}: read by ipairs as no output, a succeeded task with nothing to fetch
+    return nil, string.format("task_result.%s is %s, not an array", name, validate.type_of(items))
+  end
   for i, v in ipairs(items) do
     if type(v) ~= "table" then
       return nil, string.format("task_result.%s[%d] is %s, not an object", name, i, validate.type_of(v))
