@@ -187,6 +187,11 @@ function M.content()
   res = http.request({ method = "GET", url = fixture("raw_interims") }, { status_only = true, fresh = true })
   line(not res.ok and res.error == "partial" and res.message:find("more than 3 interim", 1, true) ~= nil,
     "status_only: interim answers without end are refused after 3", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_interims") }, { fresh = true })
+  line(not res.ok and res.error == "partial" and tostring(res.message):find("more than 3 interim", 1, true) ~= nil,
+    "interim answers without end are refused after 3 (a whole answer's read too)", res.message)
+  res = http.request({ method = "GET", url = fixture("raw_interim") }, { fresh = true })
+  line(res.ok and res.status == 201, "... and two interim answers are skipped to the answer", res.message or res.status)
   res = http.request({ method = "GET", url = fixture("raw_long_interim") }, { status_only = true, fresh = true })
   line(not res.ok and res.error == "partial" and res.message:find("longer than 8192", 1, true) ~= nil,
     "status_only: an interim answer past 8 KB is refused", res.message)

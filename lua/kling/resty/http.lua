@@ -548,7 +548,13 @@ function M.request(req, opts)
     return done(res)
   end
   local line
+  local interims = 0
   repeat
+    interims = interims + 1
+    if interims > M.INTERIM_MAX + 1 then -- as status_only: interim answers without end held it to the timeout
+      sock:close()
+      return done(fail(res, "partial", "more than " .. M.INTERIM_MAX .. " interim answers"))
+    end
     line, err = rsock:receive("*l")
     if not line then
       sock:close()
