@@ -116,3 +116,57 @@ describe("a one-node top-up retried while its journal line is written", function
     assert.equal("100", store:account("alice").limit)
   end)
 end)
+
+-- The pending mark itself must outlive a slow line: it was set with the id's own life
+-- (topup_id_ttl, retention_days: 9 s at 0.0001), so a journal write longer than that (a stalled
+-- disk under journal_sync) let it expire with the lock, a retry found the id free, wrote its own
+-- line and added again: one invoice counted twice. Pending, it expires with nothing; its life
+-- starts once the top-up counts.
+describe("a one-node top-up whose journal line takes longer than the id's life", function()
+  local saved
+  setup(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4 } -- luacheck: ignore 122
+  end)
+  teardown(function()
+    _G.ngx = saved -- luacheck: ignore 122
+  end)
+
+  it("is counted once: a retry while it is written is told it is being recorded", function()
+    local shared = require "kling.money.stores.shared"
+    local d = fake_dict.new()
+    local lives = {} -- key -> the life (s) it was last written with
+    for _, f in ipairs { "set", "safe_set", "add", "safe_add" } do
+      local orig = d[f]
+      d[f] = function(self, k, v, ttl)
+        local ok, err = orig(self, k, v, ttl)
+        if ok then
+          lives[k] = ttl or 0
+        end
+        return ok, err
+      end
+    end
+    local inner, journal = {}, {}
+    local store = shared.new { dict = d, currency = "CNY", journal = journal, topup_id_ttl = 9 }
+    function journal.append(_, line)
+      if type(line) == "table" and line.op == "topup" and not inner.ran then
+        inner.ran = true
+        for k, life in pairs(lives) do -- 20 s pass while the line is written
+          if life > 0 and life < 20 then
+            d:delete(k)
+          end
+        end
+        inner.res, inner.err = store:topup("alice", 5000000, nil, "inv-1")
+      end
+      return true
+    end
+    assert(store:open_account("alice", "100"))
+    local a, applied = store:topup("alice", 5000000, nil, "inv-1")
+    assert.is_nil(applied)
+    assert.is_nil(inner.res)
+    assert.equal("server", inner.err and inner.err.kind)
+    assert.equal("105", store:account("alice").limit)
+    assert.equal("105", a.limit)
+    assert.equal(9, lives["tu:alice:inv-1"]) -- counted: its life from now
+  end)
+end)

@@ -387,9 +387,11 @@ function Meter:topup_locked(account, micros, cap, id)
   -- The id is taken before the line is written, marked pending (a string) until the top-up
   -- counts: a retry that comes while the line is written (its lock expired) must be told
   -- neither "applied" (it may yet fail: given back) nor free; a line that cannot be written
-  -- gives it back.
+  -- gives it back. The mark has no life of its own: one of the id's (retention_days, seconds
+  -- in a short one) expired under a slow line, and a retry then found the id free and added it
+  -- again; the id's life starts once the top-up counts.
   if idkey then
-    local taken, terr = self.shm:write("safe_set", idkey, "pending " .. micros, self.topup_id_ttl)
+    local taken, terr = self.shm:write("safe_set", idkey, "pending " .. micros)
     if not taken then
       return nil, errors.new { kind = "server", field = "id", message = "the ledger's shared dict cannot keep the"
         .. " top-up's id (" .. tostring(terr) .. "): nothing added; raise memory.ledger" }
