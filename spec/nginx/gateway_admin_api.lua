@@ -208,6 +208,13 @@ local function redis_node()
 
   refusals("Redis")
   dropped_name("Redis")
+  -- zed is now as another node's file account: in the store, in no file of this node's. A new
+  -- ZED passed (kept asked the exact name), and that node's next check of its file (any case)
+  -- found its zed taken: not opened, signing nothing in, its balance stranded.
+  res = admin_call("POST", "/accounts", { name = "ZED", api_key = "gw-zed-key-3", credit = "1" })
+  h.check("Redis: a new account named as one the store keeps in all but case is refused (409, naming name):"
+    .. " the node whose file has zed would find it taken at its next start and lock its client out",
+    refused(res, 409, "name", "differ in case only"), res.body)
 
   -- ---- a file account named as a created one ----
   res = admin_call("POST", "/accounts", { name = "erin", api_key = "gw-erin-created", credit = "10" })

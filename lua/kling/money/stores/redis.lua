@@ -15,7 +15,7 @@
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
 -- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were),
 -- <p>meta (hash: id, currency, price_provider, created_ms: the store's identity, written once
--- by bind when absent).
+-- by bind when absent), <p>names (hash: an opened account's name in lower case -> its name).
 --
 -- Every script that moves or shows money checks <p>meta first (GUARD), in the same script, so
 -- the check costs no round trip: a store whose meta is gone, or names another id than the one
@@ -220,9 +220,11 @@ return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, b
   string.format('%d', held)}
 ]]
 
--- ARGV: p, the guard's three (GUARD), account, base credit, currency. An account is opened
--- once: the credit it is first opened with (the config's, or the admin API's at its creation)
--- is its base credit, written with a ledger line of its own ("credit", its amount); an account
+-- ARGV: p, the guard's three (GUARD), account, base credit, currency. Each open names the
+-- account in <p>names (its name in lower case -> its name: Meter:kept, in any case). An
+-- account is opened once: the credit it is first opened with (the config's, or the admin API's
+-- at its creation) is its base credit, written with a ledger line of its own ("credit", its
+-- amount); an account
 -- the store has already keeps its own ({0, its base credit}): nodes whose configs disagree
 -- set it back and forth otherwise, each start of a stale node restoring a credit the operator
 -- had lowered. CREDIT changes it, on purpose. The limit is the base plus the top-ups.
@@ -232,6 +234,9 @@ local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
 if refused then return refused end
 local account, base = ARGV[5], tonumber(ARGV[6])
 local a = p .. 'a:' .. account
+if redis.call('HGET', p .. 'names', string.lower(account)) ~= account then
+  redis.call('HSET', p .. 'names', string.lower(account), account) -- (no write once named: a full Redis opens)
+end
 if redis.call('HEXISTS', a, 'limit') == 1 then return {0, redis.call('HGET', a, 'base') or ''} end
 local v = redis.call('HMGET', a, 'topup', 'spent', 'reserved')
 local limit = base + (tonumber(v[1]) or 0)
@@ -715,17 +720,30 @@ function Meter:hold(key)
   return account, tonumber(m)
 end
 
---- kept(name) -> whether the store has an account of that name (its balance hash) | nil, why
--- (Redis could not answer).
+--- kept(name) -> whether the store has an account of that name, in any case (its balance hash,
+-- or <p>names: another node's file account Erin, named erin by a new account, would be found taken
+-- by that node's next check of its file, kling.gateway.accounts check_file, and sign nothing in
+-- from then on), and the name it has | nil, why (Redis could not answer). An account opened only
+-- before <p>names was kept is found by its exact name until a node opens it again.
 function Meter:kept(name)
   local r = self.redis
-  local n, err = r:with(function(red)
-    return red:exists(r.prefix .. "a:" .. name)
+  local n, other = r:with(function(red)
+    local e, err = red:exists(r.prefix .. "a:" .. name)
+    if type(e) ~= "number" then
+      return nil, err or "unexpected answer"
+    end
+    local o, oerr = red:hget(r.prefix .. "names", name:lower())
+    if o == nil then
+      return nil, oerr or "unexpected answer"
+    end
+    return e, o
   end)
   if type(n) ~= "number" then
-    return nil, tostring(err or "unexpected answer")
+    return nil, tostring(other or "unexpected answer")
+  elseif n > 0 then
+    return true, name
   end
-  return n > 0
+  return type(other) == "string", type(other) == "string" and other or nil
 end
 
 --- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
