@@ -146,6 +146,19 @@ function M.lines(opts)
   for _, r in ipairs(task_texts(td)) do
     out[#out + 1] = '{"op":"task","record":' .. r.s .. "}"
   end
+  -- Today's refusals the upstream made of a create for its own sake, as their drops were
+  -- written (no task is left of them): a start counts them toward their account's day again
+  -- (kling.gateway.capacity restore), where the compaction of the start before had forgotten
+  -- them, and a second start gave the account its day's max_failed_daily afresh.
+  local day = math.floor(opts.now_ms / 86400000)
+  for _, e in ipairs(opts.entries or {}) do
+    local rec = e.op == "task" and type(e.record) == "table" and e.record
+    if rec and rec.dropped and type(rec.refused_at) == "number" and math.floor(rec.refused_at / 86400000) == day
+      and type(rec.id) == "string" and type(rec.account) == "string" then
+      out[#out + 1] = jline { op = "task", record = { id = rec.id, account = rec.account, dropped = true,
+        refused_at = rec.refused_at } }
+    end
+  end
   return out
 end
 

@@ -437,7 +437,9 @@ function M.init(path, opts)
     end
   end
   accounts.warn_overdrawn(G)
-  if moves > 0 or restored > 0 then
+  -- (a journal of refused creates alone, as a compaction leaves one, still has the day's
+  -- refusals to count: kling.gateway.capacity restore)
+  if moves > 0 or restored > 0 or #entries > 1 then
     local t_track = core.wall_ms()
     track.restore(G, entries)
     local t_end = core.wall_ms()
