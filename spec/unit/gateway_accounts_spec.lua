@@ -184,3 +184,30 @@ describe("kling.gateway.accounts in_redis", function()
     assert.equal("redis down", err)
   end)
 end)
+
+describe("kling.gateway.accounts file_taken", function()
+  -- With Redis, a file account named as a created one is found by the first worker's check of
+  -- the file at each start and reload (check_file), and a top-up sent to that name is refused
+  -- (the store's balance of it is the created account's). Before that check (the reload's
+  -- master forgets the last one; Redis not answering it) the name was "not taken", and a
+  -- top-up meant for the file's client credited the created one: it cannot be said yet.
+  local fake_dict = require "spec.support.fake_dict"
+  local function with(file_taken)
+    local d = fake_dict.new()
+    d:set(accounts.FILE_TAKEN, file_taken)
+    local erin = { name = "erin", api_key = "gw-erin-file-key" }
+    return accounts.new { cfg = { accounts = { erin }, by_key = { [erin.api_key] = erin }, by_access = {},
+      by_name = { erin = erin } }, dict = d, redis = {} }
+  end
+
+  it("cannot say before the file was checked at this start or reload", function()
+    local taken, why = with(nil):file_taken("erin")
+    assert.is_nil(taken)
+    assert.matches("not yet checked", why, 1, true)
+  end)
+
+  it("says taken or not once checked", function()
+    assert.is_true(with("\nerin\n"):file_taken("erin"))
+    assert.is_false(with(""):file_taken("erin"))
+  end)
+end)

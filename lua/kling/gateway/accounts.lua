@@ -159,10 +159,18 @@ local function file_signs_in(self, a)
 end
 
 --- Whether the config file's account of that name is one check_file found taken (with Redis:
--- the name is a created account's too, so money sent to it would go to that one's balance).
+-- the name is a created account's too, so money sent to it would go to that one's balance) |
+-- nil, message: the file is not yet checked at this start or reload (a reload forgets the last
+-- check; Redis may not answer it), so it cannot be said, as a sign-in of it cannot.
 function Accounts:file_taken(name)
-  local taken = self.redis and self.dict:get(M.FILE_TAKEN)
-  return type(taken) == "string" and of_file(self, name) ~= nil and taken:find("\n" .. name .. "\n", 1, true) ~= nil
+  if not self.redis or of_file(self, name) == nil then
+    return false
+  end
+  local taken = self.dict:get(M.FILE_TAKEN)
+  if type(taken) ~= "string" then
+    return nil, "the config file's accounts are not yet checked against the Redis store's (each start and reload)"
+  end
+  return taken:find("\n" .. name .. "\n", 1, true) ~= nil
 end
 
 --- check_file(created) -> {file account name = the created account's name}: the file's accounts

@@ -192,11 +192,19 @@ local function no_fields(what)
 end
 
 -- known(G, name) -> true | nil (answered: 404 for no such account, 503 when the store cannot say:
--- an account created on another node, with Redis away, is not "no account"; 409 for a file
--- account whose name a created one has, accounts file_taken).
+-- an account created on another node, with Redis away, is not "no account", and for a file
+-- account before the file's check at this start or reload; 409 for a file account whose name
+-- a created one has, accounts file_taken).
 local function known(G, name)
   local acct, err = G.accounts:get(name)
-  if acct and G.accounts:file_taken(name) then
+  local taken, terr = false, nil
+  if acct then
+    taken, terr = G.accounts:file_taken(name)
+  end
+  if taken == nil then
+    -- not yet checked at this start or reload: it may be a created account's balance
+    return nil, refuse(503, "nothing was moved: " .. tostring(terr) .. "; try again")
+  elseif taken then
     -- the store's balance of that name is the created account's: money sent here would be its
     return nil, refuse(409, "account " .. name .. " is the config file's and, in the Redis store, an account the"
       .. " admin API created: neither signs in until the file's is renamed (the error log says so); nothing was"
