@@ -10,7 +10,8 @@
 -- closed: the gateway starts from it, and says why in the log and the admin summary).
 --
 -- What is kept is what the replay builds shared memory from: created accounts, each
--- account's spend and top-ups (one line each), the ids of top-ups, open reservations, every task record in
+-- account's spend and top-ups (one line each, also for one with neither while a task of its
+-- is kept), the ids of top-ups, open reservations, every task record in
 -- the table (live ones whole; ended ones within retention_days of their end, in the form
 -- their queries are answered from, with their external and upstream ids and their owners), the end of each
 -- kept task's reservation (settled or released: never moved twice), the movement counter.
@@ -67,7 +68,8 @@ local function task_texts(tasks_dict)
       if s then
         local rec = json.decode(s)
         if type(rec) == "table" then
-          recs[#recs + 1] = { id = id, s = kind == "f" and ended_form(rec) or s, n = tonumber(rec.list_n) or 0,
+          recs[#recs + 1] = { id = id, account = rec.account, s = kind == "f" and ended_form(rec) or s,
+            n = tonumber(rec.list_n) or 0,
             at = tonumber(rec.created_at) or 0 }
         end
       end
@@ -112,9 +114,18 @@ function M.lines(opts)
   table.sort(holds)
   table.sort(ended)
   table.sort(topup_ids)
+  -- An account's balance line is kept while it has spend, top-ups or a task record: a name the
+  -- store keeps nothing of is free to a new account (kling.money.stores.shared kept), which
+  -- would list and read an account's tasks that failed at no charge, and count its failures.
+  local recs, with_tasks = task_texts(td), {}
+  for _, r in ipairs(recs) do
+    if type(r.account) == "string" then
+      with_tasks[r.account] = true
+    end
+  end
   for _, name in ipairs(names) do
     local spent, topup = d:get("a:" .. name .. ":spent") or 0, d:get("a:" .. name .. ":topup") or 0
-    if spent ~= 0 or topup ~= 0 then
+    if spent ~= 0 or topup ~= 0 or with_tasks[name] then
       out[#out + 1] = jline { op = "balance", account = name, currency = cur, spent = f(spent), topup = f(topup) }
     end
   end
@@ -143,7 +154,7 @@ function M.lines(opts)
       out[#out + 1] = jline { op = "ended", task_key = key, how = how }
     end
   end
-  for _, r in ipairs(task_texts(td)) do
+  for _, r in ipairs(recs) do
     out[#out + 1] = '{"op":"task","record":' .. r.s .. "}"
   end
   -- Today's refusals the upstream made of a create for its own sake, as their drops were
