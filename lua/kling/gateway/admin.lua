@@ -202,8 +202,11 @@ local function known(G, name)
     taken, terr = G.accounts:file_taken(name)
   end
   if taken == nil then
-    -- not yet checked at this start or reload: it may be a created account's balance
-    return nil, refuse(503, "nothing was moved: " .. tostring(terr) .. "; try again")
+    -- not yet checked at this start or reload: it may be a created account's balance. A store
+    -- this node refuses (reset, another unit) is never checked: its reason is the one to give.
+    local _, why = G.meter:account(name)
+    return nil, refuse(503, "nothing was moved: " .. (why and ("the balance of account " .. name
+      .. " cannot be read now: " .. why) or (tostring(terr) .. "; try again")))
   elseif taken then
     -- the store's balance of that name is the created account's: money sent here would be its
     return nil, refuse(409, "account " .. name .. " is the config file's and, in the Redis store, an account the"
