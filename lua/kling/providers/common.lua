@@ -104,6 +104,9 @@ function M.charge(v)
 end
 
 local OUTPUT_LISTS = { "videos", "images", "audios" }
+-- A task's lists of items (its outputs, and the voices it made), made once: checked_task runs on
+-- every answer a gateway's poller and creates read.
+local ITEM_LISTS = { "videos", "images", "audios", "voices" }
 
 -- A JSON null in a table is absent: null is truthy in Lua (`if v.watermark_url then` took it
 -- for a URL, and download raised on it) and printed as "userdata: NULL".
@@ -146,10 +149,13 @@ function M.checked_task(t, err)
   if t.message ~= nil and type(t.message) ~= "string" then
     t.message = nil
   end
-  for _, list in ipairs { "videos", "images", "audios", "voices" } do
-    for _, o in ipairs(type(t[list]) == "table" and t[list] or {}) do
-      if type(o) == "table" then
-        without_nulls(o)
+  for _, list in ipairs(ITEM_LISTS) do
+    local items = t[list]
+    if type(items) == "table" then
+      for _, o in ipairs(items) do
+        if type(o) == "table" then
+          without_nulls(o)
+        end
       end
     end
   end
