@@ -24,6 +24,7 @@ local durations_file = require "kling.engine.durations_file"
 local learnt = require "kling.lifecycle.learnt"
 local collector = require "kling.engine.collector"
 local validate = require "kling.validate"
+local tables = require "kling.tables"
 
 local Engine = {}
 Engine.__index = Engine
@@ -272,16 +273,6 @@ function Engine:new_record(t, now, timeout_ms)
   return m, deadline
 end
 
-local function without(req, key)
-  local copy = {}
-  for k, v in pairs(req) do
-    if k ~= key then
-      copy[k] = v
-    end
-  end
-  return copy
-end
-
 -- submit(req, {estimate =, timeout =, adopt =, key =}) -> task. Never blocks: the create goes
 -- out from step()/wait(). req.estimate (seconds, not sent to the provider) or opts.estimate is
 -- the expected duration, which lets the scheduler poll about once near the end. adopt: look
@@ -298,7 +289,7 @@ function Engine:submit(req, topts)
   local estimate = topts.estimate
   if req.estimate ~= nil then
     estimate = req.estimate
-    req = without(req, "estimate")
+    req = tables.without(req, "estimate")
   end
   local t = task_mod.new(self.client, { status = "pending", request = req })
   local m, deadline = self:new_record(t, now, ms("engine:submit", "timeout", topts.timeout, self.task_timeout_ms))

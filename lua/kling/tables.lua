@@ -27,4 +27,14 @@ M.clone = has_clone and clone or function(t)
   return out
 end
 
+--- without(t, key) -> a shallow copy of t without key (the caller's table is left as it was).
+---@param t table
+---@param key any
+---@return table
+function M.without(t, key)
+  local out = M.clone(t)
+  out[key] = nil
+  return out
+end
+
 return M

@@ -60,6 +60,7 @@ local local_file = require "kling.local_file"
 local providers = require "kling.providers"
 local transport = require "kling.transport"
 local validate = require "kling.validate"
+local tables = require "kling.tables"
 
 local M = {}
 
@@ -159,16 +160,6 @@ local function instance(class, o)
     self.key, self.own_key = o.key, true
   end
   return setmetatable(self, class)
-end
-
-local function copy_without(t, key)
-  local c = {}
-  for k, v in pairs(t) do
-    if k ~= key then
-      c[k] = v
-    end
-  end
-  return c
 end
 
 --- A machine for a task to create.
@@ -492,7 +483,7 @@ function Machine:start(now)
   -- The external id: where the provider (and this endpoint) takes one, unless the request
   -- brings its own. It is what makes an uncertain create recoverable.
   if req.external_task_id == nil and self.auto_external_id and providers.takes_external_id(P, endpoint) then
-    req = copy_without(req)
+    req = tables.clone(req)
     req.external_task_id = "kl-" .. self.random(12)
   end
   if self.adopt and req.external_task_id == nil then
