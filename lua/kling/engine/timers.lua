@@ -19,6 +19,25 @@ local function swap(h, i, j)
   tok[i], tok[j] = tok[j], tok[i]
 end
 
+-- Moves the entry at i down below its smaller children, within the first n.
+local function sift_down(h, i, n)
+  local a = h.at
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and a[l] < a[m] then
+      m = l
+    end
+    if r <= n and a[r] < a[m] then
+      m = r
+    end
+    if m == i then
+      return
+    end
+    swap(h, i, m)
+    i = m
+  end
+end
+
 -- push(at, item, tok): fires at `at` (ms); ties in no particular order.
 function Timers:push(at, item, tok)
   local n = self.n + 1
@@ -51,21 +70,7 @@ function Timers:pop()
   self.at[n], self.item[n], self.tok[n] = nil, nil, nil
   n = n - 1
   self.n = n
-  local a, i = self.at, 1
-  while true do
-    local l, r, m = 2 * i, 2 * i + 1, i
-    if l <= n and a[l] < a[m] then
-      m = l
-    end
-    if r <= n and a[r] < a[m] then
-      m = r
-    end
-    if m == i then
-      break
-    end
-    swap(self, i, m)
-    i = m
-  end
+  sift_down(self, 1, n)
   return at, item, tok
 end
 
@@ -81,22 +86,8 @@ function Timers:keep(fn)
     end
   end
   self.n, self.at, self.item, self.tok = n, at, item, tok
-  for i = math.floor(n / 2), 1, -1 do -- sift each parent down (no // : LuaJIT runs this in nginx)
-    local j = i
-    while true do
-      local l, r, m = 2 * j, 2 * j + 1, j
-      if l <= n and at[l] < at[m] then
-        m = l
-      end
-      if r <= n and at[r] < at[m] then
-        m = r
-      end
-      if m == j then
-        break
-      end
-      swap(self, j, m)
-      j = m
-    end
+  for i = math.floor(n / 2), 1, -1 do -- each parent, last first (no // : LuaJIT runs this in nginx)
+    sift_down(self, i, n)
   end
 end
 
