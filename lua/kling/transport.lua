@@ -79,6 +79,12 @@ local function read_result(provider, res)
     return nil, f
   end
   if data == nil then
+    -- The code is kept as sent. A string code is no success, "0" included: every envelope the
+    -- seeds and the API notes show carries a JSON number (the official API's 0, apimodels.app's
+    -- 200; seeds 001, 003 and 004 send none), so a "0" is not the API a dialect was written for,
+    -- and its answer is not trusted as a made task; core.decide reads code 0 on a failure as
+    -- protocol (a create looked up by its external id, its hold kept). Accept it in each dialect's
+    -- unwrap if a provider is seen to send one.
     f.code, f.message = scalar(code), text(message)
     if f.code == nil and res.status >= 200 and res.status < 300 then
       -- A 2xx whose envelope says "not 0" without a code ({"code": null}): no refusal the

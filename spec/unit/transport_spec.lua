@@ -86,6 +86,20 @@ describe("kling.transport: an envelope's nulls are no code or message", function
     assert.are.equal(1303, f.code)
   end)
 
+  -- No provider sends its code as a string (seeds 000-004, the API notes): "0" is not success
+  -- but an answer this module does not read (transport.lua says why).
+  it("a string code \"0\" on a 2xx is no success: decided as protocol, not a refusal", function()
+    local core = require "kling.core"
+    local data, f = transport.read_result(kling, answer(200, '{"code":"0","message":"SUCCEED","request_id":"r",'
+      .. '"data":{"task_id":"t1","task_status":"submitted"}}'))
+    assert.is_nil(data)
+    assert.are.equal("0", f.code)
+    local d = core.decide { method = "POST", attempt = 0, http_status = f.status, code = tonumber(f.code),
+      codes = kling.codes, transport = f.transport, sent = true, received = true }
+    assert.are.equal("protocol", d.kind)
+    assert.is_false(d.retry)
+  end)
+
   it("a number message or code is kept (as text, and as it is)", function()
     local _, f = transport.read_result(kling, answer(200, '{"code":1303,"message":42,"request_id":7}'))
     assert.are.equal(1303, f.code)
