@@ -104,6 +104,19 @@ describe("kling.gateway.official", function()
     assert.equal("kling-v2-6", official.to_canonical({ prompt = "p", model_name = "kling-v2-6" }).model)
   end)
 
+  -- README (the gateway's routes): the library's spellings are read as the official ones, one field each.
+  it("the library's spellings (model, last_image, sound true, duration 5) read as the official ones", function()
+    local a = assert(official.to_canonical { prompt = "p", model_name = "kling-v2-6", sound = "on", duration = "5",
+      image = "https://x.example/a.png", image_tail = "https://x.example/b.png",
+      multi_prompt = { { prompt = "s", duration = "5" } } })
+    local b = assert(official.to_canonical { prompt = "p", model = "kling-v2-6", sound = true, duration = 5,
+      image = "https://x.example/a.png", last_image = "https://x.example/b.png",
+      multi_prompt = { { prompt = "s", duration = 5 } } })
+    assert.same(a, b)
+    assert.same(assert(official.to_canonical { prompt = "p", sound = "off" }),
+      assert(official.to_canonical { prompt = "p", sound = false }))
+  end)
+
   it("reads an id sent as a JSON number in its digits, and refuses one past 2^53 (its digits are lost)", function()
     local req = assert(official.to_canonical { video_id = 123456789012345, element_list = { { element_id = 42 } } })
     assert.equal("123456789012345", req.video_id) -- the encoder would write 1.2345678901234e+14 upstream
