@@ -23,6 +23,7 @@ local api = require "kling.gateway.api"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local text = require "kling.gateway.text"
+local http = require "kling.resty.http"
 
 local M = {}
 
@@ -60,7 +61,10 @@ end
 
 -- The upstream's answer as a driver's result: what the create's machine reads.
 local function result(c, body)
-  if not c.sent then
+  if c.size == false then -- past MAX_ANSWER: dropped unread, as the other drivers refuse it
+    return { ok = false, error = "too_large", sent = true, received = true,
+      message = "the answer is too large: over max_body (" .. M.MAX_ANSWER .. " bytes)" }
+  elseif not c.sent then
     return { ok = false, error = "connect", sent = false, received = false,
       message = "the upstream could not be reached (HTTP " .. tostring(c.upstream_status) .. " from nginx)" }
   elseif not c.answered then
@@ -105,7 +109,9 @@ function M.header_filter()
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
 end
 
-M.MAX_ANSWER = 4 * 1024 * 1024 -- bytes of a create's answer kept (the capture location's buffer too)
+-- Bytes of a create's answer kept: the cosocket and capture drivers' cap (their max_body), so
+-- that the three paths of an answer refuse the same ones.
+M.MAX_ANSWER = http.DEFAULTS.max_body
 
 M.BATCH = 200 -- created records published per Redis round trip
 
@@ -151,8 +157,10 @@ function M.body_filter(G)
   end
   local chunk, eof = ngx.arg[1], ngx.arg[2]
   if chunk and chunk ~= "" and c.size ~= false then
-    -- A create's answer is a task object: one larger than MAX_ANSWER is not kept (read as
-    -- unreadable: looked up), so an endless upstream body cannot fill the worker's memory.
+    -- A create's answer is a task object: one larger than MAX_ANSWER is not kept, and no chunk
+    -- past it either (only counted until then: one length check a chunk), so an endless upstream
+    -- body cannot fill the worker's memory; its machine reads it as too large (a protocol
+    -- error: looked up by its external id).
     c.size = (c.size or 0) + #chunk
     if c.size > M.MAX_ANSWER then
       c.body, c.buf, c.size = nil, nil, false
