@@ -45,10 +45,11 @@ h.main(function()
   srv.stop()
   h.sh("rm -rf " .. h.q(prefix))
 
-  -- lua_code_cache off: nginx runs init_by_lua again in each request's own Lua VM, in a worker,
-  -- where the start's check could not read the conf's user and took nobody: every request was an
-  -- HTML 500 saying the journal was not writable by nobody (with user root;). Each location
-  -- answers 503 in its own form naming lua_code_cache, nothing metered or forwarded.
+  -- lua_code_cache off: nginx runs init_by_lua again in each request's own Lua VM, in a worker
+  -- (with master_process off, in its one process, where the per-request check below cannot tell
+  -- a request's VM from the start's). Where the conf says so around the gateway's handlers
+  -- (http {}, their server {}, an included file, a glob's), nginx refuses to start, naming it;
+  -- it started, and only each request was refused (with master_process off, not even that).
   prefix = h.tempdir("gateway-setup-cache")
   h.write(prefix .. "/gateway.json", require("kling.json").encode {
     upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
@@ -56,12 +57,44 @@ h.main(function()
     accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
   })
   port = h.free_port()
+  h.write(prefix .. "/gw-server.conf", table.concat {
+    "server {\n  listen 127.0.0.1:", port, ";\n  lua_code_cache off;\n",
+    "  include ", h.src, "/examples/nginx/server.conf;\n}\n",
+  })
+  for _, c in ipairs {
+    { "in http {}", "  lua_code_cache off;\n  server {\n    listen 127.0.0.1:" .. port .. ";\n    include "
+      .. h.src .. "/examples/nginx/server.conf;\n  }\n", "nginx.conf:%d+", "" },
+    { "in the server {} of an included glob's file, master_process off", "  include gw-*.conf;\n",
+      "gw%-server%.conf:3", " master_process off;" },
+  } do
+    h.write(prefix .. "/nginx.conf", table.concat {
+      h.conf_head(prefix),
+      "http {\n", h.lua_paths(), h.temp_paths(prefix), "  access_log off;\n",
+      "  include ", h.src, "/examples/nginx/http.conf;\n", c[2], "}\n",
+    })
+    local out = h.sh(("timeout 5 nginx -p %s -c %s -g 'daemon off;%s'; echo \"exit $?\""):format(h.q(prefix),
+      h.q(prefix .. "/nginx.conf"), c[4]))
+    h.check("lua_code_cache off " .. c[1] .. ": nginx does not start, the error names lua_code_cache and where",
+      out:find("exit 1", 1, true) ~= nil and out:find("lua_code_cache is off in this nginx", 1, true) ~= nil
+      and out:find("%(lua_code_cache off at [^)]*" .. c[3] .. "%)") ~= nil, out:sub(1, 800))
+  end
+
+  -- What the conf does not show (handlers in *_by_lua_file, which name nothing): nginx starts,
+  -- and every location answers 503 in its own form naming lua_code_cache, nothing metered or
+  -- forwarded (the start's checks cannot run in a request's VM: with user root every request
+  -- was nginx's HTML 500 saying the journal was not writable by nobody).
+  for name, call in pairs { api = "api()", balance = "balance()", admin = "admin()" } do
+    h.write(prefix .. "/" .. name .. ".lua", "require(\"kling.gateway\")." .. call .. "\n")
+  end
+  port = h.free_port()
   srv = h.nginx_start(prefix, table.concat {
     h.conf_head(prefix),
     "http {\n", h.lua_paths(), h.temp_paths(prefix), "  access_log off;\n  lua_code_cache off;\n",
     "  include ", h.src, "/examples/nginx/http.conf;\n",
     "  server {\n    listen 127.0.0.1:", port, ";\n",
-    "    include ", h.src, "/examples/nginx/server.conf;\n  }\n}\n",
+    "    location /v1/ { content_by_lua_file ", prefix, "/api.lua; }\n",
+    "    location = /gateway/balance { content_by_lua_file ", prefix, "/balance.lua; }\n",
+    "    location /gateway/admin { content_by_lua_file ", prefix, "/admin.lua; }\n  }\n}\n",
   }, port)
   base = "http://127.0.0.1:" .. port
   for _, c in ipairs {

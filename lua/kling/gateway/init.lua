@@ -11,6 +11,7 @@ local accounts = require "kling.gateway.accounts"
 local admin = require "kling.gateway.admin"
 local ids = require "kling.gateway.ids"
 local loopback = require "kling.gateway.loopback"
+local nginx_conf = require "kling.gateway.nginx_conf"
 local metrics = require "kling.gateway.metrics"
 local proxy = require "kling.gateway.proxy"
 local auth = require "kling.gateway.auth"
@@ -70,21 +71,7 @@ local function worker_user()
   if uid ~= "0" then
     return nil
   end
-  local args = {}
-  local f = io.open("/proc/self/cmdline", "rb")
-  if f then
-    -- After the first start nginx rewrites its title: "nginx: master process nginx -c ...".
-    for a in f:read("*a"):gmatch("[^%z%s]+") do
-      args[#args + 1] = a
-    end
-    f:close()
-  end
-  local conf
-  for i, a in ipairs(args) do
-    if a == "-c" then
-      conf = args[i + 1]
-    end
-  end
+  local args = nginx_conf.args()
   -- nginx -g 'user www-data; daemon off;' (the conf then has none: nginx refuses it twice). It
   -- was not read: a journal nobody could write passed, and www-data's workers refused every create.
   local g = table.concat(args, " "):match("%s%-g%s+(.*)$")
@@ -94,11 +81,7 @@ local function worker_user()
       return user
     end
   end
-  conf = conf or (ngx.config.prefix() .. "conf/nginx.conf")
-  if conf:sub(1, 1) ~= "/" then
-    conf = ngx.config.prefix() .. conf
-  end
-  local cf = io.open(conf, "rb")
+  local cf = io.open(nginx_conf.path(args), "rb")
   local text = cf and cf:read("*a") or ""
   if cf then
     cf:close()
@@ -324,6 +307,14 @@ function M.init(path, opts)
   if code_cache_off() then
     G.code_cache_off = true
     return
+  end
+  -- At nginx's start (or a reload) the conf says it, where nginx read it: refused then, so that
+  -- nginx does not start at all (with master_process off the requests' own VMs could not tell).
+  local read, off_at = pcall(nginx_conf.code_cache_off)
+  if not read then -- a conf this reader cannot follow: the requests' refusal (set_up) stays
+    ngx.log(ngx.WARN, "kling gateway: the nginx conf was not read for lua_code_cache: ", off_at)
+  elseif off_at then
+    error("kling gateway: " .. M.CODE_CACHE_OFF .. " (lua_code_cache off at " .. off_at .. ")", 0)
   end
   path = path or os.getenv("KLING_GATEWAY_CONFIG") or (ngx.config.prefix() .. "gateway.json")
   G.cfg = config.load(path)

@@ -1,0 +1,65 @@
+-- kling.gateway.nginx_conf code_cache_off: whether the conf nginx read runs the gateway's
+-- handlers with lua_code_cache off (init refuses nginx's start then). nginx tells Lua nothing of
+-- it: the conf is read as nginx reads it, includes in place, block by block.
+local files = require "support.files"
+local nginx_conf = require "kling.gateway.nginx_conf"
+
+describe("kling.gateway.nginx_conf code_cache_off", function()
+  local root, src
+  setup(function()
+    root = files.tempdir()
+    src = assert(os.getenv("PWD"))
+  end)
+  teardown(function()
+    files.remove(root)
+  end)
+
+  local n = 0
+  -- A conf of http {} around `body` (the gateway's http.conf included) -> its path.
+  local function conf(body)
+    n = n + 1
+    local path = root .. "/nginx" .. n .. ".conf"
+    files.write(path, table.concat {
+      "events { worker_connections 64; }\n",
+      "http {\n  include ", src, "/examples/nginx/http.conf;\n", body, "}\n",
+    })
+    return path
+  end
+  local gateway_server = "  server {\n    listen 1;\n    include " .. os.getenv("PWD")
+    .. "/examples/nginx/server.conf;\n  }\n"
+
+  it("finds it in the http {} around the gateway's server, by file and line", function()
+    local path = conf("  # lua_code_cache off; (a comment)\n  lua_code_cache off;\n" .. gateway_server)
+    assert.equal(path .. ":5", nginx_conf.code_cache_off(path))
+  end)
+
+  it("finds it in the gateway's own server {}, through an include relative to the conf", function()
+    files.write(root .. "/gw-server.inc", "server {\n  lua_code_cache off;\n  include " .. src
+      .. "/examples/nginx/server.conf;\n}\n")
+    local path = conf("  include gw-server.inc;\n")
+    assert.equal(root .. "/gw-server.inc:2", nginx_conf.code_cache_off(path))
+  end)
+
+  it("finds it in a location whose handler's Lua holds braces and quotes of its own", function()
+    local path = conf(table.concat {
+      "  server {\n    listen 2;\n    location /x {\n      lua_code_cache off;\n",
+      "      content_by_lua_block {\n        local s = \"}\" .. '}' -- }\n        local t = [[ } ]]\n",
+      "        require(\"kling.gateway\").api()\n      }\n    }\n  }\n",
+    })
+    assert.equal(path .. ":7", nginx_conf.code_cache_off(path))
+  end)
+
+  it("leaves alone another's location with it off, and one the gateway's server sets back on", function()
+    assert.is_nil(nginx_conf.code_cache_off(conf(gateway_server .. table.concat {
+      "  server {\n    listen 3;\n    location /dev {\n      lua_code_cache off;\n",
+      "      content_by_lua_block { ngx.say(\"{\") }\n    }\n  }\n",
+    })))
+    assert.is_nil(nginx_conf.code_cache_off(conf("  lua_code_cache off;\n  server {\n    listen 4;\n"
+      .. "    lua_code_cache on;\n    include " .. src .. "/examples/nginx/server.conf;\n  }\n")))
+    assert.is_nil(nginx_conf.code_cache_off(conf(gateway_server)))
+  end)
+
+  it("takes a conf it cannot read as saying nothing", function()
+    assert.is_nil(nginx_conf.code_cache_off(root .. "/missing.conf"))
+  end)
+end)
