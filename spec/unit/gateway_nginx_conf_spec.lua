@@ -63,3 +63,26 @@ describe("kling.gateway.nginx_conf code_cache_off", function()
     assert.is_nil(nginx_conf.code_cache_off(root .. "/missing.conf"))
   end)
 end)
+
+-- nginx started without -c reads the conf it was built with (Debian's service: /etc/nginx/nginx.conf),
+-- not <prefix>conf/nginx.conf: that one was read (for lua_code_cache, and the workers' user).
+describe("kling.gateway.nginx_conf path", function()
+  local saved
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = { config = { prefix = function() return "/usr/share/nginx/" end, -- luacheck: ignore 122
+      nginx_configure = function() return " --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf --x" end } }
+  end)
+  after_each(function()
+    _G.ngx = saved -- luacheck: ignore 122
+  end)
+
+  it("is -c's, relative to the prefix, else nginx's --conf-path", function()
+    assert.equal("/etc/nginx/nginx.conf", nginx_conf.path { "nginx:", "master", "process", "/usr/sbin/nginx", "-g",
+      "daemon on; master_process on;" })
+    assert.equal("/srv/gw/nginx.conf", nginx_conf.path { "nginx", "-c", "/srv/gw/nginx.conf" })
+    assert.equal("/usr/share/nginx/my.conf", nginx_conf.path { "nginx", "-c", "my.conf" })
+    _G.ngx.config.nginx_configure = function() return " --prefix=/opt/n" end
+    assert.equal("/usr/share/nginx/conf/nginx.conf", nginx_conf.path { "nginx" })
+  end)
+end)

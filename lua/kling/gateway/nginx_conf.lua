@@ -18,7 +18,9 @@ function M.args()
   return args
 end
 
--- path(args) -> the conf file nginx read: its -c (relative to the prefix), else nginx's default.
+-- path(args) -> the conf file nginx read: its -c, else the one nginx was built to read (its
+-- --conf-path: Debian's is /etc/nginx/nginx.conf, which its service starts without -c), else
+-- nginx's default; relative to the prefix.
 function M.path(args)
   local conf
   args = args or M.args()
@@ -27,7 +29,7 @@ function M.path(args)
       conf = args[i + 1]
     end
   end
-  conf = conf or (ngx.config.prefix() .. "conf/nginx.conf")
+  conf = conf or (ngx.config.nginx_configure() or ""):match("%-%-conf%-path=(%S+)") or "conf/nginx.conf"
   if conf:sub(1, 1) ~= "/" then
     conf = ngx.config.prefix() .. conf
   end
