@@ -10,7 +10,8 @@
 --     max_failed_daily (429, 1102 past it, nothing sent), across a restart: they cost nothing,
 --     so one client could send them upstream and into the journal without bound.
 --   - an account the admin API creates may not take the name of an account the store still keeps
---     (one dropped from the config file): it got that account's balance and tasks.
+--     (one dropped from the config file), in any case: it got that account's balance and tasks
+--     (and ZED beside a dropped zed made the file that put zed back refused at start).
 --   - with Redis away, an account this node never read (created on another node) is "cannot be
 --     read now" (503) to a top-up, a credit and a change, not "no account" (404).
 package.path = "spec/nginx/?.lua;" .. package.path
@@ -146,11 +147,16 @@ local function dropped_name(where, restart)
   res = admin_call("POST", "/accounts", { name = "zed", api_key = "gw-zed-key-2", credit = "1" })
   h.check(where .. ": zed dropped from the file, a new account of its name is refused (409, naming name): it"
     .. " would get zed's balance and tasks", refused(res, 409, "name", "kept by name"), res.body)
+  res = admin_call("POST", "/accounts", { name = "ZED", api_key = "gw-zed-key-3", credit = "1" })
+  h.check(where .. ": ... and so is ZED (409, naming name: names are one account's in any case): putting zed back"
+    .. " in the file would be refused beside it", refused(res, 409, "name", "differ in case only"), res.body)
   if restart then
     restart(doc)
     res = admin_call("POST", "/accounts", { name = "zed", api_key = "gw-zed-key-2", credit = "1" })
     h.check(where .. ": ... after a restart too (its spend and top-ups read back from the journal)",
       refused(res, 409, "name"), res.body)
+    res = admin_call("POST", "/accounts", { name = "Zed", api_key = "gw-zed-key-3", credit = "1" })
+    h.check(where .. ": ... Zed too after a restart", refused(res, 409, "name", "differ in case only"), res.body)
   end
 end
 

@@ -240,8 +240,9 @@ local function create_account(G)
   -- Balances and tasks are kept by name: a name the store has an account of already (one
   -- dropped from the config file, another node's file account) would give the new account that
   -- balance and those tasks, and let it spend that credit.
-  -- With Redis in any case too: another node's file account Erin would be found taken by a new
-  -- erin at that node's next start or reload (its check of the file), and sign nothing in.
+  -- In any case too, on either store: another node's file account Erin would be found taken by a
+  -- new erin at that node's next start or reload (its check of the file), and sign nothing in;
+  -- on one node a new ZED beside a dropped zed would have the file that puts zed back refused.
   local kept, kerr = G.meter.store:kept(acct.name)
   if kept == nil and kerr then
     return refuse(503, "nothing was created: the store cannot be read now (" .. kerr .. ")")

@@ -9,7 +9,8 @@
 -- replayed into a memory ledger per account they give the same totals.
 --
 -- Keys: seq, a:<account>:{base,topup,limit,avail,spent,reserved,open} (limit = base, the
--- credit it was opened with, + topup), h:<task_key> (the hold: account and
+-- credit it was opened with, + topup), a:<account in lower case>:name (the name it is kept by:
+-- kept, in any case), h:<task_key> (the hold: account and
 -- micros), d:<task_key> (settled or released: the one movement that ends a hold; kept `ended_ttl`
 -- seconds when given, else for the dict's life).
 -- @module kling.money.stores.shared
@@ -72,6 +73,12 @@ end
 
 local function akey(account, what)
   return "a:" .. account .. ":" .. what
+end
+
+-- The key of the name an account is kept by, found by that name in any case: a:<lower>:name
+-- (written by open_account and the replay: Meter:kept).
+local function name_key(account)
+  return "a:" .. account:lower() .. ":name"
 end
 
 -- The keys of an account's balance counters, made once per account and store: every reserve,
@@ -226,6 +233,9 @@ function Meter:open_account(name, limit)
     end
   end
   local ok, serr = d:safe_set(akey(name, "base"), m)
+  if ok and d:get(name_key(name)) ~= name then
+    ok, serr = d:safe_set(name_key(name), name)
+  end
   if not ok then
     return nil, validation("dict", "shared memory: " .. tostring(serr))
   end
@@ -236,16 +246,23 @@ function Meter:known(account)
   return self.dict:get(akey(account, "limit")) ~= nil
 end
 
---- Whether the dict keeps anything of an account of that name (opened, or only its spend, holds
--- or top-ups: a file account dropped from the config, put back by a restart's replay).
+--- kept(name) -> whether the dict keeps anything of an account of that name in any case
+-- (opened, or only its spend, holds or top-ups: a file account dropped from the config, put
+-- back by a restart's replay), and the name it keeps it by (the Redis store's rule: names are
+-- one account's in any case, as the config's and the gateway's sign-in take them, so a created
+-- ZED beside a dropped zed would make the file refused at the next start that puts zed back).
+---@param name string
+---@return boolean kept
+---@return string|nil name the name the dict keeps it by
 function Meter:kept(name)
   local d = self.dict
   for _, what in ipairs { "limit", "spent", "topup" } do
     if d:get(akey(name, what)) ~= nil then
-      return true
+      return true, name
     end
   end
-  return false
+  local other = d:get(name_key(name))
+  return other ~= nil, other
 end
 
 -- What a refused reserve gives back: the hold it counted open and the balance it took (a
@@ -626,6 +643,20 @@ end
 function Meter:restore(entries)
   local d = self.dict
   if d:get("seq") ~= nil then
+    -- a reload: the accounts kept since before their names were (a code upgrade by a reload)
+    -- get theirs, so that kept finds them in any case from now on
+    local named = {}
+    for _, e in ipairs(entries) do
+      local a = e.account or e.topup_account
+      if type(a) == "string" and not named[a] then
+        named[a] = true
+        local ok, err = d:safe_add(name_key(a), a)
+        if not ok and err ~= "exists" then
+          return nil, errors.new { kind = "server", field = "memory", message = "the shared dict cannot hold what"
+            .. " the journal holds (" .. name_key(a) .. ": " .. tostring(err) .. ")" }
+        end
+      end
+    end
     return 0
   end
   local spent, reserved, holds, ended, seq, n = {}, {}, {}, {}, 0, 0
@@ -708,9 +739,11 @@ function Meter:restore(entries)
     put(akey(a, "spent"), spent[a])
     put(akey(a, "reserved"), reserved[a])
     put(akey(a, "open"), open_of[a] or 0)
+    put(name_key(a), a)
   end
   for a, m in pairs(topups) do
     put(akey(a, "topup"), m)
+    put(name_key(a), a)
   end
   -- A top-up's id for what is left of its life; one past it is not put back (a retry of it now
   -- adds again, as it would have without the restart).
