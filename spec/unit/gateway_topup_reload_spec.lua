@@ -68,6 +68,80 @@ describe("a one-node reload racing a top-up", function()
   end)
 end)
 
+-- The first reload after an upgrade opens accounts the dict kept from before their base credit
+-- was (a:<name>:base): their credit was read as limit less topup, two reads a worker's top-up
+-- (topup, then limit) could fall between: counted twice (limit 110 for a credit of 100 and a
+-- top-up of 5). The two are read under the account's top-up lock now.
+describe("a one-node first reload after an upgrade racing a top-up", function()
+  with_fake_ngx()
+
+  -- alice opened with 100 by the version before (no base kept); hooks: {incr = key or get =
+  -- key, run = fn(store)}, run once right after that incr, or right before that get.
+  local function legacy(hook)
+    local shared = require "kling.money.stores.shared"
+    local d = fake_dict.new()
+    local store = shared.new { dict = d, currency = "CNY" }
+    assert(store:open_account("alice", "100"))
+    d:delete("a:alice:base")
+    local incr, get, fired = d.incr, d.get, false
+    d.incr = function(self, k, n, init)
+      local v, err = incr(self, k, n, init)
+      if k == hook.incr and not fired then
+        fired = true
+        hook.run(store)
+      end
+      return v, err
+    end
+    d.get = function(self, k)
+      if k == hook.get and hook.armed and not fired then
+        fired = true
+        hook.run(store)
+      end
+      return get(self, k)
+    end
+    return store
+  end
+
+  for _, step in ipairs { "a:alice:topup", "a:alice:limit", "a:alice:avail" } do
+    it("counts a top-up once when the reload comes after its step " .. step, function()
+      local reload = {}
+      local store = legacy { incr = step, run = function(s)
+        reload.res, reload.err = s:open_account("alice", "100")
+      end }
+      assert(store:topup("alice", 5000000))
+      -- the reload could not read alice's credit while her top-up held its lock: refused
+      -- (nginx's master waits for the lock; here the top-up is held in the middle for good)
+      assert.is_nil(reload.res)
+      assert.equal("server", reload.err and reload.err.kind)
+      assert.equal("105", store:account("alice").limit)
+      assert.equal("105", store:account("alice").balance)
+      assert(store:open_account("alice", "100")) -- the reload again
+      assert.equal("105", store:account("alice").limit)
+      assert.equal("105", store:account("alice").balance)
+    end)
+  end
+
+  it("counts a top-up once when it comes between the reload's reads of limit and topup", function()
+    local hook = { get = "a:alice:topup" }
+    local inner = {}
+    hook.run = function(s)
+      inner.res, inner.err = s:topup("alice", 5000000)
+    end
+    local store = legacy(hook)
+    hook.armed = true
+    assert(store:open_account("alice", "100"))
+    -- the top-up found the reload holding alice's top-up lock: refused, try again
+    assert.is_nil(inner.res)
+    assert.matches("being recorded", inner.err and inner.err.message or "", 1, true)
+    assert.equal("100", store:account("alice").limit)
+    assert.equal("100", store:account("alice").balance)
+    assert(store:topup("alice", 5000000)) -- tried again
+    assert(store:open_account("alice", "100")) -- the next reload changes nothing
+    assert.equal("105", store:account("alice").limit)
+    assert.equal("105", store:account("alice").balance)
+  end)
+end)
+
 -- A retry of a top-up with an id that comes while its first try writes its journal line (the
 -- try's lock outlived: a journal write past the lock's seconds): it was told "applied" (the id
 -- was taken before the line), and when the line then failed the id was given back and nothing

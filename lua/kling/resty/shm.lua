@@ -49,4 +49,37 @@ function Shm:room(bytes)
   return d:free_space() >= bytes
 end
 
+--- lock(dict, key, seconds [, tries [, block]]) -> true | nil, err: a lock of every worker's
+-- (and nginx's master's) in dict, taken by adding key with a life of `seconds`, so that it
+-- ends should its holder die holding it; the holder deletes key to let it go. Tried `tries`
+-- times (1 by default: no wait), 5 ms apart: by ngx.sleep where the phase yields; where it
+-- cannot, by a blocking sleep when `block` is true (nginx's master at a start or reload, where
+-- no request waits on it), else not again. err: "exists" (held all along), or the dict's own.
+---@param dict table an ngx.shared dict
+---@param key string
+---@param seconds number
+---@param tries? integer
+---@param block? boolean
+---@return boolean|nil ok
+---@return string|nil err
+function M.lock(dict, key, seconds, tries, block)
+  local err
+  for i = 1, tries or 1 do
+    local ok
+    ok, err = dict:safe_add(key, true, seconds)
+    if ok then
+      return true
+    elseif err ~= "exists" or i == (tries or 1) then
+      break
+    end
+    if not pcall(ngx.sleep, 0.005) then
+      if not block then
+        break
+      end
+      require("kling.core").sleep_ms(5)
+    end
+  end
+  return nil, err
+end
+
 return M

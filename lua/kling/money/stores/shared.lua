@@ -186,6 +186,14 @@ function Meter:journal_errors()
   return self.dict:get("journal_errors") or 0
 end
 
+-- A top-up holds its account's lock while it checks the cap, journals and adds: the check and
+-- the credit are one step for every worker (and for a reload that reads them: open_account).
+-- Nothing in between yields; the lock expires should its worker die holding it. A phase that
+-- cannot sleep is refused at once (kling.resty.shm lock).
+local LOCK_SECONDS, LOCK_TRIES = 5, 200
+-- nginx's master waits for it (a blocking sleep) until a lock its holder left must have expired.
+local MASTER_TRIES = LOCK_SECONDS * 200 + 100
+
 -- open_account(name, limit) sets an account's limit (a decimal string: the credit it may
 -- spend). A changed limit moves the available balance by the difference (a top-up is a new
 -- limit and a reload). Returns the account's summary or nil, err.
@@ -224,13 +232,25 @@ function Meter:open_account(name, limit)
     if not ok then
       return nil, validation("dict", "shared memory: " .. tostring(aerr))
     end
-  else
-    -- an account opened before the base was kept: its credit as its limit less its top-ups
-    base = base or (old - num(d, akey(name, "topup")))
+  elseif base == nil then
+    -- An account opened before the base was kept (the first reload after an upgrade): its
+    -- credit is its limit less its top-ups, read under its top-up lock, since a top-up moves
+    -- topup, then limit: read between the two, a top-up was counted twice.
+    local key = akey(name, "topup_lock")
+    local locked, lerr = shm.lock(d, key, LOCK_SECONDS, MASTER_TRIES, true)
+    if not locked then
+      return nil, errors.new { kind = "server", field = "account", message = "account " .. name .. "'s credit"
+        .. " cannot be read now: a top-up of it holds its lock (" .. tostring(lerr) .. "); try again" }
+    end
+    base = d:get(akey(name, "limit")) - num(d, akey(name, "topup"))
     if m ~= base then
       d:incr(akey(name, "limit"), m - base)
       d:incr(akey(name, "avail"), m - base)
     end
+    d:delete(key)
+  elseif m ~= base then
+    d:incr(akey(name, "limit"), m - base)
+    d:incr(akey(name, "avail"), m - base)
   end
   local ok, serr = d:safe_set(akey(name, "base"), m)
   if ok and d:get(name_key(name)) ~= name then
@@ -323,23 +343,6 @@ function Meter:open_holds()
   return self.dict:get("holds_open") or 0
 end
 
--- A top-up holds its account's lock while it checks the cap, journals and adds: the check and
--- the credit are one step for every worker. Nothing in between yields; the lock expires should
--- its worker die holding it.
-local LOCK_SECONDS, LOCK_TRIES = 5, 200
-
-local function lock(d, key)
-  for _ = 1, LOCK_TRIES do
-    if d:safe_add(key, true, LOCK_SECONDS) then
-      return true
-    end
-    if not pcall(ngx.sleep, 0.005) then -- a phase that cannot sleep takes the refusal below
-      return false
-    end
-  end
-  return false
-end
-
 -- topup(account, micros, cap [, id]) -> account summary [, true: id was applied before, nothing
 -- added] | false (its limit would pass cap) | nil, err: more credit, without a reload; journaled
 -- first, so a top-up that could not be written never counts. An id is remembered for
@@ -354,7 +357,7 @@ function Meter:topup(account, micros, cap, id)
   end
   local d = self.dict
   local key = akey(account, "topup_lock")
-  if not lock(d, key) then
+  if not shm.lock(d, key, LOCK_SECONDS, LOCK_TRIES) then
     return nil, errors.new { kind = "server", field = "amount",
       message = "another top-up of this account is being recorded; try again" }
   end
