@@ -1,5 +1,5 @@
 -- An ngx.shared dict in plain Lua for unit specs of the stores that run in nginx: the calls
--- they make (get, set, safe_set, add, safe_add, incr, delete, ttl, free_space), never full,
+-- they make (get, set, safe_set, add, safe_add, incr, delete, get_keys, ttl, free_space), never full,
 -- expiry ignored.
 local M = {}
 
@@ -43,6 +43,15 @@ end
 
 function Dict:delete(k)
   self.t[k] = nil
+end
+
+function Dict:get_keys()
+  local out = {}
+  for k in pairs(self.t) do
+    out[#out + 1] = k
+  end
+  table.sort(out)
+  return out
 end
 
 function Dict.ttl()

@@ -11,6 +11,7 @@
 local config = require "kling.gateway.config"
 local core = require "kling.core"
 local json = require "kling.json"
+local shm = require "kling.resty.shm"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
 
@@ -23,12 +24,14 @@ local M = {}
 -- a key another node replaced (a leaked one) may still be taken here.
 M.CACHE_S = 1
 
--- new{cfg =, dict = shared dict, journal = | redis = kling.gateway.redis (several nodes)}
+-- new{cfg =, dict = shared dict, journal = | redis = kling.gateway.redis (several nodes), kept =}
 -- seen_id: with Redis, fn() -> the id of the store this node saw ("" for none: the store's
--- seen_id), so that a key Redis lost (a store reset) is not told "unknown".
+-- seen_id), so that a key Redis lost (a store reset) is not told "unknown". kept: fn(name) ->
+-- the balance store's kept (whether it keeps an account of that name in any case, and the name
+-- it has | nil, why it cannot say), asked of a new account's name.
 function M.new(opts)
   return setmetatable({ cfg = opts.cfg, dict = opts.dict, journal = opts.journal, redis = opts.redis,
-    seen_id = opts.seen_id }, Accounts)
+    seen_id = opts.seen_id, kept = opts.kept }, Accounts)
 end
 
 -- When a node's copy was read from Redis, in its flags: tenths of a second, modulo 2^32.
@@ -371,12 +374,14 @@ end
 -- One node: one account write (a creation, a change) at a time across its workers, its checks
 -- made inside: two workers could otherwise give one key to two accounts. With Redis, WRITE
 -- refuses what changed meanwhile instead. fn() -> results.
+-- nginx's master takes the lock too while it checks a reloaded file against the created accounts
+-- and opens the accounts (M.open_all).
 local LOCK, LOCK_S = "cl", 10
 local function locked(self, fn)
   if self.redis then
     return fn()
   end
-  local ok, lerr = self.dict:safe_add(LOCK, true, LOCK_S)
+  local ok, lerr = shm.lock(self.dict, LOCK, LOCK_S)
   if not ok then
     return nil, lerr == "exists" and { status = 409, message = "another account is being created or changed: try"
       .. " again" } or { status = 503, message = "shared memory: " .. tostring(lerr) }
@@ -456,17 +461,83 @@ local function commit(self, new, cur, read)
   return true
 end
 
+-- Why a new account may not have its name: the balance store keeps an account of that name (one
+-- dropped from the config file, another node's file account), in any case -> nil | {status,
+-- field, message}. Balances and tasks are kept by name: the new account would get that balance
+-- and those tasks, and spend that credit; a name another's in all but case would have the file
+-- that has it refused at its next start (one node) or found taken there (Redis).
+local function kept_refusal(self, acct)
+  if not self.kept then
+    return nil
+  end
+  local kept, kerr = self.kept(acct.name)
+  if kept == nil and kerr then
+    return { status = 503, message = "nothing was created: the store cannot be read now (" .. kerr .. ")" }
+  elseif kept and type(kerr) == "string" and kerr ~= acct.name then
+    return { status = 409, field = "name", message = "the store keeps an account " .. kerr .. " (names differ in"
+      .. " case only; a config file's, on this node or another, would sign nothing in beside a created "
+      .. acct.name .. "); choose another name" }
+  elseif kept then
+    return { status = 409, field = "name", message = "account " .. acct.name .. " was an account of this gateway"
+      .. " (a config file's, on this node or another): its balance and tasks are kept by name, and would be the"
+      .. " new account's; choose another name" }
+  end
+end
+
 -- add(acct) -> true | nil, {status, field, message}: a new account (checked by config.account);
 -- written first (the journal, or Redis), so an account that could not be written is never usable.
+-- On one node its checks and its write are one step under the lock of account writes, which
+-- nginx's master holds too while it checks a reloaded file and opens its accounts (open_all): a
+-- create that landed between a reload's check and its opens gave a file account and a created
+-- one of one name one balance.
 function Accounts:add(acct)
   local function run()
-    local clash = clashes(self, acct)
+    local clash = clashes(self, acct) or kept_refusal(self, acct)
     if clash then
       return nil, clash
     end
     return commit(self, acct)
   end
   return locked(self, run)
+end
+
+-- How long nginx's master waits for the lock of account writes: until one its holder left must
+-- have expired (a blocking sleep: no request waits on the master). It holds it for up to
+-- MASTER_S (it lets it go once the accounts are opened, or refused; the life is for a master
+-- killed meanwhile, whose workers go on): a walk of a large dict may pass a worker's LOCK_S.
+local MASTER_TRIES, MASTER_S = LOCK_S * 200 + 200, 300
+
+--- open_all(G, reload) -> true | nil, message: every account of the one-node store (the file's,
+-- then the created ones) opened with its credit (kling.money.stores.shared open_account), by
+-- nginx's master at a start or reload. At a reload the file is checked against the created
+-- accounts again first (file_clash), the check and the opens one step under the lock of account
+-- writes, as a worker's create is (add): a create between the two took a name the reloaded file
+-- has, and the file's account and the created one shared one balance.
+function M.open_all(G, reload)
+  local dict = G.ledger_dict
+  local ok, lerr = shm.lock(dict, LOCK, MASTER_S, MASTER_TRIES, true)
+  if not ok then
+    return nil, "the accounts cannot be opened now: an account is being created or changed through the admin API"
+      .. " (" .. tostring(lerr) .. "); reload again"
+  end
+  local res = { pcall(function()
+    local clash = reload and M.file_clash(G.cfg, M.in_dict(dict))
+    if clash then
+      return nil, clash
+    end
+    for _, name in ipairs(G.accounts:names()) do
+      local opened, err = G.meter:open_account(name, G.accounts:get(name).credit)
+      if not opened then
+        return nil, tostring(err)
+      end
+    end
+    return true
+  end) }
+  dict:delete(LOCK)
+  if not res[1] then
+    error(res[2], 0)
+  end
+  return res[2], res[3]
 end
 
 --- The created accounts of a journal's entries, each as it was last written (created, then

@@ -237,24 +237,7 @@ local function create_account(G)
       return refuse(503, "nothing was created: " .. tostring(berr.message))
     end
   end
-  -- Balances and tasks are kept by name: a name the store has an account of already (one
-  -- dropped from the config file, another node's file account) would give the new account that
-  -- balance and those tasks, and let it spend that credit.
-  -- In any case too, on either store: another node's file account Erin would be found taken by a
-  -- new erin at that node's next start or reload (its check of the file), and sign nothing in;
-  -- on one node a new ZED beside a dropped zed would have the file that puts zed back refused.
-  local kept, kerr = G.meter.store:kept(acct.name)
-  if kept == nil and kerr then
-    return refuse(503, "nothing was created: the store cannot be read now (" .. kerr .. ")")
-  elseif kept and type(kerr) == "string" and kerr ~= acct.name then
-    return refuse(409, "the store keeps an account " .. kerr .. " (names differ in case only; a config file's, on"
-      .. " this node or another, would sign nothing in beside a created " .. acct.name .. "); choose another name",
-      "name")
-  elseif kept and not G.accounts:get(acct.name) then
-    return refuse(409, "account " .. acct.name .. " was an account of this gateway (a config file's, on this node or"
-      .. " another): its balance and tasks are kept by name, and would be the new account's; choose another name",
-      "name")
-  end
+  -- (a name the store keeps, in any case, is refused by the add: accounts kept_refusal)
   local added, err = G.accounts:add(acct)
   if not added then
     return refuse(err.status or 409, err.message, err.field)

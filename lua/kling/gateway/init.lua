@@ -152,6 +152,8 @@ local function init_redis(ledger_dict, user)
     retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis, seen_id = function()
     return G.meter.store:seen_id()
+  end, kept = function(name)
+    return G.meter.store:kept(name)
   end }
   G.ledger_dict = ledger_dict
 end
@@ -377,7 +379,9 @@ function M.init(path, opts)
   -- shorter). Nothing can end it again after that, and a node that runs for months keeps room.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
     journal = G.journal, ended_ttl = M.ended_ttl(G.cfg), topup_id_ttl = M.topup_id_ttl(G.cfg) } })
-  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal }
+  G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal, kept = function(name)
+    return G.meter.store:kept(name)
+  end }
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()
   local entries, skipped = journal.read(G.cfg.journal)
@@ -421,11 +425,11 @@ function M.init(path, opts)
   end
   local t_owners = core.wall_ms()
   local created = fresh and G.accounts:restore(entries) or 0
-  for _, name in ipairs(G.accounts:names()) do
-    local ok, err = G.meter:open_account(name, G.accounts:get(name).credit)
-    if not ok then
-      error("kling gateway: " .. tostring(err), 0)
-    end
+  -- (a reload checks its file against the created accounts again here, with the opens: a create
+  -- made since the check above would otherwise share a balance with the file's account)
+  local opened, aerr = accounts.open_all(G, not fresh)
+  if not opened then
+    error("kling gateway: " .. (fresh and "" or (path .. ": ")) .. aerr, 0)
   end
   accounts.warn_overdrawn(G)
   -- (a journal of refused creates alone, as a compaction leaves one, still has the day's
