@@ -1,6 +1,7 @@
 -- A redis-server of a spec's own (a free loopback port, no persistence) and the little of
--- kling.gateway.redis the money store calls (run: a script by EVAL, with: a connection's
--- hget), over luasocket, for unit specs of the Redis scripts without nginx.
+-- kling.gateway.redis the money store and the accounts call (run: a script by EVAL, with: a
+-- connection's commands), over luasocket, for unit specs of the Redis scripts without nginx;
+-- every reply is waited for 10 s at most.
 local socket = require "socket"
 
 local M = {}
@@ -68,6 +69,7 @@ function M.start()
     socket.sleep(0.02)
   end
   assert(c, "redis-server did not answer")
+  c:settimeout(10) -- a reply that never comes fails the spec, never hangs it
   local function call(...)
     command(c, { ... })
     return reply(c)
@@ -79,14 +81,18 @@ function M.start()
     function r.run(_, script, ...)
       return call("EVAL", script, 0, r.prefix, ...)
     end
-    function r.with(_, fn)
-      return fn { hget = function(_, k, f)
-        local v, err = call("HGET", k, f)
+    -- a connection: each command a method (red:hget(k, f), red:hkeys(k), ...)
+    local red = setmetatable({}, { __index = function(_, cmd)
+      return function(_, ...)
+        local v, err = call(cmd:upper(), ...)
         if v == nil and not err then
-          return false -- no such field (lua-resty-redis answers ngx.null: not a string either)
+          return false -- no such field or key (lua-resty-redis answers ngx.null: not a string either)
         end
         return v, err
-      end }
+      end
+    end })
+    function r.with(_, fn)
+      return fn(red)
     end
     return r
   end

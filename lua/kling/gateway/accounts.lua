@@ -131,11 +131,11 @@ local function signs_in(self, acct, err)
 end
 
 -- With Redis: the file's accounts whose names (in any case) the admin API gave to an account of
--- the store before, as "\n<name>\n<name>\n" ("" for none), kept in the dict by the first worker
--- at each start and reload (check_file). Balances and tasks are kept by name: the file's
--- "erin" would see the created erin's tasks and balance history, and spend that credit (the
--- store's stands once an account is opened). Neither signs in then (the created one is
--- contradicted), as one node refuses such a file at start.
+-- the store, as "\n<name>\n<name>\n" ("" for none), kept in the dict by the first worker at each
+-- start and reload once the file's accounts are opened (check_file, file_checked). Balances and
+-- tasks are kept by name: the file's "erin" would see the created erin's tasks and balance
+-- history, and spend that credit (the store's stands once an account is opened). Neither signs
+-- in then (the created one is contradicted), as one node refuses such a file at start.
 M.FILE_TAKEN = "file_taken"
 
 -- A file account, unless its name is a created account's in the store (said once per worker
@@ -147,7 +147,8 @@ local function file_signs_in(self, a)
   end
   local taken = self.dict:get(M.FILE_TAKEN)
   if taken == nil then
-    return nil, "the config file's accounts are not yet checked against the Redis store's (each start and reload)"
+    return nil, "the config file's accounts are not yet checked against the Redis store's and opened (each start"
+      .. " and reload)"
   elseif taken == "" or not taken:find("\n" .. a.name .. "\n", 1, true) then
     return a
   end
@@ -161,7 +162,7 @@ local function file_signs_in(self, a)
   return nil
 end
 
---- Whether the config file's account of that name is one check_file found taken (with Redis:
+--- Whether the config file's account of that name is one file_checked keeps taken (with Redis:
 -- the name is a created account's too, so money sent to it would go to that one's balance) |
 -- nil, message: the file is not yet checked at this start or reload (a reload forgets the last
 -- check; Redis may not answer it), so it cannot be said, as a sign-in of it cannot.
@@ -178,9 +179,9 @@ end
 
 --- check_file(created) -> {file account name = the created account's name}: the file's accounts
 -- whose names (in any case) created accounts of the Redis store have, which sign nothing in
--- from now on (kept in the dict for every worker; a reload checks its file again).
+-- (file_checked keeps them, with those whose opens the store refused).
 function Accounts:check_file(created)
-  local by_lower, taken, names = {}, {}, {}
+  local by_lower, taken = {}, {}
   for _, a in ipairs(created) do
     if type(a.name) == "string" then
       by_lower[a.name:lower()] = a.name
@@ -190,14 +191,26 @@ function Accounts:check_file(created)
     local other = by_lower[f.name:lower()]
     if other then
       taken[f.name] = other
-      names[#names + 1] = f.name
     end
   end
+  return taken
+end
+
+--- file_checked(taken) -> true | nil, message: the file's accounts whose names created accounts
+-- of the Redis store have ({file account name = ...}: check_file's, and those whose opens the
+-- store refused), kept in the dict for every worker once the file's accounts are opened: they
+-- sign nothing in, the others sign in from now on (a reload checks its file again).
+function Accounts:file_checked(taken)
+  local names = {}
+  for name in pairs(taken) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
   local ok, err = self.dict:safe_set(M.FILE_TAKEN, #names > 0 and ("\n" .. table.concat(names, "\n") .. "\n") or "")
   if not ok then
     return nil, "shared memory: " .. tostring(err)
   end
-  return taken
+  return true
 end
 
 --- The account an api_key signs in | nil [, message: the store cannot be read now].
@@ -297,20 +310,32 @@ end
 -- is still as read ('' for a new one: its name free, also in case) and every key it takes is
 -- free or already its own; a field it drops is removed only where it is its own. Nodes check
 -- against copies up to accounts.CACHE_S old: two nodes could otherwise give one key to two
--- accounts (a client served as, and spending, another). ARGV: the keys' prefix, the name's
--- field, the text read or '', the new text, the count of fields to drop, those, then the
--- fields to set to the new text. -> {1} | {0, "changed"} | {0, "name", the name taken} |
--- {0, "key", the field taken}.
+-- accounts (a client served as, and spending, another). A new account's name is also one the
+-- balance store does not keep (kling.money.stores.redis: a balance of that name, or <p>names in
+-- any case: a file account's, on any node), and is named there in the same step: a node's open
+-- of its file account of that name (OPEN) is refused from then on, and an open before this
+-- refuses the create here (checked apart, a create landing between a node's check of its file
+-- and its open gave both one balance). ARGV: the keys' prefix, the name's field, the text read
+-- or '', the new text, the count of fields to drop, those, then the fields to set to the new
+-- text. -> {1} | {0, "changed"} | {0, "name", the name taken} | {0, "kept", the name the store
+-- keeps} | {0, "key", the field taken}.
 local WRITE = [[
 local hash = ARGV[1] .. 'accounts'
 local name_field, read, text = ARGV[2], ARGV[3], ARGV[4]
 local cur = redis.call('HGET', hash, name_field)
+local names, lower = ARGV[1] .. 'names', string.lower(string.sub(name_field, 4))
 if read == '' then
   if cur then return {0, 'name', string.sub(name_field, 4)} end
-  local lower = string.lower(name_field)
   for _, f in ipairs(redis.call('HKEYS', hash)) do
-    if string.sub(f, 1, 3) == 'cn:' and string.lower(f) == lower then return {0, 'name', string.sub(f, 4)} end
+    if string.sub(f, 1, 3) == 'cn:' and string.lower(string.sub(f, 4)) == lower then
+      return {0, 'name', string.sub(f, 4)}
+    end
   end
+  if redis.call('EXISTS', ARGV[1] .. 'a:' .. string.sub(name_field, 4)) == 1 then
+    return {0, 'kept', string.sub(name_field, 4)}
+  end
+  local kept = redis.call('HGET', names, lower)
+  if kept then return {0, 'kept', kept} end
 elseif cur ~= read then
   return {0, 'changed'}
 end
@@ -329,9 +354,26 @@ end
 for i = 6, 5 + n do
   if owner(ARGV[i]) == name then redis.call('HDEL', hash, ARGV[i]) end
 end
+if read == '' then redis.call('HSET', names, lower, name) end
 for i = 6 + n, #ARGV do redis.call('HSET', hash, ARGV[i], text) end
 return {1}
 ]]
+
+-- The refusal of a new account's name the balance store keeps (`other`: the name it keeps it
+-- by) -> {status, field, message}. Balances and tasks are kept by name: the new account would
+-- get that balance and those tasks, and spend that credit; a name another's in all but case
+-- would have the file that has it refused at its next start (one node) or found taken there
+-- (Redis).
+local function kept_message(name, other)
+  if other ~= name then
+    return { status = 409, field = "name", message = "the store keeps an account " .. other .. " (names differ in"
+      .. " case only; a config file's, on this node or another, would sign nothing in beside a created "
+      .. name .. "); choose another name" }
+  end
+  return { status = 409, field = "name", message = "account " .. name .. " was an account of this gateway"
+    .. " (a config file's, on this node or another): its balance and tasks are kept by name, and would be the"
+    .. " new account's; choose another name" }
+end
 
 -- write_redis(self, name, read, new, drop) -> true | nil, {status, message [, field]}: WRITE run,
 -- its answer read.
@@ -350,6 +392,8 @@ local function write_redis(self, name, read, new, drop)
   elseif res[2] == "name" then
     return nil, { status = 409, field = "name", message = "account " .. tostring(res[3]) .. " exists"
       .. (res[3] ~= name and " (names differ in case only)" or "") }
+  elseif res[2] == "kept" then
+    return nil, kept_message(name, tostring(res[3]))
   elseif res[2] == "key" then
     local field = tostring(res[3]):sub(1, 3) == "ck:" and "api_key" or "access_key"
     return nil, { status = 409, field = field, message = field .. ": is already another account's" }
@@ -461,26 +505,16 @@ local function commit(self, new, cur, read)
   return true
 end
 
--- Why a new account may not have its name: the balance store keeps an account of that name (one
--- dropped from the config file, another node's file account), in any case -> nil | {status,
--- field, message}. Balances and tasks are kept by name: the new account would get that balance
--- and those tasks, and spend that credit; a name another's in all but case would have the file
--- that has it refused at its next start (one node) or found taken there (Redis).
+-- Why a new account may not have its name on one node: the store keeps an account of that name
+-- (one dropped from the config file), in any case -> nil | {status, field, message}. With Redis
+-- WRITE refuses it, in the step that writes the account.
 local function kept_refusal(self, acct)
-  if not self.kept then
+  if self.redis or not self.kept then
     return nil
   end
-  local kept, kerr = self.kept(acct.name)
-  if kept == nil and kerr then
-    return { status = 503, message = "nothing was created: the store cannot be read now (" .. kerr .. ")" }
-  elseif kept and type(kerr) == "string" and kerr ~= acct.name then
-    return { status = 409, field = "name", message = "the store keeps an account " .. kerr .. " (names differ in"
-      .. " case only; a config file's, on this node or another, would sign nothing in beside a created "
-      .. acct.name .. "); choose another name" }
-  elseif kept then
-    return { status = 409, field = "name", message = "account " .. acct.name .. " was an account of this gateway"
-      .. " (a config file's, on this node or another): its balance and tasks are kept by name, and would be the"
-      .. " new account's; choose another name" }
+  local kept, other = self.kept(acct.name)
+  if kept then
+    return kept_message(acct.name, other or acct.name)
   end
 end
 

@@ -237,7 +237,8 @@ local function create_account(G)
       return refuse(503, "nothing was created: " .. tostring(berr.message))
     end
   end
-  -- (a name the store keeps, in any case, is refused by the add: accounts kept_refusal)
+  -- (a name the store keeps, in any case, is refused by the add: on one node under the lock of
+  -- account writes, with Redis by its WRITE, in the step that writes the account)
   local added, err = G.accounts:add(acct)
   if not added then
     return refuse(err.status or 409, err.message, err.field)

@@ -152,8 +152,6 @@ local function init_redis(ledger_dict, user)
     retention_s = G.cfg.retention_days * 86400, encode = texts.record, by_upstream = G.cfg.callbacks == true }
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, redis = G.redis, seen_id = function()
     return G.meter.store:seen_id()
-  end, kept = function(name)
-    return G.meter.store:kept(name)
   end }
   G.ledger_dict = ledger_dict
 end
@@ -179,23 +177,24 @@ end
 local warned = {}
 local function open_redis_accounts()
   -- A file account named as a created one is not opened (the store has that name's balance:
-  -- the created one's) and signs nothing in (kling.gateway.accounts check_file): checked first.
+  -- the created one's) and signs nothing in (kling.gateway.accounts check_file): checked first,
+  -- and again by each open, in its own step (a create that lands after the check: OPEN refuses
+  -- the file's account, as WRITE refuses a create after the open). The file's accounts sign in
+  -- once all are opened or found taken (file_checked).
   local created, cerr = G.accounts:in_redis()
   local taken = created and G.accounts:check_file(created)
   if not taken then
     ngx.log(ngx.ERR, "kling gateway: cannot check the config file's accounts against the Redis store's (retrying): ",
-      tostring(cerr or "shared memory"))
+      tostring(cerr))
     return nil
-  end
-  for name, other in pairs(taken) do
-    ngx.log(ngx.ERR, "kling gateway: the config file's account ", name, " is not opened and signs nothing in: the",
-      " admin API created account ", other, " in the Redis store before, and balances and tasks are kept by name;",
-      " give the file's account another name and reload")
   end
   for _, a in ipairs(G.cfg.accounts) do
     local ok, err = true, nil
     if not taken[a.name] then
-      ok, err = G.meter:open_account(a.name, a.credit)
+      ok, err = G.meter:open_account(a.name, a.credit, { file = true })
+      if not ok and type(err) == "table" and err.code == "name_created" then
+        taken[a.name], ok, err = err.created, true, nil
+      end
     end
     if not ok then
       ngx.log(ngx.ERR, "kling gateway: cannot open account ", a.name, " in Redis (retrying): ", tostring(err))
@@ -204,6 +203,16 @@ local function open_redis_accounts()
       warned[a.name] = true
       accounts.warn_credit(a.name, a.credit, err)
     end
+  end
+  local marked, merr = G.accounts:file_checked(taken)
+  if not marked then
+    ngx.log(ngx.ERR, "kling gateway: cannot keep the config file's accounts checked (retrying): ", merr)
+    return nil
+  end
+  for name, other in pairs(taken) do
+    ngx.log(ngx.ERR, "kling gateway: the config file's account ", name, " is not opened and signs nothing in: the",
+      " admin API created account ", other, " in the Redis store, and balances and tasks are kept by name;",
+      " give the file's account another name and reload")
   end
   -- A file account that takes a created account's name or key (one node refuses such a file at
   -- start and reload; a node cannot read Redis there): say so loudly, at each start and reload.

@@ -424,10 +424,11 @@ end
 -- its credit comes back second when it is not `limit`.
 ---@param name string
 ---@param limit string
+---@param opts? table the store's own options (the Redis store's `file`)
 ---@return table|nil account its figures, as account() gives them
 ---@return kling.Error|integer|nil err, or the store's own credit (micros) where it kept it
-function Ledger:open_account(name, limit)
-  return self.store:open_account(name, limit)
+function Ledger:open_account(name, limit, opts)
+  return self.store:open_account(name, limit, opts)
 end
 
 --- Replaces an account's credit (micro-units; its top-ups kept, its balance moved by the

@@ -15,7 +15,8 @@
 -- <p>ledger (list of JSON lines: the record of every movement, oldest first, in Redis's memory
 -- until archived and trimmed: ledger_head, ledger_trim), <p>ledger_trimmed (how many were),
 -- <p>meta (hash: id, currency, price_provider, created_ms: the store's identity, written once
--- by bind when absent), <p>names (hash: an opened account's name in lower case -> its name).
+-- by bind when absent), <p>names (hash: an opened or created account's name in lower case -> its
+-- name), <p>accounts (the gateway's accounts the admin API created: kling.gateway.accounts).
 --
 -- Every script that moves or shows money checks <p>meta first (GUARD), in the same script, so
 -- the check costs no round trip: a store whose meta is gone, or names another id than the one
@@ -220,8 +221,12 @@ return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, b
   string.format('%d', held)}
 ]]
 
--- ARGV: p, the guard's three (GUARD), account, base credit, currency. Each open names the
--- account in <p>names (its name in lower case -> its name: Meter:kept, in any case). An
+-- ARGV: p, the guard's three (GUARD), account, base credit, currency, '1' for an account of a
+-- config file ('' else). Each open names the account in <p>names (its name in lower case -> its
+-- name: a new account's WRITE, kling.gateway.accounts, refuses a name there in any case). A
+-- config file's account is not opened where the gateway's admin API created one of its name, in
+-- any case (<p>accounts has cn:<name>: {-10, that name}): a create that landed between a node's
+-- check of its file and its open of the file's account gave both one balance. An
 -- account is opened once: the credit it is first opened with (the config's, or the admin API's
 -- at its creation) is its base credit, written with a ledger line of its own ("credit", its
 -- amount); an account
@@ -234,7 +239,13 @@ local refused = guard(p, ARGV[2], ARGV[3], ARGV[4])
 if refused then return refused end
 local account, base = ARGV[5], tonumber(ARGV[6])
 local a = p .. 'a:' .. account
-if redis.call('HGET', p .. 'names', string.lower(account)) ~= account then
+local named = redis.call('HGET', p .. 'names', string.lower(account))
+if ARGV[8] == '1' then
+  for _, n in ipairs({account, named}) do
+    if n and redis.call('HEXISTS', p .. 'accounts', 'cn:' .. n) == 1 then return {-10, n} end
+  end
+end
+if named ~= account then
   redis.call('HSET', p .. 'names', string.lower(account), account) -- (no write once named: a full Redis opens)
 end
 if redis.call('HEXISTS', a, 'limit') == 1 then return {0, redis.call('HGET', a, 'base') or ''} end
@@ -494,19 +505,27 @@ function Meter:bind()
   return meta
 end
 
---- open_account(name, credit) -> figures [, the store's own credit (micros)] | nil, err: an
--- account opened with that credit, the first time the store sees it. An account the store has
--- already keeps its credit (set_credit changes it): its figures, and its credit when it is
--- not this one, so that the caller can say so.
-function Meter:open_account(name, limit)
+--- open_account(name, credit [, {file = true}]) -> figures [, the store's own credit (micros)] |
+-- nil, err: an account opened with that credit, the first time the store sees it. An account
+-- the store has already keeps its credit (set_credit changes it): its figures, and its credit
+-- when it is not this one, so that the caller can say so. file: an account of a config file,
+-- refused where the gateway's admin API created an account of its name in any case (err: kind
+-- validation, field name, code "name_created", created = that account's name), in the step that
+-- opens it.
+function Meter:open_account(name, limit, opts)
   local m = core.money_parse(tostring(limit))
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")
   end
   local view, cur, pp = guard_args(self)
-  local res, err = guarded(self, view, self.redis:run(OPEN, view, cur, pp, name, fmt(m), self.currency))
+  local res, err = guarded(self, view, self.redis:run(OPEN, view, cur, pp, name, fmt(m), self.currency,
+    opts and opts.file and "1" or ""))
   if not res then
     return nil, err
+  elseif res[1] == -10 then
+    return nil, errors.new { kind = "validation", field = "name", code = "name_created", created = tostring(res[2]),
+      message = "account " .. name .. " is not opened: the admin API created account " .. tostring(res[2])
+        .. " in the store, and balances and tasks are kept by name" }
   end
   local a, aerr = self:account(name)
   if not a then
@@ -718,32 +737,6 @@ function Meter:hold(key)
   end
   local account, m = h:match("^(.*)|(%d+)$")
   return account, tonumber(m)
-end
-
---- kept(name) -> whether the store has an account of that name, in any case (its balance hash,
--- or <p>names: another node's file account Erin, named erin by a new account, would be found taken
--- by that node's next check of its file, kling.gateway.accounts check_file, and sign nothing in
--- from then on), and the name it has | nil, why (Redis could not answer). An account opened only
--- before <p>names was kept is found by its exact name until a node opens it again.
-function Meter:kept(name)
-  local r = self.redis
-  local n, other = r:with(function(red)
-    local e, err = red:exists(r.prefix .. "a:" .. name)
-    if type(e) ~= "number" then
-      return nil, err or "unexpected answer"
-    end
-    local o, oerr = red:hget(r.prefix .. "names", name:lower())
-    if o == nil then
-      return nil, oerr or "unexpected answer"
-    end
-    return e, o
-  end)
-  if type(n) ~= "number" then
-    return nil, tostring(other or "unexpected answer")
-  elseif n > 0 then
-    return true, name
-  end
-  return type(other) == "string", type(other) == "string" and other or nil
 end
 
 --- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
