@@ -167,6 +167,23 @@ describe("billing.product", function()
     assert.equal("kling-v3", ev.model)
     assert.equal("kling-v3", assert(billing.product { provider = "evolink", prompt = "x" }).model)
   end)
+  -- A request with an image and no endpoint goes to image2video (the provider's
+  -- default_endpoint); it was priced, and its product named, as the catalog's text2video.
+  it("an image request without an endpoint is the image2video the provider sends it to", function()
+    local img = "https://example.com/a.png"
+    assert.equal("videos/image2video", assert(billing.product { prompt = "x", image = img }).endpoint)
+    assert.equal("videos/text2video", assert(billing.product { prompt = "x" }).endpoint)
+    finally(function() billing.set_catalog("kling", nil) end)
+    assert(billing.set_catalog("kling", {
+      provider = "kling", date = "2027-01-01", currency = "CNY", endpoint_default = "videos/text2video",
+      rules = { { id = "t2v", match = { endpoint = "videos/text2video" }, kind = "per_second", price = "0.3" } },
+    }))
+    assert.equal("1.5", assert(billing.estimate { provider = "kling", prompt = "x", duration = 5 }).amount)
+    local q, err = billing.estimate { provider = "kling", prompt = "x", image = img, duration = 5 }
+    assert.is_nil(q)
+    assert.equal("unpriced", err.kind)
+    assert.matches("videos/image2video", err.message, 1, true)
+  end)
   it("refuses unknown options and mistyped facts by name", function()
     assert.has_error(function() billing.product({}, { provder = "kling" }) end)
     local p, err = billing.product { endpoint = "videos/text2video", mode = 1 }

@@ -140,8 +140,8 @@ function M.open(budget, provider, set)
 end
 
 --- The request as priced on the client's provider (a copy): at the endpoint the provider
--- sends it to (kling.lifecycle.machine's choice, endpoint_def's below), not the catalog's
--- default, which prices an image request without an endpoint as text2video.
+-- sends it to (kling.lifecycle.machine's choice, endpoint_def's below), written out: the
+-- provider's default_endpoint, which kling.money.quote also prices a request without one at.
 function M.priced(client, req)
   local r = {}
   for k, v in pairs(req) do

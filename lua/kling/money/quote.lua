@@ -177,9 +177,14 @@ local function facts(req, cat, provider)
       return nil, validation(k, "must be a string, got " .. validate.type_of(v), provider)
     end
   end
-  -- Without an endpoint (nor a catalog default) only rules that ignore it can match; one
-  -- that needs it reports the field missing.
-  local endpoint = norm_endpoint(req.endpoint) or cat.endpoint_default
+  -- Without an endpoint, the one the provider would send it to (its default_endpoint: an
+  -- image makes image2video), else the catalog's default; without either only rules that
+  -- ignore it can match, and one that needs it reports the field missing.
+  local endpoint = norm_endpoint(req.endpoint)
+  if endpoint == nil then
+    local P = providers.get(provider)
+    endpoint = P and P.default_endpoint and P.default_endpoint(req) or cat.endpoint_default
+  end
   local d = defaults_for(cat, endpoint or "*")
   local input = type(req.input) == "table" and req.input or {}
   for _, k in ipairs { "model_name", "mode" } do
