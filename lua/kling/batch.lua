@@ -28,6 +28,7 @@ local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
 local ffmpeg = require "kling.ffmpeg"
 local collector = require "kling.engine.collector"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -630,7 +631,7 @@ function M.start(self, rows, info)
     end
   end
   if self.deadline_s then
-    self.deadline_ms = self.started_ms + math.floor(self.deadline_s * 1000)
+    self.deadline_ms = self.started_ms + validate.seconds_ms(self.deadline_s)
   end
   for _, row in ipairs(rows) do
     if row.st:match("^resume_") then

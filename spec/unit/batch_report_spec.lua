@@ -378,4 +378,47 @@ describe("the progress line", function()
     assert.is_nil(table.concat(out):find("\r", 1, true))
     assert.matches("0/2 done.*\nb: failed\n", table.concat(out))
   end)
+
+  -- Seconds become milliseconds in one place (kling.validate.seconds_ms: rounded, at least
+  -- 1 ms); math.floor(1.005 * 1000) is 1004, so an interval of 1.005 s redrew after 1004 ms.
+  it("throttles by its interval in milliseconds as kling.validate.seconds_ms makes them", function()
+    local lines, clock = 0, 0
+    local stream = { write = function() lines = lines + 1 end, flush = function() end }
+    local c = { done = 0, total = 1, succeeded = 0, failed = 0, running = 1, spend = "0" }
+    local p = progress.new { mode = "plain", stream = stream, interval_s = 1.005, now_ms = function()
+      return clock
+    end }
+    assert.equal(require("kling.validate").seconds_ms(1.005), p.interval_ms)
+    p:update(c)
+    clock = 1004
+    p:update(c)
+    assert.equal(1, lines)
+    clock = 1005
+    p:update(c)
+    assert.equal(2, lines)
+  end)
+end)
+
+-- One home for seconds -> milliseconds (kling.validate.seconds_ms for times, kling.core.seconds_ms
+-- for a result's duration) outside the gateway's config (its own): a batch's deadline, the
+-- progress interval and a provider's ETA were each math.floor(x * 1000), which gives 1.005 s as
+-- 1004 ms and 0.0001 s as 0 ms; usage durations rounded by hand.
+describe("seconds to milliseconds", function()
+  it("is converted by kling.validate.seconds_ms or kling.core.seconds_ms, not by hand", function()
+    local found = {}
+    local list = assert(io.popen("find lua/kling -name '*.lua' -not -path 'lua/kling/gateway/*'"))
+    for path in list:lines() do
+      local n = 0
+      for line in io.lines(path) do
+        n = n + 1
+        -- ngx.now() * 1000 reads nginx's clock in ms: a clock, not a time given in seconds
+        local by_hand = line:match("math%.floor%(.-%*%s*1000%)") or line:match("math%.floor%(.-%*%s*1000%s*%+%s*0%.5%)")
+        if by_hand and not line:find("ngx.now()", 1, true) and path ~= "lua/kling/validate.lua" then
+          found[#found + 1] = path .. ":" .. n .. ": " .. line
+        end
+      end
+    end
+    list:close()
+    assert.same({}, found)
+  end)
 end)

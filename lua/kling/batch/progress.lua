@@ -27,7 +27,7 @@ function M.new(opts)
   end
   return setmetatable({
     mode = mode, stream = opts.stream or io.stderr, total = opts.total or 0,
-    interval_ms = math.floor((opts.interval_s or (mode == "bar" and 0.2 or 10)) * 1000),
+    interval_ms = validate.seconds_ms(opts.interval_s or (mode == "bar" and 0.2 or 10)),
     last_ms = -math.huge, drawn = false, now = opts.now_ms or core.now_ms,
   }, Progress)
 end

@@ -1039,7 +1039,7 @@ function Machine:heard(acts, fields, now, from_callback, keep_raw)
   end
   if eta ~= nil then
     eta = tonumber(eta)
-    eta = eta and eta >= 0 and math.floor(eta * 1000) or nil
+    eta = eta and eta >= 0 and validate.seconds_ms(eta) or nil
     if eta and self.created_ms then
       self.expect_ms = now + eta - self.created_ms -- the provider's word, for a runner's ETA
     end

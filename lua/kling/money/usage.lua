@@ -30,7 +30,7 @@ function M.of_task(t)
     -- What the provider says is read leniently: a length that is no length (NaN, infinite,
     -- negative, over a day: "1e16" made seconds_format raise at every poll) says nothing.
     if d and d >= 0 and d <= M.MAX_OUTPUT_S then
-      ms = ms + math.floor(d * 1000 + 0.5)
+      ms = ms + core.seconds_ms(d) -- a duration's milliseconds: the C core's one rule
       timed = true
     end
   end

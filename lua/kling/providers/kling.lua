@@ -244,7 +244,11 @@ function P.usage(t)
   if not (total and base) or total < base then
     return nil
   end
-  local ms = math.floor(total * 1000 + 0.5) - math.floor(base * 1000 + 0.5)
+  local total_ms, base_ms = core.seconds_ms(total), core.seconds_ms(base) -- nil: no length (NaN, infinite)
+  if not (total_ms and base_ms) then
+    return nil
+  end
+  local ms = total_ms - base_ms
   return { count = 1, duration = string.format("%d.%03d", math.floor(ms / 1000), ms % 1000) }
 end
 
