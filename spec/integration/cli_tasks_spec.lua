@@ -197,6 +197,54 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.is_true(os.execute("cmp -s " .. q(path) .. " " .. q(ref)))
   end)
 
+  -- `--out video.mp4` made a directory video.mp4 and wrote video.mp4/ID.mp4 in it: an --out
+  -- ending in a media extension (and not an existing directory) names the file itself.
+  it("kling download --out FILE.mp4 writes the task's one output to that file", function()
+    local c = official()
+    local t = assert(c:run({ model = "kling-v2-6", mode = "std", duration = 5, prompt = "a cat" }, { timeout = 30 }))
+    local file = root .. "/named/video.mp4"
+    local status, out, err = kling { "download", t.id, "--out", file }
+    assert.are.equal(0, status, err)
+    assert.are.equal(file .. "\n", out)
+    local ref = root .. "/named-ref.mp4"
+    assert(c:download(t.videos[1].url, ref))
+    assert.is_true(os.execute("cmp -s " .. q(file) .. " " .. q(ref)), "the task's video is at " .. file)
+    -- Never replaced: refused before anything is sent.
+    local before = requests()
+    status, out, err = kling { "download", t.id, "--out", file }
+    assert.are.equal(2, status, err)
+    assert.are.equal("", out)
+    assert.matches(file .. " exists: kling download never replaces a file", err, 1, true)
+    assert.matches("nothing was sent", err, 1, true)
+    assert.are.equal(before, requests())
+    -- An existing directory is a directory, whatever its name.
+    local dir = root .. "/dir.mp4"
+    assert(os.execute("mkdir -p " .. q(dir)))
+    status, out, err = kling { "download", t.id, "--out", dir }
+    assert.are.equal(0, status, err)
+    assert.are.equal(dir .. "/" .. t.id .. ".mp4\n", out)
+    -- A file of another kind than the output's is refused, naming both; nothing written.
+    local png = root .. "/named/still.png"
+    status, out, err = kling { "download", t.id, "--out", png }
+    assert.are.equal(2, status, err)
+    assert.are.equal("", out)
+    assert.matches("--out " .. png .. " names an image file, and task " .. t.id .. "'s output is a video", err, 1, true)
+    assert.is_nil(io.open(png))
+  end)
+
+  it("kling download --out FILE refuses a task with several outputs: nothing written", function()
+    local c = official()
+    local t = assert(c:run({ endpoint = "images/generations", model = "kling-v2-1", prompt = "two cats", n = 2 },
+      { timeout = 30 }))
+    assert.are.equal(2, #t.images)
+    local file = root .. "/two/cat.png"
+    local status, out, err = kling { "download", t.id, "--out", file, "--endpoint", "images/generations" }
+    assert.are.equal(2, status, err)
+    assert.are.equal("", out)
+    assert.matches("task " .. t.id .. " has 2 outputs and --out " .. file .. " names one file", err, 1, true)
+    assert.is_nil(io.open(file))
+  end)
+
   it("issue 14: kling download says why when the task has no outputs yet (3) or failed (4)", function()
     local c = official()
     local running = submit(c, "slow [sim:seconds=60]")

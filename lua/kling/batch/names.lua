@@ -29,8 +29,10 @@ M.NAME_MAX, M.PATH_MAX = 255, 4096
 M.TASK_ID_MAX = 64
 
 local KNOWN = { id = true, row = true, n = true, kind = true, ext = true, task_id = true, model = true }
-local EXTS = { mp4 = true, mov = true, webm = true, mkv = true, png = true, jpg = true, jpeg = true, webp = true,
-  gif = true, mp3 = true, wav = true, m4a = true, aac = true, ogg = true, flac = true }
+-- The media extensions an output's name may take from its URL, each with the kind it is.
+local EXTS = { mp4 = "video", mov = "video", webm = "video", mkv = "video", png = "image", jpg = "image",
+  jpeg = "image", webp = "image", gif = "image", mp3 = "audio", wav = "audio", m4a = "audio", aac = "audio",
+  ogg = "audio", flac = "audio" }
 local BY_KIND = { video = "mp4", image = "png", audio = "mp3" }
 local OTHER_EXT = "bin"
 
@@ -83,6 +85,11 @@ function M.safe(s)
     s = "_"
   end
   return s
+end
+
+-- The kind ("video", "image", "audio") of a media extension (any case), or nil.
+function M.ext_kind(ext)
+  return type(ext) == "string" and EXTS[ext:lower()] or nil
 end
 
 function M.ext_of(url, kind)

@@ -1,4 +1,6 @@
--- kling download TASK_ID [--out DIR]: a finished task's outputs, written under DIR.
+-- kling download TASK_ID [--out DIR | --out FILE.EXT]: a finished task's outputs, written
+-- under DIR, or its one output written to FILE.EXT.
+local core = require "kling.core"
 local flags = require "kling.cli.flags"
 local names = require "kling.batch.names"
 local output_path = require "kling.output_path"
@@ -12,14 +14,21 @@ function M.define(cmd)
 Looks the task up and writes each of its outputs (videos, images, audios) to
 DIR/TASK_ID.EXT (TASK_ID-N.EXT when there are several), then prints their paths. DIR is
 made when missing; one that cannot be made or written is an error before anything is sent.
-A file already at an output's name is never replaced: nothing is written.]]
+An --out that ends in a media extension (.mp4, .mov, .webm, .mkv, .png, .jpg, .jpeg, .webp,
+.gif, .mp3, .wav, .m4a, .aac, .ogg, .flac) and is not an existing directory names the file
+itself: the task's one output is written there (its directory made when missing). A task
+with several outputs, or one of another kind (an image for video.mp4), is refused and
+nothing is written. A file already at an output's name is never replaced: nothing is
+written (refused before anything is sent when --out names it).]]
   cmd:epilog [[
 Exit status: 0 downloaded, 1 the task is unknown or a download failed (the transfer,
 or writing its file: the cause is named), 2 bad usage, DIR
-not writable (nothing sent) or an output's name taken (nothing written), 3 the task is
+not writable (nothing sent), an output's name taken (nothing written) or a task --out FILE
+does not fit (several outputs, another kind: nothing written), 3 the task is
 still queued or running, 4 it failed or was cancelled (no outputs).]]
   cmd:argument("TASK_ID", "the provider's task id"):argname("TASK_ID"):target("task_id"):convert(flags.task_id)
-  cmd:option("--out", "the directory to write to (default: the current one)"):argname("DIR")
+  cmd:option("--out", "the directory to write to (default: the current one), or the file\n"
+    .. "(ending in a media extension: out/cat.mp4) for a task's one output"):argname("DIR|FILE")
     :convert(flags.nonempty "--out")
   cmd:option("--endpoint", "the task's endpoint (path after /v1/; without it each video endpoint\n"
     .. "is asked: an image's or an audio's task needs it)"):argname "E"
@@ -51,11 +60,48 @@ end
 
 local KINDS = { videos = "video", images = "image", audios = "audio" }
 
+-- The kind of file --out names when it names one: it ends in a media extension (names.ext_kind)
+-- and is not a directory (nor a link to one, nor written with a trailing /). -> kind | nil
+local function file_kind(out)
+  local kind = not out:find("/$") and names.ext_kind(out:match("%.(%w+)$"))
+  if not kind then
+    return nil
+  end
+  local _, _, what = core.output_target(out .. "/.") -- follows a link: a directory is one
+  return what ~= "a directory" and kind or nil
+end
+
+-- A file already at path: never replaced, as kling run never replaces one. -> message | nil
+local function taken(path, when)
+  local there = io.open(path, "rb")
+  if not there then
+    return nil
+  end
+  there:close()
+  return path .. " exists: kling download never replaces a file (move it away, or give another --out): "
+    .. when
+end
+
 function M.run(opts)
-  local dir = (opts.out or "."):gsub("(.)/+$", "%1")
+  local out = opts.out or "."
+  local kind = file_kind(out)
+  local dir = kind and (names.dirname(out) or ".") or out:gsub("(.)/+$", "%1")
+  if dir == "" then
+    dir = "/"
+  end
   local ok, err = writable(dir)
   if not ok then
     return fail(2, "--out: " .. err .. ": nothing was sent")
+  end
+  if kind then
+    local refused = output_path.refusal(out) -- a link (dangling too), a FIFO, a device
+    if refused then
+      return fail(2, "--out: " .. refused .. ": nothing was sent")
+    end
+    local there = taken(out, "nothing was sent")
+    if there then
+      return fail(2, there)
+    end
   end
   local client
   client, err = flags.client(opts)
@@ -84,17 +130,24 @@ function M.run(opts)
   if #outputs == 0 then
     return fail(1, "task " .. t.id .. " succeeded with no outputs")
   end
+  if kind and #outputs > 1 then
+    return fail(2, "task " .. t.id .. " has " .. #outputs .. " outputs and --out " .. out .. " names one file: give"
+      .. " a directory (--out DIR) to write them all: nothing was written")
+  end
+  if kind and outputs[1].kind ~= kind then
+    return fail(2, "--out " .. out .. " names " .. (kind == "image" and "an " or "a ") .. kind .. " file, and task "
+      .. t.id .. "'s output is " .. (outputs[1].kind == "image" and "an " or "a ") .. outputs[1].kind
+      .. ": give a name with its extension (." .. names.ext_of(outputs[1].url, outputs[1].kind) .. ") or a"
+      .. " directory: nothing was written")
+  end
   local row = { id = t.id, index = 1, task_id = t.id, request = { model = t.model } }
   local paths = {}
   for n, o in ipairs(outputs) do
-    paths[n] = dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
-    -- A file already there is the user's (an earlier download, or another file of that name):
-    -- never replaced, as kling run never replaces one.
-    local there = io.open(paths[n], "rb")
+    paths[n] = kind and out or dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
+    -- A file already there is the user's (an earlier download, or another file of that name).
+    local there = taken(paths[n], "nothing was written")
     if there then
-      there:close()
-      return fail(2, paths[n] .. " exists: kling download never replaces a file (move it away, or give another"
-        .. " --out): nothing was written")
+      return fail(2, there)
     end
     local refused = output_path.refusal(paths[n]) -- a link (dangling too), a FIFO, a device
     if refused then
