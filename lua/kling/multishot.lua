@@ -18,7 +18,8 @@
 --
 -- Segments are journaled (DIR/storyboard.jsonl, kling.journal) like batch rows: running the
 -- same storyboard again into the same DIR skips the segments already made and picks up a
--- task in flight by its id or external id instead of paying for it twice.
+-- task in flight by its id or external id instead of paying for it twice. The journal names
+-- its storyboard: another one into a DIR that holds a storyboard's run is refused.
 -- @module kling.multishot
 local core = require "kling.core"
 local errors = require "kling.errors"
@@ -302,6 +303,14 @@ local function basename(path)
   return path:match("([^/]*)$")
 end
 
+-- The journal's key of segment k: what it asks for (its request, element names resolved, before
+-- its start frame is put in) and the frame it starts from, named by the file's name alone, so
+-- that DIR given as a relative or an absolute path is the same segment (paid once).
+local function segment_key(req, k, start_frame)
+  return core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0"
+    .. tostring(start_frame and basename(start_frame))):sub(1, 16)
+end
+
 -- A path as ffmpeg's concat list must name it: the list resolves relative names against
 -- its own directory, not the current one (out/x.mp4 in out/list.txt is out/out/x.mp4).
 local function listed(path, list)
@@ -493,10 +502,15 @@ function Run:frame_hint(err)
 end
 
 -- Every segment's request checked before the first is sent (a chained segment with a
--- stand-in for the frame it will start from).
+-- stand-in for the frame it will start from). -> {[key] = k} (each segment's journal key) | nil, err
 function Run:check_all(segs, continuity)
+  local keys = {}
   for k, seg in ipairs(segs) do
     local req, err = self:request(seg)
+    if req then -- the frame Run:all starts it from: the one before's, unless its first shot has an image
+      local start = k > 1 and continuity and self.sb.shots[seg.first].image == nil and frame_path(self.out, k - 1)
+      keys[segment_key(req, k, start or nil)] = k
+    end
     local chained = req and k > 1 and continuity and not req.image
     if chained then
       req.image = self.frames_base_url and (self.frames_base_url .. "/frame.png") or FRAME_STANDIN
@@ -515,7 +529,35 @@ function Run:check_all(segs, continuity)
       return nil, err
     end
   end
-  return true
+  return keys
+end
+
+-- Why this storyboard may not run in the directory whose journal holds `records`, or nil: the
+-- journal is another storyboard's (its "storyboard" record names another one, or, a journal
+-- written before that record, its segments' keys are not this one's), whose segments and
+-- joined file this run would replace (they are the journal's own). A journal that records
+-- nothing made or sent is taken over.
+local function other_storyboard(records, identity, keys)
+  local named, made = nil, false
+  for _, r in ipairs(records) do
+    if r.t == "storyboard" then
+      named = r.sha256
+    elseif r.t ~= nil then
+      made = true
+    end
+  end
+  if not made or named == identity then
+    return nil
+  end
+  if named == nil then
+    for _, r in ipairs(records) do
+      if type(r.key) == "string" and not keys[r.key] then
+        return "records segments that are not this storyboard's"
+      end
+    end
+    return nil
+  end
+  return "names another storyboard (other shots, model, options or provider)"
 end
 
 function Run:segment(k, seg, start_frame)
@@ -527,8 +569,7 @@ function Run:segment(k, seg, start_frame)
   -- frame of the same video is the same frame).
   -- Named by the file's name alone, so that DIR given as a relative or an absolute path is the
   -- same segment (paid once).
-  local key = core.sha256_hex(canonical(req) .. "\0" .. tostring(k) .. "\0"
-    .. tostring(start_frame and basename(start_frame))):sub(1, 16)
+  local key = segment_key(req, k, start_frame)
   local path = segment_path(self.out, k)
   local h = self.history[key]
   if h and h.done and ffmpeg.nonempty(path) then
@@ -564,7 +605,7 @@ function Run:segment(k, seg, start_frame)
     return nil, errors.new { kind = "protocol", provider = self.client.provider.name,
       message = "segment " .. k .. " (task " .. tostring(done.id) .. ") succeeded without a video" }
   end
-  self:drop_own(path) -- an earlier segment of ours under this name (the storyboard changed)
+  self:drop_own(path) -- an earlier file of ours under this name (the task's video fetched again)
   local got, derr = self.client:download(video.url, path, { replace = false }) -- never over another's file
   if not got then
     return nil, derr
@@ -636,8 +677,9 @@ function M.run(client, sb, opts)
   if not j then
     return nil, errors.validation("out", records)
   end
-  local history, written = {}, {}
+  local history, written, sent = {}, {}, false
   for _, r in ipairs(records) do
+    sent = sent or r.t ~= "storyboard" -- its name alone: nothing was sent under it
     local h = type(r.key) == "string" and (history[r.key] or {}) or {} -- "joined" has none
     if type(r.key) == "string" then
       history[r.key] = h
@@ -655,14 +697,33 @@ function M.run(client, sb, opts)
   end
   local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
     count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
-    frames_base_url = opts.frames_base_url, sent = #records > 0, written = written }, Run)
-  local ok, cerr = run:check_all(segs, opts.continuity ~= false)
-  if not ok then
+    frames_base_url = opts.frames_base_url, sent = sent, written = written }, Run)
+  local keys, cerr = run:check_all(segs, opts.continuity ~= false)
+  if not keys then
     return nil, cerr
+  end
+  -- One storyboard per directory: another's journal and files are never taken over nor replaced.
+  local identity = core.sha256_hex(canonical { storyboard = copy, native = native,
+    continuity = opts.continuity ~= false, provider = client.provider.name })
+  local other = other_storyboard(records, identity, keys)
+  if other then
+    return nil, errors.validation("out", out .. " holds another storyboard's run: its journal " .. j.path .. " "
+      .. other .. ", and this one would replace its segments and storyboard.mp4: give another --out, or move "
+      .. out .. " away (nothing was sent)")
   end
   refused = M.output_refusal(out, #segs, written)
   if refused then
     return nil, errors.validation("out", refused .. " (nothing was sent: move it away, or give another --out)")
+  end
+  local named -- the journal names the storyboard it is of, before its first create
+  for _, r in ipairs(records) do
+    named = r.t == "storyboard" and r.sha256 or named
+  end
+  if named ~= identity then
+    local logged, lerr = j:append { t = "storyboard", sha256 = identity }
+    if not logged then
+      return nil, errors.validation("out", lerr)
+    end
   end
   local done, result
   done, result, err = pcall(run.all, run, segs, opts.continuity ~= false)

@@ -90,6 +90,53 @@ describe("a storyboard against the simulator", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  -- Another storyboard into a directory with a journal replaced the first one's segments (the
+  -- journal said they were "its" files): refused by name, nothing sent, nothing replaced.
+  it("refuses another storyboard in a directory that holds one's journal: nothing sent, nothing replaced", function()
+    local dir = fresh_dir()
+    local first = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
+    local r = assert(multishot.run(client, first, { out = dir }))
+    local function slurp(path)
+      local f = assert(io.open(path, "rb"))
+      local s = f:read("a")
+      f:close()
+      return s
+    end
+    local kept = { slurp(r.segments[1].path), slurp(r.segments[2].path), slurp(r.file) }
+    local function journal_lines()
+      return #slurp(dir .. "/storyboard.jsonl"):gsub("[^\n]", "")
+    end
+    local lines, requests = journal_lines(), sim.stats().requests
+    local other = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
+    other.shots[1].prompt = "a wolf instead"
+    local function refused(sb, opts)
+      local again, err = multishot.run(client, sb, opts or { out = dir })
+      assert.is_nil(again)
+      assert.are.equal("out", err.field)
+      assert.matches(dir .. " holds another storyboard's run: its journal " .. dir .. "/storyboard.jsonl ",
+        err.message, 1, true)
+      assert.matches("give another --out", err.message, 1, true)
+      assert.is_nil(err.sent)
+      return err
+    end
+    refused(other)
+    refused(first, { out = dir, native = false }) -- the same shots split otherwise: other segments
+    assert.are.equal(requests, sim.stats().requests)
+    assert.are.same(kept, { slurp(r.segments[1].path), slurp(r.segments[2].path), slurp(r.file) })
+    assert.are.equal(lines, journal_lines())
+    -- A journal written before it named its storyboard: told apart by its segments' keys.
+    local f = assert(io.open(dir .. "/storyboard.jsonl", "rb"))
+    local text = f:read("a"):gsub('[^\n]*"t":"storyboard"[^\n]*\n', "")
+    f:close()
+    f = assert(io.open(dir .. "/storyboard.jsonl", "wb"))
+    f:write(text)
+    f:close()
+    assert.matches("records segments that are not this storyboard's", refused(other).message, 1, true)
+    local same = assert(multishot.run(client, first, { out = dir }))
+    assert.is_true(same.segments[1].skipped and same.segments[2].skipped)
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
   it("makes every shot a task of its own without native multi-shot, and starts a shot from its own image", function()
     local dir = fresh_dir()
     local list = shots(5, 5, 5)

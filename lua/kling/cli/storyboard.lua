@@ -32,7 +32,9 @@ under which DIR's files can be fetched.
 Segments are journaled in DIR/storyboard.jsonl: the same command again skips the segments
 already made and waits for a task in flight instead of paying for it twice. A file at
 DIR/storyboard.mp4 or DIR/segment-NN.mp4 that the journal does not show it wrote is never
-replaced: refused before anything is sent, or kept when it appears during the run.]]
+replaced: refused before anything is sent, or kept when it appears during the run. DIR
+holds one storyboard: another (other shots, model, --split or provider) into a DIR whose
+journal holds a run is refused before anything is sent (give another --out).]]
   cmd:epilog [[
 Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
 (nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting),
