@@ -20,15 +20,17 @@ local function read_all(path)
   return (text:gsub("%s+$", ""))
 end
 
--- run(args, out [, replace]) -> true | nil, message [, "exists"]: ffmpeg with `args` (already
+-- run(args, out [, replace [, on_place]]) -> true | nil, message [, "exists"]: ffmpeg with `args` (already
 -- quoted) making the file `out`. ffmpeg opens its output, and the shell its log, following
 -- links: a link planted at either name (outputs may be written as root into directories
 -- others can write) would have them overwrite its target. Both are made in a private
 -- directory beside `out` (mode 0700, kling.core.private_dir) and the output moved into place
 -- by kling.output_path.place, which replaces the name at `out` without following it; with
 -- replace = false a file at `out` (one that appeared while ffmpeg ran) is kept and the output
--- dropped: a user's output, not a working file of ours.
-function M.run(args, out, replace)
+-- dropped: a user's output, not a working file of ours. on_place(made), when given, sees the
+-- finished output just before the move (a journal records it: kling.output_path.before_place);
+-- what it raises is raised once the private directory is removed.
+function M.run(args, out, replace, on_place)
   local dir, err = core.private_dir(out:match("^(.*)/[^/]*$") or ".")
   if not dir then
     return nil, err
@@ -39,12 +41,19 @@ function M.run(args, out, replace)
   local msg = read_all(log)
   local done = ok == true or ok == 0
   local moved, merr, mkind = true, nil, nil
-  if done then
+  local seen, raised = true, nil
+  if done and on_place then
+    seen, raised = pcall(on_place, made)
+  end
+  if done and seen then
     moved, merr, mkind = output_path.place(made, out, replace ~= false)
   end
   os.remove(made)
   os.remove(log)
   os.remove(dir)
+  if not seen then
+    error(raised, 0)
+  end
   if not done then
     return nil, "ffmpeg failed: " .. (msg ~= "" and msg or "no message")
   end

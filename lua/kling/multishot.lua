@@ -282,6 +282,9 @@ function M.output_refusal(out, count, written)
       paths[#paths + 1] = frame_path(out, k)
     end
   end
+  for k = 1, count do -- a segment is downloaded to its .part, which streams to its own .part
+    paths[#paths + 1] = output_path.part(segment_path(out, k))
+  end
   for _, p in ipairs(paths) do
     local refused = output_path.refusal(p)
     if refused then
@@ -328,9 +331,9 @@ local function listed(path, list)
   return (cwd or ".") .. "/" .. path
 end
 
--- copy(from, to) -> true | nil, err (through a temporary name, moved to `to` only while
--- nothing is there: kling.output_path.place).
-local function copy_file(from, to)
+-- copy(from, to [, on_place]) -> true | nil, err (through a temporary name, seen by on_place,
+-- then moved to `to` only while nothing is there: kling.output_path.place).
+local function copy_file(from, to, on_place)
   local src, err = io.open(from, "rb")
   if not src then
     return nil, err
@@ -355,6 +358,13 @@ local function copy_file(from, to)
   end
   src:close()
   dst:close()
+  if on_place then
+    local seen, raised = pcall(on_place, output_path.part(to))
+    if not seen then
+      os.remove(output_path.part(to))
+      error(raised, 0)
+    end
+  end
   local placed, perr = output_path.place(output_path.part(to), to, false)
   if not placed then
     os.remove(output_path.part(to))
@@ -364,16 +374,17 @@ local function copy_file(from, to)
 end
 
 --- Joins videos into one (ffmpeg).
--- join(videos, out) -> true | nil, err: one file from the segments in order (stream copy,
--- re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
+-- join(videos, out [, on_place]) -> true | nil, err: one file from the segments in order (stream
+-- copy, re-encoded when the segments' streams differ); one segment is copied as it is (no ffmpeg).
 -- A file at `out` is never replaced (kling.output_path.place): the join is dropped, the file kept.
-function M.join(videos, out)
+-- on_place(tmp) sees the finished file just before its move (the storyboard journals it).
+function M.join(videos, out, on_place)
   local refused = output_path.refusal(out)
   if refused then
     return nil, refused
   end
   if #videos == 1 then
-    return copy_file(videos[1], out)
+    return copy_file(videos[1], out, on_place)
   end
   local list = out .. ".txt"
   local f, err = output_path.create(list)
@@ -384,12 +395,16 @@ function M.join(videos, out)
     f:write("file ", quote(listed(v, list)), "\n")
   end
   f:close()
-  local ok, ferr, kind = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c copy", out, false)
-  if not ok and kind ~= "exists" then -- a file there is kept: no second try over it
-    ok, ferr = ffmpeg.run("-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast -pix_fmt yuv420p "
-      .. "-c:a aac", out, false)
+  local done, ok, ferr, kind = pcall(ffmpeg.run, "-f concat -safe 0 -i " .. quote(list) .. " -c copy", out, false,
+    on_place)
+  if done and not ok and kind ~= "exists" then -- a file there is kept: no second try over it
+    done, ok, ferr = pcall(ffmpeg.run, "-f concat -safe 0 -i " .. quote(list) .. " -c:v libx264 -preset veryfast "
+      .. "-pix_fmt yuv420p -c:a aac", out, false, on_place)
   end
   os.remove(list)
+  if not done then
+    error(ok, 0) -- on_place's
+  end
   return ok, ferr
 end
 
@@ -575,6 +590,13 @@ function Run:segment(k, seg, start_frame)
   if h and h.done and ffmpeg.nonempty(path) then
     return { path = path, task_id = h.task_id, skipped = true, charge = h.charge }
   end
+  if h and not h.done and h.placed then
+    -- moved into place just before the run stopped (its "placing" record names this very file,
+    -- its "done" line was never written): the segment's video, kept, not fetched nor paid again
+    os.remove(frame_path(self.out, k))
+    self:log { t = "done", key = key, task_id = h.placed.task_id, path = path, charge = h.placed.charge }
+    return { path = path, task_id = h.placed.task_id, charge = h.placed.charge }
+  end
   if start_frame and not req.image then
     if self.frames_base_url then
       req.image = self.frames_base_url:gsub("/+$", "") .. "/" .. start_frame:match("([^/]+)$")
@@ -606,9 +628,25 @@ function Run:segment(k, seg, start_frame)
       message = "segment " .. k .. " (task " .. tostring(done.id) .. ") succeeded without a video" }
   end
   self:drop_own(path) -- an earlier file of ours under this name (the task's video fetched again)
-  local got, derr = self.client:download(video.url, path, { replace = false }) -- never over another's file
+  -- Downloaded whole to the segment's .part (ours), journaled ("placing": its size and inode),
+  -- then moved to its name: a run stopped between the move and the "done" line knows the file
+  -- for this segment's (kling.output_path.placed), as a batch's row knows its output.
+  local staged = output_path.part(path)
+  local got, derr = self.client:download(video.url, staged)
   if not got then
     return nil, derr
+  end
+  local bytes, id = output_path.before_place(staged)
+  self:log { t = "placing", key = key, task_id = done.id, path = path, bytes = bytes, id = id, charge = done.charge }
+  local placed, perr, kind = output_path.place(staged, path, false) -- never over another's file
+  if not placed then
+    os.remove(staged)
+    return nil, errors.new { kind = "validation", field = "path", exists = kind == "exists" or nil,
+      message = tostring(perr) .. (kind == "exists" and " (it appeared there during the download: kept as it is)"
+        or "") }
+  end
+  if core.fsync_path then
+    core.fsync_path(path, true) -- the rename itself, durable before the journal says so
   end
   os.remove(frame_path(self.out, k)) -- a new video: its last frame is taken again
   self:log { t = "done", key = key, task_id = done.id, path = path, charge = done.charge }
@@ -678,8 +716,14 @@ function M.run(client, sb, opts)
     return nil, errors.validation("out", records)
   end
   local history, written, sent = {}, {}, false
+  local join_placing -- the join's "placing" record not followed by its "joined" line
   for _, r in ipairs(records) do
     sent = sent or r.t ~= "storyboard" -- its name alone: nothing was sent under it
+    if r.t == "placing" and r.key == nil then
+      join_placing = r
+    elseif r.t == "joined" then
+      join_placing = nil
+    end
     local h = type(r.key) == "string" and (history[r.key] or {}) or {} -- "joined" has none
     if type(r.key) == "string" then
       history[r.key] = h
@@ -690,14 +734,30 @@ function M.run(client, sb, opts)
       h.task_id, h.endpoint = r.task_id, r.endpoint
     elseif r.t == "done" then
       h.done, h.task_id, h.charge = true, r.task_id, r.charge
+    elseif r.t == "placing" and r.key ~= nil then
+      h.placing = r
     end
     if (r.t == "done" or r.t == "joined") and type(r.path) == "string" then
       written[r.path:match("([^/]*)$")] = true -- DIR relative or absolute alike
     end
   end
+  for _, h in pairs(history) do
+    -- a segment moved into place before a stop that lost its "done" line: the file there is
+    -- the journal's when it is the very one the "placing" record names (size and inode)
+    local p = h.placing
+    local name = p and type(p.path) == "string" and p.path:match("([^/]*)$")
+    if not h.done and name and output_path.placed(out .. "/" .. name, p.bytes, p.id) then
+      h.placed, written[name] = p, true
+    end
+  end
+  local join_name = join_placing and type(join_placing.path) == "string" and join_placing.path:match("([^/]*)$")
+  local join_placed = join_name and output_path.placed(out .. "/" .. join_name, join_placing.bytes, join_placing.id)
+  if join_placed then
+    written[join_name] = true
+  end
   local run = setmetatable({ client = client, sb = copy, native = native, out = out, journal = j, history = history,
     count = #segs, timeout = opts.timeout or 1800, on_progress = opts.on_progress, elements = opts.elements,
-    frames_base_url = opts.frames_base_url, sent = sent, written = written }, Run)
+    frames_base_url = opts.frames_base_url, sent = sent, written = written, join_placed = join_placed }, Run)
   local keys, cerr = run:check_all(segs, opts.continuity ~= false)
   if not keys then
     return nil, cerr
@@ -777,11 +837,17 @@ function Run:all(segs, continuity)
   end
   if made or not ffmpeg.nonempty(file) or not self.written[file:match("([^/]*)$")] then
     self:drop_own(file)
-    local joined, jerr = M.join(files, file)
+    local joined, jerr = M.join(files, file, function(tmp)
+      -- on disk before the move: a file found at its name after a stop is the join's only when it is this one
+      local bytes, id = output_path.before_place(tmp)
+      self:log { t = "placing", path = file, bytes = bytes, id = id }
+    end)
     if not joined then
       return nil, errors.validation("join", jerr)
     end
     self:log { t = "joined", path = file }
+  elseif self.join_placed then
+    self:log { t = "joined", path = file } -- moved into place just before a stop: its line now
   end
   return { file = file, native = native, segments = segs, duration = total }
 end

@@ -131,6 +131,37 @@ function M.size(path)
   return ok and size or nil
 end
 
+--- What a journal keeps of a finished download just before M.place moves it (its size and
+-- identity, as core.output_target gives them), so that a file found at its name after a crash
+-- between the move and the journal's next line is known for that download (M.placed).
+-- before_place(tmp) -> bytes, id | nil
+---@param tmp string
+---@return integer|nil bytes
+---@return string|nil id
+function M.before_place(tmp)
+  local regular, size, id = core.output_target(tmp)
+  if regular == true and type(id) == "string" then
+    return size, id
+  end
+  return nil
+end
+
+--- Whether the file at path is the one M.before_place saw (bytes, id): a regular file of that
+-- size and inode. The inode alone, not the device: a device number may change across reboots
+-- (btrfs). A copy, an edit or another file at the name is not it.
+---@param path string
+---@param bytes integer|nil
+---@param id string|nil
+---@return boolean
+function M.placed(path, bytes, id)
+  if type(bytes) ~= "number" or bytes ~= math.floor(bytes) or type(id) ~= "string" then
+    return false
+  end
+  local regular, size, now = core.output_target(path)
+  return regular == true and size == bytes and type(now) == "string" and now:match(":(%d+)$") ~= nil
+    and now:match(":(%d+)$") == id:match(":(%d+)$")
+end
+
 --- Moves a finished download from its temporary name to path: over a file there when replace
 -- is true, else only while nothing is there (core.rename_new, in one step: a file that
 -- appeared at path during the download is kept, never replaced).

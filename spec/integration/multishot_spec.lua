@@ -137,6 +137,87 @@ describe("a storyboard against the simulator", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  -- A run killed between a segment's move into place and its "done" line refused that file on
+  -- the next run ("the journal has no record of writing it") until the user moved it away.
+  it("a segment moved into place just before a kill is the storyboard's on resume; a copy there is not", function()
+    local dir = fresh_dir()
+    local sb = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
+    local r = assert(multishot.run(client, sb, { out = dir }))
+    local function slurp(path)
+      local f = assert(io.open(path, "rb"))
+      local s = f:read("a")
+      f:close()
+      return s
+    end
+    local journal = slurp(dir .. "/storyboard.jsonl")
+    -- the journal and the directory as a kill right after segment 2's move left them
+    local function cut()
+      local keep, cut_key = {}, nil
+      for line in journal:gmatch("[^\n]+") do
+        if line:find('"t":"placing"', 1, true) and line:find("segment-02.mp4", 1, true) then
+          cut_key = line:match('"key":"(%x+)"')
+        end
+      end
+      assert.is_string(cut_key, "a placing record for segment 2")
+      for line in journal:gmatch("[^\n]+") do
+        local done2 = line:find('"t":"done"', 1, true) and line:find(cut_key, 1, true)
+        if not (done2 or line:find('"t":"joined"', 1, true)) then
+          keep[#keep + 1] = line
+        end
+      end
+      local f = assert(io.open(dir .. "/storyboard.jsonl", "wb"))
+      f:write(table.concat(keep, "\n"), "\n")
+      f:close()
+      os.remove(r.file)
+      os.remove(r.segments[2].frame or "")
+    end
+    cut()
+    local video = slurp(r.segments[2].path)
+    local gets = sim.stats().by_route["GET /media/{file}"]
+    local again = assert(multishot.run(client, sb, { out = dir }))
+    assert.are.equal(2, sim.stats().creates)
+    assert.are.equal(gets, sim.stats().by_route["GET /media/{file}"], "kept, not fetched again")
+    assert.are.equal(video, slurp(again.segments[2].path))
+    assert(io.open(again.file)):close()
+    -- the same name holding another file (an edited copy) is not the storyboard's
+    cut()
+    os.remove(r.segments[2].path)
+    local f = assert(io.open(r.segments[2].path, "wb"))
+    f:write(video .. "edited")
+    f:close()
+    local none, err = multishot.run(client, sb, { out = dir })
+    assert.is_nil(none)
+    assert.are.equal("out", err.field)
+    assert.matches("segment-02.mp4 exists and this storyboard's journal (storyboard.jsonl) has no record of writing it",
+      err.message, 1, true)
+    assert.are.equal(video .. "edited", slurp(r.segments[2].path))
+    assert.are.equal(2, sim.stats().creates)
+  end)
+
+  it("a joined file moved into place just before a kill is the storyboard's on resume", function()
+    local dir = fresh_dir()
+    local sb = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
+    local r = assert(multishot.run(client, sb, { out = dir }))
+    local f = assert(io.open(dir .. "/storyboard.jsonl", "rb"))
+    local text = f:read("a")
+    f:close()
+    local recorded = false -- the join recorded before its move
+    for line in text:gmatch("[^\n]+") do
+      recorded = recorded or line:find('"t":"placing"', 1, true) and line:find("storyboard.mp4", 1, true) ~= nil
+    end
+    assert.is_true(recorded)
+    f = assert(io.open(dir .. "/storyboard.jsonl", "wb"))
+    f:write((text:gsub('[^\n]*"t":"joined"[^\n]*\n', ""))) -- as a kill right after the move left it
+    f:close()
+    local again = assert(multishot.run(client, sb, { out = dir }))
+    assert.are.equal(r.file, again.file)
+    assert.is_true(again.segments[1].skipped and again.segments[2].skipped)
+    assert.are.equal(2, sim.stats().creates)
+    f = assert(io.open(dir .. "/storyboard.jsonl", "rb"))
+    assert.matches('"t":"joined"', f:read("a"))
+    f:close()
+  end)
+
   it("makes every shot a task of its own without native multi-shot, and starts a shot from its own image", function()
     local dir = fresh_dir()
     local list = shots(5, 5, 5)

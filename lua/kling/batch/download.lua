@@ -66,7 +66,7 @@ local function outcome(job, res)
     return nil, string.format("download is %d bytes, expected %d", size, expected), true
   end
   if job.on_place then
-    local _, _, identity = core.output_target(tmp)
+    local _, identity = output_path.before_place(tmp)
     job.on_place(job, size, identity)
   end
   local ok, err, kind = output_path.place(tmp, job.path, false)

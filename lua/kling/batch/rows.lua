@@ -405,14 +405,10 @@ return function(Batch)
   -- Whether the file at rel (size bytes) is the one this row's download moved there just before
   -- the batch stopped (its "placing" record, written before the move, names it: the same path,
   -- inode and size), so that a crash between the move and its "file" record loses nothing.
-  -- The inode alone, not the device: a device number may change across reboots (btrfs).
-  local function placed_here(row, n, rel, path, size)
+  -- (kling.output_path.placed: the inode, not the device).
+  local function placed_here(row, n, rel, path)
     local p = row.placing and row.placing[n]
-    if not (p and p.path == rel and p.bytes == size and type(p.id) == "string") then
-      return false
-    end
-    local regular, _, id = core.output_target(path)
-    return regular == true and type(id) == "string" and id:match(":(%d+)$") == p.id:match(":(%d+)$")
+    return p ~= nil and p.path == rel and output_path.placed(path, p.bytes, p.id)
   end
 
   function Batch:fetch_outputs(row)
@@ -440,7 +436,7 @@ return function(Batch)
         -- else it is someone's file (the check before the create saw none, or the name takes
         -- {task_id} or a URL's extension): never taken for the output, never replaced; the task
         -- stays paid for, its output fetched by the run after the file is moved away
-        if not rec and placed_here(row, n, rel, path, size) then
+        if not rec and placed_here(row, n, rel, path) then
           self:file_done(row, n, o, rel, size)
         elseif not rec then
           row.download_error = "download refused: " .. path .. " exists and this batch's journal has no record of "
