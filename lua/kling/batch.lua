@@ -516,6 +516,7 @@ end
 --   poll_min, poll_max              poll intervals (s)
 --   progress ("auto"|"bar"|"plain"|"none"), stderr, stdout   where progress and the table go
 --   element_cache                   the element cache (kling.element) for names in element_list
+--                                   (default: kling.element.default_cache())
 --   debug                           the clients print each request and answer (kling --debug)
 ---@param opts table the options above (`manifest` and `out` required)
 ---@return table|nil result `rows`, `counts`, `paths` (`summary`, `report`, `journal`), ...
@@ -558,8 +559,9 @@ function M.run(opts)
     name_template = opts.name or names.DEFAULT, now = core.now_ms, started_ms = core.now_ms(),
     started_s = core.wall_s(), clients = {}, client_errors = {}, engines = {}, by_task = {}, active = 0, queue = {},
     claimed = {}, -- output path (relative) -> the row whose file it is
-    deadline_s = opts.deadline, elements = opts.element_cache and require("kling.element") or nil,
-    element_cache = opts.element_cache,
+    -- element names always resolved (opts.element_cache, else the default cache kling element
+    -- create writes): a name sent as an id cost a create the provider refused
+    deadline_s = opts.deadline, elements = require("kling.element"), element_cache = opts.element_cache,
   }, Batch)
   local res, msg
   ok, res, msg = pcall(M.start, self, rows, info)

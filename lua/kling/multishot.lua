@@ -494,7 +494,7 @@ end
 -- The request of segment k, element names resolved.
 function Run:request(seg)
   local req = M.segment_request(self.sb, self.sb.shots, seg, self.native)
-  if req.element_list and self.elements then
+  if req.element_list then -- names from opts.elements, else the default cache kling element create writes
     local list, err = require("kling.element").resolve(req.element_list, { cache = self.elements,
       provider = self.client.provider.name, base_url = self.client.base_url })
     if not list then

@@ -141,4 +141,44 @@ describe("custom elements against the simulator", function()
     assert.are.equal(2, sim.stats().creates) -- the element itself, then one video
     assert.is_string(e.id)
   end)
+
+  -- Without --elements a name went out as the element's id, and the simulator took any id.
+  it("a name in a row without --elements is resolved from the default cache or refused, never sent as an id",
+    function()
+      local dir = root .. "/batch-default"
+      os.execute("mkdir -p " .. dir)
+      local f = assert(io.open(dir .. "/rows.jsonl", "w"))
+      f:write(assert(json.encode { id = "mia", model = "kling-v3", mode = "std", duration = 5, prompt = "x",
+        image = IMAGES[1], element_list = { "Mia" } }), "\n")
+      f:close()
+      local i = sim.info()
+      local requests = sim.stats().requests
+      local result, err = batch.run { manifest = dir .. "/rows.jsonl", out = dir, provider = "kling",
+        base_url = i.http, access_key = i.access_key, secret_key = i.secret_key,
+        poll_min = 0.2, poll_max = 0.5, progress = "none", stdout = false }
+      assert(result, err)
+      assert.are.equal("refused", result.rows[1].state)
+      assert.are.equal("element_list[1]", result.rows[1].error.field)
+      -- XDG_CACHE_HOME=/dev/null in the tests: the default cache, named, does not exist
+      assert.matches("no element named 'Mia': the element cache /dev/null/kling/elements.json does not exist",
+        result.rows[1].error.message, 1, true)
+      assert.are.equal(requests, sim.stats().requests)
+    end)
+
+  it("the simulator refuses an element id it never made, as the API answers an unknown element", function()
+    local client = sim.client()
+    local req = { model = "kling-v3", mode = "std", duration = 5, prompt = "x", image = IMAGES[1] }
+    req.element_list = { "812345678901" }
+    local t, err = client:submit(req)
+    assert.is_nil(t)
+    assert.are.equal(1201, err.code)
+    assert.matches("element_list[1].element_id 812345678901 does not exist", err.message, 1, true)
+    assert.are.equal(0, sim.stats().creates)
+    -- a preset, and an element this account made, are known
+    req.element_list = { 100001 }
+    assert(client:submit(req))
+    local e = assert(element.create(client, spec(), { cache = cache_path() }))
+    req.element_list = { e.id }
+    assert(client:submit(req))
+  end)
 end)

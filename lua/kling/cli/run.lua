@@ -75,7 +75,8 @@ Exit status:
   flags.poll_options(cmd)
   cmd:option("--name", "output names under DIR (default {id}.{ext}); placeholders {id} {row}\n"
     .. "{n} {kind} {ext} {task_id} {model}"):argname "TEMPLATE"
-  cmd:option("--elements", "element cache (kling element create) for element names in element_list")
+  cmd:option("--elements", "element cache (kling element create) for element names in element_list\n"
+    .. "(default: the one kling element create writes, $XDG_CACHE_HOME/kling/elements.json)")
     :argname("FILE"):target "element_cache"
   cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
     :argname("MODE"):choices { "auto", "bar", "plain", "none" }

@@ -25,7 +25,8 @@ storyboard of at most 6 shots lasting 3..15 s in all is ONE request. A longer on
 into segments within those limits; each segment starts from the last frame of the one
 before (ffmpeg), unless its first shot has its own image, and the segments are joined with
 ffmpeg into DIR/storyboard.mp4. --split makes every shot its own segment. Element names in
-"elements" are resolved with the element cache (--elements, as kling element create wrote it).
+"elements" are resolved with the element cache (--elements, as kling element create wrote it;
+by default its own default cache); a name in none is refused before anything is sent.
 Providers that take image URLs only need the frames served: --frames-base-url is the URL
 under which DIR's files can be fetched.
 
@@ -42,7 +43,8 @@ Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or 
   cmd:argument("FILE", "the storyboard (JSON)"):argname("FILE"):target "file"
   cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
   flags.client_options(cmd)
-  cmd:option("--elements", "element cache (kling element create) for element names"):argname "FILE"
+  cmd:option("--elements", "element cache (kling element create) for element names (default:\n"
+    .. "the one kling element create writes)"):argname "FILE"
   cmd:flag("--split", "every shot its own segment")
   cmd:flag("--no-continuity", "segments do not start from the last frame of the one before")
   cmd:option("--frames-base-url", "the URL under which DIR's files can be fetched"):argname "URL"

@@ -136,6 +136,11 @@ local function prepare(key, req, account)
   if not f then
     return nil, { status = 400, code = 1201, message = seconds }
   end
+  local known
+  known, err = plan.elements(body, account)
+  if not known then
+    return nil, err
+  end
   local p
   p, err = plan.plan(key, r, account)
   if not p then

@@ -5,6 +5,7 @@
 local c = require "kling_sim.official.check"
 local library = require "kling_sim.official.library"
 local units = require "kling_sim.units"
+local views = require "kling_sim.official.views"
 
 local bad = c.bad
 local M = {}
@@ -209,6 +210,26 @@ P["general/custom-elements"] = function()
 end
 
 -- plan(key, r, account) -> {out, slots, units} | nil, err
+local PRESET_ELEMENT = {}
+for _, p in ipairs(views.PRESET_ELEMENTS) do
+  PRESET_ELEMENT[tostring(p.element_id)] = true
+end
+
+-- The elements a create names (element_list, its shape checked by the endpoint's rules): each a
+-- preset or a custom element of this account that was made and not deleted; an id the
+-- simulator never made is unknown, 1201 as the API answers -> true | nil, err
+function M.elements(body, account)
+  for i, item in ipairs(type(body.element_list) == "table" and body.element_list or {}) do
+    local id = type(item) == "table" and item.element_id
+    local whole = type(id) == "number" and id == math.floor(id) and id >= 0 and id < 2 ^ 53
+    local text = whole and string.format("%d", id) or tostring(id)
+    if not (PRESET_ELEMENT[text] or library.element(account, text)) then
+      return nil, missing("element_list[" .. i .. "].element_id", text, "a preset or a finished custom element")
+    end
+  end
+  return true
+end
+
 function M.plan(key, r, account)
   local fn = P[key]
   if not fn then

@@ -63,7 +63,7 @@ M["videos/omni-video"] = {
     local err = R.model(req, ep, OMNI, "kling-video-o1") or text(req, "prompt", 2500, true, "for omni-video")
       or R.video_mode(req) or validate.one_of(R.ctx(), req, "aspect_ratio", R.ASPECT)
       or validate.array(R.ctx(), req, "image_list", 7) or validate.array(R.ctx(), req, "video_list", 1)
-      or validate.array(R.ctx(), req, "element_list", 7)
+      or R.element_ids(req, 7)
       or validate.image(R.ctx(), req, "image") or validate.image(R.ctx(), req, "last_image")
     if err then
       return err

@@ -95,7 +95,7 @@ M["images/omni-image"] = {
     end
     local err = R.model(req, ep, set { "kling-image-o1" }, "kling-image-o1")
       or text(req, "prompt", 2500, true, "for omni-image") or validate.image(R.ctx(), req, "image")
-      or validate.array(R.ctx(), req, "element_list", 10) or image_common(req, ratios, true)
+      or R.element_ids(req, 10) or image_common(req, ratios, true)
     if err then
       return err
     end

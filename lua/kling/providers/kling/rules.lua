@@ -34,6 +34,35 @@ function M.fail(field, msg)
 end
 local fail = M.fail
 
+-- element_list: an array of at most max elements, each given by its id as the API numbers them
+-- (a whole number, or its digits as a string; alone or as {element_id = id}). A name is no id:
+-- sent as one, the API answers an unknown element after the request went out, so it is refused
+-- here, saying how a name becomes an id. -> err | nil
+function M.element_ids(req, max)
+  local err = validate.array(M.ctx(), req, "element_list", max)
+  if err or req.element_list == nil then
+    return err
+  end
+  for i, item in ipairs(req.element_list) do
+    local id = type(item) == "table" and item.element_id or item
+    local digits = type(id) == "string" and id:match("^%d+$") and #id <= 19
+    local whole = validate.is_whole(id) and id >= 0 and id < 2 ^ 53
+    if not (digits or whole) then
+      local field = "element_list[" .. i .. "]" .. (type(item) == "table" and item.element_id ~= nil and ".element_id"
+        or "")
+      local name = type(item) == "table" and item.element_id == nil and item.name or id
+      if type(name) == "string" then
+        return fail(field, "'" .. validate.shown(name) .. "' is not an element id (the official API's are numbers): "
+          .. "an element's name becomes its id through the element cache (kling.element.resolve; kling run and "
+          .. "kling storyboard resolve names from --elements FILE, by default the cache kling element create "
+          .. "writes)")
+      end
+      return fail(field, "must be an element id (a whole number or its digits), got " .. validate.got(id))
+    end
+  end
+  return nil
+end
+
 -- A set from one list, or the union of several.
 function M.set(...)
   local s = {}

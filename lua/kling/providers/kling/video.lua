@@ -168,7 +168,7 @@ function M.validate(req, endpoint)
     validate.image(c, req, "image"),
     validate.image(c, req, "last_image"),
     validate.array(c, req, "voice_list", 2),
-    validate.array(c, req, "element_list", i2v and 3 or 7))
+    R.element_ids(req, i2v and 3 or 7))
   if err then
     return err
   end
