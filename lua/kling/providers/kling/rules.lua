@@ -37,7 +37,10 @@ local fail = M.fail
 -- element_list: an array of at most max elements, each given by its id as the API numbers them
 -- (a whole number, or its digits as a string; alone or as {element_id = id}). A name is no id:
 -- sent as one, the API answers an unknown element after the request went out, so it is refused
--- here, saying how a name becomes an id. -> err | nil
+-- here, saying how a name becomes an id. ASSUMPTION: the official API's element ids are whole
+-- numbers (its custom- and preset-element answers as the simulator follows them; the notes give
+-- `element_list [{element_id}]` without a type): an id of letters would be refused here.
+-- -> err | nil
 function M.element_ids(req, max)
   local err = validate.array(M.ctx(), req, "element_list", max)
   if err or req.element_list == nil then
