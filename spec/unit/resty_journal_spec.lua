@@ -45,4 +45,78 @@ end
     assert.equals("x", entries[#entries - 1].op)
     files.remove(dir)
   end)
+
+  it("starts a line of its own after one a failed write cut short, in every worker", function()
+    -- A full disk: write(2) takes the bytes that fit and fails on the rest, so the file ends in
+    -- the cut line, without its newline. The next line (a create held and forwarded) was glued to
+    -- it, and the next start skipped both: that task and its hold were forgotten.
+    local dir = files.tempdir()
+    local path = dir .. "/ledger.jsonl"
+    local output_path = require "kling.output_path"
+    local real_append = output_path.append
+    local cut = false
+    output_path.append = function(p)
+      local f, err = real_append(p)
+      if not f or not cut then
+        return f, err
+      end
+      cut = false
+      return {
+        setvbuf = function() end,
+        close = function() f:close() end,
+        write = function(_, s)
+          f:write(s:sub(1, 20)) -- what fitted
+          return nil, "No space left on device"
+        end,
+      }
+    end
+    local values = {} -- a shared dict, as every worker's journal has it (reopen)
+    local dict = {
+      get = function(_, k) return values[k] end,
+      incr = function(_, k, by, init)
+        values[k] = (values[k] or init) + by
+        return values[k]
+      end,
+    }
+    local ok, err = pcall(function()
+      local worker1 = journal.open(path, { reopen = dict })
+      local worker2 = journal.open(path, { reopen = dict })
+      assert(worker1:append { op = "journal", version = 1 })
+      assert(worker2:append { op = "a" }) -- its handle is open before the failure
+      cut = true
+      worker1:close() -- opened again: through the failing handle
+      local wok = worker1:append('{"op":"cut","pad":"' .. string.rep("x", 200) .. '"}\n')
+      assert.is_nil(wok)
+      assert(worker2:append('{"op":"held","task_key":"gw1"}\n'))
+      assert(worker1:append { op = "settled" })
+      local entries, skipped = journal.read(path)
+      local ops = {}
+      for i, e in ipairs(entries) do
+        ops[i] = e.op
+      end
+      assert.same({ "journal", "a", "held", "settled" }, ops)
+      assert.equals(1, skipped) -- the cut line alone
+      worker1:close()
+      worker2:close()
+    end)
+    output_path.append = real_append
+    files.remove(dir)
+    assert(ok, err)
+  end)
+
+  it("mends a last line cut short before a start, so the next line is one of its own", function()
+    local dir = files.tempdir()
+    local path = dir .. "/ledger.jsonl"
+    local f = assert(io.open(path, "wb"))
+    f:write('{"op":"journal","version":1}\n{"seq":1,"op":"reser') -- a crash in the middle of a line
+    f:close()
+    assert(journal.mend(path))
+    assert(journal.mend(path)) -- whole now: nothing more is added
+    assert(journal.open(path):append { op = "held" })
+    local entries, skipped = journal.read(path)
+    assert.equals(2, #entries)
+    assert.equals("held", entries[2].op)
+    assert.equals(1, skipped)
+    files.remove(dir)
+  end)
 end)

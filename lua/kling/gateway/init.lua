@@ -406,6 +406,13 @@ function M.init(path, opts)
   if not whole then
     error("kling gateway: " .. werr2, 0)
   end
+  -- A last line cut short (a crash, a full disk): the workers' lines start after a newline.
+  if fresh then
+    local mended, merr = journal.mend(G.cfg.journal)
+    if not mended then
+      error("kling gateway: " .. merr, 0)
+    end
+  end
   if #entries == 0 and skipped == 0 then
     local ok, err = G.journal:append(journal.FIRST)
     if not ok then

@@ -142,6 +142,7 @@ function Journal:append(entry)
     if gen ~= self.gen then
       self.gen = gen
       self:close()
+      self.check_end = true
     end
   end
   if not self.fh then
@@ -152,11 +153,28 @@ function Journal:append(entry)
     end
     f:setvbuf("no") -- one write(2) a line (the top of this file says why)
     self.fh = f
+    -- A line cut short by a write that failed part-way (a full disk) leaves the file without
+    -- its newline: this line starts a line of its own. Written after it, it was glued to it,
+    -- and the next start skipped both: a create held and forwarded was forgotten (its hold
+    -- given back, its task unknown, the upstream's bill never charged). Looked at only when
+    -- a handle is opened after a failed write or a reopen, never per line (another worker's
+    -- long line being written may show its first part here: the newline added then makes a
+    -- blank line, which read skips). A start mends a cut left by a crash (mend).
+    if self.check_end and not M.ends_whole(self.path) then
+      line = "\n" .. line
+    end
+    self.check_end = nil
   end
   local ok, err = self.fh:write(line)
   if not ok then
     self.fh:close()
     self.fh = nil
+    self.check_end = true
+    if self.reopen then
+      -- Its bytes written before the failure may end the file now: every worker's handle is
+      -- opened again before its next line, and so looks at the file's end (above).
+      M.reopen_all(self.reopen)
+    end
     return nil, "cannot write the journal " .. self.path .. ": " .. tostring(err)
   end
   if self.sync then
@@ -169,6 +187,38 @@ function Journal:append(entry)
     if not sok then
       return nil, "cannot fsync the journal " .. self.path .. ": " .. tostring(serr)
     end
+  end
+  return true
+end
+
+-- ends_whole(path) -> whether the file at path is empty, missing or ends with a newline (its last
+-- line whole).
+function M.ends_whole(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return true
+  end
+  local size = f:seek("end")
+  local last = size and size > 0 and f:seek("set", size - 1) and f:read(1)
+  f:close()
+  return not last or last == "\n"
+end
+
+-- mend(path) -> true | nil, message: a journal whose last line was cut short (a crash of the
+-- machine, a full disk before a stop) ends with a newline again, so that the next line is one
+-- of its own. In nginx's master at a start, before any worker appends.
+function M.mend(path)
+  if M.ends_whole(path) then
+    return true
+  end
+  local f, err = require("kling.output_path").append(path)
+  if not f then
+    return nil, "cannot open the journal " .. path .. ": " .. tostring(err)
+  end
+  local ok, werr = f:write("\n")
+  f:close()
+  if not ok then
+    return nil, "cannot write the journal " .. path .. ": " .. tostring(werr)
   end
   return true
 end
