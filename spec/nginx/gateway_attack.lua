@@ -657,6 +657,39 @@ local function echoed_values_are_brief()
     res.body:sub(1, 300))
 end
 
+-- A create the upstream refused for its pace (1302, with a Retry-After) is the gateway's one
+-- upstream account slowed down: the creates that follow were forwarded regardless, each a
+-- 1302 that cost its client nothing (a release, not counted in max_failed_daily) while it was
+-- an upstream call and a kilobyte or more of journal until the next start, so one client's
+-- flood filled the disk and every client's creates were then refused. The gateway now waits
+-- the Retry-After itself (last: gw's creates wait 30 s after it).
+local function upstream_pace_is_honoured()
+  local key, route = "gw-bob-key", "/v1/videos/text2video"
+  local body = '{"model_name":"kling-v1","prompt":"a flood","duration":"5"}'
+  h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "429", method = "POST", path = "text2video",
+    count = 1, retry_after = 30 } } })
+  local sent = sim_creates(route)
+  local res = call("POST", route, key, body)
+  h.sim_admin(sim, "DELETE", "/_sim/faults")
+  h.check("a create the upstream refused for its pace answers 429, 1302, with the upstream's Retry-After (30)",
+    res.status == 429 and res.json and res.json.code == 1302 and res.headers["retry-after"] == "30",
+    tostring(res.status) .. " " .. tostring(res.headers["retry-after"]) .. " " .. tostring(res.body))
+  local journal = base .. "/journal/ledger.jsonl"
+  local size, before = h.file_size(journal), balance(key)
+  local all, last = true, nil
+  for _ = 1, 20 do
+    res = call("POST", route, key, body)
+    local wait = tonumber(res.headers["retry-after"])
+    all = all and res.status == 429 and res.json and res.json.code == 1302 and wait and wait >= 1 and wait <= 30
+    last = tostring(res.status) .. " " .. tostring(res.headers["retry-after"]) .. " " .. tostring(res.body)
+  end
+  h.check("... the creates that follow within it are refused so (429, 1302, a Retry-After)", all, last)
+  h.check("... none of them forwarded", sim_creates(route) == sent + 1, sim_creates(route) - sent)
+  local after = balance(key)
+  h.check("... nor journaled nor held", h.file_size(journal) == size and after.balance == before.balance
+    and after.reserved == before.reserved, json.encode { size, h.file_size(journal), before, after })
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
@@ -673,6 +706,7 @@ local function run()
   nginx_refusals_are_json()
   hung_up_create_is_followed()
   endless_answer_is_not_kept()
+  upstream_pace_is_honoured()
 end
 
 local ok, err = pcall(run)

@@ -124,6 +124,30 @@ local function unavailable(reason, message, cause)
   return refuse(reason, { status = 503, code = 5001, message = message })
 end
 
+-- The upstream's pace: a create it refused with 1302 (its rate limit, for the gateway's one
+-- account) stops this node's creates for its Retry-After (a number of seconds; 1 s when it
+-- gives none or a date; at most PAUSE_MAX_S), each refused as the upstream refuses it (429,
+-- 1302, with a Retry-After) before anything is read, held, journaled or forwarded. Forwarded
+-- regardless, a client's flood of creates got 1302s that cost it nothing (a release, not
+-- counted in max_failed_daily: the gateway's own account's refusal) while each one was an
+-- upstream call and about 1 KB of journal (5 KB with a long prompt) until the next start: a
+-- disk filled at a few MB/s, and every client's creates then refused.
+M.PAUSE_KEY = "upstream:paused" -- in the ledger dict: the wall ms until which creates wait
+M.PAUSE_MAX_S = 60
+
+function M.pause(G, retry_after)
+  local s = tonumber(retry_after)
+  if not s or s ~= s then
+    s = 1
+  end
+  if s <= 0 then
+    return
+  end
+  s = math.min(s, M.PAUSE_MAX_S)
+  G.ledger_dict:set(M.PAUSE_KEY, core.wall_ms() + s * 1000, s)
+  return math.ceil(s)
+end
+
 -- admit(G, account, endpoint) -> create | nil (refused: answered). Everything a create does
 -- before anything is forwarded: the body read as a canonical request and validated, priced,
 -- the task recorded and its estimate held, journaled on one line (a gateway that cannot
@@ -133,6 +157,13 @@ function M.admit(G, account, endpoint)
   if account.suspended then -- its operator's stop (kling.gateway.config): nothing read, held or sent
     return refuse("suspended", { status = 429, code = 1100, message = "account exception: the gateway's operator"
       .. " suspended account " .. account.name .. "'s creates (its tasks can still be queried)" })
+  end
+  local paused = G.ledger_dict:get(M.PAUSE_KEY) -- the upstream's pace (M.pause)
+  if paused then
+    return refuse("upstream_paused", { status = 429, code = 1302,
+      retry_after = math.max(1, math.ceil((paused - core.wall_ms()) / 1000)),
+      message = "API request too fast: the upstream asked this gateway to wait before its next create (nothing"
+        .. " was forwarded); try again after Retry-After" })
   end
   -- A create's fields are its body's: a query (?callback_url=...) would be dropped unseen.
   local name = query_args.unknown(NO_ARGS)
@@ -304,7 +335,7 @@ end
 -- release is create.ended), "created", "lookup" (its fate is unknown: the tracker looks it up
 -- by its external id, never resends), "refused" (nothing was made: released). Changes only
 -- the record (and renews the upstream token when the machine says so); record() stores it.
-function M.outcome(_, c, acts)
+function M.outcome(G, c, acts)
   local rec = c.rec
   local t, ended, uncertain, err
   for _, a in ipairs(acts) do
@@ -340,8 +371,11 @@ function M.outcome(_, c, acts)
   end
   metrics.inc("kling_gateway_refusals_total", 'reason="upstream"')
   local e = M.upstream_error(err)
+  if e.code == 1302 and err.kind == "rate_limited" then
+    e.retry_after = M.pause(G, c.retry_after) -- c.retry_after: the upstream's header (kling.gateway.forward)
+  end
   c.refused = err -- record's drop counts the client's own (kling.gateway.capacity counts_refusal)
-  return "refused", { status = e.status, code = e.code, message = e.message }
+  return "refused", { status = e.status, code = e.code, message = e.message, retry_after = e.retry_after }
 end
 
 -- record(G, create, how): stores what outcome() made of the create (needs the store:
@@ -403,6 +437,9 @@ function M.create(G, account, endpoint)
   end
   local how, answer = M.outcome(G, c, acts)
   answer = M.record(G, c, how) or answer
+  if answer.retry_after then
+    ngx.header["Retry-After"] = string.format("%d", answer.retry_after) -- luacheck: ignore 122
+  end
   return official.reply_json(answer.status, answer.code, answer.message, answer.data_json)
 end
 

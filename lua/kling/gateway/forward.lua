@@ -90,6 +90,7 @@ function M.header_filter()
   c.upstream_status = status
   c.content_type = ngx.header["Content-Type"]
   c.request_id = ngx.header["X-Request-Id"]
+  c.retry_after = ngx.header["Retry-After"] -- a 1302's: how long this node's creates wait (api.pause)
   local err
   if c.answered then
     err = c.m:create_status(status)
@@ -107,6 +108,10 @@ function M.header_filter()
     ngx.header[k] = nil -- the upstream's own headers are not the client's business
   end
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
+  local wait = ngx.status == 429 and tonumber(c.retry_after)
+  if wait and wait > 0 and wait <= 86400 then -- the upstream's pace, told to the client (digits only)
+    ngx.header["Retry-After"] = string.format("%d", math.ceil(wait))
+  end
 end
 
 -- Bytes of a create's answer kept: the cosocket and capture drivers' cap (their max_body), so

@@ -23,7 +23,7 @@ local HELP = {
   kling_gateway_creates_forwarded_total = { "counter", "Creates sent upstream (each once)." },
   kling_gateway_refusals_total = { "counter",
     "Creates refused, by reason: balance, open (the account's max_open), failed_daily (the account's"
-      .. " max_failed_daily), suspended (by the operator),"
+      .. " max_failed_daily), suspended (by the operator), upstream_paused (the upstream's 1302 Retry-After),"
       .. " validation, upstream, journal, capacity (the node's room for open tasks), store (its"
       .. " records unreadable); nothing forwarded but upstream." },
   kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
