@@ -28,6 +28,7 @@ local progress = require "kling.batch.progress"
 local report = require "kling.batch.report"
 local ffmpeg = require "kling.ffmpeg"
 local collector = require "kling.engine.collector"
+local engine = require "kling.engine"
 local validate = require "kling.validate"
 
 local M = {}
@@ -464,14 +465,22 @@ local function check_opts(o)
   if type(o.out) ~= "string" or o.out == "" then
     return nil, "an output directory (out) is required"
   end
-  for _, k in ipairs { "parallel", "retries", "deadline", "timeout", "estimate", "poll_min", "poll_max" } do
-    local v = o[k]
-    if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0 or (k ~= "retries" and v == 0)) then
-      return nil, k .. " must be a positive number" .. (k == "retries" and " or 0" or "")
+  -- the times by the one rule of the clients and engines they go to (a bad one refused here,
+  -- never every row refused nor an engine raising mid-run); parallel by the engine's
+  for _, k in ipairs { "deadline", "timeout", "estimate", "poll_min", "poll_max" } do
+    local problem = o[k] ~= nil and validate.seconds_problem(o[k])
+    if problem then
+      return nil, k .. " " .. problem
     end
   end
-  if o.parallel and o.parallel ~= math.floor(o.parallel) then
-    return nil, "parallel must be a whole number"
+  local p = o.parallel
+  if p ~= nil and (type(p) ~= "number" or p ~= math.floor(p) or p < 1 or p > engine.MAX_PARALLEL) then
+    return nil, "parallel must be a whole number from 1 to " .. engine.MAX_PARALLEL
+      .. " (got " .. validate.got(p) .. ")"
+  end
+  local r = o.retries
+  if r ~= nil and (type(r) ~= "number" or r ~= r or r < 0) then
+    return nil, "retries must be a positive number or 0"
   end
   if o.budget ~= nil or o.rates ~= nil then
     -- refused before the out directory is made: a mistyped --budget leaves nothing behind

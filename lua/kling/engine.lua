@@ -38,12 +38,15 @@ require("kling.engine.learn")(Engine)
 
 local M = {}
 
+-- The most provider slots a model may be given (max_parallel, set_limit, kling run --parallel).
+M.MAX_PARALLEL = 1000000
+
 local DEADLINE = Engine.DEADLINE
 
 local ms, whole = args.ms, args.whole
 
 local function limit_value(fn, name, v)
-  return whole(fn, name, v, nil, 1000000)
+  return whole(fn, name, v, nil, M.MAX_PARALLEL)
 end
 
 --- The learnt-durations file of an engine's options: opts.learn_file (a path, or false for

@@ -218,3 +218,36 @@ describe("kling.batch.run with a manifest it cannot read", function()
     assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
   end)
 end)
+
+describe("kling.batch.run with options the clients and engines would refuse", function()
+  it("refuses them (usage) by the one rule, before the out directory: never every row refused nor a raise", function()
+    local batch = require "kling.batch"
+    local rows = dir .. "/opts.jsonl"
+    local f = assert(io.open(rows, "w"))
+    f:write('{"id":"a","model":"kling-v2-6","mode":"pro","duration":5,"prompt":"p"}\n')
+    f:close()
+    for _, c in ipairs {
+      { { parallel = 2000000 }, "parallel must be a whole number from 1 to 1000000 %(got 2000000%)" },
+      { { parallel = 1e20 }, "parallel must be a whole number from 1 to 1000000" },
+      { { parallel = 0 }, "parallel must be a whole number from 1" },
+      { { deadline = 1e300 }, "deadline must be a positive number of seconds, at most 2147483" },
+      { { timeout = 3e6 }, "timeout must be a positive number of seconds, at most 2147483" },
+      { { poll_min = 1e300 }, "poll_min must be a positive number of seconds" },
+      { { poll_max = 3e6 }, "poll_max must be a positive number of seconds" },
+      { { estimate = 0 }, "estimate must be a positive number of seconds" },
+    } do
+      local out = dir .. "/opts-never-made"
+      local o = { manifest = rows, out = out, provider = "kling", access_key = "ak", secret_key = "sk",
+        progress = "none" }
+      for k, v in pairs(c[1]) do
+        o[k] = v
+      end
+      local ok, res, err, status = pcall(batch.run, o)
+      assert.is_true(ok, tostring(res))
+      assert.is_nil(res, c[2])
+      assert.matches(c[2], err)
+      assert.are.equal(batch.EXIT.usage, status)
+      assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
+    end
+  end)
+end)

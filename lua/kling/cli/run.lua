@@ -51,7 +51,7 @@ Exit status:
   cmd:option("--format", "the manifest's format (default: by extension, else by content)")
     :choices { "jsonl", "csv" }
   cmd:option("--parallel", "tasks at the provider at once (default 4)"):argname("N")
-    :convert(flags.number("--parallel", flags.COUNT))
+    :convert(flags.number("--parallel", flags.range(1, require("kling.engine").MAX_PARALLEL)))
   cmd:option("--retries", "further attempts of a row whose task failed for a transient reason\n"
     .. "(server, network, rate_limited; never content_policy) (default 2);\n"
     .. "each attempt is a new task with a new external id"):argname("N")
