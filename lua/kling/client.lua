@@ -292,12 +292,12 @@ function M.new(opts)
       return nil, errors.validation("engine", "must be a table of kling.engine.new's options (got "
         .. validate.type_of(opts.engine) .. ")")
     end
-    validate.options("new{engine}", opts.engine, require("kling.engine").NEW_OPTIONS)
-    -- a bad secret made every deliver() raise later, in C
-    local secret = opts.engine.webhook_secret
-    local problem = secret ~= nil and require("kling.webhook").secret_problem(secret)
-    if problem then
-      return nil, errors.validation("engine.webhook_secret", problem)
+    local engine = require "kling.engine"
+    validate.options("new{engine}", opts.engine, engine.NEW_OPTIONS)
+    -- and their values (a bad secret made every deliver() raise later, in C)
+    local bad, problem = engine.options_problem(opts.engine)
+    if bad then
+      return nil, errors.validation("engine." .. bad, problem)
     end
   end
   local driver = opts.driver or require("kling.driver.curl").new {

@@ -110,6 +110,96 @@ for _, k in ipairs { "adopt", "backoff", "callback_silence", "callbacks", "deadl
 end
 M.NEW_OPTIONS = NEW_OPTIONS -- kling.new checks its `engine` option's names with them
 
+local MAX_REQUESTS, MAX_LOOKUPS = 100000, 100
+local TIMES = { "callback_silence", "estimate", "max_interval", "min_interval", "timeout" }
+local FUNCTIONS = { "now_ms", "on_create", "on_created", "sleep_ms", "wall_s" }
+
+--- Why one of engine.new's option values cannot be used: the option's name and the problem,
+-- or nil when each can (the names are validate.options' concern). engine.new raises with it;
+-- kling.new checks its `engine` option with it, so that a bad value is refused when the client
+-- is made, never at the first submit_many (nor, for some, at the first create or callback).
+-- The scheduler's and the slots' own numbers are checked by the C core that takes them.
+---@param opts table engine.new's options
+---@return string|nil name
+---@return string|nil problem
+function M.options_problem(opts)
+  for _, k in ipairs(TIMES) do
+    local problem = opts[k] ~= nil and args.ms_problem(opts[k])
+    if problem then
+      return k, problem
+    end
+  end
+  local problem = opts.deadline ~= nil and args.ms_problem(opts.deadline, true)
+  if problem then
+    return "deadline", problem
+  end
+  for k, max in pairs { max_requests = MAX_REQUESTS, lookups = MAX_LOOKUPS } do
+    problem = opts[k] ~= nil and args.whole_problem(opts[k], max)
+    if problem then
+      return k, problem
+    end
+  end
+  local mp = opts.max_parallel
+  if type(mp) == "table" then
+    for model, n in pairs(mp) do
+      problem = args.whole_problem(n, M.MAX_PARALLEL)
+      if problem then
+        return "max_parallel[" .. tostring(model) .. "]", problem
+      end
+    end
+  elseif mp ~= nil then
+    problem = args.whole_problem(mp, M.MAX_PARALLEL)
+    if problem then
+      return "max_parallel", problem .. " (or a table of them by model)"
+    end
+  end
+  for _, k in ipairs { "callbacks", "insecure_callbacks" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      return k, args.FLAG_PROBLEM
+    end
+  end
+  for _, k in ipairs(FUNCTIONS) do
+    if opts[k] ~= nil and type(opts[k]) ~= "function" then
+      return k, "must be a function (got " .. validate.type_of(opts[k]) .. ")"
+    end
+  end
+  if opts.learn_file ~= nil and opts.learn_file ~= false and type(opts.learn_file) ~= "string" then
+    return "learn_file", "must be a path or false"
+  end
+  if opts.webhook_secret ~= nil then
+    problem = require("kling.webhook").secret_problem(opts.webhook_secret)
+    if problem then
+      return "webhook_secret", problem
+    end
+  end
+  local tol = opts.webhook_tolerance
+  if tol ~= nil and not (validate.is_whole(tol) and tol >= 0 and tol <= 2147483647) then
+    return "webhook_tolerance", "must be a whole number of seconds from 0 (got " .. validate.got(tol) .. ")"
+  end
+  local ok, err
+  for _, k in ipairs { "jitter", "backoff", "seed" } do
+    if opts[k] ~= nil then
+      ok, err = pcall(core.sched, { [k] = opts[k] })
+      if not ok then
+        return k, tostring(err)
+      end
+    end
+  end
+  local so = opts.slots
+  if so ~= nil then
+    if type(so) ~= "table" then
+      return "slots", "must be a table {decrease, recover_after, recover_ms, cooldown_ms} (got "
+        .. validate.type_of(so) .. ")"
+    end
+    ok, err = pcall(core.slots, { limit = 1, decrease = so.decrease, recover_after = so.recover_after,
+      recover_ms = so.recover_ms, cooldown_ms = so.cooldown_ms })
+    if not ok then
+      return "slots", tostring(err)
+    end
+  end
+  return nil
+end
+
 -- Lookups of an uncertain create run within the task's deadline: the create phase has no
 -- budget of its own here.
 local NO_CREATE_BUDGET_MS = 2 ^ 53
@@ -150,9 +240,9 @@ function M.new(client, opts)
   opts = opts or {}
   errors.check_arg("engine.new", 2, opts, "table")
   validate.options("engine.new", opts, NEW_OPTIONS)
-  local secret_problem = opts.webhook_secret ~= nil and require("kling.webhook").secret_problem(opts.webhook_secret)
-  if secret_problem then
-    errors.misuse("engine.new", "webhook_secret " .. secret_problem)
+  local bad, problem = M.options_problem(opts)
+  if bad then
+    errors.misuse("engine.new", bad .. " " .. problem)
   end
   local driver = client.driver
   local io = seam(driver, opts.http)
@@ -189,11 +279,11 @@ function M.new(client, opts)
     lists = {}, depth = 0, batch_now = false, batch_wall = false,
     next_n = 0, active_n = 0, creating_n = 0, scheduled_n = 0, dirty = false,
     gc = false, -- a large wait_all's collector pacing (kling.engine.collector)
-    max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, 100000),
+    max_requests = whole("engine.new", "max_requests", opts.max_requests, 64, MAX_REQUESTS),
     task_timeout_ms = ms("engine.new", "timeout", opts.timeout, validate.seconds_ms(client.wait_timeout)),
     silence_ms = ms("engine.new", "callback_silence", opts.callback_silence, 60000),
     callbacks = args.flag("engine.new", "callbacks", opts.callbacks, true),
-    lookups = whole("engine.new", "lookups", opts.lookups, 3, 100),
+    lookups = whole("engine.new", "lookups", opts.lookups, 3, MAX_LOOKUPS),
     learn = opts.learn ~= false, learned = false, learn_file = M.learn_file(opts, driver), kinds = {},
     webhook_secret = opts.webhook_secret, webhook_tolerance = opts.webhook_tolerance or 300,
     insecure_callbacks = args.flag("engine.new", "insecure_callbacks", opts.insecure_callbacks, false),

@@ -608,6 +608,41 @@ describe("strict input", function()
     assert.matches("kling.engine.new: webhook_secret after whsec_", msg, 1, true)
   end)
 
+  -- README: kling.new's engine option is "checked by name and value when the client is made"; its values
+  -- were taken and raised at the first submit_many (engine = {timeout = 1e300}, slots = 5 as "attempt to
+  -- index a number value"), or never (estimate = -1, webhook_tolerance = -1, on_create = 5)
+  it("kling.new refuses an engine option's bad value when the client is made, naming it", function()
+    for _, c in ipairs {
+      { { timeout = 1e300 }, "engine.timeout", "must be a positive number of seconds, at most 2147483" },
+      { { min_interval = -1 }, "engine.min_interval", "must be a positive number of seconds" },
+      { { callback_silence = "x" }, "engine.callback_silence", "must be a positive number of seconds" },
+      { { estimate = -1 }, "engine.estimate", "must be a positive number of seconds" },
+      { { deadline = -5 }, "engine.deadline", "; or 0" },
+      { { max_parallel = 0 }, "engine.max_parallel", "must be a whole number from 1 to 1000000" },
+      { { max_parallel = { ["kling-v2-6"] = 1.5 } }, "engine.max_parallel[kling-v2-6]", "must be a whole number" },
+      { { max_requests = 0 }, "engine.max_requests", "must be a whole number from 1 to 100000" },
+      { { lookups = 1000 }, "engine.lookups", "must be a whole number from 1 to 100" },
+      { { callbacks = "yes" }, "engine.callbacks", "must be true or false" },
+      { { learn_file = 42 }, "engine.learn_file", "must be a path or false" },
+      { { webhook_tolerance = -1 }, "engine.webhook_tolerance", "must be a whole number of seconds from 0" },
+      { { on_create = 5 }, "engine.on_create", "must be a function" },
+      { { jitter = "x" }, "engine.jitter", "must be a number" },
+      { { backoff = 0.5 }, "engine.backoff", "backoff must be a factor between 1 and 4" },
+      { { slots = 5 }, "engine.slots", "must be a table" },
+      { { slots = { decrease = 7 } }, "engine.slots", "decrease must be a factor strictly between 0 and 1" },
+    } do
+      local ok, cl, err = pcall(kling.new, { api_key = "k", base_url = "http://127.0.0.1:9", engine = c[1] })
+      assert.is_true(ok, tostring(cl))
+      assert.is_nil(cl, c[2])
+      assert.are.same({ "validation", c[2] }, { err.kind, err.field })
+      assert.matches(c[3], err.message, 1, true)
+    end
+    local cl = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", engine = { timeout = 60,
+      max_parallel = { ["kling-v2-6"] = 2 }, jitter = 0.2, backoff = 2, seed = 3, slots = {}, deadline = 0,
+      webhook_tolerance = 0, learn_file = false, on_create = function() end } })
+    assert(cl:engine())
+  end)
+
   it("kling.quote and kling.new's budget.rates refuse a rate for a currency no provider charges in", function()
     local ok, msg = pcall(kling.quote, { model = "kling-v2-6", duration = 5 }, { rates = { CYN = "0.14" } })
     assert.is_false(ok)

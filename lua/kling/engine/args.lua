@@ -15,11 +15,20 @@ function M.ms(fn, name, v, default, allow_zero)
   if allow_zero and v == 0 then
     return 0
   end
-  local problem = validate.seconds_problem(v)
+  local problem = M.ms_problem(v, allow_zero)
   if problem then
-    errors.misuse(fn, name .. " " .. problem .. (allow_zero and "; or 0" or ""))
+    errors.misuse(fn, name .. " " .. problem)
   end
   return validate.seconds_ms(v)
+end
+
+-- Why v is not such a time (kling.validate.seconds_problem; allow_zero takes 0 too), or nil.
+function M.ms_problem(v, allow_zero)
+  if allow_zero and v == 0 then
+    return nil
+  end
+  local problem = validate.seconds_problem(v)
+  return problem and problem .. (allow_zero and "; or 0" or "")
 end
 
 -- A whole number in 1..max; nil gives default.
@@ -27,10 +36,19 @@ function M.whole(fn, name, v, default, max)
   if v == nil then
     return default
   end
-  if type(v) ~= "number" or v ~= math.floor(v) or v < 1 or v > max then
-    errors.misuse(fn, name .. " must be a whole number from 1 to " .. max)
+  local problem = M.whole_problem(v, max)
+  if problem then
+    errors.misuse(fn, name .. " " .. problem)
   end
   return math.floor(v)
+end
+
+-- Why v is not a whole number in 1..max, or nil.
+function M.whole_problem(v, max)
+  if type(v) ~= "number" or v ~= math.floor(v) or v < 1 or v > max then
+    return "must be a whole number from 1 to " .. max
+  end
+  return nil
 end
 
 -- true or false; nil gives default.
@@ -39,9 +57,11 @@ function M.flag(fn, name, v, default)
     return default
   end
   if type(v) ~= "boolean" then
-    errors.misuse(fn, name .. " must be true or false")
+    errors.misuse(fn, name .. " " .. M.FLAG_PROBLEM)
   end
   return v
 end
+
+M.FLAG_PROBLEM = "must be true or false"
 
 return M
