@@ -96,13 +96,28 @@ function Task:failure()
   return lifecycle.failure(self, self.client.provider.name)
 end
 
+-- The error of a task submit_many refused before anything was sent (invalid, over the budget):
+-- it never existed, so there is nothing to query or wait for. nil for any other task.
+local function refused(self)
+  local err = rawget(self, "error")
+  if self.id == nil and type(err) == "table" and not err.uncertain then
+    return err
+  end
+  return nil
+end
+
 --- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
--- (task.sync) is already final: there is nothing to query.
+-- (task.sync) is already final: there is nothing to query; a task submit_many refused before
+-- sending it never existed: its error.
 ---@return kling.Task|nil task
 ---@return kling.Error|nil err
 function Task:refresh()
   if self.sync then
     return self
+  end
+  local never = refused(self)
+  if never then
+    return nil, never
   end
   local fresh, err = self.client:fetch_task(self.id, self.endpoint)
   if not fresh then
@@ -148,6 +163,10 @@ function Task:wait(opts)
     return self
   elseif TERMINAL[self.status] then
     return nil, self:failure()
+  end
+  local never = refused(self)
+  if never then
+    return nil, never
   end
   for _, name in ipairs { "timeout", "poll_min", "poll_max" } do
     local problem = opts[name] ~= nil and validate.seconds_problem(opts[name])

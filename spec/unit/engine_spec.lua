@@ -1080,3 +1080,29 @@ describe("one driver at a time", function()
     assert.are.equal(1, results.succeeded)
   end)
 end)
+
+describe("a task submit_many refused before sending", function()
+  -- it never existed (no id, status pending, its error): task:wait() and task:refresh() raised
+  -- "attempt to concatenate a nil value (local 'endpoint')" in the provider's query path
+  it("is waited for and refreshed as its error, at once, nothing sent", function()
+    local f, c = setup_fake({}, { budget = { limit = "2", currency = "CNY" } })
+    local tasks = c:submit_many {
+      { model = "kling-v2-6", mode = "pro", duration = 7, prompt = "invalid" },
+      { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "over the budget" },
+    }
+    for i, kind in ipairs { "validation", "budget" } do
+      local t = tasks[i]
+      assert.are.equal("pending", t.status)
+      local ok, got, err = pcall(t.wait, t, { timeout = 5 })
+      assert.is_true(ok, tostring(got))
+      assert.is_nil(got)
+      assert.are.equal(kind, err.kind)
+      assert.are.equal(t.error, err)
+      ok, got, err = pcall(t.refresh, t)
+      assert.is_true(ok, tostring(got))
+      assert.is_nil(got)
+      assert.are.equal(t.error, err)
+    end
+    assert.are.equal(0, f.stats.creates)
+  end)
+end)
