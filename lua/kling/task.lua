@@ -96,28 +96,35 @@ function Task:failure()
   return lifecycle.failure(self, self.client.provider.name)
 end
 
--- The error of a task submit_many refused before anything was sent (invalid, over the budget):
--- it never existed, so there is nothing to query or wait for. nil for any other task.
-local function refused(self)
+-- Why a task without a provider's id cannot be queried nor waited for here (its id would go
+-- into the query's URL path), or nil for a task with one: one of submit_many's that was
+-- refused before anything was sent (invalid, over the budget: it never existed) or whose
+-- create is uncertain gives its error; one still waiting for its create (a provider slot) is
+-- the engine's to drive.
+local function unqueryable(self)
+  if self.id ~= nil then
+    return nil
+  end
   local err = rawget(self, "error")
-  if self.id == nil and type(err) == "table" and not err.uncertain then
+  if type(err) == "table" then
     return err
   end
-  return nil
+  return errors.validation("task", "has no id yet: its create has not been sent or answered (a task of "
+    .. "submit_many waiting for a provider slot: client:wait_all or wait_any drive it)", self.client.provider.name)
 end
 
 --- Queries the provider once. Returns the task, or nil and an error. A synchronous answer
--- (task.sync) is already final: there is nothing to query; a task submit_many refused before
--- sending it never existed: its error.
+-- (task.sync) is already final: there is nothing to query; a task without an id yet (one of
+-- submit_many's, refused, uncertain or waiting for a slot) is nil and why.
 ---@return kling.Task|nil task
 ---@return kling.Error|nil err
 function Task:refresh()
   if self.sync then
     return self
   end
-  local never = refused(self)
-  if never then
-    return nil, never
+  local why = unqueryable(self)
+  if why then
+    return nil, why
   end
   local fresh, err = self.client:fetch_task(self.id, self.endpoint)
   if not fresh then
@@ -164,9 +171,9 @@ function Task:wait(opts)
   elseif TERMINAL[self.status] then
     return nil, self:failure()
   end
-  local never = refused(self)
-  if never then
-    return nil, never
+  local why = unqueryable(self)
+  if why then
+    return nil, why
   end
   for _, name in ipairs { "timeout", "poll_min", "poll_max" } do
     local problem = opts[name] ~= nil and validate.seconds_problem(opts[name])

@@ -1105,4 +1105,25 @@ describe("a task submit_many refused before sending", function()
     end
     assert.are.equal(0, f.stats.creates)
   end)
+
+  -- one waiting for a slot had its wait poll GET .../text2video/nil until its timeout ("the provider
+  -- answered not found ... though it made the task"), and its refresh sent that GET too
+  it("is not queried while it waits for a slot: no id goes into a URL", function()
+    local f, c = setup_fake()
+    local tasks = c:submit_many({ { prompt = "first" }, { prompt = "second" } }, { max_parallel = 1 })
+    local t = tasks[2]
+    assert.is_nil(t.id)
+    local polls = f.stats.polls
+    local ok, got, err = pcall(t.wait, t, { timeout = 5 })
+    assert.is_true(ok, tostring(got))
+    assert.is_nil(got)
+    assert.are.same({ "validation", "task" }, { err.kind, err.field })
+    assert.matches("has no id yet", err.message, 1, true)
+    got, err = t:refresh()
+    assert.is_nil(got)
+    assert.matches("has no id yet", err.message, 1, true)
+    assert.are.equal(polls, f.stats.polls)
+    local r = c:wait_all(tasks, { timeout = 600 })
+    assert.are.equal(2, r.succeeded)
+  end)
 end)
