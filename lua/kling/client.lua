@@ -694,6 +694,11 @@ end
 ---@return kling.Task|nil task the finished task, with its outputs
 ---@return kling.Error|nil err
 function Client:run(req, wait_opts)
+  -- the wait's options first: a bad one refused once the create was sent cost that create
+  local bad = task.wait_problem(self, wait_opts)
+  if bad then
+    return nil, bad
+  end
   local t, err = self:submit(req)
   if not t then
     return nil, err

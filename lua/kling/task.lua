@@ -152,6 +152,32 @@ local function learn_for(self, m)
   return learner, kind
 end
 
+--- Why task:wait's options cannot be used with `client`'s tasks: a validation error naming the
+-- option, or nil; an unknown option's name raises. client:run checks them with it before its
+-- create is sent, so that a bad one costs nothing.
+---@param client kling.Client
+---@param opts? table task:wait's options
+---@return kling.Error|nil err
+function M.wait_problem(client, opts)
+  opts = opts or {}
+  validate.options("task:wait", opts, WAIT_OPTIONS)
+  for _, name in ipairs { "timeout", "poll_min", "poll_max" } do
+    local problem = opts[name] ~= nil and validate.seconds_problem(opts[name])
+    if problem then
+      return errors.validation(name, problem)
+    end
+  end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    return errors.validation("on_progress", "must be a function(task) (got " .. validate.type_of(opts.on_progress)
+      .. ")")
+  end
+  local order = validate.poll_order_problem(opts.poll_min or client.poll_min, opts.poll_max or client.poll_max)
+  if order then
+    return errors.validation(opts.poll_min ~= nil and "poll_min" or "poll_max", order)
+  end
+  return nil
+end
+
 --- Polls until the task ends. opts: timeout (s), on_progress(task), poll_min, poll_max (s).
 -- Returns the task (with videos/images/audios) when it succeeded, else nil and an error;
 -- a timeout leaves the task running at the provider and returns an error of kind "timeout".
@@ -175,16 +201,10 @@ function Task:wait(opts)
   if why then
     return nil, why
   end
-  for _, name in ipairs { "timeout", "poll_min", "poll_max" } do
-    local problem = opts[name] ~= nil and validate.seconds_problem(opts[name])
-    if problem then
-      return nil, errors.validation(name, problem)
-    end
-  end
   local client = self.client
-  local order = validate.poll_order_problem(opts.poll_min or client.poll_min, opts.poll_max or client.poll_max)
-  if order then
-    return nil, errors.validation(opts.poll_min ~= nil and "poll_min" or "poll_max", order)
+  local bad = M.wait_problem(client, opts)
+  if bad then
+    return nil, bad
   end
   local driver = client.driver
   local timeout_ms = validate.seconds_ms(opts.timeout or client.wait_timeout)

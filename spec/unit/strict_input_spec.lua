@@ -643,6 +643,28 @@ describe("strict input", function()
     assert(cl:engine())
   end)
 
+  -- client:run sent its create and only then refused its wait's options: each paid for a task it
+  -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
+  it("client:run refuses its wait options before the create is sent", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local req = { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" }
+    for _, o in ipairs {
+      { { timeout = -1 }, "timeout" }, { { poll_min = 20, poll_max = 5 }, "poll_min" },
+      { { on_progress = 5 }, "on_progress" },
+    } do
+      local ok, t, err = pcall(c.run, c, req, o[1])
+      assert.is_true(ok, tostring(t))
+      assert.is_nil(t)
+      assert.are.same({ "validation", o[2] }, { err.kind, err.field })
+    end
+    assert.has_error(function()
+      c:run(req, { timout = 5 })
+    end, "kling.task:wait: unknown option 'timout'; did you mean timeout?")
+    assert.are.equal(0, f.stats.creates)
+  end)
+
   it("kling.quote and kling.new's budget.rates refuse a rate for a currency no provider charges in", function()
     local ok, msg = pcall(kling.quote, { model = "kling-v2-6", duration = 5 }, { rates = { CYN = "0.14" } })
     assert.is_false(ok)
