@@ -653,13 +653,40 @@ function Run:segment(k, seg, start_frame)
   return { path = path, task_id = done.id, charge = done.charge }
 end
 
+-- The options run takes; any other name raises, naming the closest.
+local RUN_OPTIONS = { out = true, native = true, continuity = true, frames_base_url = true, elements = true,
+  timeout = true, on_progress = true }
+
+-- Why one of run's option values cannot be used (a validation error naming it), or nil.
+local function run_options_problem(opts)
+  for _, k in ipairs { "native", "continuity" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      return errors.validation(k, "must be true or false (got " .. validate.type_of(opts[k]) .. ")")
+    end
+  end
+  local problem = opts.timeout ~= nil and validate.seconds_problem(opts.timeout)
+  if problem then
+    return errors.validation("timeout", problem)
+  end
+  if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
+    return errors.validation("on_progress", "must be a function(event) (got " .. validate.type_of(opts.on_progress)
+      .. ")")
+  end
+  if opts.frames_base_url ~= nil and type(opts.frames_base_url) ~= "string" then
+    return errors.validation("frames_base_url", "must be a URL string (got " .. validate.type_of(opts.frames_base_url)
+      .. ")")
+  end
+  return nil
+end
+
 --- Renders a storyboard into one video (`kling storyboard`).
 -- run(client, storyboard, opts) -> result | nil, err. opts: out (the directory, required),
 -- native (override the provider's multi-shot), continuity (start each segment from the
 -- previous one's last frame; default true), frames_base_url (where out/ is served, for
 -- providers that take image URLs only), elements (the element cache, for names in shots'
 -- elements), timeout (per segment, s), on_progress(event {segment, segments, status,
--- progress, task_id}). result = {file, native, segments = {{first, last, duration, path,
+-- progress, task_id}); another option's name raises, a bad value is a validation error,
+-- both before anything is sent. result = {file, native, segments = {{first, last, duration, path,
 -- task_id, frame, request}}, duration}.
 ---@param client kling.Client
 ---@param sb table `{model =, shots = {{prompt, duration, image?, elements?}}, ...}`
@@ -669,8 +696,15 @@ end
 function M.run(client, sb, opts)
   errors.check_arg("multishot.run", 1, client, "table")
   opts = opts or {}
+  validate.options("multishot.run", opts, RUN_OPTIONS)
   if type(opts.out) ~= "string" or opts.out == "" then
     errors.misuse("multishot.run", "opts.out (a directory) is required")
+  end
+  -- every option's value before anything is sent: on_progress = 5 raised once the first
+  -- segment's create had been sent, and a bad timeout was refused by that segment's wait
+  local bad = run_options_problem(opts)
+  if bad then
+    return nil, bad
   end
   local refused = output_path.name_refusal(opts.out)
   if refused then

@@ -208,4 +208,29 @@ describe("multishot.join and run, where they write", function()
     assert.matches("holds a control character", err.message, 1, true)
     assert.is_nil(io.open(dir .. "/o\nnl"))
   end)
+
+  -- on_progress = 5 raised once the first segment's create was sent (paid), an unknown option
+  -- (`outt`) and native = "yes" were taken without a word
+  it("checks its options by name and value before anything is sent", function()
+    local client = setmetatable({}, { __index = function() error("nothing may be sent") end })
+    local sb = { shots = { { prompt = "a", duration = 5 } } }
+    for _, c in ipairs {
+      { { on_progress = 5 }, "on_progress", "must be a function" },
+      { { timeout = -1 }, "timeout", "must be a positive number of seconds" },
+      { { native = "yes" }, "native", "must be true or false" },
+      { { continuity = 0 }, "continuity", "must be true or false" },
+      { { frames_base_url = {} }, "frames_base_url", "must be a URL string" },
+    } do
+      c[1].out = dir .. "/never"
+      local ok, r, err = pcall(multishot.run, client, sb, c[1])
+      assert.is_true(ok, tostring(r))
+      assert.is_nil(r)
+      assert.are.same({ "validation", c[2] }, { err.kind, err.field })
+      assert.matches(c[3], err.message, 1, true)
+    end
+    assert.has_error(function()
+      multishot.run(client, sb, { out = dir .. "/never", outt = "x" })
+    end, "kling.multishot.run: unknown option 'outt'; did you mean out?")
+    assert.is_nil(io.open(dir .. "/never"))
+  end)
 end)
