@@ -311,6 +311,9 @@ local function find_listed(client, spec)
   return nil
 end
 
+-- The options create takes; any other name raises, naming the closest.
+local CREATE_OPTIONS = { cache = true, account = true, timeout = true, on_progress = true, force = true }
+
 --- Creates a custom element once (`kling element create`).
 -- create(client, spec, opts) -> entry, cached | nil, err. entry = {id, name, provider,
 -- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
@@ -324,6 +327,16 @@ end
 function M.create(client, spec, opts)
   errors.check_arg("element.create", 1, client, "table")
   opts = opts or {}
+  validate.options("element.create", opts, CREATE_OPTIONS)
+  -- the wait's options before the create is sent: a wait that refused them once it was sent
+  -- took the task for failed and dropped it from the cache, so the next run paid again
+  local bad = require("kling.task").wait_problem(client, { timeout = opts.timeout, on_progress = opts.on_progress })
+  if bad then
+    return nil, bad
+  end
+  if opts.cache ~= nil and opts.cache ~= false and type(opts.cache) ~= "string" then
+    return nil, errors.validation("cache", "must be a path or false (got " .. validate.type_of(opts.cache) .. ")")
+  end
   local req, err = M.request(spec, client.provider)
   if not req then
     return nil, err

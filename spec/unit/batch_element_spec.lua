@@ -203,3 +203,33 @@ describe("the element cache", function()
     assert.matches("not readable", err.message)
   end)
 end)
+
+describe("element.create's options", function()
+  -- on EvoLink (a task to wait for) a bad timeout or on_progress was refused by the wait after the
+  -- create was sent and paid, and the cache then dropped the task as failed: the next run paid again
+  it("are checked by name and value before anything is sent", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local cache = dir .. "/opts-elements.json"
+    for _, o in ipairs {
+      { { on_progress = 5 }, "on_progress", "must be a function" },
+      { { timeout = -1 }, "timeout", "must be a positive number of seconds" },
+      { { cache = 5 }, "cache", "must be a path or false" },
+    } do
+      if o[1].cache == nil then
+        o[1].cache = cache
+      end
+      local ok, e, err = pcall(element.create, c, spec(), o[1])
+      assert.is_true(ok, tostring(e))
+      assert.is_nil(e)
+      assert.are.same({ "validation", o[2] }, { err.kind, err.field })
+      assert.matches(o[3], err.message, 1, true)
+    end
+    assert.has_error(function()
+      element.create(c, spec(), { cahce = cache })
+    end, "kling.element.create: unknown option 'cahce'; did you mean cache?")
+    assert.are.equal(0, f.stats.posts)
+    assert.is_nil(io.open(cache))
+  end)
+end)
