@@ -410,15 +410,19 @@ function M.create(client, spec, opts)
     end
   end
   if not t:is_terminal() then
-    t, err = t:wait { timeout = opts.timeout or 1200, on_progress = opts.on_progress }
-    if not t then
-      if err.kind ~= "timeout" and path then
+    local done
+    done, err = t:wait { timeout = opts.timeout or 1200, on_progress = opts.on_progress }
+    if not done then
+      -- only a task the provider ended failed is forgotten; one a poll could not follow (a timeout, a key
+      -- refused, the network) exists and may succeed: the next run waits for it instead of paying again
+      if t:is_terminal() and path then
         update(path, function(doc)
           doc.elements[key] = nil -- the task failed: free, and may be tried again
         end)
       end
       return nil, err
     end
+    t = done
   elseif t.status ~= "succeeded" then
     return nil, t:failure()
   end

@@ -71,6 +71,24 @@ describe("custom elements against the simulator", function()
     assert.are.equal(creates, sim.stats().creates)
   end)
 
+  -- A wait whose polls were refused (a key refused for a while, the network) dropped the element's task
+  -- from the cache as if it had failed: the next run paid for a second one
+  it("keep a task whose polls failed (not the task) cached: the next run waits for it, paying nothing", function()
+    local client = evolink()
+    local cache = cache_path()
+    local vee = { name = "Wes", description = "from a video", video = "https://example.com/wes.mp4" }
+    sim.faults { { kind = "auth", method = "GET", path = "/evolink/v1/tasks/", count = 1000 } }
+    local e, err = element.create(client, vee, { cache = cache, timeout = 5 })
+    assert.is_nil(e)
+    assert.are.equal("auth", err.kind)
+    sim.clear_faults()
+    local creates = sim.stats().creates
+    local again, cached = assert(element.create(client, vee, { cache = cache }))
+    assert.is_false(cached)
+    assert.is_string(again.id)
+    assert.are.equal(creates, sim.stats().creates)
+  end)
+
   it("pick up an interrupted create instead of paying for another", function()
     -- EvoLink: the task id was cached before the wait; the next run waits for that task.
     local client = evolink()
