@@ -10,6 +10,18 @@ local collector = require "kling.engine.collector"
 -- The options wait_all and wait_any take; any other name is a mistake, refused by name.
 local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progress_interval = true }
 
+-- The options' names, and the callbacks' type (a number there raised "attempt to call a number
+-- value" from inside the loop, once tasks had been polled): misuse raises, naming it.
+local function check_options(fn, opts)
+  validate.options(fn, opts, WAIT_OPTIONS)
+  for _, k in ipairs { "on_progress", "on_done" } do
+    local v = opts and opts[k]
+    if v ~= nil and type(v) ~= "function" then
+      errors.misuse(fn, k .. " must be a function (got " .. validate.type_of(v) .. ")")
+    end
+  end
+end
+
 return function(Engine)
 
   function Engine:flush_ended(w, opts)
@@ -176,7 +188,7 @@ return function(Engine)
   -- With many active tasks the wait runs under the collector's pacing (kling.engine.collector);
   -- wait_any does not: it returns at the first end.
   function Engine:wait_all(tasks, opts)
-    validate.options("wait_all", opts, WAIT_OPTIONS)
+    check_options("wait_all", opts)
     return collector.wait(self, self.active_n, wait_all, tasks, opts)
   end
 
@@ -184,7 +196,7 @@ return function(Engine)
   -- end (one that has already ended counts at once), with its error when it failed; or nil and
   -- a timeout error.
   function Engine:wait_any(tasks, opts)
-    validate.options("wait_any", opts, WAIT_OPTIONS)
+    check_options("wait_any", opts)
     if type(tasks) == "table" and next(tasks) == nil then
       -- no task can end: not a timeout to wait out
       errors.misuse("wait_any", "tasks is empty: give at least one task")
