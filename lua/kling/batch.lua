@@ -458,6 +458,8 @@ end
 
 -- ---- entry point ----
 
+local PROGRESS_MODES = { auto = true, bar = true, plain = true, none = true }
+
 local function check_opts(o)
   if type(o.manifest) ~= "string" then
     return nil, "a manifest path is required"
@@ -479,8 +481,14 @@ local function check_opts(o)
       .. " (got " .. validate.got(p) .. ")"
   end
   local r = o.retries
-  if r ~= nil and (type(r) ~= "number" or r ~= r or r < 0) then
-    return nil, "retries must be a positive number or 0"
+  if r ~= nil and (type(r) ~= "number" or r ~= math.floor(r) or r < 0) then
+    return nil, "retries must be a whole number >= 0 (got " .. validate.got(r) .. ")"
+  end
+  if o.progress ~= nil and not PROGRESS_MODES[o.progress] then
+    return nil, "progress must be one of auto, bar, plain, none (got " .. validate.got(o.progress) .. ")"
+  end
+  if o.defaults ~= nil and type(o.defaults) ~= "table" then
+    return nil, "defaults must be a table of request fields (got " .. validate.got(o.defaults) .. ")"
   end
   if o.budget ~= nil or o.rates ~= nil then
     -- refused before the out directory is made: a mistyped --budget leaves nothing behind

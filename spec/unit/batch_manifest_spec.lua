@@ -235,6 +235,11 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
       { { poll_min = 1e300 }, "poll_min must be a positive number of seconds" },
       { { poll_max = 3e6 }, "poll_max must be a positive number of seconds" },
       { { estimate = 0 }, "estimate must be a positive number of seconds" },
+      -- a fraction of a retry, a progress mode that is none (it drew as "plain"), defaults that are no
+      -- table (it raised "bad argument #1 to 'for iterator'" from the manifest's reader)
+      { { retries = 1.5 }, "retries must be a whole number >= 0 %(got 1.5%)" },
+      { { progress = "loud" }, "progress must be one of auto, bar, plain, none" },
+      { { defaults = 5 }, "defaults must be a table of request fields" },
     } do
       local out = dir .. "/opts-never-made"
       local o = { manifest = rows, out = out, provider = "kling", access_key = "ak", secret_key = "sk",
