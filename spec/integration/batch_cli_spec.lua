@@ -381,6 +381,14 @@ describe("the workflow commands", function()
     status, out = kling("download " .. t.id .. " --out " .. q(dangling) .. " --endpoint images/generations")
     assert.are.equal(2, status, out)
     assert.matches("symbolic link", out, 1, true)
+    -- a FIFO at the name: refused by lstat, never opened to see whether a file is there (that open
+    -- blocked the command for good; `timeout` only keeps this spec from hanging on it)
+    local fifo = root .. "/dl-fifo"
+    os.execute("mkdir -p " .. q(fifo) .. " && mkfifo " .. q(fifo .. "/" .. t.id .. ".png"))
+    status, out = kling("download " .. t.id .. " --out " .. q(fifo) .. " --endpoint images/generations",
+      cli.env() .. "timeout 60 ")
+    assert.are.equal(2, status, out)
+    assert.matches(t.id .. ".png is a FIFO (named pipe)", out, 1, true)
     -- given an endpoint that has no such task, the answer is the provider's alone
     status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
     assert.are.equal(1, status, out)

@@ -144,14 +144,16 @@ function M.run(opts)
   local paths = {}
   for n, o in ipairs(outputs) do
     paths[n] = kind and out or dir .. "/" .. names.name("{task_id}.{ext}", row, n, o, #outputs)
+    -- lstat's answer first: opening a FIFO planted at the name (to see whether a file is there)
+    -- blocked the command for good
+    local refused = output_path.refusal(paths[n]) -- a link (dangling too), a FIFO, a device
+    if refused then
+      return fail(2, "--out: " .. refused .. ": nothing was written")
+    end
     -- A file already there is the user's (an earlier download, or another file of that name).
     local there = taken(paths[n], "nothing was written")
     if there then
       return fail(2, there)
-    end
-    local refused = output_path.refusal(paths[n]) -- a link (dangling too), a FIFO, a device
-    if refused then
-      return fail(2, "--out: " .. refused .. ": nothing was written")
     end
   end
   for n, o in ipairs(outputs) do
