@@ -220,16 +220,23 @@ function M.key(spec, where)
   })
 end
 
+-- The largest element cache read: the most of any file the user names (kling.local_file).
+local MAX_CACHE_BYTES = require("kling.local_file").MAX_TEXT
+
 --- Reads the cache.
 ---@param path string
 ---@return table doc
 function M.load(path)
-  local f = io.open(path, "rb")
-  if not f then
+  -- only a regular file is read, its type checked before any open (kling.core.read_regular):
+  -- io.open of a FIFO given as the cache blocked `kling element` and `kling run --elements`
+  local text, rerr, kind = core.read_regular(path, MAX_CACHE_BYTES + 1)
+  if kind then
+    return nil, "element cache " .. path .. " is not readable (" .. tostring(rerr) .. ")"
+  elseif not text then
     return { version = 1, elements = {} }
+  elseif #text > MAX_CACHE_BYTES then
+    return nil, "element cache " .. path .. " is not readable (over " .. MAX_CACHE_BYTES .. " bytes)"
   end
-  local text = f:read("a")
-  f:close()
   local doc, err = json.decode_strict(text) -- a hand-edited cache may name an element twice
   if type(doc) ~= "table" or type(doc.elements) ~= "table" then
     return nil, "element cache " .. path .. " is not readable (" .. tostring(err or "no elements") .. ")"
