@@ -37,12 +37,14 @@ local append_raw = M.durable and core.append_sync or append_flush
 -- go out in one write): it is reported as torn and not returned. Any other unreadable line
 -- is an error naming the line.
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
+  -- only a regular file, its type checked before any open (kling.core.read_regular): opening a
+  -- FIFO planted at the journal's name blocked kling run, kling status and kling storyboard
+  local text, why, kind = core.read_regular(path, math.maxinteger or 2 ^ 53)
+  if kind then
+    return nil, tostring(why) .. ": a journal is a regular file"
+  elseif not text then
     return {}, { lines = 0, missing = true, good_bytes = 0 }
   end
-  local text = f:read("a")
-  f:close()
   local records, n, pos = {}, 0, 1
   while pos <= #text do
     local nl = text:find("\n", pos, true)

@@ -740,15 +740,17 @@ function M.run(client, sb, opts)
   if not made then
     return nil, errors.validation("out", merr)
   end
+  -- the journal read first: it refuses what is no regular file (kling.journal), where the probe's
+  -- open of a FIFO planted at the name blocked the command for good
+  local j, records = journal.open(out .. "/storyboard.jsonl")
+  if not j then
+    return nil, errors.validation("out", records)
+  end
   local probe, perr = io.open(out .. "/storyboard.jsonl", "a")
   if not probe then
     return nil, errors.validation("out", "cannot write " .. tostring(perr))
   end
   probe:close()
-  local j, records = journal.open(out .. "/storyboard.jsonl")
-  if not j then
-    return nil, errors.validation("out", records)
-  end
   local history, written, sent = {}, {}, false
   local join_placing -- the join's "placing" record not followed by its "joined" line
   for _, r in ipairs(records) do

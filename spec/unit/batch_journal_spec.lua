@@ -175,3 +175,36 @@ describe("kling status DIR", function()
     assert.matches(": 1 rows, 1 run(s), no manifest recorded\n", out, 1, true)
   end)
 end)
+
+describe("a journal that is no regular file", function()
+  -- opening a FIFO planted at the journal's name blocked kling run, kling status and kling
+  -- storyboard for good (`timeout` only keeps this spec from hanging on it)
+  it("is refused, naming it, by every command that reads one: nothing blocks", function()
+    local env = "KLING_PROVIDER=kling KLING_BASE_URL=http://127.0.0.1:9 KLING_ACCESS_KEY=ak-x KLING_SECRET_KEY=sk-x "
+      .. "KLING_API_KEY= timeout 60 "
+    local function kling(args)
+      local p = io.popen(env .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\"")
+      local out = p:read("a")
+      p:close()
+      return tonumber(out:match("exit=(%d+)%s*$")), out
+    end
+    local m = dir .. "/fifo-rows.jsonl"
+    write(m, '{"id":"a","model":"kling-v2-6","mode":"pro","duration":5,"prompt":"p"}\n')
+    local sb = dir .. "/fifo-sb.json"
+    write(sb, '{"model":"kling-v3","shots":[{"prompt":"a","duration":5}]}')
+    for _, c in ipairs {
+      { "run " .. m .. " --out " .. dir .. "/fr", dir .. "/fr/journal.jsonl", 2 },
+      { "status " .. dir .. "/fr", dir .. "/fr/journal.jsonl", 1 },
+      { "storyboard " .. sb .. " --out " .. dir .. "/fs", dir .. "/fs/storyboard.jsonl", 2 },
+    } do
+      local d = c[2]:match("^(.*)/")
+      os.execute("mkdir -p '" .. d .. "' && { [ -p '" .. c[2] .. "' ] || mkfifo '" .. c[2] .. "'; }")
+      local status, out = kling(c[1])
+      assert.are.equal(c[3], status, out)
+      assert.matches(c[2] .. " is a FIFO (named pipe): a journal is a regular file", out, 1, true)
+    end
+    local records, err = journal.read(dir .. "/fr/journal.jsonl")
+    assert.is_nil(records)
+    assert.matches("is a FIFO", err, 1, true)
+  end)
+end)

@@ -1,5 +1,6 @@
 -- kling status DIR | TASK_ID: a batch directory's progress read from its journal (no network),
 -- or one task asked of its provider.
+local core = require "kling.core"
 local json = require "kling.json"
 local billing = require "kling.billing"
 local budget = require "kling.money.hold"
@@ -145,6 +146,13 @@ local function batch_status(dir, opts)
   return status
 end
 
+-- Whether something is at path, found without opening it: opening a FIFO there (a FIFO named
+-- as the argument, or planted as DIR/journal.jsonl) blocked the command for good.
+local function exists(path)
+  local text, _, kind = core.read_regular(path, 0)
+  return text ~= nil or kind ~= nil
+end
+
 -- An argument meant as a directory: a "/" or a leading "." or "~", something on disk, or, on
 -- the official API (whose task ids are digits) without --external or --endpoint, anything
 -- else (--endpoint says the argument is a task: a metering gateway's ids are not digits).
@@ -152,9 +160,7 @@ local function path_like(arg, opts)
   if arg:find("/", 1, true) or arg:match("^[.~]") then
     return true
   end
-  local f = io.open(arg)
-  if f then
-    f:close()
+  if exists(arg) then
     return true
   end
   local provider = opts.provider or os.getenv("KLING_PROVIDER") or "kling"
@@ -201,10 +207,8 @@ end
 
 function M.run(opts)
   local arg = opts.target
-  local f = io.open(arg .. "/journal.jsonl")
-  if f then
-    f:close()
-    return batch_status(arg:gsub("/+$", ""), opts)
+  if exists(arg .. "/journal.jsonl") then
+    return batch_status(arg:gsub("/+$", ""), opts) -- which refuses a journal that is no regular file
   end
   if path_like(arg, opts) then
     return fail(2, "'" .. arg .. "' is not a batch directory (no " .. arg:gsub("/+$", "") .. "/journal.jsonl)"
