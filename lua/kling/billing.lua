@@ -41,6 +41,29 @@ local PRICE_OPTIONS = { catalog = true, catalogs = true, provider = true, usd_ra
 local USAGE_FIELDS = { duration = true, count = true }
 local QUOTE_OPTIONS = { providers = true, rates = true, usd_rates = true, catalogs = true }
 
+-- validate.options(fn, opts, names), and the values that would otherwise raise from deep inside
+-- (catalog = 5: "attempt to index a number value") or ask nobody (providers = "kling": no quote
+-- and nothing said): misuse raises, naming the option.
+local function check_options(fn, opts, names)
+  validate.options(fn, opts, names)
+  if opts == nil then
+    return
+  end
+  if opts.catalog ~= nil and type(opts.catalog) ~= "table" then
+    errors.misuse(fn, "catalog must be a catalog table (got " .. validate.type_of(opts.catalog) .. ")")
+  end
+  local list = opts.providers
+  if list ~= nil then
+    local ok = type(list) == "table"
+    for k, v in pairs(ok and list or {}) do
+      ok = ok and type(k) == "number" and type(v) == "string"
+    end
+    if not ok then
+      errors.misuse(fn, "providers must be a list of provider names (got " .. validate.type_of(list) .. ")")
+    end
+  end
+end
+
 -- opts with the process default set when they name no catalog or set.
 local function priced_by_default(opts)
   if opts and (opts.catalogs ~= nil or opts.catalog ~= nil) then
@@ -92,7 +115,7 @@ M.check_catalog = catalogs.check_catalog
 ---@return kling.Quote|nil quote
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.estimate(req, opts)
-  validate.options("estimate", opts, PRICE_OPTIONS)
+  check_options("estimate", opts, PRICE_OPTIONS)
   return quote.estimate(req, priced_by_default(opts))
 end
 
@@ -104,7 +127,7 @@ end
 ---@return table|nil product
 ---@return kling.Error|nil err kind `validation` or `unpriced`
 function M.product(req, opts)
-  validate.options("product", opts, PRICE_OPTIONS)
+  check_options("product", opts, PRICE_OPTIONS)
   local o = priced_by_default(opts)
   if o.provider == nil then
     o = { catalogs = o.catalogs, catalog = o.catalog, provider = req.provider or "kling" }
@@ -123,7 +146,7 @@ end
 ---@return kling.Error|nil err
 function M.settle(req, usage, opts)
   validate.options("settle", usage, USAGE_FIELDS)
-  validate.options("settle", opts, PRICE_OPTIONS)
+  check_options("settle", opts, PRICE_OPTIONS)
   return quote.settle(req, usage, priced_by_default(opts))
 end
 
@@ -135,7 +158,7 @@ end
 ---@param opts? {providers: string[], rates: table, usd_rates: table, catalogs: kling.Catalogs}
 ---@return kling.Quotes quotes
 function M.quote(req, opts)
-  validate.options("quote", opts, QUOTE_OPTIONS)
+  check_options("quote", opts, QUOTE_OPTIONS)
   opts = priced_by_default(opts)
   -- a rate for a currency no provider charges in could never rank anything (CYN for CNY)
   local cur, unrated = require("kling.money.hold").first_unrated(opts.rates, opts.catalogs or default)
