@@ -33,6 +33,12 @@ describe("kling.gateway.nginx_conf code_cache_off", function()
     assert.equal(path .. ":5", nginx_conf.code_cache_off(path))
   end)
 
+  it("never opens what is no regular file: a FIFO at an include's name is not followed", function()
+    assert(os.execute("mkfifo " .. root .. "/fifo.inc"))
+    local path = conf("  include fifo.inc;\n  lua_code_cache off;\n" .. gateway_server)
+    assert.equal(path .. ":5", nginx_conf.code_cache_off(path)) -- it returned: the FIFO was never opened
+  end)
+
   it("finds it in the gateway's own server {}, through an include relative to the conf", function()
     files.write(root .. "/gw-server.inc", "server {\n  lua_code_cache off;\n  include " .. src
       .. "/examples/nginx/server.conf;\n}\n")

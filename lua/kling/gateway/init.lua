@@ -81,11 +81,8 @@ local function worker_user()
       return user
     end
   end
-  local cf = io.open(nginx_conf.path(args), "rb")
-  local text = cf and cf:read("*a") or ""
-  if cf then
-    cf:close()
-  end
+  local read, conf = pcall(nginx_conf.read, nginx_conf.path(args))
+  local text = read and conf or ""
   for line in text:gmatch("[^\n]+") do
     local user = line:gsub("#.*", ""):match("^%s*user%s+([^%s;]+)")
     if user then

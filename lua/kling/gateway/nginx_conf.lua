@@ -2,6 +2,8 @@
 -- (or its one process with master_process off): its path and command line (Linux's /proc), and
 -- whether lua_code_cache is off where the gateway's handlers run. nginx tells Lua neither: the
 -- conf is read as nginx read it, its includes followed (globs too).
+local core = require "kling.core"
+
 local M = {}
 
 -- args() -> this process's command line, as words. After the first start nginx rewrites its
@@ -36,13 +38,16 @@ function M.path(args)
   return conf
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
+local MAX_CONF = 64 * 1024 * 1024
+
+-- A conf file's text, or nil where there is none; only a regular file is opened (a FIFO at an
+-- include's name would block nginx's start), and one past MAX_CONF is not followed (an error:
+-- the caller's pcall takes it as a conf it cannot read).
+function M.read(path)
+  local text = core.read_regular(path, MAX_CONF + 1)
+  if text and #text > MAX_CONF then
+    error("the nginx conf " .. path .. " is over " .. MAX_CONF .. " bytes", 0)
   end
-  local text = f:read("*a")
-  f:close()
   return text
 end
 
@@ -156,7 +161,7 @@ end
 -- The conf's tokens, its includes in place (relative to the conf's directory, as nginx reads
 -- them); an include nesting past 16 files deep is not followed (nginx refuses such a loop).
 local function conf_tokens(path, dir, out, depth)
-  local text = read(path)
+  local text = M.read(path)
   if not text or depth > 16 then
     return out
   end
