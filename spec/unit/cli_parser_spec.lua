@@ -183,4 +183,24 @@ describe("kling.cli", function()
     assert.are.equal(2, status)
     assert.matches("^kling cancel: provider 'kling' cannot cancel tasks: nothing was sent", err)
   end)
+
+  -- kling status $'a\nFAKE LINE' printed a forged second line: what a user, a file or a provider
+  -- wrote is shown with its line breaks escaped; only kling's own lines break a line
+  it("a CR or LF in an argument is shown escaped in the error and the usage error, never a line of its own", function()
+    local status, out, err = main { "status", "a\nkling status: FAKE LINE" }
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.matches("^kling status: 'a\\nkling status: FAKE LINE' is not a batch directory", err)
+    assert.are.equal(1, select(2, err:gsub("\n", "")), err)
+    status, out, err = main { "status", "1", "--x\r\nFAKE" }
+    assert.are.equal(2, status)
+    assert.are.equal("", out)
+    assert.matches("^kling status: unknown option '%-%-x\\r\\nFAKE'\nUsage: kling status ", err)
+    status, out, err = main { "run", "m", "--out", "d", "--parallel", "1\nFAKE" }
+    assert.are.equal("", out)
+    assert.are.equal(2, status)
+    assert.matches("^kling run: %-%-parallel must be a whole number in 1%.%.%d+ %(got '1\\nFAKE'%)\nUsage: ", err)
+    local flags = require "kling.cli.flags"
+    assert.are.equal("  a  failed: x\\ny\n  b  refused: \\rz", flags.lines { "  a  failed: x\ny", "  b  refused: \rz" })
+  end)
 end)

@@ -201,15 +201,31 @@ end
 
 -- What the provider or a file says is shown, never obeyed: control characters (ESC sequences
 -- that clear the screen or set the title, CR that overwrites a line, LF that forges one) are
--- printed escaped. printable(v) for one value; printable(v, true) keeps line breaks and tabs (a
--- message of several lines).
+-- printed escaped. printable(v): one value.
 local function escaped(c)
   return string.format("\\x%02x", c:byte())
 end
 
-function M.printable(v, lines)
-  local s = tostring(v)
-  return (s:gsub(lines and "[%z\1-\8\11-\31\127]" or "[%c\127]", escaped))
+function M.printable(v)
+  return (tostring(v):gsub("[%c\127]", escaped))
+end
+
+-- A message as kling prints it on stderr (a failure, a usage error): one line, whatever the
+-- text it quotes holds. An argument, a file name or a provider's message with a CR or LF in it
+-- forged a line of its own ("kling status $'a\nkling: done'"): each control character is
+-- shown escaped (\n, \r, \t, \xHH; validate.shown, as the library's messages show values).
+function M.message(v)
+  return validate.shown(tostring(v))
+end
+
+-- Lines kling itself puts one under another (the rows --quiet lists): each a message (M.message),
+-- joined by line breaks, so that only the program's own line breaks break a line.
+function M.lines(list)
+  local out = {}
+  for i, line in ipairs(list) do
+    out[i] = M.message(line)
+  end
+  return table.concat(out, "\n")
 end
 
 -- The start/stop of a background nginx service (kling sim, kling gateway) over its
@@ -239,7 +255,7 @@ end
 -- status returned.
 function M.failure(name)
   return function(status, msg)
-    io.stderr:write(name, ": ", M.printable(msg, true), "\n")
+    io.stderr:write(name, ": ", M.message(msg), "\n")
     return status
   end
 end

@@ -189,7 +189,8 @@ function M.main(argv)
       io.stdout:write(args.help:get_help(), "\n")
       return 0
     end
-    io.stderr:write(program(argv, args.usage, root), ": ", one_line(args.message, args.usage, argv), "\n",
+    io.stderr:write(flags.message(program(argv, args.usage, root) .. ": " .. one_line(args.message, args.usage, argv)),
+      "\n",
       args.usage:get_usage(), "\n")
     return 2
   end

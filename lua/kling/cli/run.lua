@@ -136,7 +136,7 @@ local function said(result, states, what)
   end
   if #lines > 0 then
     io.stderr:write("kling run: ", #lines, " of ", #result.rows, " rows ", what, " (", result.paths.summary, "):\n",
-      flags.printable(table.concat(lines, "\n"), true), "\n")
+      flags.lines(lines), "\n")
   end
 end
 
@@ -176,7 +176,7 @@ function M.run(opts)
         lines[i] = string.format("  %6d  %s", reasons[order[i]], order[i])
       end
       io.stderr:write("kling run: ", waiting, " of ", #result.rows, " rows unfinished (run the same command again):\n",
-        flags.printable(table.concat(lines, "\n"), true), "\n", #order > 5 and "  ...\n" or "")
+        flags.lines(lines), "\n", #order > 5 and "  ...\n" or "")
     end
   end
   return status
