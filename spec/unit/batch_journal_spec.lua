@@ -174,6 +174,34 @@ describe("kling status DIR", function()
     assert.is_nil(out:find("nil", 1, true), out)
     assert.matches(": 1 rows, 1 run(s), no manifest recorded\n", out, 1, true)
   end)
+
+  -- kling status exited 1 on a journal with a garbage line, kling run 2 on the same DIR, the
+  -- README's table 2, and kling status --help said 1
+  it("and kling run exit 2 on a journal with a line that is no record, as both helps and the README say", function()
+    local json = require "kling.json"
+    local d = dir .. "/garbage"
+    assert(os.execute("mkdir -p " .. d))
+    write(d .. "/journal.jsonl", assert(json.encode { t = "batch", v = state.VERSION, rows = 1 }) .. "\ngarbage\n"
+      .. assert(json.encode { t = "final", row = "a", state = "succeeded", attempts = 1, task_id = "1" }) .. "\n")
+    local m = dir .. "/garbage.jsonl"
+    write(m, '{"id":"a","model":"kling-v2-6","mode":"pro","duration":5,"prompt":"p"}\n')
+    local function kling(args)
+      local p = assert(io.popen("KLING_PROVIDER=kling KLING_BASE_URL=http://127.0.0.1:9 KLING_API_KEY=x "
+        .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\""))
+      local out = p:read("a")
+      p:close()
+      return tonumber(out:match("exit=(%d+)%s*$")), out
+    end
+    for _, args in ipairs { "status " .. d, "status " .. d .. " --json", "run " .. m .. " --out " .. d } do
+      local status, out = kling(args)
+      assert.are.equal(2, status, args .. ": " .. out)
+      assert.matches(d .. "/journal.jsonl:2: not a journal record", out, 1, true)
+    end
+    local _, help = kling("status --help")
+    assert.matches("2 every row was refused so\n(nothing was sent), or a bad journal", help, 1, true)
+    assert.is_nil(help:find("1 the journal", 1, true), help)
+    assert.matches("| 2 | bad usage, manifest or journal", slurp("README.md"), 1, true)
+  end)
 end)
 
 describe("a journal that is no regular file", function()
@@ -194,7 +222,7 @@ describe("a journal that is no regular file", function()
     write(sb, '{"model":"kling-v3","shots":[{"prompt":"a","duration":5}]}')
     for _, c in ipairs {
       { "run " .. m .. " --out " .. dir .. "/fr", dir .. "/fr/journal.jsonl", 2 },
-      { "status " .. dir .. "/fr", dir .. "/fr/journal.jsonl", 1 },
+      { "status " .. dir .. "/fr", dir .. "/fr/journal.jsonl", 2 }, -- a bad journal, as kling run says
       { "storyboard " .. sb .. " --out " .. dir .. "/fs", dir .. "/fs/storyboard.jsonl", 2 },
     } do
       local d = c[2]:match("^(.*)/")

@@ -40,9 +40,10 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
   cmd:epilog [[
 Exit status: DIR: 0 every row ended, 3 rows remain, 4 the rest ended but some are uncertain,
 6 the rest ended but some were refused as invalid or unpriced, 2 every row was refused so
-(nothing was sent).
-             TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled.
-             1 the journal or the provider could not be read, 2 bad usage.]]
+(nothing was sent), or a bad journal (a line that is no record, no regular file), as kling run.
+             TASK_ID: 0 succeeded, 3 queued or running, 4 failed or cancelled, 1 the provider
+could not be read.
+             2 bad usage.]]
   cmd:argument("DIR|TASK_ID", "a batch directory or a task id"):argname("DIR|TASK_ID"):target "target"
   cmd:flag("--rows", "DIR: list every row")
   cmd:flag("--json", "print JSON")
@@ -81,13 +82,15 @@ end
 local ORDER = { "succeeded", "failed", "refused", "uncertain", "running", "downloading", "ending", "sent", "pending" }
 
 local function batch_status(dir, opts)
+  -- a journal that cannot be read as one (a line that is no record, no regular file) is bad
+  -- input, exit 2, as kling run says of the same DIR (README: "bad usage, manifest or journal")
   local records, info = journal.read(dir .. "/journal.jsonl")
   if not records then
-    return fail(1, info)
+    return fail(2, info)
   end
   local st, err = state.replay(records)
   if not st then
-    return fail(1, err)
+    return fail(2, "journal " .. dir .. "/journal.jsonl: " .. err)
   end
   local header = st.last_header or {}
   local total = header.rows or 0
