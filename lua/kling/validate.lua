@@ -20,6 +20,28 @@ local function number_text(v)
   return tostring(v)
 end
 
+-- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
+local tointeger = math.tointeger or function(x)
+  return x == math.floor(x) and x or nil
+end
+
+--- A number written as text (a command-line flag, a CSV cell, a --set value), the one rule for
+-- all of them: decimal digits with an optional leading '-' and one '.' ("5", "-2", "0.5", ".5",
+-- "5."), finite; whole numbers as integers. tonumber would also take "0x5", "1e1", "inf" and
+-- surrounding spaces (" 5"), which a flag refused and a CSV cell took. -> number | nil
+---@param s string
+---@return number|nil
+function M.decimal(s)
+  if type(s) ~= "string" or not (s:match("^%-?%d+%.?%d*$") or s:match("^%-?%.%d+$")) then
+    return nil
+  end
+  local n = tonumber(s)
+  if not n or n ~= n or n == math.huge or n == -math.huge then
+    return nil -- "1" followed by 400 zeros is no finite number
+  end
+  return tointeger(n) or n
+end
+
 --- A value's type as a wrong-type message names it ("must be a string, got ..."), the one way
 -- every field says it, in JSON's words since requests are written as JSON as often as in Lua:
 -- a string ("5") (quoted, brief()'d: "5" is not the number 5), a number (26), a boolean (true),

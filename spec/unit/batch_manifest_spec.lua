@@ -166,9 +166,38 @@ describe("a CSV manifest", function()
     assert.are.equal("x", rows[1].id)
   end)
 
+  -- manifest.cell read numbers with tonumber: a duration cell of 0x5, " 5" or 1e1 was taken,
+  -- where --duration and every number flag refuse them
+  it("reads a number cell by the command line's number rule: decimal digits only", function()
+    local flags = require "kling.cli.flags"
+    local flag = flags.number("--duration")
+    for _, t in ipairs { "0x5", " 5", "5 ", "1e1", "5e0", "+5", "inf", "-inf", "nan", "0x0A", "1" .. ("0"):rep(400),
+      "5,0", "--5", "." } do
+      for _, field in ipairs { "duration", "n", "cfg_scale", "estimate" } do
+        local v, err = manifest.cell(field, t)
+        assert.is_nil(v, field .. " = '" .. t .. "'")
+        assert.matches("must be a number in decimal digits", err, 1, true)
+      end
+      assert.is_nil(flag(t), t)
+      local rows, err = manifest.load(file('id,duration\na,"' .. t .. '"\n', "csv"))
+      assert.is_nil(rows, t)
+      assert.matches(":2: duration: must be a number in decimal digits", err, 1, true)
+    end
+    for t, want in pairs { ["5"] = 5, ["-2"] = -2, ["0.5"] = 0.5, [".5"] = 0.5, ["5."] = 5, ["10.0"] = 10,
+      ["007"] = 7 } do
+      assert.are.equal(want, manifest.cell("duration", t), t)
+      assert.are.equal(want, flag(t), t)
+      assert.are.equal(math.type(flag(t)), math.type(manifest.cell("duration", t)), t)
+    end
+    assert.are.equal("integer", math.type(manifest.cell("duration", "5")))
+    local rows = assert(manifest.load(file("id,duration,cfg_scale\na,10,0.5\n", "csv")))
+    assert.are.equal(10, rows[1].request.duration)
+    assert.are.equal(0.5, rows[1].request.cfg_scale)
+  end)
+
   it("names the line and the column of a bad cell", function()
     local cases = {
-      { "id,duration\na,five\n", ":2: duration: must be a number %(got 'five'%)" },
+      { "id,duration\na,five\n", ":2: duration: must be a number in decimal digits, e.g. 5 or 0.5 %(got 'five'%)" },
       { "id,sound\na,maybe\n", ":2: sound: must be true or false" },
       -- what the README names, and nothing else: yes, on, 1 were read as true (and no, off, 0 as false)
       { "id,sound\na,yes\n", ":2: sound: must be true or false %(in any letter case: TRUE, False%), got 'yes'" },

@@ -57,14 +57,12 @@ function M.cell(field, text)
     return v
   end
   if NUMBERS[field] then
-    local n = tonumber(text)
+    -- by the rule of the command line's number flags: tonumber took "0x5", " 5" and "1e1"
+    local n = validate.decimal(text)
     if not n then
-      return nil, "must be a number (got '" .. text .. "')"
+      return nil, "must be a number in decimal digits, e.g. 5 or 0.5 (got '" .. validate.brief(text) .. "')"
     end
-    if not finite(n) then
-      return nil, "must be a finite number (got '" .. text .. "')"
-    end
-    return tointeger(n) or n
+    return n
   end
   if BOOLEANS[field] then
     -- true or false, in any letter case (a spreadsheet writes TRUE); yes, on, 1 and the like

@@ -37,11 +37,6 @@ function M.usage_error(parser, msg)
   stop { usage = parser, message = msg }
 end
 
--- Lua 5.4 keeps integers apart; LuaJIT has one number type (whole numbers print as such).
-local tointeger = math.tointeger or function(x)
-  return x == math.floor(x) and x or nil
-end
-
 local function whole(n)
   return n == math.floor(n)
 end
@@ -69,16 +64,16 @@ function M.range(lo, hi)
   end }
 end
 
--- :convert(flags.number("--parallel", flags.COUNT)): the value as a number that follows `rule`.
+-- :convert(flags.number("--parallel", flags.COUNT)): the value as a number that follows `rule`,
+-- written in decimal (validate.decimal, the rule CSV cells and --set values follow too).
 function M.number(flag, rule)
   rule = rule or M.ANY
   return function(s)
-    -- decimal only: tonumber would also take "0x10", "1e3" and surrounding spaces
-    local n = (s:match("^%-?%d+%.?%d*$") or s:match("^%-?%.%d+$")) and tonumber(s)
-    if not n or n ~= n or n == math.huge or n == -math.huge or not rule[2](n) then
+    local n = validate.decimal(s)
+    if not n or not rule[2](n) then
       return nil, flag .. " must be " .. rule[1] .. " (got '" .. s .. "')"
     end
-    return tointeger(n) or n
+    return n
   end
 end
 
