@@ -513,6 +513,14 @@ local function manifest_dir(path)
   return dir == "" and "/" or dir
 end
 
+-- The options batch.run takes (documented below), as a set.
+M.OPTIONS = {}
+for name in ([[manifest out format provider base_url ca_file access_key secret_key api_key defaults parallel
+  retries deadline timeout budget currency rates name estimate poll_min poll_max progress stderr stdout
+  element_cache debug]]):gmatch("%S+") do
+  M.OPTIONS[name] = true
+end
+
 --- Runs a manifest as a crash-safe batch (`kling run`).
 -- run(opts) -> result, nil, exit_status | nil, message, exit_status (M.EXIT). opts:
 --   manifest, out                   the manifest (JSONL or CSV) and the output directory
@@ -535,11 +543,16 @@ end
 --   element_cache                   the element cache (kling.element) for names in element_list
 --                                   (default: kling.element.default_cache())
 --   debug                           the clients print each request and answer (kling --debug)
+--   format ("jsonl"|"csv")          the manifest's format (default: by extension, else content)
+-- An option name not above raises, naming the closest one (paralel: "did you mean parallel?").
 ---@param opts table the options above (`manifest` and `out` required)
 ---@return table|nil result `rows`, `counts`, `paths` (`summary`, `report`, `journal`), ...
 ---@return string|nil err what stopped it
 ---@return integer status the exit status of `kling run` (batch.EXIT: 0 ended, 2 usage, 3 rows remain, ...)
 function M.run(opts)
+  errors.check_arg("batch.run", 1, opts, "table")
+  -- a misspelt name is a mistake to fix, never an option quietly left out (paralel = 1 ran 4)
+  validate.options("batch.run", opts, M.OPTIONS)
   local ok, err = check_opts(opts)
   if not ok then
     return nil, err, M.EXIT.usage

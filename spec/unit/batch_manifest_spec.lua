@@ -248,6 +248,63 @@ describe("kling.batch.run with a manifest it cannot read", function()
   end)
 end)
 
+-- batch.run{paralel = 1} ran with 4 rows at once and said nothing; kling run passed argparse's
+-- whole result (command, quiet, set, defaults_file ...) as batch.run's options
+describe("kling.batch.run with an option name it does not know", function()
+  it("raises naming it and the closest known one, before the out directory; kling run passes only its options",
+    function()
+    local batch = require "kling.batch"
+    local out = dir .. "/unknown-never-made"
+    for name, near in pairs { paralel = "parallel", retires = "retries", budgets = "budget", manifst = "manifest",
+      frobnicate = false } do
+      local ok, err = pcall(batch.run, { manifest = dir .. "/missing.jsonl", out = out, [name] = 1 })
+      assert.is_false(ok, name)
+      assert.matches("kling.batch.run: unknown option '" .. name .. "'" .. (near and ("; did you mean " .. near
+        .. "%?") or "$"), err)
+    end
+    assert.is_false((pcall(batch.run, "jobs.jsonl")))
+    assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
+    -- every option kling run has reaches batch.run by its name, and nothing else does
+    local cli = require "kling.cli"
+    local rates = dir .. "/unknown-rates.json"
+    local f = assert(io.open(rates, "w"))
+    f:write('{"currency": "CNY", "rates": {"USD": "7.10"}}')
+    f:close()
+    local given
+    local real = batch.run
+    batch.run = function(o)
+      given = o
+      return real(o)
+    end
+    -- luacheck: push ignore 122 (io.stderr is swapped for a buffer)
+    local real_err, buf = io.stderr, {}
+    io.stderr = { write = function(self, ...)
+      for _, x in ipairs { ... } do
+        buf[#buf + 1] = x
+      end
+      return self
+    end }
+    local ok, status = pcall(cli.main, { "run", dir .. "/missing.jsonl", "--out", out, "--provider", "kling",
+      "--base-url", "http://127.0.0.1:9", "--ca-file", "ca.pem", "--api-key", "k", "--set", "mode=pro",
+      "--format", "jsonl", "--parallel", "2", "--retries", "1", "--budget", "5CNY", "--currency", "CNY",
+      "--rates", rates, "--deadline", "9", "--timeout", "60", "--estimate", "5", "--poll-min", "1", "--poll-max", "2",
+      "--name", "{id}.{ext}", "--elements", dir .. "/el.json", "--quiet", "--debug" })
+    io.stderr = real_err
+    -- luacheck: pop
+    batch.run = real
+    assert.is_true(ok, tostring(status))
+    local err = table.concat(buf)
+    assert.are.equal(2, status, err)
+    assert.matches("^kling run: cannot read the manifest", err)
+    assert.are.same({ manifest = dir .. "/missing.jsonl", out = out, format = "jsonl", defaults = { mode = "pro" },
+      provider = "kling", base_url = "http://127.0.0.1:9", ca_file = "ca.pem", api_key = "k", parallel = 2,
+      retries = 1, budget = { "5CNY" }, currency = "CNY", rates = rates, deadline = 9, timeout = 60, estimate = 5,
+      poll_min = 1, poll_max = 2, name = "{id}.{ext}", element_cache = dir .. "/el.json", progress = "none",
+      stdout = false, debug = true }, given)
+    assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
+  end)
+end)
+
 describe("kling.batch.run with options the clients and engines would refuse", function()
   it("refuses them (usage) by the one rule, before the out directory: never every row refused nor a raise", function()
     local batch = require "kling.batch"

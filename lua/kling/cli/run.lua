@@ -141,16 +141,23 @@ local function said(result, states, what)
 end
 
 function M.run(opts)
-  opts.set, opts.budget = flags.list(opts.set), flags.list(opts.budget)
+  opts.set = flags.list(opts.set)
   local d, err = defaults(opts)
   if not d then
     return fail(2, err)
   end
-  opts.defaults = d
+  -- kling.batch.run's options by name: it refuses a name it does not know, and argparse's
+  -- result also holds the command's own (command, quiet, set, defaults_file)
+  local o = { manifest = opts.manifest, out = opts.out, format = opts.format, defaults = d,
+    provider = opts.provider, base_url = opts.base_url, ca_file = opts.ca_file, access_key = opts.access_key,
+    secret_key = opts.secret_key, api_key = opts.api_key, parallel = opts.parallel, retries = opts.retries,
+    budget = flags.list(opts.budget), currency = opts.currency, rates = opts.rates, deadline = opts.deadline,
+    timeout = opts.timeout, estimate = opts.estimate, poll_min = opts.poll_min, poll_max = opts.poll_max,
+    name = opts.name, element_cache = opts.element_cache, progress = opts.progress, debug = opts.debug or nil }
   if opts.quiet then
-    opts.progress, opts.stdout = "none", false
+    o.progress, o.stdout = "none", false
   end
-  local result, rerr, status = batch.run(opts)
+  local result, rerr, status = batch.run(o)
   if not result then
     return fail(status, rerr)
   end
