@@ -58,6 +58,38 @@ describe("the provider contract (issue 10)", function()
   end)
 end)
 
+-- common.escape(nil) was "nil": a path builder given no id polled /v1/tasks/nil (and {} its
+-- address, "" the list /v1/tasks/): an id that is no non-empty string is the caller's bug
+describe("every dialect's path builders", function()
+  it("raise on an id that is no non-empty string, naming the rule; a real id is percent-encoded", function()
+    local common = require "kling.providers.common"
+    for _, bad in ipairs { { nil, "got nil" }, { "", "got a string %(\"\"%)" }, { 5, "got 5" },
+      { {}, "got an empty array or object" }, { true, "got a boolean" } } do
+      local ok, err = pcall(common.escape, bad[1])
+      assert.is_false(ok, bad[2])
+      assert.matches("^[^\n]*kling%.providers%.escape: a task id in a URL must be a non%-empty string %("
+        .. bad[2], err)
+    end
+    for _, name in ipairs(providers.names) do
+      local P = assert(providers.get(name))
+      -- query_path(endpoint, id), external_query_path(endpoint, id), cancel_path(id, endpoint)
+      local builders = { P.query_path, P.external_query_path, P.cancel_path and function(endpoint, id)
+        return P.cancel_path(id, endpoint)
+      end }
+      for _, build in pairs(builders) do
+        for _, bad in ipairs { false, "", 861796292580000001 } do
+          local ok, err = pcall(build, "videos/text2video", bad or nil)
+          assert.is_false(ok, name .. ": " .. tostring(bad))
+          assert.matches("must be a non%-empty string", err, 1, false)
+        end
+        local path = build("videos/text2video", "a b/1")
+        assert.matches("a%%20b%%2F1", path, 1, false)
+        assert.is_nil(path:find("nil", 1, true), path)
+      end
+    end
+  end)
+end)
+
 describe("the dialect's external ids", function()
   it("are taken where the provider has them and the endpoint takes the field, nowhere else", function()
     local kling = assert(providers.get("kling"))

@@ -12,9 +12,16 @@ local function percent(c)
 end
 
 -- Percent-encodes all but RFC 3986's unreserved characters: an id safe in a path or a query
--- (every poll's path: no closure made per call).
+-- (every poll's path: no closure made per call). What every path builder (query_path,
+-- external_query_path, cancel_path) puts its id through: an id that is no non-empty string is
+-- a bug of the caller and raises (misuse). tostring made "nil" of a missing id, and the poll went
+-- to /v1/tasks/nil; a table's address or an empty segment (/v1/tasks/) were sent the same way.
 function M.escape(s)
-  return (tostring(s):gsub("[^%w%-%._~]", percent))
+  if type(s) ~= "string" or s == "" then
+    errors.misuse("providers.escape", "a task id in a URL must be a non-empty string (got "
+      .. (s == nil and "nil" or validate.got(s)) .. ")")
+  end
+  return (s:gsub("[^%w%-%._~]", percent))
 end
 
 -- An id as a provider's answer wrote it: a non-empty string, or a whole number in its digits
