@@ -104,6 +104,10 @@ describe("kling.cli", function()
       { { "tasks", "--page", "0x10" }, "%-%-page must be a whole number in 1..1000 %(got '0x10'%)" },
       { { "tasks", "--page-size", "1e1" }, "%-%-page%-size must be a whole number in 1..500 %(got '1e1'%)" },
       { { "run", "m", "--out", "d", "--deadline", " 5" }, "%-%-deadline must be" },
+      -- each duration by the number flags' rule (tonumber took " 5" and "0x5" as 5)
+      { { "estimate", "--model", "kling-v3", "--shots", " 5,4" }, "%-%-shots takes whole seconds .*%(got ' 5,4'%)" },
+      { { "estimate", "--model", "kling-v3", "--shots", "3,0x5" }, "%-%-shots takes whole seconds .*%(got '3,0x5'%)" },
+      { { "estimate", "--model", "kling-v3", "--shots", "3,1e1" }, "%-%-shots takes whole seconds" },
       -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
       { { "run", "m", "--out", "d", "--deadline", "-1" },
         "%-%-deadline must be a positive number of seconds, at most 2147483 %(got '%-1'%)" },

@@ -3,6 +3,7 @@
 -- and options given as well override its fields.
 local json = require "kling.json"
 local flags = require "kling.cli.flags"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -29,13 +30,14 @@ local function read_json(path)
   return decode("--file " .. path)(text)
 end
 
--- "3,4,5" -> the shots of a multi-shot request
+-- "3,4,5" -> the shots of a multi-shot request; each duration by the number flags' rule
+-- (validate.decimal: tonumber took " 5" and "0x5")
 local function shots(v)
   local list = {}
   for d in v:gmatch("[^,]+") do
-    local n = math.tointeger(tonumber(d))
-    if not n then
-      return nil, "--shots takes whole seconds separated by commas (got " .. v .. ")"
+    local n = validate.decimal(d)
+    if not n or n ~= math.floor(n) then
+      return nil, "--shots takes whole seconds separated by commas (got '" .. v .. "')"
     end
     list[#list + 1] = { prompt = "shot " .. (#list + 1), duration = n }
   end
