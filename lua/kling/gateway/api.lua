@@ -27,6 +27,13 @@ local M = {}
 
 local NO_ARGS = {} -- the query parameters of a route that takes none
 
+-- The most bytes a create's body may hold: nginx's client_max_body_size (20m, written by the
+-- launcher and examples/nginx/http.conf) refuses a larger one first. A body past
+-- client_body_buffer_size (64k there) waits in a temporary file while it comes and is read
+-- from it here: with the buffer at this size, each slow body held up to 16 MB of the worker's
+-- memory for its whole upload, so a few hundred of one client's slow creates filled it.
+M.BODY_MAX = 20 * 1024 * 1024
+
 -- The most JSON values a create's body may hold (every member's value and array item counts).
 -- The largest create the official API documents (six dynamic masks of their trajectories, seven
 -- elements, shots) holds a few hundred; a body over this is refused before it is decoded, in a
@@ -171,7 +178,7 @@ function M.admit(G, account, endpoint)
     return refuse("validation", { status = 400, code = 1201, message = name
       .. ": a create takes no query parameters (its fields go in its JSON body)" })
   end
-  local raw, rerr = callback.raw_body()
+  local raw, rerr = callback.raw_body(M.BODY_MAX)
   if not raw then
     return refuse("validation", { status = 413, code = 1200, message = rerr })
   end

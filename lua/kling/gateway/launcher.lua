@@ -93,7 +93,8 @@ function M.render(o)
     "  lua_shared_dict kling_gateway_ledger " .. o.cfg.memory.ledger.text .. ";",
     "  lua_shared_dict kling_gateway_metrics 4m;",
     "  lua_socket_log_errors off;",
-    "  client_body_buffer_size 16m;",
+    -- a body past 64k waits in a file, not in memory (kling.gateway.api BODY_MAX says why)
+    "  client_body_buffer_size 64k;",
     "  client_max_body_size 20m;",
     ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q,"
       .. " rendered = { origin = %q, timeout = %d, connect_timeout = %d } }) }")

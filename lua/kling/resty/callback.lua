@@ -27,10 +27,13 @@ local function reply(status, t)
 end
 
 --- The request body as received (read from its temp file when nginx spooled it).
--- The request body as received: in memory, or in the temp file nginx spilled it to.
+-- The request body as received: in memory, or in the temp file nginx spilled it to (a body
+-- past client_body_buffer_size); at most max bytes (default MAX_BODY) are taken.
+---@param max? integer the most bytes taken (default MAX_BODY)
 ---@return string|nil body
 ---@return string|nil err
-function M.raw_body()
+function M.raw_body(max)
+  max = max or M.MAX_BODY
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if body then
@@ -44,10 +47,10 @@ function M.raw_body()
   if not f then
     return nil, "cannot read the spilled body: " .. tostring(err)
   end
-  body = f:read(M.MAX_BODY + 1)
+  body = f:read(max + 1)
   f:close()
-  if body and #body > M.MAX_BODY then
-    return nil, "body larger than " .. M.MAX_BODY .. " bytes"
+  if body and #body > max then
+    return nil, "body larger than " .. max .. " bytes"
   end
   return body or ""
 end
