@@ -464,4 +464,28 @@ describe("kling.gateway.config", function()
         tostring(err), 1, true)
     end
   end)
+
+  -- `kling gateway start --config FIFO` hung for ever: the file was opened with io.open, which
+  -- blocks on a FIFO until a writer comes (and nginx's master would at a reload).
+  it("a config that is not a regular file (a FIFO, a directory) is refused before any open", function()
+    local shell = require "support.shell"
+    local dir = shell.run("mktemp -d /tmp/kling-gateway-config-spec.XXXXXX"):gsub("%s+$", "")
+    finally(function()
+      shell.run("rm -rf " .. shell.q(dir))
+    end)
+    local fifo = dir .. "/config.json"
+    assert(os.execute("mkfifo " .. shell.q(fifo)))
+    local ok, err = pcall(config.load, dir)
+    assert.is_false(ok)
+    assert.equal("kling gateway config: " .. dir .. " is a directory; only a regular file is read", tostring(err))
+    -- the FIFO in a child with a time limit: a hang is a failure here, not a stuck suite
+    local out, code = shell.run("timeout 10 lua5.4 bin/kling gateway start --config " .. shell.q(fifo) .. " 2>&1")
+    assert.equal(2, code, out)
+    assert.equal("kling gateway: --config " .. fifo .. " is a FIFO (named pipe); only a regular file is read\n", out)
+    assert.is_true(os.execute("test -p " .. shell.q(fifo))) -- left as it was
+    -- a file that is not there is still said as before
+    ok, err = pcall(config.load, dir .. "/none.json")
+    assert.is_false(ok)
+    assert.equal("kling gateway config: cannot read " .. dir .. "/none.json: No such file or directory", tostring(err))
+  end)
 end)

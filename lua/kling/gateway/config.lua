@@ -481,14 +481,21 @@ local OBJECT_FIELDS = { "upstream", "poll", "memory", "store" }
 
 -- load(path) -> config (raises with the path and the field)
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    -- io.open's message names the path already ("PATH: No such file or directory")
-    error("kling gateway config: cannot read " .. tostring(err), 0)
+  -- Only a regular file is read, its type checked before any open (kling.core.read_regular):
+  -- opening a FIFO blocks (`kling gateway start --config FIFO` hung, and so would nginx's
+  -- master at a reload), a device may never end.
+  local local_file = require "kling.local_file"
+  local data, err, kind = core.read_regular(path, local_file.MAX_TEXT + 1)
+  if kind then
+    error("kling gateway config: " .. path .. " is " .. kind .. "; only a regular file is read", 0)
+  elseif not data then
+    -- the message names the path already ("cannot open PATH: No such file or directory")
+    error("kling gateway config: cannot read " .. tostring(err):gsub("^cannot open ", ""), 0)
+  elseif #data > local_file.MAX_TEXT then
+    error(("kling gateway config: %s is over %d bytes"):format(path, local_file.MAX_TEXT), 0)
   end
   -- a BOM at its start is taken, as in every file a user gives (kling.local_file.without_bom)
-  local text = require("kling.local_file").without_bom(f:read("*a") or "")
-  f:close()
+  local text = local_file.without_bom(data)
   local doc, derr, dup = json.decode_strict(text)
   if dup then
     error("kling gateway config: " .. path .. ": " .. derr, 0)
