@@ -2,6 +2,8 @@
 -- `daemon off;`, waited for until it answers, stopped by the PID it wrote (QUIT, then TERM,
 -- then KILL of its process group). Runs under lua5.4 (no ngx). The simulator keeps a launcher
 -- of its own: it stands apart from the library (issue 10).
+local core = require "kling.core"
+
 local M = {}
 
 local have_socket, socket = pcall(require, "socket")
@@ -31,14 +33,11 @@ function M.now()
   return have_socket and socket.gettime() or os.time()
 end
 
+-- read(path) -> the whole file | nil when it is not there or not a regular file: a pid file
+-- or a log is read through kling.core.read_regular (the type checked before any open), so a
+-- FIFO at D/nginx.pid no longer hangs `kling gateway stop` (io.open blocked on it for ever).
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
+  return (core.read_regular(path, math.maxinteger or 2 ^ 53))
 end
 
 function M.write(path, text, mode)

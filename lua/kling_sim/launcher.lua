@@ -47,7 +47,15 @@ local function now()
   return have_socket and socket.gettime() or os.time()
 end
 
+-- read(path) -> the whole file | nil when it is not there or not a regular file. Opening a
+-- FIFO blocks until a writer comes (`kling sim stop --dir D` hung on a FIFO at D/nginx.pid),
+-- a device may never end: the type is checked first with `test -f` (the simulator requires
+-- nothing of the library's C core, and Lua's io has no stat). Files of /proc are the
+-- kernel's (M.alive polls them): read directly, without a shell each time.
 local function read(path)
+  if not path:find("^/proc/%d+/%a+$") and not run("test -f " .. q(path)) then
+    return nil
+  end
   local f = io.open(path, "rb")
   if not f then
     return nil

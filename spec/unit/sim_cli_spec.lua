@@ -105,6 +105,25 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d .. "/sim.pid"))
   end)
 
+  -- `kling sim stop --dir D` and `kling gateway stop --dir D` hung for ever on a FIFO at
+  -- D/nginx.pid: both launchers opened the pid file with io.open, which blocks on a FIFO.
+  it("a pid file that is not a regular file (a FIFO) is no pid: stop says none ran, and does not hang", function()
+    local d = tmpdir()
+    assert(os.execute("mkfifo " .. q(d .. "/nginx.pid")))
+    finally(function()
+      os.remove(d .. "/nginx.pid") -- teardown stops the sims of its dirs
+    end)
+    for _, what in ipairs { "sim", "gateway" } do
+      -- in a child with a time limit: a hang is a failure here, not a stuck suite
+      local out, code = sh("timeout 10 lua5.4 bin/kling " .. what .. " stop --dir " .. q(d) .. " 2>&1")
+      assert.are.equal(0, code, what .. ": " .. out)
+      assert.matches("no " .. (what == "sim" and "simulator" or "gateway") .. " was running in " .. d, out, 1, true)
+      assert.is_true(os.execute("test -p " .. q(d .. "/nginx.pid")), what) -- left as it was
+    end
+    assert.is_nil(require("kling.nginx_run").read(d .. "/nginx.pid"))
+    assert.is_nil(require("kling.nginx_run").read(d)) -- a directory neither
+  end)
+
   it("starts from bin/kling, prints one JSON line, and stops", function()
     local d = tmpdir()
     local out_file = d .. "/info.json"
