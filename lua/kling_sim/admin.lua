@@ -32,18 +32,29 @@ local function body_json()
   return v
 end
 
+--- The money a dialect's charges are in, as one name per money: its `unit` where its
+-- `currency` is not one money by itself (each gateway's "credits" are its own:
+-- "apiinone-credits", "evolink-credits"), else its currency ("CNY", "USD"). Amounts of
+-- different units are never added (the ledger's totals and the stats' `billed` are per unit).
+function M.unit(d)
+  return d.unit or d.currency
+end
+
 local function full_stats()
   local out = stats.snapshot()
   local now = clock.now_ms()
-  local by, total, billed = {}, 0, 0
+  local by, total, billed = {}, 0, {}
   store.each(function(t)
     local d = registry.by_name[t.dialect]
     local status, cost = d.task_status(t, now)
     by[status] = (by[status] or 0) + 1
     total = total + 1
-    billed = billed + (cost or 0)
+    if cost and t.micros and t.micros == math.floor(t.micros) then -- per unit, never one sum (M.unit)
+      local u = M.unit(d)
+      billed[u] = (billed[u] or 0) + t.micros
+    end
   end)
-  out.tasks, out.tasks_total, out.units_billed = by, total, units.format(billed)
+  out.tasks, out.tasks_total, out.billed = by, total, billed
   local cfg = settings.get()
   out.parallel = { live = store.live("main", now), max = cfg.max_parallel }
   out.now_ms = now
@@ -53,19 +64,20 @@ end
 -- JSON numbers here carry 14 significant digits (kling.json): beyond that a sum is not exact.
 local EXACT_LIMIT = 1e14
 
--- What the providers would bill: every finished, billed task, and the totals. `units` and
--- `units_total` are the older thousandths (in each dialect's `ledger_unit`, summed across
--- dialects); `micros` is each charge in integer micro-units of the dialect's `currency`,
--- exact, and `totals` sums them per currency (apiinone and evolink both book "credits",
--- which are not the same money: `by_dialect` keeps them apart). -> ledger | nil, message
+-- What the providers would bill: every finished, billed task, and the totals. A row's `units`
+-- are the older thousandths (in its dialect's `ledger_unit`); `micros` is each charge in
+-- integer micro-units of the dialect's `currency`, exact, and `unit` names that money
+-- (M.unit). `totals` sums them per unit, never across units: apiinone and evolink both
+-- call their money "credits", which are not the same money, and are kept apart as
+-- "apiinone-credits" and "evolink-credits" (there was a `units_total` summing every
+-- dialect's thousandths, CNY, US cents and credits together: gone). -> ledger | nil, message
 local function ledger()
-  local now, rows, total = clock.now_ms(), json.array {}, 0
+  local now, rows = clock.now_ms(), json.array {}
   local totals, by_dialect, problem = {}, {}, nil
   store.each(function(t)
     local d = registry.by_name[t.dialect]
     local status, cost = d.task_status(t, now)
     if cost then
-      total = total + cost
       if t.micros == nil or t.micros ~= math.floor(t.micros) or not d.currency then
         problem = problem or ("task " .. t.id .. " (" .. t.dialect .. ") is billed without whole micros in a currency")
         return
@@ -73,22 +85,22 @@ local function ledger()
       local r = t.request or {}
       rows[#rows + 1] = { task_id = t.id, dialect = t.dialect, endpoint = t.endpoint, model = r.model,
         mode = r.mode, duration = r.duration, sound = r.sound, status = status, units = units.format(cost),
-        micros = t.micros, currency = d.currency }
-      totals[d.currency] = (totals[d.currency] or 0) + t.micros
-      local b = by_dialect[t.dialect] or { currency = d.currency, micros = 0, tasks = 0 }
+        micros = t.micros, currency = d.currency, unit = M.unit(d) }
+      totals[M.unit(d)] = (totals[M.unit(d)] or 0) + t.micros
+      local b = by_dialect[t.dialect] or { currency = d.currency, unit = M.unit(d), micros = 0, tasks = 0 }
       b.micros, b.tasks = b.micros + t.micros, b.tasks + 1
       by_dialect[t.dialect] = b
     end
   end)
-  for currency, m in pairs(totals) do
+  for unit, m in pairs(totals) do
     if m >= EXACT_LIMIT then
-      problem = problem or ("the " .. currency .. " total (" .. m .. " micros) is past what JSON carries exactly")
+      problem = problem or ("the " .. unit .. " total (" .. m .. " micros) is past what JSON carries exactly")
     end
   end
   if problem then
     return nil, problem
   end
-  return { units_total = units.format(total), tasks = rows, totals = totals, by_dialect = by_dialect }
+  return { tasks = rows, totals = totals, by_dialect = by_dialect }
 end
 
 local handlers = {}

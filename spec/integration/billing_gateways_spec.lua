@@ -9,11 +9,13 @@ local PROMPT = "a lighthouse beam sweeping over a stormy sea"
 local IMAGE = "https://example.com/first.png"
 local V3 = "kling-v3"
 
--- One case per gateway: its ledger currency, the requests, and the total the seeds give for
--- the successful ones (worked out by hand below each list), in micro-units.
+-- One case per gateway: its ledger currency and unit (its money, named apart from the other
+-- gateways'), the requests, and the total the seeds give for the successful ones (worked out
+-- by hand below each list), in micro-units.
 local CASES = {
   apiinone = {
     currency = "credits",
+    unit = "apiinone-credits",
     -- seed 001: "std no-audio 40/s, std with-audio 60/s, pro no-audio 54/s, pro with-audio 80/s";
     -- sound defaults to on ("default std 5s with audio is 300 credits").
     reqs = {
@@ -29,6 +31,7 @@ local CASES = {
   },
   apimodels = {
     currency = "USD",
+    unit = "USD",
     -- seed 002 (价格 8.5折): kling-v2-6 by the clip, kling-v3 per second.
     reqs = {
       { model = "kling-v2-6", prompt = PROMPT, mode = "std", duration = 5, sound = false }, -- 0.0159
@@ -44,6 +47,7 @@ local CASES = {
   },
   evolink = {
     currency = "credits",
+    unit = "evolink-credits",
     -- seed 003: 5.4 credits/s x 1.0 / 1.5 / 1.333 / 2.0 (720p/1080p, sound off/on); 1 credit per element.
     reqs = {
       { model = V3, prompt = PROMPT, resolution = "720p", duration = 5, sound = false }, -- 5.4 x 5 = 27
@@ -76,13 +80,15 @@ local function sim_rows(ledger, dialect)
   return rows, total
 end
 
--- totals[currency] is the sum of every row in that currency, whichever dialect booked it.
+-- totals[unit] is the sum of every row in that unit (one money: a currency, or one gateway's
+-- credits), whichever dialect booked it; the stats' `billed` is the same.
 local function check_totals(ledger)
   local want = {}
   for _, row in ipairs(ledger.tasks) do
-    want[row.currency] = (want[row.currency] or 0) + row.micros
+    want[row.unit] = (want[row.unit] or 0) + row.micros
   end
   assert.are.same(want, ledger.totals)
+  assert.are.same(want, sim.stats().billed)
 end
 
 local function run(name)
@@ -124,7 +130,8 @@ local function run(name)
   assert.are.equal(#done, count) -- the failure is not billed
   assert.are.equal(case.total, total)
   assert.are.equal(total, ledger:spent())
-  assert.are.same({ currency = case.currency, micros = total, tasks = #done }, ledger_sim.by_dialect[name])
+  assert.are.same({ currency = case.currency, unit = case.unit, micros = total, tasks = #done },
+    ledger_sim.by_dialect[name])
   local ops = {}
   for _, e in ipairs(ledger:entries()) do
     ops[e.op] = (ops[e.op] or 0) + 1
@@ -175,9 +182,13 @@ describe("gateway budgets against the simulator", function()
       end
     end
     assert.is_true(found)
-    -- Both credit gateways book "credits": totals.credits holds the two, rows tell them apart.
+    -- Both credit gateways call their money "credits", which are not the same money: totals
+    -- keeps them apart (it added API in One's and EvoLink's together under "credits").
     local _, own = sim_rows(ledger, "apiinone")
-    assert.are.equal(own + CASES.evolink.total, ledger.totals.credits)
+    assert.is_true(own > 0)
+    assert.is_nil(ledger.totals.credits)
+    assert.are.equal(own, ledger.totals["apiinone-credits"])
+    assert.are.equal(CASES.evolink.total, ledger.totals["evolink-credits"])
   end)
 
   it("wait_all's spend is what the simulator charged, also where the gateway reports no charge", function()

@@ -74,7 +74,7 @@ describe("engine against the simulator", function()
     assert.is_true(st.faults_injected >= 10, "faults " .. st.faults_injected)
     assert.is_true(client:engine():stats().poll_errors >= 10)
     -- What the provider reported as charged is what the simulator's ledger billed.
-    assert.equal(core.money_parse(st.units_billed), res.spend_micros)
+    assert.equal(st.billed.CNY, res.spend_micros)
     local last = events[#events]
     assert.equal(200, last.succeeded)
     assert.equal(200, last.total)

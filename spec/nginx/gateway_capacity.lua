@@ -449,7 +449,7 @@ local function run()
   local a = h.gateway_admin(gw.http, "admin-0123456789abcdef").by.carol
   local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
   h.check(("the gateway's charges (%s) equal the simulator's ledger (%s), nothing held"):format(a.spent,
-    ledger.units_total), core.money_parse(a.spent) == core.money_parse(tostring(ledger.units_total))
+    json.encode(ledger.totals)), core.money_parse(a.spent) == h.sim_total(ledger, "CNY")
     and a.reserved == "0")
   m = h.request("GET", gw.http .. "/metrics").body or ""
   h.check("memory: /metrics gives the ledger dict's free bytes, and it has room",
@@ -473,7 +473,7 @@ local function run()
     h.check("... with its balance as it was", again.spent == a.spent and again.reserved == "0", again.spent)
   end
 
-  local units_before = h.sim_admin(sim, "GET", "/_sim/ledger").units_total
+  local units_before = h.sim_total(h.sim_admin(sim, "GET", "/_sim/ledger"), "CNY")
   -- carol's max_failed_daily above the 2,500 refusals below: they count toward it (each is an
   -- upstream call and journal lines), and what is measured here is the dicts' room
   local small = start(small_dir, "small", { memory = { tasks = "512k", ledger = "256k" },
@@ -508,8 +508,7 @@ local function run()
     h.sleep(0.5)
     sa = h.gateway_admin(small.http, "admin-0123456789abcdef").by.carol
   until sa.reserved == "0" or h.now() > settle_by
-  local billed = core.money_parse(tostring(h.sim_admin(sim, "GET", "/_sim/ledger").units_total))
-    - core.money_parse(tostring(units_before))
+  local billed = h.sim_total(h.sim_admin(sim, "GET", "/_sim/ledger"), "CNY") - units_before
   h.check(("... every one of the %d creates it took ends and is settled, as the simulator billed them"):format(taken),
     sa.reserved == "0" and core.money_parse(sa.spent) == billed and billed == taken * 10 ^ 6,
     json.encode { sa.spent, sa.reserved, billed })

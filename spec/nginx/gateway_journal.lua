@@ -273,7 +273,7 @@ local function run()
     a = admin()
   until a.reserved == "0" or h.now() > limit
   h.check("the tasks open across the compactions end and are settled: nothing stays held", a.reserved == "0"
-    and micros(a.spent) == micros(h.sim_admin(sim, "GET", "/_sim/ledger").units_total), json.encode { a.reserved,
+    and micros(a.spent) == h.sim_total(h.sim_admin(sim, "GET", "/_sim/ledger"), "CNY"), json.encode { a.reserved,
     a.spent })
   add(load("open2", 10, "a lantern at night [sim:seconds=7200]"))
   add(load("more", N, "a paper crane on a windowsill"))

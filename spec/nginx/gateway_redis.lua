@@ -173,7 +173,7 @@ local function run()
   local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
   local sum = settled_sum()
   h.check(("issue 12.5: the settlements (%s) equal the simulator's ledger (%s) to the micro-unit"):format(
-    core.money_format(sum), ledger.units_total), sum == micros(ledger.units_total) and sum == micros(a.spent))
+    core.money_format(sum), json.encode(ledger.totals)), sum == h.sim_total(ledger, "CNY") and sum == micros(a.spent))
   -- The record and its hold are one script: a create refused at the cap leaves no record.
   local finals = tonumber((redis.cli("--scan --pattern 'kgw:f:*' | wc -l"):match("%d+")))
   local live = tonumber((redis.cli("--scan --pattern 'kgw:t:*' | wc -l"):match("%d+")))
@@ -338,8 +338,8 @@ local function run()
   ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
   sum = settled_sum()
   h.check(("issue 12.5: after the kill and the Redis restart the settlements (%s) still equal the simulator's"
-    .. " ledger (%s)"):format(core.money_format(sum), ledger.units_total),
-    sum == micros(ledger.units_total) and sum == micros(a.spent))
+    .. " ledger (%s)"):format(core.money_format(sum), json.encode(ledger.totals)),
+    sum == h.sim_total(ledger, "CNY") and sum == micros(a.spent))
   h.check("issue 12.5: the balance is the credit (900) less the spend, never negative",
     micros(a.accounts[1].balance) == micros("900") - micros(a.spent) and micros(a.accounts[1].balance) >= 0,
     json.encode(a.accounts[1]))
@@ -375,8 +375,8 @@ local function lost_answer()
   local a = wait_settled(20)
   local ledger = h.sim_admin(sim, "GET", "/_sim/ledger")
   h.check("issue 12.6: ... and the spend still equals the simulator's ledger", micros(a.spent)
-    == micros(ledger.units_total) and micros(a.spent) - micros(before.spent) == micros("1"),
-    json.encode { a.spent, ledger.units_total })
+    == h.sim_total(ledger, "CNY") and micros(a.spent) - micros(before.spent) == micros("1"),
+    json.encode { a.spent, ledger.totals })
 end
 
 -- The task as node 2 shows it once it succeeded, or as it last showed it after `seconds`.
@@ -506,7 +506,7 @@ local function upstream_answers()
     and view.final_unit_deduction == "1", json.encode(view))
   local a = wait_settled(20)
   h.check("issue 12 speed: ... and the spend equals the simulator's ledger",
-    micros(a.spent) == micros(h.sim_admin(sim, "GET", "/_sim/ledger").units_total)
+    micros(a.spent) == h.sim_total(h.sim_admin(sim, "GET", "/_sim/ledger"), "CNY")
     and micros(a.spent) - micros(before.spent) == micros("1"), a.spent)
 end
 

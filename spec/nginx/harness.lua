@@ -115,6 +115,12 @@ function M.sim_admin(info, method, path, body)
   return json.decode(res.body)
 end
 
+-- What a simulator's ledger (GET /_sim/ledger) bills in one unit ("CNY", "evolink-credits"), in
+-- micro-units, 0 when nothing: its totals are per unit, never one sum across moneys.
+function M.sim_total(ledger, unit)
+  return ledger.totals[unit] or 0
+end
+
 -- The gateway's admin summary (GET /gateway/admin at base_url), its accounts also by name
 -- (`.by`); raises unless the gateway answers 200.
 function M.gateway_admin(base_url, admin_key)

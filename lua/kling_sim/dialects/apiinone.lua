@@ -8,7 +8,8 @@ local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
 -- The ledger books credits: `units` in thousandths (older readers), `micros` exactly.
-local M = { name = "apiinone", ledger_unit = "credits", currency = "credits" }
+-- Its credits are its own money, not another gateway's: `unit` names them apart (kling_sim.admin.unit).
+local M = { name = "apiinone", ledger_unit = "credits", currency = "credits", unit = "apiinone-credits" }
 
 -- credits per second (seed 001): "std no-audio 40/s, std with-audio 60/s, pro no-audio 54/s,
 -- pro with-audio 80/s". Whole credits times whole seconds: the seed needs no rounding (a

@@ -13,7 +13,8 @@ local gw = require "kling_sim.gateway"
 local reply = require "kling_sim.reply"
 local json = require "kling.json"
 
-local M = { name = "evolink", ledger_unit = "credits", currency = "credits" }
+-- Its credits are its own money, not another gateway's: `unit` names them apart (kling_sim.admin.unit).
+local M = { name = "evolink", ledger_unit = "credits", currency = "credits", unit = "evolink-credits" }
 
 local VIDEO_MODELS = {
   ["kling-v3-text-to-video"] = { i2v = false, elements = 0, priced = true },
