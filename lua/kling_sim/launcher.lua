@@ -375,10 +375,12 @@ function M.start(o)
   -- --out is checked before anything starts (D made: --out may be in it): a simulator nobody
   -- is told about must not run on.
   if opts.out then
-    local existed = io.open(opts.out, "rb")
-    if existed then
-      existed:close()
+    -- only a regular file or nothing: opening a FIFO there blocked the start for good
+    if run("test -e " .. q(opts.out) .. " || test -L " .. q(opts.out)) and not run("test -f " .. q(opts.out)
+      .. " && ! test -L " .. q(opts.out)) then
+      return nil, "--out " .. opts.out .. " is not a regular file (nothing was started)"
     end
+    local existed = run("test -f " .. q(opts.out))
     local f, ferr = io.open(opts.out, "ab")
     if not f then
       return nil, "cannot write " .. opts.out .. ": " .. tostring(ferr) .. " (nothing was started)"

@@ -124,6 +124,22 @@ describe("kling sim command", function()
     assert.is_nil(require("kling.nginx_run").read(d)) -- a directory neither
   end)
 
+  -- `kling sim start --out FIFO` hung before nginx started: --out was opened to see whether a
+  -- file was there.
+  it("an --out that is not a regular file (a FIFO) is refused before anything starts, without hanging", function()
+    local d = tmpdir()
+    assert(os.execute("mkfifo " .. q(d .. "/out.json")))
+    finally(function()
+      os.remove(d .. "/out.json")
+    end)
+    local out, code = sh("timeout 10 lua5.4 bin/kling sim start --dir " .. q(d .. "/sim") .. " --out "
+      .. q(d .. "/out.json") .. " 2>&1")
+    assert.are_not.equal(124, code, out) -- timeout's own status: it hung
+    assert.are_not.equal(0, code, out)
+    assert.matches("is not a regular file (nothing was started)", out, 1, true)
+    assert.is_true(os.execute("test -p " .. q(d .. "/out.json"))) -- left as it was
+  end)
+
   it("starts from bin/kling, prints one JSON line, and stops", function()
     local d = tmpdir()
     local out_file = d .. "/info.json"
