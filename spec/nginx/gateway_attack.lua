@@ -367,6 +367,40 @@ local function callback_bodies_are_small()
     tostring(res.status) .. " " .. tostring(res.body))
 end
 
+-- Bodies nginx has spilled to temporary files (the gateway's client_body_temp_path), now.
+local function spilled()
+  return tonumber((h.sh("ls -1 " .. h.q(gw_dir .. "/tmp/client_body") .. " 2>/dev/null | wc -l")):match("%d+")) or 0
+end
+
+-- n POSTs whose head ends with a Content-Length of size and of whose bodies only `sent` bytes
+-- come (then nothing: they never end) -> their connections, open.
+local function slow_posts(head, n, size, sent)
+  local conns, pad = {}, string.rep("x", 65536)
+  local port = tonumber(gw.http:match(":(%d+)$"))
+  for i = 1, n do
+    local c = assert(socket.tcp())
+    c:settimeout(10)
+    assert(c:connect("127.0.0.1", port))
+    assert(c:send(head .. "Content-Length: " .. size .. "\r\n\r\n"))
+    local left = sent
+    while left > 0 do
+      local k = math.min(left, #pad)
+      assert(c:send(pad, 1, k))
+      left = left - k
+    end
+    conns[i] = c
+  end
+  return conns
+end
+
+-- Waits until `want` bodies are spilled, or stop() says enough, or 30 s have passed.
+local function wait_spilled(want, stop)
+  local limit = h.now() + 30
+  while spilled() < want and not (stop and stop()) and h.now() < limit do
+    h.sleep(0.1)
+  end
+end
+
 -- The callback location's bodies of up to 1 MB, sent slowly by many connections at once: each
 -- was kept in the worker's memory while it came (client_body_buffer_size 1m), so 300 unsigned
 -- posts that never finished held a worker at 325 MB (from 29 MB), and a few thousand would take
@@ -378,32 +412,13 @@ local function slow_callbacks_are_not_kept_in_memory()
   local function rss_kb()
     return tonumber((h.read("/proc/" .. worker .. "/status") or ""):match("VmRSS:%s*(%d+)")) or 0
   end
-  local temp = gw_dir .. "/tmp/client_body"
-  local function spilled()
-    return tonumber((h.sh("ls -1 " .. h.q(temp) .. " 2>/dev/null | wc -l")):match("%d+")) or 0
-  end
   local before = rss_kb()
-  local conns, pad = {}, string.rep("x", 65536)
-  local port = tonumber(gw.http:match(":(%d+)$"))
-  for i = 1, n do
-    local c = assert(socket.tcp())
-    c:settimeout(10)
-    assert(c:connect("127.0.0.1", port))
-    assert(c:send("POST /kling/callback HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-      .. "Content-Length: " .. size .. "\r\n\r\n"))
-    local left = size - 1 -- all but its last byte: the body never ends
-    while left > 0 do
-      local k = math.min(left, #pad)
-      assert(c:send(pad, 1, k))
-      left = left - k
-    end
-    conns[i] = c
-  end
+  local conns = slow_posts("POST /kling/callback HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n", n,
+    size, size - 1) -- all but its last byte
   -- Until nginx has taken every body in (each in a file, or grown the worker past the bound).
-  local limit = h.now() + 30
-  while spilled() < n and rss_kb() - before < 40 * 1024 and h.now() < limit do
-    h.sleep(0.1)
-  end
+  wait_spilled(n, function()
+    return rss_kb() - before >= 40 * 1024
+  end)
   local grown = rss_kb() - before
   h.check(("%d unsigned 1 MB callbacks that never end do not grow the worker by their size (grew %d MB, less"
     .. " than 20 MB)"):format(n, grown // 1024), grown < 20 * 1024)
@@ -417,33 +432,15 @@ end
 -- where it held up to 16 MB of the worker's memory (client_body_buffer_size 16m): a few
 -- hundred slow creates of one client's filled it. A large body is still read whole, from its file.
 local function slow_creates_are_not_kept_in_memory()
-  local n, size = 30, 4000000
-  local temp = gw_dir .. "/tmp/client_body"
-  local function spilled()
-    return tonumber((h.sh("ls -1 " .. h.q(temp) .. " 2>/dev/null | wc -l")):match("%d+")) or 0
-  end
+  local n = 30
   local gone = h.now() + 10 -- the slow callbacks' files, until nginx has closed their connections
   while spilled() > 0 and h.now() < gone do
     h.sleep(0.1)
   end
   local was = spilled()
-  local conns, pad = {}, string.rep("x", 65536)
-  local port = tonumber(gw.http:match(":(%d+)$"))
-  for i = 1, n do
-    local c = assert(socket.tcp())
-    c:settimeout(10)
-    assert(c:connect("127.0.0.1", port))
-    assert(c:send("POST /v1/videos/text2video HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-      .. "Authorization: Bearer gw-alice-key\r\nContent-Length: " .. size .. "\r\n\r\n"))
-    for _ = 1, 16 do -- 1 MB of its 4, then nothing: the body never ends
-      assert(c:send(pad))
-    end
-    conns[i] = c
-  end
-  local limit = h.now() + 30
-  while spilled() < was + n and h.now() < limit do
-    h.sleep(0.1)
-  end
+  local conns = slow_posts("POST /v1/videos/text2video HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+    .. "Authorization: Bearer gw-alice-key\r\n", n, 4000000, 1048576) -- 1 MB of 4
+  wait_spilled(was + n)
   -- (the worker's RSS is no measure here: what earlier checks freed comes back to the system
   -- meanwhile); a body in a file holds the buffer's 64k of memory at most, one in memory its size
   h.check(("%d slow 4 MB creates of one client, 1 MB of each sent, wait in temporary files (%d of %d), not in"
