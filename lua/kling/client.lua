@@ -545,6 +545,8 @@ local function not_found_anywhere(self, err, tried)
   return err
 end
 
+local REF_KEYS = { external_task_id = true } -- what get_task's table reference holds
+
 --- Looks a task up by id or by external id.
 -- get_task(id | {external_task_id =}, {endpoint =}): a Task, or nil and an error. Without an
 -- endpoint the video endpoints are tried in turn (queries are free).
@@ -557,6 +559,8 @@ function Client:get_task(ref, opts)
   validate.options("get_task", opts, { endpoint = true })
   local id, by_external = ref, false
   if type(ref) == "table" then
+    -- {external_task_id =, id =} looked the task up by its external id alone, the id unseen
+    validate.options("get_task", ref, REF_KEYS, "key %s of the task reference {external_task_id = ...}")
     id, by_external = ref.external_task_id, true
     if type(id) ~= "string" or id == "" then
       errors.misuse("get_task", "{external_task_id = <string>} expected")

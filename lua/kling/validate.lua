@@ -929,14 +929,16 @@ function M.poll_order_problem(min, max)
 end
 
 -- Raises (misuse) when `opts` holds a key not in `known` (a set), naming the closest known one:
--- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore.
-function M.options(fn, opts, known)
+-- kling.new{timeuot = 5} is a mistake to fix, not an option to ignore. `what` names such a key
+-- in the message, %s standing for it ("option %s" unless given).
+function M.options(fn, opts, known, what)
   if type(opts) ~= "table" then
     return
   end
   for k in pairs(opts) do
     if not known[k] then
-      errors.misuse(fn, M.unknown_name(tostring(k), known, "option '" .. tostring(k) .. "'"))
+      local name = tostring(k)
+      errors.misuse(fn, M.unknown_name(name, known, string.format(what or "option %s", "'" .. name .. "'")))
     end
   end
 end

@@ -643,6 +643,21 @@ describe("strict input", function()
     assert(cl:engine())
   end)
 
+  -- get_task{external_task_id = "x", id = "1"} looked the task up by "x" alone, the id unseen
+  it("get_task refuses a key of its table reference other than external_task_id, by name", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    assert.has_error(function()
+      c:get_task { external_task_id = "x", id = "1" }
+    end, "kling.get_task: unknown key 'id' of the task reference {external_task_id = ...}")
+    assert.has_error(function()
+      c:get_task { external_task_id = "x", external_task_i = "1" }
+    end, "kling.get_task: unknown key 'external_task_i' of the task reference {external_task_id = ...}; "
+      .. "did you mean external_task_id?")
+    assert.are.equal(0, f.stats.requests)
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
