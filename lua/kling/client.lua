@@ -675,6 +675,12 @@ function Client:call(endpoint, params, opts)
   if not spec then
     return nil, err
   end
+  -- The call's fields go as they are given (ids, URLs): {element_id = "a\r\nX"} reached the
+  -- provider, CR, LF and all. A control character in any of them is refused by name, unsent.
+  local at, problem = validate.controls_problem(params)
+  if at then
+    return nil, errors.validation(at, problem, self.provider.name)
+  end
   local data, meta = transport.call(self.ctx, spec)
   if data == nil then
     meta.endpoint = endpoint

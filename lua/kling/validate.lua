@@ -409,16 +409,17 @@ function M.text(ctx, req, field, opts)
   return nil
 end
 
--- control_at(s) -> the byte where the first control character free text may not hold starts
--- (C0 but tab, LF and CR; DEL; C1, written \194\128-\194\159 in UTF-8), or nil. As ascii():
--- LuaJIT compiles a loop over the bytes (the pattern matcher walked every byte of a prompt twice,
--- on every create a gateway takes); Lua 5.4 runs the patterns' C loops faster than its own.
+-- control_at(s, strict) -> the byte where the first control character free text may not hold
+-- starts (C0 but tab, LF and CR; DEL; C1, written \194\128-\194\159 in UTF-8), or nil; strict:
+-- tab, LF and CR too (an id, a token: no text of lines). As ascii(): LuaJIT compiles a loop over
+-- the bytes (the pattern matcher walked every byte of a prompt twice, on every create a gateway
+-- takes); Lua 5.4 runs the patterns' C loops faster than its own.
 local control_at
 if rawget(_G, "jit") then
-  control_at = function(s)
+  control_at = function(s, strict)
     for i = 1, #s do
       local b = byte(s, i)
-      if (b < 32 and b ~= 9 and b ~= 10 and b ~= 13) or b == 127 then
+      if (b < 32 and (strict or (b ~= 9 and b ~= 10 and b ~= 13))) or b == 127 then
         return i
       elseif b == 194 then
         local n = byte(s, i + 1)
@@ -430,18 +431,20 @@ if rawget(_G, "jit") then
     return nil
   end
 else
-  control_at = function(s)
-    local c0, c1 = s:find("[%z\1-\8\11\12\14-\31\127]"), s:find("\194[\128-\159]")
+  control_at = function(s, strict)
+    local c0, c1 = s:find(strict and "[%z\1-\31\127]" or "[%z\1-\8\11\12\14-\31\127]"), s:find("\194[\128-\159]")
     return c0 and c1 and math.min(c0, c1) or c0 or c1
   end
 end
 
 --- The first control character free text may not hold (C0 other than tab, LF and CR, DEL,
 -- C1), as "U+XXXX at byte N" ("a NUL character at byte N" for U+0000), or nil. `s` is UTF-8.
+-- strict: tab, LF and CR are control characters too (an id, a name, a token: not free text).
 ---@param s string
+---@param strict? boolean
 ---@return string|nil
-function M.text_control(s)
-  local at = control_at(s)
+function M.text_control(s, strict)
+  local at = control_at(s, strict)
   if not at then
     return nil
   end
@@ -451,6 +454,53 @@ function M.text_control(s)
   end
   local cp = b == 194 and s:byte(at + 1) or b
   return string.format("U+%04X at byte %d", cp, at)
+end
+
+-- The tables' keys in a fixed order (numbers first), so that the first problem is always the same one.
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then
+      return a < b
+    end
+    return type(a) == "number" or (type(b) ~= "number" and type(a) < type(b))
+  end)
+  return keys
+end
+
+local CONTROLS_DEPTH = 32 -- deeper than any body a call takes (and a cycle ends there)
+
+--- Where a value bound for a request (a call's body: ids, URLs, names, no free text) holds a
+-- control character, tab, LF and CR included (text_control's strict rule): the path of the first
+-- string holding one, from `field` ("points[2].x", a key's own name for a key that holds one),
+-- and the problem; or nil. The one check of the fields client:call sends as they are given.
+---@param v any
+---@param field string|nil the value's name; nil: v is a body, its keys are the fields' names
+---@return string|nil path
+---@return string|nil problem
+function M.controls_problem(v, field, depth)
+  if type(v) == "string" then
+    local bad = M.text_control(v, true)
+    return bad and field, bad and ("must not contain control characters (got " .. bad .. ")")
+  elseif type(v) ~= "table" or (depth or 0) >= CONTROLS_DEPTH then
+    return nil
+  end
+  for _, k in ipairs(sorted_keys(v)) do
+    local path = type(k) == "number" and ((field or "") .. "[" .. M.shown(k) .. "]")
+      or (field and (field .. "." .. M.brief(k)) or M.brief(k))
+    local bad = type(k) == "string" and M.text_control(k, true)
+    if bad then
+      return path, "must not be a name holding control characters (got " .. bad .. ")"
+    end
+    local at, problem = M.controls_problem(v[k], path, (depth or 0) + 1)
+    if at then
+      return at, problem
+    end
+  end
+  return nil
 end
 
 local function list_words(set)

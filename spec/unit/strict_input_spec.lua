@@ -658,6 +658,36 @@ describe("strict input", function()
     assert.are.equal(0, f.stats.requests)
   end)
 
+  -- call("general/delete-elements", {element_id = "a\r\nX"}) sent CR and LF to the provider
+  it("client:call refuses a control character in any of its fields, by name, before anything is sent", function()
+    local sent = 0
+    local driver = { now_ms = function() return 0 end, sleep_ms = function() end, wall_s = function() return 0 end }
+    function driver.request()
+      sent = sent + 1
+      return nil, "not sent in this test"
+    end
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9", driver = driver, max_attempts = 1 })
+    for _, case in ipairs {
+      { "general/delete-elements", { element_id = "a\r\nX" }, "element_id", "U+000D at byte 2" },
+      { "general/delete-voices", { voice_id = "v\tw" }, "voice_id", "U+0009 at byte 2" },
+      { "general/delete-voices", { voice_id = "v\0" }, "voice_id", "a NUL character at byte 2" },
+      { "videos/multi-elements/init-selection", { video_url = "https://x.example/a\194\155" }, "video_url",
+        "U+009B at byte 20" },
+      { "videos/multi-elements/clear-selection", { session_id = "s\27[2J" }, "session_id", "U+001B at byte 2" },
+    } do
+      local r, err = c:call(case[1], case[2])
+      assert.is_nil(r, case[3])
+      assert.are.same({ "validation", case[3] }, { err.kind, err.field })
+      assert.matches("must not contain control characters (got " .. case[4] .. ")", err.message, 1, true)
+    end
+    local _, err = c:call("videos/multi-elements/add-selection", { session_id = "s", frame_index = 0,
+      points = { { x = 0.1, y = 0.2 }, { x = 0.3, y = 0.4, ["z\n"] = "1" } } })
+    assert.are.same({ "validation", "points[2].z\\n" }, { err.kind, err.field })
+    assert.are.equal(0, sent)
+    c:call("general/delete-elements", { element_id = "a-1 b" }) -- a clean one is sent
+    assert.are.equal(1, sent)
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
@@ -893,8 +923,10 @@ describe("the control check under LuaJIT", function()
     end
     for _, s in ipairs(samples) do
       assert.are.equal(validate.text_control(s), jitted.text_control(s), ("%q"):format(s))
+      assert.are.equal(validate.text_control(s, true), jitted.text_control(s, true), ("strict %q"):format(s))
     end
     assert.are.equal("U+009B at byte 3", jitted.text_control("ab\194\155"))
+    assert.are.equal("U+000D at byte 6", jitted.text_control("line1\r\nline2\tz", true)) -- ids: no lines
     assert.are.equal("a NUL character at byte 2", jitted.text_control("a\0\27"))
   end)
 end)
