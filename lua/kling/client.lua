@@ -847,6 +847,41 @@ end
 local SUBMIT_MANY_OPTIONS = { estimate = true, timeout = true, max_parallel = true, adopt = true,
   submit_timeout = true, engine = true }
 
+-- Why one of submit_many's option values cannot be used: its name and the problem, or nil. All
+-- are checked before the first request is taken in: {adopt = 5} was taken as true, a bad
+-- submit_timeout raised once every create had been queued (sent by the next wait), and a bad
+-- estimate failed each task alone; the engine's options are checked, by kling.engine's rules,
+-- also when the client's engine exists already (they are not used then).
+local function submit_many_problem(opts)
+  for _, k in ipairs { "estimate", "timeout", "submit_timeout" } do
+    local problem = opts[k] ~= nil and validate.seconds_problem(opts[k])
+    if problem then
+      return k, problem
+    end
+  end
+  local engine = require "kling.engine"
+  local mp = opts.max_parallel
+  if mp ~= nil and not (validate.is_whole(mp) and mp >= 1 and mp <= engine.MAX_PARALLEL) then
+    return "max_parallel", "must be a whole number of slots from 1 to " .. engine.MAX_PARALLEL .. " (got "
+      .. validate.got(mp) .. ")"
+  end
+  if opts.adopt ~= nil and type(opts.adopt) ~= "boolean" then
+    return "adopt", "must be a boolean (true or false) (got " .. validate.got(opts.adopt) .. ")"
+  end
+  local eo = opts.engine
+  if eo ~= nil then
+    if type(eo) ~= "table" then
+      return "engine", "must be a table of kling.engine.new's options (got " .. validate.got(eo) .. ")"
+    end
+    validate.options("submit_many{engine}", eo, engine.NEW_OPTIONS)
+    local k, problem = engine.options_problem(eo)
+    if k then
+      return "engine." .. k, problem
+    end
+  end
+  return nil
+end
+
 --- Submits many requests at once through one engine (libcurl multi, one thread).
 -- submit_many(reqs, {estimate =, timeout =, max_parallel =, adopt =, submit_timeout =, engine =})
 -- -> tasks aligned with reqs. Returns once every create is settled: each task has an id, has
@@ -865,6 +900,10 @@ function Client:submit_many(reqs, opts)
   opts = opts or {}
   errors.check_arg("submit_many", 2, opts, "table")
   validate.options("submit_many", opts, SUBMIT_MANY_OPTIONS)
+  local bad, problem = submit_many_problem(opts)
+  if bad then
+    errors.misuse("submit_many", bad .. " " .. problem)
+  end
   local e = self:engine(opts.engine)
   if opts.max_parallel ~= nil then
     e:set_limit(nil, opts.max_parallel)

@@ -688,6 +688,43 @@ describe("strict input", function()
     assert.are.equal(1, sent)
   end)
 
+  -- submit_many(reqs, {adopt = 5}) was taken as adopt = true; a bad submit_timeout raised only once
+  -- every create had been queued (the next wait sent them); a bad estimate failed each task alone
+  it("submit_many refuses a bad option value by name before any request is taken in", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local reqs = { { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" } }
+    for _, case in ipairs {
+      { { adopt = 5 }, "adopt must be a boolean (true or false) (got 5)" },
+      { { adopt = "yes" }, "adopt must be a boolean" },
+      { { submit_timeout = -1 }, "submit_timeout must be a positive number of seconds" },
+      { { submit_timeout = "5" }, "submit_timeout must be a positive number of seconds" },
+      { { timeout = 0 }, "timeout must be a positive number of seconds" },
+      { { estimate = -3 }, "estimate must be a positive number of seconds" },
+      { { max_parallel = 2.5 }, "max_parallel must be a whole number of slots from 1 to 1000000" },
+      { { max_parallel = "2" }, "max_parallel must be a whole number of slots" },
+      { { engine = 5 }, "engine must be a table of kling.engine.new's options" },
+      { { engine = { timeout = -1 } }, "engine.timeout must be a positive number of seconds" },
+      { { engine = { max_request = 2 } }, "submit_many{engine}: unknown option 'max_request'" },
+    } do
+      local ok, msg = pcall(c.submit_many, c, reqs, case[1])
+      assert.is_false(ok, case[2])
+      assert.matches("kling." .. (case[2]:find("^submit_many") and "" or "submit_many: ") .. case[2], msg, 1, true)
+    end
+    c:engine() -- made: the engine option is not used any more, and still checked
+    assert.has_error(function()
+      c:submit_many(reqs, { engine = { slots = 5 } })
+    end, "kling.submit_many: engine.slots must be a table {decrease, recover_after, recover_ms, cooldown_ms} "
+      .. "(got a number (5))")
+    assert.are.equal(0, c:engine():stats().active)
+    c:wait_all({}, { timeout = 1 })
+    assert.are.equal(0, f.stats.requests)
+    local tasks = c:submit_many(reqs, { adopt = false, submit_timeout = 5, max_parallel = 2, estimate = 1 })
+    assert.is_string(tasks[1].id)
+    assert.are.equal(1, f.stats.creates)
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
