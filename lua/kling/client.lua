@@ -556,6 +556,7 @@ local REF_KEYS = { external_task_id = true } -- what get_task's table reference 
 ---@return kling.Error|nil err kind `not_found` when no endpoint knows it
 function Client:get_task(ref, opts)
   opts = opts or {}
+  errors.check_arg("get_task", 2, opts, "table") -- get_task(id, "videos/...") looked on every endpoint
   validate.options("get_task", opts, { endpoint = true })
   local id, by_external = ref, false
   if type(ref) == "table" then
@@ -614,6 +615,7 @@ end
 ---@return kling.Error|table|nil err_or_unreadable the error; with tasks, unreadable items {index, raw, message}
 function Client:list_tasks(opts)
   opts = opts or {}
+  errors.check_arg("list_tasks", 1, opts, "table") -- list_tasks("videos/...") listed text2video's
   validate.options("list_tasks", opts, { endpoint = true, page = true, page_size = true })
   if not providers.lists_tasks(self.provider) then
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
@@ -705,6 +707,9 @@ end
 ---@return kling.Error|nil err
 function Client:run(req, wait_opts)
   -- the wait's options first: a bad one refused once the create was sent cost that create
+  if wait_opts ~= nil then -- run(req, 60) or run(req, "fast") sent the create and waited by the defaults
+    errors.check_arg("run", 2, wait_opts, "table")
+  end
   local bad = task.wait_problem(self, wait_opts)
   if bad then
     return nil, bad

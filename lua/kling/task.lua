@@ -191,6 +191,7 @@ end
 ---@return kling.Error|nil err its failure, a poll's fatal error, or kind `timeout` (it runs on at the provider)
 function Task:wait(opts)
   opts = opts or {}
+  errors.check_arg("task:wait", 1, opts, "table") -- wait("60") waited by the client's defaults
   validate.options("task:wait", opts, WAIT_OPTIONS)
   if self.status == "succeeded" then
     return self

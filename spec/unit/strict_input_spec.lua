@@ -725,6 +725,30 @@ describe("strict input", function()
     assert.are.equal(1, f.stats.creates)
   end)
 
+  -- An options table that is not one was read as no options: get_task(id, "videos/image2video")
+  -- asked the video endpoints, list_tasks("videos/image2video") listed text2video's, run(req, 60)
+  -- sent the create and waited by the client's defaults, task:wait("60") likewise.
+  it("get_task, list_tasks, run and task:wait refuse options that are not a table, before anything is sent",
+    function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    assert.has_error(function()
+      c:get_task("1", "videos/image2video")
+    end, "kling.get_task: bad argument #2 (table expected, got string)")
+    assert.has_error(function()
+      c:list_tasks "videos/image2video"
+    end, "kling.list_tasks: bad argument #1 (table expected, got string)")
+    assert.has_error(function()
+      c:run({ model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" }, "60")
+    end, "kling.run: bad argument #2 (table expected, got string)")
+    assert.has_error(function()
+      t:wait "60"
+    end, "kling.task:wait: bad argument #1 (table expected, got string)")
+    assert.are.equal(0, f.stats.requests)
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
