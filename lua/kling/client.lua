@@ -673,6 +673,10 @@ function Client:call(endpoint, params, opts)
   if not self.provider.call_spec then
     return nil, errors.unsupported(self.provider.name, "call", "it has no calls besides its tasks")
   end
+  if opts.method ~= nil and type(opts.method) ~= "string" then -- {method = 5} raised "attempt to index"
+    return nil, errors.validation("method", "must be an HTTP method's name, such as \"POST\" (got "
+      .. validate.got(opts.method) .. ")", self.provider.name)
+  end
   local spec, err = self.provider.call_spec(endpoint, params, opts.method)
   if not spec then
     return nil, err

@@ -688,6 +688,19 @@ describe("strict input", function()
     assert.are.equal(1, sent)
   end)
 
+  -- call(e, p, {method = 5}) raised "attempt to index a number value" from inside the provider
+  it("client:call names a method that is not a string, as it names one the call does not take", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    for _, m in ipairs { 5, true, {} } do
+      local ok, r, err = pcall(c.call, c, "general/delete-elements", { element_id = "a" }, { method = m })
+      assert.is_true(ok, tostring(r))
+      assert.are.same({ "validation", "method" }, { err.kind, err.field })
+      assert.matches("must be an HTTP method's name, such as \"POST\" (got ", err.message, 1, true)
+    end
+    local _, err = c:call("general/delete-elements", { element_id = "a" }, { method = "PUT" })
+    assert.are.same({ "validation", "method" }, { err.kind, err.field })
+  end)
+
   -- submit_many(reqs, {adopt = 5}) was taken as adopt = true; a bad submit_timeout raised only once
   -- every create had been queued (the next wait sent them); a bad estimate failed each task alone
   it("submit_many refuses a bad option value by name before any request is taken in", function()
