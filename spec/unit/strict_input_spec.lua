@@ -762,6 +762,25 @@ describe("strict input", function()
     assert.are.equal(0, f.stats.requests)
   end)
 
+  -- A bad progress_interval raised from inside the wait's loop as "kling.engine:wait", once the
+  -- tasks were under watch: wait_all and wait_any check it, and timeout, with their names first
+  it("wait_all and wait_any refuse a bad progress_interval or timeout by their own name, before watching", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local tasks = c:submit_many { { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" } }
+    local polls = f.stats.polls
+    for _, fn in ipairs { "wait_all", "wait_any" } do
+      for _, o in ipairs { { progress_interval = "x" }, { progress_interval = -1 }, { timeout = 1e300 } } do
+        local ok, msg = pcall(c[fn], c, tasks, o)
+        assert.is_false(ok)
+        assert.matches("kling." .. fn .. ": " .. next(o) .. " must be a positive number of seconds", msg, 1, true)
+      end
+    end
+    assert.are.equal(polls, f.stats.polls)
+    assert.is_table(c:wait_all(tasks, { progress_interval = 0, timeout = 0.001 }))
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()

@@ -3,7 +3,8 @@
 local core = require "kling.core"
 local errors = require "kling.errors"
 local progress = require "kling.engine.progress"
-local ms = require("kling.engine.args").ms
+local args = require "kling.engine.args"
+local ms = args.ms
 local validate = require "kling.validate"
 local collector = require "kling.engine.collector"
 
@@ -14,6 +15,14 @@ local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progr
 -- value" from inside the loop, once tasks had been polled): misuse raises, naming it.
 local function check_options(fn, opts)
   validate.options(fn, opts, WAIT_OPTIONS)
+  -- the times too, by their rule (0: at once, every event): a bad progress_interval raised
+  -- only from inside the loop, as "engine:wait", once the tasks were under watch
+  for _, k in ipairs { "timeout", "progress_interval" } do
+    local problem = opts and opts[k] ~= nil and args.ms_problem(opts[k], true)
+    if problem then
+      errors.misuse(fn, k .. " " .. problem)
+    end
+  end
   for _, k in ipairs { "on_progress", "on_done" } do
     local v = opts and opts[k]
     if v ~= nil and type(v) ~= "function" then
