@@ -366,6 +366,22 @@ function Engine:new_record(t, now, timeout_ms)
   return m, deadline
 end
 
+-- The options of a task's submit and track; any other name raises, naming the closest known one
+-- ({adpot = true} created what it was to adopt). adopt and key by type: {adopt = 5} read as true.
+local SUBMIT_OPTIONS = { estimate = true, timeout = true, adopt = true, key = true }
+local TRACK_OPTIONS = { estimate = true, timeout = true }
+
+local function check_task_options(fn, topts, known)
+  validate.options(fn, topts, known)
+  if topts.adopt ~= nil and type(topts.adopt) ~= "boolean" then
+    errors.misuse(fn, "adopt " .. args.FLAG_PROBLEM .. " (got " .. validate.got(topts.adopt) .. ")")
+  end
+  if topts.key ~= nil and (type(topts.key) ~= "string" or topts.key == "") then
+    errors.misuse(fn, "key must be a non-empty string, the ledger key of the task's hold (got "
+      .. validate.got(topts.key) .. ")")
+  end
+end
+
 -- submit(req, {estimate =, timeout =, adopt =, key =}) -> task. Never blocks: the create goes
 -- out from step()/wait(). req.estimate (seconds, not sent to the provider) or opts.estimate is
 -- the expected duration, which lets the scheduler poll about once near the end. adopt: look
@@ -377,6 +393,7 @@ function Engine:submit(req, topts)
   errors.check_arg("engine:submit", 1, req, "table")
   topts = topts or {}
   errors.check_arg("engine:submit", 2, topts, "table")
+  check_task_options("engine:submit", topts, SUBMIT_OPTIONS)
   local now = self.now()
   local provider = self.provider
   local estimate = topts.estimate
@@ -450,6 +467,8 @@ end
 function Engine:track(t, topts)
   errors.check_arg("engine:track", 1, t, "table")
   topts = topts or {}
+  errors.check_arg("engine:track", 2, topts, "table")
+  check_task_options("engine:track", topts, TRACK_OPTIONS)
   if type(t.id) ~= "string" or type(t.endpoint) ~= "string" then
     errors.misuse("engine:track", "a task with an id and an endpoint expected (from client:submit or get_task)")
   end

@@ -781,6 +781,33 @@ describe("strict input", function()
     assert.is_table(c:wait_all(tasks, { progress_interval = 0, timeout = 0.001 }))
   end)
 
+  -- engine:submit took {adpot = true} and {adopt = 5} (read as true) without a word; track any name
+  it("engine:submit and engine:track refuse an unknown option by name and a wrong-typed adopt or key", function()
+    local fake = require "support.fake_kling"
+    local f = fake.new()
+    local c = fake.client(f)
+    local e = c:engine()
+    local req = { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x" }
+    for _, case in ipairs {
+      { { adpot = true }, "kling.engine:submit: unknown option 'adpot'; did you mean adopt?" },
+      { { adopt = 5 }, "kling.engine:submit: adopt must be true or false (got 5)" },
+      { { key = 7 }, "kling.engine:submit: key must be a non-empty string, the ledger key of the task's hold (got 7)" },
+    } do
+      assert.has_error(function()
+        e:submit(req, case[1])
+      end, case[2])
+    end
+    local t = require("kling.task").new(c, { id = "1", status = "running", endpoint = "videos/text2video" })
+    assert.has_error(function()
+      e:track(t, { adopt = true })
+    end, "kling.engine:track: unknown option 'adopt'")
+    assert.has_error(function()
+      e:track(t, 5)
+    end, "kling.engine:track: bad argument #2 (table expected, got number)")
+    assert.are.equal(0, e:stats().active)
+    assert.is_table(e:submit(req, { adopt = false, key = "row-1#1", estimate = 1 }))
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
