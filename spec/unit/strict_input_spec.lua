@@ -116,6 +116,29 @@ describe("strict input", function()
     assert.matches("pageNum=2&pageSize=5", spec.path, 1, true)
   end)
 
+  -- {element_id = "e", elemnt_id = "f"} and any other name a call does not take went to the provider
+  it("a call that is not a list refuses a field it does not take by name, with the closest", function()
+    local P = providers.get("kling")
+    for _, case in ipairs {
+      { "general/delete-elements", { element_id = "e", elemnt_id = "f" }, "elemnt_id", "did you mean element_id?" },
+      { "general/delete-voices", { voice_id = "v", id = "v" }, "id", "(it takes voice_id)" },
+      { "videos/multi-elements/init-selection", { video_id = "v", video_ulr = "https://x.example/v.mp4" }, "video_ulr",
+        "did you mean video_url?" },
+      { "videos/multi-elements/add-selection", { session_id = "s", frame_index = 0, points = { { x = 0, y = 0 } },
+        frame = 1 }, "frame", "(it takes session_id, frame_index, points)" },
+      { "videos/multi-elements/clear-selection", { session_id = "s", [1] = "x" }, "1", "(it takes session_id)" },
+    } do
+      local spec, err = P.call_spec(case[1], case[2])
+      assert.is_nil(spec, case[3])
+      assert.are.same({ "validation", case[3] }, { err.kind, err.field })
+      assert.matches("unknown field of " .. case[1], err.message, 1, true)
+      assert.matches(case[4], err.message, 1, true)
+    end
+    assert(P.call_spec("videos/multi-elements/add-selection", { session_id = "s", frame_index = 0,
+      points = { { x = 0, y = 1 } } }))
+    assert(P.call_spec("general/delete-elements", { element_id = "e" }))
+  end)
+
   it("kling.new refuses a base_url with CR/LF, spaces, user info or a query, and a ca_file it cannot read", function()
     for _, bad in ipairs { "https://x.com/\r\nHost: y", "https://x .com", "https://user:pw@x.com",
       "https://x.com/v1?a=b", "https://x.com/#f", "ftp://x.com", "https://" } do

@@ -218,6 +218,22 @@ function P.call_spec(endpoint, params, method)
     end
     return { method = method, path = P.list_path(endpoint, page, size) }
   end
+  -- {element_id = "e", elemnt_id = "f"}: the misspelt name went to the provider as given
+  local unknown = {}
+  for k in pairs(params) do
+    local known = false
+    for _, f in ipairs(spec.fields) do
+      known = known or f == k
+    end
+    if not known then
+      unknown[#unknown + 1] = validate.brief(k)
+    end
+  end
+  if unknown[1] then
+    table.sort(unknown) -- the first in name order, whatever pairs' order
+    return nil, fail(unknown[1], validate.unknown_name(unknown[1], spec.fields, "field of " .. endpoint
+      .. " (it takes " .. table.concat(spec.fields, ", ") .. ")"))
+  end
   local err = spec.validate(params)
   if err then
     return nil, err

@@ -66,7 +66,7 @@ M.endpoints["general/custom-elements"] = {
 
 -- ---- client:call: management and selections (synchronous, free) ----
 -- Each: methods (the first is the default), paged (GET lists take page and page_size),
--- validate(params), body(params), parse = "elements" | "tasks" | "status" | "selection".
+-- validate(params), fields (the names it takes), parse = "elements" | "tasks" | "status" | "selection".
 
 local function session(params)
   return R.id(params, "session_id", true)
@@ -109,15 +109,21 @@ M.calls["general/presets-elements"] = { methods = { "GET" }, paged = true, parse
 M.calls["general/custom-voices"] = { methods = { "GET" }, paged = true, parse = "tasks" }
 M.calls["general/presets-voices"] = { methods = { "GET" }, paged = true, parse = "tasks" }
 -- Deletes: POST as the official pages show, DELETE as seed 000 lists them.
+-- fields: what each takes; any other is refused by name (it went to the provider as given).
+local POINTS = { "session_id", "frame_index", "points" }
 M.calls["general/delete-elements"] = { methods = { "POST", "DELETE" }, validate = required_id("element_id"),
-  parse = "status" }
+  fields = { "element_id" }, parse = "status" }
 M.calls["general/delete-voices"] = { methods = { "POST", "DELETE" }, validate = required_id("voice_id"),
-  parse = "status" }
-M.calls["videos/multi-elements/init-selection"] = { methods = { "POST" }, validate = source, parse = "selection" }
-M.calls["videos/multi-elements/add-selection"] = { methods = { "POST" }, validate = points, parse = "selection" }
-M.calls["videos/multi-elements/delete-selection"] = { methods = { "POST" }, validate = points, parse = "selection" }
-M.calls["videos/multi-elements/clear-selection"] = { methods = { "POST" }, validate = session, parse = "selection" }
-M.calls["videos/multi-elements/preview-selection"] = { methods = { "POST" }, validate = session,
+  fields = { "voice_id" }, parse = "status" }
+M.calls["videos/multi-elements/init-selection"] = { methods = { "POST" }, validate = source,
+  fields = { "video_id", "video_url" }, parse = "selection" }
+M.calls["videos/multi-elements/add-selection"] = { methods = { "POST" }, validate = points, fields = POINTS,
   parse = "selection" }
+M.calls["videos/multi-elements/delete-selection"] = { methods = { "POST" }, validate = points, fields = POINTS,
+  parse = "selection" }
+M.calls["videos/multi-elements/clear-selection"] = { methods = { "POST" }, validate = session,
+  fields = { "session_id" }, parse = "selection" }
+M.calls["videos/multi-elements/preview-selection"] = { methods = { "POST" }, validate = session,
+  fields = { "session_id" }, parse = "selection" }
 
 return M
