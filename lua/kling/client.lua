@@ -108,6 +108,14 @@ end
 
 -- -> auth, the key that names the account (the access key, else the API key) | nil, err
 local function make_auth(opts, provider)
+  -- {api_key = 5} raised from kling.core ("field 'api_key' must be a string"), and an access_key
+  -- of the wrong type beside an api_key was dropped unseen: each key given is a string
+  for _, field in ipairs { "access_key", "secret_key", "api_key" } do
+    if opts[field] ~= nil and type(opts[field]) ~= "string" then
+      -- its type only: a key's value is a secret, never shown
+      return nil, errors.validation(field, "must be a string (got a " .. type(opts[field]) .. ")", provider.name)
+    end
+  end
   local ak, sk, key, from_env = keys_of(opts)
   if ak and sk and provider.auth.jwt then
     local auth, err = auth_of({ access_key = ak, secret_key = sk }, provider, from_env)

@@ -831,6 +831,26 @@ describe("strict input", function()
     assert.is_table(e:submit(req, { adopt = false, key = "row-1#1", estimate = 1 }))
   end)
 
+  -- kling.new{api_key = 5} raised "kling.core: field 'api_key' must be a string"; an access_key of
+  -- the wrong type beside an api_key was dropped unseen
+  it("kling.new returns a key that is not a string as a validation error naming it, never its value", function()
+    for _, case in ipairs {
+      { { api_key = 12345 }, "api_key", "a number" },
+      { { access_key = 12345, secret_key = "s" }, "access_key", "a number" },
+      { { api_key = "k", access_key = true }, "access_key", "a boolean" },
+      { { access_key = "a", secret_key = { "s3cr3t" } }, "secret_key", "a table" },
+    } do
+      local o = case[1]
+      o.base_url = "http://127.0.0.1:9"
+      local ok, c, err = pcall(kling.new, o)
+      assert.is_true(ok, tostring(c))
+      assert.is_nil(c)
+      assert.are.same({ "validation", case[2] }, { err.kind, err.field })
+      assert.are.equal("must be a string (got " .. case[3] .. ")", err.message:match("must be .*$"))
+      assert.is_nil(err.message:find("12345", 1, true))
+    end
+  end)
+
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
   it("client:run refuses its wait options before the create is sent", function()
