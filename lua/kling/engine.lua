@@ -443,11 +443,15 @@ end
 
 local function submit_all(self, reqs, topts, timeout)
   errors.check_list("submit_many", "reqs", reqs) -- before anything is sent
-  local tasks = {}
+  -- every item before the first is taken in: {req, 5} queued req, then raised, and the next
+  -- wait sent the create of a call that had failed
   for i, req in ipairs(reqs) do
     if type(req) ~= "table" then
       errors.misuse("submit_many", "reqs[" .. i .. "] must be a request table")
     end
+  end
+  local tasks = {}
+  for i, req in ipairs(reqs) do
     tasks[i] = self:submit(req, topts)
   end
   self:pump(timeout)

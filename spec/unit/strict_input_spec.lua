@@ -753,6 +753,10 @@ describe("strict input", function()
       c:submit_many(reqs, { engine = { slots = 5 } })
     end, "kling.submit_many: engine.slots must be a table {decrease, recover_after, recover_ms, cooldown_ms} "
       .. "(got a number (5))")
+    -- a request that is not a table is refused before the ones before it are taken in
+    assert.has_error(function()
+      c:submit_many({ reqs[1], 5 })
+    end, "kling.submit_many: reqs[2] must be a request table")
     assert.are.equal(0, c:engine():stats().active)
     c:wait_all({}, { timeout = 1 })
     assert.are.equal(0, f.stats.requests)
