@@ -89,6 +89,11 @@ local function points(params)
       or p.y > 1 then
       return fail("points[" .. i .. "]", "must be {x, y} with both in 0..1")
     end
+    -- {x, y, z}: the z went to the provider as given
+    err = validate.object_keys(R.ctx(), p, "points[" .. i .. "]", { "x", "y" })
+    if err then
+      return err
+    end
   end
   return nil
 end
