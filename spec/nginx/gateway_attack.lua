@@ -580,6 +580,14 @@ local function endless_answer_is_not_kept()
           ngx.header["X-Accel-Limit-Rate"] = "1"
           ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"accel-1","task_status":"submitted"}}')
           return
+        elseif (ngx.req.get_body_data() or ""):find("many headers", 1, true) then
+          -- a hostile upstream's 150 headers: ngx.resp.get_headers() lists only the first 100
+          for i = 1, 150 do
+            ngx.header["X-Hostile-" .. i] = "h" .. i
+          end
+          ngx.header["Set-Cookie"] = "upstream=1"
+          ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"many-1","task_status":"submitted"}}')
+          return
         end
         local mb = string.rep("x", 1024 * 1024)
         ngx.print('{"code":0,"message":"SUCCEED","data":{"task_id":"1","pad":"')
@@ -620,6 +628,18 @@ local function endless_answer_is_not_kept()
     .. " not redirected inside the gateway (to the client's balance here)", res.status == 200 and res.json
     and res.json.data and type(res.json.data.task_id) == "string" and res.json.data.task_id:find("^gw") ~= nil,
     tostring(res.status) .. " " .. tostring(res.body))
+  res = h.request("POST", gw2.http .. "/v1/videos/text2video", { timeout_ms = 10000,
+    headers = { authorization = "Bearer gw-bob-key" }, body = { prompt = "many headers", model_name = "kling-v1" } })
+  local leaked = {}
+  for k in pairs(res.headers or {}) do
+    if k:lower():find("^x%-hostile%-") or k:lower() == "set-cookie" then
+      leaked[#leaked + 1] = k
+    end
+  end
+  table.sort(leaked)
+  h.check("none of an upstream's 151 headers reaches the client (get_headers() listed 100: the rest went out)",
+    res.status == 200 and #leaked == 0 and res.json and res.json.data and res.json.data.task_id:find("^gw") ~= nil,
+    tostring(res.status) .. " " .. #leaked .. " leaked: " .. table.concat(leaked, " ", 1, math.min(#leaked, 5)))
 end
 
 -- issue 12.1 (held as it is): one external_task_id in two accounts is two tasks; a task id,

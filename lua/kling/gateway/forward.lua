@@ -104,8 +104,11 @@ function M.header_filter()
   else
     ngx.status = 200 -- made, or maybe made (looked up by its external id)
   end
-  for k in pairs(ngx.resp.get_headers()) do
-    ngx.header[k] = nil -- the upstream's own headers are not the client's business
+  -- The upstream's own headers are not the client's business: every one of them, however many
+  -- (get_headers() lists the first 100 only; 0 lifts that limit: a hostile upstream's 101st
+  -- header went out to the client).
+  for k in pairs(ngx.resp.get_headers(0)) do
+    ngx.header[k] = nil
   end
   ngx.header["Content-Type"] = "application/json; charset=utf-8"
   local wait = ngx.status == 429 and tonumber(c.retry_after)
