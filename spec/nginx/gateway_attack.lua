@@ -144,6 +144,21 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("... in the words an id never made gets: which ids exist is no client's to learn",
     unknown.json and res.json and unknown.json.message:gsub("%d%d%d+", "N") == res.json.message:gsub("%d%d%d+", "N"),
     res.body .. " " .. unknown.body)
+  -- Owners are looked up byte for byte: "0851...", "+851..." or " 851..." is bob's 851... to an
+  -- upstream that reads it as a number. An id not in the form ids are handed out in is refused.
+  local sent = sim_creates("/v1/videos/")
+  for _, case in ipairs { { "/v1/videos/avatar/image2video", { image = "https://example.com/a.png",
+    audio_id = "0" .. bob_audio.id, mode = "std", duration = 2 }, "audio_id" },
+    { "/v1/videos/avatar/image2video", { image = "https://example.com/a.png", audio_id = " " .. bob_audio.id,
+      mode = "std", duration = 2 }, "audio_id" },
+    { "/v1/videos/video-extend", { video_id = "+" .. video.id, model_name = "kling-v1", prompt = "more" },
+      "video_id" } } do
+    res = call("POST", case[1], "gw-alice-key", case[2])
+    h.check("an id in another form than handed out (" .. json.encode(case[2][case[3]]) .. ") is refused naming "
+      .. case[3] .. " (400, 1201)", res.status == 400 and res.json and res.json.code == 1201
+      and res.json.message:find("^" .. case[3] .. ": must be an id as the API hands them out") ~= nil, res.body)
+  end
+  h.check("... none of them forwarded", sim_creates("/v1/videos/") == sent)
   -- The request is checked before its ids are looked up: an unknown *_id field (a list of millions
   -- was walked, a lookup each, blocking the worker, before being refused) is refused as unknown.
   res = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", { image = "https://example.com/a.png",

@@ -253,3 +253,42 @@ describe("an upstream id named as a JSON number (issue 12 review)", function()
     assert.are.equal("1.5", owners.id_text(1.5)) -- not an id: the request's check refuses it
   end)
 end)
+
+describe("an id a client names in another form than ids are handed out (owners.id_problem)", function()
+  local owners = require "kling.gateway.owners"
+  it("is refused: the upstream may read 0851..., +851... or ' 851...' as another account's 851...", function()
+    for _, id in ipairs { "851796586942000002", "0", "kling_narrator_en", "reader_en_m-v1", "gw0123abcd",
+      "0a1b2c3d-e89b-12d3", "829826751244537879" } do
+      assert.is_nil(owners.id_problem(id), id)
+    end
+    for _, id in ipairs { "0851796586942000002", "+851796586942000002", " 851796586942000002",
+      "851796586942000002 ", "-851", "00", "0x353", "851e0", "8_51", "851.0", "85\n1", "", ("1"):rep(257) } do
+      assert.is_string(owners.id_problem(id), id)
+    end
+  end)
+  it("foreign refuses one before anything is looked up, naming the field (owned ids or not)", function()
+    local looked = 0
+    local saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { shared = { [owners.DICT] = { get = function(_, k)
+      looked = looked + 1
+      return k == "o:851796586942000002" and "bob|gw1" or nil
+    end } } })
+    local ok, err = pcall(function()
+      local G = { cfg = {} }
+      for _, req in ipairs { { video_id = "0851796586942000002" }, { video_id = "+851796586942000002" },
+        { audio_id = " 851796586942000002" }, { face_choose = { { face_id = "0", audio_id = "0851" } } } } do
+        local field, id, err, why = owners.foreign(G, "alice", req)
+        assert.is_nil(err)
+        assert.is_string(why)
+        assert.is_true(field == "video_id" or field == "audio_id", tostring(field))
+        assert.is_string(id)
+      end
+      assert.are.equal(0, looked)
+      assert.are.equal("video_id", (owners.foreign(G, "alice", { video_id = "851796586942000002" })))
+      assert.is_nil(owners.foreign(G, "bob", { video_id = "851796586942000002", voice_list = {
+        { voice_id = "kling_narrator_en" } } }))
+    end)
+    rawset(_G, "ngx", saved)
+    assert(ok, err)
+  end)
+end)

@@ -221,8 +221,11 @@ function M.admit(G, account, endpoint)
   -- Every client shares one upstream account: an id another client was shown is not this one's.
   -- Asked after the request is valid: its known fields bound how many ids it names (an unknown
   -- "v_id" array of millions was walked, a dict lookup each, before being refused).
-  local field, foreign, ferr = owners.foreign(G, account.name, req)
-  if field then
+  local field, foreign, ferr, form = owners.foreign(G, account.name, req)
+  if form then
+    return refuse("validation", { status = 400, code = 1201, message = validate.brief(field) .. ": " .. form
+      .. " (got \"" .. validate.brief(foreign) .. "\")" })
+  elseif field then
     return refuse("validation", { status = 400, code = 1201, message = validate.brief(field) .. ": "
       .. validate.brief(foreign) .. " is not one of this account's" })
   elseif ferr then

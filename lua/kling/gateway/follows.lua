@@ -49,6 +49,10 @@ function M.apply(G, account, def, req)
   if type(id) ~= "string" or id == "" or #id > M.MAX_ID then
     return true -- no source named (the endpoint's own checks say what is wrong)
   end
+  local form = owners.id_problem(id) -- looked up as the upstream reads it, or not at all
+  if form then
+    return nil, f.field, form .. " (got \"" .. validate.brief(id) .. "\")"
+  end
   local owner, task_id = owners.origin(G, id)
   if owner == nil and task_id then
     return nil, nil, task_id -- the store's message

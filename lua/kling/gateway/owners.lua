@@ -131,6 +131,33 @@ function M.id_text(v)
   return tostring(v)
 end
 
+-- The one text form of an id a client's request may name: the form ids are handed out in.
+-- Kling's (a task's, its video's and audio's, a face session's) are decimal digits without
+-- sign or leading zero ("851796586942000002"; a face "0"); preset voices and elements, other
+-- providers' and the gateway's own ("gw" and hex) are letters, digits, '_' and '-'. Owners are
+-- looked up byte for byte while an upstream may read "0851...", "+851...", " 851...", "0x...",
+-- "851e0" or "8_51" as the number it names: another account's id past the check. Refused, so
+-- that the text the check looks up is the id the upstream reads.
+M.ID_MAX = 256
+
+-- id_problem(id) -> nil | the rule it breaks (a message without the field name)
+function M.id_problem(id)
+  if type(id) ~= "string" or #id == 0 or #id > M.ID_MAX then
+    return "must be an id of 1.." .. M.ID_MAX .. " characters, as the API hands them out"
+  elseif not id:find("^[%w][%w_-]*$") then
+    return "must be an id as the API hands them out: letters, digits, '_' and '-', starting with a letter or"
+      .. " digit (no sign, space, dot or other character)"
+  end
+  -- Written as a number: only as the API writes one (hex, an exponent or '_' between digits
+  -- are other spellings of it).
+  local numeric = id:find("^[%d_]+$") or id:find("^0[xX]%x+$") or id:find("^%d+[eE]%d+$")
+  if numeric and id ~= "0" and not id:find("^[1-9]%d*$") then
+    return "must be an id as the API hands them out: a number in decimal digits without a leading zero"
+      .. " (\"851796586942000002\", not \"0851796586942000002\")"
+  end
+  return nil
+end
+
 --- Whether a request's field names an upstream id (a field called *_id at any depth: video_id,
 -- audio_id, session_id, element_list[].element_id, ...; not external_task_id, the client's own):
 -- the one rule for the ids a client must own (here) and the ids read in their digits
@@ -182,7 +209,8 @@ local function values(G, ids)
 end
 
 -- foreign(G, account, req) -> field, id (the first id req names that another account owns)
--- | nil | nil, nil, message (the store cannot say).
+-- | field, id, nil, rule (an id not written as ids are handed out: id_problem) | nil | nil,
+-- nil, message (the store cannot say).
 function M.foreign(G, account, req)
   local list = {}
   named(req, nil, list)
@@ -191,6 +219,10 @@ function M.foreign(G, account, req)
   end
   local ids = {}
   for i, n in ipairs(list) do
+    local why = M.id_problem(n.id)
+    if why then
+      return n.field, n.id, nil, why
+    end
     ids[i] = n.id
   end
   local owners, err = values(G, ids)
