@@ -769,6 +769,31 @@ local function upstream_pace_is_honoured()
     and after.reserved == before.reserved, json.encode { size, h.file_size(journal), before, after })
 end
 
+-- A media URL a client gives is fetched by the upstream: one to a private, loopback, link-local
+-- or metadata address was forwarded unchecked. Refused as a callback_url is, naming the field
+-- as sent (this gateway has no allow_private_media); base64 images and public URLs still go.
+local function private_media_is_refused()
+  local sent, before = sim_creates("/v1/"), balance("gw-bob-key")
+  for _, case in ipairs {
+    { "/v1/videos/image2video", { model_name = "kling-v1", image = "http://169.254.169.254/latest/a.png",
+      prompt = "a kite" }, "image" },
+    { "/v1/videos/image2video", { model_name = "kling-v1", image = "https://example.com/a.png",
+      image_tail = "http://127.0.0.1:80/b.png", prompt = "a kite" }, "image_tail" },
+    { "/v1/videos/multi-image2video", { model_name = "kling-v1-6", prompt = "a kite", image_list = {
+      { image = "https://example.com/a.png" }, { image = "http://[::ffff:10.0.0.1]/b.png" } } },
+      "image_list%[2%]%.image" },
+    { "/v1/audio/video-to-audio", { video_url = "http://192.168.0.10/v.mp4" }, "video_url" },
+  } do
+    local res = call("POST", case[1], "gw-bob-key", case[2])
+    h.check("a media URL to a private address is refused naming " .. case[3]:gsub("%%", "") .. " (400, 1201)",
+      res.status == 400 and res.json and res.json.code == 1201
+      and res.json.message:find("^" .. case[3] .. ": must be a public address") ~= nil, res.body)
+  end
+  local after = balance("gw-bob-key")
+  h.check("... none of them forwarded nor held", sim_creates("/v1/") == sent and after.reserved == before.reserved
+    and after.balance == before.balance, json.encode { before, after })
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { task_seconds = 1 })
   gateway_start()
@@ -776,6 +801,7 @@ local function run()
   extend_is_priced_by_its_source()
   extend_of_a_default_video_is_priced_by_the_defaults()
   keys_given_twice_are_refused()
+  private_media_is_refused()
   huge_bodies_are_refused_fast()
   journal_is_private()
   accounts_stay_apart()

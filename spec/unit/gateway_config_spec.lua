@@ -335,6 +335,18 @@ describe("kling.gateway.config", function()
     assert.matches("journal_sync", c)
   end)
 
+  it("allow_private_media is a known flag, off by default, refused when not a boolean", function()
+    local ok, c = with {}
+    assert.is_true(ok, tostring(c))
+    assert.is_false(c.allow_private_media)
+    ok, c = with { allow_private_media = true }
+    assert.is_true(ok, tostring(c))
+    assert.is_true(c.allow_private_media)
+    ok, c = with { allow_private_media = "yes" }
+    assert.is_false(ok)
+    assert.matches("allow_private_media", c)
+  end)
+
   it("issue 12.2: a journal asked to sync fsyncs each line, and fails closed when it cannot", function()
     local journal = require "kling.resty.journal"
     local path = os.tmpname()

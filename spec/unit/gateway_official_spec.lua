@@ -127,6 +127,50 @@ describe("kling.gateway.official", function()
     assert.matches("^element_list%[1%]%.element_id: an id is a string of digits", err)
   end)
 
+  -- Media the upstream fetches from a URL a client gave: a private, loopback, link-local or
+  -- metadata address went upstream unchecked (the callback_url's rule now holds for them too).
+  it("refuses a media URL to a private, loopback, link-local or metadata address, naming the field", function()
+    for _, case in ipairs {
+      { { image = "http://169.254.169.254/a.png" }, "image" },
+      { { image = "https://example.com/a.png", image_tail = "http://127.0.0.1/b.png" }, "image_tail" },
+      { { image_list = { { image = "https://example.com/a.png" }, { image = "http://10.0.0.1/b.png" } } },
+        "image_list[2].image" },
+      { { image_list = { { image_url = "HTTP://[::1]:8080/b.png" } } }, "image_list[1].image_url" },
+      { { video_list = { { video_url = "https://192.168.1.2/v.mp4", refer_type = "base" } } },
+        "video_list[1].video_url" },
+      { { video_url = "http://metadata.google.internal/v.mp4" }, "video_url" },
+      { { dynamic_masks = { { mask = "http://100.100.100.200/m.png" } } }, "dynamic_masks[1].mask" },
+      { { input = { images = { "http://172.16.0.1/a.png" } } }, "input.images[1]" },
+      { { face_choose = { { face_id = "0", sound_file = "http://0x7f.1/a.mp3" } } }, "face_choose[1].sound_file" },
+      { { image = " http://10.0.0.1/a.png" }, "image" },
+    } do
+      local req, err = official.to_canonical(case[1], false, "videos/image2video")
+      assert.is_nil(req, case[2])
+      assert.are.equal(case[2] .. ":", err:match("^%S+"), err)
+    end
+    local _, err = official.to_canonical({ image = "http://169.254.169.254/a.png" }, true)
+    assert.matches("^image: must be a public address %(169%.254%.169%.254 .*allow_private_media", err)
+  end)
+
+  it("takes public media URLs, base64 images, URLs in prompts, and private media where allowed", function()
+    local png = "iVBORw0KGgoAAAANSUhEUgAA"
+    for _, body in ipairs {
+      { image = "https://example.com/a.png", image_tail = png },
+      { image = "data:image/png;base64," .. png },
+      { prompt = "http://10.0.0.1/ is where the kite flies", negative_prompt = "https://127.0.0.1/",
+        multi_prompt = { { prompt = "http://169.254.169.254/", duration = "5" } } },
+      { text = "read http://192.168.0.1/ aloud", voice_id = "kling_narrator_en" },
+      { callback_url = "http://10.0.0.1/cb" }, -- a callback: allow_private_callbacks (true here), not media
+    } do
+      assert(official.to_canonical(body, true, "videos/image2video", false))
+    end
+    assert(official.to_canonical({ image = "http://169.254.169.254/a.png", video_url = "http://127.0.0.1:1/v.mp4",
+      image_list = { { image = "http://10.0.0.1/b.png" } } }, false, "videos/image2video", true))
+    local _, err = official.to_canonical({ callback_url = "http://10.0.0.1/cb", image = "https://example.com/a.png" },
+      false, "videos/image2video", true)
+    assert.matches("^callback_url: .*allow_private_callbacks", err)
+  end)
+
   it("reads motion-control's image_url (the official API's) as its image, on that endpoint only", function()
     local body = { model_name = "kling-v2-6", mode = "std", image_url = "https://x.example/a.png",
       video_url = "https://x.example/v.mp4", character_orientation = "image" }

@@ -196,7 +196,8 @@ function M.admit(G, account, endpoint)
   elseif not raw:find("^%s*{") then -- [] decodes to the table {} decodes to
     return refuse("validation", { status = 400, code = 1200, message = "the body must be a JSON object" })
   end
-  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks, endpoint)
+  local req, cb, ext = official.to_canonical(body, G.cfg.allow_private_callbacks, endpoint,
+    G.cfg.allow_private_media)
   if not req then -- cb: why; ext: the code, where the refusal is not a field's (1201)
     return refuse("validation", { status = 400, code = ext or 1201, message = cb })
   end

@@ -22,6 +22,7 @@
 --                 charge a day; both optional)
 --   "admin_key": "...",                      (the admin API's Bearer key; without it the API is off)
 --   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
+--   "allow_private_media": false,            (clients' media URLs may be private addresses)
 --   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
 --   "store": {"redis": "redis://127.0.0.1:6379/0", "prefix": "kgw:"}  (several nodes; no journal then)
 --   "resolver": ["192.0.2.53", "192.0.2.54:53"]   (asked where callback hosts point; default resolv.conf's)
@@ -77,7 +78,7 @@ end
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
-    "insecure_callbacks", "store", "resolver", "memory" },
+    "allow_private_media", "insecure_callbacks", "store", "resolver", "memory" },
   ["store."] = { "redis", "prefix" },
   ["memory."] = { "tasks", "ledger" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
@@ -211,6 +212,7 @@ function M.check(doc)
   local c = {
     admin_key = key(doc, "admin_key", "", false, 16),
     allow_private_callbacks = flag(doc, "allow_private_callbacks", ""),
+    allow_private_media = flag(doc, "allow_private_media", ""),
     insecure_callbacks = flag(doc, "insecure_callbacks", ""),
     currency = str(doc, "currency", "", false),
     price_provider = str(doc, "price_provider", "", false) or "kling",

@@ -33,18 +33,46 @@ local function decimal(v, field)
     .. validate.brief(v) .. "\")"
 end
 
+-- Fields of free text: a prompt may start with a URL that nobody fetches.
+local TEXT = { prompt = true, negative_prompt = true, text = true, sound_effect_prompt = true, bgm_prompt = true,
+  element_name = true, element_description = true, voice_name = true }
+
+-- Whether a string is a URL the upstream would fetch: one that starts with http:// or https://
+-- (any case, after any white space). Read from its first bytes only: an inline base64 image
+-- (or a data: URL) is no URL and its megabytes are not walked.
+local H, h, SP, TAB, CR, LF = ("H"):byte(), ("h"):byte(), (" "):byte(), ("\t"):byte(), ("\r"):byte(), ("\n"):byte()
+local function url_like(v)
+  local b = v:byte(1)
+  if b == H or b == h then
+    return v:find("^[Hh][Tt][Tt][Pp][Ss]?://") ~= nil
+  elseif b == SP or b == TAB or b == CR or b == LF then
+    return v:find("^%s*[Hh][Tt][Tt][Pp][Ss]?://") ~= nil
+  end
+  return false
+end
+
 -- The official API's ids are strings. One sent as a JSON number is read in its digits
 -- ("video_id": 860000000000000000 is "860000000000000000": the encoder would write it 8.6e+17
 -- upstream), and one past 2^53 is refused: its digits are lost in the decoding already
--- (851796586942000002 arrives as ...000000, another id). -> nil | path, message
+-- (851796586942000002 arrives as ...000000, another id). And every URL given for the upstream
+-- to fetch (image, image_tail, video_url, image_list[].image, static_mask, sound_file, ... : a
+-- URL in any field but free text) is checked as a callback_url is (kling.gateway.public_url:
+-- no loopback, private, link-local or metadata host) unless allow_media. In the same walk, no
+-- other. -> nil | path, message
 local EXACT = 2 ^ 53
-local function ids_as_text(t, path)
+local function ids_as_text(t, path, allow_media, name)
   for k, v in pairs(t) do
     local here = type(k) == "number" and (path .. "[" .. k .. "]") or (path == "" and k or (path .. "." .. k))
+    local field = type(k) == "string" and k or name -- an array's items are its field's
     if type(v) == "table" then
-      local bad, why = ids_as_text(v, here)
+      local bad, why = ids_as_text(v, here, allow_media, field)
       if bad then
         return bad, why
+      end
+    elseif type(v) == "string" and v ~= "" and not TEXT[field] and url_like(v) then
+      local ok, why = public_url.check(v, allow_media, public_url.MEDIA_MAX_LENGTH, "allow_private_media")
+      if not ok then
+        return here, why
       end
     elseif type(v) == "number" and owners.names_id(k) then
       if v >= EXACT then
@@ -95,13 +123,15 @@ function M.as_sent(body, field, endpoint)
   return field
 end
 
--- to_canonical(body, allow_private_callbacks, endpoint) -> request, callback_url, external_task_id |
--- nil, message, code (the official API's: 1200 for a body that is not an object, 1201 for a
--- field). The official spelling (model_name, "5", "on", image_tail, motion-control's image_url, shots with string
--- durations) becomes the canonical one; fields the module does not know pass through
--- unchanged. callback_url and external_task_id are the client's: the gateway keeps them and
--- sends its own upstream; a callback_url must be a public http(s) URL (kling.gateway.public_url).
-function M.to_canonical(body, allow_private, endpoint)
+-- to_canonical(body, allow_private_callbacks, endpoint, allow_private_media) -> request,
+-- callback_url, external_task_id | nil, message, code (the official API's: 1200 for a body that
+-- is not an object, 1201 for a field). The official spelling (model_name, "5", "on", image_tail,
+-- motion-control's image_url, shots with string durations) becomes the canonical one; fields
+-- the module does not know pass through unchanged. callback_url and external_task_id are the
+-- client's: the gateway keeps them and sends its own upstream; a callback_url must be a public
+-- http(s) URL (kling.gateway.public_url), and so must every URL the upstream would fetch
+-- (unless allow_private_media).
+function M.to_canonical(body, allow_private, endpoint, allow_private_media)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object", 1200
   end
@@ -113,12 +143,12 @@ function M.to_canonical(body, allow_private, endpoint)
     end
   end
   local req = copy(body)
-  local bad, why = ids_as_text(req, "")
+  local cb, ext = req.callback_url, req.external_task_id -- the client's (below), not the upstream's
+  req.callback_url, req.external_task_id = nil, nil
+  local bad, why = ids_as_text(req, "", allow_private_media)
   if bad then
     return nil, bad .. ": " .. why
   end
-  local cb, ext = req.callback_url, req.external_task_id
-  req.callback_url, req.external_task_id = nil, nil
   if cb ~= nil then
     local ok, uwhy = public_url.check(cb, allow_private)
     if not ok then

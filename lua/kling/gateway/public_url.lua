@@ -1,4 +1,5 @@
--- Whether a client's callback_url may be called by the gateway: an http(s) URL that stays
+-- Whether a client's callback_url may be called by the gateway (and a media URL it gives in a
+-- create fetched by the upstream: kling.gateway.official): an http(s) URL that stays
 -- one request line (no control characters, spaces or percent-encoded controls), without
 -- user info, to a public address. Loopback, private, link-local, CGNAT, metadata, multicast
 -- and reserved IPv4 ranges are refused, and so are IPv6 loopback, ULA, link-local and the
@@ -12,6 +13,7 @@ local validate = require "kling.validate"
 local M = {}
 
 M.MAX_LENGTH = 2048
+M.MEDIA_MAX_LENGTH = 16384 -- a media URL's (a signed one's query is long)
 
 -- IPv4 ranges: {first octets as a 32-bit prefix, prefix length}
 local V4_REFUSED = {
@@ -185,13 +187,16 @@ function M.name_of(url)
   return (host:lower():gsub("%.$", ""))
 end
 
--- check(url, allow_private) -> true | nil, rule (a message without the field name)
-function M.check(url, allow_private)
+-- check(url, allow_private [, max_length, switch]) -> true | nil, rule (a message without the
+-- field name). max_length: MAX_LENGTH unless given; switch: the config flag that allows a
+-- private address, named in the refusal (allow_private_callbacks unless given).
+function M.check(url, allow_private, max_length, switch)
   if type(url) ~= "string" then
     return nil, "must be an http(s) URL string"
   end
-  if #url > M.MAX_LENGTH then
-    return nil, "must be at most " .. M.MAX_LENGTH .. " characters"
+  max_length = max_length or M.MAX_LENGTH
+  if #url > max_length then
+    return nil, "must be at most " .. max_length .. " characters"
   end
   local problem = validate.callback_url_problem(url)
   if problem then
@@ -205,7 +210,7 @@ function M.check(url, allow_private)
   end
   if private and not allow_private then
     return nil, "must be a public address (" .. host .. " is loopback, private, link-local or reserved;"
-      .. " allow_private_callbacks in the gateway config allows it)"
+      .. " " .. (switch or "allow_private_callbacks") .. " in the gateway config allows it)"
   end
   return true
 end
