@@ -328,12 +328,23 @@ static const char *kind_of(mode_t m) {
     return "not a regular file";
 }
 
-/* read_regular(path, max) -> bytes | nil, message, kind: at most max bytes of a regular file.
- * A local file given for a request field is read only when it is a regular file: a FIFO, a
- * device or /dev/stdin would block or never end. The type is checked with stat before any
- * open (opening a FIFO for read blocks, a device's open may act), and again with fstat on the
- * descriptor, opened O_NONBLOCK, so a path swapped between the two is still refused. kind is
- * what the path is ("a FIFO (named pipe)", ...) when it is not a regular file, else nil. */
+/* read_regular(path, max) -> bytes | nil, message, kind, missing: at most max bytes of a
+ * regular file. A local file given for a request field is read only when it is a regular file:
+ * a FIFO, a device or /dev/stdin would block or never end. The type is checked with stat before
+ * any open (opening a FIFO for read blocks, a device's open may act), and again with fstat on
+ * the descriptor, opened O_NONBLOCK, so a path swapped between the two is still refused. kind is
+ * what the path is ("a FIFO (named pipe)", ...) when it is not a regular file, else nil; missing
+ * is true when nothing is at path (ENOENT, ENOTDIR), and false for any other failure (a file
+ * there that cannot be read: a journal or a cache read as empty then would be paid again). */
+/* read_regular's failure: nil, message, no kind, and whether nothing is at the path. */
+static int push_read_failure(lua_State *L, const char *what, const char *path) {
+    int missing = errno == ENOENT || errno == ENOTDIR;
+    push_errno(L, what, path);
+    lua_pushnil(L);
+    lua_pushboolean(L, missing);
+    return 4;
+}
+
 static int l_read_regular(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer max = luaL_checkinteger(L, 2);
@@ -341,10 +352,10 @@ static int l_read_regular(lua_State *L) {
     int fd;
     luaL_Buffer b;
     if (max < 0) return luaL_argerror(L, 2, "must not be negative");
-    if (stat(path, &st) != 0) return push_errno(L, "cannot open", path);
+    if (stat(path, &st) != 0) return push_read_failure(L, "cannot open", path);
     if (!S_ISREG(st.st_mode)) goto not_regular;
     fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return push_errno(L, "cannot open", path);
+    if (fd < 0) return push_read_failure(L, "cannot open", path);
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         goto not_regular;
@@ -359,7 +370,7 @@ static int l_read_regular(lua_State *L) {
             int e = errno;
             close(fd);
             errno = e;
-            return push_errno(L, "cannot read", path);
+            return push_read_failure(L, "cannot read", path);
         }
         if (n == 0) break;
         luaL_addsize(&b, (size_t)n);

@@ -229,8 +229,8 @@ local MAX_CACHE_BYTES = require("kling.local_file").MAX_TEXT
 function M.load(path)
   -- only a regular file is read, its type checked before any open (kling.core.read_regular):
   -- io.open of a FIFO given as the cache blocked `kling element` and `kling run --elements`
-  local text, rerr, kind = core.read_regular(path, MAX_CACHE_BYTES + 1)
-  if kind then
+  local text, rerr, kind, missing = core.read_regular(path, MAX_CACHE_BYTES + 1)
+  if kind or (not text and not missing) then -- there but unreadable: no empty cache (made again: paid again)
     return nil, "element cache " .. path .. " is not readable (" .. tostring(rerr) .. ")"
   elseif not text then
     return { version = 1, elements = {} }

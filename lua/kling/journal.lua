@@ -39,11 +39,14 @@ local append_raw = M.durable and core.append_sync or append_flush
 function M.read(path)
   -- only a regular file, its type checked before any open (kling.core.read_regular): opening a
   -- FIFO planted at the journal's name blocked kling run, kling status and kling storyboard
-  local text, why, kind = core.read_regular(path, math.maxinteger or 2 ^ 53)
+  local text, why, kind, missing = core.read_regular(path, math.maxinteger or 2 ^ 53)
   if kind then
     return nil, tostring(why) .. ": a journal is a regular file"
-  elseif not text then
+  elseif not text and missing then
     return {}, { lines = 0, missing = true, good_bytes = 0 }
+  elseif not text then
+    -- one that is there but cannot be read is no empty journal: its rows would be sent again
+    return nil, tostring(why) .. ": the journal is there but cannot be read (nothing was sent)"
   end
   local records, n, pos = {}, 0, 1
   while pos <= #text do

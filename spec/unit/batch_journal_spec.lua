@@ -58,6 +58,33 @@ describe("kling.journal", function()
     assert.matches("bad%.jsonl:2: not a journal record", err)
   end)
 
+  -- A journal that is there but cannot be read (here a link that loops: ELOOP, as root too;
+  -- EACCES or EIO elsewhere) was read as a missing one: a run into its directory began afresh
+  -- and sent its rows again. Only nothing at the path is an empty journal.
+  it("refuses a journal that is there but cannot be read; only a missing one is empty", function()
+    local loop = dir .. "/loop.jsonl"
+    assert(os.execute("ln -s " .. loop .. " " .. loop))
+    local text, why, kind, missing = core.read_regular(loop, 10)
+    assert.is_nil(text)
+    assert.is_nil(kind)
+    assert.is_false(missing)
+    assert.is_string(why)
+    local records, err = journal.read(loop)
+    assert.is_nil(records)
+    assert.matches("is there but cannot be read", err, 1, true)
+    assert.is_nil((journal.open(loop)))
+    assert.is_true(select(4, core.read_regular(dir .. "/none.jsonl", 10)))
+    assert.is_true(select(4, core.read_regular(dir .. "/a.jsonl/under", 10))) -- ENOTDIR: nothing there
+    local none, info = journal.read(dir .. "/none.jsonl")
+    assert.are.same({}, none)
+    assert.is_true(info.missing)
+    local element = require "kling.element"
+    local doc, eerr = element.load(loop)
+    assert.is_nil(doc)
+    assert.matches("is not readable", eerr, 1, true)
+    assert.are.same({}, assert(element.load(dir .. "/none-cache.json")).elements)
+  end)
+
   it("reports an unwritable journal instead of going on without it", function()
     local j = assert(journal.open(dir .. "/nodir/x.jsonl"))
     local ok, err = j:append { t = "x" }

@@ -152,8 +152,8 @@ end
 -- Whether something is at path, found without opening it: opening a FIFO there (a FIFO named
 -- as the argument, or planted as DIR/journal.jsonl) blocked the command for good.
 local function exists(path)
-  local text, _, kind = core.read_regular(path, 0)
-  return text ~= nil or kind ~= nil
+  local text, _, kind, missing = core.read_regular(path, 0)
+  return text ~= nil or kind ~= nil or missing == false
 end
 
 -- An argument meant as a directory: a "/" or a leading "." or "~", something on disk, or, on
