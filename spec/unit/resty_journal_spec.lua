@@ -46,6 +46,26 @@ end
     files.remove(dir)
   end)
 
+  -- Read as an empty journal, a gateway's journal that is there but cannot be read (a link that
+  -- loops, as root too; EACCES, EIO elsewhere) started every account with its spent credit back,
+  -- and a FIFO at its name blocked nginx's master: both are errors now, only a missing one empty.
+  it("reads a missing journal as empty, and one there that cannot be read as an error, never opening a FIFO",
+    function()
+      local dir = files.tempdir()
+      local entries, skipped = journal.read(dir .. "/none.jsonl")
+      assert.are.same({}, entries)
+      assert.equals(0, skipped)
+      assert(os.execute("ln -s " .. dir .. "/loop.jsonl " .. dir .. "/loop.jsonl"))
+      local none, err = journal.read(dir .. "/loop.jsonl")
+      assert.is_nil(none)
+      assert.matches("loop.jsonl cannot be read", err, 1, true)
+      assert(os.execute("mkfifo " .. dir .. "/fifo.jsonl"))
+      none, err = journal.read(dir .. "/fifo.jsonl") -- returns: the FIFO was never opened
+      assert.is_nil(none)
+      assert.matches("a journal is a regular file", err, 1, true)
+      files.remove(dir)
+    end)
+
   it("starts a line of its own after one a failed write cut short, in every worker", function()
     -- A full disk: write(2) takes the bytes that fit and fails on the rest, so the file ends in
     -- the cut line, without its newline. The next line (a create held and forwarded) was glued to

@@ -215,6 +215,9 @@ function M.write(path, lines, user, sync)
   end
   -- Read back whole before it replaces anything.
   local back, skipped = journal.read(tmp)
+  if not back then
+    return fail(tmp, nil, skipped)
+  end
   if #back ~= #lines or skipped ~= 0 or back[1].version ~= M.VERSION then
     return fail(tmp, nil, ("%s reads back %d lines (%d unreadable), not the %d written"):format(tmp, #back, skipped,
       #lines))

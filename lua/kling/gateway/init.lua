@@ -391,6 +391,9 @@ function M.init(path, opts)
   G.ledger_dict = ledger_dict
   local t0 = core.wall_ms()
   local entries, skipped = journal.read(G.cfg.journal)
+  if not entries then
+    error("kling gateway: " .. skipped, 0)
+  end
   local read_ms = core.wall_ms() - t0
   if #entries == 0 and (ran or skipped > 0) then
     -- not empty, yet no line reads (a blank line, a compressed copy): no start from nothing

@@ -8,6 +8,7 @@
 -- survives a crash of nginx; with sync = true each line is also
 -- fsync'd (a line that cannot be is an error, so the caller fails closed), which survives a crash of the machine at the
 -- cost of a disk wait inside the worker.
+local core = require "kling.core"
 local json = require "kling.json"
 
 local NEWLINE = ("\n"):byte()
@@ -76,7 +77,6 @@ end
 -- closed, naming the way out. Anything but a regular file is refused before it is opened (a
 -- FIFO would block nginx's master). -> problem | nil, ran
 function M.lost(path)
-  local core = require "kling.core"
   local ok, size, kind = core.output_target(path)
   if not ok then
     return "the journal " .. path .. " is " .. tostring(kind) .. ", not a regular file: " .. tostring(size)
@@ -179,7 +179,6 @@ function Journal:append(entry)
   end
   if self.sync then
     -- Asked to be durable and cannot be: fail closed, the caller refuses the movement.
-    local core = require "kling.core"
     if not core.fsync_path then
       return nil, "cannot fsync the journal " .. self.path .. ": this kling.core has no fsync_path"
     end
@@ -272,7 +271,6 @@ end
 -- one) that begins with the journal's first line. A journal moved away, or a fresh file in
 -- its place, is refused at once: every worker would append to a file a restart refuses.
 function M.replacement(path)
-  local core = require "kling.core"
   local ok, size = core.output_target(path)
   if not ok then
     return nil, "the journal " .. path .. " cannot be reopened: " .. tostring(size)
@@ -295,11 +293,20 @@ function M.replacement(path)
 end
 
 -- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:
--- a line cut short by a crash). A missing file is an empty journal.
+-- a line cut short by a crash) | nil, message. A missing file is an empty journal; one that is
+-- there but is no regular file or cannot be read is an error (fail closed: read as empty, every
+-- account had its spent credit back), and a FIFO there is never opened (it blocks).
 function M.read(path)
-  local f = io.open(path, "rb")
-  if not f then
+  local head, why, kind, missing = core.read_regular(path, 0) -- its type, without reading it
+  if not head and missing then
     return {}, 0
+  elseif not head then
+    return nil, "the journal " .. path .. " cannot be read (" .. tostring(why) .. ")"
+      .. (kind and ": a journal is a regular file" or "")
+  end
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, "the journal " .. path .. " cannot be read (" .. tostring(err) .. ")"
   end
   local out, skipped = {}, 0
   for line in f:lines() do
