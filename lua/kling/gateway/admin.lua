@@ -20,6 +20,8 @@
 --   POST /gateway/admin/tasks/<id>/settle        {amount}: an ended task's kept hold charged that (kling.gateway.holds)
 --   POST /gateway/admin/tasks/<id>/release       {}: ... charged nothing
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
+local api = require "kling.gateway.api"
+local callback = require "kling.resty.callback"
 local capacity = require "kling.gateway.capacity"
 local query_args = require "kling.gateway.args"
 local accounts_mod = require "kling.gateway.accounts"
@@ -137,8 +139,11 @@ end
 
 -- body() -> doc | nil, message and field of a key given twice (nil: not a JSON object)
 local function body()
-  ngx.req.read_body()
-  local raw = ngx.req.get_body_data() or ""
+  -- in memory or, past client_body_buffer_size, in its temporary file (a create's rule: api)
+  local raw, rerr = callback.raw_body(api.BODY_MAX)
+  if not raw then
+    return nil, rerr
+  end
   local doc, err, dup = json.decode_strict(raw)
   if dup then
     return nil, err, dup
