@@ -107,7 +107,9 @@ if(KLING_VALGRIND)
     "LUA_CPATH=${KLING_LUA_CPATH}"
     "KLING_SIM_INFO=${KLING_VG_SIM_DIR}/sim.json"
     "KLING_BUILD_DIR=${CMAKE_BINARY_DIR}"
-    "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit")
+    "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit"
+    # as KLING_TEST_ENV: no spec reads a user's caches (learnt durations, elements)
+    "XDG_CACHE_HOME=/dev/null")
   add_test(NAME sim_valgrind_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start
     --dir ${KLING_VG_SIM_DIR} --out ${KLING_VG_SIM_DIR}/sim.json --replace)
   add_test(NAME sim_valgrind_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_VG_SIM_DIR})
