@@ -504,16 +504,7 @@ function M.controls_problem(v, field, depth)
 end
 
 local function list_words(set)
-  local keys = {}
-  for k in pairs(set) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) then
-      return a < b
-    end
-    return type(a) == "number"
-  end)
+  local keys = sorted_keys(set)
   for i, k in ipairs(keys) do
     keys[i] = tostring(k)
   end
