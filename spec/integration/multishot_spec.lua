@@ -6,6 +6,12 @@
 local sim = require "support.sim"
 local multishot = require "kling.multishot"
 local element = require "kling.element"
+local files = require "support.files"
+
+-- A file's whole text (an error when it is not there).
+local function slurp(path)
+  return assert(files.read(path), path)
+end
 
 local root = os.tmpname()
 os.remove(root)
@@ -96,12 +102,6 @@ describe("a storyboard against the simulator", function()
     local dir = fresh_dir()
     local first = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
     local r = assert(multishot.run(client, first, { out = dir }))
-    local function slurp(path)
-      local f = assert(io.open(path, "rb"))
-      local s = f:read("a")
-      f:close()
-      return s
-    end
     local kept = { slurp(r.segments[1].path), slurp(r.segments[2].path), slurp(r.file) }
     local function journal_lines()
       return #slurp(dir .. "/storyboard.jsonl"):gsub("[^\n]", "")
@@ -143,12 +143,6 @@ describe("a storyboard against the simulator", function()
     local dir = fresh_dir()
     local sb = { model = "kling-v3", mode = "std", shots = shots(5, 5, 5, 4, 4) }
     local r = assert(multishot.run(client, sb, { out = dir }))
-    local function slurp(path)
-      local f = assert(io.open(path, "rb"))
-      local s = f:read("a")
-      f:close()
-      return s
-    end
     local journal = slurp(dir .. "/storyboard.jsonl")
     -- the journal and the directory as a kill right after segment 2's move left them
     local function cut()
