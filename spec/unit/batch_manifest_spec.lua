@@ -1,6 +1,7 @@
 -- Batch manifests: JSONL with a defaults line, CSV with typed cells (RFC 4180 quoting), row
 -- ids, the split between what is sent and what configures the row, and the row hash that
 -- lets a resumed batch notice an edited manifest (keys never in it).
+local stderr = require "support.stderr"
 local manifest = require "kling.batch.manifest"
 local json = require "kling.json"
 
@@ -276,24 +277,14 @@ describe("kling.batch.run with an option name it does not know", function()
       given = o
       return real(o)
     end
-    -- luacheck: push ignore 122 (io.stderr is swapped for a buffer)
-    local real_err, buf = io.stderr, {}
-    io.stderr = { write = function(self, ...)
-      for _, x in ipairs { ... } do
-        buf[#buf + 1] = x
-      end
-      return self
-    end }
-    local ok, status = pcall(cli.main, { "run", dir .. "/missing.jsonl", "--out", out, "--provider", "kling",
-      "--base-url", "http://127.0.0.1:9", "--ca-file", "ca.pem", "--api-key", "k", "--set", "mode=pro",
+    local ok, status, err = stderr.capture(cli.main, { "run", dir .. "/missing.jsonl", "--out", out,
+      "--provider", "kling", "--base-url", "http://127.0.0.1:9", "--ca-file", "ca.pem", "--api-key", "k",
+      "--set", "mode=pro",
       "--format", "jsonl", "--parallel", "2", "--retries", "1", "--budget", "5CNY", "--currency", "CNY",
       "--rates", rates, "--deadline", "9", "--timeout", "60", "--estimate", "5", "--poll-min", "1", "--poll-max", "2",
       "--name", "{id}.{ext}", "--elements", dir .. "/el.json", "--quiet", "--debug" })
-    io.stderr = real_err
-    -- luacheck: pop
     batch.run = real
     assert.is_true(ok, tostring(status))
-    local err = table.concat(buf)
     assert.are.equal(2, status, err)
     assert.matches("^kling run: cannot read the manifest", err)
     assert.are.same({ manifest = dir .. "/missing.jsonl", out = out, format = "jsonl", defaults = { mode = "pro" },

@@ -1,6 +1,7 @@
 -- Issue 14: the command line is one argparse parser built from each command's own declaration
 -- (kling.cli). Run in this process: --help and usage errors come back as exit statuses (the
 -- process is never exited), every command is strict, and help is generated for each.
+local stderr = require "support.stderr"
 local cli = require "kling.cli"
 
 -- main(argv) with stdout and stderr captured; -> status, stdout, stderr
@@ -145,21 +146,11 @@ describe("kling.cli", function()
   end)
 
   it("a command's raised error is one line with its exit status: interrupted 130, a bug 1", function()
-    -- luacheck: push ignore 122 (io.stderr is swapped for a buffer)
     local function run(mod, args)
-      local real, buf = io.stderr, {}
-      io.stderr = { write = function(self, ...)
-        for _, x in ipairs { ... } do
-          buf[#buf + 1] = x
-        end
-        return self
-      end }
-      local ok, status = pcall(cli.run_command, "demo", mod, args or {})
-      io.stderr = real
+      local ok, status, err = stderr.capture(cli.run_command, "demo", mod, args or {})
       assert(ok, status)
-      return status, table.concat(buf)
+      return status, err
     end
-    -- luacheck: pop
     local status, err = run({ run = function() error("/x/lua/kling/driver/curl.lua:38: interrupted!", 0) end,
       interrupted = function(args) return args.out .. "/journal.jsonl keeps it" end }, { out = "out" })
     assert.are.equal(130, status)

@@ -1,5 +1,6 @@
 -- `kling sim start|stop` end to end: arguments, the files it makes, the JSON line, a fixed
 -- port that is taken, replacing a running sim, and stopping (twice). Starts its own nginx.
+local stderr = require "support.stderr"
 local json = require "kling.json"
 local cli = require "kling.cli"
 local launcher = require "kling_sim.launcher"
@@ -13,18 +14,9 @@ local alive = require("kling.nginx_run").alive
 
 -- Runs `kling sim ARGS` (kling.cli.main) with stderr captured; -> status, stderr text
 local function main(args)
-  -- luacheck: push ignore 122 (io.stderr is swapped for a buffer while main runs)
-  local real, buf = io.stderr, {}
-  io.stderr = { write = function(_, ...)
-    for _, s in ipairs { ... } do
-      buf[#buf + 1] = s
-    end
-  end }
-  local ok, status = pcall(cli.main, { "sim", table.unpack(args) })
-  io.stderr = real
-  -- luacheck: pop
+  local ok, status, err = stderr.capture(cli.main, { "sim", table.unpack(args) })
   assert(ok, status)
-  return status, table.concat(buf)
+  return status, err
 end
 
 local dirs = {}
