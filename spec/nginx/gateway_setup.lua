@@ -8,6 +8,15 @@ local h = require "harness"
 
 local srv
 
+-- prefix/gateway.json: one account (alice) before an upstream nobody answers, its journal at journal.
+local function gateway_json(prefix, journal)
+  h.write(prefix .. "/gateway.json", require("kling.json").encode {
+    upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
+    journal = journal,
+    accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
+  })
+end
+
 h.main(function()
   local prefix = h.tempdir("gateway-setup")
   local port = h.free_port()
@@ -51,11 +60,7 @@ h.main(function()
   -- (http {}, their server {}, an included file, a glob's), nginx refuses to start, naming it;
   -- it started, and only each request was refused (with master_process off, not even that).
   prefix = h.tempdir("gateway-setup-cache")
-  h.write(prefix .. "/gateway.json", require("kling.json").encode {
-    upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
-    journal = prefix .. "/ledger.jsonl",
-    accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
-  })
+  gateway_json(prefix, prefix .. "/ledger.jsonl")
   port = h.free_port()
   h.write(prefix .. "/gw-server.conf", table.concat {
     "server {\n  listen 127.0.0.1:", port, ";\n  lua_code_cache off;\n",
@@ -124,11 +129,7 @@ h.main(function()
     prefix = h.tempdir("gateway-setup-user")
     h.sh("mkdir -p " .. h.q(prefix .. "/private") .. " && chown nobody " .. h.q(prefix .. "/private")
       .. " && chmod 700 " .. h.q(prefix .. "/private"))
-    h.write(prefix .. "/gateway.json", require("kling.json").encode {
-      upstream = { provider = "kling", base_url = "http://127.0.0.1:9", api_key = "k" },
-      journal = prefix .. "/private/ledger.jsonl",
-      accounts = { { name = "alice", api_key = "gw-alice-0123456789abcdef", credit = "10" } },
-    })
+    gateway_json(prefix, prefix .. "/private/ledger.jsonl")
     port = h.free_port()
     h.write(prefix .. "/nginx.conf", table.concat {
       (h.conf_head(prefix):gsub("user root root;\n", "")),
