@@ -614,6 +614,38 @@ function Client:get_task(ref, opts)
   return nil, last or errors.new { kind = "not_found", message = "no task " .. tostring(id) }
 end
 
+-- The one check of the options of a task list (list_tasks, tasks) past their names: the
+-- endpoint (an asynchronous one of the provider, videos/text2video when none), page 1..1000
+-- (1), page_size 1..500 (30). -> endpoint, page, page_size | nil, the validation error
+local function list_options(self, opts)
+  local endpoint = opts.endpoint or "videos/text2video"
+  local bad = bad_task_endpoint(self, endpoint, "keeps no task list")
+  if bad then
+    return nil, bad
+  end
+  local page, size = opts.page or 1, opts.page_size or 30
+  if not validate.is_whole(page) or page < 1 or page > 1000 then
+    return nil, errors.validation("page", "must be a whole number between 1 and 1000 (got " .. validate.got(page)
+      .. ")", self.provider.name)
+  end
+  if not validate.is_whole(size) or size < 1 or size > 500 then
+    return nil, errors.validation("page_size", "must be a whole number between 1 and 500 (got "
+      .. validate.got(size) .. ")", self.provider.name)
+  end
+  return endpoint, page, size
+end
+
+--- The check of a task list's options (internal: what list_tasks returns and tasks raises).
+-- list_problem{endpoint =, page =, page_size =}: nil when list_tasks and tasks would take them,
+-- else the validation error naming the option and its rule (kling tasks says it, exit 2).
+-- @local
+---@param opts table
+---@return kling.Error|nil err
+function Client:list_problem(opts)
+  local ok, err = list_options(self, opts)
+  return not ok and err or nil
+end
+
 --- One page of an asynchronous endpoint's tasks.
 -- list_tasks{endpoint =, page =, page_size =}: an array of Tasks, or nil and an error. Items the
 -- module cannot read (an unknown status, say) are not dropped silently: they come back as a second
@@ -628,17 +660,9 @@ function Client:list_tasks(opts)
   if not providers.lists_tasks(self.provider) then
     return nil, errors.unsupported(self.provider.name, "list_tasks", "the provider has no task list")
   end
-  local endpoint = opts.endpoint or "videos/text2video"
-  local bad = bad_task_endpoint(self, endpoint, "keeps no task list")
-  if bad then
-    return nil, bad
-  end
-  local page, size = opts.page or 1, opts.page_size or 30
-  if not validate.is_whole(page) or page < 1 or page > 1000 then
-    return nil, errors.validation("page", "must be a whole number between 1 and 1000", self.provider.name)
-  end
-  if not validate.is_whole(size) or size < 1 or size > 500 then
-    return nil, errors.validation("page_size", "must be a whole number between 1 and 500", self.provider.name)
+  local endpoint, page, size = list_options(self, opts)
+  if not endpoint then
+    return nil, page
   end
   local data, err = transport.call(self.ctx, { method = "GET", path = self.provider.list_path(endpoint, page, size) })
   if not data then
@@ -1002,17 +1026,26 @@ local TASKS_OPTIONS = { endpoint = true, page = true, page_size = true }
 -- `for task, err in client:tasks{endpoint =, page =, page_size =} do ... end`: each step gives
 -- one task (as get_task returns it), newest first, walking the pages (`page_size` each, 30 by
 -- default) until one comes back short or page 1000; with `page` only that page. A failure
--- (the network, the provider, a bad option value, a provider with no task list: kind
--- `validation`, "not supported", as every missing feature) is given once as `false, err` and
--- ends the walk; so does an item this module cannot read (kind `protocol`, with `raw`). A task
--- seen on an earlier page (the list moves while new tasks arrive) is not given twice. An
--- unknown option name raises, naming the closest known one.
+-- (the network, the provider, a provider with no task list: kind `validation`, "not
+-- supported", as every missing feature) is given once as `false, err` and ends the walk; so
+-- does an item this module cannot read (kind `protocol`, with `raw`). A task seen on an earlier
+-- page (the list moves while new tasks arrive) is not given twice. An unknown option name
+-- raises, naming the closest known one; so does a bad value (an endpoint with no task list, a
+-- page or page_size out of range), naming the option and its rule, before any request.
 ---@param opts? {endpoint: string, page: integer, page_size: integer} as `list_tasks`
 ---@return fun(): kling.Task|false|nil, kling.Error|nil iterator
 function Client:tasks(opts)
   opts = opts or {}
   errors.check_arg("tasks", 1, opts, "table")
   validate.options("tasks", opts, TASKS_OPTIONS)
+  -- a bad value raises here, as an unknown name does, before any request: given at the loop's
+  -- first step, it read as a failure of the provider's list
+  if providers.lists_tasks(self.provider) then
+    local ok, bad = list_options(self, opts)
+    if not ok then
+      errors.misuse("tasks", bad.field .. " " .. bad.message)
+    end
+  end
   local page, size, only = opts.page or 1, opts.page_size or 30, opts.page ~= nil
   local items, i, fetched, full, done, failure = {}, 0, false, false, false, nil
   local seen = {}

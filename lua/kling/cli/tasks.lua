@@ -47,10 +47,15 @@ function M.run(opts)
   if not client then
     return fail(2, err)
   end
+  local list = { endpoint = opts.endpoint, page = opts.page, page_size = opts.page_size }
+  local bad = client:list_problem(list) -- client:tasks raises on it, as on any misuse
+  if bad then
+    return fail(2, tostring(bad) .. ": nothing was sent")
+  end
   -- Paging has one home, client:tasks: it ends at a short page, and an unreadable item ends the
   -- walk after the readable ones of its page.
   local all, failure = {}, nil
-  for t, terr in client:tasks { endpoint = opts.endpoint, page = opts.page, page_size = opts.page_size } do
+  for t, terr in client:tasks(list) do
     if not t then
       failure = terr
       break
@@ -68,7 +73,7 @@ function M.run(opts)
     io.stdout:write(assert(json.encode(out)), "\n")
   end
   if failure then
-    -- Refused before the network (no list, bad endpoint) exits 2; a page that could not be read, 1.
+    -- Refused before the network exits 2; a page that could not be read, 1.
     return flags.failed(fail, failure, "run the same command again")
   end
   return 0
