@@ -119,11 +119,32 @@ function M.absolute_dir(dir, prefix)
   return (out:gsub("%s+$", ""))
 end
 
+-- The last `n` different lines of a log (blank ones left out), oldest first, on one line with
+-- " | " between them: what a message quotes of a log whose whole stays in its file (nginx
+-- retries a bind five times, a line each, in its output and again in its error log).
+local function log_tail(log, n)
+  local all, lines, seen = {}, {}, {}
+  for line in log:gmatch("[^\n]+") do
+    all[#all + 1] = line:match("^%s*(.-)%s*$")
+  end
+  for i = #all, 1, -1 do
+    local line = all[i]
+    if line ~= "" and not seen[line] then
+      seen[line] = true
+      table.insert(lines, 1, line)
+      if #lines == n then
+        break
+      end
+    end
+  end
+  return table.concat(lines, " | ")
+end
+
 -- What nginx said when it exited at start, as a message for the user: a Lua error of
 -- init_by_lua (the gateway's journal in use, a config it refuses) is its message alone, without
 -- the traceback nginx adds and the error log's second copy (both stay in DIR/error.log); any
--- other failure is nginx's own output.
-function M.start_failure(log)
+-- other failure is the last lines of nginx's own output (log_tail), with where the whole is.
+function M.start_failure(log, dir)
   local msg = log:match("init_by_lua error: (.-)\nstack traceback:") or log:match("init_by_lua error: ([^\n]*)")
   if msg then
     return (msg:gsub("^kling %a+: ", ""))
@@ -137,7 +158,7 @@ function M.start_failure(log)
   if emerg then
     return "nginx exited at start: " .. emerg:gsub("^%d+#%d+: ", "")
   end
-  return "nginx exited at start: " .. log:gsub("%s+$", "")
+  return "nginx exited at start: " .. log_tail(log, 3) .. " (the whole log: " .. dir .. "/error.log)"
 end
 
 -- spawn{nginx =, dir =, conf =, ready = fn() -> bool, seconds = 15, umask = "077"} -> master pid |
@@ -164,7 +185,7 @@ function M.spawn(o)
   while M.now() < deadline do
     if not M.alive(pid) then
       local log = (M.read(dir .. "/nginx.log") or "") .. (M.read(dir .. "/error.log") or "")
-      return nil, M.start_failure(log), log:find("Address already in use", 1, true) ~= nil
+      return nil, M.start_failure(log, dir), log:find("Address already in use", 1, true) ~= nil
     end
     if o.ready() then
       return tonumber((M.read(dir .. "/nginx.pid") or ""):match("%d+")) or pid

@@ -292,6 +292,23 @@ local function http_ok(t, url, ca)
   return ok and out == "200"
 end
 
+-- What nginx said when it exited at start, as a message: the last 3 different lines of its
+-- output (its error log when it printed none; blank lines left out) on one line, " | " between
+-- them, with where its whole log is (nginx retries a bind five times, a line each).
+local function start_failure(out, log, dir)
+  local all, lines, seen = {}, {}, {}
+  for line in ((out:find("%S") and out) or log):gmatch("[^\n]+") do
+    all[#all + 1] = line:match("^%s*(.-)%s*$")
+  end
+  for i = #all, 1, -1 do
+    if all[i] ~= "" and not seen[all[i]] and #lines < 3 then
+      seen[all[i]] = true
+      table.insert(lines, 1, all[i])
+    end
+  end
+  return "nginx exited at start: " .. table.concat(lines, " | ") .. " (the whole log: " .. dir .. "/error.log)"
+end
+
 -- Spawns nginx and waits until both ports answer; -> pid | nil, message, bind_failed
 local function spawn(t, dir, http_port, https_port, ca)
   os.remove(dir .. "/nginx.pid")
@@ -307,9 +324,9 @@ local function spawn(t, dir, http_port, https_port, ca)
   local deadline = now() + 15
   while now() < deadline do
     if not alive(pid) then
-      local log = (read(dir .. "/nginx.log") or "") .. (read(dir .. "/error.log") or "")
-      local bind = log:find("Address already in use", 1, true) ~= nil
-      return nil, "nginx exited at start: " .. log:gsub("%s+$", ""), bind
+      local said, log = read(dir .. "/nginx.log") or "", read(dir .. "/error.log") or ""
+      local bind = (said .. log):find("Address already in use", 1, true) ~= nil
+      return nil, start_failure(said, log, dir), bind
     end
     if http_ok(t, "http://127.0.0.1:" .. http_port .. "/_sim/health", ca)
       and http_ok(t, "https://127.0.0.1:" .. https_port .. "/_sim/health", ca) then

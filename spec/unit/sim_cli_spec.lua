@@ -87,6 +87,28 @@ describe("kling sim command", function()
     end
   end)
 
+  -- What the launchers say quotes a --dir and nginx's output: a CR, LF or ESC in them was
+  -- printed raw, a line of the program's forged ("kling: ok") or the terminal driven.
+  it("kling sim and kling gateway print what their launchers say as one line, control characters escaped", function()
+    local d = tmpdir() .. "/x\n\27[2Jkling: ok"
+    local status, err = main { "start", "--dir", d }
+    assert.are.equal(1, status)
+    assert.are.equal("kling sim: directory " .. d:gsub("\n", "\\n"):gsub("\27", "\\x1B") .. " has characters nginx"
+      .. " paths cannot hold here; use letters, digits and ._/-+,@=:~\n", err)
+    local ok, gstatus, gerr = stderr.capture(cli.main, { "gateway", "stop", "--dir", d })
+    assert(ok, gstatus)
+    assert.are.equal(0, gstatus)
+    assert.are.equal("kling gateway: no gateway was running in " .. d:gsub("\n", "\\n"):gsub("\27", "\\x1B")
+      .. "\n", gerr)
+  end)
+
+  it("nginx_run.start_failure quotes the last different lines of nginx's output, with where its log is", function()
+    local nginx_run = require "kling.nginx_run"
+    local log = "nginx: [alert] one\r\n\nnginx: [alert] two\nnginx: [alert] two\n\27[2Jthree\r\nfour\n\n"
+    assert.are.equal("nginx exited at start: nginx: [alert] two | \27[2Jthree | four (the whole log: /d/error.log)",
+      nginx_run.start_failure(log, "/d"))
+  end)
+
   it("treats stopping a sim that is not running as success", function()
     local d = tmpdir()
     assert.are.equal(0, (main { "stop", "--dir", d }))
@@ -181,6 +203,13 @@ describe("kling sim command", function()
     local info, err = launcher.start { dir = b, port = port }
     assert.is_nil(info)
     assert.matches("Address already in use", err)
+    -- nginx's output and its error log (five bind retries, a line each, twice) were quoted whole,
+    -- a dozen raw lines: its last different lines on one line, and where the whole log is
+    local status, said = main { "start", "--dir", b, "--port", tostring(port) }
+    assert.are.equal(1, status)
+    assert.are.equal("kling sim: nginx exited at start: nginx: [emerg] bind() to 127.0.0.1:" .. port .. " failed (98:"
+      .. " Address already in use) | nginx: [emerg] still could not bind() (the whole log: " .. b .. "/error.log)\n",
+      said)
     local kind
     info, err, kind = launcher.start { dir = a }
     assert.is_nil(info)

@@ -225,11 +225,12 @@ end
 
 -- The start/stop of a background nginx service (kling sim, kling gateway) over its
 -- launcher: stop says what it did on stderr; start prints the launcher's one JSON line on
--- stdout, taking the options named in `start_keys` from the parsed arguments. -> exit status
+-- stdout, taking the options named in `start_keys` from the parsed arguments. -> exit status.
+-- What the launcher says is a message (M.message): it quotes a --dir and nginx's own output.
 function M.launch(name, launcher, args, start_keys)
   if args.action == "stop" then
     local ok, msg = launcher.stop(args.dir)
-    io.stderr:write(name, ": ", msg, "\n")
+    io.stderr:write(name, ": ", M.message(msg), "\n")
     return ok and 0 or 1
   end
   local o = {}
@@ -238,7 +239,7 @@ function M.launch(name, launcher, args, start_keys)
   end
   local info, line, kind = launcher.start(o)
   if not info then
-    io.stderr:write(name, ": ", line, "\n")
+    io.stderr:write(name, ": ", M.message(line), "\n")
     return kind == "usage" and 2 or 1 -- 2: bad usage, nothing started
   end
   io.stdout:write(line, "\n")
