@@ -530,26 +530,40 @@ end
 
 -- The not-found error of a lookup without an endpoint that every endpoint tried answered not
 -- found: the task may well exist on an endpoint not tried (an image, an audio), so the message
--- names the endpoints tried and says that another endpoint's task is found when its endpoint
--- is given; err.endpoints_tried lists them, err.other_endpoint is one not tried (kling status
--- and kling download say --endpoint).
+-- names the endpoints tried and, by kind, those a task is found on only when its endpoint is
+-- given (kling.providers.task_endpoints); err.endpoints_tried lists the first,
+-- err.other_endpoints the others by kind ({image = {...}, audio = {...}}: kling status and
+-- kling download say --endpoint, with the kind's when they know the task's kind).
+local KIND_RANK = { video = 1, image = 2, audio = 3, voice = 4 } -- the order the message names kinds in
 local function not_found_anywhere(self, err, tried)
-  local seen, others = {}, {}
+  local seen, others, kinds = {}, {}, {}
   for _, e in ipairs(tried) do
     seen[e] = true
   end
   for name, e in pairs(self.provider.endpoints or {}) do
-    if e.async and not seen[name] then
-      others[#others + 1] = name
+    if e.async and e.kind and not seen[name] and not others[e.kind] then
+      others[e.kind] = {}
+      kinds[#kinds + 1] = e.kind
     end
   end
-  table.sort(others)
-  local example = seen["images/generations"] and others[1] or (self.provider.endpoints["images/generations"]
-    and "images/generations") or others[1]
-  err.endpoints_tried, err.other_endpoint = tried, example
+  table.sort(kinds, function(a, b)
+    local ra, rb = KIND_RANK[a] or math.huge, KIND_RANK[b] or math.huge
+    return ra < rb or ra == rb and a < b
+  end)
+  local named = {}
+  for _, kind in ipairs(kinds) do
+    local list = others[kind]
+    for _, name in ipairs(providers.task_endpoints(self.provider, kind)) do
+      if not seen[name] then
+        list[#list + 1] = name
+      end
+    end
+    named[#named + 1] = (kind:match("^[aeiou]") and "an " or "a ") .. kind .. "'s (" .. table.concat(list, ", ") .. ")"
+  end
+  err.endpoints_tried, err.other_endpoints = tried, others
   err.message = tostring(err.message) .. " (asked of " .. table.concat(tried, ", ") .. ": the endpoints tried when "
-    .. "none is given; a task of another endpoint" .. (example and (", such as " .. example .. ",") or "")
-    .. " is found only when its endpoint is given)"
+    .. "none is given" .. (named[1] and ("; a task of another endpoint is found only when its endpoint is given: "
+    .. table.concat(named, ", ")) or "") .. ")"
   return err
 end
 
@@ -589,13 +603,7 @@ function Client:get_task(ref, opts)
   if not opts.endpoint and self.provider.lookup_endpoints then
     endpoints = self.provider.lookup_endpoints
   elseif not opts.endpoint then
-    endpoints = {}
-    for name, e in pairs(self.provider.endpoints) do
-      if e.async and e.kind == "video" then
-        endpoints[#endpoints + 1] = name
-      end
-    end
-    table.sort(endpoints)
+    endpoints = providers.task_endpoints(self.provider, "video")
   end
   local last
   for _, endpoint in ipairs(endpoints) do

@@ -357,15 +357,19 @@ describe("the workflow commands", function()
     assert.are.equal("not_found", err.kind)
     assert.are.same(client.provider.lookup_endpoints, err.endpoints_tried)
     assert.matches("(asked of videos/text2video, videos/image2video, ", err.message, 1, true)
-    assert.matches("a task of another endpoint, such as images/generations, is found only when its endpoint is given",
-      err.message, 1, true)
+    assert.matches("; a task of another endpoint is found only when its endpoint is given: an image's"
+      .. " (images/editing/expand, images/generations, images/multi-image2image, images/omni-image), an audio's"
+      .. " (audio/text-to-audio, audio/video-to-audio), a voice's (general/custom-voices))", err.message, 1, true)
+    assert.are.same({ "images/editing/expand", "images/generations", "images/multi-image2image", "images/omni-image" },
+      err.other_endpoints.image)
     local dir = root .. "/dl-" .. t.id
     for _, cmd in ipairs { "status " .. t.id, "download " .. t.id .. " --out " .. q(dir) } do
       local status, out = kling(cmd)
       assert.are.equal(1, status, out)
       assert.matches("not_found", out)
       assert.matches("videos/advanced-lip-sync: the endpoints tried when none is given", out, 1, true)
-      assert.matches("give the task's endpoint with --endpoint E (e.g. --endpoint images/generations)", out, 1, true)
+      assert.matches("every video endpoint was asked; give the endpoint of a task of another kind with --endpoint E"
+        .. " (one of those named for its kind)", out, 1, true)
       status, out = kling(cmd .. " --endpoint images/generations")
       assert.are.equal(0, status, out)
     end
@@ -393,6 +397,34 @@ describe("the workflow commands", function()
     status, out = kling("status " .. t.id .. " --endpoint videos/text2video")
     assert.are.equal(1, status, out)
     assert.is_nil(out:find("--endpoint E", 1, true), out)
+  end)
+
+  -- A video task no endpoint knows (a mistyped id, one the provider no longer keeps) was told to
+  -- try `--endpoint images/generations`: the hint names the endpoints of the task's kind when
+  -- --out says it (kling.providers.task_endpoints), and none for a video, all of whose were asked.
+  it("kling download of a task found nowhere names --endpoint by the kind --out names, none for a video", function()
+    local id = "990000000000000001" -- no such task, as one deleted after its 30 days
+    local dir = root .. "/gone"
+    local function said(out_arg)
+      local status, out = kling("download " .. id .. " --out " .. q(out_arg))
+      assert.are.equal(1, status, out)
+      assert.matches("not_found", out)
+      assert.is_nil(out:find("--endpoint images", 1, true), out)
+      return out
+    end
+    local out = said(dir .. "/clip.mp4")
+    assert.matches(": every video endpoint was asked and none knows the task (a mistyped id, another account's task,"
+      .. " or one the provider no longer keeps): no --endpoint would find it", out, 1, true)
+    assert.is_nil(out:find("give the task's endpoint", 1, true), out)
+    out = said(dir .. "/cat.png")
+    assert.matches(": give the task's endpoint with --endpoint E (an image's: images/editing/expand,"
+      .. " images/generations, images/multi-image2image, images/omni-image)", out, 1, true)
+    out = said(dir .. "/sea.mp3")
+    assert.matches(": give the task's endpoint with --endpoint E (an audio's: audio/text-to-audio,"
+      .. " audio/video-to-audio)", out, 1, true)
+    out = said(dir)
+    assert.matches(": every video endpoint was asked; give the endpoint of a task of another kind", out, 1, true)
+    assert.is_nil(io.open(dir .. "/clip.mp4", "rb"))
   end)
 
   -- The check came before the transfer and the move was a plain rename: a file that appeared at

@@ -113,7 +113,7 @@ function M.run(opts)
   t, err = client:get_task(opts.external and { external_task_id = id } or id, { endpoint = opts.endpoint })
   if not t then
     if err.endpoints_tried then
-      return fail(1, flags.lookup_failure(err))
+      return fail(1, flags.lookup_failure(err, kind))
     end
     return flags.failed(fail, err, "run the same command again")
   end

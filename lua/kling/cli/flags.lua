@@ -268,14 +268,27 @@ end
 
 -- What a failed lookup of a task (kling status, kling download) says: the error, and, when it
 -- was looked for on the endpoints tried without --endpoint and found on none, that --endpoint
--- names another.
-function M.lookup_failure(err)
+-- names another (the error names those by kind). `kind` ("video", "image", "audio"), when the
+-- command knows the task's (kling download --out FILE.EXT), narrows the hint to that kind's
+-- endpoints not tried, or says that none is left: a video task was looked for on every video
+-- endpoint, and an image's endpoint would not find it.
+function M.lookup_failure(err, kind)
   local text = tostring(err)
-  if type(err) == "table" and err.endpoints_tried then
-    text = text .. ": give the task's endpoint with --endpoint E" .. (err.other_endpoint and (" (e.g. --endpoint "
-      .. err.other_endpoint .. ")") or "")
+  if type(err) ~= "table" or not err.endpoints_tried then
+    return text
   end
-  return text
+  local others = err.other_endpoints or {}
+  if not kind then
+    return text .. ((others.video and others.video[1]) and ": " or ": every video endpoint was asked; ")
+      .. "give the endpoint of a task of another kind with --endpoint E (one of those named for its kind)"
+  end
+  local list = others[kind]
+  if list and list[1] then
+    return text .. ": give the task's endpoint with --endpoint E (a" .. (kind:match("^[aeiou]") and "n " or " ")
+      .. kind .. "'s: " .. table.concat(list, ", ") .. ")"
+  end
+  return text .. ": every " .. kind .. " endpoint was asked and none knows the task (a mistyped id, another"
+    .. " account's task, or one the provider no longer keeps): no --endpoint would find it"
 end
 
 -- Whether the library refused the input before sending anything (exit status 2, bad usage).

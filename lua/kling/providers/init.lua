@@ -115,6 +115,20 @@ function M.slot_full(P, f)
   return P.slot_full_codes[code] == true
 end
 
+-- The names of provider P's asynchronous endpoints of a kind ("video", "image", "audio",
+-- "voice": each endpoint's `kind`), sorted: what get_task asks without an endpoint, and what
+-- a task looked for and found on none of those is said to need.
+function M.task_endpoints(P, kind)
+  local names = {}
+  for name, e in pairs(P.endpoints) do
+    if e.async and e.kind == kind then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  return names
+end
+
 -- True when the provider keeps a task list the module can read (client:list_tasks, kling tasks).
 function M.lists_tasks(P)
   return P.capabilities.list and P.list_path ~= nil or false
