@@ -241,7 +241,41 @@ describe("kling tasks, cancel and download (issue 14)", function()
     local status, out, err = kling { "download", t.id, "--out", file, "--endpoint", "images/generations" }
     assert.are.equal(2, status, err)
     assert.are.equal("", out)
-    assert.matches("task " .. t.id .. " has 2 outputs and --out " .. file .. " names one file", err, 1, true)
+    assert.matches("task " .. t.id .. " has 2 output files and --out " .. file .. " names one file", err, 1, true)
+    assert.is_nil(io.open(file))
+  end)
+
+  -- A text-to-audio's audio comes as an mp3 and a wav (url_mp3, url_wav): the download wrote the
+  -- mp3 alone, and kling status listed it alone.
+  it("kling download writes a text-to-audio's mp3 and wav, each its own name; --out FILE is refused", function()
+    local c = official()
+    local t = assert(c:run({ endpoint = "audio/text-to-audio", prompt = "rain on a tin roof", duration = 3.5 },
+      { timeout = 30 }))
+    local a = t.audios[1]
+    local dir = root .. "/audio"
+    local status, out, err = kling { "download", t.id, "--out", dir, "--endpoint", "audio/text-to-audio" }
+    assert.are.equal(0, status, err)
+    local mp3, wav = dir .. "/" .. t.id .. "-1.mp3", dir .. "/" .. t.id .. "-2.wav"
+    assert.are.equal(mp3 .. "\n" .. wav .. "\n", out)
+    for path, url in pairs { [mp3] = a.url_mp3, [wav] = a.url_wav } do
+      local ref = root .. "/audio-ref"
+      os.remove(ref)
+      assert(c:download(url, ref))
+      assert.is_true(os.execute("cmp -s " .. q(path) .. " " .. q(ref)), path)
+    end
+    local f = assert(io.open(wav, "rb"))
+    assert.are.equal("RIFF", f:read(4))
+    f:close()
+    status, out = kling { "status", t.id, "--endpoint", "audio/text-to-audio" }
+    assert.are.equal(0, status, out)
+    assert.matches("  audio " .. a.url_mp3 .. " (3.5 s)\n  audio " .. a.url_wav .. " (3.5 s)\n", out, 1, true)
+    -- one file named for two: refused, saying so, nothing written
+    local file = root .. "/audio-one/rain.wav"
+    status, out, err = kling { "download", t.id, "--out", file, "--endpoint", "audio/text-to-audio" }
+    assert.are.equal(2, status, err)
+    assert.are.equal("", out)
+    assert.matches("task " .. t.id .. " has 2 output files (an audio is two: its mp3 and its wav) and --out " .. file
+      .. " names one file: give a directory (--out DIR) to write them all: nothing was written", err, 1, true)
     assert.is_nil(io.open(file))
   end)
 

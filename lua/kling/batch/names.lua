@@ -92,13 +92,15 @@ function M.ext_kind(ext)
   return type(ext) == "string" and EXTS[ext:lower()] or nil
 end
 
-function M.ext_of(url, kind)
+-- The extension of an output's file: its URL's, else the format the output is said to be in
+-- (an audio's mp3 or wav: kling.task's files), else its kind's.
+function M.ext_of(url, kind, format)
   local e = type(url) == "string" and url:match("^[^?#]*%.(%w+)$")
   e = e and e:lower()
   if e and EXTS[e] then
     return e
   end
-  return BY_KIND[kind] or OTHER_EXT
+  return EXTS[format] == kind and format or BY_KIND[kind] or OTHER_EXT
 end
 
 -- The template of a row with `count` outputs: "-{n}" before the extension when it has no {n}.
@@ -114,7 +116,7 @@ end
 function M.name(template, row, n, o, count)
   local t = numbered(template, count)
   local vars = { id = M.safe(row.id), row = tostring(row.index), n = tostring(n), kind = o.kind or "video",
-    ext = M.ext_of(o.url, o.kind), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
+    ext = M.ext_of(o.url, o.kind, o.format), task_id = M.safe(row.task_id), model = M.safe(row.request.model or "") }
   return (t:gsub("{([%w_]+)}", vars))
 end
 

@@ -11,8 +11,9 @@ M.summary = "download a finished task's outputs"
 
 function M.define(cmd)
   cmd:description [[
-Looks the task up and writes each of its outputs (videos, images, audios) to
-DIR/TASK_ID.EXT (TASK_ID-N.EXT when there are several), then prints their paths. DIR is
+Looks the task up and writes each of its output files (videos, images, audios: a
+text-to-audio's or video-to-audio's audio is two, its mp3 and its wav) to DIR/TASK_ID.EXT
+(TASK_ID-N.EXT, N from 1, when there are several), then prints their paths. DIR is
 made when missing; one that cannot be made or written is an error before anything is sent.
 An --out that ends in a media extension (.mp4, .mov, .webm, .mkv, .png, .jpg, .jpeg, .webp,
 .gif, .mp3, .wav, .m4a, .aac, .ogg, .flac) and is not an existing directory names the file
@@ -57,8 +58,6 @@ local function writable(dir)
   os.remove(probe)
   return true
 end
-
-local KINDS = { videos = "video", images = "image", audios = "audio" }
 
 -- The kind of file --out names when it names one: it ends in a media extension (names.ext_kind)
 -- and is not a directory (nor a link to one, nor written with a trailing /). -> kind | nil
@@ -121,24 +120,20 @@ function M.run(opts)
     return fail((t.status == "failed" or t.status == "cancelled") and 4 or 3,
       "task " .. t.id .. " is " .. t.status .. (t.message and (": " .. t.message) or "") .. ": nothing to download")
   end
-  local outputs = {}
-  for _, list in ipairs { "videos", "images", "audios" } do
-    for _, o in ipairs(t[list] or {}) do
-      outputs[#outputs + 1] = { url = o.url, kind = KINDS[list] }
-    end
-  end
+  local outputs = t:files() -- a text-to-audio's audio is two files, its mp3 and its wav
   if #outputs == 0 then
     return fail(1, "task " .. t.id .. " succeeded with no outputs")
   end
   if kind and #outputs > 1 then
-    return fail(2, "task " .. t.id .. " has " .. #outputs .. " outputs and --out " .. out .. " names one file: give"
-      .. " a directory (--out DIR) to write them all: nothing was written")
+    return fail(2, "task " .. t.id .. " has " .. #outputs .. " output files"
+      .. (outputs[1].format and " (an audio is two: its mp3 and its wav)" or "") .. " and --out " .. out
+      .. " names one file: give a directory (--out DIR) to write them all: nothing was written")
   end
   if kind and outputs[1].kind ~= kind then
     return fail(2, "--out " .. out .. " names " .. (kind == "image" and "an " or "a ") .. kind .. " file, and task "
       .. t.id .. "'s output is " .. (outputs[1].kind == "image" and "an " or "a ") .. outputs[1].kind
-      .. ": give a name with its extension (." .. names.ext_of(outputs[1].url, outputs[1].kind) .. ") or a"
-      .. " directory: nothing was written")
+      .. ": give a name with its extension (." .. names.ext_of(outputs[1].url, outputs[1].kind, outputs[1].format)
+      .. ") or a directory: nothing was written")
   end
   local row = { id = t.id, index = 1, task_id = t.id, request = { model = t.model } }
   local paths = {}

@@ -194,11 +194,9 @@ local function task_status(id, opts)
   local pr = flags.printable
   io.stdout:write(string.format("task %s (%s): %s%s%s\n", pr(t.id), pr(what), pr(t.status),
     t.progress and (" " .. pr(t.progress) .. "%") or "", t.message and (": " .. pr(t.message)) or ""))
-  for _, kind in ipairs { "videos", "images", "audios" } do
-    for _, o in ipairs(t[kind] or {}) do
-      io.stdout:write(string.format("  %s %s%s\n", kind:sub(1, -2), pr(o.url),
-        o.duration and (" (" .. pr(o.duration) .. " s)") or ""))
-    end
+  for _, f in ipairs(t:files()) do -- a text-to-audio's audio twice: its mp3 and its wav
+    io.stdout:write(string.format("  %s %s%s\n", f.kind, pr(f.url), f.duration and (" (" .. pr(f.duration) .. " s)")
+      or ""))
   end
   if t.charge then
     local cat = billing.catalog(p.name)
