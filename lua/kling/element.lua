@@ -344,6 +344,15 @@ function M.create(client, spec, opts)
   if opts.cache ~= nil and opts.cache ~= false and type(opts.cache) ~= "string" then
     return nil, errors.validation("cache", "must be a path or false (got " .. validate.type_of(opts.cache) .. ")")
   end
+  -- force = "no" is true to Lua: it created (and paid) a second element over an interrupted one
+  if opts.force ~= nil and type(opts.force) ~= "boolean" then
+    return nil, errors.validation("force", "must be true or false (got " .. validate.type_of(opts.force) .. ")")
+  end
+  -- the cache key's account: a number keyed the element apart from the same account's string
+  if opts.account ~= nil and type(opts.account) ~= "string" then
+    return nil, errors.validation("account", "must be a string, client:account()'s (got "
+      .. validate.type_of(opts.account) .. ")")
+  end
   local req, err = M.request(spec, client.provider)
   if not req then
     return nil, err

@@ -216,6 +216,8 @@ describe("element.create's options", function()
       { { on_progress = 5 }, "on_progress", "must be a function" },
       { { timeout = -1 }, "timeout", "must be a positive number of seconds" },
       { { cache = 5 }, "cache", "must be a path or false" },
+      { { force = "no" }, "force", "must be true or false (got a string" },
+      { { account = 5 }, "account", "must be a string, client:account()'s (got a number (5))" },
     } do
       if o[1].cache == nil then
         o[1].cache = cache
