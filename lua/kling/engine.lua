@@ -411,7 +411,7 @@ function Engine:submit(req, topts)
     files, err = local_file.inline(provider, req)
   end
   lifecycle.new({ record = m, task = t, request = req, files = files, adopt = topts.adopt, key = topts.key,
-    expect_ms = estimate and validate.seconds_ms(estimate),
+    expect_ms = not eproblem and estimate and validate.seconds_ms(estimate) or nil,
     callback = self.callbacks and req.callback_url ~= nil or nil },
     self.profile)
   if err then

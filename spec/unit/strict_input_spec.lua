@@ -861,6 +861,31 @@ describe("strict input", function()
 
   -- client:run sent its create and only then refused its wait's options: each paid for a task it
   -- would not wait for (on_progress = 5 raised "attempt to call a number value" after the create)
+  -- A request's own estimate (seconds, never sent): "x" passed check and submit unread, and
+  -- submit_many raised "attempt to mul a 'string' with a 'number'" from inside the engine.
+  it("a request's estimate is refused by its rule in check, submit and submit_many, naming it, nothing sent",
+    function()
+      local fake = require "support.fake_kling"
+      local f = fake.new()
+      local c = fake.client(f)
+      for _, v in ipairs { "x", -1, 0 / 0 } do
+        local req = { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x", estimate = v }
+        for _, call in ipairs { c.check, c.submit } do
+          local ok, t, err = pcall(call, c, req)
+          assert.is_true(ok, tostring(t))
+          assert.is_nil(t)
+          assert.are.same({ "validation", "estimate" }, { err.kind, err.field })
+          assert.matches("must be a positive number of seconds", err.message, 1, true)
+        end
+        local ok, tasks = pcall(c.submit_many, c, { req })
+        assert.is_true(ok, tostring(tasks))
+        assert.are.same({ "validation", "estimate" }, { tasks[1].error.kind, tasks[1].error.field })
+      end
+      assert.are.equal(0, f.stats.requests)
+      local tasks = c:submit_many { { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x", estimate = 60 } }
+      assert.is_string(tasks[1].id, tostring(tasks[1].error))
+    end)
+
   it("client:run refuses its wait options before the create is sent", function()
     local fake = require "support.fake_kling"
     local f = fake.new()

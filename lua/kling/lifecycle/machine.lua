@@ -115,6 +115,12 @@ function M.check(P, req, files)
   if err then
     return nil, err
   end
+  -- the request's own expected seconds (never sent): estimate = "x" passed check and submit,
+  -- unread, and submit_many raised "attempt to mul a 'string'" on it
+  local problem = req.estimate ~= nil and validate.seconds_problem(req.estimate)
+  if problem then
+    return nil, errors.validation("estimate", problem, P.name)
+  end
   return endpoint
 end
 
