@@ -30,6 +30,7 @@ local ffmpeg = require "kling.ffmpeg"
 local collector = require "kling.engine.collector"
 local engine = require "kling.engine"
 local validate = require "kling.validate"
+local providers = require "kling.providers"
 
 local M = {}
 
@@ -489,6 +490,25 @@ local function check_opts(o)
   end
   if o.defaults ~= nil and type(o.defaults) ~= "table" then
     return nil, "defaults must be a table of request fields (got " .. validate.got(o.defaults) .. ")"
+  end
+  -- what every row's client is made with (a row may name its own): by kling.new's rules, here,
+  -- where a misspelt provider or a debug = "yes" made the out directory, its journal and report,
+  -- and refused every row
+  if o.provider ~= nil then
+    local _, perr = providers.get(o.provider)
+    if perr then
+      return nil, perr.message
+    end
+  end
+  local problems = {
+    base_url = o.base_url ~= nil and validate.base_url_problem(o.base_url), -- the provider's prefix: its client's
+    ca_file = o.ca_file ~= nil and validate.ca_file_problem(o.ca_file),
+    debug = o.debug ~= nil and validate.call_option_problem("debug", o.debug),
+  }
+  for _, k in ipairs { "base_url", "ca_file", "debug" } do
+    if problems[k] then
+      return nil, k .. " " .. problems[k]
+    end
   end
   if o.budget ~= nil or o.rates ~= nil then
     -- refused before the out directory is made: a mistyped --budget leaves nothing behind

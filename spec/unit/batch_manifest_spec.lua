@@ -267,7 +267,7 @@ describe("kling.batch.run with an option name it does not know", function()
     assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
     -- every option kling run has reaches batch.run by its name, and nothing else does
     local cli = require "kling.cli"
-    local rates = dir .. "/unknown-rates.json"
+    local rates = dir .. "/unknown-rates.json" -- a file to read: --rates, and --ca-file (read before the manifest)
     local f = assert(io.open(rates, "w"))
     f:write('{"currency": "CNY", "rates": {"USD": "7.10"}}')
     f:close()
@@ -278,7 +278,7 @@ describe("kling.batch.run with an option name it does not know", function()
       return real(o)
     end
     local ok, status, err = stderr.capture(cli.main, { "run", dir .. "/missing.jsonl", "--out", out,
-      "--provider", "kling", "--base-url", "http://127.0.0.1:9", "--ca-file", "ca.pem", "--api-key", "k",
+      "--provider", "kling", "--base-url", "http://127.0.0.1:9", "--ca-file", rates, "--api-key", "k",
       "--set", "mode=pro",
       "--format", "jsonl", "--parallel", "2", "--retries", "1", "--budget", "5CNY", "--currency", "CNY",
       "--rates", rates, "--deadline", "9", "--timeout", "60", "--estimate", "5", "--poll-min", "1", "--poll-max", "2",
@@ -288,7 +288,7 @@ describe("kling.batch.run with an option name it does not know", function()
     assert.are.equal(2, status, err)
     assert.matches("^kling run: cannot read the manifest", err)
     assert.are.same({ manifest = dir .. "/missing.jsonl", out = out, format = "jsonl", defaults = { mode = "pro" },
-      provider = "kling", base_url = "http://127.0.0.1:9", ca_file = "ca.pem", api_key = "k", parallel = 2,
+      provider = "kling", base_url = "http://127.0.0.1:9", ca_file = rates, api_key = "k", parallel = 2,
       retries = 1, budget = { "5CNY" }, currency = "CNY", rates = rates, deadline = 9, timeout = 60, estimate = 5,
       poll_min = 1, poll_max = 2, name = "{id}.{ext}", element_cache = dir .. "/el.json", progress = "none",
       stdout = false, debug = true }, given)
@@ -317,6 +317,12 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
       { { retries = 1.5 }, "retries must be a whole number >= 0 %(got 1.5%)" },
       { { progress = "loud" }, "progress must be one of auto, bar, plain, none" },
       { { defaults = 5 }, "defaults must be a table of request fields" },
+      -- what every row's client is made with: a misspelt provider or a debug = "yes" made the out
+      -- directory, its journal and report, and refused every row (by kling.new's rules)
+      { { provider = "klingg" }, "unknown provider 'klingg' %(did you mean kling%?" },
+      { { base_url = "ftp://x" }, "base_url must be an http%(s%) URL" },
+      { { ca_file = dir .. "/no-such-ca.pem" }, "ca_file cannot be read: " },
+      { { debug = "yes" }, "debug must be true, false or a function%(text%)" },
     } do
       local out = dir .. "/opts-never-made"
       local o = { manifest = rows, out = out, provider = "kling", access_key = "ak", secret_key = "sk",
