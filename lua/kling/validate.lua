@@ -595,6 +595,12 @@ function M.is_url(s)
   return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+[^%s]*$") ~= nil
 end
 
+-- Raw base64 (RFC 4648's alphabet, padded to a multiple of 4, no data: prefix, no line
+-- breaks): what a field taking "a URL or base64" holds when it holds no URL. One pattern scan.
+function M.is_base64(s)
+  return type(s) == "string" and #s > 0 and #s % 4 == 0 and s:find("^[%w+/]*=?=?$") ~= nil
+end
+
 -- An http(s) URL when present; `rule` says what it must be (default: an http(s) URL).
 function M.url(ctx, req, field, rule)
   local v = req[field]

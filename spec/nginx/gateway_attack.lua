@@ -789,6 +789,21 @@ local function private_media_is_refused()
       res.status == 400 and res.json and res.json.code == 1201
       and res.json.message:find("^" .. case[3] .. ": must be a public address") ~= nil, res.body)
   end
+  -- A field that takes "a URL or base64" took any other text as base64: a private URL behind a
+  -- character the media check does not skip (U+00A0, U+3000, U+001C: what an upstream's trim
+  -- may remove) went upstream unchecked. Neither a URL nor base64 is refused, naming the field.
+  for _, case in ipairs {
+    { "/v1/videos/avatar/image2video", { image = "https://example.com/a.png", duration = "5",
+      sound_file = "\u{a0}http://10.0.0.1/a.mp3" }, "sound_file" },
+    { "/v1/videos/advanced-lip-sync", { session_id = "1", duration = "5", face_choose = { { face_id = "0",
+      sound_file = "\u{3000}http://169.254.169.254/a.mp3", sound_start_time = 0, sound_end_time = 2000,
+      sound_insert_time = 0 } } }, "face_choose%[1%]%.sound_file" },
+  } do
+    local res = call("POST", case[1], "gw-bob-key", case[2])
+    h.check("a media field's text that is neither a URL nor base64 is refused naming " .. case[3]:gsub("%%", "")
+      .. " (400, 1201)", res.status == 400 and res.json and res.json.code == 1201
+      and res.json.message:find("^" .. case[3] .. ": must be an http%(s%) URL or raw base64") ~= nil, res.body)
+  end
   local after = balance("gw-bob-key")
   h.check("... none of them forwarded nor held", sim_creates("/v1/") == sent and after.reserved == before.reserved
     and after.balance == before.balance, json.encode { before, after })

@@ -204,6 +204,15 @@ describe("other video endpoints", function()
     rejects({ image = URL }, EP, "audio_id", "required")
     rejects({ image = URL, audio_id = "a", sound_file = "https://e.com/a.mp3" }, EP, "audio_id", "sound_file")
     rejects({ image = URL, audio_id = "a", duration = 301 }, EP, "duration", "2 and 300")
+    -- "URL or base64": what is neither is refused before anything is sent (a URL behind a
+    -- character the gateway's media check does not skip passed as "base64" to an upstream that
+    -- may trim it into a URL and fetch it)
+    for _, v in ipairs { "\u{a0}http://10.0.0.1/a.mp3", "\x1chttp://127.0.0.1/a.mp3",
+      "\u{3000}https://169.254.169.254/", "//127.0.0.1/a.mp3", "data:audio/mp3;base64,AAAA", "AAA", "AA AA" } do
+      rejects({ image = URL, sound_file = v }, EP, "sound_file", "neither")
+    end
+    accepts({ image = URL, sound_file = "SUQzBAAAAAAA", duration = 5 }, EP)
+    accepts({ image = URL, sound_file = "https://e.com/a.mp3", duration = 5 }, EP)
     local b = body({ image = URL, audio_id = "a", resolution = "1080p", duration = 12 }, EP)
     assert.are.same({ image = URL, audio_id = "a", mode = "pro" }, b)
   end)
@@ -224,6 +233,9 @@ describe("other video endpoints", function()
       sound_insert_time = 0 } } }, EP, "face_choose[1].audio_id", "required")
     rejects({ session_id = "s", face_choose = { { face_id = "0", audio_id = "a", sound_start_time = 0,
       sound_end_time = 3000, sound_insert_time = 0, sound_volume = 3 } } }, EP, "face_choose[1].sound_volume")
+    rejects({ session_id = "s", face_choose = { { face_id = "0", sound_file = "\u{a0}http://10.0.0.1/a.mp3",
+      sound_start_time = 0, sound_end_time = 3000, sound_insert_time = 0 } } }, EP, "face_choose[1].sound_file",
+      "neither")
   end)
 end)
 
