@@ -804,6 +804,23 @@ local function private_media_is_refused()
       .. " (400, 1201)", res.status == 400 and res.json and res.json.code == 1201
       and res.json.message:find("^" .. case[3] .. ": must be an http%(s%) URL or raw base64") ~= nil, res.body)
   end
+  -- Objects inside a create were copied into its body as they came: a key no page documents
+  -- (image_list[1].evil, effects' input.evil) went upstream, and the motion brush's masks took any
+  -- text (a URL behind U+00A0). Refused, naming the path.
+  for _, case in ipairs {
+    { "/v1/videos/multi-image2video", { model_name = "kling-v1-6", prompt = "a kite", image_list = {
+      { image = "https://example.com/a.png", evil = "x" } } }, "image_list%[1%]%.evil: unknown field" },
+    { "/v1/videos/effects", { effect_scene = "hug", input = { model_name = "kling-v1-6", mode = "std",
+      images = { "https://example.com/a.png", "https://example.com/b.png" }, duration = "5", evil = { x = 1 } } },
+      "input%.evil: unknown field" },
+    { "/v1/videos/image2video", { model_name = "kling-v1", image = "https://example.com/a.png",
+      static_mask = "\u{a0}http://10.0.0.1/m.png" }, "static_mask: must be an http%(s%) URL or base64" },
+  } do
+    local res = call("POST", case[1], "gw-bob-key", case[2])
+    h.check("an object's undocumented key or a mask that is no image is refused: " .. case[3]:gsub("%%", "")
+      .. " (400, 1201)", res.status == 400 and res.json and res.json.code == 1201
+      and res.json.message:find("^" .. case[3]) ~= nil, res.body)
+  end
   local after = balance("gw-bob-key")
   h.check("... none of them forwarded nor held", sim_creates("/v1/") == sent and after.reserved == before.reserved
     and after.balance == before.balance, json.encode { before, after })

@@ -121,7 +121,7 @@ function P.validate(req, endpoint)
     return fail("endpoint", "unknown endpoint " .. validate.quoted(endpoint))
   end
   return R.only(req, endpoint, def.takes) or R.unknown_fields(req, endpoint, def.takes)
-    or def.validate(req, endpoint)
+    or def.validate(req, endpoint) or R.unknown_items(req, endpoint)
 end
 
 -- The create call for a validated request: method, path and body.

@@ -122,6 +122,81 @@ M.OWN = {
     "element_refer_list", "tag_list" },
 }
 
+-- The keys of the objects inside the fields that hold them (a list's items, an object's own
+-- keys), as each endpoint's page documents them: any other key is refused by its path, as an
+-- unknown field is (unknown_items). Copied as they were into the body, an item's unknown key
+-- (image_list[1].evil, dynamic_masks[1].trajectories[1].z, effects' input.evil) went upstream
+-- unseen: the gateway forwarded whatever a client put there. `lists` names an item's own lists
+-- and their items' keys. Per endpoint where a field's items differ (omni-video's image_list).
+local FACE = { "face_id", "audio_id", "sound_file", "sound_start_time", "sound_end_time", "sound_insert_time",
+  "sound_volume", "original_audio_volume" }
+M.ITEMS = {
+  element_list = { keys = { "element_id" } },
+  voice_list = { keys = { "voice_id" } },
+  multi_prompt = { keys = { "index", "prompt", "duration" } },
+  image_list = { keys = { "image" } },
+  video_list = { keys = { "video_url", "refer_type", "keep_original_sound" } },
+  dynamic_masks = { keys = { "mask", "trajectories" }, lists = { trajectories = { "x", "y" } } },
+  face_choose = { keys = FACE },
+  element_refer_list = { keys = { "image_url" } },
+  subject_image_list = { keys = { "subject_image" } },
+  tag_list = { keys = { "tag_id" } },
+}
+M.ENDPOINT_ITEMS = { ["videos/omni-video"] = { image_list = { keys = { "image_url", "type" } } } }
+M.OBJECTS = { ["videos/effects"] = { input = { "image", "images", "model_name", "mode", "duration" } } }
+local ITEM_FIELDS = {}
+for f in pairs(M.ITEMS) do
+  ITEM_FIELDS[#ITEM_FIELDS + 1] = f
+end
+table.sort(ITEM_FIELDS) -- the first refused in name order, whatever pairs' order
+
+local function item_keys(list, field, spec)
+  for i, item in ipairs(list) do
+    if type(item) == "table" then -- a bare item (an id, an image) is the item's own check's
+      local where = field .. "[" .. i .. "]"
+      local err = validate.object_keys(M.ctx(), item, where, spec.keys)
+      if err then
+        return err
+      end
+      for name, keys in pairs(spec.lists or {}) do
+        local inner = item[name]
+        if type(inner) == "table" then
+          err = item_keys(inner, where .. "." .. name, { keys = keys })
+          if err then
+            return err
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+--- The first key of an object inside the request (a list's item, effects' input) that its
+-- endpoint's page does not document, as a validation error naming its path | nil. Asked once
+-- the endpoint's own checks passed (they say what a malformed item must be).
+function M.unknown_items(req, endpoint)
+  local own = M.ENDPOINT_ITEMS[endpoint]
+  for _, field in ipairs(ITEM_FIELDS) do
+    local list = req[field]
+    if type(list) == "table" then
+      local err = item_keys(list, field, own and own[field] or M.ITEMS[field])
+      if err then
+        return err
+      end
+    end
+  end
+  for field, keys in pairs(M.OBJECTS[endpoint] or {}) do
+    if type(req[field]) == "table" and next(req[field]) ~= nil then
+      local err = validate.object_keys(M.ctx(), req[field], field, keys)
+      if err then
+        return err
+      end
+    end
+  end
+  return nil
+end
+
 -- The API's own spelling of a canonical field: refused by name, pointing at the canonical
 -- field, so that it is never sent beside a default the module adds (model_name beside the
 -- default kling-v1 was charged as kling-v1). Per endpoint where the spelling is local.

@@ -144,6 +144,48 @@ function M.duration_of(req)
   return 5
 end
 
+-- The motion brush: static_mask an image (a URL or base64 JPG/PNG, as image), dynamic_masks
+-- at most 6 of {mask (such an image), trajectories (2 to 77 points {x, y}, whole pixels)}.
+-- Passed through unchecked, a mask took any text (a URL behind U+00A0, past the gateway's
+-- media check) and any shape, refused only upstream after the create was sent.
+local function validate_masks(req)
+  local c = ctx()
+  local err = validate.image(c, req, "static_mask") or validate.array(c, req, "dynamic_masks", 6)
+  if err or req.dynamic_masks == nil then
+    return err
+  end
+  for i, m in ipairs(req.dynamic_masks) do
+    local where = "dynamic_masks[" .. i .. "]"
+    if type(m) ~= "table" or m[1] ~= nil then
+      return fail(where, "must be an object {mask, trajectories}, got " .. validate.type_of(m))
+    elseif m.mask == nil then
+      return fail(where .. ".mask", "is required: the brushed area (an image URL or base64 JPG/PNG)")
+    end
+    err = validate.image(c, m, "mask")
+    local tr = m.trajectories
+    if not err and (type(tr) ~= "table" or #tr < 2 or #tr > 77) then
+      err = fail("trajectories", "is required: 2 to 77 points {x, y}")
+    end
+    for j, p in ipairs(not err and tr or {}) do
+      local point = "trajectories[" .. j .. "]"
+      if type(p) ~= "table" then
+        err = fail(point, "must be a point {x, y} of whole pixels, got " .. validate.got(p))
+      else
+        local axis = not validate.is_whole(p.x) and "x" or not validate.is_whole(p.y) and "y"
+        err = axis and fail(point .. "." .. axis, "is required: whole pixels, got " .. validate.got(p[axis]))
+      end
+      if err then
+        break
+      end
+    end
+    if err then
+      err.field = where .. "." .. err.field
+      return err
+    end
+  end
+  return nil
+end
+
 function M.validate(req, endpoint)
   local c = ctx()
   local model_name = req.model or M.default_model
@@ -228,8 +270,9 @@ function M.validate(req, endpoint)
       return fail("last_image", "first/last frame, motion brush (static_mask, dynamic_masks) and "
         .. "camera_control are mutually exclusive")
     end
-    if type(req.dynamic_masks) == "table" and #req.dynamic_masks > 6 then
-      return fail("dynamic_masks", "must have at most 6 items")
+    err = validate_masks(req)
+    if err then
+      return err
     end
   elseif req.last_image ~= nil or req.static_mask ~= nil or req.dynamic_masks ~= nil then
     return fail("last_image", "needs an image-to-video endpoint")
