@@ -314,6 +314,9 @@ describe("images and audio", function()
   it("omni-image, multi-image2image and expand", function()
     rejects({ prompt = "x", image_list = { URL, URL, URL, URL, URL, URL }, element_list = { 1, 2, 3, 4, 5 } },
       "images/omni-image", "image_list", "at most 10")
+    -- an image_list that is no array is refused, not read as none and dropped from the create
+    rejects({ prompt = "x", image_list = { image = URL } }, "images/omni-image", "image_list", "array, got an object")
+    rejects({ prompt = "x", image_list = URL }, "images/omni-image", "image_list", "array, got a string")
     local b = body({ prompt = "x", image = URL, image_list = { URL2 }, aspect_ratio = "auto" }, "images/omni-image")
     assert.are.same({ { image = URL }, { image = URL2 } }, b.image_list)
     rejects({ prompt = "x", aspect_ratio = "auto" }, "images/generations", "aspect_ratio")

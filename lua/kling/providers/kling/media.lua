@@ -95,6 +95,8 @@ M["images/omni-image"] = {
     end
     local err = R.model(req, ep, set { "kling-image-o1" }, "kling-image-o1")
       or text(req, "prompt", 2500, true, "for omni-image") or validate.image(R.ctx(), req, "image")
+      -- an image_list that is no array was read as none and dropped: the create went without it
+      or validate.array(R.ctx(), req, "image_list", 10)
       or R.element_ids(req, 10) or image_common(req, ratios, true)
     if err then
       return err
