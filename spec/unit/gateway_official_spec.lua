@@ -24,6 +24,11 @@ describe("kling.gateway.official", function()
       multi_prompt = { { prompt = "a", duration = "3" } } })
     assert.equal(10, req.duration)
     assert.equal(3, req.multi_prompt[1].duration)
+    -- a shot's other keys are kept for the dialect to judge (index passes, another is refused),
+    -- not dropped unseen
+    req = assert(official.to_canonical { prompt = "p", multi_prompt = { { index = 1, prompt = "a", duration = "3",
+      evil = { x = 1 } } } })
+    assert.same({ index = 1, prompt = "a", duration = 3, evil = { x = 1 } }, req.multi_prompt[1])
   end)
 
   -- Lua's tonumber also reads hex, exponents and padded strings: those are refused naming the

@@ -193,7 +193,9 @@ function M.to_canonical(body, allow_private, endpoint, allow_private_media)
     local shots = {}
     for i, s in ipairs(req.multi_prompt) do
       if type(s) == "table" then
-        shots[i] = { prompt = s.prompt }
+        -- every key kept (the dialect refuses one its page does not document): rebuilt from
+        -- prompt and duration alone, a shot's other keys were dropped unseen
+        shots[i] = copy(s)
         shots[i].duration, why = decimal(s.duration, "multi_prompt[" .. i .. "].duration")
         if why then
           return nil, why
