@@ -144,6 +144,23 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("... in the words an id never made gets: which ids exist is no client's to learn",
     unknown.json and res.json and unknown.json.message:gsub("%d%d%d+", "N") == res.json.message:gsub("%d%d%d+", "N"),
     res.body .. " " .. unknown.body)
+  -- A bare id in element_list or voice_list (the dialect reads "<id>" as {voice_id = "<id>"}) is
+  -- bob's id all the same: it was looked up under the list's name, which names no id, and passed.
+  local made = call("POST", "/v1/general/custom-voices", "gw-bob-key", { voice_name = "bob's",
+    voice_url = "https://example.com/a.mp3" })
+  local made_id = made.json and made.json.data and made.json.data.task_id
+  local voice = made_id and ended("/v1/general/custom-voices", made_id, "gw-bob-key")
+  voice = voice and voice.task_result and voice.task_result.voices and voice.task_result.voices[1]
+  assert(voice and voice.voice_id, made.body)
+  local creates_before = sim_creates("/v1/videos/")
+  for _, list in ipairs { { voice.voice_id }, { { voice_id = voice.voice_id } } } do
+    res = call("POST", "/v1/videos/text2video", "gw-alice-key", { model_name = "kling-v2-6", mode = "pro",
+      sound = "on", prompt = "a kite <<<voice_1>>>", voice_list = list })
+    h.check("issue 12.1: alice naming bob's voice in voice_list " .. json.encode(list) .. " is refused naming"
+      .. " voice_id (400, 1201)", res.status == 400 and res.json and res.json.code == 1201
+      and res.json.message:find("^voice_id: ") ~= nil, res.body)
+  end
+  h.check("... neither forwarded", sim_creates("/v1/videos/") == creates_before)
   -- Owners are looked up byte for byte: "0851...", "+851..." or " 851..." is bob's 851... to an
   -- upstream that reads it as a number. An id not in the form ids are handed out in is refused.
   local sent = sim_creates("/v1/videos/")

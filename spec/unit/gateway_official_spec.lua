@@ -130,6 +130,12 @@ describe("kling.gateway.official", function()
     assert.matches("^video_id: an id is a string .*past 2%^53", err)
     _, err = official.to_canonical { element_list = { { element_id = 1.5 } } }
     assert.matches("^element_list%[1%]%.element_id: an id is a string of digits", err)
+    -- a bare id in element_list or voice_list (the dialects read it as {element_id =}) is an id too
+    req = assert(official.to_canonical { element_list = { 42 }, voice_list = { 123456789012345 } })
+    assert.same({ "42" }, req.element_list)
+    assert.same({ "123456789012345" }, req.voice_list)
+    _, err = official.to_canonical { voice_list = { 851796586942000002 } }
+    assert.matches("^voice_list%[1%]: an id is a string .*past 2%^53", err)
   end)
 
   -- Media the upstream fetches from a URL a client gave: a private, loopback, link-local or

@@ -63,7 +63,7 @@ local EXACT = 2 ^ 53
 local function ids_as_text(t, path, allow_media, name)
   for k, v in pairs(t) do
     local here = type(k) == "number" and (path .. "[" .. k .. "]") or (path == "" and k or (path .. "." .. k))
-    local field = type(k) == "string" and k or name -- an array's items are its field's
+    local field = owners.field_of(k, name) -- an array's items are its field's (a bare id its id's)
     if type(v) == "table" then
       local bad, why = ids_as_text(v, here, allow_media, field)
       if bad then
@@ -74,7 +74,7 @@ local function ids_as_text(t, path, allow_media, name)
       if not ok then
         return here, why
       end
-    elseif type(v) == "number" and owners.names_id(k) then
+    elseif type(v) == "number" and owners.names_id(field) then
       if v >= EXACT then
         return here, "an id is a string (\"860000000000000000\"): a number past 2^53 loses its last digits"
       elseif v % 1 ~= 0 or v < 0 then

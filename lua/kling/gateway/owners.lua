@@ -166,11 +166,27 @@ function M.names_id(field)
   return type(field) == "string" and field ~= "external_task_id" and field:sub(-3) == "_id"
 end
 
+-- Lists whose items may be bare ids (element_list = {"829..."}, voice_list = {"v1"}: the
+-- dialects read such an item as {element_id = ...}, {voice_id = ...}, kling.providers.common
+-- id_list): a bare item is read as that field. Read as its list's name, which names no id, a
+-- bare id was never looked up, and another account's voice or element passed as ["<its id>"].
+M.ID_LISTS = { element_list = "element_id", voice_list = "voice_id" }
+
+--- The field a value is read as: its key's name, or for an array's item its list's (a bare
+-- id's, for the lists of ID_LISTS). The one rule of the owner check (here) and of the ids read
+-- in their digits (kling.gateway.official).
+function M.field_of(k, list_field)
+  if type(k) == "string" then
+    return k
+  end
+  return M.ID_LISTS[list_field] or list_field
+end
+
 -- The ids a request names: string or number values of the fields names_id says.
 local function named(v, field, out)
   if type(v) == "table" then
     for k, x in pairs(v) do
-      named(x, type(k) == "string" and k or field, out)
+      named(x, M.field_of(k, field), out)
     end
   elseif M.names_id(field) and (type(v) == "string" or type(v) == "number") then
     out[#out + 1] = { field = field, id = M.id_text(v) }
