@@ -270,6 +270,12 @@ describe("objects inside a request", function()
       "videos/image2video")
     accepts({ effect_scene = "hug", input = { images = { URL, URL2 }, model_name = "kling-v1-6", mode = "std" } },
       "videos/effects")
+    for _, d in ipairs { "0x5", " 5", "5.0", "05", 5.5, { 5 } } do
+      rejects({ effect_scene = "hug", input = { images = { URL, URL2 }, model_name = "kling-v1-6", mode = "std",
+        duration = d } }, "videos/effects", "input.duration", "whole seconds written in digits")
+    end
+    accepts({ effect_scene = "hug", input = { images = { URL, URL2 }, model_name = "kling-v1-6", mode = "std",
+      duration = "10" } }, "videos/effects")
     accepts({ model = "kling-v3", prompt = "x", multi_shot = true, duration = 5,
       multi_prompt = { { index = 1, prompt = "a", duration = 5 } } }, "videos/text2video")
   end)

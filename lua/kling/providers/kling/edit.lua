@@ -326,6 +326,13 @@ M["videos/effects"] = {
     if req.input ~= nil and type(req.input) ~= "table" then
       return fail("input", "must be a table (the effect's own input fields)")
     end
+    -- The API's spelling, a string of digits: tonumber read "0x5", " 5" and "5.0" as 5, and the
+    -- text went upstream as it was (refused there, after the create was sent).
+    local given = req.input and req.input.duration
+    if given ~= nil and not (type(given) == "string" and given:find("^[1-9]%d*$") or validate.is_whole(given)) then
+      return fail("input.duration", "must be whole seconds written in digits, such as \"5\", without a leading"
+        .. " zero (got " .. validate.got(given) .. ")")
+    end
     local input = effect_input(req)
     local dur = tonumber(input.duration) or 5
     local models = TWO_PERSON[scene]
