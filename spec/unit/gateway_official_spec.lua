@@ -154,6 +154,8 @@ describe("kling.gateway.official", function()
       { { input = { images = { "http://172.16.0.1/a.png" } } }, "input.images[1]" },
       { { face_choose = { { face_id = "0", sound_file = "http://0x7f.1/a.mp3" } } }, "face_choose[1].sound_file" },
       { { image = " http://10.0.0.1/a.png" }, "image" },
+      { { image = "\fhttp://10.0.0.1/a.png" }, "image" },
+      { { image = "\v\thttp://10.0.0.1/a.png" }, "image" },
     } do
       local req, err = official.to_canonical(case[1], false, "videos/image2video")
       assert.is_nil(req, case[2])

@@ -40,12 +40,15 @@ local TEXT = { prompt = true, negative_prompt = true, text = true, sound_effect_
 -- Whether a string is a URL the upstream would fetch: one that starts with http:// or https://
 -- (any case, after any white space). Read from its first bytes only: an inline base64 image
 -- (or a data: URL) is no URL and its megabytes are not walked.
-local H, h, SP, TAB, CR, LF = ("H"):byte(), ("h"):byte(), (" "):byte(), ("\t"):byte(), ("\r"):byte(), ("\n"):byte()
+-- White space is Lua's %s: a form feed or vertical tab first ("\fhttp://10.0.0.1/") was not
+-- looked at, though an upstream's trim removes it as it does a space.
+local H, h, SP = ("H"):byte(), ("h"):byte(), (" "):byte()
+local TAB, CR = ("\t"):byte(), ("\r"):byte() -- \t \n \v \f \r: 9 to 13
 local function url_like(v)
   local b = v:byte(1)
   if b == H or b == h then
     return v:find("^[Hh][Tt][Tt][Pp][Ss]?://") ~= nil
-  elseif b == SP or b == TAB or b == CR or b == LF then
+  elseif b == SP or (b >= TAB and b <= CR) then
     return v:find("^%s*[Hh][Tt][Tt][Pp][Ss]?://") ~= nil
   end
   return false
