@@ -691,6 +691,13 @@ local function run()
   a = admin()
   h.check("... the gateway's ledger in credits equals the simulator's EvoLink charges", a.currency == "credits"
     and evo and micros(a.spent) == evo.micros and a.reserved == "0", json.encode { a.spent, evo })
+  local sent = sim_stats().requests
+  res = create(alice, "videos/text2video", { model_name = "kling-v3", mode = "std", duration = "5", prompt = PROMPT,
+    model_params = { quality = "1080p" } })
+  h.check("EvoLink upstream: its own model_params in a client's body is 400 naming it (no catalog prices what it"
+    .. " holds), nothing held or sent", res.status == 400 and res.json and res.json.code == 1201
+    and tostring(res.json.message):find("^model_params: is not a field of the official API") ~= nil
+    and sim_stats().requests == sent and admin().reserved == "0", res.body)
 
   -- ---- untrusted input stays data (this gateway: default config, no webhook_secret) ----
   local seen = sim_stats().requests

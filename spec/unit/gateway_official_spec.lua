@@ -226,4 +226,25 @@ describe("kling.gateway.official", function()
       assert.matches("^" .. k .. ": is not a field of the official API", err)
     end
   end)
+
+  -- Behind EvoLink or an OpenAI-style gateway, a client's model_params or extra_body passed to
+  -- the upstream with whatever it held (quality, duration, ...), which no catalog priced.
+  it("an upstream's own field the official API does not document is named, an official one is not", function()
+    local evolink = require "kling.providers.evolink"
+    local compat = require "kling.providers.compat"
+    local apimodels = require "kling.providers.apimodels"
+    local req = assert(official.to_canonical { prompt = "p", model_params = { quality = "1080p" } })
+    assert.equal("model_params", official.upstream_only(req, evolink.own["videos/text2video"], "videos/text2video"))
+    req = assert(official.to_canonical { prompt = "p", extra_body = { seconds = 10 } })
+    assert.equal("extra_body", official.upstream_only(req, compat.own["videos/image2video"], "videos/image2video"))
+    req = assert(official.to_canonical({ image_url = "https://e.example/a.png",
+      motion_video = "https://e.example/v.mp4" }, nil, "videos/motion-control"))
+    assert.equal("motion_video", official.upstream_only(req, apimodels.own["videos/motion-control"],
+      "videos/motion-control"))
+    -- official fields the upstream also spells as its own, and a request without any, pass
+    req = assert(official.to_canonical { element_name = "e", element_description = "d" })
+    assert.is_nil(official.upstream_only(req, evolink.own["general/custom-elements"], "general/custom-elements"))
+    assert.is_nil(official.upstream_only({ prompt = "p" }, evolink.own["videos/text2video"], "videos/text2video"))
+    assert.is_nil(official.upstream_only({ prompt = "p" }, nil, "videos/text2video"))
+  end)
 end)

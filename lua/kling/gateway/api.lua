@@ -203,6 +203,12 @@ function M.admit(G, account, endpoint)
   end
   local client = G.client()
   local def = client.provider.endpoints[endpoint]
+  local own = client.provider.own -- none for the official upstream
+  local alien = own and official.upstream_only(req, own[endpoint], endpoint)
+  if alien then
+    return refuse("validation", { status = 400, code = 1201, message = alien .. ": is not a field of the official"
+      .. " API (it is the upstream's own: this gateway takes the official API's fields, which it prices)" })
+  end
   -- Priced by its source (a video-extend: the model and mode its video was made with), never
   -- by what the client declares of it.
   local fok, ffield, fwhy = follows.apply(G, account.name, def, req)

@@ -7,6 +7,7 @@ local owners = require "kling.gateway.owners" -- which fields name upstream ids 
 local ids = require "kling.gateway.ids"
 local public_url = require "kling.gateway.public_url"
 local validate = require "kling.validate"
+local rules = require "kling.providers.kling.rules"
 
 local M = {}
 
@@ -134,6 +135,24 @@ end
 -- client's: the gateway keeps them and sends its own upstream; a callback_url must be a public
 -- http(s) URL (kling.gateway.public_url), and so must every URL the upstream would fetch
 -- (unless allow_private_media).
+--- The first field of req (by name) that the upstream documents as its own (`own`: its
+-- provider's P.own[endpoint]) and the official API does not, or nil. A gateway's clients speak
+-- the official API: an upstream's container (EvoLink's model_params, compat's extra_body)
+-- would carry fields to the upstream that no catalog prices, past the hold.
+---@param req table the canonical request
+---@param own table|nil the upstream provider's own fields of the endpoint
+---@param endpoint string
+---@return string|nil field
+function M.upstream_only(req, own, endpoint)
+  local found
+  for k in pairs(own or {}) do
+    if req[k] ~= nil and not rules.documents(endpoint, k) and (not found or k < found) then
+      found = k
+    end
+  end
+  return found
+end
+
 function M.to_canonical(body, allow_private, endpoint, allow_private_media)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object", 1200

@@ -207,6 +207,15 @@ local function is_known(k, own)
   return M.CANONICAL_SET[k] or M.LOCAL[k] or own[k]
 end
 
+--- Whether the official API documents field `k` on `endpoint` (canonically written, or one of
+-- the endpoint's own): what a gateway's clients, who speak the official API, may send.
+---@param endpoint string
+---@param k string
+---@return boolean
+function M.documents(endpoint, k)
+  return is_known(k, M.OWN[endpoint] or {}) and true or false
+end
+
 -- The first field of req that is neither canonical, local, nor one of `endpoint`'s own
 -- documented fields, as a validation error naming it (and the closest known field).
 function M.unknown_fields(req, endpoint, takes)
