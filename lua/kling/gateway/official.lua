@@ -127,14 +127,6 @@ function M.as_sent(body, field, endpoint)
   return field
 end
 
--- to_canonical(body, allow_private_callbacks, endpoint, allow_private_media) -> request,
--- callback_url, external_task_id | nil, message, code (the official API's: 1200 for a body that
--- is not an object, 1201 for a field). The official spelling (model_name, "5", "on", image_tail,
--- motion-control's image_url, shots with string durations) becomes the canonical one; fields
--- the module does not know pass through unchanged. callback_url and external_task_id are the
--- client's: the gateway keeps them and sends its own upstream; a callback_url must be a public
--- http(s) URL (kling.gateway.public_url), and so must every URL the upstream would fetch
--- (unless allow_private_media).
 --- The first field of req (by name) that the upstream documents as its own (`own`: its
 -- provider's P.own[endpoint]) and the official API does not, or nil. A gateway's clients speak
 -- the official API: an upstream's container (EvoLink's model_params, compat's extra_body)
@@ -153,6 +145,14 @@ function M.upstream_only(req, own, endpoint)
   return found
 end
 
+-- to_canonical(body, allow_private_callbacks, endpoint, allow_private_media) -> request,
+-- callback_url, external_task_id | nil, message, code (the official API's: 1200 for a body that
+-- is not an object, 1201 for a field). The official spelling (model_name, "5", "on", image_tail,
+-- motion-control's image_url, shots with string durations) becomes the canonical one; fields
+-- the module does not know pass through unchanged. callback_url and external_task_id are the
+-- client's: the gateway keeps them and sends its own upstream; a callback_url must be a public
+-- http(s) URL (kling.gateway.public_url), and so must every URL the upstream would fetch
+-- (unless allow_private_media).
 function M.to_canonical(body, allow_private, endpoint, allow_private_media)
   if type(body) ~= "table" or json.is_array(body) or body[1] ~= nil then
     return nil, "the body must be a JSON object", 1200
