@@ -27,12 +27,9 @@ local M = {}
 
 local NO_ARGS = {} -- the query parameters of a route that takes none
 
--- The most bytes a create's body may hold: nginx's client_max_body_size (20m, written by the
--- launcher and examples/nginx/http.conf) refuses a larger one first. A body past
--- client_body_buffer_size (64k there) waits in a temporary file while it comes and is read
--- from it here: with the buffer at this size, each slow body held up to 16 MB of the worker's
--- memory for its whole upload, so a few hundred of one client's slow creates filled it.
-M.BODY_MAX = 20 * 1024 * 1024
+-- The most bytes a create's body may hold (nginx's client_max_body_size refuses a larger one
+-- first): kling.gateway.body_limits, the one home of the sizes nginx's confs write.
+M.BODY_MAX = require("kling.gateway.body_limits").CREATE_MAX
 
 -- The most JSON values a create's body may hold (every member's value and array item counts).
 -- The largest create the official API documents (six dynamic masks of their trajectories, seven

@@ -6,6 +6,7 @@
 -- Permissions: the master runs as the starting user and loads the Lua modules; started as
 -- root, the workers run as nobody, so the journal's directory must be writable by nobody
 -- (the gateway refuses to start otherwise, naming the path and the user).
+local body_limits = require "kling.gateway.body_limits"
 local config = require "kling.gateway.config"
 local json = require "kling.json"
 local run = require "kling.nginx_run"
@@ -93,9 +94,9 @@ function M.render(o)
     "  lua_shared_dict kling_gateway_ledger " .. o.cfg.memory.ledger.text .. ";",
     "  lua_shared_dict kling_gateway_metrics 4m;",
     "  lua_socket_log_errors off;",
-    -- a body past 64k waits in a file, not in memory (kling.gateway.api BODY_MAX says why)
-    "  client_body_buffer_size 64k;",
-    "  client_max_body_size 20m;",
+    -- a create's body: its most, and past its buffer it waits in a file, not in memory
+    -- (kling.gateway.body_limits says why)
+    "  " .. body_limits.directives(body_limits.CREATE_MAX, body_limits.CREATE_BUFFER),
     ("  init_by_lua_block { require(\"kling.gateway\").init(%q, { worker_user = %s, proxy_location = %q,"
       .. " rendered = { origin = %q, timeout = %d, connect_timeout = %d } }) }")
       :format(o.config, o.user and ("%q"):format(o.user:match("^%S+")) or "nil", proxy.LOCATION, rendered.origin,
@@ -112,7 +113,7 @@ function M.render(o)
     -- object), so that anyone cannot fill the worker's memory with 20 MB posts; and one past a
     -- task object's size waits in a temporary file while it comes, not in memory (1 MB buffers
     -- let 300 unsigned posts that never ended hold a worker at 325 MB: anyone may post here).
-    "    location = /kling/callback { client_max_body_size 1m; client_body_buffer_size 16k;"
+    "    location = /kling/callback { " .. body_limits.directives(body_limits.CALLBACK_MAX, body_limits.CALLBACK_BUFFER)
       .. " content_by_lua_block { require(\"kling.gateway\").callback() } }",
     "    location /gateway/admin { content_by_lua_block { require(\"kling.gateway\").admin() } }",
     "    location = /gateway/health { "
