@@ -72,7 +72,7 @@ end
 --- A file at path open for appending (a journal): created when absent, refused when path is
 -- not a regular file, and the opened file compared with what lstat finds at path afterwards,
 -- so a link planted before or during the open is never written through.
--- append(path) -> file | nil, message
+-- append(path) -> file, its identity (core.file_identity's) | nil, message
 ---@param path string
 ---@return file*|nil
 ---@return string|nil
@@ -91,7 +91,7 @@ function M.append(path)
     f:close()
     return nil, regular and ("cannot open " .. path .. ": it was replaced while being opened") or why
   end
-  return f
+  return f, id
 end
 
 --- Makes the directories of `rel` under `base` (base is the caller's, a link there is the

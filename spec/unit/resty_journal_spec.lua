@@ -81,14 +81,15 @@ end
         return f, err
       end
       cut = false
-      return {
+      return { -- err: the file's identity
+
         setvbuf = function() end,
         close = function() f:close() end,
         write = function(_, s)
           f:write(s:sub(1, 20)) -- what fitted
           return nil, "No space left on device"
         end,
-      }
+      }, err
     end
     local values = {} -- a shared dict, as every worker's journal has it (reopen)
     local dict = {
@@ -122,6 +123,74 @@ end
     output_path.append = real_append
     files.remove(dir)
     assert(ok, err)
+  end)
+
+  -- After a failed write every worker reopens the journal by its path (reopen_all). A journal
+  -- moved away then had each of them make a new file there: creates were journaled into it and
+  -- the next start refused it (it does not begin with the journal's first line).
+  it("reopens its path only while the path names the file it writes, never making one in its place", function()
+    local fake_dict = require "support.fake_dict"
+    local dir = files.tempdir()
+    local path = dir .. "/ledger.jsonl"
+    local dict = fake_dict.new()
+    local master = journal.open(path, { reopen = dict })
+    assert(master:append(journal.FIRST))
+    master:close()
+    assert(journal.adopt(dict, path)) -- nginx's master, once it has read the journal
+    local worker1 = journal.open(path, { reopen = dict })
+    local worker2 = journal.open(path, { reopen = dict })
+    assert(worker1:append { op = "a" })
+    assert(worker2:append { op = "b" })
+    local function ops(p)
+      local out = {}
+      for i, e in ipairs((journal.read(p))) do
+        out[i] = e.op
+      end
+      return out
+    end
+
+    assert(os.rename(path, path .. ".moved"))
+    journal.reopen_all(dict) -- what a failed write does
+    for _, w in ipairs { worker1, worker2 } do
+      local ok, err = w:append { op = "lost" }
+      assert.is_nil(ok)
+      assert.matches("cannot reopen the journal " .. path .. ": there is no file there", err, 1, true)
+    end
+    assert.is_nil(io.open(path, "rb")) -- nothing made in its place
+
+    local f = assert(io.open(path, "wb")) -- another file at the name (a whole journal's first line, even)
+    f:write('{"op":"journal","version":1}\n')
+    f:close()
+    local ok, err = worker1:append { op = "lost" }
+    assert.is_nil(ok)
+    assert.matches("cannot reopen the journal " .. path .. ": it is another file", err, 1, true)
+    assert.same({ "journal" }, ops(path))
+
+    assert(os.rename(path .. ".moved", path)) -- put back: appended to again
+    assert(worker1:append { op = "c" })
+    assert(worker2:append { op = "d" })
+    assert.same({ "journal", "a", "b", "c", "d" }, ops(path))
+
+    -- A whole copy the admin API's reopen takes (replacement checked it) is the file from then on.
+    assert(os.execute("cp " .. path .. " " .. path .. ".copy && mv " .. path .. ".copy " .. path))
+    local whole, id = journal.replacement(path)
+    assert.is_true(whole)
+    journal.reopen_all(dict, id)
+    assert(worker1:append { op = "e" })
+    assert.same({ "journal", "a", "b", "c", "d", "e" }, ops(path))
+
+    -- Without a shared dict: the file it had open.
+    local alone = journal.open(dir .. "/alone.jsonl")
+    assert(alone:append(journal.FIRST))
+    alone:close()
+    assert(os.rename(dir .. "/alone.jsonl", dir .. "/alone.moved"))
+    ok, err = alone:append { op = "lost" }
+    assert.is_nil(ok)
+    assert.matches("there is no file there", err, 1, true)
+    assert.is_nil(io.open(dir .. "/alone.jsonl", "rb"))
+    worker1:close()
+    worker2:close()
+    files.remove(dir)
   end)
 
   it("mends a last line cut short before a start, so the next line is one of its own", function()

@@ -513,7 +513,12 @@ function M.handle(G)
       ngx.log(ngx.ERR, "kling gateway: journal/reopen refused: ", why)
       return refuse(409, why, "journal")
     end
-    return reply(200, { generation = journal.reopen_all(G.ledger_dict) })
+    local generation, gerr = journal.reopen_all(G.ledger_dict, why) -- why: the copy's identity
+    if not generation then
+      ngx.log(ngx.ERR, "kling gateway: journal/reopen refused: ", gerr)
+      return refuse(503, "the workers cannot be told to reopen the journal now (nothing changed): " .. tostring(gerr))
+    end
+    return reply(200, { generation = generation })
   elseif uri == "/gateway/admin/ledger" and method == "GET" then
     return ledger_head(G)
   elseif uri == "/gateway/admin/holds" and method == "GET" then

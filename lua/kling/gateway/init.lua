@@ -465,6 +465,12 @@ function M.init(path, opts)
     compact.run(G, entries, { user = user, read_lines = #entries + skipped, replay_ms = core.wall_ms() - t0,
       read_ms = read_ms })
   end
+  -- The file the workers write from here (compacted or not): one reopens its path only while
+  -- the path names it (kling.resty.journal).
+  local adopted, jerr = journal.adopt(ledger_dict, G.cfg.journal)
+  if not adopted then
+    error("kling gateway: " .. jerr, 0)
+  end
   entries = nil -- luacheck: ignore 311 (the replayed journal: not inherited by the workers nginx forks next)
   collectgarbage()
   if G.cfg.callback_url and not G.cfg.callbacks then

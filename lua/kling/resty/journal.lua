@@ -31,10 +31,35 @@ function M.open(path, opts)
 end
 
 M.GEN_KEY = "journal:gen"
+-- The file the workers write (its identity, device:inode): the one at the path when nginx's
+-- master had read (and compacted) it at a start or reload, or the whole copy an admin reopen
+-- took (M.adopt). A handle is reopened by path only when the path still names that file.
+M.FILE_KEY = "journal:file"
 
--- Asks every worker's journal to reopen its file before its next line.
-function M.reopen_all(dict)
+-- Asks every worker's journal to reopen its file before its next line; with id (a whole
+-- copy's identity, M.replacement's), that file is the one they reopen.
+function M.reopen_all(dict, id)
+  if id then
+    local ok, err = dict:safe_set(M.FILE_KEY, id) -- never evicting the ledger's keys to make room
+    if not ok then
+      return nil, "shared memory: " .. tostring(err)
+    end
+  end
   return dict:incr(M.GEN_KEY, 1, 0)
+end
+
+-- adopt(dict, path) -> true | nil, message: the file at path is the journal the workers write
+-- (nginx's master, once it has read and compacted it: nothing appends meanwhile).
+function M.adopt(dict, path)
+  local ok, size, id = core.output_target(path)
+  if not ok or size == nil then
+    return nil, "the journal " .. path .. " cannot be adopted: " .. (ok and "there is no file there" or tostring(size))
+  end
+  local set, err = dict:safe_set(M.FILE_KEY, id) -- never evicting the ledger's keys to make room
+  if not set then
+    return nil, "the journal " .. path .. " cannot be adopted: shared memory: " .. tostring(err)
+  end
+  return true
 end
 
 local function q(s)
@@ -146,11 +171,28 @@ function Journal:append(entry)
     end
   end
   if not self.fh then
-    -- Never through a link planted at the journal's name (kling.output_path).
-    local f, err = require("kling.output_path").append(self.path)
-    if not f then
-      return nil, "cannot open the journal " .. self.path .. ": " .. tostring(err)
+    -- Only the file this journal writes (M.FILE_KEY, else the one it had open): after a failed
+    -- write every worker reopens by path, and one moved away had them make a new file there,
+    -- which the next start refuses (it does not begin with the journal's first line) while
+    -- creates were forwarded and journaled into it. Asked before the open, which would create
+    -- the file, and again of the opened handle (a file swapped in between).
+    local want = self.reopen and self.reopen:get(M.FILE_KEY) or self.file_id
+    if want then
+      local ok, size, id = core.output_target(self.path)
+      if ok and (size == nil or id ~= want) then
+        return nil, self:not_ours(size == nil)
+      end
     end
+    -- Never through a link planted at the journal's name (kling.output_path).
+    local f, id = require("kling.output_path").append(self.path)
+    if not f then
+      return nil, "cannot open the journal " .. self.path .. ": " .. tostring(id)
+    end
+    if want and id ~= want then
+      f:close()
+      return nil, self:not_ours(false)
+    end
+    self.file_id = id
     f:setvbuf("no") -- one write(2) a line (the top of this file says why)
     self.fh = f
     -- A line cut short by a write that failed part-way (a full disk) leaves the file without
@@ -188,6 +230,14 @@ function Journal:append(entry)
     end
   end
   return true
+end
+
+-- Why a journal does not reopen its path: the file there is not the one it writes.
+function Journal:not_ours(missing)
+  return "cannot reopen the journal " .. self.path .. ": " .. (missing and "there is no file there (moved away"
+    .. " or removed?)" or "it is another file than the journal this gateway writes (moved away and replaced?)")
+    .. "; nothing is written in its place (a restart would refuse a new file there): put the journal back at"
+    .. " that path, or a whole copy and POST /gateway/admin/journal/reopen"
 end
 
 -- ends_whole(path) -> whether the file at path is empty, missing or ends with a newline (its last
@@ -266,12 +316,12 @@ function M.whole(path, entries)
     .. " (cat the older files and this one, oldest first) and start again"
 end
 
--- replacement(path) -> true | nil, message: whether path holds a whole journal that its
+-- replacement(path) -> true, its identity | nil, message: whether path holds a whole journal that its
 -- workers may reopen (admin journal/reopen): a regular file (never a link: appends refuse
 -- one) that begins with the journal's first line. A journal moved away, or a fresh file in
 -- its place, is refused at once: every worker would append to a file a restart refuses.
 function M.replacement(path)
-  local ok, size = core.output_target(path)
+  local ok, size, id = core.output_target(path)
   if not ok then
     return nil, "the journal " .. path .. " cannot be reopened: " .. tostring(size)
   elseif size == nil then
@@ -289,7 +339,7 @@ function M.replacement(path)
       .. " {\"op\":\"journal\"} (a rotated or new file: a restart would refuse it). Put the whole journal at"
       .. " that path (cat the older files and this one, oldest first) and reopen again"
   end
-  return true
+  return true, id
 end
 
 -- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:
