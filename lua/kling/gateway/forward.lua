@@ -132,6 +132,7 @@ local function flush(_, G)
   local created, stable = {}, {}
   for _, p in ipairs(pending) do
     if p.how == "created" then
+      api.slots(G, p.c, "created") -- what api.record does of the others: a count of slots learned may go
       local n = #created + 1
       created[n], stable[n] = p.c.rec, p.c.stable -- the part of the record its admission encoded
     else

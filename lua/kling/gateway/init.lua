@@ -525,6 +525,15 @@ function M.init_worker()
   if G.redis then
     if ngx.worker.id() == 0 then
       ngx.timer.at(0, check_store)
+      -- the upstream's slots as every node learned them (kling.gateway.api slots)
+      local ok, terr = ngx.timer.every(api.SLOTS_SYNC_S, function(premature)
+        if not premature then
+          api.sync_slots(G)
+        end
+      end)
+      if not ok then
+        ngx.log(ngx.ERR, "kling gateway: the upstream's slots other nodes learn are not seen here: ", terr)
+      end
     end
     -- One poller across every node: this worker's own name in the Redis lock.
     local owner = core.random_hex(8) .. ":" .. ngx.worker.pid()
