@@ -210,4 +210,24 @@ describe("kling.gateway.accounts file_taken", function()
     assert.is_true(with("\nerin\n"):file_taken("erin"))
     assert.is_false(with(""):file_taken("erin"))
   end)
+
+  -- Every file account answered 503 at each reload (and start) until the first worker had
+  -- opened them all in Redis. One the store opened as the file's before (no created account
+  -- has its name, nor can take it since) signs in, and takes top-ups, meanwhile; the others wait.
+  it("lets a file account the store opened as the file's sign in before the whole file is checked", function()
+    local a = with(nil)
+    local none, why = a:by_key("gw-erin-file-key")
+    assert.is_nil(none)
+    assert.matches("erin is not yet checked", why, 1, true)
+    assert.is_nil((a:file_taken("erin")))
+    assert(a:file_opened("erin"))
+    assert.equal("erin", a:by_key("gw-erin-file-key").name)
+    assert.is_false(a:file_taken("erin"))
+    a.dict:set(accounts.FILE_TAKEN, "\nerin\n") -- the check, once done, is the word
+    local saved = rawget(_G, "ngx")
+    _G.ngx = { log = function() end, ERR = 4 } -- luacheck: ignore 122 (its refusal is logged)
+    local signed = a:by_key("gw-erin-file-key")
+    _G.ngx = saved -- luacheck: ignore 122
+    assert.is_nil(signed)
+  end)
 end)

@@ -138,6 +138,23 @@ end
 -- in then (the created one is contradicted), as one node refuses such a file at start.
 M.FILE_TAKEN = "file_taken"
 
+-- With Redis: a file account the store opened as the file's (its OPEN refuses a name a created
+-- account has, and a create refuses a name the store has since): one key each in the dict,
+-- kept across reloads, so that such an account signs in while this start's or reload's check
+-- of the whole file (FILE_TAKEN) is not done yet. Only the accounts waited for all of theirs:
+-- every file account answered 503 at each reload until the first worker had opened them all.
+M.FILE_OPENED = "file_opened:"
+
+--- file_opened(name) -> true | nil, message: the file's account of that name was opened in the
+-- Redis store as the file's (kling.gateway init, once its open is done).
+function Accounts:file_opened(name)
+  local ok, err = self.dict:safe_set(M.FILE_OPENED .. name, true)
+  if not ok then
+    return nil, "shared memory: " .. tostring(err)
+  end
+  return true
+end
+
 -- A file account, unless its name is a created account's in the store (said once per worker
 -- and account) -> account | nil [, message: not checked yet at this start: refused (503) rather
 -- than let it sign in first].
@@ -147,8 +164,11 @@ local function file_signs_in(self, a)
   end
   local taken = self.dict:get(M.FILE_TAKEN)
   if taken == nil then
-    return nil, "the config file's accounts are not yet checked against the Redis store's and opened (each start"
-      .. " and reload)"
+    if self.dict:get(M.FILE_OPENED .. a.name) == true then -- opened as the file's before
+      return a
+    end
+    return nil, "the config file's account " .. a.name .. " is not yet checked against the Redis store's accounts"
+      .. " and opened (each start and reload)"
   elseif taken == "" or not taken:find("\n" .. a.name .. "\n", 1, true) then
     return a
   end
@@ -172,6 +192,9 @@ function Accounts:file_taken(name)
   end
   local taken = self.dict:get(M.FILE_TAKEN)
   if type(taken) ~= "string" then
+    if self.dict:get(M.FILE_OPENED .. name) == true then -- opened as the file's before: no created one's
+      return false
+    end
     return nil, "the config file's accounts are not yet checked against the Redis store's (each start and reload)"
   end
   return taken:find("\n" .. name .. "\n", 1, true) ~= nil

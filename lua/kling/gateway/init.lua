@@ -191,6 +191,11 @@ local function open_redis_accounts()
       ok, err = G.meter:open_account(a.name, a.credit, { file = true })
       if not ok and type(err) == "table" and err.code == "name_created" then
         taken[a.name], ok, err = err.created, true, nil
+      elseif ok then -- it signs in from now on, and at the next reload before the whole file is checked
+        local marked, merr = G.accounts:file_opened(a.name)
+        if not marked then
+          ngx.log(ngx.WARN, "kling gateway: account ", a.name, " signs in once every file account is opened: ", merr)
+        end
       end
     end
     if not ok then
