@@ -1,4 +1,4 @@
--- The upstream's parallel slots (kling.gateway.api slots): a create the upstream refused with
+-- The upstream's parallel slots (kling.gateway.upstream_pace): a create the upstream refused with
 -- 1303 (its parallel tasks full) was forwarded, journaled and released, free for its client,
 -- so one client could keep sending the upstream creates that could not run. The gateway now
 -- learns the slot count from the 1303 (its tasks open then: on a Redis store every node's) and

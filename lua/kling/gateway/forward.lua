@@ -20,6 +20,7 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 local core = require "kling.core"
 local api = require "kling.gateway.api"
+local pace = require "kling.gateway.upstream_pace"
 local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local text = require "kling.gateway.text"
@@ -90,7 +91,7 @@ function M.header_filter()
   c.upstream_status = status
   c.content_type = ngx.header["Content-Type"]
   c.request_id = ngx.header["X-Request-Id"]
-  c.retry_after = ngx.header["Retry-After"] -- a 1302's: how long this node's creates wait (api.pause)
+  c.retry_after = ngx.header["Retry-After"] -- a 1302's: how long this node's creates wait (upstream_pace)
   local err
   if c.answered then
     err = c.m:create_status(status)
@@ -132,7 +133,7 @@ local function flush(_, G)
   local created, stable = {}, {}
   for _, p in ipairs(pending) do
     if p.how == "created" then
-      api.slots(G, p.c, "created") -- what api.record does of the others: a count of slots learned may go
+      pace.slots(G, p.c, "created") -- what api.record does of the others: a count of slots learned may go
       local n = #created + 1
       created[n], stable[n] = p.c.rec, p.c.stable -- the part of the record its admission encoded
     else

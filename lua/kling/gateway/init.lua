@@ -18,6 +18,7 @@ local auth = require "kling.gateway.auth"
 local official = require "kling.gateway.official"
 local owners = require "kling.gateway.owners"
 local api = require "kling.gateway.api"
+local pace = require "kling.gateway.upstream_pace"
 local forward = require "kling.gateway.forward"
 local price_cache = require "kling.gateway.price_cache"
 local track = require "kling.gateway.track"
@@ -530,10 +531,10 @@ function M.init_worker()
   if G.redis then
     if ngx.worker.id() == 0 then
       ngx.timer.at(0, check_store)
-      -- the upstream's slots as every node learned them (kling.gateway.api slots)
-      local ok, terr = ngx.timer.every(api.SLOTS_SYNC_S, function(premature)
+      -- the upstream's slots as every node learned them (kling.gateway.upstream_pace)
+      local ok, terr = ngx.timer.every(pace.SLOTS_SYNC_S, function(premature)
         if not premature then
-          api.sync_slots(G)
+          pace.sync_slots(G)
         end
       end)
       if not ok then
