@@ -87,12 +87,13 @@ local function task_texts(tasks_dict)
 end
 
 -- lines(opts) -> the compacted journal's lines. opts: ledger (the ledger dict), tasks (the
--- task dict), currency, entries (the journal replayed: its created accounts are kept as they
--- were last written), now_ms.
+-- task dict), currency and price_provider (its unit, named in its first line), entries (the
+-- journal replayed: its created accounts are kept as they were last written), now_ms.
 function M.lines(opts)
   local d, td, cur = opts.ledger, opts.tasks, opts.currency
   local seq = d:get("seq") or 0
-  local out = { jline { op = "journal", version = M.VERSION, seq = seq, compacted_ms = opts.now_ms } }
+  local out = { jline { op = "journal", version = M.VERSION, seq = seq, compacted_ms = opts.now_ms,
+    currency = cur, price_provider = opts.price_provider } }
   for _, a in ipairs(accounts.latest(opts.entries)) do
     out[#out + 1] = jline { op = "account", created = a }
   end
@@ -280,7 +281,7 @@ function M.run(G, entries, opts)
   os.remove(path .. ".compacting") -- a crash's leftover (nobody else has it: the journal's lock is ours)
   local before = size(path)
   local ok, lines = pcall(M.lines, { ledger = G.ledger_dict, tasks = ngx.shared.kling_gateway_tasks,
-    currency = G.cfg.currency, entries = entries, now_ms = t0 })
+    currency = G.cfg.currency, price_provider = G.cfg.price_provider, entries = entries, now_ms = t0 })
   local status = { at_ms = t0, bytes_before = before, lines_before = opts.read_lines, replay_ms = opts.replay_ms,
     read_ms = opts.read_ms }
   local bytes, err

@@ -390,7 +390,8 @@ function M.init(path, opts)
   -- moment between the end's claim and the task's final record (a minute, or the retention when
   -- shorter). Nothing can end it again after that, and a node that runs for months keeps room.
   G.meter = assert(ledgers.new { store = shared_store.new { dict = M.LEDGER_DICT, currency = G.cfg.currency,
-    journal = G.journal, ended_ttl = M.ended_ttl(G.cfg), topup_id_ttl = M.topup_id_ttl(G.cfg) } })
+    price_provider = G.cfg.price_provider, journal = G.journal, ended_ttl = M.ended_ttl(G.cfg),
+    topup_id_ttl = M.topup_id_ttl(G.cfg) } })
   G.accounts = accounts.new { cfg = G.cfg, dict = ledger_dict, journal = G.journal, kept = function(name)
     return G.meter.store:kept(name)
   end }
@@ -420,7 +421,9 @@ function M.init(path, opts)
     end
   end
   if #entries == 0 and skipped == 0 then
-    local ok, err = G.journal:append(journal.FIRST)
+    -- its unit too: a start with another currency or catalog is refused (kling.money.stores.shared)
+    local ok, err = G.journal:append { op = journal.FIRST.op, version = journal.FIRST.version,
+      currency = G.cfg.currency, price_provider = G.cfg.price_provider }
     if not ok then
       error("kling gateway: " .. err, 0)
     end

@@ -30,12 +30,39 @@ local function validation(field, message)
   return errors.new { kind = "validation", field = field, message = message }
 end
 
+-- A journal metered in another unit than this store's (its first line's currency and
+-- price_provider, or a movement's currency): its amounts are other money (each currency, and
+-- each catalog's credits, is its own unit), refused with what to do about it.
+local function unit(currency, price_provider)
+  return tostring(currency) .. (price_provider ~= nil and (" priced by " .. tostring(price_provider)) or "")
+end
+
+local function other_unit(field, was, now)
+  return validation(field, "the journal was metered in " .. was .. ", but this gateway meters in " .. now
+    .. ": its amounts are another money. Give the config the currency and price_provider the journal was"
+    .. " metered in, or give it a new journal path to start afresh")
+end
+
+-- same_unit(self, e, i) -> true | nil, err: the journal's first line (op = journal) against
+-- this store's unit. A first line written before it named its unit passes (its movements'
+-- currencies are still checked).
+local function same_unit(self, e, i)
+  local pp = self.price_provider and e.price_provider
+  local cur_differs = e.currency ~= nil and e.currency ~= self.currency
+  if cur_differs or (pp ~= nil and pp ~= self.price_provider) then
+    return nil, other_unit("journal[" .. i .. "]." .. (cur_differs and "currency" or "price_provider"),
+      unit(e.currency or self.currency, e.price_provider), unit(self.currency, self.price_provider))
+  end
+  return true
+end
+
 local function whole(v)
   return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
 end
 
 --- Makes the store.
--- new{dict = shared dict or its name, currency =, journal = kling.resty.journal | nil,
+-- new{dict = shared dict or its name, currency =, price_provider = the catalog that prices
+-- its amounts | nil (a journal's first line naming another is refused), journal = kling.resty.journal | nil,
 -- clock = fn -> ms, ended_ttl = seconds | nil, topup_id_ttl = seconds | nil} -> store (every
 -- account is in `currency`). topup_id_ttl: how long a top-up's id is remembered (the same id
 -- adds nothing within it); without it, for the dict's life.
@@ -43,7 +70,7 @@ end
 -- Without it the marks stay as long as the dict, one for every task ever held, and a node that
 -- runs long enough fills its dict and refuses every create; give it the time after which nothing
 -- can end the task again (the gateway's: retention, for which the task's record is kept).
----@param opts {dict: string, currency: string, journal: string, ended_ttl: number}
+---@param opts {dict: string, currency: string, price_provider: string|nil, journal: string, ended_ttl: number}
 ---@return table|nil meter
 ---@return string|nil err
 function M.new(opts)
@@ -67,7 +94,11 @@ function M.new(opts)
   if id_ttl ~= nil and not (type(id_ttl) == "number" and id_ttl > 0) then
     error("kling.money.stores.shared: topup_id_ttl must be a positive number of seconds", 2)
   end
-  return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency, journal = opts.journal,
+  if opts.price_provider ~= nil and type(opts.price_provider) ~= "string" then
+    error("kling.money.stores.shared: price_provider must be a string", 2)
+  end
+  return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency,
+    price_provider = opts.price_provider, journal = opts.journal,
     clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0, topup_id_ttl = id_ttl or 0, keys = {} }, Meter)
 end
 
@@ -602,7 +633,7 @@ end
 -- One line of a compacted journal into the replay's tables -> true | nil, err.
 local function compacted(self, e, i, spent, reserved, topups, ended, topup_ids)
   if e.op == "journal" then
-    return true
+    return same_unit(self, e, i)
   elseif e.op == "topup_id" then -- a top-up's id (its amount is in its account's totals)
     local m = type(e.amount) == "string" and core.money_parse(e.amount)
     if not (m and m > 0 and type(e.account) == "string" and type(e.id) == "string") then
@@ -631,8 +662,7 @@ local function compacted(self, e, i, spent, reserved, topups, ended, topup_ids)
       .. e.spent .. ", topup " .. e.topup .. ")")
   end
   if e.currency ~= self.currency then
-    return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency) .. ", meter in "
-      .. self.currency)
+    return nil, other_unit("journal[" .. i .. "].currency", unit(e.currency), unit(self.currency))
   end
   local a = e.account
   spent[a], reserved[a] = (spent[a] or 0) + s, reserved[a] or 0
@@ -677,9 +707,11 @@ function Meter:restore(entries)
         seq = e.seq
       end
       n = n + (e.op == "journal" and 0 or 1)
-    elseif e.op == "topup" and type(e.topup_account) == "string" and e.currency == self.currency then
+    elseif e.op == "topup" and type(e.topup_account) == "string" then
       local m = type(e.amount) == "string" and core.money_parse(e.amount)
-      if m and m < 0 then
+      if e.currency ~= self.currency then -- skipped, it left the top-up out and a compaction dropped it
+        return nil, other_unit("journal[" .. i .. "].currency", unit(e.currency), unit(self.currency))
+      elseif m and m < 0 then
         return nil, validation("journal[" .. i .. "]", "a top-up is never negative (got " .. e.amount .. ")")
       elseif m then
         topups[e.topup_account] = (topups[e.topup_account] or 0) + m
@@ -699,8 +731,7 @@ function Meter:restore(entries)
           .. "its amount never negative")
       end
       if e.currency ~= self.currency then
-        return nil, validation("journal[" .. i .. "].currency", "entry in " .. tostring(e.currency)
-          .. ", meter in " .. self.currency)
+        return nil, other_unit("journal[" .. i .. "].currency", unit(e.currency), unit(self.currency))
       end
       local a = e.account
       spent[a], reserved[a] = spent[a] or 0, reserved[a] or 0
