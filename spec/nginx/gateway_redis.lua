@@ -623,6 +623,11 @@ local function reads_while_redis_is_down()
   -- Creates sent at once share a worker's round trips to Redis: with Redis down every one of
   -- them, not only the one that sends the pipeline, is refused before anything is forwarded.
   local sent_before = h.sim_admin(sim, "GET", "/_sim/stats").creates
+  local function refusals(reason)
+    local text = h.request("GET", url(1, "/metrics")).body or ""
+    return tonumber(text:match('\nkling_gateway_refusals_total{reason="' .. reason .. '"} (%d+)\n')) or 0
+  end
+  local store_before, journal_before = refusals("store"), refusals("journal")
   local refused, n_racing = 0, 24
   local urls = {}
   for k = 1, n_racing do
@@ -634,6 +639,14 @@ local function reads_while_redis_is_down()
   h.check("issue 12 (speed): with Redis down, 24 creates sent at once to one node all answer 5001 and none is"
     .. " forwarded", refused == n_racing and h.sim_admin(sim, "GET", "/_sim/stats").creates == sent_before,
     refused)
+  -- each worker moves its counts into the shared dict every second
+  local limit, store_now = h.now() + 5
+  repeat
+    store_now = refusals("store") - store_before
+    h.sleep(0.2)
+  until store_now >= n_racing or h.now() > limit
+  h.check("... counted in /metrics as creates refused for reason store (there is no journal)", store_now >= n_racing
+    and refusals("journal") == journal_before, store_now .. " store, journal " .. refusals("journal"))
   redis.start()
   h.check("issue 12.5: with Redis down a task's query, its external id, a list, the balance and a create answer 503"
     .. " (5001) without the store's address, never 404 or an empty list; the admin summary 503, not an empty list of"

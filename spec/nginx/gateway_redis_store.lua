@@ -87,6 +87,22 @@ local function adm(method, i, path, body)
   return h.request(method, url(i, path), { headers = { authorization = "Bearer " .. ADMIN_KEY }, body = body })
 end
 
+-- Node i's count of creates refused for reason (kling_gateway_refusals_total), at least `least`:
+-- each worker moves its counts into the shared dict every second, so a few seconds are waited.
+local function refusals(i, reason, least)
+  local name, n = 'kling_gateway_refusals_total{reason="' .. reason .. '"}'
+  local limit = h.now() + 5
+  repeat
+    local text = h.request("GET", url(i, "/metrics")).body or ""
+    n = tonumber(text:match("\n" .. name:gsub("%p", "%%%0") .. " (%d+)\n")) or 0
+    if n >= (least or 0) then
+      return n
+    end
+    h.sleep(0.2)
+  until h.now() > limit
+  return n
+end
+
 -- Node i's admin summary, its accounts by name (nil unless it answers 200).
 local function summary(i)
   local res = adm("GET", i, "/gateway/admin")
@@ -254,10 +270,14 @@ local function another_unit()
   local said = logged(2, "this node meters in currency USD priced by apimodels, but the Redis store kgw: at")
     and log_of(2):find("holds its balances in CNY priced by kling", 1, true) ~= nil
   local before_sim, before_len, before = sim_creates(), redis.cli("llen kgw:ledger"), summary(1)
+  local refused_before = refusals(2, "store")
   local res = create(2, BOTH)
   h.check("another unit: a create on a node whose config meters in USD (apimodels) on a CNY (kling) store is"
     .. " refused, 503 code 5001", res.status == 503 and res.json and res.json.code == 5001,
     tostring(res.status) .. " " .. tostring(res.body))
+  local refused = refusals(2, "store", refused_before + 1)
+  h.check("... counted in /metrics as a create refused for reason store", refused == refused_before + 1,
+    refused_before .. " -> " .. refused)
   local topup = adm("POST", 2, "/gateway/admin/accounts/alice/topup", { amount = "1" })
   local credit = adm("POST", 2, "/gateway/admin/accounts/alice/credit", { credit = "70" })
   local sum = adm("GET", 2, "/gateway/admin")

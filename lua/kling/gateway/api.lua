@@ -115,11 +115,13 @@ local function sync_data(rec, t)
   return data
 end
 
--- A create refused, counted by reason (kling.gateway.metrics lists them).
+-- A create refused, counted by reason (kling.gateway.metrics lists them); also for one refused
+-- before it is read (its caller's account unreadable: reason store).
 local function refuse(reason, e)
   metrics.inc("kling_gateway_refusals_total", 'reason="' .. reason .. '"')
   return official.fail(e)
 end
+M.refuse = refuse
 
 -- A refusal for the gateway's own trouble (its store or journal): the client is told what it
 -- means for its request; the cause (a Redis address, a path, an errno) goes to the operator's
@@ -273,8 +275,9 @@ function M.admit(G, account, endpoint)
         .. tostring(herr.message) .. " (max_open " .. tostring(account.max_open) .. ")" })
     end
     local ledger_full = not G.redis and herr.field == "store" and tostring(herr.message):find("no memory", 1, true)
-    return unavailable(ledger_full and "capacity" or "journal", "the gateway cannot record this create now"
-      .. " (nothing was forwarded)", ledger_full and capacity.full(G, "ledger") or herr.message)
+    -- with Redis there is no journal: its refusal (down, full, another unit) is the store's
+    return unavailable(G.redis and "store" or ledger_full and "capacity" or "journal", "the gateway cannot"
+      .. " record this create now (nothing was forwarded)", ledger_full and capacity.full(G, "ledger") or herr.message)
   end
   local provider = client.provider
   local caps = provider.capabilities

@@ -612,9 +612,12 @@ local function set_up(admin_form)
   return official.fail { status = 503, code = 5001, message = "the gateway is not set up (see its error log)" }
 end
 
-local function caller()
+local function caller(creating)
   local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time(), G.jwt_cache)
   if not account then
+    if creating and err.status == 503 then -- the store unreadable (down, reset, another unit)
+      return api.refuse("store", err)
+    end
     return official.fail(err)
   end
   return account
@@ -627,13 +630,13 @@ function M.api(direct)
   if not set_up() then
     return
   end
-  local account = caller()
+  local method = ngx.req.get_method()
   local endpoint, id = api.route(ngx.var.uri)
+  local account = caller(method == "POST" and endpoint ~= nil and not id)
   if not endpoint then
     return official.fail { status = 404, code = 1202, message = "no such endpoint: "
       .. validate.brief(ngx.var.uri, 128) }
   end
-  local method = ngx.req.get_method()
   if method == "POST" and not id then
     local def = direct and G.client().provider.endpoints[endpoint]
     if def and not def.sync then

@@ -24,8 +24,9 @@ local HELP = {
   kling_gateway_refusals_total = { "counter",
     "Creates refused, by reason: balance, open (the account's max_open), failed_daily (the account's"
       .. " max_failed_daily), suspended (by the operator), upstream_paused (the upstream's 1302 Retry-After),"
-      .. " upstream_slots (its parallel slots, learned from a 1303), validation, upstream, journal, capacity"
-      .. " (the node's room for open tasks), store (its records unreadable); nothing forwarded but upstream." },
+      .. " upstream_slots (its parallel slots, learned from a 1303), validation, upstream, journal (one node's,"
+      .. " unwritable), capacity (the node's room for open tasks), store (its records unreadable, or the Redis"
+      .. " store's unwritable: down, full, reset, another unit); nothing forwarded but upstream." },
   kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
   kling_gateway_store_round_trips_total = { "counter",
     "Redis round trips carrying creates' records and holds (the creates of a worker meanwhile share one)." },
