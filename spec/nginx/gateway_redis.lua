@@ -217,12 +217,16 @@ local function run()
   h.check("the client's list pages through the 500 (300 newest first, then 200; one round trip each)",
     #p1 == 300 and #p2 == 200 and p1[1].task_id == listed[500] and p2[200].task_id == listed[1],
     json.encode { #p1, #p2, p1[1] and p1[1].task_id, listed[500] })
-  local open_ok = true
+  local open_ok, spent_seen = true, {}
   for i = 1, NODES do
     local m = h.request("GET", url(i, "/metrics"), {})
     open_ok = open_ok and m.status == 200 and m.body:match("\nkling_gateway_open_reservations (%d+)") == "0"
+    spent_seen[i] = tonumber(m.body:match('\nkling_gateway_spent_micros{account="alice",currency="CNY"} (%d+)'))
   end
   h.check("issue 12.5: no reservation is open at the end (kling_gateway_open_reservations 0 on every node)", open_ok)
+  -- README (Metrics): the money figures are the store's, the same on every node (never summed)
+  h.check("the spend in /metrics is the store's on every node: each node shows the whole of it, to the micro-unit",
+    spent_seen[1] == sum and spent_seen[2] == sum and spent_seen[3] == sum, json.encode(spent_seen))
 
   -- ---- kill -9 of one node and a Redis restart, mid-run ----
   local res = h.request("POST", url(1, "/gateway/admin/accounts/alice/topup"), {
