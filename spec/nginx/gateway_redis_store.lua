@@ -283,6 +283,8 @@ local function another_unit()
   local sum = adm("GET", 2, "/gateway/admin")
   local made = adm("POST", 2, "/gateway/admin/accounts", { name = "dora", api_key = "gw-dora-key", credit = "5" })
   local bal = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer " .. KEY } })
+  local head = adm("GET", 2, "/gateway/admin/ledger?limit=5")
+  local trim = adm("POST", 2, "/gateway/admin/ledger/trim", { lines = 1, sha1 = string.rep("0", 40) })
   local after = summary(1)
   h.check("... nothing forwarded, held or written (the simulator, the ledger list and alice as they were)",
     sim_creates() == before_sim and redis.cli("llen kgw:ledger") == before_len
@@ -295,6 +297,10 @@ local function another_unit()
     and redis.cli("hexists kgw:accounts cn:dora"):match("%d+") == "0" and bal.status == 503 and bal.json
     and bal.json.code == 5001,
     json.encode { topup.status, topup.body, credit.status, sum.status, sum.body, made.status, bal.status })
+  h.check("... its admin API refuses to read or trim the ledger list too, 503 naming both units",
+    head.status == 503 and head.body:find("USD", 1, true) ~= nil and head.body:find("CNY", 1, true) ~= nil
+    and trim.status == 503 and trim.body:find("CNY", 1, true) ~= nil,
+    json.encode { head.status, head.body, trim.status, trim.body })
   h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
   -- the one node left is refused: the poll's lock (kgw:poller, "<hex>:<worker pid>") stays free
   node_stop(1)
@@ -395,6 +401,16 @@ local function reset()
     res.status == 503 and res.json and res.json.code == 5001
     and logged(2, "is store " .. tostring(fresh) .. " now, but this node saw store " .. tostring(id)),
     tostring(res.status) .. " " .. tostring(res.body))
+  -- The new store numbers its ledger lines from 0 again: an archiver reading it through the node
+  -- that saw the old one wrote them over the old store's archived parts of the same offsets.
+  local head = adm("GET", 2, "/gateway/admin/ledger?limit=5")
+  local trim = adm("POST", 2, "/gateway/admin/ledger/trim", { lines = 1, sha1 = string.rep("0", 40) })
+  local new_head = adm("GET", 1, "/gateway/admin/ledger?limit=5")
+  h.check("... and refuses to read or trim its ledger list (503, the store was reset), which the new node answers"
+    .. " from offset 0", head.status == 503 and head.body:find("the store was reset", 1, true) ~= nil
+    and trim.status == 503 and trim.body:find("the store was reset", 1, true) ~= nil and new_head.status == 200
+    and new_head.headers["x-kling-ledger-offset"] == "0",
+    json.encode { head.status, head.body, trim.status, new_head.status, new_head.headers["x-kling-ledger-offset"] })
   node_stop(2)
   local _, dir2 = store_file(2)
   h.sh("rm -rf " .. h.q(dir2))

@@ -439,7 +439,7 @@ local function ledger_head(G)
   local lines, first = G.meter.store:ledger_head(limit)
   if not lines then
     ngx.log(ngx.ERR, "kling gateway: ledger head: ", tostring(first))
-    return refuse(503, "the ledger cannot be read now (is the store up?)")
+    return refuse(503, "the ledger cannot be read now: " .. tostring(first), "store")
   end
   ngx.header["Content-Type"] = "application/x-ndjson"
   ngx.header["X-Kling-Ledger-Lines"] = #lines
@@ -478,7 +478,7 @@ local function ledger_trim(G)
       .. ": nothing was trimmed (read them again)", "sha1")
   end
   ngx.log(ngx.ERR, "kling gateway: ledger trim: ", tostring(detail))
-  return refuse(503, "the ledger cannot be trimmed now (is the store up?)")
+  return refuse(503, "the ledger cannot be trimmed now (nothing was trimmed): " .. tostring(detail), "store")
 end
 
 function M.handle(G)

@@ -794,31 +794,46 @@ end
 -- The record grows by a line a movement, in Redis's memory; balances never read it. An operator
 -- archives it from the oldest line and trims what is archived.
 
--- ARGV: p, limit. The oldest lines and the number of lines trimmed before them (<p>ledger_trimmed:
--- the first line's place in the whole record), read together.
-local HEAD = [[
-return {tonumber(redis.call('GET', ARGV[1] .. 'ledger_trimmed') or '0'),
-  redis.call('LRANGE', ARGV[1] .. 'ledger', 0, tonumber(ARGV[2]) - 1)}
+-- Both go through the guard: a node must not read or trim the record of a store it refuses
+-- (reset, gone back in time, another unit). A reset store numbers its lines from 0 again, and an
+-- archiver reading it through a node that saw the old one wrote its lines over the old store's
+-- archived parts of the same offsets (the record of every movement before the loss).
+
+-- ARGV: p, the guard's three (GUARD), limit. {1, the number of lines trimmed before them
+-- (<p>ledger_trimmed: the first line's place in the whole record), the oldest lines}, read
+-- together, or the guard's refusal.
+local HEAD = GUARD .. [[
+local refused = guard(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+return {1, tonumber(redis.call('GET', ARGV[1] .. 'ledger_trimmed') or '0'),
+  redis.call('LRANGE', ARGV[1] .. 'ledger', 0, tonumber(ARGV[5]) - 1)}
 ]]
 
 --- The oldest lines of the ledger list, exactly as stored, at most `limit` -> lines, the place
--- of the first in the whole record (0 for the first line ever) | nil, message
+-- of the first in the whole record (0 for the first line ever) | nil, message (Redis away, or
+-- the store refused: why, and what to do)
 function Meter:ledger_head(limit)
-  local res, err = self.redis:run(HEAD, limit)
-  if type(res) ~= "table" or type(res[2]) ~= "table" then
-    return nil, tostring(err or (type(res) == "table" and res[2]))
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(HEAD, view, cur, pp, limit))
+  if not res then
+    return nil, err.message
+  elseif type(res[3]) ~= "table" then
+    return nil, "unexpected answer"
   end
-  return res[2], res[1]
+  return res[3], res[2]
 end
 
--- ARGV: p, n, sha1. The oldest n lines go only when they are those archived: the SHA-1 of their
--- text (each line and a newline, as ledger_head's lines are written out) proves it. Lines are
--- only ever added at the tail, so a trim never takes one that was not read.
-local TRIM = [[
-local k, n = ARGV[1] .. 'ledger', tonumber(ARGV[2])
+-- ARGV: p, the guard's three (GUARD), n, sha1. The oldest n lines go only when they are those
+-- archived: the SHA-1 of their text (each line and a newline, as ledger_head's lines are written
+-- out) proves it. Lines are only ever added at the tail, so a trim never takes one that was not
+-- read.
+local TRIM = GUARD .. [[
+local refused = guard(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+local k, n = ARGV[1] .. 'ledger', tonumber(ARGV[5])
 local lines = redis.call('LRANGE', k, 0, n - 1)
 if #lines < n then return {-1, #lines} end
-if redis.sha1hex(table.concat(lines, '\n') .. '\n') ~= ARGV[3] then return {-2, 0} end
+if redis.sha1hex(table.concat(lines, '\n') .. '\n') ~= ARGV[6] then return {-2, 0} end
 redis.call('LTRIM', k, n, -1)
 redis.call('INCRBY', ARGV[1] .. 'ledger_trimmed', n)
 return {1, redis.call('LLEN', k)}
@@ -826,11 +841,12 @@ return {1, redis.call('LLEN', k)}
 
 --- Removes the oldest n lines of the ledger list once archived -> lines left | nil, code
 -- ("short": fewer than n, detail how many; "differs": not the lines whose SHA-1 is sha1;
--- "store"), detail.
+-- "store": Redis away or the store refused, detail why), detail.
 function Meter:ledger_trim(n, sha1)
-  local res, err = self.redis:run(TRIM, n, sha1)
-  if type(res) ~= "table" then
-    return nil, "store", tostring(err)
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(TRIM, view, cur, pp, n, sha1))
+  if not res then
+    return nil, "store", err.message
   elseif res[1] == -1 then
     return nil, "short", res[2]
   elseif res[1] == -2 then
