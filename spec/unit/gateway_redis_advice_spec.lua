@@ -3,7 +3,8 @@
 -- H:P: OOM command not allowed when used memory > 'maxmemory'. script: ..."}, the error log
 -- saying the same: nothing said what to do (raise maxmemory, or archive and trim the ledger
 -- list, the one key that grows with the tasks served). Each refusal Redis words without a way
--- out is now said with it. Runs a redis-server of its own for Redis's own words.
+-- out is now said with it, and so is a db Redis does not have (a node retried it for ever,
+-- "ERR DB index is out of range"). Runs a redis-server of its own for Redis's own words.
 local gredis = require "kling.gateway.redis"
 local redis_eval = require "spec.support.redis_eval"
 
@@ -54,6 +55,19 @@ describe("kling.gateway.redis: a refusal says what to do", function()
     assert.matches("^READONLY ", ro)
     local _, err = node():failed(ro)
     assert.matches("store.redis names a read-only replica: point it at the primary", err, 1, true)
+  end)
+
+  it("a database Redis does not have: name one below its `databases`", function()
+    local r = server.client()
+    local red
+    r:with(function(c)
+      red = c
+    end)
+    local ok, bad = red:select("99")
+    assert.is_nil(ok)
+    assert.matches("^ERR DB index is out of range", bad)
+    local _, err = node():failed(bad)
+    assert.matches("store.redis names a database Redis does not have", err, 1, true)
   end)
 
   it("says nothing more of a refusal it has no advice for", function()

@@ -45,26 +45,35 @@ function M.new(where, opts)
     pool = { pool = "kgw:" .. cfg.host .. ":" .. cfg.port .. ":" .. cfg.db } }, Redis)
 end
 
--- What the operator does about a Redis that answers but refuses (its reply's first word): said
+-- What the operator does about a Redis that answers but refuses (how its reply begins): said
 -- with the reply, in the error log and the admin API's answers, where Redis's own words do not.
 M.ADVICE = {
-  OOM = "Redis is at its maxmemory and refuses writes: every movement and create is refused until it has"
+  { "OOM ", "Redis is at its maxmemory and refuses writes: every movement and create is refused until it has"
     .. " room. Raise its maxmemory (CONFIG SET maxmemory, and in redis.conf), or archive and trim the ledger"
-    .. " list (GET /gateway/admin/ledger, POST /gateway/admin/ledger/trim: README, Several nodes)",
-  READONLY = "store.redis names a read-only replica: point it at the primary and reload",
-  NOAUTH = "Redis wants a password: give it in store.redis (redis://:password@host:port/db) and reload",
-  WRONGPASS = "Redis refused the password: give the right one in store.redis (redis://:password@host:port/db)"
-    .. " and reload",
+    .. " list (GET /gateway/admin/ledger, POST /gateway/admin/ledger/trim: README, Several nodes)" },
+  { "READONLY ", "store.redis names a read-only replica: point it at the primary and reload" },
+  { "NOAUTH ", "Redis wants a password: give it in store.redis (redis://:password@host:port/db) and reload" },
+  { "WRONGPASS ", "Redis refused the password: give the right one in store.redis (redis://:password@host:port/db)"
+    .. " and reload" },
+  { "ERR DB index is out of range", "store.redis names a database Redis does not have (its `databases`, 16 by"
+    .. " default, numbered from 0): name one below it and reload" },
 }
+
+local function advice(text)
+  for _, a in ipairs(M.ADVICE) do
+    if text:sub(1, #a[1]) == a[1] then
+      return a[2]
+    end
+  end
+end
 
 function Redis:failed(err)
   if self.errors then
     self.errors:incr("store_errors", 1, 0)
   end
   local text = tostring(err)
-  local advice = M.ADVICE[text:match("^(%u+) ")]
-  return nil, "redis " .. self.cfg.host .. ":" .. self.cfg.port .. ": " .. text
-    .. (advice and (" (" .. advice .. ")") or "")
+  local why = advice(text)
+  return nil, "redis " .. self.cfg.host .. ":" .. self.cfg.port .. ": " .. text .. (why and (" (" .. why .. ")") or "")
 end
 
 function Redis:error_count()
