@@ -285,6 +285,7 @@ local function another_unit()
   local bal = h.request("GET", url(2, "/gateway/balance"), { headers = { authorization = "Bearer " .. KEY } })
   local head = adm("GET", 2, "/gateway/admin/ledger?limit=5")
   local trim = adm("POST", 2, "/gateway/admin/ledger/trim", { lines = 1, sha1 = string.rep("0", 40) })
+  local kept = adm("GET", 2, "/gateway/admin/holds")
   local after = summary(1)
   h.check("... nothing forwarded, held or written (the simulator, the ledger list and alice as they were)",
     sim_creates() == before_sim and redis.cli("llen kgw:ledger") == before_len
@@ -301,6 +302,9 @@ local function another_unit()
     head.status == 503 and head.body:find("USD", 1, true) ~= nil and head.body:find("CNY", 1, true) ~= nil
     and trim.status == 503 and trim.body:find("CNY", 1, true) ~= nil,
     json.encode { head.status, head.body, trim.status, trim.body })
+  h.check("... and to list the kept holds (503 naming both units, not a list of amounts in another unit)",
+    kept.status == 503 and kept.body:find("USD", 1, true) ~= nil and kept.body:find("CNY", 1, true) ~= nil,
+    json.encode { kept.status, kept.body })
   h.check("... its error log names both (USD priced by apimodels, CNY priced by kling)", said)
   -- the one node left is refused: the poll's lock (kgw:poller, "<hex>:<worker pid>") stays free
   node_stop(1)
@@ -406,6 +410,9 @@ local function reset()
   local head = adm("GET", 2, "/gateway/admin/ledger?limit=5")
   local trim = adm("POST", 2, "/gateway/admin/ledger/trim", { lines = 1, sha1 = string.rep("0", 40) })
   local new_head = adm("GET", 1, "/gateway/admin/ledger?limit=5")
+  local holds = adm("GET", 2, "/gateway/admin/holds")
+  h.check("... and to list the kept holds (503, the store was reset), not an empty list", holds.status == 503
+    and holds.body:find("the store was reset", 1, true) ~= nil, json.encode { holds.status, holds.body })
   h.check("... and refuses to read or trim its ledger list (503, the store was reset), which the new node answers"
     .. " from offset 0", head.status == 503 and head.body:find("the store was reset", 1, true) ~= nil
     and trim.status == 503 and trim.body:find("the store was reset", 1, true) ~= nil and new_head.status == 200

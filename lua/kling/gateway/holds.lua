@@ -83,6 +83,13 @@ M.PAGE, M.PAGE_MAX = 100, 1000
 -- status, message. The holds an operator may end, in the order the gateway kept them; an
 -- entry whose hold is gone (ended meanwhile, on another node) is dropped from the list.
 function M.page(G, cursor, count)
+  if G.redis then -- a store this node refuses (reset, gone back in time, another unit) lists nothing
+    local ok, why = G.meter.store:check()
+    if not ok then
+      ngx.log(ngx.ERR, "kling gateway: the kept holds: ", tostring(why))
+      return 503, "the kept holds cannot be read now: " .. tostring(why)
+    end
+  end
   local next_cursor, ids = G.tasks:kept_page(cursor, count)
   if not next_cursor then
     return unreadable("the kept list", ids)

@@ -739,6 +739,25 @@ function Meter:hold(key)
   return account, tonumber(m)
 end
 
+-- ARGV: p, the guard's three (GUARD): {1}, or the guard's refusal.
+local CHECK = GUARD .. [[
+local refused = guard(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+if refused then return refused end
+return {1}
+]]
+
+--- check() -> true | nil, message: whether this node may read the store now (Redis answers, and
+-- the guard takes it: not reset, not gone back in time, this node's unit), for a read that shows
+-- what the store holds without a script of its own (the kept holds).
+function Meter:check()
+  local view, cur, pp = guard_args(self)
+  local res, err = guarded(self, view, self.redis:run(CHECK, view, cur, pp))
+  if not res then
+    return nil, err.message
+  end
+  return true
+end
+
 --- account(name) -> figures | nil [, why: Redis could not answer, or the store is refused
 -- (reset, another unit): a balance shown from it would be wrong]; nil alone: no such account.
 function Meter:account(name)
