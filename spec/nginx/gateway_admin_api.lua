@@ -174,6 +174,28 @@ local function one_node()
   h.check("journal/reopen: no body reopens (200), as the README's curl sends it", res.status == 200, res.body)
   res = admin_call("POST", "/journal/reopen", {})
   h.check("journal/reopen: {} reopens (200)", res.status == 200, res.body)
+  -- A whole copy metered in another unit (its first line): the next start would refuse it, so a
+  -- reopen does too, and the workers keep the file they have. Copies keep the journal's owner.
+  local j = g.journal
+  h.sh("cp -p " .. h.q(j) .. " " .. h.q(j .. ".keep") .. " && cp -p " .. h.q(j) .. " " .. h.q(j .. ".other"))
+  local f = assert(io.open(j, "rb"))
+  local text = f:read("a")
+  f:close()
+  local first = json.decode(text:match("^[^\n]*"))
+  f = assert(io.open(j .. ".other", "wb"))
+  f:write((text:gsub("^[^\n]*", json.encode { op = "journal", version = first.version, currency = "credits",
+    price_provider = "evolink" }, 1)))
+  f:close()
+  assert(os.rename(j .. ".other", j))
+  res = admin_call("POST", "/journal/reopen")
+  local other = res
+  assert(os.rename(j .. ".keep", j))
+  h.check("journal/reopen: a whole journal metered in another unit is refused (409, naming price_provider and what"
+    .. " to do), nothing reopened", first.currency == "CNY" and first.price_provider == "kling"
+    and refused(other, 409, "journal", "metered in credits priced by evolink, but this gateway meters in CNY priced"
+    .. " by kling"), json.encode(first) .. " " .. tostring(other.body))
+  res = admin_call("POST", "/journal/reopen")
+  h.check("journal/reopen: ... and the journal put back reopens (200)", res.status == 200, res.body)
 
   -- ---- hostile input ----
   res = admin_call("POST", "/accounts", { name = "huge", api_key = "gw-huge-key-1", credit = "99999999999" })

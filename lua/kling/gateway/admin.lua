@@ -508,12 +508,18 @@ function M.handle(G)
     elseif G.redis then
       return refuse(409, "this gateway has no journal: its store is Redis")
     end
-    local whole, why = journal.replacement(G.cfg.journal)
-    if not whole then
+    local first, why = journal.replacement(G.cfg.journal) -- why: the copy's identity when it is whole
+    if first then
+      local same, uerr = G.meter.store:same_unit(first)
+      if not same then -- the next start would refuse it: its amounts are another money
+        first, why = nil, "the journal " .. G.cfg.journal .. " cannot be reopened: " .. tostring(uerr.message)
+      end
+    end
+    if not first then
       ngx.log(ngx.ERR, "kling gateway: journal/reopen refused: ", why)
       return refuse(409, why, "journal")
     end
-    local generation, gerr = journal.reopen_all(G.ledger_dict, why) -- why: the copy's identity
+    local generation, gerr = journal.reopen_all(G.ledger_dict, why)
     if not generation then
       ngx.log(ngx.ERR, "kling gateway: journal/reopen refused: ", gerr)
       return refuse(503, "the workers cannot be told to reopen the journal now (nothing changed): " .. tostring(gerr))

@@ -316,9 +316,9 @@ function M.whole(path, entries)
     .. " (cat the older files and this one, oldest first) and start again"
 end
 
--- replacement(path) -> true, its identity | nil, message: whether path holds a whole journal that its
--- workers may reopen (admin journal/reopen): a regular file (never a link: appends refuse
--- one) that begins with the journal's first line. A journal moved away, or a fresh file in
+-- replacement(path) -> its first line (decoded), its identity | nil, message: whether path
+-- holds a whole journal that its workers may reopen (admin journal/reopen): a regular file
+-- (never a link: appends refuse one) that begins with the journal's first line. A journal moved away, or a fresh file in
 -- its place, is refused at once: every worker would append to a file a restart refuses.
 function M.replacement(path)
   local ok, size, id = core.output_target(path)
@@ -339,7 +339,7 @@ function M.replacement(path)
       .. " {\"op\":\"journal\"} (a rotated or new file: a restart would refuse it). Put the whole journal at"
       .. " that path (cat the older files and this one, oldest first) and reopen again"
   end
-  return true, id
+  return first, id
 end
 
 -- read(path) -> entries (decoded tables, in file order), skipped (lines that were not JSON:

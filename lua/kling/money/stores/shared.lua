@@ -56,6 +56,12 @@ local function same_unit(self, e, i)
   return true
 end
 
+--- same_unit(first) -> true | nil, err: whether a journal whose first line is `first` was
+-- metered in this store's unit (a replacement reopened while running: admin journal/reopen).
+function Meter:same_unit(first)
+  return same_unit(self, first, 1)
+end
+
 local function whole(v)
   return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
 end
