@@ -212,14 +212,14 @@ local function run()
   add(load("ended", math.floor(N * 0.6), "a paper boat on a rain-soaked street"))
   -- Then the upstream refuses a fifth of the creates (its parallel limit, before any task is
   -- made). Each 1303 teaches the gateway the upstream's slots (its tasks open then, the 20 long
-  -- ones among them): it refuses creates itself while as many are open (kling.gateway.api
+  -- ones among them): it refuses creates itself while as many are open (kling.gateway.upstream_pace
   -- slots), and forgets that count SLOTS_FORGET_S after it learnt it; the loads that follow
   -- are not the upstream's slots' to refuse.
   h.sim_admin(sim, "POST", "/_sim/faults", { seed = SEED % 1000, rules = { { kind = "1303", method = "POST",
     path = "^/v1/videos", rate = 0.2 } } })
   add(load("refused", math.floor(N * 0.1), "a paper boat on a rain-soaked street"))
   h.sim_admin(sim, "DELETE", "/_sim/faults")
-  h.sleep(require("kling.gateway.api").SLOTS_FORGET_S + 0.5)
+  h.sleep(require("kling.gateway.upstream_pace").SLOTS_FORGET_S + 0.5)
   add(load("failed", math.floor(N * 0.2), "a kite [sim:fail=the kite flew away]"))
   local bob_ids, bob_codes = load("bob", 40, "a red balloon", BOB)
   add(bob_ids, bob_codes)
