@@ -319,8 +319,8 @@ end
 -- replacement(path) -> its first line (decoded), its identity | nil, message: whether path
 -- holds a whole journal that its workers may reopen (admin journal/reopen): a regular file
 -- (never a link: appends refuse one) that begins with the journal's first line. A journal
--- moved away, or a fresh file in
--- its place, is refused at once: every worker would append to a file a restart refuses.
+-- moved away, or a fresh file in its place, is refused at once: every worker would append to
+-- a file a restart refuses.
 function M.replacement(path)
   local ok, size, id = core.output_target(path)
   if not ok then
