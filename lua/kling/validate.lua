@@ -613,18 +613,18 @@ end
 
 -- Why a CA file cannot be used, or nil: said when it is given (kling.new's ca_file, kling
 -- gateway start's --ca-file) rather than as a network error on the first call or an nginx that
--- does not start.
+-- does not start. Only a regular file is opened (kling.core.read_regular, reading nothing): a
+-- FIFO's open blocked the command for good, and a directory passed here to fail in libcurl.
 function M.ca_file_problem(path)
   if path == nil then
     return nil
   elseif type(path) ~= "string" or path == "" or path:find("%c") then
     return "must be a file path without control characters"
   end
-  local f, err = io.open(path, "rb")
-  if not f then
-    return "cannot be read: " .. tostring(err)
+  local ok, err, kind = require("kling.core").read_regular(path, 0)
+  if not ok then
+    return "cannot be read: " .. tostring(err) .. (kind and ", not a file of CA certificates" or "")
   end
-  f:close()
   return nil
 end
 

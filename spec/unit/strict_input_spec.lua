@@ -176,6 +176,28 @@ describe("strict input", function()
     assert.matches("cannot be read", err.message, 1, true)
   end)
 
+  -- ca_file was io.open'ed: a directory passed (to fail later as libcurl's "Problem with the SSL
+  -- CA cert", which `kling run` took for a network error to run again for), and a FIFO's open
+  -- blocked kling.new, so every command given --ca-file FIFO hung (`timeout` only keeps this
+  -- spec from hanging on it).
+  it("a ca_file that is a directory or a FIFO is refused by kling.new, naming what it is; nothing blocks", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir '" .. dir .. "' && mkfifo '" .. dir .. "/ca.fifo'"))
+    local c, err = kling.new { api_key = "k", base_url = "https://x.com", ca_file = dir }
+    assert.is_nil(c)
+    assert.are.equal("ca_file", err.field)
+    assert.matches("cannot be read: " .. dir .. " is a directory, not a file of CA certificates", err.message, 1,
+      true)
+    local p = io.popen("timeout 60 lua5.4 bin/kling status 1 --api-key k --base-url https://x.com --ca-file '" .. dir
+      .. "/ca.fifo' 2>&1; echo \"exit=$?\"")
+    local out = p:read("a")
+    p:close()
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.matches("exit=2%s*$", out)
+    assert.matches(dir .. "/ca.fifo is a FIFO (named pipe), not a file of CA certificates", out, 1, true)
+  end)
+
   -- One rule for every provider (and the gateway's clients): EvoLink took user info and
   -- %0d%0a, the official API took user info, and CR/LF was refused as "must be an http(s) URL".
   it("a callback_url with CR/LF, %0d%0a or user info is refused by one rule on every provider", function()
