@@ -43,6 +43,16 @@ describe("kling CLI: did you mean", function()
       .. "%-%-poll%-min%?\n", out)
   end)
 
+  -- a command and kling itself both take -h/--help: "did you mean one of -h, -h?" named it twice
+  it("names an option a command shares with kling once", function()
+    local out, code = sh("lua5.4 bin/kling status --hel")
+    assert.equals(2, code)
+    assert.matches("^kling status: unknown option '%-%-hel'; did you mean %-%-help%?\n", out)
+    out, code = sh("lua5.4 bin/kling element -x")
+    assert.equals(2, code)
+    assert.matches("^kling element: unknown option '%-x'; did you mean %-h%?\n", out)
+  end)
+
   -- argparse named every option one edit away however far the others were, and no choice at all
   it("names only the closest option, and the closest choice of a refused one (kling help rnu)", function()
     local out, code = sh("lua5.4 bin/kling estimate --sond")

@@ -43,13 +43,16 @@ end
 
 -- The option names a parser (or command, with kling's own options) takes. argparse keeps
 -- them in `_options` and a command's parent in `_parent`; should a later argparse not, no
--- suggestion is made.
+-- suggestion is made. Each name once: a command and kling itself both take -h/--help, which
+-- "did you mean one of -h, -h?" listed twice.
 local function option_names(parser)
-  local names = {}
+  local names, seen = {}, {}
   while type(parser) == "table" do
     for _, o in ipairs(rawget(parser, "_options") or {}) do
       for _, alias in ipairs(o._aliases or {}) do
-        names[#names + 1] = alias
+        if not seen[alias] then
+          names[#names + 1], seen[alias] = alias, true
+        end
       end
     end
     parser = rawget(parser, "_parent")
