@@ -159,6 +159,14 @@ describe("evolink responses", function()
     assert.are.equal("blocked", t.message)
     t = assert(P.parse_task { id = "t5", status = "failed", error = { code = "request_cancelled", message = "c" } })
     assert.are.equal("cancelled", t.status)
+    -- seed 003, "Full refund on failure": what a failed or cancelled task had reserved is no charge
+    for _, code in ipairs { "request_cancelled", "content_policy_violation" } do
+      t = assert(P.parse_task { id = "t8", status = "failed", error = { code = code, message = "m" },
+        usage = { credits_reserved = 27, billing_rule = "per_second" } })
+      assert.is_nil(t.charge, code)
+    end
+    assert.are.equal("27", assert(P.parse_task { id = "t9", status = "processing",
+      usage = { credits_reserved = 27 } }).charge)
     assert.are.equal("running", assert(P.parse_task { id = "t6", status = "processing", progress = 40 }).status)
     assert.is_nil((P.parse_task { id = "t7", status = "queued_forever" }))
   end)

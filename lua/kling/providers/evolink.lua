@@ -380,7 +380,9 @@ function P.parse_task(data)
     message = err and err.message or nil,
     fail_code = err and err.code or nil,
     created_at = tonumber(data.created),
-    charge = gw.charge(usage.credits_reserved),
+    -- seed 003: "Full refund on failure": a failed or cancelled task's credits_reserved were
+    -- given back, and `kling status` said "charge reported: 27 evolink-credits" of a cancelled one
+    charge = status ~= "failed" and status ~= "cancelled" and gw.charge(usage.credits_reserved) or nil,
     raw = data,
   }
   outputs(t, data)
