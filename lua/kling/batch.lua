@@ -510,6 +510,12 @@ local function check_opts(o)
       return nil, k .. " " .. problems[k]
     end
   end
+  -- currency is the unit of a bare budget amount only: with none, it was dropped unchecked
+  -- (--currency XYZ alone ran, and --currency USD beside --budget 50CNY looked like a USD cap)
+  if o.currency ~= nil and (o.budget == nil or budget.parse_all(o.budget)) then
+    return nil, "currency is the unit of a bare budget amount (--budget 50 --currency CNY), and no budget is"
+      .. " one: leave it out, or give the amount without its currency (got " .. validate.got(o.currency) .. ")"
+  end
   if o.budget ~= nil or o.rates ~= nil then
     -- refused before the out directory is made: a mistyped --budget leaves nothing behind
     local fb, err = flag_budgets(o)

@@ -280,7 +280,7 @@ describe("kling.batch.run with an option name it does not know", function()
     local ok, status, err = stderr.capture(cli.main, { "run", dir .. "/missing.jsonl", "--out", out,
       "--provider", "kling", "--base-url", "http://127.0.0.1:9", "--ca-file", rates, "--api-key", "k",
       "--set", "mode=pro",
-      "--format", "jsonl", "--parallel", "2", "--retries", "1", "--budget", "5CNY", "--currency", "CNY",
+      "--format", "jsonl", "--parallel", "2", "--retries", "1", "--budget", "5", "--currency", "CNY",
       "--rates", rates, "--deadline", "9", "--timeout", "60", "--estimate", "5", "--poll-min", "1", "--poll-max", "2",
       "--name", "{id}.{ext}", "--elements", dir .. "/el.json", "--quiet", "--debug" })
     batch.run = real
@@ -289,7 +289,7 @@ describe("kling.batch.run with an option name it does not know", function()
     assert.matches("^kling run: cannot read the manifest", err)
     assert.are.same({ manifest = dir .. "/missing.jsonl", out = out, format = "jsonl", defaults = { mode = "pro" },
       provider = "kling", base_url = "http://127.0.0.1:9", ca_file = rates, api_key = "k", parallel = 2,
-      retries = 1, budget = { "5CNY" }, currency = "CNY", rates = rates, deadline = 9, timeout = 60, estimate = 5,
+      retries = 1, budget = { "5" }, currency = "CNY", rates = rates, deadline = 9, timeout = 60, estimate = 5,
       poll_min = 1, poll_max = 2, name = "{id}.{ext}", element_cache = dir .. "/el.json", progress = "none",
       stdout = false, debug = true }, given)
     assert.is_true(os.execute("test ! -e " .. out), "the out directory was made")
@@ -323,6 +323,10 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
       { { base_url = "ftp://x" }, "base_url must be an http%(s%) URL" },
       { { ca_file = dir .. "/no-such-ca.pem" }, "ca_file cannot be read: " },
       { { debug = "yes" }, "debug must be true, false or a function%(text%)" },
+      -- a currency no bare budget amount takes was dropped unchecked: it ran with no cap in it
+      { { currency = "XYZ" }, "currency is the unit of a bare budget amount .*no budget is one" },
+      { { currency = "USD", budget = "5CNY" }, "currency is the unit of a bare budget amount" },
+      { { currency = "USD", budget = { "5CNY", "300:evolink-credits" } }, "currency is the unit of a bare budget" },
     } do
       local out = dir .. "/opts-never-made"
       local o = { manifest = rows, out = out, provider = "kling", access_key = "ak", secret_key = "sk",
