@@ -37,6 +37,11 @@ for i = 101, 108 do
   TAGS["o_" .. i] = true
 end
 
+-- The fields of an element's spec (M.check refuses any other by name).
+local SPEC_FIELDS = { name = true, description = true, images = true, video = true, voice_id = true, tags = true }
+-- what the CLI's flags (--voice, --image, --tag) would have a caller write
+local SPEC_ALIASES = { voice = "voice_id", image = "images", tag = "tags" }
+
 local function fail(field, msg, provider)
   return errors.validation(field, msg, provider)
 end
@@ -75,12 +80,21 @@ end
 
 --- Checks an element's spec.
 -- check(spec [, provider_name]) -> nil | validation error naming the field and the rule.
----@param spec table `{name, description, images | video, voice?, tags?}`
+---@param spec table `{name, description, images | video, voice_id?, tags?}`
 ---@param provider? string
 ---@return kling.Error|nil err
 function M.check(spec, provider)
   if type(spec) ~= "table" then
     return fail("element", "a table {name, description, images | video} is required", provider)
+  end
+  -- a field the spec does not have was dropped: `voice = ID` (voice_id's) made an element
+  -- without its voice, and paid for it
+  for k in pairs(spec) do
+    if not SPEC_FIELDS[k] then
+      local near = SPEC_ALIASES[k] or validate.closest(k, SPEC_FIELDS)
+      return fail(validate.brief(k), "unknown field of an element (it has name, description, images, video, "
+        .. "voice_id, tags)" .. (near and ("; did you mean " .. near .. "?") or ""), provider)
+    end
   end
   local c = { provider = provider }
   local err = validate.text(c, spec, "name", { required = true, max_chars = 20, line = true })
@@ -327,7 +341,7 @@ local CREATE_OPTIONS = { cache = true, account = true, timeout = true, on_progre
 -- opts: cache (a path; false: no cache), account (client:account(): see account_of), timeout (s, 1200),
 -- on_progress(task), force (create even though an earlier create's fate is unknown).
 ---@param client kling.Client
----@param spec table `{name, description, images | video, voice?, tags?}`
+---@param spec table `{name, description, images | video, voice_id?, tags?}`
 ---@param opts? {cache: string|false, account: string, timeout: number, on_progress: fun(t: kling.Task), force: boolean}
 ---@return table|nil entry `{id, name, provider, base_url, key, created_s}`
 ---@return boolean|kling.Error cached_or_err true when the cache had it (nothing paid), or the error

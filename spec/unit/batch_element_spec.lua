@@ -41,6 +41,9 @@ describe("an element's rules", function()
       { { images = { IMG, 7 } }, "images[2]", "image URL or base64" },
       { { voice_id = "829826751244537879" }, "voice_id", "goes with a video" },
       { { tags = { "o_109" } }, "tags[1]", "o_101 .. o_108" },
+      -- a field the spec does not have was dropped and the element made without it (and paid)
+      { { tagz = { "o_101" } }, "tagz", "unknown field of an element (it has name, description, images, video, "
+        .. "voice_id, tags); did you mean tags?" },
     }
     for _, c in ipairs(cases) do
       local s = spec(c[1])
@@ -56,6 +59,9 @@ describe("an element's rules", function()
     local err = element.check { name = "V", description = "d", video = "not a url" }
     assert.are.equal("video", err.field)
     assert.is_nil(element.check { name = "V", description = "d", video = "https://e.x/v.mp4", voice_id = "1" })
+    err = element.check({ name = "V", description = "d", video = "https://e.x/v.mp4", voice = "1" }, "evolink")
+    assert.are.equal("voice", err.field)
+    assert.matches("did you mean voice_id?", err.message, 1, true)
   end)
 end)
 
