@@ -104,6 +104,16 @@ describe("kling quote", function()
     assert.matches("--rates: CNY is given twice", out, 1, true)
   end)
 
+  -- quote asks every provider: its --provider (estimate's) was taken and dropped, the output the same
+  it("takes no --provider: it prices every provider", function()
+    local out, status = run("quote --model kling-v3 --provider evolink")
+    assert.are.equal(2, status)
+    assert.matches("^kling quote: unknown option '%-%-provider'\n", out)
+    out, status = run("estimate --model kling-v3 --provider evolink --resolution 720p --duration 5")
+    assert.are.equal(0, status)
+    assert.matches("^27 credits", out)
+  end)
+
   it("gives JSON", function()
     local out, status = run("quote --json '{\"duration\":5}' --format json")
     assert.are.equal(0, status)

@@ -41,7 +41,7 @@ gateway's credits are its own currency: apiinone-credits, evolink-credits); with
 evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
 field of the request or price it, with the reason.]]
   cmd:epilog "Exit status: 0 at least one provider prices it, 3 none does, 2 bad request or usage."
-  request.define(cmd)
+  request.define(cmd, true)
   cmd:option("--rates", "USD per unit of each currency"):argname("CUR=USD,..."):convert(parse_rates)
   cmd:option("--format", "text (default) or json"):choices { "text", "json" }
 end

@@ -53,8 +53,9 @@ local STRING = {
   { "aspect_ratio", "R", "e.g. 16:9" }, { "prompt", "TEXT" }, { "effect_scene", "NAME" },
 }
 
--- define(cmd): the request's options, in a group of their own.
-function M.define(cmd)
+-- define(cmd [, every_provider]): the request's options, in a group of their own; without
+-- --provider for a command that asks every provider (kling quote took it and dropped it).
+function M.define(cmd, every_provider)
   local group = {
     cmd:option("--json", "the whole request"):argname("'{...}'"):convert(decode "--json"):target "request_json",
     cmd:option("--file", "the whole request from a JSON file"):argname("REQUEST.json"):convert(read_json)
@@ -62,7 +63,9 @@ function M.define(cmd)
   }
   cmd:mutex(group[1], group[2])
   for _, s in ipairs(STRING) do
-    group[#group + 1] = cmd:option("--" .. s[1]:gsub("_", "-"), s[3]):argname(s[2]):target("field_" .. s[1])
+    if not (every_provider and s[1] == "provider") then
+      group[#group + 1] = cmd:option("--" .. s[1]:gsub("_", "-"), s[3]):argname(s[2]):target("field_" .. s[1])
+    end
   end
   group[#group + 1] = cmd:option("--duration", "seconds"):argname("SECONDS")
     :convert(flags.number("--duration")):target "field_duration"
