@@ -165,6 +165,17 @@ function M.quote(req, opts)
   if cur then
     errors.misuse("quote", "rates." .. cur .. ": " .. unrated)
   end
+  local names = {}
+  for c in pairs(type(opts.rates) == "table" and opts.rates or {}) do
+    names[#names + 1] = tostring(c)
+  end
+  table.sort(names)
+  for _, c in ipairs(names) do
+    local problem = quote.rate_problem(c, opts.rates[c])
+    if problem then
+      errors.misuse("quote", "rates." .. c .. ": " .. problem)
+    end
+  end
   return quote.quote(req, opts)
 end
 

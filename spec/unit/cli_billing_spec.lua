@@ -102,6 +102,17 @@ describe("kling quote", function()
     out, bad = run("quote --model kling-v3 --rates CNY=0.14,CNY=0.15")
     assert.are.equal(2, bad)
     assert.matches("--rates: CNY is given twice", out, 1, true)
+    -- rates are USD per unit: USD=2 ranked evolink's 0.504 USD before apimodels' 0.4265 USD
+    out, bad = run("quote --model kling-v3 --mode pro --duration 5 --rates USD=2,CNY=0.14,apiinone-credits=0.01,"
+      .. "evolink-credits=0.014")
+    assert.are.equal(2, bad)
+    assert.matches("--rates: USD: USD is the unit rates are in: its rate is 1", out, 1, true)
+    out, bad = run("quote --model kling-v3 --rates CNY=0")
+    assert.are.equal(2, bad)
+    assert.matches("--rates: CNY: a positive decimal string", out, 1, true)
+    local ok, err = pcall(require("kling").quote, { model = "kling-v3" }, { rates = { USD = "2" } })
+    assert.is_false(ok)
+    assert.matches("rates.USD: USD is the unit rates are in: its rate is 1", err, 1, true)
   end)
 
   -- quote asks every provider: its --provider (estimate's) was taken and dropped, the output the same

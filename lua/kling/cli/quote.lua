@@ -24,6 +24,10 @@ local function parse_rates(text)
     if unrated then
       return nil, "--rates: " .. unrated
     end
+    local problem = require("kling.money.quote").rate_problem(cur, rate) -- kling.quote's rule
+    if problem then
+      return nil, "--rates: " .. cur .. ": " .. problem
+    end
     rates[cur] = rate
   end
   return rates

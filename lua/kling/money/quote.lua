@@ -539,6 +539,22 @@ local function by_amount(a, b)
   return a.provider < b.provider
 end
 
+--- Why `rate` cannot rank a quote in `cur` (USD per unit of `cur`), or nil: the one rule of a
+-- rate (kling.money.ledger.rate_problem) in USD, whose own rate is 1 and nothing else (USD = "2"
+-- was taken over its 1 and ranked a provider charging in USD behind dearer ones).
+---@param cur any
+---@param rate any
+---@return string|nil problem
+function M.rate_problem(cur, rate)
+  if cur == "USD" then
+    if type(rate) == "string" and core.money_parse(rate) == 1000000 then
+      return nil
+    end
+    return "USD is the unit rates are in: its rate is 1 (got " .. validate.got(rate) .. ")"
+  end
+  return require("kling.money.ledger").rate_problem(cur, rate, "USD")
+end
+
 --- A request priced on every provider, grouped by currency (`kling.quote`).
 -- quote(req [, opts]) -> list of quotes for the same product on every provider that can make and
 -- price it, with:
