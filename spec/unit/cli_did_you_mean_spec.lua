@@ -43,6 +43,13 @@ describe("kling CLI: did you mean", function()
       .. "%-%-poll%-min%?\n", out)
   end)
 
+  -- of an option given twice, the value after the last was named: "(got 'none'); did you mean none?"
+  it("names the refused value of an option given twice, not the last", function()
+    local out, code = sh("lua5.4 bin/kling run m.jsonl --out d --progress fancy --progress none")
+    assert.equals(2, code)
+    assert.matches("must be one of 'auto', 'bar', 'plain', 'none' (got 'fancy')\n", out, 1, true)
+  end)
+
   -- a command and kling itself both take -h/--help: "did you mean one of -h, -h?" named it twice
   it("names an option a command shares with kling once", function()
     local out, code = sh("lua5.4 bin/kling status --hel")

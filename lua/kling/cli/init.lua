@@ -79,10 +79,11 @@ local function refused_choice(msg, argv, set)
   local given
   for i, a in ipairs(argv) do
     if opt then
-      if a == opt then
-        given = argv[i + 1]
-      elseif a:sub(1, #opt + 1) == opt .. "=" then
-        given = a:sub(#opt + 2)
+      -- the value not among the choices: of an option given twice, the last one was named
+      -- ("--progress fancy --progress none": "(got 'none'); did you mean none?")
+      local v = a == opt and argv[i + 1] or (a:sub(1, #opt + 1) == opt .. "=" and a:sub(#opt + 2)) or nil
+      if v and not set[v] and not given then
+        given = v
       end
     elseif a:sub(1, 1) ~= "-" and not set[a] then
       given = a
