@@ -676,6 +676,12 @@ local function run_options_problem(opts)
     return errors.validation("frames_base_url", "must be a URL string (got " .. validate.type_of(opts.frames_base_url)
       .. ")")
   end
+  -- frame names are appended to it, as request paths to a base URL (ftp://x or a URL with a
+  -- space passed here, and a storyboard of one segment ran with it unchecked)
+  problem = opts.frames_base_url ~= nil and validate.base_url_problem(opts.frames_base_url)
+  if problem then
+    return errors.validation("frames_base_url", problem) -- not echoed: it may hold user info
+  end
   return nil
 end
 

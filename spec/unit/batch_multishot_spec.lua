@@ -220,6 +220,9 @@ describe("multishot.join and run, where they write", function()
       { { native = "yes" }, "native", "must be true or false" },
       { { continuity = 0 }, "continuity", "must be true or false" },
       { { frames_base_url = {} }, "frames_base_url", "must be a URL string" },
+      -- frame names are appended to it: one that is no base URL ran unchecked (a storyboard of one segment)
+      { { frames_base_url = "ftp://x" }, "frames_base_url", "must be an http(s) URL" },
+      { { frames_base_url = "https://cdn.example/a b" }, "frames_base_url", "must not hold spaces" },
     } do
       c[1].out = dir .. "/never"
       local ok, r, err = pcall(multishot.run, client, sb, c[1])
