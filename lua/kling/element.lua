@@ -504,6 +504,12 @@ function M.resolve(list, opts)
   if type(list) ~= "table" then
     return nil, errors.validation("element_list", "must be a list of element ids or names")
   end
+  -- by the one rule of a request's arrays: an object ({"a": "Mia"} in a manifest's row) was
+  -- walked as an empty list, and the row sent without its elements (and paid)
+  local aerr = validate.array({ provider = opts and opts.provider }, { element_list = list }, "element_list")
+  if aerr then
+    return nil, aerr
+  end
   opts = opts or {}
   local entries
   local out = {}

@@ -194,6 +194,9 @@ describe("the element cache", function()
     assert.are.equal("element_list[1]", err.field)
     assert.matches("no element named 'Mia': the element cache " .. dir .. "/no-such-cache.json does not exist",
       err.message, 1, true)
+    -- an object (a manifest row's {"a": "Mia"}) was walked as an empty list: the row went without its elements
+    _, err = element.resolve({ a = "Mia" }, { cache = path, provider = "kling" })
+    assert.are.same({ "element_list", "must be an array, got an object" }, { err.field, err.message })
     local entries = assert(element.list(path))
     assert.are.equal("k4", entries[1].key)
     assert.are.equal("k3", entries[4].key)
