@@ -109,6 +109,10 @@ describe("kling.cli", function()
       { { "estimate", "--model", "kling-v3", "--shots", " 5,4" }, "%-%-shots takes whole seconds .*%(got ' 5,4'%)" },
       { { "estimate", "--model", "kling-v3", "--shots", "3,0x5" }, "%-%-shots takes whole seconds .*%(got '3,0x5'%)" },
       { { "estimate", "--model", "kling-v3", "--shots", "3,1e1" }, "%-%-shots takes whole seconds" },
+      -- an empty shot was skipped, and one of no or negative seconds taken
+      { { "estimate", "--model", "kling-v3", "--shots", "3,,4" }, "%-%-shots takes whole seconds .*%(got '3,,4'%)" },
+      { { "estimate", "--model", "kling-v3", "--shots", "3,-1" }, "%-%-shots takes whole seconds from 1" },
+      { { "estimate", "--model", "kling-v3", "--shots", "0" }, "%-%-shots takes whole seconds from 1" },
       -- A negative number is the option's value, refused by its rule (argparse took "-5" for an option).
       { { "run", "m", "--out", "d", "--deadline", "-1" },
         "%-%-deadline must be a positive number of seconds, at most 2147483 %(got '%-1'%)" },

@@ -32,12 +32,14 @@ end
 
 -- "3,4,5" -> the shots of a multi-shot request; each duration by the number flags' rule
 -- (validate.decimal: tonumber took " 5" and "0x5")
+-- Every item is a shot: an empty one ("3,,4") was skipped and a shot of no or negative seconds
+-- taken, to be priced as the others' sum.
 local function shots(v)
   local list = {}
-  for d in v:gmatch("[^,]+") do
+  for d in (v .. ","):gmatch("([^,]*),") do
     local n = validate.decimal(d)
-    if not n or n ~= math.floor(n) then
-      return nil, "--shots takes whole seconds separated by commas (got '" .. v .. "')"
+    if not n or n ~= math.floor(n) or n < 1 then
+      return nil, "--shots takes whole seconds from 1, separated by commas (got '" .. v .. "')"
     end
     list[#list + 1] = { prompt = "shot " .. (#list + 1), duration = n }
   end
