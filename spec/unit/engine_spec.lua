@@ -466,14 +466,19 @@ describe("kling.engine", function()
 
   it("gives a failed entry for a request that breaks a rule, and runs the rest", function()
     local f, c = setup_fake { task_seconds = 5 }
-    local tasks = c:submit_many { { prompt = "ok" }, { prompt = "bad", duration = 7 }, { estimate = -1, prompt = "x" } }
+    -- an estimate that is no number (a manifest row's "5m", {}) raised from submit_many: kling run
+    -- stopped as an internal error
+    local tasks = c:submit_many { { prompt = "ok" }, { prompt = "bad", duration = 7 }, { estimate = -1, prompt = "x" },
+      { estimate = "5m", prompt = "x" }, { estimate = {}, prompt = "x" } }
     assert.equal(1, f.stats.posts)
     assert.equal("validation", tasks[2].error.kind)
     assert.equal("duration", tasks[2].error.field)
-    assert.equal("estimate", tasks[3].error.field)
+    for i = 3, 5 do
+      assert.equal("estimate", tasks[i].error.field)
+    end
     local res = c:wait_all(tasks)
     assert.equal(1, res.succeeded)
-    assert.equal(2, res.failed)
+    assert.equal(4, res.failed)
   end)
 
   it("ends a task at its deadline with a timeout error; the wait's own timeout leaves tasks running", function()
