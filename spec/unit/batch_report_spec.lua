@@ -324,6 +324,16 @@ describe("report.html", function()
     assert.matches("Budget: spent 0.3 of 10 USD", html)
   end)
 
+  -- the charge the provider reported for a delivery the catalog cannot price was journaled and left
+  -- off the page: a row EvoLink charged 27 credits for read as costing nothing
+  it("shows the charge a provider reported for a delivery the catalog has no price for", function()
+    local r = result()
+    r.rows = { { id = "u", state = "succeeded", provider = "evolink", model = "kling-v3", files = {},
+      charge = { unpriced = "resolution: required to price this request on evolink", reported = "27" } } }
+    assert.matches("resolution: required to price this request on evolink; the provider reported a charge of 27 "
+      .. "evolink-credits (not in the totals)", report.html(r), 1, true)
+  end)
+
   it("is written with summary.json through temporary names", function()
     local dir = os.tmpname()
     os.remove(dir)

@@ -165,6 +165,19 @@ end
 -- HTML text: its markup characters as entities, and the control characters HTML does not allow
 -- (all but tab, line feed and carriage return; C1 too) written \xHH or \uXXXX, as a message
 -- shows them: a prompt or a field name from the manifest may hold ESC or BEL.
+-- The note of a delivery the catalog has no price for, with the charge its provider reported
+-- (journaled, then left off the page: a row EvoLink charged 27 credits for read as costing nothing).
+local function unpriced_note(r, ch)
+  if ch.reported == nil then
+    return ch.unpriced
+  end
+  local billing = require "kling.billing"
+  local cat = type(r.provider) == "string" and billing.catalog(r.provider)
+  local unit = cat and billing.unit(cat.currency, r.provider)
+  return ch.unpriced .. "; the provider reported a charge of " .. ch.reported .. (unit and (" " .. unit) or "")
+    .. " (not in the totals)"
+end
+
 local function esc(s)
   return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;",
     ["'"] = "&#39;" }):gsub("[%z\1-\8\11\12\14-\31\127]", function(c)
@@ -242,7 +255,7 @@ function M.html(result)
   for _, r in ipairs(result.rows) do
     local ch = r.charge or {}
     local e = r.error or {}
-    local note = r.state == "unfinished" and r.reason or M.reason(e) or ch.unpriced or ""
+    local note = r.state == "unfinished" and r.reason or M.reason(e) or (ch.unpriced and unpriced_note(r, ch)) or ""
     w("<tr><td>", esc(r.id), "</td><td class=\"", esc(r.state), "\">", esc(r.state), "</td><td>",
       esc(r.provider or ""), "</td><td>", esc(r.model or ""), "</td><td><code>", esc(r.task_id or ""),
       "</code></td><td class=\"num\">", tostring(r.attempts or 0), "</td><td class=\"num\">", esc(ch.amount or ""),
