@@ -540,9 +540,21 @@ function M.resolve(list, opts)
             .. "element cache " .. path .. " does not exist (make the element with kling element create, or name "
             .. "the cache it was made in)")
         end
+        -- one of that name made elsewhere (the simulator's http URL and its https one, another
+        -- provider) was not told apart from none: `kling element list` showed it, the row said "make it"
+        local other
+        for _, e in ipairs(entries) do
+          if e.id and e.name == item then
+            other = e
+            break
+          end
+        end
         return nil, errors.validation("element_list[" .. i .. "]", "no element named '" .. item .. "' in the cache "
           .. path .. (opts.provider and (" for " .. opts.provider) or "")
-          .. " (make it with kling element create)")
+          .. (opts.base_url and (" at " .. opts.base_url) or "")
+          .. (other and (" (it has one made on " .. tostring(other.provider) .. " at " .. tostring(other.base_url)
+            .. ": elements are kept per provider and base URL; make it for this one with kling element create)")
+            or " (make it with kling element create)"))
       end
       out[i] = { element_id = id }
     elseif type(item) == "table" and item.element_id == nil and type(item.name) == "string" then

@@ -187,6 +187,12 @@ describe("the element cache", function()
     local _, err = element.resolve({ "Tom" }, { cache = path, provider = "kling" })
     assert.are.equal("element_list[1]", err.field)
     assert.matches("no element named 'Tom'", err.message)
+    -- one made elsewhere was not told apart from none ("make it"), while kling element list showed it
+    assert.matches("(it has one made on evolink at https://b: elements are kept per provider and base URL; make it "
+      .. "for this one with kling element create)", err.message, 1, true)
+    _, err = element.resolve({ "Mia" }, { cache = path, provider = "kling", base_url = "https://other" })
+    assert.matches("no element named 'Mia' in the cache " .. path .. " for kling at https://other (it has one made on "
+      .. "kling at https://a", err.message, 1, true)
     _, err = element.resolve({ "Half" }, { cache = path })
     assert.matches("no element named 'Half'", err.message) -- a create not finished has no id to use
     -- a cache path that names no file (a mistyped --elements) says so, not only that the name is missing
