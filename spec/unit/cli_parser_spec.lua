@@ -183,6 +183,17 @@ describe("kling.cli", function()
     assert.matches("^kling cancel: provider 'kling' cannot cancel tasks: nothing was sent", err)
   end)
 
+  -- kling status "" --endpoint E (or --external) reached get_task and stopped as an internal error
+  it("kling status refuses a TASK_ID by the rule download and cancel parse it with, nothing sent", function()
+    for _, extra in ipairs { { "--endpoint", "videos/text2video" }, { "--external" } } do
+      local status, _, err = main { "status", "", extra[1], extra[2], "--base-url", "http://127.0.0.1:9",
+        "--access-key", "ak", "--secret-key", "sk" }
+      assert.are.equal(2, status)
+      assert.matches("^kling status: TASK_ID must be 1..200 printable characters .* %(got \"\"%): nothing was sent",
+        err)
+    end
+  end)
+
   -- kling status $'a\nFAKE LINE' printed a forged second line: what a user, a file or a provider
   -- wrote is shown with its line breaks escaped; only kling's own lines break a line
   it("a CR or LF in an argument is shown escaped in the error and the usage error, never a line of its own", function()

@@ -216,7 +216,13 @@ function M.run(opts)
       .. " and not a task id (a task id that is not digits, such as a gateway's, needs --endpoint E):"
       .. " nothing was sent")
   end
-  return task_status(arg, opts)
+  -- by the rule kling download and kling cancel parse TASK_ID with: an empty one, with
+  -- --endpoint or --external, reached get_task and stopped as an internal error
+  local id, bad = flags.task_id(arg)
+  if not id then
+    return fail(2, bad .. ": nothing was sent")
+  end
+  return task_status(id, opts)
 end
 
 return M
