@@ -90,16 +90,21 @@ describe("a JSONL manifest", function()
         ':1: a defaults line holds {"defaults": {...}} alone %(this one also has x: put such fields inside '
         .. 'defaults%)' },
       { '{"id": "a"\n', ":1: each line must be a JSON object" },
+      -- an id among the defaults was dropped without a word, the rows named row-N
+      { '{"defaults": {"id": "dup"}}\n{"prompt": "a"}\n', "id is each row's own name, not a default" },
     }
     for _, c in ipairs(cases) do
       local rows, err = manifest.load(file(c[1]))
       assert.is_nil(rows)
       assert.matches(c[2], err)
     end
+    local rows, err = manifest.load(file('{"prompt": "a"}\n'), { defaults = { id = "x" } }) -- --set id=x, --defaults
+    assert.is_nil(rows)
+    assert.matches("id is each row's own name, not a default %(the defaults give it a string %(\"x\"%)%)", err)
     -- counted in characters, not bytes: 128 of three bytes each
     local cats = assert(manifest.load(file('{"id": "' .. ("猫"):rep(128) .. '"}\n')))
     assert.equal(384, #cats[1].id)
-    local rows, err = manifest.load(dir .. "/missing.jsonl")
+    rows, err = manifest.load(dir .. "/missing.jsonl")
     assert.is_nil(rows)
     assert.matches("cannot read the manifest", err)
   end)

@@ -301,6 +301,12 @@ function M.load(path, opts)
   for k, v in pairs(opts.defaults or {}) do
     defaults[k] = v
   end
+  if defaults.id ~= nil then
+    -- a row's id is its own: one in the defaults (a defaults line, --defaults, --set id=x) was
+    -- dropped without a word, the rows named row-N
+    return nil, path .. ": id is each row's own name, not a default (the defaults give it "
+      .. validate.got(defaults.id) .. "): give ids in the rows"
+  end
   if #raw == 0 then
     return nil, path .. ": no rows"
   end
