@@ -42,7 +42,7 @@ local rows = {
 }
 if sim then
   -- The simulator refuses this one as a provider would: the report shows a failed row.
-  rows[#rows + 1] = { id = "refused", prompt = "A scene the provider refuses [sim:fail=content policy violation]",
+  rows[#rows + 1] = { id = "blocked", prompt = "A scene the provider refuses [sim:fail=content policy violation]",
     model = "kling-v1", mode = "std" }
 end
 os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'")
