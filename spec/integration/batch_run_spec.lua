@@ -282,6 +282,30 @@ describe("a batch against the simulator", function()
     assert.truthy(io.open(dir .. "/nf.mp4")):close()
   end)
 
+  -- A poll refused (HTTP 401, 1002: the keys) ended the row failed: its task went on at the
+  -- provider and was billed, never downloaded, its hold released
+  it("a poll refused for its keys leaves a created task open and held: the next run downloads it, once paid",
+    function()
+    local dir = fresh_dir()
+    write(dir .. "/rows.jsonl", jsonl { { id = "k", model = "kling-v2-6", mode = "pro", duration = 5,
+      prompt = "k [sim:seconds=1]" } })
+    sim.faults { { kind = "auth", method = "GET", count = 50 } }
+    local result, err, status = run(dir, { budget = "10CNY", estimate = false })
+    assert(result, err)
+    assert.are.equal(3, status)
+    assert.are.same({ k = "unfinished" }, states(result))
+    assert.are.same({ limit = "10", spent = "0", reserved = "2.5", currency = "CNY" }, result.budget)
+    assert.are.equal(0, #of_row(records(dir), "k", "final"))
+    sim.clear_faults()
+    result, err, status = run(dir, { budget = "10CNY", estimate = false })
+    assert(result, err)
+    assert.are.equal(0, status)
+    assert.are.same({ k = "succeeded" }, states(result))
+    assert.are.equal(1, sim.stats().creates)
+    assert.are.equal(sim.charges("kling"), core.money_parse(result.budget.spent))
+    assert.truthy(io.open(dir .. "/k.mp4")):close()
+  end)
+
   it("keeps to its budget across runs: rows past it wait for a larger one, the spend carried over", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "x1", prompt = "one" }, { id = "x2", prompt = "two" },

@@ -247,6 +247,18 @@ return function(Batch)
       return self:park(row, created and ("still running at " .. which .. " (task " .. t.id .. "): the next run "
         .. "picks it up") or ("not started before " .. which))
     end
+    if created and not task_mod.TERMINAL[t.status] then
+      -- A poll's error ended the wait, not the task (its keys refused, HTTP 401 1002; an answer
+      -- it could not read): the task goes on at the provider, held, and is billed when it
+      -- succeeds. Journaled failed, it was never downloaded though paid (or, of a retried kind,
+      -- created twice); open, the next run polls it again by its id.
+      row.error = error_record(err)
+      if HALT[err.kind] then
+        return self:halt(row, err)
+      end
+      return self:park(row, err.kind .. ": " .. tostring(err.message) .. " (task " .. t.id .. " goes on at the "
+        .. "provider, its reservation kept: the next run polls it again)")
+    end
     if err.uncertain and not created then
       return self:uncertain(row, err)
     end
