@@ -65,13 +65,16 @@ local function list(opts)
     io.stdout:write(assert(json.encode(json.array(entries))), "\n")
     return 0
   end
+  -- each line one line, whatever the --cache path or a cache file's fields hold (a LF in the
+  -- path printed "no elements in a", then "b (kling element create makes one)")
+  local pr = flags.printable
   if #entries == 0 then -- said on stderr: the listing itself (stdout) is empty, as scripts read it
-    io.stderr:write("kling element: no elements in ", opts.cache or element.default_cache(),
+    io.stderr:write("kling element: no elements in ", pr(opts.cache or element.default_cache()),
       " (kling element create makes one)\n")
   end
   for _, e in ipairs(entries) do
-    io.stdout:write(string.format("%-20s %-22s %-9s %s\n", e.name or "?", e.id or (e.task_id and "(waiting: "
-      .. e.task_id .. ")") or "(interrupted)", e.provider or "?", e.base_url or ""))
+    io.stdout:write(string.format("%-20s %-22s %-9s %s\n", pr(e.name or "?"), pr(e.id or (e.task_id and "(waiting: "
+      .. e.task_id .. ")") or "(interrupted)"), pr(e.provider or "?"), pr(e.base_url or "")))
   end
   return 0
 end
