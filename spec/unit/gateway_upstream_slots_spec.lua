@@ -81,6 +81,15 @@ describe("kling.gateway.upstream_pace slots", function()
     assert.is_true(pace.SLOTS_FORGET_S > 0 and pace.SLOTS_FORGET_S <= 60)
   end)
 
+  -- A 1303 when none of the gateway's tasks are open: the slots are other users' of the key,
+  -- and a count of 0 refused every create for SLOTS_FORGET_S, a pause no end of ours would lift.
+  it("learns nothing from a 1303 when none of the gateway's tasks are open", function()
+    open = 1 -- the refused create's own hold alone
+    pace.slots(G, { refused = SLOTS_FULL }, "refused")
+    assert.is_nil(G.ledger_dict.t[pace.KEY])
+    assert.is_nil(pace.refusal(G))
+  end)
+
   it("reads nothing more for a create when nothing was learned", function()
     assert.is_nil(pace.refusal(G)) -- the one read admit makes today
     reads = 0

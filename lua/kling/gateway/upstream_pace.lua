@@ -101,14 +101,20 @@ end
 
 -- slots(G, create, how): what a create's answer taught of the upstream's slots (needs the
 -- store: cosockets with Redis; called before the create's hold is given back). A 1303 learns
--- them; a create made while more were open than learned forgets them (G.slots_seen: the count
--- this worker's last create read, so that a create reads nothing more when none is learned).
+-- them (unless none of the gateway's own tasks are open); a create made while more were open
+-- than learned forgets them (G.slots_seen: the count this worker's last create read, so that a
+-- create reads nothing more when none is learned).
 function M.slots(G, c, how)
   local err = c.refused
   if how == "refused" and type(err) == "table" and err.kind == "rate_limited" and tonumber(err.code) == 1303 then
+    local learned = G.meter.store:open_holds() - 1 -- the refused create's hold is open still
+    if learned < 1 then
+      -- none of this gateway's: the slots are other users' of the key, and no end of ours
+      -- would tell when one frees (a count of 0 refused every create for SLOTS_FORGET_S)
+      return
+    end
     local now = core.wall_ms()
     local pause = upstream(G, now)
-    local learned = math.max(0, G.meter.store:open_holds() - 1) -- the refused create's hold is open still
     if G.redis then -- every node's (Redis first: this node's sync_slots reads it there)
       local ok, rerr = G.redis:run(SLOTS_SET, string.format("%d", learned),
         string.format("%d", M.SLOTS_FORGET_S * 1000))
