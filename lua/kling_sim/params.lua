@@ -152,10 +152,13 @@ local function multi_shot(body, model, total)
   return true
 end
 
-local function masks(body)
+-- The motion brush: static_mask and each dynamic_masks[].mask are images as image is (the
+-- official page: "same format requirements as image").
+local function masks(body, decode_b64)
   local dm = body.dynamic_masks
-  if body.static_mask ~= nil and type(body.static_mask) ~= "string" then
-    return nil, bad("static_mask must be a string (an image URL or raw base64)")
+  if body.static_mask ~= nil then
+    local ok, err = image(body, "static_mask", decode_b64)
+    if not ok then return nil, err end
   end
   if dm == nil then
     return true
@@ -165,9 +168,11 @@ local function masks(body)
   end
   for i, m in ipairs(dm) do
     local where = "dynamic_masks[" .. i .. "]"
-    if type(m) ~= "table" or type(m.mask) ~= "string" then
+    if type(m) ~= "table" or m.mask == nil then
       return nil, bad(where .. ".mask is required")
     end
+    local ok, err = c.image_value(m.mask, where .. ".mask", decode_b64)
+    if not ok then return nil, err end
     local tr = m.trajectories
     if not is_array(tr) or #tr < 2 or #tr > 77 then
       return nil, bad(where .. ".trajectories must hold 2 to 77 points")
@@ -289,7 +294,7 @@ function M.validate(ep, body, decode_b64)
     ok, err = image(body, "image_tail", decode_b64)
     if not ok then return nil, err end
   end
-  ok, err = masks(body)
+  ok, err = masks(body, decode_b64)
   if not ok then return nil, err end
   local groups = (body.image_tail ~= nil and 1 or 0)
     + ((body.static_mask ~= nil or body.dynamic_masks ~= nil) and 1 or 0)

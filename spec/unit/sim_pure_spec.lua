@@ -115,8 +115,15 @@ describe("sim params", function()
       { { image = b64(jpeg(300, 751)) }, "aspect ratio" },
       { { image = b64(png(640, 360)), image_tail = "https://x/y.png", camera_control = { type = "down_back" } },
         "cannot be used together" },
-      { { image = b64(png(640, 360)), dynamic_masks = { { mask = "m", trajectories = { { x = 1, y = 2 } } } } },
-        "2 to 77 points" },
+      { { image = b64(png(640, 360)), dynamic_masks = { { mask = "https://x/m.png",
+        trajectories = { { x = 1, y = 2 } } } } }, "2 to 77 points" },
+      -- the motion brush's masks are images as image is ("not base64 at all!" was taken)
+      { { image = b64(png(640, 360)), static_mask = "not base64 at all!" },
+        "static_mask is neither an http(s) URL nor valid base64" },
+      { { image = b64(png(640, 360)), static_mask = b64(png(299, 400)) }, "static_mask must be at least 300 px" },
+      { { image = b64(png(640, 360)), dynamic_masks = { { mask = "not a mask",
+        trajectories = { { x = 1, y = 2 }, { x = 3, y = 4 } } } } },
+        "dynamic_masks[1].mask is neither an http(s) URL nor valid base64" },
     }
     for _, c in ipairs(bad) do
       local r, err = check("image2video", c[1])
