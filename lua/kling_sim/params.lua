@@ -96,7 +96,7 @@ local function duration(body, model)
   if type(v) ~= "string" then
     return nil, bad("duration must be a string of seconds such as \"5\" (got a " .. type(v) .. ")")
   end
-  local n = v:match("^%d+$") and tonumber(v)
+  local n = c.seconds(v)
   if model == "kling-v3" then
     if not n or n < 3 or n > 15 then
       return nil, bad("duration must be \"3\" to \"15\" for kling-v3 (got \"" .. v .. "\")")
@@ -140,8 +140,11 @@ local function multi_shot(body, model, total)
     if type(shot.prompt) ~= "string" or shot.prompt == "" or chars(shot.prompt) > MAX_SHOT_PROMPT then
       return nil, bad(where .. ".prompt must be a non-empty string of at most " .. MAX_SHOT_PROMPT .. " characters")
     end
-    local d = tonumber(shot.duration)
-    if not d or not is_int(d) or d < 1 then
+    local d = shot.duration
+    if type(d) == "string" then
+      d = c.seconds(d) -- as the request's duration is written ("0x5" or "05" is none)
+    end
+    if not is_int(d) or d < 1 then
       return nil, bad(where .. ".duration must be a whole number of seconds")
     end
     sum = sum + d

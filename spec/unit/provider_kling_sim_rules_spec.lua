@@ -77,6 +77,10 @@ describe("sim official rules", function()
     refused("avatar/image2video", { image = URL }, "audio_id or sound_file")
     refused("effects", { effect_scene = "hug", input = { images = { URL } } }, "exactly 2 images")
     refused("effects", { effect_scene = "hug_pro", input = { images = { URL, URL }, duration = "10" } }, "\"5\"")
+    -- "05" is no duration the API lists (taken and billed as 5 s before)
+    refused("effects", { effect_scene = "hug", input = { images = { URL, URL }, model_name = "kling-v1-6",
+      mode = "std", duration = "05" } }, "input.duration must be one of \"5\", \"10\" %(got \"05\"%)")
+    refused("omni-video", { prompt = "x", aspect_ratio = "1:1", duration = "05" }, "%(got \"05\"%)")
     refused("identify-face", { video_id = "v", video_url = VID }, "cannot both")
     refused("advanced-lip-sync", { session_id = "s", face_choose = { { face_id = "0", audio_id = "a",
       sound_start_time = 0, sound_end_time = 1000, sound_insert_time = 0 } } }, "2000 ms")

@@ -75,6 +75,11 @@ describe("sim params", function()
       { { prompt = "x", model_name = "kling-v3", duration = "10", multi_shot = true,
         multi_prompt = { { index = 1, prompt = "a", duration = "4" }, { index = 2, prompt = "b", duration = "5" } } },
         400, 1201, "add up to duration 10" },
+      -- a duration is written in digits without a leading zero ("05" was taken and billed as 5 s)
+      { { prompt = "x", duration = "05" }, 400, 1201, "(got \"05\")" },
+      { { prompt = "x", model_name = "kling-v3", duration = "05" }, 400, 1201, "(got \"05\")" },
+      { { prompt = "x", model_name = "kling-v3", duration = "5", multi_shot = true,
+        multi_prompt = { { index = 1, prompt = "a", duration = "0x5" } } }, 400, 1201, "multi_prompt[1].duration" },
       { { prompt = "x", model_name = "kling-v2-6", voice_list = { { voice_id = "v" } } }, 400, 1201, "sound on" },
       { { prompt = "x", model_name = "kling-v3", element_list = { {}, {}, {}, {} } }, 400, 1201, "at most 3" },
     }

@@ -42,6 +42,12 @@ function M.is_array(t)
   return type(t) == "table" and (#t > 0 or next(t) == nil)
 end
 
+-- A duration as the official API writes it: whole seconds in decimal digits without a leading
+-- zero ("5"; "05", " 5", "5.0" or "0x5" are no duration the API lists). -> seconds | nil
+function M.seconds(v)
+  return type(v) == "string" and v:match("^[1-9]%d*$") and tonumber(v) or nil
+end
+
 -- A string field of at most `limit` characters.
 function M.text(body, field, limit, required)
   local v = body[field]

@@ -21,7 +21,7 @@ local function duration(body, set, default, why)
   if v == nil then
     return default, tostring(default)
   end
-  local n = type(v) == "string" and v:match("^%d+$") and tonumber(v)
+  local n = c.seconds(v)
   if not n or not set[n] then
     return nil, bad("duration must be one of \"" .. table.concat(c.sorted_keys(set), "\", \"") .. "\"" .. (why or "")
       .. " (got " .. (type(v) == "string" and ("\"" .. v .. "\"") or ("a " .. type(v))) .. ")")
