@@ -318,6 +318,9 @@ describe("kling simulator", function()
       { "camera needs one axis", { prompt = "x", camera_control = { type = "simple", config = { pan = 1, tilt = 1 } } },
         400, 1201, "camera_control" },
       { "external id type", { prompt = "x", external_task_id = 5 }, 400, 1201, "external_task_id" },
+      -- seconds are written "5": "05" was taken and billed as 5 s
+      { "duration 05", { prompt = "x", duration = "05" }, 400, 1201, "duration" },
+      { "kling-v3 duration 05", { prompt = "x", model_name = "kling-v3", duration = "05" }, 400, 1201, "duration" },
     }
     for _, c in ipairs(cases) do
       it("refuses " .. c[1], function()
@@ -352,6 +355,17 @@ describe("kling simulator", function()
       assert.are.equal(200, create({ image = info.http .. "/media/sample.png" }, { ep = "image2video" }).status)
       expect_error(create({ image = png_b64, image_tail = png_b64,
         camera_control = { type = "simple", config = { zoom = 5 } } }, { ep = "image2video" }), 400, 1201)
+      -- the motion brush's masks are images as image is
+      local before = stats().creates
+      res = create({ image = png_b64, static_mask = "not base64 at all!" }, { ep = "image2video" })
+      expect_error(res, 400, 1201)
+      assert.matches("static_mask", res.json.message, 1, true)
+      res = create({ image = png_b64, dynamic_masks = { { mask = "not a mask",
+        trajectories = { { x = 1, y = 1 }, { x = 2, y = 2 } } } } }, { ep = "image2video" })
+      expect_error(res, 400, 1201)
+      assert.matches("dynamic_masks[1].mask", res.json.message, 1, true)
+      assert.are.equal(before, stats().creates)
+      assert.are.equal(200, create({ image = png_b64, static_mask = png_b64 }, { ep = "image2video" }).status)
     end)
 
     it("answers 1200 for a body that is not JSON, and 1202 for a wrong method or path", function()
