@@ -240,7 +240,8 @@ function M.url(body, field, required)
   return nil
 end
 
--- Kling v3 shots: 1-6 of {prompt <= 512, duration >= 1 (a number or a digit string)},
+-- Kling v3 shots: 1-6 of {prompt <= 512, duration >= 1 (a whole number, or a string as the
+-- official API writes seconds: check.seconds, so "05", " 5" or "0x5" is none)},
 -- summing to `total` when given. -> nil | message, sum
 function M.shots(list, field, total)
   if not M.is_array(list) or #list == 0 or #list > 6 then
@@ -256,8 +257,11 @@ function M.shots(list, field, total)
     if err then
       return where .. "." .. err
     end
-    local d = tonumber(shot.duration)
-    if not d or d < 1 or d ~= math.floor(d) then
+    local d = shot.duration
+    if type(d) == "string" then
+      d = check.seconds(d)
+    end
+    if not M.is_int(d) or d < 1 then
       return where .. ".duration must be a whole number of seconds >= 1"
     end
     sum = sum + d

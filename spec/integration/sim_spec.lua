@@ -377,6 +377,37 @@ describe("kling simulator", function()
     end)
   end)
 
+  describe("gateway dialects", function()
+    local function gw(name, path, body)
+      local res = curl("POST", info.providers[name] .. path, { headers = { ["Content-Type"] = "application/json",
+        Authorization = "Bearer " .. info.api_key }, body = assert(json.encode(body)) })
+      res.json = json.decode(res.body)
+      return res
+    end
+
+    it("refuse durations the official API would not write (\"05\", \"0x5\"), as each answers a 400", function()
+      local before = stats().creates
+      local cases = {
+        { "apimodels", "/api/v1/video/generations", { model = "kling-v2-6", prompt = "x", duration = "05" },
+          "duration" },
+        { "apimodels", "/api/v1/video/generations", { model = "kling-motion-control", image = "https://e.com/a.png",
+          motion_video = "https://e.com/v.mp4", duration = "05" }, "duration" },
+        { "apiinone", "/api/v1/videos/generations", { model = "kling-3", multi_shots = true,
+          multi_prompt = { { prompt = "a", duration = "0x5" } } }, "multi_prompt[1].duration" },
+        { "compat", "/v1/video/generations", { model = "kling-v3-std-silent", image = "https://e.com/a.png",
+          extra_body = { multi_prompt = { { prompt = "a", duration = " 5" } } } }, "multi_prompt[1].duration" },
+      }
+      for _, c in ipairs(cases) do
+        local res = gw(c[1], c[2], c[3])
+        assert.are.equal(400, res.status, c[1] .. ": " .. res.body)
+        assert.matches(c[4], res.body, 1, true)
+      end
+      assert.are.equal(before, stats().creates)
+      assert.are.equal(200, gw("apimodels", "/api/v1/video/generations",
+        { model = "kling-v2-6", prompt = "x", duration = "10" }).status)
+    end)
+  end)
+
   describe("faults", function()
     local function set(rules, seed)
       return admin("POST", "/faults", { seed = seed or 7, rules = rules })

@@ -11,6 +11,7 @@
 local gw = require "kling_sim.gateway"
 local reply = require "kling_sim.reply"
 local json = require "kling.json"
+local check = require "kling_sim.official.check"
 
 local callbacks = require "kling_sim.callbacks"
 
@@ -66,9 +67,10 @@ function M.authenticate(req)
   return nil, M.error_response(401)
 end
 
+-- The seed writes it as a string ("5"): the official API's spelling (check.seconds: "05" is none).
 local function duration_of(v)
-  if type(v) == "string" and v:match("^%d+$") then
-    return tonumber(v)
+  if type(v) == "string" then
+    return check.seconds(v)
   elseif gw.is_int(v) then
     return v
   end
@@ -84,7 +86,9 @@ local function check_motion(b)
   local d = 5
   if b.duration ~= nil then
     d = duration_of(b.duration)
-    if not d or d < 1 or d > 30 then
+    if not d then
+      return nil, "duration must be whole seconds such as \"5\" (got " .. json.encode(b.duration) .. ")"
+    elseif d < 1 or d > 30 then
       return nil, "duration must be at most 30 seconds for kling-motion-control"
     end
   end
