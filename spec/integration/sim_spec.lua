@@ -406,6 +406,26 @@ describe("kling simulator", function()
       assert.are.equal(200, gw("apimodels", "/api/v1/video/generations",
         { model = "kling-v2-6", prompt = "x", duration = "10" }).status)
     end)
+
+    it("EvoLink: an element's refer_images, when given, holds 1 to 3 images (seed 003)", function()
+      local function element(refer)
+        return gw("evolink", "/v1/videos/generations", { model = "kling-custom-element", model_params = {
+          element_name = "Mia", element_description = "a woman", reference_type = "image_refer",
+          element_image_list = { frontal_image = "https://e.com/f.jpg", refer_images = refer } } })
+      end
+      local before = stats().creates
+      local four = {}
+      for i = 1, 4 do
+        four[i] = { image_url = "https://e.com/" .. i .. ".jpg" }
+      end
+      for _, refer in ipairs { json.array {}, four } do
+        local res = element(refer)
+        assert.are.equal(400, res.status, res.body)
+        assert.are.equal("model_params.element_image_list.refer_images", res.json.error.param, res.body)
+      end
+      assert.are.equal(before, stats().creates)
+      assert.are.equal(200, element({ { image_url = "https://e.com/1.jpg" } }).status)
+    end)
   end)
 
   describe("faults", function()

@@ -117,7 +117,8 @@ local function check_element(b)
         "model_params.element_image_list"
     end
     if l.refer_images ~= nil then
-      if not gw.is_array(l.refer_images) or #l.refer_images > 3 then
+      -- "Other angle reference images (optional, 1-3)": absent, or 1 to 3 ([] is neither)
+      if not gw.is_array(l.refer_images) or #l.refer_images < 1 or #l.refer_images > 3 then
         return nil, "model_params.element_image_list.refer_images must be an array of 1-3 images",
           "model_params.element_image_list.refer_images"
       end
