@@ -424,7 +424,19 @@ describe("kling simulator", function()
         assert.are.equal("model_params.element_image_list.refer_images", res.json.error.param, res.body)
       end
       assert.are.equal(before, stats().creates)
-      assert.are.equal(200, element({ { image_url = "https://e.com/1.jpg" } }).status)
+      local ok = element({ { image_url = "https://e.com/1.jpg" } })
+      assert.are.equal(200, ok.status, ok.body)
+      -- seed 003's element answer: "id": "task-video-xxxxxxxx"; the id found as it was handed out
+      local id = ok.json.id
+      assert.matches("^task%-video%-%d+%-%d+$", id)
+      local function get(task_id)
+        return curl("GET", info.providers.evolink .. "/v1/tasks/" .. task_id,
+          { headers = { Authorization = "Bearer " .. info.api_key } })
+      end
+      local res = get(id)
+      assert.are.equal(200, res.status, res.body)
+      assert.are.equal(id, json.decode(res.body).id)
+      assert.are.equal(404, get((id:gsub("^task%-video%-", "task-unified-"))).status)
     end)
   end)
 

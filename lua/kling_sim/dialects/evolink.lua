@@ -1,6 +1,7 @@
 -- EvoLink (seed 003 and the notes' EvoLink section), served under /evolink/: POST
 -- /v1/videos/generations for kling-v3-text-to-video, kling-v3-image-to-video (and the O3 pair)
--- and kling-custom-element; GET /v1/tasks/{id}: {created, id, model, object, progress, status
+-- and kling-custom-element; GET /v1/tasks/{id} (task-unified-..., an element's task-video-...):
+-- {created, id, model, object, progress, status
 -- pending|processing|completed|failed, task_info {can_cancel, estimated_time, video_duration},
 -- type, usage {billing_rule, credits_reserved, user_group}, results, result_data, error};
 -- errors {error = {code, message, type, param}}; Bearer API key; the parallel limit answers 429.
@@ -212,9 +213,15 @@ end
 -- "failed" for failures and cancellations (error.code says which); a [sim:status=NAME] task NAME.
 M.task_status = gw.task_status
 
--- task-unified-<created s>-<store id>
+-- task-unified-<created s>-<store id>; a custom element's task-video-<created s>-<store id>
+-- (seed 003's element answer: "id": "task-video-xxxxxxxx").
+local ELEMENT_PREFIX, VIDEO_PREFIX = "task-video-", "task-unified-"
+local function prefix_of(t)
+  return t.request.model == ELEMENT_MODEL and ELEMENT_PREFIX or VIDEO_PREFIX
+end
+
 local function public_id(t)
-  return string.format("task-unified-%d-%s", math.floor(t.created_ms / 1000), t.id)
+  return string.format("%s%d-%s", prefix_of(t), math.floor(t.created_ms / 1000), t.id)
 end
 
 -- The exact credits as a JSON number (from the decimal text of the integer micro-credits).
@@ -281,10 +288,15 @@ end
 
 local function lookup(caps)
   local id = caps[1]
-  if not id:match("^task%-unified%-") then
-    return nil, bad("Invalid task ID format, must start with 'task-unified-'", "task_id", "invalid_task_id")
+  local prefix = id:match("^task%-unified%-") or id:match("^task%-video%-")
+  if not prefix then
+    return nil, bad("Invalid task ID format, must start with 'task-unified-' or 'task-video-'", "task_id",
+      "invalid_task_id")
   end
-  local t = gw.find(M, id:match("^task%-unified%-%d+%-(%d+)$"))
+  local t = gw.find(M, id:match("^task%-%a+%-%d+%-(%d+)$"))
+  if t and prefix_of(t) ~= prefix then
+    t = nil -- the id as it was handed out finds the task, no other spelling
+  end
   if not t then
     return nil, M.error_response(404, "task_not_found", "Task " .. id .. " not found")
   end
