@@ -53,7 +53,10 @@ describe("evolink validation", function()
     rejects(with(ELEMENT, { element_voice_id = "1" }), "element_voice_id", "video_refer")
     rejects(with(ELEMENT, { element_image_list = { frontal_image = IMG, refer_images = {
       { image_url = IMG }, { image_url = IMG }, { image_url = IMG }, { image_url = IMG } } } }),
-      "element_image_list.refer_images", "at most 3")
+      "element_image_list.refer_images", "1 to 3")
+    -- seed 003: optional, 1-3: an empty array was sent, and EvoLink refuses it after the call
+    rejects(with(ELEMENT, { element_image_list = { frontal_image = IMG, refer_images = {} } }),
+      "element_image_list.refer_images", "1 to 3")
     rejects(with(ELEMENT, { element_image_list = { refer_images = { { image_url = IMG } } } }),
       "element_image_list.frontal_image")
     rejects(with(ELEMENT, { element_image_list = "x" }), "element_image_list")

@@ -154,8 +154,9 @@ local function check_image_list(list)
     if type(refs) ~= "table" or (next(refs) ~= nil and refs[1] == nil) then
       return fail("element_image_list.refer_images", "must be an array of {image_url = URL}")
     end
-    if #refs > 3 then
-      return fail("element_image_list.refer_images", "must have at most 3 images (got " .. #refs .. ")")
+    if #refs < 1 or #refs > 3 then -- seed 003: optional, 1-3 (an empty one is refused there)
+      return fail("element_image_list.refer_images", "must have 1 to 3 images when given, or be left out (got "
+        .. #refs .. ")")
     end
     for i, r in ipairs(refs) do
       local url = type(r) == "table" and r.image_url or nil
