@@ -419,3 +419,36 @@ describe("README.md", function()
     assert.is_nil(text:find("design.md", 1, true))
   end)
 end)
+
+-- The admin routes kling.gateway.admin serves, as its header lists them ("--   POST /gateway/admin/x"),
+-- each as "METHOD /path" with its parameters (<name>, <id>) and its query left off.
+local function admin_routes()
+  local routes = {}
+  for method, path in read("lua/kling/gateway/admin.lua"):gmatch("\n%-%-%s+(%u+)%s+(/gateway/admin[^%s?]*)") do
+    routes[#routes + 1] = { method = method, path = path }
+  end
+  return routes
+end
+
+describe("docs/gateway.md", function()
+  local gateway_md = read("docs/gateway.md")
+
+  it("names every admin route kling.gateway.admin serves, as the README does", function()
+    local routes = admin_routes()
+    assert.is_true(#routes >= 10, "only " .. #routes .. " admin routes read: the parser is broken")
+    -- the header lists every route the handler dispatches on (so the list read here is whole)
+    local listed = {}
+    for _, r in ipairs(routes) do
+      listed[r.path] = true
+    end
+    for path in read("lua/kling/gateway/admin.lua"):gmatch('uri == "(/gateway/admin[^"]*)"') do
+      assert.is_true(listed[path], path .. " is served but not in kling.gateway.admin's header")
+    end
+    local readme = read("README.md")
+    for _, r in ipairs(routes) do
+      assert.truthy(gateway_md:find(r.path, 1, true), "docs/gateway.md does not name " .. r.method .. " " .. r.path)
+      assert.truthy(readme:find(r.path:gsub("<name>", "carol"):gsub("<id>", "gw..."), 1, true)
+        or readme:find(r.path, 1, true), "README.md does not name " .. r.method .. " " .. r.path)
+    end
+  end)
+end)
