@@ -451,4 +451,18 @@ describe("docs/gateway.md", function()
         or readme:find(r.path, 1, true), "README.md does not name " .. r.method .. " " .. r.path)
     end
   end)
+
+  it("README's routes say which take query parameters, as kling.gateway.admin reads them", function()
+    -- the admin routes whose header line shows a query ("GET /gateway/admin/ledger?limit=N")
+    local with_query = {}
+    for path in read("lua/kling/gateway/admin.lua"):gmatch("\n%-%-%s+GET%s+/gateway/admin/([%w/_]+)%?") do
+      with_query[#with_query + 1] = path
+    end
+    assert.is_true(#with_query >= 2, "only " .. #with_query .. " routes with a query read: the parser is broken")
+    local said = assert(read("README.md"):match("%*%*Routes%*%* (%b())"), "README's **Routes** (...) is gone")
+    assert.truthy(said:find("query parameter", 1, true), said)
+    for _, path in ipairs(with_query) do
+      assert.truthy(said:find("admin " .. path, 1, true), "README's **Routes** " .. said .. " does not name " .. path)
+    end
+  end)
 end)
