@@ -465,4 +465,24 @@ describe("docs/gateway.md", function()
       assert.truthy(said:find("admin " .. path, 1, true), "README's **Routes** " .. said .. " does not name " .. path)
     end
   end)
+
+  it("says which upstream fields a reload cannot change under kling gateway start (proxy.stale)", function()
+    local proxy = require "kling.gateway.proxy"
+    local cfg = { upstream = { base_url = "https://api.example.com", timeout = 60, connect_timeout = 10 } }
+    local written = proxy.rendered(cfg)
+    local intro = assert(gateway_md:match("## Configuration[^\n]*\n(.-)\n| field"), "no Configuration section")
+    local n = 0
+    for field, changed in pairs { base_url = "https://other.example.com", timeout = 30, connect_timeout = 5 } do
+      local c = { upstream = { base_url = cfg.upstream.base_url, timeout = 60, connect_timeout = 10 } }
+      c.upstream[field] = changed
+      local why = proxy.stale(c, written) -- the code refuses such a reload ...
+      assert.truthy(why and why:find("upstream." .. field, 1, true), field)
+      n = n + 1
+      -- ... and the section on reloads says so
+      assert.truthy(intro:find("`upstream." .. field .. "`", 1, true) or intro:find("`" .. field .. "`", 1, true),
+        "docs/gateway.md's Configuration does not say a reload cannot change upstream." .. field .. ": " .. intro)
+    end
+    assert.equal(3, n)
+    assert.truthy(intro:find("kling gateway start", 1, true), intro)
+  end)
 end)
