@@ -486,3 +486,26 @@ describe("docs/gateway.md", function()
     assert.truthy(intro:find("kling gateway start", 1, true), intro)
   end)
 end)
+
+describe("docs/simulator.md", function()
+  local sim_md = read("docs/simulator.md")
+  local admin = read("lua/kling_sim/admin.lua")
+
+  local function thousands(n)
+    return (tostring(n):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+  end
+
+  it("says how many requests and callback attempts the admin API lists, as the simulator keeps them", function()
+    for route, file in pairs { requests = "lua/kling_sim/stats.lua", callbacks = "lua/kling_sim/callbacks.lua" } do
+      local kept = assert(tonumber(read(file):match("\nM%.LOG_SIZE = (%d+)")), file)
+      local default = assert(tonumber(admin:match('handlers%["GET /_sim/' .. route .. '"%][^\n]*\n[^\n]- or (%d+)%)')),
+        route)
+      local row = assert(sim_md:match("\n(| `GET /_sim/" .. route .. "[^\n]*)"), route)
+      assert.truthy(row:find("the last N", 1, true), row)
+      assert.truthy(row:find("(" .. default, 1, true), row .. " lacks its default " .. default)
+      assert.truthy(row:find("at most " .. thousands(kept), 1, true), row .. " lacks the " .. kept .. " kept")
+    end
+    -- nor does the README's word on them say the list is whole
+    assert.is_nil(read("README.md"):find("`GET /_sim/callbacks` lists every attempt", 1, true))
+  end)
+end)
