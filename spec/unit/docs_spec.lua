@@ -508,4 +508,22 @@ describe("docs/simulator.md", function()
     -- nor does the README's word on them say the list is whole
     assert.is_nil(read("README.md"):find("`GET /_sim/callbacks` lists every attempt", 1, true))
   end)
+
+  it("says how often a callback is sent, as the official API's and apimodels' schedules are", function()
+    local official = read("lua/kling_sim/official/notify.lua")
+    local sched = assert(official:match("\nM%.SCHEDULE_S = {([%d, ]+)}"))
+    local timeout = assert(official:match("\nM%.TIMEOUT_S = (%d+)"))
+    -- apimodels sends on the same schedule
+    assert.truthy(read("lua/kling_sim/dialects/apimodels.lua"):find("schedule_s = {" .. sched .. "}, timeout_s = "
+      .. timeout, 1, true))
+    local waits = {}
+    for w in sched:gmatch("%d+") do
+      waits[#waits + 1] = w
+    end
+    local said = assert(sim_md:match("\n## Callbacks\n(.-)\n## ") or sim_md:match("\n## Callbacks\n(.*)$"))
+    local list = table.concat(waits, ", ", 1, #waits - 1) .. " and " .. waits[#waits] .. " s"
+    assert.truthy(said:find("retried after " .. list .. " (both dialects", 1, true), said)
+    assert.truthy(said:find("a " .. timeout .. " s timeout", 1, true), said)
+    assert.truthy(said:find("at most " .. (#waits + 1) .. " attempts", 1, true), said)
+  end)
 end)
