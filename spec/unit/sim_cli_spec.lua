@@ -166,6 +166,11 @@ describe("kling sim command", function()
     local info = assert(json.decode(out))
     assert.are.same(info, json.decode(assert(io.open(out_file)):read("a")))
     assert.are.same(info, json.decode(assert(io.open(d .. "/sim.json")):read("a")))
+    -- the help names every field of the line
+    local help = sh("lua5.4 bin/kling sim start --help")
+    for k in pairs(info) do
+      assert.truthy(help:find('"' .. k .. '"', 1, true), "kling sim start --help does not name " .. k)
+    end
     assert.are.equal(d, info.dir)
     assert.matches("^http://127%.0%.0%.1:%d+$", info.http)
     assert.matches("^https://127%.0%.0%.1:%d+$", info.https)

@@ -28,7 +28,8 @@ start: also when a simulator already runs in D, as kling gateway start), 2 usage
 Makes D (default: a fresh /tmp/kling-sim.XXXXXX), a certificate for 127.0.0.1 and
 localhost (CA in D/tls/ca.pem), small sample media, and starts nginx on free loopback
 ports (--port fixes the HTTP one). Prints one JSON line (also written to --out and to
-D/sim.json): {"http","https","ca_file","pid","access_key","secret_key","api_key","admin","dir"}.
+D/sim.json): {"http","https","ca_file","pid","access_key","secret_key","api_key","admin","dir",
+"providers"} ("providers": each provider's base URL), and "webhook_secret" when given.
 Test keys by default: access key kling-sim-access-key, secret key kling-sim-secret-key,
 API key kling-sim-api-key. A simulator already running in D is left as it is and the start
 refused, naming its pid (exit 1, as for a gateway): stop it with kling sim stop --dir D, or give --replace to
