@@ -19,6 +19,17 @@ Journal.__name = "kling.resty.journal"
 
 local M = {}
 
+-- check(who, v): raises unless v is nil or a journal (M.open's; a table, so that a test may give
+-- its own). The one-node store and the task table write their lines through it: a path given
+-- in its place was taken, and the store's first reserve then raised after its hold was made
+-- (the hold left open, never journaled).
+function M.check(who, v)
+  if v ~= nil and type(v) ~= "table" then
+    error(who .. ": journal must be a kling.resty.journal (require(\"kling.resty.journal\").open(path)), got a "
+      .. type(v) .. (type(v) == "string" and " (a path is not a journal: open it)" or ""), 3)
+  end
+end
+
 -- open(path, {sync =, reopen = shared dict}) -> journal. Nothing is opened until the first
 -- append (the master reads, the workers write). With reopen, every worker reopens its
 -- handle after M.reopen_all(dict) (the file replaced by a whole copy: never rotated, see M.FIRST).

@@ -12,6 +12,7 @@
 -- long as Kling keeps results), so the dict holds what is live plus a month of history.
 -- @module kling.resty.tasks
 local json = require "kling.json"
+local rjournal = require "kling.resty.journal"
 local shm = require "kling.resty.shm"
 
 local Tasks = {}
@@ -47,6 +48,7 @@ function M.new(opts)
   if type(retention) ~= "number" or retention <= 0 then
     error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
   end
+  rjournal.check("kling.resty.tasks", opts.journal)
   return setmetatable({ dict = dict, shm = shm.new(dict), journal = opts.journal, retention_s = retention,
     encode = opts.encode or json.encode, index_upstream = opts.by_upstream ~= false }, Tasks)
 end

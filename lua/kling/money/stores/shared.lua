@@ -18,6 +18,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local memory = require "kling.money.stores.memory"
+local rjournal = require "kling.resty.journal"
 local shm = require "kling.resty.shm"
 
 local Meter = {}
@@ -103,6 +104,7 @@ function M.new(opts)
   if opts.price_provider ~= nil and type(opts.price_provider) ~= "string" then
     error("kling.money.stores.shared: price_provider must be a string", 2)
   end
+  rjournal.check("kling.money.stores.shared", opts.journal)
   return setmetatable({ dict = dict, shm = shm.new(dict), currency = opts.currency,
     price_provider = opts.price_provider, journal = opts.journal,
     clock = opts.clock or core.wall_ms, ended_ttl = ttl or 0, topup_id_ttl = id_ttl or 0, keys = {} }, Meter)
