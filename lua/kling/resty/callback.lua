@@ -13,7 +13,13 @@
 -- luacheck: ignore 122 (ngx.status and ngx.header are meant to be written)
 -- @module kling.resty.callback
 local json = require "kling.json"
+local validate = require "kling.validate"
 local webhook = require "kling.webhook"
+
+-- What handle{} takes; another key is refused by name (a misspelt secret refused every callback
+-- as unsigned, saying none was given).
+local HANDLE_OPTIONS = { provider = true, secret = true, insecure_callbacks = true, on_task = true, refuse = true,
+  tolerance_s = true }
 
 local M = {}
 
@@ -72,6 +78,7 @@ end
 ---@return boolean|nil ok
 ---@return kling.Error|nil err
 function M.handle(opts)
+  validate.options("resty.callback.handle", opts, HANDLE_OPTIONS)
   local refuse = opts.refuse or refused
   if ngx.req.get_method() ~= "POST" then
     return refuse(405, "callbacks are POSTed")

@@ -5,6 +5,7 @@
 -- @module kling.resty.driver
 local core = require "kling.core"
 local output_path = require "kling.output_path"
+local validate = require "kling.validate"
 local http = require "kling.resty.http"
 local multi = require "kling.resty.multi"
 
@@ -13,6 +14,10 @@ Driver.__index = Driver
 Driver.__name = "kling.resty.driver"
 
 local M = {}
+
+-- What driver{} takes; another key is refused by name (a misspelt timeout_ms was ignored).
+M.OPTIONS = { timeout_ms = true, connect_timeout_ms = true, keepalive_ms = true, pool_size = true, verify = true,
+  server_name = true, user_agent = true, max_body = true, reuse_posts = true, capture = true }
 
 -- Phases in which nginx gives Lua cosockets and ngx.sleep.
 M.PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
@@ -58,6 +63,7 @@ function M.new(opts)
     error("kling.resty.driver: ca_file cannot be set per driver: cosockets verify against "
       .. "lua_ssl_trusted_certificate in nginx.conf", 2)
   end
+  validate.options("resty.driver", opts, M.OPTIONS)
   local o = {
     timeout_ms = positive("timeout_ms", opts.timeout_ms, http.DEFAULTS.timeout_ms),
     connect_timeout_ms = positive("connect_timeout_ms", opts.connect_timeout_ms, http.DEFAULTS.connect_timeout_ms),

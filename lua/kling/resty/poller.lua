@@ -23,6 +23,12 @@
 -- @module kling.resty.poller
 local core = require "kling.core"
 local tasks_q = require "kling.resty.tasks"
+local validate = require "kling.validate"
+
+-- What start{} takes; another key is refused by name (a misspelt interval was ignored).
+local START_OPTIONS = { tasks = true, poll = true, interval = true, min_interval_ms = true, max_interval_ms = true,
+  max_age_ms = true, silence_ms = true, first_poll_ms = true, deadline_ms = true, batch = true, lock_ttl = true,
+  lock = true, unlock = true }
 
 local M = {}
 
@@ -52,6 +58,7 @@ function M.start(opts)
   if type(opts) ~= "table" or type(opts.poll) ~= "function" or type(opts.tasks) ~= "table" then
     error("kling.resty.poller.start: {tasks =, poll = function(id) ... end} expected", 2)
   end
+  validate.options("resty.poller.start", opts, START_OPTIONS)
   local self = {
     tasks = opts.tasks, poll = opts.poll, dict = opts.tasks.dict,
     batch = opts.batch or 32, lock_ttl = opts.lock_ttl or 10, silence_ms = opts.silence_ms or 60000,

@@ -12,6 +12,7 @@
 -- long as Kling keeps results), so the dict holds what is live plus a month of history.
 -- @module kling.resty.tasks
 local json = require "kling.json"
+local validate = require "kling.validate"
 local rjournal = require "kling.resty.journal"
 local shm = require "kling.resty.shm"
 
@@ -25,6 +26,9 @@ M.Q_NEW, M.Q_NEWS = "q:new", "q:news"
 
 M.RETENTION_S = 30 * 86400
 
+-- What new{} takes; another key is refused by name (a misspelt retention_s was ignored).
+local NEW_OPTIONS = { dict = true, journal = true, retention_s = true, encode = true, by_upstream = true }
+
 --- Makes the shared task table.
 -- new{dict = shared dict or its name, journal = kling.resty.journal | nil, retention_s =,
 -- encode = fn(rec [, hint]) -> JSON text | nil, err (default kling.json's), by_upstream =
@@ -37,6 +41,7 @@ function M.new(opts)
   if type(opts) ~= "table" then
     error("kling.resty.tasks: options table expected", 2)
   end
+  validate.options("resty.tasks.new", opts, NEW_OPTIONS)
   local dict = opts.dict
   if type(dict) == "string" then
     dict = ngx.shared[dict]

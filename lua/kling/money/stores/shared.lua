@@ -18,6 +18,7 @@ local core = require "kling.core"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local memory = require "kling.money.stores.memory"
+local validate = require "kling.validate"
 local rjournal = require "kling.resty.journal"
 local shm = require "kling.resty.shm"
 
@@ -67,6 +68,11 @@ local function whole(v)
   return type(v) == "number" and v >= 0 and v == math.floor(v) and v < 2 ^ 53
 end
 
+-- What new{} takes; another key is refused by name (a misspelt journal was ignored: no line of
+-- any movement written, no balance back after a restart).
+local NEW_OPTIONS = { dict = true, currency = true, price_provider = true, journal = true, clock = true,
+  ended_ttl = true, topup_id_ttl = true }
+
 --- Makes the store.
 -- new{dict = shared dict or its name, currency =, price_provider = the catalog that prices
 -- its amounts | nil (a journal's first line naming another is refused), journal = kling.resty.journal | nil,
@@ -84,6 +90,7 @@ function M.new(opts)
   if type(opts) ~= "table" then
     error("kling.money.stores.shared: options table expected", 2)
   end
+  validate.options("money.stores.shared", opts, NEW_OPTIONS)
   local dict = opts.dict
   if type(dict) == "string" then
     dict = ngx.shared[dict]

@@ -1,0 +1,41 @@
+-- The embedder's constructors inside nginx took any key and ignored the ones they did not know:
+-- resty.driver{timeot_ms = 5000} kept the 60 s default, stores.shared.new{jurnal = j} wrote no
+-- movement anywhere (no balance back after a restart), callback.handle{secrt = ...} refused
+-- every callback as if no secret had been given. Each refuses an unknown key by name, with the
+-- closest it takes, as kling.new does (validate.options).
+local fake_dict = require "spec.support.fake_dict"
+
+local function refused(fn, opts, want)
+  local ok, err = pcall(fn, opts)
+  assert.is_false(ok, "taken: " .. want)
+  assert.matches(want, tostring(err), 1, true)
+end
+
+describe("an unknown option", function()
+  it("of kling.resty.driver is refused by name", function()
+    refused(require("kling.resty").driver, { timeot_ms = 5000 },
+      "kling.resty.driver: unknown option 'timeot_ms'; did you mean timeout_ms?")
+    assert.is_table(require("kling.resty").driver { timeout_ms = 5000, reuse_posts = true })
+  end)
+
+  it("of kling.resty.tasks.new is refused by name", function()
+    refused(require("kling.resty.tasks").new, { dict = fake_dict.new(), retention = 60 },
+      "kling.resty.tasks.new: unknown option 'retention'")
+  end)
+
+  it("of kling.money.stores.shared.new is refused by name", function()
+    refused(require("kling.money.stores.shared").new, { dict = fake_dict.new(), currency = "CNY", jurnal = {} },
+      "kling.money.stores.shared: unknown option 'jurnal'; did you mean journal?")
+  end)
+
+  it("of kling.resty.poller.start is refused by name", function()
+    local tasks = require("kling.resty.tasks").new { dict = fake_dict.new() }
+    refused(require("kling.resty.poller").start, { tasks = tasks, poll = function() end, intervall = 1 },
+      "kling.resty.poller.start: unknown option 'intervall'; did you mean interval?")
+  end)
+
+  it("of kling.resty.callback.handle is refused by name", function()
+    refused(require("kling.resty.callback").handle, { provider = "kling", secrt = "whsec_x", on_task = function() end },
+      "kling.resty.callback.handle: unknown option 'secrt'; did you mean secret?")
+  end)
+end)
