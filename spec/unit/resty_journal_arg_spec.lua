@@ -26,3 +26,32 @@ describe("a journal given as a path", function()
     assert.is_table(require("kling.resty.tasks").new { dict = fake_dict.new(), journal = j })
   end)
 end)
+
+-- A journal the workers' user cannot write though its directory is theirs (a root-owned file
+-- left by a start as root without 'user'): the start's message told to make the directory
+-- writable by that user, which it was already.
+describe("a journal file the workers' user cannot write", function()
+  local is_root = io.popen("id -u"):read("*l") == "0"
+  local user_ok = os.execute("id -u nobody >/dev/null 2>&1")
+  local run = (is_root and user_ok) and it or pending
+  run("is named as the thing to make writable, not its directory", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && chown nobody " .. dir .. " && : > " .. dir
+      .. "/ledger.jsonl && chmod 600 " .. dir .. "/ledger.jsonl"))
+    local ok, err = require("kling.resty.journal").writable(dir .. "/ledger.jsonl", "nobody")
+    os.execute("rm -rf " .. dir)
+    assert.is_nil(ok)
+    assert.matches("(make it writable by nobody, or set the nginx 'user' directive)", err, 1, true)
+  end)
+
+  run("a new one names its directory", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && chmod 755 " .. dir))
+    local ok, err = require("kling.resty.journal").writable(dir .. "/ledger.jsonl", "nobody")
+    os.execute("rm -rf " .. dir)
+    assert.is_nil(ok)
+    assert.matches("(make its directory writable by nobody", err, 1, true)
+  end)
+end)

@@ -97,8 +97,15 @@ function M.writable(path, user)
     -- the shell's own words, without its "sh: 1: " (the path is named already)
     local why = out:gsub("%s+$", ""):gsub("^sh: %d+: ", ""):gsub("^cannot create " .. path:gsub("%p", "%%%0")
       .. ": ", "")
+    -- A journal there already is the file to give the user (its directory may be theirs: the
+    -- advice to make that writable changed nothing); a new one, its directory.
+    local there = io.open(path, "rb")
+    if there then
+      there:close()
+    end
     return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. why
-      .. (user and (" (make its directory writable by " .. user .. ", or set the nginx 'user' directive)") or "")
+      .. (user and (" (make " .. (there and "it" or "its directory") .. " writable by " .. user
+      .. ", or set the nginx 'user' directive)") or "")
   end
   local line = out:match("^[^\n]*")
   if not line:match("^%-..%-%-%-%-%-%-") then
