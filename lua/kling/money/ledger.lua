@@ -231,6 +231,13 @@ function Ledger:reserve(task_key, quote, info)
   if not m then
     return nil, acct
   end
+  if acct == nil then
+    -- A ledger over a store of accounts (kling.money.stores.shared, .redis) has no budget to
+    -- fall back on: without a name the shared store raised inside nginx ("attempt to
+    -- concatenate local 'account'").
+    return nil, validation("account", "is required: this ledger has no budget, its store holds per account "
+      .. "(reserve(key, micros, {account = name}))")
+  end
   local e, code, detail = self.store:reserve(acct, key, m, movement(info, conv))
   if not e then
     return nil, refusal(self, code, detail, key, acct, m, named)
