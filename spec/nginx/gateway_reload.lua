@@ -51,6 +51,27 @@ local function run()
     h.check("... and the gateway goes on as it was: its credit unchanged, its creates taken", credit() == "100"
       and creates())
   end
+  -- A reload naming another journal: refused before anything is made at the new path (it made
+  -- the file and its lock, then was refused for a file "moved away and replaced", and a start
+  -- with that path was then refused: the lock said a gateway had run with the empty journal).
+  local other = g.journal .. ".new"
+  local moved = config({}, "250")
+  moved.journal = other
+  g.write_config(moved)
+  reload()
+  local log = g.srv().error_log()
+  h.check("a reload naming another journal is refused, naming both paths",
+    log:find("a reload cannot move the journal from " .. g.journal .. " to " .. other, 1, true) ~= nil, log:sub(-1500))
+  local function exists(p)
+    local f = io.open(p, "rb")
+    if f then
+      f:close()
+    end
+    return f ~= nil
+  end
+  h.check("... nothing is made at the new path", not exists(other) and not exists(other .. ".lock"),
+    tostring(exists(other)) .. " " .. tostring(exists(other .. ".lock")))
+  h.check("... and the gateway goes on as it was", credit() == "100" and creates())
   g.write_config(config({}, "250"))
   reload()
   h.check("a reload that changes a credit only is taken", credit() == "250")

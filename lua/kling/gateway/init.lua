@@ -366,6 +366,10 @@ function M.init(path, opts)
   if clash then
     error("kling gateway: " .. path .. ": " .. clash, 0)
   end
+  local moved = not fresh and journal.moved(ledger_dict, G.cfg.journal)
+  if moved then -- before anything is made at the new path: the running gateway goes on as it was
+    error("kling gateway: " .. path .. ": " .. moved, 0)
+  end
   local gone, ran = journal.lost(G.cfg.journal)
   if gone then
     error("kling gateway: " .. gone, 0)

@@ -46,6 +46,8 @@ M.GEN_KEY = "journal:gen"
 -- master had read (and compacted) it at a start or reload, or the whole copy an admin reopen
 -- took (M.adopt). A handle is reopened by path only when the path still names that file.
 M.FILE_KEY = "journal:file"
+-- Its path, as the config named it when nginx's master adopted it (M.adopt).
+M.PATH_KEY = "journal:path"
 
 -- Asks every worker's journal to reopen its file before its next line; with id (a whole
 -- copy's identity, M.replacement's), that file is the one they reopen.
@@ -67,10 +69,27 @@ function M.adopt(dict, path)
     return nil, "the journal " .. path .. " cannot be adopted: " .. (ok and "there is no file there" or tostring(size))
   end
   local set, err = dict:safe_set(M.FILE_KEY, id) -- never evicting the ledger's keys to make room
+  if set then
+    set, err = dict:safe_set(M.PATH_KEY, path)
+  end
   if not set then
     return nil, "the journal " .. path .. " cannot be adopted: shared memory: " .. tostring(err)
   end
   return true
+end
+
+-- moved(dict, path) -> message | nil: at a reload, whether the config names another journal
+-- than the one the running gateway writes (M.adopt's path). Such a reload made the new file and
+-- its lock file before it was refused for a file "moved away and replaced", and the next start
+-- with that path was then refused, the lock saying a gateway had run with the empty journal.
+function M.moved(dict, path)
+  local was = dict:get(M.PATH_KEY)
+  if was and was ~= path then
+    return "journal: a reload cannot move the journal from " .. was .. " to " .. path .. " (the running gateway's"
+      .. " balances and tasks are written to " .. was .. "; nothing was made at " .. path .. "): name " .. was
+      .. " again, or stop nginx and start it with the new path"
+  end
+  return nil
 end
 
 local function q(s)
