@@ -39,3 +39,25 @@ describe("an unknown option", function()
       "kling.resty.callback.handle: unknown option 'secrt'; did you mean secret?")
   end)
 end)
+
+-- A value poller.start took and its timer then raised on every tick (logged, nothing ever
+-- polled: no task ended, no hold settled), or that kept its lock for good (lock_ttl = 0: a
+-- holder that died never handed over), is refused when it starts, naming the option.
+describe("a bad value of kling.resty.poller.start", function()
+  local tasks = require("kling.resty.tasks").new { dict = fake_dict.new() }
+  for _, c in ipairs {
+    { { batch = 0 }, "batch must be a positive whole number, got 0" },
+    { { batch = 2.5 }, "batch must be a positive whole number" },
+    { { interval = -1 }, "interval must be a positive number" },
+    { { lock_ttl = 0 }, "lock_ttl must be a positive number" },
+    { { silence_ms = "60" }, "silence_ms must be a positive number" },
+    { { min_interval_ms = -5 }, "min_interval_ms must be between 1 and" },
+    { { min_interval_ms = 50000, max_interval_ms = 1000 }, "max_interval_ms must be between min_interval_ms and" },
+  } do
+    it("is refused: " .. c[2], function()
+      local opts = c[1]
+      opts.tasks, opts.poll = tasks, function() end
+      refused(require("kling.resty.poller").start, opts, "kling.resty.poller.start: " .. c[2])
+    end)
+  end
+end)

@@ -59,12 +59,27 @@ function M.start(opts)
     error("kling.resty.poller.start: {tasks =, poll = function(id) ... end} expected", 2)
   end
   validate.options("resty.poller.start", opts, START_OPTIONS)
+  for _, name in ipairs { "interval", "lock_ttl", "silence_ms", "first_poll_ms", "deadline_ms", "batch" } do
+    local v = opts[name]
+    if v ~= nil and not (type(v) == "number" and v > 0 and v < math.huge
+      and (name ~= "batch" or v == math.floor(v))) then
+      error("kling.resty.poller.start: " .. name .. " must be a positive " .. (name == "batch" and "whole " or "")
+        .. "number, got " .. validate.got(v), 2)
+    end
+  end
+  local sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000,
+    max_age_ms = opts.max_age_ms }
+  -- The scheduler's own rules (core.sched), asked now: its first tick raised in the timer,
+  -- logged every tick while nothing was ever polled (no task ended, no hold settled).
+  local sok, serr = pcall(core.sched, sched_opts)
+  if not sok then
+    error("kling.resty.poller.start: " .. tostring(serr):gsub("^kling%.core: sched: ", ""), 2)
+  end
   local self = {
     tasks = opts.tasks, poll = opts.poll, dict = opts.tasks.dict,
     batch = opts.batch or 32, lock_ttl = opts.lock_ttl or 10, silence_ms = opts.silence_ms or 60000,
     deadline_ms = opts.deadline_ms, first_poll_ms = opts.first_poll_ms,
-    sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000,
-      max_age_ms = opts.max_age_ms },
+    sched_opts = sched_opts,
     pid = ngx.worker.pid(), holder = false, busy = false,
     stats = { ticks = 0, polls = 0, takeovers = 0 },
     -- The lock of one poller at a time: in the shared dict (one nginx), or the caller's
