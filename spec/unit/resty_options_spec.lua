@@ -61,3 +61,15 @@ describe("a bad value of kling.resty.poller.start", function()
     end)
   end
 end)
+
+-- callback.handle{secret = ""} was a secret: unsigned callbacks were refused as unsigned, and a
+-- signed one raised from the C core ("webhook_verify: secret must be non-empty"). A secret
+-- that cannot verify is refused by name, by the one rule of secrets (kling.webhook).
+describe("a secret kling.resty.callback.handle cannot verify with", function()
+  for _, s in ipairs { "", "whsec_!!not base64!!", 42 } do
+    it("is refused, naming secret: " .. tostring(s), function()
+      refused(require("kling.resty.callback").handle, { provider = "kling", secret = s, on_task = function() end },
+        "kling.resty.callback.handle: secret ")
+    end)
+  end
+end)

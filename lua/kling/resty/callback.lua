@@ -79,6 +79,12 @@ end
 ---@return kling.Error|nil err
 function M.handle(opts)
   validate.options("resty.callback.handle", opts, HANDLE_OPTIONS)
+  -- webhook.secret_problem: the one rule of secrets. An empty one was a secret to handle and
+  -- raised from the C core at the first signed callback, unsigned ones refused as unsigned.
+  local bad = opts.secret ~= nil and webhook.secret_problem(opts.secret)
+  if bad then
+    error("kling.resty.callback.handle: secret " .. bad, 2)
+  end
   local refuse = opts.refuse or refused
   if ngx.req.get_method() ~= "POST" then
     return refuse(405, "callbacks are POSTed")
