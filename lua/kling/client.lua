@@ -308,6 +308,17 @@ function M.new(opts)
       return nil, errors.validation("engine." .. bad, problem)
     end
   end
+  -- The libcurl driver's own options: a driver given replaces it, and took them silently
+  -- (inside nginx a ca_file verified nothing: cosockets verify against lua_ssl_trusted_certificate).
+  if opts.driver ~= nil then
+    for _, k in ipairs { "ca_file", "user_agent" } do
+      if opts[k] ~= nil then
+        return nil, errors.validation(k, "is the libcurl driver's, which driver = replaces: give it to that driver ("
+          .. (k == "ca_file" and "inside nginx, TLS is verified against lua_ssl_trusted_certificate"
+          or "kling.resty.driver{user_agent =}") .. ")")
+      end
+    end
+  end
   local driver = opts.driver or require("kling.driver.curl").new {
     ca_file = ca_file,
     timeout_ms = validate.seconds_ms(timeout), connect_timeout_ms = validate.seconds_ms(connect_timeout),

@@ -447,6 +447,22 @@ describe("strict input", function()
     assert.matches("strict_input_spec.lua", msg, 1, true)
   end)
 
+  it("kling.new refuses ca_file and user_agent beside a driver of its own, naming them", function()
+    -- They are the libcurl driver's, which driver = replaces: kling.new took them and dropped
+    -- them (inside nginx a ca_file verified nothing, lua_ssl_trusted_certificate did).
+    local driver = { request = function() return { ok = false, kind = "network", message = "none" } end }
+    for _, o in ipairs { { ca_file = "/etc/ssl/certs/ca-certificates.crt" }, { user_agent = "me/1" } } do
+      local field = next(o)
+      o.api_key, o.base_url, o.driver = "k", "http://127.0.0.1:9", driver
+      local c, err = kling.new(o)
+      assert.is_nil(c, field)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(field, err.field)
+      assert.matches("is the libcurl driver's, which driver = replaces", err.message, 1, true)
+    end
+    assert.is_table((kling.new { api_key = "k", base_url = "http://127.0.0.1:9", driver = driver }))
+  end)
+
   it("kling.new checks every per-call option by client:with's rule: nil, err naming it, not a raise later", function()
     -- kling.new took max_attempts = "3" or 0, retry_base_ms = 1.5, on_retry = 5, driver = 5 unchecked: the first
     -- call raised from the C core or transport.lua; local_files = "no" read files (a string is true); a
