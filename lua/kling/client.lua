@@ -303,7 +303,7 @@ function M.new(opts)
     local engine = require "kling.engine"
     validate.options("new{engine}", opts.engine, engine.NEW_OPTIONS)
     -- and their values (a bad secret made every deliver() raise later, in C)
-    local bad, problem = engine.options_problem(opts.engine)
+    local bad, problem = engine.options_problem(opts.engine, opts.driver)
     if bad then
       return nil, errors.validation("engine." .. bad, problem)
     end

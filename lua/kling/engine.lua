@@ -49,6 +49,11 @@ local function limit_value(fn, name, v)
   return whole(fn, name, v, nil, M.MAX_PARALLEL)
 end
 
+-- Why a learn_file path cannot be given with a driver inside an event loop (learn_file and
+-- options_problem say it alike).
+local EVENT_LOOP_FILE = "the driver runs inside an event loop (nginx), where the file's reads and writes would "
+  .. "block it; durations are learnt in memory there (learn_file = false)"
+
 --- The learnt-durations file of an engine's options: opts.learn_file (a path, or false for
 -- none), else the default. Also the blocking runner's (kling.runner.blocking), from the
 -- client's engine options. None on a driver inside an event loop (nginx): reading and writing
@@ -66,8 +71,7 @@ function M.learn_file(opts, driver)
   end
   if type(driver) == "table" and driver.event_loop then
     if f ~= nil then
-      errors.misuse("engine.new", "learn_file: the driver runs inside an event loop (nginx), where the file's "
-        .. "reads and writes would block it; durations are learnt in memory there (learn_file = false)")
+      errors.misuse("engine.new", "learn_file: " .. EVENT_LOOP_FILE)
     end
     return nil
   end
@@ -120,9 +124,10 @@ local FUNCTIONS = { "now_ms", "on_create", "on_created", "sleep_ms", "wall_s" }
 -- is made, never at the first submit_many (nor, for some, at the first create or callback).
 -- The scheduler's and the slots' own numbers are checked by the C core that takes them.
 ---@param opts table engine.new's options
+---@param driver? table the client's driver (a learn_file path is refused on one inside an event loop)
 ---@return string|nil name
 ---@return string|nil problem
-function M.options_problem(opts)
+function M.options_problem(opts, driver)
   for _, k in ipairs(TIMES) do
     local problem = opts[k] ~= nil and args.ms_problem(opts[k])
     if problem then
@@ -165,6 +170,9 @@ function M.options_problem(opts)
   end
   if opts.learn_file ~= nil and opts.learn_file ~= false and type(opts.learn_file) ~= "string" then
     return "learn_file", "must be a path or false"
+  end
+  if type(opts.learn_file) == "string" and opts.learn ~= false and type(driver) == "table" and driver.event_loop then
+    return "learn_file", EVENT_LOOP_FILE
   end
   if opts.webhook_secret ~= nil then
     problem = require("kling.webhook").secret_problem(opts.webhook_secret)

@@ -306,6 +306,20 @@ describe("kling.engine with a learnt-durations file", function()
       assert.is_nil(engine.new(c, { learn_file = false }).learn_file)
     end)
 
+  it("kling.new refuses a learn_file path beside a driver inside an event loop, when the client is made", function()
+    -- kling.new took it, and the first submit_many raised inside nginx (its engine options are
+    -- checked by name and value when the client is made: README, kling.new).
+    local driver = { event_loop = true, request = function() return { ok = false, kind = "network" } end }
+    local c, err = require("kling").new { api_key = "k", base_url = "http://127.0.0.1:9", driver = driver,
+      engine = { learn_file = tmpdir() .. "/durations.json" } }
+    assert.is_nil(c)
+    assert.equal("validation", err.kind)
+    assert.equal("engine.learn_file", err.field)
+    assert.matches("inside an event loop", err.message, 1, true)
+    assert.is_table((require("kling").new { api_key = "k", base_url = "http://127.0.0.1:9", driver = driver,
+      engine = { learn_file = false } }))
+  end)
+
   it("issue 15.2: a batch of one kind all finish on time while its learnt window moves", function()
     -- Every finished task moves the window of samples; re-reporting the waiting tasks at
     -- each one used to push their polls later and later (most never polled in time).
