@@ -73,3 +73,24 @@ describe("a secret kling.resty.callback.handle cannot verify with", function()
     end)
   end
 end)
+
+-- Values kling.resty.driver read by truth or sent as they were: verify = "no" verified and
+-- reuse_posts = "yes" did not reuse; a server_name or user_agent that cannot be sent failed
+-- every request. Each is refused by name when the driver is made.
+describe("a bad value of kling.resty.driver", function()
+  for _, c in ipairs {
+    { { verify = "no" }, "verify must be a boolean" },
+    { { reuse_posts = "yes" }, "reuse_posts must be a boolean" },
+    { { server_name = 5 }, "server_name must be a host name" },
+    { { server_name = "a.example\r\nX: 1" }, "server_name must be a host name" },
+    { { user_agent = "me\r\nX-Evil: 1" }, "user_agent must be 1..256 printable ASCII characters" },
+  } do
+    it("is refused: " .. c[2], function()
+      refused(require("kling.resty").driver, c[1], "kling.resty.driver: " .. c[2])
+    end)
+  end
+  it("a good one is taken", function()
+    assert.is_table(require("kling.resty").driver { verify = false, reuse_posts = true, server_name = "api.example.com",
+      user_agent = "me/1" })
+  end)
+end)

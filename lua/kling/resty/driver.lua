@@ -64,6 +64,21 @@ function M.new(opts)
       .. "lua_ssl_trusted_certificate in nginx.conf", 2)
   end
   validate.options("resty.driver", opts, M.OPTIONS)
+  -- Read by truth, verify = "no" verified and reuse_posts = "yes" did not reuse; a server_name
+  -- or user_agent that cannot be sent failed every request instead of this call.
+  for _, k in ipairs { "verify", "reuse_posts" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "boolean" then
+      error("kling.resty.driver: " .. k .. " must be a boolean (true or false), got " .. validate.got(opts[k]), 2)
+    end
+  end
+  if opts.server_name ~= nil and not (type(opts.server_name) == "string" and opts.server_name:match("^[%w._-]+$")) then
+    error("kling.resty.driver: server_name must be a host name (letters, digits, '.', '_' and '-'), got "
+      .. validate.got(opts.server_name), 2)
+  end
+  local ua = validate.call_option_problem("user_agent", opts.user_agent)
+  if ua then
+    error("kling.resty.driver: user_agent " .. ua, 2)
+  end
   local o = {
     timeout_ms = positive("timeout_ms", opts.timeout_ms, http.DEFAULTS.timeout_ms),
     connect_timeout_ms = positive("connect_timeout_ms", opts.connect_timeout_ms, http.DEFAULTS.connect_timeout_ms),
