@@ -22,6 +22,19 @@ describe("kling.gateway.config", function()
     return with { accounts = accounts }
   end
 
+  it("upstream.reuse_posts is true or false, as every flag of the config: \"true\" was read as false", function()
+    local up = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" }
+    up.reuse_posts = "true"
+    local ok, err = with { upstream = up }
+    assert.is_false(ok)
+    assert.matches("upstream.reuse_posts", tostring(err), 1, true)
+    assert.matches("must be true or false", tostring(err), 1, true)
+    up.reuse_posts = true
+    local ok2, c = with { upstream = up }
+    assert.is_true(ok2, tostring(c))
+    assert.is_true(c.upstream.reuse_posts)
+  end)
+
   it("an account's max_open is read as given, and absent by default", function()
     local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_open = 7 },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }

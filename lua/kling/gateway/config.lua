@@ -299,7 +299,7 @@ function M.check(doc)
     api_key = key(u, "api_key", "upstream.", false),
     timeout = seconds(u, "timeout", "upstream.", 60, { min = 1, max = 3600 }),
     connect_timeout = seconds(u, "connect_timeout", "upstream.", 10, { min = 0.1, max = 300 }),
-    reuse_posts = u.reuse_posts == true,
+    reuse_posts = flag(u, "reuse_posts", "upstream."),
   }
   -- An unknown provider would start and then fail every create (500): refuse it here, named.
   local names = require("kling.providers").names
