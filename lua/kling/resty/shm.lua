@@ -13,6 +13,20 @@ local Shm = {}
 Shm.__index = Shm
 Shm.__name = "kling.resty.shm"
 
+-- The longest expiry a store or task table gives its entries: a hundred years (the gateway's
+-- ten of retention_days, and its margins, within it). nginx took an infinite one as none: the
+-- entry never expired.
+M.TTL_MAX_S = 36500 * 86400
+
+--- ttl_problem(v) -> why v cannot be an entry's time to live in seconds, or nil: a positive
+-- number up to TTL_MAX_S (math.huge and NaN were taken, and the entries kept for good).
+function M.ttl_problem(v)
+  if type(v) ~= "number" or v ~= v or v <= 0 or v > M.TTL_MAX_S then
+    return "must be a positive number of seconds, at most " .. M.TTL_MAX_S .. " (a hundred years), got " .. tostring(v)
+  end
+  return nil
+end
+
 --- new(dict) -> this worker's writer to dict (it keeps when it last freed the dict's expired entries)
 function M.new(dict)
   return setmetatable({ dict = dict, freed_at = -1 }, Shm)

@@ -50,8 +50,9 @@ function M.new(opts)
     end
   end
   local retention = opts.retention_s or M.RETENTION_S
-  if type(retention) ~= "number" or retention <= 0 then
-    error("kling.resty.tasks: retention_s must be a positive number of seconds", 2)
+  local rbad = shm.ttl_problem(retention)
+  if rbad then
+    error("kling.resty.tasks: retention_s " .. rbad, 2)
   end
   rjournal.check("kling.resty.tasks", opts.journal)
   return setmetatable({ dict = dict, shm = shm.new(dict), journal = opts.journal, retention_s = retention,

@@ -102,11 +102,11 @@ function M.new(opts)
     error("kling.money.stores.shared: currency is required", 2)
   end
   local ttl, id_ttl = opts.ended_ttl, opts.topup_id_ttl
-  if ttl ~= nil and not (type(ttl) == "number" and ttl > 0) then
-    error("kling.money.stores.shared: ended_ttl must be a positive number of seconds", 2)
-  end
-  if id_ttl ~= nil and not (type(id_ttl) == "number" and id_ttl > 0) then
-    error("kling.money.stores.shared: topup_id_ttl must be a positive number of seconds", 2)
+  for name, v in pairs { ended_ttl = ttl, topup_id_ttl = id_ttl } do
+    local bad = shm.ttl_problem(v)
+    if v ~= nil and bad then
+      error("kling.money.stores.shared: " .. name .. " " .. bad, 2)
+    end
   end
   if opts.price_provider ~= nil and type(opts.price_provider) ~= "string" then
     error("kling.money.stores.shared: price_provider must be a string", 2)
