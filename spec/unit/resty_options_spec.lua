@@ -113,3 +113,15 @@ describe("a time to live no entry can have", function()
     end)
   end
 end)
+
+-- A number kling.resty.driver took and nginx could not use: timeout_ms = 0.4 became 0 (every
+-- request timed out at once), math.huge or 1e12 had every request raise "bad timeout value".
+describe("a number of kling.resty.driver out of what nginx takes", function()
+  for _, c in ipairs { { "timeout_ms", 0.4 }, { "timeout_ms", math.huge }, { "connect_timeout_ms", 1e12 },
+    { "pool_size", 0.5 }, { "keepalive_ms", -1 } } do
+    it("is refused: " .. c[1] .. " = " .. tostring(c[2]), function()
+      refused(require("kling.resty").driver, { [c[1]] = c[2] },
+        "kling.resty.driver: " .. c[1] .. " must be a positive number from 1 to 2147483647")
+    end)
+  end
+end)

@@ -38,8 +38,10 @@ local function positive(name, v, default)
   if v == nil then
     return default
   end
-  if type(v) ~= "number" or v ~= v or v <= 0 then
-    error("kling.resty.driver: " .. name .. " must be a positive number", 3)
+  -- What nginx's cosockets take (their timeouts and pool sizes are C ints): 0.4 became 0, an
+  -- immediate timeout, and math.huge or 1e12 had every request raise "bad timeout value".
+  if type(v) ~= "number" or v ~= v or v < 1 or v > 2147483647 then
+    error("kling.resty.driver: " .. name .. " must be a positive number from 1 to 2147483647, got " .. tostring(v), 3)
   end
   return math.floor(v)
 end
