@@ -46,7 +46,9 @@ end)
 describe("a bad value of kling.resty.poller.start", function()
   local tasks = require("kling.resty.tasks").new { dict = fake_dict.new() }
   for _, c in ipairs {
-    { { batch = 0 }, "batch must be a positive whole number, got 0" },
+    { { batch = 0 }, "batch must be a positive whole number, at least 1, got 0" },
+    { { lock_ttl = 0.0001 }, "lock_ttl must be a positive number, at least 0.001" },
+    { { interval = 1e-9 }, "interval must be a positive number, at least 0.001" },
     { { batch = 2.5 }, "batch must be a positive whole number" },
     { { interval = -1 }, "interval must be a positive number" },
     { { lock_ttl = 0 }, "lock_ttl must be a positive number" },

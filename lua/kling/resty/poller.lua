@@ -29,6 +29,9 @@ local validate = require "kling.validate"
 local START_OPTIONS = { tasks = true, poll = true, interval = true, min_interval_ms = true, max_interval_ms = true,
   max_age_ms = true, silence_ms = true, first_poll_ms = true, deadline_ms = true, batch = true, lock_ttl = true,
   lock = true, unlock = true }
+-- The least of each number start{} takes (seconds: one millisecond; milliseconds: one).
+local START_LEAST = { interval = 0.001, lock_ttl = 0.001, silence_ms = 1, first_poll_ms = 1, deadline_ms = 1,
+  batch = 1 }
 
 local M = {}
 
@@ -59,12 +62,14 @@ function M.start(opts)
     error("kling.resty.poller.start: {tasks =, poll = function(id) ... end} expected", 2)
   end
   validate.options("resty.poller.start", opts, START_OPTIONS)
-  for _, name in ipairs { "interval", "lock_ttl", "silence_ms", "first_poll_ms", "deadline_ms", "batch" } do
+  -- Seconds go to nginx in whole milliseconds: a lock_ttl under one was no expiry at all (a
+  -- holder that died kept the lock for good), an interval under one a timer due at once, always.
+  for name, least in pairs(START_LEAST) do
     local v = opts[name]
-    if v ~= nil and not (type(v) == "number" and v > 0 and v < math.huge
+    if v ~= nil and not (type(v) == "number" and v >= least and v <= 2147483647
       and (name ~= "batch" or v == math.floor(v))) then
       error("kling.resty.poller.start: " .. name .. " must be a positive " .. (name == "batch" and "whole " or "")
-        .. "number, got " .. validate.got(v), 2)
+        .. "number, at least " .. least .. ", got " .. validate.got(v), 2)
     end
   end
   local sched_opts = { min_interval_ms = opts.min_interval_ms or 1000, max_interval_ms = opts.max_interval_ms or 15000,
