@@ -97,20 +97,20 @@ describe("a bad value of kling.resty.driver", function()
   end)
 end)
 
--- A time to live nginx cannot keep (math.huge, NaN, 1e300: an expiry of 0, never) was taken by
+-- A time to live nginx cannot keep (math.huge, NaN, 1e300, 1e-4: an expiry of 0, never) was taken by
 -- the task table's retention_s and the store's ended_ttl and topup_id_ttl: ended records and
 -- end marks were then kept for good, until the dict was full and refused every create.
 describe("a time to live no entry can have", function()
-  for _, v in ipairs { math.huge, 0 / 0, 1e300 } do
+  for _, v in ipairs { math.huge, 0 / 0, 1e300, 1e-4 } do
     it("is refused by kling.resty.tasks.new and kling.money.stores.shared.new: " .. tostring(v), function()
       local ok, err = pcall(require("kling.resty.tasks").new, { dict = fake_dict.new(), retention_s = v })
       assert.is_false(ok)
-      assert.matches("kling.resty.tasks: retention_s must be a positive number of seconds, at most", err, 1, true)
+      assert.matches("kling.resty.tasks: retention_s must be a positive number of seconds, from 0.001 to", err, 1, true)
       for _, k in ipairs { "ended_ttl", "topup_id_ttl" } do
         ok, err = pcall(require("kling.money.stores.shared").new, { dict = fake_dict.new(), currency = "CNY", [k] = v })
         assert.is_false(ok)
-        assert.matches("kling.money.stores.shared: " .. k .. " must be a positive number of seconds, at most", err, 1,
-          true)
+        assert.matches("kling.money.stores.shared: " .. k .. " must be a positive number of seconds, from 0.001 to",
+          err, 1, true)
       end
     end)
   end

@@ -19,10 +19,13 @@ Shm.__name = "kling.resty.shm"
 M.TTL_MAX_S = 36500 * 86400
 
 --- ttl_problem(v) -> why v cannot be an entry's time to live in seconds, or nil: a positive
--- number up to TTL_MAX_S (math.huge and NaN were taken, and the entries kept for good).
+-- number from a millisecond up to TTL_MAX_S (math.huge, NaN and 1e-4 were taken, and the entries kept
+-- for good).
 function M.ttl_problem(v)
-  if type(v) ~= "number" or v ~= v or v <= 0 or v > M.TTL_MAX_S then
-    return "must be a positive number of seconds, at most " .. M.TTL_MAX_S .. " (a hundred years), got " .. tostring(v)
+  -- (nginx keeps it in whole milliseconds: under one, it was 0, no expiry either)
+  if type(v) ~= "number" or v ~= v or v < 0.001 or v > M.TTL_MAX_S then
+    return "must be a positive number of seconds, from 0.001 to " .. M.TTL_MAX_S .. " (a hundred years), got "
+      .. tostring(v)
   end
   return nil
 end
