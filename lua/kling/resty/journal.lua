@@ -117,11 +117,10 @@ function M.writable(path, user)
     local why = out:gsub("%s+$", ""):gsub("^sh: %d+: ", ""):gsub("^cannot create " .. path:gsub("%p", "%%%0")
       .. ": ", "")
     -- A journal there already is the file to give the user (its directory may be theirs: the
-    -- advice to make that writable changed nothing); a new one, its directory.
-    local there = io.open(path, "rb")
-    if there then
-      there:close()
-    end
+    -- advice to make that writable changed nothing); a new one, its directory. Asked of the
+    -- path's metadata (core.output_target), never by opening it: a FIFO there would block the open.
+    local ok, size = core.output_target(path)
+    local there = ok and size ~= nil
     return nil, "the journal " .. path .. " is not writable by " .. how .. ": " .. why
       .. (user and (" (make " .. (there and "it" or "its directory") .. " writable by " .. user
       .. ", or set the nginx 'user' directive)") or "")
