@@ -596,9 +596,11 @@ function M.is_url(s)
 end
 
 -- Raw base64 (RFC 4648's alphabet, padded to a multiple of 4, no data: prefix, no line
--- breaks): what a field taking "a URL or base64" holds when it holds no URL. One pattern scan.
+-- breaks): what a field taking "a URL or base64" holds when it holds no URL. Decoded by the C
+-- core, which refuses any other byte: a pattern scan of a 5 MB audio took three times as long
+-- in the worker that checks it.
 function M.is_base64(s)
-  return type(s) == "string" and #s > 0 and #s % 4 == 0 and s:find("^[%w+/]*=?=?$") ~= nil
+  return type(s) == "string" and #s > 0 and #s % 4 == 0 and require("kling.core").b64decode(s) ~= nil
 end
 
 -- An http(s) URL when present; `rule` says what it must be (default: an http(s) URL).

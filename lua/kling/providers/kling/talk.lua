@@ -16,11 +16,12 @@ local function audio(req, field)
     -- Neither is refused here, before anything is held or sent: "\u00a0http://10.0.0.1/a.mp3"
     -- passed as base64 past the gateway's check of media URLs (allow_private_media), to an
     -- upstream that may trim it into a URL and fetch it.
-    if not validate.is_base64(v) then
+    -- (its size first: a 20 MB body's string is refused before it is decoded)
+    if math.floor(#v * 3 / 4) > 5 * 1024 * 1024 then
+      return fail(field, "must be at most 5 MB")
+    elseif not validate.is_base64(v) then
       return fail(field, "must be an http(s) URL or raw base64 audio (mp3/wav/m4a/aac, at most 5 MB): "
         .. "it is neither")
-    elseif math.floor(#v * 3 / 4) > 5 * 1024 * 1024 then
-      return fail(field, "must be at most 5 MB")
     end
   end
   return nil
