@@ -111,6 +111,10 @@ function M.check(spec, provider)
     if type(images) ~= "table" or images[1] == nil then
       return fail("images", "must be a list: the frontal image first, then up to 3 more views", provider)
     end
+    local problem = validate.list_problem(images)
+    if problem then
+      return fail("images", problem, provider)
+    end
     if #images > 4 then
       return fail("images", "one frontal image and at most 3 more (got " .. #images .. ")", provider)
     end
@@ -128,6 +132,10 @@ function M.check(spec, provider)
   if spec.tags ~= nil then
     if type(spec.tags) ~= "table" then
       return fail("tags", "must be a list of tag ids o_101 .. o_108", provider)
+    end
+    local problem = validate.list_problem(spec.tags)
+    if problem then
+      return fail("tags", problem, provider)
     end
     for i, t in ipairs(spec.tags) do
       if not TAGS[t] then

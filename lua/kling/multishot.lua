@@ -78,6 +78,10 @@ function M.check(sb)
   if type(sb) ~= "table" or type(sb.shots) ~= "table" or sb.shots[1] == nil then
     return fail("shots", "a storyboard needs a list of shots {prompt, duration, image?, elements?}")
   end
+  local problem = validate.list_problem(sb.shots)
+  if problem then
+    return fail("shots", problem)
+  end
   for k in pairs(sb) do
     if k == "multi_shot" or k == "multi_prompt" or k == "prompt" or k == "duration" then
       return fail(k, "is made from the shots: give it per shot, not for the whole storyboard")
@@ -111,6 +115,10 @@ function M.check(sb)
     local els = shot.elements
     if els ~= nil and (type(els) ~= "table" or (next(els) ~= nil and els[1] == nil)) then
       return fail(where .. ".elements", "must be a list of element names or ids")
+    end
+    problem = els ~= nil and validate.list_problem(els)
+    if problem then
+      return fail(where .. ".elements", problem)
     end
   end
   return nil

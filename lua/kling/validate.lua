@@ -576,6 +576,38 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
   return nil
 end
 
+--- Why a table given as a list is not one, or nil: a Lua table holds a list part and keys of
+-- its own at once ({{image = "..."}, foo = 1}, {shot1, shot2, n = 2}, {a, nil, c}), and every
+-- reader of a list walks 1..#v, so a key outside the items (or an item after a gap) was
+-- dropped unseen. A JSON array never has one. -> string|nil, naming the first such key.
+---@param v table
+---@return string|nil
+function M.list_problem(v)
+  local n, count = #v, 0
+  local odd
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      local text = type(k) == "string" and ("'" .. M.brief(k) .. "'") or M.shown(k)
+      if not odd or text < odd then -- the first in name order, whatever pairs' order
+        odd = text
+      end
+    else
+      count = count + 1
+    end
+  end
+  if odd then
+    return "must be a list of items only: it also has key " .. odd .. ", which would be dropped"
+  end
+  if count < n then
+    for i = 1, n do
+      if v[i] == nil then
+        return "must be a list without gaps: item " .. i .. " is nil"
+      end
+    end
+  end
+  return nil
+end
+
 function M.array(ctx, req, field, max_items)
   local v = req[field]
   if v == nil then
@@ -583,6 +615,10 @@ function M.array(ctx, req, field, max_items)
   end
   if type(v) ~= "table" or (next(v) ~= nil and v[1] == nil) then
     return fail(ctx, field, "must be an array, got " .. M.type_of(v))
+  end
+  local problem = M.list_problem(v)
+  if problem then
+    return fail(ctx, field, problem)
   end
   if max_items and #v > max_items then
     return fail(ctx, field, string.format("must have at most %d items (got %d)", max_items, #v))

@@ -353,6 +353,10 @@ M["videos/effects"] = {
     if type(images) ~= "table" or #images ~= 2 then
       return fail("images", "must hold exactly 2 images for the two-person effect " .. scene)
     end
+    err = validate.array(R.ctx(), input, "images")
+    if err then
+      return err
+    end
     for i, img in ipairs(images) do
       err = validate.image(R.ctx(), { image = img }, "image")
       if err then
