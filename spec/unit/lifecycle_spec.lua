@@ -437,6 +437,104 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       assert.is_true(at < 60000, "first poll by the back-off: " .. at)
     end)
 
+    -- A late create answer: the task was given up (cancelled) or its wait ran out while its
+    -- create was in flight, and the upstream's answer, with the task's id, comes after. No task
+    -- lost (its id journaled, it is followed to its end), none paid twice (one settle or
+    -- release, from its actual end).
+    describe("a create's answer after the task was given up locally", function()
+      local function count(acts, ty, what)
+        local n = 0
+        for _, a in ipairs(acts) do
+          n = n + ((a.type == ty and (not what or a.what == what)) and 1 or 0)
+        end
+        return n
+      end
+      local function drive(log, acts)
+        for _, a in ipairs(acts) do
+          log[#log + 1] = a
+        end
+      end
+
+      it("cancelled in flight on a provider that cannot cancel: recorded, polled to its end, settled once",
+        function()
+        local m = started(profile())
+        m:granted(0)
+        local log = {}
+        drive(log, m:cancel(100))
+        assert.are.equal("creating", m.state) -- nothing to cancel yet: its answer decides
+        drive(log, m:answer(200, scenarios.ANSWERS.submitted(), 0))
+        assert.are.equal("t-1", m.task.id)
+        assert.are.equal(1, count(log, "journal", "created"))
+        assert.are.equal(1, count(log, "refused_cancel")) -- the official API has no cancel
+        -- the task runs on upstream and is charged there: it must be followed to its end
+        assert.are.equal("scheduled", m.state)
+        assert.is_number(m.wake_at)
+        local at = m.wake_at
+        drive(log, m:timer(at))
+        drive(log, m:answer(at + 10, scenarios.ANSWERS.succeed(), 0))
+        assert.are.equal("succeeded", m.task.status)
+        assert.are.equal(1, count(log, "settle"))
+        assert.are.equal(0, count(log, "release"))
+        assert.are.equal(1, count(log, "done"))
+      end)
+
+      it("cancelled in flight where the provider cancels: the cancel goes once the id is known", function()
+        local evolink = assert(providers.get("evolink"))
+        local p = profile { provider = evolink, auto_external_id = false }
+        local m = machine.new({ request = { model = "kling-v3", prompt = "x" } }, p)
+        m:watch(0, p.sched, 600000)
+        m:start(0)
+        m:reserved(0, { micros = 1000000, currency = "credits" })
+        m:granted(0)
+        local log = {}
+        drive(log, m:cancel(100))
+        local body = json.encode { id = "e-1", status = "pending", model = "kling-v3" }
+        drive(log, m:answer(200, { ok = true, status = 200, headers = { ["content-type"] = "application/json" },
+          body = body, sent = true, received = true }, 0))
+        assert.are.equal("e-1", m.task.id)
+        assert.are.equal("cancelling", m.state)
+        assert.are.equal(1, count(log, "journal", "created"))
+        assert.are.equal(0, count(log, "settle") + count(log, "release") + count(log, "done"))
+      end)
+
+      it("its wait ran out in flight: the late answer's id is recorded and its hold kept, not released", function()
+        local m = started(profile())
+        m:granted(0)
+        local log = {}
+        drive(log, m:deadline(600000))
+        drive(log, m:answer(600400, scenarios.ANSWERS.submitted(), 0))
+        assert.are.equal("t-1", m.task.id)
+        assert.are.equal(1, count(log, "journal", "created"))
+        drive(log, m:timer(601000)) -- one last look
+        drive(log, m:answer(601010, scenarios.ANSWERS.processing(), 0))
+        drive(log, m:timer(601010))
+        assert.are.equal(0, count(log, "release")) -- it runs on upstream: its hold stays
+        assert.are.equal(0, count(log, "settle"))
+        assert.are.equal(scenarios.EXT, m.err.ledger_key)
+        -- watched again later, its end settles the hold once
+        local p = profile()
+        drive(log, m:watch(700000, p.sched, 900000))
+        local again = m.wake_at
+        drive(log, m:timer(again))
+        drive(log, m:answer(again + 1, scenarios.ANSWERS.succeed(), 0))
+        assert.are.equal(1, count(log, "settle"))
+        assert.are.equal(0, count(log, "release"))
+      end)
+
+      it("a callback told the end first: the create's own answer after it changes nothing", function()
+        local m = started(profile())
+        m:granted(0)
+        local log = {}
+        drive(log, m:callback(100, { id = "t-1", status = "succeeded", external_task_id = scenarios.EXT }))
+        assert.are.equal(1, count(log, "abandon"))
+        drive(log, m:answer(200, scenarios.ANSWERS.submitted(), 0))
+        assert.are.equal("succeeded", m.task.status)
+        assert.are.equal(1, count(log, "settle"))
+        assert.are.equal(1, count(log, "done"))
+        assert.are.equal(1, count(log, "journal", "created"))
+      end)
+    end)
+
     it("the request a token renewal sends again is made again, nothing of it kept per task", function()
       local m = started(profile { slots = false })
       m:answer(50, scenarios.ANSWERS.submitted(), 0)

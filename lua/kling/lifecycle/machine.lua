@@ -586,11 +586,18 @@ function Machine:accept(acts, fields, now)
   local t = self.task
   acts[#acts + 1] = { type = "journal", what = "created", task = t }
   acts[#acts + 1] = { type = "created", task = t }
-  if self.cancel_asked then
-    return self:cancel(now, acts)
-  end
   if TERMINAL[t.status] then
     return self:finish(acts, nil, true)
+  end
+  if self.cancel_asked then -- given up while its create was in flight: cancelled now it exists
+    self:cancel(now, acts)
+    if self.state == "cancelling" then
+      return acts
+    end
+    -- The provider cannot cancel (refused_cancel): the task runs on upstream, where it is
+    -- charged, so it is followed to its end as any other (left "created", it was never
+    -- polled: a wait without a deadline never ended, and its hold was never settled).
+    self.cancel_asked = nil
   end
   if self.sched then
     return self:schedule(acts, now)
