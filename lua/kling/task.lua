@@ -255,18 +255,23 @@ local LISTS = { { "videos", "video" }, { "images", "image" }, { "audios", "audio
 
 --- The files of a task's outputs, one per URL: each video, image and audio in that order, and
 -- a text- or video-to-audio's audio twice, its mp3 (`url_mp3`) and then its wav (`url_wav`),
--- which the provider delivers both of (`url` is the mp3 alone). What `kling download` writes
--- and `kling status` lists.
----@return {kind: string, url: string, format: string|nil, duration: number|nil}[] files (format: an audio pair's)
+-- which the provider delivers both of (`url` is the mp3 alone). What `kling download` and
+-- `kling run` write and `kling status` lists. The second file of one output (the wav beside
+-- its mp3) says `alt = true`: the same audio, counted once where outputs are priced
+-- (kling.money.usage.of_outputs).
+---@return {kind: string, url: string, format: string|nil, duration: number|nil, alt: boolean|nil}[] files
 function Task:files()
   local files = {}
   for _, list in ipairs(LISTS) do
     for _, o in ipairs(type(self[list[1]]) == "table" and self[list[1]] or {}) do
       if type(o) == "table" and list[2] == "audio" and (o.url_mp3 ~= nil or o.url_wav ~= nil) then
+        local first = true
         for _, format in ipairs { "mp3", "wav" } do
           local url = o["url_" .. format]
           if type(url) == "string" then
-            files[#files + 1] = { kind = "audio", url = url, format = format, duration = o["duration_" .. format] }
+            files[#files + 1] = { kind = "audio", url = url, format = format, duration = o["duration_" .. format],
+              alt = not first or nil }
+            first = false
           end
         end
       elseif type(o) == "table" and type(o.url) == "string" then

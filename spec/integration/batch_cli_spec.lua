@@ -216,6 +216,44 @@ describe("the workflow commands", function()
     assert.matches("kling run: 1 of 2 rows unfinished %(run the same command again%):\n%s+1  budget: ", out)
   end)
 
+  -- A text-to-audio's audio comes as an mp3 and a wav (kling.task's files; kling download writes
+  -- both): kling run downloaded the mp3 alone. Every file of the row is written now, each
+  -- numbered, and the charge is still the one audio's (the wav is the same audio, not a second).
+  it("kling run downloads both files of a text-to-audio row (mp3 and wav), charged for one audio", function()
+    local m = root .. "/sfx.jsonl"
+    write(m, '{"id": "boom", "endpoint": "audio/text-to-audio", "prompt": "a door slams", "duration": 3.5}\n')
+    local dir = root .. "/o-sfx"
+    local status, out = kling("run " .. m .. " --out " .. q(dir) .. " --quiet --poll-min 0.2 --budget 50CNY")
+    assert.are.equal(0, status, out)
+    local summary = require("kling.json").decode(files.read(dir .. "/summary.json"))
+    assert.are.equal(1, summary.succeeded)
+    local paths = {}
+    for _, f in ipairs(summary.outputs) do
+      paths[#paths + 1] = f.path
+    end
+    assert.are.same({ "boom-1.mp3", "boom-2.wav" }, paths)
+    assert.is_truthy(files.read(dir .. "/boom-1.mp3"))
+    assert.is_truthy(files.read(dir .. "/boom-2.wav"))
+    local client = sim.client()
+    local q1 = assert(client:estimate { endpoint = "audio/text-to-audio", prompt = "a door slams", duration = 3.5 })
+    assert.are.same({ CNY = q1.amount }, summary.charges)
+    assert.are.equal(q1.amount, summary.budget.spent)
+    -- without a budget the charge is priced from the row's files (kling.money.usage.of_outputs)
+    status, out = kling("run " .. m .. " --out " .. q(dir .. "-free") .. " --quiet --poll-min 0.2")
+    assert.are.equal(0, status, out)
+    summary = require("kling.json").decode(files.read(dir .. "-free/summary.json"))
+    assert.are.same({ CNY = q1.amount }, summary.charges)
+    assert.are.equal(2, #summary.outputs)
+    -- the wav's name is checked before the create, as the mp3's is: nothing is paid for a file refused
+    local planted = dir .. "-link"
+    os.execute("mkdir -p " .. q(planted) .. " && ln -s /etc/passwd " .. q(planted .. "/boom-2.wav"))
+    local before = sim.stats().creates
+    status, out = kling("run " .. m .. " --out " .. q(planted))
+    assert.are.equal(2, status, out)
+    assert.matches(planted .. "/boom-2.wav is a symbolic link", out, 1, true)
+    assert.are.equal(before, sim.stats().creates)
+  end)
+
   -- A new user's trial: every row refused as unpriced under --budget was counted "failed 2" in
   -- the table, summary.json and kling status, and --quiet said "2 of 2 rows failed or are
   -- uncertain", though nothing was sent and nothing failed at the provider.

@@ -153,6 +153,23 @@ describe("kling.money.usage", function()
     end
     assert.same({ count = 2, duration = "5" }, usage.of_task { videos = { { duration = "5" }, { duration = "1e16" } } })
   end)
+
+  -- kling run downloads every file of a row (kling.task's files): a text-to-audio's audio is
+  -- its mp3 and its wav, one audio, priced once (not two audios of twice the length).
+  it("prices a row's files as the outputs they are: an audio's mp3 and wav are one audio", function()
+    local t = require("kling.task").new({}, { audios = { { url = "https://x/a.mp3", url_mp3 = "https://x/a.mp3",
+      url_wav = "https://x/a.wav", duration = 3.5, duration_mp3 = 3.5, duration_wav = 3.5 } } })
+    local files = t:files()
+    assert.same({ { "mp3", nil }, { "wav", true } }, { { files[1].format, files[1].alt }, { files[2].format,
+      files[2].alt } })
+    assert.same({ count = 1, duration = "3.5" }, usage.of_outputs(files))
+    assert.same(usage.of_task(t), usage.of_outputs(files))
+    -- a wav alone is the audio's one file
+    local wav = require("kling.task").new({}, { audios = { { url = "https://x/b.wav", url_wav = "https://x/b.wav",
+      duration_wav = 2 } } }):files()
+    assert.is_nil(wav[1].alt)
+    assert.same({ count = 1, duration = "2" }, usage.of_outputs(wav))
+  end)
 end)
 
 describe("billing.product", function()

@@ -287,19 +287,21 @@ end
 -- The paths (relative to DIR) a row's outputs will take, as far as they are known before its
 -- task exists: `count` outputs of `kind`, each with its kind's extension (a URL's own extension
 -- is only known at the download, which checks its path again). nil when the template names
--- the task ({task_id}).
+-- the task ({task_id}). With `formats` each output is that many files in turn, one per format
+-- (an audio's mp3 and wav: kling.task's files), each numbered as a file of its own.
 ---@param template string
 ---@param row table
 ---@param kind string|nil video|image|audio
----@param count integer
+---@param count integer the files
+---@param formats string[]|nil
 ---@return string[]|nil
-function M.expected(template, row, kind, count)
+function M.expected(template, row, kind, count, formats)
   if template:find("{task_id}", 1, true) then
     return nil
   end
   local list = {}
   for n = 1, count do
-    list[n] = M.name(template, row, n, { kind = kind }, count)
+    list[n] = M.name(template, row, n, { kind = kind, format = formats and formats[(n - 1) % #formats + 1] }, count)
   end
   return list
 end

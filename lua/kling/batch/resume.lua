@@ -24,9 +24,11 @@ return function(Batch)
     local fields = { id = e and e.task_id or a.task_id, endpoint = a.endpoint, status = status,
       request = self:priced(row), ledger_key = key }
     for _, o in ipairs(e and e.outputs or {}) do
-      local k = tostring(o.kind) .. "s"
-      fields[k] = fields[k] or {}
-      fields[k][#fields[k] + 1] = { url = o.url, duration = o.duration }
+      if not o.alt then -- an output's second file (an audio's wav): the same output, priced once
+        local k = tostring(o.kind) .. "s"
+        fields[k] = fields[k] or {}
+        fields[k][#fields[k] + 1] = { url = o.url, duration = o.duration }
+      end
     end
     local t = task_mod.new(client, fields)
     local m = lifecycle.existing { provider = client.provider, task = t, key = key }

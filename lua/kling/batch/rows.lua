@@ -35,16 +35,10 @@ local function error_record(err)
     http_status = err.http_status, field = err.field }
 end
 
+-- The files a succeeded task delivered, each downloaded (kling.task's files: a text- or
+-- video-to-audio's audio is its mp3 and its wav, the wav `alt`, priced once by usage.of_outputs).
 local function outputs_of(t)
-  local out = {}
-  for _, kind in ipairs { "video", "image", "audio" } do
-    for _, o in ipairs(t[kind .. "s"] or {}) do
-      if type(o) == "table" and type(o.url) == "string" then
-        out[#out + 1] = { kind = kind, url = o.url, duration = o.duration }
-      end
-    end
-  end
-  return out
+  return t:files()
 end
 
 return function(Batch)
@@ -123,7 +117,9 @@ return function(Batch)
     local def = row.client.provider.endpoints and row.client.provider.endpoints[endpoint]
     local kind = def and def.kind or "video"
     local count = math.min(16, math.max(1, math.floor(tonumber(req.n) or 1)))
-    for _, rel in ipairs(names.expected(self.name_template, row, kind, count) or {}) do
+    local formats = def and def.formats -- each output as several files (an audio's mp3 and wav)
+    for _, rel in ipairs(names.expected(self.name_template, row, kind, count * (formats and #formats or 1),
+      formats) or {}) do
       local _, refused = output_path.mkdir_under(self.out, names.dirname(rel) or "")
       refused = refused or output_path.refusal(self.out .. "/" .. rel)
       if refused then

@@ -37,16 +37,18 @@ function M.of_task(t)
   return { count = #outputs, duration = timed and core.seconds_format(ms) or nil }
 end
 
---- The usage of a list of outputs {kind = "video"|"image"|"audio", url, duration} (a batch
--- row's, as its journal keeps them).
+--- The usage of a list of outputs {kind = "video"|"image"|"audio", url, duration, alt} (a batch
+-- row's files, as its journal keeps them: kling.task's files, an output's second file `alt`).
 ---@param outputs table[]
 ---@return table usage
 function M.of_outputs(outputs)
   local t = {}
   for _, o in ipairs(outputs) do
-    local k = o.kind .. "s"
-    t[k] = t[k] or {}
-    t[k][#t[k] + 1] = { url = o.url, duration = o.duration }
+    if not o.alt then -- another file of the output before it (an audio's wav beside its mp3: kling.task files)
+      local k = o.kind .. "s"
+      t[k] = t[k] or {}
+      t[k][#t[k] + 1] = { url = o.url, duration = o.duration }
+    end
   end
   return M.of_task(t)
 end

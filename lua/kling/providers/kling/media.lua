@@ -210,6 +210,7 @@ M["audio/tts"] = {
 -- A sound effect of 3.0 to 10.0 s (one decimal), sent as a number.
 M["audio/text-to-audio"] = {
   kind = "audio", async = true,
+  formats = { "mp3", "wav" }, -- each audio comes as two files (url_mp3, url_wav: kling.task's files)
   takes = set { "prompt", "duration", "callback_url", "external_task_id" },
   validate = function(req)
     local err = text(req, "prompt", 200, true, "for text-to-audio") or R.task_options(req)
@@ -231,6 +232,7 @@ M["audio/text-to-audio"] = {
 -- Sound for a video of 3 to 20 s; duration (the video's length) prices it and is not sent.
 M["audio/video-to-audio"] = {
   kind = "audio", async = true,
+  formats = { "mp3", "wav" },
   media_seconds_max = 20, -- billed from the video's real length, whatever duration said
   takes = set { "duration", "callback_url", "external_task_id" },
   validate = function(req)
