@@ -103,6 +103,11 @@ function M.check(spec, provider)
   if err then
     return err
   end
+  -- an element is found again by its name (the cache, a storyboard's elements): one spelling each
+  local decomposed = validate.decomposed_problem(spec.name)
+  if decomposed then
+    return fail("name", "must be spelt composed (got " .. decomposed .. ")", provider)
+  end
   local images, video = spec.images, spec.video
   if (images == nil) == (video == nil) then
     return fail("images", "give either images (one frontal and up to 3 more) or a video, not both", provider)
@@ -523,6 +528,11 @@ function M.resolve(list, opts)
   local out = {}
   for i, item in ipairs(list) do
     if type(item) == "string" and not item:match("^%d+$") then
+      local decomposed = validate.decomposed_problem(item)
+      if decomposed then -- named as no element is (their names are composed: M.check)
+        return nil, errors.validation("element_list[" .. i .. "]", "'" .. validate.shown(item) .. "' must be spelt "
+          .. "composed (got " .. decomposed .. ")")
+      end
       if not entries then
         local err
         entries, err = M.list(opts.cache)

@@ -33,6 +33,59 @@ describe("validate.name_problem", function()
   end)
 end)
 
+-- "Zoë" composed (U+00EB) and decomposed (e + U+0308, as macOS and some editors write it) print
+-- alike and compared apart: two batch rows, two elements made and paid for one name. A name
+-- the library compares is refused when it is spelt decomposed, naming the mark and the rule.
+describe("names spelt decomposed (NFD)", function()
+  local element = require "kling.element"
+  local composed = { "Zoë", "Ångström", "한국", "がぎ", "Crème brûlée", "naïve-1", "Ωμέγα", "ঋতুপর্ণ" }
+  local decomposed = { { "Zoe\u{308}", 0x308 }, { "A\u{30A}ngstro\u{308}m", 0x30A },
+    { "\u{1112}\u{1161}\u{11AB}", 0x1161 }, { "か\u{3099}", 0x3099 }, { "x\u{20D7}", 0x20D7 },
+    { "e\u{1DC0}", 0x1DC0 }, { "a\u{FE20}", 0xFE20 }, { "q\u{1AB0}", 0x1AB0 } }
+
+  it("are refused by name_problem naming the mark, the composed spelling taken", function()
+    for _, name in ipairs(composed) do
+      assert.is_nil(validate.name_problem(name, 128), name)
+      assert.is_nil(validate.decomposed_problem(name), name)
+    end
+    for _, c in ipairs(decomposed) do
+      local why = validate.name_problem(c[1], 128)
+      assert.is_string(why, c[1])
+      assert.matches(string.format("(got U+%04X, a combining mark: a decomposed spelling (NFD); write the name "
+        .. "composed (NFC)", c[2]), why, 1, true)
+      assert.matches(string.format("^U%%+%04X, a combining mark", c[2]), validate.decomposed_problem(c[1]))
+    end
+    assert.is_nil(validate.decomposed_problem("plain ascii"))
+  end)
+
+  it("are refused as an element's name and as a name an element_list gives", function()
+    local spec = { name = "Zoë", description = "a girl", images = { "https://example.com/a.png" } }
+    assert.is_nil(element.check(spec))
+    spec.name = "Zoe\u{308}"
+    local err = element.check(spec)
+    assert.are.equal("name", err.field)
+    assert.matches("must be spelt composed (got U+0308", err.message, 1, true)
+    local _, rerr = element.resolve({ "Zoe\u{308}" }, { cache = "/nonexistent/elements.json" })
+    assert.are.equal("element_list[1]", rerr.field)
+    assert.matches("must be spelt composed (got U+0308", rerr.message, 1, true)
+  end)
+
+  it("are refused as a batch row's id: two rows named alike were two rows", function()
+    local manifest = require "kling.batch.manifest"
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local path = dir .. "/rows.jsonl"
+    local f = assert(io.open(path, "wb"))
+    f:write('{"id": "Zoë", "prompt": "a"}\n{"id": "Zoe\\u0308", "prompt": "b"}\n')
+    f:close()
+    local rows, err = manifest.load(path)
+    os.execute("rm -rf " .. dir)
+    assert.is_nil(rows)
+    assert.matches("U+0308, a combining mark", tostring(err), 1, true)
+  end)
+end)
+
 describe("validate.blank", function()
   it("is true of spaces, line breaks and invisible characters only", function()
     for _, s in ipairs { "", "   ", "\t\n", "\u{200B}\u{FEFF}", "\u{3000}\u{A0}", "\u{2800}", "\u{E0020}" } do
