@@ -11,3 +11,4 @@ files["lua/kling/gateway"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/money/stores/shared.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["lua/kling/money/stores/redis.lua"] = { read_globals = { "ngx" }, std = "luajit" }
 files["bench/gateway"] = { globals = { "wrk" } } -- wrk scripts set its callbacks on the global it gives them
+files["bench/gateway/lua_store.lua"] = { read_globals = { "ngx" }, std = "luajit" } -- runs in the gateway's nginx

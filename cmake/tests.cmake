@@ -128,6 +128,6 @@ if(KLING_VALGRIND)
 endif()
 
 if(KLING_LUACHECK)
-  add_test(NAME luacheck COMMAND ${KLING_LUACHECK} lua bin/kling spec examples
+  add_test(NAME luacheck COMMAND ${KLING_LUACHECK} lua bin/kling spec examples bench
     WORKING_DIRECTORY ${KLING_SRC})
 endif()

@@ -165,12 +165,12 @@ local function table_dict(real)
 end
 
 function M.install()
-  local names = {}
-  for name in pairs(ngx.shared) do
+  local shared, names = ngx.shared, {}
+  for name in pairs(shared) do
     names[#names + 1] = name
   end
   for _, name in ipairs(names) do
-    ngx.shared[name] = table_dict(ngx.shared[name])
+    shared[name] = table_dict(shared[name])
   end
 end
 

@@ -25,8 +25,8 @@ local function when_stalled(args, act)
   end
   local before = stalls()
   local base = os.tmpname()
-  os.execute("sh -c " .. q(cli.env() .. "lua5.4 bin/kling " .. args .. " > " .. q(base .. ".out") .. " 2>&1 & echo $! > "
-    .. q(base .. ".pid") .. "; wait $!; echo $? > " .. q(base .. ".rc")) .. " &")
+  os.execute("sh -c " .. q(cli.env() .. "lua5.4 bin/kling " .. args .. " > " .. q(base .. ".out")
+    .. " 2>&1 & echo $! > " .. q(base .. ".pid") .. "; wait $!; echo $? > " .. q(base .. ".rc")) .. " &")
   local limit = os.time() + 60
   while stalls() == before and os.time() < limit do
     os.execute("sleep 0.05")
