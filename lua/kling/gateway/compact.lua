@@ -14,8 +14,9 @@
 -- is kept), the ids of top-ups, open reservations, every task record in
 -- the table (live ones whole; ended ones within retention_days of their end, in the form
 -- their queries are answered from, with their external and upstream ids and their owners), the end of each
--- kept task's reservation (settled or released: never moved twice), the movement counter.
--- Dropped: the lines of each movement, superseded task records, refused creates, and ended
+-- kept task's reservation (settled or released: never moved twice), the movement counter, the
+-- owners of ids owned for good (custom voices). Dropped: the lines of each movement, superseded
+-- task records, refused creates, and ended
 -- tasks past their retention (no longer queryable, compacted or not).
 local accounts = require "kling.gateway.accounts"
 local core = require "kling.core"
@@ -23,6 +24,7 @@ local follows = require "kling.gateway.follows"
 local json = require "kling.json"
 local journal = require "kling.resty.journal"
 local output_path = require "kling.output_path"
+local owners = require "kling.gateway.owners"
 local shared_store = require "kling.money.stores.shared"
 local texts = require "kling.gateway.text"
 
@@ -157,6 +159,10 @@ function M.lines(opts)
   end
   for _, r in ipairs(recs) do
     out[#out + 1] = '{"op":"task","record":' .. r.s .. "}"
+  end
+  -- The ids owned for good (custom voices: kling.gateway.owners), whose tasks go past retention.
+  for _, o in ipairs(owners.lasting(td)) do
+    out[#out + 1] = jline { op = "owner", id = o[1], owner = o[2] }
   end
   -- Today's refusals the upstream made of a create for its own sake, as their drops were
   -- written (no task is left of them): a start counts them toward their account's day again

@@ -30,35 +30,43 @@ local function parse(v)
   return v:sub(1, bar - 1), v:sub(bar + 1)
 end
 
--- The upstream ids an ended record shows its client.
+-- The upstream ids an ended record shows its client -> ids (owned while the record is kept),
+-- lasting (owned for good: its custom voices' ids). A custom voice lives upstream until it is
+-- deleted, which the gateway forwards to no one: owned only for retention_days, like a task's
+-- videos, it passed as an id the gateway "never showed" once its task's record expired, and
+-- another account spoke with a client's cloned voice.
 local function ids_of(rec)
-  local out = {}
-  local function add(v)
+  local out, lasting = {}, {}
+  local function add(list, v)
     if type(v) == "string" or type(v) == "number" then
-      out[#out + 1] = M.id_text(v)
+      list[#list + 1] = M.id_text(v)
     end
   end
-  add(rec.upstream_id)
+  add(out, rec.upstream_id)
   local r = type(rec.result) == "table" and rec.result or {}
   for _, name in ipairs { "videos", "audios", "voices" } do
     local list = r[name]
     for _, x in ipairs(type(list) == "table" and list or {}) do
       if type(x) == "table" then
-        add(x.id)
-        add(x.voice_id)
+        add(name == "voices" and lasting or out, x.id)
+        add(name == "voices" and lasting or out, x.voice_id)
       end
     end
   end
-  return out
+  return out, lasting
 end
 
 -- record(G, rec [, ttl]) -> true | nil, message: the ids of an ended record are its account's
--- (kept as long as ended tasks are, or ttl seconds). The first owner stays: an upstream that
+-- (kept as long as ended tasks are, or ttl seconds; its custom voices' for good; ttl false:
+-- those only, for a record past its retention). The first owner stays: an upstream that
 -- hands out an id twice (another task's answer, an id reused) does not take it from the
 -- account that was shown it first.
 function M.record(G, rec, ttl)
-  local ids = ids_of(rec)
-  if #ids == 0 or type(rec.account) ~= "string" then
+  local ids, lasting = ids_of(rec)
+  if ttl == false then
+    ids = {}
+  end
+  if #ids + #lasting == 0 or type(rec.account) ~= "string" then
     return true
   end
   ttl = math.max(1, math.floor(ttl or G.cfg.retention_days * 86400)) -- 0 would keep them for good
@@ -71,11 +79,14 @@ function M.record(G, rec, ttl)
       for _, id in ipairs(ids) do
         red:set(r.prefix .. key(id), value, "EX", ttl, "NX")
       end
+      for _, id in ipairs(lasting) do
+        red:set(r.prefix .. key(id), value, "NX")
+      end
       return red:commit_pipeline()
     end)
   end
-  for _, id in ipairs(ids) do
-    local ok, err = G.tasks.shm:write("safe_add", key(id), value, ttl) -- the tasks' dict (M.DICT)
+  local function put(id, life)
+    local ok, err = G.tasks.shm:write("safe_add", key(id), value, life) -- the tasks' dict (M.DICT)
     if not ok and err == "exists" then
       local first = parse(G.tasks.dict:get(key(id)))
       if first ~= rec.account then
@@ -85,8 +96,41 @@ function M.record(G, rec, ttl)
     elseif not ok then
       return nil, err
     end
+    return true
+  end
+  for _, id in ipairs(ids) do
+    local ok, err = put(id, ttl)
+    if not ok then
+      return nil, err
+    end
+  end
+  for _, id in ipairs(lasting) do
+    local ok, err = put(id, 0)
+    if not ok then
+      return nil, err
+    end
   end
   return true
+end
+
+-- lasting(dict) -> {{id, owner}, ...}: the owners kept for good (no time to live) in the tasks'
+-- dict, by id: what a compaction writes as "owner" lines (kling.gateway.compact), as their
+-- tasks' records, past retention_days, are dropped.
+function M.lasting(dict)
+  local out = {}
+  for _, k in ipairs(dict:get_keys(0)) do
+    local id = k:match("^o:(.+)$")
+    if id and dict:ttl(k) == 0 then
+      local v = dict:get(k)
+      if type(v) == "string" then
+        out[#out + 1] = { id, v }
+      end
+    end
+  end
+  table.sort(out, function(a, b)
+    return a[1] < b[1]
+  end)
+  return out
 end
 
 -- restore(G, entries) -> true | nil, message: after a restart (shared memory only), the owners
@@ -98,13 +142,22 @@ function M.restore(G, entries)
   local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
   local ended, seen = {}, {}
   for _, e in ipairs(entries) do
-    -- kept for what is left of their task's retention; a task past it is known no more. A
-    -- task's first final record is its end: a later one (an operator's amendment) is not.
+    if e.op == "owner" then -- a compacted journal's owner kept for good (M.lasting): first shown
+      if type(e.id) == "string" and type(e.owner) == "string" then
+        local ok, err = G.tasks.shm:write("safe_add", key(e.id), e.owner, 0)
+        if not ok and err ~= "exists" then
+          return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
+        end
+      end
+    end
+    -- kept for what is left of their task's retention; a task past it is known no more (but
+    -- for its lasting ids: record's ttl false). A task's first final record is its end: a
+    -- later one (an operator's amendment) is not.
     local rec = e.record
     local left = type(rec) == "table" and rec.final and not seen[rec.id] and tasks.left(rec, retention_s, now_s)
-    if left and left > 0 then
+    if left then
       seen[rec.id] = true
-      ended[#ended + 1] = { rec = rec, left = left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
+      ended[#ended + 1] = { rec = rec, left = left > 0 and left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
     end
   end
   table.sort(ended, function(a, b)

@@ -1,0 +1,120 @@
+-- Whose a custom voice is, for good. Every client shares the gateway's one upstream account, and a
+-- custom voice (a clone of a client's own voice) lives upstream until it is deleted, which the
+-- gateway forwards to no one. Its owner was recorded for retention_days, as a task's videos are:
+-- then its id passed as one the gateway never showed, and another account made speech with it.
+-- A gateway started by `kling gateway start` with a retention of about 2.6 s, on one node (its
+-- owner kept across two restarts: the journal as it was written, then as compacted) and on a
+-- Redis store. A simulator and a redis-server of their own.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local json = require "kling.json"
+
+local g = h.launched("gateway-owners")
+local redis = h.redis(g.base .. "/redis")
+local sim
+local RETENTION_DAYS = 0.00003 -- 2.6 s
+
+local function cleanup()
+  g.stop()
+  redis.stop()
+  h.tidy(g.base, g.sim_dir)
+end
+
+local function config(store)
+  local doc = {
+    upstream = { provider = "kling", base_url = sim.http, access_key = sim.access_key, secret_key = sim.secret_key },
+    admin_key = "admin-0123456789abcdef", retention_days = RETENTION_DAYS,
+    poll = { min_interval = 0.2, max_interval = 0.4 },
+    accounts = { { name = "alice", api_key = "gw-alice-key", credit = "10" },
+      { name = "bob", api_key = "gw-bob-key", credit = "10" } },
+  }
+  if store then
+    doc.store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
+  else
+    doc.journal = g.journal
+  end
+  return doc
+end
+
+local gw
+local function call(method, path, key, body)
+  return h.request(method, gw.http .. path, { headers = { authorization = "Bearer " .. key }, body = body })
+end
+
+-- A custom voice of bob's, made and ended -> its voice_id, the task's id
+local function bobs_voice()
+  local res = call("POST", "/v1/general/custom-voices", "gw-bob-key",
+    '{"voice_name":"bob","voice_url":"https://example.com/bob.mp3"}')
+  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  local limit = h.now() + 30
+  while h.now() < limit do
+    local d = call("GET", "/v1/general/custom-voices/" .. id, "gw-bob-key").json
+    local voices = d and d.data and d.data.task_status == "succeed" and d.data.task_result.voices
+    if voices then
+      return assert(voices[1].voice_id, json.encode(d)), id
+    end
+    h.sleep(0.2)
+  end
+  error("bob's custom voice did not end: " .. id)
+end
+
+-- Waits until the task's record is gone (past retention_days).
+local function forgotten(id)
+  local limit = h.now() + 30
+  while h.now() < limit do
+    if call("GET", "/v1/general/custom-voices/" .. id, "gw-bob-key").status == 404 then
+      return true
+    end
+    h.sleep(0.5)
+  end
+  return false
+end
+
+local function speech(key, voice)
+  return call("POST", "/v1/audio/tts", key, json.encode { text = "hello there", voice_id = voice,
+    voice_language = "en" })
+end
+
+local function refused(res, voice)
+  return res.status == 400 and res.json and res.json.code == 1201
+    and res.json.message == "voice_id: " .. voice .. " is not one of this account's"
+end
+
+h.main(function()
+  sim = h.sim_start(g.sim_dir, { task_seconds = 1 })
+  -- one node
+  gw = g.start(config(false))
+  local voice, task = bobs_voice()
+  h.check("one node: alice naming bob's custom voice is refused (400, 1201)", refused(speech("gw-alice-key", voice),
+    voice))
+  h.check("... bob's voice task is forgotten past retention_days (its query 404)", forgotten(task))
+  local res = speech("gw-alice-key", voice)
+  h.check("one node: past retention_days alice naming bob's custom voice is still refused", refused(res, voice),
+    res.body)
+  h.check("... bob still speaks with it", speech("gw-bob-key", voice).status == 200)
+  g.stop()
+  gw = g.start(config(false)) -- the journal as written: the voice's task, past its retention
+  res = speech("gw-alice-key", voice)
+  h.check("one node: after a restart, still refused", refused(res, voice), res.body)
+  local text = h.read(g.journal) or ""
+  h.check("... its compaction kept the owner as a line of its own (the voice's task dropped)",
+    text:find('"op":"owner"', 1, true) and text:find(voice, 1, true) and not text:find('"id":"' .. task, 1, true))
+  g.stop()
+  gw = g.start(config(false)) -- the journal as the last start compacted it (its task dropped)
+  res = speech("gw-alice-key", voice)
+  h.check("one node: after a second restart (a compacted journal), still refused", refused(res, voice), res.body)
+  h.check_no_lua_error(g.srv())
+  g.stop()
+  -- Redis
+  redis.start()
+  gw = g.start(config(true))
+  voice, task = bobs_voice()
+  h.check("Redis: bob's voice task is forgotten past retention_days (its query 404)", forgotten(task))
+  res = speech("gw-alice-key", voice)
+  h.check("Redis: past retention_days alice naming bob's custom voice is still refused", refused(res, voice),
+    res.body)
+  h.check("... bob still speaks with it", speech("gw-bob-key", voice).status == 200)
+  h.check_no_lua_error(g.srv())
+end, function()
+  return g.srv()
+end, cleanup)
