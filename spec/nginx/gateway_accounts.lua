@@ -158,6 +158,14 @@ local function run()
   local metrics = h.request("GET", gw.http .. "/metrics").body or ""
   h.check("... and the refusal is counted by its reason", metrics:find('reason="suspended"} 1', 1, true) ~= nil,
     metrics:match("kling_gateway_refusals_total[^\n]*suspended[^\n]*"))
+  res = create("gw-nobody-key", "a lighthouse unpaid for")
+  local forged = create(token("gw-carol-ak", "not-carols-secret"), "a lighthouse forged")
+  h.check("creates whose caller is not signed in (an unknown key, a token another secret signed): 401",
+    res.status == 401 and forged.status == 401, res.body .. forged.body)
+  metrics = h.request("GET", gw.http .. "/metrics").body or ""
+  h.check("... counted as creates refused for reason auth",
+    metrics:find('\nkling_gateway_refusals_total{reason="auth"} 2\n', 1, true) ~= nil,
+    metrics:match("[^\n]*refusals_total[^\n]*auth[^\n]*"))
 
   -- ---- a restart from the journal, then from its compaction ----
   for _, how in ipairs { "the journal", "its compaction" } do

@@ -619,8 +619,8 @@ end
 local function caller(creating)
   local account, err = auth.account(G.accounts, ngx.var.http_authorization, ngx.time(), G.jwt_cache)
   if not account then
-    if creating and err.status == 503 then -- the store unreadable (down, reset, another unit)
-      return api.refuse("store", err)
+    if creating then -- counted as a create refused: its store unreadable (down, reset, another unit) or its caller
+      return api.refuse(err.status == 503 and "store" or "auth", err) -- not signed in (401: a key unknown, ...)
     end
     return official.fail(err)
   end

@@ -22,8 +22,9 @@ local HELP = {
   kling_gateway_requests_total = { "counter", "Requests answered, by route and HTTP status." },
   kling_gateway_creates_forwarded_total = { "counter", "Creates sent upstream (each once)." },
   kling_gateway_refusals_total = { "counter",
-    "Creates refused, by reason: balance, open (the account's max_open), failed_daily (the account's"
-      .. " max_failed_daily), suspended (by the operator), upstream_paused (the upstream's 1302 Retry-After),"
+    "Creates refused, by reason: auth (its caller not signed in: 401), balance, open (the account's max_open),"
+      .. " failed_daily (the account's max_failed_daily), suspended (by the operator), upstream_paused (the"
+      .. " upstream's 1302 Retry-After),"
       .. " upstream_slots (its parallel slots, learned from a 1303), validation, upstream, journal (one node's,"
       .. " unwritable), capacity (the node's room for open tasks), store (its records unreadable, or the Redis"
       .. " store's unwritable: down, full, reset, another unit); nothing forwarded but upstream." },
