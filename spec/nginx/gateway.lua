@@ -531,8 +531,8 @@ local function run()
     and (metric('kling_gateway_refusals_total{reason="validation"}') or 0) >= 1
     and (metric('kling_gateway_refusals_total{reason="journal"}') or 0) >= 1)
   h.check("issue 12.4: spend by account and currency, to the micro-unit",
-    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}') == micros(am.by.alice.spent),
-    metric('kling_gateway_spent_micros{account="alice",currency="CNY"}'))
+    metric('kling_gateway_spent_micros_total{account="alice",currency="CNY"}') == micros(am.by.alice.spent),
+    metric('kling_gateway_spent_micros_total{account="alice",currency="CNY"}'))
   h.check("issue 12.4: open reservations", metric("kling_gateway_open_reservations") ~= nil)
   local creates_seen = metric('kling_gateway_upstream_seconds_bucket{op="create",le="+Inf"}')
   h.check("issue 12.4: upstream latency histogram", (creates_seen or 0) >= 10

@@ -221,7 +221,7 @@ local function run()
   for i = 1, NODES do
     local m = h.request("GET", url(i, "/metrics"), {})
     open_ok = open_ok and m.status == 200 and m.body:match("\nkling_gateway_open_reservations (%d+)") == "0"
-    spent_seen[i] = tonumber(m.body:match('\nkling_gateway_spent_micros{account="alice",currency="CNY"} (%d+)'))
+    spent_seen[i] = tonumber(m.body:match('\nkling_gateway_spent_micros_total{account="alice",currency="CNY"} (%d+)'))
   end
   h.check("issue 12.5: no reservation is open at the end (kling_gateway_open_reservations 0 on every node)", open_ok)
   -- README (Metrics): the money figures are the store's, the same on every node (never summed)

@@ -205,13 +205,13 @@ function M.render(G)
   out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter.store:journal_errors() + G.tasks:journal_errors()
   gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
   out[#out + 1] = "kling_gateway_open_reservations " .. G.meter.store:open_holds()
-  gauge("kling_gateway_spent_micros", "Settled spend by account and currency, in micro-units.", "counter")
+  gauge("kling_gateway_spent_micros_total", "Settled spend by account and currency, in micro-units.", "counter")
   local reserved, balance, open = {}, {}, {}
   for _, name in ipairs(G.accounts:names()) do
     local a = G.meter:account(name)
     if a then
       local labels = '{account="' .. M.label(name) .. '",currency="' .. M.label(a.currency) .. '"}'
-      out[#out + 1] = "kling_gateway_spent_micros" .. labels .. " " .. string.format("%d", a.spent_micros)
+      out[#out + 1] = "kling_gateway_spent_micros_total" .. labels .. " " .. string.format("%d", a.spent_micros)
       reserved[#reserved + 1] = "kling_gateway_reserved_micros" .. labels .. " "
         .. string.format("%d", a.reserved_micros)
       balance[#balance + 1] = "kling_gateway_balance_micros" .. labels .. " " .. string.format("%d", a.balance_micros)
