@@ -119,4 +119,48 @@ describe("kling.gateway.metrics", function()
       assert.matches("_total$", name)
     end
   end)
+
+  -- With a Redis store the counter named journal_errors counted every failed Redis call, the
+  -- reads of a balance or a task included, and said "journal (or Redis store) writes".
+  it("one node counts its journal's failed writes; a Redis store its failed calls, by stage", function()
+    local one = rendered(nil, { journal_errors = 2, task_journal_errors = 1 })
+    assert.equal(3, value(one, "kling_gateway_journal_errors_total"), one)
+    assert.is_nil(one:find("store_errors", 1, true))
+    local shared = rendered(nil, { store_errors = function() return { connect = 4, call = 5 } end })
+    assert.equal(4, value(shared, 'kling_gateway_store_errors_total{stage="connect"}'), shared)
+    assert.equal(5, value(shared, 'kling_gateway_store_errors_total{stage="call"}'), shared)
+    assert.truthy(shared:find("\n# TYPE kling_gateway_store_errors_total counter\n", 1, true), shared)
+    assert.is_nil(shared:find("journal_errors", 1, true), shared)
+  end)
+
+  it("a Redis call that fails, a read as much as a write, is counted by its stage", function()
+    local gredis = require "kling.gateway.redis"
+    local counts = {}
+    local errors = { incr = function(_, k, n, init)
+      counts[k] = (counts[k] or init or 0) + n
+    end, get = function(_, k) return counts[k] end }
+    local refuse_connect
+    local red = { set_timeout = function() end, get_reused_times = function() return 1 end,
+      close = function() end, set_keepalive = function() end,
+      connect = function()
+        if refuse_connect then
+          return nil, "connection refused"
+        end
+        return true
+      end,
+      evalsha = function() return nil, "ERR a read refused" end }
+    package.loaded["nginx.redis"] = { new = function() return red end }
+    local ok, err = pcall(function()
+      local r = gredis.new("redis://127.0.0.1:6379/0", { errors = errors })
+      r.shas["return redis.call('GET', ARGV[1] .. 'x')"] = "sha"
+      local res, rerr = r:run("return redis.call('GET', ARGV[1] .. 'x')")
+      assert.is_nil(res)
+      assert.matches("a read refused", rerr)
+      refuse_connect = true
+      assert.is_nil((r:run("return 1")))
+      assert.same({ connect = 1, call = 1 }, r:error_counts())
+    end)
+    package.loaded["nginx.redis"] = nil
+    assert(ok, err)
+  end)
 end)

@@ -128,7 +128,8 @@ local function summary(G)
   return {
     accounts = accounts, currency = G.cfg.currency, spent = core.money_format(spent),
     reserved = core.money_format(reserved), entries = G.meter.store:entries_count(),
-    journal_errors = G.meter.store:journal_errors(),
+    journal_errors = not G.redis and G.meter.store:journal_errors() + G.tasks:journal_errors() or nil,
+    store_errors = G.redis and G.meter.store:store_errors() or nil, -- by stage: connect, call
     overdrawn = #over > 0 and over or nil,
     journal = not G.redis and { path = G.cfg.journal, compaction = compact.status(G.ledger_dict) } or nil,
     worker = ngx.worker.pid(), poller = G.poller and { holder = G.poller.holder, tracked = poller.count(G.poller),

@@ -28,7 +28,10 @@ local HELP = {
       .. " upstream_slots (its parallel slots, learned from a 1303), validation, upstream, journal (one node's,"
       .. " unwritable), capacity (the node's room for open tasks), store (its records unreadable, or the Redis"
       .. " store's unwritable: down, full, reset, another unit); nothing forwarded but upstream." },
-  kling_gateway_journal_errors_total = { "counter", "Journal (or Redis store) writes that failed." },
+  kling_gateway_journal_errors_total = { "counter", "Journal writes that failed (one node: its ledger and task"
+    .. " table's lines)." },
+  kling_gateway_store_errors_total = { "counter", "Redis calls that failed, reads and writes alike, by stage: connect"
+    .. " (Redis not reached: connection, AUTH or SELECT), call (a command or script refused, or its answer lost)." },
   kling_gateway_store_round_trips_total = { "counter",
     "Redis round trips carrying creates' records and holds (the creates of a worker meanwhile share one)." },
   kling_gateway_upstream_seconds = { "histogram", "Upstream call latency, by operation." },
@@ -201,10 +204,19 @@ function M.render(G)
       out[#out + 1] = line
     end
   end
-  gauge("kling_gateway_journal_errors_total", HELP.kling_gateway_journal_errors_total[2], "counter")
-  out[#out + 1] = "kling_gateway_journal_errors_total " .. G.meter.store:journal_errors() + G.tasks:journal_errors()
+  local store = G.meter.store
+  if store.store_errors then -- Redis: no journal, every failed call of the store counted by its stage
+    local by_stage, lines = store:store_errors(), {}
+    for _, stage in ipairs { "connect", "call" } do
+      lines[#lines + 1] = 'kling_gateway_store_errors_total{stage="' .. stage .. '"} ' .. (by_stage[stage] or 0)
+    end
+    gauge("kling_gateway_store_errors_total", HELP.kling_gateway_store_errors_total[2], "counter", lines)
+  else
+    gauge("kling_gateway_journal_errors_total", HELP.kling_gateway_journal_errors_total[2], "counter")
+    out[#out + 1] = "kling_gateway_journal_errors_total " .. store:journal_errors() + G.tasks:journal_errors()
+  end
   gauge("kling_gateway_open_reservations", "Reservations held (tasks not yet settled or released).")
-  out[#out + 1] = "kling_gateway_open_reservations " .. G.meter.store:open_holds()
+  out[#out + 1] = "kling_gateway_open_reservations " .. store:open_holds()
   gauge("kling_gateway_spent_micros_total", "Settled spend by account and currency, in micro-units.", "counter")
   local reserved, balance, open = {}, {}, {}
   for _, name in ipairs(G.accounts:names()) do

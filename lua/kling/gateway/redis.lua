@@ -67,17 +67,29 @@ local function advice(text)
   end
 end
 
-function Redis:failed(err)
+-- The stages a Redis call fails at, each counted apart (kling_gateway_store_errors_total{stage}):
+-- "connect" (Redis not reached: the connection, AUTH or SELECT failed), "call" (a command or
+-- script, read or write, refused or its answer lost). The counters' keys in the errors dict.
+M.STAGES = { connect = "store_errors:connect", call = "store_errors:call" }
+
+-- failed(err [, stage]) -> nil, message: counts a failed call (stage "call" unless told) and
+-- words it for the error log and the admin API.
+function Redis:failed(err, stage)
   if self.errors then
-    self.errors:incr("store_errors", 1, 0)
+    self.errors:incr(M.STAGES[stage] or M.STAGES.call, 1, 0)
   end
   local text = tostring(err)
   local why = advice(text)
   return nil, "redis " .. self.cfg.host .. ":" .. self.cfg.port .. ": " .. text .. (why and (" (" .. why .. ")") or "")
 end
 
-function Redis:error_count()
-  return self.errors and self.errors:get("store_errors") or 0
+-- error_counts() -> {connect = n, call = n}: the calls failed so far, every worker's, by stage.
+function Redis:error_counts()
+  local out = {}
+  for stage, k in pairs(M.STAGES) do
+    out[stage] = self.errors and self.errors:get(k) or 0
+  end
+  return out
 end
 
 -- with(fn(red) -> results...) -> results | nil, message: one pooled connection for fn.
@@ -88,21 +100,21 @@ function Redis:with(fn)
   local c = self.cfg
   local ok, err = red:connect(c.host, c.port, self.pool) -- the pool's name made once, not per call
   if not ok then
-    return self:failed(err)
+    return self:failed(err, "connect")
   end
   if (red:get_reused_times() or 0) == 0 then
     if c.password then
       ok, err = red:auth(c.password)
       if not ok then
         red:close()
-        return self:failed(err)
+        return self:failed(err, "connect")
       end
     end
     if c.db ~= 0 then
       ok, err = red:select(c.db)
       if not ok then
         red:close()
-        return self:failed(err)
+        return self:failed(err, "connect")
       end
     end
   end

@@ -874,9 +874,15 @@ function Meter:ledger_trim(n, sha1)
   return res[2]
 end
 
--- Store (Redis) errors stand for journal errors here: the store is the record.
-function Meter:journal_errors()
-  return self.redis:error_count()
+-- No journal here (Redis is the record): no journal write ever fails.
+function Meter.journal_errors()
+  return 0
+end
+
+-- store_errors() -> {connect = n, call = n}: the Redis calls (reads and writes) failed so far,
+-- by stage (kling.gateway.redis error_counts).
+function Meter:store_errors()
+  return self.redis:error_counts()
 end
 
 -- Charges by key are not kept here (the ledger list has them).
