@@ -311,6 +311,25 @@ local function readme_names(text)
   return names
 end
 
+-- README's gateway config table: each name its first cell gives -> the rest of its row; and the
+-- names given more than one row.
+local function config_rows(text)
+  local tbl = assert(text:match("\n%*%*Config%*%* %(`gateway%.json`[^\n]*\n\n| field | meaning |\n"
+    .. "|%-%-%-|%-%-%-|\n(.-)\n\n"),
+    "README's **Config** table is gone")
+  local rows, twice = {}, {}
+  for line in tbl:gmatch("[^\n]+") do
+    local first, rest = line:match("^| ([^|]+) | (.*)$")
+    for name in (first or ""):gmatch("`([%w_]+)`") do
+      if rows[name] then
+        twice[#twice + 1] = name
+      end
+      rows[name] = rest
+    end
+  end
+  return rows, twice
+end
+
 describe("README.md", function()
   local text = read("README.md")
   local client = assert(kling.new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9" })
@@ -397,21 +416,43 @@ describe("README.md", function()
     end
   end)
 
-  it("issue 14: README's config table and docs/gateway.md's name every field the gateway config takes", function()
-    -- the config's own list of known fields, as its refusal of an unknown one gives it
-    local ok, err = pcall(require("kling.gateway.config").check, { qqqqqqqqqqqqqqqqqqqq = 1 })
-    assert.is_false(ok)
-    local known = assert(tostring(err):match("known: ([%w_, ]+)$"), tostring(err))
-    local gateway_md = read("docs/gateway.md")
-    local n = 0
-    for field in known:gmatch("[%w_]+") do
-      n = n + 1
-      assert.truthy(text:find("| `" .. field .. "`", 1, true) or text:find(", `" .. field .. "`", 1, true),
-        "README's config table lacks " .. field)
-      assert.truthy(gateway_md:find("| `" .. field .. "`", 1, true) or gateway_md:find(", `" .. field .. "`", 1, true),
-        "docs/gateway.md's config table lacks " .. field)
+  -- One home per field: README's config table (docs/gateway.md's copy of it drifted from the code).
+  it("issue 14: README's config table names every field the gateway config takes, once, and docs/gateway.md has no"
+    .. " second table of them", function()
+    local fields = require("kling.gateway.config").FIELDS
+    local rows, twice = config_rows(text)
+    assert.same({}, twice, "fields given two rows")
+    local top = {}
+    for _, f in ipairs(fields[""]) do
+      top[f] = true
+      assert.truthy(rows[f], "README's config table lacks " .. f)
     end
-    assert.is_true(n >= 10)
+    for name in pairs(rows) do
+      assert.truthy(top[name], "README's config table has a row for " .. name .. ", which the config does not take")
+    end
+    local n = 0
+    for where, list in pairs(fields) do
+      local parent = where:match("^([%w_]+)")
+      for _, f in ipairs(list) do
+        n = n + 1
+        if parent then
+          assert.truthy(rows[parent]:find("%f[%w_]" .. f .. "%f[^%w_]"), "README's " .. parent .. " row lacks " .. f)
+        end
+      end
+    end
+    assert.is_true(n >= 40, "only " .. n .. " fields read: kling.gateway.config's FIELDS changed shape")
+    local gateway_md = read("docs/gateway.md")
+    for f in pairs(top) do
+      assert.is_nil(gateway_md:find("\n| `" .. f .. "`", 1, true), "docs/gateway.md restates the config table's " .. f)
+    end
+  end)
+
+  it("issue 14: the config table's parser finds rows, and a field given two rows (the check can fail)", function()
+    local rows, twice = config_rows("x\n**Config** (`gateway.json`)\n\n| field | meaning |\n|---|---|\n"
+      .. "| `poll` | `{lookups}` |\n| `a`, `b` | both |\n| `a` | again |\n\nafter")
+    assert.equal("`{lookups}` |", rows.poll)
+    assert.equal("again |", rows.a)
+    assert.same({ "a" }, twice)
   end)
 
   it("issue 14: is self-contained (no ../shared)", function()
@@ -466,11 +507,13 @@ describe("docs/gateway.md", function()
     end
   end)
 
-  it("says which upstream fields a reload cannot change under kling gateway start (proxy.stale)", function()
+  it("README says which upstream fields a reload cannot change under kling gateway start (proxy.stale)", function()
     local proxy = require "kling.gateway.proxy"
     local cfg = { upstream = { base_url = "https://api.example.com", timeout = 60, connect_timeout = 10 } }
     local written = proxy.rendered(cfg)
-    local intro = assert(gateway_md:match("## Configuration[^\n]*\n(.-)\n| field"), "no Configuration section")
+    -- README's "One node" (the operator's commands) is where it is said, once
+    local intro = assert(read("README.md"):match("\n%*%*One node%*%*(.-)\n%*%*Several nodes%*%*"),
+      "no One node section")
     local n = 0
     for field, changed in pairs { base_url = "https://other.example.com", timeout = 30, connect_timeout = 5 } do
       local c = { upstream = { base_url = cfg.upstream.base_url, timeout = 60, connect_timeout = 10 } }
@@ -480,7 +523,7 @@ describe("docs/gateway.md", function()
       n = n + 1
       -- ... and the section on reloads says so
       assert.truthy(intro:find("`upstream." .. field .. "`", 1, true) or intro:find("`" .. field .. "`", 1, true),
-        "docs/gateway.md's Configuration does not say a reload cannot change upstream." .. field .. ": " .. intro)
+        "README's One node does not say a reload cannot change upstream." .. field)
     end
     assert.equal(3, n)
     assert.truthy(intro:find("kling gateway start", 1, true), intro)
@@ -525,5 +568,130 @@ describe("docs/simulator.md", function()
     assert.truthy(said:find("retried after " .. list .. " (both dialects", 1, true), said)
     assert.truthy(said:find("a " .. timeout .. " s timeout", 1, true), said)
     assert.truthy(said:find("at most " .. (#waits + 1) .. " attempts", 1, true), said)
+  end)
+end)
+
+-- Every series the gateway's /metrics writes, as {name = {labels...}} (a histogram's by its own
+-- name, `le` left off): what metrics.render writes, one node's and a Redis node's, once every
+-- counter the gateway's sources count (metrics.inc, observe, the log phase's) has been counted.
+local function emitted_metrics()
+  local metrics = require "kling.gateway.metrics"
+  local fake = require "spec.support.gateway_metrics"
+  local dir = "lua/kling/gateway/"
+  local n = 0
+  for file in io.popen("ls " .. dir):lines() do
+    for call in read(dir .. file):gmatch("metrics%.inc(%b())") do
+      local name = call:match('^%(%s*"(kling_gateway_[%w_]+)"')
+      if name then
+        n = n + 1
+        local labels = {}
+        for l in call:gmatch("([%a_][%w_]*)=\"") do
+          labels[#labels + 1] = l .. '="x"'
+        end
+        metrics.inc(name, #labels > 0 and table.concat(labels, ",") or nil)
+      end
+    end
+  end
+  assert.is_true(n >= 3, "only " .. n .. " metrics.inc calls read: the parser is broken")
+  metrics.observe("create", 0.1)
+  fake.with_ngx({ var = { uri = "/gateway/health" }, req = { get_method = function() return "GET" end }, status = 200 },
+    metrics.log)
+  local out, types = {}, {}
+  for _, text in ipairs { fake.rendered(), fake.rendered(nil, { store_errors = function() return {} end }) } do
+    for name, kind in text:gmatch("\n# TYPE ([%w_]+) (%a+)") do
+      types[name] = kind
+    end
+    for line in text:gmatch("[^\n]+") do
+      local name, labels = line:match("^(kling_gateway_[%w_]+){?([^}%s]*)}? ")
+      if name then
+        local base = name:match("^(.-)_bucket$") or name:match("^(.-)_sum$") or name:match("^(.-)_count$")
+        if base and types[base] == "histogram" then
+          name = base
+        end
+        local ls = {}
+        for l in labels:gmatch('([%a_][%w_]*)="') do
+          if l ~= "le" then
+            ls[#ls + 1] = l
+          end
+        end
+        out[name] = ls
+      end
+    end
+  end
+  return out, types
+end
+
+-- README's metrics table: "| `name{labels}` | type | ... |" -> {name = {labels = "a,b", type = t, rows = n}}.
+local function metrics_rows(text)
+  local tbl = assert(text:match("\n| metric | type | what it counts |\n|%-%-%-|%-%-%-|%-%-%-|\n(.-)\n\n"),
+    "README's metrics table is gone")
+  local rows = {}
+  for name, labels, kind, rest in tbl:gmatch("\n?| `(kling_gateway_[%w_]+)([^`]*)` | (%a+) | ([^\n]*)") do
+    local r = rows[name] or { rows = 0 }
+    r.labels, r.type, r.rows, r.text = labels:match("^{(.*)}$") or labels, kind, r.rows + 1, rest
+    rows[name] = r
+  end
+  return rows
+end
+
+describe("the gateway's metrics", function()
+  local readme = read("README.md")
+
+  it("each one it emits is in README's metrics table once, with its labels and type", function()
+    local emitted, types = emitted_metrics()
+    local rows = metrics_rows(readme)
+    local n = 0
+    for name, labels in pairs(emitted) do
+      n = n + 1
+      local r = rows[name]
+      assert.truthy(r, "README's metrics table lacks " .. name)
+      assert.equal(1, r.rows, name .. " has " .. r.rows .. " rows")
+      assert.equal(table.concat(labels, ","), r.labels, name .. "'s labels")
+      assert.equal(types[name], r.type, name .. "'s type")
+    end
+    for name in pairs(rows) do
+      assert.truthy(emitted[name], "README's metrics table has " .. name .. ", which the gateway does not emit")
+    end
+    assert.is_true(n >= 15, "only " .. n .. " metrics read")
+    -- one home: docs/gateway.md does not restate the table
+    assert.is_nil(read("docs/gateway.md"):find("| `kling_gateway_", 1, true))
+  end)
+
+  it("every reason a create is refused for is in README's refusals row", function()
+    local reasons, n = {}, 0
+    for _, file in ipairs { "api.lua", "init.lua", "forward.lua", "upstream_pace.lua" } do
+      for line in read("lua/kling/gateway/" .. file):gmatch("[^\n]+") do
+        -- the first argument of refuse(...) and unavailable(...): a reason, or an expression of them
+        for _, f in ipairs { "refuse", "unavailable" } do
+          for first in line:gmatch(f .. "%(([^,]+),") do
+            for r in first:gmatch('"([a-z_]+)"') do
+              reasons[r] = true
+            end
+          end
+        end
+        for r in line:gmatch('reason="([a-z_]+)"') do
+          reasons[r] = true
+        end
+        local r = line:match('^%s*return "(upstream_[a-z]+)"')
+        if r then
+          reasons[r] = true
+        end
+      end
+    end
+    local row = assert(metrics_rows(readme).kling_gateway_refusals_total).text
+    for r in pairs(reasons) do
+      n = n + 1
+      assert.truthy(row:find("`" .. r .. "`", 1, true), "README's refusals row lacks the reason " .. r)
+    end
+    assert.is_true(reasons.auth and reasons.upstream_slots and n >= 12, "only " .. n .. " reasons read")
+  end)
+
+  it("a metric missing from the table is found (the check can fail)", function()
+    local rows = metrics_rows("x\n| metric | type | what it counts |\n|---|---|---|\n"
+      .. "| `kling_gateway_a_total{x,y}` | counter | a |\n| `kling_gateway_b` | gauge | b |\n\nafter")
+    assert.same({ "x,y", "counter", 1 }, { rows.kling_gateway_a_total.labels, rows.kling_gateway_a_total.type,
+      rows.kling_gateway_a_total.rows })
+    assert.equal("", rows.kling_gateway_b.labels)
+    assert.is_nil(rows.kling_gateway_c)
   end)
 end)

@@ -87,6 +87,7 @@ local KNOWN = {
   ["accounts[]."] = { "name", "api_key", "access_key", "secret_key", "credit", "max_open", "max_failed_daily",
     "suspended" },
 }
+M.FIELDS = KNOWN -- every field the configuration takes, by where ("" the top level, "poll.", ...): its docs' check
 
 
 -- Refuses a field this configuration does not have, naming the closest known one.
