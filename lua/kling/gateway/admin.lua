@@ -3,7 +3,8 @@
 -- API is off. No reload is needed to add an account or credit.
 --   GET  /gateway/admin                          every account, the totals, overdrawn accounts, the journal's
 --                                                last compaction, this worker's poller
---   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit}
+--   POST /gateway/admin/accounts                 {name, api_key | access_key + secret_key, credit, max_open,
+--                                                max_failed_daily, suspended}: a config account's fields
 --   PATCH /gateway/admin/accounts/<name>         {api_key, access_key, secret_key, max_open, max_failed_daily,
 --                                                suspended: any of them; null drops one}: a created account changed
 --   POST /gateway/admin/accounts/<name>/topup    {amount [, id]}: more credit (with an id: once)
