@@ -455,6 +455,22 @@ describe("README.md", function()
     assert.same({ "a" }, twice)
   end)
 
+  it("shows the operator's gateway commands, one node and several, with every option kling gateway takes", function()
+    local cli = read("lua/kling/cli/gateway.lua")
+    local one = assert(text:match("\n%*%*One node%*%*(.-)\n%*%*Several nodes%*%*"), "no One node section")
+    local several = assert(text:match("\n%*%*Several nodes%*%*(.-)\n\n[^\n]*\n\n"), "no Several nodes section")
+    local n = 0
+    for cmd, opt in cli:gmatch("\n%s*(%a+):option%(\"(%-%-[%w-]+)\"") do
+      n = n + 1
+      local shown = one:match("\n    lua5%.4 bin/kling gateway " .. cmd .. " [^\n]*\n[^\n]*")
+      assert.truthy(shown, "README's One node does not show kling gateway " .. cmd)
+      assert.truthy(shown:find(opt, 1, true), "README's One node shows kling gateway " .. cmd .. " without " .. opt)
+    end
+    assert.is_true(n >= 7, "only " .. n .. " options read")
+    assert.truthy(several:find("bin/kling gateway start --config gateway.json --dir ", 1, true), several)
+    assert.truthy(several:find("bin/kling gateway stop --dir ", 1, true), several)
+  end)
+
   it("issue 14: is self-contained (no ../shared)", function()
     assert.is_nil(text:find("../shared", 1, true))
     assert.is_nil(text:find("design.md", 1, true))
