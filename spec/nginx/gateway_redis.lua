@@ -651,6 +651,11 @@ local function reads_while_redis_is_down()
   until store_now >= n_racing or h.now() > limit
   h.check("... counted in /metrics as creates refused for reason store (there is no journal)", store_now >= n_racing
     and refusals("journal") == journal_before, store_now .. " store, journal " .. refusals("journal"))
+  local text = h.request("GET", url(1, "/metrics")).body or ""
+  local connect_errors = tonumber(text:match('\nkling_gateway_store_errors_total{stage="connect"} (%d+)\n'))
+  h.check("... and its failed Redis calls as store errors by stage (connect: Redis not reached), never as journal"
+    .. " errors (it has no journal)", (connect_errors or 0) > 0 and not text:find("journal_errors", 1, true),
+    text:match("[^\n]*store_errors[^\n]*"))
   redis.start()
   h.check("issue 12.5: with Redis down a task's query, its external id, a list, the balance and a create answer 503"
     .. " (5001) without the store's address, never 404 or an empty list; the admin summary 503, not an empty list of"
