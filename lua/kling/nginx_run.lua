@@ -112,9 +112,13 @@ function M.absolute_dir(dir, prefix)
     end
     dir = out:gsub("%s+$", "")
   end
-  local ok, out = M.run("mkdir -p " .. q(dir) .. " && cd " .. q(dir) .. " && pwd -P")
+  local made, merr = core.mkdir_p(dir)
+  if not made then
+    return nil, merr
+  end
+  local ok, out = M.run("cd " .. q(dir) .. " && pwd -P")
   if not ok then
-    return nil, "cannot create directory " .. dir .. ": " .. out:gsub("%s+$", "")
+    return nil, "cannot use directory " .. dir .. ": " .. out:gsub("%s+$", "")
   end
   return (out:gsub("%s+$", ""))
 end

@@ -348,11 +348,15 @@ local function absolute_dir(dir)
     end
     dir = out:gsub("%s+$", "")
   end
-  local ok, out = run("mkdir -p " .. q(dir) .. " && cd " .. q(dir) .. " && pwd -P")
+  -- mkdir's own message names the path again ("mkdir: cannot create directory 'D': File
+  -- exists"): the cause alone follows ours, and a file at D is said to be one.
+  local ok, out = run("if [ -e " .. q(dir) .. " ] && [ ! -d " .. q(dir) .. " ]; then echo 'it exists and is not a"
+    .. " directory'; exit 1; fi; mkdir -p " .. q(dir) .. " && cd " .. q(dir) .. " && pwd -P")
+  out = out:gsub("%s+$", "")
   if not ok then
-    return nil, "cannot create directory " .. dir .. ": " .. out:gsub("%s+$", "")
+    return nil, "cannot create directory " .. dir .. ": " .. (out:match("^mkdir: .*: ([^:]+)$") or out)
   end
-  return (out:gsub("%s+$", ""))
+  return out
 end
 
 -- start(o) -> info | nil, message [, "running"]. o = {dir, port, out, access_key, secret_key,

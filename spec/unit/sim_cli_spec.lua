@@ -54,6 +54,22 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d, "r"))
   end)
 
+  -- `kling sim start --dir FILE` said "cannot create directory F: mkdir: cannot create directory
+  -- 'F': File exists": mkdir's message after ours, naming the path twice.
+  it("a --dir that is a file, or under one, is refused naming the path once and the cause", function()
+    local f = tmpdir() .. "/file"
+    assert(io.open(f, "w")):close()
+    local status, err = main { "start", "--dir", f }
+    assert.are.equal(1, status)
+    assert.are.equal("kling sim: cannot create directory " .. f .. ": it exists and is not a directory\n", err)
+    status, err = main { "start", "--dir", f .. "/sub" }
+    assert.are.equal(1, status)
+    assert.are.equal("kling sim: cannot create directory " .. f .. "/sub: Not a directory\n", err)
+    local dir, derr = require("kling.nginx_run").absolute_dir(f, "kling-gateway") -- kling gateway start's
+    assert.is_nil(dir)
+    assert.are.equal("cannot create directory " .. f .. ": it exists and is not a directory", derr)
+  end)
+
   it("an --out it cannot write is refused before the simulator starts (none left running)", function()
     local parent = tmpdir()
     sh("chmod 755 " .. q(parent)) -- a dir the simulator could start in
