@@ -25,6 +25,7 @@ local core = require "kling.core"
 local durable_file = require "kling.durable_file"
 local errors = require "kling.errors"
 local json = require "kling.json"
+local local_file = require "kling.local_file"
 local validate = require "kling.validate"
 local id_text = require("kling.providers.common").id_text
 
@@ -62,6 +63,12 @@ local SPEC_FIELD = {
 -- tell which input to fix.
 local function spec_error(err)
   local field = type(err.field) == "string" and err.field or ""
+  -- evolink's spelling: element_image_list.frontal_image, .refer_images[N].image_url
+  local refer = field:match("^element_image_list%.refer_images%[(%d+)%]")
+  if refer or field:match("^element_image_list%.frontal_image") then
+    err.field = "images[" .. (refer and tonumber(refer) + 1 or 1) .. "]"
+    return err
+  end
   local base, index = field:match("^([%w_]+)%[(%d+)%]")
   local to = SPEC_FIELD[base or field]
   if not to then
@@ -170,9 +177,16 @@ function M.request(spec, provider)
   if not req then
     return nil, err
   end
+  -- a local file is read as client:submit reads it (kling.local_file), so that the rules see
+  -- the file, not its path: a directory named `adir` was taken for base64 data and refused as
+  -- not a JPG or PNG, and a JPG's path as not a URL, while submit reads the very same fields
+  local files, ferr = local_file.inline(provider, req)
+  if ferr then
+    return nil, spec_error(ferr)
+  end
   -- the provider's own rules (the official API's 1 to 3 views after the frontal one), named
   -- by the spec's fields: the caller gave images, not element_refer_list
-  err = provider.validate(req, "general/custom-elements")
+  err = provider.validate(local_file.apply(req, files), "general/custom-elements")
   if err then
     return nil, spec_error(err)
   end

@@ -135,6 +135,34 @@ describe("custom elements against the simulator", function()
     assert.are.equal(before, sim.stats().requests)
   end)
 
+  -- `kling element create --image adir` (a directory) was read as base64 ("inline data must be a
+  -- base64-encoded JPG or PNG image") and a JPG's path refused as not a URL: the element's rules saw
+  -- the path, where client:submit reads the very same fields as local files.
+  it("read a local image as submit does: a directory refused as one, a file made into an element", function()
+    local client = sim.client()
+    local dir = root .. "/adir"
+    os.execute("mkdir -p " .. dir)
+    local front = root .. "/front.png"
+    local f = assert(io.open(front, "wb"))
+    f:write(require("support.images").png(400, 400))
+    f:close()
+    local before = sim.stats().requests
+    local _, err = element.create(client, { name = "Mia", description = "d", images = { dir, front } },
+      { cache = false })
+    assert.are.equal("images[1]", err.field)
+    assert.matches("the local file " .. dir .. " is not a regular file (it is a directory)", err.message, 1, true)
+    _, err = element.create(client, { name = "Mia", description = "d", images = { front, dir } }, { cache = false })
+    assert.are.equal("images[2]", err.field)
+    _, err = element.create(evolink(), { name = "Mia", description = "d", images = { IMAGES[1], front } },
+      { cache = false })
+    assert.are.equal("images[2]", err.field) -- evolink's element_image_list.refer_images[1].image_url
+    assert.matches("this provider needs a URL", err.message, 1, true)
+    assert.are.equal(before, sim.stats().requests)
+    local e = assert(element.create(client, { name = "Mia", description = "d", images = { front, front } },
+      { cache = false }))
+    assert.truthy(e.id)
+  end)
+
   it("are used by name in a batch row", function()
     local client = sim.client()
     local cache = cache_path()
