@@ -192,7 +192,13 @@ end
 function Task:wait(opts)
   opts = opts or {}
   errors.check_arg("task:wait", 1, opts, "table") -- wait("60") waited by the client's defaults
-  validate.options("task:wait", opts, WAIT_OPTIONS)
+  -- the options' values before the task's state: a bad one on an ended task (a synchronous
+  -- endpoint's) passed, to fail on the first task that was still running
+  local client = self.client
+  local bad = M.wait_problem(client, opts)
+  if bad then
+    return nil, bad
+  end
   if self.status == "succeeded" then
     return self
   elseif TERMINAL[self.status] then
@@ -201,11 +207,6 @@ function Task:wait(opts)
   local why = unqueryable(self)
   if why then
     return nil, why
-  end
-  local client = self.client
-  local bad = M.wait_problem(client, opts)
-  if bad then
-    return nil, bad
   end
   local driver = client.driver
   local timeout_ms = validate.seconds_ms(opts.timeout or client.wait_timeout)

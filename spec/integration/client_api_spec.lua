@@ -348,4 +348,27 @@ describe("the Lua API of issue 14 against the simulator", function()
     _, err = c:get_task("1.2", { endpoint = "videos/text2video" })
     assert.are.equal("not_found", err.kind)
   end)
+
+  -- task:wait{timeout = -1} (or on_progress = 5) on a task that had ended returned it as if
+  -- the options were fine: a script passed against a synchronous endpoint's finished task and
+  -- failed on its first asynchronous one
+  it("task:wait refuses a bad option value on a finished task too, as on a running one", function()
+    local c = sim.client {}
+    local t = assert(c:submit { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "a fox" })
+    local bad = { { timeout = -1 }, { poll_min = 0 / 0 }, { on_progress = 5 }, { poll_min = 9, poll_max = 2 } }
+    local fields = { "timeout", "poll_min", "on_progress", "poll_min" }
+    for _, opts in ipairs(bad) do
+      local none, err = t:wait(opts)
+      assert.is_nil(none)
+      assert.are.equal("validation", err.kind)
+    end
+    assert(t:wait { timeout = 120 })
+    assert.are.equal("succeeded", t.status)
+    for i, opts in ipairs(bad) do
+      local none, err = t:wait(opts)
+      assert.is_nil(none, fields[i])
+      assert.are.equal("validation", err.kind)
+      assert.are.equal(fields[i], err.field)
+    end
+  end)
 end)
