@@ -693,6 +693,8 @@ local function run_options_problem(opts)
   return nil
 end
 
+local run_locked -- (below M.run, which takes the lock it runs under)
+
 --- Renders a storyboard into one video (`kling storyboard`).
 -- run(client, storyboard, opts) -> result | nil, err. opts: out (the directory, required),
 -- native (override the provider's multi-shot), continuity (start each segment from the
@@ -754,6 +756,27 @@ function M.run(client, sb, opts)
   if not made then
     return nil, errors.validation("out", merr)
   end
+  -- One process per storyboard directory, as kling run's (an flock the kernel drops however
+  -- the process ends): two runs of one DIR each created the segment the other had in flight,
+  -- and paid for it twice. Taken before the journal is read, held until the run returns.
+  local held, lerr, busy, pid = core.lock_file(out .. "/storyboard.lock")
+  if not held then
+    local e = errors.validation("out", busy and ("another process" .. (pid and (" (pid " .. pid .. ")") or "")
+      .. " is running the storyboard in " .. out .. " (nothing was sent)") or lerr)
+    e.locked = busy or nil
+    return nil, e
+  end
+  local ok, result, rerr = pcall(run_locked, client, copy, native, segs, out, opts)
+  held:unlock()
+  if not ok then
+    error(result, 0) -- Ctrl-C, or a bug: the caller's, the lock given back
+  end
+  return result, rerr
+end
+
+-- M.run's part under the directory's lock.
+function run_locked(client, copy, native, segs, out, opts)
+  local err, refused
   -- the journal read first: it refuses what is no regular file (kling.journal), where the probe's
   -- open of a FIFO planted at the name blocked the command for good
   local j, records = journal.open(out .. "/storyboard.jsonl")

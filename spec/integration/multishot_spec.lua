@@ -137,6 +137,37 @@ describe("a storyboard against the simulator", function()
     assert.are.equal(2, sim.stats().creates)
   end)
 
+  -- Two `kling storyboard` runs of one DIR both ran: the second created the segment the first
+  -- had in flight, and both paid for it.
+  it("refuses a directory another live run holds, before anything is sent (kling storyboard: exit 5)", function()
+    local core = require "kling.core"
+    local dir = fresh_dir()
+    local sb = { model = "kling-v3", mode = "std", shots = shots(5) }
+    assert(core.mkdir_p(dir))
+    local held = assert(core.lock_file(dir .. "/storyboard.lock")) -- as a live run holds it
+    local requests = sim.stats().requests
+    local r, err = multishot.run(client, sb, { out = dir })
+    assert.is_nil(r)
+    assert.are.same({ "validation", "out", true }, { err.kind, err.field, err.locked })
+    assert.matches("^another process %(pid %d+%) is running the storyboard in " .. dir:gsub("%p", "%%%0"), err.message)
+    local file = dir .. ".json"
+    local f = assert(io.open(file, "w"))
+    f:write(require("kling.json").encode(sb))
+    f:close()
+    local i = sim.info()
+    local cmd = string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
+      .. "lua5.4 bin/kling storyboard '%s' --out '%s' 2>&1", i.http, i.access_key, i.secret_key, file, dir)
+    local p = io.popen(cmd)
+    local said = p:read("a")
+    local _, _, code = p:close()
+    assert.are.equal(5, code, said)
+    assert.matches("--out: another process", said, 1, true)
+    assert.are.equal(requests, sim.stats().requests)
+    held:unlock()
+    assert(multishot.run(client, sb, { out = dir }))
+    assert.are.equal(1, sim.stats().creates)
+  end)
+
   -- A run killed between a segment's move into place and its "done" line refused that file on
   -- the next run ("the journal has no record of writing it") until the user moved it away.
   it("a segment moved into place just before a kill is the storyboard's on resume; a copy there is not", function()

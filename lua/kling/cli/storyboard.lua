@@ -39,6 +39,7 @@ journal holds a run is refused before anything is sent (give another --out).]]
   cmd:epilog [[
 Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
 (nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting),
+5 another live process is running this DIR (nothing sent),
 130 interrupted (Ctrl-C): run the same command again to resume]]
   cmd:argument("FILE", "the storyboard (JSON)"):argname("FILE"):target "file"
   cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
@@ -83,6 +84,9 @@ function M.run(opts)
     end,
   })
   if not result then
+    if type(rerr) == "table" and rerr.locked then
+      return fail(5, flags.as_given(rerr, { out = "--out" }))
+    end
     return flags.failed(fail, flags.as_given(rerr, { out = "--out" }), "run the same command again to keep waiting")
   end
   if opts.json then
