@@ -476,6 +476,15 @@ local function check_opts(o)
       return nil, k .. " " .. problem
     end
   end
+  -- and in the order every row's client takes them (kling.new's rule, its defaults): poll_min
+  -- 5 beside poll_max 1 made the out directory and refused every row
+  if o.poll_min ~= nil or o.poll_max ~= nil then
+    local default = require("kling.client").default_seconds
+    local order = validate.poll_order_problem(o.poll_min or default("poll_min"), o.poll_max or default("poll_max"))
+    if order then
+      return nil, order
+    end
+  end
   local p = o.parallel
   if p ~= nil and (type(p) ~= "number" or p ~= math.floor(p) or p < 1 or p > engine.MAX_PARALLEL) then
     return nil, "parallel must be a whole number from 1 to " .. engine.MAX_PARALLEL

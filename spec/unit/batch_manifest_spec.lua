@@ -317,6 +317,9 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
       { { poll_min = 1e300 }, "poll_min must be a positive number of seconds" },
       { { poll_max = 3e6 }, "poll_max must be a positive number of seconds" },
       { { estimate = 0 }, "estimate must be a positive number of seconds" },
+      -- in an order no client takes (kling.new's rule): the out directory was made, every row refused
+      { { poll_min = 5, poll_max = 1 }, "poll_min %(5 s%) is longer than poll_max %(1 s%)" },
+      { { poll_min = 20 }, "poll_min %(20 s%) is longer than poll_max %(15 s%)" },
       -- a fraction of a retry, a progress mode that is none (it drew as "plain"), defaults that are no
       -- table (it raised "bad argument #1 to 'for iterator'" from the manifest's reader)
       { { retries = 1.5 }, "retries must be a whole number >= 0 %(got 1.5%)" },
