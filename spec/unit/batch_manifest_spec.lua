@@ -320,6 +320,9 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
       -- in an order no client takes (kling.new's rule): the out directory was made, every row refused
       { { poll_min = 5, poll_max = 1 }, "poll_min %(5 s%) is longer than poll_max %(1 s%)" },
       { { poll_min = 20 }, "poll_min %(20 s%) is longer than poll_max %(15 s%)" },
+      -- a number is a float: 123456789.123456 ran under the cap tostring made of it, 123456789.12346
+      { { budget = 123456789.123456 }, "a budget is a decimal amount .*, a string %(got 123456789.12346%)" },
+      { { budget = { "5CNY", 7 } }, "a budget is a decimal amount .*, a string %(got 7%)" },
       -- a fraction of a retry, a progress mode that is none (it drew as "plain"), defaults that are no
       -- table (it raised "bad argument #1 to 'for iterator'" from the manifest's reader)
       { { retries = 1.5 }, "retries must be a whole number >= 0 %(got 1.5%)" },

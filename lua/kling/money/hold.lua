@@ -11,6 +11,7 @@ local ledgers = require "kling.money.ledger"
 local prices = require "kling.money.quote"
 local usage = require "kling.money.usage"
 local providers = require "kling.providers"
+local validate = require "kling.validate"
 
 local M = {}
 
@@ -296,11 +297,10 @@ end
 local SHAPE = "a decimal amount with its currency, such as \"50CNY\" or \"300:evolink-credits\""
 
 function M.parse(text, default_currency)
-  if type(text) == "number" then
-    text = tostring(text)
-  end
+  -- a number is a float: batch.run{budget = 123456789.123456} ran under the cap tostring made of
+  -- it, 123456789.12346; money is a decimal string, as kling.new's budget.limit must be
   if type(text) ~= "string" then
-    return nil, "a budget is " .. SHAPE
+    return nil, "a budget is " .. SHAPE .. ", a string (got " .. validate.got(text) .. ")"
   end
   local amount, currency = text:match("^%s*(.-)%s*:%s*(.-)%s*$")
   if not amount then
