@@ -518,6 +518,8 @@ function M.list(path)
   return out
 end
 
+local RESOLVE_OPTIONS = { cache = true, provider = true, base_url = true }
+
 --- Element names in an element_list resolved to ids.
 -- resolve(list, {cache =, provider =, base_url =}) -> element_list | nil, err. Entries that
 -- are ids (numbers, strings of digits, tables) pass through; any other string is an
@@ -528,6 +530,17 @@ end
 ---@return table|nil element_list
 ---@return kling.Error|nil err
 function M.resolve(list, opts)
+  -- its options by name and type: resolve(list, {cahce = "mine.json"}) looked the names up in
+  -- the default cache, and gave the ids of other elements of the same names
+  if opts ~= nil then
+    errors.check_arg("element.resolve", 2, opts, "table")
+    validate.options("element.resolve", opts, RESOLVE_OPTIONS)
+    for _, k in ipairs { "cache", "provider", "base_url" } do
+      if opts[k] ~= nil and type(opts[k]) ~= "string" then
+        return nil, errors.validation(k, "must be a string (got " .. validate.type_of(opts[k]) .. ")")
+      end
+    end
+  end
   if type(list) ~= "table" then
     return nil, errors.validation("element_list", "must be a list of element ids or names")
   end

@@ -208,6 +208,27 @@ describe("the element cache", function()
     assert.are.equal("k3", entries[4].key)
   end)
 
+  -- resolve(list, {cahce = path}) looked the names up in the default cache, silently: the ids of
+  -- other elements of the same names went into the request
+  it("refuses an option it does not know, or of the wrong type, by name", function()
+    local path = dir .. "/opts/elements.json"
+    assert(element.save(path, { version = 1, elements = {
+      k1 = { id = "111", name = "Mia", provider = "kling", base_url = "https://a", created_s = 10 } } }))
+    local ok, msg = pcall(element.resolve, { "Mia" }, { cahce = path })
+    assert.is_false(ok)
+    assert.matches("kling.element.resolve: unknown option 'cahce'; did you mean cache?", msg, 1, true)
+    assert.has_error(function()
+      element.resolve({ "Mia" }, path)
+    end)
+    for _, k in ipairs { "cache", "provider", "base_url" } do
+      local none, err = element.resolve({ "Mia" }, { [k] = 5 })
+      assert.is_nil(none)
+      assert.are.same({ "validation", k }, { err.kind, err.field })
+      assert.are.equal("must be a string (got a number (5))", err.message)
+    end
+    assert.are.same({ { element_id = "111" } }, element.resolve({ "Mia" }, { cache = path }))
+  end)
+
   it("reports a cache it cannot read", function()
     local path = dir .. "/broken.json"
     local f = assert(io.open(path, "w"))
