@@ -162,20 +162,19 @@ function M.check_arg(fn, n, value, want)
   end
 end
 
---- Raises unless a list argument is a sequence 1..n (internal): a hole (`{a, nil, b}`) or a key
--- that is not an index (`{first = a}`) would end ipairs early or be skipped, dropping items
--- without a word. Names the first missing index or the stray key.
+--- Where a list is no sequence 1..n, or nil (internal): a hole (`{a, nil, b}`) or a key that
+-- is not an index (`{first = a}`) would end ipairs early or be skipped, dropping items without
+-- a word. -> nil | the stray key | nil, the first missing index, the largest index
 -- @local
----@param fn string
----@param name string the argument's name ("reqs", "tasks")
 ---@param list table
-function M.check_list(fn, name, list)
+---@return any key a key that is not an index
+---@return integer|nil missing the first missing index
+---@return integer|nil max the largest index
+function M.list_gap(list)
   local n, max = 0, 0
   for k in pairs(list) do
     if type(k) ~= "number" or k < 1 or k % 1 ~= 0 then
-      local shown = type(k) == "string" and string.format("%q", k:sub(1, 40)) or tostring(k)
-      error(string.format("kling.%s: %s must be a list (indexes 1..n), got the key %s", fn, name, shown),
-        user_level())
+      return k
     end
     n = n + 1
     if k > max then
@@ -185,10 +184,28 @@ function M.check_list(fn, name, list)
   if n ~= max then
     for i = 1, max do
       if list[i] == nil then
-        error(string.format("kling.%s: %s[%d] is missing (nil), before %s[%d]: a list has no holes", fn, name, i,
-          name, max), user_level())
+        return nil, i, max
       end
     end
+  end
+  return nil
+end
+
+--- Raises unless a list argument is a sequence 1..n (internal), naming the first missing
+-- index or the stray key (`list_gap`).
+-- @local
+---@param fn string
+---@param name string the argument's name ("reqs", "tasks")
+---@param list table
+function M.check_list(fn, name, list)
+  local k, i, max = M.list_gap(list)
+  if k ~= nil then
+    local shown = type(k) == "string" and string.format("%q", k:sub(1, 40)) or tostring(k)
+    error(string.format("kling.%s: %s must be a list (indexes 1..n), got the key %s", fn, name, shown),
+      user_level())
+  elseif i then
+    error(string.format("kling.%s: %s[%d] is missing (nil), before %s[%d]: a list has no holes", fn, name, i,
+      name, max), user_level())
   end
 end
 

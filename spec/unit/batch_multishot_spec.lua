@@ -49,6 +49,13 @@ describe("a storyboard's rules", function()
       { { shots = { { prompt = "a" } } }, "shots[1].duration", "(got none)" },
       { { shots = { { prompt = "a", duration = 16 } } }, "shots[1].duration", "(got 16)" },
       { { shots = { { prompt = "a", duration = 3, elements = { x = 1 } } } }, "shots[1].elements", "a list" },
+      -- a hole ended the walk: {a, nil, b} ran as shot a alone, and a shot's elements after one were dropped
+      { { shots = { { prompt = "a", duration = 3 }, nil, { prompt = "b", duration = 3 } } }, "shots[2]",
+        "is missing (nil), before [3]: a list has no holes" },
+      { { shots = { { prompt = "a", duration = 3 }, last = { prompt = "b", duration = 3 } } }, "shots.last",
+        "is not an index" },
+      { { shots = { { prompt = "a", duration = 3, elements = { "Mia", nil, "Tom" } } } }, "shots[1].elements[2]",
+        "is missing (nil)" },
       { { prompt = "x", shots = shots(3) }, "prompt", "is made from the shots" },
       { { multi_prompt = {}, shots = shots(3) }, "multi_prompt", "is made from the shots" },
     }
