@@ -693,6 +693,11 @@ local function run_options_problem(opts)
     return errors.validation("on_progress", "must be a function(event) (got " .. validate.type_of(opts.on_progress)
       .. ")")
   end
+  -- the element cache's path: elements = 5 ran, to fail (or not) only at a shot naming an element
+  if opts.elements ~= nil and (type(opts.elements) ~= "string" or opts.elements == "") then
+    return errors.validation("elements", "must be the path of an element cache (got "
+      .. (opts.elements == "" and "an empty string" or validate.type_of(opts.elements)) .. ")")
+  end
   if opts.frames_base_url ~= nil and type(opts.frames_base_url) ~= "string" then
     return errors.validation("frames_base_url", "must be a URL string (got " .. validate.type_of(opts.frames_base_url)
       .. ")")

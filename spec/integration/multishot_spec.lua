@@ -274,6 +274,13 @@ describe("a storyboard against the simulator", function()
 
   it("refuses what breaks a rule before sending anything", function()
     local before = sim.stats().requests
+    -- an element cache that is no path ran, the option unused until a shot named an element
+    for _, bad in ipairs { 5, "", true } do
+      local none, berr = multishot.run(client, { model = "kling-v3", shots = shots(5) },
+        { out = fresh_dir(), elements = bad })
+      assert.is_nil(none)
+      assert.are.same({ "validation", "elements" }, { berr.kind, berr.field })
+    end
     local _, err = multishot.run(client, { model = "kling-v3", shots = { { prompt = string.rep("x", 513),
       duration = 5 } } }, { out = fresh_dir() })
     assert.are.equal("shots[1].prompt", err.field)

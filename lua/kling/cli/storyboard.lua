@@ -57,6 +57,9 @@ end
 
 local fail = flags.failure("kling storyboard")
 
+-- multishot.run's options named as the flags that gave them
+local AS_GIVEN = { out = "--out", elements = "--elements", frames_base_url = "--frames-base-url" }
+
 function M.run(opts)
   local sb, err = multishot.load(opts.file)
   if not sb then
@@ -85,9 +88,9 @@ function M.run(opts)
   })
   if not result then
     if type(rerr) == "table" and rerr.locked then
-      return fail(5, flags.as_given(rerr, { out = "--out" }))
+      return fail(5, flags.as_given(rerr, AS_GIVEN))
     end
-    return flags.failed(fail, flags.as_given(rerr, { out = "--out" }), "run the same command again to keep waiting")
+    return flags.failed(fail, flags.as_given(rerr, AS_GIVEN), "run the same command again to keep waiting")
   end
   if opts.json then
     local segs = json.array {}
