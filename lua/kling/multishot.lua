@@ -556,6 +556,8 @@ function Run:check_all(segs, continuity)
       _, err = self.client:check(req)
       if err and chained then
         self:frame_hint(err)
+      elseif err and err.field == "image" and self.sb.shots[seg.first].image ~= nil then
+        err.field = "shots[" .. seg.first .. "].image" -- the shot's own, as the caller wrote it
       end
     end
     if err then

@@ -274,6 +274,13 @@ describe("a storyboard against the simulator", function()
 
   it("refuses what breaks a rule before sending anything", function()
     local before = sim.stats().requests
+    -- a shot's own image refused was named "image", a field the storyboard does not have
+    local sb = { model = "kling-v3", shots = shots(5, 5, 5, 4) }
+    sb.shots[4].image = root
+    local _, err = multishot.run(client, sb, { out = fresh_dir() })
+    assert.are.equal("shots[4].image", err.field)
+    assert.matches("^segment 2 %(shots 4..4%): the local file .* is not a regular file %(it is a directory%)",
+      err.message)
     -- an element cache that is no path ran, the option unused until a shot named an element
     for _, bad in ipairs { 5, "", true } do
       local none, berr = multishot.run(client, { model = "kling-v3", shots = shots(5) },
@@ -281,7 +288,7 @@ describe("a storyboard against the simulator", function()
       assert.is_nil(none)
       assert.are.same({ "validation", "elements" }, { berr.kind, berr.field })
     end
-    local _, err = multishot.run(client, { model = "kling-v3", shots = { { prompt = string.rep("x", 513),
+    _, err = multishot.run(client, { model = "kling-v3", shots = { { prompt = string.rep("x", 513),
       duration = 5 } } }, { out = fresh_dir() })
     assert.are.equal("shots[1].prompt", err.field)
     _, err = multishot.run(client, { model = "kling-v3", shots = shots(14, 2) }, { out = fresh_dir() })
