@@ -1286,6 +1286,11 @@ describe("a request's array with a hole or a stray key", function()
     _, err = c:check { endpoint = "videos/multi-image2video", model = "kling-v1-6", prompt = "a",
       image_list = { { image = "https://e.com/a.png" }, nil, { image = "https://e.com/b.png" } } }
     assert.are.equal("image_list[2]", err.field)
+    -- a call's (not a task's) array: {p1, nil, p2} left p2 unchecked, and went as a JSON object
+    local pt = { x = 0.5, y = 0.5 }
+    _, err = c:call("videos/multi-elements/add-selection", { session_id = "s", frame_index = 0,
+      points = { pt, nil, { x = 7, y = 0.5 } } })
+    assert.are.same({ "validation", "points[2]" }, { err.kind, err.field })
     for _, p in ipairs { "evolink", "apiinone", "compat" } do
       _, err = client(p):check { model = "kling-v3", mode = "std", prompt = "a", duration = 5,
         element_list = { { element_id = "1" }, nil, { element_id = "2" } } }

@@ -84,6 +84,11 @@ local function points(params)
   if type(pts) ~= "table" or #pts == 0 then
     return fail("points", "is required: an array of {x, y}, each in 0..1")
   end
+  -- a hole ({p1, nil, p2}) left p2 unchecked and sent the points as a JSON object
+  err = validate.array(R.ctx(), params, "points")
+  if err then
+    return err
+  end
   for i, p in ipairs(pts) do
     if type(p) ~= "table" or type(p.x) ~= "number" or type(p.y) ~= "number" or p.x < 0 or p.x > 1 or p.y < 0
       or p.y > 1 then
