@@ -1286,6 +1286,12 @@ describe("a request's array with a hole or a stray key", function()
     _, err = c:check { endpoint = "videos/multi-image2video", model = "kling-v1-6", prompt = "a",
       image_list = { { image = "https://e.com/a.png" }, nil, { image = "https://e.com/b.png" } } }
     assert.are.equal("image_list[2]", err.field)
+    -- an array inside an item: a motion brush's trajectories
+    local px = { x = 1, y = 1 }
+    _, err = c:check { endpoint = "videos/image2video", model = "kling-v1", mode = "std", duration = 5, prompt = "a",
+      image = "https://e.com/a.png", dynamic_masks = { { mask = "https://e.com/m.png",
+      trajectories = { px, px, nil, { x = 0.5, y = 1 } } } } }
+    assert.are.same({ "validation", "dynamic_masks[1].trajectories[3]" }, { err.kind, err.field })
     -- a call's (not a task's) array: {p1, nil, p2} left p2 unchecked, and went as a JSON object
     local pt = { x = 0.5, y = 0.5 }
     _, err = c:call("videos/multi-elements/add-selection", { session_id = "s", frame_index = 0,

@@ -163,6 +163,8 @@ local function validate_masks(req)
     end
     err = validate.image(c, m, "mask")
     local tr = m.trajectories
+    -- a hole ({p1, nil, p3}) left p3 unchecked, the points sent as a JSON object
+    err = err or (type(tr) == "table" and validate.array(c, m, "trajectories")) or nil
     if not err and (type(tr) ~= "table" or #tr < 2 or #tr > 77) then
       err = fail("trajectories", "is required: 2 to 77 points {x, y}")
     end
