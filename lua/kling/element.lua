@@ -110,6 +110,11 @@ function M.check(spec, provider)
   if err then
     return err
   end
+  -- an element is found again by its name (the cache, a storyboard's elements): one spelling each
+  local decomposed = validate.decomposed_problem(spec.name)
+  if decomposed then
+    return fail("name", "must be spelt composed (got " .. decomposed .. ")", provider)
+  end
   local images, video = spec.images, spec.video
   if (images == nil) == (video == nil) then
     return fail("images", "give either images (one frontal and up to 3 more) or a video, not both", provider)
@@ -118,11 +123,9 @@ function M.check(spec, provider)
     if type(images) ~= "table" or images[1] == nil then
       return fail("images", "must be a list: the frontal image first, then up to 3 more views", provider)
     end
-    local key, missing = errors.list_gap(images)
-    if key ~= nil or missing then
-      return fail(key ~= nil and ("images." .. tostring(key)) or ("images[" .. missing .. "]"), key ~= nil
-        and "is not an index: images is a list (the frontal image first)" or "is missing (nil): a list has no holes",
-        provider)
+    local at, why = validate.list_problem(images, "images")
+    if at then
+      return fail(at, why, provider)
     end
     if #images > 4 then
       return fail("images", "one frontal image and at most 3 more (got " .. #images .. ")", provider)
@@ -142,10 +145,9 @@ function M.check(spec, provider)
     if type(spec.tags) ~= "table" then
       return fail("tags", "must be a list of tag ids o_101 .. o_108", provider)
     end
-    local key, missing = errors.list_gap(spec.tags)
-    if key ~= nil or missing then
-      return fail(key ~= nil and ("tags." .. tostring(key)) or ("tags[" .. missing .. "]"), key ~= nil
-        and "is not an index: tags is a list" or "is missing (nil): a list has no holes", provider)
+    local at, why = validate.list_problem(spec.tags, "tags")
+    if at then
+      return fail(at, why, provider)
     end
     for i, t in ipairs(spec.tags) do
       if not TAGS[t] then
@@ -553,6 +555,11 @@ function M.resolve(list, opts)
   local out = {}
   for i, item in ipairs(list) do
     if type(item) == "string" and not item:match("^%d+$") then
+      local decomposed = validate.decomposed_problem(item)
+      if decomposed then -- named as no element is (their names are composed: M.check)
+        return nil, errors.validation("element_list[" .. i .. "]", "'" .. validate.shown(item) .. "' must be spelt "
+          .. "composed (got " .. decomposed .. ")")
+      end
       if not entries then
         local err
         entries, err = M.list(opts.cache)

@@ -70,19 +70,6 @@ function M.load(path)
   return doc
 end
 
--- Where a Lua list is no sequence 1..n (kling.errors.list_gap), as a field's suffix and the
--- rule, or nil. The walks below (ipairs) stopped at a hole: a storyboard whose second shot was
--- nil ran as its first alone, and a shot's elements after a hole were dropped.
-local function list_gap(list)
-  local key, i, max = errors.list_gap(list)
-  if key ~= nil then
-    return "." .. tostring(key), "is not an index: a list has keys 1..n only"
-  elseif i then
-    return "[" .. i .. "]", "is missing (nil), before [" .. max .. "]: a list has no holes"
-  end
-  return nil
-end
-
 --- Checks a storyboard's shots.
 -- check(sb) -> nil | validation error naming the shot and the rule.
 ---@param sb table
@@ -91,9 +78,10 @@ function M.check(sb)
   if type(sb) ~= "table" or type(sb.shots) ~= "table" or sb.shots[1] == nil then
     return fail("shots", "a storyboard needs a list of shots {prompt, duration, image?, elements?}")
   end
-  local at, why = list_gap(sb.shots)
+  -- ipairs below stopped at a hole: {a, nil, b} ran as shot a alone
+  local at, why = validate.list_problem(sb.shots, "shots")
   if at then
-    return fail("shots" .. at, why)
+    return fail(at, why)
   end
   for k in pairs(sb) do
     if k == "multi_shot" or k == "multi_prompt" or k == "prompt" or k == "duration" then
@@ -129,9 +117,9 @@ function M.check(sb)
     if els ~= nil and (type(els) ~= "table" or (next(els) ~= nil and els[1] == nil)) then
       return fail(where .. ".elements", "must be a list of element names or ids")
     end
-    at, why = list_gap(els or {})
+    at, why = validate.list_problem(els or {}, where .. ".elements")
     if at then
-      return fail(where .. ".elements" .. at, why)
+      return fail(at, why)
     end
   end
   return nil

@@ -274,7 +274,7 @@ end
 -- braille fillers, the Mongolian vowel separator and free variation selectors, the combining
 -- grapheme joiner, the variation selectors, and the unassigned specials (U+FFF0-8). Two names
 -- that differ only by one print alike. (Two spellings of one accented letter, composed and
--- decomposed, also print alike: telling them apart needs Unicode's normalization tables.)
+-- decomposed, also print alike: a decomposed one is refused by its mark, `combining` below.)
 local function invisible(cp)
   if cp < 0xAD then
     return false
@@ -328,6 +328,41 @@ local function hides(cp)
   return breaks_line(cp) or wide_space(cp) or invisible(cp)
 end
 
+-- Code points that a decomposed spelling (Unicode's NFD, as macOS file names and some
+-- editors write text) puts after the letter they belong to: the combining diacritical marks
+-- (U+0300-036F, and their extensions, supplement, symbols and half marks), the kana voicing
+-- marks (U+3099-309A: NFD's が is か + U+3099) and the Hangul conjoining vowels and finals
+-- (U+1161-11FF: NFD's 한 is three jamo). A name holding one has a composed spelling (NFC: é as
+-- U+00E9, not e + U+0301) that prints alike and compares apart: two names for one, so it is
+-- refused rather than compared as it is (composing it needs Unicode's tables). The rare name
+-- whose mark has no composed form (x + U+0304) is refused with it.
+local function combining(cp)
+  return (cp >= 0x0300 and cp <= 0x036F) or (cp >= 0x1161 and cp <= 0x11FF) or (cp >= 0x1AB0 and cp <= 0x1AFF)
+    or (cp >= 0x1DC0 and cp <= 0x1DFF) or (cp >= 0x20D0 and cp <= 0x20FF) or cp == 0x3099 or cp == 0x309A
+    or (cp >= 0xFE20 and cp <= 0xFE2F)
+end
+
+local function hides_or_combines(cp)
+  return hides(cp) or combining(cp)
+end
+
+local COMPOSE = "a combining mark: a decomposed spelling (NFD); write the name composed (NFC), as one"
+  .. " character per accented letter (é as U+00E9, not e + U+0301), as it prints and compares"
+
+--- Why the name `s` is spelt decomposed, or nil: its first combining mark (kling.validate's
+-- `combining`) as "U+XXXX, a combining mark: ...". For names the library compares (a batch
+-- row's id, a client's external_task_id, an element's name): "Zoë" composed and decomposed
+-- print alike and were two names (two rows, two elements made and paid).
+---@param s string
+---@return string|nil
+function M.decomposed_problem(s)
+  if type(s) ~= "string" or not s:find("[\204\205\225\226\227\239]") then
+    return nil -- no byte that starts one of those code points (ASCII and most text, without decoding)
+  end
+  local bad = first_of(s, combining)
+  return bad and (bad .. ", " .. COMPOSE) or nil
+end
+
 --- Why `s` cannot name something a person reads and tells apart from other names (a batch
 -- row's id, a client's external_task_id), or nil: 1 to max_chars characters of valid UTF-8,
 -- one line, no space but U+0020 and none at either end, nothing that shows as nothing.
@@ -348,7 +383,11 @@ function M.name_problem(s, max_chars)
   elseif s:find("^ ") or s:find(" $") then
     return rule .. " (got a space at " .. (s:find("^ ") and "its start" or "its end") .. ")"
   end
-  local bad = s:find("[%z\1-\31\127-\255]") and first_of(s, hides)
+  local bad = s:find("[%z\1-\31\127-\255]") and first_of(s, hides_or_combines)
+  local cp = bad and tonumber(bad:sub(3), 16)
+  if cp and combining(cp) and not hides(cp) then -- (U+034F, the grapheme joiner, is invisible first)
+    return rule .. " (got " .. bad .. ", " .. COMPOSE .. ")"
+  end
   return bad and (rule .. " (got " .. bad .. ")") or nil
 end
 
@@ -576,6 +615,26 @@ function M.whole_in(ctx, req, field, lo, hi, set, why)
   return nil
 end
 
+--- Where a table given as a list is not one, or nil: a Lua table holds a list part and keys of
+-- its own at once ({{image = "..."}, foo = 1}, {shot1, shot2, n = 2}, {a, nil, c}), and every
+-- reader of a list walks 1..#v (ipairs stops at a hole), so a key outside the items or an item
+-- after a hole was dropped unseen. A JSON array never has one. The test is kling.errors.list_gap.
+-- -> nil | the field to name (field.key, field[i]), the rule
+---@param v table
+---@param field string the list's field name, as errors name it
+---@return string|nil name
+---@return string|nil why
+function M.list_problem(v, field)
+  local key, missing, max = errors.list_gap(v)
+  if key ~= nil then
+    local at = type(key) == "string" and ("." .. M.brief(key)) or ("[" .. M.shown(key) .. "]")
+    return field .. at, "is not an index: a list has keys 1..n only (the key would be dropped)"
+  elseif missing then
+    return field .. "[" .. missing .. "]", "is missing (nil), before [" .. max .. "]: a list has no holes"
+  end
+  return nil
+end
+
 function M.array(ctx, req, field, max_items)
   local v = req[field]
   if v == nil then
@@ -586,11 +645,9 @@ function M.array(ctx, req, field, max_items)
   end
   -- a hole or a stray key in a Lua table: the JSON sent held the items before the hole alone
   -- (element_list = {a, nil, b} went as [a], and was paid for without b)
-  local key, missing = errors.list_gap(v)
-  if key ~= nil then
-    return fail(ctx, field, "must be an array (keys 1..n), got the key " .. M.brief(tostring(key)))
-  elseif missing then
-    return fail(ctx, field .. "[" .. missing .. "]", "is missing (nil): an array has no holes")
+  local at, why = M.list_problem(v, field)
+  if at then
+    return fail(ctx, at, why)
   end
   if max_items and #v > max_items then
     return fail(ctx, field, string.format("must have at most %d items (got %d)", max_items, #v))

@@ -43,7 +43,7 @@ describe("an element's rules", function()
       { { tags = { "o_109" } }, "tags[1]", "o_101 .. o_108" },
       -- a key that is no index, or a tag after a hole, was dropped without a word (the element made without it)
       { { images = { IMG, IMG, side = IMG } }, "images.side", "is not an index" },
-      { { tags = { "o_101", nil, "o_102" } }, "tags[2]", "is missing (nil): a list has no holes" },
+      { { tags = { "o_101", nil, "o_102" } }, "tags[2]", "is missing (nil), before [3]: a list has no holes" },
       { { images = { IMG, IMG, nil, IMG } }, "images[3]", "is missing (nil)" },
       -- a field the spec does not have was dropped and the element made without it (and paid)
       { { tagz = { "o_101" } }, "tagz", "unknown field of an element (it has name, description, images, video, "

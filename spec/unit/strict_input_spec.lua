@@ -1263,9 +1263,9 @@ describe("a request's array with a hole or a stray key", function()
     local shot = { prompt = "a", duration = 3 }
     for _, case in ipairs {
       { { multi_prompt = { shot, nil, shot }, duration = 6 }, "multi_prompt[2]",
-        "is missing (nil): an array has no holes" },
-      { { multi_prompt = { shot, shot, x = 1 }, duration = 6 }, "multi_prompt",
-        "must be an array (keys 1..n), got the key x" },
+        "is missing (nil), before [3]: a list has no holes" },
+      { { multi_prompt = { shot, shot, x = 1 }, duration = 6 }, "multi_prompt.x",
+        "is not an index: a list has keys 1..n only" },
       { { element_list = { { element_id = "1" }, nil, { element_id = "2" } } }, "element_list[2]", "is missing (nil)" },
     } do
       local req = { model = "kling-v3", mode = "std", prompt = "a", duration = 5 }
@@ -1302,5 +1302,102 @@ describe("a request's array with a hole or a stray key", function()
         element_list = { { element_id = "1" }, nil, { element_id = "2" } } }
       assert.are.equal("element_list[2]", err.field, p)
     end
+  end)
+end)
+
+-- A Lua list given with keys of its own ({{image = ...}, foo = 1}, {shot, shot, n = 2}) kept only
+-- its items: every reader walks 1..#list, so the other keys were dropped without a word. They
+-- are refused by the list's name and the key, as an unknown field is; so is a gap ({a, nil, c}:
+-- the items after it were dropped).
+describe("a list with keys besides its items", function()
+  local official = provider("kling")
+  local shots = function(extra)
+    local list = { { prompt = "a", duration = 2 }, { prompt = "b", duration = 3 } }
+    for k, v in pairs(extra or {}) do
+      list[k] = v
+    end
+    return list
+  end
+  local function with(list, k, v)
+    list[k] = v
+    return list
+  end
+
+  it("is refused by the list's name and the key, on every provider", function()
+    local mi = { model = "kling-v1-6", prompt = "x", image_list = { { image = IMG } } }
+    official.accepts(mi, "videos/multi-image2video")
+    mi.image_list.foo = 1
+    official.rejects(mi, "image_list.foo", "is not an index", "videos/multi-image2video")
+    local v3 = { model = "kling-v3", multi_shot = true, shot_type = "customize", duration = 5, multi_prompt = shots() }
+    official.accepts(v3)
+    official.rejects(with(v3, "multi_prompt", shots { n = 2 }), "multi_prompt.n", "is not an index")
+    official.rejects({ model = "kling-v3", prompt = "x", element_list = with({ 123 }, "name", "cat") },
+      "element_list.name", "is not an index")
+    for _, p in ipairs { "evolink", "compat", "apiinone" } do
+      local req = { model = p == "compat" and "kling-v3" or nil, image = p == "compat" and IMG or nil,
+        multi_shot = true, shot_type = "customize", duration = 5, multi_prompt = shots() }
+      provider(p).accepts(req)
+      req.multi_prompt = shots { n = 2 }
+      provider(p).rejects(req, "multi_prompt.n", "is not an index")
+    end
+  end)
+
+  it("is refused inside an item too (a mask's trajectories, an effect's images)", function()
+    local points = { { x = 1, y = 1 }, { x = 2, y = 2 } }
+    local masked = { model = "kling-v1", prompt = "x", image = IMG, dynamic_masks = { { mask = IMG,
+      trajectories = points } } }
+    official.accepts(masked, "videos/image2video")
+    points.z = 3
+    official.rejects(masked, "dynamic_masks[1].trajectories.z", "is not an index", "videos/image2video")
+    local hug = { effect_scene = "hug", model = "kling-v1", mode = "std", duration = 5, images = { IMG, IMG } }
+    official.accepts(hug, "videos/effects")
+    hug.images.left = IMG
+    official.rejects(hug, "images.left", "is not an index", "videos/effects")
+    local refs = { { image_url = IMG } }
+    local element = { model = "kling-custom-element", element_name = "Cat", element_description = "a cat",
+      reference_type = "image_refer", element_image_list = { frontal_image = IMG, refer_images = refs } }
+    provider("evolink").accepts(element, "general/custom-elements")
+    refs.more = { image_url = IMG }
+    provider("evolink").rejects(element, "element_image_list.refer_images.more", "is not an index",
+      "general/custom-elements")
+  end)
+
+  it("is refused in a storyboard's shots and an element's images and tags (a Lua caller's own tables)", function()
+    local multishot = require "kling.multishot"
+    local element = require "kling.element"
+    local sb = { shots = { { prompt = "a", duration = 3 } } }
+    assert.is_nil(multishot.check(sb))
+    sb.shots.n = 1
+    local err = multishot.check(sb)
+    assert.equal("shots.n", err.field)
+    assert.matches("is not an index", err.message, 1, true)
+    sb.shots.n, sb.shots[1].elements = nil, { "cat", main = "dog" }
+    err = multishot.check(sb)
+    assert.equal("shots[1].elements.main", err.field)
+    assert.matches("is not an index", err.message, 1, true)
+    local spec = { name = "Cat", description = "a cat", images = { IMG }, tags = { "o_101" } }
+    assert.is_nil(element.check(spec))
+    spec.images.back = IMG
+    err = element.check(spec)
+    assert.equal("images.back", err.field)
+    assert.matches("is not an index", err.message, 1, true)
+    spec.images.back, spec.tags.other = nil, "o_102"
+    err = element.check(spec)
+    assert.equal("tags.other", err.field)
+    assert.matches("is not an index", err.message, 1, true)
+  end)
+
+  it("with a gap is refused naming the missing item, before anything is sent", function()
+    local c = assert(kling.new { provider = "kling", access_key = "a", secret_key = "s",
+      base_url = "http://127.0.0.1:9" })
+    local list = { { image = IMG }, { image = IMG }, { image = IMG } }
+    list[2] = nil
+    local _, err = c:submit { endpoint = "videos/multi-image2video", model = "kling-v1-6", prompt = "x",
+      image_list = list }
+    assert.equal("image_list[2]", err.field)
+    assert.matches("is missing (nil), before [3]", err.message, 1, true)
+    -- a JSON array is a list of items only
+    local decoded = require("kling.json").decode('[{"image":"' .. IMG .. '"}]')
+    assert.is_nil(require("kling.validate").list_problem(decoded))
   end)
 end)

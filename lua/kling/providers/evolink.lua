@@ -154,9 +154,9 @@ local function check_image_list(list)
     if type(refs) ~= "table" or (next(refs) ~= nil and refs[1] == nil) then
       return fail("element_image_list.refer_images", "must be an array of {image_url = URL}")
     end
-    local problem = validate.list_problem(refs)
-    if problem then
-      return fail("element_image_list.refer_images", problem)
+    local at, why = validate.list_problem(refs, "element_image_list.refer_images")
+    if at then
+      return fail(at, why)
     end
     if #refs < 1 or #refs > 3 then -- seed 003: optional, 1-3 (an empty one is refused there)
       return fail("element_image_list.refer_images", "must have 1 to 3 images when given, or be left out (got "

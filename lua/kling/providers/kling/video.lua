@@ -168,7 +168,6 @@ local function validate_masks(req)
     if not err and (type(tr) ~= "table" or #tr < 2 or #tr > 77) then
       err = fail("trajectories", "is required: 2 to 77 points {x, y}")
     end
-    err = err or validate.array(c, m, "trajectories")
     for j, p in ipairs(not err and tr or {}) do
       local point = "trajectories[" .. j .. "]"
       if type(p) ~= "table" then
