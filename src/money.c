@@ -6,6 +6,7 @@
 #include "kling.h"
 #include "money.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,9 +63,12 @@ static int64_t check_micros(lua_State *L, int arg) {
 }
 
 /* Seconds as an integer, a number or a decimal string -> ms. A fractional
- * number (a JSON float such as 5.5) is printed to the millisecond and parsed
- * as a decimal: it is a duration, never an amount. On error returns the
- * message. */
+ * number (a JSON float such as 5.5) is printed with DBL_DIG (15) significant
+ * digits, the decimal it was written as, and parsed as that decimal: half up
+ * beyond the millisecond, as a string is. Printed to the millisecond, the
+ * binary value's rounding decided instead (1.0005 s, a double just under it,
+ * and 0.0625 s, half-even, were a millisecond short of "1.0005" and "0.0625").
+ * It is a duration, never an amount. On error returns the message. */
 static const char *seconds_ms(lua_State *L, int idx, int64_t *ms) {
     enum kling_money_err e;
     int64_t whole;
@@ -86,11 +90,17 @@ static const char *seconds_ms(lua_State *L, int idx, int64_t *ms) {
     } else {
         char buf[64];
         lua_Number d = lua_tonumber(L, idx);
-        int n;
+        int n, idigits = 1, places;
+        double p10 = 10.0;
         if (!isfinite(d) || d < 0 || d > 1e15) {
             return d < 0 ? kling_money_strerror(KLING_MONEY_NEGATIVE) : kling_money_strerror(KLING_MONEY_OVERFLOW);
         }
-        n = snprintf(buf, sizeof buf, "%.3f", (double)d);
+        while (idigits < 16 && (double)d >= p10) {
+            idigits++;
+            p10 *= 10.0;
+        }
+        places = DBL_DIG - idigits < 3 ? 3 : DBL_DIG - idigits;
+        n = snprintf(buf, sizeof buf, "%.*f", places, (double)d);
         if (n <= 0 || (size_t)n >= sizeof buf) {
             return kling_money_strerror(KLING_MONEY_OVERFLOW);
         }

@@ -65,6 +65,17 @@ describe("kling.core money bindings", function()
     assert.is_nil(core.seconds_ms(0 / 0))
   end)
 
+  it("rounds a duration given as a number as the same decimal given as a string: half up beyond the ms", function()
+    -- a provider's "duration": 1.0005 (a double just under 1.0005) or 0.0625 (exact: printf's
+    -- half-even) was a millisecond short of its string, billed a per_second rule under it
+    for _, s in ipairs({ "1.0005", "0.0625", "5.0415", "123456.0005", "86399.9995", "0.0005", "0.3" }) do
+      assert.equal(core.seconds_ms(s), core.seconds_ms(tonumber(s)), s)
+    end
+    assert.equal(1001, core.seconds_ms(1.0005))
+    assert.equal(300, core.seconds_ms(0.1 + 0.2))
+    assert.equal(1000000000000000000, core.seconds_ms(1e15))
+  end)
+
   it("evaluates a rule and explains it; bad rule data raises", function()
     local micros, bd = core.price_eval({ kind = "per_second", price = "5.4", minimum = 3, multiplier = "1.333" },
       { duration = 2 })
