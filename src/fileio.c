@@ -60,6 +60,18 @@ static void held_release(dev_t dev, ino_t ino) {
     pthread_mutex_unlock(&held_mutex);
 }
 
+/* A path argument: the open, lock or fsync sees the bytes up to the first NUL, so a path that
+ * holds one ("journal\0.bak", checked by its caller as the whole string) would name another
+ * file than the one checked. Misuse: raised, as output_target and mkdir_p refuse it. */
+static const char *check_path(lua_State *L, int arg) {
+    size_t len;
+    const char *path = luaL_checklstring(L, arg, &len);
+    if (memchr(path, '\0', len) != NULL) {
+        luaL_argerror(L, arg, "a path must not hold a NUL byte");
+    }
+    return path;
+}
+
 static int push_errno(lua_State *L, const char *what, const char *path) {
     int e = errno;
     lua_pushnil(L);
@@ -133,7 +145,7 @@ static int push_refused(lua_State *L, const char *path, const char *what) {
 /* append_sync(path, data) -> true | nil, message: appends data with one write loop and
  * fsyncs the file (and its directory when the file was created). */
 static int l_append_sync(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     size_t len, off = 0;
     const char *data = luaL_checklstring(L, 2, &len);
     struct stat st;
@@ -166,7 +178,7 @@ static int l_append_sync(lua_State *L) {
 /* fsync_path(path) -> true | nil, message: makes a file's content (and, with a second true
  * argument, its directory entry after a rename) durable. */
 static int l_fsync_path(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     int with_dir = lua_toboolean(L, 2);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return push_errno(L, "cannot open", path);
@@ -215,7 +227,7 @@ static int write_pid(int fd, long pid) {
  * the descriptor closes when the last of these lock objects is released. Without it, a second
  * lock of the same file, even by the same process, is refused (a batch directory: one run). */
 static int l_lock_file(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     struct stat st;
@@ -346,7 +358,7 @@ static int push_read_failure(lua_State *L, const char *what, const char *path) {
 }
 
 static int l_read_regular(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
+    const char *path = check_path(L, 1);
     lua_Integer max = luaL_checkinteger(L, 2);
     struct stat st;
     int fd;

@@ -239,6 +239,26 @@ describe("core.append_sync and core.lock_file, where they write", function()
     assert.are.equal("keep", f:read("a"))
     f:close()
   end)
+
+  it("raise on a path holding a NUL byte, as read_regular and fsync_path do: the system call would see "
+    .. "another file, the bytes before it", function()
+    -- "victim\0.jsonl": a caller that checked the whole string (its suffix, its directory) appended
+    -- to, locked, read or fsynced dir/victim
+    local path = dir .. "/victim\0.jsonl"
+    for name, call in pairs({
+      append_sync = function() return core.append_sync(path, "x\n") end,
+      lock_file = function() return core.lock_file(path) end,
+      read_regular = function() return core.read_regular(path, 100) end,
+      fsync_path = function() return core.fsync_path(path) end,
+    }) do
+      local ok, err = pcall(call)
+      assert.is_false(ok, name)
+      assert.matches("must not hold a NUL byte", err, 1, true)
+    end
+    local f = assert(io.open(dir .. "/victim", "rb"))
+    assert.are.equal("keep", f:read("a"))
+    f:close()
+  end)
 end)
 
 -- A download moved to its name must never replace a file that appeared there meanwhile.
