@@ -295,9 +295,10 @@ static int rule_enum(lua_State *L, int idx, const char *name, const struct rule_
         return 1;
     }
     if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, -1);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
         for (i = 0; names[i].name != NULL; i++) {
-            if (strcmp(s, names[i].name) == 0) {
+            if (strlen(names[i].name) == len && memcmp(s, names[i].name, len) == 0) {
                 *out = names[i].value;
                 lua_pop(L, 1);
                 return 1;

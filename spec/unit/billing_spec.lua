@@ -99,6 +99,19 @@ describe("kling.core money bindings", function()
     })
     assert.is_true(core.price_check { kind = "ceil_to_unit", price = "0.5", unit = 5 })
   end)
+
+  it("refuses a kind, round or tier_match that is a known name followed by a NUL and more", function()
+    -- they were compared with strcmp: "per_call\0 x 100" was per_call, "exact\0" exact
+    for _, rule in ipairs({
+      { kind = "per_call\0 x 100", price = "1" },
+      { kind = "per_second", price = "1", round = "exact\0" },
+      { kind = "tiered", tiers = { { seconds = 5, price = "1" } }, tier_match = "ceil\0" },
+    }) do
+      local ok, err = core.price_check(rule)
+      assert.is_nil(ok)
+      assert.matches("unknown value", err, 1, true)
+    end
+  end)
 end)
 
 describe("billing.estimate shape", function()
