@@ -638,6 +638,15 @@ static int l_price_eval(lua_State *L) {
         return 3;
     }
     e = kling_price_eval(&r, &u, &res);
+#if LUA_VERSION_NUM < 503
+    /* A charge (or a count of units) LuaJIT cannot hold exactly is out of range there, returned
+     * as Lua 5.4 returns any amount out of range: push_micros would raise it, in a settlement
+     * of what a provider reported. */
+    if (e == KLING_MONEY_OK && (res.micros > EXACT_MAX || res.micros < -EXACT_MAX || res.units > EXACT_MAX)) {
+        e = KLING_MONEY_OVERFLOW;
+        res.field = r.kind == KLING_PRICE_PER_UNIT ? "count" : res.billed_ms >= 0 ? "duration" : "rule";
+    }
+#endif
     if (e != KLING_MONEY_OK) {
         return push_eval_error(L, &r, &u, &res, e);
     }

@@ -100,6 +100,42 @@ describe("kling.core money bindings", function()
     assert.is_true(core.price_check { kind = "ceil_to_unit", price = "0.5", unit = 5 })
   end)
 
+  it("returns a charge beyond 2^53 micro-units as out of range under LuaJIT (nginx's Lua), never raises", function()
+    -- Lua 5.4 holds it; LuaJIT's doubles do not, and price_eval raised there (push_micros)
+    assert.equal(10 ^ 16 // 1, core.price_eval({ kind = "per_unit", price = "1000" }, { count = 10000000 }))
+    local nginx = require "support.nginx"
+    local jit_cpath, none = nginx.jit_cpath()
+    if not jit_cpath then
+      pending(none)
+      return
+    end
+    local http = require "socket.http"
+    local srv = nginx.start([[
+      location = /price {
+        content_by_lua_block {
+          local core = require "kling.core"
+          local out = {}
+          for _, c in ipairs({
+            { { kind = "per_unit", price = "1000" }, { count = 10000000 } },
+            { { kind = "per_second", price = "1000000" }, { duration = 9100 } },
+            { { kind = "per_call", price = "10000000000" } },
+          }) do
+            local ok, m, err, field = pcall(core.price_eval, c[1], c[2])
+            out[#out + 1] = table.concat({ tostring(ok), tostring(m), tostring(err), tostring(field) }, ",")
+          end
+          local ok, m = pcall(core.price_eval, { kind = "per_unit", price = "1000" }, { count = 9007199 })
+          ngx.say(type(jit), " ", table.concat(out, "|"), " ", tostring(ok), ",", string.format("%d", m))
+        }
+      }
+    ]], { cpath = jit_cpath })
+    local body, code = http.request(srv.url .. "/price")
+    local log = srv.error_log()
+    srv.stop()
+    assert.equal(200, code, log)
+    assert.equal("table true,nil,amount out of range,count|true,nil,amount out of range,duration"
+      .. "|true,nil,amount out of range,rule true,9007199000000000\n", body)
+  end)
+
   it("refuses a kind, round or tier_match that is a known name followed by a NUL and more", function()
     -- they were compared with strcmp: "per_call\0 x 100" was per_call, "exact\0" exact
     for _, rule in ipairs({
