@@ -87,8 +87,4 @@ const char *kh_category(const kh_xfer *x);
  * the transfer is left untouched so that it can be collected again. */
 void kh_push_result(lua_State *L, const kh_xfer *x);
 
-/* Parse the status code out of a status line ("HTTP/1.1 200 OK", "HTTP/2 204"):
- * the code, or -1 when the line is not a status line. Exposed for the tests. */
-long kh_parse_status(const char *line, size_t len);
-
 #endif

@@ -1,6 +1,7 @@
 /* What a transfer collects while it runs (libcurl callbacks, pure C) and what
  * Lua sees once it finished: the result table and its error category. */
 #include "http.h"
+#include "http_head.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -70,35 +71,10 @@ void kh_buf_release(kh_buf *b, size_t keep_cap) {
     }
 }
 
-long kh_parse_status(const char *line, size_t len) {
-    size_t i = 5;
-    long code = 0;
-    int digits;
-    if (len < 5 || memcmp(line, "HTTP/", 5) != 0) {
-        return -1;
-    }
-    while (i < len && line[i] != ' ') { /* the version: 1.1, 2, 3 */
-        i++;
-    }
-    while (i < len && line[i] == ' ') {
-        i++;
-    }
-    for (digits = 0; digits < 3; digits++, i++) {
-        if (i >= len || line[i] < '0' || line[i] > '9') {
-            return -1;
-        }
-        code = code * 10 + (line[i] - '0');
-    }
-    if (i < len && line[i] != ' ' && line[i] != '\r' && line[i] != '\n') {
-        return -1;
-    }
-    return code;
-}
-
 size_t kh_on_header(char *data, size_t size, size_t n, void *ud) {
     kh_xfer *x = ud;
     size_t len = size * n;
-    long status = kh_parse_status(data, len);
+    long status = kling_http_status(data, len);
     x->rx_bytes += (curl_off_t)len;
     /* A new status line starts a new response block (1xx, a followed redirect):
      * only the last block's headers describe the result. */
@@ -238,10 +214,6 @@ static void push_lower(lua_State *L, const char *s, size_t len) {
     luaL_pushresult(&b);
 }
 
-static int is_space(char c) {
-    return c == ' ' || c == '\t';
-}
-
 /* Set headers[name] = value into the table at the top of the stack, joining a
  * repeated name with ", " (RFC 9110 5.3) or, for a folded continuation
  * (name == NULL), appending to the previous header's value. */
@@ -273,36 +245,17 @@ static void set_header(lua_State *L, const char *name, size_t nlen, const char *
     *has_last = 1;
 }
 
-/* Push a table of the last response block's headers. The status line and the
- * blank line that ends a block are skipped. */
+/* Push a table of the last response block's headers (kling_http_head_next: the
+ * status line and the blank line that ends a block are skipped). */
 static void push_headers(lua_State *L, const kh_buf *head) {
     /* No header bytes at all leaves data NULL: NULL + 0 is undefined (UBSan, issue 11.17). */
     const char *p = head->data, *end = p ? p + head->len : NULL;
+    struct kling_http_field f;
     int has_last = 0;
     lua_pushnil(L);      /* slot for the last header name (continuations) */
     lua_newtable(L);
-    while (p && p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = eol ? eol : end;
-        const char *next = eol ? eol + 1 : end;
-        const char *colon;
-        if (line_end > p && line_end[-1] == '\r') {
-            line_end--;
-        }
-        if (line_end > p && kh_parse_status(p, (size_t)(line_end - p)) < 0) {
-            if (is_space(*p)) {
-                const char *v = p, *ve = line_end;
-                while (v < ve && is_space(*v)) v++;
-                while (ve > v && is_space(ve[-1])) ve--;
-                set_header(L, NULL, 0, v, (size_t)(ve - v), &has_last);
-            } else if ((colon = memchr(p, ':', (size_t)(line_end - p))) != NULL && colon > p) {
-                const char *v = colon + 1, *ve = line_end;
-                while (v < ve && is_space(*v)) v++;
-                while (ve > v && is_space(ve[-1])) ve--;
-                set_header(L, p, (size_t)(colon - p), v, (size_t)(ve - v), &has_last);
-            }
-        }
-        p = next;
+    while (p && kling_http_head_next(&p, end, &f)) {
+        set_header(L, f.name, f.nlen, f.value, f.vlen, &has_last);
     }
     lua_remove(L, -2);
 }
