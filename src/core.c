@@ -1,6 +1,8 @@
 /* kling.core: the C core's entry point. One opener per concern (see kling.h). */
 #include "kling.h"
 
+#include <string.h>
+
 void kling_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
     luaL_newmetatable(L, name);
     luaL_setfuncs(L, meta, 0);
@@ -55,6 +57,39 @@ const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len) {
     }
     lua_pop(L, 1);
     return s;
+}
+
+/* A text given (an amount, a field name), as a message shows it: quoted, at most QUOTE_MAX of its bytes,
+ * each that is not printable ASCII (a NUL, a stray byte, a quote) written \xNN, so that the
+ * message says what was given and stays one line of valid UTF-8. */
+#define QUOTE_MAX 40
+void kling_push_quoted(lua_State *L, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    luaL_Buffer b;
+    size_t i, n = len < QUOTE_MAX ? len : QUOTE_MAX;
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '\'');
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
+            luaL_addchar(&b, (char)c);
+        } else {
+            luaL_addchar(&b, '\\');
+            luaL_addchar(&b, 'x');
+            luaL_addchar(&b, hex[c >> 4]);
+            luaL_addchar(&b, hex[c & 15]);
+        }
+    }
+    luaL_addchar(&b, '\'');
+    if (n < len) {
+        lua_pushfstring(L, "... (%d bytes)", (int)(len > 0x7fffffff ? 0x7fffffff : len));
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+}
+
+int kling_is_name(const char *s, size_t len, const char *name) {
+    return strlen(name) == len && memcmp(s, name, len) == 0;
 }
 
 __attribute__((visibility("default"))) int luaopen_kling_core(lua_State *L);

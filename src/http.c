@@ -254,15 +254,17 @@ static void check_known_fields(lua_State *L, int idx, const char *const *known) 
         int i, found = 0;
         lua_pop(L, 1);
         if (lua_type(L, -1) == LUA_TSTRING) {
-            const char *k = lua_tostring(L, -1);
+            size_t klen;
+            const char *k = lua_tolstring(L, -1, &klen);
             for (i = 0; known[i]; i++) {
-                if (strcmp(k, known[i]) == 0) {
+                if (kling_is_name(k, klen, known[i])) {
                     found = 1;
                     break;
                 }
             }
             if (!found) {
-                luaL_error(L, "kling.http: unknown field '%s'", k);
+                kling_push_quoted(L, k, klen);
+                luaL_error(L, "kling.http: unknown field %s", lua_tostring(L, -1));
             }
         } else {
             luaL_error(L, "kling.http: options must be a table with string keys");
@@ -362,11 +364,11 @@ typedef struct {
     int follow, has_body_method;
 } kh_req;
 
-static int valid_method(const char *m, int *with_body) {
+static int valid_method(const char *m, size_t len, int *with_body) {
     static const char *const names[] = {"GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", NULL};
     int i;
     for (i = 0; names[i]; i++) {
-        if (strcmp(m, names[i]) == 0) {
+        if (kling_is_name(m, len, names[i])) {
             *with_body = i >= 3; /* POST, PUT, PATCH always send a body (maybe empty) */
             return 1;
         }
@@ -375,13 +377,14 @@ static int valid_method(const char *m, int *with_body) {
 }
 
 static void read_req(lua_State *L, kh_client *c, int idx, kh_req *r) {
-    size_t url_len = 0;
+    size_t url_len = 0, method_len = 3;
     memset(r, 0, sizeof *r);
-    r->method = kling_optstr(L, idx, "method", NULL);
+    r->method = kling_optstr(L, idx, "method", &method_len);
     if (!r->method) {
         r->method = "GET";
+        method_len = 3;
     }
-    if (!valid_method(r->method, &r->has_body_method)) {
+    if (!valid_method(r->method, method_len, &r->has_body_method)) {
         luaL_error(L, "kling.http: field 'method' must be one of GET, HEAD, DELETE, POST, PUT, PATCH");
     }
     r->url = kling_optstr(L, idx, "url", &url_len);

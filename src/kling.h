@@ -40,6 +40,14 @@ void kling_setbool(lua_State *L, const char *name, int v);
 lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer def);
 const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len);
 
+/* Whether the Lua string s (len bytes) is name, all of it: strcmp stops at a NUL, so that
+ * "timeout_ms\0x" would pass as the field timeout_ms (and its value go unread). */
+int kling_is_name(const char *s, size_t len, const char *name);
+
+/* Pushes s quoted for a message: '...', at most 40 of its bytes, each byte that is not
+ * printable ASCII (a NUL included) written \xNN. */
+void kling_push_quoted(lua_State *L, const char *s, size_t len);
+
 /* fileio.c: the one rule for a path an output file is written to (downloads, core.http's
  * output). kling_path_control_at: the offset of the first control byte (below 0x20, or 0x7f,
  * NUL included) or -1. kling_create_output: creates path exclusively, never through a link

@@ -123,35 +123,6 @@ static void push_amount(lua_State *L, int64_t micros) {
 
 /* ---- money_* ---- */
 
-/* A text given as an amount, as a message shows it: quoted, at most QUOTE_MAX of its bytes,
- * each that is not printable ASCII (a NUL, a stray byte, a quote) written \xNN, so that the
- * message says what was given and stays one line of valid UTF-8. */
-#define QUOTE_MAX 40
-static void push_quoted(lua_State *L, const char *s, size_t len) {
-    static const char hex[] = "0123456789ABCDEF";
-    luaL_Buffer b;
-    size_t i, n = len < QUOTE_MAX ? len : QUOTE_MAX;
-    luaL_buffinit(L, &b);
-    luaL_addchar(&b, '\'');
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-            luaL_addchar(&b, (char)c);
-        } else {
-            luaL_addchar(&b, '\\');
-            luaL_addchar(&b, 'x');
-            luaL_addchar(&b, hex[c >> 4]);
-            luaL_addchar(&b, hex[c & 15]);
-        }
-    }
-    luaL_addchar(&b, '\'');
-    if (n < len) {
-        lua_pushfstring(L, "... (%d bytes)", (int)(len > 0x7fffffff ? 0x7fffffff : len));
-        luaL_addvalue(&b);
-    }
-    luaL_pushresult(&b);
-}
-
 static int l_money_parse(lua_State *L) {
     size_t len;
     const char *s;
@@ -163,7 +134,7 @@ static int l_money_parse(lua_State *L) {
     e = kling_money_parse(s, len, &v);
     if (e != KLING_MONEY_OK) {
         lua_pushnil(L);
-        push_quoted(L, s, len);
+        kling_push_quoted(L, s, len);
         lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), e == KLING_MONEY_PRECISION ? "more than 6 decimals"
                                                                                     : kling_money_strerror(e));
         lua_remove(L, -2);
@@ -174,7 +145,7 @@ static int l_money_parse(lua_State *L) {
      * cannot hold exactly is refused like any other bad amount, never raised */
     if (v > EXACT_MAX || v < -EXACT_MAX) {
         lua_pushnil(L);
-        push_quoted(L, s, len);
+        kling_push_quoted(L, s, len);
         lua_pushfstring(L, "%s: amount out of range (at most 2^53 micro-units on LuaJIT)", lua_tostring(L, -1));
         lua_remove(L, -2);
         return 2;
@@ -298,7 +269,7 @@ static int rule_enum(lua_State *L, int idx, const char *name, const struct rule_
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
         for (i = 0; names[i].name != NULL; i++) {
-            if (strlen(names[i].name) == len && memcmp(s, names[i].name, len) == 0) {
+            if (kling_is_name(s, len, names[i].name)) {
                 *out = names[i].value;
                 lua_pop(L, 1);
                 return 1;

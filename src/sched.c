@@ -79,15 +79,17 @@ static void check_fields(lua_State *L, int idx, const char *what, const char *co
     while (lua_next(L, idx) != 0) {
         const char *const *n;
         const char *key;
+        size_t klen;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
             luaL_error(L, "kling.core: %s options must be named fields", what);
         }
-        key = lua_tostring(L, -1);
-        for (n = names; *n != NULL && strcmp(*n, key) != 0; n++) {
+        key = lua_tolstring(L, -1, &klen);
+        for (n = names; *n != NULL && !kling_is_name(key, klen, *n); n++) {
         }
         if (*n == NULL) {
-            luaL_error(L, "kling.core: %s: unknown field '%s'", what, key);
+            kling_push_quoted(L, key, klen);
+            luaL_error(L, "kling.core: %s: unknown field %s", what, lua_tostring(L, -1));
         }
     }
 }
