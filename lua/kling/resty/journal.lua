@@ -268,6 +268,59 @@ function Journal:append(entry)
   return true
 end
 
+-- position() -> the identity (device:inode) of the file at the journal's path and its size |
+-- nil: a line appended now lands at or past that size, in that file. A stat, no open (a top-up's
+-- pending mark keeps it: kling.money.stores.shared).
+function Journal:position()
+  local ok, size, id = core.output_target(self.path)
+  if ok and size ~= nil then
+    return id, size
+  end
+  return nil
+end
+
+-- scan(id, from, to, most, needle, match) -> where it stopped, the entry found | nil, why: the
+-- first line between bytes `from` and `to` of the file `id` (Journal:position's) that holds the
+-- text needle and whose entry match(entry) takes. At most `most` bytes are read a call (a worker
+-- never reads the whole journal): it stops at a line's end past them, the caller goes on from
+-- there. Refused when the file at the path is another one now (a journal reopened).
+function Journal:scan(id, from, to, most, needle, match)
+  local ok, _, now = core.output_target(self.path)
+  if not ok or now ~= id then
+    return nil, "the journal " .. self.path .. " is another file now than the one the line was written to"
+  end
+  local f, err = io.open(self.path, "rb")
+  if not f then
+    return nil, "cannot read the journal " .. self.path .. ": " .. tostring(err)
+  end
+  if core.file_identity and core.file_identity(f) ~= id then
+    f:close()
+    return nil, "the journal " .. self.path .. " is another file now than the one the line was written to"
+  end
+  local at = f:seek("set", from) and from
+  if not at then
+    f:close()
+    return nil, "cannot read the journal " .. self.path .. " at byte " .. tostring(from)
+  end
+  local found
+  while at < to and at - from < most do
+    local line = f:read("*l")
+    if not line then
+      break
+    end
+    at = at + #line + 1 -- its newline (one past the end for a last line without: the scan ends there)
+    if line:find(needle, 1, true) then
+      local e = json.decode(line)
+      if type(e) == "table" and match(e) then
+        found = e
+        break
+      end
+    end
+  end
+  f:close()
+  return at, found
+end
+
 -- Why a journal does not reopen its path: the file there is not the one it writes.
 function Journal:not_ours(missing)
   return "cannot reopen the journal " .. self.path .. ": " .. (missing and "there is no file there (moved away"

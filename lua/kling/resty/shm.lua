@@ -99,4 +99,52 @@ function M.lock(dict, key, seconds, tries, block)
   return nil, err
 end
 
+-- A process's start time (field 22 of /proc/<pid>/stat, in clock ticks since boot) and state, or
+-- nil where it is not there (gone, or no /proc).
+local function proc_start(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "rb")
+  local s = f and f:read("*a")
+  if f then
+    f:close()
+  end
+  local rest = s and s:match("%) (.*)$") -- the fields after the command's name (which may hold spaces)
+  if not rest then
+    return nil
+  end
+  local state = rest:match("^(%S+)")
+  local n = 2 -- rest begins at field 3
+  for v in rest:gmatch("%S+") do
+    n = n + 1
+    if n == 22 then
+      return v, state
+    end
+  end
+  return nil
+end
+
+local own = {}
+--- owner() -> this process, as a mark in shared memory names its writer: "<pid>/<start time>"
+-- (a pid the kernel gave again to another process has another start time).
+---@return string
+function M.owner()
+  local pid = ngx.worker and ngx.worker.pid and ngx.worker.pid() or 0
+  if own.pid ~= pid then
+    own.pid, own.text = pid, pid .. "/" .. (proc_start(pid) or "?")
+  end
+  return own.text
+end
+
+--- gone(owner) -> whether the process owner() named has ended (a zombie has): false while it
+-- may run, also when it cannot be told (no /proc, an owner of another form).
+---@param owner string
+---@return boolean
+function M.gone(owner)
+  local pid, start = tostring(owner):match("^(%d+)/(%d+)$")
+  if not pid or pid == "0" or not proc_start("self") then
+    return false
+  end
+  local now, state = proc_start(pid)
+  return now ~= start or state == "Z" or state == "X"
+end
+
 return M

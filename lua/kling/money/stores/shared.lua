@@ -429,19 +429,96 @@ function M.topup_of(key)
   return key:match("^tu:([^:]+):(.+)$")
 end
 
+-- A top-up's id taken and not yet applied is marked in the dict by a string (an applied one is
+-- its micros): "pending <micros> <owner> <since_ms> <file> <from> <to>", owner the worker writing
+-- its line (kling.resty.shm owner: pid and start time), since_ms when it began, file and from
+-- the journal's identity and size before the line was appended (the line, if written, lands
+-- past from; "-" when the journal cannot tell), to the journal's size once the owner was found
+-- gone (0 before). "landed ..." once the line is written, before the credit's three incrs.
+local LEASE_MS = LOCK_SECONDS * 1000 -- a mark's owner is asked whether it is gone only after this
+local SCAN_BYTES = 1048576 -- of the journal read by one retry of a top-up left pending
+local MARK = "^(%a+) (%d+) (%S+) (%d+) (%S+) (%d+) (%d+)$"
+
+local function mark(state, micros, owner, since, file, from, to)
+  return string.format("%s %d %s %d %s %d %d", state, micros, owner, math.floor(since), file, from, to)
+end
+
+local function recording(account, id, why)
+  return errors.new { kind = "server", field = "id", message = "top-up " .. id .. " of account " .. account
+    .. " is being recorded (" .. why .. "); try again" }
+end
+
+-- A top-up of id left pending by a worker that died writing its line, resolved by a retry of it
+-- (under the account's lock) from the journal's own record: its line, looked for only in the
+-- bytes appended from when it began to when its worker was found gone, SCAN_BYTES a retry (never
+-- the whole journal in a request). -> "free" (no line: the id is given back, nothing was added) |
+-- micros (its line is there: now counted, as a restart's replay would) | nil, err (not yet).
+function Meter:resolve(account, id, idkey, was)
+  local state, m, owner, since, file, from, to = was:match(MARK)
+  m, since, from, to = tonumber(m), tonumber(since), tonumber(from), tonumber(to)
+  if state ~= "pending" or file == "-" or not (self.journal and self.journal.scan) then
+    -- its line written and its credit maybe half added, or no journal that can be read back:
+    -- never applied twice, a restart reads the journal
+    return nil, recording(account, id, "its worker left it so; a restart of nginx, which reads the journal,"
+      .. " resolves it")
+  elseif self.clock() - since < LEASE_MS or not shm.gone(owner) then
+    return nil, recording(account, id, "by worker " .. owner:match("^%d+") .. ", since " .. string.format("%.1f",
+      (self.clock() - since) / 1000) .. " s")
+  end
+  local d = self.dict
+  if to == 0 then
+    -- its owner is gone: its line, if it was written, is before the journal's end now
+    local now, size = self.journal:position()
+    if now ~= file then
+      return nil, recording(account, id, "its worker died, and the journal was replaced since; a restart of nginx"
+        .. " resolves it")
+    end
+    to = size
+  end
+  local at, found = self.journal:scan(file, from, to, SCAN_BYTES, json.value(id), function(e)
+    return e.op == "topup" and e.topup_account == account and e.topup_id == id
+  end)
+  if not at then
+    return nil, recording(account, id, "its worker died; " .. tostring(found))
+  elseif found then
+    d:incr(akey(account, "topup"), m, 0)
+    d:incr(akey(account, "limit"), m)
+    d:incr(akey(account, "avail"), m)
+    local set, serr = d:safe_set(idkey, m, self.topup_id_ttl)
+    if not set then
+      ngx.log(ngx.ERR, "kling meter: top-up ", id, " of ", account, " applied, its id left pending: ", tostring(serr))
+    end
+    ngx.log(ngx.WARN, "kling meter: top-up ", id, " of ", account, " left pending by worker ", owner,
+      " is in the journal: counted now")
+    return m
+  elseif at < to then
+    local ok, serr = d:safe_set(idkey, mark("pending", m, owner, since, file, at, to))
+    return nil, recording(account, id, "its worker died; the journal is read back to byte " .. at .. " of " .. to
+      .. (ok and "" or (" (" .. tostring(serr) .. ")")))
+  end
+  d:delete(idkey)
+  ngx.log(ngx.WARN, "kling meter: top-up ", id, " of ", account, " left pending by worker ", owner,
+    " is not in the journal: nothing was added")
+  return "free"
+end
+
 -- @local
 function Meter:topup_locked(account, micros, cap, id)
   local d = self.dict
   local idkey = id and topup_key(account, id)
   local before = idkey and d:get(idkey)
   if type(before) == "string" then
-    -- another worker is writing it: the lock outlived (a journal write past LOCK_SECONDS), or
-    -- that worker died with its line written or not (a restart reads the journal): not applied,
-    -- not free, whatever the amount
-    return nil, errors.new { kind = "server", field = "id", message = "top-up " .. id .. " of account " .. account
-      .. " is being recorded (a worker that died recording it leaves it so until a restart, which reads the"
-      .. " journal); try again" }
-  elseif before then
+    -- another worker is writing it (the lock outlived: a journal write past LOCK_SECONDS), or
+    -- that worker died with its line written or not: resolved from the journal once it is gone
+    local err
+    before, err = self:resolve(account, id, idkey, before)
+    if not before then
+      return nil, err
+    elseif before == "free" then
+      before = nil
+    end
+  end
+  if before then
     if before ~= micros then
       return nil, memory.topup_id_clash(account, id, before)
     end
@@ -456,8 +533,14 @@ function Meter:topup_locked(account, micros, cap, id)
   -- gives it back. The mark has no life of its own: one of the id's (retention_days, seconds
   -- in a short one) expired under a slow line, and a retry then found the id free and added it
   -- again; the id's life starts once the top-up counts.
+  local pending
   if idkey then
-    local taken, terr = self.shm:write("safe_set", idkey, "pending " .. micros)
+    local file, from
+    if self.journal and self.journal.position then
+      file, from = self.journal:position()
+    end
+    pending = mark("pending", micros, shm.owner(), self.clock(), file or "-", from or 0, 0)
+    local taken, terr = self.shm:write("safe_set", idkey, pending)
     if not taken then
       return nil, errors.new { kind = "server", field = "id", message = "the ledger's shared dict cannot keep the"
         .. " top-up's id (" .. tostring(terr) .. "): nothing added; raise memory.ledger" }
@@ -472,6 +555,9 @@ function Meter:topup_locked(account, micros, cap, id)
         d:delete(idkey)
       end
       return nil, errors.new { kind = "server", field = "journal", message = err }
+    end
+    if idkey then
+      d:safe_set(idkey, "landed" .. pending:sub(8)) -- the same size: its slot
     end
   end
   d:incr(akey(account, "topup"), micros, 0)
