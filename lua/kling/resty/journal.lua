@@ -30,6 +30,19 @@ function M.check(who, v)
   end
 end
 
+-- append(j, entry) -> true | nil, message: j:append(entry), a raise of it taken as a failed
+-- write, so that the caller undoes its movement (fail closed). A journal may be an embedder's
+-- own (check): one whose append raised went past the one-node store's undo, and a hold made
+-- before the line stayed open, its credit taken for good. Every writer of a journal an embedder
+-- may give calls it (kling.money.stores.shared, kling.resty.tasks).
+function M.append(j, entry)
+  local ok, res, err = pcall(j.append, j, entry)
+  if not ok then
+    return nil, "the journal's append raised: " .. tostring(res)
+  end
+  return res, err
+end
+
 -- open(path, {sync =, reopen = shared dict}) -> journal. Nothing is opened until the first
 -- append (the master reads, the workers write). With reopen, every worker reopens its
 -- handle after M.reopen_all(dict) (the file replaced by a whole copy: never rotated, see M.FIRST).

@@ -70,7 +70,8 @@ end
 -- s: the record as already encoded for the dict (one encode per write, not two), or nil.
 local function snapshot(self, rec, s)
   if self.journal then
-    local ok, err = self.journal:append(s and ('{"op":"task","record":' .. s .. "}\n") or { op = "task", record = rec })
+    local ok, err = rjournal.append(self.journal, s and ('{"op":"task","record":' .. s .. "}\n")
+      or { op = "task", record = rec })
     if not ok then
       self.dict:incr("journal_errors", 1, 0)
       ngx.log(ngx.ERR, "kling tasks: ", err)

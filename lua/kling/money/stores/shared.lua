@@ -215,7 +215,7 @@ function Meter:record(op, account, key, micros, extra)
     local line, eerr = M.journal_line(e, extra and extra.record, "\n")
     local ok, err = line, eerr
     if line then
-      ok, err = self.journal:append(line)
+      ok, err = rjournal.append(self.journal, line)
     end
     if not ok then
       jerr = err
@@ -547,8 +547,8 @@ function Meter:topup_locked(account, micros, cap, id)
     end
   end
   if self.journal then
-    local ok, err = self.journal:append { seq = d:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
-      topup_account = account, amount = core.money_format(micros), currency = self.currency, topup_id = id }
+    local ok, err = rjournal.append(self.journal, { seq = d:incr("seq", 1, 0), time_ms = self.clock(), op = "topup",
+      topup_account = account, amount = core.money_format(micros), currency = self.currency, topup_id = id })
     if not ok then
       d:incr("journal_errors", 1, 0)
       if idkey then
