@@ -151,6 +151,31 @@ function M.topup_id_clash(account, id, micros)
     .. " (an id names one top-up: nothing added)" }
 end
 
+--- The gateway's stores' rule for an account's name: one account's in any case (the config, the
+-- admin API and a sign-in take names so) -> the name an account is kept by, folded: the one-node
+-- store's key of it, the Redis store's field of <p>names (whose OPEN script folds by Redis's
+-- string.lower, the same function). nil: no clash; else the refusal (code "name_kept") of
+-- opening `name` where the store keeps `kept`, another spelling of it: every store's, so that
+-- Dave beside dave is refused alike on one node and on several (opened, they were two balances:
+-- a case-only rename in a config file gave the account its credit afresh).
+---@param name string
+---@return string folded
+function M.name_fold(name)
+  return name:lower()
+end
+
+---@param name string
+---@param kept string|nil the name the store keeps the folded name by
+---@return kling.Error|nil
+function M.name_kept(name, kept)
+  if kept == nil or kept == name then
+    return nil
+  end
+  return errors.new { kind = "validation", field = "account", code = "name_kept", kept = kept, message = "account "
+    .. name .. " is not opened: the store keeps account " .. kept .. " (names are one account's in any case, and"
+    .. " balances and tasks are kept by name): name it " .. kept .. ", or choose another name" }
+end
+
 --- Appends one entry to the log and hands it to on_entry (internal).
 -- @local
 function Store:record(op, key, micros, a, info, reserved_amount)

@@ -223,7 +223,9 @@ return {1, line(p, 'release', account, key, task_id, held, currency, nil, nil, b
 
 -- ARGV: p, the guard's three (GUARD), account, base credit, currency, '1' for an account of a
 -- config file ('' else). Each open names the account in <p>names (its name in lower case -> its
--- name: a new account's WRITE, kling.gateway.accounts, refuses a name there in any case). A
+-- name: a new account's WRITE, kling.gateway.accounts, refuses a name there in any case), and an
+-- open of a name kept there by another spelling is refused ({-11, that spelling}: the rule of
+-- every store, kling.money.stores.memory name_kept: Dave beside dave were two balances). A
 -- config file's account is not opened where the gateway's admin API created one of its name, in
 -- any case (<p>accounts has cn:<name>: {-10, that name}): a create that landed between a node's
 -- check of its file and its open of the file's account gave both one balance. An
@@ -245,7 +247,8 @@ if ARGV[8] == '1' then
     if n and redis.call('HEXISTS', p .. 'accounts', 'cn:' .. n) == 1 then return {-10, n} end
   end
 end
-if named ~= account then
+if named and named ~= account then return {-11, named} end
+if not named then
   redis.call('HSET', p .. 'names', string.lower(account), account) -- (no write once named: a full Redis opens)
 end
 if redis.call('HEXISTS', a, 'limit') == 1 then return {0, redis.call('HGET', a, 'base') or ''} end
@@ -526,6 +529,8 @@ function Meter:open_account(name, limit, opts)
     return nil, errors.new { kind = "validation", field = "name", code = "name_created", created = tostring(res[2]),
       message = "account " .. name .. " is not opened: the admin API created account " .. tostring(res[2])
         .. " in the store, and balances and tasks are kept by name" }
+  elseif res[1] == -11 then
+    return nil, memory.name_kept(name, tostring(res[2]))
   end
   local a, aerr = self:account(name)
   if not a then

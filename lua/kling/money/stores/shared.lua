@@ -124,7 +124,7 @@ end
 -- The key of the name an account is kept by, found by that name in any case: a:<lower>:name
 -- (written by open_account and the replay: Meter:kept).
 local function name_key(account)
-  return "a:" .. account:lower() .. ":name"
+  return "a:" .. memory.name_fold(account) .. ":name"
 end
 
 -- The keys of an account's balance counters, made once per account and store: every reserve,
@@ -255,6 +255,10 @@ function Meter:open_account(name, limit)
     return nil, validation("accounts." .. name .. ".credit", "must not be negative")
   end
   local d = self.dict
+  local clash = memory.name_kept(name, d:get(name_key(name)))
+  if clash then
+    return nil, clash
+  end
   for _, k in ipairs { "spent", "reserved" } do
     local ok, aerr = d:safe_add(akey(name, k), 0)
     if not ok and aerr ~= "exists" then
