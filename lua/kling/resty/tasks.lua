@@ -86,12 +86,31 @@ function Tasks:journal_errors()
   return self.dict:get("journal_errors") or 0
 end
 
+-- The index keys join an account's name to the part after it by ':' (x:<account>:<external id>,
+-- l:<account>:<endpoint>:<n>): a name holding ':' is another account's prefix (account "a:b"'s
+-- external id "c" was account "a"'s "b:c", its task found, listed and refused as theirs). The
+-- gateway's names have none; an embedder's caller may pass any: refused here, where the keys are
+-- made. -> nil | message naming the field and the rule.
+local function key_part_problem(field, v, optional)
+  if optional and v == nil then
+    return nil
+  elseif type(v) ~= "string" or v == "" or v:find(":", 1, true) then
+    return field .. ": must be a non-empty string without ':' (the task table's index keys join it by ':', so"
+      .. " that one would name another account's keys; got " .. (type(v) == "string" and string.format("%q", v)
+      or type(v)) .. ")"
+  end
+  return nil
+end
+
 -- create(rec [, s]) -> true | nil, message ("exists", "no memory"). rec.id and rec.account are
 -- required; rec.external_task_id (the account's own) must be unique per account. s: rec
 -- already encoded (the caller journals that same text with the create's reservation).
 function Tasks:create(rec, s)
   local d = self.dict
-  local err
+  local err = key_part_problem("account", rec.account) or key_part_problem("endpoint", rec.endpoint, true)
+  if err then
+    return nil, err
+  end
   if not s then
     s, err = encode(self, rec)
     if not s then
@@ -323,12 +342,22 @@ function Tasks:by_upstream(upstream_id)
   return self.dict:get("u:" .. tostring(upstream_id))
 end
 
+-- by_external(account, external_id) -> the task's id | nil [, message: an account refused].
 function Tasks:by_external(account, external_id)
+  local bad = key_part_problem("account", account)
+  if bad then
+    return nil, bad
+  end
   return self.dict:get("x:" .. account .. ":" .. tostring(external_id))
 end
 
--- list(account, endpoint, page, size) -> records, newest first.
+-- list(account, endpoint, page, size) -> records, newest first | nil, message (an account or
+-- endpoint refused).
 function Tasks:list(account, endpoint, page, size)
+  local bad = key_part_problem("account", account) or key_part_problem("endpoint", endpoint, true)
+  if bad then
+    return nil, bad
+  end
   local d = self.dict
   local list = list_key(account, endpoint)
   local n = d:get(list) or 0

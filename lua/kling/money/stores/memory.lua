@@ -151,6 +151,22 @@ function M.topup_id_clash(account, id, micros)
     .. " (an id names one top-up: nothing added)" }
 end
 
+--- name_problem(name) -> nil | the refusal (field account) of a name the gateway's stores cannot
+-- key an account by: letters, digits, '.', '_' and '-' only. Their keys join a name to what follows
+-- by ':' (the one-node store's a:<name>:<counter>, both stores' tu:<account>:<id>): account "a:b"'s
+-- top-up "c" was account "a"'s top-up "b:c" (answered as applied before, nothing added). Both
+-- stores' open_account ask it; an account never opened is refused by every other movement.
+---@param name any
+---@return kling.Error|nil
+function M.name_problem(name)
+  if type(name) ~= "string" or not name:match("^[%w._-]+$") then
+    return errors.new { kind = "validation", field = "account", message = "account: a name of letters, digits, '.',"
+      .. " '_' and '-' is required (the stores' keys join it to what follows by ':'; got "
+      .. (type(name) == "string" and string.format("%q", name) or type(name)) .. ")" }
+  end
+  return nil
+end
+
 --- The gateway's stores' rule for an account's name: one account's in any case (the config, the
 -- admin API and a sign-in take names so) -> the name an account is kept by, folded: the one-node
 -- store's key of it, the Redis store's field of <p>names (whose OPEN script folds by Redis's

@@ -516,6 +516,10 @@ end
 -- validation, field name, code "name_created", created = that account's name), in the step that
 -- opens it.
 function Meter:open_account(name, limit, opts)
+  local bad = memory.name_problem(name)
+  if bad then
+    return nil, bad
+  end
   local m = core.money_parse(tostring(limit))
   if not m or m < 0 then
     return nil, validation("accounts." .. name .. ".credit", "must be a decimal amount, not negative")

@@ -244,8 +244,9 @@ local MASTER_TRIES = LOCK_SECONDS * 200 + 100
 -- spend). A changed limit moves the available balance by the difference (a top-up is a new
 -- limit and a reload). Returns the account's summary or nil, err.
 function Meter:open_account(name, limit)
-  if type(name) ~= "string" or not name:match("^[%w._-]+$") then
-    return nil, validation("account", "a name of letters, digits, '.', '_' and '-' is required")
+  local bad = memory.name_problem(name)
+  if bad then
+    return nil, bad
   end
   local m, err = core.money_parse(tostring(limit))
   if not m then
