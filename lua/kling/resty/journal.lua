@@ -95,9 +95,25 @@ end
 -- than the one the running gateway writes (M.adopt's path). Such a reload made the new file and
 -- its lock file before it was refused for a file "moved away and replaced", and the next start
 -- with that path was then refused, the lock saying a gateway had run with the empty journal.
+-- Paths are compared by the files they name, not as text: another spelling of the journal's
+-- path (a doubled '/', a "./", a directory's link) names the file the workers write (M.FILE_KEY,
+-- its device:inode) and its lock file (M.lock's, the same one: one gateway per journal), and a
+-- reload naming it so was refused as a move. A hard link elsewhere names the journal but another
+-- lock file: still refused (a second gateway could lock it beside this one).
+local function same_file(a, b)
+  local aok, asize, aid = core.output_target(a)
+  local bok, bsize, bid = core.output_target(b)
+  return aok and bok and asize ~= nil and bsize ~= nil and aid == bid
+end
+
 function M.moved(dict, path)
   local was = dict:get(M.PATH_KEY)
   if was and was ~= path then
+    local ok, size, id = core.output_target(path)
+    local writes = dict:get(M.FILE_KEY)
+    if ok and size ~= nil and writes ~= nil and id == writes and same_file(was .. ".lock", path .. ".lock") then
+      return nil
+    end
     return "journal: a reload cannot move the journal from " .. was .. " to " .. path .. " (the running gateway's"
       .. " balances and tasks are written to " .. was .. "; nothing was made at " .. path .. "): name " .. was
       .. " again, or stop nginx and start it with the new path"
