@@ -10,7 +10,6 @@
 -- outlived its task's record (kept past retention_days: no end will ever come) is the
 -- operator's too: the hold alone says whose it is and how much.
 local core = require "kling.core"
-local deliveries = require "kling.gateway.deliveries"
 local json = require "kling.json"
 local track = require "kling.gateway.track"
 
@@ -44,7 +43,7 @@ function M.end_hold(G, id, how, micros)
       "amount"
   end
   -- moved by the runner that moves every end's money (kling.gateway.track)
-  local e, err = track.end_kept(G, id, rec and rec.upstream_id or nil, how, micros)
+  local e, err = track.end_kept(G, id, rec, how, micros, "operator")
   if not e then
     local store = err and (err.field == "store" or err.kind == "server") -- cannot be reached now
     ngx.log(store and ngx.ERR or ngx.WARN, "kling gateway: hold of ", id, ": ", tostring(err))
@@ -52,26 +51,9 @@ function M.end_hold(G, id, how, micros)
       .. tostring(err and err.message))
       or ("task " .. id .. ": " .. tostring(err and err.message))
   end
-  -- The record shows the client what was decided (journaled with it on one node; the money is
-  -- the ledger's), and a client that gave a callback_url is sent the record once more.
   local charged = core.money_format(how == "settle" and micros or 0)
   ngx.log(ngx.NOTICE, "kling gateway: the operator ", how == "settle" and "settled" or "released", " the hold of ",
     id, " (", account, ", ", core.money_format(held), " held): charged ", charged)
-  local unlisted, uerr = G.tasks:unkeep(id)
-  if not unlisted then -- a later page drops it: its hold is gone
-    ngx.log(ngx.WARN, "kling gateway: hold of ", id, " ended but still listed: ", tostring(uerr))
-  end
-  if rec then
-    rec.charge, rec.updated_at = charged, core.wall_ms()
-    rec.message = (tostring(rec.message or "failed"):gsub("; the reservation stays held$", "")) .. "; "
-      .. (how == "settle" and ("charged " .. charged) or "nothing charged") .. " by the gateway's operator"
-    local ok, aerr = G.tasks:amend(rec)
-    if not ok then
-      ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
-    elseif rec.callback_url then
-      deliveries.push(G, rec.account, id)
-    end
-  end
   return 200, { task_id = id, account = account, held = core.money_format(held), charged = charged,
     record = rec and "amended" or "expired" }
 end

@@ -421,6 +421,9 @@ function M.on_callback(G, t)
     return nil, "no task " .. tostring(t.id) .. " here", 404
   end
   if final then
+    if rec.charge == nil then -- ended by the gateway with its hold kept: the upstream's end decides it
+      return M.late_end(G, rec, t)
+    end
     return true
   end
   local m = machine_for(G, rec)
@@ -431,10 +434,69 @@ function M.on_callback(G, t)
   return true
 end
 
--- end_kept(G, id, upstream_id, how, micros) -> entry | nil, err: an operator's settle (at
--- micros) or release of a hold an end kept (kling.gateway.holds says which may be ended).
-function M.end_kept(G, id, upstream_id, how, micros)
-  return effects.meter_account(G.meter, { type = how, key = id }, micros, { task_id = upstream_id, by = "operator" })
+-- end_kept(G, id, rec, how, micros, by) -> entry | nil, err: the one end of a hold an end kept:
+-- an operator's settle (at micros) or release (by "operator": kling.gateway.holds says which
+-- may be ended), or the upstream's own end heard after it (by "upstream": late_end, micros its
+-- price). The store ends a hold once: of two racing (an operator and a callback, two
+-- callbacks, on any node), one moves the money and records it; the other is refused. rec (nil:
+-- its record expired) is amended to show the client the charge, and its callback_url told.
+function M.end_kept(G, id, rec, how, micros, by)
+  local e, err = effects.meter_account(G.meter, { type = how, key = id }, micros,
+    { task_id = rec and rec.upstream_id or nil, by = by })
+  if not e then
+    return nil, err
+  end
+  local unlisted, uerr = G.tasks:unkeep(id)
+  if not unlisted then -- a later page drops it: its hold is gone
+    ngx.log(ngx.WARN, "kling gateway: hold of ", id, " ended but still listed: ", tostring(uerr))
+  end
+  if rec then
+    local charged = core.money_format(how == "settle" and e.micros or 0)
+    rec.charge, rec.updated_at = charged, now_ms()
+    if by == "operator" then
+      rec.message = (tostring(rec.message or "failed"):gsub("; the reservation stays held$", "")) .. "; "
+        .. (how == "settle" and ("charged " .. charged) or "nothing charged") .. " by the gateway's operator"
+    end
+    local ok, aerr = G.tasks:amend(rec)
+    if not ok then
+      ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
+    elseif rec.callback_url then
+      deliveries.push(G, rec.account, id)
+    end
+  end
+  return e
+end
+
+-- late_end(G, rec, t) -> true | nil, message, status: a verified callback for a task the
+-- gateway ended with its hold kept (its deadline passed unanswered): the gateway's "failed"
+-- was its own, not the upstream's, so the callback is heard by a machine as for a live task,
+-- and an end of the upstream's settles the hold at what it delivered or releases it
+-- (end_kept, as the operator's would), the record showing the upstream's result. A store that
+-- cannot be written now is a 503: the upstream sends it again.
+function M.late_end(G, rec, t)
+  rec.status = nil -- the gateway's deadline wrote "failed"; the upstream's word is what counts
+  rec.upstream_id = rec.upstream_id or t.id
+  local m = machine_for(G, rec)
+  local ended, err
+  local function finish(act)
+    update(rec, act.task)
+    rec.usage = rec.usage or usage.of_task(act.task)
+    local price, why = effects.meter_price(act, rec.request, rec.usage)
+    local _, berr = effects.meter_charge(price, core.money_parse(tostring(rec.quote)), why)
+    rec.billing_error = berr
+    ended, err = M.end_kept(G, rec.id, rec, act.type, price, "upstream")
+  end
+  runner.run(m, m:callback(core.now_ms(), t), { ctx = G.client().ctx, settle = finish, release = finish })
+  if ended then
+    ngx.log(ngx.NOTICE, "kling gateway: ", rec.id, " (", tostring(rec.upstream_id), ") ended upstream after the"
+      .. " gateway's deadline kept its hold: ", tostring(ended.op), " ", tostring(ended.micros))
+  elseif err and (err.field == "store" or err.kind == "server") then
+    ngx.log(ngx.ERR, "kling gateway: hold of ", rec.id, ": ", tostring(err))
+    return nil, "the ledger cannot be written now: " .. tostring(err.message), 503
+  elseif err then -- ended meanwhile (the operator, another callback): nothing more to move
+    ngx.log(ngx.INFO, "kling gateway: hold of ", rec.id, " not ended by the upstream's end: ", tostring(err))
+  end
+  return true
 end
 
 -- finish(G, rec, act): a task that ended in its create's answer (a synchronous endpoint; rec

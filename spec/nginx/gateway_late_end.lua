@@ -1,0 +1,118 @@
+-- The upstream's end of a task the gateway already ended with its hold kept (its deadline
+-- passed while the upstream had not answered the end): the verified callback that brings the
+-- end settles the hold from the ACTUAL result (a success at its charge, a failure released),
+-- once, and the client's task shows it. Dropped, the result and usage were lost and the hold
+-- waited for an operator. Over one node's store (shared dict + journal) and the Redis store,
+-- against a simulator whose callbacks the gateway verifies.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local SECRET = "whsec_" .. core.b64encode(("s"):rep(32))
+local ADMIN = "admin-0123456789abcdef"
+local base = h.tempdir("gateway-late-end")
+local sim_dir = base .. "/sim"
+h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local sim, redis
+local dirs = {}
+
+local function cleanup()
+  for _, dir in ipairs(dirs) do
+    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  end
+  if redis then
+    redis.stop()
+  end
+  h.tidy(base, sim_dir)
+end
+
+local function start(name, store)
+  local dir, port = base .. "/gw-" .. name, h.free_port()
+  dirs[#dirs + 1] = dir
+  local http = "http://127.0.0.1:" .. port
+  local doc = {
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+    admin_key = ADMIN, callback_url = http .. "/kling/callback", webhook_secret = SECRET,
+    poll = { min_interval = 0.3, max_interval = 0.5, silence = 1, deadline = 2 },
+    accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
+  }
+  if store then
+    doc.store = store
+  else
+    doc.journal = base .. "/journal/" .. name .. ".jsonl"
+  end
+  h.write(base .. "/" .. name .. ".json", json.encode(doc))
+  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
+    h.q(base .. "/" .. name .. ".json"), h.q(dir), port))
+  assert(ok, "kling gateway start: " .. out)
+  return http, dir
+end
+
+local function scenario(name, store)
+  local http, dir = start(name, store)
+  local function create(prompt)
+    local res = h.request("POST", http .. "/v1/videos/text2video", { headers = { authorization =
+      "Bearer gw-ivy-key" }, body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = prompt } })
+    return assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  end
+  local function view(id)
+    local res = h.request("GET", http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+      "Bearer gw-ivy-key" } })
+    return res.json and res.json.data or {}
+  end
+  local function ivy()
+    return h.gateway_admin(http, ADMIN).by.ivy
+  end
+  local ok_id, bad_id = create("a kite [sim:seconds=12]"), create("a kite [sim:fail][sim:seconds=12]")
+  local by, one, two = h.now() + 9
+  repeat
+    h.sleep(0.2)
+    one, two = view(ok_id), view(bad_id)
+  until (one.task_status == "failed" and two.task_status == "failed") or h.now() > by
+  local f = ivy()
+  h.check(name .. ": past the gateway's deadline (2 s) both tasks failed there, their holds kept",
+    one.task_status == "failed" and two.task_status == "failed" and f.reserved == "2" and f.spent == "0",
+    json.encode { f, one, two })
+  by = h.now() + 20
+  repeat
+    h.sleep(0.3)
+    f = ivy()
+  until (f.reserved == "0" and view(ok_id).task_status == "succeed") or h.now() > by
+  local v = view(ok_id)
+  h.check(name .. ": the upstream's later end (its callback) settles the kept holds from the actual result:"
+    .. " the success charged 1, the failure released", f.spent == "1" and f.reserved == "0" and f.balance == "9",
+    json.encode(f))
+  h.check(name .. ": ... and the client's task shows the upstream's result and its charge",
+    v.task_status == "succeed" and v.final_unit_deduction == "1" and v.task_result and v.task_result.videos
+    and #v.task_result.videos == 1, json.encode(v))
+  h.check(name .. ": ... the failed one shows failed, charged nothing", view(bad_id).final_unit_deduction == "0",
+    json.encode(view(bad_id)))
+  -- The same end once more (the upstream retries; a second node hears it too): nothing moves.
+  local body = json.encode { task_id = "sent-again", task_status = "succeed",
+    task_info = { external_task_id = ok_id }, task_result = { videos = { { id = "v1",
+      url = "https://example.com/v.mp4", duration = "5" } } } }
+  local ts = tostring(math.floor(core.wall_s()))
+  local res = h.request("POST", http .. "/kling/callback", { headers = { ["content-type"] = "application/json",
+    ["webhook-id"] = "msg_again", ["webhook-timestamp"] = ts, ["webhook-signature"] = core.webhook_sign {
+      secret = SECRET, id = "msg_again", timestamp = ts, body = body } }, body = body })
+  local again = res
+  res = h.request("POST", http .. "/gateway/admin/tasks/" .. ok_id .. "/settle", { headers = { authorization =
+    "Bearer " .. ADMIN }, body = { amount = "0.5" } })
+  f = ivy()
+  h.check(name .. ": ... settled once: a repeated end and the operator's settle move nothing (409)",
+    again.status == 200 and res.status == 409 and f.spent == "1" and f.reserved == "0",
+    again.status .. " " .. res.body .. " " .. json.encode(f))
+  local log = h.read(dir .. "/error.log") or ""
+  h.check(name .. ": no Lua error", not log:find("runtime error", 1, true), log:match("[^\n]*runtime error[^\n]*"))
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  scenario("shared")
+  redis = h.redis(base .. "/redis")
+  redis.start()
+  scenario("redis", { redis = "redis://127.0.0.1:" .. redis.port .. "/0" })
+end
+
+h.main(run, function() return nil end, cleanup)
