@@ -27,7 +27,7 @@ local function cleanup()
   h.tidy(base, sim_dir)
 end
 
-local function start(name, store)
+local function start(name, store, extra)
   local dir, port = base .. "/gw-" .. name, h.free_port()
   dirs[#dirs + 1] = dir
   local http = "http://127.0.0.1:" .. port
@@ -37,6 +37,9 @@ local function start(name, store)
     poll = { min_interval = 0.3, max_interval = 0.5, silence = 1, deadline = 2 },
     accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
   }
+  for k, v in pairs(extra or {}) do
+    doc[k] = v
+  end
   if store then
     doc.store = store
   else
@@ -107,8 +110,66 @@ local function scenario(name, store)
   h.check(name .. ": no Lua error", not log:find("runtime error", 1, true), log:match("[^\n]*runtime error[^\n]*"))
 end
 
+-- A create whose answer was lost, looked up by its external id and not found: ended as never
+-- made, its hold released. The upstream's callback then shows it made it (and may bill it): the
+-- client is not charged after the fact, the operator is told (a metric counted once, an error
+-- line naming both ids), and the record keeps what the upstream said, out of the client's view.
+local function gone_then_found()
+  local http, dir = start("gone", nil, { poll = { min_interval = 0.3, max_interval = 0.5, silence = 1, lookups = 1 },
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 1,
+      connect_timeout = 1 } })
+  assert(h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
+    count = 1 }, { kind = "not_found", method = "GET", count = 1 } } }))
+  local res = h.request("POST", http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-ivy-key" },
+    body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = "a kite [sim:seconds=22]"
+      .. "[sim:callbacks=succeed]" } })
+  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
+  local function view()
+    local r = h.request("GET", http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+      "Bearer gw-ivy-key" } })
+    return r.json and r.json.data or {}
+  end
+  local by, v = h.now() + 25
+  repeat
+    h.sleep(0.3)
+    v = view()
+  until v.task_status == "failed" or h.now() > by
+  local f = h.gateway_admin(http, ADMIN).by.ivy
+  h.check("gone: a lost create its lookup did not find ends failed, released", v.task_status == "failed"
+    and f.reserved == "0" and f.spent == "0", json.encode { v, f })
+  assert(h.sim_admin(sim, "DELETE", "/_sim/faults"))
+  local log, found
+  by = h.now() + 30
+  repeat
+    h.sleep(0.3)
+    log = h.read(dir .. "/error.log") or ""
+    found = log:match("%[error%][^\n]*task " .. id .. " ended as never made[^\n]*")
+  until found or h.now() > by
+  h.check("gone: the upstream's callback showing it made the task is logged as an error naming the task and"
+    .. " its upstream id", found ~= nil and found:find("upstream has it as %S+ %(succeeded%)") ~= nil,
+    found or log:sub(-2000))
+  h.sleep(1.5) -- past the metrics' flush
+  local m = h.request("GET", http .. "/metrics").body or ""
+  h.check("gone: ... counted once in /metrics (kling_gateway_gone_found_total 1)",
+    m:find("\nkling_gateway_gone_found_total 1\n") ~= nil, m:match("[^\n]*gone_found[^\n]*"))
+  f, v = h.gateway_admin(http, ADMIN).by.ivy, view()
+  h.check("gone: ... and no one is charged after the fact: the client's task still says failed, nothing charged,"
+    .. " no result", f.spent == "0" and f.reserved == "0" and v.task_status == "failed"
+    and v.final_unit_deduction == "0" and v.task_result == nil, json.encode { f, v })
+  local kept
+  for l in (h.read(base .. "/journal/gone.jsonl") or ""):gmatch("[^\n]+") do
+    local e = json.decode(l)
+    if e and e.op == "task" and type(e.record) == "table" and e.record.id == id and e.record.found then
+      kept = e.record.found
+    end
+  end
+  h.check("gone: ... the record keeps what the upstream said, for the operator", kept and kept.status == "succeeded"
+    and type(kept.upstream_id) == "string" and kept.result ~= nil, json.encode(kept))
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  gone_then_found()
   scenario("shared")
   redis = h.redis(base .. "/redis")
   redis.start()

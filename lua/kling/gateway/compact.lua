@@ -43,10 +43,11 @@ end
 -- the form an ended record keeps (kling.gateway.follows source_form: what an extend of its
 -- video is priced by; prompts and inline images are cut to a note of their length), and
 -- whether the machine ended it for want of the task upstream (gone: kling.gateway.capacity
--- counts the provider's own failures only). The machine's working fields are dropped.
+-- counts the provider's own failures only) and, for such a task a callback then showed the upstream
+-- has, what it said (found: kling.gateway.track gone_found). The machine's working fields are dropped.
 M.ENDED_KEEP = { "id", "account", "endpoint", "status", "state", "message", "result", "charge", "created_at",
   "updated_at", "upstream_id", "external_task_id", "list_n", "final", "billing_error", "callback_url", "request",
-  "gone" }
+  "gone", "found" }
 
 -- Its text ends with its id (kling.gateway.text: lines alike but in their middle made the
 -- LuaJIT in nginx's master take 14 s to read 18,000 of them back).

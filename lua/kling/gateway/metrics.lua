@@ -28,6 +28,9 @@ local HELP = {
       .. " upstream_slots (its parallel slots, learned from a 1303), validation, upstream, journal (one node's,"
       .. " unwritable), capacity (the node's room for open tasks), store (its records unreadable, or the Redis"
       .. " store's unwritable: down, full, reset, another unit); nothing forwarded but upstream." },
+  kling_gateway_gone_found_total = { "counter",
+    "Tasks ended as never made (a create whose answer was lost, not found by its external id: released)"
+      .. " that a callback then showed the upstream has: made, maybe billed upstream, charged to no one." },
   kling_gateway_journal_errors_total = { "counter", "Journal writes that failed (one node: its ledger and task"
     .. " table's lines)." },
   kling_gateway_store_errors_total = { "counter", "Redis calls that failed, reads and writes alike, by stage: connect"

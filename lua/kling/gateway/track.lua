@@ -423,6 +423,8 @@ function M.on_callback(G, t)
   if final then
     if rec.charge == nil then -- ended by the gateway with its hold kept: the upstream's end decides it
       return M.late_end(G, rec, t)
+    elseif rec.gone then
+      M.gone_found(G, rec, t)
     end
     return true
   end
@@ -432,6 +434,29 @@ function M.on_callback(G, t)
     G.tasks:news(rec.id) -- polled again only after a silence
   end
   return true
+end
+
+-- gone_found(G, rec, t): a verified callback for a task the gateway ended as never made (its
+-- create's answer lost, its lookups by external id not found: released, nothing charged):
+-- the upstream made it after all, and may bill the gateway for it. Its client is not charged
+-- after the fact (its balance may be spent since; the money stays as it ended): it is the
+-- operator's to know. Counted once a task (kling_gateway_gone_found_total), logged as an
+-- error naming both ids, and what the upstream says of it kept on the record as `found`
+-- ({upstream_id, status, result}), which the client's view does not show.
+function M.gone_found(G, rec, t)
+  local seen = type(rec.found) == "table"
+  if not seen then
+    metrics.inc("kling_gateway_gone_found_total")
+    ngx.log(ngx.ERR, "kling gateway: task ", rec.id, " ended as never made (released, charged to no one), but the"
+      .. " upstream has it as ", tostring(t.id), " (", tostring(t.status), "): it may bill it")
+  elseif rec.found.status == t.status or TERMINAL[rec.found.status] then -- told already (or older news)
+    return
+  end
+  rec.found = { upstream_id = t.id, status = t.status, result = official.result(t) }
+  local ok, err = G.tasks:amend(rec)
+  if not ok then
+    ngx.log(ngx.WARN, "kling gateway: record of ", rec.id, " not amended with what the upstream has: ", tostring(err))
+  end
 end
 
 -- end_kept(G, id, rec, how, micros, by) -> entry | nil, err: the one end of a hold an end kept:
