@@ -639,7 +639,7 @@ describe("the workflow commands", function()
     for _, c in ipairs {
       { afile, "cannot create directory " .. afile .. ": it exists and is not a directory" },
       { "/proc/kling-sb", "cannot create directory /proc/kling-sb: No such file or directory" },
-      { "/proc", "cannot write /proc/storyboard.jsonl" },
+      { "/proc", "cannot open /proc/storyboard.lock" }, -- its lock, the first file a run makes
     } do
       local status, out = kling("storyboard " .. sb .. " --out " .. c[1])
       assert.are.equal(2, status, out)
