@@ -30,6 +30,11 @@ foreach(src ${KLING_FUZZ_TARGETS})
     ENVIRONMENT "KLING_FUZZ_DIR=${KLING_FUZZ_DIR}")
 endforeach()
 
+# fuzz_money over the portable 128-bit muldiv (spec/fuzz/CMakeLists.txt), from money's corpus.
+add_test(NAME fuzz_money_portable COMMAND ${KLING_SRC}/scripts/fuzz money_portable ${KLING_FUZZ_SECONDS})
+set_tests_properties(fuzz_money_portable PROPERTIES LABELS fuzz TIMEOUT 300
+  ENVIRONMENT "KLING_FUZZ_DIR=${KLING_FUZZ_DIR}")
+
 # The harness checks itself: base64 decode with a deliberate off-by-one (compiled only into
 # fuzz_base64_broken) must be caught. The test passes only on the sanitizer's report.
 add_test(NAME fuzz_harness_check COMMAND ${KLING_SRC}/scripts/fuzz --no-corpus base64_broken 60)

@@ -28,6 +28,15 @@ foreach(src ${KLING_C_TESTS})
   list(APPEND KLING_C_TEST_NAMES c_${name})
 endforeach()
 
+# The money tests again over the portable 128-bit arithmetic of kling_money_muldiv (the path
+# taken where the compiler has no unsigned __int128).
+add_executable(test_money_portable ${KLING_SRC}/spec/c/test_money.c ${KLING_SRC}/src/pure/money.c)
+target_include_directories(test_money_portable PRIVATE ${KLING_SRC}/src/pure)
+target_compile_options(test_money_portable PRIVATE ${KLING_WARNINGS})
+target_compile_definitions(test_money_portable PRIVATE ${KLING_DEFS} KLING_MONEY_NO_INT128)
+add_test(NAME c_test_money_portable COMMAND test_money_portable)
+list(APPEND KLING_C_TEST_NAMES c_test_money_portable)
+
 if(NOT KLING_LUA STREQUAL "5.4")
   return()
 endif()

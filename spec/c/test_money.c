@@ -156,12 +156,41 @@ static void test_arith(void) {
     CHECK(kling_money_muldiv(-1, 1, 1, &v) == KLING_MONEY_NEGATIVE);
     CHECK(kling_money_muldiv(1, 1, 0, &v) == KLING_MONEY_BAD_RULE);
     CHECK(kling_money_muldiv(INT64_MAX, 1, 1, &v) == KLING_MONEY_OK && v == INT64_MAX);
+    /* exact whenever the result fits, however large the product a x b */
+    CHECK(kling_money_muldiv(INT64_C(100000000000), INT64_C(100800000), 1000, &v) == KLING_MONEY_OK &&
+          v == INT64_C(10080000000000000)); /* product 1.008e19 > 2^63 */
+    CHECK(kling_money_muldiv(INT64_MAX, INT64_MAX, INT64_MAX, &v) == KLING_MONEY_OK && v == INT64_MAX);
+    CHECK(kling_money_muldiv(INT64_MAX, INT64_MAX - 1, INT64_MAX, &v) == KLING_MONEY_OK && v == INT64_MAX - 1);
+    CHECK(kling_money_muldiv(INT64_MAX, 1000, 1000, &v) == KLING_MONEY_OK && v == INT64_MAX);
+    CHECK(kling_money_muldiv(INT64_MAX, 1001, 1000, &v) == KLING_MONEY_OVERFLOW);
+    CHECK(kling_money_muldiv(INT64_MAX, INT64_MAX, 1, &v) == KLING_MONEY_OVERFLOW); /* quotient >= 2^64 */
+    CHECK(kling_money_muldiv(INT64_MAX, 4, 2, &v) == KLING_MONEY_OVERFLOW);         /* 2^64 - 2 */
+    /* (2^63 - 1) x 2 / 4 = 2^62 - 0.5 -> 2^62 (half up) */
+    CHECK(kling_money_muldiv(INT64_MAX, 2, 4, &v) == KLING_MONEY_OK && v == INT64_C(4611686018427387904));
+    /* (2^63 - 1) x 3 / 6 rounds up the same way; x 6 / 6 lands exactly on INT64_MAX */
+    CHECK(kling_money_muldiv(INT64_MAX, 3, 6, &v) == KLING_MONEY_OK && v == INT64_C(4611686018427387904));
+    CHECK(kling_money_muldiv(INT64_MAX, 6, 6, &v) == KLING_MONEY_OK && v == INT64_MAX);
+    /* a quotient of INT64_MAX whose remainder rounds it up is out of range */
+    CHECK(kling_money_muldiv(INT64_MAX, 2, 1, &v) == KLING_MONEY_OVERFLOW);
+    CHECK(kling_money_muldiv(INT64_MAX, 1999, 1000, &v) == KLING_MONEY_OVERFLOW);
+    /* half up beyond 2^64: (10^19 + 500) / 1000 goes up, (10^19 + 498) / 1000 down */
+    CHECK(kling_money_muldiv(INT64_C(5000000000000000250), 2, 1000, &v) == KLING_MONEY_OK &&
+          v == INT64_C(10000000000000001)); /* 10^16 + 0.5 -> up */
+    CHECK(kling_money_muldiv(INT64_C(5000000000000000249), 2, 1000, &v) == KLING_MONEY_OK &&
+          v == INT64_C(10000000000000000)); /* 10^16 + 0.498 -> down */
+    CHECK(kling_money_muldiv(INT64_C(4000000000000000001), INT64_C(4000000000000000001), INT64_C(4000000000000000001),
+                             &v) == KLING_MONEY_OK && v == INT64_C(4000000000000000001));
     /* conversion: 300 credits at $0.01 = $3; 40.5 credits at $0.014 = $0.567 */
     CHECK(kling_money_scale(300000000, 10000, &v) == KLING_MONEY_OK && v == 3000000);
     CHECK(kling_money_scale(40500000, 14000, &v) == KLING_MONEY_OK && v == 567000);
     CHECK(kling_money_scale(1, 500000, &v) == KLING_MONEY_OK && v == 1);   /* 0.5 micro -> 1 */
     CHECK(kling_money_scale(-1, 500000, &v) == KLING_MONEY_OK && v == -1); /* away from zero */
     CHECK(kling_money_scale(INT64_MIN, 1, &v) == KLING_MONEY_OVERFLOW);
+    /* a large amount converted at a rate below 1: the product passes 2^63, the result fits */
+    CHECK(kling_money_scale(INT64_C(9000000000000000000), 14000, &v) == KLING_MONEY_OK &&
+          v == INT64_C(126000000000000000));
+    CHECK(kling_money_scale(INT64_C(-9000000000000000001), 500000, &v) == KLING_MONEY_OK &&
+          v == INT64_C(-4500000000000000001)); /* -4.5e18 - 0.5: away from zero */
 }
 
 /* ---- rules ---- */
@@ -219,6 +248,24 @@ static void test_per_second(void) {
     r.price = 63300;
     CHECK(SECS(&r, 5041, 0) == 319095);
     /* overflow of price x duration is an error, not a wrapped number */
+    /* 100,000 units/s (10^11 micros) for 28 h: price x ms passes 2^63, the charge (10^10 units) fits */
+    r.price = INT64_C(100000000000);
+    CHECK(SECS(&r, INT64_C(100800000), 0) == INT64_C(10080000000000000));
+    r.round = KLING_ROUND_CEIL;
+    CHECK(SECS(&r, INT64_C(100799001), 0) == INT64_C(10080000000000000));
+    r.round = KLING_ROUND_HALF_UP;
+    CHECK(SECS(&r, INT64_C(100799500), 0) == INT64_C(10080000000000000));
+    CHECK(SECS(&r, INT64_C(100799499), 0) == INT64_C(10079900000000000));
+    r.round = KLING_ROUND_EXACT;
+    r.price = INT64_C(100000000001); /* to the millisecond, rounded half up: x 100800001 ms / 1000 */
+    CHECK(SECS(&r, INT64_C(100800001), 0) == INT64_C(10080000100100800)); /* ...100100800.001 */
+    r.price = INT64_C(100000000005);
+    CHECK(SECS(&r, INT64_C(100800100), 0) == INT64_C(10080010000504001)); /* ...504000.5 -> up */
+    /* the multiplier: base x 1.5 where base x 1500000 passes 2^63 */
+    r.price = INT64_C(100000000000);
+    r.multiplier = 1500000;
+    CHECK(SECS(&r, INT64_C(100800000), 0) == INT64_C(15120000000000000));
+    r.multiplier = KLING_MICROS;
     r.price = INT64_MAX / 1000;
     CHECK(eval_err(&r, 1, 1001000, 0, 0, 0, &field) == KLING_MONEY_OVERFLOW && strcmp(field, "duration") == 0);
 }

@@ -2,8 +2,11 @@
  * the checked operations. Invariants: what parses exactly formats back to
  * text that parses to the same integer; money and seconds parse to the
  * scales they promise (seconds never negative); formatted text fits
- * KLING_MONEY_FMT_MAX; add/sub/mul/muldiv either give the exact result
- * (checked against 128-bit arithmetic) or report overflow, never wrap. */
+ * KLING_MONEY_FMT_MAX; add/sub/mul/muldiv/scale either give the exact result
+ * (checked against 128-bit arithmetic: muldiv and scale whenever the rounded
+ * result fits, however large the product) or report overflow, never wrap.
+ * fuzz_money_portable runs the same checks over the portable 128-bit path
+ * (KLING_MONEY_NO_INT128). */
 #include "fuzz.h"
 #include "money.h"
 
@@ -35,6 +38,15 @@ static int fits(__int128 x) {
     return x >= INT64_MIN && x <= INT64_MAX;
 }
 
+/* round_half_up(a * b / d) for a, b >= 0, d > 0, by unsigned 128-bit arithmetic (a x b < 2^126;
+ * the quotient is capped at 2^64 so that the caller's range check sees it too big) */
+static __int128 muldiv_ref(int64_t a, int64_t b, int64_t d) {
+    unsigned __int128 p = (unsigned __int128)a * (unsigned __int128)b, q = p / (unsigned __int128)d;
+    if (2 * (p % (unsigned __int128)d) >= (unsigned __int128)d) q++;
+    if (q > ((unsigned __int128)1 << 64)) q = (unsigned __int128)1 << 64;
+    return (__int128)q;
+}
+
 static void arithmetic(struct fuzz_in *in) {
     int64_t a = fuzz_int(in), b = fuzz_int(in), d = fuzz_int(in), r = 0;
     enum kling_money_err e;
@@ -49,14 +61,26 @@ static void arithmetic(struct fuzz_in *in) {
     } else {
         FUZZ_CHECK(fits((__int128)a * b) ? e == KLING_MONEY_OK && r == a * b : e == KLING_MONEY_OVERFLOW);
     }
-    if (a >= 0 && b >= 0 && d > 0) {
-        __int128 p = (__int128)a * b, q = p / d;
-        if (2 * (p % d) >= d) q++;
-        e = kling_money_muldiv(a, b, d, &r);
-        FUZZ_CHECK(e != KLING_MONEY_OK || (fits(q) && r == (int64_t)q));
+    /* muldiv against the slow reference: exact whenever the rounded result fits, however
+     * large a x b is; out of range exactly when it does not. */
+    e = kling_money_muldiv(a, b, d, &r);
+    if (a < 0 || b < 0) {
+        FUZZ_CHECK(e == KLING_MONEY_NEGATIVE);
+    } else if (d <= 0) {
+        FUZZ_CHECK(e == KLING_MONEY_BAD_RULE);
+    } else {
+        __int128 q = muldiv_ref(a, b, d);
+        FUZZ_CHECK(fits(q) ? e == KLING_MONEY_OK && r == (int64_t)q : e == KLING_MONEY_OVERFLOW);
     }
+    /* scale: |a| x |b| / 10^6 half up, with the sign of a x b (half away from zero) */
     e = kling_money_scale(a, b, &r);
-    FUZZ_CHECK(e == KLING_MONEY_OK || e == KLING_MONEY_OVERFLOW || e == KLING_MONEY_NEGATIVE);
+    if (a == INT64_MIN || b == INT64_MIN) {
+        FUZZ_CHECK(e == KLING_MONEY_OVERFLOW);
+    } else {
+        __int128 q = muldiv_ref(a < 0 ? -a : a, b < 0 ? -b : b, KLING_MICROS);
+        if ((a < 0) != (b < 0)) q = -q;
+        FUZZ_CHECK(fits(q) && q != INT64_MIN ? e == KLING_MONEY_OK && r == (int64_t)q : e == KLING_MONEY_OVERFLOW);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -209,25 +209,85 @@ enum kling_money_err kling_money_mul(int64_t a, int64_t b, int64_t *out) {
     return KLING_MONEY_OK;
 }
 
+/* The 128-bit intermediate of muldiv: the compiler's unsigned __int128 where
+ * it has one, else a 64x64->128 multiply and a 128/64 division written out
+ * (KLING_MONEY_NO_INT128 forces those, so that tests cover them too). */
+#if defined(__SIZEOF_INT128__) && !defined(KLING_MONEY_NO_INT128)
+#define KLING_HAVE_INT128 1
+#else
+#define KLING_HAVE_INT128 0
+#endif
+
+/* a * b = hi * 2^64 + lo */
+static void mul_64x64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo) {
+#if KLING_HAVE_INT128
+    unsigned __int128 p = (unsigned __int128)a * b;
+    *hi = (uint64_t)(p >> 64);
+    *lo = (uint64_t)p;
+#else
+    const uint64_t m32 = UINT64_C(0xffffffff);
+    uint64_t a0 = a & m32, a1 = a >> 32, b0 = b & m32, b1 = b >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & m32) + (p10 & m32); /* < 3 * 2^32: no wrap */
+    *lo = (mid << 32) | (p00 & m32);
+    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+#endif
+}
+
+/* (hi * 2^64 + lo) / d and its remainder, for hi < d (the quotient fits in 64 bits). */
+static void div_128_64(uint64_t hi, uint64_t lo, uint64_t d, uint64_t *q, uint64_t *r) {
+#if KLING_HAVE_INT128
+    unsigned __int128 n = ((unsigned __int128)hi << 64) | lo;
+    *q = (uint64_t)(n / d);
+    *r = (uint64_t)(n % d);
+#else
+    /* Restoring division, one quotient bit per step; the running remainder
+     * (top:hi) stays below 2d, so hi - d is exact modulo 2^64 even when top is set. */
+    uint64_t quo = 0, top;
+    int i;
+    for (i = 0; i < 64; i++) {
+        top = hi >> 63;
+        hi = (hi << 1) | (lo >> 63);
+        lo <<= 1;
+        quo <<= 1;
+        if (top || hi >= d) {
+            hi -= d;
+            quo |= 1;
+        }
+    }
+    *q = quo;
+    *r = hi;
+#endif
+}
+
 enum kling_money_err kling_money_muldiv(int64_t a, int64_t b, int64_t d, int64_t *out) {
-    int64_t p, q, r;
-    enum kling_money_err e;
+    uint64_t hi, lo, ud, q, r;
     if (a < 0 || b < 0) {
         return KLING_MONEY_NEGATIVE;
     }
     if (d <= 0) {
         return KLING_MONEY_BAD_RULE;
     }
-    e = kling_money_mul(a, b, &p);
-    if (e != KLING_MONEY_OK) {
-        return e;
+    ud = (uint64_t)d;
+    mul_64x64((uint64_t)a, (uint64_t)b, &hi, &lo);
+    if (hi == 0) { /* the common case: the product fits in 64 bits */
+        q = lo / ud;
+        r = lo % ud;
+    } else if (hi >= ud) {
+        return KLING_MONEY_OVERFLOW; /* the quotient is 2^64 or more */
+    } else {
+        div_128_64(hi, lo, ud, &q, &r);
     }
-    q = p / d;
-    r = p % d;
-    if (r >= d - r) {
-        q++; /* q <= INT64_MAX / d, so q + 1 fits whenever d > 1; r is 0 when d == 1 */
+    if (q > (uint64_t)INT64_MAX) {
+        return KLING_MONEY_OVERFLOW;
     }
-    *out = q;
+    if (r >= ud - r) {
+        q++; /* half up; q <= INT64_MAX here, so q + 1 cannot wrap */
+    }
+    if (q > (uint64_t)INT64_MAX) {
+        return KLING_MONEY_OVERFLOW;
+    }
+    *out = (int64_t)q;
     return KLING_MONEY_OK;
 }
 

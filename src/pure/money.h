@@ -52,7 +52,8 @@ size_t kling_money_format_fixed(int64_t micros, int places, char *buf);
 enum kling_money_err kling_money_add(int64_t a, int64_t b, int64_t *out);
 enum kling_money_err kling_money_sub(int64_t a, int64_t b, int64_t *out);
 enum kling_money_err kling_money_mul(int64_t a, int64_t b, int64_t *out);
-/* round_half_up(a * b / d) for a, b >= 0 and d > 0, with a checked product. */
+/* round_half_up(a * b / d) for a, b >= 0 and d > 0, exact through a 128-bit
+ * product: out of range only when the rounded result itself exceeds INT64_MAX. */
 enum kling_money_err kling_money_muldiv(int64_t a, int64_t b, int64_t d, int64_t *out);
 /* micros * ratio (ratio in micro-units, e.g. 1.333 -> 1333000), rounded half
  * away from zero to the micro-unit: currency conversion and multipliers. */
