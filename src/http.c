@@ -247,8 +247,14 @@ static const char *const client_fields[] = {
     "user_agent", "ca_file", "connect_timeout_ms", "timeout_ms", "max_body", "max_connections", NULL,
 };
 
-/* A typo ("timeout" for "timeout_ms") would otherwise be ignored silently. */
-static void check_known_fields(lua_State *L, int idx, const char *const *known) {
+/* The fields of a request (start{}, request{}): read_req and build_headers. */
+static const char *const request_fields[] = {
+    "method", "url", "body", "headers", "output", "max_output", "timeout_ms", "connect_timeout_ms", "follow", NULL,
+};
+
+/* A typo ("timeout" for "timeout_ms") would otherwise be ignored silently.
+ * `what` names the table ("options", "request") in the error, with the known fields. */
+static void check_known_fields(lua_State *L, int idx, const char *what, const char *const *known) {
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         int i, found = 0;
@@ -263,11 +269,21 @@ static void check_known_fields(lua_State *L, int idx, const char *const *known) 
                 }
             }
             if (!found) {
+                luaL_Buffer b;
                 kling_push_quoted(L, k, klen);
-                luaL_error(L, "kling.http: unknown field %s", lua_tostring(L, -1));
+                luaL_buffinit(L, &b);
+                for (i = 0; known[i]; i++) {
+                    if (i > 0) {
+                        luaL_addstring(&b, ", ");
+                    }
+                    luaL_addstring(&b, known[i]);
+                }
+                luaL_pushresult(&b);
+                luaL_error(L, "kling.http: %s: unknown field %s (known: %s)", what, lua_tostring(L, -2),
+                           lua_tostring(L, -1));
             }
         } else {
-            luaL_error(L, "kling.http: options must be a table with string keys");
+            luaL_error(L, "kling.http: %s must be a table with string keys", what);
         }
     }
 }
@@ -283,7 +299,7 @@ static int l_new(lua_State *L) {
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_known_fields(L, 1, client_fields);
+    check_known_fields(L, 1, "options", client_fields);
     ua = kling_optstr(L, 1, "user_agent", NULL);
     ca = kling_optstr(L, 1, "ca_file", NULL);
     connect_ms = opt_positive(L, 1, "connect_timeout_ms", KH_DEFAULT_CONNECT_MS, INT_MAX);
@@ -580,6 +596,7 @@ static kh_xfer *start(lua_State *L, kh_client *c, int idx) {
     CURLcode rc;
     CURLMcode mrc;
     luaL_checktype(L, idx, LUA_TTABLE);
+    check_known_fields(L, idx, "request", request_fields);
     read_req(L, c, idx, &r);
     x = xfer_take(L, c);
     build_headers(L, x, idx);
