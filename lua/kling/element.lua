@@ -16,10 +16,11 @@
 -- optional voice) and works for about ten minutes: create() waits, with progress.
 --
 -- The element's id is cached (a JSON file: $XDG_CACHE_HOME/kling/elements.json, or
--- ~/.cache/kling/elements.json, or opts.cache) under a hash of its inputs, provider, base URL
--- and account, so that creating the same element again returns the cached id and pays
--- nothing. A create in flight is in the cache too (its task id, or a "creating" mark), so a
--- run killed while waiting picks the same task up instead of paying for a second one.
+-- ~/.cache/kling/elements.json, or opts.cache) under a hash of its inputs (a local image by
+-- the digest of its bytes, a URL by the URL), provider, base URL and account, so that
+-- creating the same element again returns the cached id and pays nothing. A create in flight
+-- is in the cache too (its task id, or a "creating" mark), so a run killed while waiting picks
+-- the same task up instead of paying for a second one.
 -- @module kling.element
 local core = require "kling.core"
 local durable_file = require "kling.durable_file"
@@ -186,11 +187,50 @@ function M.request(spec, provider)
   end
   -- the provider's own rules (the official API's 1 to 3 views after the frontal one), named
   -- by the spec's fields: the caller gave images, not element_refer_list
-  err = provider.validate(local_file.apply(req, files), "general/custom-elements")
+  req = local_file.apply(req, files)
+  err = provider.validate(req, "general/custom-elements")
   if err then
     return nil, spec_error(err)
   end
+  -- the files' bytes as read, not their paths: what is sent is what the cache is keyed by
+  -- (M.create), however the files change after
   return req
+end
+
+-- The images a request built from a spec sends, in the spec's order (the inverse of build).
+local function sent_images(req)
+  local list = req.element_image_list or {}
+  local out = { req.image or list.frontal_image }
+  for _, r in ipairs(req.element_refer_list or list.refer_images or {}) do
+    out[#out + 1] = r.image_url
+  end
+  return out
+end
+
+-- The spec as its cache key sees it: a local image by the digest of its bytes (as the request
+-- sends them), never by its path; URLs and base64 data as given. Editing front.jpg and running
+-- again returned the element made from the old picture, paying nothing and making nothing.
+local function keyed_spec(spec, req)
+  if not spec.images then
+    return spec
+  end
+  local sent, images, changed = sent_images(req), {}, false
+  for i, img in ipairs(spec.images) do
+    images[i] = img
+    if local_file.is_path(img) and type(sent[i]) == "string" and sent[i] ~= img then
+      images[i] = "sha256:" .. core.sha256_hex(core.b64decode(sent[i]))
+      changed = true
+    end
+  end
+  if not changed then
+    return spec
+  end
+  local copy = {}
+  for k, v in pairs(spec) do
+    copy[k] = v
+  end
+  copy.images = images
+  return copy
 end
 
 -- The canonical request of a checked spec on `provider` (which makes elements). -> req | nil, err
@@ -249,7 +289,8 @@ M.account_of = require("kling.client").account_of
 
 --- The cache key of an element.
 -- key(spec, {provider =, base_url =, account =}) -> hex digest of everything that makes the
--- element: the same inputs on the same account give the same key.
+-- element: the same inputs on the same account give the same key. create keys a local image
+-- by its content: the spec's path replaced by "sha256:" and the hex digest of the file's bytes.
 ---@param spec table
 ---@param where {provider: string, base_url: string, account: string}
 ---@return string hex
@@ -399,16 +440,23 @@ function M.create(client, spec, opts)
     return nil, err
   end
   local where = { provider = client.provider.name, base_url = client.base_url, account = opts.account }
-  local key = M.key(spec, where)
+  local keyed = keyed_spec(spec, req)
+  local key = M.key(keyed, where)
+  -- the key an earlier version gave the same spec, by its files' paths: not a match (what the
+  -- files held then is unknown); the entry is replaced once this create has made its element
+  local by_path = keyed ~= spec and M.key(spec, where) or nil
   local path = opts.cache
   if path == nil then
     path = M.default_cache()
   end
-  local function remember(fields)
+  local function remember(fields, drop)
     if not path then
       return true
     end
     return update(path, function(doc)
+      if drop then
+        doc.elements[drop] = nil
+      end
       local e = doc.elements[key] or {}
       for k, v in pairs(fields) do
         e[k] = v
@@ -489,7 +537,8 @@ function M.create(client, spec, opts)
       message = "the element was made but its answer names no element_id (task " .. tostring(t.id) .. ")" }
   end
   base.id, base.created_s, base.task_id = id, core.wall_s(), t.id ~= id and t.id or nil
-  local ok, serr = remember { id = id, created_s = base.created_s, creating = false, task_id = base.task_id }
+  local ok, serr = remember({ id = id, created_s = base.created_s, creating = false, task_id = base.task_id },
+    by_path)
   if not ok then
     return nil, errors.validation("cache", "element " .. id .. " was made but cannot be cached: " .. tostring(serr))
   end

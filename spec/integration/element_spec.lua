@@ -163,6 +163,41 @@ describe("custom elements against the simulator", function()
     assert.truthy(e.id)
   end)
 
+  -- The cache was keyed by an image's path: editing front.png and running again returned the
+  -- element made from the old picture, and made nothing.
+  it("key a local image by its content: an edited file is a new element, an unchanged one cached", function()
+    local client = sim.client()
+    local cache = cache_path()
+    local front, side = root .. "/kfront.png", root .. "/kside.png"
+    local function write(path, w)
+      local f = assert(io.open(path, "wb"))
+      f:write(require("support.images").png(w, 400))
+      f:close()
+    end
+    write(front, 400)
+    write(side, 420)
+    local kim = { name = "Kim", description = "d", images = { front, side } }
+    local first, cached = assert(element.create(client, kim, { cache = cache }))
+    assert.is_false(cached)
+    local again, was = assert(element.create(client, kim, { cache = cache }))
+    assert.is_true(was)
+    assert.are.equal(first.id, again.id)
+    write(front, 440) -- edited in place: same path, other picture
+    local creates = sim.stats().creates
+    local edited, ecached = assert(element.create(client, kim, { cache = cache }))
+    assert.is_false(ecached)
+    assert.are_not.equal(first.id, edited.id)
+    assert.are.equal(creates + 1, sim.stats().creates)
+    -- an entry an earlier version keyed by the path is not returned, and is replaced by the new one
+    local by_path = element.key(kim, { provider = "kling", base_url = client.base_url })
+    assert(element.save(cache, { version = 1, elements = { [by_path] = { id = "123", name = "Kim",
+      provider = "kling", base_url = client.base_url, created_s = 1 } } }))
+    local fresh, fcached = assert(element.create(client, kim, { cache = cache }))
+    assert.is_false(fcached)
+    assert.are_not.equal("123", fresh.id)
+    assert.is_nil(element.load(cache).elements[by_path])
+  end)
+
   it("are used by name in a batch row", function()
     local client = sim.client()
     local cache = cache_path()

@@ -31,7 +31,8 @@ images on the official API, a voice only with a video, tags o_101..o_108 (offici
 The official API answers at once; EvoLink takes about ten minutes: progress is shown
 on stderr while it waits (--timeout, default 1200 s; run the same command again to
 keep waiting for the same task).
-The element id is cached under a hash of its inputs, provider, base URL and account
+The element id is cached under a hash of its inputs (a local image by the SHA-256
+of its bytes, not its path; a URL by the URL), provider, base URL and account
 (--cache, default $XDG_CACHE_HOME/kling/elements.json or ~/.cache/kling/elements.json):
 running the same command again prints the cached id and pays nothing. Rows and
 storyboards then name the element in element_list ("element_list": ["Mia"]) and
