@@ -577,6 +577,24 @@ describe("the workflow commands", function()
     assert.are.equal(0, sim.stats().creates)
   end)
 
+  -- A connection reset after the create was sent exited 1 with the network error alone: the user
+  -- took it for refused, where the element may exist (and be paid).
+  it("kling element create whose answer was lost says it may exist and how to look it up, exit 4", function()
+    local cache = root .. "/uncertain-elements.json"
+    local args = "element create --name Una --description 'red hair' --image https://example.com/f.png --image "
+      .. "https://example.com/s.png --cache " .. cache
+    sim.faults { { kind = "reset", method = "POST", phase = "after", count = 1 } }
+    local status, out = kling(args)
+    assert.are.equal(4, status, out)
+    assert.matches("may have been created", out, 1, true)
+    assert.matches("run the same command again to look it up", out, 1, true)
+    assert.are.equal(1, sim.stats().creates)
+    status, out = kling(args) -- looked up (the official API's element list), not sent again
+    assert.are.equal(0, status, out)
+    assert.matches("from the cache: nothing paid", out, 1, true)
+    assert.are.equal(1, sim.stats().creates)
+  end)
+
   it("kling storyboard and kling element work end to end and say so in their exit status", function()
     local cache = root .. "/elements.json"
     local status, out = kling("element create --name Mia --description 'red hair' --image "

@@ -19,7 +19,9 @@ Credentials and provider as for every command: --provider, --base-url, --ca-file
 KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
   cmd:epilog [[
 Exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
-broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting)]]
+broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting),
+4 uncertain: the create's answer was lost, it may have been made (run the same command again
+to look it up; it is not sent again)]]
   cmd:command_target "action"
   local create = flags.command(cmd, "create", "make a custom element (or print the cached one)")
   create:description [[
@@ -119,6 +121,12 @@ local function create(opts)
         t.eta and string.format(", about %d s left", t.eta) or "", os.time() - started))
     end })
   if not e then
+    -- a create whose answer was lost (a connection reset after sending): it may exist, and it
+    -- is kept in the cache as being created, never sent again by the next run
+    if type(cached) == "table" and cached.uncertain then
+      return fail(4, tostring(cached) .. " (uncertain: the element may have been created, and paid; run the same "
+        .. "command again to look it up: it is not sent again unless --force)")
+    end
     return flags.failed(fail, as_flags(cached), "still being made: run the same command again to keep waiting")
   end
   if opts.json then
