@@ -488,6 +488,17 @@ describe("the workflow commands", function()
     out = said(dir)
     assert.matches(": every video endpoint was asked; give the endpoint of a task of another kind", out, 1, true)
     assert.is_nil(io.open(dir .. "/clip.mp4", "rb"))
+    -- nothing made on disk before the task was known: --out's directory was made, then the task
+    -- found not to exist
+    said(dir .. "/a/b/clip.mp4")
+    assert.is_nil(io.open(dir, "rb"), dir .. " was made")
+    -- what cannot be made is still refused before anything is sent
+    files.write(root .. "/plain", "x")
+    local requests = sim.stats().requests
+    local status, bad = kling("download " .. id .. " --out " .. q(root .. "/plain/sub/clip.mp4"))
+    assert.are.equal(2, status, bad)
+    assert.matches("plain: it exists and is not a directory: nothing was sent", bad, 1, true)
+    assert.are.equal(requests, sim.stats().requests)
   end)
 
   -- The check came before the transfer and the move was a plain rename: a file that appeared at

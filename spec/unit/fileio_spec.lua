@@ -311,4 +311,21 @@ describe("core.mkdir_p", function()
     assert.is_nil((core.mkdir_p("")))
     os.execute("rm -rf '" .. root .. "'")
   end)
+
+  -- kling download checks its --out before anything is sent, and made the directory then, before
+  -- it knew the task existed
+  it("with check_only says whether it could make one, making nothing", function()
+    local root = os.tmpname()
+    os.remove(root)
+    assert.is_true(core.mkdir_p(root .. "/a/b/", true))
+    assert.is_nil(io.open(root, "rb"), "nothing is made")
+    assert.is_true(core.mkdir_p(root))
+    assert.is_true(core.mkdir_p(root, true)) -- there
+    local f = assert(io.open(root .. "/file", "w"))
+    f:close()
+    local ok, err = core.mkdir_p(root .. "/file/sub", true)
+    assert.is_nil(ok)
+    assert.are.equal("cannot create directory " .. root .. "/file: it exists and is not a directory", err)
+    os.execute("rm -rf '" .. root .. "'")
+  end)
 end)

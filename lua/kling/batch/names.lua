@@ -311,9 +311,10 @@ local function quote(s)
 end
 M.quote = quote
 
--- mkdir -p without a shell (kling.core); true or nil, message (the path and why).
-function M.mkdir_p(dir)
-  return core.mkdir_p(dir)
+-- mkdir -p without a shell (kling.core); true or nil, message (the path and why). With
+-- check_only nothing is made: whether it could be.
+function M.mkdir_p(dir, check_only)
+  return core.mkdir_p(dir, check_only)
 end
 
 function M.dirname(path)

@@ -14,7 +14,8 @@ function M.define(cmd)
 Looks the task up and writes each of its output files (videos, images, audios: a
 text-to-audio's or video-to-audio's audio is two, its mp3 and its wav) to DIR/TASK_ID.EXT
 (TASK_ID-N.EXT, N from 1, when there are several), then prints their paths. DIR is
-made when missing; one that cannot be made or written is an error before anything is sent.
+made when missing, once the task is known to have outputs (nothing is made on disk before);
+one that cannot be made or written is an error before anything is sent.
 An --out that ends in a media extension (.mp4, .mov, .webm, .mkv, .png, .jpg, .jpeg, .webp,
 .gif, .mp3, .wav, .m4a, .aac, .ogg, .flac) and is not an existing directory names the file
 itself: the task's one output is written there (its directory made when missing). A task
@@ -39,12 +40,20 @@ end
 
 local fail = flags.failure("kling download")
 
--- DIR exists (made when missing) and a file can be made in it. -> true | nil, message
-local function writable(dir)
+-- DIR could be made (or is there) and written, checked before anything is sent, making nothing:
+-- `kling download --out new/x.mp4 NO-SUCH-TASK` made new/ and then learnt the task did not exist.
+-- -> true | nil, message
+local function could_write(dir)
   local refused = output_path.name_refusal(dir)
   if refused then
     return nil, refused
   end
+  return names.mkdir_p(dir, true)
+end
+
+-- DIR exists (made when missing) and a file can be made in it: once the task is known to have
+-- outputs to write there. -> true | nil, message
+local function writable(dir)
   local ok, err = names.mkdir_p(dir)
   if not ok then
     return nil, err
@@ -88,7 +97,7 @@ function M.run(opts)
   if dir == "" then
     dir = "/"
   end
-  local ok, err = writable(dir)
+  local ok, err = could_write(dir)
   if not ok then
     return fail(2, "--out: " .. err .. ": nothing was sent")
   end
@@ -134,6 +143,10 @@ function M.run(opts)
       .. t.id .. "'s output is " .. (outputs[1].kind == "image" and "an " or "a ") .. outputs[1].kind
       .. ": give a name with its extension (." .. names.ext_of(outputs[1].url, outputs[1].kind, outputs[1].format)
       .. ") or a directory: nothing was written")
+  end
+  ok, err = writable(dir)
+  if not ok then
+    return fail(2, "--out: " .. err .. ": nothing was written")
   end
   local row = { id = t.id, index = 1, task_id = t.id, request = { model = t.model } }
   local paths = {}
