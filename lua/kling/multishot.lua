@@ -38,6 +38,8 @@ local M = {}
 M.MAX_SHOTS, M.MIN_TOTAL, M.MAX_TOTAL, M.MAX_PROMPT = 6, 3, 15, 512
 -- The official API measures images: a frame smaller than this is scaled up.
 M.MIN_FRAME = 300
+-- A storyboard's DIR: its journal and the lock its run holds (the first file a run makes).
+M.JOURNAL, M.LOCK = "storyboard.jsonl", "storyboard.lock"
 
 local SHOT_FIELDS = { prompt = true, duration = true, image = true, elements = true }
 
@@ -767,7 +769,7 @@ function M.run(client, sb, opts)
   -- One process per storyboard directory, as kling run's (an flock the kernel drops however
   -- the process ends): two runs of one DIR each created the segment the other had in flight,
   -- and paid for it twice. Taken before the journal is read, held until the run returns.
-  local held, lerr, busy, pid = core.lock_file(out .. "/storyboard.lock")
+  local held, lerr, busy, pid = core.lock_file(out .. "/" .. M.LOCK)
   if not held then
     local e = errors.validation("out", busy and ("another process" .. (pid and (" (pid " .. pid .. ")") or "")
       .. " is running the storyboard in " .. out .. " (nothing was sent)") or lerr)
@@ -787,11 +789,11 @@ function run_locked(client, copy, native, segs, out, opts)
   local err, refused
   -- the journal read first: it refuses what is no regular file (kling.journal), where the probe's
   -- open of a FIFO planted at the name blocked the command for good
-  local j, records = journal.open(out .. "/storyboard.jsonl")
+  local j, records = journal.open(out .. "/" .. M.JOURNAL)
   if not j then
     return nil, errors.validation("out", records)
   end
-  local probe, perr = io.open(out .. "/storyboard.jsonl", "a")
+  local probe, perr = io.open(out .. "/" .. M.JOURNAL, "a")
   if not probe then
     return nil, errors.validation("out", "cannot write " .. tostring(perr))
   end

@@ -653,6 +653,13 @@ describe("the workflow commands", function()
     status, out = kling("storyboard " .. sb .. " --out " .. root .. "/sb --elements " .. cache .. " --poll-min 0.2")
     assert.are.equal(0, status, out)
     assert.matches("storyboard: .*/storyboard%.mp4 %(16 s asked, 2 segment%(s%), native multi%-shot%)", out)
+    -- kling status on it said "not a batch directory" alone, as if nothing were there
+    local requests = sim.stats().requests
+    status, out = kling("status " .. root .. "/sb/")
+    assert.are.equal(2, status, out)
+    assert.matches("'" .. root .. "/sb' is a storyboard's directory", out, 1, true)
+    assert.matches("Run the same kling storyboard FILE --out " .. root .. "/sb again to finish it", out, 1, true)
+    assert.are.equal(requests, sim.stats().requests)
     write(sb, '[{"prompt": "a", "duration": 0}]')
     status, out = kling("storyboard " .. sb .. " --out " .. root .. "/sb2")
     assert.are.equal(2, status, out)

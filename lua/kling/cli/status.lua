@@ -9,6 +9,7 @@ local state = require "kling.batch.state"
 local flags = require "kling.cli.flags"
 local batch = require "kling.batch"
 local validate = require "kling.validate"
+local multishot = require "kling.multishot"
 
 local M = {}
 
@@ -34,7 +35,8 @@ TASK_ID  one task, asked of the provider (credentials as for kling run); --exter
          of another endpoint (an image's, an audio's) needs --endpoint (images/generations).
          An argument that looks like a path (a "/", a leading "." or "~", an existing file,
          or, without --external or --endpoint, not a task id of the official API: digits)
-         but is no batch directory is an error: nothing is sent. A task id of another form
+         but is no batch directory is an error: nothing is sent (a storyboard's DIR, kling
+         storyboard --out DIR, is named as one, with the command that finishes it). A task id of another form
          on the official API's dialect (a metering gateway's, gw...) is asked with --endpoint.
          A charge the provider reports is printed with its currency.]]
   cmd:epilog [[
@@ -210,6 +212,15 @@ function M.run(opts)
   local arg = opts.target
   if exists(arg .. "/journal.jsonl") then
     return batch_status(arg:gsub("/+$", ""), opts) -- which refuses a journal that is no regular file
+  end
+  -- a storyboard's DIR (kling storyboard --out DIR) was called "not a batch directory", as if
+  -- nothing were there
+  local dir = arg:gsub("(.)/+$", "%1")
+  if exists(dir .. "/" .. multishot.JOURNAL) or exists(dir .. "/" .. multishot.LOCK) then
+    return fail(2, "'" .. dir .. "' is a storyboard's directory (kling storyboard FILE --out " .. dir .. "; its "
+      .. "journal is " .. multishot.JOURNAL .. "), not a batch directory: kling status reads a batch's (kling run)."
+      .. " Run the same kling storyboard FILE --out " .. dir .. " again to finish it (segments already made are "
+      .. "skipped, a task in flight is waited for, nothing is paid twice) or to see that it is done: nothing was sent")
   end
   if path_like(arg, opts) then
     return fail(2, "'" .. arg .. "' is not a batch directory (no " .. arg:gsub("/+$", "") .. "/journal.jsonl)"
