@@ -475,74 +475,119 @@ function M.create(client, spec, opts)
   if entry.id then
     return entry, true
   end
-  local base = { name = spec.name, provider = where.provider, base_url = where.base_url, key = key }
-  local t
-  if entry.task_id then
-    -- A create already made this task: wait for it rather than pay again.
-    t, err = client:get_task(entry.task_id, { endpoint = "general/custom-elements" })
-    if not t then
-      return nil, err
-    end
-  else
-    if entry.creating and not opts.force then
-      local found = find_listed(client, spec)
-      if found then
-        base.id, base.created_s = found, core.wall_s()
-        assert(remember(base))
-        return base, true
+  -- One process creates an element at a time, from its "creating" mark to its end (an flock the
+  -- kernel drops however the process ends): a second create while the first was still sending
+  -- said the first "was interrupted". Not taken for a task already made (it is waited for).
+  local lock, lock_path
+  if path and not entry.task_id then
+    mkdir_for(path)
+    lock_path = path .. "." .. key:sub(1, 16) .. ".lock"
+    local lerr, busy, pid
+    lock, lerr, busy, pid = core.lock_file(lock_path)
+    if not lock then
+      if not busy then -- the cache's directory cannot be written: the cache's error, as its write's would be
+        return nil, errors.validation("cache", "cannot lock the element cache: " .. tostring(lerr))
       end
-      return nil, errors.new { kind = "validation", field = "element", provider = where.provider,
-        message = "an earlier create of element '" .. spec.name .. "' was interrupted before its answer came: it "
-          .. "may exist (and be paid). Check the provider's element list; create again with force to risk a "
-          .. "second one" }
+      local e = errors.validation("element", "another process" .. (pid and (" (pid " .. pid .. ")") or "")
+        .. " is creating element '" .. spec.name .. "' now: let it end, then run the same create again (it finds "
+        .. "the element in the cache; nothing was sent)")
+      e.locked = true
+      return nil, e
     end
-    local ok, cerr = remember { creating = core.wall_s(), name = spec.name, provider = where.provider,
-      base_url = where.base_url }
-    if path and not ok then
-      return nil, errors.validation("cache", tostring(cerr))
+    -- read again under the lock: the process that held it may have made the element meanwhile
+    local doc, lerr2 = M.load(path)
+    if not doc then
+      lock:unlock()
+      return nil, errors.validation("cache", lerr2)
     end
-    t, err = client:submit(req)
-    if not t then
-      if not err.uncertain and path then
-        update(path, function(doc)
-          doc.elements[key] = nil -- refused: nothing was made, nothing is owed
-        end)
-      end
-      return nil, err
-    end
-    if not t:is_terminal() and path then
-      remember { task_id = t.id }
+    entry = doc.elements[key] or {}
+    if entry.id then
+      lock:unlock()
+      return entry, true
     end
   end
-  if not t:is_terminal() then
-    local done
-    done, err = t:wait { timeout = opts.timeout or 1200, on_progress = opts.on_progress }
-    if not done then
-      -- only a task the provider ended failed is forgotten; one a poll could not follow (a timeout, a key
-      -- refused, the network) exists and may succeed: the next run waits for it instead of paying again
-      if t:is_terminal() and path then
-        update(path, function(doc)
-          doc.elements[key] = nil -- the task failed: free, and may be tried again
-        end)
+  local function made()
+    local base = { name = spec.name, provider = where.provider, base_url = where.base_url, key = key }
+    local t
+    if entry.task_id then
+      -- A create already made this task: wait for it rather than pay again.
+      t, err = client:get_task(entry.task_id, { endpoint = "general/custom-elements" })
+      if not t then
+        return nil, err
       end
-      return nil, err
+    else
+      if entry.creating and not opts.force then
+        local found = find_listed(client, spec)
+        if found then
+          base.id, base.created_s = found, core.wall_s()
+          assert(remember(base))
+          return base, true
+        end
+        return nil, errors.new { kind = "validation", field = "element", provider = where.provider,
+          message = "an earlier create of element '" .. spec.name .. "' was interrupted before its answer came: it "
+            .. "may exist (and be paid). Check the provider's element list; create again with force to risk a "
+            .. "second one" }
+      end
+      local ok, cerr = remember { creating = core.wall_s(), name = spec.name, provider = where.provider,
+        base_url = where.base_url }
+      if path and not ok then
+        return nil, errors.validation("cache", tostring(cerr))
+      end
+      t, err = client:submit(req)
+      if not t then
+        if not err.uncertain and path then
+          update(path, function(doc)
+            doc.elements[key] = nil -- refused: nothing was made, nothing is owed
+          end)
+        end
+        return nil, err
+      end
+      if not t:is_terminal() and path then
+        remember { task_id = t.id }
+      end
     end
-    t = done
-  elseif t.status ~= "succeeded" then
-    return nil, t:failure()
+    if not t:is_terminal() then
+      local done
+      done, err = t:wait { timeout = opts.timeout or 1200, on_progress = opts.on_progress }
+      if not done then
+        -- only a task the provider ended failed is forgotten; one a poll could not follow (a timeout, a key
+        -- refused, the network) exists and may succeed: the next run waits for it instead of paying again
+        if t:is_terminal() and path then
+          update(path, function(doc)
+            doc.elements[key] = nil -- the task failed: free, and may be tried again
+          end)
+        end
+        return nil, err
+      end
+      t = done
+    elseif t.status ~= "succeeded" then
+      return nil, t:failure()
+    end
+    local id = element_id_of(t)
+    if not id then
+      return nil, errors.new { kind = "protocol", provider = where.provider,
+        message = "the element was made but its answer names no element_id (task " .. tostring(t.id) .. ")" }
+    end
+    base.id, base.created_s, base.task_id = id, core.wall_s(), t.id ~= id and t.id or nil
+    local ok, serr = remember({ id = id, created_s = base.created_s, creating = false, task_id = base.task_id },
+      by_path)
+    if not ok then
+      return nil, errors.validation("cache", "element " .. id .. " was made but cannot be cached: " .. tostring(serr))
+    end
+    if lock then -- made and cached: whoever locks its name from now on finds it in the cache
+      os.remove(lock_path)
+    end
+    return base, false
   end
-  local id = element_id_of(t)
-  if not id then
-    return nil, errors.new { kind = "protocol", provider = where.provider,
-      message = "the element was made but its answer names no element_id (task " .. tostring(t.id) .. ")" }
+  if not lock then
+    return made()
   end
-  base.id, base.created_s, base.task_id = id, core.wall_s(), t.id ~= id and t.id or nil
-  local ok, serr = remember({ id = id, created_s = base.created_s, creating = false, task_id = base.task_id },
-    by_path)
+  local ok, a, b = pcall(made)
+  lock:unlock()
   if not ok then
-    return nil, errors.validation("cache", "element " .. id .. " was made but cannot be cached: " .. tostring(serr))
+    error(a, 0) -- Ctrl-C, or a bug: the caller's, the lock given back
   end
-  return base, false
+  return a, b
 end
 
 -- ---- using ----

@@ -606,6 +606,32 @@ describe("the workflow commands", function()
     assert.are.equal(1, sim.stats().creates)
   end)
 
+  -- A second create while the first still waited for its answer said the first "was interrupted
+  -- before its answer came" (and to risk a second one with --force).
+  it("kling element create while another process creates the same element says so, exit 5, nothing sent", function()
+    local i = sim.info()
+    local cache = root .. "/busy-elements.json"
+    local args = "element create --name Bea --description 'red hair' --image https://example.com/f.png --cache "
+      .. cache .. " --provider evolink --base-url " .. q(i.providers.evolink) .. " --api-key " .. q(i.api_key)
+    sim.faults { { kind = "stall", method = "POST", path = "^/evolink/", phase = "after", seconds = 50, count = 1 } }
+    local status, out = when_stalled(args, function(pid)
+      local requests = sim.stats().requests
+      local second, said = kling(args)
+      assert.are.equal(5, second, said)
+      assert.matches("another process %(pid %d+%) is creating element 'Bea' now", said)
+      assert.is_nil(said:find("interrupted", 1, true), said)
+      assert.are.equal(requests, sim.stats().requests)
+      os.execute("kill -INT " .. pid)
+    end)
+    assert.are.equal(130, status, out)
+    -- now it was interrupted before its answer came (EvoLink keeps no list to look it up in)
+    local requests = sim.stats().requests
+    status, out = kling(args)
+    assert.are.equal(2, status, out)
+    assert.matches("was interrupted before its answer came", out, 1, true)
+    assert.are.equal(requests, sim.stats().requests)
+  end)
+
   it("kling storyboard and kling element work end to end and say so in their exit status", function()
     local cache = root .. "/elements.json"
     local status, out = kling("element create --name Mia --description 'red hair' --image "

@@ -39,6 +39,7 @@ describe("custom elements against the simulator", function()
     local e, cached = assert(element.create(client, spec(), { cache = cache }))
     assert.is_false(cached)
     assert.matches("^%d+$", e.id)
+    assert.is_nil(io.open(cache .. "." .. e.key:sub(1, 16) .. ".lock", "rb")) -- its create's lock, gone once made
     local listed = assert(client:call("general/custom-elements", {}))
     assert.are.equal(1, #listed)
     assert.are.equal(e.id, tostring(listed[1].element_id))

@@ -21,7 +21,8 @@ KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
 Exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
 broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting),
 4 uncertain: the create's answer was lost, it may have been made (run the same command again
-to look it up; it is not sent again)]]
+to look it up; it is not sent again), 5 another process is creating the same element now
+(nothing sent)]]
   cmd:command_target "action"
   local create = flags.command(cmd, "create", "make a custom element (or print the cached one)")
   create:description [[
@@ -123,6 +124,9 @@ local function create(opts)
   if not e then
     -- a create whose answer was lost (a connection reset after sending): it may exist, and it
     -- is kept in the cache as being created, never sent again by the next run
+    if type(cached) == "table" and cached.locked then -- another process is creating it now
+      return fail(5, cached)
+    end
     if type(cached) == "table" and cached.uncertain then
       return fail(4, tostring(cached) .. " (uncertain: the element may have been created, and paid; run the same "
         .. "command again to look it up: it is not sent again unless --force)")
