@@ -56,6 +56,37 @@ describe("kling estimate", function()
     assert.matches("model: unknown model 'kling%-v2%-1'", out)
   end)
 
+  -- `--json '{"duration": 10}' --duration 5` was priced at 5 s: the flag silently overrode the
+  -- field, and neither the help nor README said so
+  it("refuses a field given both in --json (or --file) and by a flag, naming both; a flag may add one", function()
+    local cases = {
+      { [[estimate --json '{"model":"kling-v2-6","mode":"pro","duration":10}' --duration 5]],
+        [[--duration and --json's "duration" both give duration]] },
+      { [[estimate --json '{"model":"kling-v2-6","mode":"pro","duration":5}' --model kling-v2-1]],
+        [[--model and --json's "model" both give model]] },
+      { [[quote --json '{"model":"kling-v2-6","mode":"pro","duration":5,"sound":false}' --sound]],
+        [[--sound and --json's "sound" both give sound]] },
+      { [[estimate --json '{"model":"kling-v3","multi_shot":false}' --shots 3,4]],
+        [[--shots and --json's "multi_shot" both give multi_shot]] },
+    }
+    for _, c in ipairs(cases) do
+      local out, status = run(c[1])
+      assert.are.equal(2, status, out)
+      assert.matches(c[2], out, 1, true)
+    end
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write('{"model":"kling-v2-6","mode":"pro","duration":10}')
+    f:close()
+    local out, status = run("estimate --file " .. file .. " --mode std")
+    os.remove(file)
+    assert.are.equal(2, status, out)
+    assert.matches([[--mode and --file's "mode" both give mode]], out, 1, true)
+    out, status = run([[estimate --json '{"model":"kling-v2-6","mode":"pro"}' --duration 5]])
+    assert.are.equal(0, status, out)
+    assert.matches("^2.5 CNY", out)
+  end)
+
   it("issue 14.1: --json that is an array, not an object, is refused as such (not as a field named 1)", function()
     for _, cmd in ipairs { "estimate", "quote" } do
       local out, status = run(cmd .. [[ --json '[{"model":"kling-v2-6"}]']])

@@ -34,7 +34,10 @@ end
 local fail = flags.failure("kling estimate")
 
 function M.run(opts)
-  local req = request.build(opts)
+  local req, bad = request.build(opts)
+  if not req then
+    return fail(2, bad .. ": nothing was priced")
+  end
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
   if opts.actual_duration or opts.actual_count then

@@ -5,6 +5,7 @@ local billing = require "kling.billing"
 local json = require "kling.json"
 local request = require "kling.cli.request"
 local estimate = require "kling.cli.estimate"
+local flags = require "kling.cli.flags"
 
 local M = {}
 
@@ -55,8 +56,13 @@ local function describe(u)
   return string.format("-  %-10s %s: %s\n", u.provider, what, u.error.message)
 end
 
+local fail = flags.failure("kling quote")
+
 function M.run(opts)
-  local req = request.build(opts)
+  local req, bad = request.build(opts)
+  if not req then
+    return fail(2, bad .. ": nothing was priced")
+  end
   local rates = opts.rates
   req.provider = nil
   local list = billing.quote(req, { rates = rates })

@@ -1,6 +1,6 @@
 -- A canonical request from command-line options, for the commands that take one request
 -- (estimate, quote): options name canonical fields; --json/--file give the whole request,
--- and options given as well override its fields.
+-- and an option may add a field it does not give, never give one it gives (refused by name).
 local json = require "kling.json"
 local flags = require "kling.cli.flags"
 local validate = require "kling.validate"
@@ -59,7 +59,9 @@ local STRING = {
 -- --provider for a command that asks every provider (kling quote took it and dropped it).
 function M.define(cmd, every_provider)
   local group = {
-    cmd:option("--json", "the whole request"):argname("'{...}'"):convert(decode "--json"):target "request_json",
+    cmd:option("--json", "the whole request (the options below may add a field\n"
+      .. "it does not give; one it gives is refused)"):argname("'{...}'"):convert(decode "--json")
+      :target "request_json",
     cmd:option("--file", "the whole request from a JSON file"):argname("REQUEST.json"):convert(read_json)
       :target "request_file",
   }
@@ -83,20 +85,44 @@ function M.define(cmd, every_provider)
   cmd:group("Request", table.unpack(group))
 end
 
--- build(args) -> the canonical request the parsed options describe.
+-- build(args) -> the canonical request the parsed options describe | nil, message. A field given
+-- both in --json/--file and by an option is refused, naming both: the option silently won
+-- (`--json '{"duration": 10}' --duration 5` was priced at 5 s), which neither help nor README said.
 function M.build(args)
   local req = args.request_json or args.request_file or {}
+  local whole = args.request_json and "--json" or "--file"
+  local function set(field, flag, v)
+    if v == nil then
+      return true
+    end
+    if req[field] ~= nil then
+      return nil, flag .. " and " .. whole .. "'s \"" .. field .. "\" both give " .. field .. ": give it one way"
+    end
+    req[field] = v
+    return true
+  end
+  local ok, err = true, nil
+  local function each(field, flag, v)
+    if ok then
+      ok, err = set(field, flag, v)
+    end
+  end
   for _, s in ipairs(STRING) do
-    req[s[1]] = args["field_" .. s[1]] or req[s[1]]
+    each(s[1], "--" .. s[1]:gsub("_", "-"), args["field_" .. s[1]])
   end
-  req.duration, req.n = args.field_duration or req.duration, args.field_n or req.n
+  each("duration", "--duration", args.field_duration)
+  each("n", "--n", args.field_n)
   if args.sound or args.no_sound then
-    req.sound = args.sound == true
+    each("sound", args.sound and "--sound" or "--no-sound", args.sound == true)
   end
-  req.voice_list = flags.list(args.voice_list) or req.voice_list
-  req.element_list = flags.list(args.element_list) or req.element_list
+  each("voice_list", "--voice", flags.list(args.voice_list))
+  each("element_list", "--element", flags.list(args.element_list))
   if args.shots then
-    req.multi_shot, req.multi_prompt = true, args.shots
+    each("multi_shot", "--shots", true)
+    each("multi_prompt", "--shots", args.shots)
+  end
+  if not ok then
+    return nil, err
   end
   return req
 end
