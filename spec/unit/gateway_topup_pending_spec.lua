@@ -10,22 +10,22 @@ local shared = require "kling.money.stores.shared"
 
 local CNY = 1000000
 
+local fake_ngx = require "spec.support.fake_ngx"
+
 describe("a top-up left pending by a worker that died", function()
   local saved, dir, owner_pid, now
 
   setup(function()
-    saved = rawget(_G, "ngx")
     -- the worker: a process of its own, so that it can die (a sleep, reaped by init)
     local p = io.popen("sleep 60 >/dev/null 2>&1 & echo $!")
     owner_pid = tonumber(p:read("*l"))
     p:close()
-    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4, WARN = 5, -- luacheck: ignore 122
-      worker = { pid = function() return owner_pid end } }
+    saved = fake_ngx.install { worker = { pid = function() return owner_pid end } }
   end)
 
   teardown(function()
     os.execute("kill " .. owner_pid .. " 2>/dev/null")
-    _G.ngx = saved -- luacheck: ignore 122
+    fake_ngx.restore(saved)
   end)
 
   before_each(function()

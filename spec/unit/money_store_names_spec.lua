@@ -7,19 +7,19 @@
 local fake_dict = require "spec.support.fake_dict"
 local redis_eval = require "spec.support.redis_eval"
 
+local fake_ngx = require "spec.support.fake_ngx"
+
 describe("an account's name in the gateway's stores, in any case", function()
   local saved, server
   setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, null = {}, sleep = function() end, log = function() end, -- luacheck: ignore 122
-      ERR = 4, WARN = 5 }
+    saved = fake_ngx.install()
     server = redis_eval.start()
   end)
   teardown(function()
     if server then
       server.stop()
     end
-    _G.ngx = saved -- luacheck: ignore 122
+    fake_ngx.restore(saved)
   end)
 
   local stores = {

@@ -11,15 +11,15 @@ local tasks = require "kling.resty.tasks"
 
 local CNY = 1000000
 
+local fake_ngx = require "spec.support.fake_ngx"
+
 describe("a journal whose append raises", function()
   local saved
   setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4, WARN = 5, -- luacheck: ignore 122
-      worker = { pid = function() return 0 end } }
+    saved = fake_ngx.install()
   end)
   teardown(function()
-    _G.ngx = saved -- luacheck: ignore 122
+    fake_ngx.restore(saved)
   end)
 
   local raising = { append = function() error("the embedder's disk is gone") end }

@@ -7,14 +7,15 @@
 local fake_dict = require "spec.support.fake_dict"
 local tasks = require "kling.resty.tasks"
 
+local fake_ngx = require "spec.support.fake_ngx"
+
 describe("kling.resty.tasks: an account name holding ':'", function()
   local saved
   setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, log = function() end, ERR = 4 } -- luacheck: ignore 122
+    saved = fake_ngx.install()
   end)
   teardown(function()
-    _G.ngx = saved -- luacheck: ignore 122
+    fake_ngx.restore(saved)
   end)
 
   local function rec(id, account, ext, endpoint)
@@ -62,16 +63,14 @@ describe("the ledger's stores: an account name holding ':'", function()
   local redis_eval = require "spec.support.redis_eval"
   local saved, server
   setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, null = {}, sleep = function() end, log = function() end, -- luacheck: ignore 122
-      ERR = 4, WARN = 5 }
+    saved = fake_ngx.install()
     server = redis_eval.start()
   end)
   teardown(function()
     if server then
       server.stop()
     end
-    _G.ngx = saved -- luacheck: ignore 122
+    fake_ngx.restore(saved)
   end)
 
   local function redis_store()
