@@ -22,6 +22,7 @@
 --                 charge a day; both optional)
 --   "admin_key": "...",                      (the admin API's Bearer key; without it the API is off)
 --   "allow_private_callbacks": false,        (clients' callback_urls may be private addresses)
+--   "callback_queue": 10000,                 (callbacks to clients a worker holds; past it dropped, counted)
 --   "allow_private_media": false,            (clients' media URLs may be private addresses)
 --   "insecure_callbacks": false,             (take the upstream's callbacks without webhook_secret)
 --   "store": {"redis": "redis://127.0.0.1:6379/0", "prefix": "kgw:"}  (several nodes; no journal then)
@@ -78,7 +79,7 @@ end
 local KNOWN = {
   [""] = { "price_provider", "currency", "upstream", "callback_url", "webhook_secret", "client_webhook_secret",
     "journal", "journal_sync", "retention_days", "poll", "accounts", "admin_key", "allow_private_callbacks",
-    "allow_private_media", "insecure_callbacks", "store", "resolver", "memory" },
+    "allow_private_media", "insecure_callbacks", "store", "resolver", "memory", "callback_queue" },
   ["store."] = { "redis", "prefix" },
   ["memory."] = { "tasks", "ledger" },
   ["upstream."] = { "provider", "base_url", "access_key", "secret_key", "api_key", "timeout", "connect_timeout",
@@ -223,6 +224,8 @@ function M.check(doc)
     journal = str(doc, "journal", "", doc.store == nil),
     journal_sync = flag(doc, "journal_sync", ""),
     retention_days = seconds(doc, "retention_days", "", 30, { unit = "days", min = 1e-5, max = 3650 }),
+    callback_queue = seconds(doc, "callback_queue", "", 10000, { unit = "callbacks", min = 1, max = 1000000,
+      whole = true }),
   }
   -- nginx's master and the launcher run in other directories: a relative path would name
   -- another file for each (the journal is the ledger).

@@ -7,10 +7,19 @@
 -- that other clients' callbacks, the poller's ticks and the metrics were dropped. Sends are
 -- queued per account instead, in this worker: at most SENDERS timers send at once, at most
 -- PER_ACCOUNT of them for one account, the accounts taken in turn.
+--
+-- A failed send waited for its retry in a timer of its own: nginx lets a worker hold 1024
+-- pending timers, and about 1000 task ends whose receivers fail at once took them all, so that
+-- other accounts' retries and the gateway's own timers (the poller's) could not start. A retry
+-- waits in this worker's list instead, woken by one timer (at most every WAKE_S while any wait),
+-- and what a worker holds (queued, sent, waiting) is bounded by the config's callback_queue: a
+-- task end past it is not told its client, counted (kling_gateway_callbacks_dropped_total) and
+-- logged.
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
 local callback_host = require "kling.gateway.callback_host"
+local metrics = require "kling.gateway.metrics"
 local official = require "kling.gateway.official"
 local public_url = require "kling.gateway.public_url"
 
@@ -18,6 +27,7 @@ local M = {}
 
 M.RETRY_S = { 1, 2, 4 } -- retries of a client callback after the first attempt
 M.SENDERS, M.PER_ACCOUNT = 16, 4
+M.WAKE_S = 0.25 -- the longest the waker sleeps while retries wait (a retry is at most that late)
 
 -- client_secret(G, account) -> "whsec_..." | nil: the secret an account's forwarded callbacks
 -- are signed with, derived from client_webhook_secret for that account alone (a client
@@ -39,11 +49,12 @@ end
 
 -- This worker's queues: {queues = {account = {head =, tail =, [i] = {id, attempt}}},
 -- order = {accounts, in turn}, next = index in order, busy = {account = its sends running},
--- running = sends running}.
+-- running = sends running, waiting = a heap of {due, account, item} by due, held = callbacks
+-- queued, running and waiting, waker = true while the waker's timer is pending}.
 local function state(G)
   local s = G.deliveries
   if not s then
-    s = { queues = {}, order = {}, next = 1, busy = {}, running = 0 }
+    s = { queues = {}, order = {}, next = 1, busy = {}, running = 0, waiting = {}, held = 0 }
     G.deliveries = s
   end
   return s
@@ -103,29 +114,118 @@ local function send(G, id, attempt)
   return not M.RETRY_S[attempt], M.RETRY_S[attempt]
 end
 
-local pump
+local pump, wake
+
+-- The waiting retries: a binary heap by due time (heap[1] the next due).
+local function heap_push(heap, e)
+  local i = #heap + 1
+  heap[i] = e
+  while i > 1 do
+    local p = math.floor(i / 2)
+    if heap[p][1] <= e[1] then
+      break
+    end
+    heap[i], heap[p] = heap[p], e
+    i = p
+  end
+end
+
+local function heap_pop(heap)
+  local top, n = heap[1], #heap
+  local last = heap[n]
+  heap[n] = nil
+  n = n - 1
+  if n > 0 then
+    local i = 1
+    while true do
+      local c = 2 * i
+      if c > n then
+        break
+      end
+      if c < n and heap[c + 1][1] < heap[c][1] then
+        c = c + 1
+      end
+      if heap[c][1] >= last[1] then
+        break
+      end
+      heap[i] = heap[c]
+      i = c
+    end
+    heap[i] = last
+  end
+  return top
+end
+
+-- Arms the waker (one timer a worker) when it is not pending and retries wait, or callbacks
+-- are queued with no sender running (one that could not start for want of a timer).
+local function arm(G, s)
+  local stuck = s.running == 0 and s.held > #s.waiting
+  if s.waker or not (s.waiting[1] or stuck) or ngx.worker.exiting() then
+    return
+  end
+  ngx.update_time()
+  local sleep = M.WAKE_S
+  if s.waiting[1] then
+    sleep = math.max(0, math.min(s.waiting[1][1] - ngx.now(), M.WAKE_S))
+  end
+  local ok, err = ngx.timer.at(sleep, wake, G)
+  if ok then
+    s.waker = true
+  else -- no timer now: the next send or push arms it
+    ngx.log(ngx.ERR, "kling gateway: callback retries wait: ", err)
+  end
+end
+
+local function enqueue(s, account, item)
+  local q = s.queues[account]
+  if not q then
+    q = { head = 1, tail = 0 }
+    s.queues[account] = q
+    s.order[#s.order + 1] = account
+  end
+  q.tail = q.tail + 1
+  q[q.tail] = item
+end
+
+-- The waker: the retries now due go back to their accounts' queues.
+wake = function(premature, G)
+  local s = state(G)
+  s.waker = nil
+  if premature then
+    return
+  end
+  ngx.update_time()
+  local now = ngx.now()
+  while s.waiting[1] and s.waiting[1][1] <= now do
+    local e = heap_pop(s.waiting)
+    enqueue(s, e[2], e[3])
+  end
+  pump(G)
+  arm(G, s)
+end
 
 -- A sender: one queued callback, then the queues are looked at again.
 local function sender(premature, G, account, item)
   local s = state(G)
+  local again
   if not premature then
     local ok, done, wait = pcall(send, G, item[1], item[2])
     if not ok then
       ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], ": ", tostring(done))
     elseif not done then
-      local tok, terr = ngx.timer.at(wait, function(p)
-        if not p then
-          M.push(G, account, item[1], item[2] + 1)
-        end
-      end)
-      if not tok then
-        ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], " not retried: ", terr)
-      end
+      again = wait
     end
   end
   s.running, s.busy[account] = s.running - 1, s.busy[account] - 1
+  if again then -- still held: it waits for its retry
+    ngx.update_time()
+    heap_push(s.waiting, { ngx.now() + again, account, { item[1], item[2] + 1 } })
+  else
+    s.held = s.held - 1
+  end
   if not premature then
     pump(G)
+    arm(G, s)
   end
 end
 
@@ -146,7 +246,7 @@ pump = function(G)
     if item and (s.busy[account] or 0) < M.PER_ACCOUNT then
       idle = 0
       local ok, err = ngx.timer.at(0, sender, G, account, item)
-      if not ok then -- no timer now: it stays first, the next send or push starts it
+      if not ok then -- no timer now: it stays first, the next send, push or wake starts it
         ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], " waits: ", err)
         return
       end
@@ -158,18 +258,20 @@ pump = function(G)
   end
 end
 
--- push(G, account, id [, attempt]): queues the callback of task id (ended) to its client.
-function M.push(G, account, id, attempt)
+-- push(G, account, id): queues the callback of task id (ended) to its client; one past what
+-- the worker may hold (the config's callback_queue) is dropped, counted and logged.
+function M.push(G, account, id)
   local s = state(G)
-  local q = s.queues[account]
-  if not q then
-    q = { head = 1, tail = 0 }
-    s.queues[account] = q
-    s.order[#s.order + 1] = account
+  if s.held >= G.cfg.callback_queue then
+    metrics.inc("kling_gateway_callbacks_dropped_total")
+    ngx.log(ngx.ERR, "kling gateway: callback of ", id, " to account ", account, " dropped: this worker holds ",
+      s.held, " callbacks already (callback_queue)")
+    return
   end
-  q.tail = q.tail + 1
-  q[q.tail] = { id, attempt or 1 }
+  s.held = s.held + 1
+  enqueue(s, account, { id, 1 })
   pump(G)
+  arm(G, s)
 end
 
 return M

@@ -31,6 +31,8 @@ local HELP = {
   kling_gateway_gone_found_total = { "counter",
     "Tasks ended as never made (a create whose answer was lost, not found by its external id: released)"
       .. " that a callback then showed the upstream has: made, maybe billed upstream, charged to no one." },
+  kling_gateway_callbacks_dropped_total = { "counter", "Task ends not told their clients' callback_url: the worker"
+    .. " held callback_queue callbacks already (queued, being sent or waiting for a retry)." },
   kling_gateway_journal_errors_total = { "counter", "Journal writes that failed (one node: its ledger and task"
     .. " table's lines)." },
   kling_gateway_store_errors_total = { "counter", "Redis calls that failed, reads and writes alike, by stage: connect"
