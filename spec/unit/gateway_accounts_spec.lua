@@ -231,3 +231,53 @@ describe("kling.gateway.accounts file_taken", function()
     assert.is_nil(signed)
   end)
 end)
+
+-- An account name's case has one rule, the stores' (kling.money.stores.memory name_fold):
+-- accounts.lua and the config folded names with :lower() of their own, so that a change of
+-- the rule would have left the file's checks and the admin API's taking two names for one
+-- account that the stores keep as one, or the other way round. Checked by giving the rule
+-- another fold ('-' as '_', a rule the stores could have) and seeing every check follow it.
+describe("kling.gateway.accounts and config fold a name by the stores' one rule", function()
+  local memory = require "kling.money.stores.memory"
+  local fold
+  setup(function()
+    fold = memory.name_fold
+    memory.name_fold = function(name)
+      return (fold(name):gsub("%-", "_"))
+    end
+  end)
+  teardown(function()
+    memory.name_fold = fold
+  end)
+  local function doc(accts)
+    return { upstream = { provider = "kling", base_url = "http://127.0.0.1:1", api_key = "upstream-key" },
+      journal = "/tmp/kling-fold-spec.jsonl", admin_key = "admin-key-0123456789", accounts = accts }
+  end
+  local a_b = { name = "a-b", api_key = "key-a-b-0123456789", credit = "1" }
+
+  it("the config refuses two names the rule folds to one", function()
+    local ok, err = pcall(config.check, doc { a_b, { name = "A_b", api_key = "key-a_b-0123456789", credit = "1" } })
+    assert.is_false(ok)
+    assert.matches("accounts[2].name: 'A_b' is already accounts[1]'s", err, 1, true)
+  end)
+
+  it("file_clash finds a created account the rule folds to a file account's name", function()
+    local why = accounts.file_clash(config.check(doc { a_b }), { { name = "A_b", api_key = "key-created-012345" } })
+    assert.matches("accounts[1].name: a-b is the name of account A_b", why, 1, true)
+  end)
+
+  it("a created account the rule folds to a file account's name does not sign in", function()
+    local saved = rawget(_G, "ngx")
+    _G.ngx = { WARN = 5, log = function() end, now = function() -- luacheck: ignore 122
+      return 0
+    end }
+    local created = require("kling.json").encode { name = "A_b", api_key = "key-created-012345", credit = "1" }
+    local t = { ["cn:A_b"] = created, ["ck:key-created-012345"] = created }
+    local a = accounts.new { cfg = config.check(doc { a_b }), dict = { get = function(_, k)
+      return t[k], 0
+    end } }
+    local signed = a:by_key("key-created-012345")
+    _G.ngx = saved -- luacheck: ignore 122
+    assert.is_nil(signed)
+  end)
+end)

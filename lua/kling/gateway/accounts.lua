@@ -12,6 +12,8 @@ local config = require "kling.gateway.config"
 local core = require "kling.core"
 local json = require "kling.json"
 local shm = require "kling.resty.shm"
+-- An account name's case: the stores' one rule (name_fold), read at each call.
+local memory_store = require "kling.money.stores.memory"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
 
@@ -96,11 +98,11 @@ local function contradicted(self, acct)
   if not names then
     names = {}
     for _, a in ipairs(self.cfg.accounts) do
-      names[a.name:lower()] = true
+      names[memory_store.name_fold(a.name)] = true
     end
     self.file_names = names
   end
-  if type(acct.name) == "string" and names[acct.name:lower()] then
+  if type(acct.name) == "string" and names[memory_store.name_fold(acct.name)] then
     return "name", "the config file has an account of its name"
   end
   for _, f in ipairs(config.KEY_FIELDS) do
@@ -207,11 +209,11 @@ function Accounts:check_file(created)
   local by_lower, taken = {}, {}
   for _, a in ipairs(created) do
     if type(a.name) == "string" then
-      by_lower[a.name:lower()] = a.name
+      by_lower[memory_store.name_fold(a.name)] = a.name
     end
   end
   for _, f in ipairs(self.cfg.accounts) do
-    local other = by_lower[f.name:lower()]
+    local other = by_lower[memory_store.name_fold(f.name)]
     if other then
       taken[f.name] = other
     end
@@ -471,9 +473,9 @@ local function clashes(self, acct, name)
     end
     -- A name another's in all but case is a typo, or a second account the operator will take
     -- for the first (the config refuses it too).
-    local lower = acct.name:lower()
+    local lower = memory_store.name_fold(acct.name)
     for _, other in ipairs(self:names()) do
-      if other:lower() == lower then
+      if memory_store.name_fold(other) == lower then
         return { status = 409, field = "name", message = "account " .. other .. " exists (names differ in case only)" }
       end
     end
@@ -668,12 +670,12 @@ end
 function M.file_clash(cfg, created)
   local by_lower = {}
   for i, f in ipairs(cfg.accounts) do
-    by_lower[f.name:lower()] = i
+    by_lower[memory_store.name_fold(f.name)] = i
   end
   local tail = " (a key or a name is one account's: give the file's account another, or leave the created"
     .. " account to the admin API, PATCH /gateway/admin/accounts/<name>)"
   for _, a in ipairs(created) do
-    local i = type(a.name) == "string" and by_lower[a.name:lower()]
+    local i = type(a.name) == "string" and by_lower[memory_store.name_fold(a.name)]
     if i then
       return "accounts[" .. i .. "].name: " .. cfg.accounts[i].name .. " is the name of account " .. a.name
         .. ", which the admin API created" .. tail

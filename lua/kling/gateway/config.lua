@@ -34,6 +34,7 @@ local core = require "kling.core"
 local validate = require "kling.validate"
 local auth = require "kling.gateway.auth"
 local webhook = require "kling.webhook"
+local memory_store = require "kling.money.stores.memory"
 
 local M = {}
 
@@ -365,7 +366,7 @@ function M.check(doc)
     -- Balances are kept by name: two accounts of one name would share one balance and the
     -- second's credit would vanish. Names that differ in case only are refused too: a typo, or
     -- two accounts an operator takes for one.
-    local lower = acct.name:lower()
+    local lower = memory_store.name_fold(acct.name) -- the stores' rule of a name's case
     if named[lower] then
       local first = doc.accounts[named[lower]].name
       fail("accounts[" .. i .. "].name", "'" .. acct.name .. "' is already accounts[" .. named[lower] .. "]'s"
