@@ -281,3 +281,46 @@ describe("kling.gateway.accounts and config fold a name by the stores' one rule"
     assert.is_nil(signed)
   end)
 end)
+
+-- PATCH /gateway/admin/accounts/<name> setting api_key to the account's own access_key was
+-- refused naming access_key, the field the operator had not touched: a clash within the
+-- account is named at the field the change sets.
+describe("kling.gateway.accounts change: a key clashing with the account's own", function()
+  local fake_dict = require "spec.support.fake_dict"
+  local json = require "kling.json"
+  local saved
+  setup(function()
+    saved = rawget(_G, "ngx")
+    _G.ngx = { WARN = 5, ERR = 4, log = function() end, now = os.time, sleep = function() end, -- luacheck: ignore 122
+      worker = { pid = function()
+        return 1
+      end } }
+  end)
+  teardown(function()
+    _G.ngx = saved -- luacheck: ignore 122
+  end)
+
+  it("is refused naming the field set (api_key), not the one kept (access_key)", function()
+    local carol = { name = "carol", access_key = "ak-carol-01", secret_key = "sk-carol-0123456789", credit = "1" }
+    local d = fake_dict.new()
+    local text = json.encode(carol)
+    d:set("cn:carol", text)
+    d:set("ca:" .. carol.access_key, text)
+    local a = accounts.new { cfg = config.check { upstream = { provider = "kling", base_url = "http://127.0.0.1:1",
+      api_key = "upstream-key" }, journal = "/tmp/kling-change-spec.jsonl",
+      accounts = { { name = "bob", api_key = "key-bob-0123456789", credit = "1" } } }, dict = d }
+    assert.equal("carol", a:get("carol").name)
+    local changed, err = a:change("carol", function(cur)
+      local t = {}
+      for k, v in pairs(cur) do
+        t[k] = v
+      end
+      t.api_key = cur.access_key
+      return config.account(t, "account")
+    end)
+    assert.is_nil(changed)
+    assert.equal(409, err.status)
+    assert.equal("api_key", err.field)
+    assert.matches("^api_key: is already used as access_key", err.message)
+  end)
+end)

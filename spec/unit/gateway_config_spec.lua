@@ -71,6 +71,28 @@ describe("kling.gateway.config", function()
     end
   end)
 
+  -- One rule for a JSON null, in the file and in a new account (config.account): refused
+  -- naming the field. A null key was taken as absent while a null max_open, max_failed_daily
+  -- or suspended was refused.
+  it("refuses a JSON null for any field of an account or of the file, naming the field", function()
+    local pair = { name = "alice", access_key = "ak-alice-01", secret_key = "sk-alice-0123456789", credit = "1" }
+    for _, f in ipairs { "api_key", "max_open", "max_failed_daily", "suspended" } do
+      local a = {}
+      for k, v in pairs(pair) do
+        a[k] = v
+      end
+      a[f] = json.null
+      local ok, err = load { a }
+      assert.is_false(ok, f)
+      assert.matches("accounts[1]." .. f .. ": must not be null", tostring(err), 1, true)
+    end
+    for _, f in ipairs { "callback_url", "client_webhook_secret", "retention_days", "journal_sync" } do
+      local ok, err = with { [f] = json.null }
+      assert.is_false(ok, f)
+      assert.matches(f .. ": must not be null", tostring(err), 1, true)
+    end
+  end)
+
   it("an account's max_failed_daily is read as given, absent by default, refused when not a whole count", function()
     local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_failed_daily = 20 },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }

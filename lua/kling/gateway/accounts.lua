@@ -465,8 +465,9 @@ end
 
 -- The checks a new account or a change passes against what this node knows (the config, and
 -- the other accounts: with Redis, copies; WRITE checks there again): -> nil | {status, field,
--- message}. name: the account being changed (its own keys are its), or nil for a new one.
-local function clashes(self, acct, name)
+-- message}. name: the account being changed (its own keys are its), or nil for a new one; cur:
+-- the changed account as it was.
+local function clashes(self, acct, name, cur)
   if not name then
     if self:get(acct.name) then
       return { status = 409, field = "name", message = "account " .. acct.name .. " exists" }
@@ -480,7 +481,14 @@ local function clashes(self, acct, name)
       end
     end
   end
-  local field, why = config.key_clash(self:key_owners(name), acct)
+  local changed -- a change's keys that differ from the account's before (a clash is named at them)
+  if cur then
+    changed = {}
+    for _, f in ipairs(config.KEY_FIELDS) do
+      changed[f] = acct[f] ~= cur[f] or nil
+    end
+  end
+  local field, why = config.key_clash(self:key_owners(name), acct, changed)
   if field then
     return { status = 409, field = field, message = field .. ": " .. why }
   end
@@ -725,7 +733,7 @@ function Accounts:change(name, fn)
     if not new then
       return nil, err
     end
-    err = clashes(self, new, name)
+    err = clashes(self, new, name, cur)
     if err then
       return nil, err
     end

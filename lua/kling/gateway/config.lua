@@ -42,9 +42,21 @@ local function fail(field, rule)
   error("kling gateway config: " .. field .. ": " .. rule, 0)
 end
 
-local function str(t, k, where, required)
+-- A field's value (nil: absent); a JSON null is refused naming the field, one rule for every
+-- field of the file and of a new account, as for a client's request. It was read two ways: a
+-- null key taken as absent, a null max_open, max_failed_daily or suspended refused. (The admin
+-- API's change of an account reads null as "drop the field" before the account is checked.)
+local function given(t, k, where)
   local v = t[k]
-  if v == nil or v == json.null then
+  if v == json.null then
+    fail(where .. k, "must not be null (leave the field out for none or its default)")
+  end
+  return v
+end
+
+local function str(t, k, where, required)
+  local v = given(t, k, where)
+  if v == nil then
     if required then
       fail(where .. k, "is required (a string)")
     end
@@ -112,7 +124,7 @@ local function only_known(t, where, kind)
 end
 
 local function flag(t, k, where)
-  local v = t[k]
+  local v = given(t, k, where)
   if v == nil then
     return false
   end
@@ -150,7 +162,7 @@ local function bound(x)
 end
 
 local function seconds(t, k, where, default, o)
-  local v = t[k]
+  local v = given(t, k, where)
   if v == nil then
     return default
   end
@@ -166,7 +178,7 @@ end
 -- lua_shared_dict (`kling gateway start` writes it there), bytes =}.
 local UNITS = { [""] = 1, k = 1024, m = 1024 ^ 2, g = 1024 ^ 3 }
 local function size(t, k, where, default)
-  local v = t[k]
+  local v = given(t, k, where)
   if v == nil then
     v = default
   end
@@ -393,9 +405,22 @@ end
 -- key (public: every JWT names it) that is a secret or the admin_key gives it away, and a
 -- client key that is the upstream's lets the client skip the gateway. owners: value -> where
 -- it is used (the config's key_owner, plus what the caller adds). The values are never said.
-function M.key_clash(owners, acct)
-  local mine = {}
+-- changed (optional): the fields a change sets ({api_key = true}): a clash within the account
+-- is named at the field changed, not at the one it kept (an api_key set to the account's own
+-- access_key was refused naming access_key).
+function M.key_clash(owners, acct, changed)
+  local mine, order = {}, {}
   for _, f in ipairs(M.KEY_FIELDS) do
+    if not (changed and changed[f]) then
+      order[#order + 1] = f
+    end
+  end
+  for _, f in ipairs(M.KEY_FIELDS) do
+    if changed and changed[f] then
+      order[#order + 1] = f
+    end
+  end
+  for _, f in ipairs(order) do
     local v = acct[f]
     if v ~= nil then
       local prior = owners[v] or mine[v]
