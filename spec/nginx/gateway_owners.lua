@@ -58,11 +58,28 @@ local function bobs_voice()
   error("bob's custom voice did not end: " .. id)
 end
 
--- Waits until the task's record is gone (past retention_days).
-local function forgotten(id)
+-- A video of bob's, made and ended -> its video id, the task's id
+local function bobs_video()
+  local res = call("POST", "/v1/videos/text2video", "gw-bob-key",
+    '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"bob\'s boat"}')
+  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
   local limit = h.now() + 30
   while h.now() < limit do
-    if call("GET", "/v1/general/custom-voices/" .. id, "gw-bob-key").status == 404 then
+    local d = call("GET", "/v1/videos/text2video/" .. id, "gw-bob-key").json
+    local videos = d and d.data and d.data.task_status == "succeed" and d.data.task_result.videos
+    if videos then
+      return assert(videos[1].id, json.encode(d)), id
+    end
+    h.sleep(0.2)
+  end
+  error("bob's video did not end: " .. id)
+end
+
+-- Waits until the task's record is gone (past retention_days).
+local function forgotten(id, path)
+  local limit = h.now() + 30
+  while h.now() < limit do
+    if call("GET", (path or "/v1/general/custom-voices/") .. id, "gw-bob-key").status == 404 then
       return true
     end
     h.sleep(0.5)
@@ -75,9 +92,16 @@ local function speech(key, voice)
     voice_language = "en" })
 end
 
-local function refused(res, voice)
+local function refused(res, voice, field)
   return res.status == 400 and res.json and res.json.code == 1201
-    and res.json.message == "voice_id: " .. voice .. " is not one of this account's"
+    and res.json.message == (field or "voice_id") .. ": " .. voice .. " is not one of this account's"
+end
+
+-- Whose a video is outlives retention_days (here 2.6 s) as long as the upstream keeps it (30
+-- days): kept for retention_days alone, bob's video was any account's to clone a voice from (or
+-- to lip-sync, to give a sound) once its owner expired.
+local function extend(key, video)
+  return call("POST", "/v1/general/custom-voices", key, json.encode { voice_name = "alice", video_id = video })
 end
 
 h.main(function()
@@ -92,17 +116,35 @@ h.main(function()
   h.check("one node: past retention_days alice naming bob's custom voice is still refused", refused(res, voice),
     res.body)
   h.check("... bob still speaks with it", speech("gw-bob-key", voice).status == 200)
+  local video, vtask = bobs_video()
+  h.check("one node: bob's video task is forgotten past retention_days (its query 404)",
+    forgotten(vtask, "/v1/videos/text2video/"))
+  res = extend("gw-alice-key", video)
+  h.check("one node: past retention_days alice naming bob's video (the upstream keeps it 30 days) is still refused",
+    refused(res, video, "video_id"), res.body)
   g.stop()
   gw = g.start(config(false)) -- the journal as written: the voice's task, past its retention
   res = speech("gw-alice-key", voice)
   h.check("one node: after a restart, still refused", refused(res, voice), res.body)
+  res = extend("gw-alice-key", video)
+  h.check("... and bob's video too", refused(res, video, "video_id"), res.body)
   local text = h.read(g.journal) or ""
   h.check("... its compaction kept the owner as a line of its own (the voice's task dropped)",
     text:find('"op":"owner"', 1, true) and text:find(voice, 1, true) and not text:find('"id":"' .. task, 1, true))
+  local line = ""
+  for l in text:gmatch("[^\n]+") do
+    line = l:find('"op":"owner"', 1, true) and l:find('"' .. video .. '"', 1, true) and l or line
+  end
+  local expires = tonumber(line:match('"expires_ms":(%d+)'))
+  h.check("... and the video's owner with its expiry, 29 to 31 days from now (its task dropped)", expires
+    and expires > (os.time() + 29 * 86400) * 1000 and expires < (os.time() + 31 * 86400) * 1000
+    and not text:find('"id":"' .. vtask, 1, true), line)
   g.stop()
   gw = g.start(config(false)) -- the journal as the last start compacted it (its task dropped)
   res = speech("gw-alice-key", voice)
   h.check("one node: after a second restart (a compacted journal), still refused", refused(res, voice), res.body)
+  res = extend("gw-alice-key", video)
+  h.check("... and bob's video too", refused(res, video, "video_id"), res.body)
   h.check_no_lua_error(g.srv())
   g.stop()
   -- Redis
@@ -114,6 +156,14 @@ h.main(function()
   h.check("Redis: past retention_days alice naming bob's custom voice is still refused", refused(res, voice),
     res.body)
   h.check("... bob still speaks with it", speech("gw-bob-key", voice).status == 200)
+  video, vtask = bobs_video()
+  h.check("Redis: bob's video task is forgotten past retention_days (its query 404)",
+    forgotten(vtask, "/v1/videos/text2video/"))
+  res = extend("gw-alice-key", video)
+  h.check("Redis: past retention_days alice naming bob's video is still refused", refused(res, video, "video_id"),
+    res.body)
+  local ttl = tonumber((redis.cli("TTL", "kgw:o:" .. video):match("%-?%d+")))
+  h.check("... its owner's key lives 29 to 30 days", ttl and ttl > 29 * 86400 and ttl <= 30 * 86400, tostring(ttl))
   h.check_no_lua_error(g.srv())
 end, function()
   return g.srv()

@@ -161,9 +161,17 @@ function M.lines(opts)
   for _, r in ipairs(recs) do
     out[#out + 1] = '{"op":"task","record":' .. r.s .. "}"
   end
-  -- The ids owned for good (custom voices: kling.gateway.owners), whose tasks go past retention.
-  for _, o in ipairs(owners.lasting(td)) do
-    out[#out + 1] = jline { op = "owner", id = o[1], owner = o[2] }
+  -- The ids' owners (kling.gateway.owners) kept for good (custom voices), and those whose
+  -- tasks' records are dropped (past retention) while the upstream keeps their ids (until
+  -- expires_ms); a kept record gives its ids' owners again at the next start.
+  local written = {}
+  for _, r in ipairs(recs) do
+    written[r.id] = true
+  end
+  for _, o in ipairs(owners.kept(td, opts.now_ms)) do
+    if not o[3] or not written[o[4]] then
+      out[#out + 1] = jline { op = "owner", id = o[1], owner = o[2], expires_ms = o[3] }
+    end
   end
   -- Today's refusals the upstream made of a create for its own sake, as their drops were
   -- written (no task is left of them): a start counts them toward their account's day again

@@ -56,11 +56,24 @@ local function ids_of(rec)
   return out, lasting
 end
 
+-- How long the upstream keeps the ids a record shows, by kind, from its end (../shared's API
+-- notes): a face session (identify-face's id) 24 h, a task's and its media's 30 days (results
+-- are deleted after 30 days). An owner lives at least that long, whatever retention_days says:
+-- kept for retention_days alone (an operator's 1), an id the upstream still served was free to
+-- any account once its owner expired, and another client extended or lip-synced a client's video.
+M.UPSTREAM_LIFE_S = { session = 86400, media = 30 * 86400 }
+
+-- keep_s(G, rec) -> the seconds the owners of rec's ids (but its lasting ones) are kept from its end.
+function M.keep_s(G, rec)
+  local life = rec.endpoint == "videos/identify-face" and M.UPSTREAM_LIFE_S.session or M.UPSTREAM_LIFE_S.media
+  return math.max(G.cfg.retention_days * 86400, life)
+end
+
 -- record(G, rec [, ttl]) -> true | nil, message: the ids of an ended record are its account's
--- (kept as long as ended tasks are, or ttl seconds; its custom voices' for good; ttl false:
--- those only, for a record past its retention). The first owner stays: an upstream that
--- hands out an id twice (another task's answer, an id reused) does not take it from the
--- account that was shown it first.
+-- (kept keep_s from its end, or ttl seconds; its custom voices' for good; ttl false: those
+-- only, for a record past keep_s). The first owner stays: an upstream that hands out an id
+-- twice (another task's answer, an id reused) does not take it from the account that was
+-- shown it first.
 function M.record(G, rec, ttl)
   local ids, lasting = ids_of(rec)
   if ttl == false then
@@ -69,7 +82,7 @@ function M.record(G, rec, ttl)
   if #ids + #lasting == 0 or type(rec.account) ~= "string" then
     return true
   end
-  ttl = math.max(1, math.floor(ttl or G.cfg.retention_days * 86400)) -- 0 would keep them for good
+  ttl = math.max(1, math.floor(ttl or M.keep_s(G, rec))) -- 0 would keep them for good
   -- The task too: a video-extend is priced by the model and mode its source video was made with.
   local value = rec.account .. "|" .. tostring(rec.id)
   if G.redis then
@@ -113,17 +126,19 @@ function M.record(G, rec, ttl)
   return true
 end
 
--- lasting(dict) -> {{id, owner}, ...}: the owners kept for good (no time to live) in the tasks'
--- dict, by id: what a compaction writes as "owner" lines (kling.gateway.compact), as their
--- tasks' records, past retention_days, are dropped.
-function M.lasting(dict)
+-- kept(dict, now_ms) -> {{id, owner, expires_ms (nil: for good), task id (nil: not kept)}, ...}:
+-- the owners in the tasks' dict, by id: what a compaction writes as "owner" lines
+-- (kling.gateway.compact), as their tasks' records, past retention_days, are dropped while the
+-- upstream still keeps their ids (keep_s) or for good (custom voices).
+function M.kept(dict, now_ms)
   local out = {}
   for _, k in ipairs(dict:get_keys(0)) do
     local id = k:match("^o:(.+)$")
-    if id and dict:ttl(k) == 0 then
+    local ttl = id and dict:ttl(k)
+    if ttl then
       local v = dict:get(k)
       if type(v) == "string" then
-        out[#out + 1] = { id, v }
+        out[#out + 1] = { id, v, ttl > 0 and now_ms + math.ceil(ttl * 1000) or nil, select(2, parse(v)) }
       end
     end
   end
@@ -139,22 +154,23 @@ end
 -- record says why), not the journal's: a compacted journal lists ended tasks in no such order,
 -- and two restarts gave a duplicated id to the account shown it second.
 function M.restore(G, entries)
-  local retention_s, now_s = G.cfg.retention_days * 86400, ngx.time()
+  local now_s = ngx.time()
   local ended, seen = {}, {}
   for _, e in ipairs(entries) do
-    if e.op == "owner" then -- a compacted journal's owner kept for good (M.lasting): first shown
-      if type(e.id) == "string" and type(e.owner) == "string" then
-        local ok, err = G.tasks.shm:write("safe_add", key(e.id), e.owner, 0)
+    if e.op == "owner" then -- a compacted journal's owner (M.kept): first shown, until it expires
+      local left = type(e.expires_ms) == "number" and math.floor((e.expires_ms - ngx.now() * 1000) / 1000)
+      if type(e.id) == "string" and type(e.owner) == "string" and (not left or left > 0) then
+        local ok, err = G.tasks.shm:write("safe_add", key(e.id), e.owner, left or 0)
         if not ok and err ~= "exists" then
           return nil, "the shared dict cannot hold the owners of the journal's ids (" .. tostring(err) .. ")"
         end
       end
     end
-    -- kept for what is left of their task's retention; a task past it is known no more (but
-    -- for its lasting ids: record's ttl false). A task's first final record is its end: a
-    -- later one (an operator's amendment) is not.
+    -- kept for what is left of keep_s since their task's end; past it, but for its lasting
+    -- ids (record's ttl false). A task's first final record is its end: a later one (an
+    -- operator's amendment) is not.
     local rec = e.record
-    local left = type(rec) == "table" and rec.final and not seen[rec.id] and tasks.left(rec, retention_s, now_s)
+    local left = type(rec) == "table" and rec.final and not seen[rec.id] and tasks.left(rec, M.keep_s(G, rec), now_s)
     if left then
       seen[rec.id] = true
       ended[#ended + 1] = { rec = rec, left = left > 0 and left, at = tonumber(rec.updated_at) or 0, i = #ended + 1 }
