@@ -9,6 +9,7 @@
 -- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
 -- q:new and q:news (lists), kept (set: ended tasks whose hold is kept, kling.resty.tasks keep).
 local json = require "kling.json"
+local tasks_q = require "kling.resty.tasks"
 
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's global unpack)
 
@@ -422,10 +423,11 @@ function Tasks:pop(queue, max)
   return type(items) == "table" and items or {}
 end
 
-function Tasks:news(id)
+-- news(id, at): kling.resty.tasks's, the same entries (tasks.news_item) on a Redis list.
+function Tasks:news(id, at)
   local r = self.redis
   local ok, err = r:with(function(red)
-    return red:rpush(r.prefix .. M.Q_NEWS, id)
+    return red:rpush(r.prefix .. M.Q_NEWS, tasks_q.news_item(id, at))
   end)
   if not ok then
     ngx.log(ngx.ERR, "kling tasks (redis): cannot queue news of ", id, ": ", err)

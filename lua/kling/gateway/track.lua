@@ -431,7 +431,10 @@ function M.on_callback(G, t)
   local m = machine_for(G, rec)
   local how = run(G, rec, m, m:callback(core.now_ms(), t))
   if how ~= "done" then
-    G.tasks:news(rec.id) -- polled again only after a silence
+    -- Polled again only after a silence, and never past the task's deadline (the machine's
+    -- clamp): on the wall clock, for a poller on another node.
+    local now = core.now_ms()
+    G.tasks:news(rec.id, core.wall_ms() + m:clamp(now + m.silence_ms) - now)
   end
   return true
 end

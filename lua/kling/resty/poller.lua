@@ -221,11 +221,16 @@ local function work(self)
   for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEW, 10000)) do
     add(self, id, now, true)
   end
-  -- Callback news: the task is polled again only after a silence.
-  for _, id in ipairs(self.tasks:pop(tasks_q.Q_NEWS, 10000)) do
+  -- Callback news: the task is polled again only after a silence, or at the time the news
+  -- names should that come first (the task's deadline: a deadline inside the silence passed
+  -- unseen until the silence's end).
+  local wall = core.wall_ms()
+  for _, item in ipairs(self.tasks:pop(tasks_q.Q_NEWS, 10000)) do
+    local id, at = tasks_q.news_of(item)
     local h = self.ids:find(id)
     if h then
-      pcall(self.sched.defer, self.sched, h, now, self.silence_ms)
+      local delay = at and math.max(0, math.min(self.silence_ms, at - wall)) or self.silence_ms
+      pcall(self.sched.defer, self.sched, h, now, delay)
     end
   end
   local due, expired = self.sched:due(now, self.batch)

@@ -430,8 +430,28 @@ function Tasks:pop(queue, max)
   return out
 end
 
-function Tasks:news(id)
-  local len, err = self.dict:rpush(M.Q_NEWS, id)
+--- news_item(id, at) -> the entry queued on Q_NEWS: the task's id and when (wall-clock ms)
+-- its next poll is due at the latest, as "AT ID". news_of(item) -> id, at | nil (an entry
+-- without a time: a bare id, queued before the time rode along). One format for both stores.
+function M.news_item(id, at)
+  if at == nil then
+    return id -- polled again after the poller's silence
+  end
+  return string.format("%d %s", at, id)
+end
+
+function M.news_of(item)
+  local at, id = item:match("^(%d+) (.+)$")
+  if not at then
+    return item, nil
+  end
+  return id, tonumber(at)
+end
+
+-- news(id [, at]): a callback brought news of id; its next poll is due after the poller's
+-- silence, or at `at` (wall-clock ms) should that come first: the task's own deadline.
+function Tasks:news(id, at)
+  local len, err = self.dict:rpush(M.Q_NEWS, M.news_item(id, at))
   if not len then
     ngx.log(ngx.ERR, "kling tasks: cannot queue news of ", id, ": ", err)
   end
