@@ -168,6 +168,40 @@ describe("a storyboard against the simulator", function()
     assert.are.equal(1, sim.stats().creates)
   end)
 
+  -- A segment's create whose answer was lost (a connection reset after sending) fell through
+  -- to a generic exit 1, saying neither that it may have been made and paid nor that the same
+  -- command again looks it up. Exit 4 says both, as kling element create's; the rerun looks it
+  -- up by its external id and creates nothing more.
+  it("a segment's create whose answer was lost exits 4 (uncertain); the same command again looks it up", function()
+    local dir = fresh_dir()
+    local file = dir .. ".json"
+    local f = assert(io.open(file, "w"))
+    f:write(require("kling.json").encode { model = "kling-v3", mode = "std", shots = shots(5) })
+    f:close()
+    local i = sim.info()
+    local cmd = string.format("KLING_PROVIDER=kling KLING_BASE_URL='%s' KLING_ACCESS_KEY='%s' KLING_SECRET_KEY='%s' "
+      .. "lua5.4 bin/kling storyboard '%s' --out '%s' 2>&1", i.http, i.access_key, i.secret_key, file, dir)
+    local function run()
+      local p = io.popen(cmd)
+      local said = p:read("a")
+      local _, _, code = p:close()
+      return code, said
+    end
+    -- The create is made, its answer lost; its lookups by external id do not find it (yet).
+    sim.faults { { kind = "reset", method = "POST", phase = "after", count = 1 },
+      { kind = "not_found", method = "GET", path = "^/v1/videos/", count = 20 } }
+    local code, said = run()
+    assert.are.equal(4, code, said)
+    assert.matches("uncertain: the segment may have been created, and paid; run the same command again to look it"
+      .. " up by its external id ks-", said, 1, true)
+    assert.are.equal(1, sim.stats().creates)
+    sim.clear_faults()
+    code, said = run()
+    assert.are.equal(0, code, said)
+    assert.are.equal(1, sim.stats().creates) -- looked up, not created again
+    assert.is_true(#slurp(dir .. "/storyboard.mp4") > 0)
+  end)
+
   -- A run killed between a segment's move into place and its "done" line refused that file on
   -- the next run ("the journal has no record of writing it") until the user moved it away.
   it("a segment moved into place just before a kill is the storyboard's on resume; a copy there is not", function()

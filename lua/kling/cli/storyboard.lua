@@ -39,7 +39,9 @@ journal holds a run is refused before anything is sent (give another --out).]]
   cmd:epilog [[
 Exit status: 0 made, 1 the provider refused or failed a segment, 2 bad usage or storyboard
 (nothing sent), 3 a segment did not finish within --timeout (run again to keep waiting),
-5 another live process is running this DIR (nothing sent),
+4 uncertain: a segment's create got no answer (a connection reset after sending), so it may
+have been made and paid (run the same command again to look it up by its external id; it is
+not sent again), 5 another live process is running this DIR (nothing sent),
 130 interrupted (Ctrl-C): run the same command again to resume]]
   cmd:argument("FILE", "the storyboard (JSON)"):argname("FILE"):target "file"
   cmd:option("--out", "output directory (required)"):argname("DIR"):count(1):convert(flags.nonempty "--out")
@@ -89,6 +91,15 @@ function M.run(opts)
   if not result then
     if type(rerr) == "table" and rerr.locked then
       return fail(5, flags.as_given(rerr, AS_GIVEN))
+    end
+    if type(rerr) == "table" and rerr.uncertain then
+      -- a segment's create whose answer was lost (a connection reset after sending): it may
+      -- exist, and the journal keeps its intent (and external id), so the next run looks it up
+      -- instead of sending it again
+      return fail(4, tostring(rerr) .. " (uncertain: the segment may have been created, and paid; "
+        .. (rerr.external_task_id and "run the same command again to look it up by its external id "
+          .. rerr.external_task_id .. ": it is sent again only if that lookup does not find it)"
+          or "the provider cannot look it up by an external id: the same command again does not send it twice)"))
     end
     return flags.failed(fail, flags.as_given(rerr, AS_GIVEN), "run the same command again to keep waiting")
   end
