@@ -156,6 +156,28 @@ describe("kling quote", function()
     assert.matches("^27 credits", out)
   end)
 
+  -- --json/--file's "provider" and "base_url" were dropped silently (quote prices every provider
+  -- from its catalog and uses neither): each is refused by name, saying why and what to use.
+  it("refuses a request's provider and base_url by name, pointing to kling estimate --provider", function()
+    local out, status = run([[quote --json '{"model":"kling-v3","provider":"evolink"}']])
+    assert.are.equal(2, status)
+    assert.matches("^kling quote: %-%-json's \"provider\": kling quote prices the request on every provider %(kling,"
+      .. " apiinone, apimodels, evolink, compat%), so the one named here would be ignored; remove it, or price one"
+      .. " provider with kling estimate %-%-provider P %(nothing was priced%)\n$", out)
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write('{"model":"kling-v3","base_url":"https://api-singapore.klingai.com"}')
+    f:close()
+    out, status = run("quote --file " .. file)
+    os.remove(file)
+    assert.are.equal(2, status)
+    assert.matches("^kling quote: %-%-file's \"base_url\": kling quote sends nothing: it prices from each provider's"
+      .. " catalog, so a base URL would change nothing and be ignored; remove it, or price one provider with kling"
+      .. " estimate %-%-provider P", out)
+    out, status = run([[quote --json '{"model":"kling-v3"}']])
+    assert.are.equal(0, status, out)
+  end)
+
   it("gives JSON", function()
     local out, status = run("quote --json '{\"duration\":5}' --format json")
     assert.are.equal(0, status)

@@ -44,7 +44,8 @@ one the resolution implies, 5 s) and printed. Each currency is ranked on its own
 gateway's credits are its own currency: apiinone-credits, evolink-credits); with --rates
 (USD per unit of each currency, e.g. --rates CNY=0.14,apiinone-credits=0.01,
 evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
-field of the request or price it, with the reason.]]
+field of the request or price it, with the reason. A request's "provider" or "base_url" is
+refused: neither is used (kling estimate --provider P prices one provider).]]
   cmd:epilog "Exit status: 0 at least one provider prices it, 3 none does, 2 bad request or usage."
   request.define(cmd, true)
   cmd:option("--rates", "USD per unit of each currency"):argname("CUR=USD,..."):convert(parse_rates)
@@ -58,13 +59,27 @@ end
 
 local fail = flags.failure("kling quote")
 
+-- Fields a request may name that quote cannot use, each with why and what to use instead:
+-- given in --json or --file, they were dropped silently (the output the same with or without).
+local UNUSED = {
+  { "provider", "kling quote prices the request on every provider (%s), so the one named here would be ignored" },
+  { "base_url", "kling quote sends nothing: it prices from each provider's catalog, so a base URL would change"
+    .. " nothing and be ignored" },
+}
+
 function M.run(opts)
   local req, bad = request.build(opts)
   if not req then
     return fail(2, bad .. ": nothing was priced")
   end
+  for _, u in ipairs(UNUSED) do
+    if req[u[1]] ~= nil then
+      return fail(2, string.format("%s's \"%s\": %s; remove it, or price one provider with kling estimate --provider P"
+        .. " (nothing was priced)", opts.request_json and "--json" or "--file", u[1],
+        u[2]:format(table.concat(require("kling.providers").names, ", "))))
+    end
+  end
   local rates = opts.rates
-  req.provider = nil
   local list = billing.quote(req, { rates = rates })
   local assumed = {}
   for k, v in pairs(list.assumed) do
