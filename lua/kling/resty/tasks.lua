@@ -431,8 +431,7 @@ function Tasks:pop(queue, max)
 end
 
 --- news_item(id, at) -> the entry queued on Q_NEWS: the task's id and when (wall-clock ms)
--- its next poll is due at the latest, as "AT ID". news_of(item) -> id, at | nil (an entry
--- without a time: a bare id, queued before the time rode along). One format for both stores.
+-- its next poll is due at the latest, as "AT ID". One format for both stores (news_of reads it).
 function M.news_item(id, at)
   if at == nil then
     return id -- polled again after the poller's silence
@@ -440,6 +439,8 @@ function M.news_item(id, at)
   return string.format("%d %s", at, id)
 end
 
+--- news_of(item) -> id, at | id, nil: an entry of Q_NEWS read (one without a time is a bare id,
+-- queued before the time rode along: polled again after the poller's silence).
 function M.news_of(item)
   local at, id = item:match("^(%d+) (.+)$")
   if not at then
