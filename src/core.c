@@ -1,5 +1,6 @@
 /* kling.core: the C core's entry point. One opener per concern (see kling.h). */
 #include "kling.h"
+#include "names.h"
 
 #include <string.h>
 
@@ -92,6 +93,84 @@ int kling_is_name(const char *s, size_t len, const char *name) {
     return strlen(name) == len && memcmp(s, name, len) == 0;
 }
 
+
+void kling_push_near(lua_State *L, const char *s, size_t len, const char *const *known) {
+    size_t n = 0, *near;
+    while (known[n] != NULL) {
+        n++;
+    }
+    near = lua_newuserdata(L, (n ? n : 1) * sizeof(size_t));
+    if (kling_name_closest(s, len, known, NULL, n, near) > 0) {
+        lua_pushfstring(L, "; did you mean %s?", known[near[0]]);
+    } else {
+        lua_pushliteral(L, "");
+    }
+    lua_remove(L, -2);
+}
+
+/* core.closest(name, known): known a list of names or a set (names as keys). The closest
+ * known name and the sorted list of every one as close, or nil when none is close. */
+static int l_closest(lua_State *L) {
+    size_t n = 0, cap, i, count, len;
+    const char *name, **names;
+    size_t *lens, *near;
+    int list;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_type(L, 1) != LUA_TSTRING) {
+        lua_pushnil(L);
+        return 1;
+    }
+    name = lua_tolstring(L, 1, &len);
+    lua_rawgeti(L, 2, 1);
+    list = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    cap = 0;
+    if (list) {
+        cap = (size_t)lua_rawlen(L, 2);
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, 2) != 0) {
+            lua_pop(L, 1);
+            cap++;
+        }
+    }
+    names = lua_newuserdata(L, (cap ? cap : 1) * sizeof(*names)); /* 3 */
+    lens = lua_newuserdata(L, (cap ? cap : 1) * sizeof(*lens));   /* 4 */
+    near = lua_newuserdata(L, (cap ? cap : 1) * sizeof(*near));   /* 5 */
+    if (list) {
+        for (i = 1; i <= cap; i++) {
+            lua_rawgeti(L, 2, (lua_Integer)i);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                names[n] = lua_tolstring(L, -1, &lens[n]); /* held by the table */
+                n++;
+            }
+            lua_pop(L, 1);
+        }
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, 2) != 0 && n < cap) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                names[n] = lua_tolstring(L, -1, &lens[n]); /* a key of the table */
+                n++;
+            }
+        }
+        lua_settop(L, 5);
+    }
+    count = kling_name_closest(name, len, names, lens, n, near);
+    if (count == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, names[near[0]], lens[near[0]]);
+    lua_createtable(L, (int)count, 0);
+    for (i = 0; i < count; i++) {
+        lua_pushlstring(L, names[near[i]], lens[near[i]]);
+        lua_rawseti(L, -2, (lua_Integer)(i + 1));
+    }
+    return 2;
+}
+
 __attribute__((visibility("default"))) int luaopen_kling_core(lua_State *L);
 
 int luaopen_kling_core(lua_State *L) {
@@ -115,5 +194,7 @@ int luaopen_kling_core(lua_State *L) {
     kling_open_idmap(L);
     kling_open_fileio(L);
     kling_open_json(L);
+    lua_pushcfunction(L, l_closest);
+    lua_setfield(L, -2, "closest");
     return 1;
 }

@@ -279,8 +279,9 @@ static void check_known_fields(lua_State *L, int idx, const char *what, const ch
                     luaL_addstring(&b, known[i]);
                 }
                 luaL_pushresult(&b);
-                luaL_error(L, "kling.http: %s: unknown field %s (known: %s)", what, lua_tostring(L, -2),
-                           lua_tostring(L, -1));
+                kling_push_near(L, k, klen, known);
+                luaL_error(L, "kling.http: %s: unknown field %s%s (known: %s)", what, lua_tostring(L, -3),
+                           lua_tostring(L, -1), lua_tostring(L, -2));
             }
         } else {
             luaL_error(L, "kling.http: %s must be a table with string keys", what);

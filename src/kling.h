@@ -48,6 +48,10 @@ int kling_is_name(const char *s, size_t len, const char *name);
  * printable ASCII (a NUL included) written \xNN. */
 void kling_push_quoted(lua_State *L, const char *s, size_t len);
 
+/* Pushes "; did you mean <name>?" naming the known name (a NULL-terminated list) closest to
+ * s (len bytes) by the one rule of src/pure/names.c, or "" when none is close. */
+void kling_push_near(lua_State *L, const char *s, size_t len, const char *const *known);
+
 /* fileio.c: the one rule for a path an output file is written to (downloads, core.http's
  * output). kling_path_control_at: the offset of the first control byte (below 0x20, or 0x7f,
  * NUL included) or -1. kling_create_output: creates path exclusively, never through a link

@@ -89,7 +89,8 @@ static void check_fields(lua_State *L, int idx, const char *what, const char *co
         }
         if (*n == NULL) {
             kling_push_quoted(L, key, klen);
-            luaL_error(L, "kling.core: %s: unknown field %s", what, lua_tostring(L, -1));
+            kling_push_near(L, key, klen, names);
+            luaL_error(L, "kling.core: %s: unknown field %s%s", what, lua_tostring(L, -2), lua_tostring(L, -1));
         }
     }
 }

@@ -861,59 +861,12 @@ function M.image_size(bytes)
   return nil
 end
 
--- Edit distance between two short names (unknown option and field names).
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do
-    prev[j] = j
-  end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
 -- The known name closest to `name` (a set or a list of names), or nil when none is close
 -- (more than a third of the name would have to change); second, every known name as close,
--- sorted (a list of one when no other is).
+-- sorted (a list of one when no other is). The rule is the C core's (src/pure/names.c), the
+-- one the C checkers of sched{}, slots{} and http{} name their closest field by.
 function M.closest(name, known)
-  if type(name) ~= "string" then
-    return nil
-  end
-  local best, best_d, ties
-  local list = known[1] ~= nil and known or nil
-  -- A name further than this from every known one has no suggestion; the lengths alone bound
-  -- the distance, so a long name (a client's megabyte of field name) is never compared.
-  local limit = math.max(2, math.floor(#name / 3))
-  local function try(k)
-    if type(k) == "string" and math.abs(#name - #k) <= limit then
-      local d = distance(name, k)
-      if not best_d or d < best_d then
-        best, best_d, ties = k, d, { k }
-      elseif d == best_d then
-        best, ties[#ties + 1] = k < best and k or best, k
-      end
-    end
-  end
-  if list then
-    for _, k in ipairs(list) do
-      try(k)
-    end
-  else
-    for k in pairs(known) do
-      try(k)
-    end
-  end
-  if best and best_d <= limit then
-    table.sort(ties)
-    return best, ties
-  end
-  return nil
+  return require("kling.core").closest(name, known)
 end
 
 -- The error for an unknown name: "unknown <what>", with the closest known name when one is.

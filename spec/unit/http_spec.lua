@@ -515,6 +515,8 @@ describe("kling.core.http", function()
 
     it("in the constructor", function()
       raises("options: unknown field 'timeout' %(known: user_agent, ", function() core.http { timeout = 5 } end)
+      raises("options: unknown field 'ca_fle'; did you mean ca_file%? %(known: user_agent, ",
+        function() core.http { ca_fle = "x" } end)
       raises("'timeout_ms' must be an integer", function() core.http { timeout_ms = -1 } end)
       raises("'max_body' must be an integer", function() core.http { max_body = 1.5 } end)
       raises("'ca_file' must be a string", function() core.http { ca_file = 1 } end)
@@ -527,7 +529,9 @@ describe("kling.core.http", function()
       -- a typo is refused by name, not dropped (the request would run with the client's timeout)
       raises("request: unknown field 'timeout' %(known: method, url, body, headers, output, max_output, "
         .. "timeout_ms, connect_timeout_ms, follow%)", function() h:start { url = srv.url, timeout = 5 } end)
-      raises("request: unknown field 'Method'", function() h:request { url = srv.url, Method = "GET" } end)
+      raises("request: unknown field 'Method'; did you mean method%? %(known: ", function()
+        h:request { url = srv.url, Method = "GET" }
+      end)
       raises("request must be a table with string keys", function() h:start { srv.url } end)
       raises("'url' must be an http", function() h:start { url = "file:///etc/passwd" } end)
       raises("'method' must be one of", function() h:start { url = srv.url, method = "get" } end)
