@@ -407,7 +407,9 @@ local CREATE_OPTIONS = { cache = true, account = true, timeout = true, on_progre
 -- create(client, spec, opts) -> entry, cached | nil, err. entry = {id, name, provider,
 -- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
 -- opts: cache (a path; false: no cache), account (client:account(): see account_of), timeout (s, 1200),
--- on_progress(task), force (create even though an earlier create's fate is unknown).
+-- on_progress(task), force (create a new element even when the cache has one for this spec, which
+-- the new one then replaces, or an earlier create's fate is unknown; a create whose task was made
+-- and is not yet done is waited for, not sent again).
 ---@param client kling.Client
 ---@param spec table `{name, description, images | video, voice_id?, tags?}`
 ---@param opts? {cache: string|false, account: string, timeout: number, on_progress: fun(t: kling.Task), force: boolean}
@@ -472,7 +474,12 @@ function M.create(client, spec, opts)
     end
     entry = doc.elements[key] or {}
   end
-  if entry.id then
+  -- force: a fresh element for a user who asked for one (the cached one deleted on the
+  -- provider, say), not the cached id; made, it replaces the cache's entry
+  local fresh = entry.id and opts.force
+  if fresh then
+    entry = {}
+  elseif entry.id then
     return entry, true
   end
   -- One process creates an element at a time, from its "creating" mark to its end (an flock the
@@ -501,7 +508,9 @@ function M.create(client, spec, opts)
       return nil, errors.validation("cache", lerr2)
     end
     entry = doc.elements[key] or {}
-    if entry.id then
+    if entry.id and opts.force then
+      entry, fresh = {}, true
+    elseif entry.id then
       lock:unlock()
       return entry, true
     end
@@ -528,8 +537,8 @@ function M.create(client, spec, opts)
             .. "may exist (and be paid). Check the provider's element list; create again with force to risk a "
             .. "second one" }
       end
-      local ok, cerr = remember { creating = core.wall_s(), name = spec.name, provider = where.provider,
-        base_url = where.base_url }
+      local ok, cerr = remember({ creating = core.wall_s(), name = spec.name, provider = where.provider,
+        base_url = where.base_url }, fresh and key or nil)
       if path and not ok then
         return nil, errors.validation("cache", tostring(cerr))
       end

@@ -51,6 +51,12 @@ describe("custom elements against the simulator", function()
     -- Another account (or other inputs) is another element.
     local other = assert(element.create(client, spec(), { cache = cache, account = element.account_of("ak-2") }))
     assert.are_not.equal(e.id, other.id)
+    -- force makes a fresh element, not the cached id (`kling element create --force`: "create a new
+    -- element even when one is cached"), and the cache then names the new one
+    local fresh, fresh_cached = assert(element.create(client, spec(), { cache = cache, force = true }))
+    assert.is_false(fresh_cached)
+    assert.are_not.equal(e.id, fresh.id)
+    assert.are.equal(fresh.id, assert(element.create(client, spec(), { cache = cache })).id)
   end)
 
   it("are waited for on EvoLink, with progress, and charged once", function()

@@ -37,7 +37,8 @@ keep waiting for the same task).
 The element id is cached under a hash of its inputs (a local image by the SHA-256
 of its bytes, not its path; a URL by the URL), provider, base URL and account
 (--cache, default $XDG_CACHE_HOME/kling/elements.json or ~/.cache/kling/elements.json):
-running the same command again prints the cached id and pays nothing. Rows and
+running the same command again prints the cached id and pays nothing (--force
+makes and pays for a new one, which replaces it in the cache). Rows and
 storyboards then name the element in element_list ("element_list": ["Mia"]) and
 kling run --elements FILE / kling storyboard --elements FILE resolve it to its id.]]
   create:option("--name", "the element's name (at most 20 characters)"):argname "NAME"
@@ -48,7 +49,8 @@ kling run --elements FILE / kling storyboard --elements FILE resolve it to its i
   create:option("--tag", "a tag o_101..o_108 (repeatable; official API)"):argname("TAG"):count("*"):target "tags"
   flags.client_options(create)
   create:option("--cache", "the element cache file"):argname "FILE"
-  create:flag("--force", "create it again even when cached")
+  create:flag("--force", "create a new element (and pay) even when one is cached or an earlier create was "
+    .. "interrupted; the cache then names the new one")
   create:option("--timeout", "the longest to wait (default 1200)"):argname("SECONDS")
     :convert(flags.number("--timeout", flags.SECONDS))
   flags.poll_options(create)
