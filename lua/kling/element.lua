@@ -380,7 +380,7 @@ end
 -- The official API keeps a list of the account's elements: a create whose answer was lost
 -- is found there by name and description.
 local function find_listed(client, spec)
-  if client.provider.name ~= "kling" then
+  if not client.provider.capabilities.element_list then
     return nil
   end
   for page = 1, 20 do
@@ -532,10 +532,15 @@ function M.create(client, spec, opts)
           assert(remember(base))
           return base, true
         end
+        -- the advice by what the provider can show: EvoLink lists no elements
+        local P = client.provider
+        local check = P.capabilities.element_list
+          and "It is not in " .. P.title .. "'s element list yet: check that list again later"
+          or P.title .. " keeps no element list to look it up in: check the account's usage on " .. P.title
+            .. "'s site"
         return nil, errors.new { kind = "validation", field = "element", provider = where.provider,
           message = "an earlier create of element '" .. spec.name .. "' was interrupted before its answer came: it "
-            .. "may exist (and be paid). Check the provider's element list; create again with force to risk a "
-            .. "second one" }
+            .. "may exist (and be paid). " .. check .. "; create again with force to risk a second one" }
       end
       local ok, cerr = remember({ creating = core.wall_s(), name = spec.name, provider = where.provider,
         base_url = where.base_url }, fresh and key or nil)

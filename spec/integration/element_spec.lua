@@ -123,7 +123,16 @@ describe("custom elements against the simulator", function()
     local before = sim.stats().creates
     local _, err = element.create(client, spec("Zed"), { cache = cache })
     assert.matches("interrupted", err.message)
+    -- EvoLink lists no elements: the advice is not to check a list it does not have
+    assert.matches("EvoLink keeps no element list to look it up in", err.message, 1, true)
+    assert.is_nil(err.message:find("Check the provider's element list", 1, true))
     assert.are.equal(before, sim.stats().creates)
+    -- the official API lists them: not there yet, the advice is to look again
+    local nkey = element.key(spec("Ned"), { provider = "kling", base_url = official.base_url })
+    assert(element.save(cache, { version = 1, elements = { [nkey] = { creating = 1, name = "Ned",
+      provider = "kling", base_url = official.base_url } } }))
+    _, err = element.create(official, spec("Ned"), { cache = cache })
+    assert.matches("It is not in Kling %(official API%)'s element list yet", err.message)
     assert(element.create(client, spec("Zed"), { cache = cache, force = true }))
     assert.are.equal(before + 1, sim.stats().creates)
   end)

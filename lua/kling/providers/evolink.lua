@@ -26,6 +26,8 @@ local P = {
     text_to_video = true, image_to_video = true, first_last_frame = true, multi_shot = true,
     sound = true, elements = true, voices = false, cancel = true, external_ids = false,
     callbacks = true, list = false, custom_elements = true,
+    -- no endpoint lists the elements made: an interrupted create cannot be looked up
+    element_list = false,
   },
   default_model = "kling-v3",
   statuses = {

@@ -27,6 +27,8 @@ local P = {
     text_to_video = true, image_to_video = true, first_last_frame = true, multi_shot = true,
     sound = true, elements = true, voices = true, cancel = false, external_ids = true,
     callbacks = true, list = true, custom_elements = true, motion_control = true,
+    -- its custom elements are listed (general/custom-elements, GET): an interrupted create is looked up there
+    element_list = true,
     -- beyond video: images/*, audio/* (tts, text-to-audio, video-to-audio)
     images = true, audio = true,
   },
