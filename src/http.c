@@ -891,6 +891,14 @@ static int l_cancel(lua_State *L) {
     return 1;
 }
 
+/* core.http_check_request(req): raises as start{} and request{} do on a field they do not
+ * take (the nginx driver's requests are checked by this one list too). */
+static int l_check_request(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_known_fields(L, 1, "request", request_fields);
+    return 0;
+}
+
 void kling_open_http(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"start", l_start},
@@ -912,4 +920,6 @@ void kling_open_http(lua_State *L) {
     kling_new_class(L, KH_MT, meta, methods);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "http");
+    lua_pushcfunction(L, l_check_request);
+    lua_setfield(L, -2, "http_check_request");
 }
