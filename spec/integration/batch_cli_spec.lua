@@ -606,6 +606,21 @@ describe("the workflow commands", function()
     assert.are.equal(1, sim.stats().creates)
   end)
 
+  -- On EvoLink, which lists no elements, the same advice sent the user to run the command again
+  -- "to look it up", which it cannot: the advice follows the provider's capabilities.
+  it("kling element create whose answer was lost on EvoLink says where to look, not to look it up", function()
+    local i = sim.info()
+    local cache = root .. "/uncertain-evolink-elements.json"
+    local args = "element create --name Uma --description 'from a video' --video https://example.com/u.mp4 --cache "
+      .. cache .. " --provider evolink --base-url " .. q(i.providers.evolink) .. " --api-key " .. q(i.api_key)
+    sim.faults { { kind = "reset", method = "POST", path = "^/evolink/", phase = "after", count = 1 } }
+    local status, out = kling(args)
+    assert.are.equal(4, status, out)
+    assert.matches("may have been created", out, 1, true)
+    assert.matches("EvoLink keeps no element list to look it up in", out, 1, true)
+    assert.is_nil(out:find("run the same command again to look it up", 1, true), out)
+  end)
+
   -- A second create while the first still waited for its answer said the first "was interrupted
   -- before its answer came" (and to risk a second one with --force).
   it("kling element create while another process creates the same element says so, exit 5, nothing sent", function()

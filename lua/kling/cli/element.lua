@@ -20,8 +20,9 @@ KLING_ACCESS_KEY + KLING_SECRET_KEY or KLING_API_KEY, KLING_CA_FILE.]]
   cmd:epilog [[
 Exit status: 0 made (or cached), 1 the provider refused or failed it, 2 bad usage or a rule
 broken (nothing sent), 3 still being made when --timeout passed (run again to keep waiting),
-4 uncertain: the create's answer was lost, it may have been made (run the same command again
-to look it up; it is not sent again), 5 another process is creating the same element now
+4 uncertain: the create's answer was lost, it may have been made (the same command again
+looks it up where the provider lists its elements, the official API; it is not sent again),
+5 another process is creating the same element now
 (nothing sent)]]
   cmd:command_target "action"
   local create = flags.command(cmd, "create", "make a custom element (or print the cached one)")
@@ -130,8 +131,13 @@ local function create(opts)
       return fail(5, cached)
     end
     if type(cached) == "table" and cached.uncertain then
-      return fail(4, tostring(cached) .. " (uncertain: the element may have been created, and paid; run the same "
-        .. "command again to look it up: it is not sent again unless --force)")
+      -- the next run looks it up only where the provider lists its elements (its capabilities)
+      local P = client.provider
+      local next_run = P.capabilities.element_list and "run the same command again to look it up"
+        or ("run the same command again to keep it from being sent twice (" .. P.title .. " keeps no element "
+          .. "list to look it up in: check the account's usage on " .. P.title .. "'s site)")
+      return fail(4, tostring(cached) .. " (uncertain: the element may have been created, and paid; " .. next_run
+        .. ": it is not sent again unless --force)")
     end
     return flags.failed(fail, as_flags(cached), "still being made: run the same command again to keep waiting")
   end
