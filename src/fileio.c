@@ -591,9 +591,11 @@ static int l_file_identity(lua_State *L) {
 /* mkdir_p(path [, check_only]) -> true | nil, message: makes a directory and its missing
  * parents (mode 0777 less the umask), as mkdir -p does but without a shell: a path is never a
  * command line. An existing directory is fine; an existing file of another kind is "not a
- * directory". With check_only nothing is made: whether it could be (the existing part is
- * directories, the deepest of them writable and searchable: access(2)), for a command that
- * must not touch the disk before it knows it has something to write. */
+ * directory". With check_only nothing is left made: whether it could be (the existing part is
+ * directories; the first missing one is made and removed at once, since access(2) says yes to
+ * root in /proc or on a read-only mount; a path that exists whole must be writable and
+ * searchable), for a command that must not touch the disk before it knows it has something to
+ * write. */
 static int mkdir_failed(lua_State *L, const char *path, const char *why) {
     lua_pushnil(L);
     lua_pushfstring(L, "cannot create directory %s: %s", path, why);
@@ -607,7 +609,7 @@ static int l_mkdir_p(lua_State *L) {
     struct stat st;
     size_t i;
     int check_only = lua_toboolean(L, 2);
-    size_t deep = 0; /* check_only: the length of the deepest existing directory (0: "/" or ".") */
+    int missing = 0; /* check_only: buf names the first missing directory */
     if (n == 0) return mkdir_failed(L, path, "empty path");
     if (n >= sizeof(buf) || memchr(path, '\0', n) != NULL) return mkdir_failed(L, path, "bad path");
     memcpy(buf, path, n + 1);
@@ -617,10 +619,10 @@ static int l_mkdir_p(lua_State *L) {
         if (check_only) {
             if (stat(buf, &st) != 0) {
                 if (errno != ENOENT) return mkdir_failed(L, buf, strerror(errno));
-                break; /* made from here down: the deepest existing one must take it */
+                missing = 1; /* made from here down: the deepest existing one must take it */
+                break;
             }
             if (!S_ISDIR(st.st_mode)) return mkdir_failed(L, buf, "it exists and is not a directory");
-            deep = i;
             if (i < n) buf[i] = '/';
             continue;
         }
@@ -629,19 +631,14 @@ static int l_mkdir_p(lua_State *L) {
         if (!S_ISDIR(st.st_mode)) return mkdir_failed(L, buf, "it exists and is not a directory");
         if (i < n) buf[i] = '/';
     }
-    if (check_only) {
-        const char *dir = buf;
-        if (deep == 0) {
-            dir = buf[0] == '/' ? "/" : ".";
-        } else {
-            buf[deep] = '\0';
-        }
-        if (access(dir, W_OK | X_OK) != 0) {
-            int e = errno;
-            lua_pushnil(L);
-            lua_pushfstring(L, "cannot create directory %s: %s is not writable (%s)", path, dir, strerror(e));
-            return 2;
-        }
+    if (check_only && missing) {
+        if (mkdir(buf, 0700) != 0) return mkdir_failed(L, buf, strerror(errno));
+        if (rmdir(buf) != 0) return mkdir_failed(L, buf, strerror(errno));
+    } else if (check_only && access(path, W_OK | X_OK) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot write in directory %s: %s", path, strerror(e));
+        return 2;
     }
     lua_pushboolean(L, 1);
     return 1;

@@ -12,42 +12,23 @@ local json = require "kling.json"
 local SECRET = "whsec_" .. core.b64encode(("s"):rep(32))
 local ADMIN = "admin-0123456789abcdef"
 local SILENCE = 3600 -- the news' silence: the deadline (2 s) falls far inside it
-local base = h.tempdir("gateway-news-deadline")
-local sim_dir = base .. "/sim"
-h.sh("mkdir -p " .. h.q(sim_dir) .. " " .. h.q(base .. "/journal") .. " && chmod 777 " .. h.q(base .. "/journal"))
+local fleet = h.fleet("gateway-news-deadline")
+local base, sim_dir = fleet.base, fleet.sim_dir
 local sim, redis
-local dirs = {}
 
 local function cleanup()
-  for _, dir in ipairs(dirs) do
-    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
-  end
-  if redis then
-    redis.stop()
-  end
-  h.tidy(base, sim_dir)
+  fleet.cleanup(redis)
 end
 
 local function start(name, store)
-  local dir, port = base .. "/gw-" .. name, h.free_port()
-  dirs[#dirs + 1] = dir
-  local http = "http://127.0.0.1:" .. port
-  local doc = {
-    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
-    admin_key = ADMIN, callback_url = http .. "/kling/callback", webhook_secret = SECRET,
-    poll = { min_interval = 0.3, max_interval = 0.5, silence = SILENCE, deadline = 2 },
-    accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
-  }
-  if store then
-    doc.store = store
-  else
-    doc.journal = base .. "/journal/" .. name .. ".jsonl"
-  end
-  h.write(base .. "/" .. name .. ".json", json.encode(doc))
-  local out, ok = h.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(h.q(h.src),
-    h.q(base .. "/" .. name .. ".json"), h.q(dir), port))
-  assert(ok, "kling gateway start: " .. out)
-  return http, dir
+  return fleet.start(name, function(http)
+    return {
+      upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+      admin_key = ADMIN, callback_url = http .. "/kling/callback", webhook_secret = SECRET,
+      poll = { min_interval = 0.3, max_interval = 0.5, silence = SILENCE, deadline = 2 },
+      accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
+    }
+  end, store)
 end
 
 -- The simulator's delivered callbacks saying `status` of the task whose external id is id.

@@ -41,38 +41,33 @@ local function call(method, path, key, body)
   return h.request(method, gw.http .. path, { headers = { authorization = "Bearer " .. key }, body = body })
 end
 
--- A custom voice of bob's, made and ended -> its voice_id, the task's id
-local function bobs_voice()
-  local res = call("POST", "/v1/general/custom-voices", "gw-bob-key",
-    '{"voice_name":"bob","voice_url":"https://example.com/bob.mp3"}')
+-- One of bob's tasks, made at path with body and ended -> the id of its first output (at
+-- task_result[outputs][1][field]), the task's id.
+local function bobs(path, body, outputs, field)
+  local res = call("POST", path, "gw-bob-key", body)
   local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
   local limit = h.now() + 30
   while h.now() < limit do
-    local d = call("GET", "/v1/general/custom-voices/" .. id, "gw-bob-key").json
-    local voices = d and d.data and d.data.task_status == "succeed" and d.data.task_result.voices
-    if voices then
-      return assert(voices[1].voice_id, json.encode(d)), id
+    local d = call("GET", path .. "/" .. id, "gw-bob-key").json
+    local list = d and d.data and d.data.task_status == "succeed" and d.data.task_result[outputs]
+    if list then
+      return assert(list[1][field], json.encode(d)), id
     end
     h.sleep(0.2)
   end
-  error("bob's custom voice did not end: " .. id)
+  error("bob's task at " .. path .. " did not end: " .. id)
+end
+
+-- A custom voice of bob's, made and ended -> its voice_id, the task's id
+local function bobs_voice()
+  return bobs("/v1/general/custom-voices", '{"voice_name":"bob","voice_url":"https://example.com/bob.mp3"}',
+    "voices", "voice_id")
 end
 
 -- A video of bob's, made and ended -> its video id, the task's id
 local function bobs_video()
-  local res = call("POST", "/v1/videos/text2video", "gw-bob-key",
-    '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"bob\'s boat"}')
-  local id = assert(res.json and res.json.data and res.json.data.task_id, res.body)
-  local limit = h.now() + 30
-  while h.now() < limit do
-    local d = call("GET", "/v1/videos/text2video/" .. id, "gw-bob-key").json
-    local videos = d and d.data and d.data.task_status == "succeed" and d.data.task_result.videos
-    if videos then
-      return assert(videos[1].id, json.encode(d)), id
-    end
-    h.sleep(0.2)
-  end
-  error("bob's video did not end: " .. id)
+  return bobs("/v1/videos/text2video", '{"model_name":"kling-v1","mode":"std","duration":"5","prompt":"bob\'s boat"}',
+    "videos", "id")
 end
 
 -- Waits until the task's record is gone (past retention_days).

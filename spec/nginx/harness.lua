@@ -423,6 +423,43 @@ function M.launched(tag)
   return g
 end
 
+-- fleet(tag) -> several gateways as their operators run them (`kling gateway start`), each in a
+-- directory of its own under one base: {base, sim_dir, start(name, doc [, store]) -> its URL and
+-- directory (doc(url) -> its config, written as base/<name>.json, its journal
+-- base/journal/<name>.jsonl in a directory nginx's workers may write unless store is given),
+-- cleanup([redis]) (stops every gateway, then redis)}.
+function M.fleet(tag)
+  local f, dirs = { base = M.tempdir(tag) }, {}
+  f.sim_dir = f.base .. "/sim"
+  M.sh("mkdir -p " .. q(f.sim_dir) .. " " .. q(f.base .. "/journal") .. " && chmod 777 " .. q(f.base .. "/journal"))
+  function f.start(name, doc, store)
+    local dir, port = f.base .. "/gw-" .. name, M.free_port()
+    dirs[#dirs + 1] = dir
+    local url = "http://127.0.0.1:" .. port
+    local config = doc(url)
+    if store then
+      config.store = store
+    else
+      config.journal = f.base .. "/journal/" .. name .. ".jsonl"
+    end
+    M.write(f.base .. "/" .. name .. ".json", json.encode(config))
+    local out, ok = M.sh(("lua5.4 %s/bin/kling gateway start --config %s --dir %s --port %d"):format(q(M.src),
+      q(f.base .. "/" .. name .. ".json"), q(dir), port))
+    assert(ok, "kling gateway start: " .. out)
+    return url, dir
+  end
+  function f.cleanup(redis)
+    for _, dir in ipairs(dirs) do
+      M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(dir)))
+    end
+    if redis then
+      redis.stop()
+    end
+    M.tidy(f.base, f.sim_dir)
+  end
+  return f
+end
+
 -- redis(dir) -> a redis-server of the test's own on a free loopback port, AOF with appendfsync
 -- always, its files in dir: {port, cli(args...) -> its output, start() (waits for PONG), stop()
 -- (shutdown nosave: a Redis that cannot save refuses SIGTERM)}.
