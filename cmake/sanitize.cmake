@@ -27,7 +27,7 @@ execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=${KLING_ASAN_SO}
 find_program(KLING_BUSTED busted REQUIRED)
 # The C tests run with leak detection. The unit specs run without it: every program they spawn
 # (sh, mktemp, nginx, ffmpeg) inherits the preload, and LSan would fail those on their own
-# exit-time leaks; the module's leaks are valgrind's job (valgrind_integration).
+# exit-time leaks; the module's leaks are valgrind's job (valgrind_integration_1 and _2).
 set(KLING_SANITIZE_ENV
   "LD_PRELOAD=${KLING_LIBASAN}"
   "ASAN_OPTIONS=detect_leaks=1:exitcode=99"

@@ -70,29 +70,48 @@ find_program(KLING_LUACHECK luacheck)
 find_program(KLING_VALGRIND valgrind)
 find_program(KLING_NGINX nginx PATHS /usr/sbin)
 
-# The simulator is a ctest fixture: started once before the integration specs, stopped after.
-# --replace: a simulator an interrupted run left in the build tree is restarted, not a failed fixture.
-add_test(NAME sim_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start --dir ${KLING_SIM_DIR}
-  --out ${KLING_SIM_DIR}/sim.json --replace)
-add_test(NAME sim_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_SIM_DIR})
-set_tests_properties(sim_start PROPERTIES FIXTURES_SETUP sim ENVIRONMENT "${KLING_TEST_ENV}")
-set_tests_properties(sim_stop PROPERTIES FIXTURES_CLEANUP sim ENVIRONMENT "${KLING_TEST_ENV}")
+# A simulator as a ctest fixture NAME in DIR: started once before the tests that require it,
+# stopped after (--replace: one an interrupted run left in the build tree is restarted, not a
+# failed fixture). Sets OUT_ENV to KLING_TEST_ENV with that simulator's KLING_SIM_INFO.
+function(kling_sim_fixture name dir out_env)
+  string(REPLACE "KLING_SIM_INFO=${KLING_SIM_DIR}/sim.json" "KLING_SIM_INFO=${dir}/sim.json" env
+    "${KLING_TEST_ENV}")
+  add_test(NAME ${name}_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start --dir ${dir}
+    --out ${dir}/sim.json --replace)
+  add_test(NAME ${name}_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${dir})
+  set_tests_properties(${name}_start PROPERTIES FIXTURES_SETUP ${name} ENVIRONMENT "${env}")
+  set_tests_properties(${name}_stop PROPERTIES FIXTURES_CLEANUP ${name} ENVIRONMENT "${env}")
+  set(${out_env} "${env}" PARENT_SCOPE)
+endfunction()
 
-function(kling_busted_tests dir needs_sim)
+# spec/DIR/*_spec.lua, a test each. With SHARDS > 0 (integration), each spec file runs against
+# one of SHARDS simulators, the files dealt to them in turn by name, one spec at a time on each
+# (they reset it and inject its faults): the specs mostly wait on the simulator's clock, and
+# one simulator for them all was a 660 s chain of CI's 900.
+function(kling_busted_tests dir shards)
   file(GLOB specs CONFIGURE_DEPENDS ${KLING_SRC}/spec/${dir}/*_spec.lua)
+  list(SORT specs)
+  if(shards GREATER 0)
+    foreach(shard RANGE 1 ${shards})
+      kling_sim_fixture(sim_${shard} ${CMAKE_BINARY_DIR}/sim-${shard} env_${shard})
+    endforeach()
+  endif()
+  set(shard 1)
   foreach(spec ${specs})
     get_filename_component(name ${spec} NAME_WE)
     add_test(NAME ${dir}_${name}
       COMMAND ${KLING_LUA_BIN} ${KLING_BUSTED} --helper=${KLING_SRC}/spec/helper.lua ${spec}
       WORKING_DIRECTORY ${KLING_SRC})
     set_tests_properties(${dir}_${name} PROPERTIES ENVIRONMENT "${KLING_TEST_ENV}" TIMEOUT 600)
-    if(needs_sim)
-      set_tests_properties(${dir}_${name} PROPERTIES FIXTURES_REQUIRED sim RESOURCE_LOCK sim)
+    if(shards GREATER 0)
+      set_tests_properties(${dir}_${name} PROPERTIES ENVIRONMENT "${env_${shard}}"
+        FIXTURES_REQUIRED sim_${shard} RESOURCE_LOCK sim_${shard})
+      math(EXPR shard "${shard} % ${shards} + 1")
     endif()
   endforeach()
 endfunction()
-kling_busted_tests(unit FALSE)
-kling_busted_tests(integration TRUE)
+kling_busted_tests(unit 0)
+kling_busted_tests(integration 2)
 
 # Shell-driven tests (nginx with the LuaJIT build, killed batches, ...): spec/sh/*.sh.
 file(GLOB KLING_SH_TESTS CONFIGURE_DEPENDS ${KLING_SRC}/spec/sh/*.sh)
@@ -106,34 +125,35 @@ foreach(script ${KLING_SH_TESTS})
   endif()
 endforeach()
 
-# valgrind over the integration specs: any leak or invalid access from the module fails. It
-# has a simulator of its own, so that it runs beside the plain integration specs instead of
-# after them (it is the longest test: serialised behind them it set the suite's wall time).
+# valgrind over the integration specs: any leak or invalid access from the module fails. Its
+# shards have a simulator each, so that they run beside the plain integration specs and beside
+# each other instead of after them (the specs mostly wait on the simulator's clock: one shard of
+# them all was the suite's longest test, 750 s of CI's 900). Spec files go to the shards in
+# turn, by name.
 if(KLING_VALGRIND)
-  set(KLING_VG_SIM_DIR "${CMAKE_BINARY_DIR}/sim-valgrind")
-  set(KLING_VG_ENV
-    "LUA_PATH=${KLING_LUA_PATH}"
-    "LUA_CPATH=${KLING_LUA_CPATH}"
-    "KLING_SIM_INFO=${KLING_VG_SIM_DIR}/sim.json"
-    "KLING_BUILD_DIR=${CMAKE_BINARY_DIR}"
-    "KLING_JIT_BUILD_DIR=${CMAKE_BINARY_DIR}/jit"
-    # as KLING_TEST_ENV: no spec reads a user's caches (learnt durations, elements)
-    "XDG_CACHE_HOME=/dev/null")
-  add_test(NAME sim_valgrind_start COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim start
-    --dir ${KLING_VG_SIM_DIR} --out ${KLING_VG_SIM_DIR}/sim.json --replace)
-  add_test(NAME sim_valgrind_stop COMMAND ${KLING_LUA_BIN} ${KLING_SRC}/bin/kling sim stop --dir ${KLING_VG_SIM_DIR})
-  set_tests_properties(sim_valgrind_start PROPERTIES FIXTURES_SETUP sim_valgrind ENVIRONMENT "${KLING_VG_ENV}")
-  set_tests_properties(sim_valgrind_stop PROPERTIES FIXTURES_CLEANUP sim_valgrind ENVIRONMENT "${KLING_VG_ENV}")
-  add_test(NAME valgrind_integration
-    COMMAND ${KLING_VALGRIND} --quiet --error-exitcode=99 --leak-check=full
-            --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-            --suppressions=${KLING_SRC}/spec/valgrind.supp
-            ${KLING_LUA_BIN} ${KLING_BUSTED} --helper=${KLING_SRC}/spec/helper.lua
-            ${KLING_SRC}/spec/integration
-    WORKING_DIRECTORY ${KLING_SRC})
-  # Started first (COST): it is the longest test, and the rest fits beside it.
-  set_tests_properties(valgrind_integration PROPERTIES ENVIRONMENT "${KLING_VG_ENV}"
-    FIXTURES_REQUIRED sim_valgrind RESOURCE_LOCK sim_valgrind TIMEOUT 1200 COST 1000)
+  file(GLOB KLING_VG_SPECS ${KLING_SRC}/spec/integration/*_spec.lua)
+  list(SORT KLING_VG_SPECS)
+  set(KLING_VG_SHARDS 1 2)
+  set(KLING_VG_FILES_1 "")
+  set(KLING_VG_FILES_2 "")
+  set(shard 1)
+  foreach(spec IN LISTS KLING_VG_SPECS)
+    list(APPEND KLING_VG_FILES_${shard} ${spec})
+    math(EXPR shard "${shard} % 2 + 1")
+  endforeach()
+  foreach(shard IN LISTS KLING_VG_SHARDS)
+    kling_sim_fixture(sim_valgrind_${shard} ${CMAKE_BINARY_DIR}/sim-valgrind-${shard} env)
+    add_test(NAME valgrind_integration_${shard}
+      COMMAND ${KLING_VALGRIND} --quiet --error-exitcode=99 --leak-check=full
+              --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+              --suppressions=${KLING_SRC}/spec/valgrind.supp
+              ${KLING_LUA_BIN} ${KLING_BUSTED} --helper=${KLING_SRC}/spec/helper.lua
+              ${KLING_VG_FILES_${shard}}
+      WORKING_DIRECTORY ${KLING_SRC})
+    # Started first (COST): the longest tests, and the rest fits beside them.
+    set_tests_properties(valgrind_integration_${shard} PROPERTIES ENVIRONMENT "${env}"
+      FIXTURES_REQUIRED sim_valgrind_${shard} RESOURCE_LOCK sim_valgrind_${shard} TIMEOUT 1200 COST 1000)
+  endforeach()
 endif()
 
 if(KLING_LUACHECK)

@@ -1,4 +1,4 @@
--- Test access to the running simulator (started by ctest's sim_start fixture, whose JSON
+-- Test access to the running simulator (started by ctest's sim_N_start fixtures, whose JSON
 -- line is in the file named by KLING_SIM_INFO): its URLs and keys, a client for it, and
 -- its admin API (faults, config, stats, reset, its ledger's charges).
 local json = require "kling.json"
