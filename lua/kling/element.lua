@@ -28,6 +28,7 @@ local errors = require "kling.errors"
 local json = require "kling.json"
 local local_file = require "kling.local_file"
 local validate = require "kling.validate"
+local tables = require "kling.tables"
 local id_text = require("kling.providers.common").id_text
 
 local M = {}
@@ -225,10 +226,7 @@ local function keyed_spec(spec, req)
   if not changed then
     return spec
   end
-  local copy = {}
-  for k, v in pairs(spec) do
-    copy[k] = v
-  end
+  local copy = tables.clone(spec)
   copy.images = images
   return copy
 end
