@@ -7,27 +7,15 @@
 local fake_dict = require "spec.support.fake_dict"
 local redis_eval = require "spec.support.redis_eval"
 
-local fake_ngx = require "spec.support.fake_ngx"
-
 describe("an account's name in the gateway's stores, in any case", function()
-  local saved, server
-  setup(function()
-    saved = fake_ngx.install()
-    server = redis_eval.start()
-  end)
-  teardown(function()
-    if server then
-      server.stop()
-    end
-    fake_ngx.restore(saved)
-  end)
+  local redis = redis_eval.suite(setup, teardown, true)
 
   local stores = {
     shared = function()
       return require("kling.money.stores.shared").new { dict = fake_dict.new(), currency = "CNY" }
     end,
     redis = function()
-      local s = require("kling.money.stores.redis").new { redis = server.client(), currency = "CNY",
+      local s = require("kling.money.stores.redis").new { redis = redis.server.client(), currency = "CNY",
         price_provider = "kling", ended_ttl = 60 }
       assert(s:bind())
       return s

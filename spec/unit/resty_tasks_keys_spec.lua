@@ -61,20 +61,10 @@ end)
 -- kling.money.stores.memory name_problem); an account never opened is refused by every movement.
 describe("the ledger's stores: an account name holding ':'", function()
   local redis_eval = require "spec.support.redis_eval"
-  local saved, server
-  setup(function()
-    saved = fake_ngx.install()
-    server = redis_eval.start()
-  end)
-  teardown(function()
-    if server then
-      server.stop()
-    end
-    fake_ngx.restore(saved)
-  end)
+  local redis = redis_eval.suite(setup, teardown, true)
 
   local function redis_store()
-    local s = require("kling.money.stores.redis").new { redis = server.client(), currency = "CNY",
+    local s = require("kling.money.stores.redis").new { redis = redis.server.client(), currency = "CNY",
       price_provider = "kling", ended_ttl = 60 }
     assert(s:bind())
     return s
