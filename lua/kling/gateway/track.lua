@@ -445,10 +445,18 @@ end
 -- after the fact (its balance may be spent since; the money stays as it ended): it is the
 -- operator's to know. Counted once a task (kling_gateway_gone_found_total), logged as an
 -- error naming both ids, and what the upstream says of it kept on the record as `found`
--- ({upstream_id, status, result}), which the client's view does not show.
+-- ({upstream_id, status, result}), which the client's view does not show. Once: the first of
+-- its callbacks claims the task in the node's shared memory (an atomic add), since two landing
+-- at once (two workers, or a Redis store's reads) both read the record before either wrote
+-- `found`. A claim the dict has no room for counts anyway (twice at worst, never not at all).
+M.GONE_FOUND = "gone_found:"
 function M.gone_found(G, rec, t)
   local seen = type(rec.found) == "table"
   if not seen then
+    local claimed, cerr = G.tasks.dict:add(M.GONE_FOUND .. rec.id, true, G.tasks.retention_s)
+    if not claimed and cerr == "exists" then
+      return -- the callback that claimed it counts it and writes what it found
+    end
     metrics.inc("kling_gateway_gone_found_total")
     ngx.log(ngx.ERR, "kling gateway: task ", rec.id, " ended as never made (released, charged to no one), but the"
       .. " upstream has it as ", tostring(t.id), " (", tostring(t.status), "): it may bill it")

@@ -1,0 +1,152 @@
+-- Tasks the gateway ended on its own: a found gone task counted once however its callbacks
+-- race. Against a simulator whose callbacks the gateway verifies; the race over the Redis
+-- store, whose writes are paused meanwhile (CLIENT PAUSE WRITE): the first callback's write of
+-- what it found waits, and every other reads the record as it was before, as a callback in
+-- another worker may at any instant.
+package.path = "spec/nginx/?.lua;" .. package.path
+local h = require "harness"
+local core = require "kling.core"
+local json = require "kling.json"
+
+local SECRET = "whsec_" .. core.b64encode(("k"):rep(32))
+local ADMIN = "admin-0123456789abcdef"
+local fleet = h.fleet("gateway-kept")
+local base, sim_dir = fleet.base, fleet.sim_dir
+local sim, redis
+
+local function cleanup()
+  fleet.cleanup(redis)
+end
+
+local function start(name, store, extra)
+  return fleet.start(name, function(http)
+    local doc = {
+      upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key },
+      admin_key = ADMIN, callback_url = http .. "/kling/callback", webhook_secret = SECRET,
+      poll = { min_interval = 0.3, max_interval = 0.5, silence = 1, deadline = 2 },
+      accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
+    }
+    for k, v in pairs(extra or {}) do
+      doc[k] = v
+    end
+    return doc
+  end, store)
+end
+
+-- create(http, prompt) -> the task's id (a Redis node just started opens its accounts first:
+-- its 503s are waited out).
+local function create(http, prompt)
+  local by, res = h.now() + 10
+  repeat
+    res = h.request("POST", http .. "/v1/videos/text2video", { headers = { authorization = "Bearer gw-ivy-key" },
+      body = { model_name = "kling-v1", mode = "std", duration = "5", prompt = prompt } })
+    if res.status == 503 then
+      h.sleep(0.2)
+    end
+  until res.status ~= 503 or h.now() > by
+  return assert(res.json and res.json.data and res.json.data.task_id, res.body)
+end
+
+local function view(http, id)
+  local r = h.request("GET", http .. "/v1/videos/text2video/" .. id, { headers = { authorization =
+    "Bearer gw-ivy-key" } })
+  return r.json and r.json.data or {}
+end
+
+-- until_true(fn, seconds) -> fn's last value: fn asked until it is truthy (or seconds passed).
+local function until_true(fn, seconds)
+  local by, v = h.now() + seconds
+  repeat
+    v = fn()
+    if v then
+      return v
+    end
+    h.sleep(0.2)
+  until h.now() > by
+  return v
+end
+
+-- A verified callback's headers and body for the task the gateway knows as id.
+local function signed(id, n, status)
+  local body = json.encode { task_id = "up-" .. id, task_status = status, task_info = { external_task_id = id },
+    task_result = status == "succeed" and { videos = { { id = "v1", url = "https://example.com/v.mp4",
+      duration = "5" } } } or nil }
+  local ts, msg = tostring(math.floor(core.wall_s())), "msg_" .. id .. "_" .. n
+  return { ["content-type"] = "application/json", ["webhook-id"] = msg, ["webhook-timestamp"] = ts,
+    ["webhook-signature"] = core.webhook_sign { secret = SECRET, id = msg, timestamp = ts, body = body } }, body
+end
+
+-- racing_callbacks(http, id, count): count signed callbacks for id, all sent at once (curl in
+-- parallel), waited for -> their statuses.
+local function racing_callbacks(http, id, count)
+  local dir = base .. "/race-" .. id
+  h.sh("mkdir -p " .. h.q(dir))
+  local args = {}
+  for n = 1, count do
+    local headers, body = signed(id, n, "succeed")
+    h.write(dir .. "/" .. n .. ".body", body)
+    local hs = {}
+    for k, v in pairs(headers) do
+      hs[#hs + 1] = "-H " .. h.q(k .. ": " .. v)
+    end
+    h.write(dir .. "/" .. n .. ".sh", ("curl -s -m 60 -o /dev/null -w '%%{http_code}' %s --data-binary @%s %s > %s.out")
+      :format(table.concat(hs, " "), h.q(dir .. "/" .. n .. ".body"), h.q(http .. "/kling/callback"),
+      h.q(dir .. "/" .. n)))
+    args[n] = h.q(dir .. "/" .. n .. ".sh")
+  end
+  h.write(dir .. "/all", table.concat(args, "\n") .. "\n")
+  h.sh(("xargs -P %d -n 1 sh < %s >/dev/null 2>&1"):format(count, h.q(dir .. "/all")))
+  local out = {}
+  for n = 1, count do
+    out[n] = h.read(dir .. "/" .. n .. ".out")
+  end
+  return out
+end
+
+-- The metric's value in /metrics, once the flush has it (nil: not there yet).
+local function gone_found(http)
+  local m = h.request("GET", http .. "/metrics").body or ""
+  return tonumber(m:match("\nkling_gateway_gone_found_total (%d+)\n"))
+end
+
+-- A lost create its lookup did not find ends gone (released); then many verified callbacks
+-- saying the upstream has it land at once: the task is counted once.
+local function gone_race(store)
+  local http, dir = start("gone-race", store, { poll = { min_interval = 0.3, max_interval = 0.5, silence = 1,
+    lookups = 1 }, upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 1,
+    connect_timeout = 1 } })
+  assert(h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
+    count = 1 }, { kind = "not_found", method = "GET", count = 1 } } }))
+  local id = create(http, "a kite [sim:seconds=600][sim:callbacks=succeed]")
+  local v = until_true(function()
+    local got = view(http, id)
+    return got.task_status == "failed" and got
+  end, 30)
+  assert(h.sim_admin(sim, "DELETE", "/_sim/faults"))
+  h.check("gone race: the lost create ends failed, released", v and v.task_status == "failed", json.encode(v))
+  redis.cli("CLIENT", "PAUSE", "3000", "WRITE")
+  local statuses = racing_callbacks(http, id, 16)
+  local all200 = true
+  for _, s in ipairs(statuses) do
+    all200 = all200 and s == "200"
+  end
+  -- The error line is written in the callback's own request, with the count: every callback
+  -- answered, the lines are all there (the metric, flushed by each worker in its time, is then
+  -- waited for).
+  local _, lines = (h.read(dir .. "/error.log") or ""):gsub("task " .. id .. " ended as never made", "")
+  local count = until_true(function()
+    return gone_found(http)
+  end, 10)
+  h.check("gone race: 16 callbacks at once for one found task count it once (one error line,"
+    .. " kling_gateway_gone_found_total 1)", all200 and lines == 1 and count == 1,
+    json.encode { statuses = statuses, lines = lines, count = count })
+end
+
+local function run()
+  sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  redis = h.redis(base .. "/redis")
+  redis.start()
+  gone_race { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
+end
+
+h.main(run, function() return nil end, cleanup)
