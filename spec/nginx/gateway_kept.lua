@@ -1,5 +1,6 @@
--- Tasks the gateway ended on its own: a found gone task counted once however its callbacks
--- race. Against a simulator whose callbacks the gateway verifies; the race over the Redis
+-- Tasks the gateway ended on its own: kept holds looked up again upstream and settled from
+-- what the upstream says (the operator's end standing); a found gone task counted once however
+-- its callbacks race. Against a simulator whose callbacks the gateway verifies; the race over the Redis
 -- store, whose writes are paused meanwhile (CLIENT PAUSE WRITE): the first callback's write of
 -- what it found waits, and every other reads the record as it was before, as a callback in
 -- another worker may at any instant.
@@ -27,7 +28,7 @@ local function start(name, store, extra)
       accounts = { { name = "ivy", api_key = "gw-ivy-key", credit = "10" } },
     }
     for k, v in pairs(extra or {}) do
-      doc[k] = v
+      doc[k] = v or nil -- false: left out
     end
     return doc
   end, store)
@@ -142,11 +143,49 @@ local function gone_race(store)
     json.encode { statuses = statuses, lines = lines, count = count })
 end
 
+-- Kept holds, callbacks off: the gateway's deadline (2 s) ends three tasks with their holds
+-- kept; the operator settles one at once; the leader's looks (a window of 2,560 s: the first
+-- 10 s after the end) find the other two ended upstream and settle one from its result and
+-- release the failed one, once; the operator's charge stands.
+local function relooked(name, store)
+  local http = start(name, store, { callback_url = false, webhook_secret = false, retention_days = 2560 / 86400 })
+  local ok_id, bad_id = create(http, "a kite [sim:seconds=5]"), create(http, "a kite [sim:fail][sim:seconds=5]")
+  local op_id = create(http, "a kite [sim:seconds=5]")
+  local views = until_true(function()
+    local v = { view(http, ok_id), view(http, bad_id), view(http, op_id) }
+    return v[1].task_status == "failed" and v[2].task_status == "failed" and v[3].task_status == "failed" and v
+  end, 20)
+  local f = h.gateway_admin(http, ADMIN).by.ivy
+  h.check(name .. ": past the gateway's deadline the three tasks failed there, their holds kept", views
+    and f.reserved == "3" and f.spent == "0", json.encode { f, views })
+  local res = h.request("POST", http .. "/gateway/admin/tasks/" .. op_id .. "/settle", { headers = { authorization =
+    "Bearer " .. ADMIN }, body = { amount = "0.5" } })
+  h.check(name .. ": the operator settles one of them at 0.5", res.status == 200, res.body)
+  f = until_true(function()
+    local got = h.gateway_admin(http, ADMIN).by.ivy
+    return got.reserved == "0" and got
+  end, 60)
+  local ok_v, bad_v, op_v = view(http, ok_id), view(http, bad_id), view(http, op_id)
+  h.check(name .. ": the looks settle the others from the upstream's result: the success charged 1, the failure"
+    .. " released, the operator's 0.5 standing", f and f.spent == "1.5" and f.balance == "8.5", json.encode(f))
+  h.check(name .. ": ... the client's tasks show it", ok_v.task_status == "succeed"
+    and ok_v.final_unit_deduction == "1" and ok_v.task_result and #ok_v.task_result.videos == 1
+    and bad_v.final_unit_deduction == "0" and op_v.final_unit_deduction == "0.5",
+    json.encode { ok_v, bad_v, op_v })
+  res = h.request("GET", http .. "/gateway/admin/holds", { headers = { authorization = "Bearer " .. ADMIN } })
+  h.check(name .. ": ... and no hold is listed for the operator any more", res.json and res.json.holds
+    and #res.json.holds == 0, res.body)
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  relooked("relook")
   redis = h.redis(base .. "/redis")
   redis.start()
-  gone_race { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
+  local store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
+  gone_race(store) -- first: the pause of its writes must hold no other node's
+  -- a store of its own (its prefix): the poll leader of another's, with its own deadline, is not its
+  relooked("relook-redis", { redis = store.redis, prefix = "kgr:" })
 end
 
 h.main(run, function() return nil end, cleanup)

@@ -22,6 +22,7 @@ local pace = require "kling.gateway.upstream_pace"
 local forward = require "kling.gateway.forward"
 local price_cache = require "kling.gateway.price_cache"
 local track = require "kling.gateway.track"
+local relook = require "kling.gateway.relook"
 local texts = require "kling.gateway.text"
 local kling = require "kling"
 local resty = require "kling.resty"
@@ -583,7 +584,10 @@ function M.init_worker()
   }
   if not G.poller then
     ngx.log(ngx.ERR, "kling gateway: ", err)
-  elseif G.redis then
+    return
+  end
+  relook.start(G) -- the poll leader looks the kept holds' tasks up again, now and then
+  if G.redis then
     -- The poll leader also walks the holds for ends whose money never moved (track.sweep).
     local ok, terr = ngx.timer.every(M.SWEEP_S, sweep)
     if not ok then

@@ -288,15 +288,20 @@ function M.window(G, rec, wall)
 end
 
 -- A machine for rec as it stands; sched and h: the poller's scheduler and the task's handle
--- in it (nil outside the poller: a callback, a synchronous answer).
-local function machine_for(G, rec, sched, h)
+-- in it (nil outside the poller: a callback, a synchronous answer). again: a kept hold's task
+-- looked at once more (relook): no deadline, its earlier looks' counts left behind.
+local function machine_for(G, rec, sched, h, again)
   local p, client = G.cfg.poll, G.client()
   local now, wall = core.now_ms(), core.wall_ms()
   local ctx = client.ctx
   local deadline, in_flight_until = M.window(G, rec, wall)
+  if again then
+    deadline, in_flight_until = nil, nil
+  end
   return machine.track { provider = client.provider, task = task_of(rec), key = rec.id, lookups = p.lookups,
-    lookups_done = rec.lookups, misses = rec.misses, looked_last = rec.last_look, sched = sched, h = h,
-    deadline_ms = now + deadline - wall,
+    lookups_done = not again and rec.lookups or nil, misses = not again and rec.misses or nil,
+    looked_last = not again and rec.last_look or nil, sched = sched, h = h,
+    deadline_ms = deadline and now + deadline - wall,
     in_flight_until = in_flight_until and now + in_flight_until - wall,
     callback = G.cfg.callback_url and G.cfg.callbacks and true or nil,
     callback_silence_ms = math.floor(p.silence * 1000), max_attempts = ctx.max_attempts, base_ms = ctx.base_ms,
@@ -503,18 +508,17 @@ function M.end_kept(G, id, rec, how, micros, by)
   return e
 end
 
--- late_end(G, rec, t) -> true | nil, message, status: a verified callback for a task the
--- gateway ended with its hold kept (its deadline passed unanswered): the gateway's "failed"
--- was its own, not the upstream's, so the callback is heard by a machine as for a live task,
--- and an end of the upstream's settles the hold at what it delivered or releases it
--- (end_kept, as the operator's would), the record showing the upstream's result. A store that
--- cannot be written now is a 503: the upstream sends it again.
-function M.late_end(G, rec, t)
-  rec.status = nil -- the gateway's deadline wrote "failed"; the upstream's word is what counts
-  rec.upstream_id = rec.upstream_id or t.id
-  local m = machine_for(G, rec)
+-- kept_end(G, rec, m, acts) -> the end's entry | nil, err | nil (no end): one event of m (a
+-- machine for a kept hold's record, its gateway-written status cleared) run, an end of the
+-- upstream's ending the hold from the actual result (end_kept, as the operator's would), the
+-- record showing the upstream's result. A task the provider says it does not have (the
+-- machine's gone) is no end of the upstream's: the hold stays the operator's.
+local function kept_end(G, rec, m, acts)
   local ended, err
   local function finish(act)
+    if act.task.gone then
+      return
+    end
     update(rec, act.task)
     rec.usage = rec.usage or usage.of_task(act.task)
     local price, why = effects.meter_price(act, rec.request, rec.usage)
@@ -522,17 +526,43 @@ function M.late_end(G, rec, t)
     rec.billing_error = berr
     ended, err = M.end_kept(G, rec.id, rec, act.type, price, "upstream")
   end
-  runner.run(m, m:callback(core.now_ms(), t), { ctx = G.client().ctx, settle = finish, release = finish })
+  runner.run(m, acts, { ctx = G.client().ctx, settle = finish, release = finish })
   if ended then
     ngx.log(ngx.NOTICE, "kling gateway: ", rec.id, " (", tostring(rec.upstream_id), ") ended upstream after the"
       .. " gateway's deadline kept its hold: ", tostring(ended.op), " ", tostring(ended.micros))
-  elseif err and (err.field == "store" or err.kind == "server") then
-    ngx.log(ngx.ERR, "kling gateway: hold of ", rec.id, ": ", tostring(err))
-    return nil, "the ledger cannot be written now: " .. tostring(err.message), 503
-  elseif err then -- ended meanwhile (the operator, another callback): nothing more to move
+  elseif err and not (err.field == "store" or err.kind == "server") then
+    -- ended meanwhile (the operator, another callback): nothing more to move
     ngx.log(ngx.INFO, "kling gateway: hold of ", rec.id, " not ended by the upstream's end: ", tostring(err))
   end
+  return ended, err
+end
+
+-- late_end(G, rec, t) -> true | nil, message, status: a verified callback for a task the
+-- gateway ended with its hold kept (its deadline passed unanswered): the gateway's "failed"
+-- was its own, not the upstream's, so the callback is heard by a machine as for a live task
+-- (kept_end). A store that cannot be written now is a 503: the upstream sends it again.
+function M.late_end(G, rec, t)
+  rec.status = nil -- the gateway's deadline wrote "failed"; the upstream's word is what counts
+  rec.upstream_id = rec.upstream_id or t.id
+  local m = machine_for(G, rec)
+  local _, err = kept_end(G, rec, m, m:callback(core.now_ms(), t))
+  if err and (err.field == "store" or err.kind == "server") then
+    ngx.log(ngx.ERR, "kling gateway: hold of ", rec.id, ": ", tostring(err))
+    return nil, "the ledger cannot be written now: " .. tostring(err.message), 503
+  end
   return true
+end
+
+-- relook(G, rec) -> the end's entry | nil, err | nil: a kept hold's task looked at once more
+-- upstream (kling.gateway.relook says when): polled by its upstream id, else looked up by its
+-- external id; an end found ends the hold as a late callback's does (kept_end). A task still
+-- running, not found or not answered stays kept (a task that can be asked neither way is not
+-- asked). Its scheduler is its own: the poller's holds live tasks only.
+function M.relook(G, rec)
+  rec.status = nil
+  local sched, now = core.sched {}, core.now_ms()
+  local m = machine_for(G, rec, sched, sched:add(now), true)
+  return kept_end(G, rec, m, m:timer(now))
 end
 
 -- finish(G, rec, act): a task that ended in its create's answer (a synchronous endpoint; rec
