@@ -1,5 +1,6 @@
 -- Tasks the gateway ended on its own: kept holds looked up again upstream and settled from
--- what the upstream says (the operator's end standing); a found gone task counted once however
+-- what the upstream says (the operator's end standing), and ended by the upstream's callback
+-- once their records are gone; a found gone task counted once however
 -- its callbacks race. Against a simulator whose callbacks the gateway verifies; the race over the Redis
 -- store, whose writes are paused meanwhile (CLIENT PAUSE WRITE): the first callback's write of
 -- what it found waits, and every other reads the record as it was before, as a callback in
@@ -177,15 +178,44 @@ local function relooked(name, store)
     and #res.json.holds == 0, res.body)
 end
 
+-- Kept holds whose records pass retention_days (3 s) before the upstream's end (9 s): the
+-- callback that brings it finds the hold alone, and ends it by the task's id (its external id
+-- upstream): the success settled at its hold (its request, which priced it, went with the
+-- record), the failure released.
+local function expired(name, store)
+  local http = start(name, store, { retention_days = 3 / 86400 })
+  local ok_id, bad_id = create(http, "a kite [sim:seconds=9]"), create(http, "a kite [sim:fail][sim:seconds=9]")
+  local kept = until_true(function()
+    return view(http, ok_id).task_status == "failed" and view(http, bad_id).task_status == "failed"
+  end, 20)
+  local gone = until_true(function()
+    return view(http, ok_id).task_status == nil and view(http, bad_id).task_status == nil
+  end, 20)
+  local f = h.gateway_admin(http, ADMIN).by.ivy
+  h.check(name .. ": the tasks failed at the gateway's deadline, their holds kept past their records",
+    kept and gone and f.reserved == "2" and f.spent == "0", json.encode(f))
+  f = until_true(function()
+    local got = h.gateway_admin(http, ADMIN).by.ivy
+    return got.reserved == "0" and got
+  end, 30)
+  h.check(name .. ": the upstream's callbacks end the holds by the task's id: the success settled at its hold,"
+    .. " the failure released", f and f.spent == "1" and f.balance == "9", json.encode(f))
+  local res = h.request("GET", http .. "/gateway/admin/holds", { headers = { authorization = "Bearer " .. ADMIN } })
+  h.check(name .. ": ... and no hold is listed for the operator any more", res.json and res.json.holds
+    and #res.json.holds == 0, res.body)
+end
+
 local function run()
   sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
   relooked("relook")
+  expired("expired")
   redis = h.redis(base .. "/redis")
   redis.start()
   local store = { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
   gone_race(store) -- first: the pause of its writes must hold no other node's
   -- a store of its own (its prefix): the poll leader of another's, with its own deadline, is not its
   relooked("relook-redis", { redis = store.redis, prefix = "kgr:" })
+  expired("expired-redis", { redis = store.redis, prefix = "kge:" })
 end
 
 h.main(run, function() return nil end, cleanup)

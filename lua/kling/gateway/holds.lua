@@ -7,8 +7,9 @@
 --   POST /gateway/admin/tasks/<id>/release   {}: charged nothing
 -- Only a hold no end decided: an open task's is its own end's to move, and one whose end
 -- settled or released it (rec.charge) is being moved (retried, or the sweep's). A hold that
--- outlived its task's record (kept past retention_days: no end will ever come) is the
--- operator's too: the hold alone says whose it is and how much.
+-- outlived its task's record (kept past retention_days: only a callback's end may still come,
+-- kling.gateway.track expired_end) is the operator's too: the hold alone says whose it is and
+-- how much.
 local core = require "kling.core"
 local json = require "kling.json"
 local track = require "kling.gateway.track"

@@ -423,7 +423,7 @@ function M.on_callback(G, t)
     -- (a 503 is retried on its schedule; the poller sees the end meanwhile).
     return nil, "the gateway cannot read its records now: " .. tostring(final), 503
   elseif not rec then
-    return nil, "no task " .. tostring(t.id) .. " here", 404
+    return M.expired_end(G, t)
   end
   if final then
     if rec.charge == nil then -- ended by the gateway with its hold kept: the upstream's end decides it
@@ -513,10 +513,14 @@ end
 -- upstream's ending the hold from the actual result (end_kept, as the operator's would), the
 -- record showing the upstream's result. A task the provider says it does not have (the
 -- machine's gone) is no end of the upstream's: the hold stays the operator's.
-local function kept_end(G, rec, m, acts)
+-- expired: rec is a stand-in for a record past retention_days (expired_end).
+local function kept_end(G, rec, m, acts, expired)
   local ended, err
   local function finish(act)
     if act.task.gone then
+      return
+    elseif expired then -- its request went with its record: unpriced, the hold is the charge
+      ended, err = M.end_kept(G, rec.id, nil, act.type, nil, "upstream")
       return
     end
     update(rec, act.task)
@@ -537,20 +541,48 @@ local function kept_end(G, rec, m, acts)
   return ended, err
 end
 
+-- heard(id, err) -> a callback's answer once kept_end heard it: a store that cannot be written
+-- now is a 503, and the upstream sends it again.
+local function heard(id, err)
+  if err and (err.field == "store" or err.kind == "server") then
+    ngx.log(ngx.ERR, "kling gateway: hold of ", id, ": ", tostring(err))
+    return nil, "the ledger cannot be written now: " .. tostring(err.message), 503
+  end
+  return true
+end
+
 -- late_end(G, rec, t) -> true | nil, message, status: a verified callback for a task the
 -- gateway ended with its hold kept (its deadline passed unanswered): the gateway's "failed"
 -- was its own, not the upstream's, so the callback is heard by a machine as for a live task
--- (kept_end). A store that cannot be written now is a 503: the upstream sends it again.
+-- (kept_end).
 function M.late_end(G, rec, t)
   rec.status = nil -- the gateway's deadline wrote "failed"; the upstream's word is what counts
   rec.upstream_id = rec.upstream_id or t.id
   local m = machine_for(G, rec)
-  local _, err = kept_end(G, rec, m, m:callback(core.now_ms(), t))
-  if err and (err.field == "store" or err.kind == "server") then
-    ngx.log(ngx.ERR, "kling gateway: hold of ", rec.id, ": ", tostring(err))
-    return nil, "the ledger cannot be written now: " .. tostring(err.message), 503
+  return heard(rec.id, select(2, kept_end(G, rec, m, m:callback(core.now_ms(), t))))
+end
+
+-- expired_end(G, t) -> true | nil, message, status: a verified callback for a task whose
+-- record has passed retention_days while its hold was kept (the hold outlives it:
+-- kling.gateway.holds). The hold, under the gateway's task id (the task's external id
+-- upstream), is all that is left, and enough: the machine hears the end as for any kept hold;
+-- a failure is released, a success settled at the hold (what the gateway charges a delivery
+-- its catalog cannot price: the request that priced it went with the record). No hold: 404.
+-- The client's task is not shown it (no record), nor told (its callback_url went too).
+function M.expired_end(G, t)
+  local id = t.external_task_id
+  local account, _, herr
+  if id then
+    account, _, herr = G.meter:hold(id)
   end
-  return true
+  if herr then
+    return nil, "the gateway cannot read its holds now: " .. tostring(herr), 503
+  elseif not account then
+    return nil, "no task " .. tostring(t.id) .. " here", 404
+  end
+  local stand_in = { id = id, upstream_id = t.id }
+  local m = machine_for(G, stand_in)
+  return heard(id, select(2, kept_end(G, stand_in, m, m:callback(core.now_ms(), t), true)))
 end
 
 -- relook(G, rec) -> the end's entry | nil, err | nil: a kept hold's task looked at once more
