@@ -15,6 +15,12 @@
 -- and what a worker holds (queued, sent, waiting) is bounded by the config's callback_queue: a
 -- task end past it is not told its client, counted (kling_gateway_callbacks_dropped_total) and
 -- logged.
+--
+-- A worker that stops (a reload, nginx's worker_shutdown) hands what it holds and has not sent
+-- to the node's shared memory (HANDOFF, a list in the tasks dict: each callback's due time,
+-- attempt, account and task), and the workers that run adopt it, at most every ADOPT_S and
+-- within their callback_queue: a reload drops none. A worker killed outright, and nginx's
+-- stop (its shared memory goes with it), still lose what they held.
 local core = require "kling.core"
 local json = require "kling.json"
 local http = require "kling.resty.http"
@@ -116,6 +122,40 @@ end
 
 local pump, wake
 
+M.HANDOFF, M.ADOPT_S = "callbacks:handoff", 1
+
+-- One handed-off callback: "DUE ATTEMPT ACCOUNT ID" (neither an account's name nor a task id
+-- holds a space).
+local function handed(due, account, item)
+  return string.format("%.3f %d %s %s", due, item[2], account, item[1])
+end
+
+-- hand_off(G, s): what this stopping worker holds and is not sending now goes to HANDOFF.
+local function hand_off(G, s)
+  local d = G.tasks.dict
+  local function put(due, account, item)
+    local ok, err = d:rpush(M.HANDOFF, handed(due, account, item))
+    if not ok then
+      metrics.inc("kling_gateway_callbacks_dropped_total")
+      ngx.log(ngx.ERR, "kling gateway: callback of ", item[1], " to account ", account, " dropped: its worker stops",
+        " and the shared dict cannot hold it (", tostring(err), ")")
+    end
+    s.held = s.held - 1
+  end
+  for _, account in ipairs(s.order) do
+    local q = s.queues[account]
+    for i = q.head, q.tail do
+      put(0, account, q[i])
+      q[i] = nil
+    end
+    q.head = q.tail + 1
+  end
+  for _, e in ipairs(s.waiting) do
+    put(e[1], e[2], e[3])
+  end
+  s.waiting = {}
+end
+
 -- The waiting retries: a binary heap by due time (heap[1] the next due).
 local function heap_push(heap, e)
   local i = #heap + 1
@@ -192,7 +232,7 @@ wake = function(premature, G)
   local s = state(G)
   s.waker = nil
   if premature then
-    return
+    return hand_off(G, s)
   end
   ngx.update_time()
   local now = ngx.now()
@@ -217,16 +257,19 @@ local function sender(premature, G, account, item)
     end
   end
   s.running, s.busy[account] = s.running - 1, s.busy[account] - 1
-  if again then -- still held: it waits for its retry
+  if premature then -- not sent: still held, handed off below
+    enqueue(s, account, item)
+  elseif again then -- still held: it waits for its retry
     ngx.update_time()
     heap_push(s.waiting, { ngx.now() + again, account, { item[1], item[2] + 1 } })
   else
     s.held = s.held - 1
   end
-  if not premature then
-    pump(G)
-    arm(G, s)
+  if premature or ngx.worker.exiting() then
+    return hand_off(G, s)
   end
+  pump(G)
+  arm(G, s)
 end
 
 -- Starts senders while there are free ones and an account with work that is under its share.
@@ -270,8 +313,50 @@ function M.push(G, account, id)
   end
   s.held = s.held + 1
   enqueue(s, account, { id, 1 })
+  if ngx.worker.exiting() then -- no send starts here any more: another worker's
+    return hand_off(G, s)
+  end
   pump(G)
   arm(G, s)
+end
+
+-- adopt(premature, G): callbacks stopped workers handed off, taken into this worker's queues
+-- (as many as its callback_queue leaves room for), each at its due time.
+local function adopt(premature, G)
+  if premature or ngx.worker.exiting() then
+    return
+  end
+  local s, d = state(G), G.tasks.dict
+  local took = false
+  ngx.update_time()
+  while s.held < G.cfg.callback_queue do
+    local v = d:lpop(M.HANDOFF)
+    if not v then
+      break
+    end
+    local due, attempt, account, id = v:match("^(%S+) (%d+) (%S+) (%S+)$")
+    if id then
+      s.held, took = s.held + 1, true
+      local item = { id, tonumber(attempt) }
+      if tonumber(due) > ngx.now() then
+        heap_push(s.waiting, { tonumber(due), account, item })
+      else
+        enqueue(s, account, item)
+      end
+    end
+  end
+  if took then
+    pump(G)
+    arm(G, s)
+  end
+end
+
+-- start(G): this worker adopts handed-off callbacks (init_worker).
+function M.start(G)
+  local ok, err = ngx.timer.every(M.ADOPT_S, adopt, G)
+  if not ok then
+    ngx.log(ngx.ERR, "kling gateway: callbacks other workers hand off are not sent by this one: ", err)
+  end
 end
 
 return M

@@ -23,6 +23,7 @@ local forward = require "kling.gateway.forward"
 local price_cache = require "kling.gateway.price_cache"
 local track = require "kling.gateway.track"
 local relook = require "kling.gateway.relook"
+local deliveries = require "kling.gateway.deliveries"
 local texts = require "kling.gateway.text"
 local kling = require "kling"
 local resty = require "kling.resty"
@@ -503,6 +504,7 @@ function M.init_worker()
   G.pending, G.flush_scheduled = {}, false -- creates to record in the store (kling.gateway.forward)
   G.prices = price_cache.new() -- this worker's quotes (kling.gateway.price_cache)
   metrics.start() -- this worker's counts into the shared dict, every second
+  deliveries.start(G) -- client callbacks a stopped worker handed off, sent by this one
   G.jwt_cache = auth.cache() -- the JWTs this worker verified, until they expire (kling.gateway.auth)
   local client
   G.client = function()
