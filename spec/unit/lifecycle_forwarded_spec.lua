@@ -15,7 +15,8 @@ local function forwarded(call, o)
   o = o or {}
   local p = machine.profile { provider = kling, requeue_refused = false, max_attempts = call and 3 or 1,
     create_budget_ms = 10000 }
-  return machine.forwarded({ task = { external_task_id = "gw-1", endpoint = "videos/text2video", status = "queued" },
+  return machine.forwarded({ task = { external_task_id = scenarios.EXT, endpoint = "videos/text2video",
+    status = "queued" },
     key = "gw-1", now = 1000, call = call, record = o.record }, p)
 end
 
@@ -55,13 +56,26 @@ describe("issue 10: the gateway's create answer is the lifecycle machine's to de
     assert.are.equal("server", acts[4].err.kind)
   end)
 
+  it("an answer about another create (it echoes another external_task_id) is uncertain: looked up, never taken",
+    function()
+      local m = machine.forwarded({ task = { external_task_id = "gw-2", endpoint = "videos/text2video",
+        status = "queued" }, key = "gw-2", now = 1000 }, machine.profile { provider = kling, requeue_refused = false,
+        max_attempts = 1, create_budget_ms = 10000 })
+      local acts = m:answer(1100, A.submitted(), 1700000000) -- about scenarios.EXT's task
+      assert.are.same({ "journal:uncertain" }, types(acts))
+      assert.is_nil(m.task.id)
+      assert.are.equal("gw-2", m.task.external_task_id)
+      assert.is_truthy(find(acts, "journal").err.message:find("about external_task_id " .. scenarios.EXT
+        .. ", not gw-2", 1, true))
+    end)
+
   it("issue 10.2: an answer after which the task may exist is uncertain: the tracker's, the hold kept", function()
     for _, kind in ipairs { "5xx", "reset", "stall", "malformed", "content_type" } do
       local m = forwarded()
       local acts = m:answer(1100, A[kind](), 1700000000)
       assert.are.same({ "journal:uncertain" }, types(acts), kind) -- no lookup sent, no money moved, no end
       assert.is_true(acts[1].err.uncertain, kind)
-      assert.are.equal("gw-1", acts[1].err.external_task_id, kind)
+      assert.are.equal(scenarios.EXT, acts[1].err.external_task_id, kind)
       assert.are.equal("lookup_wait", m.state, kind)
       assert.is_nil(m.wake_at, kind)
     end

@@ -405,10 +405,11 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
     it("issue 15.1: a task without an estimate is polled through the window its kind took (learnt_ms), "
       .. "and moved by an earlier window only before its start, or when tasks wait for slots", function()
       local asked = 0
-      local p = profile { learnt_ms = function(m)
+      local function learnt_ms(m)
         asked = asked + 1
         return m.kind == "k" and { 28000, 30000 } or nil
-      end }
+      end
+      local p = profile { learnt_ms = learnt_ms }
       local m = started(p, { kind = "k" })
       m:granted(0)
       local acts = m:answer(100, scenarios.ANSWERS.submitted(), 0)
@@ -418,7 +419,8 @@ describe("issue 10: the lifecycle machine alone, on a fake clock", function()
       acts = m:learnt(5000, { 9000, 10000 })
       assert.is_true(acts[1].at <= 10100 and acts[1].at >= 5000, "moved earlier: " .. acts[1].at)
       -- past a window's start, a task keeps its course unless the runner's tasks wait for slots
-      local late = started(p, { kind = "k" })
+      -- a profile of its own: its random source's first external id, the one the answers echo
+      local late = started(profile { learnt_ms = learnt_ms }, { kind = "k" })
       late:granted(0)
       late:answer(100, scenarios.ANSWERS.submitted(), 0)
       assert.are.same({}, late:learnt(20000, { 9000, 10000 }))

@@ -666,7 +666,15 @@ function Machine:on_create(acts, res, now, wall)
   if data ~= nil then
     local fields, perr = P.parse_task(data, t.endpoint)
     if fields then
-      fields.external_task_id = fields.external_task_id or t.external_task_id
+      local says, sent = fields.external_task_id, t.external_task_id
+      if says ~= nil and sent ~= nil and tostring(says) ~= tostring(sent) then
+        -- About another task (an upstream that mixed two creates' answers): taken, this create
+        -- would follow that task's id and show its result. Its own fate is looked up by the
+        -- external id it was sent with, whose answer must echo it (task_of).
+        return self:uncertain(acts, self:protocol("the create's answer is about external_task_id "
+          .. tostring(says) .. ", not " .. tostring(sent), { uncertain = true, endpoint = t.endpoint }))
+      end
+      fields.external_task_id = says or sent
       if fields.sync then -- a result, not a task to follow: the request id names it
         fields.request_id = f.request_id
       end
