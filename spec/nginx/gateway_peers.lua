@@ -6,6 +6,7 @@
 -- previous create's task.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
+local core = require "kling.core"
 local json = require "kling.json"
 
 local g = h.launched("gateway-peers")
@@ -40,6 +41,9 @@ local FAKE = [[
           if b.prompt:find("mixed", 1, true) then -- the previous create's answer, again
             said, ext = d:get("last_up"), d:get("last_ext")
           end
+          if b.prompt:find("slow", 1, true) then -- runs until the test is over
+            d:set("slow:" .. up, true)
+          end
           d:set("last_up", up)
           d:set("last_ext", b.external_task_id)
           ngx.print(json.encode { code = 0, message = "SUCCEED", data = { task_id = said, task_status = "submitted",
@@ -52,6 +56,11 @@ local FAKE = [[
         if not (up and ext) then
           ngx.status = 404
           ngx.print(json.encode { code = 1203, message = "task does not exist" })
+          return
+        end
+        if d:get("slow:" .. up) then
+          ngx.print(json.encode { code = 0, message = "SUCCEED", data = { task_id = up, task_status = "processing",
+            task_info = { external_task_id = ext }, created_at = 1, updated_at = 2 } })
           return
         end
         ngx.print(json.encode { code = 0, message = "SUCCEED", data = { task_id = up, task_status = "succeed",
@@ -105,6 +114,34 @@ local function create_answer_about_another_task()
     video_url(bv) == "https://example.com/up-2.mp4", json.encode(bv))
 end
 
+-- A verified callback about an upstream task the gateway does not know, naming one of its tasks
+-- as its external id while that task is another upstream task: taken, bob's running task ended
+-- with that task's result and was charged for it.
+local function callback_about_another_task()
+  local b = call("POST", "/v1/videos/text2video", "gw-bob-key", { prompt = "bob's slow boat", model_name = "kling-v1" })
+  local bid = assert(b.json and b.json.data and b.json.data.task_id, b.body)
+  local limit = h.now() + 30
+  local v
+  repeat -- created upstream (its answer taken): the fake's task runs on
+    h.sleep(0.1)
+    v = call("GET", "/v1/videos/text2video/" .. bid, "gw-bob-key").json.data
+  until v.task_status == "processing" or h.now() > limit
+  local before = call("GET", "/gateway/balance", "gw-bob-key").json.data
+  local body = json.encode { task_id = "up-999", task_status = "succeed", created_at = 1, updated_at = 3,
+    final_unit_deduction = "1", task_info = { external_task_id = bid }, task_result = { videos = { { id = "vid-999",
+      url = "https://example.com/up-999.mp4", duration = "5" } } } }
+  local ts = tostring(math.floor(core.wall_s()))
+  local res = h.request("POST", gw.http .. "/kling/callback", { headers = { ["content-type"] = "application/json",
+    ["webhook-id"] = "msg_mixed", ["webhook-timestamp"] = ts, ["webhook-signature"] = core.webhook_sign {
+      secret = SECRET, id = "msg_mixed", timestamp = ts, body = body } }, body = body })
+  h.check("a callback about an unknown upstream task that names a task of another upstream id is not that task's"
+    .. " (404, 1203)", res.status == 404 and res.json and res.json.code == 1203, res.status .. " " .. res.body)
+  v = call("GET", "/v1/videos/text2video/" .. bid, "gw-bob-key").json.data
+  local after = call("GET", "/gateway/balance", "gw-bob-key").json.data
+  h.check("... bob's task runs on, without that task's result, and nothing was charged",
+    v.task_status == "processing" and video_url(v) == nil and after.spent == before.spent, json.encode { v, after })
+end
+
 h.main(function()
   local fport, fdir = h.free_port(), g.base .. "/fake"
   h.sh("mkdir -p " .. h.q(fdir) .. " && chmod 777 " .. h.q(fdir))
@@ -117,5 +154,6 @@ h.main(function()
       { name = "bob", api_key = "gw-bob-key", credit = "10" } },
   }
   create_answer_about_another_task()
+  callback_about_another_task()
   h.check_no_lua_error(g.srv())
 end, g.srv, cleanup)

@@ -315,8 +315,15 @@ local function run_one(sc, st)
     end, 30)
     h.check(name .. ": ends " .. e.status, v ~= nil and STATUS[v.task_status] == e.status, json.encode(v or last))
     if st.replay and v then
-      -- named by the gateway's id, which is the task's external id upstream
-      local rr = replay(g, "replayed", id, st.replay)
+      -- named by the gateway's id, which is the task's external id upstream, and by its own
+      -- upstream id (a callback about another upstream task is no task's: gateway_peers.lua)
+      local upstream_id
+      for _, a in ipairs(h.sim_admin(sim, "GET", "/_sim/callbacks?n=1000")) do
+        if a.meta and a.meta.external_task_id == id then
+          upstream_id = a.meta.task_id
+        end
+      end
+      local rr = replay(g, assert(upstream_id, "no callback of " .. id), id, st.replay)
       local after = view(g, id)
       h.check(name .. ": a replayed '" .. st.replay .. "' callback is taken and changes nothing", rr.status == 200
         and after.task_status == v.task_status and after.final_unit_deduction == v.final_unit_deduction,

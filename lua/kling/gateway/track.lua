@@ -417,6 +417,13 @@ function M.on_callback(G, t)
     rec, final = G.tasks:get(id)
   elseif t.external_task_id then
     rec, final = G.tasks:get(t.external_task_id) -- our own external id upstream is the gateway's task id
+    if rec and rec.upstream_id ~= nil and tostring(rec.upstream_id) ~= tostring(t.id) then
+      -- Our id echoed for an upstream task that is not the record's (an upstream that mixed
+      -- two tasks' ids): taken, the task ended with that one's result and was charged for it.
+      ngx.log(ngx.WARN, "kling gateway: a callback about upstream task ", tostring(t.id), " names task ", rec.id,
+        ", which is upstream task ", tostring(rec.upstream_id), ": not taken")
+      return nil, "no task " .. tostring(t.id) .. " here", 404
+    end
   end
   if rec == false then
     -- Not "no such task": the upstream would stop sending what the gateway cannot read now
