@@ -70,6 +70,26 @@ local function bobs_video()
     "videos", "id")
 end
 
+-- Waits until a node just started on a Redis store has opened the file's accounts (until then
+-- their keys are answered 503, never "unknown key").
+local function opened()
+  local limit = h.now() + 30
+  while call("GET", "/gateway/balance", "gw-bob-key").status == 503 and h.now() < limit do
+    h.sleep(0.1)
+  end
+end
+
+-- A custom element of bob's (synchronous: its id is the answer's) -> its element_id, as ids are
+-- looked up (a number in its digits)
+local function bobs_element()
+  local res = call("POST", "/v1/general/custom-elements", "gw-bob-key", json.encode { element_name = "bob's dog",
+    element_description = "a red dog", element_frontal_image = "https://example.com/dog.png",
+    element_refer_list = { { image_url = "https://example.com/dog-1.png" } } })
+  local id = res.json and res.json.data and res.json.data.element_id
+  assert(id ~= nil, res.body)
+  return type(id) == "number" and ("%.0f"):format(id) or id
+end
+
 -- Waits until the task's record is gone (past retention_days).
 local function forgotten(id, path)
   local limit = h.now() + 30
@@ -145,6 +165,7 @@ h.main(function()
   -- Redis
   redis.start()
   gw = g.start(config(true))
+  opened()
   voice, task = bobs_voice()
   h.check("Redis: bob's voice task is forgotten past retention_days (its query 404)", forgotten(task))
   res = speech("gw-alice-key", voice)
@@ -160,6 +181,17 @@ h.main(function()
   local ttl = tonumber((redis.cli("TTL", "kgw:o:" .. video):match("%-?%d+")))
   h.check("... its owner's key lives 29 to 30 days", ttl and ttl > 29 * 86400 and ttl <= 30 * 86400, tostring(ttl))
   h.check_no_lua_error(g.srv())
+  -- A custom element lives upstream until it is deleted, as a custom voice does. Seed 000 gives
+  -- its creation no price (refused), EvoLink's catalog does: a store of its own for that unit.
+  g.stop()
+  local doc = config(true)
+  doc.price_provider, doc.store.prefix = "evolink", "kgwe:"
+  gw = g.start(doc)
+  opened()
+  local element = bobs_element()
+  ttl = tonumber((redis.cli("TTL", "kgwe:o:" .. element):match("%-?%d+")))
+  h.check("Redis: bob's custom element's owner is kept for good, as a custom voice's (TTL -1): kept 30 days, any"
+    .. " account could use it after", ttl == -1, tostring(ttl))
 end, function()
   return g.srv()
 end, cleanup)

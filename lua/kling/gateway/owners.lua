@@ -31,10 +31,11 @@ local function parse(v)
 end
 
 -- The upstream ids an ended record shows its client -> ids (owned while the record is kept),
--- lasting (owned for good: its custom voices' ids). A custom voice lives upstream until it is
+-- lasting (owned for good: its custom voices' and elements' ids). A custom voice lives upstream until it is
 -- deleted, which the gateway forwards to no one: owned only for retention_days, like a task's
 -- videos, it passed as an id the gateway "never showed" once its task's record expired, and
 -- another account spoke with a client's cloned voice.
+local LASTING = { voices = true, elements = true, ["general/custom-elements"] = true }
 local function ids_of(rec)
   local out, lasting = {}, {}
   local function add(list, v)
@@ -42,14 +43,18 @@ local function ids_of(rec)
       list[#list + 1] = M.id_text(v)
     end
   end
-  add(out, rec.upstream_id)
+  -- A custom element lives upstream until it is deleted too: its record's upstream id is the
+  -- element's (a synchronous answer), kept for good, or it was any account's 30 days on.
+  add(LASTING[rec.endpoint] and lasting or out, rec.upstream_id)
   local r = type(rec.result) == "table" and rec.result or {}
-  for _, name in ipairs { "videos", "audios", "voices" } do
+  for _, name in ipairs { "videos", "audios", "voices", "elements" } do
     local list = r[name]
+    local into = LASTING[name] and lasting or out
     for _, x in ipairs(type(list) == "table" and list or {}) do
       if type(x) == "table" then
-        add(name == "voices" and lasting or out, x.id)
-        add(name == "voices" and lasting or out, x.voice_id)
+        add(into, x.id)
+        add(into, x.voice_id)
+        add(into, x.element_id)
       end
     end
   end
