@@ -134,6 +134,14 @@ local function others_ids_are_refused(bob_audio, bob_avatar)
   h.check("issue 12.1: alice naming bob's audio_id is refused naming the field (400, 1201)",
     res.status == 400 and res.json and res.json.code == 1201 and res.json.message:find("^audio_id: ") ~= nil,
     res.body)
+  -- An id no account was shown gets the same answer: forwarded, the upstream's "does not exist"
+  -- told a client which ids other accounts have.
+  local nowhere = call("POST", "/v1/videos/avatar/image2video", "gw-alice-key", { image = "https://example.com/a.png",
+    audio_id = "860000000000000003", mode = "std", duration = 2 })
+  h.check("... an audio_id that exists nowhere is answered in the same words (400, 1201), not forwarded",
+    nowhere.json and res.json and nowhere.status == res.status and nowhere.json.code == res.json.code
+    and nowhere.json.message:gsub("%d%d%d+", "N") == res.json.message:gsub("%d%d%d+", "N")
+    and sim_creates("/v1/videos/") == creates, res.body .. " " .. nowhere.body)
   res = call("POST", "/v1/videos/video-extend", "gw-alice-key", { video_id = video.id, model_name = "kling-v1",
     prompt = "more" })
   h.check("issue 12.1: alice naming bob's video_id is refused naming the field (400, 1201)",

@@ -3,8 +3,8 @@
 -- voices', a face session's, a custom element's) could be named in another client's create
 -- (video-extend's video_id, avatar's audio_id, lip-sync's session_id, ...) to use that
 -- client's media. The gateway records the owner of every id it shows a client and refuses a
--- create naming an id another account owns; an id it never showed (a provider's preset voice
--- or element) is not its business and passes.
+-- create naming an id another account owns, and, in the same words, one no account was shown
+-- but where the provider's own ids (its preset voices and elements) may be named (SHARED).
 local M = {}
 
 local tasks = require "kling.resty.tasks"
@@ -298,7 +298,17 @@ local function values(G, ids)
   return out
 end
 
--- foreign(G, account, req) -> field, id (the first id req names that another account owns)
+-- The fields whose ids the upstream has for every account (its preset voices and elements,
+-- their tags) or that number the parts of an id checked beside them (a face of the session
+-- named): an id of theirs that no account was shown passes. In any other field (video_id,
+-- audio_id, session_id, ...) the upstream's ids are the gateway's tasks', each shown to one
+-- account: one that no account was shown is refused as another account's is, in the same
+-- words, since forwarded it got the upstream's "does not exist", and the difference told a
+-- client which ids other accounts have.
+M.SHARED = { voice_id = true, element_id = true, tag_id = true, face_id = true }
+
+-- foreign(G, account, req) -> field, id (the first id req names that is not the account's:
+-- another account's, or in a field not SHARED one that no account was shown)
 -- | field, id, nil, rule (an id not written as ids are handed out: id_problem) | nil | nil,
 -- nil, message (the store cannot say).
 function M.foreign(G, account, req)
@@ -321,7 +331,7 @@ function M.foreign(G, account, req)
   end
   for i, n in ipairs(list) do
     local owner = parse(owners[i])
-    if owner and owner ~= account then
+    if owner ~= account and (owner or not M.SHARED[n.field]) then
       return n.field, n.id
     end
   end

@@ -234,6 +234,12 @@ local function close(G, rec, act)
   rec.request = follows.source_form(rec.request) -- priced: what a follower needs of it stays
   rec.state = "done"
   rec.updated_at = now_ms()
+  -- The ids it shows are this account's alone, recorded before the end shows them: a client
+  -- that named one as soon as it saw it was refused it as an id no account was shown.
+  local owned, oerr = owners.record(G, rec)
+  if not owned then
+    ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", rec.id, " has: ", tostring(oerr))
+  end
   local won, err = G.tasks:finish(rec)
   if not won then
     if err then
@@ -250,10 +256,6 @@ local function close(G, rec, act)
     capacity.failed(G, rec) -- the provider's failure at no charge counts toward its account's day
   else
     kept(G, { rec.id })
-  end
-  local owned, oerr = owners.record(G, rec) -- the ids it shows are this account's alone
-  if not owned then
-    ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", rec.id, " has: ", tostring(oerr))
   end
   if rec.callback_url then
     deliveries.push(G, rec.account, rec.id)
