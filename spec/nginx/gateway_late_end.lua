@@ -92,6 +92,13 @@ local function scenario(name, store)
   h.check(name .. ": ... settled once: a repeated end and the operator's settle move nothing (409)",
     again.status == 200 and res.status == 409 and f.spent == "1" and f.reserved == "0",
     again.status .. " " .. res.body .. " " .. json.encode(f))
+  -- What the late end shows is ivy's: her video, extended (unrecorded, it was no account's: any
+  -- other could name it, and ivy's own extend was refused as of a video she never made here).
+  local video = v.task_result and v.task_result.videos and v.task_result.videos[1] or {}
+  local ext = h.request("POST", http .. "/v1/videos/video-extend", { headers = { authorization = "Bearer gw-ivy-key" },
+    body = { video_id = video.id, prompt = "more" } })
+  h.check(name .. ": ... its video is ivy's: her video-extend of it is taken", ext.status == 200 and ext.json
+    and ext.json.code == 0, ext.body)
   local log = h.read(dir .. "/error.log") or ""
   h.check(name .. ": no Lua error", not log:find("runtime error", 1, true), log:match("[^\n]*runtime error[^\n]*"))
 end

@@ -507,6 +507,10 @@ function M.end_kept(G, id, rec, how, micros, by)
       rec.message = (tostring(rec.message or "failed"):gsub("; the reservation stays held$", "")) .. "; "
         .. (how == "settle" and ("charged " .. charged) or "nothing charged") .. " by the gateway's operator"
     end
+    local owned, oerr = owners.record(G, rec) -- what the upstream's late end shows is this account's
+    if not owned then
+      ngx.log(ngx.ERR, "kling gateway: cannot record whose ids ", id, " has: ", tostring(oerr))
+    end
     local ok, aerr = G.tasks:amend(rec)
     if not ok then
       ngx.log(ngx.WARN, "kling gateway: record of ", id, " not amended: ", tostring(aerr))
