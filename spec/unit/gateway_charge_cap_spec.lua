@@ -104,18 +104,9 @@ describe("gateway charge at a task's end", function()
   end)
 
   describe("in the Redis store's END script", function()
-    local redis = require("spec.support.redis_eval")
-    local server
-    setup(function()
-      server = redis.start()
-    end)
-    teardown(function()
-      if server then
-        server.stop()
-      end
-    end)
+    local redis = require("spec.support.redis_eval").suite(setup, teardown)
     store_cases(function()
-      local store = require("kling.money.stores.redis").new { redis = server.client(), currency = "CNY",
+      local store = require("kling.money.stores.redis").new { redis = redis.server.client(), currency = "CNY",
         price_provider = "kling", ended_ttl = 60 }
       assert(store:bind())
       return store

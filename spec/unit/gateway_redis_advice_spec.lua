@@ -9,22 +9,14 @@ local gredis = require "kling.gateway.redis"
 local redis_eval = require "spec.support.redis_eval"
 
 describe("kling.gateway.redis: a refusal says what to do", function()
-  local server
-  setup(function()
-    server = redis_eval.start()
-  end)
-  teardown(function()
-    if server then
-      server.stop()
-    end
-  end)
+  local redis = redis_eval.suite(setup, teardown)
 
   local function node()
-    return gredis.new("redis://127.0.0.1:" .. server.port .. "/0")
+    return gredis.new("redis://127.0.0.1:" .. redis.server.port .. "/0")
   end
 
   it("a Redis at its maxmemory: raise it, or archive and trim the ledger", function()
-    local r = server.client()
+    local r = redis.server.client()
     local red
     r:with(function(c)
       red = c
@@ -36,13 +28,13 @@ describe("kling.gateway.redis: a refusal says what to do", function()
     assert.matches("^OOM ", oom)
     local ok, err = node():failed(oom)
     assert.is_nil(ok)
-    assert.matches("redis 127.0.0.1:" .. server.port .. ": OOM command not allowed", err, 1, true)
+    assert.matches("redis 127.0.0.1:" .. redis.server.port .. ": OOM command not allowed", err, 1, true)
     assert.matches("Raise its maxmemory (CONFIG SET maxmemory, and in redis.conf), or archive and trim the"
       .. " ledger list (GET /gateway/admin/ledger, POST /gateway/admin/ledger/trim", err, 1, true)
   end)
 
   it("a replica: point store.redis at the primary", function()
-    local r = server.client()
+    local r = redis.server.client()
     local red
     r:with(function(c)
       red = c
@@ -58,7 +50,7 @@ describe("kling.gateway.redis: a refusal says what to do", function()
   end)
 
   it("a database Redis does not have: name one below its `databases`", function()
-    local r = server.client()
+    local r = redis.server.client()
     local red
     r:with(function(c)
       red = c
@@ -72,6 +64,6 @@ describe("kling.gateway.redis: a refusal says what to do", function()
 
   it("says nothing more of a refusal it has no advice for", function()
     local _, err = node():failed("connection refused")
-    assert.equal("redis 127.0.0.1:" .. server.port .. ": connection refused", err)
+    assert.equal("redis 127.0.0.1:" .. redis.server.port .. ": connection refused", err)
   end)
 end)

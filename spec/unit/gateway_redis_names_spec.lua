@@ -24,23 +24,12 @@ local function made(name)
 end
 
 describe("Redis store: an admin create racing a node's open of its file account", function()
-  local server, saved
-  setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, null = {}, log = function() end, ERR = 4, WARN = 5 } -- luacheck: ignore 122
-    server = redis_eval.start()
-  end)
-  teardown(function()
-    if server then
-      server.stop()
-    end
-    _G.ngx = saved -- luacheck: ignore 122
-  end)
+  local redis = redis_eval.suite(setup, teardown, true)
 
   -- An empty store, opened; the node whose admin API creates (its file: alice), its store and
   -- the Redis client (run: hooks may be set on it).
   local function node()
-    local r = server.client()
+    local r = redis.server.client()
     local store = require("kling.money.stores.redis").new { redis = r, currency = "CNY", price_provider = "kling",
       ended_ttl = 60 }
     assert(store:bind())
