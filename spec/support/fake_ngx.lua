@@ -2,6 +2,7 @@
 -- outside nginx (the stores and the task table: ngx.now, ngx.null, ngx.log, ngx.worker.pid).
 --   local saved = fake_ngx.install { worker = ... }   -- extra fields over the defaults
 --   fake_ngx.restore(saved)                            -- in teardown
+--   fake_ngx.suite(setup, teardown [, extra])          -- both, for a describe block
 local M = {}
 
 function M.install(extra)
@@ -17,6 +18,17 @@ end
 
 function M.restore(saved)
   rawset(_G, "ngx", saved)
+end
+
+-- Installed in a describe block's setup and restored in its teardown (busted's two, passed in).
+function M.suite(setup, teardown, extra)
+  local saved
+  setup(function()
+    saved = M.install(extra)
+  end)
+  teardown(function()
+    M.restore(saved)
+  end)
 end
 
 return M

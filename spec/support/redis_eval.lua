@@ -108,20 +108,16 @@ end
 -- block: started in its setup, stopped in its teardown (busted's two, passed in). With fake, the
 -- stand-in ngx global (spec.support.fake_ngx) the stores read outside nginx is installed too.
 function M.suite(setup, teardown, fake)
-  local fake_ngx = require "spec.support.fake_ngx"
-  local s, saved = {}, nil
+  if fake then
+    require("spec.support.fake_ngx").suite(setup, teardown)
+  end
+  local s = {}
   setup(function()
-    if fake then
-      saved = fake_ngx.install()
-    end
     s.server = M.start()
   end)
   teardown(function()
     if s.server then
       s.server.stop()
-    end
-    if fake then
-      fake_ngx.restore(saved)
     end
   end)
   return s

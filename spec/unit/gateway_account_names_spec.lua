@@ -3,25 +3,14 @@
 -- <p>names). The one-node store's kept asked the exact name: a created ZED beside a dropped
 -- file account zed was allowed, and putting zed back in the file was then refused at start.
 local fake_dict = require "spec.support.fake_dict"
-
--- The ngx the one-node store calls outside nginx, for the describe block it is called in.
-local function with_fake_ngx()
-  local saved
-  setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4, WARN = 5 } -- luacheck: ignore 122
-  end)
-  teardown(function()
-    _G.ngx = saved -- luacheck: ignore 122
-  end)
-end
+local fake_ngx = require "spec.support.fake_ngx"
 
 local function store_over(d)
   return require("kling.money.stores.shared").new { dict = d or fake_dict.new(), currency = "CNY" }
 end
 
 describe("the one-node store keeps an account's name in any case", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown) -- the ngx the one-node store calls outside nginx
 
   it("an opened account is kept by its name in any case, and says the name it has", function()
     local s = store_over()
@@ -64,7 +53,7 @@ end)
 -- erin: one balance, two clients. The master's check and opens, and a create's checks and
 -- write, are now each one step under the lock of account writes.
 describe("one node: an admin create racing a reload", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown) -- the ngx the one-node store calls outside nginx
   local accounts = require "kling.gateway.accounts"
   local config = require "kling.gateway.config"
   local ledgers = require "kling.money.ledger"

@@ -89,14 +89,7 @@ describe("gateway charge at a task's end", function()
   end)
 
   describe("in the one-node shared store", function()
-    local saved
-    setup(function()
-      saved = rawget(_G, "ngx")
-      _G.ngx = { now = os.time, log = function() end, ERR = 4 } -- luacheck: ignore 122
-    end)
-    teardown(function()
-      _G.ngx = saved -- luacheck: ignore 122
-    end)
+    require("spec.support.fake_ngx").suite(setup, teardown)
     store_cases(function()
       local shared = require "kling.money.stores.shared"
       return shared.new { dict = require("spec.support.fake_dict").new(), currency = "CNY" }

@@ -6,21 +6,11 @@
 -- interleave in any order.
 local fake_dict = require "spec.support.fake_dict"
 
--- The ngx the one-node store's top-up calls outside nginx (its lock's sleep, its log), for the
--- describe block it is called in.
-local function with_fake_ngx()
-  local saved
-  setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4 } -- luacheck: ignore 122
-  end)
-  teardown(function()
-    _G.ngx = saved -- luacheck: ignore 122
-  end)
-end
+-- The ngx the one-node store's top-up calls outside nginx (its lock's sleep, its log).
+local fake_ngx = require "spec.support.fake_ngx"
 
 describe("a one-node reload racing a top-up", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown)
 
   -- A store over a dict whose incr of key runs between(store) once, right after that incr:
   -- the master's reload between two of the worker's steps.
@@ -73,7 +63,7 @@ end)
 -- (topup, then limit) could fall between: counted twice (limit 110 for a credit of 100 and a
 -- top-up of 5). The two are read under the account's top-up lock now.
 describe("a one-node first reload after an upgrade racing a top-up", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown)
 
   -- alice opened with 100 by the version before (no base kept); hooks: {incr = key or get =
   -- key, run = fn(store)}, run once right after that incr, or right before that get.
@@ -147,7 +137,7 @@ end)
 -- was taken before the line), and when the line then failed the id was given back and nothing
 -- added: the operator's script, told it was applied, never sent it again.
 describe("a one-node top-up retried while its journal line is written", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown)
 
   -- A store whose journal runs retry(store) inside the first top-up's append (its lock gone),
   -- then answers ok (or fails).
@@ -196,7 +186,7 @@ end)
 -- line and added again: one invoice counted twice. Pending, it expires with nothing; its life
 -- starts once the top-up counts.
 describe("a one-node top-up whose journal line takes longer than the id's life", function()
-  with_fake_ngx()
+  fake_ngx.suite(setup, teardown)
 
   it("is counted once: a retry while it is written is told it is being recorded", function()
     local shared = require "kling.money.stores.shared"

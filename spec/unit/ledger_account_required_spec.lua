@@ -5,14 +5,7 @@
 local fake_dict = require "spec.support.fake_dict"
 
 describe("a ledger over the shared store", function()
-  local saved
-  setup(function()
-    saved = rawget(_G, "ngx")
-    _G.ngx = { now = os.time, sleep = function() end, log = function() end, ERR = 4 } -- luacheck: ignore 122
-  end)
-  teardown(function()
-    _G.ngx = saved -- luacheck: ignore 122
-  end)
+  require("spec.support.fake_ngx").suite(setup, teardown)
 
   local function ledger()
     local store = require("kling.money.stores.shared").new { dict = fake_dict.new(), currency = "CNY" }

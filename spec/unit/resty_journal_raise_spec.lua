@@ -14,13 +14,7 @@ local CNY = 1000000
 local fake_ngx = require "spec.support.fake_ngx"
 
 describe("a journal whose append raises", function()
-  local saved
-  setup(function()
-    saved = fake_ngx.install()
-  end)
-  teardown(function()
-    fake_ngx.restore(saved)
-  end)
+  fake_ngx.suite(setup, teardown)
 
   local raising = { append = function() error("the embedder's disk is gone") end }
 

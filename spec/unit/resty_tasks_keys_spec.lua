@@ -10,13 +10,7 @@ local tasks = require "kling.resty.tasks"
 local fake_ngx = require "spec.support.fake_ngx"
 
 describe("kling.resty.tasks: an account name holding ':'", function()
-  local saved
-  setup(function()
-    saved = fake_ngx.install()
-  end)
-  teardown(function()
-    fake_ngx.restore(saved)
-  end)
+  fake_ngx.suite(setup, teardown)
 
   local function rec(id, account, ext, endpoint)
     return { id = id, account = account, external_task_id = ext, endpoint = endpoint or "text2video",
