@@ -128,19 +128,14 @@ endforeach()
 # valgrind over the integration specs: any leak or invalid access from the module fails. Its
 # shards have a simulator each, so that they run beside the plain integration specs and beside
 # each other instead of after them (the specs mostly wait on the simulator's clock: one shard of
-# them all was the suite's longest test, 750 s of CI's 900). Spec files go to the shards in
-# turn, by name.
+# them all was the suite's longest test, 750 s of CI's 900). Spec files are split by their
+# measured time under valgrind (cmake/valgrind_weights.txt).
 if(KLING_VALGRIND)
-  file(GLOB KLING_VG_SPECS ${KLING_SRC}/spec/integration/*_spec.lua)
-  list(SORT KLING_VG_SPECS)
+  include(cmake/valgrind_shards.cmake)
+  file(GLOB KLING_VG_SPECS CONFIGURE_DEPENDS ${KLING_SRC}/spec/integration/*_spec.lua)
   set(KLING_VG_SHARDS 1 2)
-  set(KLING_VG_FILES_1 "")
-  set(KLING_VG_FILES_2 "")
-  set(shard 1)
-  foreach(spec IN LISTS KLING_VG_SPECS)
-    list(APPEND KLING_VG_FILES_${shard} ${spec})
-    math(EXPR shard "${shard} % 2 + 1")
-  endforeach()
+  kling_weighted_split("${KLING_VG_SPECS}" ${KLING_SRC}/cmake/valgrind_weights.txt KLING_VG_FILES_1
+    KLING_VG_FILES_2)
   foreach(shard IN LISTS KLING_VG_SHARDS)
     kling_sim_fixture(sim_valgrind_${shard} ${CMAKE_BINARY_DIR}/sim-valgrind-${shard} env)
     add_test(NAME valgrind_integration_${shard}
