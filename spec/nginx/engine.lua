@@ -12,10 +12,7 @@ local kling = require "kling"
 local base, sim_dir, prefix = h.dirs("engine")
 local srv
 local function cleanup()
-  if srv then
-    srv.stop()
-  end
-  h.tidy(base, sim_dir)
+  h.tidy(base, sim_dir, srv)
 end
 
 local url

@@ -18,10 +18,7 @@ local base, sim_dir, prefix = h.dirs("engine-scenarios")
 local srv
 local pending = { engine = 0, blocking = 0 }
 local function cleanup()
-  if srv then
-    srv.stop()
-  end
-  h.tidy(base, sim_dir)
+  h.tidy(base, sim_dir, srv)
 end
 
 h.main(function()

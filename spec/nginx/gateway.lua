@@ -18,10 +18,7 @@ local base, sim_dir, prefix = h.dirs("gateway")
 local srv, sim, port
 
 local function cleanup()
-  if srv then
-    srv.stop()
-  end
-  h.tidy(base, sim_dir)
+  h.tidy(base, sim_dir, srv)
 end
 
 local function url(path)

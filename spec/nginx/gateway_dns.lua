@@ -14,13 +14,10 @@ local srv, sim, port, dns_pid
 local dns_log = base .. "/dns.log"
 
 local function cleanup()
-  if srv then
-    srv.stop()
-  end
   if dns_pid then
     h.sh("kill " .. dns_pid)
   end
-  h.tidy(base, sim_dir)
+  h.tidy(base, sim_dir, srv)
 end
 
 local function url(path)

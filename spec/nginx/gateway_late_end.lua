@@ -12,12 +12,7 @@ local json = require "kling.json"
 local SECRET = "whsec_" .. core.b64encode(("s"):rep(32))
 local ADMIN = "admin-0123456789abcdef"
 local fleet = h.fleet("gateway-late-end")
-local base, sim_dir = fleet.base, fleet.sim_dir
-local sim, redis
-
-local function cleanup()
-  fleet.cleanup(redis)
-end
+local sim
 
 local function start(name, store, extra)
   return fleet.start(name, function(http)
@@ -150,7 +145,7 @@ local function gone_then_found()
     .. " no result", f.spent == "0" and f.reserved == "0" and v.task_status == "failed"
     and v.final_unit_deduction == "0" and v.task_result == nil, json.encode { f, v })
   local kept
-  for l in (h.read(base .. "/journal/gone.jsonl") or ""):gmatch("[^\n]+") do
+  for l in (h.read(fleet.base .. "/journal/gone.jsonl") or ""):gmatch("[^\n]+") do
     local e = json.decode(l)
     if e and e.op == "task" and type(e.record) == "table" and e.record.id == id and e.record.found then
       kept = e.record.found
@@ -161,12 +156,10 @@ local function gone_then_found()
 end
 
 local function run()
-  sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  sim = h.sim_start(fleet.sim_dir, { webhook_secret = SECRET })
   gone_then_found()
   scenario("shared")
-  redis = h.redis(base .. "/redis")
-  redis.start()
-  scenario("redis", { redis = "redis://127.0.0.1:" .. redis.port .. "/0" })
+  scenario("redis", fleet.redis_store())
 end
 
-h.main(run, function() return nil end, cleanup)
+h.main(run, function() return nil end, fleet.cleanup)

@@ -13,12 +13,7 @@ local SECRET = "whsec_" .. core.b64encode(("s"):rep(32))
 local ADMIN = "admin-0123456789abcdef"
 local SILENCE = 3600 -- the news' silence: the deadline (2 s) falls far inside it
 local fleet = h.fleet("gateway-news-deadline")
-local base, sim_dir = fleet.base, fleet.sim_dir
-local sim, redis
-
-local function cleanup()
-  fleet.cleanup(redis)
-end
+local sim
 
 local function start(name, store)
   return fleet.start(name, function(http)
@@ -77,11 +72,9 @@ local function scenario(name, store)
 end
 
 local function run()
-  sim = h.sim_start(sim_dir, { webhook_secret = SECRET })
+  sim = h.sim_start(fleet.sim_dir, { webhook_secret = SECRET })
   scenario("shared")
-  redis = h.redis(base .. "/redis")
-  redis.start()
-  scenario("redis", { redis = "redis://127.0.0.1:" .. redis.port .. "/0" })
+  scenario("redis", fleet.redis_store())
 end
 
-h.main(run, function() return nil end, cleanup)
+h.main(run, function() return nil end, fleet.cleanup)

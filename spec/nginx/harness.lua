@@ -366,9 +366,13 @@ function M.answers(dir)
   return out, done
 end
 
--- The common end of a test's cleanup: stops the simulator in sim_dir (if any) and removes the
--- test's base directory, unless a check failed (then it stays for a post-mortem).
-function M.tidy(base, sim_dir)
+-- The common end of a test's cleanup: stops its nginx srv and the simulator in sim_dir (each if
+-- any) and removes the test's base directory, unless a check failed (then it stays for a
+-- post-mortem).
+function M.tidy(base, sim_dir, srv)
+  if srv then
+    srv.stop()
+  end
   if sim_dir then
     M.sim_stop(sim_dir)
   end
@@ -427,9 +431,10 @@ end
 -- directory of its own under one base: {base, sim_dir, start(name, doc [, store]) -> its URL and
 -- directory (doc(url) -> its config, written as base/<name>.json, its journal
 -- base/journal/<name>.jsonl in a directory nginx's workers may write unless store is given),
--- cleanup([redis]) (stops every gateway, then redis)}.
+-- redis_store() -> a store of a redis-server of its own (started; base/redis), cleanup() (stops
+-- every gateway, then that redis)}.
 function M.fleet(tag)
-  local f, dirs = { base = M.tempdir(tag) }, {}
+  local f, dirs, redis = { base = M.tempdir(tag) }, {}, nil
   f.sim_dir = f.base .. "/sim"
   M.sh("mkdir -p " .. q(f.sim_dir) .. " " .. q(f.base .. "/journal") .. " && chmod 777 " .. q(f.base .. "/journal"))
   function f.start(name, doc, store)
@@ -448,7 +453,12 @@ function M.fleet(tag)
     assert(ok, "kling gateway start: " .. out)
     return url, dir
   end
-  function f.cleanup(redis)
+  function f.redis_store()
+    redis = M.redis(f.base .. "/redis")
+    redis.start()
+    return { redis = "redis://127.0.0.1:" .. redis.port .. "/0" }
+  end
+  function f.cleanup()
     for _, dir in ipairs(dirs) do
       M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(dir)))
     end

@@ -9,10 +9,7 @@ local json = require "kling.json"
 local base, sim_dir, prefix = h.dirs("resty")
 local srv
 local function cleanup()
-  if srv then
-    srv.stop()
-  end
-  h.tidy(base, sim_dir)
+  h.tidy(base, sim_dir, srv)
 end
 
 h.main(function()
