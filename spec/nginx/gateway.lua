@@ -57,9 +57,7 @@ local function refused(res, status, code)
     ~= nil
 end
 
-local function micros(s)
-  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
-end
+local micros = h.micros
 
 local function create(key, endpoint, body)
   return gw("POST", "/v1/" .. endpoint, { key = key, body = body })

@@ -15,8 +15,8 @@ local sim, gw
 local fake, gw2_dir = nil, base .. "/gw2"
 
 local function cleanup()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw2_dir)))
+  h.gateway_stop(gw_dir)
+  h.gateway_stop(gw2_dir)
   if fake then
     fake.stop()
   end
@@ -272,7 +272,7 @@ local function extend_is_priced_by_its_source()
   -- A start compacts the journal, the next one reads what it kept: the source's ended record
   -- keeps what its extends are priced by (it kept no request: the extend was refused as unpriced).
   for _ = 1, 2 do
-    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+    h.gateway_stop(gw_dir)
     gateway_start()
   end
   extend_charged_as_billed(video.id, balance("gw-bob-key"), "kling-v1-6", "pro", "two restarts later (its journal"

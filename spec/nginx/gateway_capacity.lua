@@ -21,7 +21,7 @@ local sim, gw, receiver
 
 local function cleanup()
   for _, dir in ipairs { gw_dir, small_dir, open_dir, base .. "/gw-deadline", base .. "/gw-failed" } do
-    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+    h.gateway_stop(dir)
   end
   if receiver then
     receiver.stop()
@@ -87,7 +87,7 @@ local function open_limit()
     == 1, m:match("[^\n]*refusals_total[^\n]*"))
   h.check("... and gives each account's open tasks", metric(m, 'kling_gateway_open_tasks{account="dave"}') == 2
     and metric(m, 'kling_gateway_open_tasks{account="erin"}') == 1, m:match("[^\n]*open_tasks[^\n]*"))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(open_dir)))
+  h.gateway_stop(open_dir)
   at = start(open_dir, "open", { accounts = accounts })
   local again = create("dave")
   h.check("after a restart its open tasks are counted again: still refused", again.status == 429
@@ -205,7 +205,7 @@ local function kept_hold_is_ended_by_the_operator()
     end
   end
   h.check("... its journal line says the operator decided it", marked == "operator", tostring(marked))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
   at = start(dir, "deadline", cfg)
   local after = view(one)
   h.check("... and after a restart the task still shows the operator's charge", after.final_unit_deduction == "0.4"
@@ -233,7 +233,7 @@ local function kept_hold_is_ended_by_the_operator()
   -- The first restart's compaction keeps the hold alone (its record is past retention); the
   -- second restores from that: the hold is still the operator's, not released as never made.
   for _ = 1, 2 do
-    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+    h.gateway_stop(dir)
     at = start(dir, "deadline", cfg)
   end
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
@@ -250,12 +250,12 @@ local function kept_hold_is_ended_by_the_operator()
   list_res, list = kept()
   h.check("... then nothing is listed", list_res.status == 200 and list == "" and list_res.body:find('"holds":[]', 1,
     true) ~= nil, list_res.body)
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
   at = start(dir, "deadline", cfg)
   f = h.gateway_admin(at.http, "admin-0123456789abcdef").by.frank
   h.check("after a restart the journal gives the same money back", f.spent == "0.4" and f.reserved == "0",
     json.encode(f))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
   assert(h.sim_admin(sim, "DELETE", "/_sim/config"))
 end
 
@@ -299,7 +299,7 @@ local function cut_create_is_listed()
   h.check("a create cut off by its worker's kill -9 is found upstream, charged, and listed with the others,"
     .. " its deadline (8 s) shorter than its time in flight (17 s)",
     n == 2 and g and g.spent == "2" and g.reserved == "0", tostring(n) .. " " .. json.encode(g))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
 end
 
 -- With callbacks on, a task is first polled after poll.silence; a deadline shorter than that
@@ -324,7 +324,7 @@ local function short_deadline_is_polled_with_callbacks_on()
   h.check("with callbacks on, a task whose deadline (4 s) is shorter than the silence (60 s) is polled before it:"
     .. " it succeeded and was charged", view.task_status == "succeed" and view.final_unit_deduction == "1",
     json.encode(view))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
 end
 
 -- Tasks that fail at no charge cost their client nothing, yet each is kept retention_days: an
@@ -396,12 +396,12 @@ local function failed_daily()
   local m = h.request("GET", at.http .. "/metrics").body or ""
   h.check("... /metrics counts it as a refusal of reason failed_daily",
     metric(m, 'kling_gateway_refusals_total{reason="failed_daily"}') == 1, m:match("[^\n]*failed_daily[^\n]*"))
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
   at = start(dir, "failed", cfg)
   local again = create("gina", "a lighthouse at dusk")
   h.check("... and after a restart, still refused (the count is read back from the journal)", again.status == 429
     and again.json and again.json.code == 1102, again.body)
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
 end
 
 local function run()
@@ -462,7 +462,7 @@ local function run()
   -- A dict that is full of what must be kept refuses creates, and the operator is told what to
   -- raise; every create it took still ends (room for the ends is kept at admission).
   -- A node that ran longer than its retention starts again: ends past it are not put back.
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(gw_dir)))
+  h.gateway_stop(gw_dir)
   local ok_restart, restarted = pcall(start, gw_dir, "gateway", { retention_days = 1 / 86400,
     memory = { tasks = "4m", ledger = "256k" } })
   h.check("the gateway restarts after more ends than its ledger dict could hold, all past its retention",
@@ -524,7 +524,7 @@ local function run()
 
   -- A start with a dict too small for what its journal holds is refused, naming the field, and
   -- changes nothing (no compaction of a partial replay); the right size starts with every task.
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(small_dir)))
+  h.gateway_stop(small_dir)
   local jpath = base .. "/journal/small.jsonl"
   local journal_before = h.read(jpath)
   local doc = json.decode(h.read(base .. "/small.json"))

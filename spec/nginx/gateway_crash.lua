@@ -15,8 +15,7 @@ local SIM_SECRET = "whsec_" .. core.b64encode("simulator-to-gateway-secret")
 local ADMIN_KEY = "gw-admin-key-0123456789"
 local KEY = "gw-alice-key"
 local CREDIT = "100000"
-local SEED = tonumber(os.getenv("KLING_TEST_SEED") or "") or os.time()
-math.randomseed(SEED)
+local SEED = h.seed()
 
 local base = h.tempdir("gateway-crash")
 local sim_dir, prefix, srv, sim, port
@@ -29,9 +28,6 @@ local function cleanup()
   for _, dir in ipairs(sims) do
     h.sim_stop(dir)
   end
-  if h.failed > 0 then
-    print("# seed " .. SEED .. " (KLING_TEST_SEED repeats the run)")
-  end
   h.tidy(base)
 end
 
@@ -43,9 +39,7 @@ local function admin()
   return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
-local function micros(s)
-  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
-end
+local micros = h.micros
 
 -- Embedded: examples/nginx's parts in a conf of the test's own.
 local function start_embedded()
@@ -67,7 +61,7 @@ local function start_cli()
     return h.workers(pid)
   end
   function srv.stop()
-    h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(prefix .. "/gw")))
+    h.gateway_stop(prefix .. "/gw")
   end
   function srv.error_log()
     return h.read(prefix .. "/gw/error.log") or ""

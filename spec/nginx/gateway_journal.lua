@@ -10,14 +10,12 @@
 -- (bytes and start times before/after) are printed. KLING_TEST_SEED repeats a run.
 package.path = "spec/nginx/?.lua;" .. package.path
 local h = require "harness"
-local core = require "kling.core"
 local json = require "kling.json"
 
 local ADMIN_KEY = "gw-admin-key-0123456789"
 local ALICE, BOB = "gw-alice-key", "gw-bob-key"
 local N = tonumber(os.getenv("KLING_JOURNAL_CREATES") or "") or 1000
-local SEED = tonumber(os.getenv("KLING_TEST_SEED") or "") or os.time()
-math.randomseed(SEED)
+local SEED = h.seed()
 
 local base = h.tempdir("gateway-journal")
 local sim_dir, prefix, dir = base .. "/sim", base .. "/nginx", base .. "/nginx/gw"
@@ -25,12 +23,8 @@ local journal = prefix .. "/ledger.jsonl"
 local sim, port, info
 
 local function cleanup()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
-  h.sim_stop(sim_dir)
-  if h.failed > 0 then
-    print("# seed " .. SEED .. " (KLING_TEST_SEED repeats the run)")
-  end
-  h.tidy(base)
+  h.gateway_stop(dir)
+  h.tidy(base, sim_dir)
 end
 
 local function url(path)
@@ -45,9 +39,7 @@ local function admin()
   return h.gateway_admin(url(""), ADMIN_KEY)
 end
 
-local function micros(s)
-  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
-end
+local micros = h.micros
 
 local size = h.file_size
 
@@ -81,7 +73,7 @@ local function start()
 end
 
 local function stop()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
 end
 
 local function error_log()

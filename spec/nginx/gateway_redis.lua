@@ -30,7 +30,7 @@ local function node_start(i)
 end
 
 local function node_stop(i)
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(nodes[i].dir)))
+  h.gateway_stop(nodes[i].dir)
 end
 
 local function cleanup()
@@ -53,9 +53,7 @@ local function admin(i)
   return json.decode(res.body)
 end
 
-local function micros(s)
-  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
-end
+local micros = h.micros
 
 local BODY = json.encode { model_name = "kling-v1", mode = "std", duration = "5",
   prompt = "a paper boat on a rain-soaked street" }

@@ -15,7 +15,7 @@ h.sh("mkdir -p " .. h.q(sim_dir))
 local sim, redis, info
 
 local function cleanup()
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
   if redis then
     redis.stop()
   end

@@ -18,7 +18,7 @@ local sim, redis
 local dirs = {}
 
 local function stop(dir)
-  h.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(h.q(h.src), h.q(dir)))
+  h.gateway_stop(dir)
 end
 
 local function cleanup()

@@ -366,9 +366,27 @@ function M.answers(dir)
   return out, done
 end
 
+-- seed() -> the test's random seed (KLING_TEST_SEED repeats a run; else the time), math.random
+-- seeded with it; tidy prints it when a check failed.
+function M.seed()
+  M.seed_value = tonumber(os.getenv("KLING_TEST_SEED") or "") or os.time()
+  math.randomseed(M.seed_value)
+  return M.seed_value
+end
+
+-- An amount's micro-units (raises on what is not an amount).
+function M.micros(s)
+  return assert(core.money_parse(tostring(s)), "not an amount: " .. tostring(s))
+end
+
+-- Stops the gateway `kling gateway start` runs in dir.
+function M.gateway_stop(dir)
+  M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(dir)))
+end
+
 -- The common end of a test's cleanup: stops its nginx srv and the simulator in sim_dir (each if
 -- any) and removes the test's base directory, unless a check failed (then it stays for a
--- post-mortem).
+-- post-mortem, with the seed if the test has one).
 function M.tidy(base, sim_dir, srv)
   if srv then
     srv.stop()
@@ -379,6 +397,9 @@ function M.tidy(base, sim_dir, srv)
   if M.failed == 0 then
     M.sh("rm -rf " .. q(base))
   else
+    if M.seed_value then
+      print("# seed " .. M.seed_value .. " (KLING_TEST_SEED repeats the run)")
+    end
     print("# kept " .. base .. " for a post-mortem")
   end
 end
@@ -413,7 +434,7 @@ function M.launched(tag)
     return assert(json.decode(out:match("{.*}")), out)
   end
   function g.stop()
-    M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(g.dir)))
+    M.gateway_stop(g.dir)
   end
   function g.srv()
     return { error_log = function()
@@ -460,7 +481,7 @@ function M.fleet(tag)
   end
   function f.cleanup()
     for _, dir in ipairs(dirs) do
-      M.sh(("lua5.4 %s/bin/kling gateway stop --dir %s"):format(q(M.src), q(dir)))
+      M.gateway_stop(dir)
     end
     if redis then
       redis.stop()
