@@ -20,6 +20,7 @@ describe("kling.gateway.metrics", function()
       { "/kling/callback", "POST", "callback" },
       { "/metrics", "GET", "metrics" },
       { "/gateway/health", "GET", "health" },
+      { "/gateway/ready", "GET", "ready" },
       { "/gateway/admin/accounts", "POST", "admin" },
       { "/elsewhere", "GET", "other" },
       { "/x/v1/videos", "GET", "other" },

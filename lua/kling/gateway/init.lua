@@ -739,6 +739,22 @@ M.NGINX_REFUSALS = NGINX_REFUSALS
 
 -- location = /metrics: Prometheus text (kling.gateway.metrics)
 -- location = /metrics (loopback callers: kling.gateway.loopback, the admin API's rule)
+-- location = /gateway/ready: 200 once this node takes creates, 503 with why until then. With
+-- a Redis store a node signs its config file's accounts in only once they are opened there
+-- (retried each second while Redis cannot answer): /gateway/health said 200 before, and the
+-- creates sent at once were 503s. `kling gateway start` and a load balancer wait for this.
+function M.ready()
+  if not set_up() then
+    return
+  end
+  local why = G.redis and G.ledger_dict:get(accounts.FILE_TAKEN) == nil
+    and "the config file's accounts are not yet opened in the Redis store (retried each second: see the error log)"
+  if why then
+    return official.fail { status = 503, code = 5001, message = why }
+  end
+  return official.reply(200, 0, "ready")
+end
+
 function M.metrics()
   if not set_up() then
     return

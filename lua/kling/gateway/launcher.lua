@@ -119,6 +119,7 @@ function M.render(o)
     "    location = /gateway/health { "
       .. (o.instance and ("add_header X-Kling-Gateway-Instance " .. o.instance .. "; ") or "")
       .. "return 200 \"ok\\n\"; }",
+    "    location = /gateway/ready { content_by_lua_block { require(\"kling.gateway\").ready() } }",
     proxy.server_block(o.cfg, o.ca_file),
     M.refusal_pages(),
     "  }",
@@ -174,6 +175,25 @@ local function listen_of(o)
 end
 
 M.FILES, M.CONNECTIONS = 40000, 16384 -- a worker's open files and connections, where the limits allow
+M.READY_WAIT_S = 15 -- how long a start waits for the node to take creates (GET /gateway/ready)
+
+-- wait_ready(url) -> nil once GET url/gateway/ready answers 200 | why not, after READY_WAIT_S
+function M.wait_ready(url)
+  local by, why = run.now() + M.READY_WAIT_S
+  repeat
+    local ok, out = run.run("curl -s --max-time 2 -w '\\n%{http_code}' " .. q(url .. "/gateway/ready"))
+    local body, code = (out or ""):match("^(.*)\n(%d%d%d)$")
+    if ok and code == "200" then
+      return nil
+    end
+    local answer = body and json.decode(body)
+    why = type(answer) == "table" and type(answer.message) == "string" and answer.message
+      or "GET /gateway/ready answered " .. tostring(code or out)
+    run.sleep(0.1)
+  until run.now() > by
+  return why
+end
+
 M.FEW = 4096 -- connections a worker under which a start warns
 
 -- files_and_connections() -> the open files a worker may have (the hard limit nginx is started
@@ -306,6 +326,14 @@ function M.start(o)
     return nil, err
   end
   run.write(dir .. "/gateway.pid", pid .. "\n")
+  -- Answering is not taking creates: with a Redis store the node opens its file's accounts there
+  -- first (a create before then is a 503). Waited for a while; a node that cannot yet (Redis
+  -- away) keeps trying, and the start says so rather than hang.
+  local why = M.wait_ready(url)
+  if why then
+    io.stderr:write("kling gateway: warning: started, but not taking creates yet: ", why,
+      " (it keeps trying; GET /gateway/ready says when it does)\n")
+  end
   local info = { http = url, pid = pid, dir = dir }
   local line = assert(json.encode(info))
   run.write(dir .. "/gateway.info.json", line .. "\n")

@@ -113,7 +113,7 @@ function M.observe(op, seconds)
 end
 
 local KNOWN = { ["/gateway/balance"] = "balance", ["/kling/callback"] = "callback", ["/metrics"] = "metrics",
-  ["/gateway/health"] = "health" }
+  ["/gateway/health"] = "health", ["/gateway/ready"] = "ready" }
 
 -- The route a request took (a bounded label set). A request nginx refused before it had a
 -- URI (a request line too long, not HTTP) has none: "other".
