@@ -141,6 +141,18 @@ describe("kling quote", function()
     out, bad = run("quote --model kling-v3 --rates CNY=0")
     assert.are.equal(2, bad)
     assert.matches("--rates: CNY: a positive decimal string", out, 1, true)
+    -- a rate out of the rule's range is refused by the rule, not as a malformed pair
+    for rate, why in pairs { ["-1"] = "not positive", ["0.0000001"] = "more than 6 decimals",
+      ["99999999999999999999999"] = "amount out of range", abc = "not a decimal number" } do
+      out, bad = run("quote --model kling-v3 --rates CNY=" .. rate)
+      assert.are.equal(2, bad)
+      assert.matches('--rates: CNY: a positive decimal string with at most 6 decimals is required, such as "0.14"'
+        .. ' (got "' .. rate .. '": ' .. why .. ")", out, 1, true)
+    end
+    -- an empty --rates was no rates at all: the quote unranked, exit 0
+    out, bad = run("quote --model kling-v3 --rates ''")
+    assert.are.equal(2, bad)
+    assert.matches("--rates takes CURRENCY=USD_PER_UNIT pairs separated by commas (got none)", out, 1, true)
     local ok, err = pcall(require("kling").quote, { model = "kling-v3" }, { rates = { USD = "2" } })
     assert.is_false(ok)
     assert.matches("rates.USD: USD is the unit rates are in: its rate is 1", err, 1, true)

@@ -11,12 +11,16 @@ local M = {}
 
 -- "CNY=0.14,apiinone-credits=0.01" -> {CNY = "0.14", ...} | nil, message. A currency no
 -- provider charges in (a typo: CYN) could never apply and one given twice would keep one rate
--- silently: both are refused by name, as kling run's --rates file refuses them.
+-- silently: both are refused by name, as kling run's --rates file refuses them. Only the pair's
+-- shape is read here: its value is rate_problem's, which says the rule (-1, 1e-7 named so).
 local function parse_rates(text)
   local rates = {}
+  if not text:find("[^%s,]") then
+    return nil, "--rates takes CURRENCY=USD_PER_UNIT pairs separated by commas (got none)"
+  end
   for item in text:gmatch("[^,]+") do
-    local cur, rate = item:match("^%s*([%w%-_]+)%s*=%s*([%d.]+)%s*$")
-    if not cur or not require("kling.core").money_parse(rate) then
+    local cur, rate = item:match("^%s*([%w%-_]+)%s*=%s*(%S+)%s*$")
+    if not cur then
       return nil, "--rates takes CURRENCY=USD_PER_UNIT pairs separated by commas (got " .. item .. ")"
     elseif rates[cur] then
       return nil, "--rates: " .. cur .. " is given twice"
