@@ -74,6 +74,9 @@ describe("a JSONL manifest", function()
       { '{"id": "a"}\n[1, 2]\n', ":2: each line must be a JSON object" },
       { '{"id": "a"}\n [ ]\n', ":2: each line must be a JSON object %(got an array%)" }, -- not an empty row
       { '{"id": "a"}\n{"defaults": {}}\n', ":2: a defaults line must come before the first row" },
+      -- two were merged, a field both give kept last: model kling-v3 ran where kling-v2-6 was meant
+      { '{"defaults": {"model": "kling-v2-6"}}\n{"defaults": {"model": "kling-v3"}}\n{"id": "a"}\n',
+        ":2: a manifest has one defaults line, and line 1 is one %(put its fields in one object%)" },
       { '{"id": ""}\n', ":1: id must be 1 to 128 characters .*%(got 0 characters%)" },
       { '{"id": "a\\u200bb"}\n', ":1: id must be .*invisible characters %(got U%+200B%)" },
       { '{"id": "a\\u00a0b"}\n', ":1: id must be .*%(got U%+00A0%)" },

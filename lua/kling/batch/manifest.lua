@@ -198,7 +198,7 @@ local BOM = local_file.BOM
 
 local function jsonl_rows(text, path)
   local rows, defaults = {}, {}
-  local n = 0
+  local n, defaults_line = 0, nil
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
     local s = line:gsub("\r$", "")
@@ -230,7 +230,12 @@ local function jsonl_rows(text, path)
       elseif only_defaults(v) then
         if #rows > 0 then
           return nil, string.format("%s:%d: a defaults line must come before the first row", path, n)
+        elseif defaults_line then
+          -- merged, a field both give was kept last (a model or mode swapped without a word)
+          return nil, string.format("%s:%d: a manifest has one defaults line, and line %d is one (put its fields "
+            .. "in one object)", path, n, defaults_line)
         end
+        defaults_line = n
         if type(v.defaults) ~= "table" then
           return nil, string.format("%s:%d: defaults must be an object, got %s", path, n, validate.type_of(v.defaults))
         end
