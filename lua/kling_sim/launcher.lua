@@ -359,7 +359,7 @@ local function absolute_dir(dir)
   return out
 end
 
--- start(o) -> info | nil, message [, "running"]. o = {dir, port, out, access_key, secret_key,
+-- start(o) -> info | nil, message [, "running" | "usage"]. o = {dir, port, out, access_key, secret_key,
 -- api_key, task_seconds, seed, workers, webhook_secret, replace}; missing values take
 -- M.DEFAULTS. A simulator already running in dir is refused ("running", naming its pid)
 -- unless replace is true (then stopped first).
@@ -390,8 +390,9 @@ function M.start(o)
     end
   end
   if not conf.safe_path(dir) then
-    return nil, "directory " .. dir .. " has characters nginx paths cannot hold here; use letters, digits "
-      .. "and ._/-+,@=:~"
+    -- a --dir given so is bad usage (exit 2, named), as kling gateway start refuses its --dir
+    return nil, (opts.dir and "--dir: " or "") .. "directory " .. dir .. " has characters nginx paths cannot hold "
+      .. "here; use letters, digits and ._/-+,@=:~", opts.dir and "usage" or nil
   end
   -- --out is checked before anything starts (D made: --out may be in it): a simulator nobody
   -- is told about must not run on.
