@@ -49,13 +49,19 @@ function M.estimate(req, opts)
   return quote.strict(opts and opts.provider or type(req) == "table" and req.provider or nil, req, q, err)
 end
 --- The charge for what a task delivered (see `kling.billing.settle`).
+-- What the provider would refuse of the request (`sond`, a duration no create takes) is refused
+-- by name, as kling.estimate refuses it: a task was made from a sendable request, and one
+-- misspelt was priced as if the field were absent (`kling estimate --actual-duration`).
 ---@param req table the canonical request the task was made from
 ---@param usage table `duration` (seconds, number or decimal string) and `count` actually delivered
 ---@param opts? table `catalog`
 ---@return kling.Quote|nil quote the charge, same shape as an estimate
 ---@return kling.Error|nil err
 -- @function settle
-M.settle = billing.settle
+function M.settle(req, usage, opts)
+  local q, err = billing.settle(req, usage, opts)
+  return quote.strict(opts and opts.provider or type(req) == "table" and req.provider or nil, req, q, err)
+end
 --- A request priced on every provider, grouped by currency (see `kling.billing.quote`).
 -- Each currency is ranked cheapest first on its own; the list is one ranking across
 -- currencies only with a rate (USD per unit) for each of them.

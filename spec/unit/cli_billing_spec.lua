@@ -23,6 +23,21 @@ describe("kling estimate", function()
     assert.matches("^1.5 CNY", out)
   end)
 
+  -- the request was not checked with --actual-*: `sond` priced as silent, duration 7 priced
+  it("checks the request of --actual-duration as an estimate's, naming the field", function()
+    local out, status = run([[estimate --json '{"model":"kling-v2-6","mode":"pro","duration":5,"sond":true}' ]]
+      .. "--actual-duration 5")
+    assert.are.equal(2, status)
+    assert.matches("sond: unknown field for videos/text2video .*did you mean sound%?", out)
+    out, status = run("estimate --model kling-v2-6 --mode pro --duration 7 --actual-duration 5")
+    assert.are.equal(2, status)
+    assert.matches("duration: must be one of 5, 10 for kling-v2-6 (got 7)", out, 1, true)
+    local kling = require "kling"
+    local q, err = kling.settle({ provider = "kling", model = "kling-v2-6", sond = true }, { duration = 5 })
+    assert.is_nil(q)
+    assert.are.equal("sond", err.field)
+  end)
+
   it("prints JSON with integer micro-units", function()
     local out, status = run("estimate --provider apiinone --format json")
     assert.are.equal(0, status)

@@ -15,7 +15,8 @@ local NOT_MONEY = {
   ["lua/kling/billing.lua"] = { ["quote.settle("] = "the public face of kling.money.quote's price of a delivery" },
   ["lua/kling/resty/poller.lua"] = { ["self.release("] = "the poll leader's lock let go" },
   ["lua/kling/batch/rows.lua"] = { ["billing.settle("] = "the price of a delivery (a quote; no ledger)" },
-  ["lua/kling/cli/estimate.lua"] = { ["billing.settle("] = "kling estimate --actual-duration: a price" },
+  ["lua/kling/cli/estimate.lua"] = { ["kling.settle("] = "kling estimate --actual-duration: a price" },
+  ["lua/kling/init.lua"] = { ["billing.settle("] = "kling.settle, the public face of a delivery's price" },
 }
 
 local FREE = { "^lua/kling/money/", "^lua/kling/lifecycle/" }

@@ -1,6 +1,6 @@
 -- kling estimate: the price of one request before it is sent, or (with --actual-*) the charge
 -- for what was delivered. Exit status: 0 priced, 3 unpriced, 2 bad request or usage.
-local billing = require "kling.billing"
+local kling = require "kling"
 local json = require "kling.json"
 local request = require "kling.cli.request"
 local flags = require "kling.cli.flags"
@@ -41,11 +41,12 @@ function M.run(opts)
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
   if opts.actual_duration or opts.actual_count then
-    q, err = billing.settle(req, { duration = opts.actual_duration, count = opts.actual_count })
+    -- kling.settle: the request checked as kling.estimate checks it (a misspelt field refused)
+    q, err = kling.settle(req, { duration = opts.actual_duration, count = opts.actual_count })
   else
     -- kling.estimate: what the provider would refuse (an unknown field, another provider's
     -- field name, a value out of range) is refused by name (exit 2), as `kling quote` does
-    q, err = require("kling").estimate(req)
+    q, err = kling.estimate(req)
   end
   if not q then
     return fail(err.kind == "unpriced" and 3 or 2, err)
