@@ -32,6 +32,12 @@ describe("kling estimate", function()
     out, status = run("estimate --model kling-v2-6 --mode pro --duration 7 --actual-duration 5")
     assert.are.equal(2, status)
     assert.matches("duration: must be one of 5, 10 for kling-v2-6 (got 7)", out, 1, true)
+    -- a delivered amount refused is named by its flag (it was usage.duration)
+    for _, bad in ipairs { "-1", "nan", "1e400" } do
+      out, status = run("estimate --model kling-v2-6 --mode pro --duration 10 --actual-duration " .. bad)
+      assert.are.equal(2, status)
+      assert.matches("): --actual-duration: ", out, 1, true)
+    end
     local kling = require "kling"
     local q, err = kling.settle({ provider = "kling", model = "kling-v2-6", sond = true }, { duration = 5 })
     assert.is_nil(q)

@@ -33,6 +33,10 @@ end
 
 local fail = flags.failure("kling estimate")
 
+-- The flag each delivered amount comes from: a refusal names what the user typed, not the
+-- library's usage.duration.
+local FLAG_OF = { ["usage.duration"] = "--actual-duration", ["usage.count"] = "--actual-count" }
+
 function M.run(opts)
   local req, bad = request.build(opts)
   if not req then
@@ -49,6 +53,7 @@ function M.run(opts)
     q, err = kling.estimate(req)
   end
   if not q then
+    err.field = FLAG_OF[err.field] or err.field
     return fail(err.kind == "unpriced" and 3 or 2, err)
   end
   q.provider = q.provider or req.provider
