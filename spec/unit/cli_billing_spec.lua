@@ -38,6 +38,13 @@ describe("kling estimate", function()
       assert.are.equal(2, status)
       assert.matches("): --actual-duration: ", out, 1, true)
     end
+    -- a count the price does not use was dropped: the 5 s price printed, exit 0
+    out, status = run("estimate --model kling-v2-6 --mode pro --duration 5 --actual-count 3")
+    assert.are.equal(2, status)
+    assert.matches("--actual-count: the price video/kling-v2-6/pro/silent counts no outputs", out, 1, true)
+    out, status = run("estimate --endpoint images/generations --model kling-v2-1 --n 2 --actual-count 1")
+    assert.are.equal(0, status)
+    assert.matches("^0.1 CNY", out)
     local kling = require "kling"
     local q, err = kling.settle({ provider = "kling", model = "kling-v2-6", sond = true }, { duration = 5 })
     assert.is_nil(q)

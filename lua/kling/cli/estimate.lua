@@ -56,6 +56,11 @@ function M.run(opts)
     err.field = FLAG_OF[err.field] or err.field
     return fail(err.kind == "unpriced" and 3 or 2, err)
   end
+  if opts.actual_count and not (q.breakdown and q.breakdown.count) then
+    -- a video's price counts no outputs: the count was dropped and the price printed without it
+    return fail(2, "--actual-count: the price " .. tostring(q.rule) .. " counts no outputs, so the count would be "
+      .. "ignored: nothing was priced")
+  end
   q.provider = q.provider or req.provider
   if opts.format == "json" then
     io.stdout:write(assert(json.encode(q)), "\n")
