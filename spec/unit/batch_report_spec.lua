@@ -16,6 +16,9 @@ describe("output names", function()
       ["../{id}.{ext}"] = "stay inside",
       ["a/./{id}"] = "stay inside",
       ["{id}.{format}"] = "unknown placeholder {format}",
+      ["{id}.{ext"] = "a '{' or '}' outside a placeholder",
+      ["{id}.ext}"] = "a '{' or '}' outside a placeholder",
+      ["{{id}}.{ext}"] = "unknown placeholder {{id}",
       ["clip.{ext}"] = "must contain {id}, {row} or {task_id}",
       [""] = "non%-empty",
     } do

@@ -71,6 +71,12 @@ function M.check(t)
         .. "task_id, model)"
     end
   end
+  -- a brace outside a placeholder is a typo ({id}.{ext without its }): it was kept as text, the
+  -- outputs named r0.{ext, with no extension
+  local stray = t:gsub("{[^{}]*}", ""):find("[{}]")
+  if stray then
+    return nil, "the name template has a '{' or '}' outside a placeholder {name} (got " .. t .. ")"
+  end
   if not (t:find("{id}", 1, true) or t:find("{row}", 1, true) or t:find("{task_id}", 1, true)) then
     return nil, "the name template must contain {id}, {row} or {task_id}, or every row would get the same name"
   end
