@@ -149,6 +149,25 @@ describe("kling.cli", function()
     end
   end)
 
+  -- an option of the other form was dropped: --endpoint with a batch DIR, --rows with a task id
+  it("kling status refuses the options of a task id for a batch DIR and --rows for a task id", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir .. " && : > " .. dir .. "/journal.jsonl"))
+    local status, _, err = main { "status", dir, "--endpoint", "videos/text2video" }
+    assert.are.equal(2, status)
+    assert.matches("kling status: --endpoint applies to a TASK_ID, and '" .. dir .. "' is a batch directory", err,
+      1, true)
+    status, _, err = main { "status", dir, "--api-key", "k-0123456789" }
+    assert.are.equal(2, status)
+    assert.matches("--api-key applies to a TASK_ID", err, 1, true)
+    status, _, err = main { "status", "861796292580000001", "--rows" }
+    assert.are.equal(2, status)
+    assert.matches("--rows applies to a batch DIR, and '861796292580000001' is read as a task id: nothing was sent",
+      err, 1, true)
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("a command's raised error is one line with its exit status: interrupted 130, a bug 1", function()
     local function run(mod, args)
       local ok, status, err = stderr.capture(cli.run_command, "demo", mod, args or {})

@@ -208,9 +208,28 @@ local function task_status(id, opts)
   return status
 end
 
+-- The options of one form only, each with the form it belongs to: given to the other, they
+-- were dropped without a word (--endpoint with a batch DIR, --rows with a task).
+local TASK_ONLY = { "external", "endpoint", "provider", "base_url", "ca_file", "access_key", "secret_key", "api_key" }
+
+local function misplaced(opts, batch_dir)
+  for _, k in ipairs(batch_dir and TASK_ONLY or { "rows" }) do
+    if opts[k] then
+      return "--" .. k:gsub("_", "-") .. " applies to " .. (batch_dir and "a TASK_ID, and '" .. opts.target
+        .. "' is a batch directory (its journal is read: no provider is asked)" or "a batch DIR, and '"
+        .. opts.target .. "' is read as a task id") .. ": nothing was sent"
+    end
+  end
+  return nil
+end
+
 function M.run(opts)
   local arg = opts.target
   if exists(arg .. "/journal.jsonl") then
+    local bad = misplaced(opts, true)
+    if bad then
+      return fail(2, bad)
+    end
     return batch_status(arg:gsub("/+$", ""), opts) -- which refuses a journal that is no regular file
   end
   -- a storyboard's DIR (kling storyboard --out DIR) was called "not a batch directory", as if
@@ -232,6 +251,10 @@ function M.run(opts)
   local id, bad = flags.task_id(arg)
   if not id then
     return fail(2, bad .. ": nothing was sent")
+  end
+  bad = misplaced(opts, false)
+  if bad then
+    return fail(2, bad)
   end
   return task_status(id, opts)
 end
