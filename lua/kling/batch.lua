@@ -231,6 +231,10 @@ function Batch:open_ledger(st)
     budgets, rates = o.budget and fb or budgets, o.rates and fr or rates
   end
   if not budgets then
+    if o.rates then -- nothing for them to count against: they were dropped without a word
+      return nil, "--rates counts other currencies against a budget, and this batch has none: give --budget too"
+        .. " (nothing was sent)"
+    end
     return true
   end
   local why = (o.budget or o.rates) and uncountable(budgets, rates)

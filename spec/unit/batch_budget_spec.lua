@@ -187,4 +187,20 @@ describe("issue 11.5: budgets per currency", function()
     end
     files.remove(root)
   end)
+
+  -- with no budget, from the flags or the journal, --rates were dropped and the batch ran uncapped
+  it("refuses --rates when the batch has no budget for them to count against", function()
+    local files = require "support.files"
+    local batch = require "kling.batch"
+    local root = files.tempdir()
+    local m = root .. "/m.jsonl"
+    files.write(m, '{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    local rates = root .. "/rates.json"
+    files.write(rates, '{"currency": "CNY", "rates": {"USD": "7.1"}}')
+    local r, err, status = batch.run { manifest = m, out = root .. "/out", progress = "none", rates = rates }
+    assert.is_nil(r)
+    assert.are.equal(2, status)
+    assert.matches("--rates counts other currencies against a budget, and this batch has none", err, 1, true)
+    files.remove(root)
+  end)
 end)
