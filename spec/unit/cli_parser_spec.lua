@@ -149,6 +149,22 @@ describe("kling.cli", function()
     end
   end)
 
+  -- argparse kept the last value: --model kling-v2-6 --model kling-v1 priced kling-v1, exit 0
+  it("refuses an option that takes one value given twice, and takes a repeatable one again", function()
+    for _, argv in ipairs {
+      { "estimate", "--model", "kling-v2-6", "--model", "kling-v1" },
+      { "run", "m", "--out", "d", "--parallel", "2", "--parallel", "30" },
+      { "sim", "start", "--port", "8080", "--port=8081" },
+    } do
+      local status, _, err = main(argv)
+      assert.are.equal(2, status, table.concat(argv, " "))
+      assert.matches("option '%-%-%a+' must be used at most 1 time", err)
+    end
+    local status, _, err = main { "run", "m", "--out", "d", "--budget", "5CNY", "--budget", "5USD", "--currency" }
+    assert.are.equal(2, status)
+    assert.is_nil(err:find("must be used at most", 1, true))
+  end)
+
   -- an option of the other form was dropped: --endpoint with a batch DIR, --rows with a task id
   it("kling status refuses the options of a task id for a batch DIR and --rows for a task id", function()
     local dir = os.tmpname()

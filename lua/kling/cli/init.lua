@@ -20,6 +20,20 @@ local function load_commands()
   return mods
 end
 
+-- Every option that takes a value once refuses a second value (argparse keeps the last, so
+-- `--model kling-v2-6 --model kling-v1` priced kling-v1 and `--parallel 2 --parallel 30` ran 30),
+-- in `parser` and its commands. Options taken several times (--budget, --image) are left so.
+local function once(parser)
+  for _, o in ipairs(rawget(parser, "_options") or {}) do
+    if o._maxcount == 1 and o._maxargs > 0 then
+      o:overwrite(false)
+    end
+  end
+  for _, c in ipairs(rawget(parser, "_commands") or {}) do
+    once(c)
+  end
+end
+
 -- The parser of bin/kling, with each command's; -> parser, {name = command module}.
 function M.parser(mods)
   mods = mods or load_commands()
@@ -38,6 +52,7 @@ function M.parser(mods)
   end
   flags.command(root, "help", "show the help of kling or of one command")
     :argument("topic", "a command"):args("?"):choices(M.COMMANDS)
+  once(root)
   return root, mods
 end
 
