@@ -31,9 +31,19 @@ intents=$(count intent)
 log=$(scripts/demo "$out" 2>&1) || fail "scripts/demo again exited $?: $log"
 [[ $(count intent) == "$intents" && $(count batch) -ge 2 ]] || fail "not resumed: $(count intent) intents"
 ok "issue 14: scripts/demo on the same OUT_DIR keeps it and resumes from its journal (nothing created twice)"
+# A run killed with tasks at its simulator: the next run's simulator is another, which has none
+# of them, and the resumed batch waited for them for good. Its journal, cut after a create:
+cut=$(mktemp -d /tmp/kling-demo-cut.XXXXXX)
+trap 'rm -rf "$out" "$cut"' EXIT
+awk '/"t":"created"/ { print; exit } { print }' "$out/journal.jsonl" >"$cut/journal.jsonl"
+status=0
+log=$(scripts/demo "$cut" 2>&1) || status=$?
+[[ $status == 2 && $log == *"tasks were at the simulator of an interrupted run"*"give a new OUT_DIR"* ]] ||
+  fail "an OUT_DIR with tasks at a gone simulator: exit $status: $log"
+ok "scripts/demo refuses an OUT_DIR whose tasks were at the simulator of an interrupted run"
 # A relative OUT_DIR is the caller's directory, not the checkout's (it was written under the checkout).
 rel=$(mktemp -d /tmp/kling-demo-rel.XXXXXX)
-trap 'rm -rf "$out" "$rel"' EXIT
+trap 'rm -rf "$out" "$cut" "$rel"' EXIT
 here=$PWD
 log=$(cd "$rel" && "$here/scripts/demo" sub 2>&1) || fail "scripts/demo sub from $rel exited $?: $log"
 [[ -s "$rel/sub/summary.json" && ! -e "$here/sub" ]] || fail "relative OUT_DIR not under the caller's directory: $log"
