@@ -179,8 +179,23 @@ local function running_pid(dir)
   return pid
 end
 
--- stop(dir) -> true, note | nil, message. Stopping a stopped sim is not an error.
+-- A metering gateway's D (kling gateway start writes gateway.pid there, and removes it when it
+-- stops): its nginx is no simulator, and `kling sim stop` or `start --replace` stopped it.
+-- -> message | nil
+local function gateway_dir(dir)
+  if read(dir .. "/gateway.pid") and not read(dir .. "/sim.pid") then
+    return dir .. " is a metering gateway's directory (its gateway.pid): kling sim neither starts nor stops"
+      .. " anything there (kling gateway stop --dir " .. dir .. " stops the gateway)"
+  end
+  return nil
+end
+
+-- stop(dir) -> true, note | nil, message [, "usage"]. Stopping a stopped sim is not an error.
 function M.stop(dir)
+  local other = gateway_dir(dir)
+  if other then
+    return nil, other, "usage"
+  end
   local pid, stale = running_pid(dir)
   local function cleanup()
     os.remove(dir .. "/sim.pid")
@@ -414,6 +429,10 @@ function M.start(o)
   end
   -- A sim running in D is someone's (a test run, another shell): replaced only when asked,
   -- never moved to new ports behind its users' backs.
+  local other = gateway_dir(dir)
+  if other then
+    return nil, other, "usage"
+  end
   local running = running_pid(dir)
   if running and not opts.replace then
     local info = json.decode(read(dir .. "/sim.json") or "")

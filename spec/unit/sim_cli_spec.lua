@@ -54,6 +54,24 @@ describe("kling sim command", function()
     assert.is_nil(io.open(d, "r"))
   end)
 
+  -- Each stopped the other's nginx when given the other's D (`kling sim stop --dir GATEWAY_D`
+  -- stopped a metering gateway, "stopped the simulator"); a D is told apart by its pid file.
+  it("kling sim and kling gateway refuse the other's directory, stopping and starting nothing", function()
+    local g, s = tmpdir(), tmpdir()
+    assert(io.open(g .. "/gateway.pid", "w")):close()
+    assert(io.open(s .. "/sim.pid", "w")):close()
+    for _, c in ipairs {
+      { { "sim", "stop", "--dir", g }, "kling sim: " .. g .. " is a metering gateway's directory" },
+      { { "sim", "start", "--dir", g, "--replace" }, "kling sim: " .. g .. " is a metering gateway's directory" },
+      { { "gateway", "stop", "--dir", s }, "kling gateway: " .. s .. " is a simulator's directory" },
+    } do
+      local ok, status, err = stderr.capture(cli.main, c[1])
+      assert(ok, status)
+      assert.are.equal(2, status, table.concat(c[1], " "))
+      assert.matches(c[2], err, 1, true)
+    end
+  end)
+
   -- `kling sim start --dir FILE` said "cannot create directory F: mkdir: cannot create directory
   -- 'F': File exists": mkdir's message after ours, naming the path twice.
   it("a --dir that is a file, or under one, is refused naming the path once and the cause", function()

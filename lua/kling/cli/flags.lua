@@ -229,9 +229,9 @@ end
 -- What the launcher says is a message (M.message): it quotes a --dir and nginx's own output.
 function M.launch(name, launcher, args, start_keys)
   if args.action == "stop" then
-    local ok, msg = launcher.stop(args.dir)
+    local ok, msg, kind = launcher.stop(args.dir)
     io.stderr:write(name, ": ", M.message(msg), "\n")
-    return ok and 0 or 1
+    return ok and 0 or kind == "usage" and 2 or 1 -- 2: the other kind's D, nothing stopped
   end
   local o = {}
   for _, k in ipairs(start_keys) do

@@ -214,7 +214,22 @@ function M.files_and_connections()
 end
 
 -- stop(dir) -> true, note | nil, message
+-- A simulator's D (kling sim start writes sim.pid there, and removes it when it stops): its
+-- nginx is no gateway, and `kling gateway stop` stopped it. -> message | nil
+local function sim_dir(dir)
+  if run.read(dir .. "/sim.pid") and not run.read(dir .. "/gateway.pid") then
+    return dir .. " is a simulator's directory (its sim.pid): kling gateway neither starts nor stops anything"
+      .. " there (kling sim stop --dir " .. dir .. " stops the simulator)"
+  end
+  return nil
+end
+
+-- stop(dir) -> true, note | nil, message [, "usage"]
 function M.stop(dir)
+  local other = sim_dir(dir)
+  if other then
+    return nil, other, "usage"
+  end
   return run.stop(dir, "gateway.pid", "gateway")
 end
 
@@ -281,6 +296,10 @@ function M.start(o)
   end
   -- A gateway running in D is its operator's to stop: replacing it would cut its clients off
   -- mid-request and move it to another port. What a killed one left behind is cleared.
+  local other = sim_dir(dir)
+  if other then
+    return nil, other, "usage"
+  end
   local live = run.running(dir, "gateway.pid")
   if live then
     return nil, "a gateway already runs in " .. dir .. " (pid " .. live .. "): stop it first (kling gateway stop"
