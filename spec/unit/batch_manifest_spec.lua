@@ -93,6 +93,12 @@ describe("a JSONL manifest", function()
         ':1: a defaults line holds {"defaults": {...}} alone %(this one also has x: put such fields inside '
         .. 'defaults%)' },
       { '{"id": "a"\n', ":1: each line must be a JSON object" },
+      -- one task per external id: after a lost answer, row b was given row a's task (and its charge again)
+      { '{"id": "a", "external_task_id": "e"}\n{"id": "b", "external_task_id": "e"}\n',
+        ":2: external_task_id 'e' is also row 'a''s %(line 1%): a provider keeps one task per external id" },
+      { '{"id": "a", "external_task_id": "e"}\n{"id": "b", "external_task_id": "e-2"}\n',
+        ":2: external_task_id 'e%-2' is the one row 'a' %(line 1, 'e'%) takes for its attempt 2" },
+      { '{"defaults": {"external_task_id": "e"}}\n{"id": "a"}\n{"id": "b"}\n', ":3: external_task_id 'e' is also" },
       -- an id among the defaults was dropped without a word, the rows named row-N
       { '{"defaults": {"id": "dup"}}\n{"prompt": "a"}\n', "id is each row's own name, not a default" },
     }

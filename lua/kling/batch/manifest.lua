@@ -271,6 +271,38 @@ end
 -- reader sees as it is (U+202E turned a progress line around; "a" and "a" + U+200B printed alike).
 M.ID_MAX_CHARS = 128
 
+-- Two rows that give one external_task_id (or one that is another's retry name: its given id
+-- and -N, kling.batch.rows): a provider keeps one task per external id, and a create whose
+-- answer was lost is looked up by it, so one row adopted the other's task, its video and its
+-- charge (counted twice). -> "LINE: message" | nil
+local function ext_clash(rows)
+  local by_ext = {}
+  for _, r in ipairs(rows) do
+    local e = r.request.external_task_id
+    if type(e) == "string" then
+      if by_ext[e] then
+        return string.format("%d: external_task_id '%s' is also row '%s''s (line %d): a provider keeps one task "
+          .. "per external id, and a lookup by it would give this row that row's task", r.line, e, by_ext[e].id,
+          by_ext[e].line)
+      end
+      by_ext[e] = r
+    end
+  end
+  for _, r in ipairs(rows) do
+    local e = r.request.external_task_id
+    local base, n
+    if type(e) == "string" then
+      base, n = e:match("^(.+)%-(%d+)$")
+    end
+    local other = base and by_ext[base]
+    if other and tonumber(n) >= 2 then
+      return string.format("%d: external_task_id '%s' is the one row '%s' (line %d, '%s') takes for its attempt "
+        .. "%s: a lookup by it would give one row the other's task", r.line, e, other.id, other.line, base, n)
+    end
+  end
+  return nil
+end
+
 -- load(path, {defaults =, format = "jsonl"|"csv"}) -> rows, info | nil, message.
 -- Defaults apply under each row (the row wins): the manifest's defaults line first, then
 -- opts.defaults (flags) over them. info = {format, sha256, rows}.
@@ -366,6 +398,10 @@ function M.load(path, opts)
       hash = core.sha256_hex(json.canonical(hashed)):sub(1, 16) }
     rows[i] = row
     by_id[id] = row
+  end
+  local clash = ext_clash(rows)
+  if clash then
+    return nil, path .. ":" .. clash
   end
   return rows, { format = format, sha256 = core.sha256_hex(text), rows = #rows, by_id = by_id }
 end
