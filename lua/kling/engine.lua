@@ -453,9 +453,19 @@ local function submit_all(self, reqs, topts, timeout)
   errors.check_list("submit_many", "reqs", reqs) -- before anything is sent
   -- every item before the first is taken in: {req, 5} queued req, then raised, and the next
   -- wait sent the create of a call that had failed
+  local ext_of = {}
   for i, req in ipairs(reqs) do
     if type(req) ~= "table" then
       errors.misuse("submit_many", "reqs[" .. i .. "] must be a request table")
+    end
+    -- one task per external id: after a lost answer the lookup by it gave one request the
+    -- other's task, its outputs and its charge
+    local e = req.external_task_id
+    if type(e) == "string" and ext_of[e] then
+      errors.misuse("submit_many", "reqs[" .. i .. "].external_task_id '" .. e .. "' is also reqs[" .. ext_of[e]
+        .. "]'s: a provider keeps one task per external id")
+    elseif type(e) == "string" then
+      ext_of[e] = i
     end
   end
   local tasks = {}

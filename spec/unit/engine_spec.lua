@@ -273,6 +273,11 @@ describe("kling.engine", function()
     ok, msg = pcall(c.submit_many, c, { a, [2.5] = b })
     assert.is_false(ok)
     assert.matches("got the key 2.5", msg, 1, true)
+    -- one external id twice: after a lost answer, b's lookup by it gave b a's task and charge
+    ok, msg = pcall(c.submit_many, c, { { prompt = "a", external_task_id = "e" },
+      { prompt = "b", external_task_id = "e" } })
+    assert.is_false(ok)
+    assert.matches("kling.submit_many: reqs[2].external_task_id 'e' is also reqs[1]'s", msg, 1, true)
     assert.equal(0, f.stats.posts)
     local tasks = c:submit_many { a, b }
     for _, fn in ipairs { "wait_all", "wait_any" } do
