@@ -51,6 +51,16 @@ describe("kling estimate", function()
     assert.are.equal("sond", err.field)
   end)
 
+  -- a tier or a unit is billed whole: "7 s billed" was printed beside the 10 s tier's price
+  it("says the seconds billed, the whole tier or units, and the seconds delivered", function()
+    local out = run("estimate --model kling-v2-6 --mode pro --duration 10 --actual-duration 7.4")
+    assert.matches("^5 CNY  %[kling: video/kling%-v2%-6/pro/silent, 10 s billed %(7%.4 s delivered%); ", out)
+    out = run("estimate --endpoint videos/advanced-lip-sync --actual-duration 10.001")
+    assert.matches("^1%.5 CNY  %[kling: advanced%-lip%-sync, 15 s billed %(10%.001 s delivered%); ", out)
+    out = run("estimate --model kling-v2-6 --mode pro --duration 5")
+    assert.matches("^2%.5 CNY  %[kling: video/kling%-v2%-6/pro/silent, 5 s billed; ", out)
+  end)
+
   it("prints JSON with integer micro-units", function()
     local out, status = run("estimate --provider apiinone --format json")
     assert.are.equal(0, status)

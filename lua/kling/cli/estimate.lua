@@ -26,7 +26,13 @@ end
 function M.describe(q)
   local b = q.breakdown or {}
   local usd = q.usd and q.currency ~= "USD" and string.format(" (~%s USD)", q.usd.amount) or ""
-  local billed = b.billed_seconds and (", " .. b.billed_seconds .. " s billed") or ""
+  -- a tier or unit is billed whole: 7.4 s delivered of a 10 s request said "7 s billed" at the
+  -- 10 s price, and a lip-sync's 10.001 s "10.001 s billed" at three 5 s units (15 s)
+  local units = tonumber(b.unit_seconds) and math.type(b.units) == "integer"
+    and string.format("%g", tonumber(b.unit_seconds) * b.units)
+  local billed = b.tier_seconds or units or b.billed_seconds
+  billed = billed and (", " .. billed .. " s billed" .. (b.seconds and b.seconds ~= billed
+    and (" (" .. b.seconds .. " s delivered)") or "")) or ""
   return string.format("%s %s%s  [%s: %s%s; catalog %s]", q.amount, q.currency, usd, q.provider or "?",
     q.rule, billed, b.catalog_date or "?")
 end
