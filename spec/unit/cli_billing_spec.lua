@@ -1,8 +1,8 @@
 -- bin/kling estimate and quote, run as a user would: output, JSON, exit statuses.
 local json = require "kling.json"
 
-local function run(args)
-  local p = assert(io.popen("lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\""))
+local function run(args, env)
+  local p = assert(io.popen((env and (env .. " ") or "") .. "lua5.4 bin/kling " .. args .. " 2>&1; echo \"exit=$?\""))
   local out = p:read("a")
   p:close()
   local body, status = out:match("^(.-)exit=(%d+)%s*$")
@@ -59,6 +59,16 @@ describe("kling estimate", function()
     assert.matches("^1%.5 CNY  %[kling: advanced%-lip%-sync, 15 s billed %(10%.001 s delivered%); ", out)
     out = run("estimate --model kling-v2-6 --mode pro --duration 5")
     assert.matches("^2%.5 CNY  %[kling: video/kling%-v2%-6/pro/silent, 5 s billed; ", out)
+  end)
+
+  -- a provider from the environment was named "provider", a field the user never wrote
+  it("names an unknown provider by where it came from: --provider or KLING_PROVIDER", function()
+    local out, status = run("estimate --provider klingg")
+    assert.are.equal(2, status)
+    assert.matches("validation: --provider: unknown provider 'klingg'", out, 1, true)
+    out, status = run("estimate --model kling-v2-6", "KLING_PROVIDER=klingg")
+    assert.are.equal(2, status)
+    assert.matches("validation: KLING_PROVIDER: unknown provider 'klingg'", out, 1, true)
   end)
 
   it("prints JSON with integer micro-units", function()

@@ -48,6 +48,9 @@ function M.run(opts)
   if not req then
     return fail(2, bad .. ": nothing was priced")
   end
+  -- where the provider came from, to name it as the user gave it (the flag, the environment)
+  local from = opts.field_provider and "--provider"
+    or not req.provider and os.getenv("KLING_PROVIDER") and "KLING_PROVIDER"
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
   if opts.actual_duration or opts.actual_count then
@@ -59,7 +62,7 @@ function M.run(opts)
     q, err = kling.estimate(req)
   end
   if not q then
-    err.field = FLAG_OF[err.field] or err.field
+    err.field = FLAG_OF[err.field] or err.field == "provider" and from or err.field
     return fail(err.kind == "unpriced" and 3 or 2, err)
   end
   if opts.actual_count and not (q.breakdown and q.breakdown.count) then
