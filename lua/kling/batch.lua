@@ -523,6 +523,10 @@ local function check_opts(o)
       return nil, k .. " " .. problems[k]
     end
   end
+  local cache = type(o.element_cache) == "string" and require("kling.element").cache_problem(o.element_cache)
+  if cache then
+    return nil, "element_cache (--elements): " .. cache
+  end
   -- currency is the unit of a bare budget amount only: with none, it was dropped unchecked
   -- (--currency XYZ alone ran, and --currency USD beside --budget 50CNY looked like a USD cap)
   if o.currency ~= nil and (o.budget == nil or budget.parse_all(o.budget)) then

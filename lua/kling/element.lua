@@ -324,6 +324,20 @@ function M.load(path)
   return doc
 end
 
+--- Why a cache named on purpose (`--elements FILE`, batch.run's `element_cache`, multishot's
+-- `elements`) cannot be read, or nil: a mistyped path was read only at the first element name,
+-- so that a batch or storyboard naming none ran with the typo unsaid.
+---@param path string
+---@return string|nil problem
+function M.cache_problem(path)
+  local _, _, kind, missing = core.read_regular(path, 0)
+  if missing and not kind then
+    return "element cache " .. path .. " does not exist"
+  end
+  local doc, err = M.load(path)
+  return not doc and err or nil
+end
+
 local function mkdir_for(path)
   local dir = path:match("^(.*)/[^/]*$")
   if dir and dir ~= "" then

@@ -690,6 +690,10 @@ local function run_options_problem(opts)
     return errors.validation("elements", "must be the path of an element cache (got "
       .. (opts.elements == "" and "an empty string" or validate.type_of(opts.elements)) .. ")")
   end
+  local cache = opts.elements ~= nil and require("kling.element").cache_problem(opts.elements)
+  if cache then
+    return errors.validation("elements", cache)
+  end
   if opts.frames_base_url ~= nil and type(opts.frames_base_url) ~= "string" then
     return errors.validation("frames_base_url", "must be a URL string (got " .. validate.type_of(opts.frames_base_url)
       .. ")")

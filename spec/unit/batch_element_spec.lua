@@ -299,4 +299,32 @@ describe("the element cache", function()
     assert.matches("is a directory", err, 1, true)
     assert.are.same({ version = 1, elements = {} }, element.load(dir .. "/no-such-elements.json"))
   end)
+
+  -- a cache named on purpose was read only at the first element name: a batch or storyboard
+  -- naming none ran with a mistyped --elements unsaid
+  it("refuses a cache named on purpose that is missing or unreadable, in a batch and a storyboard", function()
+    os.execute("mkdir -p " .. dir)
+    local bad = dir .. "/bad-elements.json"
+    local f = assert(io.open(bad, "w"))
+    f:write("{bad")
+    f:close()
+    local m = dir .. "/m.jsonl"
+    f = assert(io.open(m, "w"))
+    f:write('{"id": "a", "prompt": "p", "model": "kling-v1", "mode": "std", "duration": 5}\n')
+    f:close()
+    local batch = require "kling.batch"
+    for path, why in pairs { [dir .. "/none.json"] = "does not exist", [bad] = "is not readable" } do
+      local r, err, status = batch.run { manifest = m, out = dir .. "/out", progress = "none", element_cache = path }
+      assert.is_nil(r)
+      assert.are.equal(2, status)
+      assert.matches("element_cache (--elements): element cache " .. path .. " " .. why, err, 1, true)
+      local client = assert(require("kling").new { provider = "kling", api_key = "k-0123456789",
+        base_url = "http://127.0.0.1:9" })
+      local ok, serr = require("kling.multishot").run(client, { model = "kling-v3", shots = { { prompt = "a",
+        duration = 5 } } }, { out = dir .. "/sb", elements = path })
+      assert.is_nil(ok)
+      assert.are.equal("elements", serr.field)
+      assert.matches("element cache " .. path .. " " .. why, serr.message, 1, true)
+    end
+  end)
 end)

@@ -285,6 +285,9 @@ describe("kling.batch.run with an option name it does not know", function()
     local f = assert(io.open(rates, "w"))
     f:write('{"currency": "CNY", "rates": {"USD": "7.10"}}')
     f:close()
+    f = assert(io.open(dir .. "/el.json", "w")) -- a cache named on purpose is read first
+    f:write('{"version": 1, "elements": {}}')
+    f:close()
     local given
     local real = batch.run
     batch.run = function(o)
