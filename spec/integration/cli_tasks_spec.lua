@@ -86,6 +86,11 @@ describe("kling tasks, cancel and download (issue 14)", function()
     assert.are.equal(1, #list, out)
     assert.is_true(ids[list[1].id])
     assert.are.equal("videos/text2video", list[1].endpoint)
+    -- a listing of nothing printed no word at all
+    status, out, err = kling { "tasks", "--page", "999", "--page-size", "2" }
+    assert.are.equal(0, status, err)
+    assert.are.equal("", out)
+    assert.matches("^kling tasks: no tasks %(page 999%)\n$", err)
   end)
 
   it("an --api-key given on the command line is used, not the access and secret keys of the environment", function()

@@ -76,6 +76,10 @@ function M.run(opts)
     -- Refused before the network exits 2; a page that could not be read, 1.
     return flags.failed(fail, failure, "run the same command again")
   end
+  if #all == 0 and not opts.json then -- a listing of nothing printed no word at all
+    io.stderr:write("kling tasks: no tasks", opts.endpoint and (" on " .. opts.endpoint) or "",
+      opts.page and (" (page " .. opts.page .. ")") or "", "\n")
+  end
   return 0
 end
 
