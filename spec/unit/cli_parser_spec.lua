@@ -160,7 +160,11 @@ describe("kling.cli", function()
       assert.are.equal(2, status, table.concat(argv, " "))
       assert.matches("option '%-%-%a+' must be used at most 1 time", err)
     end
-    local status, _, err = main { "run", "m", "--out", "d", "--budget", "5CNY", "--budget", "5USD", "--currency" }
+    -- --quiet turned the --progress asked for off without a word
+    local status, _, err = main { "run", "m", "--out", "d", "--quiet", "--progress", "bar" }
+    assert.are.equal(2, status)
+    assert.matches("option '--progress' can not be used together with option '--quiet'", err, 1, true)
+    status, _, err = main { "run", "m", "--out", "d", "--budget", "5CNY", "--budget", "5USD", "--currency" }
     assert.are.equal(2, status)
     assert.is_nil(err:find("must be used at most", 1, true))
   end)

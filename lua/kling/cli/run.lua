@@ -78,10 +78,11 @@ Exit status:
   cmd:option("--elements", "element cache (kling element create) for element names in element_list\n"
     .. "(default: the one kling element create writes, $XDG_CACHE_HOME/kling/elements.json)")
     :argname("FILE"):target "element_cache"
-  cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
-    :argname("MODE"):choices { "auto", "bar", "plain", "none" }
+  -- one or the other: --quiet turned the --progress asked for off without a word
+  cmd:mutex(cmd:option("--progress", "auto | bar | plain | none (default auto: a bar on a terminal)")
+    :argname("MODE"):choices { "auto", "bar", "plain", "none" },
   cmd:flag("--quiet", "no progress and no table, only the rows that failed or were refused\n"
-    .. "(on stderr)")
+    .. "(on stderr)"))
 end
 
 local fail = flags.failure("kling run")
