@@ -215,6 +215,12 @@ static int write_pid(int fd, long pid) {
     return pwrite(fd, buf, (size_t)n, 0) == n && ftruncate(fd, n) == 0;
 }
 
+/* Whether path still names the file st describes (the one a descriptor has open). */
+static int still_at(const char *path, const struct stat *st) {
+    struct stat now;
+    return lstat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
 /* lock_file(path [, process]) -> lock | nil, message, busy, pid: an exclusive flock on path
  * (created when missing), taken without waiting. The kernel holds it for as long as the
  * descriptor is open: until lock:unlock(), the lock's collection or the process's end (kill -9
@@ -225,18 +231,22 @@ static int write_pid(int fd, long pid) {
  * With process true the lock is the process's, shared by its Lua states: locking a file the
  * process already holds that way succeeds (nginx's master at a reload, see held above), and
  * the descriptor closes when the last of these lock objects is released. Without it, a second
- * lock of the same file, even by the same process, is refused (a batch directory: one run). */
+ * lock of the same file, even by the same process, is refused (a batch directory: one run).
+ * The lock taken is on the file at path once it is taken (a file its holder removed and
+ * released meanwhile is let go and path opened again): removing the file while holding the
+ * lock, then unlocking, is safe. */
 static int l_lock_file(lua_State *L) {
     const char *path = check_path(L, 1);
     int process = lua_toboolean(L, 2);
     file_lock *lk = (file_lock *)lua_newuserdata(L, sizeof *lk);
     struct stat st;
     const char *what;
-    int fd;
+    int fd, tries = 0;
     lk->fd = -1;
     lk->process = 0;
     luaL_getmetatable(L, LOCK_MT);
     lua_setmetatable(L, -2);
+again:
     fd = open_regular(path, O_RDWR | O_CREAT, &what);
     if (fd < 0 && what != NULL) return push_refused(L, path, what);
     if (fd < 0) return push_errno(L, "cannot open", path);
@@ -280,6 +290,18 @@ static int l_lock_file(lua_State *L) {
         close(fd);
         return 4;
     }
+    /* The file locked must still be the one at path: its holder may have removed it (a lock
+     * file removed while held, then released: kling.element's) after this open and before
+     * this flock, and a process that opens path now creates a new file and locks that one too.
+     * The flock on a file no longer at path excludes no one: let it go and start again. */
+    if (!still_at(path, &st)) {
+        if (process) pthread_mutex_unlock(&held_mutex);
+        close(fd);
+        if (++tries < 100) goto again;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot lock %s: it is removed and made again as fast as it is locked", path);
+        return 2;
+    }
     write_pid(fd, (long)getpid());
     lk->fd = fd;
     if (process) {
@@ -296,9 +318,11 @@ static int l_lock_file(lua_State *L) {
     return 1;
 }
 
-/* lock:unlock() -> true: lets the next process take the lock (the file stays: removing it
- * would let a process lock an unlinked file while another creates a new one). A process lock
- * is released when the process's last lock object on it is. */
+/* lock:unlock() -> true: lets the next process take the lock. The file stays; its holder may
+ * remove it before (while it holds the lock, never after): lock_file takes no lock on a file
+ * that is no longer at its path (still_at), so a process that opened the old file cannot hold
+ * it beside one that locks the new. A process lock is released when the process's last lock
+ * object on it is. */
 static int l_lock_unlock(lua_State *L) {
     file_lock *lk = (file_lock *)luaL_checkudata(L, 1, LOCK_MT);
     if (lk->fd >= 0) {
