@@ -24,6 +24,7 @@
 -- @module kling.element
 local core = require "kling.core"
 local durable_file = require "kling.durable_file"
+local file_lock = require "kling.file_lock"
 local errors = require "kling.errors"
 local json = require "kling.json"
 local local_file = require "kling.local_file"
@@ -420,8 +421,9 @@ local CREATE_OPTIONS = { cache = true, account = true, timeout = true, on_progre
 -- base_url, key, created_s}; cached is true when nothing was created (the cache had it).
 -- opts: cache (a path; false: no cache), account (client:account(): see account_of), timeout (s, 1200),
 -- on_progress(task), force (create a new element even when the cache has one for this spec, which
--- the new one then replaces, or an earlier create's fate is unknown; a create whose task was made
--- and is not yet done is waited for, not sent again).
+-- the new one replaces once it is made: a create refused or failed leaves the cached one, or when an
+-- earlier create's fate is unknown; a create whose task was made and is not yet done is waited
+-- for, not sent again). The create's lock file (beside the cache) is gone when it returns.
 ---@param client kling.Client
 ---@param spec table `{name, description, images | video, voice_id?, tags?}`
 ---@param opts? {cache: string|false, account: string, timeout: number, on_progress: fun(t: kling.Task), force: boolean}
@@ -437,7 +439,8 @@ function M.create(client, spec, opts)
   if bad then
     return nil, bad
   end
-  if opts.cache ~= nil and opts.cache ~= false and type(opts.cache) ~= "string" then
+  -- an empty path made the create's lock file in the working directory (".<key>.lock")
+  if opts.cache ~= nil and opts.cache ~= false and (type(opts.cache) ~= "string" or opts.cache == "") then
     return nil, errors.validation("cache", "must be a path or false (got " .. validate.type_of(opts.cache) .. ")")
   end
   -- force = "no" is true to Lua: it created (and paid) a second element over an interrupted one
@@ -463,20 +466,68 @@ function M.create(client, spec, opts)
   if path == nil then
     path = M.default_cache()
   end
-  local function remember(fields, drop)
+  -- The cache's entry for this spec holds a create in flight (its "creating" mark, then its task
+  -- id), so that a run killed while waiting picks the same task up instead of paying again. One
+  -- that replaces a made element (force) keeps them in the entry's `pending`, beside that
+  -- element's id: the made element stays the cache's until the new one exists (a create the
+  -- provider refused left the cache without either, the old element lost from it).
+  local function in_flight(e)
+    if e.id then
+      return e.pending or {}
+    end
+    return e
+  end
+  -- The create in flight's fields (creating, task_id), written where in_flight reads them.
+  local function mark(fields)
     if not path then
       return true
     end
     return update(path, function(doc)
-      if drop then
-        doc.elements[drop] = nil
-      end
       local e = doc.elements[key] or {}
+      e.name, e.provider, e.base_url = spec.name, where.provider, where.base_url
+      local into = e
+      if e.id then
+        e.pending = e.pending or {}
+        into = e.pending
+      end
       for k, v in pairs(fields) do
-        e[k] = v
+        into[k] = v
       end
       doc.elements[key] = e
     end)
+  end
+  -- The create in flight made nothing (refused, or its task failed: nothing is owed): its marks
+  -- go, and the entry with them unless it names a made element.
+  local function forget()
+    if path then
+      update(path, function(doc)
+        local e = doc.elements[key]
+        if e and e.id then
+          e.pending = nil
+        else
+          doc.elements[key] = nil
+        end
+      end)
+    end
+  end
+  -- The element made: the entry names it (and what it replaces is gone: an element made before,
+  -- the entry an earlier version keyed by the files' paths).
+  local function cache_made(id, task_id)
+    local made_s = core.wall_s()
+    if not path then
+      return made_s
+    end
+    local ok, uerr = update(path, function(doc)
+      if by_path then
+        doc.elements[by_path] = nil
+      end
+      doc.elements[key] = { id = id, name = spec.name, provider = where.provider, base_url = where.base_url,
+        created_s = made_s, creating = false, task_id = task_id }
+    end)
+    if not ok then
+      return nil, uerr
+    end
+    return made_s
   end
   local entry = {}
   if path then
@@ -488,60 +539,25 @@ function M.create(client, spec, opts)
   end
   -- force: a fresh element for a user who asked for one (the cached one deleted on the
   -- provider, say), not the cached id; made, it replaces the cache's entry
-  local fresh = entry.id and opts.force
-  if fresh then
-    entry = {}
-  elseif entry.id then
+  if entry.id and not opts.force then
     return entry, true
-  end
-  -- One process creates an element at a time, from its "creating" mark to its end (an flock the
-  -- kernel drops however the process ends): a second create while the first was still sending
-  -- said the first "was interrupted". Not taken for a task already made (it is waited for).
-  local lock, lock_path
-  if path and not entry.task_id then
-    mkdir_for(path)
-    lock_path = path .. "." .. key:sub(1, 16) .. ".lock"
-    local lerr, busy, pid
-    lock, lerr, busy, pid = core.lock_file(lock_path)
-    if not lock then
-      if not busy then -- the cache's directory cannot be written: the cache's error, as its write's would be
-        return nil, errors.validation("cache", "cannot lock the element cache: " .. tostring(lerr))
-      end
-      local e = errors.validation("element", "another process" .. (pid and (" (pid " .. pid .. ")") or "")
-        .. " is creating element '" .. spec.name .. "' now: let it end, then run the same create again (it finds "
-        .. "the element in the cache; nothing was sent)")
-      e.locked = true
-      return nil, e
-    end
-    -- read again under the lock: the process that held it may have made the element meanwhile
-    local doc, lerr2 = M.load(path)
-    if not doc then
-      lock:unlock()
-      return nil, errors.validation("cache", lerr2)
-    end
-    entry = doc.elements[key] or {}
-    if entry.id and opts.force then
-      entry, fresh = {}, true
-    elseif entry.id then
-      lock:unlock()
-      return entry, true
-    end
   end
   local function made()
     local base = { name = spec.name, provider = where.provider, base_url = where.base_url, key = key }
+    local flight = in_flight(entry)
     local t
-    if entry.task_id then
+    if flight.task_id then
       -- A create already made this task: wait for it rather than pay again.
-      t, err = client:get_task(entry.task_id, { endpoint = "general/custom-elements" })
+      t, err = client:get_task(flight.task_id, { endpoint = "general/custom-elements" })
       if not t then
         return nil, err
       end
     else
-      if entry.creating and not opts.force then
+      if flight.creating and not opts.force then -- (not beside a made element: that one was returned)
         local found = find_listed(client, spec)
         if found then
-          base.id, base.created_s = found, core.wall_s()
-          assert(remember(base))
+          base.id = found
+          base.created_s = assert(cache_made(found))
           return base, true
         end
         -- the advice by what the provider can show: EvoLink lists no elements
@@ -554,22 +570,19 @@ function M.create(client, spec, opts)
           message = "an earlier create of element '" .. spec.name .. "' was interrupted before its answer came: it "
             .. "may exist (and be paid). " .. check .. "; create again with force to risk a second one" }
       end
-      local ok, cerr = remember({ creating = core.wall_s(), name = spec.name, provider = where.provider,
-        base_url = where.base_url }, fresh and key or nil)
-      if path and not ok then
+      local ok, cerr = mark { creating = core.wall_s() }
+      if not ok then
         return nil, errors.validation("cache", tostring(cerr))
       end
       t, err = client:submit(req)
       if not t then
-        if not err.uncertain and path then
-          update(path, function(doc)
-            doc.elements[key] = nil -- refused: nothing was made, nothing is owed
-          end)
+        if not err.uncertain then
+          forget() -- refused: nothing was made, nothing is owed
         end
         return nil, err
       end
-      if not t:is_terminal() and path then
-        remember { task_id = t.id }
+      if not t:is_terminal() then
+        mark { task_id = t.id }
       end
     end
     if not t:is_terminal() then
@@ -578,15 +591,14 @@ function M.create(client, spec, opts)
       if not done then
         -- only a task the provider ended failed is forgotten; one a poll could not follow (a timeout, a key
         -- refused, the network) exists and may succeed: the next run waits for it instead of paying again
-        if t:is_terminal() and path then
-          update(path, function(doc)
-            doc.elements[key] = nil -- the task failed: free, and may be tried again
-          end)
+        if t:is_terminal() then
+          forget() -- the task failed: free, and may be tried again
         end
         return nil, err
       end
       t = done
     elseif t.status ~= "succeeded" then
+      forget()
       return nil, t:failure()
     end
     local id = element_id_of(t)
@@ -594,26 +606,47 @@ function M.create(client, spec, opts)
       return nil, errors.new { kind = "protocol", provider = where.provider,
         message = "the element was made but its answer names no element_id (task " .. tostring(t.id) .. ")" }
     end
-    base.id, base.created_s, base.task_id = id, core.wall_s(), t.id ~= id and t.id or nil
-    local ok, serr = remember({ id = id, created_s = base.created_s, creating = false, task_id = base.task_id },
-      by_path)
-    if not ok then
+    base.id, base.task_id = id, t.id ~= id and t.id or nil
+    local made_s, serr = cache_made(id, base.task_id)
+    if not made_s then
       return nil, errors.validation("cache", "element " .. id .. " was made but cannot be cached: " .. tostring(serr))
     end
-    if lock then -- made and cached: whoever locks its name from now on finds it in the cache
-      os.remove(lock_path)
-    end
+    base.created_s = made_s
     return base, false
   end
-  if not lock then
+  -- Not locked for a task already made (it is waited for, never sent again).
+  if not path or in_flight(entry).task_id then
     return made()
   end
-  local ok, a, b = pcall(made)
-  lock:unlock()
-  if not ok then
-    error(a, 0) -- Ctrl-C, or a bug: the caller's, the lock given back
+  -- One process creates an element at a time, from its "creating" mark to its end (an flock the
+  -- kernel drops however the process ends, so a lock is never stale): a second create while the
+  -- first was still sending said the first "was interrupted". The lock's file goes when the
+  -- create ends, however it ends (made, refused, failed, Ctrl-C): none is left beside the cache.
+  mkdir_for(path)
+  local lock_path = path .. "." .. key:sub(1, 16) .. ".lock"
+  local lock, lerr, busy, pid = core.lock_file(lock_path)
+  if not lock then
+    if not busy then -- the cache's directory cannot be written: the cache's error, as its write's would be
+      return nil, errors.validation("cache", "cannot lock the element cache: " .. tostring(lerr))
+    end
+    local e = errors.validation("element", "another process" .. (pid and (" (pid " .. pid .. ")") or "")
+      .. " is creating element '" .. spec.name .. "' now: let it end, then run the same create again (it finds "
+      .. "the element in the cache; nothing was sent)")
+    e.locked = true
+    return nil, e
   end
-  return a, b
+  return file_lock.run_removing(lock, lock_path, function()
+    -- read again under the lock: the process that held it may have made the element meanwhile
+    local doc, lerr2 = M.load(path)
+    if not doc then
+      return nil, errors.validation("cache", lerr2)
+    end
+    entry = doc.elements[key] or {}
+    if entry.id and not opts.force then
+      return entry, true
+    end
+    return made()
+  end)
 end
 
 -- ---- using ----

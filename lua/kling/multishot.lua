@@ -31,6 +31,7 @@ local canonical = require("kling.json").canonical
 local ffmpeg = require "kling.ffmpeg"
 local output_path = require "kling.output_path"
 local local_file = require "kling.local_file"
+local file_lock = require "kling.file_lock"
 
 local M = {}
 
@@ -780,12 +781,8 @@ function M.run(client, sb, opts)
     e.locked = busy or nil
     return nil, e
   end
-  local ok, result, rerr = pcall(run_locked, client, copy, native, segs, out, opts)
-  held:unlock()
-  if not ok then
-    error(result, 0) -- Ctrl-C, or a bug: the caller's, the lock given back
-  end
-  return result, rerr
+  -- Ctrl-C, or a bug, is the caller's, raised again once the lock is given back
+  return file_lock.run(held, run_locked, client, copy, native, segs, out, opts)
 end
 
 -- M.run's part under the directory's lock.

@@ -655,9 +655,11 @@ function M.array(ctx, req, field, max_items)
   return nil
 end
 
--- http(s) URL with a host.
+-- http(s) URL with a host, and no space or control character (NUL, ESC, DEL ...): one went out in
+-- the request's JSON as it was (`kling element create --image $'https://e.x/a\x01.png'` made an
+-- element of it), where no URL holds one unencoded.
 function M.is_url(s)
-  return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+[^%s]*$") ~= nil
+  return type(s) == "string" and s:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s%c]+[^%s%c]*$") ~= nil
 end
 
 -- Raw base64 (RFC 4648's alphabet, padded to a multiple of 4, no data: prefix, no line

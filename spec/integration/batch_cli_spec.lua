@@ -606,6 +606,47 @@ describe("the workflow commands", function()
     assert.are.equal(1, sim.stats().creates)
   end)
 
+  -- --force emptied the cache's entry when it started: a create the provider refused left the
+  -- element made before out of the cache, and its lock file beside it. The advice after a forced
+  -- create whose answer was lost said "run the same command again ... not sent again unless
+  -- --force": the same command has --force, and sends it again.
+  it("kling element create --force keeps the cached element until the new one is made, no lock left", function()
+    local dir = root .. "/force-elements"
+    os.execute("mkdir -p " .. dir)
+    local args = "element create --name Fay --description 'red hair' --image https://example.com/f.png --image "
+      .. "https://example.com/s.png --cache " .. dir .. "/elements.json"
+    local status, out = kling(args)
+    assert.are.equal(0, status, out)
+    local id = assert(out:match("element Fay: (%d+) %(kling, created%)"), out)
+    local function beside()
+      local p = assert(io.popen("ls -A " .. dir))
+      local names = p:read("a")
+      p:close()
+      return names
+    end
+    sim.faults { { kind = "auth", method = "POST", count = 1 } }
+    status, out = kling(args .. " --force")
+    assert.are.equal(1, status, out)
+    assert.are.equal("elements.json\n", beside())
+    status, out = kling(args)
+    assert.are.equal(0, status, out)
+    assert.matches("element Fay: " .. id .. " (kling, from the cache: nothing paid)", out, 1, true)
+    sim.faults { { kind = "reset", method = "POST", phase = "after", count = 1 } }
+    status, out = kling(args .. " --force")
+    assert.are.equal(4, status, out)
+    assert.matches("the same command without --force does not send it again; with --force it is sent again", out,
+      1, true)
+    assert.are.equal("elements.json\n", beside())
+    local creates = sim.stats().creates
+    status, out = kling(args)
+    assert.are.equal(0, status, out)
+    assert.matches("element Fay: " .. id .. " (kling, from the cache", out, 1, true)
+    assert.are.equal(creates, sim.stats().creates)
+    status, out = kling((args:gsub("%-%-cache %S+", "--cache ''")))
+    assert.are.equal(2, status, out)
+    assert.matches("--cache needs a non-empty value", out, 1, true)
+  end)
+
   -- On EvoLink, which lists no elements, the same advice sent the user to run the command again
   -- "to look it up", which it cannot: the advice follows the provider's capabilities.
   it("kling element create whose answer was lost on EvoLink says where to look, not to look it up", function()

@@ -137,6 +137,106 @@ describe("custom elements against the simulator", function()
     assert.are.equal(before + 1, sim.stats().creates)
   end)
 
+  local function lock_of(cache, key)
+    return cache .. "." .. key:sub(1, 16) .. ".lock"
+  end
+
+  local function exists(path)
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+    end
+    return f ~= nil
+  end
+
+  -- force replaced the cache's entry when its create started: a create the provider refused left no
+  -- entry at all, the element made before lost from the cache (and from rows naming it); and the
+  -- create's lock file stayed beside the cache whenever the create did not make its element.
+  it("made again with force keep the element made before cached until the new one exists", function()
+    local client = sim.client()
+    local cache = cache_path()
+    local e = assert(element.create(client, spec("Flo"), { cache = cache }))
+    local lock = lock_of(cache, e.key)
+    sim.faults { { kind = "auth", method = "POST", path = "custom%-elements", count = 1 } }
+    local none, err = element.create(client, spec("Flo"), { cache = cache, force = true })
+    assert.is_nil(none)
+    assert.are.equal("auth", err.kind)
+    assert.is_false(exists(lock))
+    local kept, cached = assert(element.create(client, spec("Flo"), { cache = cache }))
+    assert.is_true(cached)
+    assert.are.equal(e.id, kept.id)
+    assert.are.same({ { element_id = e.id } }, assert(element.resolve({ "Flo" }, { cache = cache })))
+    -- an answer lost: the element made before stays the cache's, the new create's mark beside it
+    sim.faults { { kind = "reset", method = "POST", path = "custom%-elements", phase = "after", count = 1 } }
+    none, err = element.create(client, spec("Flo"), { cache = cache, force = true })
+    assert.is_nil(none)
+    assert.is_true(err.uncertain)
+    assert.is_false(exists(lock))
+    local entry = element.load(cache).elements[e.key]
+    assert.are.equal(e.id, entry.id)
+    assert.is_number(entry.pending.creating)
+    kept = assert(element.create(client, spec("Flo"), { cache = cache }))
+    assert.are.equal(e.id, kept.id)
+    -- made: the new one replaces it, and nothing of the create is left
+    local fresh, fresh_cached = assert(element.create(client, spec("Flo"), { cache = cache, force = true }))
+    assert.is_false(fresh_cached)
+    assert.are_not.equal(e.id, fresh.id)
+    entry = element.load(cache).elements[e.key]
+    assert.are.equal(fresh.id, entry.id)
+    assert.is_nil(entry.pending)
+    assert.is_false(exists(lock))
+    -- a first create refused leaves neither an entry nor a lock file
+    sim.faults { { kind = "auth", method = "POST", path = "custom%-elements", count = 1 } }
+    local gus = element.key(spec("Gus"), { provider = "kling", base_url = client.base_url })
+    none = element.create(client, spec("Gus"), { cache = cache })
+    assert.is_nil(none)
+    assert.is_nil(element.load(cache).elements[gus])
+    assert.is_false(exists(lock_of(cache, gus)))
+  end)
+
+  it("made again with force on EvoLink wait for the new task, the element made before cached meanwhile", function()
+    local client = evolink()
+    local cache = cache_path()
+    local vic = { name = "Vic", description = "from a video", video = "https://example.com/vic.mp4" }
+    local e = assert(element.create(client, vic, { cache = cache }))
+    local creates = sim.stats().creates
+    local none, err = element.create(client, vic, { cache = cache, force = true, timeout = 0.5 })
+    assert.is_nil(none)
+    assert.is_truthy(err)
+    local entry = element.load(cache).elements[e.key]
+    assert.are.equal(e.id, entry.id)
+    assert.is_string(entry.pending.task_id)
+    local kept, cached = assert(element.create(client, vic, { cache = cache }))
+    assert.is_true(cached)
+    assert.are.equal(e.id, kept.id)
+    -- forced again: the task in flight is waited for, not sent again
+    local fresh, fresh_cached = assert(element.create(client, vic, { cache = cache, force = true }))
+    assert.is_false(fresh_cached)
+    assert.are_not.equal(e.id, fresh.id)
+    assert.are.equal(creates + 1, sim.stats().creates)
+    entry = element.load(cache).elements[e.key]
+    assert.are.equal(fresh.id, entry.id)
+    assert.is_nil(entry.pending)
+  end)
+
+  it("leave no lock file when the create raises (Ctrl-C, a bug): the raise is the caller's", function()
+    local client = evolink()
+    local cache = cache_path()
+    local ray = { name = "Ray", description = "from a video", video = "https://example.com/ray.mp4" }
+    local key = element.key(ray, { provider = "evolink", base_url = client.base_url })
+    local ok, raised = pcall(element.create, client, ray, { cache = cache, on_progress = function()
+      error("stopped here", 0)
+    end })
+    assert.is_false(ok)
+    assert.are.equal("stopped here", raised)
+    assert.is_false(exists(lock_of(cache, key)))
+    -- its task was made: the next create waits for it
+    local creates = sim.stats().creates
+    local e = assert(element.create(client, ray, { cache = cache }))
+    assert.is_string(e.id)
+    assert.are.equal(creates, sim.stats().creates)
+  end)
+
   it("are refused before the network when a rule is broken", function()
     local client = sim.client()
     local before = sim.stats().requests
@@ -148,6 +248,12 @@ describe("custom elements against the simulator", function()
     _, err = element.create(evolink(), { name = "Mia", description = string.rep("d", 101), images = IMAGES },
       { cache = false })
     assert.are.equal("description", err.field)
+    -- a URL holding a control character went out as it was (kling element create --image $'...\x01...')
+    _, err = element.create(client, { name = "Mia", description = "d", images = { "https://example.com/a\1.png",
+      IMAGES[2] } }, { cache = false })
+    assert.are.equal("images[1]", err.field)
+    _, err = element.create(client, spec(), { cache = "" }) -- its lock file went into the working directory
+    assert.are.equal("cache", err.field)
     assert.are.equal(before, sim.stats().requests)
   end)
 

@@ -39,7 +39,8 @@ The element id is cached under a hash of its inputs (a local image by the SHA-25
 of its bytes, not its path; a URL by the URL), provider, base URL and account
 (--cache, default $XDG_CACHE_HOME/kling/elements.json or ~/.cache/kling/elements.json):
 running the same command again prints the cached id and pays nothing (--force
-makes and pays for a new one, which replaces it in the cache). Rows and
+makes and pays for a new one, which replaces it in the cache once it is made: a
+create refused or failed leaves the cached one). Rows and
 storyboards then name the element in element_list ("element_list": ["Mia"]) and
 kling run --elements FILE / kling storyboard --elements FILE resolve it to its id.]]
   create:option("--name", "the element's name (at most 20 characters)"):argname "NAME"
@@ -49,15 +50,15 @@ kling run --elements FILE / kling storyboard --elements FILE resolve it to its i
   create:option("--voice", "a voice id, with --video"):argname("ID"):target "voice_id"
   create:option("--tag", "a tag o_101..o_108 (repeatable; official API)"):argname("TAG"):count("*"):target "tags"
   flags.client_options(create)
-  create:option("--cache", "the element cache file"):argname "FILE"
+  create:option("--cache", "the element cache file"):argname("FILE"):convert(flags.nonempty("--cache"))
   create:flag("--force", "create a new element (and pay) even when one is cached or an earlier create was "
-    .. "interrupted; the cache then names the new one")
+    .. "interrupted; the cache names the new one once it is made")
   create:option("--timeout", "the longest to wait (default 1200)"):argname("SECONDS")
     :convert(flags.number("--timeout", flags.SECONDS))
   flags.poll_options(create)
   create:flag("--json", "print JSON")
   local list = flags.command(cmd, "list", "the cached elements, newest first")
-  list:option("--cache", "the element cache file"):argname "FILE"
+  list:option("--cache", "the element cache file"):argname("FILE"):convert(flags.nonempty("--cache"))
   list:flag("--json", "print JSON")
 end
 
@@ -133,6 +134,11 @@ local function create(opts)
     if type(cached) == "table" and cached.uncertain then
       -- the next run looks it up only where the provider lists its elements (its capabilities)
       local P = client.provider
+      if opts.force then -- "the same command" is sent again: --force risks a second element
+        return fail(4, tostring(cached) .. " (uncertain: the element may have been created, and paid; the same "
+          .. "command without --force does not send it again; with --force it is sent again, and may be made and "
+          .. "paid twice)")
+      end
       local next_run = P.capabilities.element_list and "run the same command again to look it up"
         or ("run the same command again to keep it from being sent twice (" .. P.title .. " keeps no element "
           .. "list to look it up in: check the account's usage on " .. P.title .. "'s site)")
