@@ -142,6 +142,40 @@ describe("kling estimate", function()
       assert.matches("--json: the request must be a JSON object (got an array)", out, 1, true)
     end
   end)
+
+  -- --json's "base_url" was dropped silently (the price the same with or without it): estimate
+  -- sends nothing, so it is refused by name, as kling quote refuses it; so is a CA file and a key
+  it("refuses a request's base_url, ca_file and keys by name, never showing a key's value", function()
+    local base = '"model":"kling-v2-6","mode":"pro","duration":5'
+    local out, status = run("estimate --json '{" .. base .. ',"base_url":"https://api-singapore.klingai.com"}\'')
+    assert.are.equal(2, status)
+    assert.matches("^kling estimate: %-%-json's \"base_url\": kling estimate sends nothing: it prices from the"
+      .. " provider's catalog, so a base URL would change nothing and be ignored; remove it %(nothing was priced%)\n$",
+      out)
+    out, status = run("estimate --json '{" .. base .. ',"ca_file":"/etc/ssl/ca.pem"}\'')
+    assert.are.equal(2, status)
+    assert.matches("\"ca_file\": kling estimate sends nothing", out, 1, true)
+    for _, key in ipairs { "api_key", "access_key", "secret_key" } do
+      out, status = run("estimate --json '{" .. base .. ',"' .. key .. '":"sk-not-shown-1234"}\'')
+      assert.are.equal(2, status, out)
+      assert.matches("^kling estimate: %-%-json's \"" .. key .. "\" is a credential: it is a client's %(%-%-"
+        .. key:gsub("_", "%%-") .. " or KLING_" .. key:upper() .. "%)", out)
+      assert.is_nil(out:find("sk-not-shown", 1, true), out)
+    end
+    out, status = run("estimate --json '{" .. base .. "}'")
+    assert.are.equal(0, status, out)
+  end)
+
+  -- the usage flags' values were named by the library's names (usage.duration), and a count of 1e20
+  -- passed the flag to be refused as "not an integer"
+  it("names --actual-duration and --actual-count in their refusals", function()
+    local out, status = run("estimate --model kling-v2-6 --mode pro --duration 10 --actual-duration abc")
+    assert.are.equal(2, status)
+    assert.matches("%-%-actual%-duration: not a decimal number", out)
+    out, status = run("estimate --model kling-v2-6 --mode pro --duration 10 --actual-count 99999999999999999999")
+    assert.are.equal(2, status)
+    assert.matches("^kling estimate: %-%-actual%-count must be a whole number in 0..2147483647", out)
+  end)
 end)
 
 describe("kling quote", function()
@@ -236,6 +270,35 @@ describe("kling quote", function()
       .. " estimate %-%-provider P", out)
     out, status = run([[quote --json '{"model":"kling-v3"}']])
     assert.are.equal(0, status, out)
+  end)
+
+  -- a request holding a key exited 0 when one provider priced it (an audio endpoint, whose image
+  -- refusal hid the unknown field after it): a key is refused by name, as provider and base_url are
+  it("refuses a key in the request by name, exit 2, its value never shown", function()
+    local out, status = run([[quote --json '{"endpoint":"audio/text-to-audio","prompt":"x",]]
+      .. [["image":"https://example.com/a.png","api_key":"sk-not-shown-1234"}']])
+    assert.are.equal(2, status, out)
+    assert.matches("^kling quote: %-%-json's \"api_key\" is a credential: it is a client's %(%-%-api%-key or"
+      .. " KLING_API_KEY%), never a field of a request, and kling quote sends nothing and needs none; remove it"
+      .. " %(nothing was priced; the value is not shown%)\n$", out)
+    assert.is_nil(out:find("sk-not-shown", 1, true))
+    out, status = run([[quote --json '{"model":"kling-v3","ca_file":"/etc/ssl/ca.pem"}']])
+    assert.are.equal(2, status)
+    assert.matches("\"ca_file\": kling quote sends nothing", out, 1, true)
+    -- and an unknown field after that image is not priced either (kling.estimate's own check)
+    out, status = run([[quote --json '{"endpoint":"audio/text-to-audio","prompt":"x",]]
+      .. [["image":"https://example.com/a.png","bogus":1}']])
+    assert.are.equal(3, status, out)
+    assert.matches("kling      cannot honour bogus: unknown field", out, 1, true)
+  end)
+
+  -- a field's name from --json went to the terminal as it was (an escape sequence, a line break)
+  it("prints each provider's line as one line, control characters shown escaped", function()
+    local out, status = run([[quote --json '{"model":"kling-v3","\u001b[2Jx\nfake":1}']])
+    assert.are.equal(3, status, out)
+    assert.matches("cannot honour \\x1B[2Jx\\nfake: unknown field", out, 1, true)
+    assert.is_nil(out:find("\27", 1, true))
+    assert.is_nil(out:find("\nfake", 1, true))
   end)
 
   it("gives JSON", function()

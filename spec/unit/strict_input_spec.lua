@@ -275,6 +275,36 @@ describe("strict input", function()
     assert.are.same({ "validation", "promt" }, { err.kind, err.field }, tostring(q))
   end)
 
+  -- An image the endpoint takes none of (audio/text-to-audio) was passed over, and the provider's
+  -- check stopped there: an unknown field after it (an api_key) was never looked at, and the request
+  -- priced (kling quote then exited 0 with a key in the request). And the request's `estimate`
+  -- (its expected seconds), which client:check refuses when it is no number of seconds, was priced.
+  it("kling.estimate checks the fields after an image it passes over, and the request's estimate", function()
+    local req = { provider = "kling", endpoint = "audio/text-to-audio", prompt = "rain", duration = 5,
+      image = "https://example.com/a.png", api_key = "sk-1" }
+    local q, err = kling.estimate(req)
+    assert.is_nil(q)
+    assert.are.same({ "validation", "api_key" }, { err.kind, err.field })
+    req.api_key = nil
+    assert(kling.estimate(req)) -- the image alone is still passed over, as before
+    -- an image2video left without its image, or given as a local file, is priced: an image is stood in for
+    local i2v = { provider = "kling", endpoint = "videos/image2video", model = "kling-v2-6", mode = "pro",
+      duration = 5 }
+    assert(kling.estimate(i2v))
+    i2v.image = "/tmp/front.png"
+    assert(kling.estimate(i2v))
+    i2v.bogus = 1 -- checked after that image too
+    q, err = kling.estimate(i2v)
+    assert.are.same({ "validation", "bogus" }, { err.kind, err.field }, tostring(q))
+    q, err = kling.estimate { provider = "kling", model = "kling-v2-6", mode = "pro", duration = 5, estimate = "x" }
+    assert.is_nil(q)
+    assert.are.same({ "validation", "estimate" }, { err.kind, err.field })
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local _, check_err = c:check { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "x", estimate = "x" }
+    assert.are.equal(check_err.message, err.message) -- the same words as a create's check
+    assert(kling.estimate { provider = "kling", model = "kling-v2-6", mode = "pro", duration = 5, estimate = 90 })
+  end)
+
   -- A new user's trial: {max_bytes = -1} raised, where every other bad value of download (and
   -- of the module) is returned as a validation error naming it; a timeout of -1 was not checked.
   it("client:download returns a bad max_bytes, expected_bytes or timeout as a validation error naming it",

@@ -13,12 +13,14 @@ function M.define(cmd)
   cmd:description [[
 Prints the price of the request on its provider (default kling) from the dated catalog in
 lua/kling/prices/, evaluated in integer micro-units. With --actual-duration / --actual-count,
-prices the delivered usage instead (what a finished task is charged).]]
+prices the delivered usage instead (what a finished task is charged). A request's "base_url"
+or "ca_file" is refused, and so is a key in it ("api_key", "access_key", "secret_key"):
+none changes a price.]]
   cmd:epilog "Exit status: 0 priced, 3 unpriced, 2 bad request or usage."
   request.define(cmd)
   cmd:option("--actual-duration", "the delivered seconds (a decimal)"):argname "S"
   cmd:option("--actual-count", "the delivered outputs"):argname("N")
-    :convert(flags.number("--actual-count", flags.NATURAL))
+    :convert(flags.number("--actual-count", flags.range(0, 2147483647)))
   cmd:option("--format", "text (default) or json"):choices { "text", "json" }
 end
 
@@ -43,6 +45,15 @@ local fail = flags.failure("kling estimate")
 -- library's usage.duration.
 local FLAG_OF = { ["usage.duration"] = "--actual-duration", ["usage.count"] = "--actual-count" }
 
+-- Fields a request may name that estimate cannot use (a key in it is refused too:
+-- kling.cli.request.unused): given in --json or --file, a base_url was dropped silently.
+local UNUSED = {
+  { "base_url", "kling estimate sends nothing: it prices from the provider's catalog, so a base URL would change"
+    .. " nothing and be ignored; remove it" },
+  { "ca_file", "kling estimate sends nothing: it prices from the provider's catalog, so a CA file would change"
+    .. " nothing and be ignored; remove it" },
+}
+
 function M.run(opts)
   local req, bad = request.build(opts)
   if not req then
@@ -51,6 +62,12 @@ function M.run(opts)
   -- where the provider came from, to name it as the user gave it (the flag, the environment)
   local from = opts.field_provider and "--provider"
     or not req.provider and os.getenv("KLING_PROVIDER") and "KLING_PROVIDER"
+  -- a base URL, a CA file or a key in the request changes no price: refused by name, as kling
+  -- quote refuses them (a base_url was dropped silently)
+  local unused = request.unused(req, opts, "kling estimate", UNUSED)
+  if unused then
+    return fail(2, unused)
+  end
   req.provider = req.provider or os.getenv("KLING_PROVIDER") or "kling"
   local q, err
   if opts.actual_duration or opts.actual_count then

@@ -48,27 +48,36 @@ one the resolution implies, 5 s) and printed. Each currency is ranked on its own
 gateway's credits are its own currency: apiinone-credits, evolink-credits); with --rates
 (USD per unit of each currency, e.g. --rates CNY=0.14,apiinone-credits=0.01,
 evolink-credits=0.014) they are ranked together. Then the providers that cannot honour a
-field of the request or price it, with the reason. A request's "provider" or "base_url" is
-refused: neither is used (kling estimate --provider P prices one provider).]]
+field of the request or price it, with the reason. A request's "provider", "base_url" or
+"ca_file" is refused, and so is a key in it ("api_key", "access_key", "secret_key"): none is
+used (kling estimate --provider P prices one provider).]]
   cmd:epilog "Exit status: 0 at least one provider prices it, 3 none does, 2 bad request or usage."
   request.define(cmd, true)
   cmd:option("--rates", "USD per unit of each currency"):argname("CUR=USD,..."):convert(parse_rates)
   cmd:option("--format", "text (default) or json"):choices { "text", "json" }
 end
 
+-- One line whatever the request holds: a field's name (from --json) and the message quoting it
+-- are the user's text, and a control character in them went to the terminal as it was (an
+-- escape sequence, a line break): shown escaped (flags.message), as every failure is.
 local function describe(u)
   local what = u.error.kind == "validation" and u.field and ("cannot honour " .. u.field) or u.error.kind
-  return string.format("-  %-10s %s: %s\n", u.provider, what, u.error.message)
+  return flags.message(string.format("-  %-10s %s: %s", u.provider, what, u.error.message)) .. "\n"
 end
 
 local fail = flags.failure("kling quote")
 
 -- Fields a request may name that quote cannot use, each with why and what to use instead:
--- given in --json or --file, they were dropped silently (the output the same with or without).
+-- given in --json or --file, they were dropped silently (the output the same with or without);
+-- a key in it is refused too (kling.cli.request.unused).
+local ONE = "; remove it, or price one provider with kling estimate --provider P"
 local UNUSED = {
-  { "provider", "kling quote prices the request on every provider (%s), so the one named here would be ignored" },
+  { "provider", "kling quote prices the request on every provider (" .. table.concat(require("kling.providers").names,
+    ", ") .. "), so the one named here would be ignored" .. ONE },
   { "base_url", "kling quote sends nothing: it prices from each provider's catalog, so a base URL would change"
-    .. " nothing and be ignored" },
+    .. " nothing and be ignored" .. ONE },
+  { "ca_file", "kling quote sends nothing: it prices from each provider's catalog, so a CA file would change"
+    .. " nothing and be ignored" .. ONE },
 }
 
 function M.run(opts)
@@ -76,12 +85,9 @@ function M.run(opts)
   if not req then
     return fail(2, bad .. ": nothing was priced")
   end
-  for _, u in ipairs(UNUSED) do
-    if req[u[1]] ~= nil then
-      return fail(2, string.format("%s's \"%s\": %s; remove it, or price one provider with kling estimate --provider P"
-        .. " (nothing was priced)", opts.request_json and "--json" or "--file", u[1],
-        u[2]:format(table.concat(require("kling.providers").names, ", "))))
-    end
+  local unused = request.unused(req, opts, "kling quote", UNUSED)
+  if unused then
+    return fail(2, unused)
   end
   local rates = opts.rates
   local list = billing.quote(req, { rates = rates })

@@ -127,4 +127,35 @@ function M.build(args)
   return req
 end
 
+-- Fields a request given whole (--json, --file) may hold that configure a client, not the request
+-- (what a kling run manifest row names beside its request: kling.batch.manifest.META). estimate
+-- and quote send nothing and make no client: each is refused by name, never dropped (the output
+-- was the same with or without it, and a key in the request looked like one in use). A key's
+-- value is never shown.
+local SECRETS = {}
+for k in pairs(require("kling.batch.manifest").SECRETS) do
+  SECRETS[#SECRETS + 1] = k
+end
+table.sort(SECRETS)
+
+-- unused(req, args, command, fields) -> nil | message naming the first field of req (given whole
+-- by --json or --file) that `command` cannot use: a key (api_key, access_key, secret_key), then
+-- those of `fields` ({{field, why}, ...}, in order; why says what to do instead).
+function M.unused(req, args, command, fields)
+  local whole = args.request_json and "--json" or "--file"
+  for _, k in ipairs(SECRETS) do
+    if req[k] ~= nil then
+      return string.format("%s's \"%s\" is a credential: it is a client's (--%s or KLING_%s), never a field of a "
+        .. "request, and %s sends nothing and needs none; remove it (nothing was priced; the value is not shown)",
+        whole, k, (k:gsub("_", "-")), k:upper(), command)
+    end
+  end
+  for _, u in ipairs(fields) do
+    if req[u[1]] ~= nil then
+      return string.format("%s's \"%s\": %s (nothing was priced)", whole, u[1], u[2])
+    end
+  end
+  return nil
+end
+
 return M

@@ -481,6 +481,9 @@ function M.same_product(req)
   return product, assumed
 end
 
+-- The image an estimate stands in for one left out (or one a create would read from a file).
+local STANDIN_IMAGE = "https://example.com/kling-estimate-stand-in.png"
+
 --- The fields of a request that a provider cannot honour, as its validation error (nil when
 -- it takes them all: an unknown field, a value out of range, another provider's field name
 -- are refused by name). Content a price does without (a prompt left out, an image) is stood
@@ -508,9 +511,32 @@ function M.cannot_honour(name, product)
   if not P.endpoints[endpoint] then
     return nil
   end
-  local err = P.validate(probe, endpoint)
+  -- What a price does without is passed over: a prompt stood in for (refused where the endpoint
+  -- takes none) and an image (left out, or a local file submit would read first). Passed over by
+  -- standing in for it (or, refused still, leaving it out) and validating again, so that the
+  -- fields the provider checks after it are checked too: an unknown field (an api_key) after an
+  -- image the endpoint takes none of was priced, by kling estimate and kling quote alike.
+  local err
+  for _ = 1, 4 do
+    err = P.validate(probe, endpoint)
+    local field = err and err.field
+    if field == "prompt" and stood_in and probe.prompt ~= nil then
+      probe.prompt = nil
+    elseif field == "image" and probe.image ~= STANDIN_IMAGE then
+      probe.image = STANDIN_IMAGE
+    elseif field == "image" and probe.image ~= nil then
+      probe.image = nil
+    else
+      break
+    end
+  end
   if err and err.field and not (err.field == "prompt" and stood_in) and err.field ~= "image" then
     return err
+  end
+  -- the request's own expected seconds (never sent), as a create checks them (kling.lifecycle.machine)
+  local problem = product.estimate ~= nil and validate.seconds_problem(product.estimate)
+  if problem then
+    return validation("estimate", problem, name)
   end
   return nil
 end
