@@ -251,6 +251,19 @@ function M.content()
     f:close()
   end
   line(rp ~= nil and rbytes == 5 and text == "plain", "download follows a redirect", rbytes or text)
+  -- driver:request took follow = true and gave the 302 back, where the libcurl driver follows it
+  local direct = driver:request { url = fixture("redirect") }
+  local followed = driver:request { url = fixture("redirect"), follow = true }
+  line(direct.status == 302 and followed.ok and followed.status == 200 and followed.body == "plain",
+    "request follows a redirect when asked (follow = true), as the libcurl driver does", followed.status)
+  local posted = driver:request { method = "POST", url = fixture("see_other"), body = "{}", follow = true,
+    headers = { ["Content-Type"] = "application/json" } }
+  line(posted.ok and posted.body == "GET 0 -", "... a POST answered 303 is asked again as a GET, without its body",
+    posted.body)
+  local looped = driver:request { url = fixture("loop"), follow = true }
+  line(not looped.ok and looped.error == "other" and looped.status == 302
+    and tostring(looped.message):find("more than 10 redirects", 1, true) ~= nil,
+    "... and stops after 10 redirects, as libcurl does", looped.message)
 
   -- client:download's cap and kinds are the same inside nginx as over libcurl: a hostile server's
   -- answer without a Content-Length (chunked, 10,000 bytes) stops at max_bytes (the resty driver
@@ -452,6 +465,13 @@ function M.fixture(name)
     ngx.say("late")
   elseif name == "redirect" then
     return ngx.redirect("/fixture/plain", 302)
+  elseif name == "see_other" then
+    return ngx.redirect("/fixture/method", 303)
+  elseif name == "loop" then
+    return ngx.redirect("/fixture/loop", 302)
+  elseif name == "method" then -- the method, the body's length and its Content-Type ("-": none)
+    ngx.req.read_body()
+    ngx.print(ngx.req.get_method(), " ", #(ngx.req.get_body_data() or ""), " ", ngx.var.http_content_type or "-")
   elseif name == "close" then
     ngx.header["Connection"] = "close"
     ngx.print("bye")

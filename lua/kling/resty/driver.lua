@@ -171,6 +171,141 @@ local function capture(self, req, target)
   return out
 end
 
+-- ---- redirects ----
+-- Followed as the libcurl driver follows them (src/http.c: CURLOPT_FOLLOWLOCATION with
+-- CURLOPT_MAXREDIRS 10, to http and https URLs only): a request with follow = true, and every
+-- download. A 303 is asked again as a GET (HEAD stays HEAD), and so is a POST answered 301 or
+-- 302, without its body; a 307 or 308 is the same request again. The Authorization and Cookie
+-- headers go only to the origin (scheme, host, port) they were given for. timeout_ms bounds the
+-- whole chain, as libcurl's does. (libcurl keeps the method of a PUT, PATCH or DELETE answered
+-- 301 to 303 and drops its body; here a 303 makes it a GET, and a 301 or 302 keeps it whole, as
+-- RFC 9110 says: the library itself follows GETs only.)
+M.MAX_REDIRECTS = 10
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local CREDENTIALS = { authorization = true, cookie = true }
+local BODY_HEADERS = { ["content-type"] = true, ["content-length"] = true, ["transfer-encoding"] = true }
+
+-- A path without its "." and ".." segments (RFC 3986 5.2.4).
+local function remove_dots(path)
+  local segs, out = {}, {}
+  for seg in (path:sub(2) .. "/"):gmatch("([^/]*)/") do
+    segs[#segs + 1] = seg
+  end
+  for i, seg in ipairs(segs) do
+    if seg == "." or seg == ".." then
+      if seg == ".." and #out > 0 then
+        out[#out] = nil
+      end
+      if i == #segs then
+        out[#out + 1] = ""
+      end
+    else
+      out[#out + 1] = seg
+    end
+  end
+  return "/" .. table.concat(out, "/")
+end
+
+--- The URL a Location header names, read against the URL it answered (RFC 3986 5.2).
+-- resolve(base, location) -> URL: absolute, //host/..., /path, ?query or a relative path; the
+-- fragment dropped (it is never sent).
+---@param base string the http(s) URL that was asked
+---@param location string
+---@return string url
+function M.resolve(base, location)
+  local loc = location:gsub("#.*$", "")
+  if loc:match("^%a[%w+.-]*:") then
+    return loc
+  end
+  local scheme, authority, path, query = base:match("^(%a[%w+.-]*:)//([^/?#]*)([^?#]*)(%??[^#]*)")
+  if loc:sub(1, 2) == "//" then
+    return scheme .. loc
+  end
+  if path == "" then
+    path = "/"
+  end
+  if loc == "" then
+    return scheme .. "//" .. authority .. path .. query
+  elseif loc:sub(1, 1) == "?" then
+    return scheme .. "//" .. authority .. path .. loc
+  end
+  local target = loc:sub(1, 1) == "/" and loc or ((path:match("^(.*/)") or "/") .. loc)
+  local p, q = target:match("^([^?]*)(.*)$")
+  return scheme .. "//" .. authority .. remove_dots(p) .. q
+end
+
+local function origin(url)
+  local u = http.parse_url(url)
+  return u and (u.scheme .. "://" .. u.host:lower() .. ":" .. u.port)
+end
+
+--- A request sent, and sent again where its answers redirect it (at most MAX_REDIRECTS times).
+-- follow(req, send, timeout_ms) -> the last answer (the result shape of send), each request
+-- made by send(hop); `sent` and `received` say whether any of them was sent or answered (a
+-- create redirected once was sent, whatever the next hop's fate). More redirects than the
+-- limit, or one to a URL that is not http(s), is error "other" (libcurl's too), with the last
+-- answer's status. timeout_ms (default kling.resty.http's) bounds them all.
+---@param req table a request (kling.resty.http's), not changed
+---@param send fun(hop: table): table
+---@param timeout_ms? integer
+---@return table result
+function M.follow(req, send, timeout_ms)
+  local total = req.timeout_ms or timeout_ms or http.DEFAULTS.timeout_ms
+  local started = core.now_ms()
+  local hop = {}
+  for k, v in pairs(req) do
+    hop[k] = v
+  end
+  hop.follow = nil
+  local sent, received, res = false, false, nil
+  for n = 0, M.MAX_REDIRECTS + 1 do
+    res = send(hop)
+    sent, received = sent or res.sent == true, received or res.received == true
+    local to = res.ok and REDIRECT[res.status] and res.headers and res.headers["location"]
+    if not to then
+      break
+    end
+    local failure
+    local url = M.resolve(hop.url, to)
+    if n == M.MAX_REDIRECTS then
+      failure = "more than " .. M.MAX_REDIRECTS .. " redirects"
+    elseif url:find("[%c ]") or not http.parse_url(url) then
+      failure = "a redirect to " .. validate.brief(url, 200) .. ": only http and https URLs are followed"
+    elseif core.now_ms() - started >= total then
+      res.ok, res.error, res.message = false, "timeout", "the redirects took longer than " .. total .. " ms"
+      break
+    end
+    if failure then
+      res.ok, res.error, res.message = false, "other", failure
+      break
+    end
+    local nxt = {}
+    for k, v in pairs(hop) do
+      nxt[k] = v
+    end
+    nxt.url, nxt.timeout_ms = url, math.max(1, total - (core.now_ms() - started))
+    local method = (hop.method or "GET"):upper()
+    local as_get = (res.status == 303 and method ~= "GET" and method ~= "HEAD")
+      or ((res.status == 301 or res.status == 302) and method == "POST")
+    if as_get then
+      nxt.method, nxt.body = "GET", nil
+    end
+    local other_origin = origin(url) ~= origin(hop.url)
+    local headers = {}
+    for k, v in pairs(hop.headers or {}) do
+      local name = k:lower()
+      if not (other_origin and CREDENTIALS[name]) and not (as_get and BODY_HEADERS[name]) then
+        headers[k] = v
+      end
+    end
+    nxt.headers = headers
+    hop = nxt
+  end
+  res.sent, res.received = sent, received
+  res.elapsed_ms = core.now_ms() - started
+  return res
+end
+
 local function for_method(self, method)
   local m = (method or "GET"):upper()
   if not self.reuse_posts and (m == "POST" or m == "PATCH") then
@@ -197,6 +332,16 @@ function Driver:request(req)
   -- a field the libcurl driver refuses (a misspelt timeout_ms ran with the driver's timeout):
   -- refused by name here too, by its one list (src/http.c)
   core.http_check_request(req)
+  if req.follow then
+    return M.follow(req, function(hop)
+      return self:_send(hop)
+    end, for_method(self, req.method).timeout_ms)
+  end
+  return self:_send(req)
+end
+
+-- One request, through nginx's upstream (capture) when it goes there, else over a cosocket.
+function Driver:_send(req)
   local target = self.capture and not http.request_error(req) and capturable(self, req)
   if target then
     return capture(self, req, target)
@@ -239,8 +384,6 @@ function Driver.sleep_ms(_, ms)
   end
 end
 
-local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
-
 -- Streams url to path through a temporary name, checks the size against Content-Length,
 -- then renames (opts.replace false: only while nothing is at path; opts.max_bytes: the transfer
 -- stops there). Returns path, bytes or nil, message [, "io" when the path is refused or its file
@@ -264,21 +407,12 @@ function Driver:download(url, path, opts)
     os.remove(tmp)
     return nil, msg, kind
   end
-  -- Redirects are followed (result URLs may point at a CDN), at most five.
-  local res, at = nil, url
-  for _ = 1, 6 do
-    res = http.request({ method = "GET", url = at, output = tmp, max_output = opts and opts.max_bytes,
-      timeout_ms = opts and opts.timeout_ms or 600000 }, o)
-    local to = res.ok and REDIRECT[res.status] and res.headers["location"]
-    if not to then
-      break
-    end
-    at = to:match("^https?://") and to or (at:match("^(https?://[^/]+)") .. (to:sub(1, 1) == "/" and to or ("/" .. to)))
-    res = nil
-  end
-  if not res then
-    return failed("download of " .. url .. " failed: more than 5 redirects")
-  end
+  -- Redirects are followed (result URLs may point at a CDN), as the libcurl driver's download
+  -- follows them (M.follow)
+  local res = M.follow({ method = "GET", url = url, output = tmp, max_output = opts and opts.max_bytes,
+    timeout_ms = opts and opts.timeout_ms or 600000 }, function(hop)
+    return http.request(hop, o)
+  end)
   if not res.ok then
     return failed("download of " .. url .. " failed: " .. tostring(res.message),
       res.error == "too_large" and "too_large" or res.output_failed and "io" or nil)
