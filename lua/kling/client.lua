@@ -180,10 +180,7 @@ local NEW_CALL_OPTIONS = { "max_attempts", "retry_base_ms", "retry_cap_ms", "on_
   "local_files", "user_agent", "driver", "debug" }
 
 local NEW_OPTIONS = {}
-for _, k in ipairs { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
-  "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
-  "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes", "engine",
-  "catalogs", "debug", "local_files" } do
+for _, k in ipairs(validate.CLIENT_OPTIONS) do
   NEW_OPTIONS[k] = true
 end
 

@@ -877,6 +877,37 @@ function M.unknown_name(name, known, what)
   return "unknown " .. what .. (near and ("; did you mean " .. near .. "?") or "")
 end
 
+-- The options of kling.new, the one list (kling.client checks its options by it). Given in a
+-- request instead, one is refused by name (client_option_problem): a request's base_url was
+-- accepted and never used, the request going to the client's URL.
+M.CLIENT_OPTIONS = { "provider", "access_key", "secret_key", "api_key", "base_url", "ca_file", "timeout",
+  "connect_timeout", "max_attempts", "retry_base_ms", "retry_cap_ms", "call_budget", "wait_timeout", "poll_min",
+  "poll_max", "driver", "on_retry", "budget", "user_agent", "auto_external_id", "max_download_bytes", "engine",
+  "catalogs", "debug", "local_files" }
+local CLIENT_ONLY, KEYS = {}, { access_key = true, secret_key = true, api_key = true }
+for _, k in ipairs(M.CLIENT_OPTIONS) do
+  CLIENT_ONLY[k] = k ~= "provider" or nil -- a request may name its provider (checked against the client's)
+end
+
+--- The first field of `req` (in name order) that is a client's option, not a request's, and
+-- why, or nil. A key's value is never shown (nor any other's: the field's name says it all).
+---@param req table
+---@return string|nil field
+---@return string|nil problem
+function M.client_option_problem(req)
+  local found
+  for k in pairs(req) do
+    if CLIENT_ONLY[k] and (not found or k < found) then
+      found = k
+    end
+  end
+  if not found then
+    return nil
+  end
+  return found, "is a client option, not a request field: give it to kling.new{" .. found .. " = ...}"
+    .. (KEYS[found] and " (a credential: its value is not shown)" or "")
+end
+
 --- An object field of the provider's own (watermark_info, camera_control): a JSON object whose
 -- keys are all among `known` (a list), each unknown one refused by its path and the closest
 -- known name. A JSON array is not an object (decoded, [1] is a table too); an empty table may

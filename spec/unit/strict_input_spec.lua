@@ -1431,3 +1431,43 @@ describe("a list with keys besides its items", function()
     assert.is_nil(require("kling.validate").list_problem(decoded))
   end)
 end)
+
+describe("a client's option given in a request", function()
+  local function client(name)
+    return assert(kling.new { provider = name, api_key = "k", base_url = "http://127.0.0.1:9" })
+  end
+
+  it("is refused by name on check, submit and kling.estimate, saying it goes to kling.new, a key unshown", function()
+    for _, name in ipairs(providers.names) do
+      local c = client(name)
+      local req = c:estimate { prompt = "x" } and { prompt = "x" } or { prompt = "x", model = "kling-v2-6" }
+      for _, field in ipairs { "base_url", "api_key", "access_key", "secret_key", "ca_file", "timeout", "budget" } do
+        local r = {}
+        for k, v in pairs(req) do
+          r[k] = v
+        end
+        r[field] = "SEKRIT-VALUE"
+        for _, how in ipairs { "check", "submit", "estimate" } do
+          local ok, err = c[how](c, r)
+          assert.is_nil(ok, name .. " " .. how .. " " .. field)
+          assert.are.equal(field, err.field, name .. " " .. how)
+          assert.matches("is a client option, not a request field: give it to kling.new{" .. field .. " = ...}",
+            err.message, 1, true)
+          assert.is_nil(tostring(err):find("SEKRIT", 1, true))
+        end
+        local _, eerr = kling.estimate((function() r.provider = name return r end)())
+        assert.are.equal(field, eerr.field)
+        r.provider = nil
+      end
+    end
+  end)
+
+  it("is told apart from a credential, and a request's own provider is still checked against the client's", function()
+    local c = client("kling")
+    local _, err = c:check { prompt = "x", api_key = "SEKRIT" }
+    assert.matches("a credential: its value is not shown", err.message, 1, true)
+    _, err = c:check { prompt = "x", base_url = "http://x.example" }
+    assert.is_nil(err.message:find("credential", 1, true))
+    assert.are.equal("videos/text2video", c:check { prompt = "x", provider = "kling" })
+  end)
+end)

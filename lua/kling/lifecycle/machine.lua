@@ -110,6 +110,11 @@ function M.check(P, req, files)
     return nil, errors.validation("provider", "this client talks to '" .. P.name
       .. "', the request names " .. validate.quoted(req.provider))
   end
+  -- a client's option in the request (base_url, a key, timeout): refused by name, never dropped
+  local opt, why = validate.client_option_problem(req)
+  if opt then
+    return nil, errors.validation(opt, why, P.name)
+  end
   local endpoint = providers.endpoint(P, req)
   local err = P.validate(local_file.apply(req, files), endpoint)
   if err then

@@ -497,6 +497,11 @@ function M.cannot_honour(name, product)
   if not (P and P.validate and P.default_endpoint) then
     return nil
   end
+  -- a client's option in the request (base_url, a key) prices nothing: refused by name, as a create does
+  local opt, why = validate.client_option_problem(product)
+  if opt then
+    return errors.validation(opt, why, name)
+  end
   local probe = {}
   for k, v in pairs(product) do
     probe[k] = v

@@ -50,7 +50,7 @@ local MAPS = { multi_shot = true, multi_prompt = true, shot_type = "customize", 
 local CANONICAL = {
   provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
   multi_shot = true, multi_prompt = true, shot_type = true, element_list = true, resolution = true,
-  base_url = true, mode = true,
+  mode = true,
 }
 
 local function fail(field, msg)

@@ -51,7 +51,7 @@ local MAPS = { voice_list = true, callback_url = true }
 
 local CANONICAL = {
   provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
-  voice_list = true, resolution = true, base_url = true, mode = true,
+  voice_list = true, resolution = true, mode = true,
 }
 
 local function fail(field, msg)

@@ -63,7 +63,7 @@ local SHOT_TYPES = { customize = "customize", intelligence = "intelligent", inte
 local CANONICAL = {
   provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
   last_image = true, multi_shot = true, multi_prompt = true, shot_type = true, element_list = true,
-  resolution = true, base_url = true, mode = true, negative_prompt = true, cfg_scale = true,
+  resolution = true, mode = true, negative_prompt = true, cfg_scale = true,
 }
 
 local function fail(field, msg)

@@ -66,10 +66,10 @@ local REFERENCE_TYPES = { image_refer = true, video_refer = true }
 local CANONICAL = {
   provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
   last_image = true, multi_shot = true, multi_prompt = true, shot_type = true, element_list = true,
-  resolution = true, base_url = true, mode = true,
+  resolution = true, mode = true,
 }
 -- What an element's body spells itself (the rest, but its model_params fields, passes through).
-local ELEMENT_SPELT = { provider = true, endpoint = true, model = true, callback_url = true, base_url = true }
+local ELEMENT_SPELT = { provider = true, endpoint = true, model = true, callback_url = true }
 -- Fields of a custom element, sent inside model_params.
 local ELEMENT_FIELDS = {
   "element_name", "element_description", "reference_type", "element_image_list", "element_video_list",

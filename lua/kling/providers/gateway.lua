@@ -80,7 +80,7 @@ end
 M.CANONICAL = {}
 for _, f in ipairs { "model", "prompt", "negative_prompt", "mode", "duration", "aspect_ratio", "resolution",
   "sound", "image", "last_image", "multi_shot", "shot_type", "multi_prompt", "element_list", "voice_list", "n",
-  "cfg_scale", "callback_url", "external_task_id", "provider", "endpoint", "base_url", "estimate" } do
+  "cfg_scale", "callback_url", "external_task_id", "provider", "endpoint", "estimate" } do
   M.CANONICAL[f] = true
 end
 

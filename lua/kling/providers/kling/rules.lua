@@ -23,7 +23,7 @@ M.CANONICAL = {
   "callback_url", "external_task_id",
 }
 -- Fields the client itself reads, never sent.
-M.LOCAL = { provider = true, endpoint = true, base_url = true, estimate = true }
+M.LOCAL = { provider = true, endpoint = true, estimate = true }
 
 function M.ctx()
   return { provider = M.NAME }

@@ -289,7 +289,7 @@ end
 local CANONICAL = {
   provider = true, endpoint = true, model = true, duration = true, sound = true, image = true,
   last_image = true, multi_prompt = true, element_list = true, voice_list = true, resolution = true,
-  n = true, base_url = true, estimate = true,
+  n = true, estimate = true,
 }
 
 -- The body of the create for a validated request.
