@@ -42,9 +42,9 @@ describe("issue 11.5: budgets per currency", function()
   end)
 
   it("qualifies a bare 'credits' in a client's list of budgets as the provider's unit", function()
-    local l = assert(budget.open({ budgets = { { limit = "10", currency = "CNY" },
-      { limit = "300", currency = "credits" } } }, "evolink"))
-    assert.are.same({ "CNY", "evolink-credits" }, l:currencies())
+    -- (beside a budget the client's creates count against: one in CNY beside it never would)
+    local l = assert(budget.open({ budgets = { { limit = "300", currency = "credits" } } }, "evolink"))
+    assert.are.same({ "evolink-credits" }, l:currencies())
     assert(l:reserve("a", quote("evolink", "credits", 270000000)))
   end)
 
@@ -202,5 +202,47 @@ describe("issue 11.5: budgets per currency", function()
     assert.are.equal(2, status)
     assert.matches("--rates counts other currencies against a budget, and this batch has none", err, 1, true)
     files.remove(root)
+  end)
+end)
+
+describe("kling.new's budget in a currency its provider never charges in", function()
+  local kling = require "kling"
+  local function new(provider, b)
+    return kling.new { provider = provider, api_key = "k", base_url = "http://127.0.0.1:9", budget = b }
+  end
+
+  it("is refused naming budget.currency and the provider's unit, where every create was refused 'no budget'",
+    function()
+      local c, err = new("evolink", { limit = "5", currency = "CNY" })
+      assert.is_nil(c)
+      assert.are.equal("validation", err.kind)
+      assert.are.equal("budget.currency", err.field)
+      assert.matches("evolink charges in evolink-credits", err.message, 1, true)
+      assert.matches("give a budget in evolink-credits, or budget.rates", err.message, 1, true)
+      err = select(2, new("kling", { limit = "5", currency = "evolink-credits" }))
+      assert.are.equal("budget.currency", err.field)
+      assert.matches("kling charges in CNY", err.message, 1, true)
+      -- rates, but none for the provider's unit; a second budget the creates never reach
+      err = select(2, new("evolink", { budgets = { { limit = "5", currency = "CNY" } },
+        rates = { currency = "CNY", rates = { USD = "7" } } }))
+      assert.are.equal("budget.budgets[1].currency", err.field)
+      assert.matches("budget.rates has no rate for evolink-credits", err.message, 1, true)
+      err = select(2, new("evolink", { budgets = { { limit = "5", currency = "evolink-credits" },
+        { limit = "5", currency = "CNY" } } }))
+      assert.are.equal("budget.budgets[2].currency", err.field)
+      assert.matches("count against the budget in evolink-credits, never this one in CNY", err.message, 1, true)
+    end)
+
+  it("is taken where rates convert the provider's unit into it, or the catalog's USD rate counts it", function()
+    local c = assert(new("evolink", { budgets = { { limit = "5", currency = "CNY" } },
+      rates = { currency = "CNY", rates = { ["evolink-credits"] = "0.1" } } }))
+    local q = assert(c:estimate { model = "kling-v3", prompt = "x", duration = 5, resolution = "720p" })
+    assert(c.ledger:reserve("a", q))
+    assert.are.equal("CNY", c.ledger:summary().currency)
+    assert(new("evolink", { limit = "5", currency = "credits" }))
+    local u = assert(new("evolink", { limit = "5", currency = "USD" })) -- evolink's catalog has a USD rate
+    assert(u.ledger:reserve("a", q))
+    assert(new("kling", { limit = "5", currency = "CNY" }))
+    assert(new("compat", { limit = "5", currency = "USD" })) -- no price of its own: its creates say unpriced
   end)
 end)

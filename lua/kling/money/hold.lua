@@ -137,7 +137,46 @@ function M.open(budget, provider, set)
         problem)
     end
   end
+  local at, why = M.unused_budget(ledger, each, provider, set)
+  if at then
+    return nil, errors.validation(each == b.budgets and ("budget.budgets[" .. at .. "].currency") or "budget.currency",
+      why)
+  end
   return ledger
+end
+
+-- The first budget of `each` (the list a client's ledger was made of) that none of `provider`'s
+-- creates could count against, and why: the client's own ledger counts one provider's quotes,
+-- in one unit, against the account the ledger picks for it (its own budget, else the rates'
+-- currency, else a single USD budget at the catalog's USD rate). An evolink client's budget in
+-- CNY with no rate was taken, then every create refused "no budget". -> index, problem | nil
+function M.unused_budget(ledger, each, provider, set)
+  local cat = set:get(provider)
+  local cur = type(cat) == "table" and cat.currency
+  local unit = cur and prices.unit(cur, provider)
+  if not unit then
+    return nil -- no price in a currency: its creates are unpriced, which says so itself
+  end
+  -- the ledger's own choice (micros_of), asked of a quote in the provider's unit
+  local usd = (cur == "USD" or cat.usd_rate) and { micros = 0 } or nil
+  local m, acct = ledger:micros_of({ micros = 0, currency = cur, provider = provider, usd = usd }, "budget")
+  acct = m and acct or nil -- else acct is the ledger's "no budget" error
+  for i, one in ipairs(each) do
+    local c = one.currency
+    if c ~= acct then
+      local head = provider .. " charges in " .. unit .. " and "
+      if acct then
+        return i, head .. "its creates count against the budget in " .. acct .. ", never this one in " .. c
+          .. " (the provider's unit: " .. unit .. "; remove it)"
+      end
+      local why = ledger.rates and ledger.rates.currency == c and ("budget.rates has no rate for " .. unit)
+        or ("no budget.rates converts " .. unit .. " into " .. c)
+      return i, head .. why .. ", so no create could count against a budget in " .. c .. " (the provider's unit: "
+        .. unit .. "; give a budget in " .. unit .. ", or budget.rates = {currency = \"" .. c .. "\", rates = {[\""
+        .. unit .. "\"] = \"...\"}})"
+    end
+  end
+  return nil
 end
 
 --- The request as priced on the client's provider (a copy): at the endpoint the provider
