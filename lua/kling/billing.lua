@@ -160,6 +160,11 @@ end
 function M.quote(req, opts)
   check_options("quote", opts, QUOTE_OPTIONS)
   opts = priced_by_default(opts)
+  -- an empty rates map ranks nothing: refused as the ledger's empty rates are, not taken as none
+  if type(opts.rates) == "table" and next(opts.rates) == nil then
+    errors.misuse("quote", "rates: is empty, so it converts nothing: give each currency's rate, USD per unit"
+      .. " (such as CNY = \"0.14\"), or leave rates out")
+  end
   -- a rate for a currency no provider charges in could never rank anything (CYN for CNY)
   local cur, unrated = require("kling.money.hold").first_unrated(opts.rates, opts.catalogs or default)
   if cur then

@@ -246,3 +246,34 @@ describe("kling.new's budget in a currency its provider never charges in", funct
     assert(new("compat", { limit = "5", currency = "USD" })) -- no price of its own: its creates say unpriced
   end)
 end)
+
+describe("an empty rates map", function()
+  it("is refused by name: the ledger's, kling.new's budget.rates, a rates file's and kling.quote's convert nothing",
+    function()
+      local _, err = billing.ledger { limit = "5", currency = "CNY", rates = { currency = "CNY", rates = {} } }
+      assert.are.equal("rates.rates", err.field)
+      assert.matches("is empty, so it converts nothing", err.message, 1, true)
+      _, err = require("kling").new { provider = "kling", api_key = "k", base_url = "http://127.0.0.1:9",
+        budget = { limit = "5", currency = "CNY", rates = { currency = "CNY", rates = {} } } }
+      assert.are.equal("budget.rates.rates", err.field)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write('{"currency": "CNY", "rates": {}}')
+      f:close()
+      local r, rerr = budget.read_rates(path)
+      os.remove(path)
+      assert.is_nil(r)
+      assert.matches(path .. ": rates: is empty, so it converts nothing", rerr, 1, true)
+      local ok, qerr = pcall(billing.quote, { prompt = "x" }, { rates = {} })
+      assert.is_false(ok)
+      assert.matches("rates: is empty, so it converts nothing", tostring(qerr), 1, true)
+    end)
+
+  it("in a batch journal written before it was refused is read as no rates, so the batch resumes", function()
+    local b, r = budget.from_header { budgets = { { limit = "5", currency = "CNY" } },
+      rates = { currency = "CNY", rates = {} } }
+    assert.are.same({ { limit = "5", currency = "CNY" } }, b)
+    assert.is_nil(r)
+    assert(budget.ledger(b, r))
+  end)
+end)

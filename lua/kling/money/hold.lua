@@ -430,7 +430,9 @@ function M.from_header(b)
     return nil
   end
   if b.budgets then
-    return b.budgets, b.rates
+    -- empty rates (journals written before they were refused) converted nothing: none, on resume
+    local r = b.rates
+    return b.budgets, not (type(r) == "table" and type(r.rates) == "table" and next(r.rates) == nil) and r or nil
   end
   if b.limit then
     return { { limit = b.limit, currency = b.currency } }, nil

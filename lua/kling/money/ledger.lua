@@ -692,6 +692,10 @@ function M.rates_problem(r)
   elseif type(r.rates) ~= "table" or r.rates[1] ~= nil then
     return "rates", "must be an object of each other currency's rate (such as USD: \"7.1\"), got "
       .. validate.type_of(r.rates)
+  elseif next(r.rates) == nil then
+    -- {} converts nothing: with it a run said "other currencies counted in CNY" and counted none
+    return "rates", "is empty, so it converts nothing: give each other currency's rate in units of " .. r.currency
+      .. " (such as USD: \"7.1\"), or leave the rates out"
   end
   return nil
 end
