@@ -783,6 +783,19 @@ describe("strict input", function()
     assert.are.equal(1, sent)
   end)
 
+  -- call("general/custom-element") said only "unknown call", where every other name the library
+  -- refuses comes with the closest known one
+  it("client:call names an unknown call with the closest one, or lists them all, before anything is sent", function()
+    local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })
+    local _, err = c:call("general/custom-element")
+    assert.are.same({ "validation", "endpoint" }, { err.kind, err.field })
+    assert.are.equal("unknown call 'general/custom-element'; did you mean general/custom-elements?", err.message)
+    _, err = c:call("videos/multi-elements/init-selections")
+    assert.matches("did you mean videos/multi-elements/init-selection?", err.message, 1, true)
+    _, err = c:call("zzz")
+    assert.matches("unknown call 'zzz' (known: general/custom-elements, general/custom-voices, ", err.message, 1, true)
+  end)
+
   -- call(e, p, {method = 5}) raised "attempt to index a number value" from inside the provider
   it("client:call names a method that is not a string, as it names one the call does not take", function()
     local c = assert(kling.new { api_key = "k", base_url = "http://127.0.0.1:9" })

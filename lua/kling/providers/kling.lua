@@ -191,7 +191,15 @@ function P.call_spec(endpoint, params, method)
       return nil, fail("endpoint", "'" .. endpoint .. "' makes a task: use client:submit (and client:list_tasks "
         .. "for its list)")
     end
-    return nil, fail("endpoint", "unknown call " .. validate.quoted(endpoint))
+    -- named with the closest call, else every call (general/custom-element was just "unknown")
+    local near = validate.closest(endpoint, P.calls)
+    local names = {}
+    for name in pairs(P.calls) do
+      names[#names + 1] = name
+    end
+    table.sort(names)
+    return nil, fail("endpoint", "unknown call " .. validate.quoted(endpoint) .. (near and ("; did you mean " .. near
+      .. "?") or (" (known: " .. table.concat(names, ", ") .. ")")))
   end
   method = method and method:upper() or spec.methods[1]
   local allowed = false
