@@ -277,3 +277,26 @@ describe("an empty rates map", function()
     assert(budget.ledger(b, r))
   end)
 end)
+
+describe("a rate out of range", function()
+  it("names the range, and kling quote's CUR=RATE given to kling run's --rates says what the file holds", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('{"currency": "CNY", "rates": {"USD": "' .. ("9"):rep(44) .. '"}}')
+    f:close()
+    local r, err = budget.read_rates(path)
+    os.remove(path)
+    assert.is_nil(r)
+    -- the value cut short once, not echoed again by money_parse's own reason
+    assert.matches(': rates.USD: a positive decimal string with at most 6 decimals is required, such as "0.14" (got "'
+      .. ("9"):rep(40) .. '... (44 bytes)": amount out of range: at most 9223372036854.775807, as every amount)', err,
+      1, true)
+    r, err = budget.read_rates("CNY=99999999999999999999")
+    assert.is_nil(r)
+    assert.matches("--rates takes a JSON file {\"currency\": \"CNY\", \"rates\": {\"USD\": \"7.10\"}}", err, 1, true)
+    assert.matches("not CURRENCY=RATE pairs (those are kling quote's, in USD)", err, 1, true)
+    r, err = budget.read_rates("/nonexistent/rates.json") -- a path is not taken for pairs
+    assert.is_nil(r)
+    assert.is_nil(err:find("CURRENCY=RATE", 1, true))
+  end)
+end)

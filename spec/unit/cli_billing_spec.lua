@@ -225,7 +225,8 @@ describe("kling quote", function()
     assert.matches("--rates: CNY: a positive decimal string", out, 1, true)
     -- a rate out of the rule's range is refused by the rule, not as a malformed pair
     for rate, why in pairs { ["-1"] = "not positive", ["0.0000001"] = "more than 6 decimals",
-      ["99999999999999999999999"] = "amount out of range", abc = "not a decimal number" } do
+      ["99999999999999999999999"] = "amount out of range: at most 9223372036854.775807, as every amount",
+      abc = "not a decimal number" } do
       out, bad = run("quote --model kling-v3 --rates CNY=" .. rate)
       assert.are.equal(2, bad)
       assert.matches('--rates: CNY: a positive decimal string with at most 6 decimals is required, such as "0.14"'

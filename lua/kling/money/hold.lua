@@ -397,7 +397,11 @@ end
 function M.read_rates(path)
   local text, err = require("kling.local_file").read_text(path)
   if not text then
-    return nil, "cannot read the rates: " .. err
+    -- kling quote's form (CNY=0.14) given for a file: say what the file holds, not only "cannot open"
+    local pairs_form = type(path) == "string" and path:match("^[%w%-_]+=[^/]*$")
+    return nil, "cannot read the rates: " .. err .. (pairs_form and ("; --rates takes a JSON file {\"currency\": "
+      .. "\"CNY\", \"rates\": {\"USD\": \"7.10\"}} (units of currency per unit of each other one), not"
+      .. " CURRENCY=RATE pairs (those are kling quote's, in USD)") or "")
   end
   local v, jerr, dup = require("kling.json").decode_strict(text)
   if dup then

@@ -650,9 +650,14 @@ function M.rate_problem(cur, rate, currency)
     m, why = core.money_parse(rate)
   end
   if not m or m <= 0 then
-    why = why and why:gsub("^'.-': ", "") or (m and "not positive") or ("a " .. type(rate))
+    -- money_parse's reason without its own echo of the value (cut short: "'99...'... (44 bytes): ")
+    why = why and why:gsub("^'.-'[^:]*: ", "") or (m and "not positive") or ("a " .. type(rate))
+    if why == "amount out of range" and math.maxinteger then -- the range named (LuaJIT's C says its own)
+      why = why .. ": at most " .. core.money_format(math.maxinteger) .. ", as every amount"
+    end
     return "a positive decimal string with at most 6 decimals is required, such as \"0.14\" (got "
-      .. (type(rate) == "string" and ("\"" .. rate .. "\"") or tostring(rate)) .. ": " .. why .. ")"
+      .. (type(rate) == "string" and ("\"" .. validate.brief(rate, 40) .. "\"") or tostring(rate)) .. ": " .. why
+      .. ")"
   end
   return nil
 end
