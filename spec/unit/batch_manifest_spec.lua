@@ -366,3 +366,24 @@ describe("kling.batch.run with options the clients and engines would refuse", fu
     end
   end)
 end)
+
+-- kling run --format csv on a JSON Lines manifest said "line 1: a quote inside an unquoted field"
+describe("a manifest read in the other format", function()
+  it("says what the file looks like and the format to use, given or taken from its extension", function()
+    local jsonl = '# rows\n{"prompt": "a"}\n{"prompt": "b"}\n'
+    local _, err = manifest.load(file(jsonl), { format = "csv" })
+    assert.matches(": read as CSV (format csv given), but it looks like JSON Lines (its first line opens a JSON "
+      .. "object): give format jsonl (kling run --format jsonl), or none", err, 1, true)
+    _, err = manifest.load(file(jsonl, "csv"))
+    assert.matches("read as CSV (by its .csv extension), but it looks like JSON Lines", err, 1, true)
+    assert.matches("or name it .jsonl", err, 1, true)
+    _, err = manifest.load(file("prompt,duration\na,5\n", "csv"), { format = "jsonl" })
+    assert.matches("read as JSON Lines (format jsonl given), but it looks like CSV (its first line is not a JSON "
+      .. "object: a CSV header, 'prompt,duration'): give format csv (kling run --format csv)", err, 1, true)
+    -- a file in the format it is read as keeps its own message; so does a JSON array
+    _, err = manifest.load(file('{"prompt": "a"}\n{"prompt": "b",}\n'), { format = "jsonl" })
+    assert.matches(":2: each line must be a JSON object", err, 1, true)
+    _, err = manifest.load(file('[{"prompt": "a"}]\n', "json"))
+    assert.matches(":1: each line must be a JSON object (got an array)", err, 1, true)
+  end)
+end)

@@ -303,6 +303,35 @@ local function ext_clash(rows)
   return nil
 end
 
+local FORMAT_NAME = { jsonl = "JSON Lines", csv = "CSV" }
+
+-- A manifest that the format given (or its extension's) could not read and that looks like the
+-- other format (a first line, past comments, opening a JSON object is JSON Lines), said so with
+-- the format to use, or nil: a JSON Lines manifest read as CSV said only "a quote inside an
+-- unquoted field". `ext` is the extension the format came from, nil when it was given.
+function M.format_hint(body, path, format, ext)
+  local first -- the first line that is not blank nor a comment (JSON Lines skips those)
+  for line in body:gmatch("[^\r\n]+") do
+    if line:find("%S") and not line:match("^%s*#") and not line:match("^%s*//") then
+      first = line:match("^%s*(.-)%s*$")
+      while first:sub(1, #BOM) == BOM do -- a stray one is the format's own message to give
+        first = first:sub(#BOM + 1)
+      end
+      break
+    end
+  end
+  -- a JSON array ([...]) is neither: the format's own message says what a line must be
+  local looks = first and (first:match("^{") and "jsonl" or not first:match("^%[") and "csv")
+  if not looks or looks == format then
+    return nil
+  end
+  return string.format("%s: read as %s (%s), but it looks like %s (its first line %s): give format %s "
+    .. "(kling run --format %s)%s", path, FORMAT_NAME[format], ext and ("by its ." .. ext .. " extension")
+    or ("format " .. format .. " given"), FORMAT_NAME[looks], looks == "jsonl" and "opens a JSON object"
+    or ("is not a JSON object: a CSV header, " .. validate.quoted(validate.brief(first, 60))), looks, looks,
+    ext and (", or name it ." .. looks) or ", or none to take it by extension, else by content")
+end
+
 -- load(path, {defaults =, format = "jsonl"|"csv"}) -> rows, info | nil, message.
 -- Defaults apply under each row (the row wins): the manifest's defaults line first, then
 -- opts.defaults (flags) over them. info = {format, sha256, rows}.
@@ -313,7 +342,7 @@ function M.load(path, opts)
     return nil, "cannot read the manifest: " .. err
   end
   local body = text -- without its BOM (JSONL and CSV alike)
-  local format = opts.format
+  local format, by_ext = opts.format, nil
   if not format then
     local ext = path:lower():match("%.(%w+)$")
     if ext == "csv" then
@@ -323,6 +352,7 @@ function M.load(path, opts)
     else
       format = body:match("^%s*{") and "jsonl" or "csv"
     end
+    by_ext = ext
   end
   local raw, defaults
   if format == "csv" then
@@ -333,7 +363,7 @@ function M.load(path, opts)
     return nil, "format must be jsonl or csv (got " .. tostring(format) .. ")"
   end
   if not raw then
-    return nil, defaults
+    return nil, M.format_hint(body, path, format, by_ext) or defaults
   end
   for k, v in pairs(opts.defaults or {}) do
     defaults[k] = v
