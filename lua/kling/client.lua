@@ -973,6 +973,10 @@ end
 ---@class kling.WaitResults
 ---@field succeeded integer tasks that succeeded
 ---@field failed integer tasks that failed or were cancelled
+---@field uncertain integer tasks whose create's answer was lost and lookups have not found (not in `failed`)
+---@field refused integer tasks refused before a task was made, nothing charged: the request (validation,
+--- unpriced) or the budget refused it (not in `failed`; kling run calls such rows refused, and keeps a
+--- budget's for a later run)
 ---@field unfinished integer tasks still running when the wait timed out (they stay tracked)
 ---@field timed_out boolean unfinished > 0
 ---@field spend string charged so far, decimal string in the provider's unit (e.g. "7.5"): the provider's

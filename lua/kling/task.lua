@@ -34,6 +34,21 @@ local M = {}
 local TERMINAL = lifecycle.TERMINAL
 M.TERMINAL = TERMINAL
 
+-- The kinds of an error that ends a task before one was made, nothing charged: the request
+-- (validation, unpriced) or its budget refused it. wait_all counts such a task `refused`, apart
+-- from `failed`; kling run reports such a row refused (a budget's refusal it keeps for a later run).
+M.REFUSED = { validation = true, unpriced = true, budget = true }
+
+--- Whether a task ended refused: no task was made (no id), its create not uncertain, its error
+-- of a kind of M.REFUSED (internal: wait_all's count).
+-- @local
+---@param t kling.Task
+---@return boolean
+function M.refused(t)
+  local e = t.id == nil and t.error
+  return type(e) == "table" and not e.uncertain and M.REFUSED[e.kind] == true
+end
+
 --- Wraps parsed task fields into a task of a client (internal).
 -- @local
 ---@param client kling.Client

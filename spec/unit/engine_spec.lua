@@ -460,7 +460,7 @@ describe("kling.engine", function()
       seen[#seen + 1] = { t, err }
     end })
     assert.equal(2, res.succeeded)
-    assert.equal(1, res.failed)
+    assert.same({ 0, 1 }, { res.failed, res.refused }) -- refused before it was sent: not failed
     assert.equal(3, #seen) -- it was 0: all three had ended before this wait, and on_done missed them
     local failed = 0
     for _, s in ipairs(seen) do
@@ -483,7 +483,7 @@ describe("kling.engine", function()
     end
     local res = c:wait_all(tasks)
     assert.equal(1, res.succeeded)
-    assert.equal(4, res.failed)
+    assert.same({ 0, 4 }, { res.failed, res.refused })
   end)
 
   it("ends a task at its deadline with a timeout error; the wait's own timeout leaves tasks running", function()
@@ -1114,6 +1114,25 @@ describe("a task submit_many refused before sending", function()
       assert.are.equal(t.error, err)
     end
     assert.are.equal(0, f.stats.creates)
+  end)
+
+  -- wait_all counted them failed, where kling run calls the same rows refused (nothing was made)
+  it("is counted refused by wait_all, apart from failed, and the tasks that ran as they ended", function()
+    local f, c = setup_fake({}, { budget = { limit = "5", currency = "CNY" } })
+    local tasks = c:submit_many {
+      { model = "kling-v2-6", mode = "pro", duration = 7, prompt = "invalid" },
+      { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "runs" },
+      { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "fails [sim:fail]" },
+      { model = "kling-v2-6", mode = "pro", duration = 5, prompt = "over the budget" },
+    }
+    local r = c:wait_all({ tasks[1], tasks[2], tasks[3], tasks[4], tasks[1] }, { timeout = 600 }) -- one twice
+    assert.are.same({ succeeded = 1, failed = 1, refused = 2, uncertain = 0, unfinished = 0 },
+      { succeeded = r.succeeded, failed = r.failed, refused = r.refused, uncertain = r.uncertain,
+        unfinished = r.unfinished })
+    assert.are.same({ false, true, false, false, false }, { r[1].ok, r[2].ok, r[3].ok, r[4].ok, r[5].ok })
+    assert.are.same({ "validation", "content_policy", "budget" }, { r[1].error.kind, r[3].error.kind,
+      r[4].error.kind })
+    assert.are.equal(2, f.stats.creates)
   end)
 
   -- one waiting for a slot had its wait poll GET .../text2video/nil until its timeout ("the provider

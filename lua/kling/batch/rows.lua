@@ -20,9 +20,10 @@ local output_path = require "kling.output_path"
 -- Kinds of a failed attempt that another attempt (a new task) may cure. content_policy
 -- never is; validation, auth, quota and unpriced need the manifest or the account changed.
 local RETRY = { server = true, network = true, rate_limited = true }
--- Kinds refused before any task existed because of the row (fix the manifest or the price
--- catalog): reported refused, not journaled as the row's end, so a later run looks again.
-local REFUSED = { validation = true, unpriced = true }
+-- Kinds refused before any task existed (fix the manifest or the price catalog; a budget's
+-- refusal is held for a later run before these are looked at): reported refused, not journaled
+-- as the row's end, so a later run looks again. wait_all counts them so too (kling.task).
+local REFUSED = task_mod.REFUSED
 -- Kinds that say the account cannot create anything now (keys refused, nothing left to pay
 -- with): the run stops creating; the rows stay open for a run after the account is fixed.
 local HALT = { auth = true, quota = true }

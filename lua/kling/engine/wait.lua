@@ -7,6 +7,7 @@ local args = require "kling.engine.args"
 local ms = args.ms
 local validate = require "kling.validate"
 local collector = require "kling.engine.collector"
+local task_mod = require "kling.task"
 
 -- The options wait_all and wait_any take; any other name is a mistake, refused by name.
 local WAIT_OPTIONS = { timeout = true, on_progress = true, on_done = true, progress_interval = true }
@@ -162,8 +163,9 @@ return function(Engine)
   -- wait_all(tasks, {timeout =, on_progress =, on_done =, progress_interval =}) -> results:
   -- results[i] = {task =, ok =, error =} aligned with tasks, and results.succeeded, .failed,
   -- .uncertain (ended with an error saying uncertain: the create's fate is unknown, the task
-  -- may exist; not counted in failed), .unfinished, .spend (decimal string in the provider's
-  -- unit), .spend_micros, .elapsed_s, .timed_out. A task still running when the wait times out
+  -- may exist; not counted in failed), .refused (ended before a task was made, nothing
+  -- charged: kling.task.REFUSED; not counted in failed), .unfinished, .spend (decimal string
+  -- in the provider's unit), .spend_micros, .elapsed_s, .timed_out. A task still running when the wait times out
   -- gets a timeout error here but stays tracked: a later wait goes on with it. on_done(task, err)
   -- is called once for every task of the wait that ends, first for those that had ended before
   -- the wait began.
@@ -175,7 +177,7 @@ return function(Engine)
       spend = core.money_format(w.spend), spend_micros = w.spend, charged = w.charged,
       elapsed_s = (now - w.started_ms) / 1000 }
     results.timed_out = results.unfinished > 0
-    results.uncertain = 0
+    results.uncertain, results.refused = 0, 0
     local counted = {}
     for i, t in ipairs(tasks) do
       local rec = self.recs[t]
@@ -186,6 +188,10 @@ return function(Engine)
           counted[t] = true
           -- its create's fate is unknown (it may run and be charged, its hold kept): not a failure
           results.uncertain, results.failed = results.uncertain + 1, results.failed - 1
+        elseif e and not counted[t] and task_mod.refused(t) then
+          counted[t] = true
+          -- no task was made and nothing charged (kling run's refused): fix the request or budget
+          results.refused, results.failed = results.refused + 1, results.failed - 1
         end
       else
         results[i] = { task = t, ok = false, error = self:unfinished(rec) }
