@@ -78,9 +78,9 @@ local function signed(id, n, status)
     ["webhook-signature"] = core.webhook_sign { secret = SECRET, id = msg, timestamp = ts, body = body } }, body
 end
 
--- racing_callbacks(http, id, count): count signed callbacks for id, all sent at once (curl in
--- parallel), waited for -> their statuses.
-local function racing_callbacks(http, id, count)
+-- racing_callbacks(https, id, count): count signed callbacks for id, all sent at once (curl in
+-- parallel), each to the next of the nodes https in turn, waited for -> their statuses.
+local function racing_callbacks(https, id, count)
   local dir = base .. "/race-" .. id
   h.sh("mkdir -p " .. h.q(dir))
   local args = {}
@@ -91,9 +91,9 @@ local function racing_callbacks(http, id, count)
     for k, v in pairs(headers) do
       hs[#hs + 1] = "-H " .. h.q(k .. ": " .. v)
     end
+    local to = https[(n - 1) % #https + 1] .. "/kling/callback"
     h.write(dir .. "/" .. n .. ".sh", ("curl -s -m 60 -o /dev/null -w '%%{http_code}' %s --data-binary @%s %s > %s.out")
-      :format(table.concat(hs, " "), h.q(dir .. "/" .. n .. ".body"), h.q(http .. "/kling/callback"),
-      h.q(dir .. "/" .. n)))
+      :format(table.concat(hs, " "), h.q(dir .. "/" .. n .. ".body"), h.q(to), h.q(dir .. "/" .. n)))
     args[n] = h.q(dir .. "/" .. n .. ".sh")
   end
   h.write(dir .. "/all", table.concat(args, "\n") .. "\n")
@@ -105,18 +105,20 @@ local function racing_callbacks(http, id, count)
   return out
 end
 
--- The metric's value in /metrics, once the flush has it (nil: not there yet).
+-- The metric's value in /metrics, once the flush has it (nil: not there yet, or none counted).
 local function gone_found(http)
   local m = h.request("GET", http .. "/metrics").body or ""
   return tonumber(m:match("\nkling_gateway_gone_found_total (%d+)\n"))
 end
 
 -- A lost create its lookup did not find ends gone (released); then many verified callbacks
--- saying the upstream has it land at once: the task is counted once.
+-- saying the upstream has it land at once, on two nodes of the store: the task is counted once
+-- across them (each node's own claim in its shared memory counted it once a node).
 local function gone_race(store)
-  local http, dir = start("gone-race", store, { poll = { min_interval = 0.3, max_interval = 0.5, silence = 1,
-    lookups = 1 }, upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 1,
-    connect_timeout = 1 } })
+  local extra = { poll = { min_interval = 0.3, max_interval = 0.5, silence = 1, lookups = 1 },
+    upstream = { provider = "kling", base_url = sim.http, api_key = sim.api_key, timeout = 1, connect_timeout = 1 } }
+  local http, dir = start("gone-race", store, extra)
+  local http2, dir2 = start("gone-race-2", store, extra)
   assert(h.sim_admin(sim, "POST", "/_sim/faults", { rules = { { kind = "reset", method = "POST", phase = "after",
     count = 1 }, { kind = "not_found", method = "GET", count = 1 } } }))
   local id = create(http, "a kite [sim:seconds=600][sim:callbacks=succeed]")
@@ -126,21 +128,27 @@ local function gone_race(store)
   end, 30)
   assert(h.sim_admin(sim, "DELETE", "/_sim/faults"))
   h.check("gone race: the lost create ends failed, released", v and v.task_status == "failed", json.encode(v))
-  redis.cli("CLIENT", "PAUSE", "3000", "WRITE")
-  local statuses = racing_callbacks(http, id, 16)
+  -- Shorter than the nodes' Redis timeout (2 s): the claims wait it out, not time out.
+  redis.cli("CLIENT", "PAUSE", "1500", "WRITE")
+  local statuses = racing_callbacks({ http, http2 }, id, 16)
   local all200 = true
   for _, s in ipairs(statuses) do
     all200 = all200 and s == "200"
   end
   -- The error line is written in the callback's own request, with the count: every callback
-  -- answered, the lines are all there (the metric, flushed by each worker in its time, is then
-  -- waited for).
-  local _, lines = (h.read(dir .. "/error.log") or ""):gsub("task " .. id .. " ended as never made", "")
+  -- answered, the lines are all there; the metric, flushed by each worker in its time, is
+  -- waited for until the nodes' sum has every line's count.
+  local lines = 0
+  for _, d in ipairs { dir, dir2 } do
+    local _, n = (h.read(d .. "/error.log") or ""):gsub("task " .. id .. " ended as never made", "")
+    lines = lines + n
+  end
   local count = until_true(function()
-    return gone_found(http)
+    local sum = (gone_found(http) or 0) + (gone_found(http2) or 0) -- a node that counted none shows none
+    return sum > 0 and sum >= lines and sum
   end, 10)
-  h.check("gone race: 16 callbacks at once for one found task count it once (one error line,"
-    .. " kling_gateway_gone_found_total 1)", all200 and lines == 1 and count == 1,
+  h.check("gone race: 16 callbacks at once on two nodes for one found task count it once (one error line,"
+    .. " kling_gateway_gone_found_total 1 over the nodes)", all200 and lines == 1 and count == 1,
     json.encode { statuses = statuses, lines = lines, count = count })
 end
 

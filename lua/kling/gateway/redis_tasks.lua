@@ -7,7 +7,8 @@
 --
 -- Keys (<p> the prefix): t:<id> (live record), f:<id> (final record), x:<account>:<ext>,
 -- u:<upstream id>, l:<account>:<endpoint> (counter) and l:...:<n> (ids) and ln:<id> (its n), active (set),
--- q:new and q:news (lists), kept (set: ended tasks whose hold is kept, kling.resty.tasks keep).
+-- q:new and q:news (lists), kept (set: ended tasks whose hold is kept, kling.resty.tasks keep),
+-- and what claim() claims (kling.gateway.track's gone_found:<id>).
 local json = require "kling.json"
 local tasks_q = require "kling.resty.tasks"
 
@@ -354,6 +355,19 @@ function Tasks:amend(rec)
   return r:with(function(red)
     return red:set(r.prefix .. "f:" .. rec.id, s, "XX", "KEEPTTL")
   end)
+end
+
+-- claim(key): kling.resty.tasks's, one claimant across nodes: a SET NX under the prefix, kept
+-- retention_s (in ms: a retention under a second is not 0, which Redis refuses).
+function Tasks:claim(key)
+  local r, ms = self.redis, math.max(1, math.floor(self.retention_s * 1000))
+  local v, err = r:with(function(red)
+    return red:set(r.prefix .. key, "1", "NX", "PX", ms)
+  end)
+  if v == nil and err then
+    return nil, err
+  end
+  return v == "OK"
 end
 
 -- get1(key) -> value | nil (none) | false, message (Redis cannot be read now)

@@ -460,15 +460,16 @@ end
 -- operator's to know. Counted once a task (kling_gateway_gone_found_total), logged as an
 -- error naming both ids, and what the upstream says of it kept on the record as `found`
 -- ({upstream_id, status, result}), which the client's view does not show. Once: the first of
--- its callbacks claims the task in the node's shared memory (an atomic add), since two landing
--- at once (two workers, or a Redis store's reads) both read the record before either wrote
--- `found`. A claim the dict has no room for counts anyway (twice at worst, never not at all).
+-- its callbacks claims the task in the task table (an add in the node's shared memory; with a
+-- Redis store a SET NX there, so across nodes), since two landing at once (two workers, two
+-- nodes, or a Redis store's reads) both read the record before either wrote `found`. A claim
+-- that cannot be recorded (a full dict, Redis away or its answer lost) counts anyway (twice at
+-- worst, never not at all: a lost answer may have claimed it).
 M.GONE_FOUND = "gone_found:"
 function M.gone_found(G, rec, t)
   local seen = type(rec.found) == "table"
   if not seen then
-    local claimed, cerr = G.tasks.dict:add(M.GONE_FOUND .. rec.id, true, G.tasks.retention_s)
-    if not claimed and cerr == "exists" then
+    if G.tasks:claim(M.GONE_FOUND .. rec.id) == false then
       return -- the callback that claimed it counts it and writes what it found
     end
     metrics.inc("kling_gateway_gone_found_total")

@@ -338,6 +338,19 @@ function Tasks:amend(rec)
   return snapshot(self, rec, s)
 end
 
+-- claim(key) -> true (the first claim of key in retention_s) | false (claimed already) | nil,
+-- message (not recorded: the dict is full): one claimant across workers (an add).
+-- kling.gateway.redis_tasks's is one across nodes.
+function Tasks:claim(key)
+  local ok, err = self.dict:add(key, true, self.retention_s)
+  if ok then
+    return true
+  elseif err == "exists" then
+    return false
+  end
+  return nil, err
+end
+
 function Tasks:by_upstream(upstream_id)
   return self.dict:get("u:" .. tostring(upstream_id))
 end
