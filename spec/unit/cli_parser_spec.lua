@@ -61,6 +61,14 @@ describe("kling.cli", function()
     end
   end)
 
+  it("kling gateway start --help says what --dir and --listen are to a node of several", function()
+    local status, out = main { "gateway", "start", "--help" }
+    assert.are.equal(0, status)
+    -- start refuses a Redis store without --dir; a node on --listen 10.0.0.11:8080 has no admin API
+    assert.matches("with a%s+Redis store D is required", out)
+    assert.matches("loopback callers only:%s+0%.0%.0%.0:PORT takes loopback too", out)
+  end)
+
   it("issue 14: each command refuses an unknown option by name with exit 2", function()
     for _, argv in ipairs { { "run", "m", "--out", "d" }, { "status", "1" }, { "tasks" }, { "cancel", "1" },
       { "download", "1" }, { "estimate" }, { "quote" }, { "storyboard", "f", "--out", "d" },

@@ -11,8 +11,10 @@ function M.define(cmd)
   local start = flags.command(cmd, "start", "check a gateway config and run the gateway in nginx")
   start:description [[
 Checks FILE (the gateway config: upstream, accounts, journal, admin_key, ...; unknown
-fields are refused by name), makes D (default: a fresh /tmp/kling-gateway.XXXXXX), and
-runs nginx on 127.0.0.1:N (a free port by default) or ADDR:PORT. Prints one JSON line
+fields are refused by name), makes D (default: a fresh /tmp/kling-gateway.XXXXXX; with a
+Redis store D is required, one that lasts: the node keeps the store's id there), and
+runs nginx on 127.0.0.1:N (a free port by default) or ADDR:PORT alone (the admin API and
+/metrics answer loopback callers only: 0.0.0.0:PORT takes loopback too). Prints one JSON line
 (also in D/gateway.info.json): {"http","pid","dir"}. Started as root, nginx's workers
 run as nobody: the journal's directory must be writable by nobody (start refuses
 otherwise and says why). A gateway already running in D is not replaced: start refuses
