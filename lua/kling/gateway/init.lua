@@ -237,14 +237,15 @@ local function open_redis_accounts()
       " balances, holds or settlement marks (money could be lost or charged twice); set it to noeviction")
   end
   -- Without AOF a restart of Redis loses what it did since its last snapshot (everything, without
-  -- one): this node then refuses the store as reset, or takes an old snapshot's balances back.
+  -- one): the nodes then refuse the store (kling.gateway.store_id), as reset or gone back in time.
   local aof, aerr = G.redis:with(function(red)
     return red:config("get", "appendonly")
   end)
   if type(aof) == "table" and aof[2] == "no" then
     ngx.log(ngx.WARN, "kling gateway: Redis's appendonly is no: a restart of Redis loses every movement since its",
-      " last snapshot (all of them without one); after such a loss the nodes refuse the store as reset, or, from an",
-      " RDB snapshot, take its older balances back (spent credit returned). Set appendonly yes (README: Several",
+      " last snapshot (all of them without one); after such a loss the nodes refuse the store as reset or, from an",
+      " RDB snapshot, as gone back in time, and meter nothing until the operator acts (nodes all restarted with",
+      " their kling-store files behind would take its older balances back). Set appendonly yes (README: Several",
       " nodes)")
   elseif not (type(aof) == "table" and aof[2]) then
     ngx.log(ngx.WARN, "kling gateway: Redis's appendonly could not be checked (CONFIG GET refused or renamed: ",
