@@ -35,6 +35,22 @@ describe("kling.gateway.config", function()
     assert.is_true(c.upstream.reuse_posts)
   end)
 
+  it("store.redis: a port outside 1..65535 or not digits is refused naming the field and the rule", function()
+    for url, rule in pairs { ["redis://127.0.0.1:99999/0"] = "from 1 to 65535 (got 99999)",
+      ["redis://127.0.0.1:0"] = "from 1 to 65535 (got 0)", ["redis://127.0.0.1:abc/0"] = "redis://[:password@]host" } do
+      local ok, err = with { store = { redis = url } }
+      assert.is_false(ok, url)
+      assert.matches("store.redis: ", tostring(err), 1, true)
+      assert.matches(rule, tostring(err), 1, true)
+    end
+    for url, want in pairs { ["redis://127.0.0.1:6380/2"] = 6380, ["redis://:pw@10.0.0.5/1"] = 6379,
+      ["redis://127.0.0.1:65535"] = 65535 } do
+      local ok, c = with { store = { redis = url } }
+      assert.is_true(ok, tostring(c))
+      assert.are.equal(want, c.store.redis.port)
+    end
+  end)
+
   it("an account's max_open is read as given, and absent by default", function()
     local ok, c = load { { name = "alice", api_key = "key-alice-0123456789", credit = "1", max_open = 7 },
       { name = "bob", api_key = "key-bob-0123456789", credit = "1" } }

@@ -24,13 +24,17 @@ function M.parse(url)
     password, rest = rest:match("^:?([^@]*)@(.*)$")
   end
   local hostport, db = (rest or ""):match("^([^/@]+)/?(%d*)$")
-  if not hostport then
+  -- A port past 65535 (or 0, or not digits: "host:abc" was a host of that name) was taken here and
+  -- only failed at each connect, the node started and never ready: refused with the config.
+  local host, port = (hostport or ""):match("^([^:]+):?(%d*)$")
+  if not host then
     return nil, "must be redis://[:password@]host[:port][/db]"
   end
-  local host, port = hostport:match("^([^:]+):(%d+)$")
-  host = host or hostport
-  return { host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
-    password = password ~= "" and password or nil }
+  port = tonumber(port) or 6379
+  if port < 1 or port > 65535 then
+    return nil, "the port must be a whole number from 1 to 65535 (got " .. port .. ")"
+  end
+  return { host = host, port = port, db = tonumber(db) or 0, password = password ~= "" and password or nil }
 end
 
 local Redis = {}
