@@ -16,8 +16,13 @@ local fleet = h.fleet("gateway-kept")
 local base, sim_dir = fleet.base, fleet.sim_dir
 local sim, redis
 
+-- The Redis is the spec's own (h.redis), not the fleet's: fleet.cleanup does not stop it, and a
+-- daemonized redis-server outlived every run.
 local function cleanup()
-  fleet.cleanup(redis)
+  fleet.cleanup()
+  if redis then
+    redis.stop()
+  end
 end
 
 local function start(name, store, extra)
