@@ -80,8 +80,9 @@ local function run()
   h.check("a change that sets nothing is refused, naming what it may set", res.status == 400
     and tostring(res.json and res.json.error):find("max_open", 1, true) ~= nil, res.body)
   res = change { credit = "1000" }
-  h.check("credit is not changed this way (refused by name: a top-up moves it, journaled as money)",
-    refused(res, 400, "credit", "not a known field"), res.body)
+  h.check("credit is not changed this way (refused by name, pointing to the topup and credit routes)",
+    refused(res, 400, "credit", "/gateway/admin/accounts/carol/topup")
+    and refused(res, 400, "credit", "/gateway/admin/accounts/carol/credit"), res.body)
   res = change '{"max_open": 2, "max_open": 3}'
   h.check("a field given twice is refused by name", res.status == 400 and res.json and res.json.field == "max_open",
     res.body)

@@ -159,7 +159,7 @@ end
 
 -- object_body(what, known) -> the body as a JSON object | nil (refused and answered: not an
 -- object, a key given twice, or, with `known`, a key not in it, named with the closest one).
-local function object_body(what, known)
+local function object_body(what, known, elsewhere)
   local doc, derr, dup = body()
   if dup then
     refuse(400, derr, dup)
@@ -174,7 +174,10 @@ local function object_body(what, known)
     for _, name in ipairs(known) do
       listed = listed or k == name
     end
-    if not listed then
+    if not listed and elsewhere and elsewhere[k] then
+      refuse(400, k .. ": " .. elsewhere[k], k)
+      return nil
+    elseif not listed then
       -- a misspelt field is named, not reported as a missing one
       local best = validate.closest(k, known)
       refuse(400, tostring(k) .. ": is not a known field of " .. what
@@ -266,8 +269,17 @@ local CHANGEABLE = { "api_key", "access_key", "secret_key", "max_open", "max_fai
 -- A created account changed: a leaked key replaced (the old one is refused at once on this
 -- node, within accounts.CACHE_S on the others), its limits, its suspension. Checked as a new
 -- account is, whole, before anything is written.
+-- Fields a change refuses with where they do go (a credit was told "not a known field", the
+-- closest one guessed, and the operator left to find the credit routes).
+local function moved(name)
+  local at = "POST /gateway/admin/accounts/" .. name
+  return { credit = "is not changed by a PATCH: add credit with " .. at .. "/topup {\"amount\": \"10.00\"}, or set"
+    .. " it with " .. at .. "/credit {\"credit\": \"50.00\"} (a Redis store; on one node the credit is the config"
+    .. " file's: change it there and reload)" }
+end
+
 local function change_account(G, name)
-  local doc = object_body("a change of an account", CHANGEABLE)
+  local doc = object_body("a change of an account", CHANGEABLE, moved(name))
   if not doc then
     return
   elseif next(doc) == nil then
