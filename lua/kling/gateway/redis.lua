@@ -1,4 +1,5 @@
--- The gateway's Redis connection (store = {"redis": "redis://[:password@]host:port[/db]"}):
+-- The gateway's Redis connection (store = {"redis": "redis://[:password@]host:port[/db]"}, an
+-- IPv6 host in brackets):
 -- Debian's lua-nginx-redis cosocket client, one pooled connection per call, scripts run by
 -- EVALSHA (loaded once per Redis, EVAL again after a Redis restart forgot them). Every
 -- failure is nil, message (a Redis that is down or restarting is an error the caller turns
@@ -26,9 +27,16 @@ function M.parse(url)
   local hostport, db = (rest or ""):match("^([^/@]+)/?(%d*)$")
   -- A port past 65535 (or 0, or not digits: "host:abc" was a host of that name) was taken here and
   -- only failed at each connect, the node started and never ready: refused with the config.
-  local host, port = (hostport or ""):match("^([^:]+):?(%d*)$")
+  local host, port = (hostport or ""):match("^([^:%[%]]+):?(%d*)$")
   if not host then
-    return nil, "must be redis://[:password@]host[:port][/db]"
+    -- An IPv6 address in brackets, kept in them: nginx's connect reads a bare one's last part
+    -- as a port. A bare one was taken for host:port and refused as not a URL.
+    host, port = (hostport or ""):match("^(%[[%x:.]+%]):?(%d*)$")
+  end
+  if not host and (hostport or ""):find(":.*:") then
+    return nil, "an IPv6 host is written in brackets: redis://[:password@][::1][:port][/db]"
+  elseif not host then
+    return nil, "must be redis://[:password@]host[:port][/db] (an IPv6 host in brackets: [::1])"
   end
   port = tonumber(port) or 6379
   if port < 1 or port > 65535 then
