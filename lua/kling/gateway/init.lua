@@ -744,12 +744,45 @@ M.NGINX_REFUSALS = NGINX_REFUSALS
 -- a Redis store a node signs its config file's accounts in only once they are opened there
 -- (retried each second while Redis cannot answer): /gateway/health said 200 before, and the
 -- creates sent at once were 503s. `kling gateway start` and a load balancer wait for this.
+-- Whether the node can take creates now, looked at by the probes at most once a second, every
+-- worker's (the create path does nothing for it): with Redis a PING; on one node its journal
+-- opened by an append's rules, and no journal write failed since the last look (a full disk).
+-- A check of the start only stayed 200 with Redis away, every create a 503.
+local LOOKED, DOWN, ERRORS_SEEN = "ready:looked", "ready:down", "ready:journal_errors"
+local function cannot_take()
+  local d = G.ledger_dict
+  if not d:safe_add(LOOKED, true, 1) then -- looked at within the second (or no room: as it was)
+    return d:get(DOWN)
+  end
+  local why
+  if G.redis then
+    local ok, err = G.redis:with(function(red)
+      return red:ping()
+    end)
+    why = not ok and "the Redis store cannot be reached now: " .. tostring(err)
+  else
+    local errors = G.meter.store:journal_errors() + G.tasks:journal_errors()
+    local seen = d:get(ERRORS_SEEN)
+    d:safe_set(ERRORS_SEEN, errors)
+    local ok, err = G.journal:writable()
+    why = not ok and err or seen and errors > seen and "a journal write failed within the last second (creates are"
+      .. " refused while it cannot be written: see the error log)"
+  end
+  if why then
+    d:safe_set(DOWN, why)
+  else
+    d:delete(DOWN)
+  end
+  return why or nil
+end
+
 function M.ready()
   if not set_up() then
     return
   end
   local why = G.redis and G.ledger_dict:get(accounts.FILE_TAKEN) == nil
     and "the config file's accounts are not yet opened in the Redis store (retried each second: see the error log)"
+    or cannot_take()
   if why then
     return official.fail { status = 503, code = 5001, message = why }
   end

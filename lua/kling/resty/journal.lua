@@ -213,6 +213,47 @@ function M.lock(path)
     .. gone .. " (one journal per node: two would each let a client spend its credit; several nodes share a store)"
 end
 
+-- open_handle() -> a handle appending to the journal's file, its identity | nil, message: only
+-- the file this journal writes, never through a link (append's rules, and writable's).
+function Journal:open_handle()
+  -- Only the file this journal writes (M.FILE_KEY, else the one it had open): after a failed
+  -- write every worker reopens by path, and one moved away had them make a new file there,
+  -- which the next start refuses (it does not begin with the journal's first line) while
+  -- creates were forwarded and journaled into it. Asked before the open, which would create
+  -- the file, and again of the opened handle (a file swapped in between).
+  local want = self.reopen and self.reopen:get(M.FILE_KEY) or self.file_id
+  if want then
+    local ok, size, id = core.output_target(self.path)
+    if ok and (size == nil or id ~= want) then
+      return nil, self:not_ours(size == nil)
+    end
+  end
+  -- Never through a link planted at the journal's name (kling.output_path).
+  local f, id = require("kling.output_path").append(self.path)
+  if not f then
+    return nil, "cannot open the journal " .. self.path .. ": " .. tostring(id)
+  end
+  if want and id ~= want then
+    f:close()
+    return nil, self:not_ours(false)
+  end
+  return f, id
+end
+
+-- writable() -> true | nil, message: whether a line could be appended now, by the rules an
+-- append opens its file with (a readiness probe's look: nothing written, the handle closed).
+function Journal:writable()
+  if self.fh and not (self.reopen and (self.reopen:get(M.GEN_KEY) or 0) ~= self.gen) then
+    return true -- its last line was written (a failed write closes it) and no reopen was asked since
+  end
+  local f, id = self:open_handle()
+  if not f then
+    return nil, id
+  end
+  f:close()
+  return true
+end
+
 -- append(entry) -> true | nil, message. entry is a table (encoded here) or a JSON line (its
 -- newline may end it already: the caller then saved a copy of the whole line).
 function Journal:append(entry)
@@ -236,26 +277,9 @@ function Journal:append(entry)
     end
   end
   if not self.fh then
-    -- Only the file this journal writes (M.FILE_KEY, else the one it had open): after a failed
-    -- write every worker reopens by path, and one moved away had them make a new file there,
-    -- which the next start refuses (it does not begin with the journal's first line) while
-    -- creates were forwarded and journaled into it. Asked before the open, which would create
-    -- the file, and again of the opened handle (a file swapped in between).
-    local want = self.reopen and self.reopen:get(M.FILE_KEY) or self.file_id
-    if want then
-      local ok, size, id = core.output_target(self.path)
-      if ok and (size == nil or id ~= want) then
-        return nil, self:not_ours(size == nil)
-      end
-    end
-    -- Never through a link planted at the journal's name (kling.output_path).
-    local f, id = require("kling.output_path").append(self.path)
+    local f, id = self:open_handle()
     if not f then
-      return nil, "cannot open the journal " .. self.path .. ": " .. tostring(id)
-    end
-    if want and id ~= want then
-      f:close()
-      return nil, self:not_ours(false)
+      return nil, id
     end
     self.file_id = id
     f:setvbuf("no") -- one write(2) a line (the top of this file says why)
