@@ -42,6 +42,11 @@ local HELP = {
   kling_gateway_upstream_seconds = { "histogram", "Upstream call latency, by operation." },
 }
 
+-- The reasons a create is refused for (kling_gateway_refusals_total{reason}, HELP above says
+-- each): every one written from the start, at 0; journal only on one node (Redis has none).
+M.REASONS = { "auth", "balance", "open", "failed_daily", "suspended", "upstream_paused", "upstream_slots",
+  "validation", "upstream", "journal", "capacity", "store" }
+
 local function dict()
   return ngx.shared[M.DICT]
 end
@@ -98,6 +103,23 @@ local function series(op)
   return out
 end
 local SERIES = { create = series("create"), poll = series("poll"), lookup = series("lookup") }
+
+-- The counters' known series (bounded labels), written at 0 before their first event: a series
+-- that appears only then leaves rate() and alerts on it blind until it does. requests_total's
+-- statuses are nginx's, not known ahead: its series come with the first request of each.
+local function known(redis)
+  local out = { key("kling_gateway_creates_forwarded_total"), key("kling_gateway_gone_found_total"),
+    key("kling_gateway_callbacks_dropped_total"), redis and key("kling_gateway_store_round_trips_total") or nil }
+  for _, reason in ipairs(M.REASONS) do
+    if not (redis and reason == "journal") then
+      out[#out + 1] = key("kling_gateway_refusals_total", 'reason="' .. reason .. '"')
+    end
+  end
+  for _, op in ipairs { "create", "poll", "lookup" } do
+    out[#out + 1], out[#out + 2] = SERIES[op].count, SERIES[op].sum
+  end
+  return out
+end
 
 -- observe(op, seconds): one upstream call into the latency histogram. Each call counts in its
 -- own bucket only (one increment); render() makes the buckets cumulative, as Prometheus reads them.
@@ -173,6 +195,15 @@ function M.render(G)
   M.flush() -- this worker's own counts, up to this request
   local d = dict()
   local keys = d and d:get_keys(0) or {}
+  local listed = {}
+  for _, k in ipairs(keys) do
+    listed[k] = true
+  end
+  for _, k in ipairs(known(G.redis ~= nil)) do
+    if not listed[k] then
+      keys[#keys + 1] = k
+    end
+  end
   table.sort(keys)
   -- Buckets are stored one per bucket (see observe): written here cumulative, every bucket of
   -- an op, before its count.
@@ -199,7 +230,8 @@ function M.render(G)
         .. (n + (counts["+Inf"] or 0))
     end
     if not k:find("^kling_gateway_upstream_seconds_bucket{") then
-      out[#out + 1] = k:gsub("{}$", "") .. " " .. tostring(d:get(k)) -- a series without labels: its bare name
+      -- a series without labels: its bare name; a known one not yet counted: 0
+      out[#out + 1] = k:gsub("{}$", "") .. " " .. tostring(d and d:get(k) or 0)
     end
   end
   local function gauge(name, help, kind, lines)
