@@ -30,9 +30,16 @@ void kling_setbool(lua_State *L, const char *name, int v) {
     lua_setfield(L, -2, name);
 }
 
+int kling_rawfield(lua_State *L, int idx, const char *name) {
+    if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1; /* before the push */
+    lua_pushstring(L, name);
+    lua_rawget(L, idx); /* void in LuaJIT's 5.1 API */
+    return lua_type(L, -1);
+}
+
 lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer def) {
     lua_Integer v = def;
-    lua_getfield(L, idx, name);
+    kling_rawfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
         int ok = 0;
         /* Numbers only: lua_tointegerx would also take numeric strings like "1000". */
@@ -47,10 +54,11 @@ lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer de
     return v;
 }
 
-/* The returned string stays valid while the table at idx holds it. */
+/* The returned string stays valid while the table at idx holds it (its own field: nothing runs
+ * between this read and the next that could drop it). */
 const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len) {
     const char *s = NULL;
-    lua_getfield(L, idx, name);
+    kling_rawfield(L, idx, name);
     if (lua_type(L, -1) == LUA_TSTRING) {
         s = lua_tolstring(L, -1, len);
     } else if (!lua_isnil(L, -1)) {

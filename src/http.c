@@ -205,7 +205,7 @@ static void client_close(kh_client *c) {
 static lua_Integer opt_positive(lua_State *L, int idx, const char *name, lua_Integer def,
                                 lua_Integer max) {
     lua_Integer v = def;
-    lua_getfield(L, idx, name);
+    kling_rawfield(L, idx, name);
     if (!lua_isnil(L, -1)) {
         int ok = 0;
         if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -424,7 +424,7 @@ static void read_req(lua_State *L, kh_client *c, int idx, kh_req *r) {
     r->timeout_ms = (long)opt_positive(L, idx, "timeout_ms", c->timeout_ms, INT_MAX);
     r->connect_timeout_ms =
         (long)opt_positive(L, idx, "connect_timeout_ms", c->connect_timeout_ms, INT_MAX);
-    lua_getfield(L, idx, "follow");
+    kling_rawfield(L, idx, "follow");
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
         luaL_error(L, "kling.http: field 'follow' must be a boolean");
     }
@@ -441,7 +441,7 @@ static int is_token_char(unsigned char ch) {
  * smuggle extra headers; raise before anything is sent. */
 static void build_headers(lua_State *L, kh_xfer *x, int idx) {
     int has_expect = 0;
-    lua_getfield(L, idx, "headers");
+    kling_rawfield(L, idx, "headers");
     if (!lua_isnil(L, -1)) {
         int t = lua_gettop(L);
         if (!lua_istable(L, t)) {

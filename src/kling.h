@@ -36,7 +36,14 @@ void kling_setint(lua_State *L, const char *name, lua_Integer v);
 void kling_setstr(lua_State *L, const char *name, const char *v);
 void kling_setbool(lua_State *L, const char *name, int v);
 
-/* Read optional fields of the table at index idx. */
+/* Pushes the table at idx's own field name (lua_rawget: no __index, no Lua code run) and gives
+ * its type. A C function that keeps a string or userdata of one field while it reads the next
+ * relies on it: a metamethod could make a value nothing holds (collected at the next read) or
+ * drop one read before (t.secret = nil, then a collection). The fields a function takes are
+ * its table's own, as the unknown-field checks (lua_next) see them. */
+int kling_rawfield(lua_State *L, int idx, const char *name);
+
+/* Read optional fields of the table at index idx (its own, kling_rawfield). */
 lua_Integer kling_optint(lua_State *L, int idx, const char *name, lua_Integer def);
 const char *kling_optstr(lua_State *L, int idx, const char *name, size_t *len);
 

@@ -244,7 +244,7 @@ static int l_backoff(lua_State *L) {
 
 static int opt_bool(lua_State *L, int idx, const char *name) {
     int v;
-    lua_getfield(L, idx, name);
+    kling_rawfield(L, idx, name);
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
         luaL_error(L, "kling.core: decide: field '%s' must be a boolean", name);
     }
@@ -282,19 +282,19 @@ static int l_decide(lua_State *L) {
     in.cap_ms = opt_nonneg(L, "cap_ms", DEFAULT_CAP_MS);
     now = (int64_t)kling_optint(L, 1, "now_s", (lua_Integer)time(NULL));
 
-    lua_getfield(L, 1, "budget_ms");
+    kling_rawfield(L, 1, "budget_ms");
     in.has_budget = !lua_isnil(L, -1);
     lua_pop(L, 1);
     in.budget_ms = in.has_budget ? (int64_t)kling_optint(L, 1, "budget_ms", 0) : 0;
 
-    lua_getfield(L, 1, "http_status");
+    kling_rawfield(L, 1, "http_status");
     in.http_status = get_status(L, -1);
     lua_pop(L, 1);
-    lua_getfield(L, 1, "code");
+    kling_rawfield(L, 1, "code");
     in.code = 0;
     in.has_code = get_code(L, -1, &in.code);
     lua_pop(L, 1);
-    lua_getfield(L, 1, "codes");
+    kling_rawfield(L, 1, "codes");
     in.codes = opt_codes(L, -1, "decide: field 'codes'"); /* the userdata stays referenced by t */
     lua_pop(L, 1);
 
@@ -308,12 +308,12 @@ static int l_decide(lua_State *L) {
     in.sent = opt_bool(L, 1, "sent");
     in.received = opt_bool(L, 1, "received");
 
-    lua_getfield(L, 1, "retry_after");
+    kling_rawfield(L, 1, "retry_after");
     in.retry_after_ms = 0;
     in.has_retry_after = get_retry_after(L, -1, now, &in.retry_after_ms);
     lua_pop(L, 1);
 
-    lua_getfield(L, 1, "r");
+    kling_rawfield(L, 1, "r");
     if (!lua_isnil(L, -1) && !lua_isnumber(L, -1)) {
         return luaL_error(L, "kling.core: decide: field 'r' must be an integer");
     }

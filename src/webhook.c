@@ -24,7 +24,7 @@ static const char *need_str(lua_State *L, const char *fn, const char *name, size
 static const char *get_timestamp(lua_State *L, const char *fn, char *buf, size_t cap,
                                  size_t *len) {
     const char *s = NULL;
-    lua_getfield(L, 1, "timestamp");
+    kling_rawfield(L, 1, "timestamp");
     if (lua_type(L, -1) == LUA_TNUMBER) {
         int ok = 0;
         lua_Integer v = lua_tointegerx(L, -1, &ok);
