@@ -30,6 +30,27 @@ void kling_setbool(lua_State *L, const char *name, int v) {
     lua_setfield(L, -2, name);
 }
 
+kling_hookmark kling_hook_mark(lua_State *L) {
+    kling_hookmark m;
+#if LUA_VERSION_NUM >= 502
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    m.main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (m.main == NULL) {
+        m.main = L;
+    }
+#else
+    m.main = L; /* LuaJIT: one hook for every coroutine of the state */
+#endif
+    m.hook = lua_gethook(m.main);
+    m.mask = lua_gethookmask(m.main);
+    return m;
+}
+
+int kling_interrupted(const kling_hookmark *m) {
+    return lua_gethook(m->main) != m->hook || lua_gethookmask(m->main) != m->mask;
+}
+
 int kling_rawfield(lua_State *L, int idx, const char *name) {
     if (idx < 0 && idx > LUA_REGISTRYINDEX) idx = lua_gettop(L) + idx + 1; /* before the push */
     lua_pushstring(L, name);

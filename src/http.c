@@ -759,58 +759,29 @@ static void collect(lua_State *L, kh_client *c, kh_xfer *x) {
     xfer_recycle(c, x);
 }
 
-/* Ctrl-C while a transfer blocks in C. lua.c and luajit.c answer SIGINT by setting a count hook
- * on the main thread, which raises "interrupted!" once Lua runs again: a request that stays in
- * this file's loops (a stalled download, up to its 600 s timeout) held Ctrl-C off until it ended.
- * The loops compare the main thread's hook with the one at their start (curl_multi_poll returns
- * early on the signal) and give Lua the hand back when it changed. */
-typedef struct {
-    lua_State *main;
-    lua_Hook hook;
-    int mask;
-} kh_hookmark;
-
-static kh_hookmark hook_mark(lua_State *L) {
-    kh_hookmark m;
-#if LUA_VERSION_NUM >= 502
-    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    m.main = lua_tothread(L, -1);
-    lua_pop(L, 1);
-    if (m.main == NULL) {
-        m.main = L;
-    }
-#else
-    m.main = L; /* LuaJIT: one hook for every coroutine of the state */
-#endif
-    m.hook = lua_gethook(m.main);
-    m.mask = lua_gethookmask(m.main);
-    return m;
-}
-
-static int interrupted(const kh_hookmark *m) {
-    return lua_gethook(m->main) != m->hook || lua_gethookmask(m->main) != m->mask;
-}
-
+/* Ctrl-C while a transfer blocks in C (a stalled download, up to its 600 s timeout): the loops
+ * give Lua the hand back once kling_interrupted says so (curl_multi_poll returns early on the
+ * signal). */
 static int l_wait(lua_State *L) {
     kh_client *c = check_client(L);
     lua_Integer timeout = luaL_checkinteger(L, 2);
     lua_Integer deadline;
     const char *what = NULL;
     lua_Integer i = 0;
-    kh_hookmark mark;
+    kling_hookmark mark;
     luaL_argcheck(L, timeout >= 0, 2, "timeout_ms must be >= 0");
     if (timeout > INT_MAX) {
         timeout = INT_MAX; /* 24 days: keeps the deadline from overflowing */
     }
     deadline = mono_ms() + timeout;
-    mark = hook_mark(L);
+    mark = kling_hook_mark(L);
     for (;;) {
         lua_Integer left;
         CURLMcode mrc = perform(c, &what);
         if (mrc != CURLM_OK) {
             return push_multi_error(L, what, mrc);
         }
-        if (c->done.count > 0 || c->active.count == 0 || interrupted(&mark)) {
+        if (c->done.count > 0 || c->active.count == 0 || kling_interrupted(&mark)) {
             break;
         }
         left = deadline - mono_ms();
@@ -833,7 +804,7 @@ static int l_wait(lua_State *L) {
 static int l_request(lua_State *L) {
     kh_client *c = check_client(L);
     const char *what = NULL;
-    kh_hookmark mark;
+    kling_hookmark mark;
     kh_xfer *x = start(L, c, 2);
     if (!x) {
         lua_pushnil(L);
@@ -843,10 +814,10 @@ static int l_request(lua_State *L) {
     /* Other transfers may finish meanwhile: they wait in `done` for wait().
      * The request's own timeout bounds this loop, and Ctrl-C ends it (the transfer dropped,
      * nil, "interrupted": Lua raises "interrupted!" at once). */
-    mark = hook_mark(L);
+    mark = kling_hook_mark(L);
     while (x->state != KH_DONE) {
         CURLMcode mrc = perform(c, &what);
-        if (mrc == CURLM_OK && x->state != KH_DONE && interrupted(&mark)) {
+        if (mrc == CURLM_OK && x->state != KH_DONE && kling_interrupted(&mark)) {
             mrc = curl_multi_remove_handle(c->multi, x->easy);
             if (mrc != CURLM_OK) {
                 return push_multi_error(L, "curl_multi_remove_handle", mrc);

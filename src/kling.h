@@ -31,6 +31,19 @@ void kling_open_json(lua_State *L);    /* json.c:    keys given twice in a JSON 
  * (__gc, __tostring, ...) and an __index table of methods. Leaves the stack as it found it. */
 void kling_new_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
 
+/* Ctrl-C while C blocks (a transfer, a sleep). lua.c and luajit.c answer SIGINT by setting a
+ * count hook on the main thread, which raises "interrupted!" once Lua runs again: a C loop
+ * that waits on past the signal (EINTR) holds Ctrl-C off until it ends. A mark taken at the
+ * start is compared with the hook (kling_interrupted) when the wait is cut short, and the loop
+ * gives Lua the hand back when it changed. */
+typedef struct {
+    lua_State *main;
+    lua_Hook hook;
+    int mask;
+} kling_hookmark;
+kling_hookmark kling_hook_mark(lua_State *L);
+int kling_interrupted(const kling_hookmark *m);
+
 /* Set t[name] = integer / string field of the table at the top of the stack. */
 void kling_setint(lua_State *L, const char *name, lua_Integer v);
 void kling_setstr(lua_State *L, const char *name, const char *v);

@@ -42,6 +42,7 @@ static int l_sleep_ms(lua_State *L) {
     int isint = 0;
     lua_Integer ms = lua_tointegerx(L, 1, &isint);
     struct timespec req, rem;
+    kling_hookmark mark = kling_hook_mark(L);
     if (!isint) {
         return luaL_argerror(L, 1, "ms must be an integer number of milliseconds");
     }
@@ -50,11 +51,15 @@ static int l_sleep_ms(lua_State *L) {
     }
     req.tv_sec = (time_t)(ms / 1000);
     req.tv_nsec = (long)(ms % 1000) * 1000000L;
-    /* A signal (SIGCHLD from a child, a profiler) must not cut the sleep short:
-     * resume with what is left. */
+    /* A signal (SIGCHLD from a child, a profiler) must not cut the sleep short: resume with
+     * what is left. Ctrl-C does: Lua raises "interrupted!" once this returns (a poll's sleep of
+     * up to poll_max held it off). */
     while (nanosleep(&req, &rem) != 0) {
         if (errno != EINTR) {
             return luaL_error(L, "kling.core: nanosleep failed (errno %d)", errno);
+        }
+        if (kling_interrupted(&mark)) {
+            return 0;
         }
         req = rem;
     }
