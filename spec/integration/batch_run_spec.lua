@@ -603,6 +603,27 @@ describe("a batch against the simulator", function()
       assert.are.equal("keep", slurp(root .. "/victim"))
     end)
 
+  -- A batch's downloads had no cap but libcurl's 2 GiB, and a body stopped there was tried again, 4 times:
+  -- a misbehaving server filled the disk. They stop at the row's client's max_download_bytes, once.
+  it("stops a download past its cap, leaves nothing, and does not fetch it again", function()
+    local dir = fresh_dir()
+    local downloads = require("kling.batch.download").new {}
+    local said
+    downloads:add { url = sim.info().http .. "/media/sample.mp4", path = dir .. "/big.mp4", max_bytes = 100,
+      on_done = function(_, p, msg)
+        said = { p, msg }
+      end }
+    while not said do
+      downloads:step(100)
+    end
+    downloads:close()
+    assert.is_nil(said[1])
+    assert.matches("download larger than its limit (100 bytes)", said[2], 1, true)
+    assert.is_nil(io.open(dir .. "/big.mp4"))
+    assert.is_nil(io.open(dir .. "/big.mp4.part"))
+    assert.are.equal(1, sim.stats().by_route["GET /media/{file}"])
+  end)
+
   it("stops creating when the provider refuses the account, and leaves the rows for the next run", function()
     local dir = fresh_dir()
     write(dir .. "/rows.jsonl", jsonl { { defaults = V1 }, { id = "k1", prompt = "one" }, { id = "k2", prompt = "two" },

@@ -8,8 +8,10 @@
 -- journals it, so that a crash right after the move still knows the file for its own): a file
 -- under its final name is always whole. Transient failures are tried again with a
 -- back-off; a 403/404/410 (an expired URL) is reported at once so the caller can fetch a
--- fresh URL.
+-- fresh URL. A body past the job's max_bytes (else the client's default cap) is stopped and
+-- not tried again: a misbehaving server would fill the disk, each try anew.
 local core = require "kling.core"
+local client = require "kling.client"
 local output_path = require "kling.output_path"
 
 local Downloads = {}
@@ -29,7 +31,8 @@ function M.new(opts)
   }, Downloads)
 end
 
--- add{url =, path =, on_done = fn(job, path, bytes) | fn(job, nil, message, expired),
+-- add{url =, path =, max_bytes = (optional: the row's client's max_download_bytes),
+--     on_done = fn(job, path, bytes) | fn(job, nil, message, expired),
 --     on_place = fn(job, bytes, identity) (optional: called, whole and checked, just before the move)}
 function Downloads:add(job)
   job.tries = 0
@@ -49,7 +52,7 @@ local function outcome(job, res)
   local tmp = output_path.part(job.path)
   if not res.ok then
     os.remove(tmp)
-    return nil, "download failed: " .. tostring(res.message or res.error), true
+    return nil, "download failed: " .. tostring(res.message or res.error), res.error ~= "too_large"
   end
   if res.status ~= 200 then
     os.remove(tmp)
@@ -99,7 +102,7 @@ function Downloads:start_queued(now)
         job.on_done(job, nil, "download refused: path: " .. refused)
       else
         local id, err = self.http:start { method = "GET", url = job.url, output = output_path.part(job.path),
-          follow = true }
+          follow = true, max_output = job.max_bytes or client.DEFAULT_MAX_DOWNLOAD_BYTES }
         if id then
           self.inflight[id] = job
           self.n_inflight = self.n_inflight + 1

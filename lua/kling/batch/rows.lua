@@ -458,6 +458,7 @@ return function(Batch)
           self.claimed[rel] = row
           row.pending_files = row.pending_files + 1
           self.downloads:add { url = o.url, path = path, row = row, n = n, rel = rel, output = o,
+            max_bytes = row.client and row.client.max_download_bytes,
             on_place = function(job, bytes, identity)
               -- on disk before the move: a file found at rel after a crash is the row's only when it is this one
               row.placing[job.n] = { path = job.rel, bytes = bytes, id = identity }
