@@ -135,6 +135,28 @@ describe("kling.batch.state.replay", function()
     assert.is_nil(st)
     assert.matches("names no row", err)
   end)
+
+  -- A resumed row downloads its output again to the path its journal names: a line naming
+  -- "../x" had it written outside the output directory (a journal others can write is theirs).
+  it("refuses a file or placing record whose path leaves the output directory, or whose n is no number", function()
+    for _, t in ipairs { "file", "placing" } do
+      for path, why in pairs { ["../x.mp4"] = "has a '..' segment", ["a/../../x.mp4"] = "has a '..' segment",
+        ["./x.mp4"] = "has a '.' segment", ["/tmp/x.mp4"] = "is not a path relative", [""] = "is not a path relative",
+        ["x\n.mp4"] = "holds a control character" } do
+        local st, err = state.replay { { t = "batch", v = 1 }, { t = t, row = "c", n = 1, path = path, bytes = 1 } }
+        assert.is_nil(st, path)
+        assert.matches("record 2 (" .. t .. ") of row 'c': its path " .. why, err, 1, true)
+      end
+      for _, n in ipairs { 0, 1.5, "1" } do
+        local st, err = state.replay { { t = "batch", v = 1 }, { t = t, row = "c", n = n, path = "c.mp4", bytes = 1 } }
+        assert.is_nil(st)
+        assert.matches("its n is not an output's number", err, 1, true)
+      end
+    end
+    local st = assert(state.replay { { t = "batch", v = 1 },
+      { t = "file", row = "c", n = 2, path = "clips/c..x.mp4" } })
+    assert.are.equal("clips/c..x.mp4", st.rows.c.files[2].path)
+  end)
 end)
 
 -- `kling status DIR` showed a row state "sent" that its help's list of states did not have.

@@ -126,6 +126,23 @@ function M.name(template, row, n, o, count)
   return (t:gsub("{([%w_]+)}", vars))
 end
 
+--- Why rel, a path a journal read back names (an output's), is not one under DIR, or nil: a
+-- journal line naming "../x" or "/x" had the run download the row's output there again (a
+-- journal in a directory others can write is theirs to edit).
+---@param rel any
+---@return string|nil
+function M.rel_refusal(rel)
+  if type(rel) ~= "string" or rel == "" or rel:sub(1, 1) == "/" then
+    return "is not a path relative to the output directory"
+  end
+  for seg in rel:gmatch("[^/]+") do
+    if seg == ".." or seg == "." then
+      return "has a '" .. seg .. "' segment: it would leave the output directory"
+    end
+  end
+  return output_path.name_refusal(rel)
+end
+
 -- The poster frame of the video output at rel (relative to DIR, as rel is).
 function M.poster(rel)
   return M.POSTERS .. "/" .. rel .. ".jpg"

@@ -17,6 +17,8 @@
 --   {t = "final", row, state, attempts, task_id}           the row is over (once per row)
 --   {t = "dropped", row}                                   removed from the manifest before anything was
 --                                                          sent for it: its records so far are forgotten
+local names = require "kling.batch.names"
+
 local M = {}
 
 M.VERSION = 1
@@ -83,10 +85,14 @@ function M.replay(records)
       elseif t == "retry" then
         h.attempt = math.max(h.attempt, n)
         attempt_of(h, n)
-      elseif t == "placing" then
-        h.placing[r.n] = r
-      elseif t == "file" then
-        h.files[r.n] = r
+      elseif t == "placing" or t == "file" then
+        local why = names.rel_refusal(r.path)
+        local bad = (type(r.n) ~= "number" or r.n < 1 or r.n ~= math.floor(r.n)) and "its n is not an output's number"
+          or why and ("its path " .. why)
+        if bad then
+          return nil, "record " .. i .. " (" .. t .. ") of row '" .. r.row .. "': " .. bad
+        end
+        h[t == "file" and "files" or "placing"][r.n] = r
       elseif t == "final" then
         h.final = r
       elseif t == "dropped" then
