@@ -157,6 +157,22 @@ describe("kling.batch.state.replay", function()
       { t = "file", row = "c", n = 2, path = "clips/c..x.mp4" } })
     assert.are.equal("clips/c..x.mp4", st.rows.c.files[2].path)
   end)
+
+  -- A resumed row downloads its end record's outputs, named by their kind ({kind}): a kind
+  -- "../.." wrote outside the output directory, and outputs of another shape raised in the resume.
+  it("refuses an end record whose outputs are not kling.task's files", function()
+    for _, outputs in ipairs { 5, { 5 }, { { kind = "../..", url = "http://h/a.mp4" } }, { { kind = "video" } },
+      { { kind = "video", url = {} } } } do
+      local st, err = state.replay { { t = "batch", v = 1 },
+        { t = "end", row = "c", attempt = 1, status = "succeeded", outputs = outputs } }
+      assert.is_nil(st)
+      assert.matches("^record 2 %(end%) of row 'c': its output", err)
+    end
+    local st = assert(state.replay { { t = "batch", v = 1 }, { t = "end", row = "c", attempt = 1, status = "failed" },
+      { t = "end", row = "d", attempt = 1, status = "succeeded",
+        outputs = { { kind = "audio", url = "u", alt = true } } } })
+    assert.are.equal("audio", st.rows.d.attempts[1].ended.outputs[1].kind)
+  end)
 end)
 
 -- `kling status DIR` showed a row state "sent" that its help's list of states did not have.

@@ -42,6 +42,26 @@ local function attempt_of(h, n)
   return a
 end
 
+local KINDS = { video = true, image = true, audio = true }
+
+-- Why an end record's outputs are not what the batch wrote (kling.task's files: a list of
+-- {kind, url, ...}), or nil: resumed rows download them, their kind naming files ({kind}),
+-- and a value of another shape raised in the resume, or named a file outside DIR ("../..").
+local function outputs_problem(list)
+  if list == nil then
+    return nil
+  end
+  if type(list) ~= "table" then
+    return "its outputs are not a list"
+  end
+  for k, o in ipairs(list) do
+    if type(o) ~= "table" or not KINDS[o.kind] or type(o.url) ~= "string" then
+      return "its output " .. k .. " is not {kind = video|image|audio, url = string}"
+    end
+  end
+  return nil
+end
+
 -- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
 -- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
 -- files = {[n] = record}, placing = {[n] = record}, refused, final}}}
@@ -81,6 +101,10 @@ function M.replay(records)
         a.task_id, a.endpoint = r.task_id, r.endpoint
         a.ext = a.ext or r.ext
       elseif t == "end" then
+        local bad = outputs_problem(r.outputs)
+        if bad then
+          return nil, "record " .. i .. " (end) of row '" .. r.row .. "': " .. bad
+        end
         attempt_of(h, n).ended = r
       elseif t == "retry" then
         h.attempt = math.max(h.attempt, n)
