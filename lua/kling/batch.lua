@@ -65,8 +65,7 @@ Batch.__index = Batch
 require("kling.batch.rows")(Batch)
 require("kling.batch.resume")(Batch)
 
--- The states a row ends this run in (refused: never sent, looked at again by the next run).
-local FINAL = { succeeded = true, failed = true, refused = true, uncertain = true }
+local FINAL = state.FINAL
 
 -- ---- the lock: one process per batch directory ----
 

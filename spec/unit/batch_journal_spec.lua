@@ -158,6 +158,20 @@ describe("kling.batch.state.replay", function()
     assert.are.equal("clips/c..x.mp4", st.rows.c.files[2].path)
   end)
 
+  -- A final record's state became the row's: "pending" had its create sent again (a row that had
+  -- succeeded), a number raised in the run ("attempt to index a number value").
+  it("refuses a final record whose state is not one a row ends in", function()
+    for _, s in ipairs { "pending", "resume_download", 1e300, false } do
+      local st, err = state.replay { { t = "batch", v = 1 }, { t = "final", row = "c", state = s } }
+      assert.is_nil(st)
+      assert.matches("record 2 (final) of row 'c': its state is not succeeded, failed, refused or uncertain", err, 1,
+        true)
+    end
+    for s in pairs(state.FINAL) do
+      assert.are.equal(s, assert(state.replay { { t = "final", row = "c", state = s } }).rows.c.final.state)
+    end
+  end)
+
   -- A resumed row downloads its end record's outputs, named by their kind ({kind}): a kind
   -- "../.." wrote outside the output directory, and outputs of another shape raised in the resume.
   it("refuses an end record whose outputs are not kling.task's files", function()

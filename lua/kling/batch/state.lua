@@ -23,6 +23,10 @@ local M = {}
 
 M.VERSION = 1
 
+-- The states a row ends a run in (refused: never sent, looked at again by the next run): what
+-- a final record may say.
+M.FINAL = { succeeded = true, failed = true, refused = true, uncertain = true }
+
 local function history(rows, id)
   local h = rows[id]
   if not h then
@@ -118,6 +122,10 @@ function M.replay(records)
         end
         h[t == "file" and "files" or "placing"][r.n] = r
       elseif t == "final" then
+        if not M.FINAL[r.state] then -- "pending" had the row's create sent again; a number raised
+          return nil, "record " .. i .. " (final) of row '" .. r.row .. "': its state is not succeeded, failed, "
+            .. "refused or uncertain"
+        end
         h.final = r
       elseif t == "dropped" then
         st.rows[r.row] = nil
