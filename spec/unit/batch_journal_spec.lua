@@ -158,6 +158,24 @@ describe("kling.batch.state.replay", function()
     assert.are.equal("clips/c..x.mp4", st.rows.c.files[2].path)
   end)
 
+  -- The summary and the report read an end record's charge and error: a charge of -1 raised at
+  -- the run's end ("attempt to index a number value"), its tasks paid.
+  it("refuses an end record whose charge or error is not of the shape the batch writes", function()
+    for _, bad in ipairs { { charge = -1, why = "its charge is not a table" },
+      { charge = { amount = 1, currency = "CNY" }, why = "its charge's amount is not a string" },
+      { charge = { amount = "1", currency = {} }, why = "its charge's currency is not a string" },
+      { error = "boom", why = "its error is not a table" } } do
+      local st, err = state.replay { { t = "batch", v = 1 },
+        { t = "end", row = "c", attempt = 1, status = "failed", charge = bad.charge, error = bad.error } }
+      assert.is_nil(st)
+      assert.matches("record 2 (end) of row 'c': " .. bad.why, err, 1, true)
+    end
+    assert(state.replay { { t = "end", row = "c", attempt = 1, status = "succeeded",
+      charge = { amount = "1", currency = "CNY", rule = "video/kling-v1/std", reported = "1" } },
+      { t = "end", row = "d", attempt = 1, status = "failed", charge = { unpriced = "x" },
+        error = { kind = "server" } } })
+  end)
+
   -- A final record's state became the row's: "pending" had its create sent again (a row that had
   -- succeeded), a number raised in the run ("attempt to index a number value").
   it("refuses a final record whose state is not one a row ends in", function()

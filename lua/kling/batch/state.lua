@@ -66,6 +66,24 @@ local function outputs_problem(list)
   return nil
 end
 
+-- Why an end record's charge is not what the batch wrote ({amount, currency, rule, reported},
+-- decimal strings and names; or {unpriced}), or nil: the summary and the report read it, and a
+-- number there raised at the run's end, its tasks paid.
+local function charge_problem(c)
+  if c == nil then
+    return nil
+  end
+  if type(c) ~= "table" then
+    return "its charge is not a table"
+  end
+  for _, k in ipairs { "amount", "currency", "rule", "reported" } do
+    if c[k] ~= nil and type(c[k]) ~= "string" then
+      return "its charge's " .. k .. " is not a string"
+    end
+  end
+  return nil
+end
+
 -- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
 -- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
 -- files = {[n] = record}, placing = {[n] = record}, refused, final}}}
@@ -105,7 +123,8 @@ function M.replay(records)
         a.task_id, a.endpoint = r.task_id, r.endpoint
         a.ext = a.ext or r.ext
       elseif t == "end" then
-        local bad = outputs_problem(r.outputs)
+        local bad = outputs_problem(r.outputs) or charge_problem(r.charge)
+          or (r.error ~= nil and type(r.error) ~= "table" and "its error is not a table")
         if bad then
           return nil, "record " .. i .. " (end) of row '" .. r.row .. "': " .. bad
         end
