@@ -176,6 +176,22 @@ describe("kling.batch.state.replay", function()
         error = { kind = "server" } } })
   end)
 
+  -- The run's budget is read from the batch record: a null, a number or a list of numbers there
+  -- raised in the run ("attempt to index a userdata value"), not a journal refused by name.
+  it("refuses a batch record whose budget is not of the shape the batch writes", function()
+    for _, b in ipairs { 5, "50 CNY", require("kling.json").null, { budgets = 5 }, { budgets = { 1 } },
+      { budgets = {} }, { budgets = { { limit = 50, currency = "CNY" } } }, { limit = "50" },
+      { budgets = { { limit = "50", currency = "CNY" } }, rates = "x" } } do
+      local st, err = state.replay { { t = "batch", v = 1, budget = b } }
+      assert.is_nil(st)
+      assert.matches("^record 1 %(batch%): its budget ", err)
+    end
+    assert.are.same({ limit = "10", currency = "CNY" },
+      assert(state.replay { { t = "batch", v = 1, budget = { limit = "10", currency = "CNY" } } }).budget)
+    assert(state.replay { { t = "batch", v = 1, budget = { budgets = { { limit = "50", currency = "CNY" } },
+      rates = { currency = "CNY", rates = { USD = "7.1" } } } } })
+  end)
+
   -- A final record's state became the row's: "pending" had its create sent again (a row that had
   -- succeeded), a number raised in the run ("attempt to index a number value").
   it("refuses a final record whose state is not one a row ends in", function()

@@ -84,6 +84,33 @@ local function charge_problem(c)
   return nil
 end
 
+-- Why a batch record's budget is not one the batch writes ({budgets = {{limit, currency}},
+-- rates = {...}}, or an older {limit, currency}), or nil: the run's budget is read from it
+-- (kling.money.hold.from_header), and a value of another shape (null, a number) raised there.
+local function budget_problem(b)
+  if b == nil then
+    return nil
+  end
+  if type(b) ~= "table" then
+    return "is not an object"
+  end
+  if b.rates ~= nil and type(b.rates) ~= "table" then
+    return "has rates that are not an object"
+  end
+  local list = b.budgets
+  if list == nil then
+    list = { b }
+  elseif type(list) ~= "table" or list[1] == nil then
+    return "has budgets that are not a list"
+  end
+  for _, x in ipairs(list) do
+    if type(x) ~= "table" or type(x.limit) ~= "string" or type(x.currency) ~= "string" then
+      return "is not {limit, currency} as strings"
+    end
+  end
+  return nil
+end
+
 -- replay(records) -> state | nil, message. state = {runs, header, budget, ledger = {entries},
 -- rows = {[id] = {attempt, attempts = {[n] = {ext, key, hash, task_id, endpoint, ended}},
 -- files = {[n] = record}, placing = {[n] = record}, refused, final}}}
@@ -99,6 +126,10 @@ function M.replay(records)
       st.runs = st.runs + 1
       st.header = st.header or r
       st.last_header = r
+      local bad = budget_problem(r.budget)
+      if bad then
+        return nil, "record " .. i .. " (batch): its budget " .. bad
+      end
       if r.budget then
         st.budget = r.budget
       end
