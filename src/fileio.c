@@ -79,6 +79,14 @@ static int push_errno(lua_State *L, const char *what, const char *path) {
     return 2;
 }
 
+/* As push_errno, fd closed first (errno kept): a push that raises (out of memory) leaked it. */
+static int close_then_fail(lua_State *L, int fd, const char *what, const char *path) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return push_errno(L, what, path);
+}
+
 /* fsync the directory holding path, so a newly created or renamed entry survives a crash. */
 static int sync_parent(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -158,17 +166,11 @@ static int l_append_sync(lua_State *L) {
         ssize_t w = write(fd, data + off, len - off);
         if (w < 0) {
             if (errno == EINTR) continue;
-            push_errno(L, "cannot write", path);
-            close(fd);
-            return 2;
+            return close_then_fail(L, fd, "cannot write", path);
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0) {
-        push_errno(L, "cannot fsync", path);
-        close(fd);
-        return 2;
-    }
+    if (fsync(fd) != 0) return close_then_fail(L, fd, "cannot fsync", path);
     if (close(fd) != 0) return push_errno(L, "cannot close", path);
     if (created && sync_parent(path) != 0) return push_errno(L, "cannot fsync the directory of", path);
     lua_pushboolean(L, 1);
@@ -182,11 +184,7 @@ static int l_fsync_path(lua_State *L) {
     int with_dir = lua_toboolean(L, 2);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return push_errno(L, "cannot open", path);
-    if (fsync(fd) != 0) {
-        push_errno(L, "cannot fsync", path);
-        close(fd);
-        return 2;
-    }
+    if (fsync(fd) != 0) return close_then_fail(L, fd, "cannot fsync", path);
     close(fd);
     if (with_dir && sync_parent(path) != 0) return push_errno(L, "cannot fsync the directory of", path);
     lua_pushboolean(L, 1);
@@ -195,16 +193,13 @@ static int l_fsync_path(lua_State *L) {
 
 /* The pid a holder wrote into a lock file (for people; the lock itself is the flock), or nil
  * when the file has none yet (read between the holder's flock and its write). */
-static void push_holder_pid(lua_State *L, int fd) {
+static long holder_pid(int fd) {
     char buf[32];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     long pid = 0;
     ssize_t i;
     for (i = 0; i < n && buf[i] >= '0' && buf[i] <= '9' && pid < 100000000L; i++) pid = pid * 10 + (buf[i] - '0');
-    if (i > 0 && i < n && buf[i] == '\n' && pid > 0)
-        lua_pushinteger(L, (lua_Integer)pid);
-    else
-        lua_pushnil(L);
+    return (i > 0 && i < n && buf[i] == '\n' && pid > 0) ? pid : 0;
 }
 
 /* Writes "pid\n" over the lock file's content: written first and cut after, so a reader never
@@ -280,14 +275,16 @@ again:
         int e = errno;
         if (e == EINTR) continue;
         if (process) pthread_mutex_unlock(&held_mutex);
+        /* closed before anything is pushed: a push that raises (out of memory) leaked it */
+        long holder = e == EWOULDBLOCK ? holder_pid(fd) : 0;
+        close(fd);
         errno = e;
         push_errno(L, "cannot lock", path);
         lua_pushboolean(L, e == EWOULDBLOCK);
-        if (e == EWOULDBLOCK)
-            push_holder_pid(L, fd);
+        if (holder > 0)
+            lua_pushinteger(L, (lua_Integer)holder);
         else
             lua_pushnil(L);
-        close(fd);
         return 4;
     }
     /* The file locked must still be the one at path: its holder may have removed it (a lock
