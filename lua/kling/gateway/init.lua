@@ -738,8 +738,6 @@ end
 
 M.NGINX_REFUSALS = NGINX_REFUSALS
 
--- location = /metrics: Prometheus text (kling.gateway.metrics)
--- location = /metrics (loopback callers: kling.gateway.loopback, the admin API's rule)
 -- location = /gateway/ready: 200 once this node takes creates, 503 with why until then. With
 -- a Redis store a node signs its config file's accounts in only once they are opened there
 -- (retried each second while Redis cannot answer): /gateway/health said 200 before, and the
@@ -789,6 +787,8 @@ function M.ready()
   return official.reply(200, 0, "ready")
 end
 
+-- location = /metrics: Prometheus text (kling.gateway.metrics)
+-- location = /metrics (loopback callers: kling.gateway.loopback, the admin API's rule)
 function M.metrics()
   if not set_up() then
     return
