@@ -10,6 +10,7 @@ local body_limits = require "kling.gateway.body_limits"
 local config = require "kling.gateway.config"
 local json = require "kling.json"
 local run = require "kling.nginx_run"
+local server_dir = require "kling.server_dir"
 local proxy = require "kling.gateway.proxy"
 local validate = require "kling.validate"
 
@@ -213,15 +214,9 @@ function M.files_and_connections()
   return files, connections, warning
 end
 
--- stop(dir) -> true, note | nil, message
--- A simulator's D (kling sim start writes sim.pid there, and removes it when it stops): its
--- nginx is no gateway, and `kling gateway stop` stopped it. -> message | nil
+-- A simulator's D: its nginx is no gateway (kling.server_dir). -> message | nil
 local function sim_dir(dir)
-  if run.read(dir .. "/sim.pid") and not run.read(dir .. "/gateway.pid") then
-    return dir .. " is a simulator's directory (its sim.pid): kling gateway neither starts nor stops anything"
-      .. " there (kling sim stop --dir " .. dir .. " stops the simulator)"
-  end
-  return nil
+  return server_dir.other_kind(run.read, dir, "gateway")
 end
 
 -- stop(dir) -> true, note | nil, message [, "usage"]
