@@ -1,6 +1,6 @@
 -- luarocks make rockspec/kling-sim-scm-1.rockspec  (after rockspec/kling-scm-1.rockspec)
 -- The offline simulator, a rock of its own: the library's rock does not install it. It runs in
--- nginx (lua-nginx-module) and borrows nothing of the library but kling.json and kling.server_dir; `kling sim` (the
+-- nginx (lua-nginx-module) and borrows nothing of the library but kling.json; `kling sim` (the
 -- library's bin/kling) finds it on the Lua path once installed. spec/sh/rockspec_install.sh
 -- checks that this list names every file under lua/kling_sim/.
 rockspec_format = "3.0"

@@ -179,10 +179,15 @@ local function running_pid(dir)
   return pid
 end
 
--- A metering gateway's D: its nginx is no simulator, and `kling sim stop` or `start --replace`
--- stopped it (kling.server_dir). -> message | nil
+-- A metering gateway's D (kling gateway start writes gateway.pid there, and removes it when it
+-- stops): its nginx is no simulator, and `kling sim stop` or `start --replace` stopped it.
+-- -> message | nil
 local function gateway_dir(dir)
-  return require("kling.server_dir").other_kind(read, dir, "sim")
+  if read(dir .. "/gateway.pid") and not read(dir .. "/sim.pid") then
+    return dir .. " is a metering gateway's directory (its gateway.pid): kling sim neither starts nor stops"
+      .. " anything there (kling gateway stop --dir " .. dir .. " stops the gateway)"
+  end
+  return nil
 end
 
 -- stop(dir) -> true, note | nil, message [, "usage"]. Stopping a stopped sim is not an error.

@@ -10,7 +10,6 @@ local body_limits = require "kling.gateway.body_limits"
 local config = require "kling.gateway.config"
 local json = require "kling.json"
 local run = require "kling.nginx_run"
-local server_dir = require "kling.server_dir"
 local proxy = require "kling.gateway.proxy"
 local validate = require "kling.validate"
 
@@ -214,9 +213,15 @@ function M.files_and_connections()
   return files, connections, warning
 end
 
--- A simulator's D: its nginx is no gateway (kling.server_dir). -> message | nil
+-- stop(dir) -> true, note | nil, message
+-- A simulator's D (kling sim start writes sim.pid there, and removes it when it stops): its
+-- nginx is no gateway, and `kling gateway stop` stopped it. -> message | nil
 local function sim_dir(dir)
-  return server_dir.other_kind(run.read, dir, "gateway")
+  if run.read(dir .. "/sim.pid") and not run.read(dir .. "/gateway.pid") then
+    return dir .. " is a simulator's directory (its sim.pid): kling gateway neither starts nor stops anything"
+      .. " there (kling sim stop --dir " .. dir .. " stops the simulator)"
+  end
+  return nil
 end
 
 -- stop(dir) -> true, note | nil, message [, "usage"]
