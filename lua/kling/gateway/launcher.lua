@@ -213,7 +213,6 @@ function M.files_and_connections()
   return files, connections, warning
 end
 
--- stop(dir) -> true, note | nil, message
 -- A simulator's D (kling sim start writes sim.pid there, and removes it when it stops): its
 -- nginx is no gateway, and `kling gateway stop` stopped it. -> message | nil
 local function sim_dir(dir)
